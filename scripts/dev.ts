@@ -1,0 +1,86 @@
+// `npm run dev`: the whole local stack with embedded defaults, then wrangler dev. Ctrl-C stops everything.
+import path from "node:path";
+import { mkdir } from "node:fs/promises";
+import { assertPortFree } from "./local/ports.js";
+import { ROOT, startStack } from "./lib/stack.js";
+import { startWrangler } from "./lib/wrangler.js";
+
+function portFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) {
+    console.error(`✗ ${name}=${raw} is not a port number (0-65535).`);
+    process.exit(2);
+  }
+  return n;
+}
+
+async function main() {
+  const log = (line: string) => console.log(line);
+  const port = portFromEnv("PORT", 8787);
+  const ports = {
+    pg: portFromEnv("PG_PORT", 5433),
+    bridge: portFromEnv("PG_BRIDGE_PORT", 5434),
+    redis: portFromEnv("REDIS_REST_PORT", 8079),
+    profiles: portFromEnv("PROFILE_PORT", 8078),
+  };
+  console.log("edge-chat: starting the local stack\n");
+  await assertPortFree(port, "PORT");
+  const dataDir = path.join(ROOT, ".data");
+  await mkdir(dataDir, { recursive: true });
+  const stack = await startStack({
+    databaseUrl: process.env.DATABASE_URL || undefined,
+    redisUrl: process.env.REDIS_URL || undefined,
+    dataDir: path.join(dataDir, "pg"),
+    ports,
+    log,
+  });
+  log(`• wrangler dev on 127.0.0.1:${port} ...`);
+  let wrangler;
+  try {
+    wrangler = await startWrangler({ port, vars: stack.workerVars, persistTo: path.join(dataDir, "wrangler"), log, quiet: false });
+  } catch (err) {
+    await stack.stop();
+    throw err;
+  }
+  const url = wrangler.url;
+  console.log(`
+──────────────────────────────────────────────────────────────
+ edge-chat is running
+
+   API        ${url}
+   Health     ${url}/health   (${url}/health/detailed)
+   API docs   ${url}/api/docs
+
+ Get a token:
+   npm run token -- --kahaId alice
+   curl -s -X POST ${url}/auth/dev-login -H 'content-type: application/json' -d '{"kahaId":"alice"}'
+
+ Ctrl-C stops everything.
+──────────────────────────────────────────────────────────────
+`);
+  let stopping = false;
+  const shutdown = async () => {
+    if (stopping) return;
+    stopping = true;
+    console.log("\nStopping ...");
+    await wrangler.stop();
+    await stack.stop();
+    console.log("Stopped.");
+    process.exit(0);
+  };
+  process.on("SIGINT", shutdown);
+  process.on("SIGTERM", shutdown);
+  wrangler.process.on("exit", (code) => {
+    if (!stopping) {
+      console.error(`wrangler dev exited (code ${code}); stopping the stack.`);
+      void shutdown();
+    }
+  });
+}
+
+main().catch((err: Error) => {
+  console.error(`\n✗ ${err.message}`);
+  process.exit(1);
+});

@@ -1,0 +1,81 @@
+import { readdir, readFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import path from "node:path";
+import { Pool, neonConfig } from "@neondatabase/serverless";
+import WebSocket from "ws";
+
+export interface MigrateOptions {
+  databaseUrl: string;
+  /** host:port of the local WebSocket bridge (the Neon driver speaks WebSocket, as in the Worker). */
+  bridge: string;
+  dir: string;
+  log?: (line: string) => void;
+}
+
+/** Node side of the Neon driver: same driver and bridge the Worker uses. */
+export function nodePool(databaseUrl: string, bridge: string, max = 4): Pool {
+  neonConfig.webSocketConstructor = WebSocket;
+  neonConfig.wsProxy = (host, port) => `${bridge}/v2?address=${host}:${port}`;
+  neonConfig.useSecureWebSocket = false;
+  neonConfig.pipelineTLS = false;
+  neonConfig.pipelineConnect = false;
+  const pool = new Pool({ connectionString: databaseUrl, max });
+  pool.on("error", () => {});
+  return pool;
+}
+
+const LOCK_KEY = 727_274_001;
+
+/**
+ * Applies migrations/*.sql in name order, each in its own transaction, recording name and checksum in
+ * `schema_migrations`. Idempotent; an advisory lock serialises concurrent runners; an edited, already-applied
+ * file is an error (write a new migration instead).
+ */
+export async function runMigrations(options: MigrateOptions): Promise<{ applied: string[]; skipped: number }> {
+  const log = options.log ?? (() => {});
+  const files = (await readdir(options.dir)).filter((f) => f.endsWith(".sql")).sort();
+  const pool = nodePool(options.databaseUrl, options.bridge, 1);
+  const client = await pool.connect();
+  const applied: string[] = [];
+  let skipped = 0;
+  try {
+    await client.query(`SELECT pg_advisory_lock(${LOCK_KEY})`);
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+    );
+    const done = new Map<string, string>();
+    for (const row of (await client.query<{ name: string; checksum: string }>(`SELECT name, checksum FROM schema_migrations`)).rows) {
+      done.set(row.name, row.checksum);
+    }
+    for (const file of files) {
+      const sqlText = await readFile(path.join(options.dir, file), "utf8");
+      const checksum = createHash("sha256").update(sqlText).digest("hex");
+      const previous = done.get(file);
+      if (previous !== undefined) {
+        if (previous !== checksum) {
+          throw new Error(`Migration ${file} was changed after it was applied; add a new migration file instead.`);
+        }
+        skipped++;
+        continue;
+      }
+      const started = Date.now();
+      log(`  applying ${file} ...`);
+      await client.query("BEGIN");
+      try {
+        await client.query(sqlText);
+        await client.query(`INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)`, [file, checksum]);
+        await client.query("COMMIT");
+      } catch (err) {
+        await client.query("ROLLBACK").catch(() => {});
+        throw new Error(`Migration ${file} failed: ${(err as Error).message}`);
+      }
+      log(`  applied ${file} in ${Date.now() - started} ms`);
+      applied.push(file);
+    }
+    await client.query(`SELECT pg_advisory_unlock(${LOCK_KEY})`);
+  } finally {
+    client.release();
+    await pool.end();
+  }
+  return { applied, skipped };
+}

@@ -1,0 +1,61 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { ROOT } from "./stack.js";
+
+export interface WranglerHandle {
+  url: string;
+  port: number;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `wrangler dev` as a child of this process (the wrangler.js process itself, so signals reach it) and waits
+ * until /health answers.
+ */
+export async function startWrangler(options: {
+  port: number;
+  vars: Record<string, string>;
+  persistTo: string;
+  log: (line: string) => void;
+  quiet?: boolean;
+  timeoutMs?: number;
+}): Promise<WranglerHandle> {
+  const bin = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
+  const args = [bin, "dev", "--port", String(options.port), "--ip", "127.0.0.1", "--persist-to", options.persistTo, "--show-interactive-dev-session=false"];
+  for (const [k, v] of Object.entries(options.vars)) args.push("--var", `${k}:${v}`);
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: "false", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const onData = (chunk: Buffer) => {
+    const text = chunk.toString();
+    output = (output + text).slice(-20_000);
+    if (!options.quiet) process.stdout.write(text.replace(/^/gm, "  [wrangler] "));
+  };
+  child.stdout?.on("data", onData);
+  child.stderr?.on("data", onData);
+  const url = `http://127.0.0.1:${options.port}`;
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once("exit", () => resolve());
+      child.kill("SIGTERM");
+      setTimeout(() => child.kill("SIGKILL"), 5000).unref();
+    });
+  const deadline = Date.now() + (options.timeoutMs ?? 90_000);
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited (code ${child.exitCode}):\n${output.slice(-4000)}`);
+    try {
+      const res = await fetch(`${url}/health`);
+      if (res.ok) return { url, port: options.port, process: child, stop };
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  await stop();
+  throw new Error(`wrangler dev did not answer /health within the deadline:\n${output.slice(-4000)}`);
+}

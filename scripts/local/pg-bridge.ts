@@ -1,0 +1,321 @@
+// WebSocket-to-TCP bridge for @neondatabase/serverless in local dev/test (Neon's own proxy is not available here).
+// Client side: neonConfig.wsProxy = (h, p) => `127.0.0.1:BRIDGEPORT/v2?address=${h}:${p}` with useSecureWebSocket,
+// pipelineTLS and pipelineConnect all false.
+import http from "node:http";
+import net from "node:net";
+import type { Duplex } from "node:stream";
+import { WebSocketServer, type WebSocket, type RawData } from "ws";
+import { LOOPBACK_HOST, listenLoopback } from "./ports.js";
+
+export interface PgBridgeOptions {
+  /** 0 picks a free port. */
+  port: number;
+  /** Further restricts targets ("host" or "host:port" entries); targets must be loopback regardless. */
+  allowedTargets?: string[];
+  portEnvName?: string;
+  /** "host:port" every connection goes to instead of the address in the query (e.g. a fault proxy). Must be loopback. */
+  target?: string;
+}
+
+export interface PgBridgeStats {
+  /** Connections whose WebSocket was accepted. */
+  opened: number;
+  /** Connections currently open. */
+  current: number;
+  /** Upgrades refused (down, bad or forbidden address). */
+  rejected: number;
+  /** Connections closed because the client sent Terminate. */
+  terminated: number;
+}
+
+export interface PgBridgeHandle {
+  /** ws://127.0.0.1:PORT */
+  url: string;
+  port: number;
+  /** Ready-made value for neonConfig.wsProxy. */
+  wsProxy: (host: string, port: string | number) => string;
+  close(): Promise<void>;
+  /** Delays every chunk in both directions by ms (order preserved); 0 turns it off. */
+  setDelay(ms: number): void;
+  /** true refuses new connections and cuts the current ones. */
+  setDown(down: boolean): void;
+  /** Destroys every current connection abruptly. */
+  cutAll(): void;
+  stats(): PgBridgeStats;
+}
+
+const LOOPBACK_NAMES = new Set(["127.0.0.1", "localhost", "::1"]);
+
+interface Target {
+  host: string;
+  port: number;
+}
+
+function parseHostPort(value: string): Target | null {
+  const idx = value.lastIndexOf(":");
+  if (idx <= 0) return null;
+  let host = value.slice(0, idx);
+  const port = Number(value.slice(idx + 1));
+  if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) return null;
+  return { host: host.toLowerCase(), port };
+}
+
+/** Why a target is refused, or null when it may be used. */
+function refuseReason(t: Target, allowed: string[] | undefined): string | null {
+  if (!LOOPBACK_NAMES.has(t.host)) return `target ${t.host}:${t.port} is not a loopback address`;
+  if (allowed && !allowed.some((a) => a === t.host || a === `${t.host}:${t.port}`)) {
+    return `target ${t.host}:${t.port} is not in allowedTargets`;
+  }
+  return null;
+}
+
+/**
+ * Forwards chunks to a sink, optionally late, never out of order: each chunk is due at arrival + the delay
+ * in force at arrival, and a chunk waits for the one before it even when the delay was lowered meanwhile.
+ */
+class DelayedPipe {
+  private queue: { due: number; chunk: Buffer | null }[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  constructor(
+    private readonly write: (chunk: Buffer) => void,
+    private readonly end: () => void,
+    private readonly delayMs: () => number,
+  ) {}
+
+  push(chunk: Buffer | null): void {
+    const delay = this.delayMs();
+    if (delay <= 0 && this.queue.length === 0) {
+      this.deliver(chunk);
+      return;
+    }
+    this.queue.push({ due: Date.now() + delay, chunk });
+    this.schedule();
+  }
+
+  clear(): void {
+    this.queue = [];
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private deliver(chunk: Buffer | null): void {
+    if (chunk === null) this.end();
+    else this.write(chunk);
+  }
+
+  private schedule(): void {
+    if (this.timer || this.queue.length === 0) return;
+    const wait = Math.max(0, this.queue[0]!.due - Date.now());
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      const now = Date.now();
+      while (this.queue.length > 0 && this.queue[0]!.due <= now) this.deliver(this.queue.shift()!.chunk);
+      this.schedule();
+    }, wait);
+  }
+}
+
+const SSL_REQUEST = 80877103;
+const GSSENC_REQUEST = 80877104;
+const TERMINATE = 0x58; // 'X'
+
+/**
+ * Tracks Postgres frontend message boundaries across arbitrary chunking, only to spot Terminate.
+ * Before startup, messages are [int32 len][int32 code] with no type byte; SSL/GSSENC requests may precede
+ * the startup message. After it, every message is [type][int32 len incl. itself].
+ */
+export class FrontendScanner {
+  private typed = false;
+  private header = Buffer.alloc(8);
+  private headerLen = 0;
+  private skip = 0;
+  /** Set when the stream stops looking like the protocol (e.g. TLS after an accepted SSLRequest). */
+  private opaque = false;
+
+  /** Returns the offset just past a Terminate message within chunk, or -1. */
+  feed(chunk: Buffer): number {
+    let i = 0;
+    while (i < chunk.length && !this.opaque) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, chunk.length - i);
+        this.skip -= n;
+        i += n;
+        continue;
+      }
+      const want = this.typed ? 5 : 8;
+      const n = Math.min(want - this.headerLen, chunk.length - i);
+      chunk.copy(this.header, this.headerLen, i, i + n);
+      this.headerLen += n;
+      i += n;
+      if (this.headerLen < want) break;
+      this.headerLen = 0;
+      if (this.typed) {
+        const type = this.header[0]!;
+        const len = this.header.readInt32BE(1);
+        if (len < 4) this.opaque = true;
+        else if (type === TERMINATE && len === 4) return i;
+        else this.skip = len - 4;
+      } else {
+        const len = this.header.readInt32BE(0);
+        const code = this.header.readInt32BE(4);
+        if (len < 8 || len > 1 << 20) this.opaque = true;
+        else {
+          this.skip = len - 8;
+          if (code !== SSL_REQUEST && code !== GSSENC_REQUEST) this.typed = true;
+        }
+      }
+    }
+    return -1;
+  }
+}
+
+interface Conn {
+  ws: WebSocket;
+  tcp: net.Socket;
+  up: DelayedPipe;
+  down: DelayedPipe;
+}
+
+export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHandle> {
+  let delayMs = 0;
+  let down = false;
+  const counters = { opened: 0, rejected: 0, terminated: 0 };
+  const conns = new Set<Conn>();
+
+  const fixedTarget = opts.target ? parseHostPort(opts.target) : null;
+  if (opts.target) {
+    const why = fixedTarget ? refuseReason(fixedTarget, undefined) : `invalid target "${opts.target}"`;
+    if (why) throw new Error(`pg-bridge: ${why}`);
+  }
+
+  const server = http.createServer((_req, res) => {
+    res.writeHead(426, { "content-type": "text/plain" }).end("pg-bridge: WebSocket upgrade required\n");
+  });
+  // Compression would only cost CPU on loopback, and the Neon driver's frames are already small binary messages.
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+
+  const refuse = (socket: Duplex, status: number, reason: string): void => {
+    counters.rejected++;
+    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\npg-bridge: ${reason}\n`);
+    socket.destroy();
+  };
+
+  server.on("upgrade", (req, socket, head) => {
+    const url = new URL(req.url ?? "/", "http://bridge");
+    if (down) return refuse(socket, 503, "bridge is down (fault injection)");
+    if (url.pathname !== "/v2" && url.pathname !== "/") return refuse(socket, 404, `unknown path ${url.pathname}`);
+    const requested = parseHostPort(url.searchParams.get("address") ?? "");
+    if (!requested) return refuse(socket, 400, "missing or invalid ?address=host:port");
+    const why = refuseReason(requested, opts.allowedTargets);
+    if (why) return refuse(socket, 403, why);
+    const target = fixedTarget ?? requested;
+    wss.handleUpgrade(req, socket, head, (ws) => bridge(ws, target));
+  });
+
+  function bridge(ws: WebSocket, target: Target): void {
+    counters.opened++;
+    ws.binaryType = "nodebuffer";
+    const tcp = net.connect({ host: target.host, port: target.port });
+    tcp.setNoDelay(true);
+    const scanner = new FrontendScanner();
+    let finished = false;
+
+    const finish = (graceful: boolean): void => {
+      if (finished) return;
+      finished = true;
+      conns.delete(conn);
+      conn.up.clear();
+      conn.down.clear();
+      if (graceful) {
+        tcp.end();
+        // The peer should close its half promptly; don't let a stuck one outlive the connection.
+        setTimeout(() => tcp.destroy(), 1000).unref();
+        if (ws.readyState === ws.OPEN) ws.close(1000);
+      } else {
+        tcp.destroy();
+        ws.terminate();
+      }
+    };
+
+    const conn: Conn = {
+      ws,
+      tcp,
+      up: new DelayedPipe(
+        (chunk) => tcp.write(chunk),
+        () => {
+          // Terminate reached the server: PGlite keeps the socket open after it, so hang up ourselves,
+          // otherwise the driver waits forever for the close and pool.end() never resolves.
+          counters.terminated++;
+          finish(true);
+        },
+        () => delayMs,
+      ),
+      down: new DelayedPipe(
+        (chunk) => {
+          if (ws.readyState === ws.OPEN) ws.send(chunk, { binary: true });
+        },
+        () => finish(true),
+        () => delayMs,
+      ),
+    };
+    conns.add(conn);
+
+    ws.on("message", (data: RawData) => {
+      if (finished) return;
+      const chunk = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      const end = scanner.feed(chunk);
+      if (end < 0) {
+        conn.up.push(chunk);
+        return;
+      }
+      conn.up.push(chunk.subarray(0, end));
+      conn.up.push(null);
+    });
+    ws.on("close", () => finish(false));
+    ws.on("error", () => finish(false));
+    tcp.on("data", (chunk: Buffer) => conn.down.push(chunk));
+    tcp.on("end", () => conn.down.push(null));
+    tcp.on("error", (err) => {
+      if (!finished && ws.readyState === ws.OPEN) ws.close(1011, `pg-bridge: ${err.message}`.slice(0, 120));
+      finish(false);
+    });
+    tcp.on("close", () => {
+      // A close without "end" (reset) has no queued data worth waiting for.
+      if (!finished && !tcp.readableEnded) finish(false);
+    });
+  }
+
+  const cutAll = (): void => {
+    for (const c of [...conns]) {
+      conns.delete(c);
+      c.up.clear();
+      c.down.clear();
+      c.tcp.destroy();
+      c.ws.terminate();
+    }
+  };
+
+  const port = await listenLoopback(server, opts.port, opts.portEnvName);
+
+  return {
+    url: `ws://${LOOPBACK_HOST}:${port}`,
+    port,
+    wsProxy: (host, p) => `${LOOPBACK_HOST}:${port}/v2?address=${host}:${p}`,
+    async close() {
+      cutAll();
+      wss.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+    setDelay(ms) {
+      delayMs = Math.max(0, ms);
+    },
+    setDown(value) {
+      down = value;
+      if (value) cutAll();
+    },
+    cutAll,
+    stats: () => ({ ...counters, current: conns.size }),
+  };
+}

@@ -1,0 +1,66 @@
+// Embedded Postgres for dev/test: PGlite (WASM Postgres) served over the wire protocol, so the app's
+// Neon driver can reach it through pg-bridge.ts exactly as it would reach a real server.
+import { PGlite } from "@electric-sql/pglite";
+import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
+import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+import { LOOPBACK_HOST, assertPortFree, portInUseMessage } from "./ports.js";
+
+export interface EmbeddedPostgresOptions {
+  /** Directory for the cluster files, or "memory://" for a throwaway database. */
+  dataDir: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Named in the error when the fixed port is taken, e.g. "PG_PORT". */
+  portEnvName?: string;
+  /** Defaults to 128; the socket server's own default of 1 serialises every client behind the first. */
+  maxConnections?: number;
+}
+
+export interface EmbeddedPostgresHandle {
+  url: string;
+  port: number;
+  host: string;
+  db: PGlite;
+  close(): Promise<void>;
+}
+
+export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
+  // Check before booting PGlite: the WASM start-up takes seconds and would only then hit EADDRINUSE.
+  await assertPortFree(opts.port, opts.portEnvName);
+
+  const db = await PGlite.create({ dataDir: opts.dataDir, extensions: { pg_trgm } });
+  const server = new PGLiteSocketServer({
+    db,
+    host: LOOPBACK_HOST,
+    port: opts.port,
+    maxConnections: Math.max(100, opts.maxConnections ?? 128),
+  });
+  try {
+    await server.start();
+  } catch (err) {
+    await db.close();
+    if ((err as NodeJS.ErrnoException).code === "EADDRINUSE") throw new Error(portInUseMessage(opts.port, opts.portEnvName));
+    throw err;
+  }
+
+  // getServerConn() reports the bound "host:port", which is the only way to learn the port chosen for 0.
+  const conn = server.getServerConn();
+  const port = Number(conn.slice(conn.lastIndexOf(":") + 1));
+  let closed = false;
+
+  return {
+    url: `postgres://postgres:postgres@${LOOPBACK_HOST}:${port}/postgres`,
+    port,
+    host: LOOPBACK_HOST,
+    db,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await server.stop();
+      // stop() detaches handlers without awaiting them; a detach may still ROLLBACK an open transaction,
+      // so let those settle before the database goes away.
+      await new Promise((r) => setTimeout(r, 20));
+      await db.close();
+    },
+  };
+}

@@ -1,0 +1,29 @@
+// `npm run token -- --kahaId alice [--id <uuid>] [--ttl 1h] [--role admin]`: a token for the local secret.
+import { parseArgs } from "node:util";
+import { devUserId, isUuid } from "../src/lib/ids.js";
+import { signDevToken } from "../src/lib/jwt.js";
+import { LOCAL_JWT_SECRET } from "./lib/stack.js";
+
+function ttlSeconds(raw: string): number {
+  const m = /^(\d+)([smhd]?)$/.exec(raw);
+  if (!m) throw new Error(`--ttl ${raw}: use a number with s, m, h or d (e.g. 1h)`);
+  return Number(m[1]) * ({ "": 1, s: 1, m: 60, h: 3600, d: 86400 } as const)[m[2] as "" | "s" | "m" | "h" | "d"];
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: { kahaId: { type: "string" }, id: { type: "string" }, ttl: { type: "string", default: "1h" }, role: { type: "string" }, json: { type: "boolean" } },
+  });
+  if (!values.kahaId) throw new Error("usage: npm run token -- --kahaId alice [--id <uuid>] [--ttl 1h] [--role admin]");
+  if (values.id && !isUuid(values.id)) throw new Error(`--id ${values.id} is not a UUID`);
+  const id = values.id ?? (await devUserId(values.kahaId));
+  const secret = process.env.JWT_SECRET || LOCAL_JWT_SECRET;
+  const token = await signDevToken({ id, kahaId: values.kahaId, role: values.role }, secret, ttlSeconds(values.ttl!));
+  if (values.json) console.log(JSON.stringify({ access_token: token, user: { id, kahaId: values.kahaId } }));
+  else console.log(token);
+}
+
+main().catch((err: Error) => {
+  console.error(err.message);
+  process.exit(2);
+});

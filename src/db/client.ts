@@ -1,0 +1,62 @@
+import { Pool, neonConfig } from "@neondatabase/serverless";
+import { drizzle, type NeonDatabase } from "drizzle-orm/neon-serverless";
+import * as schema from "./schema";
+
+export type Db = NeonDatabase<typeof schema>;
+
+export interface DbOptions {
+  databaseUrl: string;
+  /** host:port of the local WebSocket-to-TCP bridge; unset in production (Neon serves WebSockets itself). */
+  bridge?: string;
+}
+
+let bridgeConfigured: string | undefined;
+
+/**
+ * neonConfig is module-global; it is set once per isolate from configuration. With no bridge the driver keeps
+ * Neon's defaults (TLS WebSockets to the Neon proxy, pipelined connect).
+ */
+function configureDriver(bridge: string | undefined): void {
+  if (!bridge || bridgeConfigured === bridge) return;
+  neonConfig.wsProxy = (host, port) => `${bridge}/v2?address=${host}:${port}`;
+  neonConfig.useSecureWebSocket = false;
+  neonConfig.pipelineTLS = false;
+  neonConfig.pipelineConnect = false;
+  bridgeConfigured = bridge;
+}
+
+export interface DbHandle {
+  db: Db;
+  pool: Pool;
+  end(): Promise<void>;
+}
+
+export function openDb(options: DbOptions, maxConnections = 4): DbHandle {
+  configureDriver(options.bridge);
+  const pool = new Pool({ connectionString: options.databaseUrl, max: maxConnections, connectionTimeoutMillis: 5000 });
+  // An idle client that errors (server restart) must not become an unhandled rejection that kills the isolate.
+  pool.on("error", () => {});
+  let ended = false;
+  return {
+    db: drizzle({ client: pool, schema }),
+    pool,
+    end: async () => {
+      if (ended) return;
+      ended = true;
+      await pool.end().catch(() => {});
+    },
+  };
+}
+
+/** Postgres error codes we translate; anything that is not a server error is treated as "database unavailable". */
+export function pgErrorCode(err: unknown): string | undefined {
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && e && typeof e === "object"; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+export const isUniqueViolation = (err: unknown) => pgErrorCode(err) === "23505";

@@ -1,0 +1,19 @@
+import { LIMITS } from "../protocol/resources";
+
+export type NormalizedContent = { ok: true; content: string } | { ok: false; reason: string };
+
+// C0 and C1 controls except \t and \n; \r is dropped too (a CRLF becomes LF). Also strip lone surrogates,
+// which PostgreSQL's UTF-8 text cannot store.
+const CONTROL = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F]/g;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** Contract §5: trimmed, Unicode NFC, controls other than \n and \t removed; 1..4000 characters after that. */
+export function normalizeContent(raw: string): NormalizedContent {
+  const content = raw.replace(LONE_SURROGATE, "").normalize("NFC").replace(CONTROL, "").trim();
+  if (content.length === 0) return { ok: false, reason: "content must not be empty" };
+  // Characters, as users count them: code points rather than UTF-16 units.
+  if ([...content].length > LIMITS.contentMaxChars) {
+    return { ok: false, reason: `content must be at most ${LIMITS.contentMaxChars} characters` };
+  }
+  return { ok: true, content };
+}

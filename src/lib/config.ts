@@ -1,0 +1,101 @@
+import { z } from "zod";
+
+/**
+ * Configuration from wrangler vars/secrets (contract §8). Parsed once per isolate; a bad value fails with a
+ * message naming the variable, both here (Worker) and in the dev script (Node) which share this schema.
+ */
+const bool = (fallback: boolean) =>
+  z
+    .enum(["true", "false", "1", "0", ""])
+    .optional()
+    .transform((v) => (v === undefined || v === "" ? fallback : v === "true" || v === "1"));
+
+const int = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === "") return fallback;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max) {
+        ctx.addIssue({ code: "custom", message: `must be an integer between ${min} and ${max}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const optionalUrl = z
+  .string()
+  .optional()
+  .transform((v) => (v === "" ? undefined : v))
+  .pipe(z.url().optional());
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v === "" ? undefined : v));
+
+export const configSchema = z
+  .object({
+    DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// connection string"),
+    /** Local development only: host:port of the WebSocket-to-TCP bridge in front of Postgres. */
+    PG_BRIDGE: optionalText,
+    UPSTASH_REDIS_REST_URL: z.url(),
+    UPSTASH_REDIS_REST_TOKEN: z.string().min(1),
+    JWT_SECRET: optionalText.pipe(z.string().min(32, "must be at least 32 characters").optional()),
+    JWKS_URL: optionalUrl,
+    JWT_ISSUER: optionalText,
+    JWT_AUDIENCE: optionalText,
+    JWT_REQUIRE_EXP: bool(true),
+    PROFILE_SERVICE_URL: z.url(),
+    PROFILE_SERVICE_TOKEN: z.string().min(1),
+    PROFILE_SERVICE_TIMEOUT: int(5000, 50, 60_000),
+    PROFILE_CACHE_TTL: int(86_400, 10, 30 * 86_400),
+    ALLOWED_ORIGINS: optionalText.transform((v) =>
+      (v ?? "")
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
+    MESSAGE_RETENTION_DAYS: int(90, 1, 36_500),
+    DEV_LOGIN: bool(false),
+    SERVICE_VERSION: optionalText.transform((v) => v ?? "0.0.0"),
+    /** Deadline for the Postgres commit before a send is acknowledged as pending. */
+    WRITE_THROUGH_DEADLINE_MS: int(2000, 10, 60_000),
+  })
+  .refine((c) => c.JWT_SECRET !== undefined || c.JWKS_URL !== undefined, {
+    message: "set JWT_SECRET (HS256) or JWKS_URL (RS256/ES256)",
+    path: ["JWT_SECRET"],
+  });
+
+export type Config = z.output<typeof configSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`Invalid configuration: ${issues.join("; ")}`);
+    this.name = "ConfigError";
+  }
+}
+
+export function parseConfig(source: Record<string, unknown>): Config {
+  const strings: Record<string, string | undefined> = {};
+  for (const key of Object.keys(configSchema.shape)) {
+    const value = source[key];
+    strings[key] = typeof value === "string" ? value : value === undefined || value === null ? undefined : String(value);
+  }
+  const result = configSchema.safeParse(strings);
+  if (result.success) return result.data;
+  throw new ConfigError(result.error.issues.map((i) => `${i.path.join(".") || "config"}: ${i.message}`));
+}
+
+const cache = new WeakMap<object, Config>();
+
+/** Memoised per bindings object, so a request pays for parsing once per isolate. */
+export function getConfig(env: object): Config {
+  let config = cache.get(env);
+  if (!config) {
+    config = parseConfig(env as Record<string, unknown>);
+    cache.set(env, config);
+  }
+  return config;
+}

@@ -1,0 +1,78 @@
+/** Errors that map to the contract's single error shape (contract §1). */
+
+const REASONS: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  409: "Conflict",
+  413: "Payload Too Large",
+  415: "Unsupported Media Type",
+  422: "Unprocessable Entity",
+  429: "Too Many Requests",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+};
+
+export function reasonPhrase(status: number): string {
+  return REASONS[status] ?? "Error";
+}
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly detail: string | string[],
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(Array.isArray(detail) ? detail.join("; ") : detail);
+    this.name = "HttpError";
+  }
+}
+
+export const badRequest = (detail: string | string[]) => new HttpError(400, detail);
+export const notFound = (what: string) => new HttpError(404, `${what} not found`);
+export const forbidden = (detail: string) => new HttpError(403, detail);
+export const conflict = (detail: string) => new HttpError(409, detail);
+export const unavailable = (detail: string, retryAfterSeconds = 5) =>
+  new HttpError(503, detail, { "Retry-After": String(retryAfterSeconds) });
+export const tooManyRequests = (retryAfterSeconds: number) =>
+  new HttpError(429, "Too many requests", { "Retry-After": String(Math.max(1, Math.ceil(retryAfterSeconds))) });
+
+export interface ErrorBody {
+  statusCode: number;
+  error: string;
+  message: string | string[];
+  requestId: string;
+}
+
+export function errorBody(status: number, message: string | string[], requestId: string): ErrorBody {
+  return { statusCode: status, error: reasonPhrase(status), message, requestId };
+}
+
+/**
+ * Errors crossing a Durable Object RPC boundary lose their class; we encode the status in the message
+ * so the Worker can turn them back into HttpErrors.
+ */
+const RPC_PREFIX = "HttpError:";
+
+export function toRpcError(err: HttpError): Error {
+  return new Error(`${RPC_PREFIX}${JSON.stringify({ s: err.status, d: err.detail, h: err.headers })}`);
+}
+
+export function fromRpcError(err: unknown): HttpError | undefined {
+  if (err instanceof HttpError) return err;
+  if (!(err instanceof Error)) return undefined;
+  const at = err.message.indexOf(RPC_PREFIX);
+  if (at < 0) return undefined;
+  try {
+    const parsed = JSON.parse(err.message.slice(at + RPC_PREFIX.length)) as {
+      s: number;
+      d: string | string[];
+      h?: Record<string, string>;
+    };
+    return new HttpError(parsed.s, parsed.d, parsed.h ?? {});
+  } catch {
+    return undefined;
+  }
+}

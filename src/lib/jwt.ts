@@ -1,0 +1,92 @@
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from "jose";
+import { z } from "zod";
+import { HttpError } from "./errors";
+
+export interface AuthUser {
+  id: string;
+  kahaId: string;
+  /** "admin" marks service and admin tokens. */
+  role?: string;
+  /** Seconds since the epoch; sockets close with 4401 when it passes. */
+  exp?: number;
+}
+
+export interface JwtSettings {
+  secret?: string;
+  jwksUrl?: string;
+  issuer?: string;
+  audience?: string;
+  requireExp: boolean;
+}
+
+const claimsSchema = z.object({
+  id: z.string().uuid({ message: "claim 'id' must be a UUID" }),
+  kahaId: z.string().min(1, { message: "claim 'kahaId' is required" }).max(200),
+  role: z.string().max(50).optional(),
+  exp: z.number().optional(),
+});
+
+const SYMMETRIC = ["HS256"];
+const ASYMMETRIC = ["RS256", "ES256"];
+
+// createRemoteJWKSet caches keys and refetches on an unknown `kid` (rotation); keep one per URL per isolate.
+const jwksCache = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+function jwks(url: string) {
+  let set = jwksCache.get(url);
+  if (!set) {
+    set = createRemoteJWKSet(new URL(url), { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 });
+    jwksCache.set(url, set);
+  }
+  return set;
+}
+
+export class AuthError extends HttpError {
+  constructor(readonly reason: string) {
+    super(401, "Invalid or missing token");
+  }
+}
+
+/** Verifies a bearer token against the configured key material; algorithm confusion is impossible by construction. */
+export async function verifyToken(token: string, settings: JwtSettings): Promise<AuthUser> {
+  let alg: string | undefined;
+  try {
+    alg = decodeProtectedHeader(token).alg;
+  } catch {
+    throw new AuthError("malformed token");
+  }
+  const options = {
+    issuer: settings.issuer,
+    audience: settings.audience,
+    requiredClaims: settings.requireExp ? ["exp"] : [],
+  };
+  let payload: JWTPayload;
+  try {
+    if (alg && SYMMETRIC.includes(alg) && settings.secret) {
+      ({ payload } = await jwtVerify(token, new TextEncoder().encode(settings.secret), { ...options, algorithms: SYMMETRIC }));
+    } else if (alg && ASYMMETRIC.includes(alg) && settings.jwksUrl) {
+      ({ payload } = await jwtVerify(token, jwks(settings.jwksUrl), { ...options, algorithms: ASYMMETRIC }));
+    } else {
+      throw new AuthError(`algorithm ${alg ?? "none"} is not accepted`);
+    }
+  } catch (err) {
+    if (err instanceof AuthError) throw err;
+    const code = (err as { code?: string }).code ?? "ERR_JWT_INVALID";
+    throw new AuthError(code);
+  }
+  const claims = claimsSchema.safeParse(payload);
+  if (!claims.success) throw new AuthError(claims.error.issues.map((i) => i.message).join(", "));
+  return { id: claims.data.id.toLowerCase(), kahaId: claims.data.kahaId, role: claims.data.role, exp: claims.data.exp };
+}
+
+/** Local tokens (dev-login, `npm run token`, tests): HS256 with the configured secret. */
+export async function signDevToken(
+  user: { id: string; kahaId: string; role?: string },
+  secret: string,
+  ttlSeconds = 3600,
+): Promise<string> {
+  const jwt = new SignJWT({ id: user.id, kahaId: user.kahaId, ...(user.role ? { role: user.role } : {}) })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setIssuedAt();
+  if (ttlSeconds > 0) jwt.setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds);
+  return jwt.sign(new TextEncoder().encode(secret));
+}

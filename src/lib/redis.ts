@@ -1,0 +1,29 @@
+import { Redis } from "@upstash/redis/cloudflare";
+import type { Config } from "./config";
+
+/**
+ * The Upstash client, with retries off: a cache that is down must cost one failed round trip, not five with backoff;
+ * callers treat failures as misses.
+ */
+export function createRedis(config: Pick<Config, "UPSTASH_REDIS_REST_URL" | "UPSTASH_REDIS_REST_TOKEN">): Redis {
+  return new Redis({
+    url: config.UPSTASH_REDIS_REST_URL,
+    token: config.UPSTASH_REDIS_REST_TOKEN,
+    retry: false,
+    enableTelemetry: false,
+  });
+}
+
+export async function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}

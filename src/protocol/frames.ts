@@ -1,0 +1,131 @@
+import { z } from "zod";
+import { LIMITS, messageTypes } from "./resources";
+
+/**
+ * WebSocket protocol v1 (contract §6). Frames are `{type, data, id?}` JSON text; a reply to a client frame with
+ * `id` carries the same `id`. Shared by the Durable Objects, the SDK and the tests.
+ */
+export const PROTOCOL_VERSION = 1;
+
+const frameId = z.string().max(100).optional();
+const seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const empty = z.strictObject({}).optional().default({});
+
+export const sendMessageData = z.strictObject({
+  content: z.string().max(LIMITS.contentMaxChars * 4),
+  clientMessageId: z.string().min(1).max(LIMITS.clientMessageIdMax),
+  type: z.enum(messageTypes).exclude(["system"]).optional(),
+  replyToId: z.string().uuid().nullable().optional(),
+});
+
+export const conversationClientFrame = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("send_message"), data: sendMessageData, id: frameId }),
+  z.strictObject({ type: z.literal("start_typing"), data: empty, id: frameId }),
+  z.strictObject({ type: z.literal("stop_typing"), data: empty, id: frameId }),
+  z.strictObject({ type: z.literal("mark_as_read"), data: z.strictObject({ seq }), id: frameId }),
+  z.strictObject({ type: z.literal("mark_delivered"), data: z.strictObject({ seq }), id: frameId }),
+  z.strictObject({ type: z.literal("resume"), data: z.strictObject({ afterSeq: seq }), id: frameId }),
+  z.strictObject({ type: z.literal("heartbeat"), data: empty, id: frameId }),
+]);
+export type ConversationClientFrame = z.infer<typeof conversationClientFrame>;
+
+export const userClientFrame = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("heartbeat"), data: empty, id: frameId }),
+  z.strictObject({ type: z.literal("set_presence"), data: z.strictObject({ status: z.enum(["online", "away"]) }), id: frameId }),
+  z.strictObject({
+    type: z.literal("get_presence"),
+    data: z.strictObject({ userIds: z.array(z.string().uuid()).max(200) }),
+    id: frameId,
+  }),
+]);
+export type UserClientFrame = z.infer<typeof userClientFrame>;
+
+export type PresenceStatus = "online" | "away" | "offline";
+
+/** Server → client frame names (data shapes live with their producers and in the SDK's typed events). */
+export const conversationServerFrameTypes = [
+  "ready",
+  "new_message",
+  "message_updated",
+  "message_deleted",
+  "typing_start",
+  "typing_stop",
+  "message_read",
+  "message_delivered",
+  "participant_joined",
+  "participant_left",
+  "participant_updated",
+  "conversation_updated",
+  "presence_update",
+  "message_ack",
+  "resumed",
+  "heartbeat_ack",
+  "error",
+] as const;
+
+export const userServerFrameTypes = [
+  "connected",
+  "notification",
+  "unread_count",
+  "conversation_created",
+  "conversation_updated",
+  "conversation_removed",
+  "presence_update",
+  "presence_state",
+  "heartbeat_ack",
+  "error",
+] as const;
+
+export type ErrorCode =
+  | "invalid_json"
+  | "invalid_frame"
+  | "unknown_type"
+  | "rate_limited"
+  | "not_found"
+  | "forbidden"
+  | "conflict"
+  | "bad_request"
+  | "unavailable"
+  | "internal";
+
+export const CLOSE = {
+  normal: 1000,
+  policy: 1008,
+  tooBig: 1009,
+  unauthorized: 4401,
+  forbidden: 4403,
+} as const;
+
+/** Serialises a server frame once; the string is what every socket receives. */
+export function encodeFrame(type: string, data: unknown, id?: string): string {
+  return JSON.stringify(id === undefined ? { type, data } : { type, data, id });
+}
+
+export type ParsedFrame<T> = { ok: true; frame: T } | { ok: false; code: ErrorCode; message: string; id?: string };
+
+/** Parses and validates a client frame: bad JSON, unknown types and bad data are errors, never exceptions. */
+export function parseFrame<T extends { type: string }>(raw: string, schema: z.ZodType<T>, knownTypes: readonly string[]): ParsedFrame<T> {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return { ok: false, code: "invalid_json", message: "Frame is not valid JSON" };
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    return { ok: false, code: "invalid_frame", message: "Frame must be an object {type, data, id?}" };
+  }
+  const obj = json as Record<string, unknown>;
+  const id = typeof obj.id === "string" && obj.id.length <= 100 ? obj.id : undefined;
+  if (typeof obj.type !== "string" || !knownTypes.includes(obj.type)) {
+    return { ok: false, code: "unknown_type", message: `Unknown frame type: ${String(obj.type).slice(0, 50)}`, id };
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const message = parsed.error.issues.map((i) => `${i.path.join(".") || "frame"}: ${i.message}`).join("; ");
+    return { ok: false, code: "invalid_frame", message, id };
+  }
+  return { ok: true, frame: parsed.data };
+}
+
+export const conversationClientTypes = ["send_message", "start_typing", "stop_typing", "mark_as_read", "mark_delivered", "resume", "heartbeat"] as const;
+export const userClientTypes = ["heartbeat", "set_presence", "get_presence"] as const;

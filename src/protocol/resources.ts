@@ -1,0 +1,94 @@
+import { z } from "zod";
+
+/** Resource shapes of contract §4, shared by the Worker (responses, OpenAPI), the Durable Objects and the SDK. */
+
+export const profileSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    avatarUrl: z.string().nullable(),
+    kind: z.enum(["user", "business"]),
+    stale: z.literal(true).optional(),
+  })
+  .meta({ id: "Profile" });
+export type Profile = z.infer<typeof profileSchema>;
+
+export const conversationTypes = ["direct", "group", "business"] as const;
+export type ConversationType = (typeof conversationTypes)[number];
+export const roles = ["admin", "member", "customer", "agent", "business"] as const;
+export type Role = (typeof roles)[number];
+export const messageTypes = ["text", "image", "file", "system"] as const;
+export type MessageType = (typeof messageTypes)[number];
+
+export const participantSchema = z
+  .object({
+    userId: z.string().uuid(),
+    role: z.enum(roles),
+    joinedAt: z.string(),
+    isMuted: z.boolean(),
+    lastReadSeq: z.number().int(),
+    lastReadAt: z.string().nullable(),
+    lastDeliveredSeq: z.number().int(),
+    profile: profileSchema.optional(),
+  })
+  .meta({ id: "Participant" });
+export type Participant = z.infer<typeof participantSchema>;
+
+export const messageSchema = z
+  .object({
+    id: z.string().uuid(),
+    conversationId: z.string().uuid(),
+    seq: z.number().int().positive(),
+    senderId: z.string().uuid(),
+    clientMessageId: z.string().nullable(),
+    type: z.enum(messageTypes),
+    content: z.string(),
+    replyToId: z.string().uuid().nullable(),
+    createdAt: z.string(),
+    editedAt: z.string().nullable(),
+    deletedAt: z.string().nullable(),
+    /** "sent": committed to PostgreSQL; "pending": held in the conversation's outbox, retried until committed. */
+    status: z.enum(["sent", "pending"]),
+    sender: profileSchema.optional(),
+  })
+  .meta({ id: "Message" });
+export type Message = z.infer<typeof messageSchema>;
+
+export const conversationSchema = z
+  .object({
+    id: z.string().uuid(),
+    type: z.enum(conversationTypes),
+    name: z.string().nullable(),
+    businessId: z.string().uuid().nullable(),
+    createdAt: z.string(),
+    lastActivity: z.string(),
+    lastSeq: z.number().int(),
+    participants: z.array(participantSchema),
+    lastMessage: messageSchema.optional(),
+    unreadCount: z.number().int(),
+    isMuted: z.boolean(),
+    business: profileSchema.optional(),
+    status: z.enum(["open", "closed"]).optional(),
+  })
+  .meta({ id: "Conversation" });
+export type Conversation = z.infer<typeof conversationSchema>;
+
+export const errorSchema = z
+  .object({
+    statusCode: z.number().int(),
+    error: z.string(),
+    message: z.union([z.string(), z.array(z.string())]),
+    requestId: z.string(),
+  })
+  .meta({ id: "Error" });
+
+export const LIMITS = {
+  contentMaxChars: 4000,
+  groupMin: 3,
+  groupMax: 8,
+  pageMax: 100,
+  frameMaxBytes: 64 * 1024,
+  bodyMaxBytes: 64 * 1024,
+  clientMessageIdMax: 128,
+  searchQueryMax: 500,
+} as const;

@@ -1,0 +1,58 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { swaggerUI } from "@hono/swagger-ui";
+import { bodyLimit } from "hono/body-limit";
+import { LIMITS } from "../protocol/resources";
+import { HttpError } from "../lib/errors";
+import type { AppEnv } from "./env";
+import { handleError } from "./errors";
+import { requestContext } from "./middleware/context";
+import { validationHook } from "./validation";
+import { health } from "./routes/health";
+import { auth } from "./routes/auth";
+
+export function createApp() {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+
+  app.use("*", requestContext);
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: LIMITS.bodyMaxBytes,
+      onError: () => {
+        throw new HttpError(413, `Request body must be at most ${LIMITS.bodyMaxBytes} bytes`);
+      },
+    }),
+  );
+
+  app.route("/health", health);
+  app.route("/auth", auth);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
+  app.doc31("/openapi.json", (c) => ({
+    openapi: "3.1.0",
+    info: { title: "Edge Chat API", version: c.var.config.SERVICE_VERSION, description: "Contract v1: see README." },
+  }));
+  app.get("/api/docs", swaggerUI({ url: "/openapi.json" }));
+
+  app.notFound((c) => {
+    const allowed = allowedMethods(app, c.req.path);
+    if (allowed.length > 0) {
+      c.header("Allow", allowed.join(", "));
+      throw new HttpError(405, `Method ${c.req.method} not allowed on ${c.req.path}`);
+    }
+    throw new HttpError(404, "Route not found");
+  });
+  app.onError(handleError);
+  return app;
+}
+
+/** Methods registered for a path other than the one used: turns "no route" into 405 where it is one. */
+function allowedMethods(app: OpenAPIHono<AppEnv>, path: string): string[] {
+  const methods = new Set<string>();
+  for (const route of app.routes) {
+    if (route.method === "ALL") continue;
+    const pattern = new RegExp(`^${route.path.replace(/\/:[^/]+/g, "/[^/]+").replace(/\*/g, ".*")}/?$`);
+    if (pattern.test(path)) methods.add(route.method);
+  }
+  return [...methods];
+}

@@ -1,0 +1,46 @@
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { ConfigError } from "../lib/config";
+import { errorBody, fromRpcError, HttpError } from "../lib/errors";
+import { createLogger } from "../lib/log";
+import { pgErrorCode } from "../db/client";
+import type { AppEnv } from "./env";
+
+// SQLSTATEs caused by a value the client sent (bad text encoding, out-of-range numbers): a 400, not a 500.
+const CLIENT_DATA_ERRORS = new Set(["22P02", "22021", "22003", "22001", "2201B", "54001"]);
+
+function classify(err: unknown): HttpError {
+  const http = fromRpcError(err);
+  if (http) return http;
+  if (err instanceof HTTPException) {
+    const message = err.status === 413 ? "Request body too large" : err.message || "Bad request";
+    return new HttpError(err.status, message);
+  }
+  if (err instanceof ConfigError) return new HttpError(503, err.message, { "Retry-After": "30" });
+  const code = pgErrorCode(err);
+  if (code && CLIENT_DATA_ERRORS.has(code)) return new HttpError(400, "Invalid value in request");
+  if (code === "40001" || code === "40P01") return new HttpError(503, "Please retry", { "Retry-After": "1" });
+  if (code === undefined && looksLikeConnectionFailure(err)) {
+    return new HttpError(503, "Database unavailable", { "Retry-After": "5" });
+  }
+  return new HttpError(500, "Internal server error");
+}
+
+function looksLikeConnectionFailure(err: unknown): boolean {
+  const text = String((err as { message?: unknown })?.message ?? err);
+  return /connect|WebSocket|terminated|ECONN|timeout|closed|socket|network/i.test(text);
+}
+
+export function handleError(err: unknown, c: Context<AppEnv>): Response {
+  const requestId = c.get("requestId") ?? crypto.randomUUID();
+  const http = classify(err);
+  if (http.status >= 500) {
+    const log = c.get("log") ?? createLogger({ requestId });
+    log.error("request failed", { status: http.status, error: err instanceof Error ? err.message.slice(0, 300) : String(err) });
+  }
+  for (const [k, v] of Object.entries(http.headers)) c.header(k, v);
+  c.header("X-Request-Id", requestId);
+  c.header("X-Content-Type-Options", "nosniff");
+  return c.json(errorBody(http.status, http.detail, requestId), http.status as ContentfulStatusCode);
+}

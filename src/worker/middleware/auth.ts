@@ -1,0 +1,43 @@
+import { createMiddleware } from "hono/factory";
+import { verifyToken, type AuthUser } from "../../lib/jwt";
+import type { Config } from "../../lib/config";
+import { provisionUser } from "../../db/queries/users";
+import type { AppEnv } from "../env";
+import { HttpError } from "../../lib/errors";
+
+export function jwtSettings(config: Config) {
+  return {
+    secret: config.JWT_SECRET,
+    jwksUrl: config.JWKS_URL,
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    requireExp: config.JWT_REQUIRE_EXP,
+  };
+}
+
+export function bearerToken(header: string | undefined): string | undefined {
+  const match = header?.match(/^Bearer\s+([A-Za-z0-9._~+/=-]+)\s*$/i);
+  return match?.[1];
+}
+
+export async function authenticate(header: string | undefined, config: Config): Promise<AuthUser> {
+  const token = bearerToken(header);
+  if (!token) throw new HttpError(401, "Missing bearer token");
+  return verifyToken(token, jwtSettings(config));
+}
+
+/** Verifies the bearer token and provisions the user on first use. */
+export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
+  let user: AuthUser;
+  try {
+    user = await authenticate(c.req.header("authorization"), c.var.config);
+  } catch (err) {
+    c.var.log.warn("auth failed", { reason: (err as { reason?: string }).reason ?? (err as Error).message });
+    throw err;
+  }
+  c.set("user", user);
+  await provisionUser(c.var.db(), user.id, user.kahaId);
+  await next();
+});
+
+export const isServiceToken = (user: AuthUser) => user.role === "admin";

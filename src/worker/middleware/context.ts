@@ -1,0 +1,41 @@
+import { createMiddleware } from "hono/factory";
+import { getConfig } from "../../lib/config";
+import { createLogger } from "../../lib/log";
+import { openDb, type DbHandle } from "../../db/client";
+import type { AppEnv } from "../env";
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,100}$/;
+
+/** Request id, config, logger and a lazily opened database for every request; security headers on every response. */
+export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
+  const incoming = c.req.header("x-request-id");
+  const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+  c.set("requestId", requestId);
+  const log = createLogger({ requestId, method: c.req.method, path: c.req.path });
+  c.set("log", log);
+  const started = Date.now();
+  let handle: DbHandle | undefined;
+  try {
+    const config = getConfig(c.env);
+    c.set("config", config);
+    c.set("db", () => {
+      handle ??= openDb({ databaseUrl: config.DATABASE_URL, bridge: config.PG_BRIDGE });
+      return handle.db;
+    });
+    await next();
+  } finally {
+    c.header("X-Request-Id", requestId);
+    c.header("X-Content-Type-Options", "nosniff");
+    if (handle) {
+      const end = handle.end();
+      try {
+        c.executionCtx.waitUntil(end);
+      } catch {
+        await end;
+      }
+    }
+    if (c.req.path !== "/health") {
+      log.info("request", { status: c.res.status, latencyMs: Date.now() - started, userId: c.var.user?.id });
+    }
+  }
+});

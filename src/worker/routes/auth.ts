@@ -1,0 +1,68 @@
+import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
+import { devUserId } from "../../lib/ids";
+import { signDevToken } from "../../lib/jwt";
+import { HttpError } from "../../lib/errors";
+import { provisionUser } from "../../db/queries/users";
+import { profileSchema } from "../../protocol/resources";
+import { requireAuth } from "../middleware/auth";
+import { loadProfiles } from "../profiles";
+import type { AppEnv } from "../env";
+
+const devLoginBody = z.strictObject({
+  kahaId: z.string().trim().min(1).max(100).regex(/^[A-Za-z0-9._@-]+$/, "kahaId may contain letters, digits and . _ @ -"),
+  name: z.string().trim().min(1).max(100).optional(),
+});
+
+export const auth = new OpenAPIHono<AppEnv>()
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/dev-login",
+      tags: ["auth"],
+      summary: "Local development only (DEV_LOGIN=true): a token for any kahaId",
+      request: { body: { required: true, content: { "application/json": { schema: devLoginBody } } } },
+      responses: {
+        200: {
+          description: "A token for a stable user id per kahaId",
+          content: {
+            "application/json": {
+              schema: z.object({ access_token: z.string(), user: z.object({ id: z.string(), kahaId: z.string() }) }),
+            },
+          },
+        },
+      },
+    }),
+    async (c) => {
+      const config = c.var.config;
+      // Off in production: the route answers as if it did not exist.
+      if (!config.DEV_LOGIN || !config.JWT_SECRET) throw new HttpError(404, "Not found");
+      const { kahaId } = c.req.valid("json");
+      const id = await devUserId(kahaId);
+      await provisionUser(c.var.db(), id, kahaId);
+      const access_token = await signDevToken({ id, kahaId }, config.JWT_SECRET, 24 * 3600);
+      return c.json({ access_token, user: { id, kahaId } }, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/me",
+      tags: ["auth"],
+      summary: "The caller, with its profile",
+      security: [{ bearerAuth: [] }],
+      middleware: [requireAuth] as const,
+      responses: {
+        200: {
+          description: "The authenticated user",
+          content: {
+            "application/json": { schema: z.object({ id: z.string(), kahaId: z.string(), profile: profileSchema }) },
+          },
+        },
+      },
+    }),
+    async (c) => {
+      const user = c.var.user;
+      const profiles = await loadProfiles(c, { userIds: [user.id] });
+      return c.json({ id: user.id, kahaId: user.kahaId, profile: profiles.user(user.id, user.kahaId) }, 200);
+    },
+  );

@@ -1,0 +1,85 @@
+import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
+import { sql } from "drizzle-orm";
+import { createRedis, withTimeout } from "../../lib/redis";
+import type { AppEnv } from "../env";
+
+type Check = { status: "ok" | "down"; latencyMs: number; error?: string };
+
+async function timed(work: () => Promise<unknown>, timeoutMs: number, what: string): Promise<Check> {
+  const started = Date.now();
+  try {
+    await withTimeout(work(), timeoutMs, what);
+    return { status: "ok", latencyMs: Date.now() - started };
+  } catch (err) {
+    return { status: "down", latencyMs: Date.now() - started, error: (err as Error).message.slice(0, 200) };
+  }
+}
+
+const checkSchema = z.object({ status: z.enum(["ok", "down"]), latencyMs: z.number(), error: z.string().optional() });
+const detailedSchema = z.object({
+  status: z.enum(["ok", "degraded", "down"]),
+  checks: z.object({ database: checkSchema, cache: checkSchema, profileService: checkSchema }),
+});
+
+export const health = new OpenAPIHono<AppEnv>()
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/",
+      tags: ["health"],
+      summary: "Liveness (no dependency calls)",
+      responses: {
+        200: {
+          description: "Alive",
+          content: {
+            "application/json": {
+              schema: z.object({ status: z.literal("ok"), service: z.string(), version: z.string(), timestamp: z.string() }),
+            },
+          },
+        },
+      },
+    }),
+    (c) =>
+      c.json(
+        { status: "ok" as const, service: "edge-chat", version: c.var.config.SERVICE_VERSION, timestamp: new Date().toISOString() },
+        200,
+      ),
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/detailed",
+      tags: ["health"],
+      summary: "Readiness with real checks of Postgres, Redis and the profile service",
+      responses: {
+        200: {
+          description: "All dependencies answer (or only non-critical ones are down)",
+          content: { "application/json": { schema: detailedSchema } },
+        },
+        503: {
+          description: "The database is down",
+          content: { "application/json": { schema: detailedSchema } },
+        },
+      },
+    }),
+    async (c) => {
+      const config = c.var.config;
+      const [database, cache, profileService] = await Promise.all([
+        timed(() => c.var.db().execute(sql`select 1`), 3000, "database"),
+        timed(() => createRedis(config).ping(), 2000, "cache"),
+        timed(async () => {
+          const res = await fetch(`${config.PROFILE_SERVICE_URL}/api/batch/profiles`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${config.PROFILE_SERVICE_TOKEN}`, "content-type": "application/json" },
+            body: JSON.stringify({ user_uuids: [], business_uuids: [] }),
+          });
+          await res.body?.cancel();
+          if (!res.ok) throw new Error(`profile service answered ${res.status}`);
+        }, Math.min(config.PROFILE_SERVICE_TIMEOUT, 3000), "profile service"),
+      ]);
+      const checks = { database, cache, profileService };
+      const status = database.status === "down" ? "down" : cache.status === "down" || profileService.status === "down" ? "degraded" : "ok";
+      if (status === "down") c.header("Retry-After", "5");
+      return c.json({ status, checks } as const, status === "down" ? 503 : 200);
+    },
+  );

@@ -1,0 +1,104 @@
+import { describe, expect, it } from "vitest";
+import { env } from "cloudflare:test";
+import { api, expectErrorShape, newUser, signWith } from "./helpers";
+
+const id = "3f1c2a52-8e43-4c4b-9a3e-7e2d2f0b1a11";
+const exp = () => Math.floor(Date.now() / 1000) + 600;
+
+describe("token verification", () => {
+  it("accepts a valid token and provisions the user", async () => {
+    const user = await newUser("auth");
+    const res = await api("GET", "/auth/me", { token: user.token });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ id: user.id, kahaId: user.kahaId, profile: { id: user.id, kind: "user" } });
+  });
+
+  it.each([
+    ["no header", undefined],
+    ["garbage", "not-a-jwt"],
+  ])("rejects %s with 401", async (_label, token) => {
+    expectErrorShape(await api("GET", "/auth/me", { token }), 401);
+  });
+
+  it("rejects expired tokens, wrong keys, alg none and missing claims", async () => {
+    const cases: Record<string, string> = {
+      expired: await signWith({ id, kahaId: "k", exp: Math.floor(Date.now() / 1000) - 60 }),
+      wrongKey: await signWith({ id, kahaId: "k", exp: exp() }, "another-secret-that-is-long-enough-000000"),
+      noExp: await signWith({ id, kahaId: "k" }),
+      noId: await signWith({ kahaId: "k", exp: exp() }),
+      badId: await signWith({ id: "123", kahaId: "k", exp: exp() }),
+      noKahaId: await signWith({ id, exp: exp() }),
+      hs512: await signWith({ id, kahaId: "k", exp: exp() }, env.JWT_SECRET, "HS512"),
+    };
+    const unsigned = (claims: object) =>
+      `${btoa(JSON.stringify({ alg: "none", typ: "JWT" })).replace(/=+$/, "")}.${btoa(JSON.stringify(claims)).replace(/=+$/, "")}.`;
+    cases.algNone = unsigned({ id, kahaId: "k", exp: exp() });
+    for (const [label, token] of Object.entries(cases)) {
+      const res = await api("GET", "/auth/me", { token });
+      expect(res.status, label).toBe(401);
+      expectErrorShape(res, 401);
+    }
+  });
+});
+
+describe("dev login", () => {
+  it("issues a token for a stable id per kahaId when DEV_LOGIN=true", async () => {
+    const a = await api("POST", "/auth/dev-login", { body: { kahaId: "dev-alice" } });
+    const b = await api("POST", "/auth/dev-login", { body: { kahaId: "dev-alice", name: "Alice" } });
+    expect(a.status).toBe(200);
+    expect(a.body.user.id).toBe(b.body.user.id);
+    const me = await api("GET", "/auth/me", { token: a.body.access_token });
+    expect(me.body.kahaId).toBe("dev-alice");
+  });
+
+  it("validates its body strictly", async () => {
+    expectErrorShape(await api("POST", "/auth/dev-login", { body: { kahaId: "" } }), 400);
+    expectErrorShape(await api("POST", "/auth/dev-login", { body: { kahaId: "a", admin: true } }), 400);
+    expectErrorShape(await api("POST", "/auth/dev-login", { rawBody: "{not json", headers: { "content-type": "application/json" } }), 400);
+  });
+});
+
+describe("error shapes", () => {
+  it("404 for unknown routes, 405 for a wrong method, 413 for large bodies", async () => {
+    expectErrorShape(await api("GET", "/nope"), 404);
+    const wrongMethod = await api("DELETE", "/health");
+    expectErrorShape(wrongMethod, 405);
+    expect(wrongMethod.headers.get("allow")).toContain("GET");
+    const big = await api("POST", "/auth/dev-login", { body: { kahaId: "x".repeat(70_000) } });
+    expectErrorShape(big, 413);
+  });
+
+  it("sets X-Request-Id and nosniff on every response, echoing a sane incoming id", async () => {
+    const res = await api("GET", "/health", { headers: { "x-request-id": "trace-123" } });
+    expect(res.headers.get("x-request-id")).toBe("trace-123");
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    const weird = await api("GET", "/health", { headers: { "x-request-id": "<script>" } });
+    expect(weird.headers.get("x-request-id")).not.toBe("<script>");
+  });
+});
+
+describe("health", () => {
+  it("liveness answers without dependencies", async () => {
+    const res = await api("GET", "/health");
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ status: "ok", service: "edge-chat" });
+  });
+
+  it("readiness checks Postgres, Redis and the profile service", async () => {
+    const res = await api("GET", "/health/detailed");
+    expect(res.status).toBe(200);
+    expect(res.body.status).toBe("ok");
+    for (const check of ["database", "cache", "profileService"]) {
+      expect(res.body.checks[check].status, check).toBe("ok");
+      expect(typeof res.body.checks[check].latencyMs).toBe("number");
+    }
+  });
+
+  it("serves an OpenAPI 3.1 document and the docs page", async () => {
+    const doc = await api("GET", "/openapi.json");
+    expect(doc.status).toBe(200);
+    expect(doc.body.openapi).toBe("3.1.0");
+    const page = await api("GET", "/api/docs");
+    expect(page.status).toBe(200);
+  });
+});

@@ -40,6 +40,18 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      {
+        // Reliability under injected faults (Postgres down/slow/reset, Redis, profile service, workerd kill -9,
+        // eviction). Minutes long: only `npm run test:faults` runs it; `npm test` passes --project=!faults.
+        test: {
+          name: "faults",
+          include: ["test/reliability/**/*.test.ts"],
+          environment: "node",
+          fileParallelism: false,
+          testTimeout: 180_000,
+          hookTimeout: 180_000,
+        },
+      },
     ],
   },
 });

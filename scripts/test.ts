@@ -16,7 +16,12 @@ interface JsonReport {
 }
 
 async function main() {
-  const passThrough = process.argv.slice(2);
+  // `--faults` (npm run test:faults) runs only the "faults" project (test/reliability: minutes of injected faults);
+  // the default run is every project except that one. An explicit --project from the caller wins.
+  const faults = process.argv.includes("--faults");
+  const passThrough = process.argv.slice(2).filter((a) => a !== "--faults");
+  const projectChosen = passThrough.some((a) => a === "--project" || a.startsWith("--project="));
+  const projects = projectChosen ? [] : faults ? ["--project=faults"] : ["--project=!faults"];
   const started = Date.now();
   const log = (line: string) => console.log(line);
   const tmp = await mkdtemp(path.join(os.tmpdir(), "edge-chat-test-"));
@@ -42,13 +47,14 @@ async function main() {
       STACK_DATABASE_URL: stack.databaseUrl,
       STACK_PG_BRIDGE: stack.workerVars.PG_BRIDGE,
       STACK_REDIS_URL: stack.redis.url,
+      STACK_BRIDGE_URL: `http://127.0.0.1:${stack.bridge.port}`,
       STACK_PROFILE_URL: stack.profiles.url,
       STACK_WRANGLER_PID: String(wrangler.process.pid),
       CLOUDFLARE_CF_FETCH_ENABLED: "false",
       WRANGLER_SEND_METRICS: "false",
     };
     const vitest = path.join(ROOT, "node_modules/vitest/vitest.mjs");
-    const args = [vitest, "run", "--reporter=default", "--reporter=json", `--outputFile.json=${reportFile}`, ...passThrough];
+    const args = [vitest, "run", "--reporter=default", "--reporter=json", `--outputFile.json=${reportFile}`, ...projects, ...passThrough];
     code = await new Promise<number>((resolve) => {
       const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: "inherit" });
       child.on("exit", (c) => resolve(c ?? 1));

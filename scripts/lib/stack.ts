@@ -10,6 +10,8 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "
 export const LOCAL_JWT_SECRET = "local-development-secret-change-me-0123456789";
 export const LOCAL_REDIS_TOKEN = "local-redis-token";
 export const LOCAL_PROFILE_TOKEN = "local-profile-token";
+/** Guards the fault switches of the local Postgres bridge (tests and the reliability suite use them). */
+export const LOCAL_CONTROL_TOKEN = "local-control-token";
 
 export interface StackOptions {
   /** Real server when set (e.g. Debian PostgreSQL in CI); embedded PGlite otherwise. */
@@ -51,7 +53,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       databaseUrl = pg.url;
       log(`  embedded PostgreSQL on 127.0.0.1:${pg.port}`);
     }
-    const bridge = await startPgBridge({ port: options.ports.bridge, portEnvName: "PG_BRIDGE_PORT" });
+    const bridge = await startPgBridge({ port: options.ports.bridge, portEnvName: "PG_BRIDGE_PORT", controlToken: LOCAL_CONTROL_TOKEN });
     closers.push(() => bridge.close());
     log(`• Postgres WebSocket bridge on 127.0.0.1:${bridge.port}`);
 

@@ -6,6 +6,7 @@ import net from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket, type RawData } from "ws";
 import { LOOPBACK_HOST, listenLoopback } from "./ports.js";
+import { handleControl, isRecord } from "./http-util.js";
 
 export interface PgBridgeOptions {
   /** 0 picks a free port. */
@@ -15,6 +16,8 @@ export interface PgBridgeOptions {
   portEnvName?: string;
   /** "host:port" every connection goes to instead of the address in the query (e.g. a fault proxy). Must be loopback. */
   target?: string;
+  /** Enables POST /__control {fault: {down?, delayMs?, cut?}} and GET /__control/stats for out-of-process tests. */
+  controlToken?: string;
 }
 
 export interface PgBridgeStats {
@@ -189,16 +192,36 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
     if (why) throw new Error(`pg-bridge: ${why}`);
   }
 
-  const server = http.createServer((_req, res) => {
-    res.writeHead(426, { "content-type": "text/plain" }).end("pg-bridge: WebSocket upgrade required\n");
+  const server = http.createServer((req, res) => {
+    void (async () => {
+      const path = new URL(req.url ?? "/", "http://bridge").pathname;
+      if (
+        opts.controlToken &&
+        (await handleControl(req, res, path, {
+          token: opts.controlToken,
+          snapshot: () => ({ ...counters, current: conns.size, down, delayMs }),
+          resetStats: () => {},
+          applyFault: (fault) => {
+            const f = isRecord(fault) ? fault : {};
+            down = f.down === true;
+            delayMs = typeof f.delayMs === "number" && f.delayMs > 0 ? f.delayMs : 0;
+            if (down || f.cut === true) cutAll();
+          },
+        }))
+      ) {
+        return;
+      }
+      res.writeHead(426, { "content-type": "text/plain" }).end("pg-bridge: WebSocket upgrade required\n");
+    })();
   });
   // Compression would only cost CPU on loopback, and the Neon driver's frames are already small binary messages.
   const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
 
   const refuse = (socket: Duplex, status: number, reason: string): void => {
     counters.rejected++;
+    socket.on("error", () => {}); // a client hanging up first is not our problem
     socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\npg-bridge: ${reason}\n`);
-    socket.destroy();
+    setTimeout(() => socket.destroy(), 1000).unref();
   };
 
   server.on("upgrade", (req, socket, head) => {
@@ -221,21 +244,22 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
     const scanner = new FrontendScanner();
     let finished = false;
 
-    const finish = (graceful: boolean): void => {
+    /** "abort" drops both sides at once; otherwise the TCP side is ended and the ws gets a close frame. */
+    const finish = (how: "abort" | { code: number; reason?: string }): void => {
       if (finished) return;
       finished = true;
       conns.delete(conn);
       conn.up.clear();
       conn.down.clear();
-      if (graceful) {
-        tcp.end();
-        // The peer should close its half promptly; don't let a stuck one outlive the connection.
-        setTimeout(() => tcp.destroy(), 1000).unref();
-        if (ws.readyState === ws.OPEN) ws.close(1000);
-      } else {
+      if (how === "abort") {
         tcp.destroy();
         ws.terminate();
+        return;
       }
+      tcp.end();
+      // The peer should close its half promptly; don't let a stuck one outlive the connection.
+      setTimeout(() => tcp.destroy(), 1000).unref();
+      if (ws.readyState === ws.OPEN) ws.close(how.code, how.reason);
     };
 
     const conn: Conn = {
@@ -247,7 +271,7 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
           // Terminate reached the server: PGlite keeps the socket open after it, so hang up ourselves,
           // otherwise the driver waits forever for the close and pool.end() never resolves.
           counters.terminated++;
-          finish(true);
+          finish({ code: 1000 });
         },
         () => delayMs,
       ),
@@ -255,7 +279,7 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
         (chunk) => {
           if (ws.readyState === ws.OPEN) ws.send(chunk, { binary: true });
         },
-        () => finish(true),
+        () => finish({ code: 1000 }),
         () => delayMs,
       ),
     };
@@ -272,17 +296,18 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
       conn.up.push(chunk.subarray(0, end));
       conn.up.push(null);
     });
-    ws.on("close", () => finish(false));
-    ws.on("error", () => finish(false));
+    ws.on("close", () => finish("abort"));
+    ws.on("error", () => finish("abort"));
     tcp.on("data", (chunk: Buffer) => conn.down.push(chunk));
     tcp.on("end", () => conn.down.push(null));
     tcp.on("error", (err) => {
-      if (!finished && ws.readyState === ws.OPEN) ws.close(1011, `pg-bridge: ${err.message}`.slice(0, 120));
-      finish(false);
+      tcp.destroy();
+      // Close reasons are limited to 123 bytes.
+      finish({ code: 1011, reason: `pg-bridge: ${err.message}`.slice(0, 120) });
     });
     tcp.on("close", () => {
       // A close without "end" (reset) has no queued data worth waiting for.
-      if (!finished && !tcp.readableEnded) finish(false);
+      if (!tcp.readableEnded) finish("abort");
     });
   }
 

@@ -1,8 +1,11 @@
 // Embedded Postgres for dev/test: PGlite (WASM Postgres) served over the wire protocol, so the app's
 // Neon driver can reach it through pg-bridge.ts exactly as it would reach a real server.
+import { mkdirSync } from "node:fs";
+import path from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
+import { keepBatchesTogether } from "./pglite-batches.js";
 import { LOOPBACK_HOST, assertPortFree, portInUseMessage } from "./ports.js";
 
 export interface EmbeddedPostgresOptions {
@@ -28,6 +31,8 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   // Check before booting PGlite: the WASM start-up takes seconds and would only then hit EADDRINUSE.
   await assertPortFree(opts.port, opts.portEnvName);
 
+  // PGlite creates the data directory itself but not its parents (e.g. a fresh ".data/pg").
+  if (!/^[a-z][a-z0-9+-]*:\/\//i.test(opts.dataDir)) mkdirSync(path.dirname(path.resolve(opts.dataDir)), { recursive: true });
   const db = await PGlite.create({ dataDir: opts.dataDir, extensions: { pg_trgm } });
   const server = new PGLiteSocketServer({
     db,

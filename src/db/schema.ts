@@ -106,6 +106,7 @@ export const realtimeTickets = pgTable("realtime_tickets", {
   kahaId: text("kaha_id").notNull(),
   role: text("role"),
   expiresAt: ts("expires_at").notNull(),
+  tokenExp: bigint("token_exp", { mode: "number" }),
 });
 
 export const businessAdmins = pgTable(

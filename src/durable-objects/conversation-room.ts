@@ -1,4 +1,551 @@
 import { DurableObject } from "cloudflare:workers";
+import { getConfig, type Config } from "../lib/config";
+import { asRpcResult, badRequest, conflict, forbidden, HttpError, notFound, unavailable, type RpcResult } from "../lib/errors";
+import { createLogger, type Logger } from "../lib/log";
+import { withTimeout } from "../lib/redis";
+import { openDb, type DbHandle } from "../db/client";
+import { flushBatch, messageByClientId, messageById, messagePage, unreadCount, type StoredMessage } from "../db/queries/messages";
+import { loadRoomState } from "../db/queries/room";
+import { normalizeContent } from "../domain/content";
+import { backoffMs } from "../domain/backoff";
+import { mergePage } from "../domain/history";
+import { TYPING_LEASE_MS } from "../domain/typing";
+import type { Message, Participant } from "../protocol/resources";
+import { encodeFrame } from "../protocol/frames";
+import type { Actor, HistoryQuery, ReadResult, RoomEvent, SendInput, SendResult } from "./room-api";
+import { OutboxFlusher } from "./room/outbox";
+import { contentHash, RoomStore, type RoomMeta } from "./room/store";
+import { attachmentOf, safeClose, sendRaw } from "./room/sockets";
+import { RoomProfiles } from "./room/profiles";
+import { handleSocketMessage, holdIfResuming, openSocket, replayFor } from "./room/realtime";
 
-/** One per conversation: live sockets, typing, receipts; the single writer that assigns message seq. */
-export class ConversationRoom extends DurableObject<Env> {}
+/**
+ * One per conversation: the single writer of its messages (it assigns seq), the holder of its live sockets,
+ * typing leases and receipts. Durable state lives in SQLite storage (room/store.ts) and socket attachments, so a
+ * wake from hibernation loses nothing; Postgres is written through in batches (room/outbox.ts).
+ * RPC methods answer with RpcResult values (lib/errors.ts): expected failures are data, not exceptions.
+ */
+export class ConversationRoom extends DurableObject<Env> {
+  readonly store: RoomStore;
+  readonly flusher: OutboxFlusher;
+  readonly profiles: RoomProfiles;
+  readonly log: Logger;
+  private dbHandle: DbHandle | undefined;
+  private retryAttempt = 0;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.store = new RoomStore(ctx.storage.sql, ctx.storage);
+    this.log = createLogger({ object: "ConversationRoom", conversationId: this.store.meta()?.conversationId });
+    this.profiles = new RoomProfiles(
+      () => this.config,
+      () => this.store.participants().map((p) => p.userId),
+    );
+    this.flusher = new OutboxFlusher({
+      store: this.store,
+      write: (batch, watermarks, audit) =>
+        withTimeout(flushBatch(this.db(), this.conversationId(), batch, watermarks, audit), 10_000, "outbox flush"),
+      onCommitted: () => {
+        this.retryAttempt = 0;
+      },
+      onFailed: (err) => {
+        this.resetDb();
+        this.log.warn("outbox flush failed", { error: (err as Error).message?.slice(0, 200), pending: this.store.pendingCount() });
+        void this.scheduleAlarm();
+      },
+    });
+  }
+
+  /** The object's state, for the plain modules in room/ (ctx itself is protected). */
+  get state(): DurableObjectState {
+    return this.ctx;
+  }
+
+  get config(): Config {
+    return getConfig(this.env);
+  }
+
+  db() {
+    this.dbHandle ??= openDb({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }, 2);
+    return this.dbHandle.db;
+  }
+
+  private resetDb(): void {
+    const handle = this.dbHandle;
+    this.dbHandle = undefined;
+    void handle?.end();
+  }
+
+  conversationId(): string {
+    const meta = this.store.meta();
+    if (!meta) throw new Error("room not initialised");
+    return meta.conversationId;
+  }
+
+  /** Loads the conversation from Postgres the first time this storage is used; afterwards storage is enough. */
+  async ready(conversationId: string): Promise<RoomMeta> {
+    const meta = this.store.meta();
+    if (meta) {
+      if (meta.conversationId !== conversationId) throw notFound("Conversation");
+      return meta;
+    }
+    // Nothing may throw inside blockConcurrencyWhile (that would reset the object): failures come out as values.
+    const outcome = await this.ctx.blockConcurrencyWhile(async (): Promise<RoomMeta | "missing" | "down"> => {
+      const again = this.store.meta();
+      if (again) return again;
+      try {
+        const state = await loadRoomState(this.db(), conversationId);
+        if (!state) return "missing";
+        const fresh: RoomMeta = { conversationId, type: state.type, lastSeq: state.maxSeq, pgSeqAtInit: state.maxSeq };
+        this.store.initialise(fresh, state.participants);
+        return fresh;
+      } catch (err) {
+        this.resetDb();
+        this.log.warn("room init failed", { error: (err as Error).message?.slice(0, 200) });
+        return "down";
+      }
+    });
+    if (outcome === "missing") throw notFound("Conversation");
+    if (outcome === "down") throw unavailable("Database unavailable");
+    if (outcome.conversationId !== conversationId) throw notFound("Conversation");
+    return outcome;
+  }
+
+  participants(): Participant[] {
+    return this.store.participants();
+  }
+
+  member(userId: string): Participant | undefined {
+    return this.store.participants().find((p) => p.userId === userId);
+  }
+
+  requireMember(userId: string): Participant {
+    const p = this.member(userId);
+    if (!p) throw notFound("Conversation");
+    return p;
+  }
+
+  /** Serialises once, sends to every open socket of the room (held back for a socket that is replaying). */
+  broadcast(type: string, data: unknown, seq?: number): void {
+    const frame = encodeFrame(type, data);
+    for (const ws of this.ctx.getWebSockets()) if (!holdIfResuming(ws, frame, seq)) sendRaw(ws, frame);
+  }
+
+  // ── RPC ────────────────────────────────────────────────────────────────────────────────────────────────────
+
+  async send(input: SendInput): Promise<RpcResult<SendResult>> {
+    return asRpcResult(() => this.sendMessage(input));
+  }
+
+  async edit(input: { conversationId: string; actor: Actor; messageId: string; content: string }): Promise<RpcResult<Message>> {
+    return asRpcResult(() => this.editMessage(input));
+  }
+
+  async remove(input: { conversationId: string; actor: Actor; messageId: string }): Promise<RpcResult<Message>> {
+    return asRpcResult(() => this.deleteMessage(input));
+  }
+
+  async history(q: HistoryQuery): Promise<RpcResult<{ messages: Message[]; hasMore: boolean; lastSeq: number }>> {
+    return asRpcResult(async () => {
+      const meta = await this.ready(q.conversationId);
+      this.requireMember(q.actor.id);
+      const page = await this.pgOr503(() => messagePage(this.db(), q.conversationId, q));
+      const local = this.store.pendingCount() > 0 ? this.store.pendingMessages() : [];
+      const merged = mergePage(page, local.map(publicMessage), q);
+      return { ...merged, lastSeq: meta.lastSeq };
+    });
+  }
+
+  async getMessage(input: { conversationId: string; actor: Actor; messageId: string }): Promise<RpcResult<Message>> {
+    return asRpcResult(async () => {
+      await this.ready(input.conversationId);
+      this.requireMember(input.actor.id);
+      const m = await this.findMessage(input.messageId);
+      if (!m) throw notFound("Message");
+      return publicMessage(m);
+    });
+  }
+
+  async markRead(input: { conversationId: string; actor: Actor; seq?: number; messageId?: string }): Promise<RpcResult<ReadResult>> {
+    return asRpcResult(async () => {
+      const meta = await this.ready(input.conversationId);
+      this.requireMember(input.actor.id);
+      let target = input.seq ?? meta.lastSeq;
+      if (input.messageId) {
+        const m = await this.findMessage(input.messageId);
+        if (!m) throw notFound("Message");
+        target = m.seq;
+      }
+      const p = this.applyWatermark(input.actor.id, { read: Math.min(target, meta.lastSeq) });
+      await this.waitForCommit();
+      const unread = await this.unreadFor(input.actor.id, p.lastReadSeq);
+      this.ctx.waitUntil(this.userSession(input.actor.id).unreadChanged({ conversationId: input.conversationId, unreadCount: unread }));
+      return { conversationId: input.conversationId, lastReadSeq: p.lastReadSeq, lastReadAt: p.lastReadAt, unreadCount: unread };
+    });
+  }
+
+  async notify(event: RoomEvent): Promise<RpcResult<void>> {
+    return asRpcResult(async () => {
+      const meta = this.store.meta();
+      // A room that was never used has nothing to mirror: it will load fresh state on first use.
+      if (!meta || meta.conversationId !== event.conversationId) return;
+      if (event.kind === "participants") {
+        const state = await this.pgOr503(() => loadRoomState(this.db(), event.conversationId));
+        if (!state) return;
+        this.store.replaceParticipants(state.participants);
+        for (const p of event.joined ?? []) this.broadcast("participant_joined", { participant: p });
+        for (const p of event.updated ?? []) this.broadcast("participant_updated", { participant: p });
+        for (const userId of event.left ?? []) {
+          this.broadcast("participant_left", { userId });
+          this.closeUserSockets(userId, 4403, "No longer a participant");
+        }
+      } else if (event.kind === "conversation_updated") {
+        this.broadcast("conversation_updated", { conversation: event.conversation });
+      } else {
+        for (const ws of this.ctx.getWebSockets()) safeClose(ws, 4403, "Conversation removed");
+      }
+    });
+  }
+
+  /** A participant's presence changed (from their user session): tell this room's sockets. */
+  async presence(update: { userId: string; status: string; lastSeen: string | null }): Promise<void> {
+    if (!this.store.meta() || this.ctx.getWebSockets().length === 0) return;
+    this.broadcast("presence_update", update);
+  }
+
+  /** Test and operations hook: how much is waiting for Postgres. */
+  async outboxStatus(): Promise<{ pending: number; lastSeq: number; retryAttempt: number }> {
+    return { pending: this.store.pendingCount(), lastSeq: this.store.meta()?.lastSeq ?? 0, retryAttempt: this.retryAttempt };
+  }
+
+  // ── Messages ──────────────────────────────────────────────────────────────────────────────────────────────
+
+  async sendMessage(input: SendInput): Promise<SendResult> {
+    const meta = await this.ready(input.conversationId);
+    this.requireMember(input.actor.id);
+    const normal = normalizeContent(input.content);
+    if (!normal.ok) throw badRequest(`content: ${normal.reason}`);
+    const type = input.type ?? "text";
+    const replyToId = input.replyToId ?? null;
+    const hash = contentHash(type, normal.content, replyToId);
+    const cmid = input.clientMessageId ?? null;
+
+    if (cmid) {
+      const previous = await this.previousSend(meta, input.actor.id, cmid);
+      if (previous) return this.retried(previous, hash);
+    }
+    if (replyToId) {
+      const target = await this.findMessage(replyToId);
+      if (!target) throw badRequest("replyToId: must be a message of this conversation");
+    }
+    // The seq is assigned, and the message stored, in one synchronous storage transaction. A concurrent retry
+    // that slipped past the check above (while we awaited) is caught here, atomically.
+    const existing = cmid ? this.store.clientId(input.actor.id, cmid) : undefined;
+    if (existing) return this.retried(existing, hash);
+    const createdAt = new Date().toISOString();
+    const message = this.store.appendMessage(
+      (seq) => ({
+        id: crypto.randomUUID(),
+        conversationId: input.conversationId,
+        seq,
+        senderId: input.actor.id,
+        clientMessageId: cmid,
+        type,
+        content: normal.content,
+        replyToId,
+        createdAt,
+        editedAt: null,
+        deletedAt: null,
+        status: "pending",
+        eventSeq: seq,
+      }),
+      hash,
+    );
+    this.endTyping(input.actor.id);
+    const sender = await this.profiles.user(input.actor.id, input.actor.kahaId);
+    const outgoing = { ...publicMessage(message), status: "sent" as const, sender };
+    this.broadcast("new_message", { message: outgoing }, message.seq);
+    this.ctx.waitUntil(this.notifyRecipients(outgoing));
+    const committed = await this.waitForCommit();
+    return { message: { ...outgoing, status: committed ? "sent" : "pending" }, created: true };
+  }
+
+  private async previousSend(meta: RoomMeta, senderId: string, cmid: string) {
+    const local = this.store.clientId(senderId, cmid);
+    if (local) return local;
+    // Storage initialised over an existing conversation: older ids may only be known to Postgres.
+    if (meta.pgSeqAtInit === 0) return undefined;
+    const row = await this.pgOr503(() => messageByClientId(this.db(), meta.conversationId, senderId, cmid));
+    if (!row || row.seq > meta.pgSeqAtInit) return undefined;
+    const remembered = { seq: row.seq, contentHash: contentHash(row.type, row.rawContent, row.replyToId) };
+    this.store.rememberClientId(senderId, cmid, remembered.seq, remembered.contentHash);
+    this.store.cacheCommitted({ ...row, eventSeq: row.eventSeq });
+    return remembered;
+  }
+
+  private async retried(previous: { seq: number; contentHash: string }, hash: string): Promise<SendResult> {
+    if (previous.contentHash !== hash) throw conflict("clientMessageId was already used for a different message");
+    const original = this.store.messageBySeq(previous.seq) ?? (await this.findMessageBySeqInPg(previous.seq));
+    if (!original) throw unavailable("Original message not available yet");
+    const sender = await this.profiles.user(original.senderId);
+    return { message: { ...publicMessage(original), sender }, created: false };
+  }
+
+  private async findMessageBySeqInPg(seq: number): Promise<StoredMessage | undefined> {
+    const page = await this.pgOr503(() => messagePage(this.db(), this.conversationId(), { after: seq - 1, limit: 1 }));
+    const m = page.messages[0];
+    return m && m.seq === seq ? { ...m, eventSeq: seq } : undefined;
+  }
+
+  /** Local storage first (pending and recent), then Postgres; an old message read from Postgres is cached. */
+  async findMessage(id: string): Promise<StoredMessage | undefined> {
+    const local = this.store.messageById(id);
+    if (local) return local;
+    const row = await this.pgOr503(() => messageById(this.db(), this.conversationId(), id));
+    if (row) this.store.cacheCommitted(row);
+    return row;
+  }
+
+  async editMessage(input: { conversationId: string; actor: Actor; messageId: string; content: string }): Promise<Message> {
+    const meta = await this.ready(input.conversationId);
+    this.requireMember(input.actor.id);
+    const current = await this.findMessage(input.messageId);
+    if (!current) throw notFound("Message");
+    if (current.senderId !== input.actor.id) throw forbidden("Only the sender can edit a message");
+    if (current.deletedAt) throw conflict("A deleted message cannot be edited");
+    const normal = normalizeContent(input.content);
+    if (!normal.ok) throw badRequest(`content: ${normal.reason}`);
+    const updated: StoredMessage = { ...current, content: normal.content, editedAt: new Date().toISOString(), eventSeq: meta.lastSeq };
+    this.store.updateMessage(updated);
+    this.store.queueAudit({
+      conversationId: meta.conversationId,
+      actorId: input.actor.id,
+      action: "message.edited",
+      targetId: current.id,
+      details: { seq: current.seq, previousContent: current.content },
+    });
+    const sender = await this.profiles.user(updated.senderId, input.actor.kahaId);
+    const outgoing = { ...publicMessage(updated), status: "sent" as const, sender };
+    this.broadcast("message_updated", { message: outgoing });
+    const committed = await this.waitForCommit();
+    return { ...outgoing, status: committed ? "sent" : "pending" };
+  }
+
+  async deleteMessage(input: { conversationId: string; actor: Actor; messageId: string }): Promise<Message> {
+    const meta = await this.ready(input.conversationId);
+    const me = this.requireMember(input.actor.id);
+    const current = await this.findMessage(input.messageId);
+    if (!current) throw notFound("Message");
+    const isGroupAdmin = meta.type === "group" && me.role === "admin";
+    if (current.senderId !== input.actor.id && !isGroupAdmin) throw forbidden("Only the sender or a group admin can delete a message");
+    if (current.deletedAt) return publicMessage(current);
+    const deletedAt = new Date().toISOString();
+    const tombstone: StoredMessage = { ...current, content: "", deletedAt, eventSeq: meta.lastSeq };
+    this.store.updateMessage(tombstone);
+    this.store.queueAudit({
+      conversationId: meta.conversationId,
+      actorId: input.actor.id,
+      action: "message.deleted",
+      targetId: current.id,
+      details: { seq: current.seq, senderId: current.senderId, previousContent: current.content },
+    });
+    this.broadcast("message_deleted", { messageId: current.id, seq: current.seq });
+    await this.waitForCommit();
+    return publicMessage(tombstone);
+  }
+
+  private userSession(userId: string) {
+    const ns = this.env.USER_SESSION;
+    return ns.get(ns.idFromName(userId));
+  }
+
+  /** Every participant but the sender hears of the message on their user socket (flagged when muted). */
+  private async notifyRecipients(message: Message): Promise<void> {
+    const recipients = this.store.participants().filter((p) => p.userId !== message.senderId);
+    const results = await Promise.allSettled(
+      recipients.map((p) =>
+        this.userSession(p.userId).messageNotification({ conversationId: message.conversationId, message, muted: p.isMuted }),
+      ),
+    );
+    const failed = results.filter((r) => r.status === "rejected").length;
+    if (failed) this.log.warn("notifications failed", { failed, recipients: recipients.length });
+  }
+
+  /** After a socket's read mark: the user's badge follows, on every device. */
+  async readMarked(userId: string, lastReadSeq: number): Promise<void> {
+    try {
+      const unread = await this.unreadFor(userId, lastReadSeq);
+      await this.userSession(userId).unreadChanged({ conversationId: this.conversationId(), unreadCount: unread });
+    } catch (err) {
+      this.log.warn("badge update failed", { error: (err as Error).message?.slice(0, 200) });
+    }
+  }
+
+  // ── Receipts ──────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** Moves a participant's watermarks forward only, stores them for the next flush, broadcasts the change. */
+  applyWatermark(userId: string, move: { read?: number; delivered?: number }): Participant {
+    const p = this.requireMember(userId);
+    const next = { ...p };
+    const now = new Date().toISOString();
+    let readMoved = false;
+    let deliveredMoved = false;
+    if (move.read !== undefined && move.read > p.lastReadSeq) {
+      next.lastReadSeq = move.read;
+      next.lastReadAt = now;
+      readMoved = true;
+    }
+    // Reading implies delivery.
+    const delivered = Math.max(move.delivered ?? 0, readMoved ? next.lastReadSeq : 0);
+    if (delivered > p.lastDeliveredSeq) {
+      next.lastDeliveredSeq = delivered;
+      deliveredMoved = true;
+    }
+    if (!readMoved && !deliveredMoved) return p;
+    this.store.upsertParticipant(next);
+    this.store.setWatermark(userId, {
+      lastReadSeq: readMoved ? next.lastReadSeq : undefined,
+      lastReadAt: readMoved ? now : undefined,
+      lastDeliveredSeq: deliveredMoved ? next.lastDeliveredSeq : undefined,
+    });
+    const conversationId = this.conversationId();
+    if (readMoved) this.broadcast("message_read", { userId, conversationId, lastReadSeq: next.lastReadSeq, readAt: now });
+    if (deliveredMoved) this.broadcast("message_delivered", { userId, conversationId, lastDeliveredSeq: next.lastDeliveredSeq });
+    return next;
+  }
+
+  private async unreadFor(userId: string, lastReadSeq: number): Promise<number> {
+    const meta = this.store.meta()!;
+    if (lastReadSeq >= meta.lastSeq) return 0;
+    const oldest = this.store.oldestSeq();
+    if (oldest !== undefined && oldest <= lastReadSeq + 1) {
+      return this.store.range(lastReadSeq + 1, meta.lastSeq).filter((m) => m.senderId !== userId && !m.deletedAt).length;
+    }
+    return this.pgOr503(() => unreadCount(this.db(), meta.conversationId, userId, lastReadSeq));
+  }
+
+  // ── Typing ────────────────────────────────────────────────────────────────────────────────────────────────
+
+  startTyping(userId: string, kahaId: string): void {
+    const wasTyping = this.store.typing().some((t) => t.userId === userId && t.expiresAt > Date.now());
+    this.store.setTyping(userId, Date.now() + TYPING_LEASE_MS);
+    void this.scheduleAlarm();
+    if (!wasTyping) {
+      const profile = this.profiles.cached(userId, kahaId);
+      this.broadcast("typing_start", { userId, conversationId: this.conversationId(), ...(profile ? { profile } : {}) });
+    }
+  }
+
+  endTyping(userId: string): void {
+    if (this.store.clearTyping(userId)) this.broadcast("typing_stop", { userId, conversationId: this.conversationId() });
+  }
+
+  // ── Durability ────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** Waits for the Postgres commit up to the configured deadline; true when committed. */
+  async waitForCommit(): Promise<boolean> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), this.config.WRITE_THROUGH_DEADLINE_MS);
+    });
+    const committed = await Promise.race([this.flusher.flush().then(() => true, () => false), deadline]);
+    if (timer !== undefined) clearTimeout(timer);
+    if (!committed) await this.scheduleAlarm();
+    return committed;
+  }
+
+  async pgOr503<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await withTimeout(work(), 8000, "database");
+    } catch (err) {
+      if (err instanceof HttpError) throw err;
+      this.resetDb();
+      this.log.warn("database call failed", { error: (err as Error).message?.slice(0, 200) });
+      throw unavailable("Database unavailable");
+    }
+  }
+
+  /** One alarm covers everything timed: outbox retry (with backoff), typing expiry, token expiry of sockets. */
+  async scheduleAlarm(): Promise<void> {
+    const now = Date.now();
+    const candidates: number[] = [];
+    if (this.store.pendingCount() > 0 || this.store.watermarks().length > 0 || this.store.audits().length > 0) {
+      candidates.push(now + backoffMs(this.retryAttempt));
+    }
+    for (const t of this.store.typing()) candidates.push(Math.max(t.expiresAt, now + 10));
+    for (const ws of this.ctx.getWebSockets()) {
+      const exp = attachmentOf(ws)?.exp;
+      if (exp) candidates.push(Math.max(exp * 1000, now + 10));
+    }
+    if (candidates.length === 0) return;
+    const at = Math.min(...candidates);
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at || current < now) await this.ctx.storage.setAlarm(at);
+  }
+
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    for (const t of this.store.typing()) if (t.expiresAt <= now) this.endTyping(t.userId);
+    for (const ws of this.ctx.getWebSockets()) {
+      const exp = attachmentOf(ws)?.exp;
+      if (exp && exp * 1000 <= now) safeClose(ws, 4401, "Token expired");
+    }
+    if (this.store.pendingCount() > 0 || this.store.watermarks().length > 0 || this.store.audits().length > 0) {
+      try {
+        await this.flusher.flush();
+      } catch {
+        this.retryAttempt++;
+      }
+    }
+    await this.scheduleAlarm();
+  }
+
+  closeUserSockets(userId: string, code: number, reason: string): void {
+    for (const ws of this.ctx.getWebSockets(userId)) safeClose(ws, code, reason);
+  }
+
+  // ── WebSockets (hibernation API) ──────────────────────────────────────────────────────────────────────────
+
+  override async fetch(request: Request): Promise<Response> {
+    try {
+      return await openSocket(this, request);
+    } catch (err) {
+      const http = err instanceof HttpError ? err : unavailable("Room unavailable");
+      return new Response(JSON.stringify({ statusCode: http.status, message: http.detail }), {
+        status: http.status,
+        headers: { "content-type": "application/json" },
+      });
+    }
+  }
+
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    await handleSocketMessage(this, ws, message);
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.socketGone(ws);
+    safeClose(ws, code, reason);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.socketGone(ws);
+  }
+
+  private socketGone(ws: WebSocket): void {
+    const userId = attachmentOf(ws)?.userId;
+    if (!userId || !this.store.meta()) return;
+    const others = this.ctx.getWebSockets(userId).filter((s) => s !== ws && s.readyState === WebSocket.OPEN);
+    if (others.length === 0) this.endTyping(userId);
+  }
+
+  /** Replays what a client missed after `afterSeq` (see room/realtime.ts). */
+  replay(afterSeq: number) {
+    return replayFor(this, afterSeq);
+  }
+}
+
+/** Strips the storage-only stamp before a message leaves the room. */
+export function publicMessage(m: StoredMessage | Message): Message {
+  const { eventSeq: _e, ...rest } = m as StoredMessage;
+  return rest;
+}

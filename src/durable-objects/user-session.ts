@@ -1,4 +1,271 @@
 import { DurableObject } from "cloudflare:workers";
+import { getConfig } from "../lib/config";
+import { createLogger } from "../lib/log";
+import { openDb } from "../db/client";
+import { contactsOf, membershipSummary } from "../db/queries/user-session";
+import { aggregatePresence, nextPresenceCheck, OFFLINE_GRACE_MS, type DeviceState, type Presence } from "../domain/presence";
+import { encodeFrame, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
+import { LIMITS, type Conversation, type Message } from "../protocol/resources";
+import { IDENTITY_HEADER } from "./room/realtime";
+import { FrameRateLimiter, safeClose, sendRaw } from "./room/sockets";
 
-/** One per user: presence across devices, unread badges and notifications. */
-export class UserSession extends DurableObject<Env> {}
+interface UserSocketAttachment extends DeviceState {
+  userId: string;
+  kahaId: string;
+  exp?: number;
+}
+
+export interface PresenceInfo {
+  userId: string;
+  status: PresenceStatus;
+  lastSeen: string | null;
+}
+
+const limiter = new FrameRateLimiter();
+
+/**
+ * One per user: presence across the user's devices, unread badges and notifications for all of the user's
+ * conversations. Device state lives in socket attachments and badges in storage, so hibernation loses nothing;
+ * the only timer is the alarm for the next presence change (a device timing out or idling).
+ */
+export class UserSession extends DurableObject<Env> {
+  private readonly log = createLogger({ object: "UserSession" });
+
+  private get config() {
+    return getConfig(this.env);
+  }
+
+  private async withDb<T>(work: (db: ReturnType<typeof openDb>["db"]) => Promise<T>): Promise<T> {
+    const handle = openDb({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }, 1);
+    try {
+      return await work(handle.db);
+    } finally {
+      this.ctx.waitUntil(handle.end());
+    }
+  }
+
+  private devices(): { ws: WebSocket; att: UserSocketAttachment }[] {
+    const out: { ws: WebSocket; att: UserSocketAttachment }[] = [];
+    for (const ws of this.ctx.getWebSockets()) {
+      const att = ws.deserializeAttachment() as UserSocketAttachment | null;
+      if (att) out.push({ ws, att });
+    }
+    return out;
+  }
+
+  private async userId(): Promise<string | undefined> {
+    return (await this.ctx.storage.get<string>("userId")) ?? this.devices()[0]?.att.userId;
+  }
+
+  private current(now = Date.now()): Presence {
+    const last = this.ctx.storage.kv.get<Presence>("published");
+    return aggregatePresence(
+      this.devices().map((d) => d.att),
+      now,
+      this.config.PRESENCE_AWAY_AFTER * 1000,
+      last?.lastSeen ?? 0,
+    );
+  }
+
+  private send(type: string, data: unknown): void {
+    const frame = encodeFrame(type, data);
+    for (const { ws } of this.devices()) sendRaw(ws, frame);
+  }
+
+  // ── Sockets ──────────────────────────────────────────────────────────────────────────────────────────────
+
+  override async fetch(request: Request): Promise<Response> {
+    const identity = JSON.parse(request.headers.get(IDENTITY_HEADER) ?? "null") as { id: string; kahaId: string; exp?: number } | null;
+    if (!identity || request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return Response.json({ statusCode: 400, message: "Expected an authenticated WebSocket upgrade" }, { status: 400 });
+    }
+    if (this.ctx.getWebSockets().length >= 20) {
+      return Response.json({ statusCode: 429, message: "Too many sockets for this user" }, { status: 429 });
+    }
+    await this.ctx.storage.put("userId", identity.id);
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server);
+    const now = Date.now();
+    const att: UserSocketAttachment = { userId: identity.id, kahaId: identity.kahaId, exp: identity.exp, status: "online", lastSeen: now, lastActive: now };
+    server.serializeAttachment(att);
+    sendRaw(server, encodeFrame("connected", { userId: identity.id, timestamp: new Date(now).toISOString() }));
+    // Badges are re-derived from Postgres whenever a device connects, so they can never drift for long.
+    this.ctx.waitUntil(this.refreshBadges(server));
+    await this.presenceMaybeChanged();
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+    const size = typeof raw === "string" ? raw.length : raw.byteLength;
+    if (size > LIMITS.frameMaxBytes) return safeClose(ws, CLOSE.tooBig, "Frame too large");
+    const att = ws.deserializeAttachment() as UserSocketAttachment | null;
+    if (!att) return safeClose(ws, 1011, "Socket state lost");
+    if (att.exp && att.exp * 1000 <= Date.now()) return safeClose(ws, CLOSE.unauthorized, "Token expired");
+    if (!limiter.allow(ws, this.config.WS_MAX_FRAMES_PER_SECOND)) {
+      sendRaw(ws, encodeFrame("error", { code: "rate_limited", message: "Too many frames" }));
+      return safeClose(ws, CLOSE.policy, "Rate limited");
+    }
+    if (typeof raw !== "string") return sendRaw(ws, encodeFrame("error", { code: "invalid_frame", message: "Binary frames are not supported" }));
+    const parsed = parseFrame(raw, userClientFrame, userClientTypes);
+    if (!parsed.ok) return sendRaw(ws, encodeFrame("error", { code: parsed.code, message: parsed.message }, parsed.id));
+    const frame = parsed.frame;
+    const now = Date.now();
+    const next: UserSocketAttachment = { ...att, lastSeen: now };
+    switch (frame.type) {
+      case "heartbeat":
+        ws.serializeAttachment(next);
+        sendRaw(ws, encodeFrame("heartbeat_ack", { timestamp: new Date(now).toISOString() }, frame.id));
+        break;
+      case "set_presence":
+        ws.serializeAttachment({ ...next, status: frame.data.status, lastActive: frame.data.status === "online" ? now : att.lastActive });
+        break;
+      case "get_presence": {
+        ws.serializeAttachment({ ...next, lastActive: now });
+        const presences = await this.presenceOfContacts(att.userId, frame.data.userIds);
+        sendRaw(ws, encodeFrame("presence_state", { presences }, frame.id));
+        break;
+      }
+    }
+    await this.presenceMaybeChanged();
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    safeClose(ws, code, reason);
+    await this.presenceMaybeChanged(ws);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    await this.presenceMaybeChanged(ws);
+  }
+
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    for (const { ws, att } of this.devices()) {
+      if (att.exp && att.exp * 1000 <= now) safeClose(ws, CLOSE.unauthorized, "Token expired");
+      else if (now - att.lastSeen > 60_000) safeClose(ws, 1001, "Heartbeat timeout");
+    }
+    await this.presenceMaybeChanged();
+  }
+
+  // ── Presence ─────────────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Publishes only transitions. Going offline waits OFFLINE_GRACE_MS (an alarm) so a reconnecting client does not
+   * flap; coming back within the grace publishes nothing.
+   */
+  private async presenceMaybeChanged(closing?: WebSocket): Promise<void> {
+    const now = Date.now();
+    const devices = this.devices()
+      .filter((d) => d.ws !== closing && d.ws.readyState !== WebSocket.CLOSED)
+      .map((d) => d.att);
+    const last = this.ctx.storage.kv.get<Presence>("published") ?? { status: "offline" as PresenceStatus, lastSeen: 0 };
+    const next = aggregatePresence(devices, now, this.config.PRESENCE_AWAY_AFTER * 1000, last.lastSeen);
+    let wake = nextPresenceCheck(devices, now, this.config.PRESENCE_AWAY_AFTER * 1000);
+    if (next.status !== last.status) {
+      const since = this.ctx.storage.kv.get<number>("offlineSince");
+      if (next.status === "offline" && since === undefined) {
+        this.ctx.storage.kv.put("offlineSince", now);
+        wake = now + OFFLINE_GRACE_MS;
+      } else if (next.status !== "offline" || (since !== undefined && now - since >= OFFLINE_GRACE_MS)) {
+        this.ctx.storage.kv.delete("offlineSince");
+        this.ctx.storage.kv.put("published", next);
+        await this.publish(next);
+      } else {
+        wake = (since ?? now) + OFFLINE_GRACE_MS;
+      }
+    } else {
+      this.ctx.storage.kv.delete("offlineSince");
+    }
+    for (const d of devices) if (d.exp) wake = Math.min(wake ?? Infinity, d.exp * 1000);
+    if (wake !== undefined && Number.isFinite(wake)) await this.ctx.storage.setAlarm(Math.max(wake, now + 10));
+  }
+
+  private async publish(p: Presence): Promise<void> {
+    const userId = await this.userId();
+    if (!userId) return;
+    const update = { userId, status: p.status, lastSeen: p.lastSeen ? new Date(p.lastSeen).toISOString() : null };
+    try {
+      const [contacts, memberships] = await this.withDb((db) => Promise.all([contactsOf(db, userId), membershipSummary(db, userId)]));
+      const users = this.env.USER_SESSION;
+      const rooms = this.env.CONVERSATION_ROOM;
+      await Promise.allSettled([
+        ...contacts.map((id) => users.get(users.idFromName(id)).contactPresence(update)),
+        ...memberships.map((m) => rooms.get(rooms.idFromName(m.conversationId)).presence(update)),
+      ]);
+    } catch (err) {
+      this.log.warn("presence publish failed", { userId, error: (err as Error).message?.slice(0, 200) });
+    }
+  }
+
+  private async presenceOfContacts(userId: string, ids: string[]): Promise<PresenceInfo[]> {
+    const allowed = new Set(await this.withDb((db) => contactsOf(db, userId)));
+    const wanted = [...new Set(ids)].filter((id) => allowed.has(id));
+    const users = this.env.USER_SESSION;
+    return Promise.all(wanted.map((id) => users.get(users.idFromName(id)).presenceOf(id)));
+  }
+
+  // ── RPC from rooms and other sessions ───────────────────────────────────────────────────────────────────
+
+  async presenceOf(userId: string): Promise<PresenceInfo> {
+    const p = this.devices().length ? this.current() : (this.ctx.storage.kv.get<Presence>("published") ?? { status: "offline", lastSeen: 0 });
+    const status = this.devices().length ? p.status : "offline";
+    return { userId, status, lastSeen: p.lastSeen ? new Date(p.lastSeen).toISOString() : null };
+  }
+
+  async contactPresence(update: PresenceInfo): Promise<void> {
+    this.send("presence_update", update);
+  }
+
+  /** A new message from someone else in one of this user's conversations. */
+  async messageNotification(input: { conversationId: string; message: Message; muted: boolean }): Promise<void> {
+    const badges = this.ctx.storage.kv.get<Record<string, number>>("badges") ?? {};
+    badges[input.conversationId] = (badges[input.conversationId] ?? 0) + 1;
+    this.ctx.storage.kv.put("badges", badges);
+    if (this.devices().length === 0) return;
+    this.send("notification", { conversationId: input.conversationId, message: input.message, ...(input.muted ? { muted: true } : {}) });
+    this.sendBadge(input.conversationId, badges);
+  }
+
+  /** The user's read watermark moved (any device, REST or socket): the badge is what the room computed. */
+  async unreadChanged(input: { conversationId: string; unreadCount: number }): Promise<void> {
+    const badges = this.ctx.storage.kv.get<Record<string, number>>("badges") ?? {};
+    badges[input.conversationId] = input.unreadCount;
+    this.ctx.storage.kv.put("badges", badges);
+    if (this.devices().length) this.sendBadge(input.conversationId, badges);
+  }
+
+  async conversationEvent(
+    event:
+      | { type: "conversation_created" | "conversation_updated"; conversation: Conversation }
+      | { type: "conversation_removed"; conversationId: string },
+  ): Promise<void> {
+    if (event.type === "conversation_removed") {
+      const badges = this.ctx.storage.kv.get<Record<string, number>>("badges") ?? {};
+      delete badges[event.conversationId];
+      this.ctx.storage.kv.put("badges", badges);
+      this.send("conversation_removed", { conversationId: event.conversationId });
+    } else {
+      this.send(event.type, { conversation: event.conversation });
+    }
+  }
+
+  private sendBadge(conversationId: string, badges: Record<string, number>): void {
+    const totalUnread = Object.values(badges).reduce((a, b) => a + b, 0);
+    this.send("unread_count", { conversationId, unreadCount: badges[conversationId] ?? 0, totalUnread });
+  }
+
+  private async refreshBadges(ws: WebSocket): Promise<void> {
+    const userId = await this.userId();
+    if (!userId) return;
+    try {
+      const summary = await this.withDb((db) => membershipSummary(db, userId));
+      const badges = Object.fromEntries(summary.map((s) => [s.conversationId, s.unread]));
+      this.ctx.storage.kv.put("badges", badges);
+      const totalUnread = summary.reduce((a, s) => a + s.unread, 0);
+      for (const s of summary) if (s.unread > 0) sendRaw(ws, encodeFrame("unread_count", { conversationId: s.conversationId, unreadCount: s.unread, totalUnread }));
+    } catch (err) {
+      this.log.warn("badge refresh failed", { error: (err as Error).message?.slice(0, 200) });
+    }
+  }
+}

@@ -60,6 +60,10 @@ export const configSchema = z
     MESSAGE_RETENTION_DAYS: int(90, 1, 36_500),
     DEV_LOGIN: bool(false),
     SERVICE_VERSION: optionalText.transform((v) => v ?? "0.0.0"),
+    /** Seconds without activity before an online user becomes away (contract §6, default 5 min). */
+    PRESENCE_AWAY_AFTER: int(300, 5, 86_400),
+    /** Frames a socket may send per second before it gets rate_limited and is closed (1008). */
+    WS_MAX_FRAMES_PER_SECOND: int(200, 1, 100_000),
     /** Deadline for the Postgres commit before a send is acknowledged as pending. */
     WRITE_THROUGH_DEADLINE_MS: int(2000, 10, 60_000),
   })

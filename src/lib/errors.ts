@@ -51,28 +51,21 @@ export function errorBody(status: number, message: string | string[], requestId:
 }
 
 /**
- * Errors crossing a Durable Object RPC boundary lose their class; we encode the status in the message
- * so the Worker can turn them back into HttpErrors.
+ * Durable Object RPC answers carry expected failures as values: a thrown error would lose its class across the
+ * boundary and be logged as an uncaught exception by the runtime.
  */
-const RPC_PREFIX = "HttpError:";
+export type RpcResult<T> = { ok: true; value: T } | { ok: false; status: number; detail: string | string[]; headers?: Record<string, string> };
 
-export function toRpcError(err: HttpError): Error {
-  return new Error(`${RPC_PREFIX}${JSON.stringify({ s: err.status, d: err.detail, h: err.headers })}`);
+export async function asRpcResult<T>(work: () => Promise<T>): Promise<RpcResult<T>> {
+  try {
+    return { ok: true, value: await work() };
+  } catch (err) {
+    if (err instanceof HttpError) return { ok: false, status: err.status, detail: err.detail, headers: err.headers };
+    throw err;
+  }
 }
 
-export function fromRpcError(err: unknown): HttpError | undefined {
-  if (err instanceof HttpError) return err;
-  if (!(err instanceof Error)) return undefined;
-  const at = err.message.indexOf(RPC_PREFIX);
-  if (at < 0) return undefined;
-  try {
-    const parsed = JSON.parse(err.message.slice(at + RPC_PREFIX.length)) as {
-      s: number;
-      d: string | string[];
-      h?: Record<string, string>;
-    };
-    return new HttpError(parsed.s, parsed.d, parsed.h ?? {});
-  } catch {
-    return undefined;
-  }
+export function unwrapRpc<T>(result: RpcResult<T>): T {
+  if (result.ok) return result.value;
+  throw new HttpError(result.status, result.detail, result.headers ?? {});
 }

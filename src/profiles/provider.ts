@@ -1,59 +1,278 @@
+import type { Config } from "../lib/config";
+import { createLogger, type Logger } from "../lib/log";
 import type { Profile } from "../protocol/resources";
+import { CircuitBreaker, sharedBreaker, type BreakerSettings } from "./breaker";
+import { DEFAULT_CACHE_POLICY, freshness, remainingFreshMs, type CacheEntry, type CachePolicy } from "./cache-entry";
+import { profileKey, refsOf, type ProfileRef } from "./keys";
+import { MemoryCache, type MemoryCacheOptions } from "./memory-cache";
 import { placeholderProfile } from "./placeholder";
+import { ProfileRedisCache, type RedisConnection } from "./redis-cache";
+import { fetchProfileBatch, type BatchOutcome, type ProfileServiceConfig } from "./service-client";
 import type { ProfileProvider, ProfileRequest, ProfileSet } from "./types";
 
-export interface ProfileServiceConfig {
-  url: string;
-  token: string;
+/** Plain values, so a Durable Object can build a provider from its env as easily as a request can. */
+export interface ProfileProviderOptions {
+  serviceUrl: string;
+  serviceToken: string;
   timeoutMs: number;
+  cacheTtlSeconds: number;
+  redis: RedisConnection;
+  /** The request's or object's ctx.waitUntil: cache writes and refresh-ahead then outlive the answer. */
+  waitUntil?: (work: Promise<unknown>) => void;
+  /** true: the isolate's shared LRU (1000 entries, 60 s); an object: a private LRU with these limits. */
+  memory?: boolean | Partial<MemoryCacheOptions>;
+  /** An instance of its own, or settings for the isolate's shared breaker of this service (5 failures, 30 s). */
+  breaker?: CircuitBreaker | Partial<BreakerSettings>;
+  /** Lifetime of a cached "unknown id" (default 60 s). */
+  missTtlSeconds?: number;
+  /** Redis keeps known profiles keepFactor × TTL as stale copies (default 7). */
+  keepFactor?: number;
+  /** Entries older than this share of the TTL are refetched in the background (default 0.8). */
+  refreshAheadRatio?: number;
+  /** Cap on each Redis wait on the request path (default 300 ms). */
+  redisTimeoutMs?: number;
+  /** Ids per kind per service call (default 100). */
+  chunkSize?: number;
+  now?: () => number;
+  log?: Logger;
 }
 
-interface RawProfile {
-  uuid?: unknown;
-  name?: unknown;
-  avatar_url?: unknown;
+export interface RefreshResult {
+  requested: number;
+  /** Ids the service answered for, now rewritten in the cache (known or recorded as unknown). */
+  refreshed: number;
+  /** Of those, ids the service does not know. */
+  unknown: number;
+  ok: boolean;
+  reason?: string;
 }
 
-function normalise(raw: RawProfile, kind: "user" | "business"): Profile | undefined {
-  if (typeof raw.uuid !== "string" || typeof raw.name !== "string") return undefined;
-  return { id: raw.uuid.toLowerCase(), name: raw.name, avatarUrl: typeof raw.avatar_url === "string" ? raw.avatar_url : null, kind };
+export interface CachedProfileProvider extends ProfileProvider {
+  /** Drops cached entries (Redis and this isolate's memory) with one DEL; resolves to the number of keys removed. Rejects when Redis fails. */
+  evict(request: ProfileRequest): Promise<number>;
+  /** Refetches the ids (one call per chunk) and rewrites the cache before resolving. Never rejects. */
+  refresh(request: ProfileRequest): Promise<RefreshResult>;
+  readonly breaker: CircuitBreaker;
 }
 
-/** One batched call to the profile service per lookup (no cache yet). */
-export function createProfileProvider(service: ProfileServiceConfig): ProfileProvider {
+export const PROFILE_DEFAULTS = {
+  redisTimeoutMs: 300,
+  chunkSize: 100,
+  ...DEFAULT_CACHE_POLICY,
+} as const;
+
+const sharedMemories = new Map<string, MemoryCache<CacheEntry>>();
+// Keys with a background refetch in flight in this isolate: concurrent requests must not each start one.
+const refreshing = new Set<string>();
+
+function memoryFor(option: ProfileProviderOptions["memory"], namespace: string): MemoryCache<CacheEntry> | undefined {
+  if (!option) return undefined;
+  if (option !== true) return new MemoryCache<CacheEntry>(option);
+  let memory = sharedMemories.get(namespace);
+  if (!memory) {
+    memory = new MemoryCache<CacheEntry>();
+    sharedMemories.set(namespace, memory);
+  }
+  return memory;
+}
+
+function breakerFor(option: ProfileProviderOptions["breaker"], serviceUrl: string): CircuitBreaker {
+  if (option instanceof CircuitBreaker) return option;
+  const log = createLogger({ component: "profiles", service: serviceUrl });
+  return sharedBreaker(serviceUrl, option ?? {}, {
+    onTransition: (from, to) => (to === "open" ? log.warn : log.info)("profile service circuit", { from, to }),
+  });
+}
+
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err)).slice(0, 200);
+
+/** Options from the parsed configuration; callers add waitUntil and memory. */
+export function profileOptionsFromConfig(
+  config: Pick<
+    Config,
+    "PROFILE_SERVICE_URL" | "PROFILE_SERVICE_TOKEN" | "PROFILE_SERVICE_TIMEOUT" | "PROFILE_CACHE_TTL" | "UPSTASH_REDIS_REST_URL" | "UPSTASH_REDIS_REST_TOKEN"
+  >,
+): ProfileProviderOptions {
   return {
-    async load(request: ProfileRequest): Promise<ProfileSet> {
-      const userIds = [...new Set(request.userIds ?? [])];
-      const businessIds = [...new Set(request.businessIds ?? [])];
-      const found = new Map<string, Profile>();
-      if (userIds.length + businessIds.length > 0) {
-        try {
-          const res = await fetch(`${service.url}/api/batch/profiles`, {
-            method: "POST",
-            headers: { authorization: `Bearer ${service.token}`, "content-type": "application/json" },
-            body: JSON.stringify({ user_uuids: userIds, business_uuids: businessIds }),
-            signal: AbortSignal.timeout(service.timeoutMs),
-          });
-          if (res.ok) {
-            const body = (await res.json()) as { users?: RawProfile[]; businesses?: RawProfile[] };
-            for (const raw of body.users ?? []) {
-              const p = normalise(raw, "user");
-              if (p) found.set(`user:${p.id}`, p);
-            }
-            for (const raw of body.businesses ?? []) {
-              const p = normalise(raw, "business");
-              if (p) found.set(`business:${p.id}`, p);
-            }
-          }
-        } catch {
-          // Profiles never fail a request: placeholders below.
-        }
+    serviceUrl: config.PROFILE_SERVICE_URL,
+    serviceToken: config.PROFILE_SERVICE_TOKEN,
+    timeoutMs: config.PROFILE_SERVICE_TIMEOUT,
+    cacheTtlSeconds: config.PROFILE_CACHE_TTL,
+    redis: { url: config.UPSTASH_REDIS_REST_URL, token: config.UPSTASH_REDIS_REST_TOKEN },
+  };
+}
+
+/**
+ * Profiles through three layers: an optional in-memory LRU, Redis (one MGET per load), then the profile service (one
+ * batched call per load, behind a circuit breaker). Every failure degrades to a stale copy or a placeholder; load never rejects.
+ */
+export function createProfileProvider(options: ProfileProviderOptions): CachedProfileProvider {
+  const clock = options.now ?? Date.now;
+  const log = options.log ?? createLogger({ component: "profiles" });
+  const policy: CachePolicy = {
+    ttlSeconds: options.cacheTtlSeconds,
+    missTtlSeconds: options.missTtlSeconds ?? PROFILE_DEFAULTS.missTtlSeconds,
+    keepFactor: Math.max(1, options.keepFactor ?? PROFILE_DEFAULTS.keepFactor),
+    refreshAheadRatio: options.refreshAheadRatio ?? PROFILE_DEFAULTS.refreshAheadRatio,
+  };
+  const service: ProfileServiceConfig = {
+    url: options.serviceUrl,
+    token: options.serviceToken,
+    timeoutMs: options.timeoutMs,
+    chunkSize: options.chunkSize ?? PROFILE_DEFAULTS.chunkSize,
+  };
+  const cache = new ProfileRedisCache(options.redis, options.redisTimeoutMs ?? PROFILE_DEFAULTS.redisTimeoutMs);
+  const memory = memoryFor(options.memory, options.redis.url);
+  const breaker = breakerFor(options.breaker, options.serviceUrl);
+
+  const background = (work: Promise<unknown>, what: string): void => {
+    const guarded = work.catch((err: unknown) => log.warn(`profile ${what} failed`, { error: errorText(err) }));
+    try {
+      options.waitUntil?.(guarded);
+    } catch {
+      // No live context (e.g. after the response): the promise runs on regardless.
+    }
+  };
+
+  const remember = (ref: ProfileRef, entry: CacheEntry, now: number): void => {
+    memory?.set(ref.key, entry, now, remainingFreshMs(entry, now, policy));
+  };
+
+  async function readCache(refs: ProfileRef[]): Promise<Map<string, CacheEntry>> {
+    try {
+      return await cache.read(refs);
+    } catch (err) {
+      log.warn("profile cache unavailable, treating as misses", { error: errorText(err), ids: refs.length });
+      return new Map();
+    }
+  }
+
+  async function callService(refs: ProfileRef[]): Promise<BatchOutcome | undefined> {
+    if (!breaker.tryAcquire()) return undefined;
+    const outcome = await fetchProfileBatch(service, refs);
+    if (outcome.failure) {
+      breaker.recordFailure(outcome.failure.kind === "timeout" ? "timeout" : "error");
+      log.warn("profile service failed", { kind: outcome.failure.kind, error: outcome.failure.message, ids: refs.length });
+    } else {
+      breaker.recordSuccess();
+    }
+    return outcome;
+  }
+
+  /** Entries for the refs the service answered for, remembered in memory; the caller decides when Redis gets them. */
+  function answeredEntries(refs: ProfileRef[], outcome: BatchOutcome | undefined): { ref: ProfileRef; entry: CacheEntry }[] {
+    if (!outcome) return [];
+    const fetchedAt = clock();
+    const out: { ref: ProfileRef; entry: CacheEntry }[] = [];
+    for (const ref of refs) {
+      if (!outcome.answered.has(ref.key)) continue;
+      const entry: CacheEntry = { profile: outcome.found.get(ref.key) ?? null, fetchedAt };
+      remember(ref, entry, fetchedAt);
+      out.push({ ref, entry });
+    }
+    return out;
+  }
+
+  function refreshAhead(refs: ProfileRef[]): void {
+    const mine = refs.filter((r) => !refreshing.has(r.key));
+    if (mine.length === 0) return;
+    for (const r of mine) refreshing.add(r.key);
+    const work = (async () => {
+      try {
+        const writes = answeredEntries(mine, await callService(mine));
+        await cache.write(writes, policy);
+      } finally {
+        for (const r of mine) refreshing.delete(r.key);
       }
-      return {
-        user: (id, kahaId) => found.get(`user:${id}`) ?? placeholderProfile(id, "user", kahaId),
-        business: (id) => found.get(`business:${id}`) ?? placeholderProfile(id, "business"),
-      };
+    })();
+    background(work, "refresh-ahead");
+  }
+
+  async function load(request: ProfileRequest): Promise<ProfileSet> {
+    const refs = refsOf(request);
+    const served = new Map<string, Profile | null>();
+    const now = clock();
+
+    const pending: ProfileRef[] = [];
+    for (const ref of refs) {
+      const hit = memory?.get(ref.key, now);
+      if (hit && freshness(hit, now, policy) !== "expired") served.set(ref.key, hit.profile);
+      else pending.push(ref);
+    }
+    if (pending.length === 0) return profileSet(served);
+
+    const cached = await readCache(pending);
+    const toFetch: ProfileRef[] = [];
+    const toRefresh: ProfileRef[] = [];
+    const staleCopies = new Map<string, Profile>();
+    for (const ref of pending) {
+      const entry = cached.get(ref.key);
+      const state = entry && freshness(entry, now, policy);
+      if (!entry || state === "expired") {
+        if (entry?.profile) staleCopies.set(ref.key, entry.profile);
+        toFetch.push(ref);
+        continue;
+      }
+      served.set(ref.key, entry.profile);
+      remember(ref, entry, now);
+      if (state === "refresh-ahead") toRefresh.push(ref);
+    }
+
+    if (toFetch.length > 0) {
+      const writes = answeredEntries(toFetch, await callService(toFetch));
+      for (const { ref, entry } of writes) served.set(ref.key, entry.profile);
+      for (const ref of toFetch) {
+        if (served.has(ref.key)) continue;
+        const stale = staleCopies.get(ref.key);
+        if (stale) served.set(ref.key, { ...stale, stale: true });
+      }
+      if (writes.length > 0) background(cache.write(writes, policy), "cache write");
+    }
+    if (toRefresh.length > 0) refreshAhead(toRefresh);
+    return profileSet(served);
+  }
+
+  async function evict(request: ProfileRequest): Promise<number> {
+    const refs = refsOf(request);
+    for (const ref of refs) memory?.delete(ref.key);
+    return cache.remove(refs);
+  }
+
+  return {
+    breaker,
+    load,
+    evict,
+    async invalidate(request) {
+      await evict(request);
     },
-    async invalidate() {},
+    async refresh(request) {
+      const refs = refsOf(request);
+      const result: RefreshResult = { requested: refs.length, refreshed: 0, unknown: 0, ok: true };
+      if (refs.length === 0) return result;
+      const outcome = await callService(refs);
+      if (!outcome) return { ...result, ok: false, reason: "profile service circuit is open" };
+      const writes = answeredEntries(refs, outcome);
+      try {
+        await cache.write(writes, policy);
+      } catch (err) {
+        return { ...result, ok: false, reason: `cache write failed: ${errorText(err)}` };
+      }
+      result.refreshed = writes.length;
+      result.unknown = writes.filter((w) => w.entry.profile === null).length;
+      if (outcome.failure) return { ...result, ok: false, reason: outcome.failure.message };
+      return result;
+    },
+  };
+}
+
+/** Known profiles as copies (callers may decorate them); null (unknown to the service) and absent ids as placeholders. */
+function profileSet(served: Map<string, Profile | null>): ProfileSet {
+  const pick = (key: string): Profile | undefined => {
+    const p = served.get(key);
+    return p ? { ...p } : undefined;
+  };
+  return {
+    user: (id, kahaId) => pick(profileKey("user", id)) ?? placeholderProfile(id, "user", kahaId),
+    business: (id) => pick(profileKey("business", id)) ?? placeholderProfile(id, "business"),
   };
 }

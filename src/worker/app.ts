@@ -9,6 +9,11 @@ import { requestContext } from "./middleware/context";
 import { validationHook } from "./validation";
 import { health } from "./routes/health";
 import { auth } from "./routes/auth";
+import { conversations } from "./routes/conversations";
+import { notifications } from "./routes/notifications";
+import { messages, messageSearch } from "./routes/messages";
+import { conversationSocket, realtime, userSocket } from "./routes/realtime";
+import { profiles } from "./routes/profiles";
 
 export function createApp() {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
@@ -26,6 +31,14 @@ export function createApp() {
 
   app.route("/health", health);
   app.route("/auth", auth);
+  app.route("/conversations", conversations);
+  app.route("/notifications", notifications);
+  app.route("/conversations", messages);
+  app.route("/messages", messageSearch);
+  app.route("/conversations", conversationSocket);
+  app.route("/realtime", realtime);
+  app.route("/ws", userSocket);
+  app.route("/profiles", profiles);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.doc31("/openapi.json", (c) => ({

@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ConfigError } from "../lib/config";
-import { errorBody, fromRpcError, HttpError } from "../lib/errors";
+import { errorBody, HttpError } from "../lib/errors";
 import { createLogger } from "../lib/log";
 import { pgErrorCode } from "../db/client";
 import type { AppEnv } from "./env";
@@ -11,8 +11,7 @@ import type { AppEnv } from "./env";
 const CLIENT_DATA_ERRORS = new Set(["22P02", "22021", "22003", "22001", "2201B", "54001"]);
 
 function classify(err: unknown): HttpError {
-  const http = fromRpcError(err);
-  if (http) return http;
+  if (err instanceof HttpError) return err;
   if (err instanceof HTTPException) {
     const message = err.status === 413 ? "Request body too large" : err.message || "Bad request";
     return new HttpError(err.status, message);

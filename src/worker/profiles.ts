@@ -1,14 +1,22 @@
 import type { Context } from "hono";
-import { createProfileProvider } from "../profiles/provider";
+import { createProfileProvider, profileOptionsFromConfig, type CachedProfileProvider } from "../profiles/provider";
 import type { ProfileRequest, ProfileSet } from "../profiles/types";
 import type { AppEnv } from "./env";
 
-export function profileProvider(c: Context<AppEnv>) {
-  const config = c.var.config;
+/** The Hono adapter: configuration from the request, cache writes and refresh-ahead handed to waitUntil. */
+export function profileProvider(c: Context<AppEnv>): CachedProfileProvider {
+  let waitUntil: ((work: Promise<unknown>) => void) | undefined;
+  try {
+    const ctx = c.executionCtx;
+    waitUntil = (work) => ctx.waitUntil(work);
+  } catch {
+    // No execution context (e.g. app.request in a test): background work runs unattended.
+  }
   return createProfileProvider({
-    url: config.PROFILE_SERVICE_URL,
-    token: config.PROFILE_SERVICE_TOKEN,
-    timeoutMs: config.PROFILE_SERVICE_TIMEOUT,
+    ...profileOptionsFromConfig(c.var.config),
+    waitUntil,
+    memory: true,
+    log: c.var.log,
   });
 }
 

@@ -1,7 +1,8 @@
-import { and, asc, desc, eq, gt, gte, isNotNull, lt, or, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, gte, isNotNull, lt, lte, or, sql } from "drizzle-orm";
 import type { Message } from "../../protocol/resources";
 import type { Db } from "../client";
 import { toMessage } from "../mappers";
+import { appendAudit, type AuditEntry } from "./audit";
 import { conversations, messages, participants } from "../schema";
 
 const messageColumns = {
@@ -35,7 +36,13 @@ export interface ReadWatermark {
  * message whose first flush is still in flight, is harmless — the conversation's activity, and receipt watermarks
  * (which only ever move forward).
  */
-export async function flushBatch(db: Db, conversationId: string, batch: StoredMessage[], watermarks: ReadWatermark[]): Promise<void> {
+export async function flushBatch(
+  db: Db,
+  conversationId: string,
+  batch: StoredMessage[],
+  watermarks: ReadWatermark[],
+  audit: AuditEntry[] = [],
+): Promise<void> {
   await db.transaction(async (tx) => {
     if (batch.length > 0) {
       await tx
@@ -91,6 +98,7 @@ export async function flushBatch(db: Db, conversationId: string, batch: StoredMe
         })
         .where(and(eq(participants.conversationId, conversationId), eq(participants.userId, w.userId)));
     }
+    await appendAudit(tx, audit);
   });
 }
 
@@ -126,18 +134,17 @@ export async function messagePage(db: Db, conversationId: string, q: PageQuery):
   return { messages: rows.map(toMessage), hasMore };
 }
 
-/** Everything a client that last saw `afterSeq` has missed: newer messages and later edits/deletes of older ones. */
-export async function changesSince(db: Db, conversationId: string, afterSeq: number, limit: number): Promise<Message[]> {
+/** Edits and deletes, made at or after `afterSeq`, of messages the client already had (seq <= afterSeq). */
+export async function editsSince(db: Db, conversationId: string, afterSeq: number, limit: number): Promise<Message[]> {
   const rows = await db
     .select(messageColumns)
     .from(messages)
     .where(
       and(
         eq(messages.conversationId, conversationId),
-        or(
-          gt(messages.seq, afterSeq),
-          and(gte(messages.eventSeq, afterSeq), or(isNotNull(messages.editedAt), isNotNull(messages.deletedAt))),
-        ),
+        lte(messages.seq, afterSeq),
+        gte(messages.eventSeq, afterSeq),
+        or(isNotNull(messages.editedAt), isNotNull(messages.deletedAt)),
       ),
     )
     .orderBy(asc(messages.seq))

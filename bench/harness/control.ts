@@ -1,0 +1,68 @@
+// The runner (bench/run.ts) is a child of scripts/bench.ts, which hosts the stack. Fault switches and counters of
+// the local stand-ins are reached over the fork IPC channel, so the runner uses the stack's own handles.
+
+export type ControlOp =
+  | { op: "pgDelay"; ms: number }
+  | { op: "pgDown"; down: boolean }
+  | { op: "redisDelay"; ms: number }
+  | { op: "stats" };
+
+export interface ControlStats {
+  bridge: { opened: number; current: number; rejected: number; terminated: number };
+  profileCalls: number;
+}
+
+export interface ControlRequest {
+  id: number;
+  body: ControlOp;
+}
+export interface ControlReply {
+  id: number;
+  ok: boolean;
+  result?: unknown;
+  error?: string;
+}
+
+/** What the host tells the runner about the stack (JSON in BENCH_STACK). */
+export interface StackInfo {
+  baseUrl: string;
+  databaseUrl: string;
+  embeddedPostgres: boolean;
+  redisUrl: string;
+  redisToken: string;
+  jwtSecret: string;
+  wranglerPid: number;
+  vars: Record<string, string>;
+  wranglerVersion: string;
+  workerdVersion: string;
+}
+
+let nextId = 1;
+const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+
+function ensureListener(): void {
+  if (process.listenerCount("message") > 0) return;
+  process.on("message", (raw: unknown) => {
+    const reply = raw as ControlReply;
+    const w = waiting.get(reply.id);
+    if (!w) return;
+    waiting.delete(reply.id);
+    if (reply.ok) w.resolve(reply.result);
+    else w.reject(new Error(reply.error ?? "control failed"));
+  });
+}
+
+export function control<T = void>(body: ControlOp): Promise<T> {
+  if (!process.send) return Promise.reject(new Error("bench runner must be started by scripts/bench.ts (no IPC channel)"));
+  ensureListener();
+  const id = nextId++;
+  return new Promise<T>((resolve, reject) => {
+    waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+    process.send!({ id, body } satisfies ControlRequest);
+  });
+}
+
+/** Lets the runner exit while the IPC channel is open (it is only used for requests). */
+export function unrefControl(): void {
+  (process.channel as unknown as { unref?: () => void } | undefined)?.unref?.();
+}

@@ -1,0 +1,107 @@
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import os from "node:os";
+
+function stat(pid: number): { comm: string; ppid: number } | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // comm is in parentheses and may contain spaces; fields after it are space separated.
+    const close = text.lastIndexOf(")");
+    const comm = text.slice(text.indexOf("(") + 1, close);
+    const ppid = Number(text.slice(close + 2).split(" ")[1]);
+    return { comm, ppid };
+  } catch {
+    return undefined;
+  }
+}
+
+function allPids(): number[] {
+  return readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number);
+}
+
+/** The first descendant of `root` whose command name is `comm` (e.g. the workerd under wrangler dev). */
+export function findDescendant(root: number, comm: string): number | undefined {
+  const children = new Map<number, number[]>();
+  const comms = new Map<number, string>();
+  for (const pid of allPids()) {
+    const s = stat(pid);
+    if (!s) continue;
+    comms.set(pid, s.comm);
+    const list = children.get(s.ppid) ?? [];
+    list.push(pid);
+    children.set(s.ppid, list);
+  }
+  const queue = [...(children.get(root) ?? [])];
+  while (queue.length) {
+    const pid = queue.shift()!;
+    if (comms.get(pid) === comm) return pid;
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return undefined;
+}
+
+/** Resident set size in KiB (VmRSS), or NaN when the process is gone. */
+export function rssKb(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Processes other than ours that look like test or dev stacks (a sign the machine is shared right now). */
+export function otherActivity(ours: Set<number>): { workerd: number; node: number; loadavg: number[] } {
+  let workerd = 0;
+  let node = 0;
+  for (const pid of allPids()) {
+    if (ours.has(pid)) continue;
+    const s = stat(pid);
+    if (!s) continue;
+    if (s.comm === "workerd") workerd++;
+    else if (s.comm === "node" || s.comm === "MainThread") node++;
+  }
+  return { workerd, node, loadavg: os.loadavg().map((l) => Math.round(l * 100) / 100) };
+}
+
+export function machineInfo() {
+  let cpuModel = "unknown";
+  try {
+    cpuModel = /model name\s*:\s*(.+)/.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1]?.trim() ?? cpuModel;
+  } catch {
+    // not Linux
+  }
+  return {
+    cores: os.cpus().length,
+    cpuModel,
+    ramGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    os: `${os.type()} ${os.release()}`,
+    node: process.version,
+  };
+}
+
+export function gitCommit(cwd: string): { commit: string; dirty: boolean } {
+  try {
+    const commit = execFileSync("git", ["rev-parse", "HEAD"], { cwd, encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd, encoding: "utf8" }).trim().length > 0;
+    return { commit, dirty };
+  } catch {
+    return { commit: "unknown", dirty: false };
+  }
+}
+
+/** CPU time (user+system, ms) consumed so far by a process, from /proc/<pid>/stat. */
+export function cpuMs(pid: number | undefined): number {
+  if (!pid) return NaN;
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return (ticks * 1000) / 100; // CLK_TCK is 100 on Linux
+  } catch {
+    return NaN;
+  }
+}

@@ -1,0 +1,112 @@
+import { fork, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { JsonWs, SioChatSocket, WsChatSocket, type ChatSocket } from "./clients.js";
+import type { BenchDb, BenchUser } from "./db.js";
+
+export type TargetName = "edge" | "ws-floor" | "socketio-pg";
+
+/** Something to run the messaging scenarios (S1, S3, S4) against: the service or a baseline. */
+export interface ChatTarget {
+  name: TargetName;
+  /** A conversation with `members` users; member i connects with connect(i). */
+  createRoom(members: number): Promise<TargetRoom>;
+  /** Process whose memory is reported (workerd, or the baseline's node). */
+  pid?: number;
+  stop(): Promise<void>;
+}
+
+export interface TargetRoom {
+  id: string;
+  connect(member: number): Promise<ChatSocket>;
+  /** Rows in Postgres for this room whose client id starts with the prefix; undefined when the target stores nothing. */
+  persisted(prefix: string): Promise<number | undefined>;
+}
+
+/** The service: users and the conversation seeded in Postgres, sockets through the Worker with a bearer token. */
+export function edgeTarget(baseUrl: string, db: BenchDb, jwtSecret: string): ChatTarget & { users: (room: TargetRoom) => BenchUser[] } {
+  const wsBase = baseUrl.replace(/^http/, "ws");
+  const members = new Map<string, BenchUser[]>();
+  return {
+    name: "edge",
+    async createRoom(n) {
+      const users = await db.createUsers(n, "bench", jwtSecret);
+      const id = await db.seedConversation(users.map((u) => u.id));
+      members.set(id, users);
+      return {
+        id,
+        async connect(i) {
+          const ws = await JsonWs.connect(`${wsBase}/conversations/${id}/ws`, { authorization: `Bearer ${users[i].token}` });
+          return new WsChatSocket(ws);
+        },
+        persisted: (prefix) => db.countMessages(id, prefix),
+      };
+    },
+    users: (room) => members.get(room.id) ?? [],
+    stop: async () => {},
+  };
+}
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+/** Forks a baseline server (TypeScript, through this process's tsx loader) and waits for the port it reports. */
+async function startBaseline(file: string, env: Record<string, string> = {}): Promise<{ port: number; child: ChildProcess }> {
+  const child = fork(path.join(HERE, "../baselines", file), [], { env: { ...process.env, ...env }, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${file} did not start`)), 30_000);
+    child.once("message", (m: unknown) => {
+      clearTimeout(timer);
+      resolve((m as { port: number }).port);
+    });
+    child.once("exit", (code) => reject(new Error(`${file} exited (${code})`)));
+  });
+  return { port, child };
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once("exit", () => resolve());
+    child.kill("SIGTERM");
+    setTimeout(() => child.kill("SIGKILL"), 3000).unref();
+  });
+}
+
+export async function wsFloorTarget(): Promise<ChatTarget> {
+  const { port, child } = await startBaseline("ws-floor.ts");
+  return {
+    name: "ws-floor",
+    pid: child.pid,
+    async createRoom() {
+      const id = randomUUID();
+      return {
+        id,
+        async connect(i) {
+          return new WsChatSocket(await JsonWs.connect(`ws://127.0.0.1:${port}/?room=${id}&user=u${i}`));
+        },
+        persisted: async () => undefined,
+      };
+    },
+    stop: () => stopChild(child),
+  };
+}
+
+export async function socketIoTarget(databaseUrl: string, db: BenchDb, jwtSecret: string): Promise<ChatTarget> {
+  const { port, child } = await startBaseline("socketio-pg.ts", { DATABASE_URL: databaseUrl });
+  return {
+    name: "socketio-pg",
+    pid: child.pid,
+    async createRoom(n) {
+      // Same rows as the service's rooms, so inserts hit the same table, indexes and foreign keys.
+      const users = await db.createUsers(n, "sio", jwtSecret);
+      const id = await db.seedConversation(users.map((u) => u.id));
+      return {
+        id,
+        connect: (i) => SioChatSocket.connect(`http://127.0.0.1:${port}`, id, users[i].id),
+        persisted: (prefix) => db.countMessages(id, prefix),
+      };
+    },
+    stop: () => stopChild(child),
+  };
+}

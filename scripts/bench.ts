@@ -1,0 +1,124 @@
+// `npm run bench [-- --quick] [--pg-delay-ms N] [--redis-delay-ms N] [--only S1,S3]`: starts the local stack in this
+// process (embedded PGlite unless DATABASE_URL, in-memory Redis unless REDIS_URL) and wrangler dev, then runs the
+// scenarios in a child process (bench/run.ts) so that the load generator never shares an event loop with the
+// embedded Postgres. Results: bench/results/latest.json and latest.md.
+import { fork } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { freePort } from "./local/ports.js";
+import { LOCAL_JWT_SECRET, LOCAL_REDIS_TOKEN, ROOT, startStack, type Stack } from "./lib/stack.js";
+import { startWrangler, type WranglerHandle } from "./lib/wrangler.js";
+import type { ControlReply, ControlRequest, StackInfo } from "../bench/harness/control.js";
+
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+/** Hard stop for the whole run (the runner keeps its own, tighter budget and skips what does not fit). */
+const WATCHDOG_MS = quick ? 178_000 : 14.8 * 60_000;
+
+/** Extra Worker vars: the harness must not be rate limited. */
+const BENCH_VARS: Record<string, string> = { WS_MAX_FRAMES_PER_SECOND: "100000" };
+
+async function version(pkg: string): Promise<string> {
+  try {
+    return (JSON.parse(await readFile(path.join(ROOT, "node_modules", pkg, "package.json"), "utf8")) as { version: string }).version;
+  } catch {
+    return "unknown";
+  }
+}
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  const log = (line: string) => console.log(line);
+  const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
+  const tmp = await mkdtemp(path.join(os.tmpdir(), "edge-chat-bench-"));
+  let stack: Stack | undefined;
+  let wrangler: WranglerHandle | undefined;
+  const watchdog = setTimeout(() => {
+    console.error(`\n✗ bench: watchdog fired after ${WATCHDOG_MS / 1000} s; stopping.`);
+    void cleanup().then(() => process.exit(3));
+  }, WATCHDOG_MS);
+  watchdog.unref();
+  let cleaned = false;
+  async function cleanup(): Promise<void> {
+    if (cleaned) return;
+    cleaned = true;
+    await wrangler?.stop().catch(() => {});
+    await stack?.stop().catch(() => {});
+    await rm(tmp, { recursive: true, force: true }).catch(() => {});
+  }
+  process.on("SIGINT", () => void cleanup().then(() => process.exit(130)));
+  process.on("SIGTERM", () => void cleanup().then(() => process.exit(143)));
+
+  try {
+    log(`edge-chat bench (${quick ? "quick" : "full"})`);
+    stack = await startStack({
+      databaseUrl: process.env.DATABASE_URL || undefined,
+      redisUrl: process.env.REDIS_URL || undefined,
+      dataDir: "memory://",
+      ports: { pg: 0, bridge: 0, redis: 0, profiles: 0 },
+      log,
+    });
+    const port = await freePort();
+    const vars = { ...stack.workerVars, ...BENCH_VARS };
+    log(`• wrangler dev on 127.0.0.1:${port} ...`);
+    wrangler = await startWrangler({ port, vars, persistTo: path.join(tmp, "wrangler"), log, quiet: true });
+    log(`  stack ready in ${elapsed()}`);
+
+    const info: StackInfo = {
+      baseUrl: wrangler.url,
+      databaseUrl: stack.databaseUrl,
+      embeddedPostgres: stack.embeddedPostgres,
+      redisUrl: stack.redis.url,
+      redisToken: LOCAL_REDIS_TOKEN,
+      jwtSecret: LOCAL_JWT_SECRET,
+      wranglerPid: wrangler.process.pid ?? 0,
+      vars: BENCH_VARS,
+      wranglerVersion: await version("wrangler"),
+      workerdVersion: await version("@cloudflare/workerd-linux-64"),
+    };
+    const s = stack;
+    // The runner is TypeScript too: fork() reuses this process's tsx loader flags (process.execArgv).
+    const child = fork(path.join(ROOT, "bench/run.ts"), args, {
+      cwd: ROOT,
+      env: { ...process.env, BENCH_STACK: JSON.stringify(info) },
+      stdio: "inherit",
+    });
+    child.on("message", (raw: unknown) => {
+      const req = raw as ControlRequest;
+      const reply = (r: Omit<ControlReply, "id">) => child.connected && child.send({ id: req.id, ...r });
+      try {
+        const body = req.body;
+        switch (body.op) {
+          case "pgDelay":
+            s.bridge.setDelay(body.ms);
+            return reply({ ok: true });
+          case "pgDown":
+            s.bridge.setDown(body.down);
+            return reply({ ok: true });
+          case "redisDelay":
+            s.redis.setFault({ delayMs: body.ms });
+            return reply({ ok: true });
+          case "stats":
+            return reply({ ok: true, result: { bridge: s.bridge.stats(), profileCalls: s.profiles.stats().calls } });
+        }
+      } catch (err) {
+        reply({ ok: false, error: (err as Error).message });
+      }
+    });
+    const code = await new Promise<number>((resolve) => child.on("exit", (c, signal) => resolve(c ?? (signal ? 1 : 0))));
+    log(`bench finished in ${elapsed()} (exit ${code})`);
+    return code;
+  } finally {
+    clearTimeout(watchdog);
+    await cleanup();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    console.error(`\n✗ bench: ${err.message}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,90 @@
+/**
+ * Every failure of a REST call (and every refusal of a message sent over a socket) is a ChatApiError.
+ * `statusCode` is the HTTP status (0 when no response arrived: network down, timeout, aborted).
+ */
+export class ChatApiError extends Error {
+  override readonly name = "ChatApiError";
+  /** HTTP status; 0 when the request never got an answer. */
+  readonly statusCode: number;
+  /** The server's request id (`X-Request-Id`), for support and logs. */
+  readonly requestId: string | undefined;
+  /** The reason phrase of the status ("Not Found"), or "Network Error". */
+  readonly error: string;
+  /** Validation messages when the server sent several. */
+  readonly details: readonly string[];
+  /** Seconds the server asked to wait (429, 503). */
+  readonly retryAfter: number | undefined;
+  /** A socket error code when the error came from a frame (`conflict`, `bad_request`, ...). */
+  readonly code: string | undefined;
+
+  constructor(init: {
+    statusCode: number;
+    message: string;
+    requestId?: string;
+    error?: string;
+    details?: readonly string[];
+    retryAfter?: number;
+    code?: string;
+    cause?: unknown;
+  }) {
+    super(init.message, init.cause === undefined ? undefined : { cause: init.cause });
+    this.statusCode = init.statusCode;
+    this.requestId = init.requestId;
+    this.error = init.error ?? (init.statusCode === 0 ? "Network Error" : "Error");
+    this.details = init.details ?? [];
+    this.retryAfter = init.retryAfter;
+    this.code = init.code;
+  }
+
+  /** No answer from the server (offline, DNS, reset, timeout). Safe to retry idempotent calls. */
+  get isNetworkError(): boolean {
+    return this.statusCode === 0;
+  }
+
+  /** The server refused the request itself; retrying the same request will not help. */
+  get isClientError(): boolean {
+    return this.statusCode >= 400 && this.statusCode < 500 && this.statusCode !== 429;
+  }
+
+  /** Worth retrying later: no answer, rate limited, or a dependency down. */
+  get isRetryable(): boolean {
+    return this.statusCode === 0 || this.statusCode === 429 || this.statusCode === 503 || this.statusCode === 502 || this.statusCode === 504;
+  }
+}
+
+/** Socket error codes (contract §6) mapped to the HTTP status they stand for. */
+const STATUS_BY_CODE: Record<string, number> = {
+  bad_request: 400,
+  invalid_frame: 400,
+  invalid_json: 400,
+  unknown_type: 400,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  rate_limited: 429,
+  unavailable: 503,
+  internal: 500,
+};
+
+export function errorFromFrame(data: { code?: unknown; message?: unknown } | undefined): ChatApiError {
+  const code = typeof data?.code === "string" ? data.code : "internal";
+  const message = typeof data?.message === "string" ? data.message : "Socket error";
+  return new ChatApiError({ statusCode: STATUS_BY_CODE[code] ?? 500, message, code, error: code });
+}
+
+/** Builds the error from an HTTP error response body of the contract's shape (or whatever came back). */
+export function errorFromResponse(status: number, statusText: string, body: unknown, headers: { get(name: string): string | null }): ChatApiError {
+  const b = (typeof body === "object" && body !== null ? body : {}) as { message?: unknown; error?: unknown; requestId?: unknown };
+  const details = Array.isArray(b.message) ? b.message.filter((m): m is string => typeof m === "string") : [];
+  const message =
+    typeof b.message === "string" ? b.message : details.length > 0 ? details.join("; ") : statusText || `HTTP ${status}`;
+  const retry = Number(headers.get("retry-after"));
+  return new ChatApiError({
+    statusCode: status,
+    message,
+    details,
+    error: typeof b.error === "string" ? b.error : statusText || undefined,
+    requestId: (typeof b.requestId === "string" ? b.requestId : undefined) ?? headers.get("x-request-id") ?? undefined,
+    retryAfter: Number.isFinite(retry) && retry > 0 ? retry : undefined,
+  });
+}

@@ -1,0 +1,99 @@
+import type { MessageType } from "./types";
+
+/** A message the server has not acknowledged yet. Kept in memory only (nothing is persisted). */
+export interface OutboxEntry {
+  clientMessageId: string;
+  content: string;
+  type: Exclude<MessageType, "system">;
+  replyToId: string | null;
+  /** When the app asked to send it (ISO-8601). */
+  createdAt: string;
+  /** How many times a send_message frame carried it. */
+  attempts: number;
+  /** Epoch ms of the last transmission on the current connection; undefined: not sent on it yet. */
+  sentAt?: number;
+  /** Frame id of the last transmission (an error frame names it). */
+  frameId?: string;
+  /** Epoch ms before which it must not be sent again (after a transient refusal). */
+  notBefore?: number;
+}
+
+/**
+ * The ordered list of unacknowledged messages. An entry leaves only when the server acknowledged it (message_ack,
+ * or its own new_message seen on the socket) or refused it for good (a 4xx); retries reuse its clientMessageId, so the
+ * server stores it once however often it is sent.
+ */
+export class Outbox {
+  private readonly entries = new Map<string, OutboxEntry>();
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  list(): OutboxEntry[] {
+    return [...this.entries.values()].map((e) => ({ ...e }));
+  }
+
+  has(clientMessageId: string): boolean {
+    return this.entries.has(clientMessageId);
+  }
+
+  get(clientMessageId: string): OutboxEntry | undefined {
+    return this.entries.get(clientMessageId);
+  }
+
+  add(entry: Omit<OutboxEntry, "attempts">): OutboxEntry {
+    const existing = this.entries.get(entry.clientMessageId);
+    if (existing) return existing;
+    const e: OutboxEntry = { ...entry, attempts: 0 };
+    this.entries.set(e.clientMessageId, e);
+    return e;
+  }
+
+  remove(clientMessageId: string): OutboxEntry | undefined {
+    const e = this.entries.get(clientMessageId);
+    this.entries.delete(clientMessageId);
+    return e;
+  }
+
+  byFrameId(frameId: string): OutboxEntry | undefined {
+    for (const e of this.entries.values()) if (e.frameId === frameId) return e;
+    return undefined;
+  }
+
+  /** A new connection: nothing has been sent on it yet. */
+  connectionChanged(): void {
+    for (const e of this.entries.values()) {
+      e.sentAt = undefined;
+      e.frameId = undefined;
+    }
+  }
+
+  /** Entries to transmit now, oldest first: never sent on this connection, or unacknowledged for ackTimeoutMs. */
+  due(now: number, ackTimeoutMs: number): OutboxEntry[] {
+    const out: OutboxEntry[] = [];
+    for (const e of this.entries.values()) {
+      if (e.notBefore !== undefined && e.notBefore > now) continue;
+      if (e.sentAt === undefined || now - e.sentAt >= ackTimeoutMs) out.push(e);
+    }
+    return out;
+  }
+
+  markSent(clientMessageId: string, now: number, frameId: string): void {
+    const e = this.entries.get(clientMessageId);
+    if (!e) return;
+    e.attempts++;
+    e.sentAt = now;
+    e.frameId = frameId;
+    e.notBefore = undefined;
+  }
+
+  /** A transient refusal (rate limited, unavailable): send again after `delayMs`. */
+  retryLater(clientMessageId: string, now: number, delayMs: number): void {
+    const e = this.entries.get(clientMessageId);
+    if (!e) return;
+    e.sentAt = undefined;
+    e.frameId = undefined;
+    e.notBefore = now + delayMs;
+  }
+}

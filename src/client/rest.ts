@@ -1,0 +1,329 @@
+import { ChatApiError, errorFromResponse } from "./errors";
+import { randomId } from "./ids";
+import type {
+  AgentInput,
+  BusinessAgent,
+  BusinessHours,
+  Conversation,
+  ConversationPage,
+  CreateBusinessInput,
+  CreateGroupInput,
+  DevLoginResult,
+  Health,
+  HealthDetailed,
+  Me,
+  Message,
+  MessagePage,
+  NumberedConversationPage,
+  Participant,
+  ReadReceipts,
+  ReadResult,
+  Role,
+  SearchResult,
+  SendMessageInput,
+  Ticket,
+  UnreadCounts,
+} from "./types";
+
+export type TokenSource = string | (() => string | Promise<string>);
+
+export interface RestOptions {
+  /** Where the API lives, e.g. `https://chat.example.com` or `""` for the page's own origin in a browser. */
+  baseUrl: string;
+  /** Bearer token, or a function returning a fresh one (called for every request and every socket). */
+  token?: TokenSource;
+  /** A fetch implementation (default: the global fetch). */
+  fetch?: typeof fetch;
+  /** Per-request timeout (ms). Default 15 000. */
+  timeoutMs?: number;
+  /** Retries of safe requests (GET) after a network error, 429 or 503. Default 2. */
+  retries?: number;
+}
+
+type Query = Record<string, string | number | boolean | undefined | null>;
+
+const enc = encodeURIComponent;
+
+/** Typed REST calls for the whole contract (§2–§5). Errors are thrown as ChatApiError. */
+export class ChatRest {
+  protected readonly baseUrl: string;
+  private tokenSource: TokenSource | undefined;
+  private readonly fetchImpl: typeof fetch;
+  private readonly timeoutMs: number;
+  private readonly retries: number;
+
+  constructor(options: RestOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
+    this.tokenSource = options.token;
+    // Bound: a browser's fetch must be called on its global object.
+    this.fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+    this.timeoutMs = options.timeoutMs ?? 15_000;
+    this.retries = options.retries ?? 2;
+  }
+
+  setToken(token: TokenSource | undefined): void {
+    this.tokenSource = token;
+  }
+
+  async token(): Promise<string | undefined> {
+    const t = this.tokenSource;
+    return typeof t === "function" ? await t() : t;
+  }
+
+  /** Any route, typed by the caller: the escape hatch for routes added after this SDK version. */
+  async request<T>(method: string, path: string, options: { body?: unknown; query?: Query; auth?: boolean } = {}): Promise<T> {
+    const url = new URL(this.baseUrl + path, this.baseUrl ? undefined : globalOrigin());
+    for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined && v !== null) url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (options.body !== undefined) headers["content-type"] = "application/json";
+    if (options.auth !== false) {
+      const token = await this.token();
+      if (token) headers.authorization = `Bearer ${token}`;
+    }
+    const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+    const safe = method === "GET" || method === "HEAD";
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.once<T>(method, url.toString(), headers, body);
+      } catch (err) {
+        const e = err as ChatApiError;
+        const wait = e.retryAfter !== undefined ? e.retryAfter * 1000 : 250 * 2 ** attempt;
+        if (!safe || attempt >= this.retries || !e.isRetryable || wait > 10_000) throw e;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  private async once<T>(method: string, url: string, headers: Record<string, string>, body: string | undefined): Promise<T> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.timeoutMs);
+    let res: Response;
+    try {
+      res = await this.fetchImpl(url, { method, headers, body, signal: controller.signal });
+    } catch (cause) {
+      const timedOut = controller.signal.aborted;
+      throw new ChatApiError({
+        statusCode: 0,
+        message: timedOut ? `${method} ${url} timed out after ${this.timeoutMs} ms` : `${method} ${url} failed: network error`,
+        cause,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+    const text = await res.text().catch(() => "");
+    let json: unknown = undefined;
+    if (text) {
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+    }
+    if (!res.ok) throw errorFromResponse(res.status, res.statusText, json, res.headers);
+    return json as T;
+  }
+
+  // ── Auth (§2) ──────────────────────────────────────────────────────────────────────────────────────────
+
+  /** Local development only (DEV_LOGIN=true): a token for any kahaId. Does not change this client's token. */
+  devLogin(kahaId: string, name?: string): Promise<DevLoginResult> {
+    return this.request("POST", "/auth/dev-login", { body: name === undefined ? { kahaId } : { kahaId, name }, auth: false });
+  }
+
+  me(): Promise<Me> {
+    return this.request("GET", "/auth/me");
+  }
+
+  /** A single-use ticket (60 s) for a browser WebSocket. */
+  createTicket(): Promise<Ticket> {
+    return this.request("POST", "/realtime/tickets");
+  }
+
+  // ── Health (§3) ────────────────────────────────────────────────────────────────────────────────────────
+
+  health(): Promise<Health> {
+    return this.request("GET", "/health", { auth: false });
+  }
+
+  healthDetailed(): Promise<HealthDetailed> {
+    return this.request("GET", "/health/detailed", { auth: false });
+  }
+
+  /** The OpenAPI 3.1 document. */
+  openApi(): Promise<Record<string, unknown>> {
+    return this.request("GET", "/openapi.json", { auth: false });
+  }
+
+  // ── Conversations (§5) ─────────────────────────────────────────────────────────────────────────────────
+
+  /** The direct conversation with another user (created once per pair; found afterwards). */
+  createDirect(targetUserId: string): Promise<Conversation> {
+    return this.request("POST", "/conversations/direct", { body: { targetUserId } });
+  }
+
+  createGroup(input: CreateGroupInput): Promise<Conversation> {
+    return this.request("POST", "/conversations/group", { body: input });
+  }
+
+  /** The caller's open conversation with a business (as customer). */
+  createBusiness(input: CreateBusinessInput): Promise<Conversation> {
+    return this.request("POST", "/conversations/business", { body: input });
+  }
+
+  /** Most recent activity first; pass `nextCursor` back as `cursor` for the next page. */
+  listConversations(options: { limit?: number; cursor?: string } = {}): Promise<ConversationPage> {
+    return this.request("GET", "/conversations", { query: options });
+  }
+
+  /** Numbered pages (the older form). */
+  listConversationsPage(options: { page: number; limit?: number }): Promise<NumberedConversationPage> {
+    return this.request("GET", "/conversations", { query: options });
+  }
+
+  getConversation(conversationId: string): Promise<Conversation> {
+    return this.request("GET", `/conversations/${enc(conversationId)}`);
+  }
+
+  /** Rename a group (group admin). */
+  renameConversation(conversationId: string, name: string): Promise<Conversation> {
+    return this.request("PATCH", `/conversations/${enc(conversationId)}`, { body: { name } });
+  }
+
+  addParticipant(conversationId: string, userId: string, role?: Role): Promise<Participant> {
+    return this.request("POST", `/conversations/${enc(conversationId)}/participants`, { body: role ? { userId, role } : { userId } });
+  }
+
+  /** Remove a member (group admin) — or leave, with your own id. */
+  async removeParticipant(conversationId: string, userId: string): Promise<void> {
+    await this.request("DELETE", `/conversations/${enc(conversationId)}/participants/${enc(userId)}`);
+  }
+
+  setParticipantRole(conversationId: string, userId: string, role: Role): Promise<Participant> {
+    return this.request("PUT", `/conversations/${enc(conversationId)}/participants/${enc(userId)}/role`, { body: { role } });
+  }
+
+  setMuted(conversationId: string, isMuted: boolean): Promise<{ conversationId: string; isMuted: boolean }> {
+    return this.request("PUT", `/conversations/${enc(conversationId)}/mute`, { body: { isMuted } });
+  }
+
+  /** Mark read up to a seq or a message (default: the latest). Read marks never move backwards. */
+  markRead(conversationId: string, at: { seq?: number; messageId?: string } = {}): Promise<ReadResult> {
+    return this.request("PUT", `/conversations/${enc(conversationId)}/read`, { body: at });
+  }
+
+  getUnreadCount(conversationId: string): Promise<{ conversationId: string; unreadCount: number }> {
+    return this.request("GET", `/conversations/${enc(conversationId)}/unread-count`);
+  }
+
+  getReadReceipts(conversationId: string): Promise<ReadReceipts> {
+    return this.request("GET", `/conversations/${enc(conversationId)}/read-receipts`);
+  }
+
+  // ── Messages (§5) ──────────────────────────────────────────────────────────────────────────────────────
+
+  /** Sends over REST. A clientMessageId is generated when none is given, so a retry of this call is safe. */
+  sendMessage(conversationId: string, input: SendMessageInput): Promise<Message> {
+    const body = { ...input, clientMessageId: input.clientMessageId ?? randomId() };
+    return this.request("POST", `/conversations/${enc(conversationId)}/messages`, { body });
+  }
+
+  /** History, ascending seq. No cursor: the newest page; `before` pages back, `after` forward. */
+  listMessages(conversationId: string, options: { limit?: number; before?: number; after?: number } = {}): Promise<MessagePage> {
+    return this.request("GET", `/conversations/${enc(conversationId)}/messages`, { query: options });
+  }
+
+  getMessage(conversationId: string, messageId: string): Promise<Message> {
+    return this.request("GET", `/conversations/${enc(conversationId)}/messages/${enc(messageId)}`);
+  }
+
+  /** Edit your own message. */
+  editMessage(conversationId: string, messageId: string, content: string): Promise<Message> {
+    return this.request("PATCH", `/conversations/${enc(conversationId)}/messages/${enc(messageId)}`, { body: { content } });
+  }
+
+  /** Soft delete (sender, or group admin): a tombstone keeps the id and seq. */
+  async deleteMessage(conversationId: string, messageId: string): Promise<void> {
+    await this.request("DELETE", `/conversations/${enc(conversationId)}/messages/${enc(messageId)}`);
+  }
+
+  /** Full-text search in one conversation, newest first. */
+  searchMessages(conversationId: string, q: string, options: { limit?: number; cursor?: string } = {}): Promise<SearchResult> {
+    return this.request("GET", `/conversations/${enc(conversationId)}/messages/search`, { query: { q, ...options } });
+  }
+
+  /** Full-text search across all the caller's conversations, newest first. */
+  searchAllMessages(q: string, options: { limit?: number; cursor?: string } = {}): Promise<SearchResult> {
+    return this.request("GET", "/messages/search", { query: { q, ...options } });
+  }
+
+  // ── Notifications (§5) ─────────────────────────────────────────────────────────────────────────────────
+
+  getUnreadCounts(): Promise<UnreadCounts> {
+    return this.request("GET", "/notifications/unread-counts");
+  }
+
+  markAllRead(): Promise<{ markedConversations: number }> {
+    return this.request("PUT", "/notifications/mark-all-read");
+  }
+
+  // ── Business (§5) ──────────────────────────────────────────────────────────────────────────────────────
+
+  setAgent(businessId: string, agentId: string, input: AgentInput = {}): Promise<BusinessAgent> {
+    return this.request("PUT", `/business/${enc(businessId)}/agents/${enc(agentId)}`, { body: input });
+  }
+
+  async removeAgent(businessId: string, agentId: string): Promise<void> {
+    await this.request("DELETE", `/business/${enc(businessId)}/agents/${enc(agentId)}`);
+  }
+
+  listAgents(businessId: string): Promise<unknown> {
+    return this.request("GET", `/business/${enc(businessId)}/agents`);
+  }
+
+  setAvailability(isAvailable: boolean): Promise<unknown> {
+    return this.request("PUT", "/business/agents/me/availability", { body: { isAvailable } });
+  }
+
+  setBusinessHours(businessId: string, hours: BusinessHours): Promise<unknown> {
+    return this.request("PUT", `/business/${enc(businessId)}/hours`, { body: hours });
+  }
+
+  getBusinessHours(businessId: string): Promise<BusinessHours> {
+    return this.request("GET", `/business/${enc(businessId)}/hours`);
+  }
+
+  getBusinessStatus(businessId: string): Promise<{ isOpen: boolean; [key: string]: unknown }> {
+    return this.request("GET", `/business/${enc(businessId)}/hours/status`);
+  }
+
+  /** Assign a business conversation to an agent (automatic when agentId is omitted). */
+  assignConversation(conversationId: string, agentId?: string): Promise<unknown> {
+    return this.request("POST", `/business/conversations/${enc(conversationId)}/assign`, { body: agentId ? { agentId } : {} });
+  }
+
+  getQueue(businessId: string): Promise<unknown> {
+    return this.request("GET", `/business/${enc(businessId)}/queue`);
+  }
+
+  getBusinessStats(businessId: string): Promise<unknown> {
+    return this.request("GET", `/business/${enc(businessId)}/stats`);
+  }
+
+  /** Register a business admin (service token only). */
+  setBusinessAdmin(businessId: string, userId: string): Promise<unknown> {
+    return this.request("PUT", `/business/${enc(businessId)}/admins/${enc(userId)}`);
+  }
+
+  // ── Profiles (§7) ──────────────────────────────────────────────────────────────────────────────────────
+
+  /** Drop cached profiles (profile-service token or an admin JWT). */
+  invalidateProfiles(input: { user_uuids?: string[]; business_uuids?: string[] }): Promise<{ invalidated: number }> {
+    return this.request("POST", "/profiles/invalidate", { body: input });
+  }
+}
+
+/** In a browser, `baseUrl: ""` means the page's origin. */
+function globalOrigin(): string | undefined {
+  const loc = (globalThis as { location?: { origin?: string } }).location;
+  return loc?.origin;
+}

@@ -1,0 +1,253 @@
+/**
+ * Public types of the SDK. Resource shapes are inferred from the zod schemas shared with the server
+ * (src/protocol): type-only imports, so no schema code ends up in the bundle.
+ */
+import type { Conversation, ConversationType, Message, MessageType, Participant, Profile, Role } from "../protocol/resources";
+import type { PresenceStatus } from "../protocol/frames";
+
+export type { Conversation, ConversationType, Message, MessageType, Participant, Profile, Role, PresenceStatus };
+
+// ── REST ───────────────────────────────────────────────────────────────────────────────────────────────────
+
+export interface DevLoginResult {
+  access_token: string;
+  user: { id: string; kahaId: string };
+}
+
+export interface Me {
+  id: string;
+  kahaId: string;
+  profile: Profile;
+}
+
+export interface Health {
+  status: "ok";
+  service: string;
+  version: string;
+  timestamp: string;
+}
+
+export interface DependencyCheck {
+  status: "ok" | "down";
+  latencyMs: number;
+  error?: string;
+}
+
+export interface HealthDetailed {
+  status: "ok" | "degraded" | "down";
+  checks: { database: DependencyCheck; cache: DependencyCheck; profileService: DependencyCheck };
+}
+
+export interface CreateGroupInput {
+  /** Other members (3–8 members including the caller; duplicates are removed). */
+  participantIds: string[];
+  name?: string;
+}
+
+export interface CreateBusinessInput {
+  businessId: string;
+  agentId?: string;
+}
+
+export interface ConversationPage {
+  conversations: Conversation[];
+  nextCursor: string | null;
+}
+
+export interface NumberedConversationPage {
+  conversations: Conversation[];
+  total: number;
+  hasMore: boolean;
+  page: number;
+  limit: number;
+}
+
+export interface SendMessageInput {
+  content: string;
+  type?: Exclude<MessageType, "system">;
+  /** Makes retries safe: the same id returns the original message. Generated when omitted. */
+  clientMessageId?: string;
+  replyToId?: string | null;
+}
+
+export interface MessagePage {
+  /** Ascending seq. */
+  messages: Message[];
+  hasMore: boolean;
+}
+
+export interface SearchResult {
+  /** Newest first. */
+  messages: Message[];
+  nextCursor: string | null;
+}
+
+export interface ReadResult {
+  conversationId: string;
+  lastReadSeq: number;
+  unreadCount: number;
+}
+
+export interface ReadReceipt {
+  userId: string;
+  lastReadSeq: number;
+  lastReadAt: string | null;
+  lastDeliveredSeq: number;
+}
+
+export interface ReadReceipts {
+  conversationId: string;
+  participants: ReadReceipt[];
+}
+
+export interface UnreadCounts {
+  userId: string;
+  unreadCounts: Record<string, number>;
+  totalUnread: number;
+  muted: string[];
+}
+
+export interface Ticket {
+  ticket: string;
+  expiresAt: string;
+}
+
+// Business routes (contract §5 "Business"): shapes as far as the contract fixes them.
+
+export type Weekday = "monday" | "tuesday" | "wednesday" | "thursday" | "friday" | "saturday" | "sunday";
+
+export interface DayHours {
+  isOpen: boolean;
+  /** "HH:MM" */
+  openTime?: string;
+  closeTime?: string;
+}
+
+export interface BusinessHours {
+  timezone: string;
+  schedule: Partial<Record<Weekday, DayHours>>;
+  holidays?: string[];
+}
+
+export interface AgentInput {
+  skills?: string[];
+  maxConcurrentChats?: number;
+}
+
+export interface BusinessAgent extends AgentInput {
+  userId: string;
+  businessId: string;
+  isAvailable?: boolean;
+  [key: string]: unknown;
+}
+
+// ── Realtime ───────────────────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * - `idle`: not started; `connecting`: opening a socket (first time or after a drop);
+ * - `open`: live (for a conversation: ready and caught up); `reconnecting`: waiting before the next attempt;
+ * - `offline`: the browser reports no network (retries resume when it is back);
+ * - `closed`: closed by the app or for good (removed from the conversation, credentials refused).
+ */
+export type ConnectionState = "idle" | "connecting" | "open" | "reconnecting" | "offline" | "closed";
+
+export interface StateChange {
+  state: ConnectionState;
+  previous: ConnectionState;
+  /** Consecutive failed attempts so far. */
+  attempt: number;
+  /** When state is `reconnecting`: the wait before the next attempt (ms). */
+  delayMs?: number;
+  /** When state is `closed`: why (close code and reason, or the error that made it final). */
+  reason?: string;
+  /** When state is `open`: true when this is a reconnection (not the first open). */
+  reconnected?: boolean;
+}
+
+export interface PresenceUpdate {
+  userId: string;
+  status: PresenceStatus;
+  lastSeen: string | null;
+}
+
+export interface ReadyData {
+  conversationId: string;
+  lastSeq: number;
+  participants: Participant[];
+  typing: string[];
+  you: { lastReadSeq: number; lastDeliveredSeq?: number };
+}
+
+export interface TypingEvent {
+  conversationId: string;
+  userId: string;
+  isTyping: boolean;
+  profile?: Profile;
+  /** Everyone typing now (including this user's other devices). */
+  typing: string[];
+}
+
+export type ReceiptEvent =
+  | { kind: "read"; conversationId: string; userId: string; seq: number; at: string }
+  | { kind: "delivered"; conversationId: string; userId: string; seq: number };
+
+export interface ConversationEvents {
+  ready: ReadyData;
+  /** Once per seq, in seq order. `own`: sent by this user (any device). */
+  new_message: { message: Message; own: boolean };
+  message_updated: { message: Message };
+  message_deleted: { messageId: string; seq: number };
+  typing: TypingEvent;
+  receipt: ReceiptEvent;
+  presence: PresenceUpdate;
+  participant_joined: { participant: Participant };
+  participant_left: { userId: string };
+  participant_updated: { participant: Participant };
+  conversation_updated: { conversation: Conversation };
+  /** A message of the outbox was stored by the server. */
+  message_ack: { clientMessageId: string; message: Message };
+  /** A message was refused for good (4xx) and left the outbox. */
+  send_failed: { clientMessageId: string; error: import("./errors").ChatApiError };
+  /** The outbox changed (added, acknowledged, failed): the current unacknowledged messages. */
+  outbox: { pending: readonly import("./outbox").OutboxEntry[] };
+  /** A replay after a reconnect finished. */
+  resumed: { fromSeq: number; toSeq: number };
+  state: StateChange;
+  /** An error frame that answered no request of ours, or a connection problem. */
+  error: import("./errors").ChatApiError;
+}
+
+export interface UserEvents {
+  connected: { userId: string; timestamp: string };
+  notification: { conversationId: string; message: Message; muted?: boolean };
+  unread_count: { conversationId: string; unreadCount: number; totalUnread: number };
+  presence: PresenceUpdate;
+  conversation_created: { conversation: Conversation };
+  conversation_updated: { conversation: Conversation };
+  conversation_removed: { conversationId: string };
+  state: StateChange;
+  error: import("./errors").ChatApiError;
+}
+
+/** The parts of a WebSocket the SDK uses: the browser's, `ws` in Node and undici's all fit. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  // Event parameters are `any` so that every implementation's own event classes fit.
+  /* eslint-disable @typescript-eslint/no-explicit-any */
+  onopen: ((event: any) => void) | null;
+  /** `event.data` is a string for text frames. */
+  onmessage: ((event: any) => void) | null;
+  /** `event.code`, `event.reason`. */
+  onclose: ((event: any) => void) | null;
+  onerror: ((event: any) => void) | null;
+  /* eslint-enable @typescript-eslint/no-explicit-any */
+}
+
+/**
+ * A WebSocket constructor. In header mode the SDK calls `new WebSocket(url, { headers })` (the `ws` package and
+ * undici accept this); in ticket mode `new WebSocket(url)`.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type WebSocketConstructor = new (url: string, ...rest: any[]) => WebSocketLike;

@@ -1,0 +1,83 @@
+import { desc, eq, isNull, sql } from "drizzle-orm";
+import { sha256Hex } from "../../lib/ids";
+import type { Db } from "../client";
+import { auditLog } from "../schema";
+
+export interface AuditEntry {
+  conversationId: string | null;
+  actorId: string | null;
+  action: string;
+  targetId?: string | null;
+  details?: Record<string, unknown>;
+  /** ISO time of the event (defaults to now); stored as created_at, which the hash covers. */
+  at?: string;
+}
+
+type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+
+/** JSON with object keys sorted: jsonb does not keep key order, and the hash must survive a round trip. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value && typeof value === "object") {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
+  }
+  return JSON.stringify(value ?? null);
+}
+
+/** The canonical text a row's hash covers; verification recomputes it from the stored row. */
+export function auditHashInput(prevHash: string | null, e: Required<Omit<AuditEntry, "targetId">> & { targetId: string | null }): string {
+  return canonicalJson([prevHash, e.conversationId, e.actorId, e.action, e.targetId, e.details, e.at]);
+}
+
+/**
+ * Appends entries to the append-only audit log, each chained by hash to the previous entry of its conversation
+ * (or of the global chain for entries without one). A transaction-scoped advisory lock per chain keeps
+ * concurrent writers (the room, Worker routes) from forking a chain.
+ */
+export async function appendAudit(db: Db | Tx, entries: AuditEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  const run = async (tx: Tx) => {
+    const byChain = new Map<string | null, AuditEntry[]>();
+    for (const e of entries) byChain.set(e.conversationId, [...(byChain.get(e.conversationId) ?? []), e]);
+    for (const [chain, list] of byChain) {
+      await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtext(${"audit:" + (chain ?? "global")}))`);
+      const [last] = await tx
+        .select({ hash: auditLog.hash })
+        .from(auditLog)
+        .where(chain ? eq(auditLog.conversationId, chain) : isNull(auditLog.conversationId))
+        .orderBy(desc(auditLog.id))
+        .limit(1);
+      let prev = last?.hash ?? null;
+      for (const e of list) {
+        const full = {
+          conversationId: e.conversationId,
+          actorId: e.actorId,
+          action: e.action,
+          targetId: e.targetId ?? null,
+          details: e.details ?? {},
+          at: e.at ?? new Date().toISOString(),
+        };
+        const hash = await sha256Hex(auditHashInput(prev, full));
+        await tx.insert(auditLog).values({
+          conversationId: full.conversationId,
+          actorId: full.actorId,
+          action: full.action,
+          targetId: full.targetId,
+          details: full.details,
+          createdAt: new Date(full.at),
+          prevHash: prev,
+          hash,
+        });
+        prev = hash;
+      }
+    }
+  };
+  if ("transaction" in db && typeof db.transaction === "function" && !("rollback" in db)) {
+    await (db as Db).transaction(run);
+  } else {
+    await run(db as Tx);
+  }
+}

@@ -1,0 +1,242 @@
+import { and, count, desc, eq, gt, inArray, isNotNull, isNull, sql, type SQL } from "drizzle-orm";
+import type { PgColumn } from "drizzle-orm/pg-core";
+import { unavailable } from "../../lib/errors";
+import type { Message } from "../../protocol/resources";
+import type { Db } from "../client";
+import { toMessage } from "../mappers";
+import { businessAgents, conversations, messages, participants } from "../schema";
+
+export type ConversationRow = typeof conversations.$inferSelect;
+export type ParticipantRow = typeof participants.$inferSelect;
+
+/** A conversation seen by one of its active participants (`me`). */
+export interface Membership {
+  conversation: ConversationRow;
+  me: ParticipantRow;
+}
+
+export interface CreateResult {
+  id: string;
+  created: boolean;
+  /** Participants whose earlier `left_at` was cleared because the conversation was asked for again. */
+  rejoined: ParticipantRow[];
+}
+
+const active = (conversationId: string, userId: string) =>
+  and(eq(participants.conversationId, conversationId), eq(participants.userId, userId), isNull(participants.leftAt));
+
+export async function findMembership(db: Db, conversationId: string, userId: string): Promise<Membership | undefined> {
+  const rows = await db
+    .select({ conversation: conversations, me: participants })
+    .from(participants)
+    .innerJoin(conversations, eq(conversations.id, participants.conversationId))
+    .where(active(conversationId, userId))
+    .limit(1);
+  return rows[0];
+}
+
+/**
+ * The insert either creates the conversation or, when the unique index already holds one, does nothing; the select
+ * then finds the winner. A concurrent creator waits on the index entry until the winner commits, so both sides of a
+ * race agree on one id without a lookup-then-insert window.
+ */
+async function insertOrFind(
+  db: Db,
+  row: typeof conversations.$inferInsert,
+  conflict: { target: PgColumn[]; where: SQL },
+  existing: SQL | undefined,
+  members: { userId: string; role: ParticipantRow["role"] }[],
+): Promise<CreateResult> {
+  return db.transaction(async (tx) => {
+    const inserted = await tx
+      .insert(conversations)
+      .values(row)
+      .onConflictDoNothing({ target: conflict.target, where: conflict.where })
+      .returning({ id: conversations.id });
+    if (inserted.length > 0) {
+      await tx.insert(participants).values(members.map((m) => ({ conversationId: row.id, userId: m.userId, role: m.role })));
+      return { id: row.id, created: true, rejoined: [] };
+    }
+    const found = await tx.select({ id: conversations.id }).from(conversations).where(existing).limit(1);
+    // The row we conflicted with vanished between the two statements (closed or deleted): let the client retry.
+    if (!found[0]) throw unavailable("Conversation changed concurrently, please retry", 1);
+    const memberIds = members.map((m) => m.userId);
+    const rejoined = await tx
+      .update(participants)
+      .set({ leftAt: null, joinedAt: new Date() })
+      .where(
+        and(eq(participants.conversationId, found[0].id), inArray(participants.userId, memberIds), isNotNull(participants.leftAt)),
+      )
+      .returning();
+    return { id: found[0].id, created: false, rejoined };
+  });
+}
+
+/** One direct conversation per pair, ever; asking again brings back a side that had left. */
+export function createDirect(db: Db, actorId: string, targetId: string, key: string): Promise<CreateResult> {
+  return insertOrFind(
+    db,
+    { id: crypto.randomUUID(), type: "direct", directKey: key, createdBy: actorId },
+    { target: [conversations.directKey], where: sql`direct_key IS NOT NULL` },
+    eq(conversations.directKey, key),
+    [
+      { userId: actorId, role: "member" },
+      { userId: targetId, role: "member" },
+    ],
+  );
+}
+
+/** At most one open conversation per customer and business (partial unique index). */
+export function createBusiness(db: Db, customerId: string, businessId: string, agentId?: string): Promise<CreateResult> {
+  return insertOrFind(
+    db,
+    { id: crypto.randomUUID(), type: "business", businessId, customerId, createdBy: customerId, assignedAgentId: agentId ?? null },
+    { target: [conversations.businessId, conversations.customerId], where: sql`type = 'business' AND status = 'open'` },
+    and(
+      eq(conversations.type, "business"),
+      eq(conversations.status, "open"),
+      eq(conversations.businessId, businessId),
+      eq(conversations.customerId, customerId),
+    ),
+    // Only the customer comes back on a repeat request; an agent is placed once, when the conversation opens.
+    agentId ? [{ userId: customerId, role: "customer" }, { userId: agentId, role: "agent" }] : [{ userId: customerId, role: "customer" }],
+  );
+}
+
+export async function createGroup(db: Db, creatorId: string, name: string | null, memberIds: string[]): Promise<string> {
+  const id = crypto.randomUUID();
+  await db.transaction(async (tx) => {
+    await tx.insert(conversations).values({ id, type: "group", name, createdBy: creatorId });
+    await tx.insert(participants).values([
+      { conversationId: id, userId: creatorId, role: "admin" as const },
+      ...memberIds.map((userId) => ({ conversationId: id, userId, role: "member" as const })),
+    ]);
+  });
+  return id;
+}
+
+export async function isBusinessAgent(db: Db, businessId: string, userId: string): Promise<boolean> {
+  const rows = await db
+    .select({ userId: businessAgents.userId })
+    .from(businessAgents)
+    .where(and(eq(businessAgents.businessId, businessId), eq(businessAgents.userId, userId)))
+    .limit(1);
+  return rows.length > 0;
+}
+
+export async function renameConversation(db: Db, conversationId: string, name: string): Promise<ConversationRow | undefined> {
+  const rows = await db.update(conversations).set({ name }).where(eq(conversations.id, conversationId)).returning();
+  return rows[0];
+}
+
+/** Full precision (microseconds) of last_activity: a millisecond Date would make keyset pages skip or repeat rows. */
+const activityKey = sql<string>`to_char(${conversations.lastActivity} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+export interface ListedConversation extends Membership {
+  activityKey: string;
+}
+
+export interface ListAfter {
+  activity: string;
+  id: string;
+}
+
+function listQuery(db: Db) {
+  return db
+    .select({ conversation: conversations, me: participants, activityKey })
+    .from(participants)
+    .innerJoin(conversations, eq(conversations.id, participants.conversationId))
+    .$dynamic()
+    .orderBy(desc(conversations.lastActivity), desc(conversations.id));
+}
+
+const activeFor = (userId: string) => and(eq(participants.userId, userId), isNull(participants.leftAt));
+
+/** Keyset page, newest activity first; fetches one extra row to know whether another page exists. */
+export async function listByCursor(db: Db, userId: string, limit: number, after?: ListAfter): Promise<ListedConversation[]> {
+  const where = after
+    ? and(
+        activeFor(userId),
+        sql`(${conversations.lastActivity}, ${conversations.id}) < (${after.activity}::timestamptz, ${after.id}::uuid)`,
+      )
+    : activeFor(userId);
+  return listQuery(db).where(where).limit(limit + 1);
+}
+
+export async function listByPage(db: Db, userId: string, limit: number, page: number): Promise<{ rows: ListedConversation[]; total: number }> {
+  const [rows, totals] = await Promise.all([
+    listQuery(db)
+      .where(activeFor(userId))
+      .limit(limit)
+      .offset((page - 1) * limit),
+    db.select({ n: count() }).from(participants).where(activeFor(userId)),
+  ]);
+  return { rows, total: Number(totals[0]?.n ?? 0) };
+}
+
+/** The newest message of each conversation: one index probe per conversation (lateral), not a scan of their history. */
+export async function lastMessages(db: Db, conversationIds: string[]): Promise<Map<string, Message>> {
+  if (conversationIds.length === 0) return new Map();
+  const latest = db
+    .select({
+      id: messages.id,
+      conversationId: messages.conversationId,
+      seq: messages.seq,
+      senderId: messages.senderId,
+      clientMessageId: messages.clientMessageId,
+      type: messages.type,
+      content: messages.content,
+      replyToId: messages.replyToId,
+      createdAt: messages.createdAt,
+      editedAt: messages.editedAt,
+      deletedAt: messages.deletedAt,
+    })
+    .from(messages)
+    .where(eq(messages.conversationId, conversations.id))
+    .orderBy(desc(messages.seq))
+    .limit(1)
+    .as("latest");
+  const rows = await db
+    .select()
+    .from(conversations)
+    .innerJoinLateral(latest, sql`true`)
+    .where(inArray(conversations.id, conversationIds));
+  return new Map(rows.map((r) => [r.latest.conversationId, toMessage(r.latest)]));
+}
+
+/** The messages that count as unread for the participant row they are joined to (design notes). */
+const unreadJoin = and(
+  eq(messages.conversationId, participants.conversationId),
+  gt(messages.seq, participants.lastReadSeq),
+  sql`${messages.senderId} <> ${participants.userId}`,
+  isNull(messages.deletedAt),
+);
+
+/** Unread counts of a page of conversations in one grouped query; conversations with nothing unread are absent. */
+export async function unreadCounts(db: Db, userId: string, conversationIds: string[]): Promise<Map<string, number>> {
+  if (conversationIds.length === 0) return new Map();
+  const rows = await db
+    .select({ conversationId: participants.conversationId, n: count(messages.id) })
+    .from(participants)
+    .innerJoin(messages, unreadJoin)
+    .where(and(activeFor(userId), inArray(participants.conversationId, conversationIds)))
+    .groupBy(participants.conversationId);
+  return new Map(rows.map((r) => [r.conversationId, Number(r.n)]));
+}
+
+export interface UnreadSummaryRow {
+  conversationId: string;
+  isMuted: boolean;
+  unread: number;
+}
+
+/** Every active membership of the user with its unread count (zero included) and mute flag, in one query. */
+export async function unreadSummary(db: Db, userId: string): Promise<UnreadSummaryRow[]> {
+  const rows = await db
+    .select({ conversationId: participants.conversationId, isMuted: participants.isMuted, unread: count(messages.id) })
+    .from(participants)
+    .leftJoin(messages, unreadJoin)
+    .where(activeFor(userId))
+    .groupBy(participants.conversationId, participants.isMuted);
+  return rows.map((r) => ({ ...r, unread: Number(r.unread) }));
+}

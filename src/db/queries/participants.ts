@@ -1,0 +1,128 @@
+import { and, asc, eq, inArray, isNull, or } from "drizzle-orm";
+import { checkCapacity, checkDemotion, promotionAfterLeave, type Denial } from "../../domain/membership";
+import type { ConversationType, Role } from "../../protocol/resources";
+import type { Db } from "../client";
+import { conversations, participants, users } from "../schema";
+import type { ParticipantRow } from "./conversations";
+
+type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+
+export interface ParticipantWithKaha {
+  participant: ParticipantRow;
+  /** For the profile placeholder when the profile service does not know the user. */
+  kahaId: string;
+}
+
+const activeIn = (conversationId: string) => and(eq(participants.conversationId, conversationId), isNull(participants.leftAt));
+const row = (conversationId: string, userId: string) =>
+  and(eq(participants.conversationId, conversationId), eq(participants.userId, userId));
+
+/** Active participants of many conversations in one query, in joining order. */
+export async function activeParticipants(db: Db, conversationIds: string[]): Promise<ParticipantWithKaha[]> {
+  if (conversationIds.length === 0) return [];
+  return db
+    .select({ participant: participants, kahaId: users.kahaId })
+    .from(participants)
+    .innerJoin(users, eq(users.id, participants.userId))
+    .where(and(inArray(participants.conversationId, conversationIds), isNull(participants.leftAt)))
+    .orderBy(asc(participants.joinedAt), asc(participants.userId));
+}
+
+export async function findActiveParticipant(db: Db, conversationId: string, userId: string): Promise<ParticipantRow | undefined> {
+  const rows = await db
+    .select()
+    .from(participants)
+    .where(and(row(conversationId, userId), isNull(participants.leftAt)))
+    .limit(1);
+  return rows[0];
+}
+
+/** Serialises membership changes of one conversation, so counts and admin checks hold until commit. */
+async function lockConversation(tx: Tx, conversationId: string): Promise<void> {
+  await tx.select({ id: conversations.id }).from(conversations).where(eq(conversations.id, conversationId)).for("update");
+}
+
+/** Adds a member, or brings back one who left (their read marks kept); the size cap is checked under the lock. */
+export async function addParticipant(db: Db, conversationId: string, userId: string, role: Role): Promise<ParticipantRow | Denial> {
+  return db.transaction(async (tx) => {
+    await lockConversation(tx, conversationId);
+    const current = await tx
+      .select({ userId: participants.userId, leftAt: participants.leftAt })
+      .from(participants)
+      .where(and(eq(participants.conversationId, conversationId), or(isNull(participants.leftAt), eq(participants.userId, userId))));
+    const existing = current.find((p) => p.userId === userId);
+    const activeCount = current.filter((p) => p.leftAt === null).length;
+    const denied = checkCapacity(activeCount, existing !== undefined && existing.leftAt === null);
+    if (denied) return denied;
+    const now = new Date();
+    const saved = existing
+      ? await tx.update(participants).set({ role, leftAt: null, joinedAt: now }).where(row(conversationId, userId)).returning()
+      : await tx.insert(participants).values({ conversationId, userId, role, joinedAt: now }).returning();
+    return saved[0];
+  });
+}
+
+export interface LeaveResult {
+  left: ParticipantRow;
+  promoted?: ParticipantRow;
+}
+
+/** Marks the participant as gone (history stays) and, when the group lost its last admin, promotes the oldest member. */
+export async function removeParticipant(
+  db: Db,
+  type: ConversationType,
+  conversationId: string,
+  userId: string,
+): Promise<LeaveResult | undefined> {
+  return db.transaction(async (tx) => {
+    await lockConversation(tx, conversationId);
+    const left = await tx
+      .update(participants)
+      .set({ leftAt: new Date() })
+      .where(and(row(conversationId, userId), isNull(participants.leftAt)))
+      .returning();
+    if (!left[0]) return undefined;
+    const remaining = await tx
+      .select({ userId: participants.userId, role: participants.role, joinedAt: participants.joinedAt })
+      .from(participants)
+      .where(activeIn(conversationId));
+    const next = promotionAfterLeave(type, left[0].role, remaining);
+    if (!next) return { left: left[0] };
+    const promoted = await tx.update(participants).set({ role: "admin" }).where(row(conversationId, next)).returning();
+    return { left: left[0], promoted: promoted[0] };
+  });
+}
+
+/** Changes a role; a group never loses its last admin this way. */
+export async function changeRole(
+  db: Db,
+  conversationId: string,
+  userId: string,
+  role: Role,
+): Promise<ParticipantRow | Denial | undefined> {
+  return db.transaction(async (tx) => {
+    await lockConversation(tx, conversationId);
+    const members = await tx.select({ userId: participants.userId, role: participants.role }).from(participants).where(activeIn(conversationId));
+    const target = members.find((m) => m.userId === userId);
+    if (!target) return undefined;
+    const denied = checkDemotion(target.role, role, members.filter((m) => m.role === "admin").length);
+    if (denied) return denied;
+    const saved = await tx.update(participants).set({ role }).where(row(conversationId, userId)).returning();
+    return saved[0];
+  });
+}
+
+export async function setMuted(db: Db, conversationId: string, userId: string, isMuted: boolean): Promise<ParticipantRow | undefined> {
+  const rows = await db
+    .update(participants)
+    .set({ isMuted })
+    .where(and(row(conversationId, userId), isNull(participants.leftAt)))
+    .returning();
+  return rows[0];
+}
+
+export async function kahaIdsOf(db: Db, userIds: string[]): Promise<Map<string, string>> {
+  if (userIds.length === 0) return new Map();
+  const rows = await db.select({ id: users.id, kahaId: users.kahaId }).from(users).where(inArray(users.id, userIds));
+  return new Map(rows.map((r) => [r.id, r.kahaId]));
+}

@@ -1,0 +1,30 @@
+import { and, eq, isNull, sql } from "drizzle-orm";
+import type { ConversationType, Participant } from "../../protocol/resources";
+import type { Db } from "../client";
+import { toParticipant } from "../mappers";
+import { conversations, messages, participants } from "../schema";
+
+export interface RoomState {
+  type: ConversationType;
+  participants: Participant[];
+  maxSeq: number;
+}
+
+/** What a room needs from Postgres when its storage is first initialised: type, active members, highest seq. */
+export async function loadRoomState(db: Db, conversationId: string): Promise<RoomState | undefined> {
+  const [conv] = await db.select({ type: conversations.type }).from(conversations).where(eq(conversations.id, conversationId)).limit(1);
+  if (!conv) return undefined;
+  const [members, top] = await Promise.all([
+    activeParticipants(db, conversationId),
+    db.select({ seq: sql<string | null>`max(${messages.seq})` }).from(messages).where(eq(messages.conversationId, conversationId)),
+  ]);
+  return { type: conv.type, participants: members, maxSeq: Number(top[0]?.seq ?? 0) };
+}
+
+export async function activeParticipants(db: Db, conversationId: string): Promise<Participant[]> {
+  const rows = await db
+    .select()
+    .from(participants)
+    .where(and(eq(participants.conversationId, conversationId), isNull(participants.leftAt)));
+  return rows.map(toParticipant);
+}

@@ -1,0 +1,28 @@
+import { and, eq, gt, lt, sql } from "drizzle-orm";
+import type { AuthUser } from "../../lib/jwt";
+import type { Db } from "../client";
+import { realtimeTickets } from "../schema";
+
+export const TICKET_TTL_MS = 60_000;
+
+export async function createTicket(db: Db, ticket: string, user: AuthUser): Promise<Date> {
+  const expiresAt = new Date(Date.now() + TICKET_TTL_MS);
+  await db.insert(realtimeTickets).values({ ticket, userId: user.id, kahaId: user.kahaId, role: user.role ?? null, expiresAt, tokenExp: user.exp ?? null });
+  return expiresAt;
+}
+
+/** Single use: the row is deleted as it is read, so a replayed ticket finds nothing. */
+export async function consumeTicket(db: Db, ticket: string): Promise<AuthUser | undefined> {
+  const rows = await db
+    .delete(realtimeTickets)
+    .where(and(eq(realtimeTickets.ticket, ticket), gt(realtimeTickets.expiresAt, sql`now()`)))
+    .returning();
+  const row = rows[0];
+  if (!row) return undefined;
+  return { id: row.userId, kahaId: row.kahaId, role: row.role ?? undefined, exp: row.tokenExp ?? undefined };
+}
+
+export async function deleteExpiredTickets(db: Db): Promise<number> {
+  const rows = await db.delete(realtimeTickets).where(lt(realtimeTickets.expiresAt, sql`now()`)).returning({ t: realtimeTickets.ticket });
+  return rows.length;
+}

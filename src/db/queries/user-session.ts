@@ -1,0 +1,30 @@
+import { sql } from "drizzle-orm";
+import type { Db } from "../client";
+
+export interface MembershipSummary {
+  conversationId: string;
+  isMuted: boolean;
+  unread: number;
+}
+
+/** Every active membership of a user with its unread count, in one query (the user session's badge source). */
+export async function membershipSummary(db: Db, userId: string): Promise<MembershipSummary[]> {
+  const result = await db.execute<{ conversation_id: string; is_muted: boolean; unread: string }>(sql`
+    SELECT p.conversation_id, p.is_muted,
+           (SELECT count(*) FROM messages m
+             WHERE m.conversation_id = p.conversation_id AND m.seq > p.last_read_seq
+               AND m.sender_id <> p.user_id AND m.deleted_at IS NULL) AS unread
+    FROM participants p
+    WHERE p.user_id = ${userId} AND p.left_at IS NULL`);
+  return result.rows.map((r) => ({ conversationId: r.conversation_id, isMuted: r.is_muted, unread: Number(r.unread) }));
+}
+
+/** Users who share at least one active conversation with this user. */
+export async function contactsOf(db: Db, userId: string): Promise<string[]> {
+  const result = await db.execute<{ user_id: string }>(sql`
+    SELECT DISTINCT other.user_id
+    FROM participants me
+    JOIN participants other ON other.conversation_id = me.conversation_id AND other.user_id <> me.user_id AND other.left_at IS NULL
+    WHERE me.user_id = ${userId} AND me.left_at IS NULL`);
+  return result.rows.map((r) => r.user_id);
+}

@@ -1,0 +1,52 @@
+import type { Conversation, Message, MessageType, Participant } from "../protocol/resources";
+
+/**
+ * The ConversationRoom's RPC surface, called by the Worker. Every write that concerns one conversation's messages
+ * goes through its room, which is the single writer (it assigns seq). Methods answer with RpcResult values;
+ * the Worker unwraps them with callRoom (src/worker/rooms.ts).
+ */
+export interface Actor {
+  id: string;
+  kahaId: string;
+  role?: string;
+}
+
+export interface SendInput {
+  conversationId: string;
+  actor: Actor;
+  content: string;
+  type?: Exclude<MessageType, "system">;
+  clientMessageId?: string;
+  replyToId?: string | null;
+}
+
+export interface SendResult {
+  message: Message;
+  /** false when a retry with the same clientMessageId returned the original message. */
+  created: boolean;
+}
+
+export interface HistoryQuery {
+  conversationId: string;
+  actor: Actor;
+  before?: number;
+  after?: number;
+  limit: number;
+}
+
+export interface ReadResult {
+  conversationId: string;
+  lastReadSeq: number;
+  lastReadAt: string | null;
+  unreadCount: number;
+}
+
+/**
+ * Changes made by the Worker directly in Postgres (membership, names, mute) that the room must mirror and
+ * broadcast. The room reloads its participant list from Postgres on `participants`, closes the sockets of
+ * users who left (4403), and broadcasts participant_joined / participant_left / participant_updated.
+ */
+export type RoomEvent =
+  | { kind: "participants"; conversationId: string; joined?: Participant[]; left?: string[]; updated?: Participant[] }
+  | { kind: "conversation_updated"; conversationId: string; conversation: Conversation }
+  | { kind: "conversation_removed"; conversationId: string };

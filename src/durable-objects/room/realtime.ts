@@ -1,0 +1,232 @@
+import { HttpError } from "../../lib/errors";
+import { editsSince, messagePage } from "../../db/queries/messages";
+import {
+  CLOSE,
+  conversationClientFrame,
+  conversationClientTypes,
+  encodeFrame,
+  parseFrame,
+  type ConversationClientFrame,
+  type ErrorCode,
+} from "../../protocol/frames";
+import { LIMITS, type Message } from "../../protocol/resources";
+import type { Actor } from "../room-api";
+import type { ConversationRoom } from "../conversation-room";
+import { attachmentOf, FrameRateLimiter, safeClose, sendRaw, type SocketAttachment } from "./sockets";
+
+/** Identity the Worker attaches to an upgrade it has authenticated (never taken from the client). */
+export const IDENTITY_HEADER = "x-chat-identity";
+export const CONVERSATION_HEADER = "x-chat-conversation";
+
+const MAX_SOCKETS_PER_USER = 10;
+const limiter = new FrameRateLimiter();
+const REPLAY_PAGE = 1000;
+const REPLAY_MAX_PAGES = 20;
+
+export async function openSocket(room: ConversationRoom, request: Request): Promise<Response> {
+  if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+    throw new HttpError(426, "Expected a WebSocket upgrade");
+  }
+  const identity = JSON.parse(request.headers.get(IDENTITY_HEADER) ?? "null") as (Actor & { exp?: number }) | null;
+  const conversationId = request.headers.get(CONVERSATION_HEADER);
+  if (!identity || !conversationId) throw new HttpError(400, "Missing identity");
+  const meta = await room.ready(conversationId);
+  const me = room.requireMember(identity.id);
+  if (room.state.getWebSockets(identity.id).length >= MAX_SOCKETS_PER_USER) {
+    throw new HttpError(429, `At most ${MAX_SOCKETS_PER_USER} sockets per user and conversation`);
+  }
+  const pair = new WebSocketPair();
+  const [client, server] = [pair[0], pair[1]];
+  room.state.acceptWebSocket(server, [identity.id]);
+  const attachment: SocketAttachment = { userId: identity.id, kahaId: identity.kahaId, exp: identity.exp, connectedAt: Date.now() };
+  server.serializeAttachment(attachment);
+  const now = Date.now();
+  sendRaw(
+    server,
+    encodeFrame("ready", {
+      conversationId,
+      lastSeq: meta.lastSeq,
+      participants: room.participants(),
+      typing: room.store
+        .typing()
+        .filter((t) => t.expiresAt > now)
+        .map((t) => t.userId),
+      you: { lastReadSeq: me.lastReadSeq, lastDeliveredSeq: me.lastDeliveredSeq },
+      protocolVersion: 1,
+    }),
+  );
+  if (identity.exp) await room.scheduleAlarm();
+  // Resume on connect: live frames are held from this moment, so nothing falls between "ready" and the replay.
+  const afterSeq = new URL(request.url).searchParams.get("afterSeq");
+  if (afterSeq !== null && /^\d{1,15}$/.test(afterSeq)) {
+    const hold = startHolding(server);
+    room.state.waitUntil(resume(room, server, Number(afterSeq), undefined, hold));
+  }
+  return new Response(null, { status: 101, webSocket: client });
+}
+
+function errorFrame(ws: WebSocket, code: ErrorCode, message: string, id?: string): void {
+  sendRaw(ws, encodeFrame("error", { code, message }, id));
+}
+
+const CODE_BY_STATUS: Record<number, ErrorCode> = {
+  400: "bad_request",
+  403: "forbidden",
+  404: "not_found",
+  409: "conflict",
+  429: "rate_limited",
+  503: "unavailable",
+};
+
+export async function handleSocketMessage(room: ConversationRoom, ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+  const size = typeof raw === "string" ? (raw.length > LIMITS.frameMaxBytes / 4 ? new TextEncoder().encode(raw).length : raw.length) : raw.byteLength;
+  if (size > LIMITS.frameMaxBytes) return safeClose(ws, CLOSE.tooBig, "Frame too large");
+  const att = attachmentOf(ws);
+  const meta = room.store.meta();
+  if (!att || !meta) return safeClose(ws, 1011, "Socket state lost");
+  if (att.exp && att.exp * 1000 <= Date.now()) return safeClose(ws, CLOSE.unauthorized, "Token expired");
+  if (!limiter.allow(ws, room.config.WS_MAX_FRAMES_PER_SECOND)) {
+    errorFrame(ws, "rate_limited", "Too many frames");
+    return safeClose(ws, CLOSE.policy, "Rate limited");
+  }
+  if (!room.member(att.userId)) return safeClose(ws, CLOSE.forbidden, "No longer a participant");
+  if (typeof raw !== "string") return errorFrame(ws, "invalid_frame", "Binary frames are not supported; send JSON text");
+  const parsed = parseFrame(raw, conversationClientFrame, conversationClientTypes);
+  if (!parsed.ok) return errorFrame(ws, parsed.code, parsed.message, parsed.id);
+  const frame = parsed.frame;
+  try {
+    await dispatch(room, ws, att, meta.conversationId, frame);
+  } catch (err) {
+    const http = err instanceof HttpError ? err : undefined;
+    if (!http) room.log.error("frame failed", { type: frame.type, error: (err as Error).message?.slice(0, 200) });
+    const message = http ? (Array.isArray(http.detail) ? http.detail.join("; ") : http.detail) : "Internal error";
+    errorFrame(ws, http ? (CODE_BY_STATUS[http.status] ?? "bad_request") : "internal", message, frame.id);
+  }
+}
+
+async function dispatch(
+  room: ConversationRoom,
+  ws: WebSocket,
+  att: SocketAttachment,
+  conversationId: string,
+  frame: ConversationClientFrame,
+): Promise<void> {
+  const actor: Actor = { id: att.userId, kahaId: att.kahaId };
+  switch (frame.type) {
+    case "send_message": {
+      const { message } = await room.sendMessage({ conversationId, actor, ...frame.data });
+      sendRaw(ws, encodeFrame("message_ack", { clientMessageId: frame.data.clientMessageId, message }, frame.id));
+      return;
+    }
+    case "start_typing":
+      room.startTyping(att.userId, att.kahaId);
+      return;
+    case "stop_typing":
+      room.endTyping(att.userId);
+      return;
+    case "mark_as_read": {
+      const meta = room.store.meta()!;
+      const before = room.member(att.userId)?.lastReadSeq ?? 0;
+      const p = room.applyWatermark(att.userId, { read: Math.min(frame.data.seq, meta.lastSeq) });
+      void room.flusher.flush().catch(() => room.scheduleAlarm());
+      if (p.lastReadSeq > before) room.state.waitUntil(room.readMarked(att.userId, p.lastReadSeq));
+      return;
+    }
+    case "mark_delivered": {
+      const meta = room.store.meta()!;
+      room.applyWatermark(att.userId, { delivered: Math.min(frame.data.seq, meta.lastSeq) });
+      void room.flusher.flush().catch(() => room.scheduleAlarm());
+      return;
+    }
+    case "resume":
+      await resume(room, ws, frame.data.afterSeq, frame.id);
+      return;
+    case "heartbeat":
+      sendRaw(ws, encodeFrame("heartbeat_ack", { timestamp: new Date().toISOString() }, frame.id));
+      return;
+  }
+}
+
+/**
+ * Live frames for a socket that is replaying are held back and sent after the replay, minus those the replay
+ * already covered, so the client sees every seq once and in order.
+ */
+const resuming = new WeakMap<WebSocket, { frames: { seq?: number; frame: string }[] }>();
+
+export function holdIfResuming(ws: WebSocket, frame: string, seq?: number): boolean {
+  const state = resuming.get(ws);
+  if (!state) return false;
+  state.frames.push({ seq, frame });
+  return true;
+}
+
+function startHolding(ws: WebSocket): { frames: { seq?: number; frame: string }[] } {
+  const state = { frames: [] as { seq?: number; frame: string }[] };
+  resuming.set(ws, state);
+  return state;
+}
+
+async function resume(
+  room: ConversationRoom,
+  ws: WebSocket,
+  afterSeq: number,
+  id?: string,
+  held?: { frames: { seq?: number; frame: string }[] },
+): Promise<void> {
+  const state = held ?? startHolding(ws);
+  let toSeq = afterSeq;
+  let complete = true;
+  try {
+    const { messages, complete: all } = await replayFor(room, afterSeq);
+    complete = all;
+    for (const m of messages) {
+      if (m.seq > afterSeq) {
+        sendRaw(ws, encodeFrame("new_message", { message: m }));
+        toSeq = Math.max(toSeq, m.seq);
+      } else if (m.deletedAt) {
+        sendRaw(ws, encodeFrame("message_deleted", { messageId: m.id, seq: m.seq }));
+      } else {
+        sendRaw(ws, encodeFrame("message_updated", { message: m }));
+      }
+    }
+  } finally {
+    resuming.delete(ws);
+  }
+  sendRaw(ws, encodeFrame("resumed", { fromSeq: afterSeq + 1, toSeq, complete }, id));
+  for (const held of state.frames) {
+    if (held.seq !== undefined && held.seq <= toSeq) continue;
+    sendRaw(ws, held.frame);
+  }
+}
+
+/** Postgres has everything committed (including edits of old messages); the room's pending rows are newer still. */
+export async function replayFor(room: ConversationRoom, afterSeq: number): Promise<{ messages: Message[]; complete: boolean }> {
+  const meta = room.store.meta()!;
+  const bySeq = new Map<number, Message>();
+  let complete = true;
+  try {
+    const db = () => room.db();
+    for (const m of await room.pgOr503(() => editsSince(db(), meta.conversationId, afterSeq, REPLAY_PAGE))) bySeq.set(m.seq, m);
+    let cursor = afterSeq;
+    for (let page = 0; ; page++) {
+      const { messages, hasMore } = await room.pgOr503(() => messagePage(db(), meta.conversationId, { after: cursor, limit: REPLAY_PAGE }));
+      for (const m of messages) bySeq.set(m.seq, m);
+      if (!hasMore || messages.length === 0) break;
+      if (page + 1 >= REPLAY_MAX_PAGES) {
+        complete = false;
+        break;
+      }
+      cursor = messages[messages.length - 1].seq;
+    }
+  } catch (err) {
+    // Postgres unreachable: the room's own rows still cover a short absence.
+    const oldest = room.store.oldestSeq();
+    if (oldest === undefined || oldest > afterSeq + 1) throw err;
+  }
+  for (const m of room.store.changesSince(afterSeq, 10_000)) {
+    if (!complete && m.seq > afterSeq + REPLAY_PAGE * REPLAY_MAX_PAGES) continue;
+    const { eventSeq: _e, ...message } = m;
+    bySeq.set(m.seq, message);
+  }
+  return { messages: [...bySeq.values()].sort((a, b) => a.seq - b.seq), complete };
+}

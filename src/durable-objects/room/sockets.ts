@@ -1,0 +1,52 @@
+/** Per-socket identity, kept in the socket's attachment so it survives hibernation. */
+export interface SocketAttachment {
+  userId: string;
+  kahaId: string;
+  /** Token expiry (seconds since epoch); past it the socket is closed with 4401. */
+  exp?: number;
+  connectedAt: number;
+}
+
+export function attachmentOf(ws: WebSocket): SocketAttachment | undefined {
+  try {
+    return (ws.deserializeAttachment() as SocketAttachment | null) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Sends a pre-serialised frame; a socket that is already closing is skipped, not an error. */
+export function sendRaw(ws: WebSocket, frame: string): void {
+  try {
+    ws.send(frame);
+  } catch {
+    // closed or closing
+  }
+}
+
+/** Close codes 1005/1006 are reserved (cannot be sent); map them to a normal close. */
+export function safeClose(ws: WebSocket, code: number, reason: string): void {
+  const sendable = code === 1000 || (code >= 3000 && code <= 4999) || (code >= 1001 && code <= 1014 && code !== 1005 && code !== 1006);
+  try {
+    ws.close(sendable ? code : 1000, reason.slice(0, 120));
+  } catch {
+    // already closed
+  }
+}
+
+/** A simple fixed-window frame counter per socket. In memory only: losing it on hibernation (after idle) is harmless. */
+export class FrameRateLimiter {
+  private windows = new WeakMap<WebSocket, { start: number; count: number }>();
+  constructor(private readonly windowMs = 1000) {}
+
+  /** true when the frame is allowed. */
+  allow(ws: WebSocket, maxFrames: number, now = Date.now()): boolean {
+    let w = this.windows.get(ws);
+    if (!w || now - w.start >= this.windowMs) {
+      w = { start: now, count: 0 };
+      this.windows.set(ws, w);
+    }
+    w.count++;
+    return w.count <= maxFrames;
+  }
+}

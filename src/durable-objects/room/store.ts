@@ -1,0 +1,342 @@
+import type { ConversationType, Message, Participant } from "../../protocol/resources";
+import type { StoredMessage } from "../../db/queries/messages";
+import type { AuditEntry } from "../../db/queries/audit";
+
+/**
+ * The room's own SQLite storage: the durable half of the single-writer design. A message gets its seq and lands
+ * here in one synchronous transaction (the outbox) before anyone hears of it; rows stay `pending` until the
+ * flush to Postgres commits. Recent rows are kept for resume and history merges; client ids are kept for good,
+ * so idempotent retries never depend on Postgres.
+ */
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS messages (
+  seq INTEGER PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  body TEXT NOT NULL,
+  event_seq INTEGER NOT NULL,
+  pending INTEGER NOT NULL,
+  version INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS messages_pending ON messages (pending) WHERE pending = 1;
+CREATE INDEX IF NOT EXISTS messages_event ON messages (event_seq);
+CREATE TABLE IF NOT EXISTS client_ids (
+  sender_id TEXT NOT NULL,
+  client_message_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  content_hash TEXT NOT NULL,
+  PRIMARY KEY (sender_id, client_message_id)
+);
+CREATE TABLE IF NOT EXISTS participants (user_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS watermarks (
+  user_id TEXT PRIMARY KEY,
+  last_read_seq INTEGER,
+  last_read_at TEXT,
+  last_delivered_seq INTEGER
+);
+CREATE TABLE IF NOT EXISTS typing (user_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
+`;
+
+/** How many committed messages stay in the room for resume and history merges. */
+export const RECENT_KEEP = 1000;
+
+export interface RoomMeta {
+  conversationId: string;
+  type: ConversationType;
+  lastSeq: number;
+  /** Highest seq Postgres had when this storage was first initialised: older client ids may only be there. */
+  pgSeqAtInit: number;
+}
+
+export interface PendingRow {
+  message: StoredMessage;
+  version: number;
+}
+
+export class RoomStore {
+  constructor(private readonly sql: SqlStorage, private readonly storage: DurableObjectStorage) {
+    sql.exec(SCHEMA);
+  }
+
+  meta(): RoomMeta | undefined {
+    const rows = this.sql.exec<{ key: string; value: string }>("SELECT key, value FROM meta").toArray();
+    if (rows.length === 0) return undefined;
+    const m = Object.fromEntries(rows.map((r) => [r.key, r.value]));
+    if (!m.conversationId) return undefined;
+    return {
+      conversationId: m.conversationId,
+      type: m.type as ConversationType,
+      lastSeq: Number(m.lastSeq ?? 0),
+      pgSeqAtInit: Number(m.pgSeqAtInit ?? 0),
+    };
+  }
+
+  initialise(meta: RoomMeta, participants: Participant[]): void {
+    this.storage.transactionSync(() => {
+      for (const [k, v] of Object.entries(meta)) this.setMeta(k, String(v));
+      this.replaceParticipants(participants);
+    });
+  }
+
+  private setMeta(key: string, value: string): void {
+    this.sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
+  }
+
+  participants(): Participant[] {
+    return this.sql.exec<{ body: string }>("SELECT body FROM participants").toArray().map((r) => JSON.parse(r.body) as Participant);
+  }
+
+  replaceParticipants(participants: Participant[]): void {
+    this.sql.exec("DELETE FROM participants");
+    for (const p of participants) {
+      const { profile: _profile, ...rest } = p;
+      this.sql.exec("INSERT INTO participants (user_id, body) VALUES (?, ?)", p.userId, JSON.stringify(rest));
+    }
+  }
+
+  upsertParticipant(p: Participant): void {
+    const { profile: _profile, ...rest } = p;
+    this.sql.exec(
+      "INSERT INTO participants (user_id, body) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET body = excluded.body",
+      p.userId,
+      JSON.stringify(rest),
+    );
+  }
+
+  /** Assigns the next seq and stores the message as pending, atomically. */
+  appendMessage(build: (seq: number) => StoredMessage, contentHash: string): StoredMessage {
+    return this.storage.transactionSync(() => {
+      const meta = this.meta();
+      if (!meta) throw new Error("room not initialised");
+      const seq = meta.lastSeq + 1;
+      const message = build(seq);
+      this.sql.exec(
+        "INSERT INTO messages (seq, id, body, event_seq, pending, version) VALUES (?, ?, ?, ?, 1, 0)",
+        seq,
+        message.id,
+        JSON.stringify(message),
+        message.eventSeq,
+      );
+      if (message.clientMessageId) {
+        this.sql.exec(
+          "INSERT INTO client_ids (sender_id, client_message_id, seq, content_hash) VALUES (?, ?, ?, ?)",
+          message.senderId,
+          message.clientMessageId,
+          seq,
+          contentHash,
+        );
+      }
+      this.setMeta("lastSeq", String(seq));
+      return message;
+    });
+  }
+
+  /** Replaces a message's stored state (edit, delete) and marks it for the next flush. */
+  updateMessage(message: StoredMessage): void {
+    this.sql.exec(
+      `INSERT INTO messages (seq, id, body, event_seq, pending, version) VALUES (?, ?, ?, ?, 1, 0)
+       ON CONFLICT (seq) DO UPDATE SET body = excluded.body, event_seq = excluded.event_seq, pending = 1, version = messages.version + 1`,
+      message.seq,
+      message.id,
+      JSON.stringify(message),
+      message.eventSeq,
+    );
+  }
+
+  /** Caches a committed message read from Postgres (e.g. before editing an old one). */
+  cacheCommitted(message: StoredMessage): void {
+    this.sql.exec(
+      "INSERT INTO messages (seq, id, body, event_seq, pending, version) VALUES (?, ?, ?, ?, 0, 0) ON CONFLICT (seq) DO NOTHING",
+      message.seq,
+      message.id,
+      JSON.stringify(message),
+      message.eventSeq,
+    );
+  }
+
+  clientId(senderId: string, clientMessageId: string): { seq: number; contentHash: string } | undefined {
+    const row = this.sql
+      .exec<{ seq: number; content_hash: string }>(
+        "SELECT seq, content_hash FROM client_ids WHERE sender_id = ? AND client_message_id = ?",
+        senderId,
+        clientMessageId,
+      )
+      .toArray()[0];
+    return row ? { seq: row.seq, contentHash: row.content_hash } : undefined;
+  }
+
+  rememberClientId(senderId: string, clientMessageId: string, seq: number, contentHash: string): void {
+    this.sql.exec(
+      "INSERT INTO client_ids (sender_id, client_message_id, seq, content_hash) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+      senderId,
+      clientMessageId,
+      seq,
+      contentHash,
+    );
+  }
+
+  messageBySeq(seq: number): StoredMessage | undefined {
+    const row = this.sql.exec<LocalRow>("SELECT body, pending FROM messages WHERE seq = ?", seq).toArray()[0];
+    return row ? fromRow(row) : undefined;
+  }
+
+  messageById(id: string): StoredMessage | undefined {
+    const row = this.sql.exec<LocalRow>("SELECT body, pending FROM messages WHERE id = ?", id).toArray()[0];
+    return row ? fromRow(row) : undefined;
+  }
+
+  pending(limit = 500): PendingRow[] {
+    return this.sql
+      .exec<{ body: string; version: number }>("SELECT body, version FROM messages WHERE pending = 1 ORDER BY seq LIMIT ?", limit)
+      .toArray()
+      .map((r) => ({ message: JSON.parse(r.body) as StoredMessage, version: r.version }));
+  }
+
+  pendingCount(): number {
+    return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM messages WHERE pending = 1").one().n;
+  }
+
+  /** After a commit: clears rows whose version did not change meanwhile (a concurrent edit keeps its row pending). */
+  markFlushed(rows: PendingRow[]): void {
+    this.storage.transactionSync(() => {
+      for (const r of rows) {
+        this.sql.exec("UPDATE messages SET pending = 0 WHERE seq = ? AND version = ?", r.message.seq, r.version);
+      }
+      this.sql.exec(
+        "DELETE FROM messages WHERE pending = 0 AND seq <= (SELECT max(seq) FROM messages) - ?",
+        RECENT_KEEP,
+      );
+    });
+  }
+
+  /** Oldest seq kept here (committed or pending); undefined when the table is empty. */
+  oldestSeq(): number | undefined {
+    const row = this.sql.exec<{ s: number | null }>("SELECT min(seq) AS s FROM messages").one();
+    return row.s ?? undefined;
+  }
+
+  /** Messages (current state) with seq > afterSeq, or changed at/after afterSeq, in seq order. */
+  changesSince(afterSeq: number, limit: number): StoredMessage[] {
+    return this.sql
+      .exec<LocalRow>(
+        `SELECT body, pending FROM messages
+         WHERE seq > ? OR (event_seq >= ? AND (json_extract(body, '$.editedAt') IS NOT NULL OR json_extract(body, '$.deletedAt') IS NOT NULL))
+         ORDER BY seq LIMIT ?`,
+        afterSeq,
+        afterSeq,
+        limit,
+      )
+      .toArray()
+      .map(fromRow);
+  }
+
+  /** Local rows in a seq range (inclusive), for overlaying pending state on a Postgres page. */
+  range(fromSeq: number, toSeq: number): StoredMessage[] {
+    return this.sql
+      .exec<LocalRow>("SELECT body, pending FROM messages WHERE seq BETWEEN ? AND ? ORDER BY seq", fromSeq, toSeq)
+      .toArray()
+      .map(fromRow);
+  }
+
+  pendingMessages(): StoredMessage[] {
+    return this.pending(10_000).map((r) => r.message);
+  }
+
+  // Receipt watermarks waiting to be written to Postgres with the next flush.
+  setWatermark(userId: string, w: { lastReadSeq?: number; lastReadAt?: string; lastDeliveredSeq?: number }): void {
+    this.sql.exec(
+      `INSERT INTO watermarks (user_id, last_read_seq, last_read_at, last_delivered_seq) VALUES (?, ?, ?, ?)
+       ON CONFLICT (user_id) DO UPDATE SET
+         last_read_seq = max(coalesce(watermarks.last_read_seq, 0), coalesce(excluded.last_read_seq, 0)),
+         last_read_at = coalesce(excluded.last_read_at, watermarks.last_read_at),
+         last_delivered_seq = max(coalesce(watermarks.last_delivered_seq, 0), coalesce(excluded.last_delivered_seq, 0))`,
+      userId,
+      w.lastReadSeq ?? null,
+      w.lastReadAt ?? null,
+      w.lastDeliveredSeq ?? null,
+    );
+  }
+
+  watermarks(): { userId: string; lastReadSeq?: number; lastReadAt?: string; lastDeliveredSeq?: number }[] {
+    return this.sql
+      .exec<{ user_id: string; last_read_seq: number | null; last_read_at: string | null; last_delivered_seq: number | null }>(
+        "SELECT * FROM watermarks",
+      )
+      .toArray()
+      .map((r) => ({
+        userId: r.user_id,
+        lastReadSeq: r.last_read_seq || undefined,
+        lastReadAt: r.last_read_at ?? undefined,
+        lastDeliveredSeq: r.last_delivered_seq || undefined,
+      }));
+  }
+
+  clearWatermarks(flushed: { userId: string; lastReadSeq?: number; lastDeliveredSeq?: number }[]): void {
+    for (const w of flushed) {
+      this.sql.exec(
+        "DELETE FROM watermarks WHERE user_id = ? AND coalesce(last_read_seq, 0) <= ? AND coalesce(last_delivered_seq, 0) <= ?",
+        w.userId,
+        w.lastReadSeq ?? 0,
+        w.lastDeliveredSeq ?? 0,
+      );
+    }
+  }
+
+  /** Audit entries travel with the flush, in the same Postgres transaction as the change they describe. */
+  queueAudit(entry: AuditEntry): void {
+    this.sql.exec("INSERT INTO audit_outbox (body) VALUES (?)", JSON.stringify({ ...entry, at: entry.at ?? new Date().toISOString() }));
+  }
+
+  audits(): { id: number; entry: AuditEntry }[] {
+    return this.sql
+      .exec<{ id: number; body: string }>("SELECT id, body FROM audit_outbox ORDER BY id LIMIT 500")
+      .toArray()
+      .map((r) => ({ id: r.id, entry: JSON.parse(r.body) as AuditEntry }));
+  }
+
+  clearAudits(upToId: number): void {
+    this.sql.exec("DELETE FROM audit_outbox WHERE id <= ?", upToId);
+  }
+
+  typing(): { userId: string; expiresAt: number }[] {
+    return this.sql
+      .exec<{ user_id: string; expires_at: number }>("SELECT user_id, expires_at FROM typing")
+      .toArray()
+      .map((r) => ({ userId: r.user_id, expiresAt: r.expires_at }));
+  }
+
+  setTyping(userId: string, expiresAt: number): void {
+    this.sql.exec(
+      "INSERT INTO typing (user_id, expires_at) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET expires_at = excluded.expires_at",
+      userId,
+      expiresAt,
+    );
+  }
+
+  clearTyping(userId: string): boolean {
+    return this.sql.exec("DELETE FROM typing WHERE user_id = ?", userId).rowsWritten > 0;
+  }
+}
+
+type LocalRow = { body: string; pending: number };
+
+function fromRow(row: LocalRow): StoredMessage {
+  const m = JSON.parse(row.body) as StoredMessage;
+  return { ...m, status: row.pending ? "pending" : "sent" };
+}
+
+export function contentHash(type: string, content: string, replyToId: string | null | undefined): string {
+  // FNV-1a over the fields that make two sends "the same": enough to tell a retry from a conflicting reuse of an id.
+  let h1 = 0x811c9dc5;
+  let h2 = 0x01000193;
+  const text = `${type}\u0000${replyToId ?? ""}\u0000${content}`;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    h1 = Math.imul(h1 ^ c, 0x01000193) >>> 0;
+    h2 = Math.imul(h2 ^ c, 0x5bd1e995) >>> 0;
+  }
+  return `${h1.toString(16)}${h2.toString(16)}:${text.length}`;
+}
+
+export type { Message };

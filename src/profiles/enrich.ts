@@ -1,0 +1,65 @@
+import type { Conversation, Profile } from "../protocol/resources";
+import type { ProfileRequest, ProfileSet } from "./types";
+
+/** Ids to load for a page: collect first, load once, then enrich, so a page costs one lookup whatever its size. */
+export interface ProfileSources {
+  messages?: Iterable<{ senderId: string }>;
+  participants?: Iterable<{ userId: string }>;
+  conversations?: Iterable<{
+    businessId: string | null;
+    participants?: Iterable<{ userId: string }>;
+    lastMessage?: { senderId: string };
+  }>;
+  userIds?: Iterable<string>;
+  businessIds?: Iterable<string>;
+}
+
+export interface CollectedIds extends ProfileRequest {
+  userIds: string[];
+  businessIds: string[];
+}
+
+export function collectIds(sources: ProfileSources): CollectedIds {
+  const users = new Set<string>(sources.userIds ?? []);
+  const businesses = new Set<string>(sources.businessIds ?? []);
+  for (const m of sources.messages ?? []) users.add(m.senderId);
+  for (const p of sources.participants ?? []) users.add(p.userId);
+  for (const c of sources.conversations ?? []) {
+    if (c.businessId) businesses.add(c.businessId);
+    for (const p of c.participants ?? []) users.add(p.userId);
+    if (c.lastMessage) users.add(c.lastMessage.senderId);
+  }
+  return { userIds: [...users], businessIds: [...businesses] };
+}
+
+export function collectSenderIds(messages: Iterable<{ senderId: string }>): CollectedIds {
+  return collectIds({ messages });
+}
+
+/** kahaIds, when the caller knows them, give placeholders a readable name. */
+export type KahaIds = ReadonlyMap<string, string>;
+
+export function enrichMessages<M extends { senderId: string }>(
+  messages: readonly M[],
+  set: ProfileSet,
+  kahaIds?: KahaIds,
+): (M & { sender: Profile })[] {
+  return messages.map((m) => ({ ...m, sender: set.user(m.senderId, kahaIds?.get(m.senderId)) }));
+}
+
+export function enrichParticipants<P extends { userId: string }>(
+  participants: readonly P[],
+  set: ProfileSet,
+  kahaIds?: KahaIds,
+): (P & { profile: Profile })[] {
+  return participants.map((p) => ({ ...p, profile: set.user(p.userId, kahaIds?.get(p.userId)) }));
+}
+
+/** Participants, the last message's sender and, for business conversations, the business. */
+export function enrichConversation(conversation: Conversation, set: ProfileSet, kahaIds?: KahaIds): Conversation {
+  const out: Conversation = { ...conversation, participants: enrichParticipants(conversation.participants, set, kahaIds) };
+  const last = conversation.lastMessage;
+  if (last) out.lastMessage = { ...last, sender: set.user(last.senderId, kahaIds?.get(last.senderId)) };
+  if (conversation.businessId) out.business = set.business(conversation.businessId);
+  return out;
+}

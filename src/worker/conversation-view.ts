@@ -1,0 +1,70 @@
+import type { Context } from "hono";
+import { lastMessages, unreadCounts, type Membership, type ParticipantRow } from "../db/queries/conversations";
+import { activeParticipants, kahaIdsOf } from "../db/queries/participants";
+import { toParticipant } from "../db/mappers";
+import type { Conversation, Participant } from "../protocol/resources";
+import type { AppEnv } from "./env";
+import { loadProfiles } from "./profiles";
+
+/**
+ * Conversation resources (contract §4) for one caller. A page costs a fixed number of round trips whatever its size:
+ * participants, last messages and unread counts in one query each, then one profile lookup for every id on the page.
+ */
+export async function conversationViews(c: Context<AppEnv>, memberships: Membership[]): Promise<Conversation[]> {
+  if (memberships.length === 0) return [];
+  const db = c.var.db();
+  const ids = memberships.map((m) => m.conversation.id);
+  const [members, latest, unread] = await Promise.all([
+    activeParticipants(db, ids),
+    lastMessages(db, ids),
+    unreadCounts(db, c.var.user.id, ids),
+  ]);
+  const kahaIds = new Map(members.map((m) => [m.participant.userId, m.kahaId]));
+  const businessIds = memberships.flatMap((m) => (m.conversation.businessId ? [m.conversation.businessId] : []));
+  const senderIds = [...latest.values()].map((m) => m.senderId);
+  const profiles = await loadProfiles(c, { userIds: [...kahaIds.keys(), ...senderIds], businessIds });
+
+  const byConversation = new Map<string, Participant[]>();
+  for (const { participant } of members) {
+    const list = byConversation.get(participant.conversationId) ?? [];
+    list.push({ ...toParticipant(participant), profile: profiles.user(participant.userId, kahaIds.get(participant.userId)) });
+    byConversation.set(participant.conversationId, list);
+  }
+
+  return memberships.map(({ conversation: conv, me }) => {
+    const last = latest.get(conv.id);
+    return {
+      id: conv.id,
+      type: conv.type,
+      name: conv.name,
+      businessId: conv.businessId,
+      createdAt: conv.createdAt.toISOString(),
+      lastActivity: conv.lastActivity.toISOString(),
+      lastSeq: Math.max(Number(conv.lastSeq), last?.seq ?? 0),
+      participants: byConversation.get(conv.id) ?? [],
+      ...(last ? { lastMessage: { ...last, sender: profiles.user(last.senderId, kahaIds.get(last.senderId)) } } : {}),
+      unreadCount: unread.get(conv.id) ?? 0,
+      isMuted: me.isMuted,
+      ...(conv.type === "business" && conv.businessId ? { business: profiles.business(conv.businessId), status: conv.status } : {}),
+    };
+  });
+}
+
+export async function conversationView(c: Context<AppEnv>, membership: Membership): Promise<Conversation> {
+  const [view] = await conversationViews(c, [membership]);
+  return view;
+}
+
+/** For a broadcast to every member: the caller's own unread count and mute flag are not theirs to see. */
+export function sharedView(conversation: Conversation): Conversation {
+  return { ...conversation, unreadCount: 0, isMuted: false };
+}
+
+/** Participants with profiles, in one profile lookup. */
+export async function participantViews(c: Context<AppEnv>, rows: ParticipantRow[]): Promise<Participant[]> {
+  if (rows.length === 0) return [];
+  const db = c.var.db();
+  const userIds = rows.map((r) => r.userId);
+  const [profiles, kahaIds] = await Promise.all([loadProfiles(c, { userIds }), kahaIdsOf(db, userIds)]);
+  return rows.map((r) => ({ ...toParticipant(r), profile: profiles.user(r.userId, kahaIds.get(r.userId)) }));
+}

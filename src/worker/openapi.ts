@@ -1,0 +1,36 @@
+import { z } from "@hono/zod-openapi";
+import { errorSchema } from "../protocol/resources";
+import { requireAuth } from "./middleware/auth";
+
+/** Spread into createRoute: the bearer check runs before validation, and the document shows the requirement. */
+export const secured = {
+  security: [{ bearerAuth: [] }],
+  middleware: [requireAuth],
+};
+
+const ERROR_DESCRIPTIONS = {
+  400: "Invalid input",
+  401: "Missing or invalid token",
+  403: "Authenticated but not allowed",
+  404: "Unknown, or not visible to the caller",
+  409: "Conflicts with the current state",
+} as const;
+
+/** The contract's error shape for the listed statuses, for the document. */
+export function errorResponses<S extends keyof typeof ERROR_DESCRIPTIONS>(...statuses: S[]) {
+  const out = {} as Record<S, { description: string; content: { "application/json": { schema: typeof errorSchema } } }>;
+  for (const s of statuses) out[s] = { description: ERROR_DESCRIPTIONS[s], content: { "application/json": { schema: errorSchema } } };
+  return out;
+}
+
+/** A path parameter documented as a UUID but checked by the handler, so a malformed id is a 404 like an unknown one. */
+export const pathId = (name: string) => z.string().openapi({ param: { name, in: "path" }, format: "uuid" });
+
+export const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
+  body: { required, content: { "application/json": { schema } } },
+});
+
+export const json = <T extends z.ZodType>(description: string, schema: T) => ({
+  description,
+  content: { "application/json": { schema } },
+});

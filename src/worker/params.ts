@@ -1,0 +1,54 @@
+import { z } from "@hono/zod-openapi";
+import { LIMITS } from "../protocol/resources";
+
+/** `limit`: default when absent, clamped to the maximum (contract §1), 400 when not a positive number. */
+export const limitParam = (fallback: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === "") return fallback;
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < 1) {
+        ctx.addIssue({ code: "custom", message: "must be a positive number" });
+        return z.NEVER;
+      }
+      return Math.min(LIMITS.pageMax, Math.floor(n));
+    })
+    .openapi({ type: "integer", description: `default ${fallback}, maximum ${LIMITS.pageMax} (larger values are clamped)` });
+
+/** A non-negative integer query value (seq cursors, page numbers). */
+export const intParam = (min = 0) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === "") return undefined;
+      if (!/^\d{1,15}$/.test(v) || Number(v) < min) {
+        ctx.addIssue({ code: "custom", message: `must be an integer ≥ ${min}` });
+        return z.NEVER;
+      }
+      return Number(v);
+    })
+    .openapi({ type: "integer" });
+
+/** Path ids: anything that is not a UUID cannot name a visible resource, so it is a 404, not a 400. */
+export const uuidPath = (what: string) => z.string().openapi({ format: "uuid", description: `${what} id` });
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const isUuidParam = (v: string) => UUID_RE.test(v);
+
+/** Opaque keyset cursors: base64url of JSON. */
+export function encodeCursor(value: unknown): string {
+  return btoa(JSON.stringify(value)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+export function decodeCursor<T>(cursor: string, schema: z.ZodType<T>): T | undefined {
+  try {
+    const json = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));
+    const parsed = schema.safeParse(JSON.parse(json));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,30 @@
+import type { Context } from "hono";
+import { unavailable, unwrapRpc, type RpcResult } from "../lib/errors";
+import type { Actor } from "../durable-objects/room-api";
+import type { AppEnv } from "./env";
+
+/** The conversation's Durable Object: one per conversation id. */
+export function roomStub(c: Context<AppEnv>, conversationId: string) {
+  const ns = c.env.CONVERSATION_ROOM;
+  return ns.get(ns.idFromName(conversationId));
+}
+
+export function actorOf(c: Context<AppEnv>): Actor {
+  const u = c.var.user;
+  return { id: u.id, kahaId: u.kahaId, ...(u.role ? { role: u.role } : {}) };
+}
+
+/** Calls a room over RPC: an expected failure becomes its HttpError, a broken or overloaded object a 503. */
+export async function callRoom<T>(work: () => Promise<RpcResult<T>>): Promise<T> {
+  let result: RpcResult<T>;
+  try {
+    result = await work();
+  } catch (err) {
+    const e = err as { retryable?: boolean; overloaded?: boolean; message?: string };
+    if (e.retryable || e.overloaded || /Durable Object|reset|exceeded|Network connection lost/i.test(e.message ?? "")) {
+      throw unavailable("Conversation temporarily unavailable", 1);
+    }
+    throw err;
+  }
+  return unwrapRpc(result);
+}

@@ -1,0 +1,111 @@
+import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
+import { addParticipant, changeRole, removeParticipant, setMuted } from "../../db/queries/participants";
+import { provisionUserIds } from "../../db/queries/users";
+import { checkAdd, checkRemove, checkRoleChange, isDenial } from "../../domain/membership";
+import { notFound } from "../../lib/errors";
+import { enforce, participantParam, refusal, requireMembership } from "../access";
+import { participantViews } from "../conversation-view";
+import type { AppEnv } from "../env";
+import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
+import { tellRoom } from "../room-events";
+import { addParticipantBody, muteBody, muteResult, participantSchema, roleBody } from "./conversation-schemas";
+
+const tags = ["participants"];
+const memberParams = z.object({ id: pathId("id"), userId: pathId("userId") });
+
+/** Membership changes of one conversation: add, leave/remove, role, and the caller's own mute flag. */
+export const conversationMembers = new OpenAPIHono<AppEnv>()
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/{id}/participants",
+      tags,
+      summary: "Add a member to a group (group admin; a group never exceeds 8; never on direct conversations)",
+      description: "A user who left earlier is brought back (their read marks kept).",
+      ...secured,
+      request: { params: z.object({ id: pathId("id") }), ...jsonBody(addParticipantBody) },
+      responses: { 201: json("The new participant", participantSchema), ...errorResponses(400, 401, 403, 404, 409) },
+    }),
+    async (c) => {
+      const { conversation, me } = await requireMembership(c, c.req.valid("param").id);
+      const body = c.req.valid("json");
+      const role = body.role ?? "member";
+      enforce(checkAdd(conversation.type, me.role, role));
+      const db = c.var.db();
+      const userId = body.userId.toLowerCase();
+      await provisionUserIds(db, [userId]);
+      const added = await addParticipant(db, conversation.id, userId, role);
+      if (isDenial(added)) throw refusal(added);
+      const [participant] = await participantViews(c, [added]);
+      await tellRoom(c, { kind: "participants", conversationId: conversation.id, joined: [participant] });
+      return c.json(participant, 201);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "delete",
+      path: "/{id}/participants/{userId}",
+      tags,
+      summary: "Leave (your own id) or remove a member (group admin)",
+      description: "History stays. When the last admin leaves a group, the member who joined first becomes admin.",
+      ...secured,
+      request: { params: memberParams },
+      responses: { 204: { description: "Left or removed" }, ...errorResponses(401, 403, 404) },
+    }),
+    async (c) => {
+      const params = c.req.valid("param");
+      const { conversation, me } = await requireMembership(c, params.id);
+      const target = participantParam(params.userId);
+      enforce(checkRemove(conversation.type, me.role, target === me.userId));
+      const result = await removeParticipant(c.var.db(), conversation.type, conversation.id, target);
+      if (!result) throw notFound("Participant");
+      const updated = result.promoted ? await participantViews(c, [result.promoted]) : undefined;
+      await tellRoom(c, { kind: "participants", conversationId: conversation.id, left: [target], updated });
+      return c.body(null, 204);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "put",
+      path: "/{id}/participants/{userId}/role",
+      tags,
+      summary: "Change a member's role (group admin; a group keeps at least one admin)",
+      ...secured,
+      request: { params: memberParams, ...jsonBody(roleBody) },
+      responses: { 200: json("The updated participant", participantSchema), ...errorResponses(400, 401, 403, 404, 409) },
+    }),
+    async (c) => {
+      const params = c.req.valid("param");
+      const { conversation, me } = await requireMembership(c, params.id);
+      const target = participantParam(params.userId);
+      const { role } = c.req.valid("json");
+      enforce(checkRoleChange(conversation.type, me.role, role));
+      const changed = await changeRole(c.var.db(), conversation.id, target, role);
+      if (!changed) throw notFound("Participant");
+      if (isDenial(changed)) throw refusal(changed);
+      const [participant] = await participantViews(c, [changed]);
+      await tellRoom(c, { kind: "participants", conversationId: conversation.id, updated: [participant] });
+      return c.json(participant, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "put",
+      path: "/{id}/mute",
+      tags,
+      summary: "Mute or unmute the conversation for the caller",
+      ...secured,
+      request: { params: z.object({ id: pathId("id") }), ...jsonBody(muteBody) },
+      responses: { 200: json("The caller's mute flag", muteResult), ...errorResponses(400, 401, 404) },
+    }),
+    async (c) => {
+      const { conversation, me } = await requireMembership(c, c.req.valid("param").id);
+      const { isMuted } = c.req.valid("json");
+      const saved = await setMuted(c.var.db(), conversation.id, me.userId, isMuted);
+      if (!saved) throw notFound("Conversation");
+      // The room reloads its participants (it flags notifications to muted members); a mute is private, so nothing
+      // is named for broadcast.
+      await tellRoom(c, { kind: "participants", conversationId: conversation.id });
+      return c.json({ conversationId: conversation.id, isMuted: saved.isMuted }, 200);
+    },
+  );

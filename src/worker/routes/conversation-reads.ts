@@ -1,0 +1,73 @@
+import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
+import { unreadCount } from "../../db/queries/messages";
+import { activeParticipants } from "../../db/queries/participants";
+import { toParticipant } from "../../db/mappers";
+import { badRequest } from "../../lib/errors";
+import { requireMembership } from "../access";
+import type { AppEnv } from "../env";
+import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
+import { actorOf, callRoom, roomStub } from "../rooms";
+import { readBody, readResult, receiptsResult, unreadResult } from "./conversation-schemas";
+
+const tags = ["receipts"];
+const params = z.object({ id: pathId("id") });
+
+/** Read marks: moved by the conversation's room (it owns seq and broadcasts receipts), read back from Postgres. */
+export const conversationReads = new OpenAPIHono<AppEnv>()
+  .openapi(
+    createRoute({
+      method: "put",
+      path: "/{id}/read",
+      tags,
+      summary: "Mark read up to a seq or a message (default: the latest); read marks never move backwards",
+      ...secured,
+      request: { params, ...jsonBody(readBody, false) },
+      responses: { 200: json("The caller's read mark", readResult), ...errorResponses(400, 401, 404) },
+    }),
+    async (c) => {
+      const { conversation } = await requireMembership(c, c.req.valid("param").id);
+      const { seq, messageId } = c.req.valid("json");
+      if (seq !== undefined && messageId !== undefined) throw badRequest("give either seq or messageId, not both");
+      const conversationId = conversation.id;
+      const result = await callRoom(() =>
+        roomStub(c, conversationId).markRead({ conversationId, actor: actorOf(c), seq, messageId: messageId?.toLowerCase() }),
+      );
+      return c.json({ conversationId, lastReadSeq: result.lastReadSeq, unreadCount: result.unreadCount }, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}/unread-count",
+      tags,
+      summary: "The caller's unread count: others' messages after their read mark, deleted ones excluded",
+      ...secured,
+      request: { params },
+      responses: { 200: json("Unread count", unreadResult), ...errorResponses(401, 404) },
+    }),
+    async (c) => {
+      const { conversation, me } = await requireMembership(c, c.req.valid("param").id);
+      const n = await unreadCount(c.var.db(), conversation.id, me.userId, Number(me.lastReadSeq));
+      return c.json({ conversationId: conversation.id, unreadCount: n }, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}/read-receipts",
+      tags,
+      summary: "Read and delivery marks of every current participant",
+      ...secured,
+      request: { params },
+      responses: { 200: json("Read receipts", receiptsResult), ...errorResponses(401, 404) },
+    }),
+    async (c) => {
+      const { conversation } = await requireMembership(c, c.req.valid("param").id);
+      const members = await activeParticipants(c.var.db(), [conversation.id]);
+      const participants = members.map(({ participant }) => {
+        const p = toParticipant(participant);
+        return { userId: p.userId, lastReadSeq: p.lastReadSeq, lastReadAt: p.lastReadAt, lastDeliveredSeq: p.lastDeliveredSeq };
+      });
+      return c.json({ conversationId: conversation.id, participants }, 200);
+    },
+  );

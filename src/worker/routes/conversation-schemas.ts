@@ -1,0 +1,93 @@
+import { z } from "@hono/zod-openapi";
+import { isUuid } from "../../lib/ids";
+import { LIMITS, conversationSchema, participantSchema, roles } from "../../protocol/resources";
+import { intParam } from "../params";
+
+/** Request and response shapes of the conversation routes (contract §5). Bodies are strict: unknown fields are a 400. */
+
+// Any UUID version (contract §1), not only RFC-variant ones.
+export const uuidField = z.guid("must be a UUID");
+
+const groupName = z
+  .string()
+  .trim()
+  .min(1)
+  .max(100)
+  .regex(/^[^\p{Cc}]*$/u, "must not contain control characters");
+
+export const directBody = z.strictObject({ targetUserId: uuidField });
+
+export const groupBody = z.strictObject({
+  // Room for duplicates in the request; the 3–8 rule is applied after removing them.
+  participantIds: z.array(uuidField).max(LIMITS.pageMax),
+  name: groupName.optional(),
+});
+
+export const businessBody = z.strictObject({ businessId: uuidField, agentId: uuidField.optional() });
+
+export const renameBody = z.strictObject({ name: groupName });
+
+export const addParticipantBody = z.strictObject({ userId: uuidField, role: z.enum(roles).optional() });
+
+export const roleBody = z.strictObject({ role: z.enum(roles) });
+
+export const muteBody = z.strictObject({ isMuted: z.boolean() });
+
+export const readBody = z.strictObject({
+  seq: z.number().int().min(0).optional(),
+  messageId: uuidField.optional(),
+});
+
+/** Any integer is accepted and clamped to 1..100; only a non-number is a 400. */
+const clampedLimit = (fallback: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === "") return fallback;
+      if (!/^\s*-?\d{1,15}\s*$/.test(v)) {
+        ctx.addIssue({ code: "custom", message: "must be an integer" });
+        return z.NEVER;
+      }
+      return Math.min(LIMITS.pageMax, Math.max(1, Number(v)));
+    })
+    .openapi({ type: "integer", description: `default ${fallback}; values outside 1..${LIMITS.pageMax} are clamped` });
+
+export const listQuery = z.object({
+  limit: clampedLimit(20),
+  cursor: z.string().optional().openapi({ description: "nextCursor of the previous page" }),
+  page: intParam(1).openapi({ type: "integer", description: "1-based page number (numbered form, for older clients)" }),
+});
+
+const ACTIVITY_KEY = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+/** A well-formed instant Postgres accepts: a calendar-invalid date would be a database error instead of a 400. */
+const isActivityKey = (s: string) => ACTIVITY_KEY.test(s) && new Date(`${s.slice(0, 19)}Z`).toISOString().slice(0, 19) === s.slice(0, 19);
+
+/** The list cursor: the last row's lastActivity (microseconds, as Postgres holds it) and id. */
+export const listCursor = z.tuple([z.string().refine(isActivityKey), z.string().refine(isUuid)]);
+
+export const cursorPage = z.object({ conversations: z.array(conversationSchema), nextCursor: z.string().nullable() });
+export const numberedPage = z.object({
+  conversations: z.array(conversationSchema),
+  total: z.number().int(),
+  hasMore: z.boolean(),
+  page: z.number().int(),
+  limit: z.number().int(),
+});
+
+export const muteResult = z.object({ conversationId: z.string(), isMuted: z.boolean() });
+export const readResult = z.object({ conversationId: z.string(), lastReadSeq: z.number().int(), unreadCount: z.number().int() });
+export const unreadResult = z.object({ conversationId: z.string(), unreadCount: z.number().int() });
+export const receiptsResult = z.object({
+  conversationId: z.string(),
+  participants: z.array(
+    z.object({
+      userId: z.string(),
+      lastReadSeq: z.number().int(),
+      lastReadAt: z.string().nullable(),
+      lastDeliveredSeq: z.number().int(),
+    }),
+  ),
+});
+
+export { conversationSchema, participantSchema };

@@ -1,0 +1,195 @@
+import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import {
+  createBusiness,
+  createDirect,
+  createGroup,
+  findMembership,
+  isBusinessAgent,
+  listByCursor,
+  listByPage,
+  renameConversation,
+  type CreateResult,
+} from "../../db/queries/conversations";
+import { provisionUserIds } from "../../db/queries/users";
+import { checkDirectTarget, checkRename, directKey, groupMembers, isDenial } from "../../domain/membership";
+import { badRequest, unavailable } from "../../lib/errors";
+import type { Conversation } from "../../protocol/resources";
+import { enforce, refusal, requireMembership } from "../access";
+import { conversationView, conversationViews, sharedView } from "../conversation-view";
+import type { AppEnv } from "../env";
+import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
+import { decodeCursor, encodeCursor } from "../params";
+import { tellRoom } from "../room-events";
+import {
+  businessBody,
+  conversationSchema,
+  cursorPage,
+  directBody,
+  groupBody,
+  listCursor,
+  listQuery,
+  numberedPage,
+  renameBody,
+} from "./conversation-schemas";
+import { conversationMembers } from "./conversation-members";
+import { conversationReads } from "./conversation-reads";
+
+const tags = ["conversations"];
+
+/** The created-or-found conversation as the caller sees it, after telling the room about anyone who came back. */
+async function answerCreate(c: Context<AppEnv>, result: CreateResult): Promise<Conversation> {
+  const membership = await findMembership(c.var.db(), result.id, c.var.user.id);
+  if (!membership) throw unavailable("Conversation changed concurrently, please retry", 1);
+  const view = await conversationView(c, membership);
+  if (result.rejoined.length > 0) {
+    const back = new Set(result.rejoined.map((p) => p.userId));
+    await tellRoom(c, { kind: "participants", conversationId: result.id, joined: view.participants.filter((p) => back.has(p.userId)) });
+  }
+  return view;
+}
+
+const created = (description: string) => ({
+  201: json(`${description} created`, conversationSchema),
+  200: json(`The existing ${description}`, conversationSchema),
+});
+
+export const conversations = new OpenAPIHono<AppEnv>()
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/direct",
+      tags,
+      summary: "The direct conversation with another user: created once per pair, found afterwards",
+      ...secured,
+      request: jsonBody(directBody),
+      responses: { ...created("direct conversation"), ...errorResponses(400, 401) },
+    }),
+    async (c) => {
+      const me = c.var.user.id;
+      const target = c.req.valid("json").targetUserId.toLowerCase();
+      enforce(checkDirectTarget(me, target));
+      const db = c.var.db();
+      await provisionUserIds(db, [target]);
+      const result = await createDirect(db, me, target, directKey(me, target));
+      const view = await answerCreate(c, result);
+      return c.json(view, result.created ? 201 : 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/group",
+      tags,
+      summary: "A group of 3–8 members including the caller, who becomes its admin",
+      ...secured,
+      request: jsonBody(groupBody),
+      responses: { 201: json("Group created", conversationSchema), ...errorResponses(400, 401) },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      const me = c.var.user.id;
+      const group = groupMembers(me, body.participantIds);
+      if (isDenial(group)) throw refusal(group);
+      const db = c.var.db();
+      await provisionUserIds(db, group.members);
+      const id = await createGroup(db, me, body.name ?? null, group.members);
+      const view = await answerCreate(c, { id, created: true, rejoined: [] });
+      return c.json(view, 201);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/business",
+      tags,
+      summary: "The caller's open conversation with a business (as customer); optionally with one of its agents",
+      description:
+        "An agentId must be a registered agent of the business; it is placed only when the conversation opens. " +
+        "Routing and later assignment are the business routes' job.",
+      ...secured,
+      request: jsonBody(businessBody),
+      responses: { ...created("business conversation"), ...errorResponses(400, 401) },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      const me = c.var.user.id;
+      const businessId = body.businessId.toLowerCase();
+      const agentId = body.agentId?.toLowerCase();
+      const db = c.var.db();
+      if (agentId) {
+        if (agentId === me) throw badRequest("agentId: you cannot be your own agent");
+        if (!(await isBusinessAgent(db, businessId, agentId))) throw badRequest("agentId: not an agent of this business");
+        await provisionUserIds(db, [agentId]);
+      }
+      const result = await createBusiness(db, me, businessId, agentId);
+      const view = await answerCreate(c, result);
+      return c.json(view, result.created ? 201 : 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/",
+      tags,
+      summary: "The caller's conversations, most recent activity first",
+      description: "Keyset pages with `cursor` (the default), or numbered pages with `page` for older clients.",
+      ...secured,
+      request: { query: listQuery },
+      responses: { 200: json("A page of conversations", z.union([cursorPage, numberedPage])), ...errorResponses(400, 401) },
+    }),
+    async (c) => {
+      const { limit, page, cursor } = c.req.valid("query");
+      const me = c.var.user.id;
+      const db = c.var.db();
+      if (page !== undefined) {
+        if (cursor) throw badRequest("use either cursor or page, not both");
+        const { rows, total } = await listByPage(db, me, limit, page);
+        const list = await conversationViews(c, rows);
+        return c.json({ conversations: list, total, hasMore: page * limit < total, page, limit }, 200);
+      }
+      const after = cursor ? decodeCursor(cursor, listCursor) : undefined;
+      if (cursor && !after) throw badRequest("cursor is invalid");
+      const rows = await listByCursor(db, me, limit, after && { activity: after[0], id: after[1] });
+      const shown = rows.slice(0, limit);
+      const last = shown[shown.length - 1];
+      const nextCursor = rows.length > limit ? encodeCursor([last.activityKey, last.conversation.id]) : null;
+      return c.json({ conversations: await conversationViews(c, shown), nextCursor }, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}",
+      tags,
+      summary: "One conversation, with participants, last message and the caller's unread count",
+      ...secured,
+      request: { params: z.object({ id: pathId("id") }) },
+      responses: { 200: json("The conversation", conversationSchema), ...errorResponses(401, 404) },
+    }),
+    async (c) => {
+      const membership = await requireMembership(c, c.req.valid("param").id);
+      return c.json(await conversationView(c, membership), 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "patch",
+      path: "/{id}",
+      tags,
+      summary: "Rename a group (group admin)",
+      ...secured,
+      request: { params: z.object({ id: pathId("id") }), ...jsonBody(renameBody) },
+      responses: { 200: json("The renamed conversation", conversationSchema), ...errorResponses(400, 401, 403, 404) },
+    }),
+    async (c) => {
+      const membership = await requireMembership(c, c.req.valid("param").id);
+      enforce(checkRename(membership.conversation.type, membership.me.role));
+      const renamed = await renameConversation(c.var.db(), membership.conversation.id, c.req.valid("json").name);
+      const view = await conversationView(c, { ...membership, conversation: renamed ?? membership.conversation });
+      await tellRoom(c, { kind: "conversation_updated", conversationId: view.id, conversation: sharedView(view) });
+      return c.json(view, 200);
+    },
+  )
+  .route("/", conversationMembers)
+  .route("/", conversationReads);

@@ -1,0 +1,224 @@
+import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { badRequest, notFound } from "../../lib/errors";
+import { isActiveMember, searchMessages } from "../../db/queries/search";
+import { LIMITS, messageSchema, messageTypes, type Message } from "../../protocol/resources";
+import { requireAuth } from "../middleware/auth";
+import { decodeCursor, encodeCursor, intParam, isUuidParam, limitParam, uuidPath } from "../params";
+import { actorOf, callRoom, roomStub } from "../rooms";
+import { loadProfiles } from "../profiles";
+import type { AppEnv } from "../env";
+
+const security = [{ bearerAuth: [] }];
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
+const conversationParam = z.object({ id: uuidPath("Conversation") });
+const messageParams = z.object({ id: uuidPath("Conversation"), messageId: uuidPath("Message") });
+
+const sendBody = z.strictObject({
+  content: z.string().max(LIMITS.contentMaxChars * 4),
+  type: z.enum(messageTypes).exclude(["system"]).optional(),
+  clientMessageId: z.string().min(1).max(LIMITS.clientMessageIdMax).optional(),
+  replyToId: z.string().uuid().nullable().optional(),
+});
+const editBody = z.strictObject({ content: z.string().max(LIMITS.contentMaxChars * 4) });
+
+const historyQuery = z.object({
+  limit: limitParam(50),
+  before: intParam(1),
+  after: intParam(0),
+  page: intParam(1),
+});
+const searchQuery = z.object({
+  q: z.string().openapi({ description: "Words or a fragment; any text is safe" }),
+  limit: limitParam(20),
+  cursor: z.string().max(500).optional(),
+});
+const searchCursor = z.object({ createdAt: z.string().datetime(), id: z.string().uuid() });
+
+const pageSchema = z.object({ messages: z.array(messageSchema), hasMore: z.boolean() });
+const searchSchema = z.object({ messages: z.array(messageSchema), nextCursor: z.string().nullable() });
+
+function requireIds(...ids: string[]): void {
+  for (const id of ids) if (!isUuidParam(id)) throw notFound(ids.length > 1 && id === ids[1] ? "Message" : "Conversation");
+}
+
+/** One profile lookup per response, however many messages and senders. */
+async function withSenders(c: Context<AppEnv>, messages: Message[]): Promise<Message[]> {
+  if (messages.length === 0) return messages;
+  const set = await loadProfiles(c, { userIds: messages.map((m) => m.senderId) });
+  return messages.map((m) => ({ ...m, sender: set.user(m.senderId) }));
+}
+
+function parseSearch(q: string): string {
+  // Postgres text cannot hold NUL; other characters are matched literally or by the websearch parser.
+  const cleaned = q.replace(/\u0000/g, "").trim();
+  if (cleaned.length === 0) throw badRequest("q: must not be empty");
+  if (cleaned.length > LIMITS.searchQueryMax) throw badRequest(`q: must be at most ${LIMITS.searchQueryMax} characters`);
+  return cleaned;
+}
+
+async function runSearch(c: Context<AppEnv>, conversationId: string | undefined, query: z.output<typeof searchQuery>) {
+  const q = parseSearch(query.q);
+  const cursor = query.cursor ? decodeCursor(query.cursor, searchCursor) : undefined;
+  if (query.cursor && !cursor) throw badRequest("cursor: invalid");
+  const result = await searchMessages(c.var.db(), { userId: c.var.user.id, q, conversationId, cursor, limit: query.limit });
+  return { messages: await withSenders(c, result.messages), nextCursor: result.next ? encodeCursor(result.next) : null };
+}
+
+/** Messages of one conversation: every write goes through the conversation's Durable Object. */
+export const messages = new OpenAPIHono<AppEnv>()
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/{id}/messages",
+      tags: ["messages"],
+      summary: "Send a message (idempotent by clientMessageId)",
+      security,
+      middleware: [requireAuth] as const,
+      request: { params: conversationParam, body: { required: true, content: { "application/json": { schema: sendBody } } } },
+      responses: {
+        201: json(messageSchema, "Stored; status 'pending' when Postgres has not confirmed it within the deadline"),
+        200: json(messageSchema, "A retry with the same clientMessageId: the original message"),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      requireIds(id);
+      const body = c.req.valid("json");
+      const result = await callRoom(() => roomStub(c, id).send({ conversationId: id, actor: actorOf(c), ...body }));
+      return c.json(result.message, result.created ? 201 : 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}/messages",
+      tags: ["messages"],
+      summary: "History: keyset pages by seq (before/after), ascending within a page; newest page by default",
+      security,
+      middleware: [requireAuth] as const,
+      request: { params: conversationParam, query: historyQuery },
+      responses: {
+        200: json(
+          pageSchema.extend({ page: z.number().int().optional(), limit: z.number().int().optional(), total: z.number().int().optional() }),
+          "A page of messages",
+        ),
+      },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      requireIds(id);
+      const q = c.req.valid("query");
+      if (q.before !== undefined && q.after !== undefined) throw badRequest("use either before or after, not both");
+      const room = roomStub(c, id);
+      const actor = actorOf(c);
+      if (q.page !== undefined) {
+        // Page n counts back from the newest message; seq is dense, so it maps to a seq range (no OFFSET scan).
+        const head = await callRoom(() => room.history({ conversationId: id, actor, limit: 1 }));
+        const top = head.lastSeq - (q.page - 1) * q.limit;
+        const page =
+          top < 1
+            ? { messages: [], hasMore: false }
+            : await callRoom(() => room.history({ conversationId: id, actor, before: top + 1, limit: q.limit }));
+        return c.json(
+          { messages: await withSenders(c, page.messages), hasMore: top - q.limit > 0, page: q.page, limit: q.limit, total: head.lastSeq },
+          200,
+        );
+      }
+      const page = await callRoom(() => room.history({ conversationId: id, actor, before: q.before, after: q.after, limit: q.limit }));
+      return c.json({ messages: await withSenders(c, page.messages), hasMore: page.hasMore }, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}/messages/search",
+      tags: ["messages"],
+      summary: "Full-text and substring search in one conversation, newest first",
+      security,
+      middleware: [requireAuth] as const,
+      request: { params: conversationParam, query: searchQuery },
+      responses: { 200: json(searchSchema, "Matching messages") },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      requireIds(id);
+      if (!(await isActiveMember(c.var.db(), id, c.var.user.id))) throw notFound("Conversation");
+      return c.json(await runSearch(c, id, c.req.valid("query")), 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}/messages/{messageId}",
+      tags: ["messages"],
+      summary: "One message",
+      security,
+      middleware: [requireAuth] as const,
+      request: { params: messageParams },
+      responses: { 200: json(messageSchema, "The message (a tombstone when deleted)") },
+    }),
+    async (c) => {
+      const { id, messageId } = c.req.valid("param");
+      requireIds(id, messageId);
+      const message = await callRoom(() => roomStub(c, id).getMessage({ conversationId: id, actor: actorOf(c), messageId }));
+      const [enriched] = await withSenders(c, [message]);
+      return c.json(enriched, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "patch",
+      path: "/{id}/messages/{messageId}",
+      tags: ["messages"],
+      summary: "Edit a message (sender only; the previous content goes to the audit log)",
+      security,
+      middleware: [requireAuth] as const,
+      request: { params: messageParams, body: { required: true, content: { "application/json": { schema: editBody } } } },
+      responses: { 200: json(messageSchema, "The edited message") },
+    }),
+    async (c) => {
+      const { id, messageId } = c.req.valid("param");
+      requireIds(id, messageId);
+      const { content } = c.req.valid("json");
+      const message = await callRoom(() => roomStub(c, id).edit({ conversationId: id, actor: actorOf(c), messageId, content }));
+      return c.json(message, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "delete",
+      path: "/{id}/messages/{messageId}",
+      tags: ["messages"],
+      summary: "Soft-delete a message (sender or group admin; audited)",
+      security,
+      middleware: [requireAuth] as const,
+      request: { params: messageParams },
+      responses: { 204: { description: "Deleted (a tombstone keeps its id and seq)" } },
+    }),
+    async (c) => {
+      const { id, messageId } = c.req.valid("param");
+      requireIds(id, messageId);
+      await callRoom(() => roomStub(c, id).remove({ conversationId: id, actor: actorOf(c), messageId }));
+      return c.body(null, 204);
+    },
+  );
+
+/** Search across every conversation the caller is in. */
+export const messageSearch = new OpenAPIHono<AppEnv>().openapi(
+  createRoute({
+    method: "get",
+    path: "/search",
+    tags: ["messages"],
+    summary: "Full-text and substring search across the caller's conversations, newest first",
+    security,
+    middleware: [requireAuth] as const,
+    request: { query: searchQuery },
+    responses: { 200: json(searchSchema, "Matching messages") },
+  }),
+  async (c) => c.json(await runSearch(c, undefined, c.req.valid("query")), 200),
+);

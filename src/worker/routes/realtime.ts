@@ -1,0 +1,123 @@
+import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { forbidden, HttpError, notFound } from "../../lib/errors";
+import { randomToken } from "../../lib/ids";
+import type { AuthUser } from "../../lib/jwt";
+import { consumeTicket, createTicket } from "../../db/queries/tickets";
+import { provisionUser } from "../../db/queries/users";
+import { CONVERSATION_HEADER, IDENTITY_HEADER } from "../../durable-objects/room/realtime";
+import { authenticate, requireAuth } from "../middleware/auth";
+import { isUuidParam } from "../params";
+import { roomStub } from "../rooms";
+import type { AppEnv } from "../env";
+
+/** Upgrades from another site are refused unless its origin is allowed; the service's own pages always are. */
+function checkOrigin(c: Context<AppEnv>): void {
+  const origin = c.req.header("origin");
+  if (!origin) return;
+  let sameHost = false;
+  try {
+    sameHost = new URL(origin).host === new URL(c.req.url).host;
+  } catch {
+    throw forbidden("Origin not allowed");
+  }
+  if (!sameHost && !c.var.config.ALLOWED_ORIGINS.includes(origin)) throw forbidden("Origin not allowed");
+}
+
+/** Header token (non-browser clients) or a single-use ticket (browsers); tokens never travel in URLs. */
+async function upgradeIdentity(c: Context<AppEnv>): Promise<AuthUser> {
+  if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new HttpError(426, "Expected a WebSocket upgrade");
+  checkOrigin(c);
+  const ticket = c.req.query("ticket");
+  let user: AuthUser | undefined;
+  if (ticket) {
+    user = /^[0-9a-f]{48}$/.test(ticket) ? await consumeTicket(c.var.db(), ticket) : undefined;
+    if (!user) throw new HttpError(401, "Invalid or expired ticket");
+  } else {
+    try {
+      user = await authenticate(c.req.header("authorization"), c.var.config);
+    } catch (err) {
+      c.var.log.warn("auth failed", { reason: (err as { reason?: string }).reason ?? (err as Error).message });
+      throw err;
+    }
+    await provisionUser(c.var.db(), user.id, user.kahaId);
+  }
+  c.set("user", user);
+  return user;
+}
+
+function identityHeaders(user: AuthUser, extra: Record<string, string> = {}): Headers {
+  const headers = new Headers({ upgrade: "websocket", ...extra });
+  headers.set(IDENTITY_HEADER, JSON.stringify({ id: user.id, kahaId: user.kahaId, role: user.role, exp: user.exp }));
+  return headers;
+}
+
+/** A Durable Object's refusal (404, 429, ...) becomes the contract's error shape. */
+async function forwardUpgrade(stub: { fetch(req: Request): Promise<Response> }, url: string, headers: Headers): Promise<Response> {
+  const res = await stub.fetch(new Request(url, { headers }));
+  if (res.status === 101) return res;
+  const body = (await res.json().catch(() => ({}))) as { message?: string };
+  throw new HttpError(res.status, body.message ?? "Upgrade refused");
+}
+
+export const realtime = new OpenAPIHono<AppEnv>().openapi(
+  createRoute({
+    method: "post",
+    path: "/tickets",
+    tags: ["realtime"],
+    summary: "A single-use ticket (60 s) for a browser WebSocket: connect with ?ticket=...",
+    security: [{ bearerAuth: [] }],
+    middleware: [requireAuth] as const,
+    responses: {
+      200: {
+        description: "Ticket",
+        content: { "application/json": { schema: z.object({ ticket: z.string(), expiresAt: z.string() }) } },
+      },
+    },
+  }),
+  async (c) => {
+    const ticket = randomToken(24);
+    const expiresAt = await createTicket(c.var.db(), ticket, c.var.user);
+    return c.json({ ticket, expiresAt: expiresAt.toISOString() }, 200);
+  },
+);
+
+const upgradeDoc = (path: string, summary: string) =>
+  createRoute({
+    method: "get",
+    path,
+    tags: ["realtime"],
+    summary,
+    security: [{ bearerAuth: [] }],
+    request: {
+      query: z.object({
+        ticket: z.string().optional(),
+        afterSeq: z.string().optional().openapi({ description: "Conversation socket: replay everything after this seq before going live" }),
+      }),
+    },
+    responses: {
+      101: { description: "Switching protocols: the socket speaks the frames of contract §6" },
+    },
+  });
+
+/** `GET /conversations/{id}/ws`: the conversation's room. */
+export const conversationSocket = new OpenAPIHono<AppEnv>().openapi(
+  upgradeDoc("/{id}/ws", "Conversation socket: messages, typing, receipts of one conversation"),
+  async (c) => {
+    const id = c.req.param("id") ?? "";
+    const user = await upgradeIdentity(c);
+    if (!isUuidParam(id)) throw notFound("Conversation");
+    const headers = identityHeaders(user, { [CONVERSATION_HEADER]: id.toLowerCase() });
+    return forwardUpgrade(roomStub(c, id.toLowerCase()), c.req.url, headers) as never;
+  },
+);
+
+/** `GET /ws`: the caller's user session (presence, unread counts, notifications). */
+export const userSocket = new OpenAPIHono<AppEnv>().openapi(
+  upgradeDoc("/", "User socket: presence, unread counts and notifications across conversations"),
+  async (c) => {
+    const user = await upgradeIdentity(c);
+    const ns = c.env.USER_SESSION;
+    return forwardUpgrade(ns.get(ns.idFromName(user.id)), c.req.url, identityHeaders(user)) as never;
+  },
+);

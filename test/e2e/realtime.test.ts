@@ -1,0 +1,288 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { Client, faults, http, login, pool, seedConversation, sleep, until, type User } from "./harness";
+
+const open: Client[] = [];
+async function connect(conversationId: string, user: User): Promise<Client> {
+  const c = await Client.connect(`/conversations/${conversationId}/ws`, user.token);
+  open.push(c);
+  await c.next("ready");
+  return c;
+}
+
+afterEach(async () => {
+  for (const c of open.splice(0)) c.terminate();
+  await faults.postgres({});
+});
+
+async function pgSeqs(conversationId: string): Promise<number[]> {
+  const db = pool();
+  try {
+    const r = await db.query<{ seq: string }>("SELECT seq FROM messages WHERE conversation_id = $1 ORDER BY seq", [conversationId]);
+    return r.rows.map((x) => Number(x.seq));
+  } finally {
+    await db.end();
+  }
+}
+
+describe("conversation socket", () => {
+  it("sends ready first, acks sends and delivers them to the other participant", async () => {
+    const [a, b] = [await login("rt-a"), await login("rt-b")];
+    const id = await seedConversation("direct", [a, b]);
+    const ca = await Client.connect(`/conversations/${id}/ws`, a.token);
+    open.push(ca);
+    const ready = await ca.next("ready");
+    expect(ready.data).toMatchObject({ conversationId: id, lastSeq: 0, you: { lastReadSeq: 0 } });
+    expect(ready.data.participants).toHaveLength(2);
+    const cb = await connect(id, b);
+    const ack = await ca.request("send_message", { content: "hello", clientMessageId: "m1" }, "message_ack");
+    expect(ack.data).toMatchObject({ clientMessageId: "m1", message: { seq: 1, content: "hello", senderId: a.id, status: "sent" } });
+    const got = await cb.next("new_message");
+    expect(got.data.message).toMatchObject({ seq: 1, content: "hello", senderId: a.id });
+    expect(got.data.message.sender).toMatchObject({ id: a.id, kind: "user" });
+  });
+
+  it("eight users in a group see the same messages in the same order", async () => {
+    const users = await Promise.all(Array.from({ length: 8 }, (_, i) => login(`g${i}`)));
+    const id = await seedConversation("group", users);
+    const clients = await Promise.all(users.map((u) => connect(id, u)));
+    await Promise.all(clients.map((c, i) => Promise.all([0, 1, 2].map((k) => c.request("send_message", { content: `u${i}-${k}`, clientMessageId: `k${k}` }, "message_ack")))));
+    const orders = await Promise.all(
+      clients.map(async (c) => {
+        await until(async () => (c.all("new_message").length >= 24 ? true : undefined));
+        return c.all("new_message").map((f) => `${f.data.message.seq}:${f.data.message.content}`);
+      }),
+    );
+    expect(new Set(orders.map((o) => o.join("|"))).size).toBe(1);
+    expect(orders[0].map((o) => Number(o.split(":")[0]))).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
+    expect(await pgSeqs(id)).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
+  });
+
+  it("typing: start, explicit stop, stop on send, and expiry of the lease", async () => {
+    const [a, b] = [await login(), await login()];
+    const id = await seedConversation("direct", [a, b]);
+    const [ca, cb] = [await connect(id, a), await connect(id, b)];
+    ca.send("start_typing");
+    expect((await cb.next("typing_start")).data).toMatchObject({ userId: a.id, conversationId: id });
+    ca.send("stop_typing");
+    expect((await cb.next("typing_stop")).data.userId).toBe(a.id);
+    ca.send("start_typing");
+    await cb.next("typing_start");
+    await ca.request("send_message", { content: "done typing", clientMessageId: "t1" }, "message_ack");
+    await cb.next("typing_stop");
+    ca.send("start_typing");
+    await cb.next("typing_start");
+    const started = Date.now();
+    await cb.next("typing_stop", () => true, 12_000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(5_000);
+  });
+
+  it("receipts move forward only, are broadcast and persisted", async () => {
+    const [a, b] = [await login(), await login()];
+    const id = await seedConversation("direct", [a, b]);
+    const [ca, cb] = [await connect(id, a), await connect(id, b)];
+    for (let i = 1; i <= 3; i++) await ca.request("send_message", { content: `r${i}`, clientMessageId: `r${i}` }, "message_ack");
+    cb.send("mark_delivered", { seq: 3 });
+    expect((await ca.next("message_delivered")).data).toMatchObject({ userId: b.id, lastDeliveredSeq: 3 });
+    cb.send("mark_as_read", { seq: 2 });
+    expect((await ca.next("message_read")).data).toMatchObject({ userId: b.id, conversationId: id, lastReadSeq: 2 });
+    cb.send("mark_as_read", { seq: 1 });
+    cb.send("mark_as_read", { seq: 99 });
+    expect((await ca.next("message_read")).data.lastReadSeq).toBe(3);
+    const db = pool();
+    try {
+      const row = await until(async () => {
+        const r = await db.query<{ last_read_seq: string; last_delivered_seq: string }>(
+          "SELECT last_read_seq, last_delivered_seq FROM participants WHERE conversation_id = $1 AND user_id = $2",
+          [id, b.id],
+        );
+        return Number(r.rows[0]?.last_read_seq) === 3 ? r.rows[0] : undefined;
+      });
+      expect(Number(row.last_delivered_seq)).toBe(3);
+    } finally {
+      await db.end();
+    }
+  });
+
+  it("a client that drops during 200 messages resumes with exactly the missing ones, in order", async () => {
+    const [a, b] = [await login(), await login()];
+    const id = await seedConversation("direct", [a, b]);
+    const ca = await connect(id, a);
+    let cb = await connect(id, b);
+    const sending = (async () => {
+      for (let i = 1; i <= 200; i++) await ca.request("send_message", { content: `s${i}`, clientMessageId: `s${i}` }, "message_ack");
+    })();
+    await until(async () => (cb.all("new_message").length >= 40 ? true : undefined));
+    cb.terminate();
+    const seen = cb.all("new_message").map((f) => f.data.message.seq as number);
+    const lastSeen = Math.max(...seen);
+    await sleep(200);
+    // Resume on connect: the replay comes before any live frame, so nothing is missed or repeated.
+    cb = await Client.connect(`/conversations/${id}/ws?afterSeq=${lastSeen}`, b.token);
+    open.push(cb);
+    await cb.next("ready");
+    const done = await cb.next("resumed");
+    await sending;
+    expect(done.data.fromSeq).toBe(lastSeen + 1);
+    await until(async () => (cb.all("new_message").at(-1)?.data.message.seq === 200 ? true : undefined));
+    const replayed = cb.all("new_message").map((f) => f.data.message.seq as number);
+    expect([...seen, ...replayed]).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+  });
+
+  it("a resume frame on an open socket replays missed messages; live overlap is deduplicated by seq", async () => {
+    const [a, b] = [await login(), await login()];
+    const id = await seedConversation("direct", [a, b]);
+    const ca = await connect(id, a);
+    for (let i = 1; i <= 5; i++) await ca.request("send_message", { content: `x${i}`, clientMessageId: `x${i}` }, "message_ack");
+    const cb = await connect(id, b);
+    const done = await cb.request("resume", { afterSeq: 2 }, "resumed");
+    expect(done.data).toMatchObject({ fromSeq: 3, toSeq: 5 });
+    expect(cb.all("new_message").map((f) => f.data.message.seq)).toEqual([3, 4, 5]);
+  });
+
+  it("replays edits and deletes of older messages made while away", async () => {
+    const [a, b] = [await login(), await login()];
+    const id = await seedConversation("direct", [a, b]);
+    const ca = await connect(id, a);
+    const m1 = await ca.request("send_message", { content: "first", clientMessageId: "e1" }, "message_ack");
+    const m2 = await ca.request("send_message", { content: "second", clientMessageId: "e2" }, "message_ack");
+    await http("PATCH", `/conversations/${id}/messages/${m1.data.message.id}`, a.token, { content: "first (edited)" });
+    await http("DELETE", `/conversations/${id}/messages/${m2.data.message.id}`, a.token);
+    const cb = await connect(id, b);
+    await cb.request("resume", { afterSeq: 2 }, "resumed");
+    expect(cb.all("message_updated").map((f) => f.data.message.content)).toEqual(["first (edited)"]);
+    expect(cb.all("message_deleted").map((f) => f.data.seq)).toEqual([2]);
+  });
+
+  it("a sender that retries after a dropped ack gets one message", async () => {
+    const [a, b] = [await login(), await login()];
+    const id = await seedConversation("direct", [a, b]);
+    const first = await connect(id, a);
+    first.send("send_message", { content: "exactly once", clientMessageId: "once-1" });
+    first.terminate();
+    const again = await connect(id, a);
+    const ack = await again.request("send_message", { content: "exactly once", clientMessageId: "once-1" }, "message_ack");
+    expect(ack.data.message.seq).toBe(1);
+    await sleep(300);
+    expect(await pgSeqs(id)).toEqual([1]);
+  });
+
+  it("keeps acking as pending while Postgres is down, and loses nothing once it returns", async () => {
+    const [a, b] = [await login(), await login()];
+    const id = await seedConversation("direct", [a, b]);
+    const [ca, cb] = [await connect(id, a), await connect(id, b)];
+    await ca.request("send_message", { content: "before", clientMessageId: "d0" }, "message_ack");
+    await faults.postgres({ down: true });
+    const acks = [];
+    for (let i = 1; i <= 5; i++) acks.push(await ca.request("send_message", { content: `during ${i}`, clientMessageId: `d${i}` }, "message_ack", 15_000));
+    expect(acks.map((f) => f.data.message.status)).toEqual(["pending", "pending", "pending", "pending", "pending"]);
+    expect(acks.map((f) => f.data.message.seq)).toEqual([2, 3, 4, 5, 6]);
+    await until(async () => (cb.all("new_message").length >= 6 ? true : undefined));
+    await faults.postgres({});
+    const seqs = await until(async () => {
+      const s = await pgSeqs(id);
+      return s.length === 6 ? s : undefined;
+    }, 40_000, 500);
+    expect(seqs).toEqual([1, 2, 3, 4, 5, 6]);
+    const history = await http("GET", `/conversations/${id}/messages`, b.token);
+    expect(history.body.messages.map((m: { seq: number; status: string }) => [m.seq, m.status])).toEqual(
+      [1, 2, 3, 4, 5, 6].map((s) => [s, "sent"]),
+    );
+  }, 90_000);
+
+  it("answers bad frames with error frames and keeps the socket usable; closes on oversized frames", async () => {
+    const [a, b] = [await login(), await login()];
+    const id = await seedConversation("direct", [a, b]);
+    const ca = await connect(id, a);
+    ca.raw("{not json");
+    expect((await ca.next("error")).data.code).toBe("invalid_json");
+    ca.send("fly_to_the_moon", {}, "x1");
+    expect((await ca.next("error", (f) => f.id === "x1")).data.code).toBe("unknown_type");
+    ca.send("send_message", { content: 42, clientMessageId: "c" }, "x2");
+    expect((await ca.next("error", (f) => f.id === "x2")).data.code).toBe("invalid_frame");
+    ca.send("send_message", { content: "ok", clientMessageId: "c", senderId: b.id }, "x3");
+    expect((await ca.next("error", (f) => f.id === "x3")).data.code).toBe("invalid_frame");
+    ca.raw(Buffer.from([1, 2, 3]));
+    expect((await ca.next("error")).data.code).toBe("invalid_frame");
+    const hb = await ca.request("heartbeat", {}, "heartbeat_ack");
+    expect(typeof hb.data.timestamp).toBe("string");
+    ca.raw(JSON.stringify({ type: "send_message", data: { content: "x".repeat(70_000), clientMessageId: "big" } }));
+    expect((await ca.waitClosed()).code).toBe(1009);
+  });
+
+  it("rate-limits frame floods with an error, then closes 1008", async () => {
+    const [a, b] = [await login(), await login()];
+    const id = await seedConversation("direct", [a, b]);
+    const ca = await connect(id, a);
+    for (let i = 0; i < 500; i++) ca.send("heartbeat");
+    const err = await ca.next("error", (f) => f.data.code === "rate_limited");
+    expect(err.data.code).toBe("rate_limited");
+    expect((await ca.waitClosed()).code).toBe(1008);
+  });
+
+  it("refuses upgrades without auth (401), for non-members and unknown ids (404), from foreign origins (403)", async () => {
+    const [a, b, stranger] = [await login(), await login(), await login()];
+    const id = await seedConversation("direct", [a, b]);
+    expect(await Client.refused(`/conversations/${id}/ws`)).toBe(401);
+    expect(await Client.refused(`/conversations/${id}/ws`, "garbage")).toBe(401);
+    expect(await Client.refused(`/conversations/${id}/ws`, stranger.token)).toBe(404);
+    expect(await Client.refused(`/conversations/${crypto.randomUUID()}/ws`, a.token)).toBe(404);
+    expect(await Client.refused(`/conversations/${id}/ws`, a.token, { origin: "https://evil.example" })).toBe(403);
+    expect(await Client.refused(`/conversations/${id}/ws?token=${a.token}`)).toBe(401);
+  });
+
+  it("connects browsers with a single-use ticket", async () => {
+    const [a, b] = [await login(), await login()];
+    const id = await seedConversation("direct", [a, b]);
+    const t = await http("POST", "/realtime/tickets", a.token);
+    expect(t.status).toBe(200);
+    const c = await Client.connect(`/conversations/${id}/ws?ticket=${t.body.ticket}`);
+    open.push(c);
+    await c.next("ready");
+    expect(await Client.refused(`/conversations/${id}/ws?ticket=${t.body.ticket}`)).toBe(401);
+  });
+});
+
+describe("user socket", () => {
+  it("notifies other participants of new messages with unread counts, not the sender", async () => {
+    const [a, b] = [await login(), await login()];
+    const id = await seedConversation("direct", [a, b]);
+    const ua = await Client.connect("/ws", a.token);
+    const ub = await Client.connect("/ws", b.token);
+    open.push(ua, ub);
+    await ua.next("connected");
+    expect((await ub.next("connected")).data.userId).toBe(b.id);
+    const room = await connect(id, a);
+    await room.request("send_message", { content: "ping", clientMessageId: "n1" }, "message_ack");
+    const note = await ub.next("notification");
+    expect(note.data).toMatchObject({ conversationId: id, message: { content: "ping", seq: 1 } });
+    const badge = await ub.next("unread_count", (f) => f.data.conversationId === id);
+    expect(badge.data.unreadCount).toBe(1);
+    await http("PUT", `/conversations/${id}/read`, b.token, {});
+    const cleared = await ub.next("unread_count", (f) => f.data.conversationId === id && f.data.unreadCount === 0);
+    expect(cleared.data.unreadCount).toBe(0);
+    await sleep(300);
+    expect(ua.all("notification")).toHaveLength(0);
+  });
+
+  it("presence: online → away → offline across two devices, pushed to contacts", async () => {
+    const [a, b] = [await login(), await login()];
+    await seedConversation("direct", [a, b]);
+    const watcher = await Client.connect("/ws", b.token);
+    open.push(watcher);
+    await watcher.next("connected");
+    const phone = await Client.connect("/ws", a.token);
+    const laptop = await Client.connect("/ws", a.token);
+    open.push(phone, laptop);
+    expect((await watcher.next("presence_update", (f) => f.data.userId === a.id)).data.status).toBe("online");
+    const state = await watcher.request("get_presence", { userIds: [a.id, crypto.randomUUID()] }, "presence_state");
+    expect(state.data.presences).toEqual([expect.objectContaining({ userId: a.id, status: "online" })]);
+    phone.send("set_presence", { status: "away" });
+    await sleep(300);
+    expect(watcher.all("presence_update").filter((f) => f.data.status === "away")).toHaveLength(0);
+    laptop.send("set_presence", { status: "away" });
+    expect((await watcher.next("presence_update", (f) => f.data.userId === a.id)).data.status).toBe("away");
+    phone.close();
+    laptop.close();
+    expect((await watcher.next("presence_update", (f) => f.data.userId === a.id, 15_000)).data.status).toBe("offline");
+  });
+});

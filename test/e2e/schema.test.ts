@@ -1,0 +1,74 @@
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { getTableConfig, type PgTable } from "drizzle-orm/pg-core";
+import * as schema from "../../src/db/schema";
+import { runMigrations } from "../../scripts/lib/migrate";
+import { ROOT } from "../../scripts/lib/stack";
+import { pool } from "./harness";
+
+const tables = (Object.values(schema) as unknown[]).filter((v): v is PgTable => typeof v === "object" && v !== null && Symbol.for("drizzle:IsDrizzleTable") in v);
+
+describe("database schema", () => {
+  it("the drizzle schema and the SQL migrations agree on every table and column", async () => {
+    const db = pool();
+    try {
+      expect(tables.length).toBeGreaterThanOrEqual(10);
+      for (const table of tables) {
+        const config = getTableConfig(table);
+        const { rows } = await db.query<{ column_name: string; is_nullable: string; data_type: string; udt_name: string }>(
+          "SELECT column_name, is_nullable, data_type, udt_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1",
+          [config.name],
+        );
+        expect(rows.length, `table ${config.name} exists`).toBeGreaterThan(0);
+        const actual = new Map(rows.map((r) => [r.column_name, r]));
+        expect([...actual.keys()].sort(), `columns of ${config.name}`).toEqual(config.columns.map((c) => c.name).sort());
+        for (const column of config.columns) {
+          const db = actual.get(column.name)!;
+          expect(db.is_nullable === "NO", `${config.name}.${column.name} NOT NULL`).toBe(column.notNull);
+          const sqlType = column.getSQLType().replace(/\(.*\)/, "").replace(/ with time zone/, "tz");
+          const dbType = db.data_type === "ARRAY" ? `${db.udt_name.replace(/^_/, "")}[]` : db.udt_name;
+          const aliases: Record<string, string> = { timestamptz: "timestamptz", bigserial: "int8", bigint: "int8", integer: "int4", boolean: "bool", "text[]": "text[]" };
+          expect(dbType, `${config.name}.${column.name} type`).toBe(aliases[sqlType] ?? sqlType);
+        }
+      }
+    } finally {
+      await db.end();
+    }
+  });
+
+  it("running the migrations again changes nothing", async () => {
+    const result = await runMigrations({
+      databaseUrl: process.env.STACK_DATABASE_URL!,
+      bridge: process.env.STACK_PG_BRIDGE!,
+      dir: path.join(ROOT, "migrations"),
+    });
+    expect(result.applied).toEqual([]);
+    expect(result.skipped).toBeGreaterThanOrEqual(2);
+    const db = pool();
+    try {
+      const { rows } = await db.query<{ name: string }>("SELECT name FROM schema_migrations ORDER BY name");
+      expect(rows.map((r) => r.name)).toContain("0001_init.sql");
+    } finally {
+      await db.end();
+    }
+  });
+
+  it("uses an index for keyset history and the full-text index for search", async () => {
+    const db = pool();
+    try {
+      await db.query("SET enable_seqscan = off");
+      const history = await db.query<{ "QUERY PLAN": string }>(
+        "EXPLAIN SELECT id FROM messages WHERE conversation_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT 51",
+        [crypto.randomUUID(), 1000],
+      );
+      expect(history.rows.map((r) => r["QUERY PLAN"]).join("\n")).toMatch(/messages_conversation_seq_uq/);
+      const search = await db.query<{ "QUERY PLAN": string }>(
+        "EXPLAIN SELECT id FROM messages WHERE search @@ websearch_to_tsquery('simple', $1)",
+        ["hello"],
+      );
+      expect(search.rows.map((r) => r["QUERY PLAN"]).join("\n")).toMatch(/messages_search_idx/);
+    } finally {
+      await db.end();
+    }
+  });
+});

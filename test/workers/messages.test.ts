@@ -1,0 +1,226 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { sql } from "drizzle-orm";
+import { normalizeContent } from "../../src/domain/content";
+import { api, expectErrorShape, newUser } from "./helpers";
+import { seedConversation, withDb } from "./fixtures";
+
+const send = (id: string, token: string, body: Record<string, unknown>) => api("POST", `/conversations/${id}/messages`, { token, body });
+
+describe("sending messages", () => {
+  it("assigns dense seqs, normalises content, writes through to Postgres and returns the sender's profile", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    const first = await send(id, a.token, { content: "  hello\u0000 " });
+    expect(first.status).toBe(201);
+    expect(first.body).toMatchObject({ conversationId: id, seq: 1, senderId: a.id, content: "hello", type: "text", status: "sent" });
+    expect(first.body.sender).toMatchObject({ id: a.id, kind: "user" });
+    const second = await send(id, b.token, { content: "hi", type: "text" });
+    expect(second.body.seq).toBe(2);
+    const rows = await withDb((db) => db.execute<{ seq: string; content: string }>(sql`SELECT seq, content FROM messages WHERE conversation_id = ${id} ORDER BY seq`));
+    expect(rows.rows.map((r) => [Number(r.seq), r.content])).toEqual([
+      [1, "hello"],
+      [2, "hi"],
+    ]);
+  });
+
+  it("is idempotent by clientMessageId: a retry returns the original (200), other content is a 409", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const a = users[0];
+    const original = await send(id, a.token, { content: "once", clientMessageId: "c-1" });
+    expect(original.status).toBe(201);
+    const retry = await send(id, a.token, { content: "once", clientMessageId: "c-1" });
+    expect(retry.status).toBe(200);
+    expect(retry.body.id).toBe(original.body.id);
+    expectErrorShape(await send(id, a.token, { content: "different", clientMessageId: "c-1" }), 409);
+    // The same client id from another sender is a different message.
+    const other = await send(id, users[1].token, { content: "once", clientMessageId: "c-1" });
+    expect(other.status).toBe(201);
+    const count = await withDb((db) => db.execute<{ n: string }>(sql`SELECT count(*) AS n FROM messages WHERE conversation_id = ${id}`));
+    expect(Number(count.rows[0].n)).toBe(2);
+  });
+
+  it("rejects bad bodies with 400 and stores nothing", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const t = users[0].token;
+    for (const body of [
+      {},
+      { content: "" },
+      { content: " \u0000 " },
+      { content: "x".repeat(4001) },
+      { content: 42 },
+      { content: "ok", type: "system" },
+      { content: "ok", senderId: users[1].id },
+      { content: "ok", seq: 7 },
+      { content: "ok", replyToId: "not-a-uuid" },
+      { content: "ok", replyToId: crypto.randomUUID() },
+    ]) {
+      expectErrorShape(await send(id, t, body), 400);
+    }
+    const history = await api("GET", `/conversations/${id}/messages`, { token: t });
+    expect(history.body.messages).toEqual([]);
+  });
+
+  it("accepts replies only to messages of the same conversation", async () => {
+    const one = await seedConversation("direct", 2);
+    const two = await seedConversation("direct", 2);
+    const m1 = await send(one.id, one.users[0].token, { content: "root" });
+    const m2 = await send(two.id, two.users[0].token, { content: "elsewhere" });
+    const reply = await send(one.id, one.users[1].token, { content: "re", replyToId: m1.body.id });
+    expect(reply.status).toBe(201);
+    expect(reply.body.replyToId).toBe(m1.body.id);
+    expectErrorShape(await send(one.id, one.users[1].token, { content: "re", replyToId: m2.body.id }), 400);
+  });
+
+  it("answers 404 to non-members and for unknown or malformed conversation ids", async () => {
+    const { id } = await seedConversation("direct", 2);
+    const stranger = await newUser("stranger");
+    expectErrorShape(await send(id, stranger.token, { content: "let me in" }), 404);
+    expectErrorShape(await api("GET", `/conversations/${id}/messages`, { token: stranger.token }), 404);
+    expectErrorShape(await send(crypto.randomUUID(), stranger.token, { content: "x" }), 404);
+    expectErrorShape(await send("not-a-uuid", stranger.token, { content: "x" }), 404);
+    expectErrorShape(await send(id, "", { content: "x" }), 401);
+  });
+
+  it("50 parallel sends from 5 users get seq 1..50 with no gap or duplicate, in one order for every reader", async () => {
+    const { id, users } = await seedConversation("group", 5);
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => send(id, users[i % 5].token, { content: `m${i}`, clientMessageId: `p-${i}` })),
+    );
+    expect(results.every((r) => r.status === 201)).toBe(true);
+    expect(results.map((r) => r.body.seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    const pages = await Promise.all(users.map((u) => api("GET", `/conversations/${id}/messages?limit=100`, { token: u.token })));
+    const orders = pages.map((p) => p.body.messages.map((m: { id: string }) => m.id).join(","));
+    expect(new Set(orders).size).toBe(1);
+    expect(pages[0].body.messages.map((m: { seq: number }) => m.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+  });
+});
+
+describe("history", () => {
+  it("pages by seq in both directions, ascending within a page, with page/limit compatibility", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const t = users[0].token;
+    for (let i = 1; i <= 12; i++) await send(id, t, { content: `n${i}` });
+    const newest = await api("GET", `/conversations/${id}/messages?limit=5`, { token: t });
+    expect(newest.body.messages.map((m: { seq: number }) => m.seq)).toEqual([8, 9, 10, 11, 12]);
+    expect(newest.body.hasMore).toBe(true);
+    const older = await api("GET", `/conversations/${id}/messages?limit=5&before=8`, { token: t });
+    expect(older.body.messages.map((m: { seq: number }) => m.seq)).toEqual([3, 4, 5, 6, 7]);
+    const oldest = await api("GET", `/conversations/${id}/messages?limit=5&before=3`, { token: t });
+    expect(oldest.body).toMatchObject({ hasMore: false });
+    expect(oldest.body.messages.map((m: { seq: number }) => m.seq)).toEqual([1, 2]);
+    const after = await api("GET", `/conversations/${id}/messages?limit=3&after=9`, { token: t });
+    expect(after.body.messages.map((m: { seq: number }) => m.seq)).toEqual([10, 11, 12]);
+    expect(after.body.hasMore).toBe(false);
+    const page2 = await api("GET", `/conversations/${id}/messages?page=2&limit=5`, { token: t });
+    expect(page2.body).toMatchObject({ page: 2, limit: 5, total: 12, hasMore: true });
+    expect(page2.body.messages.map((m: { seq: number }) => m.seq)).toEqual([3, 4, 5, 6, 7]);
+    const clamped = await api("GET", `/conversations/${id}/messages?limit=1e9`, { token: t });
+    expect(clamped.status).toBe(200);
+    for (const q of ["limit=-1", "limit=abc", "before=-3", "after=x", "before=3&after=1", "page=0"]) {
+      expectErrorShape(await api("GET", `/conversations/${id}/messages?${q}`, { token: t }), 400);
+    }
+  });
+});
+
+describe("edit and delete", () => {
+  it("lets only the sender edit, records the edit time and audits the previous content", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    const m = await send(id, a.token, { content: "tpyo" });
+    expectErrorShape(await api("PATCH", `/conversations/${id}/messages/${m.body.id}`, { token: b.token, body: { content: "hack" } }), 403);
+    const edited = await api("PATCH", `/conversations/${id}/messages/${m.body.id}`, { token: a.token, body: { content: "typo" } });
+    expect(edited.status).toBe(200);
+    expect(edited.body).toMatchObject({ id: m.body.id, seq: 1, content: "typo" });
+    expect(edited.body.editedAt).toBeTruthy();
+    const audit = await withDb((db) =>
+      db.execute<{ action: string; details: { previousContent: string } }>(
+        sql`SELECT action, details FROM audit_log WHERE conversation_id = ${id} ORDER BY id`,
+      ),
+    );
+    expect(audit.rows).toEqual([{ action: "message.edited", details: expect.objectContaining({ previousContent: "tpyo" }) }]);
+    const fetched = await api("GET", `/conversations/${id}/messages/${m.body.id}`, { token: b.token });
+    expect(fetched.body.content).toBe("typo");
+  });
+
+  it("soft-deletes into a tombstone (sender or group admin only)", async () => {
+    const { id, users } = await seedConversation("group", 3);
+    const [admin, member, other] = users;
+    const m1 = await send(id, member.token, { content: "mine" });
+    const m2 = await send(id, member.token, { content: "moderate me" });
+    expectErrorShape(await api("DELETE", `/conversations/${id}/messages/${m1.body.id}`, { token: other.token }), 403);
+    expect((await api("DELETE", `/conversations/${id}/messages/${m1.body.id}`, { token: member.token })).status).toBe(204);
+    expect((await api("DELETE", `/conversations/${id}/messages/${m2.body.id}`, { token: admin.token })).status).toBe(204);
+    const page = await api("GET", `/conversations/${id}/messages`, { token: other.token });
+    expect(page.body.messages.map((m: { seq: number; content: string; deletedAt: string | null }) => [m.seq, m.content, !!m.deletedAt])).toEqual([
+      [1, "", true],
+      [2, "", true],
+    ]);
+    expectErrorShape(await api("PATCH", `/conversations/${id}/messages/${m1.body.id}`, { token: member.token, body: { content: "x" } }), 409);
+    expectErrorShape(await api("GET", `/conversations/${id}/messages/${crypto.randomUUID()}`, { token: member.token }), 404);
+  });
+});
+
+describe("search", () => {
+  it("finds words and fragments, newest first, only in the caller's conversations, with a cursor", async () => {
+    const mine = await seedConversation("direct", 2);
+    const theirs = await seedConversation("direct", 2);
+    const t = mine.users[0].token;
+    const marker = `zq${Date.now().toString(36)}`;
+    for (let i = 0; i < 5; i++) await send(mine.id, t, { content: `note ${marker} number ${i}` });
+    await send(theirs.id, theirs.users[0].token, { content: `secret ${marker}` });
+    const first = await api("GET", `/conversations/${mine.id}/messages/search?q=${marker}&limit=3`, { token: t });
+    expect(first.status).toBe(200);
+    expect(first.body.messages.map((m: { content: string }) => m.content)).toEqual([4, 3, 2].map((i) => `note ${marker} number ${i}`));
+    const rest = await api("GET", `/conversations/${mine.id}/messages/search?q=${marker}&limit=3&cursor=${first.body.nextCursor}`, { token: t });
+    expect(rest.body.messages).toHaveLength(2);
+    expect(rest.body.nextCursor).toBeNull();
+    const fragment = await api("GET", `/messages/search?q=${marker.slice(0, 6)}`, { token: t });
+    expect(fragment.body.messages).toHaveLength(5);
+    expect(fragment.body.messages.every((m: { conversationId: string }) => m.conversationId === mine.id)).toBe(true);
+    expectErrorShape(await api("GET", `/conversations/${theirs.id}/messages/search?q=${marker}`, { token: t }), 404);
+    expectErrorShape(await api("GET", `/messages/search?q=x&cursor=garbage`, { token: t }), 400);
+  });
+
+  it("never fails on hostile queries (property-based)", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const t = users[0].token;
+    await send(id, t, { content: "100% of_the \\ 'quotes' & (parens) | !bang" });
+    const fixed = ["%", "_", "\\", "'", '"', "a & b | !c", "(((", "<->", "*:", "' OR 1=1 --", "\u0000", "x".repeat(10_000), "😀", ":*"];
+    for (const q of fixed) {
+      const res = await api("GET", `/messages/search?q=${encodeURIComponent(q)}`, { token: t });
+      expect([200, 400], `q=${q.slice(0, 20)}`).toContain(res.status);
+    }
+    const pct = await api("GET", `/conversations/${id}/messages/search?q=${encodeURIComponent("100%")}`, { token: t });
+    expect(pct.body.messages).toHaveLength(1);
+    await fc.assert(
+      fc.asyncProperty(fc.string({ unit: "binary", maxLength: 60 }), async (q) => {
+        const res = await api("GET", `/conversations/${id}/messages/search?q=${encodeURIComponent(q)}`, { token: t });
+        expect([200, 400]).toContain(res.status);
+      }),
+      { seed: 7, numRuns: 60 },
+    );
+  });
+});
+
+describe("content round trip (property-based)", () => {
+  it("stores exactly the normalised input, or answers 400 when nothing is left", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const t = users[0].token;
+    await fc.assert(
+      fc.asyncProperty(fc.string({ unit: "binary", maxLength: 200 }), async (raw) => {
+        const res = await send(id, t, { content: raw });
+        const expected = normalizeContent(raw);
+        if (!expected.ok) {
+          expect(res.status).toBe(400);
+          return;
+        }
+        expect(res.status).toBe(201);
+        expect(res.body.content).toBe(expected.content);
+        const back = await api("GET", `/conversations/${id}/messages/${res.body.id}`, { token: t });
+        expect(back.body.content).toBe(expected.content);
+      }),
+      { seed: 11, numRuns: 60 },
+    );
+  });
+});

@@ -1,0 +1,223 @@
+import { describe, expect, it } from "vitest";
+import { sql } from "drizzle-orm";
+import { api, expectErrorShape, newUser } from "./helpers";
+import { withDb } from "./fixtures";
+import { direct, get, group, roles, send, users } from "./conversation-helpers";
+
+const add = (id: string, token: string, body: unknown) => api("POST", `/conversations/${id}/participants`, { token, body });
+const remove = (id: string, userId: string, token: string) => api("DELETE", `/conversations/${id}/participants/${userId}`, { token });
+const setRole = (id: string, userId: string, token: string, body: unknown) =>
+  api("PUT", `/conversations/${id}/participants/${userId}/role`, { token, body });
+
+describe("POST /conversations/:id/participants", () => {
+  it("lets a group admin add a member or an admin (201 Participant with profile)", async () => {
+    const [admin, a, b, c, d] = await users(5, "grp");
+    const id = await group(admin, [a, b]);
+    const res = await add(id, admin.token, { userId: c.id });
+    expect(res.status).toBe(201);
+    expect(res.body).toMatchObject({ userId: c.id, role: "member", isMuted: false, lastReadSeq: 0, profile: { id: c.id, kind: "user" } });
+    expect((await add(id, admin.token, { userId: d.id, role: "admin" })).body.role).toBe("admin");
+    expect((await get(id, c)).status).toBe(200);
+    expect(roles((await get(id, admin)).body)).toMatchObject({ [c.id]: "member", [d.id]: "admin" });
+  });
+
+  it("provisions an unknown user id", async () => {
+    const [admin, a, b] = await users(3, "grp");
+    const id = await group(admin, [a, b]);
+    const newcomer = crypto.randomUUID();
+    expect((await add(id, admin.token, { userId: newcomer })).status).toBe(201);
+  });
+
+  it("refuses members (403), direct and business conversations (400), bad roles and bodies (400), duplicates (409)", async () => {
+    const [admin, a, b, c] = await users(4, "grp");
+    const id = await group(admin, [a, b]);
+    expectErrorShape(await add(id, a.token, { userId: c.id }), 403);
+    const d = await direct(admin, a);
+    expectErrorShape(await add(d, admin.token, { userId: c.id }), 400);
+    const biz = await api("POST", "/conversations/business", { token: admin.token, body: { businessId: crypto.randomUUID() } });
+    expectErrorShape(await add(biz.body.id, admin.token, { userId: c.id, role: "agent" }), 400);
+    for (const body of [
+      {},
+      { userId: "nope" },
+      { userId: c.id, role: "customer" },
+      { userId: c.id, role: "agent" },
+      { userId: c.id, role: "owner" },
+      { userId: c.id, joinedAt: "2020-01-01T00:00:00Z" },
+      { userId: c.id, lastReadSeq: 5 },
+    ]) {
+      expectErrorShape(await add(id, admin.token, body), 400);
+    }
+    expectErrorShape(await add(id, admin.token, { userId: a.id }), 409);
+    expectErrorShape(await add(id, admin.token, { userId: admin.id }), 409);
+    expect((await get(id, admin)).body.participants).toHaveLength(3);
+  });
+
+  it("never lets a group exceed 8, even under concurrent adds", async () => {
+    const [admin, ...rest] = await users(12, "grp");
+    const id = await group(admin, rest.slice(0, 4));
+    const results = await Promise.all(rest.slice(4).map((u) => add(id, admin.token, { userId: u.id })));
+    expect(results.filter((r) => r.status === 201)).toHaveLength(3);
+    for (const r of results.filter((r) => r.status !== 201)) expectErrorShape(r, 409);
+    const rows = await withDb((db) =>
+      db.execute<{ n: string }>(sql`SELECT count(*) AS n FROM participants WHERE conversation_id = ${id} AND left_at IS NULL`),
+    );
+    expect(Number(rows.rows[0].n)).toBe(8);
+  });
+
+  it("reactivates the row of a member who left, and still counts the cap after shrinking and re-growing", async () => {
+    const [admin, ...rest] = await users(9, "grp");
+    const id = await group(admin, rest.slice(0, 7));
+    const leaver = rest[0];
+    await send(id, admin, "before leaving");
+    expect((await remove(id, leaver.id, leaver.token)).status).toBe(204);
+    expectErrorShape(await get(id, leaver), 404);
+    const back = await add(id, admin.token, { userId: leaver.id });
+    expect(back.status).toBe(201);
+    expect(back.body.userId).toBe(leaver.id);
+    const rows = await withDb((db) =>
+      db.execute<{ n: string }>(sql`SELECT count(*) AS n FROM participants WHERE conversation_id = ${id} AND user_id = ${leaver.id}`),
+    );
+    expect(Number(rows.rows[0].n)).toBe(1);
+    expect((await get(id, leaver)).status).toBe(200);
+    // Full again at 8: the ninth user is refused.
+    expectErrorShape(await add(id, admin.token, { userId: rest[7].id }), 409);
+  });
+});
+
+describe("DELETE /conversations/:id/participants/:userId", () => {
+  it("lets anyone leave (history stays) and a group admin remove others", async () => {
+    const [admin, a, b, c] = await users(4, "grp");
+    const id = await group(admin, [a, b, c]);
+    const message = await send(id, a, "a was here");
+    expect((await remove(id, a.id, a.token)).status).toBe(204);
+    expect((await remove(id, b.id, admin.token)).status).toBe(204);
+    const after = await get(id, admin);
+    expect(after.body.participants.map((p: { userId: string }) => p.userId).sort()).toEqual([admin.id, c.id].sort());
+    const history = await api("GET", `/conversations/${id}/messages`, { token: admin.token });
+    expect(history.body.messages.map((m: { id: string }) => m.id)).toContain(message.id);
+    const row = await withDb((db) =>
+      db.execute<{ left_at: string | null }>(sql`SELECT left_at FROM participants WHERE conversation_id = ${id} AND user_id = ${a.id}`),
+    );
+    expect(row.rows[0].left_at).not.toBeNull();
+    // A removed member no longer sees or acts on the conversation.
+    expectErrorShape(await get(id, b), 404);
+    expectErrorShape(await send_(id, b), 404);
+  });
+
+  it("refuses a member removing someone else (403) and answers 404 for non-participants", async () => {
+    const [admin, a, b, outsider] = await users(4, "grp");
+    const id = await group(admin, [a, b]);
+    expectErrorShape(await remove(id, b.id, a.token), 403);
+    expectErrorShape(await remove(id, admin.id, a.token), 403);
+    expectErrorShape(await remove(id, outsider.id, admin.token), 404);
+    expectErrorShape(await remove(id, "not-a-uuid", admin.token), 404);
+    const d = await direct(a, b);
+    expectErrorShape(await remove(d, b.id, a.token), 403);
+    expect((await get(id, admin)).body.participants).toHaveLength(3);
+  });
+
+  it("promotes the member who joined first when the last admin leaves", async () => {
+    const [admin, first, second, third] = await users(4, "grp");
+    const id = await group(admin, [first, second]);
+    // Make the join order unambiguous, whatever the insert timestamps were.
+    await withDb((db) =>
+      db.execute(sql`UPDATE participants SET joined_at = now() - interval '1 hour' WHERE conversation_id = ${id} AND user_id = ${second.id}`),
+    );
+    expect((await add(id, admin.token, { userId: third.id })).status).toBe(201);
+    expect((await remove(id, admin.id, admin.token)).status).toBe(204);
+    const after = await get(id, first);
+    expect(roles(after.body)).toEqual({ [first.id]: "member", [second.id]: "admin", [third.id]: "member" });
+    // The new admin can act as one.
+    expect((await api("PATCH", `/conversations/${id}`, { token: second.token, body: { name: "Renamed" } })).status).toBe(200);
+  });
+
+  it("promotes nobody while another admin remains", async () => {
+    const [admin, other, m] = await users(3, "grp");
+    const id = await group(admin, [other, m]);
+    expect((await setRole(id, other.id, admin.token, { role: "admin" })).status).toBe(200);
+    expect((await remove(id, admin.id, admin.token)).status).toBe(204);
+    expect(roles((await get(id, m)).body)).toEqual({ [other.id]: "admin", [m.id]: "member" });
+  });
+
+  it("keeps a group working after it shrinks below 3", async () => {
+    const [admin, a, b, c] = await users(4, "grp");
+    const id = await group(admin, [a, b]);
+    expect((await remove(id, a.id, admin.token)).status).toBe(204);
+    expect((await remove(id, b.id, b.token)).status).toBe(204);
+    const now = await get(id, admin);
+    expect(now.body.participants).toHaveLength(1);
+    expect((await send(id, admin, "alone")).seq).toBe(1);
+    expect((await add(id, admin.token, { userId: c.id })).status).toBe(201);
+    expect((await send(id, c, "hello")).seq).toBe(2);
+  });
+
+  it("lets a side leave a direct conversation, which never gains members", async () => {
+    const [a, b, c] = await users(3, "dm");
+    const id = await direct(a, b);
+    expect((await remove(id, b.id, b.token)).status).toBe(204);
+    expectErrorShape(await add(id, a.token, { userId: c.id }), 400);
+    expect((await get(id, a)).body.participants.map((p: { userId: string }) => p.userId)).toEqual([a.id]);
+  });
+});
+
+describe("PUT /conversations/:id/participants/:userId/role", () => {
+  it("lets a group admin promote and demote", async () => {
+    const [admin, a, b] = await users(3, "grp");
+    const id = await group(admin, [a, b]);
+    const up = await setRole(id, a.id, admin.token, { role: "admin" });
+    expect(up.status).toBe(200);
+    expect(up.body).toMatchObject({ userId: a.id, role: "admin", profile: { id: a.id } });
+    const down = await setRole(id, admin.id, a.token, { role: "member" });
+    expect(down.body.role).toBe("member");
+    expect(roles((await get(id, b)).body)).toEqual({ [admin.id]: "member", [a.id]: "admin", [b.id]: "member" });
+  });
+
+  it("refuses members (403), non-group conversations and bad roles (400), the last admin's demotion (409), strangers (404)", async () => {
+    const [admin, a, b, outsider] = await users(4, "grp");
+    const id = await group(admin, [a, b]);
+    expectErrorShape(await setRole(id, b.id, a.token, { role: "admin" }), 403);
+    expectErrorShape(await setRole(id, a.id, a.token, { role: "admin" }), 403);
+    for (const body of [{}, { role: "agent" }, { role: "owner" }, { role: "admin", userId: b.id }]) {
+      expectErrorShape(await setRole(id, a.id, admin.token, body), 400);
+    }
+    expectErrorShape(await setRole(id, admin.id, admin.token, { role: "member" }), 409);
+    expectErrorShape(await setRole(id, outsider.id, admin.token, { role: "admin" }), 404);
+    expectErrorShape(await setRole(id, "nope", admin.token, { role: "admin" }), 404);
+    const d = await direct(admin, a);
+    expectErrorShape(await setRole(d, a.id, admin.token, { role: "admin" }), 400);
+  });
+});
+
+describe("PUT /conversations/:id/mute", () => {
+  it("sets the caller's own mute flag only", async () => {
+    const [a, b] = await users(2, "mute");
+    const id = await direct(a, b);
+    const res = await api("PUT", `/conversations/${id}/mute`, { token: a.token, body: { isMuted: true } });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ conversationId: id, isMuted: true });
+    expect((await get(id, a)).body.isMuted).toBe(true);
+    expect((await get(id, b)).body.isMuted).toBe(false);
+    const off = await api("PUT", `/conversations/${id}/mute`, { token: a.token, body: { isMuted: false } });
+    expect(off.body.isMuted).toBe(false);
+  });
+
+  it("validates its body", async () => {
+    const [a, b] = await users(2, "mute");
+    const id = await direct(a, b);
+    for (const body of [{}, { isMuted: "yes" }, { isMuted: true, userId: b.id }]) {
+      expectErrorShape(await api("PUT", `/conversations/${id}/mute`, { token: a.token, body }), 400);
+    }
+  });
+});
+
+async function send_(id: string, from: { token: string }) {
+  return api("POST", `/conversations/${id}/messages`, { token: from.token, body: { content: "still here?" } });
+}
+
+it("a user who never joined cannot manage anything", async () => {
+  const [admin, a, b] = await users(3, "grp");
+  const id = await group(admin, [a, b]);
+  const stranger = await newUser("stranger");
+  expectErrorShape(await add(id, stranger.token, { userId: stranger.id }), 404);
+  expectErrorShape(await remove(id, a.id, stranger.token), 404);
+});

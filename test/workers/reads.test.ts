@@ -1,0 +1,94 @@
+import { describe, expect, it } from "vitest";
+import { api, expectErrorShape } from "./helpers";
+import { direct, get, group, send, users } from "./conversation-helpers";
+
+const read = (id: string, token: string, body?: unknown) => api("PUT", `/conversations/${id}/read`, { token, body });
+const unread = (id: string, token: string) => api("GET", `/conversations/${id}/unread-count`, { token });
+
+describe("read marks", () => {
+  it("counts others' messages after the read mark, moves forward only, and reports receipts", async () => {
+    const [a, b] = await users(2, "read");
+    const id = await direct(a, b);
+    const m1 = await send(id, b, "one");
+    await send(id, b, "two");
+    await send(id, a, "mine");
+    await send(id, b, "three");
+    expect((await unread(id, a.token)).body).toEqual({ conversationId: id, unreadCount: 3 });
+    expect((await unread(id, b.token)).body.unreadCount).toBe(1);
+
+    const toFirst = await read(id, a.token, { messageId: m1.id });
+    expect(toFirst.status).toBe(200);
+    expect(toFirst.body).toEqual({ conversationId: id, lastReadSeq: 1, unreadCount: 2 });
+
+    const all = await read(id, a.token);
+    expect(all.body).toEqual({ conversationId: id, lastReadSeq: 4, unreadCount: 0 });
+    const backwards = await read(id, a.token, { seq: 2 });
+    expect(backwards.body.lastReadSeq).toBe(4);
+    expect((await unread(id, a.token)).body.unreadCount).toBe(0);
+    expect((await get(id, a)).body.unreadCount).toBe(0);
+
+    const receipts = await api("GET", `/conversations/${id}/read-receipts`, { token: b.token });
+    expect(receipts.status).toBe(200);
+    expect(receipts.body.conversationId).toBe(id);
+    const mine = receipts.body.participants.find((p: { userId: string }) => p.userId === a.id);
+    expect(mine).toMatchObject({ lastReadSeq: 4, lastDeliveredSeq: expect.any(Number) });
+    expect(typeof mine.lastReadAt).toBe("string");
+    expect(receipts.body.participants.find((p: { userId: string }) => p.userId === b.id)).toMatchObject({ lastReadSeq: 0, lastReadAt: null });
+  });
+
+  it("does not count deleted messages as unread", async () => {
+    const [a, b] = await users(2, "read");
+    const id = await direct(a, b);
+    const gone = await send(id, b, "oops");
+    await send(id, b, "kept");
+    expect((await api("DELETE", `/conversations/${id}/messages/${gone.id}`, { token: b.token })).status).toBe(204);
+    expect((await unread(id, a.token)).body.unreadCount).toBe(1);
+  });
+
+  it("validates its body", async () => {
+    const [a, b] = await users(2, "read");
+    const id = await direct(a, b);
+    const m = await send(id, b);
+    for (const body of [{ seq: -1 }, { seq: 1.5 }, { seq: "1" }, { messageId: "x" }, { seq: 1, messageId: m.id }, { lastReadSeq: 1 }]) {
+      expectErrorShape(await read(id, a.token, body), 400);
+    }
+    expectErrorShape(await read(id, a.token, { messageId: crypto.randomUUID() }), 404);
+  });
+});
+
+describe("notifications", () => {
+  it("sums unread counts over every conversation, flags muted ones, and marks all read", async () => {
+    const [me, a, b, c] = await users(4, "notif");
+    const d1 = await direct(me, a);
+    const g = await group(b, [me, c]);
+    const quiet = await direct(me, c);
+    await send(d1, a, "1");
+    await send(d1, a, "2");
+    await send(g, b, "3");
+    await send(g, me, "mine does not count");
+    await api("PUT", `/conversations/${g}/mute`, { token: me.token, body: { isMuted: true } });
+
+    const counts = await api("GET", "/notifications/unread-counts", { token: me.token });
+    expect(counts.status).toBe(200);
+    expect(counts.body).toEqual({ userId: me.id, unreadCounts: { [d1]: 2, [g]: 1, [quiet]: 0 }, totalUnread: 3, muted: [g] });
+
+    const marked = await api("PUT", "/notifications/mark-all-read", { token: me.token });
+    expect(marked.status).toBe(200);
+    expect(marked.body).toEqual({ markedConversations: 2 });
+    const after = await api("GET", "/notifications/unread-counts", { token: me.token });
+    expect(after.body).toMatchObject({ totalUnread: 0, unreadCounts: { [d1]: 0, [g]: 0, [quiet]: 0 } });
+    // Others' counts are theirs alone.
+    const forA = await api("GET", "/notifications/unread-counts", { token: a.token });
+    expect(forA.body).toMatchObject({ unreadCounts: { [d1]: 0 }, totalUnread: 0, muted: [] });
+    expect((await api("PUT", "/notifications/mark-all-read", { token: me.token })).body).toEqual({ markedConversations: 0 });
+  });
+
+  it("leaves out conversations the user left", async () => {
+    const [me, a, b] = await users(3, "notif");
+    const g = await group(a, [me, b]);
+    await send(g, a, "hi");
+    await api("DELETE", `/conversations/${g}/participants/${me.id}`, { token: me.token });
+    const counts = await api("GET", "/notifications/unread-counts", { token: me.token });
+    expect(counts.body).toEqual({ userId: me.id, unreadCounts: {}, totalUnread: 0, muted: [] });
+  });
+});

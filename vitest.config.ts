@@ -2,14 +2,24 @@ import { defineConfig } from "vitest/config";
 import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
 
 /**
- * Three projects: unit (Node), workers (inside workerd via vitest-pool-workers) and e2e (Node clients against
- * `wrangler dev`). `npm test` (scripts/test.ts) starts the local stack first and passes its addresses in STACK_*.
+ * Projects: unit (Node), workers (inside workerd via vitest-pool-workers), e2e (Node clients against `wrangler dev`),
+ * browser (Chromium), their *-serial twins (tests that switch shared faults on; a second pass) and faults
+ * (`npm run test:faults`). `npm test` (scripts/test.ts) starts the local stack first and passes its addresses in STACK_*.
  */
 const stackVars = (): Record<string, string> => {
   const raw = process.env.STACK_WORKER_VARS;
   if (!raw) throw new Error("Run the suite with `npm test` (it starts the local stack the tests need).");
   return JSON.parse(raw) as Record<string, string>;
 };
+
+const workersPool = () =>
+  cloudflareTest({
+    main: "./src/index.ts",
+    wrangler: { configPath: "./wrangler.toml" },
+    miniflare: {
+      bindings: { ...stackVars(), WRITE_THROUGH_DEADLINE_MS: "1500", TEST_BRIDGE_CONTROL: process.env.STACK_BRIDGE_URL ?? "" },
+    },
+  });
 
 export default defineConfig({
   test: {
@@ -20,19 +30,29 @@ export default defineConfig({
         test: { name: "unit", include: ["test/unit/**/*.test.ts"], environment: "node", testTimeout: 30_000 },
       },
       {
-        plugins: [
-          cloudflareTest({
-            main: "./src/index.ts",
-            wrangler: { configPath: "./wrangler.toml" },
-            miniflare: { bindings: { ...stackVars(), WRITE_THROUGH_DEADLINE_MS: "1500" } },
-          }),
-        ],
-        test: { name: "workers", include: ["test/workers/**/*.test.ts"], testTimeout: 30_000 },
+        plugins: [workersPool()],
+        test: { name: "workers", include: ["test/workers/**/*.test.ts"], exclude: ["**/*.serial.test.ts"], testTimeout: 30_000 },
+      },
+      {
+        // Tests that switch shared faults on (the Postgres bridge down): run after the others, one file at a time.
+        plugins: [workersPool()],
+        test: { name: "workers-serial", include: ["test/workers/**/*.serial.test.ts"], fileParallelism: false, testTimeout: 60_000 },
+      },
+      {
+        test: {
+          name: "e2e-serial",
+          include: ["test/e2e/**/*.serial.test.ts"],
+          environment: "node",
+          testTimeout: 90_000,
+          hookTimeout: 60_000,
+          fileParallelism: false,
+        },
       },
       {
         test: {
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],
+          exclude: ["**/*.serial.test.ts"],
           environment: "node",
           testTimeout: 60_000,
           hookTimeout: 60_000,
@@ -41,8 +61,19 @@ export default defineConfig({
         },
       },
       {
+        test: {
+          // The web app in Chromium (playwright-core driving Debian's /usr/bin/chromium) against the same wrangler dev.
+          name: "browser",
+          include: ["test/browser/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          fileParallelism: false,
+        },
+      },
+      {
         // Reliability under injected faults (Postgres down/slow/reset, Redis, profile service, workerd kill -9,
-        // eviction). Minutes long: only `npm run test:faults` runs it; `npm test` passes --project=!faults.
+        // eviction). Minutes long: only `npm run test:faults` runs it; `npm test` leaves it out (scripts/test.ts).
         test: {
           name: "faults",
           include: ["test/reliability/**/*.test.ts"],

@@ -16,8 +16,15 @@ const quick = args.includes("--quick");
 /** Hard stop for the whole run (the runner keeps its own, tighter budget and skips what does not fit). */
 const WATCHDOG_MS = quick ? 178_000 : 14.8 * 60_000;
 
-/** Extra Worker vars: the harness must not be rate limited. */
-const BENCH_VARS: Record<string, string> = { WS_MAX_FRAMES_PER_SECOND: "100000" };
+/**
+ * Extra Worker vars: the harness must not be rate limited. The REST/upgrade limiter stays on (its Redis round trip
+ * is part of the cost of a write) with limits the harness cannot reach.
+ */
+const BENCH_VARS: Record<string, string> = {
+  WS_MAX_FRAMES_PER_SECOND: "100000",
+  RATE_LIMIT_WRITES_PER_MINUTE: "1000000",
+  RATE_LIMIT_UPGRADES_PER_MINUTE: "1000000",
+};
 
 async function version(pkg: string): Promise<string> {
   try {
@@ -62,8 +69,20 @@ async function main(): Promise<number> {
     const port = await freePort();
     const vars = { ...stack.workerVars, ...BENCH_VARS };
     log(`• wrangler dev on 127.0.0.1:${port} ...`);
-    wrangler = await startWrangler({ port, vars, persistTo: path.join(tmp, "wrangler"), log, quiet: true });
+    wrangler = await startWrangler({ port, vars, persistTo: path.join(tmp, "wrangler"), log, quiet: !args.includes("--verbose") });
     log(`  stack ready in ${elapsed()}`);
+    // wrangler dev watches the source tree; other people's edits reload the Worker mid-run. Count them for the report.
+    const reloads = { count: 0, last: "" };
+    const watch = (chunk: Buffer) => {
+      for (const line of chunk.toString().split("\n")) {
+        if (/Reloading local server|Build failed|Local server updated/i.test(line)) {
+          if (!/Local server updated/i.test(line)) reloads.count++;
+          reloads.last = line.replace(/\x1b\[[0-9;]*m/g, "").trim().slice(0, 160);
+        }
+      }
+    };
+    wrangler.process.stdout?.on("data", watch);
+    wrangler.process.stderr?.on("data", watch);
 
     const info: StackInfo = {
       baseUrl: wrangler.url,
@@ -81,7 +100,7 @@ async function main(): Promise<number> {
     // The runner is TypeScript too: fork() reuses this process's tsx loader flags (process.execArgv).
     const child = fork(path.join(ROOT, "bench/run.ts"), args, {
       cwd: ROOT,
-      env: { ...process.env, BENCH_STACK: JSON.stringify(info) },
+      env: { ...process.env, BENCH_STACK: JSON.stringify(info), BENCH_STARTED: String(started) },
       stdio: "inherit",
     });
     child.on("message", (raw: unknown) => {
@@ -100,7 +119,7 @@ async function main(): Promise<number> {
             s.redis.setFault({ delayMs: body.ms });
             return reply({ ok: true });
           case "stats":
-            return reply({ ok: true, result: { bridge: s.bridge.stats(), profileCalls: s.profiles.stats().calls } });
+            return reply({ ok: true, result: { bridge: s.bridge.stats(), profileCalls: s.profiles.stats().calls, redis: s.redis.stats(), reloads: { ...reloads } } });
         }
       } catch (err) {
         reply({ ok: false, error: (err as Error).message });

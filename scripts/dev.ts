@@ -39,6 +39,8 @@ async function main() {
   log(`• wrangler dev on 127.0.0.1:${port} ...`);
   let wrangler;
   try {
+    // The web app (static assets wrangler serves at `/`), built before wrangler starts.
+    await (await import("vite")).build({ configFile: path.join(ROOT, "web/vite.config.ts"), logLevel: "warn" });
     wrangler = await startWrangler({ port, vars: stack.workerVars, persistTo: path.join(dataDir, "wrangler"), log, quiet: false });
   } catch (err) {
     await stack.stop();
@@ -52,6 +54,7 @@ async function main() {
    API        ${url}
    Health     ${url}/health   (${url}/health/detailed)
    API docs   ${url}/api/docs
+   Web app    ${url}/
 
  Get a token:
    npm run token -- --kahaId alice

@@ -21,7 +21,20 @@ async function main() {
   const faults = process.argv.includes("--faults");
   const passThrough = process.argv.slice(2).filter((a) => a !== "--faults");
   const projectChosen = passThrough.some((a) => a === "--project" || a.startsWith("--project="));
-  const projects = projectChosen ? [] : faults ? ["--project=faults"] : ["--project=!faults"];
+  // Two passes by default: everything that can share the stack in parallel, then the "serial" projects (tests that
+  // switch shared faults on, e.g. the Postgres bridge down, which would break whatever ran beside them).
+  // Positive lists: vitest ORs --project filters, so several negated ones ("!a", "!b") select every project (each
+  // one matches "not the other"). The names come from vitest.config.ts, so a new project joins the first pass.
+  const projectNames = [...(await readFile(path.join(ROOT, "vitest.config.ts"), "utf8")).matchAll(/\bname:\s*"([\w-]+)"/g)].map((m) => m[1]);
+  const asFlags = (names: string[]) => names.map((n) => `--project=${n}`);
+  const passes: string[][] = projectChosen
+    ? [[]]
+    : faults
+      ? [["--project=faults"]]
+      : [
+          asFlags(projectNames.filter((n) => n !== "faults" && !n.endsWith("-serial"))),
+          asFlags(projectNames.filter((n) => n.endsWith("-serial"))),
+        ].filter((flags) => flags.length > 0); // an empty list would mean "every project"
   const started = Date.now();
   const log = (line: string) => console.log(line);
   const tmp = await mkdtemp(path.join(os.tmpdir(), "edge-chat-test-"));
@@ -35,11 +48,12 @@ async function main() {
   let code = 1;
   let wrangler: Awaited<ReturnType<typeof startWrangler>> | undefined;
   try {
+    // The web app (static assets wrangler serves at `/`), built before wrangler starts: the browser tests load it.
+    await (await import("vite")).build({ configFile: path.join(ROOT, "web/vite.config.ts"), logLevel: "warn" });
     const port = await freePort();
     log(`• wrangler dev for end-to-end tests on 127.0.0.1:${port} ...`);
-    wrangler = await startWrangler({ port, vars: stack.workerVars, persistTo: path.join(tmp, "wrangler"), log, quiet: true });
+    wrangler = await startWrangler({ port, vars: stack.workerVars, persistTo: path.join(tmp, "wrangler"), log, quiet: !process.env.STACK_VERBOSE });
     log(`  ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    const reportFile = path.join(tmp, "report.json");
     const env = {
       ...process.env,
       STACK_WORKER_VARS: JSON.stringify(stack.workerVars),
@@ -54,20 +68,28 @@ async function main() {
       WRANGLER_SEND_METRICS: "false",
     };
     const vitest = path.join(ROOT, "node_modules/vitest/vitest.mjs");
-    const args = [vitest, "run", "--reporter=default", "--reporter=json", `--outputFile.json=${reportFile}`, ...projects, ...passThrough];
-    code = await new Promise<number>((resolve) => {
-      const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: "inherit" });
-      child.on("exit", (c) => resolve(c ?? 1));
-    });
-    try {
-      const report = JSON.parse(await readFile(reportFile, "utf8")) as JsonReport;
-      const skipped = report.numPendingTests + report.numTodoTests;
-      console.log(`\n${report.numPassedTests} passed, ${report.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ""}`);
-      if (report.numPassedTests === 0 && code === 0) code = 1;
-    } catch {
-      console.log("\n0 passed, 1 failed");
-      if (code === 0) code = 1;
+    const totals = { passed: 0, failed: 0, skipped: 0 };
+    code = 0;
+    for (const [i, projects] of passes.entries()) {
+      const reportFile = path.join(tmp, `report-${i}.json`);
+      const args = [vitest, "run", "--passWithNoTests", "--reporter=default", "--reporter=json", `--outputFile.json=${reportFile}`, ...projects, ...passThrough];
+      const exit = await new Promise<number>((resolve) => {
+        const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: "inherit" });
+        child.on("exit", (c) => resolve(c ?? 1));
+      });
+      if (exit !== 0) code = exit;
+      try {
+        const report = JSON.parse(await readFile(reportFile, "utf8")) as JsonReport;
+        totals.passed += report.numPassedTests;
+        totals.failed += report.numFailedTests;
+        totals.skipped += report.numPendingTests + report.numTodoTests;
+      } catch {
+        totals.failed += 1;
+        if (code === 0) code = 1;
+      }
     }
+    console.log(`\n${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ""}`);
+    if (totals.passed === 0 && code === 0) code = 1;
   } finally {
     await wrangler?.stop();
     await stack.stop();

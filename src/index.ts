@@ -3,6 +3,7 @@ import { runScheduled } from "./worker/scheduled";
 
 export { ConversationRoom } from "./durable-objects/conversation-room";
 export { UserSession } from "./durable-objects/user-session";
+export { BusinessDesk } from "./durable-objects/business-desk";
 
 const app = createApp();
 

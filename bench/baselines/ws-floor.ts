@@ -45,6 +45,6 @@ wss.on("connection", (ws, req) => {
 
 wss.on("listening", () => {
   const addr = wss.address();
-  process.send?.({ port: typeof addr === "object" ? addr.port : 0 });
+  process.send?.({ port: typeof addr === "object" && addr ? addr.port : 0 });
 });
 process.on("disconnect", () => process.exit(0));

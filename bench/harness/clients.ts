@@ -20,15 +20,22 @@ type Listener = (f: Frame, t: number) => void;
 export class JsonWs {
   private listeners = new Set<Listener>();
   closed = false;
+  closeCode: number | undefined;
+  /** Size of the first frame (e.g. "ready"), bytes. */
+  firstFrameBytes = 0;
+  private lastBytes = 0;
 
   private constructor(readonly ws: WebSocket) {
     ws.on("message", (raw) => {
       const t = now();
-      const frame = JSON.parse(raw.toString()) as Frame;
+      const text = raw.toString();
+      this.lastBytes = text.length;
+      const frame = JSON.parse(text) as Frame;
       for (const l of this.listeners) l(frame, t);
     });
-    ws.on("close", () => {
+    ws.on("close", (code) => {
       this.closed = true;
+      this.closeCode = code;
     });
     ws.on("error", () => {});
   }
@@ -44,6 +51,7 @@ export class JsonWs {
       }, timeoutMs);
       const off = client.on((f) => {
         if (f.type !== first) return;
+        client.firstFrameBytes = client.lastBytes;
         off();
         clearTimeout(timer);
         resolve(client);
@@ -97,11 +105,18 @@ export interface ChatSocket {
   /** A new_message broadcast received by this socket. */
   onMessage?: (clientMessageId: string, t: number) => void;
   onError?: (message: string) => void;
+  /** True once the connection is gone (closed by either side). */
+  readonly closed: boolean;
   close(): void;
 }
 
 /** The service's protocol (and the ws-floor baseline's, which mimics it). */
 export class WsChatSocket implements ChatSocket {
+  /** Size of the first frame the server sent ("ready"), bytes. */
+  get readyBytes(): number {
+    return this.ws.firstFrameBytes;
+  }
+
   onAck?: ChatSocket["onAck"];
   onMessage?: ChatSocket["onMessage"];
   onError?: ChatSocket["onError"];
@@ -116,6 +131,10 @@ export class WsChatSocket implements ChatSocket {
 
   sendMessage(clientMessageId: string, content: string): void {
     this.ws.send("send_message", { content, clientMessageId }, clientMessageId);
+  }
+
+  get closed(): boolean {
+    return this.ws.closed;
   }
 
   close(): void {
@@ -160,6 +179,10 @@ export class SioChatSocket implements ChatSocket {
       const t = now();
       this.onAck?.(reply.clientMessageId, t, reply.status);
     });
+  }
+
+  get closed(): boolean {
+    return this.socket.disconnected;
   }
 
   close(): void {

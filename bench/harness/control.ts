@@ -10,6 +10,9 @@ export type ControlOp =
 export interface ControlStats {
   bridge: { opened: number; current: number; rejected: number; terminated: number };
   profileCalls: number;
+  redis: { requests: number; commands: number };
+  /** Worker reloads by wrangler dev (source edited during the run) and the last such line. */
+  reloads: { count: number; last: string };
 }
 
 export interface ControlRequest {
@@ -57,12 +60,17 @@ export function control<T = void>(body: ControlOp): Promise<T> {
   ensureListener();
   const id = nextId++;
   return new Promise<T>((resolve, reject) => {
-    waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+    const timer = setTimeout(() => {
+      waiting.delete(id);
+      reject(new Error(`control ${body.op}: no answer from the stack host`));
+    }, 10_000);
+    waiting.set(id, {
+      resolve: (v) => {
+        clearTimeout(timer);
+        resolve(v as T);
+      },
+      reject,
+    });
     process.send!({ id, body } satisfies ControlRequest);
   });
-}
-
-/** Lets the runner exit while the IPC channel is open (it is only used for requests). */
-export function unrefControl(): void {
-  (process.channel as unknown as { unref?: () => void } | undefined)?.unref?.();
 }

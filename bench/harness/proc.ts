@@ -21,25 +21,13 @@ function allPids(): number[] {
     .map(Number);
 }
 
-/** The first descendant of `root` whose command name is `comm` (e.g. the workerd under wrangler dev). */
-export function findDescendant(root: number, comm: string): number | undefined {
-  const children = new Map<number, number[]>();
-  const comms = new Map<number, string>();
-  for (const pid of allPids()) {
-    const s = stat(pid);
-    if (!s) continue;
-    comms.set(pid, s.comm);
-    const list = children.get(s.ppid) ?? [];
-    list.push(pid);
-    children.set(s.ppid, list);
-  }
-  const queue = [...(children.get(root) ?? [])];
-  while (queue.length) {
-    const pid = queue.shift()!;
-    if (comms.get(pid) === comm) return pid;
-    queue.push(...(children.get(pid) ?? []));
-  }
-  return undefined;
+/**
+ * The workerd that runs the Worker: wrangler dev starts two (a small proxy and the user worker); the one that has
+ * used the most CPU is the user worker.
+ */
+export function findWorkerd(wranglerPid: number): number | undefined {
+  const pids = [...descendants(wranglerPid)].filter((p) => stat(p)?.comm === "workerd");
+  return pids.sort((a, b) => cpuMs(b) - cpuMs(a))[0];
 }
 
 /** Resident set size in KiB (VmRSS), or NaN when the process is gone. */
@@ -105,3 +93,48 @@ export function cpuMs(pid: number | undefined): number {
     return NaN;
   }
 }
+
+/** root and every process below it. */
+export function descendants(root: number): Set<number> {
+  const children = new Map<number, number[]>();
+  for (const pid of allPids()) {
+    const s = stat(pid);
+    if (!s) continue;
+    const list = children.get(s.ppid) ?? [];
+    list.push(pid);
+    children.set(s.ppid, list);
+  }
+  const out = new Set<number>([root]);
+  const queue = [root];
+  while (queue.length) for (const c of children.get(queue.shift()!) ?? []) if (!out.has(c)) out.add(c), queue.push(c);
+  return out;
+}
+
+export interface CpuSnapshot {
+  server: number;
+  host: number;
+  runner: number;
+}
+
+/** CPU ms used so far by the server under test (workerd or a baseline), the stack host (embedded Postgres, bridge,
+ * Redis and profile stand-ins) and this runner (the clients). */
+export function cpuSnapshot(serverPid: number | undefined): CpuSnapshot {
+  const self = process.cpuUsage();
+  return { server: cpuMs(serverPid), host: cpuMs(process.ppid), runner: (self.user + self.system) / 1000 };
+}
+
+/**
+ * How the work of a phase split between the processes: CPU seconds, or CPU ms per operation when `perOps` is given
+ * (e.g. per message) — the cost figure that does not depend on how busy the machine was.
+ */
+export function cpuSince(before: CpuSnapshot, serverPid: number | undefined, perOps?: number): Record<string, number> {
+  const after = cpuSnapshot(serverPid);
+  const d = { server: after.server - before.server, host: after.host - before.host, clients: after.runner - before.runner };
+  if (perOps) {
+    const r = (v: number) => Math.round((v / perOps) * 100) / 100;
+    return { "server CPU ms/op": r(d.server), "pg host CPU ms/op": r(d.host), "client CPU ms/op": r(d.clients) };
+  }
+  const s = (v: number) => Math.round(v / 10) / 100;
+  return { "server CPU s": s(d.server), "pg host CPU s": s(d.host), "client CPU s": s(d.clients) };
+}
+

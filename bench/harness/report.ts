@@ -72,7 +72,7 @@ export function renderMarkdown(report: Report): string {
     `${m.date} · commit ${String(m.git?.commit ?? "").slice(0, 10)}${m.git?.dirty ? " (dirty)" : ""} · ${m.machine?.cores} cores ${m.machine?.cpuModel} · ${m.machine?.ramGiB} GiB · Node ${m.machine?.node} · wrangler ${m.wrangler} · workerd ${m.workerd}`,
   );
   lines.push(
-    `Postgres: ${m.postgres} · Redis: ${m.redis} · injected latency pg ${m.pgDelayMs} ms, redis ${m.redisDelayMs} ms · machine ${m.busy ? "BUSY" : "quiet"} (${m.activity})`,
+    `Postgres: ${m.postgres} · Redis: ${m.redis} · injected latency pg ${m.pgDelayMs} ms, redis ${m.redisDelayMs} ms · machine ${m.busy ? "BUSY" : "quiet"} (${m.activity})${m.workerReloads ? ` · ⚠ Worker reloaded ${m.workerReloads}× by source edits during the run` : ""}`,
   );
   lines.push("");
   lines.push("Latencies in ms (HdrHistogram, µs resolution). Open-loop latencies count from the intended send time.");

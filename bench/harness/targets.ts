@@ -12,7 +12,7 @@ export interface ChatTarget {
   name: TargetName;
   /** A conversation with `members` users; member i connects with connect(i). */
   createRoom(members: number): Promise<TargetRoom>;
-  /** Process whose memory is reported (workerd, or the baseline's node). */
+  /** The serving process (for memory and CPU figures); the service's workerd is found by the runner. */
   pid?: number;
   stop(): Promise<void>;
 }

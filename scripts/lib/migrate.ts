@@ -6,19 +6,21 @@ import WebSocket from "ws";
 
 export interface MigrateOptions {
   databaseUrl: string;
-  /** host:port of the local WebSocket bridge (the Neon driver speaks WebSocket, as in the Worker). */
-  bridge: string;
+  /** host:port of the local WebSocket bridge; without it the driver uses Neon's own WebSocket proxy. */
+  bridge?: string;
   dir: string;
   log?: (line: string) => void;
 }
 
 /** Node side of the Neon driver: same driver and bridge the Worker uses. */
-export function nodePool(databaseUrl: string, bridge: string, max = 4): Pool {
+export function nodePool(databaseUrl: string, bridge: string | undefined, max = 4): Pool {
   neonConfig.webSocketConstructor = WebSocket;
-  neonConfig.wsProxy = (host, port) => `${bridge}/v2?address=${host}:${port}`;
-  neonConfig.useSecureWebSocket = false;
-  neonConfig.pipelineTLS = false;
-  neonConfig.pipelineConnect = false;
+  if (bridge) {
+    neonConfig.wsProxy = (host, port) => `${bridge}/v2?address=${host}:${port}`;
+    neonConfig.useSecureWebSocket = false;
+    neonConfig.pipelineTLS = false;
+    neonConfig.pipelineConnect = false;
+  }
   const pool = new Pool({ connectionString: databaseUrl, max });
   pool.on("error", () => {});
   return pool;

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
+import { appendFile } from "node:fs/promises";
 import { ROOT } from "./stack.js";
 
 export interface WranglerHandle {
@@ -30,8 +31,10 @@ export async function startWrangler(options: {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
+  const logFile = process.env.STACK_WRANGLER_LOG;
   const onData = (chunk: Buffer) => {
     const text = chunk.toString();
+    if (logFile) appendFile(logFile, text).catch(() => {});
     output = (output + text).slice(-20_000);
     if (!options.quiet) process.stdout.write(text.replace(/^/gm, "  [wrangler] "));
   };

@@ -35,7 +35,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
   if (!/^[a-z][a-z0-9+-]*:\/\//i.test(opts.dataDir)) mkdirSync(path.dirname(path.resolve(opts.dataDir)), { recursive: true });
   const db = await PGlite.create({ dataDir: opts.dataDir, extensions: { pg_trgm } });
   const server = new PGLiteSocketServer({
-    db,
+    db: keepBatchesTogether(db),
     host: LOOPBACK_HOST,
     port: opts.port,
     maxConnections: Math.max(100, opts.maxConnections ?? 128),

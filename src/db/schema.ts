@@ -149,3 +149,16 @@ export const jobRuns = pgTable("job_runs", {
   details: jsonb("details").$type<Record<string, unknown>>().notNull().default({}),
   cursor: jsonb("cursor"),
 });
+
+/** [business] migrations/0004_business_routing.sql: every agent assignment of a business conversation (history, stats). */
+export const businessAssignments = pgTable("business_assignments", {
+  id: bigserial("id", { mode: "number" }).primaryKey(),
+  businessId: uuid("business_id").notNull(),
+  conversationId: uuid("conversation_id").notNull(),
+  agentId: uuid("agent_id").notNull(),
+  assignedAt: ts("assigned_at").notNull().defaultNow(),
+  assignedBy: uuid("assigned_by"),
+  reason: text("reason"),
+  endedAt: ts("ended_at"),
+  endReason: text("end_reason", { enum: ["closed", "transferred", "agent_removed"] }),
+});

@@ -2,7 +2,9 @@ import { DurableObject } from "cloudflare:workers";
 import { getConfig, type Config } from "../lib/config";
 import { asRpcResult, badRequest, conflict, forbidden, HttpError, notFound, unavailable, type RpcResult } from "../lib/errors";
 import { createLogger, type Logger } from "../lib/log";
-import { withTimeout } from "../lib/redis";
+import { createRedis, withTimeout } from "../lib/redis";
+import { flushSoon, metrics } from "../lib/metrics";
+import { clearOutboxPending, noteOutboxPending } from "../jobs/outbox-registry";
 import { openDb, type DbHandle } from "../db/client";
 import { flushBatch, messageByClientId, messageById, messagePage, unreadCount, type StoredMessage } from "../db/queries/messages";
 import { loadRoomState } from "../db/queries/room";
@@ -25,6 +27,8 @@ import { handleSocketMessage, holdIfResuming, openSocket, replayFor } from "./ro
  * wake from hibernation loses nothing; Postgres is written through in batches (room/outbox.ts).
  * RPC methods answer with RpcResult values (lib/errors.ts): expected failures are data, not exceptions.
  */
+const PARTICIPANTS_TTL_MS = 60_000;
+
 export class ConversationRoom extends DurableObject<Env> {
   readonly store: RoomStore;
   readonly flusher: OutboxFlusher;
@@ -32,6 +36,7 @@ export class ConversationRoom extends DurableObject<Env> {
   readonly log: Logger;
   private dbHandle: DbHandle | undefined;
   private retryAttempt = 0;
+  private registeredPending = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -40,6 +45,7 @@ export class ConversationRoom extends DurableObject<Env> {
     this.profiles = new RoomProfiles(
       () => this.config,
       () => this.store.participants().map((p) => p.userId),
+      (work) => ctx.waitUntil(work),
     );
     this.flusher = new OutboxFlusher({
       store: this.store,
@@ -47,9 +53,18 @@ export class ConversationRoom extends DurableObject<Env> {
         withTimeout(flushBatch(this.db(), this.conversationId(), batch, watermarks, audit), 10_000, "outbox flush"),
       onCommitted: () => {
         this.retryAttempt = 0;
+        if (this.registeredPending && this.store.pendingCount() === 0) {
+          this.registeredPending = false;
+          ctx.waitUntil(clearOutboxPending(createRedis(this.config), this.conversationId()).catch(() => {}));
+        }
       },
       onFailed: (err) => {
         this.resetDb();
+        // Once per failure streak, the room registers itself for the sweeper (a safety net beside its own alarm).
+        if (!this.registeredPending) {
+          this.registeredPending = true;
+          ctx.waitUntil(noteOutboxPending(createRedis(this.config), this.conversationId()).catch(() => {}));
+        }
         this.log.warn("outbox flush failed", { error: (err as Error).message?.slice(0, 200), pending: this.store.pendingCount() });
         void this.scheduleAlarm();
       },
@@ -87,28 +102,79 @@ export class ConversationRoom extends DurableObject<Env> {
     const meta = this.store.meta();
     if (meta) {
       if (meta.conversationId !== conversationId) throw notFound("Conversation");
+      await this.refreshParticipantsIfStale(conversationId);
       return meta;
     }
-    // Nothing may throw inside blockConcurrencyWhile (that would reset the object): failures come out as values.
-    const outcome = await this.ctx.blockConcurrencyWhile(async (): Promise<RoomMeta | "missing" | "down"> => {
+    // No blockConcurrencyWhile here: its input gate would also hold back replies on a pooled Postgres connection
+    // opened by an earlier request, and the load would hang. Concurrent first requests may both read Postgres;
+    // initialise() is synchronous, so the first to finish wins and the others adopt its state.
+    let outcome: RoomMeta | "missing" | "down";
+    try {
+      const state = await loadRoomState(this.db(), conversationId);
       const again = this.store.meta();
-      if (again) return again;
-      try {
-        const state = await loadRoomState(this.db(), conversationId);
-        if (!state) return "missing";
+      if (again) {
+        outcome = again;
+      } else if (!state) {
+        outcome = "missing";
+      } else {
         const fresh: RoomMeta = { conversationId, type: state.type, lastSeq: state.maxSeq, pgSeqAtInit: state.maxSeq };
         this.store.initialise(fresh, state.participants);
-        return fresh;
-      } catch (err) {
-        this.resetDb();
-        this.log.warn("room init failed", { error: (err as Error).message?.slice(0, 200) });
-        return "down";
+        this.participantsCheckedAt = Date.now();
+        outcome = fresh;
       }
-    });
+    } catch (err) {
+      this.resetDb();
+      this.log.warn("room init failed", { error: (err as Error).message?.slice(0, 200) });
+      outcome = "down";
+    }
     if (outcome === "missing") throw notFound("Conversation");
     if (outcome === "down") throw unavailable("Database unavailable");
     if (outcome.conversationId !== conversationId) throw notFound("Conversation");
     return outcome;
+  }
+
+  private participantsCheckedAt = 0;
+
+  /**
+   * Membership changes reach the room through notify(); should one be lost, the copy is re-read from Postgres
+   * at most once a minute while the room is in use (Postgres is the authority). A failed re-read keeps the copy.
+   */
+  private async refreshParticipantsIfStale(conversationId: string): Promise<void> {
+    const now = Date.now();
+    if (now - this.participantsCheckedAt < PARTICIPANTS_TTL_MS) return;
+    this.participantsCheckedAt = now;
+    try {
+      const state = await withTimeout(loadRoomState(this.db(), conversationId), 2000, "participants");
+      if (!state) return;
+      for (const userId of this.adoptParticipants(state.participants)) this.closeUserSockets(userId, 4403, "No longer a participant");
+    } catch (err) {
+      this.resetDb();
+      this.log.warn("participant refresh failed", { error: (err as Error).message?.slice(0, 200) });
+    }
+  }
+
+  /**
+   * Takes Postgres's member list, keeping local watermarks that are ahead of it (not flushed yet).
+   * Returns the users who are no longer members.
+   */
+  private adoptParticipants(fresh: Participant[]): string[] {
+    const local = new Map(this.store.participants().map((p) => [p.userId, p]));
+    this.store.replaceParticipants(
+      fresh.map((p) => {
+        const mine = local.get(p.userId);
+        if (!mine) return p;
+        const readAhead = mine.lastReadSeq > p.lastReadSeq;
+        return {
+          ...p,
+          lastReadSeq: Math.max(p.lastReadSeq, mine.lastReadSeq),
+          lastReadAt: readAhead ? mine.lastReadAt : p.lastReadAt,
+          lastDeliveredSeq: Math.max(p.lastDeliveredSeq, mine.lastDeliveredSeq),
+        };
+      }),
+    );
+    this.participantsCheckedAt = Date.now();
+    const current = new Set(fresh.map((p) => p.userId));
+    return [...local.keys()].filter((id) => !current.has(id));
   }
 
   participants(): Participant[] {
@@ -128,7 +194,10 @@ export class ConversationRoom extends DurableObject<Env> {
   /** Serialises once, sends to every open socket of the room (held back for a socket that is replaying). */
   broadcast(type: string, data: unknown, seq?: number): void {
     const frame = encodeFrame(type, data);
-    for (const ws of this.ctx.getWebSockets()) if (!holdIfResuming(ws, frame, seq)) sendRaw(ws, frame);
+    const sockets = this.ctx.getWebSockets();
+    for (const ws of sockets) if (!holdIfResuming(ws, frame, seq)) sendRaw(ws, frame);
+    metrics.count("fanout_frames_total", sockets.length);
+    flushSoon(this.config, (work) => this.ctx.waitUntil(work));
   }
 
   // ── RPC ────────────────────────────────────────────────────────────────────────────────────────────────────
@@ -192,13 +261,13 @@ export class ConversationRoom extends DurableObject<Env> {
       if (event.kind === "participants") {
         const state = await this.pgOr503(() => loadRoomState(this.db(), event.conversationId));
         if (!state) return;
-        this.store.replaceParticipants(state.participants);
+        this.adoptParticipants(state.participants);
+        // Close removed members' sockets before anything is sent: a close queued right behind a send on the same
+        // hibernatable socket can stall until the object is evicted (workerd output-gate behaviour).
+        for (const userId of event.left ?? []) this.closeUserSockets(userId, 4403, "No longer a participant");
         for (const p of event.joined ?? []) this.broadcast("participant_joined", { participant: p });
         for (const p of event.updated ?? []) this.broadcast("participant_updated", { participant: p });
-        for (const userId of event.left ?? []) {
-          this.broadcast("participant_left", { userId });
-          this.closeUserSockets(userId, 4403, "No longer a participant");
-        }
+        for (const userId of event.left ?? []) this.broadcast("participant_left", { userId });
       } else if (event.kind === "conversation_updated") {
         this.broadcast("conversation_updated", { conversation: event.conversation });
       } else {
@@ -213,9 +282,29 @@ export class ConversationRoom extends DurableObject<Env> {
     this.broadcast("presence_update", update);
   }
 
+  /** For the outbox sweeper: flush now if anything is pending. */
+  async flushNow(): Promise<{ pending: number }> {
+    if (this.store.pendingCount() > 0) await this.flusher.flush().catch(() => {});
+    await this.scheduleAlarm();
+    return { pending: this.store.pendingCount() };
+  }
+
   /** Test and operations hook: how much is waiting for Postgres. */
   async outboxStatus(): Promise<{ pending: number; lastSeq: number; retryAttempt: number }> {
     return { pending: this.store.pendingCount(), lastSeq: this.store.meta()?.lastSeq ?? 0, retryAttempt: this.retryAttempt };
+  }
+
+  /**
+   * [operations] The retention job (src/jobs/retention.ts) moved seq <= upToSeq to message_archive: drop the local
+   * committed copies (pending rows stay and flush as usual) and tell the sockets. A room never used does nothing.
+   */
+  async archived(upToSeq: number): Promise<{ notified: number }> {
+    const meta = this.store.meta();
+    if (!meta || !Number.isInteger(upToSeq) || upToSeq < 1) return { notified: 0 };
+    if (upToSeq > (this.ctx.storage.kv.get<number>("archivedUpToSeq") ?? 0)) this.ctx.storage.kv.put("archivedUpToSeq", upToSeq);
+    this.ctx.storage.sql.exec("DELETE FROM messages WHERE pending = 0 AND seq <= ?", upToSeq);
+    this.broadcast("messages_archived", { conversationId: meta.conversationId, upToSeq });
+    return { notified: this.ctx.getWebSockets().length };
   }
 
   // ── Messages ──────────────────────────────────────────────────────────────────────────────────────────────
@@ -238,6 +327,7 @@ export class ConversationRoom extends DurableObject<Env> {
       const target = await this.findMessage(replyToId);
       if (!target) throw badRequest("replyToId: must be a message of this conversation");
     }
+    const sender = await this.profiles.user(input.actor.id, input.actor.kahaId);
     // The seq is assigned, and the message stored, in one synchronous storage transaction. A concurrent retry
     // that slipped past the check above (while we awaited) is caught here, atomically.
     const existing = cmid ? this.store.clientId(input.actor.id, cmid) : undefined;
@@ -262,9 +352,9 @@ export class ConversationRoom extends DurableObject<Env> {
       hash,
     );
     this.endTyping(input.actor.id);
-    const sender = await this.profiles.user(input.actor.id, input.actor.kahaId);
     const outgoing = { ...publicMessage(message), status: "sent" as const, sender };
     this.broadcast("new_message", { message: outgoing }, message.seq);
+    metrics.count("messages_sent_total");
     this.ctx.waitUntil(this.notifyRecipients(outgoing));
     const committed = await this.waitForCommit();
     return { message: { ...outgoing, status: committed ? "sent" : "pending" }, created: true };
@@ -426,12 +516,12 @@ export class ConversationRoom extends DurableObject<Env> {
 
   // ── Typing ────────────────────────────────────────────────────────────────────────────────────────────────
 
-  startTyping(userId: string, kahaId: string): void {
+  startTyping(userId: string): void {
     const wasTyping = this.store.typing().some((t) => t.userId === userId && t.expiresAt > Date.now());
     this.store.setTyping(userId, Date.now() + TYPING_LEASE_MS);
     void this.scheduleAlarm();
     if (!wasTyping) {
-      const profile = this.profiles.cached(userId, kahaId);
+      const profile = this.profiles.cached(userId);
       this.broadcast("typing_start", { userId, conversationId: this.conversationId(), ...(profile ? { profile } : {}) });
     }
   }
@@ -465,8 +555,11 @@ export class ConversationRoom extends DurableObject<Env> {
     }
   }
 
-  /** One alarm covers everything timed: outbox retry (with backoff), typing expiry, token expiry of sockets. */
-  async scheduleAlarm(): Promise<void> {
+  /**
+   * One alarm covers everything timed: outbox retry (with backoff), typing expiry, token expiry of sockets.
+   * `rearm` (from alarm()) always sets it: there getAlarm() may still report the alarm being handled.
+   */
+  async scheduleAlarm(rearm = false): Promise<void> {
     const now = Date.now();
     const candidates: number[] = [];
     if (this.store.pendingCount() > 0 || this.store.watermarks().length > 0 || this.store.audits().length > 0) {
@@ -479,8 +572,9 @@ export class ConversationRoom extends DurableObject<Env> {
     }
     if (candidates.length === 0) return;
     const at = Math.min(...candidates);
+    if (rearm) return this.ctx.storage.setAlarm(at);
     const current = await this.ctx.storage.getAlarm();
-    if (current === null || current > at || current < now) await this.ctx.storage.setAlarm(at);
+    if (current === null || current > at || current <= now) await this.ctx.storage.setAlarm(at);
   }
 
   override async alarm(): Promise<void> {
@@ -490,15 +584,18 @@ export class ConversationRoom extends DurableObject<Env> {
       const exp = attachmentOf(ws)?.exp;
       if (exp && exp * 1000 <= now) safeClose(ws, 4401, "Token expired");
     }
+    // Re-arm before waiting on Postgres: a slow flush must not hold back the next typing expiry.
+    await this.scheduleAlarm(true);
     if (this.store.pendingCount() > 0 || this.store.watermarks().length > 0 || this.store.audits().length > 0) {
       try {
         await this.flusher.flush();
       } catch {
         this.retryAttempt++;
       }
+      await this.scheduleAlarm(true);
     }
-    await this.scheduleAlarm();
   }
+
 
   closeUserSockets(userId: string, code: number, reason: string): void {
     for (const ws of this.ctx.getWebSockets(userId)) safeClose(ws, code, reason);
@@ -524,7 +621,8 @@ export class ConversationRoom extends DurableObject<Env> {
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     this.socketGone(ws);
-    safeClose(ws, code, reason);
+    // Complete the closing handshake the client started; a close we started ourselves needs no echo.
+    if (ws.readyState === WebSocket.OPEN) safeClose(ws, code, reason);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {

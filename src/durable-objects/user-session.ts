@@ -3,6 +3,7 @@ import { getConfig } from "../lib/config";
 import { createLogger } from "../lib/log";
 import { openDb } from "../db/client";
 import { contactsOf, membershipSummary } from "../db/queries/user-session";
+import { agentBusinesses } from "../db/queries/business";
 import { aggregatePresence, nextPresenceCheck, OFFLINE_GRACE_MS, type DeviceState, type Presence } from "../domain/presence";
 import { encodeFrame, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
 import { LIMITS, type Conversation, type Message } from "../protocol/resources";
@@ -186,12 +187,16 @@ export class UserSession extends DurableObject<Env> {
     if (!userId) return;
     const update = { userId, status: p.status, lastSeen: p.lastSeen ? new Date(p.lastSeen).toISOString() : null };
     try {
-      const [contacts, memberships] = await this.withDb((db) => Promise.all([contactsOf(db, userId), membershipSummary(db, userId)]));
+      const [contacts, memberships, businesses] = await this.withDb((db) =>
+        Promise.all([contactsOf(db, userId), membershipSummary(db, userId), agentBusinesses(db, userId)]),
+      );
       const users = this.env.USER_SESSION;
       const rooms = this.env.CONVERSATION_ROOM;
+      const desks = this.env.BUSINESS_DESK; // [business] an agent's presence decides whether they get new chats
       await Promise.allSettled([
         ...contacts.map((id) => users.get(users.idFromName(id)).contactPresence(update)),
         ...memberships.map((m) => rooms.get(rooms.idFromName(m.conversationId)).presence(update)),
+        ...businesses.map((b) => desks.get(desks.idFromName(b)).agentPresence(b, userId, p.status)),
       ]);
     } catch (err) {
       this.log.warn("presence publish failed", { userId, error: (err as Error).message?.slice(0, 200) });

@@ -66,6 +66,21 @@ export const configSchema = z
     WS_MAX_FRAMES_PER_SECOND: int(200, 1, 100_000),
     /** Deadline for the Postgres commit before a send is acknowledged as pending. */
     WRITE_THROUGH_DEADLINE_MS: int(2000, 10, 60_000),
+    // Operations (src/jobs, src/worker/middleware/rate-limit.ts, src/lib/metrics.ts); 0 turns a rate limit off.
+    /** Days a soft-deleted message's previous content is kept (audit log, tombstones) before the purge job removes it. */
+    DELETED_CONTENT_GRACE_DAYS: int(30, 0, 36_500),
+    /** REST writes (POST/PUT/PATCH/DELETE, read marks included) per user per minute; per client IP below. */
+    RATE_LIMIT_WRITES_PER_MINUTE: int(300, 0, 1_000_000),
+    RATE_LIMIT_IP_WRITES_PER_MINUTE: int(1200, 0, 10_000_000),
+    /** WebSocket upgrades (and realtime tickets) per user per minute; per client IP below. */
+    RATE_LIMIT_UPGRADES_PER_MINUTE: int(60, 0, 1_000_000),
+    RATE_LIMIT_IP_UPGRADES_PER_MINUTE: int(300, 0, 10_000_000),
+    /** Wall-clock budget of one run of a batch job (archiving, purge), so a Cron invocation stays bounded. */
+    JOB_TIME_BUDGET_MS: int(20_000, 100, 600_000),
+    /** Rows moved per archiving statement. */
+    ARCHIVE_BATCH_SIZE: int(500, 1, 10_000),
+    /** How often an isolate writes its accumulated counters to Redis (0: after every request). */
+    METRICS_FLUSH_INTERVAL_MS: int(5000, 0, 600_000),
   })
   .refine((c) => c.JWT_SECRET !== undefined || c.JWKS_URL !== undefined, {
     message: "set JWT_SECRET (HS256) or JWKS_URL (RS256/ES256)",

@@ -17,6 +17,8 @@ export interface JwtSettings {
   issuer?: string;
   audience?: string;
   requireExp: boolean;
+  /** Minimum time between JWKS refetches (an unknown kid triggers one); defaults to 30 s. */
+  jwksCooldownMs?: number;
 }
 
 const claimsSchema = z.object({
@@ -31,11 +33,12 @@ const ASYMMETRIC = ["RS256", "ES256"];
 
 // createRemoteJWKSet caches keys and refetches on an unknown `kid` (rotation); keep one per URL per isolate.
 const jwksCache = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
-function jwks(url: string) {
-  let set = jwksCache.get(url);
+function jwks(url: string, cooldownMs = 30_000) {
+  const key = `${cooldownMs}:${url}`;
+  let set = jwksCache.get(key);
   if (!set) {
-    set = createRemoteJWKSet(new URL(url), { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 });
-    jwksCache.set(url, set);
+    set = createRemoteJWKSet(new URL(url), { cooldownDuration: cooldownMs, cacheMaxAge: 10 * 60_000 });
+    jwksCache.set(key, set);
   }
   return set;
 }
@@ -64,7 +67,7 @@ export async function verifyToken(token: string, settings: JwtSettings): Promise
     if (alg && SYMMETRIC.includes(alg) && settings.secret) {
       ({ payload } = await jwtVerify(token, new TextEncoder().encode(settings.secret), { ...options, algorithms: SYMMETRIC }));
     } else if (alg && ASYMMETRIC.includes(alg) && settings.jwksUrl) {
-      ({ payload } = await jwtVerify(token, jwks(settings.jwksUrl), { ...options, algorithms: ASYMMETRIC }));
+      ({ payload } = await jwtVerify(token, jwks(settings.jwksUrl, settings.jwksCooldownMs), { ...options, algorithms: ASYMMETRIC }));
     } else {
       throw new AuthError(`algorithm ${alg ?? "none"} is not accepted`);
     }

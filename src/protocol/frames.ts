@@ -117,7 +117,7 @@ export function parseFrame<T extends { type: string }>(raw: string, schema: z.Zo
   const obj = json as Record<string, unknown>;
   const id = typeof obj.id === "string" && obj.id.length <= 100 ? obj.id : undefined;
   if (typeof obj.type !== "string" || !knownTypes.includes(obj.type)) {
-    return { ok: false, code: "unknown_type", message: `Unknown frame type: ${String(obj.type).slice(0, 50)}`, id };
+    return { ok: false, code: "unknown_type", message: `Unknown frame type: ${typeof obj.type === "string" ? obj.type.slice(0, 50) : typeof obj.type}`, id };
   }
   const parsed = schema.safeParse(json);
   if (!parsed.success) {

@@ -14,11 +14,16 @@ import { notifications } from "./routes/notifications";
 import { messages, messageSearch } from "./routes/messages";
 import { conversationSocket, realtime, userSocket } from "./routes/realtime";
 import { profiles } from "./routes/profiles";
+import { business } from "./routes/business";
+import { conversationOperations, metricsRoute, operations } from "./routes/operations";
+import { rateLimit } from "./middleware/rate-limit";
+import { requestMetrics } from "../lib/metrics";
 
 export function createApp() {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
 
   app.use("*", requestContext);
+  app.use("*", requestMetrics);
   app.use(
     "*",
     bodyLimit({
@@ -28,6 +33,7 @@ export function createApp() {
       },
     }),
   );
+  app.use("*", rateLimit);
 
   app.route("/health", health);
   app.route("/auth", auth);
@@ -39,6 +45,10 @@ export function createApp() {
   app.route("/realtime", realtime);
   app.route("/ws", userSocket);
   app.route("/profiles", profiles);
+  app.route("/business", business);
+  app.route("/conversations", conversationOperations);
+  app.route("/operations", operations);
+  app.route("/metrics", metricsRoute);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.doc31("/openapi.json", (c) => ({

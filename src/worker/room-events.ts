@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import type { RoomEvent } from "../durable-objects/room-api";
+import type { Conversation } from "../protocol/resources";
 import type { AppEnv } from "./env";
 import { callRoom, roomStub } from "./rooms";
 
@@ -17,5 +18,26 @@ export async function tellRoom(c: Context<AppEnv>, event: RoomEvent): Promise<vo
       kind: event.kind,
       error: err instanceof Error ? err.message.slice(0, 200) : String(err),
     });
+  }
+}
+
+type UserEvent =
+  | { type: "conversation_created" | "conversation_updated"; conversation: Conversation }
+  | { type: "conversation_removed"; conversationId: string };
+
+/**
+ * Pushes a conversation event to users' sockets through their UserSession objects. Fire and forget: the answer to
+ * the request does not wait for every user's object.
+ */
+export function tellUsers(c: Context<AppEnv>, userIds: string[], event: UserEvent): void {
+  const ns = c.env.USER_SESSION;
+  const work = Promise.allSettled(userIds.map((id) => ns.get(ns.idFromName(id)).conversationEvent(event))).then((results) => {
+    const failed = results.filter((r) => r.status === "rejected").length;
+    if (failed) c.var.log.warn("user notify failed", { failed, type: event.type });
+  });
+  try {
+    c.executionCtx.waitUntil(work);
+  } catch {
+    // No execution context (tests calling the app directly): the promise still runs.
   }
 }

@@ -98,7 +98,13 @@ export class Client {
   }
 
   static async connect(path: string, token?: string, headers: Record<string, string> = {}): Promise<Client> {
-    const ws = new WebSocket(`${WS_BASE}${path}`, { headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers } });
+    // Under wrangler dev the TCP teardown after a server-initiated close lags the close frame by seconds; like a
+    // browser, give up on the handshake 1 s after the close frame and report the code the server sent.
+    const options: WebSocket.ClientOptions & { closeTimeout: number } = {
+      headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+      closeTimeout: 1000,
+    };
+    const ws = new WebSocket(`${WS_BASE}${path}`, options);
     const client = new Client(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once("open", () => resolve());

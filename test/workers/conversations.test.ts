@@ -149,17 +149,31 @@ describe("POST /conversations/business", () => {
     expect(results.filter((r) => r.status === 201)).toHaveLength(1);
   });
 
-  it("places a registered agent of the business, and refuses anyone else as agent", async () => {
+  it("queues for a registered but unavailable agent, and refuses anyone else as agent", async () => {
     const [customer, agent, impostor] = await users(3, "biz");
     const businessId = crypto.randomUUID();
     await withDb((db) => db.execute(sql`INSERT INTO business_agents (business_id, user_id) VALUES (${businessId}, ${agent.id})`));
     const res = await api("POST", "/conversations/business", { token: customer.token, body: { businessId, agentId: agent.id } });
     expect(res.status).toBe(201);
-    expect(roles(res.body)).toEqual({ [customer.id]: "customer", [agent.id]: "agent" });
+    // The agent is offline and not available: the conversation waits in the queue (routing is the desk's job).
+    expect(res.body.queuePosition).toBe(1);
+    expect(roles(res.body)).toEqual({ [customer.id]: "customer" });
     const otherBusiness = crypto.randomUUID();
     for (const agentId of [impostor.id, customer.id]) {
       expectErrorShape(await api("POST", "/conversations/business", { token: customer.token, body: { businessId: otherBusiness, agentId } }), 400);
     }
+  });
+
+  it("brings the customer back after leaving, without re-placing the agent", async () => {
+    const [customer, agent] = await users(2, "biz");
+    const businessId = crypto.randomUUID();
+    await withDb((db) => db.execute(sql`INSERT INTO business_agents (business_id, user_id) VALUES (${businessId}, ${agent.id})`));
+    const first = await api("POST", "/conversations/business", { token: customer.token, body: { businessId, agentId: agent.id } });
+    expect((await api("DELETE", `/conversations/${first.body.id}/participants/${customer.id}`, { token: customer.token })).status).toBe(204);
+    const again = await api("POST", "/conversations/business", { token: customer.token, body: { businessId, agentId: agent.id } });
+    expect(again.status).toBe(200);
+    expect(again.body.id).toBe(first.body.id);
+    expect(roles(again.body)).toEqual({ [customer.id]: "customer" });
   });
 
   it("validates its body", async () => {
@@ -267,16 +281,17 @@ describe("GET /conversations", () => {
     expect(beyond.body).toMatchObject({ conversations: [], total: 5, hasMore: false });
   });
 
-  it("clamps limits, and rejects non-numeric limits, bad pages and garbage cursors with 400", async () => {
+  it("clamps large limits, and rejects non-positive or non-numeric limits, bad pages and garbage cursors with 400", async () => {
     const { me } = await fiveConversations();
     expect((await api("GET", "/conversations?page=1&limit=1000", { token: me.token })).body.limit).toBe(100);
-    const zero = await api("GET", "/conversations?page=1&limit=0", { token: me.token });
-    expect(zero.body).toMatchObject({ limit: 1, hasMore: true });
-    expect(zero.body.conversations).toHaveLength(1);
-    expect((await api("GET", "/conversations?limit=-5", { token: me.token })).body.conversations).toHaveLength(1);
+    expect((await api("GET", "/conversations?limit=1e9", { token: me.token })).status).toBe(200);
+    const one = await api("GET", "/conversations?page=1&limit=1", { token: me.token });
+    expect(one.body).toMatchObject({ limit: 1, hasMore: true });
+    expect(one.body.conversations).toHaveLength(1);
     const garbage = [
       "limit=abc",
-      "limit=1.5",
+      "limit=0",
+      "limit=-5",
       "page=0",
       "page=x",
       "cursor=garbage",

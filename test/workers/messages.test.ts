@@ -82,6 +82,16 @@ describe("sending messages", () => {
     expectErrorShape(await send(id, "", { content: "x" }), 401);
   });
 
+  it("answers 404 again, promptly, when an unknown conversation is asked twice (regression: the room hung 30 s)", async () => {
+    const user = await newUser("ghost");
+    const id = crypto.randomUUID();
+    for (let i = 0; i < 3; i++) {
+      const started = Date.now();
+      expectErrorShape(await api("GET", `/conversations/${id}/messages`, { token: user.token }), 404);
+      expect(Date.now() - started).toBeLessThan(5000);
+    }
+  });
+
   it("50 parallel sends from 5 users get seq 1..50 with no gap or duplicate, in one order for every reader", async () => {
     const { id, users } = await seedConversation("group", 5);
     const results = await Promise.all(

@@ -192,9 +192,6 @@ describe("profile provider: cache", () => {
     expect(memoryRedisFirst).toBe(1);
     expect(redisCalls()).toHaveLength(0);
     expect(serviceCalls()).toHaveLength(0);
-    console.info(
-      `[profiles] 50 messages/10 senders: cold ${coldReads} Redis read + ${coldRoundTrips - coldReads} write pipeline (waitUntil), ${coldServiceCalls} service call; warm 1 Redis read, 0 service calls; in-memory repeat 0/0`,
-    );
   });
 
   it("chunks only above 100 ids per kind", async () => {

@@ -58,7 +58,8 @@ export async function appendAudit(db: Db | Tx, entries: AuditEntry[]): Promise<v
           action: e.action,
           targetId: e.targetId ?? null,
           details: e.details ?? {},
-          at: e.at ?? new Date().toISOString(),
+          // Normalised, so the hash matches what created_at reads back as (millisecond ISO).
+          at: new Date(e.at ?? Date.now()).toISOString(),
         };
         const hash = await sha256Hex(auditHashInput(prev, full));
         await tx.insert(auditLog).values({

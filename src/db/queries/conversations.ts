@@ -40,13 +40,18 @@ export async function findMembership(db: Db, conversationId: string, userId: str
  * then finds the winner. A concurrent creator waits on the index entry until the winner commits, so both sides of a
  * race agree on one id without a lookup-then-insert window.
  */
-async function insertOrFind(
-  db: Db,
-  row: typeof conversations.$inferInsert,
-  conflict: { target: PgColumn[]; where: SQL },
-  existing: SQL | undefined,
-  members: { userId: string; role: ParticipantRow["role"] }[],
-): Promise<CreateResult> {
+interface InsertOrFind {
+  row: typeof conversations.$inferInsert;
+  /** The unique index that decides the race: its columns and its predicate. */
+  conflict: { target: PgColumn[]; where: SQL };
+  /** Finds the row that won. */
+  existing: SQL | undefined;
+  members: { userId: string; role: ParticipantRow["role"] }[];
+  /** Who is brought back, when found, if they had left. */
+  rejoin: string[];
+}
+
+async function insertOrFind(db: Db, { row, conflict, existing, members, rejoin }: InsertOrFind): Promise<CreateResult> {
   return db.transaction(async (tx) => {
     const inserted = await tx
       .insert(conversations)
@@ -60,47 +65,54 @@ async function insertOrFind(
     const found = await tx.select({ id: conversations.id }).from(conversations).where(existing).limit(1);
     // The row we conflicted with vanished between the two statements (closed or deleted): let the client retry.
     if (!found[0]) throw unavailable("Conversation changed concurrently, please retry", 1);
-    const memberIds = members.map((m) => m.userId);
     const rejoined = await tx
       .update(participants)
       .set({ leftAt: null, joinedAt: new Date() })
       .where(
-        and(eq(participants.conversationId, found[0].id), inArray(participants.userId, memberIds), isNotNull(participants.leftAt)),
+        and(eq(participants.conversationId, found[0].id), inArray(participants.userId, rejoin), isNotNull(participants.leftAt)),
       )
       .returning();
     return { id: found[0].id, created: false, rejoined };
   });
 }
 
-/** One direct conversation per pair, ever; asking again brings back a side that had left. */
+/**
+ * One direct conversation per pair, ever. Asking for it again brings back either side that had left: a direct
+ * conversation with one member would swallow every message sent to the other.
+ */
 export function createDirect(db: Db, actorId: string, targetId: string, key: string): Promise<CreateResult> {
-  return insertOrFind(
-    db,
-    { id: crypto.randomUUID(), type: "direct", directKey: key, createdBy: actorId },
-    { target: [conversations.directKey], where: sql`direct_key IS NOT NULL` },
-    eq(conversations.directKey, key),
-    [
+  return insertOrFind(db, {
+    row: { id: crypto.randomUUID(), type: "direct", directKey: key, createdBy: actorId },
+    conflict: { target: [conversations.directKey], where: sql`direct_key IS NOT NULL` },
+    existing: eq(conversations.directKey, key),
+    members: [
       { userId: actorId, role: "member" },
       { userId: targetId, role: "member" },
     ],
-  );
+    rejoin: [actorId, targetId],
+  });
 }
 
 /** At most one open conversation per customer and business (partial unique index). */
 export function createBusiness(db: Db, customerId: string, businessId: string, agentId?: string): Promise<CreateResult> {
-  return insertOrFind(
-    db,
-    { id: crypto.randomUUID(), type: "business", businessId, customerId, createdBy: customerId, assignedAgentId: agentId ?? null },
-    { target: [conversations.businessId, conversations.customerId], where: sql`type = 'business' AND status = 'open'` },
-    and(
+  return insertOrFind(db, {
+    row: { id: crypto.randomUUID(), type: "business", businessId, customerId, createdBy: customerId, assignedAgentId: agentId ?? null },
+    conflict: { target: [conversations.businessId, conversations.customerId], where: sql`type = 'business' AND status = 'open'` },
+    existing: and(
       eq(conversations.type, "business"),
       eq(conversations.status, "open"),
       eq(conversations.businessId, businessId),
       eq(conversations.customerId, customerId),
     ),
+    members: agentId
+      ? [
+          { userId: customerId, role: "customer" },
+          { userId: agentId, role: "agent" },
+        ]
+      : [{ userId: customerId, role: "customer" }],
     // Only the customer comes back on a repeat request; an agent is placed once, when the conversation opens.
-    agentId ? [{ userId: customerId, role: "customer" }, { userId: agentId, role: "agent" }] : [{ userId: customerId, role: "customer" }],
-  );
+    rejoin: [customerId],
+  });
 }
 
 export async function createGroup(db: Db, creatorId: string, name: string | null, memberIds: string[]): Promise<string> {

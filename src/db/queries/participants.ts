@@ -1,3 +1,4 @@
+import { appendAudit, type AuditEntry } from "./audit";
 import { and, asc, eq, inArray, isNull, or } from "drizzle-orm";
 import { checkCapacity, checkDemotion, promotionAfterLeave, type Denial } from "../../domain/membership";
 import type { ConversationType, Role } from "../../protocol/resources";
@@ -43,7 +44,13 @@ async function lockConversation(tx: Tx, conversationId: string): Promise<void> {
 }
 
 /** Adds a member, or brings back one who left (their read marks kept); the size cap is checked under the lock. */
-export async function addParticipant(db: Db, conversationId: string, userId: string, role: Role): Promise<ParticipantRow | Denial> {
+export async function addParticipant(
+  db: Db,
+  conversationId: string,
+  userId: string,
+  role: Role,
+  actorId: string | null = null,
+): Promise<ParticipantRow | Denial> {
   return db.transaction(async (tx) => {
     await lockConversation(tx, conversationId);
     const current = await tx
@@ -58,6 +65,7 @@ export async function addParticipant(db: Db, conversationId: string, userId: str
     const saved = existing
       ? await tx.update(participants).set({ role, leftAt: null, joinedAt: now }).where(row(conversationId, userId)).returning()
       : await tx.insert(participants).values({ conversationId, userId, role, joinedAt: now }).returning();
+    await appendAudit(tx, [{ conversationId, actorId, action: "participant.added", targetId: userId, details: { role, rejoined: existing !== undefined } }]);
     return saved[0];
   });
 }
@@ -73,6 +81,7 @@ export async function removeParticipant(
   type: ConversationType,
   conversationId: string,
   userId: string,
+  actorId: string | null = null,
 ): Promise<LeaveResult | undefined> {
   return db.transaction(async (tx) => {
     await lockConversation(tx, conversationId);
@@ -87,8 +96,15 @@ export async function removeParticipant(
       .from(participants)
       .where(activeIn(conversationId));
     const next = promotionAfterLeave(type, left[0].role, remaining);
-    if (!next) return { left: left[0] };
+    const action = actorId === userId ? "participant.left" : "participant.removed";
+    const entries: AuditEntry[] = [{ conversationId, actorId, action, targetId: userId, details: { role: left[0].role } }];
+    if (!next) {
+      await appendAudit(tx, entries);
+      return { left: left[0] };
+    }
     const promoted = await tx.update(participants).set({ role: "admin" }).where(row(conversationId, next)).returning();
+    entries.push({ conversationId, actorId: null, action: "participant.promoted", targetId: next, details: { reason: "last admin left" } });
+    await appendAudit(tx, entries);
     return { left: left[0], promoted: promoted[0] };
   });
 }
@@ -99,6 +115,7 @@ export async function changeRole(
   conversationId: string,
   userId: string,
   role: Role,
+  actorId: string | null = null,
 ): Promise<ParticipantRow | Denial | undefined> {
   return db.transaction(async (tx) => {
     await lockConversation(tx, conversationId);
@@ -108,6 +125,7 @@ export async function changeRole(
     const denied = checkDemotion(target.role, role, members.filter((m) => m.role === "admin").length);
     if (denied) return denied;
     const saved = await tx.update(participants).set({ role }).where(row(conversationId, userId)).returning();
+    await appendAudit(tx, [{ conversationId, actorId, action: "participant.role_changed", targetId: userId, details: { from: target.role, to: role } }]);
     return saved[0];
   });
 }

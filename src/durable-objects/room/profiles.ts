@@ -1,54 +1,33 @@
 import type { Config } from "../../lib/config";
 import type { Profile } from "../../protocol/resources";
-import { createProfileProvider } from "../../profiles/provider";
-import { placeholderProfile } from "../../profiles/placeholder";
-
-const FRESH_MS = 60_000;
+import { createProfileProvider, profileOptionsFromConfig } from "../../profiles/provider";
+import type { ProfileProvider } from "../../profiles/types";
 
 /**
- * Profiles used in live broadcasts, kept in the object's memory for a minute: a send costs a map lookup, and a
- * miss costs one batched lookup (through the Redis cache) for every participant at once.
+ * Profiles for live broadcasts. One provider per object, backed by the isolate's in-memory LRU, so a send costs
+ * a map lookup; a miss is one batched lookup (Redis, then the service) for every participant at once.
  */
 export class RoomProfiles {
-  private entries = new Map<string, { profile: Profile; at: number }>();
-  private inflight: Promise<void> | undefined;
+  private provider: ProfileProvider | undefined;
+  private readonly known = new Map<string, Profile>();
 
   constructor(
     private readonly config: () => Config,
-    private readonly participantIds: () => string[] = () => [],
+    private readonly participantIds: () => string[],
+    private readonly waitUntil: (work: Promise<unknown>) => void,
   ) {}
 
-  cached(userId: string, kahaId?: string): Profile | undefined {
-    const hit = this.entries.get(userId);
-    if (hit && Date.now() - hit.at < FRESH_MS) return hit.profile;
-    return kahaId ? undefined : hit?.profile;
+  /** Synchronous best effort (typing frames must not wait): the last profile this object saw. */
+  cached(userId: string): Profile | undefined {
+    return this.known.get(userId);
   }
 
   async user(userId: string, kahaId?: string): Promise<Profile> {
-    const hit = this.cached(userId, kahaId);
-    if (hit) return hit;
-    await this.load([userId, ...this.participantIds()], kahaId ? { [userId]: kahaId } : {});
-    return this.entries.get(userId)?.profile ?? placeholderProfile(userId, "user", kahaId);
-  }
-
-  private async load(ids: string[], kahaIds: Record<string, string>): Promise<void> {
-    if (this.inflight) return this.inflight;
-    const config = this.config();
-    const provider = createProfileProvider({
-      serviceUrl: config.PROFILE_SERVICE_URL,
-      serviceToken: config.PROFILE_SERVICE_TOKEN,
-      timeoutMs: Math.min(config.PROFILE_SERVICE_TIMEOUT, 2000),
-      cacheTtlSeconds: config.PROFILE_CACHE_TTL,
-      redis: { url: config.UPSTASH_REDIS_REST_URL, token: config.UPSTASH_REDIS_REST_TOKEN },
-    });
-    this.inflight = (async () => {
-      const set = await provider.load({ userIds: ids });
-      const now = Date.now();
-      for (const id of new Set(ids)) this.entries.set(id, { profile: set.user(id, kahaIds[id]), at: now });
-      if (this.entries.size > 2000) this.entries.clear();
-    })().finally(() => {
-      this.inflight = undefined;
-    });
-    return this.inflight;
+    this.provider ??= createProfileProvider({ ...profileOptionsFromConfig(this.config()), memory: true, waitUntil: this.waitUntil });
+    const ids = [...new Set([userId, ...this.participantIds()])];
+    const set = await this.provider.load({ userIds: ids });
+    if (this.known.size > 1000) this.known.clear();
+    for (const id of ids) this.known.set(id, set.user(id));
+    return set.user(userId, kahaId);
   }
 }

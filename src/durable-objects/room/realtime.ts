@@ -119,7 +119,7 @@ async function dispatch(
       return;
     }
     case "start_typing":
-      room.startTyping(att.userId, att.kahaId);
+      room.startTyping(att.userId);
       return;
     case "stop_typing":
       room.endTyping(att.userId);
@@ -189,6 +189,13 @@ async function resume(
         sendRaw(ws, encodeFrame("message_updated", { message: m }));
       }
     }
+  } catch {
+    // The gap cannot be filled now (Postgres unreachable and not covered locally). Say so and close: the client
+    // reconnects with the same afterSeq later; staying open would leave it silently behind.
+    resuming.delete(ws);
+    errorFrame(ws, "unavailable", "Cannot replay missed messages right now; reconnect to retry", id);
+    safeClose(ws, 1013, "Try again later");
+    return;
   } finally {
     resuming.delete(ws);
   }

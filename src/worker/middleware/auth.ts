@@ -4,6 +4,7 @@ import type { Config } from "../../lib/config";
 import { provisionUser } from "../../db/queries/users";
 import type { AppEnv } from "../env";
 import { HttpError } from "../../lib/errors";
+import { auditAuthFailure } from "../../jobs/auth-audit";
 
 export function jwtSettings(config: Config) {
   return {
@@ -32,7 +33,9 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
   try {
     user = await authenticate(c.req.header("authorization"), c.var.config);
   } catch (err) {
-    c.var.log.warn("auth failed", { reason: (err as { reason?: string }).reason ?? (err as Error).message });
+    const reason = (err as { reason?: string }).reason ?? (err as Error).message;
+    c.var.log.warn("auth failed", { reason });
+    auditAuthFailure(c, reason); // [operations] best effort, under waitUntil
     throw err;
   }
   c.set("user", user);

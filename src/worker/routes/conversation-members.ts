@@ -4,10 +4,11 @@ import { provisionUserIds } from "../../db/queries/users";
 import { checkAdd, checkRemove, checkRoleChange, isDenial } from "../../domain/membership";
 import { notFound } from "../../lib/errors";
 import { enforce, participantParam, refusal, requireMembership } from "../access";
-import { participantViews } from "../conversation-view";
+import { conversationView, participantViews, sharedView } from "../conversation-view";
+import { findMembership } from "../../db/queries/conversations";
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
-import { tellRoom } from "../room-events";
+import { tellRoom, tellUsers } from "../room-events";
 import { addParticipantBody, muteBody, muteResult, participantSchema, roleBody } from "./conversation-schemas";
 
 const tags = ["participants"];
@@ -34,10 +35,12 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       const db = c.var.db();
       const userId = body.userId.toLowerCase();
       await provisionUserIds(db, [userId]);
-      const added = await addParticipant(db, conversation.id, userId, role);
+      const added = await addParticipant(db, conversation.id, userId, role, me.userId);
       if (isDenial(added)) throw refusal(added);
       const [participant] = await participantViews(c, [added]);
       await tellRoom(c, { kind: "participants", conversationId: conversation.id, joined: [participant] });
+      const joined = await findMembership(c.var.db(), conversation.id, userId);
+      if (joined) tellUsers(c, [userId], { type: "conversation_created", conversation: sharedView(await conversationView(c, joined)) });
       return c.json(participant, 201);
     },
   )
@@ -57,10 +60,11 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       const { conversation, me } = await requireMembership(c, params.id);
       const target = participantParam(params.userId);
       enforce(checkRemove(conversation.type, me.role, target === me.userId));
-      const result = await removeParticipant(c.var.db(), conversation.type, conversation.id, target);
+      const result = await removeParticipant(c.var.db(), conversation.type, conversation.id, target, me.userId);
       if (!result) throw notFound("Participant");
       const updated = result.promoted ? await participantViews(c, [result.promoted]) : undefined;
       await tellRoom(c, { kind: "participants", conversationId: conversation.id, left: [target], updated });
+      tellUsers(c, [target], { type: "conversation_removed", conversationId: conversation.id });
       return c.body(null, 204);
     },
   )
@@ -80,7 +84,7 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       const target = participantParam(params.userId);
       const { role } = c.req.valid("json");
       enforce(checkRoleChange(conversation.type, me.role, role));
-      const changed = await changeRole(c.var.db(), conversation.id, target, role);
+      const changed = await changeRole(c.var.db(), conversation.id, target, role, me.userId);
       if (!changed) throw notFound("Participant");
       if (isDenial(changed)) throw refusal(changed);
       const [participant] = await participantViews(c, [changed]);

@@ -1,7 +1,8 @@
 import { z } from "@hono/zod-openapi";
 import { isUuid } from "../../lib/ids";
 import { LIMITS, conversationSchema, participantSchema, roles } from "../../protocol/resources";
-import { intParam } from "../params";
+import { intParam, limitParam } from "../params";
+import { skillField } from "./business-schemas";
 
 /** Request and response shapes of the conversation routes (contract §5). Bodies are strict: unknown fields are a 400. */
 
@@ -23,7 +24,8 @@ export const groupBody = z.strictObject({
   name: groupName.optional(),
 });
 
-export const businessBody = z.strictObject({ businessId: uuidField, agentId: uuidField.optional() });
+// [business] category: matched against agents' skills by the routing.
+export const businessBody = z.strictObject({ businessId: uuidField, agentId: uuidField.optional(), category: skillField.optional() });
 
 export const renameBody = z.strictObject({ name: groupName });
 
@@ -38,23 +40,8 @@ export const readBody = z.strictObject({
   messageId: uuidField.optional(),
 });
 
-/** Any integer is accepted and clamped to 1..100; only a non-number is a 400. */
-const clampedLimit = (fallback: number) =>
-  z
-    .string()
-    .optional()
-    .transform((v, ctx) => {
-      if (v === undefined || v === "") return fallback;
-      if (!/^\s*-?\d{1,15}\s*$/.test(v)) {
-        ctx.addIssue({ code: "custom", message: "must be an integer" });
-        return z.NEVER;
-      }
-      return Math.min(LIMITS.pageMax, Math.max(1, Number(v)));
-    })
-    .openapi({ type: "integer", description: `default ${fallback}; values outside 1..${LIMITS.pageMax} are clamped` });
-
 export const listQuery = z.object({
-  limit: clampedLimit(20),
+  limit: limitParam(20),
   cursor: z.string().optional().openapi({ description: "nextCursor of the previous page" }),
   page: intParam(1).openapi({ type: "integer", description: "1-based page number (numbered form, for older clients)" }),
 });

@@ -20,7 +20,7 @@ import { conversationView, conversationViews, sharedView } from "../conversation
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
 import { decodeCursor, encodeCursor } from "../params";
-import { tellRoom } from "../room-events";
+import { tellRoom, tellUsers } from "../room-events";
 import {
   businessBody,
   conversationSchema,
@@ -34,6 +34,8 @@ import {
 } from "./conversation-schemas";
 import { conversationMembers } from "./conversation-members";
 import { conversationReads } from "./conversation-reads";
+import { businessConversationSchema } from "./business-schemas";
+import { handOverToDesk } from "./business-support";
 
 const tags = ["conversations"];
 
@@ -42,6 +44,7 @@ async function answerCreate(c: Context<AppEnv>, result: CreateResult): Promise<C
   const membership = await findMembership(c.var.db(), result.id, c.var.user.id);
   if (!membership) throw unavailable("Conversation changed concurrently, please retry", 1);
   const view = await conversationView(c, membership);
+  if (result.created) tellUsers(c, view.participants.map((p) => p.userId), { type: "conversation_created", conversation: sharedView(view) });
   if (result.rejoined.length > 0) {
     const back = new Set(result.rejoined.map((p) => p.userId));
     await tellRoom(c, { kind: "participants", conversationId: result.id, joined: view.participants.filter((p) => back.has(p.userId)) });
@@ -49,7 +52,7 @@ async function answerCreate(c: Context<AppEnv>, result: CreateResult): Promise<C
   return view;
 }
 
-const created = (description: string) => ({
+const createdOrFound = (description: string) => ({
   201: json(`${description} created`, conversationSchema),
   200: json(`The existing ${description}`, conversationSchema),
 });
@@ -63,7 +66,7 @@ export const conversations = new OpenAPIHono<AppEnv>()
       summary: "The direct conversation with another user: created once per pair, found afterwards",
       ...secured,
       request: jsonBody(directBody),
-      responses: { ...created("direct conversation"), ...errorResponses(400, 401) },
+      responses: { ...createdOrFound("direct conversation"), ...errorResponses(400, 401) },
     }),
     async (c) => {
       const me = c.var.user.id;
@@ -105,11 +108,16 @@ export const conversations = new OpenAPIHono<AppEnv>()
       tags,
       summary: "The caller's open conversation with a business (as customer); optionally with one of its agents",
       description:
-        "An agentId must be a registered agent of the business; it is placed only when the conversation opens. " +
-        "Routing and later assignment are the business routes' job.",
+        "A new conversation goes to the business's routing: the preferred agentId (a registered agent of the business) " +
+        "when available, else an agent with the category as a skill, else the least busy; queued when nobody is free " +
+        "or the business is closed (queuePosition). Later assignment is the business routes' job.",
       ...secured,
       request: jsonBody(businessBody),
-      responses: { ...created("business conversation"), ...errorResponses(400, 401) },
+      responses: {
+        201: json("business conversation created", businessConversationSchema),
+        200: json("The existing business conversation", businessConversationSchema),
+        ...errorResponses(400, 401),
+      },
     }),
     async (c) => {
       const body = c.req.valid("json");
@@ -122,9 +130,10 @@ export const conversations = new OpenAPIHono<AppEnv>()
         if (!(await isBusinessAgent(db, businessId, agentId))) throw badRequest("agentId: not an agent of this business");
         await provisionUserIds(db, [agentId]);
       }
-      const result = await createBusiness(db, me, businessId, agentId);
+      const result = await createBusiness(db, me, businessId);
+      const placed = await handOverToDesk(c, { conversationId: result.id, businessId, customerId: me, created: result.created, category: body.category, preferredAgentId: agentId });
       const view = await answerCreate(c, result);
-      return c.json(view, result.created ? 201 : 200);
+      return c.json({ ...view, queuePosition: placed.queuePosition }, result.created ? 201 : 200);
     },
   )
   .openapi(
@@ -188,6 +197,7 @@ export const conversations = new OpenAPIHono<AppEnv>()
       const renamed = await renameConversation(c.var.db(), membership.conversation.id, c.req.valid("json").name);
       const view = await conversationView(c, { ...membership, conversation: renamed ?? membership.conversation });
       await tellRoom(c, { kind: "conversation_updated", conversationId: view.id, conversation: sharedView(view) });
+      tellUsers(c, view.participants.map((p) => p.userId), { type: "conversation_updated", conversation: sharedView(view) });
       return c.json(view, 200);
     },
   )

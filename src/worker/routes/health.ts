@@ -1,6 +1,7 @@
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import { createRedis, withTimeout } from "../../lib/redis";
+import { listJobRuns } from "../../db/queries/maintenance";
 import type { AppEnv } from "../env";
 
 type Check = { status: "ok" | "down"; latencyMs: number; error?: string };
@@ -19,6 +20,13 @@ const checkSchema = z.object({ status: z.enum(["ok", "down"]), latencyMs: z.numb
 const detailedSchema = z.object({
   status: z.enum(["ok", "degraded", "down"]),
   checks: z.object({ database: checkSchema, cache: checkSchema, profileService: checkSchema }),
+  /** Last run of each scheduled job (job_runs); absent when the database cannot be read. */
+  jobs: z
+    .record(
+      z.string(),
+      z.object({ lastRunAt: z.string(), finishedAt: z.string().nullable(), durationMs: z.number().nullable(), rows: z.number(), running: z.boolean(), ok: z.boolean().nullable() }),
+    )
+    .optional(),
 });
 
 export const health = new OpenAPIHono<AppEnv>()
@@ -64,7 +72,7 @@ export const health = new OpenAPIHono<AppEnv>()
     }),
     async (c) => {
       const config = c.var.config;
-      const [database, cache, profileService] = await Promise.all([
+      const [database, cache, profileService, jobs] = await Promise.all([
         timed(() => c.var.db().execute(sql`select 1`), 3000, "database"),
         timed(() => createRedis(config).ping(), 2000, "cache"),
         timed(async () => {
@@ -76,10 +84,17 @@ export const health = new OpenAPIHono<AppEnv>()
           await res.body?.cancel();
           if (!res.ok) throw new Error(`profile service answered ${res.status}`);
         }, Math.min(config.PROFILE_SERVICE_TIMEOUT, 3000), "profile service"),
+        withTimeout(listJobRuns(c.var.db()), 3000, "job runs").then(
+          (runs) =>
+            Object.fromEntries(
+              runs.map((r) => [r.job, { lastRunAt: r.startedAt, finishedAt: r.finishedAt, durationMs: r.durationMs, rows: r.rows, running: r.running, ok: r.ok }]),
+            ),
+          () => undefined,
+        ),
       ]);
       const checks = { database, cache, profileService };
       const status = database.status === "down" ? "down" : cache.status === "down" || profileService.status === "down" ? "degraded" : "ok";
       if (status === "down") c.header("Retry-After", "5");
-      return c.json({ status, checks } as const, status === "down" ? 503 : 200);
+      return c.json({ status, checks, ...(jobs ? { jobs } : {}) } as const, status === "down" ? 503 : 200);
     },
   );

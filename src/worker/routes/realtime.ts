@@ -7,6 +7,7 @@ import { consumeTicket, createTicket } from "../../db/queries/tickets";
 import { provisionUser } from "../../db/queries/users";
 import { CONVERSATION_HEADER, IDENTITY_HEADER } from "../../durable-objects/room/realtime";
 import { authenticate, requireAuth } from "../middleware/auth";
+import { auditAuthFailure } from "../../jobs/auth-audit";
 import { isUuidParam } from "../params";
 import { roomStub } from "../rooms";
 import type { AppEnv } from "../env";
@@ -32,12 +33,17 @@ async function upgradeIdentity(c: Context<AppEnv>): Promise<AuthUser> {
   let user: AuthUser | undefined;
   if (ticket) {
     user = /^[0-9a-f]{48}$/.test(ticket) ? await consumeTicket(c.var.db(), ticket) : undefined;
-    if (!user) throw new HttpError(401, "Invalid or expired ticket");
+    if (!user) {
+      auditAuthFailure(c, "invalid or expired ticket");
+      throw new HttpError(401, "Invalid or expired ticket");
+    }
   } else {
     try {
       user = await authenticate(c.req.header("authorization"), c.var.config);
     } catch (err) {
-      c.var.log.warn("auth failed", { reason: (err as { reason?: string }).reason ?? (err as Error).message });
+      const reason = (err as { reason?: string }).reason ?? (err as Error).message;
+      c.var.log.warn("auth failed", { reason });
+      auditAuthFailure(c, reason);
       throw err;
     }
     await provisionUser(c.var.db(), user.id, user.kahaId);

@@ -1,0 +1,52 @@
+// `--profile`: where the Worker's CPU goes per message. Profiles the isolate (Worker + Durable Objects) while a
+// closed loop of WebSocket sends runs, then REST sends; writes the raw .cpuprofile files next to the results.
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { Ctx } from "../harness/context.js";
+import { closedLoop } from "../harness/load.js";
+import { findInspector, profile, type Hotspot, type ProfileResult } from "../harness/profiler.js";
+import type { Row } from "../harness/report.js";
+
+const mods = (r: ProfileResult, n: number) =>
+  r.modules
+    .slice(0, n)
+    .map((m) => `${m.selfPct}% ${m.module}`)
+    .join(" · ");
+
+const fmt = (h: Hotspot[], key: "selfPct" | "totalPct", n: number) =>
+  h
+    .slice(0, n)
+    .map((x) => `${x[key]}% ${x.function}`)
+    .join(" · ");
+
+export async function profileScenario(ctx: Ctx, outDir: string): Promise<Row[]> {
+  const url = await findInspector(ctx.stack.wranglerPid);
+  if (!url) throw new Error("wrangler's inspector proxy not found");
+  const rows: Row[] = [];
+
+  const room = await ctx.edge.createRoom(2);
+  const [sender, receiver] = [await room.connect(0), await room.connect(1)];
+  await closedLoop(sender, 20, "pw-");
+  const ws = await profile(url, async () => {
+    await closedLoop(sender, ctx.size(200, 1000), "pf-");
+  });
+  sender.close();
+  receiver.close();
+  await writeFile(path.join(outDir, "profile-ws-send.cpuprofile"), JSON.stringify(ws.raw));
+  rows.push({ scenario: "PROF", target: "edge", case: "WS send→ack: self time by module", note: mods(ws, 14) });
+  rows.push({ scenario: "PROF", target: "edge", case: "WS send→ack: top self time", note: fmt(ws.self, "selfPct", 12) });
+  rows.push({ scenario: "PROF", target: "edge", case: "WS send→ack: top inclusive time", note: fmt(ws.total, "totalPct", 15) });
+
+  const users = ctx.edge.users(room);
+  const rest = await profile(url, async () => {
+    for (let i = 0; i < ctx.size(100, 500); i++) {
+      await ctx.http("POST", `/conversations/${room.id}/messages`, users[0].token, { content: `profiled ${i}`, clientMessageId: `pr-${i}` });
+    }
+  });
+  await writeFile(path.join(outDir, "profile-rest-send.cpuprofile"), JSON.stringify(rest.raw));
+  rows.push({ scenario: "PROF", target: "edge", case: "REST send→201: self time by module", note: mods(rest, 14) });
+  rows.push({ scenario: "PROF", target: "edge", case: "REST send→201: top self time", note: fmt(rest.self, "selfPct", 12) });
+  rows.push({ scenario: "PROF", target: "edge", case: "REST send→201: top inclusive time", note: fmt(rest.total, "totalPct", 15) });
+  for (const r of rows) ctx.log(`  ${r.case}: ${r.note}`);
+  return rows;
+}

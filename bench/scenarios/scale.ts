@@ -1,0 +1,212 @@
+// S5 many conversations at once (connect time, workerd memory, a send in each); S12 memory per idle socket.
+import { JsonWs, now, pool, sleep, WsChatSocket } from "../harness/clients.js";
+import type { Ctx } from "../harness/context.js";
+import { newHist, recordMs, summarize } from "../harness/hist.js";
+import { cpuSince, cpuSnapshot, rssKb } from "../harness/proc.js";
+import { control, type ControlStats } from "../harness/control.js";
+import type { Row } from "../harness/report.js";
+import type { ChatTarget } from "../harness/targets.js";
+
+const PER_CONVERSATION = 5;
+const CONNECT_CONCURRENCY = 32;
+
+export interface S5Fixture {
+  conversations: number;
+  sockets: (WsChatSocket | undefined)[];
+}
+
+/** S5, first half: every conversation's sockets, as fast as the client allows; the sockets stay open for s5Send. */
+export async function s5Connect(ctx: Ctx): Promise<{ rows: Row[]; fixture: S5Fixture }> {
+  const conversations = ctx.size(100, 1000);
+  // 50 users, each in conversations/10 of the conversations (5 distinct members per conversation).
+  const users = await ctx.db.createUsers(50, "s5", ctx.stack.jwtSecret);
+  const lists = Array.from({ length: conversations }, (_, c) =>
+    Array.from({ length: PER_CONVERSATION }, (_, j) => users[(c * PER_CONVERSATION + j * 11) % users.length].id),
+  );
+  for (const l of lists) if (new Set(l).size !== l.length) throw new Error("S5: duplicate member");
+  const ids = await ctx.db.seedConversations(lists);
+  const tokenOf = new Map(users.map((u) => [u.id, u.token]));
+  const wsBase = ctx.stack.baseUrl.replace(/^http/, "ws");
+
+  await sleep(1000);
+  const rssBefore = rssKb(ctx.workerd());
+  const connect = newHist();
+  const failures: Record<string, number> = {};
+  const cpu = cpuSnapshot(ctx.workerd());
+  // Postgres connections through the bridge while rooms start: each room opens its own pool.
+  const bridgeBefore = await control<ControlStats>({ op: "stats" });
+  let peakPg = 0;
+  const poll = setInterval(() => {
+    void control<ControlStats>({ op: "stats" }).then((st) => (peakPg = Math.max(peakPg, st.bridge.current)));
+  }, 100);
+  const t0 = now();
+  const total = conversations * PER_CONVERSATION;
+  // Socket k: conversation k / 5, member k % 5 — a conversation's members connect together, as when a group comes online.
+  const connectDeadline = t0 + ctx.size(20, 120) * 1000;
+  let abandoned = 0;
+  const sockets = await pool(total, CONNECT_CONCURRENCY, async (k) => {
+    if (now() > connectDeadline) {
+      abandoned++;
+      return undefined;
+    }
+    const c = Math.floor(k / PER_CONVERSATION);
+    const member = k % PER_CONVERSATION;
+    const t = now();
+    try {
+      const ws = await JsonWs.connect(`${wsBase}/conversations/${ids[c]}/ws`, { authorization: `Bearer ${tokenOf.get(lists[c][member])}` });
+      recordMs(connect, now() - t);
+      return new WsChatSocket(ws);
+    } catch (err) {
+      const key = (err as Error).message.slice(0, 60);
+      failures[key] = (failures[key] ?? 0) + 1;
+      return undefined;
+    }
+  });
+  const connectWall = now() - t0;
+  clearInterval(poll);
+  const bridgeAfter = await control<ControlStats>({ op: "stats" });
+  const connectCpu = cpuSince(cpu, ctx.workerd(), Math.max(1, sockets.filter(Boolean).length));
+  await sleep(2000);
+  const rssAfter = rssKb(ctx.workerd());
+  const open = sockets.filter(Boolean).length;
+  const complete = Array.from({ length: conversations }, (_, c) => sockets.slice(c * PER_CONVERSATION, (c + 1) * PER_CONVERSATION).every(Boolean)).filter(Boolean).length;
+  ctx.log(`  S5: ${open}/${total} sockets in ${(connectWall / 1000).toFixed(1)} s; workerd RSS ${Math.round(rssBefore / 1024)} → ${Math.round(rssAfter / 1024)} MiB`);
+  const deltaMiB = (rssAfter - rssBefore) / 1024;
+  const rows: Row[] = [
+    {
+      scenario: "S5",
+      target: "edge",
+      case: `${conversations} conversations × ${PER_CONVERSATION} sockets: connect`,
+      summary: summarize(connect),
+      values: {
+        open,
+        "conversations with all 5 open": complete,
+        "wall s": Math.round(connectWall / 100) / 10,
+        concurrency: CONNECT_CONCURRENCY,
+        "RSS before MiB": Math.round(rssBefore / 1024),
+        "RSS after MiB": Math.round(rssAfter / 1024),
+        "KiB per conversation": Math.round((rssAfter - rssBefore) / conversations),
+        ...(abandoned ? { "not tried (time cap)": abandoned } : {}),
+        ...connectCpu,
+        "pg connections opened": bridgeAfter.bridge.opened - bridgeBefore.bridge.opened,
+        "pg connections peak": peakPg,
+        ...failures,
+      },
+      note: Number.isNaN(deltaMiB) ? "workerd pid not found: no memory figures" : undefined,
+    },
+  ];
+  return { rows, fixture: { conversations, sockets } };
+}
+
+/** S5, second half: one send in each conversation whose five sockets are open (member 0 sends), 16 at a time. */
+export async function s5Send(ctx: Ctx, fx: S5Fixture): Promise<Row[]> {
+  const { conversations, sockets } = fx;
+  const ack = newHist();
+  const last = newHist();
+  const misses: Record<string, number> = {};
+  let incomplete = 0;
+  const sendDeadline = now() + ctx.size(15, 60) * 1000;
+  let notTried = 0;
+  try {
+    await pool(conversations, 16, async (c) => {
+      if (now() > sendDeadline) {
+        notTried++;
+        return;
+      }
+      const members = Array.from({ length: PER_CONVERSATION }, (_, j) => sockets[c * PER_CONVERSATION + j]);
+      const [sender, ...rx] = members;
+      if (!sender || rx.some((s) => !s || s.closed) || sender.closed) return;
+      const cmid = `s5-${c}`;
+      const t = now();
+      let got = 0;
+      let acked = false;
+      const ok = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), 10_000);
+        const check = () => {
+          if (acked && got === rx.length) {
+            clearTimeout(timer);
+            resolve(true);
+          }
+        };
+        sender.onAck = (id, ta) => {
+          if (id !== cmid) return;
+          recordMs(ack, ta - t);
+          acked = true;
+          check();
+        };
+        sender.onError = (message) => {
+          misses[`error: ${message.slice(0, 60)}`] = (misses[`error: ${message.slice(0, 60)}`] ?? 0) + 1;
+        };
+        for (const s of rx) {
+          s!.onMessage = (id, tm) => {
+            if (id !== cmid) return;
+            if (++got === rx.length) recordMs(last, tm - t);
+            check();
+          };
+        }
+        sender.sendMessage(cmid, `hello conversation ${c}`);
+      });
+      if (!ok) {
+        incomplete++;
+        const key = `timeout (${got}/${rx.length} delivered, ack ${acked ? "yes" : "no"})`;
+        misses[key] = (misses[key] ?? 0) + 1;
+      }
+    });
+  } finally {
+    for (const s of sockets) s?.close();
+  }
+  const rssEnd = rssKb(ctx.workerd());
+  ctx.log(`  S5 sends: ack p50 ${summarize(ack).p50} ms (${ack.totalCount} conversations, ${incomplete} incomplete)`);
+  return [
+    {
+      scenario: "S5",
+      target: "edge",
+      case: "then one send in each: send→ack",
+      summary: summarize(ack),
+      values: { incomplete, ...misses, ...(notTried ? { "not tried (time cap)": notTried } : {}), "RSS after sends MiB": Math.round(rssEnd / 1024) },
+    },
+    { scenario: "S5", target: "edge", case: "then one send in each: last of 4 deliveries", summary: summarize(last) },
+  ];
+}
+
+/**
+ * RSS of the serving process before and after `count` idle sockets in one conversation of count/10 users (10 sockets
+ * each, the room's cap), so the per-socket "ready" frame stays small.
+ */
+async function idleSockets(ctx: Ctx, target: ChatTarget, pid: number | undefined, count: number): Promise<Row> {
+  const users = Math.ceil(count / 10);
+  const room = await target.createRoom(users);
+  // Touch the room first, so the delta is sockets, not the room itself.
+  (await room.connect(0)).close();
+  await sleep(1500);
+  const before = rssKb(pid);
+  const t0 = now();
+  const sockets = await pool(count, CONNECT_CONCURRENCY, (i) => room.connect(i % users).catch(() => undefined));
+  const wall = now() - t0;
+  await sleep(2000);
+  const after = rssKb(pid);
+  const open = sockets.filter(Boolean).length;
+  for (const s of sockets) s?.close();
+  const perSocket = (after - before) / Math.max(1, open);
+  ctx.log(`  S12 ${target.name}: ${open} idle sockets, RSS +${Math.round((after - before) / 1024)} MiB → ${perSocket.toFixed(1)} KiB/socket`);
+  return {
+    scenario: "S12",
+    target: target.name,
+    case: `${count} idle sockets (${users} users × 10) in one conversation: RSS per socket`,
+    values: {
+      open,
+      "KiB per socket": Math.round(perSocket * 10) / 10,
+      "RSS before MiB": Math.round(before / 1024),
+      "RSS after MiB": Math.round(after / 1024),
+      "connect wall s": Math.round(wall / 100) / 10,
+    },
+    note: target.name === "edge" ? "workerd process (VmRSS)" : "baseline node process (VmRSS)",
+  };
+}
+
+export async function s12(ctx: Ctx): Promise<Row[]> {
+  const count = ctx.size(300, 1000);
+  const rows = [await idleSockets(ctx, ctx.edge, ctx.workerd(), count)];
+  for (const b of ctx.baselines) rows.push(await idleSockets(ctx, b, b.pid, count));
+  return rows;
+}

@@ -1,0 +1,109 @@
+// `npm run audit:verify -- [--conversation <id>] [--global] [--json]`
+//   Recomputes the audit log's hash chains straight from Postgres (DATABASE_URL, and PG_BRIDGE for the local
+//   WebSocket bridge; both default to .dev.vars) and reports the first broken row of each chain.
+// `npm run audit:verify -- --url https://chat.example.com --token <service token> [--conversation <id>]`
+//   Asks a running Worker instead (POST /operations/audit/verify; capped at 200 000 rows per call).
+// Exit code: 0 every chain intact, 1 a chain is broken, 2 usage or connection error.
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { Pool, neonConfig } from "@neondatabase/serverless";
+import { drizzle } from "drizzle-orm/neon-serverless";
+import WebSocket from "ws";
+import * as schema from "../src/db/schema.js";
+import { isUuid } from "../src/lib/ids.js";
+import { signDevToken } from "../src/lib/jwt.js";
+import { verifyAuditChains, type VerifyReport } from "../src/jobs/audit-verify.js";
+import { nodePool } from "./lib/migrate.js";
+import { LOCAL_JWT_SECRET, ROOT } from "./lib/stack.js";
+
+async function devVars(): Promise<Record<string, string>> {
+  try {
+    const text = await readFile(path.join(ROOT, ".dev.vars"), "utf8");
+    const out: Record<string, string> = {};
+    for (const line of text.split("\n")) {
+      const m = /^\s*([A-Z0-9_]+)\s*=\s*(.*?)\s*$/.exec(line);
+      if (m) out[m[1]] = m[2].replace(/^"(.*)"$/, "$1");
+    }
+    return out;
+  } catch {
+    return {};
+  }
+}
+
+async function direct(options: { conversationId?: string; globalOnly: boolean }): Promise<VerifyReport> {
+  const vars = await devVars();
+  const databaseUrl = process.env.DATABASE_URL || vars.DATABASE_URL;
+  const bridge = process.env.PG_BRIDGE ?? vars.PG_BRIDGE;
+  if (!databaseUrl) throw new Error("set DATABASE_URL (or run from a checkout with .dev.vars)");
+  let pool: Pool;
+  if (bridge) {
+    pool = nodePool(databaseUrl, bridge, 2);
+  } else {
+    // Neon: the driver's own secure WebSocket endpoint.
+    neonConfig.webSocketConstructor = WebSocket;
+    pool = new Pool({ connectionString: databaseUrl, max: 2 });
+    pool.on("error", () => {});
+  }
+  try {
+    return await verifyAuditChains(drizzle({ client: pool, schema }), options);
+  } finally {
+    await pool.end().catch(() => {});
+  }
+}
+
+async function viaWorker(url: string, token: string, options: { conversationId?: string; globalOnly: boolean }): Promise<VerifyReport> {
+  const res = await fetch(`${url.replace(/\/+$/, "")}/operations/audit/verify`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({ ...options, maxRows: 200_000 }),
+  });
+  const body = (await res.json().catch(() => ({}))) as VerifyReport & { message?: unknown };
+  if (!res.ok) throw new Error(`the Worker answered ${res.status}: ${JSON.stringify(body.message ?? body)}`);
+  return body;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      conversation: { type: "string" },
+      global: { type: "boolean", default: false },
+      url: { type: "string" },
+      token: { type: "string" },
+      json: { type: "boolean", default: false },
+    },
+  });
+  if (values.conversation && !isUuid(values.conversation)) throw new Error(`--conversation ${values.conversation} is not a UUID`);
+  const options = { conversationId: values.conversation?.toLowerCase(), globalOnly: values.global ?? false };
+  let report: VerifyReport;
+  if (values.url) {
+    let token = values.token ?? process.env.AUDIT_VERIFY_TOKEN;
+    if (!token && /^https?:\/\/(127\.0\.0\.1|localhost)(:|\/|$)/.test(values.url)) {
+      token = await signDevToken({ id: "00000000-0000-4000-8000-000000000001", kahaId: "audit-verify", role: "admin" }, process.env.JWT_SECRET || LOCAL_JWT_SECRET, 300);
+    }
+    if (!token) throw new Error("--url needs --token <service token> (or AUDIT_VERIFY_TOKEN)");
+    report = await viaWorker(values.url, token, options);
+  } else {
+    report = await direct(options);
+  }
+  if (values.json) {
+    console.log(JSON.stringify(report, null, 2));
+  } else {
+    const scope = options.conversationId ? `conversation ${options.conversationId}` : options.globalOnly ? "global chain" : "all chains";
+    console.log(`audit log (${scope}): ${report.chains} chain(s), ${report.rows} row(s), ${report.redactedRows} redacted`);
+    if (!report.complete) console.log("  (stopped at the row cap: not every row was checked)");
+    for (const b of report.broken) {
+      console.log(`  BROKEN chain ${b.conversationId ?? "global"}: first broken row id=${b.id} (${b.reason})`);
+    }
+    console.log(report.ok ? "OK: every chain verifies" : `FAILED: ${report.broken.length} broken chain(s)`);
+  }
+  return report.ok ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    console.error(`audit:verify: ${err.message}`);
+    process.exit(2);
+  },
+);

@@ -1,0 +1,446 @@
+import { backoffDelay } from "./backoff";
+import { ChatApiError, errorFromFrame } from "./errors";
+import { randomId } from "./ids";
+import { Outbox, type OutboxEntry } from "./outbox";
+import type { ChatRest } from "./rest";
+import { SeqBuffer, VersionSet } from "./seq";
+import { RealtimeSocket, type Frame, type SocketOptions } from "./socket";
+import { TypingThrottle, type TypingOptions } from "./typing";
+import type { ConversationEvents, Message, MessageType, Participant, ReadyData } from "./types";
+
+/** Content rules the server applies (contract §5); checked early so obviously bad sends fail without a round trip. */
+export const CONTENT_MAX_CHARS = 4000;
+
+export interface ConversationSocketOptions extends SocketOptions {
+  /**
+   * Resume from this seq on the first connect (e.g. the last seq of the history page you rendered): everything after
+   * it is replayed before live messages. Default: start live from the conversation's current last seq.
+   */
+  afterSeq?: number;
+  /** Tell the server that received messages were delivered (mark_delivered, batched). Default true. */
+  autoDeliver?: boolean;
+  /** Typing throttle: start_typing at most every `refreshMs` (2 s), stop after `idleMs` (3 s) without keystrokes. */
+  typing?: TypingOptions;
+  /** An unacknowledged message is sent again after this long on the same connection (ms). Default 15 000. */
+  ackTimeoutMs?: number;
+  /** A replay that does not finish within this long is abandoned and the socket replaced (ms). Default 30 000. */
+  resumeTimeoutMs?: number;
+}
+
+export interface SendOptions {
+  type?: Exclude<MessageType, "system">;
+  replyToId?: string | null;
+  /** Your own idempotency key; generated when omitted. */
+  clientMessageId?: string;
+}
+
+interface Waiter {
+  resolve: (m: Message) => void;
+  reject: (e: ChatApiError) => void;
+}
+
+const versionOf = (m: Message) => `${m.editedAt ?? ""}|${m.deletedAt ?? ""}|${m.content.length}`;
+
+/**
+ * The socket of one conversation: messages in seq order exactly once (across reconnects: resume from the last seq
+ * seen), an outbox that re-sends unacknowledged messages with their clientMessageId, typing, receipts and presence.
+ */
+export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
+  private seq: SeqBuffer<Message> | undefined;
+  private readonly versions = new VersionSet();
+  private readonly queue = new Outbox();
+  private readonly waiters = new Map<string, Waiter[]>();
+  private readonly typingThrottle: TypingThrottle;
+  private readonly typingNow = new Set<string>();
+  private readonly members = new Map<string, Participant>();
+  private readonly autoDeliver: boolean;
+  private readonly ackTimeoutMs: number;
+  private readonly resumeTimeoutMs: number;
+  private me: string | undefined;
+  private resuming = false;
+  private resumeTimer: ReturnType<typeof setTimeout> | undefined;
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
+  private readTarget = 0;
+  private readSent = 0;
+  private deliveredTarget = 0;
+  private deliveredSent = 0;
+  private deliverTimer: ReturnType<typeof setTimeout> | undefined;
+  private readyData: ReadyData | undefined;
+
+  constructor(
+    rest: ChatRest,
+    wsBase: string,
+    readonly conversationId: string,
+    private readonly resolveUserId: () => Promise<string | undefined>,
+    options: ConversationSocketOptions = {},
+  ) {
+    super(rest, wsBase, options);
+    if (options.afterSeq !== undefined) this.seq = new SeqBuffer<Message>(options.afterSeq);
+    this.autoDeliver = options.autoDeliver ?? true;
+    this.ackTimeoutMs = options.ackTimeoutMs ?? 15_000;
+    this.resumeTimeoutMs = options.resumeTimeoutMs ?? 30_000;
+    this.typingThrottle = new TypingThrottle((type) => void this.sendFrame(type, {}), options.typing);
+  }
+
+  /** The highest seq received with nothing missing before it (0 before the first connect). */
+  get lastSeq(): number {
+    return this.seq?.lastSeq ?? 0;
+  }
+
+  /** The current user's id, once known. */
+  get userId(): string | undefined {
+    return this.me;
+  }
+
+  /** Participants with their read and delivery marks, kept current by receipts and membership events. */
+  get participants(): Participant[] {
+    return [...this.members.values()].map((p) => ({ ...p }));
+  }
+
+  /** Users typing now (server view; includes this user's own other devices). */
+  get typingUsers(): string[] {
+    return [...this.typingNow];
+  }
+
+  /** The last `ready` frame (conversation head and your marks at connect time). */
+  get ready(): ReadyData | undefined {
+    return this.readyData;
+  }
+
+  /** Messages not yet acknowledged by the server, oldest first. */
+  outbox(): OutboxEntry[] {
+    return this.queue.list();
+  }
+
+  /**
+   * Sends a message. It goes to the outbox first and stays there until the server acknowledges it — across drops and
+   * reconnects, re-sent with the same clientMessageId so it is stored once. Resolves with the stored message; rejects
+   * with a ChatApiError only when the server refuses it (4xx) or the socket is closed by the app.
+   */
+  send(content: string, options: SendOptions = {}): Promise<Message> {
+    const trimmed = content.trim();
+    if (trimmed.length === 0 || trimmed.length > CONTENT_MAX_CHARS) {
+      return Promise.reject(
+        new ChatApiError({
+          statusCode: 400,
+          message: trimmed.length === 0 ? "content: must not be empty" : `content: at most ${CONTENT_MAX_CHARS} characters`,
+          code: "bad_request",
+        }),
+      );
+    }
+    if (this.state === "closed") {
+      return Promise.reject(new ChatApiError({ statusCode: 0, message: "The conversation socket is closed", code: "closed" }));
+    }
+    const clientMessageId = options.clientMessageId ?? randomId();
+    const promise = new Promise<Message>((resolve, reject) => {
+      const list = this.waiters.get(clientMessageId) ?? [];
+      list.push({ resolve, reject });
+      this.waiters.set(clientMessageId, list);
+    });
+    this.queue.add({
+      clientMessageId,
+      content,
+      type: options.type ?? "text",
+      replyToId: options.replyToId ?? null,
+      createdAt: new Date().toISOString(),
+    });
+    // The server ends the sender's typing when the message arrives.
+    this.typingThrottle.reset();
+    this.emitOutbox();
+    this.flushOutbox();
+    return promise;
+  }
+
+  /** Call on every keystroke in the composer: start_typing at most every 2 s, stop_typing after 3 s idle. */
+  typing(): void {
+    if (this.isLive) this.typingThrottle.keystroke();
+  }
+
+  /** The user stopped typing (cleared the input, left the view). */
+  stopTyping(): void {
+    this.typingThrottle.stop();
+  }
+
+  /** Moves your read mark to `seq` (default: the last message received). Marks never move backwards. */
+  markRead(seq: number = this.lastSeq): void {
+    if (seq > this.readTarget) this.readTarget = seq;
+    this.flushMarks();
+  }
+
+  /** Tells the other participants you received messages up to `seq`. Done automatically unless autoDeliver is false. */
+  markDelivered(seq: number): void {
+    if (seq > this.deliveredTarget) this.deliveredTarget = seq;
+    this.flushMarks();
+  }
+
+  /** Asks the server to replay everything after the last seq received (done automatically after drops and gaps). */
+  resume(): void {
+    this.requestResume();
+  }
+
+  // ── RealtimeSocket hooks ───────────────────────────────────────────────────────────────────────────────
+
+  protected path(): string {
+    return `/conversations/${encodeURIComponent(this.conversationId)}/ws`;
+  }
+
+  protected override query(): Record<string, string> {
+    // Known position: the server replays what we missed before going live, so nothing falls in between.
+    if (!this.seq) return {};
+    this.startResumeWait();
+    return { afterSeq: String(this.seq.lastSeq) };
+  }
+
+  protected override async beforeConnect(): Promise<void> {
+    if (!this.me) this.me = await this.resolveUserId();
+  }
+
+  protected probe(): Promise<void> {
+    return this.rest.getConversation(this.conversationId).then(() => undefined);
+  }
+
+  protected override onDisconnected(): void {
+    this.stopResumeWait();
+    this.typingThrottle.reset();
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    if (this.deliverTimer !== undefined) clearTimeout(this.deliverTimer);
+    this.flushTimer = this.deliverTimer = undefined;
+    // Whatever was in flight is sent again on the next connection (same clientMessageId: stored once).
+    this.queue.connectionChanged();
+    if (this.typingNow.size > 0) {
+      for (const userId of [...this.typingNow]) {
+        this.typingNow.delete(userId);
+        this.emit("typing", { conversationId: this.conversationId, userId, isTyping: false, typing: [...this.typingNow] });
+      }
+    }
+  }
+
+  protected override onClosed(reason: string): void {
+    for (const entry of this.queue.list()) {
+      this.queue.remove(entry.clientMessageId);
+      this.settle(entry.clientMessageId, undefined, new ChatApiError({ statusCode: 0, message: `Not acknowledged before the socket closed: ${reason}`, code: "closed" }));
+    }
+    this.emitOutbox();
+  }
+
+  protected onFrame(frame: Frame): void {
+    const d = frame.data;
+    switch (frame.type) {
+      case "ready":
+        return this.onReady(d as ReadyData);
+      case "resumed":
+        return this.onResumed(d as { fromSeq: number; toSeq: number; complete?: boolean });
+      case "new_message":
+        return this.accept(d.message as Message);
+      case "message_ack":
+        return this.onAck(d.clientMessageId as string, d.message as Message);
+      case "message_updated": {
+        const m = d.message as Message;
+        if (this.versions.add(m.id, versionOf(m))) this.emit("message_updated", { message: m });
+        return;
+      }
+      case "message_deleted":
+        if (this.versions.add(d.messageId as string, "deleted")) this.emit("message_deleted", { messageId: d.messageId, seq: d.seq });
+        return;
+      case "typing_start":
+      case "typing_stop": {
+        const isTyping = frame.type === "typing_start";
+        if (isTyping) this.typingNow.add(d.userId);
+        else this.typingNow.delete(d.userId);
+        this.emit("typing", { conversationId: this.conversationId, userId: d.userId, isTyping, profile: d.profile, typing: [...this.typingNow] });
+        return;
+      }
+      case "message_read": {
+        const p = this.members.get(d.userId);
+        if (p) this.members.set(d.userId, { ...p, lastReadSeq: Math.max(p.lastReadSeq, d.lastReadSeq), lastReadAt: d.readAt ?? p.lastReadAt });
+        this.emit("receipt", { kind: "read", conversationId: this.conversationId, userId: d.userId, seq: d.lastReadSeq, at: d.readAt });
+        return;
+      }
+      case "message_delivered": {
+        const p = this.members.get(d.userId);
+        if (p) this.members.set(d.userId, { ...p, lastDeliveredSeq: Math.max(p.lastDeliveredSeq, d.lastDeliveredSeq) });
+        this.emit("receipt", { kind: "delivered", conversationId: this.conversationId, userId: d.userId, seq: d.lastDeliveredSeq });
+        return;
+      }
+      case "presence_update":
+        return this.emit("presence", d);
+      case "participant_joined":
+      case "participant_updated": {
+        const p = d.participant as Participant;
+        this.members.set(p.userId, p);
+        return this.emit(frame.type, { participant: p });
+      }
+      case "participant_left":
+        this.members.delete(d.userId);
+        return this.emit("participant_left", { userId: d.userId });
+      case "conversation_updated":
+        return this.emit("conversation_updated", { conversation: d.conversation });
+      case "error":
+        return this.onErrorFrame(frame);
+      default:
+        return; // heartbeat_ack and frames newer than this SDK
+    }
+  }
+
+  // ── Frames ─────────────────────────────────────────────────────────────────────────────────────────────
+
+  private onReady(data: ReadyData): void {
+    this.readyData = data;
+    this.members.clear();
+    for (const p of data.participants) this.members.set(p.userId, p);
+    this.typingNow.clear();
+    for (const u of data.typing) this.typingNow.add(u);
+    // The server's view of our marks: anything newer we wanted is sent again.
+    this.readSent = Math.max(this.readSent, data.you.lastReadSeq);
+    if (data.you.lastDeliveredSeq !== undefined) this.deliveredSent = Math.max(this.deliveredSent, data.you.lastDeliveredSeq);
+    else this.deliveredSent = 0;
+    this.emit("ready", data);
+    if (!this.seq) this.seq = new SeqBuffer<Message>(data.lastSeq);
+    if (!this.resuming) this.goLive();
+  }
+
+  private onResumed(data: { fromSeq: number; toSeq: number; complete?: boolean }): void {
+    this.stopResumeWait();
+    this.emit("resumed", { fromSeq: data.fromSeq, toSeq: data.toSeq });
+    // A very long absence is replayed in parts; a gap left over is asked for again.
+    if (data.complete === false || this.seq?.hasGap) return this.requestResume();
+    if (this.state !== "open") return this.goLive();
+    this.flushMarks();
+    this.flushOutbox();
+  }
+
+  private goLive(): void {
+    this.markOpen();
+    this.flushMarks();
+    this.flushOutbox();
+  }
+
+  private accept(message: Message): void {
+    if (!this.seq) this.seq = new SeqBuffer<Message>(message.seq - 1);
+    const { deliver } = this.seq.offer(message.seq, message);
+    for (const m of deliver) this.deliver(m);
+    if (this.seq.hasGap && !this.resuming) this.requestResume();
+  }
+
+  private deliver(m: Message): void {
+    const own = this.me !== undefined ? m.senderId === this.me : m.clientMessageId !== null && this.queue.has(m.clientMessageId);
+    if (own && m.clientMessageId && this.queue.has(m.clientMessageId)) {
+      // Our message came back on the socket: stored, whether or not its ack arrives.
+      this.queue.remove(m.clientMessageId);
+      this.settle(m.clientMessageId, m);
+      this.emit("message_ack", { clientMessageId: m.clientMessageId, message: m });
+      this.emitOutbox();
+    }
+    this.versions.add(m.id, versionOf(m));
+    this.emit("new_message", { message: m, own });
+    if (!own && this.autoDeliver) this.scheduleDelivered(m.seq);
+  }
+
+  private onAck(clientMessageId: string, message: Message): void {
+    if (this.queue.has(clientMessageId)) {
+      this.queue.remove(clientMessageId);
+      this.settle(clientMessageId, message);
+      this.emit("message_ack", { clientMessageId, message });
+      this.emitOutbox();
+    }
+    // The ack can overtake the broadcast (which is held back during a replay): deliver through the same seq filter.
+    this.accept(message);
+  }
+
+  private onErrorFrame(frame: Frame): void {
+    const error = errorFromFrame(frame.data);
+    const entry = frame.id ? this.queue.byFrameId(frame.id) : undefined;
+    if (!entry) return this.emit("error", error);
+    if (error.isClientError) {
+      // Refused for good (invalid, conflict, not allowed): retrying cannot help.
+      this.queue.remove(entry.clientMessageId);
+      this.settle(entry.clientMessageId, undefined, error);
+      this.emit("send_failed", { clientMessageId: entry.clientMessageId, error });
+      this.emitOutbox();
+      return;
+    }
+    // Transient (rate limited, storage unavailable): keep it and try again later.
+    this.queue.retryLater(entry.clientMessageId, Date.now(), backoffDelay(entry.attempts));
+    this.scheduleFlush(backoffDelay(entry.attempts) + 10);
+  }
+
+  // ── Outbox, marks, resume ──────────────────────────────────────────────────────────────────────────────
+
+  private flushOutbox(): void {
+    if (!this.isLive || this.resuming) return;
+    const now = Date.now();
+    for (const entry of this.queue.due(now, this.ackTimeoutMs)) {
+      const frameId = this.nextId("m");
+      const data: Record<string, unknown> = { content: entry.content, clientMessageId: entry.clientMessageId };
+      if (entry.type !== "text") data.type = entry.type;
+      if (entry.replyToId) data.replyToId = entry.replyToId;
+      if (!this.sendFrame("send_message", data, frameId)) return;
+      this.queue.markSent(entry.clientMessageId, now, frameId);
+    }
+    if (this.queue.size > 0) this.scheduleFlush(1000);
+  }
+
+  private scheduleFlush(ms: number): void {
+    if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      this.flushOutbox();
+    }, ms);
+  }
+
+  private settle(clientMessageId: string, message?: Message, error?: ChatApiError): void {
+    const list = this.waiters.get(clientMessageId);
+    this.waiters.delete(clientMessageId);
+    for (const w of list ?? []) {
+      if (message) w.resolve(message);
+      else w.reject(error!);
+    }
+  }
+
+  private emitOutbox(): void {
+    this.emit("outbox", { pending: this.queue.list() });
+  }
+
+  private scheduleDelivered(seq: number): void {
+    if (seq > this.deliveredTarget) this.deliveredTarget = seq;
+    if (this.deliverTimer !== undefined) return;
+    this.deliverTimer = setTimeout(() => {
+      this.deliverTimer = undefined;
+      this.flushMarks();
+    }, 200);
+  }
+
+  private flushMarks(): void {
+    if (!this.isLive || this.resuming) return;
+    if (this.readTarget > this.readSent && this.sendFrame("mark_as_read", { seq: this.readTarget })) {
+      this.readSent = this.readTarget;
+      // Read implies delivered.
+      this.deliveredSent = Math.max(this.deliveredSent, this.readTarget);
+    }
+    if (this.deliveredTarget > this.deliveredSent && this.sendFrame("mark_delivered", { seq: this.deliveredTarget })) {
+      this.deliveredSent = this.deliveredTarget;
+    }
+  }
+
+  private requestResume(): void {
+    if (!this.seq || this.resuming) return;
+    if (!this.sendFrame("resume", { afterSeq: this.seq.lastSeq }, this.nextId("resume"))) return;
+    this.startResumeWait();
+  }
+
+  private startResumeWait(): void {
+    this.resuming = true;
+    if (this.resumeTimer !== undefined) clearTimeout(this.resumeTimer);
+    this.resumeTimer = setTimeout(() => {
+      this.resumeTimer = undefined;
+      // No "resumed": the server could not replay (its database down, say). Start over on a new socket.
+      if (this.resuming) this.drop("resume timed out");
+    }, this.resumeTimeoutMs);
+  }
+
+  private stopResumeWait(): void {
+    this.resuming = false;
+    if (this.resumeTimer !== undefined) clearTimeout(this.resumeTimer);
+    this.resumeTimer = undefined;
+  }
+}

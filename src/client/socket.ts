@@ -1,0 +1,449 @@
+import { Backoff, type BackoffOptions } from "./backoff";
+import { Emitter } from "./emitter";
+import { ChatApiError, errorFromFrame } from "./errors";
+import type { ChatRest } from "./rest";
+import type { ConnectionState, StateChange, WebSocketConstructor, WebSocketLike } from "./types";
+
+export interface SocketOptions {
+  /** WebSocket implementation. Default: globalThis.WebSocket (browsers, Node ≥ 22). In Node 20 pass `ws`. */
+  WebSocket?: WebSocketConstructor;
+  /**
+   * How the upgrade is authenticated. `header`: `Authorization` on the upgrade (Node; needs a WebSocket that accepts
+   * headers, like `ws`). `ticket`: POST /realtime/tickets first, then `?ticket=` (browsers). Default: `header` when a
+   * WebSocket option is given, else `ticket`.
+   */
+  auth?: "header" | "ticket";
+  /** Reconnect delays. Default 500 ms doubling to 30 s, half of each delay random. */
+  backoff?: BackoffOptions;
+  /** Heartbeat interval (ms). Default 25 000 (contract §6). */
+  heartbeatIntervalMs?: number;
+  /** A socket that stays silent this long after a heartbeat is treated as dead and replaced (ms). Default 10 000. */
+  heartbeatTimeoutMs?: number;
+  /** An attempt that is not live within this long is abandoned and retried (ms). Default 20 000. */
+  connectTimeoutMs?: number;
+  /**
+   * Follow the browser's online/offline events: drop the socket when the network goes away (state `offline`) and
+   * reconnect as soon as it is back. Default: true where `window` has these events.
+   */
+  watchNetwork?: boolean;
+  /** Stop retrying after this many consecutive failed attempts (state `closed`). Default: never stop. */
+  maxAttempts?: number;
+}
+
+export interface Frame {
+  type: string;
+  // Frames are validated by the server; their data is typed by the event maps.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  data: any;
+  id?: string;
+}
+
+interface PendingRequest {
+  resolve: (frame: Frame) => void;
+  reject: (err: Error) => void;
+  reply: string;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+const OPEN = 1;
+
+interface NetworkTarget {
+  addEventListener(type: string, fn: () => void): void;
+  removeEventListener(type: string, fn: () => void): void;
+  navigator?: { onLine?: boolean };
+}
+
+function networkTarget(): NetworkTarget | undefined {
+  const g = globalThis as unknown as Partial<NetworkTarget> & { window?: unknown; document?: unknown };
+  if (typeof g.addEventListener !== "function" || g.window === undefined || g.document === undefined) return undefined;
+  return g as NetworkTarget;
+}
+
+/**
+ * One self-healing WebSocket: connects, authenticates (header or ticket), keeps a heartbeat, and reconnects with
+ * exponential backoff and jitter after any drop until closed by the app or refused for good.
+ */
+export abstract class RealtimeSocket<Events extends { state: StateChange; error: ChatApiError }> extends Emitter<Events> {
+  private ws: WebSocketLike | undefined;
+  private currentState: ConnectionState = "idle";
+  private readonly backoff: Backoff;
+  private readonly WebSocketImpl: WebSocketConstructor | undefined;
+  protected readonly authMode: "header" | "ticket";
+  private readonly heartbeatIntervalMs: number;
+  private readonly heartbeatTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly maxAttempts: number;
+  private generation = 0;
+  private everOpened = false;
+  private failures = 0;
+  private closedByApp = false;
+  private lastFrameAt = 0;
+  private upgradeStatus: number | undefined;
+  /** The server asked us to wait (429/503 with Retry-After): the next delay is at least this long. */
+  private retryAfterMs = 0;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private heartbeatCheck: ReturnType<typeof setTimeout> | undefined;
+  private connectTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly requests = new Map<string, PendingRequest>();
+  private counter = 0;
+  private readonly network: NetworkTarget | undefined;
+  private readonly onOffline = () => this.wentOffline();
+  private readonly onOnline = () => this.cameOnline();
+
+  protected constructor(
+    protected readonly rest: ChatRest,
+    private readonly wsBase: string,
+    options: SocketOptions,
+  ) {
+    super();
+    this.WebSocketImpl = options.WebSocket ?? (globalThis as unknown as { WebSocket?: WebSocketConstructor }).WebSocket;
+    this.authMode = options.auth ?? (options.WebSocket ? "header" : "ticket");
+    this.backoff = new Backoff(options.backoff);
+    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? 25_000;
+    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 10_000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 20_000;
+    this.maxAttempts = options.maxAttempts ?? Infinity;
+    this.network = options.watchNetwork === false ? undefined : networkTarget();
+  }
+
+  get state(): ConnectionState {
+    return this.currentState;
+  }
+
+  /** The WebSocket in use now (undefined between attempts). For diagnostics and tests. */
+  get socket(): WebSocketLike | undefined {
+    return this.ws;
+  }
+
+  /** Starts connecting (no-op when already started). */
+  connect(): this {
+    if (this.currentState !== "idle" && this.currentState !== "closed") return this;
+    if (!this.WebSocketImpl) throw new Error("No WebSocket implementation: pass the `WebSocket` option (e.g. the `ws` package in Node 20)");
+    this.closedByApp = false;
+    this.failures = 0;
+    this.backoff.reset();
+    this.network?.addEventListener("offline", this.onOffline);
+    this.network?.addEventListener("online", this.onOnline);
+    if (this.network?.navigator?.onLine === false) this.setState("offline");
+    else void this.attempt();
+    return this;
+  }
+
+  /** Closes for good (until connect() is called again). */
+  close(reason = "closed by client"): void {
+    this.closedByApp = true;
+    this.network?.removeEventListener("offline", this.onOffline);
+    this.network?.removeEventListener("online", this.onOnline);
+    this.teardown(1000, reason);
+    this.onClosed(reason);
+    this.setState("closed", { reason });
+  }
+
+  /** Drops the current socket (if any) and reconnects at once, skipping the backoff wait. */
+  reconnectNow(): void {
+    if (this.closedByApp || this.currentState === "idle" || this.currentState === "closed") return;
+    this.teardown(4000, "reconnecting");
+    this.backoff.reset();
+    void this.attempt();
+  }
+
+  // ── For subclasses ─────────────────────────────────────────────────────────────────────────────────────
+
+  /** Path of the upgrade, e.g. `/ws`. */
+  protected abstract path(): string;
+  /** Extra query parameters of the upgrade (resume position). */
+  protected query(): Record<string, string> {
+    return {};
+  }
+  /** Called before each attempt (resolve identity and the like). */
+  protected async beforeConnect(): Promise<void> {}
+  protected abstract onFrame(frame: Frame): void;
+  /** The socket went away (any reason). */
+  protected onDisconnected(): void {}
+  /** Closed for good. */
+  protected onClosed(_reason: string): void {}
+  /** A REST call that throws a ChatApiError when connecting is pointless (unknown conversation, bad token). */
+  protected abstract probe(): Promise<void>;
+
+  /** The subclass saw the frame(s) that make the socket live. */
+  protected markOpen(): void {
+    if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
+    this.connectTimer = undefined;
+    const reconnected = this.everOpened;
+    this.everOpened = true;
+    this.failures = 0;
+    this.backoff.reset();
+    this.startHeartbeat();
+    this.setState("open", { reconnected });
+  }
+
+  protected get isLive(): boolean {
+    return this.currentState === "open" && this.ws?.readyState === OPEN;
+  }
+
+  /** Sends a frame on the current socket if it is open; false when it could not be sent. */
+  protected sendFrame(type: string, data: unknown = {}, id?: string): boolean {
+    const ws = this.ws;
+    if (!ws || ws.readyState !== OPEN) return false;
+    try {
+      ws.send(JSON.stringify(id === undefined ? { type, data } : { type, data, id }));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  protected nextId(prefix = "r"): string {
+    return `${prefix}${++this.counter}`;
+  }
+
+  /** Sends a frame with an id and waits for the reply of type `reply` (or the error frame) with that id. */
+  protected request(type: string, data: unknown, reply: string, timeoutMs = 10_000): Promise<Frame> {
+    const id = this.nextId();
+    return new Promise<Frame>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.requests.delete(id);
+        reject(new ChatApiError({ statusCode: 0, message: `No ${reply} within ${timeoutMs} ms`, code: "timeout" }));
+      }, timeoutMs);
+      this.requests.set(id, { resolve, reject, reply, timer });
+      if (!this.sendFrame(type, data, id)) {
+        clearTimeout(timer);
+        this.requests.delete(id);
+        reject(new ChatApiError({ statusCode: 0, message: "Not connected", code: "not_connected" }));
+      }
+    });
+  }
+
+  /** Closes for good because the server refused us (removed from the conversation, credentials refused). */
+  protected fail(error: ChatApiError): void {
+    this.closedByApp = true;
+    this.network?.removeEventListener("offline", this.onOffline);
+    this.network?.removeEventListener("online", this.onOnline);
+    this.teardown(1000, error.message);
+    this.emit("error", error as Events["error"]);
+    this.onClosed(error.message);
+    this.setState("closed", { reason: error.message });
+  }
+
+  /** Abandons the current socket as dead (missing replies) and reconnects. */
+  protected drop(reason: string): void {
+    if (!this.ws) return;
+    this.teardown(4000, reason);
+    this.afterDrop(1006, reason);
+  }
+
+  // ── Internals ──────────────────────────────────────────────────────────────────────────────────────────
+
+  private setState(state: ConnectionState, extra: Partial<StateChange> = {}): void {
+    const previous = this.currentState;
+    if (previous === state && state !== "reconnecting") return;
+    this.currentState = state;
+    this.emit("state", { state, previous, attempt: this.failures, ...extra } as Events["state"]);
+  }
+
+  private async attempt(): Promise<void> {
+    if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    const gen = ++this.generation;
+    this.setState("connecting");
+    this.upgradeStatus = undefined;
+    const params = new URLSearchParams();
+    let headers: Record<string, string> | undefined;
+    try {
+      await this.beforeConnect();
+      for (const [k, v] of Object.entries(this.query())) params.set(k, v);
+      if (this.authMode === "ticket") {
+        params.set("ticket", (await this.rest.createTicket()).ticket);
+      } else {
+        const token = await this.rest.token();
+        if (token) headers = { authorization: `Bearer ${token}` };
+      }
+    } catch (err) {
+      if (gen !== this.generation || this.closedByApp) return;
+      const e = toApiError(err);
+      if (e.isClientError) return this.fail(e);
+      if (e.retryAfter !== undefined) this.retryAfterMs = e.retryAfter * 1000;
+      return this.afterDrop(1006, e.message);
+    }
+    if (gen !== this.generation || this.closedByApp) return;
+    const qs = params.toString();
+    const url = `${this.wsBase}${this.path()}${qs ? `?${qs}` : ""}`;
+    let ws: WebSocketLike;
+    try {
+      const Impl = this.WebSocketImpl!;
+      ws = headers ? new Impl(url, { headers }) : new Impl(url);
+    } catch (err) {
+      return this.afterDrop(1006, (err as Error).message);
+    }
+    this.ws = ws;
+    this.attached = true;
+    this.lastFrameAt = Date.now();
+    this.connectTimer = setTimeout(() => {
+      if (gen === this.generation && this.currentState !== "open") this.drop("connect timeout");
+    }, this.connectTimeoutMs);
+    ws.onmessage = (event: { data: unknown }) => {
+      if (gen !== this.generation) return;
+      this.lastFrameAt = Date.now();
+      if (typeof event.data !== "string") return;
+      let frame: Frame;
+      try {
+        frame = JSON.parse(event.data) as Frame;
+      } catch {
+        return;
+      }
+      if (typeof frame !== "object" || frame === null || typeof frame.type !== "string") return;
+      if (frame.id !== undefined) {
+        const pending = this.requests.get(frame.id);
+        if (pending && (frame.type === pending.reply || frame.type === "error")) {
+          this.requests.delete(frame.id);
+          clearTimeout(pending.timer);
+          if (frame.type === "error") pending.reject(errorFromFrame(frame.data));
+          else pending.resolve(frame);
+          return;
+        }
+      }
+      this.onFrame(frame);
+    };
+    ws.onerror = (event: { message?: unknown; error?: { message?: unknown } }) => {
+      // The `ws` package names the refusal: "Unexpected server response: 404". Browsers tell nothing.
+      const text = String(event?.message ?? event?.error?.message ?? "");
+      const m = /Unexpected server response: (\d{3})/.exec(text);
+      if (m) this.upgradeStatus = Number(m[1]);
+    };
+    ws.onclose = (event: { code?: number; reason?: string }) => {
+      if (gen !== this.generation) return;
+      this.ws = undefined;
+      this.stopTimers();
+      this.afterDrop(event?.code ?? 1006, event?.reason ?? "");
+    };
+  }
+
+  private afterDrop(code: number, reason: string): void {
+    this.ws = undefined;
+    this.stopTimers();
+    this.rejectRequests("connection lost");
+    this.disconnected();
+    if (this.closedByApp) return;
+    const status = this.upgradeStatus;
+    if (code === 4403 || status === 403 || status === 404) {
+      return this.fail(
+        new ChatApiError({
+          statusCode: status ?? 403,
+          message: reason || (status === 404 ? "Conversation not found" : "No longer a participant"),
+          code: "forbidden",
+        }),
+      );
+    }
+    if (this.network?.navigator?.onLine === false) return this.setState("offline");
+    this.failures++;
+    if (this.failures >= this.maxAttempts) {
+      return this.fail(new ChatApiError({ statusCode: 0, message: `Gave up after ${this.failures} attempts`, code: "gave_up" }));
+    }
+    const unauthorized = code === 4401 || status === 401;
+    // Attempts that never got live may be hopeless (a conversation we cannot see, a rejected token): ask REST why.
+    if (unauthorized || this.failures % 3 === 0) {
+      const gen = this.generation;
+      this.probe().then(
+        () => {
+          if (gen === this.generation && !this.closedByApp) this.scheduleReconnect();
+        },
+        (err: unknown) => {
+          if (gen !== this.generation || this.closedByApp) return;
+          const e = toApiError(err);
+          if (e.isClientError) this.fail(e);
+          else this.scheduleReconnect();
+        },
+      );
+      this.setState("reconnecting", { delayMs: undefined, reason: reason || undefined });
+      return;
+    }
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
+    const delayMs = Math.max(this.backoff.next(), this.retryAfterMs);
+    this.retryAfterMs = 0;
+    this.setState("reconnecting", { delayMs });
+    const gen = this.generation;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      if (gen === this.generation && !this.closedByApp) void this.attempt();
+    }, delayMs);
+  }
+
+  private startHeartbeat(): void {
+    if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = setInterval(() => {
+      const sentAt = Date.now();
+      if (!this.sendFrame("heartbeat", {}, this.nextId("hb"))) return;
+      if (this.heartbeatCheck !== undefined) clearTimeout(this.heartbeatCheck);
+      this.heartbeatCheck = setTimeout(() => {
+        this.heartbeatCheck = undefined;
+        if (this.lastFrameAt < sentAt) this.drop("heartbeat timeout");
+      }, this.heartbeatTimeoutMs);
+    }, this.heartbeatIntervalMs);
+  }
+
+  private stopTimers(): void {
+    if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
+    if (this.heartbeatCheck !== undefined) clearTimeout(this.heartbeatCheck);
+    if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
+    this.heartbeatTimer = this.heartbeatCheck = this.connectTimer = undefined;
+  }
+
+  private rejectRequests(message: string): void {
+    for (const [id, p] of this.requests) {
+      clearTimeout(p.timer);
+      p.reject(new ChatApiError({ statusCode: 0, message, code: "disconnected" }));
+      this.requests.delete(id);
+    }
+  }
+
+  /** Detaches the current socket (its late events are ignored) and closes it. */
+  private teardown(code: number, reason: string): void {
+    this.generation++;
+    if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.stopTimers();
+    const ws = this.ws;
+    this.ws = undefined;
+    if (ws) {
+      ws.onmessage = ws.onclose = ws.onerror = ws.onopen = null;
+      try {
+        ws.close(code, reason.slice(0, 120));
+      } catch {
+        // already closed
+      }
+      this.rejectRequests(reason);
+      this.disconnected();
+    }
+  }
+
+  private attached = false;
+
+  /** Runs onDisconnected once per socket. */
+  private disconnected(): void {
+    if (!this.attached) return;
+    this.attached = false;
+    this.onDisconnected();
+  }
+
+  private wentOffline(): void {
+    if (this.closedByApp || this.currentState === "idle" || this.currentState === "closed") return;
+    this.teardown(4000, "offline");
+    this.setState("offline");
+  }
+
+  private cameOnline(): void {
+    if (this.closedByApp || this.currentState !== "offline") return;
+    this.backoff.reset();
+    void this.attempt();
+  }
+}
+
+export function toApiError(err: unknown): ChatApiError {
+  if (err instanceof ChatApiError) return err;
+  return new ChatApiError({ statusCode: 0, message: (err as Error)?.message ?? String(err), cause: err });
+}

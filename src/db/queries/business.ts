@@ -1,0 +1,435 @@
+import { and, asc, eq, inArray, isNotNull, isNull, sql } from "drizzle-orm";
+import type { BusinessHours } from "../../domain/business-hours";
+import type { Role } from "../../protocol/resources";
+import type { Db } from "../client";
+import { businessAdmins, businessAgents, businessAssignments, businessHours, conversations, participants } from "../schema";
+import { appendAudit } from "./audit";
+import type { ConversationRow } from "./conversations";
+
+/**
+ * [business] Postgres side of customer ↔ business chats. Configuration (admins, agents, hours) lives here; the live
+ * queue and load live in the business's Durable Object (BusinessDesk), which writes every assignment, transfer and
+ * closure through with the functions at the end of this file (one transaction each, audited).
+ */
+
+type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+export type AgentRow = typeof businessAgents.$inferSelect;
+
+// ── Admins ───────────────────────────────────────────────────────────────────────────────────────────────────
+
+export async function isRegisteredAdmin(db: Db, businessId: string, userId: string): Promise<boolean> {
+  const rows = await db
+    .select({ userId: businessAdmins.userId })
+    .from(businessAdmins)
+    .where(and(eq(businessAdmins.businessId, businessId), eq(businessAdmins.userId, userId)))
+    .limit(1);
+  return rows.length > 0;
+}
+
+/** true when the admin is new. */
+export async function registerAdmin(db: Db, businessId: string, userId: string): Promise<boolean> {
+  const rows = await db.insert(businessAdmins).values({ businessId, userId }).onConflictDoNothing().returning({ userId: businessAdmins.userId });
+  return rows.length > 0;
+}
+
+// ── Agents ───────────────────────────────────────────────────────────────────────────────────────────────────
+
+/** Registers an agent or changes the fields given; absent fields keep their value (defaults on insert). */
+export async function upsertAgent(
+  db: Db,
+  businessId: string,
+  userId: string,
+  patch: { skills?: string[]; maxConcurrentChats?: number },
+): Promise<{ row: AgentRow; created: boolean }> {
+  const set: { skills?: string[]; maxConcurrentChats?: number | ReturnType<typeof sql> } = {};
+  if (patch.skills !== undefined) set.skills = patch.skills;
+  if (patch.maxConcurrentChats !== undefined) set.maxConcurrentChats = patch.maxConcurrentChats;
+  // Nothing to change still needs a row back: a no-op update returns it.
+  if (Object.keys(set).length === 0) set.maxConcurrentChats = sql`${businessAgents.maxConcurrentChats}`;
+  const [row] = await db
+    .insert(businessAgents)
+    .values({ businessId, userId, ...patch })
+    .onConflictDoUpdate({ target: [businessAgents.businessId, businessAgents.userId], set })
+    .returning({
+      businessId: businessAgents.businessId,
+      userId: businessAgents.userId,
+      skills: businessAgents.skills,
+      maxConcurrentChats: businessAgents.maxConcurrentChats,
+      isAvailable: businessAgents.isAvailable,
+      createdAt: businessAgents.createdAt,
+      // xmax is 0 on a freshly inserted row version.
+      inserted: sql<boolean>`(xmax = 0)`,
+    });
+  const { inserted, ...agent } = row;
+  return { row: agent, created: Boolean(inserted) };
+}
+
+export async function deleteAgent(db: Db, businessId: string, userId: string): Promise<boolean> {
+  const rows = await db
+    .delete(businessAgents)
+    .where(and(eq(businessAgents.businessId, businessId), eq(businessAgents.userId, userId)))
+    .returning({ userId: businessAgents.userId });
+  return rows.length > 0;
+}
+
+export async function findAgent(db: Db, businessId: string, userId: string): Promise<AgentRow | undefined> {
+  const rows = await db
+    .select()
+    .from(businessAgents)
+    .where(and(eq(businessAgents.businessId, businessId), eq(businessAgents.userId, userId)))
+    .limit(1);
+  return rows[0];
+}
+
+export async function setAgentAvailability(db: Db, businessId: string, userId: string, isAvailable: boolean): Promise<AgentRow | undefined> {
+  const rows = await db
+    .update(businessAgents)
+    .set({ isAvailable })
+    .where(and(eq(businessAgents.businessId, businessId), eq(businessAgents.userId, userId)))
+    .returning();
+  return rows[0];
+}
+
+/** The businesses a user is an agent of (the UserSession tells their desks about presence transitions). */
+export async function agentBusinesses(db: Db, userId: string): Promise<string[]> {
+  const rows = await db.select({ businessId: businessAgents.businessId }).from(businessAgents).where(eq(businessAgents.userId, userId));
+  return rows.map((r) => r.businessId);
+}
+
+// ── Hours ────────────────────────────────────────────────────────────────────────────────────────────────────
+
+export async function loadHours(db: Db, businessId: string): Promise<BusinessHours | null> {
+  const rows = await db.select().from(businessHours).where(eq(businessHours.businessId, businessId)).limit(1);
+  const row = rows[0];
+  if (!row) return null;
+  return { timezone: row.timezone, schedule: row.schedule as BusinessHours["schedule"], holidays: row.holidays as BusinessHours["holidays"] };
+}
+
+export async function saveHours(db: Db, businessId: string, hours: BusinessHours): Promise<void> {
+  const values = { businessId, timezone: hours.timezone, schedule: hours.schedule, holidays: hours.holidays ?? [], updatedAt: new Date() };
+  await db
+    .insert(businessHours)
+    .values(values)
+    .onConflictDoUpdate({ target: businessHours.businessId, set: { timezone: values.timezone, schedule: values.schedule, holidays: values.holidays, updatedAt: values.updatedAt } });
+}
+
+export async function deleteHours(db: Db, businessId: string): Promise<boolean> {
+  const rows = await db.delete(businessHours).where(eq(businessHours.businessId, businessId)).returning({ id: businessHours.businessId });
+  return rows.length > 0;
+}
+
+// ── What the desk starts from ────────────────────────────────────────────────────────────────────────────────
+
+export interface OpenBusinessConversation {
+  id: string;
+  customerId: string;
+  category: string | null;
+  assignedAgentId: string | null;
+  createdAt: Date;
+}
+
+export interface DeskSeed {
+  agents: AgentRow[];
+  hours: BusinessHours | null;
+  /** Oldest first: the unassigned ones become the queue in this order. */
+  open: OpenBusinessConversation[];
+  /** Latest assignment per agent (ms), for round robin. */
+  lastAssigned: Map<string, number>;
+}
+
+/** Everything a desk needs the first time its storage is used (conversations opened before it existed included). */
+export async function loadDeskSeed(db: Db, businessId: string): Promise<DeskSeed> {
+  const [agents, hours, open, last] = await Promise.all([
+    db.select().from(businessAgents).where(eq(businessAgents.businessId, businessId)).orderBy(asc(businessAgents.userId)),
+    loadHours(db, businessId),
+    db
+      .select({
+        id: conversations.id,
+        customerId: conversations.customerId,
+        category: conversations.category,
+        assignedAgentId: conversations.assignedAgentId,
+        createdAt: conversations.createdAt,
+      })
+      .from(conversations)
+      .where(and(eq(conversations.type, "business"), eq(conversations.businessId, businessId), eq(conversations.status, "open")))
+      .orderBy(asc(conversations.createdAt), asc(conversations.id)),
+    db
+      .select({ agentId: businessAssignments.agentId, at: sql<string>`max(${businessAssignments.assignedAt})` })
+      .from(businessAssignments)
+      .where(eq(businessAssignments.businessId, businessId))
+      .groupBy(businessAssignments.agentId),
+  ]);
+  return {
+    agents,
+    hours,
+    open: open.map((o) => ({ ...o, customerId: o.customerId ?? "" })).filter((o) => o.customerId !== ""),
+    lastAssigned: new Map(last.map((r) => [r.agentId, new Date(r.at).getTime()])),
+  };
+}
+
+// ── Conversations ────────────────────────────────────────────────────────────────────────────────────────────
+
+export async function findBusinessConversation(db: Db, conversationId: string): Promise<ConversationRow | undefined> {
+  const rows = await db
+    .select()
+    .from(conversations)
+    .where(and(eq(conversations.id, conversationId), eq(conversations.type, "business")))
+    .limit(1);
+  return rows[0];
+}
+
+export async function activeRole(db: Db, conversationId: string, userId: string): Promise<Role | undefined> {
+  const rows = await db
+    .select({ role: participants.role })
+    .from(participants)
+    .where(and(eq(participants.conversationId, conversationId), eq(participants.userId, userId), isNull(participants.leftAt)))
+    .limit(1);
+  return rows[0]?.role;
+}
+
+/** The category a customer gave when opening the conversation (a repeat request does not change it). */
+export async function setCategoryIfUnset(db: Db, conversationId: string, category: string): Promise<void> {
+  await db
+    .update(conversations)
+    .set({ category })
+    .where(and(eq(conversations.id, conversationId), isNull(conversations.category)));
+}
+
+/** Whether the customer has an open, unassigned conversation with the business (anything to show in the queue). */
+export async function hasWaitingConversation(db: Db, businessId: string, customerId: string): Promise<boolean> {
+  const rows = await db
+    .select({ id: conversations.id })
+    .from(conversations)
+    .where(
+      and(
+        eq(conversations.type, "business"),
+        eq(conversations.businessId, businessId),
+        eq(conversations.customerId, customerId),
+        eq(conversations.status, "open"),
+        isNull(conversations.assignedAgentId),
+      ),
+    )
+    .limit(1);
+  return rows.length > 0;
+}
+
+// ── Write-through from the desk (each idempotent: a replay after a crash changes nothing twice) ──────────────
+
+export type WriteOutcome = "done" | "closed" | "missing";
+
+async function lockOpen(tx: Tx, conversationId: string): Promise<{ status: string; assignedAgentId: string | null } | undefined> {
+  const rows = await tx
+    .select({ status: conversations.status, assignedAgentId: conversations.assignedAgentId })
+    .from(conversations)
+    .where(eq(conversations.id, conversationId))
+    .for("update");
+  return rows[0];
+}
+
+export interface AssignmentWrite {
+  businessId: string;
+  conversationId: string;
+  agentId: string;
+  previousAgentId: string | null;
+  /** null: chosen by the routing on its own. */
+  actorId: string | null;
+  reason: string | null;
+  kind: "assigned" | "transferred";
+  auto: boolean;
+  category: string | null;
+  at: Date;
+}
+
+/**
+ * The agent joins (participant role `agent`), the previous agent leaves, conversations.assigned_agent_id follows,
+ * the assignment history gets its row and the audit log its entry — all or nothing.
+ */
+export async function writeAssignment(db: Db, w: AssignmentWrite): Promise<WriteOutcome> {
+  return db.transaction(async (tx) => {
+    const conv = await lockOpen(tx, w.conversationId);
+    if (!conv) return "missing";
+    if (conv.status !== "open") return "closed";
+    const [current] = await tx
+      .select({ id: businessAssignments.id, agentId: businessAssignments.agentId })
+      .from(businessAssignments)
+      .where(and(eq(businessAssignments.conversationId, w.conversationId), isNull(businessAssignments.endedAt)));
+    if (current?.agentId === w.agentId && conv.assignedAgentId === w.agentId) return "done";
+    if (current) {
+      await tx.update(businessAssignments).set({ endedAt: w.at, endReason: "transferred" }).where(eq(businessAssignments.id, current.id));
+    }
+    const leaving = [...new Set([current?.agentId, conv.assignedAgentId, w.previousAgentId])].filter(
+      (id): id is string => typeof id === "string" && id !== w.agentId,
+    );
+    if (leaving.length > 0) {
+      await tx
+        .update(participants)
+        .set({ leftAt: w.at })
+        .where(
+          and(
+            eq(participants.conversationId, w.conversationId),
+            inArray(participants.userId, leaving),
+            eq(participants.role, "agent"),
+            isNull(participants.leftAt),
+          ),
+        );
+    }
+    await tx.execute(sql`INSERT INTO users (id, kaha_id) VALUES (${w.agentId}, ${`unknown:${w.agentId}`}) ON CONFLICT (id) DO NOTHING`);
+    await tx
+      .insert(participants)
+      .values({ conversationId: w.conversationId, userId: w.agentId, role: "agent", joinedAt: w.at })
+      .onConflictDoUpdate({
+        target: [participants.conversationId, participants.userId],
+        set: { role: "agent", leftAt: null, joinedAt: w.at },
+        setWhere: isNotNull(participants.leftAt),
+      });
+    await tx.update(conversations).set({ assignedAgentId: w.agentId }).where(eq(conversations.id, w.conversationId));
+    await tx.insert(businessAssignments).values({
+      businessId: w.businessId,
+      conversationId: w.conversationId,
+      agentId: w.agentId,
+      assignedAt: w.at,
+      assignedBy: w.actorId,
+      reason: w.reason,
+    });
+    await appendAudit(tx, [
+      {
+        conversationId: w.conversationId,
+        actorId: w.actorId,
+        action: w.kind === "transferred" ? "business.transferred" : "business.assigned",
+        targetId: w.agentId,
+        details: {
+          businessId: w.businessId,
+          agentId: w.agentId,
+          previousAgentId: leaving[0] ?? null,
+          auto: w.auto,
+          reason: w.reason,
+          category: w.category,
+        },
+        at: w.at.toISOString(),
+      },
+    ]);
+    return "done";
+  });
+}
+
+export interface UnassignmentWrite {
+  businessId: string;
+  conversationId: string;
+  agentId: string;
+  actorId: string | null;
+  reason: string | null;
+  at: Date;
+}
+
+/** The agent leaves and the conversation has no agent again (it goes back to the queue): an agent was removed. */
+export async function writeUnassignment(db: Db, w: UnassignmentWrite): Promise<WriteOutcome> {
+  return db.transaction(async (tx) => {
+    const conv = await lockOpen(tx, w.conversationId);
+    if (!conv) return "missing";
+    if (conv.status !== "open") return "closed";
+    if (conv.assignedAgentId !== w.agentId) return "done";
+    await tx
+      .update(businessAssignments)
+      .set({ endedAt: w.at, endReason: "agent_removed" })
+      .where(and(eq(businessAssignments.conversationId, w.conversationId), isNull(businessAssignments.endedAt)));
+    await tx
+      .update(participants)
+      .set({ leftAt: w.at })
+      .where(and(eq(participants.conversationId, w.conversationId), eq(participants.userId, w.agentId), isNull(participants.leftAt)));
+    await tx.update(conversations).set({ assignedAgentId: null }).where(eq(conversations.id, w.conversationId));
+    await appendAudit(tx, [
+      {
+        conversationId: w.conversationId,
+        actorId: w.actorId,
+        action: "business.unassigned",
+        targetId: w.agentId,
+        details: { businessId: w.businessId, agentId: w.agentId, reason: w.reason },
+        at: w.at.toISOString(),
+      },
+    ]);
+    return "done";
+  });
+}
+
+export interface CloseWrite {
+  businessId: string;
+  conversationId: string;
+  actorId: string;
+  agentId: string | null;
+  reason: string | null;
+  at: Date;
+}
+
+/** status closed + closed_at, the current assignment ended, audited. "closed": it already was. */
+export async function writeClose(db: Db, w: CloseWrite): Promise<WriteOutcome> {
+  return db.transaction(async (tx) => {
+    const conv = await lockOpen(tx, w.conversationId);
+    if (!conv) return "missing";
+    if (conv.status !== "open") return "closed";
+    await tx.update(conversations).set({ status: "closed", closedAt: w.at }).where(eq(conversations.id, w.conversationId));
+    await tx
+      .update(businessAssignments)
+      .set({ endedAt: w.at, endReason: "closed" })
+      .where(and(eq(businessAssignments.conversationId, w.conversationId), isNull(businessAssignments.endedAt)));
+    await appendAudit(tx, [
+      {
+        conversationId: w.conversationId,
+        actorId: w.actorId,
+        action: "business.closed",
+        targetId: w.conversationId,
+        details: { businessId: w.businessId, agentId: w.agentId ?? conv.assignedAgentId, reason: w.reason },
+        at: w.at.toISOString(),
+      },
+    ]);
+    return "done";
+  });
+}
+
+// ── Stats ────────────────────────────────────────────────────────────────────────────────────────────────────
+
+export interface BusinessHistoryStats {
+  /** Open conversations now (assigned or queued). */
+  open: number;
+  /** Conversations opened since `since`, of which closed, of which answered by an agent. */
+  created: number;
+  closed: number;
+  responded: number;
+  /** Median of (first agent message − conversation opened), over the conversations opened since `since`. */
+  medianFirstResponseMs: number | null;
+}
+
+/**
+ * First response time, computed here rather than stored by the room (which does not know business roles): a
+ * conversation's first response is conversations.first_response_at when something set it, else the first message
+ * sent by any agent ever assigned to it (an agent can only post while assigned, so the message is after the
+ * assignment). Measured from the moment the customer opened the conversation, queue time included.
+ */
+export async function businessStats(db: Db, businessId: string, since: Date): Promise<BusinessHistoryStats> {
+  const result = await db.execute<{ open: string; created: string; closed: string; responded: string; median_ms: string | number | null }>(sql`
+    WITH convs AS (
+      SELECT c.status, c.created_at,
+             COALESCE(c.first_response_at, (
+               SELECT min(m.created_at) FROM messages m
+               WHERE m.conversation_id = c.id AND m.type <> 'system'
+                 AND m.sender_id IN (SELECT a.agent_id FROM business_assignments a WHERE a.conversation_id = c.id)
+             )) AS first_response_at
+      FROM conversations c
+      WHERE c.type = 'business' AND c.business_id = ${businessId} AND (c.status = 'open' OR c.created_at >= ${since.toISOString()}::timestamptz)
+    )
+    SELECT
+      count(*) FILTER (WHERE status = 'open') AS open,
+      count(*) FILTER (WHERE created_at >= ${since.toISOString()}::timestamptz) AS created,
+      count(*) FILTER (WHERE created_at >= ${since.toISOString()}::timestamptz AND status = 'closed') AS closed,
+      count(first_response_at) FILTER (WHERE created_at >= ${since.toISOString()}::timestamptz) AS responded,
+      percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM (first_response_at - created_at)) * 1000)
+        FILTER (WHERE created_at >= ${since.toISOString()}::timestamptz AND first_response_at IS NOT NULL) AS median_ms
+    FROM convs`);
+  const row = result.rows[0];
+  return {
+    open: Number(row?.open ?? 0),
+    created: Number(row?.created ?? 0),
+    closed: Number(row?.closed ?? 0),
+    responded: Number(row?.responded ?? 0),
+    medianFirstResponseMs: row?.median_ms === null || row?.median_ms === undefined ? null : Math.max(0, Math.round(Number(row.median_ms))),
+  };
+}

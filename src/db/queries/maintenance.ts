@@ -1,0 +1,205 @@
+import { and, asc, desc, eq, isNull, lt, sql } from "drizzle-orm";
+import type { Db } from "../client";
+import { auditLog, conversations, jobRuns } from "../schema";
+import { appendAudit } from "./audit";
+
+/**
+ * Job bookkeeping in `job_runs` (one row per job: its last run). The row doubles as a lease, so two invocations
+ * (a Cron run and a manual run, or overlapping Cron runs) never run the same job at once.
+ */
+
+export interface JobClaim {
+  /** Where the previous run stopped (null: start fresh). */
+  cursor: unknown;
+}
+
+export interface ClaimOptions {
+  /** A run whose lease is older than this is presumed dead and may be taken over. */
+  leaseMs: number;
+  /** Minimum time between two runs, unless the previous run asked for more (details.more) or failed. */
+  minIntervalMs: number;
+  /** Ignore the interval (a manual run); the lease still applies. */
+  force: boolean;
+}
+
+const iso = (d: Date) => d.toISOString();
+
+/** Takes the job's lease, or answers undefined when it is running elsewhere or not due yet. */
+export async function claimJob(db: Db, job: string, now: Date, options: ClaimOptions): Promise<JobClaim | undefined> {
+  const staleBefore = iso(new Date(now.getTime() - options.leaseMs));
+  const dueBefore = iso(new Date(now.getTime() - options.minIntervalMs));
+  const result = await db.execute<{ cursor: unknown }>(sql`
+    INSERT INTO job_runs (job, started_at, finished_at, rows, details)
+    VALUES (${job}, ${iso(now)}::timestamptz, NULL, 0, '{}'::jsonb)
+    ON CONFLICT (job) DO UPDATE SET started_at = EXCLUDED.started_at, finished_at = NULL
+    WHERE (job_runs.finished_at IS NOT NULL OR job_runs.started_at < ${staleBefore}::timestamptz)
+      AND (${options.force}::boolean
+           OR job_runs.finished_at IS NULL
+           OR job_runs.finished_at <= ${dueBefore}::timestamptz
+           OR job_runs.details->>'more' = 'true'
+           OR job_runs.details->>'ok' = 'false')
+    RETURNING cursor`);
+  const row = result.rows[0];
+  return row ? { cursor: row.cursor ?? null } : undefined;
+}
+
+export interface JobFinish {
+  finishedAt: Date;
+  durationMs: number;
+  rows: number;
+  details: Record<string, unknown>;
+  /** undefined keeps the stored cursor; null clears it. */
+  cursor?: unknown;
+}
+
+export async function finishJob(db: Db, job: string, f: JobFinish): Promise<void> {
+  const keepCursor = f.cursor === undefined;
+  const cursor = f.cursor === undefined || f.cursor === null ? null : JSON.stringify(f.cursor);
+  await db.execute(sql`
+    UPDATE job_runs SET finished_at = ${iso(f.finishedAt)}::timestamptz, duration_ms = ${Math.round(f.durationMs)},
+      rows = ${Math.round(f.rows)}, details = ${JSON.stringify(f.details)}::jsonb,
+      cursor = CASE WHEN ${keepCursor}::boolean THEN cursor ELSE ${cursor}::jsonb END
+    WHERE job = ${job}`);
+}
+
+export interface JobRunView {
+  job: string;
+  startedAt: string;
+  finishedAt: string | null;
+  durationMs: number | null;
+  rows: number;
+  running: boolean;
+  ok: boolean | null;
+  details: Record<string, unknown>;
+}
+
+export async function listJobRuns(db: Db): Promise<JobRunView[]> {
+  const rows = await db.select().from(jobRuns).orderBy(asc(jobRuns.job));
+  return rows.map((r) => ({
+    job: r.job,
+    startedAt: r.startedAt.toISOString(),
+    finishedAt: r.finishedAt ? r.finishedAt.toISOString() : null,
+    durationMs: r.durationMs ?? null,
+    rows: r.rows,
+    running: r.finishedAt === null,
+    ok: typeof r.details?.ok === "boolean" ? (r.details.ok as boolean) : null,
+    details: r.details ?? {},
+  }));
+}
+
+/** Ids read most right now: senders of recent messages and businesses of recently active business conversations. */
+export async function hotProfileIds(db: Db, since: Date, limit: number): Promise<{ userIds: string[]; businessIds: string[] }> {
+  const users = await db.execute<{ id: string }>(sql`
+    SELECT sender_id AS id FROM messages WHERE created_at >= ${iso(since)}::timestamptz
+    GROUP BY sender_id ORDER BY count(*) DESC LIMIT ${limit}`);
+  const businesses = await db.execute<{ id: string }>(sql`
+    SELECT DISTINCT business_id AS id FROM conversations
+    WHERE business_id IS NOT NULL AND last_activity >= ${iso(since)}::timestamptz LIMIT ${limit}`);
+  return { userIds: users.rows.map((r) => r.id), businessIds: businesses.rows.map((r) => r.id) };
+}
+
+export interface AuditEntryView {
+  id: number;
+  conversationId: string | null;
+  actorId: string | null;
+  action: string;
+  targetId: string | null;
+  details: Record<string, unknown>;
+  createdAt: string;
+  prevHash: string | null;
+  hash: string;
+}
+
+/** One chain's entries, newest first, keyset by id (`before` exclusive); null = the global chain. */
+export async function auditEntries(
+  db: Db,
+  conversationId: string | null,
+  q: { before?: number; limit: number },
+): Promise<{ entries: AuditEntryView[]; nextBefore: number | null }> {
+  const chain = conversationId === null ? isNull(auditLog.conversationId) : eq(auditLog.conversationId, conversationId);
+  const rows = await db
+    .select()
+    .from(auditLog)
+    .where(q.before !== undefined ? and(chain, lt(auditLog.id, q.before)) : chain)
+    .orderBy(desc(auditLog.id))
+    .limit(q.limit + 1);
+  const page = rows.slice(0, q.limit);
+  return {
+    entries: page.map((r) => ({
+      id: r.id,
+      conversationId: r.conversationId,
+      actorId: r.actorId,
+      action: r.action,
+      targetId: r.targetId,
+      details: r.details ?? {},
+      createdAt: r.createdAt.toISOString(),
+      prevHash: r.prevHash,
+      hash: r.hash,
+    })),
+    nextBefore: rows.length > q.limit ? page[page.length - 1].id : null,
+  };
+}
+
+export interface RetentionSettings {
+  conversationId: string;
+  type: string;
+  retentionDays: number | null;
+  legalHold: boolean;
+  archivedUpToSeq: number;
+}
+
+export async function retentionSettings(db: Db, conversationId: string): Promise<RetentionSettings | undefined> {
+  const rows = await db
+    .select({
+      id: conversations.id,
+      type: conversations.type,
+      retentionDays: conversations.retentionDays,
+      legalHold: conversations.legalHold,
+      archivedUpToSeq: conversations.archivedUpToSeq,
+    })
+    .from(conversations)
+    .where(eq(conversations.id, conversationId))
+    .limit(1);
+  const r = rows[0];
+  return r
+    ? { conversationId: r.id, type: r.type, retentionDays: r.retentionDays, legalHold: r.legalHold, archivedUpToSeq: Number(r.archivedUpToSeq) }
+    : undefined;
+}
+
+/** Changes a conversation's retention override and legal hold; the audit entry commits with the change. */
+export async function updateRetentionSettings(
+  db: Db,
+  conversationId: string,
+  change: { retentionDays?: number | null; legalHold?: boolean },
+  actorId: string,
+): Promise<RetentionSettings | undefined> {
+  return db.transaction(async (tx) => {
+    const before = await tx
+      .select({ retentionDays: conversations.retentionDays, legalHold: conversations.legalHold })
+      .from(conversations)
+      .where(eq(conversations.id, conversationId))
+      .for("update");
+    if (!before[0]) return undefined;
+    const set: { retentionDays?: number | null; legalHold?: boolean } = {};
+    if (change.retentionDays !== undefined) set.retentionDays = change.retentionDays;
+    if (change.legalHold !== undefined) set.legalHold = change.legalHold;
+    const saved = await tx.update(conversations).set(set).where(eq(conversations.id, conversationId)).returning();
+    const after = saved[0];
+    await appendAudit(tx, [
+      {
+        conversationId,
+        actorId,
+        action: "admin.retention_changed",
+        targetId: conversationId,
+        details: { before: before[0], after: { retentionDays: after.retentionDays, legalHold: after.legalHold } },
+      },
+    ]);
+    return {
+      conversationId,
+      type: after.type,
+      retentionDays: after.retentionDays,
+      legalHold: after.legalHold,
+      archivedUpToSeq: Number(after.archivedUpToSeq),
+    };
+  });
+}

@@ -1,0 +1,159 @@
+import { z } from "zod";
+
+/**
+ * Opening hours of a business in its own IANA time zone: a weekly schedule, overnight ranges (close before open
+ * means the day's window runs past midnight), holidays and special days. All conversions go through Intl, so DST
+ * changes are handled by the platform's time-zone database.
+ */
+export const WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"] as const;
+export type Weekday = (typeof WEEKDAYS)[number];
+
+const time = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "must be HH:MM (24 h)");
+const day = z
+  .strictObject({ isOpen: z.boolean(), openTime: time.optional(), closeTime: time.optional() })
+  .refine((d) => !d.isOpen || (d.openTime !== undefined && d.closeTime !== undefined && d.openTime !== d.closeTime), {
+    message: "an open day needs openTime and closeTime that differ",
+  });
+
+export const hoursSchema = z
+  .strictObject({
+    timezone: z.string().refine(isTimeZone, "must be an IANA time zone, e.g. Europe/Berlin"),
+    schedule: z.strictObject(Object.fromEntries(WEEKDAYS.map((d) => [d, day.optional()])) as Record<Weekday, z.ZodOptional<typeof day>>),
+    holidays: z
+      .array(
+        z.strictObject({
+          date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "must be YYYY-MM-DD"),
+          name: z.string().max(100).optional(),
+          isOpen: z.boolean().default(false),
+          openTime: time.optional(),
+          closeTime: time.optional(),
+        }),
+      )
+      .max(366)
+      .optional(),
+  })
+  .meta({ id: "BusinessHours" });
+export type BusinessHours = z.infer<typeof hoursSchema>;
+
+export function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: tz });
+    return tz.length > 0;
+  } catch {
+    return false;
+  }
+}
+
+interface LocalTime {
+  date: string;
+  weekday: Weekday;
+  minutes: number;
+}
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+function formatter(tz: string): Intl.DateTimeFormat {
+  let f = formatters.get(tz);
+  if (!f) {
+    f = new Intl.DateTimeFormat("en-US", {
+      timeZone: tz,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+      weekday: "long",
+    });
+    formatters.set(tz, f);
+  }
+  return f;
+}
+
+export function localTime(instant: number, tz: string): LocalTime {
+  const parts = Object.fromEntries(formatter(tz).formatToParts(new Date(instant)).map((p) => [p.type, p.value]));
+  return {
+    date: `${parts.year}-${parts.month}-${parts.day}`,
+    weekday: parts.weekday.toLowerCase() as Weekday,
+    minutes: Number(parts.hour) * 60 + Number(parts.minute),
+  };
+}
+
+/** The UTC instant of a wall-clock time in a zone; a time that a DST change skips maps to an instant within the gap's hour. */
+export function zonedInstant(date: string, minutes: number, tz: string): number {
+  const [y, m, d] = date.split("-").map(Number);
+  const wall = Date.UTC(y, m - 1, d, Math.floor(minutes / 60), minutes % 60);
+  let guess = wall;
+  for (let i = 0; i < 3; i++) {
+    const seen = localTime(guess, tz);
+    const [sy, sm, sd] = seen.date.split("-").map(Number);
+    const seenWall = Date.UTC(sy, sm - 1, sd, Math.floor(seen.minutes / 60), seen.minutes % 60);
+    const diff = wall - seenWall;
+    if (diff === 0) return guess;
+    guess += diff;
+  }
+  return guess;
+}
+
+const toMinutes = (t: string) => Number(t.slice(0, 2)) * 60 + Number(t.slice(3, 5));
+
+function addDays(date: string, n: number): string {
+  const [y, m, d] = date.split("-").map(Number);
+  return new Date(Date.UTC(y, m - 1, d + n)).toISOString().slice(0, 10);
+}
+
+function weekdayOf(date: string): Weekday {
+  const [y, m, d] = date.split("-").map(Number);
+  return WEEKDAYS[new Date(Date.UTC(y, m - 1, d)).getUTCDay()];
+}
+
+/** The window that starts on a local date, in local minutes from that date's midnight (end may exceed 1440). */
+function windowOn(hours: BusinessHours, date: string): { start: number; end: number } | undefined {
+  const special = hours.holidays?.find((h) => h.date === date);
+  const rule = special ?? hours.schedule[weekdayOf(date)];
+  if (!rule || !rule.isOpen || !rule.openTime || !rule.closeTime) return undefined;
+  const start = toMinutes(rule.openTime);
+  let end = toMinutes(rule.closeTime);
+  if (end <= start) end += 24 * 60;
+  return { start, end };
+}
+
+/** Absolute [open, close) instants of the windows starting on dates from `from` to `from + days`. */
+function windows(hours: BusinessHours, fromDate: string, days: number): { open: number; close: number }[] {
+  const out: { open: number; close: number }[] = [];
+  for (let i = 0; i <= days; i++) {
+    const date = addDays(fromDate, i);
+    const w = windowOn(hours, date);
+    if (!w) continue;
+    const open = zonedInstant(date, w.start, hours.timezone);
+    const close = w.end >= 24 * 60 ? zonedInstant(addDays(date, 1), w.end - 24 * 60, hours.timezone) : zonedInstant(date, w.end, hours.timezone);
+    out.push({ open, close });
+  }
+  return out;
+}
+
+export interface HoursStatus {
+  isOpen: boolean;
+  timezone: string;
+  localTime: string;
+  /** When the current window closes (open) or the next one opens (closed); null when nothing within 14 days. */
+  closesAt: string | null;
+  nextOpenAt: string | null;
+}
+
+export function hoursStatus(hours: BusinessHours, now: number): HoursStatus {
+  const local = localTime(now, hours.timezone);
+  // Yesterday's overnight window may still be open this morning.
+  const all = windows(hours, addDays(local.date, -1), 15);
+  const current = all.find((w) => w.open <= now && now < w.close);
+  const next = all.find((w) => w.open > now);
+  const hh = String(Math.floor(local.minutes / 60)).padStart(2, "0");
+  const mm = String(local.minutes % 60).padStart(2, "0");
+  return {
+    isOpen: current !== undefined,
+    timezone: hours.timezone,
+    localTime: `${local.date}T${hh}:${mm}`,
+    closesAt: current ? new Date(current.close).toISOString() : null,
+    nextOpenAt: current ? null : next ? new Date(next.open).toISOString() : null,
+  };
+}

@@ -1,0 +1,182 @@
+import { openDb, type Db } from "../../db/client";
+import {
+  deleteAgent,
+  deleteHours,
+  loadDeskSeed,
+  saveHours,
+  setAgentAvailability,
+  upsertAgent,
+  writeAssignment,
+  writeClose,
+  writeUnassignment,
+  type AgentRow,
+  type AssignmentWrite,
+  type CloseWrite,
+  type DeskSeed,
+  type UnassignmentWrite,
+  type WriteOutcome,
+} from "../../db/queries/business";
+import type { BusinessHours } from "../../domain/business-hours";
+import { getConfig } from "../../lib/config";
+import type { Logger } from "../../lib/log";
+import { createProfileProvider, profileOptionsFromConfig } from "../../profiles/provider";
+import type { ProfileProvider } from "../../profiles/types";
+import type { PresenceStatus } from "../../protocol/frames";
+import type { Conversation } from "../../protocol/resources";
+import type { RoomEvent } from "../room-api";
+import type { AgentPatch } from "./api";
+import { sharedConversation } from "./views";
+
+/**
+ * Everything the desk does outside itself: Postgres (write-through), the agents' UserSessions (presence, events)
+ * and the conversation rooms (membership changes to broadcast). An interface, so the routing logic (desk.ts) runs
+ * against fakes in unit tests.
+ */
+export interface DeskEffects {
+  seed(businessId: string): Promise<DeskSeed>;
+  upsertAgent(businessId: string, userId: string, patch: AgentPatch): Promise<{ row: AgentRow; created: boolean }>;
+  deleteAgent(businessId: string, userId: string): Promise<boolean>;
+  setAvailability(businessId: string, userId: string, isAvailable: boolean): Promise<AgentRow | undefined>;
+  saveHours(businessId: string, hours: BusinessHours | null): Promise<void>;
+  writeAssignment(w: AssignmentWrite): Promise<WriteOutcome>;
+  writeUnassignment(w: UnassignmentWrite): Promise<WriteOutcome>;
+  writeClose(w: CloseWrite): Promise<WriteOutcome>;
+  presenceOf(userId: string): Promise<PresenceStatus>;
+  /** An agent joined (and, for a transfer, another left): the room broadcasts, the users' lists follow. */
+  announceAssignment(input: { conversationId: string; agentId: string; previousAgentId: string | null }): Promise<void>;
+  announceUnassignment(input: { conversationId: string; agentId: string }): Promise<void>;
+  announceClose(input: { conversationId: string }): Promise<void>;
+}
+
+type UserEvent =
+  | { type: "conversation_created" | "conversation_updated"; conversation: Conversation }
+  | { type: "conversation_removed"; conversationId: string };
+
+/** The real effects, from the object's env. A pool per operation (ended after it), as the UserSession does. */
+export class WorkerDeskEffects implements DeskEffects {
+  private profiles: ProfileProvider | undefined;
+
+  constructor(
+    private readonly env: Env,
+    private readonly waitUntil: (work: Promise<unknown>) => void,
+    private readonly log: Logger,
+  ) {}
+
+  private async withDb<T>(work: (db: Db) => Promise<T>): Promise<T> {
+    const config = getConfig(this.env);
+    const handle = openDb({ databaseUrl: config.DATABASE_URL, bridge: config.PG_BRIDGE }, 1);
+    try {
+      return await work(handle.db);
+    } finally {
+      // Awaited: a pool left open across blockConcurrencyWhile hangs the next one.
+      await handle.end();
+    }
+  }
+
+  seed(businessId: string) {
+    return this.withDb((db) => loadDeskSeed(db, businessId));
+  }
+
+  upsertAgent(businessId: string, userId: string, patch: AgentPatch) {
+    return this.withDb((db) => upsertAgent(db, businessId, userId, patch));
+  }
+
+  deleteAgent(businessId: string, userId: string) {
+    return this.withDb((db) => deleteAgent(db, businessId, userId));
+  }
+
+  setAvailability(businessId: string, userId: string, isAvailable: boolean) {
+    return this.withDb((db) => setAgentAvailability(db, businessId, userId, isAvailable));
+  }
+
+  async saveHours(businessId: string, hours: BusinessHours | null) {
+    await this.withDb(async (db) => {
+      if (hours) await saveHours(db, businessId, hours);
+      else await deleteHours(db, businessId);
+    });
+  }
+
+  writeAssignment(w: AssignmentWrite) {
+    return this.withDb((db) => writeAssignment(db, w));
+  }
+
+  writeUnassignment(w: UnassignmentWrite) {
+    return this.withDb((db) => writeUnassignment(db, w));
+  }
+
+  writeClose(w: CloseWrite) {
+    return this.withDb((db) => writeClose(db, w));
+  }
+
+  async presenceOf(userId: string): Promise<PresenceStatus> {
+    const ns = this.env.USER_SESSION;
+    try {
+      return (await ns.get(ns.idFromName(userId)).presenceOf(userId)).status;
+    } catch (err) {
+      this.log.warn("presence lookup failed", { userId, error: (err as Error).message?.slice(0, 200) });
+      return "offline";
+    }
+  }
+
+  async announceAssignment(input: { conversationId: string; agentId: string; previousAgentId: string | null }): Promise<void> {
+    await this.announce(input.conversationId, async (view) => {
+      const joined = view.participants.filter((p) => p.userId === input.agentId);
+      const left = input.previousAgentId ? [input.previousAgentId] : undefined;
+      await this.tellRoom({ kind: "participants", conversationId: view.id, joined, left });
+      const others = view.participants.filter((p) => p.userId !== input.agentId).map((p) => p.userId);
+      await Promise.all([
+        this.tellUsers([input.agentId], { type: "conversation_created", conversation: view }),
+        this.tellUsers(others, { type: "conversation_updated", conversation: view }),
+        input.previousAgentId ? this.tellUsers([input.previousAgentId], { type: "conversation_removed", conversationId: view.id }) : undefined,
+      ]);
+    });
+  }
+
+  async announceUnassignment(input: { conversationId: string; agentId: string }): Promise<void> {
+    await this.announce(input.conversationId, async (view) => {
+      await this.tellRoom({ kind: "participants", conversationId: view.id, left: [input.agentId] });
+      await Promise.all([
+        this.tellUsers([input.agentId], { type: "conversation_removed", conversationId: view.id }),
+        this.tellUsers(
+          view.participants.map((p) => p.userId),
+          { type: "conversation_updated", conversation: view },
+        ),
+      ]);
+    });
+  }
+
+  async announceClose(input: { conversationId: string }): Promise<void> {
+    await this.announce(input.conversationId, async (view) => {
+      await this.tellRoom({ kind: "conversation_updated", conversationId: view.id, conversation: view });
+      await this.tellUsers(
+        view.participants.map((p) => p.userId),
+        { type: "conversation_updated", conversation: view },
+      );
+    });
+  }
+
+  /** Announcements are best effort: the change is committed; a lost event is repaired by the next reload. */
+  private async announce(conversationId: string, work: (view: Conversation) => Promise<void>): Promise<void> {
+    try {
+      this.profiles ??= createProfileProvider({ ...profileOptionsFromConfig(getConfig(this.env)), memory: true, waitUntil: this.waitUntil });
+      const profiles = this.profiles;
+      const view = await this.withDb((db) => sharedConversation(db, profiles, conversationId));
+      if (view) await work(view);
+    } catch (err) {
+      this.log.warn("business announcement failed", { conversationId, error: (err as Error).message?.slice(0, 200) });
+    }
+  }
+
+  private async tellRoom(event: RoomEvent): Promise<void> {
+    const ns = this.env.CONVERSATION_ROOM;
+    const result = await ns.get(ns.idFromName(event.conversationId)).notify(event);
+    if (!result.ok) this.log.warn("room notify refused", { conversationId: event.conversationId, status: result.status });
+  }
+
+  private async tellUsers(userIds: string[], event: UserEvent): Promise<void> {
+    const ns = this.env.USER_SESSION;
+    const results = await Promise.allSettled(userIds.map((id) => ns.get(ns.idFromName(id)).conversationEvent(event)));
+    const failed = results.filter((r) => r.status === "rejected").length;
+    if (failed) this.log.warn("user notify failed", { failed, type: event.type });
+  }
+}

@@ -1,0 +1,46 @@
+import { eq } from "drizzle-orm";
+import type { Db } from "../../db/client";
+import { toParticipant } from "../../db/mappers";
+import { lastMessages } from "../../db/queries/conversations";
+import { activeParticipants } from "../../db/queries/participants";
+import { conversations } from "../../db/schema";
+import type { ProfileProvider } from "../../profiles/types";
+import type { Conversation } from "../../protocol/resources";
+
+/**
+ * A business conversation as every participant may see it (the caller-specific unreadCount / isMuted zeroed, as
+ * the Worker's sharedView does), for the events the desk sends itself: the Worker's view builder needs a request.
+ */
+export async function sharedConversation(db: Db, profiles: ProfileProvider, conversationId: string): Promise<Conversation | undefined> {
+  const [rows, members, latest] = await Promise.all([
+    db.select().from(conversations).where(eq(conversations.id, conversationId)).limit(1),
+    activeParticipants(db, [conversationId]),
+    lastMessages(db, [conversationId]),
+  ]);
+  const conv = rows[0];
+  if (!conv) return undefined;
+  const last = latest.get(conversationId);
+  const kahaIds = new Map(members.map((m) => [m.participant.userId, m.kahaId]));
+  const set = await profiles.load({
+    userIds: [...kahaIds.keys(), ...(last ? [last.senderId] : [])],
+    businessIds: conv.businessId ? [conv.businessId] : [],
+  });
+  return {
+    id: conv.id,
+    type: conv.type,
+    name: conv.name,
+    businessId: conv.businessId,
+    createdAt: conv.createdAt.toISOString(),
+    lastActivity: conv.lastActivity.toISOString(),
+    lastSeq: Math.max(Number(conv.lastSeq), last?.seq ?? 0),
+    participants: members.map(({ participant }) => ({
+      ...toParticipant(participant),
+      profile: set.user(participant.userId, kahaIds.get(participant.userId)),
+    })),
+    ...(last ? { lastMessage: { ...last, sender: set.user(last.senderId, kahaIds.get(last.senderId)) } } : {}),
+    unreadCount: 0,
+    isMuted: false,
+    ...(conv.businessId ? { business: set.business(conv.businessId) } : {}),
+    status: conv.status,
+  };
+}

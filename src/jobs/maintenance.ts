@@ -1,0 +1,119 @@
+import { createRedis, withTimeout } from "../lib/redis";
+import { metrics } from "../lib/metrics";
+import { deleteExpiredTickets } from "../db/queries/tickets";
+import { hotProfileIds } from "../db/queries/maintenance";
+import { createProfileProvider, profileOptionsFromConfig } from "../profiles/provider";
+import { refreshHotProfiles } from "../profiles/refresh";
+import { clearOutboxPending, pendingRooms } from "./outbox-registry";
+import { hasTime, type JobContext, type JobDefinition, type JobOutcome } from "./runner";
+
+/**
+ * Small maintenance jobs run by every Cron invocation (or on their interval).
+ *
+ * Typing and presence leftovers need no job: typing leases live in each room's SQLite storage and end by the room's
+ * own alarm (which sends typing_stop); presence lives in each user's Durable Object, whose alarm marks silent devices
+ * stale and publishes "offline"; neither writes Postgres or Redis, so nothing can be left behind outside an object.
+ */
+
+/** Realtime tickets live 60 s and are single use; expired, never-used ones are deleted here. */
+export function ticketsJob(): JobDefinition {
+  return {
+    name: "tickets.expire",
+    intervalMs: 0,
+    async run(ctx): Promise<JobOutcome> {
+      const expired = await deleteExpiredTickets(ctx.db);
+      return { rows: expired, details: { expired } };
+    },
+  };
+}
+
+/** How long a room must have been registered before the sweeper looks at it (its own alarm retries first). */
+export const SWEEP_MIN_AGE_MS = 30_000;
+
+type SweepableRoom = {
+  outboxStatus(): Promise<{ pending: number; lastSeq: number; retryAttempt: number }>;
+  /** Recommended room RPC (see README): flush now, answer what is still pending. Absent until the room has it. */
+  flushNow?: () => Promise<{ pending: number }>;
+};
+
+/**
+ * Outbox sweeper: rooms registered as having unflushed messages (src/jobs/outbox-registry.ts) are asked for their
+ * outbox; a room with nothing pending leaves the registry; one still pending is asked to flush now (when the room
+ * offers `flushNow`) — its own alarm keeps retrying with backoff regardless. Publishes the backlog gauges.
+ */
+export function outboxSweepJob(): JobDefinition {
+  return {
+    name: "outbox.sweep",
+    intervalMs: 0,
+    async run(ctx): Promise<JobOutcome> {
+      const redis = createRedis(ctx.config);
+      const rooms = await pendingRooms(redis, ctx.now.getTime() - SWEEP_MIN_AGE_MS, 100);
+      let cleared = 0;
+      let stillPending = 0;
+      let backlog = 0;
+      let unreachable = 0;
+      let checked = 0;
+      for (const conversationId of rooms) {
+        if (checked > 0 && !hasTime(ctx)) break;
+        checked++;
+        const ns = ctx.env.CONVERSATION_ROOM;
+        const room = ns.get(ns.idFromName(conversationId)) as unknown as SweepableRoom;
+        try {
+          let { pending } = await withTimeout(room.outboxStatus(), 5000, "outbox status");
+          if (pending > 0) pending = await flushNow(room, pending);
+          if (pending === 0) {
+            await clearOutboxPending(redis, conversationId);
+            cleared++;
+          } else {
+            stillPending++;
+            backlog += pending;
+          }
+        } catch (err) {
+          unreachable++;
+          ctx.log.warn("outbox sweep: room unreachable", { conversationId, error: (err as Error).message?.slice(0, 200) });
+        }
+      }
+      metrics.gauge("outbox_backlog_messages", backlog);
+      metrics.gauge("outbox_backlog_rooms", stillPending);
+      return { rows: checked, details: { registered: rooms.length, checked, cleared, stillPending, backlog, unreachable } };
+    },
+  };
+}
+
+async function flushNow(room: SweepableRoom, pending: number): Promise<number> {
+  try {
+    const result = await withTimeout(room.flushNow!(), 10_000, "room flush");
+    return result.pending;
+  } catch {
+    // The room does not offer flushNow yet, or Postgres is still down: its alarm keeps retrying.
+    return pending;
+  }
+}
+
+/**
+ * Refreshes the cached profiles of hot ids (senders of the last hour's messages, businesses of the last hour's
+ * business conversations) through the profile module's public refresh helper, so readers keep hitting fresh
+ * entries and never wait on the profile service. Runs at a quarter of PROFILE_CACHE_TTL (at least every hour).
+ */
+export function profileRefreshJob(options: { cacheTtlSeconds: number; limit?: number }): JobDefinition {
+  return {
+    name: "profiles.refresh-hot",
+    intervalMs: profileRefreshInterval(options.cacheTtlSeconds),
+    async run(ctx): Promise<JobOutcome> {
+      const since = new Date(ctx.now.getTime() - 60 * 60_000);
+      const ids = await hotProfileIds(ctx.db, since, options.limit ?? 500);
+      if (ids.userIds.length + ids.businessIds.length === 0) return { rows: 0, details: { requested: 0, refreshed: 0 } };
+      const provider = createProfileProvider({ ...profileOptionsFromConfig(ctx.config), memory: false, log: ctx.log });
+      const result = await refreshHotProfiles(provider, ids);
+      if (!result.ok) ctx.log.warn("profile refresh incomplete", { reason: result.reason ?? "unknown" });
+      return {
+        rows: result.refreshed,
+        details: { requested: result.requested, refreshed: result.refreshed, unknown: result.unknown, refreshOk: result.ok },
+      };
+    },
+  };
+}
+
+export function profileRefreshInterval(cacheTtlSeconds: number): number {
+  return Math.max(5 * 60_000, Math.min(60 * 60_000, (cacheTtlSeconds * 1000) / 4));
+}

@@ -1,0 +1,118 @@
+import type { Config } from "../lib/config";
+import type { Logger } from "../lib/log";
+import { metrics } from "../lib/metrics";
+import type { Db } from "../db/client";
+import { claimJob, finishJob } from "../db/queries/maintenance";
+
+/**
+ * A job: one bounded unit of maintenance work run by the Cron Trigger (src/worker/scheduled.ts) or by hand
+ * (`POST /operations/jobs/{job}/run`). Every run is recorded in `job_runs` (last run, duration, rows, details,
+ * resume cursor) and in one structured log line `{"msg":"job finished","job":...}`.
+ */
+export interface JobContext {
+  env: Env;
+  config: Config;
+  db: Db;
+  /** The clock the job's rules use (cutoffs); tests pass any instant. */
+  now: Date;
+  /** Real time (ms) after which the job starts no new batch; it always completes at least one. */
+  deadline: number;
+  /** Where the previous run stopped (null: from the start). */
+  cursor: unknown;
+  log: Logger;
+}
+
+export interface JobOutcome {
+  /** Rows (or objects) the run handled, for job_runs.rows. */
+  rows: number;
+  details?: Record<string, unknown>;
+  /** Saved for the next run; undefined keeps the stored one, null clears it. */
+  cursor?: unknown;
+  /** true: stopped on its time budget with work left; the next Cron run continues without waiting for the interval. */
+  more?: boolean;
+}
+
+export interface JobDefinition {
+  name: string;
+  /** Minimum time between runs (a run that reported `more` is continued at once). */
+  intervalMs: number;
+  run(ctx: JobContext): Promise<JobOutcome>;
+}
+
+export interface RunOptions {
+  env: Env;
+  config: Config;
+  db: Db;
+  log: Logger;
+  now?: Date;
+  /** Wall-clock budget; defaults to JOB_TIME_BUDGET_MS. */
+  budgetMs?: number;
+  /** Ignore the job's interval (a manual run). */
+  force?: boolean;
+  /** A run older than this is presumed dead (default 10 min). */
+  leaseMs?: number;
+}
+
+export type JobReport =
+  | { job: string; status: "skipped"; reason: "not due or running elsewhere" }
+  | { job: string; status: "ok" | "failed"; rows: number; durationMs: number; more: boolean; details: Record<string, unknown> };
+
+export async function runJob(def: JobDefinition, options: RunOptions): Promise<JobReport> {
+  const now = options.now ?? new Date();
+  const log = options.log.child({ job: def.name });
+  const claim = await claimJob(options.db, def.name, now, {
+    leaseMs: options.leaseMs ?? 10 * 60_000,
+    minIntervalMs: def.intervalMs,
+    force: options.force ?? false,
+  });
+  if (!claim) return { job: def.name, status: "skipped", reason: "not due or running elsewhere" };
+  const started = Date.now();
+  let outcome: JobOutcome;
+  let failure: string | undefined;
+  try {
+    outcome = await def.run({
+      env: options.env,
+      config: options.config,
+      db: options.db,
+      now,
+      deadline: started + (options.budgetMs ?? options.config.JOB_TIME_BUDGET_MS),
+      cursor: claim.cursor,
+      log,
+    });
+  } catch (err) {
+    failure = (err as Error).message?.slice(0, 300) ?? String(err);
+    outcome = { rows: 0, details: {} };
+  }
+  const durationMs = Date.now() - started;
+  const more = outcome.more ?? false;
+  const details = { ...outcome.details, ok: failure === undefined, more, ...(failure ? { error: failure } : {}) };
+  try {
+    await finishJob(options.db, def.name, {
+      finishedAt: new Date(now.getTime() + durationMs),
+      durationMs,
+      rows: outcome.rows,
+      details,
+      cursor: failure ? undefined : outcome.cursor,
+    });
+  } catch (err) {
+    log.error("job bookkeeping failed", { error: (err as Error).message?.slice(0, 200) });
+  }
+  metrics.count("job_runs_total", 1, { job: def.name, ok: failure === undefined });
+  const fields = { rows: outcome.rows, durationMs, more, ok: failure === undefined, ...flat(details) };
+  if (failure) log.error("job finished", fields);
+  else log.info("job finished", fields);
+  return { job: def.name, status: failure ? "failed" : "ok", rows: outcome.rows, durationMs, more, details };
+}
+
+/** Scalar details for the log line (objects are summarised as JSON, capped). */
+function flat(details: Record<string, unknown>): Record<string, string | number | boolean | null> {
+  const out: Record<string, string | number | boolean | null> = {};
+  for (const [k, v] of Object.entries(details)) {
+    if (v === null || typeof v === "string" || typeof v === "number" || typeof v === "boolean") out[k] = v;
+    else if (v !== undefined) out[k] = JSON.stringify(v).slice(0, 300);
+  }
+  return out;
+}
+
+/** True while the job may start another batch. */
+export const hasTime = (ctx: Pick<JobContext, "deadline">) => Date.now() < ctx.deadline;

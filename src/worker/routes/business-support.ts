@@ -1,0 +1,106 @@
+import type { Context } from "hono";
+import { findBusinessConversation, isRegisteredAdmin, activeRole, setCategoryIfUnset } from "../../db/queries/business";
+import type { ConversationRow } from "../../db/queries/conversations";
+import type { ConversationFacts, Placement } from "../../durable-objects/business/api";
+import { forbidden, notFound, unavailable, unwrapRpc, type RpcResult } from "../../lib/errors";
+import { isUuid } from "../../lib/ids";
+import type { Role } from "../../protocol/resources";
+import type { AppEnv } from "../env";
+import { isServiceToken } from "../middleware/auth";
+
+/** The business's desk (Durable Object): one per business id. */
+export function deskStub(c: Context<AppEnv>, businessId: string) {
+  const ns = c.env.BUSINESS_DESK;
+  return ns.get(ns.idFromName(businessId));
+}
+
+/** Calls a desk over RPC: an expected failure becomes its HttpError, a broken or overloaded object a 503. */
+export async function callDesk<T>(work: () => Promise<RpcResult<T>>): Promise<T> {
+  let result: RpcResult<T>;
+  try {
+    result = await work();
+  } catch (err) {
+    const e = err as { retryable?: boolean; overloaded?: boolean; message?: string };
+    if (e.retryable || e.overloaded || /Durable Object|reset|exceeded|Network connection lost/i.test(e.message ?? "")) {
+      throw unavailable("Business desk temporarily unavailable", 1);
+    }
+    throw err;
+  }
+  return unwrapRpc(result);
+}
+
+/** A business id from the path: anything but a UUID names no business. */
+export function businessParam(raw: string): string {
+  if (!isUuid(raw)) throw notFound("Business");
+  return raw.toLowerCase();
+}
+
+export function agentParam(raw: string): string {
+  if (!isUuid(raw)) throw notFound("Agent");
+  return raw.toLowerCase();
+}
+
+/** Contract §5: a token with role "admin", or a user registered as an admin of this business. */
+export async function isBusinessAdmin(c: Context<AppEnv>, businessId: string): Promise<boolean> {
+  return isServiceToken(c.var.user) || isRegisteredAdmin(c.var.db(), businessId, c.var.user.id);
+}
+
+export async function requireBusinessAdmin(c: Context<AppEnv>, businessId: string): Promise<void> {
+  if (!(await isBusinessAdmin(c, businessId))) throw forbidden("Only an admin of this business can do this");
+}
+
+export interface BusinessConversationAccess {
+  conversation: ConversationRow;
+  businessId: string;
+  /** The caller's active role in it, if they take part. */
+  role: Role | undefined;
+  admin: boolean;
+}
+
+/**
+ * A business conversation the caller may see: as an active participant (its customer, its current agent) or as an
+ * admin of its business. Anything else, malformed ids included, is the same 404.
+ */
+export async function requireBusinessConversation(c: Context<AppEnv>, rawId: string): Promise<BusinessConversationAccess> {
+  if (!isUuid(rawId)) throw notFound("Conversation");
+  const db = c.var.db();
+  const conversation = await findBusinessConversation(db, rawId.toLowerCase());
+  if (!conversation?.businessId) throw notFound("Conversation");
+  const businessId = conversation.businessId;
+  const [role, admin] = await Promise.all([activeRole(db, conversation.id, c.var.user.id), isBusinessAdmin(c, businessId)]);
+  if (!role && !admin) throw notFound("Conversation");
+  return { conversation, businessId, role, admin };
+}
+
+export const factsOf = (conversation: ConversationRow): ConversationFacts => ({
+  customerId: conversation.customerId ?? conversation.createdBy,
+  category: conversation.category,
+  assignedAgentId: conversation.assignedAgentId,
+});
+
+/**
+ * POST /conversations/business hands the conversation to its business's desk: assigned at once when an agent is
+ * free (preferred agent, skill for the category, least busy, round robin), otherwise queued. A repeat request for
+ * the open conversation only reads where it stands. A new conversation is announced by the creating request.
+ */
+export async function handOverToDesk(
+  c: Context<AppEnv>,
+  input: { conversationId: string; businessId: string; customerId: string; created: boolean; category?: string; preferredAgentId?: string },
+): Promise<Placement> {
+  const db = c.var.db();
+  let facts: ConversationFacts = { customerId: input.customerId, category: input.category ?? null, assignedAgentId: null };
+  if (input.created && input.category) await setCategoryIfUnset(db, input.conversationId, input.category);
+  if (!input.created) {
+    const existing = await findBusinessConversation(db, input.conversationId);
+    if (existing) facts = factsOf(existing);
+  }
+  return callDesk(() =>
+    deskStub(c, input.businessId).open({
+      businessId: input.businessId,
+      conversationId: input.conversationId,
+      ...facts,
+      preferredAgentId: input.preferredAgentId ?? null,
+      notify: !input.created,
+    }),
+  );
+}

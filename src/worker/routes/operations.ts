@@ -1,0 +1,318 @@
+import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
+import { createMiddleware } from "hono/factory";
+import { forbidden, notFound, unavailable } from "../../lib/errors";
+import { flushMetrics, metrics, readMetrics, renderPrometheus, type Sample } from "../../lib/metrics";
+import { createRedis, withTimeout } from "../../lib/redis";
+import { appendAudit } from "../../db/queries/audit";
+import { findMembership } from "../../db/queries/conversations";
+import { auditEntries, listJobRuns, retentionSettings, updateRetentionSettings } from "../../db/queries/maintenance";
+import { archivePage } from "../../db/queries/retention";
+import { isActiveMember } from "../../db/queries/search";
+import { findJob } from "../../jobs";
+import { verifyAuditChains } from "../../jobs/audit-verify";
+import { runJob } from "../../jobs/runner";
+import { messageSchema, type Message } from "../../protocol/resources";
+import { isServiceToken, requireAuth } from "../middleware/auth";
+import { intParam, isUuidParam, limitParam, uuidPath } from "../params";
+import { loadProfiles } from "../profiles";
+import type { AppEnv } from "../env";
+import type { Context } from "hono";
+
+/**
+ * Operations routes (issue [operations]): the message archive and the audit log of a conversation, audit chain
+ * verification, job runs, retention settings, and Prometheus metrics.
+ */
+
+const security = [{ bearerAuth: [] }];
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
+/** Service and admin tokens only (JWT role "admin"); anyone else authenticated gets 403. */
+const requireService = createMiddleware<AppEnv>(async (c, next) => {
+  if (!isServiceToken(c.var.user)) throw forbidden("A service token is required");
+  await next();
+});
+
+const conversationParam = z.object({ id: uuidPath("Conversation") });
+
+const auditEntrySchema = z.object({
+  id: z.number().int(),
+  conversationId: z.string().nullable(),
+  actorId: z.string().nullable(),
+  action: z.string(),
+  targetId: z.string().nullable(),
+  details: z.record(z.string(), z.unknown()),
+  createdAt: z.string(),
+  prevHash: z.string().nullable(),
+  hash: z.string(),
+});
+const auditPageSchema = z.object({ entries: z.array(auditEntrySchema), nextBefore: z.number().int().nullable() });
+const auditQuery = z.object({ limit: limitParam(50), before: intParam(1) });
+
+const chainBreakSchema = z.object({
+  conversationId: z.string().nullable(),
+  id: z.number().int(),
+  reason: z.enum(["prev_hash_mismatch", "hash_mismatch", "unregistered_redaction"]),
+});
+const verifyReportSchema = z.object({
+  ok: z.boolean(),
+  chains: z.number().int(),
+  rows: z.number().int(),
+  redactedRows: z.number().int(),
+  complete: z.boolean(),
+  broken: z.array(chainBreakSchema),
+  firstBroken: chainBreakSchema.nullable(),
+});
+
+const retentionSchema = z.object({
+  conversationId: z.string(),
+  type: z.string(),
+  retentionDays: z.number().int().nullable(),
+  legalHold: z.boolean(),
+  archivedUpToSeq: z.number().int(),
+});
+
+const jobRunSchema = z.object({
+  job: z.string(),
+  startedAt: z.string(),
+  finishedAt: z.string().nullable(),
+  durationMs: z.number().int().nullable(),
+  rows: z.number().int(),
+  running: z.boolean(),
+  ok: z.boolean().nullable(),
+  details: z.record(z.string(), z.unknown()),
+});
+
+async function withSenders(c: Context<AppEnv>, messages: Message[]): Promise<Message[]> {
+  if (messages.length === 0) return messages;
+  const set = await loadProfiles(c, { userIds: messages.map((m) => m.senderId) });
+  return messages.map((m) => ({ ...m, sender: set.user(m.senderId) }));
+}
+
+/** Mounted at /conversations: per-conversation archive and audit log. */
+export const conversationOperations = new OpenAPIHono<AppEnv>()
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}/archive",
+      tags: ["operations"],
+      summary: "Archived messages (older than the retention period): keyset by seq, ascending within a page, newest page first",
+      security,
+      middleware: [requireAuth] as const,
+      request: { params: conversationParam, query: z.object({ limit: limitParam(50), before: intParam(1) }) },
+      responses: { 200: json(z.object({ messages: z.array(messageSchema), hasMore: z.boolean() }), "A page of archived messages") },
+    }),
+    async (c) => {
+      const { id: raw } = c.req.valid("param");
+      if (!isUuidParam(raw)) throw notFound("Conversation");
+      const id = raw.toLowerCase();
+      if (!(await isActiveMember(c.var.db(), id, c.var.user.id))) throw notFound("Conversation");
+      const q = c.req.valid("query");
+      const page = await archivePage(c.var.db(), id, { before: q.before, limit: q.limit });
+      return c.json({ messages: await withSenders(c, page.messages), hasMore: page.hasMore }, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/{id}/audit",
+      tags: ["operations"],
+      summary: "The conversation's audit log, newest first (group admins and service tokens)",
+      security,
+      middleware: [requireAuth] as const,
+      request: { params: conversationParam, query: auditQuery },
+      responses: { 200: json(auditPageSchema, "Audit entries; pass nextBefore as before for the next page") },
+    }),
+    async (c) => {
+      const { id: raw } = c.req.valid("param");
+      if (!isUuidParam(raw)) throw notFound("Conversation");
+      const id = raw.toLowerCase();
+      const db = c.var.db();
+      if (isServiceToken(c.var.user)) {
+        if (!(await retentionSettings(db, id))) throw notFound("Conversation");
+      } else {
+        const membership = await findMembership(db, id, c.var.user.id);
+        if (!membership) throw notFound("Conversation");
+        if (membership.conversation.type !== "group" || membership.me.role !== "admin") {
+          throw forbidden("Only group admins and service tokens can read the audit log");
+        }
+      }
+      const q = c.req.valid("query");
+      return c.json(await auditEntries(db, id, { before: q.before, limit: q.limit }), 200);
+    },
+  );
+
+/** Mounted at /operations: service tokens only. */
+export const operations = new OpenAPIHono<AppEnv>()
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/audit/verify",
+      tags: ["operations"],
+      summary: "Recompute audit hash chains and report the first broken row of each (service token)",
+      security,
+      middleware: [requireAuth, requireService] as const,
+      request: {
+        body: {
+          required: false,
+          content: {
+            "application/json": {
+              schema: z.strictObject({
+                conversationId: z.string().uuid().optional(),
+                globalOnly: z.boolean().optional(),
+                maxRows: z.number().int().min(1).max(200_000).optional(),
+              }),
+            },
+          },
+        },
+      },
+      responses: { 200: json(verifyReportSchema, "Verification report (ok: false names the broken rows)") },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      const report = await verifyAuditChains(c.var.db(), {
+        conversationId: body.conversationId?.toLowerCase(),
+        globalOnly: body.globalOnly,
+        maxRows: body.maxRows ?? 50_000,
+      });
+      if (!report.ok) c.var.log.warn("audit chain broken", { chains: report.broken.length, firstBrokenId: report.firstBroken?.id });
+      return c.json(report, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/audit",
+      tags: ["operations"],
+      summary: "The global audit chain (entries without a conversation: auth failures, admin actions), newest first",
+      security,
+      middleware: [requireAuth, requireService] as const,
+      request: { query: auditQuery },
+      responses: { 200: json(auditPageSchema, "Audit entries") },
+    }),
+    async (c) => {
+      const q = c.req.valid("query");
+      return c.json(await auditEntries(c.var.db(), null, { before: q.before, limit: q.limit }), 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/jobs",
+      tags: ["operations"],
+      summary: "Last run of every job (service token)",
+      security,
+      middleware: [requireAuth, requireService] as const,
+      responses: { 200: json(z.object({ jobs: z.array(jobRunSchema) }), "Job runs") },
+    }),
+    async (c) => c.json({ jobs: await listJobRuns(c.var.db()) }, 200),
+  )
+  .openapi(
+    createRoute({
+      method: "post",
+      path: "/jobs/{job}/run",
+      tags: ["operations"],
+      summary: "Run one job now, ignoring its interval (service token; audited)",
+      security,
+      middleware: [requireAuth, requireService] as const,
+      request: { params: z.object({ job: z.string().max(100) }) },
+      responses: { 200: json(z.object({ job: z.string(), status: z.string() }).passthrough(), "The run's report") },
+    }),
+    async (c) => {
+      const { job: name } = c.req.valid("param");
+      const job = findJob(c.var.config, name);
+      if (!job) throw notFound("Job");
+      const db = c.var.db();
+      await appendAudit(db, [{ conversationId: null, actorId: c.var.user.id, action: "admin.job_run", targetId: name, details: {} }]);
+      const report = await runJob(job, { env: c.env, config: c.var.config, db, log: c.var.log, force: true });
+      return c.json(report, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "get",
+      path: "/conversations/{id}/retention",
+      tags: ["operations"],
+      summary: "A conversation's retention override, legal hold and archive mark (service token)",
+      security,
+      middleware: [requireAuth, requireService] as const,
+      request: { params: conversationParam },
+      responses: { 200: json(retentionSchema, "Retention settings") },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      const settings = isUuidParam(id) ? await retentionSettings(c.var.db(), id.toLowerCase()) : undefined;
+      if (!settings) throw notFound("Conversation");
+      return c.json(settings, 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "put",
+      path: "/conversations/{id}/retention",
+      tags: ["operations"],
+      summary: "Set a conversation's retention override (days, null = default) and legal hold (service token; audited)",
+      security,
+      middleware: [requireAuth, requireService] as const,
+      request: {
+        params: conversationParam,
+        body: {
+          required: true,
+          content: {
+            "application/json": {
+              schema: z
+                .strictObject({ retentionDays: z.number().int().min(1).max(36_500).nullable().optional(), legalHold: z.boolean().optional() })
+                .refine((b) => b.retentionDays !== undefined || b.legalHold !== undefined, { message: "set retentionDays or legalHold" }),
+            },
+          },
+        },
+      },
+      responses: { 200: json(retentionSchema, "The new settings") },
+    }),
+    async (c) => {
+      const { id } = c.req.valid("param");
+      if (!isUuidParam(id)) throw notFound("Conversation");
+      const saved = await updateRetentionSettings(c.var.db(), id.toLowerCase(), c.req.valid("json"), c.var.user.id);
+      if (!saved) throw notFound("Conversation");
+      return c.json(saved, 200);
+    },
+  );
+
+/** Mounted at /metrics: Prometheus text format, service tokens only. */
+export const metricsRoute = new OpenAPIHono<AppEnv>().openapi(
+  createRoute({
+    method: "get",
+    path: "/",
+    tags: ["operations"],
+    summary: "Counters and gauges in the Prometheus text format (service token)",
+    security,
+    middleware: [requireAuth, requireService] as const,
+    responses: { 200: { description: "Prometheus exposition format 0.0.4", content: { "text/plain": { schema: z.string() } } } },
+  }),
+  async (c) => {
+    const redis = createRedis(c.var.config);
+    // This isolate's own batch first, so what it counted is visible at once; other isolates flush on their interval.
+    await withTimeout(flushMetrics(redis, metrics), 1000, "metrics flush").catch(() => {});
+    let stored;
+    try {
+      stored = await withTimeout(readMetrics(redis), 2000, "metrics read");
+    } catch {
+      throw unavailable("Metrics store unavailable");
+    }
+    const extra: Sample[] = [];
+    try {
+      for (const run of await listJobRuns(c.var.db())) {
+        const labels = { job: run.job };
+        if (run.finishedAt) extra.push({ name: "job_last_run_timestamp_seconds", labels, value: Math.floor(Date.parse(run.finishedAt) / 1000), type: "gauge" });
+        if (run.durationMs !== null) extra.push({ name: "job_last_duration_ms", labels, value: run.durationMs, type: "gauge" });
+        extra.push({ name: "job_last_rows", labels, value: run.rows, type: "gauge" });
+        if (run.ok !== null) extra.push({ name: "job_last_ok", labels, value: run.ok ? 1 : 0, type: "gauge" });
+      }
+    } catch {
+      // Postgres down: the Redis counters are still worth serving.
+    }
+    return c.text(renderPrometheus(stored, extra), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+  },
+);

@@ -1,0 +1,194 @@
+import type { Browser } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { api, composer, hasChromium, launch, log, messageTexts, person, seedMessages, send, settled, startDirect, type Person } from "./harness";
+
+const poll = { timeout: 30_000, interval: 100 };
+
+describe.skipIf(!hasChromium)("web app in Chromium", () => {
+  let browser: Browser;
+  const people: Person[] = [];
+
+  beforeAll(async () => {
+    browser = await launch();
+  });
+
+  afterAll(async () => {
+    for (const p of people) await p.context.close().catch(() => {});
+    await browser?.close();
+  });
+
+  async function pair(): Promise<[Person, Person]> {
+    const a = await person(browser, "web-a");
+    const b = await person(browser, "web-b");
+    people.push(a, b);
+    return [a, b];
+  }
+
+  it("two users chat in real time: list badge, typing indicator, seen-by and read ticks", async () => {
+    const [alice, bob] = await pair();
+    const conversationId = await startDirect(alice, bob);
+    await expect.poll(() => alice.page.evaluate(() => document.activeElement?.id), poll).toBe("composer-input");
+
+    await send(alice.page, "Hello Bob, are you there?");
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["Hello Bob, are you there?"]);
+    await settled(alice.page);
+
+    // Bob was not in the conversation view: it appears in his list with an unread badge and a preview.
+    const row = bob.page.getByRole("link", { name: new RegExp(alice.name) });
+    await expect.poll(() => row.textContent(), poll).toContain("Hello Bob, are you there?");
+    await expect.poll(() => row.locator(".badge").textContent(), poll).toContain("1");
+    // Presence dot: Alice is online.
+    await expect.poll(() => row.locator(".dot").getAttribute("class"), poll).toContain("online");
+
+    await row.click();
+    await expect.poll(() => bob.page.url(), poll).toContain(conversationId);
+    await expect.poll(() => messageTexts(bob.page), poll).toEqual(["Hello Bob, are you there?"]);
+    await expect.poll(() => row.locator(".badge").count(), poll).toBe(0);
+
+    // Alice sees that Bob read it: "Seen by" and the read ticks.
+    await expect.poll(() => log(alice.page).locator(".seen-by").textContent(), poll).toBe(`Seen by ${bob.name}`);
+    await expect.poll(() => log(alice.page).locator(".ticks").getAttribute("aria-label"), poll).toBe("Read");
+
+    // Bob types: Alice sees the indicator; it goes when he sends.
+    await composer(bob.page).pressSequentially("Yes, here", { delay: 40 });
+    await expect.poll(() => alice.page.locator(".typing").textContent(), poll).toBe(`${bob.name} is typing…`);
+    await composer(bob.page).press("Enter");
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["Hello Bob, are you there?", "Yes, here"]);
+    await expect.poll(() => alice.page.locator(".typing").textContent(), poll).toBe("");
+    await expect.poll(() => log(bob.page).locator(".seen-by").textContent(), poll).toBe(`Seen by ${alice.name}`);
+    expect([...alice.errors, ...bob.errors]).toEqual([]);
+  });
+
+  it("renders a message with markup as text: no element is created and no dialog fires", async () => {
+    const [alice, bob] = await pair();
+    const conversationId = await startDirect(alice, bob);
+    const evil = `<img src=x onerror=alert(1)>`;
+    const more = `<script>alert("x")</script><b onclick="alert(2)">bold?</b> & "quotes"`;
+    await send(alice.page, evil);
+    await send(alice.page, more);
+    await bob.page.goto(`${bob.page.url().split("#")[0]}#/c/${conversationId}`);
+    await expect.poll(() => messageTexts(bob.page), poll).toEqual([evil, more]);
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual([evil, more]);
+    for (const p of [alice, bob]) {
+      expect(await log(p.page).getByText(evil, { exact: true }).isVisible()).toBe(true);
+      expect(await p.page.locator(".messages img, .messages script, .messages b, .conv-list img, .conv-list b").count()).toBe(0);
+    }
+    // The conversation list preview is text too.
+    await expect.poll(() => bob.page.getByRole("link", { name: new RegExp(alice.name) }).locator(".conv-preview").textContent(), poll).toContain("bold?");
+    await bob.page.waitForTimeout(500);
+    expect(alice.dialogs).toEqual([]);
+    expect(bob.dialogs).toEqual([]);
+    expect([...alice.errors, ...bob.errors]).toEqual([]);
+  });
+
+  it("going offline and back resumes without gaps; what was written offline is sent exactly once", async () => {
+    const [alice, bob] = await pair();
+    const conversationId = await startDirect(alice, bob);
+    await send(alice.page, "before");
+    await bob.page.goto(`${bob.page.url().split("#")[0]}#/c/${conversationId}`);
+    await expect.poll(() => messageTexts(bob.page), poll).toEqual(["before"]);
+
+    await bob.context.setOffline(true);
+    await expect.poll(() => bob.page.locator(".banner").textContent(), poll).toContain("offline");
+    for (let i = 1; i <= 5; i++) await send(alice.page, `while away ${i}`);
+    await send(bob.page, "written offline");
+    await expect.poll(() => bob.page.locator(".pending-list li").textContent(), poll).toContain("Sending…");
+    await expect.poll(() => messageTexts(alice.page), poll).toHaveLength(6);
+    expect(await messageTexts(bob.page)).toEqual(["before"]);
+
+    await bob.context.setOffline(false);
+    const expected = ["before", "while away 1", "while away 2", "while away 3", "while away 4", "while away 5", "written offline"];
+    await expect.poll(() => messageTexts(bob.page), poll).toEqual(expected);
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(expected);
+    await settled(bob.page);
+    await expect.poll(() => bob.page.locator(".banner").isVisible(), poll).toBe(false);
+    const history = await api<{ messages: { seq: number; content: string }[] }>("GET", `/conversations/${conversationId}/messages`, alice.token);
+    expect(history.messages.map((m) => m.content)).toEqual(expected);
+    expect(history.messages.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it("edit and delete show up live on the other side", async () => {
+    const [alice, bob] = await pair();
+    const conversationId = await startDirect(alice, bob);
+    await send(alice.page, "frist draft");
+    await send(alice.page, "to be removed");
+    await bob.page.goto(`${bob.page.url().split("#")[0]}#/c/${conversationId}`);
+    await expect.poll(() => messageTexts(bob.page), poll).toEqual(["frist draft", "to be removed"]);
+    await settled(alice.page);
+
+    const first = log(alice.page).locator("li").first();
+    await first.getByRole("button", { name: "Edit message" }).click();
+    const editor = first.getByRole("textbox", { name: "Edit message" });
+    await expect.poll(() => alice.page.evaluate(() => document.activeElement?.tagName), poll).toBe("TEXTAREA");
+    await editor.fill("first draft");
+    await editor.press("Enter");
+    await expect.poll(() => messageTexts(bob.page), poll).toEqual(["first draft", "to be removed"]);
+    await expect.poll(() => log(bob.page).locator("li").first().locator(".edited").count(), poll).toBe(1);
+    // Focus returns to the message's Edit button.
+    await expect.poll(() => alice.page.evaluate(() => document.activeElement?.getAttribute("aria-label")), poll).toBe("Edit message");
+
+    await log(alice.page).locator("li").nth(1).getByRole("button", { name: "Delete message" }).click();
+    const confirm = alice.page.getByRole("dialog", { name: "Delete this message?" });
+    await confirm.getByRole("button", { name: "Delete" }).click();
+    await expect.poll(() => messageTexts(bob.page), poll).toEqual(["first draft", "This message was deleted"]);
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["first draft", "This message was deleted"]);
+    expect(alice.dialogs).toEqual([]);
+  });
+
+  it("scroll-back loads older pages in order; search finds and jumps to an old message", async () => {
+    const [alice, bob] = await pair();
+    const conversation = await api<{ id: string }>("POST", "/conversations/direct", alice.token, { targetUserId: bob.id });
+    const total = 130;
+    await seedMessages(alice.token, conversation.id, Array.from({ length: total }, (_, i) => `line ${i + 1}${i + 1 === 7 ? " with the needle" : ""}`));
+    await bob.page.goto(`${bob.page.url().split("#")[0]}#/c/${conversation.id}`);
+    await expect.poll(() => log(bob.page).locator("li").count(), poll).toBe(50);
+    expect((await messageTexts(bob.page)).at(-1)).toBe(`line ${total}`);
+
+    // Scrolling to the top loads the previous pages, keeping order and never duplicating.
+    for (let i = 0; i < 10 && (await log(bob.page).locator("li").count()) < total; i++) {
+      await bob.page.locator(".scroller").evaluate((el) => el.scrollTo(0, 0));
+      await bob.page.waitForTimeout(300);
+    }
+    await expect.poll(() => log(bob.page).locator("li").count(), poll).toBe(total);
+    const texts = await messageTexts(bob.page);
+    expect(texts).toEqual(Array.from({ length: total }, (_, i) => `line ${i + 1}${i + 1 === 7 ? " with the needle" : ""}`));
+    await expect.poll(() => bob.page.locator(".history-start").isVisible(), poll).toBe(true);
+
+    // Search in a fresh view (only the newest page loaded): jumping loads back to the hit.
+    await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${conversation.id}`);
+    await expect.poll(() => log(alice.page).locator("li").count(), poll).toBe(50);
+    await alice.page.getByLabel("Search messages").fill("needle");
+    await alice.page.getByLabel("Search messages").press("Enter");
+    const results = alice.page.getByRole("region", { name: /result/ });
+    await expect.poll(() => results.getByRole("heading").textContent(), poll).toBe("1 result for “needle”");
+    await results.getByRole("button", { name: /needle/ }).click();
+    await expect.poll(() => alice.page.evaluate(() => document.activeElement?.id), poll).toBe("msg-7");
+    await alice.page.keyboard.press("Escape");
+    await expect.poll(() => results.isVisible(), poll).toBe(false);
+  });
+
+  it("works from the keyboard alone, and the new-conversation dialog manages focus", async () => {
+    const [alice, bob] = await pair();
+    const page = alice.page;
+    const newButton = page.getByRole("button", { name: "New conversation" });
+    await newButton.focus();
+    await page.keyboard.press("Enter");
+    const dialog = page.getByRole("dialog", { name: "New conversation" });
+    await expect.poll(() => page.evaluate(() => document.activeElement?.id), poll).toBe("nc-person");
+    await page.keyboard.press("Escape");
+    await expect.poll(() => dialog.count(), poll).toBe(0);
+    await expect.poll(() => page.evaluate(() => document.activeElement?.getAttribute("aria-label")), poll).toBe("New conversation");
+
+    await page.keyboard.press("Enter");
+    await page.keyboard.type(bob.kahaId);
+    await page.keyboard.press("Enter");
+    await expect.poll(() => page.evaluate(() => document.activeElement?.id), poll).toBe("composer-input");
+    await page.keyboard.type("typed with the keyboard");
+    await page.keyboard.press("Enter");
+    await expect.poll(() => messageTexts(page), poll).toEqual(["typed with the keyboard"]);
+    // Labelled landmarks and controls are present.
+    expect(await page.getByRole("navigation", { name: "Conversations" }).count()).toBe(1);
+    expect(await page.getByRole("main").count()).toBe(1);
+    expect(await page.getByRole("search").count()).toBe(1);
+  });
+});

@@ -1,0 +1,249 @@
+import WebSocket from "ws";
+import { afterEach, describe, expect, it } from "vitest";
+import { ChatApiError, ChatClient, type ConversationSocket, type Message, type StateChange, type UserSocket } from "../../src/client";
+import { BASE, login, pool, sleep, until, type User } from "./harness";
+
+/**
+ * The SDK in Node against the running stack: real REST and sockets through `wrangler dev`. The WebSocket class is
+ * `ws`, subclassed so a test can watch the frames the SDK sends and make the network lose frames on purpose.
+ */
+interface Wire {
+  sent: { type: string; data: any; at: number }[];
+  /** While true, frames from the server vanish (as on a dying connection). */
+  deaf: boolean;
+  sockets: WebSocket[];
+}
+
+function wiredWebSocket(wire: Wire) {
+  return class WiredWebSocket extends WebSocket {
+    constructor(url: string, options?: WebSocket.ClientOptions) {
+      super(url, options);
+      wire.sockets.push(this);
+    }
+    override send(data: any, ...rest: any[]): void {
+      try {
+        wire.sent.push({ ...JSON.parse(String(data)), at: Date.now() });
+      } catch {
+        // not JSON: not ours
+      }
+      (super.send as (...args: any[]) => void)(data, ...rest);
+    }
+    override emit(event: string | symbol, ...args: any[]): boolean {
+      if (event === "message" && wire.deaf) return false;
+      return super.emit(event, ...args);
+    }
+  };
+}
+
+const opened: { close(): void }[] = [];
+afterEach(() => {
+  for (const s of opened.splice(0)) s.close();
+});
+
+function sdk(user: User, wire: Wire = { sent: [], deaf: false, sockets: [] }) {
+  const chat = new ChatClient({
+    baseUrl: BASE,
+    token: user.token,
+    WebSocket: wiredWebSocket(wire),
+    backoff: { initialMs: 100, maxMs: 2000 },
+  });
+  return { chat, wire };
+}
+
+async function live(socket: ConversationSocket | UserSocket): Promise<void> {
+  if (socket.state !== "open") await (socket as ConversationSocket).next("state", (s) => s.state === "open", 30_000);
+}
+
+function room(chat: ChatClient, id: string, options: Parameters<ChatClient["conversation"]>[1] = {}) {
+  const s = chat.conversation(id, options);
+  opened.push(s);
+  const messages: Message[] = [];
+  s.on("new_message", ({ message }) => messages.push(message));
+  return { socket: s, messages };
+}
+
+async function storedWithClientId(conversationId: string, clientMessageId: string): Promise<number> {
+  const db = pool();
+  try {
+    const r = await db.query("SELECT count(*)::int AS n FROM messages WHERE conversation_id = $1 AND client_message_id = $2", [
+      conversationId,
+      clientMessageId,
+    ]);
+    return Number(r.rows[0].n);
+  } finally {
+    await db.end();
+  }
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+describe("SDK against the running stack", () => {
+  it("two clients chat in real time over REST and sockets, with receipts, notifications and typed errors", async () => {
+    const [alice, bob] = [await login("sdk-a"), await login("sdk-b")];
+    const a = sdk(alice).chat;
+    const b = sdk(bob).chat;
+    expect(await a.userId()).toBe(alice.id);
+    const conversation = await a.createDirect(bob.id);
+    expect(conversation).toMatchObject({ type: "direct", lastSeq: 0 });
+    expect((await b.createDirect(alice.id)).id).toBe(conversation.id);
+
+    const bobUser = b.user();
+    opened.push(bobUser);
+    const ra = room(a, conversation.id);
+    const rb = room(b, conversation.id);
+    await Promise.all([live(ra.socket), live(rb.socket), live(bobUser)]);
+
+    const notified = bobUser.next("notification", (n) => n.conversationId === conversation.id, 15_000);
+    const badge = bobUser.next("unread_count", (u) => u.conversationId === conversation.id && u.unreadCount === 1, 15_000);
+    const sent = await ra.socket.send("hi bob");
+    expect(sent).toMatchObject({ seq: 1, content: "hi bob", senderId: alice.id });
+    await until(async () => (rb.messages.length === 1 ? true : undefined));
+    expect(rb.messages[0]).toMatchObject({ seq: 1, content: "hi bob", senderId: alice.id, clientMessageId: sent.clientMessageId });
+    expect((await notified).message.content).toBe("hi bob");
+    expect((await badge).totalUnread).toBeGreaterThanOrEqual(1);
+
+    const receipt = ra.socket.next("receipt", (r) => r.kind === "read" && r.userId === bob.id, 15_000);
+    rb.socket.markRead();
+    expect(await receipt).toMatchObject({ kind: "read", seq: 1 });
+    expect(ra.socket.participants.find((p) => p.userId === bob.id)?.lastReadSeq).toBe(1);
+
+    const reply = await rb.socket.send("hello alice");
+    await until(async () => (ra.messages.length === 2 ? true : undefined));
+    expect(ra.messages.map((m) => m.content)).toEqual(["hi bob", "hello alice"]);
+    expect(reply.seq).toBe(2);
+
+    const history = await b.listMessages(conversation.id);
+    expect(history.messages.map((m) => [m.seq, m.content])).toEqual([
+      [1, "hi bob"],
+      [2, "hello alice"],
+    ]);
+    const update = rb.socket.next("message_updated", (u) => u.message.id === sent.id, 15_000);
+    const edited = await a.editMessage(conversation.id, sent.id, "hi bob (edited)");
+    expect(edited.editedAt).not.toBeNull();
+    expect((await update).message.content).toBe("hi bob (edited)");
+
+    const err = await a.getConversation(crypto.randomUUID()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ChatApiError);
+    expect(err).toMatchObject({ statusCode: 404, error: "Not Found" });
+    expect((err as ChatApiError).requestId).toBeTruthy();
+    const bad = await a.sendMessage(conversation.id, { content: "   " }).catch((e: unknown) => e);
+    expect(bad).toMatchObject({ name: "ChatApiError", statusCode: 400 });
+  });
+
+  it("a socket cut mid-stream reconnects by itself and resumes with no gap and no duplicate", async () => {
+    const [alice, bob] = [await login("sdk-a"), await login("sdk-b")];
+    const a = sdk(alice).chat;
+    const bobSide = sdk(bob);
+    const conversation = await a.createDirect(bob.id);
+    const ra = room(a, conversation.id);
+    const rb = room(bobSide.chat, conversation.id);
+    const states: StateChange[] = [];
+    rb.socket.on("state", (s) => states.push(s));
+    await Promise.all([live(ra.socket), live(rb.socket)]);
+
+    const N = 80;
+    const sending = (async () => {
+      for (let i = 1; i <= N; i++) await ra.socket.send(`n${i}`);
+    })();
+    await until(async () => (rb.messages.length >= 20 ? true : undefined), 30_000);
+    // The network drops the connection: no close frame, the server only notices later.
+    bobSide.wire.sockets.at(-1)!.terminate();
+    await sending;
+    await until(async () => (rb.messages.length >= N ? true : undefined), 30_000);
+    await sleep(300);
+    expect(rb.messages.map((m) => m.seq)).toEqual(range(1, N));
+    expect(rb.messages.map((m) => m.content)).toEqual(range(1, N).map((i) => `n${i}`));
+    expect(states.map((s) => s.state)).toContain("reconnecting");
+    expect(states.at(-1)).toMatchObject({ state: "open", reconnected: true });
+    expect(bobSide.wire.sockets.length).toBe(2);
+    expect(rb.socket.lastSeq).toBe(N);
+  });
+
+  it("the outbox re-sends after drops and every message is stored and delivered exactly once", async () => {
+    const [alice, bob] = [await login("sdk-a"), await login("sdk-b")];
+    const aliceSide = sdk(alice);
+    const b = sdk(bob).chat;
+    const conversation = await aliceSide.chat.createDirect(bob.id);
+    const ra = room(aliceSide.chat, conversation.id);
+    const rb = room(b, conversation.id);
+    await Promise.all([live(ra.socket), live(rb.socket)]);
+
+    // 1. The message reaches the server but the ack is lost with the connection.
+    aliceSide.wire.deaf = true;
+    const lostAck = ra.socket.send("ack lost");
+    const cmid1 = ra.socket.outbox()[0].clientMessageId;
+    await until(async () => ((await storedWithClientId(conversation.id, cmid1)) === 1 ? true : undefined), 15_000);
+    expect(ra.socket.outbox().map((e) => e.clientMessageId)).toEqual([cmid1]);
+    const down = ra.socket.next("state", (s) => s.state !== "open", 15_000);
+    aliceSide.wire.sockets.at(-1)!.terminate();
+    await down;
+    aliceSide.wire.deaf = false;
+
+    // 2. Sent while the socket is down: queued, sent after the reconnect.
+    const queued = [ra.socket.send("queued 1"), ra.socket.send("queued 2")];
+    expect(ra.socket.state).not.toBe("open");
+    expect(ra.socket.outbox()).toHaveLength(3);
+
+    // 3. Sent and cut at once: it may or may not have left the machine.
+    await live(ra.socket);
+    const cutAtOnce = ra.socket.send("cut at once");
+    aliceSide.wire.sockets.at(-1)!.terminate();
+
+    const results = await Promise.all([lostAck, ...queued, cutAtOnce]);
+    expect(results.map((m) => m.content)).toEqual(["ack lost", "queued 1", "queued 2", "cut at once"]);
+    expect(results.map((m) => m.seq)).toEqual([1, 2, 3, 4]);
+    expect(ra.socket.outbox()).toEqual([]);
+    // An ack may say "pending" (the room holds it until Postgres confirms): wait for the rows, then count them.
+    for (const m of results) {
+      await until(async () => ((await storedWithClientId(conversation.id, m.clientMessageId!)) >= 1 ? true : undefined), 30_000, 250);
+      expect(await storedWithClientId(conversation.id, m.clientMessageId!)).toBe(1);
+    }
+
+    await until(async () => (rb.messages.length >= 4 ? true : undefined), 15_000);
+    await sleep(500);
+    expect(rb.messages.map((m) => m.content)).toEqual(["ack lost", "queued 1", "queued 2", "cut at once"]);
+    const history = await b.listMessages(conversation.id);
+    expect(history.messages.map((m) => m.seq)).toEqual([1, 2, 3, 4]);
+    // Retries reuse the clientMessageId: at least one message went out more than once, yet exactly one row each.
+    const sends = aliceSide.wire.sent.filter((f) => f.type === "send_message");
+    expect(sends.length).toBeGreaterThan(4);
+    expect(new Set(sends.map((f) => f.data.clientMessageId)).size).toBe(4);
+  });
+
+  it("throttles typing: start_typing at most every 2 s while typing, stop_typing once after idle", async () => {
+    const [alice, bob] = [await login("sdk-a"), await login("sdk-b")];
+    const aliceSide = sdk(alice);
+    const b = sdk(bob).chat;
+    const conversation = await aliceSide.chat.createDirect(bob.id);
+    const ra = room(aliceSide.chat, conversation.id, { typing: { refreshMs: 2000, idleMs: 1500 } });
+    const rb = room(b, conversation.id);
+    await Promise.all([live(ra.socket), live(rb.socket)]);
+    const seen: { isTyping: boolean; at: number }[] = [];
+    rb.socket.on("typing", (t) => {
+      if (t.userId === alice.id) seen.push({ isTyping: t.isTyping, at: Date.now() });
+    });
+    // Diagnostics for a failure: any reconnect on either side changes what is expected.
+    const events: string[] = [];
+    ra.socket.on("state", (s) => events.push(`alice ${s.state} ${s.reason ?? ""}`));
+    rb.socket.on("state", (s) => events.push(`bob ${s.state} ${s.reason ?? ""}`));
+
+    const started = Date.now();
+    while (Date.now() - started < 5000) {
+      ra.socket.typing();
+      await sleep(100);
+    }
+    await until(async () => (seen.some((s) => !s.isTyping) ? true : undefined), 10_000);
+    const sent = aliceSide.wire.sent.filter((f) => f.type === "start_typing" || f.type === "stop_typing");
+    const diagnostics = JSON.stringify({ events, sent: sent.map((f) => f.type), seen });
+    const starts = sent.filter((f) => f.type === "start_typing");
+    const stops = sent.filter((f) => f.type === "stop_typing");
+    // ~50 keystrokes over 5 s: one start, then a refresh every 2 s.
+    expect(starts.length, diagnostics).toBeGreaterThanOrEqual(2);
+    expect(starts.length, diagnostics).toBeLessThanOrEqual(3);
+    for (let i = 1; i < starts.length; i++) expect(starts[i].at - starts[i - 1].at, diagnostics).toBeGreaterThanOrEqual(2000);
+    expect(stops, diagnostics).toHaveLength(1);
+    // The other side sees one start (the server broadcasts transitions) and one stop.
+    expect(seen.map((s) => s.isTyping), diagnostics).toEqual([true, false]);
+    expect(rb.socket.typingUsers).toEqual([]);
+  });
+});

@@ -1,0 +1,77 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { Client, faults, http, login, pool, seedConversation, until, type User } from "./harness";
+
+/** Postgres outages, injected at the shared bridge: a serial pass, so no other test runs while it is down. */
+const open: Client[] = [];
+async function connect(conversationId: string, user: User): Promise<Client> {
+  const c = await Client.connect(`/conversations/${conversationId}/ws`, user.token);
+  open.push(c);
+  await c.next("ready");
+  return c;
+}
+
+afterEach(async () => {
+  for (const c of open.splice(0)) c.terminate();
+  await faults.postgres({});
+});
+
+async function pgSeqs(conversationId: string): Promise<number[]> {
+  const db = pool();
+  try {
+    const r = await db.query<{ seq: string }>("SELECT seq FROM messages WHERE conversation_id = $1 ORDER BY seq", [conversationId]);
+    return r.rows.map((x) => Number(x.seq));
+  } finally {
+    await db.end();
+  }
+}
+
+describe("Postgres outages", () => {
+  it("keeps acking as pending while Postgres is down, and loses nothing once it returns", async () => {
+    const [a, b] = [await login(), await login()];
+    const id = await seedConversation("direct", [a, b]);
+    const [ca, cb] = [await connect(id, a), await connect(id, b)];
+    await ca.request("send_message", { content: "before", clientMessageId: "d0" }, "message_ack");
+    await faults.postgres({ down: true });
+    const acks = [];
+    for (let i = 1; i <= 5; i++) acks.push(await ca.request("send_message", { content: `during ${i}`, clientMessageId: `d${i}` }, "message_ack", 15_000));
+    expect(acks.map((f) => f.data.message.status)).toEqual(["pending", "pending", "pending", "pending", "pending"]);
+    expect(acks.map((f) => f.data.message.seq)).toEqual([2, 3, 4, 5, 6]);
+    await until(async () => (cb.all("new_message").length >= 6 ? true : undefined));
+    await faults.postgres({});
+    const seqs = await until(async () => {
+      const s = await pgSeqs(id);
+      return s.length === 6 ? s : undefined;
+    }, 40_000, 500);
+    expect(seqs).toEqual([1, 2, 3, 4, 5, 6]);
+    const history = await http("GET", `/conversations/${id}/messages`, b.token);
+    expect(history.body.messages.map((m: { seq: number; status: string }) => [m.seq, m.status])).toEqual(
+      [1, 2, 3, 4, 5, 6].map((s) => [s, "sent"]),
+    );
+  }, 90_000);
+
+
+  it("a replay that cannot be served says so and closes 1013 instead of leaving the socket silent", async () => {
+    const [a, b] = [await login(), await login()];
+    const id = await seedConversation("direct", [a, b]);
+    const db = pool();
+    try {
+      // History the room never held itself (written before its storage existed).
+      for (let seq = 1; seq <= 3; seq++) {
+        await db.query(
+          "INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq) VALUES ($1, $2, $3, $4, 'text', $5, now(), $3)",
+          [crypto.randomUUID(), id, seq, a.id, `old ${seq}`],
+        );
+      }
+    } finally {
+      await db.end();
+    }
+    (await connect(id, b)).close();
+    await faults.postgres({ down: true });
+    const late = await Client.connect(`/conversations/${id}/ws?afterSeq=0`, b.token);
+    open.push(late);
+    await late.next("ready");
+    expect((await late.next("error")).data.code).toBe("unavailable");
+    expect((await late.waitClosed()).code).toBe(1013);
+  });
+
+});

@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import { hoursSchema, hoursStatus, zonedInstant, type BusinessHours } from "../../src/domain/business-hours";
+
+const weekdays = { isOpen: true, openTime: "09:00", closeTime: "17:00" };
+const berlin: BusinessHours = {
+  timezone: "Europe/Berlin",
+  schedule: { monday: weekdays, tuesday: weekdays, wednesday: weekdays, thursday: weekdays, friday: weekdays, saturday: { isOpen: false }, sunday: { isOpen: false } },
+  holidays: [{ date: "2026-12-25", name: "Christmas", isOpen: false }],
+};
+const at = (iso: string) => Date.parse(iso);
+
+describe("business hours", () => {
+  it("is open inside the local window and closed outside it, in the business's time zone", () => {
+    // Wednesday 2026-11-25: 09:00 Berlin is 08:00 UTC (CET, +1).
+    expect(hoursStatus(berlin, at("2026-11-25T07:59:00Z")).isOpen).toBe(false);
+    expect(hoursStatus(berlin, at("2026-11-25T08:00:00Z"))).toMatchObject({ isOpen: true, closesAt: "2026-11-25T16:00:00.000Z" });
+    expect(hoursStatus(berlin, at("2026-11-25T16:00:00Z"))).toMatchObject({ isOpen: false, nextOpenAt: "2026-11-26T08:00:00.000Z" });
+  });
+
+  it("skips weekends and holidays when telling the next opening", () => {
+    expect(hoursStatus(berlin, at("2026-11-28T12:00:00Z")).nextOpenAt).toBe("2026-11-30T08:00:00.000Z");
+    // Christmas 2026 is a Friday: closed; next opening Monday the 28th.
+    expect(hoursStatus(berlin, at("2026-12-25T10:00:00Z"))).toMatchObject({ isOpen: false, nextOpenAt: "2026-12-28T08:00:00.000Z" });
+  });
+
+  it("handles overnight ranges across midnight", () => {
+    const bar: BusinessHours = { timezone: "America/New_York", schedule: { friday: { isOpen: true, openTime: "20:00", closeTime: "02:00" } } };
+    // Friday 2026-11-27 23:30 New York (EST, -5) = Saturday 04:30 UTC: still open from Friday's window.
+    expect(hoursStatus(bar, at("2026-11-28T04:30:00Z"))).toMatchObject({ isOpen: true, closesAt: "2026-11-28T07:00:00.000Z" });
+    expect(hoursStatus(bar, at("2026-11-28T07:00:00Z")).isOpen).toBe(false);
+  });
+
+  it("follows DST changes", () => {
+    // Berlin moves to CEST (+2) on 2026-03-29: Monday 30 March 09:00 local is 07:00 UTC; the Friday before, 08:00 UTC.
+    expect(hoursStatus(berlin, at("2026-03-27T08:00:00Z")).isOpen).toBe(true);
+    expect(hoursStatus(berlin, at("2026-03-30T07:00:00Z")).isOpen).toBe(true);
+    expect(hoursStatus(berlin, at("2026-03-30T06:59:00Z")).isOpen).toBe(false);
+    // On the switch day itself, 10:00 local is already CEST.
+    expect(zonedInstant("2026-03-29", 600, "Europe/Berlin")).toBe(at("2026-03-29T08:00:00Z"));
+    // And back to CET on 2026-10-25.
+    expect(zonedInstant("2026-10-25", 600, "Europe/Berlin")).toBe(at("2026-10-25T09:00:00Z"));
+  });
+
+  it("special days override the weekly schedule", () => {
+    const h: BusinessHours = { ...berlin, holidays: [{ date: "2026-11-28", isOpen: true, openTime: "10:00", closeTime: "14:00" }] };
+    expect(hoursStatus(h, at("2026-11-28T10:00:00Z")).isOpen).toBe(true);
+  });
+
+  it("validates schedules", () => {
+    expect(hoursSchema.safeParse({ timezone: "Mars/Base", schedule: {} }).success).toBe(false);
+    expect(hoursSchema.safeParse({ timezone: "UTC", schedule: { monday: { isOpen: true, openTime: "25:00", closeTime: "10:00" } } }).success).toBe(false);
+    expect(hoursSchema.safeParse({ timezone: "UTC", schedule: { funday: { isOpen: false } } }).success).toBe(false);
+    expect(hoursSchema.safeParse(berlin).success).toBe(true);
+  });
+});

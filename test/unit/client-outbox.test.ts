@@ -1,0 +1,57 @@
+import { describe, expect, it } from "vitest";
+import { Outbox } from "../../src/client/outbox";
+
+const entry = (id: string) => ({ clientMessageId: id, content: `c-${id}`, type: "text" as const, replyToId: null, createdAt: "2026-01-01T00:00:00.000Z" });
+
+describe("client outbox", () => {
+  it("keeps order, and adding the same clientMessageId twice keeps one entry", () => {
+    const o = new Outbox();
+    o.add(entry("a"));
+    o.add(entry("b"));
+    o.add(entry("a"));
+    expect(o.list().map((e) => e.clientMessageId)).toEqual(["a", "b"]);
+  });
+
+  it("everything is due on a new connection; sent entries are due again only after the ack timeout", () => {
+    const o = new Outbox();
+    o.add(entry("a"));
+    o.add(entry("b"));
+    expect(o.due(1000, 5000).map((e) => e.clientMessageId)).toEqual(["a", "b"]);
+    o.markSent("a", 1000, "m1");
+    o.markSent("b", 1000, "m2");
+    expect(o.due(3000, 5000)).toEqual([]);
+    expect(o.due(6000, 5000).map((e) => e.clientMessageId)).toEqual(["a", "b"]);
+    o.connectionChanged();
+    expect(o.due(1001, 5000).map((e) => e.clientMessageId)).toEqual(["a", "b"]);
+    expect(o.get("a")?.attempts).toBe(1);
+  });
+
+  it("finds an entry by the frame id an error names, and only removes on explicit remove", () => {
+    const o = new Outbox();
+    o.add(entry("a"));
+    o.markSent("a", 0, "m7");
+    expect(o.byFrameId("m7")?.clientMessageId).toBe("a");
+    expect(o.byFrameId("m8")).toBeUndefined();
+    o.connectionChanged();
+    expect(o.byFrameId("m7")).toBeUndefined();
+    expect(o.size).toBe(1);
+    expect(o.remove("a")?.content).toBe("c-a");
+    expect(o.size).toBe(0);
+  });
+
+  it("a transient refusal holds the entry back until its retry time", () => {
+    const o = new Outbox();
+    o.add(entry("a"));
+    o.markSent("a", 0, "m1");
+    o.retryLater("a", 100, 500);
+    expect(o.due(300, 10_000)).toEqual([]);
+    expect(o.due(600, 10_000).map((e) => e.clientMessageId)).toEqual(["a"]);
+  });
+
+  it("list() hands out copies: callers cannot corrupt the queue", () => {
+    const o = new Outbox();
+    o.add(entry("a"));
+    o.list()[0].content = "changed";
+    expect(o.get("a")?.content).toBe("c-a");
+  });
+});

@@ -1,0 +1,99 @@
+import { describe, expect, it } from "vitest";
+import { ChatApiError, ChatClient, ChatRest } from "../../src/client";
+import { userIdFromToken } from "../../src/client/ids";
+
+type Call = { url: string; method: string; headers: Record<string, string>; body?: string };
+
+function fakeFetch(responses: (Response | Error)[]) {
+  const calls: Call[] = [];
+  const fetchImpl = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    calls.push({ url: String(input), method: init?.method ?? "GET", headers: init?.headers as Record<string, string>, body: init?.body as string | undefined });
+    const next = responses.shift();
+    if (!next) throw new Error("no more responses");
+    if (next instanceof Error) throw next;
+    return next;
+  }) as typeof fetch;
+  return { calls, fetchImpl };
+}
+
+const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
+  new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
+
+describe("client REST", () => {
+  it("sends the bearer token (static or from a function), JSON bodies and query strings", async () => {
+    const { calls, fetchImpl } = fakeFetch([json(200, { messages: [], hasMore: false }), json(201, { id: "m" })]);
+    let n = 0;
+    const rest = new ChatRest({ baseUrl: "http://api.test/", token: () => `t${++n}`, fetch: fetchImpl });
+    await rest.listMessages("c 1", { before: 10, limit: 5, after: undefined });
+    await rest.sendMessage("c1", { content: "hi" });
+    expect(calls[0]).toMatchObject({ method: "GET", url: "http://api.test/conversations/c%201/messages?before=10&limit=5" });
+    expect(calls[0].headers.authorization).toBe("Bearer t1");
+    expect(calls[1].headers.authorization).toBe("Bearer t2");
+    const body = JSON.parse(calls[1].body!);
+    // REST sends get a clientMessageId so that retrying the call cannot store the message twice.
+    expect(body).toMatchObject({ content: "hi" });
+    expect(body.clientMessageId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("throws ChatApiError with statusCode, message, error, requestId and Retry-After", async () => {
+    const { fetchImpl } = fakeFetch([
+      json(404, { statusCode: 404, error: "Not Found", message: "Conversation not found", requestId: "req-1" }),
+      json(400, { statusCode: 400, error: "Bad Request", message: ["content: too long", "type: invalid"], requestId: "req-2" }),
+      json(429, { statusCode: 429, error: "Too Many Requests", message: "Too many requests", requestId: "req-3" }, { "retry-after": "7" }),
+      new Response("<html>bad gateway</html>", { status: 502, statusText: "Bad Gateway", headers: { "x-request-id": "req-4" } }),
+    ]);
+    const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: fetchImpl, retries: 0 });
+    const e1 = (await rest.getConversation("x").catch((e) => e)) as ChatApiError;
+    expect(e1).toBeInstanceOf(ChatApiError);
+    expect(e1).toMatchObject({ name: "ChatApiError", statusCode: 404, message: "Conversation not found", error: "Not Found", requestId: "req-1" });
+    expect(e1.isClientError).toBe(true);
+    const e2 = (await rest.editMessage("c", "m", "x").catch((e) => e)) as ChatApiError;
+    expect(e2.message).toBe("content: too long; type: invalid");
+    expect(e2.details).toEqual(["content: too long", "type: invalid"]);
+    const e3 = (await rest.markAllRead().catch((e) => e)) as ChatApiError;
+    expect(e3).toMatchObject({ statusCode: 429, retryAfter: 7, isRetryable: true, isClientError: false });
+    const e4 = (await rest.me().catch((e) => e)) as ChatApiError;
+    expect(e4).toMatchObject({ statusCode: 502, requestId: "req-4", message: "Bad Gateway" });
+  });
+
+  it("retries safe requests after network errors and 503, never a write", async () => {
+    const { calls, fetchImpl } = fakeFetch([
+      new TypeError("fetch failed"),
+      json(503, { statusCode: 503, error: "Service Unavailable", message: "Database unavailable", requestId: "r" }, { "retry-after": "0" }),
+      json(200, { conversations: [], nextCursor: null }),
+      new TypeError("fetch failed"),
+    ]);
+    const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: fetchImpl, retries: 2 });
+    await expect(rest.listConversations()).resolves.toEqual({ conversations: [], nextCursor: null });
+    expect(calls).toHaveLength(3);
+    const err = (await rest.createDirect("u").catch((e) => e)) as ChatApiError;
+    expect(err).toMatchObject({ statusCode: 0, isNetworkError: true });
+    expect(calls).toHaveLength(4);
+  });
+
+  it("times out a request that never answers (statusCode 0)", async () => {
+    const never = (() => new Promise<Response>((_, reject) => setTimeout(() => reject(new Error("aborted")), 50))) as unknown as typeof fetch;
+    const rest = new ChatRest({ baseUrl: "http://api.test", fetch: never, timeoutMs: 10, retries: 0 });
+    await expect(rest.health()).rejects.toMatchObject({ statusCode: 0 });
+  });
+
+  it("knows the user from the token's id claim", async () => {
+    const payload = btoa(JSON.stringify({ id: "0A1B2C3D-0000-4000-8000-000000000001", kahaId: "x" })).replace(/=+$/, "");
+    const token = `e30.${payload}.sig`;
+    expect(userIdFromToken(token)).toBe("0a1b2c3d-0000-4000-8000-000000000001");
+    expect(userIdFromToken("garbage")).toBeUndefined();
+    expect(await new ChatClient({ baseUrl: "http://x", token }).userId()).toBe("0a1b2c3d-0000-4000-8000-000000000001");
+    expect(await new ChatClient({ baseUrl: "http://x", token, userId: "U1" }).userId()).toBe("u1");
+  });
+
+  it("the SDK uses no Node-only API (it runs in browsers)", async () => {
+    const { readdir, readFile } = await import("node:fs/promises");
+    const dir = new URL("../../src/client/", import.meta.url);
+    for (const f of await readdir(dir)) {
+      const src = await readFile(new URL(f, dir), "utf8");
+      expect(src, f).not.toMatch(/from\s+["']node:|require\(|\bBuffer\b|\bprocess\.|from\s+["'](ws|events|fs|path)["']/);
+      // Only types come from the shared schemas: zod stays out of the bundle.
+      for (const m of src.matchAll(/^import\s+(type\s+)?[^;]*from\s+["'](\.\.\/protocol\/[^"']+)["']/gm)) expect(m[1], `${f}: ${m[2]}`).toBe("type ");
+    }
+  });
+});

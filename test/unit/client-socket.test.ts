@@ -1,0 +1,237 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { ChatRest } from "../../src/client/rest";
+import { ConversationSocket } from "../../src/client/conversation";
+import type { Message } from "../../src/client/types";
+
+/** A scripted stand-in for a WebSocket: the test plays the server. */
+class FakeSocket {
+  static all: FakeSocket[] = [];
+  readyState = 0;
+  sent: { type: string; data: any; id?: string }[] = [];
+  onopen: ((e: unknown) => void) | null = null;
+  onmessage: ((e: { data: unknown }) => void) | null = null;
+  onclose: ((e: { code: number; reason: string }) => void) | null = null;
+  onerror: ((e: unknown) => void) | null = null;
+  constructor(readonly url: string) {
+    FakeSocket.all.push(this);
+    queueMicrotask(() => {
+      this.readyState = 1;
+      this.onopen?.({});
+    });
+  }
+  send(data: string) {
+    this.sent.push(JSON.parse(data));
+  }
+  close() {
+    this.readyState = 3;
+  }
+  frame(type: string, data: unknown, id?: string) {
+    this.onmessage?.({ data: JSON.stringify(id ? { type, data, id } : { type, data }) });
+  }
+  /** The network dies under the socket. */
+  cut() {
+    this.readyState = 3;
+    this.onclose?.({ code: 1006, reason: "" });
+  }
+  sentOf(type: string) {
+    return this.sent.filter((f) => f.type === type);
+  }
+}
+
+const ME = "00000000-0000-4000-8000-000000000001";
+const OTHER = "00000000-0000-4000-8000-000000000002";
+const CONV = "00000000-0000-4000-8000-0000000000c0";
+
+function msg(seq: number, over: Partial<Message> = {}): Message {
+  return {
+    id: `00000000-0000-4000-8000-${String(seq).padStart(12, "0")}`,
+    conversationId: CONV,
+    seq,
+    senderId: OTHER,
+    clientMessageId: null,
+    type: "text",
+    content: `m${seq}`,
+    replyToId: null,
+    createdAt: new Date(0).toISOString(),
+    editedAt: null,
+    deletedAt: null,
+    status: "sent",
+    ...over,
+  };
+}
+
+const ready = (lastSeq: number) => ({ conversationId: CONV, lastSeq, participants: [], typing: [], you: { lastReadSeq: 0, lastDeliveredSeq: 0 } });
+const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
+async function until(probe: () => boolean, ms = 2000) {
+  const end = Date.now() + ms;
+  while (!probe()) {
+    if (Date.now() > end) throw new Error("condition not met");
+    await tick(2);
+  }
+}
+
+let sockets: ConversationSocket[] = [];
+function open(options: ConstructorParameters<typeof ConversationSocket>[4] = {}) {
+  const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+  const s = new ConversationSocket(rest, "ws://chat.test", CONV, async () => ME, {
+    WebSocket: FakeSocket as never,
+    backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
+    watchNetwork: false,
+    autoDeliver: false,
+    ...options,
+  });
+  sockets.push(s);
+  return s.connect();
+}
+const latest = () => FakeSocket.all[FakeSocket.all.length - 1];
+
+afterEach(() => {
+  for (const s of sockets) s.close();
+  sockets = [];
+  FakeSocket.all = [];
+});
+
+describe("client conversation socket (scripted server)", () => {
+  it("goes live on ready, emits each seq once, and resumes from the last seq after a drop", async () => {
+    const s = open();
+    const seen: number[] = [];
+    s.on("new_message", ({ message }) => seen.push(message.seq));
+    await until(() => FakeSocket.all.length === 1);
+    const ws1 = latest();
+    expect(ws1.url).toBe(`ws://chat.test/conversations/${CONV}/ws`);
+    ws1.frame("ready", ready(4));
+    expect(s.state).toBe("open");
+    ws1.frame("new_message", { message: msg(5) });
+    ws1.frame("new_message", { message: msg(5) });
+    ws1.frame("new_message", { message: msg(6) });
+    ws1.cut();
+    expect(s.state).toBe("reconnecting");
+    await until(() => FakeSocket.all.length === 2);
+    const ws2 = latest();
+    expect(ws2.url).toContain("afterSeq=6");
+    ws2.frame("ready", ready(8));
+    expect(s.state).toBe("connecting");
+    ws2.frame("new_message", { message: msg(6) });
+    ws2.frame("new_message", { message: msg(7) });
+    ws2.frame("new_message", { message: msg(8) });
+    ws2.frame("resumed", { fromSeq: 7, toSeq: 8, complete: true });
+    expect(s.state).toBe("open");
+    expect(seen).toEqual([5, 6, 7, 8]);
+  });
+
+  it("holds messages after a gap and asks the server to resume from the last contiguous seq", async () => {
+    const s = open();
+    const seen: number[] = [];
+    s.on("new_message", ({ message }) => seen.push(message.seq));
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(0));
+    ws.frame("new_message", { message: msg(1) });
+    ws.frame("new_message", { message: msg(3) });
+    expect(seen).toEqual([1]);
+    expect(ws.sentOf("resume").map((f) => f.data)).toEqual([{ afterSeq: 1 }]);
+    ws.frame("new_message", { message: msg(2) });
+    ws.frame("new_message", { message: msg(3) });
+    ws.frame("resumed", { fromSeq: 2, toSeq: 3 }, ws.sentOf("resume")[0].id);
+    expect(seen).toEqual([1, 2, 3]);
+  });
+
+  it("keeps an unacknowledged message through a drop and re-sends it with the same clientMessageId", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws1 = latest();
+    ws1.frame("ready", ready(0));
+    const sending = s.send("hello");
+    expect(ws1.sentOf("send_message")).toHaveLength(1);
+    const cmid = ws1.sentOf("send_message")[0].data.clientMessageId as string;
+    expect(s.outbox().map((e) => e.clientMessageId)).toEqual([cmid]);
+    ws1.cut();
+    await until(() => FakeSocket.all.length === 2);
+    const ws2 = latest();
+    ws2.frame("ready", ready(0));
+    // Not sent during the replay: the replay may show it was stored after all.
+    expect(ws2.sentOf("send_message")).toHaveLength(0);
+    ws2.frame("resumed", { fromSeq: 1, toSeq: 0 });
+    expect(ws2.sentOf("send_message").map((f) => f.data.clientMessageId)).toEqual([cmid]);
+    const stored = msg(1, { senderId: ME, clientMessageId: cmid, content: "hello" });
+    ws2.frame("message_ack", { clientMessageId: cmid, message: stored }, ws2.sentOf("send_message")[0].id);
+    await expect(sending).resolves.toMatchObject({ seq: 1, clientMessageId: cmid });
+    expect(s.outbox()).toEqual([]);
+  });
+
+  it("does not re-send a message the replay shows was stored before the drop", async () => {
+    const s = open();
+    const own: boolean[] = [];
+    s.on("new_message", (e) => own.push(e.own));
+    await until(() => FakeSocket.all.length === 1);
+    const ws1 = latest();
+    ws1.frame("ready", ready(0));
+    const sending = s.send("stored but unacked");
+    const cmid = ws1.sentOf("send_message")[0].data.clientMessageId as string;
+    ws1.cut();
+    await until(() => FakeSocket.all.length === 2);
+    const ws2 = latest();
+    ws2.frame("ready", ready(1));
+    ws2.frame("new_message", { message: msg(1, { senderId: ME, clientMessageId: cmid }) });
+    ws2.frame("resumed", { fromSeq: 1, toSeq: 1 });
+    await expect(sending).resolves.toMatchObject({ seq: 1 });
+    expect(ws2.sentOf("send_message")).toHaveLength(0);
+    expect(own).toEqual([true]);
+  });
+
+  it("drops a message refused with a 4xx, retries one refused as unavailable", async () => {
+    const s = open();
+    const failed: string[] = [];
+    s.on("send_failed", (e) => failed.push(e.error.code ?? ""));
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(0));
+    const bad = s.send("x".repeat(10), { replyToId: "00000000-0000-4000-8000-00000000dead" });
+    const badFrame = ws.sentOf("send_message")[0];
+    ws.frame("error", { code: "bad_request", message: "replyToId: must be a message of this conversation" }, badFrame.id);
+    await expect(bad).rejects.toMatchObject({ name: "ChatApiError", statusCode: 400 });
+    expect(failed).toEqual(["bad_request"]);
+    const flaky = s.send("try again");
+    const first = ws.sentOf("send_message")[1];
+    ws.frame("error", { code: "unavailable", message: "Database unavailable" }, first.id);
+    await until(() => ws.sentOf("send_message").length === 3, 5000);
+    const again = ws.sentOf("send_message")[2];
+    expect(again.data.clientMessageId).toBe(first.data.clientMessageId);
+    ws.frame("message_ack", { clientMessageId: again.data.clientMessageId, message: msg(1, { senderId: ME, clientMessageId: again.data.clientMessageId }) }, again.id);
+    await expect(flaky).resolves.toMatchObject({ seq: 1 });
+  });
+
+  it("rejects empty content at once, without touching the outbox", async () => {
+    const s = open();
+    await expect(s.send("   ")).rejects.toMatchObject({ statusCode: 400 });
+    expect(s.outbox()).toEqual([]);
+  });
+
+  it("passes each version of an edit once, even when a replay repeats it", async () => {
+    const s = open();
+    const edits: string[] = [];
+    s.on("message_updated", ({ message }) => edits.push(message.content));
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(1));
+    const edited = msg(1, { content: "edited", editedAt: new Date(5).toISOString() });
+    ws.frame("message_updated", { message: edited });
+    ws.frame("message_updated", { message: edited });
+    ws.frame("message_updated", { message: { ...edited, content: "edited twice", editedAt: new Date(9).toISOString() } });
+    expect(edits).toEqual(["edited", "edited twice"]);
+  });
+
+  it("closes for good when the server removes us (4403) and fails pending sends", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(0));
+    const pending = s.send("too late");
+    ws.readyState = 3;
+    ws.onclose?.({ code: 4403, reason: "No longer a participant" });
+    expect(s.state).toBe("closed");
+    await expect(pending).rejects.toMatchObject({ code: "closed" });
+    await tick(50);
+    expect(FakeSocket.all).toHaveLength(1);
+  });
+});

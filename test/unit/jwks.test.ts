@@ -1,0 +1,59 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { exportJWK, generateKeyPair, SignJWT, type JWK } from "jose";
+import { verifyToken } from "../../src/lib/jwt";
+
+/** RS256/ES256 verification against a JWKS endpoint, including key rotation by `kid`. */
+let server: http.Server;
+let keys: JWK[] = [];
+let fetches = 0;
+let url = "";
+
+beforeAll(async () => {
+  server = http.createServer((_req, res) => {
+    fetches++;
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ keys }));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
+});
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+async function keyPair(alg: "RS256" | "ES256", kid: string) {
+  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
+  const jwk = { ...(await exportJWK(publicKey)), kid, alg, use: "sig" };
+  return { jwk, sign: (claims: Record<string, unknown>, headerKid = kid) => new SignJWT(claims).setProtectedHeader({ alg, kid: headerKid }).sign(privateKey) };
+}
+
+const id = "6f7c1a2b-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
+const claims = () => ({ id, kahaId: "jwks-user", exp: Math.floor(Date.now() / 1000) + 300, iss: "https://id.example", aud: "chat" });
+const settings = () => ({ jwksUrl: url, issuer: "https://id.example", audience: "chat", requireExp: true, jwksCooldownMs: 200 });
+
+describe("JWKS verification", () => {
+  it("accepts RS256 and ES256 tokens signed by published keys, with issuer and audience enforced", async () => {
+    const rsa = await keyPair("RS256", "rsa-1");
+    const ec = await keyPair("ES256", "ec-1");
+    keys = [rsa.jwk, ec.jwk];
+    expect(await verifyToken(await rsa.sign(claims()), settings())).toMatchObject({ id, kahaId: "jwks-user" });
+    expect(await verifyToken(await ec.sign(claims()), settings())).toMatchObject({ id });
+    await expect(verifyToken(await rsa.sign({ ...claims(), aud: "other" }), settings())).rejects.toMatchObject({ status: 401 });
+    await expect(verifyToken(await rsa.sign({ ...claims(), iss: "https://evil.example" }), settings())).rejects.toMatchObject({ status: 401 });
+  });
+
+  it("picks up a rotated key by its new kid, and rejects keys that are not published", async () => {
+    const before = fetches;
+    const rotated = await keyPair("RS256", "rsa-2");
+    const stranger = await keyPair("RS256", "rsa-x");
+    keys = [...keys, rotated.jwk];
+    await new Promise((r) => setTimeout(r, 250));
+    expect(await verifyToken(await rotated.sign(claims()), settings())).toMatchObject({ id });
+    expect(fetches).toBeGreaterThan(before);
+    await expect(verifyToken(await stranger.sign(claims(), "rsa-1"), settings())).rejects.toMatchObject({ status: 401 });
+  });
+
+  it("never accepts an HS256 token when only JWKS is configured (algorithm confusion)", async () => {
+    const forged = await new SignJWT(claims()).setProtectedHeader({ alg: "HS256", kid: "rsa-1" }).sign(new TextEncoder().encode(JSON.stringify(keys[0])));
+    await expect(verifyToken(forged, settings())).rejects.toMatchObject({ status: 401 });
+  });
+});

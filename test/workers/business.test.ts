@@ -1,0 +1,817 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
+import { sql } from "drizzle-orm";
+import type { BusinessDesk } from "../../src/durable-objects/business-desk";
+import { api, expectErrorShape, newUser, type TestUser } from "./helpers";
+import { withDb } from "./fixtures";
+
+// ── Fixtures through the public routes ─────────────────────────────────────────────────────────────────────────
+
+let service: TestUser | undefined;
+/** A service token (role "admin"): registers business admins. */
+async function serviceUser(): Promise<TestUser> {
+  service ??= await newUser("svc", "admin");
+  return service;
+}
+
+interface Biz {
+  id: string;
+  admin: TestUser;
+}
+
+/** A fresh business with a registered (non-service) admin. */
+async function newBusiness(): Promise<Biz> {
+  const id = crypto.randomUUID();
+  const admin = await newUser("bizadmin");
+  const res = await api("PUT", `/business/${id}/admins/${admin.id}`, { token: (await serviceUser()).token });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return { id, admin };
+}
+
+async function registerAgent(biz: Biz, agent: TestUser, body: { skills?: string[]; maxConcurrentChats?: number } = {}) {
+  const res = await api("PUT", `/business/${biz.id}/agents/${agent.id}`, { token: biz.admin.token, body });
+  expect([200, 201], JSON.stringify(res.body)).toContain(res.status);
+  return res.body;
+}
+
+async function setAvailable(agent: TestUser, isAvailable = true) {
+  const res = await api("PUT", "/business/agents/me/availability", { token: agent.token, body: { isAvailable } });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body;
+}
+
+interface UserSocket {
+  ws: WebSocket;
+  frames: { type: string; data: any }[];
+}
+
+const sockets: WebSocket[] = [];
+afterEach(() => {
+  for (const ws of sockets.splice(0)) {
+    try {
+      ws.close(1000, "test done");
+    } catch {
+      // already closed
+    }
+  }
+});
+
+/** The agent's user socket (GET /ws): makes them online through their UserSession, the real presence path. */
+async function connect(user: TestUser): Promise<UserSocket> {
+  const res = await SELF.fetch(new Request("http://chat.test/ws", { headers: { Upgrade: "websocket", authorization: `Bearer ${user.token}` } }));
+  expect(res.status).toBe(101);
+  const ws = res.webSocket!;
+  const frames: UserSocket["frames"] = [];
+  ws.addEventListener("message", (e) => {
+    frames.push(JSON.parse(String(e.data)));
+  });
+  ws.accept();
+  sockets.push(ws);
+  return { ws, frames };
+}
+
+/** Registered, online (a user socket) and available: an agent who gets conversations. */
+async function readyAgent(biz: Biz, body: { skills?: string[]; maxConcurrentChats?: number } = {}, prefix = "agent") {
+  const agent = await newUser(prefix);
+  await registerAgent(biz, agent, body);
+  const socket = await connect(agent);
+  await setAvailable(agent);
+  return { ...agent, socket };
+}
+
+async function openChat(customer: TestUser, businessId: string, extra: { category?: string; agentId?: string } = {}) {
+  return api("POST", "/conversations/business", { token: customer.token, body: { businessId, ...extra } });
+}
+
+async function waitFor<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const agentsOf = async (biz: Biz) => {
+  const res = await api("GET", `/business/${biz.id}/agents`, { token: biz.admin.token });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return Object.fromEntries((res.body.agents as any[]).map((a) => [a.userId, a]));
+};
+
+const placement = async (conversationId: string, as: TestUser) => {
+  const res = await api("GET", `/business/conversations/${conversationId}/queue-position`, { token: as.token });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body as { status: string; agentId: string | null; queuePosition: number | null };
+};
+
+const roleMap = (conversation: { participants: { userId: string; role: string }[] }) =>
+  Object.fromEntries(conversation.participants.map((p) => [p.userId, p.role]));
+
+const pgConversation = (id: string) =>
+  withDb(async (db) => (await db.execute<{ status: string; assigned_agent_id: string | null; closed_at: string | null; category: string | null }>(
+    sql`SELECT status, assigned_agent_id, closed_at, category FROM conversations WHERE id = ${id}`,
+  )).rows[0]);
+
+const activeAgents = (id: string) =>
+  withDb(async (db) =>
+    (await db.execute<{ user_id: string }>(sql`SELECT user_id FROM participants WHERE conversation_id = ${id} AND role = 'agent' AND left_at IS NULL`)).rows.map(
+      (r) => r.user_id,
+    ),
+  );
+
+const auditActions = (id: string) =>
+  withDb(async (db) =>
+    (await db.execute<{ action: string; actor_id: string | null; target_id: string | null; details: any }>(
+      sql`SELECT action, actor_id, target_id, details FROM audit_log WHERE conversation_id = ${id} AND action LIKE 'business.%' ORDER BY id`,
+    )).rows,
+  );
+
+const desk = (businessId: string) => env.BUSINESS_DESK.get(env.BUSINESS_DESK.idFromName(businessId));
+
+/** A weekly schedule open only on the weekday `days` days from now (UTC), 10:00–11:00: closed now, opening soon. */
+function closedUntil(days: number) {
+  const day = new Date(Date.now() + days * 86_400_000);
+  const weekday = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"][day.getUTCDay()];
+  return {
+    hours: { timezone: "UTC", schedule: { [weekday]: { isOpen: true, openTime: "10:00", closeTime: "11:00" } } },
+    opensAt: `${day.toISOString().slice(0, 10)}T10:00:00.000Z`,
+  };
+}
+
+// ── Agents ─────────────────────────────────────────────────────────────────────────────────────────────────────
+
+describe("business agents", () => {
+  it("registers (201), updates (200), lists with load and presence, and removes agents (204, then 404)", async () => {
+    const biz = await newBusiness();
+    const agent = await newUser("agent");
+    const created = await api("PUT", `/business/${biz.id}/agents/${agent.id}`, {
+      token: biz.admin.token,
+      body: { skills: [" Billing ", "billing", "Returns"], maxConcurrentChats: 3 },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ businessId: biz.id, userId: agent.id, skills: ["billing", "returns"], maxConcurrentChats: 3, isAvailable: false, online: false, activeChats: 0, eligible: false });
+    const updated = await api("PUT", `/business/${biz.id}/agents/${agent.id}`, { token: biz.admin.token, body: { maxConcurrentChats: 4 } });
+    expect(updated.status).toBe(200);
+    expect(updated.body).toMatchObject({ skills: ["billing", "returns"], maxConcurrentChats: 4 });
+    expect((await agentsOf(biz))[agent.id]).toMatchObject({ maxConcurrentChats: 4, presence: "offline", activeChats: 0 });
+    const row = await withDb((db) => db.execute<{ skills: string[]; max_concurrent_chats: number }>(
+      sql`SELECT skills, max_concurrent_chats FROM business_agents WHERE business_id = ${biz.id} AND user_id = ${agent.id}`,
+    ));
+    expect(row.rows[0]).toMatchObject({ skills: ["billing", "returns"], max_concurrent_chats: 4 });
+    expect((await api("DELETE", `/business/${biz.id}/agents/${agent.id}`, { token: biz.admin.token })).status).toBe(204);
+    expectErrorShape(await api("DELETE", `/business/${biz.id}/agents/${agent.id}`, { token: biz.admin.token }), 404);
+    expect(await agentsOf(biz)).toEqual({});
+  });
+
+  it("sees an agent online through their user socket (UserSession → desk), and offline after it closes", async () => {
+    const biz = await newBusiness();
+    const agent = await newUser("agent");
+    await registerAgent(biz, agent);
+    expect((await agentsOf(biz))[agent.id]).toMatchObject({ presence: "offline", online: false });
+    const { ws } = await connect(agent);
+    await waitFor(async () => (await agentsOf(biz))[agent.id].online, "agent online");
+    await setAvailable(agent);
+    expect((await agentsOf(biz))[agent.id]).toMatchObject({ presence: "online", isAvailable: true, eligible: true });
+    ws.close(1000, "bye");
+    // Offline is published after the UserSession's reconnect grace (3 s).
+    await waitFor(async () => (await agentsOf(biz))[agent.id].presence === "offline", "agent offline", 15_000);
+    expect((await agentsOf(biz))[agent.id].eligible).toBe(false);
+  });
+
+  it("sets availability for every business the caller is an agent of; 403 for someone who is no agent", async () => {
+    const [a, b] = [await newBusiness(), await newBusiness()];
+    const agent = await newUser("agent");
+    await registerAgent(a, agent);
+    await registerAgent(b, agent);
+    const res = await setAvailable(agent, true);
+    expect(res.agents.map((x: { businessId: string }) => x.businessId).sort()).toEqual([a.id, b.id].sort());
+    expect((await agentsOf(a))[agent.id].isAvailable).toBe(true);
+    expect((await agentsOf(b))[agent.id].isAvailable).toBe(true);
+    await setAvailable(agent, false);
+    expect((await agentsOf(b))[agent.id].isAvailable).toBe(false);
+    const stranger = await newUser("stranger");
+    expectErrorShape(await api("PUT", "/business/agents/me/availability", { token: stranger.token, body: { isAvailable: true } }), 403);
+  });
+});
+
+// ── Routing ────────────────────────────────────────────────────────────────────────────────────────────────────
+
+describe("business routing", () => {
+  it("assigns a new conversation to an available agent: participant `agent`, assigned_agent_id, audit, both sides told", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz);
+    const customer = await newUser("customer");
+    const res = await openChat(customer, biz.id, { category: "Billing" });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body.queuePosition).toBeNull();
+    expect(roleMap(res.body)).toEqual({ [customer.id]: "customer", [agent.id]: "agent" });
+    expect(await pgConversation(res.body.id)).toMatchObject({ status: "open", assigned_agent_id: agent.id, category: "billing" });
+    const audit = await auditActions(res.body.id);
+    expect(audit).toHaveLength(1);
+    expect(audit[0]).toMatchObject({ action: "business.assigned", actor_id: null, target_id: agent.id, details: { auto: true, category: "billing" } });
+    // The agent's user socket hears about the conversation; the agent sees it like any other.
+    await waitFor(async () => agent.socket.frames.find((f) => f.type === "conversation_created" && f.data.conversation.id === res.body.id), "conversation_created");
+    expect((await api("GET", `/conversations/${res.body.id}`, { token: agent.token })).status).toBe(200);
+    expect((await agentsOf(biz))[agent.id].activeChats).toBe(1);
+    // A repeat request finds the same conversation (200) and does not route it again.
+    const again = await openChat(customer, biz.id);
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ id: res.body.id, queuePosition: null });
+    expect((await agentsOf(biz))[agent.id].activeChats).toBe(1);
+  });
+
+  it("prefers the requested agent when available, else falls back to the rules", async () => {
+    const biz = await newBusiness();
+    const idle = await readyAgent(biz);
+    const busy = await readyAgent(biz);
+    const warmup = await openChat(await newUser("customer"), biz.id, { agentId: busy.id });
+    expect(warmup.body.participants.find((p: { role: string }) => p.role === "agent").userId).toBe(busy.id);
+    // busy now has one more chat than idle, and is still preferred when asked for.
+    const preferred = await openChat(await newUser("customer"), biz.id, { agentId: busy.id });
+    expect(roleMap(preferred.body)[busy.id]).toBe("agent");
+    // Not available: the rules choose (least busy: idle).
+    await api("PUT", "/business/agents/me/availability", { token: busy.token, body: { isAvailable: false } });
+    const fallback = await openChat(await newUser("customer"), biz.id, { agentId: busy.id });
+    expect(roleMap(fallback.body)).toMatchObject({ [idle.id]: "agent" });
+    expect(roleMap(fallback.body)[busy.id]).toBeUndefined();
+  });
+
+  it("matches the category to an agent's skill before load", async () => {
+    const biz = await newBusiness();
+    const billing = await readyAgent(biz, { skills: ["billing"] });
+    const general = await readyAgent(biz);
+    const first = await openChat(await newUser("customer"), biz.id, { category: "billing" });
+    const second = await openChat(await newUser("customer"), biz.id, { category: "BILLING" });
+    // The skilled agent gets both, although the other one has nothing.
+    expect(roleMap(first.body)[billing.id]).toBe("agent");
+    expect(roleMap(second.body)[billing.id]).toBe("agent");
+    const other = await openChat(await newUser("customer"), biz.id, { category: "returns" });
+    expect(roleMap(other.body)[general.id]).toBe("agent");
+  });
+
+  it("gives the least busy agent, and round robin among equally busy ones", async () => {
+    const biz = await newBusiness();
+    const a = await readyAgent(biz);
+    const b = await readyAgent(biz);
+    const agentOf = (res: { body: { participants: { userId: string; role: string }[] } }) => res.body.participants.find((p) => p.role === "agent")!.userId;
+    const customers = await Promise.all([1, 2, 3, 4].map(() => newUser("customer")));
+    const c1 = await openChat(customers[0], biz.id);
+    const c2 = await openChat(customers[1], biz.id);
+    expect(new Set([agentOf(c1), agentOf(c2)])).toEqual(new Set([a.id, b.id]));
+    const first = agentOf(c1);
+    const second = agentOf(c2);
+    // first is free again → least busy.
+    expect((await api("POST", `/business/conversations/${c1.body.id}/close`, { token: customers[0].token })).status).toBe(200);
+    const c3 = await openChat(customers[2], biz.id);
+    expect(agentOf(c3)).toBe(first);
+    // Both free: the one who waited longest (second) is next.
+    await api("POST", `/business/conversations/${c2.body.id}/close`, { token: customers[1].token });
+    await api("POST", `/business/conversations/${c3.body.id}/close`, { token: customers[2].token });
+    const c4 = await openChat(customers[3], biz.id);
+    expect(agentOf(c4)).toBe(second);
+  });
+});
+
+// ── Queue ──────────────────────────────────────────────────────────────────────────────────────────────────────
+
+describe("business queue", () => {
+  it("queues when nobody is available, shows positions, and serves the queue in order when an agent becomes available", async () => {
+    const biz = await newBusiness();
+    const agent = await newUser("agent");
+    await registerAgent(biz, agent, { maxConcurrentChats: 2 });
+    await connect(agent);
+    const customers = await Promise.all([1, 2, 3].map(() => newUser("customer")));
+    const chats = [];
+    for (const customer of customers) chats.push(await openChat(customer, biz.id));
+    expect(chats.map((c) => [c.status, c.body.queuePosition])).toEqual([
+      [201, 1],
+      [201, 2],
+      [201, 3],
+    ]);
+    expect(roleMap(chats[0].body)).toEqual({ [customers[0].id]: "customer" });
+    const adminView = await api("GET", `/business/${biz.id}/queue`, { token: biz.admin.token });
+    expect(adminView.body.total).toBe(3);
+    expect(adminView.body.entries.map((e: { conversationId: string; position: number }) => [e.conversationId, e.position])).toEqual(
+      chats.map((c, i) => [c.body.id, i + 1]),
+    );
+    const customerView = await api("GET", `/business/${biz.id}/queue`, { token: customers[1].token });
+    expect(customerView.body).toMatchObject({ total: 1, entries: [{ conversationId: chats[1].body.id, position: 2, customerId: customers[1].id }] });
+    expect(await placement(chats[2].body.id, customers[2])).toMatchObject({ status: "queued", queuePosition: 3 });
+
+    await setAvailable(agent);
+    expect(await placement(chats[0].body.id, customers[0])).toMatchObject({ status: "assigned", agentId: agent.id });
+    expect(await placement(chats[1].body.id, customers[1])).toMatchObject({ status: "assigned", agentId: agent.id });
+    expect(await placement(chats[2].body.id, customers[2])).toMatchObject({ status: "queued", queuePosition: 1 });
+    expect(await activeAgents(chats[0].body.id)).toEqual([agent.id]);
+    expect((await agentsOf(biz))[agent.id]).toMatchObject({ activeChats: 2, eligible: false });
+
+    // Finishing a chat frees the slot: the next one in the queue gets it.
+    const closed = await api("POST", `/business/conversations/${chats[0].body.id}/close`, { token: agent.token, body: { reason: "solved" } });
+    expect(closed.status).toBe(200);
+    expect(await placement(chats[2].body.id, customers[2])).toMatchObject({ status: "assigned", agentId: agent.id });
+    expect((await api("GET", `/business/${biz.id}/queue`, { token: biz.admin.token })).body.total).toBe(0);
+  });
+
+  it("serves the queue when an agent comes online (user socket → UserSession → desk)", async () => {
+    const biz = await newBusiness();
+    const agent = await newUser("agent");
+    await registerAgent(biz, agent);
+    await setAvailable(agent); // available, but offline: no socket yet
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    expect(chat.body.queuePosition).toBe(1);
+    const socket = await connect(agent);
+    await waitFor(async () => (await placement(chat.body.id, customer)).status === "assigned", "assignment after coming online");
+    await waitFor(async () => socket.frames.find((f) => f.type === "conversation_created" && f.data.conversation.id === chat.body.id), "conversation_created");
+    expect(await activeAgents(chat.body.id)).toEqual([agent.id]);
+    expect((await pgConversation(chat.body.id)).assigned_agent_id).toBe(agent.id);
+  });
+
+  it("tells the customer's conversation socket when an agent joins later (participant_joined)", async () => {
+    const biz = await newBusiness();
+    const agent = await newUser("agent");
+    await registerAgent(biz, agent);
+    await connect(agent);
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    const res = await SELF.fetch(
+      new Request(`http://chat.test/conversations/${chat.body.id}/ws`, { headers: { Upgrade: "websocket", authorization: `Bearer ${customer.token}` } }),
+    );
+    expect(res.status).toBe(101);
+    const ws = res.webSocket!;
+    const frames: { type: string; data: any }[] = [];
+    ws.addEventListener("message", (e) => {
+      frames.push(JSON.parse(String(e.data)));
+    });
+    ws.accept();
+    sockets.push(ws);
+    await waitFor(async () => frames.find((f) => f.type === "ready"), "ready frame");
+    await setAvailable(agent);
+    const joined = await waitFor(async () => frames.find((f) => f.type === "participant_joined"), "participant_joined");
+    expect(joined.data.participant).toMatchObject({ userId: agent.id, role: "agent" });
+  });
+
+  it("while closed: queues even with agents free, sets the alarm at the next opening, and serves the queue when it fires", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz);
+    const { hours, opensAt } = closedUntil(3);
+    const put = await api("PUT", `/business/${biz.id}/hours`, { token: biz.admin.token, body: hours });
+    expect(put.status, JSON.stringify(put.body)).toBe(200);
+    expect(put.body.status).toMatchObject({ isOpen: false, nextOpenAt: opensAt });
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    expect(chat.body.queuePosition).toBe(1);
+    expect((await agentsOf(biz))[agent.id]).toMatchObject({ eligible: true, activeChats: 0 });
+    const alarm = await runInDurableObject(desk(biz.id), async (_instance: BusinessDesk, state) => state.storage.getAlarm());
+    expect(alarm).toBe(Date.parse(opensAt));
+    expect(await runDurableObjectAlarm(desk(biz.id))).toBe(true);
+    expect(await placement(chat.body.id, customer)).toMatchObject({ status: "assigned", agentId: agent.id });
+    expect(await activeAgents(chat.body.id)).toEqual([agent.id]);
+  });
+
+  it("serves the queue as soon as the hours change to open (or are removed)", async () => {
+    const biz = await newBusiness();
+    await readyAgent(biz);
+    await api("PUT", `/business/${biz.id}/hours`, { token: biz.admin.token, body: closedUntil(2).hours });
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    expect(chat.body.queuePosition).toBe(1);
+    expect((await api("DELETE", `/business/${biz.id}/hours`, { token: biz.admin.token })).status).toBe(204);
+    expect((await placement(chat.body.id, customer)).status).toBe("assigned");
+    const status = await api("GET", `/business/${biz.id}/hours/status`, { token: customer.token });
+    expect(status.body).toMatchObject({ isOpen: true, alwaysOpen: true });
+    const alarm = await runInDurableObject(desk(biz.id), async (_instance: BusinessDesk, state) => state.storage.getAlarm());
+    expect(alarm).toBeNull();
+  });
+});
+
+// ── Postgres failures ──────────────────────────────────────────────────────────────────────────────────────────
+
+const controlUrl = (env as unknown as { TEST_BRIDGE_CONTROL: string }).TEST_BRIDGE_CONTROL;
+async function postgres(fault: { down?: boolean }) {
+  const res = await fetch(`${controlUrl}/__control`, {
+    method: "POST",
+    headers: { authorization: "Bearer local-control-token", "content-type": "application/json" },
+    body: JSON.stringify({ fault }),
+  });
+  if (!res.ok) throw new Error(`bridge control failed: ${res.status}`);
+}
+
+describe("business desk when Postgres fails", () => {
+  afterEach(async () => {
+    await postgres({});
+  });
+
+  it("undoes a reservation whose write failed (back in the queue, same place) and retries on its alarm", async () => {
+    const biz = await newBusiness();
+    const agent = await newUser("agent");
+    await registerAgent(biz, agent);
+    await setAvailable(agent); // available, not online yet
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    const behind = await openChat(await newUser("customer"), biz.id);
+    expect([chat.body.queuePosition, behind.body.queuePosition]).toEqual([1, 2]);
+    const facts = { customerId: customer.id, category: null, assignedAgentId: null };
+    await postgres({ down: true });
+    // The agent comes online (as their UserSession would report it): the desk reserves, the write fails.
+    await desk(biz.id).agentPresence(biz.id, agent.id, "online");
+    const during = await desk(biz.id).placement(biz.id, chat.body.id, facts);
+    expect(during).toMatchObject({ ok: true, value: { status: "queued", queuePosition: 1 } });
+    const snapshot = await desk(biz.id).snapshot(biz.id);
+    expect(snapshot.ok && snapshot.value.agents[0]).toMatchObject({ activeChats: 0, online: true });
+    const alarm = await runInDurableObject(desk(biz.id), async (_instance: BusinessDesk, state) => state.storage.getAlarm());
+    expect(alarm).not.toBeNull();
+    await postgres({});
+    expect(await runDurableObjectAlarm(desk(biz.id))).toBe(true);
+    expect(await placement(chat.body.id, customer)).toMatchObject({ status: "assigned", agentId: agent.id });
+    expect(await activeAgents(chat.body.id)).toEqual([agent.id]);
+    expect((await auditActions(chat.body.id)).map((a) => a.action)).toEqual(["business.assigned"]);
+  });
+});
+
+// ── Hours ──────────────────────────────────────────────────────────────────────────────────────────────────────
+
+describe("business hours", () => {
+  const weekdays = { isOpen: true, openTime: "09:00", closeTime: "17:00" };
+  const weekSchedule = { monday: weekdays, tuesday: weekdays, wednesday: weekdays, thursday: weekdays, friday: weekdays };
+
+  it("saves and returns hours; no hours means always open", async () => {
+    const biz = await newBusiness();
+    const viewer = await newUser("viewer");
+    expectErrorShape(await api("GET", `/business/${biz.id}/hours`, { token: viewer.token }), 404);
+    expect((await api("GET", `/business/${biz.id}/hours/status`, { token: viewer.token })).body).toMatchObject({ isOpen: true, alwaysOpen: true, nextOpenAt: null });
+    const body = { timezone: "Europe/Berlin", schedule: weekSchedule, holidays: [{ date: "2026-12-25", name: "Christmas" }] };
+    expect((await api("PUT", `/business/${biz.id}/hours`, { token: biz.admin.token, body })).status).toBe(200);
+    const saved = await api("GET", `/business/${biz.id}/hours`, { token: viewer.token });
+    expect(saved.body).toMatchObject({ businessId: biz.id, timezone: "Europe/Berlin", schedule: { monday: weekdays }, holidays: [{ date: "2026-12-25", isOpen: false }] });
+    expect(saved.body.status).toMatchObject({ alwaysOpen: false, timezone: "Europe/Berlin" });
+  });
+
+  it("answers open / next opening in the business's time zone, across DST changes (at=...)", async () => {
+    const biz = await newBusiness();
+    await api("PUT", `/business/${biz.id}/hours`, { token: biz.admin.token, body: { timezone: "America/New_York", schedule: weekSchedule } });
+    const at = (iso: string) => api("GET", `/business/${biz.id}/hours/status?at=${iso}`, { token: biz.admin.token }).then((r) => r.body);
+    // Friday 2026-03-06, EST (UTC-5): 08:59 local is closed; opens 14:00Z.
+    expect(await at("2026-03-06T13:59:00Z")).toMatchObject({ isOpen: false, localTime: "2026-03-06T08:59", nextOpenAt: "2026-03-06T14:00:00.000Z" });
+    // Friday 17:30 local → next opening is Monday 2026-03-09, after the switch to EDT (UTC-4): 13:00Z, not 14:00Z.
+    expect(await at("2026-03-06T22:30:00Z")).toMatchObject({ isOpen: false, nextOpenAt: "2026-03-09T13:00:00.000Z" });
+    expect(await at("2026-03-09T13:30:00Z")).toMatchObject({ isOpen: true, localTime: "2026-03-09T09:30", closesAt: "2026-03-09T21:00:00.000Z" });
+    // November: back to EST.
+    expect(await at("2026-11-02T13:30:00Z")).toMatchObject({ isOpen: false, nextOpenAt: "2026-11-02T14:00:00.000Z" });
+
+    const sydney = await newBusiness();
+    await api("PUT", `/business/${sydney.id}/hours`, { token: sydney.admin.token, body: { timezone: "Australia/Sydney", schedule: weekSchedule } });
+    const atSydney = (iso: string) => api("GET", `/business/${sydney.id}/hours/status?at=${iso}`, { token: sydney.admin.token }).then((r) => r.body);
+    // Sydney leaves DST on Sunday 2026-04-05: Friday opens 09:00 AEDT (UTC+11) = 22:00Z the day before,
+    // Monday opens 09:00 AEST (UTC+10) = 23:00Z the day before.
+    expect(await atSydney("2026-04-02T21:30:00Z")).toMatchObject({ isOpen: false, nextOpenAt: "2026-04-02T22:00:00.000Z" });
+    expect(await atSydney("2026-04-03T08:00:00Z")).toMatchObject({ isOpen: false, nextOpenAt: "2026-04-05T23:00:00.000Z" });
+
+    const kolkata = await newBusiness();
+    await api("PUT", `/business/${kolkata.id}/hours`, {
+      token: kolkata.admin.token,
+      body: { timezone: "Asia/Kolkata", schedule: { ...weekSchedule, saturday: { isOpen: true, openTime: "22:00", closeTime: "02:00" } } },
+    });
+    // Overnight Saturday window in UTC+5:30: Sunday 01:00 local (Saturday 19:30Z) is still open.
+    expect(await api("GET", `/business/${kolkata.id}/hours/status?at=2026-03-07T19:30:00Z`, { token: kolkata.admin.token }).then((r) => r.body)).toMatchObject({
+      isOpen: true,
+      localTime: "2026-03-08T01:00",
+      closesAt: "2026-03-07T20:30:00.000Z",
+    });
+  });
+
+  it("rejects invalid hours and a bad `at` with 400", async () => {
+    const biz = await newBusiness();
+    for (const body of [
+      { timezone: "Mars/Olympus", schedule: {} },
+      { timezone: "UTC", schedule: { monday: { isOpen: true, openTime: "9:00", closeTime: "17:00" } } },
+      { timezone: "UTC", schedule: { monday: { isOpen: true, openTime: "09:00" } } },
+      { timezone: "UTC", schedule: { someday: { isOpen: false } } },
+      { timezone: "UTC", schedule: {}, extra: true },
+      { timezone: "UTC", schedule: {}, holidays: [{ date: "25/12/2026" }] },
+    ]) {
+      expectErrorShape(await api("PUT", `/business/${biz.id}/hours`, { token: biz.admin.token, body }), 400);
+    }
+    expectErrorShape(await api("GET", `/business/${biz.id}/hours/status?at=yesterday`, { token: biz.admin.token }), 400);
+  });
+});
+
+// ── Transfer and close ─────────────────────────────────────────────────────────────────────────────────────────
+
+describe("business transfer and close", () => {
+  it("transfers to a chosen agent with a reason: the previous agent leaves, slots follow, audited", async () => {
+    const biz = await newBusiness();
+    const first = await readyAgent(biz);
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    expect(roleMap(chat.body)[first.id]).toBe("agent");
+    const second = await readyAgent(biz);
+    const res = await api("POST", `/business/conversations/${chat.body.id}/assign`, {
+      token: biz.admin.token,
+      body: { agentId: second.id, reason: "needs a specialist" },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body).toMatchObject({ status: "assigned", agentId: second.id, previousAgentId: first.id });
+    expect(await activeAgents(chat.body.id)).toEqual([second.id]);
+    expect((await pgConversation(chat.body.id)).assigned_agent_id).toBe(second.id);
+    const load = await agentsOf(biz);
+    expect([load[first.id].activeChats, load[second.id].activeChats]).toEqual([0, 1]);
+    expectErrorShape(await api("GET", `/conversations/${chat.body.id}`, { token: first.token }), 404);
+    await waitFor(async () => first.socket.frames.find((f) => f.type === "conversation_removed" && f.data.conversationId === chat.body.id), "conversation_removed");
+    await waitFor(async () => second.socket.frames.find((f) => f.type === "conversation_created" && f.data.conversation.id === chat.body.id), "conversation_created");
+    const audit = await auditActions(chat.body.id);
+    expect(audit.map((a) => a.action)).toEqual(["business.assigned", "business.transferred"]);
+    expect(audit[1]).toMatchObject({ actor_id: biz.admin.id, target_id: second.id, details: { previousAgentId: first.id, reason: "needs a specialist", auto: false } });
+    const history = await withDb((db) => db.execute<{ agent_id: string; end_reason: string | null }>(
+      sql`SELECT agent_id, end_reason FROM business_assignments WHERE conversation_id = ${chat.body.id} ORDER BY id`,
+    ));
+    expect(history.rows).toEqual([
+      { agent_id: first.id, end_reason: "transferred" },
+      { agent_id: second.id, end_reason: null },
+    ]);
+  });
+
+  it("lets the current agent hand over automatically; 409 when nobody else is free", async () => {
+    const biz = await newBusiness();
+    const first = await readyAgent(biz);
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    expectErrorShape(await api("POST", `/business/conversations/${chat.body.id}/assign`, { token: first.token, body: {} }), 409);
+    const second = await readyAgent(biz);
+    const res = await api("POST", `/business/conversations/${chat.body.id}/assign`, { token: first.token, body: { reason: "end of shift" } });
+    expect(res.body).toMatchObject({ agentId: second.id, previousAgentId: first.id });
+    expect((await auditActions(chat.body.id)).at(-1)).toMatchObject({ action: "business.transferred", actor_id: first.id, details: { auto: true, reason: "end of shift" } });
+  });
+
+  it("refuses transfers to non-agents (400), to the same agent (409) and over an agent's maximum (409)", async () => {
+    const biz = await newBusiness();
+    const full = await readyAgent(biz, { maxConcurrentChats: 1 });
+    const chatA = await openChat(await newUser("customer"), biz.id);
+    expect(roleMap(chatA.body)[full.id]).toBe("agent");
+    const other = await readyAgent(biz);
+    const chatB = await openChat(await newUser("customer"), biz.id);
+    expect(roleMap(chatB.body)[other.id]).toBe("agent");
+    const assign = (id: string, body: object) => api("POST", `/business/conversations/${id}/assign`, { token: biz.admin.token, body });
+    expectErrorShape(await assign(chatB.body.id, { agentId: full.id }), 409);
+    expectErrorShape(await assign(chatB.body.id, { agentId: other.id }), 409);
+    expectErrorShape(await assign(chatB.body.id, { agentId: (await newUser("nobody")).id }), 400);
+    expect(await activeAgents(chatB.body.id)).toEqual([other.id]);
+  });
+
+  it("assigns a queued conversation by hand, to an agent who is not even online", async () => {
+    const biz = await newBusiness();
+    const agent = await newUser("agent");
+    await registerAgent(biz, agent);
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    expect(chat.body.queuePosition).toBe(1);
+    // Automatic: nobody is eligible, so it stays queued (200, not an error).
+    const auto = await api("POST", `/business/conversations/${chat.body.id}/assign`, { token: biz.admin.token });
+    expect(auto.body).toMatchObject({ status: "queued", queuePosition: 1 });
+    const res = await api("POST", `/business/conversations/${chat.body.id}/assign`, { token: biz.admin.token, body: { agentId: agent.id } });
+    expect(res.body).toMatchObject({ status: "assigned", agentId: agent.id, previousAgentId: null });
+    expect(await activeAgents(chat.body.id)).toEqual([agent.id]);
+  });
+
+  it("closes for the customer, the agent or an admin: status closed, slot freed, audited; then 409", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz, { maxConcurrentChats: 3 });
+    const customers = await Promise.all([1, 2, 3].map(() => newUser("customer")));
+    const chats = [];
+    for (const c of customers) chats.push(await openChat(c, biz.id));
+    expect((await agentsOf(biz))[agent.id].activeChats).toBe(3);
+    const closers = [customers[0], agent, biz.admin];
+    for (const [i, chat] of chats.entries()) {
+      const res = await api("POST", `/business/conversations/${chat.body.id}/close`, { token: closers[i].token });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body).toMatchObject({ status: "closed", agentId: agent.id });
+      const row = await pgConversation(chat.body.id);
+      expect(row.status).toBe("closed");
+      expect(row.closed_at).not.toBeNull();
+      expect((await auditActions(chat.body.id)).at(-1)).toMatchObject({ action: "business.closed", actor_id: closers[i].id });
+    }
+    expect((await agentsOf(biz))[agent.id].activeChats).toBe(0);
+    expectErrorShape(await api("POST", `/business/conversations/${chats[0].body.id}/close`, { token: customers[0].token }), 409);
+    expect((await placement(chats[0].body.id, customers[0])).status).toBe("closed");
+    // The customer can open a new conversation with the business afterwards.
+    const next = await openChat(customers[0], biz.id);
+    expect(next.status).toBe(201);
+    expect(next.body.id).not.toBe(chats[0].body.id);
+  });
+
+  it("puts an unregistered agent's conversations back at the front of the queue", async () => {
+    const biz = await newBusiness();
+    const leaving = await readyAgent(biz);
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    await api("PUT", "/business/agents/me/availability", { token: leaving.token, body: { isAvailable: false } });
+    const waiting = await openChat(await newUser("customer"), biz.id);
+    expect(waiting.body.queuePosition).toBe(1);
+    expect((await api("DELETE", `/business/${biz.id}/agents/${leaving.id}`, { token: biz.admin.token })).status).toBe(204);
+    expect(await placement(chat.body.id, customer)).toMatchObject({ status: "queued", queuePosition: 1 });
+    await waitFor(async () => (await activeAgents(chat.body.id)).length === 0 && (await pgConversation(chat.body.id)).assigned_agent_id === null, "unassignment written");
+    expect((await auditActions(chat.body.id)).at(-1)).toMatchObject({ action: "business.unassigned", target_id: leaving.id });
+    const next = await readyAgent(biz);
+    expect(await placement(chat.body.id, customer)).toMatchObject({ status: "assigned", agentId: next.id });
+  });
+});
+
+// ── Stats ──────────────────────────────────────────────────────────────────────────────────────────────────────
+
+describe("business stats", () => {
+  it("reports open, queued, per-agent load and the median first-response time", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz, { maxConcurrentChats: 2 });
+    const customers = await Promise.all([1, 2, 3].map(() => newUser("customer")));
+    const chats = [];
+    for (const c of customers) chats.push(await openChat(c, biz.id));
+    expect(chats.map((c) => c.body.queuePosition)).toEqual([null, null, 1]);
+    let stats = await api("GET", `/business/${biz.id}/stats`, { token: biz.admin.token });
+    expect(stats.status).toBe(200);
+    expect(stats.body).toMatchObject({ open: 3, queued: 1, assigned: 2, created: 3, responded: 0, medianFirstResponseMs: null, windowDays: 30 });
+    expect(stats.body.agents).toEqual([expect.objectContaining({ userId: agent.id, activeChats: 2, maxConcurrentChats: 2 })]);
+    // The customer writes first (not a response); then the agent answers both assigned chats.
+    for (const [i, chat] of chats.slice(0, 2).entries()) {
+      expect((await api("POST", `/conversations/${chat.body.id}/messages`, { token: customers[i].token, body: { content: "hello?" } })).status).toBe(201);
+      expect((await api("POST", `/conversations/${chat.body.id}/messages`, { token: agent.token, body: { content: "Hi, how can I help?" } })).status).toBe(201);
+    }
+    stats = await api("GET", `/business/${biz.id}/stats?days=7`, { token: biz.admin.token });
+    expect(stats.body).toMatchObject({ open: 3, queued: 1, responded: 2, windowDays: 7 });
+    expect(stats.body.medianFirstResponseMs).toBeGreaterThanOrEqual(0);
+    expect(stats.body.medianFirstResponseMs).toBeLessThan(60_000);
+  });
+});
+
+// ── Authorisation ──────────────────────────────────────────────────────────────────────────────────────────────
+
+describe("business authorisation", () => {
+  it("answers 401 without a token on every route", async () => {
+    const b = crypto.randomUUID();
+    const id = crypto.randomUUID();
+    const routes: [string, string, object?][] = [
+      ["PUT", "/business/agents/me/availability", { isAvailable: true }],
+      ["PUT", `/business/${b}/admins/${id}`],
+      ["PUT", `/business/${b}/agents/${id}`, {}],
+      ["DELETE", `/business/${b}/agents/${id}`],
+      ["GET", `/business/${b}/agents`],
+      ["PUT", `/business/${b}/hours`, { timezone: "UTC", schedule: {} }],
+      ["DELETE", `/business/${b}/hours`],
+      ["GET", `/business/${b}/hours`],
+      ["GET", `/business/${b}/hours/status`],
+      ["GET", `/business/${b}/queue`],
+      ["GET", `/business/${b}/stats`],
+      ["POST", `/business/conversations/${id}/assign`, {}],
+      ["POST", `/business/conversations/${id}/close`, {}],
+      ["GET", `/business/conversations/${id}/queue-position`],
+    ];
+    for (const [method, path, body] of routes) expectErrorShape(await api(method, path, { body }), 401);
+  });
+
+  it("answers 403 to authenticated non-admins on admin routes; only a service token registers admins", async () => {
+    const biz = await newBusiness();
+    const outsider = await newUser("outsider");
+    const agent = await newUser("agent");
+    await registerAgent(biz, agent);
+    for (const as of [outsider, agent]) {
+      for (const [method, path, body] of [
+        ["PUT", `/business/${biz.id}/agents/${outsider.id}`, { maxConcurrentChats: 2 }],
+        ["DELETE", `/business/${biz.id}/agents/${agent.id}`],
+        ["GET", `/business/${biz.id}/agents`],
+        ["PUT", `/business/${biz.id}/hours`, { timezone: "UTC", schedule: {} }],
+        ["DELETE", `/business/${biz.id}/hours`],
+        ["GET", `/business/${biz.id}/stats`],
+      ] as [string, string, object?][]) {
+        expectErrorShape(await api(method, path, { token: as.token, body }), 403);
+      }
+    }
+    // Registering admins: a registered business admin is not enough.
+    expectErrorShape(await api("PUT", `/business/${biz.id}/admins/${outsider.id}`, { token: biz.admin.token }), 403);
+    expectErrorShape(await api("PUT", `/business/${biz.id}/admins/${outsider.id}`, { token: outsider.token }), 403);
+    const again = await api("PUT", `/business/${biz.id}/admins/${biz.admin.id}`, { token: (await serviceUser()).token });
+    expect(again.status).toBe(200);
+    // A service token is an admin of every business.
+    expect((await api("GET", `/business/${biz.id}/agents`, { token: (await serviceUser()).token })).status).toBe(200);
+    // An admin of another business is not an admin of this one.
+    const other = await newBusiness();
+    expectErrorShape(await api("GET", `/business/${biz.id}/stats`, { token: other.admin.token }), 403);
+    // Anyone authenticated may read the hours; the queue shows a non-admin only their own entries.
+    expect((await api("GET", `/business/${biz.id}/hours/status`, { token: outsider.token })).status).toBe(200);
+    expect((await api("GET", `/business/${biz.id}/queue`, { token: outsider.token })).body).toMatchObject({ total: 0, entries: [] });
+  });
+
+  it("keeps conversations to their customer, their agent and the business's admins (404 for anyone else)", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz);
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    const outsider = await newUser("outsider");
+    const otherAdmin = (await newBusiness()).admin;
+    for (const as of [outsider, otherAdmin]) {
+      expectErrorShape(await api("GET", `/business/conversations/${chat.body.id}/queue-position`, { token: as.token }), 404);
+      expectErrorShape(await api("POST", `/business/conversations/${chat.body.id}/close`, { token: as.token }), 404);
+      expectErrorShape(await api("POST", `/business/conversations/${chat.body.id}/assign`, { token: as.token, body: {} }), 404);
+    }
+    for (const id of [crypto.randomUUID(), "not-a-uuid"]) {
+      expectErrorShape(await api("GET", `/business/conversations/${id}/queue-position`, { token: biz.admin.token }), 404);
+      expectErrorShape(await api("POST", `/business/conversations/${id}/close`, { token: biz.admin.token }), 404);
+      expectErrorShape(await api("POST", `/business/conversations/${id}/assign`, { token: biz.admin.token, body: {} }), 404);
+    }
+    // A group conversation is no business conversation.
+    const [x, y] = [await newUser("g"), await newUser("g")];
+    const group = await api("POST", "/conversations/group", { token: customer.token, body: { participantIds: [x.id, y.id] } });
+    expectErrorShape(await api("POST", `/business/conversations/${group.body.id}/close`, { token: customer.token }), 404);
+    // The customer sees where it stands but cannot move it.
+    expect((await placement(chat.body.id, customer)).agentId).toBe(agent.id);
+    expectErrorShape(await api("POST", `/business/conversations/${chat.body.id}/assign`, { token: customer.token, body: {} }), 403);
+    expectErrorShape(await api("GET", `/business/not-a-uuid/agents`, { token: (await serviceUser()).token }), 404);
+    expectErrorShape(await api("PUT", `/business/${biz.id}/agents/not-a-uuid`, { token: biz.admin.token, body: {} }), 404);
+  });
+
+  it("rejects unknown fields and bad values with 400 (strict bodies)", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz);
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    const cases: [string, string, TestUser, unknown][] = [
+      ["PUT", `/business/${biz.id}/agents/${agent.id}`, biz.admin, { maxConcurrentChats: 0 }],
+      ["PUT", `/business/${biz.id}/agents/${agent.id}`, biz.admin, { maxConcurrentChats: 101 }],
+      ["PUT", `/business/${biz.id}/agents/${agent.id}`, biz.admin, { skills: [""] }],
+      ["PUT", `/business/${biz.id}/agents/${agent.id}`, biz.admin, { skills: "billing" }],
+      ["PUT", `/business/${biz.id}/agents/${agent.id}`, biz.admin, { isAvailable: true }],
+      ["PUT", "/business/agents/me/availability", agent, { isAvailable: "yes" }],
+      ["PUT", "/business/agents/me/availability", agent, { isAvailable: true, businessId: biz.id }],
+      ["POST", `/business/conversations/${chat.body.id}/assign`, biz.admin, { agentId: "x" }],
+      ["POST", `/business/conversations/${chat.body.id}/assign`, biz.admin, { agentId: agent.id, force: true }],
+      ["POST", `/business/conversations/${chat.body.id}/close`, customer, { reason: "" }],
+      ["POST", `/business/conversations/${chat.body.id}/close`, customer, { status: "closed" }],
+      ["POST", "/conversations/business", customer, { businessId: biz.id, category: "" }],
+      ["POST", "/conversations/business", customer, { businessId: biz.id, category: "x".repeat(51) }],
+    ];
+    for (const [method, path, as, body] of cases) expectErrorShape(await api(method, path, { token: as.token, body }), 400);
+    expectErrorShape(await api("GET", `/business/${biz.id}/stats?days=abc`, { token: biz.admin.token }), 400);
+  });
+});
+
+// ── Concurrency ────────────────────────────────────────────────────────────────────────────────────────────────
+
+describe("business routing under concurrency", () => {
+  it("30 simultaneous customers, 3 agents of capacity 5: 15 assigned (5 each, never more), 15 queued in order", { timeout: 90_000 }, async () => {
+    const biz = await newBusiness();
+    const agents = [];
+    for (let i = 0; i < 3; i++) agents.push(await readyAgent(biz, { maxConcurrentChats: 5 }));
+    const customers = await Promise.all(Array.from({ length: 30 }, () => newUser("crowd")));
+    const results = await Promise.all(customers.map((c) => openChat(c, biz.id)));
+    expect(results.map((r) => r.status)).toEqual(Array(30).fill(201));
+
+    const assigned = results.filter((r) => r.body.queuePosition === null);
+    const queued = results.filter((r) => r.body.queuePosition !== null);
+    expect(assigned).toHaveLength(15);
+    expect(queued.map((r) => r.body.queuePosition).sort((a, b) => a - b)).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
+
+    const load = await agentsOf(biz);
+    expect(agents.map((a) => load[a.id].activeChats)).toEqual([5, 5, 5]);
+    const perAgent = new Map<string, number>();
+    for (const r of assigned) {
+      const agentIds = r.body.participants.filter((p: { role: string }) => p.role === "agent").map((p: { userId: string }) => p.userId);
+      expect(agentIds).toHaveLength(1);
+      perAgent.set(agentIds[0], (perAgent.get(agentIds[0]) ?? 0) + 1);
+    }
+    expect([...perAgent.values()]).toEqual([5, 5, 5]);
+
+    // Postgres agrees: 5 active agent rows per agent, assigned_agent_id on exactly the assigned ones.
+    const rows = await withDb((db) => db.execute<{ user_id: string; n: string }>(sql`
+      SELECT p.user_id, count(*) AS n FROM participants p JOIN conversations c ON c.id = p.conversation_id
+      WHERE c.business_id = ${biz.id} AND p.role = 'agent' AND p.left_at IS NULL GROUP BY p.user_id`));
+    expect(rows.rows.map((r) => Number(r.n))).toEqual([5, 5, 5]);
+    const pgAssigned = await withDb((db) => db.execute<{ n: string }>(
+      sql`SELECT count(*) AS n FROM conversations WHERE business_id = ${biz.id} AND assigned_agent_id IS NOT NULL`,
+    ));
+    expect(Number(pgAssigned.rows[0].n)).toBe(15);
+
+    // The queue, in order, is what the customers were told.
+    const queue = await api("GET", `/business/${biz.id}/queue`, { token: biz.admin.token });
+    expect(queue.body.total).toBe(15);
+    const told = new Map(queued.map((r) => [r.body.id, r.body.queuePosition]));
+    expect(queue.body.entries.map((e: { conversationId: string; position: number }) => told.get(e.conversationId))).toEqual(
+      queue.body.entries.map((e: { position: number }) => e.position),
+    );
+    const enqueued = queue.body.entries.map((e: { enqueuedAt: string }) => Date.parse(e.enqueuedAt));
+    expect([...enqueued].sort((a, b) => a - b)).toEqual(enqueued);
+
+    // A freed slot goes to the head of the queue, and everyone behind moves up by one.
+    const head = queue.body.entries[0].conversationId;
+    const closing = assigned[0];
+    const owner = customers[results.indexOf(closing)];
+    expect((await api("POST", `/business/conversations/${closing.body.id}/close`, { token: owner.token })).status).toBe(200);
+    const headOwner = customers[results.findIndex((r) => r.body.id === head)];
+    expect((await placement(head, headOwner)).status).toBe("assigned");
+    const second = queue.body.entries[1];
+    expect(await placement(second.conversationId, customers[results.findIndex((r) => r.body.id === second.conversationId)])).toMatchObject({
+      status: "queued",
+      queuePosition: 1,
+    });
+    const after = await agentsOf(biz);
+    expect(agents.map((a) => after[a.id].activeChats)).toEqual([5, 5, 5]);
+  });
+});

@@ -1,0 +1,518 @@
+// Issue [operations]: retention archive (controllable clock, legal hold, overrides, resumable batches), purge of
+// deleted content, audit log (routes, verification, auth failures), jobs and the Cron Trigger, rate limits,
+// metrics and log hygiene. Jobs are called directly with `now`, scoped to the test's conversations where they
+// would otherwise touch data of other test files running at the same time.
+import { createExecutionContext, createScheduledController, env, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { sql } from "drizzle-orm";
+import worker from "../../src/index";
+import { getConfig } from "../../src/lib/config";
+import { createLogger } from "../../src/lib/log";
+import { createRedis } from "../../src/lib/redis";
+import { appendAudit } from "../../src/db/queries/audit";
+import { runJob, type JobDefinition } from "../../src/jobs/runner";
+import { archiveJob } from "../../src/jobs/retention";
+import { purgeJob } from "../../src/jobs/purge";
+import { outboxSweepJob } from "../../src/jobs/maintenance";
+import { OUTBOX_PENDING_KEY } from "../../src/jobs/outbox-registry";
+import { api, expectErrorShape, newUser, signWith, type TestUser } from "./helpers";
+import { seedConversation, withDb } from "./fixtures";
+
+const DAY = 86_400_000;
+const config = getConfig(env);
+const unique = (prefix: string) => `${prefix}:${crypto.randomUUID().slice(0, 8)}`;
+
+async function run(job: JobDefinition, options: { now?: Date; budgetMs?: number } = {}) {
+  return withDb((db) => runJob(job, { env, config, db, log: createLogger({ test: "operations" }), force: true, ...options }));
+}
+
+/** Messages written straight into Postgres with a given age, as if they had been sent long ago. */
+async function seedMessages(conversationId: string, senderId: string, fromSeq: number, toSeq: number, createdAt: Date) {
+  await withDb(async (db) => {
+    await db.execute(sql`
+      INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq)
+      SELECT gen_random_uuid(), ${conversationId}::uuid, g, ${senderId}::uuid, 'text', 'old message ' || g,
+             ${createdAt.toISOString()}::timestamptz + g * interval '1 millisecond', g
+      FROM generate_series(${fromSeq}::int, ${toSeq}::int) AS g`);
+    await db.execute(sql`UPDATE conversations SET last_seq = GREATEST(last_seq, ${toSeq}) WHERE id = ${conversationId}::uuid`);
+  });
+}
+
+async function seqs(table: "messages" | "message_archive", conversationId: string): Promise<number[]> {
+  const t = sql.identifier(table);
+  const rows = await withDb((db) => db.execute<{ seq: string }>(sql`SELECT seq FROM ${t} WHERE conversation_id = ${conversationId}::uuid ORDER BY seq`));
+  return rows.rows.map((r) => Number(r.seq));
+}
+
+async function archivedUpTo(conversationId: string): Promise<number> {
+  const rows = await withDb((db) => db.execute<{ n: string }>(sql`SELECT archived_up_to_seq AS n FROM conversations WHERE id = ${conversationId}::uuid`));
+  return Number(rows.rows[0].n);
+}
+
+/** A conversation socket that records every frame. */
+async function openSocket(conversationId: string, user: TestUser) {
+  const res = await SELF.fetch(`http://chat.test/conversations/${conversationId}/ws`, {
+    headers: { upgrade: "websocket", authorization: `Bearer ${user.token}` },
+  });
+  expect(res.status).toBe(101);
+  const ws = res.webSocket!;
+  const frames: { type: string; data: any }[] = [];
+  ws.addEventListener("message", (e) => {
+    frames.push(JSON.parse(e.data as string));
+  });
+  ws.accept();
+  const waitFor = async (type: string, timeoutMs = 10_000) => {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const f = frames.find((x) => x.type === type);
+      if (f) return f;
+      if (Date.now() > until) throw new Error(`no ${type} frame; got ${frames.map((x) => x.type).join(",")}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  await waitFor("ready");
+  return { ws, frames, waitFor };
+}
+
+async function waitUntilTrue(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error("condition not reached in time");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("retention: archiving old messages", () => {
+  it("moves messages past the 90-day default to the archive, tells the sockets, and serves them to members", { timeout: 90_000 }, async () => {
+    const now = new Date();
+    const { id, users } = await seedConversation("group", 3);
+    await seedMessages(id, users[0].id, 1, 3, new Date(now.getTime() - 91 * DAY));
+    await seedMessages(id, users[1].id, 4, 5, new Date(now.getTime() - 89 * DAY));
+    const socket = await openSocket(id, users[1]);
+    const name = unique("retention.archive");
+
+    const first = await run(archiveJob({ conversationIds: [id], name }), { now });
+    expect(first).toMatchObject({ status: "ok", rows: 3, more: false });
+    expect(await seqs("messages", id)).toEqual([4, 5]);
+    expect(await seqs("message_archive", id)).toEqual([1, 2, 3]);
+    expect(await archivedUpTo(id)).toBe(3);
+    expect((await socket.waitFor("messages_archived")).data).toEqual({ conversationId: id, upToSeq: 3 });
+
+    const t = users[2].token;
+    const history = await api("GET", `/conversations/${id}/messages`, { token: t });
+    expect(history.body.messages.map((m: { seq: number }) => m.seq)).toEqual([4, 5]);
+    const archive = await api("GET", `/conversations/${id}/archive`, { token: t });
+    expect(archive.status).toBe(200);
+    expect(archive.body.messages.map((m: { seq: number }) => m.seq)).toEqual([1, 2, 3]);
+    expect(archive.body.messages[0]).toMatchObject({ conversationId: id, senderId: users[0].id, content: "old message 1" });
+    expect(archive.body.messages[0].sender).toMatchObject({ id: users[0].id });
+    expect(archive.body.hasMore).toBe(false);
+    const newest = await api("GET", `/conversations/${id}/archive?limit=2`, { token: t });
+    expect(newest.body.messages.map((m: { seq: number }) => m.seq)).toEqual([2, 3]);
+    expect(newest.body.hasMore).toBe(true);
+    const older = await api("GET", `/conversations/${id}/archive?limit=2&before=2`, { token: t });
+    expect(older.body.messages.map((m: { seq: number }) => m.seq)).toEqual([1]);
+    expect(older.body.hasMore).toBe(false);
+
+    const stranger = await newUser("stranger");
+    expectErrorShape(await api("GET", `/conversations/${id}/archive`, { token: stranger.token }), 404);
+    expectErrorShape(await api("GET", `/conversations/${crypto.randomUUID()}/archive`, { token: t }), 404);
+    expectErrorShape(await api("GET", `/conversations/not-a-uuid/archive`, { token: t }), 404);
+    expectErrorShape(await api("GET", `/conversations/${id}/archive?before=x`, { token: t }), 400);
+    expectErrorShape(await api("GET", `/conversations/${id}/archive`), 401);
+
+    // Two days later (a controllable clock), the 89-day-old messages are past 90 days too.
+    const later = await run(archiveJob({ conversationIds: [id], name }), { now: new Date(now.getTime() + 2 * DAY) });
+    expect(later).toMatchObject({ status: "ok", rows: 2 });
+    expect(await seqs("messages", id)).toEqual([]);
+    expect(await seqs("message_archive", id)).toEqual([1, 2, 3, 4, 5]);
+    expect(await archivedUpTo(id)).toBe(5);
+    // New messages keep their dense seq after the archived prefix.
+    const sent = await api("POST", `/conversations/${id}/messages`, { token: t, body: { content: "still here" } });
+    expect(sent.body.seq).toBe(6);
+    socket.ws.close();
+  });
+
+  it("skips conversations on legal hold and applies per-conversation retention overrides", { timeout: 90_000 }, async () => {
+    const now = new Date();
+    const service = await newUser("svc", "admin");
+    const held = await seedConversation("direct", 2);
+    const short = await seedConversation("direct", 2);
+    const long = await seedConversation("direct", 2);
+    await seedMessages(held.id, held.users[0].id, 1, 2, new Date(now.getTime() - 200 * DAY));
+    await seedMessages(short.id, short.users[0].id, 1, 2, new Date(now.getTime() - 40 * DAY));
+    await seedMessages(short.id, short.users[0].id, 3, 3, new Date(now.getTime() - 10 * DAY));
+    await seedMessages(long.id, long.users[0].id, 1, 2, new Date(now.getTime() - 200 * DAY));
+
+    const put = (cid: string, body: unknown, token = service.token) => api("PUT", `/operations/conversations/${cid}/retention`, { token, body });
+    expect((await put(held.id, { legalHold: true })).body).toMatchObject({ conversationId: held.id, legalHold: true, retentionDays: null });
+    expect((await put(short.id, { retentionDays: 30 })).body).toMatchObject({ retentionDays: 30, legalHold: false });
+    expect((await put(long.id, { retentionDays: 365 })).status).toBe(200);
+    expectErrorShape(await put(held.id, { legalHold: false }, held.users[0].token), 403);
+    expectErrorShape(await put(held.id, {}), 400);
+    expectErrorShape(await put(held.id, { retentionDays: 0 }), 400);
+    expectErrorShape(await put(crypto.randomUUID(), { legalHold: true }), 404);
+
+    const report = await run(archiveJob({ conversationIds: [held.id, short.id, long.id], name: unique("retention.archive") }), { now });
+    expect(report).toMatchObject({ status: "ok", rows: 2 });
+    expect(await seqs("messages", held.id)).toEqual([1, 2]);
+    expect(await seqs("message_archive", short.id)).toEqual([1, 2]);
+    expect(await seqs("messages", short.id)).toEqual([3]);
+    expect(await seqs("messages", long.id)).toEqual([1, 2]);
+
+    // The admin action is in the conversation's audit chain.
+    const audit = await api("GET", `/conversations/${held.id}/audit`, { token: service.token });
+    expect(audit.body.entries[0]).toMatchObject({ action: "admin.retention_changed", actorId: service.id, targetId: held.id });
+    expect(audit.body.entries[0].details.after).toEqual({ retentionDays: null, legalHold: true });
+  });
+
+  it("moves in bounded batches and resumes after an interruption: every message exactly once", { timeout: 120_000 }, async () => {
+    const now = new Date();
+    const { id, users } = await seedConversation("direct", 2);
+    await seedMessages(id, users[0].id, 1, 1200, new Date(now.getTime() - 100 * DAY));
+    const name = unique("retention.archive");
+    const job = archiveJob({ conversationIds: [id], name });
+
+    // A budget of 0 ms: the run does one batch (500 rows) and stops, saving its place.
+    const interrupted = await run(job, { now, budgetMs: 0 });
+    expect(interrupted).toMatchObject({ status: "ok", rows: 500, more: true });
+    expect((await seqs("message_archive", id)).length).toBe(500);
+    expect((await seqs("messages", id))[0]).toBe(501);
+    expect(await archivedUpTo(id)).toBe(500);
+    const saved = await withDb((db) => db.execute<{ cursor: unknown; details: Record<string, unknown> }>(sql`SELECT cursor, details FROM job_runs WHERE job = ${name}`));
+    expect(saved.rows[0].cursor).not.toBeNull();
+    expect(saved.rows[0].details).toMatchObject({ ok: true, more: true, moved: 500 });
+
+    const resumed = await run(job, { now });
+    expect(resumed).toMatchObject({ status: "ok", rows: 700, more: false });
+    const archived = await seqs("message_archive", id);
+    expect(archived.length).toBe(1200);
+    expect(archived).toEqual(Array.from({ length: 1200 }, (_, i) => i + 1));
+    expect(await seqs("messages", id)).toEqual([]);
+    expect(await archivedUpTo(id)).toBe(1200);
+    const done = await withDb((db) => db.execute<{ cursor: unknown }>(sql`SELECT cursor FROM job_runs WHERE job = ${name}`));
+    expect(done.rows[0].cursor).toBeNull();
+
+    expect(await run(job, { now })).toMatchObject({ status: "ok", rows: 0 });
+  });
+});
+
+describe("purge of soft-deleted content", () => {
+  it("redacts the previous content of messages deleted before the grace period, keeps the chain verifiable", { timeout: 90_000 }, async () => {
+    const now = new Date();
+    const service = await newUser("svc", "admin");
+    const { id, users } = await seedConversation("group", 3);
+    const held = await seedConversation("direct", 2);
+    await api("PUT", `/operations/conversations/${held.id}/retention`, { token: service.token, body: { legalHold: true } });
+    const [oldMsg, recentMsg, heldMsg] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+    const at = (days: number) => new Date(now.getTime() - days * DAY).toISOString();
+    await withDb(async (db) => {
+      await appendAudit(db, [
+        { conversationId: id, actorId: users[0].id, action: "message.edited", targetId: oldMsg, details: { seq: 1, previousContent: "first draft PURGE-ME-1" }, at: at(40) },
+        { conversationId: id, actorId: users[0].id, action: "message.deleted", targetId: oldMsg, details: { seq: 1, previousContent: "second PURGE-ME-2" }, at: at(31) },
+        { conversationId: id, actorId: users[1].id, action: "message.deleted", targetId: recentMsg, details: { seq: 2, previousContent: "recent KEEP-ME" }, at: at(10) },
+        { conversationId: held.id, actorId: held.users[0].id, action: "message.deleted", targetId: heldMsg, details: { seq: 1, previousContent: "held KEEP-ME" }, at: at(60) },
+      ]);
+      // A tombstone that still has content (written by some other path than the room).
+      await db.execute(sql`
+        INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, deleted_at, event_seq)
+        VALUES (${oldMsg}::uuid, ${id}::uuid, 1, ${users[0].id}::uuid, 'text', 'leftover PURGE-ME-3', ${at(45)}::timestamptz, ${at(31)}::timestamptz, 1)`);
+    });
+
+    const report = await run(purgeJob({ name: unique("retention.purge") }), { now });
+    expect(report.status).toBe("ok");
+    const entries = await withDb((db) =>
+      db.execute<{ id: string; action: string; target_id: string; details: Record<string, any>; conversation_id: string }>(
+        sql`SELECT id, action, target_id, details, conversation_id FROM audit_log WHERE conversation_id IN (${id}::uuid, ${held.id}::uuid) ORDER BY id`,
+      ),
+    );
+    const text = JSON.stringify(entries.rows);
+    expect(text).not.toContain("PURGE-ME");
+    expect(text).toContain("recent KEEP-ME");
+    expect(text).toContain("held KEEP-ME");
+    const redacted = entries.rows.filter((r) => r.target_id === oldMsg);
+    expect(redacted.map((r) => r.action)).toEqual(["message.edited", "message.deleted", "audit.redacted"]);
+    expect(redacted[0].details.redacted).toMatchObject({ fields: ["previousContent"], reason: "deleted_content_grace" });
+    expect(redacted[1].details).toMatchObject({ seq: 1 });
+    expect(redacted[2].details.rows).toHaveLength(2);
+    const tombstone = await withDb((db) => db.execute<{ content: string }>(sql`SELECT content FROM messages WHERE id = ${oldMsg}::uuid`));
+    expect(tombstone.rows[0].content).toBe("");
+
+    const verify = () => api("POST", "/operations/audit/verify", { token: service.token, body: { conversationId: id } });
+    expect((await verify()).body).toMatchObject({ ok: true, chains: 1, rows: 4, redactedRows: 2, firstBroken: null });
+
+    // Tampering with a redacted row is still detected.
+    const target = Number(redacted[1].id);
+    await withDb((db) => db.execute(sql`UPDATE audit_log SET actor_id = ${users[2].id}::uuid WHERE id = ${target}`));
+    expect((await verify()).body).toMatchObject({ ok: false, firstBroken: { conversationId: id, id: target, reason: "hash_mismatch" } });
+
+    // A second run finds nothing left to purge in these conversations.
+    await run(purgeJob({ name: unique("retention.purge") }), { now });
+    const again = await withDb((db) => db.execute<{ n: string }>(sql`SELECT count(*) AS n FROM audit_log WHERE conversation_id = ${id}::uuid AND action = 'audit.redacted'`));
+    expect(Number(again.rows[0].n)).toBe(1);
+  });
+});
+
+describe("audit log", () => {
+  it("is readable by group admins and service tokens only; members get 403, strangers 404", async () => {
+    const { id, users } = await seedConversation("group", 3);
+    const service = await newUser("svc", "admin");
+    await withDb((db) =>
+      appendAudit(db, [
+        { conversationId: id, actorId: users[0].id, action: "participant.role_changed", targetId: users[1].id, details: { role: "admin" } },
+        { conversationId: id, actorId: users[1].id, action: "message.deleted", targetId: crypto.randomUUID(), details: { seq: 1, previousContent: "x" } },
+      ]),
+    );
+    const admin = await api("GET", `/conversations/${id}/audit`, { token: users[0].token });
+    expect(admin.status).toBe(200);
+    expect(admin.body.entries.map((e: { action: string }) => e.action)).toEqual(["message.deleted", "participant.role_changed"]);
+    expect(admin.body.entries[0].prevHash).toBe(admin.body.entries[1].hash);
+    const paged = await api("GET", `/conversations/${id}/audit?limit=1`, { token: users[0].token });
+    expect(paged.body.entries).toHaveLength(1);
+    const next = await api("GET", `/conversations/${id}/audit?limit=1&before=${paged.body.nextBefore}`, { token: users[0].token });
+    expect(next.body.entries[0].action).toBe("participant.role_changed");
+    expect((await api("GET", `/conversations/${id}/audit`, { token: service.token })).status).toBe(200);
+    expectErrorShape(await api("GET", `/conversations/${id}/audit`, { token: users[1].token }), 403);
+    expectErrorShape(await api("GET", `/conversations/${id}/audit`, { token: (await newUser("stranger")).token }), 404);
+    expectErrorShape(await api("GET", `/conversations/${crypto.randomUUID()}/audit`, { token: service.token }), 404);
+    const direct = await seedConversation("direct", 2);
+    expectErrorShape(await api("GET", `/conversations/${direct.id}/audit`, { token: direct.users[0].token }), 403);
+  });
+
+  it("verification detects an edited row and a removed row", async () => {
+    const service = await newUser("svc", "admin");
+    const conversationId = crypto.randomUUID();
+    await withDb((db) =>
+      appendAudit(db, [
+        { conversationId, actorId: null, action: "test.one", details: { n: 1 } },
+        { conversationId, actorId: null, action: "test.two", details: { n: 2 } },
+        { conversationId, actorId: null, action: "test.three", details: { n: 3 } },
+      ]),
+    );
+    const ids = (await withDb((db) => db.execute<{ id: string }>(sql`SELECT id FROM audit_log WHERE conversation_id = ${conversationId}::uuid ORDER BY id`))).rows.map(
+      (r) => Number(r.id),
+    );
+    const verify = () => api("POST", "/operations/audit/verify", { token: service.token, body: { conversationId } });
+    expect((await verify()).body).toMatchObject({ ok: true, chains: 1, rows: 3, broken: [] });
+    await withDb((db) => db.execute(sql`UPDATE audit_log SET details = '{"n": 20}'::jsonb WHERE id = ${ids[1]}`));
+    const edited = await verify();
+    expect(edited.body).toMatchObject({ ok: false, firstBroken: { conversationId, id: ids[1], reason: "hash_mismatch" } });
+    await withDb((db) => db.execute(sql`DELETE FROM audit_log WHERE id = ${ids[1]}`));
+    expect((await verify()).body.firstBroken).toEqual({ conversationId, id: ids[2], reason: "prev_hash_mismatch" });
+    expectErrorShape(await api("POST", "/operations/audit/verify", { token: (await newUser("member")).token, body: {} }), 403);
+    expectErrorShape(await api("POST", "/operations/audit/verify", { token: service.token, body: { conversationId: "nope" } }), 400);
+    // The global chain can be verified on its own (no body at all is fine too).
+    const global = await api("POST", "/operations/audit/verify", { token: service.token });
+    expect(global.status).toBe(200);
+    expect(typeof global.body.ok).toBe("boolean");
+  });
+
+  it("records authentication failures with the reason and the claimed user, never the token", { timeout: 60_000 }, async () => {
+    const claimed = crypto.randomUUID();
+    const forged = await signWith({ id: claimed, kahaId: "mallory", exp: Math.floor(Date.now() / 1000) + 60 }, "w".repeat(40));
+    const res = await api("GET", "/auth/me", { token: forged, headers: { "cf-connecting-ip": "192.0.2.77", "user-agent": "ops-test" } });
+    expectErrorShape(res, 401);
+    let row: { actor_id: string | null; details: Record<string, unknown>; conversation_id: string | null } | undefined;
+    await waitUntilTrue(async () => {
+      const rows = await withDb((db) =>
+        db.execute<{ actor_id: string | null; details: Record<string, unknown>; conversation_id: string | null }>(
+          sql`SELECT actor_id, details, conversation_id FROM audit_log WHERE action = 'auth.failed' AND target_id = ${claimed}`,
+        ),
+      );
+      row = rows.rows[0];
+      return row !== undefined;
+    });
+    expect(row!.conversation_id).toBeNull();
+    expect(row!.actor_id).toBeNull();
+    expect(row!.details).toMatchObject({ reasonClass: "signature", ip: "192.0.2.77", method: "GET", path: "/auth/me", userAgent: "ops-test" });
+    expect(JSON.stringify(row)).not.toContain(forged.split(".")[2]);
+    const service = await newUser("svc", "admin");
+    const global = await api("GET", "/operations/audit?limit=100", { token: service.token });
+    expect(global.body.entries.some((e: { targetId: string }) => e.targetId === claimed)).toBe(true);
+  });
+});
+
+describe("jobs", () => {
+  it("the Cron Trigger runs every job, records it in job_runs, and /health/detailed shows them", { timeout: 120_000 }, async () => {
+    const ticket = `expired-${crypto.randomUUID()}`;
+    await withDb((db) =>
+      db.execute(sql`INSERT INTO realtime_tickets (ticket, user_id, kaha_id, expires_at) VALUES (${ticket}, ${crypto.randomUUID()}::uuid, 'k', now() - interval '1 hour')`),
+    );
+    const controller = createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" });
+    const ctx = createExecutionContext();
+    await worker.scheduled(controller, env, ctx);
+    await waitOnExecutionContext(ctx);
+    const left = await withDb((db) => db.execute(sql`SELECT 1 FROM realtime_tickets WHERE ticket = ${ticket}`));
+    expect(left.rows).toHaveLength(0);
+    const runs = await withDb((db) =>
+      db.execute<{ job: string; finished_at: string | null; details: Record<string, unknown> }>(
+        sql`SELECT job, finished_at, details FROM job_runs WHERE job IN ('tickets.expire', 'outbox.sweep', 'retention.archive', 'retention.purge-deleted', 'profiles.refresh-hot')`,
+      ),
+    );
+    expect(runs.rows.map((r) => r.job).sort()).toEqual(["outbox.sweep", "profiles.refresh-hot", "retention.archive", "retention.purge-deleted", "tickets.expire"]);
+    for (const r of runs.rows) {
+      expect(r.finished_at, r.job).not.toBeNull();
+      expect(r.details.ok, `${r.job}: ${JSON.stringify(r.details)}`).toBe(true);
+    }
+    const health = await api("GET", "/health/detailed");
+    expect(health.body.jobs["tickets.expire"]).toMatchObject({ ok: true, running: false });
+    expect(typeof health.body.jobs["retention.archive"].durationMs).toBe("number");
+    const service = await newUser("svc", "admin");
+    const list = await api("GET", "/operations/jobs", { token: service.token });
+    expect(list.body.jobs.find((j: { job: string }) => j.job === "tickets.expire")).toMatchObject({ ok: true });
+    expectErrorShape(await api("GET", "/operations/jobs", { token: (await newUser("member")).token }), 403);
+  });
+
+  it("runs a job by hand for service tokens (audited) and refuses unknown jobs", async () => {
+    const service = await newUser("svc", "admin");
+    const res = await api("POST", "/operations/jobs/tickets.expire/run", { token: service.token });
+    expect(res.body).toMatchObject({ job: "tickets.expire", status: "ok" });
+    expectErrorShape(await api("POST", "/operations/jobs/nope/run", { token: service.token }), 404);
+    expectErrorShape(await api("POST", "/operations/jobs/tickets.expire/run", { token: (await newUser("member")).token }), 403);
+    const audit = await withDb((db) =>
+      db.execute(sql`SELECT 1 FROM audit_log WHERE action = 'admin.job_run' AND actor_id = ${service.id}::uuid AND target_id = 'tickets.expire'`),
+    );
+    expect(audit.rows).toHaveLength(1);
+  });
+
+  it("the outbox sweeper drops registered rooms that have nothing pending and leaves fresh registrations alone", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    expect((await api("POST", `/conversations/${id}/messages`, { token: users[0].token, body: { content: "flushed" } })).status).toBe(201);
+    const fresh = crypto.randomUUID();
+    const redis = createRedis(config);
+    await redis.zadd(OUTBOX_PENDING_KEY, { score: Date.now() - 5 * 60_000, member: id });
+    await redis.zadd(OUTBOX_PENDING_KEY, { score: Date.now(), member: fresh });
+    const report = await run(outboxSweepJob());
+    expect(report.status).toBe("ok");
+    expect(await redis.zscore(OUTBOX_PENDING_KEY, id)).toBeNull();
+    expect(await redis.zscore(OUTBOX_PENDING_KEY, fresh)).not.toBeNull();
+    await redis.zrem(OUTBOX_PENDING_KEY, fresh);
+  });
+});
+
+/** Waits for a fresh minute window if the current one ends soon, so a burst stays inside one window. */
+async function freshWindow(neededMs = 20_000) {
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < neededMs) await new Promise((r) => setTimeout(r, left + 50));
+}
+
+async function burst(n: number, request: () => Promise<{ status: number }>, parallel = 20): Promise<number[]> {
+  const statuses: number[] = [];
+  for (let i = 0; i < n; i += parallel) {
+    const batch = await Promise.all(Array.from({ length: Math.min(parallel, n - i) }, request));
+    statuses.push(...batch.map((r) => r.status));
+  }
+  return statuses;
+}
+
+describe("rate limits", () => {
+  it("limits REST writes per user (429 + Retry-After), leaves reads and other users alone, and recovers", { timeout: 120_000 }, async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [u, other] = users;
+    await freshWindow();
+    // Cheap writes: every write-method request counts, whatever the route answers (here 405).
+    const statuses = await burst(config.RATE_LIMIT_WRITES_PER_MINUTE, () => api("POST", "/health", { token: u.token }), 30);
+    expect(statuses.every((s) => s === 405)).toBe(true);
+    const refused = await api("POST", `/conversations/${id}/messages`, { token: u.token, body: { content: "one too many" } });
+    expectErrorShape(refused, 429);
+    const retryAfter = Number(refused.headers.get("retry-after"));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(await seqs("messages", id)).toEqual([]);
+    expect((await api("GET", `/conversations/${id}/messages`, { token: u.token })).status).toBe(200);
+    expect((await api("POST", `/conversations/${id}/messages`, { token: other.token, body: { content: "fine" } })).status).toBe(201);
+    // The window's counter expires (EXPIRE does this at the window's end; here we remove it): writes pass again.
+    const w = Math.floor(Date.now() / 60_000);
+    await createRedis(config).del(`rl:u:write:${u.id}:${w}`, `rl:u:write:${u.id}:${w - 1}`);
+    expect((await api("POST", `/conversations/${id}/messages`, { token: u.token, body: { content: "back" } })).status).toBe(201);
+  });
+
+  it("limits writes per client IP, also without a token", { timeout: 60_000 }, async () => {
+    const ip = `198.51.100.${Math.floor(Math.random() * 250) + 1}`;
+    const headers = { "cf-connecting-ip": ip };
+    const limit = config.RATE_LIMIT_IP_WRITES_PER_MINUTE;
+    await freshWindow();
+    // Earlier traffic from this address in the current window (limit - 3 requests), then three more pass.
+    await createRedis(config).set(`rl:ip:write:${ip}:${Math.floor(Date.now() / 60_000)}`, limit - 3, { ex: 120 });
+    const statuses = await burst(3, () => api("POST", "/health", { headers }));
+    expect(statuses).toEqual([405, 405, 405]);
+    expectErrorShape(await api("POST", "/health", { headers }), 429);
+    const anon = await api("POST", "/auth/dev-login", { headers, body: { kahaId: "ip-limited" } });
+    expectErrorShape(anon, 429);
+    expect(Number(anon.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect((await api("POST", "/health", { headers: { "cf-connecting-ip": "198.51.100.251" } })).status).toBe(405);
+    expect((await api("GET", "/health", { headers })).status).toBe(200);
+  });
+
+  it("limits WebSocket upgrades per user, and ticket issuance spends the same budget; service tokens are exempt", { timeout: 120_000 }, async () => {
+    const u = await newUser("upgrader");
+    // Authenticated upgrades that the route then refuses (404) without waking any Durable Object.
+    const upgrade = (token: string) =>
+      SELF.fetch("http://chat.test/conversations/not-a-conversation/ws", { headers: { upgrade: "websocket", authorization: `Bearer ${token}` } });
+    await freshWindow();
+    const statuses = await burst(config.RATE_LIMIT_UPGRADES_PER_MINUTE, () => upgrade(u.token), 10);
+    expect(statuses.every((s) => s === 404)).toBe(true);
+    const refused = await upgrade(u.token);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("retry-after")).toMatch(/^\d+$/);
+    expectErrorShape(await api("POST", "/realtime/tickets", { token: u.token }), 429);
+    const service = await newUser("svc", "admin");
+    const exempt = await burst(config.RATE_LIMIT_UPGRADES_PER_MINUTE + 5, () => upgrade(service.token), 10);
+    expect(exempt.filter((s) => s === 429)).toHaveLength(0);
+  });
+});
+
+describe("metrics and logs", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("GET /metrics serves Prometheus text to service tokens only", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    expect((await api("POST", `/conversations/${id}/messages`, { token: users[0].token, body: { content: "count me" } })).status).toBe(201);
+    const service = await newUser("svc", "admin");
+    const res = await SELF.fetch("http://chat.test/metrics", { headers: { authorization: `Bearer ${service.token}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    expect(text).toMatch(/# TYPE edgechat_http_requests_total counter/);
+    expect(text).toMatch(/edgechat_messages_sent_total\{via="rest"\} [1-9]\d*/);
+    expect(text).toMatch(/edgechat_http_request_duration_ms_count\{class="write"\} \d+/);
+    expectErrorShape(await api("GET", "/metrics", { token: users[0].token }), 403);
+    expectErrorShape(await api("GET", "/metrics"), 401);
+  });
+
+  it("structured logs carry request id, user id and latency but never a token or message content", { timeout: 60_000 }, async () => {
+    const lines: string[] = [];
+    const capture = (...args: unknown[]) => void lines.push(args.map(String).join(" "));
+    vi.spyOn(console, "log").mockImplementation(capture);
+    vi.spyOn(console, "warn").mockImplementation(capture);
+    vi.spyOn(console, "error").mockImplementation(capture);
+    const { id, users } = await seedConversation("group", 3);
+    const secret = `CONTENT-${crypto.randomUUID()}`;
+    const sent = await api("POST", `/conversations/${id}/messages`, { token: users[0].token, body: { content: secret } });
+    expect(sent.status).toBe(201);
+    await api("PATCH", `/conversations/${id}/messages/${sent.body.id}`, { token: users[0].token, body: { content: `${secret}-edited` } });
+    await api("GET", `/conversations/${id}/messages/search?q=${encodeURIComponent(secret)}`, { token: users[1].token });
+    const ticket = await api("POST", "/realtime/tickets", { token: users[1].token });
+    const upgraded = await SELF.fetch(`http://chat.test/conversations/${id}/ws?ticket=${ticket.body.ticket}`, { headers: { upgrade: "websocket" } });
+    expect(upgraded.status).toBe(101);
+    upgraded.webSocket!.accept();
+    upgraded.webSocket!.close();
+    await api("GET", "/auth/me", { token: `${users[2].token}x` });
+    await api("GET", "/auth/me", { headers: { authorization: "Bearer not.a.token" } });
+    await new Promise((r) => setTimeout(r, 200));
+
+    const requestLines = lines.filter((l) => l.includes('"msg":"request"'));
+    expect(requestLines.length).toBeGreaterThan(3);
+    const send = requestLines.find((l) => l.includes(`"requestId":"${sent.headers.get("x-request-id")}"`));
+    expect(send).toBeDefined();
+    expect(JSON.parse(send!)).toMatchObject({ level: "info", userId: users[0].id, status: 201 });
+    expect(typeof JSON.parse(send!).latencyMs).toBe("number");
+    const all = lines.join("\n");
+    for (const u of users) {
+      expect(all).not.toContain(u.token);
+      expect(all).not.toContain(u.token.split(".")[2]);
+    }
+    expect(all).not.toContain(ticket.body.ticket);
+    expect(all).not.toContain(secret);
+  });
+});

@@ -1,0 +1,94 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { sql } from "drizzle-orm";
+import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
+import { api } from "./helpers";
+import { seedConversation, withDb } from "./fixtures";
+
+const controlUrl = (env as unknown as { TEST_BRIDGE_CONTROL: string }).TEST_BRIDGE_CONTROL;
+
+async function postgres(fault: { down?: boolean }) {
+  const res = await fetch(`${controlUrl}/__control`, {
+    method: "POST",
+    headers: { authorization: "Bearer local-control-token", "content-type": "application/json" },
+    body: JSON.stringify({ fault }),
+  });
+  if (!res.ok) throw new Error(`bridge control failed: ${res.status}`);
+}
+
+const room = (id: string) => env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+const pgCount = (id: string) =>
+  withDb(async (db) => Number((await db.execute<{ n: string }>(sql`SELECT count(*) AS n FROM messages WHERE conversation_id = ${id}`)).rows[0].n));
+
+afterEach(async () => {
+  await postgres({});
+});
+
+describe("ConversationRoom", () => {
+  it("keeps its seq, outbox and client ids across a restart of the object (wake from eviction)", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const t = users[0].token;
+    const first = await api("POST", `/conversations/${id}/messages`, { token: t, body: { content: "one", clientMessageId: "w1" } });
+    expect(first.body.seq).toBe(1);
+    // A fresh instance reads everything back from its storage: nothing lives only in memory.
+    await runInDurableObject(room(id), async (instance: ConversationRoom, state) => {
+      const meta = instance.store.meta();
+      expect(meta).toMatchObject({ conversationId: id, lastSeq: 1 });
+      expect(state.storage.sql.exec("SELECT count(*) AS n FROM client_ids").one().n).toBe(1);
+    });
+    const retry = await api("POST", `/conversations/${id}/messages`, { token: t, body: { content: "one", clientMessageId: "w1" } });
+    expect(retry.status).toBe(200);
+    expect(retry.body.id).toBe(first.body.id);
+    const second = await api("POST", `/conversations/${id}/messages`, { token: t, body: { content: "two" } });
+    expect(second.body.seq).toBe(2);
+  });
+
+  it("acks as pending while Postgres is down and drains the outbox on the alarm retry", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const t = users[0].token;
+    await api("POST", `/conversations/${id}/messages`, { token: t, body: { content: "warm up" } });
+    await postgres({ down: true });
+    const pending = await api("POST", `/conversations/${id}/messages`, { token: t, body: { content: "while down", clientMessageId: "p1" } });
+    expect(pending.status).toBe(201);
+    expect(pending.body).toMatchObject({ seq: 2, status: "pending" });
+    const status = await room(id).outboxStatus();
+    expect(status.pending).toBe(1);
+    // History still shows the pending message (merged from the outbox) — but needs Postgres for the rest: 503.
+    expect((await api("GET", `/conversations/${id}/messages`, { token: t })).status).toBe(503);
+    // A retry alarm while Postgres is still down keeps the message and backs off.
+    await runDurableObjectAlarm(room(id));
+    expect((await room(id).outboxStatus()).pending).toBe(1);
+    await postgres({});
+    await runDurableObjectAlarm(room(id));
+    expect((await room(id).outboxStatus()).pending).toBe(0);
+    expect(await pgCount(id)).toBe(2);
+    const history = await api("GET", `/conversations/${id}/messages`, { token: t });
+    expect(history.body.messages.map((m: { seq: number; status: string }) => [m.seq, m.status])).toEqual([
+      [1, "sent"],
+      [2, "sent"],
+    ]);
+  });
+
+  it("re-reads its member list from Postgres when a membership notification was lost", async () => {
+    const { id, users } = await seedConversation("group", 3);
+    const [, member] = users;
+    expect((await api("POST", `/conversations/${id}/messages`, { token: member.token, body: { content: "hi" } })).status).toBe(201);
+    // The member leaves behind the room's back (no notify), and the room's copy is past its freshness.
+    await withDb((db) => db.execute(sql`UPDATE participants SET left_at = now() WHERE conversation_id = ${id} AND user_id = ${member.id}`));
+    await runInDurableObject(room(id), async (instance: ConversationRoom) => {
+      (instance as unknown as { participantsCheckedAt: number }).participantsCheckedAt = 0;
+    });
+    expect((await api("POST", `/conversations/${id}/messages`, { token: member.token, body: { content: "ghost" } })).status).toBe(404);
+  });
+});
+
+describe("health with a dependency down", () => {
+  it("/health/detailed answers 503 and names the database while Postgres is unreachable; /health stays 200", async () => {
+    await postgres({ down: true });
+    const res = await api("GET", "/health/detailed");
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBeTruthy();
+    expect(res.body).toMatchObject({ status: "down", checks: { database: { status: "down" } } });
+    expect((await api("GET", "/health")).status).toBe(200);
+  });
+});

@@ -1,0 +1,370 @@
+import { ChatApiError, ChatClient, type Conversation, type Message, type PresenceStatus, type UserSocket } from "../../src/client";
+import { h, replace, srOnly } from "./dom";
+import { ConversationView } from "./conversation-view";
+import { Directory, conversationTitle, directPeer, initials, preview, presenceLabel, shortTime } from "./format";
+import { openNewConversationDialog } from "./new-conversation";
+import type { Session } from "./session";
+
+const ROUTE = /^#\/c\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
+
+/** The signed-in app: conversation list (left), the open conversation (right; one at a time on phones). */
+export class App {
+  readonly chat: ChatClient;
+  readonly me: string;
+  readonly dir = new Directory();
+  readonly presence = new Map<string, PresenceStatus>();
+  private readonly conversations = new Map<string, Conversation>();
+  private readonly rows = new Map<string, HTMLLIElement>();
+  private readonly user: UserSocket;
+  private view: ConversationView | undefined;
+  private activeId: string | undefined;
+  private readonly shell: HTMLElement;
+  private readonly list: HTMLUListElement;
+  private readonly listStatus: HTMLElement;
+  private readonly pane: HTMLElement;
+  private readonly connection: HTMLElement;
+  private readonly meName: HTMLElement;
+  private readonly onHash = () => void this.route();
+  private readonly onVisibility = () => this.user.setPresence(document.visibilityState === "visible" ? "online" : "away");
+  private stopped = false;
+
+  constructor(
+    private readonly root: HTMLElement,
+    readonly session: Session,
+    private readonly onSignOut: () => void,
+  ) {
+    this.me = session.userId.toLowerCase();
+    this.chat = new ChatClient({ baseUrl: "", token: session.token, userId: this.me });
+    this.connection = h("span", { class: "conn", attrs: { role: "status" }, text: "Connecting…" });
+    this.meName = h("span", { class: "me-name", text: session.kahaId });
+    this.list = h("ul", { class: "conv-list", attrs: { "aria-labelledby": "conv-heading" } });
+    this.listStatus = h("p", { class: "list-status", attrs: { role: "status" }, text: "Loading conversations…" });
+    const newButton = h("button", {
+      class: "primary small",
+      attrs: { type: "button", "aria-haspopup": "dialog" },
+      text: "New",
+      on: { click: () => openNewConversationDialog(this, newButton) },
+    });
+    newButton.setAttribute("aria-label", "New conversation");
+    this.pane = h("main", { class: "pane", attrs: { id: "main", tabindex: -1 } });
+    this.shell = h(
+      "div",
+      { class: "app", data: { view: "list" } },
+      h("a", { class: "skip-link", attrs: { href: "#main" }, text: "Skip to conversation", on: { click: (e) => this.skipToMain(e) } }),
+      h(
+        "header",
+        { class: "topbar" },
+        h("h1", { class: "brand", text: "Edge Chat" }),
+        h("div", { class: "topbar-right" }, this.connection, this.meName, h("button", { class: "ghost small", attrs: { type: "button" }, text: "Sign out", on: { click: () => this.signOut() } })),
+      ),
+      h(
+        "nav",
+        { class: "sidebar", attrs: { "aria-label": "Conversations" } },
+        h("div", { class: "sidebar-head" }, h("h2", { attrs: { id: "conv-heading" }, text: "Conversations" }), newButton),
+        this.listStatus,
+        this.list,
+      ),
+      this.pane,
+    );
+    this.user = this.chat.user();
+  }
+
+  async start(): Promise<void> {
+    replace(this.root, this.shell);
+    this.showEmptyPane();
+    this.wireUserSocket();
+    window.addEventListener("hashchange", this.onHash);
+    document.addEventListener("visibilitychange", this.onVisibility);
+    void this.chat.me().then(
+      (me) => {
+        this.dir.set(me.id, me.profile);
+        this.meName.textContent = `${me.profile.name} (${this.session.kahaId})`;
+      },
+      (err: unknown) => this.handleAuthError(err),
+    );
+    await this.refreshList();
+    await this.route();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    window.removeEventListener("hashchange", this.onHash);
+    document.removeEventListener("visibilitychange", this.onVisibility);
+    this.view?.destroy();
+    this.user.close();
+  }
+
+  // ── Conversation list ────────────────────────────────────────────────────────────────────────────────
+
+  async refreshList(): Promise<void> {
+    try {
+      const page = await this.chat.listConversations({ limit: 100 });
+      for (const c of page.conversations) this.upsert(c, false);
+      this.listStatus.textContent = "";
+      this.renderList();
+      void this.loadPresence();
+    } catch (err) {
+      if (this.handleAuthError(err)) return;
+      this.listStatus.textContent = `Could not load conversations: ${(err as Error).message}`;
+    }
+  }
+
+  /** Adds or replaces a conversation (keeping the caller's own fields when a shared view comes in). */
+  upsert(c: Conversation, render = true): void {
+    const old = this.conversations.get(c.id);
+    const merged = old ? { ...old, ...c, lastMessage: newer(old.lastMessage, c.lastMessage) } : c;
+    this.conversations.set(c.id, merged);
+    this.dir.learn(merged);
+    if (render) this.renderList();
+  }
+
+  conversation(id: string): Conversation | undefined {
+    return this.conversations.get(id);
+  }
+
+  /** A message seen on any socket: preview, activity order. */
+  noteMessage(conversationId: string, m: Message): void {
+    const c = this.conversations.get(conversationId);
+    if (!c) return;
+    this.dir.learnMessage(m);
+    const last = newer(c.lastMessage, m);
+    this.conversations.set(conversationId, {
+      ...c,
+      lastMessage: last,
+      lastSeq: Math.max(c.lastSeq, m.seq),
+      lastActivity: last && last.createdAt > c.lastActivity ? last.createdAt : c.lastActivity,
+    });
+    this.renderList();
+  }
+
+  setUnread(conversationId: string, n: number): void {
+    const c = this.conversations.get(conversationId);
+    if (!c || c.unreadCount === n) return;
+    this.conversations.set(conversationId, { ...c, unreadCount: n });
+    this.renderList();
+  }
+
+  setPresence(userId: string, status: PresenceStatus): void {
+    if (this.presence.get(userId) === status) return;
+    this.presence.set(userId, status);
+    this.renderList();
+    this.view?.refreshHeader();
+  }
+
+  private renderList(): void {
+    const sorted = [...this.conversations.values()].sort((a, b) => (a.lastActivity < b.lastActivity ? 1 : a.lastActivity > b.lastActivity ? -1 : 0));
+    const focusedId = (document.activeElement as HTMLElement | null)?.closest?.<HTMLElement>(".conv-list li")?.dataset.id;
+    let previous: HTMLLIElement | undefined;
+    for (const c of sorted) {
+      const row = this.rows.get(c.id) ?? h("li", { data: { id: c.id } });
+      this.rows.set(c.id, row);
+      this.fillRow(row, c);
+      const expectedPosition = previous ? previous.nextSibling : this.list.firstChild;
+      if (expectedPosition !== row) this.list.insertBefore(row, expectedPosition);
+      previous = row;
+    }
+    for (const [id, row] of this.rows) {
+      if (!this.conversations.has(id)) {
+        row.remove();
+        this.rows.delete(id);
+      }
+    }
+    if (sorted.length === 0 && !this.listStatus.textContent) this.listStatus.textContent = "No conversations yet. Start one with “New”.";
+    else if (sorted.length > 0 && this.listStatus.textContent?.startsWith("No conversations")) this.listStatus.textContent = "";
+    if (focusedId && document.activeElement === document.body) this.rows.get(focusedId)?.querySelector("a")?.focus();
+    const total = sorted.reduce((n, c) => n + (c.id === this.activeId && this.view?.isReading() ? 0 : c.unreadCount), 0);
+    document.title = total > 0 ? `(${total}) Edge Chat` : "Edge Chat";
+  }
+
+  private fillRow(row: HTMLLIElement, c: Conversation): void {
+    const title = conversationTitle(c, this.me, this.dir);
+    const peer = directPeer(c, this.me);
+    const status = peer ? (this.presence.get(peer) ?? "offline") : undefined;
+    const unread = c.id === this.activeId && this.view?.isReading() ? 0 : c.unreadCount;
+    const last = c.lastMessage;
+    const who = last && !last.deletedAt ? (last.senderId === this.me ? "You: " : c.type === "group" ? `${this.dir.name(last.senderId)}: ` : "") : "";
+    // Rebuild only what changed: a focused link that is not replaced keeps its focus (and screen readers stay quiet).
+    const signature = JSON.stringify([title, status, unread, who, preview(last), last?.createdAt ?? c.lastActivity, c.isMuted, c.id === this.activeId]);
+    if (row.dataset.sig === signature) return;
+    row.dataset.sig = signature;
+    const link = h(
+      "a",
+      {
+        class: "conv-link",
+        attrs: { href: `#/c/${c.id}`, "aria-current": c.id === this.activeId ? "page" : undefined },
+        data: { type: c.type },
+      },
+      h(
+        "span",
+        { class: `avatar ${c.type}`, attrs: { "aria-hidden": "true" } },
+        initials(title),
+        status ? h("span", { class: `dot ${status}`, attrs: { title: presenceLabel[status] } }) : null,
+      ),
+      h(
+        "span",
+        { class: "conv-main" },
+        h(
+          "span",
+          { class: "conv-top" },
+          h("span", { class: "conv-name", text: title }),
+          status ? srOnly(`, ${presenceLabel[status]}`) : null,
+          h("time", { class: "conv-time", attrs: { datetime: c.lastActivity }, text: shortTime(last?.createdAt ?? c.lastActivity) }),
+        ),
+        h(
+          "span",
+          { class: "conv-bottom" },
+          srOnly(". "),
+          h("span", { class: "conv-preview", text: `${who}${preview(last)}` }),
+          unread > 0 ? h("span", { class: "badge" }, srOnly(". "), String(unread > 99 ? "99+" : unread), srOnly(" unread")) : null,
+          c.isMuted ? h("span", { class: "muted-flag", text: "muted" }) : null,
+        ),
+      ),
+    );
+    replace(row, link);
+    row.classList.toggle("unread", unread > 0);
+  }
+
+  private async loadPresence(): Promise<void> {
+    const peers = new Set<string>();
+    for (const c of this.conversations.values()) for (const p of c.participants) if (p.userId !== this.me) peers.add(p.userId);
+    if (peers.size === 0 || this.user.state !== "open") return;
+    try {
+      for (const p of await this.user.getPresence([...peers])) this.presence.set(p.userId, p.status);
+      this.renderList();
+      this.view?.refreshHeader();
+    } catch {
+      // presence is decoration; the next change is pushed anyway
+    }
+  }
+
+  // ── User socket ──────────────────────────────────────────────────────────────────────────────────────
+
+  private wireUserSocket(): void {
+    const u = this.user;
+    u.on("state", (s) => {
+      this.connection.textContent =
+        s.state === "open" ? "Online" : s.state === "offline" ? "Offline" : s.state === "closed" ? "Disconnected" : "Connecting…";
+      this.connection.dataset.state = s.state;
+      if (s.state === "open") {
+        if (s.reconnected) void this.refreshList();
+        else void this.loadPresence();
+        if (document.visibilityState !== "visible") u.setPresence("away");
+      }
+    });
+    u.on("error", (e) => void this.handleAuthError(e));
+    u.on("notification", ({ conversationId, message }) => {
+      if (!this.conversations.has(conversationId)) {
+        void this.chat.getConversation(conversationId).then((c) => {
+          this.upsert(c);
+          void this.loadPresence();
+        }, () => {});
+        return;
+      }
+      this.noteMessage(conversationId, message);
+    });
+    u.on("unread_count", ({ conversationId, unreadCount }) => {
+      if (this.conversations.has(conversationId)) this.setUnread(conversationId, unreadCount);
+      else void this.chat.getConversation(conversationId).then((c) => this.upsert(c), () => {});
+    });
+    u.on("presence", (p) => this.setPresence(p.userId, p.status));
+    u.on("conversation_created", ({ conversation }) => {
+      this.upsert(conversation);
+      void this.loadPresence();
+    });
+    u.on("conversation_updated", ({ conversation }) => {
+      const old = this.conversations.get(conversation.id);
+      this.upsert(old ? { ...conversation, unreadCount: old.unreadCount, isMuted: old.isMuted } : conversation);
+      this.view?.refreshHeader();
+    });
+    u.on("conversation_removed", ({ conversationId }) => {
+      this.conversations.delete(conversationId);
+      this.renderList();
+      if (this.activeId === conversationId) location.hash = "#/";
+    });
+  }
+
+  // ── Routing ──────────────────────────────────────────────────────────────────────────────────────────
+
+  private async route(): Promise<void> {
+    if (this.stopped) return;
+    const m = ROUTE.exec(location.hash);
+    const id = m?.[1].toLowerCase();
+    if (id === this.activeId) return;
+    const previous = this.activeId;
+    this.view?.destroy();
+    this.view = undefined;
+    this.activeId = id;
+    this.shell.dataset.view = id ? "conversation" : "list";
+    if (!id) {
+      this.showEmptyPane();
+      this.renderList();
+      // Back on phones: return focus to the conversation we came from.
+      if (previous) this.rows.get(previous)?.querySelector("a")?.focus();
+      return;
+    }
+    let c = this.conversations.get(id);
+    if (!c) {
+      try {
+        c = await this.chat.getConversation(id);
+        this.upsert(c, false);
+      } catch (err) {
+        if (this.handleAuthError(err)) return;
+        replace(
+          this.pane,
+          h("div", { class: "empty" }, h("h2", { text: "Conversation not available" }), h("p", { text: (err as ChatApiError).message }), h("a", { attrs: { href: "#/" }, text: "Back to conversations" })),
+        );
+        return;
+      }
+      if (this.activeId !== id) return;
+    }
+    this.view = new ConversationView(this, c);
+    replace(this.pane, this.view.el);
+    this.renderList();
+    void this.view.start();
+  }
+
+  private showEmptyPane(): void {
+    replace(
+      this.pane,
+      h(
+        "div",
+        { class: "empty" },
+        h("h2", { text: "No conversation selected" }),
+        h("p", { text: "Pick a conversation from the list, or start a new one." }),
+      ),
+    );
+  }
+
+  private skipToMain(e: Event): void {
+    e.preventDefault();
+    const target = this.pane.querySelector<HTMLElement>("#composer-input") ?? this.pane;
+    target.focus();
+  }
+
+  /** Opens a conversation that was just created or found. */
+  open(c: Conversation): void {
+    this.upsert(c);
+    void this.loadPresence();
+    location.hash = `#/c/${c.id}`;
+  }
+
+  /** A 401 means the demo token expired or the server's secret changed: back to sign-in. */
+  handleAuthError(err: unknown): boolean {
+    if (err instanceof ChatApiError && err.statusCode === 401) {
+      this.signOut();
+      return true;
+    }
+    return false;
+  }
+
+  private signOut(): void {
+    this.stop();
+    this.onSignOut();
+  }
+}
+
+function newer(a: Message | undefined, b: Message | undefined): Message | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  return b.seq >= a.seq ? b : a;
+}

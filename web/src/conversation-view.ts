@@ -1,0 +1,689 @@
+import { ChatApiError, type Conversation, type ConversationSocket, type Message, type OutboxEntry, type Participant } from "../../src/client";
+import type { App } from "./app";
+import { h, replace } from "./dom";
+import { confirmDialog } from "./confirm";
+import { conversationTitle, directPeer, fullTime, presenceLabel, shortTime } from "./format";
+
+const PAGE = 50;
+
+interface Marks {
+  read: number;
+  delivered: number;
+}
+
+/**
+ * One conversation: history (newest page first, older pages on scroll-back), live messages over the SDK's
+ * conversation socket (which resumes from the last seq after any drop), typing, delivery ticks, "seen by", edit,
+ * delete and search. Every user string is set as text.
+ */
+export class ConversationView {
+  readonly el: HTMLElement;
+  private socket: ConversationSocket | undefined;
+  private readonly id: string;
+  private readonly me: string;
+  private readonly messages = new Map<number, Message>();
+  private readonly nodes = new Map<number, HTMLLIElement>();
+  private readonly pendingNodes = new Map<string, HTMLLIElement>();
+  private readonly marks = new Map<string, Marks>();
+  private participants: Participant[];
+  private oldestSeq = Infinity;
+  private hasMore = false;
+  private loadingOlder: Promise<void> | undefined;
+  private typing: string[] = [];
+  private destroyed = false;
+  private readSent = 0;
+  /** Written before the socket existed (history still loading): handed to its outbox as soon as it does. */
+  private early: string[] = [];
+
+  private readonly title: HTMLHeadingElement;
+  private readonly subtitle: HTMLElement;
+  private readonly muteButton: HTMLButtonElement;
+  private readonly banner: HTMLElement;
+  private readonly scroller: HTMLElement;
+  private readonly log: HTMLOListElement;
+  private readonly pendingList: HTMLOListElement;
+  private readonly olderButton: HTMLButtonElement;
+  private readonly historyStart: HTMLElement;
+  private readonly typingLine: HTMLElement;
+  private readonly jumpButton: HTMLButtonElement;
+  private readonly input: HTMLTextAreaElement;
+  private readonly searchInput: HTMLInputElement;
+  private readonly searchPanel: HTMLElement;
+  private readonly onVisible = () => this.maybeMarkRead();
+
+  constructor(
+    private readonly app: App,
+    private conversation: Conversation,
+  ) {
+    this.id = conversation.id;
+    this.me = app.me;
+    this.participants = conversation.participants;
+    for (const p of conversation.participants) this.marks.set(p.userId, { read: p.lastReadSeq, delivered: p.lastDeliveredSeq });
+
+    this.title = h("h2", { class: "conv-title", attrs: { id: "conv-title", tabindex: -1 } });
+    this.subtitle = h("p", { class: "conv-sub" });
+    this.muteButton = h("button", { class: "ghost small", attrs: { type: "button", "aria-pressed": "false" }, text: "Mute", on: { click: () => void this.toggleMute() } });
+    this.banner = h("p", { class: "banner", attrs: { role: "status", hidden: true } });
+    this.olderButton = h("button", { class: "ghost small older", attrs: { type: "button", hidden: true }, text: "Load older messages", on: { click: () => void this.loadOlder(true) } });
+    this.historyStart = h("p", { class: "history-start", attrs: { hidden: true }, text: "This is the beginning of the conversation." });
+    this.log = h("ol", { class: "messages", attrs: { role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": "Messages" } });
+    this.pendingList = h("ol", { class: "messages pending-list", attrs: { "aria-label": "Messages being sent" } });
+    this.scroller = h(
+      "div",
+      { class: "scroller", attrs: { tabindex: 0, "aria-label": "Message history" }, on: { scroll: () => this.onScroll() } },
+      this.olderButton,
+      this.historyStart,
+      this.log,
+      this.pendingList,
+    );
+    this.typingLine = h("p", { class: "typing", attrs: { "aria-live": "polite" } });
+    this.jumpButton = h("button", { class: "jump primary small", attrs: { type: "button", hidden: true }, text: "New messages ↓", on: { click: () => this.scrollToBottom(true) } });
+    this.input = h("textarea", {
+      attrs: { id: "composer-input", rows: 1, maxlength: 4000, placeholder: "Write a message…", autocomplete: "off", "aria-describedby": "composer-hint" },
+      on: {
+        input: () => this.onInput(),
+        keydown: (e) => {
+          if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+            e.preventDefault();
+            this.submit();
+          }
+        },
+        blur: () => this.socket?.stopTyping(),
+      },
+    });
+    this.searchInput = h("input", { attrs: { id: "search-input", type: "search", placeholder: "Search messages", autocomplete: "off", maxlength: 500 } });
+    this.searchPanel = h("section", { class: "search-panel", attrs: { hidden: true, "aria-labelledby": "search-title" } });
+
+    this.el = h(
+      "section",
+      { class: "conversation", attrs: { "aria-labelledby": "conv-title" }, on: { keydown: (e) => this.onKey(e) } },
+      h(
+        "header",
+        { class: "conv-head" },
+        h("a", { class: "back ghost small", attrs: { href: "#/", "aria-label": "Back to conversations" }, text: "←" }),
+        h("div", { class: "conv-heading" }, this.title, this.subtitle),
+        h(
+          "form",
+          { class: "search", attrs: { role: "search" }, on: { submit: (e) => (e.preventDefault(), void this.search()) } },
+          h("label", { class: "vh", attrs: { for: "search-input" }, text: "Search messages" }),
+          this.searchInput,
+          h("button", { class: "ghost small", attrs: { type: "submit" }, text: "Search" }),
+        ),
+        this.muteButton,
+      ),
+      this.banner,
+      this.searchPanel,
+      this.scroller,
+      this.jumpButton,
+      this.typingLine,
+      h(
+        "form",
+        { class: "composer", on: { submit: (e) => (e.preventDefault(), this.submit()) } },
+        h("label", { class: "vh", attrs: { for: "composer-input" }, text: "Message" }),
+        this.input,
+        h("button", { class: "primary", attrs: { type: "submit" }, text: "Send" }),
+        h("p", { class: "vh", attrs: { id: "composer-hint" }, text: "Enter sends, Shift+Enter adds a line." }),
+      ),
+    );
+    this.refreshHeader();
+  }
+
+  /** True while the newest messages are on screen in a visible page: they count as read. */
+  isReading(): boolean {
+    return !this.destroyed && document.visibilityState === "visible" && this.atBottom();
+  }
+
+  async start(): Promise<void> {
+    document.addEventListener("visibilitychange", this.onVisible);
+    this.input.focus();
+    let lastSeq: number | undefined;
+    this.log.setAttribute("aria-busy", "true");
+    try {
+      const page = await this.app.chat.listMessages(this.id, { limit: PAGE });
+      if (this.destroyed) return;
+      for (const m of page.messages) this.upsertMessage(m);
+      this.hasMore = page.hasMore;
+      lastSeq = page.messages.at(-1)?.seq ?? 0;
+      this.updateHistoryEdge();
+      this.scrollToBottom(false);
+    } catch (err) {
+      if (this.destroyed || this.app.handleAuthError(err)) return;
+      this.showBanner(`Could not load messages (${(err as Error).message}). They load as soon as the connection is back.`);
+    } finally {
+      this.log.removeAttribute("aria-busy");
+    }
+    // Resume from the newest message rendered: anything sent since arrives before live traffic, nothing twice.
+    // Without history (it failed to load), start live and fetch the page before the head once connected.
+    const socket = this.app.chat.conversation(this.id, lastSeq === undefined ? {} : { afterSeq: lastSeq });
+    if (lastSeq === undefined) {
+      socket.once("ready", (r) => {
+        this.oldestSeq = r.lastSeq + 1;
+        this.hasMore = r.lastSeq > 0;
+        void this.loadOlder(false).then(() => this.scrollToBottom(false));
+      });
+    }
+    this.socket = socket;
+    this.wire(socket);
+    for (const text of this.early.splice(0)) socket.send(text).catch(() => {});
+    // The newest page is on screen: mark it read (sent once the socket is live).
+    this.maybeMarkRead();
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    document.removeEventListener("visibilitychange", this.onVisible);
+    this.socket?.close("left the conversation");
+  }
+
+  // ── Socket events ────────────────────────────────────────────────────────────────────────────────────
+
+  private wire(s: ConversationSocket): void {
+    s.on("state", (st) => {
+      if (st.state === "open") {
+        this.showBanner(undefined);
+        this.maybeMarkRead();
+      } else if (st.state === "offline") this.showBanner("You are offline. Messages you write are kept and sent when the connection is back.");
+      else if (st.state === "closed") {
+        if (!this.destroyed) this.showBanner(`Disconnected: ${st.reason ?? "the connection was closed"}`);
+      } else if (st.previous === "open" || st.attempt > 0) this.showBanner("Reconnecting…");
+      this.input.toggleAttribute("data-offline", st.state !== "open");
+    });
+    s.on("ready", (r) => {
+      this.participants = r.participants;
+      for (const p of r.participants) this.setMarks(p.userId, p.lastReadSeq, p.lastDeliveredSeq);
+      this.refreshHeader();
+      this.refreshStatuses();
+    });
+    s.on("new_message", ({ message }) => {
+      const stick = this.atBottom();
+      this.upsertMessage(message);
+      this.app.noteMessage(this.id, message);
+      if (stick || message.senderId === this.me) this.scrollToBottom(false);
+      else this.jumpButton.hidden = false;
+      this.maybeMarkRead();
+    });
+    s.on("message_updated", ({ message }) => this.upsertMessage(message));
+    s.on("message_deleted", ({ seq }) => {
+      const m = this.messages.get(seq);
+      if (m && !m.deletedAt) this.upsertMessage({ ...m, content: "", deletedAt: new Date().toISOString() });
+    });
+    s.on("typing", (t) => {
+      this.typing = t.typing.filter((u) => u !== this.me);
+      this.renderTyping();
+    });
+    s.on("receipt", (r) => {
+      if (r.kind === "read") this.setMarks(r.userId, r.seq, 0);
+      else this.setMarks(r.userId, 0, r.seq);
+      this.refreshStatuses();
+    });
+    s.on("presence", (p) => this.app.setPresence(p.userId, p.status));
+    s.on("participant_joined", () => this.reloadConversation());
+    s.on("participant_left", () => this.reloadConversation());
+    s.on("participant_updated", () => this.reloadConversation());
+    s.on("conversation_updated", ({ conversation }) => {
+      this.conversation = { ...this.conversation, ...conversation, unreadCount: this.conversation.unreadCount, isMuted: this.conversation.isMuted };
+      this.refreshHeader();
+    });
+    s.on("outbox", ({ pending }) => this.renderPending(pending));
+    s.on("send_failed", ({ clientMessageId, error }) => this.markFailed(clientMessageId, error));
+    s.on("error", (e) => {
+      if (!this.app.handleAuthError(e)) console.warn("conversation socket:", e.message);
+    });
+  }
+
+  private reloadConversation(): void {
+    void this.app.chat.getConversation(this.id).then(
+      (c) => {
+        this.conversation = c;
+        this.participants = c.participants;
+        this.app.upsert(c);
+        this.refreshHeader();
+        this.refreshStatuses();
+      },
+      () => {},
+    );
+  }
+
+  // ── Messages ─────────────────────────────────────────────────────────────────────────────────────────
+
+  private upsertMessage(m: Message): void {
+    this.app.dir.learnMessage(m);
+    const known = this.messages.get(m.seq);
+    this.messages.set(m.seq, m);
+    const old = this.nodes.get(m.seq);
+    // The same version again (history overlapping the live stream): nothing to redraw.
+    if (old && known && known.id === m.id && known.content === m.content && known.editedAt === m.editedAt && known.deletedAt === m.deletedAt) return;
+    const node = this.renderMessage(m);
+    if (old) {
+      // Keep an edit in progress rather than wiping the user's text.
+      if (old.querySelector(".edit-form")) return;
+      old.replaceWith(node);
+    } else {
+      const after = [...this.nodes.keys()].filter((s) => s > m.seq).sort((a, b) => a - b)[0];
+      this.log.insertBefore(node, after === undefined ? null : this.nodes.get(after)!);
+    }
+    this.nodes.set(m.seq, node);
+    if (m.seq < this.oldestSeq) this.oldestSeq = m.seq;
+    this.refreshStatuses();
+  }
+
+  private renderMessage(m: Message): HTMLLIElement {
+    const own = m.senderId === this.me;
+    const deleted = m.deletedAt !== null;
+    const sender = own ? "You" : (m.sender?.name ?? this.app.dir.name(m.senderId));
+    const canDelete = !deleted && (own || this.myRole() === "admin");
+    const actions = h("div", { class: "actions" });
+    if (own && !deleted) {
+      const edit = h("button", { class: "link small", attrs: { type: "button", "aria-label": "Edit message" }, text: "Edit" });
+      edit.addEventListener("click", () => this.startEdit(m.seq, edit));
+      actions.append(edit);
+    }
+    if (canDelete) {
+      const del = h("button", { class: "link small danger", attrs: { type: "button", "aria-label": "Delete message" }, text: "Delete" });
+      del.addEventListener("click", () => void this.remove(m, del));
+      actions.append(del);
+    }
+    return h(
+      "li",
+      { class: `msg ${own ? "own" : "other"}${deleted ? " deleted" : ""}`, attrs: { id: `msg-${m.seq}`, tabindex: -1 }, data: { seq: String(m.seq) } },
+      h(
+        "div",
+        { class: "bubble" },
+        h(
+          "div",
+          { class: "meta" },
+          h("span", { class: "sender", text: sender }),
+          h("time", { attrs: { datetime: m.createdAt, title: fullTime(m.createdAt) }, text: shortTime(m.createdAt) }),
+          m.editedAt && !deleted ? h("span", { class: "edited", text: "(edited)" }) : null,
+        ),
+        h("p", { class: "text", text: deleted ? "This message was deleted" : m.content }),
+        own && !deleted ? h("span", { class: "ticks", attrs: { role: "img" } }) : null,
+      ),
+      actions.childElementCount ? actions : null,
+    );
+  }
+
+  private myRole(): string | undefined {
+    return this.participants.find((p) => p.userId === this.me)?.role;
+  }
+
+  private setMarks(userId: string, read: number, delivered: number): void {
+    const m = this.marks.get(userId) ?? { read: 0, delivered: 0 };
+    this.marks.set(userId, { read: Math.max(m.read, read), delivered: Math.max(m.delivered, delivered, read) });
+  }
+
+  /** Ticks on my messages (sent, delivered, read) and "Seen by" under the last message each participant has read. */
+  private refreshStatuses(): void {
+    const others = this.participants.filter((p) => p.userId !== this.me).map((p) => ({ id: p.userId, ...(this.marks.get(p.userId) ?? { read: 0, delivered: 0 }) }));
+    for (const [seq, node] of this.nodes) {
+      const ticks = node.querySelector<HTMLElement>(".ticks");
+      if (!ticks) continue;
+      const read = others.length > 0 && others.every((o) => o.read >= seq);
+      const delivered = others.length > 0 && others.every((o) => Math.max(o.delivered, o.read) >= seq);
+      const state = read ? "read" : delivered ? "delivered" : "sent";
+      if (ticks.dataset.state === state) continue;
+      ticks.dataset.state = state;
+      ticks.className = `ticks ${state}`;
+      ticks.textContent = state === "sent" ? "✓" : "✓✓";
+      ticks.setAttribute("aria-label", state === "read" ? "Read" : state === "delivered" ? "Delivered" : "Sent");
+      ticks.title = ticks.getAttribute("aria-label")!;
+    }
+    for (const el of this.log.querySelectorAll(".seen-by")) el.remove();
+    const seqs = [...this.messages.keys()].sort((a, b) => a - b);
+    const byTarget = new Map<number, string[]>();
+    for (const o of others) {
+      if (o.read <= 0) continue;
+      // The newest loaded message this person has read that they did not write themselves.
+      let target: number | undefined;
+      for (let i = seqs.length - 1; i >= 0; i--) {
+        const s = seqs[i];
+        if (s <= o.read && this.messages.get(s)!.senderId !== o.id) {
+          target = s;
+          break;
+        }
+      }
+      if (target === undefined) continue;
+      byTarget.set(target, [...(byTarget.get(target) ?? []), this.app.dir.name(o.id)]);
+    }
+    for (const [seq, names] of byTarget) {
+      this.nodes.get(seq)?.append(h("p", { class: "seen-by", text: `Seen by ${names.join(", ")}` }));
+    }
+  }
+
+  private renderPending(pending: readonly OutboxEntry[]): void {
+    const ids = new Set(pending.map((p) => p.clientMessageId));
+    for (const [cmid, node] of this.pendingNodes) {
+      if (!ids.has(cmid) && !node.classList.contains("failed")) {
+        node.remove();
+        this.pendingNodes.delete(cmid);
+      }
+    }
+    for (const p of pending) {
+      if (this.pendingNodes.has(p.clientMessageId)) continue;
+      const node = h(
+        "li",
+        { class: "msg own pending", data: { cmid: p.clientMessageId } },
+        h(
+          "div",
+          { class: "bubble" },
+          h("div", { class: "meta" }, h("span", { class: "sender", text: "You" }), h("span", { class: "state", text: "Sending…" })),
+          h("p", { class: "text", text: p.content }),
+        ),
+      );
+      this.pendingNodes.set(p.clientMessageId, node);
+      this.pendingList.append(node);
+    }
+    if (pending.length > 0) this.scrollToBottom(false);
+  }
+
+  private markFailed(clientMessageId: string, error: ChatApiError): void {
+    const node = this.pendingNodes.get(clientMessageId);
+    if (!node) return;
+    node.classList.add("failed");
+    const state = node.querySelector(".state");
+    if (state) state.textContent = `Not sent: ${error.message}`;
+    node.append(
+      h("div", { class: "actions" }, h("button", { class: "link small", attrs: { type: "button" }, text: "Dismiss", on: { click: () => (node.remove(), this.pendingNodes.delete(clientMessageId), this.input.focus()) } })),
+    );
+  }
+
+  // ── Composer ─────────────────────────────────────────────────────────────────────────────────────────
+
+  private onInput(): void {
+    this.autosize();
+    if (this.input.value.trim()) this.socket?.typing();
+    else this.socket?.stopTyping();
+  }
+
+  private autosize(): void {
+    this.input.style.height = "auto";
+    this.input.style.height = `${Math.min(this.input.scrollHeight, 160)}px`;
+  }
+
+  private submit(): void {
+    const text = this.input.value;
+    if (!text.trim()) return;
+    this.input.value = "";
+    this.autosize();
+    // Failures are shown on the pending message (send_failed); nothing to do here.
+    if (this.socket) this.socket.send(text).catch(() => {});
+    else this.early.push(text);
+    this.input.focus();
+  }
+
+  // ── Edit, delete ─────────────────────────────────────────────────────────────────────────────────────
+
+  private startEdit(seq: number, trigger: HTMLButtonElement): void {
+    const node = this.nodes.get(seq);
+    const m = this.messages.get(seq);
+    if (!node || !m || node.querySelector(".edit-form")) return;
+    const text = node.querySelector<HTMLElement>(".text")!;
+    const area = h("textarea", { attrs: { id: `edit-${seq}`, rows: 2, maxlength: 4000 } });
+    area.value = m.content;
+    const error = h("p", { class: "form-error", attrs: { role: "alert" } });
+    const finish = () => {
+      form.replaceWith(text);
+      const again = this.nodes.get(seq);
+      // The message may have been re-rendered meanwhile (an edit from elsewhere): re-apply the latest version.
+      const latest = this.messages.get(seq);
+      if (latest && again === node) {
+        const fresh = this.renderMessage(latest);
+        node.replaceWith(fresh);
+        this.nodes.set(seq, fresh);
+        this.refreshStatuses();
+        fresh.querySelector<HTMLButtonElement>("button[aria-label='Edit message']")?.focus();
+      } else trigger.focus();
+    };
+    const save = async () => {
+      const content = area.value;
+      if (!content.trim()) {
+        error.textContent = "A message cannot be empty (delete it instead).";
+        return;
+      }
+      if (content === m.content) return finish();
+      try {
+        const updated = await this.app.chat.editMessage(this.id, m.id, content);
+        this.messages.set(seq, updated);
+        finish();
+      } catch (err) {
+        error.textContent = `Could not save: ${(err as Error).message}`;
+      }
+    };
+    const form = h(
+      "form",
+      { class: "edit-form", on: { submit: (e) => (e.preventDefault(), void save()) } },
+      h("label", { class: "vh", attrs: { for: `edit-${seq}` }, text: "Edit message" }),
+      area,
+      h("div", { class: "edit-actions" }, h("button", { class: "primary small", attrs: { type: "submit" }, text: "Save" }), h("button", { class: "ghost small", attrs: { type: "button" }, text: "Cancel", on: { click: finish } })),
+      error,
+    );
+    area.addEventListener("keydown", (e) => {
+      if (e.key === "Escape") {
+        e.preventDefault();
+        e.stopPropagation();
+        finish();
+      } else if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        void save();
+      }
+    });
+    text.replaceWith(form);
+    area.focus();
+    area.select();
+  }
+
+  private async remove(m: Message, trigger: HTMLButtonElement): Promise<void> {
+    const ok = await confirmDialog("Delete this message?", "Everyone in the conversation will see that it was deleted.", "Delete");
+    if (!ok) return trigger.focus();
+    try {
+      await this.app.chat.deleteMessage(this.id, m.id);
+      const current = this.messages.get(m.seq);
+      if (current && !current.deletedAt) this.upsertMessage({ ...current, content: "", deletedAt: new Date().toISOString() });
+      this.nodes.get(m.seq)?.focus();
+    } catch (err) {
+      this.showBanner(`Could not delete: ${(err as Error).message}`);
+      trigger.focus();
+    }
+  }
+
+  // ── History, scrolling, read marks ───────────────────────────────────────────────────────────────────
+
+  private atBottom(): boolean {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < 48;
+  }
+
+  private scrollToBottom(focusLatest: boolean): void {
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.jumpButton.hidden = true;
+    if (focusLatest) this.input.focus();
+    this.maybeMarkRead();
+  }
+
+  private onScroll(): void {
+    if (this.atBottom()) {
+      this.jumpButton.hidden = true;
+      this.maybeMarkRead();
+    }
+    if (this.scroller.scrollTop < 80) void this.loadOlder(false);
+  }
+
+  private maybeMarkRead(): void {
+    if (!this.socket || !this.isReading()) return;
+    const last = this.socket.lastSeq;
+    if (last > this.readSent) {
+      this.readSent = last;
+      this.socket.markRead(last);
+    }
+    this.app.setUnread(this.id, 0);
+  }
+
+  /** Loads the page before the oldest message shown, keeping the visible messages where they are. */
+  loadOlder(fromButton: boolean): Promise<void> {
+    if (!this.hasMore || this.loadingOlder || !Number.isFinite(this.oldestSeq)) return this.loadingOlder ?? Promise.resolve();
+    this.olderButton.textContent = "Loading older messages…";
+    this.olderButton.disabled = true;
+    this.loadingOlder = (async () => {
+      try {
+        this.log.setAttribute("aria-busy", "true");
+        const page = await this.app.chat.listMessages(this.id, { before: this.oldestSeq, limit: PAGE });
+        if (this.destroyed) return;
+        const before = this.scroller.scrollHeight;
+        const top = this.scroller.scrollTop;
+        for (const m of page.messages) this.upsertMessage(m);
+        this.hasMore = page.hasMore && page.messages.length > 0;
+        this.scroller.scrollTop = top + (this.scroller.scrollHeight - before);
+        if (fromButton) this.nodes.get(page.messages.at(-1)?.seq ?? -1)?.focus();
+      } catch (err) {
+        this.showBanner(`Could not load older messages: ${(err as Error).message}`);
+      } finally {
+        this.log.removeAttribute("aria-busy");
+        this.loadingOlder = undefined;
+        this.olderButton.disabled = false;
+        this.olderButton.textContent = "Load older messages";
+        this.updateHistoryEdge();
+      }
+    })();
+    return this.loadingOlder;
+  }
+
+  private updateHistoryEdge(): void {
+    this.olderButton.hidden = !this.hasMore;
+    this.historyStart.hidden = this.hasMore;
+  }
+
+  // ── Search ───────────────────────────────────────────────────────────────────────────────────────────
+
+  private async search(): Promise<void> {
+    const q = this.searchInput.value.trim();
+    if (!q) return;
+    replace(this.searchPanel, h("p", { attrs: { role: "status" }, text: "Searching…" }));
+    this.searchPanel.hidden = false;
+    try {
+      const result = await this.app.chat.searchMessages(this.id, q, { limit: 20 });
+      const close = h("button", { class: "ghost small", attrs: { type: "button" }, text: "Close search", on: { click: () => this.closeSearch() } });
+      replace(
+        this.searchPanel,
+        h("div", { class: "search-head" }, h("h3", { attrs: { id: "search-title", tabindex: -1 }, text: `${result.messages.length === 0 ? "No" : result.messages.length} result${result.messages.length === 1 ? "" : "s"} for “${q}”` }), close),
+        h(
+          "ol",
+          { class: "search-results" },
+          ...result.messages.map((m) =>
+            h(
+              "li",
+              {},
+              h(
+                "button",
+                { class: "result", attrs: { type: "button" }, on: { click: () => void this.jumpTo(m.seq) } },
+                h("span", { class: "meta" }, h("span", { class: "sender", text: m.senderId === this.me ? "You" : (m.sender?.name ?? this.app.dir.name(m.senderId)) }), h("time", { attrs: { datetime: m.createdAt }, text: shortTime(m.createdAt) })),
+                h("span", { class: "text" }, ...highlight(m.content, q)),
+              ),
+            ),
+          ),
+        ),
+      );
+      this.searchPanel.querySelector<HTMLElement>("#search-title")?.focus();
+    } catch (err) {
+      replace(this.searchPanel, h("p", { attrs: { role: "alert" }, text: `Search failed: ${(err as Error).message}` }));
+    }
+  }
+
+  private closeSearch(): void {
+    this.searchPanel.hidden = true;
+    replace(this.searchPanel);
+    this.searchInput.focus();
+  }
+
+  /** Scrolls to a message, loading older pages until it is there. */
+  private async jumpTo(seq: number): Promise<void> {
+    for (let i = 0; i < 50 && !this.nodes.has(seq) && this.hasMore; i++) await this.loadOlder(false);
+    const node = this.nodes.get(seq);
+    if (!node) return;
+    node.scrollIntoView({ block: "center" });
+    node.classList.add("highlight");
+    setTimeout(() => node.classList.remove("highlight"), 2000);
+    node.focus();
+  }
+
+  // ── Header, typing, banner ───────────────────────────────────────────────────────────────────────────
+
+  refreshHeader(): void {
+    const c = { ...this.conversation, participants: this.participants };
+    const title = conversationTitle(c, this.me, this.app.dir);
+    this.title.textContent = title;
+    document.title = `${title} · Edge Chat`;
+    const peer = directPeer(c, this.me);
+    if (peer) {
+      const status = this.app.presence.get(peer) ?? "offline";
+      replace(this.subtitle, h("span", { class: `dot ${status}`, attrs: { "aria-hidden": "true" } }), presenceLabel[status]);
+    } else {
+      const online = this.participants.filter((p) => p.userId !== this.me && this.app.presence.get(p.userId) === "online").length;
+      const kind = c.type === "business" ? "Business chat · " : "";
+      this.subtitle.textContent = `${kind}${this.participants.length} members${online ? ` · ${online} online` : ""}`;
+    }
+    const muted = this.app.conversation(this.id)?.isMuted ?? this.conversation.isMuted;
+    this.muteButton.setAttribute("aria-pressed", String(muted));
+    this.muteButton.textContent = muted ? "Muted" : "Mute";
+  }
+
+  private renderTyping(): void {
+    const names = this.typing.map((u) => this.app.dir.name(u));
+    this.typingLine.textContent =
+      names.length === 0 ? "" : names.length === 1 ? `${names[0]} is typing…` : names.length === 2 ? `${names[0]} and ${names[1]} are typing…` : "Several people are typing…";
+  }
+
+  private showBanner(text: string | undefined): void {
+    this.banner.hidden = !text;
+    this.banner.textContent = text ?? "";
+  }
+
+  private async toggleMute(): Promise<void> {
+    const muted = this.muteButton.getAttribute("aria-pressed") === "true";
+    try {
+      const r = await this.app.chat.setMuted(this.id, !muted);
+      const c = this.app.conversation(this.id);
+      if (c) this.app.upsert({ ...c, isMuted: r.isMuted });
+      this.conversation = { ...this.conversation, isMuted: r.isMuted };
+      this.refreshHeader();
+    } catch (err) {
+      this.showBanner(`Could not change mute: ${(err as Error).message}`);
+    }
+  }
+
+  private onKey(e: KeyboardEvent): void {
+    if (e.key === "Escape" && !this.searchPanel.hidden) {
+      e.preventDefault();
+      this.closeSearch();
+    }
+  }
+}
+
+/** The text with each occurrence of the query wrapped in <mark>, built as nodes (never markup). */
+function highlight(text: string, q: string): (string | HTMLElement)[] {
+  const words = q
+    .split(/\s+/)
+    .filter((w) => w.length > 0)
+    .map((w) => w.toLowerCase());
+  if (words.length === 0) return [text];
+  const lower = text.toLowerCase();
+  const out: (string | HTMLElement)[] = [];
+  let i = 0;
+  while (i < text.length) {
+    let best = -1;
+    let len = 0;
+    for (const w of words) {
+      const at = lower.indexOf(w, i);
+      if (at !== -1 && (best === -1 || at < best)) {
+        best = at;
+        len = w.length;
+      }
+    }
+    if (best === -1) break;
+    if (best > i) out.push(text.slice(i, best));
+    out.push(h("mark", { text: text.slice(best, best + len) }));
+    i = best + len;
+  }
+  if (i < text.length) out.push(text.slice(i));
+  return out;
+}
+

@@ -1,0 +1,79 @@
+import type { Conversation, Message, PresenceStatus, Profile } from "../../src/client";
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
+const dayFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+
+export function shortTime(iso: string | null | undefined): string {
+  if (!iso) return "";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return "";
+  const today = new Date();
+  return d.toDateString() === today.toDateString() ? timeFmt.format(d) : dayFmt.format(d);
+}
+
+export function fullTime(iso: string | null | undefined): string {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? "" : fullFmt.format(d);
+}
+
+export const shortId = (id: string) => id.slice(0, 8);
+
+export function profileName(profile: Profile | undefined, userId: string): string {
+  return profile?.name?.trim() || `User ${shortId(userId)}`;
+}
+
+/** Profiles known from conversations (participants and message senders). */
+export class Directory {
+  private readonly profiles = new Map<string, Profile>();
+
+  learn(conversation: Conversation): void {
+    for (const p of conversation.participants) if (p.profile) this.profiles.set(p.userId, p.profile);
+    if (conversation.lastMessage?.sender) this.profiles.set(conversation.lastMessage.senderId, conversation.lastMessage.sender);
+  }
+
+  learnMessage(m: Message): void {
+    if (m.sender) this.profiles.set(m.senderId, m.sender);
+  }
+
+  set(userId: string, profile: Profile): void {
+    this.profiles.set(userId, profile);
+  }
+
+  name(userId: string): string {
+    return profileName(this.profiles.get(userId), userId);
+  }
+}
+
+export function conversationTitle(c: Conversation, me: string, dir: Directory): string {
+  if (c.type === "business") return c.business?.name?.trim() || c.name?.trim() || "Business chat";
+  if (c.type === "group") {
+    if (c.name?.trim()) return c.name.trim();
+    const names = c.participants.filter((p) => p.userId !== me).map((p) => dir.name(p.userId));
+    return names.length ? names.join(", ") : "Group";
+  }
+  const other = c.participants.find((p) => p.userId !== me);
+  return other ? dir.name(other.userId) : "Direct chat";
+}
+
+/** For a direct conversation: the other person (whose presence the list shows). */
+export const directPeer = (c: Conversation, me: string): string | undefined =>
+  c.type === "direct" ? c.participants.find((p) => p.userId !== me)?.userId : undefined;
+
+export function initials(name: string): string {
+  const parts = name.split(/\s+/).filter(Boolean);
+  const letters = parts.length >= 2 ? parts[0][0] + parts[1][0] : (parts[0] ?? "?").slice(0, 2);
+  return letters.toUpperCase();
+}
+
+export function preview(m: Message | undefined): string {
+  if (!m) return "No messages yet";
+  if (m.deletedAt) return "Message deleted";
+  const text = m.content.replace(/\s+/g, " ").trim();
+  return text.length > 80 ? `${text.slice(0, 79)}…` : text;
+}
+
+export const presenceLabel: Record<PresenceStatus, string> = { online: "Online", away: "Away", offline: "Offline" };
+
+export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

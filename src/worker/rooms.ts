@@ -14,17 +14,22 @@ export function actorOf(c: Context<AppEnv>): Actor {
   return { id: u.id, kahaId: u.kahaId, ...(u.role ? { role: u.role } : {}) };
 }
 
-/** Calls a room over RPC: an expected failure becomes its HttpError, a broken or overloaded object a 503. */
-export async function callRoom<T>(work: () => Promise<RpcResult<T>>): Promise<T> {
+/**
+ * Calls a Durable Object over RPC: an expected failure becomes its HttpError, a broken or overloaded object a 503
+ * naming `what` (rooms, business desks).
+ */
+export async function callObject<T>(work: () => Promise<RpcResult<T>>, what: string): Promise<T> {
   let result: RpcResult<T>;
   try {
     result = await work();
   } catch (err) {
     const e = err as { retryable?: boolean; overloaded?: boolean; message?: string };
     if (e.retryable || e.overloaded || /Durable Object|reset|exceeded|Network connection lost/i.test(e.message ?? "")) {
-      throw unavailable("Conversation temporarily unavailable", 1);
+      throw unavailable(`${what} temporarily unavailable`, 1);
     }
     throw err;
   }
   return unwrapRpc(result);
 }
+
+export const callRoom = <T>(work: () => Promise<RpcResult<T>>): Promise<T> => callObject(work, "Conversation");

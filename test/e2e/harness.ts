@@ -219,3 +219,31 @@ export async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 
     await sleep(everyMs);
   }
 }
+
+/** The seqs Postgres holds for a conversation, in order. */
+export async function pgSeqs(conversationId: string): Promise<number[]> {
+  const db = pool();
+  try {
+    const r = await db.query<{ seq: string }>("SELECT seq FROM messages WHERE conversation_id = $1 ORDER BY seq", [conversationId]);
+    return r.rows.map((x) => Number(x.seq));
+  } finally {
+    await db.end();
+  }
+}
+
+/** Conversation sockets a test opens (after `ready`), all terminated by `closeAll` in afterEach. */
+export function socketPool() {
+  const open: Client[] = [];
+  return {
+    open,
+    async connect(conversationId: string, user: User): Promise<Client> {
+      const c = await Client.connect(`/conversations/${conversationId}/ws`, user.token);
+      open.push(c);
+      await c.next("ready");
+      return c;
+    },
+    closeAll(): void {
+      for (const c of open.splice(0)) c.terminate();
+    },
+  };
+}

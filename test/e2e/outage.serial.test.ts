@@ -1,29 +1,14 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { Client, faults, http, login, pool, seedConversation, until, type User } from "./harness";
+import { Client, faults, http, login, pool, seedConversation, until, type User, socketPool, pgSeqs } from "./harness";
 
 /** Postgres outages, injected at the shared bridge: a serial pass, so no other test runs while it is down. */
-const open: Client[] = [];
-async function connect(conversationId: string, user: User): Promise<Client> {
-  const c = await Client.connect(`/conversations/${conversationId}/ws`, user.token);
-  open.push(c);
-  await c.next("ready");
-  return c;
-}
+const sockets = socketPool();
+const { open, connect } = sockets;
 
 afterEach(async () => {
-  for (const c of open.splice(0)) c.terminate();
+  sockets.closeAll();
   await faults.postgres({});
 });
-
-async function pgSeqs(conversationId: string): Promise<number[]> {
-  const db = pool();
-  try {
-    const r = await db.query<{ seq: string }>("SELECT seq FROM messages WHERE conversation_id = $1 ORDER BY seq", [conversationId]);
-    return r.rows.map((x) => Number(x.seq));
-  } finally {
-    await db.end();
-  }
-}
 
 describe("Postgres outages", () => {
   it("keeps acking as pending while Postgres is down, and loses nothing once it returns", async () => {

@@ -1,28 +1,13 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { Client, faults, http, login, pool, seedConversation, sleep, until, type User } from "./harness";
+import { Client, faults, http, login, pool, seedConversation, sleep, until, type User, socketPool, pgSeqs } from "./harness";
 
-const open: Client[] = [];
-async function connect(conversationId: string, user: User): Promise<Client> {
-  const c = await Client.connect(`/conversations/${conversationId}/ws`, user.token);
-  open.push(c);
-  await c.next("ready");
-  return c;
-}
+const sockets = socketPool();
+const { open, connect } = sockets;
 
 afterEach(async () => {
-  for (const c of open.splice(0)) c.terminate();
+  sockets.closeAll();
   await faults.postgres({});
 });
-
-async function pgSeqs(conversationId: string): Promise<number[]> {
-  const db = pool();
-  try {
-    const r = await db.query<{ seq: string }>("SELECT seq FROM messages WHERE conversation_id = $1 ORDER BY seq", [conversationId]);
-    return r.rows.map((x) => Number(x.seq));
-  } finally {
-    await db.end();
-  }
-}
 
 describe("conversation socket", () => {
   it("sends ready first, acks sends and delivers them to the other participant", async () => {

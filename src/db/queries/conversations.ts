@@ -1,3 +1,4 @@
+import { messageColumns } from "./messages";
 import { and, count, desc, eq, gt, inArray, isNotNull, isNull, sql, type SQL } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
 import { unavailable } from "../../lib/errors";
@@ -190,19 +191,7 @@ export async function listByPage(db: Db, userId: string, limit: number, page: nu
 export async function lastMessages(db: Db, conversationIds: string[]): Promise<Map<string, Message>> {
   if (conversationIds.length === 0) return new Map();
   const latest = db
-    .select({
-      id: messages.id,
-      conversationId: messages.conversationId,
-      seq: messages.seq,
-      senderId: messages.senderId,
-      clientMessageId: messages.clientMessageId,
-      type: messages.type,
-      content: messages.content,
-      replyToId: messages.replyToId,
-      createdAt: messages.createdAt,
-      editedAt: messages.editedAt,
-      deletedAt: messages.deletedAt,
-    })
+    .select(messageColumns)
     .from(messages)
     .where(eq(messages.conversationId, conversations.id))
     .orderBy(desc(messages.seq))

@@ -5,7 +5,8 @@ import { toMessage } from "../mappers";
 import { appendAudit, type AuditEntry } from "./audit";
 import { conversations, messages, participants } from "../schema";
 
-const messageColumns = {
+/** The public columns of a message row (everything but the search vector and the resume stamp). */
+export const messageColumns = {
   id: messages.id,
   conversationId: messages.conversationId,
   seq: messages.seq,

@@ -2,7 +2,8 @@ import type { Context } from "hono";
 import { findBusinessConversation, isRegisteredAdmin, activeRole, setCategoryIfUnset } from "../../db/queries/business";
 import type { ConversationRow } from "../../db/queries/conversations";
 import type { ConversationFacts, Placement } from "../../durable-objects/business/api";
-import { forbidden, notFound, unavailable, unwrapRpc, type RpcResult } from "../../lib/errors";
+import { forbidden, notFound, type RpcResult } from "../../lib/errors";
+import { callObject } from "../rooms";
 import { isUuid } from "../../lib/ids";
 import type { Role } from "../../protocol/resources";
 import type { AppEnv } from "../env";
@@ -14,20 +15,7 @@ export function deskStub(c: Context<AppEnv>, businessId: string) {
   return ns.get(ns.idFromName(businessId));
 }
 
-/** Calls a desk over RPC: an expected failure becomes its HttpError, a broken or overloaded object a 503. */
-export async function callDesk<T>(work: () => Promise<RpcResult<T>>): Promise<T> {
-  let result: RpcResult<T>;
-  try {
-    result = await work();
-  } catch (err) {
-    const e = err as { retryable?: boolean; overloaded?: boolean; message?: string };
-    if (e.retryable || e.overloaded || /Durable Object|reset|exceeded|Network connection lost/i.test(e.message ?? "")) {
-      throw unavailable("Business desk temporarily unavailable", 1);
-    }
-    throw err;
-  }
-  return unwrapRpc(result);
-}
+export const callDesk = <T>(work: () => Promise<RpcResult<T>>): Promise<T> => callObject(work, "Business desk");
 
 /** A business id from the path: anything but a UUID names no business. */
 export function businessParam(raw: string): string {

@@ -237,6 +237,9 @@ async function main(): Promise<void> {
         endMiB: rss.at(-1)?.y ?? 0,
         peakMiB: Math.max(0, ...rss.map((p) => p.y)),
         slopeMiBPerMin: slope(warm),
+        /** The second half alone: growth that flattens is warm-up, growth that does not is a leak candidate. */
+        secondHalfSlopeMiBPerMin: slope(rss.filter((p) => p.x >= opts.minutes / 2)),
+        series: rss.map((p) => [Number(p.x.toFixed(3)), Number(p.y.toFixed(1))]),
       },
     };
     const dir = path.join(ROOT, ".data", "reliability");
@@ -253,7 +256,7 @@ async function main(): Promise<void> {
       );
       log(
         `memory (workerd RSS): ${result.memory.startMiB.toFixed(0)} → ${result.memory.endMiB.toFixed(0)} MiB, peak ${result.memory.peakMiB.toFixed(0)} MiB, ` +
-          `slope ${result.memory.slopeMiBPerMin.toFixed(2)} MiB/min over ${warm.length} samples`,
+          `slope ${result.memory.slopeMiBPerMin.toFixed(2)} MiB/min over ${warm.length} samples (second half ${result.memory.secondHalfSlopeMiBPerMin.toFixed(2)} MiB/min)`,
       );
       for (const d of report.details.slice(0, 10)) log(`  ${d}`);
       log(`report: ${path.relative(ROOT, path.join(dir, "soak-last.json"))}`);

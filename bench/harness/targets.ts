@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from "node:child_process";
+import net from "node:net";
 import { randomUUID } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -92,8 +93,38 @@ export async function wsFloorTarget(): Promise<ChatTarget> {
   };
 }
 
-export async function socketIoTarget(databaseUrl: string, db: BenchDb, jwtSecret: string): Promise<ChatTarget> {
-  const { port, child } = await startBaseline("socketio-pg.ts", { DATABASE_URL: databaseUrl });
+/**
+ * A TCP proxy that holds every chunk for delayMs in each direction, order kept: with --pg-delay-ms the baseline's
+ * Postgres connection pays the same injected latency as the service's (whose delay the WebSocket bridge adds).
+ */
+async function delayProxy(target: URL, delayMs: number): Promise<{ url: string; close(): void }> {
+  const pipe = (from: net.Socket, to: net.Socket) => {
+    let last = 0;
+    from.on("data", (chunk) => {
+      const due = Math.max(Date.now() + delayMs, last);
+      last = due;
+      setTimeout(() => to.write(chunk), due - Date.now());
+    });
+    from.on("end", () => setTimeout(() => to.end(), Math.max(0, last - Date.now())));
+    from.on("error", () => to.destroy());
+  };
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port || 5432), target.hostname);
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    pipe(client, upstream);
+    pipe(upstream, client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = new URL(target.toString());
+  url.hostname = "127.0.0.1";
+  url.port = String((server.address() as net.AddressInfo).port);
+  return { url: url.toString(), close: () => server.close() };
+}
+
+export async function socketIoTarget(databaseUrl: string, db: BenchDb, jwtSecret: string, pgDelayMs = 0): Promise<ChatTarget> {
+  const proxy = pgDelayMs > 0 ? await delayProxy(new URL(databaseUrl), pgDelayMs) : undefined;
+  const { port, child } = await startBaseline("socketio-pg.ts", { DATABASE_URL: proxy?.url ?? databaseUrl });
   return {
     name: "socketio-pg",
     pid: child.pid,
@@ -107,6 +138,9 @@ export async function socketIoTarget(databaseUrl: string, db: BenchDb, jwtSecret
         persisted: (prefix) => db.countMessages(id, prefix),
       };
     },
-    stop: () => stopChild(child),
+    stop: async () => {
+      await stopChild(child);
+      proxy?.close();
+    },
   };
 }

@@ -61,8 +61,22 @@ export class ChatSocket {
     return this.opts.ledger.highestSeen(this.opts.label);
   }
 
-  /** Opens a socket; after the first one, resumes after the highest seq seen. Resolves once live (and replayed). */
-  async connect(timeoutMs = 15_000): Promise<void> {
+  private connecting: Promise<void> | undefined;
+
+  /**
+   * Opens a socket; after the first one, resumes after the highest seq seen. Resolves once live (and replayed).
+   * Single-flight: a second caller while a connect is under way waits for that one (an app has one socket per
+   * conversation, not two racing ones).
+   */
+  connect(timeoutMs = 15_000): Promise<void> {
+    this.connecting ??= this.connectOnce(timeoutMs).finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private async connectOnce(timeoutMs: number): Promise<void> {
+    if (this.open) return;
     const afterSeq = this.incarnationIndex < 0 ? undefined : this.highestSeen;
     const { ledger, label } = this.opts;
     const url = `${this.opts.base.replace(/^http/, "ws")}/conversations/${this.opts.conversationId}/ws${afterSeq !== undefined ? `?afterSeq=${afterSeq}` : ""}`;

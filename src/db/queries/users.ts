@@ -11,10 +11,13 @@ function remember(id: string) {
   provisioned.add(id);
 }
 
-/** A verified token provisions its user; a placeholder kahaId left by provisionUserIds is filled in. */
-export async function provisionUser(db: Db, id: string, kahaId: string): Promise<void> {
+/**
+ * A verified token provisions its user; a placeholder kahaId left by provisionUserIds is filled in. The database
+ * is a factory so a user this isolate already provisioned costs no connection at all.
+ */
+export async function provisionUser(db: () => Db, id: string, kahaId: string): Promise<void> {
   if (provisioned.has(id)) return;
-  await db
+  await db()
     .insert(users)
     .values({ id, kahaId })
     .onConflictDoUpdate({

@@ -39,7 +39,7 @@ export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
     throw err;
   }
   c.set("user", user);
-  await provisionUser(c.var.db(), user.id, user.kahaId);
+  await provisionUser(c.var.db, user.id, user.kahaId);
   await next();
 });
 

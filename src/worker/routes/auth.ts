@@ -38,7 +38,7 @@ export const auth = new OpenAPIHono<AppEnv>()
       if (!config.DEV_LOGIN || !config.JWT_SECRET) throw new HttpError(404, "Not found");
       const { kahaId } = c.req.valid("json");
       const id = await devUserId(kahaId);
-      await provisionUser(c.var.db(), id, kahaId);
+      await provisionUser(c.var.db, id, kahaId);
       const access_token = await signDevToken({ id, kahaId }, config.JWT_SECRET, 24 * 3600);
       return c.json({ access_token, user: { id, kahaId } }, 200);
     },

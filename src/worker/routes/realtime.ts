@@ -46,7 +46,7 @@ async function upgradeIdentity(c: Context<AppEnv>): Promise<AuthUser> {
       auditAuthFailure(c, reason);
       throw err;
     }
-    await provisionUser(c.var.db(), user.id, user.kahaId);
+    await provisionUser(c.var.db, user.id, user.kahaId);
   }
   c.set("user", user);
   return user;

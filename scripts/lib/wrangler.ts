@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { appendFile } from "node:fs/promises";
 import { ROOT } from "./stack.js";
+import { freePort } from "../local/ports.js";
 
 export interface WranglerHandle {
   url: string;
@@ -23,7 +24,9 @@ export async function startWrangler(options: {
   timeoutMs?: number;
 }): Promise<WranglerHandle> {
   const bin = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
-  const args = [bin, "dev", "--port", String(options.port), "--ip", "127.0.0.1", "--persist-to", options.persistTo, "--show-interactive-dev-session=false"];
+  // The devtools port defaults to 9229; another job on the same host may hold it, so take a free one.
+  const inspectorPort = await freePort();
+  const args = [bin, "dev", "--port", String(options.port), "--ip", "127.0.0.1", "--inspector-port", String(inspectorPort), "--persist-to", options.persistTo, "--show-interactive-dev-session=false"];
   for (const [k, v] of Object.entries(options.vars)) args.push("--var", `${k}:${v}`);
   const child = spawn(process.execPath, args, {
     cwd: ROOT,

@@ -31,9 +31,16 @@ export interface DbHandle {
   end(): Promise<void>;
 }
 
+/**
+ * Pooled connections close after a second unused. An open connection is an outgoing WebSocket, and an outgoing
+ * WebSocket keeps a Durable Object in memory: with pg's default of 10 s per connection, an idle room never
+ * hibernated (test/workers/hibernation.serial.test.ts). Bursts still reuse connections.
+ */
+const IDLE_CLOSE_MS = 1000;
+
 export function openDb(options: DbOptions, maxConnections = 4): DbHandle {
   configureDriver(options.bridge);
-  const pool = new Pool({ connectionString: options.databaseUrl, max: maxConnections, connectionTimeoutMillis: 5000 });
+  const pool = new Pool({ connectionString: options.databaseUrl, max: maxConnections, connectionTimeoutMillis: 5000, idleTimeoutMillis: IDLE_CLOSE_MS });
   // An idle client that errors (server restart) must not become an unhandled rejection that kills the isolate.
   pool.on("error", () => {});
   let ended = false;

@@ -1,0 +1,75 @@
+import { describe, expect, it } from "vitest";
+import { SELF, env, runInDurableObject } from "cloudflare:test";
+import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
+import type { TestUser } from "./helpers";
+import { seedConversation } from "./fixtures";
+
+// workerd evicts an idle object ~10 s after its last event; hibernatable sockets stay open across it.
+// Idle Postgres connections close after 1 s (src/db/client.ts); 18 s leaves room for both.
+const IDLE_MS = 18_000;
+
+interface Socket {
+  ws: WebSocket;
+  frames: { type: string; data: any; id?: string }[];
+}
+
+async function connect(conversationId: string, user: TestUser): Promise<Socket> {
+  const res = await SELF.fetch(
+    new Request(`http://chat.test/conversations/${conversationId}/ws`, { headers: { Upgrade: "websocket", authorization: `Bearer ${user.token}` } }),
+  );
+  expect(res.status).toBe(101);
+  const ws = res.webSocket!;
+  const frames: Socket["frames"] = [];
+  ws.addEventListener("message", (e) => frames.push(JSON.parse(String(e.data))));
+  ws.accept();
+  return { ws, frames };
+}
+
+async function waitFor<T>(probe: () => T | undefined, what: string, timeoutMs = 5000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const found = probe();
+    if (found !== undefined) return found;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const MARK = "__markedBeforeIdle";
+const room = (id: string) => env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+
+describe("ConversationRoom hibernation", () => {
+  it("is evicted while idle with sockets open, and wakes with every socket's identity", { timeout: 60_000 }, async () => {
+    const { id, users } = await seedConversation("group", 3);
+    const [alice, bob, carol] = users;
+    const sockets = [await connect(id, alice), await connect(id, bob), await connect(id, carol)];
+    for (const s of sockets) await waitFor(() => s.frames.find((f) => f.type === "ready"), "ready");
+    sockets[0].ws.send(JSON.stringify({ type: "send_message", data: { content: "before", clientMessageId: "c1" }, id: "f1" }));
+    await waitFor(() => sockets[0].frames.find((f) => f.type === "message_ack"), "first ack");
+    // A mark on this instance only: a woken object is a new instance without it.
+    await runInDurableObject(room(id), (instance: ConversationRoom) => {
+      (instance as unknown as Record<string, boolean>)[MARK] = true;
+    });
+
+    await new Promise((r) => setTimeout(r, IDLE_MS));
+
+    // Bob speaks first after the wake: his socket must still be Bob's, not a stranger's or nobody's.
+    sockets[1].ws.send(JSON.stringify({ type: "send_message", data: { content: "after", clientMessageId: "c2" }, id: "f2" }));
+    const ack = await waitFor(() => sockets[1].frames.find((f) => f.type === "message_ack"), "ack after wake");
+    expect(ack.data.message).toMatchObject({ seq: 2, senderId: bob.id });
+    for (const s of [sockets[0], sockets[2]]) {
+      const msg = await waitFor(() => s.frames.find((f) => f.type === "new_message" && f.data.message.seq === 2), "broadcast after wake");
+      expect(msg.data.message).toMatchObject({ senderId: bob.id, content: "after" });
+    }
+    // Per-socket state after the wake: Carol's read receipt and typing are attributed to Carol.
+    sockets[2].ws.send(JSON.stringify({ type: "mark_as_read", data: { seq: 2 }, id: "r1" }));
+    sockets[2].ws.send(JSON.stringify({ type: "start_typing", id: "t1" }));
+    const read = await waitFor(() => sockets[0].frames.find((f) => f.type === "message_read"), "read receipt after wake");
+    expect(read.data).toMatchObject({ userId: carol.id, lastReadSeq: 2 });
+    const typing = await waitFor(() => sockets[0].frames.find((f) => f.type === "typing_start"), "typing after wake");
+    expect(typing.data).toMatchObject({ userId: carol.id });
+    const sameInstance = await runInDurableObject(room(id), (instance: ConversationRoom) => MARK in instance);
+    expect(sameInstance).toBe(false);
+    for (const s of sockets) s.ws.close(1000, "done");
+  });
+});

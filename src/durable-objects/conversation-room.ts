@@ -19,6 +19,7 @@ import { OutboxFlusher } from "./room/outbox";
 import { contentHash, RoomStore, type RoomMeta } from "./room/store";
 import { attachmentOf, safeClose, sendRaw } from "./room/sockets";
 import { RoomProfiles } from "./room/profiles";
+import { NotificationBatcher } from "./room/notifications";
 import { handleSocketMessage, holdIfResuming, openSocket, replayFor } from "./room/realtime";
 
 /**
@@ -355,7 +356,7 @@ export class ConversationRoom extends DurableObject<Env> {
     const outgoing = { ...publicMessage(message), status: "sent" as const, sender };
     this.broadcast("new_message", { message: outgoing }, message.seq);
     metrics.count("messages_sent_total");
-    this.ctx.waitUntil(this.notifyRecipients(outgoing));
+    this.notifications.push(outgoing);
     const committed = await this.waitForCommit();
     return { message: { ...outgoing, status: committed ? "sent" : "pending" }, created: true };
   }
@@ -449,17 +450,13 @@ export class ConversationRoom extends DurableObject<Env> {
     return ns.get(ns.idFromName(userId));
   }
 
-  /** Every participant but the sender hears of the message on their user socket (flagged when muted). */
-  private async notifyRecipients(message: Message): Promise<void> {
-    const recipients = this.store.participants().filter((p) => p.userId !== message.senderId);
-    const results = await Promise.allSettled(
-      recipients.map((p) =>
-        this.userSession(p.userId).messageNotification({ conversationId: message.conversationId, message, muted: p.isMuted }),
-      ),
-    );
-    const failed = results.filter((r) => r.status === "rejected").length;
-    if (failed) this.log.warn("notifications failed", { failed, recipients: recipients.length });
-  }
+  /** Every participant but the sender hears of new messages on their user socket (flagged when muted), batched. */
+  private readonly notifications = new NotificationBatcher({
+    recipients: () => this.store.participants(),
+    deliver: (userId, batch) => this.userSession(userId).messageNotifications(batch),
+    keepAlive: (work) => this.ctx.waitUntil(work),
+    onFailed: (failed, recipients) => this.log.warn("notifications failed", { failed, recipients }),
+  });
 
   /** After a socket's read mark: the user's badge follows, on every device. */
   async readMarked(userId: string, lastReadSeq: number): Promise<void> {

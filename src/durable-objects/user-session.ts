@@ -223,12 +223,15 @@ export class UserSession extends DurableObject<Env> {
   }
 
   /** A new message from someone else in one of this user's conversations. */
-  async messageNotification(input: { conversationId: string; message: Message; muted: boolean }): Promise<void> {
+  /** New messages in one of the user's conversations (a batch from the room): badge, then a frame per message. */
+  async messageNotifications(input: { conversationId: string; messages: Message[]; muted: boolean }): Promise<void> {
     const badges = this.ctx.storage.kv.get<Record<string, number>>("badges") ?? {};
-    badges[input.conversationId] = (badges[input.conversationId] ?? 0) + 1;
+    badges[input.conversationId] = (badges[input.conversationId] ?? 0) + input.messages.length;
     this.ctx.storage.kv.put("badges", badges);
     if (this.devices().length === 0) return;
-    this.send("notification", { conversationId: input.conversationId, message: input.message, ...(input.muted ? { muted: true } : {}) });
+    for (const message of input.messages) {
+      this.send("notification", { conversationId: input.conversationId, message, ...(input.muted ? { muted: true } : {}) });
+    }
     this.sendBadge(input.conversationId, badges);
   }
 

@@ -3,7 +3,7 @@ import type { Message } from "../../protocol/resources";
 import type { Db } from "../client";
 import { toMessage } from "../mappers";
 import { appendAudit, type AuditEntry } from "./audit";
-import { conversations, messages, participants } from "../schema";
+import { messages } from "../schema";
 
 /** The public columns of a message row (everything but the search vector and the resume stamp). */
 export const messageColumns = {
@@ -33,9 +33,11 @@ export interface ReadWatermark {
 }
 
 /**
- * One transaction per flush: a multi-row upsert keyed by (conversation, seq) — so a retried flush, or an edit of a
+ * One atomic write per flush: a multi-row upsert keyed by (conversation, seq) — so a retried flush, or an edit of a
  * message whose first flush is still in flight, is harmless — the conversation's activity, and receipt watermarks
- * (which only ever move forward).
+ * (which only ever move forward). Without audit entries it is a single statement (one round trip, atomic without
+ * BEGIN/COMMIT: the flush used to cost four round trips and capped a room's throughput); audit entries need their
+ * hash chain read under a lock, so a flush that carries them runs as a transaction.
  */
 export async function flushBatch(
   db: Db,
@@ -44,63 +46,72 @@ export async function flushBatch(
   watermarks: ReadWatermark[],
   audit: AuditEntry[] = [],
 ): Promise<void> {
+  if (audit.length === 0) {
+    if (batch.length > 0 || watermarks.length > 0) await db.execute(flushStatement(conversationId, batch, watermarks));
+    return;
+  }
   await db.transaction(async (tx) => {
-    if (batch.length > 0) {
-      await tx
-        .insert(messages)
-        .values(
-          batch.map((m) => ({
-            id: m.id,
-            conversationId,
-            seq: m.seq,
-            senderId: m.senderId,
-            clientMessageId: m.clientMessageId,
-            type: m.type,
-            content: m.content,
-            replyToId: m.replyToId,
-            createdAt: new Date(m.createdAt),
-            editedAt: m.editedAt ? new Date(m.editedAt) : null,
-            deletedAt: m.deletedAt ? new Date(m.deletedAt) : null,
-            eventSeq: m.eventSeq,
-          })),
-        )
-        .onConflictDoUpdate({
-          target: [messages.conversationId, messages.seq],
-          set: {
-            content: sql`excluded.content`,
-            editedAt: sql`excluded.edited_at`,
-            deletedAt: sql`excluded.deleted_at`,
-            eventSeq: sql`excluded.event_seq`,
-          },
-        });
-      const maxSeq = Math.max(...batch.map((m) => m.seq));
-      const lastCreated = batch.reduce((a, m) => (m.createdAt > a ? m.createdAt : a), batch[0].createdAt);
-      await tx
-        .update(conversations)
-        .set({
-          lastSeq: sql`GREATEST(${conversations.lastSeq}, ${maxSeq})`,
-          lastActivity: sql`GREATEST(${conversations.lastActivity}, ${new Date(lastCreated).toISOString()}::timestamptz)`,
-        })
-        .where(eq(conversations.id, conversationId));
-    }
-    for (const w of watermarks) {
-      await tx
-        .update(participants)
-        .set({
-          ...(w.lastReadSeq !== undefined
-            ? {
-                lastReadSeq: sql`GREATEST(${participants.lastReadSeq}, ${w.lastReadSeq})`,
-                lastReadAt: w.lastReadAt ? new Date(w.lastReadAt) : new Date(),
-              }
-            : {}),
-          ...(w.lastDeliveredSeq !== undefined
-            ? { lastDeliveredSeq: sql`GREATEST(${participants.lastDeliveredSeq}, ${w.lastDeliveredSeq})` }
-            : {}),
-        })
-        .where(and(eq(participants.conversationId, conversationId), eq(participants.userId, w.userId)));
-    }
+    if (batch.length > 0 || watermarks.length > 0) await tx.execute(flushStatement(conversationId, batch, watermarks));
     await appendAudit(tx, audit);
   });
+}
+
+function flushStatement(conversationId: string, batch: StoredMessage[], watermarks: ReadWatermark[]) {
+  // Rows travel as one JSON parameter: a fixed statement text whatever the batch size, no parameter limit.
+  const rows = JSON.stringify(
+    batch.map((m) => ({
+      id: m.id,
+      seq: m.seq,
+      sender_id: m.senderId,
+      client_message_id: m.clientMessageId,
+      type: m.type,
+      content: m.content,
+      reply_to_id: m.replyToId,
+      created_at: m.createdAt,
+      edited_at: m.editedAt,
+      deleted_at: m.deletedAt,
+      event_seq: m.eventSeq,
+    })),
+  );
+  const marks = JSON.stringify(
+    watermarks.map((w) => ({
+      user_id: w.userId,
+      last_read_seq: w.lastReadSeq ?? null,
+      last_read_at: w.lastReadSeq !== undefined ? (w.lastReadAt ?? new Date().toISOString()) : null,
+      last_delivered_seq: w.lastDeliveredSeq ?? null,
+    })),
+  );
+  return sql`
+    WITH written AS (
+      INSERT INTO messages (id, conversation_id, seq, sender_id, client_message_id, type, content, reply_to_id,
+                            created_at, edited_at, deleted_at, event_seq)
+      SELECT r.id, ${conversationId}::uuid, r.seq, r.sender_id, r.client_message_id, r.type, r.content, r.reply_to_id,
+             r.created_at, r.edited_at, r.deleted_at, r.event_seq
+        FROM json_to_recordset(${rows}::json) AS r(id uuid, seq bigint, sender_id uuid, client_message_id text, type text,
+             content text, reply_to_id uuid, created_at timestamptz, edited_at timestamptz, deleted_at timestamptz,
+             event_seq bigint)
+      ON CONFLICT (conversation_id, seq) DO UPDATE
+        SET content = excluded.content, edited_at = excluded.edited_at, deleted_at = excluded.deleted_at,
+            event_seq = excluded.event_seq
+      RETURNING seq, created_at
+    ), activity AS (
+      UPDATE conversations c
+         SET last_seq = GREATEST(c.last_seq, w.max_seq), last_activity = GREATEST(c.last_activity, w.last_created)
+        FROM (SELECT max(seq) AS max_seq, max(created_at) AS last_created FROM written) w
+       WHERE c.id = ${conversationId}::uuid AND w.max_seq IS NOT NULL
+      RETURNING 1
+    ), receipts AS (
+      UPDATE participants p
+         SET last_read_seq = GREATEST(p.last_read_seq, COALESCE(m.last_read_seq, p.last_read_seq)),
+             last_read_at = CASE WHEN m.last_read_seq IS NULL THEN p.last_read_at ELSE m.last_read_at END,
+             last_delivered_seq = GREATEST(p.last_delivered_seq, COALESCE(m.last_delivered_seq, p.last_delivered_seq))
+        FROM json_to_recordset(${marks}::json) AS m(user_id uuid, last_read_seq bigint, last_read_at timestamptz,
+             last_delivered_seq bigint)
+       WHERE p.conversation_id = ${conversationId}::uuid AND p.user_id = m.user_id
+      RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM activity) AS activity,
+           (SELECT count(*) FROM receipts) AS receipts`;
 }
 
 export interface PageQuery {

@@ -1,0 +1,58 @@
+import type { Message } from "../../protocol/resources";
+
+export interface Recipient {
+  userId: string;
+  isMuted: boolean;
+}
+
+export interface NotificationDeps {
+  recipients(): Recipient[];
+  /** One call per recipient per batch: the user's session gets every message of the batch at once. */
+  deliver(userId: string, batch: { conversationId: string; messages: Message[]; muted: boolean }): Promise<void>;
+  /** Keeps the object alive until the batch is out (ctx.waitUntil). */
+  keepAlive(work: Promise<void>): void;
+  onFailed(failed: number, recipients: number): void;
+}
+
+/**
+ * New-message notifications for the participants' user sessions. While one batch is on its way, later messages
+ * queue and go out together: a busy room costs one RPC per recipient per round trip, not one per message. Order is
+ * kept (a batch only starts when the previous one is done). Notifications are best effort: a user session also
+ * recomputes badges from Postgres when a device connects.
+ */
+export class NotificationBatcher {
+  private queue: Message[] = [];
+  private draining = false;
+
+  constructor(private readonly deps: NotificationDeps) {}
+
+  push(message: Message): void {
+    this.queue.push(message);
+    if (this.draining) return;
+    this.draining = true;
+    this.deps.keepAlive(this.drain());
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0);
+        await this.send(batch);
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async send(batch: Message[]): Promise<void> {
+    const conversationId = batch[0].conversationId;
+    const recipients = this.deps.recipients();
+    const calls: Promise<void>[] = [];
+    for (const r of recipients) {
+      const theirs = batch.filter((m) => m.senderId !== r.userId);
+      if (theirs.length > 0) calls.push(this.deps.deliver(r.userId, { conversationId, messages: theirs, muted: r.isMuted }));
+    }
+    const failed = (await Promise.allSettled(calls)).filter((c) => c.status === "rejected").length;
+    if (failed) this.deps.onFailed(failed, calls.length);
+  }
+}

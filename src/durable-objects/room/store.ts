@@ -55,11 +55,23 @@ export interface PendingRow {
 }
 
 export class RoomStore {
+  // Read on every message and frame; SQLite stays the truth. Every write below drops the copy (a rolled-back
+  // transaction must not leave a cached value behind), appendMessage sets it after its commit.
+  private metaCache: RoomMeta | undefined;
+  private participantsCache: Participant[] | undefined;
+
   constructor(private readonly sql: SqlStorage, private readonly storage: DurableObjectStorage) {
     sql.exec(SCHEMA);
   }
 
   meta(): RoomMeta | undefined {
+    if (this.metaCache) return { ...this.metaCache };
+    const meta = this.readMeta();
+    this.metaCache = meta;
+    return meta && { ...meta };
+  }
+
+  private readMeta(): RoomMeta | undefined {
     const rows = this.sql.exec<{ key: string; value: string }>("SELECT key, value FROM meta").toArray();
     if (rows.length === 0) return undefined;
     const m = Object.fromEntries(rows.map((r) => [r.key, r.value]));
@@ -80,14 +92,20 @@ export class RoomStore {
   }
 
   private setMeta(key: string, value: string): void {
+    this.metaCache = undefined;
     this.sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
   }
 
   participants(): Participant[] {
-    return this.sql.exec<{ body: string }>("SELECT body FROM participants").toArray().map((r) => JSON.parse(r.body) as Participant);
+    this.participantsCache ??= this.sql
+      .exec<{ body: string }>("SELECT body FROM participants")
+      .toArray()
+      .map((r) => JSON.parse(r.body) as Participant);
+    return this.participantsCache.map((p) => ({ ...p }));
   }
 
   replaceParticipants(participants: Participant[]): void {
+    this.participantsCache = undefined;
     this.sql.exec("DELETE FROM participants");
     for (const p of participants) {
       const { profile: _profile, ...rest } = p;
@@ -96,6 +114,7 @@ export class RoomStore {
   }
 
   upsertParticipant(p: Participant): void {
+    this.participantsCache = undefined;
     const { profile: _profile, ...rest } = p;
     this.sql.exec(
       "INSERT INTO participants (user_id, body) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET body = excluded.body",
@@ -106,9 +125,9 @@ export class RoomStore {
 
   /** Assigns the next seq and stores the message as pending, atomically. */
   appendMessage(build: (seq: number) => StoredMessage, contentHash: string): StoredMessage {
-    return this.storage.transactionSync(() => {
-      const meta = this.meta();
-      if (!meta) throw new Error("room not initialised");
+    const meta = this.meta();
+    if (!meta) throw new Error("room not initialised");
+    const message = this.storage.transactionSync(() => {
       const seq = meta.lastSeq + 1;
       const message = build(seq);
       this.sql.exec(
@@ -130,6 +149,8 @@ export class RoomStore {
       this.setMeta("lastSeq", String(seq));
       return message;
     });
+    this.metaCache = { ...meta, lastSeq: message.seq };
+    return message;
   }
 
   /** Replaces a message's stored state (edit, delete) and marks it for the next flush. */

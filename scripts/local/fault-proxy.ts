@@ -80,11 +80,16 @@ const GSSENC_REQUEST = 80877104;
 const QUERY = 0x51; // 'Q'
 const PARSE = 0x50; // 'P'
 const COMMIT_RE = /^\s*(commit|end)(\s+(work|transaction))?\s*;?\s*$/i;
+const BEGIN_RE = /^\s*(begin|start\s+transaction)\b/i;
+const ROLLBACK_RE = /^\s*(rollback|abort)\b/i;
+// A data-changing statement, bare or inside a WITH: outside BEGIN … COMMIT it commits by itself.
+const WRITE_RE = /^\s*(insert|update|delete|with\b[\s\S]*\b(insert\s+into|update|delete\s+from)\b)/i;
 
 /**
- * Follows Postgres frontend messages across arbitrary chunking and reports COMMIT statements, sent either as a
- * simple Query or as the statement of an extended-protocol Parse. Only Q and P bodies are buffered (and only up to
- * 64 KiB: a longer statement is not a bare COMMIT).
+ * Follows Postgres frontend messages across arbitrary chunking and reports commit points: COMMIT statements, and
+ * data-changing statements sent outside an explicit transaction (they commit on their own: the room's flush is one
+ * such statement). Statements come as a simple Query or as the statement of an extended-protocol Parse. Only Q and
+ * P bodies are buffered, up to 64 KiB.
  */
 export class CommitSpotter {
   private typed = false;
@@ -94,8 +99,9 @@ export class CommitSpotter {
   private capture: Buffer[] | null = null;
   private captureType = 0;
   private opaque = false;
+  private inTransaction = false;
 
-  /** Number of COMMIT statements completed within this chunk. */
+  /** Number of commit points completed within this chunk. */
   feed(chunk: Buffer): number {
     let commits = 0;
     let i = 0;
@@ -154,7 +160,19 @@ export class CommitSpotter {
       const queryEnd = body.indexOf(0, nameEnd + 1);
       text = body.subarray(nameEnd + 1, queryEnd < 0 ? body.length : queryEnd).toString("utf8");
     }
-    return COMMIT_RE.test(text);
+    if (BEGIN_RE.test(text)) {
+      this.inTransaction = true;
+      return false;
+    }
+    if (ROLLBACK_RE.test(text)) {
+      this.inTransaction = false;
+      return false;
+    }
+    if (COMMIT_RE.test(text)) {
+      this.inTransaction = false;
+      return true;
+    }
+    return !this.inTransaction && WRITE_RE.test(text);
   }
 }
 

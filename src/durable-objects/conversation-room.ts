@@ -1,14 +1,13 @@
 import { DurableObject } from "cloudflare:workers";
 import { getConfig, type Config } from "../lib/config";
-import { asRpcResult, badRequest, conflict, forbidden, HttpError, notFound, unavailable, type RpcResult } from "../lib/errors";
+import { asRpcResult, HttpError, notFound, unavailable, type RpcResult } from "../lib/errors";
 import { createLogger, type Logger } from "../lib/log";
 import { createRedis, withTimeout } from "../lib/redis";
 import { flushSoon, metrics } from "../lib/metrics";
 import { clearOutboxPending, noteOutboxPending } from "../jobs/outbox-registry";
 import { openDb, type DbHandle } from "../db/client";
-import { flushBatch, messageByClientId, messageById, messagePage, unreadCount, type StoredMessage } from "../db/queries/messages";
+import { flushBatch, messagePage, unreadCount, type StoredMessage } from "../db/queries/messages";
 import { loadRoomState } from "../db/queries/room";
-import { normalizeContent } from "../domain/content";
 import { backoffMs } from "../domain/backoff";
 import { mergePage } from "../domain/history";
 import { TYPING_LEASE_MS } from "../domain/typing";
@@ -16,11 +15,14 @@ import type { Message, Participant } from "../protocol/resources";
 import { encodeFrame } from "../protocol/frames";
 import type { Actor, HistoryQuery, ReadResult, RoomEvent, SendInput, SendResult } from "./room-api";
 import { OutboxFlusher } from "./room/outbox";
-import { contentHash, RoomStore, type RoomMeta } from "./room/store";
+import { RoomStore, type RoomMeta } from "./room/store";
 import { attachmentOf, safeClose, sendRaw } from "./room/sockets";
 import { RoomProfiles } from "./room/profiles";
 import { NotificationBatcher } from "./room/notifications";
 import { handleSocketMessage, holdIfResuming, openSocket, replayFor } from "./room/realtime";
+import { deleteMessage, editMessage, findMessage, publicMessage, sendMessage } from "./room/messages";
+
+export { publicMessage };
 
 /**
  * One per conversation: the single writer of its messages (it assigns seq), the holder of its live sockets,
@@ -308,141 +310,23 @@ export class ConversationRoom extends DurableObject<Env> {
     return { notified: this.ctx.getWebSockets().length };
   }
 
-  // ── Messages ──────────────────────────────────────────────────────────────────────────────────────────────
+  // ── Messages (room/messages.ts) ───────────────────────────────────────────────────────────────────────────
 
-  async sendMessage(input: SendInput): Promise<SendResult> {
-    const meta = await this.ready(input.conversationId);
-    this.requireMember(input.actor.id);
-    const normal = normalizeContent(input.content);
-    if (!normal.ok) throw badRequest(`content: ${normal.reason}`);
-    const type = input.type ?? "text";
-    const replyToId = input.replyToId ?? null;
-    const hash = contentHash(type, normal.content, replyToId);
-    const cmid = input.clientMessageId ?? null;
-
-    if (cmid) {
-      const previous = await this.previousSend(meta, input.actor.id, cmid);
-      if (previous) return this.retried(previous, hash);
-    }
-    if (replyToId) {
-      const target = await this.findMessage(replyToId);
-      if (!target) throw badRequest("replyToId: must be a message of this conversation");
-    }
-    const sender = await this.profiles.user(input.actor.id, input.actor.kahaId);
-    // The seq is assigned, and the message stored, in one synchronous storage transaction. A concurrent retry
-    // that slipped past the check above (while we awaited) is caught here, atomically.
-    const existing = cmid ? this.store.clientId(input.actor.id, cmid) : undefined;
-    if (existing) return this.retried(existing, hash);
-    const createdAt = new Date().toISOString();
-    const message = this.store.appendMessage(
-      (seq) => ({
-        id: crypto.randomUUID(),
-        conversationId: input.conversationId,
-        seq,
-        senderId: input.actor.id,
-        clientMessageId: cmid,
-        type,
-        content: normal.content,
-        replyToId,
-        createdAt,
-        editedAt: null,
-        deletedAt: null,
-        status: "pending",
-        eventSeq: seq,
-      }),
-      hash,
-    );
-    this.endTyping(input.actor.id);
-    const outgoing = { ...publicMessage(message), status: "sent" as const, sender };
-    this.broadcast("new_message", { message: outgoing }, message.seq);
-    metrics.count("messages_sent_total");
-    this.notifications.push(outgoing);
-    const committed = await this.waitForCommit();
-    return { message: { ...outgoing, status: committed ? "sent" : "pending" }, created: true };
+  sendMessage(input: SendInput): Promise<SendResult> {
+    return sendMessage(this, input);
   }
 
-  private async previousSend(meta: RoomMeta, senderId: string, cmid: string) {
-    const local = this.store.clientId(senderId, cmid);
-    if (local) return local;
-    // Storage initialised over an existing conversation: older ids may only be known to Postgres.
-    if (meta.pgSeqAtInit === 0) return undefined;
-    const row = await this.pgOr503(() => messageByClientId(this.db(), meta.conversationId, senderId, cmid));
-    if (!row || row.seq > meta.pgSeqAtInit) return undefined;
-    const remembered = { seq: row.seq, contentHash: contentHash(row.type, row.rawContent, row.replyToId) };
-    this.store.rememberClientId(senderId, cmid, remembered.seq, remembered.contentHash);
-    this.store.cacheCommitted({ ...row, eventSeq: row.eventSeq });
-    return remembered;
+  editMessage(input: { conversationId: string; actor: Actor; messageId: string; content: string }): Promise<Message> {
+    return editMessage(this, input);
   }
 
-  private async retried(previous: { seq: number; contentHash: string }, hash: string): Promise<SendResult> {
-    if (previous.contentHash !== hash) throw conflict("clientMessageId was already used for a different message");
-    const original = this.store.messageBySeq(previous.seq) ?? (await this.findMessageBySeqInPg(previous.seq));
-    if (!original) throw unavailable("Original message not available yet");
-    const sender = await this.profiles.user(original.senderId);
-    return { message: { ...publicMessage(original), sender }, created: false };
-  }
-
-  private async findMessageBySeqInPg(seq: number): Promise<StoredMessage | undefined> {
-    const page = await this.pgOr503(() => messagePage(this.db(), this.conversationId(), { after: seq - 1, limit: 1 }));
-    const m = page.messages[0];
-    return m && m.seq === seq ? { ...m, eventSeq: seq } : undefined;
+  deleteMessage(input: { conversationId: string; actor: Actor; messageId: string }): Promise<Message> {
+    return deleteMessage(this, input);
   }
 
   /** Local storage first (pending and recent), then Postgres; an old message read from Postgres is cached. */
-  async findMessage(id: string): Promise<StoredMessage | undefined> {
-    const local = this.store.messageById(id);
-    if (local) return local;
-    const row = await this.pgOr503(() => messageById(this.db(), this.conversationId(), id));
-    if (row) this.store.cacheCommitted(row);
-    return row;
-  }
-
-  async editMessage(input: { conversationId: string; actor: Actor; messageId: string; content: string }): Promise<Message> {
-    const meta = await this.ready(input.conversationId);
-    this.requireMember(input.actor.id);
-    const current = await this.findMessage(input.messageId);
-    if (!current) throw notFound("Message");
-    if (current.senderId !== input.actor.id) throw forbidden("Only the sender can edit a message");
-    if (current.deletedAt) throw conflict("A deleted message cannot be edited");
-    const normal = normalizeContent(input.content);
-    if (!normal.ok) throw badRequest(`content: ${normal.reason}`);
-    const updated: StoredMessage = { ...current, content: normal.content, editedAt: new Date().toISOString(), eventSeq: meta.lastSeq };
-    this.store.updateMessage(updated);
-    this.store.queueAudit({
-      conversationId: meta.conversationId,
-      actorId: input.actor.id,
-      action: "message.edited",
-      targetId: current.id,
-      details: { seq: current.seq, previousContent: current.content },
-    });
-    const sender = await this.profiles.user(updated.senderId, input.actor.kahaId);
-    const outgoing = { ...publicMessage(updated), status: "sent" as const, sender };
-    this.broadcast("message_updated", { message: outgoing });
-    const committed = await this.waitForCommit();
-    return { ...outgoing, status: committed ? "sent" : "pending" };
-  }
-
-  async deleteMessage(input: { conversationId: string; actor: Actor; messageId: string }): Promise<Message> {
-    const meta = await this.ready(input.conversationId);
-    const me = this.requireMember(input.actor.id);
-    const current = await this.findMessage(input.messageId);
-    if (!current) throw notFound("Message");
-    const isGroupAdmin = meta.type === "group" && me.role === "admin";
-    if (current.senderId !== input.actor.id && !isGroupAdmin) throw forbidden("Only the sender or a group admin can delete a message");
-    if (current.deletedAt) return publicMessage(current);
-    const deletedAt = new Date().toISOString();
-    const tombstone: StoredMessage = { ...current, content: "", deletedAt, eventSeq: meta.lastSeq };
-    this.store.updateMessage(tombstone);
-    this.store.queueAudit({
-      conversationId: meta.conversationId,
-      actorId: input.actor.id,
-      action: "message.deleted",
-      targetId: current.id,
-      details: { seq: current.seq, senderId: current.senderId, previousContent: current.content },
-    });
-    this.broadcast("message_deleted", { messageId: current.id, seq: current.seq });
-    await this.waitForCommit();
-    return publicMessage(tombstone);
+  findMessage(id: string): Promise<StoredMessage | undefined> {
+    return findMessage(this, id);
   }
 
   private userSession(userId: string) {
@@ -451,7 +335,7 @@ export class ConversationRoom extends DurableObject<Env> {
   }
 
   /** Every participant but the sender hears of new messages on their user socket (flagged when muted), batched. */
-  private readonly notifications = new NotificationBatcher({
+  readonly notifications = new NotificationBatcher({
     recipients: () => this.store.participants(),
     deliver: (userId, batch) => this.userSession(userId).messageNotifications(batch),
     keepAlive: (work) => this.ctx.waitUntil(work),
@@ -637,10 +521,4 @@ export class ConversationRoom extends DurableObject<Env> {
   replay(afterSeq: number) {
     return replayFor(this, afterSeq);
   }
-}
-
-/** Strips the storage-only stamp before a message leaves the room. */
-export function publicMessage(m: StoredMessage | Message): Message {
-  const { eventSeq: _e, ...rest } = m as StoredMessage;
-  return rest;
 }

@@ -1,0 +1,157 @@
+import { badRequest, conflict, forbidden, notFound, unavailable } from "../../lib/errors";
+import { metrics } from "../../lib/metrics";
+import { messageByClientId, messageById, messagePage, type StoredMessage } from "../../db/queries/messages";
+import { normalizeContent } from "../../domain/content";
+import type { Message } from "../../protocol/resources";
+import type { ConversationRoom } from "../conversation-room";
+import type { Actor, SendInput, SendResult } from "../room-api";
+import { contentHash, type RoomMeta } from "./store";
+
+/**
+ * Sending, editing, deleting and finding messages: the room's write path. Plain functions over the room (as in
+ * realtime.ts); the seq and outbox row come from store.appendMessage in one storage transaction.
+ */
+
+/** Strips the storage-only stamp before a message leaves the room. */
+export function publicMessage(m: StoredMessage | Message): Message {
+  const { eventSeq: _e, ...rest } = m as StoredMessage;
+  return rest;
+}
+
+export async function sendMessage(room: ConversationRoom, input: SendInput): Promise<SendResult> {
+  const meta = await room.ready(input.conversationId);
+  room.requireMember(input.actor.id);
+  const normal = normalizeContent(input.content);
+  if (!normal.ok) throw badRequest(`content: ${normal.reason}`);
+  const type = input.type ?? "text";
+  const replyToId = input.replyToId ?? null;
+  const hash = contentHash(type, normal.content, replyToId);
+  const cmid = input.clientMessageId ?? null;
+
+  if (cmid) {
+    const previous = await previousSend(room, meta, input.actor.id, cmid);
+    if (previous) return retried(room, previous, hash);
+  }
+  if (replyToId) {
+    const target = await findMessage(room, replyToId);
+    if (!target) throw badRequest("replyToId: must be a message of this conversation");
+  }
+  const sender = await room.profiles.user(input.actor.id, input.actor.kahaId);
+  // The seq is assigned, and the message stored, in one synchronous storage transaction. A concurrent retry
+  // that slipped past the check above (while we awaited) is caught here, atomically.
+  const existing = cmid ? room.store.clientId(input.actor.id, cmid) : undefined;
+  if (existing) return retried(room, existing, hash);
+  const createdAt = new Date().toISOString();
+  const message = room.store.appendMessage(
+    (seq) => ({
+      id: crypto.randomUUID(),
+      conversationId: input.conversationId,
+      seq,
+      senderId: input.actor.id,
+      clientMessageId: cmid,
+      type,
+      content: normal.content,
+      replyToId,
+      createdAt,
+      editedAt: null,
+      deletedAt: null,
+      status: "pending",
+      eventSeq: seq,
+    }),
+    hash,
+  );
+  room.endTyping(input.actor.id);
+  const outgoing = { ...publicMessage(message), status: "sent" as const, sender };
+  room.broadcast("new_message", { message: outgoing }, message.seq);
+  metrics.count("messages_sent_total");
+  room.notifications.push(outgoing);
+  const committed = await room.waitForCommit();
+  return { message: { ...outgoing, status: committed ? "sent" : "pending" }, created: true };
+}
+
+async function previousSend(room: ConversationRoom, meta: RoomMeta, senderId: string, cmid: string) {
+  const local = room.store.clientId(senderId, cmid);
+  if (local) return local;
+  // Storage initialised over an existing conversation: older ids may only be known to Postgres.
+  if (meta.pgSeqAtInit === 0) return undefined;
+  const row = await room.pgOr503(() => messageByClientId(room.db(), meta.conversationId, senderId, cmid));
+  if (!row || row.seq > meta.pgSeqAtInit) return undefined;
+  const remembered = { seq: row.seq, contentHash: contentHash(row.type, row.rawContent, row.replyToId) };
+  room.store.rememberClientId(senderId, cmid, remembered.seq, remembered.contentHash);
+  room.store.cacheCommitted({ ...row, eventSeq: row.eventSeq });
+  return remembered;
+}
+
+async function retried(room: ConversationRoom, previous: { seq: number; contentHash: string }, hash: string): Promise<SendResult> {
+  if (previous.contentHash !== hash) throw conflict("clientMessageId was already used for a different message");
+  const original = room.store.messageBySeq(previous.seq) ?? (await findMessageBySeqInPg(room, previous.seq));
+  if (!original) throw unavailable("Original message not available yet");
+  const sender = await room.profiles.user(original.senderId);
+  return { message: { ...publicMessage(original), sender }, created: false };
+}
+
+async function findMessageBySeqInPg(room: ConversationRoom, seq: number): Promise<StoredMessage | undefined> {
+  const page = await room.pgOr503(() => messagePage(room.db(), room.conversationId(), { after: seq - 1, limit: 1 }));
+  const m = page.messages[0];
+  return m && m.seq === seq ? { ...m, eventSeq: seq } : undefined;
+}
+
+/** Local storage first (pending and recent), then Postgres; an old message read from Postgres is cached. */
+export async function findMessage(room: ConversationRoom, id: string): Promise<StoredMessage | undefined> {
+  const local = room.store.messageById(id);
+  if (local) return local;
+  const row = await room.pgOr503(() => messageById(room.db(), room.conversationId(), id));
+  if (row) room.store.cacheCommitted(row);
+  return row;
+}
+
+export async function editMessage(
+room: ConversationRoom,
+input: { conversationId: string; actor: Actor; messageId: string; content: string },
+): Promise<Message> {
+  const meta = await room.ready(input.conversationId);
+  room.requireMember(input.actor.id);
+  const current = await findMessage(room, input.messageId);
+  if (!current) throw notFound("Message");
+  if (current.senderId !== input.actor.id) throw forbidden("Only the sender can edit a message");
+  if (current.deletedAt) throw conflict("A deleted message cannot be edited");
+  const normal = normalizeContent(input.content);
+  if (!normal.ok) throw badRequest(`content: ${normal.reason}`);
+  const updated: StoredMessage = { ...current, content: normal.content, editedAt: new Date().toISOString(), eventSeq: meta.lastSeq };
+  room.store.updateMessage(updated);
+  room.store.queueAudit({
+    conversationId: meta.conversationId,
+    actorId: input.actor.id,
+    action: "message.edited",
+    targetId: current.id,
+    details: { seq: current.seq, previousContent: current.content },
+  });
+  const sender = await room.profiles.user(updated.senderId, input.actor.kahaId);
+  const outgoing = { ...publicMessage(updated), status: "sent" as const, sender };
+  room.broadcast("message_updated", { message: outgoing });
+  const committed = await room.waitForCommit();
+  return { ...outgoing, status: committed ? "sent" : "pending" };
+}
+
+export async function deleteMessage(room: ConversationRoom, input: { conversationId: string; actor: Actor; messageId: string }): Promise<Message> {
+  const meta = await room.ready(input.conversationId);
+  const me = room.requireMember(input.actor.id);
+  const current = await findMessage(room, input.messageId);
+  if (!current) throw notFound("Message");
+  const isGroupAdmin = meta.type === "group" && me.role === "admin";
+  if (current.senderId !== input.actor.id && !isGroupAdmin) throw forbidden("Only the sender or a group admin can delete a message");
+  if (current.deletedAt) return publicMessage(current);
+  const deletedAt = new Date().toISOString();
+  const tombstone: StoredMessage = { ...current, content: "", deletedAt, eventSeq: meta.lastSeq };
+  room.store.updateMessage(tombstone);
+  room.store.queueAudit({
+    conversationId: meta.conversationId,
+    actorId: input.actor.id,
+    action: "message.deleted",
+    targetId: current.id,
+    details: { seq: current.seq, senderId: current.senderId, previousContent: current.content },
+  });
+  room.broadcast("message_deleted", { messageId: current.id, seq: current.seq });
+  await room.waitForCommit();
+  return publicMessage(tombstone);
+}

@@ -120,7 +120,7 @@ export class ConversationRoom extends DurableObject<Env> {
       } else if (!state) {
         outcome = "missing";
       } else {
-        const fresh: RoomMeta = { conversationId, type: state.type, lastSeq: state.maxSeq, pgSeqAtInit: state.maxSeq };
+        const fresh: RoomMeta = { conversationId, type: state.type, lastSeq: state.maxSeq, pgSeqAtInit: state.maxSeq, clientIdsPrunedBelow: 0 };
         this.store.initialise(fresh, state.participants);
         this.participantsCheckedAt = Date.now();
         outcome = fresh;

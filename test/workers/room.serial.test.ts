@@ -43,6 +43,25 @@ describe("ConversationRoom", () => {
     expect(second.body.seq).toBe(2);
   });
 
+  it("answers a retry of a message whose client id was pruned from the room from Postgres, without a duplicate", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const t = users[0].token;
+    const send = (content: string, clientMessageId: string) =>
+      api("POST", `/conversations/${id}/messages`, { token: t, body: { content, clientMessageId } });
+    const first = await send("old", "old-1");
+    expect((await send("new", "new-1")).body.seq).toBe(2);
+    await runInDurableObject(room(id), async (instance: ConversationRoom, state) => {
+      instance.store.pruneClientIds(2);
+      expect(state.storage.sql.exec("SELECT count(*) AS n FROM client_ids").one().n).toBe(1);
+    });
+    const retry = await send("old", "old-1");
+    expect(retry.status).toBe(200);
+    expect(retry.body).toMatchObject({ id: first.body.id, seq: 1 });
+    expect((await send("something else", "old-1")).status).toBe(409);
+    expect((await send("third", "new-2")).body.seq).toBe(3);
+    expect(await pgCount(id)).toBe(3);
+  });
+
   it("acks as pending while Postgres is down and drains the outbox on the alarm retry", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const t = users[0].token;

@@ -72,10 +72,11 @@ export async function sendMessage(room: ConversationRoom, input: SendInput): Pro
 async function previousSend(room: ConversationRoom, meta: RoomMeta, senderId: string, cmid: string) {
   const local = room.store.clientId(senderId, cmid);
   if (local) return local;
-  // Storage initialised over an existing conversation: older ids may only be known to Postgres.
-  if (meta.pgSeqAtInit === 0) return undefined;
+  // Ids of messages older than the room's storage, or pruned from it, are only known to Postgres.
+  const pgOnlyBelow = Math.max(meta.pgSeqAtInit + 1, meta.clientIdsPrunedBelow);
+  if (pgOnlyBelow <= 1) return undefined;
   const row = await room.pgOr503(() => messageByClientId(room.db(), meta.conversationId, senderId, cmid));
-  if (!row || row.seq > meta.pgSeqAtInit) return undefined;
+  if (!row || row.seq >= pgOnlyBelow) return undefined;
   const remembered = { seq: row.seq, contentHash: contentHash(row.type, row.rawContent, row.replyToId) };
   room.store.rememberClientId(senderId, cmid, remembered.seq, remembered.contentHash);
   room.store.cacheCommitted({ ...row, eventSeq: row.eventSeq });

@@ -5,8 +5,8 @@ import type { AuditEntry } from "../../db/queries/audit";
 /**
  * The room's own SQLite storage: the durable half of the single-writer design. A message gets its seq and lands
  * here in one synchronous transaction (the outbox) before anyone hears of it; rows stay `pending` until the
- * flush to Postgres commits. Recent rows are kept for resume and history merges; client ids are kept for good,
- * so idempotent retries never depend on Postgres.
+ * flush to Postgres commits. Recent rows are kept for resume and history merges; client ids are kept for the last
+ * CLIENT_IDS_KEEP messages, so a retry of a recent message never depends on Postgres (older ones are looked up there).
  */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS client_ids (
   content_hash TEXT NOT NULL,
   PRIMARY KEY (sender_id, client_message_id)
 );
+CREATE INDEX IF NOT EXISTS client_ids_seq ON client_ids (seq);
 CREATE TABLE IF NOT EXISTS participants (user_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS watermarks (
   user_id TEXT PRIMARY KEY,
@@ -40,6 +41,9 @@ CREATE TABLE IF NOT EXISTS audit_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, b
 
 /** How many committed messages stay in the room for resume and history merges. */
 export const RECENT_KEEP = 1000;
+/** Client ids of the last this-many messages stay in the room; older ones are pruned in steps of PRUNE_STEP. */
+export const CLIENT_IDS_KEEP = 10_000;
+const CLIENT_IDS_PRUNE_STEP = 1_000;
 
 export interface RoomMeta {
   conversationId: string;
@@ -47,6 +51,8 @@ export interface RoomMeta {
   lastSeq: number;
   /** Highest seq Postgres had when this storage was first initialised: older client ids may only be there. */
   pgSeqAtInit: number;
+  /** Client ids of messages below this seq were pruned from the room: only Postgres knows them. */
+  clientIdsPrunedBelow: number;
 }
 
 export interface PendingRow {
@@ -81,6 +87,7 @@ export class RoomStore {
       type: m.type as ConversationType,
       lastSeq: Number(m.lastSeq ?? 0),
       pgSeqAtInit: Number(m.pgSeqAtInit ?? 0),
+      clientIdsPrunedBelow: Number(m.clientIdsPrunedBelow ?? 0),
     };
   }
 
@@ -228,6 +235,19 @@ export class RoomStore {
         "DELETE FROM messages WHERE pending = 0 AND seq <= (SELECT max(seq) FROM messages) - ?",
         RECENT_KEEP,
       );
+    });
+    const meta = this.meta();
+    if (!meta) return;
+    const oldestPending = this.sql.exec<{ s: number | null }>("SELECT min(seq) AS s FROM messages WHERE pending = 1").one().s;
+    const horizon = Math.min(meta.lastSeq - CLIENT_IDS_KEEP, oldestPending ?? Number.POSITIVE_INFINITY);
+    if (horizon - meta.clientIdsPrunedBelow >= CLIENT_IDS_PRUNE_STEP) this.pruneClientIds(horizon);
+  }
+
+  /** Forgets client ids of messages below `belowSeq` (never those still pending: Postgres does not have them). */
+  pruneClientIds(belowSeq: number): void {
+    this.storage.transactionSync(() => {
+      this.sql.exec("DELETE FROM client_ids WHERE seq < ?", belowSeq);
+      this.setMeta("clientIdsPrunedBelow", String(belowSeq));
     });
   }
 

@@ -138,3 +138,15 @@ export function cpuSince(before: CpuSnapshot, serverPid: number | undefined, per
   return { "server CPU s": s(d.server), "pg host CPU s": s(d.host), "client CPU s": s(d.clients) };
 }
 
+
+/** A process's soft limit on open files (from /proc/<pid>/limits); undefined when unreadable or unlimited. */
+export function openFilesLimit(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const line = readFileSync(`/proc/${pid}/limits`, "utf8").split("\n").find((l) => l.startsWith("Max open files"));
+    const soft = line?.trim().split(/\s+/)[3];
+    return soft && /^\d+$/.test(soft) ? Number(soft) : undefined;
+  } catch {
+    return undefined;
+  }
+}

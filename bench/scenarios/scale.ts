@@ -2,13 +2,19 @@
 import { JsonWs, now, pool, sleep, WsChatSocket } from "../harness/clients.js";
 import type { Ctx } from "../harness/context.js";
 import { newHist, recordMs, summarize } from "../harness/hist.js";
-import { cpuSince, cpuSnapshot, rssKb } from "../harness/proc.js";
+import { cpuSince, cpuSnapshot, openFilesLimit, rssKb } from "../harness/proc.js";
 import { control, type ControlStats } from "../harness/control.js";
 import type { Row } from "../harness/report.js";
 import type { ChatTarget } from "../harness/targets.js";
 
 const PER_CONVERSATION = 5;
 const CONNECT_CONCURRENCY = 32;
+/**
+ * Under wrangler dev each client WebSocket costs the Worker's workerd about five file descriptors: two sockets (the
+ * client's, and the hop from wrangler's proxy) and two or three pipes (measured here: 300 sockets, 600–900 pipes).
+ * Past its open-files limit workerd dies ("accept: Too many open files"); at 20 000 that is about 4 000 sockets.
+ */
+const FDS_PER_SOCKET = 6;
 
 export interface S5Fixture {
   conversations: number;
@@ -17,7 +23,13 @@ export interface S5Fixture {
 
 /** S5, first half: every conversation's sockets, as fast as the client allows; the sockets stay open for s5Send. */
 export async function s5Connect(ctx: Ctx): Promise<{ rows: Row[]; fixture: S5Fixture }> {
-  const conversations = ctx.size(100, 1000);
+  const wanted = ctx.size(100, 1000);
+  const fdLimit = openFilesLimit(ctx.workerd());
+  const fit = fdLimit === undefined ? wanted : Math.floor((fdLimit * 0.8) / FDS_PER_SOCKET / PER_CONVERSATION);
+  const conversations = Math.min(wanted, fit);
+  if (conversations < wanted) {
+    ctx.log(`  S5: workerd may open ${fdLimit} files: ${conversations} conversations instead of ${wanted} (about ${FDS_PER_SOCKET} per socket)`);
+  }
   // 50 users, each in conversations/10 of the conversations (5 distinct members per conversation).
   const users = await ctx.db.createUsers(50, "s5", ctx.stack.jwtSecret);
   const lists = Array.from({ length: conversations }, (_, c) =>
@@ -90,6 +102,7 @@ export async function s5Connect(ctx: Ctx): Promise<{ rows: Row[]; fixture: S5Fix
         ...connectCpu,
         "pg connections opened": bridgeAfter.bridge.opened - bridgeBefore.bridge.opened,
         "pg connections peak": peakPg,
+        ...(conversations < wanted ? { "capped from": wanted, "workerd open-files limit": fdLimit ?? 0 } : {}),
         ...failures,
       },
       note: Number.isNaN(deltaMiB) ? "workerd pid not found: no memory figures" : undefined,

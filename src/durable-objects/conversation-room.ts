@@ -120,7 +120,14 @@ export class ConversationRoom extends DurableObject<Env> {
       } else if (!state) {
         outcome = "missing";
       } else {
-        const fresh: RoomMeta = { conversationId, type: state.type, lastSeq: state.maxSeq, pgSeqAtInit: state.maxSeq, clientIdsPrunedBelow: 0 };
+        const fresh: RoomMeta = {
+          conversationId,
+          type: state.type,
+          lastSeq: state.maxSeq,
+          pgSeqAtInit: state.maxSeq,
+          clientIdsPrunedBelow: 0,
+          closed: state.closed,
+        };
         this.store.initialise(fresh, state.participants);
         this.participantsCheckedAt = Date.now();
         outcome = fresh;
@@ -149,6 +156,7 @@ export class ConversationRoom extends DurableObject<Env> {
     try {
       const state = await withTimeout(loadRoomState(this.db(), conversationId), 2000, "participants");
       if (!state) return;
+      if (state.closed && !this.store.meta()?.closed) this.store.markClosed();
       for (const userId of this.adoptParticipants(state.participants)) this.closeUserSockets(userId, 4403, "No longer a participant");
     } catch (err) {
       this.resetDb();
@@ -272,6 +280,7 @@ export class ConversationRoom extends DurableObject<Env> {
         for (const p of event.updated ?? []) this.broadcast("participant_updated", { participant: p });
         for (const userId of event.left ?? []) this.broadcast("participant_left", { userId });
       } else if (event.kind === "conversation_updated") {
+        if (event.conversation.status === "closed" && !meta.closed) this.store.markClosed();
         this.broadcast("conversation_updated", { conversation: event.conversation });
       } else {
         for (const ws of this.ctx.getWebSockets()) safeClose(ws, 4403, "Conversation removed");

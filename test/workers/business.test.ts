@@ -581,6 +581,9 @@ describe("business transfer and close", () => {
     const chats = [];
     for (const c of customers) chats.push(await openChat(c, biz.id));
     expect((await agentsOf(biz))[agent.id].activeChats).toBe(3);
+    const send = (body: Record<string, unknown>) => api("POST", `/conversations/${chats[0].body.id}/messages`, { token: customers[0].token, body });
+    const before = await send({ content: "before the close", clientMessageId: "bc-1" });
+    expect(before.status).toBe(201);
     const closers = [customers[0], agent, biz.admin];
     for (const [i, chat] of chats.entries()) {
       const res = await api("POST", `/business/conversations/${chat.body.id}/close`, { token: closers[i].token });
@@ -593,6 +596,11 @@ describe("business transfer and close", () => {
     }
     expect((await agentsOf(biz))[agent.id].activeChats).toBe(0);
     expectErrorShape(await api("POST", `/business/conversations/${chats[0].body.id}/close`, { token: customers[0].token }), 409);
+    // A closed conversation takes no new messages (its room heard of the close); retries of earlier ones still answer.
+    expectErrorShape(await send({ content: "after the close" }), 409);
+    const retry = await send({ content: "before the close", clientMessageId: "bc-1" });
+    expect(retry.status).toBe(200);
+    expect(retry.body.id).toBe(before.body.id);
     expect((await placement(chats[0].body.id, customers[0])).status).toBe("closed");
     // The customer can open a new conversation with the business afterwards.
     const next = await openChat(customers[0], biz.id);

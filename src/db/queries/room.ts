@@ -6,19 +6,25 @@ import { conversations, messages, participants } from "../schema";
 
 export interface RoomState {
   type: ConversationType;
+  /** Business conversations are closed for good by an agent, the customer or an admin. */
+  closed: boolean;
   participants: Participant[];
   maxSeq: number;
 }
 
 /** What a room needs from Postgres when its storage is first initialised: type, active members, highest seq. */
 export async function loadRoomState(db: Db, conversationId: string): Promise<RoomState | undefined> {
-  const [conv] = await db.select({ type: conversations.type }).from(conversations).where(eq(conversations.id, conversationId)).limit(1);
+  const [conv] = await db
+    .select({ type: conversations.type, status: conversations.status })
+    .from(conversations)
+    .where(eq(conversations.id, conversationId))
+    .limit(1);
   if (!conv) return undefined;
   const [members, top] = await Promise.all([
     activeParticipants(db, conversationId),
     db.select({ seq: sql<string | null>`max(${messages.seq})` }).from(messages).where(eq(messages.conversationId, conversationId)),
   ]);
-  return { type: conv.type, participants: members, maxSeq: Number(top[0]?.seq ?? 0) };
+  return { type: conv.type, closed: conv.status === "closed", participants: members, maxSeq: Number(top[0]?.seq ?? 0) };
 }
 
 export async function activeParticipants(db: Db, conversationId: string): Promise<Participant[]> {

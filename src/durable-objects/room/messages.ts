@@ -32,6 +32,8 @@ export async function sendMessage(room: ConversationRoom, input: SendInput): Pro
     const previous = await previousSend(room, meta, input.actor.id, cmid);
     if (previous) return retried(room, previous, hash);
   }
+  // After the retry check: a message sent before the close still answers its retries.
+  if (meta.closed) throw conflict("The conversation is closed");
   if (replyToId) {
     const target = await findMessage(room, replyToId);
     if (!target) throw badRequest("replyToId: must be a message of this conversation");

@@ -53,6 +53,8 @@ export interface RoomMeta {
   pgSeqAtInit: number;
   /** Client ids of messages below this seq were pruned from the room: only Postgres knows them. */
   clientIdsPrunedBelow: number;
+  /** A closed (business) conversation takes no new messages. */
+  closed: boolean;
 }
 
 export interface PendingRow {
@@ -88,6 +90,7 @@ export class RoomStore {
       lastSeq: Number(m.lastSeq ?? 0),
       pgSeqAtInit: Number(m.pgSeqAtInit ?? 0),
       clientIdsPrunedBelow: Number(m.clientIdsPrunedBelow ?? 0),
+      closed: m.closed === "true",
     };
   }
 
@@ -241,6 +244,10 @@ export class RoomStore {
     const oldestPending = this.sql.exec<{ s: number | null }>("SELECT min(seq) AS s FROM messages WHERE pending = 1").one().s;
     const horizon = Math.min(meta.lastSeq - CLIENT_IDS_KEEP, oldestPending ?? Number.POSITIVE_INFINITY);
     if (horizon - meta.clientIdsPrunedBelow >= CLIENT_IDS_PRUNE_STEP) this.pruneClientIds(horizon);
+  }
+
+  markClosed(): void {
+    this.setMeta("closed", "true");
   }
 
   /** Forgets client ids of messages below `belowSeq` (never those still pending: Postgres does not have them). */

@@ -578,7 +578,7 @@ describe("business transfer and close", () => {
     const biz = await newBusiness();
     const agent = await readyAgent(biz, { maxConcurrentChats: 3 });
     const customers = await Promise.all([1, 2, 3].map(() => newUser("customer")));
-    const chats = [];
+    const chats: Awaited<ReturnType<typeof openChat>>[] = [];
     for (const c of customers) chats.push(await openChat(c, biz.id));
     expect((await agentsOf(biz))[agent.id].activeChats).toBe(3);
     const send = (body: Record<string, unknown>) => api("POST", `/conversations/${chats[0].body.id}/messages`, { token: customers[0].token, body });

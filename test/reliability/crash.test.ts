@@ -1,35 +1,12 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ChatSocket } from "./client";
 import { makeUser } from "./db";
-import { Ledger, summarize, type ReconcileReport } from "./ledger";
-import { catchUp, closeAll, closeCodes, openRoom, record, sleep, steadyTraffic, type Room } from "./scenario";
-import { FaultStack } from "./stack";
+import { Ledger } from "./ledger";
+import { catchUp, closeAll, closeCodes, expectClean, openRoom, record, type Room, sleep, steadyTraffic, useFaultStack } from "./scenario";
+import type { FaultStack } from "./stack";
 
 let stack: FaultStack;
-const cleanup: (() => Promise<void> | void)[] = [];
-
-beforeAll(async () => {
-  stack = await FaultStack.start({ vars: { WRITE_THROUGH_DEADLINE_MS: "1000" } });
-});
-afterEach(async () => {
-  for (const fn of cleanup.splice(0)) await fn();
-  await stack.clearFaults();
-});
-afterAll(async () => {
-  await stack?.stop();
-});
-
-function expectClean(r: ReconcileReport): void {
-  const summary = `${summarize(r)}\n${r.details.join("\n")}`;
-  expect(r.lost, summary).toBe(0);
-  expect(r.duplicated, summary).toBe(0);
-  expect(r.outOfOrder, summary).toBe(0);
-  expect(r.mismatched, summary).toBe(0);
-  expect(r.pgGaps, summary).toBe(0);
-  expect(r.acked, summary).toBe(r.sent);
-  expect(r.persisted, summary).toBe(r.sent);
-  expect(r.delivered, summary).toBe(r.expectedDeliveries);
-}
+const cleanup = useFaultStack({ WRITE_THROUGH_DEADLINE_MS: "1000" }, (started) => (stack = started));
 
 /**
  * A listening-only device in the room (it never sends, so nothing but catchUp reconnects it). Added straight to

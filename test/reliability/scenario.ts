@@ -1,13 +1,48 @@
 // Shared pieces of the fault scenarios: rooms of connected clients, steady traffic, results on disk.
 import { appendFileSync, mkdirSync } from "node:fs";
 import path from "node:path";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { ROOT } from "../../scripts/lib/stack";
 import { ChatSocket } from "./client";
 import { makeUser, type ChatUser } from "./db";
-import type { Ledger, ReconcileReport } from "./ledger";
-import type { FaultStack } from "./stack";
+import { summarize, type Ledger, type ReconcileReport } from "./ledger";
+import { FaultStack } from "./stack";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * One fault stack per test file (started before the first test, stopped after the last); after each test its
+ * cleanups run and every fault is switched off. Returns the list a test pushes its cleanups onto.
+ */
+export function useFaultStack(vars: Record<string, string>, onStart: (stack: FaultStack) => void): (() => Promise<void> | void)[] {
+  const cleanup: (() => Promise<void> | void)[] = [];
+  let stack: FaultStack | undefined;
+  beforeAll(async () => {
+    stack = await FaultStack.start({ vars });
+    onStart(stack);
+  });
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0)) await fn();
+    await stack?.clearFaults();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+  return cleanup;
+}
+
+/** The ledger's verdict: nothing lost, doubled, reordered or altered; everything acked, persisted and delivered. */
+export function expectClean(r: ReconcileReport, options: { pgGaps?: boolean } = {}): void {
+  const summary = `${summarize(r)}\n${r.details.join("\n")}`;
+  expect(r.lost, summary).toBe(0);
+  expect(r.duplicated, summary).toBe(0);
+  expect(r.outOfOrder, summary).toBe(0);
+  expect(r.mismatched, summary).toBe(0);
+  if (options.pgGaps !== false) expect(r.pgGaps, summary).toBe(0);
+  expect(r.acked, summary).toBe(r.sent);
+  expect(r.persisted, summary).toBe(r.sent);
+  expect(r.delivered, summary).toBe(r.expectedDeliveries);
+}
 
 /** Where each scenario's counts go (vitest hides the logs of passing tests); docs/reliability.md is built from it. */
 export const RESULTS_FILE = process.env.RELIABILITY_RESULTS ?? path.join(ROOT, ".data", "reliability", "last-run.jsonl");

@@ -1,5 +1,5 @@
-import type { Message, Participant } from "../protocol/resources";
-import type { messages, participants } from "./schema";
+import type { Conversation, Message, Participant, Profile } from "../protocol/resources";
+import type { conversations, messages, participants } from "./schema";
 
 type MessageRow = Omit<typeof messages.$inferSelect, "search" | "eventSeq"> & { eventSeq?: number };
 type ParticipantRow = typeof participants.$inferSelect;
@@ -33,5 +33,37 @@ export function toParticipant(row: ParticipantRow): Participant {
     lastReadSeq: Number(row.lastReadSeq),
     lastReadAt: iso(row.lastReadAt),
     lastDeliveredSeq: Number(row.lastDeliveredSeq),
+  };
+}
+
+type ConversationRow = typeof conversations.$inferSelect;
+
+/**
+ * The Conversation resource (contract §4) from its row and the parts gathered around it. Shared by the Worker's
+ * per-caller views and the business desk's shared view, so both say the same thing about a conversation.
+ */
+export function toConversation(
+  conv: ConversationRow,
+  parts: {
+    participants: Participant[];
+    lastMessage?: Conversation["lastMessage"];
+    unreadCount: number;
+    isMuted: boolean;
+    business?: Profile;
+  },
+): Conversation {
+  return {
+    id: conv.id,
+    type: conv.type,
+    name: conv.name,
+    businessId: conv.businessId,
+    createdAt: conv.createdAt.toISOString(),
+    lastActivity: conv.lastActivity.toISOString(),
+    lastSeq: Math.max(Number(conv.lastSeq), parts.lastMessage?.seq ?? 0),
+    participants: parts.participants,
+    ...(parts.lastMessage ? { lastMessage: parts.lastMessage } : {}),
+    unreadCount: parts.unreadCount,
+    isMuted: parts.isMuted,
+    ...(conv.type === "business" && conv.businessId ? { business: parts.business, status: conv.status } : {}),
   };
 }

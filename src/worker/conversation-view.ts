@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { lastMessages, unreadCounts, type Membership, type ParticipantRow } from "../db/queries/conversations";
 import { activeParticipants, kahaIdsOf } from "../db/queries/participants";
-import { toParticipant } from "../db/mappers";
+import { toConversation, toParticipant } from "../db/mappers";
 import type { Conversation, Participant } from "../protocol/resources";
 import type { AppEnv } from "./env";
 import { loadProfiles } from "./profiles";
@@ -33,20 +33,13 @@ export async function conversationViews(c: Context<AppEnv>, memberships: Members
 
   return memberships.map(({ conversation: conv, me }) => {
     const last = latest.get(conv.id);
-    return {
-      id: conv.id,
-      type: conv.type,
-      name: conv.name,
-      businessId: conv.businessId,
-      createdAt: conv.createdAt.toISOString(),
-      lastActivity: conv.lastActivity.toISOString(),
-      lastSeq: Math.max(Number(conv.lastSeq), last?.seq ?? 0),
+    return toConversation(conv, {
       participants: byConversation.get(conv.id) ?? [],
-      ...(last ? { lastMessage: { ...last, sender: profiles.user(last.senderId, kahaIds.get(last.senderId)) } } : {}),
+      lastMessage: last && { ...last, sender: profiles.user(last.senderId, kahaIds.get(last.senderId)) },
       unreadCount: unread.get(conv.id) ?? 0,
       isMuted: me.isMuted,
-      ...(conv.type === "business" && conv.businessId ? { business: profiles.business(conv.businessId), status: conv.status } : {}),
-    };
+      business: conv.businessId ? profiles.business(conv.businessId) : undefined,
+    });
   });
 }
 

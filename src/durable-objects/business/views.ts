@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import type { Db } from "../../db/client";
-import { toParticipant } from "../../db/mappers";
+import { toConversation, toParticipant } from "../../db/mappers";
 import { lastMessages } from "../../db/queries/conversations";
 import { activeParticipants } from "../../db/queries/participants";
 import { conversations } from "../../db/schema";
@@ -25,22 +25,14 @@ export async function sharedConversation(db: Db, profiles: ProfileProvider, conv
     userIds: [...kahaIds.keys(), ...(last ? [last.senderId] : [])],
     businessIds: conv.businessId ? [conv.businessId] : [],
   });
-  return {
-    id: conv.id,
-    type: conv.type,
-    name: conv.name,
-    businessId: conv.businessId,
-    createdAt: conv.createdAt.toISOString(),
-    lastActivity: conv.lastActivity.toISOString(),
-    lastSeq: Math.max(Number(conv.lastSeq), last?.seq ?? 0),
+  return toConversation(conv, {
     participants: members.map(({ participant }) => ({
       ...toParticipant(participant),
       profile: set.user(participant.userId, kahaIds.get(participant.userId)),
     })),
-    ...(last ? { lastMessage: { ...last, sender: set.user(last.senderId, kahaIds.get(last.senderId)) } } : {}),
+    lastMessage: last && { ...last, sender: set.user(last.senderId, kahaIds.get(last.senderId)) },
     unreadCount: 0,
     isMuted: false,
-    ...(conv.businessId ? { business: set.business(conv.businessId) } : {}),
-    status: conv.status,
-  };
+    business: conv.businessId ? set.business(conv.businessId) : undefined,
+  });
 }

@@ -2,7 +2,7 @@ import { Pool, neonConfig } from "@neondatabase/serverless";
 import { drizzle, type NeonDatabase } from "drizzle-orm/neon-serverless";
 import * as schema from "./schema";
 
-export type Db = NeonDatabase<typeof schema>;
+export type Db = NeonDatabase<typeof schema> & { $client: Pool };
 
 export interface DbOptions {
   databaseUrl: string;

@@ -24,6 +24,7 @@ export const users = pgTable("users", {
   kahaId: text("kaha_id").notNull(),
   createdAt: ts("created_at").notNull().defaultNow(),
   lastSeenAt: ts("last_seen_at"),
+  online: boolean("online").notNull().default(false),
 });
 
 export const conversations = pgTable("conversations", {

@@ -128,7 +128,7 @@ export class ConversationRoom extends DurableObject<Env> {
           clientIdsPrunedBelow: 0,
           closed: state.closed,
         };
-        this.store.initialise(fresh, state.participants);
+        this.store.initialise(fresh, state.participants, state.offline);
         this.participantsCheckedAt = Date.now();
         outcome = fresh;
       }
@@ -158,6 +158,7 @@ export class ConversationRoom extends DurableObject<Env> {
       if (!state) return;
       if (state.closed && !this.store.meta()?.closed) this.store.markClosed();
       for (const userId of this.adoptParticipants(state.participants)) this.closeUserSockets(userId, 4403, "No longer a participant");
+      this.store.adoptOffline(state.offline, now);
     } catch (err) {
       this.resetDb();
       this.log.warn("participant refresh failed", { error: (err as Error).message?.slice(0, 200) });
@@ -270,9 +271,11 @@ export class ConversationRoom extends DurableObject<Env> {
       // A room that was never used has nothing to mirror: it will load fresh state on first use.
       if (!meta || meta.conversationId !== event.conversationId) return;
       if (event.kind === "participants") {
+        const readAt = Date.now();
         const state = await this.pgOr503(() => loadRoomState(this.db(), event.conversationId));
         if (!state) return;
         this.adoptParticipants(state.participants);
+        this.store.adoptOffline(state.offline, readAt);
         // Close removed members' sockets before anything is sent: a close queued right behind a send on the same
         // hibernatable socket can stall until the object is evicted (workerd output-gate behaviour).
         for (const userId of event.left ?? []) this.closeUserSockets(userId, 4403, "No longer a participant");
@@ -290,7 +293,10 @@ export class ConversationRoom extends DurableObject<Env> {
 
   /** A participant's presence changed (from their user session): tell this room's sockets. */
   async presence(update: { userId: string; status: string; lastSeen: string | null }): Promise<void> {
-    if (!this.store.meta() || this.ctx.getWebSockets().length === 0) return;
+    // A room not loaded yet reads the user's state from Postgres when it loads (the session wrote it first).
+    if (!this.store.meta()) return;
+    this.store.setReachable(update.userId, update.status !== "offline");
+    if (this.ctx.getWebSockets().length === 0) return;
     this.broadcast("presence_update", update);
   }
 
@@ -343,9 +349,16 @@ export class ConversationRoom extends DurableObject<Env> {
     return ns.get(ns.idFromName(userId));
   }
 
-  /** Every participant but the sender hears of new messages on their user socket (flagged when muted), batched. */
+  /**
+   * Every reachable participant but the sender hears of new messages on their user socket (flagged when muted),
+   * batched. Offline members are skipped: waking each one's session per message is the cost that grows with the
+   * room, and their badges are re-derived from Postgres when a device connects.
+   */
   readonly notifications = new NotificationBatcher({
-    recipients: () => this.store.participants(),
+    recipients: () => {
+      const offline = this.store.offlineUsers();
+      return this.store.participants().filter((p) => !offline.has(p.userId));
+    },
     deliver: (userId, batch) => this.userSession(userId).messageNotifications(batch),
     keepAlive: (work) => this.ctx.waitUntil(work),
     onFailed: (failed, recipients) => this.log.warn("notifications failed", { failed, recipients }),

@@ -2,7 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { getConfig } from "../lib/config";
 import { createLogger } from "../lib/log";
 import { openDb } from "../db/client";
-import { contactsOf, membershipSummary } from "../db/queries/user-session";
+import { contactsOf, membershipSummary, setUserOnline } from "../db/queries/user-session";
 import { agentBusinesses } from "../db/queries/business";
 import { aggregatePresence, nextPresenceCheck, OFFLINE_GRACE_MS, type DeviceState, type Presence } from "../domain/presence";
 import { encodeFrame, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
@@ -91,9 +91,10 @@ export class UserSession extends DurableObject<Env> {
     const att: UserSocketAttachment = { userId: identity.id, kahaId: identity.kahaId, exp: identity.exp, status: "online", lastSeen: now, lastActive: now };
     server.serializeAttachment(att);
     sendRaw(server, encodeFrame("connected", { userId: identity.id, timestamp: new Date(now).toISOString() }));
-    // Badges are re-derived from Postgres whenever a device connects, so they can never drift for long.
-    this.ctx.waitUntil(this.refreshBadges(server));
+    // Presence first: once the user's rooms know they are online, every later message reaches this session. Then
+    // badges are re-derived from Postgres, which by then holds every message those rooms did not notify.
     await this.presenceMaybeChanged();
+    this.ctx.waitUntil(this.refreshBadges(server));
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -187,9 +188,11 @@ export class UserSession extends DurableObject<Env> {
     if (!userId) return;
     const update = { userId, status: p.status, lastSeen: p.lastSeen ? new Date(p.lastSeen).toISOString() : null };
     try {
-      const [contacts, memberships, businesses] = await this.withDb((db) =>
-        Promise.all([contactsOf(db, userId), membershipSummary(db, userId), agentBusinesses(db, userId)]),
-      );
+      const [contacts, memberships, businesses] = await this.withDb(async (db) => {
+        // Before the rooms hear of it: a room that loads meanwhile reads the new state from Postgres.
+        await setUserOnline(db, userId, p.status !== "offline", p.lastSeen ? new Date(p.lastSeen) : null);
+        return Promise.all([contactsOf(db, userId), membershipSummary(db, userId), agentBusinesses(db, userId)]);
+      });
       const users = this.env.USER_SESSION;
       const rooms = this.env.CONVERSATION_ROOM;
       const desks = this.env.BUSINESS_DESK; // [business] an agent's presence decides whether they get new chats

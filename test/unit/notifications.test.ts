@@ -32,6 +32,7 @@ describe("NotificationBatcher", () => {
     const t = setup();
     t.hold();
     t.batcher.push(message(1, "alice"));
+    await new Promise((r) => setTimeout(r, 5));
     t.batcher.push(message(2, "alice"));
     t.batcher.push(message(3, "bob"));
     t.release();
@@ -42,6 +43,15 @@ describe("NotificationBatcher", () => {
       { userId: "alice", seqs: [3], muted: false },
       { userId: "bob", seqs: [2], muted: true },
     ]);
+  });
+
+  it("lets the current task finish first: messages pushed in one task go out as one batch", async () => {
+    const t = setup();
+    t.batcher.push(message(1, "alice"));
+    t.batcher.push(message(2, "alice"));
+    expect(t.calls).toEqual([]);
+    await Promise.all(t.work);
+    expect(t.calls).toEqual([{ userId: "bob", seqs: [1, 2], muted: true }]);
   });
 
   it("never tells a sender about their own message, and starts again after a quiet spell", async () => {

@@ -2,7 +2,7 @@ import { and, eq, isNull, sql } from "drizzle-orm";
 import type { ConversationType, Participant } from "../../protocol/resources";
 import type { Db } from "../client";
 import { toParticipant } from "../mappers";
-import { conversations, messages, participants } from "../schema";
+import { conversations, messages, participants, users } from "../schema";
 
 export interface RoomState {
   type: ConversationType;
@@ -10,6 +10,8 @@ export interface RoomState {
   closed: boolean;
   participants: Participant[];
   maxSeq: number;
+  /** Members with no device on their user socket: they get no live notifications. */
+  offline: string[];
 }
 
 /** What a room needs from Postgres when its storage is first initialised: type, active members, highest seq. */
@@ -20,11 +22,22 @@ export async function loadRoomState(db: Db, conversationId: string): Promise<Roo
     .where(eq(conversations.id, conversationId))
     .limit(1);
   if (!conv) return undefined;
-  const [members, top] = await Promise.all([
+  const [members, top, offline] = await Promise.all([
     activeParticipants(db, conversationId),
     db.select({ seq: sql<string | null>`max(${messages.seq})` }).from(messages).where(eq(messages.conversationId, conversationId)),
+    db
+      .select({ userId: participants.userId })
+      .from(participants)
+      .innerJoin(users, eq(users.id, participants.userId))
+      .where(and(eq(participants.conversationId, conversationId), isNull(participants.leftAt), eq(users.online, false))),
   ]);
-  return { type: conv.type, closed: conv.status === "closed", participants: members, maxSeq: Number(top[0]?.seq ?? 0) };
+  return {
+    type: conv.type,
+    closed: conv.status === "closed",
+    participants: members,
+    maxSeq: Number(top[0]?.seq ?? 0),
+    offline: offline.map((r) => r.userId),
+  };
 }
 
 export async function activeParticipants(db: Db, conversationId: string): Promise<Participant[]> {

@@ -1,5 +1,6 @@
-import { sql } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import type { Db } from "../client";
+import { users } from "../schema";
 
 export interface MembershipSummary {
   conversationId: string;
@@ -27,4 +28,9 @@ export async function contactsOf(db: Db, userId: string): Promise<string[]> {
     JOIN participants other ON other.conversation_id = me.conversation_id AND other.user_id <> me.user_id AND other.left_at IS NULL
     WHERE me.user_id = ${userId} AND me.left_at IS NULL`);
   return result.rows.map((r) => r.user_id);
+}
+
+/** Written before the user's rooms hear of the change, so a room that loads meanwhile reads the new state. */
+export async function setUserOnline(db: Db, userId: string, online: boolean, lastSeen: Date | null): Promise<void> {
+  await db.update(users).set({ online, ...(lastSeen ? { lastSeenAt: lastSeen } : {}) }).where(eq(users.id, userId));
 }

@@ -66,8 +66,10 @@ export async function sendMessage(room: ConversationRoom, input: SendInput): Pro
   const outgoing = { ...publicMessage(message), status: "sent" as const, sender };
   room.broadcast("new_message", { message: outgoing }, message.seq);
   metrics.count("messages_sent_total");
-  room.notifications.push(outgoing);
   const committed = await room.waitForCommit();
+  // Badges and notifications follow the commit (or the deadline): they never count a message Postgres may not
+  // get, their RPCs are not on the sender's ack path, and one group commit becomes one batch per recipient.
+  room.notifications.push(outgoing);
   return { message: { ...outgoing, status: committed ? "sent" : "pending" }, created: true };
 }
 

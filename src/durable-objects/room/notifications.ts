@@ -30,7 +30,8 @@ export class NotificationBatcher {
     this.queue.push(message);
     if (this.draining) return;
     this.draining = true;
-    this.deps.keepAlive(this.drain());
+    // A task of its own: the ack the sender is waiting for goes out first.
+    this.deps.keepAlive(new Promise((resolve) => setTimeout(resolve, 0)).then(() => this.drain()));
   }
 
   private async drain(): Promise<void> {

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS watermarks (
   last_delivered_seq INTEGER
 );
 CREATE TABLE IF NOT EXISTS typing (user_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS reachability (user_id TEXT PRIMARY KEY, online INTEGER NOT NULL, at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
 `;
 
@@ -67,6 +68,7 @@ export class RoomStore {
   // transaction must not leave a cached value behind), appendMessage sets it after its commit.
   private metaCache: RoomMeta | undefined;
   private participantsCache: Participant[] | undefined;
+  private offlineCache: Set<string> | undefined;
 
   constructor(private readonly sql: SqlStorage, private readonly storage: DurableObjectStorage) {
     sql.exec(SCHEMA);
@@ -94,11 +96,54 @@ export class RoomStore {
     };
   }
 
-  initialise(meta: RoomMeta, participants: Participant[]): void {
+  initialise(meta: RoomMeta, participants: Participant[], offline: string[]): void {
     this.storage.transactionSync(() => {
       for (const [k, v] of Object.entries(meta)) this.setMeta(k, String(v));
       this.replaceParticipants(participants);
+      this.adoptOffline(offline, Date.now());
     });
+  }
+
+  // Who can hear notifications live. A member the room knows nothing about counts as reachable (the safe side).
+
+  offlineUsers(): Set<string> {
+    this.offlineCache ??= new Set(
+      this.sql
+        .exec<{ user_id: string }>("SELECT user_id FROM reachability WHERE online = 0")
+        .toArray()
+        .map((r) => r.user_id),
+    );
+    return this.offlineCache;
+  }
+
+  /** A presence change from the user's session: newer than any Postgres snapshot read before `at`. */
+  setReachable(userId: string, online: boolean, at = Date.now()): void {
+    this.offlineCache = undefined;
+    this.sql.exec(
+      "INSERT INTO reachability (user_id, online, at) VALUES (?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET online = excluded.online, at = excluded.at",
+      userId,
+      online ? 1 : 0,
+      at,
+    );
+  }
+
+  /**
+   * Postgres's view, read at `readAt`: members listed are offline, the others online. Entries a session updated
+   * after the read are newer and stay.
+   */
+  adoptOffline(offline: string[], readAt: number): void {
+    const members = this.participants().map((p) => p.userId);
+    const off = new Set(offline);
+    this.offlineCache = undefined;
+    for (const userId of members) {
+      this.sql.exec(
+        `INSERT INTO reachability (user_id, online, at) VALUES (?, ?, ?)
+         ON CONFLICT (user_id) DO UPDATE SET online = excluded.online, at = excluded.at WHERE reachability.at < excluded.at`,
+        userId,
+        off.has(userId) ? 0 : 1,
+        readAt,
+      );
+    }
   }
 
   private setMeta(key: string, value: string): void {

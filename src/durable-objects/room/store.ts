@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS audit_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, b
 
 /** How many committed messages stay in the room for resume and history merges. */
 export const RECENT_KEEP = 1000;
+const RECENT_PRUNE_STEP = 100;
 /** Client ids of the last this-many messages stay in the room; older ones are pruned in steps of PRUNE_STEP. */
 export const CLIENT_IDS_KEEP = 10_000;
 const CLIENT_IDS_PRUNE_STEP = 1_000;
@@ -69,6 +70,13 @@ export class RoomStore {
   private metaCache: RoomMeta | undefined;
   private participantsCache: Participant[] | undefined;
   private offlineCache: Set<string> | undefined;
+  // What the flusher asks for on every flush, mirrored so that a quiet table costs no query. Each is only written
+  // here; undefined (or true) means "not known: read SQLite", as after a wake.
+  private pendingMirror: PendingRow[] | undefined;
+  private watermarksDirty = true;
+  private auditsDirty = true;
+  private typingCache: Map<string, number> | undefined;
+  private flushedSincePrune = Number.POSITIVE_INFINITY;
 
   constructor(private readonly sql: SqlStorage, private readonly storage: DurableObjectStorage) {
     sql.exec(SCHEMA);
@@ -205,11 +213,13 @@ export class RoomStore {
       return message;
     });
     this.metaCache = { ...meta, lastSeq: message.seq };
+    this.pendingMirror?.push({ message, version: 0 });
     return message;
   }
 
   /** Replaces a message's stored state (edit, delete) and marks it for the next flush. */
   updateMessage(message: StoredMessage): void {
+    this.pendingMirror = undefined;
     this.sql.exec(
       `INSERT INTO messages (seq, id, body, event_seq, pending, version) VALUES (?, ?, ?, ?, 1, 0)
        ON CONFLICT (seq) DO UPDATE SET body = excluded.body, event_seq = excluded.event_seq, pending = 1, version = messages.version + 1`,
@@ -263,29 +273,40 @@ export class RoomStore {
   }
 
   pending(limit = 500): PendingRow[] {
-    return this.sql
+    if (this.pendingMirror) return this.pendingMirror.slice(0, limit);
+    const rows = this.sql
       .exec<{ body: string; version: number }>("SELECT body, version FROM messages WHERE pending = 1 ORDER BY seq LIMIT ?", limit)
       .toArray()
       .map((r) => ({ message: JSON.parse(r.body) as StoredMessage, version: r.version }));
+    if (rows.length < limit) this.pendingMirror = rows.slice();
+    return rows;
   }
 
   pendingCount(): number {
+    if (this.pendingMirror) return this.pendingMirror.length;
     return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM messages WHERE pending = 1").one().n;
   }
 
   /** After a commit: clears rows whose version did not change meanwhile (a concurrent edit keeps its row pending). */
   markFlushed(rows: PendingRow[]): void {
+    if (rows.length === 0) return;
     this.storage.transactionSync(() => {
       for (const r of rows) {
         this.sql.exec("UPDATE messages SET pending = 0 WHERE seq = ? AND version = ?", r.message.seq, r.version);
       }
-      this.sql.exec(
-        "DELETE FROM messages WHERE pending = 0 AND seq <= (SELECT max(seq) FROM messages) - ?",
-        RECENT_KEEP,
-      );
     });
+    if (this.pendingMirror) {
+      const flushed = new Map(rows.map((r) => [r.message.seq, r.version]));
+      this.pendingMirror = this.pendingMirror.filter((r) => flushed.get(r.message.seq) !== r.version);
+    }
+    // Trimming to the recent RECENT_KEEP rows in steps keeps the per-message cost to the one UPDATE above.
+    this.flushedSincePrune += rows.length;
+    if (this.flushedSincePrune >= RECENT_PRUNE_STEP) {
+      this.flushedSincePrune = 0;
+      this.sql.exec("DELETE FROM messages WHERE pending = 0 AND seq <= (SELECT max(seq) FROM messages) - ?", RECENT_KEEP);
+    }
     const meta = this.meta();
-    if (!meta) return;
+    if (!meta || meta.lastSeq - CLIENT_IDS_KEEP - meta.clientIdsPrunedBelow < CLIENT_IDS_PRUNE_STEP) return;
     const oldestPending = this.sql.exec<{ s: number | null }>("SELECT min(seq) AS s FROM messages WHERE pending = 1").one().s;
     const horizon = Math.min(meta.lastSeq - CLIENT_IDS_KEEP, oldestPending ?? Number.POSITIVE_INFINITY);
     if (horizon - meta.clientIdsPrunedBelow >= CLIENT_IDS_PRUNE_STEP) this.pruneClientIds(horizon);
@@ -338,6 +359,7 @@ export class RoomStore {
 
   // Receipt watermarks waiting to be written to Postgres with the next flush.
   setWatermark(userId: string, w: { lastReadSeq?: number; lastReadAt?: string; lastDeliveredSeq?: number }): void {
+    this.watermarksDirty = true;
     this.sql.exec(
       `INSERT INTO watermarks (user_id, last_read_seq, last_read_at, last_delivered_seq) VALUES (?, ?, ?, ?)
        ON CONFLICT (user_id) DO UPDATE SET
@@ -352,7 +374,8 @@ export class RoomStore {
   }
 
   watermarks(): { userId: string; lastReadSeq?: number; lastReadAt?: string; lastDeliveredSeq?: number }[] {
-    return this.sql
+    if (!this.watermarksDirty) return [];
+    const rows = this.sql
       .exec<{ user_id: string; last_read_seq: number | null; last_read_at: string | null; last_delivered_seq: number | null }>(
         "SELECT * FROM watermarks",
       )
@@ -363,6 +386,8 @@ export class RoomStore {
         lastReadAt: r.last_read_at ?? undefined,
         lastDeliveredSeq: r.last_delivered_seq || undefined,
       }));
+    this.watermarksDirty = rows.length > 0;
+    return rows;
   }
 
   clearWatermarks(flushed: { userId: string; lastReadSeq?: number; lastDeliveredSeq?: number }[]): void {
@@ -378,14 +403,18 @@ export class RoomStore {
 
   /** Audit entries travel with the flush, in the same Postgres transaction as the change they describe. */
   queueAudit(entry: AuditEntry): void {
+    this.auditsDirty = true;
     this.sql.exec("INSERT INTO audit_outbox (body) VALUES (?)", JSON.stringify({ ...entry, at: entry.at ?? new Date().toISOString() }));
   }
 
   audits(): { id: number; entry: AuditEntry }[] {
-    return this.sql
+    if (!this.auditsDirty) return [];
+    const rows = this.sql
       .exec<{ id: number; body: string }>("SELECT id, body FROM audit_outbox ORDER BY id LIMIT 500")
       .toArray()
       .map((r) => ({ id: r.id, entry: JSON.parse(r.body) as AuditEntry }));
+    this.auditsDirty = rows.length > 0;
+    return rows;
   }
 
   clearAudits(upToId: number): void {
@@ -393,10 +422,17 @@ export class RoomStore {
   }
 
   typing(): { userId: string; expiresAt: number }[] {
-    return this.sql
-      .exec<{ user_id: string; expires_at: number }>("SELECT user_id, expires_at FROM typing")
-      .toArray()
-      .map((r) => ({ userId: r.user_id, expiresAt: r.expires_at }));
+    return [...this.typingLeases()].map(([userId, expiresAt]) => ({ userId, expiresAt }));
+  }
+
+  private typingLeases(): Map<string, number> {
+    this.typingCache ??= new Map(
+      this.sql
+        .exec<{ user_id: string; expires_at: number }>("SELECT user_id, expires_at FROM typing")
+        .toArray()
+        .map((r) => [r.user_id, r.expires_at]),
+    );
+    return this.typingCache;
   }
 
   setTyping(userId: string, expiresAt: number): void {
@@ -405,9 +441,13 @@ export class RoomStore {
       userId,
       expiresAt,
     );
+    this.typingLeases().set(userId, expiresAt);
   }
 
+  /** Every send ends its sender's typing: a sender who was not typing costs no write. */
   clearTyping(userId: string): boolean {
+    if (!this.typingLeases().has(userId)) return false;
+    this.typingCache?.delete(userId);
     return this.sql.exec("DELETE FROM typing WHERE user_id = ?", userId).rowsWritten > 0;
   }
 }

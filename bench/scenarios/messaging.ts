@@ -1,11 +1,11 @@
 // S1 WebSocket send→ack, S2 REST send→201, S4 sustained messages/s per conversation (open loop, rising rates).
-import { now, pool, sleep, type ChatSocket } from "../harness/clients.js";
+import { JsonWs, now, pool, sleep, type ChatSocket } from "../harness/clients.js";
 import type { Ctx } from "../harness/context.js";
 import { newHist, recordMs, summarize } from "../harness/hist.js";
 import { closedLoop, openLoop } from "../harness/load.js";
 import { cpuSince, cpuSnapshot } from "../harness/proc.js";
 import type { Row } from "../harness/report.js";
-import type { ChatTarget } from "../harness/targets.js";
+import type { ChatTarget, TargetRoom } from "../harness/targets.js";
 
 const targetsOf = (ctx: Ctx): ChatTarget[] => [ctx.edge, ...ctx.baselines];
 
@@ -31,12 +31,45 @@ export async function s1(ctx: Ctx): Promise<Row[]> {
       const open = await openLoop({ senders: [sender], receiver, rate: openRate, durationMs: openMs, prefix: "s1o-", drainMs: ctx.size(5000, 15_000) });
       rows.push({ scenario: "S1", target: target.name, case: `open ${openRate}/s send→ack`, summary: open.ack, values: { sent: open.sent, acked: open.acked } });
       ctx.log(`  S1 ${target.name}: closed p50 ${rows.at(-2)!.summary!.p50} ms p99 ${rows.at(-2)!.summary!.p99} ms; open p99 ${open.ack.p99} ms`);
+      if (target === ctx.edge) rows.push(await s1ReceiverOnline(ctx, room, sender, n));
     } finally {
       sender.close();
       receiver.close();
     }
   }
   return rows;
+}
+
+/**
+ * The cases above have a receiver with only a conversation socket: offline for notifications, so the room sends
+ * none. Here the receiver also has a user socket (online), so every commit costs a notification RPC to their
+ * session, which runs on this same workerd.
+ */
+async function s1ReceiverOnline(ctx: Ctx, room: TargetRoom, sender: ChatSocket, n: number): Promise<Row> {
+  const receiver = ctx.edge.users(room)[1];
+  const userSocket = await JsonWs.connect(`${ctx.stack.baseUrl.replace(/^http/, "ws")}/ws`, { authorization: `Bearer ${receiver.token}` }, "connected");
+  let notified = 0;
+  userSocket.on((f) => {
+    if (f.type === "notification") notified++;
+  });
+  try {
+    await sleep(500); // presence reaches the room
+    await closedLoop(sender, 20, "s1u-warm-");
+    notified = 0;
+    const cpu = cpuSnapshot(ctx.workerd());
+    const closed = await closedLoop(sender, n, "s1u-");
+    const cpuUsed = cpuSince(cpu, ctx.workerd(), n);
+    await sleep(300);
+    return {
+      scenario: "S1",
+      target: "edge",
+      case: "closed loop send→ack, receiver online (notified)",
+      summary: summarize(closed.hist),
+      values: { ...closed.statuses, notified, ...cpuUsed },
+    };
+  } finally {
+    userSocket.close();
+  }
 }
 
 export async function s2(ctx: Ctx): Promise<Row[]> {

@@ -8,12 +8,13 @@ import { clearOutboxPending, noteOutboxPending } from "../jobs/outbox-registry";
 import { openDb, type DbHandle } from "../db/client";
 import { flushBatch, messagePage, unreadCount, type StoredMessage } from "../db/queries/messages";
 import { loadRoomState } from "../db/queries/room";
+import { searchConversation } from "../db/queries/search";
 import { backoffMs } from "../domain/backoff";
 import { mergePage } from "../domain/history";
 import { TYPING_LEASE_MS } from "../domain/typing";
 import type { Message, Participant } from "../protocol/resources";
 import { encodeFrame } from "../protocol/frames";
-import type { Actor, HistoryQuery, ReadResult, RoomEvent, SendInput, SendResult } from "./room-api";
+import type { Actor, HistoryQuery, ReadResult, RoomEvent, SearchInput, SearchPage, SendInput, SendResult } from "./room-api";
 import { OutboxFlusher } from "./room/outbox";
 import { RoomStore, type RoomMeta } from "./room/store";
 import { attachmentOf, safeClose, sendRaw } from "./room/sockets";
@@ -84,7 +85,8 @@ export class ConversationRoom extends DurableObject<Env> {
   }
 
   db() {
-    this.dbHandle ??= openDb({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }, 2);
+    // Three: a flush must not wait behind two slow reads (history, search) of the same room.
+    this.dbHandle ??= openDb({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }, 3);
     return this.dbHandle.db;
   }
 
@@ -234,6 +236,19 @@ export class ConversationRoom extends DurableObject<Env> {
       const local = this.store.pendingCount() > 0 ? this.store.pendingMessages() : [];
       const merged = mergePage(page, local.map(publicMessage), q);
       return { ...merged, lastSeq: meta.lastSeq };
+    });
+  }
+
+  /**
+   * Search in this conversation, on the room's pooled connection: from the Worker, every search paid for a new
+   * Postgres connection (and a membership query the room answers from memory).
+   */
+  async search(input: SearchInput): Promise<RpcResult<SearchPage>> {
+    return asRpcResult(async () => {
+      await this.ready(input.conversationId);
+      this.requireMember(input.actor.id);
+      const { actor: _actor, ...query } = input;
+      return this.pgOr503(() => searchConversation(this.db(), query));
     });
   }
 

@@ -34,6 +34,22 @@ export interface HistoryQuery {
   limit: number;
 }
 
+export interface SearchInput {
+  conversationId: string;
+  actor: Actor;
+  /** Cleaned, non-empty text (the Worker validates it). */
+  q: string;
+  /** From the previous page's nextBeforeSeq. */
+  beforeSeq?: number;
+  limit: number;
+}
+
+export interface SearchPage {
+  messages: Message[];
+  /** Where the next page starts; absent on the last page. */
+  nextBeforeSeq?: number;
+}
+
 export interface ReadResult {
   conversationId: string;
   lastReadSeq: number;

@@ -735,14 +735,25 @@ describe("pagination abuse", () => {
         expect(res.status, `${path} cursor=${cursor.slice(0, 30)} → ${res.text.slice(0, 100)}`).toBe(400);
       }
     }
-    // The other user's search cursor, used in my conversation: only my messages come back.
+    // The other user's search cursors, used in my conversation or across mine: only my messages come back. A cursor
+    // is opaque to its endpoint (a conversation search pages by seq, the global one by time), so one endpoint may
+    // refuse the other's with a 400; it never widens what the caller sees.
     const theirs = await raw("GET", `/conversations/${otherId}/messages/search?q=pagemark&limit=5`, { token: other.token });
+    const theirsGlobal = await raw("GET", `/messages/search?q=pagemark&limit=5`, { token: other.token });
     expect(theirs.json.nextCursor).toBeTruthy();
-    for (const path of [`/conversations/${id}/messages/search?q=pagemark&limit=100&`, "/messages/search?q=pagemark&limit=100&"]) {
-      const res = await raw("GET", `${path}cursor=${theirs.json.nextCursor}`, { token: a.token });
-      expect(res.status).toBe(200);
-      for (const m of res.json.messages) expect(m.conversationId).toBe(id);
+    expect(theirsGlobal.json.nextCursor).toBeTruthy();
+    for (const cursor of [theirs.json.nextCursor, theirsGlobal.json.nextCursor]) {
+      for (const path of [`/conversations/${id}/messages/search?q=pagemark&limit=100&`, "/messages/search?q=pagemark&limit=100&"]) {
+        const res = await raw("GET", `${path}cursor=${cursor}`, { token: a.token });
+        expect([200, 400]).toContain(res.status);
+        if (res.status === 200) for (const m of res.json.messages) expect(m.conversationId).toBe(id);
+      }
     }
+    // Each endpoint takes its own cursors.
+    const ownPage = await raw("GET", `/conversations/${id}/messages/search?q=pagemark&limit=5`, { token: a.token });
+    const next = await raw("GET", `/conversations/${id}/messages/search?q=pagemark&limit=5&cursor=${ownPage.json.nextCursor}`, { token: a.token });
+    expect(next.status).toBe(200);
+    expect(next.json.messages[0].seq).toBeLessThan(ownPage.json.messages.at(-1).seq);
     // A list cursor naming the other user's conversation: still only mine.
     const listCursor = enc([new Date().toISOString().replace("Z", "000Z"), otherId]);
     const list = await raw("GET", `/conversations?cursor=${listCursor}&limit=100`, { token: a.token });

@@ -1,7 +1,7 @@
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { badRequest, notFound } from "../../lib/errors";
-import { isActiveMember, searchMessages } from "../../db/queries/search";
+import { searchMessages } from "../../db/queries/search";
 import { LIMITS, messageSchema, messageTypes, type Message } from "../../protocol/resources";
 import { requireAuth } from "../middleware/auth";
 import { decodeCursor, encodeCursor, intParam, isUuidParam, limitParam, uuidPath } from "../params";
@@ -38,6 +38,7 @@ const searchQuery = z.object({
   cursor: z.string().max(500).optional(),
 });
 const searchCursor = z.object({ createdAt: z.string().datetime(), id: z.string().uuid() });
+const conversationSearchCursor = z.object({ beforeSeq: z.number().int().positive() });
 
 const pageSchema = z.object({ messages: z.array(messageSchema), hasMore: z.boolean() });
 const searchSchema = z.object({ messages: z.array(messageSchema), nextCursor: z.string().nullable() });
@@ -61,11 +62,17 @@ function parseSearch(q: string): string {
   return cleaned;
 }
 
-async function runSearch(c: Context<AppEnv>, conversationId: string | undefined, query: z.output<typeof searchQuery>) {
+/** Validates the query and its cursor (shape given by `cursorSchema`), runs `find`, adds senders and the next cursor. */
+async function runSearch<C>(
+  c: Context<AppEnv>,
+  query: z.output<typeof searchQuery>,
+  cursorSchema: z.ZodType<C>,
+  find: (q: string, cursor: C | undefined, limit: number) => Promise<{ messages: Message[]; next?: C }>,
+) {
   const q = parseSearch(query.q);
-  const cursor = query.cursor ? decodeCursor(query.cursor, searchCursor) : undefined;
+  const cursor = query.cursor ? decodeCursor(query.cursor, cursorSchema) : undefined;
   if (query.cursor && !cursor) throw badRequest("cursor: invalid");
-  const result = await searchMessages(c.var.db(), { userId: c.var.user.id, q, conversationId, cursor, limit: query.limit });
+  const result = await find(q, cursor, query.limit);
   return { messages: await withSenders(c, result.messages), nextCursor: result.next ? encodeCursor(result.next) : null };
 }
 
@@ -147,8 +154,12 @@ export const messages = new OpenAPIHono<AppEnv>()
     async (c) => {
       const { id } = c.req.valid("param");
       requireIds(id);
-      if (!(await isActiveMember(c.var.db(), id, c.var.user.id))) throw notFound("Conversation");
-      return c.json(await runSearch(c, id, c.req.valid("query")), 200);
+      const actor = actorOf(c);
+      const found = await runSearch(c, c.req.valid("query"), conversationSearchCursor, async (q, cursor, limit) => {
+        const page = await callRoom(() => roomStub(c, id).search({ conversationId: id, actor, q, beforeSeq: cursor?.beforeSeq, limit }));
+        return { messages: page.messages, next: page.nextBeforeSeq ? { beforeSeq: page.nextBeforeSeq } : undefined };
+      });
+      return c.json(found, 200);
     },
   )
   .openapi(
@@ -220,5 +231,6 @@ export const messageSearch = new OpenAPIHono<AppEnv>().openapi(
     request: { query: searchQuery },
     responses: { 200: json(searchSchema, "Matching messages") },
   }),
-  async (c) => c.json(await runSearch(c, undefined, c.req.valid("query")), 200),
+  async (c) =>
+    c.json(await runSearch(c, c.req.valid("query"), searchCursor, (q, cursor, limit) => searchMessages(c.var.db(), { userId: c.var.user.id, q, cursor, limit })), 200),
 );

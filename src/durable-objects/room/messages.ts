@@ -28,6 +28,7 @@ export async function sendMessage(room: ConversationRoom, input: SendInput): Pro
   const hash = contentHash(type, normal.content, replyToId);
   const cmid = input.clientMessageId ?? null;
 
+  const appendsAtCheck = room.store.appends;
   if (cmid) {
     const previous = await previousSend(room, meta, input.actor.id, cmid);
     if (previous) return retried(room, previous, hash);
@@ -40,8 +41,8 @@ export async function sendMessage(room: ConversationRoom, input: SendInput): Pro
   }
   const sender = await room.profiles.user(input.actor.id, input.actor.kahaId);
   // The seq is assigned, and the message stored, in one synchronous storage transaction. A concurrent retry
-  // that slipped past the check above (while we awaited) is caught here, atomically.
-  const existing = cmid ? room.store.clientId(input.actor.id, cmid) : undefined;
+  // that slipped past the check above (another send appended while we awaited) is caught here, atomically.
+  const existing = cmid && room.store.appends !== appendsAtCheck ? room.store.clientId(input.actor.id, cmid) : undefined;
   if (existing) return retried(room, existing, hash);
   const createdAt = new Date().toISOString();
   const message = room.store.appendMessage(

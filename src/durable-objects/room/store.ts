@@ -77,6 +77,8 @@ export class RoomStore {
   private auditsDirty = true;
   private typingCache: Map<string, number> | undefined;
   private flushedSincePrune = Number.POSITIVE_INFINITY;
+  /** Messages appended by this instance: a send that saw the same count twice knows no other send came between. */
+  appends = 0;
 
   constructor(private readonly sql: SqlStorage, private readonly storage: DurableObjectStorage) {
     sql.exec(SCHEMA);
@@ -214,6 +216,7 @@ export class RoomStore {
     });
     this.metaCache = { ...meta, lastSeq: message.seq };
     this.pendingMirror?.push({ message, version: 0 });
+    this.appends++;
     return message;
   }
 
@@ -290,11 +293,12 @@ export class RoomStore {
   /** After a commit: clears rows whose version did not change meanwhile (a concurrent edit keeps its row pending). */
   markFlushed(rows: PendingRow[]): void {
     if (rows.length === 0) return;
-    this.storage.transactionSync(() => {
-      for (const r of rows) {
-        this.sql.exec("UPDATE messages SET pending = 0 WHERE seq = ? AND version = ?", r.message.seq, r.version);
-      }
-    });
+    // One statement for the batch; a row edited meanwhile has a newer version and stays pending.
+    this.sql.exec(
+      `UPDATE messages SET pending = 0
+       WHERE pending = 1 AND (seq, version) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))`,
+      JSON.stringify(rows.map((r) => [r.message.seq, r.version])),
+    );
     if (this.pendingMirror) {
       const flushed = new Map(rows.map((r) => [r.message.seq, r.version]));
       this.pendingMirror = this.pendingMirror.filter((r) => flushed.get(r.message.seq) !== r.version);

@@ -1,0 +1,85 @@
+import { describe, expect, it } from "vitest";
+import { env, runInDurableObject } from "cloudflare:test";
+import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
+import { RoomStore } from "../../src/durable-objects/room/store";
+import type { StoredMessage } from "../../src/db/queries/messages";
+
+// The room's SQLite store on its own, in a fresh object's storage: what the outbox flusher relies on.
+function freshStore(): Promise<{ run<T>(work: (store: RoomStore, reopen: () => RoomStore) => T): Promise<T> }> {
+  const stub = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.newUniqueId());
+  return Promise.resolve({
+    run: (work) =>
+      runInDurableObject(stub, (_instance: ConversationRoom, state) => {
+        const open = () => new RoomStore(state.storage.sql, state.storage);
+        return work(open(), open);
+      }),
+  });
+}
+
+const conversationId = crypto.randomUUID();
+const sender = crypto.randomUUID();
+
+function append(store: RoomStore, content: string, clientMessageId: string | null = null): StoredMessage {
+  return store.appendMessage(
+    (seq) => ({
+      id: crypto.randomUUID(),
+      conversationId,
+      seq,
+      senderId: sender,
+      clientMessageId,
+      type: "text",
+      content,
+      replyToId: null,
+      createdAt: new Date().toISOString(),
+      editedAt: null,
+      deletedAt: null,
+      status: "pending",
+      eventSeq: seq,
+    }),
+    `hash-${content}`,
+  );
+}
+
+describe("RoomStore outbox", () => {
+  it("marks a flushed batch committed, but keeps a message edited during the flush pending", async () => {
+    const room = await freshStore();
+    await room.run((store, reopen) => {
+      store.initialise({ conversationId, type: "group", lastSeq: 0, pgSeqAtInit: 0, clientIdsPrunedBelow: 0, closed: false }, [], []);
+      const [a, b, c] = [append(store, "a"), append(store, "b"), append(store, "c")];
+      const inFlight = store.pending();
+      expect(inFlight.map((r) => r.message.seq)).toEqual([1, 2, 3]);
+      // b is edited while its first version is on its way to Postgres.
+      store.updateMessage({ ...b, content: "b, edited", editedAt: new Date().toISOString() });
+      store.markFlushed(inFlight);
+      expect(store.pending().map((r) => [r.message.seq, r.message.content])).toEqual([[2, "b, edited"]]);
+      expect(store.pendingCount()).toBe(1);
+      // What is in SQLite, not only in this instance's mirror: a woken room sees the same.
+      const woken = reopen();
+      expect(woken.pending().map((r) => r.message.seq)).toEqual([2]);
+      expect(woken.messageBySeq(a.seq)?.status).toBe("sent");
+      expect(woken.messageBySeq(c.seq)?.status).toBe("sent");
+      expect(woken.meta()?.lastSeq).toBe(3);
+    });
+  });
+
+  it("answers a quiet outbox from memory and a woken one from SQLite, with new appends in order", async () => {
+    const room = await freshStore();
+    await room.run((store, reopen) => {
+      store.initialise({ conversationId, type: "group", lastSeq: 0, pgSeqAtInit: 0, clientIdsPrunedBelow: 0, closed: false }, [], []);
+      append(store, "one", "c1");
+      const woken = reopen();
+      append(woken, "two", "c2");
+      expect(woken.pending().map((r) => r.message.content)).toEqual(["one", "two"]);
+      expect(woken.clientId(sender, "c2")).toEqual({ seq: 2, contentHash: "hash-two" });
+      woken.markFlushed(woken.pending());
+      expect(woken.pendingCount()).toBe(0);
+      expect(reopen().pendingCount()).toBe(0);
+      // Typing leases: a sender who was not typing costs nothing; one who was is cleared everywhere.
+      expect(woken.clearTyping(sender)).toBe(false);
+      woken.setTyping(sender, Date.now() + 5000);
+      expect(reopen().typing().map((t) => t.userId)).toEqual([sender]);
+      expect(woken.clearTyping(sender)).toBe(true);
+      expect(reopen().typing()).toEqual([]);
+    });
+  });
+});

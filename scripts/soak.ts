@@ -90,6 +90,8 @@ async function main(): Promise<void> {
   const sockets: ChatSocket[] = [];
   const counters = { attempts: 0, failedAttempts: 0, restSends: 0, restFailures: 0, drops: 0, pendingAcks: 0 };
   const rss: { x: number; y: number }[] = [];
+  /** The Worker's own runtime alone (wrangler dev also runs a proxy workerd in front of it, counted in `rss`). */
+  const workerRss: { x: number; y: number }[] = [];
   const started = Date.now();
   let stopping = false;
 
@@ -186,14 +188,16 @@ async function main(): Promise<void> {
 
     const sampler = (async () => {
       while (!stopping) {
-        rss.push({ x: (Date.now() - started) / 60_000, y: (await stack.workerdRssKb()) / 1024 });
+        const x = (Date.now() - started) / 60_000;
+        rss.push({ x, y: (await stack.workerdRssKb()) / 1024 });
+        workerRss.push({ x, y: ((await stack.userWorkerd())?.rssKb ?? NaN) / 1024 });
         await sleep(5000);
       }
     })();
 
     const progress = setInterval(() => {
       const t = ledger.totals();
-      log(`  +${((Date.now() - started) / 1000).toFixed(0)}s sent ${t.sent}, acked ${t.acked} (pending ${t.pending}), rss ${rss.at(-1)?.y.toFixed(0) ?? "?"} MiB`);
+      log(`  +${((Date.now() - started) / 1000).toFixed(0)}s sent ${t.sent}, acked ${t.acked} (pending ${t.pending}), rss ${rss.at(-1)?.y.toFixed(0) ?? "?"} MiB (Worker runtime ${workerRss.at(-1)?.y.toFixed(0) ?? "?"})`);
     }, 15_000);
 
     await sleep(durationMs);
@@ -240,6 +244,13 @@ async function main(): Promise<void> {
         /** The second half alone: growth that flattens is warm-up, growth that does not is a leak candidate. */
         secondHalfSlopeMiBPerMin: slope(rss.filter((p) => p.x >= opts.minutes / 2)),
         series: rss.map((p) => [Number(p.x.toFixed(3)), Number(p.y.toFixed(1))]),
+        /** The same for the Worker's runtime alone, without wrangler's proxy process. */
+        worker: {
+          startMiB: workerRss[0]?.y ?? 0,
+          endMiB: workerRss.at(-1)?.y ?? 0,
+          slopeMiBPerMin: slope(workerRss.filter((p) => p.x >= Math.min(0.5, opts.minutes / 4))),
+          secondHalfSlopeMiBPerMin: slope(workerRss.filter((p) => p.x >= opts.minutes / 2)),
+        },
       },
     };
     const dir = path.join(ROOT, ".data", "reliability");
@@ -256,7 +267,9 @@ async function main(): Promise<void> {
       );
       log(
         `memory (workerd RSS): ${result.memory.startMiB.toFixed(0)} → ${result.memory.endMiB.toFixed(0)} MiB, peak ${result.memory.peakMiB.toFixed(0)} MiB, ` +
-          `slope ${result.memory.slopeMiBPerMin.toFixed(2)} MiB/min over ${warm.length} samples (second half ${result.memory.secondHalfSlopeMiBPerMin.toFixed(2)} MiB/min)`,
+          `slope ${result.memory.slopeMiBPerMin.toFixed(2)} MiB/min over ${warm.length} samples (second half ${result.memory.secondHalfSlopeMiBPerMin.toFixed(2)} MiB/min); ` +
+          `Worker runtime alone ${result.memory.worker.startMiB.toFixed(0)} → ${result.memory.worker.endMiB.toFixed(0)} MiB, ` +
+          `slope ${result.memory.worker.slopeMiBPerMin.toFixed(2)} (second half ${result.memory.worker.secondHalfSlopeMiBPerMin.toFixed(2)}) MiB/min`,
       );
       for (const d of report.details.slice(0, 10)) log(`  ${d}`);
       log(`report: ${path.relative(ROOT, path.join(dir, "soak-last.json"))}`);

@@ -260,8 +260,9 @@ export class FaultStack {
 
   async userWorkerd(): Promise<ProcessInfo | undefined> {
     const all = await this.workerdProcesses();
-    // The runtime of user code is the one with an inspector; the entry proxy has the fixed --socket-addr port.
-    return all.find((p) => p.args.includes("--inspector-addr")) ?? all[all.length - 1];
+    // The runtime of user code is the one with an inspector (--inspect / --inspector-addr); the entry proxy has the
+    // fixed --socket-addr port.
+    return all.find((p) => /\s--inspect/.test(p.args)) ?? all[all.length - 1];
   }
 
   /** Resident set size (KiB) of every workerd under our wrangler. */

@@ -1,39 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { SELF, env, runInDurableObject } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 import type { TestUser } from "./helpers";
 import { seedConversation } from "./fixtures";
+import { openSocket, waitFor } from "./sockets";
 
 // workerd evicts an idle object ~10 s after its last event; hibernatable sockets stay open across it.
 // Idle Postgres connections close after 1 s (src/db/client.ts); 18 s leaves room for both.
 const IDLE_MS = 18_000;
 
-interface Socket {
-  ws: WebSocket;
-  frames: { type: string; data: any; id?: string }[];
-}
-
-async function connect(conversationId: string, user: TestUser): Promise<Socket> {
-  const res = await SELF.fetch(
-    new Request(`http://chat.test/conversations/${conversationId}/ws`, { headers: { Upgrade: "websocket", authorization: `Bearer ${user.token}` } }),
-  );
-  expect(res.status).toBe(101);
-  const ws = res.webSocket!;
-  const frames: Socket["frames"] = [];
-  ws.addEventListener("message", (e) => frames.push(JSON.parse(String(e.data))));
-  ws.accept();
-  return { ws, frames };
-}
-
-async function waitFor<T>(probe: () => T | undefined, what: string, timeoutMs = 5000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const found = probe();
-    if (found !== undefined) return found;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const connect = (conversationId: string, user: TestUser) => openSocket(`/conversations/${conversationId}/ws`, user);
 
 const MARK = "__markedBeforeIdle";
 const room = (id: string) => env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));

@@ -1,32 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { SELF, env, runInDurableObject } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import type { TestUser } from "./helpers";
 import { direct, send, users } from "./conversation-helpers";
+import { openSocket, waitFor } from "./sockets";
 
-interface UserSocket {
-  ws: WebSocket;
-  frames: { type: string; data: any }[];
-}
-
-async function connectUser(user: TestUser): Promise<UserSocket> {
-  const res = await SELF.fetch(new Request("http://chat.test/ws", { headers: { Upgrade: "websocket", authorization: `Bearer ${user.token}` } }));
-  expect(res.status).toBe(101);
-  const ws = res.webSocket!;
-  const frames: UserSocket["frames"] = [];
-  ws.addEventListener("message", (e) => frames.push(JSON.parse(String(e.data))));
-  ws.accept();
-  return { ws, frames };
-}
-
-async function waitFor<T>(probe: () => T | undefined, what: string, timeoutMs = 5000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const found = probe();
-    if (found !== undefined) return found;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const connectUser = (user: TestUser) => openSocket("/ws", user);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -202,6 +202,7 @@ async function main(): Promise<void> {
       machine: machineInfo(),
       wrangler: stack.wranglerVersion,
       workerd: stack.workerdVersion,
+      runtime: stack.runtime,
       workerdPid: workerd() ?? null,
       postgres: stack.embeddedPostgres ? "embedded PGlite (in the host process, TCP)" : "DATABASE_URL",
       redis: stack.redisUrl ? "local Upstash-REST endpoint" : "?",

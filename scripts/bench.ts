@@ -9,10 +9,21 @@ import path from "node:path";
 import { freePort } from "./local/ports.js";
 import { LOCAL_JWT_SECRET, LOCAL_REDIS_TOKEN, ROOT, startStack, type Stack } from "./lib/stack.js";
 import { startWrangler, type WranglerHandle } from "./lib/wrangler.js";
+import { startMiniflare } from "./lib/miniflare.js";
 import type { ControlReply, ControlRequest, StackInfo } from "../bench/harness/control.js";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
+/**
+ * `miniflare` (default) serves the bundled Worker from one workerd; `wrangler` measures through `wrangler dev`, whose
+ * proxy workerd relays every frame and costs CPU on the same two cores.
+ */
+const runtimeArg = args.find((a) => a.startsWith("--runtime="))?.slice("--runtime=".length) ?? "miniflare";
+if (runtimeArg !== "miniflare" && runtimeArg !== "wrangler") {
+  console.error(`✗ bench: --runtime=${runtimeArg} is not known; use --runtime=miniflare (default) or --runtime=wrangler`);
+  process.exit(2);
+}
+const runtime: "miniflare" | "wrangler" = runtimeArg;
 /** Hard stop for the whole run (the runner keeps its own, tighter budget and skips what does not fit). */
 const WATCHDOG_MS = quick ? 178_000 : 14.8 * 60_000;
 
@@ -68,8 +79,9 @@ async function main(): Promise<number> {
     });
     const port = await freePort();
     const vars = { ...stack.workerVars, ...BENCH_VARS };
-    log(`• wrangler dev on 127.0.0.1:${port} ...`);
-    wrangler = await startWrangler({ port, vars, persistTo: path.join(tmp, "wrangler"), log, quiet: !args.includes("--verbose") });
+    log(`• ${runtime === "wrangler" ? "wrangler dev" : "workerd via Miniflare"} on 127.0.0.1:${port} ...`);
+    const start = runtime === "wrangler" ? startWrangler : startMiniflare;
+    wrangler = await start({ port, vars, persistTo: path.join(tmp, "wrangler"), log, quiet: !args.includes("--verbose") });
     log(`  stack ready in ${elapsed()}`);
     // wrangler dev watches the source tree; other people's edits reload the Worker mid-run. Count them for the report.
     const reloads = { count: 0, last: "" };
@@ -92,6 +104,7 @@ async function main(): Promise<number> {
       redisToken: LOCAL_REDIS_TOKEN,
       jwtSecret: LOCAL_JWT_SECRET,
       wranglerPid: wrangler.process.pid ?? 0,
+      runtime,
       vars: BENCH_VARS,
       wranglerVersion: await version("wrangler"),
       workerdVersion: await version("@cloudflare/workerd-linux-64"),

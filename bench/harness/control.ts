@@ -34,7 +34,10 @@ export interface StackInfo {
   redisUrl: string;
   redisToken: string;
   jwtSecret: string;
+  /** The process that owns the Worker's workerd (wrangler dev, or the Miniflare host). */
   wranglerPid: number;
+  /** How the Worker is served: Miniflare directly, or through `wrangler dev` and its proxy. */
+  runtime: "miniflare" | "wrangler";
   vars: Record<string, string>;
   wranglerVersion: string;
   workerdVersion: string;

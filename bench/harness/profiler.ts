@@ -26,8 +26,8 @@ function listeningPorts(pid: number): number[] {
 }
 
 /**
- * wrangler's inspector proxy (served by its own small workerd, on 9229 or the next free port) for this wrangler's
- * Worker. The user worker's own inspector admits one session, which wrangler holds, so the proxy is the way in.
+ * The Worker's inspector. Under wrangler dev: wrangler's inspector proxy (its own small workerd), because the user
+ * worker's inspector admits one session and wrangler holds it. Under Miniflare: workerd's own target for the Worker.
  */
 export async function findInspector(wranglerPid: number): Promise<string | undefined> {
   for (const pid of descendants(wranglerPid)) {
@@ -37,8 +37,8 @@ export async function findInspector(wranglerPid: number): Promise<string | undef
         const res = await fetch(`http://127.0.0.1:${port}/json`, { signal: AbortSignal.timeout(1000) });
         if (!res.ok) continue;
         const targets = (await res.json()) as { webSocketDebuggerUrl?: string }[];
-        const proxy = targets.find((t) => t.webSocketDebuggerUrl?.endsWith("/ws"));
-        if (proxy?.webSocketDebuggerUrl) return proxy.webSocketDebuggerUrl;
+        const target = targets.find((t) => t.webSocketDebuggerUrl?.endsWith("/ws")) ?? targets.find((t) => t.webSocketDebuggerUrl?.endsWith("/core:user:edge-chat"));
+        if (target?.webSocketDebuggerUrl) return target.webSocketDebuggerUrl;
       } catch {
         // not an inspector
       }

@@ -69,7 +69,7 @@ export function renderMarkdown(report: Report): string {
   lines.push(`# edge-chat benchmark (${m.mode})`);
   lines.push("");
   lines.push(
-    `${m.date} · commit ${String(m.git?.commit ?? "").slice(0, 10)}${m.git?.dirty ? " (dirty)" : ""} · ${m.machine?.cores} cores ${m.machine?.cpuModel} · ${m.machine?.ramGiB} GiB · Node ${m.machine?.node} · wrangler ${m.wrangler} · workerd ${m.workerd}`,
+    `${m.date} · commit ${String(m.git?.commit ?? "").slice(0, 10)}${m.git?.dirty ? " (dirty)" : ""} · ${m.machine?.cores} cores ${m.machine?.cpuModel} · ${m.machine?.ramGiB} GiB · Node ${m.machine?.node} · wrangler ${m.wrangler} · workerd ${m.workerd} · Worker served by ${m.runtime === "wrangler" ? "wrangler dev (through its proxy)" : "Miniflare (one workerd, no dev proxy)"}`,
   );
   lines.push(
     `Postgres: ${m.postgres} · Redis: ${m.redis} · injected latency pg ${m.pgDelayMs} ms, redis ${m.redisDelayMs} ms · machine ${m.busy ? "BUSY" : "quiet"} (${m.activity})${m.workerReloads ? ` · ⚠ Worker reloaded ${m.workerReloads}× by source edits during the run` : ""}`,

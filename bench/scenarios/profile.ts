@@ -21,7 +21,7 @@ const fmt = (h: Hotspot[], key: "selfPct" | "totalPct", n: number) =>
 
 export async function profileScenario(ctx: Ctx, outDir: string): Promise<Row[]> {
   const url = await findInspector(ctx.stack.wranglerPid);
-  if (!url) throw new Error("wrangler's inspector proxy not found");
+  if (!url) throw new Error("the Worker's inspector was not found");
   const rows: Row[] = [];
 
   const room = await ctx.edge.createRoom(2);
@@ -47,6 +47,13 @@ export async function profileScenario(ctx: Ctx, outDir: string): Promise<Row[]> 
   rows.push({ scenario: "PROF", target: "edge", case: "REST send→201: self time by module", note: mods(rest, 14) });
   rows.push({ scenario: "PROF", target: "edge", case: "REST send→201: top self time", note: fmt(rest.self, "selfPct", 12) });
   rows.push({ scenario: "PROF", target: "edge", case: "REST send→201: top inclusive time", note: fmt(rest.total, "totalPct", 15) });
+  const page = await profile(url, async () => {
+    for (let i = 0; i < ctx.size(100, 500); i++) await ctx.http("GET", `/conversations/${room.id}/messages?limit=50`, users[0].token);
+  });
+  await writeFile(path.join(outDir, "profile-rest-history.cpuprofile"), JSON.stringify(page.raw));
+  rows.push({ scenario: "PROF", target: "edge", case: "REST history page: self time by module", note: mods(page, 14) });
+  rows.push({ scenario: "PROF", target: "edge", case: "REST history page: top self time", note: fmt(page.self, "selfPct", 12) });
+  rows.push({ scenario: "PROF", target: "edge", case: "REST history page: top inclusive time", note: fmt(page.total, "totalPct", 15) });
   for (const r of rows) ctx.log(`  ${r.case}: ${r.note}`);
   return rows;
 }

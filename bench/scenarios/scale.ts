@@ -1,4 +1,5 @@
 // S5 many conversations at once (connect time, workerd memory, a send in each); S12 memory per idle socket.
+import { readdirSync } from "node:fs";
 import { JsonWs, now, pool, sleep, WsChatSocket } from "../harness/clients.js";
 import type { Ctx } from "../harness/context.js";
 import { newHist, recordMs, summarize } from "../harness/hist.js";
@@ -10,11 +11,21 @@ import type { ChatTarget } from "../harness/targets.js";
 const PER_CONVERSATION = 5;
 const CONNECT_CONCURRENCY = 32;
 /**
- * Under wrangler dev each client WebSocket costs the Worker's workerd about five file descriptors: two sockets (the
- * client's, and the hop from wrangler's proxy) and two or three pipes (measured here: 300 sockets, 600–900 pipes).
- * Past its open-files limit workerd dies ("accept: Too many open files"); at 20 000 that is about 4 000 sockets.
+ * Open files the Worker's workerd holds per client WebSocket. Under wrangler dev about five: two sockets (the
+ * client's, and the hop from wrangler's proxy) and two or three pipes (measured: 300 sockets, 600–900 pipes).
+ * Served by Miniflare directly, FDS_MINIFLARE (measured by S5 itself, "workerd fds per socket").
+ * Past its open-files limit workerd dies ("accept: Too many open files").
  */
-const FDS_PER_SOCKET = 6;
+const FDS_WRANGLER = 6;
+const FDS_MINIFLARE = 4;
+
+function openFds(pid: number | undefined): number {
+  try {
+    return pid ? readdirSync(`/proc/${pid}/fd`).length : NaN;
+  } catch {
+    return NaN;
+  }
+}
 
 export interface S5Fixture {
   conversations: number;
@@ -25,10 +36,11 @@ export interface S5Fixture {
 export async function s5Connect(ctx: Ctx): Promise<{ rows: Row[]; fixture: S5Fixture }> {
   const wanted = ctx.size(100, 1000);
   const fdLimit = openFilesLimit(ctx.workerd());
-  const fit = fdLimit === undefined ? wanted : Math.floor((fdLimit * 0.8) / FDS_PER_SOCKET / PER_CONVERSATION);
+  const fdsPerSocket = ctx.stack.runtime === "wrangler" ? FDS_WRANGLER : FDS_MINIFLARE;
+  const fit = fdLimit === undefined ? wanted : Math.floor((fdLimit * 0.8) / fdsPerSocket / PER_CONVERSATION);
   const conversations = Math.min(wanted, fit);
   if (conversations < wanted) {
-    ctx.log(`  S5: workerd may open ${fdLimit} files: ${conversations} conversations instead of ${wanted} (about ${FDS_PER_SOCKET} per socket)`);
+    ctx.log(`  S5: workerd may open ${fdLimit} files: ${conversations} conversations instead of ${wanted} (about ${fdsPerSocket} per socket)`);
   }
   // 50 users, each in conversations/10 of the conversations (5 distinct members per conversation).
   const users = await ctx.db.createUsers(50, "s5", ctx.stack.jwtSecret);
@@ -42,6 +54,7 @@ export async function s5Connect(ctx: Ctx): Promise<{ rows: Row[]; fixture: S5Fix
 
   await sleep(1000);
   const rssBefore = rssKb(ctx.workerd());
+  const fdsBefore = openFds(ctx.workerd());
   const connect = newHist();
   const failures: Record<string, number> = {};
   const cpu = cpuSnapshot(ctx.workerd());
@@ -81,6 +94,7 @@ export async function s5Connect(ctx: Ctx): Promise<{ rows: Row[]; fixture: S5Fix
   await sleep(2000);
   const rssAfter = rssKb(ctx.workerd());
   const open = sockets.filter(Boolean).length;
+  const fdsPer = (openFds(ctx.workerd()) - fdsBefore) / Math.max(1, open);
   const complete = Array.from({ length: conversations }, (_, c) => sockets.slice(c * PER_CONVERSATION, (c + 1) * PER_CONVERSATION).every(Boolean)).filter(Boolean).length;
   ctx.log(`  S5: ${open}/${total} sockets in ${(connectWall / 1000).toFixed(1)} s; workerd RSS ${Math.round(rssBefore / 1024)} → ${Math.round(rssAfter / 1024)} MiB`);
   const deltaMiB = (rssAfter - rssBefore) / 1024;
@@ -98,6 +112,7 @@ export async function s5Connect(ctx: Ctx): Promise<{ rows: Row[]; fixture: S5Fix
         "RSS before MiB": Math.round(rssBefore / 1024),
         "RSS after MiB": Math.round(rssAfter / 1024),
         "KiB per conversation": Math.round((rssAfter - rssBefore) / conversations),
+        "workerd fds per socket": Math.round(fdsPer * 10) / 10,
         ...(abandoned ? { "not tried (time cap)": abandoned } : {}),
         ...connectCpu,
         "pg connections opened": bridgeAfter.bridge.opened - bridgeBefore.bridge.opened,

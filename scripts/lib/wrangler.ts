@@ -43,7 +43,12 @@ export async function startWrangler(options: {
   };
   child.stdout?.on("data", onData);
   child.stderr?.on("data", onData);
-  const url = `http://127.0.0.1:${options.port}`;
+  return waitForHealth(child, options.port, () => output, options.timeoutMs ?? 90_000, "wrangler dev");
+}
+
+/** Resolves once `GET /health` on the port answers; stops the child and throws (with its last output) otherwise. */
+export async function waitForHealth(child: ChildProcess, port: number, output: () => string, timeoutMs: number, what: string): Promise<WranglerHandle> {
+  const url = `http://127.0.0.1:${port}`;
   const stop = () =>
     new Promise<void>((resolve) => {
       if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -51,17 +56,17 @@ export async function startWrangler(options: {
       child.kill("SIGTERM");
       setTimeout(() => child.kill("SIGKILL"), 5000).unref();
     });
-  const deadline = Date.now() + (options.timeoutMs ?? 90_000);
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited (code ${child.exitCode}):\n${output.slice(-4000)}`);
+    if (child.exitCode !== null) throw new Error(`${what} exited (code ${child.exitCode}):\n${output().slice(-4000)}`);
     try {
       const res = await fetch(`${url}/health`);
-      if (res.ok) return { url, port: options.port, process: child, stop };
+      if (res.ok) return { url, port, process: child, stop };
     } catch {
       // not up yet
     }
     await new Promise((r) => setTimeout(r, 250));
   }
   await stop();
-  throw new Error(`wrangler dev did not answer /health within the deadline:\n${output.slice(-4000)}`);
+  throw new Error(`${what} did not answer /health within the deadline:\n${output().slice(-4000)}`);
 }

@@ -64,7 +64,7 @@ describe("RoomStore outbox", () => {
 
   it("answers a quiet outbox from memory and a woken one from SQLite, with new appends in order", async () => {
     const room = await freshStore();
-    await room.run((store, reopen) => {
+    await room.run(async (store, reopen) => {
       store.initialise({ conversationId, type: "group", lastSeq: 0, pgSeqAtInit: 0, clientIdsPrunedBelow: 0, closed: false }, [], []);
       append(store, "one", "c1");
       const woken = reopen();
@@ -73,6 +73,8 @@ describe("RoomStore outbox", () => {
       expect(woken.clientId(sender, "c2")).toEqual({ seq: 2, contentHash: "hash-two" });
       woken.markFlushed(woken.pending());
       expect(woken.pendingCount()).toBe(0);
+      // SQLite follows in the next task (so that the write does not hold the sender's ack behind its commit).
+      await new Promise((r) => setTimeout(r, 0));
       expect(reopen().pendingCount()).toBe(0);
       // Typing leases: a sender who was not typing costs nothing; one who was is cleared everywhere.
       expect(woken.clearTyping(sender)).toBe(false);

@@ -77,6 +77,9 @@ export class RoomStore {
   private auditsDirty = true;
   private typingCache: Map<string, number> | undefined;
   private flushedSincePrune = Number.POSITIVE_INFINITY;
+  /** Committed (seq, version) pairs whose `pending = 0` is not yet written: see markFlushed. */
+  private flushedQueue: [number, number][] = [];
+  private settleTimer: ReturnType<typeof setTimeout> | undefined;
   /** Messages appended by this instance: a send that saw the same count twice knows no other send came between. */
   appends = 0;
 
@@ -266,17 +269,20 @@ export class RoomStore {
   }
 
   messageBySeq(seq: number): StoredMessage | undefined {
+    this.settle();
     const row = this.sql.exec<LocalRow>("SELECT body, pending FROM messages WHERE seq = ?", seq).toArray()[0];
     return row ? fromRow(row) : undefined;
   }
 
   messageById(id: string): StoredMessage | undefined {
+    this.settle();
     const row = this.sql.exec<LocalRow>("SELECT body, pending FROM messages WHERE id = ?", id).toArray()[0];
     return row ? fromRow(row) : undefined;
   }
 
   pending(limit = 500): PendingRow[] {
     if (this.pendingMirror) return this.pendingMirror.slice(0, limit);
+    this.settle();
     const rows = this.sql
       .exec<{ body: string; version: number }>("SELECT body, version FROM messages WHERE pending = 1 ORDER BY seq LIMIT ?", limit)
       .toArray()
@@ -287,24 +293,41 @@ export class RoomStore {
 
   pendingCount(): number {
     if (this.pendingMirror) return this.pendingMirror.length;
+    this.settle();
     return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM messages WHERE pending = 1").one().n;
   }
 
-  /** After a commit: clears rows whose version did not change meanwhile (a concurrent edit keeps its row pending). */
+  /**
+   * After a commit: clears rows whose version did not change meanwhile (a concurrent edit keeps its row pending).
+   * The in-memory mirror changes now; the SQLite UPDATE waits for the next task (or the next read of the table).
+   * A write made now would hold the sender's ack behind its storage commit (the output gate), and the ack needs
+   * only Postgres. Lost by an eviction in between, the rows stay pending and are written again, idempotently.
+   */
   markFlushed(rows: PendingRow[]): void {
     if (rows.length === 0) return;
-    // One statement for the batch; a row edited meanwhile has a newer version and stays pending.
-    this.sql.exec(
-      `UPDATE messages SET pending = 0
-       WHERE pending = 1 AND (seq, version) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))`,
-      JSON.stringify(rows.map((r) => [r.message.seq, r.version])),
-    );
     if (this.pendingMirror) {
       const flushed = new Map(rows.map((r) => [r.message.seq, r.version]));
       this.pendingMirror = this.pendingMirror.filter((r) => flushed.get(r.message.seq) !== r.version);
     }
+    for (const r of rows) this.flushedQueue.push([r.message.seq, r.version]);
+    this.settleTimer ??= setTimeout(() => this.settle(), 0);
+  }
+
+  /** Writes the queued flushed marks (one statement), then trims old rows and client ids now and then. */
+  settle(): void {
+    if (this.settleTimer !== undefined) clearTimeout(this.settleTimer);
+    this.settleTimer = undefined;
+    if (this.flushedQueue.length === 0) return;
+    const pairs = this.flushedQueue;
+    this.flushedQueue = [];
+    // A row edited meanwhile has a newer version and stays pending.
+    this.sql.exec(
+      `UPDATE messages SET pending = 0
+       WHERE pending = 1 AND (seq, version) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))`,
+      JSON.stringify(pairs),
+    );
     // Trimming to the recent RECENT_KEEP rows in steps keeps the per-message cost to the one UPDATE above.
-    this.flushedSincePrune += rows.length;
+    this.flushedSincePrune += pairs.length;
     if (this.flushedSincePrune >= RECENT_PRUNE_STEP) {
       this.flushedSincePrune = 0;
       this.sql.exec("DELETE FROM messages WHERE pending = 0 AND seq <= (SELECT max(seq) FROM messages) - ?", RECENT_KEEP);
@@ -330,12 +353,14 @@ export class RoomStore {
 
   /** Oldest seq kept here (committed or pending); undefined when the table is empty. */
   oldestSeq(): number | undefined {
+    this.settle();
     const row = this.sql.exec<{ s: number | null }>("SELECT min(seq) AS s FROM messages").one();
     return row.s ?? undefined;
   }
 
   /** Messages (current state) with seq > afterSeq, or changed at/after afterSeq, in seq order. */
   changesSince(afterSeq: number, limit: number): StoredMessage[] {
+    this.settle();
     return this.sql
       .exec<LocalRow>(
         `SELECT body, pending FROM messages
@@ -351,6 +376,7 @@ export class RoomStore {
 
   /** Local rows in a seq range (inclusive), for overlaying pending state on a Postgres page. */
   range(fromSeq: number, toSeq: number): StoredMessage[] {
+    this.settle();
     return this.sql
       .exec<LocalRow>("SELECT body, pending FROM messages WHERE seq BETWEEN ? AND ? ORDER BY seq", fromSeq, toSeq)
       .toArray()

@@ -1,0 +1,53 @@
+/** A small LRU with per-entry expiry; Map iteration order is insertion order, so re-inserting marks "recently used". */
+export interface MemoryCacheOptions {
+  maxEntries: number;
+  ttlMs: number;
+}
+
+export const DEFAULT_MEMORY_OPTIONS: MemoryCacheOptions = { maxEntries: 1000, ttlMs: 60_000 };
+
+export class MemoryCache<V> {
+  private readonly entries = new Map<string, { value: V; expiresAt: number }>();
+  readonly options: MemoryCacheOptions;
+
+  constructor(options: Partial<MemoryCacheOptions> = {}) {
+    this.options = {
+      maxEntries: Math.max(1, options.maxEntries ?? DEFAULT_MEMORY_OPTIONS.maxEntries),
+      ttlMs: Math.max(0, options.ttlMs ?? DEFAULT_MEMORY_OPTIONS.ttlMs),
+    };
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get(key: string, now = Date.now()): V | undefined {
+    const hit = this.entries.get(key);
+    if (!hit) return undefined;
+    this.entries.delete(key);
+    if (hit.expiresAt <= now) return undefined;
+    this.entries.set(key, hit);
+    return hit.value;
+  }
+
+  /** Keeps the entry for the cache's ttl, or less when the value itself goes out of date sooner. */
+  set(key: string, value: V, now = Date.now(), maxAgeMs = this.options.ttlMs): void {
+    const ttl = Math.min(this.options.ttlMs, maxAgeMs);
+    this.entries.delete(key);
+    if (ttl <= 0) return;
+    this.entries.set(key, { value, expiresAt: now + ttl });
+    while (this.entries.size > this.options.maxEntries) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest === undefined) break;
+      this.entries.delete(oldest);
+    }
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+}

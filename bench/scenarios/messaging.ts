@@ -111,6 +111,7 @@ export async function s2(ctx: Ctx): Promise<Row[]> {
 
 /** Offered rates of S4, and the sender sockets they are spread over. */
 const S4_SENDERS = 8;
+export const S4_MAX_CASE = "max sustained (p99 ≤ 50 ms, persisted = sent; a miss is re-run once)";
 
 export async function s4(ctx: Ctx): Promise<Row[]> {
   const rows: Row[] = [];
@@ -119,58 +120,71 @@ export async function s4(ctx: Ctx): Promise<Row[]> {
   for (const target of targetsOf(ctx)) {
     let best: { rate: number; p99: number } | undefined;
     for (const rate of rates) {
-      if (ctx.remaining() < 10) {
-        rows.push({ scenario: "S4", target: target.name, case: `${rate}/s`, note: "skipped: time budget" });
-        break;
-      }
-      const room = await target.createRoom(S4_SENDERS + 1);
-      const sockets: ChatSocket[] = await pool(S4_SENDERS + 1, 9, (i) => room.connect(i));
-      const senders = sockets.slice(0, S4_SENDERS);
-      const receiver = sockets[S4_SENDERS];
-      try {
-        await Promise.all(senders.map((s, i) => closedLoop(s, ctx.size(1, 3), `s4w${i}-`)));
-        const prefix = `s4-${rate}-`;
-        const cpu = cpuSnapshot(ctx.serverPid(target));
-        const r = await openLoop({ senders, receiver, rate, durationMs: stepMs, prefix, drainMs: ctx.size(5000, 15_000) });
-        const cpuPerMsg = cpuSince(cpu, ctx.serverPid(target), r.sent);
-        // Group commit may still be writing the tail; give it a moment to land.
-        let persisted = await room.persisted(prefix);
-        const until = now() + ctx.size(3000, 10_000);
-        while (persisted !== undefined && persisted < r.sent && now() < until) {
-          await sleep(100);
-          persisted = await room.persisted(prefix);
+      // On this VM a single stall of tens of ms (another process, a checkpoint) can sink one step; a miss is run
+      // again once, in a new room, and both attempts are reported.
+      let ok = false;
+      for (let attempt = 1; attempt <= 2 && !ok; attempt++) {
+        if (ctx.remaining() < 10) {
+          rows.push({ scenario: "S4", target: target.name, case: `${rate}/s`, note: "skipped: time budget" });
+          break;
         }
-        const ok = r.ack.p99 <= 50 && r.acked === r.sent && (persisted === undefined || persisted === r.sent);
-        if (ok) best = { rate, p99: r.ack.p99 };
-        rows.push({
-          scenario: "S4",
-          target: target.name,
-          case: `${rate}/s offered, send→ack`,
-          summary: r.ack,
-          values: {
-            sent: r.sent,
-            acked: r.acked,
-            persisted: persisted ?? "n/a",
-            achieved: r.achievedRate,
-            "delivery p99": r.delivery?.p99 ?? NaN,
-            ...Object.fromEntries(Object.entries(r.statuses).filter(([k]) => k !== "sent")),
-            ...cpuPerMsg,
-          },
-          note: ok ? "ok" : "over: p99 > 50 ms or not all acked/persisted",
-        });
-        ctx.log(`  S4 ${target.name} ${rate}/s: p99 ${r.ack.p99} ms, acked ${r.acked}/${r.sent}, persisted ${persisted ?? "n/a"}`);
-        if (!ok) break;
-      } finally {
-        for (const s of sockets) s.close();
+        const step = await s4Step(ctx, target, rate, stepMs);
+        ok = step.ok;
+        rows.push({ ...step.row, case: `${rate}/s offered, send→ack${attempt > 1 ? " (re-run)" : ""}` });
+        if (ok) best = { rate, p99: step.p99 };
+        await sleep(300);
       }
-      await sleep(300);
+      if (!ok) break;
     }
     rows.push({
       scenario: "S4",
       target: target.name,
-      case: "max sustained (p99 ≤ 50 ms, persisted = sent)",
+      case: S4_MAX_CASE,
       values: { rate: best?.rate ?? `< ${rates[0]}`, p99: best?.p99 ?? NaN },
     });
   }
   return rows;
+}
+
+/** One S4 step: `rate` messages/s for `stepMs` over S4_SENDERS sockets of a new room, one receiver. */
+async function s4Step(ctx: Ctx, target: ChatTarget, rate: number, stepMs: number): Promise<{ ok: boolean; p99: number; row: Row }> {
+  const room = await target.createRoom(S4_SENDERS + 1);
+  const sockets: ChatSocket[] = await pool(S4_SENDERS + 1, 9, (i) => room.connect(i));
+  const senders = sockets.slice(0, S4_SENDERS);
+  const receiver = sockets[S4_SENDERS];
+  try {
+    await Promise.all(senders.map((s, i) => closedLoop(s, ctx.size(1, 3), `s4w${i}-`)));
+    const prefix = `s4-${rate}-${now().toFixed(0)}-`;
+    const cpu = cpuSnapshot(ctx.serverPid(target));
+    const r = await openLoop({ senders, receiver, rate, durationMs: stepMs, prefix, drainMs: ctx.size(5000, 15_000) });
+    const cpuPerMsg = cpuSince(cpu, ctx.serverPid(target), r.sent);
+    // Group commit may still be writing the tail; give it a moment to land.
+    let persisted = await room.persisted(prefix);
+    const until = now() + ctx.size(3000, 10_000);
+    while (persisted !== undefined && persisted < r.sent && now() < until) {
+      await sleep(100);
+      persisted = await room.persisted(prefix);
+    }
+    const ok = r.ack.p99 <= 50 && r.acked === r.sent && (persisted === undefined || persisted === r.sent);
+    ctx.log(`  S4 ${target.name} ${rate}/s: p99 ${r.ack.p99} ms, acked ${r.acked}/${r.sent}, persisted ${persisted ?? "n/a"}`);
+    const row: Row = {
+      scenario: "S4",
+      target: target.name,
+      case: `${rate}/s offered, send→ack`,
+      summary: r.ack,
+      values: {
+        sent: r.sent,
+        acked: r.acked,
+        persisted: persisted ?? "n/a",
+        achieved: r.achievedRate,
+        "delivery p99": r.delivery?.p99 ?? NaN,
+        ...Object.fromEntries(Object.entries(r.statuses).filter(([k]) => k !== "sent")),
+        ...cpuPerMsg,
+      },
+      note: ok ? "ok" : "over: p99 > 50 ms or not all acked/persisted",
+    };
+    return { ok, p99: r.ack.p99, row };
+  } finally {
+    for (const s of sockets) s.close();
+  }
 }

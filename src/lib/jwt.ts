@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from "jose";
 import { z } from "zod";
 import { HttpError } from "./errors";
+import { MemoryCache } from "./memory-cache";
 
 export interface AuthUser {
   id: string;
@@ -43,6 +44,26 @@ function jwks(url: string, cooldownMs = 30_000) {
   return set;
 }
 
+// HMAC keys imported once per secret and isolate: jose would import the raw bytes again on every verification.
+const hmacKeys = new Map<string, Promise<CryptoKey>>();
+function hmacKey(secret: string): Promise<CryptoKey> {
+  let key = hmacKeys.get(secret);
+  if (!key) {
+    key = crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
+    hmacKeys.set(secret, key);
+  }
+  return key;
+}
+
+/**
+ * Tokens already verified by this isolate, until their `exp` (at most VERIFIED_TTL_MS, so a changed key or
+ * setting takes effect soon). A client sends the same token with every request and socket; verifying it once
+ * saves the signature check, the decoding and the claims validation on the rest. Failures are not cached.
+ */
+const VERIFIED_TTL_MS = 60_000;
+const verified = new MemoryCache<AuthUser>({ maxEntries: 2000, ttlMs: VERIFIED_TTL_MS });
+const settingsKey = (s: JwtSettings) => JSON.stringify([s.secret ?? "", s.jwksUrl ?? "", s.issuer ?? "", s.audience ?? "", s.requireExp]);
+
 export class AuthError extends HttpError {
   constructor(readonly reason: string) {
     super(401, "Invalid or missing token");
@@ -51,6 +72,16 @@ export class AuthError extends HttpError {
 
 /** Verifies a bearer token against the configured key material; algorithm confusion is impossible by construction. */
 export async function verifyToken(token: string, settings: JwtSettings): Promise<AuthUser> {
+  const cacheKey = `${settingsKey(settings)}\n${token}`;
+  const hit = verified.get(cacheKey);
+  if (hit) return hit;
+  const user = await verifyUncached(token, settings);
+  const now = Date.now();
+  verified.set(cacheKey, user, now, user.exp === undefined ? VERIFIED_TTL_MS : user.exp * 1000 - now);
+  return user;
+}
+
+async function verifyUncached(token: string, settings: JwtSettings): Promise<AuthUser> {
   let alg: string | undefined;
   try {
     alg = decodeProtectedHeader(token).alg;
@@ -65,7 +96,7 @@ export async function verifyToken(token: string, settings: JwtSettings): Promise
   let payload: JWTPayload;
   try {
     if (alg && SYMMETRIC.includes(alg) && settings.secret) {
-      ({ payload } = await jwtVerify(token, new TextEncoder().encode(settings.secret), { ...options, algorithms: SYMMETRIC }));
+      ({ payload } = await jwtVerify(token, await hmacKey(settings.secret), { ...options, algorithms: SYMMETRIC }));
     } else if (alg && ASYMMETRIC.includes(alg) && settings.jwksUrl) {
       ({ payload } = await jwtVerify(token, jwks(settings.jwksUrl, settings.jwksCooldownMs), { ...options, algorithms: ASYMMETRIC }));
     } else {

@@ -4,7 +4,7 @@ import type { Profile } from "../protocol/resources";
 import { CircuitBreaker, sharedBreaker, type BreakerSettings } from "./breaker";
 import { DEFAULT_CACHE_POLICY, freshness, remainingFreshMs, type CacheEntry, type CachePolicy } from "./cache-entry";
 import { profileKey, refsOf, type ProfileRef } from "./keys";
-import { MemoryCache, type MemoryCacheOptions } from "./memory-cache";
+import { MemoryCache, type MemoryCacheOptions } from "../lib/memory-cache";
 import { placeholderProfile } from "./placeholder";
 import { ProfileRedisCache, type RedisConnection } from "./redis-cache";
 import { fetchProfileBatch, type BatchOutcome, type ProfileServiceConfig } from "./service-client";

@@ -4,7 +4,7 @@ import { CircuitBreaker, type BreakerState } from "../../src/profiles/breaker";
 import { decodeEntry, encodeEntry, freshness, redisExpirySeconds, remainingFreshMs, type CachePolicy } from "../../src/profiles/cache-entry";
 import { collectIds, enrichConversation, enrichMessages } from "../../src/profiles/enrich";
 import { profileKey, profileRef, refsOf } from "../../src/profiles/keys";
-import { MemoryCache } from "../../src/profiles/memory-cache";
+import { MemoryCache } from "../../src/lib/memory-cache";
 import { batchResponseSchema, normaliseProfile } from "../../src/profiles/normalise";
 import { placeholderProfile } from "../../src/profiles/placeholder";
 import type { ProfileSet } from "../../src/profiles/types";

@@ -84,4 +84,21 @@ describe("RoomStore outbox", () => {
       expect(reopen().typing()).toEqual([]);
     });
   });
+
+  it("takes Postgres's view of who is offline for every member at once, but keeps a presence change made after the read", async () => {
+    const room = await freshStore();
+    await room.run((store, reopen) => {
+      const [a, b, c] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
+      const member = (userId: string) => ({ userId, role: "member" as const, joinedAt: new Date().toISOString(), isMuted: false, lastReadSeq: 0, lastReadAt: null, lastDeliveredSeq: 0 });
+      store.initialise({ conversationId, type: "group", lastSeq: 0, pgSeqAtInit: 0, clientIdsPrunedBelow: 0, closed: false }, [a, b, c].map(member), [a, b]);
+      expect([...reopen().offlineUsers()].sort()).toEqual([a, b].sort());
+      const readAt = Date.now() + 1000;
+      // b's session says "online" after the snapshot below was read; c's "offline" came before it.
+      store.setReachable(b, true, readAt + 10);
+      store.setReachable(c, false, readAt - 10);
+      store.adoptOffline([b, c], readAt);
+      expect([...reopen().offlineUsers()].sort()).toEqual([c]);
+      expect([...store.offlineUsers()]).toEqual([c]);
+    });
+  });
 });

@@ -145,18 +145,19 @@ export class RoomStore {
    * after the read are newer and stay.
    */
   adoptOffline(offline: string[], readAt: number): void {
-    const members = this.participants().map((p) => p.userId);
     const off = new Set(offline);
+    const rows = this.participants().map((p) => [p.userId, off.has(p.userId) ? 0 : 1]);
     this.offlineCache = undefined;
-    for (const userId of members) {
-      this.sql.exec(
-        `INSERT INTO reachability (user_id, online, at) VALUES (?, ?, ?)
-         ON CONFLICT (user_id) DO UPDATE SET online = excluded.online, at = excluded.at WHERE reachability.at < excluded.at`,
-        userId,
-        off.has(userId) ? 0 : 1,
-        readAt,
-      );
-    }
+    if (rows.length === 0) return;
+    // One statement for the whole member list (1000 members: one upsert, not a thousand). `WHERE true` keeps
+    // SQLite from reading ON CONFLICT as a join constraint of the SELECT.
+    this.sql.exec(
+      `INSERT INTO reachability (user_id, online, at)
+       SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), ? FROM json_each(?) WHERE true
+       ON CONFLICT (user_id) DO UPDATE SET online = excluded.online, at = excluded.at WHERE reachability.at < excluded.at`,
+      readAt,
+      JSON.stringify(rows),
+    );
   }
 
   private setMeta(key: string, value: string): void {

@@ -13,11 +13,11 @@ const CONNECT_CONCURRENCY = 32;
 /**
  * Open files the Worker's workerd holds per client WebSocket. Under wrangler dev about five: two sockets (the
  * client's, and the hop from wrangler's proxy) and two or three pipes (measured: 300 sockets, 600–900 pipes).
- * Served by Miniflare directly, FDS_MINIFLARE (measured by S5 itself, "workerd fds per socket").
+ * Served by Miniflare directly, about one (S5 reports it as "workerd fds per socket": 0.9 at 4000 sockets).
  * Past its open-files limit workerd dies ("accept: Too many open files").
  */
 const FDS_WRANGLER = 6;
-const FDS_MINIFLARE = 4;
+const FDS_MINIFLARE = 2;
 
 function openFds(pid: number | undefined): number {
   try {
@@ -60,6 +60,9 @@ export async function s5Connect(ctx: Ctx): Promise<{ rows: Row[]; fixture: S5Fix
   const cpu = cpuSnapshot(ctx.workerd());
   // Postgres connections through the bridge while rooms start: each room opens its own pool.
   const bridgeBefore = await control<ControlStats>({ op: "stats" });
+  // Each room opens its own Postgres connection to load (production goes through Neon's pooler); rooms that start
+  // while the server is at max_connections answer their upgrades 503 until a connection frees up.
+  const maxConnections = Number((await ctx.db.query<{ max_connections: string }>("SHOW max_connections"))[0]?.max_connections ?? NaN);
   let peakPg = 0;
   const poll = setInterval(() => {
     void control<ControlStats>({ op: "stats" }).then((st) => (peakPg = Math.max(peakPg, st.bridge.current)));
@@ -117,6 +120,7 @@ export async function s5Connect(ctx: Ctx): Promise<{ rows: Row[]; fixture: S5Fix
         ...connectCpu,
         "pg connections opened": bridgeAfter.bridge.opened - bridgeBefore.bridge.opened,
         "pg connections peak": peakPg,
+        "pg max_connections": maxConnections,
         ...(conversations < wanted ? { "capped from": wanted, "workerd open-files limit": fdLimit ?? 0 } : {}),
         ...failures,
       },

@@ -144,7 +144,7 @@ async function main(): Promise<void> {
     ...(args.quick ? [] : [wakePrepare]),
     ["S10", "page enrichment, cache cold vs warm", [4, 20], s10],
     ["S7", "wake from hibernation", [4, 20], async (c) => (wake ? s7WakeMeasure(c, wake) : [])],
-    ["S12", "memory per idle socket", [8, 40], s12],
+    ["S12", "memory per idle socket", [12, 60], s12],
     ["S5", "many conversations at once: connect", [15, 120], async (c) => {
       const r = await s5Connect(c);
       many = r.fixture;

@@ -52,7 +52,7 @@ function parseArgs(argv: string[]): Args {
   };
 }
 
-async function main(): Promise<void> {
+async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2));
   const stack = JSON.parse(process.env.BENCH_STACK ?? "null") as StackInfo | null;
   if (!stack) throw new Error("run the bench with `npm run bench` (it starts the stack)");
@@ -231,6 +231,10 @@ async function main(): Promise<void> {
 
   for (const b of baselines) await b.stop();
   await db.end();
+  // A scenario that failed (not one that missed a target, or was skipped for time) makes the run fail.
+  const count = (status: string) => results.scenarios.filter((x) => x.status === status).length;
+  console.log(`bench: ${count("done")} scenarios done, ${count("failed")} failed, ${count("skipped")} skipped`);
+  return count("failed") === 0 ? 0 : 1;
 }
 
 const fmt = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? "–" : `${v} ms`);
@@ -327,7 +331,7 @@ function ratios(r: Results): Ratio[] {
 
 process.on("unhandledRejection", (err) => console.error(`  ! unhandled rejection: ${(err as Error)?.message ?? err}`));
 main().then(
-  () => process.exit(0),
+  (code) => process.exit(code),
   (err: Error) => {
     console.error(`\n✗ bench runner: ${err.stack ?? err.message}`);
     process.exit(1);

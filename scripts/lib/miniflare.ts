@@ -1,4 +1,5 @@
 import { execFile, fork } from "node:child_process";
+import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { ROOT } from "./stack.js";
@@ -22,6 +23,9 @@ export async function startMiniflare(options: {
   const bundleDir = path.join(options.persistTo, "bundle");
   const wrangler = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
   options.log("  bundling the Worker (wrangler deploy --dry-run) ...");
+  // wrangler refuses a config whose assets directory is missing (a fresh clone, before `npm run dev` or `npm test`
+  // built the web app). The benchmark serves no assets, so an empty directory is enough.
+  await mkdir(path.join(ROOT, "dist/web"), { recursive: true });
   await promisify(execFile)(process.execPath, [wrangler, "deploy", "--dry-run", "--outdir", bundleDir], {
     cwd: ROOT,
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },

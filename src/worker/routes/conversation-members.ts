@@ -51,8 +51,7 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       path: "/{id}/participants/{userId}",
       tags,
       summary: "Leave (your own id) or remove a member (group admin)",
-      description:
-        "History stays. When the last admin leaves a group, the member who joined first becomes admin. A business customer who leaves closes the conversation (its agent's slot goes to the queue).",
+      description: "History stays. When the last admin leaves a group, the member who joined first becomes admin.",
       ...secured,
       request: { params: memberParams },
       responses: { 204: { description: "Left or removed" }, ...errorResponses(401, 403, 404) },

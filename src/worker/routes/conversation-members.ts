@@ -2,7 +2,7 @@ import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import { addParticipant, changeRole, removeParticipant, setMuted } from "../../db/queries/participants";
 import { provisionUserIds } from "../../db/queries/users";
 import { checkAdd, checkRemove, checkRoleChange, isDenial } from "../../domain/membership";
-import { HttpError, notFound } from "../../lib/errors";
+import { notFound } from "../../lib/errors";
 import { enforce, participantParam, refusal, requireMembership } from "../access";
 import { conversationView, participantViews, sharedView } from "../conversation-view";
 import { findMembership } from "../../db/queries/conversations";
@@ -10,7 +10,6 @@ import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
 import { tellRoom, tellUsers } from "../room-events";
 import { addParticipantBody, muteBody, muteResult, participantSchema, roleBody } from "./conversation-schemas";
-import { callDesk, deskStub, factsOf } from "./business-support";
 
 const tags = ["participants"];
 const memberParams = z.object({ id: pathId("id"), userId: pathId("userId") });
@@ -61,17 +60,6 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       const { conversation, me } = await requireMembership(c, params.id);
       const target = participantParam(params.userId);
       enforce(checkRemove(conversation.type, me.role, target === me.userId));
-      if (conversation.type === "business" && conversation.businessId && conversation.status === "open" && me.role === "customer" && target === me.userId) {
-        // A customer who leaves ends the conversation: the desk closes it (audited) and frees the agent's slot for
-        // the queue, as POST /business/conversations/{id}/close would.
-        const businessId = conversation.businessId;
-        await callDesk(() =>
-          deskStub(c, businessId).close({ businessId, conversationId: conversation.id, actorId: me.userId, reason: "customer left", facts: factsOf(conversation) }),
-        ).catch((err: unknown) => {
-          // Closed meanwhile by someone else: nothing left to free, the leave goes ahead.
-          if (!(err instanceof HttpError && err.status === 409)) throw err;
-        });
-      }
       const result = await removeParticipant(c.var.db(), conversation.type, conversation.id, target, me.userId);
       if (!result) throw notFound("Participant");
       const updated = result.promoted ? await participantViews(c, [result.promoted]) : undefined;

@@ -14,6 +14,8 @@ const ERROR_DESCRIPTIONS = {
   403: "Authenticated but not allowed",
   404: "Unknown, or not visible to the caller",
   409: "Conflicts with the current state",
+  413: "Request body too large",
+  429: "Rate limited (writes); retry after the Retry-After header's seconds",
 } as const;
 
 /** The contract's error shape for the listed statuses, for the document. */

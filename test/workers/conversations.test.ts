@@ -318,6 +318,7 @@ describe("GET /conversations", () => {
 });
 
 describe("authorisation on every conversation route", () => {
+  // userId doubles as the message id: any UUID will do, a non-member is refused before the message is looked up.
   const routes = (id: string, userId: string): [string, string, unknown?][] => [
     ["GET", `/conversations/${id}`],
     ["PATCH", `/conversations/${id}`, { name: "x" }],
@@ -328,6 +329,12 @@ describe("authorisation on every conversation route", () => {
     ["PUT", `/conversations/${id}/read`, {}],
     ["GET", `/conversations/${id}/unread-count`],
     ["GET", `/conversations/${id}/read-receipts`],
+    ["POST", `/conversations/${id}/messages`, { content: "x" }],
+    ["GET", `/conversations/${id}/messages`],
+    ["GET", `/conversations/${id}/messages/search?q=x`],
+    ["GET", `/conversations/${id}/messages/${userId}`],
+    ["PATCH", `/conversations/${id}/messages/${userId}`, { content: "x" }],
+    ["DELETE", `/conversations/${id}/messages/${userId}`],
   ];
 
   it("answers 404 Conversation not found to a non-member, for unknown and for malformed ids", async () => {
@@ -356,6 +363,13 @@ describe("authorisation on every conversation route", () => {
       ["GET", "/conversations"],
       ["GET", "/notifications/unread-counts"],
       ["PUT", "/notifications/mark-all-read"],
+      ["POST", `/conversations/${id}/messages`, { bogus: 1 }],
+      ["GET", `/conversations/${id}/messages?limit=abc&before=1&after=1`],
+      ["GET", `/conversations/${id}/messages/search`],
+      ["GET", `/conversations/not-a-uuid/messages/not-a-uuid`],
+      ["PATCH", `/conversations/${id}/messages/${id}`, {}],
+      ["GET", "/messages/search"],
+      ["GET", "/messages/search?q=x&cursor=garbage"],
     ];
     for (const [method, path, body] of all) expectErrorShape(await api(method, path, { body }), 401);
   });
@@ -378,6 +392,10 @@ describe("authorisation on every conversation route", () => {
       "/conversations/{id}/read-receipts",
       "/notifications/unread-counts",
       "/notifications/mark-all-read",
+      "/conversations/{id}/messages",
+      "/conversations/{id}/messages/search",
+      "/conversations/{id}/messages/{messageId}",
+      "/messages/search",
     ];
     for (const p of expected) {
       expect(paths[p], p).toBeDefined();

@@ -3,17 +3,13 @@ import type { Context } from "hono";
 import { badRequest, notFound } from "../../lib/errors";
 import { searchMessages } from "../../db/queries/search";
 import { LIMITS, messageSchema, messageTypes, type Message } from "../../protocol/resources";
-import { requireAuth } from "../middleware/auth";
+import { errorResponses, json, jsonBody, secured } from "../openapi";
 import { decodeCursor, encodeCursor, intParam, isUuidParam, limitParam, uuidPath } from "../params";
 import { actorOf, callRoom, roomStub } from "../rooms";
 import { loadProfiles } from "../profiles";
 import type { AppEnv } from "../env";
 
-const security = [{ bearerAuth: [] }];
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
-  content: { "application/json": { schema } },
-});
+const tags = ["messages"];
 
 const conversationParam = z.object({ id: uuidPath("Conversation") });
 const messageParams = z.object({ id: uuidPath("Conversation"), messageId: uuidPath("Message") });
@@ -82,14 +78,15 @@ export const messages = new OpenAPIHono<AppEnv>()
     createRoute({
       method: "post",
       path: "/{id}/messages",
-      tags: ["messages"],
+      tags,
       summary: "Send a message (idempotent by clientMessageId)",
-      security,
-      middleware: [requireAuth] as const,
-      request: { params: conversationParam, body: { required: true, content: { "application/json": { schema: sendBody } } } },
+      ...secured,
+      request: { params: conversationParam, ...jsonBody(sendBody) },
       responses: {
-        201: json(messageSchema, "Stored; status 'pending' when Postgres has not confirmed it within the deadline"),
-        200: json(messageSchema, "A retry with the same clientMessageId: the original message"),
+        201: json("Stored; status 'pending' when Postgres has not confirmed it within the deadline", messageSchema),
+        200: json("A retry with the same clientMessageId: the original message", messageSchema),
+        // 409: the clientMessageId was used for other content, or the (business) conversation is closed.
+        ...errorResponses(400, 401, 404, 409, 413, 429),
       },
     }),
     async (c) => {
@@ -104,16 +101,16 @@ export const messages = new OpenAPIHono<AppEnv>()
     createRoute({
       method: "get",
       path: "/{id}/messages",
-      tags: ["messages"],
+      tags,
       summary: "History: keyset pages by seq (before/after), ascending within a page; newest page by default",
-      security,
-      middleware: [requireAuth] as const,
+      ...secured,
       request: { params: conversationParam, query: historyQuery },
       responses: {
         200: json(
-          pageSchema.extend({ page: z.number().int().optional(), limit: z.number().int().optional(), total: z.number().int().optional() }),
           "A page of messages",
+          pageSchema.extend({ page: z.number().int().optional(), limit: z.number().int().optional(), total: z.number().int().optional() }),
         ),
+        ...errorResponses(400, 401, 404),
       },
     }),
     async (c) => {
@@ -144,12 +141,11 @@ export const messages = new OpenAPIHono<AppEnv>()
     createRoute({
       method: "get",
       path: "/{id}/messages/search",
-      tags: ["messages"],
+      tags,
       summary: "Full-text and substring search in one conversation, newest first",
-      security,
-      middleware: [requireAuth] as const,
+      ...secured,
       request: { params: conversationParam, query: searchQuery },
-      responses: { 200: json(searchSchema, "Matching messages") },
+      responses: { 200: json("Matching messages", searchSchema), ...errorResponses(400, 401, 404) },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
@@ -166,12 +162,11 @@ export const messages = new OpenAPIHono<AppEnv>()
     createRoute({
       method: "get",
       path: "/{id}/messages/{messageId}",
-      tags: ["messages"],
+      tags,
       summary: "One message",
-      security,
-      middleware: [requireAuth] as const,
+      ...secured,
       request: { params: messageParams },
-      responses: { 200: json(messageSchema, "The message (a tombstone when deleted)") },
+      responses: { 200: json("The message (a tombstone when deleted)", messageSchema), ...errorResponses(401, 404) },
     }),
     async (c) => {
       const { id, messageId } = c.req.valid("param");
@@ -185,12 +180,11 @@ export const messages = new OpenAPIHono<AppEnv>()
     createRoute({
       method: "patch",
       path: "/{id}/messages/{messageId}",
-      tags: ["messages"],
+      tags,
       summary: "Edit a message (sender only; the previous content goes to the audit log)",
-      security,
-      middleware: [requireAuth] as const,
-      request: { params: messageParams, body: { required: true, content: { "application/json": { schema: editBody } } } },
-      responses: { 200: json(messageSchema, "The edited message") },
+      ...secured,
+      request: { params: messageParams, ...jsonBody(editBody) },
+      responses: { 200: json("The edited message", messageSchema), ...errorResponses(400, 401, 403, 404, 409, 413, 429) },
     }),
     async (c) => {
       const { id, messageId } = c.req.valid("param");
@@ -204,12 +198,11 @@ export const messages = new OpenAPIHono<AppEnv>()
     createRoute({
       method: "delete",
       path: "/{id}/messages/{messageId}",
-      tags: ["messages"],
+      tags,
       summary: "Soft-delete a message (sender or group admin; audited)",
-      security,
-      middleware: [requireAuth] as const,
+      ...secured,
       request: { params: messageParams },
-      responses: { 204: { description: "Deleted (a tombstone keeps its id and seq)" } },
+      responses: { 204: { description: "Deleted (a tombstone keeps its id and seq)" }, ...errorResponses(401, 403, 404, 429) },
     }),
     async (c) => {
       const { id, messageId } = c.req.valid("param");
@@ -224,12 +217,11 @@ export const messageSearch = new OpenAPIHono<AppEnv>().openapi(
   createRoute({
     method: "get",
     path: "/search",
-    tags: ["messages"],
+    tags,
     summary: "Full-text and substring search across the caller's conversations, newest first",
-    security,
-    middleware: [requireAuth] as const,
+    ...secured,
     request: { query: searchQuery },
-    responses: { 200: json(searchSchema, "Matching messages") },
+    responses: { 200: json("Matching messages", searchSchema), ...errorResponses(400, 401) },
   }),
   async (c) =>
     c.json(await runSearch(c, c.req.valid("query"), searchCursor, (q, cursor, limit) => searchMessages(c.var.db(), { userId: c.var.user.id, q, cursor, limit })), 200),

@@ -168,6 +168,44 @@ describe("edit and delete", () => {
     ]);
     expectErrorShape(await api("PATCH", `/conversations/${id}/messages/${m1.body.id}`, { token: member.token, body: { content: "x" } }), 409);
     expectErrorShape(await api("GET", `/conversations/${id}/messages/${crypto.randomUUID()}`, { token: member.token }), 404);
+    // Who deleted what, and when; the refused attempt left no entry.
+    const audit = await withDb((db) =>
+      db.execute<{ actor_id: string; target_id: string; details: Record<string, unknown>; created_at: string | Date }>(
+        sql`SELECT actor_id, target_id, details, created_at FROM audit_log WHERE conversation_id = ${id} AND action = 'message.deleted' ORDER BY id`,
+      ),
+    );
+    expect(audit.rows.map((r) => ({ actor: r.actor_id, target: r.target_id, details: r.details }))).toEqual([
+      { actor: member.id, target: m1.body.id, details: { seq: 1, senderId: member.id, previousContent: "mine" } },
+      { actor: admin.id, target: m2.body.id, details: { seq: 2, senderId: member.id, previousContent: "moderate me" } },
+    ]);
+    const deletedAt = page.body.messages.map((m: { deletedAt: string }) => Date.parse(m.deletedAt));
+    audit.rows.forEach((r, i) => expect(Math.abs(new Date(r.created_at).getTime() - deletedAt[i])).toBeLessThan(1000));
+  });
+
+  it("rejects an empty or too long edit with 400 and leaves the message as it was", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const t = users[0].token;
+    const m = await send(id, t, { content: "keep me" });
+    for (const content of ["", " \u0000 ", "x".repeat(4001)]) {
+      expectErrorShape(await api("PATCH", `/conversations/${id}/messages/${m.body.id}`, { token: t, body: { content } }), 400);
+    }
+    const fetched = await api("GET", `/conversations/${id}/messages/${m.body.id}`, { token: t });
+    expect(fetched.body).toMatchObject({ content: "keep me", editedAt: null });
+    const edits = await withDb((db) => db.execute(sql`SELECT 1 FROM audit_log WHERE conversation_id = ${id} AND action = 'message.edited'`));
+    expect(edits.rows).toEqual([]);
+  });
+
+  it("answers 404 Message not found for a malformed message id, like an unknown one", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const t = users[0].token;
+    await send(id, t, { content: "there is one" });
+    for (const messageId of ["not-a-uuid", "1", crypto.randomUUID()]) {
+      for (const [method, body] of [["GET", undefined], ["PATCH", { content: "x" }], ["DELETE", undefined]] as const) {
+        const res = await api(method, `/conversations/${id}/messages/${messageId}`, { token: t, body });
+        expectErrorShape(res, 404);
+        expect(res.body.message, `${method} ${messageId}`).toBe("Message not found");
+      }
+    }
   });
 });
 
@@ -190,6 +228,14 @@ describe("search", () => {
     expect(fragment.body.messages.every((m: { conversationId: string }) => m.conversationId === mine.id)).toBe(true);
     expectErrorShape(await api("GET", `/conversations/${theirs.id}/messages/search?q=${marker}`, { token: t }), 404);
     expectErrorShape(await api("GET", `/messages/search?q=x&cursor=garbage`, { token: t }), 400);
+  });
+
+  it("answers 400 to a search without q (or with an empty one)", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const t = users[0].token;
+    for (const path of [`/conversations/${id}/messages/search`, "/messages/search"]) {
+      for (const query of ["", "?limit=5", "?q=", "?q=%20%20"]) expectErrorShape(await api("GET", `${path}${query}`, { token: t }), 400);
+    }
   });
 
   it("never fails on hostile queries (property-based)", async () => {

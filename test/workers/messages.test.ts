@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import { sql } from "drizzle-orm";
 import { normalizeContent } from "../../src/domain/content";
-import { api, expectErrorShape, newUser } from "./helpers";
+import { api, expectErrorShape, newUser, type ApiResponse } from "./helpers";
 import { seedConversation, withDb } from "./fixtures";
 
 const send = (id: string, token: string, body: Record<string, unknown>) => api("POST", `/conversations/${id}/messages`, { token, body });
@@ -236,6 +236,49 @@ describe("search", () => {
     for (const path of [`/conversations/${id}/messages/search`, "/messages/search"]) {
       for (const query of ["", "?limit=5", "?q=", "?q=%20%20"]) expectErrorShape(await api("GET", `${path}${query}`, { token: t }), 400);
     }
+  });
+
+  it("pages the global search newest first, across conversations, without gaps or repeats at ties", async () => {
+    const convs = [await seedConversation("direct", 2), await seedConversation("direct", 2), await seedConversation("direct", 2)];
+    const me = convs[0].users[0];
+    const foreign = await seedConversation("direct", 2);
+    const marker = `gq${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    // Rows written straight to Postgres so that created_at ties across conversations, with sub-millisecond parts
+    // (a cursor rounded to milliseconds would skip the rest of a tie).
+    const base = Date.UTC(2026, 0, 1, 12);
+    type Seeded = { id: string; conversationId: string; seq: number; at: number };
+    const seeded: Seeded[] = [];
+    await withDb(async (db) => {
+      for (const c of convs.slice(1)) {
+        await db.execute(sql`INSERT INTO participants (conversation_id, user_id, role) VALUES (${c.id}, ${me.id}, 'member')`);
+      }
+      for (const c of [...convs, foreign]) {
+        for (let seq = 1; seq <= 5; seq++) {
+          const row = { id: crypto.randomUUID(), conversationId: c.id, seq, at: base + Math.floor(seq / 2) };
+          const at = `${new Date(row.at).toISOString().slice(0, -1)}500Z`;
+          await db.execute(
+            sql`INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq)
+                VALUES (${row.id}, ${c.id}, ${seq}, ${c.users[1].id}, 'text', ${`${marker} ${seq}`}, ${at}::timestamptz, ${seq})`,
+          );
+          if (c !== foreign) seeded.push(row);
+        }
+      }
+    });
+    const expected = [...seeded]
+      .sort((x, y) => y.at - x.at || (x.conversationId < y.conversationId ? 1 : x.conversationId > y.conversationId ? -1 : y.seq - x.seq))
+      .map((r) => r.id);
+    const got: { id: string; createdAt: string }[] = [];
+    let cursor: string | null = null;
+    for (let pages = 0; pages < 20; pages++) {
+      const res: ApiResponse = await api("GET", `/messages/search?q=${marker}&limit=2${cursor ? `&cursor=${cursor}` : ""}`, { token: me.token });
+      expect(res.status).toBe(200);
+      got.push(...res.body.messages);
+      cursor = res.body.nextCursor;
+      if (!cursor) break;
+    }
+    expect(got.map((m) => m.id)).toEqual(expected);
+    const times = got.map((m) => Date.parse(m.createdAt));
+    expect(times).toEqual([...times].sort((x, y) => y - x));
   });
 
   it("never fails on hostile queries (property-based)", async () => {

@@ -3,10 +3,18 @@ import type { Message } from "../../protocol/resources";
 import type { Db } from "../client";
 import { toMessage } from "../mappers";
 
+/** Position after the last row of a global search page, in its sort order. */
+export interface GlobalSearchCursor {
+  /** The row's created_at at full (microsecond) precision: a millisecond-rounded value would skip or repeat rows. */
+  createdAt: string;
+  conversationId: string;
+  seq: number;
+}
+
 export interface SearchQuery {
   userId: string;
   q: string;
-  cursor?: { createdAt: string; id: string };
+  cursor?: GlobalSearchCursor;
   limit: number;
 }
 
@@ -35,6 +43,7 @@ type Row = {
   created_at: string;
   edited_at: string | null;
   deleted_at: string | null;
+  cursor_at?: string;
 };
 
 /** Full-text (websearch syntax, which never raises on odd input) OR substring match (trigram index). */
@@ -63,22 +72,24 @@ function toMessages(rows: Row[], limit: number): Message[] {
 }
 
 /**
- * Across every conversation where the caller is an active participant, newest first; keyset cursor by
- * (created_at, id).
+ * Across every conversation where the caller is an active participant, newest first. created_at alone ties (one
+ * millisecond, several conversations), so (conversation_id, seq) — unique — breaks ties, all descending: one row
+ * comparison is then both the order and the keyset cursor, and a page boundary inside a tie skips or repeats nothing.
  */
-export async function searchMessages(db: Db, query: SearchQuery): Promise<{ messages: Message[]; next?: { createdAt: string; id: string } }> {
+export async function searchMessages(db: Db, query: SearchQuery): Promise<{ messages: Message[]; next?: GlobalSearchCursor }> {
   const conditions: SQL[] = [matches(query.q)];
-  if (query.cursor) conditions.push(sql`(m.created_at, m.id) < (${query.cursor.createdAt}::timestamptz, ${query.cursor.id}::uuid)`);
+  const c = query.cursor;
+  if (c) conditions.push(sql`(m.created_at, m.conversation_id, m.seq) < (${c.createdAt}::timestamptz, ${c.conversationId}::uuid, ${c.seq})`);
   const result = await db.execute<Row>(sql`
-    SELECT ${COLUMNS}
+    SELECT ${COLUMNS}, to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS cursor_at
     FROM messages m
     JOIN participants p ON p.conversation_id = m.conversation_id AND p.user_id = ${query.userId} AND p.left_at IS NULL
     WHERE ${sql.join(conditions, sql` AND `)}
-    ORDER BY m.created_at DESC, m.id DESC
+    ORDER BY m.created_at DESC, m.conversation_id DESC, m.seq DESC
     LIMIT ${query.limit + 1}`);
   const messages = toMessages(result.rows, query.limit);
-  const last = messages[messages.length - 1];
-  return { messages, next: result.rows.length > query.limit && last ? { createdAt: last.createdAt, id: last.id } : undefined };
+  const last = result.rows.length > query.limit ? result.rows[query.limit - 1] : undefined;
+  return { messages, next: last?.cursor_at ? { createdAt: last.cursor_at, conversationId: last.conversation_id, seq: Number(last.seq) } : undefined };
 }
 
 /**

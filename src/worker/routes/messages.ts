@@ -33,7 +33,7 @@ const searchQuery = z.object({
   limit: limitParam(20),
   cursor: z.string().max(500).optional(),
 });
-const searchCursor = z.object({ createdAt: z.string().datetime(), id: z.string().uuid() });
+const searchCursor = z.object({ createdAt: z.string().datetime(), conversationId: z.string().uuid(), seq: z.number().int().positive() });
 const conversationSearchCursor = z.object({ beforeSeq: z.number().int().positive() });
 
 const pageSchema = z.object({ messages: z.array(messageSchema), hasMore: z.boolean() });

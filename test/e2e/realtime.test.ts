@@ -74,11 +74,18 @@ describe("conversation socket", () => {
     for (let i = 1; i <= 3; i++) await ca.request("send_message", { content: `r${i}`, clientMessageId: `r${i}` }, "message_ack");
     cb.send("mark_delivered", { seq: 3 });
     expect((await ca.next("message_delivered")).data).toMatchObject({ userId: b.id, lastDeliveredSeq: 3 });
+    // A late, lower delivery mark (a slow device catching up) must not move the watermark back.
+    cb.send("mark_delivered", { seq: 1 });
     cb.send("mark_as_read", { seq: 2 });
     expect((await ca.next("message_read")).data).toMatchObject({ userId: b.id, conversationId: id, lastReadSeq: 2 });
     cb.send("mark_as_read", { seq: 1 });
     cb.send("mark_as_read", { seq: 99 });
     expect((await ca.next("message_read")).data.lastReadSeq).toBe(3);
+    // b's frames are handled in order and ca's socket delivers in order: a receipt for the lower mark would be here.
+    expect(ca.all("message_delivered").map((f) => f.data.lastDeliveredSeq)).toEqual([3]);
+    const again = await Client.connect(`/conversations/${id}/ws`, b.token);
+    open.push(again);
+    expect((await again.next("ready")).data.you).toMatchObject({ lastReadSeq: 3, lastDeliveredSeq: 3 });
     const db = pool();
     try {
       const row = await until(async () => {

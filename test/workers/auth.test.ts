@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { sql } from "drizzle-orm";
 import { createApp } from "../../src/worker/app";
+import { withDb } from "./fixtures";
 import { api, expectErrorShape, newUser, signWith, type ApiResponse } from "./helpers";
 
 const id = "3f1c2a52-8e43-4c4b-9a3e-7e2d2f0b1a11";
@@ -9,9 +11,12 @@ const exp = () => Math.floor(Date.now() / 1000) + 600;
 describe("token verification", () => {
   it("accepts a valid token and provisions the user", async () => {
     const user = await newUser("auth");
+    const users = () => withDb(async (db) => (await db.execute<{ kaha_id: string }>(sql`SELECT kaha_id FROM users WHERE id = ${user.id}`)).rows);
+    expect(await users()).toEqual([]);
     const res = await api("GET", "/auth/me", { token: user.token });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ id: user.id, kahaId: user.kahaId, profile: { id: user.id, kind: "user" } });
+    expect(await users()).toEqual([{ kaha_id: user.kahaId }]);
   });
 
   it.each([

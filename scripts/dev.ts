@@ -27,7 +27,8 @@ async function main() {
   };
   console.log("edge-chat: starting the local stack\n");
   await assertPortFree(port, "PORT");
-  const dataDir = path.join(ROOT, ".data");
+  // DEV_DATA_DIR moves the PGlite and wrangler state out of the checkout (test/e2e/dev.serial.test.ts uses a temp dir).
+  const dataDir = path.resolve(ROOT, process.env.DEV_DATA_DIR || ".data");
   await mkdir(dataDir, { recursive: true });
   const stack = await startStack({
     databaseUrl: process.env.DATABASE_URL || undefined,

@@ -6,8 +6,11 @@ import { LOCAL_JWT_SECRET } from "./lib/stack.js";
 
 function ttlSeconds(raw: string): number {
   const m = /^(\d+)([smhd]?)$/.exec(raw);
-  if (!m) throw new Error(`--ttl ${raw}: use a number with s, m, h or d (e.g. 1h)`);
-  return Number(m[1]) * ({ "": 1, s: 1, m: 60, h: 3600, d: 86400 } as const)[m[2] as "" | "s" | "m" | "h" | "d"];
+  if (!m) throw new Error(`--ttl ${raw}: use a positive number with s, m, h or d (e.g. 1h)`);
+  const seconds = Number(m[1]) * ({ "": 1, s: 1, m: 60, h: 3600, d: 86400 } as const)[m[2] as "" | "s" | "m" | "h" | "d"];
+  // signDevToken leaves `exp` out for 0, and the Worker refuses tokens without exp (JWT_REQUIRE_EXP defaults to true).
+  if (seconds <= 0) throw new Error(`--ttl ${raw}: must be more than 0 (a token without an expiry is refused by the Worker)`);
+  return seconds;
 }
 
 async function main() {

@@ -71,4 +71,25 @@ describe("database schema", () => {
       await db.end();
     }
   });
+
+  it("can serve a conversation-list page in activity order from an index, the keyset as its index condition", async () => {
+    const db = pool();
+    try {
+      // One simple-protocol message with SET LOCAL: the embedded PGlite is one session shared by every socket, so
+      // the planner switches must end with this statement and never reach the rest of the suite.
+      const user = crypto.randomUUID();
+      const results = (await db.query(`BEGIN; SET LOCAL enable_sort = off; SET LOCAL enable_seqscan = off;
+        EXPLAIN SELECT c.id FROM participants p JOIN conversations c ON c.id = p.conversation_id
+          WHERE p.user_id = '${user}' AND p.left_at IS NULL
+            AND (c.last_activity, c.id) < ('2030-01-01T00:00:00Z'::timestamptz, '${crypto.randomUUID()}'::uuid)
+          ORDER BY c.last_activity DESC, c.id DESC LIMIT 21;
+        ROLLBACK`)) as unknown as { rows: { "QUERY PLAN": string }[] }[];
+      const plan = results.flatMap((r) => r.rows ?? []).map((r) => r["QUERY PLAN"]).join("\n");
+      expect(plan).toMatch(/Index (Only )?Scan using conversations_last_activity_idx/);
+      expect(plan).toMatch(/Index Cond: \(ROW\(last_activity, id\) </);
+      expect(plan).not.toMatch(/\bSort\b/);
+    } finally {
+      await db.end();
+    }
+  });
 });

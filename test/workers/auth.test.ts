@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { env } from "cloudflare:test";
-import { api, expectErrorShape, newUser, signWith } from "./helpers";
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { sql } from "drizzle-orm";
+import { createApp } from "../../src/worker/app";
+import { withDb } from "./fixtures";
+import { api, expectErrorShape, newUser, signWith, type ApiResponse } from "./helpers";
 
 const id = "3f1c2a52-8e43-4c4b-9a3e-7e2d2f0b1a11";
 const exp = () => Math.floor(Date.now() / 1000) + 600;
@@ -8,9 +11,12 @@ const exp = () => Math.floor(Date.now() / 1000) + 600;
 describe("token verification", () => {
   it("accepts a valid token and provisions the user", async () => {
     const user = await newUser("auth");
+    const users = () => withDb(async (db) => (await db.execute<{ kaha_id: string }>(sql`SELECT kaha_id FROM users WHERE id = ${user.id}`)).rows);
+    expect(await users()).toEqual([]);
     const res = await api("GET", "/auth/me", { token: user.token });
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ id: user.id, kahaId: user.kahaId, profile: { id: user.id, kind: "user" } });
+    expect(await users()).toEqual([{ kaha_id: user.kahaId }]);
   });
 
   it.each([
@@ -55,6 +61,33 @@ describe("dev login", () => {
     expectErrorShape(await api("POST", "/auth/dev-login", { body: { kahaId: "" } }), 400);
     expectErrorShape(await api("POST", "/auth/dev-login", { body: { kahaId: "a", admin: true } }), 400);
     expectErrorShape(await api("POST", "/auth/dev-login", { rawBody: "{not json", headers: { "content-type": "application/json" } }), 400);
+  });
+});
+
+describe("dev login off (the production setting)", () => {
+  // The Worker as wrangler.toml configures it for production: DEV_LOGIN "false", everything else as in the suite.
+  const production = async (init: { body?: unknown; rawBody?: string }): Promise<ApiResponse> => {
+    const ctx = createExecutionContext();
+    const res = await createApp().fetch(
+      new Request("http://chat.test/auth/dev-login", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: init.rawBody ?? JSON.stringify(init.body),
+      }),
+      { ...env, DEV_LOGIN: "false" },
+      ctx,
+    );
+    const body: unknown = await res.json();
+    await waitOnExecutionContext(ctx);
+    return { status: res.status, body, headers: res.headers };
+  };
+
+  it("answers 404 whatever the body, as if the route did not exist", async () => {
+    for (const init of [{ body: { kahaId: "prod-alice" } }, { body: { kahaId: "" } }, { body: { kahaId: "a", admin: true } }, { rawBody: "{not json" }]) {
+      const res = await production(init);
+      expectErrorShape(res, 404);
+      expect(res.body.access_token, JSON.stringify(init)).toBeUndefined();
+    }
   });
 });
 

@@ -16,12 +16,23 @@ async function postgres(fault: { down?: boolean }) {
   if (!res.ok) throw new Error(`bridge control failed: ${res.status}`);
 }
 
+/** The local Redis-REST endpoint's fault switch (scripts/local/redis-rest.ts), guarded by the REST token itself. */
+async function redis(fault: { down?: boolean }) {
+  const res = await fetch(`${env.UPSTASH_REDIS_REST_URL}/__control`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${env.UPSTASH_REDIS_REST_TOKEN}`, "content-type": "application/json" },
+    body: JSON.stringify({ fault }),
+  });
+  if (!res.ok) throw new Error(`redis control failed: ${res.status}`);
+}
+
 const room = (id: string) => env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
 const pgCount = (id: string) =>
   withDb(async (db) => Number((await db.execute<{ n: string }>(sql`SELECT count(*) AS n FROM messages WHERE conversation_id = ${id}`)).rows[0].n));
 
 afterEach(async () => {
   await postgres({});
+  await redis({});
 });
 
 describe("ConversationRoom", () => {
@@ -109,5 +120,20 @@ describe("health with a dependency down", () => {
     expect(res.headers.get("retry-after")).toBeTruthy();
     expect(res.body).toMatchObject({ status: "down", checks: { database: { status: "down" } } });
     expect((await api("GET", "/health")).status).toBe(200);
+  });
+
+  it("/health/detailed answers 200 degraded with the cache down while the Redis REST endpoint is unreachable", async () => {
+    await redis({ down: true });
+    const res = await api("GET", "/health/detailed");
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      status: "degraded",
+      checks: { database: { status: "ok" }, cache: { status: "down" }, profileService: { status: "ok" } },
+    });
+    expect(res.body.checks.cache.error).toBeTruthy();
+    expect((await api("GET", "/health")).status).toBe(200);
+    await redis({});
+    const back = await api("GET", "/health/detailed");
+    expect(back.body).toMatchObject({ status: "ok", checks: { cache: { status: "ok" } } });
   });
 });

@@ -1,0 +1,29 @@
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
+import { decodeJwt } from "jose";
+import { describe, expect, it } from "vitest";
+import { ROOT } from "../../scripts/lib/stack";
+
+const run = promisify(execFile);
+const token = (...args: string[]) =>
+  run(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), path.join(ROOT, "scripts/token.ts"), ...args], { cwd: ROOT });
+
+describe("npm run token", () => {
+  it("mints a token that expires after --ttl", async () => {
+    const { stdout } = await token("--kahaId", "alice", "--ttl", "15m");
+    const claims = decodeJwt(stdout.trim());
+    expect(claims.kahaId).toBe("alice");
+    expect(claims.exp! - claims.iat!).toBe(900);
+  });
+
+  it.each(["0", "0h", "-5"])("refuses --ttl %s with a message instead of a token the Worker would refuse", async (ttl) => {
+    const err = await token("--kahaId", "alice", `--ttl=${ttl}`).then(
+      () => undefined,
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect(err?.code).toBe(2);
+    expect(err?.stdout).toBe("");
+    expect(err?.stderr).toMatch(new RegExp(`--ttl ${ttl}: .*(more than 0|positive)`));
+  });
+});

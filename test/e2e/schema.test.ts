@@ -55,19 +55,25 @@ describe("database schema", () => {
 
   it("uses an index for keyset history and the full-text index for search", async () => {
     const db = pool();
+    const client = await db.connect();
     try {
-      await db.query("SET enable_seqscan = off");
-      const history = await db.query<{ "QUERY PLAN": string }>(
+      // SET LOCAL in a transaction: the embedded PGlite is one session shared by every socket, so a plain SET would
+      // reach the rest of the suite.
+      await client.query("BEGIN");
+      await client.query("SET LOCAL enable_seqscan = off");
+      const history = await client.query<{ "QUERY PLAN": string }>(
         "EXPLAIN SELECT id FROM messages WHERE conversation_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT 51",
         [crypto.randomUUID(), 1000],
       );
       expect(history.rows.map((r) => r["QUERY PLAN"]).join("\n")).toMatch(/messages_conversation_seq_uq/);
-      const search = await db.query<{ "QUERY PLAN": string }>(
+      const search = await client.query<{ "QUERY PLAN": string }>(
         "EXPLAIN SELECT id FROM messages WHERE search @@ websearch_to_tsquery('simple', $1)",
         ["hello"],
       );
       expect(search.rows.map((r) => r["QUERY PLAN"]).join("\n")).toMatch(/messages_search_idx/);
     } finally {
+      await client.query("ROLLBACK").catch(() => {});
+      client.release();
       await db.end();
     }
   });

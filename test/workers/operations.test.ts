@@ -15,6 +15,7 @@ import { archiveJob } from "../../src/jobs/retention";
 import { purgeJob } from "../../src/jobs/purge";
 import { outboxSweepJob } from "../../src/jobs/maintenance";
 import { OUTBOX_PENDING_KEY } from "../../src/jobs/outbox-registry";
+import { metrics, type Labels } from "../../src/lib/metrics";
 import { api, expectErrorShape, newUser, signWith, type TestUser } from "./helpers";
 import { seedConversation, withDb } from "./fixtures";
 
@@ -480,7 +481,55 @@ describe("metrics and logs", () => {
     expectErrorShape(await api("GET", "/metrics"), 401);
   });
 
-  it("structured logs carry request id, user id and latency but never a token or message content", { timeout: 60_000 }, async () => {
+  it("counts each message send once, labelled by transport (rest or ws)", { timeout: 60_000 }, async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const socket = await openSocket(id, users[1]);
+    // The rooms run in this isolate: every count they make goes through this batch.
+    const count = vi.spyOn(metrics, "count");
+    const sends = () => count.mock.calls.filter(([name]) => name === "messages_sent_total").map(([, n, labels]) => ({ n, labels }));
+    expect((await api("POST", `/conversations/${id}/messages`, { token: users[0].token, body: { content: "by rest", clientMessageId: "r1" } })).status).toBe(201);
+    // A retry of the same clientMessageId is not a new message.
+    expect((await api("POST", `/conversations/${id}/messages`, { token: users[0].token, body: { content: "by rest", clientMessageId: "r1" } })).status).toBe(200);
+    expect(sends()).toEqual([{ n: 1, labels: { via: "rest" } }]);
+    socket.ws.send(JSON.stringify({ type: "send_message", data: { content: "by socket", clientMessageId: "w1" }, id: "f1" }));
+    await socket.waitFor("message_ack");
+    expect(sends()).toEqual([
+      { n: 1, labels: { via: "rest" } },
+      { n: 1, labels: { via: "ws" } },
+    ]);
+    const service = await newUser("svc", "admin");
+    const text = await (await SELF.fetch("http://chat.test/metrics", { headers: { authorization: `Bearer ${service.token}` } })).text();
+    expect(text).toMatch(/edgechat_messages_sent_total\{via="ws"\} [1-9]\d*/);
+    socket.ws.close();
+  });
+
+  it("counts profile cache hits and misses per id looked up and exposes the hit ratio", { timeout: 60_000 }, async () => {
+    const { id, users } = await seedConversation("group", 3);
+    expect((await api("POST", `/conversations/${id}/messages`, { token: users[0].token, body: { content: "hello" } })).status).toBe(201);
+    const count = vi.spyOn(metrics, "count");
+    const total = (name: string, labels?: Labels) =>
+      count.mock.calls
+        .filter(([n, , l]) => n === name && (labels === undefined || JSON.stringify(l) === JSON.stringify(labels)))
+        .reduce((a, [, v]) => a + (v ?? 1), 0);
+    // Cold: the sender's profile is evicted (Redis and this isolate's memory), so the first page read asks the service.
+    const service = await newUser("svc", "admin");
+    await api("POST", "/profiles/invalidate", { token: service.token, body: { user_uuids: [users[0].id] } });
+    const page = () => api("GET", `/conversations/${id}/messages`, { token: users[1].token });
+    expect((await page()).status).toBe(200);
+    const coldMisses = total("profile_cache_misses_total");
+    expect(coldMisses).toBeGreaterThan(0);
+    const hitsBefore = total("profile_cache_hits_total");
+    expect((await page()).status).toBe(200);
+    expect(total("profile_cache_misses_total")).toBe(coldMisses);
+    expect(total("profile_cache_hits_total")).toBeGreaterThan(hitsBefore);
+
+    const text = await (await SELF.fetch("http://chat.test/metrics", { headers: { authorization: `Bearer ${service.token}` } })).text();
+    expect(text).toMatch(/^edgechat_profile_cache_hits_total\{layer="(memory|redis)"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^edgechat_profile_cache_misses_total [1-9]\d*$/m);
+    expect(text).toMatch(/^edgechat_profile_cache_hit_ratio (0|1|0\.\d+)$/m);
+  });
+
+  it("structured logs carry request id, user id, conversation id and latency but never a token or message content", { timeout: 60_000 }, async () => {
     const lines: string[] = [];
     const capture = (...args: unknown[]) => void lines.push(args.map(String).join(" "));
     vi.spyOn(console, "log").mockImplementation(capture);
@@ -505,7 +554,11 @@ describe("metrics and logs", () => {
     expect(requestLines.length).toBeGreaterThan(3);
     const send = requestLines.find((l) => l.includes(`"requestId":"${sent.headers.get("x-request-id")}"`));
     expect(send).toBeDefined();
-    expect(JSON.parse(send!)).toMatchObject({ level: "info", userId: users[0].id, status: 201 });
+    expect(JSON.parse(send!)).toMatchObject({ level: "info", userId: users[0].id, conversationId: id, status: 201 });
+    const upgradeLine = requestLines.find((l) => l.includes(`"path":"/conversations/${id}/ws"`));
+    expect(JSON.parse(upgradeLine!)).toMatchObject({ conversationId: id });
+    const me = requestLines.find((l) => l.includes('"path":"/auth/me"'));
+    expect(JSON.parse(me!).conversationId).toBeUndefined();
     expect(typeof JSON.parse(send!).latencyMs).toBe("number");
     const all = lines.join("\n");
     for (const u of users) {

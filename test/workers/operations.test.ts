@@ -17,7 +17,7 @@ import { outboxSweepJob } from "../../src/jobs/maintenance";
 import { OUTBOX_PENDING_KEY } from "../../src/jobs/outbox-registry";
 import { metrics, type Labels } from "../../src/lib/metrics";
 import { api, expectErrorShape, newUser, signWith, type TestUser } from "./helpers";
-import { seedConversation, withDb } from "./fixtures";
+import { seedConversation, tamperAudit, withDb } from "./fixtures";
 
 const DAY = 86_400_000;
 const config = getConfig(env);
@@ -244,7 +244,7 @@ describe("purge of soft-deleted content", () => {
 
     // Tampering with a redacted row is still detected.
     const target = Number(redacted[1].id);
-    await withDb((db) => db.execute(sql`UPDATE audit_log SET actor_id = ${users[2].id}::uuid WHERE id = ${target}`));
+    await tamperAudit(sql`UPDATE audit_log SET actor_id = ${users[2].id}::uuid WHERE id = ${target}`);
     expect((await verify()).body).toMatchObject({ ok: false, firstBroken: { conversationId: id, id: target, reason: "hash_mismatch" } });
 
     // A second run finds nothing left to purge in these conversations.
@@ -280,7 +280,7 @@ describe("audit log", () => {
     expectErrorShape(await api("GET", `/conversations/${direct.id}/audit`, { token: direct.users[0].token }), 403);
   });
 
-  it("verification detects an edited row and a removed row", async () => {
+  it("the database refuses edits and deletes; verification detects an edited row and a removed row", async () => {
     const service = await newUser("svc", "admin");
     const conversationId = crypto.randomUUID();
     await withDb((db) =>
@@ -295,10 +295,23 @@ describe("audit log", () => {
     );
     const verify = () => api("POST", "/operations/audit/verify", { token: service.token, body: { conversationId } });
     expect((await verify()).body).toMatchObject({ ok: true, chains: 1, rows: 3, broken: [] });
-    await withDb((db) => db.execute(sql`UPDATE audit_log SET details = '{"n": 20}'::jsonb WHERE id = ${ids[1]}`));
+    // The database refuses both outright (migration 0008), also as one statement outside any job.
+    const refused = async (statement: ReturnType<typeof sql>) => {
+      const error = await withDb((db) => db.execute(statement)).then(
+        () => undefined,
+        (err: Error) => `${err.message} ${(err.cause as Error | undefined)?.message}`,
+      );
+      expect(error ?? "no error").toMatch(/audit_log is append-only/);
+    };
+    await refused(sql`UPDATE audit_log SET details = '{"n": 20}'::jsonb WHERE id = ${ids[1]}`);
+    await refused(sql`UPDATE audit_log SET details = details - 'n' || '{"redacted": {"fields": ["previousContent"]}}'::jsonb WHERE id = ${ids[1]}`);
+    await refused(sql`DELETE FROM audit_log WHERE id = ${ids[1]}`);
+    expect((await verify()).body).toMatchObject({ ok: true, chains: 1, rows: 3 });
+    // Whoever can switch the trigger off (the table's owner) is still caught by the chain.
+    await tamperAudit(sql`UPDATE audit_log SET details = '{"n": 20}'::jsonb WHERE id = ${ids[1]}`);
     const edited = await verify();
     expect(edited.body).toMatchObject({ ok: false, firstBroken: { conversationId, id: ids[1], reason: "hash_mismatch" } });
-    await withDb((db) => db.execute(sql`DELETE FROM audit_log WHERE id = ${ids[1]}`));
+    await tamperAudit(sql`DELETE FROM audit_log WHERE id = ${ids[1]}`);
     expect((await verify()).body.firstBroken).toEqual({ conversationId, id: ids[2], reason: "prev_hash_mismatch" });
     expectErrorShape(await api("POST", "/operations/audit/verify", { token: (await newUser("member")).token, body: {} }), 403);
     expectErrorShape(await api("POST", "/operations/audit/verify", { token: service.token, body: { conversationId: "nope" } }), 400);

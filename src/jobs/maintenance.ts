@@ -16,12 +16,12 @@ import { hasTime, type JobContext, type JobDefinition, type JobOutcome } from ".
  */
 
 /** Realtime tickets live 60 s and are single use; expired, never-used ones are deleted here. */
-export function ticketsJob(): JobDefinition {
+export function ticketsJob(options: { name?: string; userIds?: string[] } = {}): JobDefinition {
   return {
-    name: "tickets.expire",
+    name: options.name ?? "tickets.expire",
     intervalMs: 0,
     async run(ctx): Promise<JobOutcome> {
-      const expired = await deleteExpiredTickets(ctx.db);
+      const expired = await deleteExpiredTickets(ctx.db, ctx.now, options.userIds);
       return { rows: expired, details: { expired } };
     },
   };
@@ -95,9 +95,9 @@ async function flushNow(room: SweepableRoom, pending: number): Promise<number> {
  * business conversations) through the profile module's public refresh helper, so readers keep hitting fresh
  * entries and never wait on the profile service. Runs at a quarter of PROFILE_CACHE_TTL (at least every hour).
  */
-export function profileRefreshJob(options: { cacheTtlSeconds: number; limit?: number }): JobDefinition {
+export function profileRefreshJob(options: { cacheTtlSeconds: number; limit?: number; name?: string }): JobDefinition {
   return {
-    name: "profiles.refresh-hot",
+    name: options.name ?? "profiles.refresh-hot",
     intervalMs: profileRefreshInterval(options.cacheTtlSeconds),
     async run(ctx): Promise<JobOutcome> {
       const since = new Date(ctx.now.getTime() - 60 * 60_000);

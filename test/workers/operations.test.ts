@@ -13,13 +13,15 @@ import { appendAudit } from "../../src/db/queries/audit";
 import { runJob, type JobDefinition } from "../../src/jobs/runner";
 import { archiveJob } from "../../src/jobs/retention";
 import { purgeJob } from "../../src/jobs/purge";
-import { outboxSweepJob } from "../../src/jobs/maintenance";
+import { outboxSweepJob, profileRefreshJob, ticketsJob } from "../../src/jobs/maintenance";
+import { profileKey } from "../../src/profiles/keys";
 import { OUTBOX_PENDING_KEY } from "../../src/jobs/outbox-registry";
 import { metrics, type Labels } from "../../src/lib/metrics";
 import { api, expectErrorShape, newUser, signWith, type TestUser } from "./helpers";
 import { seedConversation, tamperAudit, withDb } from "./fixtures";
 
-const DAY = 86_400_000;
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
 const config = getConfig(env);
 const unique = (prefix: string) => `${prefix}:${crypto.randomUUID().slice(0, 8)}`;
 
@@ -347,15 +349,30 @@ describe("audit log", () => {
 });
 
 describe("jobs", () => {
+  afterEach(() => vi.restoreAllMocks());
+
   it("the Cron Trigger runs every job, records it in job_runs, and /health/detailed shows them", { timeout: 120_000 }, async () => {
     const ticket = `expired-${crypto.randomUUID()}`;
     await withDb((db) =>
       db.execute(sql`INSERT INTO realtime_tickets (ticket, user_id, kaha_id, expires_at) VALUES (${ticket}, ${crypto.randomUUID()}::uuid, 'k', now() - interval '1 hour')`),
     );
+    const lines: string[] = [];
+    const capture = (...args: unknown[]) => void lines.push(args.map(String).join(" "));
+    vi.spyOn(console, "log").mockImplementation(capture);
+    vi.spyOn(console, "error").mockImplementation(capture);
     const controller = createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" });
     const ctx = createExecutionContext();
     await worker.scheduled(controller, env, ctx);
     await waitOnExecutionContext(ctx);
+    vi.restoreAllMocks();
+    // One structured line per job says what it did.
+    const finished = lines.filter((l) => l.includes('"msg":"job finished"')).map((l) => JSON.parse(l));
+    const tickets = finished.find((f) => f.job === "tickets.expire");
+    expect(tickets).toMatchObject({ level: "info", ok: true, more: false });
+    expect(tickets.rows).toBeGreaterThanOrEqual(1);
+    expect(tickets.expired).toBe(tickets.rows);
+    expect(typeof tickets.durationMs).toBe("number");
+    expect(finished.map((f) => f.job)).toEqual(expect.arrayContaining(["outbox.sweep", "retention.archive", "retention.purge-deleted"]));
     const left = await withDb((db) => db.execute(sql`SELECT 1 FROM realtime_tickets WHERE ticket = ${ticket}`));
     expect(left.rows).toHaveLength(0);
     const runs = await withDb((db) =>
@@ -369,12 +386,63 @@ describe("jobs", () => {
       expect(r.details.ok, `${r.job}: ${JSON.stringify(r.details)}`).toBe(true);
     }
     const health = await api("GET", "/health/detailed");
-    expect(health.body.jobs["tickets.expire"]).toMatchObject({ ok: true, running: false });
+    expect(health.body.jobs["tickets.expire"]).toMatchObject({ ok: true, running: false, rows: tickets.rows });
+    expect(typeof health.body.jobs["outbox.sweep"].rows).toBe("number");
     expect(typeof health.body.jobs["retention.archive"].durationMs).toBe("number");
     const service = await newUser("svc", "admin");
     const list = await api("GET", "/operations/jobs", { token: service.token });
     expect(list.body.jobs.find((j: { job: string }) => j.job === "tickets.expire")).toMatchObject({ ok: true });
     expectErrorShape(await api("GET", "/operations/jobs", { token: (await newUser("member")).token }), 403);
+  });
+
+  it("the tickets job deletes what expired before its own clock (not the database's)", async () => {
+    const userId = crypto.randomUUID();
+    const base = Date.now();
+    const [soon, later] = [`soon-${crypto.randomUUID()}`, `later-${crypto.randomUUID()}`];
+    await withDb((db) =>
+      db.execute(sql`INSERT INTO realtime_tickets (ticket, user_id, kaha_id, expires_at) VALUES
+        (${soon}, ${userId}::uuid, 'k', ${new Date(base + HOUR).toISOString()}::timestamptz),
+        (${later}, ${userId}::uuid, 'k', ${new Date(base + 3 * HOUR).toISOString()}::timestamptz)`),
+    );
+    const job = ticketsJob({ name: unique("tickets.expire"), userIds: [userId] });
+    expect(await run(job, { now: new Date(base) })).toMatchObject({ status: "ok", rows: 0 });
+    expect(await run(job, { now: new Date(base + 2 * HOUR) })).toMatchObject({ status: "ok", rows: 1, details: { expired: 1 } });
+    const left = await withDb((db) => db.execute<{ ticket: string }>(sql`SELECT ticket FROM realtime_tickets WHERE user_id = ${userId}::uuid`));
+    expect(left.rows.map((r) => r.ticket)).toEqual([later]);
+    expect(await run(job, { now: new Date(base + 4 * HOUR) })).toMatchObject({ status: "ok", rows: 1 });
+  });
+
+  it("the profile refresh job refetches the hot ids (the last hour's senders) and rewrites their cache entries", { timeout: 60_000 }, async () => {
+    // A clock far ahead: only this test's messages fall in the job's last hour.
+    const now = new Date(Date.now() + 400 * DAY);
+    const { id, users } = await seedConversation("group", 3);
+    await seedMessages(id, users[0].id, 1, 2, new Date(now.getTime() - 10 * 60_000));
+    await seedMessages(id, users[1].id, 3, 3, new Date(now.getTime() - 20 * 60_000));
+    await seedMessages(id, users[2].id, 4, 4, new Date(now.getTime() - 2 * HOUR));
+    const redis = createRedis(config);
+    const keys = users.map((u) => profileKey("user", u.id));
+    await redis.del(...keys);
+    // The service's own call counter is shared with files running in parallel; this sees exactly this job's calls.
+    const realFetch = globalThis.fetch;
+    const calls: { user_uuids: string[] }[] = [];
+    globalThis.fetch = ((input: RequestInfo | URL, init?: RequestInit) => {
+      const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+      if (url.endsWith("/api/batch/profiles")) calls.push(JSON.parse(String(init?.body)));
+      return realFetch(input, init);
+    }) as typeof fetch;
+    let report;
+    try {
+      report = await run(profileRefreshJob({ cacheTtlSeconds: config.PROFILE_CACHE_TTL, name: unique("profiles.refresh-hot") }), { now });
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+    expect(report).toMatchObject({ status: "ok", rows: 2, details: { requested: 2, refreshed: 2, refreshOk: true } });
+    expect(calls).toHaveLength(1);
+    expect([...calls[0].user_uuids].sort()).toEqual([users[0].id, users[1].id].sort());
+    const entries = (await redis.mget<unknown[]>(...keys)).map((v) => (typeof v === "string" ? JSON.parse(v) : v) as { profile: { id: string } } | null);
+    expect(entries[0]?.profile.id).toBe(users[0].id);
+    expect(entries[1]?.profile.id).toBe(users[1].id);
+    expect(entries[2]).toBeNull();
   });
 
   it("runs a job by hand for service tokens (audited) and refuses unknown jobs", async () => {

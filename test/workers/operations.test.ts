@@ -13,7 +13,7 @@ import { appendAudit } from "../../src/db/queries/audit";
 import { runJob, type JobDefinition } from "../../src/jobs/runner";
 import { archiveJob } from "../../src/jobs/retention";
 import { purgeJob } from "../../src/jobs/purge";
-import { outboxSweepJob, profileRefreshJob, ticketsJob } from "../../src/jobs/maintenance";
+import { outboxSweepJob, presenceReconcileJob, profileRefreshJob, ticketsJob } from "../../src/jobs/maintenance";
 import { profileKey } from "../../src/profiles/keys";
 import { OUTBOX_PENDING_KEY } from "../../src/jobs/outbox-registry";
 import { metrics, type Labels } from "../../src/lib/metrics";
@@ -377,10 +377,17 @@ describe("jobs", () => {
     expect(left.rows).toHaveLength(0);
     const runs = await withDb((db) =>
       db.execute<{ job: string; finished_at: string | null; details: Record<string, unknown> }>(
-        sql`SELECT job, finished_at, details FROM job_runs WHERE job IN ('tickets.expire', 'outbox.sweep', 'retention.archive', 'retention.purge-deleted', 'profiles.refresh-hot')`,
+        sql`SELECT job, finished_at, details FROM job_runs WHERE job IN ('tickets.expire', 'outbox.sweep', 'presence.reconcile', 'retention.archive', 'retention.purge-deleted', 'profiles.refresh-hot')`,
       ),
     );
-    expect(runs.rows.map((r) => r.job).sort()).toEqual(["outbox.sweep", "profiles.refresh-hot", "retention.archive", "retention.purge-deleted", "tickets.expire"]);
+    expect(runs.rows.map((r) => r.job).sort()).toEqual([
+      "outbox.sweep",
+      "presence.reconcile",
+      "profiles.refresh-hot",
+      "retention.archive",
+      "retention.purge-deleted",
+      "tickets.expire",
+    ]);
     for (const r of runs.rows) {
       expect(r.finished_at, r.job).not.toBeNull();
       expect(r.details.ok, `${r.job}: ${JSON.stringify(r.details)}`).toBe(true);
@@ -388,6 +395,7 @@ describe("jobs", () => {
     const health = await api("GET", "/health/detailed");
     expect(health.body.jobs["tickets.expire"]).toMatchObject({ ok: true, running: false, rows: tickets.rows });
     expect(typeof health.body.jobs["outbox.sweep"].rows).toBe("number");
+    expect(typeof health.body.jobs["presence.reconcile"].rows).toBe("number");
     expect(typeof health.body.jobs["retention.archive"].durationMs).toBe("number");
     const service = await newUser("svc", "admin");
     const list = await api("GET", "/operations/jobs", { token: service.token });
@@ -443,6 +451,46 @@ describe("jobs", () => {
     expect(entries[0]?.profile.id).toBe(users[0].id);
     expect(entries[1]?.profile.id).toBe(users[1].id);
     expect(entries[2]).toBeNull();
+  });
+
+  it("the presence job repairs users.online left true by a failed write, by the job's clock, and keeps online users", { timeout: 60_000 }, async () => {
+    const base = new Date();
+    const [lost, recent, connected] = (await seedConversation("group", 3)).users;
+    const userSocket = await SELF.fetch("http://chat.test/ws", { headers: { upgrade: "websocket", authorization: `Bearer ${connected.token}` } });
+    expect(userSocket.status).toBe(101);
+    userSocket.webSocket!.accept();
+    const ids = [lost.id, recent.id, connected.id];
+    const state = async () => {
+      const rows = await withDb((db) =>
+        db.execute<{ id: string; online: boolean; last_seen_at: string | null }>(sql`SELECT id, online, last_seen_at FROM users WHERE id IN (${sql.join(ids.map((i) => sql`${i}::uuid`), sql`, `)})`),
+      );
+      return Object.fromEntries(rows.rows.map((r) => [r.id, { online: r.online, lastSeen: r.last_seen_at && new Date(r.last_seen_at).getTime() }]));
+    };
+    await waitUntilTrue(async () => (await state())[connected.id].online);
+    // As if each session's last write of users.online had happened at these times; for `lost` and `recent` the
+    // write that should have set them offline failed (they have no device).
+    const stamp = (id: string, at: Date) => withDb((db) => db.execute(sql`UPDATE users SET online = true, last_seen_at = ${at.toISOString()}::timestamptz WHERE id = ${id}::uuid`));
+    await stamp(lost.id, new Date(base.getTime() - 2 * HOUR));
+    await stamp(recent.id, new Date(base.getTime() - 10 * 60_000));
+    await stamp(connected.id, new Date(base.getTime() - 2 * HOUR));
+
+    const job = presenceReconcileJob({ name: unique("presence.reconcile"), userIds: ids });
+    const first = await run(job, { now: base });
+    expect(first).toMatchObject({ status: "ok", rows: 2, details: { candidates: 2, confirmedOnline: 1, republishedOffline: 1, failed: 0 } });
+    let now = await state();
+    expect(now[lost.id].online).toBe(false);
+    expect(now[recent.id].online).toBe(true);
+    expect(now[connected.id]).toEqual({ online: true, lastSeen: base.getTime() });
+
+    // An hour later by the job's clock, `recent` is stale too; `connected` was confirmed at `base` and is checked again.
+    const later = new Date(base.getTime() + HOUR);
+    const second = await run(job, { now: later });
+    expect(second).toMatchObject({ status: "ok", rows: 2, details: { confirmedOnline: 1, republishedOffline: 1 } });
+    now = await state();
+    expect(now[recent.id].online).toBe(false);
+    expect(now[connected.id]).toEqual({ online: true, lastSeen: later.getTime() });
+    expect(await run(job, { now: later })).toMatchObject({ status: "ok", rows: 0 });
+    userSocket.webSocket!.close();
   });
 
   it("runs a job by hand for service tokens (audited) and refuses unknown jobs", async () => {

@@ -217,7 +217,7 @@ export class ConversationRoom extends DurableObject<Env> {
   // ── RPC ────────────────────────────────────────────────────────────────────────────────────────────────────
 
   async send(input: SendInput): Promise<RpcResult<SendResult>> {
-    return asRpcResult(() => this.sendMessage(input));
+    return asRpcResult(() => sendMessage(this, input, "rest"));
   }
 
   async edit(input: { conversationId: string; actor: Actor; messageId: string; content: string }): Promise<RpcResult<Message>> {
@@ -342,8 +342,9 @@ export class ConversationRoom extends DurableObject<Env> {
 
   // ── Messages (room/messages.ts) ───────────────────────────────────────────────────────────────────────────
 
+  /** A send from a socket of this room (the REST route comes through the `send` RPC). */
   sendMessage(input: SendInput): Promise<SendResult> {
-    return sendMessage(this, input);
+    return sendMessage(this, input, "ws");
   }
 
   editMessage(input: { conversationId: string; actor: Actor; messageId: string; content: string }): Promise<Message> {

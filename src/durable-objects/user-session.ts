@@ -183,9 +183,10 @@ export class UserSession extends DurableObject<Env> {
     if (wake !== undefined && Number.isFinite(wake)) await this.ctx.storage.setAlarm(Math.max(wake, now + 10));
   }
 
-  private async publish(p: Presence): Promise<void> {
-    const userId = await this.userId();
-    if (!userId) return;
+  /** Resolves to false when Postgres did not take the new state (the presence reconcile job repairs that). */
+  private async publish(p: Presence, knownUserId?: string): Promise<boolean> {
+    const userId = knownUserId ?? (await this.userId());
+    if (!userId) return false;
     const update = { userId, status: p.status, lastSeen: p.lastSeen ? new Date(p.lastSeen).toISOString() : null };
     try {
       const [contacts, memberships, businesses] = await this.withDb(async (db) => {
@@ -201,8 +202,10 @@ export class UserSession extends DurableObject<Env> {
         ...memberships.map((m) => rooms.get(rooms.idFromName(m.conversationId)).presence(update)),
         ...businesses.map((b) => desks.get(desks.idFromName(b)).agentPresence(b, userId, p.status)),
       ]);
+      return true;
     } catch (err) {
       this.log.warn("presence publish failed", { userId, error: (err as Error).message?.slice(0, 200) });
+      return false;
     }
   }
 
@@ -219,6 +222,24 @@ export class UserSession extends DurableObject<Env> {
     const p = this.devices().length ? this.current() : (this.ctx.storage.kv.get<Presence>("published") ?? { status: "offline", lastSeen: 0 });
     const status = this.devices().length ? p.status : "offline";
     return { userId, status, lastSeen: p.lastSeen ? new Date(p.lastSeen).toISOString() : null };
+  }
+
+  /**
+   * [operations] Asked by the presence reconcile job (src/jobs/maintenance.ts) for a user Postgres holds as online
+   * since long. A session with live devices answers online (its own alarms keep presence right). One without devices
+   * is offline: unless an offline publish is already on its way (the grace alarm), it publishes offline again —
+   * users.online, then the rooms, contacts and desks, which may all have missed the failed publish.
+   */
+  async reconcilePresence(userId: string): Promise<{ state: "online" | "settling" | "offline"; republished: boolean }> {
+    const live = this.devices().filter((d) => d.ws.readyState !== WebSocket.CLOSED);
+    if (live.length > 0) return { state: "online", republished: false };
+    const published = this.ctx.storage.kv.get<Presence>("published") ?? { status: "offline" as PresenceStatus, lastSeen: 0 };
+    if (published.status !== "offline") {
+      // Devices gone without a close event: this starts (or finishes) the grace that publishes offline.
+      await this.presenceMaybeChanged();
+      return { state: "settling", republished: false };
+    }
+    return { state: "offline", republished: await this.publish(published, userId) };
   }
 
   async contactPresence(update: PresenceInfo): Promise<void> {

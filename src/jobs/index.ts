@@ -1,14 +1,21 @@
 import type { Config } from "../lib/config";
 import type { Logger } from "../lib/log";
 import { openDb } from "../db/client";
-import { outboxSweepJob, profileRefreshJob, ticketsJob } from "./maintenance";
+import { outboxSweepJob, presenceReconcileJob, profileRefreshJob, ticketsJob } from "./maintenance";
 import { purgeJob } from "./purge";
 import { archiveJob } from "./retention";
 import { runJob, type JobDefinition, type JobReport } from "./runner";
 
 /** Every scheduled job, in the order a Cron run takes them (cheap and urgent first). */
 export function scheduledJobs(config: Config): JobDefinition[] {
-  return [ticketsJob(), outboxSweepJob(), archiveJob(), purgeJob(), profileRefreshJob({ cacheTtlSeconds: config.PROFILE_CACHE_TTL })];
+  return [
+    ticketsJob(),
+    outboxSweepJob(),
+    presenceReconcileJob(),
+    archiveJob(),
+    purgeJob(),
+    profileRefreshJob({ cacheTtlSeconds: config.PROFILE_CACHE_TTL }),
+  ];
 }
 
 export function findJob(config: Config, name: string): JobDefinition | undefined {

@@ -2,6 +2,7 @@ import { createRedis, withTimeout } from "../lib/redis";
 import { metrics } from "../lib/metrics";
 import { deleteExpiredTickets } from "../db/queries/tickets";
 import { hotProfileIds } from "../db/queries/maintenance";
+import { confirmOnline, staleOnlineUsers } from "../db/queries/user-session";
 import { createProfileProvider, profileOptionsFromConfig } from "../profiles/provider";
 import { refreshHotProfiles } from "../profiles/refresh";
 import { clearOutboxPending, pendingRooms } from "./outbox-registry";
@@ -10,18 +11,19 @@ import { hasTime, type JobContext, type JobDefinition, type JobOutcome } from ".
 /**
  * Small maintenance jobs run by every Cron invocation (or on their interval).
  *
- * Typing and presence leftovers need no job: typing leases live in each room's SQLite storage and end by the room's
- * own alarm (which sends typing_stop); presence lives in each user's Durable Object, whose alarm marks silent devices
- * stale and publishes "offline"; neither writes Postgres or Redis, so nothing can be left behind outside an object.
+ * Typing leaves nothing behind outside an object: its leases live in each room's SQLite storage and end by the
+ * room's own alarm (which sends typing_stop). Presence does: each user's session writes `users.online` on every
+ * transition (rooms read it to decide whom to notify), and a write that fails is not retried by the session, so
+ * `presenceReconcileJob` checks the flags that have not been written for a while against the sessions themselves.
  */
 
 /** Realtime tickets live 60 s and are single use; expired, never-used ones are deleted here. */
-export function ticketsJob(): JobDefinition {
+export function ticketsJob(options: { name?: string; userIds?: string[] } = {}): JobDefinition {
   return {
-    name: "tickets.expire",
+    name: options.name ?? "tickets.expire",
     intervalMs: 0,
     async run(ctx): Promise<JobOutcome> {
-      const expired = await deleteExpiredTickets(ctx.db);
+      const expired = await deleteExpiredTickets(ctx.db, ctx.now, options.userIds);
       return { rows: expired, details: { expired } };
     },
   };
@@ -90,14 +92,59 @@ async function flushNow(room: SweepableRoom, pending: number): Promise<number> {
   }
 }
 
+/** users.online older than this is checked against the user's session. */
+export const PRESENCE_STALE_AFTER_MS = 30 * 60_000;
+
+type ReconcilableSession = {
+  reconcilePresence(userId: string): Promise<{ state: "online" | "settling" | "offline"; republished: boolean }>;
+};
+
+/**
+ * Presence reconcile: users marked online whose flag was last written more than PRESENCE_STALE_AFTER_MS before
+ * `now` (oldest first, at most `limit`) are checked with their UserSession. A session with devices is online: the
+ * flag is confirmed (stamped `now`, so the next runs look at others). One without devices republishes offline
+ * (users.online = false, then its rooms, contacts and desks). The reverse error (online but flagged offline) is
+ * repaired by the session itself at the user's next presence change.
+ */
+export function presenceReconcileJob(options: { name?: string; staleAfterMs?: number; limit?: number; userIds?: string[] } = {}): JobDefinition {
+  return {
+    name: options.name ?? "presence.reconcile",
+    intervalMs: 0,
+    async run(ctx): Promise<JobOutcome> {
+      const before = new Date(ctx.now.getTime() - (options.staleAfterMs ?? PRESENCE_STALE_AFTER_MS));
+      const candidates = await staleOnlineUsers(ctx.db, before, options.limit ?? 100, options.userIds);
+      const counts = { candidates: candidates.length, checked: 0, confirmedOnline: 0, settling: 0, republishedOffline: 0, failed: 0 };
+      for (const userId of candidates) {
+        if (counts.checked > 0 && !hasTime(ctx)) break;
+        counts.checked++;
+        const ns = ctx.env.USER_SESSION;
+        const session = ns.get(ns.idFromName(userId)) as unknown as ReconcilableSession;
+        try {
+          const result = await withTimeout(session.reconcilePresence(userId), 5000, "presence reconcile");
+          if (result.state === "online") {
+            await confirmOnline(ctx.db, userId, ctx.now);
+            counts.confirmedOnline++;
+          } else if (result.state === "settling") counts.settling++;
+          else if (result.republished) counts.republishedOffline++;
+          else counts.failed++;
+        } catch (err) {
+          counts.failed++;
+          ctx.log.warn("presence reconcile: session unreachable", { userId, error: (err as Error).message?.slice(0, 200) });
+        }
+      }
+      return { rows: counts.checked, details: counts, more: counts.checked < candidates.length };
+    },
+  };
+}
+
 /**
  * Refreshes the cached profiles of hot ids (senders of the last hour's messages, businesses of the last hour's
  * business conversations) through the profile module's public refresh helper, so readers keep hitting fresh
  * entries and never wait on the profile service. Runs at a quarter of PROFILE_CACHE_TTL (at least every hour).
  */
-export function profileRefreshJob(options: { cacheTtlSeconds: number; limit?: number }): JobDefinition {
+export function profileRefreshJob(options: { cacheTtlSeconds: number; limit?: number; name?: string }): JobDefinition {
   return {
-    name: "profiles.refresh-hot",
+    name: options.name ?? "profiles.refresh-hot",
     intervalMs: profileRefreshInterval(options.cacheTtlSeconds),
     async run(ctx): Promise<JobOutcome> {
       const since = new Date(ctx.now.getTime() - 60 * 60_000);

@@ -136,14 +136,14 @@ const HELP: Record<string, string> = {
   http_requests_total: "HTTP requests by class (read, write, upgrade) and status class",
   http_request_duration_ms_sum: "Total latency of HTTP requests in milliseconds, by class",
   http_request_duration_ms_count: "Number of HTTP requests timed, by class",
-  messages_sent_total: "Messages accepted (REST 201; via=ws when the room reports its sends)",
+  messages_sent_total: "Messages accepted by conversation rooms, once each, by transport (via=rest|ws); idempotent retries not counted",
   fanout_frames_total: "Frames sent to sockets by conversation rooms (reported by the rooms)",
   ratelimit_rejected_total: "Requests answered 429 by the REST/upgrade rate limiter",
   ratelimit_failopen_total: "Requests let through because the rate limiter could not reach Redis",
   auth_failures_total: "Authentication failures by reason class",
   audit_auth_failures_suppressed_total: "Auth failures not written to the audit log (per-IP or global audit cap reached)",
-  profile_cache_hits_total: "Profile lookups answered from a cache layer",
-  profile_cache_misses_total: "Profile lookups that had to ask the profile service",
+  profile_cache_hits_total: "Profile ids looked up and answered from a cache layer (layer=memory|redis), one per id",
+  profile_cache_misses_total: "Profile ids looked up that had to be asked of the profile service, one per id",
   profile_cache_hit_ratio: "profile_cache_hits_total / (hits + misses)",
   outbox_backlog_messages: "Messages waiting in room outboxes for Postgres, as last seen by the outbox sweeper",
   outbox_backlog_rooms: "Rooms with a pending outbox, as last seen by the outbox sweeper",
@@ -204,9 +204,7 @@ export function requestClass(method: string, upgradeHeader: string | undefined):
   return "read";
 }
 
-const MESSAGE_SEND = /^\/conversations\/[^/]+\/messages\/?$/;
-
-/** Counts every request (class, status class, latency) and REST sends; flushes the batch when due. */
+/** Counts every request (class, status class, latency); flushes the batch when due. Sends are counted by the rooms. */
 export const requestMetrics = createMiddleware(async (c, next) => {
   const started = Date.now();
   await next();
@@ -215,7 +213,6 @@ export const requestMetrics = createMiddleware(async (c, next) => {
   metrics.count("http_requests_total", 1, { class: cls, status: `${Math.floor(status / 100)}xx` });
   metrics.count("http_request_duration_ms_sum", Date.now() - started, { class: cls });
   metrics.count("http_request_duration_ms_count", 1, { class: cls });
-  if (status === 201 && c.req.method === "POST" && MESSAGE_SEND.test(c.req.path)) metrics.count("messages_sent_total", 1, { via: "rest" });
   let config: Config;
   try {
     config = getConfig(c.env as object);

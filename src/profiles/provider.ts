@@ -1,5 +1,6 @@
 import type { Config } from "../lib/config";
 import { createLogger, type Logger } from "../lib/log";
+import { flushSoon, metrics } from "../lib/metrics";
 import type { Profile } from "../protocol/resources";
 import { CircuitBreaker, sharedBreaker, type BreakerSettings } from "./breaker";
 import { DEFAULT_CACHE_POLICY, freshness, remainingFreshMs, type CacheEntry, type CachePolicy } from "./cache-entry";
@@ -33,6 +34,11 @@ export interface ProfileProviderOptions {
   redisTimeoutMs?: number;
   /** Ids per kind per service call (default 100). */
   chunkSize?: number;
+  /**
+   * Set (from METRICS_FLUSH_INTERVAL_MS): every load may flush this isolate's metrics batch, so hit/miss counts
+   * made in a Durable Object or a Cron run reach `/metrics` even when nothing else there flushes. Unset: counted only.
+   */
+  metricsFlushIntervalMs?: number;
   now?: () => number;
   log?: Logger;
 }
@@ -90,7 +96,13 @@ const errorText = (err: unknown): string => (err instanceof Error ? err.message 
 export function profileOptionsFromConfig(
   config: Pick<
     Config,
-    "PROFILE_SERVICE_URL" | "PROFILE_SERVICE_TOKEN" | "PROFILE_SERVICE_TIMEOUT" | "PROFILE_CACHE_TTL" | "UPSTASH_REDIS_REST_URL" | "UPSTASH_REDIS_REST_TOKEN"
+    | "PROFILE_SERVICE_URL"
+    | "PROFILE_SERVICE_TOKEN"
+    | "PROFILE_SERVICE_TIMEOUT"
+    | "PROFILE_CACHE_TTL"
+    | "UPSTASH_REDIS_REST_URL"
+    | "UPSTASH_REDIS_REST_TOKEN"
+    | "METRICS_FLUSH_INTERVAL_MS"
   >,
 ): ProfileProviderOptions {
   return {
@@ -99,6 +111,7 @@ export function profileOptionsFromConfig(
     timeoutMs: config.PROFILE_SERVICE_TIMEOUT,
     cacheTtlSeconds: config.PROFILE_CACHE_TTL,
     redis: { url: config.UPSTASH_REDIS_REST_URL, token: config.UPSTASH_REDIS_REST_TOKEN },
+    metricsFlushIntervalMs: config.METRICS_FLUSH_INTERVAL_MS,
   };
 }
 
@@ -188,6 +201,19 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
     background(work, "refresh-ahead");
   }
 
+  /** One count per id looked up: a hit when memory or Redis answered fresh enough, a miss when the service was asked. */
+  function countLookups(memoryHits: number, redisHits: number, misses: number): void {
+    metrics.count("profile_cache_hits_total", memoryHits, { layer: "memory" });
+    metrics.count("profile_cache_hits_total", redisHits, { layer: "redis" });
+    metrics.count("profile_cache_misses_total", misses);
+    if (options.metricsFlushIntervalMs === undefined) return;
+    flushSoon(
+      { UPSTASH_REDIS_REST_URL: options.redis.url, UPSTASH_REDIS_REST_TOKEN: options.redis.token, METRICS_FLUSH_INTERVAL_MS: options.metricsFlushIntervalMs },
+      options.waitUntil,
+      { log },
+    );
+  }
+
   async function load(request: ProfileRequest): Promise<ProfileSet> {
     const refs = refsOf(request);
     const served = new Map<string, Profile | null>();
@@ -199,7 +225,11 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
       if (hit && freshness(hit, now, policy) !== "expired") served.set(ref.key, hit.profile);
       else pending.push(ref);
     }
-    if (pending.length === 0) return profileSet(served);
+    const memoryHits = refs.length - pending.length;
+    if (pending.length === 0) {
+      countLookups(memoryHits, 0, 0);
+      return profileSet(served);
+    }
 
     const cached = await readCache(pending);
     const toFetch: ProfileRef[] = [];
@@ -229,6 +259,7 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
       if (writes.length > 0) background(cache.write(writes, policy), "cache write");
     }
     if (toRefresh.length > 0) refreshAhead(toRefresh);
+    countLookups(memoryHits, pending.length - toFetch.length, toFetch.length);
     return profileSet(served);
   }
 

@@ -336,7 +336,12 @@ describe.skipIf(!process.env.STACK_DATABASE_URL)("npm run audit:verify (against 
       expect(ok.code).toBe(0);
       const ids = await db.execute<{ id: string }>(sql`SELECT id FROM audit_log WHERE conversation_id = ${conversationId} ORDER BY id`);
       const second = Number(ids.rows[1].id);
-      await db.execute(sql`UPDATE audit_log SET details = '{"n": 22}'::jsonb WHERE id = ${second}`);
+      // As the table's owner could, past the append-only trigger (migration 0008).
+      await db.transaction(async (tx) => {
+        await tx.execute(sql`ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only`);
+        await tx.execute(sql`UPDATE audit_log SET details = '{"n": 22}'::jsonb WHERE id = ${second}`);
+        await tx.execute(sql`ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only`);
+      });
       const bad = await runScript(["--conversation", conversationId]);
       expect(bad.out).toContain(`first broken row id=${second} (hash_mismatch)`);
       expect(bad.code).toBe(1);

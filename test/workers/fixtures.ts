@@ -1,5 +1,5 @@
 import { env } from "cloudflare:test";
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import { openDb } from "../../src/db/client";
 import { newUser, type TestUser } from "./helpers";
 
@@ -11,6 +11,21 @@ export async function withDb<T>(work: (db: ReturnType<typeof openDb>["db"]) => P
   } finally {
     await handle.end();
   }
+}
+
+/**
+ * A change to audit_log as the table's owner could make it: migration 0008's append-only trigger is switched off for
+ * this one transaction (the ALTER's lock keeps every other session out meanwhile), so tests can prove that the hash
+ * chain still detects what the trigger cannot prevent.
+ */
+export async function tamperAudit(statement: SQL): Promise<void> {
+  await withDb((db) =>
+    db.transaction(async (tx) => {
+      await tx.execute(sql`ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only`);
+      await tx.execute(statement);
+      await tx.execute(sql`ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only`);
+    }),
+  );
 }
 
 /** A conversation inserted straight into Postgres (independent of the conversation routes under test elsewhere). */

@@ -13,12 +13,15 @@ import { appendAudit } from "../../src/db/queries/audit";
 import { runJob, type JobDefinition } from "../../src/jobs/runner";
 import { archiveJob } from "../../src/jobs/retention";
 import { purgeJob } from "../../src/jobs/purge";
-import { outboxSweepJob } from "../../src/jobs/maintenance";
+import { outboxSweepJob, presenceReconcileJob, profileRefreshJob, ticketsJob } from "../../src/jobs/maintenance";
+import { profileKey } from "../../src/profiles/keys";
 import { OUTBOX_PENDING_KEY } from "../../src/jobs/outbox-registry";
+import { metrics, type Labels } from "../../src/lib/metrics";
 import { api, expectErrorShape, newUser, signWith, type TestUser } from "./helpers";
-import { seedConversation, withDb } from "./fixtures";
+import { seedConversation, tamperAudit, withDb } from "./fixtures";
 
-const DAY = 86_400_000;
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
 const config = getConfig(env);
 const unique = (prefix: string) => `${prefix}:${crypto.randomUUID().slice(0, 8)}`;
 
@@ -243,7 +246,7 @@ describe("purge of soft-deleted content", () => {
 
     // Tampering with a redacted row is still detected.
     const target = Number(redacted[1].id);
-    await withDb((db) => db.execute(sql`UPDATE audit_log SET actor_id = ${users[2].id}::uuid WHERE id = ${target}`));
+    await tamperAudit(sql`UPDATE audit_log SET actor_id = ${users[2].id}::uuid WHERE id = ${target}`);
     expect((await verify()).body).toMatchObject({ ok: false, firstBroken: { conversationId: id, id: target, reason: "hash_mismatch" } });
 
     // A second run finds nothing left to purge in these conversations.
@@ -279,7 +282,7 @@ describe("audit log", () => {
     expectErrorShape(await api("GET", `/conversations/${direct.id}/audit`, { token: direct.users[0].token }), 403);
   });
 
-  it("verification detects an edited row and a removed row", async () => {
+  it("the database refuses edits and deletes; verification detects an edited row and a removed row", async () => {
     const service = await newUser("svc", "admin");
     const conversationId = crypto.randomUUID();
     await withDb((db) =>
@@ -294,10 +297,23 @@ describe("audit log", () => {
     );
     const verify = () => api("POST", "/operations/audit/verify", { token: service.token, body: { conversationId } });
     expect((await verify()).body).toMatchObject({ ok: true, chains: 1, rows: 3, broken: [] });
-    await withDb((db) => db.execute(sql`UPDATE audit_log SET details = '{"n": 20}'::jsonb WHERE id = ${ids[1]}`));
+    // The database refuses both outright (migration 0008), also as one statement outside any job.
+    const refused = async (statement: ReturnType<typeof sql>) => {
+      const error = await withDb((db) => db.execute(statement)).then(
+        () => undefined,
+        (err: Error) => `${err.message} ${(err.cause as Error | undefined)?.message}`,
+      );
+      expect(error ?? "no error").toMatch(/audit_log is append-only/);
+    };
+    await refused(sql`UPDATE audit_log SET details = '{"n": 20}'::jsonb WHERE id = ${ids[1]}`);
+    await refused(sql`UPDATE audit_log SET details = details - 'n' || '{"redacted": {"fields": ["previousContent"]}}'::jsonb WHERE id = ${ids[1]}`);
+    await refused(sql`DELETE FROM audit_log WHERE id = ${ids[1]}`);
+    expect((await verify()).body).toMatchObject({ ok: true, chains: 1, rows: 3 });
+    // Whoever can switch the trigger off (the table's owner) is still caught by the chain.
+    await tamperAudit(sql`UPDATE audit_log SET details = '{"n": 20}'::jsonb WHERE id = ${ids[1]}`);
     const edited = await verify();
     expect(edited.body).toMatchObject({ ok: false, firstBroken: { conversationId, id: ids[1], reason: "hash_mismatch" } });
-    await withDb((db) => db.execute(sql`DELETE FROM audit_log WHERE id = ${ids[1]}`));
+    await tamperAudit(sql`DELETE FROM audit_log WHERE id = ${ids[1]}`);
     expect((await verify()).body.firstBroken).toEqual({ conversationId, id: ids[2], reason: "prev_hash_mismatch" });
     expectErrorShape(await api("POST", "/operations/audit/verify", { token: (await newUser("member")).token, body: {} }), 403);
     expectErrorShape(await api("POST", "/operations/audit/verify", { token: service.token, body: { conversationId: "nope" } }), 400);
@@ -333,34 +349,148 @@ describe("audit log", () => {
 });
 
 describe("jobs", () => {
+  afterEach(() => vi.restoreAllMocks());
+
   it("the Cron Trigger runs every job, records it in job_runs, and /health/detailed shows them", { timeout: 120_000 }, async () => {
     const ticket = `expired-${crypto.randomUUID()}`;
     await withDb((db) =>
       db.execute(sql`INSERT INTO realtime_tickets (ticket, user_id, kaha_id, expires_at) VALUES (${ticket}, ${crypto.randomUUID()}::uuid, 'k', now() - interval '1 hour')`),
     );
+    const lines: string[] = [];
+    const capture = (...args: unknown[]) => void lines.push(args.map(String).join(" "));
+    vi.spyOn(console, "log").mockImplementation(capture);
+    vi.spyOn(console, "error").mockImplementation(capture);
     const controller = createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" });
     const ctx = createExecutionContext();
     await worker.scheduled(controller, env, ctx);
     await waitOnExecutionContext(ctx);
+    vi.restoreAllMocks();
+    // One structured line per job says what it did.
+    const finished = lines.filter((l) => l.includes('"msg":"job finished"')).map((l) => JSON.parse(l));
+    const tickets = finished.find((f) => f.job === "tickets.expire");
+    expect(tickets).toMatchObject({ level: "info", ok: true, more: false });
+    expect(tickets.rows).toBeGreaterThanOrEqual(1);
+    expect(tickets.expired).toBe(tickets.rows);
+    expect(typeof tickets.durationMs).toBe("number");
+    expect(finished.map((f) => f.job)).toEqual(expect.arrayContaining(["outbox.sweep", "retention.archive", "retention.purge-deleted"]));
     const left = await withDb((db) => db.execute(sql`SELECT 1 FROM realtime_tickets WHERE ticket = ${ticket}`));
     expect(left.rows).toHaveLength(0);
     const runs = await withDb((db) =>
       db.execute<{ job: string; finished_at: string | null; details: Record<string, unknown> }>(
-        sql`SELECT job, finished_at, details FROM job_runs WHERE job IN ('tickets.expire', 'outbox.sweep', 'retention.archive', 'retention.purge-deleted', 'profiles.refresh-hot')`,
+        sql`SELECT job, finished_at, details FROM job_runs WHERE job IN ('tickets.expire', 'outbox.sweep', 'presence.reconcile', 'retention.archive', 'retention.purge-deleted', 'profiles.refresh-hot')`,
       ),
     );
-    expect(runs.rows.map((r) => r.job).sort()).toEqual(["outbox.sweep", "profiles.refresh-hot", "retention.archive", "retention.purge-deleted", "tickets.expire"]);
+    expect(runs.rows.map((r) => r.job).sort()).toEqual([
+      "outbox.sweep",
+      "presence.reconcile",
+      "profiles.refresh-hot",
+      "retention.archive",
+      "retention.purge-deleted",
+      "tickets.expire",
+    ]);
     for (const r of runs.rows) {
       expect(r.finished_at, r.job).not.toBeNull();
       expect(r.details.ok, `${r.job}: ${JSON.stringify(r.details)}`).toBe(true);
     }
     const health = await api("GET", "/health/detailed");
-    expect(health.body.jobs["tickets.expire"]).toMatchObject({ ok: true, running: false });
+    expect(health.body.jobs["tickets.expire"]).toMatchObject({ ok: true, running: false, rows: tickets.rows });
+    expect(typeof health.body.jobs["outbox.sweep"].rows).toBe("number");
+    expect(typeof health.body.jobs["presence.reconcile"].rows).toBe("number");
     expect(typeof health.body.jobs["retention.archive"].durationMs).toBe("number");
     const service = await newUser("svc", "admin");
     const list = await api("GET", "/operations/jobs", { token: service.token });
     expect(list.body.jobs.find((j: { job: string }) => j.job === "tickets.expire")).toMatchObject({ ok: true });
     expectErrorShape(await api("GET", "/operations/jobs", { token: (await newUser("member")).token }), 403);
+  });
+
+  it("the tickets job deletes what expired before its own clock (not the database's)", async () => {
+    const userId = crypto.randomUUID();
+    const base = Date.now();
+    const [soon, later] = [`soon-${crypto.randomUUID()}`, `later-${crypto.randomUUID()}`];
+    await withDb((db) =>
+      db.execute(sql`INSERT INTO realtime_tickets (ticket, user_id, kaha_id, expires_at) VALUES
+        (${soon}, ${userId}::uuid, 'k', ${new Date(base + HOUR).toISOString()}::timestamptz),
+        (${later}, ${userId}::uuid, 'k', ${new Date(base + 3 * HOUR).toISOString()}::timestamptz)`),
+    );
+    const job = ticketsJob({ name: unique("tickets.expire"), userIds: [userId] });
+    expect(await run(job, { now: new Date(base) })).toMatchObject({ status: "ok", rows: 0 });
+    expect(await run(job, { now: new Date(base + 2 * HOUR) })).toMatchObject({ status: "ok", rows: 1, details: { expired: 1 } });
+    const left = await withDb((db) => db.execute<{ ticket: string }>(sql`SELECT ticket FROM realtime_tickets WHERE user_id = ${userId}::uuid`));
+    expect(left.rows.map((r) => r.ticket)).toEqual([later]);
+    expect(await run(job, { now: new Date(base + 4 * HOUR) })).toMatchObject({ status: "ok", rows: 1 });
+  });
+
+  it("the profile refresh job refetches the hot ids (the last hour's senders) and rewrites their cache entries", { timeout: 60_000 }, async () => {
+    // A clock far ahead: only this test's messages fall in the job's last hour.
+    const now = new Date(Date.now() + 400 * DAY);
+    const { id, users } = await seedConversation("group", 3);
+    await seedMessages(id, users[0].id, 1, 2, new Date(now.getTime() - 10 * 60_000));
+    await seedMessages(id, users[1].id, 3, 3, new Date(now.getTime() - 20 * 60_000));
+    await seedMessages(id, users[2].id, 4, 4, new Date(now.getTime() - 2 * HOUR));
+    const redis = createRedis(config);
+    const keys = users.map((u) => profileKey("user", u.id));
+    await redis.del(...keys);
+    // The service's own call counter is shared with files running in parallel; this sees exactly this job's calls.
+    const realFetch = globalThis.fetch;
+    const calls: { user_uuids: string[] }[] = [];
+    globalThis.fetch = ((input: RequestInfo | URL, init?: RequestInit) => {
+      const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+      if (url.endsWith("/api/batch/profiles")) calls.push(JSON.parse(String(init?.body)));
+      return realFetch(input, init);
+    }) as typeof fetch;
+    let report;
+    try {
+      report = await run(profileRefreshJob({ cacheTtlSeconds: config.PROFILE_CACHE_TTL, name: unique("profiles.refresh-hot") }), { now });
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+    expect(report).toMatchObject({ status: "ok", rows: 2, details: { requested: 2, refreshed: 2, refreshOk: true } });
+    expect(calls).toHaveLength(1);
+    expect([...calls[0].user_uuids].sort()).toEqual([users[0].id, users[1].id].sort());
+    const entries = (await redis.mget<unknown[]>(...keys)).map((v) => (typeof v === "string" ? JSON.parse(v) : v) as { profile: { id: string } } | null);
+    expect(entries[0]?.profile.id).toBe(users[0].id);
+    expect(entries[1]?.profile.id).toBe(users[1].id);
+    expect(entries[2]).toBeNull();
+  });
+
+  it("the presence job repairs users.online left true by a failed write, by the job's clock, and keeps online users", { timeout: 60_000 }, async () => {
+    const base = new Date();
+    const [lost, recent, connected] = (await seedConversation("group", 3)).users;
+    const userSocket = await SELF.fetch("http://chat.test/ws", { headers: { upgrade: "websocket", authorization: `Bearer ${connected.token}` } });
+    expect(userSocket.status).toBe(101);
+    userSocket.webSocket!.accept();
+    const ids = [lost.id, recent.id, connected.id];
+    const state = async () => {
+      const rows = await withDb((db) =>
+        db.execute<{ id: string; online: boolean; last_seen_at: string | null }>(sql`SELECT id, online, last_seen_at FROM users WHERE id IN (${sql.join(ids.map((i) => sql`${i}::uuid`), sql`, `)})`),
+      );
+      return Object.fromEntries(rows.rows.map((r) => [r.id, { online: r.online, lastSeen: r.last_seen_at && new Date(r.last_seen_at).getTime() }]));
+    };
+    await waitUntilTrue(async () => (await state())[connected.id].online);
+    // As if each session's last write of users.online had happened at these times; for `lost` and `recent` the
+    // write that should have set them offline failed (they have no device).
+    const stamp = (id: string, at: Date) => withDb((db) => db.execute(sql`UPDATE users SET online = true, last_seen_at = ${at.toISOString()}::timestamptz WHERE id = ${id}::uuid`));
+    await stamp(lost.id, new Date(base.getTime() - 2 * HOUR));
+    await stamp(recent.id, new Date(base.getTime() - 10 * 60_000));
+    await stamp(connected.id, new Date(base.getTime() - 2 * HOUR));
+
+    const job = presenceReconcileJob({ name: unique("presence.reconcile"), userIds: ids });
+    const first = await run(job, { now: base });
+    expect(first).toMatchObject({ status: "ok", rows: 2, details: { candidates: 2, confirmedOnline: 1, republishedOffline: 1, failed: 0 } });
+    let now = await state();
+    expect(now[lost.id].online).toBe(false);
+    expect(now[recent.id].online).toBe(true);
+    expect(now[connected.id]).toEqual({ online: true, lastSeen: base.getTime() });
+
+    // An hour later by the job's clock, `recent` is stale too; `connected` was confirmed at `base` and is checked again.
+    const later = new Date(base.getTime() + HOUR);
+    const second = await run(job, { now: later });
+    expect(second).toMatchObject({ status: "ok", rows: 2, details: { confirmedOnline: 1, republishedOffline: 1 } });
+    now = await state();
+    expect(now[recent.id].online).toBe(false);
+    expect(now[connected.id]).toEqual({ online: true, lastSeen: later.getTime() });
+    expect(await run(job, { now: later })).toMatchObject({ status: "ok", rows: 0 });
+    userSocket.webSocket!.close();
   });
 
   it("runs a job by hand for service tokens (audited) and refuses unknown jobs", async () => {
@@ -480,7 +610,55 @@ describe("metrics and logs", () => {
     expectErrorShape(await api("GET", "/metrics"), 401);
   });
 
-  it("structured logs carry request id, user id and latency but never a token or message content", { timeout: 60_000 }, async () => {
+  it("counts each message send once, labelled by transport (rest or ws)", { timeout: 60_000 }, async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const socket = await openSocket(id, users[1]);
+    // The rooms run in this isolate: every count they make goes through this batch.
+    const count = vi.spyOn(metrics, "count");
+    const sends = () => count.mock.calls.filter(([name]) => name === "messages_sent_total").map(([, n, labels]) => ({ n, labels }));
+    expect((await api("POST", `/conversations/${id}/messages`, { token: users[0].token, body: { content: "by rest", clientMessageId: "r1" } })).status).toBe(201);
+    // A retry of the same clientMessageId is not a new message.
+    expect((await api("POST", `/conversations/${id}/messages`, { token: users[0].token, body: { content: "by rest", clientMessageId: "r1" } })).status).toBe(200);
+    expect(sends()).toEqual([{ n: 1, labels: { via: "rest" } }]);
+    socket.ws.send(JSON.stringify({ type: "send_message", data: { content: "by socket", clientMessageId: "w1" }, id: "f1" }));
+    await socket.waitFor("message_ack");
+    expect(sends()).toEqual([
+      { n: 1, labels: { via: "rest" } },
+      { n: 1, labels: { via: "ws" } },
+    ]);
+    const service = await newUser("svc", "admin");
+    const text = await (await SELF.fetch("http://chat.test/metrics", { headers: { authorization: `Bearer ${service.token}` } })).text();
+    expect(text).toMatch(/edgechat_messages_sent_total\{via="ws"\} [1-9]\d*/);
+    socket.ws.close();
+  });
+
+  it("counts profile cache hits and misses per id looked up and exposes the hit ratio", { timeout: 60_000 }, async () => {
+    const { id, users } = await seedConversation("group", 3);
+    expect((await api("POST", `/conversations/${id}/messages`, { token: users[0].token, body: { content: "hello" } })).status).toBe(201);
+    const count = vi.spyOn(metrics, "count");
+    const total = (name: string, labels?: Labels) =>
+      count.mock.calls
+        .filter(([n, , l]) => n === name && (labels === undefined || JSON.stringify(l) === JSON.stringify(labels)))
+        .reduce((a, [, v]) => a + (v ?? 1), 0);
+    // Cold: the sender's profile is evicted (Redis and this isolate's memory), so the first page read asks the service.
+    const service = await newUser("svc", "admin");
+    await api("POST", "/profiles/invalidate", { token: service.token, body: { user_uuids: [users[0].id] } });
+    const page = () => api("GET", `/conversations/${id}/messages`, { token: users[1].token });
+    expect((await page()).status).toBe(200);
+    const coldMisses = total("profile_cache_misses_total");
+    expect(coldMisses).toBeGreaterThan(0);
+    const hitsBefore = total("profile_cache_hits_total");
+    expect((await page()).status).toBe(200);
+    expect(total("profile_cache_misses_total")).toBe(coldMisses);
+    expect(total("profile_cache_hits_total")).toBeGreaterThan(hitsBefore);
+
+    const text = await (await SELF.fetch("http://chat.test/metrics", { headers: { authorization: `Bearer ${service.token}` } })).text();
+    expect(text).toMatch(/^edgechat_profile_cache_hits_total\{layer="(memory|redis)"\} [1-9]\d*$/m);
+    expect(text).toMatch(/^edgechat_profile_cache_misses_total [1-9]\d*$/m);
+    expect(text).toMatch(/^edgechat_profile_cache_hit_ratio (0|1|0\.\d+)$/m);
+  });
+
+  it("structured logs carry request id, user id, conversation id and latency but never a token or message content", { timeout: 60_000 }, async () => {
     const lines: string[] = [];
     const capture = (...args: unknown[]) => void lines.push(args.map(String).join(" "));
     vi.spyOn(console, "log").mockImplementation(capture);
@@ -505,7 +683,11 @@ describe("metrics and logs", () => {
     expect(requestLines.length).toBeGreaterThan(3);
     const send = requestLines.find((l) => l.includes(`"requestId":"${sent.headers.get("x-request-id")}"`));
     expect(send).toBeDefined();
-    expect(JSON.parse(send!)).toMatchObject({ level: "info", userId: users[0].id, status: 201 });
+    expect(JSON.parse(send!)).toMatchObject({ level: "info", userId: users[0].id, conversationId: id, status: 201 });
+    const upgradeLine = requestLines.find((l) => l.includes(`"path":"/conversations/${id}/ws"`));
+    expect(JSON.parse(upgradeLine!)).toMatchObject({ conversationId: id });
+    const me = requestLines.find((l) => l.includes('"path":"/auth/me"'));
+    expect(JSON.parse(me!).conversationId).toBeUndefined();
     expect(typeof JSON.parse(send!).latencyMs).toBe("number");
     const all = lines.join("\n");
     for (const u of users) {

@@ -2,6 +2,12 @@ import { afterEach, describe, expect, it } from "vitest";
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
+import { getConfig } from "../../src/lib/config";
+import { createLogger } from "../../src/lib/log";
+import { createRedis } from "../../src/lib/redis";
+import { outboxSweepJob } from "../../src/jobs/maintenance";
+import { OUTBOX_PENDING_KEY } from "../../src/jobs/outbox-registry";
+import { runJob } from "../../src/jobs/runner";
 import { api } from "./helpers";
 import { seedConversation, withDb } from "./fixtures";
 
@@ -97,6 +103,33 @@ describe("ConversationRoom", () => {
       [1, "sent"],
       [2, "sent"],
     ]);
+  });
+
+  it("the outbox sweeper makes a registered room with pending writes flush once Postgres is back", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const t = users[0].token;
+    await api("POST", `/conversations/${id}/messages`, { token: t, body: { content: "warm up" } });
+    await postgres({ down: true });
+    const pending = await api("POST", `/conversations/${id}/messages`, { token: t, body: { content: "while down" } });
+    expect(pending.body).toMatchObject({ seq: 2, status: "pending" });
+    // The room registers itself (best effort, in the background) on its failed flush.
+    const redis = createRedis(getConfig(env));
+    const until = Date.now() + 10_000;
+    while ((await redis.zscore(OUTBOX_PENDING_KEY, id)) === null) {
+      if (Date.now() > until) throw new Error("room never registered its pending outbox");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // Registered long enough ago for the sweeper, which leaves a room's own first retries alone.
+    await redis.zadd(OUTBOX_PENDING_KEY, { score: Date.now() - 5 * 60_000, member: id });
+    await postgres({});
+    expect((await room(id).outboxStatus()).pending).toBe(1);
+    const report = await withDb((db) =>
+      runJob(outboxSweepJob(), { env, config: getConfig(env), db, log: createLogger({ test: "sweeper" }), force: true }),
+    );
+    expect(report).toMatchObject({ status: "ok" });
+    expect((await room(id).outboxStatus()).pending).toBe(0);
+    expect(await pgCount(id)).toBe(2);
+    expect(await redis.zscore(OUTBOX_PENDING_KEY, id)).toBeNull();
   });
 
   it("re-reads its member list from Postgres when a membership notification was lost", async () => {

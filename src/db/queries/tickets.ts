@@ -1,4 +1,4 @@
-import { and, eq, gt, lt, sql } from "drizzle-orm";
+import { and, eq, gt, inArray, lt, sql } from "drizzle-orm";
 import type { AuthUser } from "../../lib/jwt";
 import type { Db } from "../client";
 import { realtimeTickets } from "../schema";
@@ -22,7 +22,12 @@ export async function consumeTicket(db: Db, ticket: string): Promise<AuthUser | 
   return { id: row.userId, kahaId: row.kahaId, role: row.role ?? undefined, exp: row.tokenExp ?? undefined };
 }
 
-export async function deleteExpiredTickets(db: Db): Promise<number> {
-  const rows = await db.delete(realtimeTickets).where(lt(realtimeTickets.expiresAt, sql`now()`)).returning({ t: realtimeTickets.ticket });
+/** Tickets that expired before `now` (the job's clock, so a test can move it); `userIds` scopes a test's run. */
+export async function deleteExpiredTickets(db: Db, now: Date, userIds?: string[]): Promise<number> {
+  const expired = lt(realtimeTickets.expiresAt, now);
+  const rows = await db
+    .delete(realtimeTickets)
+    .where(userIds ? and(expired, inArray(realtimeTickets.userId, userIds)) : expired)
+    .returning({ t: realtimeTickets.ticket });
   return rows.length;
 }

@@ -1,4 +1,4 @@
-import { eq, sql } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db } from "../client";
 import { users } from "../schema";
 
@@ -33,4 +33,24 @@ export async function contactsOf(db: Db, userId: string): Promise<string[]> {
 /** Written before the user's rooms hear of the change, so a room that loads meanwhile reads the new state. */
 export async function setUserOnline(db: Db, userId: string, online: boolean, lastSeen: Date | null): Promise<void> {
   await db.update(users).set({ online, ...(lastSeen ? { lastSeenAt: lastSeen } : {}) }).where(eq(users.id, userId));
+}
+
+/**
+ * Users Postgres holds as online whose flag was last written before `before`, oldest first: the presence reconcile
+ * job asks each one's session whether that is still true. `userIds` scopes a test's run.
+ */
+export async function staleOnlineUsers(db: Db, before: Date, limit: number, userIds?: string[]): Promise<string[]> {
+  const stale = and(eq(users.online, true), or(isNull(users.lastSeenAt), lt(users.lastSeenAt, before)));
+  const rows = await db
+    .select({ id: users.id })
+    .from(users)
+    .where(userIds ? and(stale, inArray(users.id, userIds)) : stale)
+    .orderBy(sql`${users.lastSeenAt} ASC NULLS FIRST`, asc(users.id))
+    .limit(limit);
+  return rows.map((r) => r.id);
+}
+
+/** A session confirmed online: its flag counts as checked at `at`, so the job moves on to other users. */
+export async function confirmOnline(db: Db, userId: string, at: Date): Promise<void> {
+  await db.update(users).set({ lastSeenAt: at }).where(and(eq(users.id, userId), eq(users.online, true)));
 }

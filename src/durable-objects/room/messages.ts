@@ -18,7 +18,7 @@ export function publicMessage(m: StoredMessage | Message): Message {
   return rest;
 }
 
-export async function sendMessage(room: ConversationRoom, input: SendInput): Promise<SendResult> {
+export async function sendMessage(room: ConversationRoom, input: SendInput, via: "rest" | "ws"): Promise<SendResult> {
   const meta = await room.ready(input.conversationId);
   room.requireMember(input.actor.id);
   const normal = normalizeContent(input.content);
@@ -65,8 +65,9 @@ export async function sendMessage(room: ConversationRoom, input: SendInput): Pro
   );
   room.endTyping(input.actor.id);
   const outgoing = { ...publicMessage(message), status: "sent" as const, sender };
+  // Counted before the broadcast, whose flush then carries it to /metrics.
+  metrics.count("messages_sent_total", 1, { via });
   room.broadcast("new_message", { message: outgoing }, message.seq);
-  metrics.count("messages_sent_total");
   const committed = await room.waitForCommit();
   // Badges and notifications follow the commit (or the deadline): they never count a message Postgres may not
   // get, their RPCs are not on the sender's ack path, and one group commit becomes one batch per recipient.

@@ -2,9 +2,26 @@ import { createMiddleware } from "hono/factory";
 import { getConfig } from "../../lib/config";
 import { createLogger } from "../../lib/log";
 import { openDb, type DbHandle } from "../../db/client";
+import type { Context } from "hono";
 import type { AppEnv } from "../env";
+import { isUuidParam } from "../params";
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,100}$/;
+const CONVERSATION_ROUTE = /\/conversations\/:id(\/|$)/;
+
+/**
+ * The conversation a request addressed, from the route the router matched (read after the handler ran, when the
+ * request's route index points at it): only routes declared as `/conversations/:id...`, only a well-formed id.
+ */
+function conversationIdOf(c: Context<AppEnv>): string | undefined {
+  try {
+    if (!CONVERSATION_ROUTE.test(c.req.routePath)) return undefined;
+    const id = c.req.param("id");
+    return id && isUuidParam(id) ? id.toLowerCase() : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Request id, config, logger and a lazily opened database for every request; security headers on every response. */
 export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
@@ -35,7 +52,7 @@ export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
       }
     }
     if (c.req.path !== "/health") {
-      log.info("request", { status: c.res.status, latencyMs: Date.now() - started, userId: c.var.user?.id });
+      log.info("request", { status: c.res.status, latencyMs: Date.now() - started, userId: c.var.user?.id, conversationId: conversationIdOf(c) });
     }
   }
 });

@@ -625,6 +625,59 @@ describe("business transfer and close", () => {
   });
 });
 
+describe("business agent leaving a conversation", () => {
+  const leave = (conversationId: string, agent: TestUser) => api("DELETE", `/conversations/${conversationId}/participants/${agent.id}`, { token: agent.token });
+
+  it("hands the conversation to another free agent at once: slot freed, unassignment audited with the agent as actor", async () => {
+    const biz = await newBusiness();
+    const a = await readyAgent(biz);
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    expect(roleMap(chat.body)[a.id]).toBe("agent");
+    const b = await readyAgent(biz);
+    const left = await leave(chat.body.id, a);
+    expect(left.status, JSON.stringify(left.body)).toBe(204);
+    expect(await placement(chat.body.id, customer)).toMatchObject({ status: "assigned", agentId: b.id, queuePosition: null });
+    const load = await agentsOf(biz);
+    expect([load[a.id].activeChats, load[b.id].activeChats]).toEqual([0, 1]);
+    expect(await activeAgents(chat.body.id)).toEqual([b.id]);
+    expect((await pgConversation(chat.body.id)).assigned_agent_id).toBe(b.id);
+    const audit = await auditActions(chat.body.id);
+    expect(audit.map((e) => e.action)).toEqual(["business.assigned", "business.unassigned", "business.assigned"]);
+    expect(audit[1]).toMatchObject({ actor_id: a.id, target_id: a.id, details: { reason: "agent_left" } });
+    expect(audit[2]).toMatchObject({ target_id: b.id, details: { auto: true } });
+    const history = await withDb((db) => db.execute<{ agent_id: string; end_reason: string | null }>(
+      sql`SELECT agent_id, end_reason FROM business_assignments WHERE conversation_id = ${chat.body.id} ORDER BY id`,
+    ));
+    expect(history.rows).toEqual([
+      { agent_id: a.id, end_reason: "agent_left" },
+      { agent_id: b.id, end_reason: null },
+    ]);
+    expectErrorShape(await api("GET", `/conversations/${chat.body.id}`, { token: a.token }), 404);
+    await waitFor(async () => a.socket.frames.find((f) => f.type === "conversation_removed" && f.data.conversationId === chat.body.id), "conversation_removed");
+    await waitFor(async () => b.socket.frames.find((f) => f.type === "conversation_created" && f.data.conversation.id === chat.body.id), "conversation_created");
+  });
+
+  it("puts it back at the front of the queue when nobody else is free, not straight back to the agent who left", async () => {
+    const biz = await newBusiness();
+    const a = await readyAgent(biz, { maxConcurrentChats: 1 });
+    const [first, second] = [await newUser("customer"), await newUser("customer")];
+    const chat = await openChat(first, biz.id);
+    const waiting = await openChat(second, biz.id);
+    expect(waiting.body.queuePosition).toBe(1);
+    expect((await leave(chat.body.id, a)).status).toBe(204);
+    // A's freed slot goes to the next customer; the conversation A left waits at the front for someone else.
+    expect(await placement(chat.body.id, first)).toMatchObject({ status: "queued", agentId: null, queuePosition: 1 });
+    expect(await placement(waiting.body.id, second)).toMatchObject({ status: "assigned", agentId: a.id });
+    expect((await agentsOf(biz))[a.id].activeChats).toBe(1);
+    expect((await pgConversation(chat.body.id)).assigned_agent_id).toBeNull();
+    expect(await activeAgents(chat.body.id)).toEqual([]);
+    expect((await auditActions(chat.body.id)).at(-1)).toMatchObject({ action: "business.unassigned", actor_id: a.id, details: { reason: "agent_left" } });
+    const b = await readyAgent(biz, { maxConcurrentChats: 1 });
+    expect(await placement(chat.body.id, first)).toMatchObject({ status: "assigned", agentId: b.id });
+  });
+});
+
 // ── Stats ──────────────────────────────────────────────────────────────────────────────────────────────────────
 
 describe("business stats", () => {

@@ -312,16 +312,19 @@ export async function writeAssignment(db: Db, w: AssignmentWrite): Promise<Write
   });
 }
 
+/** Why an agent's assignment ended without a successor: unregistered by an admin, or left the conversation. */
+export type UnassignmentReason = "agent_removed" | "agent_left";
+
 export interface UnassignmentWrite {
   businessId: string;
   conversationId: string;
   agentId: string;
   actorId: string | null;
-  reason: string | null;
+  reason: UnassignmentReason;
   at: Date;
 }
 
-/** The agent leaves and the conversation has no agent again (it goes back to the queue): an agent was removed. */
+/** The agent leaves and the conversation has no agent again (it goes back to the queue). */
 export async function writeUnassignment(db: Db, w: UnassignmentWrite): Promise<WriteOutcome> {
   return db.transaction(async (tx) => {
     const conv = await lockOpen(tx, w.conversationId);
@@ -330,7 +333,7 @@ export async function writeUnassignment(db: Db, w: UnassignmentWrite): Promise<W
     if (conv.assignedAgentId !== w.agentId) return "done";
     await tx
       .update(businessAssignments)
-      .set({ endedAt: w.at, endReason: "agent_removed" })
+      .set({ endedAt: w.at, endReason: w.reason })
       .where(and(eq(businessAssignments.conversationId, w.conversationId), isNull(businessAssignments.endedAt)));
     await tx
       .update(participants)

@@ -92,3 +92,16 @@ export async function handOverToDesk(
     }),
   );
 }
+
+/**
+ * The assigned agent of an open business conversation leaving it themselves: the desk unassigns them (their
+ * participation ends, audited) and serves the conversation again from the front of the queue. true when the desk
+ * did it (the leave is complete and announced); false when the caller does not hold the conversation, so the plain
+ * leave applies.
+ */
+export async function releaseToDesk(c: Context<AppEnv>, conversation: ConversationRow, agentId: string): Promise<boolean> {
+  const businessId = conversation.businessId;
+  if (conversation.type !== "business" || !businessId || conversation.status !== "open") return false;
+  const placement = await callDesk(() => deskStub(c, businessId).release({ businessId, conversationId: conversation.id, agentId, facts: factsOf(conversation) }));
+  return placement !== null;
+}

@@ -608,6 +608,24 @@ describe("business transfer and close", () => {
     expect(next.body.id).not.toBe(chats[0].body.id);
   });
 
+  it("closes the conversation when its customer leaves it: slot freed for the queue, audited, and the leave still answers 204", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz, { maxConcurrentChats: 1 });
+    const [leaver, waiting] = await Promise.all([newUser("customer"), newUser("customer")]);
+    const first = await openChat(leaver, biz.id);
+    const second = await openChat(waiting, biz.id);
+    expect(await placement(second.body.id, waiting)).toMatchObject({ status: "queued", queuePosition: 1 });
+    const left = await api("DELETE", `/conversations/${first.body.id}/participants/${leaver.id}`, { token: leaver.token });
+    expect(left.status, JSON.stringify(left.body)).toBe(204);
+    const row = await pgConversation(first.body.id);
+    expect(row.status).toBe("closed");
+    expect(await auditActions(first.body.id)).toContainEqual(expect.objectContaining({ action: "business.closed", actor_id: leaver.id }));
+    // The agent's only slot went to the customer who was waiting.
+    expect(await placement(second.body.id, waiting)).toMatchObject({ status: "assigned", agentId: agent.id });
+    expect((await agentsOf(biz))[agent.id].activeChats).toBe(1);
+    expectErrorShape(await api("GET", `/conversations/${first.body.id}`, { token: leaver.token }), 404);
+  });
+
   it("puts an unregistered agent's conversations back at the front of the queue", async () => {
     const biz = await newBusiness();
     const leaving = await readyAgent(biz);

@@ -9,7 +9,7 @@ import { findMembership } from "../../db/queries/conversations";
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
 import { tellRoom, tellUsers } from "../room-events";
-import { releaseToDesk } from "./business-support";
+import { closeForLeavingCustomer, releaseToDesk } from "./business-support";
 import { addParticipantBody, muteBody, muteResult, participantSchema, roleBody } from "./conversation-schemas";
 
 const tags = ["participants"];
@@ -62,7 +62,8 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       const { conversation, me } = await requireMembership(c, params.id);
       const target = participantParam(params.userId);
       enforce(checkRemove(conversation.type, me.role, target === me.userId));
-      if (me.role === "agent" && target === me.userId && (await releaseToDesk(c, conversation, me.userId))) return c.body(null, 204);
+      if (target === me.userId && me.role === "agent" && (await releaseToDesk(c, conversation, me.userId))) return c.body(null, 204);
+      if (target === me.userId && me.role === "customer") await closeForLeavingCustomer(c, conversation, me.userId);
       const result = await removeParticipant(c.var.db(), conversation.type, conversation.id, target, me.userId);
       if (!result) throw notFound("Participant");
       const updated = result.promoted ? await participantViews(c, [result.promoted]) : undefined;

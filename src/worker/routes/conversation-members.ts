@@ -52,7 +52,7 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       tags,
       summary: "Leave (your own id) or remove a member (group admin)",
       description:
-        "History stays. When the last admin leaves a group, the member who joined first becomes admin. A business conversation's agent who leaves is unassigned: the conversation goes back to the front of its business's queue and to another free agent at once.",
+        "History stays. When the last admin leaves a group, the member who joined first becomes admin. A business customer who leaves closes the conversation (its agent's slot goes to the queue; their next POST /conversations/business opens a new one). A business conversation's assigned agent who leaves is unassigned: the conversation goes back to the front of its business's queue and to another free agent at once.",
       ...secured,
       request: { params: memberParams },
       responses: { 204: { description: "Left or removed" }, ...errorResponses(401, 403, 404) },

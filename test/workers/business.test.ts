@@ -703,7 +703,7 @@ describe("business stats", () => {
     const biz = await newBusiness();
     const agent = await readyAgent(biz, { maxConcurrentChats: 2 });
     const customers = await Promise.all([1, 2, 3].map(() => newUser("customer")));
-    const chats = [];
+    const chats: Awaited<ReturnType<typeof openChat>>[] = [];
     for (const c of customers) chats.push(await openChat(c, biz.id));
     expect(chats.map((c) => c.body.queuePosition)).toEqual([null, null, 1]);
     let stats = await api("GET", `/business/${biz.id}/stats`, { token: biz.admin.token });
@@ -715,10 +715,23 @@ describe("business stats", () => {
       expect((await api("POST", `/conversations/${chat.body.id}/messages`, { token: customers[i].token, body: { content: "hello?" } })).status).toBe(201);
       expect((await api("POST", `/conversations/${chat.body.id}/messages`, { token: agent.token, body: { content: "Hi, how can I help?" } })).status).toBe(201);
     }
+    // One more slot: the queued conversation is served too, and answered.
+    await registerAgent(biz, agent, { maxConcurrentChats: 3 });
+    expect(await placement(chats[2].body.id, customers[2])).toMatchObject({ status: "assigned", agentId: agent.id });
+    expect((await api("POST", `/conversations/${chats[2].body.id}/messages`, { token: agent.token, body: { content: "Hi!" } })).status).toBe(201);
+    // Known response times (10 s, 20 s, 40 s): each conversation is backdated to that long before its agent's first
+    // message. Their median is 20 s (their mean would be 23.3 s).
+    for (const [i, seconds] of [10, 20, 40].entries()) {
+      await withDb((db) => db.execute(sql`
+        UPDATE conversations c SET created_at = (
+          SELECT min(m.created_at) FROM messages m WHERE m.conversation_id = c.id AND m.sender_id = ${agent.id}
+        ) - make_interval(secs => ${seconds})
+        WHERE c.id = ${chats[i].body.id}`));
+    }
     stats = await api("GET", `/business/${biz.id}/stats?days=7`, { token: biz.admin.token });
-    expect(stats.body).toMatchObject({ open: 3, queued: 1, responded: 2, windowDays: 7 });
-    expect(stats.body.medianFirstResponseMs).toBeGreaterThanOrEqual(0);
-    expect(stats.body.medianFirstResponseMs).toBeLessThan(60_000);
+    expect(stats.body).toMatchObject({ open: 3, queued: 0, assigned: 3, created: 3, responded: 3, windowDays: 7 });
+    expect(stats.body.agents).toEqual([expect.objectContaining({ userId: agent.id, activeChats: 3, maxConcurrentChats: 3 })]);
+    expect(stats.body.medianFirstResponseMs).toBe(20_000);
   });
 });
 

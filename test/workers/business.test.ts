@@ -490,6 +490,8 @@ describe("business hours", () => {
       { timezone: "UTC", schedule: { someday: { isOpen: false } } },
       { timezone: "UTC", schedule: {}, extra: true },
       { timezone: "UTC", schedule: {}, holidays: [{ date: "25/12/2026" }] },
+      { timezone: "UTC", schedule: {}, holidays: [{ date: "2026-12-24", isOpen: true, openTime: "10:00" }] },
+      { timezone: "UTC", schedule: {}, holidays: [{ date: "2026-12-24", isOpen: true, openTime: "10:00", closeTime: "10:00" }] },
     ]) {
       expectErrorShape(await api("PUT", `/business/${biz.id}/hours`, { token: biz.admin.token, body }), 400);
     }

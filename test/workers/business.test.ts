@@ -1,143 +1,33 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import type { BusinessDesk } from "../../src/durable-objects/business-desk";
 import { api, expectErrorShape, newUser, type TestUser } from "./helpers";
 import { withDb } from "./fixtures";
+import {
+  activeAgents,
+  agentsOf,
+  auditActions,
+  closedUntil,
+  closeSockets,
+  connect,
+  desk,
+  newBusiness,
+  openChat,
+  pgConversation,
+  placement,
+  readyAgent,
+  registerAgent,
+  roleMap,
+  serviceUser,
+  setAvailable,
+  trackSocket,
+  waitFor,
+} from "./business-helpers";
 
-// ── Fixtures through the public routes ─────────────────────────────────────────────────────────────────────────
+// The Postgres-down cases are in business.serial.test.ts: switching the shared bridge off would hit parallel files.
 
-let service: TestUser | undefined;
-/** A service token (role "admin"): registers business admins. */
-async function serviceUser(): Promise<TestUser> {
-  service ??= await newUser("svc", "admin");
-  return service;
-}
-
-interface Biz {
-  id: string;
-  admin: TestUser;
-}
-
-/** A fresh business with a registered (non-service) admin. */
-async function newBusiness(): Promise<Biz> {
-  const id = crypto.randomUUID();
-  const admin = await newUser("bizadmin");
-  const res = await api("PUT", `/business/${id}/admins/${admin.id}`, { token: (await serviceUser()).token });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return { id, admin };
-}
-
-async function registerAgent(biz: Biz, agent: TestUser, body: { skills?: string[]; maxConcurrentChats?: number } = {}) {
-  const res = await api("PUT", `/business/${biz.id}/agents/${agent.id}`, { token: biz.admin.token, body });
-  expect([200, 201], JSON.stringify(res.body)).toContain(res.status);
-  return res.body;
-}
-
-async function setAvailable(agent: TestUser, isAvailable = true) {
-  const res = await api("PUT", "/business/agents/me/availability", { token: agent.token, body: { isAvailable } });
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.body;
-}
-
-interface UserSocket {
-  ws: WebSocket;
-  frames: { type: string; data: any }[];
-}
-
-const sockets: WebSocket[] = [];
-afterEach(() => {
-  for (const ws of sockets.splice(0)) {
-    try {
-      ws.close(1000, "test done");
-    } catch {
-      // already closed
-    }
-  }
-});
-
-/** The agent's user socket (GET /ws): makes them online through their UserSession, the real presence path. */
-async function connect(user: TestUser): Promise<UserSocket> {
-  const res = await SELF.fetch(new Request("http://chat.test/ws", { headers: { Upgrade: "websocket", authorization: `Bearer ${user.token}` } }));
-  expect(res.status).toBe(101);
-  const ws = res.webSocket!;
-  const frames: UserSocket["frames"] = [];
-  ws.addEventListener("message", (e) => {
-    frames.push(JSON.parse(String(e.data)));
-  });
-  ws.accept();
-  sockets.push(ws);
-  return { ws, frames };
-}
-
-/** Registered, online (a user socket) and available: an agent who gets conversations. */
-async function readyAgent(biz: Biz, body: { skills?: string[]; maxConcurrentChats?: number } = {}, prefix = "agent") {
-  const agent = await newUser(prefix);
-  await registerAgent(biz, agent, body);
-  const socket = await connect(agent);
-  await setAvailable(agent);
-  return { ...agent, socket };
-}
-
-async function openChat(customer: TestUser, businessId: string, extra: { category?: string; agentId?: string } = {}) {
-  return api("POST", "/conversations/business", { token: customer.token, body: { businessId, ...extra } });
-}
-
-async function waitFor<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const agentsOf = async (biz: Biz) => {
-  const res = await api("GET", `/business/${biz.id}/agents`, { token: biz.admin.token });
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return Object.fromEntries((res.body.agents as any[]).map((a) => [a.userId, a]));
-};
-
-const placement = async (conversationId: string, as: TestUser) => {
-  const res = await api("GET", `/business/conversations/${conversationId}/queue-position`, { token: as.token });
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.body as { status: string; agentId: string | null; queuePosition: number | null };
-};
-
-const roleMap = (conversation: { participants: { userId: string; role: string }[] }) =>
-  Object.fromEntries(conversation.participants.map((p) => [p.userId, p.role]));
-
-const pgConversation = (id: string) =>
-  withDb(async (db) => (await db.execute<{ status: string; assigned_agent_id: string | null; closed_at: string | null; category: string | null }>(
-    sql`SELECT status, assigned_agent_id, closed_at, category FROM conversations WHERE id = ${id}`,
-  )).rows[0]);
-
-const activeAgents = (id: string) =>
-  withDb(async (db) =>
-    (await db.execute<{ user_id: string }>(sql`SELECT user_id FROM participants WHERE conversation_id = ${id} AND role = 'agent' AND left_at IS NULL`)).rows.map(
-      (r) => r.user_id,
-    ),
-  );
-
-const auditActions = (id: string) =>
-  withDb(async (db) =>
-    (await db.execute<{ action: string; actor_id: string | null; target_id: string | null; details: any }>(
-      sql`SELECT action, actor_id, target_id, details FROM audit_log WHERE conversation_id = ${id} AND action LIKE 'business.%' ORDER BY id`,
-    )).rows,
-  );
-
-const desk = (businessId: string) => env.BUSINESS_DESK.get(env.BUSINESS_DESK.idFromName(businessId));
-
-/** A weekly schedule open only on the weekday `days` days from now (UTC), 10:00–11:00: closed now, opening soon. */
-function closedUntil(days: number) {
-  const day = new Date(Date.now() + days * 86_400_000);
-  const weekday = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"][day.getUTCDay()];
-  return {
-    hours: { timezone: "UTC", schedule: { [weekday]: { isOpen: true, openTime: "10:00", closeTime: "11:00" } } },
-    opensAt: `${day.toISOString().slice(0, 10)}T10:00:00.000Z`,
-  };
-}
+afterEach(closeSockets);
 
 // ── Agents ─────────────────────────────────────────────────────────────────────────────────────────────────────
 
@@ -345,7 +235,7 @@ describe("business queue", () => {
       frames.push(JSON.parse(String(e.data)));
     });
     ws.accept();
-    sockets.push(ws);
+    trackSocket(ws);
     await waitFor(async () => frames.find((f) => f.type === "ready"), "ready frame");
     await setAvailable(agent);
     const joined = await waitFor(async () => frames.find((f) => f.type === "participant_joined"), "participant_joined");
@@ -383,50 +273,6 @@ describe("business queue", () => {
     expect(status.body).toMatchObject({ isOpen: true, alwaysOpen: true });
     const alarm = await runInDurableObject(desk(biz.id), async (_instance: BusinessDesk, state) => state.storage.getAlarm());
     expect(alarm).toBeNull();
-  });
-});
-
-// ── Postgres failures ──────────────────────────────────────────────────────────────────────────────────────────
-
-const controlUrl = (env as unknown as { TEST_BRIDGE_CONTROL: string }).TEST_BRIDGE_CONTROL;
-async function postgres(fault: { down?: boolean }) {
-  const res = await fetch(`${controlUrl}/__control`, {
-    method: "POST",
-    headers: { authorization: "Bearer local-control-token", "content-type": "application/json" },
-    body: JSON.stringify({ fault }),
-  });
-  if (!res.ok) throw new Error(`bridge control failed: ${res.status}`);
-}
-
-describe("business desk when Postgres fails", () => {
-  afterEach(async () => {
-    await postgres({});
-  });
-
-  it("undoes a reservation whose write failed (back in the queue, same place) and retries on its alarm", async () => {
-    const biz = await newBusiness();
-    const agent = await newUser("agent");
-    await registerAgent(biz, agent);
-    await setAvailable(agent); // available, not online yet
-    const customer = await newUser("customer");
-    const chat = await openChat(customer, biz.id);
-    const behind = await openChat(await newUser("customer"), biz.id);
-    expect([chat.body.queuePosition, behind.body.queuePosition]).toEqual([1, 2]);
-    const facts = { customerId: customer.id, category: null, assignedAgentId: null };
-    await postgres({ down: true });
-    // The agent comes online (as their UserSession would report it): the desk reserves, the write fails.
-    await desk(biz.id).agentPresence(biz.id, agent.id, "online");
-    const during = await desk(biz.id).placement(biz.id, chat.body.id, facts);
-    expect(during).toMatchObject({ ok: true, value: { status: "queued", queuePosition: 1 } });
-    const snapshot = await desk(biz.id).snapshot(biz.id);
-    expect(snapshot.ok && snapshot.value.agents[0]).toMatchObject({ activeChats: 0, online: true });
-    const alarm = await runInDurableObject(desk(biz.id), async (_instance: BusinessDesk, state) => state.storage.getAlarm());
-    expect(alarm).not.toBeNull();
-    await postgres({});
-    expect(await runDurableObjectAlarm(desk(biz.id))).toBe(true);
-    expect(await placement(chat.body.id, customer)).toMatchObject({ status: "assigned", agentId: agent.id });
-    expect(await activeAgents(chat.body.id)).toEqual([agent.id]);
-    expect((await auditActions(chat.body.id)).map((a) => a.action)).toEqual(["business.assigned"]);
   });
 });
 

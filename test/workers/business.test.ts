@@ -617,7 +617,6 @@ describe("business authorisation", () => {
       for (const [method, path, body] of [
         ["PUT", `/business/${biz.id}/agents/${outsider.id}`, { maxConcurrentChats: 2 }],
         ["DELETE", `/business/${biz.id}/agents/${agent.id}`],
-        ["GET", `/business/${biz.id}/agents`],
         ["PUT", `/business/${biz.id}/hours`, { timezone: "UTC", schedule: {} }],
         ["DELETE", `/business/${biz.id}/hours`],
         ["GET", `/business/${biz.id}/stats`],
@@ -625,6 +624,13 @@ describe("business authorisation", () => {
         expectErrorShape(await api(method, path, { token: as.token, body }), 403);
       }
     }
+    // Anyone signed in may list the agents, but sees only ids, skills and availability (no presence, no load).
+    for (const as of [outsider, agent]) {
+      const listed = await api("GET", `/business/${biz.id}/agents`, { token: as.token });
+      expect(listed.status, JSON.stringify(listed.body)).toBe(200);
+      expect(listed.body).toEqual({ businessId: biz.id, agents: [{ businessId: biz.id, userId: agent.id, skills: [], isAvailable: false }] });
+    }
+    expect((await agentsOf(biz))[agent.id]).toMatchObject({ presence: "offline", activeChats: 0, maxConcurrentChats: 5 });
     // Registering admins: a registered business admin is not enough.
     expectErrorShape(await api("PUT", `/business/${biz.id}/admins/${outsider.id}`, { token: biz.admin.token }), 403);
     expectErrorShape(await api("PUT", `/business/${biz.id}/admins/${outsider.id}`, { token: outsider.token }), 403);

@@ -72,6 +72,11 @@ export async function deleteAgent(db: Db, businessId: string, userId: string): P
   return rows.length > 0;
 }
 
+/** A business's agents, by user id. */
+export async function listAgents(db: Db, businessId: string): Promise<AgentRow[]> {
+  return db.select().from(businessAgents).where(eq(businessAgents.businessId, businessId)).orderBy(asc(businessAgents.userId));
+}
+
 export async function findAgent(db: Db, businessId: string, userId: string): Promise<AgentRow | undefined> {
   const rows = await db
     .select()
@@ -140,7 +145,7 @@ export interface DeskSeed {
 /** Everything a desk needs the first time its storage is used (conversations opened before it existed included). */
 export async function loadDeskSeed(db: Db, businessId: string): Promise<DeskSeed> {
   const [agents, hours, open, last] = await Promise.all([
-    db.select().from(businessAgents).where(eq(businessAgents.businessId, businessId)).orderBy(asc(businessAgents.userId)),
+    listAgents(db, businessId),
     loadHours(db, businessId),
     db
       .select({

@@ -102,7 +102,13 @@ export async function handOverToDesk(
 export async function releaseToDesk(c: Context<AppEnv>, conversation: ConversationRow, agentId: string): Promise<boolean> {
   const businessId = conversation.businessId;
   if (conversation.type !== "business" || !businessId || conversation.status !== "open") return false;
-  const placement = await callDesk(() => deskStub(c, businessId).release({ businessId, conversationId: conversation.id, agentId, facts: factsOf(conversation) }));
+  const placement = await callDesk(() => deskStub(c, businessId).release({ businessId, conversationId: conversation.id, agentId, facts: factsOf(conversation) })).catch(
+    (err: unknown) => {
+      // Closed meanwhile: there is no slot to give back, the plain leave goes ahead.
+      if (err instanceof HttpError && err.status === 409) return null;
+      throw err;
+    },
+  );
   return placement !== null;
 }
 

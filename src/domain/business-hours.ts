@@ -9,11 +9,12 @@ export const WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday",
 export type Weekday = (typeof WEEKDAYS)[number];
 
 const time = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "must be HH:MM (24 h)");
-const day = z
-  .strictObject({ isOpen: z.boolean(), openTime: time.optional(), closeTime: time.optional() })
-  .refine((d) => !d.isOpen || (d.openTime !== undefined && d.closeTime !== undefined && d.openTime !== d.closeTime), {
-    message: "an open day needs openTime and closeTime that differ",
-  });
+/** A weekday or a special day that is open must say when, and a window cannot be empty (the same rule for both). */
+const opensWhen = (d: { isOpen: boolean; openTime?: string; closeTime?: string }) =>
+  !d.isOpen || (d.openTime !== undefined && d.closeTime !== undefined && d.openTime !== d.closeTime);
+const opensWhenMessage = { message: "an open day needs openTime and closeTime that differ" };
+
+const day = z.strictObject({ isOpen: z.boolean(), openTime: time.optional(), closeTime: time.optional() }).refine(opensWhen, opensWhenMessage);
 
 export const hoursSchema = z
   .strictObject({
@@ -21,13 +22,15 @@ export const hoursSchema = z
     schedule: z.strictObject(Object.fromEntries(WEEKDAYS.map((d) => [d, day.optional()])) as Record<Weekday, z.ZodOptional<typeof day>>),
     holidays: z
       .array(
-        z.strictObject({
-          date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "must be YYYY-MM-DD"),
-          name: z.string().max(100).optional(),
-          isOpen: z.boolean().default(false),
-          openTime: time.optional(),
-          closeTime: time.optional(),
-        }),
+        z
+          .strictObject({
+            date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "must be YYYY-MM-DD"),
+            name: z.string().max(100).optional(),
+            isOpen: z.boolean().default(false),
+            openTime: time.optional(),
+            closeTime: time.optional(),
+          })
+          .refine(opensWhen, opensWhenMessage),
       )
       .max(366)
       .optional(),
@@ -79,7 +82,11 @@ export function localTime(instant: number, tz: string): LocalTime {
   };
 }
 
-/** The UTC instant of a wall-clock time in a zone; a time that a DST change skips maps to an instant within the gap's hour. */
+/**
+ * The UTC instant of a wall-clock time in a zone. A time that a DST change skips (02:30 on a spring-forward night in
+ * New York) is read with the offset from before the change, so it lands as far after the gap as it was into it
+ * (03:30 local); the unit tests pin this.
+ */
 export function zonedInstant(date: string, minutes: number, tz: string): number {
   const [y, m, d] = date.split("-").map(Number);
   const wall = Date.UTC(y, m - 1, d, Math.floor(minutes / 60), minutes % 60);

@@ -15,6 +15,7 @@ import type {
   HoursOutcome,
   OpenInput,
   Placement,
+  ReleaseInput,
 } from "./business/api";
 import { Desk } from "./business/desk";
 import { WorkerDeskEffects } from "./business/effects";
@@ -56,6 +57,10 @@ export class BusinessDesk extends DurableObject<Env> {
 
   close(input: CloseInput): Promise<RpcResult<CloseOutcome>> {
     return asRpcResult(() => this.desk.close(input));
+  }
+
+  release(input: ReleaseInput): Promise<RpcResult<Placement | null>> {
+    return asRpcResult(() => this.desk.release(input));
   }
 
   upsertAgent(businessId: string, agentId: string, patch: AgentPatch): Promise<RpcResult<{ agent: AgentView; created: boolean }>> {

@@ -52,4 +52,29 @@ describe("business hours", () => {
     expect(hoursSchema.safeParse({ timezone: "UTC", schedule: { funday: { isOpen: false } } }).success).toBe(false);
     expect(hoursSchema.safeParse(berlin).success).toBe(true);
   });
+
+  it("validates open special days like open weekdays: both times, and different", () => {
+    const withHoliday = (holiday: Record<string, unknown>) => hoursSchema.safeParse({ timezone: "UTC", schedule: {}, holidays: [{ date: "2026-12-24", ...holiday }] });
+    expect(withHoliday({ isOpen: true }).success).toBe(false);
+    expect(withHoliday({ isOpen: true, openTime: "10:00" }).success).toBe(false);
+    expect(withHoliday({ isOpen: true, closeTime: "14:00" }).success).toBe(false);
+    expect(withHoliday({ isOpen: true, openTime: "10:00", closeTime: "10:00" }).success).toBe(false);
+    expect(withHoliday({ isOpen: true, openTime: "10:00", closeTime: "14:00" }).success).toBe(true);
+    // Closed (explicitly or by default) needs no times.
+    expect(withHoliday({ isOpen: false }).success).toBe(true);
+    expect(withHoliday({ name: "Christmas Eve" }).success).toBe(true);
+  });
+
+  it("opens a window whose start a DST change skips at the same distance after the gap (02:30 → 03:30)", () => {
+    // New York springs forward on Sunday 2026-03-08: 02:00 EST (07:00Z) becomes 03:00 EDT, so 02:30 never happens.
+    const early: BusinessHours = { timezone: "America/New_York", schedule: { sunday: { isOpen: true, openTime: "02:30", closeTime: "10:00" } } };
+    expect(zonedInstant("2026-03-08", 150, "America/New_York")).toBe(at("2026-03-08T07:30:00Z"));
+    // 01:00 EST: closed, opening at 03:30 EDT (07:30Z).
+    expect(hoursStatus(early, at("2026-03-08T06:00:00Z"))).toMatchObject({ isOpen: false, localTime: "2026-03-08T01:00", nextOpenAt: "2026-03-08T07:30:00.000Z" });
+    // 03:15 EDT, after the gap but before the shifted opening: still closed.
+    expect(hoursStatus(early, at("2026-03-08T07:15:00Z"))).toMatchObject({ isOpen: false, localTime: "2026-03-08T03:15", nextOpenAt: "2026-03-08T07:30:00.000Z" });
+    expect(hoursStatus(early, at("2026-03-08T07:30:00Z"))).toMatchObject({ isOpen: true, localTime: "2026-03-08T03:30", closesAt: "2026-03-08T14:00:00.000Z" });
+    // The next Sunday, 02:30 exists again (EDT, 06:30Z).
+    expect(hoursStatus(early, at("2026-03-14T12:00:00Z")).nextOpenAt).toBe("2026-03-15T06:30:00.000Z");
+  });
 });

@@ -1,143 +1,33 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
+import { runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import type { BusinessDesk } from "../../src/durable-objects/business-desk";
 import { api, expectErrorShape, newUser, type TestUser } from "./helpers";
 import { withDb } from "./fixtures";
+import {
+  activeAgents,
+  agentsOf,
+  auditActions,
+  closedUntil,
+  closeSockets,
+  connect,
+  desk,
+  newBusiness,
+  openChat,
+  pgConversation,
+  placement,
+  readyAgent,
+  registerAgent,
+  roleMap,
+  serviceUser,
+  setAvailable,
+  trackSocket,
+  waitFor,
+} from "./business-helpers";
 
-// ── Fixtures through the public routes ─────────────────────────────────────────────────────────────────────────
+// The Postgres-down cases are in business.serial.test.ts: switching the shared bridge off would hit parallel files.
 
-let service: TestUser | undefined;
-/** A service token (role "admin"): registers business admins. */
-async function serviceUser(): Promise<TestUser> {
-  service ??= await newUser("svc", "admin");
-  return service;
-}
-
-interface Biz {
-  id: string;
-  admin: TestUser;
-}
-
-/** A fresh business with a registered (non-service) admin. */
-async function newBusiness(): Promise<Biz> {
-  const id = crypto.randomUUID();
-  const admin = await newUser("bizadmin");
-  const res = await api("PUT", `/business/${id}/admins/${admin.id}`, { token: (await serviceUser()).token });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return { id, admin };
-}
-
-async function registerAgent(biz: Biz, agent: TestUser, body: { skills?: string[]; maxConcurrentChats?: number } = {}) {
-  const res = await api("PUT", `/business/${biz.id}/agents/${agent.id}`, { token: biz.admin.token, body });
-  expect([200, 201], JSON.stringify(res.body)).toContain(res.status);
-  return res.body;
-}
-
-async function setAvailable(agent: TestUser, isAvailable = true) {
-  const res = await api("PUT", "/business/agents/me/availability", { token: agent.token, body: { isAvailable } });
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.body;
-}
-
-interface UserSocket {
-  ws: WebSocket;
-  frames: { type: string; data: any }[];
-}
-
-const sockets: WebSocket[] = [];
-afterEach(() => {
-  for (const ws of sockets.splice(0)) {
-    try {
-      ws.close(1000, "test done");
-    } catch {
-      // already closed
-    }
-  }
-});
-
-/** The agent's user socket (GET /ws): makes them online through their UserSession, the real presence path. */
-async function connect(user: TestUser): Promise<UserSocket> {
-  const res = await SELF.fetch(new Request("http://chat.test/ws", { headers: { Upgrade: "websocket", authorization: `Bearer ${user.token}` } }));
-  expect(res.status).toBe(101);
-  const ws = res.webSocket!;
-  const frames: UserSocket["frames"] = [];
-  ws.addEventListener("message", (e) => {
-    frames.push(JSON.parse(String(e.data)));
-  });
-  ws.accept();
-  sockets.push(ws);
-  return { ws, frames };
-}
-
-/** Registered, online (a user socket) and available: an agent who gets conversations. */
-async function readyAgent(biz: Biz, body: { skills?: string[]; maxConcurrentChats?: number } = {}, prefix = "agent") {
-  const agent = await newUser(prefix);
-  await registerAgent(biz, agent, body);
-  const socket = await connect(agent);
-  await setAvailable(agent);
-  return { ...agent, socket };
-}
-
-async function openChat(customer: TestUser, businessId: string, extra: { category?: string; agentId?: string } = {}) {
-  return api("POST", "/conversations/business", { token: customer.token, body: { businessId, ...extra } });
-}
-
-async function waitFor<T>(probe: () => Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const agentsOf = async (biz: Biz) => {
-  const res = await api("GET", `/business/${biz.id}/agents`, { token: biz.admin.token });
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return Object.fromEntries((res.body.agents as any[]).map((a) => [a.userId, a]));
-};
-
-const placement = async (conversationId: string, as: TestUser) => {
-  const res = await api("GET", `/business/conversations/${conversationId}/queue-position`, { token: as.token });
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.body as { status: string; agentId: string | null; queuePosition: number | null };
-};
-
-const roleMap = (conversation: { participants: { userId: string; role: string }[] }) =>
-  Object.fromEntries(conversation.participants.map((p) => [p.userId, p.role]));
-
-const pgConversation = (id: string) =>
-  withDb(async (db) => (await db.execute<{ status: string; assigned_agent_id: string | null; closed_at: string | null; category: string | null }>(
-    sql`SELECT status, assigned_agent_id, closed_at, category FROM conversations WHERE id = ${id}`,
-  )).rows[0]);
-
-const activeAgents = (id: string) =>
-  withDb(async (db) =>
-    (await db.execute<{ user_id: string }>(sql`SELECT user_id FROM participants WHERE conversation_id = ${id} AND role = 'agent' AND left_at IS NULL`)).rows.map(
-      (r) => r.user_id,
-    ),
-  );
-
-const auditActions = (id: string) =>
-  withDb(async (db) =>
-    (await db.execute<{ action: string; actor_id: string | null; target_id: string | null; details: any }>(
-      sql`SELECT action, actor_id, target_id, details FROM audit_log WHERE conversation_id = ${id} AND action LIKE 'business.%' ORDER BY id`,
-    )).rows,
-  );
-
-const desk = (businessId: string) => env.BUSINESS_DESK.get(env.BUSINESS_DESK.idFromName(businessId));
-
-/** A weekly schedule open only on the weekday `days` days from now (UTC), 10:00–11:00: closed now, opening soon. */
-function closedUntil(days: number) {
-  const day = new Date(Date.now() + days * 86_400_000);
-  const weekday = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"][day.getUTCDay()];
-  return {
-    hours: { timezone: "UTC", schedule: { [weekday]: { isOpen: true, openTime: "10:00", closeTime: "11:00" } } },
-    opensAt: `${day.toISOString().slice(0, 10)}T10:00:00.000Z`,
-  };
-}
+afterEach(closeSockets);
 
 // ── Agents ─────────────────────────────────────────────────────────────────────────────────────────────────────
 
@@ -345,7 +235,7 @@ describe("business queue", () => {
       frames.push(JSON.parse(String(e.data)));
     });
     ws.accept();
-    sockets.push(ws);
+    trackSocket(ws);
     await waitFor(async () => frames.find((f) => f.type === "ready"), "ready frame");
     await setAvailable(agent);
     const joined = await waitFor(async () => frames.find((f) => f.type === "participant_joined"), "participant_joined");
@@ -383,50 +273,6 @@ describe("business queue", () => {
     expect(status.body).toMatchObject({ isOpen: true, alwaysOpen: true });
     const alarm = await runInDurableObject(desk(biz.id), async (_instance: BusinessDesk, state) => state.storage.getAlarm());
     expect(alarm).toBeNull();
-  });
-});
-
-// ── Postgres failures ──────────────────────────────────────────────────────────────────────────────────────────
-
-const controlUrl = (env as unknown as { TEST_BRIDGE_CONTROL: string }).TEST_BRIDGE_CONTROL;
-async function postgres(fault: { down?: boolean }) {
-  const res = await fetch(`${controlUrl}/__control`, {
-    method: "POST",
-    headers: { authorization: "Bearer local-control-token", "content-type": "application/json" },
-    body: JSON.stringify({ fault }),
-  });
-  if (!res.ok) throw new Error(`bridge control failed: ${res.status}`);
-}
-
-describe("business desk when Postgres fails", () => {
-  afterEach(async () => {
-    await postgres({});
-  });
-
-  it("undoes a reservation whose write failed (back in the queue, same place) and retries on its alarm", async () => {
-    const biz = await newBusiness();
-    const agent = await newUser("agent");
-    await registerAgent(biz, agent);
-    await setAvailable(agent); // available, not online yet
-    const customer = await newUser("customer");
-    const chat = await openChat(customer, biz.id);
-    const behind = await openChat(await newUser("customer"), biz.id);
-    expect([chat.body.queuePosition, behind.body.queuePosition]).toEqual([1, 2]);
-    const facts = { customerId: customer.id, category: null, assignedAgentId: null };
-    await postgres({ down: true });
-    // The agent comes online (as their UserSession would report it): the desk reserves, the write fails.
-    await desk(biz.id).agentPresence(biz.id, agent.id, "online");
-    const during = await desk(biz.id).placement(biz.id, chat.body.id, facts);
-    expect(during).toMatchObject({ ok: true, value: { status: "queued", queuePosition: 1 } });
-    const snapshot = await desk(biz.id).snapshot(biz.id);
-    expect(snapshot.ok && snapshot.value.agents[0]).toMatchObject({ activeChats: 0, online: true });
-    const alarm = await runInDurableObject(desk(biz.id), async (_instance: BusinessDesk, state) => state.storage.getAlarm());
-    expect(alarm).not.toBeNull();
-    await postgres({});
-    expect(await runDurableObjectAlarm(desk(biz.id))).toBe(true);
-    expect(await placement(chat.body.id, customer)).toMatchObject({ status: "assigned", agentId: agent.id });
-    expect(await activeAgents(chat.body.id)).toEqual([agent.id]);
-    expect((await auditActions(chat.body.id)).map((a) => a.action)).toEqual(["business.assigned"]);
   });
 });
 
@@ -490,6 +336,8 @@ describe("business hours", () => {
       { timezone: "UTC", schedule: { someday: { isOpen: false } } },
       { timezone: "UTC", schedule: {}, extra: true },
       { timezone: "UTC", schedule: {}, holidays: [{ date: "25/12/2026" }] },
+      { timezone: "UTC", schedule: {}, holidays: [{ date: "2026-12-24", isOpen: true, openTime: "10:00" }] },
+      { timezone: "UTC", schedule: {}, holidays: [{ date: "2026-12-24", isOpen: true, openTime: "10:00", closeTime: "10:00" }] },
     ]) {
       expectErrorShape(await api("PUT", `/business/${biz.id}/hours`, { token: biz.admin.token, body }), 400);
     }
@@ -608,6 +456,24 @@ describe("business transfer and close", () => {
     expect(next.body.id).not.toBe(chats[0].body.id);
   });
 
+  it("closes the conversation when its customer leaves it: slot freed for the queue, audited, and the leave still answers 204", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz, { maxConcurrentChats: 1 });
+    const [leaver, waiting] = await Promise.all([newUser("customer"), newUser("customer")]);
+    const first = await openChat(leaver, biz.id);
+    const second = await openChat(waiting, biz.id);
+    expect(await placement(second.body.id, waiting)).toMatchObject({ status: "queued", queuePosition: 1 });
+    const left = await api("DELETE", `/conversations/${first.body.id}/participants/${leaver.id}`, { token: leaver.token });
+    expect(left.status, JSON.stringify(left.body)).toBe(204);
+    const row = await pgConversation(first.body.id);
+    expect(row.status).toBe("closed");
+    expect(await auditActions(first.body.id)).toContainEqual(expect.objectContaining({ action: "business.closed", actor_id: leaver.id }));
+    // The agent's only slot went to the customer who was waiting.
+    expect(await placement(second.body.id, waiting)).toMatchObject({ status: "assigned", agentId: agent.id });
+    expect((await agentsOf(biz))[agent.id].activeChats).toBe(1);
+    expectErrorShape(await api("GET", `/conversations/${first.body.id}`, { token: leaver.token }), 404);
+  });
+
   it("puts an unregistered agent's conversations back at the front of the queue", async () => {
     const biz = await newBusiness();
     const leaving = await readyAgent(biz);
@@ -625,6 +491,59 @@ describe("business transfer and close", () => {
   });
 });
 
+describe("business agent leaving a conversation", () => {
+  const leave = (conversationId: string, agent: TestUser) => api("DELETE", `/conversations/${conversationId}/participants/${agent.id}`, { token: agent.token });
+
+  it("hands the conversation to another free agent at once: slot freed, unassignment audited with the agent as actor", async () => {
+    const biz = await newBusiness();
+    const a = await readyAgent(biz);
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    expect(roleMap(chat.body)[a.id]).toBe("agent");
+    const b = await readyAgent(biz);
+    const left = await leave(chat.body.id, a);
+    expect(left.status, JSON.stringify(left.body)).toBe(204);
+    expect(await placement(chat.body.id, customer)).toMatchObject({ status: "assigned", agentId: b.id, queuePosition: null });
+    const load = await agentsOf(biz);
+    expect([load[a.id].activeChats, load[b.id].activeChats]).toEqual([0, 1]);
+    expect(await activeAgents(chat.body.id)).toEqual([b.id]);
+    expect((await pgConversation(chat.body.id)).assigned_agent_id).toBe(b.id);
+    const audit = await auditActions(chat.body.id);
+    expect(audit.map((e) => e.action)).toEqual(["business.assigned", "business.unassigned", "business.assigned"]);
+    expect(audit[1]).toMatchObject({ actor_id: a.id, target_id: a.id, details: { reason: "agent_left" } });
+    expect(audit[2]).toMatchObject({ target_id: b.id, details: { auto: true } });
+    const history = await withDb((db) => db.execute<{ agent_id: string; end_reason: string | null }>(
+      sql`SELECT agent_id, end_reason FROM business_assignments WHERE conversation_id = ${chat.body.id} ORDER BY id`,
+    ));
+    expect(history.rows).toEqual([
+      { agent_id: a.id, end_reason: "agent_left" },
+      { agent_id: b.id, end_reason: null },
+    ]);
+    expectErrorShape(await api("GET", `/conversations/${chat.body.id}`, { token: a.token }), 404);
+    await waitFor(async () => a.socket.frames.find((f) => f.type === "conversation_removed" && f.data.conversationId === chat.body.id), "conversation_removed");
+    await waitFor(async () => b.socket.frames.find((f) => f.type === "conversation_created" && f.data.conversation.id === chat.body.id), "conversation_created");
+  });
+
+  it("puts it back at the front of the queue when nobody else is free, not straight back to the agent who left", async () => {
+    const biz = await newBusiness();
+    const a = await readyAgent(biz, { maxConcurrentChats: 1 });
+    const [first, second] = [await newUser("customer"), await newUser("customer")];
+    const chat = await openChat(first, biz.id);
+    const waiting = await openChat(second, biz.id);
+    expect(waiting.body.queuePosition).toBe(1);
+    expect((await leave(chat.body.id, a)).status).toBe(204);
+    // A's freed slot goes to the next customer; the conversation A left waits at the front for someone else.
+    expect(await placement(chat.body.id, first)).toMatchObject({ status: "queued", agentId: null, queuePosition: 1 });
+    expect(await placement(waiting.body.id, second)).toMatchObject({ status: "assigned", agentId: a.id });
+    expect((await agentsOf(biz))[a.id].activeChats).toBe(1);
+    expect((await pgConversation(chat.body.id)).assigned_agent_id).toBeNull();
+    expect(await activeAgents(chat.body.id)).toEqual([]);
+    expect((await auditActions(chat.body.id)).at(-1)).toMatchObject({ action: "business.unassigned", actor_id: a.id, details: { reason: "agent_left" } });
+    const b = await readyAgent(biz, { maxConcurrentChats: 1 });
+    expect(await placement(chat.body.id, first)).toMatchObject({ status: "assigned", agentId: b.id });
+  });
+});
+
 // ── Stats ──────────────────────────────────────────────────────────────────────────────────────────────────────
 
 describe("business stats", () => {
@@ -632,7 +551,7 @@ describe("business stats", () => {
     const biz = await newBusiness();
     const agent = await readyAgent(biz, { maxConcurrentChats: 2 });
     const customers = await Promise.all([1, 2, 3].map(() => newUser("customer")));
-    const chats = [];
+    const chats: Awaited<ReturnType<typeof openChat>>[] = [];
     for (const c of customers) chats.push(await openChat(c, biz.id));
     expect(chats.map((c) => c.body.queuePosition)).toEqual([null, null, 1]);
     let stats = await api("GET", `/business/${biz.id}/stats`, { token: biz.admin.token });
@@ -644,10 +563,23 @@ describe("business stats", () => {
       expect((await api("POST", `/conversations/${chat.body.id}/messages`, { token: customers[i].token, body: { content: "hello?" } })).status).toBe(201);
       expect((await api("POST", `/conversations/${chat.body.id}/messages`, { token: agent.token, body: { content: "Hi, how can I help?" } })).status).toBe(201);
     }
+    // One more slot: the queued conversation is served too, and answered.
+    await registerAgent(biz, agent, { maxConcurrentChats: 3 });
+    expect(await placement(chats[2].body.id, customers[2])).toMatchObject({ status: "assigned", agentId: agent.id });
+    expect((await api("POST", `/conversations/${chats[2].body.id}/messages`, { token: agent.token, body: { content: "Hi!" } })).status).toBe(201);
+    // Known response times (10 s, 20 s, 40 s): each conversation is backdated to that long before its agent's first
+    // message. Their median is 20 s (their mean would be 23.3 s).
+    for (const [i, seconds] of [10, 20, 40].entries()) {
+      await withDb((db) => db.execute(sql`
+        UPDATE conversations c SET created_at = (
+          SELECT min(m.created_at) FROM messages m WHERE m.conversation_id = c.id AND m.sender_id = ${agent.id}
+        ) - make_interval(secs => ${seconds})
+        WHERE c.id = ${chats[i].body.id}`));
+    }
     stats = await api("GET", `/business/${biz.id}/stats?days=7`, { token: biz.admin.token });
-    expect(stats.body).toMatchObject({ open: 3, queued: 1, responded: 2, windowDays: 7 });
-    expect(stats.body.medianFirstResponseMs).toBeGreaterThanOrEqual(0);
-    expect(stats.body.medianFirstResponseMs).toBeLessThan(60_000);
+    expect(stats.body).toMatchObject({ open: 3, queued: 0, assigned: 3, created: 3, responded: 3, windowDays: 7 });
+    expect(stats.body.agents).toEqual([expect.objectContaining({ userId: agent.id, activeChats: 3, maxConcurrentChats: 3 })]);
+    expect(stats.body.medianFirstResponseMs).toBe(20_000);
   });
 });
 
@@ -685,7 +617,6 @@ describe("business authorisation", () => {
       for (const [method, path, body] of [
         ["PUT", `/business/${biz.id}/agents/${outsider.id}`, { maxConcurrentChats: 2 }],
         ["DELETE", `/business/${biz.id}/agents/${agent.id}`],
-        ["GET", `/business/${biz.id}/agents`],
         ["PUT", `/business/${biz.id}/hours`, { timezone: "UTC", schedule: {} }],
         ["DELETE", `/business/${biz.id}/hours`],
         ["GET", `/business/${biz.id}/stats`],
@@ -693,6 +624,13 @@ describe("business authorisation", () => {
         expectErrorShape(await api(method, path, { token: as.token, body }), 403);
       }
     }
+    // Anyone signed in may list the agents, but sees only ids, skills and availability (no presence, no load).
+    for (const as of [outsider, agent]) {
+      const listed = await api("GET", `/business/${biz.id}/agents`, { token: as.token });
+      expect(listed.status, JSON.stringify(listed.body)).toBe(200);
+      expect(listed.body).toEqual({ businessId: biz.id, agents: [{ businessId: biz.id, userId: agent.id, skills: [], isAvailable: false }] });
+    }
+    expect((await agentsOf(biz))[agent.id]).toMatchObject({ presence: "offline", activeChats: 0, maxConcurrentChats: 5 });
     // Registering admins: a registered business admin is not enough.
     expectErrorShape(await api("PUT", `/business/${biz.id}/admins/${outsider.id}`, { token: biz.admin.token }), 403);
     expectErrorShape(await api("PUT", `/business/${biz.id}/admins/${outsider.id}`, { token: outsider.token }), 403);

@@ -164,16 +164,28 @@ describe("POST /conversations/business", () => {
     }
   });
 
-  it("brings the customer back after leaving, without re-placing the agent", async () => {
+  it("ends the conversation when its customer leaves: closed, unreadable to them, and the next request opens a new one", async () => {
     const [customer, agent] = await users(2, "biz");
     const businessId = crypto.randomUUID();
     await withDb((db) => db.execute(sql`INSERT INTO business_agents (business_id, user_id) VALUES (${businessId}, ${agent.id})`));
     const first = await api("POST", "/conversations/business", { token: customer.token, body: { businessId, agentId: agent.id } });
+    expect(first.status).toBe(201);
+    await send(first.body.id, customer, "before leaving");
     expect((await api("DELETE", `/conversations/${first.body.id}/participants/${customer.id}`, { token: customer.token })).status).toBe(204);
+    const row = await withDb((db) => db.execute<{ status: string }>(sql`SELECT status FROM conversations WHERE id = ${first.body.id}`));
+    expect(row.rows[0].status).toBe("closed");
+    // Leaving takes the history with it, for the customer.
+    expectErrorShape(await api("GET", `/conversations/${first.body.id}`, { token: customer.token }), 404);
+    expectErrorShape(await api("GET", `/conversations/${first.body.id}/messages`, { token: customer.token }), 404);
     const again = await api("POST", "/conversations/business", { token: customer.token, body: { businessId, agentId: agent.id } });
-    expect(again.status).toBe(200);
-    expect(again.body.id).toBe(first.body.id);
+    expect(again.status).toBe(201);
+    expect(again.body.id).not.toBe(first.body.id);
+    expect(again.body.status).toBe("open");
     expect(roles(again.body)).toEqual({ [customer.id]: "customer" });
+    // One open conversation per customer and business: a repeat request returns the new one.
+    const repeat = await api("POST", "/conversations/business", { token: customer.token, body: { businessId } });
+    expect(repeat.status).toBe(200);
+    expect(repeat.body.id).toBe(again.body.id);
   });
 
   it("validates its body", async () => {

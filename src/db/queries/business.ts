@@ -72,6 +72,11 @@ export async function deleteAgent(db: Db, businessId: string, userId: string): P
   return rows.length > 0;
 }
 
+/** A business's agents, by user id. */
+export async function listAgents(db: Db, businessId: string): Promise<AgentRow[]> {
+  return db.select().from(businessAgents).where(eq(businessAgents.businessId, businessId)).orderBy(asc(businessAgents.userId));
+}
+
 export async function findAgent(db: Db, businessId: string, userId: string): Promise<AgentRow | undefined> {
   const rows = await db
     .select()
@@ -140,7 +145,7 @@ export interface DeskSeed {
 /** Everything a desk needs the first time its storage is used (conversations opened before it existed included). */
 export async function loadDeskSeed(db: Db, businessId: string): Promise<DeskSeed> {
   const [agents, hours, open, last] = await Promise.all([
-    db.select().from(businessAgents).where(eq(businessAgents.businessId, businessId)).orderBy(asc(businessAgents.userId)),
+    listAgents(db, businessId),
     loadHours(db, businessId),
     db
       .select({
@@ -312,16 +317,19 @@ export async function writeAssignment(db: Db, w: AssignmentWrite): Promise<Write
   });
 }
 
+/** Why an agent's assignment ended without a successor: unregistered by an admin, or left the conversation. */
+export type UnassignmentReason = "agent_removed" | "agent_left";
+
 export interface UnassignmentWrite {
   businessId: string;
   conversationId: string;
   agentId: string;
   actorId: string | null;
-  reason: string | null;
+  reason: UnassignmentReason;
   at: Date;
 }
 
-/** The agent leaves and the conversation has no agent again (it goes back to the queue): an agent was removed. */
+/** The agent leaves and the conversation has no agent again (it goes back to the queue). */
 export async function writeUnassignment(db: Db, w: UnassignmentWrite): Promise<WriteOutcome> {
   return db.transaction(async (tx) => {
     const conv = await lockOpen(tx, w.conversationId);
@@ -330,7 +338,7 @@ export async function writeUnassignment(db: Db, w: UnassignmentWrite): Promise<W
     if (conv.assignedAgentId !== w.agentId) return "done";
     await tx
       .update(businessAssignments)
-      .set({ endedAt: w.at, endReason: "agent_removed" })
+      .set({ endedAt: w.at, endReason: w.reason })
       .where(and(eq(businessAssignments.conversationId, w.conversationId), isNull(businessAssignments.endedAt)));
     await tx
       .update(participants)

@@ -57,6 +57,14 @@ export interface CloseInput {
   facts: ConversationFacts;
 }
 
+export interface ReleaseInput {
+  businessId: string;
+  conversationId: string;
+  /** The agent leaving; also the actor (an agent can only release their own conversation). */
+  agentId: string;
+  facts: ConversationFacts;
+}
+
 export interface CloseOutcome {
   conversationId: string;
   status: "closed";

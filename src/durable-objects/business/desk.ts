@@ -15,6 +15,7 @@ import type {
   HoursOutcome,
   OpenInput,
   Placement,
+  ReleaseInput,
 } from "./api";
 import type { DeskEffects } from "./effects";
 import { agentStates, pickAgent, planDrain } from "./planner";
@@ -298,6 +299,50 @@ export class Desk {
     return result!;
   }
 
+  /**
+   * The assigned agent leaves the conversation themselves (DELETE /conversations/{id}/participants/<own id>): the
+   * unassignment is written first (assignment ended "agent_left", the agent's participation ended, audited with the
+   * agent as actor), then the conversation goes back to the front of the queue (its customer has waited longest) and
+   * the queue is served at once, by anyone but the agent who left. That exclusion holds for this drain only: if
+   * nobody else is free the conversation waits at the front, and a later drain may hand it back to them (better
+   * than a customer stuck while the only agent has room). null when the agent does not hold the conversation.
+   */
+  async release(input: ReleaseInput): Promise<Placement | null> {
+    await this.ready(input.businessId);
+    const { conversationId, agentId } = input;
+    let released = false;
+    await this.chain(conversationId, async () => {
+      this.adopt(conversationId, input.facts, this.deps.now());
+      const current = this.store.assignment(conversationId);
+      if (!current || current.agentId !== agentId) return;
+      // Written before the desk lets go: a failure leaves everything as it was, and the leave can be retried.
+      let written: Awaited<ReturnType<DeskEffects["writeUnassignment"]>>;
+      try {
+        written = await this.effects.writeUnassignment({
+          businessId: input.businessId,
+          conversationId,
+          agentId,
+          actorId: agentId,
+          reason: "agent_left",
+          at: new Date(this.deps.now()),
+        });
+      } catch (err) {
+        this.deps.log.warn("unassignment write failed", { conversationId, error: (err as Error).message?.slice(0, 200) });
+        throw unavailable("Database unavailable");
+      }
+      this.store.deleteAssignment(conversationId);
+      if (written === "missing") throw notFound("Conversation");
+      if (written === "closed") throw conflict("The conversation is already closed");
+      this.store.enqueue({ conversationId, customerId: current.customerId, category: current.category, preferredAgentId: null, enqueuedAt: current.assignedAt }, true);
+      await this.effects.announceUnassignment({ conversationId, agentId });
+      released = true;
+    });
+    if (!released) return null;
+    await this.drainAndWait(undefined, { conversationId, agentId });
+    await this.reschedule();
+    return this.placement(conversationId);
+  }
+
   // ── Agents ─────────────────────────────────────────────────────────────────────────────────────────────────
 
   async upsertAgent(businessId: string, agentId: string, patch: AgentPatch): Promise<{ agent: AgentView; created: boolean }> {
@@ -445,12 +490,14 @@ export class Desk {
 
   /**
    * Serves the queue in order while agents have free slots (and the business is open at `at`): every reservation
-   * is made here, synchronously; the writes follow per conversation. Returns the writes' results.
+   * is made here, synchronously; the writes follow per conversation. Returns the writes' results. `exclude` keeps
+   * one conversation away from one agent (the one who just left it).
    */
-  private drain(at = this.deps.now()): Promise<WriteResult>[] {
+  private drain(at = this.deps.now(), exclude?: { conversationId: string; agentId: string }): Promise<WriteResult>[] {
     if (this.store.queueLength() === 0 || !this.isOpenAt(at)) return [];
     const queue = this.store.queue();
-    const plan = planDrain(agentStates(this.store.agents(), this.store.loads(), this.held), queue, this.store.nextAssignmentStamp(this.deps.now()));
+    const requests = exclude ? queue.map((q) => (q.conversationId === exclude.conversationId ? { ...q, exclude: exclude.agentId } : q)) : queue;
+    const plan = planDrain(agentStates(this.store.agents(), this.store.loads(), this.held), requests, this.store.nextAssignmentStamp(this.deps.now()));
     const byId = new Map(queue.map((q) => [q.conversationId, q]));
     return plan.map((p) => {
       const entry = byId.get(p.conversationId)!;
@@ -474,8 +521,8 @@ export class Desk {
     });
   }
 
-  private async drainAndWait(at?: number): Promise<void> {
-    await Promise.all(this.drain(at));
+  private async drainAndWait(at?: number, exclude?: { conversationId: string; agentId: string }): Promise<void> {
+    await Promise.all(this.drain(at, exclude));
   }
 
   /**

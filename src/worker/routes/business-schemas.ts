@@ -64,7 +64,15 @@ export const agentSchema = z
   })
   .meta({ id: "BusinessAgent" });
 
-export const agentsResult = z.object({ businessId: z.string(), agents: z.array(agentSchema) });
+/** What anyone signed in sees of an agent (a customer may ask for one by id); the rest is for the business's admins. */
+const listedAgentSchema = agentSchema
+  .partial({ maxConcurrentChats: true, presence: true, online: true, activeChats: true, eligible: true, lastAssignedAt: true })
+  .meta({
+    id: "BusinessAgentListed",
+    description: "businessId, userId, skills and isAvailable for everyone; presence, load and the other fields only for the business's admins",
+  });
+
+export const agentsResult = z.object({ businessId: z.string(), agents: z.array(listedAgentSchema) });
 
 export const availabilityResult = z.object({
   userId: z.string(),

@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { findBusinessConversation, isRegisteredAdmin, activeRole, setCategoryIfUnset } from "../../db/queries/business";
 import type { ConversationRow } from "../../db/queries/conversations";
 import type { ConversationFacts, Placement } from "../../durable-objects/business/api";
-import { forbidden, notFound, type RpcResult } from "../../lib/errors";
+import { forbidden, HttpError, notFound, type RpcResult } from "../../lib/errors";
 import { callObject } from "../rooms";
 import { isUuid } from "../../lib/ids";
 import type { Role } from "../../protocol/resources";
@@ -91,4 +91,39 @@ export async function handOverToDesk(
       notify: !input.created,
     }),
   );
+}
+
+/**
+ * The assigned agent of an open business conversation leaving it themselves: the desk unassigns them (their
+ * participation ends, audited) and serves the conversation again from the front of the queue. true when the desk
+ * did it (the leave is complete and announced); false when the caller does not hold the conversation, so the plain
+ * leave applies.
+ */
+export async function releaseToDesk(c: Context<AppEnv>, conversation: ConversationRow, agentId: string): Promise<boolean> {
+  const businessId = conversation.businessId;
+  if (conversation.type !== "business" || !businessId || conversation.status !== "open") return false;
+  const placement = await callDesk(() => deskStub(c, businessId).release({ businessId, conversationId: conversation.id, agentId, facts: factsOf(conversation) })).catch(
+    (err: unknown) => {
+      // Closed meanwhile: there is no slot to give back, the plain leave goes ahead.
+      if (err instanceof HttpError && err.status === 409) return null;
+      throw err;
+    },
+  );
+  return placement !== null;
+}
+
+/**
+ * The customer of an open business conversation leaving it ends it: the desk closes it (reason "customer left",
+ * audited) and frees the agent's slot for the queue, as POST /business/conversations/{id}/close would. Their next
+ * POST /conversations/business opens a new conversation.
+ */
+export async function closeForLeavingCustomer(c: Context<AppEnv>, conversation: ConversationRow, customerId: string): Promise<void> {
+  const businessId = conversation.businessId;
+  if (conversation.type !== "business" || !businessId || conversation.status !== "open") return;
+  await callDesk(() =>
+    deskStub(c, businessId).close({ businessId, conversationId: conversation.id, actorId: customerId, reason: "customer left", facts: factsOf(conversation) }),
+  ).catch((err: unknown) => {
+    // Closed meanwhile by someone else: nothing left to free, the leave goes ahead.
+    if (!(err instanceof HttpError && err.status === 409)) throw err;
+  });
 }

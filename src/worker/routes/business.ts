@@ -1,6 +1,6 @@
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { agentBusinesses, businessStats, hasWaitingConversation, loadHours, registerAdmin } from "../../db/queries/business";
+import { agentBusinesses, businessStats, hasWaitingConversation, listAgents, loadHours, registerAdmin } from "../../db/queries/business";
 import { provisionUserIds } from "../../db/queries/users";
 import { hoursStatus, type BusinessHours } from "../../domain/business-hours";
 import { badRequest, conflict, forbidden, HttpError } from "../../lib/errors";
@@ -181,15 +181,20 @@ export const business = new OpenAPIHono<AppEnv>()
       method: "get",
       path: "/{businessId}/agents",
       tags,
-      summary: "The business's agents with skills, maximum, availability, presence and current load (business admin)",
+      summary: "The business's agents: ids, skills and availability for anyone; maximum, presence and current load for its admins",
       ...secured,
       request: { params: businessParams },
-      responses: { 200: json("Agents", agentsResult), ...errorResponses(401, 403, 404) },
+      responses: { 200: json("Agents", agentsResult), ...errorResponses(401, 404) },
     }),
     async (c) => {
-      const businessId = await adminOnly(c);
-      const snapshot = await callDesk(() => deskStub(c, businessId).snapshot(businessId));
-      return c.json({ businessId, agents: snapshot.agents }, 200);
+      const businessId = businessParam(c.req.valid("param").businessId);
+      if (await isBusinessAdmin(c, businessId)) {
+        const snapshot = await callDesk(() => deskStub(c, businessId).snapshot(businessId));
+        return c.json({ businessId, agents: snapshot.agents }, 200);
+      }
+      // Presence and load stay with the admins. From Postgres: a look does not wake the business's object.
+      const rows = await listAgents(c.var.db(), businessId);
+      return c.json({ businessId, agents: rows.map((a) => ({ businessId, userId: a.userId, skills: a.skills, isAvailable: a.isAvailable })) }, 200);
     },
   )
   .openapi(

@@ -9,6 +9,7 @@ import { findMembership } from "../../db/queries/conversations";
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
 import { tellRoom, tellUsers } from "../room-events";
+import { closeForLeavingCustomer, releaseToDesk } from "./business-support";
 import { addParticipantBody, muteBody, muteResult, participantSchema, roleBody } from "./conversation-schemas";
 
 const tags = ["participants"];
@@ -50,7 +51,8 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       path: "/{id}/participants/{userId}",
       tags,
       summary: "Leave (your own id) or remove a member (group admin)",
-      description: "History stays. When the last admin leaves a group, the member who joined first becomes admin.",
+      description:
+        "History stays. When the last admin leaves a group, the member who joined first becomes admin. A business customer who leaves closes the conversation (its agent's slot goes to the queue; their next POST /conversations/business opens a new one). A business conversation's assigned agent who leaves is unassigned: the conversation goes back to the front of its business's queue and to another free agent at once.",
       ...secured,
       request: { params: memberParams },
       responses: { 204: { description: "Left or removed" }, ...errorResponses(401, 403, 404) },
@@ -60,6 +62,8 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       const { conversation, me } = await requireMembership(c, params.id);
       const target = participantParam(params.userId);
       enforce(checkRemove(conversation.type, me.role, target === me.userId));
+      if (target === me.userId && me.role === "agent" && (await releaseToDesk(c, conversation, me.userId))) return c.body(null, 204);
+      if (target === me.userId && me.role === "customer") await closeForLeavingCustomer(c, conversation, me.userId);
       const result = await removeParticipant(c.var.db(), conversation.type, conversation.id, target, me.userId);
       if (!result) throw notFound("Participant");
       const updated = result.promoted ? await participantViews(c, [result.promoted]) : undefined;

@@ -151,7 +151,7 @@ export const jobRuns = pgTable("job_runs", {
   cursor: jsonb("cursor"),
 });
 
-/** [business] migrations/0004_business_routing.sql (end reasons: 0007): every agent assignment of a business conversation (history, stats). */
+/** [business] migrations/0004_business_routing.sql (end reasons: 0009): every agent assignment of a business conversation (history, stats). */
 export const businessAssignments = pgTable("business_assignments", {
   id: bigserial("id", { mode: "number" }).primaryKey(),
   businessId: uuid("business_id").notNull(),

@@ -202,6 +202,7 @@ describe("enrichment helpers", () => {
   const set: ProfileSet = {
     user: (id, kahaId) => (id === a ? { id, name: "Ada", avatarUrl: null, kind: "user" } : placeholderProfile(id, "user", kahaId)),
     business: (id) => ({ id, name: "Cafe", avatarUrl: null, kind: "business" }),
+    hasUser: (id) => id === a,
   };
 
   it("collects each id once from messages, participants and conversations", () => {

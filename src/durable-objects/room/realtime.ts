@@ -119,7 +119,7 @@ async function dispatch(
       return;
     }
     case "start_typing":
-      room.startTyping(att.userId);
+      room.startTyping(att.userId, att.kahaId);
       return;
     case "stop_typing":
       room.endTyping(att.userId);
@@ -177,8 +177,10 @@ async function resume(
   let toSeq = afterSeq;
   let complete = true;
   try {
-    const { messages, complete: all } = await replayFor(room, afterSeq);
-    complete = all;
+    const replay = await replayFor(room, afterSeq);
+    complete = replay.complete;
+    // Frames carry `sender` as live ones do; one profile lookup covers every sender of the replay.
+    const messages = await room.profiles.senders(replay.messages);
     for (const m of messages) {
       if (m.seq > afterSeq) {
         sendRaw(ws, encodeFrame("new_message", { message: m }));

@@ -134,6 +134,7 @@ export class ConversationRoom extends DurableObject<Env> {
           closed: state.closed,
         };
         this.store.initialise(fresh, state.participants, state.offline);
+        this.noteArchived(state.archivedUpToSeq);
         this.participantsCheckedAt = Date.now();
         outcome = fresh;
       }
@@ -164,6 +165,7 @@ export class ConversationRoom extends DurableObject<Env> {
       if (state.closed && !this.store.meta()?.closed) this.store.markClosed();
       for (const userId of this.adoptParticipants(state.participants)) this.closeUserSockets(userId, 4403, "No longer a participant");
       this.store.adoptOffline(state.offline, now);
+      this.noteArchived(state.archivedUpToSeq);
     } catch (err) {
       this.resetDb();
       this.log.warn("participant refresh failed", { error: (err as Error).message?.slice(0, 200) });
@@ -337,10 +339,22 @@ export class ConversationRoom extends DurableObject<Env> {
   async archived(upToSeq: number): Promise<{ notified: number }> {
     const meta = this.store.meta();
     if (!meta || !Number.isInteger(upToSeq) || upToSeq < 1) return { notified: 0 };
-    if (upToSeq > (this.ctx.storage.kv.get<number>("archivedUpToSeq") ?? 0)) this.ctx.storage.kv.put("archivedUpToSeq", upToSeq);
+    this.noteArchived(upToSeq);
     this.ctx.storage.sql.exec("DELETE FROM messages WHERE pending = 0 AND seq <= ?", upToSeq);
     this.broadcast("messages_archived", { conversationId: meta.conversationId, upToSeq });
     return { notified: this.ctx.getWebSockets().length };
+  }
+
+  /**
+   * Seqs up to this one are in the archive (Postgres's mark, read when the room loads and refreshes, and from the
+   * job's notice): a client resuming from below it hears messages_archived first (room/realtime.ts).
+   */
+  archivedUpToSeq(): number {
+    return this.ctx.storage.kv.get<number>("archivedUpToSeq") ?? 0;
+  }
+
+  private noteArchived(upToSeq: number): void {
+    if (upToSeq > this.archivedUpToSeq()) this.ctx.storage.kv.put("archivedUpToSeq", upToSeq);
   }
 
   // ── Messages (room/messages.ts) ───────────────────────────────────────────────────────────────────────────

@@ -174,6 +174,12 @@ async function resume(
   held?: { frames: { seq?: number; frame: string }[] },
 ): Promise<void> {
   const state = held ?? startHolding(ws);
+  // The retention job told only the sockets open at the time; a client that was away learns it here, before the
+  // replay, so it stops waiting for seqs that will never come (they are under /archive).
+  const archivedUpTo = room.archivedUpToSeq();
+  if (afterSeq < archivedUpTo) {
+    sendRaw(ws, encodeFrame("messages_archived", { conversationId: room.conversationId(), upToSeq: archivedUpTo }));
+  }
   let toSeq = afterSeq;
   let complete = true;
   try {

@@ -1,7 +1,7 @@
 // Shared by profiles.test.ts (parallel pass) and profiles.serial.test.ts (tests that switch the shared profile-service
 // faults on, run after the parallel pass so files expecting a healthy service never see them).
 // Counts come from a wrapper around this isolate's fetch: the fakes' own counters are shared with test files running
-// in parallel, a wrapper sees exactly this file's calls (the Worker and its Durable Objects run in this isolate too).
+// in parallel, a wrapper sees exactly this file's calls (SELF.fetch runs the Worker in this isolate too).
 import { afterEach, beforeEach, expect } from "vitest";
 import { env } from "cloudflare:test";
 import { createRedis } from "../../src/lib/redis";

@@ -275,6 +275,10 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
         return this.emit("participant_left", { userId: d.userId });
       case "conversation_updated":
         return this.emit("conversation_updated", { conversation: d.conversation });
+      case "messages_archived":
+        // Seqs up to the mark are never replayed: waiting for them would hold back everything after them.
+        if (this.seq && d.upToSeq > this.seq.lastSeq) this.seq.reset(d.upToSeq);
+        return this.emit("messages_archived", { conversationId: d.conversationId, upToSeq: d.upToSeq });
       case "error":
         return this.onErrorFrame(frame);
       default:

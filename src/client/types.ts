@@ -210,6 +210,8 @@ export interface ConversationEvents {
   send_failed: { clientMessageId: string; error: import("./errors").ChatApiError };
   /** The outbox changed (added, acknowledged, failed): the current unacknowledged messages. */
   outbox: { pending: readonly import("./outbox").OutboxEntry[] };
+  /** Messages up to upToSeq moved to the archive (read them with GET /conversations/:id/archive). */
+  messages_archived: { conversationId: string; upToSeq: number };
   /** A replay after a reconnect finished. */
   resumed: { fromSeq: number; toSeq: number };
   state: StateChange;

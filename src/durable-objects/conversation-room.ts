@@ -7,6 +7,7 @@ import { flushSoon, metrics } from "../lib/metrics";
 import { clearOutboxPending, noteOutboxPending } from "../jobs/outbox-registry";
 import { openDb, type DbHandle } from "../db/client";
 import { flushBatch, messagePage, unreadCount, type StoredMessage } from "../db/queries/messages";
+import { kahaIdsOf } from "../db/queries/participants";
 import { loadRoomState } from "../db/queries/room";
 import { searchConversation } from "../db/queries/search";
 import { backoffMs } from "../domain/backoff";
@@ -46,11 +47,13 @@ export class ConversationRoom extends DurableObject<Env> {
     super(ctx, env);
     this.store = new RoomStore(ctx.storage.sql, ctx.storage);
     this.log = createLogger({ object: "ConversationRoom", conversationId: this.store.meta()?.conversationId });
-    this.profiles = new RoomProfiles(
-      () => this.config,
-      () => this.store.participants().map((p) => p.userId),
-      (work) => ctx.waitUntil(work),
-    );
+    this.profiles = new RoomProfiles({
+      config: () => this.config,
+      participantIds: () => this.store.participants().map((p) => p.userId),
+      waitUntil: (work) => ctx.waitUntil(work),
+      // Only for placeholder names: short, so a slow database does not hold back a replay.
+      kahaIdsOf: (ids) => withTimeout(kahaIdsOf(this.db(), ids), 1000, "kahaIds"),
+    });
     this.flusher = new OutboxFlusher({
       store: this.store,
       write: (batch, watermarks, audit) =>
@@ -131,6 +134,7 @@ export class ConversationRoom extends DurableObject<Env> {
           closed: state.closed,
         };
         this.store.initialise(fresh, state.participants, state.offline);
+        this.noteArchived(state.archivedUpToSeq);
         this.participantsCheckedAt = Date.now();
         outcome = fresh;
       }
@@ -161,6 +165,7 @@ export class ConversationRoom extends DurableObject<Env> {
       if (state.closed && !this.store.meta()?.closed) this.store.markClosed();
       for (const userId of this.adoptParticipants(state.participants)) this.closeUserSockets(userId, 4403, "No longer a participant");
       this.store.adoptOffline(state.offline, now);
+      this.noteArchived(state.archivedUpToSeq);
     } catch (err) {
       this.resetDb();
       this.log.warn("participant refresh failed", { error: (err as Error).message?.slice(0, 200) });
@@ -334,10 +339,22 @@ export class ConversationRoom extends DurableObject<Env> {
   async archived(upToSeq: number): Promise<{ notified: number }> {
     const meta = this.store.meta();
     if (!meta || !Number.isInteger(upToSeq) || upToSeq < 1) return { notified: 0 };
-    if (upToSeq > (this.ctx.storage.kv.get<number>("archivedUpToSeq") ?? 0)) this.ctx.storage.kv.put("archivedUpToSeq", upToSeq);
+    this.noteArchived(upToSeq);
     this.ctx.storage.sql.exec("DELETE FROM messages WHERE pending = 0 AND seq <= ?", upToSeq);
     this.broadcast("messages_archived", { conversationId: meta.conversationId, upToSeq });
     return { notified: this.ctx.getWebSockets().length };
+  }
+
+  /**
+   * Seqs up to this one are in the archive (Postgres's mark, read when the room loads and refreshes, and from the
+   * job's notice): a client resuming from below it hears messages_archived first (room/realtime.ts).
+   */
+  archivedUpToSeq(): number {
+    return this.ctx.storage.kv.get<number>("archivedUpToSeq") ?? 0;
+  }
+
+  private noteArchived(upToSeq: number): void {
+    if (upToSeq > this.archivedUpToSeq()) this.ctx.storage.kv.put("archivedUpToSeq", upToSeq);
   }
 
   // ── Messages (room/messages.ts) ───────────────────────────────────────────────────────────────────────────
@@ -435,14 +452,31 @@ export class ConversationRoom extends DurableObject<Env> {
 
   // ── Typing ────────────────────────────────────────────────────────────────────────────────────────────────
 
-  startTyping(userId: string): void {
-    const wasTyping = this.store.typing().some((t) => t.userId === userId && t.expiresAt > Date.now());
+  /** Typers whose typing_start waits for their profile (room/profiles.ts typer). */
+  private readonly typingAnnounces = new Set<string>();
+
+  private isTyping(userId: string): boolean {
+    return this.store.typing().some((t) => t.userId === userId && t.expiresAt > Date.now());
+  }
+
+  startTyping(userId: string, kahaId?: string): void {
+    const wasTyping = this.isTyping(userId);
     this.store.setTyping(userId, Date.now() + TYPING_LEASE_MS);
     void this.scheduleAlarm();
-    if (!wasTyping) {
-      const profile = this.profiles.cached(userId);
-      this.broadcast("typing_start", { userId, conversationId: this.conversationId(), ...(profile ? { profile } : {}) });
-    }
+    if (wasTyping || this.typingAnnounces.has(userId)) return;
+    const cached = this.profiles.cached(userId);
+    if (cached) return this.broadcast("typing_start", { userId, conversationId: this.conversationId(), profile: cached });
+    this.typingAnnounces.add(userId);
+    const announce = this.profiles
+      .typer(userId, kahaId)
+      .then((profile) => {
+        // A send or stop_typing may have ended the lease meanwhile: a late typing_start would show someone who stopped.
+        if (!this.isTyping(userId)) return;
+        this.broadcast("typing_start", { userId, conversationId: this.conversationId(), ...(profile ? { profile } : {}) });
+      })
+      .catch((err: unknown) => this.log.warn("typing announce failed", { error: (err as Error).message?.slice(0, 200) }))
+      .finally(() => this.typingAnnounces.delete(userId));
+    this.ctx.waitUntil(announce);
   }
 
   endTyping(userId: string): void {

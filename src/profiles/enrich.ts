@@ -55,6 +55,24 @@ export function enrichParticipants<P extends { userId: string }>(
   return participants.map((p) => ({ ...p, profile: set.user(p.userId, kahaIds?.get(p.userId)) }));
 }
 
+/**
+ * Senders for a page of messages: one profile load for all of them, then kahaIds (one lookup) only for senders left
+ * as placeholders, so a page whose senders are all cached costs no database round trip. Without kahaIds (the lookup
+ * failed) placeholders are named from the id.
+ */
+export async function withSenderProfiles<M extends { senderId: string }>(
+  messages: readonly M[],
+  load: (request: ProfileRequest) => Promise<ProfileSet>,
+  kahaIdsOf: (userIds: string[]) => Promise<KahaIds>,
+): Promise<(M & { sender: Profile })[]> {
+  if (messages.length === 0) return [];
+  const ids = collectSenderIds(messages);
+  const set = await load(ids);
+  const unresolved = ids.userIds.filter((id) => !set.hasUser(id));
+  const kahaIds = unresolved.length > 0 ? await kahaIdsOf(unresolved).catch(() => undefined) : undefined;
+  return enrichMessages(messages, set, kahaIds);
+}
+
 /** Participants, the last message's sender and, for business conversations, the business. */
 export function enrichConversation(conversation: Conversation, set: ProfileSet, kahaIds?: KahaIds): Conversation {
   const out: Conversation = { ...conversation, participants: enrichParticipants(conversation.participants, set, kahaIds) };

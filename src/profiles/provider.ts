@@ -305,5 +305,6 @@ function profileSet(served: Map<string, Profile | null>): ProfileSet {
   return {
     user: (id, kahaId) => pick(profileKey("user", id)) ?? placeholderProfile(id, "user", kahaId),
     business: (id) => pick(profileKey("business", id)) ?? placeholderProfile(id, "business"),
+    hasUser: (id) => Boolean(served.get(profileKey("user", id))),
   };
 }

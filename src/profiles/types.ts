@@ -9,6 +9,8 @@ export interface ProfileRequest {
 export interface ProfileSet {
   user(id: string, kahaId?: string): Profile;
   business(id: string): Profile;
+  /** True when a cache or the service answered for this user (fresh or stale); false when user() is a placeholder. */
+  hasUser(id: string): boolean;
 }
 
 export interface ProfileProvider {

@@ -57,6 +57,7 @@ export const conversationServerFrameTypes = [
   "participant_updated",
   "conversation_updated",
   "presence_update",
+  "messages_archived",
   "message_ack",
   "resumed",
   "heartbeat_ack",

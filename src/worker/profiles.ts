@@ -1,4 +1,7 @@
 import type { Context } from "hono";
+import { kahaIdsOf } from "../db/queries/participants";
+import { withSenderProfiles } from "../profiles/enrich";
+import type { Message } from "../protocol/resources";
 import { createProfileProvider, profileOptionsFromConfig, type CachedProfileProvider } from "../profiles/provider";
 import type { ProfileRequest, ProfileSet } from "../profiles/types";
 import type { AppEnv } from "./env";
@@ -22,4 +25,9 @@ export function profileProvider(c: Context<AppEnv>): CachedProfileProvider {
 
 export function loadProfiles(c: Context<AppEnv>, request: ProfileRequest): Promise<ProfileSet> {
   return profileProvider(c).load(request);
+}
+
+/** Messages with `sender`: one profile lookup per response however many messages and senders (profiles/enrich.ts). */
+export function withSenders(c: Context<AppEnv>, messages: Message[]): Promise<Message[]> {
+  return withSenderProfiles(messages, (request) => loadProfiles(c, request), (ids) => kahaIdsOf(c.var.db(), ids));
 }

@@ -151,6 +151,35 @@ describe("conversation socket", () => {
     expect(cb.all("message_deleted").map((f) => f.data.seq)).toEqual([2]);
   });
 
+  it("replayed messages and edits carry their sender's profile", async () => {
+    const [a, b] = [await login("rp-a"), await login("rp-b")];
+    const id = await seedConversation("group", [a, b]);
+    const ca = await connect(id, a);
+    const cb0 = await connect(id, b);
+    const m1 = await ca.request("send_message", { content: "from a", clientMessageId: "p1" }, "message_ack");
+    await cb0.request("send_message", { content: "from b", clientMessageId: "p2" }, "message_ack");
+    await http("PATCH", `/conversations/${id}/messages/${m1.data.message.id}`, a.token, { content: "from a (edited)" });
+    const cb = await Client.connect(`/conversations/${id}/ws?afterSeq=0`, b.token);
+    open.push(cb);
+    await cb.next("resumed");
+    const replayed = cb.all("new_message").map((f) => f.data.message);
+    expect(replayed.map((m) => m.seq)).toEqual([1, 2]);
+    for (const m of replayed) expect(m.sender).toMatchObject({ id: m.senderId, kind: "user" });
+    expect(replayed.map((m) => m.sender.id)).toEqual([a.id, b.id]);
+    await cb.request("resume", { afterSeq: 2 }, "resumed");
+    const [edited] = cb.all("message_updated").map((f) => f.data.message);
+    expect(edited).toMatchObject({ content: "from a (edited)", sender: { id: a.id } });
+  });
+
+  it("typing_start carries the typer's profile in a fresh room, before the typer ever sent", async () => {
+    const [a, b] = [await login("tp-a"), await login("tp-b")];
+    const id = await seedConversation("direct", [a, b]);
+    const [ca, cb] = [await connect(id, a), await connect(id, b)];
+    cb.send("start_typing");
+    const typing = await ca.next("typing_start");
+    expect(typing.data).toMatchObject({ userId: b.id, profile: { id: b.id, kind: "user" } });
+  });
+
   it("a sender that retries after a dropped ack gets one message", async () => {
     const [a, b] = [await login(), await login()];
     const id = await seedConversation("direct", [a, b]);

@@ -235,3 +235,24 @@ describe("client conversation socket (scripted server)", () => {
     expect(FakeSocket.all).toHaveLength(1);
   });
 });
+
+describe("client conversation socket: archived messages", () => {
+  it("a resume from below the archived mark emits messages_archived and delivers what follows it", async () => {
+    const s = open({ afterSeq: 0 });
+    const seen: number[] = [];
+    const archived: { conversationId: string; upToSeq: number }[] = [];
+    s.on("new_message", ({ message }) => seen.push(message.seq));
+    s.on("messages_archived", (e) => archived.push(e));
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(5));
+    ws.frame("messages_archived", { conversationId: CONV, upToSeq: 3 });
+    ws.frame("new_message", { message: msg(4) });
+    ws.frame("new_message", { message: msg(5) });
+    ws.frame("resumed", { fromSeq: 1, toSeq: 5, complete: true });
+    expect(archived).toEqual([{ conversationId: CONV, upToSeq: 3 }]);
+    expect(seen).toEqual([4, 5]);
+    expect(ws.sentOf("resume")).toHaveLength(0);
+    expect(s.state).toBe("open");
+  });
+});

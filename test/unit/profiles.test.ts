@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { CircuitBreaker, type BreakerState } from "../../src/profiles/breaker";
 import { decodeEntry, encodeEntry, freshness, redisExpirySeconds, remainingFreshMs, type CachePolicy } from "../../src/profiles/cache-entry";
-import { collectIds, enrichConversation, enrichMessages } from "../../src/profiles/enrich";
+import { collectIds, enrichConversation, enrichMessages, withSenderProfiles } from "../../src/profiles/enrich";
 import { profileKey, profileRef, refsOf } from "../../src/profiles/keys";
 import { MemoryCache } from "../../src/lib/memory-cache";
 import { batchResponseSchema, normaliseProfile } from "../../src/profiles/normalise";
@@ -202,6 +202,7 @@ describe("enrichment helpers", () => {
   const set: ProfileSet = {
     user: (id, kahaId) => (id === a ? { id, name: "Ada", avatarUrl: null, kind: "user" } : placeholderProfile(id, "user", kahaId)),
     business: (id) => ({ id, name: "Cafe", avatarUrl: null, kind: "business" }),
+    hasUser: (id) => id === a,
   };
 
   it("collects each id once from messages, participants and conversations", () => {
@@ -218,6 +219,27 @@ describe("enrichment helpers", () => {
     const out = enrichMessages([{ senderId: a, seq: 1 }, { senderId: B, seq: 2 }], set, new Map([[B, "bob-kaha"]]));
     expect(out[0]).toEqual({ senderId: a, seq: 1, sender: { id: a, name: "Ada", avatarUrl: null, kind: "user" } });
     expect(out[1].sender).toEqual({ id: B, name: "bob-kaha", avatarUrl: null, kind: "user" });
+  });
+
+  it("withSenderProfiles: one load, kahaIds only for placeholders, id-named placeholders when that lookup fails", async () => {
+    const messages = [{ senderId: a }, { senderId: B }, { senderId: a }];
+    const loads: unknown[] = [];
+    const asked: string[][] = [];
+    const load = async (request: unknown) => (loads.push(request), set);
+    const out = await withSenderProfiles(messages, load, async (ids) => (asked.push(ids), new Map([[B, "bob-kaha"]])));
+    expect(loads).toEqual([{ userIds: [a, B], businessIds: [] }]);
+    expect(asked).toEqual([[B]]);
+    expect(out.map((m) => m.sender.name)).toEqual(["Ada", "bob-kaha", "Ada"]);
+    const failed = await withSenderProfiles(messages, load, () => Promise.reject(new Error("db down")));
+    expect(failed[1].sender.name).toBe(`User ${B.slice(0, 8)}`);
+    let called = false;
+    await withSenderProfiles([{ senderId: a }], load, async () => ((called = true), new Map()));
+    expect(called).toBe(false);
+  });
+
+  it("a kahaId still awaiting its user ('unknown:…') names no placeholder", () => {
+    expect(placeholderProfile(B, "user", `unknown:${B}`).name).toBe(`User ${B.slice(0, 8)}`);
+    expect(placeholderProfile(B, "user", "bob-kaha").name).toBe("bob-kaha");
   });
 
   it("enriches a conversation's participants, last message and business", () => {

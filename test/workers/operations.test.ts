@@ -52,9 +52,9 @@ async function archivedUpTo(conversationId: string): Promise<number> {
   return Number(rows.rows[0].n);
 }
 
-/** A conversation socket that records every frame. */
-async function openSocket(conversationId: string, user: TestUser) {
-  const res = await SELF.fetch(`http://chat.test/conversations/${conversationId}/ws`, {
+/** A conversation socket that records every frame; `query` e.g. "?afterSeq=0" to resume on connect. */
+async function openSocket(conversationId: string, user: TestUser, query = "") {
+  const res = await SELF.fetch(`http://chat.test/conversations/${conversationId}/ws${query}`, {
     headers: { upgrade: "websocket", authorization: `Bearer ${user.token}` },
   });
   expect(res.status).toBe(101);
@@ -696,5 +696,41 @@ describe("metrics and logs", () => {
     }
     expect(all).not.toContain(ticket.body.ticket);
     expect(all).not.toContain(secret);
+  });
+});
+
+describe("retention: clients that were away", () => {
+  it("a socket resuming from below the archived mark hears messages_archived before the replay of what is left", { timeout: 90_000 }, async () => {
+    const now = new Date();
+    const { id, users } = await seedConversation("group", 2);
+    await seedMessages(id, users[0].id, 1, 3, new Date(now.getTime() - 91 * DAY));
+    await seedMessages(id, users[0].id, 4, 5, new Date(now.getTime() - DAY));
+    // No socket open and the room never loaded: nobody hears the job's broadcast.
+    expect(await run(archiveJob({ conversationIds: [id], name: unique("retention.away") }), { now })).toMatchObject({ rows: 3 });
+
+    const socket = await openSocket(id, users[1], "?afterSeq=0");
+    await socket.waitFor("resumed");
+    const types = socket.frames.map((f) => f.type);
+    expect(types.filter((t) => t !== "presence_update")).toEqual(["ready", "messages_archived", "new_message", "new_message", "resumed"]);
+    expect(socket.frames.find((f) => f.type === "messages_archived")!.data).toEqual({ conversationId: id, upToSeq: 3 });
+    expect(socket.frames.filter((f) => f.type === "new_message").map((f) => f.data.message.seq)).toEqual([4, 5]);
+
+    // Resuming from at or above the mark: nothing to say about the archive.
+    const count = () => socket.frames.filter((f) => f.type === "messages_archived").length;
+    socket.ws.send(JSON.stringify({ type: "resume", data: { afterSeq: 3 }, id: "r2" }));
+    await waitUntilTrue(async () => socket.frames.filter((f) => f.type === "resumed").length === 2);
+    expect(count()).toBe(1);
+    socket.ws.close();
+  });
+
+  it("a room first loaded after its whole history was archived continues the seq after the archive", { timeout: 90_000 }, async () => {
+    const now = new Date();
+    const { id, users } = await seedConversation("direct", 2);
+    await seedMessages(id, users[0].id, 1, 3, new Date(now.getTime() - 91 * DAY));
+    await run(archiveJob({ conversationIds: [id], name: unique("retention.all") }), { now });
+    expect(await seqs("messages", id)).toEqual([]);
+    const sent = await api("POST", `/conversations/${id}/messages`, { token: users[1].token, body: { content: "after the archive" } });
+    expect(sent.status).toBe(201);
+    expect(sent.body.seq).toBe(4);
   });
 });

@@ -1,116 +1,36 @@
-// The profile layer against the shared local stack (Redis REST fake + profile-service fake).
-// Counts come from a wrapper around this isolate's fetch: the fakes' own counters are shared with test files running
-// in parallel, a wrapper sees exactly this file's calls. Faults go through the fakes' /__control and are cleared after
-// each test; they stay short because other files share the fakes.
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+// The profile layer against the shared local stack (Redis REST fake + profile-service fake), with a healthy service:
+// tests that switch the fake's faults on live in profiles.serial.test.ts. Shared setup: profile-helpers.ts.
+import { describe, expect, it, vi } from "vitest";
 import { env } from "cloudflare:test";
-import { createRedis } from "../../src/lib/redis";
-import { CircuitBreaker } from "../../src/profiles/breaker";
+import { sql } from "drizzle-orm";
 import { collectIds, enrichMessages } from "../../src/profiles/enrich";
 import { profileKey } from "../../src/profiles/keys";
-import { createProfileProvider, type ProfileProviderOptions } from "../../src/profiles/provider";
 import { refreshHotProfiles } from "../../src/profiles/refresh";
-import { api, expectErrorShape, newUser } from "./helpers";
+import { signDevToken } from "../../src/lib/jwt";
+import { api, expectErrorShape, newUser, type TestUser } from "./helpers";
+import { seedConversation, withDb } from "./fixtures";
+import {
+  TTL,
+  UNKNOWN_ID_PREFIX,
+  commandsOf,
+  expectFromService,
+  expectPlaceholder,
+  net,
+  provider,
+  rawRedis,
+  redisCalls,
+  redisReads,
+  redisWrites,
+  resetCalls,
+  serviceCalls,
+  sleep,
+  storedEntry,
+  trackFetch,
+  uuid,
+} from "./profile-helpers";
 
-const TTL = 3600;
-// The fake's "unknown to the service" rule: any id starting with this (scripts/local/profile-service.ts).
-const UNKNOWN_ID_PREFIX = "00000000-0000-4000-8000-0000000000ff";
-const uuid = () => crypto.randomUUID();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const rawRedis = createRedis({ UPSTASH_REDIS_REST_URL: env.UPSTASH_REDIS_REST_URL, UPSTASH_REDIS_REST_TOKEN: env.UPSTASH_REDIS_REST_TOKEN });
+trackFetch();
 
-// ---- fetch accounting -------------------------------------------------------------------------------------------
-interface Call {
-  url: string;
-  body: string;
-}
-type Interceptor = (url: string) => Promise<Response | undefined>;
-const realFetch = globalThis.fetch;
-let calls: Call[] = [];
-let intercept: Interceptor | undefined;
-
-const isRedis = (c: Call) => c.url.startsWith(env.UPSTASH_REDIS_REST_URL);
-const isService = (c: Call) => c.url.endsWith("/api/batch/profiles");
-const redisCalls = () => calls.filter(isRedis);
-// Commands in a call's body (the client sends every command through /pipeline): reads are MGETs, writes SETs.
-const commandsOf = (c: Call) => (JSON.parse(c.body) as string[][]).map((cmd) => cmd[0].toLowerCase());
-const redisReads = () => redisCalls().filter((c) => commandsOf(c).includes("mget"));
-const redisWrites = () => redisCalls().filter((c) => commandsOf(c).includes("set"));
-const serviceCalls = () => calls.filter(isService);
-
-beforeEach(() => {
-  calls = [];
-  intercept = undefined;
-  globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
-    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
-    if (!url.includes("/__control")) calls.push({ url, body: typeof init?.body === "string" ? init.body : "" });
-    const replaced = intercept && (await intercept(url));
-    return replaced ?? realFetch(input, init);
-  }) as typeof fetch;
-});
-
-afterEach(async () => {
-  globalThis.fetch = realFetch;
-  await profileFault({});
-});
-
-// ---- fakes' control -----------------------------------------------------------------------------------------------
-async function profileFault(fault: { fail?: boolean; garbage?: boolean; delayMs?: number }): Promise<void> {
-  const res = await realFetch(`${env.PROFILE_SERVICE_URL}/__control`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${env.PROFILE_SERVICE_TOKEN}`, "content-type": "application/json" },
-    body: JSON.stringify({ fault }),
-  });
-  if (!res.ok) throw new Error(`profile service control answered ${res.status}`);
-  await res.body?.cancel();
-}
-
-// ---- providers ----------------------------------------------------------------------------------------------------
-function background() {
-  const work: Promise<unknown>[] = [];
-  return {
-    waitUntil: (p: Promise<unknown>) => void work.push(p),
-    /** Waits for every cache write and refresh handed to waitUntil so far (and any they start). */
-    async settle() {
-      while (work.length > 0) await Promise.allSettled(work.splice(0));
-    },
-  };
-}
-
-/** A provider on the shared stack with its own breaker (tests never trip each other's) and no memory unless asked. */
-function provider(overrides: Partial<ProfileProviderOptions> = {}) {
-  const bg = background();
-  const p = createProfileProvider({
-    serviceUrl: env.PROFILE_SERVICE_URL,
-    serviceToken: env.PROFILE_SERVICE_TOKEN,
-    timeoutMs: 2000,
-    cacheTtlSeconds: TTL,
-    redis: { url: env.UPSTASH_REDIS_REST_URL, token: env.UPSTASH_REDIS_REST_TOKEN },
-    waitUntil: bg.waitUntil,
-    breaker: new CircuitBreaker({ failureThreshold: 50, cooldownMs: 60_000 }),
-    ...overrides,
-  });
-  return Object.assign(p, { settle: bg.settle });
-}
-
-/** What the fake answers for a known id: a generated name and a deterministic avatar. */
-function expectFromService(profile: { id: string; name: string; avatarUrl: string | null; kind: string; stale?: true }, id: string) {
-  expect(profile.id).toBe(id);
-  expect(profile.avatarUrl).toBe(`https://avatars.example.test/${id}.png`);
-  expect(profile.stale).toBeUndefined();
-}
-
-function expectPlaceholder(profile: { avatarUrl: string | null; stale?: true }) {
-  expect(profile.avatarUrl).toBeNull();
-  expect(profile.stale).toBeUndefined();
-}
-
-async function storedEntry(kind: "user" | "business", id: string): Promise<{ profile: unknown; fetchedAt: number } | null> {
-  const raw = await rawRedis.get<unknown>(profileKey(kind, id));
-  return (typeof raw === "string" ? JSON.parse(raw) : raw) as { profile: unknown; fetchedAt: number } | null;
-}
-
-// ---- tests ----------------------------------------------------------------------------------------------------------
 describe("profile provider: cache", () => {
   it("misses once, then hits Redis without calling the service", async () => {
     const [u1, u2, b1] = [uuid(), uuid(), uuid()];
@@ -125,7 +45,7 @@ describe("profile provider: cache", () => {
     expect(JSON.parse(serviceCalls()[0].body)).toEqual({ user_uuids: [u1, u2], business_uuids: [b1] });
     await cold.settle();
 
-    calls = [];
+    resetCalls();
     const warm = provider();
     const second = await warm.load({ userIds: [u1, u2], businessIds: [b1] });
     expect(second.user(u1)).toEqual(first.user(u1));
@@ -174,7 +94,7 @@ describe("profile provider: cache", () => {
     expect(redisWrites()[0].url).toMatch(/\/pipeline$/);
     expect(commandsOf(redisWrites()[0])).toEqual(Array(10).fill("set"));
 
-    calls = [];
+    resetCalls();
     const warm = provider();
     const again = enrichMessages(messages, await warm.load(collectIds({ messages })));
     await warm.settle();
@@ -183,11 +103,11 @@ describe("profile provider: cache", () => {
     expect(again).toEqual(page);
 
     // With the in-memory layer (what a Durable Object uses for broadcasts), a repeat costs no round trip at all.
-    calls = [];
+    resetCalls();
     const inObject = provider({ memory: { maxEntries: 100, ttlMs: 60_000 } });
     await inObject.load(collectIds({ messages }));
     const memoryRedisFirst = redisCalls().length;
-    calls = [];
+    resetCalls();
     await inObject.load(collectIds({ messages }));
     expect(memoryRedisFirst).toBe(1);
     expect(redisCalls()).toHaveLength(0);
@@ -218,7 +138,7 @@ describe("profile provider: cache", () => {
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(60);
 
-    calls = [];
+    resetCalls();
     const again = await provider().load({ userIds: [unknown, known] });
     expect(serviceCalls()).toHaveLength(0);
     expectPlaceholder(again.user(unknown));
@@ -232,7 +152,7 @@ describe("profile provider: cache", () => {
     await seed.settle();
     const seededAt = (await storedEntry("user", id))?.fetchedAt ?? 0;
 
-    calls = [];
+    resetCalls();
     const later = provider({ now: () => Date.now() + TTL * 850 }); // 85% of the TTL later
     const served = await later.load({ userIds: [id] });
     expect(served.user(id)).toEqual(original);
@@ -255,102 +175,11 @@ describe("profile provider: cache", () => {
   });
 });
 
-describe("profile provider: degradation", () => {
-  it("serves the stale copy with stale: true when the service fails after the TTL", async () => {
-    const id = uuid();
-    const seed = provider();
-    const fresh = (await seed.load({ userIds: [id] })).user(id);
-    await seed.settle();
-
-    calls = [];
-    const afterTtl = provider({ now: () => Date.now() + (TTL + 60) * 1000 });
-    await profileFault({ fail: true });
-    const degraded = await afterTtl.load({ userIds: [id] });
-    await profileFault({});
-    expect(degraded.user(id)).toEqual({ ...fresh, stale: true });
-    expect(serviceCalls()).toHaveLength(1);
-    await afterTtl.settle();
-
-    // Once the service answers again the profile is fresh (and no longer flagged).
-    const recovered = await afterTtl.load({ userIds: [id] });
-    expect(recovered.user(id)).toEqual(fresh);
-    await afterTtl.settle();
-  });
-
-  it("answers never-seen ids with placeholders when the service is down, and caches nothing", async () => {
-    const [id, other, biz] = [uuid(), uuid(), uuid()];
-    const p = provider();
-    await profileFault({ garbage: true });
-    const set = await p.load({ userIds: [id, other], businessIds: [biz] });
-    await profileFault({});
-    expect(set.user(id, "alice-kaha")).toEqual({ id, name: "alice-kaha", avatarUrl: null, kind: "user" });
-    expect(set.user(other).name).toBe(`User ${other.slice(0, 8)}`);
-    expect(set.business(biz)).toEqual({ id: biz, name: `Business ${biz.slice(0, 8)}`, avatarUrl: null, kind: "business" });
-    await p.settle();
-    expect(await storedEntry("user", id)).toBeNull();
-    expectFromService((await provider().load({ userIds: [id] })).user(id), id);
-  });
-
-  it("times out a slow service, opens the circuit at once and stops calling it", async () => {
-    const id = uuid();
-    const breaker = new CircuitBreaker({ failureThreshold: 5, cooldownMs: 60_000 });
-    const p = provider({ timeoutMs: 100, breaker });
-    await profileFault({ delayMs: 600 });
-    const started = Date.now();
-    const set = await p.load({ userIds: [id] });
-    const elapsed = Date.now() - started;
-    expectPlaceholder(set.user(id));
-    expect(elapsed).toBeLessThan(500);
-    expect(breaker.state).toBe("open");
-    calls = [];
-    await p.load({ userIds: [uuid()] });
-    expect(serviceCalls()).toHaveLength(0);
-    await profileFault({});
-  });
-
-  it("opens the circuit after N failures, then half-opens after the cool-down and closes on success", async () => {
-    const breaker = new CircuitBreaker({ failureThreshold: 2, cooldownMs: 300 });
-    const p = provider({ breaker });
-    await profileFault({ garbage: true });
-    await p.load({ userIds: [uuid()] });
-    expect(breaker.state).toBe("closed");
-    await p.load({ userIds: [uuid()] });
-    expect(breaker.state).toBe("open");
-    expect(serviceCalls()).toHaveLength(2);
-    await profileFault({});
-
-    // Open: no call at all, placeholders at once, even though the service is back.
-    const id = uuid();
-    const whileOpen = await p.load({ userIds: [id] });
-    expectPlaceholder(whileOpen.user(id));
-    expect(serviceCalls()).toHaveLength(2);
-
-    await sleep(350);
-    const probe = await p.load({ userIds: [id] });
-    expect(serviceCalls()).toHaveLength(3);
-    expect(breaker.state).toBe("closed");
-    expectFromService(probe.user(id), id);
-    await p.settle();
-  });
-
-  it("a failed probe re-opens the circuit for another cool-down", async () => {
-    const breaker = new CircuitBreaker({ failureThreshold: 1, cooldownMs: 200 });
-    const p = provider({ breaker });
-    await profileFault({ garbage: true });
-    await p.load({ userIds: [uuid()] });
-    expect(breaker.state).toBe("open");
-    await sleep(250);
-    await p.load({ userIds: [uuid()] });
-    expect(breaker.state).toBe("open");
-    expect(serviceCalls()).toHaveLength(2);
-    await p.load({ userIds: [uuid()] });
-    expect(serviceCalls()).toHaveLength(2);
-  });
-
+describe("profile provider: Redis degradation", () => {
   it("treats Redis down as a miss: profiles still come from the service; invalidation answers 503", async () => {
     const id = uuid();
     // What the Redis REST fake answers with its "down" fault, but for this isolate only (other files share the fake).
-    intercept = async (url) =>
+    net.intercept = async (url) =>
       url.startsWith(env.UPSTASH_REDIS_REST_URL) ? Response.json({ error: "Service Unavailable" }, { status: 503 }) : undefined;
     const p = provider();
     const set = await p.load({ userIds: [id] });
@@ -365,7 +194,7 @@ describe("profile provider: degradation", () => {
 
   it("treats a slow Redis as a miss after ~300 ms", async () => {
     const id = uuid();
-    intercept = async (url) => {
+    net.intercept = async (url) => {
       if (url.startsWith(env.UPSTASH_REDIS_REST_URL)) await sleep(1500);
       return undefined;
     };
@@ -376,24 +205,24 @@ describe("profile provider: degradation", () => {
     expectFromService(set.user(id), id);
     expect(elapsed).toBeGreaterThanOrEqual(290);
     expect(elapsed).toBeLessThan(1200);
-    intercept = undefined;
+    net.intercept = undefined;
     await p.settle();
   });
 
   it("treats Redis answering garbage, or holding garbage, as a miss", async () => {
     const [id, other] = [uuid(), uuid()];
-    intercept = async (url) =>
+    net.intercept = async (url) =>
       url.startsWith(env.UPSTASH_REDIS_REST_URL)
         ? new Response('{"result": <<garbage', { status: 200, headers: { "content-type": "application/json" } })
         : undefined;
     const p = provider();
     expectFromService((await p.load({ userIds: [id] })).user(id), id);
     await p.settle();
-    intercept = undefined;
+    net.intercept = undefined;
 
     // A value in the profile's key that is not an entry (another writer, an old format): refetched and overwritten.
     await rawRedis.set(profileKey("user", other), "definitely not an entry");
-    calls = [];
+    resetCalls();
     const q = provider();
     expectFromService((await q.load({ userIds: [other] })).user(other), other);
     expect(serviceCalls()).toHaveLength(1);
@@ -420,7 +249,7 @@ describe("POST /profiles/invalidate", () => {
     expect(res.body).toEqual({ invalidated: 2 });
     expect(await storedEntry("user", id)).toBeNull();
 
-    calls = [];
+    resetCalls();
     const set = await provider().load({ userIds: [id] });
     expect(serviceCalls()).toHaveLength(1);
     expectFromService(set.user(id), id);
@@ -476,5 +305,108 @@ describe("GET /auth/me through the adapter", () => {
     expect(res.status).toBe(200);
     expect(res.body.profile.id).toBe(user.id);
     expect(res.body.profile.avatarUrl).toBe(`https://avatars.example.test/${user.id}.png`);
+  });
+});
+
+async function waitUntilStored(userId: string): Promise<void> {
+  for (let i = 0; !(await storedEntry("user", userId))?.profile; i++) {
+    if (i > 100) throw new Error(`profile of ${userId} never reached Redis`);
+    await sleep(20);
+  }
+}
+
+/** Sends `perSender` messages from each user, the users in parallel; resolves when every send was answered. */
+async function sendFrom(conversationId: string, users: TestUser[], perSender: number): Promise<void> {
+  await Promise.all(
+    users.map(async (u, i) => {
+      for (let k = 0; k < perSender; k++) {
+        const res = await api("POST", `/conversations/${conversationId}/messages`, { token: u.token, body: { content: `page message ${i}-${k}` } });
+        expect(res.status).toBe(201);
+      }
+    }),
+  );
+}
+
+/** The fake's one id it does not know, as a user of this stack with its own kahaId (placeholders are named after it). */
+async function unknownUser(conversationId: string): Promise<TestUser> {
+  const user = { id: UNKNOWN_ID_PREFIX, kahaId: `ghost-${uuid().slice(0, 8)}` };
+  await withDb(async (db) => {
+    await db.execute(sql`INSERT INTO users (id, kaha_id) VALUES (${user.id}, ${user.kahaId}) ON CONFLICT (id) DO UPDATE SET kaha_id = EXCLUDED.kaha_id`);
+    await db.execute(sql`INSERT INTO participants (conversation_id, user_id, role) VALUES (${conversationId}, ${user.id}, 'member')`);
+  });
+  return { ...user, token: await signDevToken(user, env.JWT_SECRET, 3600) };
+}
+
+describe("message routes: senders", () => {
+  it("a 50-message page from 10 senders: one profile-service call and one Redis read cold, no service call warm", { timeout: 90_000 }, async () => {
+    const { id, users } = await seedConversation("group", 10);
+    await sendFrom(id, users, 5);
+    const ids = users.map((u) => u.id);
+    // The sends warmed the caches (the room looks up its participants); start the page cold.
+    const dropped = await api("POST", "/profiles/invalidate", { token: env.PROFILE_SERVICE_TOKEN, body: { user_uuids: ids } });
+    expect(dropped.status).toBe(200);
+
+    resetCalls();
+    const cold = await api("GET", `/conversations/${id}/messages?limit=50`, { token: users[0].token });
+    expect(cold.status).toBe(200);
+    expect(cold.body.messages).toHaveLength(50);
+    for (const m of cold.body.messages) expectFromService(m.sender, m.senderId);
+    expect(serviceCalls()).toHaveLength(1);
+    expect(JSON.parse(serviceCalls()[0].body).user_uuids.sort()).toEqual([...ids].sort());
+    // Cache write-back and metrics go to Redis under waitUntil, after the answer: the request itself waits for one MGET.
+    expect(redisReads()).toHaveLength(1);
+    const [read] = JSON.parse(redisReads()[0].body) as string[][];
+    expect(read.slice(1).sort()).toEqual(ids.map((u) => profileKey("user", u)).sort());
+
+    // Warm, same isolate: the isolate's in-memory LRU (60 s) answers before Redis, so not even the MGET is paid.
+    resetCalls();
+    const warm = await api("GET", `/conversations/${id}/messages?limit=50`, { token: users[1].token });
+    expect(warm.body.messages).toEqual(cold.body.messages);
+    expect(serviceCalls()).toHaveLength(0);
+    expect(redisReads()).toHaveLength(0);
+
+    // Warm in Redis only (what another isolate sees; here the LRU's 60 s are made to pass): one MGET, no service call.
+    // The cold page's write-back ran under waitUntil: wait until it has landed.
+    for (const u of ids) await waitUntilStored(u);
+    const realNow = Date.now.bind(Date);
+    const later = vi.spyOn(Date, "now").mockImplementation(() => realNow() + 61_000);
+    try {
+      resetCalls();
+      const fromRedis = await api("GET", `/conversations/${id}/messages?limit=50`, { token: users[2].token });
+      expect(fromRedis.body.messages).toEqual(cold.body.messages);
+      expect(serviceCalls()).toHaveLength(0);
+      expect(redisReads()).toHaveLength(1);
+    } finally {
+      later.mockRestore();
+    }
+
+    // Every other message route answers with senders too.
+    const found = await api("GET", `/conversations/${id}/messages/search?q=${encodeURIComponent("page message")}`, { token: users[3].token });
+    expect(found.status).toBe(200);
+    expect(found.body.messages.length).toBeGreaterThan(0);
+    for (const m of found.body.messages) expectFromService(m.sender, m.senderId);
+    const mine = cold.body.messages.find((m: { senderId: string }) => m.senderId === users[4].id);
+    const edited = await api("PATCH", `/conversations/${id}/messages/${mine.id}`, { token: users[4].token, body: { content: "edited" } });
+    expect(edited.status).toBe(200);
+    expect(edited.body.content).toBe("edited");
+    expectFromService(edited.body.sender, users[4].id);
+    const one = await api("GET", `/conversations/${id}/messages/${mine.id}`, { token: users[5].token });
+    expectFromService(one.body.sender, users[4].id);
+  });
+
+  it("names a sender the profile service does not know after their kahaId", async () => {
+    const { id, users } = await seedConversation("group", 2);
+    const ghost = await unknownUser(id);
+    const sent = await api("POST", `/conversations/${id}/messages`, { token: ghost.token, body: { content: "who am I" } });
+    expect(sent.status).toBe(201);
+    await sendFrom(id, users.slice(0, 1), 1);
+    const placeholder = { id: ghost.id, name: ghost.kahaId, avatarUrl: null, kind: "user" };
+
+    const history = await api("GET", `/conversations/${id}/messages`, { token: users[1].token });
+    const bySender = new Map(history.body.messages.map((m: { senderId: string; sender: unknown }) => [m.senderId, m.sender]));
+    expect(bySender.get(ghost.id)).toEqual(placeholder);
+    expectFromService(bySender.get(users[0].id) as never, users[0].id);
+    const found = await api("GET", `/conversations/${id}/messages/search?q=${encodeURIComponent("who am I")}`, { token: users[1].token });
+    expect(found.body.messages.map((m: { sender: unknown }) => m.sender)).toEqual([placeholder]);
   });
 });

@@ -10,6 +10,8 @@ export interface RoomState {
   closed: boolean;
   participants: Participant[];
   maxSeq: number;
+  /** Seqs up to this one were moved to message_archive by the retention job. */
+  archivedUpToSeq: number;
   /** Members with no device on their user socket: they get no live notifications. */
   offline: string[];
 }
@@ -17,7 +19,7 @@ export interface RoomState {
 /** What a room needs from Postgres when its storage is first initialised: type, active members, highest seq. */
 export async function loadRoomState(db: Db, conversationId: string): Promise<RoomState | undefined> {
   const [conv] = await db
-    .select({ type: conversations.type, status: conversations.status })
+    .select({ type: conversations.type, status: conversations.status, archivedUpToSeq: conversations.archivedUpToSeq })
     .from(conversations)
     .where(eq(conversations.id, conversationId))
     .limit(1);
@@ -35,7 +37,9 @@ export async function loadRoomState(db: Db, conversationId: string): Promise<Roo
     type: conv.type,
     closed: conv.status === "closed",
     participants: members,
-    maxSeq: Number(top[0]?.seq ?? 0),
+    // Archived messages left `messages`: the next seq still follows them.
+    maxSeq: Math.max(Number(top[0]?.seq ?? 0), Number(conv.archivedUpToSeq)),
+    archivedUpToSeq: Number(conv.archivedUpToSeq),
     offline: offline.map((r) => r.userId),
   };
 }

@@ -1,7 +1,20 @@
 import type { Config } from "../../lib/config";
+import { DEFAULT_MEMORY_OPTIONS, MemoryCache } from "../../lib/memory-cache";
 import type { Profile } from "../../protocol/resources";
+import { withSenderProfiles, type KahaIds } from "../../profiles/enrich";
 import { createProfileProvider, profileOptionsFromConfig } from "../../profiles/provider";
-import type { ProfileProvider } from "../../profiles/types";
+import type { ProfileProvider, ProfileRequest, ProfileSet } from "../../profiles/types";
+
+/** A typing frame waits at most this long for a profile this object has not seen; later it goes without one. */
+export const TYPING_PROFILE_WAIT_MS = 1000;
+
+export interface RoomProfileDeps {
+  config: () => Config;
+  participantIds: () => string[];
+  waitUntil: (work: Promise<unknown>) => void;
+  /** kahaIds of users, for placeholder names (a bounded database lookup; may reject). */
+  kahaIdsOf: (userIds: string[]) => Promise<KahaIds>;
+}
 
 /**
  * Profiles for live broadcasts. One provider per object, backed by the isolate's in-memory LRU, so a send costs
@@ -9,25 +22,51 @@ import type { ProfileProvider } from "../../profiles/types";
  */
 export class RoomProfiles {
   private provider: ProfileProvider | undefined;
-  private readonly known = new Map<string, Profile>();
+  // Same limits as the provider's in-memory layer: an invalidation reaches typing frames within its 60 s.
+  private readonly known = new MemoryCache<Profile>(DEFAULT_MEMORY_OPTIONS);
 
-  constructor(
-    private readonly config: () => Config,
-    private readonly participantIds: () => string[],
-    private readonly waitUntil: (work: Promise<unknown>) => void,
-  ) {}
+  constructor(private readonly deps: RoomProfileDeps) {}
 
-  /** Synchronous best effort (typing frames must not wait): the last profile this object saw. */
+  private async load(request: ProfileRequest): Promise<ProfileSet> {
+    this.provider ??= createProfileProvider({ ...profileOptionsFromConfig(this.deps.config()), memory: true, waitUntil: this.deps.waitUntil });
+    const set = await this.provider.load(request);
+    // Placeholders are not remembered: the next lookup tries the service again.
+    for (const id of request.userIds ?? []) if (set.hasUser(id)) this.known.set(id, set.user(id));
+    return set;
+  }
+
+  /** Synchronous: the profile this object saw last, if it has not expired. */
   cached(userId: string): Profile | undefined {
     return this.known.get(userId);
   }
 
   async user(userId: string, kahaId?: string): Promise<Profile> {
-    this.provider ??= createProfileProvider({ ...profileOptionsFromConfig(this.config()), memory: true, waitUntil: this.waitUntil });
-    const ids = [...new Set([userId, ...this.participantIds()])];
-    const set = await this.provider.load({ userIds: ids });
-    if (this.known.size > 1000) this.known.clear();
-    for (const id of ids) this.known.set(id, set.user(id));
+    const set = await this.load({ userIds: [...new Set([userId, ...this.deps.participantIds()])] });
     return set.user(userId, kahaId);
+  }
+
+  /** Messages with `sender`, in one profile lookup for all their senders (a replay of hundreds costs one call). */
+  senders<M extends { senderId: string }>(messages: readonly M[]): Promise<(M & { sender: Profile })[]> {
+    return withSenderProfiles(messages, (request) => this.load(request), this.deps.kahaIdsOf);
+  }
+
+  /**
+   * For typing_start: the cached profile, or one lookup waited for at most TYPING_PROFILE_WAIT_MS (undefined after
+   * that; the lookup still fills the cache for the next frame). A service that cannot answer gives the placeholder.
+   */
+  async typer(userId: string, kahaId?: string): Promise<Profile | undefined> {
+    const hit = this.cached(userId);
+    if (hit) return hit;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), TYPING_PROFILE_WAIT_MS);
+    });
+    const loading = this.user(userId, kahaId);
+    this.deps.waitUntil(loading.catch(() => undefined));
+    try {
+      return await Promise.race([loading, timeout]);
+    } finally {
+      if (timer !== undefined) clearTimeout(timer);
+    }
   }
 }

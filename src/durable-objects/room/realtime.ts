@@ -119,7 +119,7 @@ async function dispatch(
       return;
     }
     case "start_typing":
-      room.startTyping(att.userId);
+      room.startTyping(att.userId, att.kahaId);
       return;
     case "stop_typing":
       room.endTyping(att.userId);
@@ -174,11 +174,19 @@ async function resume(
   held?: { frames: { seq?: number; frame: string }[] },
 ): Promise<void> {
   const state = held ?? startHolding(ws);
+  // The retention job told only the sockets open at the time; a client that was away learns it here, before the
+  // replay, so it stops waiting for seqs that will never come (they are under /archive).
+  const archivedUpTo = room.archivedUpToSeq();
+  if (afterSeq < archivedUpTo) {
+    sendRaw(ws, encodeFrame("messages_archived", { conversationId: room.conversationId(), upToSeq: archivedUpTo }));
+  }
   let toSeq = afterSeq;
   let complete = true;
   try {
-    const { messages, complete: all } = await replayFor(room, afterSeq);
-    complete = all;
+    const replay = await replayFor(room, afterSeq);
+    complete = replay.complete;
+    // Frames carry `sender` as live ones do; one profile lookup covers every sender of the replay.
+    const messages = await room.profiles.senders(replay.messages);
     for (const m of messages) {
       if (m.seq > afterSeq) {
         sendRaw(ws, encodeFrame("new_message", { message: m }));

@@ -6,7 +6,7 @@ import { LIMITS, messageSchema, messageTypes, type Message } from "../../protoco
 import { errorResponses, json, jsonBody, secured } from "../openapi";
 import { decodeCursor, encodeCursor, intParam, isUuidParam, limitParam, uuidPath } from "../params";
 import { actorOf, callRoom, roomStub } from "../rooms";
-import { loadProfiles } from "../profiles";
+import { withSenders } from "../profiles";
 import type { AppEnv } from "../env";
 
 const tags = ["messages"];
@@ -41,13 +41,6 @@ const searchSchema = z.object({ messages: z.array(messageSchema), nextCursor: z.
 
 function requireIds(...ids: string[]): void {
   for (const id of ids) if (!isUuidParam(id)) throw notFound(ids.length > 1 && id === ids[1] ? "Message" : "Conversation");
-}
-
-/** One profile lookup per response, however many messages and senders. */
-async function withSenders(c: Context<AppEnv>, messages: Message[]): Promise<Message[]> {
-  if (messages.length === 0) return messages;
-  const set = await loadProfiles(c, { userIds: messages.map((m) => m.senderId) });
-  return messages.map((m) => ({ ...m, sender: set.user(m.senderId) }));
 }
 
 function parseSearch(q: string): string {

@@ -11,12 +11,11 @@ import { isActiveMember } from "../../db/queries/search";
 import { findJob } from "../../jobs";
 import { verifyAuditChains } from "../../jobs/audit-verify";
 import { runJob } from "../../jobs/runner";
-import { messageSchema, type Message } from "../../protocol/resources";
+import { messageSchema } from "../../protocol/resources";
 import { isServiceToken, requireAuth } from "../middleware/auth";
 import { intParam, isUuidParam, limitParam, uuidPath } from "../params";
-import { loadProfiles } from "../profiles";
+import { withSenders } from "../profiles";
 import type { AppEnv } from "../env";
-import type { Context } from "hono";
 
 /**
  * Operations routes (issue [operations]): the message archive and the audit log of a conversation, audit chain
@@ -84,12 +83,6 @@ const jobRunSchema = z.object({
   ok: z.boolean().nullable(),
   details: z.record(z.string(), z.unknown()),
 });
-
-async function withSenders(c: Context<AppEnv>, messages: Message[]): Promise<Message[]> {
-  if (messages.length === 0) return messages;
-  const set = await loadProfiles(c, { userIds: messages.map((m) => m.senderId) });
-  return messages.map((m) => ({ ...m, sender: set.user(m.senderId) }));
-}
 
 /** Mounted at /conversations: per-conversation archive and audit log. */
 export const conversationOperations = new OpenAPIHono<AppEnv>()

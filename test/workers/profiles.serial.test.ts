@@ -1,0 +1,143 @@
+// Profile-service faults (slow, failing, garbage, partial data) switch the shared fake for every test file, so these
+// run in the serial pass (workers-serial), one file at a time. Shared setup: profile-helpers.ts.
+import { describe, expect, it } from "vitest";
+import { env } from "cloudflare:test";
+import { CircuitBreaker } from "../../src/profiles/breaker";
+import { api } from "./helpers";
+import { seedConversation } from "./fixtures";
+import {
+  TTL,
+  expectFromService,
+  expectPlaceholder,
+  profileFault,
+  provider,
+  resetCalls,
+  serviceCalls,
+  sleep,
+  storedEntry,
+  trackFetch,
+  uuid,
+} from "./profile-helpers";
+
+trackFetch({ resetFaults: true });
+
+describe("profile provider: degradation", () => {
+  it("serves the stale copy with stale: true when the service fails after the TTL", async () => {
+    const id = uuid();
+    const seed = provider();
+    const fresh = (await seed.load({ userIds: [id] })).user(id);
+    await seed.settle();
+
+    resetCalls();
+    const afterTtl = provider({ now: () => Date.now() + (TTL + 60) * 1000 });
+    await profileFault({ fail: true });
+    const degraded = await afterTtl.load({ userIds: [id] });
+    await profileFault({});
+    expect(degraded.user(id)).toEqual({ ...fresh, stale: true });
+    expect(serviceCalls()).toHaveLength(1);
+    await afterTtl.settle();
+
+    // Once the service answers again the profile is fresh (and no longer flagged).
+    const recovered = await afterTtl.load({ userIds: [id] });
+    expect(recovered.user(id)).toEqual(fresh);
+    await afterTtl.settle();
+  });
+
+  it("answers never-seen ids with placeholders when the service is down, and caches nothing", async () => {
+    const [id, other, biz] = [uuid(), uuid(), uuid()];
+    const p = provider();
+    await profileFault({ garbage: true });
+    const set = await p.load({ userIds: [id, other], businessIds: [biz] });
+    await profileFault({});
+    expect(set.user(id, "alice-kaha")).toEqual({ id, name: "alice-kaha", avatarUrl: null, kind: "user" });
+    expect(set.user(other).name).toBe(`User ${other.slice(0, 8)}`);
+    expect(set.business(biz)).toEqual({ id: biz, name: `Business ${biz.slice(0, 8)}`, avatarUrl: null, kind: "business" });
+    await p.settle();
+    expect(await storedEntry("user", id)).toBeNull();
+    expectFromService((await provider().load({ userIds: [id] })).user(id), id);
+  });
+
+  it("times out a slow service, opens the circuit at once and stops calling it", async () => {
+    const id = uuid();
+    const breaker = new CircuitBreaker({ failureThreshold: 5, cooldownMs: 60_000 });
+    const p = provider({ timeoutMs: 100, breaker });
+    await profileFault({ delayMs: 600 });
+    const started = Date.now();
+    const set = await p.load({ userIds: [id] });
+    const elapsed = Date.now() - started;
+    expectPlaceholder(set.user(id));
+    expect(elapsed).toBeLessThan(500);
+    expect(breaker.state).toBe("open");
+    resetCalls();
+    await p.load({ userIds: [uuid()] });
+    expect(serviceCalls()).toHaveLength(0);
+    await profileFault({});
+  });
+
+  it("opens the circuit after N failures, then half-opens after the cool-down and closes on success", async () => {
+    const breaker = new CircuitBreaker({ failureThreshold: 2, cooldownMs: 300 });
+    const p = provider({ breaker });
+    await profileFault({ garbage: true });
+    await p.load({ userIds: [uuid()] });
+    expect(breaker.state).toBe("closed");
+    await p.load({ userIds: [uuid()] });
+    expect(breaker.state).toBe("open");
+    expect(serviceCalls()).toHaveLength(2);
+    await profileFault({});
+
+    // Open: no call at all, placeholders at once, even though the service is back.
+    const id = uuid();
+    const whileOpen = await p.load({ userIds: [id] });
+    expectPlaceholder(whileOpen.user(id));
+    expect(serviceCalls()).toHaveLength(2);
+
+    await sleep(350);
+    const probe = await p.load({ userIds: [id] });
+    expect(serviceCalls()).toHaveLength(3);
+    expect(breaker.state).toBe("closed");
+    expectFromService(probe.user(id), id);
+    await p.settle();
+  });
+
+  it("a failed probe re-opens the circuit for another cool-down", async () => {
+    const breaker = new CircuitBreaker({ failureThreshold: 1, cooldownMs: 200 });
+    const p = provider({ breaker });
+    await profileFault({ garbage: true });
+    await p.load({ userIds: [uuid()] });
+    expect(breaker.state).toBe("open");
+    await sleep(250);
+    await p.load({ userIds: [uuid()] });
+    expect(breaker.state).toBe("open");
+    expect(serviceCalls()).toHaveLength(2);
+    await p.load({ userIds: [uuid()] });
+    expect(serviceCalls()).toHaveLength(2);
+  });
+});
+
+describe("profile service answering with partial data", () => {
+  it("a history page still costs one call; senders it leaves out get placeholders named after their kahaId", async () => {
+    const { id, users } = await seedConversation("group", 4);
+    for (const u of users) {
+      expect((await api("POST", `/conversations/${id}/messages`, { token: u.token, body: { content: `from ${u.kahaId}` } })).status).toBe(201);
+    }
+    // The sends warmed the caches (the room looks up its participants); the page must ask the service.
+    await api("POST", "/profiles/invalidate", { token: env.PROFILE_SERVICE_TOKEN, body: { user_uuids: users.map((u) => u.id) } });
+
+    await profileFault({ partial: true });
+    resetCalls();
+    const page = await api("GET", `/conversations/${id}/messages`, { token: users[0].token });
+    await profileFault({});
+    expect(page.status).toBe(200);
+    expect(serviceCalls()).toHaveLength(1);
+    // The fake leaves out every second id of each list; an answer without an id means "unknown" (a 60 s miss).
+    const asked = JSON.parse(serviceCalls()[0].body).user_uuids as string[];
+    const leftOut = new Set(asked.filter((_, i) => i % 2 === 1));
+    expect(leftOut.size).toBe(2);
+    expect(page.body.messages).toHaveLength(4);
+    for (const m of page.body.messages as { senderId: string; sender: { id: string; name: string; avatarUrl: string | null; kind: string } }[]) {
+      const sender = users.find((u) => u.id === m.senderId)!;
+      if (leftOut.has(m.senderId)) expect(m.sender).toEqual({ id: sender.id, name: sender.kahaId, avatarUrl: null, kind: "user" });
+      else expectFromService(m.sender, sender.id);
+    }
+  });
+});

@@ -4,16 +4,24 @@ import {
   bigserial,
   boolean,
   customType,
+  index,
   integer,
   jsonb,
   pgTable,
   primaryKey,
   text,
   timestamp,
+  unique,
+  uniqueIndex,
   uuid,
 } from "drizzle-orm/pg-core";
 
-/** Mirrors migrations/*.sql (the SQL is the source of truth; test/e2e/schema.test.ts checks they agree). */
+/**
+ * Mirrors migrations/*.sql: tables, columns, and every index and unique constraint under the name the SQL gives it
+ * (composite primary keys named `<table>_pkey` as Postgres names them). The SQL is the source of truth and drizzle
+ * never generates DDL from this file, so partial-index predicates here are documentation; test/e2e/schema.test.ts
+ * checks that tables, index names, uniqueness, methods and indexed columns agree.
+ */
 
 const tsvector = customType<{ data: string }>({ dataType: () => "tsvector" });
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
@@ -25,7 +33,7 @@ export const users = pgTable("users", {
   createdAt: ts("created_at").notNull().defaultNow(),
   lastSeenAt: ts("last_seen_at"),
   online: boolean("online").notNull().default(false),
-});
+}, (t) => [index("users_kaha_id_idx").on(t.kahaId)]);
 
 export const conversations = pgTable("conversations", {
   id: uuid("id").primaryKey(),
@@ -46,7 +54,15 @@ export const conversations = pgTable("conversations", {
   retentionDays: integer("retention_days"),
   legalHold: boolean("legal_hold").notNull().default(false),
   archivedUpToSeq: seq("archived_up_to_seq").notNull().default(0),
-});
+}, (t) => [
+  // One direct conversation per pair ("low:high" of the two user ids).
+  uniqueIndex("conversations_direct_key_uq").on(t.directKey).where(sql`direct_key IS NOT NULL`),
+  // One open conversation per business and customer.
+  uniqueIndex("conversations_open_business_uq").on(t.businessId, t.customerId).where(sql`type = 'business' AND status = 'open'`),
+  index("conversations_business_idx").on(t.businessId, t.status, t.createdAt).where(sql`business_id IS NOT NULL`),
+  index("conversations_business_open_agent_idx").on(t.businessId, t.assignedAgentId).where(sql`type = 'business' AND status = 'open'`),
+  index("conversations_last_activity_idx").on(t.lastActivity.desc(), t.id.desc()),
+]);
 
 export const participants = pgTable(
   "participants",
@@ -61,7 +77,10 @@ export const participants = pgTable(
     lastReadAt: ts("last_read_at"),
     lastDeliveredSeq: seq("last_delivered_seq").notNull().default(0),
   },
-  (t) => [primaryKey({ columns: [t.conversationId, t.userId] })],
+  (t) => [
+    primaryKey({ name: "participants_pkey", columns: [t.conversationId, t.userId] }),
+    index("participants_active_user_idx").on(t.userId, t.conversationId).where(sql`left_at IS NULL`),
+  ],
 );
 
 const messageColumns = {
@@ -82,12 +101,24 @@ export const messages = pgTable("messages", {
   ...messageColumns,
   eventSeq: seq("event_seq").notNull(),
   search: tsvector("search").generatedAlwaysAs(sql`to_tsvector('simple', content)`),
-});
+}, (t) => [
+  unique("messages_conversation_seq_uq").on(t.conversationId, t.seq),
+  unique("messages_client_id_uq").on(t.conversationId, t.senderId, t.clientMessageId),
+  index("messages_event_seq_idx").on(t.conversationId, t.eventSeq),
+  index("messages_search_idx").using("gin", t.search),
+  index("messages_content_trgm_idx").using("gin", t.content.op("gin_trgm_ops")),
+  index("messages_created_at_idx").on(t.createdAt),
+  index("messages_deleted_content_idx").on(t.deletedAt).where(sql`deleted_at IS NOT NULL AND content <> ''`),
+  index("messages_conversation_created_idx").on(t.conversationId, t.createdAt.desc(), t.id.desc()),
+]);
 
 export const messageArchive = pgTable("message_archive", {
   ...messageColumns,
   archivedAt: ts("archived_at").notNull().defaultNow(),
-});
+}, (t) => [
+  unique("message_archive_conversation_seq_uq").on(t.conversationId, t.seq),
+  index("message_archive_deleted_content_idx").on(t.deletedAt).where(sql`deleted_at IS NOT NULL AND content <> ''`),
+]);
 
 export const auditLog = pgTable("audit_log", {
   id: bigserial("id", { mode: "number" }).primaryKey(),
@@ -99,7 +130,10 @@ export const auditLog = pgTable("audit_log", {
   createdAt: ts("created_at").notNull().defaultNow(),
   prevHash: text("prev_hash"),
   hash: text("hash").notNull(),
-});
+}, (t) => [
+  index("audit_log_conversation_idx").on(t.conversationId, t.id),
+  index("audit_log_unredacted_deletes_idx").on(t.createdAt, t.id).where(sql`action = 'message.deleted' AND NOT (details ? 'redacted')`),
+]);
 
 export const realtimeTickets = pgTable("realtime_tickets", {
   ticket: text("ticket").primaryKey(),
@@ -108,7 +142,7 @@ export const realtimeTickets = pgTable("realtime_tickets", {
   role: text("role"),
   expiresAt: ts("expires_at").notNull(),
   tokenExp: bigint("token_exp", { mode: "number" }),
-});
+}, (t) => [index("realtime_tickets_expires_idx").on(t.expiresAt)]);
 
 export const businessAdmins = pgTable(
   "business_admins",
@@ -117,7 +151,7 @@ export const businessAdmins = pgTable(
     userId: uuid("user_id").notNull(),
     createdAt: ts("created_at").notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.businessId, t.userId] })],
+  (t) => [primaryKey({ name: "business_admins_pkey", columns: [t.businessId, t.userId] })],
 );
 
 export const businessAgents = pgTable(
@@ -130,7 +164,10 @@ export const businessAgents = pgTable(
     isAvailable: boolean("is_available").notNull().default(false),
     createdAt: ts("created_at").notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.businessId, t.userId] })],
+  (t) => [
+    primaryKey({ name: "business_agents_pkey", columns: [t.businessId, t.userId] }),
+    index("business_agents_user_idx").on(t.userId),
+  ],
 );
 
 export const businessHours = pgTable("business_hours", {
@@ -162,4 +199,9 @@ export const businessAssignments = pgTable("business_assignments", {
   reason: text("reason"),
   endedAt: ts("ended_at"),
   endReason: text("end_reason", { enum: ["closed", "transferred", "agent_removed", "agent_left"] }),
-});
+}, (t) => [
+  // At most one current agent per conversation.
+  uniqueIndex("business_assignments_active_uq").on(t.conversationId).where(sql`ended_at IS NULL`),
+  index("business_assignments_business_idx").on(t.businessId, t.assignedAt),
+  index("business_assignments_agent_idx").on(t.agentId, t.assignedAt),
+]);

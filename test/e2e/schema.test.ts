@@ -1,12 +1,115 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { getTableConfig, type PgTable } from "drizzle-orm/pg-core";
+import { is, SQL } from "drizzle-orm";
+import { getTableConfig, type PgColumn, type PgTable } from "drizzle-orm/pg-core";
 import * as schema from "../../src/db/schema";
 import { runMigrations } from "../../scripts/lib/migrate";
 import { ROOT } from "../../scripts/lib/stack";
 import { pool } from "./harness";
 
 const tables = (Object.values(schema) as unknown[]).filter((v): v is PgTable => typeof v === "object" && v !== null && Symbol.for("drizzle:IsDrizzleTable") in v);
+
+/** Tables in the public schema that src/db/schema.ts is not meant to declare, each with its reason. */
+const NOT_IN_DRIZZLE: Record<string, string> = {
+  schema_migrations: "bookkeeping of scripts/lib/migrate.ts, created by the runner rather than by a migration",
+};
+
+/** What both sides can say about an index. Columns read "name[ DESC][ opclass]" (opclass only when not the default). */
+interface IndexShape {
+  unique: boolean;
+  method: string;
+  partial: boolean;
+  columns: string[];
+}
+
+/**
+ * The indexes src/db/schema.ts declares for a table, by name, the way Postgres lists them: a primary key or unique
+ * constraint is backed by a unique btree index under the constraint's name (a single-column primary key by
+ * `<table>_pkey`).
+ */
+function declaredIndexes(table: PgTable): { indexes: Map<string, IndexShape>; problems: string[] } {
+  const config = getTableConfig(table);
+  const indexes = new Map<string, IndexShape>();
+  const problems: string[] = [];
+  const add = (name: string | undefined, shape: IndexShape) => {
+    if (!name) problems.push(`an unnamed index on ${config.name} in src/db/schema.ts: give it the name the migration uses`);
+    else if (indexes.has(name)) problems.push(`index ${name} is declared twice in src/db/schema.ts`);
+    else indexes.set(name, shape);
+  };
+  const key = (columns: PgColumn[]): IndexShape => ({ unique: true, method: "btree", partial: false, columns: columns.map((c) => c.name) });
+  const primary = config.columns.filter((c) => c.primary);
+  if (primary.length > 0) add(`${config.name}_pkey`, key(primary));
+  for (const pk of config.primaryKeys) add(pk.getName(), key(pk.columns));
+  for (const c of config.columns) if (c.isUnique) add(c.uniqueName, key([c]));
+  for (const uc of config.uniqueConstraints) add(uc.getName(), key(uc.columns));
+  for (const index of config.indexes) {
+    const { name, unique, method, where, columns } = index.config;
+    add(name, {
+      unique,
+      method: method ?? "btree",
+      partial: where !== undefined,
+      columns: columns.map((c) => {
+        if (is(c, SQL) || !("name" in c) || !c.name) return "(expression)";
+        const { order, opClass } = c.indexConfig ?? {};
+        return `${c.name}${order === "desc" ? " DESC" : ""}${opClass ? ` ${opClass}` : ""}`;
+      }),
+    });
+  }
+  return { indexes, problems };
+}
+
+/** Every index in the public schema after the migrations, by table and name. */
+const ACTUAL_INDEXES = `
+  SELECT t.relname AS table_name, i.relname AS index_name, ix.indisunique AS is_unique, am.amname AS method,
+         ix.indpred IS NOT NULL AS partial,
+         ARRAY(
+           SELECT COALESCE(a.attname::text, '(expression)')
+                  || CASE WHEN (ix.indoption[k.n]::int & 1) = 1 THEN ' DESC' ELSE '' END
+                  || CASE WHEN oc.opcdefault THEN '' ELSE ' ' || oc.opcname END
+             FROM generate_series(0, ix.indnkeyatts - 1) AS k(n)
+             LEFT JOIN pg_attribute a ON a.attrelid = ix.indrelid AND a.attnum = ix.indkey[k.n] AND ix.indkey[k.n] <> 0
+             JOIN pg_opclass oc ON oc.oid = ix.indclass[k.n]
+            ORDER BY k.n
+         ) AS columns
+    FROM pg_index ix
+    JOIN pg_class i ON i.oid = ix.indexrelid
+    JOIN pg_class t ON t.oid = ix.indrelid
+    JOIN pg_namespace ns ON ns.oid = t.relnamespace
+    JOIN pg_am am ON am.oid = i.relam
+   WHERE ns.nspname = 'public' AND t.relkind IN ('r', 'p')`;
+
+function compareIndexes(table: string, declared: Map<string, IndexShape>, actual: Map<string, IndexShape>): string[] {
+  const problems: string[] = [];
+  for (const [name, sqlIndex] of actual) {
+    const drizzleIndex = declared.get(name);
+    if (!drizzleIndex) {
+      problems.push(`index ${name} on ${table} exists in SQL (migrations/) but not in src/db/schema.ts: declare it there under the same name`);
+      continue;
+    }
+    const where = `index ${name} on ${table}`;
+    const fix = "fix src/db/schema.ts (the migrations are the source of truth)";
+    if (sqlIndex.unique !== drizzleIndex.unique)
+      problems.push(`${where}: SQL says ${sqlIndex.unique ? "UNIQUE" : "not unique"}, src/db/schema.ts says ${drizzleIndex.unique ? "unique" : "not unique"}; ${fix}`);
+    if (sqlIndex.method !== drizzleIndex.method)
+      problems.push(`${where}: SQL uses ${sqlIndex.method}, src/db/schema.ts ${drizzleIndex.method}; ${fix}`);
+    if (sqlIndex.partial !== drizzleIndex.partial)
+      problems.push(`${where}: SQL ${sqlIndex.partial ? "has" : "has no"} WHERE clause, src/db/schema.ts ${drizzleIndex.partial ? "has" : "has no"} .where(); ${fix}`);
+    if (sqlIndex.columns.join(", ") !== drizzleIndex.columns.join(", "))
+      problems.push(`${where}: SQL indexes (${sqlIndex.columns.join(", ")}), src/db/schema.ts (${drizzleIndex.columns.join(", ")}); ${fix}`);
+  }
+  for (const [name, drizzleIndex] of declared) {
+    if (actual.has(name)) continue;
+    // A rename usually leaves an undeclared SQL index on the same columns: name it, so the fix is one edit.
+    const twin = [...actual].find(([n, a]) => !declared.has(n) && a.columns.join() === drizzleIndex.columns.join())?.[0];
+    const hint = !twin
+      ? ""
+      : twin.endsWith("_pkey")
+        ? `; SQL has ${twin} on the same columns: name it so (primaryKey({ name: "${twin}", ... }))`
+        : `; SQL has ${twin} on the same columns: use that name`;
+    problems.push(`index ${name} on ${table} is declared in src/db/schema.ts but no migration creates it${hint}`);
+  }
+  return problems;
+}
 
 describe("database schema", () => {
   it("the drizzle schema and the SQL migrations agree on every table and column", async () => {
@@ -31,6 +134,53 @@ describe("database schema", () => {
           expect(dbType, `${config.name}.${column.name} type`).toBe(aliases[sqlType] ?? sqlType);
         }
       }
+    } finally {
+      await db.end();
+    }
+  });
+
+  it("every table in the public schema is declared in src/db/schema.ts, and every declared table exists", async () => {
+    const db = pool();
+    try {
+      const { rows } = await db.query<{ tablename: string }>("SELECT tablename FROM pg_tables WHERE schemaname = 'public'");
+      const inSql = new Set(rows.map((r) => r.tablename).filter((t) => !(t in NOT_IN_DRIZZLE)));
+      const inDrizzle = new Set(tables.map((t) => getTableConfig(t).name));
+      const problems = [
+        ...[...inSql].filter((t) => !inDrizzle.has(t)).map((t) => `table ${t} exists in SQL (migrations/) but not in src/db/schema.ts: declare it there (or list it in NOT_IN_DRIZZLE with a reason)`),
+        ...[...inDrizzle].filter((t) => !inSql.has(t)).map((t) => `table ${t} is declared in src/db/schema.ts but no migration creates it`),
+      ];
+      expect(problems).toEqual([]);
+    } finally {
+      await db.end();
+    }
+  });
+
+  it("the drizzle schema and the SQL migrations agree on every index and unique constraint", async () => {
+    const db = pool();
+    try {
+      const { rows } = await db.query<{ table_name: string; index_name: string; is_unique: boolean; method: string; partial: boolean; columns: string[] }>(
+        ACTUAL_INDEXES,
+      );
+      // A table missing on one side is the table test's finding; its indexes would only repeat it here.
+      const sqlTables = new Set((await db.query<{ tablename: string }>("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).rows.map((r) => r.tablename));
+      const actual = new Map<string, Map<string, IndexShape>>();
+      for (const r of rows) {
+        if (r.table_name in NOT_IN_DRIZZLE) continue;
+        const byName = actual.get(r.table_name) ?? new Map<string, IndexShape>();
+        byName.set(r.index_name, { unique: r.is_unique, method: r.method, partial: r.partial, columns: r.columns });
+        actual.set(r.table_name, byName);
+      }
+      // The guard against a vacuous pass: the keys the design relies on are among what was read.
+      expect(actual.get("conversations")?.has("conversations_direct_key_uq")).toBe(true);
+      expect(actual.get("messages")?.get("messages_search_idx")?.method).toBe("gin");
+      const problems: string[] = [];
+      for (const table of tables) {
+        const name = getTableConfig(table).name;
+        if (!sqlTables.has(name)) continue;
+        const declared = declaredIndexes(table);
+        problems.push(...declared.problems, ...compareIndexes(name, declared.indexes, actual.get(name) ?? new Map()));
+      }
+      expect(problems).toEqual([]);
     } finally {
       await db.end();
     }

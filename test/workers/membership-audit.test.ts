@@ -21,12 +21,76 @@ describe("membership changes are audited", () => {
       return r.rows;
     });
     expect(rows).toEqual([
+      { action: "conversation.created", actor_id: admin.id, target_id: id },
       { action: "participant.added", actor_id: admin.id, target_id: c.id },
       { action: "participant.role_changed", actor_id: admin.id, target_id: a.id },
       { action: "participant.removed", actor_id: admin.id, target_id: c.id },
       { action: "participant.left", actor_id: b.id, target_id: b.id },
     ]);
     const report = await withDb((db) => verifyAuditChains(db, { conversationId: id }));
-    expect(report).toMatchObject({ ok: true, rows: 4 });
+    expect(report).toMatchObject({ ok: true, rows: 5 });
+  });
+});
+
+const createdEntries = (conversationId: string) =>
+  withDb(async (db) => {
+    const r = await db.execute<{ actor_id: string | null; details: Record<string, unknown> }>(
+      sql`SELECT actor_id, details FROM audit_log WHERE conversation_id = ${conversationId} AND action = 'conversation.created' ORDER BY id`,
+    );
+    return r.rows;
+  });
+
+describe("conversation creation starts the audit chain", () => {
+  it("records a group's creator, name and initial members as the first entry of its chain", async () => {
+    const [admin, a, b] = await Promise.all([newUser("aud-admin"), newUser("aud-a"), newUser("aud-b")]);
+    const service = await newUser("aud-svc", "admin");
+    const created = await api("POST", "/conversations/group", { token: admin.token, body: { name: "Launch", participantIds: [a.id, b.id, a.id] } });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    expect((await api("PATCH", `/conversations/${id}`, { token: admin.token, body: { name: "Launch 2" } })).status).toBe(200);
+    expect((await api("DELETE", `/conversations/${id}/participants/${b.id}`, { token: b.token })).status).toBe(204);
+
+    // The audit route lists newest first: the creation is the oldest entry, at the root of the chain.
+    const audit = await api("GET", `/conversations/${id}/audit`, { token: service.token });
+    expect(audit.status).toBe(200);
+    const oldest = audit.body.entries.at(-1);
+    expect(oldest).toMatchObject({ action: "conversation.created", actorId: admin.id, targetId: id, prevHash: null });
+    expect(oldest.details).toEqual({ type: "group", name: "Launch", memberIds: [admin.id, a.id, b.id] });
+    expect(audit.body.entries.filter((e: { action: string }) => e.action === "conversation.created")).toHaveLength(1);
+    const report = await withDb((db) => verifyAuditChains(db, { conversationId: id }));
+    expect(report).toMatchObject({ ok: true });
+  });
+
+  it("records a direct conversation once, however often and however concurrently it is asked for", async () => {
+    const [a, b] = await Promise.all([newUser("aud-a"), newUser("aud-b")]);
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        i % 2 === 0
+          ? api("POST", "/conversations/direct", { token: a.token, body: { targetUserId: b.id } })
+          : api("POST", "/conversations/direct", { token: b.token, body: { targetUserId: a.id } }),
+      ),
+    );
+    const ids = new Set(results.map((r) => r.body.id as string));
+    expect(ids.size).toBe(1);
+    const [id] = ids;
+    expect((await api("POST", "/conversations/direct", { token: a.token, body: { targetUserId: b.id } })).status).toBe(200);
+    const entries = await createdEntries(id);
+    expect(entries).toHaveLength(1);
+    // Whoever's request won the race is the creator; the other side is the second member.
+    const winners = results.flatMap((r, i) => (r.status === 201 ? [i % 2 === 0 ? [a.id, b.id] : [b.id, a.id]] : []));
+    expect(winners).toHaveLength(1);
+    expect(entries).toEqual([{ actor_id: winners[0][0], details: { type: "direct", memberIds: winners[0] } }]);
+  });
+
+  it("records a business conversation when it opens, not when the customer asks again", async () => {
+    const customer = await newUser("aud-customer");
+    const businessId = crypto.randomUUID();
+    const results = await Promise.all(
+      Array.from({ length: 4 }, () => api("POST", "/conversations/business", { token: customer.token, body: { businessId } })),
+    );
+    const id = results[0].body.id as string;
+    expect((await api("POST", "/conversations/business", { token: customer.token, body: { businessId } })).status).toBe(200);
+    const entries = await createdEntries(id);
+    expect(entries).toEqual([{ actor_id: customer.id, details: { type: "business", businessId, memberIds: [customer.id] } }]);
   });
 });

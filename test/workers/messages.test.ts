@@ -4,6 +4,7 @@ import { sql } from "drizzle-orm";
 import { normalizeContent } from "../../src/domain/content";
 import { api, expectErrorShape, newUser, type ApiResponse } from "./helpers";
 import { seedConversation, withDb } from "./fixtures";
+import { openSocket, waitFor } from "./sockets";
 
 const send = (id: string, token: string, body: Record<string, unknown>) => api("POST", `/conversations/${id}/messages`, { token, body });
 
@@ -92,17 +93,42 @@ describe("sending messages", () => {
     }
   });
 
-  it("50 parallel sends from 5 users get seq 1..50 with no gap or duplicate, in one order for every reader", async () => {
+  it("50 parallel sends from 5 users (REST and socket mixed) get seq 1..50, and every live reader sees them once, in that order", async () => {
     const { id, users } = await seedConversation("group", 5);
+    const sockets = await Promise.all(users.map((u) => openSocket(`/conversations/${id}/ws`, u)));
+    await Promise.all(sockets.map((s) => waitFor(() => s.frames.find((f) => f.type === "ready"), "ready")));
+    // Even sends go over REST, odd ones as send_message frames on the sender's own socket, all in flight at once.
     const results = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => send(id, users[i % 5].token, { content: `m${i}`, clientMessageId: `p-${i}` })),
+      Array.from({ length: 50 }, async (_, i) => {
+        const k = i % 5;
+        const body = { content: `m${i}`, clientMessageId: `p-${i}` };
+        if (i % 2 === 0) {
+          const r = await send(id, users[k].token, body);
+          expect(r.status).toBe(201);
+          return r.body as { id: string; seq: number; content: string };
+        }
+        sockets[k].ws.send(JSON.stringify({ type: "send_message", data: body, id: `req-${i}` }));
+        const ack = await waitFor(() => sockets[k].frames.find((f) => f.type === "message_ack" && f.id === `req-${i}`), `ack ${i}`, 20_000);
+        return ack.data.message as { id: string; seq: number; content: string };
+      }),
     );
-    expect(results.every((r) => r.status === 201)).toBe(true);
-    expect(results.map((r) => r.body.seq).sort((x, y) => x - y)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
-    const pages = await Promise.all(users.map((u) => api("GET", `/conversations/${id}/messages?limit=100`, { token: u.token })));
-    const orders = pages.map((p) => p.body.messages.map((m: { id: string }) => m.id).join(","));
-    expect(new Set(orders).size).toBe(1);
-    expect(pages[0].body.messages.map((m: { seq: number }) => m.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    const seq1to50 = Array.from({ length: 50 }, (_, i) => i + 1);
+    expect(results.map((r) => r.seq).sort((x, y) => x - y)).toEqual(seq1to50);
+
+    const history = await api("GET", `/conversations/${id}/messages?limit=100`, { token: users[0].token });
+    const expected = history.body.messages.map((m: { seq: number; id: string; content: string; senderId: string }) => [m.seq, m.id, m.content, m.senderId]);
+    expect(expected.map((e: unknown[]) => e[0])).toEqual(seq1to50);
+    expect(new Map(results.map((r) => [r.seq, r.id]))).toEqual(new Map(expected.map((e: unknown[]) => [e[0], e[1]])));
+
+    const live = (s: (typeof sockets)[number]) => s.frames.filter((f) => f.type === "new_message").map((f) => f.data.message);
+    await Promise.all(sockets.map((s, i) => waitFor(() => (live(s).length >= 50 ? true : undefined), `50 new_message frames on reader ${i}`, 20_000)));
+    // A duplicate would arrive after the 50th frame: give it time to show up.
+    await new Promise((r) => setTimeout(r, 300));
+    for (const s of sockets) {
+      // Exactly once each, in ascending seq order, and the same seq → (id, content, sender) as the history.
+      expect(live(s).map((m: { seq: number; id: string; content: string; senderId: string }) => [m.seq, m.id, m.content, m.senderId])).toEqual(expected);
+    }
+    for (const s of sockets) s.ws.close();
   });
 });
 

@@ -6,6 +6,7 @@ import type { Message } from "../../protocol/resources";
 import type { Db } from "../client";
 import { toMessage } from "../mappers";
 import { businessAgents, conversations, messages, participants } from "../schema";
+import { appendAudit, type AuditEntry } from "./audit";
 
 export type ConversationRow = typeof conversations.$inferSelect;
 export type ParticipantRow = typeof participants.$inferSelect;
@@ -52,6 +53,25 @@ interface InsertOrFind {
   rejoin: string[];
 }
 
+/**
+ * The first entry of a conversation's audit chain: who created it, with whom. Written in the creating transaction,
+ * so a conversation never exists without it and a found (not created) conversation never gets a second one.
+ */
+function createdEntry(row: typeof conversations.$inferInsert & { id: string }, memberIds: string[]): AuditEntry {
+  return {
+    conversationId: row.id,
+    actorId: row.createdBy ?? null,
+    action: "conversation.created",
+    targetId: row.id,
+    details: {
+      type: row.type,
+      memberIds,
+      ...(row.name ? { name: row.name } : {}),
+      ...(row.businessId ? { businessId: row.businessId } : {}),
+    },
+  };
+}
+
 async function insertOrFind(db: Db, { row, conflict, existing, members, rejoin }: InsertOrFind): Promise<CreateResult> {
   return db.transaction(async (tx) => {
     const inserted = await tx
@@ -61,6 +81,7 @@ async function insertOrFind(db: Db, { row, conflict, existing, members, rejoin }
       .returning({ id: conversations.id });
     if (inserted.length > 0) {
       await tx.insert(participants).values(members.map((m) => ({ conversationId: row.id, userId: m.userId, role: m.role })));
+      await appendAudit(tx, [createdEntry(row, members.map((m) => m.userId))]);
       return { id: row.id, created: true, rejoined: [] };
     }
     const found = await tx.select({ id: conversations.id }).from(conversations).where(existing).limit(1);
@@ -118,12 +139,14 @@ export function createBusiness(db: Db, customerId: string, businessId: string, a
 
 export async function createGroup(db: Db, creatorId: string, name: string | null, memberIds: string[]): Promise<string> {
   const id = crypto.randomUUID();
+  const row = { id, type: "group" as const, name, createdBy: creatorId };
   await db.transaction(async (tx) => {
-    await tx.insert(conversations).values({ id, type: "group", name, createdBy: creatorId });
+    await tx.insert(conversations).values(row);
     await tx.insert(participants).values([
       { conversationId: id, userId: creatorId, role: "admin" as const },
       ...memberIds.map((userId) => ({ conversationId: id, userId, role: "member" as const })),
     ]);
+    await appendAudit(tx, [createdEntry(row, [creatorId, ...memberIds])]);
   });
   return id;
 }

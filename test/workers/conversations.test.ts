@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
-import { api, expectErrorShape, newUser, type ApiResponse } from "./helpers";
+import { api, expectErrorShape, expectJsonHeaders, newUser, type ApiResponse } from "./helpers";
 import { withDb } from "./fixtures";
 import { direct, get, group, roles, send, users } from "./conversation-helpers";
 
@@ -205,6 +205,7 @@ describe("GET /conversations/:id", () => {
     await send(id, a, "mine");
     const asA = await get(id, a);
     expect(asA.status).toBe(200);
+    expectJsonHeaders(asA);
     expect(asA.body).toMatchObject({ id, type: "group", name: "Chat", lastSeq: 3, unreadCount: 2 });
     expect(asA.body.lastMessage).toMatchObject({ seq: 3, content: "mine", senderId: a.id, sender: { id: a.id } });
     const asB = await get(id, b);

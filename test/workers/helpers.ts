@@ -59,4 +59,12 @@ export function expectErrorShape(res: ApiResponse, status: number) {
     throw new Error(`not the contract's error shape: ${JSON.stringify(b)}`);
   }
   if (res.headers.get("x-request-id") !== b.requestId) throw new Error("X-Request-Id header does not match the body");
+  expectJsonHeaders(res);
+}
+
+/** Contract §1: every JSON answer says its charset and forbids sniffing. */
+export function expectJsonHeaders(res: ApiResponse) {
+  const type = res.headers.get("content-type");
+  if (type !== "application/json; charset=utf-8") throw new Error(`Content-Type is ${type}, not application/json; charset=utf-8`);
+  if (res.headers.get("x-content-type-options") !== "nosniff") throw new Error("X-Content-Type-Options: nosniff is missing");
 }

@@ -43,6 +43,8 @@ export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
   } finally {
     c.header("X-Request-Id", requestId);
     c.header("X-Content-Type-Options", "nosniff");
+    // Contract §1 names the charset; Hono's c.json() sends the bare media type.
+    if (c.res.headers.get("content-type") === "application/json") c.header("Content-Type", "application/json; charset=utf-8");
     if (handle) {
       const end = handle.end();
       try {

@@ -31,9 +31,20 @@ export function rewriteImports(source: string, fromClient: boolean): string {
 }
 
 export async function buildClient(outDir = path.join(ROOT, "dist/client")): Promise<string> {
-  const stage = path.join(ROOT, "dist/.client-stage");
-  await rm(stage, { recursive: true, force: true });
+  // Inside the repository (the staged schema files resolve `zod` from its node_modules), one per build: concurrent
+  // builds (a test's, a developer's) never share a stage.
+  const stage = path.join(ROOT, "dist", `.client-stage-${process.pid}-${Date.now().toString(36)}`);
   await rm(outDir, { recursive: true, force: true });
+  try {
+    await stageAndCompile(stage, outDir);
+  } finally {
+    await rm(stage, { recursive: true, force: true });
+  }
+  await cp(path.join(ROOT, "src/client/package.json"), path.join(outDir, "package.json"));
+  return outDir;
+}
+
+async function stageAndCompile(stage: string, outDir: string): Promise<void> {
   await mkdir(path.join(stage, "protocol"), { recursive: true });
   await mkdir(path.join(stage, "domain"), { recursive: true });
   for (const f of await readdir(path.join(ROOT, "src/client"))) {
@@ -43,10 +54,13 @@ export async function buildClient(outDir = path.join(ROOT, "dist/client")): Prom
   }
   for (const [from, to] of SHARED) await writeFile(path.join(stage, to), rewriteImports(await readFile(path.join(ROOT, from), "utf8"), false));
   const tsc = path.join(ROOT, "node_modules/typescript/bin/tsc");
-  execFileSync(process.execPath, [tsc, "-p", path.join(ROOT, "tsconfig.client.json"), "--outDir", outDir], { cwd: ROOT, stdio: "inherit" });
-  await cp(path.join(ROOT, "src/client/package.json"), path.join(outDir, "package.json"));
-  await rm(stage, { recursive: true, force: true });
-  return outDir;
+  // tsconfig.client.json holds the options; this stage's own config only points them at the stage and the output.
+  const config = path.join(stage, "tsconfig.json");
+  await writeFile(
+    config,
+    JSON.stringify({ extends: path.join(ROOT, "tsconfig.client.json"), compilerOptions: { rootDir: stage, outDir }, include: [path.join(stage, "**/*.ts")] }),
+  );
+  execFileSync(process.execPath, [tsc, "-p", config], { cwd: ROOT, stdio: "inherit" });
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

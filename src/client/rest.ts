@@ -1,9 +1,24 @@
 import { ChatApiError, errorFromResponse } from "./errors";
 import { randomId } from "./ids";
 import type {
+  AgentAvailability,
+  ArchivePage,
+  AuditPage,
+  AuditVerifyReport,
+  JobRun,
+  RetentionSettings,
   AgentInput,
+  BusinessAdmin,
   BusinessAgent,
+  BusinessAgents,
+  BusinessAssignment,
+  BusinessClosed,
+  BusinessConversation,
   BusinessHours,
+  BusinessHoursStatus,
+  BusinessPlacement,
+  BusinessQueue,
+  BusinessStats,
   Conversation,
   ConversationPage,
   CreateBusinessInput,
@@ -19,6 +34,7 @@ import type {
   ReadReceipts,
   ReadResult,
   Role,
+  SavedBusinessHours,
   SearchResult,
   SendMessageInput,
   Ticket,
@@ -166,7 +182,7 @@ export class ChatRest {
   }
 
   /** The caller's open conversation with a business (as customer). */
-  createBusiness(input: CreateBusinessInput): Promise<Conversation> {
+  createBusiness(input: CreateBusinessInput): Promise<BusinessConversation> {
     return this.request("POST", "/conversations/business", { body: input });
   }
 
@@ -276,42 +292,103 @@ export class ChatRest {
     await this.request("DELETE", `/business/${enc(businessId)}/agents/${enc(agentId)}`);
   }
 
-  listAgents(businessId: string): Promise<unknown> {
+  listAgents(businessId: string): Promise<BusinessAgents> {
     return this.request("GET", `/business/${enc(businessId)}/agents`);
   }
 
-  setAvailability(isAvailable: boolean): Promise<unknown> {
+  /** The caller's availability as an agent, in every business they serve. */
+  setAvailability(isAvailable: boolean): Promise<AgentAvailability> {
     return this.request("PUT", "/business/agents/me/availability", { body: { isAvailable } });
   }
 
-  setBusinessHours(businessId: string, hours: BusinessHours): Promise<unknown> {
+  setBusinessHours(businessId: string, hours: BusinessHours): Promise<SavedBusinessHours> {
     return this.request("PUT", `/business/${enc(businessId)}/hours`, { body: hours });
   }
 
-  getBusinessHours(businessId: string): Promise<BusinessHours> {
+  getBusinessHours(businessId: string): Promise<SavedBusinessHours> {
     return this.request("GET", `/business/${enc(businessId)}/hours`);
   }
 
-  getBusinessStatus(businessId: string): Promise<{ isOpen: boolean; [key: string]: unknown }> {
-    return this.request("GET", `/business/${enc(businessId)}/hours/status`);
+  /** Open now (or at `at`, an ISO-8601 instant), and when that changes. */
+  getBusinessStatus(businessId: string, options: { at?: string } = {}): Promise<BusinessHoursStatus> {
+    return this.request("GET", `/business/${enc(businessId)}/hours/status`, { query: options });
+  }
+
+  /** Remove the saved hours (the business is always open again). */
+  async deleteBusinessHours(businessId: string): Promise<void> {
+    await this.request("DELETE", `/business/${enc(businessId)}/hours`);
   }
 
   /** Assign a business conversation to an agent (automatic when agentId is omitted). */
-  assignConversation(conversationId: string, agentId?: string): Promise<unknown> {
-    return this.request("POST", `/business/conversations/${enc(conversationId)}/assign`, { body: agentId ? { agentId } : {} });
+  assignConversation(conversationId: string, agentId?: string, reason?: string): Promise<BusinessAssignment> {
+    const body = { ...(agentId ? { agentId } : {}), ...(reason ? { reason } : {}) };
+    return this.request("POST", `/business/conversations/${enc(conversationId)}/assign`, { body });
   }
 
-  getQueue(businessId: string): Promise<unknown> {
-    return this.request("GET", `/business/${enc(businessId)}/queue`);
+  /** Close a business conversation (its customer, its agent or a business admin); frees the agent's slot. */
+  closeBusinessConversation(conversationId: string, reason?: string): Promise<BusinessClosed> {
+    return this.request("POST", `/business/conversations/${enc(conversationId)}/close`, { body: reason ? { reason } : {} });
   }
 
-  getBusinessStats(businessId: string): Promise<unknown> {
-    return this.request("GET", `/business/${enc(businessId)}/stats`);
+  /** Where a business conversation stands: queued (with its position), assigned (with the agent) or closed. */
+  getQueuePosition(conversationId: string): Promise<BusinessPlacement> {
+    return this.request("GET", `/business/conversations/${enc(conversationId)}/queue-position`);
+  }
+
+  /** The waiting line: all of it for admins, the caller's own entries for customers. */
+  getQueue(businessId: string, options: { limit?: number } = {}): Promise<BusinessQueue> {
+    return this.request("GET", `/business/${enc(businessId)}/queue`, { query: options });
+  }
+
+  /** Load now and figures over the last `days` (default 30). */
+  getBusinessStats(businessId: string, options: { days?: number } = {}): Promise<BusinessStats> {
+    return this.request("GET", `/business/${enc(businessId)}/stats`, { query: options });
   }
 
   /** Register a business admin (service token only). */
-  setBusinessAdmin(businessId: string, userId: string): Promise<unknown> {
+  setBusinessAdmin(businessId: string, userId: string): Promise<BusinessAdmin> {
     return this.request("PUT", `/business/${enc(businessId)}/admins/${enc(userId)}`);
+  }
+
+  // ── Operations: archive, audit log, jobs, retention ────────────────────────────────────────────────────
+
+  /** Messages moved to the archive (older than the retention period), newest page first. */
+  listArchivedMessages(conversationId: string, options: { limit?: number; before?: number } = {}): Promise<ArchivePage> {
+    return this.request("GET", `/conversations/${enc(conversationId)}/archive`, { query: options });
+  }
+
+  /** A conversation's audit log, newest first (group admins and service tokens). */
+  getConversationAudit(conversationId: string, options: { limit?: number; before?: number } = {}): Promise<AuditPage> {
+    return this.request("GET", `/conversations/${enc(conversationId)}/audit`, { query: options });
+  }
+
+  /** The global audit chain (entries without a conversation), newest first (service token). */
+  getAuditLog(options: { limit?: number; before?: number } = {}): Promise<AuditPage> {
+    return this.request("GET", "/operations/audit", { query: options });
+  }
+
+  /** Recomputes audit hash chains and names the first broken row of each (service token). */
+  verifyAudit(input: { conversationId?: string; globalOnly?: boolean; maxRows?: number } = {}): Promise<AuditVerifyReport> {
+    return this.request("POST", "/operations/audit/verify", { body: input });
+  }
+
+  /** Last run of every maintenance job (service token). */
+  listJobs(): Promise<{ jobs: JobRun[] }> {
+    return this.request("GET", "/operations/jobs");
+  }
+
+  /** Runs one job now (service token; audited). */
+  runJob(job: string): Promise<{ job: string; status: string; [key: string]: unknown }> {
+    return this.request("POST", `/operations/jobs/${enc(job)}/run`);
+  }
+
+  getRetention(conversationId: string): Promise<RetentionSettings> {
+    return this.request("GET", `/operations/conversations/${enc(conversationId)}/retention`);
+  }
+
+  /** Retention override in days (null: the default) and legal hold (service token; audited). */
+  setRetention(conversationId: string, input: { retentionDays?: number | null; legalHold?: boolean }): Promise<RetentionSettings> {
+    return this.request("PUT", `/operations/conversations/${enc(conversationId)}/retention`, { body: input });
   }
 
   // ── Profiles (§7) ──────────────────────────────────────────────────────────────────────────────────────

@@ -378,7 +378,9 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
     this.heartbeatTimer = setInterval(() => {
       const sentAt = Date.now();
       if (!this.sendFrame("heartbeat", {}, this.nextId("hb"))) return;
-      if (this.heartbeatCheck !== undefined) clearTimeout(this.heartbeatCheck);
+      // An unanswered earlier heartbeat keeps its deadline: resetting it on every beat would never fire when the
+      // interval is shorter than the timeout.
+      if (this.heartbeatCheck !== undefined) return;
       this.heartbeatCheck = setTimeout(() => {
         this.heartbeatCheck = undefined;
         if (this.lastFrameAt < sentAt) this.drop("heartbeat timeout");

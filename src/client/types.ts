@@ -4,8 +4,36 @@
  */
 import type { Conversation, ConversationType, Message, MessageType, Participant, Profile, Role } from "../protocol/resources";
 import type { PresenceStatus } from "../protocol/frames";
+import type {
+  AgentAvailability,
+  BusinessAdmin,
+  BusinessAgent,
+  BusinessAgents,
+  BusinessAssignment,
+  BusinessClosed,
+  BusinessHoursStatus,
+  BusinessPlacement,
+  BusinessQueue,
+  BusinessQueueEntry,
+  BusinessStats,
+  SavedBusinessHours,
+} from "../protocol/business";
 
 export type { Conversation, ConversationType, Message, MessageType, Participant, Profile, Role, PresenceStatus };
+export type {
+  AgentAvailability,
+  BusinessAdmin,
+  BusinessAgent,
+  BusinessAgents,
+  BusinessAssignment,
+  BusinessClosed,
+  BusinessHoursStatus,
+  BusinessPlacement,
+  BusinessQueue,
+  BusinessQueueEntry,
+  BusinessStats,
+  SavedBusinessHours,
+};
 
 // ── REST ───────────────────────────────────────────────────────────────────────────────────────────────────
 
@@ -134,11 +162,72 @@ export interface AgentInput {
   maxConcurrentChats?: number;
 }
 
-export interface BusinessAgent extends AgentInput {
-  userId: string;
-  businessId: string;
-  isAvailable?: boolean;
-  [key: string]: unknown;
+/** POST /conversations/business: the conversation, and where it waits when no agent took it yet. */
+export type BusinessConversation = Conversation & {
+  /** 1-based position in the business's queue; null when assigned. */
+  queuePosition: number | null;
+};
+
+// Operations routes (archive, audit log, jobs, retention): mostly service tokens. Shapes of src/worker/routes/operations.ts.
+
+export interface ArchivePage {
+  /** Ascending seq within the page; the newest page first. */
+  messages: Message[];
+  hasMore: boolean;
+}
+
+export interface AuditEntry {
+  id: number;
+  conversationId: string | null;
+  actorId: string | null;
+  action: string;
+  targetId: string | null;
+  details: Record<string, unknown>;
+  createdAt: string;
+  prevHash: string | null;
+  hash: string;
+}
+
+export interface AuditPage {
+  /** Newest first; pass `nextBefore` as `before` for the next page. */
+  entries: AuditEntry[];
+  nextBefore: number | null;
+}
+
+export interface AuditChainBreak {
+  conversationId: string | null;
+  id: number;
+  reason: "prev_hash_mismatch" | "hash_mismatch" | "unregistered_redaction";
+}
+
+export interface AuditVerifyReport {
+  ok: boolean;
+  chains: number;
+  rows: number;
+  redactedRows: number;
+  complete: boolean;
+  broken: AuditChainBreak[];
+  firstBroken: AuditChainBreak | null;
+}
+
+export interface JobRun {
+  job: string;
+  startedAt: string;
+  finishedAt: string | null;
+  durationMs: number | null;
+  rows: number;
+  running: boolean;
+  ok: boolean | null;
+  details: Record<string, unknown>;
+}
+
+export interface RetentionSettings {
+  conversationId: string;
+  type: string;
+  /** null: the default of the conversation type. */
+  retentionDays: number | null;
+  legalHold: boolean;
+  archivedUpToSeq: number;
 }
 
 // ── Realtime ───────────────────────────────────────────────────────────────────────────────────────────────

@@ -1,6 +1,8 @@
 import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { api, composer, hasChromium, launch, log, messageTexts, person, seedMessages, send, settled, startDirect, type Person } from "./harness";
+import WebSocket from "ws";
+import { ChatClient } from "../../src/client";
+import { api, BASE, composer, hasChromium, launch, log, messageTexts, person, seedMessages, send, settled, startDirect, uniqueKahaId, type Person } from "./harness";
 
 const poll = { timeout: 30_000, interval: 100 };
 
@@ -16,6 +18,14 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     for (const p of people) await p.context.close().catch(() => {});
     await browser?.close();
   });
+
+  /** A demo user with no browser (signed in through the API only). */
+  async function headless(prefix: string): Promise<{ kahaId: string; id: string; token: string; name: string }> {
+    const kahaId = uniqueKahaId(prefix);
+    const login = await api<{ access_token: string; user: { id: string } }>("POST", "/auth/dev-login", undefined, { kahaId });
+    const me = await api<{ profile: { name: string } }>("GET", "/auth/me", login.access_token);
+    return { kahaId, id: login.user.id, token: login.access_token, name: me.profile.name };
+  }
 
   async function pair(): Promise<[Person, Person]> {
     const a = await person(browser, "web-a");
@@ -190,5 +200,110 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     expect(await page.getByRole("navigation", { name: "Conversations" }).count()).toBe(1);
     expect(await page.getByRole("main").count()).toBe(1);
     expect(await page.getByRole("search").count()).toBe(1);
+  });
+
+  it("a message written offline survives leaving the conversation: sent once the network is back", async () => {
+    const [alice, bob] = await pair();
+    const conversationId = await startDirect(alice, bob);
+    const carol = await headless("web-c");
+    const other = await api<{ id: string }>("POST", "/conversations/direct", bob.token, { targetUserId: carol.id });
+    await bob.page.goto(`${bob.page.url().split("#")[0]}#/c/${conversationId}`);
+    await expect.poll(() => bob.page.locator("#conv-title").textContent(), poll).toBe(alice.name);
+    const carolRow = bob.page.getByRole("link", { name: new RegExp(carol.name) });
+    const aliceRow = bob.page.getByRole("link", { name: new RegExp(alice.name) });
+    await expect.poll(() => carolRow.count(), poll).toBe(1);
+
+    // Written offline, then Bob opens another conversation before the network is back.
+    await bob.context.setOffline(true);
+    await expect.poll(() => bob.page.locator(".banner").textContent(), poll).toContain("offline");
+    await send(bob.page, "written offline, then left");
+    await expect.poll(() => bob.page.locator(".pending-list li").textContent(), poll).toContain("Sending…");
+    await carolRow.click();
+    await expect.poll(() => bob.page.url(), poll).toContain(other.id);
+    await bob.context.setOffline(false);
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["written offline, then left"]);
+
+    // Again, but Bob comes back to the conversation while still offline: the message is still on its way there.
+    await bob.context.setOffline(true);
+    await aliceRow.click();
+    await expect.poll(() => bob.page.locator("#conv-title").textContent(), poll).toBe(alice.name);
+    await expect.poll(() => bob.page.locator(".banner").textContent(), poll).toContain("offline");
+    await send(bob.page, "second try");
+    await carolRow.click();
+    await expect.poll(() => bob.page.url(), poll).toContain(other.id);
+    await aliceRow.click();
+    await expect.poll(() => bob.page.locator(".pending-list li").textContent(), poll).toContain("second try");
+    await bob.context.setOffline(false);
+    const expected = ["written offline, then left", "second try"];
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(expected);
+    await expect.poll(() => messageTexts(bob.page), poll).toEqual(expected);
+    await settled(bob.page);
+    const history = await api<{ messages: { content: string }[] }>("GET", `/conversations/${conversationId}/messages`, alice.token);
+    expect(history.messages.map((m) => m.content)).toEqual(expected);
+    expect([...alice.errors, ...bob.errors]).toEqual([]);
+  });
+
+  it("shows Delivered on a message the other side received but has not read", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const bob = await headless("sdk-b");
+    const conversation = await api<{ id: string }>("POST", "/conversations/direct", alice.token, { targetUserId: bob.id });
+    // Bob's app is open elsewhere (the Node SDK): it confirms delivery of what arrives but never marks anything read.
+    const room = new ChatClient({ baseUrl: BASE, token: bob.token, WebSocket }).conversation(conversation.id, { autoDeliver: true });
+    try {
+      const received: string[] = [];
+      room.on("new_message", ({ message }) => received.push(message.content));
+      await room.next("state", (s) => s.state === "open", 30_000);
+      await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${conversation.id}`);
+      await expect.poll(() => alice.page.locator("#conv-title").textContent(), poll).toBe(bob.name);
+      await send(alice.page, "did this arrive?");
+      await expect.poll(() => received, poll).toEqual(["did this arrive?"]);
+      const ticks = log(alice.page).locator(".ticks");
+      await expect.poll(() => ticks.getAttribute("aria-label"), poll).toBe("Delivered");
+      // Delivered is not read: no "Seen by", and it stays Delivered.
+      await alice.page.waitForTimeout(1000);
+      expect(await ticks.getAttribute("aria-label")).toBe("Delivered");
+      expect(await log(alice.page).locator(".seen-by").count()).toBe(0);
+    } finally {
+      room.close();
+    }
+  });
+
+  it("creates a group and a business conversation from the New conversation dialog", async () => {
+    const [alice, bob] = await pair();
+    const carol = await headless("web-c");
+    const page = alice.page;
+    const dialog = page.getByRole("dialog", { name: "New conversation" });
+
+    await page.getByRole("button", { name: "New conversation" }).click();
+    await dialog.getByRole("radio", { name: "Group" }).check();
+    await dialog.getByLabel("Members").fill(`${bob.kahaId}, ${carol.kahaId}`);
+    await dialog.getByLabel("Group name (optional)").fill("Weekend plans");
+    await dialog.getByRole("button", { name: "Create" }).click();
+    await expect.poll(() => page.locator("#conv-title").textContent(), poll).toBe("Weekend plans");
+    await expect.poll(() => page.locator(".conv-sub").textContent(), poll).toMatch(/^3 members/);
+    const groupId = page.url().split("#/c/")[1];
+    const group = await api<{ type: string; participants: { userId: string }[] }>("GET", `/conversations/${groupId}`, alice.token);
+    expect(group.type).toBe("group");
+    expect(group.participants.map((p) => p.userId).sort()).toEqual([alice.id, bob.id, carol.id].sort());
+    // Bob sees the new group in his list.
+    await expect.poll(() => bob.page.getByRole("link", { name: /Weekend plans/ }).count(), poll).toBe(1);
+    await send(page, "hi both");
+    await expect.poll(() => messageTexts(page), poll).toEqual(["hi both"]);
+
+    await page.getByRole("button", { name: "New conversation" }).click();
+    await dialog.getByRole("radio", { name: "Business" }).check();
+    await dialog.getByRole("combobox", { name: "Business" }).selectOption({ label: "Demo business B" });
+    await dialog.getByRole("button", { name: "Create" }).click();
+    await expect.poll(() => page.locator(".conv-sub").textContent(), poll).toContain("Business chat");
+    const businessId = page.url().split("#/c/")[1];
+    expect(businessId).not.toBe(groupId);
+    const business = await api<{ type: string; business?: { name: string } | null; participants: { userId: string; role: string }[] }>("GET", `/conversations/${businessId}`, alice.token);
+    expect(business.type).toBe("business");
+    expect(business.participants).toContainEqual(expect.objectContaining({ userId: alice.id, role: "customer" }));
+    const title = await page.locator("#conv-title").textContent();
+    expect(title).toBe(business.business?.name?.trim() || "Business chat");
+    expect(await page.getByRole("link", { name: new RegExp(title!) }).count()).toBeGreaterThan(0);
+    expect(alice.dialogs).toEqual([]);
   });
 });

@@ -1,4 +1,5 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { ChatClient } from "../../src/client";
 import { ChatRest } from "../../src/client/rest";
 import { ConversationSocket } from "../../src/client/conversation";
 import type { Message } from "../../src/client/types";
@@ -6,13 +7,20 @@ import type { Message } from "../../src/client/types";
 /** A scripted stand-in for a WebSocket: the test plays the server. */
 class FakeSocket {
   static all: FakeSocket[] = [];
+  /** What the server answers to a frame (played synchronously); none by default. */
+  static answer: ((frame: { type: string; data: any; id?: string }, ws: FakeSocket) => void) | undefined;
   readyState = 0;
+  readonly extra: unknown[];
   sent: { type: string; data: any; id?: string }[] = [];
   onopen: ((e: unknown) => void) | null = null;
   onmessage: ((e: { data: unknown }) => void) | null = null;
   onclose: ((e: { code: number; reason: string }) => void) | null = null;
   onerror: ((e: unknown) => void) | null = null;
-  constructor(readonly url: string) {
+  constructor(
+    readonly url: string,
+    ...extra: unknown[]
+  ) {
+    this.extra = extra;
     FakeSocket.all.push(this);
     queueMicrotask(() => {
       this.readyState = 1;
@@ -20,7 +28,9 @@ class FakeSocket {
     });
   }
   send(data: string) {
-    this.sent.push(JSON.parse(data));
+    const frame = JSON.parse(data);
+    this.sent.push(frame);
+    FakeSocket.answer?.(frame, this);
   }
   close() {
     this.readyState = 3;
@@ -89,6 +99,8 @@ afterEach(() => {
   for (const s of sockets) s.close();
   sockets = [];
   FakeSocket.all = [];
+  FakeSocket.answer = undefined;
+  vi.unstubAllGlobals();
 });
 
 describe("client conversation socket (scripted server)", () => {
@@ -233,6 +245,66 @@ describe("client conversation socket (scripted server)", () => {
     await expect(pending).rejects.toMatchObject({ code: "closed" });
     await tick(50);
     expect(FakeSocket.all).toHaveLength(1);
+  });
+
+  it("sends heartbeats; a server that answers keeps the socket, one that goes silent is dropped and replaced", async () => {
+    const s = open({ heartbeatIntervalMs: 20, heartbeatTimeoutMs: 40 });
+    const states: string[] = [];
+    s.on("state", (e) => states.push(e.state));
+    await until(() => FakeSocket.all.length === 1);
+    const ws1 = latest();
+    ws1.frame("ready", ready(3));
+    FakeSocket.answer = (f, ws) => f.type === "heartbeat" && ws.frame("heartbeat_ack", {}, f.id);
+    await until(() => ws1.sentOf("heartbeat").length >= 4);
+    expect(ws1.sentOf("heartbeat")[0]).toMatchObject({ type: "heartbeat", data: {} });
+    expect(FakeSocket.all).toHaveLength(1);
+    expect(s.state).toBe("open");
+
+    // The server stops answering (a half-open connection): the SDK gives up on it and reconnects, resuming.
+    FakeSocket.answer = undefined;
+    await until(() => FakeSocket.all.length === 2, 2000);
+    expect(ws1.readyState).toBe(3);
+    expect(states).toContain("reconnecting");
+    const ws2 = latest();
+    expect(ws2.url).toContain("afterSeq=3");
+    ws2.frame("ready", ready(3));
+    ws2.frame("resumed", { fromSeq: 4, toSeq: 3, complete: true });
+    expect(s.state).toBe("open");
+  });
+
+  it("authenticates a browser socket with a ticket in the URL, never the token", async () => {
+    const calls: { url: string; method: string; auth: string | undefined }[] = [];
+    let n = 0;
+    const fetchImpl = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      calls.push({ url: String(input), method: init?.method ?? "GET", auth: (init?.headers as Record<string, string>)?.authorization });
+      return new Response(JSON.stringify({ ticket: `tk-${++n}`, expiresAt: new Date(60_000).toISOString() }), { status: 201 });
+    }) as typeof fetch;
+    // A browser: the global WebSocket, which cannot carry headers.
+    vi.stubGlobal("WebSocket", FakeSocket);
+    const token = "secret.jwt.token";
+    const chat = new ChatClient({ baseUrl: "http://chat.test", token, fetch: fetchImpl, watchNetwork: false, backoff: { initialMs: 5, maxMs: 20, jitter: 0 } });
+    const room = chat.conversation(CONV);
+    const user = chat.user();
+    sockets.push(room);
+    try {
+      await until(() => FakeSocket.all.length === 2);
+      FakeSocket.all.find((w) => w.url.includes("/conversations/"))!.frame("ready", ready(0));
+      // A reconnect fetches a fresh ticket (they are single-use).
+      FakeSocket.all.find((w) => w.url.includes("/conversations/"))!.cut();
+      await until(() => FakeSocket.all.length === 3);
+      const urls = FakeSocket.all.map((w) => w.url);
+      expect(urls.map((u) => new URL(u).searchParams.get("ticket")).sort()).toEqual(["tk-1", "tk-2", "tk-3"]);
+      for (const ws of FakeSocket.all) {
+        expect(ws.url).not.toContain(token);
+        expect(ws.url).not.toContain(encodeURIComponent(token));
+        expect(ws.extra).toEqual([]);
+      }
+      expect(calls.map((c) => `${c.method} ${new URL(c.url).pathname}`)).toEqual(Array(3).fill("POST /realtime/tickets"));
+      // The token only travels in the ticket request's header.
+      expect(calls.every((c) => c.auth === `Bearer ${token}`)).toBe(true);
+    } finally {
+      user.close();
+    }
   });
 });
 

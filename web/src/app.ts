@@ -1,4 +1,4 @@
-import { ChatApiError, ChatClient, type Conversation, type Message, type PresenceStatus, type UserSocket } from "../../src/client";
+import { ChatApiError, ChatClient, type Conversation, type ConversationSocket, type Message, type OutboxEntry, type PresenceStatus, type UserSocket } from "../../src/client";
 import { h, replace, srOnly } from "./dom";
 import { ConversationView } from "./conversation-view";
 import { Directory, conversationTitle, directPeer, initials, preview, presenceLabel, shortTime } from "./format";
@@ -17,6 +17,8 @@ export class App {
   private readonly rows = new Map<string, HTMLLIElement>();
   private readonly user: UserSocket;
   private view: ConversationView | undefined;
+  /** Sockets of conversations left with messages still unsent, by conversation id: kept until the outbox drains. */
+  private readonly unsent = new Map<string, ConversationSocket>();
   private activeId: string | undefined;
   private readonly shell: HTMLElement;
   private readonly list: HTMLUListElement;
@@ -91,7 +93,46 @@ export class App {
     window.removeEventListener("hashchange", this.onHash);
     document.removeEventListener("visibilitychange", this.onVisibility);
     this.view?.destroy();
+    for (const socket of this.unsent.values()) socket.close("signed out");
+    this.unsent.clear();
     this.user.close();
+  }
+
+  // ── Unsent messages of conversations no longer on screen ─────────────────────────────────────────────
+
+  /**
+   * A conversation view went away with messages in its outbox (offline, say). Closing the socket would lose them, so
+   * it stays up — reconnecting like any other — until the server has acknowledged every one, then closes.
+   */
+  keepUntilSent(socket: ConversationSocket): void {
+    const id = socket.conversationId;
+    this.unsent.get(id)?.close("replaced");
+    this.unsent.set(id, socket);
+    const release = () => {
+      offOutbox();
+      offState();
+      if (this.unsent.get(id) === socket) this.unsent.delete(id);
+    };
+    const offOutbox = socket.on("outbox", ({ pending }) => {
+      if (pending.length > 0) return;
+      release();
+      socket.close("sent everything");
+    });
+    // Closed for good (removed from the conversation, signed out): nothing more can be sent on it.
+    const offState = socket.on("state", ({ state }) => state === "closed" && release());
+  }
+
+  /**
+   * The unsent messages of a conversation being opened again, taken from the socket that was draining them (which
+   * closes). The new view's socket re-sends them with the same clientMessageId, so each is stored once.
+   */
+  takeUnsent(conversationId: string): OutboxEntry[] {
+    const socket = this.unsent.get(conversationId);
+    if (!socket) return [];
+    this.unsent.delete(conversationId);
+    const entries = socket.outbox();
+    socket.close("handed to a new view");
+    return entries;
   }
 
   // ── Conversation list ────────────────────────────────────────────────────────────────────────────────

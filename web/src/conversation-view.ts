@@ -1,4 +1,4 @@
-import { ChatApiError, type Conversation, type ConversationSocket, type Message, type OutboxEntry, type Participant } from "../../src/client";
+import { ChatApiError, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type StateChange } from "../../src/client";
 import type { App } from "./app";
 import { h, replace } from "./dom";
 import { confirmDialog } from "./confirm";
@@ -34,6 +34,8 @@ export class ConversationView {
   private readSent = 0;
   /** Written before the socket existed (history still loading): handed to its outbox as soon as it does. */
   private early: string[] = [];
+  /** This view's listeners on the socket: removed when the view goes, since the socket may outlive it. */
+  private readonly unsubscribe: (() => void)[] = [];
 
   private readonly title: HTMLHeadingElement;
   private readonly subtitle: HTMLElement;
@@ -156,14 +158,19 @@ export class ConversationView {
     // Without history (it failed to load), start live and fetch the page before the head once connected.
     const socket = this.app.chat.conversation(this.id, lastSeq === undefined ? {} : { afterSeq: lastSeq });
     if (lastSeq === undefined) {
-      socket.once("ready", (r) => {
+      this.unsubscribe.push(socket.once("ready", (r) => {
         this.oldestSeq = r.lastSeq + 1;
         this.hasMore = r.lastSeq > 0;
         void this.loadOlder(false).then(() => this.scrollToBottom(false));
-      });
+      }));
     }
     this.socket = socket;
     this.wire(socket);
+    // Unsent messages from an earlier visit go first, with their clientMessageId: stored once even if the old
+    // socket got them through meanwhile.
+    for (const e of this.app.takeUnsent(this.id)) {
+      socket.send(e.content, { clientMessageId: e.clientMessageId, type: e.type, replyToId: e.replyToId }).catch(() => {});
+    }
     for (const text of this.early.splice(0)) socket.send(text).catch(() => {});
     // The newest page is on screen: mark it read (sent once the socket is live).
     this.maybeMarkRead();
@@ -172,13 +179,27 @@ export class ConversationView {
   destroy(): void {
     this.destroyed = true;
     document.removeEventListener("visibilitychange", this.onVisible);
-    this.socket?.close("left the conversation");
+    for (const off of this.unsubscribe.splice(0)) off();
+    let socket = this.socket;
+    if (!socket) {
+      // Left while the history was loading: what was written already still goes out.
+      if (this.early.length === 0) return;
+      socket = this.app.chat.conversation(this.id);
+      for (const text of this.early.splice(0)) socket.send(text).catch(() => {});
+    }
+    socket.stopTyping();
+    // Closing would drop what is still in the outbox: the app keeps the socket until the server has it all.
+    if (socket.outbox().length > 0) this.app.keepUntilSent(socket);
+    else socket.close("left the conversation");
   }
 
   // ── Socket events ────────────────────────────────────────────────────────────────────────────────────
 
-  private wire(s: ConversationSocket): void {
-    s.on("state", (st) => {
+  private wire(socket: ConversationSocket): void {
+    const s = {
+      on: <K extends keyof ConversationEvents>(type: K, fn: Listener<ConversationEvents[K]>) => void this.unsubscribe.push(socket.on(type, fn)),
+    };
+    const onState = (st: StateChange) => {
       if (st.state === "open") {
         this.showBanner(undefined);
         this.maybeMarkRead();
@@ -187,7 +208,10 @@ export class ConversationView {
         if (!this.destroyed) this.showBanner(`Disconnected: ${st.reason ?? "the connection was closed"}`);
       } else if (st.previous === "open" || st.attempt > 0) this.showBanner("Reconnecting…");
       this.input.toggleAttribute("data-offline", st.state !== "open");
-    });
+    };
+    s.on("state", onState);
+    // The socket starts connecting (or finds the browser offline) before anyone listens.
+    onState({ state: socket.state, previous: "idle", attempt: 0 });
     s.on("ready", (r) => {
       this.participants = r.participants;
       for (const p of r.participants) this.setMarks(p.userId, p.lastReadSeq, p.lastDeliveredSeq);

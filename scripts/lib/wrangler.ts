@@ -47,6 +47,8 @@ export async function startWrangler(options: {
 }
 
 /** Resolves once `GET /health` on the port answers; stops the child and throws (with its last output) otherwise. */
+class ConfigRefused extends Error {}
+
 export async function waitForHealth(child: ChildProcess, port: number, output: () => string, timeoutMs: number, what: string): Promise<WranglerHandle> {
   const url = `http://127.0.0.1:${port}`;
   const stop = () =>
@@ -62,7 +64,14 @@ export async function waitForHealth(child: ChildProcess, port: number, output: (
     try {
       const res = await fetch(`${url}/health`);
       if (res.ok) return { url, port, process: child, stop };
-    } catch {
+      // The Worker is up but refuses its configuration (a bad .dev.vars or --var): waiting cannot fix that.
+      const body = (await res.json().catch(() => null)) as { message?: unknown } | null;
+      if (typeof body?.message === "string" && body.message.startsWith("Invalid configuration")) {
+        await stop();
+        throw new ConfigRefused(`${what} refuses its configuration. ${body.message}\nFix the variable named above (.dev.vars, wrangler.toml [vars] or the environment) and start again.`);
+      }
+    } catch (err) {
+      if (err instanceof ConfigRefused) throw err;
       // not up yet
     }
     await new Promise((r) => setTimeout(r, 250));

@@ -5,6 +5,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ROOT } from "../../scripts/lib/stack";
+import { startWrangler } from "../../scripts/lib/wrangler";
 import { freePort, isPortFree } from "../../scripts/local/ports";
 
 /**
@@ -123,4 +124,20 @@ describe("npm run dev", () => {
     for (const [name, port] of Object.entries(ports)) expect(await isPortFree(port), `${name} ${port} free`).toBe(true);
     expect(output).toContain("Stopped.");
   }, 60_000);
+});
+
+describe("a Worker that refuses its configuration", () => {
+  it("fails the start at once with the variable's name, instead of waiting out the health deadline", async () => {
+    const vars = JSON.parse(process.env.STACK_WORKER_VARS!) as Record<string, string>;
+    const persistTo = await mkdtemp(path.join(os.tmpdir(), "edge-chat-badvars-"));
+    const started = Date.now();
+    try {
+      const start = startWrangler({ port: await freePort(), vars: { ...vars, JWT_REQUIRE_EXP: "maybe" }, persistTo, log: () => {}, quiet: true, timeoutMs: 90_000 });
+      await expect(start).rejects.toThrow(/refuses its configuration.*JWT_REQUIRE_EXP/s);
+      // wrangler itself takes some seconds to start; the point is not waiting the whole 90 s deadline.
+      expect(Date.now() - started).toBeLessThan(60_000);
+    } finally {
+      await rm(persistTo, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -14,7 +14,9 @@ export async function openSocket(path: string, user: TestUser): Promise<TestSock
   expect(res.status).toBe(101);
   const ws = res.webSocket!;
   const frames: TestSocket["frames"] = [];
-  ws.addEventListener("message", (e) => frames.push(JSON.parse(String(e.data))));
+  ws.addEventListener("message", (e) => {
+    frames.push(JSON.parse(String(e.data)));
+  });
   ws.accept();
   return { ws, frames };
 }

@@ -29,8 +29,8 @@ export function nodePool(databaseUrl: string, bridge: string | undefined, max = 
 const LOCK_KEY = 727_274_001;
 
 /**
- * Applies migrations/*.sql in name order, each in its own transaction, recording name and checksum in
- * `schema_migrations`. Idempotent; an advisory lock serialises concurrent runners; an edited, already-applied
+ * Applies migrations/*.sql in name order, each in its own transaction, recording name and checksum in the
+ * `migrations` table. Idempotent; an advisory lock serialises concurrent runners; an edited, already-applied
  * file is an error (write a new migration instead).
  */
 export async function runMigrations(options: MigrateOptions): Promise<{ applied: string[]; skipped: number }> {
@@ -42,11 +42,19 @@ export async function runMigrations(options: MigrateOptions): Promise<{ applied:
   let skipped = 0;
   try {
     await client.query(`SELECT pg_advisory_lock(${LOCK_KEY})`);
+    // Databases set up before the table took the name the foundation issue gives it keep their record.
     await client.query(
-      `CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+      `DO $$ BEGIN
+         IF to_regclass('public.schema_migrations') IS NOT NULL AND to_regclass('public.migrations') IS NULL THEN
+           ALTER TABLE schema_migrations RENAME TO migrations;
+         END IF;
+       END $$`,
+    );
+    await client.query(
+      `CREATE TABLE IF NOT EXISTS migrations (name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
     );
     const done = new Map<string, string>();
-    for (const row of (await client.query<{ name: string; checksum: string }>(`SELECT name, checksum FROM schema_migrations`)).rows) {
+    for (const row of (await client.query<{ name: string; checksum: string }>(`SELECT name, checksum FROM migrations`)).rows) {
       done.set(row.name, row.checksum);
     }
     for (const file of files) {
@@ -65,7 +73,7 @@ export async function runMigrations(options: MigrateOptions): Promise<{ applied:
       await client.query("BEGIN");
       try {
         await client.query(sqlText);
-        await client.query(`INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)`, [file, checksum]);
+        await client.query(`INSERT INTO migrations (name, checksum) VALUES ($1, $2)`, [file, checksum]);
         await client.query("COMMIT");
       } catch (err) {
         await client.query("ROLLBACK").catch(() => {});

@@ -11,7 +11,7 @@ const tables = (Object.values(schema) as unknown[]).filter((v): v is PgTable => 
 
 /** Tables in the public schema that src/db/schema.ts is not meant to declare, each with its reason. */
 const NOT_IN_DRIZZLE: Record<string, string> = {
-  schema_migrations: "bookkeeping of scripts/lib/migrate.ts, created by the runner rather than by a migration",
+  migrations: "bookkeeping of scripts/lib/migrate.ts, created by the runner rather than by a migration",
 };
 
 /** What both sides can say about an index. Columns read "name[ DESC][ opclass]" (opclass only when not the default). */
@@ -196,9 +196,29 @@ describe("database schema", () => {
     expect(result.skipped).toBeGreaterThanOrEqual(2);
     const db = pool();
     try {
-      const { rows } = await db.query<{ name: string }>("SELECT name FROM schema_migrations ORDER BY name");
+      const { rows } = await db.query<{ name: string }>("SELECT name FROM migrations ORDER BY name");
       expect(rows.map((r) => r.name)).toContain("0001_init.sql");
     } finally {
+      await db.end();
+    }
+  });
+
+  it("keeps the record of a database whose bookkeeping table still has its old name (schema_migrations)", async () => {
+    const db = pool();
+    try {
+      await db.query("ALTER TABLE migrations RENAME TO schema_migrations");
+      const result = await runMigrations({
+        databaseUrl: process.env.STACK_DATABASE_URL!,
+        bridge: process.env.STACK_PG_BRIDGE!,
+        dir: path.join(ROOT, "migrations"),
+      });
+      expect(result.applied).toEqual([]);
+      const { rows } = await db.query<{ old: string | null; now: string | null }>(
+        "SELECT to_regclass('public.schema_migrations')::text AS old, to_regclass('public.migrations')::text AS now",
+      );
+      expect(rows[0]).toEqual({ old: null, now: "migrations" });
+    } finally {
+      await db.query("ALTER TABLE IF EXISTS schema_migrations RENAME TO migrations").catch(() => {});
       await db.end();
     }
   });

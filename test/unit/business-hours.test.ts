@@ -77,4 +77,16 @@ describe("business hours", () => {
     // The next Sunday, 02:30 exists again (EDT, 06:30Z).
     expect(hoursStatus(early, at("2026-03-14T12:00:00Z")).nextOpenAt).toBe("2026-03-15T06:30:00.000Z");
   });
+
+  it("opens at the first of a wall time the fall-back change repeats, and stretches an overnight window across it", () => {
+    // New York falls back on Sunday 2026-11-01: 02:00 EDT (06:00Z) becomes 01:00 EST, so 01:30 happens twice
+    // (05:30Z in EDT, 06:30Z in EST). The opening is the first one: a customer is never told "closed" at 01:30.
+    expect(zonedInstant("2026-11-01", 90, "America/New_York")).toBe(at("2026-11-01T05:30:00Z"));
+    const late: BusinessHours = { timezone: "America/New_York", schedule: { saturday: { isOpen: true, openTime: "20:00", closeTime: "02:00" } } };
+    // Saturday 20:00 EDT (00:00Z) to Sunday 02:00 EST (07:00Z): seven hours that night, not six.
+    expect(hoursStatus(late, at("2026-11-01T00:00:00Z"))).toMatchObject({ isOpen: true, closesAt: "2026-11-01T07:00:00.000Z" });
+    // 01:30 the second time (EST, 06:30Z) is still inside the window.
+    expect(hoursStatus(late, at("2026-11-01T06:30:00Z"))).toMatchObject({ isOpen: true, localTime: "2026-11-01T01:30" });
+    expect(hoursStatus(late, at("2026-11-01T07:00:00Z"))).toMatchObject({ isOpen: false, nextOpenAt: "2026-11-08T01:00:00.000Z" });
+  });
 });

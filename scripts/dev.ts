@@ -1,7 +1,7 @@
 // `npm run dev`: the whole local stack with embedded defaults, then wrangler dev. Ctrl-C stops everything.
 import path from "node:path";
 import { mkdir } from "node:fs/promises";
-import { assertPortFree } from "./local/ports.js";
+import { assertPortFree, freePort } from "./local/ports.js";
 import { ROOT, startStack } from "./lib/stack.js";
 import { startWrangler } from "./lib/wrangler.js";
 
@@ -18,7 +18,8 @@ function portFromEnv(name: string, fallback: number): number {
 
 async function main() {
   const log = (line: string) => console.log(line);
-  const port = portFromEnv("PORT", 8787);
+  // PORT=0 (as the port-in-use message offers): a free port, chosen here because wrangler needs a real one.
+  const port = portFromEnv("PORT", 8787) || (await freePort());
   const ports = {
     pg: portFromEnv("PG_PORT", 5433),
     bridge: portFromEnv("PG_BRIDGE_PORT", 5434),

@@ -9,7 +9,9 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 
 /** Contract §5: trimmed, Unicode NFC, controls other than \n and \t removed; 1..4000 characters after that. */
 export function normalizeContent(raw: string): NormalizedContent {
-  const content = raw.replace(LONE_SURROGATE, "").normalize("NFC").replace(CONTROL, "").trim();
+  // Controls go before NFC: one between a letter and its accent ("e\u0000\u0301") would otherwise block the
+  // composition and leave text that is not NFC once it is removed.
+  const content = raw.replace(LONE_SURROGATE, "").replace(CONTROL, "").normalize("NFC").trim();
   if (content.length === 0) return { ok: false, reason: "content must not be empty" };
   // Characters, as users count them: code points rather than UTF-16 units.
   if ([...content].length > LIMITS.contentMaxChars) {

@@ -26,4 +26,24 @@ describe("npm run token", () => {
     expect(err?.stdout).toBe("");
     expect(err?.stderr).toMatch(new RegExp(`--ttl ${ttl}: .*(more than 0|positive)`));
   });
+
+  it("uses --id as the user's id, or the same id for the same kahaId when none is given", async () => {
+    const id = "6f7c2b1e-9a4d-4c1b-8e2f-3a5b7c9d1e2f";
+    const given = decodeJwt((await token("--kahaId", "alice", "--id", id)).stdout.trim());
+    expect(given).toMatchObject({ id, kahaId: "alice" });
+    const first = decodeJwt((await token("--kahaId", "bob")).stdout.trim());
+    const again = decodeJwt((await token("--kahaId", "bob")).stdout.trim());
+    expect(first.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(again.id).toBe(first.id);
+  });
+
+  it("refuses an --id that is not a UUID", async () => {
+    const err = await token("--kahaId", "alice", "--id", "nope").then(
+      () => undefined,
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect(err?.code).toBe(2);
+    expect(err?.stdout).toBe("");
+    expect(err?.stderr).toMatch(/--id nope is not a UUID/);
+  });
 });

@@ -342,6 +342,9 @@ describe("content round trip (property-based)", () => {
         }
         expect(res.status).toBe(201);
         expect(res.body.content).toBe(expected.content);
+        // Independent of the oracle: what is stored is NFC and has no controls but newline and tab.
+        expect(res.body.content).toBe(res.body.content.normalize("NFC"));
+        expect(res.body.content).not.toMatch(/[\u0000-\u0008\u000B-\u001F\u007F-\u009F]/);
         const back = await api("GET", `/conversations/${id}/messages/${res.body.id}`, { token: t });
         expect(back.body.content).toBe(expected.content);
       }),

@@ -13,7 +13,7 @@ import { appendAudit } from "../../src/db/queries/audit";
 import { runJob, type JobDefinition } from "../../src/jobs/runner";
 import { archiveJob } from "../../src/jobs/retention";
 import { purgeJob } from "../../src/jobs/purge";
-import { outboxSweepJob, presenceReconcileJob, profileRefreshJob, ticketsJob } from "../../src/jobs/maintenance";
+import { SWEEP_MIN_AGE_MS, outboxSweepJob, presenceReconcileJob, profileRefreshJob, ticketsJob } from "../../src/jobs/maintenance";
 import { profileKey } from "../../src/profiles/keys";
 import { OUTBOX_PENDING_KEY } from "../../src/jobs/outbox-registry";
 import { metrics, type Labels } from "../../src/lib/metrics";
@@ -505,17 +505,27 @@ describe("jobs", () => {
     expect(audit.rows).toHaveLength(1);
   });
 
-  it("the outbox sweeper drops registered rooms that have nothing pending and leaves fresh registrations alone", async () => {
+  it("the outbox sweeper leaves registrations younger than its minimum age, then drops rooms with nothing pending", async () => {
     const { id, users } = await seedConversation("direct", 2);
     expect((await api("POST", `/conversations/${id}/messages`, { token: users[0].token, body: { content: "flushed" } })).status).toBe(201);
     const fresh = crypto.randomUUID();
     const redis = createRedis(config);
-    await redis.zadd(OUTBOX_PENDING_KEY, { score: Date.now() - 5 * 60_000, member: id });
-    await redis.zadd(OUTBOX_PENDING_KEY, { score: Date.now(), member: fresh });
-    const report = await run(outboxSweepJob());
-    expect(report.status).toBe("ok");
+    // A controlled clock: both registered at `base`, a third one later. Far in the future, so no other test's
+    // registration is old enough to be swept by these runs' clock... except those of rooms this job may drop anyway.
+    const base = Date.now() + 3_600_000;
+    await redis.zadd(OUTBOX_PENDING_KEY, { score: base, member: id });
+    await redis.zadd(OUTBOX_PENDING_KEY, { score: base + 60_000, member: fresh });
+    const gauge = vi.spyOn(metrics, "gauge");
+    const early = await run(outboxSweepJob(), { now: new Date(base + SWEEP_MIN_AGE_MS - 1000) });
+    expect(early.status).toBe("ok");
+    expect(await redis.zscore(OUTBOX_PENDING_KEY, id)).not.toBeNull();
+    const due = await run(outboxSweepJob(), { now: new Date(base + SWEEP_MIN_AGE_MS + 1000) });
+    expect(due.status).toBe("ok");
     expect(await redis.zscore(OUTBOX_PENDING_KEY, id)).toBeNull();
     expect(await redis.zscore(OUTBOX_PENDING_KEY, fresh)).not.toBeNull();
+    // Nothing was left unflushed: the backlog gauges say 0.
+    expect(gauge).toHaveBeenCalledWith("outbox_backlog_messages", 0);
+    expect(gauge).toHaveBeenCalledWith("outbox_backlog_rooms", 0);
     await redis.zrem(OUTBOX_PENDING_KEY, fresh);
   });
 });
@@ -629,6 +639,10 @@ describe("metrics and logs", () => {
     const service = await newUser("svc", "admin");
     const text = await (await SELF.fetch("http://chat.test/metrics", { headers: { authorization: `Bearer ${service.token}` } })).text();
     expect(text).toMatch(/edgechat_messages_sent_total\{via="ws"\} [1-9]\d*/);
+    // Fan-out: each of the two messages reached the one open socket (and its sender's, for the socket send).
+    const fanout = count.mock.calls.filter(([name]) => name === "fanout_frames_total").reduce((a, [, n]) => a + (n ?? 1), 0);
+    expect(fanout).toBeGreaterThanOrEqual(2);
+    expect(text).toMatch(/^edgechat_fanout_frames_total [1-9]\d*$/m);
     socket.ws.close();
   });
 

@@ -337,6 +337,48 @@ async function unknownUser(conversationId: string): Promise<TestUser> {
   return { ...user, token: await signDevToken(user, env.JWT_SECRET, 3600) };
 }
 
+describe("conversation list: participants, senders and businesses", () => {
+  it("a list of 5 conversations costs one profile-service call and one Redis read cold, every profile from the service", { timeout: 90_000 }, async () => {
+    const me = await newUser("lister");
+    const others = await Promise.all([1, 2, 3, 4, 5].map((i) => newUser(`other${i}`)));
+    const businessId = uuid();
+    const created: string[] = [];
+    for (const o of others.slice(0, 3)) {
+      const res = await api("POST", "/conversations/direct", { token: me.token, body: { targetUserId: o.id } });
+      created.push(res.body.id);
+    }
+    const group = await api("POST", "/conversations/group", { token: me.token, body: { participantIds: [others[3].id, others[4].id], name: "Five" } });
+    created.push(group.body.id);
+    const business = await api("POST", "/conversations/business", { token: me.token, body: { businessId } });
+    created.push(business.body.id);
+    for (const [i, id] of created.entries()) {
+      const author = i < 3 ? others[i] : me;
+      expect((await api("POST", `/conversations/${id}/messages`, { token: author.token, body: { content: `hello ${i}` } })).status).toBe(201);
+    }
+    const userIds = [me.id, ...others.map((o) => o.id)];
+    const dropped = await api("POST", "/profiles/invalidate", { token: env.PROFILE_SERVICE_TOKEN, body: { user_uuids: userIds, business_uuids: [businessId] } });
+    expect(dropped.status).toBe(200);
+
+    resetCalls();
+    const list = await api("GET", "/conversations?limit=20", { token: me.token });
+    expect(list.status).toBe(200);
+    const listed = (list.body.conversations as { id: string; participants: { userId: string; profile: never }[]; lastMessage: { senderId: string; sender: never }; business?: never }[])
+      .filter((c) => created.includes(c.id));
+    expect(listed).toHaveLength(5);
+    for (const c of listed) {
+      for (const p of c.participants) expectFromService(p.profile, p.userId);
+      expectFromService(c.lastMessage.sender, c.lastMessage.senderId);
+    }
+    expectFromService(listed.find((c) => c.id === business.body.id)!.business!, businessId);
+    // One call for the whole list, each id once; the request waited for one MGET.
+    expect(serviceCalls()).toHaveLength(1);
+    const body = JSON.parse(serviceCalls()[0].body) as { user_uuids: string[]; business_uuids: string[] };
+    expect([...body.user_uuids].sort()).toEqual([...userIds].sort());
+    expect(body.business_uuids).toEqual([businessId]);
+    expect(redisReads()).toHaveLength(1);
+  });
+});
+
 describe("message routes: senders", () => {
   it("a 50-message page from 10 senders: one profile-service call and one Redis read cold, no service call warm", { timeout: 90_000 }, async () => {
     const { id, users } = await seedConversation("group", 10);

@@ -120,7 +120,8 @@ export function profileOptionsFromConfig(
  * batched call per load, behind a circuit breaker). Every failure degrades to a stale copy or a placeholder; load never rejects.
  */
 export function createProfileProvider(options: ProfileProviderOptions): CachedProfileProvider {
-  const clock = options.now ?? Date.now;
+  // Read at each call (not a captured Date.now), so a test that moves the clock moves it here too.
+  const clock = options.now ?? (() => Date.now());
   const log = options.log ?? createLogger({ component: "profiles" });
   const policy: CachePolicy = {
     ttlSeconds: options.cacheTtlSeconds,

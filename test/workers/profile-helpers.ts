@@ -113,3 +113,11 @@ export async function storedEntry(kind: "user" | "business", id: string): Promis
   const raw = await rawRedis.get<unknown>(profileKey(kind, id));
   return (typeof raw === "string" ? JSON.parse(raw) : raw) as { profile: unknown; fetchedAt: number } | null;
 }
+
+/** Waits for a background write-back to land in Redis. */
+export async function waitUntilStored(userId: string): Promise<void> {
+  for (let i = 0; !(await storedEntry("user", userId))?.profile; i++) {
+    if (i > 100) throw new Error(`profile of ${userId} never reached Redis`);
+    await sleep(20);
+  }
+}

@@ -1,7 +1,9 @@
 // Profile-service faults (slow, failing, garbage, partial data) switch the shared fake for every test file, so these
 // run in the serial pass (workers-serial), one file at a time. Shared setup: profile-helpers.ts.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { env } from "cloudflare:test";
+import { RoomProfiles } from "../../src/durable-objects/room/profiles";
+import { getConfig } from "../../src/lib/config";
 import { CircuitBreaker } from "../../src/profiles/breaker";
 import { api } from "./helpers";
 import { seedConversation } from "./fixtures";
@@ -17,6 +19,7 @@ import {
   storedEntry,
   trackFetch,
   uuid,
+  waitUntilStored,
 } from "./profile-helpers";
 
 trackFetch({ resetFaults: true });
@@ -138,6 +141,32 @@ describe("profile service answering with partial data", () => {
       const sender = users.find((u) => u.id === m.senderId)!;
       if (leftOut.has(m.senderId)) expect(m.sender).toEqual({ id: sender.id, name: sender.kahaId, avatarUrl: null, kind: "user" });
       else expectFromService(m.sender, sender.id);
+    }
+  });
+});
+
+describe("a room's profiles for typing frames", () => {
+  it("keeps no stale copy: typing frames carry the fresh profile as soon as the service is back", async () => {
+    const id = uuid();
+    const config = getConfig(env);
+    const room = new RoomProfiles({ config: () => config, participantIds: () => [], waitUntil: (p) => void p.catch(() => {}), kahaIdsOf: async () => new Map() });
+    const fresh = await room.user(id);
+    expectFromService(fresh, id);
+    expect(room.cached(id)).toEqual(fresh);
+    await waitUntilStored(id);
+    // Past the TTL: Redis holds only the stale copy, and the service fails.
+    const realNow = Date.now.bind(Date);
+    const later = vi.spyOn(Date, "now").mockImplementation(() => realNow() + (config.PROFILE_CACHE_TTL + 60) * 1000);
+    try {
+      await profileFault({ fail: true });
+      expect(await room.user(id)).toEqual({ ...fresh, stale: true });
+      await profileFault({});
+      // Not remembered: the next typing frame looks the profile up again instead of repeating `stale: true`.
+      expect(room.cached(id)).toBeUndefined();
+      expect(await room.user(id)).toEqual(fresh);
+      expect(room.cached(id)).toEqual(fresh);
+    } finally {
+      later.mockRestore();
     }
   });
 });

@@ -27,6 +27,7 @@ import {
   storedEntry,
   trackFetch,
   uuid,
+  waitUntilStored,
 } from "./profile-helpers";
 
 trackFetch();
@@ -307,13 +308,6 @@ describe("GET /auth/me through the adapter", () => {
     expect(res.body.profile.avatarUrl).toBe(`https://avatars.example.test/${user.id}.png`);
   });
 });
-
-async function waitUntilStored(userId: string): Promise<void> {
-  for (let i = 0; !(await storedEntry("user", userId))?.profile; i++) {
-    if (i > 100) throw new Error(`profile of ${userId} never reached Redis`);
-    await sleep(20);
-  }
-}
 
 /** Sends `perSender` messages from each user, the users in parallel; resolves when every send was answered. */
 async function sendFrom(conversationId: string, users: TestUser[], perSender: number): Promise<void> {

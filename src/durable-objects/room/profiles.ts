@@ -30,8 +30,14 @@ export class RoomProfiles {
   private async load(request: ProfileRequest): Promise<ProfileSet> {
     this.provider ??= createProfileProvider({ ...profileOptionsFromConfig(this.deps.config()), memory: true, waitUntil: this.deps.waitUntil });
     const set = await this.provider.load(request);
-    // Placeholders are not remembered: the next lookup tries the service again.
-    for (const id of request.userIds ?? []) if (set.hasUser(id)) this.known.set(id, set.user(id));
+    // Placeholders and stale copies are not remembered: the next lookup tries the service again, so typing frames
+    // lose `stale: true` as soon as the service is back.
+    for (const id of request.userIds ?? []) {
+      if (!set.hasUser(id)) continue;
+      const profile = set.user(id);
+      if (profile.stale) this.known.delete(id);
+      else this.known.set(id, profile);
+    }
     return set;
   }
 

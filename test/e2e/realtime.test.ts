@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { Client, faults, http, login, pool, seedConversation, sleep, until, type User, socketPool, pgSeqs } from "./harness";
 
+/** The local profile service's avatar for a user: a profile from the service, not a placeholder (avatarUrl null). */
+const serviceAvatar = (userId: string) => `https://avatars.example.test/${userId}.png`;
+
 const sockets = socketPool();
 const { open, connect } = sockets;
 
@@ -23,7 +26,7 @@ describe("conversation socket", () => {
     expect(ack.data).toMatchObject({ clientMessageId: "m1", message: { seq: 1, content: "hello", senderId: a.id, status: "sent" } });
     const got = await cb.next("new_message");
     expect(got.data.message).toMatchObject({ seq: 1, content: "hello", senderId: a.id });
-    expect(got.data.message.sender).toMatchObject({ id: a.id, kind: "user" });
+    expect(got.data.message.sender).toMatchObject({ id: a.id, kind: "user", avatarUrl: serviceAvatar(a.id) });
   });
 
   it("eight users in a group see the same messages in the same order", async () => {
@@ -164,7 +167,7 @@ describe("conversation socket", () => {
     await cb.next("resumed");
     const replayed = cb.all("new_message").map((f) => f.data.message);
     expect(replayed.map((m) => m.seq)).toEqual([1, 2]);
-    for (const m of replayed) expect(m.sender).toMatchObject({ id: m.senderId, kind: "user" });
+    for (const m of replayed) expect(m.sender).toMatchObject({ id: m.senderId, kind: "user", avatarUrl: serviceAvatar(m.senderId) });
     expect(replayed.map((m) => m.sender.id)).toEqual([a.id, b.id]);
     await cb.request("resume", { afterSeq: 2 }, "resumed");
     const [edited] = cb.all("message_updated").map((f) => f.data.message);
@@ -177,7 +180,7 @@ describe("conversation socket", () => {
     const [ca, cb] = [await connect(id, a), await connect(id, b)];
     cb.send("start_typing");
     const typing = await ca.next("typing_start");
-    expect(typing.data).toMatchObject({ userId: b.id, profile: { id: b.id, kind: "user" } });
+    expect(typing.data).toMatchObject({ userId: b.id, profile: { id: b.id, kind: "user", avatarUrl: serviceAvatar(b.id) } });
   });
 
   it("a sender that retries after a dropped ack gets one message", async () => {

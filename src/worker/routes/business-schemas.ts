@@ -1,6 +1,5 @@
 import { z } from "@hono/zod-openapi";
 import { hoursSchema } from "../../domain/business-hours";
-import { conversationSchema } from "../../protocol/resources";
 import { intParam, limitParam } from "../params";
 
 export {
@@ -16,6 +15,7 @@ export {
   assignResult,
   closeResult,
   statsResult,
+  businessConversationSchema,
 } from "../../protocol/business";
 
 /** Request and response shapes of the business routes (contract §5 "Business"). Bodies are strict. */
@@ -62,10 +62,4 @@ export const statusQuery = z.object({
     .string()
     .optional()
     .openapi({ description: "ISO-8601 instant to evaluate instead of now (plan ahead, check a DST change)", example: "2026-03-29T08:30:00Z" }),
-});
-
-
-/** POST /conversations/business: the conversation, and where it waits when no agent took it yet. */
-export const businessConversationSchema = conversationSchema.extend({
-  queuePosition: z.number().int().nullable().openapi({ description: "1-based position in the business's queue; null when assigned" }),
 });

@@ -53,28 +53,5 @@ const isActivityKey = (s: string) => ACTIVITY_KEY.test(s) && new Date(`${s.slice
 /** The list cursor: the last row's lastActivity (microseconds, as Postgres holds it) and id. */
 export const listCursor = z.tuple([z.string().refine(isActivityKey), z.string().refine(isUuid)]);
 
-export const cursorPage = z.object({ conversations: z.array(conversationSchema), nextCursor: z.string().nullable() });
-export const numberedPage = z.object({
-  conversations: z.array(conversationSchema),
-  total: z.number().int(),
-  hasMore: z.boolean(),
-  page: z.number().int(),
-  limit: z.number().int(),
-});
-
-export const muteResult = z.object({ conversationId: z.string(), isMuted: z.boolean() });
-export const readResult = z.object({ conversationId: z.string(), lastReadSeq: z.number().int(), unreadCount: z.number().int() });
-export const unreadResult = z.object({ conversationId: z.string(), unreadCount: z.number().int() });
-export const receiptsResult = z.object({
-  conversationId: z.string(),
-  participants: z.array(
-    z.object({
-      userId: z.string(),
-      lastReadSeq: z.number().int(),
-      lastReadAt: z.string().nullable(),
-      lastDeliveredSeq: z.number().int(),
-    }),
-  ),
-});
-
+export { cursorPage, muteResult, numberedPage, readResult, receiptsResult, unreadResult } from "../../protocol/responses";
 export { conversationSchema, participantSchema };

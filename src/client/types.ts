@@ -2,7 +2,7 @@
  * Public types of the SDK. Resource shapes and REST results are inferred from the zod schemas the server validates and
  * documents with (src/protocol): type-only imports, so no schema code ends up in the bundle.
  */
-import type { Conversation, Message, MessageType, Participant, Profile } from "../protocol/resources";
+import type { Conversation, Message, Participant, Profile } from "../protocol/resources";
 import type { PresenceStatus } from "../protocol/frames";
 
 export type { Conversation, ConversationType, Message, MessageType, Participant, Profile, Role } from "../protocol/resources";
@@ -53,49 +53,7 @@ export type {
   JobRuns,
   RetentionSettings,
 } from "../protocol/operations";
-
-// ── REST ───────────────────────────────────────────────────────────────────────────────────────────────────
-
-export interface CreateGroupInput {
-  /** Other members (3–8 members including the caller; duplicates are removed). */
-  participantIds: string[];
-  name?: string;
-}
-
-export interface CreateBusinessInput {
-  businessId: string;
-  agentId?: string;
-}
-
-export interface SendMessageInput {
-  content: string;
-  type?: Exclude<MessageType, "system">;
-  /** Makes retries safe: the same id returns the original message. Generated when omitted. */
-  clientMessageId?: string;
-  replyToId?: string | null;
-}
-
-// Business routes (contract §5 "Business"): shapes as far as the contract fixes them.
-
-export type Weekday = "monday" | "tuesday" | "wednesday" | "thursday" | "friday" | "saturday" | "sunday";
-
-export interface DayHours {
-  isOpen: boolean;
-  /** "HH:MM" */
-  openTime?: string;
-  closeTime?: string;
-}
-
-export interface BusinessHours {
-  timezone: string;
-  schedule: Partial<Record<Weekday, DayHours>>;
-  holidays?: string[];
-}
-
-export interface AgentInput {
-  skills?: string[];
-  maxConcurrentChats?: number;
-}
+export type { AgentInput, BusinessHours, CreateBusinessInput, CreateGroupInput, DayHours, SendMessageInput, Weekday } from "../protocol/requests";
 
 // ── Realtime ───────────────────────────────────────────────────────────────────────────────────────────────
 

@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { hoursSchema } from "../../domain/business-hours";
+import { agentBody, uuidField } from "../../protocol/requests";
 import { intParam, limitParam } from "../params";
 
 export {
@@ -20,17 +21,6 @@ export {
 
 /** Request and response shapes of the business routes (contract §5 "Business"). Bodies are strict. */
 
-const uuidField = z.guid("must be a UUID");
-
-/** A skill, and a conversation's category: compared case-insensitively, so stored trimmed and in lower case. */
-export const skillField = z
-  .string()
-  .trim()
-  .toLowerCase()
-  .min(1)
-  .max(50)
-  .regex(/^[^\p{Cc}]*$/u, "must not contain control characters");
-
 const reasonField = z
   .string()
   .trim()
@@ -38,10 +28,7 @@ const reasonField = z
   .max(500)
   .regex(/^[^\p{Cc}]*$/u, "must not contain control characters");
 
-export const agentBody = z.strictObject({
-  skills: z.array(skillField).max(20).optional(),
-  maxConcurrentChats: z.number().int().min(1).max(100).optional(),
-});
+export { agentBody };
 
 export const availabilityBody = z.strictObject({ isAvailable: z.boolean() });
 

@@ -2,7 +2,8 @@ import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { badRequest, notFound } from "../../lib/errors";
 import { searchMessages } from "../../db/queries/search";
-import { LIMITS, messageSchema, messageTypes, type Message } from "../../protocol/resources";
+import { LIMITS, messageSchema, type Message } from "../../protocol/resources";
+import { sendMessageBody } from "../../protocol/requests";
 import { historyPage, searchResult } from "../../protocol/responses";
 import { errorResponses, json, jsonBody, secured } from "../openapi";
 import { decodeCursor, encodeCursor, intParam, isUuidParam, limitParam, uuidPath } from "../params";
@@ -15,12 +16,6 @@ const tags = ["messages"];
 const conversationParam = z.object({ id: uuidPath("Conversation") });
 const messageParams = z.object({ id: uuidPath("Conversation"), messageId: uuidPath("Message") });
 
-const sendBody = z.strictObject({
-  content: z.string().max(LIMITS.contentMaxChars * 4),
-  type: z.enum(messageTypes).exclude(["system"]).optional(),
-  clientMessageId: z.string().min(1).max(LIMITS.clientMessageIdMax).optional(),
-  replyToId: z.string().uuid().nullable().optional(),
-});
 const editBody = z.strictObject({ content: z.string().max(LIMITS.contentMaxChars * 4) });
 
 const historyQuery = z.object({
@@ -72,7 +67,7 @@ export const messages = new OpenAPIHono<AppEnv>()
       tags,
       summary: "Send a message (idempotent by clientMessageId)",
       ...secured,
-      request: { params: conversationParam, ...jsonBody(sendBody) },
+      request: { params: conversationParam, ...jsonBody(sendMessageBody) },
       responses: {
         201: json("Stored; status 'pending' when Postgres has not confirmed it within the deadline", messageSchema),
         200: json("A retry with the same clientMessageId: the original message", messageSchema),

@@ -18,6 +18,9 @@ const SHARED: [from: string, to: string][] = [
   ["src/protocol/resources.ts", "protocol/resources.ts"],
   ["src/protocol/frames.ts", "protocol/frames.ts"],
   ["src/protocol/business.ts", "protocol/business.ts"],
+  ["src/protocol/responses.ts", "protocol/responses.ts"],
+  ["src/protocol/operations.ts", "protocol/operations.ts"],
+  ["src/protocol/requests.ts", "protocol/requests.ts"],
   ["src/domain/business-hours.ts", "domain/business-hours.ts"],
 ];
 

@@ -5,8 +5,6 @@ import type {
   ArchivePage,
   AuditPage,
   AuditVerifyReport,
-  JobRun,
-  RetentionSettings,
   AgentInput,
   BusinessAdmin,
   BusinessAgent,
@@ -26,19 +24,26 @@ import type {
   DevLoginResult,
   Health,
   HealthDetailed,
+  InvalidateResult,
+  JobReport,
+  JobRuns,
+  MarkAllReadResult,
   Me,
   Message,
   MessagePage,
+  MuteResult,
   NumberedConversationPage,
   Participant,
   ReadReceipts,
   ReadResult,
+  RetentionSettings,
   Role,
   SavedBusinessHours,
   SearchResult,
   SendMessageInput,
   Ticket,
   UnreadCounts,
+  UnreadResult,
 } from "./types";
 
 export type TokenSource = string | (() => string | Promise<string>);
@@ -218,7 +223,7 @@ export class ChatRest {
     return this.request("PUT", `/conversations/${enc(conversationId)}/participants/${enc(userId)}/role`, { body: { role } });
   }
 
-  setMuted(conversationId: string, isMuted: boolean): Promise<{ conversationId: string; isMuted: boolean }> {
+  setMuted(conversationId: string, isMuted: boolean): Promise<MuteResult> {
     return this.request("PUT", `/conversations/${enc(conversationId)}/mute`, { body: { isMuted } });
   }
 
@@ -227,7 +232,7 @@ export class ChatRest {
     return this.request("PUT", `/conversations/${enc(conversationId)}/read`, { body: at });
   }
 
-  getUnreadCount(conversationId: string): Promise<{ conversationId: string; unreadCount: number }> {
+  getUnreadCount(conversationId: string): Promise<UnreadResult> {
     return this.request("GET", `/conversations/${enc(conversationId)}/unread-count`);
   }
 
@@ -278,7 +283,7 @@ export class ChatRest {
     return this.request("GET", "/notifications/unread-counts");
   }
 
-  markAllRead(): Promise<{ markedConversations: number }> {
+  markAllRead(): Promise<MarkAllReadResult> {
     return this.request("PUT", "/notifications/mark-all-read");
   }
 
@@ -373,12 +378,12 @@ export class ChatRest {
   }
 
   /** Last run of every maintenance job (service token). */
-  listJobs(): Promise<{ jobs: JobRun[] }> {
+  listJobs(): Promise<JobRuns> {
     return this.request("GET", "/operations/jobs");
   }
 
   /** Runs one job now (service token; audited). */
-  runJob(job: string): Promise<{ job: string; status: string; [key: string]: unknown }> {
+  runJob(job: string): Promise<JobReport> {
     return this.request("POST", `/operations/jobs/${enc(job)}/run`);
   }
 
@@ -394,7 +399,7 @@ export class ChatRest {
   // ── Profiles (§7) ──────────────────────────────────────────────────────────────────────────────────────
 
   /** Drop cached profiles (profile-service token or an admin JWT). */
-  invalidateProfiles(input: { user_uuids?: string[]; business_uuids?: string[] }): Promise<{ invalidated: number }> {
+  invalidateProfiles(input: { user_uuids?: string[]; business_uuids?: string[] }): Promise<InvalidateResult> {
     return this.request("POST", "/profiles/invalidate", { body: input });
   }
 }

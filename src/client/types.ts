@@ -1,25 +1,12 @@
 /**
- * Public types of the SDK. Resource shapes are inferred from the zod schemas shared with the server
- * (src/protocol): type-only imports, so no schema code ends up in the bundle.
+ * Public types of the SDK. Resource shapes and REST results are inferred from the zod schemas the server validates and
+ * documents with (src/protocol): type-only imports, so no schema code ends up in the bundle.
  */
-import type { Conversation, ConversationType, Message, MessageType, Participant, Profile, Role } from "../protocol/resources";
+import type { Conversation, Message, Participant, Profile } from "../protocol/resources";
 import type { PresenceStatus } from "../protocol/frames";
-import type {
-  AgentAvailability,
-  BusinessAdmin,
-  BusinessAgent,
-  BusinessAgents,
-  BusinessAssignment,
-  BusinessClosed,
-  BusinessHoursStatus,
-  BusinessPlacement,
-  BusinessQueue,
-  BusinessQueueEntry,
-  BusinessStats,
-  SavedBusinessHours,
-} from "../protocol/business";
 
-export type { Conversation, ConversationType, Message, MessageType, Participant, Profile, Role, PresenceStatus };
+export type { Conversation, ConversationType, Message, MessageType, Participant, Profile, Role } from "../protocol/resources";
+export type { PresenceStatus };
 export type {
   AgentAvailability,
   BusinessAdmin,
@@ -27,208 +14,46 @@ export type {
   BusinessAgents,
   BusinessAssignment,
   BusinessClosed,
+  BusinessConversation,
   BusinessHoursStatus,
   BusinessPlacement,
   BusinessQueue,
   BusinessQueueEntry,
   BusinessStats,
   SavedBusinessHours,
-};
-
-// ── REST ───────────────────────────────────────────────────────────────────────────────────────────────────
-
-export interface DevLoginResult {
-  access_token: string;
-  user: { id: string; kahaId: string };
-}
-
-export interface Me {
-  id: string;
-  kahaId: string;
-  profile: Profile;
-}
-
-export interface Health {
-  status: "ok";
-  service: string;
-  version: string;
-  timestamp: string;
-}
-
-export interface DependencyCheck {
-  status: "ok" | "down";
-  latencyMs: number;
-  error?: string;
-}
-
-export interface HealthDetailed {
-  status: "ok" | "degraded" | "down";
-  checks: { database: DependencyCheck; cache: DependencyCheck; profileService: DependencyCheck };
-}
-
-export interface CreateGroupInput {
-  /** Other members (3–8 members including the caller; duplicates are removed). */
-  participantIds: string[];
-  name?: string;
-}
-
-export interface CreateBusinessInput {
-  businessId: string;
-  agentId?: string;
-}
-
-export interface ConversationPage {
-  conversations: Conversation[];
-  nextCursor: string | null;
-}
-
-export interface NumberedConversationPage {
-  conversations: Conversation[];
-  total: number;
-  hasMore: boolean;
-  page: number;
-  limit: number;
-}
-
-export interface SendMessageInput {
-  content: string;
-  type?: Exclude<MessageType, "system">;
-  /** Makes retries safe: the same id returns the original message. Generated when omitted. */
-  clientMessageId?: string;
-  replyToId?: string | null;
-}
-
-export interface MessagePage {
-  /** Ascending seq. */
-  messages: Message[];
-  hasMore: boolean;
-}
-
-export interface SearchResult {
-  /** Newest first. */
-  messages: Message[];
-  nextCursor: string | null;
-}
-
-export interface ReadResult {
-  conversationId: string;
-  lastReadSeq: number;
-  unreadCount: number;
-}
-
-export interface ReadReceipt {
-  userId: string;
-  lastReadSeq: number;
-  lastReadAt: string | null;
-  lastDeliveredSeq: number;
-}
-
-export interface ReadReceipts {
-  conversationId: string;
-  participants: ReadReceipt[];
-}
-
-export interface UnreadCounts {
-  userId: string;
-  unreadCounts: Record<string, number>;
-  totalUnread: number;
-  muted: string[];
-}
-
-export interface Ticket {
-  ticket: string;
-  expiresAt: string;
-}
-
-// Business routes (contract §5 "Business"): shapes as far as the contract fixes them.
-
-export type Weekday = "monday" | "tuesday" | "wednesday" | "thursday" | "friday" | "saturday" | "sunday";
-
-export interface DayHours {
-  isOpen: boolean;
-  /** "HH:MM" */
-  openTime?: string;
-  closeTime?: string;
-}
-
-export interface BusinessHours {
-  timezone: string;
-  schedule: Partial<Record<Weekday, DayHours>>;
-  holidays?: string[];
-}
-
-export interface AgentInput {
-  skills?: string[];
-  maxConcurrentChats?: number;
-}
-
-/** POST /conversations/business: the conversation, and where it waits when no agent took it yet. */
-export type BusinessConversation = Conversation & {
-  /** 1-based position in the business's queue; null when assigned. */
-  queuePosition: number | null;
-};
-
-// Operations routes (archive, audit log, jobs, retention): mostly service tokens. Shapes of src/worker/routes/operations.ts.
-
-export interface ArchivePage {
-  /** Ascending seq within the page; the newest page first. */
-  messages: Message[];
-  hasMore: boolean;
-}
-
-export interface AuditEntry {
-  id: number;
-  conversationId: string | null;
-  actorId: string | null;
-  action: string;
-  targetId: string | null;
-  details: Record<string, unknown>;
-  createdAt: string;
-  prevHash: string | null;
-  hash: string;
-}
-
-export interface AuditPage {
-  /** Newest first; pass `nextBefore` as `before` for the next page. */
-  entries: AuditEntry[];
-  nextBefore: number | null;
-}
-
-export interface AuditChainBreak {
-  conversationId: string | null;
-  id: number;
-  reason: "prev_hash_mismatch" | "hash_mismatch" | "unregistered_redaction";
-}
-
-export interface AuditVerifyReport {
-  ok: boolean;
-  chains: number;
-  rows: number;
-  redactedRows: number;
-  complete: boolean;
-  broken: AuditChainBreak[];
-  firstBroken: AuditChainBreak | null;
-}
-
-export interface JobRun {
-  job: string;
-  startedAt: string;
-  finishedAt: string | null;
-  durationMs: number | null;
-  rows: number;
-  running: boolean;
-  ok: boolean | null;
-  details: Record<string, unknown>;
-}
-
-export interface RetentionSettings {
-  conversationId: string;
-  type: string;
-  /** null: the default of the conversation type. */
-  retentionDays: number | null;
-  legalHold: boolean;
-  archivedUpToSeq: number;
-}
+} from "../protocol/business";
+export type {
+  ArchivePage,
+  ConversationPage,
+  DependencyCheck,
+  DevLoginResult,
+  Health,
+  HealthDetailed,
+  InvalidateResult,
+  MarkAllReadResult,
+  Me,
+  MessagePage,
+  MuteResult,
+  NumberedConversationPage,
+  ReadReceipt,
+  ReadReceipts,
+  ReadResult,
+  SearchResult,
+  Ticket,
+  UnreadCounts,
+  UnreadResult,
+} from "../protocol/responses";
+export type {
+  AuditChainBreak,
+  AuditEntry,
+  AuditPage,
+  AuditVerifyReport,
+  JobReport,
+  JobRun,
+  JobRuns,
+  RetentionSettings,
+} from "../protocol/operations";
+export type { AgentInput, BusinessHours, CreateBusinessInput, CreateGroupInput, DayHours, SendMessageInput, Weekday } from "../protocol/requests";
 
 // ── Realtime ───────────────────────────────────────────────────────────────────────────────────────────────
 

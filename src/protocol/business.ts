@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { hoursSchema } from "../domain/business-hours";
+import { conversationSchema } from "./resources";
 
 /**
  * Response shapes of the business routes (contract §5 "Business"), shared by the Worker (responses, OpenAPI) and the
@@ -115,6 +116,11 @@ export const statsResult = z.object({
   agents: z.array(agentSchema),
 });
 
+/** POST /conversations/business: the conversation, and where it waits when no agent took it yet. */
+export const businessConversationSchema = conversationSchema.extend({
+  queuePosition: z.number().int().nullable().meta({ description: "1-based position in the business's queue; null when assigned" }),
+});
+
 export type BusinessAgent = z.infer<typeof agentSchema>;
 export type BusinessAgents = z.infer<typeof agentsResult>;
 export type AgentAvailability = z.infer<typeof availabilityResult>;
@@ -127,3 +133,4 @@ export type BusinessPlacement = z.infer<typeof placementSchema>;
 export type BusinessAssignment = z.infer<typeof assignResult>;
 export type BusinessClosed = z.infer<typeof closeResult>;
 export type BusinessStats = z.infer<typeof statsResult>;
+export type BusinessConversation = z.infer<typeof businessConversationSchema>;

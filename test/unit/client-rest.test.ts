@@ -97,8 +97,8 @@ describe("client REST", () => {
       expect(code, f).not.toMatch(/\bBuffer\b|\bprocess\.|\brequire\(|\b__dirname\b/);
       // Node built-ins, with or without the node: prefix, imported statically or dynamically.
       expect(code, f).not.toMatch(/(?:\bfrom\s+|\bimport\s*\(\s*|^\s*import\s+)["'](node:[^"']+|(ws|events|fs|path|crypto|http|https|net|tls|os|stream|url|child_process|worker_threads)(\/[^"']*)?)["']/m);
-      // Only types come from the shared schemas: zod stays out of the bundle.
-      for (const m of src.matchAll(/^import\s+(type\s+)?[^;]*from\s+["'](\.\.\/protocol\/[^"']+)["']/gm)) expect(m[1], `${f}: ${m[2]}`).toBe("type ");
+      // Only types come from the shared schemas (imported or re-exported): zod stays out of the bundle.
+      for (const m of src.matchAll(/^(?:import|export)\s+(type\s+)?[^;]*from\s+["'](\.\.\/(?:protocol|domain)\/[^"']+)["']/gm)) expect(m[1], `${f}: ${m[2]}`).toBe("type ");
     }
   });
 });

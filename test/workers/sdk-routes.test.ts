@@ -1,6 +1,20 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, expectTypeOf, it } from "vitest";
+import type { OpenAPIHono } from "@hono/zod-openapi";
 import { ChatClient, ChatRest } from "../../src/client";
+import type * as sdk from "../../src/client";
+import type { conversations } from "../../src/worker/routes/conversations";
+import type { health } from "../../src/worker/routes/health";
+import type { messages } from "../../src/worker/routes/messages";
+import type { notifications } from "../../src/worker/routes/notifications";
+import type { operations } from "../../src/worker/routes/operations";
+import type { realtime } from "../../src/worker/routes/realtime";
 import { api } from "./helpers";
+
+/** What Hono infers for a sub-app's routes: per path and method, the JSON body it validates and what it answers. */
+type RoutesOf<A> = A extends OpenAPIHono<infer _E, infer S, infer _B> ? S : never;
+type Ok<A, P extends keyof RoutesOf<A>, M extends keyof RoutesOf<A>[P]> =
+  Extract<RoutesOf<A>[P][M], { status: 200 }> extends { output: infer O } ? O : never;
+type Body<A, P extends keyof RoutesOf<A>, M extends keyof RoutesOf<A>[P]> = RoutesOf<A>[P][M] extends { input: { json: infer J } } ? J : never;
 
 /** Routes the SDK deliberately leaves to other tools (each with its reason). */
 const NOT_IN_SDK = new Map<string, string>([
@@ -55,5 +69,16 @@ describe("SDK routes match the server's OpenAPI document", () => {
     const unknownToServer = [...sdk.entries()].filter(([r]) => !documented.has(r)).map(([r, name]) => `${name}: ${r}`).sort();
     expect(missingFromSdk).toEqual([]);
     expect(unknownToServer).toEqual([]);
+  });
+
+  // Checked by tsc (tsconfig.json), not at run time: a hand-written SDK type that drifts from the route fails the build.
+  it("SDK result and input types are the ones the server's routes validate and answer with", () => {
+    expectTypeOf<sdk.HealthDetailed>().toEqualTypeOf<Ok<typeof health, "/detailed", "$get">>();
+    expectTypeOf<sdk.UnreadCounts>().toEqualTypeOf<Ok<typeof notifications, "/unread-counts", "$get">>();
+    expectTypeOf<sdk.MessagePage>().toEqualTypeOf<Ok<typeof messages, "/:id/messages", "$get">>();
+    expectTypeOf<sdk.AuditVerifyReport>().toEqualTypeOf<Ok<typeof operations, "/audit/verify", "$post">>();
+    expectTypeOf<sdk.Ticket>().toEqualTypeOf<Ok<typeof realtime, "/tickets", "$post">>();
+    expectTypeOf<sdk.CreateBusinessInput>().toEqualTypeOf<Body<typeof conversations, "/business", "$post">>();
+    expectTypeOf<sdk.SendMessageInput>().toEqualTypeOf<Body<typeof messages, "/:id/messages", "$post">>();
   });
 });

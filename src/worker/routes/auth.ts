@@ -4,7 +4,7 @@ import { devUserId } from "../../lib/ids";
 import { signDevToken } from "../../lib/jwt";
 import { HttpError } from "../../lib/errors";
 import { provisionUser } from "../../db/queries/users";
-import { profileSchema } from "../../protocol/resources";
+import { devLoginResult, meResult } from "../../protocol/responses";
 import { requireAuth } from "../middleware/auth";
 import { loadProfiles } from "../profiles";
 import type { AppEnv } from "../env";
@@ -36,9 +36,7 @@ export const auth = new OpenAPIHono<AppEnv>()
         200: {
           description: "A token for a stable user id per kahaId",
           content: {
-            "application/json": {
-              schema: z.object({ access_token: z.string(), user: z.object({ id: z.string(), kahaId: z.string() }) }),
-            },
+            "application/json": { schema: devLoginResult },
           },
         },
       },
@@ -66,7 +64,7 @@ export const auth = new OpenAPIHono<AppEnv>()
         200: {
           description: "The authenticated user",
           content: {
-            "application/json": { schema: z.object({ id: z.string(), kahaId: z.string(), profile: profileSchema }) },
+            "application/json": { schema: meResult },
           },
         },
       },

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { hoursSchema } from "../../domain/business-hours";
-import { conversationSchema } from "../../protocol/resources";
+import { agentBody, uuidField } from "../../protocol/requests";
 import { intParam, limitParam } from "../params";
 
 export {
@@ -16,20 +16,10 @@ export {
   assignResult,
   closeResult,
   statsResult,
+  businessConversationSchema,
 } from "../../protocol/business";
 
 /** Request and response shapes of the business routes (contract §5 "Business"). Bodies are strict. */
-
-const uuidField = z.guid("must be a UUID");
-
-/** A skill, and a conversation's category: compared case-insensitively, so stored trimmed and in lower case. */
-export const skillField = z
-  .string()
-  .trim()
-  .toLowerCase()
-  .min(1)
-  .max(50)
-  .regex(/^[^\p{Cc}]*$/u, "must not contain control characters");
 
 const reasonField = z
   .string()
@@ -38,10 +28,7 @@ const reasonField = z
   .max(500)
   .regex(/^[^\p{Cc}]*$/u, "must not contain control characters");
 
-export const agentBody = z.strictObject({
-  skills: z.array(skillField).max(20).optional(),
-  maxConcurrentChats: z.number().int().min(1).max(100).optional(),
-});
+export { agentBody };
 
 export const availabilityBody = z.strictObject({ isAvailable: z.boolean() });
 
@@ -62,10 +49,4 @@ export const statusQuery = z.object({
     .string()
     .optional()
     .openapi({ description: "ISO-8601 instant to evaluate instead of now (plan ahead, check a DST change)", example: "2026-03-29T08:30:00Z" }),
-});
-
-
-/** POST /conversations/business: the conversation, and where it waits when no agent took it yet. */
-export const businessConversationSchema = conversationSchema.extend({
-  queuePosition: z.number().int().nullable().openapi({ description: "1-based position in the business's queue; null when assigned" }),
 });

@@ -1,31 +1,14 @@
 import { z } from "@hono/zod-openapi";
 import { isUuid } from "../../lib/ids";
-import { LIMITS, conversationSchema, participantSchema, roles } from "../../protocol/resources";
+import { conversationSchema, participantSchema, roles } from "../../protocol/resources";
 import { intParam, limitParam } from "../params";
-import { skillField } from "./business-schemas";
+import { businessBody, groupBody, groupName, uuidField } from "../../protocol/requests";
 
 /** Request and response shapes of the conversation routes (contract §5). Bodies are strict: unknown fields are a 400. */
 
-// Any UUID version (contract §1), not only RFC-variant ones.
-export const uuidField = z.guid("must be a UUID");
-
-const groupName = z
-  .string()
-  .trim()
-  .min(1)
-  .max(100)
-  .regex(/^[^\p{Cc}]*$/u, "must not contain control characters");
+export { businessBody, groupBody };
 
 export const directBody = z.strictObject({ targetUserId: uuidField });
-
-export const groupBody = z.strictObject({
-  // Room for duplicates in the request; the 3–8 rule is applied after removing them.
-  participantIds: z.array(uuidField).max(LIMITS.pageMax),
-  name: groupName.optional(),
-});
-
-// [business] category: matched against agents' skills by the routing.
-export const businessBody = z.strictObject({ businessId: uuidField, agentId: uuidField.optional(), category: skillField.optional() });
 
 export const renameBody = z.strictObject({ name: groupName });
 
@@ -53,28 +36,5 @@ const isActivityKey = (s: string) => ACTIVITY_KEY.test(s) && new Date(`${s.slice
 /** The list cursor: the last row's lastActivity (microseconds, as Postgres holds it) and id. */
 export const listCursor = z.tuple([z.string().refine(isActivityKey), z.string().refine(isUuid)]);
 
-export const cursorPage = z.object({ conversations: z.array(conversationSchema), nextCursor: z.string().nullable() });
-export const numberedPage = z.object({
-  conversations: z.array(conversationSchema),
-  total: z.number().int(),
-  hasMore: z.boolean(),
-  page: z.number().int(),
-  limit: z.number().int(),
-});
-
-export const muteResult = z.object({ conversationId: z.string(), isMuted: z.boolean() });
-export const readResult = z.object({ conversationId: z.string(), lastReadSeq: z.number().int(), unreadCount: z.number().int() });
-export const unreadResult = z.object({ conversationId: z.string(), unreadCount: z.number().int() });
-export const receiptsResult = z.object({
-  conversationId: z.string(),
-  participants: z.array(
-    z.object({
-      userId: z.string(),
-      lastReadSeq: z.number().int(),
-      lastReadAt: z.string().nullable(),
-      lastDeliveredSeq: z.number().int(),
-    }),
-  ),
-});
-
+export { cursorPage, muteResult, numberedPage, readResult, receiptsResult, unreadResult } from "../../protocol/responses";
 export { conversationSchema, participantSchema };

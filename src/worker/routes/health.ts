@@ -1,12 +1,12 @@
-import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
+import { OpenAPIHono, createRoute } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import { createRedis, withTimeout } from "../../lib/redis";
 import { listJobRuns } from "../../db/queries/maintenance";
+import { healthDetailedResult, healthResult, type DependencyCheck } from "../../protocol/responses";
 import type { AppEnv } from "../env";
 
-type Check = { status: "ok" | "down"; latencyMs: number; error?: string };
 
-async function timed(work: () => Promise<unknown>, timeoutMs: number, what: string): Promise<Check> {
+async function timed(work: () => Promise<unknown>, timeoutMs: number, what: string): Promise<DependencyCheck> {
   const started = Date.now();
   try {
     await withTimeout(work(), timeoutMs, what);
@@ -15,19 +15,6 @@ async function timed(work: () => Promise<unknown>, timeoutMs: number, what: stri
     return { status: "down", latencyMs: Date.now() - started, error: (err as Error).message.slice(0, 200) };
   }
 }
-
-const checkSchema = z.object({ status: z.enum(["ok", "down"]), latencyMs: z.number(), error: z.string().optional() });
-const detailedSchema = z.object({
-  status: z.enum(["ok", "degraded", "down"]),
-  checks: z.object({ database: checkSchema, cache: checkSchema, profileService: checkSchema }),
-  /** Last run of each scheduled job (job_runs); absent when the database cannot be read. */
-  jobs: z
-    .record(
-      z.string(),
-      z.object({ lastRunAt: z.string(), finishedAt: z.string().nullable(), durationMs: z.number().nullable(), rows: z.number(), running: z.boolean(), ok: z.boolean().nullable() }),
-    )
-    .optional(),
-});
 
 export const health = new OpenAPIHono<AppEnv>()
   .openapi(
@@ -41,7 +28,7 @@ export const health = new OpenAPIHono<AppEnv>()
           description: "Alive",
           content: {
             "application/json": {
-              schema: z.object({ status: z.literal("ok"), service: z.string(), version: z.string(), timestamp: z.string() }),
+              schema: healthResult,
             },
           },
         },
@@ -62,11 +49,11 @@ export const health = new OpenAPIHono<AppEnv>()
       responses: {
         200: {
           description: "All dependencies answer (or only non-critical ones are down)",
-          content: { "application/json": { schema: detailedSchema } },
+          content: { "application/json": { schema: healthDetailedResult } },
         },
         503: {
           description: "The database is down",
-          content: { "application/json": { schema: detailedSchema } },
+          content: { "application/json": { schema: healthDetailedResult } },
         },
       },
     }),

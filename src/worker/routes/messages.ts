@@ -2,7 +2,9 @@ import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { badRequest, notFound } from "../../lib/errors";
 import { searchMessages } from "../../db/queries/search";
-import { LIMITS, messageSchema, messageTypes, type Message } from "../../protocol/resources";
+import { LIMITS, messageSchema, type Message } from "../../protocol/resources";
+import { sendMessageBody } from "../../protocol/requests";
+import { historyPage, searchResult } from "../../protocol/responses";
 import { errorResponses, json, jsonBody, secured } from "../openapi";
 import { decodeCursor, encodeCursor, intParam, isUuidParam, limitParam, uuidPath } from "../params";
 import { actorOf, callRoom, roomStub } from "../rooms";
@@ -14,12 +16,6 @@ const tags = ["messages"];
 const conversationParam = z.object({ id: uuidPath("Conversation") });
 const messageParams = z.object({ id: uuidPath("Conversation"), messageId: uuidPath("Message") });
 
-const sendBody = z.strictObject({
-  content: z.string().max(LIMITS.contentMaxChars * 4),
-  type: z.enum(messageTypes).exclude(["system"]).optional(),
-  clientMessageId: z.string().min(1).max(LIMITS.clientMessageIdMax).optional(),
-  replyToId: z.string().uuid().nullable().optional(),
-});
 const editBody = z.strictObject({ content: z.string().max(LIMITS.contentMaxChars * 4) });
 
 const historyQuery = z.object({
@@ -35,9 +31,6 @@ const searchQuery = z.object({
 });
 const searchCursor = z.object({ createdAt: z.string().datetime(), conversationId: z.string().uuid(), seq: z.number().int().positive() });
 const conversationSearchCursor = z.object({ beforeSeq: z.number().int().positive() });
-
-const pageSchema = z.object({ messages: z.array(messageSchema), hasMore: z.boolean() });
-const searchSchema = z.object({ messages: z.array(messageSchema), nextCursor: z.string().nullable() });
 
 function requireIds(...ids: string[]): void {
   for (const id of ids) if (!isUuidParam(id)) throw notFound(ids.length > 1 && id === ids[1] ? "Message" : "Conversation");
@@ -74,7 +67,7 @@ export const messages = new OpenAPIHono<AppEnv>()
       tags,
       summary: "Send a message (idempotent by clientMessageId)",
       ...secured,
-      request: { params: conversationParam, ...jsonBody(sendBody) },
+      request: { params: conversationParam, ...jsonBody(sendMessageBody) },
       responses: {
         201: json("Stored; status 'pending' when Postgres has not confirmed it within the deadline", messageSchema),
         200: json("A retry with the same clientMessageId: the original message", messageSchema),
@@ -99,10 +92,7 @@ export const messages = new OpenAPIHono<AppEnv>()
       ...secured,
       request: { params: conversationParam, query: historyQuery },
       responses: {
-        200: json(
-          "A page of messages",
-          pageSchema.extend({ page: z.number().int().optional(), limit: z.number().int().optional(), total: z.number().int().optional() }),
-        ),
+        200: json("A page of messages", historyPage),
         ...errorResponses(400, 401, 404),
       },
     }),
@@ -138,7 +128,7 @@ export const messages = new OpenAPIHono<AppEnv>()
       summary: "Full-text and substring search in one conversation, newest first",
       ...secured,
       request: { params: conversationParam, query: searchQuery },
-      responses: { 200: json("Matching messages", searchSchema), ...errorResponses(400, 401, 404) },
+      responses: { 200: json("Matching messages", searchResult), ...errorResponses(400, 401, 404) },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
@@ -214,7 +204,7 @@ export const messageSearch = new OpenAPIHono<AppEnv>().openapi(
     summary: "Full-text and substring search across the caller's conversations, newest first",
     ...secured,
     request: { query: searchQuery },
-    responses: { 200: json("Matching messages", searchSchema), ...errorResponses(400, 401) },
+    responses: { 200: json("Matching messages", searchResult), ...errorResponses(400, 401) },
   }),
   async (c) =>
     c.json(await runSearch(c, c.req.valid("query"), searchCursor, (q, cursor, limit) => searchMessages(c.var.db(), { userId: c.var.user.id, q, cursor, limit })), 200),

@@ -1,20 +1,14 @@
-import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
+import { OpenAPIHono, createRoute } from "@hono/zod-openapi";
 import { unreadSummary } from "../../db/queries/conversations";
 import { settleBounded } from "../../lib/bounded";
 import type { AppEnv } from "../env";
 import { errorResponses, json, secured } from "../openapi";
 import { actorOf, callRoom, roomStub } from "../rooms";
+import { markAllReadResult, unreadCounts } from "../../protocol/responses";
 
 const tags = ["notifications"];
 // Rooms are separate objects; a handful at a time keeps one request from fanning out without bound.
 const MARK_CONCURRENCY = 6;
-
-const countsSchema = z.object({
-  userId: z.string(),
-  unreadCounts: z.record(z.string(), z.number().int()),
-  totalUnread: z.number().int(),
-  muted: z.array(z.string()),
-});
 
 export const notifications = new OpenAPIHono<AppEnv>()
   .openapi(
@@ -24,7 +18,7 @@ export const notifications = new OpenAPIHono<AppEnv>()
       tags,
       summary: "Unread counts of all the caller's conversations; muted ones are counted and listed in `muted`",
       ...secured,
-      responses: { 200: json("Unread counts", countsSchema), ...errorResponses(401) },
+      responses: { 200: json("Unread counts", unreadCounts), ...errorResponses(401) },
     }),
     async (c) => {
       const rows = await unreadSummary(c.var.db(), c.var.user.id);
@@ -49,7 +43,7 @@ export const notifications = new OpenAPIHono<AppEnv>()
       summary: "Mark every conversation with unread messages as read up to its latest message",
       ...secured,
       responses: {
-        200: json("How many conversations were marked", z.object({ markedConversations: z.number().int() })),
+        200: json("How many conversations were marked", markAllReadResult),
         ...errorResponses(401),
       },
     }),

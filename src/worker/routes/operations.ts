@@ -11,7 +11,8 @@ import { isActiveMember } from "../../db/queries/search";
 import { findJob } from "../../jobs";
 import { verifyAuditChains } from "../../jobs/audit-verify";
 import { runJob } from "../../jobs/runner";
-import { messageSchema } from "../../protocol/resources";
+import { auditPageSchema, jobReport, jobRunsResult, retentionSchema, verifyReportSchema } from "../../protocol/operations";
+import { messagePage } from "../../protocol/responses";
 import { isServiceToken, requireAuth } from "../middleware/auth";
 import { intParam, isUuidParam, limitParam, uuidPath } from "../params";
 import { withSenders } from "../profiles";
@@ -36,53 +37,7 @@ const requireService = createMiddleware<AppEnv>(async (c, next) => {
 
 const conversationParam = z.object({ id: uuidPath("Conversation") });
 
-const auditEntrySchema = z.object({
-  id: z.number().int(),
-  conversationId: z.string().nullable(),
-  actorId: z.string().nullable(),
-  action: z.string(),
-  targetId: z.string().nullable(),
-  details: z.record(z.string(), z.unknown()),
-  createdAt: z.string(),
-  prevHash: z.string().nullable(),
-  hash: z.string(),
-});
-const auditPageSchema = z.object({ entries: z.array(auditEntrySchema), nextBefore: z.number().int().nullable() });
 const auditQuery = z.object({ limit: limitParam(50), before: intParam(1) });
-
-const chainBreakSchema = z.object({
-  conversationId: z.string().nullable(),
-  id: z.number().int(),
-  reason: z.enum(["prev_hash_mismatch", "hash_mismatch", "unregistered_redaction"]),
-});
-const verifyReportSchema = z.object({
-  ok: z.boolean(),
-  chains: z.number().int(),
-  rows: z.number().int(),
-  redactedRows: z.number().int(),
-  complete: z.boolean(),
-  broken: z.array(chainBreakSchema),
-  firstBroken: chainBreakSchema.nullable(),
-});
-
-const retentionSchema = z.object({
-  conversationId: z.string(),
-  type: z.string(),
-  retentionDays: z.number().int().nullable(),
-  legalHold: z.boolean(),
-  archivedUpToSeq: z.number().int(),
-});
-
-const jobRunSchema = z.object({
-  job: z.string(),
-  startedAt: z.string(),
-  finishedAt: z.string().nullable(),
-  durationMs: z.number().int().nullable(),
-  rows: z.number().int(),
-  running: z.boolean(),
-  ok: z.boolean().nullable(),
-  details: z.record(z.string(), z.unknown()),
-});
 
 /** Mounted at /conversations: per-conversation archive and audit log. */
 export const conversationOperations = new OpenAPIHono<AppEnv>()
@@ -95,7 +50,7 @@ export const conversationOperations = new OpenAPIHono<AppEnv>()
       security,
       middleware: [requireAuth] as const,
       request: { params: conversationParam, query: z.object({ limit: limitParam(50), before: intParam(1) }) },
-      responses: { 200: json(z.object({ messages: z.array(messageSchema), hasMore: z.boolean() }), "A page of archived messages") },
+      responses: { 200: json(messagePage, "A page of archived messages") },
     }),
     async (c) => {
       const { id: raw } = c.req.valid("param");
@@ -198,7 +153,7 @@ export const operations = new OpenAPIHono<AppEnv>()
       summary: "Last run of every job (service token)",
       security,
       middleware: [requireAuth, requireService] as const,
-      responses: { 200: json(z.object({ jobs: z.array(jobRunSchema) }), "Job runs") },
+      responses: { 200: json(jobRunsResult, "Job runs") },
     }),
     async (c) => c.json({ jobs: await listJobRuns(c.var.db()) }, 200),
   )
@@ -211,7 +166,7 @@ export const operations = new OpenAPIHono<AppEnv>()
       security,
       middleware: [requireAuth, requireService] as const,
       request: { params: z.object({ job: z.string().max(100) }) },
-      responses: { 200: json(z.object({ job: z.string(), status: z.string() }).passthrough(), "The run's report") },
+      responses: { 200: json(jobReport, "The run's report") },
     }),
     async (c) => {
       const { job: name } = c.req.valid("param");

@@ -3,6 +3,7 @@ import { createMiddleware } from "hono/factory";
 import { HttpError, unavailable } from "../../lib/errors";
 import { verifyToken } from "../../lib/jwt";
 import { errorSchema } from "../../protocol/resources";
+import { invalidateResult } from "../../protocol/responses";
 import { bearerToken, jwtSettings } from "../middleware/auth";
 import { profileProvider } from "../profiles";
 import type { AppEnv } from "../env";
@@ -54,7 +55,7 @@ export const profiles = new OpenAPIHono<AppEnv>().openapi(
     responses: {
       200: {
         description: "Cached entries removed (ids that were not cached count 0)",
-        content: { "application/json": { schema: z.object({ invalidated: z.number().int().nonnegative() }) } },
+        content: { "application/json": { schema: invalidateResult } },
       },
       400: errorResponse("Invalid body"),
       401: errorResponse("No or invalid token"),

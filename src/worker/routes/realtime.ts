@@ -10,6 +10,7 @@ import { authenticate, requireAuth } from "../middleware/auth";
 import { auditAuthFailure } from "../../jobs/auth-audit";
 import { isUuidParam } from "../params";
 import { roomStub } from "../rooms";
+import { ticketResult } from "../../protocol/responses";
 import type { AppEnv } from "../env";
 
 /** Upgrades from another site are refused unless its origin is allowed; the service's own pages always are. */
@@ -77,7 +78,7 @@ export const realtime = new OpenAPIHono<AppEnv>().openapi(
     responses: {
       200: {
         description: "Ticket",
-        content: { "application/json": { schema: z.object({ ticket: z.string(), expiresAt: z.string() }) } },
+        content: { "application/json": { schema: ticketResult } },
       },
     },
   }),

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import type { BusinessDesk } from "../../src/durable-objects/business-desk";
 import { newUser } from "./helpers";
+import { postgres } from "./fixtures";
 import { activeAgents, auditActions, desk, newBusiness, openChat, placement, registerAgent, setAvailable } from "./business-helpers";
 
 /**
@@ -9,15 +10,6 @@ import { activeAgents, auditActions, desk, newBusiness, openChat, placement, reg
  * the parallel pass, one file at a time, so no other test sees the outage.
  */
 
-const controlUrl = (env as unknown as { TEST_BRIDGE_CONTROL: string }).TEST_BRIDGE_CONTROL;
-async function postgres(fault: { down?: boolean }) {
-  const res = await fetch(`${controlUrl}/__control`, {
-    method: "POST",
-    headers: { authorization: "Bearer local-control-token", "content-type": "application/json" },
-    body: JSON.stringify({ fault }),
-  });
-  if (!res.ok) throw new Error(`bridge control failed: ${res.status}`);
-}
 
 describe("business desk when Postgres fails", () => {
   afterEach(async () => {

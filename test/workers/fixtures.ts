@@ -3,6 +3,18 @@ import { sql, type SQL } from "drizzle-orm";
 import { openDb } from "../../src/db/client";
 import { newUser, type TestUser } from "./helpers";
 
+const controlUrl = (env as unknown as { TEST_BRIDGE_CONTROL: string }).TEST_BRIDGE_CONTROL;
+
+/** Switches the shared Postgres bridge's fault on or off: only for *.serial.test.ts files (the whole stack sees it). */
+export async function postgres(fault: { down?: boolean }) {
+  const res = await fetch(`${controlUrl}/__control`, {
+    method: "POST",
+    headers: { authorization: "Bearer local-control-token", "content-type": "application/json" },
+    body: JSON.stringify({ fault }),
+  });
+  if (!res.ok) throw new Error(`bridge control failed: ${res.status}`);
+}
+
 /** Direct database access from inside workerd, through the same driver and bridge the Worker uses. */
 export async function withDb<T>(work: (db: ReturnType<typeof openDb>["db"]) => Promise<T>): Promise<T> {
   const handle = openDb({ databaseUrl: env.DATABASE_URL, bridge: env.PG_BRIDGE });

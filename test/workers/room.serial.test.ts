@@ -9,18 +9,8 @@ import { outboxSweepJob } from "../../src/jobs/maintenance";
 import { OUTBOX_PENDING_KEY } from "../../src/jobs/outbox-registry";
 import { runJob } from "../../src/jobs/runner";
 import { api } from "./helpers";
-import { seedConversation, withDb } from "./fixtures";
+import { postgres, seedConversation, withDb } from "./fixtures";
 
-const controlUrl = (env as unknown as { TEST_BRIDGE_CONTROL: string }).TEST_BRIDGE_CONTROL;
-
-async function postgres(fault: { down?: boolean }) {
-  const res = await fetch(`${controlUrl}/__control`, {
-    method: "POST",
-    headers: { authorization: "Bearer local-control-token", "content-type": "application/json" },
-    body: JSON.stringify({ fault }),
-  });
-  if (!res.ok) throw new Error(`bridge control failed: ${res.status}`);
-}
 
 /** The local Redis-REST endpoint's fault switch (scripts/local/redis-rest.ts), guarded by the REST token itself. */
 async function redis(fault: { down?: boolean }) {

@@ -6,6 +6,7 @@ import { closedLoop, openLoop } from "../harness/load.js";
 import { cpuSince, cpuSnapshot } from "../harness/proc.js";
 import type { Row } from "../harness/report.js";
 import type { ChatTarget, TargetRoom } from "../harness/targets.js";
+import { orFailedRow, s1Sdk } from "./sdk.js";
 
 const targetsOf = (ctx: Ctx): ChatTarget[] => [ctx.edge, ...ctx.baselines];
 
@@ -31,7 +32,10 @@ export async function s1(ctx: Ctx): Promise<Row[]> {
       const open = await openLoop({ senders: [sender], receiver, rate: openRate, durationMs: openMs, prefix: "s1o-", drainMs: ctx.size(5000, 15_000) });
       rows.push({ scenario: "S1", target: target.name, case: `open ${openRate}/s send→ack`, summary: open.ack, values: { sent: open.sent, acked: open.acked } });
       ctx.log(`  S1 ${target.name}: closed p50 ${rows.at(-2)!.summary!.p50} ms p99 ${rows.at(-2)!.summary!.p99} ms; open p99 ${open.ack.p99} ms`);
-      if (target === ctx.edge) rows.push(await s1ReceiverOnline(ctx, room, sender, n));
+      if (target === ctx.edge) {
+        rows.push(await s1ReceiverOnline(ctx, room, sender, n));
+        rows.push(...(await orFailedRow(ctx, "S1", "closed loop send() → resolved", async () => [await s1Sdk(ctx, sender, n)])));
+      }
     } finally {
       sender.close();
       receiver.close();

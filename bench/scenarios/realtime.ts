@@ -5,6 +5,7 @@ import type { ControlStats } from "../harness/control.js";
 import { control } from "../harness/control.js";
 import { newHist, recordMs, summarize } from "../harness/hist.js";
 import type { Row } from "../harness/report.js";
+import { orFailedRow, s6Sdk, type TypingRoundTrip } from "./sdk.js";
 
 const wsUrl = (ctx: Ctx, path: string) => `${ctx.stack.baseUrl.replace(/^http/, "ws")}${path}`;
 const auth = (token: string) => ({ authorization: `Bearer ${token}` });
@@ -17,29 +18,36 @@ export async function s6(ctx: Ctx): Promise<Row[]> {
   const start = newHist();
   const stop = newHist();
   const n = ctx.size(60, 500);
+  const roundTrip: TypingRoundTrip = async () => {
+    const started = b.next((f) => f.type === "typing_start" && f.data.userId === users[0].id);
+    const t0 = now();
+    a.send("start_typing");
+    const s = await started;
+    const stopped = b.next((f) => f.type === "typing_stop" && f.data.userId === users[0].id);
+    const t1 = now();
+    a.send("stop_typing");
+    const e = await stopped;
+    return { start: s.t - t0, stop: e.t - t1 };
+  };
+  const rows: Row[] = [];
   try {
     for (let i = -5; i < n; i++) {
-      const started = b.next((f) => f.type === "typing_start" && f.data.userId === users[0].id);
-      const t0 = now();
-      a.send("start_typing");
-      const s = await started;
-      const stopped = b.next((f) => f.type === "typing_stop" && f.data.userId === users[0].id);
-      const t1 = now();
-      a.send("stop_typing");
-      const e = await stopped;
+      const r = await roundTrip();
       if (i < 0) continue;
-      recordMs(start, s.t - t0);
-      recordMs(stop, e.t - t1);
+      recordMs(start, r.start);
+      recordMs(stop, r.stop);
     }
+    ctx.log(`  S6: typing_start p50 ${summarize(start).p50} ms p99 ${summarize(start).p99} ms`);
+    rows.push(
+      { scenario: "S6", target: "edge", case: "start_typing → typing_start at the other socket", summary: summarize(start) },
+      { scenario: "S6", target: "edge", case: "stop_typing → typing_stop at the other socket", summary: summarize(stop) },
+    );
+    rows.push(...(await orFailedRow(ctx, "S6", "typing", () => s6Sdk(ctx, roundTrip, n))));
   } finally {
     a.close();
     b.close();
   }
-  ctx.log(`  S6: typing_start p50 ${summarize(start).p50} ms p99 ${summarize(start).p99} ms`);
-  return [
-    { scenario: "S6", target: "edge", case: "start_typing → typing_start at the other socket", summary: summarize(start) },
-    { scenario: "S6", target: "edge", case: "stop_typing → typing_stop at the other socket", summary: summarize(stop) },
-  ];
+  return rows;
 }
 
 export async function s7Presence(ctx: Ctx): Promise<Row[]> {

@@ -46,8 +46,16 @@ export class RoomProfiles {
     return this.known.get(userId);
   }
 
+  /**
+   * A sender's profile. While this object holds it fresh, a send costs one map lookup (it used to look up and
+   * re-remember every participant on each send: a thousand of them in a big room). Otherwise one batched lookup
+   * fills in every participant this object is missing.
+   */
   async user(userId: string, kahaId?: string): Promise<Profile> {
-    const set = await this.load({ userIds: [...new Set([userId, ...this.deps.participantIds()])] });
+    const hit = this.known.get(userId);
+    if (hit) return { ...hit };
+    const missing = this.deps.participantIds().filter((id) => id !== userId && this.known.get(id) === undefined);
+    const set = await this.load({ userIds: [userId, ...missing] });
     return set.user(userId, kahaId);
   }
 

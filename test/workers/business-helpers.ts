@@ -1,8 +1,9 @@
-import { env, SELF } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import { expect } from "vitest";
 import { api, newUser, type TestUser } from "./helpers";
 import { withDb } from "./fixtures";
+import { openSocket, type TestSocket } from "./sockets";
 
 /** Business fixtures through the public routes, shared by business.test.ts and business.serial.test.ts. */
 
@@ -39,10 +40,8 @@ export async function setAvailable(agent: TestUser, isAvailable = true) {
   return res.body;
 }
 
-export interface UserSocket {
-  ws: WebSocket;
-  frames: { type: string; data: any }[];
-}
+/** An agent's or customer's user socket (GET /ws). */
+export type UserSocket = TestSocket;
 
 const sockets: WebSocket[] = [];
 /** A socket the test opened, closed after it by closeSockets. */
@@ -63,16 +62,9 @@ export function closeSockets(): void {
 
 /** The agent's user socket (GET /ws): makes them online through their UserSession, the real presence path. */
 export async function connect(user: TestUser): Promise<UserSocket> {
-  const res = await SELF.fetch(new Request("http://chat.test/ws", { headers: { Upgrade: "websocket", authorization: `Bearer ${user.token}` } }));
-  expect(res.status).toBe(101);
-  const ws = res.webSocket!;
-  const frames: UserSocket["frames"] = [];
-  ws.addEventListener("message", (e) => {
-    frames.push(JSON.parse(String(e.data)));
-  });
-  ws.accept();
-  sockets.push(ws);
-  return { ws, frames };
+  const socket = await openSocket("/ws", user);
+  sockets.push(socket.ws);
+  return socket;
 }
 
 /** Registered, online (a user socket) and available: an agent who gets conversations. */

@@ -103,11 +103,7 @@ export async function releaseToDesk(c: Context<AppEnv>, conversation: Conversati
   const businessId = conversation.businessId;
   if (conversation.type !== "business" || !businessId || conversation.status !== "open") return false;
   const placement = await callDesk(() => deskStub(c, businessId).release({ businessId, conversationId: conversation.id, agentId, facts: factsOf(conversation) })).catch(
-    (err: unknown) => {
-      // Closed meanwhile: there is no slot to give back, the plain leave goes ahead.
-      if (err instanceof HttpError && err.status === 409) return null;
-      throw err;
-    },
+    closedMeanwhile(null),
   );
   return placement !== null;
 }
@@ -122,8 +118,13 @@ export async function closeForLeavingCustomer(c: Context<AppEnv>, conversation: 
   if (conversation.type !== "business" || !businessId || conversation.status !== "open") return;
   await callDesk(() =>
     deskStub(c, businessId).close({ businessId, conversationId: conversation.id, actorId: customerId, reason: "customer left", facts: factsOf(conversation) }),
-  ).catch((err: unknown) => {
-    // Closed meanwhile by someone else: nothing left to free, the leave goes ahead.
-    if (!(err instanceof HttpError && err.status === 409)) throw err;
-  });
+  ).catch(closedMeanwhile(undefined));
+}
+
+/** The desk's 409 for a conversation closed meanwhile: no slot is left to free, so the plain leave goes ahead. */
+function closedMeanwhile<T>(fallback: T): (err: unknown) => T {
+  return (err) => {
+    if (err instanceof HttpError && err.status === 409) return fallback;
+    throw err;
+  };
 }

@@ -237,8 +237,12 @@ export class ConversationRoom extends DurableObject<Env> {
     return asRpcResult(async () => {
       const meta = await this.ready(q.conversationId);
       this.requireMember(q.actor.id);
+      // A row pending now may commit while the page is read: that read can miss it, and it is no longer pending
+      // after. The room keeps recent committed rows, so everything from the oldest row pending now is re-read here.
+      const oldestPending = this.store.pending(1)[0]?.message.seq;
       const page = await this.pgOr503(() => messagePage(this.db(), q.conversationId, q));
       const local = this.store.pendingCount() > 0 ? this.store.pendingMessages() : [];
+      if (oldestPending !== undefined) local.push(...this.store.range(oldestPending, this.store.meta()?.lastSeq ?? meta.lastSeq));
       const merged = mergePage(page, local.map(publicMessage), q);
       return { ...merged, lastSeq: meta.lastSeq };
     });

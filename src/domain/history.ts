@@ -28,3 +28,19 @@ export function mergePage(
   const messages = cursor.after !== undefined ? all.slice(0, cursor.limit) : all.slice(Math.max(0, all.length - cursor.limit));
   return { messages, hasMore: pg.hasMore || extra };
 }
+
+/**
+ * The seqs a page covers, given that seq is dense from `first` (the oldest message not archived) to `lastSeq`, and
+ * whether older (or newer, with `after`) messages remain. The room answers from its own rows when it holds every
+ * seq of the span; an empty span (a cursor outside the range) needs no rows at all.
+ */
+export function pageSpan(cursor: PageCursor, first: number, lastSeq: number): { from: number; to: number; hasMore: boolean } {
+  if (cursor.after !== undefined) {
+    const from = Math.max(cursor.after + 1, first);
+    const to = Math.min(lastSeq, from + cursor.limit - 1);
+    return { from, to, hasMore: to < lastSeq };
+  }
+  const to = Math.min(lastSeq, (cursor.before ?? lastSeq + 1) - 1);
+  const from = Math.max(first, to - cursor.limit + 1);
+  return { from, to, hasMore: from > first };
+}

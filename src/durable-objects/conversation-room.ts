@@ -6,14 +6,14 @@ import { createRedis, withTimeout } from "../lib/redis";
 import { flushSoon, metrics } from "../lib/metrics";
 import { clearOutboxPending, noteOutboxPending } from "../jobs/outbox-registry";
 import { openDb, type DbHandle } from "../db/client";
-import { flushBatch, messagePage, unreadCount, type StoredMessage } from "../db/queries/messages";
+import { flushBatch, messagePage, newestMessages, unreadCount, type StoredMessage } from "../db/queries/messages";
 import { kahaIdsOf } from "../db/queries/participants";
 import { loadRoomState } from "../db/queries/room";
 import { searchConversation } from "../db/queries/search";
 import { backoffMs } from "../domain/backoff";
-import { mergePage } from "../domain/history";
+import { mergePage, pageSpan } from "../domain/history";
 import { TYPING_LEASE_MS } from "../domain/typing";
-import type { Message, Participant } from "../protocol/resources";
+import { LIMITS, type Message, type Participant } from "../protocol/resources";
 import { encodeFrame } from "../protocol/frames";
 import type { Actor, HistoryQuery, ReadResult, RoomEvent, SearchInput, SearchPage, SendInput, SendResult } from "./room-api";
 import { OutboxFlusher } from "./room/outbox";
@@ -118,7 +118,10 @@ export class ConversationRoom extends DurableObject<Env> {
     // initialise() is synchronous, so the first to finish wins and the others adopt its state.
     let outcome: RoomMeta | "missing" | "down";
     try {
-      const state = await loadRoomState(this.db(), conversationId);
+      const [state, recent] = await Promise.all([
+        loadRoomState(this.db(), conversationId),
+        newestMessages(this.db(), conversationId, LIMITS.pageMax),
+      ]);
       const again = this.store.meta();
       if (again) {
         outcome = again;
@@ -133,7 +136,7 @@ export class ConversationRoom extends DurableObject<Env> {
           clientIdsPrunedBelow: 0,
           closed: state.closed,
         };
-        this.store.initialise(fresh, state.participants, state.offline);
+        this.store.initialise(fresh, state.participants, state.offline, recent);
         this.noteArchived(state.archivedUpToSeq);
         this.participantsCheckedAt = Date.now();
         outcome = fresh;
@@ -237,6 +240,12 @@ export class ConversationRoom extends DurableObject<Env> {
     return asRpcResult(async () => {
       const meta = await this.ready(q.conversationId);
       this.requireMember(q.actor.id);
+      // Recent pages (what opening a conversation asks for) come from the room's own rows, the newest truth, with no
+      // Postgres round trip; a cursor outside the range needs no rows at all. Anything else is read from Postgres.
+      const span = pageSpan(q, this.archivedUpToSeq() + 1, meta.lastSeq);
+      if (span.from > span.to) return { messages: [], hasMore: span.hasMore, lastSeq: meta.lastSeq };
+      const held = this.store.range(span.from, span.to);
+      if (held.length === span.to - span.from + 1) return { messages: held.map(publicMessage), hasMore: span.hasMore, lastSeq: meta.lastSeq };
       // A row pending now may commit while the page is read: that read can miss it, and it is no longer pending
       // after. The room keeps recent committed rows, so everything from the oldest row pending now is re-read here.
       const oldestPending = this.store.pending(1)[0]?.message.seq;
@@ -344,7 +353,6 @@ export class ConversationRoom extends DurableObject<Env> {
     const meta = this.store.meta();
     if (!meta || !Number.isInteger(upToSeq) || upToSeq < 1) return { notified: 0 };
     this.noteArchived(upToSeq);
-    this.ctx.storage.sql.exec("DELETE FROM messages WHERE pending = 0 AND seq <= ?", upToSeq);
     this.broadcast("messages_archived", { conversationId: meta.conversationId, upToSeq });
     return { notified: this.ctx.getWebSockets().length };
   }
@@ -357,8 +365,11 @@ export class ConversationRoom extends DurableObject<Env> {
     return this.ctx.storage.kv.get<number>("archivedUpToSeq") ?? 0;
   }
 
+  /** Also drops the room's committed copies of those seqs, so no page or replay the room answers shows them. */
   private noteArchived(upToSeq: number): void {
-    if (upToSeq > this.archivedUpToSeq()) this.ctx.storage.kv.put("archivedUpToSeq", upToSeq);
+    if (upToSeq <= this.archivedUpToSeq()) return;
+    this.ctx.storage.kv.put("archivedUpToSeq", upToSeq);
+    this.ctx.storage.sql.exec("DELETE FROM messages WHERE pending = 0 AND seq <= ?", upToSeq);
   }
 
   // ── Messages (room/messages.ts) ───────────────────────────────────────────────────────────────────────────

@@ -40,18 +40,22 @@ describe("Postgres outages", () => {
     const id = await seedConversation("direct", [a, b]);
     const db = pool();
     try {
-      // History the room never held itself (written before its storage existed).
-      for (let seq = 1; seq <= 3; seq++) {
-        await db.query(
-          "INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq) VALUES ($1, $2, $3, $4, 'text', $5, now(), $3)",
-          [crypto.randomUUID(), id, seq, a.id, `old ${seq}`],
-        );
-      }
+      // History written before the room's storage existed: the room adopts only the newest 100 when it starts.
+      await db.query(
+        `INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq)
+         SELECT gen_random_uuid(), $1, g, $2, 'text', 'old ' || g, now(), g FROM generate_series(1, 120) AS g`,
+        [id, a.id],
+      );
     } finally {
       await db.end();
     }
     (await connect(id, b)).close();
     await faults.postgres({ down: true });
+    // A short absence is covered by the room's own rows.
+    const recent = await Client.connect(`/conversations/${id}/ws?afterSeq=110`, b.token);
+    open.push(recent);
+    await recent.next("ready");
+    expect((await recent.next("resumed")).data).toMatchObject({ fromSeq: 111, toSeq: 120 });
     const late = await Client.connect(`/conversations/${id}/ws?afterSeq=0`, b.token);
     open.push(late);
     await late.next("ready");

@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { env, runInDurableObject } from "cloudflare:test";
+import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 import fc from "fast-check";
 import { sql } from "drizzle-orm";
 import { normalizeContent } from "../../src/domain/content";
@@ -156,6 +158,29 @@ describe("history", () => {
     for (const q of ["limit=-1", "limit=abc", "before=-3", "after=x", "before=3&after=1", "page=0"]) {
       expectErrorShape(await api("GET", `/conversations/${id}/messages?${q}`, { token: t }), 400);
     }
+  });
+
+  it("answers the same pages from the room's own rows as from Postgres: edits, tombstones, both cursors, the edges", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const t = users[0].token;
+    const sent: { id: string }[] = [];
+    for (let i = 1; i <= 12; i++) sent.push((await send(id, t, { content: `n${i}` })).body);
+    expect((await api("PATCH", `/conversations/${id}/messages/${sent[2].id}`, { token: t, body: { content: "n3, edited" } })).status).toBe(200);
+    expect((await api("DELETE", `/conversations/${id}/messages/${sent[4].id}`, { token: t })).status).toBe(204);
+    const queries = ["limit=5", "limit=5&before=8", "limit=5&before=3", "before=1", "limit=3&after=9", "limit=4&after=0", "after=12", "after=99", "page=2&limit=5"];
+    const pages = async () => Promise.all(queries.map(async (q) => (await api("GET", `/conversations/${id}/messages?${q}`, { token: t })).body));
+    const stub = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    const fromRoom = await pages();
+    // Everything committed, then the room forgets its copies: the same pages now come from Postgres.
+    await runInDurableObject(stub, async (room: ConversationRoom, state) => {
+      await room.flusher.flush();
+      expect(room.store.pendingCount()).toBe(0);
+      state.storage.sql.exec("DELETE FROM messages");
+    });
+    const fromPostgres = await pages();
+    expect(fromRoom).toEqual(fromPostgres);
+    expect(fromRoom[0].messages.map((m: { seq: number }) => m.seq)).toEqual([8, 9, 10, 11, 12]);
+    expect(fromRoom[1].messages.map((m: { content: string }) => m.content)).toEqual(["n3, edited", "n4", "", "n6", "n7"]);
   });
 });
 

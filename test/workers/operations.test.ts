@@ -2,10 +2,11 @@
 // deleted content, audit log (routes, verification, auth failures), jobs and the Cron Trigger, rate limits,
 // metrics and log hygiene. Jobs are called directly with `now`, scoped to the test's conversations where they
 // would otherwise touch data of other test files running at the same time.
-import { createExecutionContext, createScheduledController, env, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createScheduledController, env, runInDurableObject, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { sql } from "drizzle-orm";
 import worker from "../../src/index";
+import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 import { getConfig } from "../../src/lib/config";
 import { createLogger } from "../../src/lib/log";
 import { createRedis } from "../../src/lib/redis";
@@ -134,6 +135,45 @@ describe("retention: archiving old messages", () => {
     const sent = await api("POST", `/conversations/${id}/messages`, { token: t, body: { content: "still here" } });
     expect(sent.body.seq).toBe(6);
     socket.ws.close();
+  });
+
+  it("pages the room answers itself never show archived messages, also when the room missed the job's notice", { timeout: 90_000 }, async () => {
+    const now = new Date();
+    for (const notice of ["delivered", "lost"] as const) {
+      const { id, users } = await seedConversation("direct", 2);
+      const t = users[0].token;
+      for (let i = 1; i <= 4; i++) await api("POST", `/conversations/${id}/messages`, { token: t, body: { content: `m${i}` } });
+      // The first three were sent 91 days ago (the room holds its own copies of all four).
+      await withDb((db) => db.execute(sql`UPDATE messages SET created_at = now() - interval '91 days' WHERE conversation_id = ${id}::uuid AND seq <= 3`));
+      const rooms = notice === "lost" ? { idFromName: () => ({}), get: () => ({ archived: () => Promise.reject(new Error("notice lost")) }) } : env.CONVERSATION_ROOM;
+      const report = await withDb((db) =>
+        runJob(archiveJob({ conversationIds: [id], name: unique("retention.archive") }), {
+          env: { ...env, CONVERSATION_ROOM: rooms as unknown as typeof env.CONVERSATION_ROOM },
+          config,
+          db,
+          log: createLogger({ test: "operations" }),
+          force: true,
+          now,
+        }),
+      );
+      expect(report).toMatchObject({ status: "ok", rows: 3 });
+      // A room that missed the notice learns the mark when it next re-reads its state from Postgres.
+      if (notice === "lost") {
+        await runInDurableObject(env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id)), async (room: ConversationRoom) => {
+          (room as unknown as { participantsCheckedAt: number }).participantsCheckedAt = 0;
+        });
+      }
+      const newest = await api("GET", `/conversations/${id}/messages`, { token: t });
+      expect(newest.body.messages.map((m: { content: string }) => m.content), notice).toEqual(["m4"]);
+      expect(newest.body.hasMore, notice).toBe(false);
+      expect((await api("GET", `/conversations/${id}/messages?after=0`, { token: t })).body.messages.map((m: { seq: number }) => m.seq), notice).toEqual([4]);
+      // A client resuming from the start hears of the archive, then gets only what is left.
+      const socket = await openSocket(id, users[1], "?afterSeq=0");
+      await socket.waitFor("resumed");
+      expect(socket.frames.filter((f) => f.type === "new_message").map((f) => f.data.message.seq), notice).toEqual([4]);
+      expect(socket.frames.find((f) => f.type === "messages_archived")?.data, notice).toEqual({ conversationId: id, upToSeq: 3 });
+      socket.ws.close();
+    }
   });
 
   it("skips conversations on legal hold and applies per-conversation retention overrides", { timeout: 90_000 }, async () => {

@@ -79,7 +79,18 @@ describe("ConversationRoom", () => {
     expect(pending.body).toMatchObject({ seq: 2, status: "pending" });
     const status = await room(id).outboxStatus();
     expect(status.pending).toBe(1);
-    // History still shows the pending message (merged from the outbox) — but needs Postgres for the rest: 503.
+    // The newest page comes from the room's own rows, the pending message included; an older page the room no
+    // longer holds needs Postgres: 503.
+    const recent = await api("GET", `/conversations/${id}/messages`, { token: t });
+    expect(recent.status).toBe(200);
+    expect(recent.body.messages.map((m: { seq: number; status: string }) => [m.seq, m.status])).toEqual([
+      [1, "sent"],
+      [2, "pending"],
+    ]);
+    await runInDurableObject(room(id), async (_instance: ConversationRoom, state) => {
+      state.storage.sql.exec("DELETE FROM messages WHERE pending = 0");
+    });
+    expect((await api("GET", `/conversations/${id}/messages?before=2`, { token: t })).status).toBe(503);
     expect((await api("GET", `/conversations/${id}/messages`, { token: t })).status).toBe(503);
     // A retry alarm while Postgres is still down keeps the message and backs off.
     await runDurableObjectAlarm(room(id));
@@ -104,7 +115,9 @@ describe("ConversationRoom", () => {
     await postgres({});
     // The page's read finishes first, then the outbox commits before the room merges: the read saw neither "second"
     // in Postgres nor can it be found among the rows still pending. (A browser test caught this as a missing message.)
-    await runInDurableObject(room(id), async (instance: ConversationRoom) => {
+    await runInDurableObject(room(id), async (instance: ConversationRoom, state) => {
+      // Without its copy of "first" the room cannot answer the page alone: it reads Postgres and merges.
+      state.storage.sql.exec("DELETE FROM messages WHERE pending = 0");
       const read = instance.pgOr503.bind(instance);
       let once = true;
       instance.pgOr503 = async <T>(work: () => Promise<T>): Promise<T> => {
@@ -120,6 +133,32 @@ describe("ConversationRoom", () => {
     expect(history.status).toBe(200);
     expect(history.body.messages.map((m: { content: string }) => m.content)).toEqual(["first", "second"]);
     expect(await pgCount(id)).toBe(2);
+  });
+
+  it("a room starting on a conversation Postgres already holds adopts its newest messages: they load while Postgres is down", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const t = users[0].token;
+    await withDb(async (db) => {
+      await db.execute(sql`
+        INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq)
+        SELECT gen_random_uuid(), ${id}::uuid, g, ${users[1].id}::uuid, 'text', 'from before ' || g, now() - interval '1 hour' + g * interval '1 second', g
+        FROM generate_series(1, 120) AS g`);
+      await db.execute(sql`UPDATE conversations SET last_seq = 120 WHERE id = ${id}::uuid`);
+    });
+    const seqs = (res: { body: { messages: { seq: number }[] } }) => res.body.messages.map((m) => m.seq);
+    const fresh = await api("GET", `/conversations/${id}/messages?limit=3`, { token: t });
+    expect(seqs(fresh)).toEqual([118, 119, 120]);
+    await postgres({ down: true });
+    const newest = await api("GET", `/conversations/${id}/messages?limit=100`, { token: t });
+    expect(newest.status).toBe(200);
+    expect(seqs(newest)).toEqual(Array.from({ length: 100 }, (_, i) => 21 + i));
+    expect(newest.body.messages[0]).toMatchObject({ content: "from before 21", senderId: users[1].id, status: "sent" });
+    expect(newest.body.hasMore).toBe(true);
+    // Older than what the room adopted: Postgres only.
+    expect((await api("GET", `/conversations/${id}/messages?before=21`, { token: t })).status).toBe(503);
+    const sent = await api("POST", `/conversations/${id}/messages`, { token: t, body: { content: "while down" } });
+    expect(sent.body).toMatchObject({ seq: 121, status: "pending" });
+    expect(seqs(await api("GET", `/conversations/${id}/messages?limit=2`, { token: t }))).toEqual([120, 121]);
   });
 
   it("the outbox sweeper makes a registered room with pending writes flush once Postgres is back", async () => {

@@ -192,6 +192,17 @@ export async function messageByClientId(db: Db, conversationId: string, senderId
   return rows[0] ? { ...toMessage(rows[0]), eventSeq: Number(rows[0].eventSeq), rawContent: rows[0].content } : undefined;
 }
 
+/** The newest messages with their resume stamps, oldest first: what a room starting on fresh storage adopts. */
+export async function newestMessages(db: Db, conversationId: string, limit: number): Promise<StoredMessage[]> {
+  const rows = await db
+    .select({ ...messageColumns, eventSeq: messages.eventSeq })
+    .from(messages)
+    .where(eq(messages.conversationId, conversationId))
+    .orderBy(desc(messages.seq))
+    .limit(limit);
+  return rows.reverse().map((r) => ({ ...toMessage(r), eventSeq: Number(r.eventSeq) }));
+}
+
 export async function maxSeq(db: Db, conversationId: string): Promise<number> {
   const rows = await db
     .select({ seq: sql<string | null>`max(${messages.seq})` })

@@ -109,11 +109,13 @@ export class RoomStore {
     };
   }
 
-  initialise(meta: RoomMeta, participants: Participant[], offline: string[]): void {
+  /** `recent`: the newest committed messages, so the first pages a client asks for need no Postgres round trip. */
+  initialise(meta: RoomMeta, participants: Participant[], offline: string[], recent: StoredMessage[] = []): void {
     this.storage.transactionSync(() => {
       for (const [k, v] of Object.entries(meta)) this.setMeta(k, String(v));
       this.replaceParticipants(participants);
       this.adoptOffline(offline, Date.now());
+      for (const m of recent) this.cacheCommitted(m);
     });
   }
 

@@ -1,0 +1,49 @@
+import { describe, expect, it } from "vitest";
+import fc from "fast-check";
+import { pageSpan, type PageCursor } from "../../src/domain/history";
+
+/** The page Postgres would answer over the dense seqs first..last: the reference the room's shortcut must match. */
+function reference(cursor: PageCursor, first: number, last: number): { seqs: number[]; hasMore: boolean } {
+  const all = Array.from({ length: Math.max(0, last - first + 1) }, (_, i) => first + i);
+  if (cursor.after !== undefined) {
+    const rows = all.filter((s) => s > cursor.after!);
+    return { seqs: rows.slice(0, cursor.limit), hasMore: rows.length > cursor.limit };
+  }
+  const rows = all.filter((s) => cursor.before === undefined || s < cursor.before);
+  return { seqs: rows.slice(Math.max(0, rows.length - cursor.limit)), hasMore: rows.length > cursor.limit };
+}
+
+const seqsOf = (span: { from: number; to: number }) => Array.from({ length: Math.max(0, span.to - span.from + 1) }, (_, i) => span.from + i);
+
+describe("pageSpan", () => {
+  it("names the newest page, older and newer pages, and empty spans outside the range", () => {
+    expect(pageSpan({ limit: 50 }, 1, 120)).toEqual({ from: 71, to: 120, hasMore: true });
+    expect(pageSpan({ before: 71, limit: 50 }, 1, 120)).toEqual({ from: 21, to: 70, hasMore: true });
+    expect(pageSpan({ before: 21, limit: 50 }, 1, 120)).toEqual({ from: 1, to: 20, hasMore: false });
+    expect(pageSpan({ after: 100, limit: 50 }, 1, 120)).toEqual({ from: 101, to: 120, hasMore: false });
+    expect(pageSpan({ before: 1, limit: 50 }, 1, 120)).toMatchObject({ hasMore: false });
+    expect(seqsOf(pageSpan({ after: 500, limit: 50 }, 1, 120))).toEqual([]);
+    // Archived seqs are gone: the oldest page starts after them.
+    expect(pageSpan({ before: 40, limit: 50 }, 31, 120)).toEqual({ from: 31, to: 39, hasMore: false });
+    expect(pageSpan({ after: 0, limit: 5 }, 31, 120)).toEqual({ from: 31, to: 35, hasMore: true });
+  });
+
+  it("matches the Postgres page for every cursor (property-based)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 60 }),
+        fc.integer({ min: 0, max: 80 }),
+        fc.integer({ min: 1, max: 20 }),
+        fc.option(fc.integer({ min: 0, max: 100 }), { nil: undefined }),
+        fc.boolean(),
+        (first, count, limit, at, after) => {
+          const last = first + count - 1;
+          const cursor: PageCursor = at === undefined ? { limit } : after ? { after: at, limit } : { before: at, limit };
+          const span = pageSpan(cursor, first, last);
+          expect({ seqs: seqsOf(span), hasMore: span.hasMore }).toEqual(reference(cursor, first, last));
+        },
+      ),
+      { seed: 11, numRuns: 2000 },
+    );
+  });
+});

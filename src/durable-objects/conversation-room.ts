@@ -118,10 +118,9 @@ export class ConversationRoom extends DurableObject<Env> {
     // initialise() is synchronous, so the first to finish wins and the others adopt its state.
     let outcome: RoomMeta | "missing" | "down";
     try {
-      const [state, recent] = await Promise.all([
-        loadRoomState(this.db(), conversationId),
-        newestMessages(this.db(), conversationId, LIMITS.pageMax),
-      ]);
+      const state = await loadRoomState(this.db(), conversationId);
+      // A conversation with history adopts its newest page (no query for a new one: most rooms start that way).
+      const recent = state && state.maxSeq > state.archivedUpToSeq ? await newestMessages(this.db(), conversationId, LIMITS.pageMax) : [];
       const again = this.store.meta();
       if (again) {
         outcome = again;

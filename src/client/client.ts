@@ -2,7 +2,7 @@ import { ConversationSocket, type ConversationSocketOptions } from "./conversati
 import { userIdFromToken } from "./ids";
 import { ChatRest, type RestOptions } from "./rest";
 import type { SocketOptions } from "./socket";
-import { UserSocket } from "./user";
+import { UserSocket, type UserSocketOptions } from "./user";
 import type { DevLoginResult } from "./types";
 
 export interface ChatClientOptions extends RestOptions, SocketOptions {
@@ -48,7 +48,7 @@ export class ChatClient extends ChatRest {
   }
 
   /** Opens (and keeps open) the user's socket: notifications, unread counts, presence. */
-  user(options: SocketOptions = {}): UserSocket {
+  user(options: UserSocketOptions = {}): UserSocket {
     return new UserSocket(this, this.wsBase(), { ...this.socketDefaults(), ...options }).connect();
   }
 

@@ -8,9 +8,39 @@ import type { PresenceUpdate, UserEvents } from "./types";
  * current unread counts again (events missed while away are not replayed: refresh lists on `state` → open with
  * `reconnected: true`).
  */
+export interface UserSocketOptions extends SocketOptions {
+  /**
+   * Tell senders a message reached this device when its `notification` arrives (the conversation need not be open),
+   * so they see "delivered". Marks are coalesced per conversation. Default true.
+   */
+  autoDeliver?: boolean;
+}
+
 export class UserSocket extends RealtimeSocket<UserEvents> {
-  constructor(rest: ChatRest, wsBase: string, options: SocketOptions = {}) {
+  private readonly autoDeliver: boolean;
+  /** Highest seq per conversation not yet marked delivered (kept across a reconnect). */
+  private readonly undelivered = new Map<string, number>();
+  private deliverTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(rest: ChatRest, wsBase: string, options: UserSocketOptions = {}) {
     super(rest, wsBase, options);
+    this.autoDeliver = options.autoDeliver ?? true;
+  }
+
+  /** Tells the senders that this device received the conversation's messages up to `seq`. */
+  markDelivered(conversationId: string, seq: number): void {
+    if (seq > (this.undelivered.get(conversationId) ?? 0)) this.undelivered.set(conversationId, seq);
+    this.deliverTimer ??= setTimeout(() => {
+      this.deliverTimer = undefined;
+      this.flushDelivered();
+    }, 200);
+  }
+
+  private flushDelivered(): void {
+    for (const [conversationId, seq] of this.undelivered) {
+      if (!this.sendFrame("mark_delivered", { conversationId, seq })) return;
+      this.undelivered.delete(conversationId);
+    }
   }
 
   /** `away` when the user is idle, `online` when back. */
@@ -29,6 +59,11 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
     return "/ws";
   }
 
+  protected override onClosed(): void {
+    if (this.deliverTimer !== undefined) clearTimeout(this.deliverTimer);
+    this.deliverTimer = undefined;
+  }
+
   protected probe(): Promise<void> {
     return this.rest.me().then(() => undefined);
   }
@@ -39,8 +74,12 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
       case "connected":
         this.emit("connected", d);
         this.markOpen();
+        this.flushDelivered();
         return;
       case "notification":
+        if (this.autoDeliver) this.markDelivered(d.conversationId as string, (d.message as { seq: number }).seq);
+        this.emit(frame.type, d);
+        return;
       case "unread_count":
       case "conversation_created":
       case "conversation_updated":

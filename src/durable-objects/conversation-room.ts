@@ -279,6 +279,17 @@ export class ConversationRoom extends DurableObject<Env> {
     });
   }
 
+  /** A device of `actor` got messages up to `seq` on its user socket (a notification), the conversation not open. */
+  async markDelivered(input: { conversationId: string; actor: Actor; seq: number }): Promise<RpcResult<{ lastDeliveredSeq: number }>> {
+    return asRpcResult(async () => {
+      const meta = await this.ready(input.conversationId);
+      this.requireMember(input.actor.id);
+      const p = this.applyWatermark(input.actor.id, { delivered: Math.min(input.seq, meta.lastSeq) });
+      void this.flusher.flush().catch(() => this.scheduleAlarm());
+      return { lastDeliveredSeq: p.lastDeliveredSeq };
+    });
+  }
+
   async markRead(input: { conversationId: string; actor: Actor; seq?: number; messageId?: string }): Promise<RpcResult<ReadResult>> {
     return asRpcResult(async () => {
       const meta = await this.ready(input.conversationId);

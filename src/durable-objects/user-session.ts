@@ -5,7 +5,7 @@ import { openDb } from "../db/client";
 import { contactsOf, membershipSummary, setUserOnline } from "../db/queries/user-session";
 import { agentBusinesses } from "../db/queries/business";
 import { aggregatePresence, nextPresenceCheck, OFFLINE_GRACE_MS, type DeviceState, type Presence } from "../domain/presence";
-import { encodeFrame, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
+import { encodeFrame, ERROR_CODE_BY_STATUS, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
 import { LIMITS, type Conversation, type Message } from "../protocol/resources";
 import { IDENTITY_HEADER } from "./room/realtime";
 import { FrameRateLimiter, safeClose, sendRaw } from "./room/sockets";
@@ -126,6 +126,21 @@ export class UserSession extends DurableObject<Env> {
         ws.serializeAttachment({ ...next, lastActive: now });
         const presences = await this.presenceOfContacts(att.userId, frame.data.userIds);
         sendRaw(ws, encodeFrame("presence_state", { presences }, frame.id));
+        break;
+      }
+      case "mark_delivered": {
+        ws.serializeAttachment(next);
+        const { conversationId, seq } = frame.data;
+        const rooms = this.env.CONVERSATION_ROOM;
+        // The room checks membership: a conversation the user is not in is "not_found", as over REST.
+        const result = await rooms
+          .get(rooms.idFromName(conversationId))
+          .markDelivered({ conversationId, actor: { id: att.userId, kahaId: att.kahaId }, seq })
+          .catch(() => ({ ok: false as const, status: 503, detail: "Conversation unavailable; try again" }));
+        if (!result.ok) {
+          const message = Array.isArray(result.detail) ? result.detail.join("; ") : result.detail;
+          sendRaw(ws, encodeFrame("error", { code: ERROR_CODE_BY_STATUS[result.status] ?? "bad_request", message }, frame.id));
+        }
         break;
       }
     }

@@ -37,6 +37,8 @@ export const userClientFrame = z.discriminatedUnion("type", [
     data: z.strictObject({ userIds: z.array(z.string().uuid()).max(200) }),
     id: frameId,
   }),
+  // A device that got a `notification` without the conversation open: the sender sees "delivered".
+  z.strictObject({ type: z.literal("mark_delivered"), data: z.strictObject({ conversationId: z.string().uuid(), seq }), id: frameId }),
 ]);
 export type UserClientFrame = z.infer<typeof userClientFrame>;
 
@@ -89,6 +91,16 @@ export type ErrorCode =
   | "unavailable"
   | "internal";
 
+/** The error frame's code for an HTTP-style status raised by shared logic. */
+export const ERROR_CODE_BY_STATUS: Record<number, ErrorCode> = {
+  400: "bad_request",
+  403: "forbidden",
+  404: "not_found",
+  409: "conflict",
+  429: "rate_limited",
+  503: "unavailable",
+};
+
 export const CLOSE = {
   normal: 1000,
   policy: 1008,
@@ -129,4 +141,4 @@ export function parseFrame<T extends { type: string }>(raw: string, schema: z.Zo
 }
 
 export const conversationClientTypes = ["send_message", "start_typing", "stop_typing", "mark_as_read", "mark_delivered", "resume", "heartbeat"] as const;
-export const userClientTypes = ["heartbeat", "set_presence", "get_presence"] as const;
+export const userClientTypes = ["heartbeat", "set_presence", "get_presence", "mark_delivered"] as const;

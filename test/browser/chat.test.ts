@@ -243,6 +243,20 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     expect([...alice.errors, ...bob.errors]).toEqual([]);
   });
 
+  it("shows Delivered when the other side's app got the message on its conversation list, without opening it", async () => {
+    const [alice, bob] = await pair();
+    await startDirect(alice, bob);
+    await send(alice.page, "you have not opened this yet");
+    // Bob's app is open on the list: the message reached his device (a notification), and that is all.
+    const row = bob.page.getByRole("link", { name: new RegExp(alice.name) });
+    await expect.poll(() => row.locator(".badge").textContent(), poll).toContain("1");
+    const ticks = log(alice.page).locator(".ticks");
+    await expect.poll(() => ticks.getAttribute("aria-label"), poll).toBe("Delivered");
+    await alice.page.waitForTimeout(500);
+    expect(await ticks.getAttribute("aria-label")).toBe("Delivered");
+    expect(await log(alice.page).locator(".seen-by").count()).toBe(0);
+  });
+
   it("shows Delivered on a message the other side received but has not read", async () => {
     const alice = await person(browser, "web-a");
     people.push(alice);

@@ -130,6 +130,36 @@ describe("SDK against the running stack", () => {
     expect(bad).toMatchObject({ name: "ChatApiError", statusCode: 400 });
   });
 
+  it("the user socket marks notified messages delivered, coalesced per conversation, unless autoDeliver is off", async () => {
+    const [alice, bob, carol] = [await login("sdk-a"), await login("sdk-b"), await login("sdk-c")];
+    const a = sdk(alice).chat;
+    const bobSide = sdk(bob);
+    const toBob = await a.createDirect(bob.id);
+    const toCarol = await a.createDirect(carol.id);
+    // Neither opens the conversation: they only have their user sockets; Carol's does not mark.
+    const bobUser = bobSide.chat.user();
+    const carolUser = sdk(carol).chat.user({ autoDeliver: false });
+    opened.push(bobUser, carolUser);
+    const ra = room(a, toBob.id);
+    const rc = room(a, toCarol.id);
+    await Promise.all([live(ra.socket), live(rc.socket), live(bobUser), live(carolUser)]);
+
+    const delivered = ra.socket.next("receipt", (r) => r.kind === "delivered" && r.userId === bob.id && r.seq === 3, 15_000);
+    for (const text of ["one", "two", "three"]) await ra.socket.send(text);
+    expect(await delivered).toMatchObject({ kind: "delivered", seq: 3 });
+    expect(ra.socket.participants.find((p) => p.userId === bob.id)?.lastDeliveredSeq).toBe(3);
+    // Three notifications, fewer marks (coalesced), the last one for seq 3.
+    const marks = bobSide.wire.sent.filter((f) => f.type === "mark_delivered");
+    expect(marks.length).toBeLessThan(3);
+    expect(marks.at(-1)?.data).toEqual({ conversationId: toBob.id, seq: 3 });
+
+    const carolNote = carolUser.next("notification", (n) => n.conversationId === toCarol.id, 15_000);
+    await rc.socket.send("hi carol");
+    await carolNote;
+    await sleep(600);
+    expect(rc.socket.participants.find((p) => p.userId === carol.id)?.lastDeliveredSeq ?? 0).toBe(0);
+  });
+
   it("a socket cut mid-stream reconnects by itself and resumes with no gap and no duplicate", async () => {
     const [alice, bob] = [await login("sdk-a"), await login("sdk-b")];
     const a = sdk(alice).chat;

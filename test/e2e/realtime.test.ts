@@ -271,6 +271,44 @@ describe("user socket", () => {
     expect(ua.all("notification")).toHaveLength(0);
   });
 
+  it("a device that got the notification marks it delivered on the user socket; the sender sees message_delivered", async () => {
+    const [a, b, stranger] = [await login(), await login(), await login()];
+    const id = await seedConversation("direct", [a, b]);
+    const ub = await Client.connect("/ws", b.token);
+    const us = await Client.connect("/ws", stranger.token);
+    open.push(ub, us);
+    await ub.next("connected");
+    await us.next("connected");
+    const room = await connect(id, a);
+    const sent = await room.request("send_message", { content: "are you there?", clientMessageId: "d1" }, "message_ack");
+    const note = await ub.next("notification");
+    ub.send("mark_delivered", { conversationId: id, seq: note.data.message.seq }, "md1");
+    const receipt = await room.next("message_delivered", (f) => f.data.userId === b.id);
+    expect(receipt.data).toMatchObject({ conversationId: id, lastDeliveredSeq: sent.data.message.seq });
+    const db = pool();
+    try {
+      await until(async () => {
+        const r = await db.query("SELECT last_delivered_seq AS n FROM participants WHERE conversation_id = $1 AND user_id = $2", [id, b.id]);
+        return Number(r.rows[0]?.n) === 1 ? true : undefined;
+      });
+    } finally {
+      await db.end();
+    }
+    // Someone else's conversation, an unknown one and a malformed frame: error frames, and no receipt moves.
+    us.send("mark_delivered", { conversationId: id, seq: 1 }, "md2");
+    expect((await us.next("error", (f) => f.id === "md2")).data.code).toBe("not_found");
+    us.send("mark_delivered", { conversationId: crypto.randomUUID(), seq: 1 }, "md3");
+    expect((await us.next("error", (f) => f.id === "md3")).data.code).toBe("not_found");
+    us.send("mark_delivered", { conversationId: "nope", seq: 1 }, "md4");
+    expect((await us.next("error", (f) => f.id === "md4")).data.code).toBe("invalid_frame");
+    await sleep(300);
+    expect(room.all("message_delivered").filter((f) => f.data.userId === stranger.id)).toHaveLength(0);
+    // A mark past the newest message is clamped to it.
+    ub.send("mark_delivered", { conversationId: id, seq: 99 });
+    await sleep(300);
+    expect(room.all("message_delivered").filter((f) => f.data.userId === b.id).map((f) => f.data.lastDeliveredSeq)).toEqual([1]);
+  });
+
   it("presence: online → away → offline across two devices, pushed to contacts", async () => {
     const [a, b] = [await login(), await login()];
     await seedConversation("direct", [a, b]);

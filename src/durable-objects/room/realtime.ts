@@ -5,6 +5,7 @@ import {
   conversationClientFrame,
   conversationClientTypes,
   encodeFrame,
+  ERROR_CODE_BY_STATUS,
   parseFrame,
   type ConversationClientFrame,
   type ErrorCode,
@@ -69,14 +70,6 @@ function errorFrame(ws: WebSocket, code: ErrorCode, message: string, id?: string
   sendRaw(ws, encodeFrame("error", { code, message }, id));
 }
 
-const CODE_BY_STATUS: Record<number, ErrorCode> = {
-  400: "bad_request",
-  403: "forbidden",
-  404: "not_found",
-  409: "conflict",
-  429: "rate_limited",
-  503: "unavailable",
-};
 
 export async function handleSocketMessage(room: ConversationRoom, ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
   const size = typeof raw === "string" ? (raw.length > LIMITS.frameMaxBytes / 4 ? new TextEncoder().encode(raw).length : raw.length) : raw.byteLength;
@@ -100,7 +93,7 @@ export async function handleSocketMessage(room: ConversationRoom, ws: WebSocket,
     const http = err instanceof HttpError ? err : undefined;
     if (!http) room.log.error("frame failed", { type: frame.type, error: (err as Error).message?.slice(0, 200) });
     const message = http ? (Array.isArray(http.detail) ? http.detail.join("; ") : http.detail) : "Internal error";
-    errorFrame(ws, http ? (CODE_BY_STATUS[http.status] ?? "bad_request") : "internal", message, frame.id);
+    errorFrame(ws, http ? (ERROR_CODE_BY_STATUS[http.status] ?? "bad_request") : "internal", message, frame.id);
   }
 }
 

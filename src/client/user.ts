@@ -2,12 +2,6 @@ import type { ChatRest } from "./rest";
 import { RealtimeSocket, type Frame, type SocketOptions } from "./socket";
 import type { PresenceUpdate, UserEvents } from "./types";
 
-/**
- * The user's own socket: notifications of new messages in any conversation, unread counts, presence of contacts and
- * conversation list changes. Reconnects like the conversation socket; after a reconnect the server sends the
- * current unread counts again (events missed while away are not replayed: refresh lists on `state` → open with
- * `reconnected: true`).
- */
 export interface UserSocketOptions extends SocketOptions {
   /**
    * Tell senders a message reached this device when its `notification` arrives (the conversation need not be open),
@@ -16,6 +10,12 @@ export interface UserSocketOptions extends SocketOptions {
   autoDeliver?: boolean;
 }
 
+/**
+ * The user's own socket: notifications of new messages in any conversation, unread counts, presence of contacts and
+ * conversation list changes. Reconnects like the conversation socket; after a reconnect the server sends the
+ * current unread counts again (events missed while away are not replayed: refresh lists on `state` → open with
+ * `reconnected: true`).
+ */
 export class UserSocket extends RealtimeSocket<UserEvents> {
   private readonly autoDeliver: boolean;
   /** Highest seq per conversation not yet marked delivered (kept across a reconnect). */

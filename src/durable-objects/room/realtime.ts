@@ -70,7 +70,6 @@ function errorFrame(ws: WebSocket, code: ErrorCode, message: string, id?: string
   sendRaw(ws, encodeFrame("error", { code, message }, id));
 }
 
-
 export async function handleSocketMessage(room: ConversationRoom, ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
   const size = typeof raw === "string" ? (raw.length > LIMITS.frameMaxBytes / 4 ? new TextEncoder().encode(raw).length : raw.length) : raw.byteLength;
   if (size > LIMITS.frameMaxBytes) return safeClose(ws, CLOSE.tooBig, "Frame too large");

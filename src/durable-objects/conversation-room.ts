@@ -282,11 +282,9 @@ export class ConversationRoom extends DurableObject<Env> {
   /** A device of `actor` got messages up to `seq` on its user socket (a notification), the conversation not open. */
   async markDelivered(input: { conversationId: string; actor: Actor; seq: number }): Promise<RpcResult<{ lastDeliveredSeq: number }>> {
     return asRpcResult(async () => {
-      const meta = await this.ready(input.conversationId);
+      await this.ready(input.conversationId);
       this.requireMember(input.actor.id);
-      const p = this.applyWatermark(input.actor.id, { delivered: Math.min(input.seq, meta.lastSeq) });
-      void this.flusher.flush().catch(() => this.scheduleAlarm());
-      return { lastDeliveredSeq: p.lastDeliveredSeq };
+      return { lastDeliveredSeq: this.deliveredUpTo(input.actor.id, input.seq) };
     });
   }
 
@@ -433,6 +431,13 @@ export class ConversationRoom extends DurableObject<Env> {
   }
 
   // ── Receipts ──────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** Delivered up to `seq` (clamped to the newest message), from either socket; written with the next flush. */
+  deliveredUpTo(userId: string, seq: number): number {
+    const p = this.applyWatermark(userId, { delivered: Math.min(seq, this.store.meta()!.lastSeq) });
+    void this.flusher.flush().catch(() => this.scheduleAlarm());
+    return p.lastDeliveredSeq;
+  }
 
   /** Moves a participant's watermarks forward only, stores them for the next flush, broadcasts the change. */
   applyWatermark(userId: string, move: { read?: number; delivered?: number }): Participant {

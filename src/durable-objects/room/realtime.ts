@@ -124,12 +124,9 @@ async function dispatch(
       if (p.lastReadSeq > before) room.state.waitUntil(room.readMarked(att.userId, p.lastReadSeq));
       return;
     }
-    case "mark_delivered": {
-      const meta = room.store.meta()!;
-      room.applyWatermark(att.userId, { delivered: Math.min(frame.data.seq, meta.lastSeq) });
-      void room.flusher.flush().catch(() => room.scheduleAlarm());
+    case "mark_delivered":
+      room.deliveredUpTo(att.userId, frame.data.seq);
       return;
-    }
     case "resume":
       await resume(room, ws, frame.data.afterSeq, frame.id);
       return;

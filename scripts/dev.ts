@@ -3,6 +3,7 @@ import path from "node:path";
 import { mkdir } from "node:fs/promises";
 import { assertPortFree, freePort } from "./local/ports.js";
 import { ROOT, startStack } from "./lib/stack.js";
+import { explainForDev } from "./lib/migrate.js";
 import { startWrangler } from "./lib/wrangler.js";
 
 function portFromEnv(name: string, fallback: number): number {
@@ -31,12 +32,15 @@ async function main() {
   // DEV_DATA_DIR moves the PGlite and wrangler state out of the checkout (test/e2e/dev.serial.test.ts uses a temp dir).
   const dataDir = path.resolve(ROOT, process.env.DEV_DATA_DIR || ".data");
   await mkdir(dataDir, { recursive: true });
+  const databaseUrl = process.env.DATABASE_URL || undefined;
   const stack = await startStack({
-    databaseUrl: process.env.DATABASE_URL || undefined,
+    databaseUrl,
     redisUrl: process.env.REDIS_URL || undefined,
     dataDir: path.join(dataDir, "pg"),
     ports,
     log,
+  }).catch((err: unknown) => {
+    throw explainForDev(err, databaseUrl ? undefined : path.join(dataDir, "pg"));
   });
   log(`• wrangler dev on 127.0.0.1:${port} ...`);
   let wrangler;

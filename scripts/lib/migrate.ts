@@ -26,6 +26,26 @@ export function nodePool(databaseUrl: string, bridge: string | undefined, max = 
   return pool;
 }
 
+/** An applied migration whose file no longer matches the checksum recorded when it ran. */
+export class MigrationChangedError extends Error {
+  constructor(readonly file: string) {
+    super(`Migration ${file} was changed after it was applied; add a new migration file instead.`);
+    this.name = "MigrationChangedError";
+  }
+}
+
+/**
+ * The same failure as `npm run dev` meets it on its embedded database: that database holds only local data, so
+ * starting it over is the quicker way out (a checkout that moved to a history with a rewritten migration).
+ */
+export function explainForDev(err: unknown, embeddedDataDir: string | undefined): unknown {
+  if (!(err instanceof MigrationChangedError) || !embeddedDataDir) return err;
+  return new Error(
+    `${err.message}\n  If you did not edit it, your local database predates a change to that file. It holds only local ` +
+      `development data: delete ${embeddedDataDir} and run \`npm run dev\` again to start it over.`,
+  );
+}
+
 const LOCK_KEY = 727_274_001;
 
 /**
@@ -63,7 +83,7 @@ export async function runMigrations(options: MigrateOptions): Promise<{ applied:
       const previous = done.get(file);
       if (previous !== undefined) {
         if (previous !== checksum) {
-          throw new Error(`Migration ${file} was changed after it was applied; add a new migration file instead.`);
+          throw new MigrationChangedError(file);
         }
         skipped++;
         continue;
@@ -82,8 +102,10 @@ export async function runMigrations(options: MigrateOptions): Promise<{ applied:
       log(`  applied ${file} in ${Date.now() - started} ms`);
       applied.push(file);
     }
-    await client.query(`SELECT pg_advisory_unlock(${LOCK_KEY})`);
   } finally {
+    // Also after a failure: the embedded PGlite is one session for every connection, so closing ours would not
+    // release the lock there.
+    await client.query(`SELECT pg_advisory_unlock(${LOCK_KEY})`).catch(() => {});
     client.release();
     await pool.end();
   }

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { is, SQL } from "drizzle-orm";
 import { getTableConfig, type PgColumn, type PgTable } from "drizzle-orm/pg-core";
 import * as schema from "../../src/db/schema";
-import { runMigrations } from "../../scripts/lib/migrate";
+import { MigrationChangedError, runMigrations } from "../../scripts/lib/migrate";
 import { ROOT } from "../../scripts/lib/stack";
 import { pool } from "./harness";
 
@@ -198,6 +198,30 @@ describe("database schema", () => {
     try {
       const { rows } = await db.query<{ name: string }>("SELECT name FROM migrations ORDER BY name");
       expect(rows.map((r) => r.name)).toContain("0001_init.sql");
+    } finally {
+      await db.end();
+    }
+  });
+
+  it("refuses a migration whose file changed after it was applied, and names it", async () => {
+    const db = pool();
+    try {
+      const { rows } = await db.query<{ checksum: string }>("SELECT checksum FROM migrations WHERE name = '0002_realtime_ticket_exp.sql'");
+      await db.query("UPDATE migrations SET checksum = 'edited' WHERE name = '0002_realtime_ticket_exp.sql'");
+      try {
+        const err = await runMigrations({
+          databaseUrl: process.env.STACK_DATABASE_URL!,
+          bridge: process.env.STACK_PG_BRIDGE!,
+          dir: path.join(ROOT, "migrations"),
+        }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect(err).toBeInstanceOf(MigrationChangedError);
+        expect((err as MigrationChangedError).file).toBe("0002_realtime_ticket_exp.sql");
+      } finally {
+        await db.query("UPDATE migrations SET checksum = $1 WHERE name = '0002_realtime_ticket_exp.sql'", [rows[0].checksum]);
+      }
     } finally {
       await db.end();
     }

@@ -245,12 +245,15 @@ export class ConversationRoom extends DurableObject<Env> {
       if (span.from > span.to) return { messages: [], hasMore: span.hasMore, lastSeq: meta.lastSeq };
       const held = this.store.range(span.from, span.to);
       if (held.length === span.to - span.from + 1) return { messages: held.map(publicMessage), hasMore: span.hasMore, lastSeq: meta.lastSeq };
-      // A row pending now may commit while the page is read: that read can miss it, and it is no longer pending
-      // after. The room keeps recent committed rows, so everything from the oldest row pending now is re-read here.
-      const oldestPending = this.store.pending(1)[0]?.message.seq;
+      // Merged over the page: rows pending now, and rows that were pending when the read began (one may commit while
+      // the page is read; that read can miss it, and it is no longer pending after). The room keeps recent committed
+      // rows, so its rows from the older of the two oldest pending seqs, within the cursor, cover both, once each.
+      const oldestPending = () => this.store.pending(1)[0]?.message.seq ?? Number.POSITIVE_INFINITY;
+      const pendingAtStart = oldestPending();
       const page = await this.pgOr503(() => messagePage(this.db(), q.conversationId, q));
-      const local = this.store.pendingCount() > 0 ? this.store.pendingMessages() : [];
-      if (oldestPending !== undefined) local.push(...this.store.range(oldestPending, this.store.meta()?.lastSeq ?? meta.lastSeq));
+      const from = Math.max(Math.min(pendingAtStart, oldestPending()), (q.after ?? 0) + 1);
+      const to = Math.min(this.store.meta()?.lastSeq ?? meta.lastSeq, (q.before ?? Number.POSITIVE_INFINITY) - 1);
+      const local = from <= to ? this.store.range(from, to) : [];
       const merged = mergePage(page, local.map(publicMessage), q);
       return { ...merged, lastSeq: meta.lastSeq };
     });

@@ -135,6 +135,30 @@ describe("ConversationRoom", () => {
     expect(await pgCount(id)).toBe(2);
   });
 
+  it("an edit of an old message that Postgres does not have yet shows on a page read from Postgres", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const t = users[0].token;
+    await withDb(async (db) => {
+      await db.execute(sql`
+        INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq)
+        SELECT gen_random_uuid(), ${id}::uuid, g, ${users[0].id}::uuid, 'text', 'old ' || g, now() - interval '1 hour' + g * interval '1 second', g
+        FROM generate_series(1, 120) AS g`);
+      await db.execute(sql`UPDATE conversations SET last_seq = 120 WHERE id = ${id}::uuid`);
+    });
+    // Seq 5 is older than the rows the room adopts: opening it makes the room read it (and keep a copy).
+    const page = await api("GET", `/conversations/${id}/messages?before=10&limit=5`, { token: t });
+    const target = page.body.messages.find((m: { seq: number }) => m.seq === 5);
+    expect((await api("GET", `/conversations/${id}/messages/${target.id}`, { token: t })).status).toBe(200);
+    await postgres({ down: true });
+    const edit = await api("PATCH", `/conversations/${id}/messages/${target.id}`, { token: t, body: { content: "old 5, edited" } });
+    expect(edit.status).toBe(200);
+    await postgres({});
+    // The outbox retries on its alarm's backoff, so the edit is still pending while this page is read from Postgres.
+    const again = await api("GET", `/conversations/${id}/messages?before=10&limit=5`, { token: t });
+    expect(again.status).toBe(200);
+    expect(again.body.messages.map((m: { content: string }) => m.content)).toEqual(["old 5, edited", "old 6", "old 7", "old 8", "old 9"]);
+  });
+
   it("a room starting on a conversation Postgres already holds adopts its newest messages: they load while Postgres is down", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const t = users[0].token;

@@ -386,10 +386,6 @@ export class RoomStore {
       .map(fromRow);
   }
 
-  pendingMessages(): StoredMessage[] {
-    return this.pending(10_000).map((r) => r.message);
-  }
-
   // Receipt watermarks waiting to be written to Postgres with the next flush.
   setWatermark(userId: string, w: { lastReadSeq?: number; lastReadAt?: string; lastDeliveredSeq?: number }): void {
     this.watermarksDirty = true;

@@ -22,6 +22,15 @@ async function redis(fault: { down?: boolean }) {
   if (!res.ok) throw new Error(`redis control failed: ${res.status}`);
 }
 
+/** `count` messages from `senderId` written straight into Postgres ("<prefix> <seq>"), as if sent before the room existed. */
+const seedHistory = (id: string, senderId: string, count: number, prefix: string) =>
+  withDb(async (db) => {
+    await db.execute(sql`
+      INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq)
+      SELECT gen_random_uuid(), ${id}::uuid, g, ${senderId}::uuid, 'text', ${prefix}::text || ' ' || g, now() - interval '1 hour' + g * interval '1 second', g
+      FROM generate_series(1, ${count}::int) AS g`);
+    await db.execute(sql`UPDATE conversations SET last_seq = ${count} WHERE id = ${id}::uuid`);
+  });
 const room = (id: string) => env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
 const pgCount = (id: string) =>
   withDb(async (db) => Number((await db.execute<{ n: string }>(sql`SELECT count(*) AS n FROM messages WHERE conversation_id = ${id}`)).rows[0].n));
@@ -138,13 +147,7 @@ describe("ConversationRoom", () => {
   it("an edit of an old message that Postgres does not have yet shows on a page read from Postgres", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const t = users[0].token;
-    await withDb(async (db) => {
-      await db.execute(sql`
-        INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq)
-        SELECT gen_random_uuid(), ${id}::uuid, g, ${users[0].id}::uuid, 'text', 'old ' || g, now() - interval '1 hour' + g * interval '1 second', g
-        FROM generate_series(1, 120) AS g`);
-      await db.execute(sql`UPDATE conversations SET last_seq = 120 WHERE id = ${id}::uuid`);
-    });
+    await seedHistory(id, users[0].id, 120, "old");
     // Seq 5 is older than the rows the room adopts: opening it makes the room read it (and keep a copy).
     const page = await api("GET", `/conversations/${id}/messages?before=10&limit=5`, { token: t });
     const target = page.body.messages.find((m: { seq: number }) => m.seq === 5);
@@ -162,13 +165,7 @@ describe("ConversationRoom", () => {
   it("a room starting on a conversation Postgres already holds adopts its newest messages: they load while Postgres is down", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const t = users[0].token;
-    await withDb(async (db) => {
-      await db.execute(sql`
-        INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq)
-        SELECT gen_random_uuid(), ${id}::uuid, g, ${users[1].id}::uuid, 'text', 'from before ' || g, now() - interval '1 hour' + g * interval '1 second', g
-        FROM generate_series(1, 120) AS g`);
-      await db.execute(sql`UPDATE conversations SET last_seq = 120 WHERE id = ${id}::uuid`);
-    });
+    await seedHistory(id, users[1].id, 120, "from before");
     const seqs = (res: { body: { messages: { seq: number }[] } }) => res.body.messages.map((m) => m.seq);
     const fresh = await api("GET", `/conversations/${id}/messages?limit=3`, { token: t });
     expect(seqs(fresh)).toEqual([118, 119, 120]);

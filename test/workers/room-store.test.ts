@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { env, runInDurableObject } from "cloudflare:test";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
-import { RoomStore } from "../../src/durable-objects/room/store";
+import { RoomStore, SETTLE_IDLE_MS } from "../../src/durable-objects/room/store";
 import type { StoredMessage } from "../../src/db/queries/messages";
 
 // The room's SQLite store on its own, in a fresh object's storage: what the outbox flusher relies on.
@@ -73,8 +73,13 @@ describe("RoomStore outbox", () => {
       expect(woken.clientId(sender, "c2")).toEqual({ seq: 2, contentHash: "hash-two" });
       woken.markFlushed(woken.pending());
       expect(woken.pendingCount()).toBe(0);
-      // SQLite follows in the next task (so that the write does not hold the sender's ack behind its commit).
-      await new Promise((r) => setTimeout(r, 0));
+      // SQLite follows with the next append, in the same commit (a write now would hold the sender's ack behind it)...
+      expect(reopen().pendingCount()).toBe(2);
+      append(woken, "three", "c3");
+      expect(reopen().pending().map((r) => r.message.content)).toEqual(["three"]);
+      // ...or, in a quiet room, after a short delay.
+      woken.markFlushed(woken.pending());
+      await new Promise((r) => setTimeout(r, SETTLE_IDLE_MS + 20));
       expect(reopen().pendingCount()).toBe(0);
       // Typing leases: a sender who was not typing costs nothing; one who was is cleared everywhere.
       expect(woken.clearTyping(sender)).toBe(false);

@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS audit_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, b
 /** How many committed messages stay in the room for resume and history merges. */
 export const RECENT_KEEP = 1000;
 const RECENT_PRUNE_STEP = 100;
+/** A quiet room writes its flushed marks after this long; a busy one writes them with its next append. */
+export const SETTLE_IDLE_MS = 100;
 /** Client ids of the last this-many messages stay in the room; older ones are pruned in steps of PRUNE_STEP. */
 export const CLIENT_IDS_KEEP = 10_000;
 const CLIENT_IDS_PRUNE_STEP = 1_000;
@@ -198,6 +200,8 @@ export class RoomStore {
   appendMessage(build: (seq: number) => StoredMessage, contentHash: string): StoredMessage {
     const meta = this.meta();
     if (!meta) throw new Error("room not initialised");
+    // Same turn, same implicit commit: the flushed marks ride along instead of paying for a commit of their own.
+    this.settle();
     const message = this.storage.transactionSync(() => {
       const seq = meta.lastSeq + 1;
       const message = build(seq);
@@ -302,9 +306,10 @@ export class RoomStore {
 
   /**
    * After a commit: clears rows whose version did not change meanwhile (a concurrent edit keeps its row pending).
-   * The in-memory mirror changes now; the SQLite UPDATE waits for the next task (or the next read of the table).
-   * A write made now would hold the sender's ack behind its storage commit (the output gate), and the ack needs
-   * only Postgres. Lost by an eviction in between, the rows stay pending and are written again, idempotently.
+   * The in-memory mirror changes now; the SQLite UPDATE waits for the next append (whose commit it joins), the next
+   * read of the table, or a short idle timer. A write made now would hold the sender's ack behind its storage commit
+   * (the output gate), and the ack needs only Postgres; a write of its own would cost a commit per flush. Lost by
+   * an eviction in between, the rows stay pending and are written again, idempotently.
    */
   markFlushed(rows: PendingRow[]): void {
     if (rows.length === 0) return;
@@ -313,7 +318,7 @@ export class RoomStore {
       this.pendingMirror = this.pendingMirror.filter((r) => flushed.get(r.message.seq) !== r.version);
     }
     for (const r of rows) this.flushedQueue.push([r.message.seq, r.version]);
-    this.settleTimer ??= setTimeout(() => this.settle(), 0);
+    this.settleTimer ??= setTimeout(() => this.settle(), SETTLE_IDLE_MS);
   }
 
   /** Writes the queued flushed marks (one statement), then trims old rows and client ids now and then. */

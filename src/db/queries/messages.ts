@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, gte, isNotNull, lt, lte, or, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, gte, isNotNull, lte, or, sql } from "drizzle-orm";
 import { PgDialect } from "drizzle-orm/pg-core";
 import type { Message } from "../../protocol/resources";
 import type { Db } from "../client";
@@ -128,30 +128,64 @@ export interface PageQuery {
   limit: number;
 }
 
-/** Keyset page by seq on the (conversation_id, seq) unique index; fetches limit+1 to know whether there is more. */
+/**
+ * Keyset page by seq on the (conversation_id, seq) unique index; fetches limit+1 to know whether there is more.
+ * The scrollback read, so it skips the ORM's per-cell mapping: rows come as arrays, timestamps as epoch
+ * milliseconds (cut to the millisecond, as a Date is). A page read this way cost the room about a fifth more CPU.
+ */
 export async function messagePage(db: Db, conversationId: string, q: PageQuery): Promise<{ messages: Message[]; hasMore: boolean }> {
   const take = q.limit + 1;
-  let rows;
-  if (q.after !== undefined) {
-    rows = await db
-      .select(messageColumns)
-      .from(messages)
-      .where(and(eq(messages.conversationId, conversationId), gt(messages.seq, q.after)))
-      .orderBy(asc(messages.seq))
-      .limit(take);
-  } else {
-    const where =
-      q.before !== undefined
-        ? and(eq(messages.conversationId, conversationId), lt(messages.seq, q.before))
-        : eq(messages.conversationId, conversationId);
-    rows = (await db.select(messageColumns).from(messages).where(where).orderBy(desc(messages.seq)).limit(take)).reverse();
-  }
+  const newestFirst = q.after === undefined;
+  const where = q.after !== undefined ? "AND seq > $2" : q.before !== undefined ? "AND seq < $2" : "";
+  const cursor = q.after ?? q.before;
+  const result = await db.$client.query<PageRow>({
+    text: `SELECT ${PAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ${where}
+           ORDER BY seq ${newestFirst ? "DESC" : "ASC"} LIMIT ${Number(take)}`,
+    values: cursor === undefined ? [conversationId] : [conversationId, cursor],
+    rowMode: "array",
+  });
+  let rows = result.rows;
+  if (newestFirst) rows = rows.reverse();
   const hasMore = rows.length > q.limit;
-  if (hasMore) {
-    if (q.after !== undefined) rows = rows.slice(0, q.limit);
-    else rows = rows.slice(rows.length - q.limit);
-  }
-  return { messages: rows.map(toMessage), hasMore };
+  if (hasMore) rows = newestFirst ? rows.slice(rows.length - q.limit) : rows.slice(0, q.limit);
+  return { messages: rows.map(pageRowToMessage), hasMore };
+}
+
+const epochMs = (column: string) => `floor(extract(epoch FROM ${column}) * 1000)::float8`;
+const PAGE_COLUMNS = [
+  "id",
+  "conversation_id",
+  "seq",
+  "sender_id",
+  "client_message_id",
+  "type",
+  "content",
+  "reply_to_id",
+  epochMs("created_at"),
+  epochMs("edited_at"),
+  epochMs("deleted_at"),
+].join(", ");
+
+type PageRow = [string, string, string | number, string, string | null, Message["type"], string, string | null, number, number | null, number | null];
+
+const isoOf = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+function pageRowToMessage(r: PageRow): Message {
+  const deletedAt = isoOf(r[10]);
+  return {
+    id: r[0],
+    conversationId: r[1],
+    seq: Number(r[2]),
+    senderId: r[3],
+    clientMessageId: r[4],
+    type: r[5],
+    content: deletedAt ? "" : r[6],
+    replyToId: r[7],
+    createdAt: isoOf(r[8])!,
+    editedAt: isoOf(r[9]),
+    deletedAt,
+    status: "sent",
+  };
 }
 
 /** Edits and deletes, made at or after `afterSeq`, of messages the client already had (seq <= afterSeq). */

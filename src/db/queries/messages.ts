@@ -136,12 +136,12 @@ export interface PageQuery {
 export async function messagePage(db: Db, conversationId: string, q: PageQuery): Promise<{ messages: Message[]; hasMore: boolean }> {
   const take = q.limit + 1;
   const newestFirst = q.after === undefined;
-  const where = q.after !== undefined ? "AND seq > $2" : q.before !== undefined ? "AND seq < $2" : "";
+  const where = q.after !== undefined ? "AND seq > $3" : q.before !== undefined ? "AND seq < $3" : "";
   const cursor = q.after ?? q.before;
   const result = await db.$client.query<PageRow>({
     text: `SELECT ${PAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ${where}
-           ORDER BY seq ${newestFirst ? "DESC" : "ASC"} LIMIT ${Number(take)}`,
-    values: cursor === undefined ? [conversationId] : [conversationId, cursor],
+           ORDER BY seq ${newestFirst ? "DESC" : "ASC"} LIMIT $2`,
+    values: cursor === undefined ? [conversationId, take] : [conversationId, take, cursor],
     rowMode: "array",
   });
   let rows = result.rows;

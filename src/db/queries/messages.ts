@@ -131,7 +131,7 @@ export interface PageQuery {
 /**
  * Keyset page by seq on the (conversation_id, seq) unique index; fetches limit+1 to know whether there is more.
  * The scrollback read, so it skips the ORM's per-cell mapping: rows come as arrays, timestamps as epoch
- * milliseconds (cut to the millisecond, as a Date is). A page read this way cost the room about a fifth more CPU.
+ * milliseconds (cut to the millisecond, as a Date is). Mapped by drizzle, a page cost the room a fifth more CPU.
  */
 export async function messagePage(db: Db, conversationId: string, q: PageQuery): Promise<{ messages: Message[]; hasMore: boolean }> {
   const take = q.limit + 1;

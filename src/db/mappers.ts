@@ -1,11 +1,18 @@
 import type { Conversation, Message, Participant, Profile } from "../protocol/resources";
 import type { conversations, messages, participants } from "./schema";
 
-type MessageRow = Omit<typeof messages.$inferSelect, "search" | "eventSeq"> & { eventSeq?: number };
+/** A point in time as a driver hands it over: a Date, a timestamp string, or epoch milliseconds. */
+type Instant = Date | string | number;
+type MessageRow = Omit<typeof messages.$inferSelect, "search" | "eventSeq" | "createdAt" | "editedAt" | "deletedAt"> & {
+  eventSeq?: number;
+  createdAt: Instant;
+  editedAt: Instant | null;
+  deletedAt: Instant | null;
+};
 type ParticipantRow = typeof participants.$inferSelect;
 
-const iso = (d: Date | string | null | undefined): string | null =>
-  d === null || d === undefined ? null : typeof d === "string" ? new Date(d).toISOString() : d.toISOString();
+const iso = (d: Instant | null | undefined): string | null =>
+  d === null || d === undefined ? null : d instanceof Date ? d.toISOString() : new Date(d).toISOString();
 
 export function toMessage(row: MessageRow): Message {
   return {

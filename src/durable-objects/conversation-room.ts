@@ -16,7 +16,7 @@ import { TYPING_LEASE_MS } from "../domain/typing";
 import { LIMITS, type Message, type Participant } from "../protocol/resources";
 import { encodeFrame } from "../protocol/frames";
 import type { Actor, HistoryQuery, ReadResult, RoomEvent, SearchInput, SearchPage, SendInput, SendResult } from "./room-api";
-import { OutboxFlusher } from "./room/outbox";
+import { MAX_FLIGHTS, OutboxFlusher } from "./room/outbox";
 import { RoomStore, type RoomMeta } from "./room/store";
 import { attachmentOf, safeClose, sendRaw } from "./room/sockets";
 import { RoomProfiles } from "./room/profiles";
@@ -88,8 +88,8 @@ export class ConversationRoom extends DurableObject<Env> {
   }
 
   db() {
-    // Three: a flush must not wait behind two slow reads (history, search) of the same room.
-    this.dbHandle ??= openDb({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }, 3);
+    // The outbox's flights, and two more: a flush must not wait behind two slow reads (history, search) of the room.
+    this.dbHandle ??= openDb({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }, MAX_FLIGHTS + 2);
     return this.dbHandle.db;
   }
 

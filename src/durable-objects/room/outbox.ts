@@ -1,9 +1,21 @@
 import type { ReadWatermark, StoredMessage } from "../../db/queries/messages";
 import type { AuditEntry } from "../../db/queries/audit";
-import type { PendingRow, RoomStore } from "./store";
+import type { PendingRow } from "./store";
+
+/** The part of the room's storage the flusher uses (RoomStore; a small fake in the unit tests). */
+export interface OutboxStore {
+  pending(limit: number): PendingRow[];
+  watermarks(): ReadWatermark[];
+  audits(): { id: number; entry: AuditEntry }[];
+  /** Bumped by every watermark or audit entry stored: tells whether a flight's snapshot of them is still whole. */
+  readonly extrasVersion: number;
+  markFlushed(rows: PendingRow[]): void;
+  clearWatermarks(flushed: ReadWatermark[]): void;
+  clearAudits(upToId: number): void;
+}
 
 export interface OutboxDeps {
-  store: RoomStore;
+  store: OutboxStore;
   /** Commits one batch of messages and watermarks to Postgres in one transaction. */
   write(batch: StoredMessage[], watermarks: ReadWatermark[], audit: AuditEntry[]): Promise<void>;
   onCommitted(rows: PendingRow[]): void;
@@ -13,58 +25,108 @@ export interface OutboxDeps {
 const BATCH = 500;
 
 /**
- * Group commit: one flush in flight at a time; everything appended meanwhile goes in the next one. `flush()`
- * resolves when a flush that started after the call has committed, so a caller waiting on it knows its own rows
- * are in Postgres.
+ * Flights in the air at once. With one, a message that arrives while a flight is out waits for it to land and then
+ * rides the next: 1.5 round trips to Postgres on average, and up to two, once the room sends faster than one round
+ * trip per message. A second flight takes it at once. Flights never share a message, and only one carries the
+ * watermarks and the audit entries (the audit chain is written in order, and two transactions that both update
+ * participants could deadlock); otherwise their rows are independent upserts.
+ */
+export const MAX_FLIGHTS = 2;
+
+interface Flight {
+  /** seq → the version this flight writes. */
+  rows: Map<number, number>;
+  /** The store's extrasVersion when this flight took the watermarks and audits; undefined when it took none. */
+  extras: number | undefined;
+  done: Promise<void>;
+}
+
+/**
+ * Group commit with up to MAX_FLIGHTS flights: everything appended while the flights are full goes in the next
+ * one. `flush()` resolves once everything pending at the call is in Postgres, and rejects when a flight it waited
+ * for failed (the rows stay pending; retrying is the caller's alarm's business, not a loop here).
  */
 export class OutboxFlusher {
-  private current: Promise<void> | undefined;
-  private queued: Promise<void> | undefined;
+  private readonly flights = new Set<Flight>();
 
   constructor(private readonly deps: OutboxDeps) {}
 
-  flush(): Promise<void> {
-    if (!this.current) {
-      this.current = this.run().finally(() => {
-        this.current = undefined;
-      });
-      return this.current;
+  async flush(): Promise<void> {
+    // The flights in the air now hold some of what is pending now; the rest goes in flights launched below.
+    const needed = [...this.flights];
+    for (;;) {
+      const { flight, leftover } = this.launch();
+      if (flight) needed.push(flight);
+      if (!leftover || this.flights.size === 0) break;
+      // Wait for a slot (or for the flight whose row was edited meanwhile) and launch again.
+      await Promise.race([...this.flights].map((f) => f.done));
     }
-    this.queued ??= this.current
-      .catch(() => {})
-      .then(() => {
-        this.queued = undefined;
-        return this.flush();
-      });
-    return this.queued;
+    await Promise.all(needed.map((f) => f.done));
   }
 
   get busy(): boolean {
-    return this.current !== undefined;
+    return this.flights.size > 0;
   }
 
-  private async run(): Promise<void> {
+  /**
+   * Starts a flight with the pending rows no flight holds (and the watermarks and audits, unless a flight holds
+   * them). `leftover`: something pending now is in no flight, old or new, as it stands (no free slot, a row edited
+   * while its older version flies, more than a batch, watermarks changed since their flight took them).
+   */
+  private launch(): { flight?: Flight; leftover: boolean } {
     const { store } = this.deps;
-    for (;;) {
-      const rows = store.pending(BATCH);
-      const watermarks = store.watermarks();
-      const audits = store.audits();
-      if (rows.length === 0 && watermarks.length === 0 && audits.length === 0) return;
-      try {
-        await this.deps.write(
-          rows.map((r) => r.message),
-          watermarks,
-          audits.map((a) => a.entry),
-        );
-      } catch (err) {
-        this.deps.onFailed(err);
-        throw err;
-      }
-      store.markFlushed(rows);
-      store.clearWatermarks(watermarks);
-      if (audits.length) store.clearAudits(audits[audits.length - 1].id);
-      this.deps.onCommitted(rows);
-      if (rows.length < BATCH && audits.length < BATCH) return;
+    const flying = new Map<number, number>();
+    let extrasHolder: Flight | undefined;
+    for (const f of this.flights) {
+      for (const [seq, version] of f.rows) flying.set(seq, version);
+      if (f.extras !== undefined) extrasHolder = f;
     }
+    const limit = BATCH + flying.size;
+    const pending = store.pending(limit);
+    const free: PendingRow[] = [];
+    let leftover = pending.length === limit;
+    for (const r of pending) {
+      const version = flying.get(r.message.seq);
+      if (version === undefined) free.push(r);
+      else if (version !== r.version) leftover = true;
+    }
+    if (free.length > BATCH) {
+      free.length = BATCH;
+      leftover = true;
+    }
+    const extrasVersion = store.extrasVersion;
+    const watermarks = extrasHolder ? [] : store.watermarks();
+    const audits = extrasHolder ? [] : store.audits();
+    if (extrasHolder && extrasHolder.extras !== extrasVersion) leftover = true;
+    const carriesExtras = watermarks.length > 0 || audits.length > 0;
+    if (free.length === 0 && !carriesExtras) return { leftover };
+    if (this.flights.size >= MAX_FLIGHTS) return { leftover: true };
+
+    const flight: Flight = {
+      rows: new Map(free.map((r) => [r.message.seq, r.version])),
+      extras: carriesExtras ? extrasVersion : undefined,
+      done: Promise.resolve(),
+    };
+    flight.done = this.fly(free, watermarks, audits).finally(() => this.flights.delete(flight));
+    this.flights.add(flight);
+    return { flight, leftover: leftover || audits.length === BATCH };
+  }
+
+  private async fly(rows: PendingRow[], watermarks: ReadWatermark[], audits: { id: number; entry: AuditEntry }[]): Promise<void> {
+    const { store } = this.deps;
+    try {
+      await this.deps.write(
+        rows.map((r) => r.message),
+        watermarks,
+        audits.map((a) => a.entry),
+      );
+    } catch (err) {
+      this.deps.onFailed(err);
+      throw err;
+    }
+    store.markFlushed(rows);
+    if (watermarks.length) store.clearWatermarks(watermarks);
+    if (audits.length) store.clearAudits(audits[audits.length - 1].id);
+    this.deps.onCommitted(rows);
   }
 }

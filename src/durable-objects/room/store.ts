@@ -84,6 +84,8 @@ export class RoomStore {
   private settleTimer: ReturnType<typeof setTimeout> | undefined;
   /** Messages appended by this instance: a send that saw the same count twice knows no other send came between. */
   appends = 0;
+  /** Watermarks and audit entries stored by this instance (see OutboxStore). */
+  extrasVersion = 0;
 
   constructor(private readonly sql: SqlStorage, private readonly storage: DurableObjectStorage) {
     sql.exec(SCHEMA);
@@ -394,6 +396,7 @@ export class RoomStore {
   // Receipt watermarks waiting to be written to Postgres with the next flush.
   setWatermark(userId: string, w: { lastReadSeq?: number; lastReadAt?: string; lastDeliveredSeq?: number }): void {
     this.watermarksDirty = true;
+    this.extrasVersion++;
     this.sql.exec(
       `INSERT INTO watermarks (user_id, last_read_seq, last_read_at, last_delivered_seq) VALUES (?, ?, ?, ?)
        ON CONFLICT (user_id) DO UPDATE SET
@@ -438,6 +441,7 @@ export class RoomStore {
   /** Audit entries travel with the flush, in the same Postgres transaction as the change they describe. */
   queueAudit(entry: AuditEntry): void {
     this.auditsDirty = true;
+    this.extrasVersion++;
     this.sql.exec("INSERT INTO audit_outbox (body) VALUES (?)", JSON.stringify({ ...entry, at: entry.at ?? new Date().toISOString() }));
   }
 

@@ -1,0 +1,210 @@
+// The room's group commit (OutboxFlusher) over a small in-memory store, with Postgres writes the test lands by hand:
+// how many flights fly at once, what each carries, and when a sender's wait ends.
+import { describe, expect, it } from "vitest";
+import type { AuditEntry } from "../../src/db/queries/audit";
+import type { ReadWatermark, StoredMessage } from "../../src/db/queries/messages";
+import { MAX_FLIGHTS, OutboxFlusher, type OutboxStore } from "../../src/durable-objects/room/outbox";
+import type { PendingRow } from "../../src/durable-objects/room/store";
+
+class MemoryStore implements OutboxStore {
+  rows = new Map<number, { message: StoredMessage; version: number; pending: boolean }>();
+  marks = new Map<string, ReadWatermark>();
+  auditLog: { id: number; entry: AuditEntry }[] = [];
+  extrasVersion = 0;
+
+  append(seq: number, content = `m${seq}`): void {
+    this.rows.set(seq, { message: message(seq, content), version: 0, pending: true });
+  }
+  edit(seq: number, content: string): void {
+    const r = this.rows.get(seq)!;
+    this.rows.set(seq, { message: { ...r.message, content }, version: r.version + 1, pending: true });
+  }
+  mark(userId: string, lastReadSeq: number): void {
+    this.marks.set(userId, { userId, lastReadSeq });
+    this.extrasVersion++;
+  }
+  pending(limit: number): PendingRow[] {
+    return [...this.rows.values()]
+      .filter((r) => r.pending)
+      .sort((a, b) => a.message.seq - b.message.seq)
+      .slice(0, limit)
+      .map((r) => ({ message: r.message, version: r.version }));
+  }
+  watermarks(): ReadWatermark[] {
+    return [...this.marks.values()].map((w) => ({ ...w }));
+  }
+  audits() {
+    return this.auditLog.slice();
+  }
+  markFlushed(rows: PendingRow[]): void {
+    for (const r of rows) {
+      const row = this.rows.get(r.message.seq)!;
+      if (row.version === r.version) row.pending = false;
+    }
+  }
+  clearWatermarks(flushed: ReadWatermark[]): void {
+    for (const w of flushed) if ((this.marks.get(w.userId)?.lastReadSeq ?? 0) <= (w.lastReadSeq ?? 0)) this.marks.delete(w.userId);
+  }
+  clearAudits(upToId: number): void {
+    this.auditLog = this.auditLog.filter((a) => a.id > upToId);
+  }
+}
+
+function message(seq: number, content: string): StoredMessage {
+  return {
+    id: `00000000-0000-4000-8000-${String(seq).padStart(12, "0")}`,
+    conversationId: "00000000-0000-4000-8000-000000000000",
+    seq,
+    senderId: "00000000-0000-4000-8000-00000000aaaa",
+    clientMessageId: null,
+    type: "text",
+    content,
+    replyToId: null,
+    createdAt: new Date(0).toISOString(),
+    editedAt: null,
+    deletedAt: null,
+    status: "pending",
+    eventSeq: seq,
+  };
+}
+
+/** A Postgres stand-in whose commits the test lands one by one; `db` holds what was committed. */
+function harness() {
+  const store = new MemoryStore();
+  const writes: { seqs: string[]; watermarks: string[]; land(): void; fail(err: Error): void }[] = [];
+  const db = new Map<number, string>();
+  const readState = new Map<string, number>();
+  const flusher = new OutboxFlusher({
+    store,
+    write: (batch, watermarks) =>
+      new Promise<void>((resolve, reject) => {
+        writes.push({
+          seqs: batch.map((m) => `${m.seq}:${m.content}`),
+          watermarks: watermarks.map((w) => `${w.userId}@${w.lastReadSeq}`),
+          land: () => {
+            for (const m of batch) db.set(m.seq, m.content);
+            for (const w of watermarks) readState.set(w.userId, Math.max(readState.get(w.userId) ?? 0, w.lastReadSeq ?? 0));
+            resolve();
+          },
+          fail: reject,
+        });
+      }),
+    onCommitted: () => {},
+    onFailed: () => {},
+  });
+  return { store, writes, db, readState, flusher };
+}
+
+const settled = () => new Promise((r) => setTimeout(r, 0));
+
+function track(p: Promise<void>) {
+  const state = { done: false, error: undefined as unknown };
+  p.then(
+    () => (state.done = true),
+    (err) => (state.error = err),
+  );
+  return state;
+}
+
+describe("outbox group commit", () => {
+  it("sends a message that arrives while a flight is out at once, in a second flight; an ack means everything before it is in", async () => {
+    const { store, writes, db, flusher } = harness();
+    store.append(1);
+    const first = track(flusher.flush());
+    store.append(2);
+    const second = track(flusher.flush());
+    await settled();
+    expect(writes.map((w) => w.seqs)).toEqual([["1:m1"], ["2:m2"]]);
+    writes[1].land();
+    await settled();
+    expect(db.has(2)).toBe(true);
+    // Message 2 is in, but 1, sent before it, is still in the air: the ack of 2 waits for it.
+    expect(second.done).toBe(false);
+    writes[0].land();
+    await settled();
+    expect(first.done).toBe(true);
+    expect(second.done).toBe(true);
+  });
+
+  it(`with ${MAX_FLIGHTS} flights out, later messages wait for a free slot and go together`, async () => {
+    const { store, writes, db, flusher } = harness();
+    const waits = [];
+    for (let seq = 1; seq <= 5; seq++) {
+      store.append(seq);
+      waits.push(track(flusher.flush()));
+    }
+    await settled();
+    expect(writes.map((w) => w.seqs)).toEqual([["1:m1"], ["2:m2"]]);
+    writes[0].land();
+    await settled();
+    expect(writes.map((w) => w.seqs)).toEqual([["1:m1"], ["2:m2"], ["3:m3", "4:m4", "5:m5"]]);
+    expect(waits.map((w) => w.done)).toEqual([true, false, false, false, false]);
+    writes[2].land();
+    writes[1].land();
+    await settled();
+    expect(waits.every((w) => w.done)).toBe(true);
+    expect([...db.keys()].sort()).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it("never flies one message twice at once: an edit made in flight is written after the flight lands, before the editor's wait ends", async () => {
+    const { store, writes, db, flusher } = harness();
+    store.append(1);
+    const send = track(flusher.flush());
+    store.edit(1, "edited");
+    const edit = track(flusher.flush());
+    await settled();
+    expect(writes.map((w) => w.seqs)).toEqual([["1:m1"]]);
+    writes[0].land();
+    await settled();
+    expect(send.done).toBe(true);
+    expect(edit.done).toBe(false);
+    expect(writes.map((w) => w.seqs)).toEqual([["1:m1"], ["1:edited"]]);
+    writes[1].land();
+    await settled();
+    expect(edit.done).toBe(true);
+    expect(db.get(1)).toBe("edited");
+  });
+
+  it("one flight at a time carries the read watermarks; a read marked meanwhile goes in a later one", async () => {
+    const { store, writes, readState, flusher } = harness();
+    store.mark("u1", 3);
+    const read1 = track(flusher.flush());
+    store.mark("u1", 5);
+    store.append(6);
+    const read2 = track(flusher.flush());
+    await settled();
+    expect(writes.map((w) => [w.seqs, w.watermarks])).toEqual([
+      [[], ["u1@3"]],
+      [["6:m6"], []],
+    ]);
+    writes[1].land();
+    writes[0].land();
+    await settled();
+    expect(read1.done).toBe(true);
+    expect(read2.done).toBe(false);
+    expect(writes[2].watermarks).toEqual(["u1@5"]);
+    writes[2].land();
+    await settled();
+    expect(read2.done).toBe(true);
+    expect(readState.get("u1")).toBe(5);
+  });
+
+  it("a failed flight fails the waits that need it, keeps its rows pending and is not retried by the flusher", async () => {
+    const { store, writes, flusher } = harness();
+    store.append(1);
+    const send = track(flusher.flush());
+    await settled();
+    writes[0].fail(new Error("connection reset"));
+    await settled();
+    expect(send.error).toBeInstanceOf(Error);
+    expect(writes).toHaveLength(1);
+    expect(store.pending(10).map((r) => r.message.seq)).toEqual([1]);
+    // The room's alarm retries: the next flush takes the row again.
+    const retry = track(flusher.flush());
+    await settled();
+    writes[1].land();
+    await settled();
+    expect(retry.done).toBe(true);
+    expect(store.pending(10)).toEqual([]);
+  });
+});

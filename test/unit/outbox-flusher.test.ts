@@ -11,6 +11,7 @@ class MemoryStore implements OutboxStore {
   marks = new Map<string, ReadWatermark>();
   auditLog: { id: number; entry: AuditEntry }[] = [];
   extrasVersion = 0;
+  scans = 0;
 
   append(seq: number, content = `m${seq}`): void {
     this.rows.set(seq, { message: message(seq, content), version: 0, pending: true });
@@ -24,6 +25,7 @@ class MemoryStore implements OutboxStore {
     this.extrasVersion++;
   }
   pending(limit: number): PendingRow[] {
+    this.scans++;
     return [...this.rows.values()]
       .filter((r) => r.pending)
       .sort((a, b) => a.message.seq - b.message.seq)
@@ -206,5 +208,54 @@ describe("outbox group commit", () => {
     await settled();
     expect(retry.done).toBe(true);
     expect(store.pending(10)).toEqual([]);
+  });
+
+  it("a flight that fails while others wait for a slot fails those waits, and the next flush launches as usual", async () => {
+    const { store, writes, flusher } = harness();
+    for (const seq of [1, 2]) {
+      store.append(seq);
+      void flusher.flush().catch(() => {});
+    }
+    store.append(3);
+    const waiting = track(flusher.flush());
+    await settled();
+    expect(writes).toHaveLength(2);
+    writes[0].fail(new Error("connection reset"));
+    await settled();
+    expect(waiting.error).toBeInstanceOf(Error);
+    // The room's retry: 1 and 3 fly again beside 2; 4 then waits for a slot, and gets one.
+    const retry = track(flusher.flush());
+    store.append(4);
+    const next = track(flusher.flush());
+    await settled();
+    expect(writes.slice(2).map((w) => w.seqs)).toEqual([["1:m1", "3:m3"]]);
+    expect(next.error).toBeUndefined();
+    writes[1].land();
+    await settled();
+    expect(writes.slice(3).map((w) => w.seqs)).toEqual([["4:m4"]]);
+    writes[2].land();
+    writes[3].land();
+    await settled();
+    expect(retry.done && next.done).toBe(true);
+    expect(store.pending(10)).toEqual([]);
+  });
+
+  it("under overload, a landing wakes one relaunch, not every waiting sender", async () => {
+    const { store, writes, flusher } = harness();
+    const waits = [];
+    for (let seq = 1; seq <= 200; seq++) {
+      store.append(seq);
+      waits.push(track(flusher.flush()));
+    }
+    await settled();
+    const scansBefore = store.scans;
+    writes[0].land();
+    await settled();
+    expect(store.scans - scansBefore).toBeLessThanOrEqual(2);
+    expect(writes[2].seqs).toHaveLength(198);
+    writes[1].land();
+    writes[2].land();
+    await settled();
+    expect(waits.every((w) => w.done)).toBe(true);
   });
 });

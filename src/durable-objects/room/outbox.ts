@@ -48,20 +48,30 @@ interface Flight {
  */
 export class OutboxFlusher {
   private readonly flights = new Set<Flight>();
+  private relaunch: Promise<void> | undefined;
 
   constructor(private readonly deps: OutboxDeps) {}
 
-  async flush(): Promise<void> {
-    // The flights in the air now hold some of what is pending now; the rest goes in flights launched below.
+  flush(): Promise<void> {
+    // The flights in the air now hold some of what is pending now; a flight launched now takes the rest.
     const needed = [...this.flights];
-    for (;;) {
-      const { flight, leftover } = this.launch();
-      if (flight) needed.push(flight);
-      if (!leftover || this.flights.size === 0) break;
-      // Wait for a slot (or for the flight whose row was edited meanwhile) and launch again.
-      await Promise.race([...this.flights].map((f) => f.done));
-    }
-    await Promise.all(needed.map((f) => f.done));
+    const { flight, leftover } = this.launch();
+    if (flight) needed.push(flight);
+    const landed = Promise.all(needed.map((f) => f.done)).then(() => {});
+    if (!leftover || this.flights.size === 0) return landed;
+    // The rest waits for a slot. One relaunch serves every caller waiting meanwhile: a landing wakes one flush,
+    // not each waiting sender (under overload that was a scan of the outbox per sender per landing).
+    this.relaunch ??= Promise.race([...this.flights].map((f) => f.done)).then(
+      () => {
+        this.relaunch = undefined;
+        return this.flush();
+      },
+      (err: unknown) => {
+        this.relaunch = undefined;
+        throw err;
+      },
+    );
+    return Promise.all([landed, this.relaunch]).then(() => {});
   }
 
   get busy(): boolean {
@@ -74,6 +84,7 @@ export class OutboxFlusher {
    * while its older version flies, more than a batch, watermarks changed since their flight took them).
    */
   private launch(): { flight?: Flight; leftover: boolean } {
+    if (this.flights.size >= MAX_FLIGHTS) return { leftover: true };
     const { store } = this.deps;
     const flying = new Map<number, number>();
     let extrasHolder: Flight | undefined;
@@ -100,7 +111,6 @@ export class OutboxFlusher {
     if (extrasHolder && extrasHolder.extras !== extrasVersion) leftover = true;
     const carriesExtras = watermarks.length > 0 || audits.length > 0;
     if (free.length === 0 && !carriesExtras) return { leftover };
-    if (this.flights.size >= MAX_FLIGHTS) return { leftover: true };
 
     const flight: Flight = {
       rows: new Map(free.map((r) => [r.message.seq, r.version])),

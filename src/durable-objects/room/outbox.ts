@@ -74,10 +74,6 @@ export class OutboxFlusher {
     return Promise.all([landed, this.relaunch]).then(() => {});
   }
 
-  get busy(): boolean {
-    return this.flights.size > 0;
-  }
-
   /**
    * Starts a flight with the pending rows no flight holds (and the watermarks and audits, unless a flight holds
    * them). `leftover`: something pending now is in no flight, old or new, as it stands (no free slot, a row edited

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import type { AuditEntry } from "../../src/db/queries/audit";
 import type { ReadWatermark, StoredMessage } from "../../src/db/queries/messages";
-import { MAX_FLIGHTS, OutboxFlusher, type OutboxStore } from "../../src/durable-objects/room/outbox";
+import { MAX_FLIGHTS, OutboxFlusher, SECOND_FLIGHT_MIN_WAIT_MS, type OutboxStore } from "../../src/durable-objects/room/outbox";
 import type { PendingRow } from "../../src/durable-objects/room/store";
 
 class MemoryStore implements OutboxStore {
@@ -70,9 +70,13 @@ function message(seq: number, content: string): StoredMessage {
   };
 }
 
-/** A Postgres stand-in whose commits the test lands one by one; `db` holds what was committed. */
+/**
+ * A Postgres stand-in whose commits the test lands one by one; `db` holds what was committed. `clock.t` is the
+ * flusher's clock (ms): a flight's round trip is the time between its launch and its landing.
+ */
 function harness() {
   const store = new MemoryStore();
+  const clock = { t: 0 };
   const writes: { seqs: string[]; watermarks: string[]; land(): void; fail(err: Error): void }[] = [];
   const db = new Map<number, string>();
   const readState = new Map<string, number>();
@@ -93,8 +97,9 @@ function harness() {
       }),
     onCommitted: () => {},
     onFailed: () => {},
+    now: () => clock.t,
   });
-  return { store, writes, db, readState, flusher };
+  return { store, writes, db, readState, flusher, clock };
 }
 
 const settled = () => new Promise((r) => setTimeout(r, 0));
@@ -129,14 +134,17 @@ describe("outbox group commit", () => {
   });
 
   it(`with ${MAX_FLIGHTS} flights out, later messages wait for a free slot and go together`, async () => {
-    const { store, writes, db, flusher } = harness();
+    const { store, writes, db, flusher, clock } = harness();
     const waits = [];
     for (let seq = 1; seq <= 5; seq++) {
+      if (seq === 2) clock.t = 8;
       store.append(seq);
       waits.push(track(flusher.flush()));
     }
     await settled();
     expect(writes.map((w) => w.seqs)).toEqual([["1:m1"], ["2:m2"]]);
+    // 10 ms round trips: the second flight is expected out for 8 ms more, not worth waiting for.
+    clock.t = 10;
     writes[0].land();
     await settled();
     expect(writes.map((w) => w.seqs)).toEqual([["1:m1"], ["2:m2"], ["3:m3", "4:m4", "5:m5"]]);
@@ -211,7 +219,7 @@ describe("outbox group commit", () => {
   });
 
   it("a flight that fails while others wait for a slot fails those waits, and the next flush launches as usual", async () => {
-    const { store, writes, flusher } = harness();
+    const { store, writes, flusher, clock } = harness();
     for (const seq of [1, 2]) {
       store.append(seq);
       void flusher.flush().catch(() => {});
@@ -224,12 +232,14 @@ describe("outbox group commit", () => {
     await settled();
     expect(waiting.error).toBeInstanceOf(Error);
     // The room's retry: 1 and 3 fly again beside 2; 4 then waits for a slot, and gets one.
+    clock.t = 8;
     const retry = track(flusher.flush());
     store.append(4);
     const next = track(flusher.flush());
     await settled();
     expect(writes.slice(2).map((w) => w.seqs)).toEqual([["1:m1", "3:m3"]]);
     expect(next.error).toBeUndefined();
+    clock.t = 10;
     writes[1].land();
     await settled();
     expect(writes.slice(3).map((w) => w.seqs)).toEqual([["4:m4"]]);
@@ -241,14 +251,16 @@ describe("outbox group commit", () => {
   });
 
   it("under overload, a landing wakes one relaunch, not every waiting sender", async () => {
-    const { store, writes, flusher } = harness();
+    const { store, writes, flusher, clock } = harness();
     const waits = [];
     for (let seq = 1; seq <= 200; seq++) {
+      if (seq === 2) clock.t = 8;
       store.append(seq);
       waits.push(track(flusher.flush()));
     }
     await settled();
     const scansBefore = store.scans;
+    clock.t = 10;
     writes[0].land();
     await settled();
     expect(store.scans - scansBefore).toBeLessThanOrEqual(2);
@@ -257,5 +269,30 @@ describe("outbox group commit", () => {
     writes[2].land();
     await settled();
     expect(waits.every((w) => w.done)).toBe(true);
+  });
+
+  it("against a nearby database (flights land within a millisecond) a message waits for the flight in the air instead of launching another", async () => {
+    const { store, writes, flusher, clock } = harness();
+    store.append(1);
+    const first = track(flusher.flush());
+    await settled();
+    clock.t = SECOND_FLIGHT_MIN_WAIT_MS / 2;
+    writes[0].land();
+    await settled();
+    expect(first.done).toBe(true);
+    store.append(2);
+    const second = track(flusher.flush());
+    store.append(3);
+    const third = track(flusher.flush());
+    await settled();
+    expect(writes.slice(1).map((w) => w.seqs)).toEqual([["2:m2"]]);
+    clock.t = SECOND_FLIGHT_MIN_WAIT_MS;
+    writes[1].land();
+    await settled();
+    expect(second.done).toBe(true);
+    expect(writes.slice(2).map((w) => w.seqs)).toEqual([["3:m3"]]);
+    writes[2].land();
+    await settled();
+    expect(third.done).toBe(true);
   });
 });

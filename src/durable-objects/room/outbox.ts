@@ -20,6 +20,8 @@ export interface OutboxDeps {
   write(batch: StoredMessage[], watermarks: ReadWatermark[], audit: AuditEntry[]): Promise<void>;
   onCommitted(rows: PendingRow[]): void;
   onFailed(err: unknown): void;
+  /** Milliseconds; Date.now by default (in a Durable Object it moves with I/O, which is what flights are). */
+  now?: () => number;
 }
 
 const BATCH = 500;
@@ -33,12 +35,20 @@ const BATCH = 500;
  */
 export const MAX_FLIGHTS = 2;
 
+/**
+ * A second flight costs a round of CPU in the room, the driver and Postgres (a commit of its own); it is worth it
+ * only when the flight in the air is expected to stay out at least this long. Against a nearby database (here, 1 ms
+ * round trips) the room therefore keeps one flight and its large batches; against a distant one it sends at once.
+ */
+export const SECOND_FLIGHT_MIN_WAIT_MS = 1;
+
 interface Flight {
   /** seq → the version this flight writes. */
   rows: Map<number, number>;
   /** The store's extrasVersion when this flight took the watermarks and audits; undefined when it took none. */
   extras: number | undefined;
   done: Promise<void>;
+  startedAt: number;
 }
 
 /**
@@ -49,8 +59,13 @@ interface Flight {
 export class OutboxFlusher {
   private readonly flights = new Set<Flight>();
   private relaunch: Promise<void> | undefined;
+  /** Smoothed duration of recent flights; unknown (infinite) until one lands. */
+  private roundTripMs = Number.POSITIVE_INFINITY;
+  private readonly now: () => number;
 
-  constructor(private readonly deps: OutboxDeps) {}
+  constructor(private readonly deps: OutboxDeps) {
+    this.now = deps.now ?? Date.now;
+  }
 
   flush(): Promise<void> {
     // The flights in the air now hold some of what is pending now; a flight launched now takes the rest.
@@ -80,7 +95,7 @@ export class OutboxFlusher {
    * while its older version flies, more than a batch, watermarks changed since their flight took them).
    */
   private launch(): { flight?: Flight; leftover: boolean } {
-    if (this.flights.size >= MAX_FLIGHTS) return { leftover: true };
+    if (this.flights.size >= MAX_FLIGHTS || !this.worthAnotherFlight()) return { leftover: true };
     const { store } = this.deps;
     const flying = new Map<number, number>();
     let extrasHolder: Flight | undefined;
@@ -112,13 +127,21 @@ export class OutboxFlusher {
       rows: new Map(free.map((r) => [r.message.seq, r.version])),
       extras: carriesExtras ? extrasVersion : undefined,
       done: Promise.resolve(),
+      startedAt: this.now(),
     };
-    flight.done = this.fly(free, watermarks, audits).finally(() => this.flights.delete(flight));
+    flight.done = this.fly(flight, free, watermarks, audits).finally(() => this.flights.delete(flight));
     this.flights.add(flight);
     return { flight, leftover: leftover || audits.length === BATCH };
   }
 
-  private async fly(rows: PendingRow[], watermarks: ReadWatermark[], audits: { id: number; entry: AuditEntry }[]): Promise<void> {
+  /** With no flight out, always; with one, when it is expected to stay out long enough to be worth not waiting. */
+  private worthAnotherFlight(): boolean {
+    if (this.flights.size === 0) return true;
+    const oldest = Math.min(...[...this.flights].map((f) => f.startedAt));
+    return this.roundTripMs - (this.now() - oldest) >= SECOND_FLIGHT_MIN_WAIT_MS;
+  }
+
+  private async fly(flight: Flight, rows: PendingRow[], watermarks: ReadWatermark[], audits: { id: number; entry: AuditEntry }[]): Promise<void> {
     const { store } = this.deps;
     try {
       await this.deps.write(
@@ -130,6 +153,8 @@ export class OutboxFlusher {
       this.deps.onFailed(err);
       throw err;
     }
+    const took = Math.max(0, this.now() - flight.startedAt);
+    this.roundTripMs = Number.isFinite(this.roundTripMs) ? 0.8 * this.roundTripMs + 0.2 * took : took;
     store.markFlushed(rows);
     if (watermarks.length) store.clearWatermarks(watermarks);
     if (audits.length) store.clearAudits(audits[audits.length - 1].id);

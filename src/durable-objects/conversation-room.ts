@@ -88,8 +88,9 @@ export class ConversationRoom extends DurableObject<Env> {
   }
 
   db() {
-    // The outbox's flights, and two more: a flush must not wait behind two slow reads (history, search) of the room.
-    this.dbHandle ??= openDb({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }, MAX_FLIGHTS + 2);
+    // The outbox's flights (MAX_FLIGHTS with messages, one with receipts only), and two more: a flush must not
+    // wait behind two slow reads (history, search) of the room.
+    this.dbHandle ??= openDb({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }, MAX_FLIGHTS + 3);
     return this.dbHandle.db;
   }
 

@@ -295,4 +295,23 @@ describe("outbox group commit", () => {
     await settled();
     expect(third.done).toBe(true);
   });
+
+  it("receipts alone do not take a message's slot: a message still flies beside a message flight and a receipts flight", async () => {
+    const { store, writes, flusher } = harness();
+    store.append(1);
+    void flusher.flush();
+    store.mark("u1", 1);
+    const read = track(flusher.flush());
+    store.append(2);
+    const send = track(flusher.flush());
+    await settled();
+    expect(writes.map((w) => [w.seqs, w.watermarks])).toEqual([
+      [["1:m1"], []],
+      [[], ["u1@1"]],
+      [["2:m2"], []],
+    ]);
+    for (const w of writes) w.land();
+    await settled();
+    expect(read.done && send.done).toBe(true);
+  });
 });

@@ -31,7 +31,8 @@ const BATCH = 500;
  * rides the next: 1.5 round trips to Postgres on average, and up to two, once the room sends faster than one round
  * trip per message. A second flight takes it at once. Flights never share a message, and only one carries the
  * watermarks and the audit entries (the audit chain is written in order, and two transactions that both update
- * participants could deadlock); otherwise their rows are independent upserts.
+ * participants could deadlock); otherwise their rows are independent upserts. A flight with watermarks or audits
+ * only does not count here, so at most MAX_FLIGHTS + 1 are out.
  */
 export const MAX_FLIGHTS = 2;
 
@@ -95,26 +96,34 @@ export class OutboxFlusher {
    * while its older version flies, more than a batch, watermarks changed since their flight took them).
    */
   private launch(): { flight?: Flight; leftover: boolean } {
-    if (this.flights.size >= MAX_FLIGHTS || !this.worthAnotherFlight()) return { leftover: true };
     const { store } = this.deps;
     const flying = new Map<number, number>();
     let extrasHolder: Flight | undefined;
+    let messageFlights = 0;
     for (const f of this.flights) {
       for (const [seq, version] of f.rows) flying.set(seq, version);
       if (f.extras !== undefined) extrasHolder = f;
+      if (f.rows.size > 0) messageFlights++;
     }
-    const limit = BATCH + flying.size;
-    const pending = store.pending(limit);
+    // Receipts alone (a watermarks-only flight) do not take a message's slot: in a busy room every delivery is
+    // followed by receipts, and they would otherwise keep the next message waiting.
+    const messagesMayFly = messageFlights < MAX_FLIGHTS && this.worthAnotherFlight();
+    if (!messagesMayFly && extrasHolder) return { leftover: true };
     const free: PendingRow[] = [];
-    let leftover = pending.length === limit;
-    for (const r of pending) {
-      const version = flying.get(r.message.seq);
-      if (version === undefined) free.push(r);
-      else if (version !== r.version) leftover = true;
-    }
-    if (free.length > BATCH) {
-      free.length = BATCH;
-      leftover = true;
+    let leftover = !messagesMayFly;
+    if (messagesMayFly) {
+      const limit = BATCH + flying.size;
+      const pending = store.pending(limit);
+      leftover = pending.length === limit;
+      for (const r of pending) {
+        const version = flying.get(r.message.seq);
+        if (version === undefined) free.push(r);
+        else if (version !== r.version) leftover = true;
+      }
+      if (free.length > BATCH) {
+        free.length = BATCH;
+        leftover = true;
+      }
     }
     const extrasVersion = store.extrasVersion;
     const watermarks = extrasHolder ? [] : store.watermarks();
@@ -134,7 +143,7 @@ export class OutboxFlusher {
     return { flight, leftover: leftover || audits.length === BATCH };
   }
 
-  /** With no flight out, always; with one, when it is expected to stay out long enough to be worth not waiting. */
+  /** With no flight out, always; otherwise when those out are expected to stay out long enough not to wait. */
   private worthAnotherFlight(): boolean {
     if (this.flights.size === 0) return true;
     const oldest = Math.min(...[...this.flights].map((f) => f.startedAt));

@@ -3,8 +3,7 @@
 import { describe, expect, it } from "vitest";
 import type { AuditEntry } from "../../src/db/queries/audit";
 import type { ReadWatermark, StoredMessage } from "../../src/db/queries/messages";
-import { MAX_FLIGHTS, OutboxFlusher, SECOND_FLIGHT_MIN_WAIT_MS, type OutboxStore } from "../../src/durable-objects/room/outbox";
-import type { PendingRow } from "../../src/durable-objects/room/store";
+import { MAX_FLIGHTS, OutboxFlusher, SECOND_FLIGHT_MIN_WAIT_MS, type OutboxStore, type PendingRow } from "../../src/durable-objects/room/outbox";
 
 class MemoryStore implements OutboxStore {
   rows = new Map<number, { message: StoredMessage; version: number; pending: boolean }>();

@@ -1,6 +1,11 @@
 import type { ReadWatermark, StoredMessage } from "../../db/queries/messages";
 import type { AuditEntry } from "../../db/queries/audit";
-import type { PendingRow } from "./store";
+
+/** A message waiting for Postgres, with the version it had when read (an edit bumps it). */
+export interface PendingRow {
+  message: StoredMessage;
+  version: number;
+}
 
 /** The part of the room's storage the flusher uses (RoomStore; a small fake in the unit tests). */
 export interface OutboxStore {

@@ -1,6 +1,7 @@
 import type { ConversationType, Message, Participant } from "../../protocol/resources";
 import type { StoredMessage } from "../../db/queries/messages";
 import type { AuditEntry } from "../../db/queries/audit";
+import type { PendingRow } from "./outbox";
 
 /**
  * The room's own SQLite storage: the durable half of the single-writer design. A message gets its seq and lands
@@ -61,10 +62,6 @@ export interface RoomMeta {
   closed: boolean;
 }
 
-export interface PendingRow {
-  message: StoredMessage;
-  version: number;
-}
 
 export class RoomStore {
   // Read on every message and frame; SQLite stays the truth. Every write below drops the copy (a rolled-back

@@ -62,7 +62,6 @@ export interface RoomMeta {
   closed: boolean;
 }
 
-
 export class RoomStore {
   // Read on every message and frame; SQLite stays the truth. Every write below drops the copy (a rolled-back
   // transaction must not leave a cached value behind), appendMessage sets it after its commit.

@@ -103,6 +103,17 @@ function harness() {
 
 const settled = () => new Promise((r) => setTimeout(r, 0));
 
+/** Messages 1..count, each followed by the sender's wait: the first at t = 0, the rest at t = 8 ms. */
+function sendEach(store: MemoryStore, flusher: OutboxFlusher, clock: { t: number }, count: number) {
+  const waits = [];
+  for (let seq = 1; seq <= count; seq++) {
+    if (seq === 2) clock.t = 8;
+    store.append(seq);
+    waits.push(track(flusher.flush()));
+  }
+  return waits;
+}
+
 function track(p: Promise<void>) {
   const state = { done: false, error: undefined as unknown };
   p.then(
@@ -134,12 +145,7 @@ describe("outbox group commit", () => {
 
   it(`with ${MAX_FLIGHTS} flights out, later messages wait for a free slot and go together`, async () => {
     const { store, writes, db, flusher, clock } = harness();
-    const waits = [];
-    for (let seq = 1; seq <= 5; seq++) {
-      if (seq === 2) clock.t = 8;
-      store.append(seq);
-      waits.push(track(flusher.flush()));
-    }
+    const waits = sendEach(store, flusher, clock, 5);
     await settled();
     expect(writes.map((w) => w.seqs)).toEqual([["1:m1"], ["2:m2"]]);
     // 10 ms round trips: the second flight is expected out for 8 ms more, not worth waiting for.
@@ -251,12 +257,7 @@ describe("outbox group commit", () => {
 
   it("under overload, a landing wakes one relaunch, not every waiting sender", async () => {
     const { store, writes, flusher, clock } = harness();
-    const waits = [];
-    for (let seq = 1; seq <= 200; seq++) {
-      if (seq === 2) clock.t = 8;
-      store.append(seq);
-      waits.push(track(flusher.flush()));
-    }
+    const waits = sendEach(store, flusher, clock, 200);
     await settled();
     const scansBefore = store.scans;
     clock.t = 10;

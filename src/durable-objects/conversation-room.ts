@@ -115,41 +115,49 @@ export class ConversationRoom extends DurableObject<Env> {
       return meta;
     }
     // No blockConcurrencyWhile here: its input gate would also hold back replies on a pooled Postgres connection
-    // opened by an earlier request, and the load would hang. Concurrent first requests may both read Postgres;
-    // initialise() is synchronous, so the first to finish wins and the others adopt its state.
-    let outcome: RoomMeta | "missing" | "down";
+    // opened by an earlier request, and the load would hang. Requests that arrive while the room loads (a group
+    // coming online) share the one load: one Postgres connection, not one per socket.
+    if (this.loading?.conversationId !== conversationId) {
+      const load = this.load(conversationId).finally(() => {
+        if (this.loading?.promise === load) this.loading = undefined;
+      });
+      this.loading = { conversationId, promise: load };
+    }
+    const outcome = await this.loading.promise;
+    if (outcome === "missing") throw notFound("Conversation");
+    if (outcome === "down") throw unavailable("Database unavailable");
+    if (outcome.conversationId !== conversationId) throw notFound("Conversation");
+    return outcome;
+  }
+
+  private loading: { conversationId: string; promise: Promise<RoomMeta | "missing" | "down"> } | undefined;
+
+  /** The first load of this room from Postgres; initialise() is synchronous, so a state already there wins. */
+  private async load(conversationId: string): Promise<RoomMeta | "missing" | "down"> {
     try {
       const state = await loadRoomState(this.db(), conversationId);
       // A conversation with history adopts its newest page (no query for a new one: most rooms start that way).
       const recent = state && state.maxSeq > state.archivedUpToSeq ? await newestMessages(this.db(), conversationId, LIMITS.pageMax) : [];
       const again = this.store.meta();
-      if (again) {
-        outcome = again;
-      } else if (!state) {
-        outcome = "missing";
-      } else {
-        const fresh: RoomMeta = {
-          conversationId,
-          type: state.type,
-          lastSeq: state.maxSeq,
-          pgSeqAtInit: state.maxSeq,
-          clientIdsPrunedBelow: 0,
-          closed: state.closed,
-        };
-        this.store.initialise(fresh, state.participants, state.offline, recent);
-        this.noteArchived(state.archivedUpToSeq);
-        this.participantsCheckedAt = Date.now();
-        outcome = fresh;
-      }
+      if (again) return again;
+      if (!state) return "missing";
+      const fresh: RoomMeta = {
+        conversationId,
+        type: state.type,
+        lastSeq: state.maxSeq,
+        pgSeqAtInit: state.maxSeq,
+        clientIdsPrunedBelow: 0,
+        closed: state.closed,
+      };
+      this.store.initialise(fresh, state.participants, state.offline, recent);
+      this.noteArchived(state.archivedUpToSeq);
+      this.participantsCheckedAt = Date.now();
+      return fresh;
     } catch (err) {
       this.resetDb();
       this.log.warn("room init failed", { error: (err as Error).message?.slice(0, 200) });
-      outcome = "down";
+      return "down";
     }
-    if (outcome === "missing") throw notFound("Conversation");
-    if (outcome === "down") throw unavailable("Database unavailable");
-    if (outcome.conversationId !== conversationId) throw notFound("Conversation");
-    return outcome;
   }
 
   private participantsCheckedAt = 0;

@@ -9,7 +9,8 @@ import { outboxSweepJob } from "../../src/jobs/maintenance";
 import { OUTBOX_PENDING_KEY } from "../../src/jobs/outbox-registry";
 import { runJob } from "../../src/jobs/runner";
 import { api } from "./helpers";
-import { postgres, seedConversation, withDb } from "./fixtures";
+import { bridgeConnectionsOpened, postgres, seedConversation, withDb } from "./fixtures";
+import { openSocket, waitFor } from "./sockets";
 
 
 /** The local Redis-REST endpoint's fault switch (scripts/local/redis-rest.ts), guarded by the REST token itself. */
@@ -207,6 +208,19 @@ describe("ConversationRoom", () => {
     expect((await room(id).outboxStatus()).pending).toBe(0);
     expect(await pgCount(id)).toBe(2);
     expect(await redis.zscore(OUTBOX_PENDING_KEY, id)).toBeNull();
+  });
+
+  it("loads once when a whole group connects at the same moment: one Postgres connection, not one per socket", async () => {
+    const { id, users } = await seedConversation("group", 6);
+    // Each user's first request provisions them from the Worker (once per isolate): done before counting.
+    for (const u of users) expect((await api("GET", "/conversations", { token: u.token })).status).toBe(200);
+    const before = await bridgeConnectionsOpened();
+    const sockets = await Promise.all(users.map((u) => openSocket(`/conversations/${id}/ws`, u)));
+    for (const s of sockets) await waitFor(() => s.frames.find((f) => f.type === "ready"), "ready");
+    // One for the load; one more tolerated for background work of earlier tests (an alarm's retry). Before, each
+    // socket's upgrade loaded on its own, three queries in parallel: 4 or more.
+    expect(await bridgeConnectionsOpened()).toBeLessThanOrEqual(before + 2);
+    for (const s of sockets) s.ws.close(1000, "done");
   });
 
   it("re-reads its member list from Postgres when a membership notification was lost", async () => {

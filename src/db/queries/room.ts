@@ -2,7 +2,7 @@ import { and, eq, isNull, sql } from "drizzle-orm";
 import type { ConversationType, Participant } from "../../protocol/resources";
 import type { Db } from "../client";
 import { toParticipant } from "../mappers";
-import { conversations, messages, participants, users } from "../schema";
+import { conversations, participants, users } from "../schema";
 
 export interface RoomState {
   type: ConversationType;
@@ -16,38 +16,36 @@ export interface RoomState {
   offline: string[];
 }
 
-/** What a room needs from Postgres when its storage is first initialised: type, active members, highest seq. */
+/**
+ * What a room needs from Postgres when its storage is first initialised: type, active members, highest seq.
+ * Two statements, one after the other: a room starts on a cold pool, where queries in parallel would each open a
+ * connection, and opening one costs more than the round trip it saves.
+ */
 export async function loadRoomState(db: Db, conversationId: string): Promise<RoomState | undefined> {
   const [conv] = await db
-    .select({ type: conversations.type, status: conversations.status, archivedUpToSeq: conversations.archivedUpToSeq })
+    .select({
+      type: conversations.type,
+      status: conversations.status,
+      archivedUpToSeq: conversations.archivedUpToSeq,
+      // Spelled out: drizzle leaves column names unqualified inside sql``, and "id" would be the message's.
+      topSeq: sql<string | null>`(SELECT max(m.seq) FROM messages m WHERE m.conversation_id = "conversations"."id")`,
+    })
     .from(conversations)
     .where(eq(conversations.id, conversationId))
     .limit(1);
   if (!conv) return undefined;
-  const [members, top, offline] = await Promise.all([
-    activeParticipants(db, conversationId),
-    db.select({ seq: sql<string | null>`max(${messages.seq})` }).from(messages).where(eq(messages.conversationId, conversationId)),
-    db
-      .select({ userId: participants.userId })
-      .from(participants)
-      .innerJoin(users, eq(users.id, participants.userId))
-      .where(and(eq(participants.conversationId, conversationId), isNull(participants.leftAt), eq(users.online, false))),
-  ]);
+  const members = await db
+    .select({ participant: participants, online: users.online })
+    .from(participants)
+    .leftJoin(users, eq(users.id, participants.userId))
+    .where(and(eq(participants.conversationId, conversationId), isNull(participants.leftAt)));
   return {
     type: conv.type,
     closed: conv.status === "closed",
-    participants: members,
+    participants: members.map((m) => toParticipant(m.participant)),
     // Archived messages left `messages`: the next seq still follows them.
-    maxSeq: Math.max(Number(top[0]?.seq ?? 0), Number(conv.archivedUpToSeq)),
+    maxSeq: Math.max(Number(conv.topSeq ?? 0), Number(conv.archivedUpToSeq)),
     archivedUpToSeq: Number(conv.archivedUpToSeq),
-    offline: offline.map((r) => r.userId),
+    offline: members.filter((m) => m.online === false).map((m) => m.participant.userId),
   };
-}
-
-export async function activeParticipants(db: Db, conversationId: string): Promise<Participant[]> {
-  const rows = await db
-    .select()
-    .from(participants)
-    .where(and(eq(participants.conversationId, conversationId), isNull(participants.leftAt)));
-  return rows.map(toParticipant);
 }

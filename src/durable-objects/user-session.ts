@@ -2,8 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { getConfig } from "../lib/config";
 import { createLogger } from "../lib/log";
 import { openDb } from "../db/client";
-import { contactsOf, membershipSummary, setUserOnline } from "../db/queries/user-session";
-import { agentBusinesses } from "../db/queries/business";
+import { contactsOf, membershipSummary, publishPresence } from "../db/queries/user-session";
 import { aggregatePresence, nextPresenceCheck, OFFLINE_GRACE_MS, type DeviceState, type Presence } from "../domain/presence";
 import { encodeFrame, ERROR_CODE_BY_STATUS, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
 import { LIMITS, type Conversation, type Message } from "../protocol/resources";
@@ -204,17 +203,15 @@ export class UserSession extends DurableObject<Env> {
     if (!userId) return false;
     const update = { userId, status: p.status, lastSeen: p.lastSeen ? new Date(p.lastSeen).toISOString() : null };
     try {
-      const [contacts, memberships, businesses] = await this.withDb(async (db) => {
-        // Before the rooms hear of it: a room that loads meanwhile reads the new state from Postgres.
-        await setUserOnline(db, userId, p.status !== "offline", p.lastSeen ? new Date(p.lastSeen) : null);
-        return Promise.all([contactsOf(db, userId), membershipSummary(db, userId), agentBusinesses(db, userId)]);
-      });
+      const { contacts, conversations, businesses } = await this.withDb((db) =>
+        publishPresence(db, userId, p.status !== "offline", p.lastSeen ? new Date(p.lastSeen) : null),
+      );
       const users = this.env.USER_SESSION;
       const rooms = this.env.CONVERSATION_ROOM;
       const desks = this.env.BUSINESS_DESK; // [business] an agent's presence decides whether they get new chats
       await Promise.allSettled([
         ...contacts.map((id) => users.get(users.idFromName(id)).contactPresence(update)),
-        ...memberships.map((m) => rooms.get(rooms.idFromName(m.conversationId)).presence(update)),
+        ...conversations.map((id) => rooms.get(rooms.idFromName(id)).presence(update)),
         ...businesses.map((b) => desks.get(desks.idFromName(b)).agentPresence(b, userId, p.status)),
       ]);
       return true;

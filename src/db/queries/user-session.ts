@@ -30,9 +30,32 @@ export async function contactsOf(db: Db, userId: string): Promise<string[]> {
   return result.rows.map((r) => r.user_id);
 }
 
-/** Written before the user's rooms hear of the change, so a room that loads meanwhile reads the new state. */
-export async function setUserOnline(db: Db, userId: string, online: boolean, lastSeen: Date | null): Promise<void> {
-  await db.update(users).set({ online, ...(lastSeen ? { lastSeenAt: lastSeen } : {}) }).where(eq(users.id, userId));
+export interface PresenceAudience {
+  contacts: string[];
+  conversations: string[];
+  businesses: string[];
+}
+
+/**
+ * A presence change in one statement: the user's flag is written (the UPDATE commits before the rooms hear of it,
+ * so a room that loads meanwhile reads the new state) and everyone to tell comes back with it. A session opens a
+ * connection per change, and against a distant database each statement is a round trip.
+ */
+export async function publishPresence(db: Db, userId: string, online: boolean, lastSeen: Date | null): Promise<PresenceAudience> {
+  // A data-modifying WITH runs to completion whether or not the SELECT reads it.
+  const result = await db.execute<{ contacts: string[]; conversations: string[]; businesses: string[] }>(sql`
+    WITH flag AS (
+      UPDATE users SET online = ${online}, last_seen_at = COALESCE(${lastSeen?.toISOString() ?? null}::timestamptz, last_seen_at)
+      WHERE id = ${userId} RETURNING id
+    ), mine AS (
+      SELECT conversation_id FROM participants WHERE user_id = ${userId} AND left_at IS NULL
+    )
+    SELECT ARRAY(SELECT DISTINCT other.user_id::text FROM participants other JOIN mine USING (conversation_id)
+                  WHERE other.user_id <> ${userId} AND other.left_at IS NULL) AS contacts,
+           ARRAY(SELECT conversation_id::text FROM mine) AS conversations,
+           ARRAY(SELECT business_id::text FROM business_agents WHERE user_id = ${userId}) AS businesses`);
+  const row = result.rows[0];
+  return { contacts: row?.contacts ?? [], conversations: row?.conversations ?? [], businesses: row?.businesses ?? [] };
 }
 
 /**

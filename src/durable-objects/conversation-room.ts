@@ -160,7 +160,22 @@ export class ConversationRoom extends DurableObject<Env> {
     }
   }
 
-  private participantsCheckedAt = 0;
+  private checkedAtMemo: number | undefined;
+
+  /**
+   * When the member list was last read from Postgres. Kept in storage: workerd evicts a room ~10 s after its last
+   * event, and a woken room that re-read the list on its first message held that message's delivery for a Postgres
+   * connection and round trip (a conversation with a message every half minute paid it on most messages).
+   */
+  private get participantsCheckedAt(): number {
+    this.checkedAtMemo ??= this.ctx.storage.kv.get<number>("participantsCheckedAt") ?? 0;
+    return this.checkedAtMemo;
+  }
+
+  private set participantsCheckedAt(at: number) {
+    this.checkedAtMemo = at;
+    this.ctx.storage.kv.put("participantsCheckedAt", at);
+  }
 
   /**
    * Membership changes reach the room through notify(); should one be lost, the copy is re-read from Postgres

@@ -6,7 +6,7 @@ import { newUser, type TestUser } from "./helpers";
 const controlUrl = (env as unknown as { TEST_BRIDGE_CONTROL: string }).TEST_BRIDGE_CONTROL;
 
 /** Switches the shared Postgres bridge's fault on or off: only for *.serial.test.ts files (the whole stack sees it). */
-export async function postgres(fault: { down?: boolean }) {
+export async function postgres(fault: { down?: boolean; delayMs?: number }) {
   const res = await fetch(`${controlUrl}/__control`, {
     method: "POST",
     headers: { authorization: "Bearer local-control-token", "content-type": "application/json" },

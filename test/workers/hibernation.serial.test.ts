@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { env, runInDurableObject } from "cloudflare:test";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 import type { TestUser } from "./helpers";
-import { seedConversation } from "./fixtures";
+import { postgres, seedConversation } from "./fixtures";
 import { openSocket, waitFor } from "./sockets";
 
 // workerd evicts an idle object ~10 s after its last event; hibernatable sockets stay open across it.
@@ -29,14 +29,26 @@ describe("ConversationRoom hibernation", () => {
 
     await new Promise((r) => setTimeout(r, IDLE_MS));
 
-    // Bob speaks first after the wake: his socket must still be Bob's, not a stranger's or nobody's.
-    sockets[1].ws.send(JSON.stringify({ type: "send_message", data: { content: "after", clientMessageId: "c2" }, id: "f2" }));
-    const ack = await waitFor(() => sockets[1].frames.find((f) => f.type === "message_ack"), "ack after wake");
-    expect(ack.data.message).toMatchObject({ seq: 2, senderId: bob.id });
-    for (const s of [sockets[0], sockets[2]]) {
-      const msg = await waitFor(() => s.frames.find((f) => f.type === "new_message" && f.data.message.seq === 2), "broadcast after wake");
-      expect(msg.data.message).toMatchObject({ senderId: bob.id, content: "after" });
+    // Bob speaks first after the wake: his socket must still be Bob's, not a stranger's or nobody's. Postgres is
+    // slow now: the woken room checked its member list 18 s ago (the check is in storage), so the delivery does not
+    // wait for a re-read of it (which took a new connection and a round trip, each 4 × 300 ms here).
+    await postgres({ delayMs: 300 });
+    let delivered: number;
+    try {
+      const sentAt = Date.now();
+      sockets[1].ws.send(JSON.stringify({ type: "send_message", data: { content: "after", clientMessageId: "c2" }, id: "f2" }));
+      for (const s of [sockets[0], sockets[2]]) {
+        const msg = await waitFor(() => s.frames.find((f) => f.type === "new_message" && f.data.message.seq === 2), "broadcast after wake");
+        expect(msg.data.message).toMatchObject({ senderId: bob.id, content: "after" });
+      }
+      delivered = Date.now() - sentAt;
+      await waitFor(() => sockets[1].frames.find((f) => f.type === "message_ack"), "ack after wake");
+    } finally {
+      await postgres({});
     }
+    expect(delivered).toBeLessThan(250);
+    const ack = sockets[1].frames.find((f) => f.type === "message_ack")!;
+    expect(ack.data.message).toMatchObject({ seq: 2, senderId: bob.id });
     // Per-socket state after the wake: Carol's read receipt and typing are attributed to Carol.
     sockets[2].ws.send(JSON.stringify({ type: "mark_as_read", data: { seq: 2 }, id: "r1" }));
     sockets[2].ws.send(JSON.stringify({ type: "start_typing", id: "t1" }));

@@ -194,7 +194,7 @@ export async function s7WakeMeasure(ctx: Ctx, fx: WakeFixture): Promise<Row[]> {
       case: "wake: first send after idle → ack",
       summary: summarize(firstAck),
       values,
-      note: "a room that was evicted reloads its profiles on the first send, so Redis requests ≈ rooms means evicted, ≈ 0 means the objects stayed in memory (valid while idle < 60 s, the rooms' profile freshness)",
+      note: "workerd evicts a room about 10 s after its last event (test/workers/hibernation.serial.test.ts); Redis requests do not show it, because profiles are cached in the isolate, which outlives the object",
     },
     { scenario: "S7", target: "edge", case: "wake: first send after idle → delivery", summary: summarize(firstDel) },
     { scenario: "S7", target: "edge", case: "wake: second send → ack (warm)", summary: summarize(warmAck) },

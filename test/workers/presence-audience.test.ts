@@ -14,7 +14,7 @@ describe("publishPresence (one statement per presence change)", () => {
       // me joins b instead of its seeded first member; carol is in both, so she must come back once.
       await db.execute(sql`UPDATE participants SET user_id = ${me.id} WHERE conversation_id = ${b.id} AND user_id = ${b.users[0].id}`);
       await db.execute(sql`INSERT INTO participants (conversation_id, user_id, role) VALUES (${b.id}, ${carol.id}, 'member')`);
-      // Bob left a; a conversation me left is not theirs to hear about either.
+      // Bob has left a: he is no longer a contact through it.
       await db.execute(sql`UPDATE participants SET left_at = now() WHERE conversation_id = ${a.id} AND user_id = ${bob.id}`);
       await db.execute(sql`INSERT INTO business_agents (business_id, user_id) VALUES (${business}, ${me.id})`);
     });

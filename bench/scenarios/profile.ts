@@ -1,5 +1,6 @@
-// `--profile`: where the Worker's CPU goes per message. Profiles the isolate (Worker + Durable Objects) while a
-// closed loop of WebSocket sends runs, then REST sends; writes the raw .cpuprofile files next to the results.
+// `--profile`: where the Worker's CPU goes per operation. Profiles the isolate (Worker + Durable Objects) while a
+// closed loop of WebSocket sends runs, then REST sends, history pages and socket connects; writes the raw
+// .cpuprofile files next to the results.
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Ctx } from "../harness/context.js";
@@ -54,6 +55,14 @@ export async function profileScenario(ctx: Ctx, outDir: string): Promise<Row[]> 
   rows.push({ scenario: "PROF", target: "edge", case: "REST history page: self time by module", note: mods(page, 14) });
   rows.push({ scenario: "PROF", target: "edge", case: "REST history page: top self time", note: fmt(page.self, "selfPct", 12) });
   rows.push({ scenario: "PROF", target: "edge", case: "REST history page: top inclusive time", note: fmt(page.total, "totalPct", 15) });
+  // Opening a conversation on a room that is already loaded: upgrade, auth, the room's accept and `ready` frame.
+  const connects = await profile(url, async () => {
+    for (let i = 0; i < ctx.size(100, 300); i++) (await room.connect(i % 2)).close();
+  });
+  await writeFile(path.join(outDir, "profile-ws-connect.cpuprofile"), JSON.stringify(connects.raw));
+  rows.push({ scenario: "PROF", target: "edge", case: "WS connect→ready: self time by module", note: mods(connects, 14) });
+  rows.push({ scenario: "PROF", target: "edge", case: "WS connect→ready: top self time", note: fmt(connects.self, "selfPct", 12) });
+  rows.push({ scenario: "PROF", target: "edge", case: "WS connect→ready: top inclusive time", note: fmt(connects.total, "totalPct", 15) });
   for (const r of rows) ctx.log(`  ${r.case}: ${r.note}`);
   return rows;
 }

@@ -15,13 +15,6 @@ export async function postgres(fault: { down?: boolean; delayMs?: number }) {
   if (!res.ok) throw new Error(`bridge control failed: ${res.status}`);
 }
 
-/** Connections the shared Postgres bridge has opened so far: only meaningful in *.serial.test.ts files. */
-export async function bridgeConnectionsOpened(): Promise<number> {
-  const res = await fetch(`${controlUrl}/__control/stats`, { headers: { authorization: "Bearer local-control-token" } });
-  if (!res.ok) throw new Error(`bridge stats failed: ${res.status}`);
-  return ((await res.json()) as { opened: number }).opened;
-}
-
 /** Direct database access from inside workerd, through the same driver and bridge the Worker uses. */
 export async function withDb<T>(work: (db: ReturnType<typeof openDb>["db"]) => Promise<T>): Promise<T> {
   const handle = openDb({ databaseUrl: env.DATABASE_URL, bridge: env.PG_BRIDGE });

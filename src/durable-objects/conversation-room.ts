@@ -361,8 +361,13 @@ export class ConversationRoom extends DurableObject<Env> {
 
   /** A participant's presence changed (from their user session): tell this room's sockets. */
   async presence(update: { userId: string; status: string; lastSeen: string | null }): Promise<void> {
-    // A room not loaded yet reads the user's state from Postgres when it loads (the session wrote it first).
-    if (!this.store.meta()) return;
+    if (!this.store.meta()) {
+      // A room not loaded yet reads the user's state from Postgres when it loads (the session wrote it first). A
+      // load in flight may have read it before that write, and would keep the old state: the update waits for it.
+      if (!this.loading) return;
+      await this.loading.promise;
+      if (!this.store.meta()) return;
+    }
     this.store.setReachable(update.userId, update.status !== "offline");
     if (this.ctx.getWebSockets().length === 0) return;
     this.broadcast("presence_update", update);

@@ -225,6 +225,31 @@ describe("ConversationRoom", () => {
     for (const s of sockets) s.ws.close(1000, "done");
   });
 
+  it("keeps a presence update that arrives while the room loads (the load may have read the flag before it changed)", async () => {
+    const { id, users } = await seedConversation("group", 3);
+    const [alice, bob, carol] = users; // all offline in Postgres
+    for (const u of users) expect((await api("GET", "/conversations", { token: u.token })).status).toBe(200);
+    await postgres({ delayMs: 100 });
+    try {
+      const opening = openSocket(`/conversations/${id}/ws`, alice);
+      const loading = () => runInDurableObject(room(id), (instance: ConversationRoom) => Boolean((instance as unknown as { loading?: unknown }).loading));
+      for (let i = 0; !(await loading()); i++) {
+        if (i > 250) throw new Error("the room's load never started");
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // Bob's session wrote "online" after the load read the flags (here: Postgres still says offline).
+      await room(id).presence({ userId: bob.id, status: "online", lastSeen: null });
+      const socket = await opening;
+      await waitFor(() => socket.frames.find((f) => f.type === "ready"), "ready");
+      const offline = await runInDurableObject(room(id), (instance: ConversationRoom) => [...instance.store.offlineUsers()]);
+      expect(offline).not.toContain(bob.id);
+      expect(offline).toContain(carol.id);
+      socket.ws.close(1000, "done");
+    } finally {
+      await postgres({});
+    }
+  });
+
   it("re-reads its member list from Postgres when a membership notification was lost", async () => {
     const { id, users } = await seedConversation("group", 3);
     const [, member] = users;

@@ -335,8 +335,10 @@ export class ConversationRoom extends DurableObject<Env> {
 
   async notify(event: RoomEvent): Promise<RpcResult<void>> {
     return asRpcResult(async () => {
+      // A room that was never used has nothing to mirror: it will load fresh state on first use. A load in flight
+      // may have read Postgres before this change: the event waits for it, then applies.
+      if (!this.store.meta()) await this.loading?.promise;
       const meta = this.store.meta();
-      // A room that was never used has nothing to mirror: it will load fresh state on first use.
       if (!meta || meta.conversationId !== event.conversationId) return;
       if (event.kind === "participants") {
         const readAt = Date.now();
@@ -361,13 +363,10 @@ export class ConversationRoom extends DurableObject<Env> {
 
   /** A participant's presence changed (from their user session): tell this room's sockets. */
   async presence(update: { userId: string; status: string; lastSeen: string | null }): Promise<void> {
-    if (!this.store.meta()) {
-      // A room not loaded yet reads the user's state from Postgres when it loads (the session wrote it first). A
-      // load in flight may have read it before that write, and would keep the old state: the update waits for it.
-      if (!this.loading) return;
-      await this.loading.promise;
-      if (!this.store.meta()) return;
-    }
+    // A room not loaded yet reads the user's state from Postgres when it loads (the session wrote it first). A load
+    // in flight may have read it before that write, and would keep the old state: the update waits for it.
+    if (!this.store.meta()) await this.loading?.promise;
+    if (!this.store.meta()) return;
     this.store.setReachable(update.userId, update.status !== "offline");
     if (this.ctx.getWebSockets().length === 0) return;
     this.broadcast("presence_update", update);

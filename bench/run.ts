@@ -10,7 +10,7 @@ import { control, type ControlStats, type StackInfo } from "./harness/control.js
 import { BenchDb } from "./harness/db.js";
 import { descendants, findWorkerd, gitCommit, machineInfo, otherActivity } from "./harness/proc.js";
 import { renderMarkdown, Results, type Check, type Ratio, type Report, type Row } from "./harness/report.js";
-import { edgeTarget, socketIoTarget, wsFloorTarget, type ChatTarget } from "./harness/targets.js";
+import { edgeTarget, socketIoTarget, workerdFloorTargets, wsFloorTarget, type ChatTarget } from "./harness/targets.js";
 import { s1, s2, s4, S4_MAX_CASE } from "./scenarios/messaging.js";
 import { s3, s3Large } from "./scenarios/fanout.js";
 import { s6, s7Presence, s7WakeMeasure, s7WakePrepare, type WakeFixture } from "./scenarios/realtime.js";
@@ -84,6 +84,15 @@ async function main(): Promise<number> {
       }
     }
   }
+  const references: ChatTarget[] = [];
+  if (["S1", "S3", "S12"].some(wanted)) {
+    try {
+      references.push(...(await workerdFloorTargets()));
+    } catch (err) {
+      baselineErrors.push((err as Error).message);
+      log(`  ! workerd floor did not start: ${(err as Error).message}`);
+    }
+  }
   if (args.pgDelayMs) await control({ op: "pgDelay", ms: args.pgDelayMs });
   if (args.redisDelayMs) await control({ op: "redisDelay", ms: args.redisDelayMs });
 
@@ -93,6 +102,7 @@ async function main(): Promise<number> {
     db,
     edge,
     baselines,
+    references,
     workerd,
     serverPid: (t) => (t.name === "edge" ? workerd() : t.pid),
     pgDelayMs: args.pgDelayMs,
@@ -229,7 +239,7 @@ async function main(): Promise<number> {
   console.log(`\n${md}`);
   console.log(`Wrote bench/results/latest.json and bench/results/latest.md`);
 
-  for (const b of baselines) await b.stop();
+  for (const b of [...baselines, ...references]) await b.stop();
   await db.end();
   // A scenario that failed (not one that missed a target, or was skipped for time) makes the run fail.
   const count = (status: string) => results.scenarios.filter((x) => x.status === status).length;
@@ -268,9 +278,14 @@ function checks(r: Results): Check[] {
   const floorPairs = sizes
     .map((n) => [n, r.find("S3", "edge", `${n} sockets: last delivery`)?.summary, r.find("S3", "ws-floor", `${n} sockets: last delivery`)?.summary] as const)
     .filter(([, e, f]) => e?.count && f?.count);
+  // The same ratio for workerd's own floor (a room that only relays frames) says how much of the gap is the runtime.
+  const runtimeRatio = (n: number, f: { p50: number }) => {
+    const w = r.find("S3", "workerd-floor", `${n} sockets: last delivery`)?.summary;
+    return w?.count ? ` (workerd floor ${(w.p50 / f.p50).toFixed(1)}×)` : "";
+  };
   add(
     "S3 within 2× of the plain-ws floor (last-receiver p50, 2/8/100 sockets)",
-    floorPairs.map(([n, e, f]) => `${n}: ${(e!.p50 / f!.p50).toFixed(1)}×`).join(", ") || "–",
+    floorPairs.map(([n, e, f]) => `${n}: ${(e!.p50 / f!.p50).toFixed(1)}×${runtimeRatio(n, f!)}`).join(", ") || "–",
     floorPairs.length ? floorPairs.every(([, e, f]) => e!.p50 <= 2 * f!.p50) : undefined,
   );
 
@@ -308,7 +323,7 @@ function ratios(r: Results): Ratio[] {
     if (Number.isNaN(e) || Number.isNaN(b) || b === 0) return;
     out.push({ what, edge: e, baseline, baselineValue: b, ratio: Math.round((e / b) * 100) / 100 });
   };
-  for (const baseline of ["ws-floor", "socketio-pg"]) {
+  for (const baseline of ["ws-floor", "socketio-pg", "workerd-floor", "workerd-sqlite"]) {
     for (const [scenario, kase] of [
       ["S1", "closed loop send→ack"],
       ["S1", "open 200/s send→ack"],

@@ -13,6 +13,8 @@ export interface Ctx {
   edge: ReturnType<typeof edgeTarget>;
   /** Baselines that started (absent when a baseline could not start). */
   baselines: ChatTarget[];
+  /** The runtime's floor (workerd-floor, workerd-sqlite): in S1, S3 and S12, to tell workerd's cost from ours. */
+  references: ChatTarget[];
   /** The workerd running the Worker (found again if wrangler restarted it). */
   workerd(): number | undefined;
   /** The serving process of a target: workerd for the service, the baseline's own process otherwise. */

@@ -5,8 +5,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { JsonWs, SioChatSocket, WsChatSocket, type ChatSocket } from "./clients.js";
 import type { BenchDb, BenchUser } from "./db.js";
+import { findWorkerd } from "./proc.js";
 
-export type TargetName = "edge" | "ws-floor" | "socketio-pg";
+export type TargetName = "edge" | "ws-floor" | "socketio-pg" | "workerd-floor" | "workerd-sqlite";
 
 /** Something to run the messaging scenarios (S1, S3, S4) against: the service or a baseline. */
 export interface ChatTarget {
@@ -91,6 +92,32 @@ export async function wsFloorTarget(): Promise<ChatTarget> {
     },
     stop: () => stopChild(child),
   };
+}
+
+/**
+ * The runtime's floor (bench/baselines/workerd-floor.ts): one workerd serving two kinds of room, frames only
+ * ("workerd-floor") and each message inserted into the object's SQLite first ("workerd-sqlite").
+ */
+export async function workerdFloorTargets(): Promise<ChatTarget[]> {
+  const { port, child } = await startBaseline("workerd-floor.ts");
+  const pid = child.pid ? findWorkerd(child.pid) : undefined;
+  let stopping: Promise<void> | undefined;
+  const target = (name: TargetName, store: boolean): ChatTarget => ({
+    name,
+    pid,
+    async createRoom() {
+      const id = randomUUID();
+      return {
+        id,
+        async connect(i) {
+          return new WsChatSocket(await JsonWs.connect(`ws://127.0.0.1:${port}/?room=${id}&user=u${i}&store=${store ? 1 : 0}`));
+        },
+        persisted: async () => undefined,
+      };
+    },
+    stop: () => (stopping ??= stopChild(child)),
+  });
+  return [target("workerd-floor", false), target("workerd-sqlite", true)];
 }
 
 /**

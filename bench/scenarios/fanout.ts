@@ -112,10 +112,10 @@ export async function fanOut(ctx: Ctx, target: ChatTarget, receivers: number, me
   ];
 }
 
-/** S3 at 2, 8 and 100 receiving sockets, on the service and both baselines. */
+/** S3 at 2, 8 and 100 receiving sockets, on the service, both baselines and the runtime's floor. */
 export async function s3(ctx: Ctx): Promise<Row[]> {
   const rows: Row[] = [];
-  for (const target of [ctx.edge, ...ctx.baselines]) {
+  for (const target of [ctx.edge, ...ctx.baselines, ...ctx.references]) {
     for (const n of [2, 8, 100]) {
       if (ctx.remaining() < 10) {
         rows.push({ scenario: "S3", target: target.name, case: `${n} sockets`, note: "skipped: time budget" });

@@ -15,7 +15,7 @@ export async function s1(ctx: Ctx): Promise<Row[]> {
   const n = ctx.size(200, 1000);
   const openRate = 200;
   const openMs = ctx.size(1500, 5000);
-  for (const target of targetsOf(ctx)) {
+  for (const target of [...targetsOf(ctx), ...ctx.references]) {
     const room = await target.createRoom(2);
     const [sender, receiver] = [await room.connect(0), await room.connect(1)];
     try {

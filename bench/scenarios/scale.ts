@@ -255,13 +255,14 @@ async function idleSockets(ctx: Ctx, target: ChatTarget, pid: number | undefined
       "RSS MiB": Math.round(rssKb(pid) / 1024),
       "connect wall s": Math.round(wall / 100) / 10,
     },
-    note: target.name === "edge" ? "workerd process (VmRSS)" : "baseline node process (VmRSS)",
+    note: target.name === "edge" || target.name.startsWith("workerd") ? "workerd process (VmRSS)" : "baseline node process (VmRSS)",
   };
 }
 
 export async function s12(ctx: Ctx): Promise<Row[]> {
   const count = ctx.size(300, 1000);
   const rows = [await idleSockets(ctx, ctx.edge, ctx.workerd(), count)];
-  for (const b of ctx.baselines) rows.push(await idleSockets(ctx, b, b.pid, count));
+  // One of the floor's two targets is enough: both are the same workerd, and memory per socket does not store.
+  for (const b of [...ctx.baselines, ...ctx.references.filter((t) => t.name === "workerd-floor")]) rows.push(await idleSockets(ctx, b, b.pid, count));
   return rows;
 }

@@ -9,6 +9,7 @@ import { makeHttp, makeRedis, type Ctx } from "./harness/context.js";
 import { control, type ControlStats, type StackInfo } from "./harness/control.js";
 import { BenchDb } from "./harness/db.js";
 import { descendants, findWorkerd, gitCommit, machineInfo, otherActivity } from "./harness/proc.js";
+import { calibrate, calibrationText } from "./harness/calibrate.js";
 import { renderMarkdown, Results, type Check, type Ratio, type Report, type Row } from "./harness/report.js";
 import { edgeTarget, socketIoTarget, workerdFloorTargets, wsFloorTarget, type ChatTarget } from "./harness/targets.js";
 import { s1, s2, s4, S4_MAX_CASE } from "./scenarios/messaging.js";
@@ -69,6 +70,8 @@ async function main(): Promise<number> {
     return workerdPid;
   };
   const activityStart = otherActivity(descendants(process.ppid));
+  const calibrationStart = await calibrate();
+  log(`  machine phase: ${calibrationText(calibrationStart)}`);
   const db = new BenchDb(stack.databaseUrl);
   const edge = edgeTarget(stack.baseUrl, db, stack.jwtSecret);
   const baselines: ChatTarget[] = [];
@@ -202,6 +205,7 @@ async function main(): Promise<number> {
   }
 
   const activityEnd = otherActivity(descendants(process.ppid));
+  const calibrationEnd = await calibrate();
   const reloads = (await control<ControlStats>({ op: "stats" })).reloads;
   // Idle share of the machine just before the stack started (scripts/bench.ts waits for a quiet machine first).
   const idleAtStart = Number(process.env.BENCH_IDLE_AT_START ?? 1);
@@ -223,6 +227,7 @@ async function main(): Promise<number> {
       workerVars: stack.vars,
       busy,
       activity: `${Math.round(idleAtStart * 100)}% idle before the start, load avg ${activityStart.loadavg.join("/")} at start, ${activityEnd.loadavg.join("/")} at end; other workerd processes ${activityStart.workerd} at start, ${activityEnd.workerd} at end`,
+      calibration: { start: calibrationStart, end: calibrationEnd },
       seconds: Math.round((Date.now() - hostStarted) / 1000),
       workerReloads: reloads.count,
       lastReload: reloads.last || undefined,

@@ -1,4 +1,5 @@
 import type { Summary } from "./hist.js";
+import { calibrationText } from "./calibrate.js";
 
 /** One line of results: a latency distribution (ms) and/or plain values, for one scenario, target and case. */
 export interface Row {
@@ -74,6 +75,9 @@ export function renderMarkdown(report: Report): string {
   lines.push(
     `Postgres: ${m.postgres} · Redis: ${m.redis} · injected latency pg ${m.pgDelayMs} ms, redis ${m.redisDelayMs} ms · machine ${m.busy ? "BUSY" : "quiet"} (${m.activity})${m.workerReloads ? ` · ⚠ Worker reloaded ${m.workerReloads}× by source edits during the run` : ""}`,
   );
+  if (m.calibration) {
+    lines.push(`Machine phase (bench/harness/calibrate.ts): at the start ${calibrationText(m.calibration.start)}; at the end ${calibrationText(m.calibration.end)}`);
+  }
   lines.push("");
   lines.push("Latencies in ms (HdrHistogram, µs resolution). Open-loop latencies count from the intended send time.");
   lines.push("");

@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { getConfig } from "../lib/config";
 import { createLogger } from "../lib/log";
-import { openDb } from "../db/client";
+import { openDb, type Db, type DbHandle } from "../db/client";
 import { contactsOf, membershipSummary, publishPresence } from "../db/queries/user-session";
 import { aggregatePresence, nextPresenceCheck, OFFLINE_GRACE_MS, type DeviceState, type Presence } from "../domain/presence";
 import { encodeFrame, ERROR_CODE_BY_STATUS, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
@@ -35,12 +35,31 @@ export class UserSession extends DurableObject<Env> {
     return getConfig(this.env);
   }
 
-  private async withDb<T>(work: (db: ReturnType<typeof openDb>["db"]) => Promise<T>): Promise<T> {
-    const handle = openDb({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }, 1);
+  private dbHandle: DbHandle | undefined;
+
+  /**
+   * One pool for the object's life, as in the rooms. A connect publishes "online" and then re-derives the badges,
+   * and clients ask for their contacts' presence right after: with a pool per call that was three Postgres
+   * connections (in production, three Neon connection setups) for one connect. Pooled connections close after a
+   * second unused, so the object still hibernates.
+   */
+  db(): Db {
+    this.dbHandle ??= openDb({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }, 2);
+    return this.dbHandle.db;
+  }
+
+  private async withDb<T>(work: (db: Db) => Promise<T>): Promise<T> {
+    const db = this.db();
+    const handle = this.dbHandle;
     try {
-      return await work(handle.db);
-    } finally {
-      this.ctx.waitUntil(handle.end());
+      return await work(db);
+    } catch (err) {
+      // The next call starts on a new pool rather than on a connection that may be broken.
+      if (handle && this.dbHandle === handle) {
+        this.dbHandle = undefined;
+        this.ctx.waitUntil(handle.end());
+      }
+      throw err;
     }
   }
 

@@ -61,8 +61,12 @@ export class Room extends DurableObject {
     ws.send(JSON.stringify({ type: "message_ack", data: { clientMessageId: message.clientMessageId, message }, id: frame.id }));
   }
 
-  webSocketClose(ws, code) {
-    ws.close(code, "bye");
+  webSocketClose(ws) {
+    try {
+      ws.close(1000, "bye");
+    } catch {
+      // already closed
+    }
   }
 }
 

@@ -39,8 +39,13 @@ async function rttProbe(rounds: number): Promise<number[]> {
   const child = spawn(process.execPath, ["-e", ECHO], { stdio: ["pipe", "pipe", "inherit"] });
   try {
     const port = await new Promise<number>((resolve, reject) => {
-      child.stdout.once("data", (d: Buffer) => resolve(Number(d.toString().trim())));
+      const timer = setTimeout(() => reject(new Error("the echo child did not start")), 10_000);
+      child.stdout.once("data", (d: Buffer) => {
+        clearTimeout(timer);
+        resolve(Number(d.toString().trim()));
+      });
       child.once("error", reject);
+      child.once("exit", () => reject(new Error("the echo child exited")));
     });
     const socket = net.connect(port, "127.0.0.1");
     socket.setNoDelay(true);

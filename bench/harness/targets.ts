@@ -96,26 +96,41 @@ export async function wsFloorTarget(): Promise<ChatTarget> {
 
 /**
  * The runtime's floor (bench/baselines/workerd-floor.ts): one workerd serving two kinds of room, frames only
- * ("workerd-floor") and each message inserted into the object's SQLite first ("workerd-sqlite").
+ * ("workerd-floor") and each message inserted into the object's SQLite first ("workerd-sqlite"). It starts when a
+ * room is first asked for and the runner stops it after each scenario, so the service and the baselines are
+ * measured with the same processes running as before it existed. (Running for the whole run, it seemed to slow the
+ * service's S1 in four A/B pairs, 1.75–2.35 ms p50 against 1.62–1.78, though it used no CPU while idle; a later run
+ * without it gave 1.86, so that was probably the machine.)
  */
-export async function workerdFloorTargets(): Promise<ChatTarget[]> {
-  const { port, child } = await startBaseline("workerd-floor.ts");
-  const pid = child.pid ? findWorkerd(child.pid) : undefined;
-  let stopping: Promise<void> | undefined;
+export function workerdFloorTargets(): ChatTarget[] {
+  let running: Promise<{ port: number; child: ChildProcess; pid?: number }> | undefined;
+  const ensure = () =>
+    (running ??= startBaseline("workerd-floor.ts").then(({ port, child }) => ({ port, child, pid: child.pid ? findWorkerd(child.pid) : undefined })));
+  let current: { pid?: number } | undefined;
+  const stop = async () => {
+    const was = running;
+    running = undefined;
+    current = undefined;
+    if (was) await stopChild((await was).child);
+  };
   const target = (name: TargetName, store: boolean): ChatTarget => ({
     name,
-    pid,
+    get pid() {
+      return current?.pid;
+    },
     async createRoom() {
+      const server = await ensure();
+      current = server;
       const id = randomUUID();
       return {
         id,
         async connect(i) {
-          return new WsChatSocket(await JsonWs.connect(`ws://127.0.0.1:${port}/?room=${id}&user=u${i}&store=${store ? 1 : 0}`));
+          return new WsChatSocket(await JsonWs.connect(`ws://127.0.0.1:${server.port}/?room=${id}&user=u${i}&store=${store ? 1 : 0}`));
         },
         persisted: async () => undefined,
       };
     },
-    stop: () => (stopping ??= stopChild(child)),
+    stop,
   });
   return [target("workerd-floor", false), target("workerd-sqlite", true)];
 }

@@ -205,12 +205,14 @@ export async function s5Send(ctx: Ctx, fx: S5Fixture): Promise<Row[]> {
  * RSS of the serving process before and after `count` idle sockets in one conversation of count/10 users (10 sockets
  * each, the room's cap), so the per-socket "ready" frame stays small.
  */
-async function idleSockets(ctx: Ctx, target: ChatTarget, pid: number | undefined, count: number): Promise<Row> {
+async function idleSockets(ctx: Ctx, target: ChatTarget, pidOf: () => number | undefined, count: number): Promise<Row> {
   const wave = Math.ceil(count / 2);
   const waves = 3;
   // At most 10 sockets per user over all waves (the service's per-user cap).
   const users = Math.ceil((wave * (waves + 1)) / 10);
   const room = await target.createRoom(users);
+  // Read after createRoom: the runtime's floor starts its process there.
+  const pid = pidOf();
   const open = (offset: number) => pool(wave, CONNECT_CONCURRENCY, (i) => room.connect((offset + i) % users).catch(() => undefined));
   // A first wave absorbs one-time costs (the room itself, compiled code, buffers and allocator arenas the first
   // sockets grow); then each wave's RSS delta is measured, and the median is reported: a garbage collection that
@@ -261,8 +263,8 @@ async function idleSockets(ctx: Ctx, target: ChatTarget, pid: number | undefined
 
 export async function s12(ctx: Ctx): Promise<Row[]> {
   const count = ctx.size(300, 1000);
-  const rows = [await idleSockets(ctx, ctx.edge, ctx.workerd(), count)];
+  const rows = [await idleSockets(ctx, ctx.edge, () => ctx.workerd(), count)];
   // One of the floor's two targets is enough: both are the same workerd, and memory per socket does not store.
-  for (const b of [...ctx.baselines, ...ctx.references.filter((t) => t.name === "workerd-floor")]) rows.push(await idleSockets(ctx, b, b.pid, count));
+  for (const b of [...ctx.baselines, ...ctx.references.filter((t) => t.name === "workerd-floor")]) rows.push(await idleSockets(ctx, b, () => b.pid, count));
   return rows;
 }

@@ -55,6 +55,31 @@ export function openDb(options: DbOptions, maxConnections = 4): DbHandle {
   };
 }
 
+/**
+ * A Durable Object's pool: opened on first use and kept for the object's life, so the queries of a burst share
+ * connections (idle ones still close after IDLE_CLOSE_MS, and the object can hibernate). `reset()` after a failure
+ * makes the next use open a new pool rather than reuse a connection that may be broken.
+ */
+export class ObjectDb {
+  private handle: DbHandle | undefined;
+
+  constructor(
+    private readonly options: () => DbOptions,
+    private readonly maxConnections: number,
+  ) {}
+
+  get db(): Db {
+    this.handle ??= openDb(this.options(), this.maxConnections);
+    return this.handle.db;
+  }
+
+  reset(): void {
+    const handle = this.handle;
+    this.handle = undefined;
+    void handle?.end();
+  }
+}
+
 /** Postgres error codes we translate; anything that is not a server error is treated as "database unavailable". */
 export function pgErrorCode(err: unknown): string | undefined {
   let e: unknown = err;

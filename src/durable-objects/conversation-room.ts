@@ -5,7 +5,7 @@ import { createLogger, type Logger } from "../lib/log";
 import { createRedis, withTimeout } from "../lib/redis";
 import { flushSoon, metrics } from "../lib/metrics";
 import { clearOutboxPending, noteOutboxPending } from "../jobs/outbox-registry";
-import { openDb, type DbHandle } from "../db/client";
+import { ObjectDb } from "../db/client";
 import { flushBatch, messagePage, newestMessages, unreadCount, type StoredMessage } from "../db/queries/messages";
 import { kahaIdsOf } from "../db/queries/participants";
 import { loadRoomState } from "../db/queries/room";
@@ -39,7 +39,9 @@ export class ConversationRoom extends DurableObject<Env> {
   readonly flusher: OutboxFlusher;
   readonly profiles: RoomProfiles;
   readonly log: Logger;
-  private dbHandle: DbHandle | undefined;
+  // The outbox's flights (MAX_FLIGHTS with messages, one with receipts only), and two more: a flush must not wait
+  // behind two slow reads (history, search) of the room.
+  private readonly pg = new ObjectDb(() => ({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }), MAX_FLIGHTS + 3);
   private retryAttempt = 0;
   private registeredPending = false;
 
@@ -88,16 +90,11 @@ export class ConversationRoom extends DurableObject<Env> {
   }
 
   db() {
-    // The outbox's flights (MAX_FLIGHTS with messages, one with receipts only), and two more: a flush must not
-    // wait behind two slow reads (history, search) of the room.
-    this.dbHandle ??= openDb({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }, MAX_FLIGHTS + 3);
-    return this.dbHandle.db;
+    return this.pg.db;
   }
 
   private resetDb(): void {
-    const handle = this.dbHandle;
-    this.dbHandle = undefined;
-    void handle?.end();
+    this.pg.reset();
   }
 
   conversationId(): string {

@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { getConfig } from "../lib/config";
 import { createLogger } from "../lib/log";
-import { openDb, type Db, type DbHandle } from "../db/client";
+import { ObjectDb, type Db } from "../db/client";
 import { contactsOf, membershipSummary, publishPresence } from "../db/queries/user-session";
 import { aggregatePresence, nextPresenceCheck, OFFLINE_GRACE_MS, type DeviceState, type Presence } from "../domain/presence";
 import { encodeFrame, ERROR_CODE_BY_STATUS, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
@@ -35,30 +35,22 @@ export class UserSession extends DurableObject<Env> {
     return getConfig(this.env);
   }
 
-  private dbHandle: DbHandle | undefined;
-
   /**
    * One pool for the object's life, as in the rooms. A connect publishes "online" and then re-derives the badges,
    * and clients ask for their contacts' presence right after: with a pool per call that was three Postgres
-   * connections (in production, three Neon connection setups) for one connect. Pooled connections close after a
-   * second unused, so the object still hibernates.
+   * connections (in production, three Neon connection setups) for one connect.
    */
+  private readonly pg = new ObjectDb(() => ({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }), 2);
+
   db(): Db {
-    this.dbHandle ??= openDb({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }, 2);
-    return this.dbHandle.db;
+    return this.pg.db;
   }
 
   private async withDb<T>(work: (db: Db) => Promise<T>): Promise<T> {
-    const db = this.db();
-    const handle = this.dbHandle;
     try {
-      return await work(db);
+      return await work(this.pg.db);
     } catch (err) {
-      // The next call starts on a new pool rather than on a connection that may be broken.
-      if (handle && this.dbHandle === handle) {
-        this.dbHandle = undefined;
-        this.ctx.waitUntil(handle.end());
-      }
+      this.pg.reset();
       throw err;
     }
   }

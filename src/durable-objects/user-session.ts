@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers";
 import { getConfig } from "../lib/config";
 import { createLogger } from "../lib/log";
 import { ObjectDb, type Db } from "../db/client";
+import { backoffMs } from "../domain/backoff";
 import { contactsOf, membershipSummary, publishPresence } from "../db/queries/user-session";
 import { aggregatePresence, nextPresenceCheck, OFFLINE_GRACE_MS, type DeviceState, type Presence } from "../domain/presence";
 import { encodeFrame, ERROR_CODE_BY_STATUS, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
@@ -104,7 +105,7 @@ export class UserSession extends DurableObject<Env> {
     // Presence first: once the user's rooms know they are online, every later message reaches this session. Then
     // badges are re-derived from Postgres, which by then holds every message those rooms did not notify.
     await this.presenceMaybeChanged();
-    this.ctx.waitUntil(this.refreshBadges(server));
+    this.ctx.waitUntil(this.refreshBadges([server]));
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -179,51 +180,69 @@ export class UserSession extends DurableObject<Env> {
 
   /**
    * Publishes only transitions. Going offline waits OFFLINE_GRACE_MS (an alarm) so a reconnecting client does not
-   * flap; coming back within the grace publishes nothing.
+   * flap; coming back within the grace publishes nothing. A publish that failed (Postgres unreachable) is retried
+   * from the alarm: until it lands, Postgres holds the old state, and every room that loads or refreshes its member
+   * list reads it there (a user who came online would get no notifications from them).
    */
   private async presenceMaybeChanged(closing?: WebSocket): Promise<void> {
     const now = Date.now();
-    const devices = this.devices()
-      .filter((d) => d.ws !== closing && d.ws.readyState !== WebSocket.CLOSED)
-      .map((d) => d.att);
-    const last = this.ctx.storage.kv.get<Presence>("published") ?? { status: "offline" as PresenceStatus, lastSeen: 0 };
+    const kv = this.ctx.storage.kv;
+    const live = this.devices().filter((d) => d.ws !== closing && d.ws.readyState !== WebSocket.CLOSED);
+    const devices = live.map((d) => d.att);
+    const last = kv.get<Presence>("published") ?? { status: "offline" as PresenceStatus, lastSeen: 0 };
     const next = aggregatePresence(devices, now, this.config.PRESENCE_AWAY_AFTER * 1000, last.lastSeen);
     let wake = nextPresenceCheck(devices, now, this.config.PRESENCE_AWAY_AFTER * 1000);
+    const failures = kv.get<number>("publishFailures");
+    let publishing: Presence | undefined;
     if (next.status !== last.status) {
-      const since = this.ctx.storage.kv.get<number>("offlineSince");
+      const since = kv.get<number>("offlineSince");
       if (next.status === "offline" && since === undefined) {
-        this.ctx.storage.kv.put("offlineSince", now);
+        kv.put("offlineSince", now);
         wake = now + OFFLINE_GRACE_MS;
       } else if (next.status !== "offline" || (since !== undefined && now - since >= OFFLINE_GRACE_MS)) {
-        this.ctx.storage.kv.delete("offlineSince");
-        this.ctx.storage.kv.put("published", next);
-        await this.publish(next);
+        kv.delete("offlineSince");
+        kv.put("published", next);
+        publishing = next;
       } else {
         wake = (since ?? now) + OFFLINE_GRACE_MS;
       }
     } else {
-      this.ctx.storage.kv.delete("offlineSince");
+      kv.delete("offlineSince");
+      if (failures !== undefined) publishing = last;
+    }
+    if (publishing) {
+      // online ⇄ away changes nobody's reachability: only rooms someone else watches need it. A retry goes to all.
+      const everyRoom = failures !== undefined || (publishing.status === "offline") !== (last.status === "offline");
+      if (await this.publish(publishing, undefined, everyRoom)) {
+        kv.delete("publishFailures");
+        // As after a connect: messages the rooms did not notify meanwhile are in Postgres's counts.
+        if (failures !== undefined && live.length > 0) this.ctx.waitUntil(this.refreshBadges(live.map((d) => d.ws)));
+      } else {
+        kv.put("publishFailures", (failures ?? 0) + 1);
+        wake = Math.min(wake ?? Infinity, now + backoffMs(failures ?? 0, 1000, 60_000));
+      }
     }
     for (const d of devices) if (d.exp) wake = Math.min(wake ?? Infinity, d.exp * 1000);
     if (wake !== undefined && Number.isFinite(wake)) await this.ctx.storage.setAlarm(Math.max(wake, now + 10));
   }
 
-  /** Resolves to false when Postgres did not take the new state (the presence reconcile job repairs that). */
-  private async publish(p: Presence, knownUserId?: string): Promise<boolean> {
+  /**
+   * Resolves to false when Postgres did not take the new state. `everyRoom`: every conversation's room hears it,
+   * else only those where another member is online (who may have the conversation open).
+   */
+  private async publish(p: Presence, knownUserId: string | undefined, everyRoom: boolean): Promise<boolean> {
     const userId = knownUserId ?? (await this.userId());
-    if (!userId) return false;
+    if (!userId) return true; // a session that never had a socket has nothing to publish (and nothing to retry)
     const update = { userId, status: p.status, lastSeen: p.lastSeen ? new Date(p.lastSeen).toISOString() : null };
     try {
-      const { contacts, conversations, businesses } = await this.withDb((db) =>
-        publishPresence(db, userId, p.status !== "offline", p.lastSeen ? new Date(p.lastSeen) : null),
-      );
+      const audience = await this.withDb((db) => publishPresence(db, userId, p.status !== "offline", p.lastSeen ? new Date(p.lastSeen) : null));
       const users = this.env.USER_SESSION;
       const rooms = this.env.CONVERSATION_ROOM;
       const desks = this.env.BUSINESS_DESK; // [business] an agent's presence decides whether they get new chats
       await Promise.allSettled([
-        ...contacts.map((id) => users.get(users.idFromName(id)).contactPresence(update)),
-        ...conversations.map((id) => rooms.get(rooms.idFromName(id)).presence(update)),
-        ...businesses.map((b) => desks.get(desks.idFromName(b)).agentPresence(b, userId, p.status)),
+        ...audience.contacts.map((id) => users.get(users.idFromName(id)).contactPresence(update)),
+        ...(everyRoom ? audience.conversations : audience.watched).map((id) => rooms.get(rooms.idFromName(id)).presence(update)),
+        ...audience.businesses.map((b) => desks.get(desks.idFromName(b)).agentPresence(b, userId, p.status)),
       ]);
       return true;
     } catch (err) {
@@ -262,7 +281,7 @@ export class UserSession extends DurableObject<Env> {
       await this.presenceMaybeChanged();
       return { state: "settling", republished: false };
     }
-    return { state: "offline", republished: await this.publish(published, userId) };
+    return { state: "offline", republished: await this.publish(published, userId, true) };
   }
 
   async contactPresence(update: PresenceInfo): Promise<void> {
@@ -310,7 +329,7 @@ export class UserSession extends DurableObject<Env> {
     this.send("unread_count", { conversationId, unreadCount: badges[conversationId] ?? 0, totalUnread });
   }
 
-  private async refreshBadges(ws: WebSocket): Promise<void> {
+  private async refreshBadges(sockets: WebSocket[]): Promise<void> {
     const userId = await this.userId();
     if (!userId) return;
     try {
@@ -318,7 +337,11 @@ export class UserSession extends DurableObject<Env> {
       const badges = Object.fromEntries(summary.map((s) => [s.conversationId, s.unread]));
       this.ctx.storage.kv.put("badges", badges);
       const totalUnread = summary.reduce((a, s) => a + s.unread, 0);
-      for (const s of summary) if (s.unread > 0) sendRaw(ws, encodeFrame("unread_count", { conversationId: s.conversationId, unreadCount: s.unread, totalUnread }));
+      for (const s of summary) {
+        if (s.unread === 0) continue;
+        const frame = encodeFrame("unread_count", { conversationId: s.conversationId, unreadCount: s.unread, totalUnread });
+        for (const ws of sockets) sendRaw(ws, frame);
+      }
     } catch (err) {
       this.log.warn("badge refresh failed", { error: (err as Error).message?.slice(0, 200) });
     }

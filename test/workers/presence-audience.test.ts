@@ -1,10 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
 import { publishPresence } from "../../src/db/queries/user-session";
+import { direct, users } from "./conversation-helpers";
 import { seedConversation, withDb } from "./fixtures";
+import { openSocket, waitFor, type TestSocket } from "./sockets";
+
+const setOnline = (ids: string[], online: boolean) =>
+  withDb((db) => db.execute(sql`UPDATE users SET online = ${online} WHERE id IN (${sql.join(ids.map((id) => sql`${id}::uuid`), sql`, `)})`));
 
 describe("publishPresence (one statement per presence change)", () => {
-  it("writes the flag and returns the active contacts, conversations and businesses, each once", async () => {
+  it("writes the flag and returns the online contacts, the conversations (all, and those others watch) and businesses, each once", async () => {
     const a = await seedConversation("group", 3);
     const [me, bob, carol] = a.users;
     const b = await seedConversation("group", 2);
@@ -19,10 +24,12 @@ describe("publishPresence (one statement per presence change)", () => {
       await db.execute(sql`INSERT INTO business_agents (business_id, user_id) VALUES (${business}, ${me.id})`);
     });
     const seen = new Date("2026-11-26T12:00:00Z");
+    await setOnline([bob.id, carol.id, dave.id], true);
 
     const online = await withDb((db) => publishPresence(db, me.id, true, seen));
     expect(online.contacts.sort()).toEqual([carol.id, dave.id].sort());
     expect(online.conversations.sort()).toEqual([a.id, b.id].sort());
+    expect(online.watched.sort()).toEqual([a.id, b.id].sort());
     expect(online.businesses).toEqual([business]);
     const flag = () =>
       withDb(async (db) => (await db.execute<{ online: boolean; seen: string }>(sql`SELECT online, last_seen_at AS seen FROM users WHERE id = ${me.id}`)).rows[0]);
@@ -34,13 +41,51 @@ describe("publishPresence (one statement per presence change)", () => {
     const offline = await withDb((db) => publishPresence(db, me.id, false, null));
     expect(offline.conversations).toEqual([b.id]);
     expect(offline.contacts.sort()).toEqual([carol.id, dave.id].sort());
+
     expect(await flag()).toMatchObject({ online: false });
     expect(new Date((await flag()).seen).getTime()).toBe(seen.getTime());
+
+    // Offline contacts have no device to tell; a conversation where nobody else is online is not watched.
+    await setOnline([carol.id, dave.id], false);
+    const alone = await withDb((db) => publishPresence(db, me.id, true, null));
+    expect(alone).toMatchObject({ contacts: [], conversations: [b.id], watched: [] });
+    await setOnline([dave.id], true);
+    expect(await withDb((db) => publishPresence(db, me.id, true, null))).toMatchObject({ contacts: [dave.id], watched: [b.id] });
   });
 
   it("returns empty lists for a user with no conversations", async () => {
     const { users } = await seedConversation("direct", 2);
     await withDb((db) => db.execute(sql`UPDATE participants SET left_at = now() WHERE user_id = ${users[0].id}`));
-    expect(await withDb((db) => publishPresence(db, users[0].id, true, null))).toEqual({ contacts: [], conversations: [], businesses: [] });
+    expect(await withDb((db) => publishPresence(db, users[0].id, true, null))).toEqual({ contacts: [], conversations: [], watched: [], businesses: [] });
+  });
+});
+
+describe("who hears a user's presence change", () => {
+  const isOnline = async (id: string) =>
+    (await withDb((db) => db.execute<{ online: boolean }>(sql`SELECT online FROM users WHERE id = ${id}`))).rows[0]?.online ? true : undefined;
+  const statusesOf = (socket: TestSocket, userId: string) =>
+    socket.frames.filter((f) => f.type === "presence_update" && f.data.userId === userId).map((f) => f.data.status);
+
+  it("coming online reaches every room; online ⇄ away only rooms where another member is online, and online contacts", async () => {
+    const [alice, bob, carol] = await users(3, "watchers");
+    const withBob = await direct(alice, bob);
+    const withCarol = await direct(alice, carol);
+    const bobUser = await openSocket("/ws", bob);
+    for (let i = 0; !(await isOnline(bob.id)); i++) {
+      if (i > 100) throw new Error("bob never came online");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Carol has her conversation open but no user socket: presence counts her offline.
+    const [bobRoom, carolRoom] = [await openSocket(`/conversations/${withBob}/ws`, bob), await openSocket(`/conversations/${withCarol}/ws`, carol)];
+    for (const s of [bobRoom, carolRoom]) await waitFor(() => s.frames.find((f) => f.type === "ready"), "ready");
+
+    const aliceUser = await openSocket("/ws", alice);
+    for (const s of [bobRoom, carolRoom, bobUser]) await waitFor(() => (statusesOf(s, alice.id).includes("online") ? true : undefined), "online");
+    aliceUser.ws.send(JSON.stringify({ type: "set_presence", data: { status: "away" } }));
+    for (const s of [bobRoom, bobUser]) await waitFor(() => (statusesOf(s, alice.id).includes("away") ? true : undefined), "away");
+    // The rooms were told at once, in parallel: a room that was going to hear it would have by now.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(statusesOf(carolRoom, alice.id)).toEqual(["online"]);
+    for (const s of [aliceUser, bobUser, bobRoom, carolRoom]) s.ws.close(1000, "done");
   });
 });

@@ -31,31 +31,40 @@ export async function contactsOf(db: Db, userId: string): Promise<string[]> {
 }
 
 export interface PresenceAudience {
+  /** Contacts who are online: only they have a device to tell (a session without devices would wake for nothing). */
   contacts: string[];
+  /** Every active conversation: a change between online and offline decides who the rooms notify. */
   conversations: string[];
+  /** The conversations where another member is online: all that an online ⇄ away change needs to reach. */
+  watched: string[];
   businesses: string[];
 }
 
 /**
  * A presence change in one statement: the user's flag is written (the UPDATE commits before the rooms hear of it,
  * so a room that loads meanwhile reads the new state) and everyone to tell comes back with it. A session opens a
- * connection per change, and against a distant database each statement is a round trip.
+ * connection per change, and against a distant database each statement is a round trip. Offline contacts are left
+ * out: a business agent shares conversations with thousands of customers, and every change woke each one's session.
  */
 export async function publishPresence(db: Db, userId: string, online: boolean, lastSeen: Date | null): Promise<PresenceAudience> {
   // A data-modifying WITH runs to completion whether or not the SELECT reads it.
-  const result = await db.execute<{ contacts: string[]; conversations: string[]; businesses: string[] }>(sql`
+  const result = await db.execute<{ contacts: string[]; conversations: string[]; watched: string[]; businesses: string[] }>(sql`
     WITH flag AS (
       UPDATE users SET online = ${online}, last_seen_at = COALESCE(${lastSeen?.toISOString() ?? null}::timestamptz, last_seen_at)
       WHERE id = ${userId} RETURNING id
     ), mine AS (
       SELECT conversation_id FROM participants WHERE user_id = ${userId} AND left_at IS NULL
+    ), online_others AS (
+      SELECT other.conversation_id, other.user_id FROM participants other JOIN mine USING (conversation_id)
+      JOIN users u ON u.id = other.user_id
+      WHERE other.user_id <> ${userId} AND other.left_at IS NULL AND u.online
     )
-    SELECT ARRAY(SELECT DISTINCT other.user_id::text FROM participants other JOIN mine USING (conversation_id)
-                  WHERE other.user_id <> ${userId} AND other.left_at IS NULL) AS contacts,
+    SELECT ARRAY(SELECT DISTINCT user_id::text FROM online_others) AS contacts,
            ARRAY(SELECT conversation_id::text FROM mine) AS conversations,
+           ARRAY(SELECT DISTINCT conversation_id::text FROM online_others) AS watched,
            ARRAY(SELECT business_id::text FROM business_agents WHERE user_id = ${userId}) AS businesses`);
   const row = result.rows[0];
-  return { contacts: row?.contacts ?? [], conversations: row?.conversations ?? [], businesses: row?.businesses ?? [] };
+  return { contacts: row?.contacts ?? [], conversations: row?.conversations ?? [], watched: row?.watched ?? [], businesses: row?.businesses ?? [] };
 }
 
 /**

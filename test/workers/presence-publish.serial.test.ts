@@ -1,0 +1,39 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { env, runDurableObjectAlarm } from "cloudflare:test";
+import { sql } from "drizzle-orm";
+import { direct, send, users } from "./conversation-helpers";
+import { postgres, withDb } from "./fixtures";
+import { openSocket, waitFor } from "./sockets";
+
+const session = (userId: string) => env.USER_SESSION.get(env.USER_SESSION.idFromName(userId));
+const onlineFlag = (userId: string) =>
+  withDb(async (db) => (await db.execute<{ online: boolean }>(sql`SELECT online FROM users WHERE id = ${userId}`)).rows[0]?.online);
+
+afterEach(async () => {
+  await postgres({});
+});
+
+describe("a presence change Postgres did not take", () => {
+  it("is published again from the session's alarm once Postgres is back, so the user's rooms notify them and the unread counts arrive", async () => {
+    const [alice, bob] = await users(2, "republish");
+    const id = await direct(alice, bob);
+    await send(id, alice, "the room is loaded, with bob offline");
+
+    await postgres({ down: true });
+    // The upgrade waits for the publish, which fails: Postgres still says offline, and the room was not told.
+    const phone = await openSocket("/ws", bob);
+    await waitFor(() => phone.frames.find((f) => f.type === "connected"), "connected");
+    await postgres({});
+    expect(await onlineFlag(bob.id)).toBe(false);
+
+    expect(await runDurableObjectAlarm(session(bob.id))).toBe(true);
+    expect(await onlineFlag(bob.id)).toBe(true);
+    // The connect's unread counts failed too; they come with the publish.
+    const badge = await waitFor(() => phone.frames.find((f) => f.type === "unread_count" && f.data.conversationId === id), "unread_count");
+    expect(badge.data.unreadCount).toBe(1);
+    const { seq } = await send(id, alice, "bob should hear of this");
+    const note = await waitFor(() => phone.frames.find((f) => f.type === "notification" && f.data.message.seq === seq), "notification");
+    expect(note.data.conversationId).toBe(id);
+    phone.ws.close(1000, "done");
+  });
+});

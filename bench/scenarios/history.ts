@@ -145,6 +145,8 @@ export async function s10(ctx: Ctx): Promise<Row[]> {
   }
   const after = await control<ControlStats>({ op: "stats" });
   ctx.log(`  S10: cold p50 ${summarize(cold).p50} ms, warm p50 ${summarize(warm).p50} ms`);
+  const list = await conversationList(ctx, warmN);
+  ctx.log(`  S10 list: p50 ${list.summary?.p50} ms p99 ${list.summary?.p99} ms`);
   return [
     {
       scenario: "S10",
@@ -160,5 +162,38 @@ export async function s10(ctx: Ctx): Promise<Row[]> {
       summary: summarize(warm),
       values: { "profile service calls": after.profileCalls - mid.profileCalls, "redis requests": after.redis.requests - mid.redis.requests },
     },
+    list,
   ];
+}
+
+/**
+ * What an app asks first: the user's 20 most recent conversations (3 members each, a last message from another
+ * member), with participants' and senders' profiles (caches warm). A Worker request cannot keep connections, so
+ * the row counts the Postgres connections each one opens.
+ */
+async function conversationList(ctx: Ctx, n: number): Promise<Row> {
+  const [me, ...others] = await ctx.db.createUsers(21, "s10l", ctx.stack.jwtSecret);
+  const ids = await ctx.db.seedConversations(others.slice(0, 20).map((u, i) => [me.id, u.id, others[(i + 1) % 20].id]));
+  for (const [i, id] of ids.entries()) await ctx.db.bulkMessages(id, [others[i].id], 1);
+  const get = () => ctx.http<{ conversations?: unknown[] }>("GET", "/conversations?limit=20", me.token);
+  for (let i = 0; i < 3; i++) await get();
+  const hist = newHist();
+  const statuses: Record<string, number> = {};
+  let size = 0;
+  const before = await control<ControlStats>({ op: "stats" });
+  for (let i = 0; i < n; i++) {
+    const res = await get();
+    statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+    if (res.status === 200) recordMs(hist, res.ms);
+    size = res.body?.conversations?.length ?? 0;
+  }
+  const after = await control<ControlStats>({ op: "stats" });
+  const perRequest = Math.round(((after.bridge.opened - before.bridge.opened) / n) * 100) / 100;
+  return {
+    scenario: "S10",
+    target: "edge",
+    case: "conversation list, 20 conversations, caches warm",
+    summary: summarize(hist),
+    values: { ...statuses, "page size": size, "Postgres connections per request": perRequest },
+  };
 }

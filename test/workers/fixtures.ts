@@ -15,6 +15,13 @@ export async function postgres(fault: { down?: boolean; delayMs?: number }) {
   if (!res.ok) throw new Error(`bridge control failed: ${res.status}`);
 }
 
+/** The bridge's counters: `opened` counts every Postgres connection made through it (anyone's: serial files only). */
+export async function bridgeStats(): Promise<{ opened: number; current: number }> {
+  const res = await fetch(`${controlUrl}/__control/stats`, { headers: { authorization: "Bearer local-control-token" } });
+  if (!res.ok) throw new Error(`bridge stats failed: ${res.status}`);
+  return (await res.json()) as { opened: number; current: number };
+}
+
 /** Direct database access from inside workerd, through the same driver and bridge the Worker uses. */
 export async function withDb<T>(work: (db: ReturnType<typeof openDb>["db"]) => Promise<T>): Promise<T> {
   const handle = openDb({ databaseUrl: env.DATABASE_URL, bridge: env.PG_BRIDGE });

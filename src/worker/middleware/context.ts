@@ -35,8 +35,11 @@ export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
   try {
     const config = getConfig(c.env);
     c.set("config", config);
+    // One connection per request: a request cannot keep connections for the next, so each one its queries open in
+    // parallel is a new Neon connection (WebSocket, TLS, startup), dearer than the round trip they would wait for.
+    // The conversation list opened three (test/workers/request-connections.serial.test.ts).
     c.set("db", () => {
-      handle ??= openDb({ databaseUrl: config.DATABASE_URL, bridge: config.PG_BRIDGE });
+      handle ??= openDb({ databaseUrl: config.DATABASE_URL, bridge: config.PG_BRIDGE }, 1);
       return handle.db;
     });
     await next();

@@ -1,6 +1,7 @@
 import type { Context } from "hono";
-import { lastMessages, unreadCounts, type Membership, type ParticipantRow } from "../db/queries/conversations";
-import { activeParticipants, kahaIdsOf } from "../db/queries/participants";
+import { conversationParts } from "../db/queries/conversation-parts";
+import type { Membership, ParticipantRow } from "../db/queries/conversations";
+import { kahaIdsOf } from "../db/queries/participants";
 import { toConversation, toParticipant } from "../db/mappers";
 import type { Conversation, Participant } from "../protocol/resources";
 import type { AppEnv } from "./env";
@@ -8,17 +9,13 @@ import { loadProfiles } from "./profiles";
 
 /**
  * Conversation resources (contract §4) for one caller. A page costs a fixed number of round trips whatever its size:
- * participants, last messages and unread counts in one query each, then one profile lookup for every id on the page.
+ * participants, last messages and unread counts in one statement, then one profile lookup for every id on the page.
  */
 export async function conversationViews(c: Context<AppEnv>, memberships: Membership[]): Promise<Conversation[]> {
   if (memberships.length === 0) return [];
   const db = c.var.db();
   const ids = memberships.map((m) => m.conversation.id);
-  const [members, latest, unread] = await Promise.all([
-    activeParticipants(db, ids),
-    lastMessages(db, ids),
-    unreadCounts(db, c.var.user.id, ids),
-  ]);
+  const { members, latest, unread } = await conversationParts(db, c.var.user.id, ids);
   const kahaIds = new Map(members.map((m) => [m.participant.userId, m.kahaId]));
   const businessIds = memberships.flatMap((m) => (m.conversation.businessId ? [m.conversation.businessId] : []));
   const senderIds = [...latest.values()].map((m) => m.senderId);

@@ -236,18 +236,6 @@ const unreadJoin = and(
   isNull(messages.deletedAt),
 );
 
-/** Unread counts of a page of conversations in one grouped query; conversations with nothing unread are absent. */
-export async function unreadCounts(db: Db, userId: string, conversationIds: string[]): Promise<Map<string, number>> {
-  if (conversationIds.length === 0) return new Map();
-  const rows = await db
-    .select({ conversationId: participants.conversationId, n: count(messages.id) })
-    .from(participants)
-    .innerJoin(messages, unreadJoin)
-    .where(and(activeFor(userId), inArray(participants.conversationId, conversationIds)))
-    .groupBy(participants.conversationId);
-  return new Map(rows.map((r) => [r.conversationId, Number(r.n)]));
-}
-
 export interface UnreadSummaryRow {
   conversationId: string;
   isMuted: boolean;

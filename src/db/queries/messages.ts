@@ -151,7 +151,8 @@ export async function messagePage(db: Db, conversationId: string, q: PageQuery):
 }
 
 const epochMs = (column: string) => `floor(extract(epoch FROM ${column}) * 1000)::float8`;
-const PAGE_COLUMNS = `id, conversation_id AS "conversationId", seq, sender_id AS "senderId",
+/** A message row's select list for raw queries: instants as epoch milliseconds (no timestamp parsing per cell). */
+export const PAGE_COLUMNS = `id, conversation_id AS "conversationId", seq, sender_id AS "senderId",
   client_message_id AS "clientMessageId", type, content, reply_to_id AS "replyToId",
   ${epochMs("created_at")} AS "createdAt", ${epochMs("edited_at")} AS "editedAt", ${epochMs("deleted_at")} AS "deletedAt"`;
 

@@ -173,7 +173,7 @@ export class UserSession extends DurableObject<Env> {
       if (att.exp && att.exp * 1000 <= now) safeClose(ws, CLOSE.unauthorized, "Token expired");
       else if (now - att.lastSeen > 60_000) safeClose(ws, 1001, "Heartbeat timeout");
     }
-    await this.presenceMaybeChanged();
+    await this.presenceMaybeChanged(undefined, true);
   }
 
   // ── Presence ─────────────────────────────────────────────────────────────────────────────────────────────
@@ -184,7 +184,7 @@ export class UserSession extends DurableObject<Env> {
    * from the alarm: until it lands, Postgres holds the old state, and every room that loads or refreshes its member
    * list reads it there (a user who came online would get no notifications from them).
    */
-  private async presenceMaybeChanged(closing?: WebSocket): Promise<void> {
+  private async presenceMaybeChanged(closing?: WebSocket, fromAlarm = false): Promise<void> {
     const now = Date.now();
     const kv = this.ctx.storage.kv;
     const live = this.devices().filter((d) => d.ws !== closing && d.ws.readyState !== WebSocket.CLOSED);
@@ -192,7 +192,10 @@ export class UserSession extends DurableObject<Env> {
     const last = kv.get<Presence>("published") ?? { status: "offline" as PresenceStatus, lastSeen: 0 };
     const next = aggregatePresence(devices, now, this.config.PRESENCE_AWAY_AFTER * 1000, last.lastSeen);
     let wake = nextPresenceCheck(devices, now, this.config.PRESENCE_AWAY_AFTER * 1000);
-    const failures = kv.get<number>("publishFailures");
+    // A failed publish is retried when its backoff is over, not on every frame: while Postgres is down each attempt
+    // can wait for the connection timeout.
+    const retry = kv.get<{ failures: number; at: number }>("publishRetry");
+    const failures = retry?.failures;
     let publishing: Presence | undefined;
     if (next.status !== last.status) {
       const since = kv.get<number>("offlineSince");
@@ -208,18 +211,20 @@ export class UserSession extends DurableObject<Env> {
       }
     } else {
       kv.delete("offlineSince");
-      if (failures !== undefined) publishing = last;
+      if (retry && (fromAlarm || now >= retry.at)) publishing = last;
+      else if (retry) wake = Math.min(wake ?? Infinity, retry.at);
     }
     if (publishing) {
       // online ⇄ away changes nobody's reachability: only rooms someone else watches need it. A retry goes to all.
       const everyRoom = failures !== undefined || (publishing.status === "offline") !== (last.status === "offline");
       if (await this.publish(publishing, undefined, everyRoom)) {
-        kv.delete("publishFailures");
+        kv.delete("publishRetry");
         // As after a connect: messages the rooms did not notify meanwhile are in Postgres's counts.
         if (failures !== undefined && live.length > 0) this.ctx.waitUntil(this.refreshBadges(live.map((d) => d.ws)));
       } else {
-        kv.put("publishFailures", (failures ?? 0) + 1);
-        wake = Math.min(wake ?? Infinity, now + backoffMs(failures ?? 0, 1000, 60_000));
+        const at = now + backoffMs(failures ?? 0, 1000, 60_000);
+        kv.put("publishRetry", { failures: (failures ?? 0) + 1, at });
+        wake = Math.min(wake ?? Infinity, at);
       }
     }
     for (const d of devices) if (d.exp) wake = Math.min(wake ?? Infinity, d.exp * 1000);

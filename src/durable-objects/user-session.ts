@@ -3,7 +3,7 @@ import { getConfig } from "../lib/config";
 import { createLogger } from "../lib/log";
 import { ObjectDb, type Db } from "../db/client";
 import { backoffMs } from "../domain/backoff";
-import { contactsOf, membershipSummary, publishPresence } from "../db/queries/user-session";
+import { contactFlags, membershipSummary, publishPresence } from "../db/queries/user-session";
 import { aggregatePresence, nextPresenceCheck, OFFLINE_GRACE_MS, type DeviceState, type Presence } from "../domain/presence";
 import { encodeFrame, ERROR_CODE_BY_STATUS, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
 import { LIMITS, type Conversation, type Message } from "../protocol/resources";
@@ -256,11 +256,23 @@ export class UserSession extends DurableObject<Env> {
     }
   }
 
+  /**
+   * Contacts Postgres holds as offline are answered from there; only the sessions of the others are asked (online
+   * or away). Asking every session woke up to 200 objects per request, and the reply waited for the slowest. One
+   * that comes online meanwhile pushes its change to this user, who is online by now.
+   */
   private async presenceOfContacts(userId: string, ids: string[]): Promise<PresenceInfo[]> {
-    const allowed = new Set(await this.withDb((db) => contactsOf(db, userId)));
-    const wanted = [...new Set(ids)].filter((id) => allowed.has(id));
+    const wanted = [...new Set(ids)];
+    const order = new Map(wanted.map((id, i) => [id, i]));
+    const flags = (await this.withDb((db) => contactFlags(db, userId, wanted))).sort((a, b) => order.get(a.userId)! - order.get(b.userId)!);
     const users = this.env.USER_SESSION;
-    return Promise.all(wanted.map((id) => users.get(users.idFromName(id)).presenceOf(id)));
+    return Promise.all(
+      flags.map((f) =>
+        f.online
+          ? users.get(users.idFromName(f.userId)).presenceOf(f.userId)
+          : { userId: f.userId, status: "offline" as const, lastSeen: f.lastSeen?.toISOString() ?? null },
+      ),
+    );
   }
 
   // ── RPC from rooms and other sessions ───────────────────────────────────────────────────────────────────

@@ -89,3 +89,31 @@ describe("who hears a user's presence change", () => {
     for (const s of [aliceUser, bobUser, bobRoom, carolRoom]) s.ws.close(1000, "done");
   });
 });
+
+describe("get_presence", () => {
+  it("answers contacts only, in the order asked: online ones from their sessions, offline ones from Postgres", async () => {
+    const [alice, bob, carol, dave] = await users(4, "getpres");
+    await direct(alice, bob);
+    await direct(alice, carol);
+    const seen = "2026-11-20T08:30:00.000Z";
+    // Carol's session has never run: had it been asked, it would not know when she was last seen.
+    await withDb((db) => db.execute(sql`UPDATE users SET online = false, last_seen_at = ${seen}::timestamptz WHERE id = ${carol.id}`));
+    const bobUser = await openSocket("/ws", bob);
+    for (let i = 0; !(await withDb((db) => db.execute<{ online: boolean }>(sql`SELECT online FROM users WHERE id = ${bob.id}`))).rows[0]?.online; i++) {
+      if (i > 100) throw new Error("bob never came online");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    bobUser.ws.send(JSON.stringify({ type: "set_presence", data: { status: "away" } }));
+    bobUser.ws.send(JSON.stringify({ type: "heartbeat", id: "after-away", data: {} }));
+    await waitFor(() => bobUser.frames.find((f) => f.type === "heartbeat_ack" && f.id === "after-away"), "heartbeat_ack");
+    const aliceUser = await openSocket("/ws", alice);
+    await waitFor(() => aliceUser.frames.find((f) => f.type === "connected"), "connected");
+    aliceUser.ws.send(JSON.stringify({ type: "get_presence", id: "g1", data: { userIds: [carol.id, dave.id, bob.id, carol.id] } }));
+    const state = await waitFor(() => aliceUser.frames.find((f) => f.type === "presence_state" && f.id === "g1"), "presence_state");
+    expect(state.data.presences).toEqual([
+      { userId: carol.id, status: "offline", lastSeen: seen },
+      expect.objectContaining({ userId: bob.id, status: "away" }),
+    ]);
+    for (const s of [aliceUser, bobUser]) s.ws.close(1000, "done");
+  });
+});

@@ -20,14 +20,27 @@ export async function membershipSummary(db: Db, userId: string): Promise<Members
   return result.rows.map((r) => ({ conversationId: r.conversation_id, isMuted: r.is_muted, unread: Number(r.unread) }));
 }
 
-/** Users who share at least one active conversation with this user. */
-export async function contactsOf(db: Db, userId: string): Promise<string[]> {
-  const result = await db.execute<{ user_id: string }>(sql`
-    SELECT DISTINCT other.user_id
-    FROM participants me
-    JOIN participants other ON other.conversation_id = me.conversation_id AND other.user_id <> me.user_id AND other.left_at IS NULL
-    WHERE me.user_id = ${userId} AND me.left_at IS NULL`);
-  return result.rows.map((r) => r.user_id);
+export interface ContactFlag {
+  userId: string;
+  online: boolean;
+  lastSeen: Date | null;
+}
+
+/**
+ * Of `ids`, the users who share an active conversation with `userId` (nobody else's presence is theirs to see),
+ * with the flag their sessions keep in Postgres: only those marked online need their session asked.
+ */
+export async function contactFlags(db: Db, userId: string, ids: string[]): Promise<ContactFlag[]> {
+  if (ids.length === 0) return [];
+  const result = await db.$client.query<{ id: string; online: boolean; last_seen: number | null }>({
+    text: `SELECT u.id, u.online, floor(extract(epoch FROM u.last_seen_at) * 1000)::float8 AS last_seen
+           FROM users u
+           WHERE u.id = ANY($2::uuid[]) AND u.id <> $1 AND EXISTS (
+             SELECT 1 FROM participants me JOIN participants other ON other.conversation_id = me.conversation_id
+             WHERE me.user_id = $1 AND me.left_at IS NULL AND other.user_id = u.id AND other.left_at IS NULL)`,
+    values: [userId, ids],
+  });
+  return result.rows.map((r) => ({ userId: r.id, online: r.online, lastSeen: r.last_seen === null ? null : new Date(r.last_seen) }));
 }
 
 export interface PresenceAudience {

@@ -26,9 +26,15 @@ function classify(err: unknown): HttpError {
   return new HttpError(500, "Internal server error");
 }
 
+/** Through the cause chain: drizzle wraps the driver's error in "Failed query: …", which names no connection. */
 function looksLikeConnectionFailure(err: unknown): boolean {
-  const text = String((err as { message?: unknown })?.message ?? err);
-  return /connect|WebSocket|terminated|ECONN|timeout|closed|socket|network/i.test(text);
+  let e: unknown = err;
+  for (let depth = 0; depth < 4 && e; depth++) {
+    const text = String((e as { message?: unknown })?.message ?? e);
+    if (/connect|WebSocket|terminated|ECONN|timeout|closed|socket|network/i.test(text)) return true;
+    e = typeof e === "object" ? (e as { cause?: unknown }).cause : undefined;
+  }
+  return false;
 }
 
 export function handleError(err: unknown, c: Context<AppEnv>): Response {

@@ -1,11 +1,17 @@
 import { z } from "@hono/zod-openapi";
 import { errorSchema } from "../protocol/resources";
-import { requireAuth } from "./middleware/auth";
+import { requireAuth, requireAuthAsMember } from "./middleware/auth";
 
 /** Spread into createRoute: the bearer check runs before validation, and the document shows the requirement. */
 export const secured = {
   security: [{ bearerAuth: [] }],
   middleware: [requireAuth],
+};
+
+/** `secured`, for routes on a conversation the caller is in: the user's row exists, so provisioning waits for nothing. */
+export const securedMember = {
+  security: [{ bearerAuth: [] }],
+  middleware: [requireAuthAsMember],
 };
 
 const ERROR_DESCRIPTIONS = {

@@ -27,20 +27,32 @@ export async function authenticate(header: string | undefined, config: Config): 
   return verifyToken(token, jwtSettings(config));
 }
 
-/** Verifies the bearer token and provisions the user on first use. */
-export const requireAuth = createMiddleware<AppEnv>(async (c, next) => {
-  let user: AuthUser;
-  try {
-    user = await authenticate(c.req.header("authorization"), c.var.config);
-  } catch (err) {
-    const reason = (err as { reason?: string }).reason ?? (err as Error).message;
-    c.var.log.warn("auth failed", { reason });
-    auditAuthFailure(c, reason); // [operations] best effort, under waitUntil
-    throw err;
-  }
-  c.set("user", user);
-  await provisionUser(c.var.db, user.id, user.kahaId);
-  await next();
-});
+/**
+ * Verifies the bearer token and provisions the user on first use (per isolate). `background`: for routes on a
+ * conversation the caller must already be in. A participant always has a users row (a foreign key), so there the
+ * upsert only fills in a placeholder's kaha id, and it need not hold the request: on a new isolate it cost a
+ * Postgres connection and a round trip before a send even reached its room, and a 503 while Postgres was down.
+ */
+function authenticated(provision: "first" | "background") {
+  return createMiddleware<AppEnv>(async (c, next) => {
+    let user: AuthUser;
+    try {
+      user = await authenticate(c.req.header("authorization"), c.var.config);
+    } catch (err) {
+      const reason = (err as { reason?: string }).reason ?? (err as Error).message;
+      c.var.log.warn("auth failed", { reason });
+      auditAuthFailure(c, reason); // [operations] best effort, under waitUntil
+      throw err;
+    }
+    c.set("user", user);
+    const provisioning = provisionUser(c.var.db, user.id, user.kahaId);
+    if (provision === "first") await provisioning;
+    else c.executionCtx.waitUntil(provisioning.catch((err: Error) => c.var.log.warn("user provisioning failed", { error: err.message?.slice(0, 200) })));
+    await next();
+  });
+}
+
+export const requireAuth = authenticated("first");
+export const requireAuthAsMember = authenticated("background");
 
 export const isServiceToken = (user: AuthUser) => user.role === "admin";

@@ -5,7 +5,7 @@ import { searchMessages } from "../../db/queries/search";
 import { LIMITS, messageSchema, type Message } from "../../protocol/resources";
 import { sendMessageBody } from "../../protocol/requests";
 import { historyPage, searchResult } from "../../protocol/responses";
-import { errorResponses, json, jsonBody, secured } from "../openapi";
+import { errorResponses, json, jsonBody, secured, securedMember } from "../openapi";
 import { decodeCursor, encodeCursor, intParam, isUuidParam, limitParam, uuidPath } from "../params";
 import { actorOf, callRoom, roomStub } from "../rooms";
 import { withSenders } from "../profiles";
@@ -66,7 +66,7 @@ export const messages = new OpenAPIHono<AppEnv>()
       path: "/{id}/messages",
       tags,
       summary: "Send a message (idempotent by clientMessageId)",
-      ...secured,
+      ...securedMember,
       request: { params: conversationParam, ...jsonBody(sendMessageBody) },
       responses: {
         201: json("Stored; status 'pending' when Postgres has not confirmed it within the deadline", messageSchema),
@@ -89,7 +89,7 @@ export const messages = new OpenAPIHono<AppEnv>()
       path: "/{id}/messages",
       tags,
       summary: "History: keyset pages by seq (before/after), ascending within a page; newest page by default",
-      ...secured,
+      ...securedMember,
       request: { params: conversationParam, query: historyQuery },
       responses: {
         200: json("A page of messages", historyPage),
@@ -126,7 +126,7 @@ export const messages = new OpenAPIHono<AppEnv>()
       path: "/{id}/messages/search",
       tags,
       summary: "Full-text and substring search in one conversation, newest first",
-      ...secured,
+      ...securedMember,
       request: { params: conversationParam, query: searchQuery },
       responses: { 200: json("Matching messages", searchResult), ...errorResponses(400, 401, 404) },
     }),
@@ -147,7 +147,7 @@ export const messages = new OpenAPIHono<AppEnv>()
       path: "/{id}/messages/{messageId}",
       tags,
       summary: "One message",
-      ...secured,
+      ...securedMember,
       request: { params: messageParams },
       responses: { 200: json("The message (a tombstone when deleted)", messageSchema), ...errorResponses(401, 404) },
     }),
@@ -165,7 +165,7 @@ export const messages = new OpenAPIHono<AppEnv>()
       path: "/{id}/messages/{messageId}",
       tags,
       summary: "Edit a message (sender only; the previous content goes to the audit log)",
-      ...secured,
+      ...securedMember,
       request: { params: messageParams, ...jsonBody(editBody) },
       responses: { 200: json("The edited message", messageSchema), ...errorResponses(400, 401, 403, 404, 409, 413, 429) },
     }),
@@ -183,7 +183,7 @@ export const messages = new OpenAPIHono<AppEnv>()
       path: "/{id}/messages/{messageId}",
       tags,
       summary: "Soft-delete a message (sender or group admin; audited)",
-      ...secured,
+      ...securedMember,
       request: { params: messageParams },
       responses: { 204: { description: "Deleted (a tombstone keeps its id and seq)" }, ...errorResponses(401, 403, 404, 429) },
     }),

@@ -1,4 +1,4 @@
-import { Pool, neonConfig } from "@neondatabase/serverless";
+import { Pool, neonConfig, type PoolClient } from "@neondatabase/serverless";
 import { drizzle, type NeonDatabase } from "drizzle-orm/neon-serverless";
 import * as schema from "./schema";
 
@@ -43,6 +43,7 @@ export function openDb(options: DbOptions, maxConnections = 4): DbHandle {
   const pool = new Pool({ connectionString: options.databaseUrl, max: maxConnections, connectionTimeoutMillis: 5000, idleTimeoutMillis: IDLE_CLOSE_MS });
   // An idle client that errors (server restart) must not become an unhandled rejection that kills the isolate.
   pool.on("error", () => {});
+  connectWithoutRestamp(pool);
   let ended = false;
   return {
     db: drizzle({ client: pool, schema }),
@@ -53,6 +54,20 @@ export function openDb(options: DbOptions, maxConnections = 4): DbHandle {
       await pool.end().catch(() => {});
     },
   };
+}
+
+/**
+ * `pool.connect()` without a callback (drizzle's transactions use it) rejects through pg-pool's promisify, which
+ * calls `Error.captureStackTrace` on the error, and on workerd's errors that call throws an empty internal error.
+ * What the driver hands over when the WebSocket cannot open (Postgres or its proxy down) is not even an Error but
+ * the socket's ErrorEvent, which Hono does not pass to the error handler: such a request died with no response
+ * (test/workers/auth-provision.serial.test.ts). Here the callback form is used, and the failure becomes an Error.
+ */
+function connectWithoutRestamp(pool: Pool): void {
+  const connect = pool.connect.bind(pool) as (callback: (err: Error | undefined, client: PoolClient | undefined, release: unknown) => void) => void;
+  const promised = () =>
+    new Promise<PoolClient>((resolve, reject) => connect((err, client) => (err || !client ? reject(asError(err ?? "no client")) : resolve(client))));
+  pool.connect = ((callback?: Parameters<typeof connect>[0]) => (callback ? connect(callback) : promised())) as Pool["connect"];
 }
 
 /**
@@ -78,6 +93,13 @@ export class ObjectDb {
     this.handle = undefined;
     void handle?.end();
   }
+}
+
+/** An Error for anything thrown: the driver rejects with a WebSocket ErrorEvent when a connection cannot open. */
+export function asError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  const message = (thrown as { message?: unknown } | null)?.message;
+  return new Error(typeof message === "string" && message ? message : String(thrown), { cause: thrown });
 }
 
 /** Postgres error codes we translate; anything that is not a server error is treated as "database unavailable". */

@@ -2,15 +2,16 @@ import { afterEach, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
 import { api } from "./helpers";
 import { postgres, seedConversation, withDb } from "./fixtures";
+import { openSocket, waitFor } from "./sockets";
 
 afterEach(async () => {
   await postgres({});
 });
 
 describe("provisioning the caller", () => {
-  it("does not hold a message to a conversation the caller is in: sent while Postgres is down, on an isolate that has not seen them", async () => {
+  it("does not hold a message or a socket of a conversation the caller is in: both work while Postgres is down, on an isolate that has not seen them", async () => {
     // Seeded straight into Postgres: this isolate has not provisioned either user yet.
-    const { id, users } = await seedConversation("direct", 2);
+    const { id, users } = await seedConversation("group", 3);
     const [alice] = users;
     await withDb((db) => db.execute(sql`UPDATE users SET kaha_id = ${`unknown:${alice.id}`} WHERE id = ${alice.id}`));
     const first = await api("POST", `/conversations/${id}/messages`, { token: alice.token, body: { content: "the room is started" } });
@@ -26,6 +27,11 @@ describe("provisioning the caller", () => {
     const sent = await api("POST", `/conversations/${id}/messages`, { token: users[1].token, body: { content: "while Postgres is down", clientMessageId: "down-1" } });
     expect(sent.status).toBe(201);
     expect(sent.body).toMatchObject({ seq: 2, status: "pending" });
+    // Opening the conversation's socket, the same.
+    const socket = await openSocket(`/conversations/${id}/ws`, users[2]);
+    const ready = await waitFor(() => socket.frames.find((f) => f.type === "ready"), "ready");
+    expect(ready.data.lastSeq).toBe(2);
+    socket.ws.close(1000, "done");
   });
 });
 
@@ -43,5 +49,56 @@ describe("Postgres down, for the Worker's own queries", () => {
       const res = await api("GET", path, { token: who.startsWith("a user") ? fresh.token : known.token });
       expect({ who, status: res.status, retryAfter: res.headers.get("retry-after") }).toEqual({ who, status: 503, retryAfter: "5" });
     }
+  });
+});
+
+describe("every conversation route while Postgres is down", () => {
+  it("answers from the room or says 503, never 500", async () => {
+    const { id, users } = await seedConversation("group", 4);
+    const [admin, member, other, outsider] = users;
+    const sent = await api("POST", `/conversations/${id}/messages`, { token: admin.token, body: { content: "before the outage" } });
+    expect(sent.status).toBe(201);
+    // Everyone is known to this isolate, as in a running service; a new isolate is the first test above.
+    for (const u of users) expect((await api("GET", "/conversations", { token: u.token })).status).toBe(200);
+    await postgres({ down: true });
+    const m = sent.body.id as string;
+    const requests: [string, string, unknown?][] = [
+      ["GET", "/conversations"],
+      ["GET", "/conversations?page=1"],
+      ["GET", `/conversations/${id}`],
+      ["PATCH", `/conversations/${id}`, { name: "Renamed" }],
+      ["POST", "/conversations/direct", { targetUserId: other.id }],
+      ["POST", "/conversations/group", { participantIds: [member.id, other.id], name: "New" }],
+      ["POST", `/conversations/${id}/participants`, { userId: crypto.randomUUID() }],
+      ["PUT", `/conversations/${id}/participants/${member.id}/role`, { role: "admin" }],
+      ["DELETE", `/conversations/${id}/participants/${outsider.id}`],
+      ["PUT", `/conversations/${id}/mute`, { isMuted: true }],
+      ["PUT", `/conversations/${id}/read`, {}],
+      ["GET", `/conversations/${id}/unread-count`],
+      ["GET", `/conversations/${id}/read-receipts`],
+      ["GET", `/conversations/${id}/messages?limit=20`],
+      ["GET", `/conversations/${id}/messages?before=1`],
+      ["POST", `/conversations/${id}/messages`, { content: "during the outage" }],
+      ["GET", `/conversations/${id}/messages/${m}`],
+      ["PATCH", `/conversations/${id}/messages/${m}`, { content: "edited during the outage" }],
+      ["GET", `/conversations/${id}/messages/search?q=outage`],
+      ["GET", "/messages/search?q=outage"],
+      ["GET", "/notifications/unread-counts"],
+      ["PUT", "/notifications/mark-all-read", {}],
+      ["POST", "/realtime/tickets", {}],
+      ["GET", "/auth/me"],
+      ["GET", `/conversations/${id}/archive`],
+      ["GET", `/conversations/${id}/audit`],
+      ["DELETE", `/conversations/${id}/messages/${m}`],
+    ];
+    const answers = [];
+    for (const [method, path, body] of requests) {
+      const res = await api(method, path, { token: admin.token, body });
+      answers.push(`${method} ${path.replace(id, ":id").replace(m, ":m")} → ${res.status}`);
+    }
+    expect(answers.filter((a) => / → 5\d\d$/.test(a) && !a.endsWith(" → 503"))).toEqual([]);
+    // What the room holds still works: the newest page, a send (acked pending), an edit, a delete.
+    expect(answers).toEqual(expect.arrayContaining(["GET /conversations/:id/messages?limit=20 → 200", "POST /conversations/:id/messages → 201", "DELETE /conversations/:id/messages/:m → 204"]));
+    expect(answers.filter((a) => a.endsWith(" → 405") || a.endsWith(" → 404"))).toEqual([]);
   });
 });

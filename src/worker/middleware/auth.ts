@@ -1,3 +1,4 @@
+import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { verifyToken, type AuthUser } from "../../lib/jwt";
 import type { Config } from "../../lib/config";
@@ -31,7 +32,7 @@ export async function authenticate(header: string | undefined, config: Config): 
  * Verifies the bearer token and provisions the user on first use (per isolate). `background`: for routes on a
  * conversation the caller must already be in. A participant always has a users row (a foreign key), so there the
  * upsert only fills in a placeholder's kaha id, and it need not hold the request: on a new isolate it cost a
- * Postgres connection and a round trip before a send even reached its room, and a 503 while Postgres was down.
+ * Postgres connection and a round trip before a send even reached its room, and it failed while Postgres was down.
  */
 function authenticated(provision: "first" | "background") {
   return createMiddleware<AppEnv>(async (c, next) => {
@@ -45,11 +46,16 @@ function authenticated(provision: "first" | "background") {
       throw err;
     }
     c.set("user", user);
-    const provisioning = provisionUser(c.var.db, user.id, user.kahaId);
-    if (provision === "first") await provisioning;
-    else c.executionCtx.waitUntil(provisioning.catch((err: Error) => c.var.log.warn("user provisioning failed", { error: err.message?.slice(0, 200) })));
+    await provisionCaller(c, user, provision);
     await next();
   });
+}
+
+/** The caller's users row, once per isolate: before the request goes on, or under waitUntil (see authenticated). */
+export async function provisionCaller(c: Context<AppEnv>, user: AuthUser, when: "first" | "background"): Promise<void> {
+  const provisioning = provisionUser(c.var.db, user.id, user.kahaId);
+  if (when === "first") return provisioning;
+  c.executionCtx.waitUntil(provisioning.catch((err: Error) => c.var.log.warn("user provisioning failed", { error: err.message?.slice(0, 200) })));
 }
 
 export const requireAuth = authenticated("first");

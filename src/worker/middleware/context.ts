@@ -1,7 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import { getConfig } from "../../lib/config";
 import { createLogger } from "../../lib/log";
-import { openDb, type DbHandle } from "../../db/client";
+import { asError, openDb, type DbHandle } from "../../db/client";
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { isUuidParam } from "../params";
@@ -43,6 +43,9 @@ export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
       return handle.db;
     });
     await next();
+  } catch (err) {
+    // Hono hands only Errors to the error handler; anything else thrown would end the request with no response.
+    throw asError(err);
   } finally {
     c.header("X-Request-Id", requestId);
     c.header("X-Content-Type-Options", "nosniff");

@@ -4,9 +4,8 @@ import { forbidden, HttpError, notFound } from "../../lib/errors";
 import { randomToken } from "../../lib/ids";
 import type { AuthUser } from "../../lib/jwt";
 import { consumeTicket, createTicket } from "../../db/queries/tickets";
-import { provisionUser } from "../../db/queries/users";
 import { CONVERSATION_HEADER, IDENTITY_HEADER } from "../../durable-objects/room/realtime";
-import { authenticate, requireAuth } from "../middleware/auth";
+import { authenticate, provisionCaller, requireAuth } from "../middleware/auth";
 import { auditAuthFailure } from "../../jobs/auth-audit";
 import { isUuidParam } from "../params";
 import { roomStub } from "../rooms";
@@ -26,8 +25,11 @@ function checkOrigin(c: Context<AppEnv>): void {
   if (!sameHost && !c.var.config.ALLOWED_ORIGINS.includes(origin)) throw forbidden("Origin not allowed");
 }
 
-/** Header token (non-browser clients) or a single-use ticket (browsers); tokens never travel in URLs. */
-async function upgradeIdentity(c: Context<AppEnv>): Promise<AuthUser> {
+/**
+ * Header token (non-browser clients) or a single-use ticket (browsers); tokens never travel in URLs. `background`:
+ * a conversation's socket, whose room admits members only, and a member has a users row already (see requireAuth).
+ */
+async function upgradeIdentity(c: Context<AppEnv>, provision: "first" | "background"): Promise<AuthUser> {
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new HttpError(426, "Expected a WebSocket upgrade");
   checkOrigin(c);
   const ticket = c.req.query("ticket");
@@ -47,7 +49,7 @@ async function upgradeIdentity(c: Context<AppEnv>): Promise<AuthUser> {
       auditAuthFailure(c, reason);
       throw err;
     }
-    await provisionUser(c.var.db, user.id, user.kahaId);
+    await provisionCaller(c, user, provision);
   }
   c.set("user", user);
   return user;
@@ -112,7 +114,7 @@ export const conversationSocket = new OpenAPIHono<AppEnv>().openapi(
   upgradeDoc("/{id}/ws", "Conversation socket: messages, typing, receipts of one conversation"),
   async (c) => {
     const id = c.req.param("id") ?? "";
-    const user = await upgradeIdentity(c);
+    const user = await upgradeIdentity(c, "background");
     if (!isUuidParam(id)) throw notFound("Conversation");
     const headers = identityHeaders(user, { [CONVERSATION_HEADER]: id.toLowerCase() });
     return forwardUpgrade(roomStub(c, id.toLowerCase()), c.req.url, headers) as never;
@@ -123,7 +125,8 @@ export const conversationSocket = new OpenAPIHono<AppEnv>().openapi(
 export const userSocket = new OpenAPIHono<AppEnv>().openapi(
   upgradeDoc("/", "User socket: presence, unread counts and notifications across conversations"),
   async (c) => {
-    const user = await upgradeIdentity(c);
+    // The session's presence write updates the user's row: it must exist first.
+    const user = await upgradeIdentity(c, "first");
     const ns = c.env.USER_SESSION;
     return forwardUpgrade(ns.get(ns.idFromName(user.id)), c.req.url, identityHeaders(user)) as never;
   },

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
-import { api } from "./helpers";
+import { closedUntil, closeSockets, newBusiness, openChat, readyAgent } from "./business-helpers";
+import { api, newUser } from "./helpers";
 import { postgres, seedConversation, withDb } from "./fixtures";
 import { openSocket, waitFor } from "./sockets";
 
@@ -99,6 +100,45 @@ describe("every conversation route while Postgres is down", () => {
     expect(answers.filter((a) => / → 5\d\d$/.test(a) && !a.endsWith(" → 503"))).toEqual([]);
     // What the room holds still works: the newest page, a send (acked pending), an edit, a delete.
     expect(answers).toEqual(expect.arrayContaining(["GET /conversations/:id/messages?limit=20 → 200", "POST /conversations/:id/messages → 201", "DELETE /conversations/:id/messages/:m → 204"]));
+    expect(answers.filter((a) => a.endsWith(" → 405") || a.endsWith(" → 404"))).toEqual([]);
+  });
+});
+
+describe("every business route while Postgres is down", () => {
+  afterEach(() => closeSockets());
+
+  it("says 503 or answers from the desk, never 500", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz);
+    const customer = await newUser("cust");
+    const chat = await openChat(customer, biz.id);
+    expect(chat.status, JSON.stringify(chat.body)).toBe(201);
+    const conv = chat.body.id as string;
+    const other = await newUser("other");
+    for (const u of [customer, other]) expect((await api("GET", "/conversations", { token: u.token })).status).toBe(200);
+    await postgres({ down: true });
+    const requests: [string, string, string, unknown?][] = [
+      [customer.token, "POST", "/conversations/business", { businessId: crypto.randomUUID() }],
+      [agent.token, "PUT", "/business/agents/me/availability", { isAvailable: false }],
+      [biz.admin.token, "PUT", `/business/${biz.id}/agents/${other.id}`, {}],
+      [biz.admin.token, "GET", `/business/${biz.id}/agents`],
+      [biz.admin.token, "PUT", `/business/${biz.id}/hours`, closedUntil(2).hours],
+      [biz.admin.token, "GET", `/business/${biz.id}/hours`],
+      [biz.admin.token, "GET", `/business/${biz.id}/hours/status`],
+      [biz.admin.token, "DELETE", `/business/${biz.id}/hours`],
+      [biz.admin.token, "GET", `/business/${biz.id}/queue`],
+      [biz.admin.token, "GET", `/business/${biz.id}/stats`],
+      [biz.admin.token, "POST", `/business/conversations/${conv}/assign`, { agentId: agent.id }],
+      [customer.token, "GET", `/business/conversations/${conv}/queue-position`],
+      [agent.token, "POST", `/business/conversations/${conv}/close`, {}],
+      [biz.admin.token, "DELETE", `/business/${biz.id}/agents/${agent.id}`],
+    ];
+    const answers = [];
+    for (const [token, method, path, body] of requests) {
+      const res = await api(method, path, { token, body });
+      answers.push(`${method} ${path.replace(biz.id, ":biz").replace(conv, ":id")} → ${res.status}`);
+    }
+    expect(answers.filter((a) => / → 5\d\d$/.test(a) && !a.endsWith(" → 503"))).toEqual([]);
     expect(answers.filter((a) => a.endsWith(" → 405") || a.endsWith(" → 404"))).toEqual([]);
   });
 });

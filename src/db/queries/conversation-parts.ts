@@ -2,7 +2,7 @@ import type { Message } from "../../protocol/resources";
 import type { Db } from "../client";
 import { toMessage } from "../mappers";
 import type { ParticipantRow } from "./conversations";
-import { PAGE_COLUMNS } from "./messages";
+import { epochMs, PAGE_COLUMNS } from "./messages";
 import type { ParticipantWithKaha } from "./participants";
 
 export interface ConversationParts {
@@ -13,8 +13,6 @@ export interface ConversationParts {
   /** The caller's unread count per conversation; conversations with nothing unread are absent. */
   unread: Map<string, number>;
 }
-
-const epochMs = (column: string) => `floor(extract(epoch FROM ${column}) * 1000)::float8`;
 
 /**
  * What a page of conversations shows around each conversation row, in one statement: a Worker request opens a

@@ -150,7 +150,8 @@ export async function messagePage(db: Db, conversationId: string, q: PageQuery):
   return { messages: rows.map(toMessage), hasMore };
 }
 
-const epochMs = (column: string) => `floor(extract(epoch FROM ${column}) * 1000)::float8`;
+/** A timestamp column as epoch milliseconds: the driver then parses a number, not a timestamp string, per cell. */
+export const epochMs = (column: string) => `floor(extract(epoch FROM ${column}) * 1000)::float8`;
 /** A message row's select list for raw queries: instants as epoch milliseconds (no timestamp parsing per cell). */
 export const PAGE_COLUMNS = `id, conversation_id AS "conversationId", seq, sender_id AS "senderId",
   client_message_id AS "clientMessageId", type, content, reply_to_id AS "replyToId",

@@ -1,6 +1,7 @@
 import { and, asc, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import type { Db } from "../client";
 import { users } from "../schema";
+import { epochMs } from "./messages";
 
 export interface MembershipSummary {
   conversationId: string;
@@ -33,7 +34,7 @@ export interface ContactFlag {
 export async function contactFlags(db: Db, userId: string, ids: string[]): Promise<ContactFlag[]> {
   if (ids.length === 0) return [];
   const result = await db.$client.query<{ id: string; online: boolean; last_seen: number | null }>({
-    text: `SELECT u.id, u.online, floor(extract(epoch FROM u.last_seen_at) * 1000)::float8 AS last_seen
+    text: `SELECT u.id, u.online, ${epochMs("u.last_seen_at")} AS last_seen
            FROM users u
            WHERE u.id = ANY($2::uuid[]) AND u.id <> $1 AND EXISTS (
              SELECT 1 FROM participants me JOIN participants other ON other.conversation_id = me.conversation_id

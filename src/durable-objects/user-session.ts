@@ -24,6 +24,12 @@ export interface PresenceInfo {
 
 const limiter = new FrameRateLimiter();
 
+/** A Postgres write or read to do again from the alarm, at `at` (backoff after `failures` attempts). */
+interface Retry {
+  failures: number;
+  at: number;
+}
+
 /**
  * One per user: presence across the user's devices, unread badges and notifications for all of the user's
  * conversations. Device state lives in socket attachments and badges in storage, so hibernation loses nothing;
@@ -173,6 +179,11 @@ export class UserSession extends DurableObject<Env> {
       if (att.exp && att.exp * 1000 <= now) safeClose(ws, CLOSE.unauthorized, "Token expired");
       else if (now - att.lastSeen > 60_000) safeClose(ws, 1001, "Heartbeat timeout");
     }
+    if (this.ctx.storage.kv.get<Retry>("badgesRetry")) {
+      const live = this.devices().filter((d) => d.ws.readyState === WebSocket.OPEN);
+      if (live.length > 0) await this.refreshBadges(live.map((d) => d.ws));
+      else this.ctx.storage.kv.delete("badgesRetry"); // the next connect re-derives them anyway
+    }
     await this.presenceMaybeChanged(undefined, true);
   }
 
@@ -194,7 +205,7 @@ export class UserSession extends DurableObject<Env> {
     let wake = nextPresenceCheck(devices, now, this.config.PRESENCE_AWAY_AFTER * 1000);
     // A failed publish is retried when its backoff is over, not on every frame: while Postgres is down each attempt
     // can wait for the connection timeout.
-    const retry = kv.get<{ failures: number; at: number }>("publishRetry");
+    const retry = kv.get<Retry>("publishRetry");
     const failures = retry?.failures;
     let publishing: Presence | undefined;
     if (next.status !== last.status) {
@@ -228,6 +239,8 @@ export class UserSession extends DurableObject<Env> {
       }
     }
     for (const d of devices) if (d.exp) wake = Math.min(wake ?? Infinity, d.exp * 1000);
+    const badgesRetry = kv.get<Retry>("badgesRetry");
+    if (badgesRetry) wake = Math.min(wake ?? Infinity, badgesRetry.at);
     if (wake !== undefined && Number.isFinite(wake)) await this.ctx.storage.setAlarm(Math.max(wake, now + 10));
   }
 
@@ -359,8 +372,15 @@ export class UserSession extends DurableObject<Env> {
         const frame = encodeFrame("unread_count", { conversationId: s.conversationId, unreadCount: s.unread, totalUnread });
         for (const ws of sockets) sendRaw(ws, frame);
       }
+      this.ctx.storage.kv.delete("badgesRetry");
     } catch (err) {
+      // Retried from the alarm: the devices would otherwise go without their counts until the next message.
       this.log.warn("badge refresh failed", { error: (err as Error).message?.slice(0, 200) });
+      const failures = this.ctx.storage.kv.get<Retry>("badgesRetry")?.failures ?? 0;
+      const at = Date.now() + backoffMs(failures, 1000, 60_000);
+      this.ctx.storage.kv.put("badgesRetry", { failures: failures + 1, at });
+      const alarm = await this.ctx.storage.getAlarm();
+      if (alarm === null || alarm > at) await this.ctx.storage.setAlarm(at);
     }
   }
 }

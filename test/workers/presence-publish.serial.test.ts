@@ -36,4 +36,24 @@ describe("a presence change Postgres did not take", () => {
     expect(note.data.conversationId).toBe(id);
     phone.ws.close(1000, "done");
   });
+
+  it("unread counts a connect could not read are sent from the alarm once Postgres is back (no presence change to retry)", async () => {
+    const [alice, bob] = await users(2, "rebadge");
+    const id = await direct(alice, bob);
+    await send(id, alice, "unread for bob");
+    // Bob is online on one device already: a second one changes no presence, so only its badge read needs Postgres.
+    const laptop = await openSocket("/ws", bob);
+    await waitFor(() => laptop.frames.find((f) => f.type === "unread_count"), "the first device's counts");
+    await postgres({ down: true });
+    const phone = await openSocket("/ws", bob);
+    await waitFor(() => phone.frames.find((f) => f.type === "connected"), "connected");
+    await new Promise((r) => setTimeout(r, 200));
+    expect(phone.frames.filter((f) => f.type === "unread_count")).toEqual([]);
+    await postgres({});
+
+    expect(await runDurableObjectAlarm(session(bob.id))).toBe(true);
+    const badge = await waitFor(() => phone.frames.find((f) => f.type === "unread_count" && f.data.conversationId === id), "unread_count");
+    expect(badge.data.unreadCount).toBe(1);
+    for (const s of [laptop, phone]) s.ws.close(1000, "done");
+  });
 });

@@ -233,15 +233,21 @@ export class UserSession extends DurableObject<Env> {
         // As after a connect: messages the rooms did not notify meanwhile are in Postgres's counts.
         if (failures !== undefined && live.length > 0) this.ctx.waitUntil(this.refreshBadges(live.map((d) => d.ws)));
       } else {
-        const at = now + backoffMs(failures ?? 0, 1000, 60_000);
-        kv.put("publishRetry", { failures: (failures ?? 0) + 1, at });
-        wake = Math.min(wake ?? Infinity, at);
+        wake = Math.min(wake ?? Infinity, this.retryLater("publishRetry", now));
       }
     }
     for (const d of devices) if (d.exp) wake = Math.min(wake ?? Infinity, d.exp * 1000);
     const badgesRetry = kv.get<Retry>("badgesRetry");
     if (badgesRetry) wake = Math.min(wake ?? Infinity, badgesRetry.at);
     if (wake !== undefined && Number.isFinite(wake)) await this.ctx.storage.setAlarm(Math.max(wake, now + 10));
+  }
+
+  /** Records one more failed attempt under `key` and returns when to try again (backoff 1 s doubling to 60 s). */
+  private retryLater(key: "publishRetry" | "badgesRetry", now: number): number {
+    const failures = this.ctx.storage.kv.get<Retry>(key)?.failures ?? 0;
+    const at = now + backoffMs(failures, 1000, 60_000);
+    this.ctx.storage.kv.put(key, { failures: failures + 1, at });
+    return at;
   }
 
   /**
@@ -376,9 +382,7 @@ export class UserSession extends DurableObject<Env> {
     } catch (err) {
       // Retried from the alarm: the devices would otherwise go without their counts until the next message.
       this.log.warn("badge refresh failed", { error: (err as Error).message?.slice(0, 200) });
-      const failures = this.ctx.storage.kv.get<Retry>("badgesRetry")?.failures ?? 0;
-      const at = Date.now() + backoffMs(failures, 1000, 60_000);
-      this.ctx.storage.kv.put("badgesRetry", { failures: failures + 1, at });
+      const at = this.retryLater("badgesRetry", Date.now());
       const alarm = await this.ctx.storage.getAlarm();
       if (alarm === null || alarm > at) await this.ctx.storage.setAlarm(at);
     }

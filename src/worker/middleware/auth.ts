@@ -28,6 +28,18 @@ export async function authenticate(header: string | undefined, config: Config): 
   return verifyToken(token, jwtSettings(config));
 }
 
+/** The request's bearer token, verified; a failure is logged and audited before it is thrown. */
+export async function authenticateRequest(c: Context<AppEnv>): Promise<AuthUser> {
+  try {
+    return await authenticate(c.req.header("authorization"), c.var.config);
+  } catch (err) {
+    const reason = (err as { reason?: string }).reason ?? (err as Error).message;
+    c.var.log.warn("auth failed", { reason });
+    auditAuthFailure(c, reason); // [operations] best effort, under waitUntil
+    throw err;
+  }
+}
+
 /**
  * Verifies the bearer token and provisions the user on first use (per isolate). `background`: for routes on a
  * conversation the caller must already be in. A participant always has a users row (a foreign key), so there the
@@ -36,15 +48,7 @@ export async function authenticate(header: string | undefined, config: Config): 
  */
 function authenticated(provision: "first" | "background") {
   return createMiddleware<AppEnv>(async (c, next) => {
-    let user: AuthUser;
-    try {
-      user = await authenticate(c.req.header("authorization"), c.var.config);
-    } catch (err) {
-      const reason = (err as { reason?: string }).reason ?? (err as Error).message;
-      c.var.log.warn("auth failed", { reason });
-      auditAuthFailure(c, reason); // [operations] best effort, under waitUntil
-      throw err;
-    }
+    const user = await authenticateRequest(c);
     c.set("user", user);
     await provisionCaller(c, user, provision);
     await next();

@@ -5,7 +5,7 @@ import { randomToken } from "../../lib/ids";
 import type { AuthUser } from "../../lib/jwt";
 import { consumeTicket, createTicket } from "../../db/queries/tickets";
 import { CONVERSATION_HEADER, IDENTITY_HEADER } from "../../durable-objects/room/realtime";
-import { authenticate, provisionCaller, requireAuth } from "../middleware/auth";
+import { authenticateRequest, provisionCaller, requireAuth } from "../middleware/auth";
 import { auditAuthFailure } from "../../jobs/auth-audit";
 import { isUuidParam } from "../params";
 import { roomStub } from "../rooms";
@@ -41,14 +41,7 @@ async function upgradeIdentity(c: Context<AppEnv>, provision: "first" | "backgro
       throw new HttpError(401, "Invalid or expired ticket");
     }
   } else {
-    try {
-      user = await authenticate(c.req.header("authorization"), c.var.config);
-    } catch (err) {
-      const reason = (err as { reason?: string }).reason ?? (err as Error).message;
-      c.var.log.warn("auth failed", { reason });
-      auditAuthFailure(c, reason);
-      throw err;
-    }
+    user = await authenticateRequest(c);
     await provisionCaller(c, user, provision);
   }
   c.set("user", user);

@@ -38,6 +38,19 @@ export async function profileScenario(ctx: Ctx, outDir: string): Promise<Row[]> 
   rows.push({ scenario: "PROF", target: "edge", case: "WS send→ack: top self time", note: fmt(ws.self, "selfPct", 12) });
   rows.push({ scenario: "PROF", target: "edge", case: "WS send→ack: top inclusive time", note: fmt(ws.total, "totalPct", 15) });
 
+  // The same loop in a conversation of 101 sockets: what each delivery costs the room beyond the 2-socket send.
+  const big = await ctx.edge.createRoom(101);
+  const fan = await Promise.all(Array.from({ length: 101 }, (_, i) => big.connect(i)));
+  await closedLoop(fan[0], 20, "pfw-");
+  const fanned = await profile(url, async () => {
+    await closedLoop(fan[0], ctx.size(100, 500), "pff-");
+  });
+  for (const s of fan) s.close();
+  await writeFile(path.join(outDir, "profile-ws-fanout.cpuprofile"), JSON.stringify(fanned.raw));
+  rows.push({ scenario: "PROF", target: "edge", case: "WS send→ack, 100 receivers: self time by module", note: mods(fanned, 14) });
+  rows.push({ scenario: "PROF", target: "edge", case: "WS send→ack, 100 receivers: top self time", note: fmt(fanned.self, "selfPct", 12) });
+  rows.push({ scenario: "PROF", target: "edge", case: "WS send→ack, 100 receivers: top inclusive time", note: fmt(fanned.total, "totalPct", 15) });
+
   const users = ctx.edge.users(room);
   const rest = await profile(url, async () => {
     for (let i = 0; i < ctx.size(100, 500); i++) {

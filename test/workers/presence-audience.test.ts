@@ -53,6 +53,23 @@ describe("publishPresence (one statement per presence change)", () => {
     expect(await withDb((db) => publishPresence(db, me.id, true, null))).toMatchObject({ contacts: [dave.id], watched: [b.id] });
   });
 
+  it("a closed conversation's room hears online ⇄ offline only while another member is online there", async () => {
+    // A business agent keeps every conversation they ever handled; a closed one takes no messages, so its room needs
+    // no reachability, only its open sockets need the change.
+    const open = await seedConversation("direct", 2);
+    const closed = await seedConversation("direct", 2);
+    const [me, customer] = closed.users;
+    await withDb(async (db) => {
+      await db.execute(sql`UPDATE participants SET user_id = ${me.id} WHERE conversation_id = ${open.id} AND user_id = ${open.users[0].id}`);
+      await db.execute(sql`UPDATE conversations SET status = 'closed', closed_at = now() WHERE id = ${closed.id}`);
+    });
+    expect(await withDb((db) => publishPresence(db, me.id, true, null))).toMatchObject({ conversations: [open.id], watched: [] });
+    await setOnline([customer.id], true);
+    const watched = await withDb((db) => publishPresence(db, me.id, false, null));
+    expect(watched.conversations.sort()).toEqual([open.id, closed.id].sort());
+    expect(watched).toMatchObject({ contacts: [customer.id], watched: [closed.id] });
+  });
+
   it("returns empty lists for a user with no conversations", async () => {
     const { users } = await seedConversation("direct", 2);
     await withDb((db) => db.execute(sql`UPDATE participants SET left_at = now() WHERE user_id = ${users[0].id}`));

@@ -47,7 +47,11 @@ export async function contactFlags(db: Db, userId: string, ids: string[]): Promi
 export interface PresenceAudience {
   /** Contacts who are online: only they have a device to tell (a session without devices would wake for nothing). */
   contacts: string[];
-  /** Every active conversation: a change between online and offline decides who the rooms notify. */
+  /**
+   * The rooms a change between online and offline goes to: every open conversation (its room decides from it whom
+   * to notify), and closed ones only where another member is online. A closed conversation takes no messages, and
+   * a business agent keeps every conversation they ever handled.
+   */
   conversations: string[];
   /** The conversations where another member is online: all that an online ⇄ away change needs to reach. */
   watched: string[];
@@ -67,14 +71,16 @@ export async function publishPresence(db: Db, userId: string, online: boolean, l
       UPDATE users SET online = ${online}, last_seen_at = COALESCE(${lastSeen?.toISOString() ?? null}::timestamptz, last_seen_at)
       WHERE id = ${userId} RETURNING id
     ), mine AS (
-      SELECT conversation_id FROM participants WHERE user_id = ${userId} AND left_at IS NULL
+      SELECT p.conversation_id, c.status = 'open' AS open FROM participants p JOIN conversations c ON c.id = p.conversation_id
+      WHERE p.user_id = ${userId} AND p.left_at IS NULL
     ), online_others AS (
       SELECT other.conversation_id, other.user_id FROM participants other JOIN mine USING (conversation_id)
       JOIN users u ON u.id = other.user_id
       WHERE other.user_id <> ${userId} AND other.left_at IS NULL AND u.online
     )
     SELECT ARRAY(SELECT DISTINCT user_id::text FROM online_others) AS contacts,
-           ARRAY(SELECT conversation_id::text FROM mine) AS conversations,
+           ARRAY(SELECT conversation_id::text FROM mine
+                 WHERE open OR conversation_id IN (SELECT conversation_id FROM online_others)) AS conversations,
            ARRAY(SELECT DISTINCT conversation_id::text FROM online_others) AS watched,
            ARRAY(SELECT business_id::text FROM business_agents WHERE user_id = ${userId}) AS businesses`);
   const row = result.rows[0];

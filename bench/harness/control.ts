@@ -8,7 +8,7 @@ export type ControlOp =
   | { op: "stats" };
 
 export interface ControlStats {
-  bridge: { opened: number; current: number; rejected: number; terminated: number };
+  bridge: { opened: number; current: number; rejected: number; terminated: number; exchanges: number };
   profileCalls: number;
   redis: { requests: number; commands: number };
   /** Worker reloads by wrangler dev (source edited during the run) and the last such line. */

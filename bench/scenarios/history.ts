@@ -169,7 +169,7 @@ export async function s10(ctx: Ctx): Promise<Row[]> {
 /**
  * What an app asks first: the user's 20 most recent conversations (3 members each, a last message from another
  * member), with participants' and senders' profiles (caches warm). A Worker request cannot keep connections, so
- * the row counts the Postgres connections each one opens.
+ * the row counts the Postgres connections each one opens, and its round trips (each crosses the network from the edge).
  */
 async function conversationList(ctx: Ctx, n: number): Promise<Row> {
   const [me, ...others] = await ctx.db.createUsers(21, "s10l", ctx.stack.jwtSecret);
@@ -188,12 +188,17 @@ async function conversationList(ctx: Ctx, n: number): Promise<Row> {
     size = res.body?.conversations?.length ?? 0;
   }
   const after = await control<ControlStats>({ op: "stats" });
-  const perRequest = Math.round(((after.bridge.opened - before.bridge.opened) / n) * 100) / 100;
+  const perRequest = (key: "opened" | "exchanges") => Math.round(((after.bridge[key] - before.bridge[key]) / n) * 100) / 100;
   return {
     scenario: "S10",
     target: "edge",
     case: "conversation list, 20 conversations, caches warm",
     summary: summarize(hist),
-    values: { ...statuses, "page size": size, "Postgres connections per request": perRequest },
+    values: {
+      ...statuses,
+      "page size": size,
+      "Postgres connections per request": perRequest("opened"),
+      "Postgres round trips per request": perRequest("exchanges"),
+    },
   };
 }

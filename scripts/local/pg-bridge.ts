@@ -29,6 +29,11 @@ export interface PgBridgeStats {
   rejected: number;
   /** Connections closed because the client sent Terminate. */
   terminated: number;
+  /**
+   * Sync and simple Query messages from clients: each is a point where the client waits for the server's
+   * ReadyForQuery, so this counts round trips (a statement through the Neon driver is one).
+   */
+  exchanges: number;
 }
 
 export interface PgBridgeHandle {
@@ -122,6 +127,8 @@ class DelayedPipe {
 const SSL_REQUEST = 80877103;
 const GSSENC_REQUEST = 80877104;
 const TERMINATE = 0x58; // 'X'
+const SYNC = 0x53; // 'S'
+const QUERY = 0x51; // 'Q'
 
 /**
  * Tracks Postgres frontend message boundaries across arbitrary chunking, only to spot Terminate.
@@ -135,6 +142,8 @@ export class FrontendScanner {
   private skip = 0;
   /** Set when the stream stops looking like the protocol (e.g. TLS after an accepted SSLRequest). */
   private opaque = false;
+  /** Sync and Query messages seen (see PgBridgeStats.exchanges). */
+  exchanges = 0;
 
   /** Returns the offset just past a Terminate message within chunk, or -1. */
   feed(chunk: Buffer): number {
@@ -158,7 +167,10 @@ export class FrontendScanner {
         const len = this.header.readInt32BE(1);
         if (len < 4) this.opaque = true;
         else if (type === TERMINATE && len === 4) return i;
-        else this.skip = len - 4;
+        else {
+          if (type === SYNC || type === QUERY) this.exchanges++;
+          this.skip = len - 4;
+        }
       } else {
         const len = this.header.readInt32BE(0);
         const code = this.header.readInt32BE(4);
@@ -183,7 +195,7 @@ interface Conn {
 export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHandle> {
   let delayMs = 0;
   let down = false;
-  const counters = { opened: 0, rejected: 0, terminated: 0 };
+  const counters = { opened: 0, rejected: 0, terminated: 0, exchanges: 0 };
   const conns = new Set<Conn>();
 
   const fixedTarget = opts.target ? parseHostPort(opts.target) : null;
@@ -288,7 +300,9 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
     ws.on("message", (data: RawData) => {
       if (finished) return;
       const chunk = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      const seen = scanner.exchanges;
       const end = scanner.feed(chunk);
+      counters.exchanges += scanner.exchanges - seen;
       if (end < 0) {
         conn.up.push(chunk);
         return;

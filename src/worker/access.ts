@@ -1,5 +1,6 @@
 import type { Context } from "hono";
-import { findMembership, type Membership } from "../db/queries/conversations";
+import type { Db } from "../db/client";
+import { findListed, findMembership, type ListedConversation, type Membership } from "../db/queries/conversations";
 import type { Denial } from "../domain/membership";
 import { HttpError, notFound } from "../lib/errors";
 import { isUuid } from "../lib/ids";
@@ -9,9 +10,22 @@ import type { AppEnv } from "./env";
  * The caller's active membership of a conversation. Unknown, malformed and other people's ids all give the same
  * 404, so a response never reveals that a conversation exists.
  */
-export async function requireMembership(c: Context<AppEnv>, conversationId: string): Promise<Membership> {
+export function requireMembership(c: Context<AppEnv>, conversationId: string): Promise<Membership> {
+  return required(c, conversationId, findMembership);
+}
+
+/** The same check, with what the conversation's resource shows (participants, last message, unread) in one query. */
+export function requireListed(c: Context<AppEnv>, conversationId: string): Promise<ListedConversation> {
+  return required(c, conversationId, findListed);
+}
+
+async function required<M>(
+  c: Context<AppEnv>,
+  conversationId: string,
+  find: (db: Db, conversationId: string, userId: string) => Promise<M | undefined>,
+): Promise<M> {
   if (!isUuid(conversationId)) throw notFound("Conversation");
-  const membership = await findMembership(c.var.db(), conversationId.toLowerCase(), c.var.user.id);
+  const membership = await find(c.var.db(), conversationId.toLowerCase(), c.var.user.id);
   if (!membership) throw notFound("Conversation");
   return membership;
 }

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { conversationParts } from "../db/queries/conversation-parts";
+import { conversationParts, type ConversationParts } from "../db/queries/conversation-parts";
 import type { Membership, ParticipantRow } from "../db/queries/conversations";
 import { kahaIdsOf } from "../db/queries/participants";
 import { toConversation, toParticipant } from "../db/mappers";
@@ -9,13 +9,13 @@ import { loadProfiles } from "./profiles";
 
 /**
  * Conversation resources (contract §4) for one caller. A page costs a fixed number of round trips whatever its size:
- * participants, last messages and unread counts in one statement, then one profile lookup for every id on the page.
+ * participants, last messages and unread counts in one statement (none when the page's own query brought them,
+ * `known`), then one profile lookup for every id on the page.
  */
-export async function conversationViews(c: Context<AppEnv>, memberships: Membership[]): Promise<Conversation[]> {
+export async function conversationViews(c: Context<AppEnv>, memberships: Membership[], known?: ConversationParts): Promise<Conversation[]> {
   if (memberships.length === 0) return [];
-  const db = c.var.db();
   const ids = memberships.map((m) => m.conversation.id);
-  const { members, latest, unread } = await conversationParts(db, c.var.user.id, ids);
+  const { members, latest, unread } = known ?? (await conversationParts(c.var.db(), c.var.user.id, ids));
   const kahaIds = new Map(members.map((m) => [m.participant.userId, m.kahaId]));
   const businessIds = memberships.flatMap((m) => (m.conversation.businessId ? [m.conversation.businessId] : []));
   const senderIds = [...latest.values()].map((m) => m.senderId);
@@ -40,8 +40,8 @@ export async function conversationViews(c: Context<AppEnv>, memberships: Members
   });
 }
 
-export async function conversationView(c: Context<AppEnv>, membership: Membership): Promise<Conversation> {
-  const [view] = await conversationViews(c, [membership]);
+export async function conversationView(c: Context<AppEnv>, membership: Membership, known?: ConversationParts): Promise<Conversation> {
+  const [view] = await conversationViews(c, [membership], known);
   return view;
 }
 

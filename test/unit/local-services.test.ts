@@ -354,6 +354,18 @@ describe("pg bridge frame scanner", () => {
       const found = scanner.feed(stream.subarray(i, i + 1));
       expect(found).toBe(i === stream.length - 1 ? 1 : -1);
     }
+    expect(scanner.exchanges).toBe(1);
+  });
+
+  it("counts each Sync and simple Query as one exchange (a round trip), whatever the frames", () => {
+    const message = (type: string, body = Buffer.alloc(0)) => Buffer.concat([Buffer.from(type), int32(4 + body.length), body]);
+    // An extended-protocol statement (Parse, Bind, Describe, Execute, Sync) whose bytes contain 'S' and 'Q'.
+    const text = Buffer.from("select 'SQ'\0\0\0");
+    const statement = Buffer.concat([message("P", text), message("B", Buffer.alloc(10)), message("D", Buffer.from("PS\0")), message("E", Buffer.alloc(5)), message("S")]);
+    const scanner = new FrontendScanner();
+    const all = Buffer.concat([sslRequest, startup, statement, statement, query]);
+    for (let i = 0; i < all.length; i += 7) scanner.feed(all.subarray(i, i + 7));
+    expect(scanner.exchanges).toBe(3);
   });
 });
 

@@ -16,10 +16,10 @@ export async function postgres(fault: { down?: boolean; delayMs?: number }) {
 }
 
 /** The bridge's counters: `opened` counts every Postgres connection made through it (anyone's: serial files only). */
-export async function bridgeStats(): Promise<{ opened: number; current: number }> {
+export async function bridgeStats(): Promise<{ opened: number; current: number; exchanges: number }> {
   const res = await fetch(`${controlUrl}/__control/stats`, { headers: { authorization: "Bearer local-control-token" } });
   if (!res.ok) throw new Error(`bridge stats failed: ${res.status}`);
-  return (await res.json()) as { opened: number; current: number };
+  return (await res.json()) as { opened: number; current: number; exchanges: number };
 }
 
 /** Direct database access from inside workerd, through the same driver and bridge the Worker uses. */

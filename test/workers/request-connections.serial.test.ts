@@ -7,35 +7,43 @@ import { api } from "./helpers";
  * A Worker request cannot keep connections between requests, so each one it opens is a new Neon connection in
  * production (WebSocket, TLS, startup): queries run in parallel on a fresh pool each pay for one.
  */
-async function connectionsOpenedBy(request: () => Promise<void>): Promise<number> {
-  // The least of three: another object's pool (an alarm, a flush) may connect meanwhile, never fewer.
-  const opened: number[] = [];
+async function costOf(request: () => Promise<void>): Promise<{ connections: number; roundTrips: number }> {
+  // The least of three: another object's pool (an alarm, a flush) may use Postgres meanwhile, never less.
+  const seen: { connections: number; roundTrips: number }[] = [];
   for (let i = 0; i < 3; i++) {
-    const before = (await bridgeStats()).opened;
+    const before = await bridgeStats();
     await request();
-    opened.push((await bridgeStats()).opened - before);
+    const after = await bridgeStats();
+    seen.push({ connections: after.opened - before.opened, roundTrips: after.exchanges - before.exchanges });
   }
-  return Math.min(...opened);
+  return { connections: Math.min(...seen.map((s) => s.connections)), roundTrips: Math.min(...seen.map((s) => s.roundTrips)) };
 }
 
-describe("Postgres connections per request", () => {
-  it("the conversation list and one conversation each cost one connection", async () => {
+describe("Postgres connections and round trips per request", () => {
+  it("the conversation list (both kinds of page) and one conversation each cost one connection and one statement", async () => {
     const [me, a, b] = await users(3, "listconn");
     const first = await direct(me, a);
     await direct(me, b);
     await group(me, [a, b], "Three");
     expect((await api("GET", "/conversations", { token: me.token })).status).toBe(200);
 
-    const list = await connectionsOpenedBy(async () => {
+    const list = await costOf(async () => {
       const res = await api("GET", "/conversations", { token: me.token });
       expect(res.status).toBe(200);
       expect(res.body.conversations).toHaveLength(3);
     });
-    const one = await connectionsOpenedBy(async () => {
+    const one = await costOf(async () => {
       const res = await api("GET", `/conversations/${first}`, { token: me.token });
       expect(res.status).toBe(200);
       expect(res.body.participants).toHaveLength(2);
     });
-    expect({ list, one }).toEqual({ list: 1, one: 1 });
+    const numbered = await costOf(async () => {
+      const res = await api("GET", "/conversations?page=1&limit=2", { token: me.token });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ total: 3, hasMore: true });
+      expect(res.body.conversations).toHaveLength(2);
+    });
+    const once = { connections: 1, roundTrips: 1 };
+    expect({ list, one, numbered }).toEqual({ list: once, one: once, numbered: once });
   });
 });

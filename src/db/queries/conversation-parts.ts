@@ -1,6 +1,8 @@
+import { sql } from "drizzle-orm";
 import type { Message } from "../../protocol/resources";
 import type { Db } from "../client";
 import { toMessage } from "../mappers";
+import { conversations, participants } from "../schema";
 import type { ParticipantRow } from "./conversations";
 import { epochMs, PAGE_COLUMNS } from "./messages";
 import type { ParticipantWithKaha } from "./participants";
@@ -14,19 +16,25 @@ export interface ConversationParts {
   unread: Map<string, number>;
 }
 
+type MemberJson = Omit<ParticipantRow, "joinedAt" | "lastReadAt" | "leftAt"> & { joinedAt: number; lastReadAt: number | null; kahaId: string };
+type LatestJson = Parameters<typeof toMessage>[0];
+
+/** One participant as JSON (instants as epoch milliseconds), from `p` joined to its user `u`. */
+const MEMBER_JSON = `json_build_object(
+  'conversationId', p.conversation_id, 'userId', p.user_id, 'role', p.role, 'joinedAt', ${epochMs("p.joined_at")},
+  'isMuted', p.is_muted, 'lastReadSeq', p.last_read_seq, 'lastReadAt', ${epochMs("p.last_read_at")},
+  'lastDeliveredSeq', p.last_delivered_seq, 'kahaId', u.kaha_id)`;
+
 /**
  * What a page of conversations shows around each conversation row, in one statement: a Worker request opens a
  * connection of its own, and from the edge every further round trip to Postgres crosses the network again.
  */
 export async function conversationParts(db: Db, userId: string, conversationIds: string[]): Promise<ConversationParts> {
   if (conversationIds.length === 0) return { members: [], latest: new Map(), unread: new Map() };
-  const result = await db.$client.query<{ members: MemberJson[]; latest: Parameters<typeof toMessage>[0][]; unread: Record<string, number> }>({
+  const result = await db.$client.query<{ members: MemberJson[]; latest: LatestJson[]; unread: Record<string, number> }>({
     text: `WITH ids AS (SELECT DISTINCT unnest($1::uuid[]) AS id)
       SELECT
-        (SELECT coalesce(json_agg(json_build_object(
-            'conversationId', p.conversation_id, 'userId', p.user_id, 'role', p.role, 'joinedAt', ${epochMs("p.joined_at")},
-            'isMuted', p.is_muted, 'lastReadSeq', p.last_read_seq, 'lastReadAt', ${epochMs("p.last_read_at")},
-            'lastDeliveredSeq', p.last_delivered_seq, 'kahaId', u.kaha_id) ORDER BY p.joined_at, p.user_id), '[]'::json)
+        (SELECT coalesce(json_agg(${MEMBER_JSON} ORDER BY p.joined_at, p.user_id), '[]'::json)
          FROM participants p JOIN users u ON u.id = p.user_id
          WHERE p.conversation_id IN (SELECT id FROM ids) AND p.left_at IS NULL) AS members,
         (SELECT coalesce(json_agg(l), '[]'::json) FROM ids CROSS JOIN LATERAL
@@ -41,14 +49,48 @@ export async function conversationParts(db: Db, userId: string, conversationIds:
   });
   const row = result.rows[0];
   return {
-    members: (row?.members ?? []).map(({ kahaId, ...p }) => ({ participant: participantRow(p), kahaId })),
+    members: (row?.members ?? []).map(memberOf),
     latest: new Map((row?.latest ?? []).map((m) => [m.conversationId, toMessage(m)])),
     unread: new Map(Object.entries(row?.unread ?? {}).map(([id, n]) => [id, Number(n)])),
   };
 }
 
-type MemberJson = Omit<ParticipantRow, "joinedAt" | "lastReadAt" | "leftAt"> & { joinedAt: number; lastReadAt: number | null; kahaId: string };
+/**
+ * The same parts as columns of a select over `participants` (the caller's row) joined to `conversations`, so a
+ * list page, or one conversation, and everything it shows come back in one statement. Postgres evaluates these
+ * subqueries only for the rows that survive the page's ORDER BY and LIMIT.
+ */
+export const partsColumns = {
+  members: sql<MemberJson[]>`(SELECT coalesce(json_agg(${sql.raw(MEMBER_JSON)} ORDER BY p.joined_at, p.user_id), '[]'::json)
+    FROM participants p JOIN users u ON u.id = p.user_id
+    WHERE p.conversation_id = ${conversations.id} AND p.left_at IS NULL)`,
+  latest: sql<LatestJson | null>`(SELECT row_to_json(l) FROM
+    (SELECT ${sql.raw(PAGE_COLUMNS)} FROM messages WHERE conversation_id = ${conversations.id} ORDER BY seq DESC LIMIT 1) l)`,
+  unread: sql<number>`(SELECT count(*) FROM messages m
+    WHERE m.conversation_id = ${participants.conversationId} AND m.seq > ${participants.lastReadSeq}
+      AND m.sender_id <> ${participants.userId} AND m.deleted_at IS NULL)`.mapWith(Number),
+};
 
-function participantRow(p: Omit<MemberJson, "kahaId">): ParticipantRow {
-  return { ...p, joinedAt: new Date(p.joinedAt), lastReadAt: p.lastReadAt === null ? null : new Date(p.lastReadAt), leftAt: null };
+export interface PartsColumns {
+  members: MemberJson[];
+  latest: LatestJson | null;
+  unread: number;
+}
+
+/** The parts of rows selected with `partsColumns` (as `parts`), as `conversationParts` returns them. */
+export function partsOf(rows: { conversation: { id: string }; parts: PartsColumns }[]): ConversationParts {
+  const all: ConversationParts = { members: [], latest: new Map(), unread: new Map() };
+  for (const { conversation, parts } of rows) {
+    for (const m of parts.members) all.members.push(memberOf(m));
+    if (parts.latest) all.latest.set(conversation.id, toMessage(parts.latest));
+    if (parts.unread > 0) all.unread.set(conversation.id, parts.unread);
+  }
+  return all;
+}
+
+function memberOf({ kahaId, ...p }: MemberJson): ParticipantWithKaha {
+  return {
+    participant: { ...p, joinedAt: new Date(p.joinedAt), lastReadAt: p.lastReadAt === null ? null : new Date(p.lastReadAt), leftAt: null },
+    kahaId,
+  };
 }

@@ -7,6 +7,7 @@ import type { Db } from "../client";
 import { toMessage } from "../mappers";
 import { businessAgents, conversations, messages, participants } from "../schema";
 import { appendAudit, type AuditEntry } from "./audit";
+import { partsColumns, type PartsColumns } from "./conversation-parts";
 
 export type ConversationRow = typeof conversations.$inferSelect;
 export type ParticipantRow = typeof participants.$inferSelect;
@@ -168,8 +169,10 @@ export async function renameConversation(db: Db, conversationId: string, name: s
 /** Full precision (microseconds) of last_activity: a millisecond Date would make keyset pages skip or repeat rows. */
 const activityKey = sql<string>`to_char(${conversations.lastActivity} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
+/** A conversation of a list page, with what the page shows around it (participants, last message, unread). */
 export interface ListedConversation extends Membership {
   activityKey: string;
+  parts: PartsColumns;
 }
 
 export interface ListAfter {
@@ -179,7 +182,7 @@ export interface ListAfter {
 
 function listQuery(db: Db) {
   return db
-    .select({ conversation: conversations, me: participants, activityKey })
+    .select({ conversation: conversations, me: participants, activityKey, parts: partsColumns })
     .from(participants)
     .innerJoin(conversations, eq(conversations.id, participants.conversationId))
     .$dynamic()
@@ -199,15 +202,25 @@ export async function listByCursor(db: Db, userId: string, limit: number, after?
   return listQuery(db).where(where).limit(limit + 1);
 }
 
+/** A numbered page and the number of conversations in all: one statement, unless the page is past the end. */
 export async function listByPage(db: Db, userId: string, limit: number, page: number): Promise<{ rows: ListedConversation[]; total: number }> {
-  const [rows, totals] = await Promise.all([
-    listQuery(db)
-      .where(activeFor(userId))
-      .limit(limit)
-      .offset((page - 1) * limit),
-    db.select({ n: count() }).from(participants).where(activeFor(userId)),
-  ]);
-  return { rows, total: Number(totals[0]?.n ?? 0) };
+  const rows = await db
+    .select({ conversation: conversations, me: participants, activityKey, parts: partsColumns, total: sql<number>`count(*) OVER ()`.mapWith(Number) })
+    .from(participants)
+    .innerJoin(conversations, eq(conversations.id, participants.conversationId))
+    .where(activeFor(userId))
+    .orderBy(desc(conversations.lastActivity), desc(conversations.id))
+    .limit(limit)
+    .offset((page - 1) * limit);
+  if (rows.length > 0) return { rows, total: rows[0].total };
+  const totals = await db.select({ n: count() }).from(participants).where(activeFor(userId));
+  return { rows: [], total: Number(totals[0]?.n ?? 0) };
+}
+
+/** One conversation as the list shows it, if the user is an active participant. */
+export async function findListed(db: Db, conversationId: string, userId: string): Promise<ListedConversation | undefined> {
+  const rows = await listQuery(db).where(active(conversationId, userId)).limit(1);
+  return rows[0];
 }
 
 /** The newest message of each conversation: one index probe per conversation (lateral), not a scan of their history. */

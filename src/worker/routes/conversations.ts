@@ -11,11 +11,12 @@ import {
   renameConversation,
   type CreateResult,
 } from "../../db/queries/conversations";
+import { partsOf } from "../../db/queries/conversation-parts";
 import { provisionUserIds } from "../../db/queries/users";
 import { checkDirectTarget, checkRename, directKey, groupMembers, isDenial } from "../../domain/membership";
 import { badRequest, unavailable } from "../../lib/errors";
 import type { Conversation } from "../../protocol/resources";
-import { enforce, refusal, requireMembership } from "../access";
+import { enforce, refusal, requireListed, requireMembership } from "../access";
 import { conversationView, conversationViews, sharedView } from "../conversation-view";
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
@@ -154,7 +155,7 @@ export const conversations = new OpenAPIHono<AppEnv>()
       if (page !== undefined) {
         if (cursor) throw badRequest("use either cursor or page, not both");
         const { rows, total } = await listByPage(db, me, limit, page);
-        const list = await conversationViews(c, rows);
+        const list = await conversationViews(c, rows, partsOf(rows));
         return c.json({ conversations: list, total, hasMore: page * limit < total, page, limit }, 200);
       }
       const after = cursor ? decodeCursor(cursor, listCursor) : undefined;
@@ -163,7 +164,7 @@ export const conversations = new OpenAPIHono<AppEnv>()
       const shown = rows.slice(0, limit);
       const last = shown[shown.length - 1];
       const nextCursor = rows.length > limit ? encodeCursor([last.activityKey, last.conversation.id]) : null;
-      return c.json({ conversations: await conversationViews(c, shown), nextCursor }, 200);
+      return c.json({ conversations: await conversationViews(c, shown, partsOf(shown)), nextCursor }, 200);
     },
   )
   .openapi(
@@ -177,8 +178,8 @@ export const conversations = new OpenAPIHono<AppEnv>()
       responses: { 200: json("The conversation", conversationSchema), ...errorResponses(401, 404) },
     }),
     async (c) => {
-      const membership = await requireMembership(c, c.req.valid("param").id);
-      return c.json(await conversationView(c, membership), 200);
+      const listed = await requireListed(c, c.req.valid("param").id);
+      return c.json(await conversationView(c, listed, partsOf([listed])), 200);
     },
   )
   .openapi(

@@ -34,6 +34,8 @@ export interface PgBridgeStats {
    * ReadyForQuery, so this counts round trips (a statement through the Neon driver is one).
    */
   exchanges: number;
+  /** The newest statements (start of their text), oldest first, each with the number of its connection. */
+  recent: { connection: number; text: string }[];
 }
 
 export interface PgBridgeHandle {
@@ -129,9 +131,13 @@ const GSSENC_REQUEST = 80877104;
 const TERMINATE = 0x58; // 'X'
 const SYNC = 0x53; // 'S'
 const QUERY = 0x51; // 'Q'
+const PARSE = 0x50; // 'P'
+const STATEMENT_PREFIX = 120;
+const RECENT_STATEMENTS = 100;
 
 /**
- * Tracks Postgres frontend message boundaries across arbitrary chunking, only to spot Terminate.
+ * Tracks Postgres frontend message boundaries across arbitrary chunking: to spot Terminate, to count round trips,
+ * and to report the start of each statement's text (tests check the order of a request's statements).
  * Before startup, messages are [int32 len][int32 code] with no type byte; SSL/GSSENC requests may precede
  * the startup message. After it, every message is [type][int32 len incl. itself].
  */
@@ -142,8 +148,12 @@ export class FrontendScanner {
   private skip = 0;
   /** Set when the stream stops looking like the protocol (e.g. TLS after an accepted SSLRequest). */
   private opaque = false;
+  /** The first bytes of a Parse or Query message's body while it is skipped. */
+  private capture: { type: number; bytes: Buffer; len: number } | undefined;
   /** Sync and Query messages seen (see PgBridgeStats.exchanges). */
   exchanges = 0;
+
+  constructor(private readonly onStatement?: (text: string) => void) {}
 
   /** Returns the offset just past a Terminate message within chunk, or -1. */
   feed(chunk: Buffer): number {
@@ -151,6 +161,7 @@ export class FrontendScanner {
     while (i < chunk.length && !this.opaque) {
       if (this.skip > 0) {
         const n = Math.min(this.skip, chunk.length - i);
+        if (this.capture) this.collect(chunk.subarray(i, i + n), this.skip === n);
         this.skip -= n;
         i += n;
         continue;
@@ -169,6 +180,7 @@ export class FrontendScanner {
         else if (type === TERMINATE && len === 4) return i;
         else {
           if (type === SYNC || type === QUERY) this.exchanges++;
+          if (this.onStatement && (type === PARSE || type === QUERY) && len > 4) this.capture = { type, bytes: Buffer.alloc(STATEMENT_PREFIX), len: 0 };
           this.skip = len - 4;
         }
       } else {
@@ -183,6 +195,18 @@ export class FrontendScanner {
     }
     return -1;
   }
+
+  private collect(part: Buffer, last: boolean): void {
+    const c = this.capture!;
+    c.len += part.copy(c.bytes, c.len, 0, Math.min(part.length, c.bytes.length - c.len));
+    if (!last) return;
+    this.capture = undefined;
+    const body = c.bytes.subarray(0, c.len);
+    // Parse: statement name, NUL, then the text; Query: the text. Either ends at a NUL (or where the prefix stops).
+    const start = c.type === PARSE ? body.indexOf(0) + 1 : 0;
+    const end = body.indexOf(0, start);
+    this.onStatement!(body.subarray(start, end < 0 ? body.length : end).toString("utf8"));
+  }
 }
 
 interface Conn {
@@ -196,6 +220,7 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
   let delayMs = 0;
   let down = false;
   const counters = { opened: 0, rejected: 0, terminated: 0, exchanges: 0 };
+  const recent: PgBridgeStats["recent"] = [];
   const conns = new Set<Conn>();
 
   const fixedTarget = opts.target ? parseHostPort(opts.target) : null;
@@ -211,7 +236,7 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
         opts.controlToken &&
         (await handleControl(req, res, path, {
           token: opts.controlToken,
-          snapshot: () => ({ ...counters, current: conns.size, down, delayMs }),
+          snapshot: () => ({ ...counters, current: conns.size, recent: [...recent], down, delayMs }),
           resetStats: () => {},
           applyFault: (fault) => {
             const f = isRecord(fault) ? fault : {};
@@ -249,11 +274,14 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
   });
 
   function bridge(ws: WebSocket, target: Target): void {
-    counters.opened++;
+    const connection = ++counters.opened;
     ws.binaryType = "nodebuffer";
     const tcp = net.connect({ host: target.host, port: target.port });
     tcp.setNoDelay(true);
-    const scanner = new FrontendScanner();
+    const scanner = new FrontendScanner((text) => {
+      recent.push({ connection, text });
+      if (recent.length > RECENT_STATEMENTS) recent.shift();
+    });
     let finished = false;
 
     /** "abort" drops both sides at once; otherwise the TCP side is ended and the ws gets a close frame. */
@@ -355,6 +383,6 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
       if (value) cutAll();
     },
     cutAll,
-    stats: () => ({ ...counters, current: conns.size }),
+    stats: () => ({ ...counters, current: conns.size, recent: [...recent] }),
   };
 }

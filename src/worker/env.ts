@@ -11,6 +11,8 @@ export interface AppVariables {
   user: AuthUser;
   /** A per-request Postgres pool, opened on first use and ended after the response. */
   db: () => Db;
+  /** Work to run once the response is out, in order, before the request's pool ends (it may use `db`). */
+  afterResponse: (work: () => Promise<unknown>) => void;
 }
 
 export interface AppEnv {

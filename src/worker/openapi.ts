@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { errorSchema } from "../protocol/resources";
-import { requireAuth, requireAuthAsMember } from "./middleware/auth";
+import { requireAuth, requireAuthAsMember, requireAuthToRead } from "./middleware/auth";
 
 /** Spread into createRoute: the bearer check runs before validation, and the document shows the requirement. */
 export const secured = {
@@ -12,6 +12,12 @@ export const secured = {
 export const securedMember = {
   security: [{ bearerAuth: [] }],
   middleware: [requireAuthAsMember],
+};
+
+/** `secured`, for routes that only read the caller's memberships: provisioning waits until the response is out. */
+export const securedReader = {
+  security: [{ bearerAuth: [] }],
+  middleware: [requireAuthToRead],
 };
 
 const ERROR_DESCRIPTIONS = {

@@ -357,15 +357,18 @@ describe("pg bridge frame scanner", () => {
     expect(scanner.exchanges).toBe(1);
   });
 
-  it("counts each Sync and simple Query as one exchange (a round trip), whatever the frames", () => {
+  it("counts each Sync and simple Query as one exchange (a round trip) and reports each statement's text, whatever the frames", () => {
     const message = (type: string, body = Buffer.alloc(0)) => Buffer.concat([Buffer.from(type), int32(4 + body.length), body]);
-    // An extended-protocol statement (Parse, Bind, Describe, Execute, Sync) whose bytes contain 'S' and 'Q'.
-    const text = Buffer.from("select 'SQ'\0\0\0");
-    const statement = Buffer.concat([message("P", text), message("B", Buffer.alloc(10)), message("D", Buffer.from("PS\0")), message("E", Buffer.alloc(5)), message("S")]);
-    const scanner = new FrontendScanner();
-    const all = Buffer.concat([sslRequest, startup, statement, statement, query]);
+    // Extended-protocol statements (Parse, Bind, Describe, Execute, Sync) whose bytes contain 'S', 'Q' and 'P'.
+    const parse = (name: string, text: string) => message("P", Buffer.from(`${name}\0${text}\0\0\0`));
+    const tail = [message("B", Buffer.alloc(10)), message("D", Buffer.from("PS\0")), message("E", Buffer.alloc(5)), message("S")];
+    const long = `select '${"Q".repeat(300)}'`;
+    const texts: string[] = [];
+    const scanner = new FrontendScanner((text) => texts.push(text));
+    const all = Buffer.concat([sslRequest, startup, parse("", "select 'SQ'"), ...tail, parse("s1", long), ...tail, query]);
     for (let i = 0; i < all.length; i += 7) scanner.feed(all.subarray(i, i + 7));
     expect(scanner.exchanges).toBe(3);
+    expect(texts).toEqual(["select 'SQ'", long.slice(0, 117), "select 'X"]);
   });
 });
 

@@ -36,6 +36,27 @@ describe("provisioning the caller", () => {
   });
 });
 
+describe("a user someone else brought in", () => {
+  it("gets their kaha id (so their profile) from their own first request on the isolate that made their placeholder", async () => {
+    const [alice, bob] = [await newUser("placeholder"), await newUser("placeholder")];
+    const created = await api("POST", "/conversations/direct", { token: alice.token, body: { targetUserId: bob.id } });
+    expect(created.status).toBe(201);
+    const kaha = () => withDb(async (db) => (await db.execute<{ kaha_id: string }>(sql`SELECT kaha_id FROM users WHERE id = ${bob.id}`)).rows[0]?.kaha_id);
+    expect(await kaha()).toBe(`unknown:${bob.id}`);
+    for (const path of ["/conversations", `/conversations/${created.body.id}`]) {
+      expect((await api("GET", path, { token: bob.token })).status).toBe(200);
+    }
+    for (let i = 0; (await kaha()) !== bob.kahaId; i++) {
+      if (i > 50) throw new Error(`bob's kaha id is still ${await kaha()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Everyone sees bob's own profile from then on, bob included.
+    const view = await api("GET", `/conversations/${created.body.id}`, { token: bob.token });
+    const me = view.body.participants.find((p: { userId: string }) => p.userId === bob.id);
+    expect(me.profile.name).not.toBe(`User ${bob.id.slice(0, 8)}`);
+  });
+});
+
 describe("Postgres down, for the Worker's own queries", () => {
   it("is a 503 with Retry-After, not a 500: before the handler (provisioning) and in it (drizzle wraps the driver's error)", async () => {
     const { id, users } = await seedConversation("group", 3);

@@ -16,10 +16,17 @@ export async function postgres(fault: { down?: boolean; delayMs?: number }) {
 }
 
 /** The bridge's counters: `opened` counts every Postgres connection made through it (anyone's: serial files only). */
-export async function bridgeStats(): Promise<{ opened: number; current: number; exchanges: number }> {
+export interface BridgeStats {
+  opened: number;
+  current: number;
+  exchanges: number;
+  recent: { connection: number; text: string }[];
+}
+
+export async function bridgeStats(): Promise<BridgeStats> {
   const res = await fetch(`${controlUrl}/__control/stats`, { headers: { authorization: "Bearer local-control-token" } });
   if (!res.ok) throw new Error(`bridge stats failed: ${res.status}`);
-  return (await res.json()) as { opened: number; current: number; exchanges: number };
+  return (await res.json()) as BridgeStats;
 }
 
 /** Direct database access from inside workerd, through the same driver and bridge the Worker uses. */

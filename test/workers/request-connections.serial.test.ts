@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { direct, group, users } from "./conversation-helpers";
-import { bridgeStats } from "./fixtures";
+import { sql } from "drizzle-orm";
+import { bridgeStats, withDb } from "./fixtures";
 import { api } from "./helpers";
 
 /**
@@ -45,5 +46,24 @@ describe("Postgres connections and round trips per request", () => {
     });
     const once = { connections: 1, roundTrips: 1 };
     expect({ list, one, numbered }).toEqual({ list: once, one: once, numbered: once });
+  });
+});
+
+describe("the caller's users row", () => {
+  it("is upserted after a read's response, on the request's connection, not before its query", async () => {
+    const [me, other] = await users(2, "listfirst");
+    await withDb((db) => db.execute(sql`INSERT INTO users (id, kaha_id) VALUES (${me.id}, ${me.kahaId}), (${other.id}, ${other.kahaId})`));
+    const res = await api("GET", "/conversations", { token: me.token });
+    expect(res.status).toBe(200);
+    // The upsert runs under waitUntil once the response is out; the bridge lists statements as they arrive.
+    let mine: { connection: number; text: string }[] = [];
+    for (let i = 0; i < 100; i++) {
+      const { recent } = await bridgeStats();
+      const list = recent.findLast((s) => s.text.startsWith("select") && s.text.includes('"conversations"'));
+      mine = list ? recent.filter((s) => s.connection === list.connection) : [];
+      if (mine.some((s) => s.text.startsWith('insert into "users"'))) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(mine.map((s) => s.text.slice(0, 20))).toEqual([expect.stringMatching(/^select/), 'insert into "users" ']);
   });
 });

@@ -45,8 +45,11 @@ export async function authenticateRequest(c: Context<AppEnv>): Promise<AuthUser>
  * conversation the caller must already be in. A participant always has a users row (a foreign key), so there the
  * upsert only fills in a placeholder's kaha id, and it need not hold the request: on a new isolate it cost a
  * Postgres connection and a round trip before a send even reached its room, and it failed while Postgres was down.
+ * `after`: for routes that only read the caller's memberships (a user without a row has none, and gets the same
+ * answer). The upsert waits until the response is out: the request's pool has one connection, and the list, an
+ * app's first request, would otherwise wait behind it on every isolate that had not seen the user yet.
  */
-function authenticated(provision: "first" | "background") {
+function authenticated(provision: "first" | "background" | "after") {
   return createMiddleware<AppEnv>(async (c, next) => {
     const user = await authenticateRequest(c);
     c.set("user", user);
@@ -55,8 +58,9 @@ function authenticated(provision: "first" | "background") {
   });
 }
 
-/** The caller's users row, once per isolate: before the request goes on, or under waitUntil (see authenticated). */
-export async function provisionCaller(c: Context<AppEnv>, user: AuthUser, when: "first" | "background"): Promise<void> {
+/** The caller's users row, once per isolate: before the request goes on, beside it, or after it (see authenticated). */
+export async function provisionCaller(c: Context<AppEnv>, user: AuthUser, when: "first" | "background" | "after"): Promise<void> {
+  if (when === "after") return c.var.afterResponse(() => provisionUser(c.var.db, user.id, user.kahaId));
   const provisioning = provisionUser(c.var.db, user.id, user.kahaId);
   if (when === "first") return provisioning;
   c.executionCtx.waitUntil(provisioning.catch((err: Error) => c.var.log.warn("user provisioning failed", { error: err.message?.slice(0, 200) })));
@@ -64,5 +68,6 @@ export async function provisionCaller(c: Context<AppEnv>, user: AuthUser, when: 
 
 export const requireAuth = authenticated("first");
 export const requireAuthAsMember = authenticated("background");
+export const requireAuthToRead = authenticated("after");
 
 export const isServiceToken = (user: AuthUser) => user.role === "admin";

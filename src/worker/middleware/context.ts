@@ -32,6 +32,8 @@ export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
   c.set("log", log);
   const started = Date.now();
   let handle: DbHandle | undefined;
+  const after: (() => Promise<unknown>)[] = [];
+  c.set("afterResponse", (work) => void after.push(work));
   try {
     const config = getConfig(c.env);
     c.set("config", config);
@@ -51,12 +53,17 @@ export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
     c.header("X-Content-Type-Options", "nosniff");
     // Contract §1 names the charset; Hono's c.json() sends the bare media type.
     if (c.res.headers.get("content-type") === "application/json") c.header("Content-Type", "application/json; charset=utf-8");
-    if (handle) {
-      const end = handle.end();
+    if (handle || after.length > 0) {
+      const tail = (async () => {
+        for (const work of after) {
+          await work().catch((err: unknown) => log.warn("after the response", { error: asError(err).message.slice(0, 200) }));
+        }
+        await handle?.end();
+      })();
       try {
-        c.executionCtx.waitUntil(end);
+        c.executionCtx.waitUntil(tail);
       } catch {
-        await end;
+        await tail;
       }
     }
     if (c.req.path !== "/health") {

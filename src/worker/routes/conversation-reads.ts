@@ -5,7 +5,7 @@ import { toParticipant } from "../../db/mappers";
 import { badRequest } from "../../lib/errors";
 import { requireMembership } from "../access";
 import type { AppEnv } from "../env";
-import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
+import { errorResponses, json, jsonBody, pathId, secured, securedReader } from "../openapi";
 import { actorOf, callRoom, roomStub } from "../rooms";
 import { readBody, readResult, receiptsResult, unreadResult } from "./conversation-schemas";
 
@@ -41,7 +41,7 @@ export const conversationReads = new OpenAPIHono<AppEnv>()
       path: "/{id}/unread-count",
       tags,
       summary: "The caller's unread count: others' messages after their read mark, deleted ones excluded",
-      ...secured,
+      ...securedReader,
       request: { params },
       responses: { 200: json("Unread count", unreadResult), ...errorResponses(401, 404) },
     }),
@@ -57,7 +57,7 @@ export const conversationReads = new OpenAPIHono<AppEnv>()
       path: "/{id}/read-receipts",
       tags,
       summary: "Read and delivery marks of every current participant",
-      ...secured,
+      ...securedReader,
       request: { params },
       responses: { 200: json("Read receipts", receiptsResult), ...errorResponses(401, 404) },
     }),

@@ -19,7 +19,7 @@ import type { Conversation } from "../../protocol/resources";
 import { enforce, refusal, requireListed, requireMembership } from "../access";
 import { conversationView, conversationViews, sharedView } from "../conversation-view";
 import type { AppEnv } from "../env";
-import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
+import { errorResponses, json, jsonBody, pathId, secured, securedReader } from "../openapi";
 import { decodeCursor, encodeCursor } from "../params";
 import { tellRoom, tellUsers } from "../room-events";
 import {
@@ -144,7 +144,7 @@ export const conversations = new OpenAPIHono<AppEnv>()
       tags,
       summary: "The caller's conversations, most recent activity first",
       description: "Keyset pages with `cursor` (the default), or numbered pages with `page` for older clients.",
-      ...secured,
+      ...securedReader,
       request: { query: listQuery },
       responses: { 200: json("A page of conversations", z.union([cursorPage, numberedPage])), ...errorResponses(400, 401) },
     }),
@@ -173,7 +173,7 @@ export const conversations = new OpenAPIHono<AppEnv>()
       path: "/{id}",
       tags,
       summary: "One conversation, with participants, last message and the caller's unread count",
-      ...secured,
+      ...securedReader,
       request: { params: z.object({ id: pathId("id") }) },
       responses: { 200: json("The conversation", conversationSchema), ...errorResponses(401, 404) },
     }),

@@ -5,7 +5,7 @@ import { searchMessages } from "../../db/queries/search";
 import { LIMITS, messageSchema, type Message } from "../../protocol/resources";
 import { sendMessageBody } from "../../protocol/requests";
 import { historyPage, searchResult } from "../../protocol/responses";
-import { errorResponses, json, jsonBody, secured, securedMember } from "../openapi";
+import { errorResponses, json, jsonBody, secured, securedMember, securedReader } from "../openapi";
 import { decodeCursor, encodeCursor, intParam, isUuidParam, limitParam, uuidPath } from "../params";
 import { actorOf, callRoom, roomStub } from "../rooms";
 import { withSenders } from "../profiles";
@@ -202,7 +202,7 @@ export const messageSearch = new OpenAPIHono<AppEnv>().openapi(
     path: "/search",
     tags,
     summary: "Full-text and substring search across the caller's conversations, newest first",
-    ...secured,
+    ...securedReader,
     request: { query: searchQuery },
     responses: { 200: json("Matching messages", searchResult), ...errorResponses(400, 401) },
   }),

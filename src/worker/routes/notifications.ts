@@ -2,7 +2,7 @@ import { OpenAPIHono, createRoute } from "@hono/zod-openapi";
 import { unreadSummary } from "../../db/queries/conversations";
 import { settleBounded } from "../../lib/bounded";
 import type { AppEnv } from "../env";
-import { errorResponses, json, secured } from "../openapi";
+import { errorResponses, json, secured, securedReader } from "../openapi";
 import { actorOf, callRoom, roomStub } from "../rooms";
 import { markAllReadResult, unreadCounts } from "../../protocol/responses";
 
@@ -17,7 +17,7 @@ export const notifications = new OpenAPIHono<AppEnv>()
       path: "/unread-counts",
       tags,
       summary: "Unread counts of all the caller's conversations; muted ones are counted and listed in `muted`",
-      ...secured,
+      ...securedReader,
       responses: { 200: json("Unread counts", unreadCounts), ...errorResponses(401) },
     }),
     async (c) => {

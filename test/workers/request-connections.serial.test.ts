@@ -21,7 +21,7 @@ async function costOf(request: () => Promise<void>): Promise<{ connections: numb
 }
 
 describe("Postgres connections and round trips per request", () => {
-  it("the conversation list (both kinds of page) and one conversation each cost one connection and one statement", async () => {
+  it("the conversation list (both kinds of page), one conversation, its unread count and its receipts each cost one connection and one statement", async () => {
     const [me, a, b] = await users(3, "listconn");
     const first = await direct(me, a);
     await direct(me, b);
@@ -44,8 +44,16 @@ describe("Postgres connections and round trips per request", () => {
       expect(res.body).toMatchObject({ total: 3, hasMore: true });
       expect(res.body.conversations).toHaveLength(2);
     });
+    const unread = await costOf(async () => {
+      const res = await api("GET", `/conversations/${first}/unread-count`, { token: me.token });
+      expect(res.body).toEqual({ conversationId: first, unreadCount: 0 });
+    });
+    const receipts = await costOf(async () => {
+      const res = await api("GET", `/conversations/${first}/read-receipts`, { token: me.token });
+      expect(res.body.participants.map((p: { userId: string }) => p.userId).sort()).toEqual([me.id, a.id].sort());
+    });
     const once = { connections: 1, roundTrips: 1 };
-    expect({ list, one, numbered }).toEqual({ list: once, one: once, numbered: once });
+    expect({ list, one, numbered, unread, receipts }).toEqual({ list: once, one: once, numbered: once, unread: once, receipts: once });
   });
 });
 

@@ -5,7 +5,8 @@ import { checkAdd, checkRemove, checkRoleChange, isDenial } from "../../domain/m
 import { notFound } from "../../lib/errors";
 import { enforce, participantParam, refusal, requireMembership } from "../access";
 import { conversationView, participantViews, sharedView } from "../conversation-view";
-import { findMembership } from "../../db/queries/conversations";
+import { partsOf } from "../../db/queries/conversation-parts";
+import { findListed } from "../../db/queries/conversations";
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
 import { tellRoom, tellUsers } from "../room-events";
@@ -40,8 +41,8 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       if (isDenial(added)) throw refusal(added);
       const [participant] = await participantViews(c, [added]);
       await tellRoom(c, { kind: "participants", conversationId: conversation.id, joined: [participant] });
-      const joined = await findMembership(c.var.db(), conversation.id, userId);
-      if (joined) tellUsers(c, [userId], { type: "conversation_created", conversation: sharedView(await conversationView(c, joined)) });
+      const joined = await findListed(c.var.db(), conversation.id, userId);
+      if (joined) tellUsers(c, [userId], { type: "conversation_created", conversation: sharedView(await conversationView(c, joined, partsOf([joined]))) });
       return c.json(participant, 201);
     },
   )

@@ -1,9 +1,8 @@
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
-import { unreadCount } from "../../db/queries/messages";
-import { activeParticipants } from "../../db/queries/participants";
+import { partsOf } from "../../db/queries/conversation-parts";
 import { toParticipant } from "../../db/mappers";
 import { badRequest } from "../../lib/errors";
-import { requireMembership } from "../access";
+import { requireListed, requireMembership } from "../access";
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured, securedReader } from "../openapi";
 import { actorOf, callRoom, roomStub } from "../rooms";
@@ -46,9 +45,9 @@ export const conversationReads = new OpenAPIHono<AppEnv>()
       responses: { 200: json("Unread count", unreadResult), ...errorResponses(401, 404) },
     }),
     async (c) => {
-      const { conversation, me } = await requireMembership(c, c.req.valid("param").id);
-      const n = await unreadCount(c.var.db(), conversation.id, me.userId, Number(me.lastReadSeq));
-      return c.json({ conversationId: conversation.id, unreadCount: n }, 200);
+      // The membership check and the count in one statement (the list's own select).
+      const { conversation, parts } = await requireListed(c, c.req.valid("param").id);
+      return c.json({ conversationId: conversation.id, unreadCount: parts.unread }, 200);
     },
   )
   .openapi(
@@ -62,12 +61,11 @@ export const conversationReads = new OpenAPIHono<AppEnv>()
       responses: { 200: json("Read receipts", receiptsResult), ...errorResponses(401, 404) },
     }),
     async (c) => {
-      const { conversation } = await requireMembership(c, c.req.valid("param").id);
-      const members = await activeParticipants(c.var.db(), [conversation.id]);
-      const participants = members.map(({ participant }) => {
+      const listed = await requireListed(c, c.req.valid("param").id);
+      const participants = partsOf([listed]).members.map(({ participant }) => {
         const p = toParticipant(participant);
         return { userId: p.userId, lastReadSeq: p.lastReadSeq, lastReadAt: p.lastReadAt, lastDeliveredSeq: p.lastDeliveredSeq };
       });
-      return c.json({ conversationId: conversation.id, participants }, 200);
+      return c.json({ conversationId: listed.conversation.id, participants }, 200);
     },
   );

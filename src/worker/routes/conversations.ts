@@ -4,7 +4,7 @@ import {
   createBusiness,
   createDirect,
   createGroup,
-  findMembership,
+  findListed,
   isBusinessAgent,
   listByCursor,
   listByPage,
@@ -42,9 +42,9 @@ const tags = ["conversations"];
 
 /** The created-or-found conversation as the caller sees it, after telling the room about anyone who came back. */
 async function answerCreate(c: Context<AppEnv>, result: CreateResult): Promise<Conversation> {
-  const membership = await findMembership(c.var.db(), result.id, c.var.user.id);
-  if (!membership) throw unavailable("Conversation changed concurrently, please retry", 1);
-  const view = await conversationView(c, membership);
+  const listed = await findListed(c.var.db(), result.id, c.var.user.id);
+  if (!listed) throw unavailable("Conversation changed concurrently, please retry", 1);
+  const view = await conversationView(c, listed, partsOf([listed]));
   if (result.created) tellUsers(c, view.participants.map((p) => p.userId), { type: "conversation_created", conversation: sharedView(view) });
   if (result.rejoined.length > 0) {
     const back = new Set(result.rejoined.map((p) => p.userId));

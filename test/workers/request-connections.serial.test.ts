@@ -21,7 +21,7 @@ async function costOf(request: () => Promise<void>): Promise<{ connections: numb
 }
 
 describe("Postgres connections and round trips per request", () => {
-  it("the conversation list (both kinds of page), one conversation, its unread count and its receipts each cost one connection and one statement", async () => {
+  it("the list (both kinds of page), one conversation, its unread count and receipts, and asking again for a direct conversation each cost one connection and one statement", async () => {
     const [me, a, b] = await users(3, "listconn");
     const first = await direct(me, a);
     await direct(me, b);
@@ -52,8 +52,12 @@ describe("Postgres connections and round trips per request", () => {
       const res = await api("GET", `/conversations/${first}/read-receipts`, { token: me.token });
       expect(res.body.participants.map((p: { userId: string }) => p.userId).sort()).toEqual([me.id, a.id].sort());
     });
+    const again = await costOf(async () => {
+      const res = await api("POST", "/conversations/direct", { token: me.token, body: { targetUserId: a.id } });
+      expect({ status: res.status, id: res.body.id, members: res.body.participants.length }).toEqual({ status: 200, id: first, members: 2 });
+    });
     const once = { connections: 1, roundTrips: 1 };
-    expect({ list, one, numbered, unread, receipts }).toEqual({ list: once, one: once, numbered: once, unread: once, receipts: once });
+    expect({ list, one, numbered, unread, receipts, again }).toEqual({ list: once, one: once, numbered: once, unread: once, receipts: once, again: once });
   });
 });
 

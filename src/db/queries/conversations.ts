@@ -217,6 +217,14 @@ export async function listByPage(db: Db, userId: string, limit: number, page: nu
   return { rows: [], total: Number(totals[0]?.n ?? 0) };
 }
 
+/** The direct conversation of a pair as the list shows it, if `userId` is still in it (the common repeat ask). */
+export async function findListedDirect(db: Db, key: string, userId: string): Promise<ListedConversation | undefined> {
+  const rows = await listQuery(db)
+    .where(and(eq(conversations.directKey, key), activeFor(userId)))
+    .limit(1);
+  return rows[0];
+}
+
 /** One conversation as the list shows it, if the user is an active participant. */
 export async function findListed(db: Db, conversationId: string, userId: string): Promise<ListedConversation | undefined> {
   const rows = await listQuery(db).where(active(conversationId, userId)).limit(1);

@@ -5,6 +5,7 @@ import {
   createDirect,
   createGroup,
   findListed,
+  findListedDirect,
   isBusinessAgent,
   listByCursor,
   listByPage,
@@ -74,6 +75,10 @@ export const conversations = new OpenAPIHono<AppEnv>()
       const target = c.req.valid("json").targetUserId.toLowerCase();
       enforce(checkDirectTarget(me, target));
       const db = c.var.db();
+      // Opening a chat with someone again: one statement when both are still in it (no transaction, no rejoin).
+      const found = await findListedDirect(db, directKey(me, target), me);
+      const parts = found && partsOf([found]);
+      if (found && parts?.members.some((m) => m.participant.userId === target)) return c.json(await conversationView(c, found, parts), 200);
       await provisionUserIds(db, [target]);
       const result = await createDirect(db, me, target, directKey(me, target));
       const view = await answerCreate(c, result);

@@ -25,7 +25,7 @@ describe("Postgres connections and round trips per request", () => {
     const [me, a, b] = await users(3, "listconn");
     const first = await direct(me, a);
     await direct(me, b);
-    await group(me, [a, b], "Three");
+    const threesome = await group(me, [a, b], "Three");
     expect((await api("GET", "/conversations", { token: me.token })).status).toBe(200);
 
     const list = await costOf(async () => {
@@ -56,6 +56,12 @@ describe("Postgres connections and round trips per request", () => {
       const res = await api("POST", "/conversations/direct", { token: me.token, body: { targetUserId: a.id } });
       expect({ status: res.status, id: res.body.id, members: res.body.participants.length }).toEqual({ status: 200, id: first, members: 2 });
     });
+    const renamed = await costOf(async () => {
+      const res = await api("PATCH", `/conversations/${threesome}`, { token: me.token, body: { name: "Renamed" } });
+      expect({ status: res.status, name: res.body.name, members: res.body.participants.length }).toEqual({ status: 200, name: "Renamed", members: 3 });
+    });
+    // A rename reads (membership and view) and writes: two.
+    expect(renamed).toEqual({ connections: 1, roundTrips: 2 });
     const once = { connections: 1, roundTrips: 1 };
     expect({ list, one, numbered, unread, receipts, again }).toEqual({ list: once, one: once, numbered: once, unread: once, receipts: once, again: once });
   });

@@ -17,7 +17,7 @@ import { provisionUserIds } from "../../db/queries/users";
 import { checkDirectTarget, checkRename, directKey, groupMembers, isDenial } from "../../domain/membership";
 import { badRequest, unavailable } from "../../lib/errors";
 import type { Conversation } from "../../protocol/resources";
-import { enforce, refusal, requireListed, requireMembership } from "../access";
+import { enforce, refusal, requireListed } from "../access";
 import { conversationView, conversationViews, sharedView } from "../conversation-view";
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured, securedReader } from "../openapi";
@@ -198,10 +198,11 @@ export const conversations = new OpenAPIHono<AppEnv>()
       responses: { 200: json("The renamed conversation", conversationSchema), ...errorResponses(400, 401, 403, 404) },
     }),
     async (c) => {
-      const membership = await requireMembership(c, c.req.valid("param").id);
-      enforce(checkRename(membership.conversation.type, membership.me.role));
-      const renamed = await renameConversation(c.var.db(), membership.conversation.id, c.req.valid("json").name);
-      const view = await conversationView(c, { ...membership, conversation: renamed ?? membership.conversation });
+      // The name is all a rename changes: the parts read with the membership check stay true.
+      const listed = await requireListed(c, c.req.valid("param").id);
+      enforce(checkRename(listed.conversation.type, listed.me.role));
+      const renamed = await renameConversation(c.var.db(), listed.conversation.id, c.req.valid("json").name);
+      const view = await conversationView(c, { ...listed, conversation: renamed ?? listed.conversation }, partsOf([listed]));
       await tellRoom(c, { kind: "conversation_updated", conversationId: view.id, conversation: sharedView(view) });
       tellUsers(c, view.participants.map((p) => p.userId), { type: "conversation_updated", conversation: sharedView(view) });
       return c.json(view, 200);

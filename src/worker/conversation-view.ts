@@ -1,6 +1,6 @@
 import type { Context } from "hono";
-import { conversationParts, type ConversationParts } from "../db/queries/conversation-parts";
-import type { Membership, ParticipantRow } from "../db/queries/conversations";
+import { conversationParts, partsOf, type ConversationParts } from "../db/queries/conversation-parts";
+import type { ListedConversation, Membership, ParticipantRow } from "../db/queries/conversations";
 import { kahaIdsOf } from "../db/queries/participants";
 import { toConversation, toParticipant } from "../db/mappers";
 import type { Conversation, Participant } from "../protocol/resources";
@@ -43,6 +43,11 @@ export async function conversationViews(c: Context<AppEnv>, memberships: Members
 export async function conversationView(c: Context<AppEnv>, membership: Membership, known?: ConversationParts): Promise<Conversation> {
   const [view] = await conversationViews(c, [membership], known);
   return view;
+}
+
+/** A conversation read with its parts (`findListed`, `requireListed`); `conversation` replaces a changed row. */
+export function listedView(c: Context<AppEnv>, listed: ListedConversation, conversation = listed.conversation): Promise<Conversation> {
+  return conversationView(c, { ...listed, conversation }, partsOf([listed]));
 }
 
 /** For a broadcast to every member: the caller's own unread count and mute flag are not theirs to see. */

@@ -4,8 +4,7 @@ import { provisionUserIds } from "../../db/queries/users";
 import { checkAdd, checkRemove, checkRoleChange, isDenial } from "../../domain/membership";
 import { notFound } from "../../lib/errors";
 import { enforce, participantParam, refusal, requireMembership } from "../access";
-import { conversationView, participantViews, sharedView } from "../conversation-view";
-import { partsOf } from "../../db/queries/conversation-parts";
+import { listedView, participantViews, sharedView } from "../conversation-view";
 import { findListed } from "../../db/queries/conversations";
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
@@ -42,7 +41,7 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       const [participant] = await participantViews(c, [added]);
       await tellRoom(c, { kind: "participants", conversationId: conversation.id, joined: [participant] });
       const joined = await findListed(c.var.db(), conversation.id, userId);
-      if (joined) tellUsers(c, [userId], { type: "conversation_created", conversation: sharedView(await conversationView(c, joined, partsOf([joined]))) });
+      if (joined) tellUsers(c, [userId], { type: "conversation_created", conversation: sharedView(await listedView(c, joined)) });
       return c.json(participant, 201);
     },
   )

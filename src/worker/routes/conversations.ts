@@ -18,7 +18,7 @@ import { checkDirectTarget, checkRename, directKey, groupMembers, isDenial } fro
 import { badRequest, unavailable } from "../../lib/errors";
 import type { Conversation } from "../../protocol/resources";
 import { enforce, refusal, requireListed } from "../access";
-import { conversationView, conversationViews, sharedView } from "../conversation-view";
+import { conversationView, conversationViews, listedView, sharedView } from "../conversation-view";
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured, securedReader } from "../openapi";
 import { decodeCursor, encodeCursor } from "../params";
@@ -45,7 +45,7 @@ const tags = ["conversations"];
 async function answerCreate(c: Context<AppEnv>, result: CreateResult): Promise<Conversation> {
   const listed = await findListed(c.var.db(), result.id, c.var.user.id);
   if (!listed) throw unavailable("Conversation changed concurrently, please retry", 1);
-  const view = await conversationView(c, listed, partsOf([listed]));
+  const view = await listedView(c, listed);
   if (result.created) tellUsers(c, view.participants.map((p) => p.userId), { type: "conversation_created", conversation: sharedView(view) });
   if (result.rejoined.length > 0) {
     const back = new Set(result.rejoined.map((p) => p.userId));
@@ -184,7 +184,7 @@ export const conversations = new OpenAPIHono<AppEnv>()
     }),
     async (c) => {
       const listed = await requireListed(c, c.req.valid("param").id);
-      return c.json(await conversationView(c, listed, partsOf([listed])), 200);
+      return c.json(await listedView(c, listed), 200);
     },
   )
   .openapi(
@@ -202,7 +202,7 @@ export const conversations = new OpenAPIHono<AppEnv>()
       const listed = await requireListed(c, c.req.valid("param").id);
       enforce(checkRename(listed.conversation.type, listed.me.role));
       const renamed = await renameConversation(c.var.db(), listed.conversation.id, c.req.valid("json").name);
-      const view = await conversationView(c, { ...listed, conversation: renamed ?? listed.conversation }, partsOf([listed]));
+      const view = await listedView(c, listed, renamed ?? listed.conversation);
       await tellRoom(c, { kind: "conversation_updated", conversationId: view.id, conversation: sharedView(view) });
       tellUsers(c, view.participants.map((p) => p.userId), { type: "conversation_updated", conversation: sharedView(view) });
       return c.json(view, 200);

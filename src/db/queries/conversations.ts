@@ -180,9 +180,10 @@ export interface ListAfter {
   id: string;
 }
 
-function listQuery(db: Db) {
+/** The list's rows, newest activity first; `extra` adds columns (the numbered page's total). */
+function listQuery<E extends Record<string, SQL>>(db: Db, extra: E = {} as E) {
   return db
-    .select({ conversation: conversations, me: participants, activityKey, parts: partsColumns })
+    .select({ conversation: conversations, me: participants, activityKey, parts: partsColumns, ...extra })
     .from(participants)
     .innerJoin(conversations, eq(conversations.id, participants.conversationId))
     .$dynamic()
@@ -204,12 +205,8 @@ export async function listByCursor(db: Db, userId: string, limit: number, after?
 
 /** A numbered page and the number of conversations in all: one statement, unless the page is past the end. */
 export async function listByPage(db: Db, userId: string, limit: number, page: number): Promise<{ rows: ListedConversation[]; total: number }> {
-  const rows = await db
-    .select({ conversation: conversations, me: participants, activityKey, parts: partsColumns, total: sql<number>`count(*) OVER ()`.mapWith(Number) })
-    .from(participants)
-    .innerJoin(conversations, eq(conversations.id, participants.conversationId))
+  const rows = await listQuery(db, { total: sql<number>`count(*) OVER ()`.mapWith(Number) })
     .where(activeFor(userId))
-    .orderBy(desc(conversations.lastActivity), desc(conversations.id))
     .limit(limit)
     .offset((page - 1) * limit);
   if (rows.length > 0) return { rows, total: rows[0].total };

@@ -272,6 +272,32 @@ describe("database schema", () => {
     }
   });
 
+  it("a message insert merges at most 256 kB of pending search-index entries (an ack never waits for a 4 MB merge)", async () => {
+    const db = pool();
+    const user = crypto.randomUUID();
+    const conversation = crypto.randomUUID();
+    try {
+      await db.query("INSERT INTO users (id, kaha_id) VALUES ($1, $2)", [user, `gin-${user}`]);
+      await db.query("INSERT INTO conversations (id, type, name, created_by) VALUES ($1, 'group', 'gin', $2)", [conversation, user]);
+      // 600 messages are about 90 pages of trigram entries: with the default 4 MB limit all of them stay pending for
+      // a later insert to merge; with 256 kB each insert that crosses 32 pages merges the list.
+      await db.query(
+        `INSERT INTO messages (id, conversation_id, seq, sender_id, client_message_id, type, content, created_at, event_seq)
+         SELECT gen_random_uuid(), $1, g, $2, 'gin-' || g, 'text', 'message ' || g || ': the quick brown fox jumps over the lazy dog', now(), g
+           FROM generate_series(1, 600) g`,
+        [conversation, user],
+      );
+      for (const index of ["messages_content_trgm_idx", "messages_search_idx"]) {
+        const { rows } = await db.query<{ pages: string }>("SELECT gin_clean_pending_list($1::regclass) AS pages", [index]);
+        expect(Number(rows[0].pages), index).toBeLessThanOrEqual(256 / 8 + 2);
+      }
+    } finally {
+      await db.query("DELETE FROM conversations WHERE id = $1", [conversation]).catch(() => {});
+      await db.query("DELETE FROM users WHERE id = $1", [user]).catch(() => {});
+      await db.end();
+    }
+  });
+
   it("can serve a conversation-list page in activity order from an index, the keyset as its index condition", async () => {
     const db = pool();
     try {

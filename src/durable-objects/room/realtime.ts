@@ -13,7 +13,7 @@ import {
 import { LIMITS, type Message } from "../../protocol/resources";
 import type { Actor } from "../room-api";
 import type { ConversationRoom } from "../conversation-room";
-import { attachmentOf, FrameRateLimiter, safeClose, sendRaw, type SocketAttachment } from "./sockets";
+import { attach, attachmentOf, FrameRateLimiter, safeClose, sendRaw, type SocketAttachment } from "./sockets";
 
 /** Identity the Worker attaches to an upgrade it has authenticated (never taken from the client). */
 export const IDENTITY_HEADER = "x-chat-identity";
@@ -40,7 +40,7 @@ export async function openSocket(room: ConversationRoom, request: Request): Prom
   const [client, server] = [pair[0], pair[1]];
   room.state.acceptWebSocket(server, [identity.id]);
   const attachment: SocketAttachment = { userId: identity.id, kahaId: identity.kahaId, exp: identity.exp, connectedAt: Date.now() };
-  server.serializeAttachment(attachment);
+  attach(server, attachment);
   const now = Date.now();
   sendRaw(
     server,

@@ -7,9 +7,31 @@ export interface SocketAttachment {
   connectedAt: number;
 }
 
-export function attachmentOf(ws: WebSocket): SocketAttachment | undefined {
+/**
+ * The attachment never changes after `attach`, and it is read on every frame and, for every socket, whenever the
+ * room sets its alarm (each connect and each typing frame): deserialising it each time made opening the n-th socket
+ * of a room cost n structured-clone reads. Keyed by the socket, so a woken room (new socket objects) reads each once.
+ */
+const attachments = new WeakMap<AttachedSocket, SocketAttachment>();
+
+/** The part of a hibernatable WebSocket that holds its attachment. */
+export interface AttachedSocket {
+  serializeAttachment(value: unknown): void;
+  deserializeAttachment(): unknown;
+}
+
+export function attach(ws: AttachedSocket, attachment: SocketAttachment): void {
+  ws.serializeAttachment(attachment);
+  attachments.set(ws, attachment);
+}
+
+export function attachmentOf(ws: AttachedSocket): SocketAttachment | undefined {
+  const known = attachments.get(ws);
+  if (known) return known;
   try {
-    return (ws.deserializeAttachment() as SocketAttachment | null) ?? undefined;
+    const stored = (ws.deserializeAttachment() as SocketAttachment | null) ?? undefined;
+    if (stored) attachments.set(ws, stored);
+    return stored;
   } catch {
     return undefined;
   }

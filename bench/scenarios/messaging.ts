@@ -1,6 +1,7 @@
 // S1 WebSocket send→ack, S2 REST send→201, S4 sustained messages/s per conversation (open loop, rising rates).
 import { JsonWs, now, pool, sleep, type ChatSocket } from "../harness/clients.js";
 import type { Ctx } from "../harness/context.js";
+import { control, pgAnswersBetween, type ControlStats } from "../harness/control.js";
 import { newHist, recordMs, summarize } from "../harness/hist.js";
 import { closedLoop, openLoop } from "../harness/load.js";
 import { cpuSince, cpuSnapshot } from "../harness/proc.js";
@@ -9,6 +10,14 @@ import type { ChatTarget, TargetRoom } from "../harness/targets.js";
 import { orFailedRow, s1Sdk } from "./sdk.js";
 
 const targetsOf = (ctx: Ctx): ChatTarget[] => [ctx.edge, ...ctx.baselines];
+
+/** Starts watching Postgres's answers at the bridge; only the service's traffic crosses it (else nothing). */
+async function watchPg(ctx: Ctx, target: ChatTarget): Promise<() => Promise<Record<string, number | string>>> {
+  if (target !== ctx.edge) return async () => ({});
+  const since = Date.now();
+  const before = await control<ControlStats>({ op: "stats" });
+  return async () => pgAnswersBetween(before, await control<ControlStats>({ op: "stats" }), since);
+}
 
 export async function s1(ctx: Ctx): Promise<Row[]> {
   const rows: Row[] = [];
@@ -21,16 +30,24 @@ export async function s1(ctx: Ctx): Promise<Row[]> {
     try {
       await closedLoop(sender, 20, "s1w-"); // warm-up: room init, profile cache, JIT
       const cpu = cpuSnapshot(ctx.serverPid(target));
+      let pg = await watchPg(ctx, target);
       const closed = await closedLoop(sender, n, "s1c-");
       rows.push({
         scenario: "S1",
         target: target.name,
         case: "closed loop send→ack",
         summary: summarize(closed.hist),
-        values: { ...closed.statuses, ...cpuSince(cpu, ctx.serverPid(target), n) },
+        values: { ...closed.statuses, ...cpuSince(cpu, ctx.serverPid(target), n), ...(await pg()) },
       });
+      pg = await watchPg(ctx, target);
       const open = await openLoop({ senders: [sender], receiver, rate: openRate, durationMs: openMs, prefix: "s1o-", drainMs: ctx.size(5000, 15_000) });
-      rows.push({ scenario: "S1", target: target.name, case: `open ${openRate}/s send→ack`, summary: open.ack, values: { sent: open.sent, acked: open.acked } });
+      rows.push({
+        scenario: "S1",
+        target: target.name,
+        case: `open ${openRate}/s send→ack`,
+        summary: open.ack,
+        values: { sent: open.sent, acked: open.acked, ...(await pg()) },
+      });
       ctx.log(`  S1 ${target.name}: closed p50 ${rows.at(-2)!.summary!.p50} ms p99 ${rows.at(-2)!.summary!.p99} ms; open p99 ${open.ack.p99} ms`);
       if (target === ctx.edge) {
         rows.push(await s1ReceiverOnline(ctx, room, sender, n));
@@ -160,8 +177,10 @@ async function s4Step(ctx: Ctx, target: ChatTarget, rate: number, stepMs: number
     await Promise.all(senders.map((s, i) => closedLoop(s, ctx.size(1, 3), `s4w${i}-`)));
     const prefix = `s4-${rate}-${now().toFixed(0)}-`;
     const cpu = cpuSnapshot(ctx.serverPid(target));
+    const pg = await watchPg(ctx, target);
     const r = await openLoop({ senders, receiver, rate, durationMs: stepMs, prefix, drainMs: ctx.size(5000, 15_000) });
     const cpuPerMsg = cpuSince(cpu, ctx.serverPid(target), r.sent);
+    const pgAnswers = await pg();
     // Group commit may still be writing the tail; give it a moment to land.
     let persisted = await room.persisted(prefix);
     const until = now() + ctx.size(3000, 10_000);
@@ -184,6 +203,7 @@ async function s4Step(ctx: Ctx, target: ChatTarget, rate: number, stepMs: number
         "delivery p99": r.delivery?.p99 ?? NaN,
         ...Object.fromEntries(Object.entries(r.statuses).filter(([k]) => k !== "sent")),
         ...cpuPerMsg,
+        ...pgAnswers,
       },
       note: ok ? "ok" : "over: p99 > 50 ms or not all acked/persisted",
     };

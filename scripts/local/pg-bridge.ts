@@ -36,6 +36,12 @@ export interface PgBridgeStats {
   exchanges: number;
   /** The newest statements (start of their text), oldest first, each with the number of its connection. */
   recent: { connection: number; text: string }[];
+  /**
+   * How long Postgres took to answer, as the bridge sees it: from a Sync or Query sent on a connection that was
+   * waiting for nothing to the first bytes back (an injected delay counts once, on the way there). Tells a stall
+   * in Postgres from one in the Worker. Counts are cumulative; `slow` holds the newest answers over SLOW_ANSWER_MS.
+   */
+  answers: { count: number; over10ms: number; over50ms: number; slow: { at: number; connection: number; ms: number }[] };
 }
 
 export interface PgBridgeHandle {
@@ -214,13 +220,28 @@ interface Conn {
   tcp: net.Socket;
   up: DelayedPipe;
   down: DelayedPipe;
+  /** performance.now() of the exchange the connection waits on an answer for. */
+  waitingSince?: number;
 }
+
+const SLOW_ANSWER_MS = 10;
+const SLOW_ANSWERS_KEPT = 100;
 
 export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHandle> {
   let delayMs = 0;
   let down = false;
   const counters = { opened: 0, rejected: 0, terminated: 0, exchanges: 0 };
   const recent: PgBridgeStats["recent"] = [];
+  const answers: PgBridgeStats["answers"] = { count: 0, over10ms: 0, over50ms: 0, slow: [] };
+  const answered = (connection: number, ms: number): void => {
+    answers.count++;
+    if (ms <= SLOW_ANSWER_MS) return;
+    answers.over10ms++;
+    if (ms > 50) answers.over50ms++;
+    answers.slow.push({ at: Date.now(), connection, ms: Math.round(ms * 10) / 10 });
+    if (answers.slow.length > SLOW_ANSWERS_KEPT) answers.slow.shift();
+  };
+  const answerStats = (): PgBridgeStats["answers"] => ({ ...answers, slow: [...answers.slow] });
   const conns = new Set<Conn>();
 
   const fixedTarget = opts.target ? parseHostPort(opts.target) : null;
@@ -236,7 +257,7 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
         opts.controlToken &&
         (await handleControl(req, res, path, {
           token: opts.controlToken,
-          snapshot: () => ({ ...counters, current: conns.size, recent: [...recent], down, delayMs }),
+          snapshot: () => ({ ...counters, current: conns.size, recent: [...recent], answers: answerStats(), down, delayMs }),
           resetStats: () => {},
           applyFault: (fault) => {
             const f = isRecord(fault) ? fault : {};
@@ -331,6 +352,7 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
       const seen = scanner.exchanges;
       const end = scanner.feed(chunk);
       counters.exchanges += scanner.exchanges - seen;
+      if (scanner.exchanges > seen) conn.waitingSince ??= performance.now();
       if (end < 0) {
         conn.up.push(chunk);
         return;
@@ -340,7 +362,11 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
     });
     ws.on("close", () => finish("abort"));
     ws.on("error", () => finish("abort"));
-    tcp.on("data", (chunk: Buffer) => conn.down.push(chunk));
+    tcp.on("data", (chunk: Buffer) => {
+      if (conn.waitingSince !== undefined) answered(connection, performance.now() - conn.waitingSince);
+      conn.waitingSince = undefined;
+      conn.down.push(chunk);
+    });
     tcp.on("end", () => conn.down.push(null));
     tcp.on("error", (err) => {
       tcp.destroy();
@@ -383,6 +409,6 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
       if (value) cutAll();
     },
     cutAll,
-    stats: () => ({ ...counters, current: conns.size, recent: [...recent] }),
+    stats: () => ({ ...counters, current: conns.size, recent: [...recent], answers: answerStats() }),
   };
 }

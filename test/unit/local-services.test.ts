@@ -461,6 +461,21 @@ describe("pg-server + pg-bridge with the Neon driver", () => {
     expect((await newPool(1).query("select 2 as two")).rows).toEqual([{ two: 2 }]);
   });
 
+  it("times Postgres's answers and keeps the slow ones", async () => {
+    const pool = newPool(1);
+    await pool.query("select 1");
+    const before = bridge.stats().answers;
+    const t0 = Date.now();
+    await pool.query("select pg_sleep(0.06)");
+    await pool.query("select 1");
+    const after = bridge.stats().answers;
+    expect(after.count - before.count).toBe(2);
+    expect(after.over50ms - before.over50ms).toBe(1);
+    const slow = after.slow.filter((a) => a.at >= t0);
+    expect(slow).toHaveLength(1);
+    expect(slow[0]!.ms).toBeGreaterThanOrEqual(55);
+  });
+
   it("only bridges to loopback (and allowed) targets, and honours a fixed target", async () => {
     const status = (url: string): Promise<number> =>
       new Promise((resolve) => {

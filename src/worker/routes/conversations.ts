@@ -75,12 +75,15 @@ export const conversations = new OpenAPIHono<AppEnv>()
       const target = c.req.valid("json").targetUserId.toLowerCase();
       enforce(checkDirectTarget(me, target));
       const db = c.var.db();
+      const key = directKey(me, target);
       // Opening a chat with someone again: one statement when both are still in it (no transaction, no rejoin).
-      const found = await findListedDirect(db, directKey(me, target), me);
-      const parts = found && partsOf([found]);
-      if (found && parts?.members.some((m) => m.participant.userId === target)) return c.json(await conversationView(c, found, parts), 200);
+      const found = await findListedDirect(db, key, me);
+      if (found) {
+        const parts = partsOf([found]);
+        if (parts.members.some((m) => m.participant.userId === target)) return c.json(await conversationView(c, found, parts), 200);
+      }
       await provisionUserIds(db, [target]);
-      const result = await createDirect(db, me, target, directKey(me, target));
+      const result = await createDirect(db, me, target, key);
       const view = await answerCreate(c, result);
       return c.json(view, result.created ? 201 : 200);
     },

@@ -67,6 +67,25 @@ describe("Postgres connections and round trips per request", () => {
   });
 });
 
+describe("creating a conversation", () => {
+  it("is one statement: a group costs two round trips with its view, a new direct conversation three (looked up first)", async () => {
+    const people = await users(10, "create");
+    const [me] = people;
+    expect((await api("GET", "/conversations", { token: me.token })).status).toBe(200);
+    let n = 1;
+    // Members never seen before: their placeholder users rows are part of the same statement.
+    const created = await costOf(async () => {
+      const res = await api("POST", "/conversations/group", { token: me.token, body: { participantIds: [people[n++].id, people[n++].id] } });
+      expect({ status: res.status, members: res.body.participants?.length }).toEqual({ status: 201, members: 3 });
+    });
+    const direct = await costOf(async () => {
+      const res = await api("POST", "/conversations/direct", { token: me.token, body: { targetUserId: people[n++].id } });
+      expect({ status: res.status, members: res.body.participants?.length }).toEqual({ status: 201, members: 2 });
+    });
+    expect({ created, direct }).toEqual({ created: { connections: 1, roundTrips: 2 }, direct: { connections: 1, roundTrips: 3 } });
+  });
+});
+
 describe("the caller's users row", () => {
   it("is upserted after a read's response, on the request's connection, not before its query", async () => {
     const [me, other] = await users(2, "listfirst");

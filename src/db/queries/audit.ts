@@ -33,6 +33,25 @@ export function auditHashInput(prevHash: string | null, e: Required<Omit<AuditEn
 }
 
 /**
+ * The row of `e` chained after `prevHash`. `null` starts a chain: a conversation's first entry, written with the
+ * conversation itself (no other writer can know its id yet, so that needs neither the lock nor a read).
+ */
+export async function chained(prevHash: string | null, e: AuditEntry) {
+  const full = {
+    conversationId: e.conversationId,
+    actorId: e.actorId,
+    action: e.action,
+    targetId: e.targetId ?? null,
+    details: e.details ?? {},
+    // Normalised, so the hash matches what created_at reads back as (millisecond ISO).
+    at: new Date(e.at ?? Date.now()).toISOString(),
+  };
+  const hash = await sha256Hex(auditHashInput(prevHash, full));
+  const { at, ...columns } = full;
+  return { ...columns, createdAt: new Date(at), prevHash, hash };
+}
+
+/**
  * Appends entries to the append-only audit log, each chained by hash to the previous entry of its conversation
  * (or of the global chain for entries without one). A transaction-scoped advisory lock per chain keeps
  * concurrent writers (the room, Worker routes) from forking a chain.
@@ -52,27 +71,9 @@ export async function appendAudit(db: Db | Tx, entries: AuditEntry[]): Promise<v
         .limit(1);
       let prev = last?.hash ?? null;
       for (const e of list) {
-        const full = {
-          conversationId: e.conversationId,
-          actorId: e.actorId,
-          action: e.action,
-          targetId: e.targetId ?? null,
-          details: e.details ?? {},
-          // Normalised, so the hash matches what created_at reads back as (millisecond ISO).
-          at: new Date(e.at ?? Date.now()).toISOString(),
-        };
-        const hash = await sha256Hex(auditHashInput(prev, full));
-        await tx.insert(auditLog).values({
-          conversationId: full.conversationId,
-          actorId: full.actorId,
-          action: full.action,
-          targetId: full.targetId,
-          details: full.details,
-          createdAt: new Date(full.at),
-          prevHash: prev,
-          hash,
-        });
-        prev = hash;
+        const row = await chained(prev, e);
+        await tx.insert(auditLog).values(row);
+        prev = row.hash;
       }
     }
   };

@@ -5,8 +5,9 @@ import { unavailable } from "../../lib/errors";
 import type { Message } from "../../protocol/resources";
 import type { Db } from "../client";
 import { toMessage } from "../mappers";
-import { businessAgents, conversations, messages, participants } from "../schema";
-import { appendAudit, type AuditEntry } from "./audit";
+import { businessAgents, conversations, messages, participants, users } from "../schema";
+import { chained, type AuditEntry } from "./audit";
+import { placeheldNow, placeholderRows, unprovisioned } from "./users";
 import { partsColumns, type PartsColumns } from "./conversation-parts";
 
 export type ConversationRow = typeof conversations.$inferSelect;
@@ -39,26 +40,22 @@ export async function findMembership(db: Db, conversationId: string, userId: str
 }
 
 /**
- * The insert either creates the conversation or, when the unique index already holds one, does nothing; the select
- * then finds the winner. A concurrent creator waits on the index entry until the winner commits, so both sides of a
+ * One statement creates the conversation or, when the unique index already holds one, does nothing; a second then
+ * finds the winner. A concurrent creator waits on the index entry until the winner commits, so both sides of a
  * race agree on one id without a lookup-then-insert window.
  */
 interface InsertOrFind {
-  row: typeof conversations.$inferInsert;
-  /** The unique index that decides the race: its columns and its predicate. */
-  conflict: { target: PgColumn[]; where: SQL };
-  /** Finds the row that won. */
-  existing: SQL | undefined;
+  row: typeof conversations.$inferInsert & { id: string };
+  /** The unique index that decides the race: its columns and its predicate. None for a group (always new). */
+  conflict?: { target: PgColumn[]; where: SQL };
   members: { userId: string; role: ParticipantRow["role"] }[];
-  /** Who is brought back, when found, if they had left. */
-  rejoin: string[];
 }
 
 /**
- * The first entry of a conversation's audit chain: who created it, with whom. Written in the creating transaction,
+ * The first entry of a conversation's audit chain: who created it, with whom. Written in the creating statement,
  * so a conversation never exists without it and a found (not created) conversation never gets a second one.
  */
-function createdEntry(row: typeof conversations.$inferInsert & { id: string }, memberIds: string[]): AuditEntry {
+function createdEntry(row: InsertOrFind["row"], memberIds: string[]): AuditEntry {
   return {
     conversationId: row.id,
     actorId: row.createdBy ?? null,
@@ -73,81 +70,92 @@ function createdEntry(row: typeof conversations.$inferInsert & { id: string }, m
   };
 }
 
-async function insertOrFind(db: Db, { row, conflict, existing, members, rejoin }: InsertOrFind): Promise<CreateResult> {
-  return db.transaction(async (tx) => {
-    const inserted = await tx
-      .insert(conversations)
-      .values(row)
-      .onConflictDoNothing({ target: conflict.target, where: conflict.where })
-      .returning({ id: conversations.id });
-    if (inserted.length > 0) {
-      await tx.insert(participants).values(members.map((m) => ({ conversationId: row.id, userId: m.userId, role: m.role })));
-      await appendAudit(tx, [createdEntry(row, members.map((m) => m.userId))]);
-      return { id: row.id, created: true, rejoined: [] };
-    }
-    const found = await tx.select({ id: conversations.id }).from(conversations).where(existing).limit(1);
-    // The row we conflicted with vanished between the two statements (closed or deleted): let the client retry.
-    if (!found[0]) throw unavailable("Conversation changed concurrently, please retry", 1);
-    const rejoined = await tx
-      .update(participants)
-      .set({ leftAt: null, joinedAt: new Date() })
-      .where(
-        and(eq(participants.conversationId, found[0].id), inArray(participants.userId, rejoin), isNotNull(participants.leftAt)),
-      )
-      .returning();
-    return { id: found[0].id, created: false, rejoined };
+/**
+ * The conversation, its members (with placeholder users rows for members this isolate has not seen) and the
+ * first entry of its audit chain, in ONE statement: from the edge every round trip to Postgres counts, and a
+ * statement is atomic on its own. The members and the entry are written only when the conversation row was
+ * (`FROM c`); the foreign keys are checked at the end of the statement, after every part of it. true: created.
+ */
+async function insertNew(db: Db, { row, conflict, members }: InsertOrFind): Promise<boolean> {
+  const entry = await chained(null, createdEntry(row, members.map((m) => m.userId)));
+  const insert = db.insert(conversations).values(row);
+  const conversation = (conflict ? insert.onConflictDoNothing({ target: conflict.target, where: conflict.where }) : insert).returning({
+    id: conversations.id,
   });
+  const newUsers = unprovisioned(members.map((m) => m.userId));
+  const placeholders = newUsers.length ? sql`, u AS (${db.insert(users).values(placeholderRows(newUsers)).onConflictDoNothing({ target: users.id }).getSQL()})` : sql``;
+  const result = await db.execute<{ id: string }>(sql`
+    WITH c AS (${conversation.getSQL()})${placeholders},
+    p AS (
+      INSERT INTO participants (conversation_id, user_id, role)
+      SELECT c.id, m.user_id, m.role FROM c
+      CROSS JOIN (VALUES ${sql.join(members.map((m) => sql`(${m.userId}::uuid, ${m.role})`), sql`, `)}) AS m (user_id, role)
+    ),
+    a AS (
+      INSERT INTO audit_log (conversation_id, actor_id, action, target_id, details, created_at, prev_hash, hash)
+      SELECT c.id, ${entry.actorId}::uuid, ${entry.action}, ${entry.targetId}, ${JSON.stringify(entry.details)}::jsonb,
+             ${entry.createdAt.toISOString()}::timestamptz, NULL, ${entry.hash}
+      FROM c
+    )
+    SELECT id FROM c`);
+  placeheldNow(newUsers);
+  return result.rows.length > 0;
+}
+
+/** Found, not created: the conversation's id, and who of `rejoin` was brought back (their `left_at` cleared). */
+async function rejoinExisting(db: Db, existing: SQL | undefined, rejoin: string[]): Promise<CreateResult> {
+  const [found] = await db.select({ id: conversations.id }).from(conversations).where(existing).limit(1);
+  // The row we conflicted with vanished between the two statements (closed or deleted): let the client retry.
+  if (!found) throw unavailable("Conversation changed concurrently, please retry", 1);
+  const rejoined = await db
+    .update(participants)
+    .set({ leftAt: null, joinedAt: new Date() })
+    .where(and(eq(participants.conversationId, found.id), inArray(participants.userId, rejoin), isNotNull(participants.leftAt)))
+    .returning();
+  return { id: found.id, created: false, rejoined };
 }
 
 /**
  * One direct conversation per pair, ever. Asking for it again brings back either side that had left: a direct
  * conversation with one member would swallow every message sent to the other.
  */
-export function createDirect(db: Db, actorId: string, targetId: string, key: string): Promise<CreateResult> {
-  return insertOrFind(db, {
-    row: { id: crypto.randomUUID(), type: "direct", directKey: key, createdBy: actorId },
+export async function createDirect(db: Db, actorId: string, targetId: string, key: string): Promise<CreateResult> {
+  const id = crypto.randomUUID();
+  const created = await insertNew(db, {
+    row: { id, type: "direct", directKey: key, createdBy: actorId },
     conflict: { target: [conversations.directKey], where: sql`direct_key IS NOT NULL` },
-    existing: eq(conversations.directKey, key),
     members: [
       { userId: actorId, role: "member" },
       { userId: targetId, role: "member" },
     ],
-    rejoin: [actorId, targetId],
   });
+  return created ? { id, created, rejoined: [] } : rejoinExisting(db, eq(conversations.directKey, key), [actorId, targetId]);
 }
 
 /** At most one open conversation per customer and business (partial unique index). */
-export function createBusiness(db: Db, customerId: string, businessId: string, agentId?: string): Promise<CreateResult> {
-  return insertOrFind(db, {
-    row: { id: crypto.randomUUID(), type: "business", businessId, customerId, createdBy: customerId, assignedAgentId: agentId ?? null },
+export async function createBusiness(db: Db, customerId: string, businessId: string): Promise<CreateResult> {
+  const id = crypto.randomUUID();
+  const created = await insertNew(db, {
+    row: { id, type: "business", businessId, customerId, createdBy: customerId },
     conflict: { target: [conversations.businessId, conversations.customerId], where: sql`type = 'business' AND status = 'open'` },
-    existing: and(
-      eq(conversations.type, "business"),
-      eq(conversations.status, "open"),
-      eq(conversations.businessId, businessId),
-      eq(conversations.customerId, customerId),
-    ),
-    members: agentId
-      ? [
-          { userId: customerId, role: "customer" },
-          { userId: agentId, role: "agent" },
-        ]
-      : [{ userId: customerId, role: "customer" }],
-    // Only the customer comes back on a repeat request; an agent is placed once, when the conversation opens.
-    rejoin: [customerId],
+    members: [{ userId: customerId, role: "customer" }],
   });
+  if (created) return { id, created, rejoined: [] };
+  const open = and(
+    eq(conversations.type, "business"),
+    eq(conversations.status, "open"),
+    eq(conversations.businessId, businessId),
+    eq(conversations.customerId, customerId),
+  );
+  // Only the customer comes back on a repeat request; an agent is placed once, when the conversation opens.
+  return rejoinExisting(db, open, [customerId]);
 }
 
 export async function createGroup(db: Db, creatorId: string, name: string | null, memberIds: string[]): Promise<string> {
   const id = crypto.randomUUID();
-  const row = { id, type: "group" as const, name, createdBy: creatorId };
-  await db.transaction(async (tx) => {
-    await tx.insert(conversations).values(row);
-    await tx.insert(participants).values([
-      { conversationId: id, userId: creatorId, role: "admin" as const },
-      ...memberIds.map((userId) => ({ conversationId: id, userId, role: "member" as const })),
-    ]);
-    await appendAudit(tx, [createdEntry(row, [creatorId, ...memberIds])]);
+  await insertNew(db, {
+    row: { id, type: "group", name, createdBy: creatorId },
+    members: [{ userId: creatorId, role: "admin" }, ...memberIds.map((userId) => ({ userId, role: "member" as const }))],
   });
   return id;
 }

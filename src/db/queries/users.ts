@@ -31,15 +31,27 @@ export async function provisionUser(db: () => Db, id: string, kahaId: string): P
   remember(provisioned, id);
 }
 
+/** Of these ids, the ones this isolate has not seen provisioned: a write naming them needs a users row first. */
+export function unprovisioned(ids: string[]): string[] {
+  return [...new Set(ids)].filter((id) => !provisioned.has(id) && !placeheld.has(id));
+}
+
+/** Placeholder rows (the user's own first request fills in the kaha id), for an insert or a statement's CTE. */
+export function placeholderRows(ids: string[]): { id: string; kahaId: string }[] {
+  return ids.map((id) => ({ id, kahaId: `unknown:${id}` }));
+}
+
+/** After a statement wrote placeholder rows for `ids` (or found them there). */
+export function placeheldNow(ids: string[]): void {
+  for (const id of ids) remember(placeheld, id);
+}
+
 /** Users named in a body are provisioned too (identity belongs to the external platform). */
 export async function provisionUserIds(db: Db, ids: string[]): Promise<void> {
-  const missing = [...new Set(ids)].filter((id) => !provisioned.has(id) && !placeheld.has(id));
+  const missing = unprovisioned(ids);
   if (missing.length === 0) return;
-  await db
-    .insert(users)
-    .values(missing.map((id) => ({ id, kahaId: `unknown:${id}` })))
-    .onConflictDoNothing({ target: users.id });
-  for (const id of missing) remember(placeheld, id);
+  await db.insert(users).values(placeholderRows(missing)).onConflictDoNothing({ target: users.id });
+  placeheldNow(missing);
 }
 
 export async function getUser(db: Db, id: string) {

@@ -82,7 +82,6 @@ export const conversations = new OpenAPIHono<AppEnv>()
         const parts = partsOf([found]);
         if (parts.members.some((m) => m.participant.userId === target)) return c.json(await conversationView(c, found, parts), 200);
       }
-      await provisionUserIds(db, [target]);
       const result = await createDirect(db, me, target, key);
       const view = await answerCreate(c, result);
       return c.json(view, result.created ? 201 : 200);
@@ -104,7 +103,6 @@ export const conversations = new OpenAPIHono<AppEnv>()
       const group = groupMembers(me, body.participantIds);
       if (isDenial(group)) throw refusal(group);
       const db = c.var.db();
-      await provisionUserIds(db, group.members);
       const id = await createGroup(db, me, body.name ?? null, group.members);
       const view = await answerCreate(c, { id, created: true, rejoined: [] });
       return c.json(view, 201);

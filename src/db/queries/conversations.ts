@@ -44,7 +44,7 @@ export async function findMembership(db: Db, conversationId: string, userId: str
  * finds the winner. A concurrent creator waits on the index entry until the winner commits, so both sides of a
  * race agree on one id without a lookup-then-insert window.
  */
-interface InsertOrFind {
+interface NewConversation {
   row: typeof conversations.$inferInsert & { id: string };
   /** The unique index that decides the race: its columns and its predicate. None for a group (always new). */
   conflict?: { target: PgColumn[]; where: SQL };
@@ -55,7 +55,7 @@ interface InsertOrFind {
  * The first entry of a conversation's audit chain: who created it, with whom. Written in the creating statement,
  * so a conversation never exists without it and a found (not created) conversation never gets a second one.
  */
-function createdEntry(row: InsertOrFind["row"], memberIds: string[]): AuditEntry {
+function createdEntry(row: NewConversation["row"], memberIds: string[]): AuditEntry {
   return {
     conversationId: row.id,
     actorId: row.createdBy ?? null,
@@ -76,7 +76,7 @@ function createdEntry(row: InsertOrFind["row"], memberIds: string[]): AuditEntry
  * statement is atomic on its own. The members and the entry are written only when the conversation row was
  * (`FROM c`); the foreign keys are checked at the end of the statement, after every part of it. true: created.
  */
-async function insertNew(db: Db, { row, conflict, members }: InsertOrFind): Promise<boolean> {
+async function insertNew(db: Db, { row, conflict, members }: NewConversation): Promise<boolean> {
   const entry = await chained(null, createdEntry(row, members.map((m) => m.userId)));
   const insert = db.insert(conversations).values(row);
   const conversation = (conflict ? insert.onConflictDoNothing({ target: conflict.target, where: conflict.where }) : insert).returning({

@@ -131,8 +131,11 @@ export const auditLog = pgTable("audit_log", {
   createdAt: ts("created_at").notNull().defaultNow(),
   prevHash: text("prev_hash"),
   hash: text("hash").notNull(),
+  /** Set by writers that may append the same entry twice (a room's outbox): the second append is skipped. */
+  entryId: uuid("entry_id"),
 }, (t) => [
   index("audit_log_conversation_idx").on(t.conversationId, t.id),
+  uniqueIndex("audit_log_entry_id_key").on(t.entryId),
   index("audit_log_unredacted_deletes_idx").on(t.createdAt, t.id).where(sql`action = 'message.deleted' AND NOT (details ? 'redacted')`),
 ]);
 

@@ -243,7 +243,7 @@ async function chain(conversationId: string, details: Record<string, unknown>[])
     const at = new Date(Date.UTC(2025, 0, 1, 0, 0, i)).toISOString();
     const entry = { conversationId, actorId: null, action: "message.deleted", targetId: `m${i}`, details: d, at };
     const hash = await sha256Hex(auditHashInput(prev, entry));
-    rows.push({ id: i + 1, conversationId, actorId: null, action: entry.action, targetId: entry.targetId, details: d, createdAt: new Date(at), prevHash: prev, hash });
+    rows.push({ id: i + 1, conversationId, actorId: null, action: entry.action, targetId: entry.targetId, details: d, createdAt: new Date(at), prevHash: prev, hash, entryId: null });
     prev = hash;
   }
   return rows;
@@ -286,7 +286,7 @@ describe("audit chain verification", () => {
       at: new Date(Date.UTC(2025, 0, 2)).toISOString(),
     };
     const regHash = await sha256Hex(auditHashInput(rows[1].hash, regEntry));
-    const registration: AuditRow = { id: 3, ...regEntry, createdAt: new Date(regEntry.at), prevHash: rows[1].hash, hash: regHash };
+    const registration: AuditRow = { id: 3, ...regEntry, createdAt: new Date(regEntry.at), prevHash: rows[1].hash, hash: regHash, entryId: null };
     expect(await verify([...rows, registration])).toEqual({ broken: undefined, redacted: 1 });
     // Without its registration the redaction is just an edit.
     expect((await verify(rows)).broken).toMatchObject({ id: 1, reason: "unregistered_redaction" });

@@ -8,7 +8,8 @@ import { createRedis } from "../../src/lib/redis";
 import { outboxSweepJob } from "../../src/jobs/maintenance";
 import { OUTBOX_PENDING_KEY } from "../../src/jobs/outbox-registry";
 import { runJob } from "../../src/jobs/runner";
-import { api } from "./helpers";
+import { flushBatch } from "../../src/db/queries/messages";
+import { api, newUser } from "./helpers";
 import { postgres, seedConversation, withDb } from "./fixtures";
 import { openSocket, waitFor } from "./sockets";
 
@@ -42,6 +43,32 @@ afterEach(async () => {
 });
 
 describe("ConversationRoom", () => {
+  it("writes an audit entry once when a flush it gave up on (timed out) had committed after all", async () => {
+    const { id, users } = await seedConversation("group", 3);
+    const [alice] = users;
+    const sent = await api("POST", `/conversations/${id}/messages`, { token: alice.token, body: { content: "original" } });
+    expect(sent.status).toBe(201);
+    await postgres({ down: true });
+    const edited = await api("PATCH", `/conversations/${id}/messages/${sent.body.id}`, { token: alice.token, body: { content: "edited" } });
+    expect(edited.body).toMatchObject({ content: "edited", status: "pending" });
+    await postgres({});
+    // The flight the room gave up on reached Postgres after all (a timeout does not cancel a statement): what it
+    // carried is there, and the room still holds it and will write it again.
+    await runInDurableObject(room(id), async (instance: ConversationRoom) => {
+      const audits = instance.store.audits().map((a) => a.entry);
+      expect(audits.map((a) => a.action)).toEqual(["message.edited"]);
+      await withDb((db) => flushBatch(db, id, instance.store.pending(500).map((r) => r.message), [], audits));
+    });
+    expect(await room(id).flushNow()).toEqual({ pending: 0 });
+    const entries = await withDb((db) =>
+      db.execute<{ action: string }>(sql`SELECT action FROM audit_log WHERE conversation_id = ${id}::uuid ORDER BY id`),
+    );
+    expect(entries.rows.map((r) => r.action)).toEqual(["message.edited"]);
+    const service = await newUser("svc", "admin");
+    const verified = await api("POST", "/operations/audit/verify", { token: service.token, body: { conversationId: id } });
+    expect(verified.body).toMatchObject({ ok: true, rows: 1 });
+  });
+
   it("keeps its seq, outbox and client ids across a restart of the object (wake from eviction)", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const t = users[0].token;

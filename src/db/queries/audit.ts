@@ -11,6 +11,11 @@ export interface AuditEntry {
   details?: Record<string, unknown>;
   /** ISO time of the event (defaults to now); stored as created_at, which the hash covers. */
   at?: string;
+  /**
+   * For writers that may append the same entry again (a room's outbox retries a flush that timed out, and that
+   * flush may have committed after all): an entry whose id is already in the log is skipped. Not hashed.
+   */
+  entryId?: string;
 }
 
 type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
@@ -28,7 +33,7 @@ export function canonicalJson(value: unknown): string {
 }
 
 /** The canonical text a row's hash covers; verification recomputes it from the stored row. */
-export function auditHashInput(prevHash: string | null, e: Required<Omit<AuditEntry, "targetId">> & { targetId: string | null }): string {
+export function auditHashInput(prevHash: string | null, e: Required<Omit<AuditEntry, "targetId" | "entryId">> & { targetId: string | null }): string {
   return canonicalJson([prevHash, e.conversationId, e.actorId, e.action, e.targetId, e.details, e.at]);
 }
 
@@ -48,7 +53,7 @@ export async function chained(prevHash: string | null, e: AuditEntry) {
   };
   const hash = await sha256Hex(auditHashInput(prevHash, full));
   const { at, ...columns } = full;
-  return { ...columns, createdAt: new Date(at), prevHash, hash };
+  return { ...columns, createdAt: new Date(at), prevHash, hash, entryId: e.entryId ?? null };
 }
 
 /**
@@ -63,14 +68,21 @@ export async function appendAudit(db: Db | Tx, entries: AuditEntry[]): Promise<v
     for (const e of entries) byChain.set(e.conversationId, [...(byChain.get(e.conversationId) ?? []), e]);
     for (const [chain, list] of byChain) {
       await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtext(${"audit:" + (chain ?? "global")}))`);
-      const [last] = await tx
-        .select({ hash: auditLog.hash })
-        .from(auditLog)
-        .where(chain ? eq(auditLog.conversationId, chain) : isNull(auditLog.conversationId))
-        .orderBy(desc(auditLog.id))
-        .limit(1);
+      // Under the lock, one read: the chain's last hash and which of these entries a flush before this one wrote.
+      const ids = list.flatMap((e) => (e.entryId ? [e.entryId] : []));
+      const written = ids.length
+        ? sql`(SELECT array_agg(entry_id::text) FROM audit_log WHERE entry_id IN (${sql.join(ids.map((id) => sql`${id}::uuid`), sql`, `)}))`
+        : sql`NULL::text[]`;
+      const chainOf = chain ? eq(auditLog.conversationId, chain) : isNull(auditLog.conversationId);
+      const [last] = (
+        await tx.execute<{ hash: string | null; written: string[] | null }>(
+          sql`SELECT (SELECT hash FROM audit_log WHERE ${chainOf} ORDER BY id DESC LIMIT 1) AS hash, ${written} AS written`,
+        )
+      ).rows;
+      const seen = new Set(last?.written ?? []);
       let prev = last?.hash ?? null;
       for (const e of list) {
+        if (e.entryId && seen.has(e.entryId)) continue;
         const row = await chained(prev, e);
         await tx.insert(auditLog).values(row);
         prev = row.hash;

@@ -438,7 +438,9 @@ export class RoomStore {
   queueAudit(entry: AuditEntry): void {
     this.auditsDirty = true;
     this.extrasVersion++;
-    this.sql.exec("INSERT INTO audit_outbox (body) VALUES (?)", JSON.stringify({ ...entry, at: entry.at ?? new Date().toISOString() }));
+    // The id lets Postgres tell a second write of this entry (a flush retried after one that committed late) apart.
+    const stamped: AuditEntry = { ...entry, at: entry.at ?? new Date().toISOString(), entryId: entry.entryId ?? crypto.randomUUID() };
+    this.sql.exec("INSERT INTO audit_outbox (body) VALUES (?)", JSON.stringify(stamped));
   }
 
   audits(): { id: number; entry: AuditEntry }[] {

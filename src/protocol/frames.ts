@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { LIMITS, messageTypes } from "./resources";
+import { clientMessageIdField, uuidField } from "./requests";
 
 /**
  * WebSocket protocol v1 (contract §6). Frames are `{type, data, id?}` JSON text; a reply to a client frame with
@@ -13,9 +14,9 @@ const empty = z.strictObject({}).optional().default({});
 
 export const sendMessageData = z.strictObject({
   content: z.string().max(LIMITS.contentMaxChars * 4),
-  clientMessageId: z.string().min(1).max(LIMITS.clientMessageIdMax),
+  clientMessageId: clientMessageIdField,
   type: z.enum(messageTypes).exclude(["system"]).optional(),
-  replyToId: z.string().uuid().nullable().optional(),
+  replyToId: uuidField.nullable().optional(),
 });
 
 export const conversationClientFrame = z.discriminatedUnion("type", [
@@ -34,11 +35,11 @@ export const userClientFrame = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("set_presence"), data: z.strictObject({ status: z.enum(["online", "away"]) }), id: frameId }),
   z.strictObject({
     type: z.literal("get_presence"),
-    data: z.strictObject({ userIds: z.array(z.string().uuid()).max(200) }),
+    data: z.strictObject({ userIds: z.array(uuidField).max(200) }),
     id: frameId,
   }),
   // A device that got a `notification` without the conversation open: the sender sees "delivered".
-  z.strictObject({ type: z.literal("mark_delivered"), data: z.strictObject({ conversationId: z.string().uuid(), seq }), id: frameId }),
+  z.strictObject({ type: z.literal("mark_delivered"), data: z.strictObject({ conversationId: uuidField, seq }), id: frameId }),
 ]);
 export type UserClientFrame = z.infer<typeof userClientFrame>;
 

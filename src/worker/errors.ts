@@ -7,8 +7,8 @@ import { createLogger } from "../lib/log";
 import { pgErrorCode } from "../db/client";
 import type { AppEnv } from "./env";
 
-// SQLSTATEs caused by a value the client sent (bad text encoding, out-of-range numbers): a 400, not a 500.
-const CLIENT_DATA_ERRORS = new Set(["22P02", "22021", "22003", "22001", "2201B", "54001"]);
+// SQLSTATEs caused by a value the client sent (bad text encoding, out-of-range numbers or dates): a 400, not a 500.
+const CLIENT_DATA_ERRORS = new Set(["22P02", "22021", "22003", "22001", "2201B", "54001", "22007", "22008"]);
 
 function classify(err: unknown): HttpError {
   if (err instanceof HttpError) return err;

@@ -38,7 +38,7 @@ export function errorResponses<S extends keyof typeof ERROR_DESCRIPTIONS>(...sta
 }
 
 /** A path parameter documented as a UUID but checked by the handler, so a malformed id is a 404 like an unknown one. */
-export const pathId = (name: string) => z.string().openapi({ param: { name, in: "path" }, format: "uuid" });
+export const pathId = (name: string) => z.string().toLowerCase().openapi({ param: { name, in: "path" }, format: "uuid" });
 
 export const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
   body: { required, content: { "application/json": { schema } } },

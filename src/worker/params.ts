@@ -33,7 +33,8 @@ export const intParam = (min = 0) =>
     .openapi({ type: "integer" });
 
 /** Path ids: anything that is not a UUID cannot name a visible resource, so it is a 404, not a 400. */
-export const uuidPath = (what: string) => z.string().openapi({ format: "uuid", description: `${what} id` });
+// Lower-cased: ids name Durable Objects, and Postgres prints them in lower case (see uuidField).
+export const uuidPath = (what: string) => z.string().toLowerCase().openapi({ format: "uuid", description: `${what} id` });
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const isUuidParam = (v: string) => UUID_RE.test(v);

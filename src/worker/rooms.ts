@@ -3,10 +3,10 @@ import { unavailable, unwrapRpc, type RpcResult } from "../lib/errors";
 import type { Actor } from "../durable-objects/room-api";
 import type { AppEnv } from "./env";
 
-/** The conversation's Durable Object: one per conversation id. */
+/** The conversation's Durable Object: one per conversation id, named by its canonical (lower-case) spelling. */
 export function roomStub(c: Context<AppEnv>, conversationId: string) {
   const ns = c.env.CONVERSATION_ROOM;
-  return ns.get(ns.idFromName(conversationId));
+  return ns.get(ns.idFromName(conversationId.toLowerCase()));
 }
 
 export function actorOf(c: Context<AppEnv>): Actor {

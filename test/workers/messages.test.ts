@@ -27,6 +27,45 @@ describe("sending messages", () => {
     ]);
   });
 
+  it("treats ids in capitals as the same conversation and message: one room, one seq sequence, ids as stored", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    const upper = id.toUpperCase();
+    const first = await send(id, a.token, { content: "first" });
+    const second = await send(upper, a.token, { content: "via capitals", clientMessageId: "caps-1", replyToId: first.body.id.toUpperCase() });
+    expect(second.status).toBe(201);
+    expect(second.body).toMatchObject({ conversationId: id, seq: 2, replyToId: first.body.id });
+    // Before, the capitals reached a second room of their own, which gave out seq 2 again and overwrote this row.
+    const third = await send(id, b.token, { content: "after" });
+    expect(third.body.seq).toBe(3);
+    const retry = await send(id, a.token, { content: "via capitals", clientMessageId: "caps-1", replyToId: first.body.id });
+    expect({ status: retry.status, id: retry.body.id }).toEqual({ status: 200, id: second.body.id });
+    const page = await api("GET", `/conversations/${upper}/messages`, { token: b.token });
+    expect(page.body.messages.map((m: { seq: number; content: string }) => [m.seq, m.content])).toEqual([
+      [1, "first"],
+      [2, "via capitals"],
+      [3, "after"],
+    ]);
+    const one = await api("GET", `/conversations/${upper}/messages/${second.body.id.toUpperCase()}`, { token: b.token });
+    expect({ status: one.status, id: one.body.id }).toEqual({ status: 200, id: second.body.id });
+    const rows = await withDb((db) => db.execute<{ seq: string; sender_id: string; content: string }>(sql`SELECT seq, sender_id, content FROM messages WHERE conversation_id = ${id} ORDER BY seq`));
+    expect(rows.rows.map((r) => [Number(r.seq), r.sender_id, r.content])).toEqual([
+      [1, a.id, "first"],
+      [2, a.id, "via capitals"],
+      [3, b.id, "after"],
+    ]);
+  });
+
+  it("refuses a clientMessageId Postgres cannot store (NUL, a lone surrogate) and keeps the conversation writing", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const a = users[0];
+    for (const clientMessageId of ["a\u0000b", "x\ud800y"]) {
+      expectErrorShape(await send(id, a.token, { content: "x", clientMessageId }), 400);
+    }
+    const next = await send(id, a.token, { content: "next", clientMessageId: "fine-1" });
+    expect({ status: next.status, seq: next.body.seq, state: next.body.status }).toEqual({ status: 201, seq: 1, state: "sent" });
+  });
+
   it("is idempotent by clientMessageId: a retry returns the original (200), other content is a 409", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const a = users[0];
@@ -279,6 +318,11 @@ describe("search", () => {
     expect(fragment.body.messages.every((m: { conversationId: string }) => m.conversationId === mine.id)).toBe(true);
     expectErrorShape(await api("GET", `/conversations/${theirs.id}/messages/search?q=${marker}`, { token: t }), 404);
     expectErrorShape(await api("GET", `/messages/search?q=x&cursor=garbage`, { token: t }), 400);
+    // Well-formed cursors of a year Postgres has no use for (there is no year 0): a 400, never a 500.
+    const enc = (v: unknown) => btoa(JSON.stringify(v)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    const year0 = enc({ createdAt: "0000-01-01T00:00:00Z", conversationId: mine.id, seq: 1 });
+    expectErrorShape(await api("GET", `/messages/search?q=x&cursor=${year0}`, { token: t }), 400);
+    expectErrorShape(await api("GET", `/conversations?cursor=${enc(["0000-01-01T00:00:00.000000Z", mine.id])}`, { token: t }), 400);
   });
 
   it("answers 400 to a search without q (or with an empty one)", async () => {

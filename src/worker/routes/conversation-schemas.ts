@@ -30,8 +30,12 @@ export const listQuery = z.object({
 });
 
 const ACTIVITY_KEY = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-/** A well-formed instant Postgres accepts: a calendar-invalid date would be a database error instead of a 400. */
-const isActivityKey = (s: string) => ACTIVITY_KEY.test(s) && new Date(`${s.slice(0, 19)}Z`).toISOString().slice(0, 19) === s.slice(0, 19);
+/**
+ * A well-formed instant Postgres accepts: a calendar-invalid date would be a database error instead of a 400, and
+ * so would year 0, which JavaScript's calendar has and Postgres's does not.
+ */
+const isActivityKey = (s: string) =>
+  ACTIVITY_KEY.test(s) && !s.startsWith("0000") && new Date(`${s.slice(0, 19)}Z`).toISOString().slice(0, 19) === s.slice(0, 19);
 
 /** The list cursor: the last row's lastActivity (microseconds, as Postgres holds it) and id. */
 export const listCursor = z.tuple([z.string().refine(isActivityKey), z.string().refine(isUuid)]);

@@ -29,7 +29,12 @@ const searchQuery = z.object({
   limit: limitParam(20),
   cursor: z.string().max(500).optional(),
 });
-const searchCursor = z.object({ createdAt: z.string().datetime(), conversationId: z.string().uuid(), seq: z.number().int().positive() });
+// Year 0 is valid ISO 8601 but not a Postgres date.
+const searchCursor = z.object({
+  createdAt: z.iso.datetime().refine((s) => !s.startsWith("0000")),
+  conversationId: z.string().uuid(),
+  seq: z.number().int().positive(),
+});
 const conversationSearchCursor = z.object({ beforeSeq: z.number().int().positive() });
 
 function requireIds(...ids: string[]): void {

@@ -3,13 +3,14 @@ import { createMiddleware } from "hono/factory";
 import { HttpError, unavailable } from "../../lib/errors";
 import { verifyToken } from "../../lib/jwt";
 import { errorSchema } from "../../protocol/resources";
+import { uuidField } from "../../protocol/requests";
 import { invalidateResult } from "../../protocol/responses";
 import { bearerToken, jwtSettings } from "../middleware/auth";
 import { profileProvider } from "../profiles";
 import type { AppEnv } from "../env";
 
 const MAX_IDS = 500;
-const uuids = z.array(z.string().uuid()).max(MAX_IDS);
+const uuids = z.array(uuidField).max(MAX_IDS);
 
 const invalidateBody = z
   .strictObject({ user_uuids: uuids.optional(), business_uuids: uuids.optional() })

@@ -109,7 +109,8 @@ export class ConversationRoom extends DurableObject<Env> {
     if (meta) {
       if (meta.conversationId !== conversationId) throw notFound("Conversation");
       await this.refreshParticipantsIfStale(conversationId);
-      return meta;
+      // Read again: other requests ran during the await (a send moved lastSeq, a member list closed the room).
+      return this.store.meta() ?? meta;
     }
     // No blockConcurrencyWhile here: its input gate would also hold back replies on a pooled Postgres connection
     // opened by an earlier request, and the load would hang. Requests that arrive while the room loads (a group

@@ -277,6 +277,28 @@ describe("ConversationRoom", () => {
     }
   });
 
+  it("counts in a socket's ready, or delivers to it, a message sent while the socket waited for the member list", async () => {
+    const { id, users } = await seedConversation("group", 3);
+    const [alice, bob] = users;
+    expect((await api("POST", `/conversations/${id}/messages`, { token: alice.token, body: { content: "before" } })).status).toBe(201);
+    await runInDurableObject(room(id), async (instance: ConversationRoom) => {
+      (instance as unknown as { participantsCheckedAt: number }).participantsCheckedAt = 0;
+    });
+    await postgres({ delayMs: 150 });
+    // Bob's socket waits for the stale member list to be re-read; Alice's send goes ahead of it meanwhile.
+    const opening = openSocket(`/conversations/${id}/ws`, bob);
+    await new Promise((r) => setTimeout(r, 50));
+    const sent = await api("POST", `/conversations/${id}/messages`, { token: alice.token, body: { content: "during" } });
+    expect(sent.body.seq).toBe(2);
+    const socket = await opening;
+    const ready = await waitFor(() => socket.frames.find((f) => f.type === "ready"), "ready");
+    await postgres({});
+    if ((ready.data as { lastSeq: number }).lastSeq < 2) {
+      await waitFor(() => socket.frames.find((f) => f.type === "new_message"), "the message sent during the open", 2000);
+    }
+    socket.ws.close(1000, "done");
+  });
+
   it("re-reads its member list from Postgres when a membership notification was lost", async () => {
     const { id, users } = await seedConversation("group", 3);
     const [, member] = users;

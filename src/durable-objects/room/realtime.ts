@@ -31,7 +31,7 @@ export async function openSocket(room: ConversationRoom, request: Request): Prom
   const identity = JSON.parse(request.headers.get(IDENTITY_HEADER) ?? "null") as (Actor & { exp?: number }) | null;
   const conversationId = request.headers.get(CONVERSATION_HEADER);
   if (!identity || !conversationId) throw new HttpError(400, "Missing identity");
-  const meta = await room.ready(conversationId);
+  await room.ready(conversationId);
   const me = room.requireMember(identity.id);
   if (room.state.getWebSockets(identity.id).length >= MAX_SOCKETS_PER_USER) {
     throw new HttpError(429, `At most ${MAX_SOCKETS_PER_USER} sockets per user and conversation`);
@@ -41,6 +41,9 @@ export async function openSocket(room: ConversationRoom, request: Request): Prom
   room.state.acceptWebSocket(server, [identity.id]);
   const attachment: SocketAttachment = { userId: identity.id, kahaId: identity.kahaId, exp: identity.exp, connectedAt: Date.now() };
   attach(server, attachment);
+  // lastSeq as of the accept, in the same synchronous turn: every later message is broadcast to this socket, and
+  // every earlier one is counted here. Read before an await, a send in between was in neither.
+  const meta = room.store.meta()!;
   const now = Date.now();
   sendRaw(
     server,

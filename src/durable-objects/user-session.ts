@@ -5,8 +5,8 @@ import { ObjectDb, type Db } from "../db/client";
 import { backoffMs } from "../domain/backoff";
 import { contactFlags, membershipSummary, publishPresence } from "../db/queries/user-session";
 import { aggregatePresence, nextPresenceCheck, OFFLINE_GRACE_MS, type DeviceState, type Presence } from "../domain/presence";
-import { encodeFrame, ERROR_CODE_BY_STATUS, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
-import { LIMITS, type Conversation, type Message } from "../protocol/resources";
+import { encodeFrame, ERROR_CODE_BY_STATUS, frameTooLarge, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
+import type { Conversation, Message } from "../protocol/resources";
 import { IDENTITY_HEADER } from "./room/realtime";
 import { FrameRateLimiter, safeClose, sendRaw } from "./room/sockets";
 
@@ -116,8 +116,7 @@ export class UserSession extends DurableObject<Env> {
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    const size = typeof raw === "string" ? raw.length : raw.byteLength;
-    if (size > LIMITS.frameMaxBytes) return safeClose(ws, CLOSE.tooBig, "Frame too large");
+    if (frameTooLarge(raw)) return safeClose(ws, CLOSE.tooBig, "Frame too large");
     const att = ws.deserializeAttachment() as UserSocketAttachment | null;
     if (!att) return safeClose(ws, 1011, "Socket state lost");
     if (att.exp && att.exp * 1000 <= Date.now()) return safeClose(ws, CLOSE.unauthorized, "Token expired");

@@ -111,6 +111,16 @@ export const CLOSE = {
 } as const;
 
 /** Serialises a server frame once; the string is what every socket receives. */
+/**
+ * Over LIMITS.frameMaxBytes on the wire (UTF-8 bytes, not UTF-16 units: "€" is one unit and three bytes). Encoded
+ * only when the length could be over: a string of n units is at most 3n bytes.
+ */
+export function frameTooLarge(raw: string | ArrayBuffer): boolean {
+  if (typeof raw !== "string") return raw.byteLength > LIMITS.frameMaxBytes;
+  if (raw.length * 3 <= LIMITS.frameMaxBytes) return false;
+  return raw.length > LIMITS.frameMaxBytes || new TextEncoder().encode(raw).length > LIMITS.frameMaxBytes;
+}
+
 export function encodeFrame(type: string, data: unknown, id?: string): string {
   return JSON.stringify(id === undefined ? { type, data } : { type, data, id });
 }

@@ -558,6 +558,12 @@ describe("oversized and deeply nested input", () => {
     await ua.next("connected");
     ua.raw(JSON.stringify({ type: "heartbeat", data: { pad: "z".repeat(70_000) } }));
     expect((await ua.waitClosed()).code).toBe(1009);
+    // Bytes, not characters: 30,000 "€" are 90,000 bytes on the wire (the user socket counted 30,000 and parsed it).
+    const ub = await Client.connect("/ws", a.token);
+    open.push(ub);
+    await ub.next("connected");
+    ub.raw(JSON.stringify({ type: "heartbeat", data: { pad: "€".repeat(30_000) } }));
+    expect((await ub.waitClosed()).code).toBe(1009);
     // A binary frame over the limit too.
     const cb = await connect(id, b);
     cb.raw(Buffer.alloc(70_000, 1));

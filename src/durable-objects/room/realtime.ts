@@ -6,11 +6,12 @@ import {
   conversationClientTypes,
   encodeFrame,
   ERROR_CODE_BY_STATUS,
+  frameTooLarge,
   parseFrame,
   type ConversationClientFrame,
   type ErrorCode,
 } from "../../protocol/frames";
-import { LIMITS, type Message } from "../../protocol/resources";
+import type { Message } from "../../protocol/resources";
 import type { Actor } from "../room-api";
 import type { ConversationRoom } from "../conversation-room";
 import { attach, attachmentOf, FrameRateLimiter, safeClose, sendRaw, type SocketAttachment } from "./sockets";
@@ -74,8 +75,7 @@ function errorFrame(ws: WebSocket, code: ErrorCode, message: string, id?: string
 }
 
 export async function handleSocketMessage(room: ConversationRoom, ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-  const size = typeof raw === "string" ? (raw.length > LIMITS.frameMaxBytes / 4 ? new TextEncoder().encode(raw).length : raw.length) : raw.byteLength;
-  if (size > LIMITS.frameMaxBytes) return safeClose(ws, CLOSE.tooBig, "Frame too large");
+  if (frameTooLarge(raw)) return safeClose(ws, CLOSE.tooBig, "Frame too large");
   const att = attachmentOf(ws);
   const meta = room.store.meta();
   if (!att || !meta) return safeClose(ws, 1011, "Socket state lost");

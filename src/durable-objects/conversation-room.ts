@@ -326,8 +326,8 @@ export class ConversationRoom extends DurableObject<Env> {
       const p = this.applyWatermark(input.actor.id, { read: Math.min(target, meta.lastSeq) });
       await this.waitForCommit();
       const unread = await this.unreadFor(input.actor.id, p.lastReadSeq);
-      this.ctx.waitUntil(this.userSession(input.actor.id).unreadChanged({ conversationId: input.conversationId, unreadCount: unread }));
-      return { conversationId: input.conversationId, lastReadSeq: p.lastReadSeq, lastReadAt: p.lastReadAt, unreadCount: unread };
+      this.ctx.waitUntil(this.userSession(input.actor.id).unreadChanged({ conversationId: input.conversationId, ...unread }));
+      return { conversationId: input.conversationId, lastReadSeq: p.lastReadSeq, lastReadAt: p.lastReadAt, unreadCount: unread.unreadCount };
     });
   }
 
@@ -454,11 +454,23 @@ export class ConversationRoom extends DurableObject<Env> {
     onFailed: (failed, recipients) => this.log.warn("notifications failed", { failed, recipients }),
   });
 
+  /**
+   * A deleted message no longer counts as unread: the badges of those reachable members who had not read it follow
+   * (the others' are re-derived from Postgres when a device connects).
+   */
+  badgesAfterDelete(deleted: { seq: number; senderId: string }): void {
+    const offline = this.store.offlineUsers();
+    for (const p of this.store.participants()) {
+      if (p.userId === deleted.senderId || p.lastReadSeq >= deleted.seq || offline.has(p.userId)) continue;
+      this.ctx.waitUntil(this.readMarked(p.userId, p.lastReadSeq));
+    }
+  }
+
   /** After a socket's read mark: the user's badge follows, on every device. */
   async readMarked(userId: string, lastReadSeq: number): Promise<void> {
     try {
       const unread = await this.unreadFor(userId, lastReadSeq);
-      await this.userSession(userId).unreadChanged({ conversationId: this.conversationId(), unreadCount: unread });
+      await this.userSession(userId).unreadChanged({ conversationId: this.conversationId(), ...unread });
     } catch (err) {
       this.log.warn("badge update failed", { error: (err as Error).message?.slice(0, 200) });
     }
@@ -504,14 +516,17 @@ export class ConversationRoom extends DurableObject<Env> {
     return next;
   }
 
-  private async unreadFor(userId: string, lastReadSeq: number): Promise<number> {
+  /** The user's unread count, with the newest seq it covers and the read mark it is for (see domain/badges.ts). */
+  private async unreadFor(userId: string, lastReadSeq: number): Promise<{ unreadCount: number; asOfSeq: number; readSeq: number }> {
     const meta = this.store.meta()!;
-    if (lastReadSeq >= meta.lastSeq) return 0;
+    const local = (unreadCount: number) => ({ unreadCount, asOfSeq: meta.lastSeq, readSeq: lastReadSeq });
+    if (lastReadSeq >= meta.lastSeq) return local(0);
     const oldest = this.store.oldestSeq();
     if (oldest !== undefined && oldest <= lastReadSeq + 1) {
-      return this.store.range(lastReadSeq + 1, meta.lastSeq).filter((m) => m.senderId !== userId && !m.deletedAt).length;
+      return local(this.store.range(lastReadSeq + 1, meta.lastSeq).filter((m) => m.senderId !== userId && !m.deletedAt).length);
     }
-    return this.pgOr503(() => unreadCount(this.db(), meta.conversationId, userId, lastReadSeq));
+    const { count, asOf } = await this.pgOr503(() => unreadCount(this.db(), meta.conversationId, userId, lastReadSeq));
+    return { unreadCount: count, asOfSeq: asOf, readSeq: lastReadSeq };
   }
 
   // ── Typing ────────────────────────────────────────────────────────────────────────────────────────────────

@@ -3,6 +3,7 @@ import { getConfig } from "../lib/config";
 import { createLogger } from "../lib/log";
 import { ObjectDb, type Db } from "../db/client";
 import { backoffMs } from "../domain/backoff";
+import { badgeOf, totalUnread, withCount, withMessages, type Badge, type StoredBadge } from "../domain/badges";
 import { contactFlags, membershipSummary, publishPresence } from "../db/queries/user-session";
 import { aggregatePresence, nextPresenceCheck, OFFLINE_GRACE_MS, type DeviceState, type Presence } from "../domain/presence";
 import { encodeFrame, ERROR_CODE_BY_STATUS, frameTooLarge, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
@@ -326,8 +327,8 @@ export class UserSession extends DurableObject<Env> {
   /** A new message from someone else in one of this user's conversations. */
   /** New messages in one of the user's conversations (a batch from the room): badge, then a frame per message. */
   async messageNotifications(input: { conversationId: string; messages: Message[]; muted: boolean }): Promise<void> {
-    const badges = this.ctx.storage.kv.get<Record<string, number>>("badges") ?? {};
-    badges[input.conversationId] = (badges[input.conversationId] ?? 0) + input.messages.length;
+    const badges = this.badges();
+    badges[input.conversationId] = withMessages(badgeOf(badges[input.conversationId]), input.messages.map((m) => m.seq));
     this.ctx.storage.kv.put("badges", badges);
     if (this.devices().length === 0) return;
     for (const message of input.messages) {
@@ -336,10 +337,13 @@ export class UserSession extends DurableObject<Env> {
     this.sendBadge(input.conversationId, badges);
   }
 
-  /** The user's read watermark moved (any device, REST or socket): the badge is what the room computed. */
-  async unreadChanged(input: { conversationId: string; unreadCount: number }): Promise<void> {
-    const badges = this.ctx.storage.kv.get<Record<string, number>>("badges") ?? {};
-    badges[input.conversationId] = input.unreadCount;
+  /**
+   * The user's read watermark moved (any device, REST or socket): the badge is what the room computed, as of its
+   * newest seq then (`asOfSeq`) and the read mark (`readSeq`); notifications of later messages still count.
+   */
+  async unreadChanged(input: { conversationId: string; unreadCount: number; asOfSeq: number; readSeq: number }): Promise<void> {
+    const badges = this.badges();
+    badges[input.conversationId] = withCount(badgeOf(badges[input.conversationId]), input.unreadCount, input.asOfSeq, input.readSeq);
     this.ctx.storage.kv.put("badges", badges);
     if (this.devices().length) this.sendBadge(input.conversationId, badges);
   }
@@ -350,7 +354,7 @@ export class UserSession extends DurableObject<Env> {
       | { type: "conversation_removed"; conversationId: string },
   ): Promise<void> {
     if (event.type === "conversation_removed") {
-      const badges = this.ctx.storage.kv.get<Record<string, number>>("badges") ?? {};
+      const badges = this.badges();
       delete badges[event.conversationId];
       this.ctx.storage.kv.put("badges", badges);
       this.send("conversation_removed", { conversationId: event.conversationId });
@@ -359,9 +363,12 @@ export class UserSession extends DurableObject<Env> {
     }
   }
 
-  private sendBadge(conversationId: string, badges: Record<string, number>): void {
-    const totalUnread = Object.values(badges).reduce((a, b) => a + b, 0);
-    this.send("unread_count", { conversationId, unreadCount: badges[conversationId] ?? 0, totalUnread });
+  private badges(): Record<string, StoredBadge> {
+    return this.ctx.storage.kv.get<Record<string, StoredBadge>>("badges") ?? {};
+  }
+
+  private sendBadge(conversationId: string, badges: Record<string, StoredBadge>): void {
+    this.send("unread_count", { conversationId, unreadCount: badgeOf(badges[conversationId]).count, totalUnread: totalUnread(badges) });
   }
 
   private async refreshBadges(sockets: WebSocket[]): Promise<void> {
@@ -369,12 +376,17 @@ export class UserSession extends DurableObject<Env> {
     if (!userId) return;
     try {
       const summary = await this.withDb((db) => membershipSummary(db, userId));
-      const badges = Object.fromEntries(summary.map((s) => [s.conversationId, s.unread]));
+      // As of the newest committed seq: notifications of those are on their way, or came, and must not add again.
+      const before = this.badges();
+      const badges: Record<string, Badge> = Object.fromEntries(
+        summary.map((s) => [s.conversationId, withCount(badgeOf(before[s.conversationId]), s.unread, s.lastSeq, s.lastReadSeq)]),
+      );
       this.ctx.storage.kv.put("badges", badges);
-      const totalUnread = summary.reduce((a, s) => a + s.unread, 0);
+      const total = totalUnread(badges);
       for (const s of summary) {
-        if (s.unread === 0) continue;
-        const frame = encodeFrame("unread_count", { conversationId: s.conversationId, unreadCount: s.unread, totalUnread });
+        const unreadCount = badges[s.conversationId].count;
+        if (unreadCount === 0) continue;
+        const frame = encodeFrame("unread_count", { conversationId: s.conversationId, unreadCount, totalUnread: total });
         for (const ws of sockets) sendRaw(ws, frame);
       }
       this.ctx.storage.kv.delete("badgesRetry");

@@ -1,8 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { env, runInDurableObject } from "cloudflare:test";
 import type { TestUser } from "./helpers";
+import { badgeOf, type StoredBadge } from "../../src/domain/badges";
+import type { Message } from "../../src/protocol/resources";
 import { direct, send, users } from "./conversation-helpers";
 import { openSocket, waitFor } from "./sockets";
+import { api } from "./helpers";
 
 const connectUser = (user: TestUser) => openSocket("/ws", user);
 
@@ -11,7 +14,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** What the user's session has recorded of this conversation's badge; undefined when it never heard of it. */
 function sessionBadge(user: TestUser, conversationId: string): Promise<number | undefined> {
   const stub = env.USER_SESSION.get(env.USER_SESSION.idFromName(user.id));
-  return runInDurableObject(stub, async (_instance, state) => state.storage.kv.get<Record<string, number>>("badges")?.[conversationId]);
+  return runInDurableObject(stub, async (_instance, state) => {
+    const stored = state.storage.kv.get<Record<string, StoredBadge>>("badges")?.[conversationId];
+    return stored === undefined ? undefined : badgeOf(stored).count;
+  });
 }
 
 describe("new-message notifications follow reachability", () => {
@@ -54,6 +60,58 @@ describe("new-message notifications follow reachability", () => {
     await send(id, a, "hello");
     const note = await waitFor(() => phone.frames.find((f) => f.type === "notification"), "notification");
     expect(note.data.conversationId).toBe(id);
+    phone.ws.close(1000, "done");
+  });
+
+  it("ends a read-as-it-arrives at zero, whichever reaches the session first: the read's count or the notification", async () => {
+    const [a, b] = await users(2, "race");
+    const id = await direct(a, b);
+    await send(id, a, "one");
+    const phone = await connectUser(b);
+    await waitFor(() => phone.frames.find((f) => f.type === "unread_count" && f.data.unreadCount === 1), "badge on connect");
+    const session = env.USER_SESSION.get(env.USER_SESSION.idFromName(b.id));
+    const message = (seq: number): Message => ({
+      id: crypto.randomUUID(),
+      conversationId: id,
+      seq,
+      senderId: a.id,
+      clientMessageId: null,
+      type: "text",
+      content: `m${seq}`,
+      replyToId: null,
+      createdAt: new Date().toISOString(),
+      editedAt: null,
+      deletedAt: null,
+      status: "sent",
+    });
+    // b read message 2 as it arrived: the room counted it in (0 unread as of seq 2), and its notification, which
+    // waits for the Postgres commit, lands after that count.
+    await session.unreadChanged({ conversationId: id, unreadCount: 0, asOfSeq: 2, readSeq: 2 });
+    await session.messageNotifications({ conversationId: id, messages: [message(2)], muted: false });
+    expect(await sessionBadge(b, id)).toBe(0);
+    // And the other order, for message 3.
+    await session.messageNotifications({ conversationId: id, messages: [message(3)], muted: false });
+    await session.unreadChanged({ conversationId: id, unreadCount: 0, asOfSeq: 3, readSeq: 3 });
+    expect(await sessionBadge(b, id)).toBe(0);
+    const badges = phone.frames.filter((f) => f.type === "unread_count");
+    expect(badges[badges.length - 1].data).toMatchObject({ conversationId: id, unreadCount: 0, totalUnread: 0 });
+    phone.ws.close(1000, "done");
+  });
+
+  it("lowers an open device's badge when an unread message is deleted", async () => {
+    const [a, b] = await users(2, "delbadge");
+    const id = await direct(a, b);
+    const phone = await connectUser(b);
+    await waitFor(() => phone.frames.find((f) => f.type === "connected"), "connected");
+    const sent = [];
+    for (const text of ["one", "two", "three"]) sent.push(await send(id, a, text));
+    await waitFor(() => phone.frames.find((f) => f.type === "unread_count" && f.data.unreadCount === 3), "badge of 3");
+    const seen = phone.frames.length;
+    const del = await api("DELETE", `/conversations/${id}/messages/${sent[1].id}`, { token: a.token });
+    expect(del.status).toBe(204);
+    const after = await waitFor(() => phone.frames.slice(seen).find((f) => f.type === "unread_count"), "a badge after the delete");
+    expect(after.data).toMatchObject({ conversationId: id, unreadCount: 2, totalUnread: 2 });
+    expect(await sessionBadge(b, id)).toBe(2);
     phone.ws.close(1000, "done");
   });
 });

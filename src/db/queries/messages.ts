@@ -214,18 +214,17 @@ export async function maxSeq(db: Db, conversationId: string): Promise<number> {
   return Number(rows[0]?.seq ?? 0);
 }
 
-/** Unread = others' non-deleted messages after the watermark: derived from seq, so it cannot drift. */
-export async function unreadCount(db: Db, conversationId: string, userId: string, afterSeq: number): Promise<number> {
+/**
+ * Unread = others' non-deleted messages after the watermark: derived from seq, so it cannot drift. `asOf`: the
+ * newest seq Postgres holds, which the count covers (a badge then counts notifications of later ones only).
+ */
+export async function unreadCount(db: Db, conversationId: string, userId: string, afterSeq: number): Promise<{ count: number; asOf: number }> {
   const rows = await db
-    .select({ n: sql<string>`count(*)` })
+    .select({
+      n: sql<string>`count(*) FILTER (WHERE ${messages.senderId} <> ${userId} AND ${messages.deletedAt} IS NULL)`,
+      top: sql<string | null>`max(${messages.seq})`,
+    })
     .from(messages)
-    .where(
-      and(
-        eq(messages.conversationId, conversationId),
-        gt(messages.seq, afterSeq),
-        sql`${messages.senderId} <> ${userId}`,
-        sql`${messages.deletedAt} IS NULL`,
-      ),
-    );
-  return Number(rows[0]?.n ?? 0);
+    .where(and(eq(messages.conversationId, conversationId), gt(messages.seq, afterSeq)));
+  return { count: Number(rows[0]?.n ?? 0), asOf: Math.max(afterSeq, Number(rows[0]?.top ?? 0)) };
 }

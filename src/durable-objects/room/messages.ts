@@ -160,5 +160,6 @@ export async function deleteMessage(room: ConversationRoom, input: { conversatio
   });
   room.broadcast("message_deleted", { messageId: current.id, seq: current.seq });
   await room.waitForCommit();
+  room.badgesAfterDelete(current);
   return publicMessage(tombstone);
 }

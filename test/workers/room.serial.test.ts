@@ -6,6 +6,7 @@ import { getConfig } from "../../src/lib/config";
 import { createLogger } from "../../src/lib/log";
 import { createRedis } from "../../src/lib/redis";
 import { outboxSweepJob } from "../../src/jobs/maintenance";
+import { archiveJob } from "../../src/jobs/retention";
 import { OUTBOX_PENDING_KEY } from "../../src/jobs/outbox-registry";
 import { runJob } from "../../src/jobs/runner";
 import { flushBatch } from "../../src/db/queries/messages";
@@ -67,6 +68,39 @@ describe("ConversationRoom", () => {
     const service = await newUser("svc", "admin");
     const verified = await api("POST", "/operations/audit/verify", { token: service.token, body: { conversationId: id } });
     expect(verified.body).toMatchObject({ ok: true, rows: 1 });
+  });
+
+  it("writes an edit or delete made during an outage to the archive when the retention job moved the message first", async () => {
+    const { id, users } = await seedConversation("group", 3);
+    const [alice, , carol] = users;
+    const sent: { id: string; seq: number }[] = [];
+    for (const content of ["old one", "old two", "new"]) sent.push((await api("POST", `/conversations/${id}/messages`, { token: alice.token, body: { content } })).body);
+    await withDb((db) => db.execute(sql`UPDATE messages SET created_at = now() - interval '100 days' WHERE conversation_id = ${id}::uuid AND seq <= 2`));
+    // The room's retry is at its longest backoff, so the job runs between Postgres coming back and the retry.
+    await runInDurableObject(room(id), async (instance: ConversationRoom) => {
+      (instance as unknown as { retryAttempt: number }).retryAttempt = 20;
+    });
+    await postgres({ down: true });
+    expect((await api("DELETE", `/conversations/${id}/messages/${sent[0].id}`, { token: alice.token })).status).toBe(204);
+    const edit = await api("PATCH", `/conversations/${id}/messages/${sent[1].id}`, { token: alice.token, body: { content: "old two, edited" } });
+    expect(edit.body.status).toBe("pending");
+    await postgres({});
+    const log = createLogger({ test: "archive-race" });
+    const job = archiveJob({ conversationIds: [id], name: `archive-race-${id.slice(0, 8)}` });
+    await withDb((db) => runJob(job, { env, config: getConfig(env), db, log, force: true }));
+    expect(await room(id).flushNow()).toEqual({ pending: 0 });
+    const rows = await withDb(async (db) => ({
+      live: (await db.execute<{ seq: string }>(sql`SELECT seq FROM messages WHERE conversation_id = ${id}::uuid ORDER BY seq`)).rows.map((r) => Number(r.seq)),
+      archived: (
+        await db.execute<{ seq: string; content: string; deleted: boolean }>(
+          sql`SELECT seq, content, deleted_at IS NOT NULL AS deleted FROM message_archive WHERE conversation_id = ${id}::uuid ORDER BY seq`,
+        )
+      ).rows.map((r) => [Number(r.seq), r.content, r.deleted]),
+    }));
+    // One copy of each message, the archived ones as they are now: the tombstone without its text, the edit.
+    expect(rows).toEqual({ live: [3], archived: [[1, "", true], [2, "old two, edited", false]] });
+    const unread = await api("GET", `/conversations/${id}/unread-count`, { token: carol.token });
+    expect(unread.body.unreadCount).toBe(1);
   });
 
   it("keeps its seq, outbox and client ids across a restart of the object (wake from eviction)", async () => {

@@ -62,7 +62,7 @@ export async function flushBatch(
 }
 
 const dialect = new PgDialect();
-const FLUSH_STATEMENT = "room_flush_v1";
+const FLUSH_STATEMENT = "room_flush_v2";
 
 function flushStatement(conversationId: string, batch: StoredMessage[], watermarks: ReadWatermark[]) {
   // Rows travel as one JSON parameter: a fixed statement text whatever the batch size, no parameter limit.
@@ -89,19 +89,35 @@ function flushStatement(conversationId: string, batch: StoredMessage[], watermar
       last_delivered_seq: w.lastDeliveredSeq ?? null,
     })),
   );
+  // Rows at or below the conversation's archive mark were moved by the retention job while the room held their
+  // change (an edit or delete during an outage): the change goes to the archived copy. Upserted back into
+  // `messages`, they were in both tables, and the archive kept the old text until the next pass.
   return sql`
-    WITH written AS (
+    WITH r AS (
+      SELECT * FROM json_to_recordset(${rows}::json) AS r(id uuid, seq bigint, sender_id uuid, client_message_id text,
+             type text, content text, reply_to_id uuid, created_at timestamptz, edited_at timestamptz,
+             deleted_at timestamptz, event_seq bigint)
+    ), mark AS (
+      SELECT archived_up_to_seq AS up_to FROM conversations WHERE id = ${conversationId}::uuid
+    ), written AS (
       INSERT INTO messages (id, conversation_id, seq, sender_id, client_message_id, type, content, reply_to_id,
                             created_at, edited_at, deleted_at, event_seq)
       SELECT r.id, ${conversationId}::uuid, r.seq, r.sender_id, r.client_message_id, r.type, r.content, r.reply_to_id,
              r.created_at, r.edited_at, r.deleted_at, r.event_seq
-        FROM json_to_recordset(${rows}::json) AS r(id uuid, seq bigint, sender_id uuid, client_message_id text, type text,
-             content text, reply_to_id uuid, created_at timestamptz, edited_at timestamptz, deleted_at timestamptz,
-             event_seq bigint)
+        FROM r WHERE r.seq > COALESCE((SELECT up_to FROM mark), 0)
       ON CONFLICT (conversation_id, seq) DO UPDATE
         SET content = excluded.content, edited_at = excluded.edited_at, deleted_at = excluded.deleted_at,
             event_seq = excluded.event_seq
       RETURNING seq, created_at
+    ), archived AS (
+      INSERT INTO message_archive (id, conversation_id, seq, sender_id, client_message_id, type, content, reply_to_id,
+                                   created_at, edited_at, deleted_at, archived_at)
+      SELECT r.id, ${conversationId}::uuid, r.seq, r.sender_id, r.client_message_id, r.type, r.content, r.reply_to_id,
+             r.created_at, r.edited_at, r.deleted_at, now()
+        FROM r WHERE r.seq <= COALESCE((SELECT up_to FROM mark), 0)
+      ON CONFLICT (conversation_id, seq) DO UPDATE
+        SET content = excluded.content, edited_at = excluded.edited_at, deleted_at = excluded.deleted_at
+      RETURNING 1
     ), activity AS (
       UPDATE conversations c
          SET last_seq = GREATEST(c.last_seq, w.max_seq), last_activity = GREATEST(c.last_activity, w.last_created)
@@ -118,8 +134,8 @@ function flushStatement(conversationId: string, batch: StoredMessage[], watermar
        WHERE p.conversation_id = ${conversationId}::uuid AND p.user_id = m.user_id
       RETURNING 1
     )
-    SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM activity) AS activity,
-           (SELECT count(*) FROM receipts) AS receipts`;
+    SELECT (SELECT count(*) FROM written) AS written, (SELECT count(*) FROM archived) AS archived,
+           (SELECT count(*) FROM activity) AS activity, (SELECT count(*) FROM receipts) AS receipts`;
 }
 
 export interface PageQuery {

@@ -45,21 +45,22 @@ export function assignableRoles(type: ConversationType): readonly Role[] {
   return type === "group" ? ["admin", "member"] : [];
 }
 
-function requireGroupAdmin(type: ConversationType, actorRole: Role, what: string): Denial | null {
-  if (type !== "group") return deny(400, `Only group conversations support ${what}`);
-  if (actorRole !== "admin") return deny(403, `Only a group admin can ${what}`);
+/** `action`: what is asked, as a noun ("renaming") and as a verb ("rename a group"), for the two refusals. */
+function requireGroupAdmin(type: ConversationType, actorRole: Role, action: { noun: string; verb: string }): Denial | null {
+  if (type !== "group") return deny(400, `Only group conversations support ${action.noun}`);
+  if (actorRole !== "admin") return deny(403, `Only a group admin can ${action.verb}`);
   return null;
 }
 
 export function checkRename(type: ConversationType, actorRole: Role): Denial | null {
-  return requireGroupAdmin(type, actorRole, "renaming");
+  return requireGroupAdmin(type, actorRole, { noun: "renaming", verb: "rename a group" });
 }
 
 /** Before the transaction: may this actor add someone with this role here? */
 export function checkAdd(type: ConversationType, actorRole: Role, role: Role): Denial | null {
   if (type === "direct") return deny(400, "A direct conversation never gains members");
   if (type === "business") return deny(400, "Participants of business conversations are assigned by the business");
-  const denied = requireGroupAdmin(type, actorRole, "add participants");
+  const denied = requireGroupAdmin(type, actorRole, { noun: "adding participants", verb: "add participants" });
   if (denied) return denied;
   if (!assignableRoles(type).includes(role)) return deny(400, `role must be one of: ${assignableRoles(type).join(", ")}`);
   return null;
@@ -81,7 +82,7 @@ export function checkRemove(type: ConversationType, actorRole: Role, isSelf: boo
 }
 
 export function checkRoleChange(type: ConversationType, actorRole: Role, role: Role): Denial | null {
-  const denied = requireGroupAdmin(type, actorRole, "changing roles");
+  const denied = requireGroupAdmin(type, actorRole, { noun: "role changes", verb: "change roles" });
   if (denied) return denied;
   if (!assignableRoles(type).includes(role)) return deny(400, `role must be one of: ${assignableRoles(type).join(", ")}`);
   return null;

@@ -411,6 +411,8 @@ export class ConversationRoom extends DurableObject<Env> {
     if (upToSeq <= this.archivedUpToSeq()) return;
     this.ctx.storage.kv.put("archivedUpToSeq", upToSeq);
     this.archivedMemo = upToSeq;
+    // Flushed marks not yet written (markFlushed defers them) first: a committed row still marked pending stayed.
+    this.store.settle();
     this.ctx.storage.sql.exec("DELETE FROM messages WHERE pending = 0 AND seq <= ?", upToSeq);
   }
 

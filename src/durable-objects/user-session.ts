@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { getConfig } from "../lib/config";
 import { createLogger } from "../lib/log";
-import { ObjectDb, type Db } from "../db/client";
+import { asError, ObjectDb, type Db } from "../db/client";
 import { backoffMs } from "../domain/backoff";
 import { badgeOf, totalUnread, withCount, withMessages, type Badge, type StoredBadge } from "../domain/badges";
 import { contactFlags, membershipSummary, publishPresence } from "../db/queries/user-session";
@@ -141,8 +141,14 @@ export class UserSession extends DurableObject<Env> {
         break;
       case "get_presence": {
         ws.serializeAttachment({ ...next, lastActive: now });
-        const presences = await this.presenceOfContacts(att.userId, frame.data.userIds);
-        sendRaw(ws, encodeFrame("presence_state", { presences }, frame.id));
+        try {
+          const presences = await this.presenceOfContacts(att.userId, frame.data.userIds);
+          sendRaw(ws, encodeFrame("presence_state", { presences }, frame.id));
+        } catch (err) {
+          // Postgres (or a contact's session) unreachable: an answer the client can retry, not silence.
+          this.log.warn("get_presence failed", { error: asError(err).message.slice(0, 200) });
+          sendRaw(ws, encodeFrame("error", { code: "unavailable", message: "Presence unavailable; try again" }, frame.id));
+        }
         break;
       }
       case "mark_delivered": {

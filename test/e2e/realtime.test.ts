@@ -140,6 +140,20 @@ describe("conversation socket", () => {
     expect(cb.all("new_message").map((f) => f.data.message.seq)).toEqual([3, 4, 5]);
   });
 
+  it("takes a resume from past the newest message as from the newest: messages sent during it are not dropped", async () => {
+    const [a, b] = [await login(), await login()];
+    const id = await seedConversation("direct", [a, b]);
+    const ca = await connect(id, a);
+    await ca.request("send_message", { content: "one", clientMessageId: "p1" }, "message_ack");
+    const cb = await Client.connect(`/conversations/${id}/ws?afterSeq=500`, b.token);
+    open.push(cb);
+    await cb.next("ready");
+    // Before, the replay covered up to 500, and live messages 2..500 held meanwhile were thrown away as replayed.
+    expect((await cb.next("resumed")).data).toMatchObject({ fromSeq: 2, toSeq: 1 });
+    await ca.request("send_message", { content: "two", clientMessageId: "p2" }, "message_ack");
+    expect((await cb.next("new_message")).data.message.seq).toBe(2);
+  });
+
   it("replays edits and deletes of older messages made while away", async () => {
     const [a, b] = [await login(), await login()];
     const id = await seedConversation("direct", [a, b]);

@@ -70,6 +70,13 @@ describe("who may change a conversation", () => {
     expect(checkRename("business", "customer")?.status).toBe(400);
   });
 
+  it("says in plain words why it refuses", () => {
+    expect(checkRename("group", "member")?.message).toBe("Only a group admin can rename a group");
+    expect(checkRename("direct", "member")?.message).toBe("Only group conversations support renaming");
+    expect(checkRoleChange("group", "member", "admin")?.message).toBe("Only a group admin can change roles");
+    expect(checkAdd("group", "member", "member")?.message).toBe("Only a group admin can add participants");
+  });
+
   it("adds only to groups, only by admins, only with group roles", () => {
     expect(checkAdd("group", "admin", "member")).toBeNull();
     expect(checkAdd("group", "admin", "admin")).toBeNull();

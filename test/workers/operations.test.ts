@@ -87,6 +87,18 @@ async function waitUntilTrue(check: () => Promise<boolean>, timeoutMs = 10_000):
 }
 
 describe("retention: archiving old messages", () => {
+  it("answers a retry of an archived message with the original, not a 503 forever", async () => {
+    const now = new Date();
+    const { id, users } = await seedConversation("direct", 2);
+    const t = users[0].token;
+    const sent = await api("POST", `/conversations/${id}/messages`, { token: t, body: { content: "long ago", clientMessageId: "arch-1" } });
+    expect(sent.status).toBe(201);
+    await withDb((db) => db.execute(sql`UPDATE messages SET created_at = now() - interval '100 days' WHERE conversation_id = ${id}::uuid`));
+    expect(await run(archiveJob({ conversationIds: [id], name: unique("retention.archive") }), { now })).toMatchObject({ rows: 1 });
+    const retry = await api("POST", `/conversations/${id}/messages`, { token: t, body: { content: "long ago", clientMessageId: "arch-1" } });
+    expect({ status: retry.status, id: retry.body.id, seq: retry.body.seq }).toEqual({ status: 200, id: sent.body.id, seq: 1 });
+  });
+
   it("moves messages past the 90-day default to the archive, tells the sockets, and serves them to members", { timeout: 90_000 }, async () => {
     const now = new Date();
     const { id, users } = await seedConversation("group", 3);

@@ -58,3 +58,21 @@ describe("a presence change Postgres did not take", () => {
     for (const s of [laptop, phone]) s.ws.close(1000, "done");
   });
 });
+
+describe("get_presence with Postgres down", () => {
+  it("answers the frame with an unavailable error instead of leaving it unanswered", async () => {
+    const [alice, bob] = await users(2, "getpres");
+    await direct(bob, alice);
+    const phone = await openSocket("/ws", bob);
+    await waitFor(() => phone.frames.find((f) => f.type === "connected"), "connected");
+    await postgres({ down: true });
+    phone.ws.send(JSON.stringify({ type: "get_presence", data: { userIds: [alice.id] }, id: "p1" }));
+    const reply = await waitFor(() => phone.frames.find((f) => f.id === "p1"), "a reply to get_presence");
+    expect({ type: reply.type, code: reply.data.code }).toEqual({ type: "error", code: "unavailable" });
+    await postgres({});
+    phone.ws.send(JSON.stringify({ type: "get_presence", data: { userIds: [alice.id] }, id: "p2" }));
+    const state = await waitFor(() => phone.frames.find((f) => f.id === "p2"), "presence_state");
+    expect(state.type).toBe("presence_state");
+    phone.ws.close(1000, "done");
+  });
+});

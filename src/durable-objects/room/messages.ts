@@ -1,6 +1,7 @@
 import { badRequest, conflict, forbidden, notFound, unavailable } from "../../lib/errors";
 import { metrics } from "../../lib/metrics";
 import { messageByClientId, messageById, messagePage, type StoredMessage } from "../../db/queries/messages";
+import { archivePage } from "../../db/queries/retention";
 import { normalizeContent } from "../../domain/content";
 import type { Message } from "../../protocol/resources";
 import type { ConversationRoom } from "../conversation-room";
@@ -98,7 +99,13 @@ async function retried(room: ConversationRoom, previous: { seq: number; contentH
 }
 
 async function findMessageBySeqInPg(room: ConversationRoom, seq: number): Promise<StoredMessage | undefined> {
-  const page = await room.pgOr503(() => messagePage(room.db(), room.conversationId(), { after: seq - 1, limit: 1 }));
+  // Moved by the retention job: the original is in the archive (a retry of it answered 503 for good).
+  const archived = seq <= room.archivedUpToSeq();
+  const page = await room.pgOr503(() =>
+    archived
+      ? archivePage(room.db(), room.conversationId(), { before: seq + 1, limit: 1 })
+      : messagePage(room.db(), room.conversationId(), { after: seq - 1, limit: 1 }),
+  );
   const m = page.messages[0];
   return m && m.seq === seq ? { ...m, eventSeq: seq } : undefined;
 }

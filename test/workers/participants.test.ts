@@ -21,6 +21,18 @@ describe("POST /conversations/:id/participants", () => {
     expect(roles((await get(id, admin)).body)).toMatchObject({ [c.id]: "member", [d.id]: "admin" });
   });
 
+  it("starts a new member's read mark at the newest message: the history is theirs to read, not unread", async () => {
+    const [admin, a, b, c] = await users(4, "grp");
+    const id = await group(admin, [a, b]);
+    for (const text of ["one", "two", "three"]) await send(id, a, text);
+    const added = await add(id, admin.token, { userId: c.id });
+    expect(added.body).toMatchObject({ lastReadSeq: 3, lastDeliveredSeq: 3 });
+    expect((await api("GET", `/conversations/${id}/unread-count`, { token: c.token })).body.unreadCount).toBe(0);
+    expect((await api("GET", `/conversations/${id}/messages`, { token: c.token })).body.messages).toHaveLength(3);
+    await send(id, a, "four");
+    expect((await api("GET", `/conversations/${id}/unread-count`, { token: c.token })).body.unreadCount).toBe(1);
+  });
+
   it("provisions an unknown user id", async () => {
     const [admin, a, b] = await users(3, "grp");
     const id = await group(admin, [a, b]);

@@ -1,5 +1,5 @@
 import { appendAudit, type AuditEntry } from "./audit";
-import { and, asc, eq, inArray, isNull, or } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, or, sql } from "drizzle-orm";
 import { checkCapacity, checkDemotion, promotionAfterLeave, type Denial } from "../../domain/membership";
 import type { ConversationType, Role } from "../../protocol/resources";
 import type { Db } from "../client";
@@ -62,9 +62,15 @@ export async function addParticipant(
     const denied = checkCapacity(activeCount, existing !== undefined && existing.leftAt === null);
     if (denied) return denied;
     const now = new Date();
+    // A newcomer's marks start at the newest message: the history is there to read, but it is not news (a member
+    // added to a busy group saw every earlier message as unread). A member coming back keeps their own marks.
+    const newest = sql<number>`(SELECT last_seq FROM conversations WHERE id = ${conversationId}::uuid)`;
     const saved = existing
       ? await tx.update(participants).set({ role, leftAt: null, joinedAt: now }).where(row(conversationId, userId)).returning()
-      : await tx.insert(participants).values({ conversationId, userId, role, joinedAt: now }).returning();
+      : await tx
+          .insert(participants)
+          .values({ conversationId, userId, role, joinedAt: now, lastReadSeq: newest, lastDeliveredSeq: newest })
+          .returning();
     await appendAudit(tx, [{ conversationId, actorId, action: "participant.added", targetId: userId, details: { role, rejoined: existing !== undefined } }]);
     return saved[0];
   });

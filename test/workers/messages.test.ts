@@ -194,7 +194,7 @@ describe("history", () => {
     expect(page2.body.messages.map((m: { seq: number }) => m.seq)).toEqual([3, 4, 5, 6, 7]);
     const clamped = await api("GET", `/conversations/${id}/messages?limit=1e9`, { token: t });
     expect(clamped.status).toBe(200);
-    for (const q of ["limit=-1", "limit=abc", "before=-3", "after=x", "before=3&after=1", "page=0"]) {
+    for (const q of ["limit=-1", "limit=abc", "before=-3", "after=x", "before=3&after=1", "page=0", "page=2&before=5", "page=1&after=2"]) {
       expectErrorShape(await api("GET", `/conversations/${id}/messages?${q}`, { token: t }), 400);
     }
   });

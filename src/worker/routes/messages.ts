@@ -106,6 +106,8 @@ export const messages = new OpenAPIHono<AppEnv>()
       requireIds(id);
       const q = c.req.valid("query");
       if (q.before !== undefined && q.after !== undefined) throw badRequest("use either before or after, not both");
+      // As the conversation list does with cursor and page: two ways of paging at once is a mistake, not a choice.
+      if (q.page !== undefined && (q.before !== undefined || q.after !== undefined)) throw badRequest("use either page or before/after, not both");
       const room = roomStub(c, id);
       const actor = actorOf(c);
       if (q.page !== undefined) {

@@ -330,7 +330,6 @@ export class UserSession extends DurableObject<Env> {
     this.send("presence_update", update);
   }
 
-  /** A new message from someone else in one of this user's conversations. */
   /** New messages in one of the user's conversations (a batch from the room): badge, then a frame per message. */
   async messageNotifications(input: { conversationId: string; messages: Message[]; muted: boolean }): Promise<void> {
     const badges = this.badges();

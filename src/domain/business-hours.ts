@@ -24,7 +24,10 @@ export const hoursSchema = z
       .array(
         z
           .strictObject({
-            date: z.string().regex(/^\d{4}-\d{2}-\d{2}$/, "must be YYYY-MM-DD"),
+            date: z
+              .string()
+              .regex(/^\d{4}-\d{2}-\d{2}$/, "must be YYYY-MM-DD")
+              .refine(isCalendarDate, "must be a day of the calendar (2026-02-30 is not)"),
             name: z.string().max(100).optional(),
             isOpen: z.boolean().default(false),
             openTime: time.optional(),
@@ -37,6 +40,12 @@ export const hoursSchema = z
   })
   .meta({ id: "BusinessHours" });
 export type BusinessHours = z.infer<typeof hoursSchema>;
+
+/** YYYY-MM-DD naming a real day from year 1 (a holiday on a day that does not exist would never match). */
+function isCalendarDate(s: string): boolean {
+  const d = new Date(`${s}T00:00:00Z`);
+  return !Number.isNaN(d.getTime()) && !s.startsWith("0000") && d.toISOString().slice(0, 10) === s;
+}
 
 export function isTimeZone(tz: string): boolean {
   try {

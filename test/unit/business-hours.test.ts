@@ -51,6 +51,11 @@ describe("business hours", () => {
     expect(hoursSchema.safeParse({ timezone: "UTC", schedule: { monday: { isOpen: true, openTime: "25:00", closeTime: "10:00" } } }).success).toBe(false);
     expect(hoursSchema.safeParse({ timezone: "UTC", schedule: { funday: { isOpen: false } } }).success).toBe(false);
     expect(hoursSchema.safeParse(berlin).success).toBe(true);
+    // Holidays on days that do not exist would be stored and never match.
+    for (const date of ["2026-13-45", "2026-02-30", "0000-00-00", "2026-00-10"]) {
+      expect(hoursSchema.safeParse({ timezone: "UTC", schedule: {}, holidays: [{ date }] }).success, date).toBe(false);
+    }
+    expect(hoursSchema.safeParse({ timezone: "UTC", schedule: {}, holidays: [{ date: "2028-02-29" }] }).success).toBe(true);
   });
 
   it("validates open special days like open weekdays: both times, and different", () => {

@@ -260,6 +260,32 @@ describe("business queue", () => {
     expect(await activeAgents(chat.body.id)).toEqual([agent.id]);
   });
 
+  it("keeps the queue waiting when a retry alarm, not the opening, wakes it while closed", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz);
+    const { hours, opensAt } = closedUntil(3);
+    expect((await api("PUT", `/business/${biz.id}/hours`, { token: biz.admin.token, body: hours })).status).toBe(200);
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    expect(chat.body.queuePosition).toBe(1);
+    // A write that failed meanwhile left a retry due in a minute, long before the opening (run early here).
+    await runInDurableObject(desk(biz.id), async (instance: BusinessDesk, state) => {
+      const store = (instance.desk as unknown as { deps: { store: { setRetryAt(at: number): void } } }).deps.store;
+      store.setRetryAt(Date.now() + 60_000);
+      await state.storage.setAlarm(Date.now() + 60_000);
+    });
+    expect(await runDurableObjectAlarm(desk(biz.id))).toBe(true);
+    expect(await placement(chat.body.id, customer)).toMatchObject({ status: "queued", queuePosition: 1 });
+    expect((await agentsOf(biz))[agent.id].activeChats).toBe(0);
+    // The retry stays due (it was run early) and the opening stays set: a later wake-up serves the queue.
+    const next = await runInDurableObject(desk(biz.id), async (instance: BusinessDesk, state) => ({
+      alarm: await state.storage.getAlarm(),
+      openAt: (instance.desk as unknown as { deps: { store: { openAlarmAt(): number | undefined } } }).deps.store.openAlarmAt(),
+    }));
+    expect(next.openAt).toBe(Date.parse(opensAt));
+    expect(next.alarm).toBeLessThanOrEqual(Date.parse(opensAt));
+  });
+
   it("serves the queue as soon as the hours change to open (or are removed)", async () => {
     const biz = await newBusiness();
     await readyAgent(biz);
@@ -454,6 +480,32 @@ describe("business transfer and close", () => {
     const next = await openChat(customers[0], biz.id);
     expect(next.status).toBe(201);
     expect(next.body.id).not.toBe(chats[0].body.id);
+  });
+
+  it("does not bring back a conversation it closed when a request that read it open before the close arrives after", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz, { maxConcurrentChats: 1 });
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    expect(chat.body).toMatchObject({ status: "open" });
+    const facts = { customerId: customer.id, category: null, assignedAgentId: agent.id };
+    const closed = await api("POST", `/business/conversations/${chat.body.id}/close`, { token: agent.token });
+    expect(closed.status).toBe(200);
+    // A queue-position read, and a repeat open, that both read the conversation from Postgres before the close.
+    const stale = await desk(biz.id).placement(biz.id, chat.body.id, facts);
+    expect(stale).toMatchObject({ ok: true, value: { status: "closed" } });
+    const reopened = await desk(biz.id).open({ businessId: biz.id, conversationId: chat.body.id, ...facts, preferredAgentId: null, notify: true });
+    expect(reopened).toMatchObject({ ok: true, value: { status: "closed" } });
+    const queuedFacts = { ...facts, assignedAgentId: null };
+    expect(await desk(biz.id).open({ businessId: biz.id, conversationId: chat.body.id, ...queuedFacts, preferredAgentId: null, notify: true })).toMatchObject({
+      ok: true,
+      value: { status: "closed" },
+    });
+    // The slot is free: the next customer is served, not queued behind a ghost.
+    expect((await agentsOf(biz))[agent.id].activeChats).toBe(0);
+    const next = await openChat(await newUser("customer"), biz.id);
+    expect(next.body).toMatchObject({ queuePosition: null });
+    expect((await agentsOf(biz))[agent.id].activeChats).toBe(1);
   });
 
   it("closes the conversation when its customer leaves it: slot freed for the queue, audited, and the leave still answers 204", async () => {

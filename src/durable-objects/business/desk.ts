@@ -119,9 +119,9 @@ export class Desk {
     }
   }
 
-  /** A conversation the desk has not seen, taken as Postgres has it. */
+  /** A conversation the desk has not seen, taken as Postgres has it (read before a close the desk made: not taken). */
   private adopt(conversationId: string, facts: ConversationFacts, since: number): void {
-    if (this.store.assignment(conversationId) || this.store.queued(conversationId)) return;
+    if (this.store.assignment(conversationId) || this.store.queued(conversationId) || this.store.wasClosed(conversationId)) return;
     if (facts.assignedAgentId) {
       this.store.putAssignment({
         conversationId,
@@ -145,8 +145,12 @@ export class Desk {
     if (!meta?.hydrated) return;
     await this.ready(meta.businessId);
     // The alarm set for an opening acts on that window even if it fires a moment early (clock skew, or a test
-    // running it ahead of time).
-    const at = Math.max(this.deps.now(), this.store.openAlarmAt() ?? 0);
+    // running it ahead of time). One set for a retry due before the opening is that retry: it acts on the present,
+    // and a closed business stays closed (it used to serve its queue hours early).
+    const openAt = this.store.openAlarmAt();
+    const retryAt = this.store.retryAt();
+    const forOpening = openAt !== undefined && (retryAt === undefined || openAt <= retryAt);
+    const at = forOpening ? Math.max(this.deps.now(), openAt) : this.deps.now();
     this.store.setOpenAlarmAt(undefined);
     await this.drainAndWait(at);
     await this.reschedule();
@@ -160,6 +164,7 @@ export class Desk {
     let fresh = false;
     await this.chain(input.conversationId, async () => {
       if (this.store.assignment(input.conversationId) || this.store.queued(input.conversationId)) return;
+      if (this.store.wasClosed(input.conversationId)) return;
       if (input.assignedAgentId) {
         this.adopt(input.conversationId, input, this.deps.now());
         return;
@@ -289,6 +294,7 @@ export class Desk {
         throw unavailable("Database unavailable");
       }
       this.store.deleteAssignment(input.conversationId);
+      if (written !== "missing") this.store.markClosed(input.conversationId, at.getTime());
       if (written === "missing") throw notFound("Conversation");
       if (written === "closed") throw conflict("The conversation is already closed");
       await this.effects.announceClose({ conversationId: input.conversationId });

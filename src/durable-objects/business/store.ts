@@ -26,7 +26,16 @@ CREATE TABLE IF NOT EXISTS queue (
   conversation_id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, category TEXT, preferred_agent_id TEXT,
   enqueued_at INTEGER NOT NULL, seq INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS queue_seq ON queue (seq);
+CREATE TABLE IF NOT EXISTS closed (conversation_id TEXT PRIMARY KEY, closed_at INTEGER NOT NULL);
 `;
+
+/**
+ * How long the desk remembers a conversation it closed. A request that read the conversation open from Postgres
+ * before the close can reach the desk after it (a queue-position read, a repeat open); within this window it is
+ * recognised instead of being taken back as a conversation the desk has not seen (which held an agent's slot, or a
+ * queue place, for good). Requests are seconds old at most; a day is a wide margin.
+ */
+const CLOSED_KEEP_MS = 86_400_000;
 
 type Row = Record<string, SqlStorageValue>;
 
@@ -245,5 +254,16 @@ export class DeskStore {
 
   dequeue(conversationId: string): void {
     this.sql.exec("DELETE FROM queue WHERE conversation_id = ?", conversationId);
+  }
+
+  // ── Closed conversations (recently) ───────────────────────────────────────────────────────────────────────
+
+  markClosed(conversationId: string, at: number): void {
+    this.sql.exec("DELETE FROM closed WHERE closed_at < ?", at - CLOSED_KEEP_MS);
+    this.sql.exec("INSERT OR REPLACE INTO closed (conversation_id, closed_at) VALUES (?, ?)", conversationId, at);
+  }
+
+  wasClosed(conversationId: string): boolean {
+    return this.sql.exec("SELECT 1 FROM closed WHERE conversation_id = ?", conversationId).toArray().length > 0;
   }
 }

@@ -6,7 +6,7 @@ import type { ChatRest } from "./rest";
 import { SeqBuffer, VersionSet } from "./seq";
 import { RealtimeSocket, type Frame, type SocketOptions } from "./socket";
 import { TypingThrottle, type TypingOptions } from "./typing";
-import type { ConversationEvents, Message, MessageType, Participant, ReadyData } from "./types";
+import type { ConversationEvents, Message, MessageType, Participant, ReadyData, TypingEvent } from "./types";
 
 /** Content rules the server applies (contract §5); checked early so obviously bad sends fail without a round trip. */
 export const CONTENT_MAX_CHARS = 4000;
@@ -119,11 +119,13 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
    */
   send(content: string, options: SendOptions = {}): Promise<Message> {
     const trimmed = content.trim();
-    if (trimmed.length === 0 || trimmed.length > CONTENT_MAX_CHARS) {
+    // Characters as the server counts them (code points after NFC), not UTF-16 units: 2,500 emoji are 2,500.
+    const length = [...trimmed.normalize("NFC")].length;
+    if (length === 0 || length > CONTENT_MAX_CHARS) {
       return Promise.reject(
         new ChatApiError({
           statusCode: 400,
-          message: trimmed.length === 0 ? "content: must not be empty" : `content: at most ${CONTENT_MAX_CHARS} characters`,
+          message: length === 0 ? "content: must not be empty" : `content: at most ${CONTENT_MAX_CHARS} characters`,
           code: "bad_request",
         }),
       );
@@ -200,22 +202,30 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
   }
 
   protected override onDisconnected(): void {
+    this.stopLocalTimers();
+    // Whatever was in flight is sent again on the next connection (same clientMessageId: stored once).
+    this.queue.connectionChanged();
+    for (const userId of [...this.typingNow]) this.setTyping(userId, false);
+  }
+
+  private setTyping(userId: string, isTyping: boolean, profile?: TypingEvent["profile"]): void {
+    if (isTyping) this.typingNow.add(userId);
+    else this.typingNow.delete(userId);
+    this.emit("typing", { conversationId: this.conversationId, userId, isTyping, ...(profile ? { profile } : {}), typing: [...this.typingNow] });
+  }
+
+  /** Timers of this conversation's own (resume wait, typing, marks): none may outlive a socket or a close. */
+  private stopLocalTimers(): void {
     this.stopResumeWait();
     this.typingThrottle.reset();
     if (this.flushTimer !== undefined) clearTimeout(this.flushTimer);
     if (this.deliverTimer !== undefined) clearTimeout(this.deliverTimer);
     this.flushTimer = this.deliverTimer = undefined;
-    // Whatever was in flight is sent again on the next connection (same clientMessageId: stored once).
-    this.queue.connectionChanged();
-    if (this.typingNow.size > 0) {
-      for (const userId of [...this.typingNow]) {
-        this.typingNow.delete(userId);
-        this.emit("typing", { conversationId: this.conversationId, userId, isTyping: false, typing: [...this.typingNow] });
-      }
-    }
   }
 
   protected override onClosed(reason: string): void {
+    // A close before any socket was attached skips onDisconnected: the resume wait armed for the first URL stayed.
+    this.stopLocalTimers();
     for (const entry of this.queue.list()) {
       this.queue.remove(entry.clientMessageId);
       this.settle(entry.clientMessageId, undefined, new ChatApiError({ statusCode: 0, message: `Not acknowledged before the socket closed: ${reason}`, code: "closed" }));
@@ -244,10 +254,7 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
         return;
       case "typing_start":
       case "typing_stop": {
-        const isTyping = frame.type === "typing_start";
-        if (isTyping) this.typingNow.add(d.userId);
-        else this.typingNow.delete(d.userId);
-        this.emit("typing", { conversationId: this.conversationId, userId: d.userId, isTyping, profile: d.profile, typing: [...this.typingNow] });
+        this.setTyping(d.userId, frame.type === "typing_start", d.profile);
         return;
       }
       case "message_read": {
@@ -292,14 +299,19 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     this.readyData = data;
     this.members.clear();
     for (const p of data.participants) this.members.set(p.userId, p);
-    this.typingNow.clear();
-    for (const u of data.typing) this.typingNow.add(u);
+    // Who types now, told as changes: a drop told the app everyone stopped, and those still typing start again.
+    const typing = new Set(data.typing);
+    for (const userId of [...this.typingNow]) if (!typing.has(userId)) this.setTyping(userId, false);
+    for (const userId of typing) if (!this.typingNow.has(userId)) this.setTyping(userId, true);
     // The server's view of our marks: anything newer we wanted is sent again.
     this.readSent = Math.max(this.readSent, data.you.lastReadSeq);
     if (data.you.lastDeliveredSeq !== undefined) this.deliveredSent = Math.max(this.deliveredSent, data.you.lastDeliveredSeq);
     else this.deliveredSent = 0;
     this.emit("ready", data);
     if (!this.seq) this.seq = new SeqBuffer<Message>(data.lastSeq);
+    // A position past the server's newest (an afterSeq from stale state): the server replays from its newest, and
+    // every message up to our old position would otherwise be dropped here as already seen.
+    else if (this.seq.lastSeq > data.lastSeq) this.seq.reset(data.lastSeq);
     if (!this.resuming) this.goLive();
   }
 

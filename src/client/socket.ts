@@ -59,6 +59,8 @@ function networkTarget(): NetworkTarget | undefined {
   return g as NetworkTarget;
 }
 
+const ignoreError = (): void => {};
+
 /**
  * One self-healing WebSocket: connects, authenticates (header or ticket), keeps a heartbeat, and reconnects with
  * exponential backoff and jitter after any drop until closed by the app or refused for good.
@@ -412,7 +414,10 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
     const ws = this.ws;
     this.ws = undefined;
     if (ws) {
-      ws.onmessage = ws.onclose = ws.onerror = ws.onopen = null;
+      ws.onmessage = ws.onclose = ws.onopen = null;
+      // Not null: the `ws` package emits "error" when a socket still connecting is closed, and an EventEmitter with
+      // no listener for it throws, which ended the whole Node process on a connect timeout or an early close.
+      ws.onerror = ignoreError;
       try {
         ws.close(code, reason.slice(0, 120));
       } catch {

@@ -328,3 +328,78 @@ describe("client conversation socket: archived messages", () => {
     expect(s.state).toBe("open");
   });
 });
+
+describe("client conversation socket: audit findings (fifteenth session)", () => {
+  it("starts from the server's newest seq when its own position is past it (stale afterSeq)", async () => {
+    const s = open({ afterSeq: 10 });
+    const seen: number[] = [];
+    s.on("new_message", ({ message }) => seen.push(message.seq));
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    expect(ws.url).toContain("afterSeq=10");
+    ws.frame("ready", ready(3));
+    ws.frame("resumed", { fromSeq: 4, toSeq: 3, complete: true });
+    ws.frame("new_message", { message: msg(4) });
+    ws.frame("new_message", { message: msg(5) });
+    expect(seen).toEqual([4, 5]);
+  });
+
+  it("tells who is typing again after a reconnect (it had told they stopped when the socket dropped)", async () => {
+    const s = open();
+    const events: [string, boolean][] = [];
+    s.on("typing", ({ userId, isTyping }) => events.push([userId, isTyping]));
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("ready", { ...ready(0), typing: [OTHER] });
+    latest().cut();
+    await until(() => FakeSocket.all.length === 2);
+    latest().frame("ready", { ...ready(0), typing: [OTHER] });
+    expect(events).toEqual([
+      [OTHER, true],
+      [OTHER, false],
+      [OTHER, true],
+    ]);
+  });
+
+  it("counts content as the server does (characters, not UTF-16 units)", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("ready", ready(0));
+    const emoji = "😀".repeat(2500); // 5,000 UTF-16 units, 2,500 characters
+    const sent = s.send(emoji);
+    await until(() => latest().sentOf("send_message").length === 1);
+    expect(latest().sentOf("send_message")[0].data.content).toBe(emoji);
+    await expect(s.send("x".repeat(4001))).rejects.toMatchObject({ statusCode: 400 });
+    void sent.catch(() => {});
+  });
+});
+
+describe("client sockets in Node with ws (real sockets)", () => {
+  it("abandons a socket whose upgrade never answers without crashing the process, and leaves no timers after close", async () => {
+    const net = await import("node:net");
+    const WebSocket = (await import("ws")).default;
+    const server = net.createServer(() => {}).listen(0, "127.0.0.1");
+    await new Promise((r) => server.once("listening", r));
+    const port = (server.address() as { port: number }).port;
+    const errors: unknown[] = [];
+    const onError = (err: unknown) => errors.push(err);
+    process.on("uncaughtException", onError);
+    try {
+      const rest = new ChatRest({ baseUrl: `http://127.0.0.1:${port}`, token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+      const room = new ConversationSocket(rest, `ws://127.0.0.1:${port}`, CONV, async () => ME, {
+        WebSocket: WebSocket as never,
+        connectTimeoutMs: 100,
+        backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
+        watchNetwork: false,
+        afterSeq: 0,
+      }).connect();
+      await tick(400); // a few connect timeouts, each closing a socket that is still connecting
+      room.close();
+      expect(errors).toEqual([]);
+      // Nothing keeps running after close: no resume wait armed by the afterSeq position.
+      expect((room as unknown as { resumeTimer?: unknown }).resumeTimer).toBeUndefined();
+    } finally {
+      process.off("uncaughtException", onError);
+      server.close();
+    }
+  });
+});

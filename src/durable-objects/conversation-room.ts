@@ -655,8 +655,10 @@ export class ConversationRoom extends DurableObject<Env> {
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
     this.socketGone(ws);
-    // Complete the closing handshake the client started; a close we started ourselves needs no echo.
-    if (ws.readyState === WebSocket.OPEN) safeClose(ws, code, reason);
+    // Complete the closing handshake the client started. The socket already reads CLOSING here, so a readyState
+    // check skipped the echo and the client waited for its own timeout (about 10 s, then 1006); after a close we
+    // started, this close is a no-op (safeClose swallows it).
+    safeClose(ws, code, reason);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {

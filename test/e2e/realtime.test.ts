@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { Client, faults, http, login, pool, seedConversation, sleep, until, type User, socketPool, pgSeqs } from "./harness";
+import WebSocket from "ws";
+import { Client, faults, http, login, pool, seedConversation, sleep, until, type User, socketPool, pgSeqs, WS_BASE } from "./harness";
 
 /** The local profile service's avatar for a user: a profile from the service, not a placeholder (avatarUrl null). */
 const serviceAvatar = (userId: string) => `https://avatars.example.test/${userId}.png`;
@@ -152,6 +153,21 @@ describe("conversation socket", () => {
     expect((await cb.next("resumed")).data).toMatchObject({ fromSeq: 2, toSeq: 1 });
     await ca.request("send_message", { content: "two", clientMessageId: "p2" }, "message_ack");
     expect((await cb.next("new_message")).data.message.seq).toBe(2);
+  });
+
+  it("completes a close the client starts on either socket at once: the code comes back, not a 1006 seconds later", async () => {
+    const [a, b] = [await login(), await login()];
+    const id = await seedConversation("direct", [a, b]);
+    for (const path of [`/conversations/${id}/ws`, "/ws"]) {
+      // A plain ws client without the harness's 1 s give-up: it waits for the server's close frame.
+      const ws = new WebSocket(`${WS_BASE}${path}`, { headers: { authorization: `Bearer ${a.token}` } });
+      await new Promise((resolve, reject) => ws.once("message", resolve).once("error", reject));
+      const started = Date.now();
+      const closed = new Promise<{ code: number; ms: number }>((resolve) => ws.once("close", (code) => resolve({ code, ms: Date.now() - started })));
+      ws.close(1000, "bye");
+      const result = await closed;
+      expect({ path, code: result.code, fast: result.ms < 3000 }).toEqual({ path, code: 1000, fast: true });
+    }
   });
 
   it("replays edits and deletes of older messages made while away", async () => {

@@ -104,12 +104,27 @@ async function verifyUncached(token: string, settings: JwtSettings): Promise<Aut
     }
   } catch (err) {
     if (err instanceof AuthError) throw err;
+    if (alg && ASYMMETRIC.includes(alg) && keySetUnreachable(err)) {
+      // The identity provider's keys, not the token: a 401 would sign every client out during its outage.
+      throw new HttpError(503, "Token keys unavailable; try again", { "Retry-After": "5" });
+    }
     const code = (err as { code?: string }).code ?? "ERR_JWT_INVALID";
     throw new AuthError(code);
   }
   const claims = claimsSchema.safeParse(payload);
   if (!claims.success) throw new AuthError(claims.error.issues.map((i) => i.message).join(", "));
   return { id: claims.data.id.toLowerCase(), kahaId: claims.data.kahaId, role: claims.data.role, exp: claims.data.exp };
+}
+
+/**
+ * The key set could not be had (timeout, an error status, a body that is no key set, the network): jose's own codes
+ * for those, and anything thrown without a jose code (fetch's TypeError). Not: no key matches the token's kid.
+ */
+function keySetUnreachable(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  if (e.code === undefined) return true;
+  if (e.code === "ERR_JWKS_TIMEOUT" || e.code === "ERR_JWKS_INVALID") return true;
+  return e.code === "ERR_JOSE_GENERIC" && /JSON Web Key Set/i.test(e.message ?? "");
 }
 
 /** Local tokens (dev-login, `npm run token`, tests): HS256 with the configured secret. */

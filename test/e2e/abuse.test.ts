@@ -285,6 +285,23 @@ describe("tokens", () => {
     expect(await upgradeStatus(`/ws?ticket=${ticket}`)).toBe(401);
   });
 
+  it("a ticket lives no longer than its token, and a token with a fractional exp gets one", async () => {
+    const me = await login("tkexp");
+    const conv = await seedConversation("direct", [me, await login("tkexp-b")]);
+    const soon = await sign({ id: me.id, kahaId: me.kahaId, exp: Math.floor(Date.now() / 1000) + 2 });
+    const ticket = (await raw("POST", "/realtime/tickets", { token: soon })).json.ticket as string;
+    await sleep(3200);
+    expectError(await raw("GET", "/auth/me", { token: soon }), 401, "the token has expired");
+    // Before, the ticket opened both sockets for another 10 s (until the object's alarm closed them).
+    expect(await upgradeStatus(`/conversations/${conv}/ws?ticket=${ticket}`)).toBe(401);
+    const fractional = await sign({ id: me.id, kahaId: me.kahaId, exp: Math.floor(Date.now() / 1000) + 600.5 });
+    const issued = await raw("POST", "/realtime/tickets", { token: fractional });
+    expect(issued.status).toBe(200);
+    const c = await Client.connect(`/ws?ticket=${issued.json.ticket}`);
+    open.push(c);
+    await c.next("connected");
+  });
+
   it("issuer and audience are enforced when configured (verifyToken with JWT_ISSUER / JWT_AUDIENCE settings)", async () => {
     const settings = { secret: LOCAL_JWT_SECRET, issuer: "https://id.example.test", audience: "edge-chat", requireExp: true };
     const base = { id, kahaId: "k", exp: future() };

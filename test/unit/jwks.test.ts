@@ -11,7 +11,8 @@ let fetches = 0;
 let url = "";
 
 beforeAll(async () => {
-  server = http.createServer((_req, res) => {
+  server = http.createServer((req, res) => {
+    if (req.url?.includes("broken")) return void res.writeHead(500).end("down");
     fetches++;
     res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ keys }));
   });
@@ -55,5 +56,17 @@ describe("JWKS verification", () => {
   it("never accepts an HS256 token when only JWKS is configured (algorithm confusion)", async () => {
     const forged = await new SignJWT(claims()).setProtectedHeader({ alg: "HS256", kid: "rsa-1" }).sign(new TextEncoder().encode(JSON.stringify(keys[0])));
     await expect(verifyToken(forged, settings())).rejects.toMatchObject({ status: 401 });
+  });
+
+  it("answers 503 (retry), not 401 (sign in again), when the key set cannot be fetched", async () => {
+    const signer = await keyPair("RS256", "rsa-down");
+    keys = [signer.jwk];
+    const token = await signer.sign(claims());
+    for (const jwksUrl of [url.replace("jwks.json", "broken/jwks.json"), "http://127.0.0.1:1/jwks.json"]) {
+      await expect(verifyToken(token, { ...settings(), jwksUrl })).rejects.toMatchObject({ status: 503 });
+    }
+    // A token signed by a key that is not published is still the caller's problem.
+    const stranger = await keyPair("RS256", "rsa-unknown");
+    await expect(verifyToken(await stranger.sign(claims()), settings())).rejects.toMatchObject({ status: 401 });
   });
 });

@@ -397,6 +397,14 @@ describe("audit log", () => {
     const service = await newUser("svc", "admin");
     const global = await api("GET", "/operations/audit?limit=100", { token: service.token });
     expect(global.body.entries.some((e: { targetId: string }) => e.targetId === claimed)).toBe(true);
+    // The profile service's own endpoint (its shared token, or an admin's) leaves the same trace.
+    const guesser = crypto.randomUUID();
+    const guess = await signWith({ id: guesser, kahaId: "mallory", exp: Math.floor(Date.now() / 1000) + 60 }, "g".repeat(40));
+    expectErrorShape(await api("POST", "/profiles/invalidate", { token: guess, body: { user_uuids: [] } }), 401);
+    await waitUntilTrue(async () => {
+      const rows = await withDb((db) => db.execute(sql`SELECT 1 FROM audit_log WHERE action = 'auth.failed' AND target_id = ${guesser}`));
+      return rows.rows.length > 0;
+    });
   });
 });
 

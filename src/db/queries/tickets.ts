@@ -7,19 +7,27 @@ export const TICKET_TTL_MS = 60_000;
 
 export async function createTicket(db: Db, ticket: string, user: AuthUser): Promise<Date> {
   const expiresAt = new Date(Date.now() + TICKET_TTL_MS);
-  await db.insert(realtimeTickets).values({ ticket, userId: user.id, kahaId: user.kahaId, role: user.role ?? null, expiresAt, tokenExp: user.exp ?? null });
+  // RFC 7519 allows a fractional exp; the column holds whole seconds (floored: never later than the token).
+  const tokenExp = user.exp === undefined ? null : Math.min(Math.floor(user.exp), Number.MAX_SAFE_INTEGER);
+  await db.insert(realtimeTickets).values({ ticket, userId: user.id, kahaId: user.kahaId, role: user.role ?? null, expiresAt, tokenExp });
   return expiresAt;
 }
 
-/** Single use: the row is deleted as it is read, so a replayed ticket finds nothing. */
-export async function consumeTicket(db: Db, ticket: string): Promise<AuthUser | undefined> {
+/**
+ * Single use: the row is deleted as it is read, so a replayed ticket finds nothing. A ticket lives no longer than
+ * the token it was issued for: past the token's exp it is refused like an expired token (it opened a socket that
+ * the object's alarm closed only seconds later).
+ */
+export async function consumeTicket(db: Db, ticket: string, nowMs = Date.now()): Promise<AuthUser | undefined> {
   const rows = await db
     .delete(realtimeTickets)
     .where(and(eq(realtimeTickets.ticket, ticket), gt(realtimeTickets.expiresAt, sql`now()`)))
     .returning();
   const row = rows[0];
   if (!row) return undefined;
-  return { id: row.userId, kahaId: row.kahaId, role: row.role ?? undefined, exp: row.tokenExp ?? undefined };
+  const exp = row.tokenExp ?? undefined;
+  if (exp !== undefined && exp * 1000 <= nowMs) return undefined;
+  return { id: row.userId, kahaId: row.kahaId, role: row.role ?? undefined, exp };
 }
 
 /** Tickets that expired before `now` (the job's clock, so a test can move it); `userIds` scopes a test's run. */

@@ -33,6 +33,8 @@ export async function authenticateRequest(c: Context<AppEnv>): Promise<AuthUser>
   try {
     return await authenticate(c.req.header("authorization"), c.var.config);
   } catch (err) {
+    // A 503 (the identity provider's keys unreachable) is no failed sign-in: not audited, not counted.
+    if (err instanceof HttpError && err.status !== 401) throw err;
     const reason = (err as { reason?: string }).reason ?? (err as Error).message;
     c.var.log.warn("auth failed", { reason });
     auditAuthFailure(c, reason); // [operations] best effort, under waitUntil

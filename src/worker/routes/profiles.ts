@@ -1,7 +1,8 @@
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
 import { HttpError, unavailable } from "../../lib/errors";
-import { verifyToken } from "../../lib/jwt";
+import { AuthError, verifyToken } from "../../lib/jwt";
+import { auditAuthFailure } from "../../jobs/auth-audit";
 import { errorSchema } from "../../protocol/resources";
 import { uuidField } from "../../protocol/requests";
 import { invalidateResult } from "../../protocol/responses";
@@ -34,9 +35,16 @@ async function sameSecret(given: string, expected: string): Promise<boolean> {
 const requireInvalidator = createMiddleware<AppEnv>(async (c, next) => {
   const config = c.var.config;
   const token = bearerToken(c.req.header("authorization"));
-  if (!token) throw new HttpError(401, "Missing bearer token");
+  // Failures are audited and counted like every other sign-in: guesses at the service token must leave a trace.
+  if (!token) {
+    auditAuthFailure(c, "missing bearer token");
+    throw new HttpError(401, "Missing bearer token");
+  }
   if (await sameSecret(token, config.PROFILE_SERVICE_TOKEN)) return next();
-  const user = await verifyToken(token, jwtSettings(config));
+  const user = await verifyToken(token, jwtSettings(config)).catch((err: unknown) => {
+    if (err instanceof AuthError) auditAuthFailure(c, err.reason);
+    throw err;
+  });
   if (user.role !== "admin") throw new HttpError(403, "Only the profile service or an admin may invalidate profiles");
   await next();
 });

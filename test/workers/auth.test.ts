@@ -105,6 +105,8 @@ describe("error shapes", () => {
     const res = await api("GET", "/health", { headers: { "x-request-id": "trace-123" } });
     expect(res.headers.get("x-request-id")).toBe("trace-123");
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    const login = await api("POST", "/auth/dev-login", { body: { kahaId: "nocache" } });
+    expect(login.headers.get("cache-control")).toBe("no-store");
     const weird = await api("GET", "/health", { headers: { "x-request-id": "<script>" } });
     expect(weird.headers.get("x-request-id")).not.toBe("<script>");
   });

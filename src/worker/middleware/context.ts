@@ -51,6 +51,8 @@ export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
   } finally {
     c.header("X-Request-Id", requestId);
     c.header("X-Content-Type-Options", "nosniff");
+    // Answers are per caller (tokens, tickets, their conversations): no shared or browser cache keeps them.
+    if (!c.res.headers.has("Cache-Control")) c.header("Cache-Control", "no-store");
     // Contract §1 names the charset; Hono's c.json() sends the bare media type.
     if (c.res.headers.get("content-type") === "application/json") c.header("Content-Type", "application/json; charset=utf-8");
     if (handle || after.length > 0) {

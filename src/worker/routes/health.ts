@@ -3,16 +3,23 @@ import { sql } from "drizzle-orm";
 import { createRedis, withTimeout } from "../../lib/redis";
 import { listJobRuns } from "../../db/queries/maintenance";
 import { healthDetailedResult, healthResult, type DependencyCheck } from "../../protocol/responses";
+import type { Logger } from "../../lib/log";
 import type { AppEnv } from "../env";
 
 
-async function timed(work: () => Promise<unknown>, timeoutMs: number, what: string): Promise<DependencyCheck> {
+/**
+ * The route is public: a failure says its kind (timeout, unreachable), not the driver's text, which named the
+ * statement, hosts or internals. The text goes to the log.
+ */
+async function timed(work: () => Promise<unknown>, timeoutMs: number, what: string, log: Logger): Promise<DependencyCheck> {
   const started = Date.now();
   try {
     await withTimeout(work(), timeoutMs, what);
     return { status: "ok", latencyMs: Date.now() - started };
   } catch (err) {
-    return { status: "down", latencyMs: Date.now() - started, error: (err as Error).message.slice(0, 200) };
+    const message = String((err as Error)?.message ?? err);
+    log.warn("health check failed", { dependency: what, error: message.slice(0, 200) });
+    return { status: "down", latencyMs: Date.now() - started, error: message.startsWith(`${what} timed out`) ? "timeout" : "unreachable" };
   }
 }
 
@@ -60,8 +67,8 @@ export const health = new OpenAPIHono<AppEnv>()
     async (c) => {
       const config = c.var.config;
       const [database, cache, profileService, jobs] = await Promise.all([
-        timed(() => c.var.db().execute(sql`select 1`), 3000, "database"),
-        timed(() => createRedis(config).ping(), 2000, "cache"),
+        timed(() => c.var.db().execute(sql`select 1`), 3000, "database", c.var.log),
+        timed(() => createRedis(config).ping(), 2000, "cache", c.var.log),
         timed(async () => {
           const res = await fetch(`${config.PROFILE_SERVICE_URL}/api/batch/profiles`, {
             method: "POST",
@@ -70,7 +77,7 @@ export const health = new OpenAPIHono<AppEnv>()
           });
           await res.body?.cancel();
           if (!res.ok) throw new Error(`profile service answered ${res.status}`);
-        }, Math.min(config.PROFILE_SERVICE_TIMEOUT, 3000), "profile service"),
+        }, Math.min(config.PROFILE_SERVICE_TIMEOUT, 3000), "profile service", c.var.log),
         withTimeout(listJobRuns(c.var.db()), 3000, "job runs").then(
           (runs) =>
             Object.fromEntries(

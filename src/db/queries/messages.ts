@@ -97,9 +97,13 @@ function flushStatement(conversationId: string, batch: StoredMessage[], watermar
   // delete can be that old (a new message is never past the retention before its first flush), so a batch of new
   // messages keeps the plain statement: the mark's lookup costs about 0.05 ms of Postgres time per flush.
   const olderChanges = batch.some((m) => m.editedAt !== null || m.deletedAt !== null);
-  const live = olderChanges ? sql`WHERE r.seq > COALESCE((SELECT up_to FROM mark), 0)` : sql``;
-  const toArchive = olderChanges
-    ? sql`, mark AS (
+  const recordset = sql`json_to_recordset(${rows}::json) AS r(id uuid, seq bigint, sender_id uuid, client_message_id text,
+             type text, content text, reply_to_id uuid, created_at timestamptz, edited_at timestamptz,
+             deleted_at timestamptz, event_seq bigint)`;
+  // New messages only: the statement as it always was (the rows read straight from the parameter).
+  const source = olderChanges ? sql`r WHERE r.seq > COALESCE((SELECT up_to FROM mark), 0)` : recordset;
+  const opening = olderChanges
+    ? sql`WITH r AS (SELECT * FROM ${recordset}), mark AS (
       SELECT archived_up_to_seq AS up_to FROM conversations WHERE id = ${conversationId}::uuid
     ), archived AS (
       INSERT INTO message_archive (id, conversation_id, seq, sender_id, client_message_id, type, content, reply_to_id,
@@ -109,19 +113,15 @@ function flushStatement(conversationId: string, batch: StoredMessage[], watermar
         FROM r WHERE r.seq <= COALESCE((SELECT up_to FROM mark), 0)
       ON CONFLICT (conversation_id, seq) DO UPDATE
         SET content = excluded.content, edited_at = excluded.edited_at, deleted_at = excluded.deleted_at
-    )`
-    : sql``;
+    ), `
+    : sql`WITH `;
   const statement = sql`
-    WITH r AS (
-      SELECT * FROM json_to_recordset(${rows}::json) AS r(id uuid, seq bigint, sender_id uuid, client_message_id text,
-             type text, content text, reply_to_id uuid, created_at timestamptz, edited_at timestamptz,
-             deleted_at timestamptz, event_seq bigint)
-    )${toArchive}, written AS (
+    ${opening}written AS (
       INSERT INTO messages (id, conversation_id, seq, sender_id, client_message_id, type, content, reply_to_id,
                             created_at, edited_at, deleted_at, event_seq)
       SELECT r.id, ${conversationId}::uuid, r.seq, r.sender_id, r.client_message_id, r.type, r.content, r.reply_to_id,
              r.created_at, r.edited_at, r.deleted_at, r.event_seq
-        FROM r ${live}
+        FROM ${source}
       ON CONFLICT (conversation_id, seq) DO UPDATE
         SET content = excluded.content, edited_at = excluded.edited_at, deleted_at = excluded.deleted_at,
             event_seq = excluded.event_seq

@@ -42,7 +42,7 @@ export const hoursSchema = z
 export type BusinessHours = z.infer<typeof hoursSchema>;
 
 /** YYYY-MM-DD naming a real day from year 1 (a holiday on a day that does not exist would never match). */
-function isCalendarDate(s: string): boolean {
+export function isCalendarDate(s: string): boolean {
   const d = new Date(`${s}T00:00:00Z`);
   return !Number.isNaN(d.getTime()) && !s.startsWith("0000") && d.toISOString().slice(0, 10) === s;
 }

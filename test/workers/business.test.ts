@@ -368,6 +368,11 @@ describe("business hours", () => {
       expectErrorShape(await api("PUT", `/business/${biz.id}/hours`, { token: biz.admin.token, body }), 400);
     }
     expectErrorShape(await api("GET", `/business/${biz.id}/hours/status?at=yesterday`, { token: biz.admin.token }), 400);
+    // A day that does not exist (it was evaluated as 2026-03-02), and a time with no zone (it was taken as UTC).
+    for (const at of ["2026-02-30T10:00:00Z", "2026-03-29T08:30"]) {
+      expectErrorShape(await api("GET", `/business/${biz.id}/hours/status?at=${at}`, { token: biz.admin.token }), 400);
+    }
+    expect((await api("GET", `/business/${biz.id}/hours/status?at=2026-03-29T08:30:00%2B02:00`, { token: biz.admin.token })).status).toBe(200);
   });
 });
 

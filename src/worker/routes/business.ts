@@ -2,7 +2,7 @@ import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { agentBusinesses, businessStats, hasWaitingConversation, listAgents, loadHours, registerAdmin } from "../../db/queries/business";
 import { provisionUserIds } from "../../db/queries/users";
-import { hoursStatus, type BusinessHours } from "../../domain/business-hours";
+import { hoursStatus, isCalendarDate, type BusinessHours } from "../../domain/business-hours";
 import { badRequest, conflict, forbidden, HttpError } from "../../lib/errors";
 import type { AppEnv } from "../env";
 import { isServiceToken } from "../middleware/auth";
@@ -66,10 +66,14 @@ function hoursView(businessId: string, hours: BusinessHours) {
   };
 }
 
+// An instant: a real day, and a zone (Z or an offset); a local time would be read as UTC without saying so.
+const INSTANT = /^(\d{4}-\d{2}-\d{2})T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+
 function instantParam(raw: string | undefined): number {
   if (raw === undefined || raw === "") return Date.now();
+  const m = INSTANT.exec(raw);
   const at = Date.parse(raw);
-  if (!/^\d{4}-\d{2}-\d{2}T/.test(raw) || Number.isNaN(at)) throw badRequest("at: must be an ISO-8601 instant, e.g. 2026-03-29T08:30:00Z");
+  if (!m || !isCalendarDate(m[1]) || Number.isNaN(at)) throw badRequest("at: must be an ISO-8601 instant with a zone, e.g. 2026-03-29T08:30:00Z");
   return at;
 }
 

@@ -88,6 +88,12 @@ describe("rate-limit decisions", () => {
     expect(bucketsFor(config, { kind: "upgrade", ip: "203.0.113.9", path: "/ws" })).toEqual([
       { key: "rl:ip:upgrade:203.0.113.9", limit: 300, scope: "ip" },
     ]);
+    // IPv6 counts per /64: one subscriber's prefix, so rotating addresses inside it does not reset the budget.
+    const v6 = (ip: string) => bucketsFor(config, { kind: "upgrade", ip, path: "/ws" })[0].key;
+    expect(v6("2001:db8:a:b::1")).toBe("rl:ip:upgrade:2001:db8:a:b::/64");
+    expect(v6("2001:0db8:000a:000b:ffff:1:2:3")).toBe(v6("2001:db8:a:b::1"));
+    expect(v6("2001:db8::7")).toBe("rl:ip:upgrade:2001:db8:0:0::/64");
+    expect(v6("::ffff:203.0.113.9")).toBe("rl:ip:upgrade:203.0.113.9");
     expect(parseConfig(baseEnv).RATE_LIMIT_WRITES_PER_MINUTE).toBe(300);
     expect(parseConfig(baseEnv).RATE_LIMIT_UPGRADES_PER_MINUTE).toBe(60);
   });

@@ -84,6 +84,24 @@ export function clientIp(header: string | undefined): string | undefined {
   return ip;
 }
 
+/**
+ * What a per-IP limit counts: an IPv4 address, or an IPv6 /64. A subscriber gets a whole /64 and can pick any
+ * address in it, so counting single IPv6 addresses let one client rotate through fresh budgets.
+ */
+export function ipBucket(ip: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
+  if (mapped) return mapped[1];
+  if (!ip.includes(":")) return ip;
+  const [head, tail] = ip.toLowerCase().split("::");
+  const left = head ? head.split(":") : [];
+  const right = tail ? tail.split(":") : [];
+  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ""))
+    .join(":")}::/64`;
+}
+
 /** The buckets a request is charged to under the configured limits (empty: not limited). */
 export function bucketsFor(
   config: Pick<
@@ -96,7 +114,7 @@ export function bucketsFor(
   const userLimit = request.kind === "write" ? config.RATE_LIMIT_WRITES_PER_MINUTE : config.RATE_LIMIT_UPGRADES_PER_MINUTE;
   const ipLimit = request.kind === "write" ? config.RATE_LIMIT_IP_WRITES_PER_MINUTE : config.RATE_LIMIT_IP_UPGRADES_PER_MINUTE;
   if (request.userId && userLimit > 0) out.push({ key: `rl:u:${request.kind}:${request.userId}`, limit: userLimit, scope: "user" });
-  if (request.ip && ipLimit > 0) out.push({ key: `rl:ip:${request.kind}:${request.ip}`, limit: ipLimit, scope: "ip" });
+  if (request.ip && ipLimit > 0) out.push({ key: `rl:ip:${request.kind}:${ipBucket(request.ip)}`, limit: ipLimit, scope: "ip" });
   if (request.kind === "write" && request.userId && /^\/realtime\/tickets\/?$/.test(request.path) && config.RATE_LIMIT_UPGRADES_PER_MINUTE > 0) {
     out.push({ key: `rl:u:upgrade:${request.userId}`, limit: config.RATE_LIMIT_UPGRADES_PER_MINUTE, scope: "user" });
   }

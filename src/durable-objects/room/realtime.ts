@@ -166,8 +166,8 @@ async function resume(
   held?: { frames: { seq?: number; frame: string }[] },
 ): Promise<void> {
   const state = held ?? startHolding(ws);
-  // A client past the newest message (stale state) resumes from the newest: live frames held during the replay
-  // that are at or below afterSeq are dropped as replayed, and those above the newest never were.
+  // A client past the newest message (stale state) resumes from the newest. Taken as claimed, the live frames held
+  // during the replay, up to the claimed seq, were dropped as if the replay had sent them.
   const afterSeq = Math.min(claimed, room.store.meta()?.lastSeq ?? 0);
   // The retention job told only the sockets open at the time; a client that was away learns it here, before the
   // replay, so it stops waiting for seqs that will never come (they are under /archive).

@@ -15,7 +15,7 @@ export interface ControlStats {
     terminated: number;
     exchanges: number;
     /** See PgBridgeStats.answers (scripts/local/pg-bridge.ts). */
-    answers: { count: number; over10ms: number; over50ms: number; slow: { at: number; connection: number; ms: number }[] };
+    answers: { count: number; totalMs: number; over10ms: number; over50ms: number; slow: { at: number; connection: number; ms: number }[] };
   };
   profileCalls: number;
   redis: { requests: number; commands: number };
@@ -87,14 +87,15 @@ export function control<T = void>(body: ControlOp): Promise<T> {
 }
 
 /**
- * Postgres's answers to the Worker between two snapshots, for a row of the service: how many, how many took over
- * 10 ms, and the slowest of those (taken at the bridge; `since` is the first snapshot's Date.now()).
+ * Postgres's answers to the Worker between two snapshots, for a row of the service: how many, their mean, how many
+ * took over 10 ms, and the slowest of those (taken at the bridge; `since` is the first snapshot's Date.now()).
  */
 export function pgAnswersBetween(before: ControlStats, after: ControlStats, since: number): Record<string, number | string> {
   const [a, b] = [after.bridge.answers, before.bridge.answers];
   const slow = a.slow.filter((s) => s.at >= since).map((s) => s.ms);
   return {
     "pg answers": a.count - b.count,
+    "mean pg answer ms": a.count > b.count ? Math.round(((a.totalMs - b.totalMs) / (a.count - b.count)) * 100) / 100 : "–",
     "pg answers > 10 ms": a.over10ms - b.over10ms,
     "slowest pg answer ms": slow.length > 0 ? Math.max(...slow) : "≤ 10",
   };

@@ -1,7 +1,7 @@
 // S8 history pages and S9 search at 100,000 messages; S10 a page with profile enrichment, cache cold vs warm.
 import { JsonWs, now, sleep } from "../harness/clients.js";
 import type { Ctx } from "../harness/context.js";
-import { control, type ControlStats } from "../harness/control.js";
+import { control, pgAnswersBetween, type ControlStats } from "../harness/control.js";
 import type { BenchUser } from "../harness/db.js";
 import { newHist, recordMs, summarize } from "../harness/hist.js";
 import { cpuSince, cpuSnapshot } from "../harness/proc.js";
@@ -42,11 +42,15 @@ async function measureGet(ctx: Ctx, path: string, token: string, n: number, maxS
   let size = 0;
   const until = now() + maxSeconds * 1000;
   let cpu = cpuSnapshot(ctx.workerd());
+  let pgSince = Date.now();
+  let pgBefore = await control<ControlStats>({ op: "stats" });
   let done = 0;
   for (let i = -3; i < n && now() < until; i++) {
     const res = await ctx.http<{ messages?: unknown[] }>("GET", path, token);
     if (i < 0) {
       cpu = cpuSnapshot(ctx.workerd());
+      pgSince = Date.now();
+      pgBefore = await control<ControlStats>({ op: "stats" });
       continue;
     }
     done++;
@@ -56,7 +60,9 @@ async function measureGet(ctx: Ctx, path: string, token: string, n: number, maxS
       size = res.body?.messages?.length ?? 0;
     }
   }
-  return { summary: summarize(hist), values: { ...statuses, "page size": size, ...cpuSince(cpu, ctx.workerd(), done) } };
+  const cpuValues = cpuSince(cpu, ctx.workerd(), done);
+  const pg = pgAnswersBetween(pgBefore, await control<ControlStats>({ op: "stats" }), pgSince);
+  return { summary: summarize(hist), values: { ...statuses, "page size": size, ...cpuValues, ...pg } };
 }
 
 export async function s8(ctx: Ctx): Promise<Row[]> {

@@ -39,9 +39,10 @@ export interface PgBridgeStats {
   /**
    * How long Postgres took to answer, as the bridge sees it: from a Sync or Query sent on a connection that was
    * waiting for nothing to the first bytes back (an injected delay counts once, on the way there). Tells a stall
-   * in Postgres from one in the Worker. Counts are cumulative; `slow` holds the newest answers over SLOW_ANSWER_MS.
+   * in Postgres from one in the Worker. Counts are cumulative (`totalMs` sums every answer, for a mean between two
+   * snapshots); `slow` holds the newest answers over SLOW_ANSWER_MS.
    */
-  answers: { count: number; over10ms: number; over50ms: number; slow: { at: number; connection: number; ms: number }[] };
+  answers: { count: number; totalMs: number; over10ms: number; over50ms: number; slow: { at: number; connection: number; ms: number }[] };
 }
 
 export interface PgBridgeHandle {
@@ -232,9 +233,10 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
   let down = false;
   const counters = { opened: 0, rejected: 0, terminated: 0, exchanges: 0 };
   const recent: PgBridgeStats["recent"] = [];
-  const answers: PgBridgeStats["answers"] = { count: 0, over10ms: 0, over50ms: 0, slow: [] };
+  const answers: PgBridgeStats["answers"] = { count: 0, totalMs: 0, over10ms: 0, over50ms: 0, slow: [] };
   const answered = (connection: number, ms: number): void => {
     answers.count++;
+    answers.totalMs += ms;
     if (ms <= SLOW_ANSWER_MS) return;
     answers.over10ms++;
     if (ms > 50) answers.over50ms++;

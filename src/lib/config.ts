@@ -51,10 +51,11 @@ export const configSchema = z
     PROFILE_SERVICE_TOKEN: z.string().min(1),
     PROFILE_SERVICE_TIMEOUT: int(5000, 50, 60_000),
     PROFILE_CACHE_TTL: int(86_400, 10, 30 * 86_400),
+    // As browsers send them: scheme and host in lower case, no trailing slash ("https://App.example.com/" matches).
     ALLOWED_ORIGINS: optionalText.transform((v) =>
       (v ?? "")
         .split(",")
-        .map((s) => s.trim())
+        .map((s) => s.trim().replace(/\/+$/, "").toLowerCase())
         .filter(Boolean),
     ),
     MESSAGE_RETENTION_DAYS: int(90, 1, 36_500),

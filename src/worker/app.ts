@@ -17,6 +17,7 @@ import { profiles } from "./routes/profiles";
 import { business } from "./routes/business";
 import { conversationOperations, metricsRoute, operations } from "./routes/operations";
 import { rateLimit } from "./middleware/rate-limit";
+import { allowedOriginsCors } from "./middleware/cors";
 import { requestMetrics } from "../lib/metrics";
 
 export function createApp() {
@@ -24,6 +25,7 @@ export function createApp() {
 
   app.use("*", requestContext);
   app.use("*", requestMetrics);
+  app.use("*", allowedOriginsCors);
   app.use(
     "*",
     bodyLimit({

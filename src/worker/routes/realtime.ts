@@ -22,7 +22,7 @@ function checkOrigin(c: Context<AppEnv>): void {
   } catch {
     throw forbidden("Origin not allowed");
   }
-  if (!sameHost && !c.var.config.ALLOWED_ORIGINS.includes(origin)) throw forbidden("Origin not allowed");
+  if (!sameHost && !c.var.config.ALLOWED_ORIGINS.includes(origin.toLowerCase())) throw forbidden("Origin not allowed");
 }
 
 /**

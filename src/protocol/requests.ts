@@ -7,26 +7,33 @@ import { LIMITS, messageTypes } from "./resources";
  * `z.input`: what a caller passes, before trimming and lower-casing). Bodies are strict: unknown fields are a 400.
  */
 
+/**
+ * Short user text (names, skills, reasons): no control characters and no unpaired surrogates. Postgres stores a lone
+ * surrogate as U+FFFD (a skill of "billing \ud800" was saved as "billing �" and answered 200), and inside JSON, as in
+ * an audit entry, refuses it; a JSON parameter with `\u0000` is refused too.
+ */
+export const PLAIN_TEXT = /^[^\p{Cc}\p{Cs}]*$/u;
+export const PLAIN_TEXT_MESSAGE = "must not contain control characters or unpaired surrogates";
+
 // Any UUID version (contract §1), not only RFC-variant ones. Lower case, as Postgres prints them: an id is also the
 // name of its Durable Object, and "A…" and "a…" would name two rooms of one conversation.
 export const uuidField = z.guid("must be a UUID").toLowerCase();
 
-/**
- * Free text, but no controls and no unpaired surrogates: it travels to Postgres inside JSON, which refuses `\u0000`
- * and a lone surrogate's escape. One such id used to stop a conversation's write-through for good.
- */
+/** Travels to Postgres inside the room's flush JSON: one bad id used to stop a conversation's write-through for good. */
 export const clientMessageIdField = z
   .string()
   .min(1)
   .max(LIMITS.clientMessageIdMax)
-  .regex(/^[^\p{Cc}\p{Cs}]*$/u, "must not contain control characters or unpaired surrogates");
+  .regex(PLAIN_TEXT, PLAIN_TEXT_MESSAGE);
 
+/** Composed (NFC), as message content is; zod counts its length in code points. */
 export const groupName = z
   .string()
   .trim()
+  .normalize("NFC")
   .min(1)
   .max(100)
-  .regex(/^[^\p{Cc}]*$/u, "must not contain control characters");
+  .regex(PLAIN_TEXT, PLAIN_TEXT_MESSAGE);
 
 /** A skill, and a conversation's category: compared case-insensitively, so stored trimmed and in lower case. */
 export const skillField = z
@@ -35,7 +42,7 @@ export const skillField = z
   .toLowerCase()
   .min(1)
   .max(50)
-  .regex(/^[^\p{Cc}]*$/u, "must not contain control characters");
+  .regex(PLAIN_TEXT, PLAIN_TEXT_MESSAGE);
 
 export const groupBody = z.strictObject({
   /** Other members (3–8 members including the caller; duplicates are removed, so the limit leaves room for them). */

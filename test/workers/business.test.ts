@@ -750,6 +750,11 @@ describe("business authorisation", () => {
       ["POST", `/business/conversations/${chat.body.id}/close`, customer, { status: "closed" }],
       ["POST", "/conversations/business", customer, { businessId: biz.id, category: "" }],
       ["POST", "/conversations/business", customer, { businessId: biz.id, category: "x".repeat(51) }],
+      // Unpaired surrogates: stored as U+FFFD, or refused by Postgres inside an audit entry's JSON, before.
+      ["PUT", `/business/${biz.id}/agents/${agent.id}`, biz.admin, { skills: ["billing \ud800"] }],
+      ["POST", "/conversations/business", customer, { businessId: biz.id, category: "half \udfff" }],
+      ["POST", `/business/conversations/${chat.body.id}/assign`, biz.admin, { agentId: agent.id, reason: "half \ud800" }],
+      ["POST", `/business/conversations/${chat.body.id}/close`, customer, { reason: "half \ud800" }],
     ];
     for (const [method, path, as, body] of cases) expectErrorShape(await api(method, path, { token: as.token, body }), 400);
     expectErrorShape(await api("GET", `/business/${biz.id}/stats?days=abc`, { token: biz.admin.token }), 400);

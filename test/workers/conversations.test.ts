@@ -114,6 +114,9 @@ describe("POST /conversations/group", () => {
       { participantIds: ids.slice(0, 2), name: "   " },
       { participantIds: ids.slice(0, 2), name: "x".repeat(101) },
       { participantIds: ids.slice(0, 2), name: "bell\u0007" },
+      // An unpaired surrogate (Postgres refused it inside the audit entry's JSON: "Invalid value in request").
+      { participantIds: ids.slice(0, 2), name: "half \ud83d" },
+      { participantIds: ids.slice(0, 2), name: "😀".repeat(101) },
       { participantIds: ids.slice(0, 2), roles: { [ids[0]]: "admin" } },
       { name: "no members" },
     ]) {
@@ -226,6 +229,17 @@ describe("GET /conversations/:id", () => {
 });
 
 describe("PATCH /conversations/:id", () => {
+  it("counts a name in characters and stores it composed (NFC)", async () => {
+    const [a, b, c] = await users(3);
+    // 100 emoji are 200 UTF-16 units: within the 100-character limit as users count.
+    const emoji = await api("POST", "/conversations/group", { token: a.token, body: { participantIds: [b.id, c.id], name: "😀".repeat(100) } });
+    expect(emoji.status).toBe(201);
+    expect(emoji.body.name).toBe("😀".repeat(100));
+    const renamed = await api("PATCH", `/conversations/${emoji.body.id}`, { token: a.token, body: { name: " Cafe\u0301 " } });
+    expect(renamed.status).toBe(200);
+    expect(renamed.body.name).toBe("Caf\u00e9");
+  });
+
   it("lets a group admin rename", async () => {
     const [a, b, c] = await users(3);
     const id = await group(a, [b, c], "Old");
@@ -243,7 +257,7 @@ describe("PATCH /conversations/:id", () => {
     expectErrorShape(await api("PATCH", `/conversations/${d}`, { token: a.token, body: { name: "Pair" } }), 400);
     const biz = await api("POST", "/conversations/business", { token: a.token, body: { businessId: crypto.randomUUID() } });
     expectErrorShape(await api("PATCH", `/conversations/${biz.body.id}`, { token: a.token, body: { name: "Shop" } }), 400);
-    for (const body of [{}, { name: "" }, { name: "x".repeat(101) }, { name: "ok", type: "direct" }, { name: "ok", lastSeq: 99 }]) {
+    for (const body of [{}, { name: "" }, { name: "x".repeat(101) }, { name: "half \udc00" }, { name: "ok", type: "direct" }, { name: "ok", lastSeq: 99 }]) {
       expectErrorShape(await api("PATCH", `/conversations/${id}`, { token: a.token, body }), 400);
     }
   });

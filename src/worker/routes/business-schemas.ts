@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { hoursSchema } from "../../domain/business-hours";
-import { agentBody, uuidField } from "../../protocol/requests";
+import { agentBody, PLAIN_TEXT, PLAIN_TEXT_MESSAGE, uuidField } from "../../protocol/requests";
 import { intParam, limitParam } from "../params";
 
 export {
@@ -26,7 +26,7 @@ const reasonField = z
   .trim()
   .min(1)
   .max(500)
-  .regex(/^[^\p{Cc}]*$/u, "must not contain control characters");
+  .regex(PLAIN_TEXT, PLAIN_TEXT_MESSAGE);
 
 export { agentBody };
 

@@ -105,9 +105,13 @@ export const messages = pgTable("messages", {
   unique("messages_conversation_seq_uq").on(t.conversationId, t.seq),
   unique("messages_client_id_uq").on(t.conversationId, t.senderId, t.clientMessageId),
   index("messages_event_seq_idx").on(t.conversationId, t.eventSeq),
-  // A small pending list: the insert that overflows it merges it, and that insert is a room's flush (migration 0010).
-  index("messages_search_idx").using("gin", t.search).with({ gin_pending_list_limit: 256 }),
-  index("messages_content_trgm_idx").using("gin", t.content.op("gin_trgm_ops")).with({ gin_pending_list_limit: 256 }),
+  // Keyed by conversation first (btree_gin), so one conversation's search does not read every conversation's matches
+  // (migration 0012). A small pending list: the insert that overflows it merges it, and that insert is a room's flush
+  // (migration 0010).
+  index("messages_conversation_search_idx").using("gin", t.conversationId, t.search).with({ gin_pending_list_limit: 256 }),
+  index("messages_conversation_trgm_idx")
+    .using("gin", t.conversationId, t.content.op("gin_trgm_ops"))
+    .with({ gin_pending_list_limit: 256 }),
   index("messages_created_at_idx").on(t.createdAt),
   index("messages_deleted_content_idx").on(t.deletedAt).where(sql`deleted_at IS NOT NULL AND content <> ''`),
   index("messages_conversation_created_idx").on(t.conversationId, t.createdAt.desc(), t.id.desc()),

@@ -172,7 +172,10 @@ describe("database schema", () => {
       }
       // The guard against a vacuous pass: the keys the design relies on are among what was read.
       expect(actual.get("conversations")?.has("conversations_direct_key_uq")).toBe(true);
-      expect(actual.get("messages")?.get("messages_search_idx")?.method).toBe("gin");
+      // Search indexes keyed by conversation first: a conversation's search reads its own entries, not every
+      // conversation's matches for the term (migration 0012).
+      expect(actual.get("messages")?.get("messages_conversation_search_idx")).toMatchObject({ method: "gin", columns: ["conversation_id", "search"] });
+      expect(actual.get("messages")?.get("messages_conversation_trgm_idx")).toMatchObject({ method: "gin", columns: ["conversation_id", "content gin_trgm_ops"] });
       const problems: string[] = [];
       for (const table of tables) {
         const name = getTableConfig(table).name;
@@ -264,7 +267,7 @@ describe("database schema", () => {
         "EXPLAIN SELECT id FROM messages WHERE search @@ websearch_to_tsquery('simple', $1)",
         ["hello"],
       );
-      expect(search.rows.map((r) => r["QUERY PLAN"]).join("\n")).toMatch(/messages_search_idx/);
+      expect(search.rows.map((r) => r["QUERY PLAN"]).join("\n")).toMatch(/messages_conversation_search_idx/);
     } finally {
       await client.query("ROLLBACK").catch(() => {});
       client.release();
@@ -287,7 +290,7 @@ describe("database schema", () => {
            FROM generate_series(1, 600) g`,
         [conversation, user],
       );
-      for (const index of ["messages_content_trgm_idx", "messages_search_idx"]) {
+      for (const index of ["messages_conversation_trgm_idx", "messages_conversation_search_idx"]) {
         const { rows } = await db.query<{ pages: string }>("SELECT gin_clean_pending_list($1::regclass) AS pages", [index]);
         expect(Number(rows[0].pages), index).toBeLessThanOrEqual(256 / 8 + 2);
       }

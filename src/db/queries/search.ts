@@ -93,9 +93,11 @@ export async function searchMessages(db: Db, query: SearchQuery): Promise<{ mess
 }
 
 /**
- * One conversation (the caller's membership is checked by its room), newest first by seq: the (conversation, seq)
- * index walks only this conversation. Ordered by created_at, the planner preferred the global created_at index and
- * filtered other conversations' newer rows (measured: 20–28 ms instead of 2.4 ms for a 1%-frequency word).
+ * One conversation (the caller's membership is checked by its room), newest first by seq. Postgres either walks the
+ * (conversation, seq) index and filters, or reads the search indexes, whose first column is the conversation
+ * (migration 0012: they no longer hand back every conversation's matches). Ordered by created_at, the planner
+ * preferred the global created_at index and filtered other conversations' newer rows (20–28 ms instead of 2.4 ms
+ * for a 1%-frequency word).
  */
 export async function searchConversation(db: Db, query: ConversationSearchQuery): Promise<{ messages: Message[]; nextBeforeSeq?: number }> {
   const conditions: SQL[] = [matches(query.q), sql`m.conversation_id = ${query.conversationId}`];

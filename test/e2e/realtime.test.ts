@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { Client, faults, http, login, pool, seedConversation, sleep, until, type User, socketPool, pgSeqs, WS_BASE } from "./harness";
+import { Client, faults, http, login, pool, seedConversation, sleep, until, type User, socketPool, pgSeqs, WS_BASE, BASE } from "./harness";
 
 /** The local profile service's avatar for a user: a profile from the service, not a placeholder (avatarUrl null). */
 const serviceAvatar = (userId: string) => `https://avatars.example.test/${userId}.png`;
@@ -264,6 +264,11 @@ describe("conversation socket", () => {
     expect(await Client.refused(`/conversations/${id}/ws`, stranger.token)).toBe(404);
     expect(await Client.refused(`/conversations/${crypto.randomUUID()}/ws`, a.token)).toBe(404);
     expect(await Client.refused(`/conversations/${id}/ws`, a.token, { origin: "https://evil.example" })).toBe(403);
+    // The service's own origin is always allowed; the same host under the other scheme is another origin.
+    const own = new URL(BASE);
+    expect(await Client.refused(`/conversations/${id}/ws`, a.token, { origin: own.origin })).toBe(101);
+    const otherScheme = `${own.protocol === "https:" ? "http:" : "https:"}//${own.host}`;
+    expect(await Client.refused(`/conversations/${id}/ws`, a.token, { origin: otherScheme })).toBe(403);
     expect(await Client.refused(`/conversations/${id}/ws?token=${a.token}`)).toBe(401);
   });
 

@@ -16,13 +16,14 @@ import type { AppEnv } from "../env";
 function checkOrigin(c: Context<AppEnv>): void {
   const origin = c.req.header("origin");
   if (!origin) return;
-  let sameHost = false;
+  let own = false;
   try {
-    sameHost = new URL(origin).host === new URL(c.req.url).host;
+    // Scheme, host and port: a page on http:// is another origin than the service on https://, though the host is one.
+    own = new URL(origin).origin === new URL(c.req.url).origin;
   } catch {
     throw forbidden("Origin not allowed");
   }
-  if (!sameHost && !c.var.config.ALLOWED_ORIGINS.includes(origin.toLowerCase())) throw forbidden("Origin not allowed");
+  if (!own && !c.var.config.ALLOWED_ORIGINS.includes(origin.toLowerCase())) throw forbidden("Origin not allowed");
 }
 
 /**

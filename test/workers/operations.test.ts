@@ -369,6 +369,9 @@ describe("audit log", () => {
     expect((await verify()).body.firstBroken).toEqual({ conversationId, id: ids[2], reason: "prev_hash_mismatch" });
     expectErrorShape(await api("POST", "/operations/audit/verify", { token: (await newUser("member")).token, body: {} }), 403);
     expectErrorShape(await api("POST", "/operations/audit/verify", { token: service.token, body: { conversationId: "nope" } }), 400);
+    // Two chains asked for at once: the global flag was silently ignored.
+    const both = { conversationId: crypto.randomUUID(), globalOnly: true };
+    expectErrorShape(await api("POST", "/operations/audit/verify", { token: service.token, body: both }), 400);
     // The global chain can be verified on its own (no body at all is fine too).
     const global = await api("POST", "/operations/audit/verify", { token: service.token });
     expect(global.status).toBe(200);

@@ -1,6 +1,6 @@
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
-import { forbidden, notFound, unavailable } from "../../lib/errors";
+import { badRequest, forbidden, notFound, unavailable } from "../../lib/errors";
 import { flushMetrics, metrics, readMetrics, renderPrometheus, type Sample } from "../../lib/metrics";
 import { createRedis, withTimeout } from "../../lib/redis";
 import { appendAudit } from "../../db/queries/audit";
@@ -120,6 +120,7 @@ export const operations = new OpenAPIHono<AppEnv>()
     }),
     async (c) => {
       const body = c.req.valid("json");
+      if (body.conversationId !== undefined && body.globalOnly) throw badRequest("use either conversationId or globalOnly, not both");
       const report = await verifyAuditChains(c.var.db(), {
         conversationId: body.conversationId?.toLowerCase(),
         globalOnly: body.globalOnly,

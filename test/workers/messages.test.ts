@@ -224,6 +224,37 @@ describe("history", () => {
 });
 
 describe("edit and delete", () => {
+  it("never brings back a deleted old message through an edit sent at the same moment", async () => {
+    // Old messages are only in Postgres: the room adopts the newest page when it loads. Edit and delete both read
+    // the row from there, and an edit that read it before the delete's tombstone used to overwrite it.
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    const ids: string[] = [];
+    await withDb(async (db) => {
+      for (let seq = 1; seq <= 130; seq++) {
+        const mid = crypto.randomUUID();
+        ids.push(mid);
+        await db.execute(
+          sql`INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq)
+              VALUES (${mid}, ${id}, ${seq}, ${a.id}, 'text', ${`old ${seq}`}, now(), ${seq})`,
+        );
+      }
+      await db.execute(sql`UPDATE conversations SET last_seq = 130 WHERE id = ${id}`);
+    });
+    for (const mid of ids.slice(0, 8)) {
+      const path = `/conversations/${id}/messages/${mid}`;
+      const [deleted, edited] = await Promise.all([
+        api("DELETE", path, { token: a.token }),
+        api("PATCH", path, { token: a.token, body: { content: "edited" } }),
+      ]);
+      expect(deleted.status).toBe(204);
+      // The edit either came first (and the delete removed it) or found the tombstone.
+      expect([200, 409]).toContain(edited.status);
+      const now = await api("GET", path, { token: b.token });
+      expect(now.body).toMatchObject({ content: "", deletedAt: expect.any(String) });
+    }
+  });
+
   it("lets only the sender edit, records the edit time and audits the previous content", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const [a, b] = users;

@@ -110,12 +110,20 @@ async function findMessageBySeqInPg(room: ConversationRoom, seq: number): Promis
   return m && m.seq === seq ? { ...m, eventSeq: seq } : undefined;
 }
 
-/** Local storage first (pending and recent), then Postgres; an old message read from Postgres is cached. */
+/**
+ * Local storage first (pending and recent), then Postgres; an old message read from Postgres is cached. Read from
+ * the room again after the await: a request that read the same row meanwhile may have changed it here (a delete's
+ * tombstone), and the Postgres copy is then stale. An edit that acted on it brought deleted messages back.
+ */
 export async function findMessage(room: ConversationRoom, id: string): Promise<StoredMessage | undefined> {
   const local = room.store.messageById(id);
   if (local) return local;
   const row = await room.pgOr503(() => messageById(room.db(), room.conversationId(), id));
-  if (row) room.store.cacheCommitted(row);
+  if (!row) return undefined;
+  // A change made meanwhile is pending, so never trimmed from the room: found here if there was one.
+  const changed = room.store.messageById(id);
+  if (changed) return changed;
+  room.store.cacheCommitted(row);
   return row;
 }
 

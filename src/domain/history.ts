@@ -44,3 +44,19 @@ export function pageSpan(cursor: PageCursor, first: number, lastSeq: number): { 
   const from = Math.max(first, to - cursor.limit + 1);
   return { from, to, hasMore: from > first };
 }
+
+/**
+ * Search results read from Postgres, with the room's changes Postgres has not seen yet (`changed`: seqs pending
+ * around the read; `local`: the room's copy). A message deleted meanwhile is dropped, so its old text is never
+ * found; an edited one shows its new text.
+ */
+export function overlayChanges(found: Message[], changed: Set<number>, local: (seq: number) => Message | undefined): Message[] {
+  if (changed.size === 0) return found;
+  const out: Message[] = [];
+  for (const m of found) {
+    const mine = changed.has(m.seq) ? local(m.seq) : undefined;
+    if (!mine) out.push(m);
+    else if (!mine.deletedAt) out.push(mine);
+  }
+  return out;
+}

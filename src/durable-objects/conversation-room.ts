@@ -11,7 +11,7 @@ import { kahaIdsOf } from "../db/queries/participants";
 import { loadRoomState } from "../db/queries/room";
 import { searchConversation } from "../db/queries/search";
 import { backoffMs } from "../domain/backoff";
-import { mergePage, pageSpan } from "../domain/history";
+import { mergePage, overlayChanges, pageSpan } from "../domain/history";
 import { TYPING_LEASE_MS } from "../domain/typing";
 import { LIMITS, type Message, type Participant } from "../protocol/resources";
 import { encodeFrame } from "../protocol/frames";
@@ -290,7 +290,18 @@ export class ConversationRoom extends DurableObject<Env> {
       await this.ready(input.conversationId);
       this.requireMember(input.actor.id);
       const { actor: _actor, ...query } = input;
-      return this.pgOr503(() => searchConversation(this.db(), query));
+      // Postgres has not seen changes still pending here (an outage, a retry's backoff): a deleted message would be
+      // found by its old text, an edited one shown with it. Those pending when the read began count too: one may
+      // commit while the read runs, after its snapshot.
+      const pendingSeqs = () => this.store.pending(Number.MAX_SAFE_INTEGER).map((p) => p.message.seq);
+      const changed = new Set(pendingSeqs());
+      const page = await this.pgOr503(() => searchConversation(this.db(), query));
+      for (const seq of pendingSeqs()) changed.add(seq);
+      const local = (seq: number) => {
+        const m = this.store.messageBySeq(seq);
+        return m && publicMessage(m);
+      };
+      return { ...page, messages: overlayChanges(page.messages, changed, local) };
     });
   }
 

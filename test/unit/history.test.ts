@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { pageSpan, type PageCursor } from "../../src/domain/history";
+import { overlayChanges, pageSpan, type PageCursor } from "../../src/domain/history";
+import type { Message } from "../../src/protocol/resources";
 
 /** The page Postgres would answer over the dense seqs first..last: the reference the room's shortcut must match. */
 function reference(cursor: PageCursor, first: number, last: number): { seqs: number[]; hasMore: boolean } {
@@ -45,5 +46,41 @@ describe("pageSpan", () => {
       ),
       { seed: 11, numRuns: 2000 },
     );
+  });
+});
+
+describe("overlayChanges", () => {
+  const message = (seq: number, content: string, deletedAt: string | null = null): Message => ({
+    id: `00000000-0000-4000-8000-${String(seq).padStart(12, "0")}`,
+    conversationId: "00000000-0000-4000-8000-000000000000",
+    seq,
+    senderId: "00000000-0000-4000-8000-000000000001",
+    clientMessageId: null,
+    type: "text",
+    content,
+    replyToId: null,
+    createdAt: "2026-11-27T00:00:00.000Z",
+    editedAt: null,
+    deletedAt,
+    status: "sent",
+  });
+
+  it("drops what the room deleted, shows what it edited, and keeps the rest in order", () => {
+    const found = [message(9, "secret"), message(7, "old words"), message(4, "untouched")];
+    const room = new Map([
+      [9, message(9, "", "2026-11-27T00:01:00.000Z")],
+      [7, { ...message(7, "new words"), status: "pending" as const }],
+    ]);
+    const out = overlayChanges(found, new Set([9, 7, 2]), (seq) => room.get(seq));
+    expect(out.map((m) => [m.seq, m.content])).toEqual([
+      [7, "new words"],
+      [4, "untouched"],
+    ]);
+  });
+
+  it("keeps Postgres's row when the room no longer holds the changed one", () => {
+    const found = [message(3, "as committed")];
+    expect(overlayChanges(found, new Set([3]), () => undefined)).toEqual(found);
+    expect(overlayChanges(found, new Set(), () => message(3, "", "x"))).toBe(found);
   });
 });

@@ -356,6 +356,34 @@ describe("search", () => {
     expectErrorShape(await api("GET", `/conversations?cursor=${enc(["0000-01-01T00:00:00.000000Z", mine.id])}`, { token: t }), 400);
   });
 
+  it("never finds deleted text, nor an edit's old text, while the change waits to reach Postgres", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    const marker = `lk${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    const secret = await send(id, a.token, { content: `${marker} card number 4111` });
+    const typo = await send(id, a.token, { content: `${marker} meet at 5` });
+    // This conversation's changes cannot reach Postgres (their audit entries are refused): they stay in the room.
+    const fn = `refuse_${marker}`;
+    await withDb(async (db) => {
+      await db.execute(sql.raw(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.conversation_id = '${id}' THEN RAISE EXCEPTION 'held back by the test'; END IF; RETURN NEW; END $$`));
+      await db.execute(sql.raw(`CREATE TRIGGER ${fn} BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION ${fn}()`));
+    });
+    try {
+      expect((await api("DELETE", `/conversations/${id}/messages/${secret.body.id}`, { token: a.token })).status).toBe(204);
+      const edited = await api("PATCH", `/conversations/${id}/messages/${typo.body.id}`, { token: a.token, body: { content: `${marker} meet at 6` } });
+      expect(edited.body.status).toBe("pending");
+      const found = await api("GET", `/conversations/${id}/messages/search?q=${marker}`, { token: b.token });
+      expect(found.status).toBe(200);
+      expect(found.body.messages.map((m: { content: string }) => m.content)).toEqual([`${marker} meet at 6`]);
+    } finally {
+      await withDb(async (db) => {
+        await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON audit_log`));
+        await db.execute(sql.raw(`DROP FUNCTION IF EXISTS ${fn}()`));
+      });
+    }
+  });
+
   it("answers 400 to a search without q (or with an empty one)", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const t = users[0].token;

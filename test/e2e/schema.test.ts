@@ -264,7 +264,7 @@ describe("database schema", () => {
       );
       expect(history.rows.map((r) => r["QUERY PLAN"]).join("\n")).toMatch(/messages_conversation_seq_uq/);
       const search = await client.query<{ "QUERY PLAN": string }>(
-        "EXPLAIN SELECT id FROM messages WHERE search @@ websearch_to_tsquery('simple', $1)",
+        "EXPLAIN SELECT id FROM messages WHERE search @@ plainto_tsquery('simple', $1)",
         ["hello"],
       );
       expect(search.rows.map((r) => r["QUERY PLAN"]).join("\n")).toMatch(/messages_conversation_search_idx/);

@@ -384,6 +384,24 @@ describe("search", () => {
     }
   });
 
+  it("reads the query as plain words: typed decomposed, with a leading hyphen, up to 500 characters", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a] = users;
+    const marker = `pw${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    await send(id, a.token, { content: `${marker} Jose\u0301 ate at the cafe\u0301` });
+    await send(id, a.token, { content: `${marker} lunch tomorrow?` });
+    await send(id, a.token, { content: `${marker} shipped build-rc1 today` });
+    const search = (q: string) => api("GET", `/conversations/${id}/messages/search?q=${encodeURIComponent(q)}`, { token: a.token });
+    const contents = async (q: string) => (await search(q)).body.messages.map((m: { content: string }) => m.content.replace(`${marker} `, ""));
+    // Stored composed (NFC); the same letters typed decomposed found nothing.
+    expect(await contents("cafe\u0301")).toEqual(["José ate at the café"]);
+    // A leading "-" was the websearch parser's NOT: every message without "rc1" came back.
+    expect(await contents(`${marker} -rc1`)).toEqual(["shipped build-rc1 today"]);
+    // Counted in characters: 499 letters and an emoji are 500.
+    expect((await search(`${"a".repeat(499)}😀`)).status).toBe(200);
+    expectErrorShape(await search("a".repeat(501)), 400);
+  });
+
   it("answers 400 to a search without q (or with an empty one)", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const t = users[0].token;

@@ -46,9 +46,12 @@ type Row = {
   cursor_at?: string;
 };
 
-/** Full-text (websearch syntax, which never raises on odd input) OR substring match (trigram index). */
+/**
+ * Every word (plain text: never raises, and no operators) OR the text as a substring (trigram index). With the
+ * websearch parser a leading "-" meant NOT, so a search for "-rc1" answered with every message without "rc1".
+ */
 const matches = (q: string) =>
-  sql`m.deleted_at IS NULL AND (m.search @@ websearch_to_tsquery('simple', ${q}) OR m.content ILIKE ${likePattern(q)})`;
+  sql`m.deleted_at IS NULL AND (m.search @@ plainto_tsquery('simple', ${q}) OR m.content ILIKE ${likePattern(q)})`;
 
 const COLUMNS = sql`m.id, m.conversation_id, m.seq, m.sender_id, m.client_message_id, m.type, m.content, m.reply_to_id,
   m.created_at, m.edited_at, m.deleted_at`;

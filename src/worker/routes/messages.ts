@@ -42,10 +42,11 @@ function requireIds(...ids: string[]): void {
 }
 
 function parseSearch(q: string): string {
-  // Postgres text cannot hold NUL; other characters are matched literally or by the websearch parser.
-  const cleaned = q.replace(/\u0000/g, "").trim();
+  // Postgres text cannot hold NUL. Composed (NFC) as stored content is: "e" + U+0301 typed found nothing stored as "é".
+  const cleaned = q.replace(/\u0000/g, "").normalize("NFC").trim();
   if (cleaned.length === 0) throw badRequest("q: must not be empty");
-  if (cleaned.length > LIMITS.searchQueryMax) throw badRequest(`q: must be at most ${LIMITS.searchQueryMax} characters`);
+  // Characters as users count them (code points), as for message content.
+  if ([...cleaned].length > LIMITS.searchQueryMax) throw badRequest(`q: must be at most ${LIMITS.searchQueryMax} characters`);
   return cleaned;
 }
 

@@ -39,6 +39,8 @@ export function purgeJob(options: { name?: string } = {}): JobDefinition {
   };
 }
 
+const PAGE = 50;
+
 async function purge(ctx: JobContext): Promise<JobOutcome> {
   const cutoff = retentionCutoff(ctx.now, ctx.config.DELETED_CONTENT_GRACE_DAYS);
   let tombstones = 0;
@@ -61,14 +63,15 @@ async function purge(ctx: JobContext): Promise<JobOutcome> {
     }
   }
 
-  // Each event is handled once per run (a refused one would otherwise come back in every page).
-  const seen = new Set<number>();
+  // Pages read on from the last event handled: a refused event stays unredacted, and re-reading from the oldest,
+  // a page full of them ended the run with every later deletion left as it was, run after run.
+  let from: DeleteEvent | undefined;
   while (!more) {
     if (statements > 0 && !hasTime(ctx)) {
       more = true;
       break;
     }
-    const events = (await unredactedDeleteEvents(ctx.db, cutoff, 50)).filter((e) => !seen.has(e.id));
+    const events = await unredactedDeleteEvents(ctx.db, cutoff, PAGE, from);
     statements++;
     if (events.length === 0) break;
     for (const event of events) {
@@ -76,7 +79,7 @@ async function purge(ctx: JobContext): Promise<JobOutcome> {
         more = true;
         break;
       }
-      seen.add(event.id);
+      from = event;
       const result = await redactMessageHistory(ctx.db, event, ctx.now);
       if (result.refused !== undefined) {
         refused++;

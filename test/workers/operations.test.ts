@@ -308,6 +308,41 @@ describe("purge of soft-deleted content", () => {
   });
 });
 
+describe("purge past entries it must refuse", () => {
+  it("still redacts later deletions when the oldest ones do not verify", { timeout: 90_000 }, async () => {
+    const now = new Date();
+    const { id, users } = await seedConversation("group", 3);
+    const at = (days: number, plusMs = 0) => new Date(now.getTime() - days * DAY + plusMs).toISOString();
+    const entry = (n: number, text: string, when: string) => ({
+      conversationId: id,
+      actorId: users[0].id,
+      action: "message.deleted",
+      targetId: crypto.randomUUID(),
+      details: { seq: n, previousContent: text },
+      at: when,
+    });
+    // The oldest deletions anywhere, so they lead every page; then one intact deletion after them.
+    const damaged = Array.from({ length: 50 }, (_, n) => entry(n + 1, `DAMAGED-${n + 1}`, at(4000, n)));
+    const later = entry(4, "REDACT-ME-LATER", at(3999));
+    await withDb((db) => appendAudit(db, [...damaged, later]));
+    const ids = await withDb((db) =>
+      db.execute<{ id: string }>(sql`SELECT id FROM audit_log WHERE conversation_id = ${id}::uuid AND details->>'previousContent' LIKE 'DAMAGED-%'`),
+    );
+    expect(ids.rows).toHaveLength(50);
+    const damagedIds = ids.rows.map((r) => Number(r.id));
+    await tamperAudit(sql`UPDATE audit_log SET details = jsonb_set(details, '{seq}', '0') WHERE id IN ${damagedIds}`);
+
+    // A page (50) of refused entries: the run read the same page again, found nothing new and stopped, every run.
+    await run(purgeJob({ name: unique("retention.purge") }), { now });
+    const text = JSON.stringify(
+      (await withDb((db) => db.execute(sql`SELECT details FROM audit_log WHERE conversation_id = ${id}::uuid ORDER BY id`))).rows,
+    );
+    expect(text).not.toContain("REDACT-ME-LATER");
+    // Refused ones are left for an operator, not laundered.
+    expect(text).toContain("DAMAGED-1");
+  });
+});
+
 describe("audit log", () => {
   it("is readable by group admins and service tokens only; members get 403, strangers 404", async () => {
     const { id, users } = await seedConversation("group", 3);

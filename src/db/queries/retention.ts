@@ -178,18 +178,30 @@ export interface DeleteEvent {
   id: number;
   conversationId: string;
   targetId: string;
+  /** created_at as Postgres prints it (full precision): with `id`, the position to read on from. */
+  createdAt: string;
 }
 
-/** Oldest `message.deleted` audit entries before the cutoff whose previous content is still there (not on hold). */
-export async function unredactedDeleteEvents(db: Db, cutoff: Date, limit: number): Promise<DeleteEvent[]> {
-  const result = await db.execute<{ id: string; conversation_id: string; target_id: string }>(sql`
-    SELECT a.id, a.conversation_id, a.target_id FROM audit_log a
+/**
+ * Oldest `message.deleted` audit entries before the cutoff whose previous content is still there (not on hold),
+ * after `from` (the last event of the previous page): events left as they were (refused) must not fill every page.
+ */
+export async function unredactedDeleteEvents(
+  db: Db,
+  cutoff: Date,
+  limit: number,
+  from?: Pick<DeleteEvent, "createdAt" | "id">,
+): Promise<DeleteEvent[]> {
+  const after = from ? sql`AND (a.created_at, a.id) > (${from.createdAt}::timestamptz, ${from.id})` : sql``;
+  const result = await db.execute<{ id: string; conversation_id: string; target_id: string; created_at: string }>(sql`
+    SELECT a.id, a.conversation_id, a.target_id, a.created_at::text AS created_at FROM audit_log a
     WHERE a.action = 'message.deleted' AND NOT (a.details ? 'redacted') AND a.created_at < ${iso(cutoff)}::timestamptz
       AND a.details ? 'previousContent' AND a.conversation_id IS NOT NULL AND a.target_id IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.id = a.conversation_id AND c.legal_hold)
+      ${after}
     ORDER BY a.created_at, a.id
     LIMIT ${limit}`);
-  return result.rows.map((r) => ({ id: Number(r.id), conversationId: r.conversation_id, targetId: r.target_id }));
+  return result.rows.map((r) => ({ id: Number(r.id), conversationId: r.conversation_id, targetId: r.target_id, createdAt: r.created_at }));
 }
 
 export type AuditRow = typeof auditLog.$inferSelect;

@@ -374,6 +374,26 @@ describe("conversation list: participants, senders and businesses", () => {
 });
 
 describe("message routes: senders", () => {
+  it("answers a retried send with the same placeholder sender as the first answer", async () => {
+    // The profile service does not know this id: the placeholder is named after the caller's kahaId.
+    const ghost = { id: UNKNOWN_ID_PREFIX, kahaId: "ghost-unknown" };
+    const token = await signDevToken(ghost, env.JWT_SECRET, 600);
+    const peer = await newUser("peer");
+    const id = uuid();
+    await withDb(async (db) => {
+      for (const u of [ghost, peer]) await db.execute(sql`INSERT INTO users (id, kaha_id) VALUES (${u.id}, ${u.kahaId}) ON CONFLICT DO NOTHING`);
+      await db.execute(sql`INSERT INTO conversations (id, type, name, created_by) VALUES (${id}, 'group', 'ghosts', ${peer.id})`);
+      for (const u of [ghost, peer]) await db.execute(sql`INSERT INTO participants (conversation_id, user_id, role) VALUES (${id}, ${u.id}, 'member')`);
+    });
+    const body = { content: "boo", clientMessageId: `g-${uuid()}` };
+    const first = await api("POST", `/conversations/${id}/messages`, { token, body });
+    expect(first.status).toBe(201);
+    expect(first.body.sender).toEqual({ id: ghost.id, name: ghost.kahaId, avatarUrl: null, kind: "user" });
+    const retry = await api("POST", `/conversations/${id}/messages`, { token, body });
+    expect(retry.status).toBe(200);
+    expect(retry.body.sender).toEqual(first.body.sender);
+  });
+
   it("a 50-message page from 10 senders: one profile-service call and one Redis read cold, no service call warm", { timeout: 90_000 }, async () => {
     const { id, users } = await seedConversation("group", 10);
     await sendFrom(id, users, 5);

@@ -32,7 +32,7 @@ export async function sendMessage(room: ConversationRoom, input: SendInput, via:
   const appendsAtCheck = room.store.appends;
   if (cmid) {
     const previous = await previousSend(room, meta, input.actor.id, cmid);
-    if (previous) return retried(room, previous, hash);
+    if (previous) return retried(room, previous, hash, input.actor);
   }
   // After the retry check: a message sent before the close still answers its retries.
   if (meta.closed) throw conflict("The conversation is closed");
@@ -44,7 +44,7 @@ export async function sendMessage(room: ConversationRoom, input: SendInput, via:
   // The seq is assigned, and the message stored, in one synchronous storage transaction. A concurrent retry
   // that slipped past the check above (another send appended while we awaited) is caught here, atomically.
   const existing = cmid && room.store.appends !== appendsAtCheck ? room.store.clientId(input.actor.id, cmid) : undefined;
-  if (existing) return retried(room, existing, hash);
+  if (existing) return retried(room, existing, hash, input.actor);
   const createdAt = new Date().toISOString();
   const message = room.store.appendMessage(
     (seq) => ({
@@ -90,11 +90,13 @@ async function previousSend(room: ConversationRoom, meta: RoomMeta, senderId: st
   return remembered;
 }
 
-async function retried(room: ConversationRoom, previous: { seq: number; contentHash: string }, hash: string): Promise<SendResult> {
+async function retried(room: ConversationRoom, previous: { seq: number; contentHash: string }, hash: string, actor: Actor): Promise<SendResult> {
   if (previous.contentHash !== hash) throw conflict("clientMessageId was already used for a different message");
   const original = room.store.messageBySeq(previous.seq) ?? (await findMessageBySeqInPg(room, previous.seq));
   if (!original) throw unavailable("Original message not available yet");
-  const sender = await room.profiles.user(original.senderId);
+  // The retry's sender is the original's (client ids are per sender): the same kahaId names the same placeholder
+  // as the first answer when the profile service does not know them.
+  const sender = await room.profiles.user(original.senderId, actor.kahaId);
   return { message: { ...publicMessage(original), sender }, created: false };
 }
 

@@ -66,6 +66,10 @@ async function main() {
    npm run token -- --kahaId alice
    curl -s -X POST ${url}/auth/dev-login -H 'content-type: application/json' -d '{"kahaId":"alice"}'
 
+ Jobs (the cron does not fire locally): with a service token from
+   npm run token -- --kahaId ops --role admin
+   curl -s -X POST ${url}/operations/jobs/retention.archive/run -H "authorization: Bearer $TOKEN"
+
  Ctrl-C stops everything.
 ──────────────────────────────────────────────────────────────
 `);

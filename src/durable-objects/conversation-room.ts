@@ -257,16 +257,20 @@ export class ConversationRoom extends DurableObject<Env> {
     return asRpcResult(() => this.deleteMessage(input));
   }
 
-  async history(q: HistoryQuery): Promise<RpcResult<{ messages: Message[]; hasMore: boolean; lastSeq: number }>> {
+  /** A page, with the span of seqs history holds: `archivedUpToSeq` + 1 (older ones are in the archive) to `lastSeq`. */
+  async history(q: HistoryQuery): Promise<RpcResult<{ messages: Message[]; hasMore: boolean; lastSeq: number; archivedUpToSeq: number }>> {
     return asRpcResult(async () => {
       const meta = await this.ready(q.conversationId);
       this.requireMember(q.actor.id);
+      const archivedUpToSeq = this.archivedUpToSeq();
       // Recent pages (what opening a conversation asks for) come from the room's own rows, the newest truth, with no
       // Postgres round trip; a cursor outside the range needs no rows at all. Anything else is read from Postgres.
-      const span = pageSpan(q, this.archivedUpToSeq() + 1, meta.lastSeq);
-      if (span.from > span.to) return { messages: [], hasMore: span.hasMore, lastSeq: meta.lastSeq };
+      const span = pageSpan(q, archivedUpToSeq + 1, meta.lastSeq);
+      if (span.from > span.to) return { messages: [], hasMore: span.hasMore, lastSeq: meta.lastSeq, archivedUpToSeq };
       const held = this.store.range(span.from, span.to);
-      if (held.length === span.to - span.from + 1) return { messages: held.map(publicMessage), hasMore: span.hasMore, lastSeq: meta.lastSeq };
+      if (held.length === span.to - span.from + 1) {
+        return { messages: held.map(publicMessage), hasMore: span.hasMore, lastSeq: meta.lastSeq, archivedUpToSeq };
+      }
       // Merged over the page: rows pending now, and rows that were pending when the read began (one may commit while
       // the page is read; that read can miss it, and it is no longer pending after). The room keeps recent committed
       // rows, so its rows from the older of the two oldest pending seqs, within the cursor, cover both, once each.
@@ -277,7 +281,7 @@ export class ConversationRoom extends DurableObject<Env> {
       const to = Math.min(this.store.meta()?.lastSeq ?? meta.lastSeq, (q.before ?? Number.POSITIVE_INFINITY) - 1);
       const local = from <= to ? this.store.range(from, to) : [];
       const merged = mergePage(page, local.map(publicMessage), q);
-      return { ...merged, lastSeq: meta.lastSeq };
+      return { ...merged, lastSeq: meta.lastSeq, archivedUpToSeq };
     });
   }
 

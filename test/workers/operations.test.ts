@@ -117,6 +117,13 @@ describe("retention: archiving old messages", () => {
     const t = users[2].token;
     const history = await api("GET", `/conversations/${id}/messages`, { token: t });
     expect(history.body.messages.map((m: { seq: number }) => m.seq)).toEqual([4, 5]);
+    // Numbered pages end at the archive mark too: they said hasMore (and counted 5) with only 4 and 5 left.
+    const paged = await api("GET", `/conversations/${id}/messages?page=1&limit=2`, { token: t });
+    expect(paged.body).toMatchObject({ hasMore: false, total: 2, page: 1, limit: 2 });
+    expect(paged.body.messages.map((m: { seq: number }) => m.seq)).toEqual([4, 5]);
+    const beyond = await api("GET", `/conversations/${id}/messages?page=2&limit=1`, { token: t });
+    expect(beyond.body).toMatchObject({ hasMore: false, total: 2 });
+    expect(beyond.body.messages.map((m: { seq: number }) => m.seq)).toEqual([4]);
     const archive = await api("GET", `/conversations/${id}/archive`, { token: t });
     expect(archive.status).toBe(200);
     expect(archive.body.messages.map((m: { seq: number }) => m.seq)).toEqual([1, 2, 3]);

@@ -113,16 +113,16 @@ export const messages = new OpenAPIHono<AppEnv>()
       const actor = actorOf(c);
       if (q.page !== undefined) {
         // Page n counts back from the newest message; seq is dense, so it maps to a seq range (no OFFSET scan).
+        // History holds the seqs after the archive mark: pages end there, and `total` counts what they can show.
         const head = await callRoom(() => room.history({ conversationId: id, actor, limit: 1 }));
+        const oldest = head.archivedUpToSeq + 1;
         const top = head.lastSeq - (q.page - 1) * q.limit;
         const page =
-          top < 1
+          top < oldest
             ? { messages: [], hasMore: false }
             : await callRoom(() => room.history({ conversationId: id, actor, before: top + 1, limit: q.limit }));
-        return c.json(
-          { messages: await withSenders(c, page.messages), hasMore: top - q.limit > 0, page: q.page, limit: q.limit, total: head.lastSeq },
-          200,
-        );
+        const total = head.lastSeq - head.archivedUpToSeq;
+        return c.json({ messages: await withSenders(c, page.messages), hasMore: top - q.limit >= oldest, page: q.page, limit: q.limit, total }, 200);
       }
       const page = await callRoom(() => room.history({ conversationId: id, actor, before: q.before, after: q.after, limit: q.limit }));
       return c.json({ messages: await withSenders(c, page.messages), hasMore: page.hasMore }, 200);

@@ -406,6 +406,8 @@ export class ConversationRoom extends DurableObject<Env> {
     if (!meta || !Number.isInteger(upToSeq) || upToSeq < 1) return { notified: 0 };
     this.noteArchived(upToSeq);
     this.broadcast("messages_archived", { conversationId: meta.conversationId, upToSeq });
+    // Archived messages no longer count as unread (REST counts read `messages`): badges that counted them follow.
+    this.badgesAfterArchive(upToSeq);
     return { notified: this.ctx.getWebSockets().length };
   }
 
@@ -476,9 +478,18 @@ export class ConversationRoom extends DurableObject<Env> {
    * (the others' are re-derived from Postgres when a device connects).
    */
   badgesAfterDelete(deleted: { seq: number; senderId: string }): void {
+    this.refreshBadges((p) => p.userId !== deleted.senderId && p.lastReadSeq < deleted.seq);
+  }
+
+  /** Members who had not read up to the archive mark counted archived messages; their open devices' badges follow. */
+  badgesAfterArchive(upToSeq: number): void {
+    this.refreshBadges((p) => p.lastReadSeq < upToSeq);
+  }
+
+  private refreshBadges(affected: (p: Participant) => boolean): void {
     const offline = this.store.offlineUsers();
     for (const p of this.store.participants()) {
-      if (p.userId === deleted.senderId || p.lastReadSeq >= deleted.seq || offline.has(p.userId)) continue;
+      if (offline.has(p.userId) || !affected(p)) continue;
       this.ctx.waitUntil(this.readMarked(p.userId, p.lastReadSeq));
     }
   }

@@ -6,6 +6,12 @@ import type { Message } from "../../src/protocol/resources";
 import { direct, send, users } from "./conversation-helpers";
 import { openSocket, waitFor } from "./sockets";
 import { api } from "./helpers";
+import { sql } from "drizzle-orm";
+import { getConfig } from "../../src/lib/config";
+import { createLogger } from "../../src/lib/log";
+import { runJob } from "../../src/jobs/runner";
+import { archiveJob } from "../../src/jobs/retention";
+import { withDb } from "./fixtures";
 
 const connectUser = (user: TestUser) => openSocket("/ws", user);
 
@@ -112,6 +118,24 @@ describe("new-message notifications follow reachability", () => {
     const after = await waitFor(() => phone.frames.slice(seen).find((f) => f.type === "unread_count"), "a badge after the delete");
     expect(after.data).toMatchObject({ conversationId: id, unreadCount: 2, totalUnread: 2 });
     expect(await sessionBadge(b, id)).toBe(2);
+    phone.ws.close(1000, "done");
+  });
+
+  it("lowers an open device's badge when unread messages move to the archive", async () => {
+    const [a, b] = await users(2, "archbadge");
+    const id = await direct(a, b);
+    const phone = await connectUser(b);
+    await waitFor(() => phone.frames.find((f) => f.type === "connected"), "connected");
+    for (const text of ["one", "two", "three"]) await send(id, a, text);
+    await waitFor(() => phone.frames.find((f) => f.type === "unread_count" && f.data.unreadCount === 3), "badge of 3");
+    const seen = phone.frames.length;
+    // The first two are past retention; the archive job moves them (REST's count becomes 1).
+    await withDb((db) => db.execute(sql`UPDATE messages SET created_at = now() - interval '100 days' WHERE conversation_id = ${id}::uuid AND seq <= 2`));
+    const job = archiveJob({ conversationIds: [id], name: `retention.archive:${crypto.randomUUID().slice(0, 8)}` });
+    await withDb((db) => runJob(job, { env, config: getConfig(env), db, log: createLogger({ test: "notifications" }), force: true }));
+    expect((await api("GET", `/conversations/${id}/unread-count`, { token: b.token })).body.unreadCount).toBe(1);
+    const after = await waitFor(() => phone.frames.slice(seen).find((f) => f.type === "unread_count"), "a badge after archiving");
+    expect(after.data).toMatchObject({ conversationId: id, unreadCount: 1, totalUnread: 1 });
     phone.ws.close(1000, "done");
   });
 });

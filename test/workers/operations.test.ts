@@ -99,6 +99,19 @@ describe("retention: archiving old messages", () => {
     expect({ status: retry.status, id: retry.body.id, seq: retry.body.seq }).toEqual({ status: 200, id: sent.body.id, seq: 1 });
   });
 
+  it("keeps a conversation's preview when every message has moved to the archive", { timeout: 90_000 }, async () => {
+    const now = new Date();
+    const { id, users } = await seedConversation("group", 3);
+    await seedMessages(id, users[0].id, 1, 3, new Date(now.getTime() - 91 * DAY));
+    expect(await run(archiveJob({ conversationIds: [id], name: unique("retention.archive") }), { now })).toMatchObject({ rows: 3 });
+    expect(await seqs("messages", id)).toEqual([]);
+    const one = await api("GET", `/conversations/${id}`, { token: users[1].token });
+    expect(one.body).toMatchObject({ lastSeq: 3, lastMessage: { seq: 3, content: "old message 3", senderId: users[0].id } });
+    const list = await api("GET", "/conversations?limit=100", { token: users[1].token });
+    const listed = list.body.conversations.find((c: { id: string }) => c.id === id);
+    expect(listed.lastMessage).toMatchObject({ seq: 3, content: "old message 3" });
+  });
+
   it("moves messages past the 90-day default to the archive, tells the sockets, and serves them to members", { timeout: 90_000 }, async () => {
     const now = new Date();
     const { id, users } = await seedConversation("group", 3);

@@ -26,6 +26,18 @@ const MEMBER_JSON = `json_build_object(
   'lastDeliveredSeq', p.last_delivered_seq, 'kahaId', u.kaha_id)`;
 
 /**
+ * The newest message of a conversation, from the archive when every message has moved there (a conversation quiet
+ * past the retention period kept its `lastSeq` and lost its preview). The archive's branch runs only when `messages`
+ * has no row: an Append under LIMIT 1 stops at the first row.
+ */
+function latestOf(conversationIdColumn: string): string {
+  return `(SELECT ${PAGE_COLUMNS} FROM messages WHERE conversation_id = ${conversationIdColumn} ORDER BY seq DESC LIMIT 1)
+    UNION ALL
+    (SELECT ${PAGE_COLUMNS} FROM message_archive WHERE conversation_id = ${conversationIdColumn} ORDER BY seq DESC LIMIT 1)
+    LIMIT 1`;
+}
+
+/**
  * What a page of conversations shows around each conversation row, in one statement: a Worker request opens a
  * connection of its own, and from the edge every further round trip to Postgres crosses the network again.
  */
@@ -38,7 +50,7 @@ export async function conversationParts(db: Db, userId: string, conversationIds:
          FROM participants p JOIN users u ON u.id = p.user_id
          WHERE p.conversation_id IN (SELECT id FROM ids) AND p.left_at IS NULL) AS members,
         (SELECT coalesce(json_agg(l), '[]'::json) FROM ids CROSS JOIN LATERAL
-           (SELECT ${PAGE_COLUMNS} FROM messages WHERE conversation_id = ids.id ORDER BY seq DESC LIMIT 1) l) AS latest,
+           (${latestOf("ids.id")}) l) AS latest,
         (SELECT coalesce(json_object_agg(c.conversation_id, c.n), '{}'::json) FROM
            (SELECT p.conversation_id, count(*) AS n
             FROM participants p JOIN messages m ON m.conversation_id = p.conversation_id AND m.seq > p.last_read_seq
@@ -64,8 +76,7 @@ export const partsColumns = {
   members: sql<MemberJson[]>`(SELECT coalesce(json_agg(${sql.raw(MEMBER_JSON)} ORDER BY p.joined_at, p.user_id), '[]'::json)
     FROM participants p JOIN users u ON u.id = p.user_id
     WHERE p.conversation_id = ${conversations.id} AND p.left_at IS NULL)`,
-  latest: sql<LatestJson | null>`(SELECT row_to_json(l) FROM
-    (SELECT ${sql.raw(PAGE_COLUMNS)} FROM messages WHERE conversation_id = ${conversations.id} ORDER BY seq DESC LIMIT 1) l)`,
+  latest: sql<LatestJson | null>`(SELECT row_to_json(l) FROM (${sql.raw(latestOf('"conversations"."id"'))}) l)`,
   unread: sql<number>`(SELECT count(*) FROM messages m
     WHERE m.conversation_id = ${participants.conversationId} AND m.seq > ${participants.lastReadSeq}
       AND m.sender_id <> ${participants.userId} AND m.deleted_at IS NULL)`.mapWith(Number),

@@ -549,8 +549,7 @@ export class ConversationRoom extends DurableObject<Env> {
     const meta = this.store.meta()!;
     const local = (unreadCount: number) => ({ unreadCount, asOfSeq: meta.lastSeq, readSeq: lastReadSeq });
     if (lastReadSeq >= meta.lastSeq) return local(0);
-    const oldest = this.store.oldestSeq();
-    if (oldest !== undefined && oldest <= lastReadSeq + 1) {
+    if (this.store.holdsAllFrom(lastReadSeq + 1, meta.lastSeq)) {
       return local(this.store.range(lastReadSeq + 1, meta.lastSeq).filter((m) => m.senderId !== userId && !m.deletedAt).length);
     }
     const { count, asOf } = await this.pgOr503(() => unreadCount(this.db(), meta.conversationId, userId, lastReadSeq));

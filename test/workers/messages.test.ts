@@ -224,6 +224,29 @@ describe("history", () => {
 });
 
 describe("edit and delete", () => {
+  it("counts unread messages right after an old message was looked up (the room holds it beside its recent rows)", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    const ids: string[] = [];
+    await withDb(async (db) => {
+      for (let seq = 1; seq <= 130; seq++) {
+        const mid = crypto.randomUUID();
+        ids.push(mid);
+        await db.execute(
+          sql`INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq)
+              VALUES (${mid}, ${id}, ${seq}, ${a.id}, 'text', ${`old ${seq}`}, now(), ${seq})`,
+        );
+      }
+      await db.execute(sql`UPDATE conversations SET last_seq = 130 WHERE id = ${id}`);
+    });
+    // The room loads the newest page (31–130); looking up seq 2 adds it there, with a gap between.
+    expect((await api("GET", `/conversations/${id}/messages/${ids[1]}`, { token: b.token })).status).toBe(200);
+    const read = await api("PUT", `/conversations/${id}/read`, { token: b.token, body: { seq: 10 } });
+    expect(read.status).toBe(200);
+    // 11–130: 120 unread. Counted from the room's rows, the gap's 20 were missed.
+    expect(read.body).toMatchObject({ lastReadSeq: 10, unreadCount: 120 });
+  });
+
   it("never brings back a deleted old message through an edit sent at the same moment", async () => {
     // Old messages are only in Postgres: the room adopts the newest page when it loads. Edit and delete both read
     // the row from there, and an edit that read it before the delete's tombstone used to overwrite it.

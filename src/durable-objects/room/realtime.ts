@@ -229,9 +229,8 @@ export async function replayFor(room: ConversationRoom, afterSeq: number): Promi
       cursor = messages[messages.length - 1].seq;
     }
   } catch (err) {
-    // Postgres unreachable: the room's own rows still cover a short absence.
-    const oldest = room.store.oldestSeq();
-    if (oldest === undefined || oldest > afterSeq + 1) throw err;
+    // Postgres unreachable: the room's own rows still cover a short absence, if they hold every seq since.
+    if (!room.store.holdsAllFrom(afterSeq + 1, room.store.meta()?.lastSeq ?? meta.lastSeq)) throw err;
   }
   for (const m of room.store.changesSince(afterSeq, 10_000)) {
     if (!complete && m.seq > afterSeq + REPLAY_PAGE * REPLAY_MAX_PAGES) continue;

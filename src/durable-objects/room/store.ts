@@ -357,11 +357,16 @@ export class RoomStore {
     });
   }
 
-  /** Oldest seq kept here (committed or pending); undefined when the table is empty. */
-  oldestSeq(): number | undefined {
+  /**
+   * Whether every seq from `fromSeq` to `lastSeq` is held here. The oldest row alone does not say so: an old message
+   * looked up (an edit, a reply) is kept beside the recent rows with a gap between, and counting or replaying from
+   * the rows here then missed the gap's messages.
+   */
+  holdsAllFrom(fromSeq: number, lastSeq: number): boolean {
+    if (fromSeq > lastSeq) return true;
     this.settle();
-    const row = this.sql.exec<{ s: number | null }>("SELECT min(seq) AS s FROM messages").one();
-    return row.s ?? undefined;
+    const held = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM messages WHERE seq BETWEEN ? AND ?", fromSeq, lastSeq).one().n;
+    return held === lastSeq - fromSeq + 1;
   }
 
   /** Messages (current state) with seq > afterSeq, or changed at/after afterSeq, in seq order. */

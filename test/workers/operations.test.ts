@@ -99,6 +99,35 @@ describe("retention: archiving old messages", () => {
     expect({ status: retry.status, id: retry.body.id, seq: retry.body.seq }).toEqual({ status: 200, id: sent.body.id, seq: 1 });
   });
 
+  it("lets members open, reply to and read up to an archived message, and its sender edit and delete it", { timeout: 90_000 }, async () => {
+    const now = new Date();
+    const { id, users } = await seedConversation("group", 3);
+    const [owner, member] = users;
+    await seedMessages(id, owner.id, 1, 3, new Date(now.getTime() - 91 * DAY));
+    await seedMessages(id, member.id, 4, 5, new Date(now.getTime() - DAY));
+    await run(archiveJob({ conversationIds: [id], name: unique("retention.archive") }), { now });
+    const archived = (await api("GET", `/conversations/${id}/archive`, { token: member.token })).body.messages as { id: string; seq: number }[];
+    const [first, second] = archived;
+    const path = (m: { id: string }) => `/conversations/${id}/messages/${m.id}`;
+    // All of these were a 404 (or a 400 for the reply), though /archive lists the message.
+    expect((await api("GET", path(first), { token: member.token })).body).toMatchObject({ seq: 1, content: "old message 1" });
+    const reply = await api("POST", `/conversations/${id}/messages`, { token: member.token, body: { content: "about that", replyToId: first.id } });
+    expect(reply.status).toBe(201);
+    expect(reply.body.replyToId).toBe(first.id);
+    expect((await api("PUT", `/conversations/${id}/read`, { token: users[2].token, body: { messageId: second.id } })).body.lastReadSeq).toBe(2);
+    const edited = await api("PATCH", path(second), { token: owner.token, body: { content: "old message 2, fixed" } });
+    expect(edited.body).toMatchObject({ status: "sent", content: "old message 2, fixed" });
+    expect((await api("DELETE", path(first), { token: owner.token })).status).toBe(204);
+    // The changes are in the archive, not back in live history.
+    const after = (await api("GET", `/conversations/${id}/archive`, { token: member.token })).body.messages as { seq: number; content: string; deletedAt: string | null }[];
+    expect(after.map((m) => [m.seq, m.content, m.deletedAt !== null])).toEqual([
+      [1, "", true],
+      [2, "old message 2, fixed", false],
+      [3, "old message 3", false],
+    ]);
+    expect(await seqs("messages", id)).toEqual([4, 5, 6]);
+  });
+
   it("keeps a conversation's preview when every message has moved to the archive", { timeout: 90_000 }, async () => {
     const now = new Date();
     const { id, users } = await seedConversation("group", 3);

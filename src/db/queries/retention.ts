@@ -1,5 +1,6 @@
 import { and, asc, desc, eq, lt, sql } from "drizzle-orm";
 import type { Message } from "../../protocol/resources";
+import type { StoredMessage } from "./messages";
 import type { Db } from "../client";
 import { toMessage } from "../mappers";
 import { auditLog, messageArchive } from "../schema";
@@ -153,6 +154,17 @@ export async function archivePage(
   const hasMore = rows.length > q.limit;
   const page = (hasMore ? rows.slice(0, q.limit) : rows).reverse();
   return { messages: page.map(toMessage), hasMore };
+}
+
+/** One archived message by id: edits, deletes, replies and read marks can name a message the job moved. */
+export async function archivedMessageById(db: Db, conversationId: string, id: string): Promise<StoredMessage | undefined> {
+  const rows = await db
+    .select(archiveColumns)
+    .from(messageArchive)
+    .where(and(eq(messageArchive.conversationId, conversationId), eq(messageArchive.id, id)))
+    .limit(1);
+  const m = rows[0] && toMessage(rows[0]);
+  return m && { ...m, eventSeq: m.seq };
 }
 
 // ── Purge of soft-deleted content ────────────────────────────────────────────────────────────────────────────────

@@ -1,7 +1,7 @@
 import { badRequest, conflict, forbidden, notFound, unavailable } from "../../lib/errors";
 import { metrics } from "../../lib/metrics";
 import { messageByClientId, messageById, messagePage, type StoredMessage } from "../../db/queries/messages";
-import { archivePage } from "../../db/queries/retention";
+import { archivedMessageById, archivePage } from "../../db/queries/retention";
 import { normalizeContent } from "../../domain/content";
 import type { Message } from "../../protocol/resources";
 import type { ConversationRoom } from "../conversation-room";
@@ -121,12 +121,22 @@ export async function findMessage(room: ConversationRoom, id: string): Promise<S
   const local = room.store.messageById(id);
   if (local) return local;
   const row = await room.pgOr503(() => messageById(room.db(), room.conversationId(), id));
-  if (!row) return undefined;
+  if (!row) return findArchived(room, id);
   // A change made meanwhile is pending, so never trimmed from the room: found here if there was one.
   const changed = room.store.messageById(id);
   if (changed) return changed;
   room.store.cacheCommitted(row);
   return row;
+}
+
+/**
+ * A message the retention job moved: still the sender's to edit or delete (the flush writes changes at or below the
+ * archive mark to the archive), and one to reply to or read up to. Not cached: the room keeps recent rows only.
+ */
+async function findArchived(room: ConversationRoom, id: string): Promise<StoredMessage | undefined> {
+  if (room.archivedUpToSeq() === 0) return undefined;
+  const row = await room.pgOr503(() => archivedMessageById(room.db(), room.conversationId(), id));
+  return row && (room.store.messageById(id) ?? row);
 }
 
 export async function editMessage(

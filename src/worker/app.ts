@@ -61,6 +61,8 @@ export function createApp() {
 
   app.notFound((c) => {
     const allowed = allowedMethods(app, c.req.path);
+    // Only a trailing slash differs from a route of this very method (the pattern lets one through).
+    if (allowed.includes(c.req.method)) throw new HttpError(404, "Route not found; drop the trailing slash");
     if (allowed.length > 0) {
       c.header("Allow", allowed.join(", "));
       throw new HttpError(405, `Method ${c.req.method} not allowed on ${c.req.path}`);

@@ -97,6 +97,11 @@ describe("error shapes", () => {
     const wrongMethod = await api("DELETE", "/health");
     expectErrorShape(wrongMethod, 405);
     expect(wrongMethod.headers.get("allow")).toContain("GET");
+    // A trailing slash on a route that has this method is no route: 404, not "GET not allowed" on a GET route.
+    const user = await newUser("slash");
+    const slash = await api("GET", `/conversations/${crypto.randomUUID()}/messages/`, { token: user.token });
+    expectErrorShape(slash, 404);
+    expect(slash.body.message).toMatch(/trailing slash/);
     const big = await api("POST", "/auth/dev-login", { body: { kahaId: "x".repeat(70_000) } });
     expectErrorShape(big, 413);
   });

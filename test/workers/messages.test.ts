@@ -223,22 +223,29 @@ describe("history", () => {
   });
 });
 
+/**
+ * Messages 1..n written straight to Postgres, as a long-running conversation has them: the room adopts only the
+ * newest page when it loads, so the older ones are in Postgres alone. Returns their ids, by seq.
+ */
+async function seedHistory(conversationId: string, senderId: string, n: number): Promise<string[]> {
+  const ids = Array.from({ length: n }, () => crypto.randomUUID());
+  await withDb(async (db) => {
+    for (const [i, mid] of ids.entries()) {
+      await db.execute(
+        sql`INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq)
+            VALUES (${mid}, ${conversationId}, ${i + 1}, ${senderId}, 'text', ${`old ${i + 1}`}, now(), ${i + 1})`,
+      );
+    }
+    await db.execute(sql`UPDATE conversations SET last_seq = ${n} WHERE id = ${conversationId}`);
+  });
+  return ids;
+}
+
 describe("edit and delete", () => {
   it("counts unread messages right after an old message was looked up (the room holds it beside its recent rows)", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const [a, b] = users;
-    const ids: string[] = [];
-    await withDb(async (db) => {
-      for (let seq = 1; seq <= 130; seq++) {
-        const mid = crypto.randomUUID();
-        ids.push(mid);
-        await db.execute(
-          sql`INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq)
-              VALUES (${mid}, ${id}, ${seq}, ${a.id}, 'text', ${`old ${seq}`}, now(), ${seq})`,
-        );
-      }
-      await db.execute(sql`UPDATE conversations SET last_seq = 130 WHERE id = ${id}`);
-    });
+    const ids = await seedHistory(id, a.id, 130);
     // The room loads the newest page (31–130); looking up seq 2 adds it there, with a gap between.
     expect((await api("GET", `/conversations/${id}/messages/${ids[1]}`, { token: b.token })).status).toBe(200);
     const read = await api("PUT", `/conversations/${id}/read`, { token: b.token, body: { seq: 10 } });
@@ -252,18 +259,7 @@ describe("edit and delete", () => {
     // the row from there, and an edit that read it before the delete's tombstone used to overwrite it.
     const { id, users } = await seedConversation("direct", 2);
     const [a, b] = users;
-    const ids: string[] = [];
-    await withDb(async (db) => {
-      for (let seq = 1; seq <= 130; seq++) {
-        const mid = crypto.randomUUID();
-        ids.push(mid);
-        await db.execute(
-          sql`INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq)
-              VALUES (${mid}, ${id}, ${seq}, ${a.id}, 'text', ${`old ${seq}`}, now(), ${seq})`,
-        );
-      }
-      await db.execute(sql`UPDATE conversations SET last_seq = 130 WHERE id = ${id}`);
-    });
+    const ids = await seedHistory(id, a.id, 130);
     for (const mid of ids.slice(0, 8)) {
       const path = `/conversations/${id}/messages/${mid}`;
       const [deleted, edited] = await Promise.all([

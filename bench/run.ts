@@ -91,7 +91,7 @@ async function main(): Promise<number> {
   // A whole quick run has no time for them (its 150 s budget ran out in S12); a quick subset does. They start when
   // first measured and stop after each scenario (see workerdFloorTargets).
   const references: ChatTarget[] = [];
-  if (["S1", "S3", "S12"].some(wanted) && (!args.quick || args.only)) {
+  if (["S1", "S3", "S8", "S12"].some(wanted) && (!args.quick || args.only)) {
     // Started once here, so a floor that cannot start is reported as a baseline error, not as a failed scenario.
     const floor = workerdFloorTargets();
     try {
@@ -277,12 +277,15 @@ function checks(r: Results): Check[] {
   // (a rate of "< 50" means not even the lowest offered rate met p99 ≤ 50 ms)
 
   const worst = (scenario: string) => {
-    const rows = r.rows().filter((x) => x.scenario === scenario && x.summary && x.summary.count > 0);
+    const rows = r.rows().filter((x) => x.scenario === scenario && x.target === "edge" && x.summary && x.summary.count > 0);
     if (rows.length === 0) return undefined;
     return rows.reduce((a, b) => (b.summary!.p99 > a.summary!.p99 ? b : a));
   };
   const s8 = worst("S8");
-  add("S8 p99 ≤ 5 ms (history page at 100k, worst case)", s8 ? `${fmt(s8.summary!.p99)} (${s8.case}; ${s8.values?.rows} rows)` : "–", s8 ? s8.summary!.p99 <= 5 : undefined);
+  // The runtime's own page (workerd floor, no code of ours) says how much of the tail is there before the service.
+  const s8floor = r.rows().find((x) => x.scenario === "S8" && x.target === "workerd-sqlite")?.summary;
+  const s8ref = s8floor?.count ? `; workerd + SQLite floor p99 ${fmt(s8floor.p99)}` : "";
+  add("S8 p99 ≤ 5 ms (history page at 100k, worst case)", s8 ? `${fmt(s8.summary!.p99)} (${s8.case}; ${s8.values?.rows} rows${s8ref})` : "–", s8 ? s8.summary!.p99 <= 5 : undefined);
   const s9 = worst("S9");
   add("S9 p99 ≤ 20 ms (search at 100k, worst case)", s9 ? `${fmt(s9.summary!.p99)} (${s9.case}; ${s9.values?.rows} rows)` : "–", s9 ? s9.summary!.p99 <= 20 : undefined);
 

@@ -2,6 +2,9 @@
 // the same hibernation API the service uses (acceptWebSocket, webSocketMessage, getWebSockets), served by Miniflare
 // in its own workerd: no auth, no validation beyond JSON.parse. With `?store=1` each message is also inserted into
 // the object's SQLite before it is sent, so its frames wait for the commit as the service's do (the output gate).
+// `GET /page` is S8's floor: the Worker asks the room (an RPC) for a page of 50 rows from the object's SQLite, which
+// it fills with `rows` messages on first use, and answers it as JSON: the request path of a history page with no
+// auth, no validation and no profiles.
 // The difference between this and the plain-ws floor is what workerd itself costs; the difference between this and
 // the service is what the service's own work costs. Started by the bench runner; reports its port over IPC.
 import { mkdtempSync, rmSync } from "node:fs";
@@ -17,6 +20,7 @@ export class Room extends DurableObject {
     super(ctx, env);
     this.seq = 0;
     this.tableReady = false;
+    this.historyReady = false;
   }
 
   async fetch(request) {
@@ -61,6 +65,40 @@ export class Room extends DurableObject {
     ws.send(JSON.stringify({ type: "message_ack", data: { clientMessageId: message.clientMessageId, message }, id: frame.id }));
   }
 
+  /** A page of the \`rows\`-message history, as the service's room serves recent pages from its own storage. */
+  page(rows, before, limit) {
+    if (!this.historyReady) {
+      this.ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS h (seq INTEGER PRIMARY KEY, id TEXT, sender TEXT, content TEXT, created TEXT)");
+      const held = this.ctx.storage.sql.exec("SELECT count(*) AS n FROM h").one().n;
+      if (held < rows) {
+        this.ctx.storage.sql.exec(
+          \`WITH RECURSIVE g(n) AS (SELECT ? UNION ALL SELECT n + 1 FROM g WHERE n < ?)
+           INSERT INTO h SELECT n, lower(hex(randomblob(16))), 'u' || (n % 10), 'lorem ipsum message ' || n, ? FROM g\`,
+          held + 1,
+          rows,
+          new Date().toISOString(),
+        );
+      }
+      this.historyReady = true;
+    }
+    const found = this.ctx.storage.sql.exec("SELECT * FROM h WHERE seq < ? ORDER BY seq DESC LIMIT ?", before, limit + 1).toArray();
+    const messages = found.slice(0, limit).reverse().map((r) => ({
+      id: r.id,
+      conversationId: "room",
+      seq: r.seq,
+      senderId: r.sender,
+      clientMessageId: null,
+      type: "text",
+      content: r.content,
+      replyToId: null,
+      createdAt: r.created,
+      editedAt: null,
+      deletedAt: null,
+      status: "sent",
+    }));
+    return { messages, hasMore: found.length > limit };
+  }
+
   webSocketClose(ws) {
     try {
       ws.close(1000, "bye");
@@ -71,10 +109,15 @@ export class Room extends DurableObject {
 }
 
 export default {
-  fetch(request, env) {
-    const room = new URL(request.url).searchParams.get("room") ?? "default";
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    const q = url.searchParams;
+    const stub = env.ROOM.get(env.ROOM.idFromName(q.get("room") ?? "default"));
+    if (url.pathname === "/page") {
+      return Response.json(await stub.page(Number(q.get("rows") ?? 1000), Number(q.get("before") ?? 1e15), Number(q.get("limit") ?? 50)));
+    }
     if (request.headers.get("upgrade") !== "websocket") return new Response("websocket only", { status: 426 });
-    return env.ROOM.get(env.ROOM.idFromName(room)).fetch(request);
+    return stub.fetch(request);
   },
 };
 `;

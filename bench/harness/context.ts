@@ -13,7 +13,7 @@ export interface Ctx {
   edge: ReturnType<typeof edgeTarget>;
   /** Baselines that started (absent when a baseline could not start). */
   baselines: ChatTarget[];
-  /** The runtime's floor (workerd-floor, workerd-sqlite): in S1, S3 and S12, to tell workerd's cost from ours. */
+  /** The runtime's floor (workerd-floor, workerd-sqlite): in S1, S3, S8 and S12, to tell workerd's cost from ours. */
   references: ChatTarget[];
   /** The workerd running the Worker (found again if wrangler restarted it). */
   workerd(): number | undefined;

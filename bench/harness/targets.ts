@@ -16,6 +16,8 @@ export interface ChatTarget {
   createRoom(members: number): Promise<TargetRoom>;
   /** The serving process (for memory and CPU figures); the service's workerd is found by the runner. */
   pid?: number;
+  /** The target's HTTP base URL, for a target that also serves S8's page (the runtime floor). */
+  httpBase?(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -129,6 +131,11 @@ export function workerdFloorTargets(): ChatTarget[] {
         },
         persisted: async () => undefined,
       };
+    },
+    async httpBase() {
+      const server = await ensure();
+      current = server;
+      return `http://127.0.0.1:${server.port}`;
     },
     stop,
   });

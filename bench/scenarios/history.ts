@@ -1,6 +1,7 @@
 // S8 history pages and S9 search at 100,000 messages; S10 a page with profile enrichment, cache cold vs warm.
+import { randomUUID } from "node:crypto";
 import { JsonWs, now, sleep } from "../harness/clients.js";
-import type { Ctx } from "../harness/context.js";
+import { makeHttp, type Ctx } from "../harness/context.js";
 import { control, pgAnswersBetween, type ControlStats } from "../harness/control.js";
 import type { BenchUser } from "../harness/db.js";
 import { newHist, recordMs, summarize } from "../harness/hist.js";
@@ -56,22 +57,31 @@ async function dropEarlierRuns(ctx: Ctx): Promise<void> {
   ctx.log(`  removed in ${Math.round((now() - t0) / 100) / 10} s`);
 }
 
+/** Where measureGet sends its requests: the service by default, or a reference's own server (no Postgres there). */
+interface GetTarget {
+  http: Ctx["http"];
+  pid(): number | undefined;
+  postgres: boolean;
+}
+
 /** Up to n sequential GETs (fewer if maxSeconds runs out), after 3 warm-ups; non-200 answers are counted apart. */
-async function measureGet(ctx: Ctx, path: string, token: string, n: number, maxSeconds: number) {
+async function measureGet(ctx: Ctx, path: string, token: string | undefined, n: number, maxSeconds: number, target?: GetTarget) {
+  const { http, pid, postgres } = target ?? { http: ctx.http, pid: ctx.workerd, postgres: true };
   const hist = newHist();
   const statuses: Record<string, number> = {};
   let size = 0;
   const until = now() + maxSeconds * 1000;
-  let cpu = cpuSnapshot(ctx.workerd());
+  let cpu = cpuSnapshot(pid());
+  const pgStats = () => (postgres ? control<ControlStats>({ op: "stats" }) : Promise.resolve(undefined));
   let pgSince = Date.now();
-  let pgBefore = await control<ControlStats>({ op: "stats" });
+  let pgBefore = await pgStats();
   let done = 0;
   for (let i = -3; i < n && now() < until; i++) {
-    const res = await ctx.http<{ messages?: unknown[] }>("GET", path, token);
+    const res = await http<{ messages?: unknown[] }>("GET", path, token);
     if (i < 0) {
-      cpu = cpuSnapshot(ctx.workerd());
+      cpu = cpuSnapshot(pid());
       pgSince = Date.now();
-      pgBefore = await control<ControlStats>({ op: "stats" });
+      pgBefore = await pgStats();
       continue;
     }
     done++;
@@ -81,9 +91,29 @@ async function measureGet(ctx: Ctx, path: string, token: string, n: number, maxS
       size = res.body?.messages?.length ?? 0;
     }
   }
-  const cpuValues = cpuSince(cpu, ctx.workerd(), done);
-  const pg = pgAnswersBetween(pgBefore, await control<ControlStats>({ op: "stats" }), pgSince);
+  const cpuValues = cpuSince(cpu, pid(), done);
+  const pgAfter = await pgStats();
+  const pg = pgBefore && pgAfter ? pgAnswersBetween(pgBefore, pgAfter, pgSince) : {};
   return { summary: summarize(hist), values: { ...statuses, "page size": size, ...cpuValues, ...pg } };
+}
+
+/**
+ * S8's runtime floor: the same loop against the workerd floor's `/page` (Worker → RPC → 50 rows from the object's
+ * SQLite → JSON, no auth, no profiles). What a history request costs in workerd on this machine before our code.
+ */
+async function floorPage(ctx: Ctx, rows: number, n: number): Promise<Row | undefined> {
+  const floor = ctx.references.find((t) => t.name === "workerd-sqlite");
+  if (!floor?.httpBase) return undefined;
+  const base = await floor.httpBase();
+  const target: GetTarget = { http: makeHttp(base), pid: () => floor.pid, postgres: false };
+  const room = randomUUID();
+  const t0 = now();
+  const first = await target.http("GET", `/page?room=${room}&rows=${rows}&limit=1`);
+  if (first.status !== 200) throw new Error(`workerd floor /page answered ${first.status}`);
+  ctx.log(`  workerd floor: ${rows} rows in the object's SQLite in ${Math.round((now() - t0) / 100) / 10} s`);
+  const r = await measureGet(ctx, `/page?room=${room}&rows=${rows}&before=${rows / 2}&limit=50`, undefined, n, ctx.size(3, 15), target);
+  ctx.log(`  S8 workerd-sqlite page: p50 ${r.summary.p50} ms p99 ${r.summary.p99} ms`);
+  return { scenario: "S8", target: "workerd-sqlite", case: `history before=${rows / 2} (from the object's SQLite)`, summary: r.summary, values: { rows, ...r.values } };
 }
 
 export async function s8(ctx: Ctx): Promise<Row[]> {
@@ -104,6 +134,8 @@ export async function s8(ctx: Ctx): Promise<Row[]> {
     ctx.log(`  S8 ${label}: p50 ${r.summary.p50} ms p99 ${r.summary.p99} ms`);
   }
   rows[0].note = `${conv.rows.toLocaleString("en")} rows inserted in ${conv.insertS} s`;
+  const floor = await floorPage(ctx, N, n);
+  if (floor) rows.push(floor);
   return rows;
 }
 

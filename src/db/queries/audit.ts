@@ -58,8 +58,9 @@ export async function chained(prevHash: string | null, e: AuditEntry) {
 
 /**
  * An INSERT of `e` into its conversation's chain, for a writer that records its change in the statement that makes
- * it (data-modifying CTEs: one round trip, atomic without BEGIN/COMMIT). The entry is written once per row of
- * `source` (none: nothing is written, and the chain's lock is not taken). `audit_chain_head` (migration 0013)
+ * it (data-modifying CTEs: one round trip, atomic without BEGIN/COMMIT). `source` yields at most one row (none:
+ * nothing is written, and the chain's lock is not taken); one entry per statement, because a second head read in
+ * the same statement need not see the first entry, which would fork the chain. `audit_chain_head` (migration 0013)
  * takes the chain's lock, the one appendAudit takes, and reads the last hash after it; Postgres then puts that hash in
  * front of the rest of the hash input, which is fixed here, so the hash is the one `chained` computes and the
  * verifier recomputes.

@@ -193,7 +193,7 @@ export const conversations = new OpenAPIHono<AppEnv>()
       method: "patch",
       path: "/{id}",
       tags,
-      summary: "Rename a group (group admin)",
+      summary: "Rename a group (group admin; audited)",
       ...secured,
       request: { params: z.object({ id: pathId("id") }), ...jsonBody(renameBody) },
       responses: { 200: json("The renamed conversation", conversationSchema), ...errorResponses(400, 401, 403, 404) },

@@ -94,3 +94,88 @@ describe("conversation creation starts the audit chain", () => {
     expect(entries).toEqual([{ actor_id: customer.id, details: { type: "business", businessId, memberIds: [customer.id] } }]);
   });
 });
+
+interface AuditView {
+  action: string;
+  actorId: string | null;
+  targetId: string | null;
+  details: Record<string, unknown>;
+  prevHash: string | null;
+  hash: string;
+}
+
+/** The chain as a moderator reads it (service token, the audit route), oldest first. */
+async function chainOf(id: string, token: string): Promise<AuditView[]> {
+  const res = await api("GET", `/conversations/${id}/audit?limit=100`, { token });
+  expect(res.status).toBe(200);
+  return (res.body.entries as AuditView[]).reverse();
+}
+
+describe("renaming a group is audited", () => {
+  it("records who renamed it and the old and new name, in the chain a moderator reads and verifies", async () => {
+    const [admin, a, b] = await Promise.all([newUser("ren-admin"), newUser("ren-a"), newUser("ren-b")]);
+    const service = await newUser("ren-svc", "admin");
+    const created = await api("POST", "/conversations/group", { token: admin.token, body: { participantIds: [a.id, b.id] } });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    // Quotes, a backslash and non-ASCII: the hash input is built partly in SQL, and must be the verifier's byte for byte.
+    const abusive = 'Ünïcode "quoted" \\ 🚀 name';
+    for (const name of ["Launch", abusive]) {
+      const res = await api("PATCH", `/conversations/${id}`, { token: admin.token, body: { name } });
+      expect({ status: res.status, name: res.body.name }).toEqual({ status: 200, name });
+    }
+    // A member may not rename, and the same name again changes nothing: neither leaves an entry.
+    expect((await api("PATCH", `/conversations/${id}`, { token: a.token, body: { name: "Mine" } })).status).toBe(403);
+    const again = await api("PATCH", `/conversations/${id}`, { token: admin.token, body: { name: abusive } });
+    expect({ status: again.status, name: again.body.name }).toEqual({ status: 200, name: abusive });
+
+    const chain = await chainOf(id, service.token);
+    expect(chain.map((e) => e.action)).toEqual(["conversation.created", "conversation.renamed", "conversation.renamed"]);
+    expect(chain.slice(1).map(({ actorId, targetId, details }) => ({ actorId, targetId, details }))).toEqual([
+      { actorId: admin.id, targetId: id, details: { from: null, to: "Launch" } },
+      { actorId: admin.id, targetId: id, details: { from: "Launch", to: abusive } },
+    ]);
+    for (let i = 1; i < chain.length; i++) expect(chain[i].prevHash).toBe(chain[i - 1].hash);
+    // A group admin reads the same log.
+    expect((await chainOf(id, admin.token)).map((e) => e.hash)).toEqual(chain.map((e) => e.hash));
+
+    const verify = await api("POST", "/operations/audit/verify", { token: service.token, body: { conversationId: id } });
+    expect(verify.status).toBe(200);
+    expect(verify.body).toMatchObject({ ok: true, rows: 3, broken: [] });
+  });
+
+  it("keeps one verified chain when renames race each other and other audited changes", async () => {
+    const [admin, other, a, b, c] = await Promise.all(["ren-admin", "ren-other", "ren-a", "ren-b", "ren-c"].map((p) => newUser(p)));
+    const service = await newUser("ren-svc", "admin");
+    const created = await api("POST", "/conversations/group", { token: admin.token, body: { name: "Start", participantIds: [other.id, a.id, b.id] } });
+    const id = created.body.id as string;
+    expect((await api("PUT", `/conversations/${id}/participants/${other.id}/role`, { token: admin.token, body: { role: "admin" } })).status).toBe(200);
+
+    const renames = Array.from({ length: 6 }, (_, i) =>
+      api("PATCH", `/conversations/${id}`, { token: (i % 2 ? other : admin).token, body: { name: `Race ${i}` } }),
+    );
+    const others = [
+      api("POST", `/conversations/${id}/participants`, { token: admin.token, body: { userId: c.id } }),
+      api("PUT", `/conversations/${id}/participants/${a.id}/role`, { token: other.token, body: { role: "admin" } }),
+    ];
+    const results = await Promise.all([...renames, ...others]);
+    // A rename that lost the race three times in a row is refused (503, retry); every other one is recorded.
+    const renamed = results.slice(0, 6).filter((r) => r.status === 200);
+    expect(results.slice(0, 6).every((r) => r.status === 200 || r.status === 503)).toBe(true);
+    expect(renamed.length).toBeGreaterThan(0);
+    expect(results.slice(6).map((r) => r.status)).toEqual([201, 200]);
+
+    const chain = await chainOf(id, service.token);
+    const renames2 = chain.filter((e) => e.action === "conversation.renamed").map((e) => e.details as { from: string; to: string });
+    expect(renames2).toHaveLength(renamed.length);
+    // Each rename replaced the name the one before it set: no lost or invented `from`.
+    let name = "Start";
+    for (const r of renames2) {
+      expect(r.from).toBe(name);
+      name = r.to;
+    }
+    expect((await api("GET", `/conversations/${id}`, { token: admin.token })).body.name).toBe(name);
+    const report = await withDb((db) => verifyAuditChains(db, { conversationId: id }));
+    expect(report).toMatchObject({ ok: true, rows: chain.length });
+  });
+});

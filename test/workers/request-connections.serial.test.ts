@@ -56,12 +56,19 @@ describe("Postgres connections and round trips per request", () => {
       const res = await api("POST", "/conversations/direct", { token: me.token, body: { targetUserId: a.id } });
       expect({ status: res.status, id: res.body.id, members: res.body.participants.length }).toEqual({ status: 200, id: first, members: 2 });
     });
+    let renames = 0;
     const renamed = await costOf(async () => {
-      const res = await api("PATCH", `/conversations/${threesome}`, { token: me.token, body: { name: "Renamed" } });
-      expect({ status: res.status, name: res.body.name, members: res.body.participants.length }).toEqual({ status: 200, name: "Renamed", members: 3 });
+      const name = `Renamed ${++renames}`;
+      const res = await api("PATCH", `/conversations/${threesome}`, { token: me.token, body: { name } });
+      expect({ status: res.status, name: res.body.name, members: res.body.participants.length }).toEqual({ status: 200, name, members: 3 });
     });
-    // A rename reads (membership and view) and writes: two.
-    expect(renamed).toEqual({ connections: 1, roundTrips: 2 });
+    const unchanged = await costOf(async () => {
+      const res = await api("PATCH", `/conversations/${threesome}`, { token: me.token, body: { name: `Renamed ${renames}` } });
+      expect({ status: res.status, name: res.body.name }).toEqual({ status: 200, name: `Renamed ${renames}` });
+    });
+    // A rename reads (membership and view) and writes, with its audit entry in the same statement: two. The same
+    // name again writes nothing: one.
+    expect({ renamed, unchanged }).toEqual({ renamed: { connections: 1, roundTrips: 2 }, unchanged: { connections: 1, roundTrips: 1 } });
     const once = { connections: 1, roundTrips: 1 };
     expect({ list, one, numbered, unread, receipts, again }).toEqual({ list: once, one: once, numbered: once, unread: once, receipts: once, again: once });
   });

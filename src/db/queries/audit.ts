@@ -1,4 +1,4 @@
-import { desc, eq, isNull, sql } from "drizzle-orm";
+import { eq, isNull, sql, type SQL } from "drizzle-orm";
 import { sha256Hex } from "../../lib/ids";
 import type { Db } from "../client";
 import { auditLog } from "../schema";
@@ -54,6 +54,35 @@ export async function chained(prevHash: string | null, e: AuditEntry) {
   const hash = await sha256Hex(auditHashInput(prevHash, full));
   const { at, ...columns } = full;
   return { ...columns, createdAt: new Date(at), prevHash, hash, entryId: e.entryId ?? null };
+}
+
+/**
+ * An INSERT of `e` into its conversation's chain, for a writer that records its change in the statement that makes
+ * it (data-modifying CTEs: one round trip, atomic without BEGIN/COMMIT). `source` yields at most one row (none:
+ * nothing is written, and the chain's lock is not taken); one entry per statement, because a second head read in
+ * the same statement need not see the first entry, which would fork the chain. `audit_chain_head` (migration 0013)
+ * takes the chain's lock, the one appendAudit takes, and reads the last hash after it; Postgres then puts that hash in
+ * front of the rest of the hash input, which is fixed here, so the hash is the one `chained` computes and the
+ * verifier recomputes.
+ */
+export function auditInsertFrom(source: SQL, e: AuditEntry & { conversationId: string }): SQL {
+  const full = {
+    conversationId: e.conversationId,
+    actorId: e.actorId,
+    action: e.action,
+    targetId: e.targetId ?? null,
+    details: e.details ?? {},
+    at: new Date(e.at ?? Date.now()).toISOString(),
+  };
+  // The canonical input with a null previous hash, less its opening "[null": what follows the previous hash.
+  const input = auditHashInput(null, full);
+  const rest = input.slice("[null".length);
+  const head = sql`audit_chain_head(${full.conversationId}::uuid)`;
+  return sql`INSERT INTO audit_log (conversation_id, actor_id, action, target_id, details, created_at, prev_hash, hash)
+    SELECT ${full.conversationId}::uuid, ${full.actorId}::uuid, ${full.action}, ${full.targetId}, ${JSON.stringify(full.details)}::jsonb,
+           ${full.at}::timestamptz, h.head,
+           encode(sha256(convert_to('[' || coalesce(to_json(h.head)::text, 'null') || ${rest}::text, 'UTF8')), 'hex')
+    FROM ${source} CROSS JOIN LATERAL (SELECT ${head} AS head) h`;
 }
 
 /**

@@ -193,20 +193,29 @@ export const conversations = new OpenAPIHono<AppEnv>()
       method: "patch",
       path: "/{id}",
       tags,
-      summary: "Rename a group (group admin)",
+      summary: "Rename a group (group admin; audited)",
       ...secured,
       request: { params: z.object({ id: pathId("id") }), ...jsonBody(renameBody) },
       responses: { 200: json("The renamed conversation", conversationSchema), ...errorResponses(400, 401, 403, 404) },
     }),
     async (c) => {
-      // The name is all a rename changes: the parts read with the membership check stay true.
-      const listed = await requireListed(c, c.req.valid("param").id);
-      enforce(checkRename(listed.conversation.type, listed.me.role));
-      const renamed = await renameConversation(c.var.db(), listed.conversation.id, c.req.valid("json").name);
-      const view = await listedView(c, listed, renamed ?? listed.conversation);
-      await tellRoom(c, { kind: "conversation_updated", conversationId: view.id, conversation: sharedView(view) });
-      tellUsers(c, view.participants.map((p) => p.userId), { type: "conversation_updated", conversation: sharedView(view) });
-      return c.json(view, 200);
+      const { name } = c.req.valid("json");
+      // A concurrent rename between the check and the UPDATE makes the UPDATE a no-op (its `from` is stale): read again.
+      for (let attempt = 1; ; attempt++) {
+        // The name is all a rename changes: the parts read with the membership check stay true.
+        const listed = await requireListed(c, c.req.valid("param").id);
+        enforce(checkRename(listed.conversation.type, listed.me.role));
+        // The same name again changes nothing: no audit entry, no conversation_updated.
+        if (listed.conversation.name === name) return c.json(await listedView(c, listed), 200);
+        const rename = { conversationId: listed.conversation.id, actorId: c.var.user.id, from: listed.conversation.name, to: name };
+        if (await renameConversation(c.var.db(), rename)) {
+          const view = await listedView(c, listed, { ...listed.conversation, name });
+          await tellRoom(c, { kind: "conversation_updated", conversationId: view.id, conversation: sharedView(view) });
+          tellUsers(c, view.participants.map((p) => p.userId), { type: "conversation_updated", conversation: sharedView(view) });
+          return c.json(view, 200);
+        }
+        if (attempt === 3) throw unavailable("Conversation changed concurrently, please retry", 1);
+      }
     },
   )
   .route("/", conversationMembers)

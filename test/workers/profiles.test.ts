@@ -3,6 +3,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { env } from "cloudflare:test";
 import { sql } from "drizzle-orm";
+import { readyFrameData } from "../../src/protocol/frames";
 import { collectIds, enrichMessages } from "../../src/profiles/enrich";
 import { profileKey } from "../../src/profiles/keys";
 import { refreshHotProfiles } from "../../src/profiles/refresh";
@@ -322,6 +323,7 @@ describe("conversation socket: the ready frame's participants", () => {
       sockets.push(await openSocket(`/conversations/${id}/ws`, users[0]));
       const ready = await readyOf(sockets[0]);
       expect(sockets[0].frames[0].type).toBe("ready");
+      expect(readyFrameData.safeParse(ready.data).error).toBeUndefined();
       const byUser = new Map((ready.data.participants as { userId: string; profile?: never }[]).map((p) => [p.userId, p.profile]));
       expect([...byUser.keys()].sort()).toEqual([...users.map((u) => u.id), ghost.id].sort());
       for (const u of users) expectFromService(byUser.get(u.id)!, u.id);

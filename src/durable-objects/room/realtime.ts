@@ -8,8 +8,10 @@ import {
   ERROR_CODE_BY_STATUS,
   frameTooLarge,
   parseFrame,
+  PROTOCOL_VERSION,
   type ConversationClientFrame,
   type ErrorCode,
+  type ReadyFrameData,
 } from "../../protocol/frames";
 import type { Message } from "../../protocol/resources";
 import type { Actor } from "../room-api";
@@ -66,8 +68,8 @@ export async function openSocket(room: ConversationRoom, request: Request): Prom
         .filter((t) => t.expiresAt > now)
         .map((t) => t.userId),
       you: { lastReadSeq: me.lastReadSeq, lastDeliveredSeq: me.lastDeliveredSeq },
-      protocolVersion: 1,
-    }),
+      protocolVersion: PROTOCOL_VERSION,
+    } satisfies ReadyFrameData),
   );
   if (identity.exp) await room.scheduleAlarm();
   // Resume on connect: live frames are held from this moment, so nothing falls between "ready" and the replay.

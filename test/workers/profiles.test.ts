@@ -345,6 +345,22 @@ describe("conversation socket: the ready frame's participants", () => {
       for (const s of sockets) s.ws.close(1000, "done");
     }
   });
+
+  it("sockets of a group opening together share one lookup", async () => {
+    const { id, users } = await seedConversation("group", 5);
+    resetCalls();
+    const sockets = await Promise.all(users.map((u) => openSocket(`/conversations/${id}/ws`, u)));
+    try {
+      for (const socket of sockets) {
+        const ready = await readyOf(socket);
+        for (const p of ready.data.participants as { userId: string; profile: never }[]) expectFromService(p.profile, p.userId);
+      }
+      expect(serviceCalls()).toHaveLength(1);
+      expect(redisReads()).toHaveLength(1);
+    } finally {
+      for (const s of sockets) s.ws.close(1000, "done");
+    }
+  });
 });
 
 /** Sends `perSender` messages from each user, the users in parallel; resolves when every send was answered. */

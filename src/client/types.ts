@@ -87,6 +87,10 @@ export interface PresenceUpdate {
 export interface ReadyData {
   conversationId: string;
   lastSeq: number;
+  /**
+   * Each with `profile` (name, avatar; `stale: true` when served from cache while the profile service fails) when
+   * the server had it in time; a participant without one can be looked up over REST or shown by id.
+   */
   participants: Participant[];
   typing: string[];
   you: { lastReadSeq: number; lastDeliveredSeq?: number };

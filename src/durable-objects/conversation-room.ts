@@ -14,7 +14,7 @@ import { backoffMs } from "../domain/backoff";
 import { mergePage, overlayChanges, pageSpan } from "../domain/history";
 import { TYPING_LEASE_MS } from "../domain/typing";
 import { LIMITS, type Message, type Participant } from "../protocol/resources";
-import { encodeFrame } from "../protocol/frames";
+import { encodeFrame, type ParticipantFrameData } from "../protocol/frames";
 import type { Actor, HistoryQuery, ReadResult, RoomEvent, SearchInput, SearchPage, SendInput, SendResult } from "./room-api";
 import { MAX_FLIGHTS, OutboxFlusher } from "./room/outbox";
 import { RoomStore, type RoomMeta } from "./room/store";
@@ -362,8 +362,9 @@ export class ConversationRoom extends DurableObject<Env> {
         // Close removed members' sockets before anything is sent: a close queued right behind a send on the same
         // hibernatable socket can stall until the object is evicted (workerd output-gate behaviour).
         for (const userId of event.left ?? []) this.closeUserSockets(userId, 4403, "No longer a participant");
-        for (const p of event.joined ?? []) this.broadcast("participant_joined", { participant: p });
-        for (const p of event.updated ?? []) this.broadcast("participant_updated", { participant: p });
+        // The Worker (or the business desk) looked their profiles up for its own answer: they come with the event.
+        for (const p of event.joined ?? []) this.broadcast("participant_joined", { participant: p } satisfies ParticipantFrameData);
+        for (const p of event.updated ?? []) this.broadcast("participant_updated", { participant: p } satisfies ParticipantFrameData);
         for (const userId of event.left ?? []) this.broadcast("participant_left", { userId });
       } else if (event.kind === "conversation_updated") {
         if (event.conversation.status === "closed" && !meta.closed) this.store.markClosed();

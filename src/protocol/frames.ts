@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { LIMITS, messageTypes } from "./resources";
+import { LIMITS, messageTypes, participantSchema } from "./resources";
 import { clientMessageIdField, uuidField } from "./requests";
 
 /**
@@ -66,6 +66,24 @@ export const conversationServerFrameTypes = [
   "heartbeat_ack",
   "error",
 ] as const;
+
+/**
+ * `ready`, the conversation socket's first frame. A participant carries `profile` when the room had it, or got it
+ * within its short wait (READY_PROFILE_WAIT_MS): fresh, a stale copy (`stale: true`) or a placeholder; otherwise none.
+ */
+export const readyFrameData = z.object({
+  conversationId: z.string().uuid(),
+  lastSeq: seq,
+  participants: z.array(participantSchema),
+  typing: z.array(z.string().uuid()),
+  you: z.object({ lastReadSeq: seq, lastDeliveredSeq: seq }),
+  protocolVersion: z.literal(PROTOCOL_VERSION),
+});
+export type ReadyFrameData = z.infer<typeof readyFrameData>;
+
+/** `participant_joined` / `participant_updated`: the participant as REST answers it, with `profile`. */
+export const participantFrameData = z.object({ participant: participantSchema });
+export type ParticipantFrameData = z.infer<typeof participantFrameData>;
 
 export const userServerFrameTypes = [
   "connected",

@@ -3,6 +3,7 @@ import { sql } from "drizzle-orm";
 import { api, expectErrorShape, newUser } from "./helpers";
 import { withDb } from "./fixtures";
 import { direct, get, group, roles, send, users } from "./conversation-helpers";
+import { openSocket, waitFor } from "./sockets";
 
 const add = (id: string, token: string, body: unknown) => api("POST", `/conversations/${id}/participants`, { token, body });
 const remove = (id: string, userId: string, token: string) => api("DELETE", `/conversations/${id}/participants/${userId}`, { token });
@@ -19,6 +20,23 @@ describe("POST /conversations/:id/participants", () => {
     expect((await add(id, admin.token, { userId: d.id, role: "admin" })).body.role).toBe("admin");
     expect((await get(id, c)).status).toBe(200);
     expect(roles((await get(id, admin)).body)).toMatchObject({ [c.id]: "member", [d.id]: "admin" });
+  });
+
+  it("tells open conversation sockets with participant_joined and participant_updated, each with the member's profile", async () => {
+    const [admin, a, b, c] = await users(4, "grp");
+    const id = await group(admin, [a, b]);
+    const socket = await openSocket(`/conversations/${id}/ws`, a);
+    try {
+      await waitFor(() => socket.frames.find((f) => f.type === "ready"), "ready frame");
+      expect((await add(id, admin.token, { userId: c.id })).status).toBe(201);
+      const joined = await waitFor(() => socket.frames.find((f) => f.type === "participant_joined"), "participant_joined");
+      expect(joined.data.participant).toMatchObject({ userId: c.id, role: "member", profile: { id: c.id, kind: "user" } });
+      expect((await setRole(id, c.id, admin.token, { role: "admin" })).status).toBe(200);
+      const updated = await waitFor(() => socket.frames.find((f) => f.type === "participant_updated"), "participant_updated");
+      expect(updated.data.participant).toMatchObject({ userId: c.id, role: "admin", profile: joined.data.participant.profile });
+    } finally {
+      socket.ws.close(1000, "done");
+    }
   });
 
   it("starts a new member's read mark at the newest message: the history is theirs to read, not unread", async () => {

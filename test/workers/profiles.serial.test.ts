@@ -1,18 +1,22 @@
 // Profile-service faults (slow, failing, garbage, partial data) switch the shared fake for every test file, so these
 // run in the serial pass (workers-serial), one file at a time. Shared setup: profile-helpers.ts.
-import { describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { env } from "cloudflare:test";
-import { RoomProfiles } from "../../src/durable-objects/room/profiles";
+import { READY_PROFILE_WAIT_MS, RoomProfiles } from "../../src/durable-objects/room/profiles";
+import { encodeEntry } from "../../src/profiles/cache-entry";
+import { profileKey } from "../../src/profiles/keys";
 import { getConfig } from "../../src/lib/config";
 import { CircuitBreaker } from "../../src/profiles/breaker";
 import { api } from "./helpers";
 import { seedConversation } from "./fixtures";
+import { openSocket, waitFor, type TestSocket } from "./sockets";
 import {
   TTL,
   expectFromService,
   expectPlaceholder,
   profileFault,
   provider,
+  rawRedis,
   resetCalls,
   serviceCalls,
   sleep,
@@ -170,3 +174,52 @@ describe("a room's profiles for typing frames", () => {
     }
   });
 });
+
+describe("the ready frame while the profile service fails", () => {
+  const sockets: TestSocket[] = [];
+  const connect = async (conversationId: string, user: Parameters<typeof openSocket>[1]) => {
+    const started = Date.now();
+    const socket = await openSocket(`/conversations/${conversationId}/ws`, user);
+    sockets.push(socket);
+    const ready = await waitFor(() => socket.frames.find((f) => f.type === "ready"), "ready frame");
+    return { ready, ms: Date.now() - started, profiles: new Map(ready.data.participants.map((p: { userId: string; profile?: unknown }) => [p.userId, p.profile])) };
+  };
+  // Generous beside the bound (a loaded machine), far below the service's delay: the frame did not wait for it.
+  const PROMPT_MS = READY_PROFILE_WAIT_MS + 1000;
+
+  afterEach(() => {
+    for (const s of sockets.splice(0)) s.ws.close(1000, "done");
+  });
+
+  it("goes out without profiles after a short wait when the service is slow; the next socket gets them", async () => {
+    const { id, users } = await seedConversation("group", 3);
+    // Below the service timeout (5 s): slow, not failing, and the isolate's shared circuit stays closed.
+    await profileFault({ delayMs: 2500 });
+    const first = await connect(id, users[0]);
+    expect(first.ms).toBeLessThan(PROMPT_MS);
+    expect(first.ready.data.participants).toHaveLength(3);
+    for (const u of users) expect(first.profiles.get(u.id)).toBeUndefined();
+    // The lookup went on after the frame and filled the caches.
+    await profileFault({});
+    // The service answers 2.5 s after the connect: longer than waitUntilStored's own patience on a busy machine.
+    const deadline = Date.now() + 10_000;
+    for (const u of users) while (!(await storedEntry("user", u.id))?.profile && Date.now() < deadline) await sleep(50);
+    const second = await connect(id, users[1]);
+    for (const u of users) expectFromService(second.profiles.get(u.id) as never, u.id);
+  });
+
+  it("carries the stale copy (stale: true) or a placeholder named after the kahaId when the service answers errors", async () => {
+    const { id, users } = await seedConversation("group", 3);
+    const config = getConfig(env);
+    const known = { id: users[1].id, name: "Known Before", avatarUrl: "https://avatars.example.test/before.png", kind: "user" as const };
+    // Past its freshness, within the stale copy's lifetime.
+    const fetchedAt = Date.now() - (config.PROFILE_CACHE_TTL + 60) * 1000;
+    await rawRedis.set(profileKey("user", known.id), encodeEntry({ profile: known, fetchedAt }), { ex: 3600 });
+    await profileFault({ fail: true });
+    const { ms, profiles } = await connect(id, users[0]);
+    expect(ms).toBeLessThan(PROMPT_MS);
+    expect(profiles.get(known.id)).toEqual({ ...known, stale: true });
+    for (const u of [users[0], users[2]]) expect(profiles.get(u.id)).toEqual({ id: u.id, name: u.kahaId, avatarUrl: null, kind: "user" });
+  });
+});
+

@@ -3,12 +3,14 @@
 import { describe, expect, it, vi } from "vitest";
 import { env } from "cloudflare:test";
 import { sql } from "drizzle-orm";
+import { readyFrameData } from "../../src/protocol/frames";
 import { collectIds, enrichMessages } from "../../src/profiles/enrich";
 import { profileKey } from "../../src/profiles/keys";
 import { refreshHotProfiles } from "../../src/profiles/refresh";
 import { signDevToken } from "../../src/lib/jwt";
 import { api, expectErrorShape, newUser, type TestUser } from "./helpers";
 import { seedConversation, withDb } from "./fixtures";
+import { openSocket, waitFor, type TestSocket } from "./sockets";
 import {
   TTL,
   UNKNOWN_ID_PREFIX,
@@ -306,6 +308,58 @@ describe("GET /auth/me through the adapter", () => {
     expect(res.status).toBe(200);
     expect(res.body.profile.id).toBe(user.id);
     expect(res.body.profile.avatarUrl).toBe(`https://avatars.example.test/${user.id}.png`);
+  });
+});
+
+describe("conversation socket: the ready frame's participants", () => {
+  const readyOf = (socket: TestSocket) => waitFor(() => socket.frames.find((f) => f.type === "ready"), "ready frame");
+
+  it("carry the profiles REST shows: one Redis read and one service call cold, no lookup on the next connect", async () => {
+    const { id, users } = await seedConversation("group", 4);
+    const ghost = await unknownUser(id);
+    const sockets: TestSocket[] = [];
+    try {
+      resetCalls();
+      sockets.push(await openSocket(`/conversations/${id}/ws`, users[0]));
+      const ready = await readyOf(sockets[0]);
+      expect(sockets[0].frames[0].type).toBe("ready");
+      expect(readyFrameData.safeParse(ready.data).error).toBeUndefined();
+      const byUser = new Map((ready.data.participants as { userId: string; profile?: never }[]).map((p) => [p.userId, p.profile]));
+      expect([...byUser.keys()].sort()).toEqual([...users.map((u) => u.id), ghost.id].sort());
+      for (const u of users) expectFromService(byUser.get(u.id)!, u.id);
+      expect(byUser.get(ghost.id)).toEqual({ id: ghost.id, name: ghost.kahaId, avatarUrl: null, kind: "user" });
+      // The names a client shows are the ones REST shows for the same conversation.
+      const rest = await api("GET", `/conversations/${id}`, { token: users[0].token });
+      for (const p of rest.body.participants as { userId: string; profile: unknown }[]) expect(byUser.get(p.userId)).toEqual(p.profile);
+      expect(serviceCalls()).toHaveLength(1);
+      expect(redisReads()).toHaveLength(1);
+
+      // The room keeps what it looked up: the next member's socket costs no cache or service round trip.
+      resetCalls();
+      sockets.push(await openSocket(`/conversations/${id}/ws`, users[1]));
+      const again = await readyOf(sockets[1]);
+      expect(again.data.participants.map((p: { profile: unknown }) => p.profile)).toEqual(ready.data.participants.map((p: { profile: unknown }) => p.profile));
+      expect(serviceCalls()).toHaveLength(0);
+      expect(redisReads()).toHaveLength(0);
+    } finally {
+      for (const s of sockets) s.ws.close(1000, "done");
+    }
+  });
+
+  it("sockets of a group opening together share one lookup", async () => {
+    const { id, users } = await seedConversation("group", 5);
+    resetCalls();
+    const sockets = await Promise.all(users.map((u) => openSocket(`/conversations/${id}/ws`, u)));
+    try {
+      for (const socket of sockets) {
+        const ready = await readyOf(socket);
+        for (const p of ready.data.participants as { userId: string; profile: never }[]) expectFromService(p.profile, p.userId);
+      }
+      expect(serviceCalls()).toHaveLength(1);
+      expect(redisReads()).toHaveLength(1);
+    } finally {
+      for (const s of sockets) s.ws.close(1000, "done");
+    }
   });
 });
 

@@ -8,6 +8,13 @@ import type { ProfileProvider, ProfileRequest, ProfileSet } from "../../profiles
 /** A typing frame waits at most this long for a profile this object has not seen; later it goes without one. */
 export const TYPING_PROFILE_WAIT_MS = 1000;
 
+/**
+ * A socket's `ready` waits at most this long for members' profiles this object has not seen; members still missing
+ * then go without `profile`. Room for one capped Redis read (300 ms) and a quick service answer: opening a
+ * conversation must not hang on a slow profile service.
+ */
+export const READY_PROFILE_WAIT_MS = 500;
+
 export interface RoomProfileDeps {
   config: () => Config;
   participantIds: () => string[];
@@ -24,6 +31,9 @@ export class RoomProfiles {
   private provider: ProfileProvider | undefined;
   // Same limits as the provider's in-memory layer: an invalidation reaches typing frames within its 60 s.
   private readonly known = new MemoryCache<Profile>(DEFAULT_MEMORY_OPTIONS);
+  // The members lookup in flight: sockets of a group opening together share it (one Redis read, one service call).
+  private readonly kahaIds = new MemoryCache<string>(DEFAULT_MEMORY_OPTIONS);
+  private membersLoading: { ids: ReadonlySet<string>; profiles: Promise<Map<string, Profile>> } | undefined;
 
   constructor(private readonly deps: RoomProfileDeps) {}
 
@@ -71,16 +81,83 @@ export class RoomProfiles {
   async typer(userId: string, kahaId?: string): Promise<Profile | undefined> {
     const hit = this.cached(userId);
     if (hit) return hit;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), TYPING_PROFILE_WAIT_MS);
-    });
     const loading = this.user(userId, kahaId);
     this.deps.waitUntil(loading.catch(() => undefined));
-    try {
-      return await Promise.race([loading, timeout]);
-    } finally {
-      if (timer !== undefined) clearTimeout(timer);
+    return bounded(loading, TYPING_PROFILE_WAIT_MS);
+  }
+
+  /**
+   * For a `ready` frame: every member's profile this object holds, and the others from one lookup (shared with
+   * concurrent connects) waited for at most `waitMs`. Members the lookup has not answered by then are left out; the
+   * lookup still fills the cache for the next socket. Stale copies and placeholders count as answers here (they are
+   * what REST shows too), but are not remembered, so the next socket asks again.
+   */
+  async members(userIds: readonly string[], waitMs = READY_PROFILE_WAIT_MS): Promise<Map<string, Profile>> {
+    const out = new Map<string, Profile>();
+    const missing: string[] = [];
+    for (const id of userIds) {
+      const hit = this.known.get(id);
+      if (hit) out.set(id, { ...hit });
+      else missing.push(id);
     }
+    if (missing.length === 0) return out;
+    const found = await bounded(this.loadMembers(missing), waitMs);
+    for (const id of missing) {
+      const profile = found?.get(id);
+      if (profile) out.set(id, profile);
+    }
+    return out;
+  }
+
+  /**
+   * Remembered: placeholders are not (the service is asked again), so without this every connect while the service
+   * is down, or with a member it does not know, would query Postgres for the same names. A failed query names none.
+   */
+  private async kahaIdsOf(userIds: string[]): Promise<KahaIds> {
+    const out = new Map<string, string>();
+    const unknown = userIds.filter((id) => {
+      const kahaId = this.kahaIds.get(id);
+      if (kahaId !== undefined) out.set(id, kahaId);
+      return kahaId === undefined;
+    });
+    if (unknown.length === 0) return out;
+    const found = await this.deps.kahaIdsOf(unknown).catch(() => undefined);
+    for (const [id, kahaId] of found ?? []) {
+      this.kahaIds.set(id, kahaId);
+      out.set(id, kahaId);
+    }
+    return out;
+  }
+
+  private loadMembers(ids: string[]): Promise<Map<string, Profile>> {
+    const flying = this.membersLoading;
+    if (flying && ids.every((id) => flying.ids.has(id))) return flying.profiles;
+    const profiles = (async () => {
+      const set = await this.load({ userIds: ids });
+      // Placeholders are named after the kahaId, as REST names them: one bounded query, only for ids left unresolved.
+      const unresolved = ids.filter((id) => !set.hasUser(id));
+      const kahaIds = await this.kahaIdsOf(unresolved);
+      return new Map(ids.map((id) => [id, set.user(id, kahaIds.get(id))]));
+    })();
+    const entry = { ids: new Set(ids), profiles };
+    this.membersLoading = entry;
+    const settled = profiles.finally(() => {
+      if (this.membersLoading === entry) this.membersLoading = undefined;
+    });
+    this.deps.waitUntil(settled.catch(() => undefined));
+    return profiles;
+  }
+}
+
+/** The work's result, or undefined once `ms` have passed (the timer is cleared either way: no wake-up is left behind). */
+async function bounded<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([work.catch(() => undefined), timeout]);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
   }
 }

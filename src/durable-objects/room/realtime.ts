@@ -8,8 +8,10 @@ import {
   ERROR_CODE_BY_STATUS,
   frameTooLarge,
   parseFrame,
+  PROTOCOL_VERSION,
   type ConversationClientFrame,
   type ErrorCode,
+  type ReadyFrameData,
 } from "../../protocol/frames";
 import type { Message } from "../../protocol/resources";
 import type { Actor } from "../room-api";
@@ -33,6 +35,11 @@ export async function openSocket(room: ConversationRoom, request: Request): Prom
   const conversationId = request.headers.get(CONVERSATION_HEADER);
   if (!identity || !conversationId) throw new HttpError(400, "Missing identity");
   await room.ready(conversationId);
+  room.requireMember(identity.id);
+  // Before the accept, so the frame below still reads lastSeq in the accept's turn. Bounded: a slow profile service
+  // costs a connect at most READY_PROFILE_WAIT_MS, and a warm room nothing.
+  const profiles = await room.profiles.members(room.participants().map((p) => p.userId));
+  // Read again after the wait: a removal or other sockets of this user may have come in meanwhile.
   const me = room.requireMember(identity.id);
   if (room.state.getWebSockets(identity.id).length >= MAX_SOCKETS_PER_USER) {
     throw new HttpError(429, `At most ${MAX_SOCKETS_PER_USER} sockets per user and conversation`);
@@ -51,14 +58,18 @@ export async function openSocket(room: ConversationRoom, request: Request): Prom
     encodeFrame("ready", {
       conversationId,
       lastSeq: meta.lastSeq,
-      participants: room.participants(),
+      participants: room.participants().map((p) => {
+        // A member who joined during the wait is in the frame too, with a profile if the room holds one.
+        const profile = profiles.get(p.userId) ?? room.profiles.cached(p.userId);
+        return profile ? { ...p, profile } : p;
+      }),
       typing: room.store
         .typing()
         .filter((t) => t.expiresAt > now)
         .map((t) => t.userId),
       you: { lastReadSeq: me.lastReadSeq, lastDeliveredSeq: me.lastDeliveredSeq },
-      protocolVersion: 1,
-    }),
+      protocolVersion: PROTOCOL_VERSION,
+    } satisfies ReadyFrameData),
   );
   if (identity.exp) await room.scheduleAlarm();
   // Resume on connect: live frames are held from this moment, so nothing falls between "ready" and the replay.

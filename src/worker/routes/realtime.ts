@@ -4,6 +4,7 @@ import { forbidden, HttpError, notFound } from "../../lib/errors";
 import { randomToken } from "../../lib/ids";
 import type { AuthUser } from "../../lib/jwt";
 import { consumeTicket, createTicket } from "../../db/queries/tickets";
+import { READY_PROFILE_WAIT_MS } from "../../durable-objects/room/profiles";
 import { CONVERSATION_HEADER, IDENTITY_HEADER } from "../../durable-objects/room/realtime";
 import { authenticateRequest, provisionCaller, requireAuth } from "../middleware/auth";
 import { auditAuthFailure } from "../../jobs/auth-audit";
@@ -85,12 +86,13 @@ export const realtime = new OpenAPIHono<AppEnv>().openapi(
   },
 );
 
-const upgradeDoc = (path: string, summary: string) =>
+const upgradeDoc = (path: string, summary: string, description?: string) =>
   createRoute({
     method: "get",
     path,
     tags: ["realtime"],
     summary,
+    ...(description ? { description } : {}),
     security: [{ bearerAuth: [] }],
     request: {
       query: z.object({
@@ -105,7 +107,11 @@ const upgradeDoc = (path: string, summary: string) =>
 
 /** `GET /conversations/{id}/ws`: the conversation's room. */
 export const conversationSocket = new OpenAPIHono<AppEnv>().openapi(
-  upgradeDoc("/{id}/ws", "Conversation socket: messages, typing, receipts of one conversation"),
+  upgradeDoc(
+    "/{id}/ws",
+    "Conversation socket: messages, typing, receipts of one conversation",
+    `The first frame is \`ready {conversationId, lastSeq, participants, typing, you, protocolVersion}\`. Its participants carry \`profile\` (a Profile, \`stale: true\` when served from cache while the profile service fails) when the room has it or gets it within ${READY_PROFILE_WAIT_MS} ms; a slow profile service never holds the frame longer.`,
+  ),
   async (c) => {
     const id = c.req.param("id") ?? "";
     const user = await upgradeIdentity(c, "background");

@@ -4,7 +4,7 @@ import { flushSoon, metrics } from "../lib/metrics";
 import type { Profile } from "../protocol/resources";
 import { CircuitBreaker, sharedBreaker, type BreakerSettings } from "./breaker";
 import { DEFAULT_CACHE_POLICY, freshness, remainingFreshMs, type CacheEntry, type CachePolicy } from "./cache-entry";
-import { profileKey, refsOf, type ProfileRef } from "./keys";
+import { profileKey, profileRef, refsOf, type ProfileRef } from "./keys";
 import { MemoryCache, type MemoryCacheOptions } from "../lib/memory-cache";
 import { placeholderProfile } from "./placeholder";
 import { ProfileRedisCache, type CacheRead, type Generations, type RedisConnection } from "./redis-cache";
@@ -60,6 +60,12 @@ export interface CachedProfileProvider extends ProfileProvider {
    * number of entries removed. Rejects when Redis fails.
    */
   evict(request: ProfileRequest): Promise<number>;
+  /**
+   * Synchronous: this isolate's in-memory copy of a user's profile while it is fresh, else undefined (never a
+   * placeholder or a stale copy). Callers that want a cache of their own use this instead, so that copies are not
+   * stacked: each layer's 60 s would add up.
+   */
+  cachedUser(id: string): Profile | undefined;
   /** Refetches the ids (one call per chunk) and rewrites the cache before resolving. Never rejects. */
   refresh(request: ProfileRequest): Promise<RefreshResult>;
   readonly breaker: CircuitBreaker;
@@ -300,6 +306,12 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
     breaker,
     load,
     evict,
+    cachedUser(id) {
+      const now = clock();
+      const hit = memory?.get(profileRef("user", id).key, now);
+      if (!hit?.profile || freshness(hit, now, policy) === "expired") return undefined;
+      return { ...hit.profile };
+    },
     async invalidate(request) {
       await evict(request);
     },

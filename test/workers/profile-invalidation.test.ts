@@ -8,6 +8,8 @@ import { env } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import { api, type TestUser } from "./helpers";
 import { seedConversation, withDb } from "./fixtures";
+import { RoomProfiles } from "../../src/durable-objects/room/profiles";
+import { getConfig } from "../../src/lib/config";
 import { refreshHotProfiles } from "../../src/profiles/refresh";
 import { net, provider, storedEntry, trackFetch, sleep, uuid } from "./profile-helpers";
 
@@ -137,5 +139,22 @@ describe("POST /profiles/invalidate racing a cache miss", () => {
 
     const set = await provider().load({ userIds: [id] });
     expect(set.user(id).name).toBe("New Name");
+  });
+});
+
+describe("a room's profiles after an invalidation", () => {
+  it("keeps no copy beyond its isolate's in-memory cache, so what clears that clears the room's frames", async () => {
+    const id = uuid();
+    const upstream = fakeUpstream();
+    upstream.names.set(id, "Old Name");
+    const config = getConfig(env);
+    const room = new RoomProfiles({ config: () => config, participantIds: () => [], waitUntil: (p) => void p.catch(() => {}), kahaIdsOf: async () => new Map() });
+    expect((await room.user(id)).name).toBe("Old Name");
+    expect(room.cached(id)?.name).toBe("Old Name");
+
+    upstream.names.set(id, "New Name");
+    expect((await invalidate([id])).status).toBe(200); // handled in this isolate: its in-memory cache forgets at once
+    expect(room.cached(id)).toBeUndefined();
+    expect((await room.user(id)).name).toBe("New Name");
   });
 });

@@ -1,9 +1,8 @@
 import type { Config } from "../../lib/config";
-import { DEFAULT_MEMORY_OPTIONS, MemoryCache } from "../../lib/memory-cache";
 import type { Profile } from "../../protocol/resources";
 import { withSenderProfiles, type KahaIds } from "../../profiles/enrich";
-import { createProfileProvider, profileOptionsFromConfig } from "../../profiles/provider";
-import type { ProfileProvider, ProfileRequest, ProfileSet } from "../../profiles/types";
+import { createProfileProvider, profileOptionsFromConfig, type CachedProfileProvider } from "../../profiles/provider";
+import type { ProfileRequest, ProfileSet } from "../../profiles/types";
 
 /** A typing frame waits at most this long for a profile this object has not seen; later it goes without one. */
 export const TYPING_PROFILE_WAIT_MS = 1000;
@@ -19,31 +18,29 @@ export interface RoomProfileDeps {
 /**
  * Profiles for live broadcasts. One provider per object, backed by the isolate's in-memory LRU, so a send costs
  * a map lookup; a miss is one batched lookup (Redis, then the service) for every participant at once.
+ * The object keeps no copies of its own: a copy kept 60 s from when it was read out of that LRU (where it may
+ * already have been 60 s) would let an invalidation take two minutes, not one, to reach frames.
  */
 export class RoomProfiles {
-  private provider: ProfileProvider | undefined;
-  // Same limits as the provider's in-memory layer: an invalidation reaches typing frames within its 60 s.
-  private readonly known = new MemoryCache<Profile>(DEFAULT_MEMORY_OPTIONS);
+  private provider: CachedProfileProvider | undefined;
 
   constructor(private readonly deps: RoomProfileDeps) {}
 
-  private async load(request: ProfileRequest): Promise<ProfileSet> {
+  private profiles(): CachedProfileProvider {
     this.provider ??= createProfileProvider({ ...profileOptionsFromConfig(this.deps.config()), memory: true, waitUntil: this.deps.waitUntil });
-    const set = await this.provider.load(request);
-    // Placeholders and stale copies are not remembered: the next lookup tries the service again, so typing frames
-    // lose `stale: true` as soon as the service is back.
-    for (const id of request.userIds ?? []) {
-      if (!set.hasUser(id)) continue;
-      const profile = set.user(id);
-      if (profile.stale) this.known.delete(id);
-      else this.known.set(id, profile);
-    }
-    return set;
+    return this.provider;
   }
 
-  /** Synchronous: the profile this object saw last, if it has not expired. */
+  private load(request: ProfileRequest): Promise<ProfileSet> {
+    return this.profiles().load(request);
+  }
+
+  /**
+   * Synchronous: the isolate's fresh copy, if any. Placeholders and stale copies never are one: the next lookup
+   * tries the service again, so typing frames lose `stale: true` as soon as the service is back.
+   */
   cached(userId: string): Profile | undefined {
-    return this.known.get(userId);
+    return this.profiles().cachedUser(userId);
   }
 
   /**
@@ -52,9 +49,9 @@ export class RoomProfiles {
    * fills in every participant this object is missing.
    */
   async user(userId: string, kahaId?: string): Promise<Profile> {
-    const hit = this.known.get(userId);
-    if (hit) return { ...hit };
-    const missing = this.deps.participantIds().filter((id) => id !== userId && this.known.get(id) === undefined);
+    const hit = this.cached(userId);
+    if (hit) return hit;
+    const missing = this.deps.participantIds().filter((id) => id !== userId && this.cached(id) === undefined);
     const set = await this.load({ userIds: [userId, ...missing] });
     return set.user(userId, kahaId);
   }

@@ -8,6 +8,11 @@ export const DEFAULT_MEMORY_OPTIONS: MemoryCacheOptions = { maxEntries: 1000, tt
 
 export class MemoryCache<V> {
   private readonly entries = new Map<string, { value: V; expiresAt: number }>();
+  // When each recently deleted key was deleted (a count of deletes), for setUnlessDeletedSince. Bounded like the
+  // entries; forgottenUpTo is the newest record dropped, and a mark older than it can no longer be vouched for.
+  private readonly deletedAt = new Map<string, number>();
+  private deletes = 0;
+  private forgottenUpTo = 0;
   readonly options: MemoryCacheOptions;
 
   constructor(options: Partial<MemoryCacheOptions> = {}) {
@@ -45,9 +50,37 @@ export class MemoryCache<V> {
 
   delete(key: string): void {
     this.entries.delete(key);
+    this.deletes++;
+    this.deletedAt.delete(key);
+    this.deletedAt.set(key, this.deletes);
+    while (this.deletedAt.size > this.options.maxEntries) {
+      const [oldest, at] = this.deletedAt.entries().next().value ?? [];
+      if (oldest === undefined || at === undefined) break;
+      this.deletedAt.delete(oldest);
+      this.forgottenUpTo = at;
+    }
   }
 
+  /** A point in this cache's history of deletes, taken before fetching a value that setUnlessDeletedSince stores. */
+  mark(): number {
+    return this.deletes;
+  }
+
+  /**
+   * set, unless the key was deleted after mark: a value fetched before a delete (an invalidation) must not come back
+   * once the delete is done. Returns whether it was stored.
+   */
+  setUnlessDeletedSince(mark: number, key: string, value: V, now = Date.now(), maxAgeMs = this.options.ttlMs): boolean {
+    const deleted = this.deletedAt.get(key);
+    if ((deleted !== undefined && deleted > mark) || this.forgottenUpTo > mark) return false;
+    this.set(key, value, now, maxAgeMs);
+    return true;
+  }
+
+  /** Counts as a delete of every key: nothing fetched before it may be stored by setUnlessDeletedSince. */
   clear(): void {
     this.entries.clear();
+    this.deletedAt.clear();
+    this.forgottenUpTo = ++this.deletes;
   }
 }

@@ -10,6 +10,11 @@ export interface CacheEntry {
   profile: Profile | null;
   /** Epoch ms of the service answer; freshness is judged from it, not from the Redis expiry. */
   fetchedAt: number;
+  /**
+   * The invalidation generation read before the service was asked (keys.ts, generationKey); absent when no
+   * invalidation had been recorded. Entries whose generation is no longer current are misses.
+   */
+  generation?: string;
 }
 
 export interface CachePolicy {
@@ -42,11 +47,12 @@ const storedProfileSchema = z.object({
 const entrySchema = z.object({
   profile: storedProfileSchema.nullable(),
   fetchedAt: z.number().int().nonnegative(),
+  generation: z.string().min(1).max(100).optional(),
 });
 
 export function encodeEntry(entry: CacheEntry): string {
   const profile = entry.profile && { id: entry.profile.id, name: entry.profile.name, avatarUrl: entry.profile.avatarUrl, kind: entry.profile.kind };
-  return JSON.stringify({ profile, fetchedAt: entry.fetchedAt });
+  return JSON.stringify({ profile, fetchedAt: entry.fetchedAt, generation: entry.generation });
 }
 
 /**
@@ -64,9 +70,9 @@ export function decodeEntry(raw: unknown, ref: ProfileRef): CacheEntry | undefin
   }
   const parsed = entrySchema.safeParse(value);
   if (!parsed.success) return undefined;
-  const { profile, fetchedAt } = parsed.data;
+  const { profile, fetchedAt, generation } = parsed.data;
   if (profile && (profile.kind !== ref.kind || profile.id.toLowerCase() !== ref.id)) return undefined;
-  return { profile, fetchedAt };
+  return generation === undefined ? { profile, fetchedAt } : { profile, fetchedAt, generation };
 }
 
 export type Freshness = "fresh" | "refresh-ahead" | "expired";
@@ -89,4 +95,15 @@ export function remainingFreshMs(entry: CacheEntry, now: number, policy: CachePo
 /** Physical Redis expiry: long for known profiles (the stale copy), short for unknown ids. */
 export function redisExpirySeconds(entry: CacheEntry, policy: CachePolicy): number {
   return entry.profile ? Math.ceil(policy.ttlSeconds * policy.keepFactor) : policy.missTtlSeconds;
+}
+
+// Longer than any read-to-write-back window (service timeout plus the write's cap) by far.
+const GENERATION_MARGIN_SECONDS = 3600;
+
+/**
+ * How long an invalidation's generation is kept: past the life of every entry written under the generation before
+ * it. Once it is gone, entries written under it read as misses (one refetch), never the reverse.
+ */
+export function generationExpirySeconds(policy: CachePolicy): number {
+  return Math.ceil(policy.ttlSeconds * policy.keepFactor) + GENERATION_MARGIN_SECONDS;
 }

@@ -30,6 +30,15 @@ export function profileRef(kind: ProfileKind, id: string): ProfileRef {
   return { kind, id: norm, key: `${PROFILE_KEY_PREFIX}:${kind}:${norm}` };
 }
 
+/**
+ * Where the id's invalidation generation lives: a token the last invalidation wrote. A cached entry is valid only
+ * under the generation it was fetched under, so an answer the service gave before an invalidation never becomes
+ * the cached profile after it, whenever its write-back lands.
+ */
+export function generationKey(ref: ProfileRef): string {
+  return `${PROFILE_KEY_PREFIX}:generation:${ref.kind}:${ref.id}`;
+}
+
 /** Users first, then businesses; duplicates (after normalisation), empty and oversized ids dropped. */
 export function refsOf(request: ProfileRequest): ProfileRef[] {
   const out: ProfileRef[] = [];

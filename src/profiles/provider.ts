@@ -4,10 +4,10 @@ import { flushSoon, metrics } from "../lib/metrics";
 import type { Profile } from "../protocol/resources";
 import { CircuitBreaker, sharedBreaker, type BreakerSettings } from "./breaker";
 import { DEFAULT_CACHE_POLICY, freshness, remainingFreshMs, type CacheEntry, type CachePolicy } from "./cache-entry";
-import { profileKey, refsOf, type ProfileRef } from "./keys";
+import { profileKey, profileRef, refsOf, type ProfileRef } from "./keys";
 import { MemoryCache, type MemoryCacheOptions } from "../lib/memory-cache";
 import { placeholderProfile } from "./placeholder";
-import { ProfileRedisCache, type RedisConnection } from "./redis-cache";
+import { ProfileRedisCache, type CacheRead, type Generations, type RedisConnection } from "./redis-cache";
 import { fetchProfileBatch, type BatchOutcome, type ProfileServiceConfig } from "./service-client";
 import type { ProfileProvider, ProfileRequest, ProfileSet } from "./types";
 
@@ -54,8 +54,18 @@ export interface RefreshResult {
 }
 
 export interface CachedProfileProvider extends ProfileProvider {
-  /** Drops cached entries (Redis and this isolate's memory) with one DEL; resolves to the number of keys removed. Rejects when Redis fails. */
+  /**
+   * Drops cached entries (Redis and this isolate's memory) in one Redis transaction, which also starts a new
+   * invalidation generation per id: answers the service gave before it are never cached after it. Resolves to the
+   * number of entries removed. Rejects when Redis fails.
+   */
   evict(request: ProfileRequest): Promise<number>;
+  /**
+   * Synchronous: this isolate's in-memory copy of a user's profile while it is fresh, else undefined (never a
+   * placeholder or a stale copy). Callers that want a cache of their own use this instead, so that copies are not
+   * stacked: each layer's 60 s would add up.
+   */
+  cachedUser(id: string): Profile | undefined;
   /** Refetches the ids (one call per chunk) and rewrites the cache before resolving. Never rejects. */
   refresh(request: ProfileRequest): Promise<RefreshResult>;
   readonly breaker: CircuitBreaker;
@@ -148,16 +158,18 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
     }
   };
 
-  const remember = (ref: ProfileRef, entry: CacheEntry, now: number): void => {
-    memory?.set(ref.key, entry, now, remainingFreshMs(entry, now, policy));
+  /** mark: this isolate's memory as it was before the entry was read or fetched (an eviction since then wins). */
+  const remember = (ref: ProfileRef, entry: CacheEntry, now: number, mark: number | undefined): void => {
+    if (memory && mark !== undefined) memory.setUnlessDeletedSince(mark, ref.key, entry, now, remainingFreshMs(entry, now, policy));
   };
 
-  async function readCache(refs: ProfileRef[]): Promise<Map<string, CacheEntry>> {
+  /** Without Redis there are no generations: what the service then answers is served but not written back. */
+  async function readCache(refs: ProfileRef[]): Promise<CacheRead> {
     try {
       return await cache.read(refs);
     } catch (err) {
       log.warn("profile cache unavailable, treating as misses", { error: errorText(err), ids: refs.length });
-      return new Map();
+      return { entries: new Map(), generations: new Map() };
     }
   }
 
@@ -173,27 +185,40 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
     return outcome;
   }
 
-  /** Entries for the refs the service answered for, remembered in memory; the caller decides when Redis gets them. */
-  function answeredEntries(refs: ProfileRef[], outcome: BatchOutcome | undefined): { ref: ProfileRef; entry: CacheEntry }[] {
-    if (!outcome) return [];
-    const fetchedAt = clock();
-    const out: { ref: ProfileRef; entry: CacheEntry }[] = [];
-    for (const ref of refs) {
-      if (!outcome.answered.has(ref.key)) continue;
-      const entry: CacheEntry = { profile: outcome.found.get(ref.key) ?? null, fetchedAt };
-      remember(ref, entry, fetchedAt);
-      out.push({ ref, entry });
-    }
-    return out;
+  interface Answered {
+    /** Every ref the service answered for, to serve. */
+    entries: { ref: ProfileRef; entry: CacheEntry }[];
+    /** Those whose generation was read before the call: only they may go to Redis. */
+    writes: { ref: ProfileRef; entry: CacheEntry }[];
   }
 
-  function refreshAhead(refs: ProfileRef[]): void {
+  /**
+   * Entries for the refs the service answered for, each under the generation read before the call, and remembered
+   * in memory unless evicted here since mark; the caller decides when Redis gets the writes.
+   */
+  function answeredEntries(refs: ProfileRef[], outcome: BatchOutcome | undefined, generations: Generations, mark: number | undefined): Answered {
+    const answered: Answered = { entries: [], writes: [] };
+    if (!outcome) return answered;
+    const fetchedAt = clock();
+    for (const ref of refs) {
+      if (!outcome.answered.has(ref.key)) continue;
+      const generation = generations.get(ref.key);
+      const entry: CacheEntry = { profile: outcome.found.get(ref.key) ?? null, fetchedAt };
+      if (generation) entry.generation = generation;
+      remember(ref, entry, fetchedAt, mark);
+      answered.entries.push({ ref, entry });
+      if (generation !== undefined) answered.writes.push({ ref, entry });
+    }
+    return answered;
+  }
+
+  function refreshAhead(refs: ProfileRef[], generations: Generations, mark: number | undefined): void {
     const mine = refs.filter((r) => !refreshing.has(r.key));
     if (mine.length === 0) return;
     for (const r of mine) refreshing.add(r.key);
     const work = (async () => {
       try {
-        const writes = answeredEntries(mine, await callService(mine));
+        const { writes } = answeredEntries(mine, await callService(mine), generations, mark);
         await cache.write(writes, policy);
       } finally {
         for (const r of mine) refreshing.delete(r.key);
@@ -219,6 +244,7 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
     const refs = refsOf(request);
     const served = new Map<string, Profile | null>();
     const now = clock();
+    const mark = memory?.mark();
 
     const pending: ProfileRef[] = [];
     for (const ref of refs) {
@@ -237,7 +263,7 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
     const toRefresh: ProfileRef[] = [];
     const staleCopies = new Map<string, Profile>();
     for (const ref of pending) {
-      const entry = cached.get(ref.key);
+      const entry = cached.entries.get(ref.key);
       const state = entry && freshness(entry, now, policy);
       if (!entry || state === "expired") {
         if (entry?.profile) staleCopies.set(ref.key, entry.profile);
@@ -245,13 +271,13 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
         continue;
       }
       served.set(ref.key, entry.profile);
-      remember(ref, entry, now);
+      remember(ref, entry, now, mark);
       if (state === "refresh-ahead") toRefresh.push(ref);
     }
 
     if (toFetch.length > 0) {
-      const writes = answeredEntries(toFetch, await callService(toFetch));
-      for (const { ref, entry } of writes) served.set(ref.key, entry.profile);
+      const { entries, writes } = answeredEntries(toFetch, await callService(toFetch), cached.generations, mark);
+      for (const { ref, entry } of entries) served.set(ref.key, entry.profile);
       for (const ref of toFetch) {
         if (served.has(ref.key)) continue;
         const stale = staleCopies.get(ref.key);
@@ -259,21 +285,33 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
       }
       if (writes.length > 0) background(cache.write(writes, policy), "cache write");
     }
-    if (toRefresh.length > 0) refreshAhead(toRefresh);
+    if (toRefresh.length > 0) refreshAhead(toRefresh, cached.generations, mark);
     countLookups(memoryHits, pending.length - toFetch.length, toFetch.length);
     return profileSet(served);
   }
 
   async function evict(request: ProfileRequest): Promise<number> {
     const refs = refsOf(request);
-    for (const ref of refs) memory?.delete(ref.key);
-    return cache.remove(refs);
+    const forget = () => refs.forEach((ref) => memory?.delete(ref.key));
+    forget();
+    try {
+      return await cache.invalidate(refs, policy);
+    } finally {
+      // Again once Redis is done: a load here that read Redis before the transaction ran must not keep what it read.
+      forget();
+    }
   }
 
   return {
     breaker,
     load,
     evict,
+    cachedUser(id) {
+      const now = clock();
+      const hit = memory?.get(profileRef("user", id).key, now);
+      if (!hit?.profile || freshness(hit, now, policy) === "expired") return undefined;
+      return { ...hit.profile };
+    },
     async invalidate(request) {
       await evict(request);
     },
@@ -281,9 +319,17 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
       const refs = refsOf(request);
       const result: RefreshResult = { requested: refs.length, refreshed: 0, unknown: 0, ok: true };
       if (refs.length === 0) return result;
+      const mark = memory?.mark();
+      let generations: Generations;
+      try {
+        // Read before the call, as a page's MGET is: an invalidation during the call then wins over this refetch.
+        generations = await cache.generations(refs);
+      } catch (err) {
+        return { ...result, ok: false, reason: `cache read failed: ${errorText(err)}` };
+      }
       const outcome = await callService(refs);
       if (!outcome) return { ...result, ok: false, reason: "profile service circuit is open" };
-      const writes = answeredEntries(refs, outcome);
+      const { writes } = answeredEntries(refs, outcome, generations, mark);
       try {
         await cache.write(writes, policy);
       } catch (err) {

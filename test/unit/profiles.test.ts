@@ -69,6 +69,10 @@ describe("cache entries", () => {
     expect(decodeEntry(encodeEntry(entry), ref)).toEqual(entry);
     expect(decodeEntry(JSON.parse(encodeEntry(entry)), ref)).toEqual(entry);
     expect(decodeEntry(encodeEntry({ profile: null, fetchedAt: 5 }), ref)).toEqual({ profile: null, fetchedAt: 5 });
+    // The invalidation generation it was fetched under travels with it; entries from before generations have none.
+    const generated = { profile, fetchedAt: 7, generation: "3b0c1f6e-gen" };
+    expect(decodeEntry(encodeEntry(generated), ref)).toEqual(generated);
+    expect(decodeEntry(JSON.stringify({ profile, fetchedAt: 7 }), ref)).toStrictEqual({ profile, fetchedAt: 7 });
     // The stale flag is a property of an answer, never of what is stored.
     expect(encodeEntry({ profile: { ...profile, stale: true }, fetchedAt: 1 })).not.toContain("stale");
   });
@@ -125,6 +129,28 @@ describe("memory cache", () => {
     lru.set("d", "w", 0);
     lru.delete("d");
     expect(lru.get("d", 1)).toBeUndefined();
+  });
+
+  it("refuses a value fetched before its key was deleted (an invalidation during the fetch), and only for that key", () => {
+    const lru = new MemoryCache<string>({ maxEntries: 2, ttlMs: 1000 });
+    const mark = lru.mark();
+    lru.delete("a");
+    expect(lru.setUnlessDeletedSince(mark, "a", "old", 0)).toBe(false);
+    expect(lru.get("a", 1)).toBeUndefined();
+    expect(lru.setUnlessDeletedSince(mark, "b", "fine", 0)).toBe(true);
+    expect(lru.setUnlessDeletedSince(lru.mark(), "a", "new", 0)).toBe(true);
+    expect(lru.get("a", 1)).toBe("new");
+
+    // Beyond maxEntries deletes the oldest records are forgotten: a mark from before them is refused for every key.
+    const early = lru.mark();
+    lru.delete("x");
+    lru.delete("y");
+    lru.delete("z");
+    expect(lru.setUnlessDeletedSince(early, "c", "unsure", 0)).toBe(false);
+    const late = lru.mark();
+    expect(lru.setUnlessDeletedSince(late, "c", "sure", 0)).toBe(true);
+    lru.clear();
+    expect(lru.setUnlessDeletedSince(late, "c", "after clear", 0)).toBe(false);
   });
 });
 

@@ -21,7 +21,7 @@ export interface Call {
   url: string;
   body: string;
 }
-type Interceptor = (url: string) => Promise<Response | undefined>;
+type Interceptor = (url: string, init?: RequestInit) => Promise<Response | undefined>;
 const realFetch = globalThis.fetch;
 /** What this isolate fetched since the last resetCalls(); `intercept` may answer instead of the network. */
 export const net: { calls: Call[]; intercept: Interceptor | undefined } = { calls: [], intercept: undefined };
@@ -46,7 +46,7 @@ export function trackFetch(options: { resetFaults?: boolean } = {}): void {
     globalThis.fetch = (async (input: RequestInfo | URL, init?: RequestInit) => {
       const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
       if (!url.includes("/__control")) net.calls.push({ url, body: typeof init?.body === "string" ? init.body : "" });
-      const replaced = net.intercept && (await net.intercept(url));
+      const replaced = net.intercept && (await net.intercept(url, init));
       return replaced ?? realFetch(input, init);
     }) as typeof fetch;
   });

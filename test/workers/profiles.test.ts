@@ -5,7 +5,7 @@ import { env } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import { readyFrameData } from "../../src/protocol/frames";
 import { collectIds, enrichMessages } from "../../src/profiles/enrich";
-import { profileKey } from "../../src/profiles/keys";
+import { generationKey, profileKey, profileRef } from "../../src/profiles/keys";
 import { refreshHotProfiles } from "../../src/profiles/refresh";
 import { signDevToken } from "../../src/lib/jwt";
 import { api, expectErrorShape, newUser, type TestUser } from "./helpers";
@@ -33,6 +33,8 @@ import {
 } from "./profile-helpers";
 
 trackFetch();
+
+const generationKeyOf = (kind: "user" | "business", id: string) => generationKey(profileRef(kind, id));
 
 describe("profile provider: cache", () => {
   it("misses once, then hits Redis without calling the service", async () => {
@@ -87,7 +89,8 @@ describe("profile provider: cache", () => {
     expect(coldServiceCalls).toBe(1);
     const [read] = JSON.parse(redisReads()[0].body) as string[][];
     expect(read[0].toLowerCase()).toBe("mget");
-    expect(read.slice(1).sort()).toEqual(senders.map((s) => profileKey("user", s)).sort());
+    // The entries and their ids' invalidation generations, in the same MGET.
+    expect(read.slice(1).sort()).toEqual(senders.flatMap((s) => [profileKey("user", s), generationKeyOf("user", s)]).sort());
     expect(JSON.parse(serviceCalls()[0].body).user_uuids).toHaveLength(10);
     for (const m of page) expectFromService(m.sender, m.senderId);
     await cold.settle();
@@ -170,7 +173,11 @@ describe("profile provider: cache", () => {
     const result = await refreshHotProfiles(p, { userIds: ids, businessIds: [ids[0]] });
     expect(result).toEqual({ requested: 4, refreshed: 4, unknown: 1, ok: true });
     expect(serviceCalls()).toHaveLength(1);
-    expect(redisCalls()).toHaveLength(1); // one pipeline, already written when it resolves
+    // The generations (read before the call, so an invalidation during it wins), then one pipeline, already written
+    // when it resolves.
+    expect(redisReads()).toHaveLength(1);
+    expect(redisWrites()).toHaveLength(1);
+    expect(redisCalls()).toHaveLength(2);
     expect(await storedEntry("business", ids[0])).toMatchObject({ profile: { id: ids[0], kind: "business" } });
 
     p.breaker.recordFailure("timeout");
@@ -466,7 +473,7 @@ describe("message routes: senders", () => {
     // Cache write-back and metrics go to Redis under waitUntil, after the answer: the request itself waits for one MGET.
     expect(redisReads()).toHaveLength(1);
     const [read] = JSON.parse(redisReads()[0].body) as string[][];
-    expect(read.slice(1).sort()).toEqual(ids.map((u) => profileKey("user", u)).sort());
+    expect(read.slice(1).sort()).toEqual(ids.flatMap((u) => [profileKey("user", u), generationKeyOf("user", u)]).sort());
 
     // Warm, same isolate: the isolate's in-memory LRU (60 s) answers before Redis, so not even the MGET is paid.
     resetCalls();

@@ -2,14 +2,14 @@ import type { Config } from "../../lib/config";
 import { DEFAULT_MEMORY_OPTIONS, MemoryCache } from "../../lib/memory-cache";
 import type { Profile } from "../../protocol/resources";
 import { withSenderProfiles, type KahaIds } from "../../profiles/enrich";
-import { createProfileProvider, profileOptionsFromConfig } from "../../profiles/provider";
-import type { ProfileProvider, ProfileRequest, ProfileSet } from "../../profiles/types";
+import { createProfileProvider, profileOptionsFromConfig, type CachedProfileProvider } from "../../profiles/provider";
+import type { ProfileRequest, ProfileSet } from "../../profiles/types";
 
 /** A typing frame waits at most this long for a profile this object has not seen; later it goes without one. */
 export const TYPING_PROFILE_WAIT_MS = 1000;
 
 /**
- * A socket's `ready` waits at most this long for members' profiles this object has not seen; members still missing
+ * A socket's `ready` waits at most this long for members' profiles the isolate's cache lacks; members still missing
  * then go without `profile`. Room for one capped Redis read (300 ms) and a quick service answer: opening a
  * conversation must not hang on a slow profile service.
  */
@@ -26,34 +26,32 @@ export interface RoomProfileDeps {
 /**
  * Profiles for live broadcasts. One provider per object, backed by the isolate's in-memory LRU, so a send costs
  * a map lookup; a miss is one batched lookup (Redis, then the service) for every participant at once.
+ * The object keeps no copies of its own: a copy kept 60 s from when it was read out of that LRU (where it may
+ * already have been 60 s) would let an invalidation take two minutes, not one, to reach frames.
  */
 export class RoomProfiles {
-  private provider: ProfileProvider | undefined;
-  // Same limits as the provider's in-memory layer: an invalidation reaches typing frames within its 60 s.
-  private readonly known = new MemoryCache<Profile>(DEFAULT_MEMORY_OPTIONS);
+  private provider: CachedProfileProvider | undefined;
   // The members lookup in flight: sockets of a group opening together share it (one Redis read, one service call).
   private readonly kahaIds = new MemoryCache<string>(DEFAULT_MEMORY_OPTIONS);
   private membersLoading: { ids: ReadonlySet<string>; profiles: Promise<Map<string, Profile>> } | undefined;
 
   constructor(private readonly deps: RoomProfileDeps) {}
 
-  private async load(request: ProfileRequest): Promise<ProfileSet> {
+  private profiles(): CachedProfileProvider {
     this.provider ??= createProfileProvider({ ...profileOptionsFromConfig(this.deps.config()), memory: true, waitUntil: this.deps.waitUntil });
-    const set = await this.provider.load(request);
-    // Placeholders and stale copies are not remembered: the next lookup tries the service again, so typing frames
-    // lose `stale: true` as soon as the service is back.
-    for (const id of request.userIds ?? []) {
-      if (!set.hasUser(id)) continue;
-      const profile = set.user(id);
-      if (profile.stale) this.known.delete(id);
-      else this.known.set(id, profile);
-    }
-    return set;
+    return this.provider;
   }
 
-  /** Synchronous: the profile this object saw last, if it has not expired. */
+  private load(request: ProfileRequest): Promise<ProfileSet> {
+    return this.profiles().load(request);
+  }
+
+  /**
+   * Synchronous: the isolate's fresh copy, if any. Placeholders and stale copies never are one: the next lookup
+   * tries the service again, so typing frames lose `stale: true` as soon as the service is back.
+   */
   cached(userId: string): Profile | undefined {
-    return this.known.get(userId);
+    return this.profiles().cachedUser(userId);
   }
 
   /**
@@ -62,9 +60,9 @@ export class RoomProfiles {
    * fills in every participant this object is missing.
    */
   async user(userId: string, kahaId?: string): Promise<Profile> {
-    const hit = this.known.get(userId);
-    if (hit) return { ...hit };
-    const missing = this.deps.participantIds().filter((id) => id !== userId && this.known.get(id) === undefined);
+    const hit = this.cached(userId);
+    if (hit) return hit;
+    const missing = this.deps.participantIds().filter((id) => id !== userId && this.cached(id) === undefined);
     const set = await this.load({ userIds: [userId, ...missing] });
     return set.user(userId, kahaId);
   }
@@ -87,7 +85,7 @@ export class RoomProfiles {
   }
 
   /**
-   * For a `ready` frame: every member's profile this object holds, and the others from one lookup (shared with
+   * For a `ready` frame: every member's fresh profile in the isolate's cache, and the others from one lookup (shared with
    * concurrent connects) waited for at most `waitMs`. Members the lookup has not answered by then are left out; the
    * lookup still fills the cache for the next socket. Stale copies and placeholders count as answers here (they are
    * what REST shows too), but are not remembered, so the next socket asks again.
@@ -96,8 +94,8 @@ export class RoomProfiles {
     const out = new Map<string, Profile>();
     const missing: string[] = [];
     for (const id of userIds) {
-      const hit = this.known.get(id);
-      if (hit) out.set(id, { ...hit });
+      const hit = this.cached(id);
+      if (hit) out.set(id, hit);
       else missing.push(id);
     }
     if (missing.length === 0) return out;

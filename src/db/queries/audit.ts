@@ -63,9 +63,9 @@ export interface AuditCandidate {
 }
 
 /**
- * An INSERT into one conversation's chain, for a writer that records its change in the statement that makes it
- * (data-modifying CTEs: one round trip, atomic without BEGIN/COMMIT). `chain` is the conversation id as SQL (a
- * parameter, or a value the statement finds); `source` yields a text column `key`, and each candidate whose key is
+ * An INSERT into one chain, for a writer that records its change in the statement that makes it (data-modifying
+ * CTEs: one round trip, atomic without BEGIN/COMMIT). `chain` is the conversation id as SQL (a parameter, or a value
+ * the statement finds), or NULL for the global chain (migration 0014); `source` yields a text column `key`, and each candidate whose key is
  * there is written, in the order given (none: nothing is written). `audit_chain_head` (migration 0013) takes the
  * chain's lock, the one appendAudit takes, and reads the last hash after it, once per statement; the entries are
  * then linked to it and to each other in SQL (recursively: each hash covers the one before). Everything after the
@@ -99,10 +99,11 @@ export function auditInsertEach(chain: SQL, source: SQL, candidates: AuditCandid
     FROM e JOIN link ON link.n = e.n`;
 }
 
-/** `auditInsertEach` for one entry, written when `source` yields a row (at most one). */
-export function auditInsertFrom(source: SQL, e: AuditEntry & { conversationId: string }): SQL {
+/** `auditInsertEach` for one entry (its conversation's chain, or the global one), written when `source` yields a row. */
+export function auditInsertFrom(source: SQL, e: AuditEntry): SQL {
   const { conversationId, entryId: _, ...entry } = e;
-  return auditInsertEach(sql`${conversationId}::uuid`, sql`(SELECT 'entry' AS key FROM ${source} LIMIT 1)`, [{ key: "entry", entry }]);
+  const chain = conversationId === null ? sql`NULL` : sql`${conversationId}`;
+  return auditInsertEach(chain, sql`(SELECT 'entry' AS key FROM ${source} LIMIT 1)`, [{ key: "entry", entry }]);
 }
 
 /**

@@ -63,8 +63,8 @@ export class BusinessDesk extends DurableObject<Env> {
     return asRpcResult(() => this.desk.release(input));
   }
 
-  upsertAgent(businessId: string, agentId: string, patch: AgentPatch): Promise<RpcResult<{ agent: AgentView; created: boolean }>> {
-    return asRpcResult(() => this.desk.upsertAgent(businessId, agentId, patch));
+  upsertAgent(businessId: string, agentId: string, patch: AgentPatch, actorId: string): Promise<RpcResult<{ agent: AgentView; created: boolean }>> {
+    return asRpcResult(() => this.desk.upsertAgent(businessId, agentId, patch, actorId));
   }
 
   removeAgent(businessId: string, agentId: string, actorId: string): Promise<RpcResult<void>> {
@@ -75,8 +75,8 @@ export class BusinessDesk extends DurableObject<Env> {
     return asRpcResult(() => this.desk.setAvailability(businessId, agentId, isAvailable));
   }
 
-  setHours(businessId: string, hours: BusinessHours | null): Promise<RpcResult<HoursOutcome>> {
-    return asRpcResult(() => this.desk.setHours(businessId, hours));
+  setHours(businessId: string, hours: BusinessHours | null, actorId: string): Promise<RpcResult<HoursOutcome>> {
+    return asRpcResult(() => this.desk.setHours(businessId, hours, actorId));
   }
 
   snapshot(businessId: string): Promise<RpcResult<DeskSnapshot>> {

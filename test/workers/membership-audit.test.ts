@@ -179,3 +179,82 @@ describe("renaming a group is audited", () => {
     expect(report).toMatchObject({ ok: true, rows: chain.length });
   });
 });
+
+describe("asking again for a conversation brings back who left, audited", () => {
+  const rejoined = (actorId: string, targetId: string, role: string) => ({ action: "participant.added", actorId, targetId, details: { role, rejoined: true } });
+  const shape = ({ action, actorId, targetId, details }: AuditView) => ({ action, actorId, targetId, details });
+
+  it("records each member a direct conversation brings back, after their leaving, in the verified chain", async () => {
+    const [a, b] = await Promise.all([newUser("rej-a"), newUser("rej-b")]);
+    const service = await newUser("rej-svc", "admin");
+    const ask = (from: typeof a, to: typeof a) => api("POST", "/conversations/direct", { token: from.token, body: { targetUserId: to.id } });
+    const id = (await ask(a, b)).body.id as string;
+    // b leaves; a asks again and b is back.
+    expect((await api("DELETE", `/conversations/${id}/participants/${b.id}`, { token: b.token })).status).toBe(204);
+    const back = await ask(a, b);
+    expect({ status: back.status, id: back.body.id, members: back.body.participants.length }).toEqual({ status: 200, id, members: 2 });
+    // Both leave; b asks again and both are back: two entries from one request, chained one after the other.
+    expect((await api("DELETE", `/conversations/${id}/participants/${a.id}`, { token: a.token })).status).toBe(204);
+    expect((await api("DELETE", `/conversations/${id}/participants/${b.id}`, { token: b.token })).status).toBe(204);
+    expect((await ask(b, a)).body.participants).toHaveLength(2);
+    // Nobody had left: nothing to record.
+    expect((await ask(a, b)).status).toBe(200);
+
+    const chain = await chainOf(id, service.token);
+    expect(chain.slice(1).map(shape)).toEqual([
+      { action: "participant.left", actorId: b.id, targetId: b.id, details: { role: "member" } },
+      rejoined(a.id, b.id, "member"),
+      { action: "participant.left", actorId: a.id, targetId: a.id, details: { role: "member" } },
+      { action: "participant.left", actorId: b.id, targetId: b.id, details: { role: "member" } },
+      rejoined(b.id, b.id, "member"),
+      rejoined(b.id, a.id, "member"),
+    ]);
+    for (let i = 1; i < chain.length; i++) expect(chain[i].prevHash).toBe(chain[i - 1].hash);
+    const verify = await api("POST", "/operations/audit/verify", { token: service.token, body: { conversationId: id } });
+    expect(verify.body).toMatchObject({ ok: true, rows: 7, broken: [] });
+  });
+
+  it("records a business customer brought back to their open conversation", async () => {
+    const customer = await newUser("rej-customer");
+    const service = await newUser("rej-svc", "admin");
+    const businessId = crypto.randomUUID();
+    const id = (await api("POST", "/conversations/business", { token: customer.token, body: { businessId } })).body.id as string;
+    // Leaving through the API closes a business conversation; an open one the customer is out of (data from before
+    // that rule) is what a repeat request brings them back to.
+    await withDb((db) => db.execute(sql`UPDATE participants SET left_at = now() WHERE conversation_id = ${id} AND user_id = ${customer.id}`));
+    const again = await api("POST", "/conversations/business", { token: customer.token, body: { businessId } });
+    expect({ status: again.status, id: again.body.id }).toEqual({ status: 200, id });
+    expect((await api("POST", "/conversations/business", { token: customer.token, body: { businessId } })).status).toBe(200);
+
+    const chain = await chainOf(id, service.token);
+    expect(chain.map(shape).slice(1)).toEqual([rejoined(customer.id, customer.id, "customer")]);
+    const verify = await api("POST", "/operations/audit/verify", { token: service.token, body: { conversationId: id } });
+    expect(verify.body).toMatchObject({ ok: true, rows: 2 });
+  });
+
+  it("keeps one verified chain, with one entry per actual return, when both sides leave and ask again concurrently", async () => {
+    const [a, b] = await Promise.all([newUser("rej-a"), newUser("rej-b")]);
+    const id = (await api("POST", "/conversations/direct", { token: a.token, body: { targetUserId: b.id } })).body.id as string;
+    for (let round = 0; round < 4; round++) {
+      const left = await Promise.all([a, b].map((u) => api("DELETE", `/conversations/${id}/participants/${u.id}`, { token: u.token })));
+      expect(left.map((r) => r.status)).toEqual([204, 204]);
+      const asked = await Promise.all([
+        api("POST", "/conversations/direct", { token: a.token, body: { targetUserId: b.id } }),
+        api("POST", "/conversations/direct", { token: b.token, body: { targetUserId: a.id } }),
+        api("POST", "/conversations/direct", { token: a.token, body: { targetUserId: b.id } }),
+      ]);
+      expect(asked.map((r) => [r.status, r.body.id])).toEqual([[200, id], [200, id], [200, id]]);
+    }
+    const rows = await withDb(async (db) => {
+      const r = await db.execute<{ action: string; target_id: string }>(sql`SELECT action, target_id FROM audit_log WHERE conversation_id = ${id} ORDER BY id`);
+      return r.rows;
+    });
+    // Every leave is followed, for that member, by exactly one return.
+    for (const u of [a, b]) {
+      const mine = rows.filter((r) => r.target_id === u.id).map((r) => r.action);
+      expect(mine).toEqual(Array.from({ length: 4 }, () => ["participant.left", "participant.added"]).flat());
+    }
+    const report = await withDb((db) => verifyAuditChains(db, { conversationId: id }));
+    expect(report).toMatchObject({ ok: true, rows: 17 });
+  });
+});

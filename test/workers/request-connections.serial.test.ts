@@ -8,10 +8,11 @@ import { api } from "./helpers";
  * A Worker request cannot keep connections between requests, so each one it opens is a new Neon connection in
  * production (WebSocket, TLS, startup): queries run in parallel on a fresh pool each pay for one.
  */
-async function costOf(request: () => Promise<void>): Promise<{ connections: number; roundTrips: number }> {
+async function costOf(request: () => Promise<void>, setup?: () => Promise<void>): Promise<{ connections: number; roundTrips: number }> {
   // The least of three: another object's pool (an alarm, a flush) may use Postgres meanwhile, never less.
   const seen: { connections: number; roundTrips: number }[] = [];
   for (let i = 0; i < 3; i++) {
+    await setup?.();
     const before = await bridgeStats();
     await request();
     const after = await bridgeStats();
@@ -90,6 +91,24 @@ describe("creating a conversation", () => {
       expect({ status: res.status, members: res.body.participants?.length }).toEqual({ status: 201, members: 2 });
     });
     expect({ created, direct }).toEqual({ created: { connections: 1, roundTrips: 2 }, direct: { connections: 1, roundTrips: 3 } });
+  });
+});
+
+describe("asking again for a direct conversation the other side left", () => {
+  it("brings them back, with the audit entry, in the statement that looked up the conversation: four round trips", async () => {
+    const [me, other] = await users(2, "rejoinconn");
+    const id = await direct(me, other);
+    const rejoined = await costOf(
+      async () => {
+        const res = await api("POST", "/conversations/direct", { token: me.token, body: { targetUserId: other.id } });
+        expect({ status: res.status, id: res.body.id, members: res.body.participants.length }).toEqual({ status: 200, id, members: 2 });
+      },
+      async () => {
+        expect((await api("DELETE", `/conversations/${id}/participants/${other.id}`, { token: other.token })).status).toBe(204);
+      },
+    );
+    // The found-with-the-other-gone lookup, the create that conflicts, the lookup-return-and-audit, the view.
+    expect(rejoined).toEqual({ connections: 1, roundTrips: 4 });
   });
 });
 

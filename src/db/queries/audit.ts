@@ -56,33 +56,54 @@ export async function chained(prevHash: string | null, e: AuditEntry) {
   return { ...columns, createdAt: new Date(at), prevHash, hash, entryId: e.entryId ?? null };
 }
 
+/** One entry `auditInsertEach` may write: written when `key` is among its source's keys. */
+export interface AuditCandidate {
+  key: string;
+  entry: Omit<AuditEntry, "conversationId" | "entryId">;
+}
+
 /**
- * An INSERT of `e` into its conversation's chain, for a writer that records its change in the statement that makes
- * it (data-modifying CTEs: one round trip, atomic without BEGIN/COMMIT). `source` yields at most one row (none:
- * nothing is written, and the chain's lock is not taken); one entry per statement, because a second head read in
- * the same statement need not see the first entry, which would fork the chain. `audit_chain_head` (migration 0013)
- * takes the chain's lock, the one appendAudit takes, and reads the last hash after it; Postgres then puts that hash in
- * front of the rest of the hash input, which is fixed here, so the hash is the one `chained` computes and the
- * verifier recomputes.
+ * An INSERT into one chain, for a writer that records its change in the statement that makes it (data-modifying
+ * CTEs: one round trip, atomic without BEGIN/COMMIT). `chain` is the conversation id as SQL (a parameter, or a value
+ * the statement finds), or NULL for the global chain (migration 0014); `source` yields a text column `key`, and each candidate whose key is
+ * there is written, in the order given (none: nothing is written). `audit_chain_head` (migration 0013) takes the
+ * chain's lock, the one appendAudit takes, and reads the last hash after it, once per statement; the entries are
+ * then linked to it and to each other in SQL (recursively: each hash covers the one before). Everything after the
+ * previous hash and the conversation id in the hash input is fixed here, so every hash is the one `chained`
+ * computes and the verifier recomputes. One such INSERT per chain and statement: a second head read in the same
+ * statement need not see the first one's entries, which would fork the chain.
  */
-export function auditInsertFrom(source: SQL, e: AuditEntry & { conversationId: string }): SQL {
-  const full = {
-    conversationId: e.conversationId,
-    actorId: e.actorId,
-    action: e.action,
-    targetId: e.targetId ?? null,
-    details: e.details ?? {},
-    at: new Date(e.at ?? Date.now()).toISOString(),
-  };
-  // The canonical input with a null previous hash, less its opening "[null": what follows the previous hash.
-  const input = auditHashInput(null, full);
-  const rest = input.slice("[null".length);
-  const head = sql`audit_chain_head(${full.conversationId}::uuid)`;
+export function auditInsertEach(chain: SQL, source: SQL, candidates: AuditCandidate[]): SQL {
+  const rows = candidates.map(({ key, entry }, i) => {
+    const e = { actorId: entry.actorId, action: entry.action, targetId: entry.targetId ?? null, details: entry.details ?? {}, at: new Date(entry.at ?? Date.now()).toISOString() };
+    // auditHashInput's array less its first two items (previous hash, conversation id): ",actor,...,at]".
+    const rest = "," + canonicalJson([e.actorId, e.action, e.targetId, e.details, e.at]).slice(1);
+    return sql`(${i}::int, ${key}::text, ${e.actorId}::uuid, ${e.action}::text, ${e.targetId}::text, ${JSON.stringify(e.details)}::jsonb, ${e.at}::timestamptz, ${rest}::text)`;
+  });
+  const hashAfter = (prev: SQL) =>
+    sql`encode(sha256(convert_to('[' || coalesce(to_json(${prev})::text, 'null') || ',' || coalesce(to_json(e.conversation_id::text)::text, 'null') || e.rest, 'UTF8')), 'hex')`;
   return sql`INSERT INTO audit_log (conversation_id, actor_id, action, target_id, details, created_at, prev_hash, hash)
-    SELECT ${full.conversationId}::uuid, ${full.actorId}::uuid, ${full.action}, ${full.targetId}, ${JSON.stringify(full.details)}::jsonb,
-           ${full.at}::timestamptz, h.head,
-           encode(sha256(convert_to('[' || coalesce(to_json(h.head)::text, 'null') || ${rest}::text, 'UTF8')), 'hex')
-    FROM ${source} CROSS JOIN LATERAL (SELECT ${head} AS head) h`;
+    WITH RECURSIVE
+      e AS (
+        SELECT row_number() OVER (ORDER BY v.ord) AS n, (${chain})::uuid AS conversation_id, v.*
+        FROM (VALUES ${sql.join(rows, sql`, `)}) AS v (ord, key, actor_id, action, target_id, details, created_at, rest)
+        WHERE v.key IN (SELECT s.key FROM ${source} s)
+      ),
+      link (n, prev_hash, hash) AS (
+        SELECT e.n, h.head, ${hashAfter(sql`h.head`)}
+        FROM e CROSS JOIN LATERAL (SELECT audit_chain_head(e.conversation_id) AS head) h WHERE e.n = 1
+        UNION ALL
+        SELECT e.n, link.hash, ${hashAfter(sql`link.hash`)} FROM link JOIN e ON e.n = link.n + 1
+      )
+    SELECT e.conversation_id, e.actor_id, e.action, e.target_id, e.details, e.created_at, link.prev_hash, link.hash
+    FROM e JOIN link ON link.n = e.n`;
+}
+
+/** `auditInsertEach` for one entry (its conversation's chain, or the global one), written when `source` yields a row. */
+export function auditInsertFrom(source: SQL, e: AuditEntry): SQL {
+  const { conversationId, entryId: _, ...entry } = e;
+  const chain = conversationId === null ? sql`NULL` : sql`${conversationId}`;
+  return auditInsertEach(chain, sql`(SELECT 'entry' AS key FROM ${source} LIMIT 1)`, [{ key: "entry", entry }]);
 }
 
 /**

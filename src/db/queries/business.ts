@@ -3,13 +3,17 @@ import type { BusinessHours } from "../../domain/business-hours";
 import type { Role } from "../../protocol/resources";
 import type { Db } from "../client";
 import { businessAdmins, businessAgents, businessAssignments, businessHours, conversations, participants } from "../schema";
-import { appendAudit } from "./audit";
+import { appendAudit, auditInsertFrom } from "./audit";
 import type { ConversationRow } from "./conversations";
 
 /**
  * [business] Postgres side of customer ↔ business chats. Configuration (admins, agents, hours) lives here; the live
  * queue and load live in the business's Durable Object (BusinessDesk), which writes every assignment, transfer and
  * closure through with the functions at the end of this file (one transaction each, audited).
+ *
+ * Changes to who may act for a business (admins, agents) and to its hours are audited in the global chain: they
+ * belong to no conversation. Each entry is written with its change, in its statement or transaction, and only when
+ * something changed.
  */
 
 type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
@@ -26,50 +30,71 @@ export async function isRegisteredAdmin(db: Db, businessId: string, userId: stri
   return rows.length > 0;
 }
 
-/** true when the admin is new. */
-export async function registerAdmin(db: Db, businessId: string, userId: string): Promise<boolean> {
-  const rows = await db.insert(businessAdmins).values({ businessId, userId }).onConflictDoNothing().returning({ userId: businessAdmins.userId });
-  return rows.length > 0;
+/** true when the admin is new (recorded as `business.admin_granted`, in the same statement). */
+export async function registerAdmin(db: Db, businessId: string, userId: string, actorId: string): Promise<boolean> {
+  const insert = db.insert(businessAdmins).values({ businessId, userId }).onConflictDoNothing().returning({ userId: businessAdmins.userId });
+  const entry = { conversationId: null, actorId, action: "business.admin_granted", targetId: userId, details: { businessId } };
+  const result = await db.execute<{ user_id: string }>(sql`
+    WITH i AS (${insert.getSQL()}),
+    a AS (${auditInsertFrom(sql`i`, entry)})
+    SELECT user_id FROM i`);
+  return result.rows.length > 0;
 }
 
 // ── Agents ───────────────────────────────────────────────────────────────────────────────────────────────────
 
-/** Registers an agent or changes the fields given; absent fields keep their value (defaults on insert). */
+/**
+ * Registers an agent or changes the fields given; absent fields keep their value (defaults on insert). Recorded as
+ * `business.agent_set` with what the agent now is, unless nothing changed: those values are known only once the row
+ * is written, and an entry's hash is computed before its statement, so this is a transaction (the desk makes these
+ * changes, rarely) rather than one statement.
+ */
 export async function upsertAgent(
   db: Db,
   businessId: string,
   userId: string,
   patch: { skills?: string[]; maxConcurrentChats?: number },
+  actorId: string,
 ): Promise<{ row: AgentRow; created: boolean }> {
   const set: { skills?: string[]; maxConcurrentChats?: number | ReturnType<typeof sql> } = {};
   if (patch.skills !== undefined) set.skills = patch.skills;
   if (patch.maxConcurrentChats !== undefined) set.maxConcurrentChats = patch.maxConcurrentChats;
   // Nothing to change still needs a row back: a no-op update returns it.
   if (Object.keys(set).length === 0) set.maxConcurrentChats = sql`${businessAgents.maxConcurrentChats}`;
-  const [row] = await db
-    .insert(businessAgents)
-    .values({ businessId, userId, ...patch })
-    .onConflictDoUpdate({ target: [businessAgents.businessId, businessAgents.userId], set })
-    .returning({
-      businessId: businessAgents.businessId,
-      userId: businessAgents.userId,
-      skills: businessAgents.skills,
-      maxConcurrentChats: businessAgents.maxConcurrentChats,
-      isAvailable: businessAgents.isAvailable,
-      createdAt: businessAgents.createdAt,
-      // xmax is 0 on a freshly inserted row version.
-      inserted: sql<boolean>`(xmax = 0)`,
-    });
-  const { inserted, ...agent } = row;
-  return { row: agent, created: Boolean(inserted) };
+  const agent = and(eq(businessAgents.businessId, businessId), eq(businessAgents.userId, userId));
+  return db.transaction(async (tx) => {
+    const [before] = await tx
+      .select({ skills: businessAgents.skills, maxConcurrentChats: businessAgents.maxConcurrentChats })
+      .from(businessAgents)
+      .where(agent)
+      .for("update");
+    const [row] = await tx
+      .insert(businessAgents)
+      .values({ businessId, userId, ...patch })
+      .onConflictDoUpdate({ target: [businessAgents.businessId, businessAgents.userId], set })
+      .returning();
+    const created = before === undefined;
+    const changed = created || before.maxConcurrentChats !== row.maxConcurrentChats || JSON.stringify(before.skills) !== JSON.stringify(row.skills);
+    if (changed) {
+      const details = { businessId, created, skills: row.skills, maxConcurrentChats: row.maxConcurrentChats };
+      await appendAudit(tx, [{ conversationId: null, actorId, action: "business.agent_set", targetId: userId, details }]);
+    }
+    return { row, created };
+  });
 }
 
-export async function deleteAgent(db: Db, businessId: string, userId: string): Promise<boolean> {
-  const rows = await db
+/** Unregisters an agent; recorded as `business.agent_removed` in the same statement. */
+export async function deleteAgent(db: Db, businessId: string, userId: string, actorId: string): Promise<boolean> {
+  const removal = db
     .delete(businessAgents)
     .where(and(eq(businessAgents.businessId, businessId), eq(businessAgents.userId, userId)))
     .returning({ userId: businessAgents.userId });
-  return rows.length > 0;
+  const entry = { conversationId: null, actorId, action: "business.agent_removed", targetId: userId, details: { businessId } };
+  const result = await db.execute<{ user_id: string }>(sql`
+    WITH d AS (${removal.getSQL()}),
+    a AS (${auditInsertFrom(sql`d`, entry)})
+    SELECT user_id FROM d`);
+  return result.rows.length > 0;
 }
 
 /** A business's agents, by user id. */
@@ -110,17 +135,38 @@ export async function loadHours(db: Db, businessId: string): Promise<BusinessHou
   return { timezone: row.timezone, schedule: row.schedule as BusinessHours["schedule"], holidays: row.holidays as BusinessHours["holidays"] };
 }
 
-export async function saveHours(db: Db, businessId: string, hours: BusinessHours): Promise<void> {
+/**
+ * Sets the hours, recorded as `business.hours_set` in the same statement unless they were already these. The entry
+ * keeps the zone and the weekly schedule (bounded: seven days) and counts the holidays (up to 366 of them).
+ */
+export async function saveHours(db: Db, businessId: string, hours: BusinessHours, actorId: string): Promise<void> {
   const values = { businessId, timezone: hours.timezone, schedule: hours.schedule, holidays: hours.holidays ?? [], updatedAt: new Date() };
-  await db
+  const upsert = db
     .insert(businessHours)
     .values(values)
-    .onConflictDoUpdate({ target: businessHours.businessId, set: { timezone: values.timezone, schedule: values.schedule, holidays: values.holidays, updatedAt: values.updatedAt } });
+    .onConflictDoUpdate({
+      target: businessHours.businessId,
+      set: { timezone: values.timezone, schedule: values.schedule, holidays: values.holidays, updatedAt: values.updatedAt },
+      setWhere: sql`(${businessHours.timezone}, ${businessHours.schedule}, ${businessHours.holidays}) IS DISTINCT FROM (excluded.timezone, excluded.schedule, excluded.holidays)`,
+    })
+    .returning({ businessId: businessHours.businessId });
+  const details = { businessId, timezone: hours.timezone, schedule: hours.schedule, holidays: values.holidays.length };
+  const entry = { conversationId: null, actorId, action: "business.hours_set", targetId: businessId, details };
+  await db.execute(sql`
+    WITH u AS (${upsert.getSQL()}),
+    a AS (${auditInsertFrom(sql`u`, entry)})
+    SELECT 1`);
 }
 
-export async function deleteHours(db: Db, businessId: string): Promise<boolean> {
-  const rows = await db.delete(businessHours).where(eq(businessHours.businessId, businessId)).returning({ id: businessHours.businessId });
-  return rows.length > 0;
+/** Removes the hours (always open again); recorded as `business.hours_removed` in the same statement. */
+export async function deleteHours(db: Db, businessId: string, actorId: string): Promise<boolean> {
+  const removal = db.delete(businessHours).where(eq(businessHours.businessId, businessId)).returning({ businessId: businessHours.businessId });
+  const entry = { conversationId: null, actorId, action: "business.hours_removed", targetId: businessId, details: { businessId } };
+  const result = await db.execute<{ business_id: string }>(sql`
+    WITH d AS (${removal.getSQL()}),
+    a AS (${auditInsertFrom(sql`d`, entry)})
+    SELECT business_id FROM d`);
+  return result.rows.length > 0;
 }
 
 // ── What the desk starts from ────────────────────────────────────────────────────────────────────────────────

@@ -1,12 +1,12 @@
 import { messageColumns } from "./messages";
-import { and, count, desc, eq, gt, inArray, isNotNull, isNull, sql, type SQL } from "drizzle-orm";
+import { and, count, desc, eq, gt, inArray, isNull, sql, type SQL } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
 import { unavailable } from "../../lib/errors";
 import type { Message } from "../../protocol/resources";
 import type { Db } from "../client";
 import { toMessage } from "../mappers";
 import { businessAgents, conversations, messages, participants, users } from "../schema";
-import { auditInsertFrom, chained, type AuditEntry } from "./audit";
+import { auditInsertEach, auditInsertFrom, chained, type AuditEntry } from "./audit";
 import { placeheldNow, placeholderRows, unprovisioned } from "./users";
 import { partsColumns, type PartsColumns } from "./conversation-parts";
 
@@ -22,8 +22,8 @@ export interface Membership {
 export interface CreateResult {
   id: string;
   created: boolean;
-  /** Participants whose earlier `left_at` was cleared because the conversation was asked for again. */
-  rejoined: ParticipantRow[];
+  /** Users whose earlier `left_at` was cleared because the conversation was asked for again. */
+  rejoined: string[];
 }
 
 const active = (conversationId: string, userId: string) =>
@@ -102,17 +102,33 @@ async function insertNew(db: Db, { row, conflict, members }: NewConversation): P
   return result.rows.length > 0;
 }
 
-/** Found, not created: the conversation's id, and who of `rejoin` was brought back (their `left_at` cleared). */
-async function rejoinExisting(db: Db, existing: SQL | undefined, rejoin: string[]): Promise<CreateResult> {
-  const [found] = await db.select({ id: conversations.id }).from(conversations).where(existing).limit(1);
+/**
+ * Found, not created: the conversation's id, and who of `rejoin` was brought back (their `left_at` cleared), each
+ * recorded as `participant.added` {role, rejoined} with the asker as actor, as the group route records a return.
+ * ONE statement: the lookup, the return and its audit entries (data-modifying CTEs, `auditInsertEach`; the chain is
+ * the conversation the lookup finds), so a repeat request that finds everyone in costs what the lookup alone did.
+ */
+async function rejoinExisting(db: Db, existing: SQL | undefined, rejoin: { userId: string; role: ParticipantRow["role"] }[], actorId: string): Promise<CreateResult> {
+  const at = new Date().toISOString();
+  const found = db.select({ id: conversations.id }).from(conversations).where(existing).limit(1);
+  const entries = rejoin.map(({ userId, role }) => ({
+    key: userId,
+    entry: { actorId, action: "participant.added", targetId: userId, details: { role, rejoined: true }, at },
+  }));
+  const result = await db.execute<{ id: string; rejoined: string[] | null }>(sql`
+    WITH f AS (${found.getSQL()}),
+    r AS (
+      UPDATE participants SET left_at = NULL, joined_at = ${at}::timestamptz
+      WHERE conversation_id = (SELECT id FROM f) AND left_at IS NOT NULL
+        AND user_id IN (${sql.join(rejoin.map((m) => sql`${m.userId}::uuid`), sql`, `)})
+      RETURNING user_id
+    ),
+    a AS (${auditInsertEach(sql`(SELECT id FROM f)`, sql`(SELECT user_id::text AS key FROM r)`, entries)})
+    SELECT f.id, (SELECT array_agg(user_id::text) FROM r) AS rejoined FROM f`);
+  const row = result.rows[0];
   // The row we conflicted with vanished between the two statements (closed or deleted): let the client retry.
-  if (!found) throw unavailable("Conversation changed concurrently, please retry", 1);
-  const rejoined = await db
-    .update(participants)
-    .set({ leftAt: null, joinedAt: new Date() })
-    .where(and(eq(participants.conversationId, found.id), inArray(participants.userId, rejoin), isNotNull(participants.leftAt)))
-    .returning();
-  return { id: found.id, created: false, rejoined };
+  if (!row) throw unavailable("Conversation changed concurrently, please retry", 1);
+  return { id: row.id, created: false, rejoined: row.rejoined ?? [] };
 }
 
 /**
@@ -129,7 +145,15 @@ export async function createDirect(db: Db, actorId: string, targetId: string, ke
       { userId: targetId, role: "member" },
     ],
   });
-  return created ? { id, created, rejoined: [] } : rejoinExisting(db, eq(conversations.directKey, key), [actorId, targetId]);
+  return created ? { id, created, rejoined: [] } : rejoinExisting(
+        db,
+        eq(conversations.directKey, key),
+        [
+          { userId: actorId, role: "member" },
+          { userId: targetId, role: "member" },
+        ],
+        actorId,
+      );
 }
 
 /** At most one open conversation per customer and business (partial unique index). */
@@ -148,7 +172,7 @@ export async function createBusiness(db: Db, customerId: string, businessId: str
     eq(conversations.customerId, customerId),
   );
   // Only the customer comes back on a repeat request; an agent is placed once, when the conversation opens.
-  return rejoinExisting(db, open, [customerId]);
+  return rejoinExisting(db, open, [{ userId: customerId, role: "customer" }], customerId);
 }
 
 export async function createGroup(db: Db, creatorId: string, name: string | null, memberIds: string[]): Promise<string> {

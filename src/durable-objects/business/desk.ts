@@ -351,11 +351,11 @@ export class Desk {
 
   // ── Agents ─────────────────────────────────────────────────────────────────────────────────────────────────
 
-  async upsertAgent(businessId: string, agentId: string, patch: AgentPatch): Promise<{ agent: AgentView; created: boolean }> {
+  async upsertAgent(businessId: string, agentId: string, patch: AgentPatch, actorId: string): Promise<{ agent: AgentView; created: boolean }> {
     await this.ready(businessId);
     let created = false;
     await this.chain(`agent:${agentId}`, async () => {
-      const saved = await this.pg(() => this.effects.upsertAgent(businessId, agentId, patch));
+      const saved = await this.pg(() => this.effects.upsertAgent(businessId, agentId, patch, actorId));
       created = saved.created;
       const presence = await this.effects.presenceOf(agentId);
       this.mirrorAgent(saved.row, presence);
@@ -382,7 +382,7 @@ export class Desk {
   async removeAgent(businessId: string, agentId: string, actorId: string): Promise<void> {
     await this.ready(businessId);
     await this.chain(`agent:${agentId}`, async () => {
-      const deleted = await this.pg(() => this.effects.deleteAgent(businessId, agentId));
+      const deleted = await this.pg(() => this.effects.deleteAgent(businessId, agentId, actorId));
       const known = this.store.agent(agentId);
       if (!deleted && !known) throw notFound("Agent");
       this.store.deleteAgent(agentId);
@@ -434,10 +434,10 @@ export class Desk {
 
   // ── Hours ──────────────────────────────────────────────────────────────────────────────────────────────────
 
-  async setHours(businessId: string, hours: BusinessHours | null): Promise<HoursOutcome> {
+  async setHours(businessId: string, hours: BusinessHours | null, actorId: string): Promise<HoursOutcome> {
     await this.ready(businessId);
     await this.chain("hours", async () => {
-      await this.pg(() => this.effects.saveHours(businessId, hours));
+      await this.pg(() => this.effects.saveHours(businessId, hours, actorId));
       this.store.setHours(hours);
     });
     await this.drainAndWait();

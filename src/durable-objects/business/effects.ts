@@ -34,10 +34,11 @@ import { sharedConversation } from "./views";
  */
 export interface DeskEffects {
   seed(businessId: string): Promise<DeskSeed>;
-  upsertAgent(businessId: string, userId: string, patch: AgentPatch): Promise<{ row: AgentRow; created: boolean }>;
-  deleteAgent(businessId: string, userId: string): Promise<boolean>;
+  /** The changes to agents and hours are audited with their actor (db/queries/business.ts). */
+  upsertAgent(businessId: string, userId: string, patch: AgentPatch, actorId: string): Promise<{ row: AgentRow; created: boolean }>;
+  deleteAgent(businessId: string, userId: string, actorId: string): Promise<boolean>;
   setAvailability(businessId: string, userId: string, isAvailable: boolean): Promise<AgentRow | undefined>;
-  saveHours(businessId: string, hours: BusinessHours | null): Promise<void>;
+  saveHours(businessId: string, hours: BusinessHours | null, actorId: string): Promise<void>;
   writeAssignment(w: AssignmentWrite): Promise<WriteOutcome>;
   writeUnassignment(w: UnassignmentWrite): Promise<WriteOutcome>;
   writeClose(w: CloseWrite): Promise<WriteOutcome>;
@@ -77,22 +78,22 @@ export class WorkerDeskEffects implements DeskEffects {
     return this.withDb((db) => loadDeskSeed(db, businessId));
   }
 
-  upsertAgent(businessId: string, userId: string, patch: AgentPatch) {
-    return this.withDb((db) => upsertAgent(db, businessId, userId, patch));
+  upsertAgent(businessId: string, userId: string, patch: AgentPatch, actorId: string) {
+    return this.withDb((db) => upsertAgent(db, businessId, userId, patch, actorId));
   }
 
-  deleteAgent(businessId: string, userId: string) {
-    return this.withDb((db) => deleteAgent(db, businessId, userId));
+  deleteAgent(businessId: string, userId: string, actorId: string) {
+    return this.withDb((db) => deleteAgent(db, businessId, userId, actorId));
   }
 
   setAvailability(businessId: string, userId: string, isAvailable: boolean) {
     return this.withDb((db) => setAgentAvailability(db, businessId, userId, isAvailable));
   }
 
-  async saveHours(businessId: string, hours: BusinessHours | null) {
+  async saveHours(businessId: string, hours: BusinessHours | null, actorId: string) {
     await this.withDb(async (db) => {
-      if (hours) await saveHours(db, businessId, hours);
-      else await deleteHours(db, businessId);
+      if (hours) await saveHours(db, businessId, hours, actorId);
+      else await deleteHours(db, businessId, actorId);
     });
   }
 

@@ -117,7 +117,7 @@ export const business = new OpenAPIHono<AppEnv>()
       method: "put",
       path: "/{businessId}/admins/{userId}",
       tags,
-      summary: "Register a business admin (service token only: role \"admin\")",
+      summary: "Register a business admin (service token only: role \"admin\"; audited)",
       ...secured,
       request: { params: adminParams },
       responses: {
@@ -133,7 +133,7 @@ export const business = new OpenAPIHono<AppEnv>()
       if (!isServiceToken(c.var.user)) throw forbidden("Only a service token can register business admins");
       const db = c.var.db();
       await provisionUserIds(db, [userId]);
-      const created = await registerAdmin(db, businessId, userId);
+      const created = await registerAdmin(db, businessId, userId, c.var.user.id);
       return c.json({ businessId, userId }, created ? 201 : 200);
     },
   )
@@ -142,7 +142,7 @@ export const business = new OpenAPIHono<AppEnv>()
       method: "put",
       path: "/{businessId}/agents/{agentId}",
       tags,
-      summary: "Register an agent or change their skills / maximum of concurrent chats (business admin)",
+      summary: "Register an agent or change their skills / maximum of concurrent chats (business admin; audited)",
       description: "Absent fields keep their value (new agents: no skills, at most 5 chats, not available until they say so).",
       ...secured,
       request: { params: agentParams, ...jsonBody(agentBody) },
@@ -158,7 +158,7 @@ export const business = new OpenAPIHono<AppEnv>()
       const body = c.req.valid("json");
       await provisionUserIds(c.var.db(), [agentId]);
       const { agent, created } = await callDesk(() =>
-        deskStub(c, businessId).upsertAgent(businessId, agentId, { skills: uniqueSkills(body.skills), maxConcurrentChats: body.maxConcurrentChats }),
+        deskStub(c, businessId).upsertAgent(businessId, agentId, { skills: uniqueSkills(body.skills), maxConcurrentChats: body.maxConcurrentChats }, c.var.user.id),
       );
       return c.json(agent, created ? 201 : 200);
     },
@@ -168,7 +168,7 @@ export const business = new OpenAPIHono<AppEnv>()
       method: "delete",
       path: "/{businessId}/agents/{agentId}",
       tags,
-      summary: "Unregister an agent (business admin); their open conversations go back to the front of the queue",
+      summary: "Unregister an agent (business admin; audited); their open conversations go back to the front of the queue",
       ...secured,
       request: { params: agentParams },
       responses: { 204: { description: "Removed" }, ...errorResponses(401, 403, 404) },
@@ -206,7 +206,7 @@ export const business = new OpenAPIHono<AppEnv>()
       method: "put",
       path: "/{businessId}/hours",
       tags,
-      summary: "Set the opening hours (business admin)",
+      summary: "Set the opening hours (business admin; audited)",
       description:
         "Weekly schedule in the business's IANA time zone (DST handled), overnight ranges, holidays and special days. " +
         "While closed, new conversations wait in the queue; it is served when the business opens.",
@@ -217,7 +217,7 @@ export const business = new OpenAPIHono<AppEnv>()
     async (c) => {
       const businessId = await adminOnly(c);
       const hours = c.req.valid("json");
-      await callDesk(() => deskStub(c, businessId).setHours(businessId, hours));
+      await callDesk(() => deskStub(c, businessId).setHours(businessId, hours, c.var.user.id));
       return c.json(hoursView(businessId, hours), 200);
     },
   )
@@ -226,14 +226,14 @@ export const business = new OpenAPIHono<AppEnv>()
       method: "delete",
       path: "/{businessId}/hours",
       tags,
-      summary: "Remove the opening hours: always open again (business admin)",
+      summary: "Remove the opening hours: always open again (business admin; audited)",
       ...secured,
       request: { params: businessParams },
       responses: { 204: { description: "Removed" }, ...errorResponses(401, 403, 404) },
     }),
     async (c) => {
       const businessId = await adminOnly(c);
-      await callDesk(() => deskStub(c, businessId).setHours(businessId, null));
+      await callDesk(() => deskStub(c, businessId).setHours(businessId, null, c.var.user.id));
       return c.body(null, 204);
     },
   )

@@ -48,7 +48,7 @@ async function answerCreate(c: Context<AppEnv>, result: CreateResult): Promise<C
   const view = await listedView(c, listed);
   if (result.created) tellUsers(c, view.participants.map((p) => p.userId), { type: "conversation_created", conversation: sharedView(view) });
   if (result.rejoined.length > 0) {
-    const back = new Set(result.rejoined.map((p) => p.userId));
+    const back = new Set(result.rejoined);
     await tellRoom(c, { kind: "participants", conversationId: result.id, joined: view.participants.filter((p) => back.has(p.userId)) });
   }
   return view;

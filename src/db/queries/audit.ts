@@ -65,7 +65,7 @@ export interface AuditCandidate {
 /**
  * An INSERT into one chain, for a writer that records its change in the statement that makes it (data-modifying
  * CTEs: one round trip, atomic without BEGIN/COMMIT). `chain` is the conversation id as SQL (a parameter, or a value
- * the statement finds), or NULL for the global chain (migration 0014); `source` yields a text column `key`, and each candidate whose key is
+ * the statement finds), or NULL for the global chain; `source` yields a text column `key`, and each candidate whose key is
  * there is written, in the order given (none: nothing is written). `audit_chain_head` (migration 0013) takes the
  * chain's lock, the one appendAudit takes, and reads the last hash after it, once per statement; the entries are
  * then linked to it and to each other in SQL (recursively: each hash covers the one before). Everything after the
@@ -99,11 +99,17 @@ export function auditInsertEach(chain: SQL, source: SQL, candidates: AuditCandid
     FROM e JOIN link ON link.n = e.n`;
 }
 
-/** `auditInsertEach` for one entry (its conversation's chain, or the global one), written when `source` yields a row. */
-export function auditInsertFrom(source: SQL, e: AuditEntry): SQL {
+/**
+ * Runs `change` (an INSERT, UPDATE or DELETE with RETURNING) and records `entry` in the same statement when the change
+ * touched a row (`auditInsertEach` for one entry, in its conversation's chain or the global one): one round trip,
+ * atomic without BEGIN/COMMIT. Answers how many rows the change touched (0: nothing written, no entry).
+ */
+export async function auditedChange(db: Db, change: SQL, e: AuditEntry): Promise<number> {
   const { conversationId, entryId: _, ...entry } = e;
   const chain = conversationId === null ? sql`NULL` : sql`${conversationId}`;
-  return auditInsertEach(chain, sql`(SELECT 'entry' AS key FROM ${source} LIMIT 1)`, [{ key: "entry", entry }]);
+  const audit = auditInsertEach(chain, sql`(SELECT 'entry' AS key FROM c LIMIT 1)`, [{ key: "entry", entry }]);
+  const result = await db.execute<{ n: number }>(sql`WITH c AS (${change}), a AS (${audit}) SELECT count(*)::int AS n FROM c`);
+  return Number(result.rows[0]?.n ?? 0);
 }
 
 /**

@@ -3,7 +3,7 @@ import type { BusinessHours } from "../../domain/business-hours";
 import type { Role } from "../../protocol/resources";
 import type { Db } from "../client";
 import { businessAdmins, businessAgents, businessAssignments, businessHours, conversations, participants } from "../schema";
-import { appendAudit, auditInsertFrom } from "./audit";
+import { appendAudit, auditedChange } from "./audit";
 import type { ConversationRow } from "./conversations";
 
 /**
@@ -34,11 +34,7 @@ export async function isRegisteredAdmin(db: Db, businessId: string, userId: stri
 export async function registerAdmin(db: Db, businessId: string, userId: string, actorId: string): Promise<boolean> {
   const insert = db.insert(businessAdmins).values({ businessId, userId }).onConflictDoNothing().returning({ userId: businessAdmins.userId });
   const entry = { conversationId: null, actorId, action: "business.admin_granted", targetId: userId, details: { businessId } };
-  const result = await db.execute<{ user_id: string }>(sql`
-    WITH i AS (${insert.getSQL()}),
-    a AS (${auditInsertFrom(sql`i`, entry)})
-    SELECT user_id FROM i`);
-  return result.rows.length > 0;
+  return (await auditedChange(db, insert.getSQL(), entry)) > 0;
 }
 
 // ── Agents ───────────────────────────────────────────────────────────────────────────────────────────────────
@@ -90,11 +86,7 @@ export async function deleteAgent(db: Db, businessId: string, userId: string, ac
     .where(and(eq(businessAgents.businessId, businessId), eq(businessAgents.userId, userId)))
     .returning({ userId: businessAgents.userId });
   const entry = { conversationId: null, actorId, action: "business.agent_removed", targetId: userId, details: { businessId } };
-  const result = await db.execute<{ user_id: string }>(sql`
-    WITH d AS (${removal.getSQL()}),
-    a AS (${auditInsertFrom(sql`d`, entry)})
-    SELECT user_id FROM d`);
-  return result.rows.length > 0;
+  return (await auditedChange(db, removal.getSQL(), entry)) > 0;
 }
 
 /** A business's agents, by user id. */
@@ -152,21 +144,14 @@ export async function saveHours(db: Db, businessId: string, hours: BusinessHours
     .returning({ businessId: businessHours.businessId });
   const details = { businessId, timezone: hours.timezone, schedule: hours.schedule, holidays: values.holidays.length };
   const entry = { conversationId: null, actorId, action: "business.hours_set", targetId: businessId, details };
-  await db.execute(sql`
-    WITH u AS (${upsert.getSQL()}),
-    a AS (${auditInsertFrom(sql`u`, entry)})
-    SELECT 1`);
+  await auditedChange(db, upsert.getSQL(), entry);
 }
 
 /** Removes the hours (always open again); recorded as `business.hours_removed` in the same statement. */
 export async function deleteHours(db: Db, businessId: string, actorId: string): Promise<boolean> {
   const removal = db.delete(businessHours).where(eq(businessHours.businessId, businessId)).returning({ businessId: businessHours.businessId });
   const entry = { conversationId: null, actorId, action: "business.hours_removed", targetId: businessId, details: { businessId } };
-  const result = await db.execute<{ business_id: string }>(sql`
-    WITH d AS (${removal.getSQL()}),
-    a AS (${auditInsertFrom(sql`d`, entry)})
-    SELECT business_id FROM d`);
-  return result.rows.length > 0;
+  return (await auditedChange(db, removal.getSQL(), entry)) > 0;
 }
 
 // ── What the desk starts from ────────────────────────────────────────────────────────────────────────────────

@@ -6,7 +6,7 @@ import type { Message } from "../../protocol/resources";
 import type { Db } from "../client";
 import { toMessage } from "../mappers";
 import { businessAgents, conversations, messages, participants, users } from "../schema";
-import { auditInsertEach, auditInsertFrom, chained, type AuditEntry } from "./audit";
+import { auditInsertEach, auditedChange, chained, type AuditEntry } from "./audit";
 import { placeheldNow, placeholderRows, unprovisioned } from "./users";
 import { partsColumns, type PartsColumns } from "./conversation-parts";
 
@@ -205,21 +205,16 @@ export interface Rename {
  * Renames and records it (`conversation.renamed`, {from, to}) in ONE statement: the UPDATE and the audit entry in
  * data-modifying CTEs, atomic without BEGIN/COMMIT, so a rename stays the membership check plus this, two round
  * trips. A transaction (BEGIN, UPDATE, lock, read the chain's head, INSERT, COMMIT) would have been six. The entry
- * is hashed in SQL after the lock (`auditInsertFrom`); the old name is the one the caller read, kept honest by the
+ * is hashed in SQL after the lock (`auditedChange`); the old name is the one the caller read, kept honest by the
  * UPDATE's condition (re-checked on the current row if a concurrent rename got there first). false: the name had
  * changed meanwhile, nothing was written.
  */
 export async function renameConversation(db: Db, r: Rename): Promise<boolean> {
   const entry = { conversationId: r.conversationId, actorId: r.actorId, action: "conversation.renamed", targetId: r.conversationId, details: { from: r.from, to: r.to } };
-  const result = await db.execute<{ id: string }>(sql`
-    WITH u AS (
-      UPDATE conversations SET name = ${r.to}
-      WHERE id = ${r.conversationId}::uuid AND name IS NOT DISTINCT FROM ${r.from}::text
-      RETURNING id
-    ),
-    a AS (${auditInsertFrom(sql`u`, entry)})
-    SELECT id FROM u`);
-  return result.rows.length > 0;
+  const update = sql`UPDATE conversations SET name = ${r.to}
+    WHERE id = ${r.conversationId}::uuid AND name IS NOT DISTINCT FROM ${r.from}::text
+    RETURNING id`;
+  return (await auditedChange(db, update, entry)) > 0;
 }
 
 /** Full precision (microseconds) of last_activity: a millisecond Date would make keyset pages skip or repeat rows. */

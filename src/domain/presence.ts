@@ -28,6 +28,15 @@ export function aggregatePresence(devices: DeviceState[], now: number, awayAfter
   return { status: online ? "online" : "away", lastSeen };
 }
 
+/**
+ * When a device that is leaving was last seen. Its socket goes with it, and the aggregate's lastSeen was the time the
+ * user came online: "last seen" showed the start of a session that had just ended. One closing while live was there
+ * until the close; one closed for its silence, at its last frame.
+ */
+export function departedAt(device: DeviceState, now: number): number {
+  return now - device.lastSeen > HEARTBEAT_TIMEOUT_MS ? device.lastSeen : now;
+}
+
 /** When the aggregate could next change without any frame arriving (a device timing out or going idle). */
 export function nextPresenceCheck(devices: DeviceState[], now: number, awayAfterMs: number): number | undefined {
   const times: number[] = [];

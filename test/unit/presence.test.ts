@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { aggregatePresence, HEARTBEAT_TIMEOUT_MS, nextPresenceCheck } from "../../src/domain/presence";
+import { aggregatePresence, departedAt, HEARTBEAT_TIMEOUT_MS, nextPresenceCheck } from "../../src/domain/presence";
 
 const AWAY = 300_000;
 
@@ -26,5 +26,11 @@ describe("presence aggregation", () => {
     const next = nextPresenceCheck([{ status: "online", lastSeen: now, lastActive: now }], now, AWAY);
     expect(next).toBe(now + HEARTBEAT_TIMEOUT_MS + 1);
     expect(nextPresenceCheck([], now, AWAY)).toBeUndefined();
+  });
+
+  it("a device leaving while live was last seen as it left; one closed for its silence, at its last frame", () => {
+    const now = 10_000_000;
+    expect(departedAt({ status: "online", lastSeen: now - 20_000, lastActive: now - 400_000 }, now)).toBe(now);
+    expect(departedAt({ status: "away", lastSeen: now - HEARTBEAT_TIMEOUT_MS - 5, lastActive: 0 }, now)).toBe(now - HEARTBEAT_TIMEOUT_MS - 5);
   });
 });

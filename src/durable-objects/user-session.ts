@@ -371,9 +371,12 @@ export class UserSession extends DurableObject<Env> {
   ): Promise<void> {
     if (event.type === "conversation_removed") {
       const badges = this.badges();
+      const unread = badgeOf(badges[event.conversationId]).count;
       delete badges[event.conversationId];
       this.ctx.storage.kv.put("badges", badges);
       this.send("conversation_removed", { conversationId: event.conversationId });
+      // Its unread messages left the total: without the new one, the devices kept showing them (app icon included).
+      if (unread > 0) this.sendBadge(event.conversationId, badges);
     } else {
       this.send(event.type, { conversation: event.conversation });
     }

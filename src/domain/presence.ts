@@ -47,3 +47,29 @@ export function nextPresenceCheck(devices: DeviceState[], now: number, awayAfter
   const future = times.filter((t) => t > now);
   return future.length ? Math.min(...future) : undefined;
 }
+
+/**
+ * A person sending, typing or reading in a conversation is active, though their user socket carries only heartbeats:
+ * without a word from the room, a user chatting in a tab that stayed visible went `away` after PRESENCE_AWAY_AFTER.
+ * Only devices that say `online` take it; one the client set `away` (app in the background) stays so.
+ */
+export function withActivity(device: DeviceState, now: number): DeviceState {
+  return device.status === "online" && device.lastActive < now ? { ...device, lastActive: now } : device;
+}
+
+/**
+ * Which users' activity a room passes on to their sessions, at most once per a quarter of PRESENCE_AWAY_AFTER (a
+ * minute at most) per user: one RPC per chatter per minute, not one per message. In memory: after an eviction the
+ * first sign goes out again, which is harmless.
+ */
+export class ActivityNotes {
+  private readonly last = new Map<string, number>();
+
+  due(userId: string, now: number, awayAfterMs: number): boolean {
+    const every = Math.min(60_000, awayAfterMs / 4);
+    const last = this.last.get(userId);
+    if (last !== undefined && now - last < every) return false;
+    this.last.set(userId, now);
+    return true;
+  }
+}

@@ -5,7 +5,7 @@ import { asError, ObjectDb, type Db } from "../db/client";
 import { backoffMs } from "../domain/backoff";
 import { badgeOf, totalUnread, withCount, withMessages, type Badge, type StoredBadge } from "../domain/badges";
 import { contactFlags, membershipSummary, publishPresence } from "../db/queries/user-session";
-import { aggregatePresence, departedAt, HEARTBEAT_TIMEOUT_MS, nextPresenceCheck, OFFLINE_GRACE_MS, type DeviceState, type Presence } from "../domain/presence";
+import { aggregatePresence, departedAt, HEARTBEAT_TIMEOUT_MS, nextPresenceCheck, OFFLINE_GRACE_MS, withActivity, type DeviceState, type Presence } from "../domain/presence";
 import { encodeFrame, ERROR_CODE_BY_STATUS, frameTooLarge, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
 import type { Conversation, Message } from "../protocol/resources";
 import { IDENTITY_HEADER } from "./room/realtime";
@@ -335,6 +335,16 @@ export class UserSession extends DurableObject<Env> {
       return { state: "settling", republished: false };
     }
     return { state: "offline", republished: await this.publish(published, userId, true) };
+  }
+
+  /** The user sent, typed or read in one of their conversations (its room says so, throttled): a sign of a person. */
+  async activity(): Promise<void> {
+    const now = Date.now();
+    for (const { ws, att } of this.devices()) {
+      const next = withActivity(att, now);
+      if (next !== att) ws.serializeAttachment(next);
+    }
+    await this.presenceMaybeChanged();
   }
 
   async contactPresence(update: PresenceInfo): Promise<void> {

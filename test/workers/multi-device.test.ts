@@ -1,4 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { env, runInDurableObject } from "cloudflare:test";
+import type { UserSession } from "../../src/durable-objects/user-session";
+import { getConfig } from "../../src/lib/config";
 import { sql } from "drizzle-orm";
 import { withDb } from "./fixtures";
 import { api } from "./helpers";
@@ -34,6 +37,52 @@ describe("presence of a user with two devices", () => {
     const seen = await withDb((db) => db.execute<{ seen: string }>(sql`SELECT last_seen_at AS seen FROM users WHERE id = ${alice.id}`));
     expect(new Date(seen.rows[0].seen).toISOString()).toBe(offline.data.lastSeen);
     watcher.ws.close(1000, "done");
+  });
+});
+
+/** Moves every device's last sign of a person back by `ms`, as if the user had not touched them since. */
+function idle(userId: string, ms: number): Promise<void> {
+  const stub = env.USER_SESSION.get(env.USER_SESSION.idFromName(userId));
+  return runInDurableObject(stub, async (_instance: UserSession, state) => {
+    for (const ws of state.getWebSockets()) {
+      const att = ws.deserializeAttachment() as { lastActive: number };
+      ws.serializeAttachment({ ...att, lastActive: att.lastActive - ms });
+    }
+  });
+}
+
+const statusOf = (userId: string) =>
+  runInDurableObject(env.USER_SESSION.get(env.USER_SESSION.idFromName(userId)), (instance: UserSession) => instance.presenceOf(userId)).then((p) => p.status);
+
+describe("activity in a conversation", () => {
+  it("keeps a user who is chatting online: sending on a conversation socket or over REST, typing, reading", async () => {
+    const [alice, ...others] = await users(5, "md-active");
+    // A room passes a user's activity on at most once a minute: one conversation per kind of activity.
+    const [a, b, c, d] = await Promise.all(others.map((o) => direct(alice, o)));
+    await send(d, others[3], "read me");
+    const awayAfter = getConfig(env).PRESENCE_AWAY_AFTER * 1000;
+    const laptop = await openSocket("/ws", alice);
+    await frame(laptop, "connected");
+    const [roomA, roomC] = [await openSocket(`/conversations/${a}/ws`, alice), await openSocket(`/conversations/${c}/ws`, alice)];
+    for (const r of [roomA, roomC]) await frame(r, "ready");
+    const activities: [string, () => Promise<unknown>][] = [
+      ["send on the socket", () => request(roomA, "send_message", { content: "still here", clientMessageId: crypto.randomUUID() }, "s1")],
+      ["send over REST", () => send(b, alice, "and here")],
+      ["typing", async () => roomC.ws.send(JSON.stringify({ type: "start_typing", data: {} }))],
+      ["reading", () => api("PUT", `/conversations/${d}/read`, { token: alice.token, body: {} })],
+    ];
+    for (const [what, act] of activities) {
+      // The user socket itself saw nothing but heartbeats since: idle there for longer than PRESENCE_AWAY_AFTER.
+      await idle(alice.id, awayAfter + 1000);
+      expect(await statusOf(alice.id), what).toBe("away");
+      await act();
+      const until = Date.now() + 5000;
+      while ((await statusOf(alice.id)) !== "online") {
+        if (Date.now() > until) throw new Error(`${what}: still away`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    for (const s of [laptop, roomA, roomC]) s.ws.close(1000, "done");
   });
 });
 

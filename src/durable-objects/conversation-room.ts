@@ -12,6 +12,7 @@ import { loadRoomState } from "../db/queries/room";
 import { searchConversation } from "../db/queries/search";
 import { backoffMs } from "../domain/backoff";
 import { mergePage, overlayChanges, pageSpan } from "../domain/history";
+import { ActivityNotes } from "../domain/presence";
 import { TYPING_LEASE_MS } from "../domain/typing";
 import { LIMITS, type Message, type Participant } from "../protocol/resources";
 import { encodeFrame, type ParticipantFrameData } from "../protocol/frames";
@@ -339,6 +340,7 @@ export class ConversationRoom extends DurableObject<Env> {
         target = m.seq;
       }
       const p = this.applyWatermark(input.actor.id, { read: Math.min(target, meta.lastSeq) });
+      this.noteActivity(input.actor.id);
       await this.waitForCommit();
       const unread = await this.unreadFor(input.actor.id, p.lastReadSeq);
       this.ctx.waitUntil(this.userSession(input.actor.id).unreadChanged({ conversationId: input.conversationId, ...unread }));
@@ -452,6 +454,20 @@ export class ConversationRoom extends DurableObject<Env> {
   /** Local storage first (pending and recent), then Postgres; an old message read from Postgres is cached. */
   findMessage(id: string): Promise<StoredMessage | undefined> {
     return findMessage(this, id);
+  }
+
+  private readonly activity = new ActivityNotes();
+
+  /** The user sent, typed or read here: their session keeps them from idling `away` (see domain/presence.ts). */
+  noteActivity(userId: string): void {
+    // No device on the user socket: there is no presence to keep.
+    if (this.store.offlineUsers().has(userId)) return;
+    if (!this.activity.due(userId, Date.now(), this.config.PRESENCE_AWAY_AFTER * 1000)) return;
+    this.ctx.waitUntil(
+      this.userSession(userId)
+        .activity()
+        .catch((err: unknown) => this.log.warn("activity note failed", { error: (err as Error).message?.slice(0, 200) })),
+    );
   }
 
   private userSession(userId: string) {

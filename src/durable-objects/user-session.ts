@@ -5,7 +5,7 @@ import { asError, ObjectDb, type Db } from "../db/client";
 import { backoffMs } from "../domain/backoff";
 import { badgeOf, totalUnread, withCount, withMessages, type Badge, type StoredBadge } from "../domain/badges";
 import { contactFlags, membershipSummary, publishPresence } from "../db/queries/user-session";
-import { aggregatePresence, nextPresenceCheck, OFFLINE_GRACE_MS, type DeviceState, type Presence } from "../domain/presence";
+import { aggregatePresence, departedAt, HEARTBEAT_TIMEOUT_MS, nextPresenceCheck, OFFLINE_GRACE_MS, withActivity, type DeviceState, type Presence } from "../domain/presence";
 import { encodeFrame, ERROR_CODE_BY_STATUS, frameTooLarge, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
 import type { Conversation, Message } from "../protocol/resources";
 import { IDENTITY_HEADER } from "./room/realtime";
@@ -77,13 +77,21 @@ export class UserSession extends DurableObject<Env> {
   }
 
   private current(now = Date.now()): Presence {
-    const last = this.ctx.storage.kv.get<Presence>("published");
-    return aggregatePresence(
-      this.devices().map((d) => d.att),
-      now,
-      this.config.PRESENCE_AWAY_AFTER * 1000,
-      last?.lastSeen ?? 0,
-    );
+    return aggregatePresence(this.devices().map((d) => d.att), now, this.config.PRESENCE_AWAY_AFTER * 1000, this.seenBefore());
+  }
+
+  /** The latest lastSeen of devices no longer here (published, or noted as they left). */
+  private seenBefore(): number {
+    const kv = this.ctx.storage.kv;
+    return Math.max(kv.get<Presence>("published")?.lastSeen ?? 0, kv.get<number>("departedAt") ?? 0);
+  }
+
+  /** Kept in storage: the offline change is published after a grace, when the socket is gone with its attachment. */
+  private noteDeparture(ws: WebSocket, now = Date.now()): void {
+    const att = ws.deserializeAttachment() as UserSocketAttachment | null;
+    if (!att) return;
+    const kv = this.ctx.storage.kv;
+    kv.put("departedAt", Math.max(kv.get<number>("departedAt") ?? 0, departedAt(att, now)));
   }
 
   private send(type: string, data: unknown): void {
@@ -171,19 +179,23 @@ export class UserSession extends DurableObject<Env> {
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    this.noteDeparture(ws);
     safeClose(ws, code, reason);
     await this.presenceMaybeChanged(ws);
   }
 
   override async webSocketError(ws: WebSocket): Promise<void> {
+    this.noteDeparture(ws);
     await this.presenceMaybeChanged(ws);
   }
 
   override async alarm(): Promise<void> {
     const now = Date.now();
     for (const { ws, att } of this.devices()) {
-      if (att.exp && att.exp * 1000 <= now) safeClose(ws, CLOSE.unauthorized, "Token expired");
-      else if (now - att.lastSeen > 60_000) safeClose(ws, 1001, "Heartbeat timeout");
+      const expired = Boolean(att.exp) && att.exp! * 1000 <= now;
+      if (!expired && now - att.lastSeen <= HEARTBEAT_TIMEOUT_MS) continue;
+      this.noteDeparture(ws, now);
+      safeClose(ws, expired ? CLOSE.unauthorized : 1001, expired ? "Token expired" : "Heartbeat timeout");
     }
     if (this.ctx.storage.kv.get<Retry>("badgesRetry")) {
       const live = this.devices().filter((d) => d.ws.readyState === WebSocket.OPEN);
@@ -207,7 +219,7 @@ export class UserSession extends DurableObject<Env> {
     const live = this.devices().filter((d) => d.ws !== closing && d.ws.readyState !== WebSocket.CLOSED);
     const devices = live.map((d) => d.att);
     const last = kv.get<Presence>("published") ?? { status: "offline" as PresenceStatus, lastSeen: 0 };
-    const next = aggregatePresence(devices, now, this.config.PRESENCE_AWAY_AFTER * 1000, last.lastSeen);
+    const next = aggregatePresence(devices, now, this.config.PRESENCE_AWAY_AFTER * 1000, this.seenBefore());
     let wake = nextPresenceCheck(devices, now, this.config.PRESENCE_AWAY_AFTER * 1000);
     // A failed publish is retried when its backoff is over, not on every frame: while Postgres is down each attempt
     // can wait for the connection timeout.
@@ -303,9 +315,8 @@ export class UserSession extends DurableObject<Env> {
   // ── RPC from rooms and other sessions ───────────────────────────────────────────────────────────────────
 
   async presenceOf(userId: string): Promise<PresenceInfo> {
-    const p = this.devices().length ? this.current() : (this.ctx.storage.kv.get<Presence>("published") ?? { status: "offline", lastSeen: 0 });
-    const status = this.devices().length ? p.status : "offline";
-    return { userId, status, lastSeen: p.lastSeen ? new Date(p.lastSeen).toISOString() : null };
+    const p = this.devices().length ? this.current() : { status: "offline" as const, lastSeen: this.seenBefore() };
+    return { userId, status: p.status, lastSeen: p.lastSeen ? new Date(p.lastSeen).toISOString() : null };
   }
 
   /**
@@ -324,6 +335,16 @@ export class UserSession extends DurableObject<Env> {
       return { state: "settling", republished: false };
     }
     return { state: "offline", republished: await this.publish(published, userId, true) };
+  }
+
+  /** The user sent, typed or read in one of their conversations (its room says so, throttled): a sign of a person. */
+  async activity(): Promise<void> {
+    const now = Date.now();
+    for (const { ws, att } of this.devices()) {
+      const next = withActivity(att, now);
+      if (next !== att) ws.serializeAttachment(next);
+    }
+    await this.presenceMaybeChanged();
   }
 
   async contactPresence(update: PresenceInfo): Promise<void> {
@@ -360,9 +381,12 @@ export class UserSession extends DurableObject<Env> {
   ): Promise<void> {
     if (event.type === "conversation_removed") {
       const badges = this.badges();
+      const unread = badgeOf(badges[event.conversationId]).count;
       delete badges[event.conversationId];
       this.ctx.storage.kv.put("badges", badges);
       this.send("conversation_removed", { conversationId: event.conversationId });
+      // Its unread messages left the total: without the new one, the devices kept showing them (app icon included).
+      if (unread > 0) this.sendBadge(event.conversationId, badges);
     } else {
       this.send(event.type, { conversation: event.conversation });
     }

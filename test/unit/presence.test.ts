@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { aggregatePresence, HEARTBEAT_TIMEOUT_MS, nextPresenceCheck } from "../../src/domain/presence";
+import { ActivityNotes, aggregatePresence, departedAt, HEARTBEAT_TIMEOUT_MS, nextPresenceCheck, withActivity } from "../../src/domain/presence";
 
 const AWAY = 300_000;
 
@@ -26,5 +26,30 @@ describe("presence aggregation", () => {
     const next = nextPresenceCheck([{ status: "online", lastSeen: now, lastActive: now }], now, AWAY);
     expect(next).toBe(now + HEARTBEAT_TIMEOUT_MS + 1);
     expect(nextPresenceCheck([], now, AWAY)).toBeUndefined();
+  });
+
+  it("a device leaving while live was last seen as it left; one closed for its silence, at its last frame", () => {
+    const now = 10_000_000;
+    expect(departedAt({ status: "online", lastSeen: now - 20_000, lastActive: now - 400_000 }, now)).toBe(now);
+    expect(departedAt({ status: "away", lastSeen: now - HEARTBEAT_TIMEOUT_MS - 5, lastActive: 0 }, now)).toBe(now - HEARTBEAT_TIMEOUT_MS - 5);
+  });
+
+  it("activity in a conversation counts on devices that say online; one set away stays away", () => {
+    const now = 2_000_000;
+    const idle = { status: "online" as const, lastSeen: now, lastActive: now - AWAY - 1 };
+    expect(aggregatePresence([withActivity(idle, now)], now, AWAY).status).toBe("online");
+    const away = { ...idle, status: "away" as const };
+    expect(withActivity(away, now)).toBe(away);
+  });
+
+  it("a room passes a user's activity on at most once a quarter of the away delay, a minute at most", () => {
+    const notes = new ActivityNotes();
+    expect(notes.due("u", 0, AWAY)).toBe(true);
+    expect(notes.due("u", 59_999, AWAY)).toBe(false);
+    expect(notes.due("other", 1, AWAY)).toBe(true);
+    expect(notes.due("u", 60_000, AWAY)).toBe(true);
+    const short = new ActivityNotes();
+    expect(short.due("u", 0, 8_000)).toBe(true);
+    expect(short.due("u", 2_000, 8_000)).toBe(true);
   });
 });

@@ -65,6 +65,7 @@ export async function sendMessage(room: ConversationRoom, input: SendInput, via:
     hash,
   );
   room.endTyping(input.actor.id);
+  room.noteActivity(input.actor.id);
   const outgoing = { ...publicMessage(message), status: "sent" as const, sender };
   // Counted before the broadcast, whose flush then carries it to /metrics.
   metrics.count("messages_sent_total", 1, { via });

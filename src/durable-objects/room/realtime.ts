@@ -126,6 +126,7 @@ async function dispatch(
     }
     case "start_typing":
       room.startTyping(att.userId, att.kahaId);
+      room.noteActivity(att.userId);
       return;
     case "stop_typing":
       room.endTyping(att.userId);
@@ -134,6 +135,7 @@ async function dispatch(
       const meta = room.store.meta()!;
       const before = room.member(att.userId)?.lastReadSeq ?? 0;
       const p = room.applyWatermark(att.userId, { read: Math.min(frame.data.seq, meta.lastSeq) });
+      room.noteActivity(att.userId);
       void room.flusher.flush().catch(() => room.scheduleAlarm());
       if (p.lastReadSeq > before) room.state.waitUntil(room.readMarked(att.userId, p.lastReadSeq));
       return;

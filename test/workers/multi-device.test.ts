@@ -1,0 +1,110 @@
+import { describe, expect, it } from "vitest";
+import { env, runInDurableObject } from "cloudflare:test";
+import type { UserSession } from "../../src/durable-objects/user-session";
+import { getConfig } from "../../src/lib/config";
+import { sql } from "drizzle-orm";
+import { withDb } from "./fixtures";
+import { api } from "./helpers";
+import { direct, group, send, users } from "./conversation-helpers";
+import { openSocket, waitFor, type TestSocket } from "./sockets";
+
+/** The first frame of `type` whose data matches (10 s: an offline change waits for the session's grace alarm). */
+const frame = (s: TestSocket, type: string, match: (data: any) => boolean = () => true) =>
+  waitFor(() => s.frames.find((f) => f.type === type && match(f.data)), type, 10_000);
+
+const request = (s: TestSocket, type: string, data: unknown, id: string) => {
+  s.ws.send(JSON.stringify({ type, data, id }));
+  return waitFor(() => s.frames.find((f) => f.id === id), `reply to ${id}`);
+};
+
+describe("presence of a user with two devices", () => {
+  it("goes offline with lastSeen when the last device left, not when the user came online", async () => {
+    const [alice, bob] = await users(2, "md-seen");
+    await direct(alice, bob);
+    const watcher = await openSocket("/ws", bob);
+    await frame(watcher, "connected");
+    const [phone, laptop] = [await openSocket("/ws", alice), await openSocket("/ws", alice)];
+    const online = await frame(watcher, "presence_update", (d) => d.userId === alice.id && d.status === "online");
+    // Some time with both devices up; the laptop's heartbeat is the server's word for "alice was here then".
+    await new Promise((r) => setTimeout(r, 300));
+    phone.ws.close(1000, "done");
+    const ack = await request(laptop, "heartbeat", {}, "hb");
+    expect(Date.parse(ack.data.timestamp)).toBeGreaterThan(Date.parse(online.data.lastSeen));
+    laptop.ws.close(1000, "done");
+    const offline = await frame(watcher, "presence_update", (d) => d.userId === alice.id && d.status === "offline");
+    expect(Date.parse(offline.data.lastSeen)).toBeGreaterThanOrEqual(Date.parse(ack.data.timestamp));
+    // What get_presence answers from Postgres for an offline contact is the same.
+    const seen = await withDb((db) => db.execute<{ seen: string }>(sql`SELECT last_seen_at AS seen FROM users WHERE id = ${alice.id}`));
+    expect(new Date(seen.rows[0].seen).toISOString()).toBe(offline.data.lastSeen);
+    watcher.ws.close(1000, "done");
+  });
+});
+
+/** Moves every device's last sign of a person back by `ms`, as if the user had not touched them since. */
+function idle(userId: string, ms: number): Promise<void> {
+  const stub = env.USER_SESSION.get(env.USER_SESSION.idFromName(userId));
+  return runInDurableObject(stub, async (_instance: UserSession, state) => {
+    for (const ws of state.getWebSockets()) {
+      const att = ws.deserializeAttachment() as { lastActive: number };
+      ws.serializeAttachment({ ...att, lastActive: att.lastActive - ms });
+    }
+  });
+}
+
+const statusOf = (userId: string) =>
+  runInDurableObject(env.USER_SESSION.get(env.USER_SESSION.idFromName(userId)), (instance: UserSession) => instance.presenceOf(userId)).then((p) => p.status);
+
+describe("activity in a conversation", () => {
+  it("keeps a user who is chatting online: sending on a conversation socket or over REST, typing, reading", async () => {
+    const [alice, ...others] = await users(5, "md-active");
+    // A room passes a user's activity on at most once a minute: one conversation per kind of activity.
+    const [a, b, c, d] = await Promise.all(others.map((o) => direct(alice, o)));
+    await send(d, others[3], "read me");
+    const awayAfter = getConfig(env).PRESENCE_AWAY_AFTER * 1000;
+    const laptop = await openSocket("/ws", alice);
+    await frame(laptop, "connected");
+    const [roomA, roomC] = [await openSocket(`/conversations/${a}/ws`, alice), await openSocket(`/conversations/${c}/ws`, alice)];
+    for (const r of [roomA, roomC]) await frame(r, "ready");
+    const activities: [string, () => Promise<unknown>][] = [
+      ["send on the socket", () => request(roomA, "send_message", { content: "still here", clientMessageId: crypto.randomUUID() }, "s1")],
+      ["send over REST", () => send(b, alice, "and here")],
+      ["typing", async () => roomC.ws.send(JSON.stringify({ type: "start_typing", data: {} }))],
+      ["reading", () => api("PUT", `/conversations/${d}/read`, { token: alice.token, body: {} })],
+    ];
+    for (const [what, act] of activities) {
+      // The user socket itself saw nothing but heartbeats since: idle there for longer than PRESENCE_AWAY_AFTER.
+      await idle(alice.id, awayAfter + 1000);
+      expect(await statusOf(alice.id), what).toBe("away");
+      await act();
+      const until = Date.now() + 5000;
+      while ((await statusOf(alice.id)) !== "online") {
+        if (Date.now() > until) throw new Error(`${what}: still away`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    for (const s of [laptop, roomA, roomC]) s.ws.close(1000, "done");
+  });
+});
+
+describe("unread badges of a user with two devices", () => {
+  it("a conversation the user is removed from leaves totalUnread on every device", async () => {
+    const [admin, bob, carol] = await users(3, "md-rm");
+    const gid = await group(admin, [bob, carol]);
+    const did = await direct(carol, bob);
+    const [phone, laptop] = [await openSocket("/ws", bob), await openSocket("/ws", bob)];
+    for (const s of [phone, laptop]) await frame(s, "connected");
+    await send(gid, admin, "one");
+    await send(gid, admin, "two");
+    await send(did, carol, "dm");
+    for (const s of [phone, laptop]) await frame(s, "unread_count", (d) => d.totalUnread === 3);
+    expect((await api("DELETE", `/conversations/${gid}/participants/${bob.id}`, { token: admin.token })).status).toBe(204);
+    for (const s of [phone, laptop]) {
+      await frame(s, "conversation_removed", (d) => d.conversationId === gid);
+      const badge = await frame(s, "unread_count", (d) => d.conversationId === gid && d.unreadCount === 0);
+      expect(badge.data.totalUnread).toBe(1);
+    }
+    // And REST agrees with what the devices show.
+    expect((await api("GET", "/notifications/unread-counts", { token: bob.token })).body.totalUnread).toBe(1);
+    for (const s of [phone, laptop]) s.ws.close(1000, "done");
+  });
+});

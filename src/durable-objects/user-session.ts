@@ -17,6 +17,12 @@ interface UserSocketAttachment extends DeviceState {
   exp?: number;
 }
 
+/** A change to the user's conversation list. `unread`: the user's own count, as of a seq and read mark (domain/badges.ts). */
+export type UserConversationEvent =
+  | { type: "conversation_created"; conversation: Conversation; unread?: { unreadCount: number; asOfSeq: number; readSeq: number } }
+  | { type: "conversation_updated"; conversation: Conversation }
+  | { type: "conversation_removed"; conversationId: string };
+
 export interface PresenceInfo {
   userId: string;
   status: PresenceStatus;
@@ -353,19 +359,26 @@ export class UserSession extends DurableObject<Env> {
     if (this.devices().length) this.sendBadge(input.conversationId, badges);
   }
 
-  async conversationEvent(
-    event:
-      | { type: "conversation_created" | "conversation_updated"; conversation: Conversation }
-      | { type: "conversation_removed"; conversationId: string },
-  ): Promise<void> {
+  async conversationEvent(event: UserConversationEvent): Promise<void> {
     if (event.type === "conversation_removed") {
       const badges = this.badges();
+      const had = badgeOf(badges[event.conversationId]).count;
       delete badges[event.conversationId];
       this.ctx.storage.kv.put("badges", badges);
       this.send("conversation_removed", { conversationId: event.conversationId });
-    } else {
-      this.send(event.type, { conversation: event.conversation });
+      // The total the devices last heard still counted this conversation's unread messages.
+      if (had > 0) this.sendBadge(event.conversationId, badges);
+      return;
     }
+    this.send(event.type, { conversation: event.conversation });
+    if (event.type !== "conversation_created" || !event.unread) return;
+    // A member who comes back keeps their read mark: the badge starts from their count, not from nothing (it was
+    // dropped when they left), and notifications of messages it covers do not add again.
+    const badges = this.badges();
+    const { unreadCount, asOfSeq, readSeq } = event.unread;
+    badges[event.conversation.id] = withCount(badgeOf(badges[event.conversation.id]), unreadCount, asOfSeq, readSeq);
+    this.ctx.storage.kv.put("badges", badges);
+    if (badgeOf(badges[event.conversation.id]).count > 0) this.sendBadge(event.conversation.id, badges);
   }
 
   private badges(): Record<string, StoredBadge> {

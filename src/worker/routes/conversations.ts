@@ -22,7 +22,7 @@ import { conversationView, conversationViews, listedView, sharedView } from "../
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured, securedReader } from "../openapi";
 import { decodeCursor, encodeCursor } from "../params";
-import { tellRoom, tellUsers } from "../room-events";
+import { tellMemberAdded, tellRoom, tellUsers } from "../room-events";
 import {
   businessBody,
   conversationSchema,
@@ -50,6 +50,8 @@ async function answerCreate(c: Context<AppEnv>, result: CreateResult): Promise<C
   if (result.rejoined.length > 0) {
     const back = new Set(result.rejoined);
     await tellRoom(c, { kind: "participants", conversationId: result.id, joined: view.participants.filter((p) => back.has(p.userId)) });
+    // Their apps dropped the conversation when they left: it comes back to their lists, with their own counts.
+    await Promise.all(result.rejoined.map((id) => tellMemberAdded(c, result.id, id, id === c.var.user.id ? listed : undefined)));
   }
   return view;
 }

@@ -2,6 +2,8 @@ import { describe, expect, it } from "vitest";
 import { api, type TestUser } from "./helpers";
 import { direct, group, send, users } from "./conversation-helpers";
 import { openSocket, waitFor, type TestSocket } from "./sockets";
+import { withDb } from "./fixtures";
+import { addParticipant, changeRole, removeParticipant } from "../../src/db/queries/participants";
 
 /** Membership changes as a member's apps see them: the user socket's list events and badges against REST. */
 
@@ -81,5 +83,33 @@ describe("a member's user socket across membership changes", () => {
     } finally {
       phone.ws.close(1000, "done");
     }
+  });
+});
+
+describe("an admin's membership changes racing their own demotion", () => {
+  // The route checks the caller's role before its transaction; these call the transactions as a request that passed
+  // that check just before the demotion (or removal) committed would.
+  it("refuses, under the conversation's lock, a demoted admin's add, removal and role change (403) and a removed one's (404)", async () => {
+    const [admin, a, b, c] = await users(4, "life");
+    const id = await group(admin, [a, b, c]);
+    const setRole = (userId: string, role: string) =>
+      api("PUT", `/conversations/${id}/participants/${userId}/role`, { token: admin.token, body: { role } });
+    expect((await setRole(a.id, "admin")).status).toBe(200);
+    expect((await setRole(a.id, "member")).status).toBe(200);
+    const newcomer = (await users(1, "life"))[0];
+    await withDb(async (db) => {
+      expect(await removeParticipant(db, "group", id, c.id, a.id)).toMatchObject({ status: 403 });
+      expect(await changeRole(db, id, b.id, "admin", a.id)).toMatchObject({ status: 403 });
+      expect(await addParticipant(db, id, newcomer.id, "member", a.id)).toMatchObject({ status: 403 });
+      // Leaving needs no role.
+      expect(await removeParticipant(db, "group", id, a.id, a.id)).toMatchObject({ left: { userId: a.id } });
+      expect(await changeRole(db, id, b.id, "admin", a.id)).toMatchObject({ status: 404 });
+    });
+    const members = (await api("GET", `/conversations/${id}`, { token: admin.token })).body.participants;
+    expect(Object.fromEntries(members.map((p: { userId: string; role: string }) => [p.userId, p.role]))).toEqual({
+      [admin.id]: "admin",
+      [b.id]: "member",
+      [c.id]: "member",
+    });
   });
 });

@@ -64,6 +64,7 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       if (target === me.userId && me.role === "customer") await closeForLeavingCustomer(c, conversation, me.userId);
       const result = await removeParticipant(c.var.db(), conversation.type, conversation.id, target, me.userId);
       if (!result) throw notFound("Participant");
+      if (isDenial(result)) throw refusal(result);
       const updated = result.promoted ? await participantViews(c, [result.promoted]) : undefined;
       await tellRoom(c, { kind: "participants", conversationId: conversation.id, left: [target], updated });
       tellUsers(c, [target], { type: "conversation_removed", conversationId: conversation.id });

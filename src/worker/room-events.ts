@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import type { RoomEvent } from "../durable-objects/room-api";
 import type { UserConversationEvent } from "../durable-objects/user-session";
-import { findListed, type ListedConversation } from "../db/queries/conversations";
+import { findListed } from "../db/queries/conversations";
 import { listedView } from "./conversation-view";
 import type { AppEnv } from "./env";
 import { callRoom, roomStub } from "./rooms";
@@ -42,11 +42,10 @@ export function tellUsers(c: Context<AppEnv>, userIds: string[], event: UserConv
 
 /**
  * A member added or brought back hears of the conversation as they see it: their own unread count and mute flag
- * (one who comes back keeps their marks and flag), which their session's badge starts from. `listed`: their
- * membership when the request already read it.
+ * (one who comes back keeps their marks and flag), which their session's badge starts from.
  */
-export async function tellMemberAdded(c: Context<AppEnv>, conversationId: string, userId: string, listed?: ListedConversation): Promise<void> {
-  const joined = listed ?? (await findListed(c.var.db(), conversationId, userId));
+export async function tellMemberAdded(c: Context<AppEnv>, conversationId: string, userId: string): Promise<void> {
+  const joined = await findListed(c.var.db(), conversationId, userId);
   if (!joined) return;
   const conversation = await listedView(c, joined);
   const unread = { unreadCount: conversation.unreadCount, asOfSeq: conversation.lastSeq, readSeq: joined.me.lastReadSeq };

@@ -5,7 +5,7 @@ import { LIMITS, type ConversationType, type Role } from "../protocol/resources"
  * counts) and turn a Denial into the contract's error.
  */
 export interface Denial {
-  status: 400 | 403 | 409;
+  status: 400 | 403 | 404 | 409;
   message: string;
 }
 
@@ -63,6 +63,17 @@ export function checkAdd(type: ConversationType, actorRole: Role, role: Role): D
   const denied = requireGroupAdmin(type, actorRole, { noun: "adding participants", verb: "add participants" });
   if (denied) return denied;
   if (!assignableRoles(type).includes(role)) return deny(400, `role must be one of: ${assignableRoles(type).join(", ")}`);
+  return null;
+}
+
+/**
+ * Inside the transaction, with the conversation locked: the actor as a member now (undefined: no longer one). The
+ * route checked the role before; a demotion or removal committed since wins, so a request racing it does not act
+ * with the role it lost. `asAdmin`: the action is a group admin's (leaving is not).
+ */
+export function checkActorNow(actor: { role: Role } | undefined, asAdmin: boolean): Denial | null {
+  if (!actor) return deny(404, "Conversation not found");
+  if (asAdmin && actor.role !== "admin") return deny(403, "You are no longer a group admin");
   return null;
 }
 

@@ -4,7 +4,7 @@ import { createLogger } from "../lib/log";
 import { asError, ObjectDb, type Db } from "../db/client";
 import { backoffMs } from "../domain/backoff";
 import { badgeOf, totalUnread, withCount, withMessages, type Badge, type StoredBadge } from "../domain/badges";
-import { contactFlags, membershipSummary, publishPresence } from "../db/queries/user-session";
+import { contactFlags, membershipSummary, publishPresence, type MembershipSummary } from "../db/queries/user-session";
 import { aggregatePresence, departedAt, HEARTBEAT_TIMEOUT_MS, nextPresenceCheck, OFFLINE_GRACE_MS, withActivity, type DeviceState, type Presence } from "../domain/presence";
 import { encodeFrame, ERROR_CODE_BY_STATUS, frameTooLarge, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
 import type { Conversation, Message } from "../protocol/resources";
@@ -16,6 +16,15 @@ interface UserSocketAttachment extends DeviceState {
   kahaId: string;
   exp?: number;
 }
+
+/**
+ * A change to the user's conversation list. `unread`: the user's own count, as of a seq and read mark
+ * (domain/badges.ts), or "read" for the session to read it (with the mute flag) when it has devices.
+ */
+export type UserConversationEvent =
+  | { type: "conversation_created"; conversation: Conversation; unread?: { unreadCount: number; asOfSeq: number; readSeq: number } | "read" }
+  | { type: "conversation_updated"; conversation: Conversation }
+  | { type: "conversation_removed"; conversationId: string };
 
 export interface PresenceInfo {
   userId: string;
@@ -374,22 +383,48 @@ export class UserSession extends DurableObject<Env> {
     if (this.devices().length) this.sendBadge(input.conversationId, badges);
   }
 
-  async conversationEvent(
-    event:
-      | { type: "conversation_created" | "conversation_updated"; conversation: Conversation }
-      | { type: "conversation_removed"; conversationId: string },
-  ): Promise<void> {
+  async conversationEvent(event: UserConversationEvent): Promise<void> {
     if (event.type === "conversation_removed") {
       const badges = this.badges();
-      const unread = badgeOf(badges[event.conversationId]).count;
+      const had = badgeOf(badges[event.conversationId]).count;
       delete badges[event.conversationId];
       this.ctx.storage.kv.put("badges", badges);
       this.send("conversation_removed", { conversationId: event.conversationId });
-      // Its unread messages left the total: without the new one, the devices kept showing them (app icon included).
-      if (unread > 0) this.sendBadge(event.conversationId, badges);
-    } else {
-      this.send(event.type, { conversation: event.conversation });
+      // The total the devices last heard still counted this conversation's unread messages.
+      if (had > 0) this.sendBadge(event.conversationId, badges);
+      return;
     }
+    if (event.type === "conversation_created" && event.unread === "read") return this.createdWithOwnCounts(event.conversation);
+    this.send(event.type, { conversation: event.conversation });
+    if (event.type === "conversation_created" && typeof event.unread === "object") this.startBadge(event.conversation.id, event.unread);
+  }
+
+  /**
+   * A member who comes back keeps their read mark: the badge starts from their count, not from nothing (it was
+   * dropped when they left), and notifications of messages it covers do not add again.
+   */
+  private startBadge(conversationId: string, own: { unreadCount: number; asOfSeq: number; readSeq: number }): void {
+    const badges = this.badges();
+    badges[conversationId] = withCount(badgeOf(badges[conversationId]), own.unreadCount, own.asOfSeq, own.readSeq);
+    this.ctx.storage.kv.put("badges", badges);
+    if (badgeOf(badges[conversationId]).count > 0) this.sendBadge(conversationId, badges);
+  }
+
+  /**
+   * The user's own count and mute flag, read here rather than by the request that brought them back (it kept its
+   * round trips), and only when a device will show them: a device that connects later reads every badge anyway.
+   */
+  private async createdWithOwnCounts(conversation: Conversation): Promise<void> {
+    const userId = await this.userId();
+    if (!userId || this.devices().length === 0) return;
+    let own: MembershipSummary | undefined;
+    try {
+      own = (await this.withDb((db) => membershipSummary(db, userId))).find((m) => m.conversationId === conversation.id);
+    } catch (err) {
+      this.log.warn("own counts read failed", { error: (err as Error).message?.slice(0, 200) });
+    }
+    this.send("conversation_created", { conversation: own ? { ...conversation, unreadCount: own.unread, isMuted: own.isMuted } : conversation });
+    if (own) this.startBadge(conversation.id, { unreadCount: own.unread, asOfSeq: own.lastSeq, readSeq: own.lastReadSeq });
   }
 
   private badges(): Record<string, StoredBadge> {

@@ -1,6 +1,8 @@
 import type { Context } from "hono";
 import type { RoomEvent } from "../durable-objects/room-api";
-import type { Conversation } from "../protocol/resources";
+import type { UserConversationEvent } from "../durable-objects/user-session";
+import { findListed } from "../db/queries/conversations";
+import { listedView } from "./conversation-view";
 import type { AppEnv } from "./env";
 import { callRoom, roomStub } from "./rooms";
 
@@ -21,15 +23,11 @@ export async function tellRoom(c: Context<AppEnv>, event: RoomEvent): Promise<vo
   }
 }
 
-type UserEvent =
-  | { type: "conversation_created" | "conversation_updated"; conversation: Conversation }
-  | { type: "conversation_removed"; conversationId: string };
-
 /**
  * Pushes a conversation event to users' sockets through their UserSession objects. Fire and forget: the answer to
  * the request does not wait for every user's object.
  */
-export function tellUsers(c: Context<AppEnv>, userIds: string[], event: UserEvent): void {
+export function tellUsers(c: Context<AppEnv>, userIds: string[], event: UserConversationEvent): void {
   const ns = c.env.USER_SESSION;
   const work = Promise.allSettled(userIds.map((id) => ns.get(ns.idFromName(id)).conversationEvent(event))).then((results) => {
     const failed = results.filter((r) => r.status === "rejected").length;
@@ -40,4 +38,16 @@ export function tellUsers(c: Context<AppEnv>, userIds: string[], event: UserEven
   } catch {
     // No execution context (tests calling the app directly): the promise still runs.
   }
+}
+
+/**
+ * A member added or brought back hears of the conversation as they see it: their own unread count and mute flag
+ * (one who comes back keeps their marks and flag), which their session's badge starts from.
+ */
+export async function tellMemberAdded(c: Context<AppEnv>, conversationId: string, userId: string): Promise<void> {
+  const joined = await findListed(c.var.db(), conversationId, userId);
+  if (!joined) return;
+  const conversation = await listedView(c, joined);
+  const unread = { unreadCount: conversation.unreadCount, asOfSeq: conversation.lastSeq, readSeq: joined.me.lastReadSeq };
+  tellUsers(c, [userId], { type: "conversation_created", conversation, unread });
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
 import {
+  checkActorNow,
   checkAdd,
   checkCapacity,
   checkDemotion,
@@ -109,6 +110,13 @@ describe("who may change a conversation", () => {
     expect(checkDemotion("admin", "member", 2)).toBeNull();
     expect(checkDemotion("member", "admin", 1)).toBeNull();
     expect(checkDemotion("admin", "admin", 1)).toBeNull();
+  });
+
+  it("re-checks the actor under the lock: a demoted admin is refused (403), a removed one does not see it (404)", () => {
+    expect(checkActorNow({ role: "admin" }, true)).toBeNull();
+    expect(checkActorNow({ role: "member" }, true)?.status).toBe(403);
+    expect(checkActorNow({ role: "member" }, false)).toBeNull();
+    expect(checkActorNow(undefined, false)?.status).toBe(404);
   });
 });
 

@@ -1,6 +1,6 @@
 import { appendAudit, type AuditEntry } from "./audit";
 import { and, asc, eq, inArray, isNull, or, sql } from "drizzle-orm";
-import { checkCapacity, checkDemotion, promotionAfterLeave, type Denial } from "../../domain/membership";
+import { checkActorNow, checkCapacity, checkDemotion, promotionAfterLeave, type Denial } from "../../domain/membership";
 import type { ConversationType, Role } from "../../protocol/resources";
 import type { Db } from "../client";
 import { conversations, participants, users } from "../schema";
@@ -54,12 +54,14 @@ export async function addParticipant(
   return db.transaction(async (tx) => {
     await lockConversation(tx, conversationId);
     const current = await tx
-      .select({ userId: participants.userId, leftAt: participants.leftAt })
+      .select({ userId: participants.userId, role: participants.role, leftAt: participants.leftAt })
       .from(participants)
       .where(and(eq(participants.conversationId, conversationId), or(isNull(participants.leftAt), eq(participants.userId, userId))));
     const existing = current.find((p) => p.userId === userId);
-    const activeCount = current.filter((p) => p.leftAt === null).length;
-    const denied = checkCapacity(activeCount, existing !== undefined && existing.leftAt === null);
+    const active = current.filter((p) => p.leftAt === null);
+    const actor = actorId === null ? null : checkActorNow(active.find((p) => p.userId === actorId), true);
+    if (actor) return actor;
+    const denied = checkCapacity(active.length, existing !== undefined && existing.leftAt === null);
     if (denied) return denied;
     const now = new Date();
     // A newcomer's marks start at the newest message: the history is there to read, but it is not news (a member
@@ -88,19 +90,25 @@ export async function removeParticipant(
   conversationId: string,
   userId: string,
   actorId: string | null = null,
-): Promise<LeaveResult | undefined> {
+): Promise<LeaveResult | Denial | undefined> {
   return db.transaction(async (tx) => {
     await lockConversation(tx, conversationId);
+    const members = await tx
+      .select({ userId: participants.userId, role: participants.role, joinedAt: participants.joinedAt })
+      .from(participants)
+      .where(activeIn(conversationId));
+    if (!members.some((m) => m.userId === userId)) return undefined;
+    if (actorId !== null && actorId !== userId) {
+      const denied = checkActorNow(members.find((m) => m.userId === actorId), true);
+      if (denied) return denied;
+    }
     const left = await tx
       .update(participants)
       .set({ leftAt: new Date() })
       .where(and(row(conversationId, userId), isNull(participants.leftAt)))
       .returning();
     if (!left[0]) return undefined;
-    const remaining = await tx
-      .select({ userId: participants.userId, role: participants.role, joinedAt: participants.joinedAt })
-      .from(participants)
-      .where(activeIn(conversationId));
+    const remaining = members.filter((m) => m.userId !== userId);
     const next = promotionAfterLeave(type, left[0].role, remaining);
     const action = actorId === userId ? "participant.left" : "participant.removed";
     const entries: AuditEntry[] = [{ conversationId, actorId, action, targetId: userId, details: { role: left[0].role } }];
@@ -126,6 +134,8 @@ export async function changeRole(
   return db.transaction(async (tx) => {
     await lockConversation(tx, conversationId);
     const members = await tx.select({ userId: participants.userId, role: participants.role }).from(participants).where(activeIn(conversationId));
+    const actor = actorId === null ? null : checkActorNow(members.find((m) => m.userId === actorId), true);
+    if (actor) return actor;
     const target = members.find((m) => m.userId === userId);
     if (!target) return undefined;
     const denied = checkDemotion(target.role, role, members.filter((m) => m.role === "admin").length);

@@ -4,11 +4,10 @@ import { provisionUserIds } from "../../db/queries/users";
 import { checkAdd, checkRemove, checkRoleChange, isDenial } from "../../domain/membership";
 import { notFound } from "../../lib/errors";
 import { enforce, participantParam, refusal, requireMembership } from "../access";
-import { listedView, participantViews, sharedView } from "../conversation-view";
-import { findListed } from "../../db/queries/conversations";
+import { participantViews } from "../conversation-view";
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
-import { tellRoom, tellUsers } from "../room-events";
+import { tellMemberAdded, tellRoom, tellUsers } from "../room-events";
 import { closeForLeavingCustomer, releaseToDesk } from "./business-support";
 import { addParticipantBody, muteBody, muteResult, participantSchema, roleBody } from "./conversation-schemas";
 
@@ -40,8 +39,7 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       if (isDenial(added)) throw refusal(added);
       const [participant] = await participantViews(c, [added]);
       await tellRoom(c, { kind: "participants", conversationId: conversation.id, joined: [participant] });
-      const joined = await findListed(c.var.db(), conversation.id, userId);
-      if (joined) tellUsers(c, [userId], { type: "conversation_created", conversation: sharedView(await listedView(c, joined)) });
+      await tellMemberAdded(c, conversation.id, userId);
       return c.json(participant, 201);
     },
   )
@@ -66,6 +64,7 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       if (target === me.userId && me.role === "customer") await closeForLeavingCustomer(c, conversation, me.userId);
       const result = await removeParticipant(c.var.db(), conversation.type, conversation.id, target, me.userId);
       if (!result) throw notFound("Participant");
+      if (isDenial(result)) throw refusal(result);
       const updated = result.promoted ? await participantViews(c, [result.promoted]) : undefined;
       await tellRoom(c, { kind: "participants", conversationId: conversation.id, left: [target], updated });
       tellUsers(c, [target], { type: "conversation_removed", conversationId: conversation.id });

@@ -50,6 +50,14 @@ async function answerCreate(c: Context<AppEnv>, result: CreateResult): Promise<C
   if (result.rejoined.length > 0) {
     const back = new Set(result.rejoined);
     await tellRoom(c, { kind: "participants", conversationId: result.id, joined: view.participants.filter((p) => back.has(p.userId)) });
+    // Their apps dropped the conversation when they left: it comes back to their lists, with their own counts (the
+    // other side's sessions read theirs, so this request keeps its round trips).
+    const others = result.rejoined.filter((id) => id !== c.var.user.id);
+    if (others.length > 0) tellUsers(c, others, { type: "conversation_created", conversation: sharedView(view), unread: "read" });
+    if (back.has(c.var.user.id)) {
+      const unread = { unreadCount: view.unreadCount, asOfSeq: view.lastSeq, readSeq: listed.me.lastReadSeq };
+      tellUsers(c, [c.var.user.id], { type: "conversation_created", conversation: view, unread });
+    }
   }
   return view;
 }

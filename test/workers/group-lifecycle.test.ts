@@ -1,0 +1,115 @@
+import { describe, expect, it } from "vitest";
+import { api, type TestUser } from "./helpers";
+import { direct, group, send, users } from "./conversation-helpers";
+import { openSocket, waitFor, type TestSocket } from "./sockets";
+import { withDb } from "./fixtures";
+import { addParticipant, changeRole, removeParticipant } from "../../src/db/queries/participants";
+
+/** Membership changes as a member's apps see them: the user socket's list events and badges against REST. */
+
+const add = (id: string, token: string, body: unknown) => api("POST", `/conversations/${id}/participants`, { token, body });
+const remove = (id: string, userId: string, token: string) => api("DELETE", `/conversations/${id}/participants/${userId}`, { token });
+const frame = (s: TestSocket, type: string, pred: (d: any) => boolean = () => true) =>
+  waitFor(() => s.frames.find((f) => f.type === type && pred(f.data)), type);
+const restCounts = async (u: TestUser) => (await api("GET", "/notifications/unread-counts", { token: u.token })).body;
+
+async function connected(u: TestUser): Promise<TestSocket> {
+  const s = await openSocket("/ws", u);
+  await frame(s, "connected");
+  return s;
+}
+
+describe("a member's user socket across membership changes", () => {
+  it("drops a removed conversation's unread messages from the live total", async () => {
+    const [admin, a, b] = await users(3, "life");
+    const [id, other] = [await group(admin, [a, b]), await group(admin, [a, b])];
+    const phone = await connected(a);
+    try {
+      await send(id, admin, "one");
+      await send(id, admin, "two");
+      await send(other, admin, "elsewhere");
+      await waitFor(() => phone.frames.find((f) => f.type === "unread_count" && f.data.totalUnread === 3), "total of 3");
+      expect((await remove(id, a.id, admin.token)).status).toBe(204);
+      await frame(phone, "conversation_removed", (d) => d.conversationId === id);
+      expect(await restCounts(a)).toMatchObject({ unreadCounts: { [other]: 1 }, totalUnread: 1 });
+      const badge = await frame(phone, "unread_count", (d) => d.conversationId === id && d.unreadCount === 0);
+      expect(badge.data.totalUnread).toBe(1);
+    } finally {
+      phone.ws.close(1000, "done");
+    }
+  });
+
+  it("gives a member brought back to a group their own unread count, live and in conversation_created", async () => {
+    const [admin, a, b] = await users(3, "life");
+    const id = await group(admin, [a, b]);
+    const phone = await connected(a);
+    try {
+      await send(id, admin, "before");
+      await waitFor(() => phone.frames.find((f) => f.type === "unread_count" && f.data.unreadCount === 1), "badge of 1");
+      await api("PUT", `/conversations/${id}/mute`, { token: a.token, body: { isMuted: true } });
+      expect((await remove(id, a.id, admin.token)).status).toBe(204);
+      await frame(phone, "conversation_removed");
+      await send(id, admin, "while a was away");
+      expect((await add(id, admin.token, { userId: a.id })).status).toBe(201);
+      const rest = await restCounts(a);
+      expect(rest.unreadCounts[id]).toBe(2);
+      const created = await frame(phone, "conversation_created", (d) => d.conversation.id === id);
+      // Kept marks (README): what REST says for this member, not a broadcast's zeros.
+      expect(created.data.conversation).toMatchObject({ unreadCount: 2, isMuted: true });
+      await frame(phone, "unread_count", (d) => d.conversationId === id && d.unreadCount === 2 && d.totalUnread === 2);
+      await send(id, admin, "back");
+      await frame(phone, "unread_count", (d) => d.conversationId === id && d.unreadCount === 3 && d.totalUnread === 3);
+      expect((await restCounts(a)).unreadCounts[id]).toBe(3);
+    } finally {
+      phone.ws.close(1000, "done");
+    }
+  });
+
+  it("tells the side brought back to a direct conversation, with their unread count", async () => {
+    const [a, b] = await users(2, "life");
+    const id = await direct(a, b);
+    await send(id, a, "hi");
+    expect((await remove(id, b.id, b.token)).status).toBe(204);
+    const phone = await connected(b);
+    try {
+      await send(id, a, "are you there?");
+      const again = await api("POST", "/conversations/direct", { token: a.token, body: { targetUserId: b.id } });
+      expect(again.status).toBe(200);
+      expect(again.body.id).toBe(id);
+      expect((await restCounts(b)).unreadCounts[id]).toBe(2);
+      const created = await frame(phone, "conversation_created", (d) => d.conversation.id === id);
+      expect(created.data.conversation).toMatchObject({ type: "direct", unreadCount: 2 });
+      await frame(phone, "unread_count", (d) => d.conversationId === id && d.unreadCount === 2);
+    } finally {
+      phone.ws.close(1000, "done");
+    }
+  });
+});
+
+describe("an admin's membership changes racing their own demotion", () => {
+  // The route checks the caller's role before its transaction; these call the transactions as a request that passed
+  // that check just before the demotion (or removal) committed would.
+  it("refuses, under the conversation's lock, a demoted admin's add, removal and role change (403) and a removed one's (404)", async () => {
+    const [admin, a, b, c] = await users(4, "life");
+    const id = await group(admin, [a, b, c]);
+    const setRole = (userId: string, role: string) =>
+      api("PUT", `/conversations/${id}/participants/${userId}/role`, { token: admin.token, body: { role } });
+    expect((await setRole(a.id, "admin")).status).toBe(200);
+    expect((await setRole(a.id, "member")).status).toBe(200);
+    const newcomer = (await users(1, "life"))[0];
+    await withDb(async (db) => {
+      expect(await removeParticipant(db, "group", id, c.id, a.id)).toMatchObject({ status: 403 });
+      expect(await changeRole(db, id, b.id, "admin", a.id)).toMatchObject({ status: 403 });
+      expect(await addParticipant(db, id, newcomer.id, "member", a.id)).toMatchObject({ status: 403 });
+      // Leaving needs no role.
+      expect(await removeParticipant(db, "group", id, a.id, a.id)).toMatchObject({ left: { userId: a.id } });
+      expect(await changeRole(db, id, b.id, "admin", a.id)).toMatchObject({ status: 404 });
+    });
+    const members = (await api("GET", `/conversations/${id}`, { token: admin.token })).body.participants;
+    expect(Object.fromEntries(members.map((p: { userId: string; role: string }) => [p.userId, p.role]))).toEqual({
+      [admin.id]: "admin",
+      [b.id]: "member",
+      [c.id]: "member",
+    });
+  });
+});

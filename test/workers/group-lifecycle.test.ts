@@ -4,6 +4,7 @@ import { direct, group, send, users } from "./conversation-helpers";
 import { openSocket, waitFor, type TestSocket } from "./sockets";
 import { withDb } from "./fixtures";
 import { addParticipant, changeRole, removeParticipant } from "../../src/db/queries/participants";
+import { renameConversation } from "../../src/db/queries/conversations";
 
 /** Membership changes as a member's apps see them: the user socket's list events and badges against REST. */
 
@@ -89,7 +90,7 @@ describe("a member's user socket across membership changes", () => {
 describe("an admin's membership changes racing their own demotion", () => {
   // The route checks the caller's role before its transaction; these call the transactions as a request that passed
   // that check just before the demotion (or removal) committed would.
-  it("refuses, under the conversation's lock, a demoted admin's add, removal and role change (403) and a removed one's (404)", async () => {
+  it("refuses, under the conversation's lock, a demoted admin's rename, add, removal and role change (403) and a removed one's (404)", async () => {
     const [admin, a, b, c] = await users(4, "life");
     const id = await group(admin, [a, b, c]);
     const setRole = (userId: string, role: string) =>
@@ -98,6 +99,8 @@ describe("an admin's membership changes racing their own demotion", () => {
     expect((await setRole(a.id, "member")).status).toBe(200);
     const newcomer = (await users(1, "life"))[0];
     await withDb(async (db) => {
+      // A rename that read the group while `a` was still admin: its statement writes nothing (the route reads again).
+      expect(await renameConversation(db, { conversationId: id, actorId: a.id, from: null, to: "renamed by a demoted admin" })).toBe(false);
       expect(await removeParticipant(db, "group", id, c.id, a.id)).toMatchObject({ status: 403 });
       expect(await changeRole(db, id, b.id, "admin", a.id)).toMatchObject({ status: 403 });
       expect(await addParticipant(db, id, newcomer.id, "member", a.id)).toMatchObject({ status: 403 });
@@ -105,7 +108,9 @@ describe("an admin's membership changes racing their own demotion", () => {
       expect(await removeParticipant(db, "group", id, a.id, a.id)).toMatchObject({ left: { userId: a.id } });
       expect(await changeRole(db, id, b.id, "admin", a.id)).toMatchObject({ status: 404 });
     });
-    const members = (await api("GET", `/conversations/${id}`, { token: admin.token })).body.participants;
+    const view = (await api("GET", `/conversations/${id}`, { token: admin.token })).body;
+    expect(view.name).toBeNull();
+    const members = view.participants;
     expect(Object.fromEntries(members.map((p: { userId: string; role: string }) => [p.userId, p.role]))).toEqual({
       [admin.id]: "admin",
       [b.id]: "member",

@@ -207,12 +207,16 @@ export interface Rename {
  * trips. A transaction (BEGIN, UPDATE, lock, read the chain's head, INSERT, COMMIT) would have been six. The entry
  * is hashed in SQL after the lock (`auditedChange`); the old name is the one the caller read, kept honest by the
  * UPDATE's condition (re-checked on the current row if a concurrent rename got there first). false: the name had
- * changed meanwhile, nothing was written.
+ * changed meanwhile, or the actor is no longer an admin; nothing was written.
  */
 export async function renameConversation(db: Db, r: Rename): Promise<boolean> {
   const entry = { conversationId: r.conversationId, actorId: r.actorId, action: "conversation.renamed", targetId: r.conversationId, details: { from: r.from, to: r.to } };
+  // The actor must still be an admin when the row changes: a demotion or removal committed after the route's check
+  // wins, as it does for membership changes (checkActorNow); the route then reads again and answers 403 or 404.
   const update = sql`UPDATE conversations SET name = ${r.to}
     WHERE id = ${r.conversationId}::uuid AND name IS NOT DISTINCT FROM ${r.from}::text
+      AND EXISTS (SELECT 1 FROM participants p WHERE p.conversation_id = conversations.id AND p.user_id = ${r.actorId}::uuid
+                  AND p.left_at IS NULL AND p.role = 'admin')
     RETURNING id`;
   return (await auditedChange(db, update, entry)) > 0;
 }

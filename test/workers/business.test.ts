@@ -218,6 +218,31 @@ describe("business queue", () => {
     expect((await pgConversation(chat.body.id)).assigned_agent_id).toBe(agent.id);
   });
 
+  it("gives an agent assigned a waiting chat its unread count: in conversation_created and the live badge", async () => {
+    const biz = await newBusiness();
+    const agent = await newUser("agent");
+    await registerAgent(biz, agent);
+    await setAvailable(agent);
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    for (const content of ["hello?", "anyone there?"]) {
+      expect((await api("POST", `/conversations/${chat.body.id}/messages`, { token: customer.token, body: { content } })).status).toBe(201);
+    }
+    const socket = await connect(agent);
+    const created = await waitFor(
+      async () => socket.frames.find((f) => f.type === "conversation_created" && f.data.conversation.id === chat.body.id),
+      "conversation_created",
+    );
+    const rest = await api("GET", "/notifications/unread-counts", { token: agent.token });
+    expect(rest.body.unreadCounts[chat.body.id]).toBe(2);
+    expect(created.data.conversation.unreadCount).toBe(2);
+    const badge = await waitFor(
+      async () => socket.frames.find((f) => f.type === "unread_count" && f.data.conversationId === chat.body.id),
+      "unread_count",
+    );
+    expect(badge.data).toMatchObject({ unreadCount: 2, totalUnread: 2 });
+  });
+
   it("tells the customer's conversation socket when an agent joins later (participant_joined)", async () => {
     const biz = await newBusiness();
     const agent = await newUser("agent");

@@ -24,6 +24,7 @@ import type { ProfileProvider } from "../../profiles/types";
 import type { PresenceStatus } from "../../protocol/frames";
 import type { Conversation } from "../../protocol/resources";
 import type { RoomEvent } from "../room-api";
+import type { UserConversationEvent } from "../user-session";
 import type { AgentPatch } from "./api";
 import { sharedConversation } from "./views";
 
@@ -49,9 +50,6 @@ export interface DeskEffects {
   announceClose(input: { conversationId: string }): Promise<void>;
 }
 
-type UserEvent =
-  | { type: "conversation_created" | "conversation_updated"; conversation: Conversation }
-  | { type: "conversation_removed"; conversationId: string };
 
 /** The real effects, from the object's env. A pool per operation (ended after it), as the UserSession does. */
 export class WorkerDeskEffects implements DeskEffects {
@@ -126,7 +124,9 @@ export class WorkerDeskEffects implements DeskEffects {
       await this.tellRoom({ kind: "participants", conversationId: view.id, joined, left });
       const others = view.participants.filter((p) => p.userId !== input.agentId).map((p) => p.userId);
       await Promise.all([
-        this.tellUsers([input.agentId], { type: "conversation_created", conversation: view }),
+        // The shared view counts nobody's unread: the agent's session reads the agent's own count (customer messages
+        // that waited in the queue are unread for them) and starts its badge from it.
+        this.tellUsers([input.agentId], { type: "conversation_created", conversation: view, unread: "read" }),
         this.tellUsers(others, { type: "conversation_updated", conversation: view }),
         input.previousAgentId ? this.tellUsers([input.previousAgentId], { type: "conversation_removed", conversationId: view.id }) : undefined,
       ]);
@@ -174,7 +174,7 @@ export class WorkerDeskEffects implements DeskEffects {
     if (!result.ok) this.log.warn("room notify refused", { conversationId: event.conversationId, status: result.status });
   }
 
-  private async tellUsers(userIds: string[], event: UserEvent): Promise<void> {
+  private async tellUsers(userIds: string[], event: UserConversationEvent): Promise<void> {
     const ns = this.env.USER_SESSION;
     const results = await Promise.allSettled(userIds.map((id) => ns.get(ns.idFromName(id)).conversationEvent(event)));
     const failed = results.filter((r) => r.status === "rejected").length;

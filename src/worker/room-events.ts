@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import type { RoomEvent } from "../durable-objects/room-api";
+import type { Conversation } from "../protocol/resources";
 import type { UserConversationEvent } from "../durable-objects/user-session";
 import { findListed } from "../db/queries/conversations";
 import { listedView } from "./conversation-view";
@@ -46,8 +47,11 @@ export function tellUsers(c: Context<AppEnv>, userIds: string[], event: UserConv
  */
 export async function tellMemberAdded(c: Context<AppEnv>, conversationId: string, userId: string): Promise<void> {
   const joined = await findListed(c.var.db(), conversationId, userId);
-  if (!joined) return;
-  const conversation = await listedView(c, joined);
-  const unread = { unreadCount: conversation.unreadCount, asOfSeq: conversation.lastSeq, readSeq: joined.me.lastReadSeq };
+  if (joined) tellCreatedAsSeen(c, userId, await listedView(c, joined), joined.me.lastReadSeq);
+}
+
+/** `conversation_created` with the user's own view, whose unread count (as of its lastSeq) their badge starts from. */
+export function tellCreatedAsSeen(c: Context<AppEnv>, userId: string, conversation: Conversation, lastReadSeq: number): void {
+  const unread = { unreadCount: conversation.unreadCount, asOfSeq: conversation.lastSeq, readSeq: lastReadSeq };
   tellUsers(c, [userId], { type: "conversation_created", conversation, unread });
 }

@@ -22,7 +22,7 @@ import { conversationView, conversationViews, listedView, sharedView } from "../
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured, securedReader } from "../openapi";
 import { decodeCursor, encodeCursor } from "../params";
-import { tellRoom, tellUsers } from "../room-events";
+import { tellCreatedAsSeen, tellRoom, tellUsers } from "../room-events";
 import {
   businessBody,
   conversationSchema,
@@ -54,10 +54,7 @@ async function answerCreate(c: Context<AppEnv>, result: CreateResult): Promise<C
     // other side's sessions read theirs, so this request keeps its round trips).
     const others = result.rejoined.filter((id) => id !== c.var.user.id);
     if (others.length > 0) tellUsers(c, others, { type: "conversation_created", conversation: sharedView(view), unread: "read" });
-    if (back.has(c.var.user.id)) {
-      const unread = { unreadCount: view.unreadCount, asOfSeq: view.lastSeq, readSeq: listed.me.lastReadSeq };
-      tellUsers(c, [c.var.user.id], { type: "conversation_created", conversation: view, unread });
-    }
+    if (back.has(c.var.user.id)) tellCreatedAsSeen(c, c.var.user.id, view, listed.me.lastReadSeq);
   }
   return view;
 }

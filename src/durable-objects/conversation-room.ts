@@ -16,7 +16,7 @@ import { ActivityNotes } from "../domain/presence";
 import { TYPING_LEASE_MS } from "../domain/typing";
 import { LIMITS, type Message, type Participant } from "../protocol/resources";
 import { encodeFrame, type ParticipantFrameData } from "../protocol/frames";
-import type { Actor, HistoryQuery, ReadResult, RoomEvent, SearchInput, SearchPage, SendInput, SendResult } from "./room-api";
+import type { Actor, HistoryPage, HistoryQuery, ReadResult, RoomEvent, SearchInput, SearchPage, SendInput, SendResult } from "./room-api";
 import { MAX_FLIGHTS, OutboxFlusher } from "./room/outbox";
 import { RoomStore, type RoomMeta } from "./room/store";
 import { attachmentOf, safeClose, sendRaw } from "./room/sockets";
@@ -258,8 +258,8 @@ export class ConversationRoom extends DurableObject<Env> {
     return asRpcResult(() => this.deleteMessage(input));
   }
 
-  /** A page, with the span of seqs history holds: `archivedUpToSeq` + 1 (older ones are in the archive) to `lastSeq`. */
-  async history(q: HistoryQuery): Promise<RpcResult<{ messages: Message[]; hasMore: boolean; lastSeq: number; archivedUpToSeq: number }>> {
+  /** A page as JSON text (see HistoryPage): most pages are read from the room's rows without parsing them. */
+  async history(q: HistoryQuery): Promise<RpcResult<HistoryPage>> {
     return asRpcResult(async () => {
       const meta = await this.ready(q.conversationId);
       this.requireMember(q.actor.id);
@@ -268,9 +268,9 @@ export class ConversationRoom extends DurableObject<Env> {
       // Postgres round trip; a cursor outside the range needs no rows at all. Anything else is read from Postgres.
       const span = pageSpan(q, archivedUpToSeq + 1, meta.lastSeq);
       if (span.from > span.to) return { messages: [], hasMore: span.hasMore, lastSeq: meta.lastSeq, archivedUpToSeq };
-      const held = this.store.range(span.from, span.to);
+      const held = this.store.rangeJson(span.from, span.to);
       if (held.length === span.to - span.from + 1) {
-        return { messages: held.map(publicMessage), hasMore: span.hasMore, lastSeq: meta.lastSeq, archivedUpToSeq };
+        return { messages: held, hasMore: span.hasMore, lastSeq: meta.lastSeq, archivedUpToSeq };
       }
       // Merged over the page: rows pending now, and rows that were pending when the read began (one may commit while
       // the page is read; that read can miss it, and it is no longer pending after). The room keeps recent committed
@@ -282,7 +282,8 @@ export class ConversationRoom extends DurableObject<Env> {
       const to = Math.min(this.store.meta()?.lastSeq ?? meta.lastSeq, (q.before ?? Number.POSITIVE_INFINITY) - 1);
       const local = from <= to ? this.store.range(from, to) : [];
       const merged = mergePage(page, local.map(publicMessage), q);
-      return { ...merged, lastSeq: meta.lastSeq, archivedUpToSeq };
+      const messages = merged.messages.map((m) => ({ json: JSON.stringify(m), senderId: m.senderId }));
+      return { messages, hasMore: merged.hasMore, lastSeq: meta.lastSeq, archivedUpToSeq };
     });
   }
 

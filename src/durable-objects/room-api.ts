@@ -34,6 +34,20 @@ export interface HistoryQuery {
   limit: number;
 }
 
+/** A public message as JSON text, with its sender's id for the Worker to attach the profile without parsing it. */
+export interface SerializedMessage {
+  json: string;
+  senderId: string;
+}
+
+export interface HistoryPage {
+  messages: SerializedMessage[];
+  hasMore: boolean;
+  lastSeq: number;
+  /** History holds seqs from `archivedUpToSeq` + 1 (older ones are in the archive) to `lastSeq`. */
+  archivedUpToSeq: number;
+}
+
 export interface SearchInput {
   conversationId: string;
   actor: Actor;

@@ -60,17 +60,47 @@ export function enrichParticipants<P extends { userId: string }>(
  * as placeholders, so a page whose senders are all cached costs no database round trip. Without kahaIds (the lookup
  * failed) placeholders are named from the id.
  */
+async function senderProfiles(
+  messages: readonly { senderId: string }[],
+  load: (request: ProfileRequest) => Promise<ProfileSet>,
+  kahaIdsOf: (userIds: string[]) => Promise<KahaIds>,
+): Promise<(senderId: string) => Profile> {
+  const ids = collectSenderIds(messages);
+  const set = await load(ids);
+  const unresolved = ids.userIds.filter((id) => !set.hasUser(id));
+  const kahaIds = unresolved.length > 0 ? await kahaIdsOf(unresolved).catch(() => undefined) : undefined;
+  return (senderId) => set.user(senderId, kahaIds?.get(senderId));
+}
+
 export async function withSenderProfiles<M extends { senderId: string }>(
   messages: readonly M[],
   load: (request: ProfileRequest) => Promise<ProfileSet>,
   kahaIdsOf: (userIds: string[]) => Promise<KahaIds>,
 ): Promise<(M & { sender: Profile })[]> {
   if (messages.length === 0) return [];
-  const ids = collectSenderIds(messages);
-  const set = await load(ids);
-  const unresolved = ids.userIds.filter((id) => !set.hasUser(id));
-  const kahaIds = unresolved.length > 0 ? await kahaIdsOf(unresolved).catch(() => undefined) : undefined;
-  return enrichMessages(messages, set, kahaIds);
+  const sender = await senderProfiles(messages, load, kahaIdsOf);
+  return messages.map((m) => ({ ...m, sender: sender(m.senderId) }));
+}
+
+/**
+ * The same for messages that are already JSON objects (a history page from the room): the result is the JSON array
+ * text, each sender's profile serialized once and added to its messages' objects as text.
+ */
+export async function withSenderProfilesJson(
+  messages: readonly { json: string; senderId: string }[],
+  load: (request: ProfileRequest) => Promise<ProfileSet>,
+  kahaIdsOf: (userIds: string[]) => Promise<KahaIds>,
+): Promise<string> {
+  if (messages.length === 0) return "[]";
+  const sender = await senderProfiles(messages, load, kahaIdsOf);
+  const profileJson = new Map<string, string>();
+  const parts = messages.map((m) => {
+    let p = profileJson.get(m.senderId);
+    if (p === undefined) profileJson.set(m.senderId, (p = JSON.stringify(sender(m.senderId))));
+    // Each text is a JSON object without a `sender` key (the room removes it), so the key goes before its brace.
+    return `${m.json.slice(0, -1)},"sender":${p}}`;
+  });
+  return `[${parts.join(",")}]`;
 }
 
 /** Participants, the last message's sender and, for business conversations, the business. */

@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { kahaIdsOf } from "../db/queries/participants";
-import { withSenderProfiles } from "../profiles/enrich";
+import { withSenderProfiles, withSenderProfilesJson } from "../profiles/enrich";
+import type { SerializedMessage } from "../durable-objects/room-api";
 import type { Message } from "../protocol/resources";
 import { createProfileProvider, profileOptionsFromConfig, type CachedProfileProvider } from "../profiles/provider";
 import type { ProfileRequest, ProfileSet } from "../profiles/types";
@@ -30,4 +31,9 @@ export function loadProfiles(c: Context<AppEnv>, request: ProfileRequest): Promi
 /** Messages with `sender`: one profile lookup per response however many messages and senders (profiles/enrich.ts). */
 export function withSenders(c: Context<AppEnv>, messages: Message[]): Promise<Message[]> {
   return withSenderProfiles(messages, (request) => loadProfiles(c, request), (ids) => kahaIdsOf(c.var.db(), ids));
+}
+
+/** withSenders for a page the room sent as JSON text: the result is the messages' JSON array. */
+export function withSendersJson(c: Context<AppEnv>, messages: SerializedMessage[]): Promise<string> {
+  return withSenderProfilesJson(messages, (request) => loadProfiles(c, request), (ids) => kahaIdsOf(c.var.db(), ids));
 }

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { CircuitBreaker, type BreakerState } from "../../src/profiles/breaker";
 import { decodeEntry, encodeEntry, freshness, redisExpirySeconds, remainingFreshMs, type CachePolicy } from "../../src/profiles/cache-entry";
-import { collectIds, enrichConversation, enrichMessages, withSenderProfiles } from "../../src/profiles/enrich";
+import { collectIds, enrichConversation, enrichMessages, withSenderProfiles, withSenderProfilesJson } from "../../src/profiles/enrich";
 import { profileKey, profileRef, refsOf } from "../../src/profiles/keys";
 import { MemoryCache } from "../../src/lib/memory-cache";
 import { batchResponseSchema, normaliseProfile } from "../../src/profiles/normalise";
@@ -261,6 +261,24 @@ describe("enrichment helpers", () => {
     let called = false;
     await withSenderProfiles([{ senderId: a }], load, async () => ((called = true), new Map()));
     expect(called).toBe(false);
+  });
+
+  it("withSenderProfilesJson: the same page as withSenderProfiles, as JSON text, from messages already in JSON", async () => {
+    const messages = [
+      { senderId: a, seq: 1, content: 'say "hi" \\ \u2028' },
+      { senderId: B, seq: 2, content: "" },
+      { senderId: a, seq: 3, content: "é" },
+    ];
+    const load = async () => set;
+    const kaha = async () => new Map([[B, "bob-kaha"]]);
+    const asObjects = await withSenderProfiles(messages, load, kaha);
+    const text = await withSenderProfilesJson(
+      messages.map((m) => ({ json: JSON.stringify(m), senderId: m.senderId })),
+      load,
+      kaha,
+    );
+    expect(JSON.parse(text)).toEqual(asObjects);
+    expect(await withSenderProfilesJson([], load, kaha)).toBe("[]");
   });
 
   it("a kahaId still awaiting its user ('unknown:…') names no placeholder", () => {

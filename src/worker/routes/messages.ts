@@ -1,5 +1,5 @@
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
-import type { Context } from "hono";
+import type { Context, TypedResponse } from "hono";
 import { badRequest, notFound } from "../../lib/errors";
 import { searchMessages } from "../../db/queries/search";
 import { LIMITS, messageSchema, type Message } from "../../protocol/resources";
@@ -8,7 +8,7 @@ import { historyPage, searchResult } from "../../protocol/responses";
 import { errorResponses, json, jsonBody, secured, securedMember, securedReader } from "../openapi";
 import { decodeCursor, encodeCursor, intParam, isUuidParam, limitParam, uuidPath } from "../params";
 import { actorOf, callRoom, roomStub } from "../rooms";
-import { withSenders } from "../profiles";
+import { withSenders, withSendersJson } from "../profiles";
 import type { AppEnv } from "../env";
 
 const tags = ["messages"];
@@ -36,6 +36,17 @@ const searchCursor = z.object({
   seq: z.number().int().positive(),
 });
 const conversationSearchCursor = z.object({ beforeSeq: z.number().int().positive() });
+
+/** A history page around its messages' JSON array text (historyPage's shape: `messages` first, then the rest). */
+function pageResponse(
+  c: Context<AppEnv>,
+  messagesJson: string,
+  rest: Omit<z.infer<typeof historyPage>, "messages">,
+): TypedResponse<z.infer<typeof historyPage>, 200, "json"> {
+  const text = `{"messages":${messagesJson},${JSON.stringify(rest).slice(1)}`;
+  // The text is already a historyPage; c.json would serialize the messages a second time.
+  return c.body(text, 200, { "content-type": "application/json" }) as unknown as TypedResponse<z.infer<typeof historyPage>, 200, "json">;
+}
 
 function requireIds(...ids: string[]): void {
   for (const id of ids) if (!isUuidParam(id)) throw notFound(ids.length > 1 && id === ids[1] ? "Message" : "Conversation");
@@ -122,10 +133,10 @@ export const messages = new OpenAPIHono<AppEnv>()
             ? { messages: [], hasMore: false }
             : await callRoom(() => room.history({ conversationId: id, actor, before: top + 1, limit: q.limit }));
         const total = head.lastSeq - head.archivedUpToSeq;
-        return c.json({ messages: await withSenders(c, page.messages), hasMore: top - q.limit >= oldest, page: q.page, limit: q.limit, total }, 200);
+        return pageResponse(c, await withSendersJson(c, page.messages), { hasMore: top - q.limit >= oldest, page: q.page, limit: q.limit, total });
       }
       const page = await callRoom(() => room.history({ conversationId: id, actor, before: q.before, after: q.after, limit: q.limit }));
-      return c.json({ messages: await withSenders(c, page.messages), hasMore: page.hasMore }, 200);
+      return pageResponse(c, await withSendersJson(c, page.messages), { hasMore: page.hasMore });
     },
   )
   .openapi(

@@ -140,6 +140,9 @@ export class ConversationRoom extends DurableObject<Env> {
       const again = this.store.meta();
       if (again) return again;
       if (!state) return "missing";
+      // The adopted rows are held only if they run unbroken up to maxSeq; older ones come with the backfill.
+      const oldest = recent[0]?.seq ?? state.maxSeq + 1;
+      const unbroken = recent.length === state.maxSeq - oldest + 1 && recent.every((m, i) => m.seq === oldest + i);
       const fresh: RoomMeta = {
         conversationId,
         type: state.type,
@@ -147,6 +150,7 @@ export class ConversationRoom extends DurableObject<Env> {
         pgSeqAtInit: state.maxSeq,
         clientIdsPrunedBelow: 0,
         closed: state.closed,
+        heldFrom: unbroken ? oldest : state.maxSeq + 1,
       };
       this.store.initialise(fresh, state.participants, state.offline, recent);
       this.noteArchived(state.archivedUpToSeq);

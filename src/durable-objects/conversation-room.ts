@@ -36,6 +36,8 @@ export { publicMessage };
  * RPC methods answer with RpcResult values (lib/errors.ts): expected failures are data, not exceptions.
  */
 const PARTICIPANTS_TTL_MS = 60_000;
+/** Unread counts over at most this many seqs are counted from the room's rows (see unreadFor). */
+const LOCAL_UNREAD_MAX = 1000;
 
 export class ConversationRoom extends DurableObject<Env> {
   readonly store: RoomStore;
@@ -601,8 +603,11 @@ export class ConversationRoom extends DurableObject<Env> {
     const meta = this.store.meta()!;
     const local = (unreadCount: number) => ({ unreadCount, asOfSeq: meta.lastSeq, readSeq: lastReadSeq });
     if (lastReadSeq >= meta.lastSeq) return local(0);
-    if (this.store.holdsAllFrom(lastReadSeq + 1, meta.lastSeq)) {
-      return local(this.store.range(lastReadSeq + 1, meta.lastSeq).filter((m) => m.senderId !== userId && !m.deletedAt).length);
+    // Archived seqs count in neither place. A long span is one indexed count in Postgres rather than every row parsed
+    // here (the room holds whole histories now: a member who never read a big group would cost it thousands).
+    const from = Math.max(lastReadSeq, this.archivedUpToSeq()) + 1;
+    if (meta.lastSeq - from < LOCAL_UNREAD_MAX && this.store.holdsAllFrom(from, meta.lastSeq)) {
+      return local(this.store.range(from, meta.lastSeq).filter((m) => m.senderId !== userId && !m.deletedAt).length);
     }
     const { count, asOf } = await this.pgOr503(() => unreadCount(this.db(), meta.conversationId, userId, lastReadSeq));
     return { unreadCount: count, asOfSeq: asOf, readSeq: lastReadSeq };

@@ -144,4 +144,23 @@ describe("a room holding its whole history", () => {
     // Every page, from the room alone, as Postgres has them.
     expect(await scrollBack(id, bob.token)).toEqual(expected);
   });
+
+  it("a room whose storage predates whole histories reads back the rows it had pruned", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [alice, bob] = users;
+    for (const n of range(1, 30)) await room(id).send({ conversationId: id, actor: { id: alice.id, kahaId: alice.kahaId }, content: `message ${n}` });
+    // What such storage looks like: no heldFrom, and only the newest rows (seq 21–30 here). A new instance reads it.
+    await runInDurableObject(room(id), async (_instance: ConversationRoom, state) => {
+      state.storage.sql.exec("DELETE FROM meta WHERE key = 'heldFrom'");
+      state.storage.sql.exec("DELETE FROM messages WHERE seq <= 20");
+      state.abort("restart over older storage");
+    }).catch(() => {});
+    const page = () => api("GET", `/conversations/${id}/messages?before=11`, { token: bob.token });
+    expect((await page()).status).toBe(200);
+    await untilHolding(id, 30);
+    await postgres({ down: true });
+    const old = await page();
+    expect(old.status).toBe(200);
+    expect(old.body.messages.map((m: { content: string }) => m.content)).toEqual(range(1, 10).map((n) => `message ${n}`));
+  });
 });

@@ -6,7 +6,7 @@ import { createRedis, withTimeout } from "../lib/redis";
 import { flushSoon, metrics } from "../lib/metrics";
 import { clearOutboxPending, noteOutboxPending } from "../jobs/outbox-registry";
 import { ObjectDb } from "../db/client";
-import { flushBatch, messagePage, newestMessages, unreadCount, type StoredMessage } from "../db/queries/messages";
+import { flushBatch, messagePage, messageRange, newestMessages, unreadCount, type StoredMessage } from "../db/queries/messages";
 import { kahaIdsOf } from "../db/queries/participants";
 import { loadRoomState } from "../db/queries/room";
 import { searchConversation } from "../db/queries/search";
@@ -19,6 +19,7 @@ import { encodeFrame, type ParticipantFrameData } from "../protocol/frames";
 import type { Actor, HistoryPage, HistoryQuery, ReadResult, RoomEvent, SearchInput, SearchPage, SendInput, SendResult } from "./room-api";
 import { MAX_FLIGHTS, OutboxFlusher } from "./room/outbox";
 import { RoomStore, type RoomMeta } from "./room/store";
+import { Backfill } from "./room/backfill";
 import { attachmentOf, safeClose, sendRaw } from "./room/sockets";
 import { RoomProfiles } from "./room/profiles";
 import { NotificationBatcher } from "./room/notifications";
@@ -30,16 +31,20 @@ export { publicMessage };
 /**
  * One per conversation: the single writer of its messages (it assigns seq), the holder of its live sockets,
  * typing leases and receipts. Durable state lives in SQLite storage (room/store.ts) and socket attachments, so a
- * wake from hibernation loses nothing; Postgres is written through in batches (room/outbox.ts).
+ * wake from hibernation loses nothing; Postgres is written through in batches (room/outbox.ts). The room holds the
+ * conversation's unarchived history (room/backfill.ts fills in what was there before it), so reads stay local.
  * RPC methods answer with RpcResult values (lib/errors.ts): expected failures are data, not exceptions.
  */
 const PARTICIPANTS_TTL_MS = 60_000;
+/** Unread counts over at most this many seqs are counted from the room's rows (see unreadFor). */
+const LOCAL_UNREAD_MAX = 1000;
 
 export class ConversationRoom extends DurableObject<Env> {
   readonly store: RoomStore;
   readonly flusher: OutboxFlusher;
   readonly profiles: RoomProfiles;
   readonly log: Logger;
+  readonly backfill: Backfill;
   // The outbox's flights (MAX_FLIGHTS with messages, one with receipts only), and two more: a flush must not wait
   // behind two slow reads (history, search) of the room.
   private readonly pg = new ObjectDb(() => ({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }), MAX_FLIGHTS + 3);
@@ -50,6 +55,13 @@ export class ConversationRoom extends DurableObject<Env> {
     super(ctx, env);
     this.store = new RoomStore(ctx.storage.sql, ctx.storage);
     this.log = createLogger({ object: "ConversationRoom", conversationId: this.store.meta()?.conversationId });
+    this.backfill = new Backfill({
+      store: this.store,
+      archivedUpToSeq: () => this.archivedUpToSeq(),
+      noteArchived: (upToSeq) => this.noteArchived(upToSeq),
+      read: (from, to) => this.pgOr503(() => messageRange(this.db(), this.conversationId(), from, to)),
+      log: this.log,
+    });
     this.profiles = new RoomProfiles({
       config: () => this.config,
       participantIds: () => this.store.participants().map((p) => p.userId),
@@ -109,6 +121,7 @@ export class ConversationRoom extends DurableObject<Env> {
     const meta = this.store.meta();
     if (meta) {
       if (meta.conversationId !== conversationId) throw notFound("Conversation");
+      this.resumeBackfill();
       await this.refreshParticipantsIfStale(conversationId);
       // Read again: other requests ran during the await (a send moved lastSeq, a member list closed the room).
       return this.store.meta() ?? meta;
@@ -140,6 +153,9 @@ export class ConversationRoom extends DurableObject<Env> {
       const again = this.store.meta();
       if (again) return again;
       if (!state) return "missing";
+      // The adopted rows are held only if they run unbroken up to maxSeq; older ones come with the backfill.
+      const oldest = recent[0]?.seq ?? state.maxSeq + 1;
+      const unbroken = recent.length === state.maxSeq - oldest + 1 && recent.every((m, i) => m.seq === oldest + i);
       const fresh: RoomMeta = {
         conversationId,
         type: state.type,
@@ -147,16 +163,35 @@ export class ConversationRoom extends DurableObject<Env> {
         pgSeqAtInit: state.maxSeq,
         clientIdsPrunedBelow: 0,
         closed: state.closed,
+        heldFrom: unbroken ? oldest : state.maxSeq + 1,
       };
       this.store.initialise(fresh, state.participants, state.offline, recent);
       this.noteArchived(state.archivedUpToSeq);
       this.participantsCheckedAt = Date.now();
+      this.resumeBackfill();
       return fresh;
     } catch (err) {
       this.resetDb();
       this.log.warn("room init failed", { error: (err as Error).message?.slice(0, 200) });
       return "down";
     }
+  }
+
+  private backfillResumed = false;
+
+  /**
+   * Once per instance: a room whose history is not all held yet (started over existing history, or storage from
+   * before rooms held it) has the alarm read the rest. Later chunks are chained by the alarm itself.
+   */
+  private resumeBackfill(): void {
+    if (this.backfillResumed) return;
+    this.backfillResumed = true;
+    if (this.backfill.incomplete()) void this.scheduleAlarm();
+  }
+
+  /** Whether every unarchived message is in the room: nothing it is asked about by seq or id needs Postgres. */
+  holdsHistory(): boolean {
+    return !this.backfill.incomplete();
   }
 
   private checkedAtMemo: number | undefined;
@@ -264,8 +299,9 @@ export class ConversationRoom extends DurableObject<Env> {
       const meta = await this.ready(q.conversationId);
       this.requireMember(q.actor.id);
       const archivedUpToSeq = this.archivedUpToSeq();
-      // Recent pages (what opening a conversation asks for) come from the room's own rows, the newest truth, with no
-      // Postgres round trip; a cursor outside the range needs no rows at all. Anything else is read from Postgres.
+      // A page the room holds (every page, once its history is hydrated) comes from its own rows, the newest truth,
+      // with no Postgres round trip; a cursor outside the range needs no rows at all. Anything else is read from
+      // Postgres: older pages while the backfill has not reached them.
       const span = pageSpan(q, archivedUpToSeq + 1, meta.lastSeq);
       if (span.from > span.to) return { messages: [], hasMore: span.hasMore, lastSeq: meta.lastSeq, archivedUpToSeq };
       const held = this.store.rangeJson(span.from, span.to);
@@ -273,8 +309,9 @@ export class ConversationRoom extends DurableObject<Env> {
         return { messages: held, hasMore: span.hasMore, lastSeq: meta.lastSeq, archivedUpToSeq };
       }
       // Merged over the page: rows pending now, and rows that were pending when the read began (one may commit while
-      // the page is read; that read can miss it, and it is no longer pending after). The room keeps recent committed
-      // rows, so its rows from the older of the two oldest pending seqs, within the cursor, cover both, once each.
+      // the page is read; that read can miss it, and it is no longer pending after). The room keeps committed rows
+      // until they are archived, so its rows from the older of the two oldest pending seqs, within the cursor, cover
+      // both, once each.
       const oldestPending = () => this.store.pending(1)[0]?.message.seq ?? Number.POSITIVE_INFINITY;
       const pendingAtStart = oldestPending();
       const page = await this.pgOr503(() => messagePage(this.db(), q.conversationId, q));
@@ -452,7 +489,7 @@ export class ConversationRoom extends DurableObject<Env> {
     return deleteMessage(this, input);
   }
 
-  /** Local storage first (pending and recent), then Postgres; an old message read from Postgres is cached. */
+  /** Local storage first, then (while the history is not all held) Postgres; a message read there is cached. */
   findMessage(id: string): Promise<StoredMessage | undefined> {
     return findMessage(this, id);
   }
@@ -567,8 +604,11 @@ export class ConversationRoom extends DurableObject<Env> {
     const meta = this.store.meta()!;
     const local = (unreadCount: number) => ({ unreadCount, asOfSeq: meta.lastSeq, readSeq: lastReadSeq });
     if (lastReadSeq >= meta.lastSeq) return local(0);
-    if (this.store.holdsAllFrom(lastReadSeq + 1, meta.lastSeq)) {
-      return local(this.store.range(lastReadSeq + 1, meta.lastSeq).filter((m) => m.senderId !== userId && !m.deletedAt).length);
+    // Archived seqs count in neither place. A long span is one indexed count in Postgres rather than every row parsed
+    // here (the room holds whole histories now: a member who never read a big group would cost it thousands).
+    const from = Math.max(lastReadSeq, this.archivedUpToSeq()) + 1;
+    if (meta.lastSeq - from < LOCAL_UNREAD_MAX && this.store.holdsAllFrom(from, meta.lastSeq)) {
+      return local(this.store.range(from, meta.lastSeq).filter((m) => m.senderId !== userId && !m.deletedAt).length);
     }
     const { count, asOf } = await this.pgOr503(() => unreadCount(this.db(), meta.conversationId, userId, lastReadSeq));
     return { unreadCount: count, asOfSeq: asOf, readSeq: lastReadSeq };
@@ -633,7 +673,8 @@ export class ConversationRoom extends DurableObject<Env> {
   }
 
   /**
-   * One alarm covers everything timed: outbox retry (with backoff), typing expiry, token expiry of sockets.
+   * One alarm covers everything timed: outbox retry (with backoff), typing expiry, token expiry of sockets, the
+   * history backfill's next chunk.
    * `rearm` (from alarm()) always sets it: there getAlarm() may still report the alarm being handled.
    */
   async scheduleAlarm(rearm = false): Promise<void> {
@@ -647,6 +688,8 @@ export class ConversationRoom extends DurableObject<Env> {
       const exp = attachmentOf(ws)?.exp;
       if (exp) candidates.push(Math.max(exp * 1000, now + 10));
     }
+    const hydrate = this.backfill.dueAt(now);
+    if (hydrate !== undefined) candidates.push(hydrate);
     if (candidates.length === 0) return;
     const at = Math.min(...candidates);
     if (rearm) return this.ctx.storage.setAlarm(at);
@@ -661,16 +704,21 @@ export class ConversationRoom extends DurableObject<Env> {
       const exp = attachmentOf(ws)?.exp;
       if (exp && exp * 1000 <= now) safeClose(ws, 4401, "Token expired");
     }
+    // One backfill chunk per run (started first, so the re-arm below does not count it as due again).
+    const hydrate = this.backfill.due(now) ? this.backfill.step() : undefined;
     // Re-arm before waiting on Postgres: a slow flush must not hold back the next typing expiry.
     await this.scheduleAlarm(true);
+    let waited = hydrate !== undefined;
     if (this.store.pendingCount() > 0 || this.store.watermarks().length > 0 || this.store.audits().length > 0) {
+      waited = true;
       try {
         await this.flusher.flush();
       } catch {
         this.retryAttempt++;
       }
-      await this.scheduleAlarm(true);
     }
+    await hydrate;
+    if (waited) await this.scheduleAlarm(true);
   }
 
 

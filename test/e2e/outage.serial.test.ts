@@ -40,7 +40,8 @@ describe("Postgres outages", () => {
     const id = await seedConversation("direct", [a, b]);
     const db = pool();
     try {
-      // History written before the room's storage existed: the room adopts only the newest 100 when it starts.
+      // History written before the room's storage existed: the room adopts only the newest 100 when it starts, and
+      // reads the rest in from Postgres in the background.
       await db.query(
         `INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq)
          SELECT gen_random_uuid(), $1, g, $2, 'text', 'old ' || g, now(), g FROM generate_series(1, 120) AS g`,
@@ -49,6 +50,9 @@ describe("Postgres outages", () => {
     } finally {
       await db.end();
     }
+    // Slow answers, so the background read of seq 1–20, which starts right after the room loads, is still on its
+    // way when Postgres goes down: the room holds only 21–120.
+    await faults.postgres({ delayMs: 200 });
     (await connect(id, b)).close();
     await faults.postgres({ down: true });
     // A short absence is covered by the room's own rows.

@@ -1,6 +1,7 @@
-import { env } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import { sql, type SQL } from "drizzle-orm";
 import { openDb } from "../../src/db/client";
+import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 import { newUser, type TestUser } from "./helpers";
 
 const controlUrl = (env as unknown as { TEST_BRIDGE_CONTROL: string }).TEST_BRIDGE_CONTROL;
@@ -74,4 +75,17 @@ export async function seedConversation(
     }
   });
   return { id, users };
+}
+
+/**
+ * Holds a room's history backfill (src/durable-objects/room/backfill.ts), as if its reads of older messages had not
+ * got there yet: pages and lookups the room does not hold then go to Postgres. Call before the room first loads; the
+ * instance keeps it (a test does not outlive it).
+ */
+export async function holdBackfill(conversationId: string): Promise<void> {
+  const stub = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(conversationId));
+  await runInDurableObject(stub, (room: ConversationRoom) => {
+    room.backfill.due = () => false;
+    room.backfill.dueAt = () => undefined;
+  });
 }

@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { sql } from "drizzle-orm";
 import { normalizeContent } from "../../src/domain/content";
 import { api, expectErrorShape, newUser, type ApiResponse } from "./helpers";
-import { seedConversation, withDb } from "./fixtures";
+import { holdBackfill, seedConversation, withDb } from "./fixtures";
 import { openSocket, waitFor } from "./sockets";
 
 const send = (id: string, token: string, body: Record<string, unknown>) => api("POST", `/conversations/${id}/messages`, { token, body });
@@ -225,7 +225,7 @@ describe("history", () => {
 
 /**
  * Messages 1..n written straight to Postgres, as a long-running conversation has them: the room adopts only the
- * newest page when it loads, so the older ones are in Postgres alone. Returns their ids, by seq.
+ * newest page when it loads, and with its backfill held the older ones stay in Postgres alone. Returns their ids, by seq.
  */
 async function seedHistory(conversationId: string, senderId: string, n: number): Promise<string[]> {
   const ids = Array.from({ length: n }, () => crypto.randomUUID());
@@ -238,6 +238,7 @@ async function seedHistory(conversationId: string, senderId: string, n: number):
     }
     await db.execute(sql`UPDATE conversations SET last_seq = ${n} WHERE id = ${conversationId}`);
   });
+  await holdBackfill(conversationId);
   return ids;
 }
 

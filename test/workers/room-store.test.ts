@@ -44,7 +44,7 @@ describe("RoomStore outbox", () => {
   it("marks a flushed batch committed, but keeps a message edited during the flush pending", async () => {
     const room = await freshStore();
     await room.run((store, reopen) => {
-      store.initialise({ conversationId, type: "group", lastSeq: 0, pgSeqAtInit: 0, clientIdsPrunedBelow: 0, closed: false }, [], []);
+      store.initialise({ conversationId, type: "group", lastSeq: 0, pgSeqAtInit: 0, clientIdsPrunedBelow: 0, closed: false, heldFrom: 1 }, [], []);
       const [a, b, c] = [append(store, "a"), append(store, "b"), append(store, "c")];
       const inFlight = store.pending();
       expect(inFlight.map((r) => r.message.seq)).toEqual([1, 2, 3]);
@@ -65,7 +65,7 @@ describe("RoomStore outbox", () => {
   it("answers a quiet outbox from memory and a woken one from SQLite, with new appends in order", async () => {
     const room = await freshStore();
     await room.run(async (store, reopen) => {
-      store.initialise({ conversationId, type: "group", lastSeq: 0, pgSeqAtInit: 0, clientIdsPrunedBelow: 0, closed: false }, [], []);
+      store.initialise({ conversationId, type: "group", lastSeq: 0, pgSeqAtInit: 0, clientIdsPrunedBelow: 0, closed: false, heldFrom: 1 }, [], []);
       append(store, "one", "c1");
       const woken = reopen();
       append(woken, "two", "c2");
@@ -95,7 +95,7 @@ describe("RoomStore outbox", () => {
     await room.run((store, reopen) => {
       const [a, b, c] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
       const member = (userId: string) => ({ userId, role: "member" as const, joinedAt: new Date().toISOString(), isMuted: false, lastReadSeq: 0, lastReadAt: null, lastDeliveredSeq: 0 });
-      store.initialise({ conversationId, type: "group", lastSeq: 0, pgSeqAtInit: 0, clientIdsPrunedBelow: 0, closed: false }, [a, b, c].map(member), [a, b]);
+      store.initialise({ conversationId, type: "group", lastSeq: 0, pgSeqAtInit: 0, clientIdsPrunedBelow: 0, closed: false, heldFrom: 1 }, [a, b, c].map(member), [a, b]);
       expect([...reopen().offlineUsers()].sort()).toEqual([a, b].sort());
       const readAt = Date.now() + 1000;
       // b's session says "online" after the snapshot below was read; c's "offline" came before it.
@@ -104,6 +104,61 @@ describe("RoomStore outbox", () => {
       store.adoptOffline([b, c], readAt);
       expect([...reopen().offlineUsers()].sort()).toEqual([c]);
       expect([...store.offlineUsers()]).toEqual([c]);
+    });
+  });
+});
+
+describe("RoomStore history backfill", () => {
+  const committed = (seq: number, content = `pg ${seq}`): StoredMessage => ({
+    id: crypto.randomUUID(),
+    conversationId,
+    seq,
+    senderId: sender,
+    clientMessageId: null,
+    type: "text",
+    content,
+    replyToId: null,
+    createdAt: new Date().toISOString(),
+    editedAt: null,
+    deletedAt: null,
+    status: "sent",
+    eventSeq: seq,
+  });
+  const span = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => committed(from + i));
+  const meta = { conversationId, type: "group" as const, lastSeq: 10, pgSeqAtInit: 10, clientIdsPrunedBelow: 0, closed: false };
+
+  it("lowers heldFrom only over a complete chunk, keeps the rows it has, and leaves out archived seqs", async () => {
+    const room = await freshStore();
+    await room.run((store, reopen) => {
+      store.initialise({ ...meta, heldFrom: 9 }, [], [], span(9, 10));
+      // Seq 4 was edited in the room meanwhile: the chunk's copy of it is stale.
+      store.updateMessage({ ...committed(4), content: "edited here", editedAt: new Date().toISOString() });
+      // A short chunk (seq 6 missing) claims nothing, though its rows stay.
+      expect(store.adoptBackfill(span(5, 8).filter((m) => m.seq !== 6), 5, 8, 0)).toBe(false);
+      expect(store.meta()?.heldFrom).toBe(9);
+      expect(store.adoptBackfill(span(5, 8), 5, 8, 0)).toBe(true);
+      expect(store.meta()?.heldFrom).toBe(5);
+      // The archive mark moved to 2 during the read: seqs 1–2 are not adopted, and 3 is where the room holds from.
+      expect(store.adoptBackfill(span(1, 4), 1, 4, 2)).toBe(true);
+      const woken = reopen();
+      expect(woken.meta()?.heldFrom).toBe(3);
+      expect(woken.range(1, 10).map((m) => m.seq)).toEqual([3, 4, 5, 6, 7, 8, 9, 10]);
+      expect(woken.messageBySeq(4)).toMatchObject({ content: "edited here", status: "pending" });
+    });
+  });
+
+  it("never claims history for storage from before heldFrom existed, and keeps committed rows past a thousand", async () => {
+    const room = await freshStore();
+    await room.run((store, reopen) => {
+      store.initialise({ ...meta, lastSeq: 0, heldFrom: 1 }, [], []);
+      for (let i = 1; i <= 1205; i++) append(store, `m${i}`);
+      store.markFlushed(store.pending(Number.MAX_SAFE_INTEGER));
+      store.settle();
+      expect(store.range(1, 1205).length).toBe(1205);
+      expect(store.pendingCount()).toBe(0);
+      // Older storage has no heldFrom: it holds nothing for sure, whatever rows are there.
+      (store as unknown as { sql: SqlStorage }).sql.exec("DELETE FROM meta WHERE key = 'heldFrom'");
+      expect(reopen().meta()?.heldFrom).toBe(1206);
     });
   });
 });

@@ -11,7 +11,7 @@ import { OUTBOX_PENDING_KEY } from "../../src/jobs/outbox-registry";
 import { runJob } from "../../src/jobs/runner";
 import { flushBatch } from "../../src/db/queries/messages";
 import { api, newUser } from "./helpers";
-import { postgres, seedConversation, withDb } from "./fixtures";
+import { holdBackfill, postgres, seedConversation, withDb } from "./fixtures";
 import { openSocket, waitFor } from "./sockets";
 
 
@@ -210,7 +210,9 @@ describe("ConversationRoom", () => {
     const { id, users } = await seedConversation("direct", 2);
     const t = users[0].token;
     await seedHistory(id, users[0].id, 120, "old");
-    // Seq 5 is older than the rows the room adopts: opening it makes the room read it (and keep a copy).
+    await holdBackfill(id);
+    // Seq 5 is older than the rows the room adopts, and its backfill is held: opening it makes the room read it
+    // (and keep a copy).
     const page = await api("GET", `/conversations/${id}/messages?before=10&limit=5`, { token: t });
     const target = page.body.messages.find((m: { seq: number }) => m.seq === 5);
     expect((await api("GET", `/conversations/${id}/messages/${target.id}`, { token: t })).status).toBe(200);
@@ -228,6 +230,7 @@ describe("ConversationRoom", () => {
     const { id, users } = await seedConversation("direct", 2);
     const t = users[0].token;
     await seedHistory(id, users[1].id, 120, "from before");
+    await holdBackfill(id);
     const seqs = (res: { body: { messages: { seq: number }[] } }) => res.body.messages.map((m) => m.seq);
     const fresh = await api("GET", `/conversations/${id}/messages?limit=3`, { token: t });
     expect(seqs(fresh)).toEqual([118, 119, 120]);
@@ -237,7 +240,7 @@ describe("ConversationRoom", () => {
     expect(seqs(newest)).toEqual(Array.from({ length: 100 }, (_, i) => 21 + i));
     expect(newest.body.messages[0]).toMatchObject({ content: "from before 21", senderId: users[1].id, status: "sent" });
     expect(newest.body.hasMore).toBe(true);
-    // Older than what the room adopted: Postgres only.
+    // Older than what the room adopted, and not read in yet by its backfill: Postgres only.
     expect((await api("GET", `/conversations/${id}/messages?before=21`, { token: t })).status).toBe(503);
     const sent = await api("POST", `/conversations/${id}/messages`, { token: t, body: { content: "while down" } });
     expect(sent.body).toMatchObject({ seq: 121, status: "pending" });

@@ -231,6 +231,34 @@ export async function newestMessages(db: Db, conversationId: string, limit: numb
   return rows.reverse().map((r) => ({ ...toMessage(r), eventSeq: Number(r.eventSeq) }));
 }
 
+/**
+ * The messages with seq from..to (inclusive) with their resume stamps, in seq order, and the conversation's archive
+ * mark read in the same statement (one snapshot): a range that comes back short tells whether the retention job
+ * moved part of it. No mark: the conversation is gone. What a room hydrating its history (room/backfill.ts) adopts;
+ * a raw keyset read like messagePage.
+ */
+export async function messageRange(
+  db: Db,
+  conversationId: string,
+  from: number,
+  to: number,
+): Promise<{ messages: StoredMessage[]; archivedUpToSeq: number | undefined }> {
+  const result = await db.$client.query<Parameters<typeof toMessage>[0] & { eventSeq: string; archivedUpToSeq: string | null }>({
+    // The lateral join keeps one row (the mark's) when the range is empty.
+    text: `SELECT (SELECT archived_up_to_seq FROM conversations WHERE id = $1) AS "archivedUpToSeq", r.*
+           FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+             SELECT ${PAGE_COLUMNS}, event_seq AS "eventSeq" FROM messages
+             WHERE conversation_id = $1 AND seq BETWEEN $2 AND $3
+           ) AS r ON true ORDER BY r.seq`,
+    values: [conversationId, from, to],
+  });
+  const rows = result.rows.filter((r) => r.id !== null);
+  return {
+    messages: rows.map((r) => ({ ...toMessage(r), eventSeq: Number(r.eventSeq) })),
+    archivedUpToSeq: result.rows[0]?.archivedUpToSeq == null ? undefined : Number(result.rows[0].archivedUpToSeq),
+  };
+}
+
 export async function maxSeq(db: Db, conversationId: string): Promise<number> {
   const rows = await db
     .select({ seq: sql<string | null>`max(${messages.seq})` })

@@ -114,16 +114,18 @@ async function findMessageBySeqInPg(room: ConversationRoom, seq: number): Promis
 }
 
 /**
- * Local storage first (pending and recent), then Postgres; an old message read from Postgres is cached. Read from
- * the room again after the await: a request that read the same row meanwhile may have changed it here (a delete's
- * tombstone), and the Postgres copy is then stale. An edit that acted on it brought deleted messages back.
+ * Local storage first; a room that holds its whole unarchived history looks no further than the archive. Otherwise
+ * Postgres, and an old message read there is cached. Read from the room again after the await: a request that read
+ * the same row meanwhile may have changed it here (a delete's tombstone), and the Postgres copy is then stale. An
+ * edit that acted on it brought deleted messages back.
  */
 export async function findMessage(room: ConversationRoom, id: string): Promise<StoredMessage | undefined> {
   const local = room.store.messageById(id);
   if (local) return local;
+  if (room.holdsHistory()) return findArchived(room, id);
   const row = await room.pgOr503(() => messageById(room.db(), room.conversationId(), id));
   if (!row) return findArchived(room, id);
-  // A change made meanwhile is pending, so never trimmed from the room: found here if there was one.
+  // A change made meanwhile is in the room (only archiving removes rows): found here if there was one.
   const changed = room.store.messageById(id);
   if (changed) return changed;
   room.store.cacheCommitted(row);
@@ -132,7 +134,7 @@ export async function findMessage(room: ConversationRoom, id: string): Promise<S
 
 /**
  * A message the retention job moved: still the sender's to edit or delete (the flush writes changes at or below the
- * archive mark to the archive), and one to reply to or read up to. Not cached: the room keeps recent rows only.
+ * archive mark to the archive), and one to reply to or read up to. Not cached: the room holds unarchived rows only.
  */
 async function findArchived(room: ConversationRoom, id: string): Promise<StoredMessage | undefined> {
   if (room.archivedUpToSeq() === 0) return undefined;

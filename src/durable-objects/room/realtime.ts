@@ -222,9 +222,15 @@ async function resume(
   }
 }
 
-/** Postgres has everything committed (including edits of old messages); the room's pending rows are newer still. */
+/**
+ * A room that holds its whole unarchived history replays from its own rows alone. Otherwise: Postgres has everything
+ * committed (including edits of old messages); the room's pending rows are newer still.
+ */
 export async function replayFor(room: ConversationRoom, afterSeq: number): Promise<{ messages: Message[]; complete: boolean }> {
   const meta = room.store.meta()!;
+  // Seqs up to the archive mark are in neither the room nor Postgres's `messages` (the client heard messages_archived).
+  const from = Math.max(afterSeq, room.archivedUpToSeq());
+  if (room.holdsHistory() && room.store.holdsAllFrom(from + 1, meta.lastSeq)) return replayLocal(room, afterSeq, from, meta.lastSeq);
   const bySeq = new Map<number, Message>();
   let complete = true;
   try {
@@ -251,4 +257,18 @@ export async function replayFor(room: ConversationRoom, afterSeq: number): Promi
     bySeq.set(m.seq, message);
   }
   return { messages: [...bySeq.values()].sort((a, b) => a.seq - b.seq), complete };
+}
+
+/**
+ * The replay from the room's rows, in the bounds the Postgres one keeps: REPLAY_MAX_PAGES pages of new messages,
+ * counted from `from` (afterSeq, or the archive mark above it).
+ */
+function replayLocal(room: ConversationRoom, afterSeq: number, from: number, lastSeq: number): { messages: Message[]; complete: boolean } {
+  const upToSeq = Math.min(lastSeq, from + REPLAY_PAGE * REPLAY_MAX_PAGES);
+  // Changes of older messages come first (seq order) and count against the limit: a cut leaves a prefix of the new
+  // messages, which the client resumes after (`complete: false`).
+  const limit = REPLAY_PAGE * (REPLAY_MAX_PAGES + 1);
+  const rows = room.store.changesSince(afterSeq, limit, upToSeq);
+  const messages = rows.map(({ eventSeq: _e, ...message }) => message);
+  return { messages, complete: upToSeq === lastSeq && rows.length < limit };
 }

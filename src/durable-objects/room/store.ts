@@ -7,8 +7,10 @@ import type { SerializedMessage } from "../room-api";
 /**
  * The room's own SQLite storage: the durable half of the single-writer design. A message gets its seq and lands
  * here in one synchronous transaction (the outbox) before anyone hears of it; rows stay `pending` until the
- * flush to Postgres commits. Recent rows are kept for resume and history merges; client ids are kept for the last
- * CLIENT_IDS_KEEP messages, so a retry of a recent message never depends on Postgres (older ones are looked up there).
+ * flush to Postgres commits. Committed rows stay until the retention job archives them: the room holds its
+ * conversation's unarchived history (from `heldFrom` on, see room/backfill.ts), so pages, lookups and resume are
+ * answered here. Client ids are kept for the last CLIENT_IDS_KEEP messages, so a retry of a recent message never
+ * depends on Postgres (older ones are looked up there).
  */
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,9 +44,6 @@ CREATE TABLE IF NOT EXISTS reachability (user_id TEXT PRIMARY KEY, online INTEGE
 CREATE TABLE IF NOT EXISTS audit_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
 `;
 
-/** How many committed messages stay in the room for resume and history merges. */
-export const RECENT_KEEP = 1000;
-const RECENT_PRUNE_STEP = 100;
 /** A quiet room writes its flushed marks after this long; a busy one writes them with its next append. */
 export const SETTLE_IDLE_MS = 100;
 /** Client ids of the last this-many messages stay in the room; older ones are pruned in steps of PRUNE_STEP. */
@@ -61,6 +60,11 @@ export interface RoomMeta {
   clientIdsPrunedBelow: number;
   /** A closed (business) conversation takes no new messages. */
   closed: boolean;
+  /**
+   * Every seq from here to lastSeq is in `messages` (those at or below the archive mark excepted): the room answers
+   * for that span alone. Lowered by the backfill (room/backfill.ts) until it passes the archive mark.
+   */
+  heldFrom: number;
 }
 
 export class RoomStore {
@@ -75,7 +79,6 @@ export class RoomStore {
   private watermarksDirty = true;
   private auditsDirty = true;
   private typingCache: Map<string, number> | undefined;
-  private flushedSincePrune = Number.POSITIVE_INFINITY;
   /** Committed (seq, version) pairs whose `pending = 0` is not yet written: see markFlushed. */
   private flushedQueue: [number, number][] = [];
   private settleTimer: ReturnType<typeof setTimeout> | undefined;
@@ -107,10 +110,15 @@ export class RoomStore {
       pgSeqAtInit: Number(m.pgSeqAtInit ?? 0),
       clientIdsPrunedBelow: Number(m.clientIdsPrunedBelow ?? 0),
       closed: m.closed === "true",
+      // Storage from before the room held whole histories claims nothing: the backfill re-reads what it has.
+      heldFrom: m.heldFrom !== undefined ? Number(m.heldFrom) : Number(m.lastSeq ?? 0) + 1,
     };
   }
 
-  /** `recent`: the newest committed messages, so the first pages a client asks for need no Postgres round trip. */
+  /**
+   * `recent`: the newest committed messages, so the first pages a client asks for need no Postgres round trip; with
+   * `meta.heldFrom` the lowest seq from which they run unbroken to lastSeq.
+   */
   initialise(meta: RoomMeta, participants: Participant[], offline: string[], recent: StoredMessage[] = []): void {
     this.storage.transactionSync(() => {
       for (const [k, v] of Object.entries(meta)) this.setMeta(k, String(v));
@@ -253,6 +261,26 @@ export class RoomStore {
     );
   }
 
+  /**
+   * A backfill chunk read from Postgres, for seqs from..to, in one transaction: rows the room already has are newer
+   * truth and stay (the room changes a row only through updateMessage, which puts it here first, so a stale read
+   * never overwrites it); rows at or below the archive mark as it is now are left out (it may have moved during the
+   * read). heldFrom is lowered only when every seq of the range above the mark is then held: true when it was.
+   */
+  adoptBackfill(rows: StoredMessage[], from: number, to: number, archivedUpToSeq: number): boolean {
+    const low = Math.max(from, archivedUpToSeq + 1);
+    this.settle();
+    return this.storage.transactionSync(() => {
+      for (const m of rows) if (m.seq >= low && m.seq <= to) this.cacheCommitted(m);
+      const meta = this.meta();
+      if (!meta || low > to || low >= meta.heldFrom) return false;
+      const held = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM messages WHERE seq BETWEEN ? AND ?", low, to).one().n;
+      if (held !== to - low + 1 || to < meta.heldFrom - 1) return false;
+      this.setMeta("heldFrom", String(low));
+      return true;
+    });
+  }
+
   clientId(senderId: string, clientMessageId: string): { seq: number; contentHash: string } | undefined {
     const row = this.sql
       .exec<{ seq: number; content_hash: string }>(
@@ -320,7 +348,7 @@ export class RoomStore {
     this.settleTimer ??= setTimeout(() => this.settle(), SETTLE_IDLE_MS);
   }
 
-  /** Writes the queued flushed marks (one statement), then trims old rows and client ids now and then. */
+  /** Writes the queued flushed marks (one statement), then trims old client ids now and then. */
   settle(): void {
     if (this.settleTimer !== undefined) clearTimeout(this.settleTimer);
     this.settleTimer = undefined;
@@ -333,12 +361,6 @@ export class RoomStore {
        WHERE pending = 1 AND (seq, version) IN (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))`,
       JSON.stringify(pairs),
     );
-    // Trimming to the recent RECENT_KEEP rows in steps keeps the per-message cost to the one UPDATE above.
-    this.flushedSincePrune += pairs.length;
-    if (this.flushedSincePrune >= RECENT_PRUNE_STEP) {
-      this.flushedSincePrune = 0;
-      this.sql.exec("DELETE FROM messages WHERE pending = 0 AND seq <= (SELECT max(seq) FROM messages) - ?", RECENT_KEEP);
-    }
     const meta = this.meta();
     if (!meta || meta.lastSeq - CLIENT_IDS_KEEP - meta.clientIdsPrunedBelow < CLIENT_IDS_PRUNE_STEP) return;
     const oldestPending = this.sql.exec<{ s: number | null }>("SELECT min(seq) AS s FROM messages WHERE pending = 1").one().s;
@@ -360,7 +382,7 @@ export class RoomStore {
 
   /**
    * Whether every seq from `fromSeq` to `lastSeq` is held here. The oldest row alone does not say so: an old message
-   * looked up (an edit, a reply) is kept beside the recent rows with a gap between, and counting or replaying from
+   * looked up (an edit, a reply) is kept beside the newest rows, with a gap between until the backfill fills it,, and counting or replaying from
    * the rows here then missed the gap's messages.
    */
   holdsAllFrom(fromSeq: number, lastSeq: number): boolean {
@@ -370,14 +392,17 @@ export class RoomStore {
     return held === lastSeq - fromSeq + 1;
   }
 
-  /** Messages (current state) with seq > afterSeq, or changed at/after afterSeq, in seq order. */
-  changesSince(afterSeq: number, limit: number): StoredMessage[] {
+  /** Messages (current state) with afterSeq < seq <= upToSeq, or changed at/after afterSeq, in seq order. */
+  changesSince(afterSeq: number, limit: number, upToSeq = Number.MAX_SAFE_INTEGER): StoredMessage[] {
     this.settle();
     return this.sql
       .exec<LocalRow>(
         `SELECT body, pending FROM messages
-         WHERE seq > ? OR (event_seq >= ? AND (json_extract(body, '$.editedAt') IS NOT NULL OR json_extract(body, '$.deletedAt') IS NOT NULL))
+         WHERE seq BETWEEN ? AND ?
+            OR (seq <= ? AND event_seq >= ? AND (json_extract(body, '$.editedAt') IS NOT NULL OR json_extract(body, '$.deletedAt') IS NOT NULL))
          ORDER BY seq LIMIT ?`,
+        afterSeq + 1,
+        upToSeq,
         afterSeq,
         afterSeq,
         limit,

@@ -89,3 +89,20 @@ export async function holdBackfill(conversationId: string): Promise<void> {
     room.backfill.dueAt = () => undefined;
   });
 }
+
+/**
+ * Runs `between` once, after the room's next Postgres read has its answer and before the room uses it: a change that
+ * lands while a page or a backfill chunk is on its way back.
+ */
+export function afterNextRead(instance: ConversationRoom, between: () => Promise<unknown>): void {
+  const read = instance.pgOr503.bind(instance);
+  let once = true;
+  instance.pgOr503 = async <T>(work: () => Promise<T>): Promise<T> => {
+    const result = await read(work);
+    if (once) {
+      once = false;
+      await between();
+    }
+    return result;
+  };
+}

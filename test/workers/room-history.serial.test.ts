@@ -7,7 +7,7 @@ import { createLogger } from "../../src/lib/log";
 import { archiveJob } from "../../src/jobs/retention";
 import { runJob } from "../../src/jobs/runner";
 import { api } from "./helpers";
-import { postgres, seedConversation, withDb } from "./fixtures";
+import { afterNextRead, postgres, seedConversation, withDb } from "./fixtures";
 
 /**
  * The room holds its conversation's whole unarchived history: old pages are answered without Postgres (this file
@@ -122,16 +122,9 @@ describe("a room holding its whole history", () => {
     const target = (await pgHistory(id))[4];
     // The edit lands between the backfill's read of seq 1–900 and its adoption: the read is stale for seq 5.
     await runInDurableObject(room(id), async (instance: ConversationRoom) => {
-      const read = instance.pgOr503.bind(instance);
-      let once = true;
-      instance.pgOr503 = async <T>(work: () => Promise<T>): Promise<T> => {
-        const result = await read(work);
-        if (once) {
-          once = false;
-          await instance.editMessage({ conversationId: id, actor: { id: alice.id, kahaId: alice.kahaId }, messageId: target.id, content: "old 5, edited" });
-        }
-        return result;
-      };
+      afterNextRead(instance, () =>
+        instance.editMessage({ conversationId: id, actor: { id: alice.id, kahaId: alice.kahaId }, messageId: target.id, content: "old 5, edited" }),
+      );
     });
     // Opening the conversation starts the room: it adopts the newest page and holds seq 901–1000 only.
     const newest = await api("GET", `/conversations/${id}/messages?limit=20`, { token: bob.token });

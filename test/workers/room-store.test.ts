@@ -19,25 +19,26 @@ function freshStore(): Promise<{ run<T>(work: (store: RoomStore, reopen: () => R
 const conversationId = crypto.randomUUID();
 const sender = crypto.randomUUID();
 
+function message(seq: number, content: string, status: StoredMessage["status"], clientMessageId: string | null = null): StoredMessage {
+  return {
+    id: crypto.randomUUID(),
+    conversationId,
+    seq,
+    senderId: sender,
+    clientMessageId,
+    type: "text",
+    content,
+    replyToId: null,
+    createdAt: new Date().toISOString(),
+    editedAt: null,
+    deletedAt: null,
+    status,
+    eventSeq: seq,
+  };
+}
+
 function append(store: RoomStore, content: string, clientMessageId: string | null = null): StoredMessage {
-  return store.appendMessage(
-    (seq) => ({
-      id: crypto.randomUUID(),
-      conversationId,
-      seq,
-      senderId: sender,
-      clientMessageId,
-      type: "text",
-      content,
-      replyToId: null,
-      createdAt: new Date().toISOString(),
-      editedAt: null,
-      deletedAt: null,
-      status: "pending",
-      eventSeq: seq,
-    }),
-    `hash-${content}`,
-  );
+  return store.appendMessage((seq) => message(seq, content, "pending", clientMessageId), `hash-${content}`);
 }
 
 describe("RoomStore outbox", () => {
@@ -109,21 +110,7 @@ describe("RoomStore outbox", () => {
 });
 
 describe("RoomStore history backfill", () => {
-  const committed = (seq: number, content = `pg ${seq}`): StoredMessage => ({
-    id: crypto.randomUUID(),
-    conversationId,
-    seq,
-    senderId: sender,
-    clientMessageId: null,
-    type: "text",
-    content,
-    replyToId: null,
-    createdAt: new Date().toISOString(),
-    editedAt: null,
-    deletedAt: null,
-    status: "sent",
-    eventSeq: seq,
-  });
+  const committed = (seq: number, content = `pg ${seq}`): StoredMessage => message(seq, content, "sent");
   const span = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => committed(from + i));
   const meta = { conversationId, type: "group" as const, lastSeq: 10, pgSeqAtInit: 10, clientIdsPrunedBelow: 0, closed: false };
 

@@ -11,7 +11,7 @@ import { OUTBOX_PENDING_KEY } from "../../src/jobs/outbox-registry";
 import { runJob } from "../../src/jobs/runner";
 import { flushBatch } from "../../src/db/queries/messages";
 import { api, newUser } from "./helpers";
-import { holdBackfill, postgres, seedConversation, withDb } from "./fixtures";
+import { afterNextRead, holdBackfill, postgres, seedConversation, withDb } from "./fixtures";
 import { openSocket, waitFor } from "./sockets";
 
 
@@ -189,16 +189,7 @@ describe("ConversationRoom", () => {
     await runInDurableObject(room(id), async (instance: ConversationRoom, state) => {
       // Without its copy of "first" the room cannot answer the page alone: it reads Postgres and merges.
       state.storage.sql.exec("DELETE FROM messages WHERE pending = 0");
-      const read = instance.pgOr503.bind(instance);
-      let once = true;
-      instance.pgOr503 = async <T>(work: () => Promise<T>): Promise<T> => {
-        const result = await read(work);
-        if (once) {
-          once = false;
-          await instance.flusher.flush();
-        }
-        return result;
-      };
+      afterNextRead(instance, () => instance.flusher.flush());
     });
     const history = await api("GET", `/conversations/${id}/messages`, { token: t });
     expect(history.status).toBe(200);

@@ -419,7 +419,7 @@ export class UserSession extends DurableObject<Env> {
     if (!userId || this.devices().length === 0) return;
     let own: MembershipSummary | undefined;
     try {
-      own = (await this.withDb((db) => membershipSummary(db, userId))).find((m) => m.conversationId === conversation.id);
+      [own] = await this.withDb((db) => membershipSummary(db, userId, conversation.id));
     } catch (err) {
       this.log.warn("own counts read failed", { error: (err as Error).message?.slice(0, 200) });
     }

@@ -50,7 +50,7 @@ export function auditAuthFailure(c: Context<AppEnv>, reason: string): void {
   metrics.count("auth_failures_total", 1, { reason: cls });
   let config;
   try {
-    config = c.var.config;
+    config = c.get("config");
   } catch {
     return;
   }
@@ -68,12 +68,12 @@ export function auditAuthFailure(c: Context<AppEnv>, reason: string): void {
       method: c.req.method,
       path: c.req.path.slice(0, 200),
       userAgent: c.req.header("user-agent")?.slice(0, 200) ?? null,
-      requestId: c.var.requestId,
+      requestId: c.get("requestId"),
     },
     at: new Date().toISOString(),
   };
   const cfg = config;
-  const log = c.var.log;
+  const log = c.get("log");
   const work = (async () => {
     if (!(await withinAuditBudget(cfg, ip))) {
       metrics.count("audit_auth_failures_suppressed_total");

@@ -25,7 +25,7 @@ async function required<M>(
   find: (db: Db, conversationId: string, userId: string) => Promise<M | undefined>,
 ): Promise<M> {
   if (!isUuid(conversationId)) throw notFound("Conversation");
-  const membership = await find(c.var.db(), conversationId.toLowerCase(), c.var.user.id);
+  const membership = await find(c.get("db")(), conversationId.toLowerCase(), c.get("user").id);
   if (!membership) throw notFound("Conversation");
   return membership;
 }

@@ -55,7 +55,7 @@ export function createApp() {
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.doc31("/openapi.json", (c) => ({
     openapi: "3.1.0",
-    info: { title: "Edge Chat API", version: c.var.config.SERVICE_VERSION, description: "Contract v1: see README." },
+    info: { title: "Edge Chat API", version: c.get("config").SERVICE_VERSION, description: "Contract v1: see README." },
   }));
   app.get("/api/docs", swaggerUI({ url: "/openapi.json" }));
 

@@ -15,7 +15,7 @@ import { loadProfiles } from "./profiles";
 export async function conversationViews(c: Context<AppEnv>, memberships: Membership[], known?: ConversationParts): Promise<Conversation[]> {
   if (memberships.length === 0) return [];
   const ids = memberships.map((m) => m.conversation.id);
-  const { members, latest, unread } = known ?? (await conversationParts(c.var.db(), c.var.user.id, ids));
+  const { members, latest, unread } = known ?? (await conversationParts(c.get("db")(), c.get("user").id, ids));
   const kahaIds = new Map(members.map((m) => [m.participant.userId, m.kahaId]));
   const businessIds = memberships.flatMap((m) => (m.conversation.businessId ? [m.conversation.businessId] : []));
   const senderIds = [...latest.values()].map((m) => m.senderId);
@@ -58,7 +58,7 @@ export function sharedView(conversation: Conversation): Conversation {
 /** Participants with profiles, in one profile lookup. */
 export async function participantViews(c: Context<AppEnv>, rows: ParticipantRow[]): Promise<Participant[]> {
   if (rows.length === 0) return [];
-  const db = c.var.db();
+  const db = c.get("db")();
   const userIds = rows.map((r) => r.userId);
   const [profiles, kahaIds] = await Promise.all([loadProfiles(c, { userIds }), kahaIdsOf(db, userIds)]);
   return rows.map((r) => ({ ...toParticipant(r), profile: profiles.user(r.userId, kahaIds.get(r.userId)) }));

@@ -16,7 +16,7 @@ export async function tellRoom(c: Context<AppEnv>, event: RoomEvent): Promise<vo
   try {
     await callRoom(() => roomStub(c, event.conversationId).notify(event));
   } catch (err) {
-    c.var.log.warn("room notify failed", {
+    c.get("log").warn("room notify failed", {
       conversationId: event.conversationId,
       kind: event.kind,
       error: err instanceof Error ? err.message.slice(0, 200) : String(err),
@@ -32,7 +32,7 @@ export function tellUsers(c: Context<AppEnv>, userIds: string[], event: UserConv
   const ns = c.env.USER_SESSION;
   const work = Promise.allSettled(userIds.map((id) => ns.get(ns.idFromName(id)).conversationEvent(event))).then((results) => {
     const failed = results.filter((r) => r.status === "rejected").length;
-    if (failed) c.var.log.warn("user notify failed", { failed, type: event.type });
+    if (failed) c.get("log").warn("user notify failed", { failed, type: event.type });
   });
   try {
     c.executionCtx.waitUntil(work);
@@ -46,7 +46,7 @@ export function tellUsers(c: Context<AppEnv>, userIds: string[], event: UserConv
  * (one who comes back keeps their marks and flag), which their session's badge starts from.
  */
 export async function tellMemberAdded(c: Context<AppEnv>, conversationId: string, userId: string): Promise<void> {
-  const joined = await findListed(c.var.db(), conversationId, userId);
+  const joined = await findListed(c.get("db")(), conversationId, userId);
   if (joined) tellCreatedAsSeen(c, userId, await listedView(c, joined), joined.me.lastReadSeq);
 }
 

@@ -10,7 +10,7 @@ export function roomStub(c: Context<AppEnv>, conversationId: string) {
 }
 
 export function actorOf(c: Context<AppEnv>): Actor {
-  const u = c.var.user;
+  const u = c.get("user");
   return { id: u.id, kahaId: u.kahaId, ...(u.role ? { role: u.role } : {}) };
 }
 

@@ -12,15 +12,18 @@ export interface MembershipSummary {
   lastReadSeq: number;
 }
 
-/** Every active membership of a user with its unread count, in one query (the user session's badge source). */
-export async function membershipSummary(db: Db, userId: string): Promise<MembershipSummary[]> {
+/**
+ * Every active membership of a user with its unread count, in one query (the user session's badge source), or only
+ * the one in `conversationId`: a user in hundreds of conversations is counted once per connect, not per new one.
+ */
+export async function membershipSummary(db: Db, userId: string, conversationId?: string): Promise<MembershipSummary[]> {
   const result = await db.execute<{ conversation_id: string; is_muted: boolean; unread: string; last_seq: string; last_read_seq: string }>(sql`
     SELECT p.conversation_id, p.is_muted, c.last_seq, p.last_read_seq,
            (SELECT count(*) FROM messages m
              WHERE m.conversation_id = p.conversation_id AND m.seq > p.last_read_seq
                AND m.sender_id <> p.user_id AND m.deleted_at IS NULL) AS unread
     FROM participants p JOIN conversations c ON c.id = p.conversation_id
-    WHERE p.user_id = ${userId} AND p.left_at IS NULL`);
+    WHERE p.user_id = ${userId} AND p.left_at IS NULL${conversationId ? sql` AND p.conversation_id = ${conversationId}` : sql``}`);
   return result.rows.map((r) => ({
     conversationId: r.conversation_id,
     isMuted: r.is_muted,

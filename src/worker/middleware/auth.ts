@@ -31,12 +31,12 @@ export async function authenticate(header: string | undefined, config: Config): 
 /** The request's bearer token, verified; a failure is logged and audited before it is thrown. */
 export async function authenticateRequest(c: Context<AppEnv>): Promise<AuthUser> {
   try {
-    return await authenticate(c.req.header("authorization"), c.var.config);
+    return await authenticate(c.req.header("authorization"), c.get("config"));
   } catch (err) {
     // A 503 (the identity provider's keys unreachable) is no failed sign-in: not audited, not counted.
     if (err instanceof HttpError && err.status !== 401) throw err;
     const reason = (err as { reason?: string }).reason ?? (err as Error).message;
-    c.var.log.warn("auth failed", { reason });
+    c.get("log").warn("auth failed", { reason });
     auditAuthFailure(c, reason); // [operations] best effort, under waitUntil
     throw err;
   }
@@ -62,10 +62,10 @@ function authenticated(provision: "first" | "background" | "after") {
 
 /** The caller's users row, once per isolate: before the request goes on, beside it, or after it (see authenticated). */
 export async function provisionCaller(c: Context<AppEnv>, user: AuthUser, when: "first" | "background" | "after"): Promise<void> {
-  if (when === "after") return c.var.afterResponse(() => provisionUser(c.var.db, user.id, user.kahaId));
-  const provisioning = provisionUser(c.var.db, user.id, user.kahaId);
+  if (when === "after") return c.get("afterResponse")(() => provisionUser(c.get("db"), user.id, user.kahaId));
+  const provisioning = provisionUser(c.get("db"), user.id, user.kahaId);
   if (when === "first") return provisioning;
-  c.executionCtx.waitUntil(provisioning.catch((err: Error) => c.var.log.warn("user provisioning failed", { error: err.message?.slice(0, 200) })));
+  c.executionCtx.waitUntil(provisioning.catch((err: Error) => c.get("log").warn("user provisioning failed", { error: err.message?.slice(0, 200) })));
 }
 
 export const requireAuth = authenticated("first");

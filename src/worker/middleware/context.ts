@@ -23,7 +23,11 @@ function conversationIdOf(c: Context<AppEnv>): string | undefined {
   }
 }
 
-/** Request id, config, logger and a lazily opened database for every request; security headers on every response. */
+/**
+ * Request id, config, logger and a lazily opened database for every request; security headers on every response.
+ * Handlers read them with `c.get(name)`: Hono's `c.var` builds a new object of all variables on every access, and a
+ * page request read it about ten times.
+ */
 export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
   const incoming = c.req.header("x-request-id");
   const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
@@ -69,7 +73,7 @@ export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
       }
     }
     if (c.req.path !== "/health") {
-      log.info("request", { status: c.res.status, latencyMs: Date.now() - started, userId: c.var.user?.id, conversationId: conversationIdOf(c) });
+      log.info("request", { status: c.res.status, latencyMs: Date.now() - started, userId: c.get("user")?.id, conversationId: conversationIdOf(c) });
     }
   }
 });

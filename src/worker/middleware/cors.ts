@@ -21,6 +21,6 @@ const headers = cors({
  */
 export const allowedOriginsCors: MiddlewareHandler<AppEnv> = async (c, next) => {
   const origin = c.req.header("origin");
-  if (!origin || c.req.header("upgrade") || !c.var.config.ALLOWED_ORIGINS.includes(origin.toLowerCase())) return next();
+  if (!origin || c.req.header("upgrade") || !c.get("config").ALLOWED_ORIGINS.includes(origin.toLowerCase())) return next();
   return headers(c, next);
 };

@@ -150,7 +150,7 @@ let storeFactory: (config: Config) => CounterStore = redisCounterStore;
 export const rateLimit = createMiddleware<{ Variables: { config: Config; log: Logger } }>(async (c, next) => {
   const kind = requestClass(c.req.method, c.req.header("upgrade"));
   if (kind === "read") return next();
-  const config = c.var.config;
+  const config = c.get("config");
   const user = await verifiedUser(c.req.header("authorization"), config);
   if (user?.role === "admin") return next();
   const ip = clientIp(c.req.header("cf-connecting-ip"));
@@ -168,13 +168,13 @@ export const rateLimit = createMiddleware<{ Variables: { config: Config; log: Lo
     metrics.count("ratelimit_failopen_total");
     if (Date.now() - lastFailOpenLog > 60_000) {
       lastFailOpenLog = Date.now();
-      c.var.log.warn("rate limiter unavailable, failing open", { error: (err as Error).message?.slice(0, 200) });
+      c.get("log").warn("rate limiter unavailable, failing open", { error: (err as Error).message?.slice(0, 200) });
     }
     return next();
   }
   if (!decision.allowed) {
     metrics.count("ratelimit_rejected_total", 1, { kind, scope: decision.bucket.scope });
-    c.var.log.warn("rate limited", {
+    c.get("log").warn("rate limited", {
       kind,
       scope: decision.bucket.scope,
       userId: user?.id,

@@ -19,7 +19,7 @@ const devLoginBody = z.strictObject({
  * validated: a 400 naming dev-login's fields would reveal the route.
  */
 const devLoginEnabled = createMiddleware<AppEnv>(async (c, next) => {
-  if (!c.var.config.DEV_LOGIN || !c.var.config.JWT_SECRET) throw new HttpError(404, "Not found");
+  if (!c.get("config").DEV_LOGIN || !c.get("config").JWT_SECRET) throw new HttpError(404, "Not found");
   await next();
 });
 
@@ -42,12 +42,12 @@ export const auth = new OpenAPIHono<AppEnv>()
       },
     }),
     async (c) => {
-      const config = c.var.config;
+      const config = c.get("config");
       // devLoginEnabled let the request through only with a secret; the check also narrows its type here.
       if (!config.JWT_SECRET) throw new HttpError(404, "Not found");
       const { kahaId } = c.req.valid("json");
       const id = await devUserId(kahaId);
-      await provisionUser(c.var.db, id, kahaId);
+      await provisionUser(c.get("db"), id, kahaId);
       const access_token = await signDevToken({ id, kahaId }, config.JWT_SECRET, 24 * 3600);
       return c.json({ access_token, user: { id, kahaId } }, 200);
     },
@@ -70,7 +70,7 @@ export const auth = new OpenAPIHono<AppEnv>()
       },
     }),
     async (c) => {
-      const user = c.var.user;
+      const user = c.get("user");
       const profiles = await loadProfiles(c, { userIds: [user.id] });
       return c.json({ id: user.id, kahaId: user.kahaId, profile: profiles.user(user.id, user.kahaId) }, 200);
     },

@@ -30,7 +30,7 @@ export function agentParam(raw: string): string {
 
 /** Contract §5: a token with role "admin", or a user registered as an admin of this business. */
 export async function isBusinessAdmin(c: Context<AppEnv>, businessId: string): Promise<boolean> {
-  return isServiceToken(c.var.user) || isRegisteredAdmin(c.var.db(), businessId, c.var.user.id);
+  return isServiceToken(c.get("user")) || isRegisteredAdmin(c.get("db")(), businessId, c.get("user").id);
 }
 
 export async function requireBusinessAdmin(c: Context<AppEnv>, businessId: string): Promise<void> {
@@ -51,11 +51,11 @@ export interface BusinessConversationAccess {
  */
 export async function requireBusinessConversation(c: Context<AppEnv>, rawId: string): Promise<BusinessConversationAccess> {
   if (!isUuid(rawId)) throw notFound("Conversation");
-  const db = c.var.db();
+  const db = c.get("db")();
   const conversation = await findBusinessConversation(db, rawId.toLowerCase());
   if (!conversation?.businessId) throw notFound("Conversation");
   const businessId = conversation.businessId;
-  const [role, admin] = await Promise.all([activeRole(db, conversation.id, c.var.user.id), isBusinessAdmin(c, businessId)]);
+  const [role, admin] = await Promise.all([activeRole(db, conversation.id, c.get("user").id), isBusinessAdmin(c, businessId)]);
   if (!role && !admin) throw notFound("Conversation");
   return { conversation, businessId, role, admin };
 }
@@ -75,7 +75,7 @@ export async function handOverToDesk(
   c: Context<AppEnv>,
   input: { conversationId: string; businessId: string; customerId: string; created: boolean; category?: string; preferredAgentId?: string },
 ): Promise<Placement> {
-  const db = c.var.db();
+  const db = c.get("db")();
   let facts: ConversationFacts = { customerId: input.customerId, category: input.category ?? null, assignedAgentId: null };
   if (input.created && input.category) await setCategoryIfUnset(db, input.conversationId, input.category);
   if (!input.created) {

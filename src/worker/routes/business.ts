@@ -100,8 +100,8 @@ export const business = new OpenAPIHono<AppEnv>()
     }),
     async (c) => {
       const { isAvailable } = c.req.valid("json");
-      const me = c.var.user.id;
-      const businesses = await agentBusinesses(c.var.db(), me);
+      const me = c.get("user").id;
+      const businesses = await agentBusinesses(c.get("db")(), me);
       if (businesses.length === 0) throw forbidden("You are not an agent of any business");
       const agents = await Promise.all(
         businesses.map(async (businessId) => ({
@@ -130,10 +130,10 @@ export const business = new OpenAPIHono<AppEnv>()
       const params = c.req.valid("param");
       const businessId = businessParam(params.businessId);
       const userId = agentParam(params.userId);
-      if (!isServiceToken(c.var.user)) throw forbidden("Only a service token can register business admins");
-      const db = c.var.db();
+      if (!isServiceToken(c.get("user"))) throw forbidden("Only a service token can register business admins");
+      const db = c.get("db")();
       await provisionUserIds(db, [userId]);
-      const created = await registerAdmin(db, businessId, userId, c.var.user.id);
+      const created = await registerAdmin(db, businessId, userId, c.get("user").id);
       return c.json({ businessId, userId }, created ? 201 : 200);
     },
   )
@@ -156,9 +156,9 @@ export const business = new OpenAPIHono<AppEnv>()
       const businessId = await adminOnly(c);
       const agentId = agentParam(c.req.valid("param").agentId);
       const body = c.req.valid("json");
-      await provisionUserIds(c.var.db(), [agentId]);
+      await provisionUserIds(c.get("db")(), [agentId]);
       const { agent, created } = await callDesk(() =>
-        deskStub(c, businessId).upsertAgent(businessId, agentId, { skills: uniqueSkills(body.skills), maxConcurrentChats: body.maxConcurrentChats }, c.var.user.id),
+        deskStub(c, businessId).upsertAgent(businessId, agentId, { skills: uniqueSkills(body.skills), maxConcurrentChats: body.maxConcurrentChats }, c.get("user").id),
       );
       return c.json(agent, created ? 201 : 200);
     },
@@ -176,7 +176,7 @@ export const business = new OpenAPIHono<AppEnv>()
     async (c) => {
       const businessId = await adminOnly(c);
       const agentId = agentParam(c.req.valid("param").agentId);
-      await callDesk(() => deskStub(c, businessId).removeAgent(businessId, agentId, c.var.user.id));
+      await callDesk(() => deskStub(c, businessId).removeAgent(businessId, agentId, c.get("user").id));
       return c.body(null, 204);
     },
   )
@@ -197,7 +197,7 @@ export const business = new OpenAPIHono<AppEnv>()
         return c.json({ businessId, agents: snapshot.agents }, 200);
       }
       // Presence and load stay with the admins. From Postgres: a look does not wake the business's object.
-      const rows = await listAgents(c.var.db(), businessId);
+      const rows = await listAgents(c.get("db")(), businessId);
       return c.json({ businessId, agents: rows.map((a) => ({ businessId, userId: a.userId, skills: a.skills, isAvailable: a.isAvailable })) }, 200);
     },
   )
@@ -217,7 +217,7 @@ export const business = new OpenAPIHono<AppEnv>()
     async (c) => {
       const businessId = await adminOnly(c);
       const hours = c.req.valid("json");
-      await callDesk(() => deskStub(c, businessId).setHours(businessId, hours, c.var.user.id));
+      await callDesk(() => deskStub(c, businessId).setHours(businessId, hours, c.get("user").id));
       return c.json(hoursView(businessId, hours), 200);
     },
   )
@@ -233,7 +233,7 @@ export const business = new OpenAPIHono<AppEnv>()
     }),
     async (c) => {
       const businessId = await adminOnly(c);
-      await callDesk(() => deskStub(c, businessId).setHours(businessId, null, c.var.user.id));
+      await callDesk(() => deskStub(c, businessId).setHours(businessId, null, c.get("user").id));
       return c.body(null, 204);
     },
   )
@@ -249,7 +249,7 @@ export const business = new OpenAPIHono<AppEnv>()
     }),
     async (c) => {
       const businessId = businessParam(c.req.valid("param").businessId);
-      const hours = await loadHours(c.var.db(), businessId);
+      const hours = await loadHours(c.get("db")(), businessId);
       if (!hours) throw new HttpError(404, "No opening hours set: the business is always open");
       return c.json(hoursView(businessId, hours), 200);
     },
@@ -267,7 +267,7 @@ export const business = new OpenAPIHono<AppEnv>()
     async (c) => {
       const businessId = businessParam(c.req.valid("param").businessId);
       const at = instantParam(c.req.valid("query").at);
-      const hours = await loadHours(c.var.db(), businessId);
+      const hours = await loadHours(c.get("db")(), businessId);
       return c.json(statusAt(businessId, hours, at), 200);
     },
   )
@@ -284,14 +284,14 @@ export const business = new OpenAPIHono<AppEnv>()
     async (c) => {
       const businessId = businessParam(c.req.valid("param").businessId);
       const { limit } = c.req.valid("query");
-      const me = c.var.user.id;
+      const me = c.get("user").id;
       if (await isBusinessAdmin(c, businessId)) {
         const snapshot = await callDesk(() => deskStub(c, businessId).snapshot(businessId));
         return c.json({ businessId, isOpen: snapshot.isOpen, total: snapshot.queue.length, entries: snapshot.queue.slice(0, limit) }, 200);
       }
       // Nothing of theirs can be waiting: answer without waking the business's object.
-      if (!(await hasWaitingConversation(c.var.db(), businessId, me))) {
-        const hours = await loadHours(c.var.db(), businessId);
+      if (!(await hasWaitingConversation(c.get("db")(), businessId, me))) {
+        const hours = await loadHours(c.get("db")(), businessId);
         return c.json({ businessId, isOpen: statusAt(businessId, hours, Date.now()).isOpen, total: 0, entries: [] }, 200);
       }
       const snapshot = await callDesk(() => deskStub(c, businessId).snapshot(businessId));
@@ -318,7 +318,7 @@ export const business = new OpenAPIHono<AppEnv>()
       const since = new Date(Date.now() - days * 86_400_000);
       const [snapshot, history] = await Promise.all([
         callDesk(() => deskStub(c, businessId).snapshot(businessId)),
-        businessStats(c.var.db(), businessId, since),
+        businessStats(c.get("db")(), businessId, since),
       ]);
       return c.json(
         {
@@ -356,12 +356,12 @@ export const business = new OpenAPIHono<AppEnv>()
     async (c) => {
       const access = await requireBusinessConversation(c, c.req.valid("param").id);
       const body = (c.req.valid("json") as z.infer<typeof assignBody> | undefined) ?? {};
-      const me = c.var.user.id;
+      const me = c.get("user").id;
       const isCurrentAgent = access.role === "agent" && access.conversation.assignedAgentId === me;
       if (!access.admin && !isCurrentAgent) throw forbidden("Only a business admin or the assigned agent can assign this conversation");
       if (access.conversation.status !== "open") throw conflictClosed();
       const agentId = body.agentId?.toLowerCase();
-      if (agentId) await provisionUserIds(c.var.db(), [agentId]);
+      if (agentId) await provisionUserIds(c.get("db")(), [agentId]);
       const outcome = await callDesk(() =>
         deskStub(c, access.businessId).assign({
           businessId: access.businessId,
@@ -393,7 +393,7 @@ export const business = new OpenAPIHono<AppEnv>()
         deskStub(c, access.businessId).close({
           businessId: access.businessId,
           conversationId: access.conversation.id,
-          actorId: c.var.user.id,
+          actorId: c.get("user").id,
           ...(body.reason ? { reason: body.reason } : {}),
           facts: factsOf(access.conversation),
         }),

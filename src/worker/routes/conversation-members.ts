@@ -32,7 +32,7 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       const body = c.req.valid("json");
       const role = body.role ?? "member";
       enforce(checkAdd(conversation.type, me.role, role));
-      const db = c.var.db();
+      const db = c.get("db")();
       const userId = body.userId.toLowerCase();
       await provisionUserIds(db, [userId]);
       const added = await addParticipant(db, conversation.id, userId, role, me.userId);
@@ -62,7 +62,7 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       enforce(checkRemove(conversation.type, me.role, target === me.userId));
       if (target === me.userId && me.role === "agent" && (await releaseToDesk(c, conversation, me.userId))) return c.body(null, 204);
       if (target === me.userId && me.role === "customer") await closeForLeavingCustomer(c, conversation, me.userId);
-      const result = await removeParticipant(c.var.db(), conversation.type, conversation.id, target, me.userId);
+      const result = await removeParticipant(c.get("db")(), conversation.type, conversation.id, target, me.userId);
       if (!result) throw notFound("Participant");
       if (isDenial(result)) throw refusal(result);
       const updated = result.promoted ? await participantViews(c, [result.promoted]) : undefined;
@@ -87,7 +87,7 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       const target = participantParam(params.userId);
       const { role } = c.req.valid("json");
       enforce(checkRoleChange(conversation.type, me.role, role));
-      const changed = await changeRole(c.var.db(), conversation.id, target, role, me.userId);
+      const changed = await changeRole(c.get("db")(), conversation.id, target, role, me.userId);
       if (!changed) throw notFound("Participant");
       if (isDenial(changed)) throw refusal(changed);
       const [participant] = await participantViews(c, [changed]);
@@ -108,7 +108,7 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
     async (c) => {
       const { conversation, me } = await requireMembership(c, c.req.valid("param").id);
       const { isMuted } = c.req.valid("json");
-      const saved = await setMuted(c.var.db(), conversation.id, me.userId, isMuted);
+      const saved = await setMuted(c.get("db")(), conversation.id, me.userId, isMuted);
       if (!saved) throw notFound("Conversation");
       // The room reloads its participants (it flags notifications to muted members); a mute is private, so nothing
       // is named for broadcast.

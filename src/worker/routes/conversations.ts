@@ -43,7 +43,7 @@ const tags = ["conversations"];
 
 /** The created-or-found conversation as the caller sees it, after telling the room about anyone who came back. */
 async function answerCreate(c: Context<AppEnv>, result: CreateResult): Promise<Conversation> {
-  const listed = await findListed(c.var.db(), result.id, c.var.user.id);
+  const listed = await findListed(c.get("db")(), result.id, c.get("user").id);
   if (!listed) throw unavailable("Conversation changed concurrently, please retry", 1);
   const view = await listedView(c, listed);
   if (result.created) tellUsers(c, view.participants.map((p) => p.userId), { type: "conversation_created", conversation: sharedView(view) });
@@ -52,9 +52,9 @@ async function answerCreate(c: Context<AppEnv>, result: CreateResult): Promise<C
     await tellRoom(c, { kind: "participants", conversationId: result.id, joined: view.participants.filter((p) => back.has(p.userId)) });
     // Their apps dropped the conversation when they left: it comes back to their lists, with their own counts (the
     // other side's sessions read theirs, so this request keeps its round trips).
-    const others = result.rejoined.filter((id) => id !== c.var.user.id);
+    const others = result.rejoined.filter((id) => id !== c.get("user").id);
     if (others.length > 0) tellUsers(c, others, { type: "conversation_created", conversation: sharedView(view), unread: "read" });
-    if (back.has(c.var.user.id)) tellCreatedAsSeen(c, c.var.user.id, view, listed.me.lastReadSeq);
+    if (back.has(c.get("user").id)) tellCreatedAsSeen(c, c.get("user").id, view, listed.me.lastReadSeq);
   }
   return view;
 }
@@ -76,10 +76,10 @@ export const conversations = new OpenAPIHono<AppEnv>()
       responses: { ...createdOrFound("direct conversation"), ...errorResponses(400, 401) },
     }),
     async (c) => {
-      const me = c.var.user.id;
+      const me = c.get("user").id;
       const target = c.req.valid("json").targetUserId.toLowerCase();
       enforce(checkDirectTarget(me, target));
-      const db = c.var.db();
+      const db = c.get("db")();
       const key = directKey(me, target);
       // Opening a chat with someone again: one statement when both are still in it (no transaction, no rejoin).
       const found = await findListedDirect(db, key, me);
@@ -104,10 +104,10 @@ export const conversations = new OpenAPIHono<AppEnv>()
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const me = c.var.user.id;
+      const me = c.get("user").id;
       const group = groupMembers(me, body.participantIds);
       if (isDenial(group)) throw refusal(group);
-      const db = c.var.db();
+      const db = c.get("db")();
       const id = await createGroup(db, me, body.name ?? null, group.members);
       const view = await answerCreate(c, { id, created: true, rejoined: [] });
       return c.json(view, 201);
@@ -133,10 +133,10 @@ export const conversations = new OpenAPIHono<AppEnv>()
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const me = c.var.user.id;
+      const me = c.get("user").id;
       const businessId = body.businessId.toLowerCase();
       const agentId = body.agentId?.toLowerCase();
-      const db = c.var.db();
+      const db = c.get("db")();
       if (agentId) {
         if (agentId === me) throw badRequest("agentId: you cannot be your own agent");
         if (!(await isBusinessAgent(db, businessId, agentId))) throw badRequest("agentId: not an agent of this business");
@@ -161,8 +161,8 @@ export const conversations = new OpenAPIHono<AppEnv>()
     }),
     async (c) => {
       const { limit, page, cursor } = c.req.valid("query");
-      const me = c.var.user.id;
-      const db = c.var.db();
+      const me = c.get("user").id;
+      const db = c.get("db")();
       if (page !== undefined) {
         if (cursor) throw badRequest("use either cursor or page, not both");
         const { rows, total } = await listByPage(db, me, limit, page);
@@ -212,8 +212,8 @@ export const conversations = new OpenAPIHono<AppEnv>()
         enforce(checkRename(listed.conversation.type, listed.me.role));
         // The same name again changes nothing: no audit entry, no conversation_updated.
         if (listed.conversation.name === name) return c.json(await listedView(c, listed), 200);
-        const rename = { conversationId: listed.conversation.id, actorId: c.var.user.id, from: listed.conversation.name, to: name };
-        if (await renameConversation(c.var.db(), rename)) {
+        const rename = { conversationId: listed.conversation.id, actorId: c.get("user").id, from: listed.conversation.name, to: name };
+        if (await renameConversation(c.get("db")(), rename)) {
           const view = await listedView(c, listed, { ...listed.conversation, name });
           await tellRoom(c, { kind: "conversation_updated", conversationId: view.id, conversation: sharedView(view) });
           tellUsers(c, view.participants.map((p) => p.userId), { type: "conversation_updated", conversation: sharedView(view) });

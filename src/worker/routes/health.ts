@@ -43,7 +43,7 @@ export const health = new OpenAPIHono<AppEnv>()
     }),
     (c) =>
       c.json(
-        { status: "ok" as const, service: "edge-chat", version: c.var.config.SERVICE_VERSION, timestamp: new Date().toISOString() },
+        { status: "ok" as const, service: "edge-chat", version: c.get("config").SERVICE_VERSION, timestamp: new Date().toISOString() },
         200,
       ),
   )
@@ -65,10 +65,10 @@ export const health = new OpenAPIHono<AppEnv>()
       },
     }),
     async (c) => {
-      const config = c.var.config;
+      const config = c.get("config");
       const [database, cache, profileService, jobs] = await Promise.all([
-        timed(() => c.var.db().execute(sql`select 1`), 3000, "database", c.var.log),
-        timed(() => createRedis(config).ping(), 2000, "cache", c.var.log),
+        timed(() => c.get("db")().execute(sql`select 1`), 3000, "database", c.get("log")),
+        timed(() => createRedis(config).ping(), 2000, "cache", c.get("log")),
         timed(async () => {
           const res = await fetch(`${config.PROFILE_SERVICE_URL}/api/batch/profiles`, {
             method: "POST",
@@ -77,8 +77,8 @@ export const health = new OpenAPIHono<AppEnv>()
           });
           await res.body?.cancel();
           if (!res.ok) throw new Error(`profile service answered ${res.status}`);
-        }, Math.min(config.PROFILE_SERVICE_TIMEOUT, 3000), "profile service", c.var.log),
-        withTimeout(listJobRuns(c.var.db()), 3000, "job runs").then(
+        }, Math.min(config.PROFILE_SERVICE_TIMEOUT, 3000), "profile service", c.get("log")),
+        withTimeout(listJobRuns(c.get("db")()), 3000, "job runs").then(
           (runs) =>
             Object.fromEntries(
               runs.map((r) => [r.job, { lastRunAt: r.startedAt, finishedAt: r.finishedAt, durationMs: r.durationMs, rows: r.rows, running: r.running, ok: r.ok }]),

@@ -21,12 +21,12 @@ export const notifications = new OpenAPIHono<AppEnv>()
       responses: { 200: json("Unread counts", unreadCounts), ...errorResponses(401) },
     }),
     async (c) => {
-      const rows = await unreadSummary(c.var.db(), c.var.user.id);
+      const rows = await unreadSummary(c.get("db")(), c.get("user").id);
       const unreadCounts: Record<string, number> = {};
       for (const r of rows) unreadCounts[r.conversationId] = r.unread;
       return c.json(
         {
-          userId: c.var.user.id,
+          userId: c.get("user").id,
           unreadCounts,
           totalUnread: rows.reduce((sum, r) => sum + r.unread, 0),
           muted: rows.filter((r) => r.isMuted).map((r) => r.conversationId),
@@ -48,14 +48,14 @@ export const notifications = new OpenAPIHono<AppEnv>()
       },
     }),
     async (c) => {
-      const unread = (await unreadSummary(c.var.db(), c.var.user.id)).filter((r) => r.unread > 0);
+      const unread = (await unreadSummary(c.get("db")(), c.get("user").id)).filter((r) => r.unread > 0);
       const actor = actorOf(c);
       const results = await settleBounded(unread, MARK_CONCURRENCY, ({ conversationId }) =>
         callRoom(() => roomStub(c, conversationId).markRead({ conversationId, actor })),
       );
       const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
       if (failed.length > 0) {
-        c.var.log.warn("mark-all-read: some rooms failed", { failed: failed.length, of: results.length });
+        c.get("log").warn("mark-all-read: some rooms failed", { failed: failed.length, of: results.length });
         // Nothing marked at all is an error the client should retry, not a success with 0.
         if (failed.length === results.length) throw failed[0].reason;
       }

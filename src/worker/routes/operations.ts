@@ -31,7 +31,7 @@ const json = <T extends z.ZodType>(schema: T, description: string) => ({
 
 /** Service and admin tokens only (JWT role "admin"); anyone else authenticated gets 403. */
 const requireService = createMiddleware<AppEnv>(async (c, next) => {
-  if (!isServiceToken(c.var.user)) throw forbidden("A service token is required");
+  if (!isServiceToken(c.get("user"))) throw forbidden("A service token is required");
   await next();
 });
 
@@ -56,9 +56,9 @@ export const conversationOperations = new OpenAPIHono<AppEnv>()
       const { id: raw } = c.req.valid("param");
       if (!isUuidParam(raw)) throw notFound("Conversation");
       const id = raw.toLowerCase();
-      if (!(await isActiveMember(c.var.db(), id, c.var.user.id))) throw notFound("Conversation");
+      if (!(await isActiveMember(c.get("db")(), id, c.get("user").id))) throw notFound("Conversation");
       const q = c.req.valid("query");
-      const page = await archivePage(c.var.db(), id, { before: q.before, limit: q.limit });
+      const page = await archivePage(c.get("db")(), id, { before: q.before, limit: q.limit });
       return c.json({ messages: await withSenders(c, page.messages), hasMore: page.hasMore }, 200);
     },
   )
@@ -77,11 +77,11 @@ export const conversationOperations = new OpenAPIHono<AppEnv>()
       const { id: raw } = c.req.valid("param");
       if (!isUuidParam(raw)) throw notFound("Conversation");
       const id = raw.toLowerCase();
-      const db = c.var.db();
-      if (isServiceToken(c.var.user)) {
+      const db = c.get("db")();
+      if (isServiceToken(c.get("user"))) {
         if (!(await retentionSettings(db, id))) throw notFound("Conversation");
       } else {
-        const membership = await findMembership(db, id, c.var.user.id);
+        const membership = await findMembership(db, id, c.get("user").id);
         if (!membership) throw notFound("Conversation");
         if (membership.conversation.type !== "group" || membership.me.role !== "admin") {
           throw forbidden("Only group admins and service tokens can read the audit log");
@@ -121,12 +121,12 @@ export const operations = new OpenAPIHono<AppEnv>()
     async (c) => {
       const body = c.req.valid("json");
       if (body.conversationId !== undefined && body.globalOnly) throw badRequest("use either conversationId or globalOnly, not both");
-      const report = await verifyAuditChains(c.var.db(), {
+      const report = await verifyAuditChains(c.get("db")(), {
         conversationId: body.conversationId?.toLowerCase(),
         globalOnly: body.globalOnly,
         maxRows: body.maxRows ?? 50_000,
       });
-      if (!report.ok) c.var.log.warn("audit chain broken", { chains: report.broken.length, firstBrokenId: report.firstBroken?.id });
+      if (!report.ok) c.get("log").warn("audit chain broken", { chains: report.broken.length, firstBrokenId: report.firstBroken?.id });
       return c.json(report, 200);
     },
   )
@@ -143,7 +143,7 @@ export const operations = new OpenAPIHono<AppEnv>()
     }),
     async (c) => {
       const q = c.req.valid("query");
-      return c.json(await auditEntries(c.var.db(), null, { before: q.before, limit: q.limit }), 200);
+      return c.json(await auditEntries(c.get("db")(), null, { before: q.before, limit: q.limit }), 200);
     },
   )
   .openapi(
@@ -156,7 +156,7 @@ export const operations = new OpenAPIHono<AppEnv>()
       middleware: [requireAuth, requireService] as const,
       responses: { 200: json(jobRunsResult, "Job runs") },
     }),
-    async (c) => c.json({ jobs: await listJobRuns(c.var.db()) }, 200),
+    async (c) => c.json({ jobs: await listJobRuns(c.get("db")()) }, 200),
   )
   .openapi(
     createRoute({
@@ -171,11 +171,11 @@ export const operations = new OpenAPIHono<AppEnv>()
     }),
     async (c) => {
       const { job: name } = c.req.valid("param");
-      const job = findJob(c.var.config, name);
+      const job = findJob(c.get("config"), name);
       if (!job) throw notFound("Job");
-      const db = c.var.db();
-      await appendAudit(db, [{ conversationId: null, actorId: c.var.user.id, action: "admin.job_run", targetId: name, details: {} }]);
-      const report = await runJob(job, { env: c.env, config: c.var.config, db, log: c.var.log, force: true });
+      const db = c.get("db")();
+      await appendAudit(db, [{ conversationId: null, actorId: c.get("user").id, action: "admin.job_run", targetId: name, details: {} }]);
+      const report = await runJob(job, { env: c.env, config: c.get("config"), db, log: c.get("log"), force: true });
       return c.json(report, 200);
     },
   )
@@ -192,7 +192,7 @@ export const operations = new OpenAPIHono<AppEnv>()
     }),
     async (c) => {
       const { id } = c.req.valid("param");
-      const settings = isUuidParam(id) ? await retentionSettings(c.var.db(), id.toLowerCase()) : undefined;
+      const settings = isUuidParam(id) ? await retentionSettings(c.get("db")(), id.toLowerCase()) : undefined;
       if (!settings) throw notFound("Conversation");
       return c.json(settings, 200);
     },
@@ -223,7 +223,7 @@ export const operations = new OpenAPIHono<AppEnv>()
     async (c) => {
       const { id } = c.req.valid("param");
       if (!isUuidParam(id)) throw notFound("Conversation");
-      const saved = await updateRetentionSettings(c.var.db(), id.toLowerCase(), c.req.valid("json"), c.var.user.id);
+      const saved = await updateRetentionSettings(c.get("db")(), id.toLowerCase(), c.req.valid("json"), c.get("user").id);
       if (!saved) throw notFound("Conversation");
       return c.json(saved, 200);
     },
@@ -241,7 +241,7 @@ export const metricsRoute = new OpenAPIHono<AppEnv>().openapi(
     responses: { 200: { description: "Prometheus exposition format 0.0.4", content: { "text/plain": { schema: z.string() } } } },
   }),
   async (c) => {
-    const redis = createRedis(c.var.config);
+    const redis = createRedis(c.get("config"));
     // This isolate's own batch first, so what it counted is visible at once; other isolates flush on their interval.
     await withTimeout(flushMetrics(redis, metrics), 1000, "metrics flush").catch(() => {});
     let stored;
@@ -252,7 +252,7 @@ export const metricsRoute = new OpenAPIHono<AppEnv>().openapi(
     }
     const extra: Sample[] = [];
     try {
-      for (const run of await listJobRuns(c.var.db())) {
+      for (const run of await listJobRuns(c.get("db")())) {
         const labels = { job: run.job };
         if (run.finishedAt) extra.push({ name: "job_last_run_timestamp_seconds", labels, value: Math.floor(Date.parse(run.finishedAt) / 1000), type: "gauge" });
         if (run.durationMs !== null) extra.push({ name: "job_last_duration_ms", labels, value: run.durationMs, type: "gauge" });

@@ -33,7 +33,7 @@ async function sameSecret(given: string, expected: string): Promise<boolean> {
 
 /** The profile service (its own token) or an admin JWT; checked before the body, so strangers learn nothing from 400s. */
 const requireInvalidator = createMiddleware<AppEnv>(async (c, next) => {
-  const config = c.var.config;
+  const config = c.get("config");
   const token = bearerToken(c.req.header("authorization"));
   // Failures are audited and counted like every other sign-in: guesses at the service token must leave a trace.
   if (!token) {
@@ -79,7 +79,7 @@ export const profiles = new OpenAPIHono<AppEnv>().openapi(
       invalidated = await profileProvider(c).evict({ userIds: body.user_uuids, businessIds: body.business_uuids });
     } catch (err) {
       // Silently dropping an invalidation would leave a changed profile cached for a day: make the caller retry.
-      c.var.log.warn("profile invalidation failed", { error: (err as Error).message?.slice(0, 200) });
+      c.get("log").warn("profile invalidation failed", { error: (err as Error).message?.slice(0, 200) });
       throw unavailable("Profile cache unavailable", 5);
     }
     return c.json({ invalidated }, 200);

@@ -150,3 +150,31 @@ export function openFilesLimit(pid: number | undefined): number | undefined {
     return undefined;
   }
 }
+
+/** Busy and total CPU time of the whole machine so far (jiffies, from the first line of /proc/stat). */
+function machineJiffies(): { busy: number; total: number } {
+  const [, ...fields] = readFileSync("/proc/stat", "utf8").split("\n", 1)[0].trim().split(/\s+/);
+  const values = fields.map(Number);
+  const total = values.reduce((a, b) => a + b, 0);
+  const idle = values[3] + (values[4] ?? 0); // idle + iowait
+  return { busy: total - idle, total };
+}
+
+/**
+ * Waits until the machine is quiet: at most `maxBusy` of its CPU in use over a `windowMs` window (all processes:
+ * workerd, Postgres, the bridges). After a bulk setup (100,000 rows written, vacuumed and copied into a room)
+ * checkpoints, autovacuum and the room's garbage land in whatever is measured next. Bounded by `maxMs`; returns how
+ * long it waited and whether it got quiet.
+ */
+export async function settle(maxBusy = 0.1, windowMs = 1000, maxMs = 30_000): Promise<{ ms: number; quiet: boolean }> {
+  const t0 = Date.now();
+  let before = machineJiffies();
+  while (Date.now() - t0 < maxMs) {
+    await new Promise((r) => setTimeout(r, windowMs));
+    const after = machineJiffies();
+    const busy = (after.busy - before.busy) / Math.max(1, after.total - before.total);
+    if (busy <= maxBusy) return { ms: Date.now() - t0, quiet: true };
+    before = after;
+  }
+  return { ms: Date.now() - t0, quiet: false };
+}

@@ -122,7 +122,8 @@ export class ConversationRoom extends DurableObject<Env> {
     if (meta) {
       if (meta.conversationId !== conversationId) throw notFound("Conversation");
       this.resumeBackfill();
-      await this.refreshParticipantsIfStale(conversationId);
+      // Checked before the call: an async call costs every send a promise and a turn, and is due once a minute.
+      if (Date.now() - this.participantsCheckedAt >= PARTICIPANTS_TTL_MS) await this.refreshParticipants(conversationId);
       // Read again: other requests ran during the await (a send moved lastSeq, a member list closed the room).
       return this.store.meta() ?? meta;
     }
@@ -215,9 +216,8 @@ export class ConversationRoom extends DurableObject<Env> {
    * Membership changes reach the room through notify(); should one be lost, the copy is re-read from Postgres
    * at most once a minute while the room is in use (Postgres is the authority). A failed re-read keeps the copy.
    */
-  private async refreshParticipantsIfStale(conversationId: string): Promise<void> {
+  private async refreshParticipants(conversationId: string): Promise<void> {
     const now = Date.now();
-    if (now - this.participantsCheckedAt < PARTICIPANTS_TTL_MS) return;
     this.participantsCheckedAt = now;
     try {
       const state = await withTimeout(loadRoomState(this.db(), conversationId), 2000, "participants");

@@ -104,31 +104,29 @@ interface GetTarget {
 }
 
 /**
- * Unmeasured requests before each case: enough for the request path's code to be compiled for this case's data
- * (3 left the first case after the 100,000-row setup costing a quarter more server CPU per page than the next ones).
+ * Unmeasured requests before each case, at least WARM_UPS and for at least a second (a third in quick mode): until
+ * V8 has compiled the request path again for this case. With 3, the first case after the 100,000-row setup cost a
+ * quarter more server CPU per page than the next ones; with 50, the first case after the realtime scenarios still
+ * cost half as much again (1.5 against 1.0 ms).
  */
 const WARM_UPS = 50;
 
-/** Up to n sequential GETs (fewer if maxSeconds runs out), after WARM_UPS unmeasured ones; non-200 answers are counted apart. */
+/** Up to n sequential GETs (fewer if maxSeconds runs out), after the warm-ups; non-200 answers are counted apart. */
 async function measureGet(ctx: Ctx, path: string, token: string | undefined, n: number, maxSeconds: number, target?: GetTarget) {
   const { http, pid, postgres } = target ?? { http: ctx.http, pid: ctx.workerd, postgres: true };
   const hist = newHist();
   const statuses: Record<string, number> = {};
   let size = 0;
+  const warmUntil = now() + ctx.size(300, 1000);
+  for (let w = 0; w < WARM_UPS || now() < warmUntil; w++) await http("GET", path, token);
   const until = now() + maxSeconds * 1000;
-  let cpu = cpuSnapshot(pid());
+  const cpu = cpuSnapshot(pid());
   const pgStats = () => (postgres ? control<ControlStats>({ op: "stats" }) : Promise.resolve(undefined));
-  let pgSince = Date.now();
-  let pgBefore = await pgStats();
+  const pgSince = Date.now();
+  const pgBefore = await pgStats();
   let done = 0;
-  for (let i = -WARM_UPS; i < n && now() < until; i++) {
+  for (let i = 0; i < n && now() < until; i++) {
     const res = await http<{ messages?: unknown[] }>("GET", path, token);
-    if (i < 0) {
-      cpu = cpuSnapshot(pid());
-      pgSince = Date.now();
-      pgBefore = await pgStats();
-      continue;
-    }
     done++;
     statuses[res.status] = (statuses[res.status] ?? 0) + 1;
     if (res.status === 200) {

@@ -64,7 +64,7 @@ export class ConversationRoom extends DurableObject<Env> {
     });
     this.profiles = new RoomProfiles({
       config: () => this.config,
-      participantIds: () => this.store.participants().map((p) => p.userId),
+      participantIds: () => Array.from(this.store.participantsView(), (p) => p.userId),
       waitUntil: (work) => ctx.waitUntil(work),
       // Only for placeholder names: short, so a slow database does not hold back a replay.
       kahaIdsOf: (ids) => withTimeout(kahaIdsOf(this.db(), ids), 1000, "kahaIds"),
@@ -261,7 +261,7 @@ export class ConversationRoom extends DurableObject<Env> {
   }
 
   member(userId: string): Participant | undefined {
-    return this.store.participants().find((p) => p.userId === userId);
+    return this.store.participant(userId);
   }
 
   requireMember(userId: string): Participant {
@@ -521,7 +521,7 @@ export class ConversationRoom extends DurableObject<Env> {
   readonly notifications = new NotificationBatcher({
     recipients: () => {
       const offline = this.store.offlineUsers();
-      return this.store.participants().filter((p) => !offline.has(p.userId));
+      return [...this.store.participantsView()].filter((p) => !offline.has(p.userId));
     },
     deliver: (userId, batch) => this.userSession(userId).messageNotifications(batch),
     keepAlive: (work) => this.ctx.waitUntil(work),
@@ -543,7 +543,7 @@ export class ConversationRoom extends DurableObject<Env> {
 
   private refreshBadges(affected: (p: Participant) => boolean): void {
     const offline = this.store.offlineUsers();
-    for (const p of this.store.participants()) {
+    for (const p of this.store.participantsView()) {
       if (offline.has(p.userId) || !affected(p)) continue;
       this.ctx.waitUntil(this.readMarked(p.userId, p.lastReadSeq));
     }

@@ -109,6 +109,47 @@ describe("RoomStore outbox", () => {
   });
 });
 
+describe("RoomStore member list", () => {
+  const member = (userId: string) => ({ userId, role: "member" as const, joinedAt: new Date().toISOString(), isMuted: false, lastReadSeq: 0, lastReadAt: null, lastDeliveredSeq: 0 });
+
+  it("applies a receipt to its member in place: a room of 500 whose devices all acknowledge reads its member list once", async () => {
+    const stub = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.newUniqueId());
+    await runInDurableObject(stub, (_instance: ConversationRoom, state) => {
+      let listReads = 0;
+      // The store's SQL, counting the statements that read the whole member list.
+      const sql = new Proxy(state.storage.sql, {
+        get(target, key) {
+          if (key !== "exec") return Reflect.get(target, key);
+          return (query: string, ...bindings: unknown[]) => {
+            if (/FROM participants/.test(query)) listReads++;
+            return target.exec(query, ...(bindings as []));
+          };
+        },
+      });
+      const store = new RoomStore(sql, state.storage);
+      const ids = Array.from({ length: 500 }, () => crypto.randomUUID());
+      store.initialise({ conversationId, type: "group", lastSeq: 0, pgSeqAtInit: 0, clientIdsPrunedBelow: 0, closed: false, heldFrom: 1 }, ids.map(member), []);
+      listReads = 0;
+      for (const [i, userId] of ids.entries()) {
+        const p = store.participant(userId)!;
+        store.upsertParticipant({ ...p, lastDeliveredSeq: i + 1 });
+      }
+      expect(listReads).toBeLessThanOrEqual(1);
+      // Copies: changing what a caller got changes nothing stored.
+      store.participant(ids[0])!.lastReadSeq = 99;
+      store.participants()[1].lastReadSeq = 99;
+      // The same list a woken room reads from SQLite, in the same order, a new member last.
+      const newcomer = crypto.randomUUID();
+      store.upsertParticipant(member(newcomer));
+      const woken = new RoomStore(state.storage.sql, state.storage);
+      expect(store.participants()).toEqual(woken.participants());
+      expect(woken.participants().map((p) => p.userId)).toEqual([...ids, newcomer]);
+      expect(woken.participant(ids[499])).toMatchObject({ lastDeliveredSeq: 500, lastReadSeq: 0 });
+      expect(woken.participant(ids[0])?.lastReadSeq).toBe(0);
+    });
+  });
+});
+
 describe("RoomStore history backfill", () => {
   const committed = (seq: number, content = `pg ${seq}`): StoredMessage => message(seq, content, "sent");
   const span = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => committed(from + i));

@@ -71,7 +71,12 @@ export class RoomStore {
   // Read on every message and frame; SQLite stays the truth. Every write below drops the copy (a rolled-back
   // transaction must not leave a cached value behind), appendMessage sets it after its commit.
   private metaCache: RoomMeta | undefined;
-  private participantsCache: Participant[] | undefined;
+  /**
+   * The member list as stored (no profiles), by user id in storage order. A receipt updates its entry in place (its
+   * write is never inside transactionSync, and a failed implicit commit resets the object): dropping the copy made a
+   * room of n members, whose every device acknowledges every message, re-read and re-parse all n rows per receipt.
+   */
+  private participantsCache: Map<string, Participant> | undefined;
   private offlineCache: Set<string> | undefined;
   // What the flusher asks for on every flush, mirrored so that a quiet table costs no query. Each is only written
   // here; undefined (or true) means "not known: read SQLite", as after a wake.
@@ -157,7 +162,7 @@ export class RoomStore {
    */
   adoptOffline(offline: string[], readAt: number): void {
     const off = new Set(offline);
-    const rows = this.participants().map((p) => [p.userId, off.has(p.userId) ? 0 : 1]);
+    const rows = [...this.participantsView()].map((p) => [p.userId, off.has(p.userId) ? 0 : 1]);
     this.offlineCache = undefined;
     if (rows.length === 0) return;
     // One statement for the whole member list (1000 members: one upsert, not a thousand). `WHERE true` keeps
@@ -176,12 +181,32 @@ export class RoomStore {
     this.sql.exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", key, value);
   }
 
+  private members(): Map<string, Participant> {
+    this.participantsCache ??= new Map(
+      this.sql
+        .exec<{ body: string }>("SELECT body FROM participants")
+        .toArray()
+        .map((r) => {
+          const p = JSON.parse(r.body) as Participant;
+          return [p.userId, p];
+        }),
+    );
+    return this.participantsCache;
+  }
+
+  /** Copies, for callers that change or keep what they get. */
   participants(): Participant[] {
-    this.participantsCache ??= this.sql
-      .exec<{ body: string }>("SELECT body FROM participants")
-      .toArray()
-      .map((r) => JSON.parse(r.body) as Participant);
-    return this.participantsCache.map((p) => ({ ...p }));
+    return [...this.members().values()].map((p) => ({ ...p }));
+  }
+
+  /** The stored entries themselves, to read in place: a notification batch in a room of 1000 copies none of them. */
+  participantsView(): Iterable<Readonly<Participant>> {
+    return this.members().values();
+  }
+
+  participant(userId: string): Participant | undefined {
+    const p = this.members().get(userId);
+    return p && { ...p };
   }
 
   replaceParticipants(participants: Participant[]): void {
@@ -194,13 +219,15 @@ export class RoomStore {
   }
 
   upsertParticipant(p: Participant): void {
-    this.participantsCache = undefined;
     const { profile: _profile, ...rest } = p;
+    const body = JSON.stringify(rest);
     this.sql.exec(
       "INSERT INTO participants (user_id, body) VALUES (?, ?) ON CONFLICT (user_id) DO UPDATE SET body = excluded.body",
       p.userId,
-      JSON.stringify(rest),
+      body,
     );
+    // What a re-read would give (the stored JSON), in the row's place: an update keeps its row, a new member is last.
+    this.participantsCache?.set(p.userId, JSON.parse(body) as Participant);
   }
 
   /** Assigns the next seq and stores the message as pending, atomically. */

@@ -70,7 +70,7 @@ async function awaitHydration(ctx: Ctx, conv: BigConversation): Promise<number |
 
 /** What the first measured case would otherwise pay for: the setup's checkpoints, autovacuum and garbage. */
 async function settleAfterSetup(ctx: Ctx): Promise<{ s: number; quiet: boolean }> {
-  const { ms, quiet } = await settle();
+  const { ms, quiet } = await settle(0.1, ctx.size(250, 1000));
   const s = Math.round(ms / 100) / 10;
   ctx.log(quiet ? `  the machine was quiet again after ${s} s` : `  the machine was still busy after ${s} s: measuring anyway`);
   return { s, quiet };
@@ -104,7 +104,7 @@ interface GetTarget {
 }
 
 /**
- * Unmeasured requests before each case, at least WARM_UPS and for at least a second (a third in quick mode): until
+ * Unmeasured requests before each case, at least WARM_UPS and, in full runs, for at least a second: until
  * V8 has compiled the request path again for this case. With 3, the first case after the 100,000-row setup cost a
  * quarter more server CPU per page than the next ones; with 50, the first case after the realtime scenarios still
  * cost half as much again (1.5 against 1.0 ms).
@@ -117,7 +117,7 @@ async function measureGet(ctx: Ctx, path: string, token: string | undefined, n: 
   const hist = newHist();
   const statuses: Record<string, number> = {};
   let size = 0;
-  const warmUntil = now() + ctx.size(300, 1000);
+  const warmUntil = now() + ctx.size(0, 1000);
   for (let w = 0; w < WARM_UPS || now() < warmUntil; w++) await http("GET", path, token);
   const until = now() + maxSeconds * 1000;
   const cpu = cpuSnapshot(pid());

@@ -37,6 +37,8 @@ function message(seq: number, content: string, status: StoredMessage["status"], 
   };
 }
 
+const member = (userId: string) => ({ userId, role: "member" as const, joinedAt: new Date().toISOString(), isMuted: false, lastReadSeq: 0, lastReadAt: null, lastDeliveredSeq: 0 });
+
 function append(store: RoomStore, content: string, clientMessageId: string | null = null): StoredMessage {
   return store.appendMessage((seq) => message(seq, content, "pending", clientMessageId), `hash-${content}`);
 }
@@ -95,7 +97,6 @@ describe("RoomStore outbox", () => {
     const room = await freshStore();
     await room.run((store, reopen) => {
       const [a, b, c] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
-      const member = (userId: string) => ({ userId, role: "member" as const, joinedAt: new Date().toISOString(), isMuted: false, lastReadSeq: 0, lastReadAt: null, lastDeliveredSeq: 0 });
       store.initialise({ conversationId, type: "group", lastSeq: 0, pgSeqAtInit: 0, clientIdsPrunedBelow: 0, closed: false, heldFrom: 1 }, [a, b, c].map(member), [a, b]);
       expect([...reopen().offlineUsers()].sort()).toEqual([a, b].sort());
       const readAt = Date.now() + 1000;
@@ -110,8 +111,6 @@ describe("RoomStore outbox", () => {
 });
 
 describe("RoomStore member list", () => {
-  const member = (userId: string) => ({ userId, role: "member" as const, joinedAt: new Date().toISOString(), isMuted: false, lastReadSeq: 0, lastReadAt: null, lastDeliveredSeq: 0 });
-
   it("applies a receipt to its member in place: a room of 500 whose devices all acknowledge reads its member list once", async () => {
     const stub = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.newUniqueId());
     await runInDurableObject(stub, (_instance: ConversationRoom, state) => {

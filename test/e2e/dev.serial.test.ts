@@ -121,7 +121,10 @@ describe("npm run dev", () => {
     expect(groupAlive(pid)).toBe(true);
     process.kill(-pid, "SIGINT");
     await until("processes of npm run dev were still running 30 s after SIGINT", 30_000, async () => (groupAlive(pid) ? undefined : true), false);
-    for (const [name, port] of Object.entries(ports)) expect(await isPortFree(port), `${name} ${port} free`).toBe(true);
+    // The group is gone; the kernel may take a moment to release a listener's port (seen once in CI: PG_PORT).
+    for (const [name, port] of Object.entries(ports)) {
+      await until(`${name} ${port} still taken 5 s after npm run dev stopped`, 5_000, async () => ((await isPortFree(port)) ? true : undefined), false);
+    }
     expect(output).toContain("Stopped.");
   }, 60_000);
 });

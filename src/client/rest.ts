@@ -355,6 +355,11 @@ export class ChatRest {
     return this.request("PUT", `/business/${enc(businessId)}/admins/${enc(userId)}`);
   }
 
+  /** Unregister a business admin (service token only); a token with role "admin" stays an admin of every business. */
+  async removeBusinessAdmin(businessId: string, userId: string): Promise<void> {
+    await this.request("DELETE", `/business/${enc(businessId)}/admins/${enc(userId)}`);
+  }
+
   // ── Operations: archive, audit log, jobs, retention ────────────────────────────────────────────────────
 
   /** Messages moved to the archive (older than the retention period), newest page first. */

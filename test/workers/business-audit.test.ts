@@ -43,16 +43,21 @@ async function expectGlobalChainVerified(service: TestUser) {
 }
 
 describe("business privilege changes are audited in the global chain", () => {
-  it("records who registered a business admin, once", async () => {
+  it("records who registered and unregistered a business admin, once each", async () => {
     const service = await serviceUser();
     const mark = await globalMark(service);
     const businessId = crypto.randomUUID();
     const user = await newUser("bizadm");
-    expect((await api("PUT", `/business/${businessId}/admins/${user.id}`, { token: service.token })).status).toBe(201);
+    const admins = `/business/${businessId}/admins/${user.id}`;
+    expect((await api("PUT", admins, { token: service.token })).status).toBe(201);
     // Already an admin: nothing changes, nothing is recorded.
-    expect((await api("PUT", `/business/${businessId}/admins/${user.id}`, { token: service.token })).status).toBe(200);
+    expect((await api("PUT", admins, { token: service.token })).status).toBe(200);
+    expect((await api("DELETE", admins, { token: service.token })).status).toBe(204);
+    // No longer an admin: a second removal finds nothing and records nothing.
+    expect((await api("DELETE", admins, { token: service.token })).status).toBe(404);
     expect(await businessEntries(service, businessId, mark)).toEqual([
       { action: "business.admin_granted", actorId: service.id, targetId: user.id, details: { businessId } },
+      { action: "business.admin_revoked", actorId: service.id, targetId: user.id, details: { businessId } },
     ]);
     await expectGlobalChainVerified(service);
   });

@@ -674,6 +674,7 @@ describe("business authorisation", () => {
     const routes: [string, string, object?][] = [
       ["PUT", "/business/agents/me/availability", { isAvailable: true }],
       ["PUT", `/business/${b}/admins/${id}`],
+      ["DELETE", `/business/${b}/admins/${id}`],
       ["PUT", `/business/${b}/agents/${id}`, {}],
       ["DELETE", `/business/${b}/agents/${id}`],
       ["GET", `/business/${b}/agents`],
@@ -718,6 +719,11 @@ describe("business authorisation", () => {
     expectErrorShape(await api("PUT", `/business/${biz.id}/admins/${outsider.id}`, { token: outsider.token }), 403);
     const again = await api("PUT", `/business/${biz.id}/admins/${biz.admin.id}`, { token: (await serviceUser()).token });
     expect(again.status).toBe(200);
+    // Nor does a registered admin unregister one, themselves included.
+    for (const as of [biz.admin, outsider]) {
+      expectErrorShape(await api("DELETE", `/business/${biz.id}/admins/${biz.admin.id}`, { token: as.token }), 403);
+    }
+    expect((await api("GET", `/business/${biz.id}/stats`, { token: biz.admin.token })).status).toBe(200);
     // A service token is an admin of every business.
     expect((await api("GET", `/business/${biz.id}/agents`, { token: (await serviceUser()).token })).status).toBe(200);
     // An admin of another business is not an admin of this one.
@@ -726,6 +732,29 @@ describe("business authorisation", () => {
     // Anyone authenticated may read the hours; the queue shows a non-admin only their own entries.
     expect((await api("GET", `/business/${biz.id}/hours/status`, { token: outsider.token })).status).toBe(200);
     expect((await api("GET", `/business/${biz.id}/queue`, { token: outsider.token })).body).toMatchObject({ total: 0, entries: [] });
+  });
+
+  it("takes an unregistered admin's rights away on their next request; they can be registered again", async () => {
+    const biz = await newBusiness();
+    await readyAgent(biz);
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    const service = await serviceUser();
+    const asAdmin = () => [
+      api("GET", `/business/${biz.id}/stats`, { token: biz.admin.token }),
+      api("GET", `/business/conversations/${chat.body.id}/queue-position`, { token: biz.admin.token }),
+    ];
+    expect((await Promise.all(asAdmin())).map((r) => r.status)).toEqual([200, 200]);
+    expect((await api("DELETE", `/business/${biz.id}/admins/${biz.admin.id}`, { token: service.token })).status).toBe(204);
+    const [stats, conversation] = await Promise.all(asAdmin());
+    expectErrorShape(stats, 403);
+    expectErrorShape(conversation, 404);
+    expectErrorShape(await api("PUT", `/business/${biz.id}/agents/${customer.id}`, { token: biz.admin.token, body: {} }), 403);
+    // Someone who never was an admin, and malformed ids, are a 404 to the service token.
+    expectErrorShape(await api("DELETE", `/business/${biz.id}/admins/${customer.id}`, { token: service.token }), 404);
+    expectErrorShape(await api("DELETE", `/business/${biz.id}/admins/not-a-uuid`, { token: service.token }), 404);
+    expect((await api("PUT", `/business/${biz.id}/admins/${biz.admin.id}`, { token: service.token })).status).toBe(201);
+    expect((await Promise.all(asAdmin())).map((r) => r.status)).toEqual([200, 200]);
   });
 
   it("keeps conversations to their customer, their agent and the business's admins (404 for anyone else)", async () => {

@@ -37,6 +37,16 @@ export async function registerAdmin(db: Db, businessId: string, userId: string, 
   return (await auditedChange(db, insert.getSQL(), entry)) > 0;
 }
 
+/** true when the user was an admin of the business (recorded as `business.admin_revoked`, in the same statement). */
+export async function revokeAdmin(db: Db, businessId: string, userId: string, actorId: string): Promise<boolean> {
+  const removal = db
+    .delete(businessAdmins)
+    .where(and(eq(businessAdmins.businessId, businessId), eq(businessAdmins.userId, userId)))
+    .returning({ userId: businessAdmins.userId });
+  const entry = { conversationId: null, actorId, action: "business.admin_revoked", targetId: userId, details: { businessId } };
+  return (await auditedChange(db, removal.getSQL(), entry)) > 0;
+}
+
 // ── Agents ───────────────────────────────────────────────────────────────────────────────────────────────────
 
 /**

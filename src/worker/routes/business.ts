@@ -1,9 +1,9 @@
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { agentBusinesses, businessStats, hasWaitingConversation, listAgents, loadHours, registerAdmin } from "../../db/queries/business";
+import { agentBusinesses, businessStats, hasWaitingConversation, listAgents, loadHours, registerAdmin, revokeAdmin } from "../../db/queries/business";
 import { provisionUserIds } from "../../db/queries/users";
 import { hoursStatus, isCalendarDate, type BusinessHours } from "../../domain/business-hours";
-import { badRequest, conflict, forbidden, HttpError } from "../../lib/errors";
+import { badRequest, conflict, forbidden, HttpError, notFound } from "../../lib/errors";
 import type { AppEnv } from "../env";
 import { isServiceToken } from "../middleware/auth";
 import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
@@ -135,6 +135,26 @@ export const business = new OpenAPIHono<AppEnv>()
       await provisionUserIds(db, [userId]);
       const created = await registerAdmin(db, businessId, userId, c.get("user").id);
       return c.json({ businessId, userId }, created ? 201 : 200);
+    },
+  )
+  .openapi(
+    createRoute({
+      method: "delete",
+      path: "/{businessId}/admins/{userId}",
+      tags,
+      summary: "Unregister a business admin (service token only; audited). Their next request is no longer an admin's",
+      description: "A token with role \"admin\" stays an admin of every business: that comes from the token, not from this list.",
+      ...secured,
+      request: { params: adminParams },
+      responses: { 204: { description: "Unregistered" }, ...errorResponses(401, 403, 404) },
+    }),
+    async (c) => {
+      const params = c.req.valid("param");
+      const businessId = businessParam(params.businessId);
+      const userId = agentParam(params.userId);
+      if (!isServiceToken(c.get("user"))) throw forbidden("Only a service token can unregister business admins");
+      if (!(await revokeAdmin(c.get("db")(), businessId, userId, c.get("user").id))) throw notFound("Business admin");
+      return c.body(null, 204);
     },
   )
   .openapi(

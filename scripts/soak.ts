@@ -5,10 +5,13 @@
 //
 // Options: --minutes N (1..120, default 2)  --rooms R (default 8)  --members M (2..8, default 4)
 //          --rate MSGS_PER_SECOND (default 15)  --seed S  --blip-seconds B (default 5)  --json (only the JSON report)
+//          --heap (every 30 s a full GC of the Worker isolate through its inspector, and its live JS heap reported)
 // Exit code 0 when the ledger is clean (nothing lost, duplicated or out of order), 1 otherwise.
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ROOT } from "./lib/stack.js";
+import { openHeapProbe, type HeapProbe } from "../bench/harness/heap.js";
+import { findInspector } from "../bench/harness/profiler.js";
 import { ChatSocket, restSend } from "../test/reliability/client.js";
 import { makeUser } from "../test/reliability/db.js";
 import { Ledger, summarize } from "../test/reliability/ledger.js";
@@ -23,6 +26,7 @@ interface Options {
   seed: number;
   blipSeconds: number;
   json: boolean;
+  heap: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -45,6 +49,7 @@ function parseArgs(argv: string[]): Options {
     seed: Math.round(get("seed", 42, 0, 2 ** 31)),
     blipSeconds: get("blip-seconds", 5, 1, 60),
     json: argv.includes("--json"),
+    heap: argv.includes("--heap"),
   };
 }
 
@@ -92,6 +97,9 @@ async function main(): Promise<void> {
   const rss: { x: number; y: number }[] = [];
   /** The Worker's own runtime alone (wrangler dev also runs a proxy workerd in front of it, counted in `rss`). */
   const workerRss: { x: number; y: number }[] = [];
+  /** The Worker isolate's live JS heap after a forced GC (--heap). */
+  const liveHeap: { x: number; y: number }[] = [];
+  let heapProbe: HeapProbe | undefined;
   const started = Date.now();
   let stopping = false;
 
@@ -186,9 +194,17 @@ async function main(): Promise<void> {
       }
     })();
 
+    if (opts.heap) {
+      const url = await findInspector(stack.wrangler.process.pid ?? -1);
+      if (!url) throw new Error("--heap: the Worker's inspector was not found under wrangler dev");
+      heapProbe = await openHeapProbe(url);
+    }
     const sampler = (async () => {
-      while (!stopping) {
+      for (let i = 0; !stopping; i++) {
         const x = (Date.now() - started) / 60_000;
+        // Every sixth sample (30 s): a collection forced more often would change what the RSS shows.
+        const live = heapProbe && i % 6 === 0 ? await heapProbe.liveMiB() : undefined;
+        if (live !== undefined) liveHeap.push({ x, y: live });
         rss.push({ x, y: (await stack.workerdRssKb()) / 1024 });
         workerRss.push({ x, y: ((await stack.userWorkerd())?.rssKb ?? NaN) / 1024 });
         await sleep(5000);
@@ -251,6 +267,15 @@ async function main(): Promise<void> {
           slopeMiBPerMin: slope(workerRss.filter((p) => p.x >= Math.min(0.5, opts.minutes / 4))),
           secondHalfSlopeMiBPerMin: slope(workerRss.filter((p) => p.x >= opts.minutes / 2)),
         },
+        /** --heap: the Worker isolate's JS heap still live after a full collection. */
+        liveHeap: opts.heap
+          ? {
+              startMiB: liveHeap[0]?.y ?? 0,
+              endMiB: liveHeap.at(-1)?.y ?? 0,
+              slopeMiBPerMin: slope(liveHeap),
+              series: liveHeap.map((p) => [Number(p.x.toFixed(3)), Number(p.y.toFixed(2))]),
+            }
+          : undefined,
       },
     };
     const dir = path.join(ROOT, ".data", "reliability");
@@ -271,6 +296,8 @@ async function main(): Promise<void> {
           `Worker runtime alone ${result.memory.worker.startMiB.toFixed(0)} → ${result.memory.worker.endMiB.toFixed(0)} MiB, ` +
           `slope ${result.memory.worker.slopeMiBPerMin.toFixed(2)} (second half ${result.memory.worker.secondHalfSlopeMiBPerMin.toFixed(2)}) MiB/min`,
       );
+      const heap = result.memory.liveHeap;
+      if (heap) log(`live JS heap after a full GC (Worker isolate): ${heap.startMiB.toFixed(1)} → ${heap.endMiB.toFixed(1)} MiB, slope ${heap.slopeMiBPerMin.toFixed(2)} MiB/min over ${liveHeap.length} samples`);
       for (const d of report.details.slice(0, 10)) log(`  ${d}`);
       log(`report: ${path.relative(ROOT, path.join(dir, "soak-last.json"))}`);
     }
@@ -278,6 +305,7 @@ async function main(): Promise<void> {
     process.exitCode = clean ? 0 : 1;
   } finally {
     stopping = true;
+    heapProbe?.close();
     for (const s of sockets) s.terminate();
     await stack.stop();
   }

@@ -1,7 +1,7 @@
 // The Worker isolate's live JS heap (the Durable Objects run in it too), read through workerd's V8 inspector after a
-// full collection. RSS alone cannot tell a leak from garbage V8 has not collected yet: in a 5-minute soak the
+// full collection. RSS alone cannot tell a leak from garbage V8 has not collected yet: in 4- and 5-minute soaks the
 // runtime's RSS grew 121 → 242 MiB without collections forced, and 120 → 165 MiB with one every 30 s, while the live
-// heap stayed between 10 and 11 MiB.
+// heap stayed between 10 and 11 MiB (docs/reliability.md, "Live heap").
 import WebSocket from "ws";
 
 export interface HeapProbe {

@@ -285,13 +285,16 @@ async function conversationList(ctx: Ctx, n: number): Promise<Row> {
   const hist = newHist();
   const statuses: Record<string, number> = {};
   let size = 0;
+  const since = Date.now();
   const before = await control<ControlStats>({ op: "stats" });
+  const cpu = cpuSnapshot(ctx.workerd());
   for (let i = 0; i < n; i++) {
     const res = await get();
     statuses[res.status] = (statuses[res.status] ?? 0) + 1;
     if (res.status === 200) recordMs(hist, res.ms);
     size = res.body?.conversations?.length ?? 0;
   }
+  const cpuValues = cpuSince(cpu, ctx.workerd(), n);
   const after = await control<ControlStats>({ op: "stats" });
   const perRequest = (key: "opened" | "exchanges") => Math.round(((after.bridge[key] - before.bridge[key]) / n) * 100) / 100;
   return {
@@ -304,6 +307,8 @@ async function conversationList(ctx: Ctx, n: number): Promise<Row> {
       "page size": size,
       "Postgres connections per request": perRequest("opened"),
       "Postgres round trips per request": perRequest("exchanges"),
+      ...cpuValues,
+      ...pgAnswersBetween(before, after, since),
     },
   };
 }

@@ -7,6 +7,7 @@ import type { Duplex } from "node:stream";
 import { WebSocketServer, type WebSocket, type RawData } from "ws";
 import { LOOPBACK_HOST, listenLoopback } from "./ports.js";
 import { handleControl, isRecord } from "./http-util.js";
+import { createSqlEndpoint } from "./pg-http.js";
 
 export interface PgBridgeOptions {
   /** 0 picks a free port. */
@@ -21,6 +22,8 @@ export interface PgBridgeOptions {
 }
 
 export interface PgBridgeStats {
+  /** Statements (or batches) sent over HTTP to `POST /sql`, Neon's query endpoint: no connection of their own. */
+  httpQueries: number;
   /** Connections whose WebSocket was accepted. */
   opened: number;
   /** Connections currently open. */
@@ -31,10 +34,11 @@ export interface PgBridgeStats {
   terminated: number;
   /**
    * Sync and simple Query messages from clients: each is a point where the client waits for the server's
-   * ReadyForQuery, so this counts round trips (a statement through the Neon driver is one).
+   * ReadyForQuery, so this counts round trips (a statement through the Neon driver is one). A query over HTTP is
+   * one too.
    */
   exchanges: number;
-  /** The newest statements (start of their text), oldest first, each with the number of its connection. */
+  /** The newest statements (start of their text), oldest first, each with the number of its connection (0: HTTP). */
   recent: { connection: number; text: string }[];
   /**
    * How long Postgres took to answer, as the bridge sees it: from a Sync or Query sent on a connection that was
@@ -231,7 +235,7 @@ const SLOW_ANSWERS_KEPT = 100;
 export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHandle> {
   let delayMs = 0;
   let down = false;
-  const counters = { opened: 0, rejected: 0, terminated: 0, exchanges: 0 };
+  const counters = { opened: 0, rejected: 0, terminated: 0, exchanges: 0, httpQueries: 0 };
   const recent: PgBridgeStats["recent"] = [];
   const answers: PgBridgeStats["answers"] = { count: 0, totalMs: 0, over10ms: 0, over50ms: 0, slow: [] };
   const answered = (connection: number, ms: number): void => {
@@ -252,9 +256,29 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
     if (why) throw new Error(`pg-bridge: ${why}`);
   }
 
+  const noteStatement = (connection: number, text: string): void => {
+    recent.push({ connection, text: text.slice(0, STATEMENT_PREFIX) });
+    if (recent.length > RECENT_STATEMENTS) recent.shift();
+  };
+  const sqlEndpoint = createSqlEndpoint({
+    route: (requested) => {
+      const why = refuseReason(requested, opts.allowedTargets);
+      return why ? { refused: why } : { target: fixedTarget ?? requested };
+    },
+    isDown: () => down,
+    delayMs: () => delayMs,
+    onQuery: (texts) => {
+      counters.httpQueries++;
+      counters.exchanges++;
+      for (const text of texts) noteStatement(0, text);
+    },
+    onAnswer: (ms) => answered(0, ms),
+  });
+
   const server = http.createServer((req, res) => {
     void (async () => {
       const path = new URL(req.url ?? "/", "http://bridge").pathname;
+      if (path === "/sql") return sqlEndpoint.handle(req, res);
       if (
         opts.controlToken &&
         (await handleControl(req, res, path, {
@@ -301,10 +325,7 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
     ws.binaryType = "nodebuffer";
     const tcp = net.connect({ host: target.host, port: target.port });
     tcp.setNoDelay(true);
-    const scanner = new FrontendScanner((text) => {
-      recent.push({ connection, text });
-      if (recent.length > RECENT_STATEMENTS) recent.shift();
-    });
+    const scanner = new FrontendScanner((text) => noteStatement(connection, text));
     let finished = false;
 
     /** "abort" drops both sides at once; otherwise the TCP side is ended and the ws gets a close frame. */
@@ -382,6 +403,7 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
   }
 
   const cutAll = (): void => {
+    sqlEndpoint.cutAll();
     for (const c of [...conns]) {
       conns.delete(c);
       c.up.clear();
@@ -399,6 +421,7 @@ export async function startPgBridge(opts: PgBridgeOptions): Promise<PgBridgeHand
     wsProxy: (host, p) => `${LOOPBACK_HOST}:${port}/v2?address=${host}:${p}`,
     async close() {
       cutAll();
+      await sqlEndpoint.close();
       wss.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

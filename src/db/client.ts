@@ -1,8 +1,25 @@
-import { Pool, neonConfig, type PoolClient } from "@neondatabase/serverless";
+import { Pool, neon, neonConfig, type PoolClient } from "@neondatabase/serverless";
 import { drizzle, type NeonDatabase } from "drizzle-orm/neon-serverless";
+import { drizzle as drizzleHttp, type NeonHttpDatabase } from "drizzle-orm/neon-http";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import * as schema from "./schema";
 
 export type Db = NeonDatabase<typeof schema> & { $client: Pool };
+/**
+ * Statements sent one at a time over HTTPS (Neon's query endpoint): no connection to open, so the first statement of
+ * a Worker request waits one round trip instead of a WebSocket, TLS and a Postgres start-up. No interactive
+ * transactions, and no `$client.query`: a request that needs those uses its `Db`.
+ */
+export type HttpDb = NeonHttpDatabase<typeof schema>;
+/** A raw statement's result as both drivers give it: its rows (fields and counts differ between them). */
+export interface RowsResultHKT extends PgQueryResultHKT {
+  type: RowsResult<this["row"]>;
+}
+interface RowsResult<Row> {
+  rows: Row[];
+}
+/** What both kinds of access share: the query builders and `execute`, for a query that may run either way. */
+export type AnyDb = PgDatabase<RowsResultHKT, typeof schema>;
 
 export interface DbOptions {
   databaseUrl: string;
@@ -22,6 +39,8 @@ function configureDriver(bridge: string | undefined): void {
   neonConfig.useSecureWebSocket = false;
   neonConfig.pipelineTLS = false;
   neonConfig.pipelineConnect = false;
+  // The bridge also serves Neon's HTTP query endpoint (scripts/local/pg-http.ts), without TLS.
+  neonConfig.fetchEndpoint = () => `http://${bridge}/sql`;
   bridgeConfigured = bridge;
 }
 
@@ -68,6 +87,12 @@ function connectWithoutRestamp(pool: Pool): void {
   const promised = () =>
     new Promise<PoolClient>((resolve, reject) => connect((err, client) => (err || !client ? reject(asError(err ?? "no client")) : resolve(client))));
   pool.connect = ((callback?: Parameters<typeof connect>[0]) => (callback ? connect(callback) : promised())) as Pool["connect"];
+}
+
+/** One-statement access over HTTP; nothing to close. */
+export function openHttpDb(options: DbOptions): HttpDb {
+  configureDriver(options.bridge);
+  return drizzleHttp({ client: neon(options.databaseUrl), schema });
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import type { Db } from "../db/client";
+import type { AnyDb } from "../db/client";
 import { findListed, findMembership, type ListedConversation, type Membership } from "../db/queries/conversations";
 import type { Denial } from "../domain/membership";
 import { HttpError, notFound } from "../lib/errors";
@@ -8,7 +8,8 @@ import type { AppEnv } from "./env";
 
 /**
  * The caller's active membership of a conversation. Unknown, malformed and other people's ids all give the same
- * 404, so a response never reveals that a conversation exists.
+ * 404, so a response never reveals that a conversation exists. The check is one statement over HTTP: a request that
+ * goes on to a room, or only reads, opens no Postgres connection for it.
  */
 export function requireMembership(c: Context<AppEnv>, conversationId: string): Promise<Membership> {
   return required(c, conversationId, findMembership);
@@ -22,10 +23,10 @@ export function requireListed(c: Context<AppEnv>, conversationId: string): Promi
 async function required<M>(
   c: Context<AppEnv>,
   conversationId: string,
-  find: (db: Db, conversationId: string, userId: string) => Promise<M | undefined>,
+  find: (db: AnyDb, conversationId: string, userId: string) => Promise<M | undefined>,
 ): Promise<M> {
   if (!isUuid(conversationId)) throw notFound("Conversation");
-  const membership = await find(c.get("db")(), conversationId.toLowerCase(), c.get("user").id);
+  const membership = await find(c.get("httpDb")(), conversationId.toLowerCase(), c.get("user").id);
   if (!membership) throw notFound("Conversation");
   return membership;
 }

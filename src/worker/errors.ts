@@ -26,10 +26,14 @@ function classify(err: unknown): HttpError {
   return new HttpError(500, "Internal server error");
 }
 
-/** Through the cause chain: drizzle wraps the driver's error in "Failed query: …", which names no connection. */
+/**
+ * Through the cause chain: drizzle wraps the driver's error in "Failed query: …", which names no connection. Over
+ * HTTP, the driver's error without a SQLSTATE is the transport's (no answer, or the endpoint's own non-400 status).
+ */
 function looksLikeConnectionFailure(err: unknown): boolean {
   let e: unknown = err;
   for (let depth = 0; depth < 4 && e; depth++) {
+    if ((e as { name?: unknown }).name === "NeonDbError") return true;
     const text = String((e as { message?: unknown })?.message ?? e);
     if (/connect|WebSocket|terminated|ECONN|timeout|closed|socket|network/i.test(text)) return true;
     e = typeof e === "object" ? (e as { cause?: unknown }).cause : undefined;

@@ -30,10 +30,10 @@ export function loadProfiles(c: Context<AppEnv>, request: ProfileRequest): Promi
 
 /** Messages with `sender`: one profile lookup per response however many messages and senders (profiles/enrich.ts). */
 export function withSenders(c: Context<AppEnv>, messages: Message[]): Promise<Message[]> {
-  return withSenderProfiles(messages, (request) => loadProfiles(c, request), (ids) => kahaIdsOf(c.get("db")(), ids));
+  return withSenderProfiles(messages, (request) => loadProfiles(c, request), (ids) => kahaIdsOf(c.get("httpDb")(), ids));
 }
 
 /** withSenders for a page the room sent as JSON text: the result is the messages' JSON array. */
 export function withSendersJson(c: Context<AppEnv>, messages: SerializedMessage[]): Promise<string> {
-  return withSenderProfilesJson(messages, (request) => loadProfiles(c, request), (ids) => kahaIdsOf(c.get("db")(), ids));
+  return withSenderProfilesJson(messages, (request) => loadProfiles(c, request), (ids) => kahaIdsOf(c.get("httpDb")(), ids));
 }

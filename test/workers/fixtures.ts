@@ -21,6 +21,8 @@ export interface BridgeStats {
   opened: number;
   current: number;
   exchanges: number;
+  /** Statements sent over HTTP (`POST /sql`); their `recent` entries have connection 0. */
+  httpQueries: number;
   recent: { connection: number; text: string }[];
 }
 

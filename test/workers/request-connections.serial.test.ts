@@ -6,7 +6,8 @@ import { api } from "./helpers";
 
 /**
  * A Worker request cannot keep connections between requests, so each one it opens is a new Neon connection in
- * production (WebSocket, TLS, startup): queries run in parallel on a fresh pool each pay for one.
+ * production (WebSocket, TLS, startup): queries run in parallel on a fresh pool each pay for one. A statement sent
+ * over HTTP opens none (the bridge counts it as a round trip).
  */
 async function costOf(request: () => Promise<void>, setup?: () => Promise<void>): Promise<{ connections: number; roundTrips: number }> {
   // The least of three: another object's pool (an alarm, a flush) may use Postgres meanwhile, never less.
@@ -22,7 +23,7 @@ async function costOf(request: () => Promise<void>, setup?: () => Promise<void>)
 }
 
 describe("Postgres connections and round trips per request", () => {
-  it("the list (both kinds of page), one conversation, its unread count and receipts, and asking again for a direct conversation each cost one connection and one statement", async () => {
+  it("the list (both kinds of page), one conversation, its unread count and receipts, and asking again for a direct conversation each cost one statement over HTTP and no connection", async () => {
     const [me, a, b] = await users(3, "listconn");
     const first = await direct(me, a);
     await direct(me, b);
@@ -67,10 +68,11 @@ describe("Postgres connections and round trips per request", () => {
       const res = await api("PATCH", `/conversations/${threesome}`, { token: me.token, body: { name: `Renamed ${renames}` } });
       expect({ status: res.status, name: res.body.name }).toEqual({ status: 200, name: `Renamed ${renames}` });
     });
-    // A rename reads (membership and view) and writes, with its audit entry in the same statement: two. The same
-    // name again writes nothing: one.
-    expect({ renamed, unchanged }).toEqual({ renamed: { connections: 1, roundTrips: 2 }, unchanged: { connections: 1, roundTrips: 1 } });
-    const once = { connections: 1, roundTrips: 1 };
+    // A rename reads (membership and view) over HTTP and writes, with its audit entry in the same statement, on a
+    // connection: two round trips. The same name again writes nothing: one, and no connection.
+    expect({ renamed, unchanged }).toEqual({ renamed: { connections: 1, roundTrips: 2 }, unchanged: { connections: 0, roundTrips: 1 } });
+    // Each is one statement over HTTP (Neon's query endpoint): no connection to open.
+    const once = { connections: 0, roundTrips: 1 };
     expect({ list, one, numbered, unread, receipts, again }).toEqual({ list: once, one: once, numbered: once, unread: once, receipts: once, again: once });
   });
 });
@@ -113,20 +115,24 @@ describe("asking again for a direct conversation the other side left", () => {
 });
 
 describe("the caller's users row", () => {
-  it("is upserted after a read's response, on the request's connection, not before its query", async () => {
+  it("is upserted over HTTP after a read's response, not before its query, and the request opens no connection", async () => {
     const [me, other] = await users(2, "listfirst");
     await withDb((db) => db.execute(sql`INSERT INTO users (id, kaha_id) VALUES (${me.id}, ${me.kahaId}), (${other.id}, ${other.kahaId})`));
+    const before = await bridgeStats();
     const res = await api("GET", "/conversations", { token: me.token });
     expect(res.status).toBe(200);
     // The upsert runs under waitUntil once the response is out; the bridge lists statements as they arrive.
-    let mine: { connection: number; text: string }[] = [];
+    let after: string[] = [];
+    let stats = before;
     for (let i = 0; i < 100; i++) {
-      const { recent } = await bridgeStats();
-      const list = recent.findLast((s) => s.text.startsWith("select") && s.text.includes('"conversations"'));
-      mine = list ? recent.filter((s) => s.connection === list.connection) : [];
-      if (mine.some((s) => s.text.startsWith('insert into "users"'))) break;
+      stats = await bridgeStats();
+      const http = stats.recent.filter((s) => s.connection === 0).map((s) => s.text.slice(0, 20));
+      const list = http.findLastIndex((t) => t.startsWith("select") && t.includes('"conversation'));
+      after = list < 0 ? [] : http.slice(list + 1);
+      if (after.includes('insert into "users" ')) break;
       await new Promise((r) => setTimeout(r, 20));
     }
-    expect(mine.map((s) => s.text.slice(0, 20))).toEqual([expect.stringMatching(/^select/), 'insert into "users" ']);
+    expect(after).toEqual(['insert into "users" ']);
+    expect({ opened: stats.opened - before.opened, httpQueries: stats.httpQueries - before.httpQueries }).toEqual({ opened: 0, httpQueries: 2 });
   });
 });

@@ -3,7 +3,7 @@ import { and, count, desc, eq, gt, inArray, isNull, sql, type SQL } from "drizzl
 import type { PgColumn } from "drizzle-orm/pg-core";
 import { unavailable } from "../../lib/errors";
 import type { Message } from "../../protocol/resources";
-import type { Db } from "../client";
+import type { AnyDb, Db } from "../client";
 import { toMessage } from "../mappers";
 import { businessAgents, conversations, messages, participants, users } from "../schema";
 import { auditInsertEach, auditedChange, chained, type AuditEntry } from "./audit";
@@ -29,7 +29,7 @@ export interface CreateResult {
 const active = (conversationId: string, userId: string) =>
   and(eq(participants.conversationId, conversationId), eq(participants.userId, userId), isNull(participants.leftAt));
 
-export async function findMembership(db: Db, conversationId: string, userId: string): Promise<Membership | undefined> {
+export async function findMembership(db: AnyDb, conversationId: string, userId: string): Promise<Membership | undefined> {
   const rows = await db
     .select({ conversation: conversations, me: participants })
     .from(participants)
@@ -236,7 +236,7 @@ export interface ListAfter {
 }
 
 /** The list's rows, newest activity first; `extra` adds columns (the numbered page's total). */
-function listQuery<E extends Record<string, SQL>>(db: Db, extra: E = {} as E) {
+function listQuery<E extends Record<string, SQL>>(db: AnyDb, extra: E = {} as E) {
   return db
     .select({ conversation: conversations, me: participants, activityKey, parts: partsColumns, ...extra })
     .from(participants)
@@ -248,7 +248,7 @@ function listQuery<E extends Record<string, SQL>>(db: Db, extra: E = {} as E) {
 const activeFor = (userId: string) => and(eq(participants.userId, userId), isNull(participants.leftAt));
 
 /** Keyset page, newest activity first; fetches one extra row to know whether another page exists. */
-export async function listByCursor(db: Db, userId: string, limit: number, after?: ListAfter): Promise<ListedConversation[]> {
+export async function listByCursor(db: AnyDb, userId: string, limit: number, after?: ListAfter): Promise<ListedConversation[]> {
   const where = after
     ? and(
         activeFor(userId),
@@ -259,7 +259,7 @@ export async function listByCursor(db: Db, userId: string, limit: number, after?
 }
 
 /** A numbered page and the number of conversations in all: one statement, unless the page is past the end. */
-export async function listByPage(db: Db, userId: string, limit: number, page: number): Promise<{ rows: ListedConversation[]; total: number }> {
+export async function listByPage(db: AnyDb, userId: string, limit: number, page: number): Promise<{ rows: ListedConversation[]; total: number }> {
   const rows = await listQuery(db, { total: sql<number>`count(*) OVER ()`.mapWith(Number) })
     .where(activeFor(userId))
     .limit(limit)
@@ -270,7 +270,7 @@ export async function listByPage(db: Db, userId: string, limit: number, page: nu
 }
 
 /** The direct conversation of a pair as the list shows it, if `userId` is still in it (the common repeat ask). */
-export async function findListedDirect(db: Db, key: string, userId: string): Promise<ListedConversation | undefined> {
+export async function findListedDirect(db: AnyDb, key: string, userId: string): Promise<ListedConversation | undefined> {
   const rows = await listQuery(db)
     .where(and(eq(conversations.directKey, key), activeFor(userId)))
     .limit(1);
@@ -278,7 +278,7 @@ export async function findListedDirect(db: Db, key: string, userId: string): Pro
 }
 
 /** One conversation as the list shows it, if the user is an active participant. */
-export async function findListed(db: Db, conversationId: string, userId: string): Promise<ListedConversation | undefined> {
+export async function findListed(db: AnyDb, conversationId: string, userId: string): Promise<ListedConversation | undefined> {
   const rows = await listQuery(db).where(active(conversationId, userId)).limit(1);
   return rows[0];
 }
@@ -316,7 +316,7 @@ export interface UnreadSummaryRow {
 }
 
 /** Every active membership of the user with its unread count (zero included) and mute flag, in one query. */
-export async function unreadSummary(db: Db, userId: string): Promise<UnreadSummaryRow[]> {
+export async function unreadSummary(db: AnyDb, userId: string): Promise<UnreadSummaryRow[]> {
   const rows = await db
     .select({ conversationId: participants.conversationId, isMuted: participants.isMuted, unread: count(messages.id) })
     .from(participants)

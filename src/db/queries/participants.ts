@@ -2,7 +2,7 @@ import { appendAudit, type AuditEntry } from "./audit";
 import { and, asc, eq, inArray, isNull, or, sql } from "drizzle-orm";
 import { checkActorNow, checkCapacity, checkDemotion, promotionAfterLeave, type Denial } from "../../domain/membership";
 import type { ConversationType, Role } from "../../protocol/resources";
-import type { Db } from "../client";
+import type { AnyDb, Db } from "../client";
 import { conversations, participants, users } from "../schema";
 import type { ParticipantRow } from "./conversations";
 
@@ -155,7 +155,7 @@ export async function setMuted(db: Db, conversationId: string, userId: string, i
   return rows[0];
 }
 
-export async function kahaIdsOf(db: Db, userIds: string[]): Promise<Map<string, string>> {
+export async function kahaIdsOf(db: AnyDb, userIds: string[]): Promise<Map<string, string>> {
   if (userIds.length === 0) return new Map();
   const rows = await db.select({ id: users.id, kahaId: users.kahaId }).from(users).where(inArray(users.id, userIds));
   return new Map(rows.map((r) => [r.id, r.kahaId]));

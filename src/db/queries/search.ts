@@ -1,6 +1,6 @@
 import { sql, type SQL } from "drizzle-orm";
 import type { Message } from "../../protocol/resources";
-import type { Db } from "../client";
+import type { AnyDb, Db } from "../client";
 import { toMessage } from "../mappers";
 
 /** Position after the last row of a global search page, in its sort order. */
@@ -79,7 +79,7 @@ function toMessages(rows: Row[], limit: number): Message[] {
  * millisecond, several conversations), so (conversation_id, seq) — unique — breaks ties, all descending: one row
  * comparison is then both the order and the keyset cursor, and a page boundary inside a tie skips or repeats nothing.
  */
-export async function searchMessages(db: Db, query: SearchQuery): Promise<{ messages: Message[]; next?: GlobalSearchCursor }> {
+export async function searchMessages(db: AnyDb, query: SearchQuery): Promise<{ messages: Message[]; next?: GlobalSearchCursor }> {
   const conditions: SQL[] = [matches(query.q)];
   const c = query.cursor;
   if (c) conditions.push(sql`(m.created_at, m.conversation_id, m.seq) < (${c.createdAt}::timestamptz, ${c.conversationId}::uuid, ${c.seq})`);

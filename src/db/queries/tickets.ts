@@ -1,11 +1,11 @@
 import { and, eq, gt, inArray, lt, sql } from "drizzle-orm";
 import type { AuthUser } from "../../lib/jwt";
-import type { Db } from "../client";
+import type { AnyDb, Db } from "../client";
 import { realtimeTickets } from "../schema";
 
 export const TICKET_TTL_MS = 60_000;
 
-export async function createTicket(db: Db, ticket: string, user: AuthUser): Promise<Date> {
+export async function createTicket(db: AnyDb, ticket: string, user: AuthUser): Promise<Date> {
   const expiresAt = new Date(Date.now() + TICKET_TTL_MS);
   // RFC 7519 allows a fractional exp; the column holds whole seconds (floored: never later than the token).
   const tokenExp = user.exp === undefined ? null : Math.min(Math.floor(user.exp), Number.MAX_SAFE_INTEGER);
@@ -18,7 +18,7 @@ export async function createTicket(db: Db, ticket: string, user: AuthUser): Prom
  * the token it was issued for: past the token's exp it is refused like an expired token (it opened a socket that
  * the object's alarm closed only seconds later).
  */
-export async function consumeTicket(db: Db, ticket: string, nowMs = Date.now()): Promise<AuthUser | undefined> {
+export async function consumeTicket(db: AnyDb, ticket: string, nowMs = Date.now()): Promise<AuthUser | undefined> {
   const rows = await db
     .delete(realtimeTickets)
     .where(and(eq(realtimeTickets.ticket, ticket), gt(realtimeTickets.expiresAt, sql`now()`)))

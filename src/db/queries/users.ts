@@ -1,5 +1,5 @@
 import { eq, sql } from "drizzle-orm";
-import type { Db } from "../client";
+import type { AnyDb, Db } from "../client";
 import { users } from "../schema";
 
 // Provisioning is idempotent; remembering recent ids saves a write on every request from the same isolate.
@@ -18,7 +18,7 @@ function remember(set: Set<string>, id: string) {
  * A verified token provisions its user; a placeholder kahaId left by provisionUserIds is filled in. The database
  * is a factory so a user this isolate already provisioned costs no connection at all.
  */
-export async function provisionUser(db: () => Db, id: string, kahaId: string): Promise<void> {
+export async function provisionUser(db: () => AnyDb, id: string, kahaId: string): Promise<void> {
   if (provisioned.has(id)) return;
   await db()
     .insert(users)

@@ -62,8 +62,8 @@ function authenticated(provision: "first" | "background" | "after") {
 
 /** The caller's users row, once per isolate: before the request goes on, beside it, or after it (see authenticated). */
 export async function provisionCaller(c: Context<AppEnv>, user: AuthUser, when: "first" | "background" | "after"): Promise<void> {
-  if (when === "after") return c.get("afterResponse")(() => provisionUser(c.get("db"), user.id, user.kahaId));
-  const provisioning = provisionUser(c.get("db"), user.id, user.kahaId);
+  if (when === "after") return c.get("afterResponse")(() => provisionUser(c.get("httpDb"), user.id, user.kahaId));
+  const provisioning = provisionUser(c.get("httpDb"), user.id, user.kahaId);
   if (when === "first") return provisioning;
   c.executionCtx.waitUntil(provisioning.catch((err: Error) => c.get("log").warn("user provisioning failed", { error: err.message?.slice(0, 200) })));
 }

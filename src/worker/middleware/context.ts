@@ -1,7 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import { getConfig } from "../../lib/config";
 import { createLogger } from "../../lib/log";
-import { asError, openDb, type DbHandle } from "../../db/client";
+import { asError, openDb, openHttpDb, type DbHandle, type HttpDb } from "../../db/client";
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { isUuidParam } from "../params";
@@ -48,6 +48,8 @@ export const requestContext = createMiddleware<AppEnv>(async (c, next) => {
       handle ??= openDb({ databaseUrl: config.DATABASE_URL, bridge: config.PG_BRIDGE }, 1);
       return handle.db;
     });
+    let httpDb: HttpDb | undefined;
+    c.set("httpDb", () => (httpDb ??= openHttpDb({ databaseUrl: config.DATABASE_URL, bridge: config.PG_BRIDGE })));
     await next();
   } catch (err) {
     // Hono hands only Errors to the error handler; anything else thrown would end the request with no response.

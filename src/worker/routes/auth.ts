@@ -47,7 +47,7 @@ export const auth = new OpenAPIHono<AppEnv>()
       if (!config.JWT_SECRET) throw new HttpError(404, "Not found");
       const { kahaId } = c.req.valid("json");
       const id = await devUserId(kahaId);
-      await provisionUser(c.get("db"), id, kahaId);
+      await provisionUser(c.get("httpDb"), id, kahaId);
       const access_token = await signDevToken({ id, kahaId }, config.JWT_SECRET, 24 * 3600);
       return c.json({ access_token, user: { id, kahaId } }, 200);
     },

@@ -79,15 +79,14 @@ export const conversations = new OpenAPIHono<AppEnv>()
       const me = c.get("user").id;
       const target = c.req.valid("json").targetUserId.toLowerCase();
       enforce(checkDirectTarget(me, target));
-      const db = c.get("db")();
       const key = directKey(me, target);
       // Opening a chat with someone again: one statement when both are still in it (no transaction, no rejoin).
-      const found = await findListedDirect(db, key, me);
+      const found = await findListedDirect(c.get("httpDb")(), key, me);
       if (found) {
         const parts = partsOf([found]);
         if (parts.members.some((m) => m.participant.userId === target)) return c.json(await conversationView(c, found, parts), 200);
       }
-      const result = await createDirect(db, me, target, key);
+      const result = await createDirect(c.get("db")(), me, target, key);
       const view = await answerCreate(c, result);
       return c.json(view, result.created ? 201 : 200);
     },
@@ -162,7 +161,7 @@ export const conversations = new OpenAPIHono<AppEnv>()
     async (c) => {
       const { limit, page, cursor } = c.req.valid("query");
       const me = c.get("user").id;
-      const db = c.get("db")();
+      const db = c.get("httpDb")();
       if (page !== undefined) {
         if (cursor) throw badRequest("use either cursor or page, not both");
         const { rows, total } = await listByPage(db, me, limit, page);

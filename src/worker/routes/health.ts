@@ -67,7 +67,8 @@ export const health = new OpenAPIHono<AppEnv>()
     async (c) => {
       const config = c.get("config");
       const [database, cache, profileService, jobs] = await Promise.all([
-        timed(() => c.get("db")().execute(sql`select 1`), 3000, "database", c.get("log")),
+        // Both ways the service reaches Postgres: a connection (rooms, transactions) and a statement over HTTP.
+        timed(() => Promise.all([c.get("db")().execute(sql`select 1`), c.get("httpDb")().execute(sql`select 1`)]), 3000, "database", c.get("log")),
         timed(() => createRedis(config).ping(), 2000, "cache", c.get("log")),
         timed(async () => {
           const res = await fetch(`${config.PROFILE_SERVICE_URL}/api/batch/profiles`, {

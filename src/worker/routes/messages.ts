@@ -226,5 +226,5 @@ export const messageSearch = new OpenAPIHono<AppEnv>().openapi(
     responses: { 200: json("Matching messages", searchResult), ...errorResponses(400, 401) },
   }),
   async (c) =>
-    c.json(await runSearch(c, c.req.valid("query"), searchCursor, (q, cursor, limit) => searchMessages(c.get("db")(), { userId: c.get("user").id, q, cursor, limit })), 200),
+    c.json(await runSearch(c, c.req.valid("query"), searchCursor, (q, cursor, limit) => searchMessages(c.get("httpDb")(), { userId: c.get("user").id, q, cursor, limit })), 200),
 );

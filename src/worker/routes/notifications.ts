@@ -21,7 +21,7 @@ export const notifications = new OpenAPIHono<AppEnv>()
       responses: { 200: json("Unread counts", unreadCounts), ...errorResponses(401) },
     }),
     async (c) => {
-      const rows = await unreadSummary(c.get("db")(), c.get("user").id);
+      const rows = await unreadSummary(c.get("httpDb")(), c.get("user").id);
       const unreadCounts: Record<string, number> = {};
       for (const r of rows) unreadCounts[r.conversationId] = r.unread;
       return c.json(
@@ -48,7 +48,7 @@ export const notifications = new OpenAPIHono<AppEnv>()
       },
     }),
     async (c) => {
-      const unread = (await unreadSummary(c.get("db")(), c.get("user").id)).filter((r) => r.unread > 0);
+      const unread = (await unreadSummary(c.get("httpDb")(), c.get("user").id)).filter((r) => r.unread > 0);
       const actor = actorOf(c);
       const results = await settleBounded(unread, MARK_CONCURRENCY, ({ conversationId }) =>
         callRoom(() => roomStub(c, conversationId).markRead({ conversationId, actor })),

@@ -37,7 +37,7 @@ async function upgradeIdentity(c: Context<AppEnv>, provision: "first" | "backgro
   const ticket = c.req.query("ticket");
   let user: AuthUser | undefined;
   if (ticket) {
-    user = /^[0-9a-f]{48}$/.test(ticket) ? await consumeTicket(c.get("db")(), ticket) : undefined;
+    user = /^[0-9a-f]{48}$/.test(ticket) ? await consumeTicket(c.get("httpDb")(), ticket) : undefined;
     if (!user) {
       auditAuthFailure(c, "invalid or expired ticket");
       throw new HttpError(401, "Invalid or expired ticket");
@@ -81,7 +81,7 @@ export const realtime = new OpenAPIHono<AppEnv>().openapi(
   }),
   async (c) => {
     const ticket = randomToken(24);
-    const expiresAt = await createTicket(c.get("db")(), ticket, c.get("user"));
+    const expiresAt = await createTicket(c.get("httpDb")(), ticket, c.get("user"));
     return c.json({ ticket, expiresAt: expiresAt.toISOString() }, 200);
   },
 );

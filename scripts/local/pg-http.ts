@@ -106,6 +106,8 @@ export function createSqlEndpoint(deps: SqlEndpointDeps): SqlEndpoint {
         database,
         max: POOL_SIZE,
         idleTimeoutMillis: 10_000,
+        // As the driver's own pools: a server that accepts and never answers fails the query instead of holding it.
+        connectionTimeoutMillis: 5000,
       });
       // A backend that dies while idle (a server restart) must not crash the bridge; the next query reconnects.
       pool.on("error", () => {});

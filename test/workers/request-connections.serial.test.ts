@@ -68,9 +68,16 @@ describe("Postgres connections and round trips per request", () => {
       const res = await api("PATCH", `/conversations/${threesome}`, { token: me.token, body: { name: `Renamed ${renames}` } });
       expect({ status: res.status, name: res.body.name }).toEqual({ status: 200, name: `Renamed ${renames}` });
     });
-    // A rename reads (membership and view) over HTTP and writes, with its audit entry in the same statement, on a
-    // connection: two round trips. The same name again writes nothing: one, and no connection.
-    expect({ renamed, unchanged }).toEqual({ renamed: { connections: 1, roundTrips: 2 }, unchanged: { connections: 0, roundTrips: 1 } });
+    let muted = false;
+    const mute = await costOf(async () => {
+      muted = !muted;
+      const res = await api("PUT", `/conversations/${threesome}/mute`, { token: me.token, body: { isMuted: muted } });
+      expect(res.body).toEqual({ conversationId: threesome, isMuted: muted });
+    });
+    // A rename reads (membership and view) and writes, with its audit entry in the same statement: two round trips,
+    // both over HTTP. The same name again writes nothing: one. A mute is the membership check and the UPDATE.
+    const twice = { connections: 0, roundTrips: 2 };
+    expect({ renamed, unchanged, mute }).toEqual({ renamed: twice, unchanged: { connections: 0, roundTrips: 1 }, mute: twice });
     // Each is one statement over HTTP (Neon's query endpoint): no connection to open.
     const once = { connections: 0, roundTrips: 1 };
     expect({ list, one, numbered, unread, receipts, again }).toEqual({ list: once, one: once, numbered: once, unread: once, receipts: once, again: once });

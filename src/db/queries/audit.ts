@@ -1,6 +1,6 @@
 import { eq, isNull, sql, type SQL } from "drizzle-orm";
 import { sha256Hex } from "../../lib/ids";
-import type { Db } from "../client";
+import type { AnyDb, Db } from "../client";
 import { auditLog } from "../schema";
 
 export interface AuditEntry {
@@ -104,7 +104,7 @@ export function auditInsertEach(chain: SQL, source: SQL, candidates: AuditCandid
  * touched a row (`auditInsertEach` for one entry, in its conversation's chain or the global one): one round trip,
  * atomic without BEGIN/COMMIT. Answers how many rows the change touched (0: nothing written, no entry).
  */
-export async function auditedChange(db: Db, change: SQL, e: AuditEntry): Promise<number> {
+export async function auditedChange(db: AnyDb, change: SQL, e: AuditEntry): Promise<number> {
   const { conversationId, entryId: _, ...entry } = e;
   const chain = conversationId === null ? sql`NULL` : sql`${conversationId}`;
   const audit = auditInsertEach(chain, sql`(SELECT 'entry' AS key FROM c LIMIT 1)`, [{ key: "entry", entry }]);

@@ -209,7 +209,7 @@ export interface Rename {
  * UPDATE's condition (re-checked on the current row if a concurrent rename got there first). false: the name had
  * changed meanwhile, or the actor is no longer an admin; nothing was written.
  */
-export async function renameConversation(db: Db, r: Rename): Promise<boolean> {
+export async function renameConversation(db: AnyDb, r: Rename): Promise<boolean> {
   const entry = { conversationId: r.conversationId, actorId: r.actorId, action: "conversation.renamed", targetId: r.conversationId, details: { from: r.from, to: r.to } };
   // The actor must still be an admin when the row changes: a demotion or removal committed after the route's check
   // wins, as it does for membership changes (checkActorNow); the route then reads again and answers 403 or 404.

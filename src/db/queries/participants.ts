@@ -146,7 +146,7 @@ export async function changeRole(
   });
 }
 
-export async function setMuted(db: Db, conversationId: string, userId: string, isMuted: boolean): Promise<ParticipantRow | undefined> {
+export async function setMuted(db: AnyDb, conversationId: string, userId: string, isMuted: boolean): Promise<ParticipantRow | undefined> {
   const rows = await db
     .update(participants)
     .set({ isMuted })

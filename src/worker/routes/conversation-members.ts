@@ -108,7 +108,7 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
     async (c) => {
       const { conversation, me } = await requireMembership(c, c.req.valid("param").id);
       const { isMuted } = c.req.valid("json");
-      const saved = await setMuted(c.get("db")(), conversation.id, me.userId, isMuted);
+      const saved = await setMuted(c.get("httpDb")(), conversation.id, me.userId, isMuted);
       if (!saved) throw notFound("Conversation");
       // The room reloads its participants (it flags notifications to muted members); a mute is private, so nothing
       // is named for broadcast.

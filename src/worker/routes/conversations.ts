@@ -212,7 +212,7 @@ export const conversations = new OpenAPIHono<AppEnv>()
         // The same name again changes nothing: no audit entry, no conversation_updated.
         if (listed.conversation.name === name) return c.json(await listedView(c, listed), 200);
         const rename = { conversationId: listed.conversation.id, actorId: c.get("user").id, from: listed.conversation.name, to: name };
-        if (await renameConversation(c.get("db")(), rename)) {
+        if (await renameConversation(c.get("httpDb")(), rename)) {
           const view = await listedView(c, listed, { ...listed.conversation, name });
           await tellRoom(c, { kind: "conversation_updated", conversationId: view.id, conversation: sharedView(view) });
           tellUsers(c, view.participants.map((p) => p.userId), { type: "conversation_updated", conversation: sharedView(view) });

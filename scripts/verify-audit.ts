@@ -10,7 +10,6 @@ import { parseArgs } from "node:util";
 import { Pool, neonConfig } from "@neondatabase/serverless";
 import { drizzle } from "drizzle-orm/neon-serverless";
 import WebSocket from "ws";
-import * as schema from "../src/db/schema.js";
 import { isUuid } from "../src/lib/ids.js";
 import { signDevToken } from "../src/lib/jwt.js";
 import { verifyAuditChains, type VerifyReport } from "../src/jobs/audit-verify.js";
@@ -46,7 +45,7 @@ async function direct(options: { conversationId?: string; globalOnly: boolean })
     pool.on("error", () => {});
   }
   try {
-    return await verifyAuditChains(drizzle({ client: pool, schema }), options);
+    return await verifyAuditChains(drizzle({ client: pool }), options);
   } finally {
     await pool.end().catch(() => {});
   }

@@ -2,15 +2,18 @@ import { Pool, neon, neonConfig, type PoolClient } from "@neondatabase/serverles
 import { drizzle, type NeonDatabase } from "drizzle-orm/neon-serverless";
 import { drizzle as drizzleHttp, type NeonHttpDatabase } from "drizzle-orm/neon-http";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
-import * as schema from "./schema";
 
-export type Db = NeonDatabase<typeof schema> & { $client: Pool };
+/**
+ * Without the schema: drizzle's relational API (`db.query.*`) is not used, and handing it the schema made every
+ * request walk every table to build its relational config (about 4% of a list request's CPU).
+ */
+export type Db = NeonDatabase & { $client: Pool };
 /**
  * Statements sent one at a time over HTTPS (Neon's query endpoint): no connection to open, so the first statement of
  * a Worker request waits one round trip instead of a WebSocket, TLS and a Postgres start-up. No interactive
  * transactions, and no `$client.query`: a request that needs those uses its `Db`.
  */
-export type HttpDb = NeonHttpDatabase<typeof schema>;
+export type HttpDb = NeonHttpDatabase;
 /** A raw statement's result as both drivers give it: its rows (fields and counts differ between them). */
 export interface RowsResultHKT extends PgQueryResultHKT {
   type: RowsResult<this["row"]>;
@@ -19,7 +22,7 @@ interface RowsResult<Row> {
   rows: Row[];
 }
 /** What both kinds of access share: the query builders and `execute`, for a query that may run either way. */
-export type AnyDb = PgDatabase<RowsResultHKT, typeof schema>;
+export type AnyDb = PgDatabase<RowsResultHKT>;
 
 export interface DbOptions {
   databaseUrl: string;
@@ -65,7 +68,7 @@ export function openDb(options: DbOptions, maxConnections = 4): DbHandle {
   connectWithoutRestamp(pool);
   let ended = false;
   return {
-    db: drizzle({ client: pool, schema }),
+    db: drizzle({ client: pool }),
     pool,
     end: async () => {
       if (ended) return;
@@ -89,10 +92,20 @@ function connectWithoutRestamp(pool: Pool): void {
   pool.connect = ((callback?: Parameters<typeof connect>[0]) => (callback ? connect(callback) : promised())) as Pool["connect"];
 }
 
-/** One-statement access over HTTP; nothing to close. */
+const httpDbs = new Map<string, HttpDb>();
+
+/**
+ * One-statement access over HTTP; nothing to close. It holds no I/O object (each query is a fetch of the request
+ * that runs it), so one per database serves every request of the isolate.
+ */
 export function openHttpDb(options: DbOptions): HttpDb {
   configureDriver(options.bridge);
-  return drizzleHttp({ client: neon(options.databaseUrl), schema });
+  let db = httpDbs.get(options.databaseUrl);
+  if (!db) {
+    db = drizzleHttp({ client: neon(options.databaseUrl) });
+    httpDbs.set(options.databaseUrl, db);
+  }
+  return db;
 }
 
 /**

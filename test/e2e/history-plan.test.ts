@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { drizzle } from "drizzle-orm/neon-serverless";
 import { messageById, messagePage, type PageQuery } from "../../src/db/queries/messages";
-import * as schema from "../../src/db/schema";
 import { pool, seedConversation, type User } from "./harness";
 
 /**
@@ -80,7 +79,7 @@ describe("history at 100,000 messages", () => {
       await client.query("UPDATE messages SET created_at = $2 WHERE conversation_id = $1 AND seq = 1", [conversationId, at("678999")]);
       await client.query("UPDATE messages SET edited_at = $2 WHERE conversation_id = $1 AND seq = 2", [conversationId, at("000501")]);
       await client.query("UPDATE messages SET deleted_at = $2 WHERE conversation_id = $1 AND seq = 3", [conversationId, at("999999")]);
-      const db = drizzle({ client, schema });
+      const db = drizzle({ client });
       const page = await messagePage(db, conversationId, { after: 0, limit: 4 });
       expect(page.messages.map((m) => m.seq)).toEqual([1, 2, 3, 4]);
       expect(page.hasMore).toBe(true);
@@ -106,7 +105,7 @@ describe("history at 100,000 messages", () => {
       const client = pool();
       try {
         const recorded = recordQueries(client);
-        const db = drizzle({ client, schema });
+        const db = drizzle({ client });
         const page = await messagePage(db, conversationId, q);
         expect(page.messages.map((m) => m.seq)).toEqual(Array.from({ length: LIMIT }, (_, i) => seqs[0] + i));
         expect(page.hasMore).toBe(true);

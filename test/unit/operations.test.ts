@@ -15,7 +15,6 @@ import { createLogger, type Logger } from "../../src/lib/log";
 import { MetricsBatch, flushMetrics, renderPrometheus, requestClass, seriesKey } from "../../src/lib/metrics";
 import { appendAudit, auditHashInput } from "../../src/db/queries/audit";
 import { retentionCutoff, retentionDays } from "../../src/db/queries/retention";
-import * as schema from "../../src/db/schema";
 import { ChainVerifier, REDACTION_ACTION, type AuditRow } from "../../src/jobs/audit-verify";
 import {
   bucketsFor,
@@ -329,7 +328,7 @@ describe.skipIf(!process.env.STACK_DATABASE_URL)("npm run audit:verify (against 
 
   it("reports an intact chain with exit 0 and the first edited row with exit 1", { timeout: 90_000 }, async () => {
     const pool = nodePool(process.env.STACK_DATABASE_URL!, process.env.STACK_PG_BRIDGE!, 2);
-    const db = drizzle({ client: pool, schema });
+    const db = drizzle({ client: pool });
     const conversationId = crypto.randomUUID();
     try {
       await appendAudit(db, [

@@ -3,6 +3,7 @@ import { direct, group, users } from "./conversation-helpers";
 import { sql } from "drizzle-orm";
 import { bridgeStats, withDb } from "./fixtures";
 import { api } from "./helpers";
+import { newBusiness, registerAgent } from "./business-helpers";
 
 /**
  * A Worker request cannot keep connections between requests, so each one it opens is a new Neon connection in
@@ -141,5 +142,22 @@ describe("the caller's users row", () => {
     }
     expect(after).toEqual(['insert into "users" ']);
     expect({ opened: stats.opened - before.opened, httpQueries: stats.httpQueries - before.httpQueries }).toEqual({ opened: 0, httpQueries: 2 });
+  });
+});
+
+describe("a business admin's reads", () => {
+  it("the agents (as one of them sees them) and whether it is open now cost no connection, one statement each over HTTP", async () => {
+    const biz = await newBusiness();
+    const [agent] = await users(1, "bizconn");
+    await registerAgent(biz, agent);
+    const agents = await costOf(async () => {
+      const res = await api("GET", `/business/${biz.id}/agents`, { token: agent.token });
+      expect(res.body.agents.map((a: { userId: string }) => a.userId)).toEqual([agent.id]);
+    });
+    const hours = await costOf(async () => {
+      expect((await api("GET", `/business/${biz.id}/hours/status`, { token: agent.token })).body).toMatchObject({ isOpen: true });
+    });
+    // The agents: the admin check, then the list. The status: the hours.
+    expect({ agents, hours }).toEqual({ agents: { connections: 0, roundTrips: 2 }, hours: { connections: 0, roundTrips: 1 } });
   });
 });

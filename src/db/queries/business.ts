@@ -1,7 +1,7 @@
 import { and, asc, eq, inArray, isNotNull, isNull, sql } from "drizzle-orm";
 import type { BusinessHours } from "../../domain/business-hours";
 import type { Role } from "../../protocol/resources";
-import type { Db } from "../client";
+import type { AnyDb, Db } from "../client";
 import { businessAdmins, businessAgents, businessAssignments, businessHours, conversations, participants } from "../schema";
 import { appendAudit, auditedChange } from "./audit";
 import type { ConversationRow } from "./conversations";
@@ -21,7 +21,7 @@ export type AgentRow = typeof businessAgents.$inferSelect;
 
 // ── Admins ───────────────────────────────────────────────────────────────────────────────────────────────────
 
-export async function isRegisteredAdmin(db: Db, businessId: string, userId: string): Promise<boolean> {
+export async function isRegisteredAdmin(db: AnyDb, businessId: string, userId: string): Promise<boolean> {
   const rows = await db
     .select({ userId: businessAdmins.userId })
     .from(businessAdmins)
@@ -100,7 +100,7 @@ export async function deleteAgent(db: Db, businessId: string, userId: string, ac
 }
 
 /** A business's agents, by user id. */
-export async function listAgents(db: Db, businessId: string): Promise<AgentRow[]> {
+export async function listAgents(db: AnyDb, businessId: string): Promise<AgentRow[]> {
   return db.select().from(businessAgents).where(eq(businessAgents.businessId, businessId)).orderBy(asc(businessAgents.userId));
 }
 
@@ -123,14 +123,14 @@ export async function setAgentAvailability(db: Db, businessId: string, userId: s
 }
 
 /** The businesses a user is an agent of (the UserSession tells their desks about presence transitions). */
-export async function agentBusinesses(db: Db, userId: string): Promise<string[]> {
+export async function agentBusinesses(db: AnyDb, userId: string): Promise<string[]> {
   const rows = await db.select({ businessId: businessAgents.businessId }).from(businessAgents).where(eq(businessAgents.userId, userId));
   return rows.map((r) => r.businessId);
 }
 
 // ── Hours ────────────────────────────────────────────────────────────────────────────────────────────────────
 
-export async function loadHours(db: Db, businessId: string): Promise<BusinessHours | null> {
+export async function loadHours(db: AnyDb, businessId: string): Promise<BusinessHours | null> {
   const rows = await db.select().from(businessHours).where(eq(businessHours.businessId, businessId)).limit(1);
   const row = rows[0];
   if (!row) return null;
@@ -215,7 +215,7 @@ export async function loadDeskSeed(db: Db, businessId: string): Promise<DeskSeed
 
 // ── Conversations ────────────────────────────────────────────────────────────────────────────────────────────
 
-export async function findBusinessConversation(db: Db, conversationId: string): Promise<ConversationRow | undefined> {
+export async function findBusinessConversation(db: AnyDb, conversationId: string): Promise<ConversationRow | undefined> {
   const rows = await db
     .select()
     .from(conversations)
@@ -224,7 +224,7 @@ export async function findBusinessConversation(db: Db, conversationId: string): 
   return rows[0];
 }
 
-export async function activeRole(db: Db, conversationId: string, userId: string): Promise<Role | undefined> {
+export async function activeRole(db: AnyDb, conversationId: string, userId: string): Promise<Role | undefined> {
   const rows = await db
     .select({ role: participants.role })
     .from(participants)
@@ -242,7 +242,7 @@ export async function setCategoryIfUnset(db: Db, conversationId: string, categor
 }
 
 /** Whether the customer has an open, unassigned conversation with the business (anything to show in the queue). */
-export async function hasWaitingConversation(db: Db, businessId: string, customerId: string): Promise<boolean> {
+export async function hasWaitingConversation(db: AnyDb, businessId: string, customerId: string): Promise<boolean> {
   const rows = await db
     .select({ id: conversations.id })
     .from(conversations)
@@ -453,7 +453,7 @@ export interface BusinessHistoryStats {
  * sent by any agent ever assigned to it (an agent can only post while assigned, so the message is after the
  * assignment). Measured from the moment the customer opened the conversation, queue time included.
  */
-export async function businessStats(db: Db, businessId: string, since: Date): Promise<BusinessHistoryStats> {
+export async function businessStats(db: AnyDb, businessId: string, since: Date): Promise<BusinessHistoryStats> {
   const result = await db.execute<{ open: string; created: string; closed: string; responded: string; median_ms: string | number | null }>(sql`
     WITH convs AS (
       SELECT c.status, c.created_at,

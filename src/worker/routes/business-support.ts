@@ -30,7 +30,7 @@ export function agentParam(raw: string): string {
 
 /** Contract §5: a token with role "admin", or a user registered as an admin of this business. */
 export async function isBusinessAdmin(c: Context<AppEnv>, businessId: string): Promise<boolean> {
-  return isServiceToken(c.get("user")) || isRegisteredAdmin(c.get("db")(), businessId, c.get("user").id);
+  return isServiceToken(c.get("user")) || isRegisteredAdmin(c.get("httpDb")(), businessId, c.get("user").id);
 }
 
 export async function requireBusinessAdmin(c: Context<AppEnv>, businessId: string): Promise<void> {
@@ -51,7 +51,7 @@ export interface BusinessConversationAccess {
  */
 export async function requireBusinessConversation(c: Context<AppEnv>, rawId: string): Promise<BusinessConversationAccess> {
   if (!isUuid(rawId)) throw notFound("Conversation");
-  const db = c.get("db")();
+  const db = c.get("httpDb")();
   const conversation = await findBusinessConversation(db, rawId.toLowerCase());
   if (!conversation?.businessId) throw notFound("Conversation");
   const businessId = conversation.businessId;

@@ -101,7 +101,7 @@ export const business = new OpenAPIHono<AppEnv>()
     async (c) => {
       const { isAvailable } = c.req.valid("json");
       const me = c.get("user").id;
-      const businesses = await agentBusinesses(c.get("db")(), me);
+      const businesses = await agentBusinesses(c.get("httpDb")(), me);
       if (businesses.length === 0) throw forbidden("You are not an agent of any business");
       const agents = await Promise.all(
         businesses.map(async (businessId) => ({
@@ -217,7 +217,7 @@ export const business = new OpenAPIHono<AppEnv>()
         return c.json({ businessId, agents: snapshot.agents }, 200);
       }
       // Presence and load stay with the admins. From Postgres: a look does not wake the business's object.
-      const rows = await listAgents(c.get("db")(), businessId);
+      const rows = await listAgents(c.get("httpDb")(), businessId);
       return c.json({ businessId, agents: rows.map((a) => ({ businessId, userId: a.userId, skills: a.skills, isAvailable: a.isAvailable })) }, 200);
     },
   )
@@ -269,7 +269,7 @@ export const business = new OpenAPIHono<AppEnv>()
     }),
     async (c) => {
       const businessId = businessParam(c.req.valid("param").businessId);
-      const hours = await loadHours(c.get("db")(), businessId);
+      const hours = await loadHours(c.get("httpDb")(), businessId);
       if (!hours) throw new HttpError(404, "No opening hours set: the business is always open");
       return c.json(hoursView(businessId, hours), 200);
     },
@@ -287,7 +287,7 @@ export const business = new OpenAPIHono<AppEnv>()
     async (c) => {
       const businessId = businessParam(c.req.valid("param").businessId);
       const at = instantParam(c.req.valid("query").at);
-      const hours = await loadHours(c.get("db")(), businessId);
+      const hours = await loadHours(c.get("httpDb")(), businessId);
       return c.json(statusAt(businessId, hours, at), 200);
     },
   )
@@ -310,8 +310,8 @@ export const business = new OpenAPIHono<AppEnv>()
         return c.json({ businessId, isOpen: snapshot.isOpen, total: snapshot.queue.length, entries: snapshot.queue.slice(0, limit) }, 200);
       }
       // Nothing of theirs can be waiting: answer without waking the business's object.
-      if (!(await hasWaitingConversation(c.get("db")(), businessId, me))) {
-        const hours = await loadHours(c.get("db")(), businessId);
+      if (!(await hasWaitingConversation(c.get("httpDb")(), businessId, me))) {
+        const hours = await loadHours(c.get("httpDb")(), businessId);
         return c.json({ businessId, isOpen: statusAt(businessId, hours, Date.now()).isOpen, total: 0, entries: [] }, 200);
       }
       const snapshot = await callDesk(() => deskStub(c, businessId).snapshot(businessId));
@@ -338,7 +338,7 @@ export const business = new OpenAPIHono<AppEnv>()
       const since = new Date(Date.now() - days * 86_400_000);
       const [snapshot, history] = await Promise.all([
         callDesk(() => deskStub(c, businessId).snapshot(businessId)),
-        businessStats(c.get("db")(), businessId, since),
+        businessStats(c.get("httpDb")(), businessId, since),
       ]);
       return c.json(
         {

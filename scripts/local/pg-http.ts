@@ -111,6 +111,10 @@ export function createSqlEndpoint(deps: SqlEndpointDeps): SqlEndpoint {
       });
       // A backend that dies while idle (a server restart) must not crash the bridge; the next query reconnects.
       pool.on("error", () => {});
+      // pg emits "error" on a client whose socket breaks even while it is checked out (after failing its query), and
+      // the pool listens only while the client is idle: a reset mid-query was an uncaught exception in the process
+      // that hosts the bridge (the fault suite's reset-after-COMMIT test). The query's own failure is what we use.
+      pool.on("connect", (client) => client.on("error", () => {}));
       pools.set(key, pool);
     }
     return pool;

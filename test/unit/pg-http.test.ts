@@ -4,6 +4,7 @@ import { neon, neonConfig, type NeonQueryFunction } from "@neondatabase/serverle
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from "../../scripts/local/pg-server.js";
 import { startPgBridge, type PgBridgeHandle } from "../../scripts/local/pg-bridge.js";
+import { startFaultProxy } from "../../scripts/local/fault-proxy.js";
 
 describe("Neon's HTTP query endpoint on the pg bridge", () => {
   let pg: EmbeddedPostgresHandle;
@@ -72,6 +73,32 @@ describe("Neon's HTTP query endpoint on the pg bridge", () => {
     await expect(sql`select 1`).rejects.toThrow(/503/);
     bridge.setDown(false);
     expect(await sql`select 2 as two`).toEqual([{ two: 2 }]);
+  });
+
+  it("survives its Postgres connection being reset in the middle of a query: that query fails, the next one works", async () => {
+    // Before the fix the run failed on an uncaught ECONNRESET: pg emitted the socket's error on the checked-out
+    // client, where nobody listened (CI's fault suite hit it in its reset-after-COMMIT test).
+    const proxy = await startFaultProxy({ port: 0, target: `127.0.0.1:${pg.port}` });
+    const behind = await startPgBridge({ port: 0, target: proxy.address });
+    try {
+      neonConfig.fetchEndpoint = () => `http://127.0.0.1:${behind.port}/sql`;
+      await sql`select 1`; // the bridge's pool holds a connection through the proxy now
+      // The embedded server runs in this process: a slow query would block the reset. The proxy holds it instead.
+      proxy.setFault({ delayMs: 400 });
+      const started = Date.now();
+      // The driver's query promise is lazy: `then` sends it.
+      const slow = sql`select 2`.then((rows) => rows);
+      await new Promise((r) => setTimeout(r, 100));
+      proxy.resetAll();
+      proxy.setFault({ delayMs: 0 });
+      await expect(slow).rejects.toThrow(/503.*ECONNRESET/);
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(await sql`select 4 as four`).toEqual([{ four: 4 }]);
+    } finally {
+      neonConfig.fetchEndpoint = () => `http://127.0.0.1:${bridge.port}/sql`;
+      await behind.close();
+      await proxy.close();
+    }
   });
 
   it("only reaches loopback targets, and fails cleanly when nothing listens there", async () => {

@@ -1,7 +1,7 @@
 // CPU profiles of the Worker isolate (where the Durable Objects run too) through workerd's V8 inspector, which
 // wrangler dev starts on a local port. Used by `--profile` to say where the server's CPU per message goes.
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import WebSocket from "ws";
+import { openInspector } from "./inspector.js";
 import { descendants } from "./proc.js";
 
 /** TCP ports a process listens on (from /proc: its socket inodes matched against the tcp tables). */
@@ -66,7 +66,6 @@ export interface Hotspot {
   totalPct: number;
 }
 
-/** Runs `work` with the sampling profiler on; returns the top functions by self and by inclusive time. */
 export interface ProfileResult {
   self: Hotspot[];
   total: Hotspot[];
@@ -76,54 +75,32 @@ export interface ProfileResult {
   raw: CpuProfile;
 }
 
+/** Runs `work` with the sampling profiler on; returns the top functions by self and by inclusive time. */
 export async function profile(url: string, work: () => Promise<void>, top = 25): Promise<ProfileResult> {
-  const ws = new WebSocket(url, { perMessageDeflate: false });
-  await new Promise<void>((resolve, reject) => {
-    ws.once("open", () => resolve());
-    ws.once("error", reject);
-  });
-  // The proxy does not answer every command (wrangler has enabled some domains already), so only Profiler.stop is
-  // awaited; its id is one nobody else uses.
-  const stopId = 900_000_000 + Math.floor(Math.random() * 1000);
-  const replies = new Map<number, (result: any) => void>();
-  ws.on("message", (raw) => {
-    const msg = JSON.parse(raw.toString()) as { id?: number; result?: unknown };
-    if (msg.id !== undefined && msg.result !== undefined) replies.get(msg.id)?.(msg.result);
-  });
-  const reply = <T>(id: number, ms: number): Promise<T | undefined> =>
-    new Promise((resolve) => {
-      const timer = setTimeout(() => resolve(undefined), ms);
-      replies.set(id, (r) => {
-        clearTimeout(timer);
-        resolve(r as T);
-      });
-    });
-  const stopped = reply<{ profile: CpuProfile }>(stopId, 30_000);
-  const send = (id: number, method: string, params: Record<string, unknown> = {}) => ws.send(JSON.stringify({ id, method, params }));
+  const inspector = await openInspector(url, 900_000_000 + Math.floor(Math.random() * 1000) * 10);
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
   try {
-    send(stopId - 3, "Profiler.enable");
-    send(stopId - 2, "Profiler.setSamplingInterval", { interval: 200 });
-    send(stopId - 1, "Profiler.start");
-    await new Promise((r) => setTimeout(r, 300));
+    // The proxy does not answer every command (wrangler has enabled some domains already): only the stop is awaited.
+    void inspector.call("Profiler.enable");
+    void inspector.call("Profiler.setSamplingInterval", { interval: 200 });
+    void inspector.call("Profiler.start");
+    await pause(300);
     await work();
-    send(stopId, "Profiler.stop");
-    const raw = (await stopped)?.profile;
+    const raw = (await inspector.call<{ profile: CpuProfile }>("Profiler.stop", {}, 30_000))?.profile;
     if (!raw) throw new Error("inspector: no profile");
     // The bundle's "// path/of/module" comments tell which module each line belongs to.
     const scriptId = raw.nodes.find((n) => n.callFrame.url.endsWith(".js") && !n.callFrame.url.includes(":"))?.callFrame.scriptId;
     let source = "";
     if (scriptId) {
       // getScriptSource needs the Debugger domain; enabled only now, after sampling, and switched off again.
-      send(stopId + 1, "Debugger.enable");
-      await new Promise((r) => setTimeout(r, 300));
-      const got = reply<{ scriptSource: string }>(stopId + 2, 10_000);
-      send(stopId + 2, "Debugger.getScriptSource", { scriptId });
-      source = (await got)?.scriptSource ?? "";
-      send(stopId + 3, "Debugger.disable");
+      void inspector.call("Debugger.enable");
+      await pause(300);
+      source = (await inspector.call<{ scriptSource: string }>("Debugger.getScriptSource", { scriptId }))?.scriptSource ?? "";
+      void inspector.call("Debugger.disable");
     }
     return { ...summarizeProfile(raw, top), modules: byModule(raw, source, top), raw };
   } finally {
-    ws.close();
+    inspector.close();
   }
 }
 

@@ -104,6 +104,7 @@ export function renderMarkdown(report: Report): string {
   lines.push("|---|---|---|");
   for (const c of report.checks) lines.push(`| ${c.target} | ${c.value} | ${c.status} |`);
   lines.push("");
+  lines.push(...ratioMatrix(report.ratios));
   lines.push("## Ratios to the baselines (edge ÷ baseline; < 1 means edge is lower)");
   lines.push("");
   lines.push("| Metric | edge | Baseline | Baseline value | Ratio |");
@@ -112,4 +113,25 @@ export function renderMarkdown(report: Report): string {
   lines.push("");
   lines.push(`Scenario durations: ${report.scenarios.map((s) => `${s.id} ${s.seconds.toFixed(0)} s`).join(", ")}.`);
   return lines.join("\n") + "\n";
+}
+
+/**
+ * The ratios at a glance: a row per metric, a column per baseline (edge ÷ baseline), so the README can quote one
+ * table instead of the long list below it. A metric a baseline did not measure shows "–".
+ */
+export function ratioMatrix(ratios: Ratio[]): string[] {
+  if (ratios.length === 0) return [];
+  const baselines = [...new Set(ratios.map((r) => r.baseline))];
+  const metrics = new Map<string, { edge: number; by: Map<string, number> }>();
+  for (const r of ratios) {
+    const m = metrics.get(r.what) ?? { edge: r.edge, by: new Map<string, number>() };
+    m.by.set(r.baseline, r.ratio);
+    metrics.set(r.what, m);
+  }
+  const lines = ["## Ratios at a glance (edge ÷ baseline; < 1 means edge is lower, except where higher is better)", ""];
+  lines.push(`| Metric | edge | ${baselines.map((b) => `÷ ${b}`).join(" | ")} |`);
+  lines.push(`|---|---:|${baselines.map(() => "---:").join("|")}|`);
+  for (const [what, m] of metrics) lines.push(`| ${what} | ${f(m.edge)} | ${baselines.map((b) => f(m.by.get(b))).join(" | ")} |`);
+  lines.push("");
+  return lines;
 }

@@ -275,6 +275,27 @@ describe("edit and delete", () => {
     }
   });
 
+  it("never brings back a deleted recent message through an edit that arrived while the room was loading", async () => {
+    // Both requests wait for the room's first load, then each looks the message up in the room's rows. The edit used
+    // to act on the copy it had read before the delete's tombstone was written: the message came back, edited.
+    for (let i = 0; i < 4; i++) {
+      const { id, users } = await seedConversation("direct", 2);
+      const [a, b] = users;
+      const ids = await seedHistory(id, a.id, 3);
+      const path = `/conversations/${id}/messages/${ids[2]}`;
+      const [deleted, edited] = await Promise.all([
+        api("DELETE", path, { token: a.token }),
+        api("PATCH", path, { token: a.token, body: { content: "edited" } }),
+      ]);
+      expect(deleted.status).toBe(204);
+      expect([200, 409]).toContain(edited.status);
+      const now = await api("GET", path, { token: b.token });
+      expect(now.body).toMatchObject({ content: "", deletedAt: expect.any(String) });
+      const page = await api("GET", `/conversations/${id}/messages`, { token: b.token });
+      expect(page.body.messages[2]).toMatchObject({ seq: 3, content: "", deletedAt: expect.any(String) });
+    }
+  });
+
   it("lets only the sender edit, records the edit time and audits the previous content", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const [a, b] = users;

@@ -142,13 +142,22 @@ async function findArchived(room: ConversationRoom, id: string): Promise<StoredM
   return row && (room.store.messageById(id) ?? row);
 }
 
+/**
+ * The room's row as it is after the lookup's await: requests that waited for the same thing (the room's first load)
+ * resume one after another, and a delete that wrote its tombstone in between left the edit holding the copy from
+ * before it. Edited from that copy, the deleted message came back with the new text.
+ */
+function asItIsNow(room: ConversationRoom, found: StoredMessage | undefined): StoredMessage | undefined {
+  return found && (room.store.messageById(found.id) ?? found);
+}
+
 export async function editMessage(
 room: ConversationRoom,
 input: { conversationId: string; actor: Actor; messageId: string; content: string },
 ): Promise<Message> {
   const meta = await room.ready(input.conversationId);
   room.requireMember(input.actor.id);
-  const current = await findMessage(room, input.messageId);
+  const current = asItIsNow(room, await findMessage(room, input.messageId));
   if (!current) throw notFound("Message");
   if (current.senderId !== input.actor.id) throw forbidden("Only the sender can edit a message");
   if (current.deletedAt) throw conflict("A deleted message cannot be edited");
@@ -173,7 +182,7 @@ input: { conversationId: string; actor: Actor; messageId: string; content: strin
 export async function deleteMessage(room: ConversationRoom, input: { conversationId: string; actor: Actor; messageId: string }): Promise<Message> {
   const meta = await room.ready(input.conversationId);
   const me = room.requireMember(input.actor.id);
-  const current = await findMessage(room, input.messageId);
+  const current = asItIsNow(room, await findMessage(room, input.messageId));
   if (!current) throw notFound("Message");
   const isGroupAdmin = meta.type === "group" && me.role === "admin";
   if (current.senderId !== input.actor.id && !isGroupAdmin) throw forbidden("Only the sender or a group admin can delete a message");

@@ -523,6 +523,12 @@ export class ConversationRoom extends DurableObject<Env> {
       const offline = this.store.offlineUsers();
       return [...this.store.participantsView()].filter((p) => !offline.has(p.userId));
     },
+    current: (m) => {
+      const now = this.store.messageBySeq(m.seq);
+      if (!now) return m;
+      if (now.deletedAt) return undefined;
+      return now.editedAt === m.editedAt ? m : { ...m, content: now.content, editedAt: now.editedAt };
+    },
     deliver: (userId, batch) => this.userSession(userId).messageNotifications(batch),
     keepAlive: (work) => this.ctx.waitUntil(work),
     onFailed: (failed, recipients) => this.log.warn("notifications failed", { failed, recipients }),

@@ -121,6 +121,41 @@ describe("new-message notifications follow reachability", () => {
     phone.ws.close(1000, "done");
   });
 
+  it("never shows a recipient the text of a message deleted before its notification went out", async () => {
+    const [a, b] = await users(2, "delnote");
+    const id = await direct(a, b);
+    const phone = await connectUser(b);
+    await waitFor(() => phone.frames.find((f) => f.type === "connected"), "connected");
+    const chat = await openSocket(`/conversations/${id}/ws`, a);
+    await waitFor(() => chat.frames.find((f) => f.type === "ready"), "ready");
+    // Postgres is slow to take this conversation's messages (a second each): the notification follows the commit.
+    const fn = `slow_${id.replace(/-/g, "")}`;
+    await withDb(async (db) => {
+      await db.execute(sql.raw(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.conversation_id = '${id}' THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$`));
+      await db.execute(sql.raw(`CREATE TRIGGER ${fn} BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION ${fn}()`));
+    });
+    try {
+      const sending = api("POST", `/conversations/${id}/messages`, { token: a.token, body: { content: "wrong chat: the door code is 4711" } });
+      const shown = await waitFor(() => chat.frames.find((f) => f.type === "new_message"), "the sender's own message");
+      // The sender takes it back at once, before the ack.
+      const deleting = api("DELETE", `/conversations/${id}/messages/${shown.data.message.id}`, { token: a.token });
+      expect((await sending).status).toBe(201);
+      expect((await deleting).status).toBe(204);
+      await sleep(500);
+      const leaked = phone.frames.filter((f) => f.type === "notification" && JSON.stringify(f.data).includes("4711"));
+      expect(leaked).toEqual([]);
+      expect(await sessionBadge(b, id)).not.toBe(1);
+    } finally {
+      await withDb(async (db) => {
+        await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON messages`));
+        await db.execute(sql.raw(`DROP FUNCTION IF EXISTS ${fn}()`));
+      });
+      phone.ws.close(1000, "done");
+      chat.ws.close(1000, "done");
+    }
+  });
+
   it("lowers an open device's badge when unread messages move to the archive", async () => {
     const [a, b] = await users(2, "archbadge");
     const id = await direct(a, b);

@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { sql } from "drizzle-orm";
 import { normalizeContent } from "../../src/domain/content";
 import { api, expectErrorShape, newUser, type ApiResponse } from "./helpers";
-import { holdBackfill, seedConversation, withDb } from "./fixtures";
+import { afterNextRead, holdBackfill, seedConversation, withDb } from "./fixtures";
 import { openSocket, waitFor } from "./sockets";
 
 const send = (id: string, token: string, body: Record<string, unknown>) => api("POST", `/conversations/${id}/messages`, { token, body });
@@ -294,6 +294,27 @@ describe("edit and delete", () => {
       const page = await api("GET", `/conversations/${id}/messages`, { token: b.token });
       expect(page.body.messages[2]).toMatchObject({ seq: 3, content: "", deletedAt: expect.any(String) });
     }
+  });
+
+  it("replays an edit of an old message to a client that resumes after a message sent while the edit looked it up", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    const ids = await seedHistory(id, a.id, 130);
+    // The room loads and holds 31–130; seq 2 is read from Postgres when it is edited.
+    expect((await api("GET", `/conversations/${id}/messages`, { token: b.token })).status).toBe(200);
+    const stub = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    await runInDurableObject(stub, async (instance: ConversationRoom) => {
+      afterNextRead(instance, () => instance.sendMessage({ conversationId: id, actor: { id: a.id, kahaId: a.kahaId }, content: "meanwhile" }));
+    });
+    const edited = await api("PATCH", `/conversations/${id}/messages/${ids[1]}`, { token: a.token, body: { content: "old 2, fixed" } });
+    expect(edited.status).toBe(200);
+    // Bob's app loaded the newest page (up to 131, sent during the edit's lookup) and resumes after it.
+    const socket = await openSocket(`/conversations/${id}/ws?afterSeq=131`, b);
+    const resumed = await waitFor(() => socket.frames.find((f) => f.type === "resumed"), "resumed");
+    expect(resumed.data).toMatchObject({ fromSeq: 132, toSeq: 131 });
+    const updates = socket.frames.filter((f) => f.type === "message_updated").map((f) => [f.data.message.seq, f.data.message.content]);
+    expect(updates).toEqual([[2, "old 2, fixed"]]);
+    socket.ws.close(1000, "done");
   });
 
   it("lets only the sender edit, records the edit time and audits the previous content", async () => {

@@ -151,6 +151,15 @@ function asItIsNow(room: ConversationRoom, found: StoredMessage | undefined): St
   return found && (room.store.messageById(found.id) ?? found);
 }
 
+/**
+ * A change's resume stamp: the newest seq when it is written. `ready`'s copy can be older: messages sent while the
+ * change looked its message up in Postgres (an old or archived one) came after it, and a client that resumed after
+ * one of them was not replayed the change.
+ */
+function lastSeqNow(room: ConversationRoom): number {
+  return room.store.meta()!.lastSeq;
+}
+
 export async function editMessage(
 room: ConversationRoom,
 input: { conversationId: string; actor: Actor; messageId: string; content: string },
@@ -163,7 +172,7 @@ input: { conversationId: string; actor: Actor; messageId: string; content: strin
   if (current.deletedAt) throw conflict("A deleted message cannot be edited");
   const normal = normalizeContent(input.content);
   if (!normal.ok) throw badRequest(`content: ${normal.reason}`);
-  const updated: StoredMessage = { ...current, content: normal.content, editedAt: new Date().toISOString(), eventSeq: meta.lastSeq };
+  const updated: StoredMessage = { ...current, content: normal.content, editedAt: new Date().toISOString(), eventSeq: lastSeqNow(room) };
   room.store.updateMessage(updated);
   room.store.queueAudit({
     conversationId: meta.conversationId,
@@ -188,7 +197,7 @@ export async function deleteMessage(room: ConversationRoom, input: { conversatio
   if (current.senderId !== input.actor.id && !isGroupAdmin) throw forbidden("Only the sender or a group admin can delete a message");
   if (current.deletedAt) return publicMessage(current);
   const deletedAt = new Date().toISOString();
-  const tombstone: StoredMessage = { ...current, content: "", deletedAt, eventSeq: meta.lastSeq };
+  const tombstone: StoredMessage = { ...current, content: "", deletedAt, eventSeq: lastSeqNow(room) };
   room.store.updateMessage(tombstone);
   room.store.queueAudit({
     conversationId: meta.conversationId,

@@ -344,7 +344,7 @@ export class ConversationRoom extends DurableObject<Env> {
         const m = this.store.messageBySeq(seq);
         return m && publicMessage(m);
       };
-      return { ...page, messages: overlayChanges(page.messages, changed, local) };
+      return { ...page, messages: overlayChanges(page.messages, changed, local, query.q) };
     });
   }
 

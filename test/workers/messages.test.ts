@@ -446,6 +446,37 @@ describe("search", () => {
     }
   });
 
+  it("does not find an edited message by the words the edit took out while the edit waits to reach Postgres", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    const marker = `hb${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    const meet = await send(id, a.token, { content: `${marker} see you at the harbour` });
+    const fn = `refuse_${marker}`;
+    await withDb(async (db) => {
+      await db.execute(sql.raw(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.conversation_id = '${id}' THEN RAISE EXCEPTION 'held back by the test'; END IF; RETURN NEW; END $$`));
+      await db.execute(sql.raw(`CREATE TRIGGER ${fn} BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION ${fn}()`));
+    });
+    try {
+      const edited = await api("PATCH", `/conversations/${id}/messages/${meet.body.id}`, { token: a.token, body: { content: `${marker} see you at the Station` } });
+      expect(edited.body.status).toBe("pending");
+      // Found by "harbour", a word it no longer has, and shown with the text that has "station" instead.
+      const old = await api("GET", `/conversations/${id}/messages/search?q=harbour`, { token: b.token });
+      expect(old.status).toBe(200);
+      expect(old.body.messages).toEqual([]);
+      // Words the edit kept still find it, with its new text.
+      for (const q of [marker, `SEE YOU ${marker}`]) {
+        const kept = await api("GET", `/conversations/${id}/messages/search?q=${encodeURIComponent(q)}`, { token: b.token });
+        expect(kept.body.messages.map((m: { content: string }) => m.content)).toEqual([`${marker} see you at the Station`]);
+      }
+    } finally {
+      await withDb(async (db) => {
+        await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON audit_log`));
+        await db.execute(sql.raw(`DROP FUNCTION IF EXISTS ${fn}()`));
+      });
+    }
+  });
+
   it("reads the query as plain words: typed decomposed, with a leading hyphen, up to 500 characters", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const [a] = users;

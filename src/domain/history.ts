@@ -48,15 +48,29 @@ export function pageSpan(cursor: PageCursor, first: number, lastSeq: number): { 
 /**
  * Search results read from Postgres, with the room's changes Postgres has not seen yet (`changed`: seqs pending
  * around the read; `local`: the room's copy). A message deleted meanwhile is dropped, so its old text is never
- * found; an edited one shows its new text.
+ * found; an edited one shows its new text, if that text may still match `q` (found by words the edit took out, it
+ * was listed with a text that did not have them).
  */
-export function overlayChanges(found: Message[], changed: Set<number>, local: (seq: number) => Message | undefined): Message[] {
+export function overlayChanges(found: Message[], changed: Set<number>, local: (seq: number) => Message | undefined, q: string): Message[] {
   if (changed.size === 0) return found;
   const out: Message[] = [];
   for (const m of found) {
     const mine = changed.has(m.seq) ? local(m.seq) : undefined;
     if (!mine) out.push(m);
-    else if (!mine.deletedAt) out.push(mine);
+    else if (!mine.deletedAt && mayMatch(mine.content, q)) out.push(mine);
   }
   return out;
+}
+
+/**
+ * Whether Postgres's search (every word of `q`, or `q` as a substring, both ignoring case: src/db/queries/search.ts)
+ * could find `content`. Looser than Postgres (a word may match inside a longer one), never stricter: a text Postgres
+ * finds always passes, so only texts that lost what was searched for are dropped.
+ */
+export function mayMatch(content: string, q: string): boolean {
+  const text = content.toLowerCase();
+  const query = q.toLowerCase();
+  if (text.includes(query)) return true;
+  const words = query.split(/[^\p{L}\p{N}]+/u).filter((w) => w.length > 0);
+  return words.length > 0 && words.every((w) => text.includes(w));
 }

@@ -344,7 +344,7 @@ export class ConversationRoom extends DurableObject<Env> {
         const m = this.store.messageBySeq(seq);
         return m && publicMessage(m);
       };
-      return { ...page, messages: overlayChanges(page.messages, changed, local) };
+      return { ...page, messages: overlayChanges(page.messages, changed, local, query.q) };
     });
   }
 
@@ -522,6 +522,12 @@ export class ConversationRoom extends DurableObject<Env> {
     recipients: () => {
       const offline = this.store.offlineUsers();
       return [...this.store.participantsView()].filter((p) => !offline.has(p.userId));
+    },
+    current: (m) => {
+      const now = this.store.messageBySeq(m.seq);
+      if (!now) return m;
+      if (now.deletedAt) return undefined;
+      return now.editedAt === m.editedAt ? m : { ...m, content: now.content, editedAt: now.editedAt };
     },
     deliver: (userId, batch) => this.userSession(userId).messageNotifications(batch),
     keepAlive: (work) => this.ctx.waitUntil(work),

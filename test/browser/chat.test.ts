@@ -142,6 +142,12 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await confirm.getByRole("button", { name: "Delete" }).click();
     await expect.poll(() => messageTexts(bob.page), poll).toEqual(["first draft", "This message was deleted"]);
     await expect.poll(() => messageTexts(alice.page), poll).toEqual(["first draft", "This message was deleted"]);
+    // The conversation list beside it previews the last message: it kept showing the deleted text (until a reload).
+    for (const [who, other] of [[bob, alice], [alice, bob]] as const) {
+      const row = who.page.getByRole("link", { name: new RegExp(other.name) });
+      await expect.poll(() => row.textContent(), poll).toContain("Message deleted");
+      expect(await row.textContent()).not.toContain("to be removed");
+    }
     expect(alice.dialogs).toEqual([]);
   });
 

@@ -66,21 +66,32 @@ describe("overlayChanges", () => {
   });
 
   it("drops what the room deleted, shows what it edited, and keeps the rest in order", () => {
-    const found = [message(9, "secret"), message(7, "old words"), message(4, "untouched")];
+    const found = [message(9, "secret words"), message(7, "old words"), message(4, "untouched words")];
     const room = new Map([
       [9, message(9, "", "2026-11-27T00:01:00.000Z")],
       [7, { ...message(7, "new words"), status: "pending" as const }],
     ]);
-    const out = overlayChanges(found, new Set([9, 7, 2]), (seq) => room.get(seq));
+    const out = overlayChanges(found, new Set([9, 7, 2]), (seq) => room.get(seq), "words");
     expect(out.map((m) => [m.seq, m.content])).toEqual([
       [7, "new words"],
-      [4, "untouched"],
+      [4, "untouched words"],
     ]);
+  });
+
+  it("drops an edited message whose new text lost what was searched for", () => {
+    const found = [message(7, "meet at the harbour"), message(4, "harbour view")];
+    const room = new Map([[7, message(7, "meet at the Station")]]);
+    expect(overlayChanges(found, new Set([7]), (seq) => room.get(seq), "harbour").map((m) => m.seq)).toEqual([4]);
+    // Every word, in any order and case, or the query as a substring: as Postgres would find the new text.
+    for (const q of ["station MEET", "t the st", "meet-at"]) {
+      expect(overlayChanges(found, new Set([7]), (seq) => room.get(seq), q).map((m) => m.content)).toContain("meet at the Station");
+    }
+    expect(overlayChanges(found, new Set([7]), (seq) => room.get(seq), "?!").map((m) => m.seq)).toEqual([4]);
   });
 
   it("keeps Postgres's row when the room no longer holds the changed one", () => {
     const found = [message(3, "as committed")];
-    expect(overlayChanges(found, new Set([3]), () => undefined)).toEqual(found);
-    expect(overlayChanges(found, new Set(), () => message(3, "", "x"))).toBe(found);
+    expect(overlayChanges(found, new Set([3]), () => undefined, "committed")).toEqual(found);
+    expect(overlayChanges(found, new Set(), () => message(3, "", "x"), "committed")).toBe(found);
   });
 });

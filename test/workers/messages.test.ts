@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { sql } from "drizzle-orm";
 import { normalizeContent } from "../../src/domain/content";
 import { api, expectErrorShape, newUser, type ApiResponse } from "./helpers";
-import { holdBackfill, seedConversation, withDb } from "./fixtures";
+import { afterNextRead, holdBackfill, seedConversation, withDb } from "./fixtures";
 import { openSocket, waitFor } from "./sockets";
 
 const send = (id: string, token: string, body: Record<string, unknown>) => api("POST", `/conversations/${id}/messages`, { token, body });
@@ -275,6 +275,48 @@ describe("edit and delete", () => {
     }
   });
 
+  it("never brings back a deleted recent message through an edit that arrived while the room was loading", async () => {
+    // Both requests wait for the room's first load, then each looks the message up in the room's rows. The edit used
+    // to act on the copy it had read before the delete's tombstone was written: the message came back, edited.
+    for (let i = 0; i < 4; i++) {
+      const { id, users } = await seedConversation("direct", 2);
+      const [a, b] = users;
+      const ids = await seedHistory(id, a.id, 3);
+      const path = `/conversations/${id}/messages/${ids[2]}`;
+      const [deleted, edited] = await Promise.all([
+        api("DELETE", path, { token: a.token }),
+        api("PATCH", path, { token: a.token, body: { content: "edited" } }),
+      ]);
+      expect(deleted.status).toBe(204);
+      expect([200, 409]).toContain(edited.status);
+      const now = await api("GET", path, { token: b.token });
+      expect(now.body).toMatchObject({ content: "", deletedAt: expect.any(String) });
+      const page = await api("GET", `/conversations/${id}/messages`, { token: b.token });
+      expect(page.body.messages[2]).toMatchObject({ seq: 3, content: "", deletedAt: expect.any(String) });
+    }
+  });
+
+  it("replays an edit of an old message to a client that resumes after a message sent while the edit looked it up", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    const ids = await seedHistory(id, a.id, 130);
+    // The room loads and holds 31–130; seq 2 is read from Postgres when it is edited.
+    expect((await api("GET", `/conversations/${id}/messages`, { token: b.token })).status).toBe(200);
+    const stub = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    await runInDurableObject(stub, async (instance: ConversationRoom) => {
+      afterNextRead(instance, () => instance.sendMessage({ conversationId: id, actor: { id: a.id, kahaId: a.kahaId }, content: "meanwhile" }));
+    });
+    const edited = await api("PATCH", `/conversations/${id}/messages/${ids[1]}`, { token: a.token, body: { content: "old 2, fixed" } });
+    expect(edited.status).toBe(200);
+    // Bob's app loaded the newest page (up to 131, sent during the edit's lookup) and resumes after it.
+    const socket = await openSocket(`/conversations/${id}/ws?afterSeq=131`, b);
+    const resumed = await waitFor(() => socket.frames.find((f) => f.type === "resumed"), "resumed");
+    expect(resumed.data).toMatchObject({ fromSeq: 132, toSeq: 131 });
+    const updates = socket.frames.filter((f) => f.type === "message_updated").map((f) => [f.data.message.seq, f.data.message.content]);
+    expect(updates).toEqual([[2, "old 2, fixed"]]);
+    socket.ws.close(1000, "done");
+  });
+
   it("lets only the sender edit, records the edit time and audits the previous content", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const [a, b] = users;
@@ -396,6 +438,37 @@ describe("search", () => {
       const found = await api("GET", `/conversations/${id}/messages/search?q=${marker}`, { token: b.token });
       expect(found.status).toBe(200);
       expect(found.body.messages.map((m: { content: string }) => m.content)).toEqual([`${marker} meet at 6`]);
+    } finally {
+      await withDb(async (db) => {
+        await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON audit_log`));
+        await db.execute(sql.raw(`DROP FUNCTION IF EXISTS ${fn}()`));
+      });
+    }
+  });
+
+  it("does not find an edited message by the words the edit took out while the edit waits to reach Postgres", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    const marker = `hb${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    const meet = await send(id, a.token, { content: `${marker} see you at the harbour` });
+    const fn = `refuse_${marker}`;
+    await withDb(async (db) => {
+      await db.execute(sql.raw(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.conversation_id = '${id}' THEN RAISE EXCEPTION 'held back by the test'; END IF; RETURN NEW; END $$`));
+      await db.execute(sql.raw(`CREATE TRIGGER ${fn} BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION ${fn}()`));
+    });
+    try {
+      const edited = await api("PATCH", `/conversations/${id}/messages/${meet.body.id}`, { token: a.token, body: { content: `${marker} see you at the Station` } });
+      expect(edited.body.status).toBe("pending");
+      // Found by "harbour", a word it no longer has, and shown with the text that has "station" instead.
+      const old = await api("GET", `/conversations/${id}/messages/search?q=harbour`, { token: b.token });
+      expect(old.status).toBe(200);
+      expect(old.body.messages).toEqual([]);
+      // Words the edit kept still find it, with its new text.
+      for (const q of [marker, `SEE YOU ${marker}`]) {
+        const kept = await api("GET", `/conversations/${id}/messages/search?q=${encodeURIComponent(q)}`, { token: b.token });
+        expect(kept.body.messages.map((m: { content: string }) => m.content)).toEqual([`${marker} see you at the Station`]);
+      }
     } finally {
       await withDb(async (db) => {
         await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON audit_log`));

@@ -121,6 +121,67 @@ describe("new-message notifications follow reachability", () => {
     phone.ws.close(1000, "done");
   });
 
+  it("never shows a recipient the text of a message deleted before its notification went out", async () => {
+    const [a, b] = await users(2, "delnote");
+    const id = await direct(a, b);
+    const phone = await connectUser(b);
+    await waitFor(() => phone.frames.find((f) => f.type === "connected"), "connected");
+    const chat = await openSocket(`/conversations/${id}/ws`, a);
+    await waitFor(() => chat.frames.find((f) => f.type === "ready"), "ready");
+    // Postgres is slow to take this conversation's messages (a second each): the notification follows the commit.
+    const fn = `slow_${id.replace(/-/g, "")}`;
+    await withDb(async (db) => {
+      await db.execute(sql.raw(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.conversation_id = '${id}' THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$`));
+      await db.execute(sql.raw(`CREATE TRIGGER ${fn} BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION ${fn}()`));
+    });
+    try {
+      const sending = api("POST", `/conversations/${id}/messages`, { token: a.token, body: { content: "wrong chat: the door code is 4711" } });
+      const shown = await waitFor(() => chat.frames.find((f) => f.type === "new_message"), "the sender's own message");
+      // The sender takes it back at once, before the ack.
+      const deleting = api("DELETE", `/conversations/${id}/messages/${shown.data.message.id}`, { token: a.token });
+      expect((await sending).status).toBe(201);
+      expect((await deleting).status).toBe(204);
+      await sleep(500);
+      const leaked = phone.frames.filter((f) => f.type === "notification" && JSON.stringify(f.data).includes("4711"));
+      expect(leaked).toEqual([]);
+      expect(await sessionBadge(b, id)).not.toBe(1);
+    } finally {
+      await withDb(async (db) => {
+        await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON messages`));
+        await db.execute(sql.raw(`DROP FUNCTION IF EXISTS ${fn}()`));
+      });
+      phone.ws.close(1000, "done");
+      chat.ws.close(1000, "done");
+    }
+  });
+
+  it("updates the other side's conversation list when the message it previews is edited or deleted", async () => {
+    const [a, b] = await users(2, "preview");
+    const id = await direct(a, b);
+    const phone = await connectUser(b);
+    await waitFor(() => phone.frames.find((f) => f.type === "connected"), "connected");
+    const first = await send(id, a, "see you at 5");
+    const last = await send(id, a, "the door code is 4711");
+    // The app previews the last message from this notification; nothing told it of a change afterwards.
+    await waitFor(() => phone.frames.find((f) => f.type === "notification" && f.data.message.id === last.id), "notification");
+    const updates = () => phone.frames.filter((f) => f.type === "conversation_updated" && f.data.conversation.id === id);
+
+    // An older message is not in the preview: nothing to tell.
+    expect((await api("PATCH", `/conversations/${id}/messages/${first.id}`, { token: a.token, body: { content: "see you at 6" } })).status).toBe(200);
+    expect((await api("PATCH", `/conversations/${id}/messages/${last.id}`, { token: a.token, body: { content: "the door code is ****" } })).status).toBe(200);
+    const edited = await waitFor(() => updates().find((f) => f.data.conversation.lastMessage?.editedAt), "the edited preview");
+    expect(edited.data.conversation.lastMessage).toMatchObject({ id: last.id, content: "the door code is ****" });
+
+    expect((await api("DELETE", `/conversations/${id}/messages/${last.id}`, { token: a.token })).status).toBe(204);
+    const deleted = await waitFor(() => updates().find((f) => f.data.conversation.lastMessage?.deletedAt), "the deleted preview");
+    expect(deleted.data.conversation.lastMessage).toMatchObject({ id: last.id, content: "", deletedAt: expect.any(String) });
+    // Shared with every member: the caller's own count and mute flag are not in it (the app keeps its own).
+    expect(deleted.data.conversation).toMatchObject({ unreadCount: 0, isMuted: false });
+    expect(updates()).toHaveLength(2);
+    phone.ws.close(1000, "done");
+  });
+
   it("lowers an open device's badge when unread messages move to the archive", async () => {
     const [a, b] = await users(2, "archbadge");
     const id = await direct(a, b);

@@ -884,6 +884,30 @@ describe("retention: clients that were away", () => {
     socket.ws.close();
   });
 
+  it("a client resuming from below the mark is not replayed archived messages their sender edited or deleted", { timeout: 90_000 }, async () => {
+    const now = new Date();
+    const { id, users } = await seedConversation("group", 2);
+    const [owner, member] = users;
+    await seedMessages(id, owner.id, 1, 3, new Date(now.getTime() - 91 * DAY));
+    await seedMessages(id, owner.id, 4, 5, new Date(now.getTime() - DAY));
+    await run(archiveJob({ conversationIds: [id], name: unique("retention.changed") }), { now });
+    const archived = (await api("GET", `/conversations/${id}/archive`, { token: member.token })).body.messages as { id: string }[];
+    expect((await api("PATCH", `/conversations/${id}/messages/${archived[1].id}`, { token: owner.token, body: { content: "fixed" } })).status).toBe(200);
+    expect((await api("DELETE", `/conversations/${id}/messages/${archived[0].id}`, { token: owner.token })).status).toBe(204);
+
+    // Told that 1–3 are in the archive, the client gets 4 and 5 only: the room kept its copies of the changed 1 and
+    // 2 and replayed them as new messages, in the live timeline, under a mark that says they are not there.
+    const socket = await openSocket(id, member, "?afterSeq=0");
+    await socket.waitFor("resumed");
+    expect(socket.frames.find((f) => f.type === "messages_archived")!.data).toEqual({ conversationId: id, upToSeq: 3 });
+    const replayed = socket.frames.filter((f) => ["new_message", "message_updated", "message_deleted"].includes(f.type));
+    expect(replayed.map((f) => [f.type, f.data.message?.seq ?? f.data.seq])).toEqual([
+      ["new_message", 4],
+      ["new_message", 5],
+    ]);
+    socket.ws.close();
+  });
+
   it("a room first loaded after its whole history was archived continues the seq after the archive", { timeout: 90_000 }, async () => {
     const now = new Date();
     const { id, users } = await seedConversation("direct", 2);

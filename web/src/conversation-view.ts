@@ -226,10 +226,18 @@ export class ConversationView {
       else this.jumpButton.hidden = false;
       this.maybeMarkRead();
     });
-    s.on("message_updated", ({ message }) => this.upsertMessage(message));
+    // The list's preview is a copy of the last message: an edit or delete of it changes the preview too (it kept the
+    // old or deleted text until the list was reloaded). noteMessage takes it only when it is the newest there.
+    s.on("message_updated", ({ message }) => {
+      this.upsertMessage(message);
+      this.app.noteMessage(this.id, message);
+    });
     s.on("message_deleted", ({ seq }) => {
       const m = this.messages.get(seq);
-      if (m && !m.deletedAt) this.upsertMessage({ ...m, content: "", deletedAt: new Date().toISOString() });
+      if (!m || m.deletedAt) return;
+      const tombstone = { ...m, content: "", deletedAt: new Date().toISOString() };
+      this.upsertMessage(tombstone);
+      this.app.noteMessage(this.id, tombstone);
     });
     s.on("typing", (t) => {
       this.typing = t.typing.filter((u) => u !== this.me);

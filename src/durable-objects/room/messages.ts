@@ -142,19 +142,37 @@ async function findArchived(room: ConversationRoom, id: string): Promise<StoredM
   return row && (room.store.messageById(id) ?? row);
 }
 
+/**
+ * The room's row as it is after the lookup's await: requests that waited for the same thing (the room's first load)
+ * resume one after another, and a delete that wrote its tombstone in between left the edit holding the copy from
+ * before it. Edited from that copy, the deleted message came back with the new text.
+ */
+function asItIsNow(room: ConversationRoom, found: StoredMessage | undefined): StoredMessage | undefined {
+  return found && (room.store.messageById(found.id) ?? found);
+}
+
+/**
+ * A change's resume stamp: the newest seq when it is written. `ready`'s copy can be older: messages sent while the
+ * change looked its message up in Postgres (an old or archived one) came after it, and a client that resumed after
+ * one of them was not replayed the change.
+ */
+function lastSeqNow(room: ConversationRoom): number {
+  return room.store.meta()!.lastSeq;
+}
+
 export async function editMessage(
 room: ConversationRoom,
 input: { conversationId: string; actor: Actor; messageId: string; content: string },
 ): Promise<Message> {
   const meta = await room.ready(input.conversationId);
   room.requireMember(input.actor.id);
-  const current = await findMessage(room, input.messageId);
+  const current = asItIsNow(room, await findMessage(room, input.messageId));
   if (!current) throw notFound("Message");
   if (current.senderId !== input.actor.id) throw forbidden("Only the sender can edit a message");
   if (current.deletedAt) throw conflict("A deleted message cannot be edited");
   const normal = normalizeContent(input.content);
   if (!normal.ok) throw badRequest(`content: ${normal.reason}`);
-  const updated: StoredMessage = { ...current, content: normal.content, editedAt: new Date().toISOString(), eventSeq: meta.lastSeq };
+  const updated: StoredMessage = { ...current, content: normal.content, editedAt: new Date().toISOString(), eventSeq: lastSeqNow(room) };
   room.store.updateMessage(updated);
   room.store.queueAudit({
     conversationId: meta.conversationId,
@@ -173,13 +191,13 @@ input: { conversationId: string; actor: Actor; messageId: string; content: strin
 export async function deleteMessage(room: ConversationRoom, input: { conversationId: string; actor: Actor; messageId: string }): Promise<Message> {
   const meta = await room.ready(input.conversationId);
   const me = room.requireMember(input.actor.id);
-  const current = await findMessage(room, input.messageId);
+  const current = asItIsNow(room, await findMessage(room, input.messageId));
   if (!current) throw notFound("Message");
   const isGroupAdmin = meta.type === "group" && me.role === "admin";
   if (current.senderId !== input.actor.id && !isGroupAdmin) throw forbidden("Only the sender or a group admin can delete a message");
   if (current.deletedAt) return publicMessage(current);
   const deletedAt = new Date().toISOString();
-  const tombstone: StoredMessage = { ...current, content: "", deletedAt, eventSeq: meta.lastSeq };
+  const tombstone: StoredMessage = { ...current, content: "", deletedAt, eventSeq: lastSeqNow(room) };
   room.store.updateMessage(tombstone);
   room.store.queueAudit({
     conversationId: meta.conversationId,

@@ -7,6 +7,11 @@ export interface Recipient {
 
 export interface NotificationDeps {
   recipients(): Recipient[];
+  /**
+   * The message as the room holds it when its batch goes out; undefined once deleted. A notification follows the
+   * commit (or the write-through deadline), and the sender may have deleted or edited the message meanwhile.
+   */
+  current(message: Message): Message | undefined;
   /** One call per recipient per batch: the user's session gets every message of the batch at once. */
   deliver(userId: string, batch: { conversationId: string; messages: Message[]; muted: boolean }): Promise<void>;
   /** Keeps the object alive until the batch is out (ctx.waitUntil). */
@@ -45,7 +50,10 @@ export class NotificationBatcher {
     }
   }
 
-  private async send(batch: Message[]): Promise<void> {
+  private async send(queued: Message[]): Promise<void> {
+    // Read when the batch goes, not when it was queued: a deleted message's text must not reach anyone's lock screen.
+    const batch = queued.flatMap((m) => this.deps.current(m) ?? []);
+    if (batch.length === 0) return;
     const conversationId = batch[0].conversationId;
     const recipients = this.deps.recipients();
     const calls: Promise<void>[] = [];

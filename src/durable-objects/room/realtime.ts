@@ -253,6 +253,7 @@ export async function replayFor(room: ConversationRoom, afterSeq: number): Promi
   }
   for (const m of room.store.changesSince(afterSeq, 10_000)) {
     if (!complete && m.seq > afterSeq + REPLAY_PAGE * REPLAY_MAX_PAGES) continue;
+    if (archivedSinceClient(m.seq, afterSeq, from)) continue;
     const { eventSeq: _e, ...message } = m;
     bySeq.set(m.seq, message);
   }
@@ -269,6 +270,15 @@ function replayLocal(room: ConversationRoom, afterSeq: number, from: number, las
   // messages, which the client resumes after (`complete: false`).
   const limit = REPLAY_PAGE * (REPLAY_MAX_PAGES + 1);
   const rows = room.store.changesSince(afterSeq, limit, upToSeq);
-  const messages = rows.map(({ eventSeq: _e, ...message }) => message);
+  const messages = rows.filter((m) => !archivedSinceClient(m.seq, afterSeq, from)).map(({ eventSeq: _e, ...message }) => message);
   return { messages, complete: upToSeq === lastSeq && rows.length < limit };
+}
+
+/**
+ * A seq the client never had (above its afterSeq) that is now in the archive (at or below `from`, the mark above
+ * afterSeq). The room keeps its copy of an archived message its sender edited or deleted (the change went to the
+ * archive through the outbox), and replayed it as a new message after telling the client the archive holds it.
+ */
+function archivedSinceClient(seq: number, afterSeq: number, from: number): boolean {
+  return seq > afterSeq && seq <= from;
 }

@@ -303,10 +303,11 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     const typing = new Set(data.typing);
     for (const userId of [...this.typingNow]) if (!typing.has(userId)) this.setTyping(userId, false);
     for (const userId of typing) if (!this.typingNow.has(userId)) this.setTyping(userId, true);
-    // The server's view of our marks: anything newer we wanted is sent again.
-    this.readSent = Math.max(this.readSent, data.you.lastReadSeq);
-    if (data.you.lastDeliveredSeq !== undefined) this.deliveredSent = Math.max(this.deliveredSent, data.you.lastDeliveredSeq);
-    else this.deliveredSent = 0;
+    // The server's view of our marks: anything newer we wanted is sent again. Not the higher of it and what we sent:
+    // a mark written to a connection that was already dead never arrived, and kept as sent it was never repeated
+    // (the sender never saw "read", other devices kept the badge). A repeat is harmless: marks never move backwards.
+    this.readSent = data.you.lastReadSeq;
+    this.deliveredSent = data.you.lastDeliveredSeq ?? 0;
     this.emit("ready", data);
     if (!this.seq) this.seq = new SeqBuffer<Message>(data.lastSeq);
     // A position past the server's newest (an afterSeq from stale state): the server replays from its newest, and

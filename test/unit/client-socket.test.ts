@@ -403,3 +403,40 @@ describe("client sockets in Node with ws (real sockets)", () => {
     }
   });
 });
+
+describe("client conversation socket: SDK hunt (twenty-second session)", () => {
+  it("sends a read mark again after a reconnect when the server never got it (the frame died with the connection)", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws1 = latest();
+    ws1.frame("ready", ready(5));
+    s.markRead(5);
+    // Written to the socket, but the connection was already dead: the server never saw it.
+    expect(ws1.sentOf("mark_as_read").map((f) => f.data)).toEqual([{ seq: 5 }]);
+    ws1.cut();
+    await until(() => FakeSocket.all.length === 2);
+    const ws2 = latest();
+    // The server's view: nothing read (and nothing delivered).
+    ws2.frame("ready", ready(5));
+    ws2.frame("resumed", { fromSeq: 6, toSeq: 5, complete: true });
+    expect(s.state).toBe("open");
+    expect(ws2.sentOf("mark_as_read").map((f) => f.data)).toEqual([{ seq: 5 }]);
+  });
+
+  it("sends a delivered mark again after a reconnect when the server never got it", async () => {
+    const s = open({ autoDeliver: true });
+    await until(() => FakeSocket.all.length === 1);
+    const ws1 = latest();
+    ws1.frame("ready", ready(0));
+    ws1.frame("new_message", { message: msg(1) });
+    ws1.frame("new_message", { message: msg(2) });
+    await until(() => ws1.sentOf("mark_delivered").length === 1);
+    expect(ws1.sentOf("mark_delivered")[0].data).toEqual({ seq: 2 });
+    ws1.cut();
+    await until(() => FakeSocket.all.length === 2);
+    const ws2 = latest();
+    ws2.frame("ready", ready(2));
+    ws2.frame("resumed", { fromSeq: 3, toSeq: 2, complete: true });
+    expect(ws2.sentOf("mark_delivered").map((f) => f.data)).toEqual([{ seq: 2 }]);
+  });
+});

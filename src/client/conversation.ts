@@ -297,8 +297,10 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
 
   private onReady(data: ReadyData): void {
     this.readyData = data;
+    const before = new Map(this.members);
     this.members.clear();
     for (const p of data.participants) this.members.set(p.userId, p);
+    this.tellMovedMarks(before);
     // Who types now, told as changes: a drop told the app everyone stopped, and those still typing start again.
     const typing = new Set(data.typing);
     for (const userId of [...this.typingNow]) if (!typing.has(userId)) this.setTyping(userId, false);
@@ -314,6 +316,25 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     // every message up to our old position would otherwise be dropped here as already seen.
     else if (this.seq.lastSeq > data.lastSeq) this.seq.reset(data.lastSeq);
     if (!this.resuming) this.goLive();
+  }
+
+  /**
+   * Read and delivered marks that moved while the socket was down, told as the receipts the dead socket missed (the
+   * replay carries messages, not receipts): an app that draws ticks from `receipt` kept showing "delivered" for a
+   * message read meanwhile until the next receipt. Nothing is told on the first connect: `ready` is the start.
+   */
+  private tellMovedMarks(before: Map<string, Participant>): void {
+    for (const p of this.members.values()) {
+      const old = before.get(p.userId);
+      if (!old) continue;
+      if (p.lastReadSeq > old.lastReadSeq) {
+        const at = p.lastReadAt ?? new Date().toISOString();
+        this.emit("receipt", { kind: "read", conversationId: this.conversationId, userId: p.userId, seq: p.lastReadSeq, at });
+      }
+      if (p.lastDeliveredSeq > old.lastDeliveredSeq) {
+        this.emit("receipt", { kind: "delivered", conversationId: this.conversationId, userId: p.userId, seq: p.lastDeliveredSeq });
+      }
+    }
   }
 
   private onResumed(data: { fromSeq: number; toSeq: number; complete?: boolean }): void {

@@ -11,6 +11,8 @@ interface Wire {
   sent: { type: string; data: any; at: number }[];
   /** While true, frames from the server vanish (as on a dying connection). */
   deaf: boolean;
+  /** While true, frames to the server vanish after they are recorded (written to a connection that is already dead). */
+  mute?: boolean;
   sockets: WebSocket[];
 }
 
@@ -26,6 +28,7 @@ function wiredWebSocket(wire: Wire) {
       } catch {
         // not JSON: not ours
       }
+      if (wire.mute) return;
       (super.send as (...args: any[]) => void)(data, ...rest);
     }
     override emit(event: string | symbol, ...args: any[]): boolean {
@@ -275,5 +278,47 @@ describe("SDK against the running stack", () => {
     // The other side sees one start (the server broadcasts transitions) and one stop.
     expect(seen.map((s) => s.isTyping), diagnostics).toEqual([true, false]);
     expect(rb.socket.typingUsers).toEqual([]);
+  });
+
+  it("read marks and read receipts lost with dying connections arrive after the reconnects, once", async () => {
+    const [alice, bob] = [await login("sdk-a"), await login("sdk-b")];
+    const aliceSide = sdk(alice);
+    const bobSide = sdk(bob);
+    const conversation = await aliceSide.chat.createDirect(bob.id);
+    const ra = room(aliceSide.chat, conversation.id);
+    const rb = room(bobSide.chat, conversation.id, { autoDeliver: false });
+    await Promise.all([live(ra.socket), live(rb.socket)]);
+    await ra.socket.send("one");
+    await ra.socket.send("two");
+    await until(async () => (rb.messages.length === 2 ? true : undefined), 15_000);
+    const receipts: { kind: string; userId: string; seq: number }[] = [];
+    ra.socket.on("receipt", (r) => receipts.push(r));
+
+    // Bob reads on a connection that is already dead: the mark never reaches the room.
+    aliceSide.wire.deaf = true;
+    bobSide.wire.mute = true;
+    rb.socket.markRead();
+    expect(bobSide.wire.sent.filter((f) => f.type === "mark_as_read").map((f) => f.data)).toEqual([{ seq: 2 }]);
+    const bobDown = rb.socket.next("state", (s) => s.state !== "open", 15_000);
+    bobSide.wire.sockets.at(-1)!.terminate();
+    await bobDown;
+    bobSide.wire.mute = false;
+    await live(rb.socket);
+    // Bob's badge clears (REST reads Postgres: wait for the room's flush).
+    await until(async () => ((await bobSide.chat.getUnreadCount(conversation.id)).unreadCount === 0 ? true : undefined), 15_000, 250);
+
+    // Alice's socket was deaf while Bob's read went out: her reconnect tells it.
+    await sleep(300);
+    expect(receipts.filter((r) => r.kind === "read")).toEqual([]);
+    const told = ra.socket.next("receipt", (r) => r.kind === "read" && r.userId === bob.id, 15_000);
+    const aliceDown = ra.socket.next("state", (s) => s.state !== "open", 15_000);
+    aliceSide.wire.sockets.at(-1)!.terminate();
+    await aliceDown;
+    aliceSide.wire.deaf = false;
+    expect(await told).toMatchObject({ kind: "read", userId: bob.id, seq: 2 });
+    await live(ra.socket);
+    await sleep(300);
+    expect(receipts.filter((r) => r.kind === "read" && r.userId === bob.id).map((r) => r.seq)).toEqual([2]);
+    expect(ra.socket.participants.find((p) => p.userId === bob.id)?.lastReadSeq).toBe(2);
   });
 });

@@ -440,3 +440,34 @@ describe("client conversation socket: SDK hunt (twenty-second session)", () => {
     expect(ws2.sentOf("mark_delivered").map((f) => f.data)).toEqual([{ seq: 2 }]);
   });
 });
+
+describe("client conversation socket: receipts missed during a drop", () => {
+  const member = (userId: string, read: number, delivered: number, readAt: string | null = null) => ({
+    userId,
+    role: "member" as const,
+    joinedAt: new Date(0).toISOString(),
+    isMuted: false,
+    lastReadSeq: read,
+    lastReadAt: readAt,
+    lastDeliveredSeq: delivered,
+  });
+
+  it("tells the read and delivered marks that moved while the socket was down, once, after the reconnect", async () => {
+    const s = open();
+    const receipts: unknown[] = [];
+    s.on("receipt", (r) => receipts.push(r));
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("ready", { ...ready(3), participants: [member(ME, 3, 3), member(OTHER, 0, 1)] });
+    latest().cut();
+    await until(() => FakeSocket.all.length === 2);
+    const readAt = new Date(7000).toISOString();
+    // While we were away the other side read up to 3 (the message_read frame went to the dead socket).
+    latest().frame("ready", { ...ready(3), participants: [member(ME, 3, 3), member(OTHER, 3, 3, readAt)] });
+    latest().frame("resumed", { fromSeq: 4, toSeq: 3, complete: true });
+    expect(receipts).toEqual([
+      { kind: "read", conversationId: CONV, userId: OTHER, seq: 3, at: readAt },
+      { kind: "delivered", conversationId: CONV, userId: OTHER, seq: 3 },
+    ]);
+    expect(s.participants.find((p) => p.userId === OTHER)).toMatchObject({ lastReadSeq: 3, lastDeliveredSeq: 3 });
+  });
+});

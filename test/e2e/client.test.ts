@@ -322,3 +322,27 @@ describe("SDK against the running stack", () => {
     expect(ra.socket.participants.find((p) => p.userId === bob.id)?.lastReadSeq).toBe(2);
   });
 });
+
+describe("SDK REST sends against the running stack", () => {
+  it("a REST send whose answer is lost on the way back is retried with its clientMessageId: resolves, stored once", async () => {
+    const [alice, bob] = [await login("sdk-a"), await login("sdk-b")];
+    let dropNextSendAnswer = true;
+    // The network loses the answer of the first send: the server stored the message, the app never heard back.
+    const lossy = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const res = await fetch(input, init);
+      if (dropNextSendAnswer && init?.method === "POST" && String(input).endsWith("/messages")) {
+        dropNextSendAnswer = false;
+        throw new TypeError("fetch failed: connection reset");
+      }
+      return res;
+    }) as typeof fetch;
+    const a = new ChatClient({ baseUrl: BASE, token: alice.token, fetch: lossy });
+    const conversation = await a.createDirect(bob.id);
+    const sent = await a.sendMessage(conversation.id, { content: "did it arrive?" });
+    expect(sent).toMatchObject({ seq: 1, content: "did it arrive?" });
+    expect(dropNextSendAnswer).toBe(false);
+    expect(await storedWithClientId(conversation.id, sent.clientMessageId!)).toBe(1);
+    const history = await a.listMessages(conversation.id);
+    expect(history.messages.map((m) => m.content)).toEqual(["did it arrive?"]);
+  });
+});

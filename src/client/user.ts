@@ -21,6 +21,8 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
   /** Highest seq per conversation not yet marked delivered (kept across a reconnect). */
   private readonly undelivered = new Map<string, number>();
   private deliverTimer: ReturnType<typeof setTimeout> | undefined;
+  /** What the app last said (setPresence): a new socket starts `online`, so `away` is said again on each connect. */
+  private presence: "online" | "away" = "online";
 
   constructor(rest: ChatRest, wsBase: string, options: UserSocketOptions = {}) {
     super(rest, wsBase, options);
@@ -45,6 +47,7 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
 
   /** `away` when the user is idle, `online` when back. */
   setPresence(status: "online" | "away"): void {
+    this.presence = status;
     this.sendFrame("set_presence", { status });
   }
 
@@ -72,6 +75,9 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
     const d = frame.data;
     switch (frame.type) {
       case "connected":
+        // Before the app hears of the open (and may set presence itself): a user idle when the network dropped showed
+        // `online` to their contacts after every reconnect, although the app had said `away` (or said it while down).
+        if (this.presence === "away") this.sendFrame("set_presence", { status: "away" });
         this.emit("connected", d);
         this.markOpen();
         this.flushDelivered();

@@ -346,3 +346,27 @@ describe("SDK REST sends against the running stack", () => {
     expect(history.messages.map((m) => m.content)).toEqual(["did it arrive?"]);
   });
 });
+
+describe("SDK presence against the running stack", () => {
+  it("a user who set away stays away for their contacts across a reconnect of their user socket", async () => {
+    const [alice, bob] = [await login("sdk-a"), await login("sdk-b")];
+    const aliceSide = sdk(alice);
+    const b = sdk(bob).chat;
+    await aliceSide.chat.createDirect(bob.id);
+    const aliceUser = aliceSide.chat.user();
+    const bobUser = b.user();
+    opened.push(aliceUser, bobUser);
+    await Promise.all([live(aliceUser), live(bobUser)]);
+    const away = bobUser.next("presence", (p) => p.userId === alice.id && p.status === "away", 15_000);
+    aliceUser.setPresence("away");
+    await away;
+
+    // The network drops Alice's socket; the SDK reconnects by itself.
+    const back = aliceUser.next("state", (s) => s.state === "open" && s.reconnected === true, 30_000);
+    aliceSide.wire.sockets.at(-1)!.terminate();
+    await back;
+    await sleep(1500);
+    const [now] = await bobUser.getPresence([alice.id]);
+    expect(now).toMatchObject({ userId: alice.id, status: "away" });
+  });
+});

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { ChatClient } from "../../src/client";
 import { ChatRest } from "../../src/client/rest";
 import { ConversationSocket } from "../../src/client/conversation";
+import { UserSocket } from "../../src/client/user";
 import type { Message } from "../../src/client/types";
 
 /** A scripted stand-in for a WebSocket: the test plays the server. */
@@ -80,7 +81,7 @@ async function until(probe: () => boolean, ms = 2000) {
   }
 }
 
-let sockets: ConversationSocket[] = [];
+let sockets: { close(): void }[] = [];
 function open(options: ConstructorParameters<typeof ConversationSocket>[4] = {}) {
   const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
   const s = new ConversationSocket(rest, "ws://chat.test", CONV, async () => ME, {
@@ -469,5 +470,29 @@ describe("client conversation socket: receipts missed during a drop", () => {
       { kind: "delivered", conversationId: CONV, userId: OTHER, seq: 3 },
     ]);
     expect(s.participants.find((p) => p.userId === OTHER)).toMatchObject({ lastReadSeq: 3, lastDeliveredSeq: 3 });
+  });
+});
+
+describe("client user socket (scripted server)", () => {
+  it("tells the server again after a reconnect that the user is away (a new socket starts online)", async () => {
+    const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+    const u = new UserSocket(rest, "ws://chat.test", { WebSocket: FakeSocket as never, backoff: { initialMs: 5, maxMs: 20, jitter: 0 }, watchNetwork: false });
+    sockets.push(u);
+    u.connect();
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("connected", { userId: ME, timestamp: new Date(0).toISOString() });
+    u.setPresence("away");
+    expect(latest().sentOf("set_presence").map((f) => f.data)).toEqual([{ status: "away" }]);
+    latest().cut();
+    await until(() => FakeSocket.all.length === 2);
+    latest().frame("connected", { userId: ME, timestamp: new Date(0).toISOString() });
+    expect(u.state).toBe("open");
+    expect(latest().sentOf("set_presence").map((f) => f.data)).toEqual([{ status: "away" }]);
+    // Back to online: a later reconnect has nothing to correct (a new socket is online).
+    u.setPresence("online");
+    latest().cut();
+    await until(() => FakeSocket.all.length === 3);
+    latest().frame("connected", { userId: ME, timestamp: new Date(0).toISOString() });
+    expect(latest().sentOf("set_presence")).toEqual([]);
   });
 });

@@ -119,20 +119,34 @@ export class ChatRest {
   private async once<T>(method: string, url: string, headers: Record<string, string>, body: string | undefined): Promise<T> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.timeoutMs);
-    let res: Response;
-    try {
-      res = await this.fetchImpl(url, { method, headers, body, signal: controller.signal });
-    } catch (cause) {
-      const timedOut = controller.signal.aborted;
-      throw new ChatApiError({
+    // The timeout covers the body too, and also a fetch or a body that does not listen to the signal: before, it
+    // ended with the headers, and an answer that stalled mid-body left the call (a send's spinner) pending for ever.
+    const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener("abort", () => reject(new Error("aborted")), { once: true }));
+    aborted.catch(() => {});
+    const noAnswer = (cause: unknown) =>
+      new ChatApiError({
         statusCode: 0,
-        message: timedOut ? `${method} ${url} timed out after ${this.timeoutMs} ms` : `${method} ${url} failed: network error`,
+        message: controller.signal.aborted ? `${method} ${url} timed out after ${this.timeoutMs} ms` : `${method} ${url} failed: network error`,
         cause,
       });
+    let res: Response;
+    let text = "";
+    try {
+      try {
+        res = await Promise.race([this.fetchImpl(url, { method, headers, body, signal: controller.signal }), aborted]);
+      } catch (cause) {
+        throw noAnswer(cause);
+      }
+      try {
+        text = await Promise.race([res.text(), aborted]);
+      } catch (cause) {
+        // A success whose body was cut off carries no result: it is no answer (retried when safe), never `undefined`
+        // handed to the app as the message. A refusal keeps its status.
+        if (res.ok) throw noAnswer(cause);
+      }
     } finally {
       clearTimeout(timer);
     }
-    const text = await res.text().catch(() => "");
     let json: unknown = undefined;
     if (text) {
       try {

@@ -370,3 +370,30 @@ describe("SDK presence against the running stack", () => {
     expect(now).toMatchObject({ userId: alice.id, status: "away" });
   });
 });
+
+describe("SDK user socket marks against the running stack", () => {
+  it("a delivered mark written to a dying user socket reaches the sender after the reconnect", async () => {
+    const [alice, bob] = [await login("sdk-a"), await login("sdk-b")];
+    const a = sdk(alice).chat;
+    const bobSide = sdk(bob);
+    const conversation = await a.createDirect(bob.id);
+    // Bob has only his user socket: the notification is how his device says "delivered".
+    const bobUser = bobSide.chat.user();
+    opened.push(bobUser);
+    const ra = room(a, conversation.id);
+    await Promise.all([live(ra.socket), live(bobUser)]);
+
+    bobSide.wire.mute = true;
+    const notified = bobUser.next("notification", (n) => n.conversationId === conversation.id, 15_000);
+    await ra.socket.send("are you there?");
+    await notified;
+    await until(async () => (bobSide.wire.sent.some((f) => f.type === "mark_delivered") ? true : undefined), 5000);
+    const delivered = ra.socket.next("receipt", (r) => r.kind === "delivered" && r.userId === bob.id && r.seq === 1, 15_000);
+    const back = bobUser.next("state", (s) => s.state === "open" && s.reconnected === true, 30_000);
+    bobSide.wire.sockets.at(-1)!.terminate();
+    bobSide.wire.mute = false;
+    await back;
+    expect(await delivered).toMatchObject({ kind: "delivered", seq: 1 });
+    expect(ra.socket.participants.find((p) => p.userId === bob.id)?.lastDeliveredSeq).toBe(1);
+  });
+});

@@ -496,3 +496,70 @@ describe("client user socket (scripted server)", () => {
     expect(latest().sentOf("set_presence")).toEqual([]);
   });
 });
+
+describe("client user socket: delivered marks", () => {
+  const CONV2 = "00000000-0000-4000-8000-0000000000c2";
+  function user(options: ConstructorParameters<typeof UserSocket>[2] = {}) {
+    const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+    const u = new UserSocket(rest, "ws://chat.test", { WebSocket: FakeSocket as never, backoff: { initialMs: 5, maxMs: 20, jitter: 0 }, watchNetwork: false, ...options });
+    sockets.push(u);
+    return u.connect();
+  }
+  const connected = () => latest().frame("connected", { userId: ME, timestamp: new Date(0).toISOString() });
+  const marks = (ws: FakeSocket) => ws.sentOf("mark_delivered").map((f) => f.data);
+
+  it("sends a delivered mark again after a reconnect when the connection died before the server had it", async () => {
+    user();
+    await until(() => FakeSocket.all.length === 1);
+    connected();
+    const ws1 = latest();
+    ws1.frame("notification", { conversationId: CONV, message: msg(3) });
+    await until(() => marks(ws1).length === 1);
+    expect(marks(ws1)).toEqual([{ conversationId: CONV, seq: 3 }]);
+    ws1.cut();
+    await until(() => FakeSocket.all.length === 2);
+    connected();
+    expect(marks(latest())).toEqual([{ conversationId: CONV, seq: 3 }]);
+  });
+
+  it("does not send again a mark the server has had (a heartbeat sent after it was answered)", async () => {
+    user({ heartbeatIntervalMs: 20, heartbeatTimeoutMs: 1000 });
+    await until(() => FakeSocket.all.length === 1);
+    connected();
+    const ws1 = latest();
+    FakeSocket.answer = (f, ws) => f.type === "heartbeat" && ws.frame("heartbeat_ack", { timestamp: new Date(0).toISOString() }, f.id);
+    ws1.frame("notification", { conversationId: CONV, message: msg(3) });
+    await until(() => marks(ws1).length === 1);
+    const after = ws1.sent.length;
+    await until(() => ws1.sent.slice(after).some((f) => f.type === "heartbeat"));
+    ws1.cut();
+    await until(() => FakeSocket.all.length === 2);
+    connected();
+    await tick(250);
+    expect(marks(latest())).toEqual([]);
+  });
+
+  it("retries a mark the server could not take now, and tells the app of a refusal", async () => {
+    const u = user();
+    const errors: (string | undefined)[] = [];
+    u.on("error", (e) => errors.push(e.code));
+    await until(() => FakeSocket.all.length === 1);
+    connected();
+    const ws = latest();
+    let refusals = 0;
+    FakeSocket.answer = (f, socket) => {
+      if (f.type !== "mark_delivered") return;
+      if (f.data.conversationId === CONV2) return socket.frame("error", { code: "not_found", message: "Conversation not found" }, f.id);
+      if (refusals++ === 0) socket.frame("error", { code: "unavailable", message: "Conversation unavailable; try again" }, f.id);
+    };
+    ws.frame("notification", { conversationId: CONV, message: msg(4) });
+    ws.frame("notification", { conversationId: CONV2, message: msg(1, { conversationId: CONV2 }) });
+    await until(() => marks(ws).filter((m) => m.conversationId === CONV).length === 2, 5000);
+    expect(marks(ws)).toEqual([
+      { conversationId: CONV, seq: 4 },
+      { conversationId: CONV2, seq: 1 },
+      { conversationId: CONV, seq: 4 },
+    ]);
+    expect(errors).toEqual(["not_found"]);
+  });
+});

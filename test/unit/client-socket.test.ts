@@ -563,3 +563,33 @@ describe("client user socket: delivered marks", () => {
     expect(errors).toEqual(["not_found"]);
   });
 });
+
+describe("client conversation socket: order of messages refused for now", () => {
+  it("a message sent after one the server could not take yet waits for it, so they are stored in the order written", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(0));
+    let seq = 0;
+    let refused = false;
+    // The room cannot take the first attempt (its database is down for a moment); it stores what comes later in arrival order.
+    FakeSocket.answer = (f, socket) => {
+      if (f.type !== "send_message") return;
+      // Answers come back over the network, after the send returned.
+      setTimeout(() => {
+        if (!refused) {
+          refused = true;
+          return socket.frame("error", { code: "unavailable", message: "Database unavailable" }, f.id);
+        }
+        const stored = msg(++seq, { senderId: ME, clientMessageId: f.data.clientMessageId, content: f.data.content });
+        socket.frame("message_ack", { clientMessageId: f.data.clientMessageId, message: stored }, f.id);
+      }, 1);
+    };
+    const first = s.send("first");
+    await until(() => refused);
+    await tick(5);
+    const second = s.send("second");
+    const [a, b] = await Promise.all([first, second]);
+    expect([a.content, a.seq, b.content, b.seq]).toEqual(["first", 1, "second", 2]);
+  });
+});

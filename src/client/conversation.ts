@@ -297,22 +297,44 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
 
   private onReady(data: ReadyData): void {
     this.readyData = data;
+    const before = new Map(this.members);
     this.members.clear();
     for (const p of data.participants) this.members.set(p.userId, p);
+    this.tellMovedMarks(before);
     // Who types now, told as changes: a drop told the app everyone stopped, and those still typing start again.
     const typing = new Set(data.typing);
     for (const userId of [...this.typingNow]) if (!typing.has(userId)) this.setTyping(userId, false);
     for (const userId of typing) if (!this.typingNow.has(userId)) this.setTyping(userId, true);
-    // The server's view of our marks: anything newer we wanted is sent again.
-    this.readSent = Math.max(this.readSent, data.you.lastReadSeq);
-    if (data.you.lastDeliveredSeq !== undefined) this.deliveredSent = Math.max(this.deliveredSent, data.you.lastDeliveredSeq);
-    else this.deliveredSent = 0;
+    // The server's view of our marks: anything newer we wanted is sent again. Not the higher of it and what we sent:
+    // a mark written to a connection that was already dead never arrived, and kept as sent it was never repeated
+    // (the sender never saw "read", other devices kept the badge). A repeat is harmless: marks never move backwards.
+    this.readSent = data.you.lastReadSeq;
+    this.deliveredSent = data.you.lastDeliveredSeq ?? 0;
     this.emit("ready", data);
     if (!this.seq) this.seq = new SeqBuffer<Message>(data.lastSeq);
     // A position past the server's newest (an afterSeq from stale state): the server replays from its newest, and
     // every message up to our old position would otherwise be dropped here as already seen.
     else if (this.seq.lastSeq > data.lastSeq) this.seq.reset(data.lastSeq);
     if (!this.resuming) this.goLive();
+  }
+
+  /**
+   * Read and delivered marks that moved while the socket was down, told as the receipts the dead socket missed (the
+   * replay carries messages, not receipts): an app that draws ticks from `receipt` kept showing "delivered" for a
+   * message read meanwhile until the next receipt. Nothing is told on the first connect: `ready` is the start.
+   */
+  private tellMovedMarks(before: Map<string, Participant>): void {
+    for (const p of this.members.values()) {
+      const old = before.get(p.userId);
+      if (!old) continue;
+      if (p.lastReadSeq > old.lastReadSeq) {
+        const at = p.lastReadAt ?? new Date().toISOString();
+        this.emit("receipt", { kind: "read", conversationId: this.conversationId, userId: p.userId, seq: p.lastReadSeq, at });
+      }
+      if (p.lastDeliveredSeq > old.lastDeliveredSeq) {
+        this.emit("receipt", { kind: "delivered", conversationId: this.conversationId, userId: p.userId, seq: p.lastDeliveredSeq });
+      }
+    }
   }
 
   private onResumed(data: { fromSeq: number; toSeq: number; complete?: boolean }): void {

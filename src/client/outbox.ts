@@ -69,11 +69,15 @@ export class Outbox {
     }
   }
 
-  /** Entries to transmit now, oldest first: never sent on this connection, or unacknowledged for ackTimeoutMs. */
+  /**
+   * Entries to transmit now, oldest first: never sent on this connection, or unacknowledged for ackTimeoutMs. One held
+   * back after a transient refusal holds back those written after it: sent meanwhile, they were stored (and numbered)
+   * first, and the conversation showed the user's messages out of the order they were written.
+   */
   due(now: number, ackTimeoutMs: number): OutboxEntry[] {
     const out: OutboxEntry[] = [];
     for (const e of this.entries.values()) {
-      if (e.notBefore !== undefined && e.notBefore > now) continue;
+      if (e.notBefore !== undefined && e.notBefore > now) break;
       if (e.sentAt === undefined || now - e.sentAt >= ackTimeoutMs) out.push(e);
     }
     return out;

@@ -57,7 +57,7 @@ export interface RestOptions {
   fetch?: typeof fetch;
   /** Per-request timeout (ms). Default 15 000. */
   timeoutMs?: number;
-  /** Retries of safe requests (GET) after a network error, 429 or 503. Default 2. */
+  /** Retries of safe requests (GET, and message sends: idempotent by clientMessageId) after a network error, 429 or 503. Default 2. */
   retries?: number;
 }
 
@@ -92,7 +92,8 @@ export class ChatRest {
   }
 
   /** Any route, typed by the caller: the escape hatch for routes added after this SDK version. */
-  async request<T>(method: string, path: string, options: { body?: unknown; query?: Query; auth?: boolean } = {}): Promise<T> {
+  /** `idempotent`: a write the server applies once however often it arrives, retried like a GET. */
+  async request<T>(method: string, path: string, options: { body?: unknown; query?: Query; auth?: boolean; idempotent?: boolean } = {}): Promise<T> {
     const url = new URL(this.baseUrl + path, this.baseUrl ? undefined : globalOrigin());
     for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined && v !== null) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = { accept: "application/json" };
@@ -102,7 +103,7 @@ export class ChatRest {
       if (token) headers.authorization = `Bearer ${token}`;
     }
     const body = options.body === undefined ? undefined : JSON.stringify(options.body);
-    const safe = method === "GET" || method === "HEAD";
+    const safe = method === "GET" || method === "HEAD" || options.idempotent === true;
     for (let attempt = 0; ; attempt++) {
       try {
         return await this.once<T>(method, url.toString(), headers, body);
@@ -118,20 +119,34 @@ export class ChatRest {
   private async once<T>(method: string, url: string, headers: Record<string, string>, body: string | undefined): Promise<T> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.timeoutMs);
-    let res: Response;
-    try {
-      res = await this.fetchImpl(url, { method, headers, body, signal: controller.signal });
-    } catch (cause) {
-      const timedOut = controller.signal.aborted;
-      throw new ChatApiError({
+    // The timeout covers the body too, and also a fetch or a body that does not listen to the signal: before, it
+    // ended with the headers, and an answer that stalled mid-body left the call (a send's spinner) pending for ever.
+    const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener("abort", () => reject(new Error("aborted")), { once: true }));
+    aborted.catch(() => {});
+    const noAnswer = (cause: unknown) =>
+      new ChatApiError({
         statusCode: 0,
-        message: timedOut ? `${method} ${url} timed out after ${this.timeoutMs} ms` : `${method} ${url} failed: network error`,
+        message: controller.signal.aborted ? `${method} ${url} timed out after ${this.timeoutMs} ms` : `${method} ${url} failed: network error`,
         cause,
       });
+    let res: Response;
+    let text = "";
+    try {
+      try {
+        res = await Promise.race([this.fetchImpl(url, { method, headers, body, signal: controller.signal }), aborted]);
+      } catch (cause) {
+        throw noAnswer(cause);
+      }
+      try {
+        text = await Promise.race([res.text(), aborted]);
+      } catch (cause) {
+        // A success whose body was cut off carries no result: it is no answer (retried when safe), never `undefined`
+        // handed to the app as the message. A refusal keeps its status.
+        if (res.ok) throw noAnswer(cause);
+      }
     } finally {
       clearTimeout(timer);
     }
-    const text = await res.text().catch(() => "");
     let json: unknown = undefined;
     if (text) {
       try {
@@ -242,10 +257,15 @@ export class ChatRest {
 
   // ── Messages (§5) ──────────────────────────────────────────────────────────────────────────────────────
 
-  /** Sends over REST. A clientMessageId is generated when none is given, so a retry of this call is safe. */
+  /**
+   * Sends over REST. A clientMessageId is generated when none is given, and a send that got no answer (network error,
+   * timeout, 429, 503) is retried with it: the server stores the message once and answers a retry with the original.
+   * Not retried, a send whose answer was lost failed in the app although everyone saw the message, and the user's
+   * retry (a new call, a new id) stored it twice. Pass your own clientMessageId to retry safely across calls too.
+   */
   sendMessage(conversationId: string, input: SendMessageInput): Promise<Message> {
     const body = { ...input, clientMessageId: input.clientMessageId ?? randomId() };
-    return this.request("POST", `/conversations/${enc(conversationId)}/messages`, { body });
+    return this.request("POST", `/conversations/${enc(conversationId)}/messages`, { body, idempotent: true });
   }
 
   /** History, ascending seq. No cursor: the newest page; `before` pages back, `after` forward. */

@@ -1,3 +1,4 @@
+import { errorFromFrame } from "./errors";
 import type { ChatRest } from "./rest";
 import { RealtimeSocket, type Frame, type SocketOptions } from "./socket";
 import type { PresenceUpdate, UserEvents } from "./types";
@@ -10,6 +11,19 @@ export interface UserSocketOptions extends SocketOptions {
   autoDeliver?: boolean;
 }
 
+/** A mark_delivered frame sent on the current connection that the server has not been seen to receive. */
+interface SentMark {
+  conversationId: string;
+  seq: number;
+  /** Its place among the frames of this socket (ids come from one counter: `d7` went before `hb8`). */
+  order: number;
+}
+
+const frameOrder = (id: string | undefined): number => Number(/(\d+)$/.exec(id ?? "")?.[1] ?? Number.NaN);
+
+/** A mark the room could not take now (unavailable, rate limited) is sent again after this long (ms). */
+const MARK_RETRY_MS = 2000;
+
 /**
  * The user's own socket: notifications of new messages in any conversation, unread counts, presence of contacts and
  * conversation list changes. Reconnects like the conversation socket; after a reconnect the server sends the
@@ -20,7 +34,15 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
   private readonly autoDeliver: boolean;
   /** Highest seq per conversation not yet marked delivered (kept across a reconnect). */
   private readonly undelivered = new Map<string, number>();
+  /**
+   * Marks sent on this connection, by frame id, until a later heartbeat is answered (frames arrive in order). The
+   * server answers a mark only when it fails: one written to a connection that was already dead simply vanished,
+   * and the sender never saw "delivered". Those still here when the socket drops are sent again on the next one.
+   */
+  private readonly unconfirmed = new Map<string, SentMark>();
   private deliverTimer: ReturnType<typeof setTimeout> | undefined;
+  /** What the app last said (setPresence): a new socket starts `online`, so `away` is said again on each connect. */
+  private presence: "online" | "away" = "online";
 
   constructor(rest: ChatRest, wsBase: string, options: UserSocketOptions = {}) {
     super(rest, wsBase, options);
@@ -29,22 +51,43 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
 
   /** Tells the senders that this device received the conversation's messages up to `seq`. */
   markDelivered(conversationId: string, seq: number): void {
+    this.want(conversationId, seq);
+    this.scheduleDelivered(200);
+  }
+
+  private want(conversationId: string, seq: number): void {
     if (seq > (this.undelivered.get(conversationId) ?? 0)) this.undelivered.set(conversationId, seq);
+  }
+
+  private scheduleDelivered(ms: number): void {
     this.deliverTimer ??= setTimeout(() => {
       this.deliverTimer = undefined;
       this.flushDelivered();
-    }, 200);
+    }, ms);
   }
 
   private flushDelivered(): void {
     for (const [conversationId, seq] of this.undelivered) {
-      if (!this.sendFrame("mark_delivered", { conversationId, seq })) return;
+      // With an id: a failure is answered with it, and the mark can be tried again.
+      const id = this.nextId("d");
       this.undelivered.delete(conversationId);
+      this.unconfirmed.set(id, { conversationId, seq, order: frameOrder(id) });
+      if (this.sendFrame("mark_delivered", { conversationId, seq }, id)) continue;
+      this.unconfirmed.delete(id);
+      this.want(conversationId, seq);
+      return;
     }
+  }
+
+  protected override onDisconnected(): void {
+    // Maybe never received: wanted again (a repeat is harmless, marks never move backwards).
+    for (const m of this.unconfirmed.values()) this.want(m.conversationId, m.seq);
+    this.unconfirmed.clear();
   }
 
   /** `away` when the user is idle, `online` when back. */
   setPresence(status: "online" | "away"): void {
+    this.presence = status;
     this.sendFrame("set_presence", { status });
   }
 
@@ -68,10 +111,27 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
     return this.rest.me().then(() => undefined);
   }
 
+  /** Error frames reached no one before (a refused mark, rate limiting): the app hears of them now. */
+  private onErrorFrame(frame: Frame): void {
+    const error = errorFromFrame(frame.data);
+    const mark = frame.id !== undefined ? this.unconfirmed.get(frame.id) : undefined;
+    if (mark) this.unconfirmed.delete(frame.id!);
+    if (mark && error.isRetryable) {
+      // The room could not take it now: the sender would never see "delivered" for it.
+      this.want(mark.conversationId, mark.seq);
+      this.scheduleDelivered(MARK_RETRY_MS);
+      return;
+    }
+    this.emit("error", error);
+  }
+
   protected onFrame(frame: Frame): void {
     const d = frame.data;
     switch (frame.type) {
       case "connected":
+        // Before the app hears of the open (and may set presence itself): a user idle when the network dropped showed
+        // `online` to their contacts after every reconnect, although the app had said `away` (or said it while down).
+        if (this.presence === "away") this.sendFrame("set_presence", { status: "away" });
         this.emit("connected", d);
         this.markOpen();
         this.flushDelivered();
@@ -92,6 +152,13 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
       case "presence_state":
         for (const p of (d?.presences ?? []) as PresenceUpdate[]) this.emit("presence", p);
         return;
+      case "heartbeat_ack": {
+        const answered = frameOrder(frame.id);
+        for (const [id, m] of this.unconfirmed) if (m.order < answered) this.unconfirmed.delete(id);
+        return;
+      }
+      case "error":
+        return this.onErrorFrame(frame);
       default:
         return;
     }

@@ -11,6 +11,8 @@ interface Wire {
   sent: { type: string; data: any; at: number }[];
   /** While true, frames from the server vanish (as on a dying connection). */
   deaf: boolean;
+  /** While true, frames to the server vanish after they are recorded (written to a connection that is already dead). */
+  mute?: boolean;
   sockets: WebSocket[];
 }
 
@@ -26,6 +28,7 @@ function wiredWebSocket(wire: Wire) {
       } catch {
         // not JSON: not ours
       }
+      if (wire.mute) return;
       (super.send as (...args: any[]) => void)(data, ...rest);
     }
     override emit(event: string | symbol, ...args: any[]): boolean {
@@ -275,5 +278,122 @@ describe("SDK against the running stack", () => {
     // The other side sees one start (the server broadcasts transitions) and one stop.
     expect(seen.map((s) => s.isTyping), diagnostics).toEqual([true, false]);
     expect(rb.socket.typingUsers).toEqual([]);
+  });
+
+  it("read marks and read receipts lost with dying connections arrive after the reconnects, once", async () => {
+    const [alice, bob] = [await login("sdk-a"), await login("sdk-b")];
+    const aliceSide = sdk(alice);
+    const bobSide = sdk(bob);
+    const conversation = await aliceSide.chat.createDirect(bob.id);
+    const ra = room(aliceSide.chat, conversation.id);
+    const rb = room(bobSide.chat, conversation.id, { autoDeliver: false });
+    await Promise.all([live(ra.socket), live(rb.socket)]);
+    await ra.socket.send("one");
+    await ra.socket.send("two");
+    await until(async () => (rb.messages.length === 2 ? true : undefined), 15_000);
+    const receipts: { kind: string; userId: string; seq: number }[] = [];
+    ra.socket.on("receipt", (r) => receipts.push(r));
+
+    // Bob reads on a connection that is already dead: the mark never reaches the room.
+    aliceSide.wire.deaf = true;
+    bobSide.wire.mute = true;
+    rb.socket.markRead();
+    expect(bobSide.wire.sent.filter((f) => f.type === "mark_as_read").map((f) => f.data)).toEqual([{ seq: 2 }]);
+    const bobDown = rb.socket.next("state", (s) => s.state !== "open", 15_000);
+    bobSide.wire.sockets.at(-1)!.terminate();
+    await bobDown;
+    bobSide.wire.mute = false;
+    await live(rb.socket);
+    // Bob's badge clears (REST reads Postgres: wait for the room's flush).
+    await until(async () => ((await bobSide.chat.getUnreadCount(conversation.id)).unreadCount === 0 ? true : undefined), 15_000, 250);
+
+    // Alice's socket was deaf while Bob's read went out: her reconnect tells it.
+    await sleep(300);
+    expect(receipts.filter((r) => r.kind === "read")).toEqual([]);
+    const told = ra.socket.next("receipt", (r) => r.kind === "read" && r.userId === bob.id, 15_000);
+    const aliceDown = ra.socket.next("state", (s) => s.state !== "open", 15_000);
+    aliceSide.wire.sockets.at(-1)!.terminate();
+    await aliceDown;
+    aliceSide.wire.deaf = false;
+    expect(await told).toMatchObject({ kind: "read", userId: bob.id, seq: 2 });
+    await live(ra.socket);
+    await sleep(300);
+    expect(receipts.filter((r) => r.kind === "read" && r.userId === bob.id).map((r) => r.seq)).toEqual([2]);
+    expect(ra.socket.participants.find((p) => p.userId === bob.id)?.lastReadSeq).toBe(2);
+  });
+});
+
+describe("SDK REST sends against the running stack", () => {
+  it("a REST send whose answer is lost on the way back is retried with its clientMessageId: resolves, stored once", async () => {
+    const [alice, bob] = [await login("sdk-a"), await login("sdk-b")];
+    let dropNextSendAnswer = true;
+    // The network loses the answer of the first send: the server stored the message, the app never heard back.
+    const lossy = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const res = await fetch(input, init);
+      if (dropNextSendAnswer && init?.method === "POST" && String(input).endsWith("/messages")) {
+        dropNextSendAnswer = false;
+        throw new TypeError("fetch failed: connection reset");
+      }
+      return res;
+    }) as typeof fetch;
+    const a = new ChatClient({ baseUrl: BASE, token: alice.token, fetch: lossy });
+    const conversation = await a.createDirect(bob.id);
+    const sent = await a.sendMessage(conversation.id, { content: "did it arrive?" });
+    expect(sent).toMatchObject({ seq: 1, content: "did it arrive?" });
+    expect(dropNextSendAnswer).toBe(false);
+    expect(await storedWithClientId(conversation.id, sent.clientMessageId!)).toBe(1);
+    const history = await a.listMessages(conversation.id);
+    expect(history.messages.map((m) => m.content)).toEqual(["did it arrive?"]);
+  });
+});
+
+describe("SDK presence against the running stack", () => {
+  it("a user who set away stays away for their contacts across a reconnect of their user socket", async () => {
+    const [alice, bob] = [await login("sdk-a"), await login("sdk-b")];
+    const aliceSide = sdk(alice);
+    const b = sdk(bob).chat;
+    await aliceSide.chat.createDirect(bob.id);
+    const aliceUser = aliceSide.chat.user();
+    const bobUser = b.user();
+    opened.push(aliceUser, bobUser);
+    await Promise.all([live(aliceUser), live(bobUser)]);
+    const away = bobUser.next("presence", (p) => p.userId === alice.id && p.status === "away", 15_000);
+    aliceUser.setPresence("away");
+    await away;
+
+    // The network drops Alice's socket; the SDK reconnects by itself.
+    const back = aliceUser.next("state", (s) => s.state === "open" && s.reconnected === true, 30_000);
+    aliceSide.wire.sockets.at(-1)!.terminate();
+    await back;
+    await sleep(1500);
+    const [now] = await bobUser.getPresence([alice.id]);
+    expect(now).toMatchObject({ userId: alice.id, status: "away" });
+  });
+});
+
+describe("SDK user socket marks against the running stack", () => {
+  it("a delivered mark written to a dying user socket reaches the sender after the reconnect", async () => {
+    const [alice, bob] = [await login("sdk-a"), await login("sdk-b")];
+    const a = sdk(alice).chat;
+    const bobSide = sdk(bob);
+    const conversation = await a.createDirect(bob.id);
+    // Bob has only his user socket: the notification is how his device says "delivered".
+    const bobUser = bobSide.chat.user();
+    opened.push(bobUser);
+    const ra = room(a, conversation.id);
+    await Promise.all([live(ra.socket), live(bobUser)]);
+
+    bobSide.wire.mute = true;
+    const notified = bobUser.next("notification", (n) => n.conversationId === conversation.id, 15_000);
+    await ra.socket.send("are you there?");
+    await notified;
+    await until(async () => (bobSide.wire.sent.some((f) => f.type === "mark_delivered") ? true : undefined), 5000);
+    const delivered = ra.socket.next("receipt", (r) => r.kind === "delivered" && r.userId === bob.id && r.seq === 1, 15_000);
+    const back = bobUser.next("state", (s) => s.state === "open" && s.reconnected === true, 30_000);
+    bobSide.wire.sockets.at(-1)!.terminate();
+    bobSide.wire.mute = false;
+    await back;
+    expect(await delivered).toMatchObject({ kind: "delivered", seq: 1 });
+    expect(ra.socket.participants.find((p) => p.userId === bob.id)?.lastDeliveredSeq).toBe(1);
   });
 });

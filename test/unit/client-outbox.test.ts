@@ -55,3 +55,15 @@ describe("client outbox", () => {
     expect(o.get("a")?.content).toBe("c-a");
   });
 });
+
+describe("client outbox: order", () => {
+  it("an entry held back after a transient refusal holds back the entries written after it", () => {
+    const o = new Outbox();
+    o.add(entry("a"));
+    o.markSent("a", 0, "m1");
+    o.retryLater("a", 100, 500);
+    o.add(entry("b"));
+    expect(o.due(300, 10_000)).toEqual([]);
+    expect(o.due(600, 10_000).map((e) => e.clientMessageId)).toEqual(["a", "b"]);
+  });
+});

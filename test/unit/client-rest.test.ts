@@ -102,3 +102,34 @@ describe("client REST", () => {
     }
   });
 });
+
+describe("client REST: answers that stall or break mid-body", () => {
+  /** Headers arrive, then the connection stalls (or breaks) before the body ends: the network, not the server. */
+  const stalled = (status: number, fail?: Error) =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(new TextEncoder().encode('{"id":'));
+          if (fail) setTimeout(() => controller.error(fail), 5);
+        },
+      }),
+      { status, headers: { "content-type": "application/json" } },
+    );
+
+  it("times out a request whose body never finishes instead of hanging for ever", async () => {
+    const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: (async () => stalled(200)) as typeof fetch, timeoutMs: 50, retries: 0 });
+    const outcome = await Promise.race([
+      rest.getConversation("c").then(
+        () => "resolved",
+        (e: ChatApiError) => `rejected ${e.statusCode}`,
+      ),
+      new Promise((r) => setTimeout(() => r("still pending"), 1000)),
+    ]);
+    expect(outcome).toBe("rejected 0");
+  });
+
+  it("a body cut off by the network is a network error, not a success without a result", async () => {
+    const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: (async () => stalled(201, new TypeError("terminated"))) as typeof fetch, retries: 0 });
+    await expect(rest.sendMessage("c", { content: "hi" })).rejects.toMatchObject({ name: "ChatApiError", statusCode: 0 });
+  });
+});

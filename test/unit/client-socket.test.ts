@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { ChatClient } from "../../src/client";
 import { ChatRest } from "../../src/client/rest";
 import { ConversationSocket } from "../../src/client/conversation";
+import { UserSocket } from "../../src/client/user";
 import type { Message } from "../../src/client/types";
 
 /** A scripted stand-in for a WebSocket: the test plays the server. */
@@ -80,7 +81,7 @@ async function until(probe: () => boolean, ms = 2000) {
   }
 }
 
-let sockets: ConversationSocket[] = [];
+let sockets: { close(): void }[] = [];
 function open(options: ConstructorParameters<typeof ConversationSocket>[4] = {}) {
   const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
   const s = new ConversationSocket(rest, "ws://chat.test", CONV, async () => ME, {
@@ -401,5 +402,194 @@ describe("client sockets in Node with ws (real sockets)", () => {
       process.off("uncaughtException", onError);
       server.close();
     }
+  });
+});
+
+describe("client conversation socket: SDK hunt (twenty-second session)", () => {
+  it("sends a read mark again after a reconnect when the server never got it (the frame died with the connection)", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws1 = latest();
+    ws1.frame("ready", ready(5));
+    s.markRead(5);
+    // Written to the socket, but the connection was already dead: the server never saw it.
+    expect(ws1.sentOf("mark_as_read").map((f) => f.data)).toEqual([{ seq: 5 }]);
+    ws1.cut();
+    await until(() => FakeSocket.all.length === 2);
+    const ws2 = latest();
+    // The server's view: nothing read (and nothing delivered).
+    ws2.frame("ready", ready(5));
+    ws2.frame("resumed", { fromSeq: 6, toSeq: 5, complete: true });
+    expect(s.state).toBe("open");
+    expect(ws2.sentOf("mark_as_read").map((f) => f.data)).toEqual([{ seq: 5 }]);
+  });
+
+  it("sends a delivered mark again after a reconnect when the server never got it", async () => {
+    const s = open({ autoDeliver: true });
+    await until(() => FakeSocket.all.length === 1);
+    const ws1 = latest();
+    ws1.frame("ready", ready(0));
+    ws1.frame("new_message", { message: msg(1) });
+    ws1.frame("new_message", { message: msg(2) });
+    await until(() => ws1.sentOf("mark_delivered").length === 1);
+    expect(ws1.sentOf("mark_delivered")[0].data).toEqual({ seq: 2 });
+    ws1.cut();
+    await until(() => FakeSocket.all.length === 2);
+    const ws2 = latest();
+    ws2.frame("ready", ready(2));
+    ws2.frame("resumed", { fromSeq: 3, toSeq: 2, complete: true });
+    expect(ws2.sentOf("mark_delivered").map((f) => f.data)).toEqual([{ seq: 2 }]);
+  });
+});
+
+describe("client conversation socket: receipts missed during a drop", () => {
+  const member = (userId: string, read: number, delivered: number, readAt: string | null = null) => ({
+    userId,
+    role: "member" as const,
+    joinedAt: new Date(0).toISOString(),
+    isMuted: false,
+    lastReadSeq: read,
+    lastReadAt: readAt,
+    lastDeliveredSeq: delivered,
+  });
+
+  it("tells the read and delivered marks that moved while the socket was down, once, after the reconnect", async () => {
+    const s = open();
+    const receipts: unknown[] = [];
+    s.on("receipt", (r) => receipts.push(r));
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("ready", { ...ready(3), participants: [member(ME, 3, 3), member(OTHER, 0, 1)] });
+    latest().cut();
+    await until(() => FakeSocket.all.length === 2);
+    const readAt = new Date(7000).toISOString();
+    // While we were away the other side read up to 3 (the message_read frame went to the dead socket).
+    latest().frame("ready", { ...ready(3), participants: [member(ME, 3, 3), member(OTHER, 3, 3, readAt)] });
+    latest().frame("resumed", { fromSeq: 4, toSeq: 3, complete: true });
+    expect(receipts).toEqual([
+      { kind: "read", conversationId: CONV, userId: OTHER, seq: 3, at: readAt },
+      { kind: "delivered", conversationId: CONV, userId: OTHER, seq: 3 },
+    ]);
+    expect(s.participants.find((p) => p.userId === OTHER)).toMatchObject({ lastReadSeq: 3, lastDeliveredSeq: 3 });
+  });
+});
+
+describe("client user socket (scripted server)", () => {
+  it("tells the server again after a reconnect that the user is away (a new socket starts online)", async () => {
+    const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+    const u = new UserSocket(rest, "ws://chat.test", { WebSocket: FakeSocket as never, backoff: { initialMs: 5, maxMs: 20, jitter: 0 }, watchNetwork: false });
+    sockets.push(u);
+    u.connect();
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("connected", { userId: ME, timestamp: new Date(0).toISOString() });
+    u.setPresence("away");
+    expect(latest().sentOf("set_presence").map((f) => f.data)).toEqual([{ status: "away" }]);
+    latest().cut();
+    await until(() => FakeSocket.all.length === 2);
+    latest().frame("connected", { userId: ME, timestamp: new Date(0).toISOString() });
+    expect(u.state).toBe("open");
+    expect(latest().sentOf("set_presence").map((f) => f.data)).toEqual([{ status: "away" }]);
+    // Back to online: a later reconnect has nothing to correct (a new socket is online).
+    u.setPresence("online");
+    latest().cut();
+    await until(() => FakeSocket.all.length === 3);
+    latest().frame("connected", { userId: ME, timestamp: new Date(0).toISOString() });
+    expect(latest().sentOf("set_presence")).toEqual([]);
+  });
+});
+
+describe("client user socket: delivered marks", () => {
+  const CONV2 = "00000000-0000-4000-8000-0000000000c2";
+  function user(options: ConstructorParameters<typeof UserSocket>[2] = {}) {
+    const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+    const u = new UserSocket(rest, "ws://chat.test", { WebSocket: FakeSocket as never, backoff: { initialMs: 5, maxMs: 20, jitter: 0 }, watchNetwork: false, ...options });
+    sockets.push(u);
+    return u.connect();
+  }
+  const connected = () => latest().frame("connected", { userId: ME, timestamp: new Date(0).toISOString() });
+  const marks = (ws: FakeSocket) => ws.sentOf("mark_delivered").map((f) => f.data);
+
+  it("sends a delivered mark again after a reconnect when the connection died before the server had it", async () => {
+    user();
+    await until(() => FakeSocket.all.length === 1);
+    connected();
+    const ws1 = latest();
+    ws1.frame("notification", { conversationId: CONV, message: msg(3) });
+    await until(() => marks(ws1).length === 1);
+    expect(marks(ws1)).toEqual([{ conversationId: CONV, seq: 3 }]);
+    ws1.cut();
+    await until(() => FakeSocket.all.length === 2);
+    connected();
+    expect(marks(latest())).toEqual([{ conversationId: CONV, seq: 3 }]);
+  });
+
+  it("does not send again a mark the server has had (a heartbeat sent after it was answered)", async () => {
+    user({ heartbeatIntervalMs: 20, heartbeatTimeoutMs: 1000 });
+    await until(() => FakeSocket.all.length === 1);
+    connected();
+    const ws1 = latest();
+    FakeSocket.answer = (f, ws) => f.type === "heartbeat" && ws.frame("heartbeat_ack", { timestamp: new Date(0).toISOString() }, f.id);
+    ws1.frame("notification", { conversationId: CONV, message: msg(3) });
+    await until(() => marks(ws1).length === 1);
+    const after = ws1.sent.length;
+    await until(() => ws1.sent.slice(after).some((f) => f.type === "heartbeat"));
+    ws1.cut();
+    await until(() => FakeSocket.all.length === 2);
+    connected();
+    await tick(250);
+    expect(marks(latest())).toEqual([]);
+  });
+
+  it("retries a mark the server could not take now, and tells the app of a refusal", async () => {
+    const u = user();
+    const errors: (string | undefined)[] = [];
+    u.on("error", (e) => errors.push(e.code));
+    await until(() => FakeSocket.all.length === 1);
+    connected();
+    const ws = latest();
+    let refusals = 0;
+    FakeSocket.answer = (f, socket) => {
+      if (f.type !== "mark_delivered") return;
+      if (f.data.conversationId === CONV2) return socket.frame("error", { code: "not_found", message: "Conversation not found" }, f.id);
+      if (refusals++ === 0) socket.frame("error", { code: "unavailable", message: "Conversation unavailable; try again" }, f.id);
+    };
+    ws.frame("notification", { conversationId: CONV, message: msg(4) });
+    ws.frame("notification", { conversationId: CONV2, message: msg(1, { conversationId: CONV2 }) });
+    await until(() => marks(ws).filter((m) => m.conversationId === CONV).length === 2, 5000);
+    expect(marks(ws)).toEqual([
+      { conversationId: CONV, seq: 4 },
+      { conversationId: CONV2, seq: 1 },
+      { conversationId: CONV, seq: 4 },
+    ]);
+    expect(errors).toEqual(["not_found"]);
+  });
+});
+
+describe("client conversation socket: order of messages refused for now", () => {
+  it("a message sent after one the server could not take yet waits for it, so they are stored in the order written", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(0));
+    let seq = 0;
+    let refused = false;
+    // The room cannot take the first attempt (its database is down for a moment); it stores what comes later in arrival order.
+    FakeSocket.answer = (f, socket) => {
+      if (f.type !== "send_message") return;
+      // Answers come back over the network, after the send returned.
+      setTimeout(() => {
+        if (!refused) {
+          refused = true;
+          return socket.frame("error", { code: "unavailable", message: "Database unavailable" }, f.id);
+        }
+        const stored = msg(++seq, { senderId: ME, clientMessageId: f.data.clientMessageId, content: f.data.content });
+        socket.frame("message_ack", { clientMessageId: f.data.clientMessageId, message: stored }, f.id);
+      }, 1);
+    };
+    const first = s.send("first");
+    await until(() => refused);
+    await tick(5);
+    const second = s.send("second");
+    const [a, b] = await Promise.all([first, second]);
+    expect([a.content, a.seq, b.content, b.seq]).toEqual(["first", 1, "second", 2]);
   });
 });

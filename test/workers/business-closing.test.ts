@@ -10,13 +10,16 @@ const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
 
 /**
  * Hours (UTC) open today from midnight until the end of the current minute, and on no other day: open now, closed
- * within a minute, and next open on this weekday next week. Waits first when midnight is too close for that window.
+ * within a minute, and next open on this weekday next week. Waits first when midnight or the minute's end is too
+ * close for that window.
  */
 async function closingThisMinute() {
   for (;;) {
     const now = new Date();
     if (now.getUTCHours() === 23 && now.getUTCMinutes() >= 58) await new Promise((r) => setTimeout(r, 5_000));
     else if (now.getUTCHours() === 0 && now.getUTCMinutes() === 0) await new Promise((r) => setTimeout(r, 5_000));
+    // Too close to the minute's end: the queue would form after the closing, which sets the alarm anyway.
+    else if (now.getUTCSeconds() >= 45) await new Promise((r) => setTimeout(r, 1_000));
     else break;
   }
   const now = Date.now();

@@ -361,6 +361,9 @@ export class Desk {
       this.mirrorAgent(saved.row, presence);
     });
     await this.drainAndWait();
+    // While closed the drain serves nobody: the opening's alarm must be set, or a queue that formed while open
+    // (no alarm then) waits past the opening for another event although this agent now has room.
+    await this.reschedule();
     return { agent: this.agentView(agentId)!, created };
   }
 
@@ -371,7 +374,11 @@ export class Desk {
       if (!row) throw notFound("Agent");
       this.mirrorAgent(row, await this.effects.presenceOf(agentId));
     });
-    if (isAvailable) await this.drainAndWait();
+    if (isAvailable) {
+      await this.drainAndWait();
+      // As for upsertAgent: while closed, the opening's alarm serves the queue this agent can now take.
+      await this.reschedule();
+    }
     return this.agentView(agentId)!;
   }
 

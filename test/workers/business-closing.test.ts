@@ -1,0 +1,86 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { runDurableObjectAlarm } from "cloudflare:test";
+import { api, newUser } from "./helpers";
+import { closeSockets, connect, desk, newBusiness, openChat, placement, registerAgent, setAvailable, waitFor } from "./business-helpers";
+
+afterEach(closeSockets);
+
+const WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"] as const;
+const hhmm = (ms: number) => new Date(ms).toISOString().slice(11, 16);
+
+/**
+ * Hours (UTC) open today from midnight until the end of the current minute, and on no other day: open now, closed
+ * within a minute, and next open on this weekday next week. Waits first when midnight or the minute's end is too
+ * close for that window.
+ */
+async function closingThisMinute() {
+  for (;;) {
+    const now = new Date();
+    if (now.getUTCHours() === 23 && now.getUTCMinutes() >= 58) await new Promise((r) => setTimeout(r, 5_000));
+    else if (now.getUTCHours() === 0 && now.getUTCMinutes() === 0) await new Promise((r) => setTimeout(r, 5_000));
+    // Too close to the minute's end: the queue would form after the closing, which sets the alarm anyway.
+    else if (now.getUTCSeconds() >= 45) await new Promise((r) => setTimeout(r, 1_000));
+    else break;
+  }
+  const now = Date.now();
+  const closeAt = Math.floor(now / 60_000) * 60_000 + 60_000;
+  const weekday = WEEKDAYS[new Date(now).getUTCDay()];
+  return { timezone: "UTC", schedule: { [weekday]: { isOpen: true, openTime: "00:00", closeTime: hhmm(closeAt) } } };
+}
+
+describe("business queue across a closing", () => {
+  it(
+    "serves a customer who queued before closing at the next opening when an agent became free while it was closed",
+    { timeout: 120_000 },
+    async () => {
+      const biz = await newBusiness();
+      const hours = await closingThisMinute();
+      expect((await api("PUT", `/business/${biz.id}/hours`, { token: biz.admin.token, body: hours })).status).toBe(200);
+      // Online, but not available: the customer who writes now waits in the queue while the business is open.
+      const agent = await newUser("agent");
+      await registerAgent(biz, agent);
+      await connect(agent);
+      const customer = await newUser("customer");
+      const chat = await openChat(customer, biz.id);
+      expect(chat.body.queuePosition).toBe(1);
+
+      // The business closes with the customer still waiting; then the agent makes themselves available.
+      await waitFor(
+        async () => !(await api("GET", `/business/${biz.id}/hours/status`, { token: customer.token })).body.isOpen,
+        "the business to close",
+        75_000,
+      );
+      await setAvailable(agent);
+      expect(await placement(chat.body.id, customer)).toMatchObject({ status: "queued", queuePosition: 1 });
+
+      // The next opening (run early here) must hand the waiting customer to the now available agent.
+      expect(await runDurableObjectAlarm(desk(biz.id))).toBe(true);
+      expect(await placement(chat.body.id, customer)).toMatchObject({ status: "assigned", agentId: agent.id });
+    },
+  );
+
+  it("serves the queue at the next opening when an admin raised an agent's maximum while it was closed", { timeout: 120_000 }, async () => {
+    const biz = await newBusiness();
+    const hours = await closingThisMinute();
+    expect((await api("PUT", `/business/${biz.id}/hours`, { token: biz.admin.token, body: hours })).status).toBe(200);
+    const agent = await newUser("agent");
+    await registerAgent(biz, agent, { maxConcurrentChats: 1 });
+    await connect(agent);
+    await setAvailable(agent);
+    const [first, second] = await Promise.all([newUser("customer"), newUser("customer")]);
+    expect((await openChat(first, biz.id)).body.queuePosition).toBeNull();
+    const waiting = await openChat(second, biz.id);
+    expect(waiting.body.queuePosition).toBe(1);
+
+    await waitFor(
+      async () => !(await api("GET", `/business/${biz.id}/hours/status`, { token: second.token })).body.isOpen,
+      "the business to close",
+      75_000,
+    );
+    await registerAgent(biz, agent, { maxConcurrentChats: 2 });
+    expect(await placement(waiting.body.id, second)).toMatchObject({ status: "queued", queuePosition: 1 });
+
+    expect(await runDurableObjectAlarm(desk(biz.id))).toBe(true);
+    expect(await placement(waiting.body.id, second)).toMatchObject({ status: "assigned", agentId: agent.id });
+  });
+});

@@ -223,7 +223,11 @@ export class ConversationRoom extends DurableObject<Env> {
       const state = await withTimeout(loadRoomState(this.db(), conversationId), 2000, "participants");
       if (!state) return;
       if (state.closed && !this.store.meta()?.closed) this.store.markClosed();
-      for (const userId of this.adoptParticipants(state.participants)) this.closeUserSockets(userId, 4403, "No longer a participant");
+      // A lost notification: the others' member lists drop them too, as participant_left would have told them.
+      for (const userId of this.adoptParticipants(state.participants)) {
+        this.closeUserSockets(userId, 4403, "No longer a participant");
+        this.broadcast("participant_left", { userId });
+      }
       this.store.adoptOffline(state.offline, now);
       this.noteArchived(state.archivedUpToSeq);
     } catch (err) {
@@ -397,15 +401,18 @@ export class ConversationRoom extends DurableObject<Env> {
         const readAt = Date.now();
         const state = await this.pgOr503(() => loadRoomState(this.db(), event.conversationId));
         if (!state) return;
-        this.adoptParticipants(state.participants);
+        // Gone: those the event names, and any the list no longer has though nobody said so (a removal whose own
+        // notification was lost). Adopted silently, those kept their sockets and every later frame, and the
+        // minute's re-read never found them again: they were no longer in the room's copy to compare.
+        const gone = new Set([...(event.left ?? []), ...this.adoptParticipants(state.participants)]);
         this.store.adoptOffline(state.offline, readAt);
         // Close removed members' sockets before anything is sent: a close queued right behind a send on the same
         // hibernatable socket can stall until the object is evicted (workerd output-gate behaviour).
-        for (const userId of event.left ?? []) this.closeUserSockets(userId, 4403, "No longer a participant");
+        for (const userId of gone) this.closeUserSockets(userId, 4403, "No longer a participant");
         // The Worker (or the business desk) looked their profiles up for its own answer: they come with the event.
         for (const p of event.joined ?? []) this.broadcast("participant_joined", { participant: p } satisfies ParticipantFrameData);
         for (const p of event.updated ?? []) this.broadcast("participant_updated", { participant: p } satisfies ParticipantFrameData);
-        for (const userId of event.left ?? []) this.broadcast("participant_left", { userId });
+        for (const userId of gone) this.broadcast("participant_left", { userId });
       } else if (event.kind === "conversation_updated") {
         if (event.conversation.status === "closed" && !meta.closed) this.store.markClosed();
         this.broadcast("conversation_updated", { conversation: event.conversation });

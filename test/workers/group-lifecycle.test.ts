@@ -5,6 +5,7 @@ import { openSocket, waitFor, type TestSocket } from "./sockets";
 import { withDb } from "./fixtures";
 import { addParticipant, changeRole, removeParticipant } from "../../src/db/queries/participants";
 import { renameConversation } from "../../src/db/queries/conversations";
+import { provisionUserIds } from "../../src/db/queries/users";
 
 /** Membership changes as a member's apps see them: the user socket's list events and badges against REST. */
 
@@ -138,6 +139,22 @@ describe("open conversation sockets of a member the room learns is gone", () => 
     expect(await closed).toBe(4403);
     // The others' member lists drop them too.
     await frame(watcher, "participant_left", (d) => d.userId === a.id);
+    watcher.ws.close(1000, "done");
+  });
+
+  it("tells open sockets of a member whose add the room missed, when it learns it from another change", async () => {
+    const [admin, a, b] = await users(3, "life");
+    const newcomer = (await users(1, "life"))[0];
+    const id = await group(admin, [a, b]);
+    const watcher = await openSocket(`/conversations/${id}/ws`, b);
+    await frame(watcher, "ready");
+    await withDb(async (db) => {
+      await provisionUserIds(db, [newcomer.id]);
+      await addParticipant(db, id, newcomer.id, "member", admin.id);
+    });
+    expect((await api("PUT", `/conversations/${id}/mute`, { token: a.token, body: { isMuted: true } })).status).toBe(200);
+    const joined = await frame(watcher, "participant_joined", (d) => d.participant.userId === newcomer.id);
+    expect(joined.data.participant).toMatchObject({ userId: newcomer.id, role: "member" });
     watcher.ws.close(1000, "done");
   });
 });

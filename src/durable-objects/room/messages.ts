@@ -41,10 +41,14 @@ export async function sendMessage(room: ConversationRoom, input: SendInput, via:
     if (!target) throw badRequest("replyToId: must be a message of this conversation");
   }
   const sender = await room.profiles.user(input.actor.id, input.actor.kahaId);
+  // Checked again after the waits above (a slow profile service alone can take seconds): a removal or a close that
+  // reached the room meanwhile wins. Before, a member removed during the wait still posted to the group.
+  room.requireMember(input.actor.id);
   // The seq is assigned, and the message stored, in one synchronous storage transaction. A concurrent retry
   // that slipped past the check above (another send appended while we awaited) is caught here, atomically.
   const existing = cmid && room.store.appends !== appendsAtCheck ? room.store.clientId(input.actor.id, cmid) : undefined;
   if (existing) return retried(room, existing, hash, input.actor);
+  if (room.store.meta()?.closed) throw conflict("The conversation is closed");
   const createdAt = new Date().toISOString();
   const message = room.store.appendMessage(
     (seq) => ({

@@ -172,6 +172,7 @@ input: { conversationId: string; actor: Actor; messageId: string; content: strin
   room.requireMember(input.actor.id);
   const current = asItIsNow(room, await findMessage(room, input.messageId));
   if (!current) throw notFound("Message");
+  room.requireMember(input.actor.id); // again: a removal may have reached the room during the lookup
   if (current.senderId !== input.actor.id) throw forbidden("Only the sender can edit a message");
   if (current.deletedAt) throw conflict("A deleted message cannot be edited");
   const normal = normalizeContent(input.content);
@@ -194,9 +195,12 @@ input: { conversationId: string; actor: Actor; messageId: string; content: strin
 
 export async function deleteMessage(room: ConversationRoom, input: { conversationId: string; actor: Actor; messageId: string }): Promise<Message> {
   const meta = await room.ready(input.conversationId);
-  const me = room.requireMember(input.actor.id);
+  room.requireMember(input.actor.id);
   const current = asItIsNow(room, await findMessage(room, input.messageId));
   if (!current) throw notFound("Message");
+  // The role as it is after the lookup (a round trip to Postgres for an old message): a demotion or removal that
+  // reached the room meanwhile wins. Read before it, a demoted admin still deleted other members' messages.
+  const me = room.requireMember(input.actor.id);
   const isGroupAdmin = meta.type === "group" && me.role === "admin";
   if (current.senderId !== input.actor.id && !isGroupAdmin) throw forbidden("Only the sender or a group admin can delete a message");
   if (current.deletedAt) return publicMessage(current);

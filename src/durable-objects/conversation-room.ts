@@ -223,8 +223,12 @@ export class ConversationRoom extends DurableObject<Env> {
       const state = await withTimeout(loadRoomState(this.db(), conversationId), 2000, "participants");
       if (!state) return;
       if (state.closed && !this.store.meta()?.closed) this.store.markClosed();
-      for (const userId of this.adoptParticipants(state.participants)) this.closeUserSockets(userId, 4403, "No longer a participant");
+      const { gone, arrived } = this.adoptParticipants(state.participants);
       this.store.adoptOffline(state.offline, now);
+      // A lost notification: the sockets and member lists follow as its frames would have made them.
+      for (const userId of gone) this.closeUserSockets(userId, 4403, "No longer a participant");
+      for (const p of arrived) this.broadcast("participant_joined", { participant: this.withCachedProfile(p) } satisfies ParticipantFrameData);
+      for (const userId of gone) this.broadcast("participant_left", { userId });
       this.noteArchived(state.archivedUpToSeq);
     } catch (err) {
       this.resetDb();
@@ -234,9 +238,9 @@ export class ConversationRoom extends DurableObject<Env> {
 
   /**
    * Takes Postgres's member list, keeping local watermarks that are ahead of it (not flushed yet).
-   * Returns the users who are no longer members.
+   * Returns who is no longer a member, and who is new to the room's copy.
    */
-  private adoptParticipants(fresh: Participant[]): string[] {
+  private adoptParticipants(fresh: Participant[]): { gone: string[]; arrived: Participant[] } {
     const local = new Map(this.store.participants().map((p) => [p.userId, p]));
     this.store.replaceParticipants(
       fresh.map((p) => {
@@ -253,7 +257,13 @@ export class ConversationRoom extends DurableObject<Env> {
     );
     this.participantsCheckedAt = Date.now();
     const current = new Set(fresh.map((p) => p.userId));
-    return [...local.keys()].filter((id) => !current.has(id));
+    return { gone: [...local.keys()].filter((id) => !current.has(id)), arrived: fresh.filter((p) => !local.has(p.userId)) };
+  }
+
+  /** For a participant frame the room sends of its own accord: the profile it holds, if any. */
+  private withCachedProfile(p: Participant): Participant {
+    const profile = this.profiles.cached(p.userId);
+    return profile ? { ...p, profile } : p;
   }
 
   participants(): Participant[] {
@@ -397,15 +407,21 @@ export class ConversationRoom extends DurableObject<Env> {
         const readAt = Date.now();
         const state = await this.pgOr503(() => loadRoomState(this.db(), event.conversationId));
         if (!state) return;
-        this.adoptParticipants(state.participants);
+        // Besides those the event names, the list may show changes nobody told the room of (a notification lost).
+        // Adopted silently, a removed member kept their sockets and every later frame (the minute's re-read no
+        // longer had them in its copy to compare), and the others' member lists missed whoever came or went.
+        const adopted = this.adoptParticipants(state.participants);
+        const gone = new Set([...(event.left ?? []), ...adopted.gone]);
+        const named = new Set((event.joined ?? []).map((p) => p.userId));
+        const unannounced = adopted.arrived.filter((p) => !named.has(p.userId)).map((p) => this.withCachedProfile(p));
         this.store.adoptOffline(state.offline, readAt);
         // Close removed members' sockets before anything is sent: a close queued right behind a send on the same
         // hibernatable socket can stall until the object is evicted (workerd output-gate behaviour).
-        for (const userId of event.left ?? []) this.closeUserSockets(userId, 4403, "No longer a participant");
+        for (const userId of gone) this.closeUserSockets(userId, 4403, "No longer a participant");
         // The Worker (or the business desk) looked their profiles up for its own answer: they come with the event.
-        for (const p of event.joined ?? []) this.broadcast("participant_joined", { participant: p } satisfies ParticipantFrameData);
+        for (const p of [...(event.joined ?? []), ...unannounced]) this.broadcast("participant_joined", { participant: p } satisfies ParticipantFrameData);
         for (const p of event.updated ?? []) this.broadcast("participant_updated", { participant: p } satisfies ParticipantFrameData);
-        for (const userId of event.left ?? []) this.broadcast("participant_left", { userId });
+        for (const userId of gone) this.broadcast("participant_left", { userId });
       } else if (event.kind === "conversation_updated") {
         if (event.conversation.status === "closed" && !meta.closed) this.store.markClosed();
         this.broadcast("conversation_updated", { conversation: event.conversation });

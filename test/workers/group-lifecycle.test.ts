@@ -5,6 +5,7 @@ import { openSocket, waitFor, type TestSocket } from "./sockets";
 import { withDb } from "./fixtures";
 import { addParticipant, changeRole, removeParticipant } from "../../src/db/queries/participants";
 import { renameConversation } from "../../src/db/queries/conversations";
+import { provisionUserIds } from "../../src/db/queries/users";
 
 /** Membership changes as a member's apps see them: the user socket's list events and badges against REST. */
 
@@ -116,5 +117,44 @@ describe("an admin's membership changes racing their own demotion", () => {
       [b.id]: "member",
       [c.id]: "member",
     });
+  });
+});
+
+describe("open conversation sockets of a member the room learns is gone", () => {
+  // A removal whose room notification was lost (tellRoom only logs a failure: the room was unreachable) is caught by
+  // the room's next look at Postgres's member list. Any membership event brings one (here a mute).
+  it("closes a removed member's socket with 4403, and keeps the next messages from it, when the room learns it from another change", async () => {
+    const [admin, a, b, c] = await users(4, "life");
+    const id = await group(admin, [a, b, c]);
+    const removed = await openSocket(`/conversations/${id}/ws`, a);
+    const watcher = await openSocket(`/conversations/${id}/ws`, b);
+    await frame(removed, "ready");
+    await frame(watcher, "ready");
+    const closed = new Promise<number>((resolve) => removed.ws.addEventListener("close", (e) => resolve(e.code)));
+    await withDb((db) => removeParticipant(db, "group", id, a.id, admin.id));
+    expect((await api("PUT", `/conversations/${id}/mute`, { token: c.token, body: { isMuted: true } })).status).toBe(200);
+    const message = await send(id, admin, "not for a");
+    await frame(watcher, "new_message", (d) => d.message.id === message.id);
+    expect(removed.frames.find((f) => f.type === "new_message")).toBeUndefined();
+    expect(await closed).toBe(4403);
+    // The others' member lists drop them too.
+    await frame(watcher, "participant_left", (d) => d.userId === a.id);
+    watcher.ws.close(1000, "done");
+  });
+
+  it("tells open sockets of a member whose add the room missed, when it learns it from another change", async () => {
+    const [admin, a, b] = await users(3, "life");
+    const newcomer = (await users(1, "life"))[0];
+    const id = await group(admin, [a, b]);
+    const watcher = await openSocket(`/conversations/${id}/ws`, b);
+    await frame(watcher, "ready");
+    await withDb(async (db) => {
+      await provisionUserIds(db, [newcomer.id]);
+      await addParticipant(db, id, newcomer.id, "member", admin.id);
+    });
+    expect((await api("PUT", `/conversations/${id}/mute`, { token: a.token, body: { isMuted: true } })).status).toBe(200);
+    const joined = await frame(watcher, "participant_joined", (d) => d.participant.userId === newcomer.id);
+    expect(joined.data.participant).toMatchObject({ userId: newcomer.id, role: "member" });
+    watcher.ws.close(1000, "done");
   });
 });

@@ -6,6 +6,7 @@ import { sql } from "drizzle-orm";
 import { normalizeContent } from "../../src/domain/content";
 import { api, expectErrorShape, newUser, type ApiResponse } from "./helpers";
 import { afterNextRead, holdBackfill, seedConversation, withDb } from "./fixtures";
+import { changeRole, removeParticipant } from "../../src/db/queries/participants";
 import { openSocket, waitFor } from "./sockets";
 
 const send = (id: string, token: string, body: Record<string, unknown>) => api("POST", `/conversations/${id}/messages`, { token, body });
@@ -243,6 +244,46 @@ async function seedHistory(conversationId: string, senderId: string, n: number):
 }
 
 describe("edit and delete", () => {
+  it("refuses (403) a delete of another's old message by an admin demoted while the room looked the message up", async () => {
+    // Old messages are only in Postgres (backfill held): the lookup is a round trip, in which the demotion arrives.
+    const { id, users } = await seedConversation("group", 3);
+    const [admin, author, other] = users;
+    const ids = await seedHistory(id, author.id, 130);
+    expect((await api("GET", `/conversations/${id}/messages`, { token: admin.token })).status).toBe(200);
+    const stub = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    await runInDurableObject(stub, async (instance: ConversationRoom) => {
+      afterNextRead(instance, async () => {
+        await withDb(async (db) => {
+          await changeRole(db, id, other.id, "admin", admin.id);
+          await changeRole(db, id, admin.id, "member", other.id);
+        });
+        await instance.notify({ kind: "participants", conversationId: id });
+      });
+    });
+    const res = await api("DELETE", `/conversations/${id}/messages/${ids[1]}`, { token: admin.token });
+    expect(res.status).toBe(403);
+    const kept = await api("GET", `/conversations/${id}/messages/${ids[1]}`, { token: author.token });
+    expect(kept.body).toMatchObject({ content: "old 2", deletedAt: null });
+  });
+
+  it("refuses (404) an edit of their old message by a member removed while the room looked the message up", async () => {
+    const { id, users } = await seedConversation("group", 3);
+    const [admin, author] = users;
+    const ids = await seedHistory(id, author.id, 130);
+    expect((await api("GET", `/conversations/${id}/messages`, { token: admin.token })).status).toBe(200);
+    const stub = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    await runInDurableObject(stub, async (instance: ConversationRoom) => {
+      afterNextRead(instance, async () => {
+        await withDb((db) => removeParticipant(db, "group", id, author.id, admin.id));
+        await instance.notify({ kind: "participants", conversationId: id, left: [author.id] });
+      });
+    });
+    const res = await api("PATCH", `/conversations/${id}/messages/${ids[1]}`, { token: author.token, body: { content: "edited after removal" } });
+    expect(res.status).toBe(404);
+    const kept = await api("GET", `/conversations/${id}/messages/${ids[1]}`, { token: admin.token });
+    expect(kept.body).toMatchObject({ content: "old 2", editedAt: null });
+  });
+
   it("counts unread messages right after an old message was looked up (the room holds it beside its recent rows)", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const [a, b] = users;

@@ -223,3 +223,21 @@ describe("the ready frame while the profile service fails", () => {
   });
 });
 
+
+describe("a send waiting for its sender's profile", () => {
+  // The room looks the sender's profile up before it assigns a seq; with a slow service that is seconds, in which the
+  // sender can be removed.
+  it("is refused (404) when the sender was removed meanwhile: the group never sees a message from a non-member", async () => {
+    const { id, users } = await seedConversation("group", 3);
+    const [admin, member] = users;
+    await profileFault({ delayMs: 1500 });
+    resetCalls();
+    const sending = api("POST", `/conversations/${id}/messages`, { token: member.token, body: { content: "after my removal" } });
+    await waitFor(() => serviceCalls().find((c) => c.body.includes(member.id)), "the sender's profile lookup");
+    expect((await api("DELETE", `/conversations/${id}/participants/${member.id}`, { token: admin.token })).status).toBe(204);
+    expect((await sending).status).toBe(404);
+    await profileFault({});
+    const history = await api("GET", `/conversations/${id}/messages`, { token: admin.token });
+    expect(history.body.messages).toEqual([]);
+  });
+});

@@ -41,10 +41,14 @@ export async function sendMessage(room: ConversationRoom, input: SendInput, via:
     if (!target) throw badRequest("replyToId: must be a message of this conversation");
   }
   const sender = await room.profiles.user(input.actor.id, input.actor.kahaId);
+  // Checked again after the waits above (a slow profile service alone can take seconds): a removal or a close that
+  // reached the room meanwhile wins. Before, a member removed during the wait still posted to the group.
+  room.requireMember(input.actor.id);
   // The seq is assigned, and the message stored, in one synchronous storage transaction. A concurrent retry
   // that slipped past the check above (another send appended while we awaited) is caught here, atomically.
   const existing = cmid && room.store.appends !== appendsAtCheck ? room.store.clientId(input.actor.id, cmid) : undefined;
   if (existing) return retried(room, existing, hash, input.actor);
+  if (room.store.meta()?.closed) throw conflict("The conversation is closed");
   const createdAt = new Date().toISOString();
   const message = room.store.appendMessage(
     (seq) => ({
@@ -168,6 +172,7 @@ input: { conversationId: string; actor: Actor; messageId: string; content: strin
   room.requireMember(input.actor.id);
   const current = asItIsNow(room, await findMessage(room, input.messageId));
   if (!current) throw notFound("Message");
+  room.requireMember(input.actor.id); // again: a removal may have reached the room during the lookup
   if (current.senderId !== input.actor.id) throw forbidden("Only the sender can edit a message");
   if (current.deletedAt) throw conflict("A deleted message cannot be edited");
   const normal = normalizeContent(input.content);
@@ -190,9 +195,12 @@ input: { conversationId: string; actor: Actor; messageId: string; content: strin
 
 export async function deleteMessage(room: ConversationRoom, input: { conversationId: string; actor: Actor; messageId: string }): Promise<Message> {
   const meta = await room.ready(input.conversationId);
-  const me = room.requireMember(input.actor.id);
+  room.requireMember(input.actor.id);
   const current = asItIsNow(room, await findMessage(room, input.messageId));
   if (!current) throw notFound("Message");
+  // The role as it is after the lookup (a round trip to Postgres for an old message): a demotion or removal that
+  // reached the room meanwhile wins. Read before it, a demoted admin still deleted other members' messages.
+  const me = room.requireMember(input.actor.id);
   const isGroupAdmin = meta.type === "group" && me.role === "admin";
   if (current.senderId !== input.actor.id && !isGroupAdmin) throw forbidden("Only the sender or a group admin can delete a message");
   if (current.deletedAt) return publicMessage(current);

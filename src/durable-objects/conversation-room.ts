@@ -540,7 +540,7 @@ export class ConversationRoom extends DurableObject<Env> {
       return [...this.store.participantsView()].filter((p) => !offline.has(p.userId));
     },
     current: (m) => {
-      const now = this.store.messageBySeq(m.seq);
+      const now = this.store.peekMessage(m.seq);
       if (!now) return m;
       if (now.deletedAt) return undefined;
       return now.editedAt === m.editedAt ? m : { ...m, content: now.content, editedAt: now.editedAt };

@@ -65,6 +65,21 @@ describe("RoomStore outbox", () => {
     });
   });
 
+  it("reads a message for a notification without writing the flushed marks: they still ride the next append", async () => {
+    const room = await freshStore();
+    await room.run((store, reopen) => {
+      store.initialise({ conversationId, type: "group", lastSeq: 0, pgSeqAtInit: 0, clientIdsPrunedBelow: 0, closed: false, heldFrom: 1 }, [], []);
+      const a = append(store, "a");
+      store.markFlushed(store.pending());
+      expect(store.peekMessage(a.seq)).toMatchObject({ content: "a" });
+      // No write of its own (a settle is a storage commit, holding the room's next frames): SQLite, as a woken room
+      // reads it, still has the row pending; the next append writes the mark with its own commit.
+      expect(reopen().pendingCount()).toBe(1);
+      append(store, "b");
+      expect(reopen().pending().map((r) => r.message.seq)).toEqual([2]);
+    });
+  });
+
   it("answers a quiet outbox from memory and a woken one from SQLite, with new appends in order", async () => {
     const room = await freshStore();
     await room.run(async (store, reopen) => {

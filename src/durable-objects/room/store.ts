@@ -335,6 +335,16 @@ export class RoomStore {
     return row ? fromRow(row) : undefined;
   }
 
+  /**
+   * A message as stored, without writing the queued flushed marks first: for a caller that wants its content, not its
+   * pending flag (which may still say pending here). A settle from the notification batch, which runs right after
+   * each commit, was a storage commit of its own per message, holding the room's next frames at the output gate.
+   */
+  peekMessage(seq: number): StoredMessage | undefined {
+    const row = this.sql.exec<LocalRow>("SELECT body, pending FROM messages WHERE seq = ?", seq).toArray()[0];
+    return row ? fromRow(row) : undefined;
+  }
+
   messageById(id: string): StoredMessage | undefined {
     this.settle();
     const row = this.sql.exec<LocalRow>("SELECT body, pending FROM messages WHERE id = ?", id).toArray()[0];

@@ -13,6 +13,17 @@ interface JsonReport {
   numFailedTests: number;
   numPendingTests: number;
   numTodoTests: number;
+  testResults?: { name: string; startTime?: number; endTime?: number }[];
+}
+
+/** The slowest files of a pass, so a CI run creeping towards its time limit shows where the minutes go. */
+function slowestFiles(report: JsonReport, count = 8): string[] {
+  return (report.testResults ?? [])
+    .filter((f) => f.startTime !== undefined && f.endTime !== undefined)
+    .map((f) => ({ file: path.relative(ROOT, f.name), seconds: ((f.endTime as number) - (f.startTime as number)) / 1000 }))
+    .sort((a, b) => b.seconds - a.seconds)
+    .slice(0, count)
+    .map((f) => `  ${f.seconds.toFixed(1).padStart(6)} s  ${f.file}`);
 }
 
 async function main() {
@@ -85,6 +96,8 @@ async function main() {
         // (unhandled rejection): the report then counts 0 failures, and the summary line must not read as green.
         totals.failed += exit !== 0 && report.numFailedTests === 0 ? 1 : report.numFailedTests;
         totals.skipped += report.numPendingTests + report.numTodoTests;
+        const slowest = slowestFiles(report);
+        if (slowest.length > 0) log(`Slowest files of this pass:\n${slowest.join("\n")}`);
       } catch {
         totals.failed += 1;
         if (code === 0) code = 1;

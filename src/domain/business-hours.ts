@@ -9,12 +9,15 @@ export const WEEKDAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday",
 export type Weekday = (typeof WEEKDAYS)[number];
 
 const time = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, "must be HH:MM (24 h)");
+// A day open until midnight says "24:00": with 23:59 as the latest time, a business open around the clock was
+// closed for a minute every night, and a customer writing then was queued as "closed".
+const closeTime = z.string().regex(/^(([01]\d|2[0-3]):[0-5]\d|24:00)$/, "must be HH:MM (24 h), or 24:00 for midnight at the day's end");
 /** A weekday or a special day that is open must say when, and a window cannot be empty (the same rule for both). */
 const opensWhen = (d: { isOpen: boolean; openTime?: string; closeTime?: string }) =>
   !d.isOpen || (d.openTime !== undefined && d.closeTime !== undefined && d.openTime !== d.closeTime);
 const opensWhenMessage = { message: "an open day needs openTime and closeTime that differ" };
 
-const day = z.strictObject({ isOpen: z.boolean(), openTime: time.optional(), closeTime: time.optional() }).refine(opensWhen, opensWhenMessage);
+const day = z.strictObject({ isOpen: z.boolean(), openTime: time.optional(), closeTime: closeTime.optional() }).refine(opensWhen, opensWhenMessage);
 
 export const hoursSchema = z
   .strictObject({
@@ -31,7 +34,7 @@ export const hoursSchema = z
             name: z.string().max(100).optional(),
             isOpen: z.boolean().default(false),
             openTime: time.optional(),
-            closeTime: time.optional(),
+            closeTime: closeTime.optional(),
           })
           .refine(opensWhen, opensWhenMessage),
       )
@@ -163,13 +166,22 @@ export function hoursStatus(hours: BusinessHours, now: number): HoursStatus {
   const all = windows(hours, addDays(local.date, -1), 15);
   const current = all.find((w) => w.open <= now && now < w.close);
   const next = all.find((w) => w.open > now);
+  // Windows that touch or overlap (Monday until 24:00, Tuesday from 00:00) are one stretch: the business closes at
+  // its end. A stretch that runs past the days looked at has no closing to tell.
+  let closesAt = current?.close;
+  for (let extended = true; closesAt !== undefined && extended; ) {
+    const end: number = closesAt;
+    const following = all.find((w) => w.open <= end && w.close > end);
+    extended = following !== undefined;
+    if (following) closesAt = following.close === all[all.length - 1].close ? undefined : following.close;
+  }
   const hh = String(Math.floor(local.minutes / 60)).padStart(2, "0");
   const mm = String(local.minutes % 60).padStart(2, "0");
   return {
     isOpen: current !== undefined,
     timezone: hours.timezone,
     localTime: `${local.date}T${hh}:${mm}`,
-    closesAt: current ? new Date(current.close).toISOString() : null,
+    closesAt: closesAt !== undefined ? new Date(closesAt).toISOString() : null,
     nextOpenAt: current ? null : next ? new Date(next.open).toISOString() : null,
   };
 }

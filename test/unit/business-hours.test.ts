@@ -58,6 +58,32 @@ describe("business hours", () => {
     expect(hoursSchema.safeParse({ timezone: "UTC", schedule: {}, holidays: [{ date: "2028-02-29" }] }).success).toBe(true);
   });
 
+  it("takes 24:00 as a closing time: a business open around the clock never closes at 23:59", () => {
+    const allDay = { isOpen: true, openTime: "00:00", closeTime: "24:00" };
+    const weekdaysAllDay: BusinessHours = {
+      timezone: "Europe/Berlin",
+      schedule: { monday: allDay, tuesday: allDay, wednesday: allDay, thursday: allDay, friday: allDay, saturday: { isOpen: false } },
+    };
+    expect(hoursSchema.safeParse(weekdaysAllDay).success).toBe(true);
+    expect(hoursSchema.safeParse({ timezone: "UTC", schedule: { monday: { isOpen: true, openTime: "24:00", closeTime: "10:00" } } }).success).toBe(false);
+    expect(hoursSchema.safeParse({ timezone: "UTC", schedule: { monday: { isOpen: true, openTime: "10:00", closeTime: "24:30" } } }).success).toBe(false);
+    // Wednesday 2026-11-25, 23:59:30 in Berlin: open, and the weekday stretch ends when Saturday begins.
+    expect(hoursStatus(weekdaysAllDay, at("2026-11-25T22:59:30Z"))).toMatchObject({ isOpen: true, closesAt: "2026-11-27T23:00:00.000Z" });
+    expect(hoursStatus(weekdaysAllDay, at("2026-11-27T23:00:00Z"))).toMatchObject({ isOpen: false, nextOpenAt: "2026-11-29T23:00:00.000Z" });
+    // Open every day of the week: no closing to tell.
+    const always: BusinessHours = { timezone: "UTC", schedule: { ...weekdaysAllDay.schedule, saturday: allDay, sunday: allDay } };
+    expect(hoursStatus(always, at("2026-11-25T23:59:30Z"))).toMatchObject({ isOpen: true, closesAt: null });
+  });
+
+  it("tells the end of touching windows as one closing: an overnight window running into the next day's", () => {
+    const h: BusinessHours = {
+      timezone: "UTC",
+      schedule: { monday: { isOpen: true, openTime: "18:00", closeTime: "02:00" }, tuesday: { isOpen: true, openTime: "01:00", closeTime: "09:00" } },
+    };
+    // Monday 2026-11-23 20:00: open until Tuesday 09:00, not until the overnight window's 02:00.
+    expect(hoursStatus(h, at("2026-11-23T20:00:00Z"))).toMatchObject({ isOpen: true, closesAt: "2026-11-24T09:00:00.000Z" });
+  });
+
   it("validates open special days like open weekdays: both times, and different", () => {
     const withHoliday = (holiday: Record<string, unknown>) => hoursSchema.safeParse({ timezone: "UTC", schedule: {}, holidays: [{ date: "2026-12-24", ...holiday }] });
     expect(withHoliday({ isOpen: true }).success).toBe(false);

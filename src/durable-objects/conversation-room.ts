@@ -260,6 +260,17 @@ export class ConversationRoom extends DurableObject<Env> {
     return { gone: [...local.keys()].filter((id) => !current.has(id)), arrived: fresh.filter((p) => !local.has(p.userId)) };
   }
 
+  /**
+   * A participant read from Postgres by the Worker, with the read and delivered marks the room holds: those it moved
+   * last reach Postgres with a later flush (the outbox's backoff, while Postgres is unreachable). Apps take the
+   * frame as the member's state, and the marks in Postgres put read ticks the room had already sent back to unread.
+   */
+  private withOwnMarks(p: Participant): Participant {
+    const mine = this.member(p.userId);
+    if (!mine) return p;
+    return { ...p, lastReadSeq: mine.lastReadSeq, lastReadAt: mine.lastReadAt, lastDeliveredSeq: mine.lastDeliveredSeq };
+  }
+
   /** For a participant frame the room sends of its own accord: the profile it holds, if any. */
   private withCachedProfile(p: Participant): Participant {
     const profile = this.profiles.cached(p.userId);
@@ -421,8 +432,8 @@ export class ConversationRoom extends DurableObject<Env> {
         // hibernatable socket can stall until the object is evicted (workerd output-gate behaviour).
         for (const userId of gone) this.closeUserSockets(userId, 4403, "No longer a participant");
         // The Worker (or the business desk) looked their profiles up for its own answer: they come with the event.
-        for (const p of [...(event.joined ?? []), ...unannounced]) this.broadcast("participant_joined", { participant: p } satisfies ParticipantFrameData);
-        for (const p of event.updated ?? []) this.broadcast("participant_updated", { participant: p } satisfies ParticipantFrameData);
+        for (const p of [...(event.joined ?? []), ...unannounced]) this.broadcast("participant_joined", { participant: this.withOwnMarks(p) } satisfies ParticipantFrameData);
+        for (const p of event.updated ?? []) this.broadcast("participant_updated", { participant: this.withOwnMarks(p) } satisfies ParticipantFrameData);
         for (const userId of gone) this.broadcast("participant_left", { userId });
       } else if (event.kind === "conversation_updated") {
         if (event.conversation.status === "closed" && !meta.closed) this.store.markClosed();

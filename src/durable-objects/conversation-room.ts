@@ -260,6 +260,17 @@ export class ConversationRoom extends DurableObject<Env> {
     return { gone: [...local.keys()].filter((id) => !current.has(id)), arrived: fresh.filter((p) => !local.has(p.userId)) };
   }
 
+  /**
+   * A participant read from Postgres by the Worker, with the read and delivered marks the room holds: those it moved
+   * last reach Postgres with a later flush (the outbox's backoff, while Postgres is unreachable). Apps take the
+   * frame as the member's state, and the marks in Postgres put read ticks the room had already sent back to unread.
+   */
+  private withOwnMarks(p: Participant): Participant {
+    const mine = this.member(p.userId);
+    if (!mine) return p;
+    return { ...p, lastReadSeq: mine.lastReadSeq, lastReadAt: mine.lastReadAt, lastDeliveredSeq: mine.lastDeliveredSeq };
+  }
+
   /** For a participant frame the room sends of its own accord: the profile it holds, if any. */
   private withCachedProfile(p: Participant): Participant {
     const profile = this.profiles.cached(p.userId);
@@ -390,9 +401,11 @@ export class ConversationRoom extends DurableObject<Env> {
       const p = this.applyWatermark(input.actor.id, { read: Math.min(target, meta.lastSeq) });
       this.noteActivity(input.actor.id);
       await this.waitForCommit();
-      const unread = await this.unreadFor(input.actor.id, p.lastReadSeq);
+      // Another device may have read further during the commit: the answer is the mark as it stands now.
+      const unread = await this.currentUnread(input.actor.id, p.lastReadSeq);
       this.ctx.waitUntil(this.userSession(input.actor.id).unreadChanged({ conversationId: input.conversationId, ...unread }));
-      return { conversationId: input.conversationId, lastReadSeq: p.lastReadSeq, lastReadAt: p.lastReadAt, unreadCount: unread.unreadCount };
+      const now = this.member(input.actor.id) ?? p;
+      return { conversationId: input.conversationId, lastReadSeq: unread.readSeq, lastReadAt: now.lastReadAt, unreadCount: unread.unreadCount };
     });
   }
 
@@ -419,8 +432,8 @@ export class ConversationRoom extends DurableObject<Env> {
         // hibernatable socket can stall until the object is evicted (workerd output-gate behaviour).
         for (const userId of gone) this.closeUserSockets(userId, 4403, "No longer a participant");
         // The Worker (or the business desk) looked their profiles up for its own answer: they come with the event.
-        for (const p of [...(event.joined ?? []), ...unannounced]) this.broadcast("participant_joined", { participant: p } satisfies ParticipantFrameData);
-        for (const p of event.updated ?? []) this.broadcast("participant_updated", { participant: p } satisfies ParticipantFrameData);
+        for (const p of [...(event.joined ?? []), ...unannounced]) this.broadcast("participant_joined", { participant: this.withOwnMarks(p) } satisfies ParticipantFrameData);
+        for (const p of event.updated ?? []) this.broadcast("participant_updated", { participant: this.withOwnMarks(p) } satisfies ParticipantFrameData);
         for (const userId of gone) this.broadcast("participant_left", { userId });
       } else if (event.kind === "conversation_updated") {
         if (event.conversation.status === "closed" && !meta.closed) this.store.markClosed();
@@ -574,7 +587,7 @@ export class ConversationRoom extends DurableObject<Env> {
   /** After a socket's read mark: the user's badge follows, on every device. */
   async readMarked(userId: string, lastReadSeq: number): Promise<void> {
     try {
-      const unread = await this.unreadFor(userId, lastReadSeq);
+      const unread = await this.currentUnread(userId, lastReadSeq);
       await this.userSession(userId).unreadChanged({ conversationId: this.conversationId(), ...unread });
     } catch (err) {
       this.log.warn("badge update failed", { error: (err as Error).message?.slice(0, 200) });
@@ -619,6 +632,23 @@ export class ConversationRoom extends DurableObject<Env> {
     if (readMoved) this.broadcast("message_read", { userId, conversationId, lastReadSeq: next.lastReadSeq, readAt: now });
     if (deliveredMoved) this.broadcast("message_delivered", { userId, conversationId, lastDeliveredSeq: next.lastDeliveredSeq });
     return next;
+  }
+
+  /**
+   * The user's count for their read mark as it stands when the count is done. The mark can move while a count waits
+   * (a commit, a Postgres count): another device reads further. A count for the older mark, as of a newer seq, won
+   * in the session (domain/badges.ts orders counts by seq first) and put the messages read meanwhile back on every
+   * device's badge, until the next read.
+   */
+  private async currentUnread(userId: string, fallback: number): Promise<{ unreadCount: number; asOfSeq: number; readSeq: number }> {
+    let mark = this.member(userId)?.lastReadSeq ?? fallback;
+    for (let attempt = 1; ; attempt++) {
+      const unread = await this.unreadFor(userId, mark);
+      const now = this.member(userId)?.lastReadSeq ?? mark;
+      // A mark that keeps moving has its own counts on the way (every move sends one): this one stops after a few.
+      if (now === mark || attempt >= 3) return unread;
+      mark = now;
+    }
   }
 
   /** The user's unread count, with the newest seq it covers and the read mark it is for (see domain/badges.ts). */

@@ -12,6 +12,7 @@ import { createLogger } from "../../src/lib/log";
 import { runJob } from "../../src/jobs/runner";
 import { archiveJob } from "../../src/jobs/retention";
 import { withDb } from "./fixtures";
+import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 
 const connectUser = (user: TestUser) => openSocket("/ws", user);
 
@@ -197,6 +198,47 @@ describe("new-message notifications follow reachability", () => {
     expect((await api("GET", `/conversations/${id}/unread-count`, { token: b.token })).body.unreadCount).toBe(1);
     const after = await waitFor(() => phone.frames.slice(seen).find((f) => f.type === "unread_count"), "a badge after archiving");
     expect(after.data).toMatchObject({ conversationId: id, unreadCount: 1, totalUnread: 1 });
+    phone.ws.close(1000, "done");
+  });
+});
+
+describe("badges of a user reading on two devices", () => {
+  it("ends at the true count when another device reads further while a REST read is committing", async () => {
+    const [a, b] = await users(2, "tworeads");
+    const id = await direct(a, b);
+    for (const text of ["one", "two", "three"]) await send(id, a, text);
+    const phone = await connectUser(b);
+    await waitFor(() => phone.frames.find((f) => f.type === "unread_count" && f.data.unreadCount === 3), "badge of 3");
+    const alice = { id: a.id, kahaId: a.kahaId };
+    const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    // While the phone's read (up to 3) waits for its commit, message 4 arrives, the laptop (conversation open) reads
+    // it, and message 5 arrives unread.
+    await runInDurableObject(room, (instance: ConversationRoom) => {
+      const commit = instance.waitForCommit.bind(instance);
+      let once = true;
+      instance.waitForCommit = async () => {
+        const committed = await commit();
+        if (once) {
+          once = false;
+          await instance.send({ conversationId: id, actor: alice, content: "four" });
+          instance.applyWatermark(b.id, { read: 4 });
+          await instance.readMarked(b.id, 4);
+          await instance.send({ conversationId: id, actor: alice, content: "five" });
+        }
+        return committed;
+      };
+    });
+    const read = await api("PUT", `/conversations/${id}/read`, { token: b.token, body: { seq: 3 } });
+    expect(read.status).toBe(200);
+    // The session's RPCs go out in tasks of their own: give the last of them time to land.
+    await sleep(500);
+    // Only message 5 is unread: a count for the phone's older mark put 4 back on every device's badge.
+    expect(await sessionBadge(b, id)).toBe(1);
+    const badges = phone.frames.filter((f) => f.type === "unread_count" && f.data.conversationId === id);
+    expect(badges[badges.length - 1].data).toMatchObject({ unreadCount: 1, totalUnread: 1 });
+    // The mark is the laptop's: the phone's answer must not report an older one, nor a count for it.
+    expect(read.body).toEqual({ conversationId: id, lastReadSeq: 4, unreadCount: 1 });
+    expect((await api("GET", `/conversations/${id}/unread-count`, { token: b.token })).body.unreadCount).toBe(1);
     phone.ws.close(1000, "done");
   });
 });

@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { env, runInDurableObject } from "cloudflare:test";
+import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 import { api, expectErrorShape } from "./helpers";
 import { direct, get, group, send, users } from "./conversation-helpers";
+import { openSocket, waitFor } from "./sockets";
 
 const read = (id: string, token: string, body?: unknown) => api("PUT", `/conversations/${id}/read`, { token, body });
 const unread = (id: string, token: string) => api("GET", `/conversations/${id}/unread-count`, { token });
@@ -53,6 +56,33 @@ describe("read marks", () => {
       expectErrorShape(await read(id, a.token, body), 400);
     }
     expectErrorShape(await read(id, a.token, { messageId: crypto.randomUUID() }), 404);
+  });
+});
+
+describe("receipts on a conversation socket", () => {
+  it("a role change does not carry a member's read and delivered marks back to before their latest receipts", async () => {
+    const [admin, b, c] = await users(3, "rcpt");
+    const id = await group(admin, [b, c]);
+    for (const text of ["one", "two", "three"]) await send(id, admin, text);
+    const watcher = await openSocket(`/conversations/${id}/ws`, c);
+    try {
+      await waitFor(() => watcher.frames.find((f) => f.type === "ready"), "ready");
+      // b reads on a conversation socket: the room has the mark and tells everyone; its flush to Postgres is on its
+      // way (a round trip at best, the outbox's backoff while Postgres is unreachable).
+      const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+      await runInDurableObject(room, (instance: ConversationRoom) => {
+        instance.applyWatermark(b.id, { read: 3 });
+      });
+      await waitFor(() => watcher.frames.find((f) => f.type === "message_read" && f.data.userId === b.id), "b's read receipt");
+      // The admin promotes b meanwhile.
+      expect((await api("PUT", `/conversations/${id}/participants/${b.id}/role`, { token: admin.token, body: { role: "admin" } })).status).toBe(200);
+      const updated = await waitFor(() => watcher.frames.find((f) => f.type === "participant_updated"), "participant_updated");
+      // Apps take the frame's participant as the member's new state: older marks put the ticks back to unread.
+      expect(updated.data.participant).toMatchObject({ userId: b.id, role: "admin", lastReadSeq: 3, lastDeliveredSeq: 3 });
+      expect(typeof updated.data.participant.lastReadAt).toBe("string");
+    } finally {
+      watcher.ws.close(1000, "done");
+    }
   });
 });
 

@@ -23,7 +23,8 @@ interface UserSocketAttachment extends DeviceState {
  */
 export type UserConversationEvent =
   | { type: "conversation_created"; conversation: Conversation; unread?: { unreadCount: number; asOfSeq: number; readSeq: number } | "read" }
-  | { type: "conversation_updated"; conversation: Conversation }
+  /** `own`: the conversation's unreadCount and isMuted are this user's (a mute from one of their devices). */
+  | { type: "conversation_updated"; conversation: Conversation; own?: boolean }
   | { type: "conversation_removed"; conversationId: string };
 
 export interface PresenceInfo {
@@ -365,6 +366,7 @@ export class UserSession extends DurableObject<Env> {
     const badges = this.badges();
     badges[input.conversationId] = withMessages(badgeOf(badges[input.conversationId]), input.messages.map((m) => m.seq));
     this.ctx.storage.kv.put("badges", badges);
+    this.noteMuted(input.conversationId, input.muted);
     if (this.devices().length === 0) return;
     for (const message of input.messages) {
       this.send("notification", { conversationId: input.conversationId, message, ...(input.muted ? { muted: true } : {}) });
@@ -389,12 +391,22 @@ export class UserSession extends DurableObject<Env> {
       const had = badgeOf(badges[event.conversationId]).count;
       delete badges[event.conversationId];
       this.ctx.storage.kv.put("badges", badges);
+      this.noteMuted(event.conversationId, false);
       this.send("conversation_removed", { conversationId: event.conversationId });
       // The total the devices last heard still counted this conversation's unread messages.
       if (had > 0) this.sendBadge(event.conversationId, badges);
       return;
     }
     if (event.type === "conversation_created" && event.unread === "read") return this.createdWithOwnCounts(event.conversation);
+    if (event.type === "conversation_updated") {
+      if (event.own) this.noteMuted(event.conversation.id, event.conversation.isMuted);
+      // The Worker sends every member the same view; the count and flag the contract gives are each member's own
+      // (a client taking the frame as it stands cleared the badge and the mute of a conversation on every rename).
+      const badge = this.badges()[event.conversation.id];
+      const unreadCount = badge !== undefined ? badgeOf(badge).count : event.own ? event.conversation.unreadCount : 0;
+      this.send(event.type, { conversation: { ...event.conversation, unreadCount, isMuted: this.muted().has(event.conversation.id) } });
+      return;
+    }
     this.send(event.type, { conversation: event.conversation });
     if (event.type === "conversation_created" && typeof event.unread === "object") this.startBadge(event.conversation.id, event.unread);
   }
@@ -423,8 +435,22 @@ export class UserSession extends DurableObject<Env> {
     } catch (err) {
       this.log.warn("own counts read failed", { error: (err as Error).message?.slice(0, 200) });
     }
+    if (own) this.noteMuted(conversation.id, own.isMuted);
     this.send("conversation_created", { conversation: own ? { ...conversation, unreadCount: own.unread, isMuted: own.isMuted } : conversation });
     if (own) this.startBadge(conversation.id, { unreadCount: own.unread, asOfSeq: own.lastSeq, readSeq: own.lastReadSeq });
+  }
+
+  /** Conversations the user muted, as last heard (a connect reads them all): for the views the session personalises. */
+  private muted(): Set<string> {
+    return new Set(this.ctx.storage.kv.get<string[]>("muted") ?? []);
+  }
+
+  private noteMuted(conversationId: string, isMuted: boolean): void {
+    const muted = this.muted();
+    if (muted.has(conversationId) === isMuted) return;
+    if (isMuted) muted.add(conversationId);
+    else muted.delete(conversationId);
+    this.ctx.storage.kv.put("muted", [...muted]);
   }
 
   private badges(): Record<string, StoredBadge> {
@@ -446,6 +472,7 @@ export class UserSession extends DurableObject<Env> {
         summary.map((s) => [s.conversationId, withCount(badgeOf(before[s.conversationId]), s.unread, s.lastSeq, s.lastReadSeq)]),
       );
       this.ctx.storage.kv.put("badges", badges);
+      this.ctx.storage.kv.put("muted", summary.filter((s) => s.isMuted).map((s) => s.conversationId));
       const total = totalUnread(badges);
       for (const s of summary) {
         const unreadCount = badges[s.conversationId].count;

@@ -108,3 +108,41 @@ describe("unread badges of a user with two devices", () => {
     for (const s of [phone, laptop]) s.ws.close(1000, "done");
   });
 });
+
+describe("conversation_updated on a member's user socket", () => {
+  it("carries the member's own unread count and mute flag, not the shared view's 0 and false", async () => {
+    const [admin, bob, carol] = await users(3, "md-upd");
+    const gid = await group(admin, [bob, carol], "Trip");
+    expect((await api("PUT", `/conversations/${gid}/mute`, { token: bob.token, body: { isMuted: true } })).status).toBe(200);
+    const phone = await openSocket("/ws", bob);
+    await frame(phone, "connected");
+    await send(gid, admin, "one");
+    await send(gid, admin, "two");
+    await frame(phone, "unread_count", (d) => d.conversationId === gid && d.unreadCount === 2);
+    expect((await api("PATCH", `/conversations/${gid}`, { token: admin.token, body: { name: "Trip 2026" } })).status).toBe(200);
+    const updated = await frame(phone, "conversation_updated", (d) => d.conversation.name === "Trip 2026");
+    expect(updated.data.conversation).toMatchObject({ id: gid, unreadCount: 2, isMuted: true });
+    phone.ws.close(1000, "done");
+  });
+
+  it("tells the user's other devices when they mute or unmute a conversation", async () => {
+    const [alice, bob] = await users(2, "md-mute");
+    const id = await direct(alice, bob);
+    await send(id, bob, "hi");
+    const laptop = await openSocket("/ws", alice);
+    await frame(laptop, "connected");
+    // Muted from the phone (REST): the laptop's list hears it, with the unread message still counted.
+    expect((await api("PUT", `/conversations/${id}/mute`, { token: alice.token, body: { isMuted: true } })).status).toBe(200);
+    const muted = await frame(laptop, "conversation_updated", (d) => d.conversation.id === id && d.conversation.isMuted === true);
+    expect(muted.data.conversation.unreadCount).toBe(1);
+    expect((await api("PUT", `/conversations/${id}/mute`, { token: alice.token, body: { isMuted: false } })).status).toBe(200);
+    await frame(laptop, "conversation_updated", (d) => d.conversation.id === id && d.conversation.isMuted === false);
+    // Nothing of it reaches the other member.
+    const bobs = await openSocket("/ws", bob);
+    await frame(bobs, "connected");
+    expect((await api("PUT", `/conversations/${id}/mute`, { token: alice.token, body: { isMuted: true } })).status).toBe(200);
+    await frame(laptop, "conversation_updated", (d) => d.conversation.id === id && d.conversation.isMuted === true && laptop.frames.filter((f) => f.type === "conversation_updated").length === 3);
+    expect(bobs.frames.some((f) => f.type === "conversation_updated")).toBe(false);
+    for (const s of [laptop, bobs]) s.ws.close(1000, "done");
+  });
+});

@@ -313,8 +313,8 @@ export class App {
       void this.loadPresence();
     });
     u.on("conversation_updated", ({ conversation }) => {
-      const old = this.conversations.get(conversation.id);
-      this.upsert(old ? { ...conversation, unreadCount: old.unreadCount, isMuted: old.isMuted } : conversation);
+      // The user socket's view is this user's own: its count and mute flag (a mute from another device) stand.
+      this.upsert(conversation);
       this.view?.refreshHeader();
     });
     u.on("conversation_removed", ({ conversationId }) => {

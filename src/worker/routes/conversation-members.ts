@@ -1,10 +1,11 @@
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import { addParticipant, changeRole, removeParticipant, setMuted } from "../../db/queries/participants";
+import { findListed } from "../../db/queries/conversations";
 import { provisionUserIds } from "../../db/queries/users";
 import { checkAdd, checkRemove, checkRoleChange, isDenial } from "../../domain/membership";
 import { notFound } from "../../lib/errors";
 import { enforce, participantParam, refusal, requireMembership } from "../access";
-import { participantViews } from "../conversation-view";
+import { listedView, participantViews } from "../conversation-view";
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
 import { tellMemberAdded, tellRoom, tellUsers } from "../room-events";
@@ -113,6 +114,12 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       // The room reloads its participants (it flags notifications to muted members); a mute is private, so nothing
       // is named for broadcast.
       await tellRoom(c, { kind: "participants", conversationId: conversation.id });
+      // The user's other devices: their lists showed the old flag until a reload. After the response, as the
+      // caller's own view (one read, then the profiles the view carries).
+      c.get("afterResponse")(async () => {
+        const listed = await findListed(c.get("httpDb")(), conversation.id, me.userId);
+        if (listed) tellUsers(c, [me.userId], { type: "conversation_updated", conversation: await listedView(c, listed), own: true });
+      });
       return c.json({ conversationId: conversation.id, isMuted: saved.isMuted }, 200);
     },
   );

@@ -177,8 +177,9 @@ describe("new-message notifications follow reachability", () => {
     expect((await api("DELETE", `/conversations/${id}/messages/${last.id}`, { token: a.token })).status).toBe(204);
     const deleted = await waitFor(() => updates().find((f) => f.data.conversation.lastMessage?.deletedAt), "the deleted preview");
     expect(deleted.data.conversation.lastMessage).toMatchObject({ id: last.id, content: "", deletedAt: expect.any(String) });
-    // Shared with every member: the caller's own count and mute flag are not in it (the app keeps its own).
-    expect(deleted.data.conversation).toMatchObject({ unreadCount: 0, isMuted: false });
+    // With the member's own count and mute flag (the count follows the badge: the delete's recount may come after).
+    expect(deleted.data.conversation.isMuted).toBe(false);
+    expect([1, 2]).toContain(deleted.data.conversation.unreadCount);
     expect(updates()).toHaveLength(2);
     phone.ws.close(1000, "done");
   });

@@ -34,6 +34,8 @@ export interface PresenceInfo {
 }
 
 const limiter = new FrameRateLimiter();
+/** Conversations with no unread message whose zero count a connecting device is sent (see refreshBadges). */
+const SNAPSHOT_ZEROS_MAX = 100;
 
 /** A Postgres write or read to do again from the alarm, at `at` (backoff after `failures` attempts). */
 interface Retry {
@@ -474,9 +476,13 @@ export class UserSession extends DurableObject<Env> {
       this.ctx.storage.kv.put("badges", badges);
       this.ctx.storage.kv.put("muted", summary.filter((s) => s.isMuted).map((s) => s.conversationId));
       const total = totalUnread(badges);
+      // A device that comes back may show badges the user cleared elsewhere meanwhile (only non-zero counts went
+      // before: with every count zero no frame came, and even the total stayed): zeros go too, for the first
+      // SNAPSHOT_ZEROS_MAX conversations without unread messages (a user in thousands gets the rest from REST).
+      let zeros = 0;
       for (const s of summary) {
         const unreadCount = badges[s.conversationId].count;
-        if (unreadCount === 0) continue;
+        if (unreadCount === 0 && ++zeros > SNAPSHOT_ZEROS_MAX) continue;
         const frame = encodeFrame("unread_count", { conversationId: s.conversationId, unreadCount, totalUnread: total });
         for (const ws of sockets) sendRaw(ws, frame);
       }

@@ -15,6 +15,7 @@ export interface MembershipSummary {
 /**
  * Every active membership of a user with its unread count, in one query (the user session's badge source), or only
  * the one in `conversationId`: a user in hundreds of conversations is counted once per connect, not per new one.
+ * Most recently active first (a connecting device is sent the zero counts of the first ones only).
  */
 export async function membershipSummary(db: Db, userId: string, conversationId?: string): Promise<MembershipSummary[]> {
   const result = await db.execute<{ conversation_id: string; is_muted: boolean; unread: string; last_seq: string; last_read_seq: string }>(sql`
@@ -23,7 +24,8 @@ export async function membershipSummary(db: Db, userId: string, conversationId?:
              WHERE m.conversation_id = p.conversation_id AND m.seq > p.last_read_seq
                AND m.sender_id <> p.user_id AND m.deleted_at IS NULL) AS unread
     FROM participants p JOIN conversations c ON c.id = p.conversation_id
-    WHERE p.user_id = ${userId} AND p.left_at IS NULL${conversationId ? sql` AND p.conversation_id = ${conversationId}` : sql``}`);
+    WHERE p.user_id = ${userId} AND p.left_at IS NULL${conversationId ? sql` AND p.conversation_id = ${conversationId}` : sql``}
+    ORDER BY c.last_activity DESC`);
   return result.rows.map((r) => ({
     conversationId: r.conversation_id,
     isMuted: r.is_muted,

@@ -305,7 +305,8 @@ export class App {
     });
     u.on("unread_count", ({ conversationId, unreadCount }) => {
       if (this.conversations.has(conversationId)) this.setUnread(conversationId, unreadCount);
-      else void this.chat.getConversation(conversationId).then((c) => this.upsert(c), () => {});
+      // A connect sends zeros too, for conversations the list may not hold: nothing to show for those.
+      else if (unreadCount > 0) void this.chat.getConversation(conversationId).then((c) => this.upsert(c), () => {});
     });
     u.on("presence", (p) => this.setPresence(p.userId, p.status));
     u.on("conversation_created", ({ conversation }) => {

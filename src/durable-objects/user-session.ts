@@ -324,7 +324,14 @@ export class UserSession extends DurableObject<Env> {
   // ── RPC from rooms and other sessions ───────────────────────────────────────────────────────────────────
 
   async presenceOf(userId: string): Promise<PresenceInfo> {
-    const p = this.devices().length ? this.current() : { status: "offline" as const, lastSeen: this.seenBefore() };
+    let p: Presence = this.devices().length ? this.current() : { status: "offline", lastSeen: this.seenBefore() };
+    // During the offline grace contacts still hold the published status, and a reconnect within it publishes
+    // nothing: answered "offline" here, the asker kept showing a user who was back online as offline.
+    const kv = this.ctx.storage.kv;
+    const published = kv.get<Presence>("published");
+    if (p.status === "offline" && published && published.status !== "offline" && kv.get<number>("offlineSince") !== undefined) {
+      p = { status: published.status, lastSeen: p.lastSeen };
+    }
     return { userId, status: p.status, lastSeen: p.lastSeen ? new Date(p.lastSeen).toISOString() : null };
   }
 

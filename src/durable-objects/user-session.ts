@@ -148,23 +148,23 @@ export class UserSession extends DurableObject<Env> {
     const frame = parsed.frame;
     const now = Date.now();
     const next: UserSocketAttachment = { ...att, lastSeen: now };
-    // A change the user's word makes (a status said, a sign of a person) is published at once (presenceMaybeChanged).
     let said = false;
-    const saying = (changed: UserSocketAttachment) => {
-      const before = this.current(now).status;
-      ws.serializeAttachment(changed);
-      said = this.current(now).status !== before;
-    };
     switch (frame.type) {
       case "heartbeat":
         ws.serializeAttachment(next);
         sendRaw(ws, encodeFrame("heartbeat_ack", { timestamp: new Date(now).toISOString() }, frame.id));
         break;
-      case "set_presence":
-        saying({ ...next, status: frame.data.status, lastActive: frame.data.status === "online" ? now : att.lastActive });
+      case "set_presence": {
+        // The user's word: a change it makes is published at once (presenceMaybeChanged).
+        const before = this.current(now).status;
+        ws.serializeAttachment({ ...next, status: frame.data.status, lastActive: frame.data.status === "online" ? now : att.lastActive });
+        said = this.current(now).status !== before;
         break;
+      }
       case "get_presence": {
-        saying({ ...next, lastActive: now });
+        // Not a sign of a person: apps ask on their own (the web app on every new conversation), and an idle user
+        // whose app asked came back online to every contact.
+        ws.serializeAttachment(next);
         try {
           const presences = await this.presenceOfContacts(att.userId, frame.data.userIds);
           sendRaw(ws, encodeFrame("presence_state", { presences }, frame.id));
@@ -228,8 +228,8 @@ export class UserSession extends DurableObject<Env> {
    * flap; coming back within the grace publishes nothing. A change between online and away that a device's coming
    * or going caused (`said` false) waits the same grace: a new socket starts `online` before its client says `away`
    * again, and one device dropping can leave only a backgrounded one. Published at once, each reconnect flashed the
-   * user online, or away, to every contact. A change the user's own word just made (`said`: set_presence, a sign of
-   * a person) is published at once, as is coming back from offline (the rooms need it to notify the user). A publish that failed (Postgres unreachable) is retried
+   * user online, or away, to every contact. A change the user's own word just made (`said`: set_presence, activity
+   * in a room) is published at once, as is coming back from offline (the rooms need it to notify the user). A publish that failed (Postgres unreachable) is retried
    * from the alarm: until it lands, Postgres holds the old state, and every room that loads or refreshes its member
    * list reads it there (a user who came online would get no notifications from them).
    */

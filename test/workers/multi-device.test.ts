@@ -144,6 +144,23 @@ describe("activity in a conversation", () => {
   });
 });
 
+describe("an idle user", () => {
+  it("stays away when their app asks for contacts' presence on its own (the web app does on every new conversation)", async () => {
+    const [alice, bob] = await users(2, "md-idle-ask");
+    await direct(alice, bob);
+    const watcher = await openSocket("/ws", bob);
+    await frame(watcher, "connected");
+    const laptop = await openSocket("/ws", alice);
+    await frame(watcher, "presence_update", (d) => d.userId === alice.id && d.status === "online");
+    // Alice left her laptop with the tab visible; then Bob starts a conversation and her app asks who is online.
+    await idle(alice.id, getConfig(env).PRESENCE_AWAY_AFTER * 1000 + 1000);
+    await request(laptop, "get_presence", { userIds: [bob.id] }, "ask");
+    await runDurableObjectAlarm(env.USER_SESSION.get(env.USER_SESSION.idFromName(alice.id)));
+    await frame(watcher, "presence_update", (d) => d.userId === alice.id && d.status === "away");
+    for (const s of [watcher, laptop]) s.ws.close(1000, "done");
+  });
+});
+
 describe("unread badges of a user with two devices", () => {
   it("a conversation the user is removed from leaves totalUnread on every device", async () => {
     const [admin, bob, carol] = await users(3, "md-rm");

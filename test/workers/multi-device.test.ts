@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import type { UserSession } from "../../src/durable-objects/user-session";
 import { getConfig } from "../../src/lib/config";
+import { TYPING_LEASE_MS } from "../../src/domain/typing";
 import { sql } from "drizzle-orm";
 import { withDb } from "./fixtures";
 import { api } from "./helpers";
@@ -158,6 +159,28 @@ describe("an idle user", () => {
     await runDurableObjectAlarm(env.USER_SESSION.get(env.USER_SESSION.idFromName(alice.id)));
     await frame(watcher, "presence_update", (d) => d.userId === alice.id && d.status === "away");
     for (const s of [watcher, laptop]) s.ws.close(1000, "done");
+  });
+});
+
+describe("typing of a user with two devices in the conversation", () => {
+  it("stops as soon as the device that was typing leaves, though another of the user's sockets stays open", async () => {
+    const [alice, bob] = await users(2, "md-typing");
+    const id = await direct(alice, bob);
+    const [phone, laptop, watcher] = [
+      await openSocket(`/conversations/${id}/ws`, alice),
+      await openSocket(`/conversations/${id}/ws`, alice),
+      await openSocket(`/conversations/${id}/ws`, bob),
+    ];
+    for (const s of [phone, laptop, watcher]) await frame(s, "ready");
+    phone.ws.send(JSON.stringify({ type: "start_typing", data: {} }));
+    await frame(watcher, "typing_start", (d) => d.userId === alice.id);
+    // She locks the phone mid-sentence; the laptop still has the conversation open.
+    const left = Date.now();
+    phone.ws.close(1000, "locked");
+    await frame(watcher, "typing_stop", (d) => d.userId === alice.id);
+    // Not the lease running out (6 s): the phone's leaving ended it.
+    expect(Date.now() - left).toBeLessThan(TYPING_LEASE_MS / 2);
+    for (const s of [laptop, watcher]) s.ws.close(1000, "done");
   });
 });
 

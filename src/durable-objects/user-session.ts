@@ -229,9 +229,10 @@ export class UserSession extends DurableObject<Env> {
    * or going caused (`said` false) waits the same grace: a new socket starts `online` before its client says `away`
    * again, and one device dropping can leave only a backgrounded one. Published at once, each reconnect flashed the
    * user online, or away, to every contact. A change the user's own word just made (`said`: set_presence, activity
-   * in a room) is published at once, as is coming back from offline (the rooms need it to notify the user). A publish that failed (Postgres unreachable) is retried
-   * from the alarm: until it lands, Postgres holds the old state, and every room that loads or refreshes its member
-   * list reads it there (a user who came online would get no notifications from them).
+   * in a room) is published at once, as is coming back from offline (the rooms need it to notify the user).
+   * A publish that failed (Postgres unreachable) is retried from the alarm: until it lands, Postgres holds the old
+   * state, and every room that loads or refreshes its member list reads it there (a user who came online would get
+   * no notifications from them).
    */
   private async presenceMaybeChanged(closing?: WebSocket, fromAlarm = false, said = false): Promise<void> {
     const now = Date.now();

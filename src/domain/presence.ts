@@ -10,7 +10,7 @@ export interface DeviceState {
   status: "online" | "away";
   /** Last frame of any kind (heartbeat included). */
   lastSeen: number;
-  /** Last sign of a person: connect, set_presence online, get_presence. */
+  /** Last sign of a person: connect, set_presence online, activity in a conversation (withActivity). */
   lastActive: number;
 }
 

@@ -675,9 +675,16 @@ export class ConversationRoom extends DurableObject<Env> {
     return this.store.typing().some((t) => t.userId === userId && t.expiresAt > Date.now());
   }
 
-  startTyping(userId: string, kahaId?: string): void {
+  /**
+   * The socket each typer last typed on. In memory: after a wake the lease ends when the user's last socket leaves
+   * (or expires), as it did before this was kept.
+   */
+  private readonly typingSockets = new Map<string, WebSocket>();
+
+  startTyping(userId: string, kahaId?: string, from?: WebSocket): void {
     const wasTyping = this.isTyping(userId);
     this.store.setTyping(userId, Date.now() + TYPING_LEASE_MS);
+    if (from) this.typingSockets.set(userId, from);
     void this.scheduleAlarm();
     if (wasTyping || this.typingAnnounces.has(userId)) return;
     const cached = this.profiles.cached(userId);
@@ -696,6 +703,7 @@ export class ConversationRoom extends DurableObject<Env> {
   }
 
   endTyping(userId: string): void {
+    this.typingSockets.delete(userId);
     if (this.store.clearTyping(userId)) this.broadcast("typing_stop", { userId, conversationId: this.conversationId() });
   }
 
@@ -812,7 +820,9 @@ export class ConversationRoom extends DurableObject<Env> {
     const userId = attachmentOf(ws)?.userId;
     if (!userId || !this.store.meta()) return;
     const others = this.ctx.getWebSockets(userId).filter((s) => s !== ws && s.readyState === WebSocket.OPEN);
-    if (others.length === 0) this.endTyping(userId);
+    // The device that was typing left: its user's other sockets (the laptop beside the phone) are not typing. The
+    // others saw "typing…" until the lease ran out.
+    if (others.length === 0 || this.typingSockets.get(userId) === ws) this.endTyping(userId);
   }
 
   /** Replays what a client missed after `afterSeq` (see room/realtime.ts). */

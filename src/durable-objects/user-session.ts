@@ -151,16 +151,23 @@ export class UserSession extends DurableObject<Env> {
     const frame = parsed.frame;
     const now = Date.now();
     const next: UserSocketAttachment = { ...att, lastSeen: now };
+    let said = false;
     switch (frame.type) {
       case "heartbeat":
         ws.serializeAttachment(next);
         sendRaw(ws, encodeFrame("heartbeat_ack", { timestamp: new Date(now).toISOString() }, frame.id));
         break;
-      case "set_presence":
+      case "set_presence": {
+        // The user's word: a change it makes is published at once (presenceMaybeChanged).
+        const before = this.current(now).status;
         ws.serializeAttachment({ ...next, status: frame.data.status, lastActive: frame.data.status === "online" ? now : att.lastActive });
+        said = this.current(now).status !== before;
         break;
+      }
       case "get_presence": {
-        ws.serializeAttachment({ ...next, lastActive: now });
+        // Not a sign of a person: apps ask on their own (the web app on every new conversation), and an idle user
+        // whose app asked came back online to every contact.
+        ws.serializeAttachment(next);
         try {
           const presences = await this.presenceOfContacts(att.userId, frame.data.userIds);
           sendRaw(ws, encodeFrame("presence_state", { presences }, frame.id));
@@ -187,7 +194,7 @@ export class UserSession extends DurableObject<Env> {
         break;
       }
     }
-    await this.presenceMaybeChanged();
+    await this.presenceMaybeChanged(undefined, false, said);
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -221,11 +228,16 @@ export class UserSession extends DurableObject<Env> {
 
   /**
    * Publishes only transitions. Going offline waits OFFLINE_GRACE_MS (an alarm) so a reconnecting client does not
-   * flap; coming back within the grace publishes nothing. A publish that failed (Postgres unreachable) is retried
-   * from the alarm: until it lands, Postgres holds the old state, and every room that loads or refreshes its member
-   * list reads it there (a user who came online would get no notifications from them).
+   * flap; coming back within the grace publishes nothing. A change between online and away that a device's coming
+   * or going caused (`said` false) waits the same grace: a new socket starts `online` before its client says `away`
+   * again, and one device dropping can leave only a backgrounded one. Published at once, each reconnect flashed the
+   * user online, or away, to every contact. A change the user's own word just made (`said`: set_presence, activity
+   * in a room) is published at once, as is coming back from offline (the rooms need it to notify the user).
+   * A publish that failed (Postgres unreachable) is retried from the alarm: until it lands, Postgres holds the old
+   * state, and every room that loads or refreshes its member list reads it there (a user who came online would get
+   * no notifications from them).
    */
-  private async presenceMaybeChanged(closing?: WebSocket, fromAlarm = false): Promise<void> {
+  private async presenceMaybeChanged(closing?: WebSocket, fromAlarm = false, said = false): Promise<void> {
     const now = Date.now();
     const kv = this.ctx.storage.kv;
     const live = this.devices().filter((d) => d.ws !== closing && d.ws.readyState !== WebSocket.CLOSED);
@@ -238,20 +250,27 @@ export class UserSession extends DurableObject<Env> {
     const retry = kv.get<Retry>("publishRetry");
     const failures = retry?.failures;
     let publishing: Presence | undefined;
+    /** The change waits out the grace under `key`; true once it has. */
+    const settled = (key: "offlineSince" | "changeSince"): boolean => {
+      const since = kv.get<number>(key);
+      if (since === undefined) kv.put(key, now);
+      else if (now - since >= OFFLINE_GRACE_MS) return true;
+      wake = Math.min(wake ?? Infinity, (since ?? now) + OFFLINE_GRACE_MS);
+      return false;
+    };
     if (next.status !== last.status) {
-      const since = kv.get<number>("offlineSince");
-      if (next.status === "offline" && since === undefined) {
-        kv.put("offlineSince", now);
-        wake = now + OFFLINE_GRACE_MS;
-      } else if (next.status !== "offline" || (since !== undefined && now - since >= OFFLINE_GRACE_MS)) {
-        kv.delete("offlineSince");
+      const immediate = last.status === "offline" || (said && next.status !== "offline");
+      const key = next.status === "offline" ? "offlineSince" : "changeSince";
+      kv.delete(key === "offlineSince" ? "changeSince" : "offlineSince");
+      if (next.status === "offline") wake = undefined; // no device left to time out or idle
+      if (immediate || settled(key)) {
+        kv.delete(key);
         kv.put("published", next);
         publishing = next;
-      } else {
-        wake = (since ?? now) + OFFLINE_GRACE_MS;
       }
     } else {
       kv.delete("offlineSince");
+      kv.delete("changeSince");
       if (retry && (fromAlarm || now >= retry.at)) publishing = last;
       else if (retry) wake = Math.min(wake ?? Infinity, retry.at);
     }
@@ -327,7 +346,14 @@ export class UserSession extends DurableObject<Env> {
   // ── RPC from rooms and other sessions ───────────────────────────────────────────────────────────────────
 
   async presenceOf(userId: string): Promise<PresenceInfo> {
-    const p = this.devices().length ? this.current() : { status: "offline" as const, lastSeen: this.seenBefore() };
+    let p: Presence = this.devices().length ? this.current() : { status: "offline", lastSeen: this.seenBefore() };
+    // While a change waits out its grace, contacts still hold the published status, and a change undone within it
+    // publishes nothing: answered with the unpublished one, the asker kept it (a user back online shown offline).
+    const kv = this.ctx.storage.kv;
+    const published = kv.get<Presence>("published");
+    if (published && (kv.get<number>("offlineSince") !== undefined || kv.get<number>("changeSince") !== undefined)) {
+      p = { status: published.status, lastSeen: p.lastSeen };
+    }
     return { userId, status: p.status, lastSeen: p.lastSeen ? new Date(p.lastSeen).toISOString() : null };
   }
 
@@ -352,11 +378,12 @@ export class UserSession extends DurableObject<Env> {
   /** The user sent, typed or read in one of their conversations (its room says so, throttled): a sign of a person. */
   async activity(): Promise<void> {
     const now = Date.now();
+    const before = this.current(now).status;
     for (const { ws, att } of this.devices()) {
       const next = withActivity(att, now);
       if (next !== att) ws.serializeAttachment(next);
     }
-    await this.presenceMaybeChanged();
+    await this.presenceMaybeChanged(undefined, false, this.current(now).status !== before);
   }
 
   async contactPresence(update: PresenceInfo): Promise<void> {

@@ -12,10 +12,11 @@ export const batchResponseSchema = z
     message: "neither users nor businesses in the response",
   });
 
+// The avatar is checked on its own (cleanAvatarUrl): a malformed one costs the avatar, never the name.
 const rawProfileSchema = z.looseObject({
   uuid: z.string().min(1).max(128),
   name: z.string(),
-  avatar_url: z.string().nullish(),
+  avatar_url: z.unknown().optional(),
 });
 
 const MAX_NAME_LENGTH = 200;
@@ -28,8 +29,8 @@ function cleanName(name: string): string | undefined {
   return [...cleaned].slice(0, MAX_NAME_LENGTH).join("");
 }
 
-function cleanAvatarUrl(value: string | null | undefined): string | null {
-  if (!value) return null;
+function cleanAvatarUrl(value: unknown): string | null {
+  if (typeof value !== "string" || value === "") return null;
   try {
     const url = new URL(value);
     return url.protocol === "https:" || url.protocol === "http:" ? url.toString() : null;

@@ -50,6 +50,13 @@ describe("profile normalisation", () => {
     expect([...(normaliseProfile({ uuid: A, name: "😀".repeat(500) }, "user")?.name ?? "")]).toHaveLength(200);
   });
 
+  it("keeps the name of a record whose avatar_url is not even a string (only the avatar is unusable)", () => {
+    // Dropped whole, the user showed as a placeholder on every page although the service had sent their name.
+    for (const avatar_url of [42, false, { url: "https://x.test/a.png" }, ["https://x.test/a.png"]]) {
+      expect(normaliseProfile({ uuid: A, name: "Ada", avatar_url }, "user"), JSON.stringify(avatar_url)).toEqual({ id: a, name: "Ada", avatarUrl: null, kind: "user" });
+    }
+  });
+
   it("accepts the envelope only when it looks like the contract's", () => {
     expect(batchResponseSchema.safeParse({ users: [], businesses: [] }).success).toBe(true);
     expect(batchResponseSchema.safeParse({ users: [{ uuid: A, name: "x" }] }).success).toBe(true);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { env, runInDurableObject } from "cloudflare:test";
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import type { UserSession } from "../../src/durable-objects/user-session";
 import { getConfig } from "../../src/lib/config";
+import { TYPING_LEASE_MS } from "../../src/domain/typing";
 import { sql } from "drizzle-orm";
 import { withDb } from "./fixtures";
 import { api } from "./helpers";
@@ -37,6 +38,64 @@ describe("presence of a user with two devices", () => {
     const seen = await withDb((db) => db.execute<{ seen: string }>(sql`SELECT last_seen_at AS seen FROM users WHERE id = ${alice.id}`));
     expect(new Date(seen.rows[0].seen).toISOString()).toBe(offline.data.lastSeen);
     watcher.ws.close(1000, "done");
+  });
+});
+
+/** What `watcher` has been pushed about `userId`, in order. */
+const pushedStatuses = (watcher: TestSocket, userId: string) =>
+  watcher.frames.filter((f) => f.type === "presence_update" && f.data.userId === userId).map((f) => f.data.status);
+
+/** Runs the session's pending alarm now (the end of any grace), then gives its pushes time to arrive. */
+async function settle(userId: string): Promise<void> {
+  await runDurableObjectAlarm(env.USER_SESSION.get(env.USER_SESSION.idFromName(userId)));
+  await new Promise((r) => setTimeout(r, 300));
+}
+
+describe("presence across a blip of one device's connection", () => {
+  it("a user whose app said away does not flash online to contacts when the user socket reconnects", async () => {
+    const [alice, bob] = await users(2, "md-blip-away");
+    await direct(alice, bob);
+    const watcher = await openSocket("/ws", bob);
+    await frame(watcher, "connected");
+    const laptop = await openSocket("/ws", alice);
+    await frame(watcher, "presence_update", (d) => d.userId === alice.id && d.status === "online");
+    laptop.ws.send(JSON.stringify({ type: "set_presence", data: { status: "away" } }));
+    await frame(watcher, "presence_update", (d) => d.userId === alice.id && d.status === "away");
+
+    // The network changes: the socket drops and the SDK reconnects, saying `away` again first thing (client/user.ts).
+    laptop.ws.close(1001, "network change");
+    const again = await openSocket("/ws", alice);
+    again.ws.send(JSON.stringify({ type: "set_presence", data: { status: "away" } }));
+    await request(again, "heartbeat", {}, "after-away");
+    await settle(alice.id);
+    expect(pushedStatuses(watcher, alice.id)).toEqual(["online", "away"]);
+    for (const s of [watcher, again]) s.ws.close(1000, "done");
+  });
+
+  it("a user online on the laptop, phone in the background, stays online to contacts when the laptop's connection blips", async () => {
+    const [alice, bob] = await users(2, "md-blip-two");
+    await direct(alice, bob);
+    const watcher = await openSocket("/ws", bob);
+    await frame(watcher, "connected");
+    const laptop = await openSocket("/ws", alice);
+    await frame(watcher, "presence_update", (d) => d.userId === alice.id && d.status === "online");
+    const phone = await openSocket("/ws", alice);
+    phone.ws.send(JSON.stringify({ type: "set_presence", data: { status: "away" } }));
+    await request(phone, "heartbeat", {}, "phone-away");
+
+    laptop.ws.close(1001, "network change");
+    const session = env.USER_SESSION.get(env.USER_SESSION.idFromName(alice.id));
+    for (let i = 0; (await runInDurableObject(session, (_i: UserSession, state) => state.getWebSockets().length)) > 1; i++) {
+      if (i > 250) throw new Error("the laptop's socket never left");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Meanwhile she types in a conversation (its room tells her session): the backgrounded phone still says away.
+    await runInDurableObject(session, (instance: UserSession) => instance.activity());
+    const back = await openSocket("/ws", alice);
+    await frame(back, "connected");
+    await settle(alice.id);
+    expect(pushedStatuses(watcher, alice.id)).toEqual(["online"]);
+    for (const s of [watcher, phone, back]) s.ws.close(1000, "done");
   });
 });
 
@@ -83,6 +142,45 @@ describe("activity in a conversation", () => {
       }
     }
     for (const s of [laptop, roomA, roomC]) s.ws.close(1000, "done");
+  });
+});
+
+describe("an idle user", () => {
+  it("stays away when their app asks for contacts' presence on its own (the web app does on every new conversation)", async () => {
+    const [alice, bob] = await users(2, "md-idle-ask");
+    await direct(alice, bob);
+    const watcher = await openSocket("/ws", bob);
+    await frame(watcher, "connected");
+    const laptop = await openSocket("/ws", alice);
+    await frame(watcher, "presence_update", (d) => d.userId === alice.id && d.status === "online");
+    // Alice left her laptop with the tab visible; then Bob starts a conversation and her app asks who is online.
+    await idle(alice.id, getConfig(env).PRESENCE_AWAY_AFTER * 1000 + 1000);
+    await request(laptop, "get_presence", { userIds: [bob.id] }, "ask");
+    await runDurableObjectAlarm(env.USER_SESSION.get(env.USER_SESSION.idFromName(alice.id)));
+    await frame(watcher, "presence_update", (d) => d.userId === alice.id && d.status === "away");
+    for (const s of [watcher, laptop]) s.ws.close(1000, "done");
+  });
+});
+
+describe("typing of a user with two devices in the conversation", () => {
+  it("stops as soon as the device that was typing leaves, though another of the user's sockets stays open", async () => {
+    const [alice, bob] = await users(2, "md-typing");
+    const id = await direct(alice, bob);
+    const [phone, laptop, watcher] = [
+      await openSocket(`/conversations/${id}/ws`, alice),
+      await openSocket(`/conversations/${id}/ws`, alice),
+      await openSocket(`/conversations/${id}/ws`, bob),
+    ];
+    for (const s of [phone, laptop, watcher]) await frame(s, "ready");
+    phone.ws.send(JSON.stringify({ type: "start_typing", data: {} }));
+    await frame(watcher, "typing_start", (d) => d.userId === alice.id);
+    // She locks the phone mid-sentence; the laptop still has the conversation open.
+    const left = Date.now();
+    phone.ws.close(1000, "locked");
+    await frame(watcher, "typing_stop", (d) => d.userId === alice.id);
+    // Not the lease running out (6 s): the phone's leaving ended it.
+    expect(Date.now() - left).toBeLessThan(TYPING_LEASE_MS / 2);
+    for (const s of [laptop, watcher]) s.ws.close(1000, "done");
   });
 });
 

@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import type { UserSession } from "../../src/durable-objects/user-session";
 import { sql } from "drizzle-orm";
 import { publishPresence } from "../../src/db/queries/user-session";
 import { direct, users } from "./conversation-helpers";
@@ -132,5 +134,38 @@ describe("get_presence", () => {
       expect.objectContaining({ userId: bob.id, status: "away" }),
     ]);
     for (const s of [aliceUser, bobUser]) s.ws.close(1000, "done");
+  });
+});
+
+describe("get_presence while a user's last device has just left", () => {
+  it("answers what contacts were told (online) during the offline grace, so a reconnect within it leaves no one seeing offline", async () => {
+    const [alice, bob] = await users(2, "getpres-grace");
+    await direct(alice, bob);
+    const session = env.USER_SESSION.get(env.USER_SESSION.idFromName(alice.id));
+    const bobUser = await openSocket("/ws", bob);
+    await waitFor(() => bobUser.frames.find((f) => f.type === "connected"), "connected");
+    const laptop = await openSocket("/ws", alice);
+    await waitFor(() => bobUser.frames.find((f) => f.type === "presence_update" && f.data.userId === alice.id && f.data.status === "online"), "online");
+
+    // The laptop's connection blips: its socket closes, and the session holds the offline change for its grace.
+    laptop.ws.close(1000, "network change");
+    for (let i = 0; ; i++) {
+      const since = await runInDurableObject(session, (_i: UserSession, state) => state.storage.kv.get<number>("offlineSince"));
+      if (since !== undefined) break;
+      if (i > 200) throw new Error("the session never started its offline grace");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // Bob opens his contact list right then.
+    bobUser.ws.send(JSON.stringify({ type: "get_presence", id: "during-grace", data: { userIds: [alice.id] } }));
+    const answer = await waitFor(() => bobUser.frames.find((f) => f.id === "during-grace"), "presence_state");
+
+    // The laptop is back within the grace: nothing is published, so no later push would correct an "offline" answer.
+    const again = await openSocket("/ws", alice);
+    await waitFor(() => again.frames.find((f) => f.type === "connected"), "connected");
+    await runDurableObjectAlarm(session);
+    const pushed = bobUser.frames.filter((f) => f.type === "presence_update" && f.data.userId === alice.id).map((f) => f.data.status);
+    expect(pushed).toEqual(["online"]);
+    expect(answer.data.presences).toEqual([expect.objectContaining({ userId: alice.id, status: "online" })]);
+    for (const s of [bobUser, again]) s.ws.close(1000, "done");
   });
 });

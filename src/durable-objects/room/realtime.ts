@@ -125,7 +125,7 @@ async function dispatch(
       return;
     }
     case "start_typing":
-      room.startTyping(att.userId, att.kahaId);
+      room.startTyping(att.userId, att.kahaId, ws);
       room.noteActivity(att.userId);
       return;
     case "stop_typing":

@@ -222,7 +222,7 @@ export class ConversationRoom extends DurableObject<Env> {
     try {
       const state = await withTimeout(loadRoomState(this.db(), conversationId), 2000, "participants");
       if (!state) return;
-      if (state.closed && !this.store.meta()?.closed) this.store.markClosed();
+      if (state.closed && !this.store.meta()?.closed) this.closeRoom();
       const { gone, arrived } = this.adoptParticipants(state.participants);
       this.store.adoptOffline(state.offline, now);
       // A lost notification: the sockets and member lists follow as its frames would have made them.
@@ -436,7 +436,7 @@ export class ConversationRoom extends DurableObject<Env> {
         for (const p of event.updated ?? []) this.broadcast("participant_updated", { participant: this.withOwnMarks(p) } satisfies ParticipantFrameData);
         for (const userId of gone) this.broadcast("participant_left", { userId });
       } else if (event.kind === "conversation_updated") {
-        if (event.conversation.status === "closed" && !meta.closed) this.store.markClosed();
+        if (event.conversation.status === "closed" && !meta.closed) this.closeRoom();
         this.broadcast("conversation_updated", { conversation: event.conversation });
       } else {
         for (const ws of this.ctx.getWebSockets()) safeClose(ws, 4403, "Conversation removed");
@@ -700,6 +700,12 @@ export class ConversationRoom extends DurableObject<Env> {
       .catch((err: unknown) => this.log.warn("typing announce failed", { error: (err as Error).message?.slice(0, 200) }))
       .finally(() => this.typingAnnounces.delete(userId));
     this.ctx.waitUntil(announce);
+  }
+
+  /** A closed (business) conversation takes no messages: nobody is typing one any more. */
+  private closeRoom(): void {
+    this.store.markClosed();
+    for (const t of this.store.typing()) this.endTyping(t.userId);
   }
 
   endTyping(userId: string): void {

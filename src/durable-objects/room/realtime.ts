@@ -1,4 +1,4 @@
-import { HttpError } from "../../lib/errors";
+import { conflict, HttpError } from "../../lib/errors";
 import { editsSince, messagePage } from "../../db/queries/messages";
 import {
   CLOSE,
@@ -125,6 +125,8 @@ async function dispatch(
       return;
     }
     case "start_typing":
+      // The other side would see "typing…" in a conversation that takes no message.
+      if (room.store.meta()?.closed) throw conflict("The conversation is closed");
       room.startTyping(att.userId, att.kahaId, ws);
       room.noteActivity(att.userId);
       return;

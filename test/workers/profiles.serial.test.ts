@@ -2,7 +2,7 @@
 // run in the serial pass (workers-serial), one file at a time. Shared setup: profile-helpers.ts.
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { env } from "cloudflare:test";
-import { READY_PROFILE_WAIT_MS, RoomProfiles } from "../../src/durable-objects/room/profiles";
+import { READY_PROFILE_WAIT_MS, RoomProfiles, SEND_PROFILE_WAIT_MS } from "../../src/durable-objects/room/profiles";
 import { encodeEntry } from "../../src/profiles/cache-entry";
 import { profileKey } from "../../src/profiles/keys";
 import { getConfig } from "../../src/lib/config";
@@ -227,6 +227,19 @@ describe("the ready frame while the profile service fails", () => {
 describe("a send waiting for its sender's profile", () => {
   // The room looks the sender's profile up before it assigns a seq; with a slow service that is seconds, in which the
   // sender can be removed.
+  it("waits at most SEND_PROFILE_WAIT_MS, then goes with the sender's placeholder (a slow service held sends for up to its 5 s timeout)", async () => {
+    const { id, users } = await seedConversation("group", 3);
+    const [, member] = users;
+    await profileFault({ delayMs: 4000 });
+    const started = Date.now();
+    const sent = await api("POST", `/conversations/${id}/messages`, { token: member.token, body: { content: "quick" } });
+    const ms = Date.now() - started;
+    await profileFault({});
+    expect(sent.status).toBe(201);
+    expect(ms).toBeLessThan(SEND_PROFILE_WAIT_MS + 1200);
+    expect(sent.body.sender).toEqual({ id: member.id, name: member.kahaId, avatarUrl: null, kind: "user" });
+  });
+
   it("is refused (404) when the sender was removed meanwhile: the group never sees a message from a non-member", async () => {
     const { id, users } = await seedConversation("group", 3);
     const [admin, member] = users;

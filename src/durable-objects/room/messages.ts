@@ -40,7 +40,7 @@ export async function sendMessage(room: ConversationRoom, input: SendInput, via:
     const target = await findMessage(room, replyToId);
     if (!target) throw badRequest("replyToId: must be a message of this conversation");
   }
-  const sender = await room.profiles.user(input.actor.id, input.actor.kahaId);
+  const sender = await room.profiles.sender(input.actor.id, input.actor.kahaId);
   // Checked again after the waits above (a slow profile service alone can take seconds): a removal or a close that
   // reached the room meanwhile wins. Before, a member removed during the wait still posted to the group.
   room.requireMember(input.actor.id);
@@ -101,7 +101,7 @@ async function retried(room: ConversationRoom, previous: { seq: number; contentH
   if (!original) throw unavailable("Original message not available yet");
   // The retry's sender is the original's (client ids are per sender): the same kahaId names the same placeholder
   // as the first answer when the profile service does not know them.
-  const sender = await room.profiles.user(original.senderId, actor.kahaId);
+  const sender = await room.profiles.sender(original.senderId, actor.kahaId);
   return { message: { ...publicMessage(original), sender }, created: false };
 }
 
@@ -186,7 +186,7 @@ input: { conversationId: string; actor: Actor; messageId: string; content: strin
     targetId: current.id,
     details: { seq: current.seq, previousContent: current.content },
   });
-  const sender = await room.profiles.user(updated.senderId, input.actor.kahaId);
+  const sender = await room.profiles.sender(updated.senderId, input.actor.kahaId);
   const outgoing = { ...publicMessage(updated), status: "sent" as const, sender };
   room.broadcast("message_updated", { message: outgoing });
   const committed = await room.waitForCommit();

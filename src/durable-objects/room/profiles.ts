@@ -2,6 +2,7 @@ import type { Config } from "../../lib/config";
 import { DEFAULT_MEMORY_OPTIONS, MemoryCache } from "../../lib/memory-cache";
 import type { Profile } from "../../protocol/resources";
 import { withSenderProfiles, type KahaIds } from "../../profiles/enrich";
+import { placeholderProfile } from "../../profiles/placeholder";
 import { createProfileProvider, profileOptionsFromConfig, type CachedProfileProvider } from "../../profiles/provider";
 import type { ProfileRequest, ProfileSet } from "../../profiles/types";
 
@@ -14,6 +15,13 @@ export const TYPING_PROFILE_WAIT_MS = 1000;
  * conversation must not hang on a slow profile service.
  */
 export const READY_PROFILE_WAIT_MS = 500;
+
+/**
+ * A send or an edit waits at most this long for its sender's profile; then the message goes with the placeholder
+ * REST would show (named after the kahaId), and the lookup goes on to fill the cache. Without a bound a slow
+ * profile service held every send for up to its timeout (5 s).
+ */
+export const SEND_PROFILE_WAIT_MS = 2000;
 
 export interface RoomProfileDeps {
   config: () => Config;
@@ -65,6 +73,15 @@ export class RoomProfiles {
     const missing = this.deps.participantIds().filter((id) => id !== userId && this.cached(id) === undefined);
     const set = await this.load({ userIds: [userId, ...missing] });
     return set.user(userId, kahaId);
+  }
+
+  /** For a message the room writes now: the sender's profile, or their placeholder after SEND_PROFILE_WAIT_MS. */
+  async sender(userId: string, kahaId?: string): Promise<Profile> {
+    const hit = this.cached(userId);
+    if (hit) return hit;
+    const loading = this.user(userId, kahaId);
+    this.deps.waitUntil(loading.catch(() => undefined));
+    return (await bounded(loading, SEND_PROFILE_WAIT_MS)) ?? placeholderProfile(userId, "user", kahaId);
   }
 
   /** Messages with `sender`, in one profile lookup for all their senders (a replay of hundreds costs one call). */

@@ -2,8 +2,33 @@
 // jobs must leave alone when the conversation changes under them (legal hold, an edit racing the archive move).
 import { describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
+import type { Db } from "../../src/db/client";
+import { flushBatch, messageRange } from "../../src/db/queries/messages";
+import { moveArchiveBatch, retentionCutoff, type Tx } from "../../src/db/queries/retention";
 import { api, expectErrorShape, signWith } from "./helpers";
-import { withDb } from "./fixtures";
+import { seedConversation, withDb } from "./fixtures";
+
+const DAY = 86_400_000;
+
+/** Messages written straight into Postgres with a given age, as if they had been sent long ago. */
+async function seedMessages(conversationId: string, senderId: string, fromSeq: number, toSeq: number, createdAt: Date) {
+  await withDb(async (db) => {
+    await db.execute(sql`
+      INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq)
+      SELECT gen_random_uuid(), ${conversationId}::uuid, g, ${senderId}::uuid, 'text', 'old message ' || g,
+             ${createdAt.toISOString()}::timestamptz + g * interval '1 millisecond', g
+      FROM generate_series(${fromSeq}::int, ${toSeq}::int) AS g`);
+    await db.execute(sql`UPDATE conversations SET last_seq = GREATEST(last_seq, ${toSeq}) WHERE id = ${conversationId}::uuid`);
+  });
+}
+
+async function seqs(table: "messages" | "message_archive", conversationId: string): Promise<number[]> {
+  const t = sql.identifier(table);
+  const rows = await withDb((db) => db.execute<{ seq: string }>(sql`SELECT seq FROM ${t} WHERE conversation_id = ${conversationId}::uuid ORDER BY seq`));
+  return rows.rows.map((r) => Number(r.seq));
+}
+
+const asDb = (tx: Tx) => tx as unknown as Db;
 
 async function waitUntilTrue(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
@@ -41,5 +66,34 @@ describe("audit of authentication failures", () => {
       const rows = await withDb((db) => db.execute(sql`SELECT 1 FROM audit_log WHERE action = 'auth.failed' AND target_id = ${other}`));
       return rows.rows.length > 0;
     });
+  });
+});
+
+describe("retention under concurrent changes", () => {
+  it("a delete flushed while the archive job moves its message reaches the archive, and the message is not back in history", { timeout: 60_000 }, async () => {
+    const now = new Date();
+    const { id, users } = await seedConversation("group", 3);
+    await seedMessages(id, users[0].id, 1, 3, new Date(now.getTime() - 91 * DAY));
+    const [second] = (await withDb((db) => messageRange(db, id, 2, 2))).messages;
+    const tombstone = { ...second, content: "", deletedAt: new Date().toISOString(), eventSeq: 3 };
+    let flushed: Promise<void> | undefined;
+    await withDb((db) =>
+      db.transaction(async (tx) => {
+        // The job's statement has moved the prefix and not committed yet when the room flushes the delete.
+        expect((await moveArchiveBatch(asDb(tx), id, retentionCutoff(now, 90), 500, now)).moved).toBe(3);
+        flushed = withDb((other) => flushBatch(other, id, [tombstone], []));
+        await new Promise((r) => setTimeout(r, 1500));
+      }),
+    );
+    await flushed;
+    // The flush read the archive mark from before the move, so it upserted the tombstone into `messages` again: one
+    // message in both tables, and the archive served the deleted text to every member until the next pass.
+    expect(await seqs("messages", id)).toEqual([]);
+    const archive = await api("GET", `/conversations/${id}/archive`, { token: users[1].token });
+    expect(archive.body.messages.map((m: { seq: number; content: string; deletedAt: string | null }) => [m.seq, m.content, m.deletedAt !== null])).toEqual([
+      [1, "old message 1", false],
+      [2, "", true],
+      [3, "old message 3", false],
+    ]);
   });
 });

@@ -91,9 +91,16 @@ export async function moveArchiveBatch(
   batchSize: number,
   now: Date,
 ): Promise<MovedBatch> {
+  // The conversation's row is locked before any message is touched: a room's flush of an edit or delete (which
+  // takes the same lock before it reads the mark: messages.ts flushStatement) either lands before the move, which
+  // then moves the changed row, or waits and reads the new mark. Without the lock, a flush that read the old mark
+  // waited on the deleted row and then inserted it again: one message in both tables, the archive with the old text.
   const result = await db.execute<{ moved: string; up_to: string | null }>(sql`
-    WITH head AS (
-      SELECT seq, created_at FROM messages WHERE conversation_id = ${conversationId}::uuid ORDER BY seq LIMIT ${batchSize}
+    WITH conv AS (
+      SELECT id FROM conversations WHERE id = ${conversationId}::uuid FOR UPDATE
+    ), head AS (
+      SELECT seq, created_at FROM messages
+      WHERE conversation_id = ${conversationId}::uuid AND EXISTS (SELECT 1 FROM conv) ORDER BY seq LIMIT ${batchSize}
     ), bound AS (
       SELECT COALESCE(
         (SELECT min(seq) FROM head WHERE created_at >= ${iso(cutoff)}::timestamptz),

@@ -47,6 +47,7 @@ async function purge(ctx: JobContext): Promise<JobOutcome> {
   let messagesPurged = 0;
   let entriesRedacted = 0;
   let refused = 0;
+  let held = 0;
   let more = false;
   let statements = 0;
 
@@ -81,6 +82,10 @@ async function purge(ctx: JobContext): Promise<JobOutcome> {
       }
       from = event;
       const result = await redactMessageHistory(ctx.db, event, ctx.now);
+      if (result.held) {
+        held++;
+        continue;
+      }
       if (result.refused !== undefined) {
         refused++;
         ctx.log.error("audit entry does not verify; its content was not redacted", {
@@ -96,7 +101,7 @@ async function purge(ctx: JobContext): Promise<JobOutcome> {
   metrics.count("purge_rows_total", entriesRedacted + tombstones);
   return {
     rows: entriesRedacted + tombstones,
-    details: { graceDays: ctx.config.DELETED_CONTENT_GRACE_DAYS, messagesPurged, entriesRedacted, tombstonesBlanked: tombstones, refused },
+    details: { graceDays: ctx.config.DELETED_CONTENT_GRACE_DAYS, messagesPurged, entriesRedacted, tombstonesBlanked: tombstones, refused, held },
     more,
   };
 }
@@ -109,8 +114,16 @@ export async function redactMessageHistory(
   db: Db,
   event: DeleteEvent,
   now: Date,
-): Promise<{ redacted: number; refused?: number }> {
+): Promise<{ redacted: number; refused?: number; held?: true }> {
   return db.transaction(async (tx) => {
+    // The hold as it is now, not as the page of events read it: an operator may place it while the run works through
+    // the page, and the content it must keep was redacted all the same. FOR SHARE waits for a retention change in
+    // flight (it locks the row FOR UPDATE) and keeps one from committing until this redaction has; taken before the
+    // chain's lock, in the order that change takes the two.
+    const hold = await tx.execute<{ legal_hold: boolean }>(
+      sql`SELECT legal_hold FROM conversations WHERE id = ${event.conversationId}::uuid FOR SHARE`,
+    );
+    if (hold.rows[0]?.legal_hold) return { redacted: 0, held: true };
     await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtext(${"audit:" + event.conversationId}))`);
     const rows = await contentBearingEntries(tx, event.conversationId, event.targetId);
     if (rows.length === 0) return { redacted: 0 };

@@ -1,14 +1,22 @@
 // Retention and audit edge cases: what the audit log must record whatever a client sends, and what the retention
 // jobs must leave alone when the conversation changes under them (legal hold, an edit racing the archive move).
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
 import type { Db } from "../../src/db/client";
+import { appendAudit } from "../../src/db/queries/audit";
 import { flushBatch, messageRange } from "../../src/db/queries/messages";
-import { moveArchiveBatch, retentionCutoff, type Tx } from "../../src/db/queries/retention";
-import { api, expectErrorShape, signWith } from "./helpers";
+import { archiveCandidates, moveArchiveBatch, retentionCutoff, SCAN_START, unredactedDeleteEvents, type Tx } from "../../src/db/queries/retention";
+import { redactMessageHistory } from "../../src/jobs/purge";
+import { archiveJob } from "../../src/jobs/retention";
+import { runJob } from "../../src/jobs/runner";
+import { getConfig } from "../../src/lib/config";
+import { createLogger } from "../../src/lib/log";
+import { api, expectErrorShape, newUser, signWith } from "./helpers";
 import { seedConversation, withDb } from "./fixtures";
 
 const DAY = 86_400_000;
+const config = getConfig(env);
 
 /** Messages written straight into Postgres with a given age, as if they had been sent long ago. */
 async function seedMessages(conversationId: string, senderId: string, fromSeq: number, toSeq: number, createdAt: Date) {
@@ -95,5 +103,53 @@ describe("retention under concurrent changes", () => {
       [2, "", true],
       [3, "old message 3", false],
     ]);
+  });
+
+  it("the archive job moves nothing of a conversation put on legal hold after its page was read", { timeout: 60_000 }, async () => {
+    const now = new Date();
+    const service = await newUser("svc", "admin");
+    const { id, users } = await seedConversation("direct", 2);
+    await seedMessages(id, users[0].id, 1, 3, new Date(now.getTime() - 200 * DAY));
+    const [candidate] = await withDb((db) => archiveCandidates(db, { after: SCAN_START, upTo: id }, now, 90, [id]));
+    expect(candidate?.id).toBe(id);
+    const hold = await api("PUT", `/operations/conversations/${id}/retention`, { token: service.token, body: { legalHold: true } });
+    expect(hold.body).toMatchObject({ legalHold: true });
+    expect(await withDb((db) => moveArchiveBatch(db, id, candidate.cutoff, 500, now))).toMatchObject({ moved: 0 });
+    expect(await seqs("messages", id)).toEqual([1, 2, 3]);
+    // And a whole run still says so.
+    const report = await withDb((db) =>
+      runJob(archiveJob({ conversationIds: [id], name: `retention.archive:${crypto.randomUUID().slice(0, 8)}` }), {
+        env,
+        config,
+        db,
+        log: createLogger({ test: "retention-audit" }),
+        force: true,
+        now,
+      }),
+    );
+    expect(report).toMatchObject({ status: "ok", rows: 0 });
+  });
+
+  it("the purge keeps the deleted content of a conversation put on legal hold after its page of deletions was read", { timeout: 60_000 }, async () => {
+    const now = new Date();
+    const service = await newUser("svc", "admin");
+    const { id, users } = await seedConversation("group", 3);
+    const target = crypto.randomUUID();
+    const at = new Date(now.getTime() - 40 * DAY).toISOString();
+    await withDb((db) =>
+      appendAudit(db, [
+        { conversationId: id, actorId: users[0].id, action: "message.deleted", targetId: target, details: { seq: 1, previousContent: "EVIDENCE" }, at },
+      ]),
+    );
+    const events = (await withDb((db) => unredactedDeleteEvents(db, retentionCutoff(now, 30), 100_000))).filter((e) => e.conversationId === id);
+    expect(events).toHaveLength(1);
+    // An operator places the hold while the purge works through the page it read.
+    await api("PUT", `/operations/conversations/${id}/retention`, { token: service.token, body: { legalHold: true } });
+    const result = await withDb((db) => redactMessageHistory(db, events[0], now));
+    expect(result.redacted).toBe(0);
+    const stored = await withDb((db) =>
+      db.execute<{ details: Record<string, unknown> }>(sql`SELECT details FROM audit_log WHERE conversation_id = ${id}::uuid AND action = 'message.deleted'`),
+    );
+    expect(stored.rows[0].details.previousContent).toBe("EVIDENCE");
   });
 });

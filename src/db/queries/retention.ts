@@ -82,7 +82,8 @@ export interface MovedBatch {
  * Moves the longest old prefix (by seq) of at most `batchSize` messages to the archive in ONE statement: the delete,
  * the insert and the conversation's high-water mark commit together, so a row is moved exactly once even if the run
  * stops right after. Stops at the first message that is not past the cutoff (seq order is the order clients see).
- * A message the room re-flushed after it was archived (an edit racing the move) updates its archived copy.
+ * Moves nothing while the conversation is on legal hold. A message the room re-flushed after it was archived (an
+ * edit racing the move) updates its archived copy.
  */
 export async function moveArchiveBatch(
   db: Db,
@@ -91,13 +92,14 @@ export async function moveArchiveBatch(
   batchSize: number,
   now: Date,
 ): Promise<MovedBatch> {
-  // The conversation's row is locked before any message is touched: a room's flush of an edit or delete (which
+  // The conversation's row is locked before any message is touched, and read again once the lock is granted: a
+  // legal hold placed since the candidates were read stops the move, and a room's flush of an edit or delete (which
   // takes the same lock before it reads the mark: messages.ts flushStatement) either lands before the move, which
   // then moves the changed row, or waits and reads the new mark. Without the lock, a flush that read the old mark
   // waited on the deleted row and then inserted it again: one message in both tables, the archive with the old text.
   const result = await db.execute<{ moved: string; up_to: string | null }>(sql`
     WITH conv AS (
-      SELECT id FROM conversations WHERE id = ${conversationId}::uuid FOR UPDATE
+      SELECT id FROM conversations WHERE id = ${conversationId}::uuid AND NOT legal_hold FOR UPDATE
     ), head AS (
       SELECT seq, created_at FROM messages
       WHERE conversation_id = ${conversationId}::uuid AND EXISTS (SELECT 1 FROM conv) ORDER BY seq LIMIT ${batchSize}

@@ -2,7 +2,8 @@
 // jobs must leave alone when the conversation changes under them (legal hold, an edit racing the archive move).
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
+import { PgDialect } from "drizzle-orm/pg-core";
 import type { Db } from "../../src/db/client";
 import { appendAudit } from "../../src/db/queries/audit";
 import { flushBatch, messageRange } from "../../src/db/queries/messages";
@@ -151,5 +152,39 @@ describe("retention under concurrent changes", () => {
       db.execute<{ details: Record<string, unknown> }>(sql`SELECT details FROM audit_log WHERE conversation_id = ${id}::uuid AND action = 'message.deleted'`),
     );
     expect(stored.rows[0].details.previousContent).toBe("EVIDENCE");
+  });
+});
+
+describe("retention job failures", () => {
+  it("a run that fails midway reports the messages it moved and resumes after the conversations it finished", { timeout: 60_000 }, async () => {
+    const now = new Date();
+    const [a, b] = (await Promise.all([seedConversation("direct", 2), seedConversation("direct", 2)])).sort((x, y) => (x.id < y.id ? -1 : 1));
+    await seedMessages(a.id, a.users[0].id, 1, 3, new Date(now.getTime() - 100 * DAY));
+    await seedMessages(b.id, b.users[0].id, 1, 2, new Date(now.getTime() - 100 * DAY));
+    const name = `retention.archive:${crypto.randomUUID().slice(0, 8)}`;
+    const job = archiveJob({ conversationIds: [a.id, b.id], name });
+    const dialect = new PgDialect();
+    // Postgres goes away as the run reaches the second conversation (its first move fails).
+    const report = await withDb((db) => {
+      const flaky = new Proxy(db, {
+        get(target, prop, receiver) {
+          if (prop !== "execute") return Reflect.get(target, prop, receiver);
+          return (query: SQL) => {
+            const { sql: text, params } = dialect.sqlToQuery(query);
+            if (text.includes("DELETE FROM messages") && params.includes(b.id)) return Promise.reject(new Error("Connection terminated unexpectedly"));
+            return target.execute(query);
+          };
+        },
+      });
+      return runJob(job, { env, config, db: flaky, log: createLogger({ test: "retention-audit" }), force: true, now });
+    });
+    expect(await seqs("message_archive", a.id)).toEqual([1, 2, 3]);
+    // It said "0 rows" and nothing else of the three messages it had moved, and kept the cursor of the run before.
+    expect(report).toMatchObject({ status: "failed", rows: 3, details: { ok: false, moved: 3, error: "Connection terminated unexpectedly" } });
+    const saved = await withDb((db) => db.execute<{ rows: number; cursor: unknown }>(sql`SELECT rows, cursor FROM job_runs WHERE job = ${name}`));
+    expect(saved.rows[0]).toMatchObject({ rows: 3, cursor: { after: a.id } });
+    const again = await withDb((db) => runJob(job, { env, config, db, log: createLogger({ test: "retention-audit" }), force: true, now }));
+    expect(again).toMatchObject({ status: "ok", rows: 2, details: { conversations: 1 } });
+    expect(await seqs("message_archive", b.id)).toEqual([1, 2]);
   });
 });

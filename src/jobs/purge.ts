@@ -31,17 +31,19 @@ import { hasTime, type JobContext, type JobDefinition, type JobOutcome } from ".
 
 export const REDACTION_REASON = "deleted_content_grace";
 
-export function purgeJob(options: { name?: string } = {}): JobDefinition {
+export function purgeJob(options: { name?: string; conversationIds?: string[] } = {}): JobDefinition {
+  const only = options.conversationIds?.map((id) => id.toLowerCase());
   return {
     name: options.name ?? "retention.purge-deleted",
     intervalMs: 60 * 60_000,
-    run: purge,
+    run: (ctx) => purge(ctx, only),
   };
 }
 
 const PAGE = 50;
 
-async function purge(ctx: JobContext): Promise<JobOutcome> {
+/** `only`: these conversations alone (manual runs, tests), as the archive job's option. */
+async function purge(ctx: JobContext, only?: string[]): Promise<JobOutcome> {
   const cutoff = retentionCutoff(ctx.now, ctx.config.DELETED_CONTENT_GRACE_DAYS);
   let tombstones = 0;
   let messagesPurged = 0;
@@ -51,58 +53,65 @@ async function purge(ctx: JobContext): Promise<JobOutcome> {
   let more = false;
   let statements = 0;
 
-  for (const table of ["messages", "message_archive"] as const) {
-    for (;;) {
-      const n = await blankDeletedContent(ctx.db, table, cutoff, 500);
-      statements++;
-      tombstones += n;
-      if (n < 500) break;
-      if (!hasTime(ctx)) {
-        more = true;
-        break;
+  let error: string | undefined;
+  try {
+    for (const table of ["messages", "message_archive"] as const) {
+      for (;;) {
+        const n = await blankDeletedContent(ctx.db, table, cutoff, 500, only);
+        statements++;
+        tombstones += n;
+        if (n < 500) break;
+        if (!hasTime(ctx)) {
+          more = true;
+          break;
+        }
       }
     }
-  }
 
-  // Pages read on from the last event handled: a refused event stays unredacted, and re-reading from the oldest,
-  // a page full of them ended the run with every later deletion left as it was, run after run.
-  let from: DeleteEvent | undefined;
-  while (!more) {
-    if (statements > 0 && !hasTime(ctx)) {
-      more = true;
-      break;
-    }
-    const events = await unredactedDeleteEvents(ctx.db, cutoff, PAGE, from);
-    statements++;
-    if (events.length === 0) break;
-    for (const event of events) {
-      if (!hasTime(ctx)) {
+    // Pages read on from the last event handled: a refused event stays unredacted, and re-reading from the oldest,
+    // a page full of them ended the run with every later deletion left as it was, run after run.
+    let from: DeleteEvent | undefined;
+    while (!more) {
+      if (statements > 0 && !hasTime(ctx)) {
         more = true;
         break;
       }
-      from = event;
-      const result = await redactMessageHistory(ctx.db, event, ctx.now);
-      if (result.held) {
-        held++;
-        continue;
+      const events = await unredactedDeleteEvents(ctx.db, cutoff, PAGE, from, only);
+      statements++;
+      if (events.length === 0) break;
+      for (const event of events) {
+        if (!hasTime(ctx)) {
+          more = true;
+          break;
+        }
+        from = event;
+        const result = await redactMessageHistory(ctx.db, event, ctx.now);
+        if (result.held) {
+          held++;
+          continue;
+        }
+        if (result.refused !== undefined) {
+          refused++;
+          ctx.log.error("audit entry does not verify; its content was not redacted", {
+            conversationId: event.conversationId,
+            auditId: result.refused,
+          });
+          continue;
+        }
+        messagesPurged++;
+        entriesRedacted += result.redacted;
       }
-      if (result.refused !== undefined) {
-        refused++;
-        ctx.log.error("audit entry does not verify; its content was not redacted", {
-          conversationId: event.conversationId,
-          auditId: result.refused,
-        });
-        continue;
-      }
-      messagesPurged++;
-      entriesRedacted += result.redacted;
     }
+  } catch (err) {
+    // Each redaction commits alone: those done before Postgres went away are reported, not a run of 0 rows.
+    error = (err as Error).message?.slice(0, 300) ?? String(err);
   }
   metrics.count("purge_rows_total", entriesRedacted + tombstones);
   return {
     rows: entriesRedacted + tombstones,
     details: { graceDays: ctx.config.DELETED_CONTENT_GRACE_DAYS, messagesPurged, entriesRedacted, tombstonesBlanked: tombstones, refused, held },
     more,
+    error,
   };
 }
 

@@ -8,7 +8,7 @@ import type { Db } from "../../src/db/client";
 import { appendAudit } from "../../src/db/queries/audit";
 import { flushBatch, messageRange } from "../../src/db/queries/messages";
 import { archiveCandidates, moveArchiveBatch, retentionCutoff, SCAN_START, unredactedDeleteEvents, type Tx } from "../../src/db/queries/retention";
-import { redactMessageHistory } from "../../src/jobs/purge";
+import { purgeJob, redactMessageHistory } from "../../src/jobs/purge";
 import { archiveJob } from "../../src/jobs/retention";
 import { runJob } from "../../src/jobs/runner";
 import { getConfig } from "../../src/lib/config";
@@ -186,5 +186,45 @@ describe("retention job failures", () => {
     const again = await withDb((db) => runJob(job, { env, config, db, log: createLogger({ test: "retention-audit" }), force: true, now }));
     expect(again).toMatchObject({ status: "ok", rows: 2, details: { conversations: 1 } });
     expect(await seqs("message_archive", b.id)).toEqual([1, 2]);
+  });
+
+  it("a purge that fails midway reports the deletions it redacted", { timeout: 60_000 }, async () => {
+    const now = new Date();
+    const { id, users } = await seedConversation("group", 3);
+    // Deleted a day ago, purged by a clock 100 days on: no other file's purge (their own clocks) reaches them.
+    const at = (n: number) => new Date(now.getTime() - DAY + n).toISOString();
+    const deleted = (n: number) => ({
+      conversationId: id,
+      actorId: users[0].id,
+      action: "message.deleted",
+      targetId: crypto.randomUUID(),
+      details: { seq: n, previousContent: `GONE-${n}` },
+      at: at(n),
+    });
+    await withDb((db) => appendAudit(db, [deleted(1), deleted(2)]));
+    // Postgres goes away after the first redaction committed.
+    let transactions = 0;
+    const report = await withDb((db) => {
+      const flaky = new Proxy(db, {
+        get(target, prop, receiver) {
+          if (prop !== "transaction") return Reflect.get(target, prop, receiver);
+          return (...args: Parameters<typeof db.transaction>) =>
+            ++transactions > 1 ? Promise.reject(new Error("Connection terminated unexpectedly")) : target.transaction(...args);
+        },
+      });
+      return runJob(purgeJob({ name: `retention.purge:${crypto.randomUUID().slice(0, 8)}`, conversationIds: [id] }), {
+        env,
+        config,
+        db: flaky,
+        log: createLogger({ test: "retention-audit" }),
+        force: true,
+        now: new Date(now.getTime() + 100 * DAY),
+      });
+    });
+    const text = JSON.stringify((await withDb((db) => db.execute(sql`SELECT details FROM audit_log WHERE conversation_id = ${id}::uuid`))).rows);
+    expect(text).not.toContain("GONE-1");
+    expect(text).toContain("GONE-2");
+    // It said 0 rows, with nothing but the error.
+    expect(report).toMatchObject({ status: "failed", rows: 1, details: { ok: false, messagesPurged: 1, entriesRedacted: 1, error: "Connection terminated unexpectedly" } });
   });
 });

@@ -31,73 +31,87 @@ import { hasTime, type JobContext, type JobDefinition, type JobOutcome } from ".
 
 export const REDACTION_REASON = "deleted_content_grace";
 
-export function purgeJob(options: { name?: string } = {}): JobDefinition {
+export function purgeJob(options: { name?: string; conversationIds?: string[] } = {}): JobDefinition {
+  const only = options.conversationIds?.map((id) => id.toLowerCase());
   return {
     name: options.name ?? "retention.purge-deleted",
     intervalMs: 60 * 60_000,
-    run: purge,
+    run: (ctx) => purge(ctx, only),
   };
 }
 
 const PAGE = 50;
 
-async function purge(ctx: JobContext): Promise<JobOutcome> {
+/** `only`: these conversations alone (manual runs, tests), as the archive job's option. */
+async function purge(ctx: JobContext, only?: string[]): Promise<JobOutcome> {
   const cutoff = retentionCutoff(ctx.now, ctx.config.DELETED_CONTENT_GRACE_DAYS);
   let tombstones = 0;
   let messagesPurged = 0;
   let entriesRedacted = 0;
   let refused = 0;
+  let held = 0;
   let more = false;
   let statements = 0;
 
-  for (const table of ["messages", "message_archive"] as const) {
-    for (;;) {
-      const n = await blankDeletedContent(ctx.db, table, cutoff, 500);
-      statements++;
-      tombstones += n;
-      if (n < 500) break;
-      if (!hasTime(ctx)) {
-        more = true;
-        break;
+  let error: string | undefined;
+  try {
+    for (const table of ["messages", "message_archive"] as const) {
+      for (;;) {
+        const n = await blankDeletedContent(ctx.db, table, cutoff, 500, only);
+        statements++;
+        tombstones += n;
+        if (n < 500) break;
+        if (!hasTime(ctx)) {
+          more = true;
+          break;
+        }
       }
     }
-  }
 
-  // Pages read on from the last event handled: a refused event stays unredacted, and re-reading from the oldest,
-  // a page full of them ended the run with every later deletion left as it was, run after run.
-  let from: DeleteEvent | undefined;
-  while (!more) {
-    if (statements > 0 && !hasTime(ctx)) {
-      more = true;
-      break;
-    }
-    const events = await unredactedDeleteEvents(ctx.db, cutoff, PAGE, from);
-    statements++;
-    if (events.length === 0) break;
-    for (const event of events) {
-      if (!hasTime(ctx)) {
+    // Pages read on from the last event handled: a refused event stays unredacted, and re-reading from the oldest,
+    // a page full of them ended the run with every later deletion left as it was, run after run.
+    let from: DeleteEvent | undefined;
+    while (!more) {
+      if (statements > 0 && !hasTime(ctx)) {
         more = true;
         break;
       }
-      from = event;
-      const result = await redactMessageHistory(ctx.db, event, ctx.now);
-      if (result.refused !== undefined) {
-        refused++;
-        ctx.log.error("audit entry does not verify; its content was not redacted", {
-          conversationId: event.conversationId,
-          auditId: result.refused,
-        });
-        continue;
+      const events = await unredactedDeleteEvents(ctx.db, cutoff, PAGE, from, only);
+      statements++;
+      if (events.length === 0) break;
+      for (const event of events) {
+        if (!hasTime(ctx)) {
+          more = true;
+          break;
+        }
+        from = event;
+        const result = await redactMessageHistory(ctx.db, event, ctx.now);
+        if (result.held) {
+          held++;
+          continue;
+        }
+        if (result.refused !== undefined) {
+          refused++;
+          ctx.log.error("audit entry does not verify; its content was not redacted", {
+            conversationId: event.conversationId,
+            auditId: result.refused,
+          });
+          continue;
+        }
+        messagesPurged++;
+        entriesRedacted += result.redacted;
       }
-      messagesPurged++;
-      entriesRedacted += result.redacted;
     }
+  } catch (err) {
+    // Each redaction commits alone: those done before Postgres went away are reported, not a run of 0 rows.
+    error = (err as Error).message?.slice(0, 300) ?? String(err);
   }
   metrics.count("purge_rows_total", entriesRedacted + tombstones);
   return {
     rows: entriesRedacted + tombstones,
-    details: { graceDays: ctx.config.DELETED_CONTENT_GRACE_DAYS, messagesPurged, entriesRedacted, tombstonesBlanked: tombstones, refused },
+    details: { graceDays: ctx.config.DELETED_CONTENT_GRACE_DAYS, messagesPurged, entriesRedacted, tombstonesBlanked: tombstones, refused, held },
     more,
+    error,
   };
 }
 
@@ -109,8 +123,16 @@ export async function redactMessageHistory(
   db: Db,
   event: DeleteEvent,
   now: Date,
-): Promise<{ redacted: number; refused?: number }> {
+): Promise<{ redacted: number; refused?: number; held?: true }> {
   return db.transaction(async (tx) => {
+    // The hold as it is now, not as the page of events read it: an operator may place it while the run works through
+    // the page, and the content it must keep was redacted all the same. FOR SHARE waits for a retention change in
+    // flight (it locks the row FOR UPDATE) and keeps one from committing until this redaction has; taken before the
+    // chain's lock, in the order that change takes the two.
+    const hold = await tx.execute<{ legal_hold: boolean }>(
+      sql`SELECT legal_hold FROM conversations WHERE id = ${event.conversationId}::uuid FOR SHARE`,
+    );
+    if (hold.rows[0]?.legal_hold) return { redacted: 0, held: true };
     await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtext(${"audit:" + event.conversationId}))`);
     const rows = await contentBearingEntries(tx, event.conversationId, event.targetId);
     if (rows.length === 0) return { redacted: 0 };

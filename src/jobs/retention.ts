@@ -56,45 +56,57 @@ async function archive(ctx: JobContext, options: ArchiveOptions): Promise<JobOut
   let stopped = false;
 
   let pages = 0;
-  scan: for (;;) {
-    if (pages > 0 && !hasTime(ctx)) {
-      stopped = true;
-      break;
-    }
-    pages++;
-    const upTo = await nextConversationPage(ctx.db, after, pageSize, only);
-    if (!upTo) {
-      complete = true;
-      break;
-    }
-    const candidates = await archiveCandidates(ctx.db, { after, upTo }, ctx.now, ctx.config.MESSAGE_RETENTION_DAYS, only);
-    for (const candidate of candidates) {
-      let movedHere = 0;
-      let upToSeq = candidate.archivedUpToSeq;
-      for (;;) {
-        if (batches > 0 && !hasTime(ctx)) {
-          stopped = true;
-          moved += movedHere;
-          if (movedHere > 0) {
-            conversations++;
-            notifyFailed += await notifyRoom(ctx, candidate.id, upToSeq);
+  let error: string | undefined;
+  // The conversation being moved, and what has moved of it: on an error its room is still told (rooms do not need
+  // Postgres), and the run reports what it did rather than nothing.
+  let current: { id: string; movedHere: number; upToSeq: number } | undefined;
+  try {
+    scan: for (;;) {
+      if (pages > 0 && !hasTime(ctx)) {
+        stopped = true;
+        break;
+      }
+      pages++;
+      const upTo = await nextConversationPage(ctx.db, after, pageSize, only);
+      if (!upTo) {
+        complete = true;
+        break;
+      }
+      const candidates = await archiveCandidates(ctx.db, { after, upTo }, ctx.now, ctx.config.MESSAGE_RETENTION_DAYS, only);
+      for (const candidate of candidates) {
+        current = { id: candidate.id, movedHere: 0, upToSeq: candidate.archivedUpToSeq };
+        for (;;) {
+          if (batches > 0 && !hasTime(ctx)) {
+            stopped = true;
+            break scan; // this conversation is examined again next run; `after` still points before it
           }
-          break scan; // this conversation is examined again next run; `after` still points before it
+          const batch = await moveArchiveBatch(ctx.db, candidate.id, candidate.cutoff, batchSize, ctx.now);
+          batches++;
+          current.movedHere += batch.moved;
+          current.upToSeq = batch.upToSeq;
+          if (batch.moved < batchSize) break;
         }
-        const batch = await moveArchiveBatch(ctx.db, candidate.id, candidate.cutoff, batchSize, ctx.now);
-        batches++;
-        movedHere += batch.moved;
-        upToSeq = batch.upToSeq;
-        if (batch.moved < batchSize) break;
+        const done = current;
+        current = undefined;
+        moved += done.movedHere;
+        if (done.movedHere > 0) {
+          conversations++;
+          notifyFailed += await notifyRoom(ctx, done.id, done.upToSeq);
+        }
+        after = candidate.id;
       }
-      moved += movedHere;
-      if (movedHere > 0) {
-        conversations++;
-        notifyFailed += await notifyRoom(ctx, candidate.id, upToSeq);
-      }
-      after = candidate.id;
+      after = upTo;
     }
-    after = upTo;
+  } catch (err) {
+    // Postgres went away mid-run: what moved stays moved (each batch commits alone), and the next run resumes after
+    // the last conversation finished, not where the run before this one stopped.
+    error = (err as Error).message?.slice(0, 300) ?? String(err);
+    ctx.log.warn("archive run failed", { moved: moved + (current?.movedHere ?? 0), resumeAfter: after, error });
+  }
+  if (current && current.movedHere > 0) {
+    moved += current.movedHere;
+    conversations++;
+    notifyFailed += await notifyRoom(ctx, current.id, current.upToSeq);
   }
   // A run that stopped inside a conversation resumes before it; a page finished resumes after it.
   if (stopped && moved > 0) ctx.log.info("archive run stopped on its time budget", { moved, resumeAfter: after });
@@ -104,6 +116,7 @@ async function archive(ctx: JobContext, options: ArchiveOptions): Promise<JobOut
     details: { moved, conversations, batches, pages, notifyFailed, passComplete: complete, defaultRetentionDays: ctx.config.MESSAGE_RETENTION_DAYS },
     cursor: complete ? null : { after },
     more: !complete,
+    error,
   };
 }
 

@@ -30,6 +30,11 @@ export interface JobOutcome {
   cursor?: unknown;
   /** true: stopped on its time budget with work left; the next Cron run continues without waiting for the interval. */
   more?: boolean;
+  /**
+   * The run stopped on this error after doing what `rows`, `details` and `cursor` say: a failed run, recorded with
+   * its progress. A job that throws instead is recorded with none (0 rows, the previous run's cursor).
+   */
+  error?: string;
 }
 
 export interface JobDefinition {
@@ -79,6 +84,7 @@ export async function runJob(def: JobDefinition, options: RunOptions): Promise<J
       cursor: claim.cursor,
       log,
     });
+    if (outcome.error !== undefined) failure = outcome.error.slice(0, 300);
   } catch (err) {
     failure = (err as Error).message?.slice(0, 300) ?? String(err);
     outcome = { rows: 0, details: {} };
@@ -92,7 +98,7 @@ export async function runJob(def: JobDefinition, options: RunOptions): Promise<J
       durationMs,
       rows: outcome.rows,
       details,
-      cursor: failure ? undefined : outcome.cursor,
+      cursor: failure && outcome.error === undefined ? undefined : outcome.cursor,
     });
   } catch (err) {
     log.error("job bookkeeping failed", { error: (err as Error).message?.slice(0, 200) });

@@ -64,7 +64,7 @@ export async function flushBatch(
 
 const dialect = new PgDialect();
 /** Two texts, each prepared once per connection under its own name: new messages only, and with edits or deletes. */
-const FLUSH_STATEMENT = "room_flush_v2";
+const FLUSH_STATEMENT = "room_flush_v3";
 
 function flushStatement(conversationId: string, batch: StoredMessage[], watermarks: ReadWatermark[]): { statement: SQL; name: string } {
   // Rows travel as one JSON parameter: a fixed statement text whatever the batch size, no parameter limit.
@@ -95,7 +95,10 @@ function flushStatement(conversationId: string, batch: StoredMessage[], watermar
   // change (an edit or delete during an outage): the change goes to the archived copy. Upserted back into
   // `messages`, they were in both tables, and the archive kept the old text until the next pass. Only an edit or a
   // delete can be that old (a new message is never past the retention before its first flush), so a batch of new
-  // messages keeps the plain statement: the mark's lookup costs about 0.05 ms of Postgres time per flush.
+  // messages keeps the plain statement: the mark's lookup costs about 0.05 ms of Postgres time per flush. The mark
+  // is read under the conversation row's lock (the one `activity` takes anyway, and the retention job's move takes
+  // first: retention.ts moveArchiveBatch): read without it, a move still in flight was not seen, and the change went
+  // back into `messages` once the move committed.
   const olderChanges = batch.some((m) => m.editedAt !== null || m.deletedAt !== null);
   const recordset = sql`json_to_recordset(${rows}::json) AS r(id uuid, seq bigint, sender_id uuid, client_message_id text,
              type text, content text, reply_to_id uuid, created_at timestamptz, edited_at timestamptz,
@@ -104,7 +107,7 @@ function flushStatement(conversationId: string, batch: StoredMessage[], watermar
   const source = olderChanges ? sql`r WHERE r.seq > COALESCE((SELECT up_to FROM mark), 0)` : recordset;
   const opening = olderChanges
     ? sql`WITH r AS (SELECT * FROM ${recordset}), mark AS (
-      SELECT archived_up_to_seq AS up_to FROM conversations WHERE id = ${conversationId}::uuid
+      SELECT archived_up_to_seq AS up_to FROM conversations WHERE id = ${conversationId}::uuid FOR NO KEY UPDATE
     ), archived AS (
       INSERT INTO message_archive (id, conversation_id, seq, sender_id, client_message_id, type, content, reply_to_id,
                                    created_at, edited_at, deleted_at, archived_at)

@@ -82,7 +82,8 @@ export interface MovedBatch {
  * Moves the longest old prefix (by seq) of at most `batchSize` messages to the archive in ONE statement: the delete,
  * the insert and the conversation's high-water mark commit together, so a row is moved exactly once even if the run
  * stops right after. Stops at the first message that is not past the cutoff (seq order is the order clients see).
- * A message the room re-flushed after it was archived (an edit racing the move) updates its archived copy.
+ * Moves nothing while the conversation is on legal hold. A message the room re-flushed after it was archived (an
+ * edit racing the move) updates its archived copy.
  */
 export async function moveArchiveBatch(
   db: Db,
@@ -91,9 +92,17 @@ export async function moveArchiveBatch(
   batchSize: number,
   now: Date,
 ): Promise<MovedBatch> {
+  // The conversation's row is locked before any message is touched, and read again once the lock is granted: a
+  // legal hold placed since the candidates were read stops the move, and a room's flush of an edit or delete (which
+  // takes the same lock before it reads the mark: messages.ts flushStatement) either lands before the move, which
+  // then moves the changed row, or waits and reads the new mark. Without the lock, a flush that read the old mark
+  // waited on the deleted row and then inserted it again: one message in both tables, the archive with the old text.
   const result = await db.execute<{ moved: string; up_to: string | null }>(sql`
-    WITH head AS (
-      SELECT seq, created_at FROM messages WHERE conversation_id = ${conversationId}::uuid ORDER BY seq LIMIT ${batchSize}
+    WITH conv AS (
+      SELECT id FROM conversations WHERE id = ${conversationId}::uuid AND NOT legal_hold FOR UPDATE
+    ), head AS (
+      SELECT seq, created_at FROM messages
+      WHERE conversation_id = ${conversationId}::uuid AND EXISTS (SELECT 1 FROM conv) ORDER BY seq LIMIT ${batchSize}
     ), bound AS (
       SELECT COALESCE(
         (SELECT min(seq) FROM head WHERE created_at >= ${iso(cutoff)}::timestamptz),
@@ -173,14 +182,22 @@ export async function archivedMessageById(db: Db, conversationId: string, id: st
  * Safety net: blanks the content of soft-deleted messages (live and archived) deleted before the cutoff, outside
  * legal hold. The room already stores "" on delete, so this normally touches nothing.
  */
-export async function blankDeletedContent(db: Db, table: "messages" | "message_archive", cutoff: Date, limit: number): Promise<number> {
+export async function blankDeletedContent(
+  db: Db,
+  table: "messages" | "message_archive",
+  cutoff: Date,
+  limit: number,
+  only?: string[],
+): Promise<number> {
+  if (only && only.length === 0) return 0;
   const t = sql.identifier(table);
+  const scope = only ? sql`AND x.conversation_id IN ${only}` : sql``;
   const result = await db.execute(sql`
     UPDATE ${t} SET content = ''
     WHERE id IN (
       SELECT x.id FROM ${t} x
       WHERE x.deleted_at IS NOT NULL AND x.content <> '' AND x.deleted_at < ${iso(cutoff)}::timestamptz
-        AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.id = x.conversation_id AND c.legal_hold)
+        AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.id = x.conversation_id AND c.legal_hold) ${scope}
       LIMIT ${limit}
     )`);
   return result.rowCount ?? 0;
@@ -203,14 +220,17 @@ export async function unredactedDeleteEvents(
   cutoff: Date,
   limit: number,
   from?: Pick<DeleteEvent, "createdAt" | "id">,
+  only?: string[],
 ): Promise<DeleteEvent[]> {
+  if (only && only.length === 0) return [];
   const after = from ? sql`AND (a.created_at, a.id) > (${from.createdAt}::timestamptz, ${from.id})` : sql``;
+  const scope = only ? sql`AND a.conversation_id IN ${only}` : sql``;
   const result = await db.execute<{ id: string; conversation_id: string; target_id: string; created_at: string }>(sql`
     SELECT a.id, a.conversation_id, a.target_id, a.created_at::text AS created_at FROM audit_log a
     WHERE a.action = 'message.deleted' AND NOT (a.details ? 'redacted') AND a.created_at < ${iso(cutoff)}::timestamptz
       AND a.details ? 'previousContent' AND a.conversation_id IS NOT NULL AND a.target_id IS NOT NULL
       AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.id = a.conversation_id AND c.legal_hold)
-      ${after}
+      ${after} ${scope}
     ORDER BY a.created_at, a.id
     LIMIT ${limit}`);
   return result.rows.map((r) => ({ id: Number(r.id), conversationId: r.conversation_id, targetId: r.target_id, createdAt: r.created_at }));

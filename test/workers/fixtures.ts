@@ -108,3 +108,22 @@ export function afterNextRead(instance: ConversationRoom, between: () => Promise
     return result;
   };
 }
+
+/** Messages written straight into Postgres with a given age, as if they had been sent long ago. */
+export async function seedMessages(conversationId: string, senderId: string, fromSeq: number, toSeq: number, createdAt: Date) {
+  await withDb(async (db) => {
+    await db.execute(sql`
+      INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq)
+      SELECT gen_random_uuid(), ${conversationId}::uuid, g, ${senderId}::uuid, 'text', 'old message ' || g,
+             ${createdAt.toISOString()}::timestamptz + g * interval '1 millisecond', g
+      FROM generate_series(${fromSeq}::int, ${toSeq}::int) AS g`);
+    await db.execute(sql`UPDATE conversations SET last_seq = GREATEST(last_seq, ${toSeq}) WHERE id = ${conversationId}::uuid`);
+  });
+}
+
+/** The seqs a table holds for a conversation, ascending. */
+export async function seqs(table: "messages" | "message_archive", conversationId: string): Promise<number[]> {
+  const t = sql.identifier(table);
+  const rows = await withDb((db) => db.execute<{ seq: string }>(sql`SELECT seq FROM ${t} WHERE conversation_id = ${conversationId}::uuid ORDER BY seq`));
+  return rows.rows.map((r) => Number(r.seq));
+}

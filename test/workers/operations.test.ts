@@ -19,7 +19,7 @@ import { profileKey } from "../../src/profiles/keys";
 import { OUTBOX_PENDING_KEY } from "../../src/jobs/outbox-registry";
 import { metrics, type Labels } from "../../src/lib/metrics";
 import { api, expectErrorShape, newUser, signWith, type TestUser } from "./helpers";
-import { seedConversation, tamperAudit, withDb } from "./fixtures";
+import { seedConversation, tamperAudit, withDb, seedMessages, seqs } from "./fixtures";
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -28,24 +28,6 @@ const unique = (prefix: string) => `${prefix}:${crypto.randomUUID().slice(0, 8)}
 
 async function run(job: JobDefinition, options: { now?: Date; budgetMs?: number } = {}) {
   return withDb((db) => runJob(job, { env, config, db, log: createLogger({ test: "operations" }), force: true, ...options }));
-}
-
-/** Messages written straight into Postgres with a given age, as if they had been sent long ago. */
-async function seedMessages(conversationId: string, senderId: string, fromSeq: number, toSeq: number, createdAt: Date) {
-  await withDb(async (db) => {
-    await db.execute(sql`
-      INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq)
-      SELECT gen_random_uuid(), ${conversationId}::uuid, g, ${senderId}::uuid, 'text', 'old message ' || g,
-             ${createdAt.toISOString()}::timestamptz + g * interval '1 millisecond', g
-      FROM generate_series(${fromSeq}::int, ${toSeq}::int) AS g`);
-    await db.execute(sql`UPDATE conversations SET last_seq = GREATEST(last_seq, ${toSeq}) WHERE id = ${conversationId}::uuid`);
-  });
-}
-
-async function seqs(table: "messages" | "message_archive", conversationId: string): Promise<number[]> {
-  const t = sql.identifier(table);
-  const rows = await withDb((db) => db.execute<{ seq: string }>(sql`SELECT seq FROM ${t} WHERE conversation_id = ${conversationId}::uuid ORDER BY seq`));
-  return rows.rows.map((r) => Number(r.seq));
 }
 
 async function archivedUpTo(conversationId: string): Promise<number> {

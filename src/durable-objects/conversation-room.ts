@@ -750,8 +750,10 @@ export class ConversationRoom extends DurableObject<Env> {
       candidates.push(now + backoffMs(this.retryAttempt));
     }
     for (const t of this.store.typing()) candidates.push(Math.max(t.expiresAt, now + 10));
+    // A socket already closed waits only for its client's answer, which may never come: its expiry is no reason to
+    // wake (it re-armed the alarm every 10 ms, each run closing the socket again).
     for (const ws of this.ctx.getWebSockets()) {
-      const exp = attachmentOf(ws)?.exp;
+      const exp = ws.readyState === WebSocket.OPEN ? attachmentOf(ws)?.exp : undefined;
       if (exp) candidates.push(Math.max(exp * 1000, now + 10));
     }
     const hydrate = this.backfill.dueAt(now);

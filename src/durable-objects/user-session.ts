@@ -75,9 +75,15 @@ export class UserSession extends DurableObject<Env> {
     }
   }
 
+  /**
+   * Open sockets only: one this object closed (an expired token, a missed heartbeat) stays in getWebSockets() until
+   * its client answers the close, which a client without network never does. Counted, it kept the user online and
+   * its expiry re-armed the alarm every 10 ms, closing it again each time.
+   */
   private devices(): { ws: WebSocket; att: UserSocketAttachment }[] {
     const out: { ws: WebSocket; att: UserSocketAttachment }[] = [];
     for (const ws of this.ctx.getWebSockets()) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
       const att = ws.deserializeAttachment() as UserSocketAttachment | null;
       if (att) out.push({ ws, att });
     }
@@ -217,7 +223,7 @@ export class UserSession extends DurableObject<Env> {
       safeClose(ws, expired ? CLOSE.unauthorized : 1001, expired ? "Token expired" : "Heartbeat timeout");
     }
     if (this.ctx.storage.kv.get<Retry>("badgesRetry")) {
-      const live = this.devices().filter((d) => d.ws.readyState === WebSocket.OPEN);
+      const live = this.devices();
       if (live.length > 0) await this.refreshBadges(live.map((d) => d.ws));
       else this.ctx.storage.kv.delete("badgesRetry"); // the next connect re-derives them anyway
     }
@@ -240,7 +246,7 @@ export class UserSession extends DurableObject<Env> {
   private async presenceMaybeChanged(closing?: WebSocket, fromAlarm = false, said = false): Promise<void> {
     const now = Date.now();
     const kv = this.ctx.storage.kv;
-    const live = this.devices().filter((d) => d.ws !== closing && d.ws.readyState !== WebSocket.CLOSED);
+    const live = this.devices().filter((d) => d.ws !== closing);
     const devices = live.map((d) => d.att);
     const last = kv.get<Presence>("published") ?? { status: "offline" as PresenceStatus, lastSeen: 0 };
     const next = aggregatePresence(devices, now, this.config.PRESENCE_AWAY_AFTER * 1000, this.seenBefore());
@@ -364,7 +370,7 @@ export class UserSession extends DurableObject<Env> {
    * users.online, then the rooms, contacts and desks, which may all have missed the failed publish.
    */
   async reconcilePresence(userId: string): Promise<{ state: "online" | "settling" | "offline"; republished: boolean }> {
-    const live = this.devices().filter((d) => d.ws.readyState !== WebSocket.CLOSED);
+    const live = this.devices();
     if (live.length > 0) return { state: "online", republished: false };
     const published = this.ctx.storage.kv.get<Presence>("published") ?? { status: "offline" as PresenceStatus, lastSeen: 0 };
     if (published.status !== "offline") {

@@ -1,0 +1,62 @@
+import { describe, expect, it } from "vitest";
+import { env, runInDurableObject, SELF } from "cloudflare:test";
+import { signDevToken } from "../../src/lib/jwt";
+import type { TestUser } from "./helpers";
+import { direct, users } from "./conversation-helpers";
+import { openSocket } from "./sockets";
+
+/** The same user with a token that expires within two seconds. */
+const shortLived = async (user: TestUser): Promise<TestUser> => ({ ...user, token: await signDevToken(user, env.JWT_SECRET, 2) });
+
+const closed = (ws: WebSocket) =>
+  new Promise<{ code: number; reason: string }>((resolve) => ws.addEventListener("close", (e) => resolve({ code: e.code, reason: e.reason })));
+
+/**
+ * A client that never reads its socket, so it never answers the server's close: the socket stays CLOSING on the
+ * server side until the runtime gives up on it (a phone that lost its network looks the same).
+ */
+async function silentSocket(path: string, user: TestUser): Promise<void> {
+  const res = await SELF.fetch(new Request(`http://chat.test${path}`, { headers: { Upgrade: "websocket", authorization: `Bearer ${user.token}` } }));
+  expect(res.status).toBe(101);
+}
+
+const room = (id: string) => env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+const session = (userId: string) => env.USER_SESSION.get(env.USER_SESSION.idFromName(userId));
+const alarmIn = (stub: DurableObjectStub) => runInDurableObject(stub, async (_i, state) => {
+  const at = await state.storage.getAlarm();
+  return at === null ? null : at - Date.now();
+});
+
+describe("sockets whose token expires", () => {
+  it("are closed with 4401 on the conversation socket and on the user socket", async () => {
+    const [alice, bob] = await users(2, "tok-exp");
+    const id = await direct(alice, bob);
+    const brief = await shortLived(alice);
+    const conv = await openSocket(`/conversations/${id}/ws`, brief);
+    const user = await openSocket("/ws", brief);
+    const [convClosed, userClosed] = await Promise.all([closed(conv.ws), closed(user.ws)]);
+    expect(convClosed).toEqual({ code: 4401, reason: "Token expired" });
+    expect(userClosed).toEqual({ code: 4401, reason: "Token expired" });
+  });
+
+  // Each socket closed but not yet gone re-armed the object's alarm 10 ms ahead, and every run closed it again:
+  // the object ran a hundred times a second, for as long as the runtime kept the socket.
+  it("do not keep the objects waking while the client leaves the close unanswered", async () => {
+    const [alice, bob] = await users(2, "tok-silent");
+    const id = await direct(alice, bob);
+    const brief = await shortLived(alice);
+    await silentSocket(`/conversations/${id}/ws`, brief);
+    await silentSocket("/ws", brief);
+    // Past the expiry and the first alarm runs that close the sockets.
+    await new Promise((r) => setTimeout(r, 2500));
+    for (const stub of [room(id), session(alice.id)]) {
+      const samples: (number | null)[] = [];
+      for (let i = 0; i < 5; i++) {
+        samples.push(await alarmIn(stub));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // Nothing left to time in the room; the session waits out the offline grace (3 s), not 10 ms.
+      for (const s of samples) expect(s === null || s > 200, `alarm in ${s} ms`).toBe(true);
+    }
+  });
+});

@@ -95,6 +95,17 @@ function connectWithoutRestamp(pool: Pool): void {
 const httpDbs = new Map<string, HttpDb>();
 
 /**
+ * How long one statement over HTTP may take, answer included. Without it a request waited as long as Postgres did
+ * (test/workers/db-timeout.serial.test.ts): an app saw a request that never ended instead of the 503 it retries on.
+ * The same bound as a room's database work (conversation-room.ts pgOr503); these statements take milliseconds.
+ */
+const HTTP_QUERY_TIMEOUT_MS = 8000;
+
+function fetchWithDeadline(input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+  return fetch(input, init?.signal ? init : { ...init, signal: AbortSignal.timeout(HTTP_QUERY_TIMEOUT_MS) });
+}
+
+/**
  * One-statement access over HTTP; nothing to close. It holds no I/O object (each query is a fetch of the request
  * that runs it), so one per database serves every request of the isolate.
  */
@@ -102,6 +113,8 @@ export function openHttpDb(options: DbOptions): HttpDb {
   configureDriver(options.bridge);
   let db = httpDbs.get(options.databaseUrl);
   if (!db) {
+    // Module-global like the rest of neonConfig; the driver turns the abort into a NeonDbError (a 503).
+    neonConfig.fetchFunction = fetchWithDeadline;
     db = drizzleHttp({ client: neon(options.databaseUrl) });
     httpDbs.set(options.databaseUrl, db);
   }

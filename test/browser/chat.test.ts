@@ -263,6 +263,35 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     expect(await log(alice.page).locator(".seen-by").count()).toBe(0);
   });
 
+  // A visible page was taken for a reader: a desk left with the chat open marked each arriving message read (the
+  // sender saw Read and "Seen by"), and those reads kept its user online.
+  it("does not mark messages read while nobody is at the page, and does once someone is back", async () => {
+    const alice = await person(browser, "web-a");
+    const bob = await person(browser, "web-idle", { idleAfterMs: 2500 });
+    people.push(alice, bob);
+    const conversationId = await startDirect(alice, bob);
+    await bob.page.goto(`${bob.page.url().split("#")[0]}#/c/${conversationId}`);
+    await expect.poll(() => bob.page.locator("#conv-title").textContent(), poll).toBe(alice.name);
+    // Bob leaves his desk: no input for longer than the idle time. His contacts see him away.
+    const row = alice.page.getByRole("link", { name: new RegExp(bob.name) });
+    await expect.poll(() => row.locator(".dot").getAttribute("class"), poll).toContain("away");
+
+    await send(alice.page, "still there?");
+    await expect.poll(() => messageTexts(bob.page), poll).toEqual(["still there?"]);
+    const ticks = log(alice.page).locator(".ticks");
+    await expect.poll(() => ticks.getAttribute("aria-label"), poll).toBe("Delivered");
+    await alice.page.waitForTimeout(1000);
+    expect(await ticks.getAttribute("aria-label")).toBe("Delivered");
+
+    // Bob is back (he moves the mouse): the message on his screen is read now, and he is online again.
+    await bob.page.mouse.move(200, 200);
+    await bob.page.mouse.move(220, 240);
+    await expect.poll(() => ticks.getAttribute("aria-label"), poll).toBe("Read");
+    await expect.poll(() => log(alice.page).locator(".seen-by").textContent(), poll).toBe(`Seen by ${bob.name}`);
+    await expect.poll(() => row.locator(".dot").getAttribute("class"), poll).toContain("online");
+    expect([...alice.errors, ...bob.errors]).toEqual([]);
+  });
+
   it("shows Delivered on a message the other side received but has not read", async () => {
     const alice = await person(browser, "web-a");
     people.push(alice);

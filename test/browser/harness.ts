@@ -61,11 +61,17 @@ export async function api<T = any>(method: string, p: string, token?: string, bo
 }
 
 /** A demo user with a browser context of their own, signed in through the login form. */
-export async function person(browser: Browser, prefix: string, options: { viewport?: { width: number; height: number } } = {}): Promise<Person> {
+export async function person(
+  browser: Browser,
+  prefix: string,
+  options: { viewport?: { width: number; height: number }; idleAfterMs?: number } = {},
+): Promise<Person> {
   const kahaId = uniqueKahaId(prefix);
   const login = await api<{ access_token: string; user: { id: string } }>("POST", "/auth/dev-login", undefined, { kahaId });
   const me = await api<{ profile: { name: string } }>("GET", "/auth/me", login.access_token);
   const context = await browser.newContext({ viewport: options.viewport ?? { width: 1280, height: 800 }, locale: "en-US", timezoneId: "UTC" });
+  // The app's idle time (web/src/attention.ts), shortened so a test can wait it out.
+  if (options.idleAfterMs) await context.addInitScript((ms) => localStorage.setItem("edgechat.idleAfterMs", String(ms)), options.idleAfterMs);
   const page = await context.newPage();
   const p: Person = { kahaId, id: login.user.id, token: login.access_token, name: me.profile.name, context, page, dialogs: [], errors: [] };
   page.on("dialog", (d) => {

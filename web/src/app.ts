@@ -1,3 +1,4 @@
+import { Attention } from "./attention";
 import { ChatApiError, ChatClient, type Conversation, type ConversationSocket, type Message, type OutboxEntry, type PresenceStatus, type UserSocket } from "../../src/client";
 import { h, replace, srOnly } from "./dom";
 import { ConversationView } from "./conversation-view";
@@ -27,7 +28,8 @@ export class App {
   private readonly connection: HTMLElement;
   private readonly meName: HTMLElement;
   private readonly onHash = () => void this.route();
-  private readonly onVisibility = () => this.user.setPresence(document.visibilityState === "visible" ? "online" : "away");
+  /** Someone at the page: presence follows it, and only then do arriving messages count as read. */
+  readonly attention = new Attention();
   private stopped = false;
 
   constructor(
@@ -76,7 +78,8 @@ export class App {
     this.showEmptyPane();
     this.wireUserSocket();
     window.addEventListener("hashchange", this.onHash);
-    document.addEventListener("visibilitychange", this.onVisibility);
+    this.attention.start();
+    this.attention.onChange((present) => this.user.setPresence(present ? "online" : "away"));
     void this.chat.me().then(
       (me) => {
         this.dir.set(me.id, me.profile);
@@ -91,7 +94,7 @@ export class App {
   stop(): void {
     this.stopped = true;
     window.removeEventListener("hashchange", this.onHash);
-    document.removeEventListener("visibilitychange", this.onVisibility);
+    this.attention.stop();
     this.view?.destroy();
     for (const socket of this.unsent.values()) socket.close("signed out");
     this.unsent.clear();
@@ -289,7 +292,7 @@ export class App {
       if (s.state === "open") {
         if (s.reconnected) void this.refreshList();
         else void this.loadPresence();
-        if (document.visibilityState !== "visible") u.setPresence("away");
+        if (!this.attention.isPresent()) u.setPresence("away");
       }
     });
     u.on("error", (e) => void this.handleAuthError(e));

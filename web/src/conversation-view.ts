@@ -51,7 +51,6 @@ export class ConversationView {
   private readonly input: HTMLTextAreaElement;
   private readonly searchInput: HTMLInputElement;
   private readonly searchPanel: HTMLElement;
-  private readonly onVisible = () => this.maybeMarkRead();
 
   constructor(
     private readonly app: App,
@@ -130,13 +129,13 @@ export class ConversationView {
     this.refreshHeader();
   }
 
-  /** True while the newest messages are on screen in a visible page: they count as read. */
+  /** True while the newest messages are on screen and someone is at the page: they count as read. */
   isReading(): boolean {
-    return !this.destroyed && document.visibilityState === "visible" && this.atBottom();
+    return !this.destroyed && this.app.attention.isPresent() && this.atBottom();
   }
 
   async start(): Promise<void> {
-    document.addEventListener("visibilitychange", this.onVisible);
+    this.unsubscribe.push(this.app.attention.onChange((present) => present && this.maybeMarkRead()));
     this.input.focus();
     let lastSeq: number | undefined;
     this.log.setAttribute("aria-busy", "true");
@@ -178,7 +177,6 @@ export class ConversationView {
 
   destroy(): void {
     this.destroyed = true;
-    document.removeEventListener("visibilitychange", this.onVisible);
     for (const off of this.unsubscribe.splice(0)) off();
     let socket = this.socket;
     if (!socket) {

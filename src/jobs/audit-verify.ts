@@ -3,6 +3,7 @@ import { sha256Hex } from "../lib/ids";
 import type { Db } from "../db/client";
 import { auditHashInput } from "../db/queries/audit";
 import { auditLog } from "../db/schema";
+import type { Anchor } from "../db/queries/audit-anchors";
 
 /**
  * Recomputes the hash chains of the audit log (src/db/queries/audit.ts: one chain per conversation, one global
@@ -18,7 +19,11 @@ import { auditLog } from "../db/schema";
  * Used by `npm run audit:verify` (scripts/verify-audit.ts, Node) and `POST /operations/audit/verify`.
  */
 
-export type BreakReason = "prev_hash_mismatch" | "hash_mismatch" | "unregistered_redaction";
+/**
+ * `anchored_entry_missing` / `_changed`: the chain no longer holds, as it was, the entry its anchor recorded
+ * (audit-anchor.ts): its newest entries were removed, or it was rewritten from some entry on.
+ */
+export type BreakReason = "prev_hash_mismatch" | "hash_mismatch" | "unregistered_redaction" | "anchored_entry_missing" | "anchored_entry_changed";
 
 export interface ChainBreak {
   conversationId: string | null;
@@ -34,6 +39,10 @@ export interface VerifyReport {
   redactedRows: number;
   /** false when maxRows stopped the verification early. */
   complete: boolean;
+  /** Chains checked against their anchor (audit-anchor.ts); a chain anchored by no run yet has none. */
+  anchoredChains: number;
+  /** true when the anchors could not be read (Redis down): only the chains' own consistency was checked. */
+  anchorsUnavailable: boolean;
   /** The first broken row of each broken chain, in chain order. */
   broken: ChainBreak[];
   firstBroken: ChainBreak | null;
@@ -77,8 +86,12 @@ export class ChainVerifier {
   private first: ChainBreak | undefined;
   rows = 0;
   redactedRows = 0;
+  private anchorSeen = false;
 
-  constructor(readonly conversationId: string | null) {}
+  constructor(
+    readonly conversationId: string | null,
+    private readonly anchor?: Anchor,
+  ) {}
 
   private breakAt(id: number, reason: BreakReason): void {
     if (!this.first || id < this.first.id) this.first = { conversationId: this.conversationId, id, reason };
@@ -86,6 +99,10 @@ export class ChainVerifier {
 
   async add(row: AuditRow): Promise<void> {
     this.rows++;
+    if (this.anchor && row.id === this.anchor.id) {
+      this.anchorSeen = true;
+      if (row.hash !== this.anchor.hash) this.breakAt(row.id, "anchored_entry_changed");
+    }
     if ((row.prevHash ?? null) !== this.lastHash) this.breakAt(row.id, "prev_hash_mismatch");
     const h = await rowHash(row.prevHash ?? null, row);
     if (h !== row.hash) {
@@ -112,6 +129,7 @@ export class ChainVerifier {
 
   finish(): ChainBreak | undefined {
     for (const id of this.pending.keys()) this.breakAt(id, "unregistered_redaction");
+    if (this.anchor && !this.anchorSeen) this.breakAt(this.anchor.id, "anchored_entry_missing");
     return this.first;
   }
 }
@@ -124,6 +142,8 @@ export interface VerifyOptions {
   /** Stop after this many rows (the report says complete: false). */
   maxRows?: number;
   pageSize?: number;
+  /** The anchors of these chains (audit-anchor.ts readAnchors); asked once per page. Without it none are checked. */
+  anchors?: (chains: (string | null)[]) => Promise<Map<string | null, Anchor>>;
 }
 
 export async function verifyAuditChains(db: Db, options: VerifyOptions = {}): Promise<VerifyReport> {
@@ -135,6 +155,19 @@ export async function verifyAuditChains(db: Db, options: VerifyOptions = {}): Pr
   let redactedRows = 0;
   let complete = true;
   let current: ChainVerifier | undefined;
+  let anchoredChains = 0;
+  let anchorsUnavailable = false;
+  const anchors = new Map<string | null, Anchor>();
+  /** The anchors of the chains this page starts: one Redis round trip per page, none per row. */
+  const loadAnchors = async (page: AuditRow[]) => {
+    if (!options.anchors || anchorsUnavailable) return;
+    const chains = [...new Set(page.map((r) => r.conversationId))].filter((c) => !current || c !== current.conversationId);
+    try {
+      for (const [chain, anchor] of await options.anchors(chains)) anchors.set(chain, anchor);
+    } catch {
+      anchorsUnavailable = true;
+    }
+  };
 
   const close = () => {
     if (!current) return;
@@ -146,7 +179,10 @@ export async function verifyAuditChains(db: Db, options: VerifyOptions = {}): Pr
   const feed = async (row: AuditRow) => {
     if (!current || current.conversationId !== row.conversationId) {
       close();
-      current = new ChainVerifier(row.conversationId);
+      const anchor = anchors.get(row.conversationId);
+      anchors.delete(row.conversationId);
+      if (anchor) anchoredChains++;
+      current = new ChainVerifier(row.conversationId, anchor);
       chains++;
     }
     await current.add(row);
@@ -164,6 +200,7 @@ export async function verifyAuditChains(db: Db, options: VerifyOptions = {}): Pr
       }
       const take = Math.min(pageSize, maxRows - rows);
       const page = await db.select().from(auditLog).where(and(where, gt(auditLog.id, afterId))).orderBy(asc(auditLog.id)).limit(take);
+      await loadAnchors(page);
       for (const row of page) await feed(row);
       if (page.length < take) break;
       afterId = page[page.length - 1].id;
@@ -192,6 +229,7 @@ export async function verifyAuditChains(db: Db, options: VerifyOptions = {}): Pr
         )
         .orderBy(asc(auditLog.conversationId), asc(auditLog.id))
         .limit(take);
+      await loadAnchors(page);
       for (const row of page) await feed(row);
       if (page.length < take) break;
       const last = page[page.length - 1];
@@ -202,5 +240,17 @@ export async function verifyAuditChains(db: Db, options: VerifyOptions = {}): Pr
     else current = undefined;
   }
 
-  return { ok: broken.length === 0, chains, rows, redactedRows, complete, broken, firstBroken: broken[0] ?? null };
+  // A chain removed whole has no row to start its verifier: its anchor is all that is left of it.
+  if (options.conversationId !== undefined && chains === 0 && options.anchors && !anchorsUnavailable) {
+    try {
+      const anchor = (await options.anchors([options.conversationId])).get(options.conversationId);
+      if (anchor) {
+        anchoredChains++;
+        broken.push({ conversationId: options.conversationId, id: anchor.id, reason: "anchored_entry_missing" });
+      }
+    } catch {
+      anchorsUnavailable = true;
+    }
+  }
+  return { ok: broken.length === 0, chains, rows, redactedRows, complete, anchoredChains, anchorsUnavailable, broken, firstBroken: broken[0] ?? null };
 }

@@ -2,6 +2,7 @@ import type { Config } from "../lib/config";
 import type { Logger } from "../lib/log";
 import { openDb } from "../db/client";
 import { outboxSweepJob, presenceReconcileJob, profileRefreshJob, ticketsJob } from "./maintenance";
+import { auditAnchorJob } from "./audit-anchor";
 import { purgeJob } from "./purge";
 import { archiveJob } from "./retention";
 import { runJob, type JobDefinition, type JobReport } from "./runner";
@@ -15,6 +16,7 @@ export function scheduledJobs(config: Config): JobDefinition[] {
     archiveJob(),
     purgeJob(),
     profileRefreshJob({ cacheTtlSeconds: config.PROFILE_CACHE_TTL }),
+    auditAnchorJob(),
   ];
 }
 

@@ -22,7 +22,7 @@ export const auditPageSchema = z.object({ entries: z.array(auditEntrySchema), ne
 export const chainBreakSchema = z.object({
   conversationId: z.string().nullable(),
   id: z.number().int(),
-  reason: z.enum(["prev_hash_mismatch", "hash_mismatch", "unregistered_redaction"]),
+  reason: z.enum(["prev_hash_mismatch", "hash_mismatch", "unregistered_redaction", "anchored_entry_missing", "anchored_entry_changed"]),
 });
 export const verifyReportSchema = z.object({
   ok: z.boolean(),
@@ -30,6 +30,10 @@ export const verifyReportSchema = z.object({
   rows: z.number().int(),
   redactedRows: z.number().int(),
   complete: z.boolean(),
+  /** Chains checked against the anchor the `audit.anchor` job keeps outside Postgres. */
+  anchoredChains: z.number().int(),
+  /** The anchors could not be read (Redis down): only each chain's own consistency was checked. */
+  anchorsUnavailable: z.boolean(),
   broken: z.array(chainBreakSchema),
   firstBroken: chainBreakSchema.nullable(),
 });

@@ -9,6 +9,7 @@ import { auditEntries, listJobRuns, retentionSettings, updateRetentionSettings }
 import { archivePage } from "../../db/queries/retention";
 import { isActiveMember } from "../../db/queries/search";
 import { findJob } from "../../jobs";
+import { readAnchors } from "../../jobs/audit-anchor";
 import { verifyAuditChains } from "../../jobs/audit-verify";
 import { runJob } from "../../jobs/runner";
 import { auditPageSchema, jobReport, jobRunsResult, retentionSchema, verifyReportSchema } from "../../protocol/operations";
@@ -125,6 +126,7 @@ export const operations = new OpenAPIHono<AppEnv>()
         conversationId: body.conversationId?.toLowerCase(),
         globalOnly: body.globalOnly,
         maxRows: body.maxRows ?? 50_000,
+        anchors: (chains) => readAnchors(createRedis(c.get("config")), chains),
       });
       if (!report.ok) c.get("log").warn("audit chain broken", { chains: report.broken.length, firstBrokenId: report.firstBroken?.id });
       return c.json(report, 200);

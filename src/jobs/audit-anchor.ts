@@ -1,0 +1,85 @@
+import type { Redis } from "@upstash/redis/cloudflare";
+import { createRedis, withTimeout } from "../lib/redis";
+import { anchoredEntriesPresent, chainHeadsAfter, type Anchor, type ChainHead } from "../db/queries/audit-anchors";
+import type { JobDefinition, JobOutcome } from "./runner";
+
+/**
+ * Audit anchors: the newest entry (id and hash) of each audit chain, copied out of Postgres into Redis by the
+ * `audit.anchor` job. The hash chain alone catches an entry changed or removed inside a chain, but not the newest
+ * entries removed, nor a chain rewritten from some entry on by whoever can switch the append-only trigger off: the
+ * chain that is left is consistent in itself. An anchor is what that chain must still contain, kept where a
+ * Postgres owner cannot reach. Verification (audit-verify.ts) reports an anchored entry that is gone or changed.
+ *
+ * An anchor only moves forward, and only past an anchored entry that is still in place: when a chain has new
+ * entries but its anchored one is gone, the old anchor stays (the break stays visible) and the run counts it.
+ */
+export const ANCHORS_KEY = "audit:anchors";
+const GLOBAL_FIELD = "global";
+
+export const anchorField = (conversationId: string | null): string => conversationId ?? GLOBAL_FIELD;
+
+function parseAnchor(value: unknown): Anchor | undefined {
+  if (typeof value !== "string") return undefined;
+  const [id, hash] = value.split(":");
+  const n = Number(id);
+  return Number.isSafeInteger(n) && n > 0 && hash ? { id: n, hash } : undefined;
+}
+
+/** The anchors of these chains, in one round trip (HMGET). */
+export async function readAnchors(redis: Pick<Redis, "hmget">, chains: (string | null)[]): Promise<Map<string | null, Anchor>> {
+  const anchors = new Map<string | null, Anchor>();
+  if (chains.length === 0) return anchors;
+  // The client's automatic deserialisation leaves "id:hash" a string (it is not JSON).
+  const values = await withTimeout(redis.hmget<Record<string, unknown>>(ANCHORS_KEY, ...chains.map(anchorField)), 3000, "audit anchors");
+  for (const chain of chains) {
+    const anchor = parseAnchor(values?.[anchorField(chain)]);
+    if (anchor) anchors.set(chain, anchor);
+  }
+  return anchors;
+}
+
+/** How many log entries one batch looks at: one statement, one HMGET, one check, one HSET. */
+const BATCH = 1000;
+
+export function auditAnchorJob(): JobDefinition {
+  return {
+    name: "audit.anchor",
+    intervalMs: 0,
+    async run(ctx): Promise<JobOutcome> {
+      const redis = createRedis(ctx.config);
+      let cursor = typeof ctx.cursor === "number" ? ctx.cursor : 0;
+      let anchored = 0;
+      let held = 0;
+      let more = false;
+      for (;;) {
+        const heads = await chainHeadsAfter(ctx.db, cursor, BATCH);
+        if (heads.length === 0) break;
+        const previous = await readAnchors(redis, heads.map((h) => h.conversationId));
+        const toCheck: ChainHead[] = [...previous].map(([conversationId, a]) => ({ conversationId, ...a }));
+        const present = await anchoredEntriesPresent(ctx.db, toCheck);
+        const updates: Record<string, string> = {};
+        for (const head of heads) {
+          const before = previous.get(head.conversationId);
+          if (before && before.id >= head.id) continue;
+          if (before && !present.has(before.id)) {
+            held++;
+            ctx.log.error("audit anchor no longer in its chain: entries removed or rewritten", {
+              conversationId: head.conversationId,
+              anchoredId: before.id,
+            });
+            continue;
+          }
+          updates[anchorField(head.conversationId)] = `${head.id}:${head.hash}`;
+        }
+        if (Object.keys(updates).length > 0) await withTimeout(redis.hset(ANCHORS_KEY, updates), 3000, "audit anchors");
+        anchored += Object.keys(updates).length;
+        cursor = Math.max(...heads.map((h) => h.id));
+        if (Date.now() >= ctx.deadline) {
+          more = true;
+          break;
+        }
+      }
+      return { rows: anchored, details: { anchored, held }, cursor, more };
+    },
+  };
+}

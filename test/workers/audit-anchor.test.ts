@@ -1,0 +1,98 @@
+import { describe, expect, it } from "vitest";
+import { env } from "cloudflare:test";
+import { sql } from "drizzle-orm";
+import { appendAudit, chained } from "../../src/db/queries/audit";
+import { auditAnchorJob } from "../../src/jobs/audit-anchor";
+import { runJob, type JobReport } from "../../src/jobs/runner";
+import { getConfig } from "../../src/lib/config";
+import { createLogger } from "../../src/lib/log";
+import { tamperAudit, withDb } from "./fixtures";
+import { api, newUser } from "./helpers";
+
+const config = getConfig(env);
+
+/**
+ * The anchor job as the Cron Trigger runs it (every chain with entries since its last run), until it has caught up.
+ * Another file's Cron run may hold the job's lease meanwhile: then this waits for it.
+ */
+async function anchorRun(): Promise<JobReport> {
+  const until = Date.now() + 30_000;
+  for (;;) {
+    const report = await withDb((db) => runJob(auditAnchorJob(), { env, config, db, log: createLogger({ test: "audit-anchor" }), force: true }));
+    if (report.status === "ok" && !report.more) return report;
+    if (report.status === "failed" || Date.now() > until) throw new Error(`anchor run: ${JSON.stringify(report)}`);
+    if (report.status === "skipped") await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function chainOf(n: number) {
+  const conversationId = crypto.randomUUID();
+  await withDb((db) => appendAudit(db, Array.from({ length: n }, (_, i) => ({ conversationId, actorId: null, action: `test.entry${i}`, details: { n: i } }))));
+  const ids = await withDb((db) => db.execute<{ id: string }>(sql`SELECT id FROM audit_log WHERE conversation_id = ${conversationId}::uuid ORDER BY id`));
+  return { conversationId, ids: ids.rows.map((r) => Number(r.id)) };
+}
+
+async function verify(conversationId: string) {
+  const service = await newUser("svc", "admin");
+  const res = await api("POST", "/operations/audit/verify", { token: service.token, body: { conversationId } });
+  expect(res.status).toBe(200);
+  return res.body;
+}
+
+describe("audit anchors kept outside Postgres", () => {
+  // What the chain alone cannot see: without the anchor both verifications below said ok.
+  it("catch the newest entries of a chain removed by whoever can switch the trigger off", async () => {
+    const { conversationId, ids } = await chainOf(3);
+    await anchorRun();
+    expect(await verify(conversationId)).toMatchObject({ ok: true, rows: 3, anchoredChains: 1, anchorsUnavailable: false });
+
+    await tamperAudit(sql`DELETE FROM audit_log WHERE id = ${ids[2]}`);
+    expect(await verify(conversationId)).toMatchObject({
+      ok: false,
+      rows: 2,
+      firstBroken: { conversationId, id: ids[2], reason: "anchored_entry_missing" },
+    });
+
+    // New entries after the removal do not move the anchor past it: the break stays visible.
+    await withDb((db) => appendAudit(db, [{ conversationId, actorId: null, action: "test.after", details: {} }]));
+    const run = await anchorRun();
+    expect(run.status === "ok" && run.details.held).toBeGreaterThanOrEqual(1);
+    expect((await verify(conversationId)).firstBroken).toEqual({ conversationId, id: ids[2], reason: "anchored_entry_missing" });
+  });
+
+  it("catch a chain rewritten from some entry on, consistent in itself", async () => {
+    const { conversationId, ids } = await chainOf(3);
+    await anchorRun();
+    // The last two entries recomputed with other details: every link and hash of the rewritten chain holds.
+    const rows = await withDb((db) => db.execute<{ hash: string }>(sql`SELECT hash FROM audit_log WHERE id = ${ids[0]}`));
+    const second = await chained(rows.rows[0].hash, { conversationId, actorId: null, action: "test.entry1", details: { n: 100 } });
+    const third = await chained(second.hash, { conversationId, actorId: null, action: "test.entry2", details: { n: 200 } });
+    for (const [id, row] of [
+      [ids[1], second],
+      [ids[2], third],
+    ] as const) {
+      await tamperAudit(
+        sql`UPDATE audit_log SET details = ${JSON.stringify(row.details)}::jsonb, created_at = ${row.createdAt.toISOString()}::timestamptz,
+                   prev_hash = ${row.prevHash}, hash = ${row.hash} WHERE id = ${id}`,
+      );
+    }
+    expect(await verify(conversationId)).toMatchObject({
+      ok: false,
+      rows: 3,
+      broken: [{ conversationId, id: ids[2], reason: "anchored_entry_changed" }],
+    });
+  });
+
+  it("catch a chain removed whole when that conversation is verified", async () => {
+    const { conversationId } = await chainOf(2);
+    await anchorRun();
+    await tamperAudit(sql`DELETE FROM audit_log WHERE conversation_id = ${conversationId}::uuid`);
+    expect(await verify(conversationId)).toMatchObject({ ok: false, rows: 0, firstBroken: { conversationId, reason: "anchored_entry_missing" } });
+  });
+
+  it("leave a chain with no anchor yet to its own checks", async () => {
+    const { conversationId } = await chainOf(2);
+    // No run of the job since (unless another file's Cron run made one): no false alarm either way.
+    expect(await verify(conversationId)).toMatchObject({ ok: true, rows: 2, broken: [] });
+  });
+});

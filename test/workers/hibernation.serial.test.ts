@@ -13,6 +13,7 @@ const connect = (conversationId: string, user: TestUser) => openSocket(`/convers
 
 const MARK = "__markedBeforeIdle";
 const room = (id: string) => env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+const session = (userId: string) => env.USER_SESSION.get(env.USER_SESSION.idFromName(userId));
 
 describe("ConversationRoom hibernation", () => {
   it("is evicted while idle with sockets open, and wakes with every socket's identity", { timeout: 60_000 }, async () => {
@@ -22,10 +23,15 @@ describe("ConversationRoom hibernation", () => {
     for (const s of sockets) await waitFor(() => s.frames.find((f) => f.type === "ready"), "ready");
     sockets[0].ws.send(JSON.stringify({ type: "send_message", data: { content: "before", clientMessageId: "c1" }, id: "f1" }));
     await waitFor(() => sockets[0].frames.find((f) => f.type === "message_ack"), "first ack");
+    // Alice's and Bob's user sockets hibernate in their sessions meanwhile.
+    const userSockets = [await openSocket("/ws", alice), await openSocket("/ws", bob)];
+    for (const s of userSockets) await waitFor(() => s.frames.find((f) => f.type === "connected"), "connected");
     // A mark on this instance only: a woken object is a new instance without it.
-    await runInDurableObject(room(id), (instance: ConversationRoom) => {
-      (instance as unknown as Record<string, boolean>)[MARK] = true;
-    });
+    for (const stub of [room(id), session(alice.id)]) {
+      await runInDurableObject(stub, (instance: object) => {
+        (instance as Record<string, boolean>)[MARK] = true;
+      });
+    }
 
     await new Promise((r) => setTimeout(r, IDLE_MS));
 
@@ -58,6 +64,11 @@ describe("ConversationRoom hibernation", () => {
     expect(typing.data).toMatchObject({ userId: carol.id });
     const sameInstance = await runInDurableObject(room(id), (instance: ConversationRoom) => MARK in instance);
     expect(sameInstance).toBe(false);
-    for (const s of sockets) s.ws.close(1000, "done");
+    // Alice's woken session still counts her hibernated socket as a device: she is online, not offline.
+    userSockets[1].ws.send(JSON.stringify({ type: "get_presence", data: { userIds: [alice.id] }, id: "p1" }));
+    const presence = await waitFor(() => userSockets[1].frames.find((f) => f.id === "p1"), "presence after wake");
+    expect(presence.data.presences).toEqual([expect.objectContaining({ userId: alice.id, status: "online" })]);
+    expect(await runInDurableObject(session(alice.id), (instance: object) => MARK in instance)).toBe(false);
+    for (const s of [...sockets, ...userSockets]) s.ws.close(1000, "done");
   });
 });

@@ -340,12 +340,15 @@ export class UserSession extends DurableObject<Env> {
     const order = new Map(wanted.map((id, i) => [id, i]));
     const flags = (await this.withDb((db) => contactFlags(db, userId, wanted))).sort((a, b) => order.get(a.userId)! - order.get(b.userId)!);
     const users = this.env.USER_SESSION;
+    const fromPostgres = (f: (typeof flags)[number]): PresenceInfo => ({
+      userId: f.userId,
+      status: f.online ? "online" : "offline",
+      lastSeen: f.lastSeen?.toISOString() ?? null,
+    });
+    // A session that fails to answer (every object is reset by a deploy, and calls in flight fail) is answered with
+    // Postgres's flag, which cannot tell away from online: one such contact made the whole request an error.
     return Promise.all(
-      flags.map((f) =>
-        f.online
-          ? users.get(users.idFromName(f.userId)).presenceOf(f.userId)
-          : { userId: f.userId, status: "offline" as const, lastSeen: f.lastSeen?.toISOString() ?? null },
-      ),
+      flags.map((f) => (f.online ? users.get(users.idFromName(f.userId)).presenceOf(f.userId).catch(() => fromPostgres(f)) : fromPostgres(f))),
     );
   }
 

@@ -137,6 +137,41 @@ describe("get_presence", () => {
   });
 });
 
+describe("get_presence when a contact's session fails", () => {
+  // One session that failed to answer (a deploy resets every object; calls in flight fail) failed the whole request:
+  // the app got an error instead of its contacts' presence.
+  it("answers the others, and that contact from Postgres's flag", async () => {
+    const [alice, bob, carol] = await users(3, "getpres-fail");
+    await direct(alice, bob);
+    await direct(alice, carol);
+    const seen = "2026-11-21T09:00:00.000Z";
+    await withDb((db) => db.execute(sql`UPDATE users SET online = true, last_seen_at = ${seen}::timestamptz WHERE id = ${carol.id}`));
+    const bobUser = await openSocket("/ws", bob);
+    await waitFor(() => bobUser.frames.find((f) => f.type === "connected"), "connected");
+    const aliceUser = await openSocket("/ws", alice);
+    await waitFor(() => aliceUser.frames.find((f) => f.type === "connected"), "connected");
+    // Alice's session reaches Carol's through a namespace whose calls to Carol fail (injected).
+    await runInDurableObject(env.USER_SESSION.get(env.USER_SESSION.idFromName(alice.id)), (instance: UserSession) => {
+      const holder = instance as unknown as { env: Env };
+      const sessions = holder.env.USER_SESSION;
+      const failing = { presenceOf: () => Promise.reject(new Error("Durable Object reset because its code was updated.")) };
+      const faulty = Object.create(sessions) as typeof sessions;
+      const carolId = sessions.idFromName(carol.id);
+      faulty.get = (id: DurableObjectId) => (id.equals(carolId) ? (failing as unknown as ReturnType<typeof sessions.get>) : sessions.get(id));
+      faulty.idFromName = (name: string) => sessions.idFromName(name);
+      holder.env = { ...holder.env, USER_SESSION: faulty };
+    });
+    aliceUser.ws.send(JSON.stringify({ type: "get_presence", id: "g2", data: { userIds: [bob.id, carol.id] } }));
+    const reply = await waitFor(() => aliceUser.frames.find((f) => f.id === "g2"), "reply to get_presence");
+    expect(reply.type).toBe("presence_state");
+    expect(reply.data.presences).toEqual([
+      expect.objectContaining({ userId: bob.id, status: "online" }),
+      { userId: carol.id, status: "online", lastSeen: seen },
+    ]);
+    for (const s of [aliceUser, bobUser]) s.ws.close(1000, "done");
+  });
+});
+
 describe("get_presence while a user's last device has just left", () => {
   it("answers what contacts were told (online) during the offline grace, so a reconnect within it leaves no one seeing offline", async () => {
     const [alice, bob] = await users(2, "getpres-grace");

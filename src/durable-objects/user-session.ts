@@ -393,11 +393,16 @@ export class UserSession extends DurableObject<Env> {
   /** New messages in one of the user's conversations (a batch from the room): badge, then a frame per message. */
   async messageNotifications(input: { conversationId: string; messages: Message[]; muted: boolean }): Promise<void> {
     const badges = this.badges();
-    badges[input.conversationId] = withMessages(badgeOf(badges[input.conversationId]), input.messages.map((m) => m.seq));
+    const before = badgeOf(badges[input.conversationId]);
+    // Read on one of the user's devices before this batch arrived (the room's read count came first): nothing to
+    // tell the others.
+    const unread = input.messages.filter((m) => m.seq > before.readSeq);
+    if (unread.length === 0) return;
+    badges[input.conversationId] = withMessages(before, unread.map((m) => m.seq));
     this.ctx.storage.kv.put("badges", badges);
     this.noteMuted(input.conversationId, input.muted);
     if (this.devices().length === 0) return;
-    for (const message of input.messages) {
+    for (const message of unread) {
       this.send("notification", { conversationId: input.conversationId, message, ...(input.muted ? { muted: true } : {}) });
     }
     this.sendBadge(input.conversationId, badges);

@@ -3,7 +3,7 @@ import { env, runInDurableObject } from "cloudflare:test";
 import type { TestUser } from "./helpers";
 import { badgeOf, type StoredBadge } from "../../src/domain/badges";
 import type { Message } from "../../src/protocol/resources";
-import { direct, send, users } from "./conversation-helpers";
+import { direct, group, send, users } from "./conversation-helpers";
 import { openSocket, waitFor } from "./sockets";
 import { api } from "./helpers";
 import { sql } from "drizzle-orm";
@@ -285,5 +285,55 @@ describe("notifications of a message the user already read on another device", (
       laptop.ws.close(1000, "done");
       phone.ws.close(1000, "done");
     }
+  });
+});
+
+describe("notifications that reach the session after the user left the conversation", () => {
+  it("restore no badge for a conversation the user was removed from, and count again once they are added back", async () => {
+    const [admin, b, c] = await users(3, "rmrace");
+    const gid = await group(admin, [b, c]);
+    const laptop = await connectUser(b);
+    await waitFor(() => laptop.frames.find((f) => f.type === "connected"), "connected");
+    await send(gid, admin, "one");
+    await waitFor(() => laptop.frames.find((f) => f.type === "unread_count" && f.data.unreadCount === 1), "badge of 1");
+    expect((await api("DELETE", `/conversations/${gid}/participants/${b.id}`, { token: admin.token })).status).toBe(204);
+    await waitFor(() => laptop.frames.find((f) => f.type === "conversation_removed" && f.data.conversationId === gid), "conversation_removed");
+    await waitFor(() => laptop.frames.find((f) => f.type === "unread_count" && f.data.conversationId === gid && f.data.unreadCount === 0), "badge of 0");
+    const seen = laptop.frames.length;
+    // What the room sent before it heard of the removal lands after it: a batch of message 2, a recount.
+    const session = env.USER_SESSION.get(env.USER_SESSION.idFromName(b.id));
+    const late: Message = {
+      id: crypto.randomUUID(),
+      conversationId: gid,
+      seq: 2,
+      senderId: admin.id,
+      clientMessageId: null,
+      type: "text",
+      content: "two",
+      replyToId: null,
+      createdAt: new Date().toISOString(),
+      editedAt: null,
+      deletedAt: null,
+      status: "sent",
+    };
+    await session.messageNotifications({ conversationId: gid, messages: [late], muted: false });
+    await session.unreadChanged({ conversationId: gid, unreadCount: 2, asOfSeq: 2, readSeq: 0 });
+    expect(laptop.frames.slice(seen)).toEqual([]);
+    expect(await sessionBadge(b, gid)).toBeUndefined();
+    expect((await api("GET", "/notifications/unread-counts", { token: b.token })).body.totalUnread).toBe(0);
+
+    // Added back: messages count again.
+    expect((await api("POST", `/conversations/${gid}/participants`, { token: admin.token, body: { userId: b.id } })).status).toBe(201);
+    await waitFor(() => laptop.frames.slice(seen).find((f) => f.type === "conversation_created"), "conversation_created");
+    const next = await send(gid, admin, "welcome back");
+    const note = await waitFor(() => laptop.frames.slice(seen).find((f) => f.type === "notification"), "notification after coming back");
+    expect(note.data.message.id).toBe(next.id);
+    const restUnread = (await api("GET", `/conversations/${gid}/unread-count`, { token: b.token })).body.unreadCount;
+    await waitFor(
+      () => laptop.frames.slice(seen).find((f) => f.type === "unread_count" && f.data.conversationId === gid && f.data.unreadCount === restUnread),
+      `badge of ${restUnread}`,
+    );
+    expect(await sessionBadge(b, gid)).toBe(restUnread);
+    laptop.ws.close(1000, "done");
   });
 });

@@ -36,6 +36,8 @@ export interface PresenceInfo {
 const limiter = new FrameRateLimiter();
 /** Conversations with no unread message whose zero count a connecting device is sent (see refreshBadges). */
 const SNAPSHOT_ZEROS_MAX = 100;
+/** Conversations the session remembers the user was removed from (see noteRemoved); the oldest go first. */
+const REMOVED_KEEP = 500;
 
 /** A Postgres write or read to do again from the alarm, at `at` (backoff after `failures` attempts). */
 interface Retry {
@@ -401,12 +403,18 @@ export class UserSession extends DurableObject<Env> {
 
   /** New messages in one of the user's conversations (a batch from the room): badge, then a frame per message. */
   async messageNotifications(input: { conversationId: string; messages: Message[]; muted: boolean }): Promise<void> {
+    if (this.removed()[input.conversationId] !== undefined) return;
     const badges = this.badges();
-    badges[input.conversationId] = withMessages(badgeOf(badges[input.conversationId]), input.messages.map((m) => m.seq));
+    const before = badgeOf(badges[input.conversationId]);
+    // Read on one of the user's devices before this batch arrived (the room's read count came first): nothing to
+    // tell the others.
+    const unread = input.messages.filter((m) => m.seq > before.readSeq);
+    if (unread.length === 0) return;
+    badges[input.conversationId] = withMessages(before, unread.map((m) => m.seq));
     this.ctx.storage.kv.put("badges", badges);
     this.noteMuted(input.conversationId, input.muted);
     if (this.devices().length === 0) return;
-    for (const message of input.messages) {
+    for (const message of unread) {
       this.send("notification", { conversationId: input.conversationId, message, ...(input.muted ? { muted: true } : {}) });
     }
     this.sendBadge(input.conversationId, badges);
@@ -417,6 +425,7 @@ export class UserSession extends DurableObject<Env> {
    * newest seq then (`asOfSeq`) and the read mark (`readSeq`); notifications of later messages still count.
    */
   async unreadChanged(input: { conversationId: string; unreadCount: number; asOfSeq: number; readSeq: number }): Promise<void> {
+    if (this.removed()[input.conversationId] !== undefined) return;
     const badges = this.badges();
     badges[input.conversationId] = withCount(badgeOf(badges[input.conversationId]), input.unreadCount, input.asOfSeq, input.readSeq);
     this.ctx.storage.kv.put("badges", badges);
@@ -430,11 +439,13 @@ export class UserSession extends DurableObject<Env> {
       delete badges[event.conversationId];
       this.ctx.storage.kv.put("badges", badges);
       this.noteMuted(event.conversationId, false);
+      this.noteRemoved(event.conversationId, Date.now());
       this.send("conversation_removed", { conversationId: event.conversationId });
       // The total the devices last heard still counted this conversation's unread messages.
       if (had > 0) this.sendBadge(event.conversationId, badges);
       return;
     }
+    if (event.type === "conversation_created") this.noteRemoved(event.conversation.id, undefined);
     if (event.type === "conversation_created" && event.unread === "read") return this.createdWithOwnCounts(event.conversation);
     if (event.type === "conversation_updated") {
       if (event.own) this.noteMuted(event.conversation.id, event.conversation.isMuted);
@@ -491,6 +502,25 @@ export class UserSession extends DurableObject<Env> {
     this.ctx.storage.kv.put("muted", [...muted]);
   }
 
+  /** When the session was told the user left each conversation (ms), as long as they have not been added back. */
+  private removed(): Record<string, number> {
+    return this.ctx.storage.kv.get<Record<string, number>>("removed") ?? {};
+  }
+
+  /**
+   * A notification or recount the room sent before it heard of the removal can land after conversation_removed:
+   * counted, it put back a badge (and a total) for a conversation the user is no longer in, until the next connect.
+   * The session drops those until the user is added back (`at` undefined).
+   */
+  private noteRemoved(conversationId: string, at: number | undefined): void {
+    const removed = this.removed();
+    if (at === undefined && removed[conversationId] === undefined) return;
+    delete removed[conversationId];
+    if (at !== undefined) removed[conversationId] = at;
+    const kept = Object.entries(removed).sort((x, y) => x[1] - y[1]).slice(-REMOVED_KEEP);
+    this.ctx.storage.kv.put("removed", Object.fromEntries(kept));
+  }
+
   private badges(): Record<string, StoredBadge> {
     return this.ctx.storage.kv.get<Record<string, StoredBadge>>("badges") ?? {};
   }
@@ -502,8 +532,18 @@ export class UserSession extends DurableObject<Env> {
   private async refreshBadges(sockets: WebSocket[]): Promise<void> {
     const userId = await this.userId();
     if (!userId) return;
+    const started = Date.now();
     try {
-      const summary = await this.withDb((db) => membershipSummary(db, userId));
+      const read = await this.withDb((db) => membershipSummary(db, userId));
+      // A removal the session heard of during the read may not be in it; one heard of before it is, so a conversation
+      // Postgres still lists then is one the user was added back to.
+      const removed = this.removed();
+      const summary = read.filter((s) => removed[s.conversationId] === undefined || removed[s.conversationId] < started);
+      const back = summary.filter((s) => removed[s.conversationId] !== undefined);
+      if (back.length > 0) {
+        for (const s of back) delete removed[s.conversationId];
+        this.ctx.storage.kv.put("removed", removed);
+      }
       // As of the newest committed seq: notifications of those are on their way, or came, and must not add again.
       const before = this.badges();
       const badges: Record<string, Badge> = Object.fromEntries(

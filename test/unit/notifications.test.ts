@@ -11,8 +11,8 @@ function setup() {
   const work: Promise<void>[] = [];
   const batcher = new NotificationBatcher({
     recipients: () => [
-      { userId: "alice", isMuted: false },
-      { userId: "bob", isMuted: true },
+      { userId: "alice", isMuted: false, lastReadSeq: 0 },
+      { userId: "bob", isMuted: true, lastReadSeq: 0 },
     ],
     // The room's copy is the queued one (the workers test covers a message deleted before its batch).
     current: (m) => m,
@@ -67,5 +67,25 @@ describe("NotificationBatcher", () => {
       ["bob", [1]],
       ["alice", [2]],
     ]);
+  });
+
+  it("leaves out what a recipient has read by the time the batch goes (on a device with the conversation open)", async () => {
+    const calls: { userId: string; seqs: number[] }[] = [];
+    const work: Promise<void>[] = [];
+    const batcher = new NotificationBatcher({
+      recipients: () => [
+        { userId: "bob", isMuted: false, lastReadSeq: 2 },
+        { userId: "carol", isMuted: false, lastReadSeq: 3 },
+      ],
+      current: (m) => m,
+      deliver: async (userId, batch) => {
+        calls.push({ userId, seqs: batch.messages.map((m) => m.seq) });
+      },
+      keepAlive: (p) => work.push(p),
+      onFailed: () => {},
+    });
+    for (const seq of [2, 3]) batcher.push(message(seq, "alice"));
+    await Promise.all(work);
+    expect(calls).toEqual([{ userId: "bob", seqs: [3] }]);
   });
 });

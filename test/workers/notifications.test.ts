@@ -3,7 +3,7 @@ import { env, runInDurableObject } from "cloudflare:test";
 import type { TestUser } from "./helpers";
 import { badgeOf, type StoredBadge } from "../../src/domain/badges";
 import type { Message } from "../../src/protocol/resources";
-import { direct, send, users } from "./conversation-helpers";
+import { direct, group, send, users } from "./conversation-helpers";
 import { openSocket, waitFor } from "./sockets";
 import { api } from "./helpers";
 import { sql } from "drizzle-orm";
@@ -96,6 +96,8 @@ describe("new-message notifications follow reachability", () => {
     await session.unreadChanged({ conversationId: id, unreadCount: 0, asOfSeq: 2, readSeq: 2 });
     await session.messageNotifications({ conversationId: id, messages: [message(2)], muted: false });
     expect(await sessionBadge(b, id)).toBe(0);
+    // Read already: the user's other devices are not told of it either.
+    expect(phone.frames.filter((f) => f.type === "notification" && f.data.message.seq === 2)).toEqual([]);
     // And the other order, for message 3.
     await session.messageNotifications({ conversationId: id, messages: [message(3)], muted: false });
     await session.unreadChanged({ conversationId: id, unreadCount: 0, asOfSeq: 3, readSeq: 3 });
@@ -241,5 +243,97 @@ describe("badges of a user reading on two devices", () => {
     expect(read.body).toEqual({ conversationId: id, lastReadSeq: 4, unreadCount: 1 });
     expect((await api("GET", `/conversations/${id}/unread-count`, { token: b.token })).body.unreadCount).toBe(1);
     phone.ws.close(1000, "done");
+  });
+});
+
+describe("notifications of a message the user already read on another device", () => {
+  it("neither notifies nor raises a badge on the laptop for a message the phone read before its notification went out", async () => {
+    const [a, b] = await users(2, "readfirst");
+    const id = await direct(a, b);
+    const laptop = await connectUser(b);
+    await waitFor(() => laptop.frames.find((f) => f.type === "connected"), "connected");
+    const phone = await openSocket(`/conversations/${id}/ws`, b);
+    await waitFor(() => phone.frames.find((f) => f.type === "ready"), "ready");
+    // Postgres is slow to take this conversation's messages: the notification waits for the commit, and the phone,
+    // which has the conversation open, reads the message meanwhile.
+    const fn = `slow_${id.replace(/-/g, "")}`;
+    await withDb(async (db) => {
+      await db.execute(sql.raw(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.conversation_id = '${id}' THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$`));
+      await db.execute(sql.raw(`CREATE TRIGGER ${fn} BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION ${fn}()`));
+    });
+    try {
+      const sending = api("POST", `/conversations/${id}/messages`, { token: a.token, body: { content: "read on the phone" } });
+      const shown = await waitFor(() => phone.frames.find((f) => f.type === "new_message"), "the message on the phone");
+      phone.ws.send(JSON.stringify({ type: "mark_as_read", data: { seq: shown.data.message.seq } }));
+      await waitFor(() => phone.frames.find((f) => f.type === "message_read" && f.data.userId === b.id), "the phone's read");
+      expect((await sending).status).toBe(201);
+      await sleep(500);
+      expect(laptop.frames.filter((f) => f.type === "notification")).toEqual([]);
+      expect(laptop.frames.filter((f) => f.type === "unread_count" && f.data.unreadCount > 0)).toEqual([]);
+      expect(await sessionBadge(b, id)).toBe(0);
+      // A message nobody has read still notifies.
+      const next = await send(id, a, "not read yet");
+      const note = await waitFor(() => laptop.frames.find((f) => f.type === "notification"), "the unread message's notification");
+      expect(note.data.message.id).toBe(next.id);
+      await waitFor(() => laptop.frames.find((f) => f.type === "unread_count" && f.data.unreadCount === 1), "badge of 1");
+    } finally {
+      await withDb(async (db) => {
+        await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON messages`));
+        await db.execute(sql.raw(`DROP FUNCTION IF EXISTS ${fn}()`));
+      });
+      laptop.ws.close(1000, "done");
+      phone.ws.close(1000, "done");
+    }
+  });
+});
+
+describe("notifications that reach the session after the user left the conversation", () => {
+  it("restore no badge for a conversation the user was removed from, and count again once they are added back", async () => {
+    const [admin, b, c] = await users(3, "rmrace");
+    const gid = await group(admin, [b, c]);
+    const laptop = await connectUser(b);
+    await waitFor(() => laptop.frames.find((f) => f.type === "connected"), "connected");
+    await send(gid, admin, "one");
+    await waitFor(() => laptop.frames.find((f) => f.type === "unread_count" && f.data.unreadCount === 1), "badge of 1");
+    expect((await api("DELETE", `/conversations/${gid}/participants/${b.id}`, { token: admin.token })).status).toBe(204);
+    await waitFor(() => laptop.frames.find((f) => f.type === "conversation_removed" && f.data.conversationId === gid), "conversation_removed");
+    await waitFor(() => laptop.frames.find((f) => f.type === "unread_count" && f.data.conversationId === gid && f.data.unreadCount === 0), "badge of 0");
+    const seen = laptop.frames.length;
+    // What the room sent before it heard of the removal lands after it: a batch of message 2, a recount.
+    const session = env.USER_SESSION.get(env.USER_SESSION.idFromName(b.id));
+    const late: Message = {
+      id: crypto.randomUUID(),
+      conversationId: gid,
+      seq: 2,
+      senderId: admin.id,
+      clientMessageId: null,
+      type: "text",
+      content: "two",
+      replyToId: null,
+      createdAt: new Date().toISOString(),
+      editedAt: null,
+      deletedAt: null,
+      status: "sent",
+    };
+    await session.messageNotifications({ conversationId: gid, messages: [late], muted: false });
+    await session.unreadChanged({ conversationId: gid, unreadCount: 2, asOfSeq: 2, readSeq: 0 });
+    expect(laptop.frames.slice(seen)).toEqual([]);
+    expect(await sessionBadge(b, gid)).toBeUndefined();
+    expect((await api("GET", "/notifications/unread-counts", { token: b.token })).body.totalUnread).toBe(0);
+
+    // Added back: messages count again.
+    expect((await api("POST", `/conversations/${gid}/participants`, { token: admin.token, body: { userId: b.id } })).status).toBe(201);
+    await waitFor(() => laptop.frames.slice(seen).find((f) => f.type === "conversation_created"), "conversation_created");
+    const next = await send(gid, admin, "welcome back");
+    const note = await waitFor(() => laptop.frames.slice(seen).find((f) => f.type === "notification"), "notification after coming back");
+    expect(note.data.message.id).toBe(next.id);
+    const restUnread = (await api("GET", `/conversations/${gid}/unread-count`, { token: b.token })).body.unreadCount;
+    await waitFor(
+      () => laptop.frames.slice(seen).find((f) => f.type === "unread_count" && f.data.conversationId === gid && f.data.unreadCount === restUnread),
+      `badge of ${restUnread}`,
+    );
+    expect(await sessionBadge(b, gid)).toBe(restUnread);
+    laptop.ws.close(1000, "done");
   });
 });

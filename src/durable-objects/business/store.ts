@@ -210,7 +210,8 @@ export class DeskStore {
   // ── Queue ────────────────────────────────────────────────────────────────────────────────────────────────
 
   queue(): QueueEntry[] {
-    return this.sql.exec("SELECT * FROM queue ORDER BY seq").toArray().map(toEntry);
+    // conversation_id orders ties, as position() does: only a queue stored before seqs were unique has any.
+    return this.sql.exec("SELECT * FROM queue ORDER BY seq, conversation_id").toArray().map(toEntry);
   }
 
   queued(conversationId: string): QueueEntry | undefined {
@@ -226,21 +227,49 @@ export class DeskStore {
   position(conversationId: string): number | undefined {
     const entry = this.queued(conversationId);
     if (!entry) return undefined;
-    return Number(this.sql.exec("SELECT count(*) AS n FROM queue WHERE seq <= ?", entry.seq).one().n);
+    const ahead = "SELECT count(*) AS n FROM queue WHERE seq < ? OR (seq = ? AND conversation_id <= ?)";
+    return Number(this.sql.exec(ahead, entry.seq, entry.seq, conversationId).one().n);
   }
 
   /** At the back of the queue (a new arrival), or at the front (`front`: it was being served and lost its agent). */
   enqueue(entry: Omit<QueueEntry, "seq">, front = false): QueueEntry {
-    const bounds = this.sql.exec("SELECT coalesce(min(seq), 1) AS lo, coalesce(max(seq), 0) AS hi FROM queue").one();
-    const seq = front ? Number(bounds.lo) - 1 : Math.max(Number(bounds.hi), this.kv.get<number>("queueSeq") ?? 0) + 1;
-    if (!front) this.kv.put("queueSeq", seq);
+    let seq: number;
+    if (front) seq = this.frontSeq();
+    else {
+      const hi = Number(this.sql.exec("SELECT coalesce(max(seq), 0) AS hi FROM queue").one().hi);
+      seq = Math.max(hi, this.kv.get<number>("queueSeq") ?? 0) + 1;
+      this.kv.put("queueSeq", seq);
+      if (this.kv.get<number>("queueLow") === undefined) this.kv.put("queueLow", seq);
+    }
     const full = { ...entry, seq };
-    this.requeue(full);
+    this.put(full);
     return full;
   }
 
-  /** Back in the queue at its old place (a reservation whose write failed). */
-  requeue(entry: QueueEntry): void {
+  /**
+   * Back in the queue at its old place (a reservation whose write failed), or at the front when another
+   * conversation holds that place: an assignment undone after a restart has none of its own (seq 0).
+   */
+  requeue(entry: QueueEntry): QueueEntry {
+    const taken = this.sql.exec("SELECT 1 FROM queue WHERE seq = ? AND conversation_id <> ?", entry.seq, entry.conversationId).toArray().length > 0;
+    const full = taken ? { ...entry, seq: this.frontSeq() } : entry;
+    this.put(full);
+    return full;
+  }
+
+  /**
+   * Below every seq the desk has given out, not only those still queued: a conversation reserved for an agent is
+   * out of the queue while its write runs, and comes back with its seq when the write fails. Taken from the queued
+   * ones alone, the front was that seq again: two conversations told the same place, none the one before it.
+   */
+  private frontSeq(): number {
+    const lo = Number(this.sql.exec("SELECT coalesce(min(seq), 1) AS lo FROM queue").one().lo);
+    const seq = Math.min(lo, this.kv.get<number>("queueLow") ?? lo) - 1;
+    this.kv.put("queueLow", seq);
+    return seq;
+  }
+
+  private put(entry: QueueEntry): void {
     this.sql.exec(
       `INSERT OR REPLACE INTO queue (conversation_id, customer_id, category, preferred_agent_id, enqueued_at, seq) VALUES (?, ?, ?, ?, ?, ?)`,
       entry.conversationId,

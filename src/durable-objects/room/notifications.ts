@@ -3,6 +3,8 @@ import type { Message } from "../../protocol/resources";
 export interface Recipient {
   userId: string;
   isMuted: boolean;
+  /** Their read mark as the room holds it when the batch goes. */
+  lastReadSeq: number;
 }
 
 export interface NotificationDeps {
@@ -58,7 +60,9 @@ export class NotificationBatcher {
     const recipients = this.deps.recipients();
     const calls: Promise<void>[] = [];
     for (const r of recipients) {
-      const theirs = batch.filter((m) => m.senderId !== r.userId);
+      // A message the user read meanwhile (on a device with the conversation open: it gets new_message before the
+      // commit this batch waited for) would notify, and count on the badge of, every other device for nothing.
+      const theirs = batch.filter((m) => m.senderId !== r.userId && m.seq > r.lastReadSeq);
       if (theirs.length > 0) calls.push(this.deps.deliver(r.userId, { conversationId, messages: theirs, muted: r.isMuted }));
     }
     const failed = (await Promise.allSettled(calls)).filter((c) => c.status === "rejected").length;

@@ -448,6 +448,9 @@ export class UserSession extends DurableObject<Env> {
     if (event.type === "conversation_created") this.noteRemoved(event.conversation.id, undefined);
     if (event.type === "conversation_created" && event.unread === "read") return this.createdWithOwnCounts(event.conversation);
     if (event.type === "conversation_updated") {
+      // Sent to the members as a request read them, before a removal that reached the session first: the
+      // conversation would come back into the removed member's list.
+      if (this.removed()[event.conversation.id] !== undefined) return;
       if (event.own) this.noteMuted(event.conversation.id, event.conversation.isMuted);
       // The Worker sends every member the same view; the count and flag the contract gives are each member's own
       // (a client taking the frame as it stands cleared the badge and the mute of a conversation on every rename).

@@ -318,7 +318,14 @@ describe("notifications that reach the session after the user left the conversat
     };
     await session.messageNotifications({ conversationId: gid, messages: [late], muted: false });
     await session.unreadChanged({ conversationId: gid, unreadCount: 2, asOfSeq: 2, readSeq: 0 });
-    expect(laptop.frames.slice(seen)).toEqual([]);
+    // And a rename told to the members as the Worker read them before the removal: the conversation came back into
+    // the removed member's list.
+    const view = (await api("GET", `/conversations/${gid}`, { token: admin.token })).body;
+    await session.conversationEvent({ type: "conversation_updated", conversation: { ...view, name: "renamed meanwhile" } });
+    // Frames sent before the heartbeat's answer have arrived by then.
+    laptop.ws.send(JSON.stringify({ type: "heartbeat", data: {}, id: "barrier" }));
+    await waitFor(() => laptop.frames.find((f) => f.id === "barrier"), "heartbeat_ack");
+    expect(laptop.frames.slice(seen).filter((f) => f.id !== "barrier")).toEqual([]);
     expect(await sessionBadge(b, gid)).toBeUndefined();
     expect((await api("GET", "/notifications/unread-counts", { token: b.token })).body.totalUnread).toBe(0);
 

@@ -127,3 +127,21 @@ export async function seqs(table: "messages" | "message_archive", conversationId
   const rows = await withDb((db) => db.execute<{ seq: string }>(sql`SELECT seq FROM ${t} WHERE conversation_id = ${conversationId}::uuid ORDER BY seq`));
   return rows.rows.map((r) => Number(r.seq));
 }
+
+/**
+ * Postgres takes a second for each of this conversation's message inserts (a trigger), so a room's flush, and what
+ * waits for its commit (acks, notifications), is held while the test acts. Returns the undo.
+ */
+export async function slowMessageInserts(conversationId: string): Promise<() => Promise<void>> {
+  const fn = `slow_${conversationId.replace(/-/g, "")}`;
+  await withDb(async (db) => {
+    await db.execute(sql.raw(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+      IF NEW.conversation_id = '${conversationId}' THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$`));
+    await db.execute(sql.raw(`CREATE TRIGGER ${fn} BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION ${fn}()`));
+  });
+  return () =>
+    withDb(async (db) => {
+      await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON messages`));
+      await db.execute(sql.raw(`DROP FUNCTION IF EXISTS ${fn}()`));
+    });
+}

@@ -11,7 +11,7 @@ import { getConfig } from "../../src/lib/config";
 import { createLogger } from "../../src/lib/log";
 import { runJob } from "../../src/jobs/runner";
 import { archiveJob } from "../../src/jobs/retention";
-import { withDb } from "./fixtures";
+import { slowMessageInserts, withDb } from "./fixtures";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 
 const connectUser = (user: TestUser) => openSocket("/ws", user);
@@ -132,12 +132,7 @@ describe("new-message notifications follow reachability", () => {
     const chat = await openSocket(`/conversations/${id}/ws`, a);
     await waitFor(() => chat.frames.find((f) => f.type === "ready"), "ready");
     // Postgres is slow to take this conversation's messages (a second each): the notification follows the commit.
-    const fn = `slow_${id.replace(/-/g, "")}`;
-    await withDb(async (db) => {
-      await db.execute(sql.raw(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-        IF NEW.conversation_id = '${id}' THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$`));
-      await db.execute(sql.raw(`CREATE TRIGGER ${fn} BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION ${fn}()`));
-    });
+    const undoSlow = await slowMessageInserts(id);
     try {
       const sending = api("POST", `/conversations/${id}/messages`, { token: a.token, body: { content: "wrong chat: the door code is 4711" } });
       const shown = await waitFor(() => chat.frames.find((f) => f.type === "new_message"), "the sender's own message");
@@ -150,10 +145,7 @@ describe("new-message notifications follow reachability", () => {
       expect(leaked).toEqual([]);
       expect(await sessionBadge(b, id)).not.toBe(1);
     } finally {
-      await withDb(async (db) => {
-        await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON messages`));
-        await db.execute(sql.raw(`DROP FUNCTION IF EXISTS ${fn}()`));
-      });
+      await undoSlow();
       phone.ws.close(1000, "done");
       chat.ws.close(1000, "done");
     }
@@ -256,12 +248,7 @@ describe("notifications of a message the user already read on another device", (
     await waitFor(() => phone.frames.find((f) => f.type === "ready"), "ready");
     // Postgres is slow to take this conversation's messages: the notification waits for the commit, and the phone,
     // which has the conversation open, reads the message meanwhile.
-    const fn = `slow_${id.replace(/-/g, "")}`;
-    await withDb(async (db) => {
-      await db.execute(sql.raw(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-        IF NEW.conversation_id = '${id}' THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$`));
-      await db.execute(sql.raw(`CREATE TRIGGER ${fn} BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION ${fn}()`));
-    });
+    const undoSlow = await slowMessageInserts(id);
     try {
       const sending = api("POST", `/conversations/${id}/messages`, { token: a.token, body: { content: "read on the phone" } });
       const shown = await waitFor(() => phone.frames.find((f) => f.type === "new_message"), "the message on the phone");
@@ -278,10 +265,7 @@ describe("notifications of a message the user already read on another device", (
       expect(note.data.message.id).toBe(next.id);
       await waitFor(() => laptop.frames.find((f) => f.type === "unread_count" && f.data.unreadCount === 1), "badge of 1");
     } finally {
-      await withDb(async (db) => {
-        await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON messages`));
-        await db.execute(sql.raw(`DROP FUNCTION IF EXISTS ${fn}()`));
-      });
+      await undoSlow();
       laptop.ws.close(1000, "done");
       phone.ws.close(1000, "done");
     }

@@ -45,6 +45,14 @@ interface Retry {
   at: number;
 }
 
+/** Attempts to tell a desk again (backoff up to 1 s doubling to 60 s, with jitter: a few minutes in all). */
+const DESK_RETRY_MAX = 12;
+
+/** Business desks that missed the agent's last published presence: told again from the alarm. */
+interface DeskRetry extends Retry {
+  businesses: string[];
+}
+
 /**
  * One per user: presence across the user's devices, unread badges and notifications for all of the user's
  * conversations. Device state lives in socket attachments and badges in storage, so hibernation loses nothing;
@@ -229,6 +237,8 @@ export class UserSession extends DurableObject<Env> {
       if (live.length > 0) await this.refreshBadges(live.map((d) => d.ws));
       else this.ctx.storage.kv.delete("badgesRetry"); // the next connect re-derives them anyway
     }
+    const deskRetry = this.ctx.storage.kv.get<DeskRetry>("deskRetry");
+    if (deskRetry && now >= deskRetry.at) await this.retryDesks(deskRetry);
     await this.presenceMaybeChanged(undefined, true);
   }
 
@@ -294,9 +304,43 @@ export class UserSession extends DurableObject<Env> {
       }
     }
     for (const d of devices) if (d.exp) wake = Math.min(wake ?? Infinity, d.exp * 1000);
-    const badgesRetry = kv.get<Retry>("badgesRetry");
-    if (badgesRetry) wake = Math.min(wake ?? Infinity, badgesRetry.at);
+    for (const retry of [kv.get<Retry>("badgesRetry"), kv.get<DeskRetry>("deskRetry")]) if (retry) wake = Math.min(wake ?? Infinity, retry.at);
     if (wake !== undefined && Number.isFinite(wake)) await this.ctx.storage.setAlarm(Math.max(wake, now + 10));
+  }
+
+  /**
+   * [business] A desk keeps its own copy of each agent's presence and hears of changes only from here: one that
+   * missed a publish (every object is reset by a deploy, and calls in flight fail) showed the agent in the old state,
+   * and gave them no chats or kept routing to them, until their next change. Contacts and rooms need no retry: a
+   * contact is told again on its next get_presence, a room reads Postgres when it loads.
+   */
+  private async noteDeskFailures(failed: string[], now = Date.now()): Promise<void> {
+    const kv = this.ctx.storage.kv;
+    if (failed.length === 0) {
+      kv.delete("deskRetry");
+      return;
+    }
+    const failures = kv.get<DeskRetry>("deskRetry")?.failures ?? 0;
+    // A desk that refuses for good (not a passing reset) is not woken for every minute of the session's life.
+    if (failures >= DESK_RETRY_MAX) {
+      kv.delete("deskRetry");
+      this.log.warn("desks did not take the agent's presence; giving up", { businesses: failed.length });
+      return;
+    }
+    const at = now + backoffMs(failures, 1000, 60_000);
+    kv.put("deskRetry", { businesses: failed, failures: failures + 1, at } satisfies DeskRetry);
+    const alarm = await this.ctx.storage.getAlarm();
+    if (alarm === null || alarm > at) await this.ctx.storage.setAlarm(at);
+  }
+
+  /** The desks that missed a publish are told the state published since (it may have changed again). */
+  private async retryDesks(retry: DeskRetry): Promise<void> {
+    const userId = await this.userId();
+    const status = this.ctx.storage.kv.get<Presence>("published")?.status ?? "offline";
+    if (!userId) return this.noteDeskFailures([]);
+    const desks = this.env.BUSINESS_DESK;
+    const results = await Promise.allSettled(retry.businesses.map((b) => desks.get(desks.idFromName(b)).agentPresence(b, userId, status)));
+    await this.noteDeskFailures(retry.businesses.filter((_, i) => results[i].status === "rejected"));
   }
 
   /** Records one more failed attempt under `key` and returns when to try again (backoff 1 s doubling to 60 s). */
@@ -320,11 +364,14 @@ export class UserSession extends DurableObject<Env> {
       const users = this.env.USER_SESSION;
       const rooms = this.env.CONVERSATION_ROOM;
       const desks = this.env.BUSINESS_DESK; // [business] an agent's presence decides whether they get new chats
-      await Promise.allSettled([
-        ...audience.contacts.map((id) => users.get(users.idFromName(id)).contactPresence(update)),
-        ...(everyRoom ? audience.conversations : audience.watched).map((id) => rooms.get(rooms.idFromName(id)).presence(update)),
-        ...audience.businesses.map((b) => desks.get(desks.idFromName(b)).agentPresence(b, userId, p.status)),
+      const [, deskResults] = await Promise.all([
+        Promise.allSettled([
+          ...audience.contacts.map((id) => users.get(users.idFromName(id)).contactPresence(update)),
+          ...(everyRoom ? audience.conversations : audience.watched).map((id) => rooms.get(rooms.idFromName(id)).presence(update)),
+        ]),
+        Promise.allSettled(audience.businesses.map((b) => desks.get(desks.idFromName(b)).agentPresence(b, userId, p.status))),
       ]);
+      await this.noteDeskFailures(audience.businesses.filter((_, i) => deskResults[i].status === "rejected"));
       return true;
     } catch (err) {
       this.log.warn("presence publish failed", { userId, error: (err as Error).message?.slice(0, 200) });

@@ -101,17 +101,17 @@ export async function publishPresence(db: Db, userId: string, online: boolean, l
   return { contacts: row?.contacts ?? [], conversations: row?.conversations ?? [], watched: row?.watched ?? [], businesses: row?.businesses ?? [] };
 }
 
-/**
- * Users Postgres holds as online whose flag was last written before `before`, oldest first: the presence reconcile
- * job asks each one's session whether that is still true. `userIds` scopes a test's run.
- */
 /** Where a presence pass stopped: the last user it took, in its order (last_seen_at as Postgres prints it, exact). */
 export interface StaleOnlineCursor {
   lastSeenAt: string | null;
   id: string;
 }
 
-/** Users flagged online whose flag was last written before `before`, oldest first (never written first), after `after`. */
+/**
+ * Users Postgres holds as online whose flag was last written before `before`, oldest first (never written first),
+ * after `after` in that order: the presence reconcile job asks each one's session whether that is still true.
+ * `userIds` scopes a test's run.
+ */
 export async function staleOnlineUsers(
   db: Db,
   before: Date,

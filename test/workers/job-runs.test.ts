@@ -107,6 +107,26 @@ describe("jobs that take a page per run", () => {
       for (const id of stuck) await unstick(id);
     }
   });
+  it("the outbox sweeper pages past registrations that share a score", { timeout: 60_000 }, async () => {
+    const key = unique("test:outbox:pending");
+    const redis = createRedis(config);
+    const stuck = [await stuckRoom(), await stuckRoom()];
+    const healthy = crypto.randomUUID();
+    const base = Date.now();
+    // Redis orders equal scores by member: wherever `healthy` falls, a page of one reaches it within three runs.
+    await redis.zadd(key, { score: base, member: stuck[0] }, { score: base, member: stuck[1] }, { score: base, member: healthy });
+    const job = outboxSweepJob({ name: unique("outbox.sweep"), limit: 1, registryKey: key });
+    const now = new Date(base + SWEEP_MIN_AGE_MS + 1000);
+    try {
+      const reports = [await run(job, { now }), await run(job, { now }), await run(job, { now })];
+      expect(reports.map((r) => r.status)).toEqual(["ok", "ok", "ok"]);
+      expect(await redis.zscore(key, healthy)).toBeNull();
+      expect(await redis.zcard(key)).toBe(2);
+    } finally {
+      await redis.del(key);
+      for (const id of stuck) await unstick(id);
+    }
+  });
 });
 
 describe("job bookkeeping", () => {

@@ -3,7 +3,9 @@
 //   WebSocket bridge; both default to .dev.vars) and reports the first broken row of each chain.
 // `npm run audit:verify -- --url https://chat.example.com --token <service token> [--conversation <id>]`
 //   Asks a running Worker instead (POST /operations/audit/verify; capped at 200 000 rows per call).
-// Exit code: 0 every chain intact, 1 a chain is broken, 2 usage or connection error.
+// `--max-rows <n>` stops after n rows (default: none straight from Postgres, the Worker's cap of 200 000 via --url).
+// Exit code: 0 every chain intact, 1 a chain is broken, 2 usage or connection error, 3 verification incomplete (the
+// row cap was reached before every row was checked: no break among those checked, the rest unknown).
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -15,6 +17,9 @@ import { signDevToken } from "../src/lib/jwt.js";
 import { verifyAuditChains, type VerifyReport } from "../src/jobs/audit-verify.js";
 import { nodePool } from "./lib/migrate.js";
 import { LOCAL_JWT_SECRET, ROOT } from "./lib/stack.js";
+
+/** The most rows the Worker's route verifies per call (POST /operations/audit/verify). */
+const WORKER_MAX_ROWS = 200_000;
 
 async function devVars(): Promise<Record<string, string>> {
   try {
@@ -30,7 +35,9 @@ async function devVars(): Promise<Record<string, string>> {
   }
 }
 
-async function direct(options: { conversationId?: string; globalOnly: boolean }): Promise<VerifyReport> {
+type Scope = { conversationId?: string; globalOnly: boolean; maxRows?: number };
+
+async function direct(options: Scope): Promise<VerifyReport> {
   const vars = await devVars();
   const databaseUrl = process.env.DATABASE_URL || vars.DATABASE_URL;
   const bridge = process.env.PG_BRIDGE ?? vars.PG_BRIDGE;
@@ -51,11 +58,11 @@ async function direct(options: { conversationId?: string; globalOnly: boolean })
   }
 }
 
-async function viaWorker(url: string, token: string, options: { conversationId?: string; globalOnly: boolean }): Promise<VerifyReport> {
+async function viaWorker(url: string, token: string, options: Scope): Promise<VerifyReport> {
   const res = await fetch(`${url.replace(/\/+$/, "")}/operations/audit/verify`, {
     method: "POST",
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify({ ...options, maxRows: 200_000 }),
+    body: JSON.stringify({ ...options, maxRows: options.maxRows ?? WORKER_MAX_ROWS }),
   });
   const body = (await res.json().catch(() => ({}))) as VerifyReport & { message?: unknown };
   if (!res.ok) throw new Error(`the Worker answered ${res.status}: ${JSON.stringify(body.message ?? body)}`);
@@ -70,10 +77,13 @@ async function main(): Promise<number> {
       url: { type: "string" },
       token: { type: "string" },
       json: { type: "boolean", default: false },
+      "max-rows": { type: "string" },
     },
   });
   if (values.conversation && !isUuid(values.conversation)) throw new Error(`--conversation ${values.conversation} is not a UUID`);
-  const options = { conversationId: values.conversation?.toLowerCase(), globalOnly: values.global ?? false };
+  const maxRows = values["max-rows"] === undefined ? undefined : Number(values["max-rows"]);
+  if (maxRows !== undefined && !(Number.isInteger(maxRows) && maxRows >= 1)) throw new Error(`--max-rows ${values["max-rows"]} is not a positive integer`);
+  const options: Scope = { conversationId: values.conversation?.toLowerCase(), globalOnly: values.global ?? false, maxRows };
   let report: VerifyReport;
   if (values.url) {
     let token = values.token ?? process.env.AUDIT_VERIFY_TOKEN;
@@ -90,13 +100,26 @@ async function main(): Promise<number> {
   } else {
     const scope = options.conversationId ? `conversation ${options.conversationId}` : options.globalOnly ? "global chain" : "all chains";
     console.log(`audit log (${scope}): ${report.chains} chain(s), ${report.rows} row(s), ${report.redactedRows} redacted`);
-    if (!report.complete) console.log("  (stopped at the row cap: not every row was checked)");
     for (const b of report.broken) {
       console.log(`  BROKEN chain ${b.conversationId ?? "global"}: first broken row id=${b.id} (${b.reason})`);
     }
-    console.log(report.ok ? "OK: every chain verifies" : `FAILED: ${report.broken.length} broken chain(s)`);
+    console.log(verdict(report, options.maxRows ?? (values.url ? WORKER_MAX_ROWS : undefined)));
   }
-  return report.ok ? 0 : 1;
+  return exitCode(report);
+}
+
+// A report cut short by the row cap says nothing about the rows after it: never OK.
+function verdict(report: VerifyReport, cap: number | undefined): string {
+  if (!report.ok) return `FAILED: ${report.broken.length} broken chain(s)${report.complete ? "" : " (and verification incomplete)"}`;
+  if (!report.complete) {
+    return `INCOMPLETE: verified ${report.rows} row(s) and stopped at the row cap${cap ? ` (${cap})` : ""}; later rows were not checked (no break found in those checked)`;
+  }
+  return "OK: every chain verifies";
+}
+
+function exitCode(report: VerifyReport): number {
+  if (!report.ok) return 1;
+  return report.complete ? 0 : 3;
 }
 
 main().then(

@@ -195,7 +195,9 @@ export async function verifyAuditChains(db: Db, options: VerifyOptions = {}): Pr
     let afterId = 0;
     for (;;) {
       if (rows >= maxRows) {
-        complete = false;
+        // At the cap exactly as the chain ends is still complete.
+        const next = await db.select({ id: auditLog.id }).from(auditLog).where(and(where, gt(auditLog.id, afterId))).limit(1);
+        complete = next.length === 0;
         break;
       }
       const take = Math.min(pageSize, maxRows - rows);
@@ -213,22 +215,18 @@ export async function verifyAuditChains(db: Db, options: VerifyOptions = {}): Pr
   // Then every conversation chain, paged by (conversation_id, id) on audit_log_conversation_idx.
   if (options.conversationId === undefined && !options.globalOnly && complete) {
     let after: { conversationId: string; id: number } | undefined;
+    const remaining = () =>
+      after
+        ? and(isNotNull(auditLog.conversationId), sql`(${auditLog.conversationId}, ${auditLog.id}) > (${after.conversationId}::uuid, ${after.id})`)
+        : isNotNull(auditLog.conversationId);
     for (;;) {
       if (rows >= maxRows) {
-        complete = false;
+        const next = await db.select({ id: auditLog.id }).from(auditLog).where(remaining()).limit(1);
+        complete = next.length === 0;
         break;
       }
       const take = Math.min(pageSize, maxRows - rows);
-      const page = await db
-        .select()
-        .from(auditLog)
-        .where(
-          after
-            ? and(isNotNull(auditLog.conversationId), sql`(${auditLog.conversationId}, ${auditLog.id}) > (${after.conversationId}::uuid, ${after.id})`)
-            : isNotNull(auditLog.conversationId),
-        )
-        .orderBy(asc(auditLog.conversationId), asc(auditLog.id))
-        .limit(take);
+      const page = await db.select().from(auditLog).where(remaining()).orderBy(asc(auditLog.conversationId), asc(auditLog.id)).limit(take);
       await loadAnchors(page);
       for (const row of page) await feed(row);
       if (page.length < take) break;

@@ -2,10 +2,10 @@ import { createRedis, withTimeout } from "../lib/redis";
 import { metrics } from "../lib/metrics";
 import { deleteExpiredTickets } from "../db/queries/tickets";
 import { hotProfileIds } from "../db/queries/maintenance";
-import { confirmOnline, staleOnlineUsers } from "../db/queries/user-session";
+import { confirmOnline, staleOnlineUsers, type StaleOnlineCursor } from "../db/queries/user-session";
 import { createProfileProvider, profileOptionsFromConfig } from "../profiles/provider";
 import { refreshHotProfiles } from "../profiles/refresh";
-import { clearOutboxPending, pendingRooms } from "./outbox-registry";
+import { OUTBOX_PENDING_KEY, clearOutboxPending, pendingRooms, type RegistryPosition } from "./outbox-registry";
 import { hasTime, type JobContext, type JobDefinition, type JobOutcome } from "./runner";
 
 /**
@@ -41,30 +41,42 @@ type SweepableRoom = {
 /**
  * Outbox sweeper: rooms registered as having unflushed messages (src/jobs/outbox-registry.ts) are asked for their
  * outbox; a room with nothing pending leaves the registry; one still pending is asked to flush now (when the room
- * offers `flushNow`) — its own alarm keeps retrying with backoff regardless. Publishes the backlog gauges.
+ * offers `flushNow`) — its own alarm keeps retrying with backoff regardless. Publishes the backlog gauges (of the
+ * rooms this run checked).
+ *
+ * Each run takes at most `limit` rooms, in registry order after where the previous run stopped (job_runs.cursor):
+ * rooms that stay pending stay registered, and always starting from the oldest would check only them. A page that
+ * is not full ends the pass; the next run starts again from the oldest.
  */
-export function outboxSweepJob(): JobDefinition {
+export function outboxSweepJob(options: { name?: string; limit?: number; registryKey?: string } = {}): JobDefinition {
   return {
-    name: "outbox.sweep",
+    name: options.name ?? "outbox.sweep",
     intervalMs: 0,
     async run(ctx): Promise<JobOutcome> {
       const redis = createRedis(ctx.config);
-      const rooms = await pendingRooms(redis, ctx.now.getTime() - SWEEP_MIN_AGE_MS, 100);
+      const limit = options.limit ?? 100;
+      const key = options.registryKey ?? OUTBOX_PENDING_KEY;
+      const after = (ctx.cursor as RegistryPosition | null) ?? null;
+      const fetched = await pendingRooms(redis, ctx.now.getTime() - SWEEP_MIN_AGE_MS, limit + 1, { after, key });
+      const rooms = fetched.slice(0, limit);
       let cleared = 0;
       let stillPending = 0;
       let backlog = 0;
       let unreachable = 0;
       let checked = 0;
-      for (const conversationId of rooms) {
+      let last = after;
+      for (const entry of rooms) {
         if (checked > 0 && !hasTime(ctx)) break;
         checked++;
+        last = entry;
+        const conversationId = entry.member;
         const ns = ctx.env.CONVERSATION_ROOM;
         const room = ns.get(ns.idFromName(conversationId)) as unknown as SweepableRoom;
         try {
           let { pending } = await withTimeout(room.outboxStatus(), 5000, "outbox status");
           if (pending > 0) pending = await flushNow(room, pending);
           if (pending === 0) {
-            await clearOutboxPending(redis, conversationId);
+            await clearOutboxPending(redis, conversationId, key);
             cleared++;
           } else {
             stillPending++;
@@ -77,7 +89,13 @@ export function outboxSweepJob(): JobDefinition {
       }
       metrics.gauge("outbox_backlog_messages", backlog);
       metrics.gauge("outbox_backlog_rooms", stillPending);
-      return { rows: checked, details: { registered: rooms.length, checked, cleared, stillPending, backlog, unreachable } };
+      const more = checked < rooms.length || fetched.length > limit;
+      return {
+        rows: checked,
+        details: { registered: rooms.length, checked, cleared, stillPending, backlog, unreachable },
+        cursor: more ? last : null,
+        more,
+      };
     },
   };
 }
@@ -101,10 +119,13 @@ type ReconcilableSession = {
 
 /**
  * Presence reconcile: users marked online whose flag was last written more than PRESENCE_STALE_AFTER_MS before
- * `now` (oldest first, at most `limit`) are checked with their UserSession. A session with devices is online: the
- * flag is confirmed (stamped `now`, so the next runs look at others). One without devices republishes offline
+ * `now` (oldest first, at most `limit` per run) are checked with their UserSession. A session with devices is online:
+ * the flag is confirmed (stamped `now`, so it is no longer stale). One without devices republishes offline
  * (users.online = false, then its rooms, contacts and desks). The reverse error (online but flagged offline) is
  * repaired by the session itself at the user's next presence change.
+ *
+ * A pass pages by (last_seen_at, id), the resume point in job_runs.cursor: users whose check failed keep their stale
+ * flag, and without the cursor they would fill every page; the next pass (after a page that was not full) retries them.
  */
 export function presenceReconcileJob(options: { name?: string; staleAfterMs?: number; limit?: number; userIds?: string[] } = {}): JobDefinition {
   return {
@@ -112,11 +133,18 @@ export function presenceReconcileJob(options: { name?: string; staleAfterMs?: nu
     intervalMs: 0,
     async run(ctx): Promise<JobOutcome> {
       const before = new Date(ctx.now.getTime() - (options.staleAfterMs ?? PRESENCE_STALE_AFTER_MS));
-      const candidates = await staleOnlineUsers(ctx.db, before, options.limit ?? 100, options.userIds);
+      const limit = options.limit ?? 100;
+      const after = (ctx.cursor as StaleOnlineCursor | null) ?? null;
+      // One more than a page: whether anything is left after it.
+      const fetched = await staleOnlineUsers(ctx.db, before, limit + 1, { after, userIds: options.userIds });
+      const candidates = fetched.slice(0, limit);
       const counts = { candidates: candidates.length, checked: 0, confirmedOnline: 0, settling: 0, republishedOffline: 0, failed: 0 };
-      for (const userId of candidates) {
+      let last: StaleOnlineCursor | null = after;
+      for (const candidate of candidates) {
         if (counts.checked > 0 && !hasTime(ctx)) break;
         counts.checked++;
+        last = candidate;
+        const userId = candidate.id;
         const ns = ctx.env.USER_SESSION;
         const session = ns.get(ns.idFromName(userId)) as unknown as ReconcilableSession;
         try {
@@ -132,7 +160,8 @@ export function presenceReconcileJob(options: { name?: string; staleAfterMs?: nu
           ctx.log.warn("presence reconcile: session unreachable", { userId, error: (err as Error).message?.slice(0, 200) });
         }
       }
-      return { rows: counts.checked, details: counts, more: counts.checked < candidates.length };
+      const more = counts.checked < candidates.length || fetched.length > limit;
+      return { rows: counts.checked, details: counts, cursor: more ? last : null, more };
     },
   };
 }

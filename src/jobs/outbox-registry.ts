@@ -16,12 +16,41 @@ export async function noteOutboxPending(redis: Pick<Redis, "zadd">, conversation
   await redis.zadd(OUTBOX_PENDING_KEY, { nx: true }, { score: nowMs, member: conversationId });
 }
 
-export async function clearOutboxPending(redis: Pick<Redis, "zrem">, conversationId: string): Promise<void> {
-  await redis.zrem(OUTBOX_PENDING_KEY, conversationId);
+export async function clearOutboxPending(redis: Pick<Redis, "zrem">, conversationId: string, key = OUTBOX_PENDING_KEY): Promise<void> {
+  await redis.zrem(key, conversationId);
 }
 
-/** Rooms registered at least `minAgeMs` ago, oldest first. */
-export async function pendingRooms(redis: Pick<Redis, "zrange">, olderThanMs: number, limit: number): Promise<string[]> {
-  const members = await redis.zrange<string[]>(OUTBOX_PENDING_KEY, 0, olderThanMs, { byScore: true, offset: 0, count: limit });
-  return members.map(String);
+/** A place in the registry's order (score, then member, as Redis orders it). */
+export interface RegistryPosition {
+  score: number;
+  member: string;
+}
+
+/**
+ * Rooms registered at or before `olderThanMs`, oldest first, after `after` (a position a previous page ended on),
+ * at most `limit`. Members that share a score are read past by offset (rare: scores are milliseconds).
+ */
+export async function pendingRooms(
+  redis: Pick<Redis, "zrange">,
+  olderThanMs: number,
+  limit: number,
+  options: { after?: RegistryPosition | null; key?: string } = {},
+): Promise<RegistryPosition[]> {
+  const after = options.after ?? null;
+  const out: RegistryPosition[] = [];
+  for (let offset = 0; out.length < limit; offset += limit) {
+    const flat = await redis.zrange<(string | number)[]>(options.key ?? OUTBOX_PENDING_KEY, after ? after.score : 0, olderThanMs, {
+      byScore: true,
+      withScores: true,
+      offset,
+      count: limit,
+    });
+    for (let i = 0; i + 1 < flat.length && out.length < limit; i += 2) {
+      const entry = { member: String(flat[i]), score: Number(flat[i + 1]) };
+      if (after && entry.score === after.score && entry.member <= after.member) continue;
+      out.push(entry);
+    }
+    if (flat.length < 2 * limit) break;
+  }
+  return out;
 }

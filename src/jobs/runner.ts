@@ -2,7 +2,7 @@ import type { Config } from "../lib/config";
 import type { Logger } from "../lib/log";
 import { metrics } from "../lib/metrics";
 import type { Db } from "../db/client";
-import { claimJob, finishJob } from "../db/queries/maintenance";
+import { claimJob, finishJob, releaseJob } from "../db/queries/maintenance";
 
 /**
  * A job: one bounded unit of maintenance work run by the Cron Trigger (src/worker/scheduled.ts) or by hand
@@ -101,7 +101,15 @@ export async function runJob(def: JobDefinition, options: RunOptions): Promise<J
       cursor: failure && outcome.error === undefined ? undefined : outcome.cursor,
     });
   } catch (err) {
-    log.error("job bookkeeping failed", { error: (err as Error).message?.slice(0, 200) });
+    // Drizzle's message is the query text; Postgres's reason is its cause.
+    const error = ((err as Error & { cause?: Error }).cause?.message ?? (err as Error).message ?? String(err)).slice(0, 200);
+    log.error("job bookkeeping failed", { error });
+    await releaseJob(options.db, def.name, {
+      startedAt: now,
+      finishedAt: new Date(now.getTime() + durationMs),
+      durationMs,
+      error: `the run's end could not be recorded: ${error.replace(/\u0000/g, "")}`,
+    }).catch((e: Error) => log.error("job lease not released", { error: e.message?.slice(0, 200) }));
   }
   metrics.count("job_runs_total", 1, { job: def.name, ok: failure === undefined });
   const fields = { rows: outcome.rows, durationMs, more, ok: failure === undefined, ...flat(details) };

@@ -354,4 +354,26 @@ describe.skipIf(!process.env.STACK_DATABASE_URL)("npm run audit:verify (against 
       await pool.end();
     }
   });
+
+  it("never says OK when it stopped at the row cap: it names what it checked and exits 3", { timeout: 90_000 }, async () => {
+    const pool = nodePool(process.env.STACK_DATABASE_URL!, process.env.STACK_PG_BRIDGE!, 2);
+    const db = drizzle({ client: pool });
+    const conversationId = crypto.randomUUID();
+    try {
+      await appendAudit(db, [1, 2, 3].map((n) => ({ conversationId, actorId: null, action: "test.capped", details: { n } })));
+      // Straight from Postgres, and through the Worker (whose route caps every call).
+      const modes = [[], ...(process.env.STACK_BASE_URL ? [["--url", process.env.STACK_BASE_URL]] : [])];
+      for (const mode of modes) {
+        const capped = await runScript(["--conversation", conversationId, "--max-rows", "2", ...mode]);
+        expect(capped.out, capped.out).toContain("INCOMPLETE: verified 2 row(s)");
+        expect(capped.out).not.toContain("OK:");
+        expect(capped.code, capped.out).toBe(3);
+        const whole = await runScript(["--conversation", conversationId, "--max-rows", "3", ...mode]);
+        expect(whole.out, whole.out).toContain("OK: every chain verifies");
+        expect(whole.code).toBe(0);
+      }
+    } finally {
+      await pool.end();
+    }
+  });
 });

@@ -62,6 +62,18 @@ export async function finishJob(db: Db, job: string, f: JobFinish): Promise<void
     WHERE job = ${job}`);
 }
 
+/**
+ * Ends a run whose full end write failed: only the end time and a failure (so the next run is due at once, from the
+ * stored cursor), nothing from the run that could have been what Postgres refused. Without it the row keeps the
+ * lease until it goes stale. Only this run's lease (its start time): a run that took over a stale lease keeps it.
+ */
+export async function releaseJob(db: Db, job: string, f: { startedAt: Date; finishedAt: Date; durationMs: number; error: string }): Promise<void> {
+  await db.execute(sql`
+    UPDATE job_runs SET finished_at = ${iso(f.finishedAt)}::timestamptz, duration_ms = ${Math.round(f.durationMs)}, rows = 0,
+      details = jsonb_build_object('ok', false, 'more', false, 'error', ${f.error}::text)
+    WHERE job = ${job} AND finished_at IS NULL AND started_at = ${iso(f.startedAt)}::timestamptz`);
+}
+
 export interface JobRunView {
   job: string;
   startedAt: string;

@@ -101,19 +101,37 @@ export async function publishPresence(db: Db, userId: string, online: boolean, l
   return { contacts: row?.contacts ?? [], conversations: row?.conversations ?? [], watched: row?.watched ?? [], businesses: row?.businesses ?? [] };
 }
 
+/** Where a presence pass stopped: the last user it took, in its order (last_seen_at as Postgres prints it, exact). */
+export interface StaleOnlineCursor {
+  lastSeenAt: string | null;
+  id: string;
+}
+
 /**
- * Users Postgres holds as online whose flag was last written before `before`, oldest first: the presence reconcile
- * job asks each one's session whether that is still true. `userIds` scopes a test's run.
+ * Users Postgres holds as online whose flag was last written before `before`, oldest first (never written first),
+ * after `after` in that order: the presence reconcile job asks each one's session whether that is still true.
+ * `userIds` scopes a test's run.
  */
-export async function staleOnlineUsers(db: Db, before: Date, limit: number, userIds?: string[]): Promise<string[]> {
+export async function staleOnlineUsers(
+  db: Db,
+  before: Date,
+  limit: number,
+  options: { after?: StaleOnlineCursor | null; userIds?: string[] } = {},
+): Promise<StaleOnlineCursor[]> {
   const stale = and(eq(users.online, true), or(isNull(users.lastSeenAt), lt(users.lastSeenAt, before)));
+  const after = options.after;
+  const past = !after
+    ? undefined
+    : after.lastSeenAt === null
+      ? sql`(${users.lastSeenAt} IS NOT NULL OR ${users.id} > ${after.id}::uuid)`
+      : sql`(${users.lastSeenAt} > ${after.lastSeenAt}::timestamptz OR (${users.lastSeenAt} = ${after.lastSeenAt}::timestamptz AND ${users.id} > ${after.id}::uuid))`;
   const rows = await db
-    .select({ id: users.id })
+    .select({ id: users.id, lastSeenAt: sql<string | null>`${users.lastSeenAt}::text` })
     .from(users)
-    .where(userIds ? and(stale, inArray(users.id, userIds)) : stale)
+    .where(and(stale, past, options.userIds ? inArray(users.id, options.userIds) : undefined))
     .orderBy(sql`${users.lastSeenAt} ASC NULLS FIRST`, asc(users.id))
     .limit(limit);
-  return rows.map((r) => r.id);
+  return rows;
 }
 
 /** A session confirmed online: its flag counts as checked at `at`, so the job moves on to other users. */

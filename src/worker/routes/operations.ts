@@ -176,8 +176,13 @@ export const operations = new OpenAPIHono<AppEnv>()
       const job = findJob(c.get("config"), name);
       if (!job) throw notFound("Job");
       const db = c.get("db")();
-      await appendAudit(db, [{ conversationId: null, actorId: c.get("user").id, action: "admin.job_run", targetId: name, details: {} }]);
       const report = await runJob(job, { env: c.env, config: c.get("config"), db, log: c.get("log"), force: true });
+      // Recorded after the run, as what happened: a run skipped for the lease another run holds did not run.
+      const details =
+        report.status === "skipped"
+          ? { status: report.status, skipped: true, reason: report.reason }
+          : { status: report.status, skipped: false, rows: report.rows };
+      await appendAudit(db, [{ conversationId: null, actorId: c.get("user").id, action: "admin.job_run", targetId: name, details }]);
       return c.json(report, 200);
     },
   )

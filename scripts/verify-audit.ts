@@ -11,10 +11,12 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { Pool, neonConfig } from "@neondatabase/serverless";
 import { drizzle } from "drizzle-orm/neon-serverless";
+import { Redis } from "@upstash/redis";
 import WebSocket from "ws";
 import { isUuid } from "../src/lib/ids.js";
 import { signDevToken } from "../src/lib/jwt.js";
 import { verifyAuditChains, type VerifyReport } from "../src/jobs/audit-verify.js";
+import { readAnchors } from "../src/jobs/audit-anchor-store.js";
 import { nodePool } from "./lib/migrate.js";
 import { LOCAL_JWT_SECRET, ROOT } from "./lib/stack.js";
 
@@ -35,6 +37,9 @@ async function devVars(): Promise<Record<string, string>> {
   }
 }
 
+/** false: no Redis endpoint configured here, so no anchor was read (the Worker always reads them). */
+let anchorsKnown = true;
+
 type Scope = { conversationId?: string; globalOnly: boolean; maxRows?: number };
 
 async function direct(options: Scope): Promise<VerifyReport> {
@@ -51,8 +56,13 @@ async function direct(options: Scope): Promise<VerifyReport> {
     pool = new Pool({ connectionString: databaseUrl, max: 2 });
     pool.on("error", () => {});
   }
+  // The anchors the audit.anchor job keeps in Redis, when this checkout knows the endpoint.
+  const redisUrl = process.env.UPSTASH_REDIS_REST_URL || vars.UPSTASH_REDIS_REST_URL;
+  const redisToken = process.env.UPSTASH_REDIS_REST_TOKEN || vars.UPSTASH_REDIS_REST_TOKEN;
+  const redis = redisUrl && redisToken ? new Redis({ url: redisUrl, token: redisToken, retry: { retries: 0 }, enableTelemetry: false }) : undefined;
+  anchorsKnown = redis !== undefined;
   try {
-    return await verifyAuditChains(drizzle({ client: pool }), options);
+    return await verifyAuditChains(drizzle({ client: pool }), { ...options, anchors: redis && ((chains) => readAnchors(redis, chains)) });
   } finally {
     await pool.end().catch(() => {});
   }
@@ -100,6 +110,13 @@ async function main(): Promise<number> {
   } else {
     const scope = options.conversationId ? `conversation ${options.conversationId}` : options.globalOnly ? "global chain" : "all chains";
     console.log(`audit log (${scope}): ${report.chains} chain(s), ${report.rows} row(s), ${report.redactedRows} redacted`);
+    console.log(
+      !anchorsKnown
+        ? "  anchors: not checked (set UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN, or use --url)"
+        : report.anchorsUnavailable
+        ? "  anchors: Redis unreachable; only each chain's own consistency was checked"
+        : `  anchors: ${report.anchoredChains} chain(s) checked against the audit.anchor job's copy`,
+    );
     for (const b of report.broken) {
       console.log(`  BROKEN chain ${b.conversationId ?? "global"}: first broken row id=${b.id} (${b.reason})`);
     }

@@ -1,6 +1,6 @@
-import type { Redis } from "@upstash/redis/cloudflare";
 import { createRedis, withTimeout } from "../lib/redis";
-import { anchoredEntriesPresent, chainHeadsAfter, type Anchor, type ChainHead } from "../db/queries/audit-anchors";
+import { anchoredEntriesPresent, chainHeadsAfter, type ChainHead } from "../db/queries/audit-anchors";
+import { ANCHORS_KEY, anchorField, readAnchors } from "./audit-anchor-store";
 import type { JobDefinition, JobOutcome } from "./runner";
 
 /**
@@ -13,30 +13,6 @@ import type { JobDefinition, JobOutcome } from "./runner";
  * An anchor only moves forward, and only past an anchored entry that is still in place: when a chain has new
  * entries but its anchored one is gone, the old anchor stays (the break stays visible) and the run counts it.
  */
-export const ANCHORS_KEY = "audit:anchors";
-const GLOBAL_FIELD = "global";
-
-export const anchorField = (conversationId: string | null): string => conversationId ?? GLOBAL_FIELD;
-
-function parseAnchor(value: unknown): Anchor | undefined {
-  if (typeof value !== "string") return undefined;
-  const [id, hash] = value.split(":");
-  const n = Number(id);
-  return Number.isSafeInteger(n) && n > 0 && hash ? { id: n, hash } : undefined;
-}
-
-/** The anchors of these chains, in one round trip (HMGET). */
-export async function readAnchors(redis: Pick<Redis, "hmget">, chains: (string | null)[]): Promise<Map<string | null, Anchor>> {
-  const anchors = new Map<string | null, Anchor>();
-  if (chains.length === 0) return anchors;
-  // The client's automatic deserialisation leaves "id:hash" a string (it is not JSON).
-  const values = await withTimeout(redis.hmget<Record<string, unknown>>(ANCHORS_KEY, ...chains.map(anchorField)), 3000, "audit anchors");
-  for (const chain of chains) {
-    const anchor = parseAnchor(values?.[anchorField(chain)]);
-    if (anchor) anchors.set(chain, anchor);
-  }
-  return anchors;
-}
 
 /** How many log entries one batch looks at: one statement, one HMGET, one check, one HSET. */
 const BATCH = 1000;

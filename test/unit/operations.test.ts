@@ -6,6 +6,8 @@ import path from "node:path";
 import { Hono } from "hono";
 import { drizzle } from "drizzle-orm/neon-serverless";
 import { sql } from "drizzle-orm";
+import { Redis } from "@upstash/redis";
+import { ANCHORS_KEY } from "../../src/jobs/audit-anchor-store";
 import { describe, expect, it } from "vitest";
 import { parseConfig, type Config } from "../../src/lib/config";
 import { HttpError } from "../../src/lib/errors";
@@ -313,11 +315,11 @@ describe("retention arithmetic", () => {
 });
 
 describe.skipIf(!process.env.STACK_DATABASE_URL)("npm run audit:verify (against the stack's Postgres)", () => {
-  function runScript(args: string[]): Promise<{ code: number; out: string }> {
+  function runScript(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; out: string }> {
     return new Promise((resolve) => {
       const child = spawn(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), "scripts/verify-audit.ts", ...args], {
         cwd: ROOT,
-        env: { ...process.env, DATABASE_URL: process.env.STACK_DATABASE_URL, PG_BRIDGE: process.env.STACK_PG_BRIDGE },
+        env: { ...process.env, DATABASE_URL: process.env.STACK_DATABASE_URL, PG_BRIDGE: process.env.STACK_PG_BRIDGE, ...extraEnv },
       });
       let out = "";
       child.stdout.on("data", (d) => (out += d));
@@ -350,6 +352,35 @@ describe.skipIf(!process.env.STACK_DATABASE_URL)("npm run audit:verify (against 
       const bad = await runScript(["--conversation", conversationId]);
       expect(bad.out).toContain(`first broken row id=${second} (hash_mismatch)`);
       expect(bad.code).toBe(1);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it("checks each chain against its anchor in Redis: removed newest entries fail it with exit 1", { timeout: 90_000 }, async () => {
+    const vars = JSON.parse(process.env.STACK_WORKER_VARS ?? "{}") as Record<string, string>;
+    const redis = new Redis({ url: vars.UPSTASH_REDIS_REST_URL, token: vars.UPSTASH_REDIS_REST_TOKEN, enableTelemetry: false });
+    const withRedis = { UPSTASH_REDIS_REST_URL: vars.UPSTASH_REDIS_REST_URL, UPSTASH_REDIS_REST_TOKEN: vars.UPSTASH_REDIS_REST_TOKEN };
+    const pool = nodePool(process.env.STACK_DATABASE_URL!, process.env.STACK_PG_BRIDGE!, 2);
+    const db = drizzle({ client: pool });
+    const conversationId = crypto.randomUUID();
+    try {
+      await appendAudit(db, [1, 2, 3].map((n) => ({ conversationId, actorId: null, action: "test.anchored", details: { n } })));
+      const rows = await db.execute<{ id: string; hash: string }>(sql`SELECT id, hash FROM audit_log WHERE conversation_id = ${conversationId} ORDER BY id`);
+      const newest = rows.rows[2];
+      // What the audit.anchor job would have written for this chain.
+      await redis.hset(ANCHORS_KEY, { [conversationId]: `${newest.id}:${newest.hash}` });
+      const ok = await runScript(["--conversation", conversationId], withRedis);
+      expect(ok.out, ok.out).toContain("anchors: 1 chain(s) checked");
+      expect(ok.code, ok.out).toBe(0);
+      await db.transaction(async (tx) => {
+        await tx.execute(sql`ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only`);
+        await tx.execute(sql`DELETE FROM audit_log WHERE id = ${Number(newest.id)}`);
+        await tx.execute(sql`ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only`);
+      });
+      const cut = await runScript(["--conversation", conversationId], withRedis);
+      expect(cut.out, cut.out).toContain(`first broken row id=${newest.id} (anchored_entry_missing)`);
+      expect(cut.code).toBe(1);
     } finally {
       await pool.end();
     }

@@ -9,7 +9,7 @@ import { auditEntries, listJobRuns, retentionSettings, updateRetentionSettings }
 import { archivePage } from "../../db/queries/retention";
 import { isActiveMember } from "../../db/queries/search";
 import { findJob } from "../../jobs";
-import { readAnchors } from "../../jobs/audit-anchor";
+import { readAnchors } from "../../jobs/audit-anchor-store";
 import { verifyAuditChains } from "../../jobs/audit-verify";
 import { runJob } from "../../jobs/runner";
 import { auditPageSchema, jobReport, jobRunsResult, retentionSchema, verifyReportSchema } from "../../protocol/operations";

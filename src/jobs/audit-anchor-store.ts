@@ -1,0 +1,33 @@
+import type { Redis } from "@upstash/redis/cloudflare";
+import { withTimeout } from "../lib/redis";
+import type { Anchor } from "../db/queries/audit-anchors";
+
+/**
+ * Where the `audit.anchor` job (audit-anchor.ts) keeps each chain's anchor: one field per chain of one Redis hash,
+ * "id:hash". Read by verification in the Worker and by `npm run audit:verify` in Node.
+ */
+export const ANCHORS_KEY = "audit:anchors";
+const GLOBAL_FIELD = "global";
+
+export const anchorField = (conversationId: string | null): string => conversationId ?? GLOBAL_FIELD;
+
+function parseAnchor(value: unknown): Anchor | undefined {
+  if (typeof value !== "string") return undefined;
+  const [id, hash] = value.split(":");
+  const n = Number(id);
+  return Number.isSafeInteger(n) && n > 0 && hash ? { id: n, hash } : undefined;
+}
+
+/** The anchors of these chains, in one round trip (HMGET). */
+export async function readAnchors(redis: Pick<Redis, "hmget">, chains: (string | null)[]): Promise<Map<string | null, Anchor>> {
+  const anchors = new Map<string | null, Anchor>();
+  if (chains.length === 0) return anchors;
+  // The client's automatic deserialisation leaves "id:hash" a string (it is not JSON).
+  const values = await withTimeout(redis.hmget<Record<string, unknown>>(ANCHORS_KEY, ...chains.map(anchorField)), 3000, "audit anchors");
+  for (const chain of chains) {
+    const anchor = parseAnchor(values?.[anchorField(chain)]);
+    if (anchor) anchors.set(chain, anchor);
+  }
+  return anchors;
+}
+

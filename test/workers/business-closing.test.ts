@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { runDurableObjectAlarm } from "cloudflare:test";
-import { api, newUser } from "./helpers";
+import { api, newUser, type TestUser } from "./helpers";
 import { closeSockets, connect, desk, newBusiness, openChat, placement, registerAgent, setAvailable, waitFor } from "./business-helpers";
 
 afterEach(closeSockets);
@@ -33,6 +33,19 @@ async function untilClosed(businessId: string, token: string) {
   await waitFor(async () => !(await api("GET", `/business/${businessId}/hours/status`, { token })).body.isOpen, "the business to close", 75_000);
 }
 
+/**
+ * Runs the desk's alarms until the one set for the next opening has run (early), then reads the placement. A retry
+ * of a write that timed out on a loaded machine is due before the opening and runs first: it acts on the present,
+ * where the business is closed.
+ */
+async function afterOpening(businessId: string, conversationId: string, as: TestUser) {
+  for (let run = 0; ; run++) {
+    expect(await runDurableObjectAlarm(desk(businessId))).toBe(true);
+    const placed = await placement(conversationId, as);
+    if (placed.status === "assigned" || run === 3) return placed;
+  }
+}
+
 /** The customer who queued before closing is served at the next opening by an agent who became available meanwhile. */
 async function agentBecameAvailable(hours: Awaited<ReturnType<typeof closingThisMinute>>) {
   const biz = await newBusiness();
@@ -51,8 +64,7 @@ async function agentBecameAvailable(hours: Awaited<ReturnType<typeof closingThis
   expect(await placement(chat.body.id, customer)).toMatchObject({ status: "queued", queuePosition: 1 });
 
   // The next opening (run early here) must hand the waiting customer to the now available agent.
-  expect(await runDurableObjectAlarm(desk(biz.id))).toBe(true);
-  expect(await placement(chat.body.id, customer)).toMatchObject({ status: "assigned", agentId: agent.id });
+  expect(await afterOpening(biz.id, chat.body.id, customer)).toMatchObject({ status: "assigned", agentId: agent.id });
 }
 
 /** The queue is served at the next opening when an admin raised a busy agent's maximum while it was closed. */
@@ -72,8 +84,7 @@ async function maximumRaised(hours: Awaited<ReturnType<typeof closingThisMinute>
   await registerAgent(biz, agent, { maxConcurrentChats: 2 });
   expect(await placement(waiting.body.id, second)).toMatchObject({ status: "queued", queuePosition: 1 });
 
-  expect(await runDurableObjectAlarm(desk(biz.id))).toBe(true);
-  expect(await placement(waiting.body.id, second)).toMatchObject({ status: "assigned", agentId: agent.id });
+  expect(await afterOpening(biz.id, waiting.body.id, second)).toMatchObject({ status: "assigned", agentId: agent.id });
 }
 
 describe("business queue across a closing", () => {

@@ -18,6 +18,7 @@ import { business } from "./routes/business";
 import { conversationOperations, metricsRoute, operations } from "./routes/operations";
 import { rateLimit } from "./middleware/rate-limit";
 import { allowedOriginsCors } from "./middleware/cors";
+import { emptyJsonBody } from "./middleware/empty-body";
 import { requestMetrics } from "../lib/metrics";
 
 export function createApp() {
@@ -35,6 +36,7 @@ export function createApp() {
       },
     }),
   );
+  app.use("*", emptyJsonBody);
   app.use("*", rateLimit);
 
   app.route("/health", health);

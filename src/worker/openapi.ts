@@ -27,7 +27,9 @@ const ERROR_DESCRIPTIONS = {
   404: "Unknown, or not visible to the caller",
   409: "Conflicts with the current state",
   413: "Request body too large",
+  426: "Not a WebSocket upgrade",
   429: "Rate limited (writes); retry after the Retry-After header's seconds",
+  503: "A dependency is down; retry after the Retry-After header's seconds",
 } as const;
 
 /** The contract's error shape for the listed statuses, for the document. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/worker/app";
-import { api } from "./helpers";
+import { api, newUser } from "./helpers";
+import { direct } from "./conversation-helpers";
 
 const UNDOCUMENTED = new Set(["/openapi.json", "/api/docs"]);
 
@@ -21,5 +22,42 @@ describe("OpenAPI document", () => {
     const doc = (await api("GET", "/openapi.json")).body;
     expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: "http", scheme: "bearer" });
     for (const name of ["Message", "Conversation", "Participant", "Profile"]) expect(doc.components.schemas[name], name).toBeDefined();
+  });
+
+  it("documents the error statuses the routes answer (401 when secured, 404 on a path id, 400 for input)", async () => {
+    const doc = (await api("GET", "/openapi.json")).body as {
+      paths: Record<string, Record<string, { security?: unknown[]; requestBody?: unknown; parameters?: { in: string }[]; responses: Record<string, unknown> }>>;
+    };
+    const missing: string[] = [];
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(operations)) {
+        const statuses = Object.keys(op.responses);
+        const need: string[] = [];
+        if (op.security?.length) need.push("401");
+        // A path id names something that may not exist or not be the caller's (contract §1).
+        if (path.includes("{")) need.push("404");
+        // An upgrade ignores a malformed query value (afterSeq); everything else validates its input.
+        if (!statuses.includes("101") && (op.requestBody || op.parameters?.some((p) => p.in === "query"))) need.push("400");
+        // A refused Origin (contract §2).
+        if (statuses.includes("101")) need.push("403");
+        for (const status of need) if (!statuses.includes(status)) missing.push(`${method.toUpperCase()} ${path}: ${status}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it("documents 403 where a route answers it", async () => {
+    const doc = (await api("GET", "/openapi.json")).body as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    const member = await newUser("oa");
+    const refused: [string, string, string][] = [
+      ["get", "/conversations/{id}/audit", `/conversations/${await direct(member, await newUser("oa"))}/audit`],
+      ["get", "/operations/jobs", "/operations/jobs"],
+      ["get", "/operations/audit", "/operations/audit"],
+    ];
+    for (const [method, docPath, path] of refused) {
+      const res = await api(method.toUpperCase(), path, { token: member.token });
+      expect(res.status, path).toBe(403);
+      expect(Object.keys(doc.paths[docPath][method].responses), `${method} ${docPath}`).toContain("403");
+    }
   });
 });

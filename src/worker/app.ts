@@ -5,6 +5,7 @@ import { LIMITS } from "../protocol/resources";
 import { HttpError } from "../lib/errors";
 import type { AppEnv } from "./env";
 import { handleError } from "./errors";
+import { documentSharedRefusals } from "./openapi";
 import { requestContext } from "./middleware/context";
 import { validationHook } from "./validation";
 import { health } from "./routes/health";
@@ -54,6 +55,7 @@ export function createApp() {
   app.route("/operations", operations);
   app.route("/metrics", metricsRoute);
 
+  documentSharedRefusals(app);
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.doc31("/openapi.json", (c) => ({
     openapi: "3.1.0",

@@ -60,4 +60,20 @@ describe("OpenAPI document", () => {
       expect(Object.keys(doc.paths[docPath][method].responses), `${method} ${docPath}`).toContain("403");
     }
   });
+
+  it("documents 429 on every rate-limited write and 503 wherever a dependency answers for the route", async () => {
+    const doc = (await api("GET", "/openapi.json")).body as { paths: Record<string, Record<string, { security?: unknown[]; responses: Record<string, unknown> }>> };
+    const missing: string[] = [];
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(operations)) {
+        if (!op.security?.length) continue;
+        const statuses = Object.keys(op.responses);
+        // src/worker/middleware/rate-limit.ts counts every write (contract §1: 429 with Retry-After).
+        if (method !== "get" && !statuses.includes("429")) missing.push(`${method.toUpperCase()} ${path}: 429`);
+        // A verified token provisions its user in Postgres (contract §2), so every secured route can find it down.
+        if (!statuses.includes("503")) missing.push(`${method.toUpperCase()} ${path}: 503`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
 });

@@ -76,4 +76,25 @@ describe("OpenAPI document", () => {
     }
     expect(missing).toEqual([]);
   });
+
+  it("documents text patterns a validator can use: plain text passes, a control character does not", async () => {
+    const doc = (await api("GET", "/openapi.json")).body;
+    const bodyOf = (path: string, method: string) => doc.paths[path][method].requestBody.content["application/json"].schema.properties;
+    // Short texts (group names, clientMessageId, skills, reasons) came out as "^[^\\p{Cc}\\p{Cs}]*$/u": the regex's
+    // flags glued to its source, so a client validating with the document refused every value.
+    const patterns = {
+      clientMessageId: bodyOf("/conversations/{id}/messages", "post").clientMessageId.pattern,
+      groupName: bodyOf("/conversations/group", "post").name.pattern,
+      rename: bodyOf("/conversations/{id}", "patch").name.pattern,
+      category: bodyOf("/conversations/business", "post").category.pattern,
+    };
+    for (const [field, pattern] of Object.entries(patterns)) {
+      expect(typeof pattern, field).toBe("string");
+      // JSON Schema patterns are ECMA-262 regexes, read with the u flag by validators such as Ajv.
+      const re = new RegExp(pattern, "u");
+      expect(re.test("Support team 😀 é"), `${field}: ${pattern}`).toBe(true);
+      expect(re.test("bad\u0007"), `${field}: ${pattern}`).toBe(false);
+      expect(re.test("bad \ud800"), `${field}: ${pattern}`).toBe(false);
+    }
+  });
 });

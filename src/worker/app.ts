@@ -5,6 +5,7 @@ import { LIMITS } from "../protocol/resources";
 import { HttpError } from "../lib/errors";
 import type { AppEnv } from "./env";
 import { handleError } from "./errors";
+import { documentSharedRefusals } from "./openapi";
 import { requestContext } from "./middleware/context";
 import { validationHook } from "./validation";
 import { health } from "./routes/health";
@@ -18,6 +19,7 @@ import { business } from "./routes/business";
 import { conversationOperations, metricsRoute, operations } from "./routes/operations";
 import { rateLimit } from "./middleware/rate-limit";
 import { allowedOriginsCors } from "./middleware/cors";
+import { emptyJsonBody } from "./middleware/empty-body";
 import { requestMetrics } from "../lib/metrics";
 
 export function createApp() {
@@ -35,6 +37,7 @@ export function createApp() {
       },
     }),
   );
+  app.use("*", emptyJsonBody);
   app.use("*", rateLimit);
 
   app.route("/health", health);
@@ -52,6 +55,7 @@ export function createApp() {
   app.route("/operations", operations);
   app.route("/metrics", metricsRoute);
 
+  documentSharedRefusals(app);
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
   app.doc31("/openapi.json", (c) => ({
     openapi: "3.1.0",

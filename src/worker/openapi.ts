@@ -1,5 +1,6 @@
-import { z } from "@hono/zod-openapi";
+import { z, type OpenAPIHono } from "@hono/zod-openapi";
 import { errorSchema } from "../protocol/resources";
+import type { AppEnv } from "./env";
 import { requireAuth, requireAuthAsMember, requireAuthToRead } from "./middleware/auth";
 
 /** Spread into createRoute: the bearer check runs before validation, and the document shows the requirement. */
@@ -27,7 +28,9 @@ const ERROR_DESCRIPTIONS = {
   404: "Unknown, or not visible to the caller",
   409: "Conflicts with the current state",
   413: "Request body too large",
+  426: "Not a WebSocket upgrade",
   429: "Rate limited (writes); retry after the Retry-After header's seconds",
+  503: "A dependency is down; retry after the Retry-After header's seconds",
 } as const;
 
 /** The contract's error shape for the listed statuses, for the document. */
@@ -48,3 +51,16 @@ export const json = <T extends z.ZodType>(description: string, schema: T) => ({
   description,
   content: { "application/json": { schema } },
 });
+
+/**
+ * Statuses any secured route can answer, whatever it does: the rate limiter counts every write (429), and the token's
+ * user is provisioned in Postgres, so a database that is down is a 503 anywhere (contract §1, §2). Added to the
+ * document once here rather than to every route; a route's own description of a status wins.
+ */
+export function documentSharedRefusals(app: OpenAPIHono<AppEnv>): void {
+  for (const def of app.openAPIRegistry.definitions) {
+    if (def.type !== "route" || !def.route.security?.length) continue;
+    const shared = def.route.method === "get" ? errorResponses(503) : errorResponses(429, 503);
+    def.route.responses = { ...shared, ...def.route.responses };
+  }
+}

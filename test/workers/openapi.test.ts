@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/worker/app";
-import { api } from "./helpers";
+import { api, newUser } from "./helpers";
+import { direct } from "./conversation-helpers";
 
 const UNDOCUMENTED = new Set(["/openapi.json", "/api/docs"]);
 
@@ -21,5 +22,79 @@ describe("OpenAPI document", () => {
     const doc = (await api("GET", "/openapi.json")).body;
     expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: "http", scheme: "bearer" });
     for (const name of ["Message", "Conversation", "Participant", "Profile"]) expect(doc.components.schemas[name], name).toBeDefined();
+  });
+
+  it("documents the error statuses the routes answer (401 when secured, 404 on a path id, 400 for input)", async () => {
+    const doc = (await api("GET", "/openapi.json")).body as {
+      paths: Record<string, Record<string, { security?: unknown[]; requestBody?: unknown; parameters?: { in: string }[]; responses: Record<string, unknown> }>>;
+    };
+    const missing: string[] = [];
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(operations)) {
+        const statuses = Object.keys(op.responses);
+        const need: string[] = [];
+        if (op.security?.length) need.push("401");
+        // A path id names something that may not exist or not be the caller's (contract §1).
+        if (path.includes("{")) need.push("404");
+        // An upgrade ignores a malformed query value (afterSeq); everything else validates its input.
+        if (!statuses.includes("101") && (op.requestBody || op.parameters?.some((p) => p.in === "query"))) need.push("400");
+        // A refused Origin (contract §2).
+        if (statuses.includes("101")) need.push("403");
+        for (const status of need) if (!statuses.includes(status)) missing.push(`${method.toUpperCase()} ${path}: ${status}`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it("documents 403 where a route answers it", async () => {
+    const doc = (await api("GET", "/openapi.json")).body as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    const member = await newUser("oa");
+    const refused: [string, string, string][] = [
+      ["get", "/conversations/{id}/audit", `/conversations/${await direct(member, await newUser("oa"))}/audit`],
+      ["get", "/operations/jobs", "/operations/jobs"],
+      ["get", "/operations/audit", "/operations/audit"],
+    ];
+    for (const [method, docPath, path] of refused) {
+      const res = await api(method.toUpperCase(), path, { token: member.token });
+      expect(res.status, path).toBe(403);
+      expect(Object.keys(doc.paths[docPath][method].responses), `${method} ${docPath}`).toContain("403");
+    }
+  });
+
+  it("documents 429 on every rate-limited write and 503 wherever a dependency answers for the route", async () => {
+    const doc = (await api("GET", "/openapi.json")).body as { paths: Record<string, Record<string, { security?: unknown[]; responses: Record<string, unknown> }>> };
+    const missing: string[] = [];
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(operations)) {
+        if (!op.security?.length) continue;
+        const statuses = Object.keys(op.responses);
+        // src/worker/middleware/rate-limit.ts counts every write (contract §1: 429 with Retry-After).
+        if (method !== "get" && !statuses.includes("429")) missing.push(`${method.toUpperCase()} ${path}: 429`);
+        // A verified token provisions its user in Postgres (contract §2), so every secured route can find it down.
+        if (!statuses.includes("503")) missing.push(`${method.toUpperCase()} ${path}: 503`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it("documents text patterns a validator can use: plain text passes, a control character does not", async () => {
+    const doc = (await api("GET", "/openapi.json")).body;
+    const bodyOf = (path: string, method: string) => doc.paths[path][method].requestBody.content["application/json"].schema.properties;
+    // Short texts (group names, clientMessageId, skills, reasons) came out as "^[^\\p{Cc}\\p{Cs}]*$/u": the regex's
+    // flags glued to its source, so a client validating with the document refused every value.
+    const patterns = {
+      clientMessageId: bodyOf("/conversations/{id}/messages", "post").clientMessageId.pattern,
+      groupName: bodyOf("/conversations/group", "post").name.pattern,
+      rename: bodyOf("/conversations/{id}", "patch").name.pattern,
+      category: bodyOf("/conversations/business", "post").category.pattern,
+    };
+    for (const [field, pattern] of Object.entries(patterns)) {
+      expect(typeof pattern, field).toBe("string");
+      // JSON Schema patterns are ECMA-262 regexes, read with the u flag by validators such as Ajv.
+      const re = new RegExp(pattern, "u");
+      expect(re.test("Support team 😀 é"), `${field}: ${pattern}`).toBe(true);
+      expect(re.test("bad\u0007"), `${field}: ${pattern}`).toBe(false);
+      expect(re.test("bad \ud800"), `${field}: ${pattern}`).toBe(false);
+    }
   });
 });

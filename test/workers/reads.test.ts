@@ -57,6 +57,23 @@ describe("read marks", () => {
     }
     expectErrorShape(await read(id, a.token, { messageId: crypto.randomUUID() }), 404);
   });
+
+  it("takes a JSON Content-Type with no body as no body: the latest (optional body, contract §5)", async () => {
+    const [a, b] = await users(2, "read");
+    const id = await direct(a, b);
+    await send(id, b, "one");
+    await send(id, b, "two");
+    // Clients that set the JSON Content-Type on every request sent this and got "Malformed JSON in request body".
+    const empty = await api("PUT", `/conversations/${id}/read`, { token: a.token, rawBody: "", headers: { "content-type": "application/json" } });
+    expect(empty.status, JSON.stringify(empty.body)).toBe(200);
+    expect(empty.body).toEqual({ conversationId: id, lastReadSeq: 2, unreadCount: 0 });
+    await send(id, b, "three");
+    const none = await api("PUT", `/conversations/${id}/read`, { token: a.token, headers: { "content-type": "application/json; charset=utf-8" } });
+    expect(none.status, JSON.stringify(none.body)).toBe(200);
+    expect(none.body.lastReadSeq).toBe(3);
+    // A body that is there and is not JSON is still a 400.
+    expectErrorShape(await api("PUT", `/conversations/${id}/read`, { token: a.token, rawBody: "{", headers: { "content-type": "application/json" } }), 400);
+  });
 });
 
 describe("receipts on a conversation socket", () => {

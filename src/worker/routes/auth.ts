@@ -8,6 +8,7 @@ import { devLoginResult, meResult } from "../../protocol/responses";
 import { requireAuth } from "../middleware/auth";
 import { loadProfiles } from "../profiles";
 import type { AppEnv } from "../env";
+import { errorResponses } from "../openapi";
 
 const devLoginBody = z.strictObject({
   kahaId: z.string().trim().min(1).max(100).regex(/^[A-Za-z0-9._@-]+$/, "kahaId may contain letters, digits and . _ @ -"),
@@ -39,6 +40,8 @@ export const auth = new OpenAPIHono<AppEnv>()
             "application/json": { schema: devLoginResult },
           },
         },
+        // 404: DEV_LOGIN is off (the route does not exist outside local development).
+        ...errorResponses(400, 404),
       },
     }),
     async (c) => {
@@ -67,6 +70,7 @@ export const auth = new OpenAPIHono<AppEnv>()
             "application/json": { schema: meResult },
           },
         },
+        ...errorResponses(401),
       },
     }),
     async (c) => {

@@ -18,6 +18,7 @@ import { isServiceToken, requireAuth } from "../middleware/auth";
 import { intParam, isUuidParam, limitParam, uuidPath } from "../params";
 import { withSenders } from "../profiles";
 import type { AppEnv } from "../env";
+import { errorResponses } from "../openapi";
 
 /**
  * Operations routes (issue [operations]): the message archive and the audit log of a conversation, audit chain
@@ -51,7 +52,7 @@ export const conversationOperations = new OpenAPIHono<AppEnv>()
       security,
       middleware: [requireAuth] as const,
       request: { params: conversationParam, query: z.object({ limit: limitParam(50), before: intParam(1) }) },
-      responses: { 200: json(messagePage, "A page of archived messages") },
+      responses: { 200: json(messagePage, "A page of archived messages"), ...errorResponses(400, 401, 404) },
     }),
     async (c) => {
       const { id: raw } = c.req.valid("param");
@@ -72,7 +73,7 @@ export const conversationOperations = new OpenAPIHono<AppEnv>()
       security,
       middleware: [requireAuth] as const,
       request: { params: conversationParam, query: auditQuery },
-      responses: { 200: json(auditPageSchema, "Audit entries; pass nextBefore as before for the next page") },
+      responses: { 200: json(auditPageSchema, "Audit entries; pass nextBefore as before for the next page"), ...errorResponses(400, 401, 403, 404) },
     }),
     async (c) => {
       const { id: raw } = c.req.valid("param");
@@ -117,7 +118,7 @@ export const operations = new OpenAPIHono<AppEnv>()
           },
         },
       },
-      responses: { 200: json(verifyReportSchema, "Verification report (ok: false names the broken rows)") },
+      responses: { ...errorResponses(400, 401, 403), 200: json(verifyReportSchema, "Verification report (ok: false names the broken rows)") },
     }),
     async (c) => {
       const body = c.req.valid("json");
@@ -141,7 +142,7 @@ export const operations = new OpenAPIHono<AppEnv>()
       security,
       middleware: [requireAuth, requireService] as const,
       request: { query: auditQuery },
-      responses: { 200: json(auditPageSchema, "Audit entries") },
+      responses: { 200: json(auditPageSchema, "Audit entries"), ...errorResponses(400, 401, 403) },
     }),
     async (c) => {
       const q = c.req.valid("query");
@@ -156,7 +157,7 @@ export const operations = new OpenAPIHono<AppEnv>()
       summary: "Last run of every job (service token)",
       security,
       middleware: [requireAuth, requireService] as const,
-      responses: { 200: json(jobRunsResult, "Job runs") },
+      responses: { 200: json(jobRunsResult, "Job runs"), ...errorResponses(401, 403) },
     }),
     async (c) => c.json({ jobs: await listJobRuns(c.get("db")()) }, 200),
   )
@@ -169,7 +170,7 @@ export const operations = new OpenAPIHono<AppEnv>()
       security,
       middleware: [requireAuth, requireService] as const,
       request: { params: z.object({ job: z.string().max(100) }) },
-      responses: { 200: json(jobReport, "The run's report") },
+      responses: { 200: json(jobReport, "The run's report"), ...errorResponses(401, 403, 404) },
     }),
     async (c) => {
       const { job: name } = c.req.valid("param");
@@ -195,7 +196,7 @@ export const operations = new OpenAPIHono<AppEnv>()
       security,
       middleware: [requireAuth, requireService] as const,
       request: { params: conversationParam },
-      responses: { 200: json(retentionSchema, "Retention settings") },
+      responses: { 200: json(retentionSchema, "Retention settings"), ...errorResponses(401, 403, 404) },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
@@ -225,7 +226,7 @@ export const operations = new OpenAPIHono<AppEnv>()
           },
         },
       },
-      responses: { 200: json(retentionSchema, "The new settings") },
+      responses: { 200: json(retentionSchema, "The new settings"), ...errorResponses(400, 401, 403, 404) },
     }),
     async (c) => {
       const { id } = c.req.valid("param");
@@ -245,7 +246,10 @@ export const metricsRoute = new OpenAPIHono<AppEnv>().openapi(
     summary: "Counters and gauges in the Prometheus text format (service token)",
     security,
     middleware: [requireAuth, requireService] as const,
-    responses: { 200: { description: "Prometheus exposition format 0.0.4", content: { "text/plain": { schema: z.string() } } } },
+    responses: {
+      200: { description: "Prometheus exposition format 0.0.4", content: { "text/plain": { schema: z.string() } } },
+      ...errorResponses(401, 403, 503),
+    },
   }),
   async (c) => {
     const redis = createRedis(c.get("config"));

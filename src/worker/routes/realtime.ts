@@ -12,6 +12,7 @@ import { isUuidParam } from "../params";
 import { roomStub } from "../rooms";
 import { ticketResult } from "../../protocol/responses";
 import type { AppEnv } from "../env";
+import { errorResponses } from "../openapi";
 
 /** Upgrades from another site are refused unless its origin is allowed; the service's own pages always are. */
 function checkOrigin(c: Context<AppEnv>): void {
@@ -77,6 +78,7 @@ export const realtime = new OpenAPIHono<AppEnv>().openapi(
         description: "Ticket",
         content: { "application/json": { schema: ticketResult } },
       },
+      ...errorResponses(401),
     },
   }),
   async (c) => {
@@ -86,7 +88,8 @@ export const realtime = new OpenAPIHono<AppEnv>().openapi(
   },
 );
 
-const upgradeDoc = (path: string, summary: string, description?: string) =>
+/** `refusals`: the statuses an upgrade can answer before the socket opens (the contract's error shape). */
+const upgradeDoc = (path: string, summary: string, refusals: Partial<ReturnType<typeof errorResponses>>, description?: string) =>
   createRoute({
     method: "get",
     path,
@@ -102,6 +105,7 @@ const upgradeDoc = (path: string, summary: string, description?: string) =>
     },
     responses: {
       101: { description: "Switching protocols: the socket speaks the frames of contract §6" },
+      ...refusals,
     },
   });
 
@@ -110,6 +114,8 @@ export const conversationSocket = new OpenAPIHono<AppEnv>().openapi(
   upgradeDoc(
     "/{id}/ws",
     "Conversation socket: messages, typing, receipts of one conversation",
+    // 403: an Origin outside ALLOWED_ORIGINS; 404: not a member (or no such conversation); 429: too many sockets.
+    errorResponses(401, 403, 404, 426, 429),
     `The first frame is \`ready {conversationId, lastSeq, participants, typing, you, protocolVersion}\`. Its participants carry \`profile\` (a Profile, \`stale: true\` when served from cache while the profile service fails) when the room has it or gets it within ${READY_PROFILE_WAIT_MS} ms; a slow profile service never holds the frame longer.`,
   ),
   async (c) => {
@@ -123,7 +129,7 @@ export const conversationSocket = new OpenAPIHono<AppEnv>().openapi(
 
 /** `GET /ws`: the caller's user session (presence, unread counts, notifications). */
 export const userSocket = new OpenAPIHono<AppEnv>().openapi(
-  upgradeDoc("/", "User socket: presence, unread counts and notifications across conversations"),
+  upgradeDoc("/", "User socket: presence, unread counts and notifications across conversations", errorResponses(401, 403, 426, 429)),
   async (c) => {
     // The session's presence write updates the user's row: it must exist first.
     const user = await upgradeIdentity(c, "first");

@@ -1,6 +1,7 @@
 import { Backoff, type BackoffOptions } from "./backoff";
 import { Emitter } from "./emitter";
 import { ChatApiError, errorFromFrame } from "./errors";
+import { onUpgradeRefused } from "./refusal";
 import type { ChatRest } from "./rest";
 import type { ConnectionState, StateChange, WebSocketConstructor, WebSocketLike } from "./types";
 
@@ -307,6 +308,11 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
       }
       this.onFrame(frame);
     };
+    onUpgradeRefused(ws, ({ status, retryAfter }) => {
+      if (gen !== this.generation) return;
+      this.upgradeStatus = status;
+      if (retryAfter !== undefined) this.retryAfterMs = retryAfter * 1000;
+    });
     ws.onerror = (event: { message?: unknown; error?: { message?: unknown } }) => {
       // The `ws` package names the refusal: "Unexpected server response: 404". Browsers tell nothing.
       const text = String(event?.message ?? event?.error?.message ?? "");

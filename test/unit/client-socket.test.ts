@@ -593,3 +593,70 @@ describe("client conversation socket: order of messages refused for now", () => 
     expect([a.content, a.seq, b.content, b.seq]).toEqual(["first", 1, "second", 2]);
   });
 });
+
+describe("client sockets in Node with ws: refused upgrades", () => {
+  // The Worker answers an upgrade it cannot serve now (token keys or Postgres unreachable, too many sockets) with
+  // 503/429 and Retry-After. With `ws` (header auth) the SDK saw only "Unexpected server response: 503" and retried
+  // on its own backoff, every few hundred ms, against a server that had asked for seconds.
+  it("waits the Retry-After of a 503 upgrade refusal before the next attempt", async () => {
+    const http = await import("node:http");
+    const WebSocket = (await import("ws")).default;
+    const attempts: number[] = [];
+    const server = http.createServer((_req, res) => res.end("{}"));
+    server.on("upgrade", (_req, socket) => {
+      attempts.push(Date.now());
+      socket.end("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+    });
+    server.listen(0, "127.0.0.1");
+    await new Promise((r) => server.once("listening", r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const rest = new ChatRest({ baseUrl: `http://127.0.0.1:${port}`, token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+      const room = new ConversationSocket(rest, `ws://127.0.0.1:${port}`, CONV, async () => ME, {
+        WebSocket: WebSocket as never,
+        backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
+        watchNetwork: false,
+      });
+      sockets.push(room);
+      room.connect();
+      await until(() => attempts.length >= 2, 3000);
+      room.close();
+      expect(attempts[1] - attempts[0]).toBeGreaterThanOrEqual(900);
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe("client sockets in Node with ws: refused upgrades, for good", () => {
+  it("still closes for good on a 404 upgrade refusal, without an uncaught error", async () => {
+    const http = await import("node:http");
+    const WebSocket = (await import("ws")).default;
+    const server = http.createServer((_req, res) => res.end("{}"));
+    server.on("upgrade", (_req, socket) => socket.end("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"));
+    server.listen(0, "127.0.0.1");
+    await new Promise((r) => server.once("listening", r));
+    const port = (server.address() as { port: number }).port;
+    const uncaught: unknown[] = [];
+    const onError = (err: unknown) => uncaught.push(err);
+    process.on("uncaughtException", onError);
+    try {
+      const rest = new ChatRest({ baseUrl: `http://127.0.0.1:${port}`, token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+      const room = new ConversationSocket(rest, `ws://127.0.0.1:${port}`, CONV, async () => ME, {
+        WebSocket: WebSocket as never,
+        backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
+        watchNetwork: false,
+      });
+      sockets.push(room);
+      const errors: { statusCode: number }[] = [];
+      room.on("error", (e) => errors.push(e));
+      room.connect();
+      await until(() => room.state === "closed", 3000);
+      expect(errors.map((e) => e.statusCode)).toEqual([404]);
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off("uncaughtException", onError);
+      server.close();
+    }
+  });
+});

@@ -1,4 +1,5 @@
 import { backoffDelay } from "./backoff";
+import { CONTENT_MAX_CHARS, contentLength } from "./content";
 import { ChatApiError, errorFromFrame } from "./errors";
 import { randomId } from "./ids";
 import { Outbox, type OutboxEntry } from "./outbox";
@@ -8,8 +9,7 @@ import { RealtimeSocket, type Frame, type SocketOptions } from "./socket";
 import { TypingThrottle, type TypingOptions } from "./typing";
 import type { ConversationEvents, Message, MessageType, Participant, ReadyData, TypingEvent } from "./types";
 
-/** Content rules the server applies (contract §5); checked early so obviously bad sends fail without a round trip. */
-export const CONTENT_MAX_CHARS = 4000;
+export { CONTENT_MAX_CHARS } from "./content";
 
 export interface ConversationSocketOptions extends SocketOptions {
   /**
@@ -118,9 +118,9 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
    * with a ChatApiError only when the server refuses it (4xx) or the socket is closed by the app.
    */
   send(content: string, options: SendOptions = {}): Promise<Message> {
-    const trimmed = content.trim();
-    // Characters as the server counts them (code points after NFC), not UTF-16 units: 2,500 emoji are 2,500.
-    const length = [...trimmed.normalize("NFC")].length;
+    // Characters as the server counts them (code points after its normalisation), not UTF-16 units: 2,500 emoji are
+    // 2,500, and the \r of CRLF text is not counted.
+    const length = contentLength(content);
     if (length === 0 || length > CONTENT_MAX_CHARS) {
       return Promise.reject(
         new ChatApiError({

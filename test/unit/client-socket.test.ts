@@ -372,6 +372,20 @@ describe("client conversation socket: audit findings (fifteenth session)", () =>
     await expect(s.send("x".repeat(4001))).rejects.toMatchObject({ statusCode: 400 });
     void sent.catch(() => {});
   });
+
+  // The server drops \r (CRLF becomes LF) and other control characters before it counts: text with Windows line
+  // endings (a Node bot, a paste) under the limit once stored was refused by the SDK without a round trip.
+  it("counts content after removing the control characters the server removes (CRLF text under the limit)", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("ready", ready(0));
+    const crlf = "line\r\n".repeat(700); // 4,200 characters sent, 3,500 stored
+    const sent = s.send(crlf);
+    await until(() => latest().sentOf("send_message").length === 1);
+    expect(latest().sentOf("send_message")[0].data.content).toBe(crlf);
+    await expect(s.send("\u0000\u0007 \r")).rejects.toMatchObject({ statusCode: 400 });
+    void sent.catch(() => {});
+  });
 });
 
 describe("client sockets in Node with ws (real sockets)", () => {

@@ -25,6 +25,11 @@ export interface ConversationSocketOptions extends SocketOptions {
   ackTimeoutMs?: number;
   /** A replay that does not finish within this long is abandoned and the socket replaced (ms). Default 30 000. */
   resumeTimeoutMs?: number;
+  /**
+   * Messages sent per second at most; the rest of the outbox waits. Default 80: the room closes a socket that writes
+   * more than WS_MAX_FRAMES_PER_SECOND (default 200) frames in a second, and its window need not line up with ours.
+   */
+  sendsPerSecond?: number;
 }
 
 export interface SendOptions {
@@ -56,6 +61,9 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
   private readonly autoDeliver: boolean;
   private readonly ackTimeoutMs: number;
   private readonly resumeTimeoutMs: number;
+  private readonly sendsPerSecond: number;
+  /** This second's sends: start (epoch ms) and count. */
+  private sendWindow = { start: 0, count: 0 };
   private me: string | undefined;
   private resuming = false;
   private resumeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -79,6 +87,7 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     this.autoDeliver = options.autoDeliver ?? true;
     this.ackTimeoutMs = options.ackTimeoutMs ?? 15_000;
     this.resumeTimeoutMs = options.resumeTimeoutMs ?? 30_000;
+    this.sendsPerSecond = Math.max(1, options.sendsPerSecond ?? 80);
     this.typingThrottle = new TypingThrottle((type) => void this.sendFrame(type, {}), options.typing);
   }
 
@@ -407,12 +416,17 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
   private flushOutbox(): void {
     if (!this.isLive || this.resuming) return;
     const now = Date.now();
+    if (now - this.sendWindow.start >= 1000) this.sendWindow = { start: now, count: 0 };
     for (const entry of this.queue.due(now, this.ackTimeoutMs)) {
+      // A burst over the room's frame limit got the socket closed (1008) and the rest of the outbox waited for the
+      // reconnect: what does not fit in this second goes in the next one.
+      if (this.sendWindow.count >= this.sendsPerSecond) return this.scheduleFlush(this.sendWindow.start + 1000 - now);
       const frameId = this.nextId("m");
       const data: Record<string, unknown> = { content: entry.content, clientMessageId: entry.clientMessageId };
       if (entry.type !== "text") data.type = entry.type;
       if (entry.replyToId) data.replyToId = entry.replyToId;
       if (!this.sendFrame("send_message", data, frameId)) return;
+      this.sendWindow.count++;
       this.queue.markSent(entry.clientMessageId, now, frameId);
     }
     if (this.queue.size > 0) this.scheduleFlush(1000);

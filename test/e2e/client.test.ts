@@ -490,3 +490,27 @@ describe("SDK token expiry and resume edge cases against the running stack", () 
     expect(new Set(told).size).toBe(told.length);
   });
 });
+
+describe("SDK outbox bursts against the running stack", () => {
+  // The room allows WS_MAX_FRAMES_PER_SECOND (200) frames a second, then says rate_limited and closes 1008. An outbox
+  // holding more than that (a bot sending a batch, a user who wrote offline) went out in one burst: the socket was
+  // thrown out, the app got an error, and the rest waited for a reconnect.
+  it("a batch of 260 sends goes out without being thrown out by the frame limit, each stored once, in order", async () => {
+    const [alice, bob] = [await login("sdk-a"), await login("sdk-b")];
+    const aliceSide = sdk(alice);
+    const conversation = await aliceSide.chat.createDirect(bob.id);
+    const ra = room(aliceSide.chat, conversation.id);
+    await live(ra.socket);
+    const errors: unknown[] = [];
+    const states: string[] = [];
+    ra.socket.on("error", (e) => errors.push(e));
+    ra.socket.on("state", (s) => states.push(s.state));
+    const N = 260;
+    const results = await Promise.all(range(1, N).map((i) => ra.socket.send(`b${i}`)));
+    expect(results.map((m) => m.content)).toEqual(range(1, N).map((i) => `b${i}`));
+    expect(results.map((m) => m.seq)).toEqual(range(1, N));
+    expect(errors).toEqual([]);
+    expect(states).toEqual([]);
+    expect(new Set(aliceSide.wire.sent.filter((f) => f.type === "send_message").map((f) => f.data.clientMessageId)).size).toBe(N);
+  });
+});

@@ -674,3 +674,18 @@ describe("client sockets in Node with ws: refused upgrades, for good", () => {
     }
   });
 });
+
+describe("client conversation socket: outbox pacing", () => {
+  // The room throws out a socket that writes more than WS_MAX_FRAMES_PER_SECOND (200) frames in a second.
+  it("sends a large outbox at a bounded rate instead of in one burst, and still sends every entry", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("ready", ready(0));
+    const pending = Array.from({ length: 200 }, (_, i) => s.send(`m${i}`));
+    for (const p of pending) void p.catch(() => {});
+    await tick(20);
+    expect(latest().sentOf("send_message").length).toBeLessThanOrEqual(100);
+    await until(() => latest().sentOf("send_message").length === 200, 4000);
+    expect(latest().sentOf("send_message").map((f) => f.data.content)).toEqual(Array.from({ length: 200 }, (_, i) => `m${i}`));
+  });
+});

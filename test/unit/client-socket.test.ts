@@ -689,3 +689,45 @@ describe("client conversation socket: outbox pacing", () => {
     expect(latest().sentOf("send_message").map((f) => f.data.content)).toEqual(Array.from({ length: 200 }, (_, i) => `m${i}`));
   });
 });
+
+describe("client sockets: nothing left running after close()", () => {
+  it("a conversation socket with pending sends, typing, marks and a gap leaves no timer after close()", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+    try {
+      const s = open({ autoDeliver: true });
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().frame("ready", ready(0));
+      void s.send("pending").catch(() => {});
+      s.typing();
+      latest().frame("new_message", { message: msg(1) });
+      latest().frame("new_message", { message: msg(3) }); // a gap: a resume wait
+      s.markRead(1);
+      const waiting = s.next("ready", () => true, 60_000).catch(() => {});
+      s.close();
+      // The app's own next() timer is the app's; everything else must be gone.
+      expect(vi.getTimerCount()).toBe(1);
+      void waiting;
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("a user socket with marks waiting and a presence request in flight leaves no timer after close()", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+    try {
+      const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+      const u = new UserSocket(rest, "ws://chat.test", { WebSocket: FakeSocket as never, watchNetwork: false });
+      sockets.push(u);
+      u.connect();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().frame("connected", { userId: ME, timestamp: new Date(0).toISOString() });
+      latest().frame("notification", { conversationId: CONV, message: msg(4) });
+      const presence = u.getPresence([OTHER]).catch(() => "rejected");
+      u.close();
+      expect(await presence).toBe("rejected");
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});

@@ -232,12 +232,16 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     this.flushTimer = this.deliverTimer = undefined;
   }
 
-  protected override onClosed(reason: string): void {
+  protected override onClosed(reason: string, cause?: ChatApiError): void {
     // A close before any socket was attached skips onDisconnected: the resume wait armed for the first URL stayed.
     this.stopLocalTimers();
     for (const entry of this.queue.list()) {
       this.queue.remove(entry.clientMessageId);
-      this.settle(entry.clientMessageId, undefined, new ChatApiError({ statusCode: 0, message: `Not acknowledged before the socket closed: ${reason}`, code: "closed" }));
+      const error = new ChatApiError({ statusCode: 0, message: `Not acknowledged before the socket closed: ${reason}`, code: "closed", cause });
+      this.settle(entry.clientMessageId, undefined, error);
+      // Closed for good by the server (removed, credentials refused) or after giving up: an app that draws failures
+      // from send_failed dropped the message on the emptied outbox without a word. A close by the app is the app's own.
+      if (cause) this.emit("send_failed", { clientMessageId: entry.clientMessageId, error });
     }
     this.emitOutbox();
   }

@@ -164,8 +164,8 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
   protected abstract onFrame(frame: Frame): void;
   /** The socket went away (any reason). */
   protected onDisconnected(): void {}
-  /** Closed for good. */
-  protected onClosed(_reason: string): void {}
+  /** Closed for good: by the app (no error), or because the server refused us or we gave up (`error`). */
+  protected onClosed(_reason: string, _error?: ChatApiError): void {}
   /** A REST call that throws a ChatApiError when connecting is pointless (unknown conversation, bad token). */
   protected abstract probe(): Promise<void>;
 
@@ -225,7 +225,7 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
     this.network?.removeEventListener("online", this.onOnline);
     this.teardown(1000, error.message);
     this.emit("error", error as Events["error"]);
-    this.onClosed(error.message);
+    this.onClosed(error.message, error);
     this.setState("closed", { reason: error.message });
   }
 

@@ -731,3 +731,24 @@ describe("client sockets: nothing left running after close()", () => {
     }
   });
 });
+
+describe("client conversation socket: sends pending when the socket closes for good", () => {
+  // The web app (like any app drawing failures from `send_failed`) dropped the pending bubble on the `outbox` event
+  // that emptied the outbox: a message written just before the user was removed vanished without "Not sent".
+  it("tells send_failed for each message still pending when the server closes the socket for good, before the outbox empties", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(0));
+    const events: string[] = [];
+    s.on("send_failed", ({ clientMessageId }) => events.push(`failed ${clientMessageId}`));
+    s.on("outbox", ({ pending }) => events.push(`outbox ${pending.length}`));
+    const pending = s.send("too late", { clientMessageId: "cmid-1" });
+    void pending.catch(() => {});
+    ws.readyState = 3;
+    ws.onclose?.({ code: 4403, reason: "No longer a participant" });
+    expect(s.state).toBe("closed");
+    await expect(pending).rejects.toMatchObject({ code: "closed" });
+    expect(events).toEqual(["outbox 1", "failed cmid-1", "outbox 0"]);
+  });
+});

@@ -328,7 +328,9 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     // A position past the server's newest (an afterSeq from stale state): the server replays from its newest, and
     // every message up to our old position would otherwise be dropped here as already seen.
     else if (this.seq.lastSeq > data.lastSeq) this.seq.reset(data.lastSeq);
+    // A replay follows: it has resumeTimeoutMs, and one slower than the connect timeout was abandoned (and started over).
     if (!this.resuming) this.goLive();
+    else this.markAccepted();
   }
 
   /**

@@ -169,10 +169,18 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
   /** A REST call that throws a ChatApiError when connecting is pointless (unknown conversation, bad token). */
   protected abstract probe(): Promise<void>;
 
-  /** The subclass saw the frame(s) that make the socket live. */
-  protected markOpen(): void {
+  /**
+   * The server accepted the socket, which goes live after more frames (a replay) under a timeout of their own: the
+   * connect timeout no longer applies.
+   */
+  protected markAccepted(): void {
     if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
+  }
+
+  /** The subclass saw the frame(s) that make the socket live. */
+  protected markOpen(): void {
+    this.markAccepted();
     const reconnected = this.everOpened;
     this.everOpened = true;
     this.failures = 0;

@@ -752,3 +752,24 @@ describe("client conversation socket: sends pending when the socket closes for g
     expect(events).toEqual(["outbox 1", "failed cmid-1", "outbox 0"]);
   });
 });
+
+describe("client conversation socket: slow replays", () => {
+  // The connect timeout kept running after `ready` until the replay ended: a replay slower than connectTimeoutMs
+  // (20 s) was abandoned although resumeTimeoutMs (30 s) is the replay's own budget, and a backlog whose replay
+  // always took that long was never caught up.
+  it("a replay that takes longer than the connect timeout, but not the resume timeout, is waited for", async () => {
+    const s = open({ afterSeq: 0, connectTimeoutMs: 60, resumeTimeoutMs: 1000 });
+    const seen: number[] = [];
+    s.on("new_message", ({ message }) => seen.push(message.seq));
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(2));
+    await tick(150);
+    ws.frame("new_message", { message: msg(1) });
+    ws.frame("new_message", { message: msg(2) });
+    ws.frame("resumed", { fromSeq: 1, toSeq: 2, complete: true });
+    expect(s.state).toBe("open");
+    expect(seen).toEqual([1, 2]);
+    expect(FakeSocket.all).toHaveLength(1);
+  });
+});

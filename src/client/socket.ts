@@ -367,8 +367,10 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
         (err: unknown) => {
           if (gen !== this.generation || this.closedByApp) return;
           const e = toApiError(err);
-          if (e.isClientError) this.fail(e);
-          else this.scheduleReconnect();
+          if (e.isClientError) return this.fail(e);
+          // Longer than REST waits out itself (10 s): the server's wait, not the backoff's, comes first.
+          if (e.retryAfter !== undefined) this.retryAfterMs = Math.max(this.retryAfterMs, e.retryAfter * 1000);
+          this.scheduleReconnect();
         },
       );
       this.setState("reconnecting", { delayMs: undefined, reason: reason || undefined });

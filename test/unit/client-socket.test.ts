@@ -773,3 +773,28 @@ describe("client conversation socket: slow replays", () => {
     expect(FakeSocket.all).toHaveLength(1);
   });
 });
+
+describe("client conversation socket: Retry-After of the probe", () => {
+  // After failed attempts the socket asks REST why; a 503 with a Retry-After too long for REST to wait out itself
+  // (30 s: the service is misconfigured or starting) was ignored, and the next attempt came after the usual backoff.
+  it("waits the Retry-After of a refused probe before the next attempt", async () => {
+    const fetch = async () => new Response('{"statusCode":503,"message":"Starting"}', { status: 503, headers: { "retry-after": "30" } });
+    const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch });
+    const s = new ConversationSocket(rest, "ws://chat.test", CONV, async () => ME, {
+      WebSocket: FakeSocket as never,
+      backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
+      watchNetwork: false,
+    });
+    sockets.push(s);
+    const delays: (number | undefined)[] = [];
+    s.on("state", (c) => c.state === "reconnecting" && delays.push(c.delayMs));
+    s.connect();
+    for (let i = 1; i <= 3; i++) {
+      await until(() => FakeSocket.all.length === i && latest().readyState === 1);
+      latest().cut();
+    }
+    // The third failure probes (no delay yet), then schedules after the probe's answer.
+    await until(() => delays.length === 4);
+    expect(delays[3]).toBeGreaterThanOrEqual(30_000);
+  });
+});

@@ -46,6 +46,13 @@ interface Waiter {
 
 const versionOf = (m: Message) => `${m.editedAt ?? ""}|${m.deletedAt ?? ""}|${m.content.length}`;
 
+/** The later state of one message: a deletion is final, otherwise the later edit wins (ties: the copy seen last). */
+const newerOf = (held: Message, seen: Message): Message => {
+  if (held.deletedAt) return held;
+  if (seen.deletedAt) return seen;
+  return (seen.editedAt ?? "") >= (held.editedAt ?? "") ? seen : held;
+};
+
 /**
  * The socket of one conversation: messages in seq order exactly once (across reconnects: resume from the last seq
  * seen), an outbox that re-sends unacknowledged messages with their clientMessageId, typing, receipts and presence.
@@ -259,10 +266,13 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
         return this.onAck(d.clientMessageId as string, d.message as Message);
       case "message_updated": {
         const m = d.message as Message;
+        // Held back behind a gap: told before the message itself, the change was then undone by its older copy.
+        if (this.changeHeld(m.seq, (held) => newerOf(held, m))) return;
         if (this.versions.add(m.id, versionOf(m))) this.emit("message_updated", { message: m });
         return;
       }
       case "message_deleted":
+        if (this.changeHeld(d.seq, (held) => newerOf(held, { ...held, content: "", deletedAt: held.deletedAt ?? new Date().toISOString() }))) return;
         if (this.versions.add(d.messageId as string, "deleted")) this.emit("message_deleted", { messageId: d.messageId, seq: d.seq });
         return;
       case "typing_start":
@@ -368,8 +378,16 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     this.flushOutbox();
   }
 
+  /** Applies a change to a message held back behind a gap (delivered later as it is then); false when none is. */
+  private changeHeld(seq: number, change: (held: Message) => Message): boolean {
+    const held = typeof seq === "number" ? this.seq?.heldAt(seq) : undefined;
+    return held !== undefined && this.seq!.replaceHeld(seq, change(held));
+  }
+
   private accept(message: Message): void {
     if (!this.seq) this.seq = new SeqBuffer<Message>(message.seq - 1);
+    // A replay's copy of a message held back from a live frame: the newer of the two is delivered.
+    if (this.changeHeld(message.seq, (held) => newerOf(held, message))) return;
     const { deliver } = this.seq.offer(message.seq, message);
     for (const m of deliver) this.deliver(m);
     if (this.seq.hasGap && !this.resuming) this.requestResume();

@@ -31,6 +31,18 @@ export class SeqBuffer<T> {
     return min;
   }
 
+  /** The item held back at `seq`, if any. */
+  heldAt(seq: number): T | undefined {
+    return this.held.get(seq);
+  }
+
+  /** Replaces the item held back at `seq` (a newer copy of it); false when nothing is held there. */
+  replaceHeld(seq: number, item: T): boolean {
+    if (!this.held.has(seq)) return false;
+    this.held.set(seq, item);
+    return true;
+  }
+
   /** Starts over from `lastSeq` (held items at or below it are dropped). */
   reset(lastSeq: number): void {
     this.last = lastSeq;

@@ -798,3 +798,46 @@ describe("client conversation socket: Retry-After of the probe", () => {
     expect(delays[3]).toBeGreaterThanOrEqual(30_000);
   });
 });
+
+describe("client conversation socket: changes of messages held back behind a gap", () => {
+  // Held back behind a gap (between the parts of a long replay, live frames come in ahead of it), a message was
+  // delivered later as first seen: an edit or delete told meanwhile came before the message itself, so an app that
+  // applies events in order showed the old text, or a deleted message, and the replay's newer copy was dropped.
+  it("a message edited or deleted while held back is delivered as it is now, and nothing about it comes before it", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(1));
+    const log: string[] = [];
+    const view = new Map<number, string>();
+    s.on("new_message", ({ message: m }) => (log.push(`new ${m.seq}`), view.set(m.seq, m.deletedAt ? "(deleted)" : m.content)));
+    s.on("message_updated", ({ message: m }) => (log.push(`upd ${m.seq}`), view.set(m.seq, m.deletedAt ? "(deleted)" : m.content)));
+    s.on("message_deleted", ({ seq }) => (log.push(`del ${seq}`), view.set(seq, "(deleted)")));
+    ws.frame("new_message", { message: msg(3) });
+    ws.frame("new_message", { message: msg(4) });
+    ws.frame("message_updated", { message: msg(3, { content: "m3 edited", editedAt: new Date(1000).toISOString() }) });
+    ws.frame("message_deleted", { messageId: msg(4).id, seq: 4 });
+    expect(log).toEqual([]);
+    // The replay that fills the gap.
+    ws.frame("new_message", { message: msg(2) });
+    ws.frame("resumed", { fromSeq: 2, toSeq: 4, complete: true });
+    expect(log.filter((l) => l.startsWith("new"))).toEqual(["new 2", "new 3", "new 4"]);
+    expect(Object.fromEntries(view)).toEqual({ 2: "m2", 3: "m3 edited", 4: "(deleted)" });
+  });
+
+  it("the replay's copy of a held message replaces the older one held", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(1));
+    const got: Message[] = [];
+    s.on("new_message", ({ message }) => got.push(message));
+    ws.frame("new_message", { message: msg(3) });
+    ws.frame("new_message", { message: msg(2) });
+    expect(got.map((m) => m.seq)).toEqual([2, 3]);
+    ws.frame("new_message", { message: msg(5) });
+    ws.frame("new_message", { message: msg(5, { content: "m5 edited", editedAt: new Date(1000).toISOString() }) });
+    ws.frame("new_message", { message: msg(4) });
+    expect(got.map((m) => m.content)).toEqual(["m2", "m3", "m4", "m5 edited"]);
+  });
+});

@@ -307,7 +307,11 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
         return this.emit("conversation_updated", { conversation: d.conversation });
       case "messages_archived":
         // Seqs up to the mark are never replayed: waiting for them would hold back everything after them.
-        if (this.seq && d.upToSeq > this.seq.lastSeq) this.seq.reset(d.upToSeq);
+        if (this.seq && d.upToSeq > this.seq.lastSeq) {
+          this.emit("messages_archived", { conversationId: d.conversationId, upToSeq: d.upToSeq });
+          for (const m of this.seq.reset(d.upToSeq)) this.deliver(m);
+          return;
+        }
         return this.emit("messages_archived", { conversationId: d.conversationId, upToSeq: d.upToSeq });
       case "error":
         return this.onErrorFrame(frame);

@@ -841,3 +841,24 @@ describe("client conversation socket: changes of messages held back behind a gap
     expect(got.map((m) => m.content)).toEqual(["m2", "m3", "m4", "m5 edited"]);
   });
 });
+
+describe("client conversation socket: archive mark over a gap", () => {
+  // messages_archived moved the position past the gap, but the message held just after it stayed held: the replay's
+  // copy of it counted as already held, `resumed` still saw a gap, and the socket asked to resume again and again.
+  it("delivers what was held just past the archived mark, and stops asking to resume", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(5));
+    const seen: number[] = [];
+    s.on("new_message", ({ message }) => seen.push(message.seq));
+    ws.frame("new_message", { message: msg(12) });
+    expect(ws.sentOf("resume").map((f) => f.data)).toEqual([{ afterSeq: 5 }]);
+    ws.frame("messages_archived", { conversationId: CONV, upToSeq: 11 });
+    ws.frame("new_message", { message: msg(12) });
+    ws.frame("resumed", { fromSeq: 12, toSeq: 12, complete: true });
+    expect(seen).toEqual([12]);
+    expect(ws.sentOf("resume")).toHaveLength(1);
+    expect(s.lastSeq).toBe(12);
+  });
+});

@@ -1,4 +1,5 @@
 import { backoffDelay } from "./backoff";
+import { CONTENT_MAX_CHARS, contentLength } from "./content";
 import { ChatApiError, errorFromFrame } from "./errors";
 import { randomId } from "./ids";
 import { Outbox, type OutboxEntry } from "./outbox";
@@ -8,8 +9,7 @@ import { RealtimeSocket, type Frame, type SocketOptions } from "./socket";
 import { TypingThrottle, type TypingOptions } from "./typing";
 import type { ConversationEvents, Message, MessageType, Participant, ReadyData, TypingEvent } from "./types";
 
-/** Content rules the server applies (contract §5); checked early so obviously bad sends fail without a round trip. */
-export const CONTENT_MAX_CHARS = 4000;
+export { CONTENT_MAX_CHARS } from "./content";
 
 export interface ConversationSocketOptions extends SocketOptions {
   /**
@@ -25,6 +25,11 @@ export interface ConversationSocketOptions extends SocketOptions {
   ackTimeoutMs?: number;
   /** A replay that does not finish within this long is abandoned and the socket replaced (ms). Default 30 000. */
   resumeTimeoutMs?: number;
+  /**
+   * Messages sent per second at most; the rest of the outbox waits. Default 80: the room closes a socket that writes
+   * more than WS_MAX_FRAMES_PER_SECOND (default 200) frames in a second, and its window need not line up with ours.
+   */
+  sendsPerSecond?: number;
 }
 
 export interface SendOptions {
@@ -41,6 +46,13 @@ interface Waiter {
 
 const versionOf = (m: Message) => `${m.editedAt ?? ""}|${m.deletedAt ?? ""}|${m.content.length}`;
 
+/** The later state of one message: a deletion is final, otherwise the later edit wins (ties: the copy seen last). */
+const newerOf = (held: Message, seen: Message): Message => {
+  if (held.deletedAt) return held;
+  if (seen.deletedAt) return seen;
+  return (seen.editedAt ?? "") >= (held.editedAt ?? "") ? seen : held;
+};
+
 /**
  * The socket of one conversation: messages in seq order exactly once (across reconnects: resume from the last seq
  * seen), an outbox that re-sends unacknowledged messages with their clientMessageId, typing, receipts and presence.
@@ -56,6 +68,9 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
   private readonly autoDeliver: boolean;
   private readonly ackTimeoutMs: number;
   private readonly resumeTimeoutMs: number;
+  private readonly sendsPerSecond: number;
+  /** This second's sends: start (epoch ms) and count. */
+  private sendWindow = { start: 0, count: 0 };
   private me: string | undefined;
   private resuming = false;
   private resumeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -79,6 +94,7 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     this.autoDeliver = options.autoDeliver ?? true;
     this.ackTimeoutMs = options.ackTimeoutMs ?? 15_000;
     this.resumeTimeoutMs = options.resumeTimeoutMs ?? 30_000;
+    this.sendsPerSecond = Math.max(1, options.sendsPerSecond ?? 80);
     this.typingThrottle = new TypingThrottle((type) => void this.sendFrame(type, {}), options.typing);
   }
 
@@ -118,9 +134,9 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
    * with a ChatApiError only when the server refuses it (4xx) or the socket is closed by the app.
    */
   send(content: string, options: SendOptions = {}): Promise<Message> {
-    const trimmed = content.trim();
-    // Characters as the server counts them (code points after NFC), not UTF-16 units: 2,500 emoji are 2,500.
-    const length = [...trimmed.normalize("NFC")].length;
+    // Characters as the server counts them (code points after its normalisation), not UTF-16 units: 2,500 emoji are
+    // 2,500, and the \r of CRLF text is not counted.
+    const length = contentLength(content);
     if (length === 0 || length > CONTENT_MAX_CHARS) {
       return Promise.reject(
         new ChatApiError({
@@ -223,12 +239,16 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     this.flushTimer = this.deliverTimer = undefined;
   }
 
-  protected override onClosed(reason: string): void {
+  protected override onClosed(reason: string, cause?: ChatApiError): void {
     // A close before any socket was attached skips onDisconnected: the resume wait armed for the first URL stayed.
     this.stopLocalTimers();
     for (const entry of this.queue.list()) {
       this.queue.remove(entry.clientMessageId);
-      this.settle(entry.clientMessageId, undefined, new ChatApiError({ statusCode: 0, message: `Not acknowledged before the socket closed: ${reason}`, code: "closed" }));
+      const error = new ChatApiError({ statusCode: 0, message: `Not acknowledged before the socket closed: ${reason}`, code: "closed", cause });
+      this.settle(entry.clientMessageId, undefined, error);
+      // Closed for good by the server (removed, credentials refused) or after giving up: an app that draws failures
+      // from send_failed dropped the message on the emptied outbox without a word. A close by the app is the app's own.
+      if (cause) this.emit("send_failed", { clientMessageId: entry.clientMessageId, error });
     }
     this.emitOutbox();
   }
@@ -246,10 +266,13 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
         return this.onAck(d.clientMessageId as string, d.message as Message);
       case "message_updated": {
         const m = d.message as Message;
+        // Held back behind a gap: told before the message itself, the change was then undone by its older copy.
+        if (this.changeHeld(m.seq, (held) => newerOf(held, m))) return;
         if (this.versions.add(m.id, versionOf(m))) this.emit("message_updated", { message: m });
         return;
       }
       case "message_deleted":
+        if (this.changeHeld(d.seq, (held) => newerOf(held, { ...held, content: "", deletedAt: held.deletedAt ?? new Date().toISOString() }))) return;
         if (this.versions.add(d.messageId as string, "deleted")) this.emit("message_deleted", { messageId: d.messageId, seq: d.seq });
         return;
       case "typing_start":
@@ -284,7 +307,11 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
         return this.emit("conversation_updated", { conversation: d.conversation });
       case "messages_archived":
         // Seqs up to the mark are never replayed: waiting for them would hold back everything after them.
-        if (this.seq && d.upToSeq > this.seq.lastSeq) this.seq.reset(d.upToSeq);
+        if (this.seq && d.upToSeq > this.seq.lastSeq) {
+          this.emit("messages_archived", { conversationId: d.conversationId, upToSeq: d.upToSeq });
+          for (const m of this.seq.reset(d.upToSeq)) this.deliver(m);
+          return;
+        }
         return this.emit("messages_archived", { conversationId: d.conversationId, upToSeq: d.upToSeq });
       case "error":
         return this.onErrorFrame(frame);
@@ -315,7 +342,9 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     // A position past the server's newest (an afterSeq from stale state): the server replays from its newest, and
     // every message up to our old position would otherwise be dropped here as already seen.
     else if (this.seq.lastSeq > data.lastSeq) this.seq.reset(data.lastSeq);
+    // A replay follows: it has resumeTimeoutMs, and one slower than the connect timeout was abandoned (and started over).
     if (!this.resuming) this.goLive();
+    else this.markAccepted();
   }
 
   /**
@@ -353,8 +382,16 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     this.flushOutbox();
   }
 
+  /** Applies a change to a message held back behind a gap (delivered later as it is then); false when none is. */
+  private changeHeld(seq: number, change: (held: Message) => Message): boolean {
+    const held = typeof seq === "number" ? this.seq?.heldAt(seq) : undefined;
+    return held !== undefined && this.seq!.replaceHeld(seq, change(held));
+  }
+
   private accept(message: Message): void {
     if (!this.seq) this.seq = new SeqBuffer<Message>(message.seq - 1);
+    // A replay's copy of a message held back from a live frame: the newer of the two is delivered.
+    if (this.changeHeld(message.seq, (held) => newerOf(held, message))) return;
     const { deliver } = this.seq.offer(message.seq, message);
     for (const m of deliver) this.deliver(m);
     if (this.seq.hasGap && !this.resuming) this.requestResume();
@@ -407,12 +444,17 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
   private flushOutbox(): void {
     if (!this.isLive || this.resuming) return;
     const now = Date.now();
+    if (now - this.sendWindow.start >= 1000) this.sendWindow = { start: now, count: 0 };
     for (const entry of this.queue.due(now, this.ackTimeoutMs)) {
+      // A burst over the room's frame limit got the socket closed (1008) and the rest of the outbox waited for the
+      // reconnect: what does not fit in this second goes in the next one.
+      if (this.sendWindow.count >= this.sendsPerSecond) return this.scheduleFlush(this.sendWindow.start + 1000 - now);
       const frameId = this.nextId("m");
       const data: Record<string, unknown> = { content: entry.content, clientMessageId: entry.clientMessageId };
       if (entry.type !== "text") data.type = entry.type;
       if (entry.replyToId) data.replyToId = entry.replyToId;
       if (!this.sendFrame("send_message", data, frameId)) return;
+      this.sendWindow.count++;
       this.queue.markSent(entry.clientMessageId, now, frameId);
     }
     if (this.queue.size > 0) this.scheduleFlush(1000);

@@ -1,8 +1,11 @@
 /** A small typed event emitter (no Node `events` dependency, so it runs in browsers and workers alike). */
 export type Listener<T> = (payload: T) => void;
 
+/** A once() wrapper remembers what it wraps, so off() with the app's own function finds it. */
+type Wrapped = Listener<never> & { original?: Listener<never> };
+
 export class Emitter<Events extends object> {
-  private readonly listeners = new Map<keyof Events, Set<Listener<never>>>();
+  private readonly listeners = new Map<keyof Events, Set<Wrapped>>();
 
   /** Subscribes; returns the function that unsubscribes. */
   on<K extends keyof Events>(type: K, listener: Listener<Events[K]>): () => void {
@@ -13,25 +16,46 @@ export class Emitter<Events extends object> {
   }
 
   off<K extends keyof Events>(type: K, listener: Listener<Events[K]>): void {
-    this.listeners.get(type)?.delete(listener as Listener<never>);
+    const set = this.listeners.get(type);
+    if (!set) return;
+    const fn = listener as Listener<never>;
+    if (set.delete(fn)) return;
+    for (const l of set) {
+      if (l.original !== fn) continue;
+      set.delete(l);
+      return;
+    }
   }
 
   once<K extends keyof Events>(type: K, listener: Listener<Events[K]>): () => void {
-    const off = this.on(type, (payload) => {
+    const wrapper: Wrapped = ((payload: Events[K]) => {
       off();
       listener(payload);
-    });
+    }) as Wrapped;
+    wrapper.original = listener as Listener<never>;
+    const off = this.on(type, wrapper as Listener<Events[K]>);
     return off;
   }
 
-  /** The next event of this type that matches, as a promise (rejects after timeoutMs when given). */
+  /** The next event of this type that matches, as a promise (rejects after timeoutMs when given, or when match throws). */
   next<K extends keyof Events>(type: K, match: (payload: Events[K]) => boolean = () => true, timeoutMs?: number): Promise<Events[K]> {
     return new Promise((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const off = this.on(type, (payload) => {
-        if (!match(payload)) return;
+      const settle = () => {
         off();
         if (timer !== undefined) clearTimeout(timer);
+      };
+      const off = this.on(type, (payload) => {
+        let matched: boolean;
+        try {
+          matched = match(payload);
+        } catch (err) {
+          // Swallowed by emit, the promise waited for ever (or until its timeout).
+          settle();
+          return reject(err);
+        }
+        if (!matched) return;
+        settle();
         resolve(payload);
       });
       if (timeoutMs !== undefined) {
@@ -47,6 +71,8 @@ export class Emitter<Events extends object> {
     const set = this.listeners.get(type);
     if (!set) return;
     for (const listener of [...set]) {
+      // Removed by an earlier listener of this event (a view it tore down): not called, as DOM events do.
+      if (!set.has(listener)) continue;
       try {
         (listener as Listener<Events[K]>)(payload);
       } catch (err) {

@@ -96,15 +96,16 @@ export class ChatRest {
   async request<T>(method: string, path: string, options: { body?: unknown; query?: Query; auth?: boolean; idempotent?: boolean } = {}): Promise<T> {
     const url = new URL(this.baseUrl + path, this.baseUrl ? undefined : globalOrigin());
     for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined && v !== null) url.searchParams.set(k, String(v));
-    const headers: Record<string, string> = { accept: "application/json" };
-    if (options.body !== undefined) headers["content-type"] = "application/json";
-    if (options.auth !== false) {
-      const token = await this.token();
-      if (token) headers.authorization = `Bearer ${token}`;
-    }
     const body = options.body === undefined ? undefined : JSON.stringify(options.body);
     const safe = method === "GET" || method === "HEAD" || options.idempotent === true;
     for (let attempt = 0; ; attempt++) {
+      const headers: Record<string, string> = { accept: "application/json" };
+      if (options.body !== undefined) headers["content-type"] = "application/json";
+      // Read for every try: a token that expired during a retry's wait turned a retried 503 into a 401.
+      if (options.auth !== false) {
+        const token = await this.token();
+        if (token) headers.authorization = `Bearer ${token}`;
+      }
       try {
         return await this.once<T>(method, url.toString(), headers, body);
       } catch (err) {

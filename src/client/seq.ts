@@ -31,10 +31,38 @@ export class SeqBuffer<T> {
     return min;
   }
 
-  /** Starts over from `lastSeq` (held items at or below it are dropped). */
-  reset(lastSeq: number): void {
+  /** The item held back at `seq`, if any. */
+  heldAt(seq: number): T | undefined {
+    return this.held.get(seq);
+  }
+
+  /** Replaces the item held back at `seq` (a newer copy of it); false when nothing is held there. */
+  replaceHeld(seq: number, item: T): boolean {
+    if (!this.held.has(seq)) return false;
+    this.held.set(seq, item);
+    return true;
+  }
+
+  /**
+   * Starts over from `lastSeq` (held items at or below it are dropped). Returns the held items that now follow it
+   * without a gap, to deliver: left held, nothing released them (their replayed copies count as already held).
+   */
+  reset(lastSeq: number): T[] {
     this.last = lastSeq;
     for (const s of [...this.held.keys()]) if (s <= lastSeq) this.held.delete(s);
+    return this.drain();
+  }
+
+  private drain(): T[] {
+    const deliver: T[] = [];
+    for (;;) {
+      const next = this.held.get(this.last + 1);
+      if (next === undefined) break;
+      this.held.delete(this.last + 1);
+      this.last++;
+      deliver.push(next);
+    }
+    return deliver;
   }
 
   /**
@@ -44,14 +72,7 @@ export class SeqBuffer<T> {
   offer(seq: number, item: T): { deliver: T[]; duplicate: boolean } {
     if (!Number.isSafeInteger(seq) || seq <= this.last || this.held.has(seq)) return { deliver: [], duplicate: true };
     this.held.set(seq, item);
-    const deliver: T[] = [];
-    for (;;) {
-      const next = this.held.get(this.last + 1);
-      if (next === undefined) break;
-      this.held.delete(this.last + 1);
-      this.last++;
-      deliver.push(next);
-    }
+    const deliver = this.drain();
     if (this.held.size > this.maxHeld) {
       // Something is badly wrong (a server that skips seqs): never grow without bound; deliver what we have.
       const seqs = [...this.held.keys()].sort((a, b) => a - b);

@@ -1,6 +1,7 @@
 import { Backoff, type BackoffOptions } from "./backoff";
 import { Emitter } from "./emitter";
 import { ChatApiError, errorFromFrame } from "./errors";
+import { onUpgradeRefused } from "./refusal";
 import type { ChatRest } from "./rest";
 import type { ConnectionState, StateChange, WebSocketConstructor, WebSocketLike } from "./types";
 
@@ -163,15 +164,23 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
   protected abstract onFrame(frame: Frame): void;
   /** The socket went away (any reason). */
   protected onDisconnected(): void {}
-  /** Closed for good. */
-  protected onClosed(_reason: string): void {}
+  /** Closed for good: by the app (no error), or because the server refused us or we gave up (`error`). */
+  protected onClosed(_reason: string, _error?: ChatApiError): void {}
   /** A REST call that throws a ChatApiError when connecting is pointless (unknown conversation, bad token). */
   protected abstract probe(): Promise<void>;
 
-  /** The subclass saw the frame(s) that make the socket live. */
-  protected markOpen(): void {
+  /**
+   * The server accepted the socket, which goes live after more frames (a replay) under a timeout of their own: the
+   * connect timeout no longer applies.
+   */
+  protected markAccepted(): void {
     if (this.connectTimer !== undefined) clearTimeout(this.connectTimer);
     this.connectTimer = undefined;
+  }
+
+  /** The subclass saw the frame(s) that make the socket live. */
+  protected markOpen(): void {
+    this.markAccepted();
     const reconnected = this.everOpened;
     this.everOpened = true;
     this.failures = 0;
@@ -224,7 +233,7 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
     this.network?.removeEventListener("online", this.onOnline);
     this.teardown(1000, error.message);
     this.emit("error", error as Events["error"]);
-    this.onClosed(error.message);
+    this.onClosed(error.message, error);
     this.setState("closed", { reason: error.message });
   }
 
@@ -307,6 +316,11 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
       }
       this.onFrame(frame);
     };
+    onUpgradeRefused(ws, ({ status, retryAfter }) => {
+      if (gen !== this.generation) return;
+      this.upgradeStatus = status;
+      if (retryAfter !== undefined) this.retryAfterMs = retryAfter * 1000;
+    });
     ws.onerror = (event: { message?: unknown; error?: { message?: unknown } }) => {
       // The `ws` package names the refusal: "Unexpected server response: 404". Browsers tell nothing.
       const text = String(event?.message ?? event?.error?.message ?? "");
@@ -353,8 +367,10 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
         (err: unknown) => {
           if (gen !== this.generation || this.closedByApp) return;
           const e = toApiError(err);
-          if (e.isClientError) this.fail(e);
-          else this.scheduleReconnect();
+          if (e.isClientError) return this.fail(e);
+          // Longer than REST waits out itself (10 s): the server's wait, not the backoff's, comes first.
+          if (e.retryAfter !== undefined) this.retryAfterMs = Math.max(this.retryAfterMs, e.retryAfter * 1000);
+          this.scheduleReconnect();
         },
       );
       this.setState("reconnecting", { delayMs: undefined, reason: reason || undefined });

@@ -397,3 +397,120 @@ describe("SDK user socket marks against the running stack", () => {
     expect(ra.socket.participants.find((p) => p.userId === bob.id)?.lastDeliveredSeq).toBe(1);
   });
 });
+
+describe("SDK token expiry and resume edge cases against the running stack", () => {
+  it("sockets whose tokens keep expiring (4401) reconnect with fresh tokens and miss nothing", async () => {
+    const { signDevToken } = await import("../../src/lib/jwt");
+    const { LOCAL_JWT_SECRET } = await import("../../scripts/lib/stack");
+    const [alice, bob] = [await login("sdk-a"), await login("sdk-b")];
+    const a = sdk(alice).chat;
+    const conversation = await a.createDirect(bob.id);
+    const wire: Wire = { sent: [], deaf: false, sockets: [] };
+    let minted = 0;
+    // Every token lives 2 s: each socket is closed with 4401 several times during the test.
+    const b = new ChatClient({
+      baseUrl: BASE,
+      token: () => (minted++, signDevToken(bob, LOCAL_JWT_SECRET, 2)),
+      WebSocket: wiredWebSocket(wire),
+      backoff: { initialMs: 100, maxMs: 2000 },
+    });
+    const ra = room(a, conversation.id);
+    const rb = room(b, conversation.id);
+    const user = b.user({ auth: "ticket" });
+    opened.push(user);
+    const states: StateChange[] = [];
+    rb.socket.on("state", (s) => states.push(s));
+    const errors: unknown[] = [];
+    rb.socket.on("error", (e) => errors.push(e));
+    user.on("error", (e) => errors.push(e));
+    await Promise.all([live(ra.socket), live(rb.socket), live(user)]);
+    const N = 25;
+    for (let i = 1; i <= N; i++) {
+      await ra.socket.send(`t${i}`);
+      await sleep(250);
+    }
+    const sent = rb.socket.send("from bob");
+    await until(async () => (rb.messages.length >= N + 1 ? true : undefined), 30_000);
+    await sent;
+    await sleep(300);
+    expect(rb.messages.map((m) => m.seq)).toEqual(range(1, N + 1));
+    expect(states.filter((s) => s.state === "open" && s.reconnected).length).toBeGreaterThanOrEqual(2);
+    expect(rb.socket.state === "open" || rb.socket.state === "connecting" || rb.socket.state === "reconnecting").toBe(true);
+    expect(user.state).not.toBe("closed");
+    expect(errors).toEqual([]);
+    expect(minted).toBeGreaterThan(4);
+  });
+
+  it("edits and deletes made while a socket was away are told after the resume; the app's view matches history", async () => {
+    const [alice, bob] = [await login("sdk-a"), await login("sdk-b")];
+    const a = sdk(alice).chat;
+    const bobSide = sdk(bob);
+    const conversation = await a.createDirect(bob.id);
+    const ra = room(a, conversation.id);
+    const rb = room(bobSide.chat, conversation.id);
+    const view = new Map<string, { seq: number; content: string; deleted: boolean }>();
+    const told: string[] = [];
+    rb.socket.on("new_message", ({ message: m }) => {
+      told.push(`new ${m.seq}`);
+      view.set(m.id, { seq: m.seq, content: m.content, deleted: m.deletedAt !== null });
+    });
+    rb.socket.on("message_updated", ({ message: m }) => {
+      told.push(`upd ${m.seq}`);
+      view.set(m.id, { seq: m.seq, content: m.content, deleted: m.deletedAt !== null });
+    });
+    rb.socket.on("message_deleted", ({ messageId, seq }) => {
+      told.push(`del ${seq}`);
+      const v = view.get(messageId);
+      view.set(messageId, { seq, content: v?.content ?? "", deleted: true });
+    });
+    await Promise.all([live(ra.socket), live(rb.socket)]);
+    const first = [await ra.socket.send("one"), await ra.socket.send("two"), await ra.socket.send("three")];
+    await until(async () => (rb.messages.length === 3 ? true : undefined), 15_000);
+
+    // Bob's connection dies silently; meanwhile Alice edits and deletes old and new messages.
+    bobSide.wire.deaf = true;
+    await a.editMessage(conversation.id, first[0].id, "one (edited)");
+    await a.deleteMessage(conversation.id, first[1].id);
+    const later = [await ra.socket.send("four"), await ra.socket.send("five")];
+    await a.editMessage(conversation.id, later[0].id, "four (edited)");
+    await a.deleteMessage(conversation.id, later[1].id);
+    const down = rb.socket.next("state", (s) => s.state !== "open", 15_000);
+    bobSide.wire.sockets.at(-1)!.terminate();
+    await down;
+    bobSide.wire.deaf = false;
+    await live(rb.socket);
+    await sleep(500);
+
+    const history = await bobSide.chat.listMessages(conversation.id);
+    const expected = new Map(history.messages.map((m) => [m.id, { seq: m.seq, content: m.content, deleted: m.deletedAt !== null }]));
+    const shown = new Map([...view].map(([id, v]) => [id, v.deleted ? { ...v, content: expected.get(id)?.content ?? v.content } : v]));
+    expect(shown).toEqual(expected);
+    // Each change told once.
+    expect(told.filter((t) => t.startsWith("new")).map((t) => Number(t.slice(4)))).toEqual([1, 2, 3, 4, 5]);
+    expect(new Set(told).size).toBe(told.length);
+  });
+});
+
+describe("SDK outbox bursts against the running stack", () => {
+  // The room allows WS_MAX_FRAMES_PER_SECOND (200) frames a second, then says rate_limited and closes 1008. An outbox
+  // holding more than that (a bot sending a batch, a user who wrote offline) went out in one burst: the socket was
+  // thrown out, the app got an error, and the rest waited for a reconnect.
+  it("a batch of 260 sends goes out without being thrown out by the frame limit, each stored once, in order", async () => {
+    const [alice, bob] = [await login("sdk-a"), await login("sdk-b")];
+    const aliceSide = sdk(alice);
+    const conversation = await aliceSide.chat.createDirect(bob.id);
+    const ra = room(aliceSide.chat, conversation.id);
+    await live(ra.socket);
+    const errors: unknown[] = [];
+    const states: string[] = [];
+    ra.socket.on("error", (e) => errors.push(e));
+    ra.socket.on("state", (s) => states.push(s.state));
+    const N = 260;
+    const results = await Promise.all(range(1, N).map((i) => ra.socket.send(`b${i}`)));
+    expect(results.map((m) => m.content)).toEqual(range(1, N).map((i) => `b${i}`));
+    expect(results.map((m) => m.seq)).toEqual(range(1, N));
+    expect(errors).toEqual([]);
+    expect(states).toEqual([]);
+    expect(new Set(aliceSide.wire.sent.filter((f) => f.type === "send_message").map((f) => f.data.clientMessageId)).size).toBe(N);
+  });
+});

@@ -132,4 +132,14 @@ describe("client REST: answers that stall or break mid-body", () => {
     const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: (async () => stalled(201, new TypeError("terminated"))) as typeof fetch, retries: 0 });
     await expect(rest.sendMessage("c", { content: "hi" })).rejects.toMatchObject({ name: "ChatApiError", statusCode: 0 });
   });
+
+  // A retry went with the token read before the first try: one that expired during the wait (up to 10 s a try)
+  // turned a retried 503 into a 401, although the token function had a fresh one.
+  it("asks the token function again for each retry of a request", async () => {
+    const { calls, fetchImpl } = fakeFetch([json(503, { statusCode: 503, message: "Database unavailable" }), json(200, { messages: [], hasMore: false })]);
+    let n = 0;
+    const rest = new ChatRest({ baseUrl: "http://api.test", token: () => `t${++n}`, fetch: fetchImpl });
+    await rest.listMessages("c1");
+    expect(calls.map((c) => c.headers.authorization)).toEqual(["Bearer t1", "Bearer t2"]);
+  });
 });

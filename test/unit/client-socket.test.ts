@@ -372,6 +372,20 @@ describe("client conversation socket: audit findings (fifteenth session)", () =>
     await expect(s.send("x".repeat(4001))).rejects.toMatchObject({ statusCode: 400 });
     void sent.catch(() => {});
   });
+
+  // The server drops \r (CRLF becomes LF) and other control characters before it counts: text with Windows line
+  // endings (a Node bot, a paste) under the limit once stored was refused by the SDK without a round trip.
+  it("counts content after removing the control characters the server removes (CRLF text under the limit)", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("ready", ready(0));
+    const crlf = "line\r\n".repeat(700); // 4,200 characters sent, 3,500 stored
+    const sent = s.send(crlf);
+    await until(() => latest().sentOf("send_message").length === 1);
+    expect(latest().sentOf("send_message")[0].data.content).toBe(crlf);
+    await expect(s.send("\u0000\u0007 \r")).rejects.toMatchObject({ statusCode: 400 });
+    void sent.catch(() => {});
+  });
 });
 
 describe("client sockets in Node with ws (real sockets)", () => {
@@ -591,5 +605,260 @@ describe("client conversation socket: order of messages refused for now", () => 
     const second = s.send("second");
     const [a, b] = await Promise.all([first, second]);
     expect([a.content, a.seq, b.content, b.seq]).toEqual(["first", 1, "second", 2]);
+  });
+});
+
+describe("client sockets in Node with ws: refused upgrades", () => {
+  // The Worker answers an upgrade it cannot serve now (token keys or Postgres unreachable, too many sockets) with
+  // 503/429 and Retry-After. With `ws` (header auth) the SDK saw only "Unexpected server response: 503" and retried
+  // on its own backoff, every few hundred ms, against a server that had asked for seconds.
+  it("waits the Retry-After of a 503 upgrade refusal before the next attempt", async () => {
+    const http = await import("node:http");
+    const WebSocket = (await import("ws")).default;
+    const attempts: number[] = [];
+    const server = http.createServer((_req, res) => res.end("{}"));
+    server.on("upgrade", (_req, socket) => {
+      attempts.push(Date.now());
+      socket.end("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+    });
+    server.listen(0, "127.0.0.1");
+    await new Promise((r) => server.once("listening", r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const rest = new ChatRest({ baseUrl: `http://127.0.0.1:${port}`, token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+      const room = new ConversationSocket(rest, `ws://127.0.0.1:${port}`, CONV, async () => ME, {
+        WebSocket: WebSocket as never,
+        backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
+        watchNetwork: false,
+      });
+      sockets.push(room);
+      room.connect();
+      await until(() => attempts.length >= 2, 3000);
+      room.close();
+      expect(attempts[1] - attempts[0]).toBeGreaterThanOrEqual(900);
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe("client sockets in Node with ws: refused upgrades, for good", () => {
+  it("still closes for good on a 404 upgrade refusal, without an uncaught error", async () => {
+    const http = await import("node:http");
+    const WebSocket = (await import("ws")).default;
+    const server = http.createServer((_req, res) => res.end("{}"));
+    server.on("upgrade", (_req, socket) => socket.end("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"));
+    server.listen(0, "127.0.0.1");
+    await new Promise((r) => server.once("listening", r));
+    const port = (server.address() as { port: number }).port;
+    const uncaught: unknown[] = [];
+    const onError = (err: unknown) => uncaught.push(err);
+    process.on("uncaughtException", onError);
+    try {
+      const rest = new ChatRest({ baseUrl: `http://127.0.0.1:${port}`, token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+      const room = new ConversationSocket(rest, `ws://127.0.0.1:${port}`, CONV, async () => ME, {
+        WebSocket: WebSocket as never,
+        backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
+        watchNetwork: false,
+      });
+      sockets.push(room);
+      const errors: { statusCode: number }[] = [];
+      room.on("error", (e) => errors.push(e));
+      room.connect();
+      await until(() => room.state === "closed", 3000);
+      expect(errors.map((e) => e.statusCode)).toEqual([404]);
+      expect(uncaught).toEqual([]);
+    } finally {
+      process.off("uncaughtException", onError);
+      server.close();
+    }
+  });
+});
+
+describe("client conversation socket: outbox pacing", () => {
+  // The room throws out a socket that writes more than WS_MAX_FRAMES_PER_SECOND (200) frames in a second.
+  it("sends a large outbox at a bounded rate instead of in one burst, and still sends every entry", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("ready", ready(0));
+    const pending = Array.from({ length: 200 }, (_, i) => s.send(`m${i}`));
+    for (const p of pending) void p.catch(() => {});
+    await tick(20);
+    expect(latest().sentOf("send_message").length).toBeLessThanOrEqual(100);
+    await until(() => latest().sentOf("send_message").length === 200, 4000);
+    expect(latest().sentOf("send_message").map((f) => f.data.content)).toEqual(Array.from({ length: 200 }, (_, i) => `m${i}`));
+  });
+});
+
+describe("client sockets: nothing left running after close()", () => {
+  it("a conversation socket with pending sends, typing, marks and a gap leaves no timer after close()", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+    try {
+      const s = open({ autoDeliver: true });
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().frame("ready", ready(0));
+      void s.send("pending").catch(() => {});
+      s.typing();
+      latest().frame("new_message", { message: msg(1) });
+      latest().frame("new_message", { message: msg(3) }); // a gap: a resume wait
+      s.markRead(1);
+      const waiting = s.next("ready", () => true, 60_000).catch(() => {});
+      s.close();
+      // The app's own next() timer is the app's; everything else must be gone.
+      expect(vi.getTimerCount()).toBe(1);
+      void waiting;
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("a user socket with marks waiting and a presence request in flight leaves no timer after close()", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+    try {
+      const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+      const u = new UserSocket(rest, "ws://chat.test", { WebSocket: FakeSocket as never, watchNetwork: false });
+      sockets.push(u);
+      u.connect();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().frame("connected", { userId: ME, timestamp: new Date(0).toISOString() });
+      latest().frame("notification", { conversationId: CONV, message: msg(4) });
+      const presence = u.getPresence([OTHER]).catch(() => "rejected");
+      u.close();
+      expect(await presence).toBe("rejected");
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe("client conversation socket: sends pending when the socket closes for good", () => {
+  // The web app (like any app drawing failures from `send_failed`) dropped the pending bubble on the `outbox` event
+  // that emptied the outbox: a message written just before the user was removed vanished without "Not sent".
+  it("tells send_failed for each message still pending when the server closes the socket for good, before the outbox empties", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(0));
+    const events: string[] = [];
+    s.on("send_failed", ({ clientMessageId }) => events.push(`failed ${clientMessageId}`));
+    s.on("outbox", ({ pending }) => events.push(`outbox ${pending.length}`));
+    const pending = s.send("too late", { clientMessageId: "cmid-1" });
+    void pending.catch(() => {});
+    ws.readyState = 3;
+    ws.onclose?.({ code: 4403, reason: "No longer a participant" });
+    expect(s.state).toBe("closed");
+    await expect(pending).rejects.toMatchObject({ code: "closed" });
+    expect(events).toEqual(["outbox 1", "failed cmid-1", "outbox 0"]);
+  });
+});
+
+describe("client conversation socket: slow replays", () => {
+  // The connect timeout kept running after `ready` until the replay ended: a replay slower than connectTimeoutMs
+  // (20 s) was abandoned although resumeTimeoutMs (30 s) is the replay's own budget, and a backlog whose replay
+  // always took that long was never caught up.
+  it("a replay that takes longer than the connect timeout, but not the resume timeout, is waited for", async () => {
+    const s = open({ afterSeq: 0, connectTimeoutMs: 60, resumeTimeoutMs: 1000 });
+    const seen: number[] = [];
+    s.on("new_message", ({ message }) => seen.push(message.seq));
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(2));
+    await tick(150);
+    ws.frame("new_message", { message: msg(1) });
+    ws.frame("new_message", { message: msg(2) });
+    ws.frame("resumed", { fromSeq: 1, toSeq: 2, complete: true });
+    expect(s.state).toBe("open");
+    expect(seen).toEqual([1, 2]);
+    expect(FakeSocket.all).toHaveLength(1);
+  });
+});
+
+describe("client conversation socket: Retry-After of the probe", () => {
+  // After failed attempts the socket asks REST why; a 503 with a Retry-After too long for REST to wait out itself
+  // (30 s: the service is misconfigured or starting) was ignored, and the next attempt came after the usual backoff.
+  it("waits the Retry-After of a refused probe before the next attempt", async () => {
+    const fetch = async () => new Response('{"statusCode":503,"message":"Starting"}', { status: 503, headers: { "retry-after": "30" } });
+    const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch });
+    const s = new ConversationSocket(rest, "ws://chat.test", CONV, async () => ME, {
+      WebSocket: FakeSocket as never,
+      backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
+      watchNetwork: false,
+    });
+    sockets.push(s);
+    const delays: (number | undefined)[] = [];
+    s.on("state", (c) => c.state === "reconnecting" && delays.push(c.delayMs));
+    s.connect();
+    for (let i = 1; i <= 3; i++) {
+      await until(() => FakeSocket.all.length === i && latest().readyState === 1);
+      latest().cut();
+    }
+    // The third failure probes (no delay yet), then schedules after the probe's answer.
+    await until(() => delays.length === 4);
+    expect(delays[3]).toBeGreaterThanOrEqual(30_000);
+  });
+});
+
+describe("client conversation socket: changes of messages held back behind a gap", () => {
+  // Held back behind a gap (between the parts of a long replay, live frames come in ahead of it), a message was
+  // delivered later as first seen: an edit or delete told meanwhile came before the message itself, so an app that
+  // applies events in order showed the old text, or a deleted message, and the replay's newer copy was dropped.
+  it("a message edited or deleted while held back is delivered as it is now, and nothing about it comes before it", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(1));
+    const log: string[] = [];
+    const view = new Map<number, string>();
+    s.on("new_message", ({ message: m }) => (log.push(`new ${m.seq}`), view.set(m.seq, m.deletedAt ? "(deleted)" : m.content)));
+    s.on("message_updated", ({ message: m }) => (log.push(`upd ${m.seq}`), view.set(m.seq, m.deletedAt ? "(deleted)" : m.content)));
+    s.on("message_deleted", ({ seq }) => (log.push(`del ${seq}`), view.set(seq, "(deleted)")));
+    ws.frame("new_message", { message: msg(3) });
+    ws.frame("new_message", { message: msg(4) });
+    ws.frame("message_updated", { message: msg(3, { content: "m3 edited", editedAt: new Date(1000).toISOString() }) });
+    ws.frame("message_deleted", { messageId: msg(4).id, seq: 4 });
+    expect(log).toEqual([]);
+    // The replay that fills the gap.
+    ws.frame("new_message", { message: msg(2) });
+    ws.frame("resumed", { fromSeq: 2, toSeq: 4, complete: true });
+    expect(log.filter((l) => l.startsWith("new"))).toEqual(["new 2", "new 3", "new 4"]);
+    expect(Object.fromEntries(view)).toEqual({ 2: "m2", 3: "m3 edited", 4: "(deleted)" });
+  });
+
+  it("the replay's copy of a held message replaces the older one held", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(1));
+    const got: Message[] = [];
+    s.on("new_message", ({ message }) => got.push(message));
+    ws.frame("new_message", { message: msg(3) });
+    ws.frame("new_message", { message: msg(2) });
+    expect(got.map((m) => m.seq)).toEqual([2, 3]);
+    ws.frame("new_message", { message: msg(5) });
+    ws.frame("new_message", { message: msg(5, { content: "m5 edited", editedAt: new Date(1000).toISOString() }) });
+    ws.frame("new_message", { message: msg(4) });
+    expect(got.map((m) => m.content)).toEqual(["m2", "m3", "m4", "m5 edited"]);
+  });
+});
+
+describe("client conversation socket: archive mark over a gap", () => {
+  // messages_archived moved the position past the gap, but the message held just after it stayed held: the replay's
+  // copy of it counted as already held, `resumed` still saw a gap, and the socket asked to resume again and again.
+  it("delivers what was held just past the archived mark, and stops asking to resume", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(5));
+    const seen: number[] = [];
+    s.on("new_message", ({ message }) => seen.push(message.seq));
+    ws.frame("new_message", { message: msg(12) });
+    expect(ws.sentOf("resume").map((f) => f.data)).toEqual([{ afterSeq: 5 }]);
+    ws.frame("messages_archived", { conversationId: CONV, upToSeq: 11 });
+    ws.frame("new_message", { message: msg(12) });
+    ws.frame("resumed", { fromSeq: 12, toSeq: 12, complete: true });
+    expect(seen).toEqual([12]);
+    expect(ws.sentOf("resume")).toHaveLength(1);
+    expect(s.lastSeq).toBe(12);
   });
 });

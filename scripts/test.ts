@@ -13,7 +13,28 @@ interface JsonReport {
   numFailedTests: number;
   numPendingTests: number;
   numTodoTests: number;
-  testResults?: { name: string; startTime?: number; endTime?: number }[];
+  testResults?: {
+    name: string;
+    startTime?: number;
+    endTime?: number;
+    message?: string;
+    assertionResults?: { fullName?: string; title: string; status: string; failureMessages?: string[] }[];
+  }[];
+}
+
+/**
+ * One "FAILED file > test: first line of the error" line per failed test (and per file that failed to load), so
+ * the end of a long CI log names what failed: CI keeps only the tail.
+ */
+function failedTests(report: JsonReport): string[] {
+  const firstLine = (text: string | undefined) => (text ?? "").split("\n").find((l) => l.trim())?.trim().slice(0, 200) ?? "";
+  return (report.testResults ?? []).flatMap((f) => {
+    const file = path.relative(ROOT, f.name);
+    const tests = (f.assertionResults ?? [])
+      .filter((t) => t.status === "failed")
+      .map((t) => `FAILED ${file} > ${t.fullName ?? t.title}: ${firstLine(t.failureMessages?.[0])}`);
+    return tests.length === 0 && f.message ? [`FAILED ${file}: ${firstLine(f.message)}`] : tests;
+  });
 }
 
 /** The slowest files of a pass, so a CI run creeping towards its time limit shows where the minutes go. */
@@ -83,6 +104,7 @@ async function main() {
     };
     const vitest = path.join(ROOT, "node_modules/vitest/vitest.mjs");
     const totals = { passed: 0, failed: 0, skipped: 0 };
+    const failures: string[] = [];
     code = 0;
     for (const [i, projects] of passes.entries()) {
       const reportFile = path.join(tmp, `report-${i}.json`);
@@ -99,6 +121,7 @@ async function main() {
         // (unhandled rejection): the report then counts 0 failures, and the summary line must not read as green.
         totals.failed += exit !== 0 && report.numFailedTests === 0 ? 1 : report.numFailedTests;
         totals.skipped += report.numPendingTests + report.numTodoTests;
+        failures.push(...failedTests(report));
         const slowest = slowestFiles(report);
         if (slowest.length > 0) log(`Slowest files of this pass:\n${slowest.join("\n")}`);
       } catch {
@@ -106,6 +129,7 @@ async function main() {
         if (code === 0) code = 1;
       }
     }
+    if (failures.length > 0) console.log(`\n${failures.join("\n")}`);
     console.log(`\n${totals.passed} passed, ${totals.failed} failed${totals.skipped ? `, ${totals.skipped} skipped` : ""}`);
     if (totals.passed === 0 && code === 0) code = 1;
   } finally {

@@ -117,6 +117,31 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     expect(history.messages.map((m) => m.seq)).toEqual([1, 2, 3, 4, 5, 6, 7]);
   });
 
+  // The composer's maxlength counted UTF-16 units, so a paste of 3000 emoji was cut to 2000 without a word; and a
+  // text the server refuses was cleared from the box, lost.
+  it("counts a message's length as the server does: 3000 emoji go out whole; a text over the limit stays with a note", async () => {
+    const [alice, bob] = await pair();
+    const conversationId = await startDirect(alice, bob);
+    const emoji = "😀".repeat(3000);
+    await send(alice.page, emoji);
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual([emoji]);
+    await settled(alice.page);
+
+    const tooLong = "a".repeat(4001);
+    await send(alice.page, tooLong);
+    const note = alice.page.locator(".composer-error");
+    await expect.poll(() => note.textContent(), poll).toBe("Too long: 4,001 characters, at most 4,000.");
+    expect(await composer(alice.page).inputValue()).toBe(tooLong);
+    // Shortened to the limit, it goes, and the note is gone.
+    await composer(alice.page).press("Backspace");
+    expect(await note.textContent()).toBe("");
+    await composer(alice.page).press("Enter");
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual([emoji, "a".repeat(4000)]);
+    await bob.page.goto(`${bob.page.url().split("#")[0]}#/c/${conversationId}`);
+    await expect.poll(() => messageTexts(bob.page), poll).toEqual([emoji, "a".repeat(4000)]);
+    expect([...alice.errors, ...bob.errors]).toEqual([]);
+  });
+
   it("edit and delete show up live on the other side", async () => {
     const [alice, bob] = await pair();
     const conversationId = await startDirect(alice, bob);

@@ -1,4 +1,4 @@
-import { ChatApiError, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type StateChange } from "../../src/client";
+import { ChatApiError, CONTENT_MAX_CHARS, contentLength, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type StateChange } from "../../src/client";
 import type { App } from "./app";
 import { h, replace } from "./dom";
 import { confirmDialog } from "./confirm";
@@ -47,6 +47,7 @@ export class ConversationView {
   private readonly olderButton: HTMLButtonElement;
   private readonly historyStart: HTMLElement;
   private readonly typingLine: HTMLElement;
+  private readonly composerError: HTMLElement;
   private readonly jumpButton: HTMLButtonElement;
   private readonly input: HTMLTextAreaElement;
   private readonly searchInput: HTMLInputElement;
@@ -79,8 +80,9 @@ export class ConversationView {
     );
     this.typingLine = h("p", { class: "typing", attrs: { "aria-live": "polite" } });
     this.jumpButton = h("button", { class: "jump primary small", attrs: { type: "button", hidden: true }, text: "New messages ↓", on: { click: () => this.scrollToBottom(true) } });
+    this.composerError = h("p", { class: "form-error composer-error", attrs: { role: "alert" } });
     this.input = h("textarea", {
-      attrs: { id: "composer-input", rows: 1, maxlength: 4000, placeholder: "Write a message…", autocomplete: "off", "aria-describedby": "composer-hint" },
+      attrs: { id: "composer-input", rows: 1, placeholder: "Write a message…", autocomplete: "off", "aria-describedby": "composer-hint" },
       on: {
         input: () => this.onInput(),
         keydown: (e) => {
@@ -117,6 +119,7 @@ export class ConversationView {
       this.scroller,
       this.jumpButton,
       this.typingLine,
+      this.composerError,
       h(
         "form",
         { class: "composer", on: { submit: (e) => (e.preventDefault(), this.submit()) } },
@@ -421,6 +424,7 @@ export class ConversationView {
 
   private onInput(): void {
     this.autosize();
+    if (this.composerError.textContent && !lengthProblem(this.input.value)) this.composerError.textContent = "";
     if (this.input.value.trim()) this.socket?.typing();
     else this.socket?.stopTyping();
   }
@@ -433,6 +437,10 @@ export class ConversationView {
   private submit(): void {
     const text = this.input.value;
     if (!text.trim()) return;
+    // Kept in the box, so the writer can shorten it: the SDK would refuse it, and the text would be gone.
+    const tooLong = lengthProblem(text);
+    this.composerError.textContent = tooLong ?? "";
+    if (tooLong) return;
     this.input.value = "";
     this.autosize();
     // Failures are shown on the pending message (send_failed); nothing to do here.
@@ -448,7 +456,7 @@ export class ConversationView {
     const m = this.messages.get(seq);
     if (!node || !m || node.querySelector(".edit-form")) return;
     const text = node.querySelector<HTMLElement>(".text")!;
-    const area = h("textarea", { attrs: { id: `edit-${seq}`, rows: 2, maxlength: 4000 } });
+    const area = h("textarea", { attrs: { id: `edit-${seq}`, rows: 2 } });
     area.value = m.content;
     const error = h("p", { class: "form-error", attrs: { role: "alert" } });
     const finish = () => {
@@ -468,6 +476,11 @@ export class ConversationView {
       const content = area.value;
       if (!content.trim()) {
         error.textContent = "A message cannot be empty (delete it instead).";
+        return;
+      }
+      const tooLong = lengthProblem(content);
+      if (tooLong) {
+        error.textContent = tooLong;
         return;
       }
       if (content === m.content) return finish();
@@ -717,3 +730,12 @@ function highlight(text: string, q: string): (string | HTMLElement)[] {
   return out;
 }
 
+
+/**
+ * The length rule the server applies, counted as it counts: in characters, so an emoji is one. The textarea's
+ * maxlength counted UTF-16 units, which cut a message of emoji at half the limit, silently, on paste.
+ */
+function lengthProblem(text: string): string | undefined {
+  const length = contentLength(text);
+  return length > CONTENT_MAX_CHARS ? `Too long: ${length.toLocaleString("en-US")} characters, at most ${CONTENT_MAX_CHARS.toLocaleString("en-US")}.` : undefined;
+}

@@ -22,17 +22,21 @@ interface JsonReport {
   }[];
 }
 
+const firstLine = (text: string | undefined) => (text ?? "").split("\n").find((l) => l.trim())?.trim().slice(0, 200) ?? "";
+
 /**
  * One "FAILED file > test: first line of the error" line per failed test (and per file that failed to load), so
- * the end of a long CI log names what failed: CI keeps only the tail.
+ * the end of a long CI log names what failed: CI keeps only the tail. A test that failed and then passed when run
+ * again (TEST_RETRY) is a "FLAKY" line with its first error: it passes, and stays in sight.
  */
-function failedTests(report: JsonReport): string[] {
-  const firstLine = (text: string | undefined) => (text ?? "").split("\n").find((l) => l.trim())?.trim().slice(0, 200) ?? "";
+function testsToName(report: JsonReport): string[] {
   return (report.testResults ?? []).flatMap((f) => {
     const file = path.relative(ROOT, f.name);
-    const tests = (f.assertionResults ?? [])
-      .filter((t) => t.status === "failed")
-      .map((t) => `FAILED ${file} > ${t.fullName ?? t.title}: ${firstLine(t.failureMessages?.[0])}`);
+    const tests = (f.assertionResults ?? []).flatMap((t) => {
+      const name = `${file} > ${t.fullName ?? t.title}: ${firstLine(t.failureMessages?.[0])}`;
+      if (t.status === "failed") return [`FAILED ${name}`];
+      return t.status === "passed" && (t.failureMessages?.length ?? 0) > 0 ? [`FLAKY (passed when run again) ${name}`] : [];
+    });
     return tests.length === 0 && f.message ? [`FAILED ${file}: ${firstLine(f.message)}`] : tests;
   });
 }
@@ -54,7 +58,14 @@ async function main() {
   // TEST_EXCLUDE: comma-separated globs left out of every pass (CI's second run, on real servers, leaves out what
   // exercises nothing of Postgres or Redis that the first run did not: see .ci/run).
   const excluded = (process.env.TEST_EXCLUDE ?? "").split(",").map((g) => g.trim()).filter(Boolean);
-  const passThrough = [...process.argv.slice(2).filter((a) => a !== "--faults"), ...excluded.flatMap((g) => ["--exclude", g])];
+  // TEST_RETRY: how many times a failed test runs again before it counts as failed (CI sets 1: a test that only
+  // failed once on a loaded machine is reported FLAKY by name, not a red run; one that fails twice is a failure).
+  const retry = Number(process.env.TEST_RETRY ?? 0);
+  const passThrough = [
+    ...process.argv.slice(2).filter((a) => a !== "--faults"),
+    ...excluded.flatMap((g) => ["--exclude", g]),
+    ...(retry > 0 ? [`--retry=${retry}`] : []),
+  ];
   const projectChosen = passThrough.some((a) => a === "--project" || a.startsWith("--project="));
   // Two passes by default: everything that can share the stack in parallel, then the "serial" projects (tests that
   // switch shared faults on, e.g. the Postgres bridge down, which would break whatever ran beside them).
@@ -121,7 +132,7 @@ async function main() {
         // (unhandled rejection): the report then counts 0 failures, and the summary line must not read as green.
         totals.failed += exit !== 0 && report.numFailedTests === 0 ? 1 : report.numFailedTests;
         totals.skipped += report.numPendingTests + report.numTodoTests;
-        failures.push(...failedTests(report));
+        failures.push(...testsToName(report));
         const slowest = slowestFiles(report);
         if (slowest.length > 0) log(`Slowest files of this pass:\n${slowest.join("\n")}`);
       } catch {

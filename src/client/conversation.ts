@@ -213,8 +213,8 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     if (!this.me) this.me = await this.resolveUserId();
   }
 
-  protected probe(): Promise<void> {
-    return this.rest.getConversation(this.conversationId).then(() => undefined);
+  protected probe(signal: AbortSignal): Promise<void> {
+    return this.rest.getConversation(this.conversationId, { signal }).then(() => undefined);
   }
 
   protected override onDisconnected(): void {

@@ -66,6 +66,28 @@ type Query = Record<string, string | number | boolean | undefined | null>;
 const enc = encodeURIComponent;
 
 /** Typed REST calls for the whole contract (§2–§5). Errors are thrown as ChatApiError. */
+const abortedError = () => new ChatApiError({ statusCode: 0, message: "Request aborted", code: "aborted" });
+
+function abortedCheck(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw abortedError();
+}
+
+/** A retry's wait, cut short by the caller's signal. */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortedError());
+    const stop = () => {
+      clearTimeout(timer);
+      reject(abortedError());
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", stop);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", stop, { once: true });
+  });
+}
+
 export class ChatRest {
   protected readonly baseUrl: string;
   private tokenSource: TokenSource | undefined;
@@ -93,7 +115,12 @@ export class ChatRest {
 
   /** Any route, typed by the caller: the escape hatch for routes added after this SDK version. */
   /** `idempotent`: a write the server applies once however often it arrives, retried like a GET. */
-  async request<T>(method: string, path: string, options: { body?: unknown; query?: Query; auth?: boolean; idempotent?: boolean } = {}): Promise<T> {
+  /** `signal`: ends the call, its retries and their waits (an `aborted` error, status 0). */
+  async request<T>(
+    method: string,
+    path: string,
+    options: { body?: unknown; query?: Query; auth?: boolean; idempotent?: boolean; signal?: AbortSignal } = {},
+  ): Promise<T> {
     const url = new URL(this.baseUrl + path, this.baseUrl ? undefined : globalOrigin());
     for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined && v !== null) url.searchParams.set(k, String(v));
     const body = options.body === undefined ? undefined : JSON.stringify(options.body);
@@ -107,29 +134,34 @@ export class ChatRest {
         if (token) headers.authorization = `Bearer ${token}`;
       }
       try {
-        return await this.once<T>(method, url.toString(), headers, body);
+        abortedCheck(options.signal);
+        return await this.once<T>(method, url.toString(), headers, body, options.signal);
       } catch (err) {
         const e = err as ChatApiError;
         const wait = e.retryAfter !== undefined ? e.retryAfter * 1000 : 250 * 2 ** attempt;
-        if (!safe || attempt >= this.retries || !e.isRetryable || wait > 10_000) throw e;
-        await new Promise((r) => setTimeout(r, wait));
+        if (!safe || attempt >= this.retries || !e.isRetryable || wait > 10_000 || options.signal?.aborted) throw e;
+        await pause(wait, options.signal);
       }
     }
   }
 
-  private async once<T>(method: string, url: string, headers: Record<string, string>, body: string | undefined): Promise<T> {
+  private async once<T>(method: string, url: string, headers: Record<string, string>, body: string | undefined, signal?: AbortSignal): Promise<T> {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.timeoutMs);
+    const callerAborted = () => controller.abort();
+    signal?.addEventListener("abort", callerAborted, { once: true });
     // The timeout covers the body too, and also a fetch or a body that does not listen to the signal: before, it
     // ended with the headers, and an answer that stalled mid-body left the call (a send's spinner) pending for ever.
     const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener("abort", () => reject(new Error("aborted")), { once: true }));
     aborted.catch(() => {});
     const noAnswer = (cause: unknown) =>
-      new ChatApiError({
-        statusCode: 0,
-        message: controller.signal.aborted ? `${method} ${url} timed out after ${this.timeoutMs} ms` : `${method} ${url} failed: network error`,
-        cause,
-      });
+      signal?.aborted
+        ? abortedError()
+        : new ChatApiError({
+            statusCode: 0,
+            message: controller.signal.aborted ? `${method} ${url} timed out after ${this.timeoutMs} ms` : `${method} ${url} failed: network error`,
+            cause,
+          });
     let res: Response;
     let text = "";
     try {
@@ -147,6 +179,7 @@ export class ChatRest {
       }
     } finally {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", callerAborted);
     }
     let json: unknown = undefined;
     if (text) {
@@ -167,13 +200,13 @@ export class ChatRest {
     return this.request("POST", "/auth/dev-login", { body: name === undefined ? { kahaId } : { kahaId, name }, auth: false });
   }
 
-  me(): Promise<Me> {
-    return this.request("GET", "/auth/me");
+  me(options: { signal?: AbortSignal } = {}): Promise<Me> {
+    return this.request("GET", "/auth/me", options);
   }
 
   /** A single-use ticket (60 s) for a browser WebSocket. */
-  createTicket(): Promise<Ticket> {
-    return this.request("POST", "/realtime/tickets");
+  createTicket(options: { signal?: AbortSignal } = {}): Promise<Ticket> {
+    return this.request("POST", "/realtime/tickets", options);
   }
 
   // ── Health (§3) ────────────────────────────────────────────────────────────────────────────────────────
@@ -217,8 +250,8 @@ export class ChatRest {
     return this.request("GET", "/conversations", { query: options });
   }
 
-  getConversation(conversationId: string): Promise<Conversation> {
-    return this.request("GET", `/conversations/${enc(conversationId)}`);
+  getConversation(conversationId: string, options: { signal?: AbortSignal } = {}): Promise<Conversation> {
+    return this.request("GET", `/conversations/${enc(conversationId)}`, options);
   }
 
   /** Rename a group (group admin). */

@@ -85,6 +85,11 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
   /** The server asked us to wait (429/503 with Retry-After): the next delay is at least this long. */
   private retryAfterMs = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * Ends the REST calls made for connecting (probe, ticket) when the socket closes for good: a retry's wait of up to
+   * 10 s outlived close() and kept a Node process running.
+   */
+  private restCalls = new AbortController();
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private heartbeatCheck: ReturnType<typeof setTimeout> | undefined;
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
@@ -124,6 +129,7 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
     if (this.currentState !== "idle" && this.currentState !== "closed") return this;
     if (!this.WebSocketImpl) throw new Error("No WebSocket implementation: pass the `WebSocket` option (e.g. the `ws` package in Node 20)");
     this.closedByApp = false;
+    if (this.restCalls.signal.aborted) this.restCalls = new AbortController();
     this.failures = 0;
     this.backoff.reset();
     this.network?.addEventListener("offline", this.onOffline);
@@ -136,6 +142,7 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
   /** Closes for good (until connect() is called again). */
   close(reason = "closed by client"): void {
     this.closedByApp = true;
+    this.restCalls.abort();
     this.network?.removeEventListener("offline", this.onOffline);
     this.network?.removeEventListener("online", this.onOnline);
     this.teardown(1000, reason);
@@ -167,7 +174,7 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
   /** Closed for good: by the app (no error), or because the server refused us or we gave up (`error`). */
   protected onClosed(_reason: string, _error?: ChatApiError): void {}
   /** A REST call that throws a ChatApiError when connecting is pointless (unknown conversation, bad token). */
-  protected abstract probe(): Promise<void>;
+  protected abstract probe(signal: AbortSignal): Promise<void>;
 
   /**
    * The server accepted the socket, which goes live after more frames (a replay) under a timeout of their own: the
@@ -229,6 +236,7 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
   /** Closes for good because the server refused us (removed from the conversation, credentials refused). */
   protected fail(error: ChatApiError): void {
     this.closedByApp = true;
+    this.restCalls.abort();
     this.network?.removeEventListener("offline", this.onOffline);
     this.network?.removeEventListener("online", this.onOnline);
     this.teardown(1000, error.message);
@@ -265,7 +273,7 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
       await this.beforeConnect();
       for (const [k, v] of Object.entries(this.query())) params.set(k, v);
       if (this.authMode === "ticket") {
-        params.set("ticket", (await this.rest.createTicket()).ticket);
+        params.set("ticket", (await this.rest.createTicket({ signal: this.restCalls.signal })).ticket);
       } else {
         const token = await this.rest.token();
         if (token) headers = { authorization: `Bearer ${token}` };
@@ -360,7 +368,7 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
     // Attempts that never got live may be hopeless (a conversation we cannot see, a rejected token): ask REST why.
     if (unauthorized || this.failures % 3 === 0) {
       const gen = this.generation;
-      this.probe().then(
+      this.probe(this.restCalls.signal).then(
         () => {
           if (gen === this.generation && !this.closedByApp) this.scheduleReconnect();
         },

@@ -107,8 +107,8 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
     this.deliverTimer = undefined;
   }
 
-  protected probe(): Promise<void> {
-    return this.rest.me().then(() => undefined);
+  protected probe(signal: AbortSignal): Promise<void> {
+    return this.rest.me({ signal }).then(() => undefined);
   }
 
   /** Error frames reached no one before (a refused mark, rate limiting): the app hears of them now. */

@@ -143,3 +143,28 @@ describe("client REST: answers that stall or break mid-body", () => {
     expect(calls.map((c) => c.headers.authorization)).toEqual(["Bearer t1", "Bearer t2"]);
   });
 });
+
+describe("client REST: calls the caller ends", () => {
+  it("an aborted signal ends a retry's wait at once: no further call, an `aborted` error", async () => {
+    const { calls, fetchImpl } = fakeFetch([json(503, { statusCode: 503, error: "Service Unavailable", message: "down" }, { "retry-after": "5" }), json(200, {})]);
+    const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: fetchImpl });
+    const controller = new AbortController();
+    const started = Date.now();
+    const call = rest.me({ signal: controller.signal });
+    await new Promise((r) => setTimeout(r, 50));
+    controller.abort();
+    const error = (await call.catch((e: unknown) => e)) as ChatApiError;
+    expect(error).toBeInstanceOf(ChatApiError);
+    expect(error.code).toBe("aborted");
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(calls.length).toBe(1);
+  });
+
+  it("an aborted signal ends a call whose answer has not come", async () => {
+    const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: (_input, init) => new Promise((_, reject) => init?.signal?.addEventListener("abort", () => reject(new Error("aborted")))) });
+    const controller = new AbortController();
+    const call = rest.getConversation("c1", { signal: controller.signal });
+    controller.abort();
+    expect(((await call.catch((e: unknown) => e)) as ChatApiError).code).toBe("aborted");
+  });
+});

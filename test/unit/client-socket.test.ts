@@ -862,3 +862,36 @@ describe("client conversation socket: archive mark over a gap", () => {
     expect(s.lastSeq).toBe(12);
   });
 });
+
+describe("client sockets: close() ends the REST calls of connecting", () => {
+  // The probe after a refused connection (here a 4401) waited out a 503's Retry-After (up to 10 s) after close(),
+  // and then asked again: a Node process that closed everything stayed alive for it.
+  it("a probe waiting out a Retry-After is given up on close(): no timer left, no further call", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+    try {
+      const calls: string[] = [];
+      const rest = new ChatRest({
+        baseUrl: "http://chat.test",
+        token: "t",
+        fetch: async (input) => {
+          calls.push(String(input));
+          return new Response(JSON.stringify({ statusCode: 503, message: "down" }), { status: 503, headers: { "retry-after": "5" } });
+        },
+      });
+      const u = new UserSocket(rest, "ws://chat.test", { WebSocket: FakeSocket as never, watchNetwork: false });
+      sockets.push(u);
+      u.connect();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().onclose?.({ code: 4401, reason: "Token expired" });
+      await vi.waitFor(() => expect(calls).toEqual(["http://chat.test/auth/me"]));
+      await vi.waitFor(() => expect(vi.getTimerCount()).toBe(1)); // the Retry-After wait
+      u.close();
+      await vi.waitFor(() => expect(vi.getTimerCount()).toBe(0));
+      await vi.advanceTimersByTimeAsync(30_000);
+      expect(calls.length).toBe(1);
+      expect(FakeSocket.all.length).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});

@@ -65,7 +65,6 @@ type Query = Record<string, string | number | boolean | undefined | null>;
 
 const enc = encodeURIComponent;
 
-/** Typed REST calls for the whole contract (§2–§5). Errors are thrown as ChatApiError. */
 const abortedError = () => new ChatApiError({ statusCode: 0, message: "Request aborted", code: "aborted" });
 
 function abortedCheck(signal: AbortSignal | undefined): void {
@@ -88,6 +87,7 @@ function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
+/** Typed REST calls for the whole contract (§2–§5). Errors are thrown as ChatApiError. */
 export class ChatRest {
   protected readonly baseUrl: string;
   private tokenSource: TokenSource | undefined;
@@ -113,9 +113,11 @@ export class ChatRest {
     return typeof t === "function" ? await t() : t;
   }
 
-  /** Any route, typed by the caller: the escape hatch for routes added after this SDK version. */
-  /** `idempotent`: a write the server applies once however often it arrives, retried like a GET. */
-  /** `signal`: ends the call, its retries and their waits (an `aborted` error, status 0). */
+  /**
+   * Any route, typed by the caller: the escape hatch for routes added after this SDK version. `idempotent`: a write
+   * the server applies once however often it arrives, retried like a GET. `signal`: ends the call, its retries and
+   * their waits (a ChatApiError of code `aborted`, status 0).
+   */
   async request<T>(
     method: string,
     path: string,

@@ -477,10 +477,14 @@ describe("audit log", () => {
   });
 });
 
+const CRON_JOBS = ["outbox.sweep", "presence.reconcile", "profiles.refresh-hot", "retention.archive", "retention.purge-deleted", "tickets.expire"];
+
 describe("jobs", () => {
   afterEach(() => vi.restoreAllMocks());
 
   it("the Cron Trigger runs every job, records it in job_runs, and /health/detailed shows them", { timeout: 120_000 }, async () => {
+    // Each job waits out its interval after a run, and a persistent DATABASE_URL keeps the runs of earlier test runs.
+    await withDb((db) => db.execute(sql`DELETE FROM job_runs WHERE job IN (${sql.join(CRON_JOBS.map((j) => sql`${j}`), sql`, `)})`));
     const ticket = `expired-${crypto.randomUUID()}`;
     await withDb((db) =>
       db.execute(sql`INSERT INTO realtime_tickets (ticket, user_id, kaha_id, expires_at) VALUES (${ticket}, ${crypto.randomUUID()}::uuid, 'k', now() - interval '1 hour')`),
@@ -506,17 +510,10 @@ describe("jobs", () => {
     expect(left.rows).toHaveLength(0);
     const runs = await withDb((db) =>
       db.execute<{ job: string; finished_at: string | null; details: Record<string, unknown> }>(
-        sql`SELECT job, finished_at, details FROM job_runs WHERE job IN ('tickets.expire', 'outbox.sweep', 'presence.reconcile', 'retention.archive', 'retention.purge-deleted', 'profiles.refresh-hot')`,
+        sql`SELECT job, finished_at, details FROM job_runs WHERE job IN (${sql.join(CRON_JOBS.map((j) => sql`${j}`), sql`, `)})`,
       ),
     );
-    expect(runs.rows.map((r) => r.job).sort()).toEqual([
-      "outbox.sweep",
-      "presence.reconcile",
-      "profiles.refresh-hot",
-      "retention.archive",
-      "retention.purge-deleted",
-      "tickets.expire",
-    ]);
+    expect(runs.rows.map((r) => r.job).sort()).toEqual([...CRON_JOBS].sort());
     for (const r of runs.rows) {
       expect(r.finished_at, r.job).not.toBeNull();
       expect(r.details.ok, `${r.job}: ${JSON.stringify(r.details)}`).toBe(true);
@@ -550,8 +547,11 @@ describe("jobs", () => {
   });
 
   it("the profile refresh job refetches the hot ids (the last hour's senders) and rewrites their cache entries", { timeout: 60_000 }, async () => {
-    // A clock far ahead: only this test's messages fall in the job's last hour.
-    const now = new Date(Date.now() + 400 * DAY);
+    // A clock past every message already stored (a persistent DATABASE_URL keeps earlier runs' messages, this
+    // test's among them): only this test's messages fall in the job's last hour.
+    const newest = await withDb((db) => db.execute<{ at: string | null }>(sql`SELECT max(created_at) AS at FROM messages`));
+    const stored = newest.rows[0]?.at ? new Date(newest.rows[0].at).getTime() : 0;
+    const now = new Date(Math.max(Date.now() + 400 * DAY, stored + 2 * HOUR));
     const { id, users } = await seedConversation("group", 3);
     await seedMessages(id, users[0].id, 1, 2, new Date(now.getTime() - 10 * 60_000));
     await seedMessages(id, users[1].id, 3, 3, new Date(now.getTime() - 20 * 60_000));

@@ -293,8 +293,16 @@ export class ConversationRoom extends DurableObject<Env> {
 
   /** Serialises once, sends to every open socket of the room (held back for a socket that is replaying). */
   broadcast(type: string, data: unknown, seq?: number): void {
-    const frame = encodeFrame(type, data);
-    const sockets = this.ctx.getWebSockets();
+    this.fanOut(encodeFrame(type, data), this.ctx.getWebSockets(), seq);
+  }
+
+  /** As broadcast, but not to `userId`'s own sockets (any device): nobody is shown their own typing. */
+  broadcastToOthers(userId: string, type: string, data: unknown): void {
+    const own = new Set(this.ctx.getWebSockets(userId));
+    this.fanOut(encodeFrame(type, data), this.ctx.getWebSockets().filter((ws) => !own.has(ws)));
+  }
+
+  private fanOut(frame: string, sockets: WebSocket[], seq?: number): void {
     for (const ws of sockets) if (!holdIfResuming(ws, frame, seq)) sendRaw(ws, frame);
     metrics.count("fanout_frames_total", sockets.length);
     flushSoon(this.config, (work) => this.ctx.waitUntil(work));
@@ -688,14 +696,14 @@ export class ConversationRoom extends DurableObject<Env> {
     void this.scheduleAlarm();
     if (wasTyping || this.typingAnnounces.has(userId)) return;
     const cached = this.profiles.cached(userId);
-    if (cached) return this.broadcast("typing_start", { userId, conversationId: this.conversationId(), profile: cached });
+    if (cached) return this.broadcastToOthers(userId, "typing_start", { userId, conversationId: this.conversationId(), profile: cached });
     this.typingAnnounces.add(userId);
     const announce = this.profiles
       .typer(userId, kahaId)
       .then((profile) => {
         // A send or stop_typing may have ended the lease meanwhile: a late typing_start would show someone who stopped.
         if (!this.isTyping(userId)) return;
-        this.broadcast("typing_start", { userId, conversationId: this.conversationId(), ...(profile ? { profile } : {}) });
+        this.broadcastToOthers(userId, "typing_start", { userId, conversationId: this.conversationId(), ...(profile ? { profile } : {}) });
       })
       .catch((err: unknown) => this.log.warn("typing announce failed", { error: (err as Error).message?.slice(0, 200) }))
       .finally(() => this.typingAnnounces.delete(userId));
@@ -710,7 +718,7 @@ export class ConversationRoom extends DurableObject<Env> {
 
   endTyping(userId: string): void {
     this.typingSockets.delete(userId);
-    if (this.store.clearTyping(userId)) this.broadcast("typing_stop", { userId, conversationId: this.conversationId() });
+    if (this.store.clearTyping(userId)) this.broadcastToOthers(userId, "typing_stop", { userId, conversationId: this.conversationId() });
   }
 
   // ── Durability ────────────────────────────────────────────────────────────────────────────────────────────

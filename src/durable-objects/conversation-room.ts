@@ -227,6 +227,7 @@ export class ConversationRoom extends DurableObject<Env> {
       this.store.adoptOffline(state.offline, now);
       // A lost notification: the sockets and member lists follow as its frames would have made them.
       for (const userId of gone) this.closeUserSockets(userId, 4403, "No longer a participant");
+      for (const userId of gone) this.endTyping(userId);
       for (const p of arrived) this.broadcast("participant_joined", { participant: this.withCachedProfile(p) } satisfies ParticipantFrameData);
       for (const userId of gone) this.broadcast("participant_left", { userId });
       this.noteArchived(state.archivedUpToSeq);
@@ -439,6 +440,9 @@ export class ConversationRoom extends DurableObject<Env> {
         // Close removed members' sockets before anything is sent: a close queued right behind a send on the same
         // hibernatable socket can stall until the object is evicted (workerd output-gate behaviour).
         for (const userId of gone) this.closeUserSockets(userId, 4403, "No longer a participant");
+        // Their lease ended only with their socket's close handshake, or after 6 s when their app never answered it:
+        // the others saw "typing…" from someone no longer in the conversation.
+        for (const userId of gone) this.endTyping(userId);
         // The Worker (or the business desk) looked their profiles up for its own answer: they come with the event.
         for (const p of [...(event.joined ?? []), ...unannounced]) this.broadcast("participant_joined", { participant: this.withOwnMarks(p) } satisfies ParticipantFrameData);
         for (const p of event.updated ?? []) this.broadcast("participant_updated", { participant: this.withOwnMarks(p) } satisfies ParticipantFrameData);

@@ -113,7 +113,7 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     return [...this.members.values()].map((p) => ({ ...p }));
   }
 
-  /** Users typing now (server view; includes this user's own other devices). */
+  /** Other users typing now (server view; the server never tells a user of their own typing, on any device). */
   get typingUsers(): string[] {
     return [...this.typingNow];
   }

@@ -101,7 +101,7 @@ export interface TypingEvent {
   userId: string;
   isTyping: boolean;
   profile?: Profile;
-  /** Everyone typing now (including this user's other devices). */
+  /** The other participants typing now (the server never tells a user of their own typing). */
   typing: string[];
 }
 

@@ -14,3 +14,8 @@ export function nextExpiry(leases: Lease[], now: number): number | undefined {
   const live = leases.filter((l) => l.expiresAt > now).map((l) => l.expiresAt);
   return live.length ? Math.min(...live) : undefined;
 }
+
+/** Who `viewer` is shown typing: live leases of everyone else (a user's own typing is never echoed to them). */
+export function typingSeenBy(leases: Lease[], viewer: string, now: number): string[] {
+  return leases.filter((l) => l.expiresAt > now && l.userId !== viewer).map((l) => l.userId);
+}

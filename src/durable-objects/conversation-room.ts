@@ -227,6 +227,7 @@ export class ConversationRoom extends DurableObject<Env> {
       this.store.adoptOffline(state.offline, now);
       // A lost notification: the sockets and member lists follow as its frames would have made them.
       for (const userId of gone) this.closeUserSockets(userId, 4403, "No longer a participant");
+      for (const userId of gone) this.endTyping(userId);
       for (const p of arrived) this.broadcast("participant_joined", { participant: this.withCachedProfile(p) } satisfies ParticipantFrameData);
       for (const userId of gone) this.broadcast("participant_left", { userId });
       this.noteArchived(state.archivedUpToSeq);
@@ -293,8 +294,16 @@ export class ConversationRoom extends DurableObject<Env> {
 
   /** Serialises once, sends to every open socket of the room (held back for a socket that is replaying). */
   broadcast(type: string, data: unknown, seq?: number): void {
-    const frame = encodeFrame(type, data);
-    const sockets = this.ctx.getWebSockets();
+    this.fanOut(encodeFrame(type, data), this.ctx.getWebSockets(), seq);
+  }
+
+  /** As broadcast, but not to `userId`'s own sockets (any device): nobody is shown their own typing. */
+  broadcastToOthers(userId: string, type: string, data: unknown): void {
+    const own = new Set(this.ctx.getWebSockets(userId));
+    this.fanOut(encodeFrame(type, data), this.ctx.getWebSockets().filter((ws) => !own.has(ws)));
+  }
+
+  private fanOut(frame: string, sockets: WebSocket[], seq?: number): void {
     for (const ws of sockets) if (!holdIfResuming(ws, frame, seq)) sendRaw(ws, frame);
     metrics.count("fanout_frames_total", sockets.length);
     flushSoon(this.config, (work) => this.ctx.waitUntil(work));
@@ -431,6 +440,9 @@ export class ConversationRoom extends DurableObject<Env> {
         // Close removed members' sockets before anything is sent: a close queued right behind a send on the same
         // hibernatable socket can stall until the object is evicted (workerd output-gate behaviour).
         for (const userId of gone) this.closeUserSockets(userId, 4403, "No longer a participant");
+        // Their lease ended only with their socket's close handshake, or after 6 s when their app never answered it:
+        // the others saw "typing…" from someone no longer in the conversation.
+        for (const userId of gone) this.endTyping(userId);
         // The Worker (or the business desk) looked their profiles up for its own answer: they come with the event.
         for (const p of [...(event.joined ?? []), ...unannounced]) this.broadcast("participant_joined", { participant: this.withOwnMarks(p) } satisfies ParticipantFrameData);
         for (const p of event.updated ?? []) this.broadcast("participant_updated", { participant: this.withOwnMarks(p) } satisfies ParticipantFrameData);
@@ -688,14 +700,14 @@ export class ConversationRoom extends DurableObject<Env> {
     void this.scheduleAlarm();
     if (wasTyping || this.typingAnnounces.has(userId)) return;
     const cached = this.profiles.cached(userId);
-    if (cached) return this.broadcast("typing_start", { userId, conversationId: this.conversationId(), profile: cached });
+    if (cached) return this.broadcastToOthers(userId, "typing_start", { userId, conversationId: this.conversationId(), profile: cached });
     this.typingAnnounces.add(userId);
     const announce = this.profiles
       .typer(userId, kahaId)
       .then((profile) => {
         // A send or stop_typing may have ended the lease meanwhile: a late typing_start would show someone who stopped.
         if (!this.isTyping(userId)) return;
-        this.broadcast("typing_start", { userId, conversationId: this.conversationId(), ...(profile ? { profile } : {}) });
+        this.broadcastToOthers(userId, "typing_start", { userId, conversationId: this.conversationId(), ...(profile ? { profile } : {}) });
       })
       .catch((err: unknown) => this.log.warn("typing announce failed", { error: (err as Error).message?.slice(0, 200) }))
       .finally(() => this.typingAnnounces.delete(userId));
@@ -710,7 +722,7 @@ export class ConversationRoom extends DurableObject<Env> {
 
   endTyping(userId: string): void {
     this.typingSockets.delete(userId);
-    if (this.store.clearTyping(userId)) this.broadcast("typing_stop", { userId, conversationId: this.conversationId() });
+    if (this.store.clearTyping(userId)) this.broadcastToOthers(userId, "typing_stop", { userId, conversationId: this.conversationId() });
   }
 
   // ── Durability ────────────────────────────────────────────────────────────────────────────────────────────

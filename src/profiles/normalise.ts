@@ -48,3 +48,14 @@ export function normaliseProfile(raw: unknown, kind: ProfileKind): Profile | und
   if (!name || id === "") return undefined;
   return { id, name, avatarUrl: cleanAvatarUrl(parsed.data.avatar_url), kind };
 }
+
+/**
+ * The id a record is about, even when the record is unusable (an empty or null name): the service did answer for
+ * that id, but with nothing to show, which is no reason to forget the name it gave before.
+ */
+export function recordId(raw: unknown): string | undefined {
+  if (typeof raw !== "object" || raw === null) return undefined;
+  const parsed = rawProfileSchema.shape.uuid.safeParse((raw as { uuid?: unknown }).uuid);
+  const id = parsed.success ? normaliseId(parsed.data) : "";
+  return id === "" ? undefined : id;
+}

@@ -194,14 +194,24 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
 
   /**
    * Entries for the refs the service answered for, each under the generation read before the call, and remembered
-   * in memory unless evicted here since mark; the caller decides when Redis gets the writes.
+   * in memory unless evicted here since mark; the caller decides when Redis gets the writes. A record with no usable
+   * name is skipped where `hasGoodCopy` says a known profile is cached (served stale, kept in Redis), and recorded
+   * as unknown elsewhere: a miss written over the copy made the user a placeholder everywhere, and took the stale
+   * copy out of Redis for good.
    */
-  function answeredEntries(refs: ProfileRef[], outcome: BatchOutcome | undefined, generations: Generations, mark: number | undefined): Answered {
+  function answeredEntries(
+    refs: ProfileRef[],
+    outcome: BatchOutcome | undefined,
+    generations: Generations,
+    mark: number | undefined,
+    hasGoodCopy: (ref: ProfileRef) => boolean,
+  ): Answered {
     const answered: Answered = { entries: [], writes: [] };
     if (!outcome) return answered;
     const fetchedAt = clock();
     for (const ref of refs) {
       if (!outcome.answered.has(ref.key)) continue;
+      if (outcome.unusable.has(ref.key) && hasGoodCopy(ref)) continue;
       const generation = generations.get(ref.key);
       const entry: CacheEntry = { profile: outcome.found.get(ref.key) ?? null, fetchedAt };
       if (generation) entry.generation = generation;
@@ -218,7 +228,8 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
     for (const r of mine) refreshing.add(r.key);
     const work = (async () => {
       try {
-        const { writes } = answeredEntries(mine, await callService(mine), generations, mark);
+        // Each of these has a fresh known profile (that is why it is refreshed ahead).
+        const { writes } = answeredEntries(mine, await callService(mine), generations, mark, () => true);
         await cache.write(writes, policy);
       } finally {
         for (const r of mine) refreshing.delete(r.key);
@@ -276,7 +287,8 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
     }
 
     if (toFetch.length > 0) {
-      const { entries, writes } = answeredEntries(toFetch, await callService(toFetch), cached.generations, mark);
+      const outcome = await callService(toFetch);
+      const { entries, writes } = answeredEntries(toFetch, outcome, cached.generations, mark, (ref) => staleCopies.has(ref.key));
       for (const { ref, entry } of entries) served.set(ref.key, entry.profile);
       for (const ref of toFetch) {
         if (served.has(ref.key)) continue;
@@ -329,7 +341,8 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
       }
       const outcome = await callService(refs);
       if (!outcome) return { ...result, ok: false, reason: "profile service circuit is open" };
-      const { writes } = answeredEntries(refs, outcome, generations, mark);
+      // The job reads no entries: whatever Redis holds for an id answered without a usable name stays there.
+      const { writes } = answeredEntries(refs, outcome, generations, mark, () => true);
       try {
         await cache.write(writes, policy);
       } catch (err) {

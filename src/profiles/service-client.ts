@@ -1,6 +1,6 @@
 import type { Profile } from "../protocol/resources";
 import { profileKey, type ProfileRef } from "./keys";
-import { batchResponseSchema, normaliseProfile } from "./normalise";
+import { batchResponseSchema, normaliseProfile, recordId } from "./normalise";
 
 export interface ProfileServiceConfig {
   url: string;
@@ -27,6 +27,11 @@ export interface BatchOutcome {
   found: Map<string, Profile>;
   /** Keys the service gave an answer for (found, or known to be absent); other keys failed. */
   answered: Set<string>;
+  /**
+   * Answered keys whose record was there but unusable (an empty or null name): not a profile, and not proof that the
+   * id is unknown either. Callers keep a good copy they hold rather than record a miss over it.
+   */
+  unusable: Set<string>;
   /** Set when at least one call failed. */
   failure?: ProfileServiceError;
   calls: number;
@@ -41,7 +46,7 @@ export async function fetchProfileBatch(config: ProfileServiceConfig, refs: Prof
   for (let i = 0; i < Math.max(users.length, businesses.length); i += size) {
     chunks.push({ users: users.slice(i, i + size), businesses: businesses.slice(i, i + size) });
   }
-  const outcome: BatchOutcome = { found: new Map(), answered: new Set(), calls: chunks.length };
+  const outcome: BatchOutcome = { found: new Map(), answered: new Set(), unusable: new Set(), calls: chunks.length };
   const settled = await Promise.allSettled(chunks.map((chunk) => callBatch(config, chunk.users, chunk.businesses)));
   settled.forEach((result, i) => {
     const chunk = chunks[i];
@@ -52,16 +57,21 @@ export async function fetchProfileBatch(config: ProfileServiceConfig, refs: Prof
     }
     const wanted = new Set([...chunk.users, ...chunk.businesses].map((r) => r.key));
     // Records for ids nobody asked about are ignored: they must not land in the cache under a requested key.
-    for (const profile of result.value) {
+    for (const profile of result.value.profiles) {
       const key = profileKey(profile.kind, profile.id);
       if (wanted.has(key)) outcome.found.set(key, profile);
     }
+    for (const key of result.value.unusable) if (wanted.has(key) && !outcome.found.has(key)) outcome.unusable.add(key);
     for (const key of wanted) outcome.answered.add(key);
   });
   return outcome;
 }
 
-async function callBatch(config: ProfileServiceConfig, users: ProfileRef[], businesses: ProfileRef[]): Promise<Profile[]> {
+async function callBatch(
+  config: ProfileServiceConfig,
+  users: ProfileRef[],
+  businesses: ProfileRef[],
+): Promise<{ profiles: Profile[]; unusable: string[] }> {
   let timedOut = false;
   const controller = new AbortController();
   const timer = setTimeout(() => {
@@ -88,15 +98,15 @@ async function callBatch(config: ProfileServiceConfig, users: ProfileRef[], busi
     }
     const body = batchResponseSchema.safeParse(json);
     if (!body.success) throw new ProfileServiceError("invalid", "profile service answered with an unexpected shape");
-    const out: Profile[] = [];
-    for (const raw of body.data.users ?? []) {
-      const p = normaliseProfile(raw, "user");
-      if (p) out.push(p);
-    }
-    for (const raw of body.data.businesses ?? []) {
-      const p = normaliseProfile(raw, "business");
-      if (p) out.push(p);
-    }
+    const out = { profiles: [] as Profile[], unusable: [] as string[] };
+    const take = (raw: unknown, kind: Profile["kind"]) => {
+      const p = normaliseProfile(raw, kind);
+      if (p) return void out.profiles.push(p);
+      const id = recordId(raw);
+      if (id) out.unusable.push(profileKey(kind, id));
+    };
+    for (const raw of body.data.users ?? []) take(raw, "user");
+    for (const raw of body.data.businesses ?? []) take(raw, "business");
     return out;
   } catch (err) {
     if (timedOut) throw new ProfileServiceError("timeout", `profile service did not answer within ${config.timeoutMs} ms`);

@@ -75,7 +75,8 @@ export const readyFrameData = z.object({
   conversationId: z.string().uuid(),
   lastSeq: seq,
   participants: z.array(participantSchema),
-  typing: z.array(z.string().uuid()),
+  /** The other participants typing now; never the socket's own user (typing frames go to the others only). */
+  typing: z.array(z.string().uuid()).describe("Other participants typing now; never the socket's own user"),
   you: z.object({ lastReadSeq: seq, lastDeliveredSeq: seq }),
   protocolVersion: z.literal(PROTOCOL_VERSION),
 });

@@ -121,6 +121,26 @@ describe("an admin's membership changes racing their own demotion", () => {
   });
 });
 
+describe("typing of a member who is removed", () => {
+  it("ends with the removal: typing_stop before participant_left, and sockets opened after it do not list them", async () => {
+    const [admin, a, b] = await users(3, "life-typing");
+    const id = await group(admin, [a, b]);
+    const [typist, watcher] = [await openSocket(`/conversations/${id}/ws`, a), await openSocket(`/conversations/${id}/ws`, b)];
+    for (const s of [typist, watcher]) await frame(s, "ready");
+    // Her app does not answer the server's close (a phone that lost the network): only the removal can end the lease.
+    typist.ws.addEventListener("close", () => {});
+    typist.ws.send(JSON.stringify({ type: "start_typing", data: {} }));
+    await frame(watcher, "typing_start", (d) => d.userId === a.id);
+    expect((await remove(id, a.id, admin.token)).status).toBe(204);
+    await frame(watcher, "participant_left", (d) => d.userId === a.id);
+    const order = watcher.frames.filter((f) => ["typing_stop", "participant_left"].includes(f.type) && f.data.userId === a.id).map((f) => f.type);
+    expect(order).toEqual(["typing_stop", "participant_left"]);
+    const later = await openSocket(`/conversations/${id}/ws`, admin);
+    expect((await frame(later, "ready")).data.typing).toEqual([]);
+    for (const s of [watcher, later]) s.ws.close(1000, "done");
+  });
+});
+
 describe("open conversation sockets of a member the room learns is gone", () => {
   // A removal whose room notification was lost (tellRoom only logs a failure: the room was unreachable) is caught by
   // the room's next look at Postgres's member list. Any membership event brings one (here a mute).

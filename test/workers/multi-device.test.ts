@@ -184,6 +184,31 @@ describe("typing of a user with two devices in the conversation", () => {
   });
 });
 
+describe("typing frames go to the other participants only", () => {
+  it("neither the typist's own socket nor their other devices get typing_start/typing_stop, nor see themselves in ready.typing", async () => {
+    const [alice, bob] = await users(2, "md-typing-echo");
+    const id = await direct(alice, bob);
+    const [phone, laptop, watcher] = [
+      await openSocket(`/conversations/${id}/ws`, alice),
+      await openSocket(`/conversations/${id}/ws`, alice),
+      await openSocket(`/conversations/${id}/ws`, bob),
+    ];
+    for (const s of [phone, laptop, watcher]) await frame(s, "ready");
+    phone.ws.send(JSON.stringify({ type: "start_typing", data: {} }));
+    await frame(watcher, "typing_start", (d) => d.userId === alice.id);
+    // A socket that opens while she types: Bob's lists her, her own does not.
+    const [tablet, bobsTablet] = [await openSocket(`/conversations/${id}/ws`, alice), await openSocket(`/conversations/${id}/ws`, bob)];
+    expect((await frame(tablet, "ready")).data.typing).toEqual([]);
+    expect((await frame(bobsTablet, "ready")).data.typing).toEqual([alice.id]);
+    phone.ws.send(JSON.stringify({ type: "stop_typing", data: {} }));
+    await frame(watcher, "typing_stop", (d) => d.userId === alice.id);
+    // Frames to one socket arrive in order: any typing frame for Alice's sockets was sent before these answers.
+    for (const [s, i] of [[phone, 1], [laptop, 2], [tablet, 3]] as const) await request(s, "heartbeat", {}, `hb-echo-${i}`);
+    for (const s of [phone, laptop, tablet]) expect(s.frames.filter((f) => f.type.startsWith("typing_")).map((f) => f.type)).toEqual([]);
+    for (const s of [phone, laptop, watcher, tablet, bobsTablet]) s.ws.close(1000, "done");
+  });
+});
+
 describe("unread badges of a user with two devices", () => {
   it("a conversation the user is removed from leaves totalUnread on every device", async () => {
     const [admin, bob, carol] = await users(3, "md-rm");

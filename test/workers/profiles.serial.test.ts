@@ -2,13 +2,13 @@
 // run in the serial pass (workers-serial), one file at a time. Shared setup: profile-helpers.ts.
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { env } from "cloudflare:test";
-import { READY_PROFILE_WAIT_MS, RoomProfiles, SEND_PROFILE_WAIT_MS } from "../../src/durable-objects/room/profiles";
+import { READY_PROFILE_WAIT_MS, REPLAY_PROFILE_WAIT_MS, RoomProfiles, SEND_PROFILE_WAIT_MS } from "../../src/durable-objects/room/profiles";
 import { encodeEntry } from "../../src/profiles/cache-entry";
 import { profileKey } from "../../src/profiles/keys";
 import { getConfig } from "../../src/lib/config";
 import { CircuitBreaker } from "../../src/profiles/breaker";
 import { api } from "./helpers";
-import { seedConversation } from "./fixtures";
+import { seedConversation, seedMessages } from "./fixtures";
 import { openSocket, waitFor, type TestSocket } from "./sockets";
 import {
   TTL,
@@ -252,5 +252,27 @@ describe("a send waiting for its sender's profile", () => {
     await profileFault({});
     const history = await api("GET", `/conversations/${id}/messages`, { token: admin.token });
     expect(history.body.messages).toEqual([]);
+  });
+});
+
+describe("a resume while the profile service is slow", () => {
+  // The replay waited for its senders' profiles for as long as the service took (up to its 5 s timeout), and the
+  // socket's live frames were held behind it: a reconnect showed nothing, not even new messages, for seconds.
+  it("replays after a bounded wait, with placeholders named after the kahaId, and goes live", async () => {
+    const { id, users } = await seedConversation("group", 3);
+    const [reader, sender] = users;
+    await seedMessages(id, sender.id, 1, 3, new Date());
+    await profileFault({ delayMs: 3500 });
+    const started = Date.now();
+    const socket = await openSocket(`/conversations/${id}/ws?afterSeq=0`, reader);
+    const resumed = await waitFor(() => socket.frames.find((f) => f.type === "resumed"), "resumed", 8000);
+    const ms = Date.now() - started;
+    await profileFault({});
+    expect(ms).toBeLessThan(READY_PROFILE_WAIT_MS + REPLAY_PROFILE_WAIT_MS + 1000);
+    expect(resumed.data).toMatchObject({ fromSeq: 1, toSeq: 3, complete: true });
+    const replayed = socket.frames.filter((f) => f.type === "new_message").map((f) => f.data.message);
+    expect(replayed.map((m) => m.seq)).toEqual([1, 2, 3]);
+    for (const m of replayed) expect(m.sender).toEqual({ id: sender.id, name: sender.kahaId, avatarUrl: null, kind: "user" });
+    socket.ws.close(1000, "done");
   });
 });

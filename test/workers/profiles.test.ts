@@ -185,6 +185,48 @@ describe("profile provider: cache", () => {
   });
 });
 
+describe("profile provider: a record with an empty or null name", () => {
+  /** The service answers every id asked for with this name (and nothing else about it). */
+  const answerName = (name: unknown) => {
+    net.intercept = async (url, init) => {
+      if (!url.endsWith("/api/batch/profiles")) return undefined;
+      const asked = JSON.parse(String(init?.body)) as { user_uuids: string[] };
+      return Response.json({ users: asked.user_uuids.map((uuid) => ({ uuid, name })), businesses: [] });
+    };
+  };
+
+  it("keeps serving the last good name (stale) and keeps it in Redis, on a load, a refresh-ahead and the refresh job", async () => {
+    const [expired, ahead, hot] = [uuid(), uuid(), uuid()];
+    const seed = provider();
+    const good = (await seed.load({ userIds: [expired, ahead, hot] })).user;
+    const original = { expired: good(expired), ahead: good(ahead), hot: good(hot) };
+    await seed.settle();
+
+    answerName("");
+    // Past the TTL: the service is asked before the answer, and its empty name is no answer.
+    const late = provider({ now: () => Date.now() + (TTL + 60) * 1000 });
+    expect((await late.load({ userIds: [expired] })).user(expired)).toEqual({ ...original.expired, stale: true });
+    await late.settle();
+    answerName(null);
+    // Past 80% of the TTL: served from the cache, refetched in the background.
+    const soon = provider({ now: () => Date.now() + TTL * 850 });
+    expect((await soon.load({ userIds: [ahead] })).user(ahead)).toEqual(original.ahead);
+    await soon.settle();
+    expect(await refreshHotProfiles(provider(), { userIds: [hot] })).toMatchObject({ refreshed: 0, unknown: 0 });
+    for (const id of [expired, ahead, hot]) expect((await storedEntry("user", id))?.profile, id).toMatchObject({ id, name: good(id).name });
+    net.intercept = undefined;
+  });
+
+  it("an id never seen with a good name is shown as a placeholder, as an unknown one is", async () => {
+    const id = uuid();
+    answerName("  ");
+    const set = await provider().load({ userIds: [id] });
+    expectPlaceholder(set.user(id, "blank-kaha"));
+    expect(set.user(id, "blank-kaha").name).toBe("blank-kaha");
+    net.intercept = undefined;
+  });
+});
+
 describe("profile provider: Redis degradation", () => {
   it("treats Redis down as a miss: profiles still come from the service; invalidation answers 503", async () => {
     const id = uuid();

@@ -23,6 +23,13 @@ export const READY_PROFILE_WAIT_MS = 500;
  */
 export const SEND_PROFILE_WAIT_MS = 2000;
 
+/**
+ * A resume's replay waits at most this long for its senders' profiles (as long as `ready` waits, for the same
+ * reason); then it goes with the isolate's fresh copies and placeholders named after the kahaId. The socket's live
+ * frames are held until the replay is out, so a slow service held the whole conversation back after a reconnect.
+ */
+export const REPLAY_PROFILE_WAIT_MS = 500;
+
 export interface RoomProfileDeps {
   config: () => Config;
   participantIds: () => string[];
@@ -84,9 +91,19 @@ export class RoomProfiles {
     return (await bounded(loading, SEND_PROFILE_WAIT_MS)) ?? placeholderProfile(userId, "user", kahaId);
   }
 
-  /** Messages with `sender`, in one profile lookup for all their senders (a replay of hundreds costs one call). */
-  senders<M extends { senderId: string }>(messages: readonly M[]): Promise<(M & { sender: Profile })[]> {
-    return withSenderProfiles(messages, (request) => this.load(request), this.deps.kahaIdsOf);
+  /**
+   * Messages with `sender`, in one profile lookup for all their senders (a replay of hundreds costs one call), waited
+   * for at most REPLAY_PROFILE_WAIT_MS. After that: this isolate's fresh copies, else placeholders named after the
+   * kahaId (a bounded query, remembered); the lookup goes on and fills the cache for the next replay.
+   */
+  async senders<M extends { senderId: string }>(messages: readonly M[]): Promise<(M & { sender: Profile })[]> {
+    const loading = withSenderProfiles(messages, (request) => this.load(request), this.deps.kahaIdsOf);
+    this.deps.waitUntil(loading.catch(() => undefined));
+    const done = await bounded(loading, REPLAY_PROFILE_WAIT_MS);
+    if (done) return done;
+    const unresolved = [...new Set(messages.map((m) => m.senderId))].filter((id) => this.cached(id) === undefined);
+    const kahaIds = await this.kahaIdsOf(unresolved);
+    return messages.map((m) => ({ ...m, sender: this.cached(m.senderId) ?? placeholderProfile(m.senderId, "user", kahaIds.get(m.senderId)) }));
   }
 
   /**

@@ -14,6 +14,7 @@ import {
   type ReadyFrameData,
 } from "../../protocol/frames";
 import type { Message } from "../../protocol/resources";
+import { typingSeenBy } from "../../domain/typing";
 import type { Actor } from "../room-api";
 import type { ConversationRoom } from "../conversation-room";
 import { attach, attachmentOf, FrameRateLimiter, safeClose, sendRaw, type SocketAttachment } from "./sockets";
@@ -63,10 +64,7 @@ export async function openSocket(room: ConversationRoom, request: Request): Prom
         const profile = profiles.get(p.userId) ?? room.profiles.cached(p.userId);
         return profile ? { ...p, profile } : p;
       }),
-      typing: room.store
-        .typing()
-        .filter((t) => t.expiresAt > now)
-        .map((t) => t.userId),
+      typing: typingSeenBy(room.store.typing(), identity.id, now),
       you: { lastReadSeq: me.lastReadSeq, lastDeliveredSeq: me.lastDeliveredSeq },
       protocolVersion: PROTOCOL_VERSION,
     } satisfies ReadyFrameData),

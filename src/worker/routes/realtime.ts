@@ -116,7 +116,7 @@ export const conversationSocket = new OpenAPIHono<AppEnv>().openapi(
     "Conversation socket: messages, typing, receipts of one conversation",
     // 403: an Origin outside ALLOWED_ORIGINS; 404: not a member (or no such conversation); 429: too many sockets.
     errorResponses(401, 403, 404, 426, 429),
-    `The first frame is \`ready {conversationId, lastSeq, participants, typing, you, protocolVersion}\`. Its participants carry \`profile\` (a Profile, \`stale: true\` when served from cache while the profile service fails) when the room has it or gets it within ${READY_PROFILE_WAIT_MS} ms; a slow profile service never holds the frame longer.`,
+    `The first frame is \`ready {conversationId, lastSeq, participants, typing, you, protocolVersion}\`. Its participants carry \`profile\` (a Profile, \`stale: true\` when served from cache while the profile service fails) when the room has it or gets it within ${READY_PROFILE_WAIT_MS} ms; a slow profile service never holds the frame longer. \`typing\` lists the other participants typing now; \`typing_start\` / \`typing_stop\` go to the other participants' sockets only, never to any socket of the typist.`,
   ),
   async (c) => {
     const id = c.req.param("id") ?? "";

@@ -23,7 +23,9 @@ export interface JwtSettings {
 }
 
 const claimsSchema = z.object({
-  id: z.string().uuid({ message: "claim 'id' must be a UUID" }),
+  // Any version (contract §1): z.uuid() in zod 4 takes RFC 9562 versions and variants only, and refused
+  // platform ids that every body field (uuidField) accepts.
+  id: z.guid({ message: "claim 'id' must be a UUID" }),
   kahaId: z.string().min(1, { message: "claim 'kahaId' is required" }).max(200),
   role: z.string().max(50).optional(),
   exp: z.number().optional(),

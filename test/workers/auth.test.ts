@@ -47,6 +47,18 @@ describe("token verification", () => {
   });
 });
 
+describe("user ids of any UUID version", () => {
+  it("accepts a token whose id is a UUID outside RFC 9562's versions and variants (contract §1: any version)", async () => {
+    // Version nibble 0 and variant nibble 1: ids from the identity platform need not be RFC 4122 UUIDs.
+    const hex = crypto.randomUUID().replace(/-/g, "");
+    const oddId = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-0${hex.slice(13, 16)}-1${hex.slice(17, 20)}-${hex.slice(20)}`;
+    const token = await signWith({ id: oddId.toUpperCase(), kahaId: "odd-id", exp: exp() });
+    const res = await api("GET", "/auth/me", { token });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body).toMatchObject({ id: oddId, kahaId: "odd-id" });
+  });
+});
+
 describe("dev login", () => {
   it("issues a token for a stable id per kahaId when DEV_LOGIN=true", async () => {
     const a = await api("POST", "/auth/dev-login", { body: { kahaId: "dev-alice" } });

@@ -60,3 +60,27 @@ describe("sockets whose token expires", () => {
     }
   });
 });
+
+describe("upgrades refused for too many sockets", () => {
+  it("answer 429 with Retry-After (contract §1), on the conversation socket and on the user socket", async () => {
+    const [alice, bob] = await users(2, "sock-cap");
+    const id = await direct(alice, bob);
+    const upgrade = (path: string) =>
+      SELF.fetch(new Request(`http://chat.test${path}`, { headers: { Upgrade: "websocket", authorization: `Bearer ${alice.token}` } }));
+    const opened: WebSocket[] = [];
+    // The room's cap is 10 sockets per user and conversation; the session's 20 per user.
+    for (const [path, cap] of [[`/conversations/${id}/ws`, 10], ["/ws", 20]] as const) {
+      const results = await Promise.all(Array.from({ length: cap }, () => upgrade(path)));
+      for (const res of results) {
+        expect(res.status).toBe(101);
+        res.webSocket!.accept();
+        opened.push(res.webSocket!);
+      }
+      const refused = await upgrade(path);
+      expect(refused.status, path).toBe(429);
+      expect(refused.headers.get("retry-after"), path).toMatch(/^[1-9]\d*$/);
+      await refused.body?.cancel();
+    }
+    for (const ws of opened) ws.close(1000);
+  });
+});

@@ -57,12 +57,13 @@ function identityHeaders(user: AuthUser, extra: Record<string, string> = {}): He
   return headers;
 }
 
-/** A Durable Object's refusal (404, 429, ...) becomes the contract's error shape. */
+/** A Durable Object's refusal (404, 429, ...) becomes the contract's error shape, keeping its Retry-After (429, 503). */
 async function forwardUpgrade(stub: { fetch(req: Request): Promise<Response> }, url: string, headers: Headers): Promise<Response> {
   const res = await stub.fetch(new Request(url, { headers }));
   if (res.status === 101) return res;
   const body = (await res.json().catch(() => ({}))) as { message?: string };
-  throw new HttpError(res.status, body.message ?? "Upgrade refused");
+  const retryAfter = res.headers.get("retry-after");
+  throw new HttpError(res.status, body.message ?? "Upgrade refused", retryAfter ? { "Retry-After": retryAfter } : {});
 }
 
 export const realtime = new OpenAPIHono<AppEnv>().openapi(

@@ -47,6 +47,19 @@ describe("token verification", () => {
   });
 });
 
+describe("clock skew", () => {
+  it("accepts a token minted with nbf a few seconds ahead of this clock, and still refuses one expired a second ago", async () => {
+    // The identity provider's clock runs ahead: nbf = its "now", which is this edge's future.
+    const now = Math.floor(Date.now() / 1000);
+    const fresh = await signWith({ id: crypto.randomUUID(), kahaId: "skewed", iat: now + 3, nbf: now + 3, exp: now + 600 });
+    const res = await api("GET", "/auth/me", { token: fresh });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    // The leeway is for nbf only: exp stays exact, as sockets close (4401) and tickets end at exp.
+    expectErrorShape(await api("GET", "/auth/me", { token: await signWith({ id, kahaId: "k", exp: now - 1 }) }), 401);
+    expectErrorShape(await api("GET", "/auth/me", { token: await signWith({ id, kahaId: "k", nbf: now + 600, exp: now + 900 }) }), 401);
+  });
+});
+
 describe("user ids of any UUID version", () => {
   it("accepts a token whose id is a UUID outside RFC 9562's versions and variants (contract §1: any version)", async () => {
     // Version nibble 0 and variant nibble 1: ids from the identity platform need not be RFC 4122 UUIDs.

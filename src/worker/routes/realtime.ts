@@ -8,7 +8,7 @@ import { READY_PROFILE_WAIT_MS } from "../../durable-objects/room/profiles";
 import { CONVERSATION_HEADER, IDENTITY_HEADER } from "../../durable-objects/room/realtime";
 import { authenticateRequest, provisionCaller, requireAuth } from "../middleware/auth";
 import { auditAuthFailure } from "../../jobs/auth-audit";
-import { isUuidParam } from "../params";
+import { intParam, isUuidParam } from "../params";
 import { roomStub } from "../rooms";
 import { ticketResult } from "../../protocol/responses";
 import type { AppEnv } from "../env";
@@ -89,8 +89,24 @@ export const realtime = new OpenAPIHono<AppEnv>().openapi(
   },
 );
 
+const ticketQuery = z.object({ ticket: z.string().optional() });
+
+/**
+ * Checked before the ticket is spent. A position that is not a seq (a client's lost state: "NaN", "undefined") was
+ * ignored, and the socket went live without the replay the client asked for: what it missed never came.
+ */
+const conversationSocketQuery = ticketQuery.extend({
+  afterSeq: intParam(0).openapi({ type: "integer", description: "Replay everything after this seq before going live" }),
+});
+
 /** `refusals`: the statuses an upgrade can answer before the socket opens (the contract's error shape). */
-const upgradeDoc = (path: string, summary: string, refusals: Partial<ReturnType<typeof errorResponses>>, description?: string) =>
+const upgradeDoc = (
+  path: string,
+  summary: string,
+  query: typeof ticketQuery | typeof conversationSocketQuery,
+  refusals: Partial<ReturnType<typeof errorResponses>>,
+  description?: string,
+) =>
   createRoute({
     method: "get",
     path,
@@ -98,12 +114,7 @@ const upgradeDoc = (path: string, summary: string, refusals: Partial<ReturnType<
     summary,
     ...(description ? { description } : {}),
     security: [{ bearerAuth: [] }],
-    request: {
-      query: z.object({
-        ticket: z.string().optional(),
-        afterSeq: z.string().optional().openapi({ description: "Conversation socket: replay everything after this seq before going live" }),
-      }),
-    },
+    request: { query },
     responses: {
       101: { description: "Switching protocols: the socket speaks the frames of contract §6" },
       ...refusals,
@@ -115,8 +126,10 @@ export const conversationSocket = new OpenAPIHono<AppEnv>().openapi(
   upgradeDoc(
     "/{id}/ws",
     "Conversation socket: messages, typing, receipts of one conversation",
-    // 403: an Origin outside ALLOWED_ORIGINS; 404: not a member (or no such conversation); 429: too many sockets.
-    errorResponses(401, 403, 404, 426, 429),
+    conversationSocketQuery,
+    // 400: afterSeq is not a seq; 403: an Origin outside ALLOWED_ORIGINS; 404: not a member (or no such
+    // conversation); 429: too many sockets.
+    errorResponses(400, 401, 403, 404, 426, 429),
     `The first frame is \`ready {conversationId, lastSeq, participants, typing, you, protocolVersion}\`. Its participants carry \`profile\` (a Profile, \`stale: true\` when served from cache while the profile service fails) when the room has it or gets it within ${READY_PROFILE_WAIT_MS} ms; a slow profile service never holds the frame longer.`,
   ),
   async (c) => {
@@ -130,7 +143,7 @@ export const conversationSocket = new OpenAPIHono<AppEnv>().openapi(
 
 /** `GET /ws`: the caller's user session (presence, unread counts, notifications). */
 export const userSocket = new OpenAPIHono<AppEnv>().openapi(
-  upgradeDoc("/", "User socket: presence, unread counts and notifications across conversations", errorResponses(401, 403, 426, 429)),
+  upgradeDoc("/", "User socket: presence, unread counts and notifications across conversations", ticketQuery, errorResponses(401, 403, 426, 429)),
   async (c) => {
     // The session's presence write updates the user's row: it must exist first.
     const user = await upgradeIdentity(c, "first");

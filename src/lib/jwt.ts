@@ -26,7 +26,8 @@ const claimsSchema = z.object({
   // Any version (contract §1): z.uuid() in zod 4 takes RFC 9562 versions and variants only, and refused
   // platform ids that every body field (uuidField) accepts.
   id: z.guid({ message: "claim 'id' must be a UUID" }),
-  kahaId: z.string().min(1, { message: "claim 'kahaId' is required" }).max(200),
+  // Blank is missing: kept as it is, it became the user's name wherever the profile service had none.
+  kahaId: z.string().max(200).refine((v) => v.trim().length > 0, { message: "claim 'kahaId' is required" }),
   role: z.string().max(50).optional(),
   exp: z.number().optional(),
 });

@@ -34,6 +34,8 @@ describe("token verification", () => {
       noId: await signWith({ kahaId: "k", exp: exp() }),
       badId: await signWith({ id: "123", kahaId: "k", exp: exp() }),
       noKahaId: await signWith({ id, exp: exp() }),
+      // Blank is missing: the user was provisioned with it, and shown to everyone with a blank name.
+      blankKahaId: await signWith({ id, kahaId: " \t ", exp: exp() }),
       hs512: await signWith({ id, kahaId: "k", exp: exp() }, env.JWT_SECRET, "HS512"),
     };
     const unsigned = (claims: object) =>

@@ -134,7 +134,9 @@ export class UserSession extends DurableObject<Env> {
     if (!identity || request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return Response.json({ statusCode: 400, message: "Expected an authenticated WebSocket upgrade" }, { status: 400 });
     }
-    if (this.ctx.getWebSockets().length >= 20) {
+    // Open ones only: a socket closed for a heartbeat timeout (the phone lost its network) is never answered, and
+    // stays listed until the runtime gives up on it; twenty of those refused every reconnect with 429.
+    if (this.ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN).length >= 20) {
       return Response.json(
         { statusCode: 429, message: "Too many sockets for this user" },
         { status: 429, headers: { "Retry-After": String(SOCKET_CAP_RETRY_SECONDS) } },

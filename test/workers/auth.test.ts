@@ -49,6 +49,20 @@ describe("token verification", () => {
   });
 });
 
+describe("realtime tickets", () => {
+  it("say they expire no later than the token they were issued for", async () => {
+    const user = await newUser("ticket-exp");
+    const exp = Math.floor(Date.now() / 1000) + 5;
+    const token = await signWith({ id: user.id, kahaId: user.kahaId, exp });
+    const res = await api("POST", "/realtime/tickets", { token });
+    expect(res.status).toBe(200);
+    // The ticket is refused past the token's exp: its expiresAt said 60 s, and a client trusting it got a 401.
+    expect(Date.parse(res.body.expiresAt)).toBeLessThanOrEqual(exp * 1000);
+    const long = await api("POST", "/realtime/tickets", { token: user.token });
+    expect(Date.parse(long.body.expiresAt) - Date.now()).toBeGreaterThan(50_000);
+  });
+});
+
 describe("clock skew", () => {
   it("accepts a token minted with nbf a few seconds ahead of this clock, and still refuses one expired a second ago", async () => {
     // The identity provider's clock runs ahead: nbf = its "now", which is this edge's future.

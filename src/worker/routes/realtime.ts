@@ -71,7 +71,7 @@ export const realtime = new OpenAPIHono<AppEnv>().openapi(
     method: "post",
     path: "/tickets",
     tags: ["realtime"],
-    summary: "A single-use ticket (60 s) for a browser WebSocket: connect with ?ticket=...",
+    summary: "A single-use ticket (60 s, or until the token's exp if sooner) for a browser WebSocket: connect with ?ticket=...",
     security: [{ bearerAuth: [] }],
     middleware: [requireAuth] as const,
     responses: {

@@ -815,7 +815,7 @@ export class ConversationRoom extends DurableObject<Env> {
       const http = err instanceof HttpError ? err : unavailable("Room unavailable");
       return new Response(JSON.stringify({ statusCode: http.status, message: http.detail }), {
         status: http.status,
-        headers: { "content-type": "application/json" },
+        headers: { ...http.headers, "content-type": "application/json" },
       });
     }
   }

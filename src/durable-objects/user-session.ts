@@ -8,7 +8,7 @@ import { contactFlags, membershipSummary, publishPresence, type MembershipSummar
 import { aggregatePresence, departedAt, HEARTBEAT_TIMEOUT_MS, nextPresenceCheck, OFFLINE_GRACE_MS, withActivity, type DeviceState, type Presence } from "../domain/presence";
 import { encodeFrame, ERROR_CODE_BY_STATUS, frameTooLarge, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
 import type { Conversation, Message } from "../protocol/resources";
-import { IDENTITY_HEADER } from "./room/realtime";
+import { IDENTITY_HEADER, SOCKET_CAP_RETRY_SECONDS } from "./room/realtime";
 import { FrameRateLimiter, safeClose, sendRaw } from "./room/sockets";
 
 interface UserSocketAttachment extends DeviceState {
@@ -134,8 +134,13 @@ export class UserSession extends DurableObject<Env> {
     if (!identity || request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return Response.json({ statusCode: 400, message: "Expected an authenticated WebSocket upgrade" }, { status: 400 });
     }
-    if (this.ctx.getWebSockets().length >= 20) {
-      return Response.json({ statusCode: 429, message: "Too many sockets for this user" }, { status: 429 });
+    // Open ones only: a socket closed for a heartbeat timeout (the phone lost its network) is never answered, and
+    // stays listed until the runtime gives up on it; twenty of those refused every reconnect with 429.
+    if (this.ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN).length >= 20) {
+      return Response.json(
+        { statusCode: 429, message: "Too many sockets for this user" },
+        { status: 429, headers: { "Retry-After": String(SOCKET_CAP_RETRY_SECONDS) } },
+      );
     }
     await this.ctx.storage.put("userId", identity.id);
     const pair = new WebSocketPair();

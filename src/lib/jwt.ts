@@ -23,11 +23,20 @@ export interface JwtSettings {
 }
 
 const claimsSchema = z.object({
-  id: z.string().uuid({ message: "claim 'id' must be a UUID" }),
-  kahaId: z.string().min(1, { message: "claim 'kahaId' is required" }).max(200),
+  // Any version (contract §1): z.uuid() in zod 4 takes RFC 9562 versions and variants only, and refused
+  // platform ids that every body field (uuidField) accepts.
+  id: z.guid({ message: "claim 'id' must be a UUID" }),
+  // Blank is missing: kept as it is, it became the user's name wherever the profile service had none.
+  kahaId: z.string().max(200).refine((v) => v.trim().length > 0, { message: "claim 'kahaId' is required" }),
   role: z.string().max(50).optional(),
   exp: z.number().optional(),
 });
+
+/**
+ * Leeway for `nbf` (seconds): identity providers set it to their own "now", and an edge whose clock is a moment behind
+ * refused a token minted that second. Not for `exp`: sockets close (4401) and tickets end exactly at it.
+ */
+const NBF_LEEWAY_SECONDS = 30;
 
 const SYMMETRIC = ["HS256"];
 const ASYMMETRIC = ["RS256", "ES256"];
@@ -92,6 +101,7 @@ async function verifyUncached(token: string, settings: JwtSettings): Promise<Aut
     issuer: settings.issuer,
     audience: settings.audience,
     requiredClaims: settings.requireExp ? ["exp"] : [],
+    clockTolerance: NBF_LEEWAY_SECONDS,
   };
   let payload: JWTPayload;
   try {
@@ -111,6 +121,8 @@ async function verifyUncached(token: string, settings: JwtSettings): Promise<Aut
     const code = (err as { code?: string }).code ?? "ERR_JWT_INVALID";
     throw new AuthError(code);
   }
+  // jose applied the leeway to exp too: the token ends at its exp, to the millisecond, as its tickets and sockets do.
+  if (typeof payload.exp === "number" && payload.exp * 1000 <= Date.now()) throw new AuthError("ERR_JWT_EXPIRED");
   const claims = claimsSchema.safeParse(payload);
   if (!claims.success) throw new AuthError(claims.error.issues.map((i) => i.message).join(", "));
   return { id: claims.data.id.toLowerCase(), kahaId: claims.data.kahaId, role: claims.data.role, exp: claims.data.exp };

@@ -34,6 +34,8 @@ describe("token verification", () => {
       noId: await signWith({ kahaId: "k", exp: exp() }),
       badId: await signWith({ id: "123", kahaId: "k", exp: exp() }),
       noKahaId: await signWith({ id, exp: exp() }),
+      // Blank is missing: the user was provisioned with it, and shown to everyone with a blank name.
+      blankKahaId: await signWith({ id, kahaId: " \t ", exp: exp() }),
       hs512: await signWith({ id, kahaId: "k", exp: exp() }, env.JWT_SECRET, "HS512"),
     };
     const unsigned = (claims: object) =>
@@ -44,6 +46,45 @@ describe("token verification", () => {
       expect(res.status, label).toBe(401);
       expectErrorShape(res, 401);
     }
+  });
+});
+
+describe("realtime tickets", () => {
+  it("say they expire no later than the token they were issued for", async () => {
+    const user = await newUser("ticket-exp");
+    const exp = Math.floor(Date.now() / 1000) + 5;
+    const token = await signWith({ id: user.id, kahaId: user.kahaId, exp });
+    const res = await api("POST", "/realtime/tickets", { token });
+    expect(res.status).toBe(200);
+    // The ticket is refused past the token's exp: its expiresAt said 60 s, and a client trusting it got a 401.
+    expect(Date.parse(res.body.expiresAt)).toBeLessThanOrEqual(exp * 1000);
+    const long = await api("POST", "/realtime/tickets", { token: user.token });
+    expect(Date.parse(long.body.expiresAt) - Date.now()).toBeGreaterThan(50_000);
+  });
+});
+
+describe("clock skew", () => {
+  it("accepts a token minted with nbf a few seconds ahead of this clock, and still refuses one expired a second ago", async () => {
+    // The identity provider's clock runs ahead: nbf = its "now", which is this edge's future.
+    const now = Math.floor(Date.now() / 1000);
+    const fresh = await signWith({ id: crypto.randomUUID(), kahaId: "skewed", iat: now + 3, nbf: now + 3, exp: now + 600 });
+    const res = await api("GET", "/auth/me", { token: fresh });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    // The leeway is for nbf only: exp stays exact, as sockets close (4401) and tickets end at exp.
+    expectErrorShape(await api("GET", "/auth/me", { token: await signWith({ id, kahaId: "k", exp: now - 1 }) }), 401);
+    expectErrorShape(await api("GET", "/auth/me", { token: await signWith({ id, kahaId: "k", nbf: now + 600, exp: now + 900 }) }), 401);
+  });
+});
+
+describe("user ids of any UUID version", () => {
+  it("accepts a token whose id is a UUID outside RFC 9562's versions and variants (contract §1: any version)", async () => {
+    // Version nibble 0 and variant nibble 1: ids from the identity platform need not be RFC 4122 UUIDs.
+    const hex = crypto.randomUUID().replace(/-/g, "");
+    const oddId = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-0${hex.slice(13, 16)}-1${hex.slice(17, 20)}-${hex.slice(20)}`;
+    const token = await signWith({ id: oddId.toUpperCase(), kahaId: "odd-id", exp: exp() });
+    const res = await api("GET", "/auth/me", { token });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body).toMatchObject({ id: oddId, kahaId: "odd-id" });
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { env, runInDurableObject } from "cloudflare:test";
+import { env, runInDurableObject, SELF } from "cloudflare:test";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 import fc from "fast-check";
 import { sql } from "drizzle-orm";
@@ -355,6 +355,27 @@ describe("edit and delete", () => {
     expect(resumed.data).toMatchObject({ fromSeq: 132, toSeq: 131 });
     const updates = socket.frames.filter((f) => f.type === "message_updated").map((f) => [f.data.message.seq, f.data.message.content]);
     expect(updates).toEqual([[2, "old 2, fixed"]]);
+    socket.ws.close(1000, "done");
+  });
+
+  it("refuses a resume position that is not a seq (400) instead of opening the socket without the replay", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    await send(id, a.token, { content: "missed while away" });
+    // A client whose lastSeq was lost sends NaN or undefined: it opened live only, and never learned of seq 1.
+    for (const afterSeq of ["NaN", "undefined", "-1", "1.5", "1e3", "1234567890123456"]) {
+      const res = await SELF.fetch(
+        new Request(`http://chat.test/conversations/${id}/ws?afterSeq=${afterSeq}`, { headers: { Upgrade: "websocket", authorization: `Bearer ${b.token}` } }),
+      );
+      expect(res.status, afterSeq).toBe(400);
+      res.webSocket?.accept();
+      res.webSocket?.close(1000);
+      const body = (await res.json()) as { message: string[] };
+      expect(body.message.join(" "), afterSeq).toContain("afterSeq");
+    }
+    const socket = await openSocket(`/conversations/${id}/ws?afterSeq=0`, b);
+    await waitFor(() => socket.frames.find((f) => f.type === "resumed"), "resumed");
+    expect(socket.frames.filter((f) => f.type === "new_message").map((f) => f.data.message.seq)).toEqual([1]);
     socket.ws.close(1000, "done");
   });
 

@@ -60,3 +60,54 @@ describe("sockets whose token expires", () => {
     }
   });
 });
+
+describe("upgrades refused for too many sockets", () => {
+  it("answer 429 with Retry-After (contract §1), on the conversation socket and on the user socket", async () => {
+    const [alice, bob] = await users(2, "sock-cap");
+    const id = await direct(alice, bob);
+    const upgrade = (path: string) =>
+      SELF.fetch(new Request(`http://chat.test${path}`, { headers: { Upgrade: "websocket", authorization: `Bearer ${alice.token}` } }));
+    const opened: WebSocket[] = [];
+    // The room's cap is 10 sockets per user and conversation; the session's 20 per user.
+    for (const [path, cap] of [[`/conversations/${id}/ws`, 10], ["/ws", 20]] as const) {
+      const results = await Promise.all(Array.from({ length: cap }, () => upgrade(path)));
+      for (const res of results) {
+        expect(res.status).toBe(101);
+        res.webSocket!.accept();
+        opened.push(res.webSocket!);
+      }
+      const refused = await upgrade(path);
+      expect(refused.status, path).toBe(429);
+      expect(refused.headers.get("retry-after"), path).toMatch(/^[1-9]\d*$/);
+      await refused.body?.cancel();
+    }
+    for (const ws of opened) ws.close(1000);
+  });
+});
+
+describe("sockets the server closed and the client never answered", () => {
+  it("no longer count against the socket cap: a user whose connections timed out can connect again", async () => {
+    const [alice, bob] = await users(2, "sock-gone");
+    const id = await direct(alice, bob);
+    // A phone that lost its network: the upgrades succeeded, then nothing reads the client's end.
+    const upgrade = (path: string) =>
+      SELF.fetch(new Request(`http://chat.test${path}`, { headers: { Upgrade: "websocket", authorization: `Bearer ${alice.token}` } }));
+    for (const [path, cap, stub] of [
+      [`/conversations/${id}/ws`, 10, room(id)],
+      ["/ws", 20, session(alice.id)],
+    ] as const) {
+      for (const res of await Promise.all(Array.from({ length: cap }, () => upgrade(path)))) expect(res.status).toBe(101);
+      // The object closes them (a heartbeat timeout, a token's expiry); the close is never answered, so they stay
+      // CLOSING until the runtime gives up on them.
+      const states = await runInDurableObject(stub, async (_i, state) => {
+        for (const ws of state.getWebSockets()) ws.close(1001, "Heartbeat timeout");
+        return state.getWebSockets().map((ws) => ws.readyState);
+      });
+      expect(states.length, path).toBe(cap);
+      const back = await upgrade(path);
+      expect(back.status, path).toBe(101);
+      back.webSocket!.accept();
+      back.webSocket!.close(1000);
+    }
+  });
+});

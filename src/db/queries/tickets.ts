@@ -6,9 +6,10 @@ import { realtimeTickets } from "../schema";
 export const TICKET_TTL_MS = 60_000;
 
 export async function createTicket(db: AnyDb, ticket: string, user: AuthUser): Promise<Date> {
-  const expiresAt = new Date(Date.now() + TICKET_TTL_MS);
   // RFC 7519 allows a fractional exp; the column holds whole seconds (floored: never later than the token).
   const tokenExp = user.exp === undefined ? null : Math.min(Math.floor(user.exp), Number.MAX_SAFE_INTEGER);
+  // No later than the token: consumeTicket refuses it past the token's exp, and the answer's expiresAt must say so.
+  const expiresAt = new Date(Math.min(Date.now() + TICKET_TTL_MS, tokenExp === null ? Infinity : tokenExp * 1000));
   await db.insert(realtimeTickets).values({ ticket, userId: user.id, kahaId: user.kahaId, role: user.role ?? null, expiresAt, tokenExp });
   return expiresAt;
 }

@@ -24,6 +24,8 @@ export const IDENTITY_HEADER = "x-chat-identity";
 export const CONVERSATION_HEADER = "x-chat-conversation";
 
 const MAX_SOCKETS_PER_USER = 10;
+/** Retry-After of an upgrade refused for the socket cap (here and in the user's session). */
+export const SOCKET_CAP_RETRY_SECONDS = 5;
 const limiter = new FrameRateLimiter();
 const REPLAY_PAGE = 1000;
 const REPLAY_MAX_PAGES = 20;
@@ -42,8 +44,11 @@ export async function openSocket(room: ConversationRoom, request: Request): Prom
   const profiles = await room.profiles.members(room.participants().map((p) => p.userId));
   // Read again after the wait: a removal or other sockets of this user may have come in meanwhile.
   const me = room.requireMember(identity.id);
-  if (room.state.getWebSockets(identity.id).length >= MAX_SOCKETS_PER_USER) {
-    throw new HttpError(429, `At most ${MAX_SOCKETS_PER_USER} sockets per user and conversation`);
+  // Open ones only: a socket closed here whose client never answered (its network gone) stays listed until the
+  // runtime gives up on it, and such sockets refused the user's reconnects with 429.
+  if (room.state.getWebSockets(identity.id).filter((ws) => ws.readyState === WebSocket.OPEN).length >= MAX_SOCKETS_PER_USER) {
+    // A slot frees when one of them closes: a client that reconnects in a loop is told to wait (contract §1).
+    throw new HttpError(429, `At most ${MAX_SOCKETS_PER_USER} sockets per user and conversation`, { "Retry-After": String(SOCKET_CAP_RETRY_SECONDS) });
   }
   const pair = new WebSocketPair();
   const [client, server] = [pair[0], pair[1]];

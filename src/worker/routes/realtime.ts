@@ -8,7 +8,7 @@ import { READY_PROFILE_WAIT_MS } from "../../durable-objects/room/profiles";
 import { CONVERSATION_HEADER, IDENTITY_HEADER } from "../../durable-objects/room/realtime";
 import { authenticateRequest, provisionCaller, requireAuth } from "../middleware/auth";
 import { auditAuthFailure } from "../../jobs/auth-audit";
-import { isUuidParam } from "../params";
+import { intParam, isUuidParam } from "../params";
 import { roomStub } from "../rooms";
 import { ticketResult } from "../../protocol/responses";
 import type { AppEnv } from "../env";
@@ -57,12 +57,13 @@ function identityHeaders(user: AuthUser, extra: Record<string, string> = {}): He
   return headers;
 }
 
-/** A Durable Object's refusal (404, 429, ...) becomes the contract's error shape. */
+/** A Durable Object's refusal (404, 429, ...) becomes the contract's error shape, keeping its Retry-After (429, 503). */
 async function forwardUpgrade(stub: { fetch(req: Request): Promise<Response> }, url: string, headers: Headers): Promise<Response> {
   const res = await stub.fetch(new Request(url, { headers }));
   if (res.status === 101) return res;
   const body = (await res.json().catch(() => ({}))) as { message?: string };
-  throw new HttpError(res.status, body.message ?? "Upgrade refused");
+  const retryAfter = res.headers.get("retry-after");
+  throw new HttpError(res.status, body.message ?? "Upgrade refused", retryAfter ? { "Retry-After": retryAfter } : {});
 }
 
 export const realtime = new OpenAPIHono<AppEnv>().openapi(
@@ -70,7 +71,7 @@ export const realtime = new OpenAPIHono<AppEnv>().openapi(
     method: "post",
     path: "/tickets",
     tags: ["realtime"],
-    summary: "A single-use ticket (60 s) for a browser WebSocket: connect with ?ticket=...",
+    summary: "A single-use ticket (60 s, or until the token's exp if sooner) for a browser WebSocket: connect with ?ticket=...",
     security: [{ bearerAuth: [] }],
     middleware: [requireAuth] as const,
     responses: {
@@ -88,8 +89,24 @@ export const realtime = new OpenAPIHono<AppEnv>().openapi(
   },
 );
 
+const ticketQuery = z.object({ ticket: z.string().optional() });
+
+/**
+ * Checked before the ticket is spent. A position that is not a seq (a client's lost state: "NaN", "undefined") was
+ * ignored, and the socket went live without the replay the client asked for: what it missed never came.
+ */
+const conversationSocketQuery = ticketQuery.extend({
+  afterSeq: intParam(0).openapi({ type: "integer", description: "Replay everything after this seq before going live" }),
+});
+
 /** `refusals`: the statuses an upgrade can answer before the socket opens (the contract's error shape). */
-const upgradeDoc = (path: string, summary: string, refusals: Partial<ReturnType<typeof errorResponses>>, description?: string) =>
+const upgradeDoc = (
+  path: string,
+  summary: string,
+  query: typeof ticketQuery | typeof conversationSocketQuery,
+  refusals: Partial<ReturnType<typeof errorResponses>>,
+  description?: string,
+) =>
   createRoute({
     method: "get",
     path,
@@ -97,12 +114,7 @@ const upgradeDoc = (path: string, summary: string, refusals: Partial<ReturnType<
     summary,
     ...(description ? { description } : {}),
     security: [{ bearerAuth: [] }],
-    request: {
-      query: z.object({
-        ticket: z.string().optional(),
-        afterSeq: z.string().optional().openapi({ description: "Conversation socket: replay everything after this seq before going live" }),
-      }),
-    },
+    request: { query },
     responses: {
       101: { description: "Switching protocols: the socket speaks the frames of contract §6" },
       ...refusals,
@@ -114,8 +126,10 @@ export const conversationSocket = new OpenAPIHono<AppEnv>().openapi(
   upgradeDoc(
     "/{id}/ws",
     "Conversation socket: messages, typing, receipts of one conversation",
-    // 403: an Origin outside ALLOWED_ORIGINS; 404: not a member (or no such conversation); 429: too many sockets.
-    errorResponses(401, 403, 404, 426, 429),
+    conversationSocketQuery,
+    // 400: afterSeq is not a seq; 403: an Origin outside ALLOWED_ORIGINS; 404: not a member (or no such
+    // conversation); 429: too many sockets.
+    errorResponses(400, 401, 403, 404, 426, 429),
     `The first frame is \`ready {conversationId, lastSeq, participants, typing, you, protocolVersion}\`. Its participants carry \`profile\` (a Profile, \`stale: true\` when served from cache while the profile service fails) when the room has it or gets it within ${READY_PROFILE_WAIT_MS} ms; a slow profile service never holds the frame longer. \`typing\` lists the other participants typing now; \`typing_start\` / \`typing_stop\` go to the other participants' sockets only, never to any socket of the typist.`,
   ),
   async (c) => {
@@ -129,7 +143,7 @@ export const conversationSocket = new OpenAPIHono<AppEnv>().openapi(
 
 /** `GET /ws`: the caller's user session (presence, unread counts, notifications). */
 export const userSocket = new OpenAPIHono<AppEnv>().openapi(
-  upgradeDoc("/", "User socket: presence, unread counts and notifications across conversations", errorResponses(401, 403, 426, 429)),
+  upgradeDoc("/", "User socket: presence, unread counts and notifications across conversations", ticketQuery, errorResponses(401, 403, 426, 429)),
   async (c) => {
     // The session's presence write updates the user's row: it must exist first.
     const user = await upgradeIdentity(c, "first");

@@ -87,11 +87,13 @@ async function previousSend(room: ConversationRoom, meta: RoomMeta, senderId: st
   // Ids of messages older than the room's storage, or pruned from it, are only known to Postgres.
   const pgOnlyBelow = Math.max(meta.pgSeqAtInit + 1, meta.clientIdsPrunedBelow);
   if (pgOnlyBelow <= 1) return undefined;
-  const row = await room.pgOr503(() => messageByClientId(room.db(), meta.conversationId, senderId, cmid));
-  if (!row || row.seq >= pgOnlyBelow) return undefined;
+  const found = await room.pgOr503(() => messageByClientId(room.db(), meta.conversationId, senderId, cmid));
+  if (!found || found.seq >= pgOnlyBelow) return undefined;
+  const { archived, ...row } = found;
   const remembered = { seq: row.seq, contentHash: contentHash(row.type, row.rawContent, row.replyToId) };
   room.store.rememberClientId(senderId, cmid, remembered.seq, remembered.contentHash);
-  room.store.cacheCommitted({ ...row, eventSeq: row.eventSeq });
+  // The room holds unarchived rows only: `retried` reads an archived original from the archive.
+  if (!archived) room.store.cacheCommitted({ ...row, eventSeq: row.eventSeq });
   return remembered;
 }
 

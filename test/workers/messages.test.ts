@@ -83,6 +83,20 @@ describe("sending messages", () => {
     expect(Number(count.rows[0].n)).toBe(2);
   });
 
+  it("answers a retry that only Postgres can settle with the message's own fields, and keeps them in history", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a] = users;
+    // Older than the room's newest page, with its backfill held: the client id is known to Postgres alone.
+    await seedHistory(id, a.id, 120);
+    await withDb((db) => db.execute(sql`UPDATE messages SET client_message_id = 'early-1' WHERE conversation_id = ${id} AND seq = 1`));
+    const fields = ["clientMessageId", "content", "conversationId", "createdAt", "deletedAt", "editedAt", "id", "replyToId", "sender", "senderId", "seq", "status", "type"];
+    const retry = await send(id, a.token, { content: "old 1", clientMessageId: "early-1" });
+    expect({ status: retry.status, seq: retry.body.seq }).toEqual({ status: 200, seq: 1 });
+    expect(Object.keys(retry.body).sort()).toEqual(fields);
+    const page = await api("GET", `/conversations/${id}/messages?before=2&limit=1`, { token: a.token });
+    expect(Object.keys(page.body.messages[0]).sort()).toEqual(fields);
+  });
+
   it("rejects bad bodies with 400 and stores nothing", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const t = users[0].token;

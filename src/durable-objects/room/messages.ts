@@ -89,11 +89,12 @@ async function previousSend(room: ConversationRoom, meta: RoomMeta, senderId: st
   if (pgOnlyBelow <= 1) return undefined;
   const found = await room.pgOr503(() => messageByClientId(room.db(), meta.conversationId, senderId, cmid));
   if (!found || found.seq >= pgOnlyBelow) return undefined;
-  const { archived, ...row } = found;
-  const remembered = { seq: row.seq, contentHash: contentHash(row.type, row.rawContent, row.replyToId) };
+  // rawContent is only for the hash: stored with the row, it went out in the retry's answer and in every later page.
+  const { archived, rawContent, ...row } = found;
+  const remembered = { seq: row.seq, contentHash: contentHash(row.type, rawContent, row.replyToId) };
   room.store.rememberClientId(senderId, cmid, remembered.seq, remembered.contentHash);
   // The room holds unarchived rows only: `retried` reads an archived original from the archive.
-  if (!archived) room.store.cacheCommitted({ ...row, eventSeq: row.eventSeq });
+  if (!archived) room.store.cacheCommitted(row);
   return remembered;
 }
 

@@ -501,6 +501,36 @@ describe("search", () => {
     }
   });
 
+  it("finds a new message while it waits in the room to reach Postgres, and pages past it without a repeat", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    const marker = `pn${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    await send(id, a.token, { content: `${marker} first` });
+    // This conversation's new messages cannot reach Postgres (their insert is refused): they stay in the room.
+    const fn = `refuse_${marker}`;
+    await withDb(async (db) => {
+      await db.execute(sql.raw(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.conversation_id = '${id}' THEN RAISE EXCEPTION 'held back by the test'; END IF; RETURN NEW; END $$`));
+      await db.execute(sql.raw(`CREATE TRIGGER ${fn} BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION ${fn}()`));
+    });
+    try {
+      const waiting = await send(id, a.token, { content: `${marker} second, still on its way` });
+      expect(waiting.body.status).toBe("pending");
+      const search = (query: string) => api("GET", `/conversations/${id}/messages/search?q=${marker}${query}`, { token: b.token });
+      const all = await search("");
+      expect(all.body.messages.map((m: { content: string }) => m.content)).toEqual([`${marker} second, still on its way`, `${marker} first`]);
+      const first = await search("&limit=1");
+      const rest = await search(`&limit=1&cursor=${first.body.nextCursor}`);
+      expect([...first.body.messages, ...rest.body.messages].map((m: { seq: number }) => m.seq)).toEqual([2, 1]);
+      expect(rest.body.nextCursor).toBeNull();
+    } finally {
+      await withDb(async (db) => {
+        await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON messages`));
+        await db.execute(sql.raw(`DROP FUNCTION IF EXISTS ${fn}()`));
+      });
+    }
+  });
+
   it("does not find an edited message by the words the edit took out while the edit waits to reach Postgres", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const [a, b] = users;

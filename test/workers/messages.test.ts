@@ -391,6 +391,25 @@ describe("edit and delete", () => {
     expect(fetched.body.content).toBe("typo");
   });
 
+  it("leaves a message as it was when an edit gives it the text it already has: not marked edited, not audited", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    const m = await send(id, a.token, { content: "see you at 5" });
+    const edit = (content: string) => api("PATCH", `/conversations/${id}/messages/${m.body.id}`, { token: a.token, body: { content } });
+    const edits = async () =>
+      Number((await withDb((db) => db.execute<{ n: string }>(sql`SELECT count(*) AS n FROM audit_log WHERE target_id = ${m.body.id} AND action = 'message.edited'`))).rows[0].n);
+    // Saved without a change (the same text once normalised), or a PATCH sent again after a timeout.
+    const same = await edit("  see you at 5 ");
+    expect(same.status).toBe(200);
+    expect(same.body).toMatchObject({ content: "see you at 5", editedAt: null });
+    expect(await edits()).toBe(0);
+    const changed = await edit("see you at 6");
+    const again = await edit("see you at 6");
+    expect(again.body).toMatchObject({ content: "see you at 6", editedAt: changed.body.editedAt });
+    expect(await edits()).toBe(1);
+    expect((await api("GET", `/conversations/${id}/messages/${m.body.id}`, { token: b.token })).body.editedAt).toBe(changed.body.editedAt);
+  });
+
   it("soft-deletes into a tombstone (sender or group admin only)", async () => {
     const { id, users } = await seedConversation("group", 3);
     const [admin, member, other] = users;

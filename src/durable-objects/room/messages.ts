@@ -180,6 +180,12 @@ input: { conversationId: string; actor: Actor; messageId: string; content: strin
   if (current.deletedAt) throw conflict("A deleted message cannot be edited");
   const normal = normalizeContent(input.content);
   if (!normal.ok) throw badRequest(`content: ${normal.reason}`);
+  // The text it already has (saved without a change, or a PATCH sent again after a timeout): nothing changes, as a
+  // rename to the same name records nothing. It used to mark the message edited for everyone and audit a non-change.
+  if (normal.content === current.content) {
+    const sender = await room.profiles.sender(current.senderId, input.actor.kahaId);
+    return { ...publicMessage(current), sender };
+  }
   const updated: StoredMessage = { ...current, content: normal.content, editedAt: new Date().toISOString(), eventSeq: lastSeqNow(room) };
   room.store.updateMessage(updated);
   room.store.queueAudit({

@@ -123,6 +123,7 @@ export const messageArchive = pgTable("message_archive", {
 }, (t) => [
   unique("message_archive_conversation_seq_uq").on(t.conversationId, t.seq),
   index("message_archive_deleted_content_idx").on(t.deletedAt).where(sql`deleted_at IS NOT NULL AND content <> ''`),
+  index("message_archive_client_id_idx").on(t.conversationId, t.senderId, t.clientMessageId).where(sql`client_message_id IS NOT NULL`),
 ]);
 
 export const auditLog = pgTable("audit_log", {

@@ -63,6 +63,35 @@ export function overlayChanges(found: Message[], changed: Set<number>, local: (s
 }
 
 /**
+ * A search page with the room's messages Postgres has not got yet (`waiting`: new messages, or changes whose new text
+ * Postgres cannot match yet) that may match `q`, newest first, at most `limit`. Before, a message sent while the
+ * write-through waited (a Postgres error, the outbox's backoff) could not be found in its own conversation, though
+ * history showed it. Only seqs of this page's span are added (above the Postgres page's last row when it has more,
+ * below the cursor): a later page adds the rest, so nothing is listed twice; a page cut at `limit` ends at its last row.
+ */
+export function withWaiting(
+  page: { messages: Message[]; nextBeforeSeq?: number },
+  waiting: Message[],
+  q: string,
+  span: { beforeSeq?: number; limit: number },
+): { messages: Message[]; nextBeforeSeq?: number } {
+  const listed = new Set(page.messages.map((m) => m.seq));
+  const extra = waiting.filter(
+    (m) =>
+      !listed.has(m.seq) &&
+      !m.deletedAt &&
+      (span.beforeSeq === undefined || m.seq < span.beforeSeq) &&
+      (page.nextBeforeSeq === undefined || m.seq > page.nextBeforeSeq) &&
+      mayMatch(m.content, q),
+  );
+  if (extra.length === 0) return page;
+  const all = [...page.messages, ...extra].sort((a, b) => b.seq - a.seq);
+  if (all.length <= span.limit) return { messages: all, nextBeforeSeq: page.nextBeforeSeq };
+  const kept = all.slice(0, span.limit);
+  return { messages: kept, nextBeforeSeq: kept[kept.length - 1].seq };
+}
+
+/**
  * Whether Postgres's search (every word of `q`, or `q` as a substring, both ignoring case: src/db/queries/search.ts)
  * could find `content`. Looser than Postgres (a word may match inside a longer one), never stricter: a text Postgres
  * finds always passes, so only texts that lost what was searched for are dropped.

@@ -11,7 +11,7 @@ import { kahaIdsOf } from "../db/queries/participants";
 import { loadRoomState } from "../db/queries/room";
 import { searchConversation } from "../db/queries/search";
 import { backoffMs } from "../domain/backoff";
-import { mergePage, overlayChanges, pageSpan } from "../domain/history";
+import { mergePage, overlayChanges, pageSpan, withWaiting } from "../domain/history";
 import { ActivityNotes } from "../domain/presence";
 import { TYPING_LEASE_MS } from "../domain/typing";
 import { LIMITS, type Message, type Participant } from "../protocol/resources";
@@ -374,7 +374,9 @@ export class ConversationRoom extends DurableObject<Env> {
         const m = this.store.messageBySeq(seq);
         return m && publicMessage(m);
       };
-      return { ...page, messages: overlayChanges(page.messages, changed, local, query.q) };
+      const shown = { ...page, messages: overlayChanges(page.messages, changed, local, query.q) };
+      const waiting = [...changed].flatMap((seq) => local(seq) ?? []);
+      return withWaiting(shown, waiting, query.q, { beforeSeq: query.beforeSeq, limit: query.limit });
     });
   }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { overlayChanges, pageSpan, type PageCursor } from "../../src/domain/history";
+import { overlayChanges, pageSpan, withWaiting, type PageCursor } from "../../src/domain/history";
 import type { Message } from "../../src/protocol/resources";
 
 /** The page Postgres would answer over the dense seqs first..last: the reference the room's shortcut must match. */
@@ -93,5 +93,45 @@ describe("overlayChanges", () => {
     const found = [message(3, "as committed")];
     expect(overlayChanges(found, new Set([3]), () => undefined, "committed")).toEqual(found);
     expect(overlayChanges(found, new Set(), () => message(3, "", "x"), "committed")).toBe(found);
+  });
+});
+
+describe("withWaiting", () => {
+  const message = (seq: number): Message => ({
+    id: `00000000-0000-4000-8000-${String(seq).padStart(12, "0")}`,
+    conversationId: "00000000-0000-4000-8000-000000000000",
+    seq,
+    senderId: "00000000-0000-4000-8000-000000000001",
+    clientMessageId: null,
+    type: "text",
+    content: `match ${seq}`,
+    replyToId: null,
+    createdAt: "2026-11-27T00:00:00.000Z",
+    editedAt: null,
+    deletedAt: null,
+    status: "sent",
+  });
+
+  it("pages through Postgres's matches and the room's waiting ones, newest first, each once (property-based)", () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 1, max: 60 }), { maxLength: 30 }), fc.integer({ min: 1, max: 30 }), fc.integer({ min: 1, max: 7 }), (seqs, split, limit) => {
+        const committed = seqs.slice(0, split).sort((a, b) => b - a);
+        const waiting = seqs.slice(split).map((seq) => ({ ...message(seq), status: "pending" as const }));
+        const got: number[] = [];
+        let beforeSeq: number | undefined;
+        for (let pages = 0; pages < 100; pages++) {
+          // As searchConversation answers: limit + 1 rows read, the cursor at the last one returned.
+          const rows = committed.filter((s) => beforeSeq === undefined || s < beforeSeq).slice(0, limit + 1);
+          const shown = rows.slice(0, limit).map(message);
+          const page = withWaiting({ messages: shown, nextBeforeSeq: rows.length > limit ? shown[shown.length - 1].seq : undefined }, waiting, "match", { beforeSeq, limit });
+          expect(page.messages.length).toBeLessThanOrEqual(limit);
+          got.push(...page.messages.map((m) => m.seq));
+          if (page.nextBeforeSeq === undefined) break;
+          beforeSeq = page.nextBeforeSeq;
+        }
+        expect(got).toEqual([...seqs].sort((a, b) => b - a));
+      }),
+      { seed: 11, numRuns: 300 },
+    );
   });
 });

@@ -1,9 +1,13 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
+import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import type { BusinessDesk } from "../../src/durable-objects/business-desk";
 import { api, expectErrorShape, newUser, type TestUser } from "./helpers";
-import { withDb } from "./fixtures";
+import { seedMessages, withDb } from "./fixtures";
+import { archiveJob } from "../../src/jobs/retention";
+import { runJob } from "../../src/jobs/runner";
+import { getConfig } from "../../src/lib/config";
+import { createLogger } from "../../src/lib/log";
 import {
   activeAgents,
   agentsOf,
@@ -510,6 +514,27 @@ describe("business transfer and close", () => {
     const next = await openChat(customers[0], biz.id);
     expect(next.status).toBe(201);
     expect(next.body.id).not.toBe(chats[0].body.id);
+  });
+
+  it("keeps the last message in the close's conversation_updated when every message has moved to the archive", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz);
+    const customer = await newUser("customer");
+    const id = (await openChat(customer, biz.id)).body.id as string;
+    const now = new Date();
+    await seedMessages(id, customer.id, 1, 2, new Date(now.getTime() - 91 * 86_400_000));
+    const archived = await withDb((db) =>
+      runJob(archiveJob({ conversationIds: [id], name: `retention.archive:${id}` }), { env, config: getConfig(env), db, log: createLogger({ test: "business" }), force: true, now }),
+    );
+    expect(archived).toMatchObject({ rows: 2 });
+    const socket = await connect(customer);
+    expect((await api("POST", `/business/conversations/${id}/close`, { token: agent.token })).status).toBe(200);
+    // Apps take the frame's conversation as the list entry: without lastMessage its preview went blank.
+    const update = await waitFor(
+      async () => socket.frames.find((f) => f.type === "conversation_updated" && f.data.conversation.id === id),
+      "conversation_updated",
+    );
+    expect(update.data.conversation).toMatchObject({ status: "closed", lastMessage: { seq: 2, content: "old message 2" } });
   });
 
   it("does not bring back a conversation it closed when a request that read it open before the close arrives after", async () => {

@@ -83,6 +83,20 @@ describe("sending messages", () => {
     expect(Number(count.rows[0].n)).toBe(2);
   });
 
+  it("answers a retry that only Postgres can settle with the message's own fields, and keeps them in history", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a] = users;
+    // Older than the room's newest page, with its backfill held: the client id is known to Postgres alone.
+    await seedHistory(id, a.id, 120);
+    await withDb((db) => db.execute(sql`UPDATE messages SET client_message_id = 'early-1' WHERE conversation_id = ${id} AND seq = 1`));
+    const fields = ["clientMessageId", "content", "conversationId", "createdAt", "deletedAt", "editedAt", "id", "replyToId", "sender", "senderId", "seq", "status", "type"];
+    const retry = await send(id, a.token, { content: "old 1", clientMessageId: "early-1" });
+    expect({ status: retry.status, seq: retry.body.seq }).toEqual({ status: 200, seq: 1 });
+    expect(Object.keys(retry.body).sort()).toEqual(fields);
+    const page = await api("GET", `/conversations/${id}/messages?before=2&limit=1`, { token: a.token });
+    expect(Object.keys(page.body.messages[0]).sort()).toEqual(fields);
+  });
+
   it("rejects bad bodies with 400 and stores nothing", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const t = users[0].token;
@@ -398,6 +412,25 @@ describe("edit and delete", () => {
     expect(fetched.body.content).toBe("typo");
   });
 
+  it("leaves a message as it was when an edit gives it the text it already has: not marked edited, not audited", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    const m = await send(id, a.token, { content: "see you at 5" });
+    const edit = (content: string) => api("PATCH", `/conversations/${id}/messages/${m.body.id}`, { token: a.token, body: { content } });
+    const edits = async () =>
+      Number((await withDb((db) => db.execute<{ n: string }>(sql`SELECT count(*) AS n FROM audit_log WHERE target_id = ${m.body.id} AND action = 'message.edited'`))).rows[0].n);
+    // Saved without a change (the same text once normalised), or a PATCH sent again after a timeout.
+    const same = await edit("  see you at 5 ");
+    expect(same.status).toBe(200);
+    expect(same.body).toMatchObject({ content: "see you at 5", editedAt: null });
+    expect(await edits()).toBe(0);
+    const changed = await edit("see you at 6");
+    const again = await edit("see you at 6");
+    expect(again.body).toMatchObject({ content: "see you at 6", editedAt: changed.body.editedAt });
+    expect(await edits()).toBe(1);
+    expect((await api("GET", `/conversations/${id}/messages/${m.body.id}`, { token: b.token })).body.editedAt).toBe(changed.body.editedAt);
+  });
+
   it("soft-deletes into a tombstone (sender or group admin only)", async () => {
     const { id, users } = await seedConversation("group", 3);
     const [admin, member, other] = users;
@@ -503,6 +536,36 @@ describe("search", () => {
     } finally {
       await withDb(async (db) => {
         await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON audit_log`));
+        await db.execute(sql.raw(`DROP FUNCTION IF EXISTS ${fn}()`));
+      });
+    }
+  });
+
+  it("finds a new message while it waits in the room to reach Postgres, and pages past it without a repeat", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    const marker = `pn${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    await send(id, a.token, { content: `${marker} first` });
+    // This conversation's new messages cannot reach Postgres (their insert is refused): they stay in the room.
+    const fn = `refuse_${marker}`;
+    await withDb(async (db) => {
+      await db.execute(sql.raw(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.conversation_id = '${id}' THEN RAISE EXCEPTION 'held back by the test'; END IF; RETURN NEW; END $$`));
+      await db.execute(sql.raw(`CREATE TRIGGER ${fn} BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION ${fn}()`));
+    });
+    try {
+      const waiting = await send(id, a.token, { content: `${marker} second, still on its way` });
+      expect(waiting.body.status).toBe("pending");
+      const search = (query: string) => api("GET", `/conversations/${id}/messages/search?q=${marker}${query}`, { token: b.token });
+      const all = await search("");
+      expect(all.body.messages.map((m: { content: string }) => m.content)).toEqual([`${marker} second, still on its way`, `${marker} first`]);
+      const first = await search("&limit=1");
+      const rest = await search(`&limit=1&cursor=${first.body.nextCursor}`);
+      expect([...first.body.messages, ...rest.body.messages].map((m: { seq: number }) => m.seq)).toEqual([2, 1]);
+      expect(rest.body.nextCursor).toBeNull();
+    } finally {
+      await withDb(async (db) => {
+        await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON messages`));
         await db.execute(sql.raw(`DROP FUNCTION IF EXISTS ${fn}()`));
       });
     }

@@ -81,6 +81,22 @@ describe("retention: archiving old messages", () => {
     expect({ status: retry.status, id: retry.body.id, seq: retry.body.seq }).toEqual({ status: 200, id: sent.body.id, seq: 1 });
   });
 
+  it("answers a retry of an archived message its room never knew with the original, never a second message", async () => {
+    const now = new Date();
+    const { id, users } = await seedConversation("direct", 2);
+    const [sender] = users;
+    // Sent long ago, before this room's storage (or more than 10,000 messages back): only Postgres knows its client id.
+    await seedMessages(id, sender.id, 1, 2, new Date(now.getTime() - 91 * DAY));
+    await withDb((db) => db.execute(sql`UPDATE messages SET client_message_id = 'outbox-1' WHERE conversation_id = ${id}::uuid AND seq = 1`));
+    expect(await run(archiveJob({ conversationIds: [id], name: unique("retention.archive") }), { now })).toMatchObject({ rows: 2 });
+    const original = await withDb((db) => db.execute<{ id: string }>(sql`SELECT id FROM message_archive WHERE conversation_id = ${id}::uuid AND seq = 1`));
+    const retry = (content: string) => api("POST", `/conversations/${id}/messages`, { token: sender.token, body: { content, clientMessageId: "outbox-1" } });
+    const again = await retry("old message 1");
+    expect({ status: again.status, id: again.body.id, seq: again.body.seq }).toEqual({ status: 200, id: original.rows[0].id, seq: 1 });
+    expectErrorShape(await retry("something else"), 409);
+    expect(await seqs("messages", id)).toEqual([]);
+  });
+
   it("lets members open, reply to and read up to an archived message, and its sender edit and delete it", { timeout: 90_000 }, async () => {
     const now = new Date();
     const { id, users } = await seedConversation("group", 3);

@@ -38,6 +38,20 @@ function latestOf(conversationIdColumn: string): string {
 }
 
 /**
+ * The newest message of each conversation (from the archive when every message has moved there), for the business
+ * desk's shared view. It read `messages` only: closing or reassigning a chat quiet past the retention period sent
+ * `conversation_updated` without `lastMessage`, and apps that take the frame as the list entry lost its preview.
+ */
+export async function lastMessages(db: Db, conversationIds: string[]): Promise<Map<string, Message>> {
+  if (conversationIds.length === 0) return new Map();
+  const result = await db.$client.query<LatestJson>({
+    text: `SELECT l.* FROM (SELECT DISTINCT unnest($1::uuid[]) AS id) AS ids CROSS JOIN LATERAL (${latestOf("ids.id")}) AS l`,
+    values: [conversationIds],
+  });
+  return new Map(result.rows.map((m) => [m.conversationId, toMessage(m)]));
+}
+
+/**
  * What a page of conversations shows around each conversation row, in one statement: a Worker request opens a
  * connection of its own, and from the edge every further round trip to Postgres crosses the network again.
  */

@@ -1,10 +1,7 @@
-import { messageColumns } from "./messages";
-import { and, count, desc, eq, gt, inArray, isNull, sql, type SQL } from "drizzle-orm";
+import { and, count, desc, eq, gt, isNull, sql, type SQL } from "drizzle-orm";
 import type { PgColumn } from "drizzle-orm/pg-core";
 import { unavailable } from "../../lib/errors";
-import type { Message } from "../../protocol/resources";
 import type { AnyDb, Db } from "../client";
-import { toMessage } from "../mappers";
 import { businessAgents, conversations, messages, participants, users } from "../schema";
 import { auditInsertEach, auditedChange, chained, type AuditEntry } from "./audit";
 import { placeheldNow, placeholderRows, unprovisioned } from "./users";
@@ -281,24 +278,6 @@ export async function findListedDirect(db: AnyDb, key: string, userId: string): 
 export async function findListed(db: AnyDb, conversationId: string, userId: string): Promise<ListedConversation | undefined> {
   const rows = await listQuery(db).where(active(conversationId, userId)).limit(1);
   return rows[0];
-}
-
-/** The newest message of each conversation: one index probe per conversation (lateral), not a scan of their history. */
-export async function lastMessages(db: Db, conversationIds: string[]): Promise<Map<string, Message>> {
-  if (conversationIds.length === 0) return new Map();
-  const latest = db
-    .select(messageColumns)
-    .from(messages)
-    .where(eq(messages.conversationId, conversations.id))
-    .orderBy(desc(messages.seq))
-    .limit(1)
-    .as("latest");
-  const rows = await db
-    .select()
-    .from(conversations)
-    .innerJoinLateral(latest, sql`true`)
-    .where(inArray(conversations.id, conversationIds));
-  return new Map(rows.map((r) => [r.latest.conversationId, toMessage(r.latest)]));
 }
 
 /** The messages that count as unread for the participant row they are joined to (design notes). */

@@ -212,15 +212,23 @@ export async function messageById(db: Db, conversationId: string, id: string): P
   return rows[0] ? { ...toMessage(rows[0]), eventSeq: Number(rows[0].eventSeq) } : undefined;
 }
 
+/**
+ * A sender's message by client id, for a retry the room cannot settle from its own ids: from `messages`, or from the
+ * archive (`archived`) when the retention job moved it. Looked up in `messages` alone, a retry of an archived
+ * message was stored as a second message. One statement: the archive's branch runs only when `messages` has no row.
+ */
 export async function messageByClientId(db: Db, conversationId: string, senderId: string, clientMessageId: string) {
-  const rows = await db
-    .select({ ...messageColumns, eventSeq: messages.eventSeq })
-    .from(messages)
-    .where(
-      and(eq(messages.conversationId, conversationId), eq(messages.senderId, senderId), eq(messages.clientMessageId, clientMessageId)),
-    )
-    .limit(1);
-  return rows[0] ? { ...toMessage(rows[0]), eventSeq: Number(rows[0].eventSeq), rawContent: rows[0].content } : undefined;
+  const result = await db.$client.query<Parameters<typeof toMessage>[0] & { eventSeq: string; rawContent: string; archived: boolean }>({
+    text: `(SELECT ${PAGE_COLUMNS}, event_seq AS "eventSeq", content AS "rawContent", false AS archived FROM messages
+            WHERE conversation_id = $1 AND sender_id = $2 AND client_message_id = $3)
+           UNION ALL
+           (SELECT ${PAGE_COLUMNS}, seq AS "eventSeq", content AS "rawContent", true AS archived FROM message_archive
+            WHERE conversation_id = $1 AND sender_id = $2 AND client_message_id = $3)
+           LIMIT 1`,
+    values: [conversationId, senderId, clientMessageId],
+  });
+  const row = result.rows[0];
+  return row ? { ...toMessage(row), eventSeq: Number(row.eventSeq), rawContent: row.rawContent, archived: row.archived } : undefined;
 }
 
 /** The newest messages with their resume stamps, oldest first: what a room starting on fresh storage adopts. */

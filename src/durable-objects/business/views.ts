@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import type { Db } from "../../db/client";
 import { toConversation, toParticipant } from "../../db/mappers";
-import { lastMessages } from "../../db/queries/conversations";
+import { lastMessages } from "../../db/queries/conversation-parts";
 import { activeParticipants } from "../../db/queries/participants";
 import { conversations } from "../../db/schema";
 import type { ProfileProvider } from "../../profiles/types";

@@ -87,11 +87,14 @@ async function previousSend(room: ConversationRoom, meta: RoomMeta, senderId: st
   // Ids of messages older than the room's storage, or pruned from it, are only known to Postgres.
   const pgOnlyBelow = Math.max(meta.pgSeqAtInit + 1, meta.clientIdsPrunedBelow);
   if (pgOnlyBelow <= 1) return undefined;
-  const row = await room.pgOr503(() => messageByClientId(room.db(), meta.conversationId, senderId, cmid));
-  if (!row || row.seq >= pgOnlyBelow) return undefined;
-  const remembered = { seq: row.seq, contentHash: contentHash(row.type, row.rawContent, row.replyToId) };
+  const found = await room.pgOr503(() => messageByClientId(room.db(), meta.conversationId, senderId, cmid));
+  if (!found || found.seq >= pgOnlyBelow) return undefined;
+  // rawContent is only for the hash: stored with the row, it went out in the retry's answer and in every later page.
+  const { archived, rawContent, ...row } = found;
+  const remembered = { seq: row.seq, contentHash: contentHash(row.type, rawContent, row.replyToId) };
   room.store.rememberClientId(senderId, cmid, remembered.seq, remembered.contentHash);
-  room.store.cacheCommitted({ ...row, eventSeq: row.eventSeq });
+  // The room holds unarchived rows only: `retried` reads an archived original from the archive.
+  if (!archived) room.store.cacheCommitted(row);
   return remembered;
 }
 
@@ -177,6 +180,12 @@ input: { conversationId: string; actor: Actor; messageId: string; content: strin
   if (current.deletedAt) throw conflict("A deleted message cannot be edited");
   const normal = normalizeContent(input.content);
   if (!normal.ok) throw badRequest(`content: ${normal.reason}`);
+  // The text it already has (saved without a change, or a PATCH sent again after a timeout): nothing changes, as a
+  // rename to the same name records nothing. It used to mark the message edited for everyone and audit a non-change.
+  if (normal.content === current.content) {
+    const sender = await room.profiles.sender(current.senderId, input.actor.kahaId);
+    return { ...publicMessage(current), sender };
+  }
   const updated: StoredMessage = { ...current, content: normal.content, editedAt: new Date().toISOString(), eventSeq: lastSeqNow(room) };
   room.store.updateMessage(updated);
   room.store.queueAudit({

@@ -187,7 +187,10 @@ export const messages = new OpenAPIHono<AppEnv>()
       summary: "Edit a message (sender only; the previous content goes to the audit log)",
       ...securedMember,
       request: { params: messageParams, ...jsonBody(editBody) },
-      responses: { 200: json("The edited message", messageSchema), ...errorResponses(400, 401, 403, 404, 409, 413, 429) },
+      responses: {
+        200: json("The edited message; as it was (not marked edited, nothing audited) when the text is the one it has", messageSchema),
+        ...errorResponses(400, 401, 403, 404, 409, 413, 429),
+      },
     }),
     async (c) => {
       const { id, messageId } = c.req.valid("param");

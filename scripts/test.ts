@@ -55,15 +55,14 @@ async function main() {
   // `--faults` (npm run test:faults) runs only the "faults" project (test/reliability: minutes of injected faults);
   // the default run is every project except that one. An explicit --project from the caller wins.
   const faults = process.argv.includes("--faults");
-  // TEST_EXCLUDE: comma-separated globs left out of every pass (CI's second run, on real servers, leaves out what
-  // exercises nothing of Postgres or Redis that the first run did not: see .ci/run).
-  const excluded = (process.env.TEST_EXCLUDE ?? "").split(",").map((g) => g.trim()).filter(Boolean);
+  // TEST_EXCLUDE (comma-separated globs left out of every pass: CI's second run, on real servers, leaves out what
+  // exercises nothing of Postgres or Redis that the first run did not) reaches vitest.config.ts through the
+  // environment: each project's own exclude takes it.
   // TEST_RETRY: how many times a failed test runs again before it counts as failed (CI sets 1: a test that only
   // failed once on a loaded machine is reported FLAKY by name, not a red run; one that fails twice is a failure).
   const retry = Number(process.env.TEST_RETRY ?? 0);
   const passThrough = [
     ...process.argv.slice(2).filter((a) => a !== "--faults"),
-    ...excluded.flatMap((g) => ["--exclude", g]),
     ...(retry > 0 ? [`--retry=${retry}`] : []),
   ];
   const projectChosen = passThrough.some((a) => a === "--project" || a.startsWith("--project="));

@@ -688,6 +688,24 @@ describe("business stats", () => {
     expect(stats.body.agents).toEqual([expect.objectContaining({ userId: agent.id, activeChats: 3, maxConcurrentChats: 3 })]);
     expect(stats.body.medianFirstResponseMs).toBe(20_000);
   });
+
+  it("counts a first response whose message has moved to the archive (a window longer than the retention)", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz);
+    const customer = await newUser("customer");
+    const id = (await openChat(customer, biz.id)).body.id as string;
+    // Opened 100 days ago and answered 15 s later: older than the 90 days' retention, so the answer is archived.
+    const now = new Date();
+    const opened = new Date(now.getTime() - 100 * 86_400_000);
+    await withDb((db) => db.execute(sql`UPDATE conversations SET created_at = ${opened.toISOString()}::timestamptz WHERE id = ${id}`));
+    await seedMessages(id, agent.id, 1, 1, new Date(opened.getTime() + 15_000 - 1));
+    const archived = await withDb((db) =>
+      runJob(archiveJob({ conversationIds: [id], name: `retention.archive:${id}` }), { env, config: getConfig(env), db, log: createLogger({ test: "business" }), force: true, now }),
+    );
+    expect(archived).toMatchObject({ rows: 1 });
+    const stats = await api("GET", `/business/${biz.id}/stats?days=365`, { token: biz.admin.token });
+    expect(stats.body).toMatchObject({ created: 1, responded: 1, medianFirstResponseMs: 15_000 });
+  });
 });
 
 // ── Authorisation ──────────────────────────────────────────────────────────────────────────────────────────────

@@ -563,6 +563,22 @@ describe("business transfer and close", () => {
     expect((await agentsOf(biz))[agent.id].activeChats).toBe(1);
   });
 
+  it("frees the agent's slot when a close is repeated for a conversation Postgres has closed but the desk still holds", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz, { maxConcurrentChats: 1 });
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    const next = await newUser("customer");
+    const waiting = await openChat(next, biz.id);
+    expect(waiting.body.queuePosition).toBe(1);
+    // A close whose write committed but whose answer the desk never got (a timeout after the commit, a reset).
+    await withDb((db) => db.execute(sql`UPDATE conversations SET status = 'closed', closed_at = now() WHERE id = ${chat.body.id}`));
+    expectErrorShape(await api("POST", `/business/conversations/${chat.body.id}/close`, { token: agent.token }), 409);
+    // The agent's one slot is free again, and the customer who waited is served with it.
+    expect(await placement(waiting.body.id, next)).toMatchObject({ status: "assigned", agentId: agent.id });
+    expect((await agentsOf(biz))[agent.id].activeChats).toBe(1);
+  });
+
   it("closes the conversation when its customer leaves it: slot freed for the queue, audited, and the leave still answers 204", async () => {
     const biz = await newBusiness();
     const agent = await readyAgent(biz, { maxConcurrentChats: 1 });

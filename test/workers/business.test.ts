@@ -579,6 +579,20 @@ describe("business transfer and close", () => {
     expect((await agentsOf(biz))[agent.id].activeChats).toBe(1);
   });
 
+  it("frees the agent's slot when the customer leaves a conversation Postgres has closed but the desk still holds", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz, { maxConcurrentChats: 1 });
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    const next = await newUser("customer");
+    const waiting = await openChat(next, biz.id);
+    expect(waiting.body.queuePosition).toBe(1);
+    // The customer's leave closed it in Postgres, but its answer was lost: the app retries the leave.
+    await withDb((db) => db.execute(sql`UPDATE conversations SET status = 'closed', closed_at = now() WHERE id = ${chat.body.id}`));
+    expect((await api("DELETE", `/conversations/${chat.body.id}/participants/${customer.id}`, { token: customer.token })).status).toBe(204);
+    expect(await placement(waiting.body.id, next)).toMatchObject({ status: "assigned", agentId: agent.id });
+  });
+
   it("closes the conversation when its customer leaves it: slot freed for the queue, audited, and the leave still answers 204", async () => {
     const biz = await newBusiness();
     const agent = await readyAgent(biz, { maxConcurrentChats: 1 });

@@ -111,14 +111,17 @@ export async function releaseToDesk(c: Context<AppEnv>, conversation: Conversati
 /**
  * The customer of an open business conversation leaving it ends it: the desk closes it (reason "customer left",
  * audited) and frees the agent's slot for the queue, as POST /business/conversations/{id}/close would. Their next
- * POST /conversations/business opens a new conversation.
+ * POST /conversations/business opens a new conversation. A closed one goes to the desk too: a leave retried after
+ * its close committed unheard by the desk (a timeout after the commit) is the last call that can free the slot.
  */
 export async function closeForLeavingCustomer(c: Context<AppEnv>, conversation: ConversationRow, customerId: string): Promise<void> {
   const businessId = conversation.businessId;
-  if (conversation.type !== "business" || !businessId || conversation.status !== "open") return;
-  await callDesk(() =>
+  if (conversation.type !== "business" || !businessId) return;
+  const closing = callDesk(() =>
     deskStub(c, businessId).close({ businessId, conversationId: conversation.id, actorId: customerId, reason: "customer left", facts: factsOf(conversation) }),
-  ).catch(closedMeanwhile(undefined));
+  );
+  // For one already closed that is repair only: a desk that cannot be reached does not keep the customer in it.
+  await closing.catch(conversation.status === "open" ? closedMeanwhile(undefined) : () => undefined);
 }
 
 /** The desk's 409 for a conversation closed meanwhile: no slot is left to free, so the plain leave goes ahead. */

@@ -593,6 +593,19 @@ describe("business transfer and close", () => {
     expect(await placement(waiting.body.id, next)).toMatchObject({ status: "assigned", agentId: agent.id });
   });
 
+  it("frees the agent's slot when the agent leaves a conversation Postgres has closed but the desk still holds", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz, { maxConcurrentChats: 1 });
+    const chat = await openChat(await newUser("customer"), biz.id);
+    const next = await newUser("customer");
+    const waiting = await openChat(next, biz.id);
+    expect(waiting.body.queuePosition).toBe(1);
+    await withDb((db) => db.execute(sql`UPDATE conversations SET status = 'closed', closed_at = now() WHERE id = ${chat.body.id}`));
+    // The agent clears the closed chat from their list: the plain leave, and the desk lets go of the slot.
+    expect((await api("DELETE", `/conversations/${chat.body.id}/participants/${agent.id}`, { token: agent.token })).status).toBe(204);
+    expect(await placement(waiting.body.id, next)).toMatchObject({ status: "assigned", agentId: agent.id });
+  });
+
   it("closes the conversation when its customer leaves it: slot freed for the queue, audited, and the leave still answers 204", async () => {
     const biz = await newBusiness();
     const agent = await readyAgent(biz, { maxConcurrentChats: 1 });

@@ -97,11 +97,19 @@ export async function handOverToDesk(
  * The assigned agent of an open business conversation leaving it themselves: the desk unassigns them (their
  * participation ends, audited) and serves the conversation again from the front of the queue. true when the desk
  * did it (the leave is complete and announced); false when the caller does not hold the conversation, so the plain
- * leave applies.
+ * leave applies. The agent of a closed one takes the plain leave too, after the desk is asked to close it (a 409
+ * that frees the slot it may still hold: a close that committed unheard by the desk kept it for good).
  */
 export async function releaseToDesk(c: Context<AppEnv>, conversation: ConversationRow, agentId: string): Promise<boolean> {
   const businessId = conversation.businessId;
-  if (conversation.type !== "business" || !businessId || conversation.status !== "open") return false;
+  if (conversation.type !== "business" || !businessId) return false;
+  if (conversation.status !== "open") {
+    if (conversation.assignedAgentId !== agentId) return false;
+    const facts = factsOf(conversation);
+    // Repair only: a desk that cannot be reached does not keep the agent in the conversation.
+    await callDesk(() => deskStub(c, businessId).close({ businessId, conversationId: conversation.id, actorId: agentId, facts })).catch(() => undefined);
+    return false;
+  }
   const placement = await callDesk(() => deskStub(c, businessId).release({ businessId, conversationId: conversation.id, agentId, facts: factsOf(conversation) })).catch(
     closedMeanwhile(null),
   );

@@ -563,6 +563,49 @@ describe("business transfer and close", () => {
     expect((await agentsOf(biz))[agent.id].activeChats).toBe(1);
   });
 
+  it("frees the agent's slot when a close is repeated for a conversation Postgres has closed but the desk still holds", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz, { maxConcurrentChats: 1 });
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    const next = await newUser("customer");
+    const waiting = await openChat(next, biz.id);
+    expect(waiting.body.queuePosition).toBe(1);
+    // A close whose write committed but whose answer the desk never got (a timeout after the commit, a reset).
+    await withDb((db) => db.execute(sql`UPDATE conversations SET status = 'closed', closed_at = now() WHERE id = ${chat.body.id}`));
+    expectErrorShape(await api("POST", `/business/conversations/${chat.body.id}/close`, { token: agent.token }), 409);
+    // The agent's one slot is free again, and the customer who waited is served with it.
+    expect(await placement(waiting.body.id, next)).toMatchObject({ status: "assigned", agentId: agent.id });
+    expect((await agentsOf(biz))[agent.id].activeChats).toBe(1);
+  });
+
+  it("frees the agent's slot when the customer leaves a conversation Postgres has closed but the desk still holds", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz, { maxConcurrentChats: 1 });
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    const next = await newUser("customer");
+    const waiting = await openChat(next, biz.id);
+    expect(waiting.body.queuePosition).toBe(1);
+    // The customer's leave closed it in Postgres, but its answer was lost: the app retries the leave.
+    await withDb((db) => db.execute(sql`UPDATE conversations SET status = 'closed', closed_at = now() WHERE id = ${chat.body.id}`));
+    expect((await api("DELETE", `/conversations/${chat.body.id}/participants/${customer.id}`, { token: customer.token })).status).toBe(204);
+    expect(await placement(waiting.body.id, next)).toMatchObject({ status: "assigned", agentId: agent.id });
+  });
+
+  it("frees the agent's slot when the agent leaves a conversation Postgres has closed but the desk still holds", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz, { maxConcurrentChats: 1 });
+    const chat = await openChat(await newUser("customer"), biz.id);
+    const next = await newUser("customer");
+    const waiting = await openChat(next, biz.id);
+    expect(waiting.body.queuePosition).toBe(1);
+    await withDb((db) => db.execute(sql`UPDATE conversations SET status = 'closed', closed_at = now() WHERE id = ${chat.body.id}`));
+    // The agent clears the closed chat from their list: the plain leave, and the desk lets go of the slot.
+    expect((await api("DELETE", `/conversations/${chat.body.id}/participants/${agent.id}`, { token: agent.token })).status).toBe(204);
+    expect(await placement(waiting.body.id, next)).toMatchObject({ status: "assigned", agentId: agent.id });
+  });
+
   it("closes the conversation when its customer leaves it: slot freed for the queue, audited, and the leave still answers 204", async () => {
     const biz = await newBusiness();
     const agent = await readyAgent(biz, { maxConcurrentChats: 1 });
@@ -687,6 +730,24 @@ describe("business stats", () => {
     expect(stats.body).toMatchObject({ open: 3, queued: 0, assigned: 3, created: 3, responded: 3, windowDays: 7 });
     expect(stats.body.agents).toEqual([expect.objectContaining({ userId: agent.id, activeChats: 3, maxConcurrentChats: 3 })]);
     expect(stats.body.medianFirstResponseMs).toBe(20_000);
+  });
+
+  it("counts a first response whose message has moved to the archive (a window longer than the retention)", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz);
+    const customer = await newUser("customer");
+    const id = (await openChat(customer, biz.id)).body.id as string;
+    // Opened 100 days ago and answered 15 s later: older than the 90 days' retention, so the answer is archived.
+    const now = new Date();
+    const opened = new Date(now.getTime() - 100 * 86_400_000);
+    await withDb((db) => db.execute(sql`UPDATE conversations SET created_at = ${opened.toISOString()}::timestamptz WHERE id = ${id}`));
+    await seedMessages(id, agent.id, 1, 1, new Date(opened.getTime() + 15_000 - 1));
+    const archived = await withDb((db) =>
+      runJob(archiveJob({ conversationIds: [id], name: `retention.archive:${id}` }), { env, config: getConfig(env), db, log: createLogger({ test: "business" }), force: true, now }),
+    );
+    expect(archived).toMatchObject({ rows: 1 });
+    const stats = await api("GET", `/business/${biz.id}/stats?days=365`, { token: biz.admin.token });
+    expect(stats.body).toMatchObject({ created: 1, responded: 1, medianFirstResponseMs: 15_000 });
   });
 });
 

@@ -451,17 +451,23 @@ export interface BusinessHistoryStats {
  * First response time, computed here rather than stored by the room (which does not know business roles): a
  * conversation's first response is conversations.first_response_at when something set it, else the first message
  * sent by any agent ever assigned to it (an agent can only post while assigned, so the message is after the
- * assignment). Measured from the moment the customer opened the conversation, queue time included.
+ * assignment). Measured from the moment the customer opened the conversation, queue time included. The archive is
+ * read too (LEAST skips the side with none): a window longer than the retention (365 days against 90) counted
+ * conversations whose answer had been archived as never answered.
  */
 export async function businessStats(db: AnyDb, businessId: string, since: Date): Promise<BusinessHistoryStats> {
   const result = await db.execute<{ open: string; created: string; closed: string; responded: string; median_ms: string | number | null }>(sql`
     WITH convs AS (
       SELECT c.status, c.created_at,
-             COALESCE(c.first_response_at, (
+             COALESCE(c.first_response_at, LEAST((
                SELECT min(m.created_at) FROM messages m
                WHERE m.conversation_id = c.id AND m.type <> 'system'
                  AND m.sender_id IN (SELECT a.agent_id FROM business_assignments a WHERE a.conversation_id = c.id)
-             )) AS first_response_at
+             ), (
+               SELECT min(m.created_at) FROM message_archive m
+               WHERE m.conversation_id = c.id AND m.type <> 'system'
+                 AND m.sender_id IN (SELECT a.agent_id FROM business_assignments a WHERE a.conversation_id = c.id)
+             ))) AS first_response_at
       FROM conversations c
       WHERE c.type = 'business' AND c.business_id = ${businessId} AND (c.status = 'open' OR c.created_at >= ${since.toISOString()}::timestamptz)
     )

@@ -267,10 +267,15 @@ export class Desk {
     return outcome!;
   }
 
-  /** Closes the conversation (status closed, closed_at) and frees its agent's slot for the queue. */
+  /**
+   * Closes the conversation (status closed, closed_at) and frees its agent's slot for the queue. One Postgres already
+   * has closed is a 409, and the slot is freed all the same: the desk held it when a close committed without the desk
+   * hearing of it (a timeout after the commit, a reset), and the repeated close was the only call left to free it.
+   */
   async close(input: CloseInput): Promise<CloseOutcome> {
     await this.ready(input.businessId);
     let result: CloseOutcome | undefined;
+    let alreadyClosed = false;
     await this.chain(input.conversationId, async () => {
       const current = this.store.assignment(input.conversationId);
       const queued = this.store.queued(input.conversationId);
@@ -296,12 +301,16 @@ export class Desk {
       this.store.deleteAssignment(input.conversationId);
       if (written !== "missing") this.store.markClosed(input.conversationId, at.getTime());
       if (written === "missing") throw notFound("Conversation");
-      if (written === "closed") throw conflict("The conversation is already closed");
+      if (written === "closed") {
+        alreadyClosed = true;
+        return;
+      }
       await this.effects.announceClose({ conversationId: input.conversationId });
       result = { conversationId: input.conversationId, status: "closed", closedAt: at.toISOString(), agentId };
     });
     await this.drainAndWait();
     await this.reschedule();
+    if (alreadyClosed) throw conflict("The conversation is already closed");
     return result!;
   }
 

@@ -97,11 +97,19 @@ export async function handOverToDesk(
  * The assigned agent of an open business conversation leaving it themselves: the desk unassigns them (their
  * participation ends, audited) and serves the conversation again from the front of the queue. true when the desk
  * did it (the leave is complete and announced); false when the caller does not hold the conversation, so the plain
- * leave applies.
+ * leave applies. The agent of a closed one takes the plain leave too, after the desk is asked to close it (a 409
+ * that frees the slot it may still hold: a close that committed unheard by the desk kept it for good).
  */
 export async function releaseToDesk(c: Context<AppEnv>, conversation: ConversationRow, agentId: string): Promise<boolean> {
   const businessId = conversation.businessId;
-  if (conversation.type !== "business" || !businessId || conversation.status !== "open") return false;
+  if (conversation.type !== "business" || !businessId) return false;
+  if (conversation.status !== "open") {
+    if (conversation.assignedAgentId !== agentId) return false;
+    const facts = factsOf(conversation);
+    // Repair only: a desk that cannot be reached does not keep the agent in the conversation.
+    await callDesk(() => deskStub(c, businessId).close({ businessId, conversationId: conversation.id, actorId: agentId, facts })).catch(() => undefined);
+    return false;
+  }
   const placement = await callDesk(() => deskStub(c, businessId).release({ businessId, conversationId: conversation.id, agentId, facts: factsOf(conversation) })).catch(
     closedMeanwhile(null),
   );
@@ -111,14 +119,17 @@ export async function releaseToDesk(c: Context<AppEnv>, conversation: Conversati
 /**
  * The customer of an open business conversation leaving it ends it: the desk closes it (reason "customer left",
  * audited) and frees the agent's slot for the queue, as POST /business/conversations/{id}/close would. Their next
- * POST /conversations/business opens a new conversation.
+ * POST /conversations/business opens a new conversation. A closed one goes to the desk too: a leave retried after
+ * its close committed unheard by the desk (a timeout after the commit) is the last call that can free the slot.
  */
 export async function closeForLeavingCustomer(c: Context<AppEnv>, conversation: ConversationRow, customerId: string): Promise<void> {
   const businessId = conversation.businessId;
-  if (conversation.type !== "business" || !businessId || conversation.status !== "open") return;
-  await callDesk(() =>
+  if (conversation.type !== "business" || !businessId) return;
+  const closing = callDesk(() =>
     deskStub(c, businessId).close({ businessId, conversationId: conversation.id, actorId: customerId, reason: "customer left", facts: factsOf(conversation) }),
-  ).catch(closedMeanwhile(undefined));
+  );
+  // For one already closed that is repair only: a desk that cannot be reached does not keep the customer in it.
+  await closing.catch(conversation.status === "open" ? closedMeanwhile(undefined) : () => undefined);
 }
 
 /** The desk's 409 for a conversation closed meanwhile: no slot is left to free, so the plain leave goes ahead. */

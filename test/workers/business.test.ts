@@ -563,7 +563,11 @@ describe("business transfer and close", () => {
     expect((await agentsOf(biz))[agent.id].activeChats).toBe(1);
   });
 
-  it("frees the agent's slot when a close is repeated for a conversation Postgres has closed but the desk still holds", async () => {
+  /**
+   * An agent with one slot holding a chat, a second customer waiting for it, and the chat closed in Postgres without
+   * the desk hearing of it (a close or leave whose write committed but whose answer was lost: a timeout, a reset).
+   */
+  async function closedUnheardByDesk() {
     const biz = await newBusiness();
     const agent = await readyAgent(biz, { maxConcurrentChats: 1 });
     const customer = await newUser("customer");
@@ -571,39 +575,31 @@ describe("business transfer and close", () => {
     const next = await newUser("customer");
     const waiting = await openChat(next, biz.id);
     expect(waiting.body.queuePosition).toBe(1);
-    // A close whose write committed but whose answer the desk never got (a timeout after the commit, a reset).
     await withDb((db) => db.execute(sql`UPDATE conversations SET status = 'closed', closed_at = now() WHERE id = ${chat.body.id}`));
-    expectErrorShape(await api("POST", `/business/conversations/${chat.body.id}/close`, { token: agent.token }), 409);
-    // The agent's one slot is free again, and the customer who waited is served with it.
-    expect(await placement(waiting.body.id, next)).toMatchObject({ status: "assigned", agentId: agent.id });
+    // The agent's one slot must come free again, and the customer who waited be served with it.
+    const servedNext = async () => expect(await placement(waiting.body.id, next)).toMatchObject({ status: "assigned", agentId: agent.id });
+    return { biz, agent, customer, chatId: chat.body.id as string, servedNext };
+  }
+
+  it("frees the agent's slot when a close is repeated for a conversation Postgres has closed but the desk still holds", async () => {
+    const { biz, agent, chatId, servedNext } = await closedUnheardByDesk();
+    expectErrorShape(await api("POST", `/business/conversations/${chatId}/close`, { token: agent.token }), 409);
+    await servedNext();
     expect((await agentsOf(biz))[agent.id].activeChats).toBe(1);
   });
 
   it("frees the agent's slot when the customer leaves a conversation Postgres has closed but the desk still holds", async () => {
-    const biz = await newBusiness();
-    const agent = await readyAgent(biz, { maxConcurrentChats: 1 });
-    const customer = await newUser("customer");
-    const chat = await openChat(customer, biz.id);
-    const next = await newUser("customer");
-    const waiting = await openChat(next, biz.id);
-    expect(waiting.body.queuePosition).toBe(1);
-    // The customer's leave closed it in Postgres, but its answer was lost: the app retries the leave.
-    await withDb((db) => db.execute(sql`UPDATE conversations SET status = 'closed', closed_at = now() WHERE id = ${chat.body.id}`));
-    expect((await api("DELETE", `/conversations/${chat.body.id}/participants/${customer.id}`, { token: customer.token })).status).toBe(204);
-    expect(await placement(waiting.body.id, next)).toMatchObject({ status: "assigned", agentId: agent.id });
+    // The app retries the customer's leave whose answer was lost.
+    const { customer, chatId, servedNext } = await closedUnheardByDesk();
+    expect((await api("DELETE", `/conversations/${chatId}/participants/${customer.id}`, { token: customer.token })).status).toBe(204);
+    await servedNext();
   });
 
   it("frees the agent's slot when the agent leaves a conversation Postgres has closed but the desk still holds", async () => {
-    const biz = await newBusiness();
-    const agent = await readyAgent(biz, { maxConcurrentChats: 1 });
-    const chat = await openChat(await newUser("customer"), biz.id);
-    const next = await newUser("customer");
-    const waiting = await openChat(next, biz.id);
-    expect(waiting.body.queuePosition).toBe(1);
-    await withDb((db) => db.execute(sql`UPDATE conversations SET status = 'closed', closed_at = now() WHERE id = ${chat.body.id}`));
     // The agent clears the closed chat from their list: the plain leave, and the desk lets go of the slot.
-    expect((await api("DELETE", `/conversations/${chat.body.id}/participants/${agent.id}`, { token: agent.token })).status).toBe(204);
-    expect(await placement(waiting.body.id, next)).toMatchObject({ status: "assigned", agentId: agent.id });
+    const { agent, chatId, servedNext } = await closedUnheardByDesk();
+    expect((await api("DELETE", `/conversations/${chatId}/participants/${agent.id}`, { token: agent.token })).status).toBe(204);
+    await servedNext();
   });
 
   it("closes the conversation when its customer leaves it: slot freed for the queue, audited, and the leave still answers 204", async () => {

@@ -162,18 +162,24 @@ describe("an idle user", () => {
   });
 });
 
+/** Alice with a phone and a laptop in a direct conversation with Bob (watching), typing on the phone. */
+async function typingOnPhone(prefix: string) {
+  const [alice, bob] = await users(2, prefix);
+  const id = await direct(alice, bob);
+  const [phone, laptop, watcher] = [
+    await openSocket(`/conversations/${id}/ws`, alice),
+    await openSocket(`/conversations/${id}/ws`, alice),
+    await openSocket(`/conversations/${id}/ws`, bob),
+  ];
+  for (const s of [phone, laptop, watcher]) await frame(s, "ready");
+  phone.ws.send(JSON.stringify({ type: "start_typing", data: {} }));
+  await frame(watcher, "typing_start", (d) => d.userId === alice.id);
+  return { alice, bob, id, phone, laptop, watcher };
+}
+
 describe("typing of a user with two devices in the conversation", () => {
   it("stops as soon as the device that was typing leaves, though another of the user's sockets stays open", async () => {
-    const [alice, bob] = await users(2, "md-typing");
-    const id = await direct(alice, bob);
-    const [phone, laptop, watcher] = [
-      await openSocket(`/conversations/${id}/ws`, alice),
-      await openSocket(`/conversations/${id}/ws`, alice),
-      await openSocket(`/conversations/${id}/ws`, bob),
-    ];
-    for (const s of [phone, laptop, watcher]) await frame(s, "ready");
-    phone.ws.send(JSON.stringify({ type: "start_typing", data: {} }));
-    await frame(watcher, "typing_start", (d) => d.userId === alice.id);
+    const { alice, phone, laptop, watcher } = await typingOnPhone("md-typing");
     // She locks the phone mid-sentence; the laptop still has the conversation open.
     const left = Date.now();
     phone.ws.close(1000, "locked");
@@ -186,16 +192,7 @@ describe("typing of a user with two devices in the conversation", () => {
 
 describe("typing frames go to the other participants only", () => {
   it("neither the typist's own socket nor their other devices get typing_start/typing_stop, nor see themselves in ready.typing", async () => {
-    const [alice, bob] = await users(2, "md-typing-echo");
-    const id = await direct(alice, bob);
-    const [phone, laptop, watcher] = [
-      await openSocket(`/conversations/${id}/ws`, alice),
-      await openSocket(`/conversations/${id}/ws`, alice),
-      await openSocket(`/conversations/${id}/ws`, bob),
-    ];
-    for (const s of [phone, laptop, watcher]) await frame(s, "ready");
-    phone.ws.send(JSON.stringify({ type: "start_typing", data: {} }));
-    await frame(watcher, "typing_start", (d) => d.userId === alice.id);
+    const { alice, bob, id, phone, laptop, watcher } = await typingOnPhone("md-typing-echo");
     // A socket that opens while she types: Bob's lists her, her own does not.
     const [tablet, bobsTablet] = [await openSocket(`/conversations/${id}/ws`, alice), await openSocket(`/conversations/${id}/ws`, bob)];
     expect((await frame(tablet, "ready")).data.typing).toEqual([]);

@@ -49,21 +49,24 @@ describe("pageSpan", () => {
   });
 });
 
+/** A text message of seq `seq` in one conversation, as the room and Postgres serve it. */
+const textMessage = (seq: number, content: string, deletedAt: string | null = null): Message => ({
+  id: `00000000-0000-4000-8000-${String(seq).padStart(12, "0")}`,
+  conversationId: "00000000-0000-4000-8000-000000000000",
+  seq,
+  senderId: "00000000-0000-4000-8000-000000000001",
+  clientMessageId: null,
+  type: "text",
+  content,
+  replyToId: null,
+  createdAt: "2026-11-27T00:00:00.000Z",
+  editedAt: null,
+  deletedAt,
+  status: "sent",
+});
+
 describe("overlayChanges", () => {
-  const message = (seq: number, content: string, deletedAt: string | null = null): Message => ({
-    id: `00000000-0000-4000-8000-${String(seq).padStart(12, "0")}`,
-    conversationId: "00000000-0000-4000-8000-000000000000",
-    seq,
-    senderId: "00000000-0000-4000-8000-000000000001",
-    clientMessageId: null,
-    type: "text",
-    content,
-    replyToId: null,
-    createdAt: "2026-11-27T00:00:00.000Z",
-    editedAt: null,
-    deletedAt,
-    status: "sent",
-  });
+  const message = textMessage;
 
   it("drops what the room deleted, shows what it edited, and keeps the rest in order", () => {
     const found = [message(9, "secret words"), message(7, "old words"), message(4, "untouched words")];
@@ -97,20 +100,7 @@ describe("overlayChanges", () => {
 });
 
 describe("withWaiting", () => {
-  const message = (seq: number): Message => ({
-    id: `00000000-0000-4000-8000-${String(seq).padStart(12, "0")}`,
-    conversationId: "00000000-0000-4000-8000-000000000000",
-    seq,
-    senderId: "00000000-0000-4000-8000-000000000001",
-    clientMessageId: null,
-    type: "text",
-    content: `match ${seq}`,
-    replyToId: null,
-    createdAt: "2026-11-27T00:00:00.000Z",
-    editedAt: null,
-    deletedAt: null,
-    status: "sent",
-  });
+  const message = (seq: number): Message => textMessage(seq, `match ${seq}`);
 
   it("pages through Postgres's matches and the room's waiting ones, newest first, each once (property-based)", () => {
     fc.assert(

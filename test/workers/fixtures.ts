@@ -128,20 +128,33 @@ export async function seqs(table: "messages" | "message_archive", conversationId
   return rows.rows.map((r) => Number(r.seq));
 }
 
+/** A trigger that runs `body` (plpgsql) before each insert into `table` of this conversation's rows. Returns the undo. */
+async function conversationInsertTrigger(table: "messages" | "audit_log", conversationId: string, prefix: string, body: string): Promise<() => Promise<void>> {
+  const fn = `${prefix}_${table}_${conversationId.replace(/-/g, "")}`;
+  await withDb(async (db) => {
+    await db.execute(sql.raw(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+      IF NEW.conversation_id = '${conversationId}' THEN ${body}; END IF; RETURN NEW; END $$`));
+    await db.execute(sql.raw(`CREATE TRIGGER ${fn} BEFORE INSERT ON ${table} FOR EACH ROW EXECUTE FUNCTION ${fn}()`));
+  });
+  return () =>
+    withDb(async (db) => {
+      await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON ${table}`));
+      await db.execute(sql.raw(`DROP FUNCTION IF EXISTS ${fn}()`));
+    });
+}
+
 /**
  * Postgres takes a second for each of this conversation's message inserts (a trigger), so a room's flush, and what
  * waits for its commit (acks, notifications), is held while the test acts. Returns the undo.
  */
-export async function slowMessageInserts(conversationId: string): Promise<() => Promise<void>> {
-  const fn = `slow_${conversationId.replace(/-/g, "")}`;
-  await withDb(async (db) => {
-    await db.execute(sql.raw(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-      IF NEW.conversation_id = '${conversationId}' THEN PERFORM pg_sleep(1); END IF; RETURN NEW; END $$`));
-    await db.execute(sql.raw(`CREATE TRIGGER ${fn} BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION ${fn}()`));
-  });
-  return () =>
-    withDb(async (db) => {
-      await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON messages`));
-      await db.execute(sql.raw(`DROP FUNCTION IF EXISTS ${fn}()`));
-    });
+export function slowMessageInserts(conversationId: string): Promise<() => Promise<void>> {
+  return conversationInsertTrigger("messages", conversationId, "slow", "PERFORM pg_sleep(1)");
+}
+
+/**
+ * Postgres refuses this conversation's inserts into `table` (messages: its new messages; audit_log: its edits and
+ * deletes, which commit with their audit entry), so they stay waiting in the room. Returns the undo.
+ */
+export function refuseInserts(table: "messages" | "audit_log", conversationId: string): Promise<() => Promise<void>> {
+  return conversationInsertTrigger(table, conversationId, "refuse", "RAISE EXCEPTION 'held back by the test'");
 }

@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { sql } from "drizzle-orm";
 import { normalizeContent } from "../../src/domain/content";
 import { api, expectErrorShape, newUser, type ApiResponse } from "./helpers";
-import { afterNextRead, holdBackfill, seedConversation, withDb } from "./fixtures";
+import { afterNextRead, holdBackfill, refuseInserts, seedConversation, withDb } from "./fixtures";
 import { changeRole, removeParticipant } from "../../src/db/queries/participants";
 import { openSocket, waitFor } from "./sockets";
 
@@ -520,12 +520,7 @@ describe("search", () => {
     const secret = await send(id, a.token, { content: `${marker} card number 4111` });
     const typo = await send(id, a.token, { content: `${marker} meet at 5` });
     // This conversation's changes cannot reach Postgres (their audit entries are refused): they stay in the room.
-    const fn = `refuse_${marker}`;
-    await withDb(async (db) => {
-      await db.execute(sql.raw(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-        IF NEW.conversation_id = '${id}' THEN RAISE EXCEPTION 'held back by the test'; END IF; RETURN NEW; END $$`));
-      await db.execute(sql.raw(`CREATE TRIGGER ${fn} BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION ${fn}()`));
-    });
+    const undo = await refuseInserts("audit_log", id);
     try {
       expect((await api("DELETE", `/conversations/${id}/messages/${secret.body.id}`, { token: a.token })).status).toBe(204);
       const edited = await api("PATCH", `/conversations/${id}/messages/${typo.body.id}`, { token: a.token, body: { content: `${marker} meet at 6` } });
@@ -534,10 +529,7 @@ describe("search", () => {
       expect(found.status).toBe(200);
       expect(found.body.messages.map((m: { content: string }) => m.content)).toEqual([`${marker} meet at 6`]);
     } finally {
-      await withDb(async (db) => {
-        await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON audit_log`));
-        await db.execute(sql.raw(`DROP FUNCTION IF EXISTS ${fn}()`));
-      });
+      await undo();
     }
   });
 
@@ -547,12 +539,7 @@ describe("search", () => {
     const marker = `pn${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
     await send(id, a.token, { content: `${marker} first` });
     // This conversation's new messages cannot reach Postgres (their insert is refused): they stay in the room.
-    const fn = `refuse_${marker}`;
-    await withDb(async (db) => {
-      await db.execute(sql.raw(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-        IF NEW.conversation_id = '${id}' THEN RAISE EXCEPTION 'held back by the test'; END IF; RETURN NEW; END $$`));
-      await db.execute(sql.raw(`CREATE TRIGGER ${fn} BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION ${fn}()`));
-    });
+    const undo = await refuseInserts("messages", id);
     try {
       const waiting = await send(id, a.token, { content: `${marker} second, still on its way` });
       expect(waiting.body.status).toBe("pending");
@@ -564,10 +551,7 @@ describe("search", () => {
       expect([...first.body.messages, ...rest.body.messages].map((m: { seq: number }) => m.seq)).toEqual([2, 1]);
       expect(rest.body.nextCursor).toBeNull();
     } finally {
-      await withDb(async (db) => {
-        await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON messages`));
-        await db.execute(sql.raw(`DROP FUNCTION IF EXISTS ${fn}()`));
-      });
+      await undo();
     }
   });
 
@@ -576,12 +560,7 @@ describe("search", () => {
     const [a, b] = users;
     const marker = `hb${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
     const meet = await send(id, a.token, { content: `${marker} see you at the harbour` });
-    const fn = `refuse_${marker}`;
-    await withDb(async (db) => {
-      await db.execute(sql.raw(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-        IF NEW.conversation_id = '${id}' THEN RAISE EXCEPTION 'held back by the test'; END IF; RETURN NEW; END $$`));
-      await db.execute(sql.raw(`CREATE TRIGGER ${fn} BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION ${fn}()`));
-    });
+    const undo = await refuseInserts("audit_log", id);
     try {
       const edited = await api("PATCH", `/conversations/${id}/messages/${meet.body.id}`, { token: a.token, body: { content: `${marker} see you at the Station` } });
       expect(edited.body.status).toBe("pending");
@@ -595,10 +574,7 @@ describe("search", () => {
         expect(kept.body.messages.map((m: { content: string }) => m.content)).toEqual([`${marker} see you at the Station`]);
       }
     } finally {
-      await withDb(async (db) => {
-        await db.execute(sql.raw(`DROP TRIGGER IF EXISTS ${fn} ON audit_log`));
-        await db.execute(sql.raw(`DROP FUNCTION IF EXISTS ${fn}()`));
-      });
+      await undo();
     }
   });
 

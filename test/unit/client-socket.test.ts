@@ -608,22 +608,35 @@ describe("client conversation socket: order of messages refused for now", () => 
   });
 });
 
+/**
+ * An HTTP server that answers every upgrade with `response` and records when each came. Its upgrade sockets get an
+ * error listener: Node hands them over without one, and a client that gives up mid-handshake (closing a socket whose
+ * refusal it has not read) resets the connection, whose ECONNRESET would otherwise surface as an uncaught exception
+ * in whichever test runs next.
+ */
+async function refusingServer(response: string) {
+  const http = await import("node:http");
+  const attempts: number[] = [];
+  const server = http.createServer((_req, res) => res.end("{}"));
+  server.on("upgrade", (_req, socket) => {
+    attempts.push(Date.now());
+    socket.on("error", () => {});
+    socket.end(response);
+  });
+  server.listen(0, "127.0.0.1");
+  await new Promise((r) => server.once("listening", r));
+  return { server, attempts, port: (server.address() as { port: number }).port };
+}
+
 describe("client sockets in Node with ws: refused upgrades", () => {
   // The Worker answers an upgrade it cannot serve now (token keys or Postgres unreachable, too many sockets) with
   // 503/429 and Retry-After. With `ws` (header auth) the SDK saw only "Unexpected server response: 503" and retried
   // on its own backoff, every few hundred ms, against a server that had asked for seconds.
   it("waits the Retry-After of a 503 upgrade refusal before the next attempt", async () => {
-    const http = await import("node:http");
     const WebSocket = (await import("ws")).default;
-    const attempts: number[] = [];
-    const server = http.createServer((_req, res) => res.end("{}"));
-    server.on("upgrade", (_req, socket) => {
-      attempts.push(Date.now());
-      socket.end("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
-    });
-    server.listen(0, "127.0.0.1");
-    await new Promise((r) => server.once("listening", r));
-    const port = (server.address() as { port: number }).port;
+    const { port, attempts, server } = await refusingServer(
+      "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+    );
     try {
       const rest = new ChatRest({ baseUrl: `http://127.0.0.1:${port}`, token: "t", fetch: async () => new Response("{}", { status: 200 }) });
       const room = new ConversationSocket(rest, `ws://127.0.0.1:${port}`, CONV, async () => ME, {
@@ -644,13 +657,8 @@ describe("client sockets in Node with ws: refused upgrades", () => {
 
 describe("client sockets in Node with ws: refused upgrades, for good", () => {
   it("still closes for good on a 404 upgrade refusal, without an uncaught error", async () => {
-    const http = await import("node:http");
     const WebSocket = (await import("ws")).default;
-    const server = http.createServer((_req, res) => res.end("{}"));
-    server.on("upgrade", (_req, socket) => socket.end("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"));
-    server.listen(0, "127.0.0.1");
-    await new Promise((r) => server.once("listening", r));
-    const port = (server.address() as { port: number }).port;
+    const { port, server } = await refusingServer("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
     const uncaught: unknown[] = [];
     const onError = (err: unknown) => uncaught.push(err);
     process.on("uncaughtException", onError);

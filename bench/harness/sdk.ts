@@ -6,7 +6,9 @@ import { now, type ChatSocket } from "./clients.js";
 export async function sdkConversation(baseUrl: string, token: string, conversationId: string, timeoutMs = 15_000): Promise<ConversationSocket> {
   // One attempt: a socket that cannot connect should fail the case, not retry in the background while it is measured.
   const chat = new ChatClient({ baseUrl, token, WebSocket, maxAttempts: 1 });
-  const socket = chat.conversation(conversationId);
+  // The bench Worker allows WS_MAX_FRAMES_PER_SECOND=100000; the SDK's default pacing (80 sends a second, sized for the
+  // default 200 frames) would make S1's closed loop measure waiting in the outbox rather than the SDK.
+  const socket = chat.conversation(conversationId, { sendsPerSecond: 100_000 });
   if (socket.state !== "open") {
     const change = await socket.next("state", (s) => s.state === "open" || s.state === "closed", timeoutMs).catch((err: Error) => {
       socket.close();

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { normalizeOrigin } from "./origin";
 
 /**
  * Configuration from wrangler vars/secrets (contract §8). Parsed once per isolate; a bad value fails with a
@@ -51,13 +52,16 @@ export const configSchema = z
     PROFILE_SERVICE_TOKEN: z.string().min(1),
     PROFILE_SERVICE_TIMEOUT: int(5000, 50, 60_000),
     PROFILE_CACHE_TTL: int(86_400, 10, 30 * 86_400),
-    // As browsers send them: scheme and host in lower case, no trailing slash ("https://App.example.com/" matches).
-    ALLOWED_ORIGINS: optionalText.transform((v) =>
-      (v ?? "")
-        .split(",")
-        .map((s) => s.trim().replace(/\/+$/, "").toLowerCase())
-        .filter(Boolean),
-    ),
+    // Kept as browsers send them (normalizeOrigin): "https://App.example.com:443/" matches "https://app.example.com".
+    ALLOWED_ORIGINS: optionalText.transform((v, ctx) => {
+      const origins: string[] = [];
+      for (const entry of (v ?? "").split(",").map((s) => s.trim()).filter(Boolean)) {
+        const origin = normalizeOrigin(entry);
+        if (origin) origins.push(origin);
+        else ctx.addIssue({ code: "custom", message: `"${entry}" is not an origin: write it as https://${entry.replace(/^[a-z]+:\/+/i, "")}` });
+      }
+      return origins;
+    }),
     MESSAGE_RETENTION_DAYS: int(90, 1, 36_500),
     DEV_LOGIN: bool(false),
     SERVICE_VERSION: optionalText.transform((v) => v ?? "0.0.0"),

@@ -49,6 +49,14 @@ describe("configuration", () => {
     expect(c.ALLOWED_ORIGINS).toEqual(["https://a.test", "https://b.test"]);
   });
 
+  it("reads allowed origins as browsers send them: a default port written out still matches, a bare host is an error", () => {
+    const c = parseConfig({ ...valid, ALLOWED_ORIGINS: "https://A.test:443, http://b.test:80/, https://c.test:8443" });
+    expect(c.ALLOWED_ORIGINS).toEqual(["https://a.test", "http://b.test", "https://c.test:8443"]);
+    expect(issues({ ...valid, ALLOWED_ORIGINS: "https://a.test, app.example.com" })).toMatch(
+      /ALLOWED_ORIGINS: "app.example.com" is not an origin: write it as https:\/\/app.example.com/,
+    );
+  });
+
   it("keeps production's dev-login off in wrangler.toml", async () => {
     const { readFile } = await import("node:fs/promises");
     const toml = await readFile(new URL("../../wrangler.toml", import.meta.url), "utf8");

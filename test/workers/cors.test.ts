@@ -7,9 +7,14 @@ const APP = "https://app.example";
 // Written as an operator might: other case, a trailing slash, spaces.
 const configured = { ...env, ALLOWED_ORIGINS: " https://App.example/ , https://other.example" };
 
-async function call(method: string, path: string, headers: Record<string, string>): Promise<{ status: number; headers: Headers }> {
+async function call(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  vars: typeof configured = configured,
+): Promise<{ status: number; headers: Headers }> {
   const ctx = createExecutionContext();
-  const res = await createApp().fetch(new Request(`http://chat.test${path}`, { method, headers }), configured, ctx);
+  const res = await createApp().fetch(new Request(`http://chat.test${path}`, { method, headers }), vars, ctx);
   await res.arrayBuffer();
   await waitOnExecutionContext(ctx);
   return { status: res.status, headers: res.headers };
@@ -59,5 +64,15 @@ describe("browser apps on allowed origins (CORS)", () => {
     const pre = await preflight("https://evil.example");
     expect(pre.headers.get("access-control-allow-origin")).toBeNull();
     expect(pre.status).not.toBe(204);
+  });
+
+  it("matches an origin configured with its default port written out, as browsers never send it", async () => {
+    const withPort = { ...env, ALLOWED_ORIGINS: "https://app.example:443" };
+    const pre = await call("OPTIONS", "/conversations", { origin: APP, "access-control-request-method": "POST" }, withPort);
+    expect(pre.status).toBe(204);
+    expect(pre.headers.get("access-control-allow-origin")).toBe(APP);
+    const user = await newUser("cors");
+    const upgrade = await call("GET", "/ws", { origin: APP, upgrade: "websocket", authorization: `Bearer ${user.token}` }, withPort);
+    expect(upgrade.status).not.toBe(403);
   });
 });

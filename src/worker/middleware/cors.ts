@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import { cors } from "hono/cors";
+import { normalizeOrigin } from "../../lib/origin";
 import type { AppEnv } from "../env";
 
 const headers = cors({
@@ -21,6 +22,6 @@ const headers = cors({
  */
 export const allowedOriginsCors: MiddlewareHandler<AppEnv> = async (c, next) => {
   const origin = c.req.header("origin");
-  if (!origin || c.req.header("upgrade") || !c.get("config").ALLOWED_ORIGINS.includes(origin.toLowerCase())) return next();
+  if (!origin || c.req.header("upgrade") || !c.get("config").ALLOWED_ORIGINS.includes(normalizeOrigin(origin) ?? "")) return next();
   return headers(c, next);
 };

@@ -2,6 +2,7 @@ import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { forbidden, HttpError, notFound } from "../../lib/errors";
 import { randomToken } from "../../lib/ids";
+import { normalizeOrigin } from "../../lib/origin";
 import type { AuthUser } from "../../lib/jwt";
 import { consumeTicket, createTicket } from "../../db/queries/tickets";
 import { READY_PROFILE_WAIT_MS } from "../../durable-objects/room/profiles";
@@ -25,7 +26,7 @@ function checkOrigin(c: Context<AppEnv>): void {
   } catch {
     throw forbidden("Origin not allowed");
   }
-  if (!own && !c.get("config").ALLOWED_ORIGINS.includes(origin.toLowerCase())) throw forbidden("Origin not allowed");
+  if (!own && !c.get("config").ALLOWED_ORIGINS.includes(normalizeOrigin(origin) ?? "")) throw forbidden("Origin not allowed");
 }
 
 /**

@@ -8,6 +8,11 @@ import type { Anchor } from "../db/queries/audit-anchors";
  */
 export const ANCHORS_KEY = "audit:anchors";
 const GLOBAL_FIELD = "global";
+/**
+ * The audit log id the job has anchored up to, kept beside the anchors (not a uuid, so never a chain's field): Redis
+ * that loses the anchors loses it with them, and the job then starts over from the oldest entry.
+ */
+export const CURSOR_FIELD = "cursor";
 
 export const anchorField = (conversationId: string | null): string => conversationId ?? GLOBAL_FIELD;
 

@@ -1,6 +1,6 @@
 import { createRedis, withTimeout } from "../lib/redis";
 import { anchoredEntriesPresent, chainHeadsAfter, type ChainHead } from "../db/queries/audit-anchors";
-import { ANCHORS_KEY, anchorField, readAnchors } from "./audit-anchor-store";
+import { ANCHORS_KEY, CURSOR_FIELD, anchorField, readAnchors } from "./audit-anchor-store";
 import type { JobDefinition, JobOutcome } from "./runner";
 
 /**
@@ -12,6 +12,11 @@ import type { JobDefinition, JobOutcome } from "./runner";
  *
  * An anchor only moves forward, and only past an anchored entry that is still in place: when a chain has new
  * entries but its anchored one is gone, the old anchor stays (the break stays visible) and the run counts it.
+ *
+ * The run resumes after the newest entry it looked at, but Postgres's record of that (job_runs.cursor) outlives a
+ * Redis that lost its data (flushed, replaced, the in-memory one of a restarted `npm run dev`): every chain without
+ * newer entries then stayed unanchored for good. So the position is also kept in the anchors' hash, written with
+ * them, and the run starts from the lower of the two; with no anchors at all, from the oldest entry again.
  */
 
 /** How many log entries one batch looks at: one statement, one HMGET, one check, one HSET. */
@@ -23,7 +28,15 @@ export function auditAnchorJob(): JobDefinition {
     intervalMs: 0,
     async run(ctx): Promise<JobOutcome> {
       const redis = createRedis(ctx.config);
-      let cursor = typeof ctx.cursor === "number" ? ctx.cursor : 0;
+      const recorded = typeof ctx.cursor === "number" ? ctx.cursor : 0;
+      const [present, stored] = await withTimeout(
+        Promise.all([redis.exists(ANCHORS_KEY), redis.hget<unknown>(ANCHORS_KEY, CURSOR_FIELD)]),
+        3000,
+        "audit anchors",
+      );
+      const kept = Number(stored);
+      // No anchors at all: start over. Anchors written before the position was kept with them: job_runs has it.
+      let cursor = present === 0 ? 0 : Number.isSafeInteger(kept) && kept > 0 ? Math.min(recorded, kept) : recorded;
       let anchored = 0;
       let held = 0;
       let more = false;
@@ -47,9 +60,10 @@ export function auditAnchorJob(): JobDefinition {
           }
           updates[anchorField(head.conversationId)] = `${head.id}:${head.hash}`;
         }
-        if (Object.keys(updates).length > 0) await withTimeout(redis.hset(ANCHORS_KEY, updates), 3000, "audit anchors");
         anchored += Object.keys(updates).length;
         cursor = Math.max(...heads.map((h) => h.id));
+        // The position goes with the anchors it covers, in one write.
+        await withTimeout(redis.hset(ANCHORS_KEY, { ...updates, [CURSOR_FIELD]: String(cursor) }), 3000, "audit anchors");
         if (Date.now() >= ctx.deadline) {
           more = true;
           break;

@@ -3,9 +3,11 @@ import { env } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import { appendAudit, chained } from "../../src/db/queries/audit";
 import { auditAnchorJob } from "../../src/jobs/audit-anchor";
+import { ANCHORS_KEY } from "../../src/jobs/audit-anchor-store";
 import { runJob, type JobReport } from "../../src/jobs/runner";
 import { getConfig } from "../../src/lib/config";
 import { createLogger } from "../../src/lib/log";
+import { createRedis } from "../../src/lib/redis";
 import { tamperAudit, withDb } from "./fixtures";
 import { api, newUser } from "./helpers";
 
@@ -94,5 +96,18 @@ describe("audit anchors kept outside Postgres", () => {
     const { conversationId } = await chainOf(2);
     // No run of the job since (unless another file's Cron run made one): no false alarm either way.
     expect(await verify(conversationId)).toMatchObject({ ok: true, rows: 2, broken: [] });
+  });
+
+  it("anchor every chain again after Redis lost the anchors (a flush, a new Redis, `npm run dev` restarted)", async () => {
+    const { conversationId } = await chainOf(2);
+    await anchorRun();
+    expect(await verify(conversationId)).toMatchObject({ ok: true, anchoredChains: 1 });
+    // Every anchor gone at once, as a Redis that lost its data has them (other files' chains only lose their anchors
+    // until the next run: no test elsewhere counts them).
+    await createRedis(config).del(ANCHORS_KEY);
+    expect(await verify(conversationId)).toMatchObject({ ok: true, anchoredChains: 0 });
+    // The chain has no new entries: only a run that starts over from the oldest entry anchors it again.
+    await anchorRun();
+    expect(await verify(conversationId)).toMatchObject({ ok: true, anchoredChains: 1 });
   });
 });

@@ -17,7 +17,7 @@ import { isUuid } from "../src/lib/ids.js";
 import { signDevToken } from "../src/lib/jwt.js";
 import { verifyAuditChains, type VerifyReport } from "../src/jobs/audit-verify.js";
 import { readAnchors } from "../src/jobs/audit-anchor-store.js";
-import { nodePool } from "./lib/migrate.js";
+import { explainConnectFailure, nodePool } from "./lib/migrate.js";
 import { LOCAL_JWT_SECRET, ROOT } from "./lib/stack.js";
 
 /** The most rows the Worker's route verifies per call (POST /operations/audit/verify). */
@@ -62,6 +62,11 @@ async function direct(options: Scope): Promise<VerifyReport> {
   const redis = redisUrl && redisToken ? new Redis({ url: redisUrl, token: redisToken, retry: { retries: 0 }, enableTelemetry: false }) : undefined;
   anchorsKnown = redis !== undefined;
   try {
+    // A connection that cannot be made says which endpoint and variable, as `npm run migrate` does.
+    const probe = await pool.connect().catch((err: unknown) => {
+      throw explainConnectFailure(err, databaseUrl, bridge || undefined);
+    });
+    probe.release();
     return await verifyAuditChains(drizzle({ client: pool }), { ...options, anchors: redis && ((chains) => readAnchors(redis, chains)) });
   } finally {
     await pool.end().catch(() => {});

@@ -46,6 +46,47 @@ export function explainForDev(err: unknown, embeddedDataDir: string | undefined)
   );
 }
 
+/**
+ * A connection that failed before Postgres answered (no SQLSTATE) names the endpoint that failed and the variable
+ * that chooses it. The driver's own text was only "connect ECONNREFUSED 127.0.0.1:443": without PG_BRIDGE it goes to
+ * Neon's WebSocket proxy on the URL's host, port 443, whatever port the URL names, so a DATABASE_URL of a local
+ * Postgres failed with a port nobody had written. A WebSocket that could not open at all (the driver's ErrorEvent)
+ * is the proxy or bridge; one the bridge opened and then closed is the Postgres behind it. Postgres's own refusals
+ * (a wrong password, a missing database) pass through as they are.
+ */
+export function explainConnectFailure(err: unknown, databaseUrl: string, bridge: string | undefined): Error {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (err instanceof Error && typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return err;
+  const reason = (err as { message?: unknown } | null)?.message;
+  const text = typeof reason === "string" && reason ? reason : String(err);
+  const socketNotOpened = !(err instanceof Error);
+  let server = "the DATABASE_URL server";
+  try {
+    const url = new URL(databaseUrl);
+    server = `${url.hostname}:${url.port || 5432}`;
+  } catch {
+    // An unparsable URL: the generic name will do.
+  }
+  if (bridge && socketNotOpened) {
+    return new Error(
+      `Could not reach the Postgres bridge PG_BRIDGE=${bridge} (${text}). Is it running? \`npm run dev\` starts one ` +
+        `(127.0.0.1:5434 unless PG_BRIDGE_PORT says otherwise); against Neon, leave PG_BRIDGE unset.`,
+    );
+  }
+  if (bridge) {
+    return new Error(
+      `Could not connect to Postgres at ${server} through the bridge PG_BRIDGE=${bridge} (${text}). Is that server ` +
+        `up, and does DATABASE_URL name it?`,
+    );
+  }
+  return new Error(
+    `Could not connect through Neon's WebSocket proxy on ${server.replace(/:\d+$/, "")} (wss, port 443: ${text}). ` +
+      `Without PG_BRIDGE the Neon driver connects only through that proxy. For a Postgres that is not Neon (a local ` +
+      `one, say), set PG_BRIDGE to the host:port of a WebSocket-to-TCP bridge in front of it (\`npm run dev\` starts ` +
+      `one on 127.0.0.1:5434).`,
+  );
+}
+
 const LOCK_KEY = 727_274_001;
 
 /**
@@ -57,7 +98,10 @@ export async function runMigrations(options: MigrateOptions): Promise<{ applied:
   const log = options.log ?? (() => {});
   const files = (await readdir(options.dir)).filter((f) => f.endsWith(".sql")).sort();
   const pool = nodePool(options.databaseUrl, options.bridge, 1);
-  const client = await pool.connect();
+  const client = await pool.connect().catch(async (err: unknown) => {
+    await pool.end().catch(() => {});
+    throw explainConnectFailure(err, options.databaseUrl, options.bridge);
+  });
   const applied: string[] = [];
   let skipped = 0;
   try {

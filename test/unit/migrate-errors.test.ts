@@ -1,5 +1,9 @@
+import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { explainForDev, MigrationChangedError } from "../../scripts/lib/migrate";
+import { explainForDev, MigrationChangedError, runMigrations } from "../../scripts/lib/migrate";
+import { ROOT } from "../../scripts/lib/stack";
+import { startPgBridge } from "../../scripts/local/pg-bridge";
+import { freePort } from "../../scripts/local/ports";
 
 describe("npm run dev on a local database that predates an edited migration", () => {
   it("says which folder to delete to start the embedded database over", () => {
@@ -13,5 +17,42 @@ describe("npm run dev on a local database that predates an edited migration", ()
     expect(explainForDev(changed, undefined)).toBe(changed);
     const other = new Error("Migration 0007_x.sql failed: syntax error");
     expect(explainForDev(other, "/tmp/pg")).toBe(other);
+  });
+});
+
+describe("npm run migrate that cannot reach Postgres", () => {
+  const dir = path.join(ROOT, "migrations");
+
+  it("without PG_BRIDGE, says it tried Neon's proxy and names PG_BRIDGE for a Postgres of your own", async () => {
+    const port = await freePort();
+    // The driver goes to Neon's WebSocket proxy on the URL's host (port 443), never to the port in the URL.
+    const err = (await runMigrations({ databaseUrl: `postgres://me:secret@127.0.0.1:${port}/chat`, dir }).catch((e: unknown) => e)) as Error;
+    expect(err.message).toContain("through Neon's WebSocket proxy on 127.0.0.1");
+    expect(err.message).toContain("set PG_BRIDGE");
+    expect(err.message).not.toContain("secret");
+  });
+
+  it("with PG_BRIDGE, names the bridge it could not reach", async () => {
+    const port = await freePort();
+    const err = (await runMigrations({ databaseUrl: "postgres://me:secret@127.0.0.1:5433/chat", bridge: `127.0.0.1:${port}`, dir }).catch(
+      (e: unknown) => e,
+    )) as Error;
+    expect(err.message).toContain(`PG_BRIDGE=127.0.0.1:${port}`);
+    expect(err.message).toContain("npm run dev");
+  });
+
+  it("with a bridge that is up, names the Postgres behind it (npm run dev with a DATABASE_URL of your own that is down)", async () => {
+    const bridge = await startPgBridge({ port: 0 });
+    const port = await freePort();
+    try {
+      const err = (await runMigrations({ databaseUrl: `postgres://me:secret@127.0.0.1:${port}/chat`, bridge: `127.0.0.1:${bridge.port}`, dir }).catch(
+        (e: unknown) => e,
+      )) as Error;
+      expect(err.message).toContain(`Postgres at 127.0.0.1:${port}`);
+      expect(err.message).toContain("DATABASE_URL");
+      expect(err.message).not.toContain("Could not reach the Postgres bridge");
+    } finally {
+      await bridge.close();
+    }
   });
 });

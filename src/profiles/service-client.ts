@@ -67,6 +67,14 @@ export async function fetchProfileBatch(config: ProfileServiceConfig, refs: Prof
   return outcome;
 }
 
+/**
+ * The batch endpoint under PROFILE_SERVICE_URL, written with or without a trailing slash. Shared with the readiness
+ * check (routes/health.ts), which asked `//api/batch/profiles` of a URL ending in "/" and found the service down.
+ */
+export function batchProfilesUrl(serviceUrl: string): string {
+  return `${serviceUrl.replace(/\/+$/, "")}/api/batch/profiles`;
+}
+
 async function callBatch(
   config: ProfileServiceConfig,
   users: ProfileRef[],
@@ -79,7 +87,7 @@ async function callBatch(
     controller.abort();
   }, config.timeoutMs);
   try {
-    const res = await fetch(`${config.url.replace(/\/+$/, "")}/api/batch/profiles`, {
+    const res = await fetch(batchProfilesUrl(config.url), {
       method: "POST",
       headers: { authorization: `Bearer ${config.token}`, "content-type": "application/json", accept: "application/json" },
       body: JSON.stringify({ user_uuids: users.map((r) => r.id), business_uuids: businesses.map((r) => r.id) }),

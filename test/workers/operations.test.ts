@@ -545,6 +545,17 @@ describe("jobs", () => {
     expectErrorShape(await api("GET", "/operations/jobs", { token: (await newUser("member")).token }), 403);
   });
 
+  it("/health/detailed asks the profile service where profiles are read, whatever PROFILE_SERVICE_URL ends with", async () => {
+    // The profile client drops a trailing slash; the health check asked `//api/batch/profiles`, which the service
+    // answers 404, so a working deployment reported its profile service down and itself degraded.
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(new Request("http://chat.test/health/detailed"), { ...env, PROFILE_SERVICE_URL: `${env.PROFILE_SERVICE_URL}/` }, ctx);
+    const body = (await res.json()) as { status: string; checks: Record<string, { status: string }> };
+    await waitOnExecutionContext(ctx);
+    expect(body.checks.profileService).toMatchObject({ status: "ok" });
+    expect(body.status).toBe("ok");
+  });
+
   it("the tickets job deletes what expired before its own clock (not the database's)", async () => {
     const userId = crypto.randomUUID();
     const base = Date.now();

@@ -2,6 +2,7 @@ import { OpenAPIHono, createRoute } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import { createRedis, withTimeout } from "../../lib/redis";
 import { listJobRuns } from "../../db/queries/maintenance";
+import { batchProfilesUrl } from "../../profiles/service-client";
 import { healthDetailedResult, healthResult, type DependencyCheck } from "../../protocol/responses";
 import type { Logger } from "../../lib/log";
 import type { AppEnv } from "../env";
@@ -71,7 +72,8 @@ export const health = new OpenAPIHono<AppEnv>()
         timed(() => Promise.all([c.get("db")().execute(sql`select 1`), c.get("httpDb")().execute(sql`select 1`)]), 3000, "database", c.get("log")),
         timed(() => createRedis(config).ping(), 2000, "cache", c.get("log")),
         timed(async () => {
-          const res = await fetch(`${config.PROFILE_SERVICE_URL}/api/batch/profiles`, {
+          // Where the profile client asks (a trailing slash in the URL made this `//api/...`, a 404).
+          const res = await fetch(batchProfilesUrl(config.PROFILE_SERVICE_URL), {
             method: "POST",
             headers: { authorization: `Bearer ${config.PROFILE_SERVICE_TOKEN}`, "content-type": "application/json" },
             body: JSON.stringify({ user_uuids: [], business_uuids: [] }),

@@ -53,6 +53,8 @@ async function main() {
     throw err;
   }
   const url = wrangler.url;
+  // Every command below runs as printed. The token line needs -s: npm's own "> edge-chat@0.1.0 token" header went
+  // into $TOKEN with the token, and the curl then sent a header of several lines (answered 400, invalid headers).
   console.log(`
 ──────────────────────────────────────────────────────────────
  edge-chat is running
@@ -66,8 +68,8 @@ async function main() {
    npm run token -- --kahaId alice
    curl -s -X POST ${url}/auth/dev-login -H 'content-type: application/json' -d '{"kahaId":"alice"}'
 
- Jobs (the cron does not fire locally): with a service token from
-   npm run token -- --kahaId ops --role admin
+ Jobs (the cron does not fire locally), with a service token:
+   TOKEN=$(npm run -s token -- --kahaId ops --role admin)
    curl -s -X POST ${url}/operations/jobs/retention.archive/run -H "authorization: Bearer $TOKEN"
 
  Ctrl-C stops everything.

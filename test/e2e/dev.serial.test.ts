@@ -116,6 +116,22 @@ describe("npm run dev", () => {
     expect(me.profile.name).toBeTruthy();
   }, 90_000);
 
+  it("the banner's commands for running a job work as printed: the token line gives a token, the job runs", async () => {
+    const banner = output.slice(output.lastIndexOf("edge-chat is running"));
+    const lines = banner.split("\n").map((l) => l.trim());
+    // As a shell runs it: `npm run token` without -s put npm's "> edge-chat@0.1.0 token" header into $TOKEN, and the
+    // banner's curl then sent a header of several lines (a 400); the banner printed no line that sets TOKEN at all.
+    const tokenLine = lines.find((l) => l.startsWith("TOKEN="));
+    expect(tokenLine, banner).toBeDefined();
+    const { stdout } = await run("sh", ["-c", `${tokenLine}\nprintf %s "$TOKEN"`], { cwd: ROOT, env: process.env, timeout: 60_000 });
+    expect(stdout.split(".")).toHaveLength(3);
+    const jobUrl = lines.find((l) => l.startsWith("curl ") && l.includes("/operations/jobs/"))?.match(/(http:\/\/\S+\/run)/)?.[1];
+    expect(jobUrl, banner).toBeDefined();
+    const res = await fetch(jobUrl!, { method: "POST", headers: { authorization: `Bearer ${stdout}` } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ job: "retention.archive" });
+  }, 90_000);
+
   it("Ctrl-C stops everything: every port is free again and no process is left", async () => {
     const pid = dev!.pid!;
     expect(groupAlive(pid)).toBe(true);

@@ -54,7 +54,7 @@ export interface RunOptions {
   budgetMs?: number;
   /** Ignore the job's interval (a manual run). */
   force?: boolean;
-  /** A run older than this is presumed dead (default 10 min). */
+  /** A run older than this is presumed dead (default: the time budget plus 10 min for its last batch). */
   leaseMs?: number;
 }
 
@@ -62,11 +62,18 @@ export type JobReport =
   | { job: string; status: "skipped"; reason: "not due or running elsewhere" }
   | { job: string; status: "ok" | "failed"; rows: number; durationMs: number; more: boolean; details: Record<string, unknown> };
 
+/** How long a run's last batch, started before its deadline, may take before the run is presumed dead. */
+const LAST_BATCH_MS = 10 * 60_000;
+
 export async function runJob(def: JobDefinition, options: RunOptions): Promise<JobReport> {
   const now = options.now ?? new Date();
   const log = options.log.child({ job: def.name });
+  const budgetMs = options.budgetMs ?? options.config.JOB_TIME_BUDGET_MS;
   const claim = await claimJob(options.db, def.name, now, {
-    leaseMs: options.leaseMs ?? 10 * 60_000,
+    // Past the budget and the last batch it started before its deadline. A fixed 10 minutes was less than the
+    // longest budget the configuration accepts (JOB_TIME_BUDGET_MS up to 10 min): the Cron run after such a run's
+    // tenth minute took its lease and ran the job beside it.
+    leaseMs: options.leaseMs ?? budgetMs + LAST_BATCH_MS,
     minIntervalMs: def.intervalMs,
     force: options.force ?? false,
   });
@@ -80,7 +87,7 @@ export async function runJob(def: JobDefinition, options: RunOptions): Promise<J
       config: options.config,
       db: options.db,
       now,
-      deadline: started + (options.budgetMs ?? options.config.JOB_TIME_BUDGET_MS),
+      deadline: started + budgetMs,
       cursor: claim.cursor,
       log,
     });

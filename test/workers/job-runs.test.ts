@@ -151,4 +151,37 @@ describe("job bookkeeping", () => {
     expect(second).toMatchObject({ status: "ok", rows: 2 });
     expect(calls).toBe(2);
   });
+
+  it("a run inside a long time budget keeps its lease: the next Cron run does not start the job beside it", async () => {
+    let release!: () => void;
+    const blocked = new Promise<void>((resolve) => (release = resolve));
+    let runs = 0;
+    const job: JobDefinition = {
+      name: unique("test.long-budget"),
+      intervalMs: 0,
+      async run() {
+        runs++;
+        if (runs === 1) await blocked; // still working through its budget
+        return { rows: 0 };
+      },
+    };
+    // The longest budget the configuration accepts (JOB_TIME_BUDGET_MS, 10 minutes): a run may use all of it, and
+    // its last batch starts before the deadline and ends after it.
+    const long = { ...config, JOB_TIME_BUDGET_MS: 600_000 };
+    const t0 = Date.now();
+    const first = withDb((db) => runJob(job, { env, config: long, db, log: createLogger({ test: "job-runs" }), now: new Date(t0) }));
+    for (let i = 0; runs === 0 && i < 200; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(runs).toBe(1);
+    try {
+      // The Cron run ten and a half minutes later, while the first run is in its last batch.
+      const second = await withDb((db) =>
+        runJob(job, { env, config: long, db, log: createLogger({ test: "job-runs" }), now: new Date(t0 + 10.5 * 60_000) }),
+      );
+      expect(second).toMatchObject({ status: "skipped" });
+      expect(runs).toBe(1);
+    } finally {
+      release();
+      await first;
+    }
+  });
 });

@@ -40,7 +40,7 @@ async function main() {
     ports,
     log,
   }).catch((err: unknown) => {
-    throw explainForDev(err, databaseUrl ? undefined : path.join(dataDir, "pg"));
+    throw explainForDev(err, databaseUrl ? undefined : dataDir);
   });
   log(`• wrangler dev on 127.0.0.1:${port} ...`);
   let wrangler;

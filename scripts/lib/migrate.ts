@@ -37,12 +37,17 @@ export class MigrationChangedError extends Error {
 /**
  * The same failure as `npm run dev` meets it on its embedded database: that database holds only local data, so
  * starting it over is the quicker way out (a checkout that moved to a history with a rewritten migration).
+ * `devDataDir` is the whole local state (DEV_DATA_DIR: the database in pg/, wrangler's Durable Object storage in
+ * wrangler/), and both go: the objects' state refers to the database's rows. Told to delete pg/ alone, a developer
+ * kept rooms, sessions and business desks that remembered the old data (a desk kept counting its agents' chats in
+ * conversations the new database never had, and refused them new ones).
  */
-export function explainForDev(err: unknown, embeddedDataDir: string | undefined): unknown {
-  if (!(err instanceof MigrationChangedError) || !embeddedDataDir) return err;
+export function explainForDev(err: unknown, devDataDir: string | undefined): unknown {
+  if (!(err instanceof MigrationChangedError) || !devDataDir) return err;
   return new Error(
     `${err.message}\n  If you did not edit it, your local database predates a change to that file. It holds only local ` +
-      `development data: delete ${embeddedDataDir} and run \`npm run dev\` again to start it over.`,
+      `development data: delete ${devDataDir} and run \`npm run dev\` again to start it over (the whole folder: the ` +
+      `Durable Objects' state kept there refers to the database's rows).`,
   );
 }
 

@@ -6,17 +6,20 @@ import { startPgBridge } from "../../scripts/local/pg-bridge";
 import { freePort } from "../../scripts/local/ports";
 
 describe("npm run dev on a local database that predates an edited migration", () => {
-  it("says which folder to delete to start the embedded database over", () => {
-    const err = explainForDev(new MigrationChangedError("0006_user_online.sql"), "/home/me/edge-chat/.data/pg") as Error;
+  it("says which folder to delete to start the embedded database over: the whole local state, not the database alone", () => {
+    // Deleting only .data/pg, as it used to say, kept the Durable Objects' state in .data/wrangler: a business desk
+    // went on counting assignments of conversations the new database never had (an agent "at their maximum" for good).
+    const err = explainForDev(new MigrationChangedError("0006_user_online.sql"), "/home/me/edge-chat/.data") as Error;
     expect(err.message).toContain("Migration 0006_user_online.sql was changed after it was applied");
-    expect(err.message).toContain("delete /home/me/edge-chat/.data/pg and run `npm run dev` again");
+    expect(err.message).toContain("delete /home/me/edge-chat/.data and run `npm run dev` again");
+    expect(err.message).toContain("Durable Objects");
   });
 
   it("gives no such advice for a database of your own (DATABASE_URL), or for other failures", () => {
     const changed = new MigrationChangedError("0006_user_online.sql");
     expect(explainForDev(changed, undefined)).toBe(changed);
     const other = new Error("Migration 0007_x.sql failed: syntax error");
-    expect(explainForDev(other, "/tmp/pg")).toBe(other);
+    expect(explainForDev(other, "/tmp/data")).toBe(other);
   });
 });
 

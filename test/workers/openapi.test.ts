@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/worker/app";
-import { api, newUser } from "./helpers";
+import { api, expectErrorShape, newUser } from "./helpers";
 import { direct } from "./conversation-helpers";
 
 const UNDOCUMENTED = new Set(["/openapi.json", "/api/docs"]);
@@ -96,5 +96,28 @@ describe("OpenAPI document", () => {
       expect(re.test("bad\u0007"), `${field}: ${pattern}`).toBe(false);
       expect(re.test("bad \ud800"), `${field}: ${pattern}`).toBe(false);
     }
+  });
+});
+
+describe("a body that is not JSON", () => {
+  it("is a 415 that names the media type to send, and the document lists 415 wherever a route takes a body", async () => {
+    const doc = (await api("GET", "/openapi.json")).body as { paths: Record<string, Record<string, { requestBody?: unknown; responses: Record<string, unknown> }>> };
+    const user = await newUser("oa");
+    const conversationId = await direct(user, await newUser("oa"));
+    // fetch() with a string body and no headers sends text/plain: the JSON inside is not read.
+    const res = await api("POST", `/conversations/${conversationId}/messages`, {
+      token: user.token,
+      rawBody: JSON.stringify({ content: "hello" }),
+      headers: { "content-type": "text/plain;charset=UTF-8" },
+    });
+    expectErrorShape(res, 415);
+    expect(res.body.message).toMatch(/application\/json/);
+    const missing: string[] = [];
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(operations)) {
+        if (op.requestBody && !Object.keys(op.responses).includes("415")) missing.push(`${method.toUpperCase()} ${path}: 415`);
+      }
+    }
+    expect(missing).toEqual([]);
   });
 });

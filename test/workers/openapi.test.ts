@@ -121,3 +121,21 @@ describe("a body that is not JSON", () => {
     expect(missing).toEqual([]);
   });
 });
+
+describe("path parameters", () => {
+  it("declares every parameter a path template names, as a required path parameter (OpenAPI requires it)", async () => {
+    const doc = (await api("GET", "/openapi.json")).body as {
+      paths: Record<string, Record<string, { parameters?: { name: string; in: string; required?: boolean }[] }>>;
+    };
+    const missing: string[] = [];
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const name of [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1])) {
+        for (const [method, op] of Object.entries(operations)) {
+          const declared = (op.parameters ?? []).some((p) => p.in === "path" && p.name === name && p.required === true);
+          if (!declared) missing.push(`${method.toUpperCase()} ${path}: ${name}`);
+        }
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+});

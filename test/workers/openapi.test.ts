@@ -139,3 +139,33 @@ describe("path parameters", () => {
     expect(missing).toEqual([]);
   });
 });
+
+describe("query parameter bounds", () => {
+  it("states the bounds the server enforces: limit ≥ 1, seq cursors and pages ≥ their minimum, q at most 500 characters", async () => {
+    const doc = (await api("GET", "/openapi.json")).body as {
+      paths: Record<string, Record<string, { parameters?: { name: string; in: string; schema: Record<string, unknown> }[] }>>;
+    };
+    const schemaOf = (path: string, name: string) => doc.paths[path].get.parameters!.find((p) => p.in === "query" && p.name === name)!.schema;
+    const user = await newUser("oa");
+    const conversationId = await direct(user, await newUser("oa"));
+    // Each value below the stated minimum (or over the stated maximum) is a 400 from the server.
+    const cases: [string, string, string, Record<string, unknown>][] = [
+      ["/conversations/{id}/messages", "limit", `/conversations/${conversationId}/messages?limit=0`, { minimum: 1 }],
+      ["/conversations/{id}/messages", "before", `/conversations/${conversationId}/messages?before=0`, { minimum: 1 }],
+      ["/conversations/{id}/messages", "page", `/conversations/${conversationId}/messages?page=0`, { minimum: 1 }],
+      ["/conversations/{id}/messages", "after", `/conversations/${conversationId}/messages?after=-1`, { minimum: 0 }],
+      ["/conversations", "limit", "/conversations?limit=0", { minimum: 1 }],
+      ["/conversations", "page", "/conversations?page=0", { minimum: 1 }],
+      ["/messages/search", "q", `/messages/search?q=${"a".repeat(501)}`, { maxLength: 500 }],
+      ["/conversations/{id}/messages/search", "q", `/conversations/${conversationId}/messages/search?q=${"a".repeat(501)}`, { maxLength: 500 }],
+      ["/messages/search", "limit", "/messages/search?q=a&limit=0", { minimum: 1 }],
+    ];
+    const wrong: string[] = [];
+    for (const [docPath, name, path, bound] of cases) {
+      expect((await api("GET", path, { token: user.token })).status, path).toBe(400);
+      const schema = schemaOf(docPath, name);
+      for (const [k, v] of Object.entries(bound)) if (schema[k] !== v) wrong.push(`${docPath} ${name}: ${k} is ${String(schema[k])}, the server enforces ${String(v)}`);
+    }
+    expect(wrong).toEqual([]);
+  });
+});

@@ -64,6 +64,8 @@ export function documentSharedRefusals(app: OpenAPIHono<AppEnv>): void {
     if (def.type !== "route") continue;
     // A route that takes a body answers 415 for one sent as anything but JSON (the validator's media-type gate).
     if (def.route.request?.body) def.route.responses = { ...errorResponses(415), ...def.route.responses };
+    // The per-IP limit counts writes without a token too (POST /auth/dev-login), so 429 is not the secured routes' alone.
+    if (def.route.method !== "get") def.route.responses = { ...errorResponses(429), ...def.route.responses };
     if (!def.route.security?.length) continue;
     const shared = def.route.method === "get" ? errorResponses(503) : errorResponses(429, 503);
     def.route.responses = { ...shared, ...def.route.responses };

@@ -1,4 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { env } from "cloudflare:test";
+import { getConfig } from "../../src/lib/config";
+import { createRedis } from "../../src/lib/redis";
 import { createApp } from "../../src/worker/app";
 import { api, expectErrorShape, newUser } from "./helpers";
 import { direct } from "./conversation-helpers";
@@ -167,5 +170,26 @@ describe("query parameter bounds", () => {
       for (const [k, v] of Object.entries(bound)) if (schema[k] !== v) wrong.push(`${docPath} ${name}: ${k} is ${String(schema[k])}, the server enforces ${String(v)}`);
     }
     expect(wrong).toEqual([]);
+  });
+});
+
+describe("429 without a token", () => {
+  it("documents 429 on every write, also on routes without bearer auth: the per-IP limit counts them too", async () => {
+    const doc = (await api("GET", "/openapi.json")).body as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    // An address over its limit in this window and the next (a request at the window's edge lands in either).
+    const config = getConfig(env);
+    // TEST-NET-3: the other rate-limit tests use 198.51.100.x, and their budgets stay untouched.
+    const ip = `203.0.113.${Math.floor(Math.random() * 250) + 1}`;
+    const w = Math.floor(Date.now() / 60_000);
+    for (const window of [w, w + 1]) await createRedis(config).set(`rl:ip:write:${ip}:${window}`, config.RATE_LIMIT_IP_WRITES_PER_MINUTE, { ex: 180 });
+    const login = await api("POST", "/auth/dev-login", { headers: { "cf-connecting-ip": ip }, body: { kahaId: "oa-ip-limited" } });
+    expectErrorShape(login, 429);
+    const missing: string[] = [];
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(operations)) {
+        if (method !== "get" && !Object.keys(op.responses).includes("429")) missing.push(`${method.toUpperCase()} ${path}: 429`);
+      }
+    }
+    expect(missing).toEqual([]);
   });
 });

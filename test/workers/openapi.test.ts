@@ -193,3 +193,20 @@ describe("429 without a token", () => {
     expect(missing).toEqual([]);
   });
 });
+
+describe("413", () => {
+  it("is documented on every route that takes a body: the 64 KiB limit applies to all of them", async () => {
+    const doc = (await api("GET", "/openapi.json")).body as { paths: Record<string, Record<string, { requestBody?: unknown; responses: Record<string, unknown> }>> };
+    const user = await newUser("oa");
+    const conversationId = await direct(user, await newUser("oa"));
+    const big = await api("PUT", `/conversations/${conversationId}/mute`, { token: user.token, rawBody: JSON.stringify({ isMuted: true, pad: "x".repeat(70_000) }), headers: { "content-type": "application/json" } });
+    expectErrorShape(big, 413);
+    const missing: string[] = [];
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(operations)) {
+        if (op.requestBody && !Object.keys(op.responses).includes("413")) missing.push(`${method.toUpperCase()} ${path}: 413`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+});

@@ -13,7 +13,14 @@ const CLIENT_DATA_ERRORS = new Set(["22P02", "22021", "22003", "22001", "2201B",
 function classify(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
   if (err instanceof HTTPException) {
-    const message = err.status === 413 ? "Request body too large" : err.message || "Bad request";
+    // 415 comes from the OpenAPI validator for a body that is not JSON (fetch() with a string body sends text/plain):
+    // its "Unsupported Media Type" did not say what to send.
+    const message =
+      err.status === 413
+        ? "Request body too large"
+        : err.status === 415
+          ? "Content-Type must be application/json"
+          : err.message || "Bad request";
     return new HttpError(err.status, message);
   }
   if (err instanceof ConfigError) return new HttpError(503, err.message, { "Retry-After": "30" });

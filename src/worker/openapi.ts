@@ -28,6 +28,7 @@ const ERROR_DESCRIPTIONS = {
   404: "Unknown, or not visible to the caller",
   409: "Conflicts with the current state",
   413: "Request body too large",
+  415: "The body is not JSON (Content-Type must be application/json)",
   426: "Not a WebSocket upgrade",
   429: "Rate limited (writes); retry after the Retry-After header's seconds",
   503: "A dependency is down; retry after the Retry-After header's seconds",
@@ -53,13 +54,20 @@ export const json = <T extends z.ZodType>(description: string, schema: T) => ({
 });
 
 /**
- * Statuses any secured route can answer, whatever it does: the rate limiter counts every write (429), and the token's
- * user is provisioned in Postgres, so a database that is down is a 503 anywhere (contract §1, §2). Added to the
- * document once here rather than to every route; a route's own description of a status wins.
+ * Statuses any route with a body (413, 415) or any secured route can answer, whatever it does: the rate limiter counts
+ * every write (429), and the token's user is provisioned in Postgres, so a database that is down is a 503 anywhere
+ * (contract §1, §2). Added to the document once here rather than to every route; a route's own description of a
+ * status wins.
  */
 export function documentSharedRefusals(app: OpenAPIHono<AppEnv>): void {
   for (const def of app.openAPIRegistry.definitions) {
-    if (def.type !== "route" || !def.route.security?.length) continue;
+    if (def.type !== "route") continue;
+    // A route that takes a body answers 415 for one sent as anything but JSON (the validator's media-type gate), and
+    // 413 for one over the app-wide 64 KiB limit (documented only on sends and edits before).
+    if (def.route.request?.body) def.route.responses = { ...errorResponses(413, 415), ...def.route.responses };
+    // The per-IP limit counts writes without a token too (POST /auth/dev-login), so 429 is not the secured routes' alone.
+    if (def.route.method !== "get") def.route.responses = { ...errorResponses(429), ...def.route.responses };
+    if (!def.route.security?.length) continue;
     const shared = def.route.method === "get" ? errorResponses(503) : errorResponses(429, 503);
     def.route.responses = { ...shared, ...def.route.responses };
   }

@@ -15,7 +15,8 @@ export const limitParam = (fallback: number) =>
       }
       return Math.min(LIMITS.pageMax, Math.floor(n));
     })
-    .openapi({ type: "integer", description: `default ${fallback}, maximum ${LIMITS.pageMax} (larger values are clamped)` });
+    // No `maximum`: larger values are clamped, not refused. The minimum is refused (a 400), so the document says so.
+    .openapi({ type: "integer", minimum: 1, description: `default ${fallback}, maximum ${LIMITS.pageMax} (larger values are clamped)` });
 
 /** A non-negative integer query value (seq cursors, page numbers). */
 export const intParam = (min = 0) =>
@@ -30,7 +31,7 @@ export const intParam = (min = 0) =>
       }
       return Number(v);
     })
-    .openapi({ type: "integer" });
+    .openapi({ type: "integer", minimum: min });
 
 /** Path ids: anything that is not a UUID cannot name a visible resource, so it is a 404, not a 400. */
 // Lower-cased: ids name Durable Objects, and Postgres prints them in lower case (see uuidField).

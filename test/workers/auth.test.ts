@@ -147,6 +147,15 @@ describe("error shapes", () => {
     expectErrorShape(big, 413);
   });
 
+  it("names the reason of a 426 (a socket route called without the upgrade) in `error`, as every other status does", async () => {
+    const user = await newUser("upgrade");
+    for (const path of ["/ws", `/conversations/${crypto.randomUUID()}/ws`]) {
+      const res = await api("GET", path, { token: user.token });
+      expectErrorShape(res, 426);
+      expect(res.body.error, path).toBe("Upgrade Required");
+    }
+  });
+
   it("sets X-Request-Id and nosniff on every response, echoing a sane incoming id", async () => {
     const res = await api("GET", "/health", { headers: { "x-request-id": "trace-123" } });
     expect(res.headers.get("x-request-id")).toBe("trace-123");

@@ -31,3 +31,15 @@ describe("a Postgres that stops answering", () => {
     expect(Date.now() - started).toBeLessThan(12_000);
   });
 });
+
+describe("routes without a token that write to Postgres", () => {
+  // POST /auth/dev-login provisions its user: with Postgres down it answers 503, which its document did not list.
+  it("answer 503 with Retry-After, and the OpenAPI document says so", { timeout: 40_000 }, async () => {
+    const doc = (await api("GET", "/openapi.json")).body as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    await postgres({ delayMs: 12_000 });
+    const res = await api("POST", "/auth/dev-login", { body: { kahaId: `db-hang-login-${Date.now()}` } });
+    expect(res.status).toBe(503);
+    expect(res.headers.get("retry-after")).toBeTruthy();
+    expect(Object.keys(doc.paths["/auth/dev-login"].post.responses)).toContain("503");
+  });
+});

@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { env } from "cloudflare:test";
+import { getConfig } from "../../src/lib/config";
+import { createRedis } from "../../src/lib/redis";
 import { createApp } from "../../src/worker/app";
-import { api, newUser } from "./helpers";
+import { api, expectErrorShape, newUser } from "./helpers";
 import { direct } from "./conversation-helpers";
 
 const UNDOCUMENTED = new Set(["/openapi.json", "/api/docs"]);
@@ -96,5 +99,114 @@ describe("OpenAPI document", () => {
       expect(re.test("bad\u0007"), `${field}: ${pattern}`).toBe(false);
       expect(re.test("bad \ud800"), `${field}: ${pattern}`).toBe(false);
     }
+  });
+});
+
+describe("a body that is not JSON", () => {
+  it("is a 415 that names the media type to send, and the document lists 415 wherever a route takes a body", async () => {
+    const doc = (await api("GET", "/openapi.json")).body as { paths: Record<string, Record<string, { requestBody?: unknown; responses: Record<string, unknown> }>> };
+    const user = await newUser("oa");
+    const conversationId = await direct(user, await newUser("oa"));
+    // fetch() with a string body and no headers sends text/plain: the JSON inside is not read.
+    const res = await api("POST", `/conversations/${conversationId}/messages`, {
+      token: user.token,
+      rawBody: JSON.stringify({ content: "hello" }),
+      headers: { "content-type": "text/plain;charset=UTF-8" },
+    });
+    expectErrorShape(res, 415);
+    expect(res.body.message).toMatch(/application\/json/);
+    const missing: string[] = [];
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(operations)) {
+        if (op.requestBody && !Object.keys(op.responses).includes("415")) missing.push(`${method.toUpperCase()} ${path}: 415`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+});
+
+describe("path parameters", () => {
+  it("declares every parameter a path template names, as a required path parameter (OpenAPI requires it)", async () => {
+    const doc = (await api("GET", "/openapi.json")).body as {
+      paths: Record<string, Record<string, { parameters?: { name: string; in: string; required?: boolean }[] }>>;
+    };
+    const missing: string[] = [];
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const name of [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1])) {
+        for (const [method, op] of Object.entries(operations)) {
+          const declared = (op.parameters ?? []).some((p) => p.in === "path" && p.name === name && p.required === true);
+          if (!declared) missing.push(`${method.toUpperCase()} ${path}: ${name}`);
+        }
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+});
+
+describe("query parameter bounds", () => {
+  it("states the bounds the server enforces: limit ≥ 1, seq cursors and pages ≥ their minimum, q at most 500 characters", async () => {
+    const doc = (await api("GET", "/openapi.json")).body as {
+      paths: Record<string, Record<string, { parameters?: { name: string; in: string; schema: Record<string, unknown> }[] }>>;
+    };
+    const schemaOf = (path: string, name: string) => doc.paths[path].get.parameters!.find((p) => p.in === "query" && p.name === name)!.schema;
+    const user = await newUser("oa");
+    const conversationId = await direct(user, await newUser("oa"));
+    // Each value below the stated minimum (or over the stated maximum) is a 400 from the server.
+    const cases: [string, string, string, Record<string, unknown>][] = [
+      ["/conversations/{id}/messages", "limit", `/conversations/${conversationId}/messages?limit=0`, { minimum: 1 }],
+      ["/conversations/{id}/messages", "before", `/conversations/${conversationId}/messages?before=0`, { minimum: 1 }],
+      ["/conversations/{id}/messages", "page", `/conversations/${conversationId}/messages?page=0`, { minimum: 1 }],
+      ["/conversations/{id}/messages", "after", `/conversations/${conversationId}/messages?after=-1`, { minimum: 0 }],
+      ["/conversations", "limit", "/conversations?limit=0", { minimum: 1 }],
+      ["/conversations", "page", "/conversations?page=0", { minimum: 1 }],
+      ["/messages/search", "q", `/messages/search?q=${"a".repeat(501)}`, { maxLength: 500 }],
+      ["/conversations/{id}/messages/search", "q", `/conversations/${conversationId}/messages/search?q=${"a".repeat(501)}`, { maxLength: 500 }],
+      ["/messages/search", "limit", "/messages/search?q=a&limit=0", { minimum: 1 }],
+    ];
+    const wrong: string[] = [];
+    for (const [docPath, name, path, bound] of cases) {
+      expect((await api("GET", path, { token: user.token })).status, path).toBe(400);
+      const schema = schemaOf(docPath, name);
+      for (const [k, v] of Object.entries(bound)) if (schema[k] !== v) wrong.push(`${docPath} ${name}: ${k} is ${String(schema[k])}, the server enforces ${String(v)}`);
+    }
+    expect(wrong).toEqual([]);
+  });
+});
+
+describe("429 without a token", () => {
+  it("documents 429 on every write, also on routes without bearer auth: the per-IP limit counts them too", async () => {
+    const doc = (await api("GET", "/openapi.json")).body as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> };
+    // An address over its limit in this window and the next (a request at the window's edge lands in either).
+    const config = getConfig(env);
+    // TEST-NET-3: the other rate-limit tests use 198.51.100.x, and their budgets stay untouched.
+    const ip = `203.0.113.${Math.floor(Math.random() * 250) + 1}`;
+    const w = Math.floor(Date.now() / 60_000);
+    for (const window of [w, w + 1]) await createRedis(config).set(`rl:ip:write:${ip}:${window}`, config.RATE_LIMIT_IP_WRITES_PER_MINUTE, { ex: 180 });
+    const login = await api("POST", "/auth/dev-login", { headers: { "cf-connecting-ip": ip }, body: { kahaId: "oa-ip-limited" } });
+    expectErrorShape(login, 429);
+    const missing: string[] = [];
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(operations)) {
+        if (method !== "get" && !Object.keys(op.responses).includes("429")) missing.push(`${method.toUpperCase()} ${path}: 429`);
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+});
+
+describe("413", () => {
+  it("is documented on every route that takes a body: the 64 KiB limit applies to all of them", async () => {
+    const doc = (await api("GET", "/openapi.json")).body as { paths: Record<string, Record<string, { requestBody?: unknown; responses: Record<string, unknown> }>> };
+    const user = await newUser("oa");
+    const conversationId = await direct(user, await newUser("oa"));
+    const big = await api("PUT", `/conversations/${conversationId}/mute`, { token: user.token, rawBody: JSON.stringify({ isMuted: true, pad: "x".repeat(70_000) }), headers: { "content-type": "application/json" } });
+    expectErrorShape(big, 413);
+    const missing: string[] = [];
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(operations)) {
+        if (op.requestBody && !Object.keys(op.responses).includes("413")) missing.push(`${method.toUpperCase()} ${path}: 413`);
+      }
+    }
+    expect(missing).toEqual([]);
   });
 });

@@ -40,8 +40,9 @@ export const auth = new OpenAPIHono<AppEnv>()
             "application/json": { schema: devLoginResult },
           },
         },
-        // 404: DEV_LOGIN is off (the route does not exist outside local development).
-        ...errorResponses(400, 404),
+        // 404: DEV_LOGIN is off (the route does not exist outside local development). 503: the user is provisioned
+        // in Postgres, which may be down (the shared 503 of documentSharedRefusals covers secured routes only).
+        ...errorResponses(400, 404, 503),
       },
     }),
     async (c) => {

@@ -26,7 +26,8 @@ const historyQuery = z.object({
   page: intParam(1),
 });
 const searchQuery = z.object({
-  q: z.string().openapi({ description: "Words or a fragment; any text is safe" }),
+  // Bounds checked by parseSearch (after trimming, in characters): stated here for clients that read the document.
+  q: z.string().openapi({ description: "Words or a fragment; any text is safe", minLength: 1, maxLength: LIMITS.searchQueryMax }),
   limit: limitParam(20),
   cursor: z.string().max(500).optional(),
 });

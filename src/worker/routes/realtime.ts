@@ -13,7 +13,7 @@ import { intParam, isUuidParam } from "../params";
 import { roomStub } from "../rooms";
 import { ticketResult } from "../../protocol/responses";
 import type { AppEnv } from "../env";
-import { errorResponses } from "../openapi";
+import { errorResponses, pathId } from "../openapi";
 
 /** Upgrades from another site are refused unless its origin is allowed; the service's own pages always are. */
 function checkOrigin(c: Context<AppEnv>): void {
@@ -100,6 +100,9 @@ const conversationSocketQuery = ticketQuery.extend({
   afterSeq: intParam(0).openapi({ type: "integer", description: "Replay everything after this seq before going live" }),
 });
 
+/** The conversation socket's `{id}`: any text passes (the handler answers 404 for a malformed one, as for an unknown one). */
+const conversationSocketParams = z.object({ id: pathId("id") });
+
 /** `refusals`: the statuses an upgrade can answer before the socket opens (the contract's error shape). */
 const upgradeDoc = (
   path: string,
@@ -107,6 +110,7 @@ const upgradeDoc = (
   query: typeof ticketQuery | typeof conversationSocketQuery,
   refusals: Partial<ReturnType<typeof errorResponses>>,
   description?: string,
+  params?: typeof conversationSocketParams,
 ) =>
   createRoute({
     method: "get",
@@ -115,7 +119,8 @@ const upgradeDoc = (
     summary,
     ...(description ? { description } : {}),
     security: [{ bearerAuth: [] }],
-    request: { query },
+    // A path template's parameters must be declared: without it the document was invalid (`{id}` undefined).
+    request: params ? { params, query } : { query },
     responses: {
       101: { description: "Switching protocols: the socket speaks the frames of contract §6" },
       ...refusals,
@@ -132,6 +137,7 @@ export const conversationSocket = new OpenAPIHono<AppEnv>().openapi(
     // conversation); 429: too many sockets.
     errorResponses(400, 401, 403, 404, 426, 429),
     `The first frame is \`ready {conversationId, lastSeq, participants, typing, you, protocolVersion}\`. Its participants carry \`profile\` (a Profile, \`stale: true\` when served from cache while the profile service fails) when the room has it or gets it within ${READY_PROFILE_WAIT_MS} ms; a slow profile service never holds the frame longer. \`typing\` lists the other participants typing now; \`typing_start\` / \`typing_stop\` go to the other participants' sockets only, never to any socket of the typist.`,
+    conversationSocketParams,
   ),
   async (c) => {
     const id = c.req.param("id") ?? "";

@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from "jose";
+import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwksCache as jwksCacheOption, jwtVerify, SignJWT, type JWTPayload } from "jose";
 import { z } from "zod";
 import { HttpError } from "./errors";
 import { MemoryCache } from "./memory-cache";
@@ -41,16 +41,44 @@ const NBF_LEEWAY_SECONDS = 30;
 const SYMMETRIC = ["HS256"];
 const ASYMMETRIC = ["RS256", "ES256"];
 
-// createRemoteJWKSet caches keys and refetches on an unknown `kid` (rotation); keep one per URL per isolate.
-const jwksCache = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
-function jwks(url: string, cooldownMs = 30_000) {
+// createRemoteJWKSet caches keys and refetches on an unknown `kid` (rotation); keep one per URL per isolate. `fetched`
+// is jose's own record of the last successful fetch (it writes `uat` into the object it is given).
+interface KeySet {
+  resolve: ReturnType<typeof createRemoteJWKSet>;
+  fetched: { uat?: number };
+  cooldownMs: number;
+}
+const keySets = new Map<string, KeySet>();
+function jwks(url: string, cooldownMs = 30_000): KeySet {
   const key = `${cooldownMs}:${url}`;
-  let set = jwksCache.get(key);
+  let set = keySets.get(key);
   if (!set) {
-    set = createRemoteJWKSet(new URL(url), { cooldownDuration: cooldownMs, cacheMaxAge: 10 * 60_000 });
-    jwksCache.set(key, set);
+    const fetched: { uat?: number } = {};
+    const resolve = createRemoteJWKSet(new URL(url), { cooldownDuration: cooldownMs, cacheMaxAge: 10 * 60_000, [jwksCacheOption]: fetched as Record<string, never> });
+    set = { resolve, fetched, cooldownMs };
+    keySets.set(key, set);
   }
   return set;
+}
+
+/**
+ * A token whose kid is unknown, minted after our last fetch of the key set, while jose will not fetch again (its
+ * cooldown): the identity provider may have rotated to a key we have not seen yet. That is a 503 to retry once the
+ * cooldown ends, not a 401 that signs the user out. A kid still unknown after a fetch newer than the token is a 401.
+ */
+function newKeyNotYetFetched(token: string, set: KeySet): HttpError | undefined {
+  const fetchedAt = set.fetched.uat;
+  if (fetchedAt === undefined || !set.resolve.coolingDown) return undefined;
+  let iat: number | undefined;
+  try {
+    iat = decodeJwt(token).iat;
+  } catch {
+    return undefined;
+  }
+  // iat has whole seconds: a token minted in the second of the fetch may still be newer than it.
+  if (typeof iat !== "number" || (iat + 1) * 1000 <= fetchedAt) return undefined;
+  const waitSeconds = Math.max(1, Math.ceil((fetchedAt + set.cooldownMs - Date.now()) / 1000));
+  return new HttpError(503, "Token signed by a key not fetched yet; try again", { "Retry-After": String(waitSeconds) });
 }
 
 // HMAC keys imported once per secret and isolate: jose would import the raw bytes again on every verification.
@@ -104,11 +132,13 @@ async function verifyUncached(token: string, settings: JwtSettings): Promise<Aut
     clockTolerance: NBF_LEEWAY_SECONDS,
   };
   let payload: JWTPayload;
+  let keySet: KeySet | undefined;
   try {
     if (alg && SYMMETRIC.includes(alg) && settings.secret) {
       ({ payload } = await jwtVerify(token, await hmacKey(settings.secret), { ...options, algorithms: SYMMETRIC }));
     } else if (alg && ASYMMETRIC.includes(alg) && settings.jwksUrl) {
-      ({ payload } = await jwtVerify(token, jwks(settings.jwksUrl, settings.jwksCooldownMs), { ...options, algorithms: ASYMMETRIC }));
+      keySet = jwks(settings.jwksUrl, settings.jwksCooldownMs);
+      ({ payload } = await jwtVerify(token, keySet.resolve, { ...options, algorithms: ASYMMETRIC }));
     } else {
       throw new AuthError(`algorithm ${alg ?? "none"} is not accepted`);
     }
@@ -119,6 +149,8 @@ async function verifyUncached(token: string, settings: JwtSettings): Promise<Aut
       throw new HttpError(503, "Token keys unavailable; try again", { "Retry-After": "5" });
     }
     const code = (err as { code?: string }).code ?? "ERR_JWT_INVALID";
+    const notYetFetched = code === "ERR_JWKS_NO_MATCHING_KEY" && keySet ? newKeyNotYetFetched(token, keySet) : undefined;
+    if (notYetFetched) throw notYetFetched;
     throw new AuthError(code);
   }
   // jose applied the leeway to exp too: the token ends at its exp, to the millisecond, as its tickets and sockets do.

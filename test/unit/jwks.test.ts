@@ -53,6 +53,25 @@ describe("JWKS verification", () => {
     await expect(verifyToken(await stranger.sign(claims(), "rsa-1"), settings())).rejects.toMatchObject({ status: 401 });
   });
 
+  it("answers 503 with Retry-After, not 401, for a key minted after the last fetch while a refetch is not yet allowed", async () => {
+    const current = await keyPair("RS256", "rsa-cool-1");
+    keys = [current.jwk];
+    const cool = { ...settings(), jwksCooldownMs: 1500 };
+    // Fetches the set (the kid is new to the cached set), which starts the cooldown.
+    expect(await verifyToken(await current.sign(claims()), cool)).toMatchObject({ id });
+    const rotated = await keyPair("RS256", "rsa-cool-2");
+    keys = [current.jwk, rotated.jwk];
+    const minted = await rotated.sign({ ...claims(), iat: Math.floor(Date.now() / 1000) });
+    const refused = await verifyToken(minted, cool).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ status: 503 });
+    expect(Number((refused as { headers?: Record<string, string> }).headers?.["Retry-After"])).toBeGreaterThanOrEqual(1);
+    // A token minted well before the last fetch, by a key that fetch did not have, is no rotation: 401 at once.
+    const stale = await keyPair("RS256", "rsa-cool-x");
+    await expect(verifyToken(await stale.sign({ ...claims(), iat: Math.floor(Date.now() / 1000) - 60 }), cool)).rejects.toMatchObject({ status: 401 });
+    await new Promise((r) => setTimeout(r, 1600));
+    expect(await verifyToken(minted, cool)).toMatchObject({ id });
+  });
+
   it("never accepts an HS256 token when only JWKS is configured (algorithm confusion)", async () => {
     const forged = await new SignJWT(claims()).setProtectedHeader({ alg: "HS256", kid: "rsa-1" }).sign(new TextEncoder().encode(JSON.stringify(keys[0])));
     await expect(verifyToken(forged, settings())).rejects.toMatchObject({ status: 401 });

@@ -28,7 +28,8 @@ const claimsSchema = z.object({
   id: z.guid({ message: "claim 'id' must be a UUID" }),
   // Blank is missing: kept as it is, it became the user's name wherever the profile service had none.
   kahaId: z.string().max(200).refine((v) => v.trim().length > 0, { message: "claim 'kahaId' is required" }),
-  role: z.string().max(50).optional(),
+  // Identity providers write absent optional claims as null; that is no role, not a malformed token.
+  role: z.string().max(50).nullish(),
   exp: z.number().optional(),
 });
 
@@ -157,7 +158,7 @@ async function verifyUncached(token: string, settings: JwtSettings): Promise<Aut
   if (typeof payload.exp === "number" && payload.exp * 1000 <= Date.now()) throw new AuthError("ERR_JWT_EXPIRED");
   const claims = claimsSchema.safeParse(payload);
   if (!claims.success) throw new AuthError(claims.error.issues.map((i) => i.message).join(", "));
-  return { id: claims.data.id.toLowerCase(), kahaId: claims.data.kahaId, role: claims.data.role, exp: claims.data.exp };
+  return { id: claims.data.id.toLowerCase(), kahaId: claims.data.kahaId, role: claims.data.role ?? undefined, exp: claims.data.exp };
 }
 
 /**

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { SignJWT } from "jose";
 import { signDevToken, verifyToken } from "../../src/lib/jwt";
 
 const secret = "jwt-cache-test-secret-0123456789abcdef";
@@ -35,5 +36,14 @@ describe("verified-token cache", () => {
     const forged = `${token.slice(0, -4)}AAAA`;
     await expect(verifyToken(forged, settings)).rejects.toMatchObject({ status: 401 });
     await expect(verifyToken(forged, settings)).rejects.toMatchObject({ status: 401 });
+  });
+
+  it("accepts a token whose optional role claim is null, as a token without a role", async () => {
+    const u = user();
+    const token = await new SignJWT({ ...u, role: null })
+      .setProtectedHeader({ alg: "HS256" })
+      .setExpirationTime("5m")
+      .sign(new TextEncoder().encode(secret));
+    expect(await verifyToken(token, settings)).toEqual({ id: u.id, kahaId: u.kahaId, role: undefined, exp: expect.any(Number) });
   });
 });

@@ -80,6 +80,12 @@ export const PROFILE_DEFAULTS = {
 const sharedMemories = new Map<string, MemoryCache<CacheEntry>>();
 // Keys with a background refetch in flight in this isolate: concurrent requests must not each start one.
 const refreshing = new Set<string>();
+/**
+ * Service calls in flight in this isolate for ids no cache could answer, by service and key: a load that misses on
+ * an id another load is already fetching waits for that answer instead of calling too (a group opened by everyone at
+ * once, a page loaded by many, cold). Resolves to the profile, null (unknown to the service), or undefined (no answer).
+ */
+const fetching = new Map<string, Promise<Profile | null | undefined>>();
 
 function memoryFor(option: ProfileProviderOptions["memory"], namespace: string): MemoryCache<CacheEntry> | undefined {
   if (!option) return undefined;
@@ -251,6 +257,37 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
     );
   }
 
+  const flightKey = (ref: ProfileRef) => `${service.url}\n${ref.key}`;
+
+  /** Calls the service for refs no other load is fetching, announcing each answer to loads that join meanwhile. */
+  async function fetchOwn(
+    refs: ProfileRef[],
+    generations: Generations,
+    mark: number | undefined,
+    staleCopies: Map<string, Profile>,
+    served: Map<string, Profile | null>,
+  ): Promise<void> {
+    const announce = new Map<string, (profile: Profile | null | undefined) => void>();
+    const flights = new Map<string, Promise<Profile | null | undefined>>();
+    for (const ref of refs) {
+      const flight = new Promise<Profile | null | undefined>((resolve) => announce.set(ref.key, resolve));
+      flights.set(ref.key, flight);
+      fetching.set(flightKey(ref), flight);
+    }
+    try {
+      const outcome = await callService(refs);
+      const { entries, writes } = answeredEntries(refs, outcome, generations, mark, (ref) => staleCopies.has(ref.key));
+      for (const { ref, entry } of entries) served.set(ref.key, entry.profile);
+      if (writes.length > 0) background(cache.write(writes, policy), "cache write");
+    } finally {
+      for (const ref of refs) {
+        announce.get(ref.key)?.(served.has(ref.key) ? served.get(ref.key) : undefined);
+        // An eviction meanwhile may have dropped this flight (and a newer load started another): only ours goes.
+        if (fetching.get(flightKey(ref)) === flights.get(ref.key)) fetching.delete(flightKey(ref));
+      }
+    }
+  }
+
   async function load(request: ProfileRequest): Promise<ProfileSet> {
     const refs = refsOf(request);
     const served = new Map<string, Profile | null>();
@@ -287,15 +324,23 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
     }
 
     if (toFetch.length > 0) {
-      const outcome = await callService(toFetch);
-      const { entries, writes } = answeredEntries(toFetch, outcome, cached.generations, mark, (ref) => staleCopies.has(ref.key));
-      for (const { ref, entry } of entries) served.set(ref.key, entry.profile);
+      const joined: { ref: ProfileRef; answer: Promise<Profile | null | undefined> }[] = [];
+      const own: ProfileRef[] = [];
+      for (const ref of toFetch) {
+        const answer = fetching.get(flightKey(ref));
+        if (answer) joined.push({ ref, answer });
+        else own.push(ref);
+      }
+      if (own.length > 0) await fetchOwn(own, cached.generations, mark, staleCopies, served);
+      for (const { ref, answer } of joined) {
+        const profile = await answer;
+        if (profile !== undefined) served.set(ref.key, profile);
+      }
       for (const ref of toFetch) {
         if (served.has(ref.key)) continue;
         const stale = staleCopies.get(ref.key);
         if (stale) served.set(ref.key, { ...stale, stale: true });
       }
-      if (writes.length > 0) background(cache.write(writes, policy), "cache write");
     }
     if (toRefresh.length > 0) refreshAhead(toRefresh, cached.generations, mark);
     countLookups(memoryHits, pending.length - toFetch.length, toFetch.length);
@@ -304,6 +349,8 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
 
   async function evict(request: ProfileRequest): Promise<number> {
     const refs = refsOf(request);
+    // A load after this one must call the service, not wait for an answer asked before the invalidation.
+    for (const ref of refs) fetching.delete(flightKey(ref));
     const forget = () => refs.forEach((ref) => memory?.delete(ref.key));
     forget();
     try {

@@ -120,6 +120,28 @@ describe("profile provider: cache", () => {
     expect(serviceCalls()).toHaveLength(0);
   });
 
+  it("loads missing the same ids at once share one service call (a group opened by all its members, cold)", async () => {
+    const [u1, u2, u3] = [uuid(), uuid(), uuid()];
+    // The service answers slowly, so that every load has read Redis and missed before the first answer is in.
+    net.intercept = async (url) => {
+      if (url.endsWith("/api/batch/profiles")) await sleep(200);
+      return undefined;
+    };
+    const loads = [provider(), provider(), provider()];
+    const [a, b, c] = await Promise.all([
+      loads[0].load({ userIds: [u1, u2] }),
+      loads[1].load({ userIds: [u2, u1] }),
+      loads[2].load({ userIds: [u1, u3] }),
+    ]);
+    for (const set of [a, b]) for (const u of [u1, u2]) expectFromService(set.user(u), u);
+    expectFromService(c.user(u1), u1);
+    expectFromService(c.user(u3), u3);
+    // One call for u1 and u2, and one for u3 alone: the third load waited for u1's answer instead of asking again.
+    const asked = serviceCalls().map((call) => (JSON.parse(call.body) as { user_uuids: string[] }).user_uuids.sort());
+    expect(asked.sort((x, y) => x.length - y.length)).toEqual([[u3], [u1, u2].sort()]);
+    await Promise.all(loads.map((l) => l.settle()));
+  });
+
   it("chunks only above 100 ids per kind", async () => {
     const ids = Array.from({ length: 150 }, uuid);
     const p = provider();

@@ -142,6 +142,23 @@ describe("profile provider: cache", () => {
     await Promise.all(loads.map((l) => l.settle()));
   });
 
+  it("a load after an invalidation asks the service anew, not waiting for an answer asked before it", async () => {
+    const u1 = uuid();
+    net.intercept = async (url) => {
+      if (url.endsWith("/api/batch/profiles")) await sleep(200);
+      return undefined;
+    };
+    const before = provider();
+    const first = before.load({ userIds: [u1] });
+    await sleep(50);
+    await before.evict({ userIds: [u1] });
+    const after = provider();
+    expectFromService((await after.load({ userIds: [u1] })).user(u1), u1);
+    expectFromService((await first).user(u1), u1);
+    expect(serviceCalls()).toHaveLength(2);
+    await Promise.all([before.settle(), after.settle()]);
+  });
+
   it("chunks only above 100 ids per kind", async () => {
     const ids = Array.from({ length: 150 }, uuid);
     const p = provider();

@@ -5,6 +5,7 @@ import path from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import { btree_gin } from "@electric-sql/pglite/contrib/btree_gin";
 import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
+import { unaccent } from "@electric-sql/pglite/contrib/unaccent";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { keepBatchesTogether } from "./pglite-batches.js";
 import { LOOPBACK_HOST, assertPortFree, portInUseMessage } from "./ports.js";
@@ -34,7 +35,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
 
   // PGlite creates the data directory itself but not its parents (e.g. a fresh ".data/pg").
   if (!/^[a-z][a-z0-9+-]*:\/\//i.test(opts.dataDir)) mkdirSync(path.dirname(path.resolve(opts.dataDir)), { recursive: true });
-  const db = await PGlite.create({ dataDir: opts.dataDir, extensions: { btree_gin, pg_trgm } });
+  const db = await PGlite.create({ dataDir: opts.dataDir, extensions: { btree_gin, pg_trgm, unaccent } });
   const server = new PGLiteSocketServer({
     db: keepBatchesTogether(db),
     host: LOOPBACK_HOST,

@@ -3,7 +3,7 @@ import type { conversations, messages, participants } from "./schema";
 
 /** A point in time as a driver hands it over: a Date, a timestamp string, or epoch milliseconds. */
 type Instant = Date | string | number;
-type MessageRow = Omit<typeof messages.$inferSelect, "search" | "eventSeq" | "createdAt" | "editedAt" | "deletedAt"> & {
+type MessageRow = Omit<typeof messages.$inferSelect, "search" | "searchText" | "eventSeq" | "createdAt" | "editedAt" | "deletedAt"> & {
   eventSeq?: number;
   createdAt: Instant;
   editedAt: Instant | null;

@@ -100,17 +100,19 @@ const messageColumns = {
 export const messages = pgTable("messages", {
   ...messageColumns,
   eventSeq: seq("event_seq").notNull(),
-  search: tsvector("search").generatedAlwaysAs(sql`to_tsvector('simple', content)`),
+  search: tsvector("search").generatedAlwaysAs(sql`to_tsvector('simple', public.chat_unaccent(content))`),
+  /** The content without accents, where that differs from it (migration 0015): what substring search matches. */
+  searchText: text("search_text").generatedAlwaysAs(sql`NULLIF(public.chat_unaccent(content), content)`),
 }, (t) => [
   unique("messages_conversation_seq_uq").on(t.conversationId, t.seq),
   unique("messages_client_id_uq").on(t.conversationId, t.senderId, t.clientMessageId),
   index("messages_event_seq_idx").on(t.conversationId, t.eventSeq),
   // Keyed by conversation first (btree_gin), so one conversation's search does not read every conversation's matches
   // (migration 0012). A small pending list: the insert that overflows it merges it, and that insert is a room's flush
-  // (migration 0010).
+  // (migration 0010). Both match without accents (migration 0015).
   index("messages_conversation_search_idx").using("gin", t.conversationId, t.search).with({ gin_pending_list_limit: 256 }),
   index("messages_conversation_trgm_idx")
-    .using("gin", t.conversationId, t.content.op("gin_trgm_ops"))
+    .using("gin", t.conversationId, sql`(coalesce(${t.searchText}, ${t.content})) gin_trgm_ops`)
     .with({ gin_pending_list_limit: 256 }),
   index("messages_created_at_idx").on(t.createdAt),
   index("messages_deleted_content_idx").on(t.deletedAt).where(sql`deleted_at IS NOT NULL AND content <> ''`),

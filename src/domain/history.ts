@@ -91,14 +91,32 @@ export function withWaiting(
   return { messages: kept, nextBeforeSeq: kept[kept.length - 1].seq };
 }
 
+// Letters PostgreSQL's unaccent rewrites that have no (compatibility) decomposition to strip marks from, lower case.
+// Checked against Postgres for U+00C0–U+024F by test/e2e/schema.test.ts.
+const UNDECOMPOSABLE = new Map(
+  "æ:ae ð:d ø:o þ:th ß:ss đ:d ħ:h ı:i ĸ:q ŀ:l ł:l ŉ:'n ŋ:n œ:oe ŧ:t ƀ:b ɓ:b ƃ:b ƈ:c ɖ:d ɗ:d ƌ:d ɛ:e ƒ:f ɠ:g ƕ:hv ɩ:i ɨ:i ƙ:k ƚ:l ɲ:n ƞ:n ƣ:oi ƥ:p ƫ:t ƭ:t ʈ:t ʋ:v ƴ:y ƶ:z ǥ:g ȡ:d ȥ:z ȴ:l ȵ:n ȶ:t ȷ:j ȸ:db ȹ:qp ⱥ:a ȼ:c ⱦ:t ȿ:s ɀ:z ʉ:u ɇ:e ɉ:j ɍ:r ɏ:y"
+    .split(" ")
+    .map((pair) => [pair.slice(0, pair.indexOf(":")), pair.slice(pair.indexOf(":") + 1)] as const),
+);
+const UNDECOMPOSABLE_CHARS = new RegExp(`[${[...UNDECOMPOSABLE.keys()].join("")}]`, "gu");
+
+/** Lower case without accents, as search compares (migration 0015's unaccent). */
+export function foldForSearch(text: string): string {
+  return text
+    .toLowerCase()
+    .replace(UNDECOMPOSABLE_CHARS, (c) => UNDECOMPOSABLE.get(c) ?? c)
+    .normalize("NFKD")
+    .replace(/\p{M}+/gu, "");
+}
+
 /**
- * Whether Postgres's search (every word of `q`, or `q` as a substring, both ignoring case: src/db/queries/search.ts)
- * could find `content`. Looser than Postgres (a word may match inside a longer one), never stricter: a text Postgres
- * finds always passes, so only texts that lost what was searched for are dropped.
+ * Whether Postgres's search (every word of `q`, or `q` as a substring, both ignoring case and accents:
+ * src/db/queries/search.ts) could find `content`. Looser than Postgres (a word may match inside a longer one), never
+ * stricter: a text Postgres finds always passes, so only texts that lost what was searched for are dropped.
  */
 export function mayMatch(content: string, q: string): boolean {
-  const text = content.toLowerCase();
-  const query = q.toLowerCase();
+  const text = foldForSearch(content);
+  const query = foldForSearch(q);
   if (text.includes(query)) return true;
   const words = query.split(/[^\p{L}\p{N}]+/u).filter((w) => w.length > 0);
   return words.length > 0 && words.every((w) => text.includes(w));

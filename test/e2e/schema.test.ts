@@ -1,8 +1,9 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { is, SQL } from "drizzle-orm";
+import { is, SQL, StringChunk } from "drizzle-orm";
 import { getTableConfig, type PgColumn, type PgTable } from "drizzle-orm/pg-core";
 import * as schema from "../../src/db/schema";
+import { mayMatch } from "../../src/domain/history";
 import { MigrationChangedError, runMigrations } from "../../scripts/lib/migrate";
 import { ROOT } from "../../scripts/lib/stack";
 import { pool } from "./harness";
@@ -49,7 +50,13 @@ function declaredIndexes(table: PgTable): { indexes: Map<string, IndexShape>; pr
       method: method ?? "btree",
       partial: where !== undefined,
       columns: columns.map((c) => {
-        if (is(c, SQL) || !("name" in c) || !c.name) return "(expression)";
+        // An expression's operator class can only be written inside its SQL (`sql\`(...) gin_trgm_ops\``).
+        if (is(c, SQL)) {
+          const text = c.queryChunks.map((chunk) => (is(chunk, StringChunk) ? chunk.value.join("") : "")).join("");
+          const opClass = /\s(\w+_ops)\s*$/.exec(text)?.[1];
+          return `(expression)${opClass ? ` ${opClass}` : ""}`;
+        }
+        if (!("name" in c) || !c.name) return "(expression)";
         const { order, opClass } = c.indexConfig ?? {};
         return `${c.name}${order === "desc" ? " DESC" : ""}${opClass ? ` ${opClass}` : ""}`;
       }),
@@ -175,7 +182,7 @@ describe("database schema", () => {
       // Search indexes keyed by conversation first: a conversation's search reads its own entries, not every
       // conversation's matches for the term (migration 0012).
       expect(actual.get("messages")?.get("messages_conversation_search_idx")).toMatchObject({ method: "gin", columns: ["conversation_id", "search"] });
-      expect(actual.get("messages")?.get("messages_conversation_trgm_idx")).toMatchObject({ method: "gin", columns: ["conversation_id", "content gin_trgm_ops"] });
+      expect(actual.get("messages")?.get("messages_conversation_trgm_idx")).toMatchObject({ method: "gin", columns: ["conversation_id", "(expression) gin_trgm_ops"] });
       const problems: string[] = [];
       for (const table of tables) {
         const name = getTableConfig(table).name;
@@ -250,7 +257,7 @@ describe("database schema", () => {
     }
   });
 
-  it("uses an index for keyset history and the full-text index for search", async () => {
+  it("uses an index for keyset history and the full-text and trigram indexes for search", async () => {
     const db = pool();
     const client = await db.connect();
     try {
@@ -268,9 +275,30 @@ describe("database schema", () => {
         ["hello"],
       );
       expect(search.rows.map((r) => r["QUERY PLAN"]).join("\n")).toMatch(/messages_conversation_search_idx/);
+      // The substring match, without accents (migration 0015), in the query's own form (src/db/queries/search.ts).
+      const fragment = await client.query<{ "QUERY PLAN": string }>(
+        "EXPLAIN SELECT id FROM messages WHERE coalesce(search_text, content) ILIKE public.chat_unaccent($1)",
+        ["%cafe%"],
+      );
+      expect(fragment.rows.map((r) => r["QUERY PLAN"]).join("\n")).toMatch(/messages_conversation_trgm_idx/);
     } finally {
       await client.query("ROLLBACK").catch(() => {});
       client.release();
+      await db.end();
+    }
+  });
+
+  it("the room's search filter ignores every accent Postgres's unaccent ignores (never stricter than Postgres)", async () => {
+    const db = pool();
+    try {
+      // Latin-1 Supplement and Latin Extended-A/B letters: what unaccent rewrites, the room's fold must also match.
+      const { rows } = await db.query<{ c: string; plain: string }>(
+        "SELECT chr(cp) AS c, lower(public.chat_unaccent(chr(cp))) AS plain FROM generate_series(192, 591) cp WHERE chr(cp) ~ '[[:alpha:]]'",
+      );
+      expect(rows.length).toBeGreaterThan(300);
+      const stricter = rows.filter(({ c, plain }) => !mayMatch(`x${c}y`, `x${plain}y`) || !mayMatch(`x${plain}y`, `x${c}y`)).map((r) => `${r.c}→${r.plain}`);
+      expect(stricter).toEqual([]);
+    } finally {
       await db.end();
     }
   });

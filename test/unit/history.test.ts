@@ -90,6 +90,11 @@ describe("overlayChanges", () => {
       expect(overlayChanges(found, new Set([7]), (seq) => room.get(seq), q).map((m) => m.content)).toContain("meet at the Station");
     }
     expect(overlayChanges(found, new Set([7]), (seq) => room.get(seq), "?!").map((m) => m.seq)).toEqual([4]);
+    // Without accents on either side, as Postgres's unaccent compares (migration 0015).
+    const accented = new Map([[7, message(7, "Déjà vu at the Straße café")]]);
+    for (const q of ["deja VU", "strasse cafe", "à the", "DÉJÀ"]) {
+      expect(overlayChanges(found, new Set([7]), (seq) => accented.get(seq), q).map((m) => m.seq), q).toEqual([7, 4]);
+    }
   });
 
   it("keeps Postgres's row when the room no longer holds the changed one", () => {

@@ -589,6 +589,12 @@ describe("search", () => {
     const contents = async (q: string) => (await search(q)).body.messages.map((m: { content: string }) => m.content.replace(`${marker} `, ""));
     // Stored composed (NFC); the same letters typed decomposed found nothing.
     expect(await contents("cafe\u0301")).toEqual(["José ate at the café"]);
+    // Accents do not matter, either way, in whole words and in fragments.
+    expect(await contents("jose cafe")).toEqual(["José ate at the café"]);
+    expect(await contents("CAFÉ")).toEqual(["José ate at the café"]);
+    expect(await contents("osé at")).toEqual(["José ate at the café"]);
+    await send(id, a.token, { content: `${marker} naive resume` });
+    expect(await contents("naïve résumé")).toEqual(["naive resume"]);
     // A leading "-" was the websearch parser's NOT: every message without "rc1" came back.
     expect(await contents(`${marker} -rc1`)).toEqual(["shipped build-rc1 today"]);
     // Counted in characters: 499 letters and an emoji are 500.

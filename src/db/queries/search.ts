@@ -47,11 +47,13 @@ type Row = {
 };
 
 /**
- * Every word (plain text: never raises, and no operators) OR the text as a substring (trigram index). With the
- * websearch parser a leading "-" meant NOT, so a search for "-rc1" answered with every message without "rc1".
+ * Every word (plain text: never raises, and no operators) OR the text as a substring (trigram index), both without
+ * accents on either side (migration 0015: "cafe" finds "café"). With the websearch parser a leading "-" meant NOT, so
+ * a search for "-rc1" answered with every message without "rc1".
  */
 const matches = (q: string) =>
-  sql`m.deleted_at IS NULL AND (m.search @@ plainto_tsquery('simple', ${q}) OR m.content ILIKE ${likePattern(q)})`;
+  sql`m.deleted_at IS NULL AND (m.search @@ plainto_tsquery('simple', public.chat_unaccent(${q}))
+    OR coalesce(m.search_text, m.content) ILIKE public.chat_unaccent(${likePattern(q)}))`;
 
 const COLUMNS = sql`m.id, m.conversation_id, m.seq, m.sender_id, m.client_message_id, m.type, m.content, m.reply_to_id,
   m.created_at, m.edited_at, m.deleted_at`;

@@ -602,6 +602,34 @@ describe("search", () => {
     expectErrorShape(await search("a".repeat(501)), 400);
   });
 
+  it("pages a large conversation's matches on both sides of the walked window, newest first, each once", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const sender = users[0].id;
+    const needles = [10, 20, 1000, 1001, 5990, 5995];
+    await withDb((db) =>
+      db.execute(sql`
+        INSERT INTO messages (id, conversation_id, seq, sender_id, type, content, created_at, event_seq)
+        SELECT gen_random_uuid(), ${id}, g, ${sender}, 'text',
+               CASE WHEN g = ANY(${`{${needles.join(",")}}`}::int[]) THEN 'a haystack needle ' || g ELSE 'hay ' || g END, now(), g
+          FROM generate_series(1, 6000) g`),
+    );
+    for (const limit of [2, 3, 4]) {
+      const seen: number[] = [];
+      let cursor: string | undefined;
+      do {
+        const res = await api("GET", `/conversations/${id}/messages/search?q=needle&limit=${limit}${cursor ? `&cursor=${cursor}` : ""}`, { token: users[0].token });
+        expect(res.status).toBe(200);
+        seen.push(...res.body.messages.map((m: { seq: number }) => m.seq));
+        cursor = res.body.nextCursor ?? undefined;
+      } while (cursor);
+      expect(seen, `limit ${limit}`).toEqual([...needles].reverse());
+    }
+    // A word in none of them, and one in all of them.
+    expect((await api("GET", `/conversations/${id}/messages/search?q=zzzz`, { token: users[0].token })).body.messages).toEqual([]);
+    const hay = await api("GET", `/conversations/${id}/messages/search?q=hay&limit=3`, { token: users[0].token });
+    expect(hay.body.messages.map((m: { seq: number }) => m.seq)).toEqual([6000, 5999, 5998]);
+  });
+
   it("answers 400 to a search without q (or with an empty one)", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const t = users[0].token;

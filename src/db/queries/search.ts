@@ -98,24 +98,47 @@ export async function searchMessages(db: AnyDb, query: SearchQuery): Promise<{ m
 }
 
 /**
- * One conversation (the caller's membership is checked by its room), newest first by seq. Postgres either walks the
- * (conversation, seq) index and filters, or reads the search indexes, whose first column is the conversation
- * (migration 0012: they no longer hand back every conversation's matches). Ordered by created_at, the planner
- * preferred the global created_at index and filtered other conversations' newer rows (20–28 ms instead of 2.4 ms
- * for a 1%-frequency word).
+ * Newest rows of a conversation that its search walks by `seq` before it asks the search indexes for the older rest.
+ * The planner estimates a term's frequency over the whole table, so for a term rare in (or absent from) a large
+ * conversation it walked the conversation by `seq` to the end: 228 ms at 100,000 messages for a word in none of them
+ * (PostgreSQL 15), where the indexes answer in 1. The walk is now bounded to this window, and the older rows are
+ * found through the indexes (bitmap scans, cost proportional to the matches), only when the window did not fill
+ * the page. Measured at 100,000 messages: a 1%-frequency word 2.6 → 2.9 ms, an absent one 238 → 0.7, a phrase
+ * whose trigrams are in every row 228 → 19.
+ */
+const SEARCH_WALK_WINDOW = 5000;
+
+/**
+ * One conversation (the caller's membership is checked by its room), newest first by seq. Ordered by created_at,
+ * the planner preferred the global created_at index and filtered other conversations' newer rows (20–28 ms instead
+ * of 2.4 ms for a 1%-frequency word). The search indexes' first column is the conversation (migration 0012: they no
+ * longer hand back every conversation's matches).
  */
 export async function searchConversation(db: Db, query: ConversationSearchQuery): Promise<{ messages: Message[]; nextBeforeSeq?: number }> {
-  const conditions: SQL[] = [matches(query.q), sql`m.conversation_id = ${query.conversationId}`];
-  if (query.beforeSeq !== undefined) conditions.push(sql`m.seq < ${query.beforeSeq}`);
+  const id = query.conversationId;
+  const below = query.beforeSeq === undefined ? sql`` : sql`AND m.seq < ${query.beforeSeq}`;
+  const top = query.beforeSeq === undefined ? sql`max(seq)` : sql`least(max(seq), ${query.beforeSeq}::bigint - 1)`;
+  // Postgres runs a UNION ALL's branches in turn and the LIMIT stops it: the indexed branch (and its CTE) runs only
+  // when the window did not fill the page.
   const result = await db.execute<Row>(sql`
-    SELECT ${COLUMNS}
-    FROM messages m
-    WHERE ${sql.join(conditions, sql` AND `)}
-    ORDER BY m.seq DESC
+    WITH edge AS MATERIALIZED (
+      SELECT coalesce(${top}, 0) - ${SEARCH_WALK_WINDOW} AS seq FROM messages WHERE conversation_id = ${id}
+    ), older AS MATERIALIZED (
+      SELECT m.seq FROM messages m WHERE m.conversation_id = ${id} AND m.seq <= (SELECT seq FROM edge) AND ${matches(query.q)}
+    )
+    (SELECT ${COLUMNS} FROM messages m
+      WHERE m.conversation_id = ${id} AND m.seq > (SELECT seq FROM edge) ${below} AND ${matches(query.q)}
+      ORDER BY m.seq DESC LIMIT ${query.limit + 1})
+    UNION ALL
+    (SELECT ${COLUMNS} FROM messages m
+      WHERE m.conversation_id = ${id} AND m.seq IN (SELECT seq FROM older ORDER BY seq DESC LIMIT ${query.limit + 1})
+      ORDER BY m.seq DESC)
     LIMIT ${query.limit + 1}`);
-  const messages = toMessages(result.rows, query.limit);
+  // The branches come in order; sorted here too, so the page never depends on how Postgres appends them.
+  const rows = [...result.rows].sort((a, b) => Number(b.seq) - Number(a.seq));
+  const messages = toMessages(rows, query.limit);
   const last = messages[messages.length - 1];
-  return { messages, nextBeforeSeq: result.rows.length > query.limit && last ? last.seq : undefined };
+  return { messages, nextBeforeSeq: rows.length > query.limit && last ? last.seq : undefined };
 }
 
 /** Active membership, for routes that read Postgres directly and must answer 404 to outsiders. */

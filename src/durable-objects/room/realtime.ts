@@ -79,7 +79,7 @@ export async function openSocket(room: ConversationRoom, request: Request): Prom
   const afterSeq = new URL(request.url).searchParams.get("afterSeq");
   if (afterSeq !== null && /^\d{1,15}$/.test(afterSeq)) {
     const hold = startHolding(server);
-    room.state.waitUntil(resume(room, server, Number(afterSeq), undefined, hold));
+    room.state.waitUntil(queueResume(server, () => resume(room, server, Number(afterSeq), undefined, hold)));
   }
   return new Response(null, { status: 101, webSocket: client });
 }
@@ -148,9 +148,11 @@ async function dispatch(
     case "mark_delivered":
       room.deliveredUpTo(att.userId, frame.data.seq);
       return;
-    case "resume":
-      await resume(room, ws, frame.data.afterSeq, frame.id);
+    case "resume": {
+      const { afterSeq } = frame.data;
+      await queueResume(ws, () => resume(room, ws, afterSeq, frame.id));
       return;
+    }
     case "heartbeat":
       sendRaw(ws, encodeFrame("heartbeat_ack", { timestamp: new Date().toISOString() }, frame.id));
       return;
@@ -168,6 +170,24 @@ export function holdIfResuming(ws: WebSocket, frame: string, seq?: number): bool
   if (!state) return false;
   state.frames.push({ seq, frame });
   return true;
+}
+
+/**
+ * A socket's resumes run one after another, each answered in the order sent: two at once shared the socket's hold,
+ * and the first one's end released the second's, so live frames came before the second replay's older messages.
+ */
+const resumeQueues = new WeakMap<WebSocket, Promise<void>>();
+
+function queueResume(ws: WebSocket, run: () => Promise<void>): Promise<void> {
+  const previous = resumeQueues.get(ws) ?? Promise.resolve();
+  const next = previous.then(run);
+  const tail = next.catch(() => undefined);
+  resumeQueues.set(ws, tail);
+  // The last one in the queue clears it, so an idle socket keeps no settled promise around.
+  void tail.then(() => {
+    if (resumeQueues.get(ws) === tail) resumeQueues.delete(ws);
+  });
+  return next;
 }
 
 function startHolding(ws: WebSocket): { frames: { seq?: number; frame: string }[] } {

@@ -10,6 +10,7 @@ import {
   parseFrame,
   PROTOCOL_VERSION,
   type ConversationClientFrame,
+  type EchoedId,
   type ErrorCode,
   type ReadyFrameData,
 } from "../../protocol/frames";
@@ -84,7 +85,7 @@ export async function openSocket(room: ConversationRoom, request: Request): Prom
   return new Response(null, { status: 101, webSocket: client });
 }
 
-function errorFrame(ws: WebSocket, code: ErrorCode, message: string, id?: string): void {
+function errorFrame(ws: WebSocket, code: ErrorCode, message: string, id?: EchoedId): void {
   sendRaw(ws, encodeFrame("error", { code, message }, id));
 }
 

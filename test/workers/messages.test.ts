@@ -406,6 +406,32 @@ describe("edit and delete", () => {
     socket.ws.close(1000, "done");
   });
 
+  it("holds a message sent while a resuming socket's connect sets its token alarm until after the replay", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    for (let i = 1; i <= 3; i++) await send(id, a.token, { content: `before ${i}` });
+    const stub = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    await runInDurableObject(stub, (room: ConversationRoom) => {
+      // The connect awaits the alarm for the token's expiry after `ready`: other work of the room runs meanwhile.
+      const schedule = room.scheduleAlarm.bind(room);
+      let once = true;
+      room.scheduleAlarm = async (rearm?: boolean) => {
+        if (once) {
+          once = false;
+          await room.sendMessage({ conversationId: id, actor: { id: a.id, kahaId: a.kahaId }, content: "live" });
+        }
+        return schedule(rearm);
+      };
+    });
+    const socket = await openSocket(`/conversations/${id}/ws?afterSeq=0`, b);
+    await waitFor(() => socket.frames.find((f) => f.type === "resumed"), "resumed");
+    await waitFor(() => socket.frames.find((f) => f.data?.message?.seq === 4), "the live message");
+    // In the replay or after it, once. Before, the live 4 reached the socket before its hold began: ahead of the
+    // replay's 1–3, and then again in it.
+    expect(socket.frames.filter((f) => f.type === "new_message").map((f) => f.data.message.seq)).toEqual([1, 2, 3, 4]);
+    socket.ws.close(1000, "done");
+  });
+
   it("refuses a resume position that is not a seq (400) instead of opening the socket without the replay", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const [a, b] = users;

@@ -75,13 +75,14 @@ export async function openSocket(room: ConversationRoom, request: Request): Prom
       protocolVersion: PROTOCOL_VERSION,
     } satisfies ReadyFrameData),
   );
-  if (identity.exp) await room.scheduleAlarm();
-  // Resume on connect: live frames are held from this moment, so nothing falls between "ready" and the replay.
+  // Resume on connect: live frames are held from this moment, in the turn of "ready", so nothing falls between it and
+  // the replay (held after the alarm's await below, a message sent meanwhile came ahead of the replay, then in it).
   const afterSeq = new URL(request.url).searchParams.get("afterSeq");
   if (afterSeq !== null && /^\d{1,15}$/.test(afterSeq)) {
     const hold = startHolding(server);
     room.state.waitUntil(queueResume(server, () => resume(room, server, Number(afterSeq), undefined, hold)));
   }
+  if (identity.exp) await room.scheduleAlarm();
   return new Response(null, { status: 101, webSocket: client });
 }
 

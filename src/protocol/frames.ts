@@ -140,11 +140,14 @@ export function frameTooLarge(raw: string | ArrayBuffer): boolean {
   return raw.length > LIMITS.frameMaxBytes || new TextEncoder().encode(raw).length > LIMITS.frameMaxBytes;
 }
 
-export function encodeFrame(type: string, data: unknown, id?: string): string {
+/** A client frame's id as an error frame echoes it: a string, or a number a client sent against the contract. */
+export type EchoedId = string | number;
+
+export function encodeFrame(type: string, data: unknown, id?: EchoedId): string {
   return JSON.stringify(id === undefined ? { type, data } : { type, data, id });
 }
 
-export type ParsedFrame<T> = { ok: true; frame: T } | { ok: false; code: ErrorCode; message: string; id?: string };
+export type ParsedFrame<T> = { ok: true; frame: T } | { ok: false; code: ErrorCode; message: string; id?: EchoedId };
 
 /** Parses and validates a client frame: bad JSON, unknown types and bad data are errors, never exceptions. */
 export function parseFrame<T extends { type: string }>(raw: string, schema: z.ZodType<T>, knownTypes: readonly string[]): ParsedFrame<T> {
@@ -158,7 +161,9 @@ export function parseFrame<T extends { type: string }>(raw: string, schema: z.Zo
     return { ok: false, code: "invalid_frame", message: "Frame must be an object {type, data, id?}" };
   }
   const obj = json as Record<string, unknown>;
-  const id = typeof obj.id === "string" && obj.id.length <= 100 ? obj.id : undefined;
+  // A numeric id is refused (ids are strings) but echoed: without it a client that numbers its requests could not
+  // tell which one the error answers.
+  const id = (typeof obj.id === "string" && obj.id.length <= 100) || typeof obj.id === "number" ? obj.id : undefined;
   if (typeof obj.type !== "string" || !knownTypes.includes(obj.type)) {
     return { ok: false, code: "unknown_type", message: `Unknown frame type: ${typeof obj.type === "string" ? obj.type.slice(0, 50) : typeof obj.type}`, id };
   }

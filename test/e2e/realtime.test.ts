@@ -240,6 +240,10 @@ describe("conversation socket", () => {
     expect((await ca.next("error", (f) => f.id === "x3")).data.code).toBe("invalid_frame");
     ca.raw(Buffer.from([1, 2, 3]));
     expect((await ca.next("error")).data.code).toBe("invalid_frame");
+    // Ids are strings (contract §6); a client that numbers its requests still learns which one was refused.
+    ca.raw(JSON.stringify({ type: "heartbeat", data: {}, id: 7 }));
+    const numbered = await ca.next("error", (f) => (f.id as unknown) === 7);
+    expect(numbered.data).toMatchObject({ code: "invalid_frame", message: expect.stringContaining("id") });
     const hb = await ca.request("heartbeat", {}, "heartbeat_ack");
     expect(typeof hb.data.timestamp).toBe("string");
     ca.raw(JSON.stringify({ type: "send_message", data: { content: "x".repeat(70_000), clientMessageId: "big" } }));

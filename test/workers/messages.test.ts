@@ -372,6 +372,66 @@ describe("edit and delete", () => {
     socket.ws.close(1000, "done");
   });
 
+  it("answers a second resume sent during the first one's replay with its own replay first, then live messages", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    for (let i = 1; i <= 3; i++) await send(id, a.token, { content: `before ${i}` });
+    const socket = await openSocket(`/conversations/${id}/ws`, b);
+    await waitFor(() => socket.frames.find((f) => f.type === "ready"), "ready");
+    const stub = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    await runInDurableObject(stub, async (room: ConversationRoom) => {
+      const [ws] = room.state.getWebSockets(b.id);
+      // Both resumes are in flight at once; a message is sent while the second one's replay is on its way.
+      const senders = room.profiles.senders.bind(room.profiles);
+      let calls = 0;
+      let first: Promise<void> | undefined;
+      room.profiles.senders = async (messages) => {
+        // After the first resume has answered: the second one's replay is what is left in flight.
+        if (++calls === 2) {
+          await first;
+          await room.sendMessage({ conversationId: id, actor: { id: a.id, kahaId: a.kahaId }, content: "live" });
+        }
+        return senders(messages);
+      };
+      first = room.webSocketMessage(ws, JSON.stringify({ type: "resume", data: { afterSeq: 0 }, id: "r1" }));
+      const second = room.webSocketMessage(ws, JSON.stringify({ type: "resume", data: { afterSeq: 0 }, id: "r2" }));
+      await Promise.all([first, second]);
+    });
+    await waitFor(() => socket.frames.filter((f) => f.type === "resumed").length === 2 && socket.frames.some((f) => f.data?.message?.seq === 4) || undefined, "both resumes");
+    const seen = socket.frames
+      .filter((f) => f.type === "new_message" || f.type === "resumed")
+      .map((f) => (f.type === "resumed" ? `resumed ${f.id}` : f.data.message.seq));
+    // Before, the first replay's end released the second one's hold: the live 4 came before the second replay's 1–3.
+    expect(seen).toEqual([1, 2, 3, "resumed r1", 1, 2, 3, "resumed r2", 4]);
+    socket.ws.close(1000, "done");
+  });
+
+  it("holds a message sent while a resuming socket's connect sets its token alarm until after the replay", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    for (let i = 1; i <= 3; i++) await send(id, a.token, { content: `before ${i}` });
+    const stub = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    await runInDurableObject(stub, (room: ConversationRoom) => {
+      // The connect awaits the alarm for the token's expiry after `ready`: other work of the room runs meanwhile.
+      const schedule = room.scheduleAlarm.bind(room);
+      let once = true;
+      room.scheduleAlarm = async (rearm?: boolean) => {
+        if (once) {
+          once = false;
+          await room.sendMessage({ conversationId: id, actor: { id: a.id, kahaId: a.kahaId }, content: "live" });
+        }
+        return schedule(rearm);
+      };
+    });
+    const socket = await openSocket(`/conversations/${id}/ws?afterSeq=0`, b);
+    await waitFor(() => socket.frames.find((f) => f.type === "resumed"), "resumed");
+    await waitFor(() => socket.frames.find((f) => f.data?.message?.seq === 4), "the live message");
+    // In the replay or after it, once. Before, the live 4 reached the socket before its hold began: ahead of the
+    // replay's 1–3, and then again in it.
+    expect(socket.frames.filter((f) => f.type === "new_message").map((f) => f.data.message.seq)).toEqual([1, 2, 3, 4]);
+    socket.ws.close(1000, "done");
+  });
+
   it("refuses a resume position that is not a seq (400) instead of opening the socket without the replay", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const [a, b] = users;

@@ -10,6 +10,7 @@ import {
   parseFrame,
   PROTOCOL_VERSION,
   type ConversationClientFrame,
+  type EchoedId,
   type ErrorCode,
   type ReadyFrameData,
 } from "../../protocol/frames";
@@ -74,17 +75,18 @@ export async function openSocket(room: ConversationRoom, request: Request): Prom
       protocolVersion: PROTOCOL_VERSION,
     } satisfies ReadyFrameData),
   );
-  if (identity.exp) await room.scheduleAlarm();
-  // Resume on connect: live frames are held from this moment, so nothing falls between "ready" and the replay.
+  // Resume on connect: live frames are held from this moment, in the turn of "ready", so nothing falls between it and
+  // the replay (held after the alarm's await below, a message sent meanwhile came ahead of the replay, then in it).
   const afterSeq = new URL(request.url).searchParams.get("afterSeq");
   if (afterSeq !== null && /^\d{1,15}$/.test(afterSeq)) {
     const hold = startHolding(server);
-    room.state.waitUntil(resume(room, server, Number(afterSeq), undefined, hold));
+    room.state.waitUntil(queueResume(server, () => resume(room, server, Number(afterSeq), undefined, hold)));
   }
+  if (identity.exp) await room.scheduleAlarm();
   return new Response(null, { status: 101, webSocket: client });
 }
 
-function errorFrame(ws: WebSocket, code: ErrorCode, message: string, id?: string): void {
+function errorFrame(ws: WebSocket, code: ErrorCode, message: string, id?: EchoedId): void {
   sendRaw(ws, encodeFrame("error", { code, message }, id));
 }
 
@@ -148,9 +150,11 @@ async function dispatch(
     case "mark_delivered":
       room.deliveredUpTo(att.userId, frame.data.seq);
       return;
-    case "resume":
-      await resume(room, ws, frame.data.afterSeq, frame.id);
+    case "resume": {
+      const { afterSeq } = frame.data;
+      await queueResume(ws, () => resume(room, ws, afterSeq, frame.id));
       return;
+    }
     case "heartbeat":
       sendRaw(ws, encodeFrame("heartbeat_ack", { timestamp: new Date().toISOString() }, frame.id));
       return;
@@ -168,6 +172,24 @@ export function holdIfResuming(ws: WebSocket, frame: string, seq?: number): bool
   if (!state) return false;
   state.frames.push({ seq, frame });
   return true;
+}
+
+/**
+ * A socket's resumes run one after another, each answered in the order sent: two at once shared the socket's hold,
+ * and the first one's end released the second's, so live frames came before the second replay's older messages.
+ */
+const resumeQueues = new WeakMap<WebSocket, Promise<void>>();
+
+function queueResume(ws: WebSocket, run: () => Promise<void>): Promise<void> {
+  const previous = resumeQueues.get(ws) ?? Promise.resolve();
+  const next = previous.then(run);
+  const tail = next.catch(() => undefined);
+  resumeQueues.set(ws, tail);
+  // The last one in the queue clears it, so an idle socket keeps no settled promise around.
+  void tail.then(() => {
+    if (resumeQueues.get(ws) === tail) resumeQueues.delete(ws);
+  });
+  return next;
 }
 
 function startHolding(ws: WebSocket): { frames: { seq?: number; frame: string }[] } {

@@ -187,6 +187,9 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
 
   /** The subclass saw the frame(s) that make the socket live. */
   protected markOpen(): void {
+    // The app may close from inside the listener of the frame that makes us live (ready, resumed, connected): a
+    // heartbeat started after that kept the process alive and the state read `open` on a closed socket.
+    if (this.closedByApp || !this.ws) return;
     this.markAccepted();
     const reconnected = this.everOpened;
     this.everOpened = true;
@@ -271,6 +274,8 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
     let headers: Record<string, string> | undefined;
     try {
       await this.beforeConnect();
+      // Closed meanwhile (also from a `connecting` listener): query() arms the replay's wait, which outlived close().
+      if (gen !== this.generation || this.closedByApp) return;
       for (const [k, v] of Object.entries(this.query())) params.set(k, v);
       if (this.authMode === "ticket") {
         params.set("ticket", (await this.rest.createTicket({ signal: this.restCalls.signal })).ticket);
@@ -391,8 +396,10 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
     if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
     const delayMs = Math.max(this.backoff.next(), this.retryAfterMs);
     this.retryAfterMs = 0;
-    this.setState("reconnecting", { delayMs });
     const gen = this.generation;
+    this.setState("reconnecting", { delayMs });
+    // close() from a `reconnecting` listener: a timer armed after it kept the process alive.
+    if (gen !== this.generation || this.closedByApp) return;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       if (gen === this.generation && !this.closedByApp) void this.attempt();

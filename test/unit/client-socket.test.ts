@@ -33,7 +33,11 @@ class FakeSocket {
     this.sent.push(frame);
     FakeSocket.answer?.(frame, this);
   }
-  close() {
+  closedWith: { code?: number; reason?: string } | undefined;
+  close(code?: number, reason?: string) {
+    // As browsers and `ws` do: a reason over 123 UTF-8 bytes is refused with an exception.
+    if (reason !== undefined && new TextEncoder().encode(reason).length > 123) throw new SyntaxError("reason too long");
+    this.closedWith = { code, reason };
     this.readyState = 3;
   }
   frame(type: string, data: unknown, id?: string) {
@@ -898,6 +902,93 @@ describe("client sockets: close() ends the REST calls of connecting", () => {
       await vi.advanceTimersByTimeAsync(30_000);
       expect(calls.length).toBe(1);
       expect(FakeSocket.all.length).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe("client sockets: close() from inside a listener wins", () => {
+  const fake = () => vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+
+  it("close() in a ready listener leaves the conversation closed, with no heartbeat running", async () => {
+    fake();
+    try {
+      const s = open();
+      s.on("ready", () => s.close());
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().frame("ready", ready(0));
+      expect(s.state).toBe("closed");
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("close() in a resumed listener leaves the conversation closed, with no heartbeat running", async () => {
+    fake();
+    try {
+      const s = open({ afterSeq: 2 });
+      s.on("resumed", () => s.close());
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().frame("ready", ready(3));
+      latest().frame("new_message", { message: msg(3) });
+      latest().frame("resumed", { fromSeq: 3, toSeq: 3, complete: true });
+      expect(s.state).toBe("closed");
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("close() in a connected listener leaves the user socket closed, with no heartbeat running", async () => {
+    fake();
+    try {
+      const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+      const u = new UserSocket(rest, "ws://chat.test", { WebSocket: FakeSocket as never, watchNetwork: false });
+      sockets.push(u);
+      u.on("connected", () => u.close());
+      u.connect();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().frame("connected", { userId: ME, timestamp: new Date(0).toISOString() });
+      expect(u.state).toBe("closed");
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("close() when told of reconnecting stops the reconnect: no timer, no new socket", async () => {
+    fake();
+    try {
+      const s = open();
+      s.on("state", ({ state }) => state === "reconnecting" && s.close());
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().frame("ready", ready(0));
+      latest().cut();
+      expect(s.state).toBe("closed");
+      expect(vi.getTimerCount()).toBe(0);
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(FakeSocket.all.length).toBe(1);
+      expect(s.state).toBe("closed");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("close() when told of connecting leaves no resume wait behind", async () => {
+    fake();
+    try {
+      const s = open();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().frame("ready", ready(0));
+      latest().frame("new_message", { message: msg(1) });
+      s.on("state", ({ state }) => state === "connecting" && s.close());
+      latest().cut();
+      await vi.advanceTimersByTimeAsync(50);
+      expect(s.state).toBe("closed");
+      expect(FakeSocket.all.length).toBe(1);
+      expect(vi.getTimerCount()).toBe(0);
     } finally {
       vi.useRealTimers();
     }

@@ -450,7 +450,7 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
       // no listener for it throws, which ended the whole Node process on a connect timeout or an early close.
       ws.onerror = ignoreError;
       try {
-        ws.close(code, reason.slice(0, 120));
+        ws.close(code, closeReason(reason));
       } catch {
         // already closed
       }
@@ -479,6 +479,24 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
     this.backoff.reset();
     void this.attempt();
   }
+}
+
+/**
+ * A close reason of at most 123 UTF-8 bytes, cut between characters: WebSocket.close() throws on a longer one, and the
+ * socket was then left open (a limit counted in UTF-16 units let 60 emoji through as 240 bytes).
+ */
+function closeReason(reason: string): string {
+  const encoder = new TextEncoder();
+  if (encoder.encode(reason).length <= 123) return reason;
+  let out = "";
+  let bytes = 0;
+  for (const ch of reason) {
+    const size = encoder.encode(ch).length;
+    if (bytes + size > 123) break;
+    out += ch;
+    bytes += size;
+  }
+  return out;
 }
 
 export function toApiError(err: unknown): ChatApiError {

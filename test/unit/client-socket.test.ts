@@ -994,3 +994,18 @@ describe("client sockets: close() from inside a listener wins", () => {
     }
   });
 });
+
+describe("client sockets: a long close reason", () => {
+  it("close() with a reason over 123 bytes closes the socket with the reason cut on a character boundary", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(0));
+    s.close("👋".repeat(100));
+    expect(s.state).toBe("closed");
+    expect(ws.closedWith?.code).toBe(1000);
+    const reason = ws.closedWith?.reason ?? "";
+    expect(new TextEncoder().encode(reason).length).toBeLessThanOrEqual(123);
+    expect(reason).toBe("👋".repeat(30));
+  });
+});

@@ -337,6 +337,7 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     // (the sender never saw "read", other devices kept the badge). A repeat is harmless: marks never move backwards.
     this.readSent = data.you.lastReadSeq;
     this.deliveredSent = data.you.lastDeliveredSeq ?? 0;
+    this.marksWithin(data.lastSeq);
     this.emit("ready", data);
     if (!this.seq) this.seq = new SeqBuffer<Message>(data.lastSeq);
     // A position past the server's newest (an afterSeq from stale state): the server replays from its newest, and
@@ -370,6 +371,7 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     this.stopResumeWait();
     this.emit("resumed", { fromSeq: data.fromSeq, toSeq: data.toSeq });
     // A very long absence is replayed in parts; a gap left over is asked for again.
+    if (data.complete !== false) this.marksWithin(data.toSeq);
     if (data.complete === false || this.seq?.hasGap) return this.requestResume();
     if (this.state !== "open") return this.goLive();
     this.flushMarks();
@@ -500,6 +502,20 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     if (this.deliveredTarget > this.deliveredSent && this.sendFrame("mark_delivered", { seq: this.deliveredTarget })) {
       this.deliveredSent = this.deliveredTarget;
     }
+  }
+
+  /**
+   * A mark past the server's newest seq (its data was reset, or the app marked a seq that never existed) starts over
+   * from the server's mark: kept, it was sent again on every connect and every real mark after it was held back as
+   * "not newer", so the other side never saw "read" again.
+   */
+  private marksWithin(newest: number): void {
+    if (!Number.isSafeInteger(newest)) return;
+    // The server holds a mark past its newest at its newest; the last mark it told us (ready) is a safe floor, and
+    // sending one it already has again is harmless (marks never move backwards).
+    const you = this.readyData?.you;
+    if (this.readTarget > newest) this.readTarget = this.readSent = Math.min(you?.lastReadSeq ?? 0, newest);
+    if (this.deliveredTarget > newest) this.deliveredTarget = this.deliveredSent = Math.min(you?.lastDeliveredSeq ?? 0, newest);
   }
 
   private requestResume(): void {

@@ -1009,3 +1009,44 @@ describe("client sockets: a long close reason", () => {
     expect(reason).toBe("👋".repeat(30));
   });
 });
+
+describe("client conversation socket: marks past the server's newest seq", () => {
+  it("a read mark past the server's newest seq starts over after ready, so a later real mark is sent", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws1 = latest();
+    ws1.frame("ready", ready(4));
+    s.markRead(50);
+    s.markDelivered(60);
+    expect(ws1.sentOf("mark_as_read").map((f) => f.data.seq)).toEqual([50]);
+    // The server's data was reset: it is at seq 2 and has no marks of ours.
+    ws1.cut();
+    await until(() => FakeSocket.all.length === 2);
+    const ws2 = latest();
+    ws2.frame("ready", ready(2));
+    ws2.frame("resumed", { fromSeq: 3, toSeq: 2, complete: true });
+    expect(ws2.sentOf("mark_as_read")).toEqual([]);
+    expect(ws2.sentOf("mark_delivered")).toEqual([]);
+    ws2.frame("new_message", { message: msg(3) });
+    s.markRead(3);
+    s.markDelivered(3);
+    expect(ws2.sentOf("mark_as_read").map((f) => f.data.seq)).toEqual([3]);
+    ws2.frame("new_message", { message: msg(4) });
+    s.markDelivered(4);
+    expect(ws2.sentOf("mark_delivered").map((f) => f.data.seq)).toEqual([4]);
+  });
+
+  it("a read mark past the newest seq a replay reached starts over, so a later real mark is sent", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(4));
+    s.markRead(50);
+    ws.frame("new_message", { message: msg(6) }); // a gap: resume from 4
+    expect(ws.sentOf("resume").map((f) => f.data)).toEqual([{ afterSeq: 4 }]);
+    ws.frame("new_message", { message: msg(5) });
+    ws.frame("resumed", { fromSeq: 5, toSeq: 6, complete: true });
+    s.markRead(6);
+    expect(ws.sentOf("mark_as_read").map((f) => f.data.seq)).toEqual([50, 6]);
+  });
+});

@@ -399,7 +399,15 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     if (this.seq.hasGap && !this.resuming) this.requestResume();
   }
 
+  /** A getter, not a narrowed `state` check: a listener called in between may have closed the socket. */
+  private get isClosed(): boolean {
+    return this.state === "closed";
+  }
+
   private deliver(m: Message): void {
+    // Closed by a listener of an earlier message of the same batch (a replay, a filled gap): the app heard of the
+    // rest after its close(), and a delivered mark was armed on a closed socket.
+    if (this.isClosed) return;
     const own = this.me !== undefined ? m.senderId === this.me : m.clientMessageId !== null && this.queue.has(m.clientMessageId);
     if (own && m.clientMessageId && this.queue.has(m.clientMessageId)) {
       // Our message came back on the socket: stored, whether or not its ack arrives.
@@ -410,7 +418,7 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     }
     this.versions.add(m.id, versionOf(m));
     this.emit("new_message", { message: m, own });
-    if (!own && this.autoDeliver) this.scheduleDelivered(m.seq);
+    if (!own && this.autoDeliver && !this.isClosed) this.scheduleDelivered(m.seq);
   }
 
   private onAck(clientMessageId: string, message: Message): void {

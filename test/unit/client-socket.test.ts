@@ -1050,3 +1050,26 @@ describe("client conversation socket: marks past the server's newest seq", () =>
     expect(ws.sentOf("mark_as_read").map((f) => f.data.seq)).toEqual([50, 6]);
   });
 });
+
+describe("client conversation socket: close() from a new_message listener", () => {
+  it("no further message is told and no delivered mark is armed after close() in a new_message listener", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+    try {
+      const s = open({ autoDeliver: true });
+      const seen: number[] = [];
+      s.on("new_message", ({ message }) => {
+        seen.push(message.seq);
+        s.close();
+      });
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().frame("ready", ready(0));
+      latest().frame("new_message", { message: msg(2) }); // held behind the gap
+      latest().frame("new_message", { message: msg(1) }); // releases 1 and 2
+      expect(seen).toEqual([1]);
+      expect(s.state).toBe("closed");
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});

@@ -141,6 +141,9 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
 
   /** Closes for good (until connect() is called again). */
   close(reason = "closed by client"): void {
+    // Called from an `error` listener while the server's refusal closes us: that close finishes with the real cause,
+    // which this one pre-empted (pending sends failed as "closed by client", without send_failed).
+    if (this.failing) return;
     this.closedByApp = true;
     this.restCalls.abort();
     this.network?.removeEventListener("offline", this.onOffline);
@@ -238,6 +241,16 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
 
   /** Closes for good because the server refused us (removed from the conversation, credentials refused). */
   protected fail(error: ChatApiError): void {
+    if (this.failing) return;
+    this.failing = true;
+    try {
+      this.closeFor(error);
+    } finally {
+      this.failing = false;
+    }
+  }
+
+  private closeFor(error: ChatApiError): void {
     this.closedByApp = true;
     this.restCalls.abort();
     this.network?.removeEventListener("offline", this.onOffline);
@@ -460,6 +473,8 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
   }
 
   private attached = false;
+  /** fail() is closing the socket for good (its listeners run meanwhile). */
+  private failing = false;
 
   /** Runs onDisconnected once per socket. */
   private disconnected(): void {

@@ -763,6 +763,23 @@ describe("client conversation socket: sends pending when the socket closes for g
     await expect(pending).rejects.toMatchObject({ code: "closed" });
     expect(events).toEqual(["outbox 1", "failed cmid-1", "outbox 0"]);
   });
+
+  it("still tells send_failed with the server's reason when the app calls close() from its error listener", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(0));
+    const failed: string[] = [];
+    s.on("send_failed", ({ clientMessageId }) => failed.push(clientMessageId));
+    s.on("error", () => s.close("signed out"));
+    const pending = s.send("too late", { clientMessageId: "cmid-1" });
+    void pending.catch(() => {});
+    ws.readyState = 3;
+    ws.onclose?.({ code: 4403, reason: "No longer a participant" });
+    expect(s.state).toBe("closed");
+    await expect(pending).rejects.toThrow(/No longer a participant/);
+    expect(failed).toEqual(["cmid-1"]);
+  });
 });
 
 describe("client conversation socket: slow replays", () => {

@@ -157,6 +157,8 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
   reconnectNow(): void {
     if (this.closedByApp || this.currentState === "idle" || this.currentState === "closed") return;
     this.teardown(4000, "reconnecting");
+    // A listener told of the drop (typing stopped) may have closed us: reconnecting then undid the app's close().
+    if (this.closedByApp) return;
     this.backoff.reset();
     void this.attempt();
   }
@@ -486,6 +488,7 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
   private wentOffline(): void {
     if (this.closedByApp || this.currentState === "idle" || this.currentState === "closed") return;
     this.teardown(4000, "offline");
+    if (this.closedByApp) return;
     this.setState("offline");
   }
 

@@ -1012,6 +1012,20 @@ describe("client sockets: close() from inside a listener wins", () => {
   });
 });
 
+describe("client sockets: close() from a listener told of the drop", () => {
+  it("close() from a typing listener during reconnectNow() stays closed, with no new socket", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("ready", ready(0));
+    latest().frame("typing_start", { userId: OTHER, conversationId: CONV });
+    s.on("typing", ({ isTyping }) => !isTyping && s.close());
+    s.reconnectNow();
+    await tick(20);
+    expect(s.state).toBe("closed");
+    expect(FakeSocket.all.length).toBe(1);
+  });
+});
+
 describe("client sockets: a long close reason", () => {
   it("close() with a reason over 123 bytes closes the socket with the reason cut on a character boundary", async () => {
     const s = open();

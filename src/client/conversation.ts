@@ -328,10 +328,13 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     this.members.clear();
     for (const p of data.participants) this.members.set(p.userId, p);
     this.tellMovedMarks(before);
+    // Any listener of what follows may close us: the rest of this frame is then not told (the app closed first).
+    if (this.isClosed) return;
     // Who types now, told as changes: a drop told the app everyone stopped, and those still typing start again.
     const typing = new Set(data.typing);
-    for (const userId of [...this.typingNow]) if (!typing.has(userId)) this.setTyping(userId, false);
-    for (const userId of typing) if (!this.typingNow.has(userId)) this.setTyping(userId, true);
+    for (const userId of [...this.typingNow]) if (!typing.has(userId) && !this.isClosed) this.setTyping(userId, false);
+    for (const userId of typing) if (!this.typingNow.has(userId) && !this.isClosed) this.setTyping(userId, true);
+    if (this.isClosed) return;
     // The server's view of our marks: anything newer we wanted is sent again. Not the higher of it and what we sent:
     // a mark written to a connection that was already dead never arrived, and kept as sent it was never repeated
     // (the sender never saw "read", other devices kept the badge). A repeat is harmless: marks never move backwards.
@@ -339,6 +342,7 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     this.deliveredSent = data.you.lastDeliveredSeq ?? 0;
     this.marksWithin(data.lastSeq);
     this.emit("ready", data);
+    if (this.isClosed) return;
     if (!this.seq) this.seq = new SeqBuffer<Message>(data.lastSeq);
     // A position past the server's newest (an afterSeq from stale state): the server replays from its newest, and
     // every message up to our old position would otherwise be dropped here as already seen.
@@ -356,12 +360,12 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
   private tellMovedMarks(before: Map<string, Participant>): void {
     for (const p of this.members.values()) {
       const old = before.get(p.userId);
-      if (!old) continue;
+      if (!old || this.isClosed) continue;
       if (p.lastReadSeq > old.lastReadSeq) {
         const at = p.lastReadAt ?? new Date().toISOString();
         this.emit("receipt", { kind: "read", conversationId: this.conversationId, userId: p.userId, seq: p.lastReadSeq, at });
       }
-      if (p.lastDeliveredSeq > old.lastDeliveredSeq) {
+      if (p.lastDeliveredSeq > old.lastDeliveredSeq && !this.isClosed) {
         this.emit("receipt", { kind: "delivered", conversationId: this.conversationId, userId: p.userId, seq: p.lastDeliveredSeq });
       }
     }

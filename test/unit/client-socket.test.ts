@@ -489,6 +489,23 @@ describe("client conversation socket: receipts missed during a drop", () => {
     ]);
     expect(s.participants.find((p) => p.userId === OTHER)).toMatchObject({ lastReadSeq: 3, lastDeliveredSeq: 3 });
   });
+
+  it("close() from a receipt listener told on reconnect stops there: no further receipt, no ready after it", async () => {
+    const s = open();
+    const told: string[] = [];
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("ready", { ...ready(3), participants: [member(ME, 3, 3), member(OTHER, 0, 1)] });
+    latest().cut();
+    await until(() => FakeSocket.all.length === 2);
+    s.on("receipt", ({ kind }) => {
+      told.push(kind);
+      s.close();
+    });
+    s.on("ready", () => told.push("ready"));
+    latest().frame("ready", { ...ready(3), participants: [member(ME, 3, 3), member(OTHER, 3, 3)] });
+    expect(told).toEqual(["read"]);
+    expect(s.state).toBe("closed");
+  });
 });
 
 describe("client user socket (scripted server)", () => {

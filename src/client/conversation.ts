@@ -328,16 +328,21 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     this.members.clear();
     for (const p of data.participants) this.members.set(p.userId, p);
     this.tellMovedMarks(before);
+    // Any listener of what follows may close us: the rest of this frame is then not told (the app closed first).
+    if (this.isClosed) return;
     // Who types now, told as changes: a drop told the app everyone stopped, and those still typing start again.
     const typing = new Set(data.typing);
-    for (const userId of [...this.typingNow]) if (!typing.has(userId)) this.setTyping(userId, false);
-    for (const userId of typing) if (!this.typingNow.has(userId)) this.setTyping(userId, true);
+    for (const userId of [...this.typingNow]) if (!typing.has(userId) && !this.isClosed) this.setTyping(userId, false);
+    for (const userId of typing) if (!this.typingNow.has(userId) && !this.isClosed) this.setTyping(userId, true);
+    if (this.isClosed) return;
     // The server's view of our marks: anything newer we wanted is sent again. Not the higher of it and what we sent:
     // a mark written to a connection that was already dead never arrived, and kept as sent it was never repeated
     // (the sender never saw "read", other devices kept the badge). A repeat is harmless: marks never move backwards.
     this.readSent = data.you.lastReadSeq;
     this.deliveredSent = data.you.lastDeliveredSeq ?? 0;
+    this.marksWithin(data.lastSeq);
     this.emit("ready", data);
+    if (this.isClosed) return;
     if (!this.seq) this.seq = new SeqBuffer<Message>(data.lastSeq);
     // A position past the server's newest (an afterSeq from stale state): the server replays from its newest, and
     // every message up to our old position would otherwise be dropped here as already seen.
@@ -355,12 +360,12 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
   private tellMovedMarks(before: Map<string, Participant>): void {
     for (const p of this.members.values()) {
       const old = before.get(p.userId);
-      if (!old) continue;
+      if (!old || this.isClosed) continue;
       if (p.lastReadSeq > old.lastReadSeq) {
         const at = p.lastReadAt ?? new Date().toISOString();
         this.emit("receipt", { kind: "read", conversationId: this.conversationId, userId: p.userId, seq: p.lastReadSeq, at });
       }
-      if (p.lastDeliveredSeq > old.lastDeliveredSeq) {
+      if (p.lastDeliveredSeq > old.lastDeliveredSeq && !this.isClosed) {
         this.emit("receipt", { kind: "delivered", conversationId: this.conversationId, userId: p.userId, seq: p.lastDeliveredSeq });
       }
     }
@@ -370,6 +375,7 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     this.stopResumeWait();
     this.emit("resumed", { fromSeq: data.fromSeq, toSeq: data.toSeq });
     // A very long absence is replayed in parts; a gap left over is asked for again.
+    if (data.complete !== false) this.marksWithin(data.toSeq);
     if (data.complete === false || this.seq?.hasGap) return this.requestResume();
     if (this.state !== "open") return this.goLive();
     this.flushMarks();
@@ -397,7 +403,15 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     if (this.seq.hasGap && !this.resuming) this.requestResume();
   }
 
+  /** A getter, not a narrowed `state` check: a listener called in between may have closed the socket. */
+  private get isClosed(): boolean {
+    return this.state === "closed";
+  }
+
   private deliver(m: Message): void {
+    // Closed by a listener of an earlier message of the same batch (a replay, a filled gap): the app heard of the
+    // rest after its close(), and a delivered mark was armed on a closed socket.
+    if (this.isClosed) return;
     const own = this.me !== undefined ? m.senderId === this.me : m.clientMessageId !== null && this.queue.has(m.clientMessageId);
     if (own && m.clientMessageId && this.queue.has(m.clientMessageId)) {
       // Our message came back on the socket: stored, whether or not its ack arrives.
@@ -408,7 +422,7 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     }
     this.versions.add(m.id, versionOf(m));
     this.emit("new_message", { message: m, own });
-    if (!own && this.autoDeliver) this.scheduleDelivered(m.seq);
+    if (!own && this.autoDeliver && !this.isClosed) this.scheduleDelivered(m.seq);
   }
 
   private onAck(clientMessageId: string, message: Message): void {
@@ -500,6 +514,20 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     if (this.deliveredTarget > this.deliveredSent && this.sendFrame("mark_delivered", { seq: this.deliveredTarget })) {
       this.deliveredSent = this.deliveredTarget;
     }
+  }
+
+  /**
+   * A mark past the server's newest seq (its data was reset, or the app marked a seq that never existed) starts over
+   * from the server's mark: kept, it was sent again on every connect and every real mark after it was held back as
+   * "not newer", so the other side never saw "read" again.
+   */
+  private marksWithin(newest: number): void {
+    if (!Number.isSafeInteger(newest)) return;
+    // The server holds a mark past its newest at its newest; the last mark it told us (ready) is a safe floor, and
+    // sending one it already has again is harmless (marks never move backwards).
+    const you = this.readyData?.you;
+    if (this.readTarget > newest) this.readTarget = this.readSent = Math.min(you?.lastReadSeq ?? 0, newest);
+    if (this.deliveredTarget > newest) this.deliveredTarget = this.deliveredSent = Math.min(you?.lastDeliveredSeq ?? 0, newest);
   }
 
   private requestResume(): void {

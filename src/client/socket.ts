@@ -141,6 +141,9 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
 
   /** Closes for good (until connect() is called again). */
   close(reason = "closed by client"): void {
+    // Called from an `error` listener while the server's refusal closes us: that close finishes with the real cause,
+    // which this one pre-empted (pending sends failed as "closed by client", without send_failed).
+    if (this.failing) return;
     this.closedByApp = true;
     this.restCalls.abort();
     this.network?.removeEventListener("offline", this.onOffline);
@@ -154,6 +157,8 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
   reconnectNow(): void {
     if (this.closedByApp || this.currentState === "idle" || this.currentState === "closed") return;
     this.teardown(4000, "reconnecting");
+    // A listener told of the drop (typing stopped) may have closed us: reconnecting then undid the app's close().
+    if (this.closedByApp) return;
     this.backoff.reset();
     void this.attempt();
   }
@@ -187,6 +192,9 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
 
   /** The subclass saw the frame(s) that make the socket live. */
   protected markOpen(): void {
+    // The app may close from inside the listener of the frame that makes us live (ready, resumed, connected): a
+    // heartbeat started after that kept the process alive and the state read `open` on a closed socket.
+    if (this.closedByApp || !this.ws) return;
     this.markAccepted();
     const reconnected = this.everOpened;
     this.everOpened = true;
@@ -235,6 +243,16 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
 
   /** Closes for good because the server refused us (removed from the conversation, credentials refused). */
   protected fail(error: ChatApiError): void {
+    if (this.failing) return;
+    this.failing = true;
+    try {
+      this.closeFor(error);
+    } finally {
+      this.failing = false;
+    }
+  }
+
+  private closeFor(error: ChatApiError): void {
     this.closedByApp = true;
     this.restCalls.abort();
     this.network?.removeEventListener("offline", this.onOffline);
@@ -271,6 +289,8 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
     let headers: Record<string, string> | undefined;
     try {
       await this.beforeConnect();
+      // Closed meanwhile (also from a `connecting` listener): query() arms the replay's wait, which outlived close().
+      if (gen !== this.generation || this.closedByApp) return;
       for (const [k, v] of Object.entries(this.query())) params.set(k, v);
       if (this.authMode === "ticket") {
         params.set("ticket", (await this.rest.createTicket({ signal: this.restCalls.signal })).ticket);
@@ -391,8 +411,10 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
     if (this.reconnectTimer !== undefined) clearTimeout(this.reconnectTimer);
     const delayMs = Math.max(this.backoff.next(), this.retryAfterMs);
     this.retryAfterMs = 0;
-    this.setState("reconnecting", { delayMs });
     const gen = this.generation;
+    this.setState("reconnecting", { delayMs });
+    // close() from a `reconnecting` listener: a timer armed after it kept the process alive.
+    if (gen !== this.generation || this.closedByApp) return;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       if (gen === this.generation && !this.closedByApp) void this.attempt();
@@ -443,7 +465,7 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
       // no listener for it throws, which ended the whole Node process on a connect timeout or an early close.
       ws.onerror = ignoreError;
       try {
-        ws.close(code, reason.slice(0, 120));
+        ws.close(code, closeReason(reason));
       } catch {
         // already closed
       }
@@ -453,6 +475,8 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
   }
 
   private attached = false;
+  /** fail() is closing the socket for good (its listeners run meanwhile). */
+  private failing = false;
 
   /** Runs onDisconnected once per socket. */
   private disconnected(): void {
@@ -464,6 +488,7 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
   private wentOffline(): void {
     if (this.closedByApp || this.currentState === "idle" || this.currentState === "closed") return;
     this.teardown(4000, "offline");
+    if (this.closedByApp) return;
     this.setState("offline");
   }
 
@@ -472,6 +497,24 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
     this.backoff.reset();
     void this.attempt();
   }
+}
+
+/**
+ * A close reason of at most 123 UTF-8 bytes, cut between characters: WebSocket.close() throws on a longer one, and the
+ * socket was then left open (a limit counted in UTF-16 units let 60 emoji through as 240 bytes).
+ */
+function closeReason(reason: string): string {
+  const encoder = new TextEncoder();
+  if (encoder.encode(reason).length <= 123) return reason;
+  let out = "";
+  let bytes = 0;
+  for (const ch of reason) {
+    const size = encoder.encode(ch).length;
+    if (bytes + size > 123) break;
+    out += ch;
+    bytes += size;
+  }
+  return out;
 }
 
 export function toApiError(err: unknown): ChatApiError {

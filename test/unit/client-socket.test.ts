@@ -33,7 +33,11 @@ class FakeSocket {
     this.sent.push(frame);
     FakeSocket.answer?.(frame, this);
   }
-  close() {
+  closedWith: { code?: number; reason?: string } | undefined;
+  close(code?: number, reason?: string) {
+    // As browsers and `ws` do: a reason over 123 UTF-8 bytes is refused with an exception.
+    if (reason !== undefined && new TextEncoder().encode(reason).length > 123) throw new SyntaxError("reason too long");
+    this.closedWith = { code, reason };
     this.readyState = 3;
   }
   frame(type: string, data: unknown, id?: string) {
@@ -485,6 +489,23 @@ describe("client conversation socket: receipts missed during a drop", () => {
     ]);
     expect(s.participants.find((p) => p.userId === OTHER)).toMatchObject({ lastReadSeq: 3, lastDeliveredSeq: 3 });
   });
+
+  it("close() from a receipt listener told on reconnect stops there: no further receipt, no ready after it", async () => {
+    const s = open();
+    const told: string[] = [];
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("ready", { ...ready(3), participants: [member(ME, 3, 3), member(OTHER, 0, 1)] });
+    latest().cut();
+    await until(() => FakeSocket.all.length === 2);
+    s.on("receipt", ({ kind }) => {
+      told.push(kind);
+      s.close();
+    });
+    s.on("ready", () => told.push("ready"));
+    latest().frame("ready", { ...ready(3), participants: [member(ME, 3, 3), member(OTHER, 3, 3)] });
+    expect(told).toEqual(["read"]);
+    expect(s.state).toBe("closed");
+  });
 });
 
 describe("client user socket (scripted server)", () => {
@@ -759,6 +780,23 @@ describe("client conversation socket: sends pending when the socket closes for g
     await expect(pending).rejects.toMatchObject({ code: "closed" });
     expect(events).toEqual(["outbox 1", "failed cmid-1", "outbox 0"]);
   });
+
+  it("still tells send_failed with the server's reason when the app calls close() from its error listener", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(0));
+    const failed: string[] = [];
+    s.on("send_failed", ({ clientMessageId }) => failed.push(clientMessageId));
+    s.on("error", () => s.close("signed out"));
+    const pending = s.send("too late", { clientMessageId: "cmid-1" });
+    void pending.catch(() => {});
+    ws.readyState = 3;
+    ws.onclose?.({ code: 4403, reason: "No longer a participant" });
+    expect(s.state).toBe("closed");
+    await expect(pending).rejects.toThrow(/No longer a participant/);
+    expect(failed).toEqual(["cmid-1"]);
+  });
 });
 
 describe("client conversation socket: slow replays", () => {
@@ -898,6 +936,186 @@ describe("client sockets: close() ends the REST calls of connecting", () => {
       await vi.advanceTimersByTimeAsync(30_000);
       expect(calls.length).toBe(1);
       expect(FakeSocket.all.length).toBe(1);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe("client sockets: close() from inside a listener wins", () => {
+  const fake = () => vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+
+  it("close() in a ready listener leaves the conversation closed, with no heartbeat running", async () => {
+    fake();
+    try {
+      const s = open();
+      s.on("ready", () => s.close());
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().frame("ready", ready(0));
+      expect(s.state).toBe("closed");
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("close() in a resumed listener leaves the conversation closed, with no heartbeat running", async () => {
+    fake();
+    try {
+      const s = open({ afterSeq: 2 });
+      s.on("resumed", () => s.close());
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().frame("ready", ready(3));
+      latest().frame("new_message", { message: msg(3) });
+      latest().frame("resumed", { fromSeq: 3, toSeq: 3, complete: true });
+      expect(s.state).toBe("closed");
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("close() in a connected listener leaves the user socket closed, with no heartbeat running", async () => {
+    fake();
+    try {
+      const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+      const u = new UserSocket(rest, "ws://chat.test", { WebSocket: FakeSocket as never, watchNetwork: false });
+      sockets.push(u);
+      u.on("connected", () => u.close());
+      u.connect();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().frame("connected", { userId: ME, timestamp: new Date(0).toISOString() });
+      expect(u.state).toBe("closed");
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("close() when told of reconnecting stops the reconnect: no timer, no new socket", async () => {
+    fake();
+    try {
+      const s = open();
+      s.on("state", ({ state }) => state === "reconnecting" && s.close());
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().frame("ready", ready(0));
+      latest().cut();
+      expect(s.state).toBe("closed");
+      expect(vi.getTimerCount()).toBe(0);
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(FakeSocket.all.length).toBe(1);
+      expect(s.state).toBe("closed");
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("close() when told of connecting leaves no resume wait behind", async () => {
+    fake();
+    try {
+      const s = open();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().frame("ready", ready(0));
+      latest().frame("new_message", { message: msg(1) });
+      s.on("state", ({ state }) => state === "connecting" && s.close());
+      latest().cut();
+      await vi.advanceTimersByTimeAsync(50);
+      expect(s.state).toBe("closed");
+      expect(FakeSocket.all.length).toBe(1);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe("client sockets: close() from a listener told of the drop", () => {
+  it("close() from a typing listener during reconnectNow() stays closed, with no new socket", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("ready", ready(0));
+    latest().frame("typing_start", { userId: OTHER, conversationId: CONV });
+    s.on("typing", ({ isTyping }) => !isTyping && s.close());
+    s.reconnectNow();
+    await tick(20);
+    expect(s.state).toBe("closed");
+    expect(FakeSocket.all.length).toBe(1);
+  });
+});
+
+describe("client sockets: a long close reason", () => {
+  it("close() with a reason over 123 bytes closes the socket with the reason cut on a character boundary", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(0));
+    s.close("👋".repeat(100));
+    expect(s.state).toBe("closed");
+    expect(ws.closedWith?.code).toBe(1000);
+    const reason = ws.closedWith?.reason ?? "";
+    expect(new TextEncoder().encode(reason).length).toBeLessThanOrEqual(123);
+    expect(reason).toBe("👋".repeat(30));
+  });
+});
+
+describe("client conversation socket: marks past the server's newest seq", () => {
+  it("a read mark past the server's newest seq starts over after ready, so a later real mark is sent", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws1 = latest();
+    ws1.frame("ready", ready(4));
+    s.markRead(50);
+    s.markDelivered(60);
+    expect(ws1.sentOf("mark_as_read").map((f) => f.data.seq)).toEqual([50]);
+    // The server's data was reset: it is at seq 2 and has no marks of ours.
+    ws1.cut();
+    await until(() => FakeSocket.all.length === 2);
+    const ws2 = latest();
+    ws2.frame("ready", ready(2));
+    ws2.frame("resumed", { fromSeq: 3, toSeq: 2, complete: true });
+    expect(ws2.sentOf("mark_as_read")).toEqual([]);
+    expect(ws2.sentOf("mark_delivered")).toEqual([]);
+    ws2.frame("new_message", { message: msg(3) });
+    s.markRead(3);
+    s.markDelivered(3);
+    expect(ws2.sentOf("mark_as_read").map((f) => f.data.seq)).toEqual([3]);
+    ws2.frame("new_message", { message: msg(4) });
+    s.markDelivered(4);
+    expect(ws2.sentOf("mark_delivered").map((f) => f.data.seq)).toEqual([4]);
+  });
+
+  it("a read mark past the newest seq a replay reached starts over, so a later real mark is sent", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(4));
+    s.markRead(50);
+    ws.frame("new_message", { message: msg(6) }); // a gap: resume from 4
+    expect(ws.sentOf("resume").map((f) => f.data)).toEqual([{ afterSeq: 4 }]);
+    ws.frame("new_message", { message: msg(5) });
+    ws.frame("resumed", { fromSeq: 5, toSeq: 6, complete: true });
+    s.markRead(6);
+    expect(ws.sentOf("mark_as_read").map((f) => f.data.seq)).toEqual([50, 6]);
+  });
+});
+
+describe("client conversation socket: close() from a new_message listener", () => {
+  it("no further message is told and no delivered mark is armed after close() in a new_message listener", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+    try {
+      const s = open({ autoDeliver: true });
+      const seen: number[] = [];
+      s.on("new_message", ({ message }) => {
+        seen.push(message.seq);
+        s.close();
+      });
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().frame("ready", ready(0));
+      latest().frame("new_message", { message: msg(2) }); // held behind the gap
+      latest().frame("new_message", { message: msg(1) }); // releases 1 and 2
+      expect(seen).toEqual([1]);
+      expect(s.state).toBe("closed");
+      expect(vi.getTimerCount()).toBe(0);
     } finally {
       vi.useRealTimers();
     }

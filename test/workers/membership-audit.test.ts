@@ -12,6 +12,11 @@ describe("membership changes are audited", () => {
     const id = created.body.id as string;
     expect((await api("POST", `/conversations/${id}/participants`, { token: admin.token, body: { userId: c.id } })).status).toBe(201);
     expect((await api("PUT", `/conversations/${id}/participants/${a.id}/role`, { token: admin.token, body: { role: "admin" } })).status).toBe(200);
+    // The role each already has: answered as a change would be, but nothing happened, so nothing is audited.
+    const again = await api("PUT", `/conversations/${id}/participants/${a.id}/role`, { token: admin.token, body: { role: "admin" } });
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ userId: a.id, role: "admin" });
+    expect((await api("PUT", `/conversations/${id}/participants/${b.id}/role`, { token: admin.token, body: { role: "member" } })).body).toMatchObject({ userId: b.id, role: "member" });
     expect((await api("DELETE", `/conversations/${id}/participants/${c.id}`, { token: admin.token })).status).toBe(204);
     expect((await api("DELETE", `/conversations/${id}/participants/${b.id}`, { token: b.token })).status).toBe(204);
     const rows = await withDb(async (db) => {

@@ -123,6 +123,12 @@ export async function removeParticipant(
   });
 }
 
+/** A role change's result: `changed` false when the member already had the role (nothing written, nothing audited). */
+export interface RoleChange {
+  participant: ParticipantRow;
+  changed: boolean;
+}
+
 /** Changes a role; a group never loses its last admin this way. */
 export async function changeRole(
   db: Db,
@@ -130,7 +136,7 @@ export async function changeRole(
   userId: string,
   role: Role,
   actorId: string | null = null,
-): Promise<ParticipantRow | Denial | undefined> {
+): Promise<RoleChange | Denial | undefined> {
   return db.transaction(async (tx) => {
     await lockConversation(tx, conversationId);
     const members = await tx.select({ userId: participants.userId, role: participants.role }).from(participants).where(activeIn(conversationId));
@@ -138,11 +144,17 @@ export async function changeRole(
     if (actor) return actor;
     const target = members.find((m) => m.userId === userId);
     if (!target) return undefined;
+    // The role it already has: an audit entry "admin → admin" and a participant_updated to every member said
+    // something happened when nothing had.
+    if (target.role === role) {
+      const [current] = await tx.select().from(participants).where(row(conversationId, userId));
+      return { participant: current, changed: false };
+    }
     const denied = checkDemotion(target.role, role, members.filter((m) => m.role === "admin").length);
     if (denied) return denied;
     const saved = await tx.update(participants).set({ role }).where(row(conversationId, userId)).returning();
     await appendAudit(tx, [{ conversationId, actorId, action: "participant.role_changed", targetId: userId, details: { from: target.role, to: role } }]);
-    return saved[0];
+    return { participant: saved[0], changed: true };
   });
 }
 

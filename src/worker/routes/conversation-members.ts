@@ -91,8 +91,8 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       const changed = await changeRole(c.get("db")(), conversation.id, target, role, me.userId);
       if (!changed) throw notFound("Participant");
       if (isDenial(changed)) throw refusal(changed);
-      const [participant] = await participantViews(c, [changed]);
-      await tellRoom(c, { kind: "participants", conversationId: conversation.id, updated: [participant] });
+      const [participant] = await participantViews(c, [changed.participant]);
+      if (changed.changed) await tellRoom(c, { kind: "participants", conversationId: conversation.id, updated: [participant] });
       return c.json(participant, 200);
     },
   )

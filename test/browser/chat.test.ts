@@ -343,6 +343,25 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     }
   });
 
+  it("keeps Read on my messages when a new member joins the group", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const [bob, carol, dave] = await Promise.all([headless("sdk-b"), headless("sdk-c"), headless("sdk-d")]);
+    const group = await api<{ id: string }>("POST", "/conversations/group", alice.token, { participantIds: [bob.id, carol.id], name: "Ticks" });
+    await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${group.id}`);
+    await send(alice.page, "read me");
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["read me"]);
+    await settled(alice.page);
+    for (const p of [bob, carol]) await api("PUT", `/conversations/${group.id}/read`, p.token, {});
+    const ticks = log(alice.page).locator(".ticks");
+    await expect.poll(() => ticks.getAttribute("aria-label"), poll).toBe("Read");
+    // Dave joins later (read up to now): what everyone had read stays read.
+    await api("POST", `/conversations/${group.id}/participants`, alice.token, { userId: dave.id });
+    await expect.poll(() => alice.page.locator(".conv-sub").textContent(), poll).toMatch(/^4 members/);
+    expect(await ticks.getAttribute("aria-label")).toBe("Read");
+    expect(await log(alice.page).locator(".seen-by").textContent()).toContain(bob.name);
+  });
+
   it("creates a group and a business conversation from the New conversation dialog", async () => {
     const [alice, bob] = await pair();
     const carol = await headless("web-c");

@@ -269,6 +269,9 @@ export class ConversationView {
       (c) => {
         this.conversation = c;
         this.participants = c.participants;
+        // A member who joins starts with marks at the newest message: without them they counted as having read
+        // nothing, and every Read tick and "Seen by" went back to Sent.
+        for (const p of c.participants) this.setMarks(p.userId, p.lastReadSeq, p.lastDeliveredSeq);
         this.app.upsert(c);
         this.refreshHeader();
         this.refreshStatuses();

@@ -362,6 +362,22 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     expect(await log(alice.page).locator(".seen-by").textContent()).toContain(bob.name);
   });
 
+  it("shows Delete on others' messages as soon as I am made admin, and hides it when that is taken back", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const [bob, carol] = await Promise.all([headless("sdk-b"), headless("sdk-c")]);
+    const group = await api<{ id: string }>("POST", "/conversations/group", bob.token, { participantIds: [alice.id, carol.id] });
+    await seedMessages(bob.token, group.id, ["from bob"]);
+    await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${group.id}`);
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["from bob"]);
+    const del = log(alice.page).getByRole("button", { name: "Delete message" });
+    expect(await del.count()).toBe(0);
+    await api("PUT", `/conversations/${group.id}/participants/${alice.id}/role`, bob.token, { role: "admin" });
+    await expect.poll(() => del.count(), poll).toBe(1);
+    await api("PUT", `/conversations/${group.id}/participants/${alice.id}/role`, bob.token, { role: "member" });
+    await expect.poll(() => del.count(), poll).toBe(0);
+  });
+
   it("creates a group and a business conversation from the New conversation dialog", async () => {
     const [alice, bob] = await pair();
     const carol = await headless("web-c");

@@ -267,6 +267,7 @@ export class ConversationView {
   private reloadConversation(): void {
     void this.app.chat.getConversation(this.id).then(
       (c) => {
+        const role = this.myRole();
         this.conversation = c;
         this.participants = c.participants;
         // A member who joins starts with marks at the newest message: without them they counted as having read
@@ -274,6 +275,8 @@ export class ConversationView {
         for (const p of c.participants) this.setMarks(p.userId, p.lastReadSeq, p.lastDeliveredSeq);
         this.app.upsert(c);
         this.refreshHeader();
+        // Delete on others' messages depends on my role: made admin (or no longer), every message is drawn anew.
+        if (this.myRole() !== role) this.redrawMessages();
         this.refreshStatuses();
       },
       () => {},
@@ -301,6 +304,17 @@ export class ConversationView {
     this.nodes.set(m.seq, node);
     if (m.seq < this.oldestSeq) this.oldestSeq = m.seq;
     this.refreshStatuses();
+  }
+
+  private redrawMessages(): void {
+    for (const [seq, old] of this.nodes) {
+      const m = this.messages.get(seq);
+      // An edit in progress keeps its node; it is redrawn when the edit ends.
+      if (!m || old.querySelector(".edit-form")) continue;
+      const node = this.renderMessage(m);
+      old.replaceWith(node);
+      this.nodes.set(seq, node);
+    }
   }
 
   private renderMessage(m: Message): HTMLLIElement {

@@ -378,6 +378,26 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => del.count(), poll).toBe(0);
   });
 
+  it("shows a message written while the history loads as Sending… until the server has it", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const bob = await headless("sdk-b");
+    const conversation = await api<{ id: string }>("POST", "/conversations/direct", alice.token, { targetUserId: bob.id });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    await alice.page.route(`**/conversations/${conversation.id}/messages?*`, async (route) => (await held, route.continue()));
+    await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${conversation.id}`);
+    await expect.poll(() => alice.page.locator("#conv-title").textContent(), poll).toBe(bob.name);
+    await send(alice.page, "written early");
+    const pending = alice.page.locator(".pending-list li");
+    await expect.poll(() => pending.textContent(), poll).toContain("Sending…");
+    expect(await pending.textContent()).toContain("written early");
+    release();
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["written early"]);
+    await settled(alice.page);
+    await alice.page.unroute(`**/conversations/${conversation.id}/messages?*`);
+  });
+
   it("creates a group and a business conversation from the New conversation dialog", async () => {
     const [alice, bob] = await pair();
     const carol = await headless("web-c");

@@ -398,6 +398,21 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await alice.page.unroute(`**/conversations/${conversation.id}/messages?*`);
   });
 
+  it("drops from the list, after a reconnect, a group the user was removed from while offline", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const [bob, carol] = await Promise.all([headless("sdk-b"), headless("sdk-c")]);
+    const group = await api<{ id: string }>("POST", "/conversations/group", bob.token, { participantIds: [alice.id, carol.id], name: "Gone while away" });
+    const row = alice.page.getByRole("link", { name: /Gone while away/ });
+    await expect.poll(() => row.count(), poll).toBe(1);
+    await alice.context.setOffline(true);
+    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).not.toBe("Online");
+    await api("DELETE", `/conversations/${group.id}/participants/${alice.id}`, bob.token);
+    await alice.context.setOffline(false);
+    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).toBe("Online");
+    await expect.poll(() => row.count(), poll).toBe(0);
+  });
+
   it("creates a group and a business conversation from the New conversation dialog", async () => {
     const [alice, bob] = await pair();
     const carol = await headless("web-c");

@@ -208,6 +208,24 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => results.isVisible(), poll).toBe(false);
   });
 
+  it("an edit of an old message not yet loaded shows in its place once that page loads, and no message goes missing", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const bob = await headless("sdk-b");
+    const conversation = await api<{ id: string }>("POST", "/conversations/direct", alice.token, { targetUserId: bob.id });
+    const lines = Array.from({ length: 55 }, (_, i) => `old ${i + 1}`);
+    await seedMessages(bob.token, conversation.id, lines);
+    await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${conversation.id}`);
+    await expect.poll(() => log(alice.page).locator("li").count(), poll).toBe(50);
+    const first = await api<{ messages: { id: string }[] }>("GET", `/conversations/${conversation.id}/messages?after=0&limit=1`, bob.token);
+    await api("PATCH", `/conversations/${conversation.id}/messages/${first.messages[0].id}`, bob.token, { content: "old 1, edited" });
+    await seedMessages(bob.token, conversation.id, ["after the edit"]);
+    await expect.poll(async () => (await messageTexts(alice.page)).at(-1), poll).toBe("after the edit");
+    expect(await messageTexts(alice.page)).toEqual([...lines.slice(5), "after the edit"]);
+    await alice.page.getByRole("button", { name: "Load older messages" }).click();
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["old 1, edited", ...lines.slice(1), "after the edit"]);
+  });
+
   it("works from the keyboard alone, and the new-conversation dialog manages focus", async () => {
     const [alice, bob] = await pair();
     const page = alice.page;

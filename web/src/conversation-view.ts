@@ -230,7 +230,9 @@ export class ConversationView {
     // The list's preview is a copy of the last message: an edit or delete of it changes the preview too (it kept the
     // old or deleted text until the list was reloaded). noteMessage takes it only when it is the newest there.
     s.on("message_updated", ({ message }) => {
-      this.upsertMessage(message);
+      // An edit of a message not loaded here comes with its page: drawn now, it sat above the loaded window and moved
+      // the scroll-back point past the messages between, which then never loaded.
+      if (this.messages.has(message.seq)) this.upsertMessage(message);
       this.app.noteMessage(this.id, message);
     });
     s.on("message_deleted", ({ seq }) => {

@@ -208,6 +208,24 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => results.isVisible(), poll).toBe(false);
   });
 
+  it("an edit of an old message not yet loaded shows in its place once that page loads, and no message goes missing", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const bob = await headless("sdk-b");
+    const conversation = await api<{ id: string }>("POST", "/conversations/direct", alice.token, { targetUserId: bob.id });
+    const lines = Array.from({ length: 55 }, (_, i) => `old ${i + 1}`);
+    await seedMessages(bob.token, conversation.id, lines);
+    await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${conversation.id}`);
+    await expect.poll(() => log(alice.page).locator("li").count(), poll).toBe(50);
+    const first = await api<{ messages: { id: string }[] }>("GET", `/conversations/${conversation.id}/messages?after=0&limit=1`, bob.token);
+    await api("PATCH", `/conversations/${conversation.id}/messages/${first.messages[0].id}`, bob.token, { content: "old 1, edited" });
+    await seedMessages(bob.token, conversation.id, ["after the edit"]);
+    await expect.poll(async () => (await messageTexts(alice.page)).at(-1), poll).toBe("after the edit");
+    expect(await messageTexts(alice.page)).toEqual([...lines.slice(5), "after the edit"]);
+    await alice.page.getByRole("button", { name: "Load older messages" }).click();
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["old 1, edited", ...lines.slice(1), "after the edit"]);
+  });
+
   it("works from the keyboard alone, and the new-conversation dialog manages focus", async () => {
     const [alice, bob] = await pair();
     const page = alice.page;
@@ -341,6 +359,76 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     } finally {
       room.close();
     }
+  });
+
+  it("keeps Read on my messages when a new member joins the group", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const [bob, carol, dave] = await Promise.all([headless("sdk-b"), headless("sdk-c"), headless("sdk-d")]);
+    const group = await api<{ id: string }>("POST", "/conversations/group", alice.token, { participantIds: [bob.id, carol.id], name: "Ticks" });
+    await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${group.id}`);
+    await send(alice.page, "read me");
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["read me"]);
+    await settled(alice.page);
+    for (const p of [bob, carol]) await api("PUT", `/conversations/${group.id}/read`, p.token, {});
+    const ticks = log(alice.page).locator(".ticks");
+    await expect.poll(() => ticks.getAttribute("aria-label"), poll).toBe("Read");
+    // Dave joins later (read up to now): what everyone had read stays read.
+    await api("POST", `/conversations/${group.id}/participants`, alice.token, { userId: dave.id });
+    await expect.poll(() => alice.page.locator(".conv-sub").textContent(), poll).toMatch(/^4 members/);
+    expect(await ticks.getAttribute("aria-label")).toBe("Read");
+    expect(await log(alice.page).locator(".seen-by").textContent()).toContain(bob.name);
+  });
+
+  it("shows Delete on others' messages as soon as I am made admin, and hides it when that is taken back", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const [bob, carol] = await Promise.all([headless("sdk-b"), headless("sdk-c")]);
+    const group = await api<{ id: string }>("POST", "/conversations/group", bob.token, { participantIds: [alice.id, carol.id] });
+    await seedMessages(bob.token, group.id, ["from bob"]);
+    await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${group.id}`);
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["from bob"]);
+    const del = log(alice.page).getByRole("button", { name: "Delete message" });
+    expect(await del.count()).toBe(0);
+    await api("PUT", `/conversations/${group.id}/participants/${alice.id}/role`, bob.token, { role: "admin" });
+    await expect.poll(() => del.count(), poll).toBe(1);
+    await api("PUT", `/conversations/${group.id}/participants/${alice.id}/role`, bob.token, { role: "member" });
+    await expect.poll(() => del.count(), poll).toBe(0);
+  });
+
+  it("shows a message written while the history loads as Sending… until the server has it", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const bob = await headless("sdk-b");
+    const conversation = await api<{ id: string }>("POST", "/conversations/direct", alice.token, { targetUserId: bob.id });
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    await alice.page.route(`**/conversations/${conversation.id}/messages?*`, async (route) => (await held, route.continue()));
+    await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${conversation.id}`);
+    await expect.poll(() => alice.page.locator("#conv-title").textContent(), poll).toBe(bob.name);
+    await send(alice.page, "written early");
+    const pending = alice.page.locator(".pending-list li");
+    await expect.poll(() => pending.textContent(), poll).toContain("Sending…");
+    expect(await pending.textContent()).toContain("written early");
+    release();
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["written early"]);
+    await settled(alice.page);
+    await alice.page.unroute(`**/conversations/${conversation.id}/messages?*`);
+  });
+
+  it("drops from the list, after a reconnect, a group the user was removed from while offline", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const [bob, carol] = await Promise.all([headless("sdk-b"), headless("sdk-c")]);
+    const group = await api<{ id: string }>("POST", "/conversations/group", bob.token, { participantIds: [alice.id, carol.id], name: "Gone while away" });
+    const row = alice.page.getByRole("link", { name: /Gone while away/ });
+    await expect.poll(() => row.count(), poll).toBe(1);
+    await alice.context.setOffline(true);
+    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).not.toBe("Online");
+    await api("DELETE", `/conversations/${group.id}/participants/${alice.id}`, bob.token);
+    await alice.context.setOffline(false);
+    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).toBe("Online");
+    await expect.poll(() => row.count(), poll).toBe(0);
   });
 
   it("creates a group and a business conversation from the New conversation dialog", async () => {

@@ -142,7 +142,18 @@ export class App {
 
   async refreshList(): Promise<void> {
     try {
+      const asked = new Date().toISOString();
       const page = await this.chat.listConversations({ limit: 100 });
+      // A removal while offline sent no conversation_removed: what the server no longer lists goes. With more pages,
+      // only what is at least as recent as this page's oldest (older ones would not be on it anyway); one that
+      // arrived while the request was under way stays.
+      const listed = new Set(page.conversations.map((c) => c.id));
+      const oldest = page.conversations.at(-1)?.lastActivity ?? "";
+      for (const [id, c] of this.conversations) {
+        if (listed.has(id) || c.lastActivity > asked || (page.nextCursor !== null && c.lastActivity < oldest)) continue;
+        this.conversations.delete(id);
+        if (this.activeId === id) location.hash = "#/";
+      }
       for (const c of page.conversations) this.upsert(c, false);
       this.listStatus.textContent = "";
       this.renderList();

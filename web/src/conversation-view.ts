@@ -1,4 +1,4 @@
-import { ChatApiError, CONTENT_MAX_CHARS, contentLength, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type StateChange } from "../../src/client";
+import { ChatApiError, CONTENT_MAX_CHARS, randomId, contentLength, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type StateChange } from "../../src/client";
 import type { App } from "./app";
 import { h, replace } from "./dom";
 import { confirmDialog } from "./confirm";
@@ -33,7 +33,7 @@ export class ConversationView {
   private destroyed = false;
   private readSent = 0;
   /** Written before the socket existed (history still loading): handed to its outbox as soon as it does. */
-  private early: string[] = [];
+  private early: Pick<OutboxEntry, "clientMessageId" | "content">[] = [];
   /** This view's listeners on the socket: removed when the view goes, since the socket may outlive it. */
   private readonly unsubscribe: (() => void)[] = [];
 
@@ -173,7 +173,7 @@ export class ConversationView {
     for (const e of this.app.takeUnsent(this.id)) {
       socket.send(e.content, { clientMessageId: e.clientMessageId, type: e.type, replyToId: e.replyToId }).catch(() => {});
     }
-    for (const text of this.early.splice(0)) socket.send(text).catch(() => {});
+    for (const e of this.early.splice(0)) socket.send(e.content, { clientMessageId: e.clientMessageId }).catch(() => {});
     // The newest page is on screen: mark it read (sent once the socket is live).
     this.maybeMarkRead();
   }
@@ -186,7 +186,7 @@ export class ConversationView {
       // Left while the history was loading: what was written already still goes out.
       if (this.early.length === 0) return;
       socket = this.app.chat.conversation(this.id);
-      for (const text of this.early.splice(0)) socket.send(text).catch(() => {});
+      for (const e of this.early.splice(0)) socket.send(e.content, { clientMessageId: e.clientMessageId }).catch(() => {});
     }
     socket.stopTyping();
     // Closing would drop what is still in the outbox: the app keeps the socket until the server has it all.
@@ -230,7 +230,9 @@ export class ConversationView {
     // The list's preview is a copy of the last message: an edit or delete of it changes the preview too (it kept the
     // old or deleted text until the list was reloaded). noteMessage takes it only when it is the newest there.
     s.on("message_updated", ({ message }) => {
-      this.upsertMessage(message);
+      // An edit of a message not loaded here comes with its page: drawn now, it sat above the loaded window and moved
+      // the scroll-back point past the messages between, which then never loaded.
+      if (this.messages.has(message.seq)) this.upsertMessage(message);
       this.app.noteMessage(this.id, message);
     });
     s.on("message_deleted", ({ seq }) => {
@@ -267,10 +269,16 @@ export class ConversationView {
   private reloadConversation(): void {
     void this.app.chat.getConversation(this.id).then(
       (c) => {
+        const role = this.myRole();
         this.conversation = c;
         this.participants = c.participants;
+        // A member who joins starts with marks at the newest message: without them they counted as having read
+        // nothing, and every Read tick and "Seen by" went back to Sent.
+        for (const p of c.participants) this.setMarks(p.userId, p.lastReadSeq, p.lastDeliveredSeq);
         this.app.upsert(c);
         this.refreshHeader();
+        // Delete on others' messages depends on my role: made admin (or no longer), every message is drawn anew.
+        if (this.myRole() !== role) this.redrawMessages();
         this.refreshStatuses();
       },
       () => {},
@@ -298,6 +306,17 @@ export class ConversationView {
     this.nodes.set(m.seq, node);
     if (m.seq < this.oldestSeq) this.oldestSeq = m.seq;
     this.refreshStatuses();
+  }
+
+  private redrawMessages(): void {
+    for (const [seq, old] of this.nodes) {
+      const m = this.messages.get(seq);
+      // An edit in progress keeps its node; it is redrawn when the edit ends.
+      if (!m || old.querySelector(".edit-form")) continue;
+      const node = this.renderMessage(m);
+      old.replaceWith(node);
+      this.nodes.set(seq, node);
+    }
   }
 
   private renderMessage(m: Message): HTMLLIElement {
@@ -383,7 +402,7 @@ export class ConversationView {
     }
   }
 
-  private renderPending(pending: readonly OutboxEntry[]): void {
+  private renderPending(pending: readonly Pick<OutboxEntry, "clientMessageId" | "content">[]): void {
     const ids = new Set(pending.map((p) => p.clientMessageId));
     for (const [cmid, node] of this.pendingNodes) {
       if (!ids.has(cmid) && !node.classList.contains("failed")) {
@@ -445,7 +464,12 @@ export class ConversationView {
     this.autosize();
     // Failures are shown on the pending message (send_failed); nothing to do here.
     if (this.socket) this.socket.send(text).catch(() => {});
-    else this.early.push(text);
+    else {
+      // Not on the server yet: shown as Sending… now (it showed nothing, as if sent), and its node is kept when the
+      // socket's outbox takes it over under the same clientMessageId.
+      this.early.push({ clientMessageId: randomId(), content: text });
+      this.renderPending(this.early);
+    }
     this.input.focus();
   }
 

@@ -292,6 +292,34 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     expect([...alice.errors, ...bob.errors]).toEqual([]);
   });
 
+  it("keeps what was queued offline when the conversation is left again while its history loads", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const bob = await headless("sdk-b");
+    const conversation = await api<{ id: string }>("POST", "/conversations/direct", alice.token, { targetUserId: bob.id });
+    const base = alice.page.url().split("#")[0];
+    await alice.page.goto(`${base}#/c/${conversation.id}`);
+    await expect.poll(() => alice.page.locator("#conv-title").textContent(), poll).toBe(bob.name);
+    await alice.context.setOffline(true);
+    await expect.poll(() => alice.page.locator(".banner").textContent(), poll).toContain("offline");
+    await send(alice.page, "queued 1");
+    await expect.poll(() => alice.page.locator(".pending-list li").textContent(), poll).toContain("Sending…");
+    await alice.page.evaluate(() => (location.hash = "#/"));
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    await alice.page.route(`**/conversations/${conversation.id}/messages?*`, async (route) => (await held, route.abort().catch(() => {})));
+    await alice.page.evaluate((id) => (location.hash = `#/c/${id}`), conversation.id);
+    await expect.poll(() => alice.page.locator("#conv-title").textContent(), poll).toBe(bob.name);
+    await send(alice.page, "queued 2");
+    await alice.page.evaluate(() => (location.hash = "#/"));
+    await alice.context.setOffline(false);
+    release();
+    await expect
+      .poll(async () => (await api<{ messages: { content: string }[] }>("GET", `/conversations/${conversation.id}/messages`, bob.token)).messages.map((m) => m.content), poll)
+      .toEqual(["queued 1", "queued 2"]);
+    await alice.page.unroute(`**/conversations/${conversation.id}/messages?*`);
+  });
+
   it("shows Delivered when the other side's app got the message on its conversation list, without opening it", async () => {
     const [alice, bob] = await pair();
     await startDirect(alice, bob);

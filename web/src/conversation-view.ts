@@ -186,6 +186,11 @@ export class ConversationView {
       // Left while the history was loading: what was written already still goes out.
       if (this.early.length === 0) return;
       socket = this.app.chat.conversation(this.id);
+      // This socket replaces the one still draining an earlier visit's outbox (keepUntilSent closes that one, which
+      // dropped its messages): they go first on this one, with their clientMessageId.
+      for (const e of this.app.takeUnsent(this.id)) {
+        socket.send(e.content, { clientMessageId: e.clientMessageId, type: e.type, replyToId: e.replyToId }).catch(() => {});
+      }
       for (const e of this.early.splice(0)) socket.send(e.content, { clientMessageId: e.clientMessageId }).catch(() => {});
     }
     socket.stopTyping();

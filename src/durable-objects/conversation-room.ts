@@ -13,6 +13,7 @@ import { searchConversation } from "../db/queries/search";
 import { backoffMs } from "../domain/backoff";
 import { mergePage, overlayChanges, pageSpan, withWaiting } from "../domain/history";
 import { ActivityNotes } from "../domain/presence";
+import { ReadOrder } from "../domain/read-order";
 import { TYPING_LEASE_MS } from "../domain/typing";
 import { LIMITS, type Message, type Participant } from "../protocol/resources";
 import { encodeFrame, type ParticipantFrameData } from "../protocol/frames";
@@ -50,6 +51,8 @@ export class ConversationRoom extends DurableObject<Env> {
   private readonly pg = new ObjectDb(() => ({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }), MAX_FLIGHTS + 3);
   private retryAttempt = 0;
   private registeredPending = false;
+  /** Member-list reads (notify, the minute's re-read) run concurrently: only the newest started one is adopted. */
+  private readonly listReads = new ReadOrder();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -220,9 +223,12 @@ export class ConversationRoom extends DurableObject<Env> {
     const now = Date.now();
     this.participantsCheckedAt = now;
     try {
+      const ticket = this.listReads.begin();
       const state = await withTimeout(loadRoomState(this.db(), conversationId), 2000, "participants");
       if (!state) return;
       if (state.closed && !this.store.meta()?.closed) this.closeRoom();
+      // A read started later (a membership change's notify) was adopted meanwhile: this one may predate the change.
+      if (!this.listReads.adopt(ticket)) return;
       const { gone, arrived } = this.adoptParticipants(state.participants);
       this.store.adoptOffline(state.offline, now);
       // A lost notification: the sockets and member lists follow as its frames would have made them.
@@ -429,8 +435,18 @@ export class ConversationRoom extends DurableObject<Env> {
       if (!meta || meta.conversationId !== event.conversationId) return;
       if (event.kind === "participants") {
         const readAt = Date.now();
+        const ticket = this.listReads.begin();
         const state = await this.pgOr503(() => loadRoomState(this.db(), event.conversationId));
         if (!state) return;
+        if (!this.listReads.adopt(ticket)) {
+          // A read started after this one was adopted first, and announced whatever differed from the room's copy,
+          // this event's joins and leaves included if they still hold: adopted now, this older list put a member
+          // just removed back in (until the minute's re-read). Role changes are not diffed: those still current go.
+          for (const p of event.updated ?? []) {
+            if (this.member(p.userId)?.role === p.role) this.broadcast("participant_updated", { participant: this.withOwnMarks(p) } satisfies ParticipantFrameData);
+          }
+          return;
+        }
         // Besides those the event names, the list may show changes nobody told the room of (a notification lost).
         // Adopted silently, a removed member kept their sockets and every later frame (the minute's re-read no
         // longer had them in its copy to compare), and the others' member lists missed whoever came or went.

@@ -25,7 +25,8 @@ export type UserConversationEvent =
   | { type: "conversation_created"; conversation: Conversation; unread?: { unreadCount: number; asOfSeq: number; readSeq: number } | "read" }
   /** `own`: the conversation's unreadCount and isMuted are this user's (a mute from one of their devices). */
   | { type: "conversation_updated"; conversation: Conversation; own?: boolean }
-  | { type: "conversation_removed"; conversationId: string };
+  /** `at`: when the user left (their participant row's left_at, ISO), so a notice overtaken by a later re-add is dropped. */
+  | { type: "conversation_removed"; conversationId: string; at?: string };
 
 export interface PresenceInfo {
   userId: string;
@@ -38,6 +39,8 @@ const limiter = new FrameRateLimiter();
 const SNAPSHOT_ZEROS_MAX = 100;
 /** Conversations the session remembers the user was removed from (see noteRemoved); the oldest go first. */
 const REMOVED_KEEP = 500;
+/** Conversations whose latest membership change (joined or left) the session remembers, to drop notices older than it. */
+const MEMBERSHIP_KEEP = 500;
 
 /** A Postgres write or read to do again from the alarm, at `at` (backoff after `failures` attempts). */
 interface Retry {
@@ -485,6 +488,7 @@ export class UserSession extends DurableObject<Env> {
   }
 
   async conversationEvent(event: UserConversationEvent): Promise<void> {
+    if (event.type !== "conversation_updated" && (await this.overtaken(event))) return;
     if (event.type === "conversation_removed") {
       const badges = this.badges();
       const had = badgeOf(badges[event.conversationId]).count;
@@ -542,6 +546,34 @@ export class UserSession extends DurableObject<Env> {
     if (own) this.noteMuted(conversation.id, own.isMuted);
     this.send("conversation_created", { conversation: own ? { ...conversation, unreadCount: own.unread, isMuted: own.isMuted } : conversation });
     if (own) this.startBadge(conversation.id, { unreadCount: own.unread, asOfSeq: own.lastSeq, readSeq: own.lastReadSeq });
+  }
+
+  /**
+   * Notices of one user's membership travel from different requests and can arrive out of order: a removal arriving
+   * after the re-add that followed it took the conversation off the user's list (and its badge) while they were a
+   * member again, and an add arriving after a later removal put it back. Each notice carries the time of its change
+   * (the participant row's joined_at or left_at); one older than the newest change heard of is dropped.
+   */
+  private async overtaken(event: Exclude<UserConversationEvent, { type: "conversation_updated" }>): Promise<boolean> {
+    let at: number;
+    let conversationId: string;
+    if (event.type === "conversation_removed") {
+      if (event.at === undefined) return false;
+      [at, conversationId] = [Date.parse(event.at), event.conversationId];
+    } else {
+      const userId = await this.userId();
+      const mine = event.conversation.participants.find((p) => p.userId === userId);
+      if (!mine) return false;
+      [at, conversationId] = [Date.parse(mine.joinedAt), event.conversation.id];
+    }
+    if (!Number.isFinite(at)) return false;
+    const heard = this.ctx.storage.kv.get<Record<string, number>>("membershipAt") ?? {};
+    if (heard[conversationId] !== undefined && at < heard[conversationId]) return true;
+    delete heard[conversationId];
+    heard[conversationId] = at;
+    const kept = Object.entries(heard).sort((x, y) => x[1] - y[1]).slice(-MEMBERSHIP_KEEP);
+    this.ctx.storage.kv.put("membershipAt", Object.fromEntries(kept));
+    return false;
   }
 
   /** Conversations the user muted, as last heard (a connect reads them all): for the views the session personalises. */

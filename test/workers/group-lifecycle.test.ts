@@ -1,4 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { env } from "cloudflare:test";
+import { sql } from "drizzle-orm";
+import type { UserConversationEvent } from "../../src/durable-objects/user-session";
 import { api, type TestUser } from "./helpers";
 import { direct, group, send, users } from "./conversation-helpers";
 import { openSocket, waitFor, type TestSocket } from "./sockets";
@@ -83,6 +86,39 @@ describe("a member's user socket across membership changes", () => {
       const created = await frame(phone, "conversation_created", (d) => d.conversation.id === id);
       expect(created.data.conversation).toMatchObject({ type: "direct", unreadCount: 2 });
       await frame(phone, "unread_count", (d) => d.conversationId === id && d.unreadCount === 2);
+    } finally {
+      phone.ws.close(1000, "done");
+    }
+  });
+
+  it("drops a membership notice that arrives after a later change of the same member (removal after the re-add, add after a removal)", async () => {
+    const [admin, a, b] = await users(3, "life");
+    const id = await group(admin, [a, b]);
+    const phone = await connected(a);
+    const session = env.USER_SESSION.get(env.USER_SESSION.idFromName(a.id));
+    const deliver = (event: UserConversationEvent) => session.conversationEvent(event);
+    const count = (type: string) => phone.frames.filter((f) => f.type === type && (f.data.conversationId ?? f.data.conversation?.id) === id).length;
+    try {
+      expect((await remove(id, a.id, admin.token)).status).toBe(204);
+      await frame(phone, "conversation_removed", (d) => d.conversationId === id);
+      const leftAt = await withDb((db) =>
+        db.execute<{ left_at: string }>(sql`SELECT left_at FROM participants WHERE conversation_id = ${id} AND user_id = ${a.id}`),
+      );
+      expect((await add(id, admin.token, { userId: a.id })).status).toBe(201);
+      const created = await frame(phone, "conversation_created", (d) => d.conversation.id === id);
+      // The removal's notice, overtaken by the re-add's: the conversation stays on a's list and keeps counting.
+      await deliver({ type: "conversation_removed", conversationId: id, at: new Date(leftAt.rows[0].left_at).toISOString() });
+      await send(id, admin, "still yours");
+      await frame(phone, "unread_count", (d) => d.conversationId === id && d.unreadCount === 1 && d.totalUnread === 1);
+      expect(count("conversation_removed")).toBe(1);
+      // Removed again; the add's notice comes late: the conversation stays off the list, with no badge.
+      expect((await remove(id, a.id, admin.token)).status).toBe(204);
+      await waitFor(() => (count("conversation_removed") === 2 ? true : undefined), "the second removal");
+      await deliver({ type: "conversation_created", conversation: created.data.conversation, unread: { unreadCount: 1, asOfSeq: 1, readSeq: 0 } });
+      await send(id, admin, "not for a");
+      await new Promise((r) => setTimeout(r, 300));
+      expect(count("conversation_created")).toBe(1);
+      expect(phone.frames.filter((f) => f.type === "unread_count").at(-1)?.data.totalUnread).toBe(0);
     } finally {
       phone.ws.close(1000, "done");
     }

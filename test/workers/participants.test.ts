@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
+import { env, runInDurableObject } from "cloudflare:test";
 import { sql } from "drizzle-orm";
+import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 import { api, expectErrorShape, newUser } from "./helpers";
-import { withDb } from "./fixtures";
+import { afterNextRead, withDb } from "./fixtures";
 import { direct, get, group, roles, send, users } from "./conversation-helpers";
 import { openSocket, waitFor } from "./sockets";
 
@@ -179,6 +181,28 @@ describe("DELETE /conversations/:id/participants/:userId", () => {
     expect((await send(id, admin, "alone")).seq).toBe(1);
     expect((await add(id, admin.token, { userId: c.id })).status).toBe(201);
     expect((await send(id, c, "hello")).seq).toBe(2);
+  });
+
+  it("keeps a removed member out when an older read of the member list comes back after the removal's", async () => {
+    const [admin, a, b, c] = await users(4, "grp");
+    const id = await group(admin, [a, b, c]);
+    const socket = await openSocket(`/conversations/${id}/ws`, a);
+    try {
+      await waitFor(() => socket.frames.find((f) => f.type === "ready"), "ready frame");
+      const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+      // A member-list read (any earlier change's) has its answer, with c, when c's removal is made and read.
+      const members = await runInDurableObject(room, async (instance: ConversationRoom) => {
+        afterNextRead(instance, async () => expect((await remove(id, c.id, admin.token)).status).toBe(204));
+        await instance.notify({ kind: "participants", conversationId: id });
+        return instance.participants().map((p) => p.userId);
+      });
+      expect(members.sort()).toEqual([admin.id, a.id, b.id].sort());
+      await waitFor(() => socket.frames.find((f) => f.type === "participant_left" && f.data.userId === c.id), "participant_left");
+      expect(socket.frames.filter((f) => f.type === "participant_joined")).toEqual([]);
+      expectErrorShape(await send_(id, c), 404);
+    } finally {
+      socket.ws.close(1000, "done");
+    }
   });
 
   it("lets a side leave a direct conversation, which never gains members", async () => {

@@ -68,7 +68,7 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       if (isDenial(result)) throw refusal(result);
       const updated = result.promoted ? await participantViews(c, [result.promoted]) : undefined;
       await tellRoom(c, { kind: "participants", conversationId: conversation.id, left: [target], updated });
-      tellUsers(c, [target], { type: "conversation_removed", conversationId: conversation.id });
+      tellUsers(c, [target], { type: "conversation_removed", conversationId: conversation.id, at: result.left.leftAt?.toISOString() });
       return c.body(null, 204);
     },
   )

@@ -3,7 +3,7 @@ import type { RoomEvent } from "../durable-objects/room-api";
 import type { Conversation } from "../protocol/resources";
 import type { UserConversationEvent } from "../durable-objects/user-session";
 import { findListed } from "../db/queries/conversations";
-import { listedView } from "./conversation-view";
+import { listedView, sharedView } from "./conversation-view";
 import type { AppEnv } from "./env";
 import { callRoom, roomStub } from "./rooms";
 
@@ -47,7 +47,28 @@ export function tellUsers(c: Context<AppEnv>, userIds: string[], event: UserConv
  */
 export async function tellMemberAdded(c: Context<AppEnv>, conversationId: string, userId: string): Promise<void> {
   const joined = await findListed(c.get("db")(), conversationId, userId);
-  if (joined) tellCreatedAsSeen(c, userId, await listedView(c, joined), joined.me.lastReadSeq);
+  if (!joined) return;
+  const view = await listedView(c, joined);
+  tellCreatedAsSeen(c, userId, view, joined.me.lastReadSeq);
+  tellMembersOfList(c, view, [userId]);
+}
+
+/**
+ * The other members' conversation lists show who is in it: after a join or a leave they get the shared view (each
+ * session puts in its user's own count and mute flag). Without it their lists kept the old members until a reload.
+ */
+export function tellMembersOfList(c: Context<AppEnv>, view: Conversation, except: string[]): void {
+  const others = view.participants.map((p) => p.userId).filter((id) => !except.includes(id));
+  if (others.length > 0) tellUsers(c, others, { type: "conversation_updated", conversation: sharedView(view) });
+}
+
+/** tellMembersOfList after a member left, as `viewer` (one who stayed) sees the conversation: after the response. */
+export function tellMembersAfterLeave(c: Context<AppEnv>, conversationId: string, viewer: string | undefined): void {
+  if (viewer === undefined) return;
+  c.get("afterResponse")(async () => {
+    const listed = await findListed(c.get("httpDb")(), conversationId, viewer);
+    if (listed) tellMembersOfList(c, await listedView(c, listed), []);
+  });
 }
 
 /** `conversation_created` with the user's own view, whose unread count (as of its lastSeq) their badge starts from. */

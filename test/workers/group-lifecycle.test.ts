@@ -91,6 +91,29 @@ describe("a member's user socket across membership changes", () => {
     }
   });
 
+  it("updates the other members' lists when someone joins or leaves, each with their own unread count", async () => {
+    const [admin, a, b, c] = await users(4, "life");
+    const id = await group(admin, [a, b]);
+    const phone = await connected(b);
+    const members = (d: any) => d.conversation.participants.map((p: { userId: string }) => p.userId).sort();
+    const listed = (expected: string[]) =>
+      frame(phone, "conversation_updated", (d) => d.conversation.id === id && JSON.stringify(members(d)) === JSON.stringify([...expected].sort()));
+    try {
+      await send(id, admin, "unread for b");
+      await frame(phone, "unread_count", (d) => d.conversationId === id && d.unreadCount === 1);
+      expect((await add(id, admin.token, { userId: c.id })).status).toBe(201);
+      const joined = await listed([admin.id, a.id, b.id, c.id]);
+      expect(joined.data.conversation.unreadCount).toBe(1);
+      expect((await remove(id, c.id, admin.token)).status).toBe(204);
+      await listed([admin.id, a.id, b.id]);
+      expect((await remove(id, a.id, a.token)).status).toBe(204);
+      const left = await listed([admin.id, b.id]);
+      expect(left.data.conversation).toMatchObject({ unreadCount: 1, isMuted: false });
+    } finally {
+      phone.ws.close(1000, "done");
+    }
+  });
+
   it("drops a membership notice that arrives after a later change of the same member (removal after the re-add, add after a removal)", async () => {
     const [admin, a, b] = await users(3, "life");
     const id = await group(admin, [a, b]);

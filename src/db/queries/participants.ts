@@ -81,6 +81,8 @@ export async function addParticipant(
 export interface LeaveResult {
   left: ParticipantRow;
   promoted?: ParticipantRow;
+  /** Who is still in the conversation. */
+  remaining: string[];
 }
 
 /** Marks the participant as gone (history stays) and, when the group lost its last admin, promotes the oldest member. */
@@ -109,17 +111,18 @@ export async function removeParticipant(
       .returning();
     if (!left[0]) return undefined;
     const remaining = members.filter((m) => m.userId !== userId);
+    const stayed = remaining.map((m) => m.userId);
     const next = promotionAfterLeave(type, left[0].role, remaining);
     const action = actorId === userId ? "participant.left" : "participant.removed";
     const entries: AuditEntry[] = [{ conversationId, actorId, action, targetId: userId, details: { role: left[0].role } }];
     if (!next) {
       await appendAudit(tx, entries);
-      return { left: left[0] };
+      return { left: left[0], remaining: stayed };
     }
     const promoted = await tx.update(participants).set({ role: "admin" }).where(row(conversationId, next)).returning();
     entries.push({ conversationId, actorId: null, action: "participant.promoted", targetId: next, details: { reason: "last admin left" } });
     await appendAudit(tx, entries);
-    return { left: left[0], promoted: promoted[0] };
+    return { left: left[0], promoted: promoted[0], remaining: stayed };
   });
 }
 

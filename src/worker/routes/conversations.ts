@@ -22,7 +22,7 @@ import { conversationView, conversationViews, listedView, sharedView } from "../
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured, securedReader } from "../openapi";
 import { decodeCursor, encodeCursor } from "../params";
-import { tellCreatedAsSeen, tellRoom, tellUsers } from "../room-events";
+import { tellCreatedAsSeen, tellMembersOfList, tellRoom, tellUsers } from "../room-events";
 import {
   businessBody,
   conversationSchema,
@@ -55,6 +55,7 @@ async function answerCreate(c: Context<AppEnv>, result: CreateResult): Promise<C
     const others = result.rejoined.filter((id) => id !== c.get("user").id);
     if (others.length > 0) tellUsers(c, others, { type: "conversation_created", conversation: sharedView(view), unread: "read" });
     if (back.has(c.get("user").id)) tellCreatedAsSeen(c, c.get("user").id, view, listed.me.lastReadSeq);
+    tellMembersOfList(c, view, result.rejoined);
   }
   return view;
 }

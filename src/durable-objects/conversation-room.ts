@@ -15,7 +15,7 @@ import { mergePage, overlayChanges, pageSpan, withWaiting } from "../domain/hist
 import { ActivityNotes } from "../domain/presence";
 import { ReadOrder } from "../domain/read-order";
 import { TYPING_LEASE_MS } from "../domain/typing";
-import { LIMITS, type Message, type Participant } from "../protocol/resources";
+import { LIMITS, publicParticipant, type Message, type Participant } from "../protocol/resources";
 import { encodeFrame, type ParticipantFrameData } from "../protocol/frames";
 import type { Actor, HistoryPage, HistoryQuery, ReadResult, RoomEvent, SearchInput, SearchPage, SendInput, SendResult } from "./room-api";
 import { MAX_FLIGHTS, OutboxFlusher } from "./room/outbox";
@@ -274,14 +274,14 @@ export class ConversationRoom extends DurableObject<Env> {
    */
   private withOwnMarks(p: Participant): Participant {
     const mine = this.member(p.userId);
-    if (!mine) return p;
-    return { ...p, lastReadSeq: mine.lastReadSeq, lastReadAt: mine.lastReadAt, lastDeliveredSeq: mine.lastDeliveredSeq };
+    if (!mine) return publicParticipant(p);
+    return publicParticipant({ ...p, lastReadSeq: mine.lastReadSeq, lastReadAt: mine.lastReadAt, lastDeliveredSeq: mine.lastDeliveredSeq });
   }
 
   /** For a participant frame the room sends of its own accord: the profile it holds, if any. */
   private withCachedProfile(p: Participant): Participant {
     const profile = this.profiles.cached(p.userId);
-    return profile ? { ...p, profile } : p;
+    return publicParticipant(profile ? { ...p, profile } : p);
   }
 
   participants(): Participant[] {

@@ -34,6 +34,14 @@ export const participantSchema = z
   .meta({ id: "Participant" });
 export type Participant = z.infer<typeof participantSchema>;
 
+/**
+ * A participant as `viewerId` may see them: whether a member muted the conversation is theirs alone (others saw who
+ * had muted their group). Without a viewer (a frame broadcast to every member) nobody's flag is shown.
+ */
+export function publicParticipant<P extends Participant>(p: P, viewerId?: string): P {
+  return p.isMuted && p.userId !== viewerId ? { ...p, isMuted: false } : p;
+}
+
 export const messageSchema = z
   .object({
     id: z.string().uuid(),

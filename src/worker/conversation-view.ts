@@ -3,7 +3,7 @@ import { conversationParts, partsOf, type ConversationParts } from "../db/querie
 import type { ListedConversation, Membership, ParticipantRow } from "../db/queries/conversations";
 import { kahaIdsOf } from "../db/queries/participants";
 import { toConversation, toParticipant } from "../db/mappers";
-import type { Conversation, Participant } from "../protocol/resources";
+import { publicParticipant, type Conversation, type Participant } from "../protocol/resources";
 import type { AppEnv } from "./env";
 import { loadProfiles } from "./profiles";
 
@@ -27,6 +27,8 @@ export async function conversationViews(c: Context<AppEnv>, memberships: Members
     list.push({ ...toParticipant(participant), profile: profiles.user(participant.userId, kahaIds.get(participant.userId)) });
     byConversation.set(participant.conversationId, list);
   }
+  const viewers = new Map(memberships.map((m) => [m.conversation.id, m.me.userId]));
+  for (const [id, list] of byConversation) byConversation.set(id, list.map((p) => publicParticipant(p, viewers.get(id))));
 
   return memberships.map(({ conversation: conv, me }) => {
     const last = latest.get(conv.id);
@@ -52,7 +54,7 @@ export function listedView(c: Context<AppEnv>, listed: ListedConversation, conve
 
 /** For a broadcast to every member: the caller's own unread count and mute flag are not theirs to see. */
 export function sharedView(conversation: Conversation): Conversation {
-  return { ...conversation, unreadCount: 0, isMuted: false };
+  return { ...conversation, unreadCount: 0, isMuted: false, participants: conversation.participants.map((p) => publicParticipant(p)) };
 }
 
 /** Participants with profiles, in one profile lookup. */
@@ -61,5 +63,6 @@ export async function participantViews(c: Context<AppEnv>, rows: ParticipantRow[
   const db = c.get("db")();
   const userIds = rows.map((r) => r.userId);
   const [profiles, kahaIds] = await Promise.all([loadProfiles(c, { userIds }), kahaIdsOf(db, userIds)]);
-  return rows.map((r) => ({ ...toParticipant(r), profile: profiles.user(r.userId, kahaIds.get(r.userId)) }));
+  // Also broadcast to the room as they are: nobody's mute flag.
+  return rows.map((r) => publicParticipant({ ...toParticipant(r), profile: profiles.user(r.userId, kahaIds.get(r.userId)) }));
 }

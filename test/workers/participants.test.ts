@@ -255,6 +255,34 @@ describe("PUT /conversations/:id/mute", () => {
     expect(off.body.isMuted).toBe(false);
   });
 
+  it("shows whether a member muted the conversation to that member alone: lists, pages, sockets and member events", async () => {
+    const [admin, a, b, c] = await users(4, "mute");
+    const id = await group(admin, [a, b]);
+    expect((await api("PUT", `/conversations/${id}/mute`, { token: a.token, body: { isMuted: true } })).status).toBe(200);
+    const flagOf = (conv: { participants: { userId: string; isMuted: boolean }[] }) => conv.participants.find((p) => p.userId === a.id)?.isMuted;
+    expect(flagOf((await get(id, a)).body)).toBe(true);
+    expect(flagOf((await get(id, b)).body)).toBe(false);
+    const list = await api("GET", "/conversations", { token: b.token });
+    expect(flagOf(list.body.conversations.find((x: { id: string }) => x.id === id))).toBe(false);
+    const [mine, theirs] = [await openSocket(`/conversations/${id}/ws`, a), await openSocket(`/conversations/${id}/ws`, b)];
+    const users_ = await openSocket("/ws", b);
+    try {
+      const readyOf = async (s: typeof mine) => (await waitFor(() => s.frames.find((f) => f.type === "ready"), "ready")).data;
+      expect(flagOf(await readyOf(mine))).toBe(true);
+      expect(flagOf(await readyOf(theirs))).toBe(false);
+      await waitFor(() => users_.frames.find((f) => f.type === "connected"), "connected");
+      // A role change and a join are broadcast as they are, to every member: nobody's flag in them.
+      expect((await setRole(id, a.id, admin.token, { role: "admin" })).body.isMuted).toBe(false);
+      const updated = await waitFor(() => theirs.frames.find((f) => f.type === "participant_updated"), "participant_updated");
+      expect(updated.data.participant).toMatchObject({ userId: a.id, isMuted: false });
+      expect((await add(id, admin.token, { userId: c.id })).status).toBe(201);
+      const listed = await waitFor(() => users_.frames.find((f) => f.type === "conversation_updated" && f.data.conversation.participants.length === 4), "conversation_updated");
+      expect(flagOf(listed.data.conversation)).toBe(false);
+    } finally {
+      for (const s of [mine, theirs, users_]) s.ws.close(1000, "done");
+    }
+  });
+
   it("validates its body", async () => {
     const [a, b] = await users(2, "mute");
     const id = await direct(a, b);

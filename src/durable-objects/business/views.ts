@@ -5,7 +5,7 @@ import { lastMessages } from "../../db/queries/conversation-parts";
 import { activeParticipants } from "../../db/queries/participants";
 import { conversations } from "../../db/schema";
 import type { ProfileProvider } from "../../profiles/types";
-import type { Conversation } from "../../protocol/resources";
+import { publicParticipant, type Conversation } from "../../protocol/resources";
 
 /**
  * A business conversation as every participant may see it (the caller-specific unreadCount / isMuted zeroed, as
@@ -26,10 +26,9 @@ export async function sharedConversation(db: Db, profiles: ProfileProvider, conv
     businessIds: conv.businessId ? [conv.businessId] : [],
   });
   return toConversation(conv, {
-    participants: members.map(({ participant }) => ({
-      ...toParticipant(participant),
-      profile: set.user(participant.userId, kahaIds.get(participant.userId)),
-    })),
+    participants: members.map(({ participant }) =>
+      publicParticipant({ ...toParticipant(participant), profile: set.user(participant.userId, kahaIds.get(participant.userId)) }),
+    ),
     lastMessage: last && { ...last, sender: set.user(last.senderId, kahaIds.get(last.senderId)) },
     unreadCount: 0,
     isMuted: false,

@@ -14,7 +14,7 @@ import {
   type ErrorCode,
   type ReadyFrameData,
 } from "../../protocol/frames";
-import type { Message } from "../../protocol/resources";
+import { publicParticipant, type Message } from "../../protocol/resources";
 import { typingSeenBy } from "../../domain/typing";
 import type { Actor } from "../room-api";
 import type { ConversationRoom } from "../conversation-room";
@@ -68,7 +68,7 @@ export async function openSocket(room: ConversationRoom, request: Request): Prom
       participants: room.participants().map((p) => {
         // A member who joined during the wait is in the frame too, with a profile if the room holds one.
         const profile = profiles.get(p.userId) ?? room.profiles.cached(p.userId);
-        return profile ? { ...p, profile } : p;
+        return publicParticipant(profile ? { ...p, profile } : p, identity.id);
       }),
       typing: typingSeenBy(room.store.typing(), identity.id, now),
       you: { lastReadSeq: me.lastReadSeq, lastDeliveredSeq: me.lastDeliveredSeq },

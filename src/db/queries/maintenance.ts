@@ -194,7 +194,11 @@ export async function retentionSettings(db: Db, conversationId: string): Promise
     : undefined;
 }
 
-/** Changes a conversation's retention override and legal hold; the audit entry commits with the change. */
+/**
+ * Changes a conversation's retention override and legal hold; the audit entry commits with the change. A change that
+ * changes nothing (the same settings sent again: a retried request, a script run twice) writes nothing, and no entry:
+ * the log is read as the record of what changed, and an entry per repeat buried the real changes among them.
+ */
 export async function updateRetentionSettings(
   db: Db,
   conversationId: string,
@@ -202,12 +206,21 @@ export async function updateRetentionSettings(
   actorId: string,
 ): Promise<RetentionSettings | undefined> {
   return db.transaction(async (tx) => {
-    const before = await tx
-      .select({ retentionDays: conversations.retentionDays, legalHold: conversations.legalHold })
+    const current = await tx
+      .select({
+        type: conversations.type,
+        retentionDays: conversations.retentionDays,
+        legalHold: conversations.legalHold,
+        archivedUpToSeq: conversations.archivedUpToSeq,
+      })
       .from(conversations)
       .where(eq(conversations.id, conversationId))
       .for("update");
-    if (!before[0]) return undefined;
+    const now = current[0];
+    if (!now) return undefined;
+    const before = [{ retentionDays: now.retentionDays, legalHold: now.legalHold }];
+    const same = (change.retentionDays === undefined || change.retentionDays === now.retentionDays) && (change.legalHold === undefined || change.legalHold === now.legalHold);
+    if (same) return { conversationId, type: now.type, retentionDays: now.retentionDays, legalHold: now.legalHold, archivedUpToSeq: Number(now.archivedUpToSeq) };
     const set: { retentionDays?: number | null; legalHold?: boolean } = {};
     if (change.retentionDays !== undefined) set.retentionDays = change.retentionDays;
     if (change.legalHold !== undefined) set.legalHold = change.legalHold;

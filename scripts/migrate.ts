@@ -13,8 +13,10 @@ async function main() {
     bridge: process.env.PG_BRIDGE || undefined,
     dir: path.join(ROOT, "migrations"),
     log: (line) => console.log(line),
+    warn: (line) => console.warn(line),
   });
-  console.log(`${result.applied.length} applied, ${result.skipped} already up to date.`);
+  const unknown = result.unknown.length > 0 ? `, ${result.unknown.length} applied that this code does not know (see the warning above)` : "";
+  console.log(`${result.applied.length} applied, ${result.skipped} already up to date${unknown}.`);
 }
 
 main().catch((err: Error) => {

@@ -4,8 +4,9 @@
 // `npm run audit:verify -- --url https://chat.example.com --token <service token> [--conversation <id>]`
 //   Asks a running Worker instead (POST /operations/audit/verify; capped at 200 000 rows per call).
 // `--max-rows <n>` stops after n rows (default: none straight from Postgres, the Worker's cap of 200 000 via --url).
-// Exit code: 0 every chain intact, 1 a chain is broken, 2 usage or connection error, 3 verification incomplete (the
-// row cap was reached before every row was checked: no break among those checked, the rest unknown).
+// Exit code: 0 every chain intact, 1 a chain is broken, 2 usage or connection error (an unknown --conversation too),
+// 3 verification incomplete (the row cap was reached before every row was checked: no break among those checked, the
+// rest unknown), 4 nothing to verify (no audit entry in scope: not evidence that anything is intact).
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -17,6 +18,7 @@ import { isUuid } from "../src/lib/ids.js";
 import { signDevToken } from "../src/lib/jwt.js";
 import { verifyAuditChains, type VerifyReport } from "../src/jobs/audit-verify.js";
 import { readAnchors } from "../src/jobs/audit-anchor-store.js";
+import { retentionSettings } from "../src/db/queries/maintenance.js";
 import { explainConnectFailure, nodePool } from "./lib/migrate.js";
 import { LOCAL_JWT_SECRET, ROOT } from "./lib/stack.js";
 
@@ -67,10 +69,18 @@ async function direct(options: Scope): Promise<VerifyReport> {
       throw explainConnectFailure(err, databaseUrl, bridge || undefined);
     });
     probe.release();
-    return await verifyAuditChains(drizzle({ client: pool }), { ...options, anchors: redis && ((chains) => readAnchors(redis, chains)) });
+    const db = drizzle({ client: pool });
+    const report = await verifyAuditChains(db, { ...options, anchors: redis && ((chains) => readAnchors(redis, chains)) });
+    // As the Worker's route answers 404: an id unknown to both the conversations and the audit log is a mistake.
+    if (options.conversationId && report.empty && !(await retentionSettings(db, options.conversationId))) throw unknownConversation(options.conversationId);
+    return report;
   } finally {
     await pool.end().catch(() => {});
   }
+}
+
+function unknownConversation(id: string): Error {
+  return new Error(`conversation ${id} not found: no such conversation, and no audit entry or anchor for it`);
 }
 
 async function viaWorker(url: string, token: string, options: Scope): Promise<VerifyReport> {
@@ -80,6 +90,7 @@ async function viaWorker(url: string, token: string, options: Scope): Promise<Ve
     body: JSON.stringify({ ...options, maxRows: options.maxRows ?? WORKER_MAX_ROWS }),
   });
   const body = (await res.json().catch(() => ({}))) as VerifyReport & { message?: unknown };
+  if (res.status === 404 && options.conversationId) throw unknownConversation(options.conversationId);
   if (!res.ok) throw new Error(`the Worker answered ${res.status}: ${JSON.stringify(body.message ?? body)}`);
   return body;
 }
@@ -133,6 +144,7 @@ async function main(): Promise<number> {
 // A report cut short by the row cap says nothing about the rows after it: never OK.
 function verdict(report: VerifyReport, cap: number | undefined): string {
   if (!report.ok) return `FAILED: ${report.broken.length} broken chain(s)${report.complete ? "" : " (and verification incomplete)"}`;
+  if (report.empty) return "NOTHING TO VERIFY: no audit entry in scope (a conversation made through the API always has its first one)";
   if (!report.complete) {
     return `INCOMPLETE: verified ${report.rows} row(s) and stopped at the row cap${cap ? ` (${cap})` : ""}; later rows were not checked (no break found in those checked)`;
   }
@@ -141,6 +153,7 @@ function verdict(report: VerifyReport, cap: number | undefined): string {
 
 function exitCode(report: VerifyReport): number {
   if (!report.ok) return 1;
+  if (report.empty) return 4;
   return report.complete ? 0 : 3;
 }
 

@@ -10,6 +10,8 @@ export interface MigrateOptions {
   bridge?: string;
   dir: string;
   log?: (line: string) => void;
+  /** Warnings (applied migrations this code does not know); default: `log`. */
+  warn?: (line: string) => void;
 }
 
 /** Node side of the Neon driver: same driver and bridge the Worker uses. */
@@ -95,11 +97,25 @@ export function explainConnectFailure(err: unknown, databaseUrl: string, bridge:
 const LOCK_KEY = 727_274_001;
 
 /**
+ * The warning for migrations the database has applied that this checkout has no file for: a newer deploy ran against
+ * it (this code is older than its schema), or a file was renamed after it ran (its new name would run it again). Not
+ * an error: rolling back to an older build against the same database is a normal thing to do.
+ */
+export function unknownMigrationsWarning(names: string[]): string {
+  return (
+    `⚠ The database has ${names.length} applied migration(s) this code does not know: ${names.join(", ")}. ` +
+    `A newer deploy may have migrated it (this code is older than its schema), or a migration file was renamed ` +
+    `after it ran. Nothing was changed for them.`
+  );
+}
+
+/**
  * Applies migrations/*.sql in name order, each in its own transaction, recording name and checksum in the
  * `migrations` table. Idempotent; an advisory lock serialises concurrent runners; an edited, already-applied
- * file is an error (write a new migration instead).
+ * file is an error (write a new migration instead); applied ones with no file here are named in a warning
+ * (`unknown`).
  */
-export async function runMigrations(options: MigrateOptions): Promise<{ applied: string[]; skipped: number }> {
+export async function runMigrations(options: MigrateOptions): Promise<{ applied: string[]; skipped: number; unknown: string[] }> {
   const log = options.log ?? (() => {});
   const files = (await readdir(options.dir)).filter((f) => f.endsWith(".sql")).sort();
   const pool = nodePool(options.databaseUrl, options.bridge, 1);
@@ -109,6 +125,7 @@ export async function runMigrations(options: MigrateOptions): Promise<{ applied:
   });
   const applied: string[] = [];
   let skipped = 0;
+  let unknown: string[] = [];
   try {
     await client.query(`SELECT pg_advisory_lock(${LOCK_KEY})`);
     // Databases set up before the table took the name the foundation issue gives it keep their record.
@@ -126,6 +143,8 @@ export async function runMigrations(options: MigrateOptions): Promise<{ applied:
     for (const row of (await client.query<{ name: string; checksum: string }>(`SELECT name, checksum FROM migrations`)).rows) {
       done.set(row.name, row.checksum);
     }
+    unknown = [...done.keys()].filter((name) => !files.includes(name)).sort();
+    if (unknown.length > 0) (options.warn ?? log)(unknownMigrationsWarning(unknown));
     for (const file of files) {
       const sqlText = await readFile(path.join(options.dir, file), "utf8");
       const checksum = createHash("sha256").update(sqlText).digest("hex");
@@ -158,5 +177,5 @@ export async function runMigrations(options: MigrateOptions): Promise<{ applied:
     client.release();
     await pool.end();
   }
-  return { applied, skipped };
+  return { applied, skipped, unknown };
 }

@@ -197,6 +197,8 @@ export const jobRuns = pgTable("job_runs", {
   rows: integer("rows").notNull().default(0),
   details: jsonb("details").$type<Record<string, unknown>>().notNull().default({}),
   cursor: jsonb("cursor"),
+  /** The current claim's token (migration 0016): a run records its end only while it still holds its claim. */
+  leaseToken: uuid("lease_token"),
 });
 
 /** [business] migrations/0004_business_routing.sql (end reasons: 0009): every agent assignment of a business conversation (history, stats). */

@@ -46,6 +46,11 @@ export interface VerifyReport {
   /** The first broken row of each broken chain, in chain order. */
   broken: ChainBreak[];
   firstBroken: ChainBreak | null;
+  /**
+   * true when nothing in scope was there to verify (no row, no anchor): `ok` then means "no break found" in nothing,
+   * which a moderator read as "intact" for a conversation id with no entries at all.
+   */
+  empty: boolean;
 }
 
 export type AuditRow = typeof auditLog.$inferSelect;
@@ -250,5 +255,16 @@ export async function verifyAuditChains(db: Db, options: VerifyOptions = {}): Pr
       anchorsUnavailable = true;
     }
   }
-  return { ok: broken.length === 0, chains, rows, redactedRows, complete, anchoredChains, anchorsUnavailable, broken, firstBroken: broken[0] ?? null };
+  return {
+    ok: broken.length === 0,
+    chains,
+    rows,
+    redactedRows,
+    complete,
+    anchoredChains,
+    anchorsUnavailable,
+    broken,
+    firstBroken: broken[0] ?? null,
+    empty: rows === 0 && broken.length === 0,
+  };
 }

@@ -99,24 +99,32 @@ export async function runJob(def: JobDefinition, options: RunOptions): Promise<J
   const durationMs = Date.now() - started;
   const more = outcome.more ?? false;
   const details = { ...outcome.details, ok: failure === undefined, more, ...(failure ? { error: failure } : {}) };
+  // A run that outlived its lease: another runner took the job over, and its record is left as it is.
+  const leaseLost = () =>
+    log.warn("job lease lost: another run took the job over; this run's end was not recorded", { rows: outcome.rows, durationMs, ok: failure === undefined });
   try {
-    await finishJob(options.db, def.name, {
+    const held = await finishJob(options.db, def.name, claim, {
       finishedAt: new Date(now.getTime() + durationMs),
       durationMs,
       rows: outcome.rows,
       details,
       cursor: failure && outcome.error === undefined ? undefined : outcome.cursor,
     });
+    if (!held) leaseLost();
   } catch (err) {
     // Drizzle's message is the query text; Postgres's reason is its cause.
     const error = ((err as Error & { cause?: Error }).cause?.message ?? (err as Error).message ?? String(err)).slice(0, 200);
     log.error("job bookkeeping failed", { error });
-    await releaseJob(options.db, def.name, {
-      startedAt: now,
+    await releaseJob(options.db, def.name, claim, {
       finishedAt: new Date(now.getTime() + durationMs),
       durationMs,
       error: `the run's end could not be recorded: ${error.replace(/\u0000/g, "")}`,
-    }).catch((e: Error) => log.error("job lease not released", { error: e.message?.slice(0, 200) }));
+    }).then(
+      (held) => {
+        if (!held) leaseLost();
+      },
+      (e: Error) => log.error("job lease not released", { error: e.message?.slice(0, 200) }),
+    );
   }
   metrics.count("job_runs_total", 1, { job: def.name, ok: failure === undefined });
   const fields = { rows: outcome.rows, durationMs, more, ok: failure === undefined, ...flat(details) };

@@ -36,6 +36,8 @@ export const verifyReportSchema = z.object({
   anchorsUnavailable: z.boolean(),
   broken: z.array(chainBreakSchema),
   firstBroken: chainBreakSchema.nullable(),
+  /** Nothing in scope to verify (no entry, no anchor): ok is then no evidence that anything is intact. */
+  empty: z.boolean(),
 });
 
 export const retentionSchema = z.object({

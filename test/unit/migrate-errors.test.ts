@@ -1,6 +1,7 @@
+import { spawn } from "node:child_process";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { explainForDev, MigrationChangedError, runMigrations } from "../../scripts/lib/migrate";
+import { explainForDev, MigrationChangedError, nodePool, runMigrations } from "../../scripts/lib/migrate";
 import { ROOT } from "../../scripts/lib/stack";
 import { startPgBridge } from "../../scripts/local/pg-bridge";
 import { freePort } from "../../scripts/local/ports";
@@ -56,6 +57,42 @@ describe("npm run migrate that cannot reach Postgres", () => {
       expect(err.message).not.toContain("Could not reach the Postgres bridge");
     } finally {
       await bridge.close();
+    }
+  });
+});
+
+describe.skipIf(!process.env.STACK_DATABASE_URL)("npm run migrate on a database migrated by newer code (against the stack's Postgres)", () => {
+  it("names the applied migrations it has no file for in a warning, and does not fail", { timeout: 90_000 }, async () => {
+    const databaseUrl = process.env.STACK_DATABASE_URL!;
+    const bridge = process.env.STACK_PG_BRIDGE!;
+    const pool = nodePool(databaseUrl, bridge, 1);
+    // As a newer deploy would have left it (or a file renamed after it ran).
+    const newer = `9999_newer_${crypto.randomUUID().slice(0, 8)}.sql`;
+    await pool.query("INSERT INTO migrations (name, checksum) VALUES ($1, 'from a newer deploy')", [newer]);
+    try {
+      const warnings: string[] = [];
+      const result = await runMigrations({ databaseUrl, bridge, dir: path.join(ROOT, "migrations"), warn: (line) => warnings.push(line) });
+      expect(result.applied).toEqual([]);
+      expect(result.unknown).toContain(newer);
+      expect(warnings.join("\n")).toContain(newer);
+      // The script end to end: the warning on stderr, exit 0.
+      const run = await new Promise<{ code: number; out: string; err: string }>((resolve) => {
+        const child = spawn(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), "scripts/migrate.ts"], {
+          cwd: ROOT,
+          env: { ...process.env, DATABASE_URL: databaseUrl, PG_BRIDGE: bridge },
+        });
+        let out = "";
+        let err = "";
+        child.stdout.on("data", (d) => (out += d));
+        child.stderr.on("data", (d) => (err += d));
+        child.on("exit", (code) => resolve({ code: code ?? 1, out, err }));
+      });
+      expect(run.err, run.out + run.err).toContain(`migration(s) this code does not know: ${newer}`);
+      expect(run.out).toContain("applied that this code does not know");
+      expect(run.code, run.out + run.err).toBe(0);
+    } finally {
+      await pool.query("DELETE FROM migrations WHERE name = $1", [newer]);
+      await pool.end();
     }
   });
 });

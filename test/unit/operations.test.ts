@@ -386,6 +386,31 @@ describe.skipIf(!process.env.STACK_DATABASE_URL)("npm run audit:verify (against 
     }
   });
 
+  it("never says OK for a conversation with no audit entries: exit 4 for a known one, 2 for an unknown id", { timeout: 90_000 }, async () => {
+    const pool = nodePool(process.env.STACK_DATABASE_URL!, process.env.STACK_PG_BRIDGE!, 2);
+    const db = drizzle({ client: pool });
+    const conversationId = crypto.randomUUID();
+    const userId = crypto.randomUUID();
+    try {
+      // A conversation written straight into Postgres, without the first entry the API writes with it.
+      await db.execute(sql`INSERT INTO users (id, kaha_id) VALUES (${userId}::uuid, ${`empty-${userId.slice(0, 8)}`})`);
+      await db.execute(sql`INSERT INTO conversations (id, type, name, created_by) VALUES (${conversationId}::uuid, 'group', 'no audit', ${userId}::uuid)`);
+      const modes = [[], ...(process.env.STACK_BASE_URL ? [["--url", process.env.STACK_BASE_URL]] : [])];
+      for (const mode of modes) {
+        const empty = await runScript(["--conversation", conversationId, ...mode]);
+        expect(empty.out, empty.out).toContain("NOTHING TO VERIFY");
+        expect(empty.out).not.toContain("OK:");
+        expect(empty.code, empty.out).toBe(4);
+        const unknown = crypto.randomUUID();
+        const missing = await runScript(["--conversation", unknown, ...mode]);
+        expect(missing.out, missing.out).toContain(`conversation ${unknown} not found`);
+        expect(missing.code, missing.out).toBe(2);
+      }
+    } finally {
+      await pool.end();
+    }
+  });
+
   it("never says OK when it stopped at the row cap: it names what it checked and exits 3", { timeout: 90_000 }, async () => {
     const pool = nodePool(process.env.STACK_DATABASE_URL!, process.env.STACK_PG_BRIDGE!, 2);
     const db = drizzle({ client: pool });

@@ -6,7 +6,8 @@ import { describe, expect, it } from "vitest";
 import { sql } from "drizzle-orm";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 import { getConfig } from "../../src/lib/config";
-import { createLogger } from "../../src/lib/log";
+import { createLogger, type LogFields, type Logger } from "../../src/lib/log";
+import { claimJob } from "../../src/db/queries/maintenance";
 import { createRedis } from "../../src/lib/redis";
 import { runJob, type JobDefinition } from "../../src/jobs/runner";
 import { SWEEP_MIN_AGE_MS, outboxSweepJob, presenceReconcileJob } from "../../src/jobs/maintenance";
@@ -23,7 +24,9 @@ async function run(job: JobDefinition, options: { now?: Date; force?: boolean } 
 
 async function jobRow(name: string) {
   const rows = await withDb((db) =>
-    db.execute<{ finished_at: string | null; details: Record<string, unknown> }>(sql`SELECT finished_at, details FROM job_runs WHERE job = ${name}`),
+    db.execute<{ finished_at: string | null; rows: number; cursor: unknown; details: Record<string, unknown> }>(
+      sql`SELECT finished_at, rows, cursor, details FROM job_runs WHERE job = ${name}`,
+    ),
   );
   return rows.rows[0];
 }
@@ -150,6 +153,40 @@ describe("job bookkeeping", () => {
     const second = await run(job);
     expect(second).toMatchObject({ status: "ok", rows: 2 });
     expect(calls).toBe(2);
+  });
+
+  it("a run whose lease another runner took over records nothing over that runner's, and logs that it lost it", async () => {
+    const lines: { level: string; msg: string; fields?: LogFields }[] = [];
+    const capture = (): Logger => ({
+      info: (msg, fields) => lines.push({ level: "info", msg, fields }),
+      warn: (msg, fields) => lines.push({ level: "warn", msg, fields }),
+      error: (msg, fields) => lines.push({ level: "error", msg, fields }),
+      child: () => capture(),
+    });
+    const t0 = Date.now();
+    const overtaken = (end: "ok" | "unwritable"): JobDefinition => {
+      const name = unique(`test.overtaken-${end}`);
+      return {
+        name,
+        intervalMs: 0,
+        async run(ctx) {
+          // Presumed dead past its lease, this run is overtaken by another runner's claim, still working.
+          const other = await claimJob(ctx.db, name, new Date(t0 + HOUR), { leaseMs: 60_000, minIntervalMs: 0, force: true });
+          expect(other).toBeDefined();
+          // "unwritable": jsonb refuses the NUL, so the runner falls back to releasing the lease.
+          return { rows: 7, details: { note: end === "ok" ? "stale" : "bad\u0000byte" }, cursor: { from: "the stale run" } };
+        },
+      };
+    };
+    for (const end of ["ok", "unwritable"] as const) {
+      lines.length = 0;
+      const job = overtaken(end);
+      await withDb((db) => runJob(job, { env, config, db, log: capture(), now: new Date(t0), force: true }));
+      // The other runner's claim stands as it wrote it: running, no rows, no cursor of the stale run.
+      const row = await jobRow(job.name);
+      expect(row, end).toMatchObject({ finished_at: null, rows: 0, cursor: null, details: {} });
+      expect(lines.filter((l) => l.level === "warn").map((l) => l.msg), end).toEqual([expect.stringContaining("lease lost")]);
+    }
   });
 
   it("a run inside a long time budget keeps its lease: the next Cron run does not start the job beside it", async () => {

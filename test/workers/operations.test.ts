@@ -460,6 +460,24 @@ describe("audit log", () => {
     expect(typeof global.body.ok).toBe("boolean");
   });
 
+  it("verification of a conversation with no audit entries says so: 404 for an unknown id, empty for a known one", async () => {
+    const service = await newUser("svc", "admin");
+    const verify = (conversationId: string) => api("POST", "/operations/audit/verify", { token: service.token, body: { conversationId } });
+    // A mistyped id verified nothing and answered ok: true, as for an intact chain.
+    expectErrorShape(await verify(crypto.randomUUID()), 404);
+    // A conversation without entries (seeded straight into Postgres): 200, but flagged as nothing verified.
+    const { id } = await seedConversation("group", 2);
+    const empty = await verify(id);
+    expect(empty.status).toBe(200);
+    expect(empty.body).toMatchObject({ ok: true, chains: 0, rows: 0, empty: true });
+    // Entries without a conversation row (a conversation since removed) are still verified.
+    const orphan = crypto.randomUUID();
+    await withDb((db) => appendAudit(db, [{ conversationId: orphan, actorId: null, action: "test.one", details: {} }]));
+    expect((await verify(orphan)).body).toMatchObject({ ok: true, chains: 1, rows: 1, empty: false });
+    await withDb((db) => appendAudit(db, [{ conversationId: id, actorId: null, action: "test.one", details: {} }]));
+    expect((await verify(id)).body).toMatchObject({ ok: true, chains: 1, rows: 1, empty: false });
+  });
+
   it("records authentication failures with the reason and the claimed user, never the token", { timeout: 60_000 }, async () => {
     const claimed = crypto.randomUUID();
     const forged = await signWith({ id: claimed, kahaId: "mallory", exp: Math.floor(Date.now() / 1000) + 60 }, "w".repeat(40));

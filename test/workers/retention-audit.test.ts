@@ -60,6 +60,38 @@ describe("audit of authentication failures", () => {
   });
 });
 
+describe("audit of retention changes", () => {
+  it("a change that changes nothing (the same settings again) writes no audit entry and answers the same", async () => {
+    const service = await newUser("svc", "admin");
+    const { id } = await seedConversation("group", 2);
+    const put = (body: unknown) => api("PUT", `/operations/conversations/${id}/retention`, { token: service.token, body });
+    const entries = async () =>
+      (
+        await withDb((db) =>
+          db.execute<{ details: Record<string, unknown> }>(
+            sql`SELECT details FROM audit_log WHERE conversation_id = ${id}::uuid AND action = 'admin.retention_changed' ORDER BY id`,
+          ),
+        )
+      ).rows.map((r) => r.details);
+    // The defaults already: nothing changes.
+    expect((await put({ retentionDays: null, legalHold: false })).body).toMatchObject({ retentionDays: null, legalHold: false });
+    expect(await entries()).toEqual([]);
+    const first = await put({ retentionDays: 30 });
+    expect(first.status).toBe(200);
+    expect(await entries()).toHaveLength(1);
+    const again = await put({ retentionDays: 30 });
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual(first.body);
+    expect(await put({ retentionDays: 30, legalHold: false })).toMatchObject({ status: 200, body: first.body });
+    expect(await entries()).toHaveLength(1);
+    // A request that changes one of the two is still recorded, with both as they were and are.
+    expect((await put({ retentionDays: 30, legalHold: true })).body).toMatchObject({ retentionDays: 30, legalHold: true });
+    const recorded = await entries();
+    expect(recorded).toHaveLength(2);
+    expect(recorded[1]).toEqual({ before: { retentionDays: 30, legalHold: false }, after: { retentionDays: 30, legalHold: true } });
+  });
+});
+
 describe("retention under concurrent changes", () => {
   it("a delete flushed while the archive job moves its message reaches the archive, and the message is not back in history", { timeout: 60_000 }, async () => {
     const now = new Date();

@@ -11,6 +11,8 @@ import { appendAudit } from "./audit";
 export interface JobClaim {
   /** Where the previous run stopped (null: start fresh). */
   cursor: unknown;
+  /** This claim's own token: the run's end is recorded only while the row still carries it (finishJob, releaseJob). */
+  token: string;
 }
 
 export interface ClaimOptions {
@@ -28,10 +30,12 @@ const iso = (d: Date) => d.toISOString();
 export async function claimJob(db: Db, job: string, now: Date, options: ClaimOptions): Promise<JobClaim | undefined> {
   const staleBefore = iso(new Date(now.getTime() - options.leaseMs));
   const dueBefore = iso(new Date(now.getTime() - options.minIntervalMs));
+  // Not the start time: a takeover's clock (another isolate, a test's `now`) can repeat the one it replaces.
+  const token = crypto.randomUUID();
   const result = await db.execute<{ cursor: unknown }>(sql`
-    INSERT INTO job_runs (job, started_at, finished_at, rows, details)
-    VALUES (${job}, ${iso(now)}::timestamptz, NULL, 0, '{}'::jsonb)
-    ON CONFLICT (job) DO UPDATE SET started_at = EXCLUDED.started_at, finished_at = NULL
+    INSERT INTO job_runs (job, started_at, finished_at, rows, details, lease_token)
+    VALUES (${job}, ${iso(now)}::timestamptz, NULL, 0, '{}'::jsonb, ${token}::uuid)
+    ON CONFLICT (job) DO UPDATE SET started_at = EXCLUDED.started_at, finished_at = NULL, lease_token = EXCLUDED.lease_token
     WHERE (job_runs.finished_at IS NOT NULL OR job_runs.started_at < ${staleBefore}::timestamptz)
       AND (${options.force}::boolean
            OR job_runs.finished_at IS NULL
@@ -40,7 +44,7 @@ export async function claimJob(db: Db, job: string, now: Date, options: ClaimOpt
            OR job_runs.details->>'ok' = 'false')
     RETURNING cursor`);
   const row = result.rows[0];
-  return row ? { cursor: row.cursor ?? null } : undefined;
+  return row ? { cursor: row.cursor ?? null, token } : undefined;
 }
 
 export interface JobFinish {
@@ -52,26 +56,38 @@ export interface JobFinish {
   cursor?: unknown;
 }
 
-export async function finishJob(db: Db, job: string, f: JobFinish): Promise<void> {
+/**
+ * Records the end of the run that holds `claim`. Answers false, writing nothing, when the run no longer holds it: it
+ * outlived its lease and another runner took the job over, whose record (and resume cursor) this run must not replace.
+ */
+export async function finishJob(db: Db, job: string, claim: Pick<JobClaim, "token">, f: JobFinish): Promise<boolean> {
   const keepCursor = f.cursor === undefined;
   const cursor = f.cursor === undefined || f.cursor === null ? null : JSON.stringify(f.cursor);
-  await db.execute(sql`
+  const result = await db.execute(sql`
     UPDATE job_runs SET finished_at = ${iso(f.finishedAt)}::timestamptz, duration_ms = ${Math.round(f.durationMs)},
       rows = ${Math.round(f.rows)}, details = ${JSON.stringify(f.details)}::jsonb,
       cursor = CASE WHEN ${keepCursor}::boolean THEN cursor ELSE ${cursor}::jsonb END
-    WHERE job = ${job}`);
+    WHERE job = ${job} AND finished_at IS NULL AND lease_token = ${claim.token}::uuid`);
+  return (result.rowCount ?? 0) > 0;
 }
 
 /**
  * Ends a run whose full end write failed: only the end time and a failure (so the next run is due at once, from the
  * stored cursor), nothing from the run that could have been what Postgres refused. Without it the row keeps the
- * lease until it goes stale. Only this run's lease (its start time): a run that took over a stale lease keeps it.
+ * lease until it goes stale. Only this run's claim (its token): a run that took over a stale lease keeps it. Answers
+ * false when the claim was no longer this run's.
  */
-export async function releaseJob(db: Db, job: string, f: { startedAt: Date; finishedAt: Date; durationMs: number; error: string }): Promise<void> {
-  await db.execute(sql`
+export async function releaseJob(
+  db: Db,
+  job: string,
+  claim: Pick<JobClaim, "token">,
+  f: { finishedAt: Date; durationMs: number; error: string },
+): Promise<boolean> {
+  const result = await db.execute(sql`
     UPDATE job_runs SET finished_at = ${iso(f.finishedAt)}::timestamptz, duration_ms = ${Math.round(f.durationMs)}, rows = 0,
       details = jsonb_build_object('ok', false, 'more', false, 'error', ${f.error}::text)
-    WHERE job = ${job} AND finished_at IS NULL AND started_at = ${iso(f.startedAt)}::timestamptz`);
+    WHERE job = ${job} AND finished_at IS NULL AND lease_token = ${claim.token}::uuid`);
+  return (result.rowCount ?? 0) > 0;
 }
 
 export interface JobRunView {
@@ -178,7 +194,11 @@ export async function retentionSettings(db: Db, conversationId: string): Promise
     : undefined;
 }
 
-/** Changes a conversation's retention override and legal hold; the audit entry commits with the change. */
+/**
+ * Changes a conversation's retention override and legal hold; the audit entry commits with the change. A change that
+ * changes nothing (the same settings sent again: a retried request, a script run twice) writes nothing, and no entry:
+ * the log is read as the record of what changed, and an entry per repeat buried the real changes among them.
+ */
 export async function updateRetentionSettings(
   db: Db,
   conversationId: string,
@@ -186,12 +206,21 @@ export async function updateRetentionSettings(
   actorId: string,
 ): Promise<RetentionSettings | undefined> {
   return db.transaction(async (tx) => {
-    const before = await tx
-      .select({ retentionDays: conversations.retentionDays, legalHold: conversations.legalHold })
+    const current = await tx
+      .select({
+        type: conversations.type,
+        retentionDays: conversations.retentionDays,
+        legalHold: conversations.legalHold,
+        archivedUpToSeq: conversations.archivedUpToSeq,
+      })
       .from(conversations)
       .where(eq(conversations.id, conversationId))
       .for("update");
-    if (!before[0]) return undefined;
+    const now = current[0];
+    if (!now) return undefined;
+    const before = [{ retentionDays: now.retentionDays, legalHold: now.legalHold }];
+    const same = (change.retentionDays === undefined || change.retentionDays === now.retentionDays) && (change.legalHold === undefined || change.legalHold === now.legalHold);
+    if (same) return { conversationId, type: now.type, retentionDays: now.retentionDays, legalHold: now.legalHold, archivedUpToSeq: Number(now.archivedUpToSeq) };
     const set: { retentionDays?: number | null; legalHold?: boolean } = {};
     if (change.retentionDays !== undefined) set.retentionDays = change.retentionDays;
     if (change.legalHold !== undefined) set.legalHold = change.legalHold;

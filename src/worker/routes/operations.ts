@@ -101,7 +101,7 @@ export const operations = new OpenAPIHono<AppEnv>()
       method: "post",
       path: "/audit/verify",
       tags: ["operations"],
-      summary: "Recompute audit hash chains and report the first broken row of each (service token)",
+      summary: "Recompute audit hash chains and report the first broken row of each (service token; 404 for a conversationId unknown to both the conversations and the audit log)",
       security,
       middleware: [requireAuth, requireService] as const,
       request: {
@@ -118,17 +118,25 @@ export const operations = new OpenAPIHono<AppEnv>()
           },
         },
       },
-      responses: { ...errorResponses(400, 401, 403), 200: json(verifyReportSchema, "Verification report (ok: false names the broken rows)") },
+      responses: {
+        ...errorResponses(400, 401, 403, 404),
+        200: json(verifyReportSchema, "Verification report (ok: false names the broken rows; empty: true, there was nothing in scope to verify)"),
+      },
     }),
     async (c) => {
       const body = c.req.valid("json");
       if (body.conversationId !== undefined && body.globalOnly) throw badRequest("use either conversationId or globalOnly, not both");
-      const report = await verifyAuditChains(c.get("db")(), {
-        conversationId: body.conversationId?.toLowerCase(),
+      const db = c.get("db")();
+      const conversationId = body.conversationId?.toLowerCase();
+      const report = await verifyAuditChains(db, {
+        conversationId,
         globalOnly: body.globalOnly,
         maxRows: body.maxRows ?? 50_000,
         anchors: (chains) => readAnchors(createRedis(c.get("config")), chains),
       });
+      // A mistyped id verified nothing and said ok: unknown to both the conversations and the audit log, it is a 404.
+      // A conversation that exists with no entries (every one made through the API has its first) stays 200, empty.
+      if (conversationId !== undefined && report.empty && !(await retentionSettings(db, conversationId))) throw notFound("Conversation");
       if (!report.ok) c.get("log").warn("audit chain broken", { chains: report.broken.length, firstBrokenId: report.firstBroken?.id });
       return c.json(report, 200);
     },

@@ -21,14 +21,15 @@ export async function conversationViews(c: Context<AppEnv>, memberships: Members
   const senderIds = [...latest.values()].map((m) => m.senderId);
   const profiles = await loadProfiles(c, { userIds: [...kahaIds.keys(), ...senderIds], businessIds });
 
+  // Each conversation as its listing member sees it (`me`: the caller, or the member a notice is for).
+  const viewers = new Map(memberships.map((m) => [m.conversation.id, m.me.userId]));
   const byConversation = new Map<string, Participant[]>();
   for (const { participant } of members) {
     const list = byConversation.get(participant.conversationId) ?? [];
-    list.push({ ...toParticipant(participant), profile: profiles.user(participant.userId, kahaIds.get(participant.userId)) });
+    const p = { ...toParticipant(participant), profile: profiles.user(participant.userId, kahaIds.get(participant.userId)) };
+    list.push(publicParticipant(p, viewers.get(participant.conversationId)));
     byConversation.set(participant.conversationId, list);
   }
-  const viewers = new Map(memberships.map((m) => [m.conversation.id, m.me.userId]));
-  for (const [id, list] of byConversation) byConversation.set(id, list.map((p) => publicParticipant(p, viewers.get(id))));
 
   return memberships.map(({ conversation: conv, me }) => {
     const last = latest.get(conv.id);

@@ -320,6 +320,57 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await alice.page.unroute(`**/conversations/${conversation.id}/messages?*`);
   });
 
+  // The socket kept after the view went (to send what was still queued) took the refusal, and nothing kept it: the
+  // message vanished, as if sent.
+  it("shows a message refused after its conversation was left as Not sent on the next visit, until dismissed", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const bob = await headless("sdk-b");
+    const direct = await api<{ id: string }>("POST", "/conversations/direct", alice.token, { targetUserId: bob.id });
+    const business = await api<{ id: string }>("POST", "/conversations/business", alice.token, { businessId: "b1000000-0000-4000-8000-00000000000b" });
+    const base = alice.page.url().split("#")[0];
+    const refusals: string[] = [];
+    alice.page.on("websocket", (ws) => {
+      if (!ws.url().includes(business.id)) return;
+      ws.on("framereceived", ({ payload }) => {
+        const frame = JSON.parse(String(payload)) as { type: string; data?: { message?: string } };
+        if (frame.type === "error") refusals.push(frame.data?.message ?? "");
+      });
+    });
+    await alice.page.goto(`${base}#/c/${business.id}`);
+    await expect.poll(() => alice.page.locator("#conv-title").textContent(), poll).not.toBe("");
+    await alice.context.setOffline(true);
+    await expect.poll(() => alice.page.locator(".banner").textContent(), poll).toContain("offline");
+    await send(alice.page, "too late");
+    await expect.poll(() => alice.page.locator(".pending-list li").textContent(), poll).toContain("Sending…");
+    await alice.page.goto(`${base}#/c/${direct.id}`);
+    await expect.poll(() => alice.page.locator("#conv-title").textContent(), poll).toBe(bob.name);
+    // Closed while Alice is offline and elsewhere: the queued message is refused once the kept socket is back.
+    await api("POST", `/business/conversations/${business.id}/close`, alice.token, {});
+    await alice.context.setOffline(false);
+    await expect.poll(() => refusals, poll).toHaveLength(1);
+
+    await alice.page.goto(`${base}#/c/${business.id}`);
+    const failed = alice.page.locator(".pending-list li.failed");
+    await expect.poll(() => failed.locator(".state").textContent(), poll).toBe(`Not sent: ${refusals[0]}`);
+    expect(await failed.locator(".text").textContent()).toBe("too late");
+    // Still there after another round trip; gone for good once dismissed.
+    await alice.page.goto(`${base}#/c/${direct.id}`);
+    await expect.poll(() => alice.page.locator("#conv-title").textContent(), poll).toBe(bob.name);
+    await alice.page.goto(`${base}#/c/${business.id}`);
+    await expect.poll(() => failed.count(), poll).toBe(1);
+    await failed.getByRole("button", { name: "Dismiss" }).click();
+    expect(await failed.count()).toBe(0);
+    await alice.page.goto(`${base}#/c/${direct.id}`);
+    await expect.poll(() => alice.page.locator("#conv-title").textContent(), poll).toBe(bob.name);
+    await alice.page.goto(`${base}#/c/${business.id}`);
+    await expect.poll(() => alice.page.locator("#conv-title").textContent(), poll).not.toBe(bob.name);
+    await alice.page.waitForTimeout(500);
+    expect(await alice.page.locator(".pending-list li").count()).toBe(0);
+    expect(await messageTexts(alice.page)).not.toContain("too late");
+    expect(alice.errors).toEqual([]);
+  });
+
   it("shows Delivered when the other side's app got the message on its conversation list, without opening it", async () => {
     const [alice, bob] = await pair();
     await startDirect(alice, bob);

@@ -6,6 +6,13 @@ import { Directory, conversationTitle, directPeer, initials, preview, presenceLa
 import { openNewConversationDialog } from "./new-conversation";
 import type { Session } from "./session";
 
+/** A message the server refused for good: shown as "Not sent" until the user dismisses it. */
+export interface FailedMessage {
+  clientMessageId: string;
+  content: string;
+  error: ChatApiError;
+}
+
 const ROUTE = /^#\/c\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
 
 /** The signed-in app: conversation list (left), the open conversation (right; one at a time on phones). */
@@ -20,6 +27,11 @@ export class App {
   private view: ConversationView | undefined;
   /** Sockets of conversations left with messages still unsent, by conversation id: kept until the outbox drains. */
   private readonly unsent = new Map<string, ConversationSocket>();
+  /**
+   * Refused messages not dismissed yet, by conversation id, for this session: a refusal on a socket kept after its
+   * view went (keepUntilSent) had no view to show it, and the message vanished. Every visit shows them as failed.
+   */
+  private readonly failed = new Map<string, FailedMessage[]>();
   private activeId: string | undefined;
   private readonly shell: HTMLElement;
   private readonly list: HTMLUListElement;
@@ -111,9 +123,12 @@ export class App {
     const id = socket.conversationId;
     this.unsent.get(id)?.close("replaced");
     this.unsent.set(id, socket);
+    // The outbox only shrinks from here: what a refusal names is one of these.
+    const contents = new Map(socket.outbox().map((e) => [e.clientMessageId, e.content]));
     const release = () => {
       offOutbox();
       offState();
+      offFailed();
       if (this.unsent.get(id) === socket) this.unsent.delete(id);
     };
     const offOutbox = socket.on("outbox", ({ pending }) => {
@@ -123,6 +138,28 @@ export class App {
     });
     // Closed for good (removed from the conversation, signed out): nothing more can be sent on it.
     const offState = socket.on("state", ({ state }) => state === "closed" && release());
+    // Refused (the conversation closed meanwhile, say): told before the outbox event that may release the socket.
+    const offFailed = socket.on("send_failed", ({ clientMessageId, error }) => {
+      const content = contents.get(clientMessageId);
+      if (content !== undefined) this.noteFailed(id, { clientMessageId, content, error });
+    });
+  }
+
+  /** Refused messages of a conversation, oldest first, until dismissed. */
+  failedMessages(conversationId: string): readonly FailedMessage[] {
+    return this.failed.get(conversationId) ?? [];
+  }
+
+  noteFailed(conversationId: string, f: FailedMessage): void {
+    const list = this.failed.get(conversationId) ?? [];
+    if (list.some((x) => x.clientMessageId === f.clientMessageId)) return;
+    this.failed.set(conversationId, [...list, f]);
+  }
+
+  dismissFailed(conversationId: string, clientMessageId: string): void {
+    const list = (this.failed.get(conversationId) ?? []).filter((x) => x.clientMessageId !== clientMessageId);
+    if (list.length > 0) this.failed.set(conversationId, list);
+    else this.failed.delete(conversationId);
   }
 
   /**
@@ -152,6 +189,7 @@ export class App {
       for (const [id, c] of this.conversations) {
         if (listed.has(id) || c.lastActivity > asked || (page.nextCursor !== null && c.lastActivity < oldest)) continue;
         this.conversations.delete(id);
+        this.failed.delete(id);
         if (this.activeId === id) location.hash = "#/";
       }
       for (const c of page.conversations) this.upsert(c, false);
@@ -334,6 +372,7 @@ export class App {
     });
     u.on("conversation_removed", ({ conversationId }) => {
       this.conversations.delete(conversationId);
+      this.failed.delete(conversationId);
       this.renderList();
       if (this.activeId === conversationId) location.hash = "#/";
     });

@@ -510,6 +510,63 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => row.count(), poll).toBe(0);
   });
 
+  // The list's clean-up after a reconnect took the browser's clock for the server's: the times it compares are the
+  // server's, and a machine's clock can be hours off.
+  it("keeps a conversation that arrives while the list reloads after a reconnect, with the browser's clock hours ahead", async () => {
+    const alice = await person(browser, "web-ahead", { clockSkewMs: 3 * 3600_000 });
+    people.push(alice);
+    const [bob, carol] = await Promise.all([headless("sdk-b"), headless("sdk-c")]);
+    await api("POST", "/conversations/direct", alice.token, { targetUserId: carol.id });
+    const carolRow = alice.page.getByRole("link", { name: new RegExp(carol.name) });
+    await expect.poll(() => carolRow.count(), poll).toBe(1);
+    await alice.context.setOffline(true);
+    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).not.toBe("Online");
+    // The reload's answer is the server's list as it was asked for; it reaches the app only after the new conversation.
+    let asked!: () => void;
+    const reloading = new Promise<void>((r) => (asked = r));
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const isList = (url: URL) => url.pathname === "/conversations";
+    await alice.page.route(isList, async (route) => {
+      const response = await route.fetch();
+      asked();
+      await held;
+      await route.fulfill({ response }).catch(() => {});
+    });
+    await alice.context.setOffline(false);
+    await reloading;
+    await api("POST", "/conversations/direct", bob.token, { targetUserId: alice.id });
+    const bobRow = alice.page.getByRole("link", { name: new RegExp(bob.name) });
+    await expect.poll(() => bobRow.count(), poll).toBe(1);
+    const answered = alice.page.waitForResponse((r) => isList(new URL(r.url())));
+    release();
+    await answered;
+    await alice.page.waitForTimeout(500);
+    expect(await bobRow.count()).toBe(1);
+    expect(await carolRow.count()).toBe(1);
+    await alice.page.unroute(isList);
+    expect(alice.errors).toEqual([]);
+  });
+
+  it("drops from the list, after a reconnect, a group the user was removed from while offline, with the browser's clock hours behind", async () => {
+    const alice = await person(browser, "web-behind", { clockSkewMs: -3 * 3600_000 });
+    people.push(alice);
+    const [bob, carol] = await Promise.all([headless("sdk-b"), headless("sdk-c")]);
+    await api("POST", "/conversations/direct", alice.token, { targetUserId: carol.id });
+    const group = await api<{ id: string }>("POST", "/conversations/group", bob.token, { participantIds: [alice.id, carol.id], name: "Gone behind the clock" });
+    const row = alice.page.getByRole("link", { name: /Gone behind the clock/ });
+    const carolRow = alice.page.getByRole("link", { name: new RegExp(carol.name) });
+    await expect.poll(() => row.count(), poll).toBe(1);
+    await alice.context.setOffline(true);
+    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).not.toBe("Online");
+    await api("DELETE", `/conversations/${group.id}/participants/${alice.id}`, bob.token);
+    await alice.context.setOffline(false);
+    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).toBe("Online");
+    await expect.poll(() => row.count(), poll).toBe(0);
+    expect(await carolRow.count()).toBe(1);
+    expect(alice.errors).toEqual([]);
+  });
+
   it("creates a group and a business conversation from the New conversation dialog", async () => {
     const [alice, bob] = await pair();
     const carol = await headless("web-c");

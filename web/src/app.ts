@@ -33,6 +33,12 @@ export class App {
    */
   private readonly failed = new Map<string, FailedMessage[]>();
   private activeId: string | undefined;
+  /**
+   * The newest server time seen (conversation activity, message times), for the list's clean-up: the browser's clock
+   * may be hours off, and against it a conversation that arrived during a reload was dropped (clock ahead) or one the
+   * user was removed from stayed (clock behind).
+   */
+  private serverNow = "";
   private readonly shell: HTMLElement;
   private readonly list: HTMLUListElement;
   private readonly listStatus: HTMLElement;
@@ -179,11 +185,12 @@ export class App {
 
   async refreshList(): Promise<void> {
     try {
-      const asked = new Date().toISOString();
+      // Every time the app holds was seen before asking: one stamped later arrived while the request was under way.
+      const asked = this.serverNow;
       const page = await this.chat.listConversations({ limit: 100 });
       // A removal while offline sent no conversation_removed: what the server no longer lists goes. With more pages,
       // only what is at least as recent as this page's oldest (older ones would not be on it anyway); one that
-      // arrived while the request was under way stays.
+      // arrived while the request was under way stays. Server times only, never the browser's clock.
       const listed = new Set(page.conversations.map((c) => c.id));
       const oldest = page.conversations.at(-1)?.lastActivity ?? "";
       for (const [id, c] of this.conversations) {
@@ -207,8 +214,14 @@ export class App {
     const old = this.conversations.get(c.id);
     const merged = old ? { ...old, ...c, lastMessage: newer(old.lastMessage, c.lastMessage) } : c;
     this.conversations.set(c.id, merged);
+    this.sawServerTime(merged.lastActivity);
+    this.sawServerTime(merged.lastMessage?.createdAt);
     this.dir.learn(merged);
     if (render) this.renderList();
+  }
+
+  private sawServerTime(iso: string | undefined): void {
+    if (iso && iso > this.serverNow) this.serverNow = iso;
   }
 
   conversation(id: string): Conversation | undefined {
@@ -220,6 +233,7 @@ export class App {
     const c = this.conversations.get(conversationId);
     if (!c) return;
     this.dir.learnMessage(m);
+    this.sawServerTime(m.createdAt);
     const last = newer(c.lastMessage, m);
     this.conversations.set(conversationId, {
       ...c,

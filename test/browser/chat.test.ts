@@ -320,6 +320,57 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await alice.page.unroute(`**/conversations/${conversation.id}/messages?*`);
   });
 
+  // The socket kept after the view went (to send what was still queued) took the refusal, and nothing kept it: the
+  // message vanished, as if sent.
+  it("shows a message refused after its conversation was left as Not sent on the next visit, until dismissed", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const bob = await headless("sdk-b");
+    const direct = await api<{ id: string }>("POST", "/conversations/direct", alice.token, { targetUserId: bob.id });
+    const business = await api<{ id: string }>("POST", "/conversations/business", alice.token, { businessId: "b1000000-0000-4000-8000-00000000000b" });
+    const base = alice.page.url().split("#")[0];
+    const refusals: string[] = [];
+    alice.page.on("websocket", (ws) => {
+      if (!ws.url().includes(business.id)) return;
+      ws.on("framereceived", ({ payload }) => {
+        const frame = JSON.parse(String(payload)) as { type: string; data?: { message?: string } };
+        if (frame.type === "error") refusals.push(frame.data?.message ?? "");
+      });
+    });
+    await alice.page.goto(`${base}#/c/${business.id}`);
+    await expect.poll(() => alice.page.locator("#conv-title").textContent(), poll).not.toBe("");
+    await alice.context.setOffline(true);
+    await expect.poll(() => alice.page.locator(".banner").textContent(), poll).toContain("offline");
+    await send(alice.page, "too late");
+    await expect.poll(() => alice.page.locator(".pending-list li").textContent(), poll).toContain("Sending…");
+    await alice.page.goto(`${base}#/c/${direct.id}`);
+    await expect.poll(() => alice.page.locator("#conv-title").textContent(), poll).toBe(bob.name);
+    // Closed while Alice is offline and elsewhere: the queued message is refused once the kept socket is back.
+    await api("POST", `/business/conversations/${business.id}/close`, alice.token, {});
+    await alice.context.setOffline(false);
+    await expect.poll(() => refusals, poll).toHaveLength(1);
+
+    await alice.page.goto(`${base}#/c/${business.id}`);
+    const failed = alice.page.locator(".pending-list li.failed");
+    await expect.poll(() => failed.locator(".state").textContent(), poll).toBe(`Not sent: ${refusals[0]}`);
+    expect(await failed.locator(".text").textContent()).toBe("too late");
+    // Still there after another round trip; gone for good once dismissed.
+    await alice.page.goto(`${base}#/c/${direct.id}`);
+    await expect.poll(() => alice.page.locator("#conv-title").textContent(), poll).toBe(bob.name);
+    await alice.page.goto(`${base}#/c/${business.id}`);
+    await expect.poll(() => failed.count(), poll).toBe(1);
+    await failed.getByRole("button", { name: "Dismiss" }).click();
+    expect(await failed.count()).toBe(0);
+    await alice.page.goto(`${base}#/c/${direct.id}`);
+    await expect.poll(() => alice.page.locator("#conv-title").textContent(), poll).toBe(bob.name);
+    await alice.page.goto(`${base}#/c/${business.id}`);
+    await expect.poll(() => alice.page.locator("#conv-title").textContent(), poll).not.toBe(bob.name);
+    await alice.page.waitForTimeout(500);
+    expect(await alice.page.locator(".pending-list li").count()).toBe(0);
+    expect(await messageTexts(alice.page)).not.toContain("too late");
+    expect(alice.errors).toEqual([]);
+  });
+
   it("shows Delivered when the other side's app got the message on its conversation list, without opening it", async () => {
     const [alice, bob] = await pair();
     await startDirect(alice, bob);
@@ -457,6 +508,63 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await alice.context.setOffline(false);
     await expect.poll(() => alice.page.locator(".conn").textContent(), poll).toBe("Online");
     await expect.poll(() => row.count(), poll).toBe(0);
+  });
+
+  // The list's clean-up after a reconnect took the browser's clock for the server's: the times it compares are the
+  // server's, and a machine's clock can be hours off.
+  it("keeps a conversation that arrives while the list reloads after a reconnect, with the browser's clock hours ahead", async () => {
+    const alice = await person(browser, "web-ahead", { clockSkewMs: 3 * 3600_000 });
+    people.push(alice);
+    const [bob, carol] = await Promise.all([headless("sdk-b"), headless("sdk-c")]);
+    await api("POST", "/conversations/direct", alice.token, { targetUserId: carol.id });
+    const carolRow = alice.page.getByRole("link", { name: new RegExp(carol.name) });
+    await expect.poll(() => carolRow.count(), poll).toBe(1);
+    await alice.context.setOffline(true);
+    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).not.toBe("Online");
+    // The reload's answer is the server's list as it was asked for; it reaches the app only after the new conversation.
+    let asked!: () => void;
+    const reloading = new Promise<void>((r) => (asked = r));
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const isList = (url: URL) => url.pathname === "/conversations";
+    await alice.page.route(isList, async (route) => {
+      const response = await route.fetch();
+      asked();
+      await held;
+      await route.fulfill({ response }).catch(() => {});
+    });
+    await alice.context.setOffline(false);
+    await reloading;
+    await api("POST", "/conversations/direct", bob.token, { targetUserId: alice.id });
+    const bobRow = alice.page.getByRole("link", { name: new RegExp(bob.name) });
+    await expect.poll(() => bobRow.count(), poll).toBe(1);
+    const answered = alice.page.waitForResponse((r) => isList(new URL(r.url())));
+    release();
+    await answered;
+    await alice.page.waitForTimeout(500);
+    expect(await bobRow.count()).toBe(1);
+    expect(await carolRow.count()).toBe(1);
+    await alice.page.unroute(isList);
+    expect(alice.errors).toEqual([]);
+  });
+
+  it("drops from the list, after a reconnect, a group the user was removed from while offline, with the browser's clock hours behind", async () => {
+    const alice = await person(browser, "web-behind", { clockSkewMs: -3 * 3600_000 });
+    people.push(alice);
+    const [bob, carol] = await Promise.all([headless("sdk-b"), headless("sdk-c")]);
+    await api("POST", "/conversations/direct", alice.token, { targetUserId: carol.id });
+    const group = await api<{ id: string }>("POST", "/conversations/group", bob.token, { participantIds: [alice.id, carol.id], name: "Gone behind the clock" });
+    const row = alice.page.getByRole("link", { name: /Gone behind the clock/ });
+    const carolRow = alice.page.getByRole("link", { name: new RegExp(carol.name) });
+    await expect.poll(() => row.count(), poll).toBe(1);
+    await alice.context.setOffline(true);
+    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).not.toBe("Online");
+    await api("DELETE", `/conversations/${group.id}/participants/${alice.id}`, bob.token);
+    await alice.context.setOffline(false);
+    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).toBe("Online");
+    await expect.poll(() => row.count(), poll).toBe(0);
+    expect(await carolRow.count()).toBe(1);
+    expect(alice.errors).toEqual([]);
   });
 
   it("creates a group and a business conversation from the New conversation dialog", async () => {

@@ -64,7 +64,7 @@ export async function api<T = any>(method: string, p: string, token?: string, bo
 export async function person(
   browser: Browser,
   prefix: string,
-  options: { viewport?: { width: number; height: number }; idleAfterMs?: number } = {},
+  options: { viewport?: { width: number; height: number }; idleAfterMs?: number; clockSkewMs?: number } = {},
 ): Promise<Person> {
   const kahaId = uniqueKahaId(prefix);
   const login = await api<{ access_token: string; user: { id: string } }>("POST", "/auth/dev-login", undefined, { kahaId });
@@ -72,6 +72,7 @@ export async function person(
   const context = await browser.newContext({ viewport: options.viewport ?? { width: 1280, height: 800 }, locale: "en-US", timezoneId: "UTC" });
   // The app's idle time (web/src/attention.ts), shortened so a test can wait it out.
   if (options.idleAfterMs) await context.addInitScript((ms) => localStorage.setItem("edgechat.idleAfterMs", String(ms)), options.idleAfterMs);
+  if (options.clockSkewMs) await context.addInitScript({ content: skewedClock(options.clockSkewMs) });
   const page = await context.newPage();
   const p: Person = { kahaId, id: login.user.id, token: login.access_token, name: me.profile.name, context, page, dialogs: [], errors: [] };
   page.on("dialog", (d) => {
@@ -81,6 +82,27 @@ export async function person(
   page.on("pageerror", (e) => p.errors.push(e.message));
   await signIn(p);
   return p;
+}
+
+/**
+ * A page script that sets the browser's clock `ms` off (Date.now() and `new Date()`; timers run as usual), as on a
+ * machine whose clock is wrong. A string: a function would be sent as its compiled text, helpers and all.
+ */
+function skewedClock(ms: number): string {
+  return `(() => {
+    const RealDate = Date;
+    const skew = ${JSON.stringify(ms)};
+    class SkewedDate extends RealDate {
+      constructor(...args) {
+        if (args.length === 0) super(RealDate.now() + skew);
+        else super(...args);
+      }
+      static now() {
+        return RealDate.now() + skew;
+      }
+    }
+    globalThis.Date = SkewedDate;
+  })();`;
 }
 
 export async function signIn(p: Person): Promise<void> {

@@ -6,6 +6,13 @@ import { Directory, conversationTitle, directPeer, initials, preview, presenceLa
 import { openNewConversationDialog } from "./new-conversation";
 import type { Session } from "./session";
 
+/** A message the server refused for good: shown as "Not sent" until the user dismisses it. */
+export interface FailedMessage {
+  clientMessageId: string;
+  content: string;
+  error: ChatApiError;
+}
+
 const ROUTE = /^#\/c\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
 
 /** The signed-in app: conversation list (left), the open conversation (right; one at a time on phones). */
@@ -20,7 +27,18 @@ export class App {
   private view: ConversationView | undefined;
   /** Sockets of conversations left with messages still unsent, by conversation id: kept until the outbox drains. */
   private readonly unsent = new Map<string, ConversationSocket>();
+  /**
+   * Refused messages not dismissed yet, by conversation id, for this session: a refusal on a socket kept after its
+   * view went (keepUntilSent) had no view to show it, and the message vanished. Every visit shows them as failed.
+   */
+  private readonly failed = new Map<string, FailedMessage[]>();
   private activeId: string | undefined;
+  /**
+   * The newest server time seen (conversation activity, message times), for the list's clean-up: the browser's clock
+   * may be hours off, and against it a conversation that arrived during a reload was dropped (clock ahead) or one the
+   * user was removed from stayed (clock behind).
+   */
+  private serverNow = "";
   private readonly shell: HTMLElement;
   private readonly list: HTMLUListElement;
   private readonly listStatus: HTMLElement;
@@ -111,9 +129,12 @@ export class App {
     const id = socket.conversationId;
     this.unsent.get(id)?.close("replaced");
     this.unsent.set(id, socket);
+    // The outbox only shrinks from here: what a refusal names is one of these.
+    const contents = new Map(socket.outbox().map((e) => [e.clientMessageId, e.content]));
     const release = () => {
       offOutbox();
       offState();
+      offFailed();
       if (this.unsent.get(id) === socket) this.unsent.delete(id);
     };
     const offOutbox = socket.on("outbox", ({ pending }) => {
@@ -123,6 +144,28 @@ export class App {
     });
     // Closed for good (removed from the conversation, signed out): nothing more can be sent on it.
     const offState = socket.on("state", ({ state }) => state === "closed" && release());
+    // Refused (the conversation closed meanwhile, say): told before the outbox event that may release the socket.
+    const offFailed = socket.on("send_failed", ({ clientMessageId, error }) => {
+      const content = contents.get(clientMessageId);
+      if (content !== undefined) this.noteFailed(id, { clientMessageId, content, error });
+    });
+  }
+
+  /** Refused messages of a conversation, oldest first, until dismissed. */
+  failedMessages(conversationId: string): readonly FailedMessage[] {
+    return this.failed.get(conversationId) ?? [];
+  }
+
+  noteFailed(conversationId: string, f: FailedMessage): void {
+    const list = this.failed.get(conversationId) ?? [];
+    if (list.some((x) => x.clientMessageId === f.clientMessageId)) return;
+    this.failed.set(conversationId, [...list, f]);
+  }
+
+  dismissFailed(conversationId: string, clientMessageId: string): void {
+    const list = (this.failed.get(conversationId) ?? []).filter((x) => x.clientMessageId !== clientMessageId);
+    if (list.length > 0) this.failed.set(conversationId, list);
+    else this.failed.delete(conversationId);
   }
 
   /**
@@ -142,16 +185,18 @@ export class App {
 
   async refreshList(): Promise<void> {
     try {
-      const asked = new Date().toISOString();
+      // Every time the app holds was seen before asking: one stamped later arrived while the request was under way.
+      const asked = this.serverNow;
       const page = await this.chat.listConversations({ limit: 100 });
       // A removal while offline sent no conversation_removed: what the server no longer lists goes. With more pages,
       // only what is at least as recent as this page's oldest (older ones would not be on it anyway); one that
-      // arrived while the request was under way stays.
+      // arrived while the request was under way stays. Server times only, never the browser's clock.
       const listed = new Set(page.conversations.map((c) => c.id));
       const oldest = page.conversations.at(-1)?.lastActivity ?? "";
       for (const [id, c] of this.conversations) {
         if (listed.has(id) || c.lastActivity > asked || (page.nextCursor !== null && c.lastActivity < oldest)) continue;
         this.conversations.delete(id);
+        this.failed.delete(id);
         if (this.activeId === id) location.hash = "#/";
       }
       for (const c of page.conversations) this.upsert(c, false);
@@ -169,8 +214,14 @@ export class App {
     const old = this.conversations.get(c.id);
     const merged = old ? { ...old, ...c, lastMessage: newer(old.lastMessage, c.lastMessage) } : c;
     this.conversations.set(c.id, merged);
+    this.sawServerTime(merged.lastActivity);
+    this.sawServerTime(merged.lastMessage?.createdAt);
     this.dir.learn(merged);
     if (render) this.renderList();
+  }
+
+  private sawServerTime(iso: string | undefined): void {
+    if (iso && iso > this.serverNow) this.serverNow = iso;
   }
 
   conversation(id: string): Conversation | undefined {
@@ -182,6 +233,7 @@ export class App {
     const c = this.conversations.get(conversationId);
     if (!c) return;
     this.dir.learnMessage(m);
+    this.sawServerTime(m.createdAt);
     const last = newer(c.lastMessage, m);
     this.conversations.set(conversationId, {
       ...c,
@@ -334,6 +386,7 @@ export class App {
     });
     u.on("conversation_removed", ({ conversationId }) => {
       this.conversations.delete(conversationId);
+      this.failed.delete(conversationId);
       this.renderList();
       if (this.activeId === conversationId) location.hash = "#/";
     });

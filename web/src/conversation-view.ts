@@ -1,5 +1,5 @@
-import { ChatApiError, CONTENT_MAX_CHARS, randomId, contentLength, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type StateChange } from "../../src/client";
-import type { App } from "./app";
+import { CONTENT_MAX_CHARS, randomId, contentLength, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type StateChange } from "../../src/client";
+import type { App, FailedMessage } from "./app";
 import { h, replace } from "./dom";
 import { confirmDialog } from "./confirm";
 import { conversationTitle, directPeer, fullTime, presenceLabel, shortTime } from "./format";
@@ -23,7 +23,8 @@ export class ConversationView {
   private readonly me: string;
   private readonly messages = new Map<number, Message>();
   private readonly nodes = new Map<number, HTMLLIElement>();
-  private readonly pendingNodes = new Map<string, HTMLLIElement>();
+  /** Messages not stored yet (Sending…) or refused (Not sent), by clientMessageId, with their text. */
+  private readonly pendingNodes = new Map<string, { node: HTMLLIElement; content: string }>();
   private readonly marks = new Map<string, Marks>();
   private participants: Participant[];
   private oldestSeq = Infinity;
@@ -141,6 +142,8 @@ export class ConversationView {
     this.unsubscribe.push(this.app.attention.onChange((present) => present && this.maybeMarkRead()));
     this.input.focus();
     let lastSeq: number | undefined;
+    // Refused on an earlier visit, or on the socket kept after it: still there to dismiss (they vanished).
+    for (const f of this.app.failedMessages(this.id)) this.markFailed(f);
     this.log.setAttribute("aria-busy", "true");
     try {
       const page = await this.app.chat.listMessages(this.id, { limit: PAGE });
@@ -265,7 +268,14 @@ export class ConversationView {
       this.refreshHeader();
     });
     s.on("outbox", ({ pending }) => this.renderPending(pending));
-    s.on("send_failed", ({ clientMessageId, error }) => this.markFailed(clientMessageId, error));
+    s.on("send_failed", ({ clientMessageId, error }) => {
+      const p = this.pendingNodes.get(clientMessageId);
+      if (!p) return;
+      const failed = { clientMessageId, content: p.content, error };
+      // Kept by the app too, so leaving and coming back still shows it.
+      this.app.noteFailed(this.id, failed);
+      this.markFailed(failed);
+    });
     s.on("error", (e) => {
       if (!this.app.handleAuthError(e)) console.warn("conversation socket:", e.message);
     });
@@ -409,39 +419,48 @@ export class ConversationView {
 
   private renderPending(pending: readonly Pick<OutboxEntry, "clientMessageId" | "content">[]): void {
     const ids = new Set(pending.map((p) => p.clientMessageId));
-    for (const [cmid, node] of this.pendingNodes) {
+    for (const [cmid, { node }] of this.pendingNodes) {
       if (!ids.has(cmid) && !node.classList.contains("failed")) {
         node.remove();
         this.pendingNodes.delete(cmid);
       }
     }
-    for (const p of pending) {
-      if (this.pendingNodes.has(p.clientMessageId)) continue;
-      const node = h(
-        "li",
-        { class: "msg own pending", data: { cmid: p.clientMessageId } },
-        h(
-          "div",
-          { class: "bubble" },
-          h("div", { class: "meta" }, h("span", { class: "sender", text: "You" }), h("span", { class: "state", text: "Sending…" })),
-          h("p", { class: "text", text: p.content }),
-        ),
-      );
-      this.pendingNodes.set(p.clientMessageId, node);
-      this.pendingList.append(node);
-    }
+    for (const p of pending) this.pendingNode(p);
     if (pending.length > 0) this.scrollToBottom(false);
   }
 
-  private markFailed(clientMessageId: string, error: ChatApiError): void {
-    const node = this.pendingNodes.get(clientMessageId);
-    if (!node) return;
+  /** The Sending… node of a message, drawn once. */
+  private pendingNode(p: Pick<OutboxEntry, "clientMessageId" | "content">): HTMLLIElement {
+    const known = this.pendingNodes.get(p.clientMessageId);
+    if (known) return known.node;
+    const node = h(
+      "li",
+      { class: "msg own pending", data: { cmid: p.clientMessageId } },
+      h(
+        "div",
+        { class: "bubble" },
+        h("div", { class: "meta" }, h("span", { class: "sender", text: "You" }), h("span", { class: "state", text: "Sending…" })),
+        h("p", { class: "text", text: p.content }),
+      ),
+    );
+    this.pendingNodes.set(p.clientMessageId, { node, content: p.content });
+    this.pendingList.append(node);
+    return node;
+  }
+
+  private markFailed(f: FailedMessage): void {
+    const node = this.pendingNode(f);
+    if (node.classList.contains("failed")) return;
     node.classList.add("failed");
     const state = node.querySelector(".state");
-    if (state) state.textContent = `Not sent: ${error.message}`;
-    node.append(
-      h("div", { class: "actions" }, h("button", { class: "link small", attrs: { type: "button" }, text: "Dismiss", on: { click: () => (node.remove(), this.pendingNodes.delete(clientMessageId), this.input.focus()) } })),
-    );
+    if (state) state.textContent = `Not sent: ${f.error.message}`;
+    const dismiss = () => {
+      node.remove();
+      this.pendingNodes.delete(f.clientMessageId);
+      this.app.dismissFailed(this.id, f.clientMessageId);
+      this.input.focus();
+    };
+    node.append(h("div", { class: "actions" }, h("button", { class: "link small", attrs: { type: "button" }, text: "Dismiss", on: { click: dismiss } })));
   }
 
   // ── Composer ─────────────────────────────────────────────────────────────────────────────────────────

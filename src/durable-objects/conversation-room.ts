@@ -13,11 +13,12 @@ import { searchConversation } from "../db/queries/search";
 import { backoffMs } from "../domain/backoff";
 import { mergePage, overlayChanges, pageSpan, withWaiting } from "../domain/history";
 import { ActivityNotes } from "../domain/presence";
+import { laterMarks } from "../domain/marks";
 import { ReadOrder } from "../domain/read-order";
 import { TYPING_LEASE_MS } from "../domain/typing";
 import { LIMITS, publicParticipant, type Message, type Participant } from "../protocol/resources";
 import { encodeFrame, type ParticipantFrameData } from "../protocol/frames";
-import type { Actor, HistoryPage, HistoryQuery, ReadResult, RoomEvent, SearchInput, SearchPage, SendInput, SendResult } from "./room-api";
+import type { Actor, HistoryPage, HistoryQuery, ReadResult, RoomEvent, RoomMarks, SearchInput, SearchPage, SendInput, SendResult } from "./room-api";
 import { MAX_FLIGHTS, OutboxFlusher } from "./room/outbox";
 import { RoomStore, type RoomMeta } from "./room/store";
 import { Backfill } from "./room/backfill";
@@ -250,17 +251,7 @@ export class ConversationRoom extends DurableObject<Env> {
   private adoptParticipants(fresh: Participant[]): { gone: string[]; arrived: Participant[] } {
     const local = new Map(this.store.participants().map((p) => [p.userId, p]));
     this.store.replaceParticipants(
-      fresh.map((p) => {
-        const mine = local.get(p.userId);
-        if (!mine) return p;
-        const readAhead = mine.lastReadSeq > p.lastReadSeq;
-        return {
-          ...p,
-          lastReadSeq: Math.max(p.lastReadSeq, mine.lastReadSeq),
-          lastReadAt: readAhead ? mine.lastReadAt : p.lastReadAt,
-          lastDeliveredSeq: Math.max(p.lastDeliveredSeq, mine.lastDeliveredSeq),
-        };
-      }),
+      fresh.map((p) => laterMarks(p, local.get(p.userId))),
     );
     this.participantsCheckedAt = Date.now();
     const current = new Set(fresh.map((p) => p.userId));
@@ -423,6 +414,23 @@ export class ConversationRoom extends DurableObject<Env> {
       this.ctx.waitUntil(this.userSession(input.actor.id).unreadChanged({ conversationId: input.conversationId, ...unread }));
       const now = this.member(input.actor.id) ?? p;
       return { conversationId: input.conversationId, lastReadSeq: unread.readSeq, lastReadAt: now.lastReadAt, unreadCount: unread.unreadCount };
+    });
+  }
+
+  /**
+   * Every member's read and delivered marks as the room holds them, for the Worker's Postgres answers: the marks the
+   * room acknowledged last reach Postgres with a later flush (the outbox's backoff, while Postgres is unreachable).
+   * A room that never loaded has acknowledged none: it answers undefined and is not loaded for this.
+   */
+  async readMarks(conversationId: string): Promise<RpcResult<RoomMarks[] | undefined>> {
+    return asRpcResult(async () => {
+      if (this.store.meta()?.conversationId !== conversationId) return undefined;
+      return Array.from(this.store.participantsView(), ({ userId, lastReadSeq, lastReadAt, lastDeliveredSeq }) => ({
+        userId,
+        lastReadSeq,
+        lastReadAt,
+        lastDeliveredSeq,
+      }));
     });
   }
 

@@ -77,6 +77,41 @@ describe("read marks", () => {
 });
 
 describe("receipts on a conversation socket", () => {
+  const roomOf = (id: string) => env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+  const receiptOf = async (id: string, as: { token: string }, userId: string) => {
+    const res = await api("GET", `/conversations/${id}/read-receipts`, { token: as.token });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    return res.body.participants.find((p: { userId: string }) => p.userId === userId);
+  };
+
+  it("read receipts are never older than the marks the room acknowledged, before its flush reaches Postgres", async () => {
+    const [a, b] = await users(2, "rcpt");
+    const id = await direct(a, b);
+    for (const text of ["one", "two", "three"]) await send(id, b, text);
+    // a reads on a conversation socket: the room has the mark and tells everyone (message_read); its flush to
+    // Postgres is on its way (a round trip at best, the outbox's backoff while Postgres is unreachable).
+    await runInDurableObject(roomOf(id), (instance: ConversationRoom) => {
+      instance.applyWatermark(a.id, { read: 2 });
+      instance.applyWatermark(b.id, { delivered: 3 });
+    });
+    // The app reads the receipts right after: its own read went back to 0 (Postgres's mark).
+    const mine = await receiptOf(id, a, a.id);
+    expect(mine).toMatchObject({ lastReadSeq: 2, lastDeliveredSeq: 2 });
+    expect(typeof mine.lastReadAt).toBe("string");
+    expect(await receiptOf(id, b, b.id)).toMatchObject({ lastDeliveredSeq: 3 });
+    // Flushed, Postgres says the same.
+    await runInDurableObject(roomOf(id), (instance: ConversationRoom) => instance.waitForCommit());
+    expect(await receiptOf(id, b, a.id)).toMatchObject({ lastReadSeq: 2, lastReadAt: mine.lastReadAt, lastDeliveredSeq: 2 });
+  });
+
+  it("read receipts do not load a room that never loaded (Postgres is all there is)", async () => {
+    const [a, b] = await users(2, "rcpt");
+    const id = await direct(a, b);
+    expect(await receiptOf(id, a, b.id)).toMatchObject({ lastReadSeq: 0, lastDeliveredSeq: 0, lastReadAt: null });
+    const loaded = await runInDurableObject(roomOf(id), (instance: ConversationRoom) => instance.store.meta() !== undefined);
+    expect(loaded).toBe(false);
+  });
+
   it("a role change does not carry a member's read and delivered marks back to before their latest receipts", async () => {
     const [admin, b, c] = await users(3, "rcpt");
     const id = await group(admin, [b, c]);

@@ -12,8 +12,8 @@ import { loadRoomState } from "../db/queries/room";
 import { searchConversation } from "../db/queries/search";
 import { backoffMs } from "../domain/backoff";
 import { mergePage, overlayChanges, pageSpan, withWaiting } from "../domain/history";
-import { ActivityNotes } from "../domain/presence";
 import { laterMarks } from "../domain/marks";
+import { ActivityNotes } from "../domain/presence";
 import { ReadOrder } from "../domain/read-order";
 import { TYPING_LEASE_MS } from "../domain/typing";
 import { LIMITS, publicParticipant, type Message, type Participant } from "../protocol/resources";
@@ -398,15 +398,18 @@ export class ConversationRoom extends DurableObject<Env> {
 
   async markRead(input: { conversationId: string; actor: Actor; seq?: number; messageId?: string }): Promise<RpcResult<ReadResult>> {
     return asRpcResult(async () => {
-      const meta = await this.ready(input.conversationId);
+      await this.ready(input.conversationId);
       this.requireMember(input.actor.id);
-      let target = input.seq ?? meta.lastSeq;
+      let target = input.seq;
       if (input.messageId) {
         const m = await this.findMessage(input.messageId);
         if (!m) throw notFound("Message");
         target = m.seq;
       }
-      const p = this.applyWatermark(input.actor.id, { read: Math.min(target, meta.lastSeq) });
+      // The newest seq as it is after the lookup's wait (a Postgres round trip for a message the room does not hold):
+      // ready's copy, older, lowered a mark up to a message sent meanwhile to the one before it.
+      const newest = this.store.meta()!.lastSeq;
+      const p = this.applyWatermark(input.actor.id, { read: Math.min(target ?? newest, newest) });
       this.noteActivity(input.actor.id);
       await this.waitForCommit();
       // Another device may have read further during the commit: the answer is the mark as it stands now.

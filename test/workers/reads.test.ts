@@ -48,6 +48,29 @@ describe("read marks", () => {
     expect((await unread(id, a.token)).body.unreadCount).toBe(1);
   });
 
+  it("marks read up to a message sent while the mark looked its message up", async () => {
+    const [a, b] = await users(2, "read");
+    const id = await direct(a, b);
+    await send(id, b, "one");
+    const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    const marked = await runInDurableObject(room, async (instance: ConversationRoom) => {
+      // The lookup waits (Postgres, for a message the room does not hold) while b sends "two", the message it finds:
+      // newer than the newest seq the mark knew when it began.
+      const find = instance.findMessage.bind(instance);
+      instance.findMessage = async () => {
+        const { message } = await instance.sendMessage({ conversationId: id, actor: { id: b.id, kahaId: b.kahaId }, content: "two" });
+        return find(message.id);
+      };
+      try {
+        return await instance.markRead({ conversationId: id, actor: { id: a.id, kahaId: a.kahaId }, messageId: crypto.randomUUID() });
+      } finally {
+        instance.findMessage = find;
+      }
+    });
+    expect(marked).toMatchObject({ ok: true, value: { lastReadSeq: 2, unreadCount: 0 } });
+    expect((await unread(id, a.token)).body.unreadCount).toBe(0);
+  });
+
   it("validates its body", async () => {
     const [a, b] = await users(2, "read");
     const id = await direct(a, b);

@@ -4,6 +4,8 @@ import type { ConversationRoom } from "../../src/durable-objects/conversation-ro
 import { api, expectErrorShape } from "./helpers";
 import { direct, get, group, send, users } from "./conversation-helpers";
 import { openSocket, waitFor } from "./sockets";
+import { withDb } from "./fixtures";
+import { flushBatch } from "../../src/db/queries/messages";
 
 const read = (id: string, token: string, body?: unknown) => api("PUT", `/conversations/${id}/read`, { token, body });
 const unread = (id: string, token: string) => api("GET", `/conversations/${id}/unread-count`, { token });
@@ -125,6 +127,20 @@ describe("receipts on a conversation socket", () => {
     // Flushed, Postgres says the same.
     await runInDurableObject(roomOf(id), (instance: ConversationRoom) => instance.waitForCommit());
     expect(await receiptOf(id, b, a.id)).toMatchObject({ lastReadSeq: 2, lastReadAt: mine.lastReadAt, lastDeliveredSeq: 2 });
+  });
+
+  it("a flush that commits after a newer one leaves the read time of the newer read mark", async () => {
+    const [a, b] = await users(2, "rcpt");
+    const id = await direct(a, b);
+    for (const text of ["one", "two", "three"]) await send(id, b, text);
+    // A flush carrying a's read up to 2 timed out and was retried with the mark as it was by then (3); the first
+    // statement still committed, after the retry (Postgres finishes a statement whose client gave up on it).
+    const earlier = { userId: a.id, lastReadSeq: 2, lastReadAt: "2026-01-01T10:00:00.000Z", lastDeliveredSeq: 2 };
+    const later = { userId: a.id, lastReadSeq: 3, lastReadAt: "2026-01-01T10:00:05.000Z", lastDeliveredSeq: 3 };
+    await withDb((db) => flushBatch(db, id, [], [later]));
+    await withDb((db) => flushBatch(db, id, [], [earlier]));
+    // The seq stayed at 3 and the time went back to when 2 was read: "read at 10:00:00" for a message sent later.
+    expect(await receiptOf(id, b, a.id)).toMatchObject({ lastReadSeq: 3, lastReadAt: later.lastReadAt, lastDeliveredSeq: 3 });
   });
 
   it("read receipts do not load a room that never loaded (Postgres is all there is)", async () => {

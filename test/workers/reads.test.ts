@@ -119,7 +119,7 @@ describe("receipts on a conversation socket", () => {
       instance.applyWatermark(a.id, { read: 2 });
       instance.applyWatermark(b.id, { delivered: 3 });
     });
-    // The app reads the receipts right after: its own read went back to 0 (Postgres's mark).
+    // The app reads the receipts right after: before, its own read went back to 0 (Postgres's mark).
     const mine = await receiptOf(id, a, a.id);
     expect(mine).toMatchObject({ lastReadSeq: 2, lastDeliveredSeq: 2 });
     expect(typeof mine.lastReadAt).toBe("string");
@@ -139,7 +139,7 @@ describe("receipts on a conversation socket", () => {
     const later = { userId: a.id, lastReadSeq: 3, lastReadAt: "2026-01-01T10:00:05.000Z", lastDeliveredSeq: 3 };
     await withDb((db) => flushBatch(db, id, [], [later]));
     await withDb((db) => flushBatch(db, id, [], [earlier]));
-    // The seq stayed at 3 and the time went back to when 2 was read: "read at 10:00:00" for a message sent later.
+    // Before, the seq stayed at 3 and the time went back to when 2 was read: "read at 10:00:00" for a later message.
     expect(await receiptOf(id, b, a.id)).toMatchObject({ lastReadSeq: 3, lastReadAt: later.lastReadAt, lastDeliveredSeq: 3 });
   });
 

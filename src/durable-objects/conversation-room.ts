@@ -12,12 +12,13 @@ import { loadRoomState } from "../db/queries/room";
 import { searchConversation } from "../db/queries/search";
 import { backoffMs } from "../domain/backoff";
 import { mergePage, overlayChanges, pageSpan, withWaiting } from "../domain/history";
+import { laterMarks } from "../domain/marks";
 import { ActivityNotes } from "../domain/presence";
 import { ReadOrder } from "../domain/read-order";
 import { TYPING_LEASE_MS } from "../domain/typing";
 import { LIMITS, publicParticipant, type Message, type Participant } from "../protocol/resources";
 import { encodeFrame, type ParticipantFrameData } from "../protocol/frames";
-import type { Actor, HistoryPage, HistoryQuery, ReadResult, RoomEvent, SearchInput, SearchPage, SendInput, SendResult } from "./room-api";
+import type { Actor, HistoryPage, HistoryQuery, ReadResult, RoomEvent, RoomMarks, SearchInput, SearchPage, SendInput, SendResult } from "./room-api";
 import { MAX_FLIGHTS, OutboxFlusher } from "./room/outbox";
 import { RoomStore, type RoomMeta } from "./room/store";
 import { Backfill } from "./room/backfill";
@@ -250,17 +251,7 @@ export class ConversationRoom extends DurableObject<Env> {
   private adoptParticipants(fresh: Participant[]): { gone: string[]; arrived: Participant[] } {
     const local = new Map(this.store.participants().map((p) => [p.userId, p]));
     this.store.replaceParticipants(
-      fresh.map((p) => {
-        const mine = local.get(p.userId);
-        if (!mine) return p;
-        const readAhead = mine.lastReadSeq > p.lastReadSeq;
-        return {
-          ...p,
-          lastReadSeq: Math.max(p.lastReadSeq, mine.lastReadSeq),
-          lastReadAt: readAhead ? mine.lastReadAt : p.lastReadAt,
-          lastDeliveredSeq: Math.max(p.lastDeliveredSeq, mine.lastDeliveredSeq),
-        };
-      }),
+      fresh.map((p) => laterMarks(p, local.get(p.userId))),
     );
     this.participantsCheckedAt = Date.now();
     const current = new Set(fresh.map((p) => p.userId));
@@ -407,15 +398,18 @@ export class ConversationRoom extends DurableObject<Env> {
 
   async markRead(input: { conversationId: string; actor: Actor; seq?: number; messageId?: string }): Promise<RpcResult<ReadResult>> {
     return asRpcResult(async () => {
-      const meta = await this.ready(input.conversationId);
+      await this.ready(input.conversationId);
       this.requireMember(input.actor.id);
-      let target = input.seq ?? meta.lastSeq;
+      let target = input.seq;
       if (input.messageId) {
         const m = await this.findMessage(input.messageId);
         if (!m) throw notFound("Message");
         target = m.seq;
       }
-      const p = this.applyWatermark(input.actor.id, { read: Math.min(target, meta.lastSeq) });
+      // The newest seq as it is after the lookup's wait (a Postgres round trip for a message the room does not hold):
+      // ready's copy, older, lowered a mark up to a message sent meanwhile to the one before it.
+      const newest = this.store.meta()!.lastSeq;
+      const p = this.applyWatermark(input.actor.id, { read: Math.min(target ?? newest, newest) });
       this.noteActivity(input.actor.id);
       await this.waitForCommit();
       // Another device may have read further during the commit: the answer is the mark as it stands now.
@@ -423,6 +417,23 @@ export class ConversationRoom extends DurableObject<Env> {
       this.ctx.waitUntil(this.userSession(input.actor.id).unreadChanged({ conversationId: input.conversationId, ...unread }));
       const now = this.member(input.actor.id) ?? p;
       return { conversationId: input.conversationId, lastReadSeq: unread.readSeq, lastReadAt: now.lastReadAt, unreadCount: unread.unreadCount };
+    });
+  }
+
+  /**
+   * Every member's read and delivered marks as the room holds them, for the Worker's Postgres answers: the marks the
+   * room acknowledged last reach Postgres with a later flush (the outbox's backoff, while Postgres is unreachable).
+   * A room that never loaded has acknowledged none: it answers undefined and is not loaded for this.
+   */
+  async readMarks(conversationId: string): Promise<RpcResult<RoomMarks[] | undefined>> {
+    return asRpcResult(async () => {
+      if (this.store.meta()?.conversationId !== conversationId) return undefined;
+      return Array.from(this.store.participantsView(), ({ userId, lastReadSeq, lastReadAt, lastDeliveredSeq }) => ({
+        userId,
+        lastReadSeq,
+        lastReadAt,
+        lastDeliveredSeq,
+      }));
     });
   }
 

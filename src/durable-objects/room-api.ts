@@ -71,6 +71,14 @@ export interface ReadResult {
   unreadCount: number;
 }
 
+/** A member's read and delivered marks as the room holds them (see ConversationRoom.readMarks). */
+export interface RoomMarks {
+  userId: string;
+  lastReadSeq: number;
+  lastReadAt: string | null;
+  lastDeliveredSeq: number;
+}
+
 /**
  * Changes made by the Worker directly in Postgres (membership, names, mute) that the room must mirror and
  * broadcast. The room reloads its participant list from Postgres on `participants`, closes the sockets of

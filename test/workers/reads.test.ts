@@ -4,6 +4,8 @@ import type { ConversationRoom } from "../../src/durable-objects/conversation-ro
 import { api, expectErrorShape } from "./helpers";
 import { direct, get, group, send, users } from "./conversation-helpers";
 import { openSocket, waitFor } from "./sockets";
+import { withDb } from "./fixtures";
+import { flushBatch } from "../../src/db/queries/messages";
 
 const read = (id: string, token: string, body?: unknown) => api("PUT", `/conversations/${id}/read`, { token, body });
 const unread = (id: string, token: string) => api("GET", `/conversations/${id}/unread-count`, { token });
@@ -48,6 +50,29 @@ describe("read marks", () => {
     expect((await unread(id, a.token)).body.unreadCount).toBe(1);
   });
 
+  it("marks read up to a message sent while the mark looked its message up", async () => {
+    const [a, b] = await users(2, "read");
+    const id = await direct(a, b);
+    await send(id, b, "one");
+    const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    const marked = await runInDurableObject(room, async (instance: ConversationRoom) => {
+      // The lookup waits (Postgres, for a message the room does not hold) while b sends "two", the message it finds:
+      // newer than the newest seq the mark knew when it began.
+      const find = instance.findMessage.bind(instance);
+      instance.findMessage = async () => {
+        const { message } = await instance.sendMessage({ conversationId: id, actor: { id: b.id, kahaId: b.kahaId }, content: "two" });
+        return find(message.id);
+      };
+      try {
+        return await instance.markRead({ conversationId: id, actor: { id: a.id, kahaId: a.kahaId }, messageId: crypto.randomUUID() });
+      } finally {
+        instance.findMessage = find;
+      }
+    });
+    expect(marked).toMatchObject({ ok: true, value: { lastReadSeq: 2, unreadCount: 0 } });
+    expect((await unread(id, a.token)).body.unreadCount).toBe(0);
+  });
+
   it("validates its body", async () => {
     const [a, b] = await users(2, "read");
     const id = await direct(a, b);
@@ -77,6 +102,55 @@ describe("read marks", () => {
 });
 
 describe("receipts on a conversation socket", () => {
+  const roomOf = (id: string) => env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+  const receiptOf = async (id: string, as: { token: string }, userId: string) => {
+    const res = await api("GET", `/conversations/${id}/read-receipts`, { token: as.token });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    return res.body.participants.find((p: { userId: string }) => p.userId === userId);
+  };
+
+  it("read receipts are never older than the marks the room acknowledged, before its flush reaches Postgres", async () => {
+    const [a, b] = await users(2, "rcpt");
+    const id = await direct(a, b);
+    for (const text of ["one", "two", "three"]) await send(id, b, text);
+    // a reads on a conversation socket: the room has the mark and tells everyone (message_read); its flush to
+    // Postgres is on its way (a round trip at best, the outbox's backoff while Postgres is unreachable).
+    await runInDurableObject(roomOf(id), (instance: ConversationRoom) => {
+      instance.applyWatermark(a.id, { read: 2 });
+      instance.applyWatermark(b.id, { delivered: 3 });
+    });
+    // The app reads the receipts right after: before, its own read went back to 0 (Postgres's mark).
+    const mine = await receiptOf(id, a, a.id);
+    expect(mine).toMatchObject({ lastReadSeq: 2, lastDeliveredSeq: 2 });
+    expect(typeof mine.lastReadAt).toBe("string");
+    expect(await receiptOf(id, b, b.id)).toMatchObject({ lastDeliveredSeq: 3 });
+    // Flushed, Postgres says the same.
+    await runInDurableObject(roomOf(id), (instance: ConversationRoom) => instance.waitForCommit());
+    expect(await receiptOf(id, b, a.id)).toMatchObject({ lastReadSeq: 2, lastReadAt: mine.lastReadAt, lastDeliveredSeq: 2 });
+  });
+
+  it("a flush that commits after a newer one leaves the read time of the newer read mark", async () => {
+    const [a, b] = await users(2, "rcpt");
+    const id = await direct(a, b);
+    for (const text of ["one", "two", "three"]) await send(id, b, text);
+    // A flush carrying a's read up to 2 timed out and was retried with the mark as it was by then (3); the first
+    // statement still committed, after the retry (Postgres finishes a statement whose client gave up on it).
+    const earlier = { userId: a.id, lastReadSeq: 2, lastReadAt: "2026-01-01T10:00:00.000Z", lastDeliveredSeq: 2 };
+    const later = { userId: a.id, lastReadSeq: 3, lastReadAt: "2026-01-01T10:00:05.000Z", lastDeliveredSeq: 3 };
+    await withDb((db) => flushBatch(db, id, [], [later]));
+    await withDb((db) => flushBatch(db, id, [], [earlier]));
+    // Before, the seq stayed at 3 and the time went back to when 2 was read: "read at 10:00:00" for a later message.
+    expect(await receiptOf(id, b, a.id)).toMatchObject({ lastReadSeq: 3, lastReadAt: later.lastReadAt, lastDeliveredSeq: 3 });
+  });
+
+  it("read receipts do not load a room that never loaded (Postgres is all there is)", async () => {
+    const [a, b] = await users(2, "rcpt");
+    const id = await direct(a, b);
+    expect(await receiptOf(id, a, b.id)).toMatchObject({ lastReadSeq: 0, lastDeliveredSeq: 0, lastReadAt: null });
+    const loaded = await runInDurableObject(roomOf(id), (instance: ConversationRoom) => instance.store.meta() !== undefined);
+    expect(loaded).toBe(false);
+  });
+
   it("a role change does not carry a member's read and delivered marks back to before their latest receipts", async () => {
     const [admin, b, c] = await users(3, "rcpt");
     const id = await group(admin, [b, c]);

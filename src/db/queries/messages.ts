@@ -36,7 +36,8 @@ export interface ReadWatermark {
 /**
  * One atomic write per flush: a multi-row upsert keyed by (conversation, seq) — so a retried flush, or an edit of a
  * message whose first flush is still in flight, is harmless — the conversation's activity, and receipt watermarks
- * (which only ever move forward). Without audit entries it is a single statement (one round trip, atomic without
+ * (which only ever move forward, the read time with the read seq: a flush that timed out can still commit after its
+ * retry, with an older mark). Without audit entries it is a single statement (one round trip, atomic without
  * BEGIN/COMMIT: the flush used to cost four round trips and capped a room's throughput); audit entries need their
  * hash chain read under a lock, so a flush that carries them runs as a transaction.
  */
@@ -64,7 +65,7 @@ export async function flushBatch(
 
 const dialect = new PgDialect();
 /** Two texts, each prepared once per connection under its own name: new messages only, and with edits or deletes. */
-const FLUSH_STATEMENT = "room_flush_v3";
+const FLUSH_STATEMENT = "room_flush_v4";
 
 function flushStatement(conversationId: string, batch: StoredMessage[], watermarks: ReadWatermark[]): { statement: SQL; name: string } {
   // Rows travel as one JSON parameter: a fixed statement text whatever the batch size, no parameter limit.
@@ -138,7 +139,7 @@ function flushStatement(conversationId: string, batch: StoredMessage[], watermar
     ), receipts AS (
       UPDATE participants p
          SET last_read_seq = GREATEST(p.last_read_seq, COALESCE(m.last_read_seq, p.last_read_seq)),
-             last_read_at = CASE WHEN m.last_read_seq IS NULL THEN p.last_read_at ELSE m.last_read_at END,
+             last_read_at = CASE WHEN m.last_read_seq > p.last_read_seq THEN m.last_read_at ELSE p.last_read_at END,
              last_delivered_seq = GREATEST(p.last_delivered_seq, COALESCE(m.last_delivered_seq, p.last_delivered_seq))
         FROM json_to_recordset(${marks}::json) AS m(user_id uuid, last_read_seq bigint, last_read_at timestamptz,
              last_delivered_seq bigint)

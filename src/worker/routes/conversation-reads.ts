@@ -1,7 +1,10 @@
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { partsOf } from "../../db/queries/conversation-parts";
 import { toParticipant } from "../../db/mappers";
+import { laterMarks } from "../../domain/marks";
 import { badRequest } from "../../lib/errors";
+import type { RoomMarks } from "../../durable-objects/room-api";
 import { requireListed, requireMembership } from "../access";
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured, securedReader } from "../openapi";
@@ -11,7 +14,10 @@ import { readBody, readResult, receiptsResult, unreadResult } from "./conversati
 const tags = ["receipts"];
 const params = z.object({ id: pathId("id") });
 
-/** Read marks: moved by the conversation's room (it owns seq and broadcasts receipts), read back from Postgres. */
+/**
+ * Read marks: moved by the conversation's room (it owns seq and broadcasts receipts), read back from Postgres with
+ * the room's own copy laid over them (Postgres has a mark only once the room's flush commits).
+ */
 export const conversationReads = new OpenAPIHono<AppEnv>()
   .openapi(
     createRoute({
@@ -62,10 +68,31 @@ export const conversationReads = new OpenAPIHono<AppEnv>()
     }),
     async (c) => {
       const listed = await requireListed(c, c.req.valid("param").id);
+      const conversationId = listed.conversation.id;
+      // Asked after Postgres was read: the room's copy then has every mark Postgres's read could have missed.
+      const held = await roomMarks(c, conversationId);
+      // Postgres says who the members are; a member the room still lists after they left is not shown.
       const participants = partsOf([listed]).members.map(({ participant }) => {
         const p = toParticipant(participant);
-        return { userId: p.userId, lastReadSeq: p.lastReadSeq, lastReadAt: p.lastReadAt, lastDeliveredSeq: p.lastDeliveredSeq };
+        const marks = { lastReadSeq: p.lastReadSeq, lastReadAt: p.lastReadAt, lastDeliveredSeq: p.lastDeliveredSeq };
+        return { userId: p.userId, ...laterMarks(marks, held.get(p.userId)) };
       });
-      return c.json({ conversationId: listed.conversation.id, participants }, 200);
+      return c.json({ conversationId, participants }, 200);
     },
   );
+
+/**
+ * The marks the room holds, by member. A read the room acknowledged (a socket's mark_as_read, a PUT whose commit
+ * missed its deadline) is in Postgres only after its flush: answered from Postgres alone, a client that read the
+ * receipts right after marking saw its own read go backwards. A room that is down leaves the Postgres answer as it
+ * is (a read endpoint does not fail for a copy it can do without).
+ */
+async function roomMarks(c: Context<AppEnv>, conversationId: string): Promise<Map<string, RoomMarks>> {
+  try {
+    const marks = await callRoom(() => roomStub(c, conversationId).readMarks(conversationId));
+    return new Map((marks ?? []).map((m) => [m.userId, m]));
+  } catch (err) {
+    c.get("log").warn("read receipts: the room's marks are unavailable", { error: (err as Error).message?.slice(0, 200) });
+    return new Map();
+  }
+}

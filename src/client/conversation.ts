@@ -282,7 +282,9 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
       }
       case "message_read": {
         const p = this.members.get(d.userId);
-        if (p) this.members.set(d.userId, { ...p, lastReadSeq: Math.max(p.lastReadSeq, d.lastReadSeq), lastReadAt: d.readAt ?? p.lastReadAt });
+        // The read time goes with the seq it was taken for: an older mark arriving late must not rewind it.
+        const ahead = d.lastReadSeq > (p?.lastReadSeq ?? 0) || p?.lastReadAt === null;
+        if (p) this.members.set(d.userId, { ...p, lastReadSeq: Math.max(p.lastReadSeq, d.lastReadSeq), lastReadAt: ahead ? (d.readAt ?? p.lastReadAt) : p.lastReadAt });
         this.emit("receipt", { kind: "read", conversationId: this.conversationId, userId: d.userId, seq: d.lastReadSeq, at: d.readAt });
         return;
       }

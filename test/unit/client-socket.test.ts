@@ -490,6 +490,17 @@ describe("client conversation socket: receipts missed during a drop", () => {
     expect(s.participants.find((p) => p.userId === OTHER)).toMatchObject({ lastReadSeq: 3, lastDeliveredSeq: 3 });
   });
 
+  it("keeps a member's read time with their read seq when an older mark arrives after a newer one", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const [older, newer] = [new Date(5000).toISOString(), new Date(9000).toISOString()];
+    latest().frame("ready", { ...ready(3), participants: [member(ME, 3, 3), member(OTHER, 3, 3, newer)] });
+    latest().frame("message_read", { userId: OTHER, conversationId: CONV, lastReadSeq: 2, readAt: older });
+    expect(s.participants.find((p) => p.userId === OTHER)).toMatchObject({ lastReadSeq: 3, lastReadAt: newer });
+    latest().frame("message_read", { userId: OTHER, conversationId: CONV, lastReadSeq: 4, readAt: older });
+    expect(s.participants.find((p) => p.userId === OTHER)).toMatchObject({ lastReadSeq: 4, lastReadAt: older });
+  });
+
   it("close() from a receipt listener told on reconnect stops there: no further receipt, no ready after it", async () => {
     const s = open();
     const told: string[] = [];

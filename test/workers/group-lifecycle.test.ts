@@ -114,6 +114,18 @@ describe("a member's user socket across membership changes", () => {
     }
   });
 
+  it("puts a group first in the lists of a member just added to it, and of the others, as a message would", async () => {
+    const [admin, a, b, c] = await users(4, "life");
+    const old = await group(admin, [a, b]);
+    const newer = await group(admin, [a, c]);
+    await send(newer, admin, "newer activity");
+    expect((await add(old, admin.token, { userId: c.id })).status).toBe(201);
+    for (const u of [c, admin]) {
+      const list = (await api("GET", "/conversations", { token: u.token })).body.conversations;
+      expect(list[0].id).toBe(old);
+    }
+  });
+
   it("drops a membership notice that arrives after a later change of the same member (removal after the re-add, add after a removal)", async () => {
     const [admin, a, b] = await users(3, "life");
     const id = await group(admin, [a, b]);

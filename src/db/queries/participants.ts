@@ -73,6 +73,9 @@ export async function addParticipant(
           .insert(participants)
           .values({ conversationId, userId, role, joinedAt: now, lastReadSeq: newest, lastDeliveredSeq: newest })
           .returning();
+    // A join is activity: the conversation comes first in the newcomer's list (it kept its old place, behind every
+    // conversation active since, and an app merging its list by time could drop it), and in the others', as a message would.
+    await tx.update(conversations).set({ lastActivity: sql`GREATEST(${conversations.lastActivity}, ${now.toISOString()}::timestamptz)` }).where(eq(conversations.id, conversationId));
     await appendAudit(tx, [{ conversationId, actorId, action: "participant.added", targetId: userId, details: { role, rejoined: existing !== undefined } }]);
     return saved[0];
   });

@@ -9,8 +9,7 @@ export const limitParam = (fallback: number) =>
     .transform((v, ctx) => {
       if (v === undefined || v === "") return fallback;
       const n = Number(v);
-      // A number too large for a double (1e400) is Infinity: larger than the maximum like 1e300, so clamped too.
-      if (Number.isNaN(n) || n < 1) {
+      if (!Number.isFinite(n) || n < 1) {
         ctx.addIssue({ code: "custom", message: "must be a positive number" });
         return z.NEVER;
       }

@@ -312,8 +312,6 @@ describe("GET /conversations", () => {
     const { me } = await fiveConversations();
     expect((await api("GET", "/conversations?page=1&limit=1000", { token: me.token })).body.limit).toBe(100);
     expect((await api("GET", "/conversations?limit=1e9", { token: me.token })).status).toBe(200);
-    // Past a double's range the number reads as Infinity: still a large limit, clamped like 1e300 (it was a 400).
-    expect((await api("GET", "/conversations?page=1&limit=1e400", { token: me.token })).body.limit).toBe(100);
     const one = await api("GET", "/conversations?page=1&limit=1", { token: me.token });
     expect(one.body).toMatchObject({ limit: 1, hasMore: true });
     expect(one.body.conversations).toHaveLength(1);

@@ -83,20 +83,33 @@ export class RespClient {
   constructor(
     readonly host: string,
     readonly port: number,
+    /** The logical database (`redis://host:port/N`): tests that flush theirs leave the stack's (0) alone. */
+    readonly db = 0,
   ) {}
 
   static fromUrl(url: string): RespClient {
     const u = new URL(url);
-    if (u.protocol !== "redis:") throw new Error(`unsupported Redis URL ${url} (only redis://host:port)`);
-    return new RespClient(u.hostname.replace(/^\[|\]$/g, ""), Number(u.port || 6379));
+    if (u.protocol !== "redis:") throw new Error(`unsupported Redis URL ${url} (only redis://host:port[/db])`);
+    const db = u.pathname.replace(/^\//, "");
+    if (db !== "" && !/^\d{1,2}$/.test(db)) throw new Error(`unsupported Redis URL ${url} (the path is a database number)`);
+    return new RespClient(u.hostname.replace(/^\[|\]$/g, ""), Number(u.port || 6379), Number(db || 0));
   }
 
   send(commands: readonly (readonly string[])[]): Promise<Reply[]> {
     if (commands.length === 0) return Promise.resolve([]);
+    const fresh = this.socket === null;
     const socket = this.socket ?? this.connect();
+    // A new connection starts in database 0: the SELECT goes first, in the same write, and its reply is not the caller's.
+    const select = fresh && this.db !== 0;
+    const batch = select ? [["SELECT", String(this.db)], ...commands] : commands;
     return new Promise<Reply[]>((resolve, reject) => {
-      this.pending.push({ replies: [], expected: commands.length, resolve, reject });
-      socket.write(Buffer.concat(commands.map(encodeCommand)));
+      const done = (replies: Reply[]) => {
+        if (!select) return resolve(replies);
+        if (replies[0] instanceof ReplyError) return reject(new Error(`Redis SELECT ${this.db}: ${replies[0].message}`));
+        resolve(replies.slice(1));
+      };
+      this.pending.push({ replies: [], expected: batch.length, resolve: done, reject });
+      socket.write(Buffer.concat(batch.map(encodeCommand)));
     });
   }
 

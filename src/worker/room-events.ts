@@ -62,8 +62,8 @@ export function tellMembersOfList(c: Context<AppEnv>, view: Conversation, except
   if (others.length > 0) tellUsers(c, others, { type: "conversation_updated", conversation: sharedView(view) });
 }
 
-/** tellMembersOfList after a member left, as `viewer` (one who stayed) sees the conversation: after the response. */
-export function tellMembersAfterLeave(c: Context<AppEnv>, conversationId: string, viewer: string | undefined): void {
+/** tellMembersOfList, as `viewer` (a member now) sees the conversation, after the response: a leave, a role change. */
+export function tellMembersLater(c: Context<AppEnv>, conversationId: string, viewer: string | undefined): void {
   if (viewer === undefined) return;
   c.get("afterResponse")(async () => {
     const listed = await findListed(c.get("httpDb")(), conversationId, viewer);

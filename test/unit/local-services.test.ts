@@ -65,7 +65,10 @@ describe("ports", () => {
 });
 
 const redisBackends: { name: string; redisUrl?: string }[] = [{ name: "memory" }];
-if (process.env.REDIS_URL) redisBackends.push({ name: "redis-server", redisUrl: process.env.REDIS_URL });
+// Database 15 of the real server: these tests flush theirs, and the stack's (database 0) is in use by files running
+// beside them (a FLUSHALL there took away another file's keys mid-test).
+const testRedisUrl = process.env.REDIS_URL ? `${process.env.REDIS_URL.replace(/\/\d*$/, "")}/15` : undefined;
+if (testRedisUrl) redisBackends.push({ name: "redis-server", redisUrl: testRedisUrl });
 
 describe.each(redisBackends)("redis-rest ($name)", ({ redisUrl }) => {
   const token = "test-token";
@@ -83,7 +86,7 @@ describe.each(redisBackends)("redis-rest ($name)", ({ redisUrl }) => {
   beforeAll(async () => {
     rest = await startRedisRest({ port: 0, token, ...(redisUrl ? { redisUrl } : {}) });
     redis = new Redis({ url: rest.url, token, retry: { retries: 0 }, enableTelemetry: false });
-    await redis.flushall();
+    await redis.flushdb();
   });
   afterAll(async () => {
     await rest?.close();
@@ -173,7 +176,7 @@ describe.each(redisBackends)("redis-rest ($name)", ({ redisUrl }) => {
   });
 
   it("lists keys with KEYS/SCAN and reports DBSIZE/INFO", async () => {
-    await redis.flushall();
+    await redis.flushdb();
     await redis.mset({ "user:1": "a", "user:2": "b", "room:1": "c" });
     expect((await redis.keys("user:*")).sort()).toEqual(["user:1", "user:2"]);
     expect(await redis.keys("user:[1]")).toEqual(["user:1"]);
@@ -520,9 +523,9 @@ describe.runIf(Boolean(process.env.REDIS_URL))("in-memory store vs redis-server"
   it("gives the same replies to the same commands", async () => {
     const token = "diff";
     const mem = await startRedisRest({ port: 0, token });
-    const real = await startRedisRest({ port: 0, token, redisUrl: process.env.REDIS_URL! });
+    const real = await startRedisRest({ port: 0, token, redisUrl: testRedisUrl! });
     const script: string[][] = [
-      ["FLUSHALL"],
+      ["FLUSHDB"],
       ["SET", "s", "1", "NX"], ["SET", "s", "2", "NX"], ["SET", "s", "3", "XX", "GET"], ["SET", "nx", "v", "XX"],
       ["INCRBY", "s", "-5"], ["DECRBY", "s", "2"], ["INCR", "nope:int"], ["SETNX", "s", "x"], ["TYPE", "s"], ["TYPE", "none"],
       ["EXPIRE", "s", "100", "NX"], ["EXPIRE", "s", "50", "NX"], ["EXPIRE", "s", "200", "GT"], ["TTL", "s"], ["PERSIST", "s"], ["TTL", "s"],

@@ -91,7 +91,7 @@ describe("a member's user socket across membership changes", () => {
     }
   });
 
-  it("updates the other members' lists when someone joins or leaves, each with their own unread count", async () => {
+  it("updates the other members' lists when someone joins, leaves or changes role, each with their own unread count", async () => {
     const [admin, a, b, c] = await users(4, "life");
     const id = await group(admin, [a, b]);
     const phone = await connected(b);
@@ -104,6 +104,12 @@ describe("a member's user socket across membership changes", () => {
       expect((await add(id, admin.token, { userId: c.id })).status).toBe(201);
       const joined = await listed([admin.id, a.id, b.id, c.id]);
       expect(joined.data.conversation.unreadCount).toBe(1);
+      // A role change too: lists show who the admins are.
+      expect((await api("PUT", `/conversations/${id}/participants/${c.id}/role`, { token: admin.token, body: { role: "admin" } })).status).toBe(200);
+      const promoted = await frame(phone, "conversation_updated", (d) =>
+        d.conversation.id === id && d.conversation.participants.some((p: { userId: string; role: string }) => p.userId === c.id && p.role === "admin"),
+      );
+      expect(promoted.data.conversation.unreadCount).toBe(1);
       expect((await remove(id, c.id, admin.token)).status).toBe(204);
       await listed([admin.id, a.id, b.id]);
       expect((await remove(id, a.id, a.token)).status).toBe(204);

@@ -8,7 +8,7 @@ import { enforce, participantParam, refusal, requireMembership } from "../access
 import { listedView, participantViews } from "../conversation-view";
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
-import { tellMemberAdded, tellMembersAfterLeave, tellRoom, tellUsers } from "../room-events";
+import { tellMemberAdded, tellMembersLater, tellRoom, tellUsers } from "../room-events";
 import { closeForLeavingCustomer, releaseToDesk } from "./business-support";
 import { addParticipantBody, muteBody, muteResult, participantSchema, roleBody } from "./conversation-schemas";
 
@@ -69,7 +69,7 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       const updated = result.promoted ? await participantViews(c, [result.promoted]) : undefined;
       await tellRoom(c, { kind: "participants", conversationId: conversation.id, left: [target], updated });
       tellUsers(c, [target], { type: "conversation_removed", conversationId: conversation.id, at: result.left.leftAt?.toISOString() });
-      tellMembersAfterLeave(c, conversation.id, result.remaining[0]);
+      tellMembersLater(c, conversation.id, result.remaining[0]);
       return c.body(null, 204);
     },
   )
@@ -93,7 +93,11 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       if (!changed) throw notFound("Participant");
       if (isDenial(changed)) throw refusal(changed);
       const [participant] = await participantViews(c, [changed.participant]);
-      if (changed.changed) await tellRoom(c, { kind: "participants", conversationId: conversation.id, updated: [participant] });
+      if (changed.changed) {
+        await tellRoom(c, { kind: "participants", conversationId: conversation.id, updated: [participant] });
+        // Lists show who the admins are (a member's own role decides what their app offers them).
+        tellMembersLater(c, conversation.id, me.userId);
+      }
       return c.json(participant, 200);
     },
   )

@@ -150,7 +150,12 @@ describe("profile provider: cache", () => {
     };
     const before = provider();
     const first = before.load({ userIds: [u1] });
-    await sleep(50);
+    // Until its service call is on its way (a fixed 50 ms was not always enough on a loaded machine: the load was still
+    // reading Redis, its call began after the invalidation, and the later load rightly shared it).
+    for (let i = 0; serviceCalls().length === 0; i++) {
+      if (i > 500) throw new Error("the first load never asked the service");
+      await sleep(5);
+    }
     await before.evict({ userIds: [u1] });
     const after = provider();
     expectFromService((await after.load({ userIds: [u1] })).user(u1), u1);

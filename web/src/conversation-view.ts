@@ -222,9 +222,13 @@ export class ConversationView {
     // The socket starts connecting (or finds the browser offline) before anyone listens.
     onState({ state: socket.state, previous: "idle", attempt: 0 });
     s.on("ready", (r) => {
+      const role = this.myRole();
       this.participants = r.participants;
       for (const p of r.participants) this.setMarks(p.userId, p.lastReadSeq, p.lastDeliveredSeq);
       this.refreshHeader();
+      // A role change between the view's first read and this socket's ready came in no participant_updated: the
+      // messages drawn with the old role kept (or lacked) Delete on others' messages.
+      if (this.myRole() !== role) this.redrawMessages();
       this.refreshStatuses();
     });
     s.on("new_message", ({ message }) => {

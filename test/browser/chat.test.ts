@@ -502,11 +502,7 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     const group = await api<{ id: string }>("POST", "/conversations/group", bob.token, { participantIds: [alice.id, carol.id], name: "Gone while away" });
     const row = alice.page.getByRole("link", { name: /Gone while away/ });
     await expect.poll(() => row.count(), poll).toBe(1);
-    await alice.context.setOffline(true);
-    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).not.toBe("Online");
-    await api("DELETE", `/conversations/${group.id}/participants/${alice.id}`, bob.token);
-    await alice.context.setOffline(false);
-    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).toBe("Online");
+    await whileOffline(alice, () => api("DELETE", `/conversations/${group.id}/participants/${alice.id}`, bob.token));
     await expect.poll(() => row.count(), poll).toBe(0);
   });
 
@@ -557,11 +553,7 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     const row = alice.page.getByRole("link", { name: /Gone behind the clock/ });
     const carolRow = alice.page.getByRole("link", { name: new RegExp(carol.name) });
     await expect.poll(() => row.count(), poll).toBe(1);
-    await alice.context.setOffline(true);
-    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).not.toBe("Online");
-    await api("DELETE", `/conversations/${group.id}/participants/${alice.id}`, bob.token);
-    await alice.context.setOffline(false);
-    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).toBe("Online");
+    await whileOffline(alice, () => api("DELETE", `/conversations/${group.id}/participants/${alice.id}`, bob.token));
     await expect.poll(() => row.count(), poll).toBe(0);
     expect(await carolRow.count()).toBe(1);
     expect(alice.errors).toEqual([]);
@@ -605,3 +597,12 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     expect(alice.dialogs).toEqual([]);
   });
 });
+
+/** Takes the person's browser offline, runs `work` (a change made elsewhere meanwhile), and waits until the app is back online. */
+async function whileOffline(who: Awaited<ReturnType<typeof person>>, work: () => Promise<unknown>): Promise<void> {
+  await who.context.setOffline(true);
+  await expect.poll(() => who.page.locator(".conn").textContent(), poll).not.toBe("Online");
+  await work();
+  await who.context.setOffline(false);
+  await expect.poll(() => who.page.locator(".conn").textContent(), poll).toBe("Online");
+}

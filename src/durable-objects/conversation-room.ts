@@ -14,6 +14,7 @@ import { backoffMs } from "../domain/backoff";
 import { mergePage, overlayChanges, pageSpan, withWaiting } from "../domain/history";
 import { laterMarks } from "../domain/marks";
 import { ActivityNotes } from "../domain/presence";
+import { Departures } from "../domain/departures";
 import { ReadOrder } from "../domain/read-order";
 import { TYPING_LEASE_MS } from "../domain/typing";
 import { LIMITS, publicParticipant, type Message, type Participant } from "../protocol/resources";
@@ -54,6 +55,8 @@ export class ConversationRoom extends DurableObject<Env> {
   private registeredPending = false;
   /** Member-list reads (notify, the minute's re-read) run concurrently: only the newest started one is adopted. */
   private readonly listReads = new ReadOrder();
+  /** Removals acted on ahead of a re-read: a read that was already out when they happened must not undo them. */
+  private readonly departures = new Departures();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -248,7 +251,9 @@ export class ConversationRoom extends DurableObject<Env> {
    * Takes Postgres's member list, keeping local watermarks that are ahead of it (not flushed yet).
    * Returns who is no longer a member, and who is new to the room's copy.
    */
-  private adoptParticipants(fresh: Participant[]): { gone: string[]; arrived: Participant[] } {
+  private adoptParticipants(listed: Participant[]): { gone: string[]; arrived: Participant[] } {
+    const now = Date.now();
+    const fresh = listed.filter((p) => !this.departures.ended(p.userId, Date.parse(p.joinedAt), now));
     const local = new Map(this.store.participants().map((p) => [p.userId, p]));
     this.store.replaceParticipants(
       fresh.map((p) => laterMarks(p, local.get(p.userId))),
@@ -445,6 +450,7 @@ export class ConversationRoom extends DurableObject<Env> {
       const meta = this.store.meta();
       if (!meta || meta.conversationId !== event.conversationId) return;
       if (event.kind === "participants") {
+        const dropped = this.dropLeavers(event.left ?? [], event.leftAt);
         const readAt = Date.now();
         const ticket = this.listReads.begin();
         const state = await this.pgOr503(() => loadRoomState(this.db(), event.conversationId));
@@ -462,7 +468,10 @@ export class ConversationRoom extends DurableObject<Env> {
         // Adopted silently, a removed member kept their sockets and every later frame (the minute's re-read no
         // longer had them in its copy to compare), and the others' member lists missed whoever came or went.
         const adopted = this.adoptParticipants(state.participants);
-        const gone = new Set([...(event.left ?? []), ...adopted.gone]);
+        // Those named who are members again (re-added since) stay: closing their new sockets and announcing them gone
+        // left everyone's lists without them until the next change.
+        const namedGone = (event.left ?? []).filter((userId) => !dropped.has(userId) && !this.member(userId));
+        const gone = new Set([...namedGone, ...adopted.gone]);
         const named = new Set((event.joined ?? []).map((p) => p.userId));
         const unannounced = adopted.arrived.filter((p) => !named.has(p.userId)).map((p) => this.withCachedProfile(p));
         this.store.adoptOffline(state.offline, readAt);
@@ -483,6 +492,30 @@ export class ConversationRoom extends DurableObject<Env> {
         for (const ws of this.ctx.getWebSockets()) safeClose(ws, 4403, "Conversation removed");
       }
     });
+  }
+
+  /**
+   * Acts on a removal as its notice arrives, before the re-read of the list (a Postgres round trip) that follows: the
+   * removed member's sockets had the whole read to send messages and marks the others received. A member whose copy
+   * shows them joined after `leftAt` was re-added, and that notice came first: the removal is older news.
+   */
+  private dropLeavers(left: string[], leftAtIso: string | undefined): Set<string> {
+    const dropped = new Set<string>();
+    const leftAt = leftAtIso === undefined ? Number.NaN : Date.parse(leftAtIso);
+    if (Number.isNaN(leftAt)) return dropped;
+    const now = Date.now();
+    for (const userId of left) {
+      this.departures.note(userId, leftAt, now);
+      const p = this.member(userId);
+      if (!p || Date.parse(p.joinedAt) > leftAt) continue;
+      this.store.dropParticipant(userId);
+      dropped.add(userId);
+    }
+    // Closed before anything is sent to them (see notify), their typing ended before they are announced gone.
+    for (const userId of dropped) this.closeUserSockets(userId, 4403, "No longer a participant");
+    for (const userId of dropped) this.endTyping(userId);
+    for (const userId of dropped) this.broadcast("participant_left", { userId });
+    return dropped;
   }
 
   /** A participant's presence changed (from their user session): tell this room's sockets. */

@@ -85,6 +85,17 @@ export interface RoomMarks {
  * users who left (4403), and broadcasts participant_joined / participant_left / participant_updated.
  */
 export type RoomEvent =
-  | { kind: "participants"; conversationId: string; joined?: Participant[]; left?: string[]; updated?: Participant[] }
+  | {
+      kind: "participants";
+      conversationId: string;
+      joined?: Participant[];
+      left?: string[];
+      /**
+       * When those in `left` left (ISO; Postgres's left_at). With it the room drops them before re-reading the list,
+       * unless its copy has them joined again after that time (the re-add's notice came first).
+       */
+      leftAt?: string;
+      updated?: Participant[];
+    }
   | { kind: "conversation_updated"; conversationId: string; conversation: Conversation }
   | { kind: "conversation_removed"; conversationId: string };

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
+import { Departures } from "../../src/domain/departures";
 import {
   checkActorNow,
   checkAdd,
@@ -137,5 +138,20 @@ describe("promotion when the last admin leaves", () => {
     expect(promotionAfterLeave("group", "member", [member(2, 1)])).toBeUndefined();
     expect(promotionAfterLeave("group", "admin", [])).toBeUndefined();
     expect(promotionAfterLeave("direct", "admin", [member(2, 1)])).toBeUndefined();
+  });
+});
+
+describe("Departures", () => {
+  it("ends the membership a removal ended, not a later one, and forgets once no read can still be out", () => {
+    const d = new Departures(30_000);
+    d.note("u", 1000, 5000);
+    expect(d.ended("u", 900, 5000)).toBe(true);
+    expect(d.ended("u", 1000, 5000)).toBe(true);
+    expect(d.ended("u", 1001, 5000)).toBe(false);
+    expect(d.ended("other", 900, 5000)).toBe(false);
+    // An older removal's notice, arriving late, does not move the mark back.
+    d.note("u", 500, 6000);
+    expect(d.ended("u", 900, 6000)).toBe(true);
+    expect(d.ended("u", 900, 35_000)).toBe(false);
   });
 });

@@ -205,6 +205,112 @@ describe("DELETE /conversations/:id/participants/:userId", () => {
     }
   });
 
+  it("refuses a removed member's frames as soon as the removal reaches the room, while its member-list read is out", async () => {
+    const [admin, a, b] = await users(3, "grp");
+    const id = await group(admin, [a, b]);
+    const [watcher, leaving] = [await openSocket(`/conversations/${id}/ws`, admin), await openSocket(`/conversations/${id}/ws`, b)];
+    let closedWith: number | undefined;
+    leaving.ws.addEventListener("close", (e) => (closedWith = e.code));
+    try {
+      for (const s of [watcher, leaving]) await waitFor(() => s.frames.find((f) => f.type === "ready"), "ready frame");
+      const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+      // The room's read of the member list (the removal's notice) is held until b has tried to send and to read.
+      let reading = false;
+      let release = () => {};
+      const released = new Promise<void>((r) => (release = r));
+      await runInDurableObject(room, (instance: ConversationRoom) => {
+        const read = instance.pgOr503.bind(instance);
+        instance.pgOr503 = async <T>(work: () => Promise<T>): Promise<T> => {
+          const result = await read(work);
+          instance.pgOr503 = read;
+          reading = true;
+          await released;
+          return result;
+        };
+      });
+      const removal = remove(id, b.id, admin.token);
+      await waitFor(() => (reading ? true : undefined), "the removal's member-list read");
+      try {
+        leaving.ws.send(JSON.stringify({ type: "send_message", id: "late", data: { content: "sent after my removal", clientMessageId: crypto.randomUUID() } }));
+        leaving.ws.send(JSON.stringify({ type: "mark_as_read", data: { seq: 0 } }));
+      } catch {
+        // The socket is already closed on this side: nothing was sent.
+      }
+      await waitFor(() => closedWith ?? leaving.frames.find((f) => f.id === "late"), "the late frame's answer or the close");
+      release();
+      expect((await removal).status).toBe(204);
+      expect(closedWith).toBe(4403);
+      expect(leaving.frames.filter((f) => f.type === "message_ack")).toEqual([]);
+      await waitFor(() => watcher.frames.find((f) => f.type === "participant_left" && f.data.userId === b.id), "participant_left");
+      expect(watcher.frames.filter((f) => f.type === "new_message")).toEqual([]);
+      expect((await api("GET", `/conversations/${id}/messages`, { token: admin.token })).body.messages).toEqual([]);
+    } finally {
+      for (const s of [watcher, leaving]) s.ws.close(1000, "done");
+    }
+  });
+
+  it("keeps a member dropped at their removal's notice out when a read begun before the removal lands during its own read", async () => {
+    const [admin, a, b, c] = await users(4, "grp");
+    const id = await group(admin, [a, b, c]);
+    const socket = await openSocket(`/conversations/${id}/ws`, a);
+    try {
+      await waitFor(() => socket.frames.find((f) => f.type === "ready"), "ready frame");
+      const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+      let release = () => {};
+      const released = new Promise<void>((r) => (release = r));
+      let removal: Promise<unknown> | undefined;
+      const members = await runInDurableObject(room, async (instance: ConversationRoom) => {
+        const read = instance.pgOr503.bind(instance);
+        let calls = 0;
+        instance.pgOr503 = async <T>(work: () => Promise<T>): Promise<T> => {
+          const call = ++calls;
+          const result = await read(work);
+          if (call === 1) {
+            // This read has its answer, with c, when c is removed; the removal's own read is still out.
+            removal = remove(id, c.id, admin.token);
+            await waitFor(() => (instance.member(c.id) ? undefined : true), "c dropped at the removal's notice");
+          }
+          if (call === 2) await released;
+          return result;
+        };
+        await instance.notify({ kind: "participants", conversationId: id });
+        return instance.participants().map((p) => p.userId);
+      });
+      expect(members.sort()).toEqual([admin.id, a.id, b.id].sort());
+      release();
+      await removal;
+      expect(socket.frames.filter((f) => f.type === "participant_joined")).toEqual([]);
+      expect(socket.frames.filter((f) => f.type === "participant_left").map((f) => f.data.userId)).toEqual([c.id]);
+    } finally {
+      socket.ws.close(1000, "done");
+    }
+  });
+
+  it("keeps a member re-added after their removal when the removal's notice reaches the room last", async () => {
+    const [admin, a, b] = await users(3, "grp");
+    const id = await group(admin, [a, b]);
+    expect((await remove(id, b.id, admin.token)).status).toBe(204);
+    const [{ left_at }] = (
+      await withDb((db) => db.execute<{ left_at: string }>(sql`SELECT left_at FROM participants WHERE conversation_id = ${id} AND user_id = ${b.id}`))
+    ).rows;
+    expect((await add(id, admin.token, { userId: b.id })).status).toBe(201);
+    const [watcher, back] = [await openSocket(`/conversations/${id}/ws`, admin), await openSocket(`/conversations/${id}/ws`, b)];
+    try {
+      for (const s of [watcher, back]) await waitFor(() => s.frames.find((f) => f.type === "ready"), "ready frame");
+      const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+      // The removal's notice, late: notices travel independently, and the re-add's came first.
+      const leftAt = new Date(left_at).toISOString();
+      await runInDurableObject(room, (instance: ConversationRoom) => instance.notify({ kind: "participants", conversationId: id, left: [b.id], leftAt }));
+      back.ws.send(JSON.stringify({ type: "send_message", id: "back", data: { content: "back again", clientMessageId: crypto.randomUUID() } }));
+      expect((await waitFor(() => back.frames.find((f) => f.id === "back"), "the send's answer")).type).toBe("message_ack");
+      await waitFor(() => watcher.frames.find((f) => f.type === "new_message"), "new_message");
+      expect(watcher.frames.filter((f) => f.type === "participant_left")).toEqual([]);
+      expect((await get(id, b)).status).toBe(200);
+    } finally {
+      for (const s of [watcher, back]) s.ws.close(1000, "done");
+    }
+  });
+
   it("lets a side leave a direct conversation, which never gains members", async () => {
     const [a, b, c] = await users(3, "dm");
     const id = await direct(a, b);

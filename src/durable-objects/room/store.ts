@@ -218,6 +218,12 @@ export class RoomStore {
     }
   }
 
+  /** A member who left, dropped from the copy ahead of the next full re-read. */
+  dropParticipant(userId: string): void {
+    this.sql.exec("DELETE FROM participants WHERE user_id = ?", userId);
+    this.participantsCache?.delete(userId);
+  }
+
   upsertParticipant(p: Participant): void {
     const { profile: _profile, ...rest } = p;
     const body = JSON.stringify(rest);

@@ -67,7 +67,8 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       if (!result) throw notFound("Participant");
       if (isDenial(result)) throw refusal(result);
       const updated = result.promoted ? await participantViews(c, [result.promoted]) : undefined;
-      await tellRoom(c, { kind: "participants", conversationId: conversation.id, left: [target], updated });
+      const leftAt = result.left.leftAt?.toISOString();
+      await tellRoom(c, { kind: "participants", conversationId: conversation.id, left: [target], leftAt, updated });
       tellUsers(c, [target], { type: "conversation_removed", conversationId: conversation.id, at: result.left.leftAt?.toISOString() });
       tellMembersLater(c, conversation.id, result.remaining[0]);
       return c.body(null, 204);

@@ -442,6 +442,17 @@ export class ConversationRoom extends DurableObject<Env> {
     });
   }
 
+  /**
+   * The newest seq given, for a member about to be added (their marks start there): messages still waiting for
+   * Postgres were sent before the join. A room never loaded has none waiting: undefined, and it is not loaded for this.
+   */
+  async newestSeq(conversationId: string): Promise<RpcResult<number | undefined>> {
+    return asRpcResult(async () => {
+      const meta = this.store.meta();
+      return meta?.conversationId === conversationId ? meta.lastSeq : undefined;
+    });
+  }
+
   async notify(event: RoomEvent): Promise<RpcResult<void>> {
     return asRpcResult(async () => {
       // A room that was never used has nothing to mirror: it will load fresh state on first use. A load in flight

@@ -3,7 +3,7 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 import { api, expectErrorShape, newUser } from "./helpers";
-import { afterNextRead, withDb } from "./fixtures";
+import { afterNextRead, refuseInserts, withDb } from "./fixtures";
 import { direct, get, group, roles, send, users } from "./conversation-helpers";
 import { openSocket, waitFor } from "./sockets";
 
@@ -51,6 +51,32 @@ describe("POST /conversations/:id/participants", () => {
     expect((await api("GET", `/conversations/${id}/messages`, { token: c.token })).body.messages).toHaveLength(3);
     await send(id, a, "four");
     expect((await api("GET", `/conversations/${id}/unread-count`, { token: c.token })).body.unreadCount).toBe(1);
+  });
+
+  it("starts a new member's read mark at the room's newest message, one still on its way to Postgres included", async () => {
+    const [admin, a, b, c] = await users(4, "grp");
+    const id = await group(admin, [a, b]);
+    await send(id, a, "one");
+    // The room cannot write this conversation's new messages to Postgres yet: "two" waits in the room.
+    const undo = await refuseInserts("messages", id);
+    try {
+      expect((await send(id, a, "two")).seq).toBe(2);
+      expect((await add(id, admin.token, { userId: c.id })).status).toBe(201);
+      const socket = await openSocket(`/conversations/${id}/ws`, c);
+      try {
+        const ready = await waitFor(() => socket.frames.find((f) => f.type === "ready"), "ready frame");
+        expect(ready.data.you).toMatchObject({ lastReadSeq: 2, lastDeliveredSeq: 2 });
+      } finally {
+        socket.ws.close(1000, "done");
+      }
+    } finally {
+      await undo();
+    }
+    const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    expect((await room.flushNow()).pending).toBe(0);
+    expect((await api("GET", `/conversations/${id}/unread-count`, { token: c.token })).body.unreadCount).toBe(0);
+    const receipts = await api("GET", `/conversations/${id}/read-receipts`, { token: admin.token });
+    expect(receipts.body.participants.find((p: { userId: string }) => p.userId === c.id)).toMatchObject({ lastReadSeq: 2 });
   });
 
   it("provisions an unknown user id", async () => {

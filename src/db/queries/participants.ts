@@ -50,6 +50,7 @@ export async function addParticipant(
   userId: string,
   role: Role,
   actorId: string | null = null,
+  roomSeq = 0,
 ): Promise<ParticipantRow | Denial> {
   return db.transaction(async (tx) => {
     await lockConversation(tx, conversationId);
@@ -66,7 +67,8 @@ export async function addParticipant(
     const now = new Date();
     // A newcomer's marks start at the newest message: the history is there to read, but it is not news (a member
     // added to a busy group saw every earlier message as unread). A member coming back keeps their own marks.
-    const newest = sql<number>`(SELECT last_seq FROM conversations WHERE id = ${conversationId}::uuid)`;
+    // `roomSeq`: the room's newest, ahead of last_seq while messages wait to be flushed (an outage, a retry's backoff).
+    const newest = sql<number>`GREATEST((SELECT last_seq FROM conversations WHERE id = ${conversationId}::uuid), ${roomSeq}::bigint)`;
     const saved = existing
       ? await tx.update(participants).set({ role, leftAt: null, joinedAt: now }).where(row(conversationId, userId)).returning()
       : await tx

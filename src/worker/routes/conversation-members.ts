@@ -1,4 +1,5 @@
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { addParticipant, changeRole, removeParticipant, setMuted } from "../../db/queries/participants";
 import { findListed } from "../../db/queries/conversations";
 import { provisionUserIds } from "../../db/queries/users";
@@ -7,12 +8,26 @@ import { notFound } from "../../lib/errors";
 import { enforce, participantParam, refusal, requireMembership } from "../access";
 import { listedView, participantViews } from "../conversation-view";
 import type { AppEnv } from "../env";
+import { callRoom, roomStub } from "../rooms";
 import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
 import { tellMemberAdded, tellMembersLater, tellRoom, tellUsers } from "../room-events";
 import { closeForLeavingCustomer, releaseToDesk } from "./business-support";
 import { addParticipantBody, muteBody, muteResult, participantSchema, roleBody } from "./conversation-schemas";
 
 const tags = ["participants"];
+
+/**
+ * The room's newest seq, which Postgres lags while messages wait in the room: a newcomer's marks start there, or the
+ * messages sent before they joined counted as unread once flushed. A room that cannot answer leaves Postgres's.
+ */
+async function newestInRoom(c: Context<AppEnv>, conversationId: string): Promise<number | undefined> {
+  try {
+    return await callRoom(() => roomStub(c, conversationId).newestSeq(conversationId));
+  } catch (err) {
+    c.get("log").warn("room's newest seq unavailable", { conversationId, error: (err as Error).message?.slice(0, 200) });
+    return undefined;
+  }
+}
 const memberParams = z.object({ id: pathId("id"), userId: pathId("userId") });
 
 /** Membership changes of one conversation: add, leave/remove, role, and the caller's own mute flag. */
@@ -35,8 +50,8 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       enforce(checkAdd(conversation.type, me.role, role));
       const db = c.get("db")();
       const userId = body.userId.toLowerCase();
-      await provisionUserIds(db, [userId]);
-      const added = await addParticipant(db, conversation.id, userId, role, me.userId);
+      const [, roomSeq] = await Promise.all([provisionUserIds(db, [userId]), newestInRoom(c, conversation.id)]);
+      const added = await addParticipant(db, conversation.id, userId, role, me.userId, roomSeq);
       if (isDenial(added)) throw refusal(added);
       const [participant] = await participantViews(c, [added]);
       await tellRoom(c, { kind: "participants", conversationId: conversation.id, joined: [participant] });

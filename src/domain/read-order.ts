@@ -11,6 +11,11 @@ export class ReadOrder {
     return ++this.started;
   }
 
+  /** The newest ticket given: every read holding it or an older one began by now. */
+  latest(): number {
+    return this.started;
+  }
+
   /** Whether the read holding `ticket` may be adopted; if it may, it is from now on the newest adopted. */
   adopt(ticket: number): boolean {
     if (ticket < this.adopted) return false;

@@ -17,7 +17,7 @@ import { ActivityNotes } from "../domain/presence";
 import { Departures } from "../domain/departures";
 import { ReadOrder } from "../domain/read-order";
 import { TYPING_LEASE_MS } from "../domain/typing";
-import { LIMITS, publicParticipant, type Message, type Participant } from "../protocol/resources";
+import { LIMITS, publicParticipant, type Message, type Participant, type Role } from "../protocol/resources";
 import { encodeFrame, type ParticipantFrameData } from "../protocol/frames";
 import type { Actor, HistoryPage, HistoryQuery, ReadResult, RoomEvent, RoomMarks, SearchInput, SearchPage, SendInput, SendResult } from "./room-api";
 import { MAX_FLIGHTS, OutboxFlusher } from "./room/outbox";
@@ -57,6 +57,8 @@ export class ConversationRoom extends DurableObject<Env> {
   private readonly listReads = new ReadOrder();
   /** Removals acted on ahead of a re-read: a read that was already out when they happened must not undo them. */
   private readonly departures = new Departures();
+  /** Demotions taken at their notice: a list read begun up to `ticket` predates them and must not undo them. */
+  private readonly demotions = new Map<string, { role: Role; ticket: number }>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -233,7 +235,7 @@ export class ConversationRoom extends DurableObject<Env> {
       if (state.closed && !this.store.meta()?.closed) this.closeRoom();
       // A read started later (a membership change's notify) was adopted meanwhile: this one may predate the change.
       if (!this.listReads.adopt(ticket)) return;
-      const { gone, arrived } = this.adoptParticipants(state.participants);
+      const { gone, arrived } = this.adoptParticipants(state.participants, ticket);
       this.store.adoptOffline(state.offline, now);
       // A lost notification: the sockets and member lists follow as its frames would have made them.
       for (const userId of gone) this.closeUserSockets(userId, 4403, "No longer a participant");
@@ -251,9 +253,16 @@ export class ConversationRoom extends DurableObject<Env> {
    * Takes Postgres's member list, keeping local watermarks that are ahead of it (not flushed yet).
    * Returns who is no longer a member, and who is new to the room's copy.
    */
-  private adoptParticipants(listed: Participant[]): { gone: string[]; arrived: Participant[] } {
+  private adoptParticipants(listed: Participant[], ticket: number): { gone: string[]; arrived: Participant[] } {
     const now = Date.now();
-    const fresh = listed.filter((p) => !this.departures.ended(p.userId, Date.parse(p.joinedAt), now));
+    // A read begun after a demotion was taken has it from Postgres.
+    for (const [userId, d] of this.demotions) if (ticket > d.ticket) this.demotions.delete(userId);
+    const fresh = listed
+      .filter((p) => !this.departures.ended(p.userId, Date.parse(p.joinedAt), now))
+      .map((p) => {
+        const demoted = this.demotions.get(p.userId);
+        return demoted && p.role === "admin" ? { ...p, role: demoted.role } : p;
+      });
     const local = new Map(this.store.participants().map((p) => [p.userId, p]));
     this.store.replaceParticipants(
       fresh.map((p) => laterMarks(p, local.get(p.userId))),
@@ -462,6 +471,7 @@ export class ConversationRoom extends DurableObject<Env> {
       if (!meta || meta.conversationId !== event.conversationId) return;
       if (event.kind === "participants") {
         const dropped = this.dropLeavers(event.left ?? [], event.leftAt);
+        this.demoteEarly(event.updated ?? []);
         const readAt = Date.now();
         const ticket = this.listReads.begin();
         const state = await this.pgOr503(() => loadRoomState(this.db(), event.conversationId));
@@ -478,7 +488,7 @@ export class ConversationRoom extends DurableObject<Env> {
         // Besides those the event names, the list may show changes nobody told the room of (a notification lost).
         // Adopted silently, a removed member kept their sockets and every later frame (the minute's re-read no
         // longer had them in its copy to compare), and the others' member lists missed whoever came or went.
-        const adopted = this.adoptParticipants(state.participants);
+        const adopted = this.adoptParticipants(state.participants, ticket);
         // Those named who are members again (re-added since) stay: closing their new sockets and announcing them gone
         // left everyone's lists without them until the next change.
         const namedGone = (event.left ?? []).filter((userId) => !dropped.has(userId) && !this.member(userId));
@@ -527,6 +537,20 @@ export class ConversationRoom extends DurableObject<Env> {
     for (const userId of dropped) this.endTyping(userId);
     for (const userId of dropped) this.broadcast("participant_left", { userId });
     return dropped;
+  }
+
+  /**
+   * An admin's demotion is taken as its notice arrives: a demoted admin still deleted other members' messages for
+   * the whole re-read of the list. Promotions wait for the read (a late demotion notice, behind the notice of a
+   * promotion that followed it, costs the member their admin rights only until then).
+   */
+  private demoteEarly(updated: Participant[]): void {
+    for (const p of updated) {
+      const mine = this.member(p.userId);
+      if (mine?.role !== "admin" || p.role === "admin") continue;
+      this.store.upsertParticipant({ ...mine, role: p.role });
+      this.demotions.set(p.userId, { role: p.role, ticket: this.listReads.latest() });
+    }
   }
 
   /** A participant's presence changed (from their user session): tell this room's sockets. */

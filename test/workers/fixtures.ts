@@ -109,6 +109,28 @@ export function afterNextRead(instance: ConversationRoom, between: () => Promise
   };
 }
 
+/**
+ * Holds the room's next Postgres read once it has its answer, until `release()`: a notice's member-list read that is
+ * still out while the test acts. `reading()` says when the hold has begun.
+ */
+export async function holdNextRead(conversationId: string): Promise<{ reading: () => boolean; release: () => void }> {
+  let reading = false;
+  let release = () => {};
+  const released = new Promise<void>((r) => (release = r));
+  const stub = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(conversationId));
+  await runInDurableObject(stub, (instance: ConversationRoom) => {
+    const read = instance.pgOr503.bind(instance);
+    instance.pgOr503 = async <T>(work: () => Promise<T>): Promise<T> => {
+      const result = await read(work);
+      instance.pgOr503 = read;
+      reading = true;
+      await released;
+      return result;
+    };
+  });
+  return { reading: () => reading, release };
+}
+
 /** Messages written straight into Postgres with a given age, as if they had been sent long ago. */
 export async function seedMessages(conversationId: string, senderId: string, fromSeq: number, toSeq: number, createdAt: Date) {
   await withDb(async (db) => {

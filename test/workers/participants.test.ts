@@ -3,7 +3,7 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 import { api, expectErrorShape, newUser } from "./helpers";
-import { afterNextRead, refuseInserts, withDb } from "./fixtures";
+import { afterNextRead, holdNextRead, refuseInserts, withDb } from "./fixtures";
 import { direct, get, group, roles, send, users } from "./conversation-helpers";
 import { openSocket, waitFor } from "./sockets";
 
@@ -239,23 +239,10 @@ describe("DELETE /conversations/:id/participants/:userId", () => {
     leaving.ws.addEventListener("close", (e) => (closedWith = e.code));
     try {
       for (const s of [watcher, leaving]) await waitFor(() => s.frames.find((f) => f.type === "ready"), "ready frame");
-      const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
       // The room's read of the member list (the removal's notice) is held until b has tried to send and to read.
-      let reading = false;
-      let release = () => {};
-      const released = new Promise<void>((r) => (release = r));
-      await runInDurableObject(room, (instance: ConversationRoom) => {
-        const read = instance.pgOr503.bind(instance);
-        instance.pgOr503 = async <T>(work: () => Promise<T>): Promise<T> => {
-          const result = await read(work);
-          instance.pgOr503 = read;
-          reading = true;
-          await released;
-          return result;
-        };
-      });
+      const { reading, release } = await holdNextRead(id);
       const removal = remove(id, b.id, admin.token);
-      await waitFor(() => (reading ? true : undefined), "the removal's member-list read");
+      await waitFor(() => (reading() ? true : undefined), "the removal's member-list read");
       try {
         leaving.ws.send(JSON.stringify({ type: "send_message", id: "late", data: { content: "sent after my removal", clientMessageId: crypto.randomUUID() } }));
         leaving.ws.send(JSON.stringify({ type: "mark_as_read", data: { seq: 0 } }));
@@ -371,6 +358,57 @@ describe("PUT /conversations/:id/participants/:userId/role", () => {
     expectErrorShape(await setRole(id, "nope", admin.token, { role: "admin" }), 404);
     const d = await direct(admin, a);
     expectErrorShape(await setRole(d, a.id, admin.token, { role: "admin" }), 400);
+  });
+
+  it("refuses a demoted admin's delete of someone else's message once the demotion reaches the room, during its read", async () => {
+    const [admin, other, m] = await users(3, "grp");
+    const id = await group(admin, [other, m]);
+    expect((await setRole(id, other.id, admin.token, { role: "admin" })).status).toBe(200);
+    const message = await send(id, m, "keep me");
+    const { reading, release } = await holdNextRead(id);
+    const demotion = setRole(id, other.id, admin.token, { role: "member" });
+    await waitFor(() => (reading() ? true : undefined), "the demotion's member-list read");
+    const deleted = await api("DELETE", `/conversations/${id}/messages/${message.id}`, { token: other.token });
+    release();
+    expect((await demotion).status).toBe(200);
+    expectErrorShape(deleted, 403);
+    const history = await api("GET", `/conversations/${id}/messages`, { token: m.token });
+    expect(history.body.messages.map((x: { content: string }) => x.content)).toEqual(["keep me"]);
+    // Promoted again, they may (a promotion is not taken ahead of its read, and this one has had it).
+    expect((await setRole(id, other.id, admin.token, { role: "admin" })).status).toBe(200);
+    expect((await api("DELETE", `/conversations/${id}/messages/${message.id}`, { token: other.token })).status).toBe(204);
+  });
+
+  it("keeps a demotion taken at its notice when a read begun before it lands during the demotion's own read", async () => {
+    const [admin, other, m] = await users(3, "grp");
+    const id = await group(admin, [other, m]);
+    expect((await setRole(id, other.id, admin.token, { role: "admin" })).status).toBe(200);
+    const message = await send(id, m, "keep me");
+    const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    let release = () => {};
+    const released = new Promise<void>((r) => (release = r));
+    let demotion: Promise<unknown> | undefined;
+    const role = await runInDurableObject(room, async (instance: ConversationRoom) => {
+      const read = instance.pgOr503.bind(instance);
+      let calls = 0;
+      instance.pgOr503 = async <T>(work: () => Promise<T>): Promise<T> => {
+        const call = ++calls;
+        const result = await read(work);
+        if (call === 1) {
+          // This read has its answer, other still an admin, when they are demoted; the demotion's own read is out.
+          demotion = setRole(id, other.id, admin.token, { role: "member" });
+          await waitFor(() => (instance.member(other.id)?.role === "member" ? true : undefined), "the demotion taken at its notice");
+        }
+        if (call === 2) await released;
+        return result;
+      };
+      await instance.notify({ kind: "participants", conversationId: id });
+      return instance.member(other.id)?.role;
+    });
+    expect(role).toBe("member");
+    release();
+    await demotion;
+    expectErrorShape(await api("DELETE", `/conversations/${id}/messages/${message.id}`, { token: other.token }), 403);
   });
 });
 

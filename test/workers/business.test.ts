@@ -3,7 +3,8 @@ import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare
 import { sql } from "drizzle-orm";
 import type { BusinessDesk } from "../../src/durable-objects/business-desk";
 import { api, expectErrorShape, newUser, type TestUser } from "./helpers";
-import { seedMessages, withDb } from "./fixtures";
+import { holdNextRead, seedMessages, withDb } from "./fixtures";
+import { openSocket } from "./sockets";
 import { archiveJob } from "../../src/jobs/retention";
 import { runJob } from "../../src/jobs/runner";
 import { getConfig } from "../../src/lib/config";
@@ -687,6 +688,34 @@ describe("business agent leaving a conversation", () => {
     expect((await auditActions(chat.body.id)).at(-1)).toMatchObject({ action: "business.unassigned", actor_id: a.id, details: { reason: "agent_left" } });
     const b = await readyAgent(biz, { maxConcurrentChats: 1 });
     expect(await placement(chat.body.id, first)).toMatchObject({ status: "assigned", agentId: b.id });
+  });
+
+  it("refuses the leaving agent's frames as soon as their leave reaches the room, while its member-list read is out", async () => {
+    const biz = await newBusiness();
+    const a = await readyAgent(biz);
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    const id = chat.body.id as string;
+    const [watcher, leaving] = [await openSocket(`/conversations/${id}/ws`, customer), await openSocket(`/conversations/${id}/ws`, a)];
+    for (const s of [watcher, leaving]) trackSocket(s.ws);
+    let closedWith: number | undefined;
+    leaving.ws.addEventListener("close", (e) => (closedWith = e.code));
+    for (const s of [watcher, leaving]) await waitFor(async () => s.frames.find((f) => f.type === "ready"), "ready frame");
+    const { reading, release } = await holdNextRead(id);
+    const left = leave(id, a);
+    await waitFor(async () => (reading() ? true : undefined), "the leave's member-list read");
+    try {
+      leaving.ws.send(JSON.stringify({ type: "send_message", id: "late", data: { content: "after I left", clientMessageId: crypto.randomUUID() } }));
+    } catch {
+      // Already closed on this side: nothing was sent.
+    }
+    await waitFor(async () => closedWith ?? leaving.frames.find((f) => f.id === "late"), "the late frame's answer or the close");
+    release();
+    expect((await left).status).toBe(204);
+    expect(closedWith).toBe(4403);
+    expect(leaving.frames.filter((f) => f.type === "message_ack")).toEqual([]);
+    await waitFor(async () => watcher.frames.find((f) => f.type === "participant_left" && f.data.userId === a.id), "participant_left");
+    expect(watcher.frames.filter((f) => f.type === "new_message")).toEqual([]);
   });
 });
 

@@ -332,6 +332,7 @@ export class Desk {
       if (!current || current.agentId !== agentId) return;
       // Written before the desk lets go: a failure leaves everything as it was, and the leave can be retried.
       let written: Awaited<ReturnType<DeskEffects["writeUnassignment"]>>;
+      const at = new Date(this.deps.now());
       try {
         written = await this.effects.writeUnassignment({
           businessId: input.businessId,
@@ -339,7 +340,7 @@ export class Desk {
           agentId,
           actorId: agentId,
           reason: "agent_left",
-          at: new Date(this.deps.now()),
+          at,
         });
       } catch (err) {
         this.deps.log.warn("unassignment write failed", { conversationId, error: (err as Error).message?.slice(0, 200) });
@@ -349,7 +350,7 @@ export class Desk {
       if (written === "missing") throw notFound("Conversation");
       if (written === "closed") throw conflict("The conversation is already closed");
       this.store.enqueue({ conversationId, customerId: current.customerId, category: current.category, preferredAgentId: null, enqueuedAt: current.assignedAt }, true);
-      await this.effects.announceUnassignment({ conversationId, agentId });
+      await this.effects.announceUnassignment({ conversationId, agentId, at });
       released = true;
     });
     if (!released) return null;
@@ -408,15 +409,16 @@ export class Desk {
         this.deps.waitUntil(
           this.chain(a.conversationId, async () => {
             try {
+              const at = new Date(this.deps.now());
               const done = await this.effects.writeUnassignment({
                 businessId,
                 conversationId: a.conversationId,
                 agentId,
                 actorId,
                 reason: "agent_removed",
-                at: new Date(this.deps.now()),
+                at,
               });
-              if (done === "done") await this.effects.announceUnassignment({ conversationId: a.conversationId, agentId });
+              if (done === "done") await this.effects.announceUnassignment({ conversationId: a.conversationId, agentId, at });
             } catch (err) {
               // The next assignment's write makes the removed agent leave anyway.
               this.deps.log.warn("unassignment write failed", { conversationId: a.conversationId, error: (err as Error).message?.slice(0, 200) });
@@ -596,7 +598,9 @@ export class Desk {
       } finally {
         if (a.previousAgentId) this.hold(a.previousAgentId, -1);
       }
-      if (result === "kept" && options.notify) await this.effects.announceAssignment({ conversationId: a.conversationId, agentId: a.agentId, previousAgentId: a.previousAgentId });
+      if (result === "kept" && options.notify) {
+        await this.effects.announceAssignment({ conversationId: a.conversationId, agentId: a.agentId, previousAgentId: a.previousAgentId, at: new Date(a.assignedAt) });
+      }
     }).then(
       () => result,
       () => result,

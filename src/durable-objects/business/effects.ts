@@ -44,9 +44,12 @@ export interface DeskEffects {
   writeUnassignment(w: UnassignmentWrite): Promise<WriteOutcome>;
   writeClose(w: CloseWrite): Promise<WriteOutcome>;
   presenceOf(userId: string): Promise<PresenceStatus>;
-  /** An agent joined (and, for a transfer, another left): the room broadcasts, the users' lists follow. */
-  announceAssignment(input: { conversationId: string; agentId: string; previousAgentId: string | null }): Promise<void>;
-  announceUnassignment(input: { conversationId: string; agentId: string }): Promise<void>;
+  /**
+   * An agent joined (and, for a transfer, another left): the room broadcasts, the users' lists follow. `at`: the
+   * write's time (the previous agent's left_at), with which the room drops a leaving agent before its re-read.
+   */
+  announceAssignment(input: { conversationId: string; agentId: string; previousAgentId: string | null; at: Date }): Promise<void>;
+  announceUnassignment(input: { conversationId: string; agentId: string; at: Date }): Promise<void>;
   announceClose(input: { conversationId: string }): Promise<void>;
 }
 
@@ -117,11 +120,11 @@ export class WorkerDeskEffects implements DeskEffects {
     }
   }
 
-  async announceAssignment(input: { conversationId: string; agentId: string; previousAgentId: string | null }): Promise<void> {
+  async announceAssignment(input: { conversationId: string; agentId: string; previousAgentId: string | null; at: Date }): Promise<void> {
     await this.announce(input.conversationId, async (view) => {
       const joined = view.participants.filter((p) => p.userId === input.agentId);
       const left = input.previousAgentId ? [input.previousAgentId] : undefined;
-      await this.tellRoom({ kind: "participants", conversationId: view.id, joined, left });
+      await this.tellRoom({ kind: "participants", conversationId: view.id, joined, left, leftAt: left && input.at.toISOString() });
       const others = view.participants.filter((p) => p.userId !== input.agentId).map((p) => p.userId);
       await Promise.all([
         // The shared view counts nobody's unread: the agent's session reads the agent's own count (customer messages
@@ -133,9 +136,9 @@ export class WorkerDeskEffects implements DeskEffects {
     });
   }
 
-  async announceUnassignment(input: { conversationId: string; agentId: string }): Promise<void> {
+  async announceUnassignment(input: { conversationId: string; agentId: string; at: Date }): Promise<void> {
     await this.announce(input.conversationId, async (view) => {
-      await this.tellRoom({ kind: "participants", conversationId: view.id, left: [input.agentId] });
+      await this.tellRoom({ kind: "participants", conversationId: view.id, left: [input.agentId], leftAt: input.at.toISOString() });
       await Promise.all([
         this.tellUsers([input.agentId], { type: "conversation_removed", conversationId: view.id }),
         this.tellUsers(

@@ -12,13 +12,10 @@ import { loadRoomState } from "../db/queries/room";
 import { searchConversation } from "../db/queries/search";
 import { backoffMs } from "../domain/backoff";
 import { mergePage, overlayChanges, pageSpan, withWaiting } from "../domain/history";
-import { laterMarks } from "../domain/marks";
 import { ActivityNotes } from "../domain/presence";
-import { Departures } from "../domain/departures";
-import { ReadOrder } from "../domain/read-order";
 import { TYPING_LEASE_MS } from "../domain/typing";
-import { LIMITS, publicParticipant, type Message, type Participant, type Role } from "../protocol/resources";
-import { encodeFrame, type ParticipantFrameData } from "../protocol/frames";
+import { LIMITS, type Message, type Participant } from "../protocol/resources";
+import { encodeFrame } from "../protocol/frames";
 import type { Actor, HistoryPage, HistoryQuery, ReadResult, RoomEvent, RoomMarks, SearchInput, SearchPage, SendInput, SendResult } from "./room-api";
 import { MAX_FLIGHTS, OutboxFlusher } from "./room/outbox";
 import { RoomStore, type RoomMeta } from "./room/store";
@@ -26,6 +23,7 @@ import { Backfill } from "./room/backfill";
 import { attachmentOf, safeClose, sendRaw } from "./room/sockets";
 import { RoomProfiles } from "./room/profiles";
 import { NotificationBatcher } from "./room/notifications";
+import { RoomMembership } from "./room/membership";
 import { handleSocketMessage, holdIfResuming, openSocket, replayFor } from "./room/realtime";
 import { deleteMessage, editMessage, findMessage, publicMessage, sendMessage } from "./room/messages";
 
@@ -38,7 +36,6 @@ export { publicMessage };
  * conversation's unarchived history (room/backfill.ts fills in what was there before it), so reads stay local.
  * RPC methods answer with RpcResult values (lib/errors.ts): expected failures are data, not exceptions.
  */
-const PARTICIPANTS_TTL_MS = 60_000;
 /** Unread counts over at most this many seqs are counted from the room's rows (see unreadFor). */
 const LOCAL_UNREAD_MAX = 1000;
 
@@ -53,12 +50,8 @@ export class ConversationRoom extends DurableObject<Env> {
   private readonly pg = new ObjectDb(() => ({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }), MAX_FLIGHTS + 3);
   private retryAttempt = 0;
   private registeredPending = false;
-  /** Member-list reads (notify, the minute's re-read) run concurrently: only the newest started one is adopted. */
-  private readonly listReads = new ReadOrder();
-  /** Removals acted on ahead of a re-read: a read that was already out when they happened must not undo them. */
-  private readonly departures = new Departures();
-  /** Demotions taken at their notice: a list read begun up to `ticket` predates them and must not undo them. */
-  private readonly demotions = new Map<string, { role: Role; ticket: number }>();
+  /** The member list: notices, re-reads from Postgres (room/membership.ts). */
+  readonly membership = new RoomMembership(this);
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -115,7 +108,7 @@ export class ConversationRoom extends DurableObject<Env> {
     return this.pg.db;
   }
 
-  private resetDb(): void {
+  resetDb(): void {
     this.pg.reset();
   }
 
@@ -131,8 +124,7 @@ export class ConversationRoom extends DurableObject<Env> {
     if (meta) {
       if (meta.conversationId !== conversationId) throw notFound("Conversation");
       this.resumeBackfill();
-      // Checked before the call: an async call costs every send a promise and a turn, and is due once a minute.
-      if (Date.now() - this.participantsCheckedAt >= PARTICIPANTS_TTL_MS) await this.refreshParticipants(conversationId);
+      if (this.membership.due(Date.now())) await this.membership.refresh(conversationId);
       // Read again: other requests ran during the await (a send moved lastSeq, a member list closed the room).
       return this.store.meta() ?? meta;
     }
@@ -177,7 +169,7 @@ export class ConversationRoom extends DurableObject<Env> {
       };
       this.store.initialise(fresh, state.participants, state.offline, recent);
       this.noteArchived(state.archivedUpToSeq);
-      this.participantsCheckedAt = Date.now();
+      this.membership.markChecked(Date.now());
       this.resumeBackfill();
       return fresh;
     } catch (err) {
@@ -202,91 +194,6 @@ export class ConversationRoom extends DurableObject<Env> {
   /** Whether every unarchived message is in the room: nothing it is asked about by seq or id needs Postgres. */
   holdsHistory(): boolean {
     return !this.backfill.incomplete();
-  }
-
-  private checkedAtMemo: number | undefined;
-
-  /**
-   * When the member list was last read from Postgres. Kept in storage: workerd evicts a room ~10 s after its last
-   * event, and a woken room that re-read the list on its first message held that message's delivery for a Postgres
-   * connection and round trip (a conversation with a message every half minute paid it on most messages).
-   */
-  private get participantsCheckedAt(): number {
-    this.checkedAtMemo ??= this.ctx.storage.kv.get<number>("participantsCheckedAt") ?? 0;
-    return this.checkedAtMemo;
-  }
-
-  private set participantsCheckedAt(at: number) {
-    this.checkedAtMemo = at;
-    this.ctx.storage.kv.put("participantsCheckedAt", at);
-  }
-
-  /**
-   * Membership changes reach the room through notify(); should one be lost, the copy is re-read from Postgres
-   * at most once a minute while the room is in use (Postgres is the authority). A failed re-read keeps the copy.
-   */
-  private async refreshParticipants(conversationId: string): Promise<void> {
-    const now = Date.now();
-    this.participantsCheckedAt = now;
-    try {
-      const ticket = this.listReads.begin();
-      const state = await withTimeout(loadRoomState(this.db(), conversationId), 2000, "participants");
-      if (!state) return;
-      if (state.closed && !this.store.meta()?.closed) this.closeRoom();
-      // A read started later (a membership change's notify) was adopted meanwhile: this one may predate the change.
-      if (!this.listReads.adopt(ticket)) return;
-      const { gone, arrived } = this.adoptParticipants(state.participants, ticket);
-      this.store.adoptOffline(state.offline, now);
-      // A lost notification: the sockets and member lists follow as its frames would have made them.
-      for (const userId of gone) this.closeUserSockets(userId, 4403, "No longer a participant");
-      for (const userId of gone) this.endTyping(userId);
-      for (const p of arrived) this.broadcast("participant_joined", { participant: this.withCachedProfile(p) } satisfies ParticipantFrameData);
-      for (const userId of gone) this.broadcast("participant_left", { userId });
-      this.noteArchived(state.archivedUpToSeq);
-    } catch (err) {
-      this.resetDb();
-      this.log.warn("participant refresh failed", { error: (err as Error).message?.slice(0, 200) });
-    }
-  }
-
-  /**
-   * Takes Postgres's member list, keeping local watermarks that are ahead of it (not flushed yet).
-   * Returns who is no longer a member, and who is new to the room's copy.
-   */
-  private adoptParticipants(listed: Participant[], ticket: number): { gone: string[]; arrived: Participant[] } {
-    const now = Date.now();
-    // A read begun after a demotion was taken has it from Postgres.
-    for (const [userId, d] of this.demotions) if (ticket > d.ticket) this.demotions.delete(userId);
-    const fresh = listed
-      .filter((p) => !this.departures.ended(p.userId, Date.parse(p.joinedAt), now))
-      .map((p) => {
-        const demoted = this.demotions.get(p.userId);
-        return demoted && p.role === "admin" ? { ...p, role: demoted.role } : p;
-      });
-    const local = new Map(this.store.participants().map((p) => [p.userId, p]));
-    this.store.replaceParticipants(
-      fresh.map((p) => laterMarks(p, local.get(p.userId))),
-    );
-    this.participantsCheckedAt = Date.now();
-    const current = new Set(fresh.map((p) => p.userId));
-    return { gone: [...local.keys()].filter((id) => !current.has(id)), arrived: fresh.filter((p) => !local.has(p.userId)) };
-  }
-
-  /**
-   * A participant read from Postgres by the Worker, with the read and delivered marks the room holds: those it moved
-   * last reach Postgres with a later flush (the outbox's backoff, while Postgres is unreachable). Apps take the
-   * frame as the member's state, and the marks in Postgres put read ticks the room had already sent back to unread.
-   */
-  private withOwnMarks(p: Participant): Participant {
-    const mine = this.member(p.userId);
-    if (!mine) return publicParticipant(p);
-    return publicParticipant({ ...p, lastReadSeq: mine.lastReadSeq, lastReadAt: mine.lastReadAt, lastDeliveredSeq: mine.lastDeliveredSeq });
-  }
-
-  /** For a participant frame the room sends of its own accord: the profile it holds, if any. */
-  private withCachedProfile(p: Participant): Participant {
-    const profile = this.profiles.cached(p.userId);
-    return publicParticipant(profile ? { ...p, profile } : p);
   }
 
   participants(): Participant[] {
@@ -470,42 +377,7 @@ export class ConversationRoom extends DurableObject<Env> {
       const meta = this.store.meta();
       if (!meta || meta.conversationId !== event.conversationId) return;
       if (event.kind === "participants") {
-        const dropped = this.dropLeavers(event.left ?? [], event.leftAt);
-        this.demoteEarly(event.updated ?? []);
-        const readAt = Date.now();
-        const ticket = this.listReads.begin();
-        const state = await this.pgOr503(() => loadRoomState(this.db(), event.conversationId));
-        if (!state) return;
-        if (!this.listReads.adopt(ticket)) {
-          // A read started after this one was adopted first, and announced whatever differed from the room's copy,
-          // this event's joins and leaves included if they still hold: adopted now, this older list put a member
-          // just removed back in (until the minute's re-read). Role changes are not diffed: those still current go.
-          for (const p of event.updated ?? []) {
-            if (this.member(p.userId)?.role === p.role) this.broadcast("participant_updated", { participant: this.withOwnMarks(p) } satisfies ParticipantFrameData);
-          }
-          return;
-        }
-        // Besides those the event names, the list may show changes nobody told the room of (a notification lost).
-        // Adopted silently, a removed member kept their sockets and every later frame (the minute's re-read no
-        // longer had them in its copy to compare), and the others' member lists missed whoever came or went.
-        const adopted = this.adoptParticipants(state.participants, ticket);
-        // Those named who are members again (re-added since) stay: closing their new sockets and announcing them gone
-        // left everyone's lists without them until the next change.
-        const namedGone = (event.left ?? []).filter((userId) => !dropped.has(userId) && !this.member(userId));
-        const gone = new Set([...namedGone, ...adopted.gone]);
-        const named = new Set((event.joined ?? []).map((p) => p.userId));
-        const unannounced = adopted.arrived.filter((p) => !named.has(p.userId)).map((p) => this.withCachedProfile(p));
-        this.store.adoptOffline(state.offline, readAt);
-        // Close removed members' sockets before anything is sent: a close queued right behind a send on the same
-        // hibernatable socket can stall until the object is evicted (workerd output-gate behaviour).
-        for (const userId of gone) this.closeUserSockets(userId, 4403, "No longer a participant");
-        // Their lease ended only with their socket's close handshake, or after 6 s when their app never answered it:
-        // the others saw "typing…" from someone no longer in the conversation.
-        for (const userId of gone) this.endTyping(userId);
-        // The Worker (or the business desk) looked their profiles up for its own answer: they come with the event.
-        for (const p of [...(event.joined ?? []), ...unannounced]) this.broadcast("participant_joined", { participant: this.withOwnMarks(p) } satisfies ParticipantFrameData);
-        for (const p of event.updated ?? []) this.broadcast("participant_updated", { participant: this.withOwnMarks(p) } satisfies ParticipantFrameData);
-        for (const userId of gone) this.broadcast("participant_left", { userId });
+        await this.membership.apply(event);
       } else if (event.kind === "conversation_updated") {
         if (event.conversation.status === "closed" && !meta.closed) this.closeRoom();
         this.broadcast("conversation_updated", { conversation: event.conversation });
@@ -513,44 +385,6 @@ export class ConversationRoom extends DurableObject<Env> {
         for (const ws of this.ctx.getWebSockets()) safeClose(ws, 4403, "Conversation removed");
       }
     });
-  }
-
-  /**
-   * Acts on a removal as its notice arrives, before the re-read of the list (a Postgres round trip) that follows: the
-   * removed member's sockets had the whole read to send messages and marks the others received. A member whose copy
-   * shows them joined after `leftAt` was re-added, and that notice came first: the removal is older news.
-   */
-  private dropLeavers(left: string[], leftAtIso: string | undefined): Set<string> {
-    const dropped = new Set<string>();
-    const leftAt = leftAtIso === undefined ? Number.NaN : Date.parse(leftAtIso);
-    if (Number.isNaN(leftAt)) return dropped;
-    const now = Date.now();
-    for (const userId of left) {
-      this.departures.note(userId, leftAt, now);
-      const p = this.member(userId);
-      if (!p || Date.parse(p.joinedAt) > leftAt) continue;
-      this.store.dropParticipant(userId);
-      dropped.add(userId);
-    }
-    // Closed before anything is sent to them (see notify), their typing ended before they are announced gone.
-    for (const userId of dropped) this.closeUserSockets(userId, 4403, "No longer a participant");
-    for (const userId of dropped) this.endTyping(userId);
-    for (const userId of dropped) this.broadcast("participant_left", { userId });
-    return dropped;
-  }
-
-  /**
-   * An admin's demotion is taken as its notice arrives: a demoted admin still deleted other members' messages for
-   * the whole re-read of the list. Promotions wait for the read (a late demotion notice, behind the notice of a
-   * promotion that followed it, costs the member their admin rights only until then).
-   */
-  private demoteEarly(updated: Participant[]): void {
-    for (const p of updated) {
-      const mine = this.member(p.userId);
-      if (mine?.role !== "admin" || p.role === "admin") continue;
-      this.store.upsertParticipant({ ...mine, role: p.role });
-      this.demotions.set(p.userId, { role: p.role, ticket: this.listReads.latest() });
-    }
   }
 
   /** A participant's presence changed (from their user session): tell this room's sockets. */
@@ -603,7 +437,7 @@ export class ConversationRoom extends DurableObject<Env> {
   private archivedMemo: number | undefined;
 
   /** Also drops the room's committed copies of those seqs, so no page or replay the room answers shows them. */
-  private noteArchived(upToSeq: number): void {
+  noteArchived(upToSeq: number): void {
     if (upToSeq <= this.archivedUpToSeq()) return;
     this.ctx.storage.kv.put("archivedUpToSeq", upToSeq);
     this.archivedMemo = upToSeq;
@@ -812,7 +646,7 @@ export class ConversationRoom extends DurableObject<Env> {
   }
 
   /** A closed (business) conversation takes no messages: nobody is typing one any more. */
-  private closeRoom(): void {
+  closeRoom(): void {
     this.store.markClosed();
     for (const t of this.store.typing()) this.endTyping(t.userId);
   }

@@ -219,7 +219,7 @@ describe("retention: archiving old messages", () => {
       // A room that missed the notice learns the mark when it next re-reads its state from Postgres.
       if (notice === "lost") {
         await runInDurableObject(env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id)), async (room: ConversationRoom) => {
-          (room as unknown as { participantsCheckedAt: number }).participantsCheckedAt = 0;
+          room.membership.markChecked(0);
         });
       }
       const newest = await api("GET", `/conversations/${id}/messages`, { token: t });

@@ -310,7 +310,7 @@ describe("ConversationRoom", () => {
     const [alice, bob] = users;
     expect((await api("POST", `/conversations/${id}/messages`, { token: alice.token, body: { content: "before" } })).status).toBe(201);
     await runInDurableObject(room(id), async (instance: ConversationRoom) => {
-      (instance as unknown as { participantsCheckedAt: number }).participantsCheckedAt = 0;
+      instance.membership.markChecked(0);
     });
     await postgres({ delayMs: 150 });
     // Bob's socket waits for the stale member list to be re-read; Alice's send goes ahead of it meanwhile.
@@ -334,7 +334,7 @@ describe("ConversationRoom", () => {
     // The member leaves behind the room's back (no notify), and the room's copy is past its freshness.
     await withDb((db) => db.execute(sql`UPDATE participants SET left_at = now() WHERE conversation_id = ${id} AND user_id = ${member.id}`));
     await runInDurableObject(room(id), async (instance: ConversationRoom) => {
-      (instance as unknown as { participantsCheckedAt: number }).participantsCheckedAt = 0;
+      instance.membership.markChecked(0);
     });
     expect((await api("POST", `/conversations/${id}/messages`, { token: member.token, body: { content: "ghost" } })).status).toBe(404);
   });

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { env, runInDurableObject } from "cloudflare:test";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
-import { api, expectErrorShape } from "./helpers";
+import { api, expectErrorShape, type TestUser } from "./helpers";
 import { direct, get, group, send, users } from "./conversation-helpers";
 import { openSocket, waitFor } from "./sockets";
-import { withDb } from "./fixtures";
+import { slowRoomFlushes, withDb } from "./fixtures";
 import { flushBatch } from "../../src/db/queries/messages";
 
 const read = (id: string, token: string, body?: unknown) => api("PUT", `/conversations/${id}/read`, { token, body });
@@ -211,5 +211,63 @@ describe("notifications", () => {
     await api("DELETE", `/conversations/${g}/participants/${me.id}`, { token: me.token });
     const counts = await api("GET", "/notifications/unread-counts", { token: me.token });
     expect(counts.body).toEqual({ userId: me.id, unreadCounts: {}, totalUnread: 0, muted: [] });
+  });
+});
+
+describe("badges right after a read", () => {
+  /** The caller's unread count of one conversation as the badge endpoint and the conversation list say it. */
+  const badges = async (id: string, as: TestUser) => {
+    const counts = await api("GET", "/notifications/unread-counts", { token: as.token });
+    const list = await api("GET", "/conversations", { token: as.token });
+    return {
+      counts: counts.body.unreadCounts[id],
+      total: counts.body.totalUnread,
+      listed: list.body.conversations.find((c: { id: string }) => c.id === id)?.unreadCount,
+    };
+  };
+  const cleared = { counts: 0, total: 0, listed: 0 };
+
+  it("a read answered on the conversation socket is cleared in the list and the badge count at once", async () => {
+    const [a, b] = await users(2, "badge");
+    const id = await direct(a, b);
+    for (const text of ["one", "two", "three"]) await send(id, b, text);
+    const laptop = await openSocket("/ws", a);
+    const phone = await openSocket(`/conversations/${id}/ws`, a);
+    await waitFor(() => phone.frames.find((f) => f.type === "ready"), "ready");
+    await waitFor(() => laptop.frames.find((f) => f.type === "unread_count" && f.data.unreadCount === 3), "badge of 3");
+    // The room's flushes are slow to reach Postgres: this read's is still on its way when the room has the mark.
+    const undoSlow = await slowRoomFlushes(id);
+    try {
+      phone.ws.send(JSON.stringify({ type: "mark_as_read", data: { seq: 3 } }));
+      await waitFor(() => phone.frames.find((f) => f.type === "message_read" && f.data.userId === a.id), "the phone's read");
+      // Before, the list and the badge count still said 3 until the flush committed.
+      expect(await badges(id, a)).toEqual(cleared);
+      await waitFor(() => laptop.frames.find((f) => f.type === "unread_count" && f.data.unreadCount === 0), "badge of 0");
+      expect(await badges(id, a)).toEqual(cleared);
+    } finally {
+      await undoSlow();
+      phone.ws.close(1000, "done");
+      laptop.ws.close(1000, "done");
+    }
+  });
+
+  it("a read answered by PUT /read is cleared in the list and the badge count at once, on every device", async () => {
+    const [a, b] = await users(2, "badge");
+    const id = await direct(a, b);
+    for (const text of ["one", "two"]) await send(id, b, text);
+    const phone = await openSocket(`/conversations/${id}/ws`, a);
+    await waitFor(() => phone.frames.find((f) => f.type === "ready"), "ready");
+    const undoSlow = await slowRoomFlushes(id);
+    try {
+      const marking = read(id, a.token);
+      // The phone, conversation open, hears of the read the laptop made: before, at once, ahead of the commit.
+      await waitFor(() => phone.frames.find((f) => f.type === "message_read" && f.data.userId === a.id), "the read on the phone");
+      expect(await badges(id, a)).toEqual(cleared);
+      expect((await marking).body).toEqual({ conversationId: id, lastReadSeq: 2, unreadCount: 0 });
+      expect(await badges(id, a)).toEqual(cleared);
+    } finally {
+      await undoSlow();
+      phone.ws.close(1000, "done");
+    }
   });
 });

@@ -423,6 +423,20 @@ export class ConversationRoom extends DurableObject<Env> {
   }
 
   /**
+   * mark-all-read for a conversation Postgres counts nothing unread in: the room may hold messages its flush has not
+   * written yet (a conversation socket shows a message before its commit). Marks read only when the room counts
+   * something unread; a room that never loaded holds nothing Postgres lacks, answers undefined and is not loaded.
+   */
+  async markReadIfUnread(input: { conversationId: string; actor: Actor }): Promise<RpcResult<ReadResult | undefined>> {
+    const p = this.store.meta()?.conversationId === input.conversationId ? this.member(input.actor.id) : undefined;
+    if (!p) return { ok: true, value: undefined };
+    const unread = await asRpcResult(() => this.unreadFor(input.actor.id, p.lastReadSeq));
+    if (!unread.ok) return unread;
+    if (unread.value.unreadCount === 0) return { ok: true, value: undefined };
+    return this.markRead(input);
+  }
+
+  /**
    * Every member's read and delivered marks as the room holds them, for the Worker's Postgres answers: the marks the
    * room acknowledged last reach Postgres with a later flush (the outbox's backoff, while Postgres is unreachable).
    * A room that never loaded has acknowledged none: it answers undefined and is not loaded for this.

@@ -270,4 +270,27 @@ describe("badges right after a read", () => {
       phone.ws.close(1000, "done");
     }
   });
+
+  it("mark-all-read marks a message the user was shown before Postgres had it", async () => {
+    const [a, b] = await users(2, "badge");
+    const id = await direct(a, b);
+    await send(id, b, "one");
+    expect((await read(id, a.token)).status).toBe(200);
+    const phone = await openSocket(`/conversations/${id}/ws`, a);
+    await waitFor(() => phone.frames.find((f) => f.type === "ready"), "ready");
+    // The room's flushes are slow to reach Postgres: a has message 2 on the screen, Postgres does not yet.
+    const undoSlow = await slowRoomFlushes(id);
+    try {
+      const sending = api("POST", `/conversations/${id}/messages`, { token: b.token, body: { content: "two" } });
+      await waitFor(() => phone.frames.find((f) => f.type === "new_message"), "the message on the phone");
+      const marked = await api("PUT", "/notifications/mark-all-read", { token: a.token });
+      expect(marked.body).toEqual({ markedConversations: 1 });
+      expect((await sending).status).toBe(201);
+      // Before, the message came back as unread once its commit landed.
+      expect(await badges(id, a)).toEqual(cleared);
+    } finally {
+      await undoSlow();
+      phone.ws.close(1000, "done");
+    }
+  });
 });

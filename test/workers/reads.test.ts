@@ -129,6 +129,21 @@ describe("receipts on a conversation socket", () => {
     expect(await receiptOf(id, b, a.id)).toMatchObject({ lastReadSeq: 2, lastReadAt: mine.lastReadAt, lastDeliveredSeq: 2 });
   });
 
+  it("one conversation's participants are never older than the receipts the room sent, before its flush", async () => {
+    const [a, b] = await users(2, "rcpt");
+    const id = await direct(a, b);
+    for (const text of ["one", "two", "three"]) await send(id, a, text);
+    // b's phone reads 2 and gets 3 on its socket: a's app shows the ticks (message_read, message_delivered), then
+    // opens the conversation's details while the room's flush is on its way.
+    await runInDurableObject(roomOf(id), (instance: ConversationRoom) => {
+      instance.applyWatermark(b.id, { read: 2, delivered: 3 });
+    });
+    const theirs = (await get(id, a)).body.participants.find((p: { userId: string }) => p.userId === b.id);
+    // Before, Postgres's marks: nothing read, nothing delivered, the ticks went back.
+    expect(theirs).toMatchObject({ lastReadSeq: 2, lastDeliveredSeq: 3 });
+    expect(typeof theirs.lastReadAt).toBe("string");
+  });
+
   it("a flush that commits after a newer one leaves the read time of the newer read mark", async () => {
     const [a, b] = await users(2, "rcpt");
     const id = await direct(a, b);

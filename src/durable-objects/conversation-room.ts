@@ -330,15 +330,31 @@ export class ConversationRoom extends DurableObject<Env> {
       // The newest seq as it is after the lookup's wait (a Postgres round trip for a message the room does not hold):
       // ready's copy, older, lowered a mark up to a message sent meanwhile to the one before it.
       const newest = this.store.meta()!.lastSeq;
-      const p = this.applyWatermark(input.actor.id, { read: Math.min(target ?? newest, newest) });
+      const before = this.member(input.actor.id)?.lastReadSeq ?? 0;
+      const p = this.applyWatermark(input.actor.id, { read: Math.min(target ?? newest, newest) }, { holdOwnRead: true });
       this.noteActivity(input.actor.id);
       await this.waitForCommit();
+      if (p.lastReadSeq > before) this.answerOwnRead(input.actor.id, p);
       // Another device may have read further during the commit: the answer is the mark as it stands now.
       const unread = await this.currentUnread(input.actor.id, p.lastReadSeq);
       this.ctx.waitUntil(this.userSession(input.actor.id).unreadChanged({ conversationId: input.conversationId, ...unread }));
       const now = this.member(input.actor.id) ?? p;
       return { conversationId: input.conversationId, lastReadSeq: unread.readSeq, lastReadAt: now.lastReadAt, unreadCount: unread.unreadCount };
     });
+  }
+
+  /**
+   * mark-all-read for a conversation Postgres counts nothing unread in: the room may hold messages its flush has not
+   * written yet (a conversation socket shows a message before its commit). Marks read only when the room counts
+   * something unread; a room that never loaded holds nothing Postgres lacks, answers undefined and is not loaded.
+   */
+  async markReadIfUnread(input: { conversationId: string; actor: Actor }): Promise<RpcResult<ReadResult | undefined>> {
+    const p = this.store.meta()?.conversationId === input.conversationId ? this.member(input.actor.id) : undefined;
+    if (!p) return { ok: true, value: undefined };
+    const unread = await asRpcResult(() => this.unreadFor(input.actor.id, p.lastReadSeq));
+    if (!unread.ok) return unread;
+    if (unread.value.unreadCount === 0) return { ok: true, value: undefined };
+    return this.markRead(input);
   }
 
   /**
@@ -527,7 +543,34 @@ export class ConversationRoom extends DurableObject<Env> {
     }
   }
 
-  /** After a socket's read mark: the user's badge follows, on every device. */
+  /**
+   * A read mark made on a socket, answered to the reader once it is in Postgres (or the write-through deadline has
+   * passed, as a message's ack): their own sockets' message_read, then their badge on every device. The app takes
+   * either as "read" and may fetch the list or the badge counts next, which read Postgres: answered before the
+   * flush committed, they showed the old count again. The other members' receipts go out at once.
+   */
+  markReadOnSocket(userId: string, seq: number): void {
+    const before = this.member(userId)?.lastReadSeq ?? 0;
+    const p = this.applyWatermark(userId, { read: Math.min(seq, this.store.meta()!.lastSeq) }, { holdOwnRead: true });
+    this.noteActivity(userId);
+    // A flush that failed re-arms the alarm (waitForCommit): the answer goes at the deadline either way.
+    const committed = this.waitForCommit().catch(() => false);
+    if (p.lastReadSeq <= before) return void this.ctx.waitUntil(committed);
+    this.ctx.waitUntil(
+      committed.then(() => {
+        this.answerOwnRead(userId, p);
+        return this.readMarked(userId, p.lastReadSeq);
+      }),
+    );
+  }
+
+  /** The reader's own sockets hear of a read held back by applyWatermark's `holdOwnRead`. */
+  private answerOwnRead(userId: string, p: Participant): void {
+    const data = { userId, conversationId: this.conversationId(), lastReadSeq: p.lastReadSeq, readAt: p.lastReadAt };
+    this.fanOut(encodeFrame("message_read", data), this.ctx.getWebSockets(userId));
+  }
+
+  /** After a read mark: the user's badge follows, on every device. */
   async readMarked(userId: string, lastReadSeq: number): Promise<void> {
     try {
       const unread = await this.currentUnread(userId, lastReadSeq);
@@ -546,8 +589,11 @@ export class ConversationRoom extends DurableObject<Env> {
     return p.lastDeliveredSeq;
   }
 
-  /** Moves a participant's watermarks forward only, stores them for the next flush, broadcasts the change. */
-  applyWatermark(userId: string, move: { read?: number; delivered?: number }): Participant {
+  /**
+   * Moves a participant's watermarks forward only, stores them for the next flush, broadcasts the change.
+   * `holdOwnRead`: the reader's own sockets are not told of a read here; the caller answers them after the commit.
+   */
+  applyWatermark(userId: string, move: { read?: number; delivered?: number }, options: { holdOwnRead?: boolean } = {}): Participant {
     const p = this.requireMember(userId);
     const next = { ...p };
     const now = new Date().toISOString();
@@ -572,7 +618,11 @@ export class ConversationRoom extends DurableObject<Env> {
       lastDeliveredSeq: deliveredMoved ? next.lastDeliveredSeq : undefined,
     });
     const conversationId = this.conversationId();
-    if (readMoved) this.broadcast("message_read", { userId, conversationId, lastReadSeq: next.lastReadSeq, readAt: now });
+    if (readMoved) {
+      const read = { userId, conversationId, lastReadSeq: next.lastReadSeq, readAt: now };
+      if (options.holdOwnRead) this.broadcastToOthers(userId, "message_read", read);
+      else this.broadcast("message_read", read);
+    }
     if (deliveredMoved) this.broadcast("message_delivered", { userId, conversationId, lastDeliveredSeq: next.lastDeliveredSeq });
     return next;
   }

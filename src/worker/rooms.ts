@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import { unavailable, unwrapRpc, type RpcResult } from "../lib/errors";
-import type { Actor } from "../durable-objects/room-api";
+import type { Actor, RoomMarks } from "../durable-objects/room-api";
 import type { AppEnv } from "./env";
 
 /** The conversation's Durable Object: one per conversation id, named by its canonical (lower-case) spelling. */
@@ -33,3 +33,20 @@ export async function callObject<T>(work: () => Promise<RpcResult<T>>, what: str
 }
 
 export const callRoom = <T>(work: () => Promise<RpcResult<T>>): Promise<T> => callObject(work, "Conversation");
+
+/**
+ * The read and delivered marks the room holds, by member. A mark the room acknowledged (a socket's receipt, a PUT
+ * whose commit missed its deadline) is in Postgres only after its flush: answered from Postgres alone, an app that
+ * read the marks right after the receipt frames saw them go backwards. A room that never loaded is not loaded for
+ * this; one that is down leaves the Postgres answer as it is (a read endpoint does not fail for a copy it can do
+ * without). Ask after Postgres was read: the room's copy then has every mark that read could have missed.
+ */
+export async function heldMarks(c: Context<AppEnv>, conversationId: string): Promise<Map<string, RoomMarks>> {
+  try {
+    const marks = await callRoom(() => roomStub(c, conversationId).readMarks(conversationId));
+    return new Map((marks ?? []).map((m) => [m.userId, m]));
+  } catch (err) {
+    c.get("log").warn("the room's marks are unavailable", { conversationId, error: (err as Error).message?.slice(0, 200) });
+    return new Map();
+  }
+}

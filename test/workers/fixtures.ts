@@ -2,6 +2,7 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { sql, type SQL } from "drizzle-orm";
 import { openDb } from "../../src/db/client";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
+import type { OutboxDeps } from "../../src/durable-objects/room/outbox";
 import { newUser, type TestUser } from "./helpers";
 
 const controlUrl = (env as unknown as { TEST_BRIDGE_CONTROL: string }).TEST_BRIDGE_CONTROL;
@@ -171,6 +172,28 @@ async function conversationInsertTrigger(table: "messages" | "audit_log", conver
  */
 export function slowMessageInserts(conversationId: string): Promise<() => Promise<void>> {
   return conversationInsertTrigger("messages", conversationId, "slow", "PERFORM pg_sleep(1)");
+}
+
+/**
+ * The room's flushes wait `ms` before they reach Postgres (a distant or busy database), so what the room holds
+ * and what Postgres has differ while the test acts. Needs a room that is loaded; returns the undo. (A slow statement
+ * in the test's Postgres would not do: it runs one statement at a time, so a read waits for the slow write.)
+ */
+export async function slowRoomFlushes(conversationId: string, ms = 500): Promise<() => Promise<void>> {
+  const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(conversationId));
+  const original = await runInDurableObject(room, (instance: ConversationRoom) => {
+    const deps = (instance.flusher as unknown as { deps: OutboxDeps }).deps;
+    const write = deps.write;
+    deps.write = async (...args) => {
+      await new Promise((r) => setTimeout(r, ms));
+      return write(...args);
+    };
+    return write;
+  });
+  return () =>
+    runInDurableObject(room, (instance: ConversationRoom) => {
+      (instance.flusher as unknown as { deps: OutboxDeps }).deps.write = original;
+    });
 }
 
 /**

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { env, runInDurableObject } from "cloudflare:test";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
-import { api, expectErrorShape } from "./helpers";
+import { api, expectErrorShape, type TestUser } from "./helpers";
 import { direct, get, group, send, users } from "./conversation-helpers";
 import { openSocket, waitFor } from "./sockets";
-import { withDb } from "./fixtures";
+import { slowRoomFlushes, withDb } from "./fixtures";
 import { flushBatch } from "../../src/db/queries/messages";
 
 const read = (id: string, token: string, body?: unknown) => api("PUT", `/conversations/${id}/read`, { token, body });
@@ -129,6 +129,21 @@ describe("receipts on a conversation socket", () => {
     expect(await receiptOf(id, b, a.id)).toMatchObject({ lastReadSeq: 2, lastReadAt: mine.lastReadAt, lastDeliveredSeq: 2 });
   });
 
+  it("one conversation's participants are never older than the receipts the room sent, before its flush", async () => {
+    const [a, b] = await users(2, "rcpt");
+    const id = await direct(a, b);
+    for (const text of ["one", "two", "three"]) await send(id, a, text);
+    // b's phone reads 2 and gets 3 on its socket: a's app shows the ticks (message_read, message_delivered), then
+    // opens the conversation's details while the room's flush is on its way.
+    await runInDurableObject(roomOf(id), (instance: ConversationRoom) => {
+      instance.applyWatermark(b.id, { read: 2, delivered: 3 });
+    });
+    const theirs = (await get(id, a)).body.participants.find((p: { userId: string }) => p.userId === b.id);
+    // Before, Postgres's marks: nothing read, nothing delivered, the ticks went back.
+    expect(theirs).toMatchObject({ lastReadSeq: 2, lastDeliveredSeq: 3 });
+    expect(typeof theirs.lastReadAt).toBe("string");
+  });
+
   it("a flush that commits after a newer one leaves the read time of the newer read mark", async () => {
     const [a, b] = await users(2, "rcpt");
     const id = await direct(a, b);
@@ -211,5 +226,86 @@ describe("notifications", () => {
     await api("DELETE", `/conversations/${g}/participants/${me.id}`, { token: me.token });
     const counts = await api("GET", "/notifications/unread-counts", { token: me.token });
     expect(counts.body).toEqual({ userId: me.id, unreadCounts: {}, totalUnread: 0, muted: [] });
+  });
+});
+
+describe("badges right after a read", () => {
+  /** The caller's unread count of one conversation as the badge endpoint and the conversation list say it. */
+  const badges = async (id: string, as: TestUser) => {
+    const counts = await api("GET", "/notifications/unread-counts", { token: as.token });
+    const list = await api("GET", "/conversations", { token: as.token });
+    return {
+      counts: counts.body.unreadCounts[id],
+      total: counts.body.totalUnread,
+      listed: list.body.conversations.find((c: { id: string }) => c.id === id)?.unreadCount,
+    };
+  };
+  const cleared = { counts: 0, total: 0, listed: 0 };
+
+  it("a read answered on the conversation socket is cleared in the list and the badge count at once", async () => {
+    const [a, b] = await users(2, "badge");
+    const id = await direct(a, b);
+    for (const text of ["one", "two", "three"]) await send(id, b, text);
+    const laptop = await openSocket("/ws", a);
+    const phone = await openSocket(`/conversations/${id}/ws`, a);
+    await waitFor(() => phone.frames.find((f) => f.type === "ready"), "ready");
+    await waitFor(() => laptop.frames.find((f) => f.type === "unread_count" && f.data.unreadCount === 3), "badge of 3");
+    // The room's flushes are slow to reach Postgres: this read's is still on its way when the room has the mark.
+    const undoSlow = await slowRoomFlushes(id);
+    try {
+      phone.ws.send(JSON.stringify({ type: "mark_as_read", data: { seq: 3 } }));
+      await waitFor(() => phone.frames.find((f) => f.type === "message_read" && f.data.userId === a.id), "the phone's read");
+      // Before, the list and the badge count still said 3 until the flush committed.
+      expect(await badges(id, a)).toEqual(cleared);
+      await waitFor(() => laptop.frames.find((f) => f.type === "unread_count" && f.data.unreadCount === 0), "badge of 0");
+      expect(await badges(id, a)).toEqual(cleared);
+    } finally {
+      await undoSlow();
+      phone.ws.close(1000, "done");
+      laptop.ws.close(1000, "done");
+    }
+  });
+
+  it("a read answered by PUT /read is cleared in the list and the badge count at once, on every device", async () => {
+    const [a, b] = await users(2, "badge");
+    const id = await direct(a, b);
+    for (const text of ["one", "two"]) await send(id, b, text);
+    const phone = await openSocket(`/conversations/${id}/ws`, a);
+    await waitFor(() => phone.frames.find((f) => f.type === "ready"), "ready");
+    const undoSlow = await slowRoomFlushes(id);
+    try {
+      const marking = read(id, a.token);
+      // The phone, conversation open, hears of the read the laptop made: before, at once, ahead of the commit.
+      await waitFor(() => phone.frames.find((f) => f.type === "message_read" && f.data.userId === a.id), "the read on the phone");
+      expect(await badges(id, a)).toEqual(cleared);
+      expect((await marking).body).toEqual({ conversationId: id, lastReadSeq: 2, unreadCount: 0 });
+      expect(await badges(id, a)).toEqual(cleared);
+    } finally {
+      await undoSlow();
+      phone.ws.close(1000, "done");
+    }
+  });
+
+  it("mark-all-read marks a message the user was shown before Postgres had it", async () => {
+    const [a, b] = await users(2, "badge");
+    const id = await direct(a, b);
+    await send(id, b, "one");
+    expect((await read(id, a.token)).status).toBe(200);
+    const phone = await openSocket(`/conversations/${id}/ws`, a);
+    await waitFor(() => phone.frames.find((f) => f.type === "ready"), "ready");
+    // The room's flushes are slow to reach Postgres: a has message 2 on the screen, Postgres does not yet.
+    const undoSlow = await slowRoomFlushes(id);
+    try {
+      const sending = api("POST", `/conversations/${id}/messages`, { token: b.token, body: { content: "two" } });
+      await waitFor(() => phone.frames.find((f) => f.type === "new_message"), "the message on the phone");
+      const marked = await api("PUT", "/notifications/mark-all-read", { token: a.token });
+      expect(marked.body).toEqual({ markedConversations: 1 });
+      expect((await sending).status).toBe(201);
+      // Before, the message came back as unread once its commit landed.
+      expect(await badges(id, a)).toEqual(cleared);
+    } finally {
+      await undoSlow();
+      phone.ws.close(1000, "done");
+    }
   });
 });

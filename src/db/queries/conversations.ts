@@ -292,15 +292,22 @@ export interface UnreadSummaryRow {
   conversationId: string;
   isMuted: boolean;
   unread: number;
+  lastActivity: Date;
 }
 
-/** Every active membership of the user with its unread count (zero included) and mute flag, in one query. */
+/** Every active membership of the user with its unread count (zero included), mute flag and the conversation's activity, in one query. */
 export async function unreadSummary(db: AnyDb, userId: string): Promise<UnreadSummaryRow[]> {
   const rows = await db
-    .select({ conversationId: participants.conversationId, isMuted: participants.isMuted, unread: count(messages.id) })
+    .select({
+      conversationId: participants.conversationId,
+      isMuted: participants.isMuted,
+      unread: count(messages.id),
+      lastActivity: conversations.lastActivity,
+    })
     .from(participants)
+    .innerJoin(conversations, eq(conversations.id, participants.conversationId))
     .leftJoin(messages, unreadJoin)
     .where(activeFor(userId))
-    .groupBy(participants.conversationId, participants.isMuted);
+    .groupBy(participants.conversationId, participants.isMuted, conversations.lastActivity);
   return rows.map((r) => ({ ...r, unread: Number(r.unread) }));
 }

@@ -138,15 +138,9 @@ async function dispatch(
     case "stop_typing":
       room.endTyping(att.userId);
       return;
-    case "mark_as_read": {
-      const meta = room.store.meta()!;
-      const before = room.member(att.userId)?.lastReadSeq ?? 0;
-      const p = room.applyWatermark(att.userId, { read: Math.min(frame.data.seq, meta.lastSeq) });
-      room.noteActivity(att.userId);
-      void room.flusher.flush().catch(() => room.scheduleAlarm());
-      if (p.lastReadSeq > before) room.state.waitUntil(room.readMarked(att.userId, p.lastReadSeq));
+    case "mark_as_read":
+      room.markReadOnSocket(att.userId, frame.data.seq);
       return;
-    }
     case "mark_delivered":
       room.deliveredUpTo(att.userId, frame.data.seq);
       return;

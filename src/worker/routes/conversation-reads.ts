@@ -1,14 +1,12 @@
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
-import type { Context } from "hono";
 import { partsOf } from "../../db/queries/conversation-parts";
 import { toParticipant } from "../../db/mappers";
 import { laterMarks } from "../../domain/marks";
 import { badRequest } from "../../lib/errors";
-import type { RoomMarks } from "../../durable-objects/room-api";
 import { requireListed, requireMembership } from "../access";
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured, securedReader } from "../openapi";
-import { actorOf, callRoom, roomStub } from "../rooms";
+import { actorOf, callRoom, heldMarks, roomStub } from "../rooms";
 import { readBody, readResult, receiptsResult, unreadResult } from "./conversation-schemas";
 
 const tags = ["receipts"];
@@ -70,7 +68,7 @@ export const conversationReads = new OpenAPIHono<AppEnv>()
       const listed = await requireListed(c, c.req.valid("param").id);
       const conversationId = listed.conversation.id;
       // Asked after Postgres was read: the room's copy then has every mark Postgres's read could have missed.
-      const held = await roomMarks(c, conversationId);
+      const held = await heldMarks(c, conversationId);
       // Postgres says who the members are; a member the room still lists after they left is not shown.
       const participants = partsOf([listed]).members.map(({ participant }) => {
         const p = toParticipant(participant);
@@ -80,19 +78,3 @@ export const conversationReads = new OpenAPIHono<AppEnv>()
       return c.json({ conversationId, participants }, 200);
     },
   );
-
-/**
- * The marks the room holds, by member. A read the room acknowledged (a socket's mark_as_read, a PUT whose commit
- * missed its deadline) is in Postgres only after its flush: answered from Postgres alone, a client that read the
- * receipts right after marking saw its own read go backwards. A room that is down leaves the Postgres answer as it
- * is (a read endpoint does not fail for a copy it can do without).
- */
-async function roomMarks(c: Context<AppEnv>, conversationId: string): Promise<Map<string, RoomMarks>> {
-  try {
-    const marks = await callRoom(() => roomStub(c, conversationId).readMarks(conversationId));
-    return new Map((marks ?? []).map((m) => [m.userId, m]));
-  } catch (err) {
-    c.get("log").warn("read receipts: the room's marks are unavailable", { error: (err as Error).message?.slice(0, 200) });
-    return new Map();
-  }
-}

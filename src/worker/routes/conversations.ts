@@ -14,6 +14,7 @@ import {
 } from "../../db/queries/conversations";
 import { partsOf } from "../../db/queries/conversation-parts";
 import { provisionUserIds } from "../../db/queries/users";
+import { laterMarks } from "../../domain/marks";
 import { checkDirectTarget, checkRename, directKey, groupMembers, isDenial } from "../../domain/membership";
 import { badRequest, unavailable } from "../../lib/errors";
 import type { Conversation } from "../../protocol/resources";
@@ -23,6 +24,7 @@ import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured, securedReader } from "../openapi";
 import { decodeCursor, encodeCursor } from "../params";
 import { tellCreatedAsSeen, tellMembersOfList, tellRoom, tellUsers } from "../room-events";
+import { heldMarks } from "../rooms";
 import {
   businessBody,
   conversationSchema,
@@ -190,7 +192,10 @@ export const conversations = new OpenAPIHono<AppEnv>()
     }),
     async (c) => {
       const listed = await requireListed(c, c.req.valid("param").id);
-      return c.json(await listedView(c, listed), 200);
+      // The members' marks as the room holds them (as the read receipts give them), asked while the view waits for
+      // its profiles: the receipts a member's app has already shown must not go back in the conversation's details.
+      const [view, held] = await Promise.all([listedView(c, listed), heldMarks(c, listed.conversation.id)]);
+      return c.json({ ...view, participants: view.participants.map((p) => laterMarks(p, held.get(p.userId))) }, 200);
     },
   )
   .openapi(

@@ -97,6 +97,25 @@ describe("sending messages", () => {
     expect(Object.keys(page.body.messages[0]).sort()).toEqual(fields);
   });
 
+  it("answers a retry that only Postgres can settle with the message as it is now after its sender edited or deleted it", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a] = users;
+    const ids = await seedHistory(id, a.id, 120);
+    await withDb((db) => db.execute(sql`UPDATE messages SET client_message_id = 'early-' || seq WHERE conversation_id = ${id} AND seq IN (1, 2)`));
+    expect((await api("PATCH", `/conversations/${id}/messages/${ids[0]}`, { token: a.token, body: { content: "old 1, fixed" } })).status).toBe(200);
+    expect((await api("DELETE", `/conversations/${id}/messages/${ids[1]}`, { token: a.token })).status).toBe(204);
+    // The app's outbox sends again what it sent first: a retry, as it is when the room still knows the client id.
+    // Compared with the edited text (or the tombstone's ""), it was a 409 "already used for a different message".
+    const edited = await send(id, a.token, { content: "old 1", clientMessageId: "early-1" });
+    expect({ status: edited.status, id: edited.body.id, content: edited.body.content }).toEqual({ status: 200, id: ids[0], content: "old 1, fixed" });
+    const deleted = await send(id, a.token, { content: "old 2", clientMessageId: "early-2" });
+    expect({ status: deleted.status, id: deleted.body.id, deleted: deleted.body.deletedAt !== null }).toEqual({ status: 200, id: ids[1], deleted: true });
+    // Other content under the same id is still a conflict, and nothing new was stored.
+    expectErrorShape(await send(id, a.token, { content: "old 1, fixed", clientMessageId: "early-1" }), 409);
+    const count = await withDb((db) => db.execute<{ n: string }>(sql`SELECT count(*) AS n FROM messages WHERE conversation_id = ${id}`));
+    expect(Number(count.rows[0].n)).toBe(120);
+  });
+
   it("rejects bad bodies with 400 and stores nothing", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const t = users[0].token;

@@ -31,7 +31,7 @@ export async function sendMessage(room: ConversationRoom, input: SendInput, via:
 
   const appendsAtCheck = room.store.appends;
   if (cmid) {
-    const previous = await previousSend(room, meta, input.actor.id, cmid);
+    const previous = await previousSend(room, meta, input.actor.id, cmid, hash);
     if (previous) return retried(room, previous, hash, input.actor);
   }
   // After the retry check: a message sent before the close still answers its retries.
@@ -81,7 +81,8 @@ export async function sendMessage(room: ConversationRoom, input: SendInput, via:
   return { message: { ...outgoing, status: committed ? "sent" : "pending" }, created: true };
 }
 
-async function previousSend(room: ConversationRoom, meta: RoomMeta, senderId: string, cmid: string) {
+/** `hash`: the retry's own, taken as the original's when Postgres no longer knows what the original said. */
+async function previousSend(room: ConversationRoom, meta: RoomMeta, senderId: string, cmid: string, hash: string) {
   const local = room.store.clientId(senderId, cmid);
   if (local) return local;
   // Ids of messages older than the room's storage, or pruned from it, are only known to Postgres.
@@ -91,7 +92,8 @@ async function previousSend(room: ConversationRoom, meta: RoomMeta, senderId: st
   if (!found || found.seq >= pgOnlyBelow) return undefined;
   // rawContent is only for the hash: stored with the row, it went out in the retry's answer and in every later page.
   const { archived, rawContent, ...row } = found;
-  const remembered = { seq: row.seq, contentHash: contentHash(row.type, rawContent, row.replyToId) };
+  // Redacted (a message deleted past the grace period): the sender's id alone settles it, as the message is gone.
+  const remembered = { seq: row.seq, contentHash: rawContent === null ? hash : contentHash(row.type, rawContent, row.replyToId) };
   room.store.rememberClientId(senderId, cmid, remembered.seq, remembered.contentHash);
   // The room holds unarchived rows only: `retried` reads an archived original from the archive.
   if (!archived) room.store.cacheCommitted(row);

@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { sql } from "drizzle-orm";
 import { normalizeContent } from "../../src/domain/content";
 import { api, expectErrorShape, newUser, type ApiResponse } from "./helpers";
-import { afterNextRead, holdBackfill, refuseInserts, seedConversation, withDb } from "./fixtures";
+import { afterNextRead, holdBackfill, refuseInserts, seedConversation, slowMessageInserts, withDb } from "./fixtures";
 import { changeRole, removeParticipant } from "../../src/db/queries/participants";
 import { openSocket, waitFor } from "./sockets";
 
@@ -470,6 +470,30 @@ describe("edit and delete", () => {
     await waitFor(() => socket.frames.find((f) => f.type === "resumed"), "resumed");
     expect(socket.frames.filter((f) => f.type === "new_message").map((f) => f.data.message.seq)).toEqual([1]);
     socket.ws.close(1000, "done");
+  });
+
+  it("acks a socket send with the edit its sender made before the commit, not the text as first sent", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    const phone = await openSocket(`/conversations/${id}/ws`, a);
+    await waitFor(() => phone.frames.find((f) => f.type === "ready"), "ready");
+    // Postgres takes a second for each of this conversation's inserts: the ack waits for the commit.
+    const undoSlow = await slowMessageInserts(id);
+    try {
+      phone.ws.send(JSON.stringify({ type: "send_message", id: "s1", data: { content: "meet at 5", clientMessageId: "typo-1" } }));
+      const shown = await waitFor(() => phone.frames.find((f) => f.type === "new_message"), "the broadcast");
+      // The typo is fixed from the broadcast (or on the laptop) before the ack: the ack carried "meet at 5" after the
+      // message_updated, and an app that settles its outbox entry with the ack showed the typo again.
+      const edited = await api("PATCH", `/conversations/${id}/messages/${shown.data.message.id}`, { token: a.token, body: { content: "meet at 6" } });
+      expect(edited.status).toBe(200);
+      const ack = await waitFor(() => phone.frames.find((f) => f.type === "message_ack"), "the ack");
+      expect(ack.data.message).toMatchObject({ id: shown.data.message.id, content: "meet at 6", editedAt: edited.body.editedAt });
+      const page = await api("GET", `/conversations/${id}/messages`, { token: b.token });
+      expect(page.body.messages.map((m: { content: string }) => m.content)).toEqual(["meet at 6"]);
+    } finally {
+      await undoSlow();
+      phone.ws.close(1000, "done");
+    }
   });
 
   it("lets only the sender edit, records the edit time and audits the previous content", async () => {

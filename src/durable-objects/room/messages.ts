@@ -74,11 +74,24 @@ export async function sendMessage(room: ConversationRoom, input: SendInput, via:
   // Counted before the broadcast, whose flush then carries it to /metrics.
   metrics.count("messages_sent_total", 1, { via });
   room.broadcast("new_message", { message: outgoing }, message.seq);
+  const changesAtAppend = room.store.changes;
   const committed = await room.waitForCommit();
   // Badges and notifications follow the commit (or the deadline): they never count a message Postgres may not
   // get, their RPCs are not on the sender's ack path, and one group commit becomes one batch per recipient.
   room.notifications.push(outgoing);
-  return { message: { ...outgoing, status: committed ? "sent" : "pending" }, created: true };
+  return { message: { ...asItIsAfterCommit(room, outgoing, changesAtAppend), status: committed ? "sent" : "pending" }, created: true };
+}
+
+/**
+ * The sender's answer: the message as it is after the commit wait. An edit or delete can reach it during the wait (the
+ * sender's other device, or the sender at once from the broadcast), and an answer with the text as sent came after
+ * that change's message_updated or message_deleted: an app that takes the answer as the message put the old or
+ * deleted text back. Read only when something was changed meanwhile, so a send costs no storage read.
+ */
+function asItIsAfterCommit<M extends Message>(room: ConversationRoom, sent: M, changesAtAppend: number): M {
+  if (room.store.changes === changesAtAppend) return sent;
+  const now = room.store.peekMessage(sent.seq);
+  return now ? { ...sent, content: now.content, editedAt: now.editedAt, deletedAt: now.deletedAt } : sent;
 }
 
 /** `hash`: the retry's own, taken as the original's when Postgres no longer knows what the original said. */

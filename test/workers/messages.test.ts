@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { sql } from "drizzle-orm";
 import { normalizeContent } from "../../src/domain/content";
 import { api, expectErrorShape, newUser, type ApiResponse } from "./helpers";
-import { afterNextRead, holdBackfill, refuseInserts, seedConversation, withDb } from "./fixtures";
+import { afterNextRead, holdBackfill, refuseInserts, seedConversation, slowMessageInserts, withDb } from "./fixtures";
 import { changeRole, removeParticipant } from "../../src/db/queries/participants";
 import { openSocket, waitFor } from "./sockets";
 
@@ -95,6 +95,25 @@ describe("sending messages", () => {
     expect(Object.keys(retry.body).sort()).toEqual(fields);
     const page = await api("GET", `/conversations/${id}/messages?before=2&limit=1`, { token: a.token });
     expect(Object.keys(page.body.messages[0]).sort()).toEqual(fields);
+  });
+
+  it("answers a retry that only Postgres can settle with the message as it is now after its sender edited or deleted it", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a] = users;
+    const ids = await seedHistory(id, a.id, 120);
+    await withDb((db) => db.execute(sql`UPDATE messages SET client_message_id = 'early-' || seq WHERE conversation_id = ${id} AND seq IN (1, 2)`));
+    expect((await api("PATCH", `/conversations/${id}/messages/${ids[0]}`, { token: a.token, body: { content: "old 1, fixed" } })).status).toBe(200);
+    expect((await api("DELETE", `/conversations/${id}/messages/${ids[1]}`, { token: a.token })).status).toBe(204);
+    // The app's outbox sends again what it sent first: a retry, as it is when the room still knows the client id.
+    // Compared with the edited text (or the tombstone's ""), it was a 409 "already used for a different message".
+    const edited = await send(id, a.token, { content: "old 1", clientMessageId: "early-1" });
+    expect({ status: edited.status, id: edited.body.id, content: edited.body.content }).toEqual({ status: 200, id: ids[0], content: "old 1, fixed" });
+    const deleted = await send(id, a.token, { content: "old 2", clientMessageId: "early-2" });
+    expect({ status: deleted.status, id: deleted.body.id, deleted: deleted.body.deletedAt !== null }).toEqual({ status: 200, id: ids[1], deleted: true });
+    // Other content under the same id is still a conflict, and nothing new was stored.
+    expectErrorShape(await send(id, a.token, { content: "old 1, fixed", clientMessageId: "early-1" }), 409);
+    const count = await withDb((db) => db.execute<{ n: string }>(sql`SELECT count(*) AS n FROM messages WHERE conversation_id = ${id}`));
+    expect(Number(count.rows[0].n)).toBe(120);
   });
 
   it("rejects bad bodies with 400 and stores nothing", async () => {
@@ -451,6 +470,30 @@ describe("edit and delete", () => {
     await waitFor(() => socket.frames.find((f) => f.type === "resumed"), "resumed");
     expect(socket.frames.filter((f) => f.type === "new_message").map((f) => f.data.message.seq)).toEqual([1]);
     socket.ws.close(1000, "done");
+  });
+
+  it("acks a socket send with the edit its sender made before the commit, not the text as first sent", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    const phone = await openSocket(`/conversations/${id}/ws`, a);
+    await waitFor(() => phone.frames.find((f) => f.type === "ready"), "ready");
+    // Postgres takes a second for each of this conversation's inserts: the ack waits for the commit.
+    const undoSlow = await slowMessageInserts(id);
+    try {
+      phone.ws.send(JSON.stringify({ type: "send_message", id: "s1", data: { content: "meet at 5", clientMessageId: "typo-1" } }));
+      const shown = await waitFor(() => phone.frames.find((f) => f.type === "new_message"), "the broadcast");
+      // The typo is fixed from the broadcast (or on the laptop) before the ack: the ack carried "meet at 5" after the
+      // message_updated, and an app that settles its outbox entry with the ack showed the typo again.
+      const edited = await api("PATCH", `/conversations/${id}/messages/${shown.data.message.id}`, { token: a.token, body: { content: "meet at 6" } });
+      expect(edited.status).toBe(200);
+      const ack = await waitFor(() => phone.frames.find((f) => f.type === "message_ack"), "the ack");
+      expect(ack.data.message).toMatchObject({ id: shown.data.message.id, content: "meet at 6", editedAt: edited.body.editedAt });
+      const page = await api("GET", `/conversations/${id}/messages`, { token: b.token });
+      expect(page.body.messages.map((m: { content: string }) => m.content)).toEqual(["meet at 6"]);
+    } finally {
+      await undoSlow();
+      phone.ws.close(1000, "done");
+    }
   });
 
   it("lets only the sender edit, records the edit time and audits the previous content", async () => {

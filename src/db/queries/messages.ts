@@ -214,16 +214,29 @@ export async function messageById(db: Db, conversationId: string, id: string): P
 }
 
 /**
+ * The content a message was sent with, which a retry is compared with: an edited or deleted message's first audit
+ * entry holds it (edits and deletes commit with their entry). Null when the purge has redacted it. Compared with the
+ * edited text (or a tombstone's ""), the sender's own retry was a 409 "already used for a different message".
+ * Read only for a changed message, by the conversation's audit index.
+ */
+const SENT_CONTENT = `CASE WHEN m.edited_at IS NULL AND m.deleted_at IS NULL THEN m.content ELSE (
+  SELECT a.details->>'previousContent' FROM audit_log a
+  WHERE a.conversation_id = $1 AND a.target_id = m.id::text AND a.action IN ('message.edited', 'message.deleted')
+    AND a.details ? 'previousContent'
+  ORDER BY a.id LIMIT 1) END`;
+
+/**
  * A sender's message by client id, for a retry the room cannot settle from its own ids: from `messages`, or from the
  * archive (`archived`) when the retention job moved it. Looked up in `messages` alone, a retry of an archived
  * message was stored as a second message. One statement: the archive's branch runs only when `messages` has no row.
+ * `rawContent`: what it was sent with (SENT_CONTENT), null when no longer known.
  */
 export async function messageByClientId(db: Db, conversationId: string, senderId: string, clientMessageId: string) {
-  const result = await db.$client.query<Parameters<typeof toMessage>[0] & { eventSeq: string; rawContent: string; archived: boolean }>({
-    text: `(SELECT ${PAGE_COLUMNS}, event_seq AS "eventSeq", content AS "rawContent", false AS archived FROM messages
+  const result = await db.$client.query<Parameters<typeof toMessage>[0] & { eventSeq: string; rawContent: string | null; archived: boolean }>({
+    text: `(SELECT ${PAGE_COLUMNS}, event_seq AS "eventSeq", ${SENT_CONTENT} AS "rawContent", false AS archived FROM messages m
             WHERE conversation_id = $1 AND sender_id = $2 AND client_message_id = $3)
            UNION ALL
-           (SELECT ${PAGE_COLUMNS}, seq AS "eventSeq", content AS "rawContent", true AS archived FROM message_archive
+           (SELECT ${PAGE_COLUMNS}, seq AS "eventSeq", ${SENT_CONTENT} AS "rawContent", true AS archived FROM message_archive m
             WHERE conversation_id = $1 AND sender_id = $2 AND client_message_id = $3)
            LIMIT 1`,
     values: [conversationId, senderId, clientMessageId],

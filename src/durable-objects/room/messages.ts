@@ -31,7 +31,7 @@ export async function sendMessage(room: ConversationRoom, input: SendInput, via:
 
   const appendsAtCheck = room.store.appends;
   if (cmid) {
-    const previous = await previousSend(room, meta, input.actor.id, cmid);
+    const previous = await previousSend(room, meta, input.actor.id, cmid, hash);
     if (previous) return retried(room, previous, hash, input.actor);
   }
   // After the retry check: a message sent before the close still answers its retries.
@@ -74,14 +74,28 @@ export async function sendMessage(room: ConversationRoom, input: SendInput, via:
   // Counted before the broadcast, whose flush then carries it to /metrics.
   metrics.count("messages_sent_total", 1, { via });
   room.broadcast("new_message", { message: outgoing }, message.seq);
+  const changesAtAppend = room.store.changes;
   const committed = await room.waitForCommit();
   // Badges and notifications follow the commit (or the deadline): they never count a message Postgres may not
   // get, their RPCs are not on the sender's ack path, and one group commit becomes one batch per recipient.
   room.notifications.push(outgoing);
-  return { message: { ...outgoing, status: committed ? "sent" : "pending" }, created: true };
+  return { message: { ...asItIsAfterCommit(room, outgoing, changesAtAppend), status: committed ? "sent" : "pending" }, created: true };
 }
 
-async function previousSend(room: ConversationRoom, meta: RoomMeta, senderId: string, cmid: string) {
+/**
+ * The sender's answer: the message as it is after the commit wait. An edit or delete can reach it during the wait (the
+ * sender's other device, or the sender at once from the broadcast), and an answer with the text as sent came after
+ * that change's message_updated or message_deleted: an app that takes the answer as the message put the old or
+ * deleted text back. Read only when something was changed meanwhile, so a send costs no storage read.
+ */
+function asItIsAfterCommit<M extends Message>(room: ConversationRoom, sent: M, changesAtAppend: number): M {
+  if (room.store.changes === changesAtAppend) return sent;
+  const now = room.store.peekMessage(sent.seq);
+  return now ? { ...sent, content: now.content, editedAt: now.editedAt, deletedAt: now.deletedAt } : sent;
+}
+
+/** `hash`: the retry's own, taken as the original's when Postgres no longer knows what the original said. */
+async function previousSend(room: ConversationRoom, meta: RoomMeta, senderId: string, cmid: string, hash: string) {
   const local = room.store.clientId(senderId, cmid);
   if (local) return local;
   // Ids of messages older than the room's storage, or pruned from it, are only known to Postgres.
@@ -91,7 +105,8 @@ async function previousSend(room: ConversationRoom, meta: RoomMeta, senderId: st
   if (!found || found.seq >= pgOnlyBelow) return undefined;
   // rawContent is only for the hash: stored with the row, it went out in the retry's answer and in every later page.
   const { archived, rawContent, ...row } = found;
-  const remembered = { seq: row.seq, contentHash: contentHash(row.type, rawContent, row.replyToId) };
+  // Redacted (a message deleted past the grace period): the sender's id alone settles it, as the message is gone.
+  const remembered = { seq: row.seq, contentHash: rawContent === null ? hash : contentHash(row.type, rawContent, row.replyToId) };
   room.store.rememberClientId(senderId, cmid, remembered.seq, remembered.contentHash);
   // The room holds unarchived rows only: `retried` reads an archived original from the archive.
   if (!archived) room.store.cacheCommitted(row);

@@ -89,6 +89,8 @@ export class RoomStore {
   private settleTimer: ReturnType<typeof setTimeout> | undefined;
   /** Messages appended by this instance: a send that saw the same count twice knows no other send came between. */
   appends = 0;
+  /** Edits and deletes stored by this instance: a send whose commit wait saw none answers with what it stored. */
+  changes = 0;
   /** Watermarks and audit entries stored by this instance (see OutboxStore). */
   extrasVersion = 0;
 
@@ -273,6 +275,7 @@ export class RoomStore {
   /** Replaces a message's stored state (edit, delete) and marks it for the next flush. */
   updateMessage(message: StoredMessage): void {
     this.pendingMirror = undefined;
+    this.changes++;
     this.sql.exec(
       `INSERT INTO messages (seq, id, body, event_seq, pending, version) VALUES (?, ?, ?, ?, 1, 0)
        ON CONFLICT (seq) DO UPDATE SET body = excluded.body, event_seq = excluded.event_seq, pending = 1, version = messages.version + 1`,

@@ -24,6 +24,8 @@ import { attachmentOf, safeClose, sendRaw } from "./room/sockets";
 import { RoomProfiles } from "./room/profiles";
 import { NotificationBatcher } from "./room/notifications";
 import { RoomMembership } from "./room/membership";
+import { PreviewNotices } from "./room/previews";
+import { sharedConversation } from "./business/views";
 import { handleSocketMessage, holdIfResuming, openSocket, replayFor } from "./room/realtime";
 import { deleteMessage, editMessage, findMessage, publicMessage, sendMessage } from "./room/messages";
 
@@ -52,6 +54,8 @@ export class ConversationRoom extends DurableObject<Env> {
   private registeredPending = false;
   /** The member list: notices, re-reads from Postgres (room/membership.ts). */
   readonly membership = new RoomMembership(this);
+  /** Conversation lists told of a changed last message once the change commits (room/previews.ts). */
+  readonly previews: PreviewNotices;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -71,12 +75,25 @@ export class ConversationRoom extends DurableObject<Env> {
       // Only for placeholder names: short, so a slow database does not hold back a replay.
       kahaIdsOf: (ids) => withTimeout(kahaIdsOf(this.db(), ids), 1000, "kahaIds"),
     });
+    this.previews = new PreviewNotices({
+      kv: ctx.storage.kv,
+      lastSeq: () => this.store.meta()?.lastSeq ?? 0,
+      view: () => this.pgOr503(() => sharedConversation(this.db(), this.profiles.shared(), this.conversationId())),
+      tell: async (userIds, conversation) => {
+        const told = await Promise.allSettled(userIds.map((id) => this.userSession(id).conversationEvent({ type: "conversation_updated", conversation })));
+        const failed = told.filter((r) => r.status === "rejected").length;
+        if (failed) this.log.warn("user notify failed", { failed, type: "conversation_updated" });
+      },
+      keepAlive: (work) => ctx.waitUntil(work),
+      log: this.log,
+    });
     this.flusher = new OutboxFlusher({
       store: this.store,
       write: (batch, watermarks, audit) =>
         withTimeout(flushBatch(this.db(), this.conversationId(), batch, watermarks, audit), 10_000, "outbox flush"),
-      onCommitted: () => {
+      onCommitted: (rows) => {
         this.retryAttempt = 0;
+        this.previews.committed(rows);
         if (this.registeredPending && this.store.pendingCount() === 0) {
           this.registeredPending = false;
           ctx.waitUntil(clearOutboxPending(createRedis(this.config), this.conversationId()).catch(() => {}));

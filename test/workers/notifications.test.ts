@@ -11,7 +11,7 @@ import { getConfig } from "../../src/lib/config";
 import { createLogger } from "../../src/lib/log";
 import { runJob } from "../../src/jobs/runner";
 import { archiveJob } from "../../src/jobs/retention";
-import { slowMessageInserts, withDb } from "./fixtures";
+import { slowMessageInserts, slowRoomFlushes, withDb } from "./fixtures";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 
 const connectUser = (user: TestUser) => openSocket("/ws", user);
@@ -178,6 +178,54 @@ describe("new-message notifications follow reachability", () => {
     // With the member's own count and mute flag (the count follows the badge: the delete's recount may come after).
     expect(deleted.data.conversation.isMuted).toBe(false);
     expect([1, 2]).toContain(deleted.data.conversation.unreadCount);
+    expect(updates()).toHaveLength(2);
+    phone.ws.close(1000, "done");
+  });
+
+  it("updates the conversation lists once an edit or delete of the last message answered pending commits", async () => {
+    const [a, b] = await users(2, "preview");
+    const id = await direct(a, b);
+    const phone = await connectUser(b);
+    await waitFor(() => phone.frames.find((f) => f.type === "connected"), "connected");
+    const last = await send(id, a, "the door code is 4711");
+    await waitFor(() => phone.frames.find((f) => f.type === "notification" && f.data.message.id === last.id), "notification");
+    const updates = () => phone.frames.filter((f) => f.type === "conversation_updated" && f.data.conversation.id === id);
+    // The commit takes longer than the write-through deadline (1.5 s here): the changes are answered `pending`.
+    const undoSlow = await slowRoomFlushes(id, 2000);
+    try {
+      const edited = await api("PATCH", `/conversations/${id}/messages/${last.id}`, { token: a.token, body: { content: "the door code is ****" } });
+      expect(edited.body.status).toBe("pending");
+      // Before, the list kept "the door code is 4711" until it was loaded again.
+      const preview = await waitFor(() => updates().find((f) => f.data.conversation.lastMessage?.editedAt), "the edited preview", 8000);
+      expect(preview.data.conversation.lastMessage).toMatchObject({ id: last.id, content: "the door code is ****" });
+      expect((await api("DELETE", `/conversations/${id}/messages/${last.id}`, { token: a.token })).status).toBe(204);
+      const deleted = await waitFor(() => updates().find((f) => f.data.conversation.lastMessage?.deletedAt), "the deleted preview", 8000);
+      expect(deleted.data.conversation.lastMessage).toMatchObject({ id: last.id, content: "" });
+    } finally {
+      await undoSlow();
+      phone.ws.close(1000, "done");
+    }
+  });
+
+  it("tells nobody's list anything when an edit keeps the text or a delete finds the message deleted", async () => {
+    const [a, b] = await users(2, "preview");
+    const id = await direct(a, b);
+    const phone = await connectUser(b);
+    await waitFor(() => phone.frames.find((f) => f.type === "connected"), "connected");
+    const first = await send(id, a, "lunch at noon");
+    const updates = () => phone.frames.filter((f) => f.type === "conversation_updated" && f.data.conversation.id === id);
+    const same = await api("PATCH", `/conversations/${id}/messages/${first.id}`, { token: a.token, body: { content: "lunch at noon" } });
+    // The contract: the message as it was, not marked edited.
+    expect(same.status).toBe(200);
+    expect(same.body).toMatchObject({ id: first.id, content: "lunch at noon", editedAt: null });
+    expect((await api("DELETE", `/conversations/${id}/messages/${first.id}`, { token: a.token })).status).toBe(204);
+    await waitFor(() => updates().find((f) => f.data.conversation.lastMessage?.deletedAt), "the deleted preview");
+    expect((await api("DELETE", `/conversations/${id}/messages/${first.id}`, { token: a.token })).status).toBe(204);
+    // A real change after them: its update comes after anything the two repeats would have sent.
+    const second = await send(id, a, "lunch at one");
+    await api("PATCH", `/conversations/${id}/messages/${second.id}`, { token: a.token, body: { content: "lunch at two" } });
+    await waitFor(() => updates().find((f) => f.data.conversation.lastMessage?.content === "lunch at two"), "the edited preview");
+    // Before, each repeat sent every member the same conversation again.
     expect(updates()).toHaveLength(2);
     phone.ws.close(1000, "done");
   });

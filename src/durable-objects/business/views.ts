@@ -8,8 +8,9 @@ import type { ProfileProvider } from "../../profiles/types";
 import { publicParticipant, type Conversation } from "../../protocol/resources";
 
 /**
- * A business conversation as every participant may see it (the caller-specific unreadCount / isMuted zeroed, as
- * the Worker's sharedView does), for the events the desk sends itself: the Worker's view builder needs a request.
+ * A conversation as every participant may see it (the caller-specific unreadCount / isMuted zeroed, as the Worker's
+ * sharedView does), for the events objects send themselves (the desk's, a room's preview updates): the Worker's view
+ * builder needs a request.
  */
 export async function sharedConversation(db: Db, profiles: ProfileProvider, conversationId: string): Promise<Conversation | undefined> {
   const [rows, members, latest] = await Promise.all([

@@ -203,6 +203,7 @@ input: { conversationId: string; actor: Actor; messageId: string; content: strin
   }
   const updated: StoredMessage = { ...current, content: normal.content, editedAt: new Date().toISOString(), eventSeq: lastSeqNow(room) };
   room.store.updateMessage(updated);
+  room.previews.changed(updated);
   room.store.queueAudit({
     conversationId: meta.conversationId,
     actorId: input.actor.id,
@@ -231,6 +232,7 @@ export async function deleteMessage(room: ConversationRoom, input: { conversatio
   const deletedAt = new Date().toISOString();
   const tombstone: StoredMessage = { ...current, content: "", deletedAt, eventSeq: lastSeqNow(room) };
   room.store.updateMessage(tombstone);
+  room.previews.changed(tombstone);
   room.store.queueAudit({
     conversationId: meta.conversationId,
     actorId: input.actor.id,

@@ -4,7 +4,7 @@ import type { Profile } from "../../protocol/resources";
 import { withSenderProfiles, type KahaIds } from "../../profiles/enrich";
 import { placeholderProfile } from "../../profiles/placeholder";
 import { createProfileProvider, profileOptionsFromConfig, type CachedProfileProvider } from "../../profiles/provider";
-import type { ProfileRequest, ProfileSet } from "../../profiles/types";
+import type { ProfileProvider, ProfileRequest, ProfileSet } from "../../profiles/types";
 
 /** A typing frame waits at most this long for a profile this object has not seen; later it goes without one. */
 export const TYPING_PROFILE_WAIT_MS = 1000;
@@ -55,6 +55,11 @@ export class RoomProfiles {
   private profiles(): CachedProfileProvider {
     this.provider ??= createProfileProvider({ ...profileOptionsFromConfig(this.deps.config()), memory: true, waitUntil: this.deps.waitUntil });
     return this.provider;
+  }
+
+  /** The object's provider, for views built beside it (room/previews.ts): the same cached copies. */
+  shared(): ProfileProvider {
+    return this.profiles();
   }
 
   private load(request: ProfileRequest): Promise<ProfileSet> {

@@ -9,7 +9,6 @@ import { errorResponses, json, jsonBody, secured, securedMember, securedReader }
 import { decodeCursor, encodeCursor, intParam, isUuidParam, limitParam, uuidPath } from "../params";
 import { actorOf, callRoom, roomStub } from "../rooms";
 import { withSenders, withSendersJson } from "../profiles";
-import { tellPreviewChanged } from "../preview";
 import type { AppEnv } from "../env";
 
 const tags = ["messages"];
@@ -198,7 +197,6 @@ export const messages = new OpenAPIHono<AppEnv>()
       requireIds(id, messageId);
       const { content } = c.req.valid("json");
       const message = await callRoom(() => roomStub(c, id).edit({ conversationId: id, actor: actorOf(c), messageId, content }));
-      tellPreviewChanged(c, id, message);
       return c.json(message, 200);
     },
   )
@@ -215,8 +213,7 @@ export const messages = new OpenAPIHono<AppEnv>()
     async (c) => {
       const { id, messageId } = c.req.valid("param");
       requireIds(id, messageId);
-      const tombstone = await callRoom(() => roomStub(c, id).remove({ conversationId: id, actor: actorOf(c), messageId }));
-      tellPreviewChanged(c, id, tombstone);
+      await callRoom(() => roomStub(c, id).remove({ conversationId: id, actor: actorOf(c), messageId }));
       return c.body(null, 204);
     },
   );

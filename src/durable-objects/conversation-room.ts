@@ -280,7 +280,8 @@ export class ConversationRoom extends DurableObject<Env> {
       const oldestPending = () => this.store.pending(1)[0]?.message.seq ?? Number.POSITIVE_INFINITY;
       const pendingAtStart = oldestPending();
       const page = await this.pgOr503(() => messagePage(this.db(), q.conversationId, q));
-      const from = Math.max(Math.min(pendingAtStart, oldestPending()), (q.after ?? 0) + 1);
+      // Not below the archive mark: an archived message's edit waits here while its flush fails, and pages end there.
+      const from = Math.max(Math.min(pendingAtStart, oldestPending()), (q.after ?? 0) + 1, this.archivedUpToSeq() + 1);
       const to = Math.min(this.store.meta()?.lastSeq ?? meta.lastSeq, (q.before ?? Number.POSITIVE_INFINITY) - 1);
       const local = from <= to ? this.store.range(from, to) : [];
       const merged = mergePage(page, local.map(publicMessage), q);
@@ -301,7 +302,12 @@ export class ConversationRoom extends DurableObject<Env> {
       // Postgres has not seen changes still pending here (an outage, a retry's backoff): a deleted message would be
       // found by its old text, an edited one shown with it. Those pending when the read began count too: one may
       // commit while the read runs, after its snapshot.
-      const pendingSeqs = () => this.store.pending(Number.MAX_SAFE_INTEGER).map((p) => p.message.seq);
+      // An archived message's edit waits here too while its flush fails: the conversation's search never finds the
+      // archive (nor did it find that message before the edit).
+      const pendingSeqs = () => {
+        const mark = this.archivedUpToSeq();
+        return this.store.pending(Number.MAX_SAFE_INTEGER).flatMap((p) => (p.message.seq > mark ? [p.message.seq] : []));
+      };
       const changed = new Set(pendingSeqs());
       const page = await this.pgOr503(() => searchConversation(this.db(), query));
       for (const seq of pendingSeqs()) changed.add(seq);

@@ -5,7 +5,11 @@ import fc from "fast-check";
 import { sql } from "drizzle-orm";
 import { normalizeContent } from "../../src/domain/content";
 import { api, expectErrorShape, newUser, type ApiResponse } from "./helpers";
-import { afterNextRead, holdBackfill, refuseInserts, seedConversation, slowMessageInserts, withDb } from "./fixtures";
+import { afterNextRead, holdBackfill, refuseInserts, seedConversation, seedMessages, slowMessageInserts, withDb } from "./fixtures";
+import { getConfig } from "../../src/lib/config";
+import { createLogger } from "../../src/lib/log";
+import { archiveJob } from "../../src/jobs/retention";
+import { runJob } from "../../src/jobs/runner";
 import { changeRole, removeParticipant } from "../../src/db/queries/participants";
 import { openSocket, waitFor } from "./sockets";
 
@@ -676,6 +680,34 @@ describe("search", () => {
         const kept = await api("GET", `/conversations/${id}/messages/search?q=${encodeURIComponent(q)}`, { token: b.token });
         expect(kept.body.messages.map((m: { content: string }) => m.content)).toEqual([`${marker} see you at the Station`]);
       }
+    } finally {
+      await undo();
+    }
+  });
+
+  it("shows an archived message edited while the edit waits for Postgres in neither search nor history", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    const marker = `ar${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    // Seq 1–2 are past retention and go to the archive; 3–105 are recent, and the room (its backfill held) holds
+    // only the newest page, 6–105: a page before 6 comes from Postgres.
+    await seedMessages(id, a.id, 1, 2, new Date(Date.now() - 100 * 86_400_000));
+    await seedMessages(id, a.id, 3, 105, new Date(Date.now() - 3_600_000));
+    const job = archiveJob({ conversationIds: [id], name: `retention.archive:${crypto.randomUUID().slice(0, 8)}` });
+    await withDb((db) => runJob(job, { env, config: getConfig(env), db, log: createLogger({ test: "messages" }), force: true }));
+    await holdBackfill(id);
+    const archived = await withDb((db) => db.execute<{ id: string }>(sql`SELECT id FROM message_archive WHERE conversation_id = ${id}::uuid AND seq = 1`));
+    // The edit cannot reach Postgres (its audit entry is refused): it stays in the room, at seq 1, below the mark.
+    const undo = await refuseInserts("audit_log", id);
+    try {
+      const edited = await api("PATCH", `/conversations/${id}/messages/${archived.rows[0].id}`, { token: a.token, body: { content: `${marker} archived` } });
+      expect(edited.body.status).toBe("pending");
+      // Before, the archived message was found in the conversation, and shown at the top of its oldest page.
+      const found = await api("GET", `/conversations/${id}/messages/search?q=${marker}`, { token: b.token });
+      expect(found.status).toBe(200);
+      expect(found.body.messages).toEqual([]);
+      const oldest = await api("GET", `/conversations/${id}/messages?before=6`, { token: b.token });
+      expect(oldest.body.messages.map((m: { seq: number }) => m.seq)).toEqual([3, 4, 5]);
     } finally {
       await undo();
     }

@@ -3,7 +3,7 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 import { api, expectErrorShape, newUser } from "./helpers";
-import { afterNextRead, holdNextRead, refuseInserts, withDb } from "./fixtures";
+import { afterNextRead, holdNextRead, refuseInserts, slowRoomFlushes, withDb } from "./fixtures";
 import { direct, get, group, roles, send, users } from "./conversation-helpers";
 import { openSocket, waitFor } from "./sockets";
 
@@ -321,6 +321,32 @@ describe("DELETE /conversations/:id/participants/:userId", () => {
       expect((await get(id, b)).status).toBe(200);
     } finally {
       for (const s of [watcher, back]) s.ws.close(1000, "done");
+    }
+  });
+
+  it("keeps the read mark of a member who leaves and is added back before the room's flush of their read lands", async () => {
+    const [admin, a, b] = await users(3, "grp");
+    const id = await group(admin, [a, b]);
+    for (const text of ["one", "two", "three"]) await send(id, b, text);
+    const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    // The room's flushes are slow to reach Postgres: a's read stays in the room through the leave and the re-add.
+    const undoSlow = await slowRoomFlushes(id, 3000);
+    try {
+      await runInDurableObject(room, (instance: ConversationRoom) => void instance.applyWatermark(a.id, { read: 3 }));
+      expect((await remove(id, a.id, a.token)).status).toBe(204);
+      expect((await add(id, admin.token, { userId: a.id })).status).toBe(201);
+      const socket = await openSocket(`/conversations/${id}/ws`, a);
+      try {
+        // Before, Postgres's older mark: the three messages a had read showed as unread again.
+        const ready = await waitFor(() => socket.frames.find((f) => f.type === "ready"), "ready frame");
+        expect(ready.data.you).toMatchObject({ lastReadSeq: 3, lastDeliveredSeq: 3 });
+        const receipts = await api("GET", `/conversations/${id}/read-receipts`, { token: admin.token });
+        expect(receipts.body.participants.find((p: { userId: string }) => p.userId === a.id)).toMatchObject({ lastReadSeq: 3 });
+      } finally {
+        socket.ws.close(1000, "done");
+      }
+    } finally {
+      await undoSlow();
     }
   });
 

@@ -73,6 +73,13 @@ export class UserSession extends DurableObject<Env> {
    * and clients ask for their contacts' presence right after: with a pool per call that was three Postgres
    * connections (in production, three Neon connection setups) for one connect.
    */
+  /**
+   * Counts the rooms sent (after a read, a delete, an archive), numbered as they came, by conversation: a badge
+   * refresh gives way to one that came during its read of Postgres (see refreshBadges).
+   */
+  private recounts = 0;
+  private readonly recountedAt = new Map<string, number>();
+
   private readonly pg = new ObjectDb(() => ({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }), 2);
 
   db(): Db {
@@ -481,6 +488,7 @@ export class UserSession extends DurableObject<Env> {
    */
   async unreadChanged(input: { conversationId: string; unreadCount: number; asOfSeq: number; readSeq: number }): Promise<void> {
     if (this.removed()[input.conversationId] !== undefined) return;
+    this.recountedAt.set(input.conversationId, ++this.recounts);
     const badges = this.badges();
     badges[input.conversationId] = withCount(badgeOf(badges[input.conversationId]), input.unreadCount, input.asOfSeq, input.readSeq);
     this.ctx.storage.kv.put("badges", badges);
@@ -620,6 +628,7 @@ export class UserSession extends DurableObject<Env> {
     const userId = await this.userId();
     if (!userId) return;
     const started = Date.now();
+    const recountsBefore = this.recounts;
     try {
       const read = await this.withDb((db) => membershipSummary(db, userId));
       // A removal the session heard of during the read may not be in it; one heard of before it is, so a conversation
@@ -633,8 +642,15 @@ export class UserSession extends DurableObject<Env> {
       }
       // As of the newest committed seq: notifications of those are on their way, or came, and must not add again.
       const before = this.badges();
+      // A room's count that came during the read, as of the same seq and read mark, is the newer one: a delete (or
+      // an archive) committed after the read moves neither mark, and the read's count put the message back.
+      const recountedSince = (id: string) => (this.recountedAt.get(id) ?? 0) > recountsBefore;
       const badges: Record<string, Badge> = Object.fromEntries(
-        summary.map((s) => [s.conversationId, withCount(badgeOf(before[s.conversationId]), s.unread, s.lastSeq, s.lastReadSeq)]),
+        summary.map((s) => {
+          const b = badgeOf(before[s.conversationId]);
+          const kept = recountedSince(s.conversationId) && b.asOf === s.lastSeq && b.readSeq === s.lastReadSeq;
+          return [s.conversationId, kept ? b : withCount(b, s.unread, s.lastSeq, s.lastReadSeq)];
+        }),
       );
       this.ctx.storage.kv.put("badges", badges);
       this.ctx.storage.kv.put("muted", summary.filter((s) => s.isMuted).map((s) => s.conversationId));

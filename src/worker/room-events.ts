@@ -3,9 +3,11 @@ import type { RoomEvent } from "../durable-objects/room-api";
 import type { Conversation } from "../protocol/resources";
 import type { UserConversationEvent } from "../durable-objects/user-session";
 import { findListed } from "../db/queries/conversations";
+import { unreadCount } from "../db/queries/messages";
+import { laterMarks } from "../domain/marks";
 import { listedView, sharedView } from "./conversation-view";
 import type { AppEnv } from "./env";
-import { callRoom, roomStub } from "./rooms";
+import { callRoom, heldMarks, roomStub } from "./rooms";
 
 /**
  * Tells the conversation's room about a change already committed to Postgres, so it can mirror and broadcast it.
@@ -46,10 +48,22 @@ export function tellUsers(c: Context<AppEnv>, userIds: string[], event: UserConv
  * (one who comes back keeps their marks and flag), which their session's badge starts from.
  */
 export async function tellMemberAdded(c: Context<AppEnv>, conversationId: string, userId: string): Promise<void> {
-  const joined = await findListed(c.get("db")(), conversationId, userId);
+  const db = c.get("db")();
+  const joined = await findListed(db, conversationId, userId);
   if (!joined) return;
-  const view = await listedView(c, joined);
-  tellCreatedAsSeen(c, userId, view, joined.me.lastReadSeq);
+  // Asked after Postgres was read (see heldMarks), while the view waits for its profiles.
+  const [listed, held] = await Promise.all([listedView(c, joined), heldMarks(c, conversationId)]);
+  const mine = held.get(userId);
+  if (!mine || mine.lastReadSeq <= joined.me.lastReadSeq) {
+    tellCreatedAsSeen(c, userId, listed, joined.me.lastReadSeq);
+    return tellMembersOfList(c, listed, [userId]);
+  }
+  // One who left and came back before the room's flush of their last read: Postgres had the older mark, and the
+  // messages they had read counted again in their list and badge (nothing recounts them when the flush lands).
+  const { count, asOf } = await unreadCount(db, conversationId, userId, mine.lastReadSeq);
+  const participants = listed.participants.map((p) => (p.userId === userId ? laterMarks(p, mine) : p));
+  const view = { ...listed, unreadCount: count, participants };
+  tellUsers(c, [userId], { type: "conversation_created", conversation: view, unread: { unreadCount: count, asOfSeq: asOf, readSeq: mine.lastReadSeq } });
   tellMembersOfList(c, view, [userId]);
 }
 

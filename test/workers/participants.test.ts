@@ -331,13 +331,18 @@ describe("DELETE /conversations/:id/participants/:userId", () => {
     const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
     // The room's flushes are slow to reach Postgres: a's read stays in the room through the leave and the re-add.
     const undoSlow = await slowRoomFlushes(id, 3000);
+    const laptop = await openSocket("/ws", a);
     try {
+      await waitFor(() => laptop.frames.find((f) => f.type === "unread_count" && f.data.unreadCount === 3), "badge on connect");
+      const seen = laptop.frames.length;
       await runInDurableObject(room, (instance: ConversationRoom) => void instance.applyWatermark(a.id, { read: 3 }));
       expect((await remove(id, a.id, a.token)).status).toBe(204);
       expect((await add(id, admin.token, { userId: a.id })).status).toBe(201);
+      // Before, Postgres's older mark: the three messages a had read showed as unread again, in the list and badge.
+      const created = await waitFor(() => laptop.frames.find((f) => f.type === "conversation_created"), "conversation_created");
+      expect(created.data.conversation.unreadCount).toBe(0);
       const socket = await openSocket(`/conversations/${id}/ws`, a);
       try {
-        // Before, Postgres's older mark: the three messages a had read showed as unread again.
         const ready = await waitFor(() => socket.frames.find((f) => f.type === "ready"), "ready frame");
         expect(ready.data.you).toMatchObject({ lastReadSeq: 3, lastDeliveredSeq: 3 });
         const receipts = await api("GET", `/conversations/${id}/read-receipts`, { token: admin.token });
@@ -345,7 +350,12 @@ describe("DELETE /conversations/:id/participants/:userId", () => {
       } finally {
         socket.ws.close(1000, "done");
       }
+      await undoSlow();
+      await runInDurableObject(room, (instance: ConversationRoom) => instance.waitForCommit());
+      expect(laptop.frames.slice(seen).filter((f) => f.type === "unread_count" && f.data.unreadCount > 0)).toEqual([]);
+      expect((await api("GET", "/notifications/unread-counts", { token: a.token })).body.totalUnread).toBe(0);
     } finally {
+      laptop.ws.close(1000, "done");
       await undoSlow();
     }
   });

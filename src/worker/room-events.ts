@@ -48,23 +48,25 @@ export function tellUsers(c: Context<AppEnv>, userIds: string[], event: UserConv
  * (one who comes back keeps their marks and flag), which their session's badge starts from.
  */
 export async function tellMemberAdded(c: Context<AppEnv>, conversationId: string, userId: string): Promise<void> {
-  const db = c.get("db")();
-  const joined = await findListed(db, conversationId, userId);
+  const joined = await findListed(c.get("db")(), conversationId, userId);
   if (!joined) return;
-  // Asked after Postgres was read (see heldMarks), while the view waits for its profiles.
-  const [listed, held] = await Promise.all([listedView(c, joined), heldMarks(c, conversationId)]);
-  const mine = held.get(userId);
-  if (!mine || mine.lastReadSeq <= joined.me.lastReadSeq) {
-    tellCreatedAsSeen(c, userId, listed, joined.me.lastReadSeq);
-    return tellMembersOfList(c, listed, [userId]);
-  }
-  // One who left and came back before the room's flush of their last read: Postgres had the older mark, and the
-  // messages they had read counted again in their list and badge (nothing recounts them when the flush lands).
-  const { count, asOf } = await unreadCount(db, conversationId, userId, mine.lastReadSeq);
-  const participants = listed.participants.map((p) => (p.userId === userId ? laterMarks(p, mine) : p));
-  const view = { ...listed, unreadCount: count, participants };
-  tellUsers(c, [userId], { type: "conversation_created", conversation: view, unread: { unreadCount: count, asOfSeq: asOf, readSeq: mine.lastReadSeq } });
+  const view = await backWithHeldMarks(c, await listedView(c, joined), userId);
+  tellCreatedAsSeen(c, userId, view);
   tellMembersOfList(c, view, [userId]);
+}
+
+/**
+ * The view of one who came back (read from Postgres, then the room told of the return) with the read mark the room
+ * holds for them when it is later: they left and came back before the room's flush of their last read, and the
+ * messages they had read counted again in their list and badge (nothing recounts them when the flush lands).
+ */
+export async function backWithHeldMarks(c: Context<AppEnv>, view: Conversation, userId: string): Promise<Conversation> {
+  const mine = (await heldMarks(c, view.id)).get(userId);
+  const listed = view.participants.find((p) => p.userId === userId);
+  if (!mine || !listed || mine.lastReadSeq <= listed.lastReadSeq) return view;
+  const { count, asOf } = await unreadCount(c.get("db")(), view.id, userId, mine.lastReadSeq);
+  const participants = view.participants.map((p) => (p.userId === userId ? laterMarks(p, mine) : p));
+  return { ...view, unreadCount: count, lastSeq: Math.max(view.lastSeq, asOf), participants };
 }
 
 /**
@@ -86,7 +88,8 @@ export function tellMembersLater(c: Context<AppEnv>, conversationId: string, vie
 }
 
 /** `conversation_created` with the user's own view, whose unread count (as of its lastSeq) their badge starts from. */
-export function tellCreatedAsSeen(c: Context<AppEnv>, userId: string, conversation: Conversation, lastReadSeq: number): void {
-  const unread = { unreadCount: conversation.unreadCount, asOfSeq: conversation.lastSeq, readSeq: lastReadSeq };
+export function tellCreatedAsSeen(c: Context<AppEnv>, userId: string, conversation: Conversation): void {
+  const readSeq = conversation.participants.find((p) => p.userId === userId)?.lastReadSeq ?? 0;
+  const unread = { unreadCount: conversation.unreadCount, asOfSeq: conversation.lastSeq, readSeq };
   tellUsers(c, [userId], { type: "conversation_created", conversation, unread });
 }

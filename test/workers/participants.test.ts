@@ -360,6 +360,25 @@ describe("DELETE /conversations/:id/participants/:userId", () => {
     }
   });
 
+  it("gives one who leaves a direct conversation and opens it again before the room's flush of their read the read", async () => {
+    const [a, b] = await users(2, "dm");
+    const id = await direct(a, b);
+    for (const text of ["one", "two", "three"]) await send(id, b, text);
+    const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    const undoSlow = await slowRoomFlushes(id, 3000);
+    try {
+      await runInDurableObject(room, (instance: ConversationRoom) => void instance.applyWatermark(a.id, { read: 3 }));
+      expect((await remove(id, a.id, a.token)).status).toBe(204);
+      const again = await api("POST", "/conversations/direct", { token: a.token, body: { targetUserId: b.id } });
+      expect(again.status).toBe(200);
+      // Before, Postgres's older mark and count: the three messages a had read came back as unread.
+      expect(again.body.unreadCount).toBe(0);
+      expect(again.body.participants.find((p: { userId: string }) => p.userId === a.id)).toMatchObject({ lastReadSeq: 3 });
+    } finally {
+      await undoSlow();
+    }
+  });
+
   it("lets a side leave a direct conversation, which never gains members", async () => {
     const [a, b, c] = await users(3, "dm");
     const id = await direct(a, b);

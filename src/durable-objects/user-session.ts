@@ -73,6 +73,13 @@ export class UserSession extends DurableObject<Env> {
    * and clients ask for their contacts' presence right after: with a pool per call that was three Postgres
    * connections (in production, three Neon connection setups) for one connect.
    */
+  /**
+   * Counts the rooms sent (after a read, a delete, an archive), numbered as they came, by conversation: a badge
+   * refresh gives way to one that came during its read of Postgres (see refreshBadges).
+   */
+  private recounts = 0;
+  private readonly recountedAt = new Map<string, number>();
+
   private readonly pg = new ObjectDb(() => ({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }), 2);
 
   db(): Db {
@@ -481,6 +488,7 @@ export class UserSession extends DurableObject<Env> {
    */
   async unreadChanged(input: { conversationId: string; unreadCount: number; asOfSeq: number; readSeq: number }): Promise<void> {
     if (this.removed()[input.conversationId] !== undefined) return;
+    this.recountedAt.set(input.conversationId, ++this.recounts);
     const badges = this.badges();
     badges[input.conversationId] = withCount(badgeOf(badges[input.conversationId]), input.unreadCount, input.asOfSeq, input.readSeq);
     this.ctx.storage.kv.put("badges", badges);
@@ -538,14 +546,20 @@ export class UserSession extends DurableObject<Env> {
     const userId = await this.userId();
     if (!userId || this.devices().length === 0) return;
     let own: MembershipSummary | undefined;
+    const since = this.recounts;
     try {
       [own] = await this.withDb((db) => membershipSummary(db, userId, conversation.id));
     } catch (err) {
       this.log.warn("own counts read failed", { error: (err as Error).message?.slice(0, 200) });
     }
-    if (own) this.noteMuted(conversation.id, own.isMuted);
-    this.send("conversation_created", { conversation: own ? { ...conversation, unreadCount: own.unread, isMuted: own.isMuted } : conversation });
-    if (own) this.startBadge(conversation.id, { unreadCount: own.unread, asOfSeq: own.lastSeq, readSeq: own.lastReadSeq });
+    if (!own) return this.send("conversation_created", { conversation });
+    this.noteMuted(conversation.id, own.isMuted);
+    const badges = this.badges();
+    badges[conversation.id] = this.readCount(conversation.id, badgeOf(badges[conversation.id]), own, since);
+    this.ctx.storage.kv.put("badges", badges);
+    const unreadCount = badgeOf(badges[conversation.id]).count;
+    this.send("conversation_created", { conversation: { ...conversation, unreadCount, isMuted: own.isMuted } });
+    if (unreadCount > 0) this.sendBadge(conversation.id, badges);
   }
 
   /**
@@ -608,6 +622,17 @@ export class UserSession extends DurableObject<Env> {
     this.ctx.storage.kv.put("removed", Object.fromEntries(kept));
   }
 
+  /**
+   * A count read from Postgres, begun when `recounts` stood at `since`. A room's count that came during the read, as
+   * of the same seq and read mark, is the newer one: a delete (or an archive) committed after the read moves neither
+   * mark, and the read's count put the deleted message back on every device.
+   */
+  private readCount(conversationId: string, b: Badge, read: MembershipSummary, since: number): Badge {
+    const recounted = (this.recountedAt.get(conversationId) ?? 0) > since;
+    if (recounted && b.asOf === read.lastSeq && b.readSeq === read.lastReadSeq) return b;
+    return withCount(b, read.unread, read.lastSeq, read.lastReadSeq);
+  }
+
   private badges(): Record<string, StoredBadge> {
     return this.ctx.storage.kv.get<Record<string, StoredBadge>>("badges") ?? {};
   }
@@ -620,6 +645,7 @@ export class UserSession extends DurableObject<Env> {
     const userId = await this.userId();
     if (!userId) return;
     const started = Date.now();
+    const recountsBefore = this.recounts;
     try {
       const read = await this.withDb((db) => membershipSummary(db, userId));
       // A removal the session heard of during the read may not be in it; one heard of before it is, so a conversation
@@ -634,7 +660,7 @@ export class UserSession extends DurableObject<Env> {
       // As of the newest committed seq: notifications of those are on their way, or came, and must not add again.
       const before = this.badges();
       const badges: Record<string, Badge> = Object.fromEntries(
-        summary.map((s) => [s.conversationId, withCount(badgeOf(before[s.conversationId]), s.unread, s.lastSeq, s.lastReadSeq)]),
+        summary.map((s) => [s.conversationId, this.readCount(s.conversationId, badgeOf(before[s.conversationId]), s, recountsBefore)]),
       );
       this.ctx.storage.kv.put("badges", badges);
       this.ctx.storage.kv.put("muted", summary.filter((s) => s.isMuted).map((s) => s.conversationId));

@@ -3,9 +3,11 @@ import type { RoomEvent } from "../durable-objects/room-api";
 import type { Conversation } from "../protocol/resources";
 import type { UserConversationEvent } from "../durable-objects/user-session";
 import { findListed } from "../db/queries/conversations";
+import { unreadCount } from "../db/queries/messages";
+import { laterMarks } from "../domain/marks";
 import { listedView, sharedView } from "./conversation-view";
 import type { AppEnv } from "./env";
-import { callRoom, roomStub } from "./rooms";
+import { callRoom, heldMarks, roomStub } from "./rooms";
 
 /**
  * Tells the conversation's room about a change already committed to Postgres, so it can mirror and broadcast it.
@@ -48,9 +50,23 @@ export function tellUsers(c: Context<AppEnv>, userIds: string[], event: UserConv
 export async function tellMemberAdded(c: Context<AppEnv>, conversationId: string, userId: string): Promise<void> {
   const joined = await findListed(c.get("db")(), conversationId, userId);
   if (!joined) return;
-  const view = await listedView(c, joined);
-  tellCreatedAsSeen(c, userId, view, joined.me.lastReadSeq);
+  const view = await backWithHeldMarks(c, await listedView(c, joined), userId);
+  tellCreatedAsSeen(c, userId, view);
   tellMembersOfList(c, view, [userId]);
+}
+
+/**
+ * The view of one who came back (read from Postgres, then the room told of the return) with the read mark the room
+ * holds for them when it is later: they left and came back before the room's flush of their last read, and the
+ * messages they had read counted again in their list and badge (nothing recounts them when the flush lands).
+ */
+export async function backWithHeldMarks(c: Context<AppEnv>, view: Conversation, userId: string): Promise<Conversation> {
+  const mine = (await heldMarks(c, view.id)).get(userId);
+  const listed = view.participants.find((p) => p.userId === userId);
+  if (!mine || !listed || mine.lastReadSeq <= listed.lastReadSeq) return view;
+  const { count, asOf } = await unreadCount(c.get("db")(), view.id, userId, mine.lastReadSeq);
+  const participants = view.participants.map((p) => (p.userId === userId ? laterMarks(p, mine) : p));
+  return { ...view, unreadCount: count, lastSeq: Math.max(view.lastSeq, asOf), participants };
 }
 
 /**
@@ -72,7 +88,8 @@ export function tellMembersLater(c: Context<AppEnv>, conversationId: string, vie
 }
 
 /** `conversation_created` with the user's own view, whose unread count (as of its lastSeq) their badge starts from. */
-export function tellCreatedAsSeen(c: Context<AppEnv>, userId: string, conversation: Conversation, lastReadSeq: number): void {
-  const unread = { unreadCount: conversation.unreadCount, asOfSeq: conversation.lastSeq, readSeq: lastReadSeq };
+export function tellCreatedAsSeen(c: Context<AppEnv>, userId: string, conversation: Conversation): void {
+  const readSeq = conversation.participants.find((p) => p.userId === userId)?.lastReadSeq ?? 0;
+  const unread = { unreadCount: conversation.unreadCount, asOfSeq: conversation.lastSeq, readSeq };
   tellUsers(c, [userId], { type: "conversation_created", conversation, unread });
 }

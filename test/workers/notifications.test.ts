@@ -13,6 +13,8 @@ import { runJob } from "../../src/jobs/runner";
 import { archiveJob } from "../../src/jobs/retention";
 import { slowMessageInserts, slowRoomFlushes, withDb } from "./fixtures";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
+import type { UserSession } from "../../src/durable-objects/user-session";
+import type { Db } from "../../src/db/client";
 
 const connectUser = (user: TestUser) => openSocket("/ws", user);
 
@@ -122,6 +124,80 @@ describe("new-message notifications follow reachability", () => {
     expect(after.data).toMatchObject({ conversationId: id, unreadCount: 2, totalUnread: 2 });
     expect(await sessionBadge(b, id)).toBe(2);
     phone.ws.close(1000, "done");
+  });
+
+  it("keeps a delete's lower badge when a device's connect read the counts from Postgres before the delete committed", async () => {
+    const [a, b] = await users(2, "delbadge");
+    const id = await direct(a, b);
+    const phone = await connectUser(b);
+    await waitFor(() => phone.frames.find((f) => f.type === "connected"), "connected");
+    const sent: { id: string; seq: number }[] = [];
+    for (const text of ["one", "two", "three"]) sent.push(await send(id, a, text));
+    await waitFor(() => phone.frames.find((f) => f.type === "unread_count" && f.data.unreadCount === 3), "badge of 3");
+    // The laptop's connect reads every badge from Postgres; the delete commits, and its recount reaches the session,
+    // while that read's answer (three unread) is on its way back.
+    const session = env.USER_SESSION.get(env.USER_SESSION.idFromName(b.id));
+    await runInDurableObject(session, (instance: UserSession) => {
+      const held = instance as unknown as { withDb: <T>(work: (db: Db) => Promise<T>) => Promise<T> };
+      const read = held.withDb.bind(instance);
+      held.withDb = async <T>(work: (db: Db) => Promise<T>): Promise<T> => {
+        const result = await read(work);
+        if (!Array.isArray(result) || !result.some((s: { conversationId?: string }) => s.conversationId === id)) return result;
+        held.withDb = read;
+        const seen = phone.frames.length;
+        expect((await api("DELETE", `/conversations/${id}/messages/${sent[1].id}`, { token: a.token })).status).toBe(204);
+        await waitFor(() => phone.frames.slice(seen).find((f) => f.type === "unread_count" && f.data.unreadCount === 2), "the delete's badge");
+        return result;
+      };
+    });
+    const laptop = await connectUser(b);
+    try {
+      // The delete's badge reaches the laptop first (it is connected by then), the connect's own one last.
+      const badges = () => laptop.frames.filter((f) => f.type === "unread_count" && f.data.conversationId === id);
+      await waitFor(() => (badges().length >= 2 ? true : undefined), "the delete's badge and the connect's");
+      // Before, the read's count won (same seq, same read mark): the deleted message counted again.
+      expect(badges().map((f) => f.data.unreadCount)).toEqual([2, 2]);
+      expect(await sessionBadge(b, id)).toBe(2);
+    } finally {
+      laptop.ws.close(1000, "done");
+      phone.ws.close(1000, "done");
+    }
+  });
+
+  it("keeps a delete's lower badge when it commits while a session reads the count of a conversation it was brought back to", async () => {
+    const [a, b] = await users(2, "delbadge");
+    const id = await direct(a, b);
+    const sent: { id: string; seq: number }[] = [];
+    for (const text of ["one", "two", "three"]) sent.push(await send(id, a, text));
+    expect((await api("DELETE", `/conversations/${id}/participants/${b.id}`, { token: b.token })).status).toBe(204);
+    const phone = await connectUser(b);
+    await waitFor(() => phone.frames.find((f) => f.type === "connected"), "connected");
+    // a opens the conversation again, which brings b back: b's session reads b's own count from Postgres, and the
+    // delete commits, its recount reaching the session, while that read's answer (three unread) is on its way back.
+    const session = env.USER_SESSION.get(env.USER_SESSION.idFromName(b.id));
+    await runInDurableObject(session, (instance: UserSession) => {
+      const held = instance as unknown as { withDb: <T>(work: (db: Db) => Promise<T>) => Promise<T> };
+      const read = held.withDb.bind(instance);
+      held.withDb = async <T>(work: (db: Db) => Promise<T>): Promise<T> => {
+        const result = await read(work);
+        if (!Array.isArray(result) || !result.some((s: { conversationId?: string }) => s.conversationId === id)) return result;
+        held.withDb = read;
+        const seen = phone.frames.length;
+        expect((await api("DELETE", `/conversations/${id}/messages/${sent[1].id}`, { token: a.token })).status).toBe(204);
+        await waitFor(() => phone.frames.slice(seen).find((f) => f.type === "unread_count" && f.data.unreadCount === 2), "the delete's badge");
+        return result;
+      };
+    });
+    try {
+      expect((await api("POST", "/conversations/direct", { token: a.token, body: { targetUserId: b.id } })).status).toBe(200);
+      const created = await waitFor(() => phone.frames.find((f) => f.type === "conversation_created"), "conversation_created");
+      // Before, the read's count won (same seq, same read mark): the deleted message counted again.
+      expect(created.data.conversation.unreadCount).toBe(2);
+      expect(phone.frames.filter((f) => f.type === "unread_count").map((f) => f.data.unreadCount)).not.toContain(3);
+      expect(await sessionBadge(b, id)).toBe(2);
+    } finally {
+      phone.ws.close(1000, "done");
+    }
   });
 
   it("never shows a recipient the text of a message deleted before its notification went out", async () => {

@@ -3,7 +3,7 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 import { api, expectErrorShape, newUser } from "./helpers";
-import { afterNextRead, holdNextRead, refuseInserts, withDb } from "./fixtures";
+import { afterNextRead, holdNextRead, refuseInserts, slowRoomFlushes, withDb } from "./fixtures";
 import { direct, get, group, roles, send, users } from "./conversation-helpers";
 import { openSocket, waitFor } from "./sockets";
 
@@ -321,6 +321,61 @@ describe("DELETE /conversations/:id/participants/:userId", () => {
       expect((await get(id, b)).status).toBe(200);
     } finally {
       for (const s of [watcher, back]) s.ws.close(1000, "done");
+    }
+  });
+
+  it("keeps the read mark of a member who leaves and is added back before the room's flush of their read lands", async () => {
+    const [admin, a, b] = await users(3, "grp");
+    const id = await group(admin, [a, b]);
+    for (const text of ["one", "two", "three"]) await send(id, b, text);
+    const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    // The room's flushes are slow to reach Postgres: a's read stays in the room through the leave and the re-add.
+    const undoSlow = await slowRoomFlushes(id, 3000);
+    const laptop = await openSocket("/ws", a);
+    try {
+      await waitFor(() => laptop.frames.find((f) => f.type === "unread_count" && f.data.unreadCount === 3), "badge on connect");
+      const seen = laptop.frames.length;
+      await runInDurableObject(room, (instance: ConversationRoom) => void instance.applyWatermark(a.id, { read: 3 }));
+      expect((await remove(id, a.id, a.token)).status).toBe(204);
+      expect((await add(id, admin.token, { userId: a.id })).status).toBe(201);
+      // Before, Postgres's older mark: the three messages a had read showed as unread again, in the list and badge.
+      const created = await waitFor(() => laptop.frames.find((f) => f.type === "conversation_created"), "conversation_created");
+      expect(created.data.conversation.unreadCount).toBe(0);
+      const socket = await openSocket(`/conversations/${id}/ws`, a);
+      try {
+        const ready = await waitFor(() => socket.frames.find((f) => f.type === "ready"), "ready frame");
+        expect(ready.data.you).toMatchObject({ lastReadSeq: 3, lastDeliveredSeq: 3 });
+        const receipts = await api("GET", `/conversations/${id}/read-receipts`, { token: admin.token });
+        expect(receipts.body.participants.find((p: { userId: string }) => p.userId === a.id)).toMatchObject({ lastReadSeq: 3 });
+      } finally {
+        socket.ws.close(1000, "done");
+      }
+      await undoSlow();
+      await runInDurableObject(room, (instance: ConversationRoom) => instance.waitForCommit());
+      expect(laptop.frames.slice(seen).filter((f) => f.type === "unread_count" && f.data.unreadCount > 0)).toEqual([]);
+      expect((await api("GET", "/notifications/unread-counts", { token: a.token })).body.totalUnread).toBe(0);
+    } finally {
+      laptop.ws.close(1000, "done");
+      await undoSlow();
+    }
+  });
+
+  it("gives one who leaves a direct conversation and opens it again before the room's flush of their read the read", async () => {
+    const [a, b] = await users(2, "dm");
+    const id = await direct(a, b);
+    for (const text of ["one", "two", "three"]) await send(id, b, text);
+    const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    const undoSlow = await slowRoomFlushes(id, 3000);
+    try {
+      await runInDurableObject(room, (instance: ConversationRoom) => void instance.applyWatermark(a.id, { read: 3 }));
+      expect((await remove(id, a.id, a.token)).status).toBe(204);
+      const again = await api("POST", "/conversations/direct", { token: a.token, body: { targetUserId: b.id } });
+      expect(again.status).toBe(200);
+      // Before, Postgres's older mark and count: the three messages a had read came back as unread.
+      expect(again.body.unreadCount).toBe(0);
+      expect(again.body.participants.find((p: { userId: string }) => p.userId === a.id)).toMatchObject({ lastReadSeq: 3 });
+    } finally {
+      await undoSlow();
     }
   });
 

@@ -1,7 +1,7 @@
 import type { Db } from "../../db/client";
 import { loadRoomState } from "../../db/queries/room";
 import { Departures } from "../../domain/departures";
-import { laterMarks } from "../../domain/marks";
+import { laterMarks, type Marks } from "../../domain/marks";
 import { ReadOrder } from "../../domain/read-order";
 import { withTimeout } from "../../lib/redis";
 import type { Logger } from "../../lib/log";
@@ -15,6 +15,15 @@ import type { RoomStore } from "./store";
 const PARTICIPANTS_TTL_MS = 60_000;
 
 type ParticipantsEvent = Extract<RoomEvent, { kind: "participants" }>;
+
+/** A mark waiting for the flush, which carries only what moved, as marks to compare (an absent one is behind). */
+function unflushedMarks(w: { lastReadSeq?: number; lastReadAt?: string; lastDeliveredSeq?: number }): Marks {
+  return { lastReadSeq: w.lastReadSeq ?? 0, lastReadAt: w.lastReadAt ?? null, lastDeliveredSeq: w.lastDeliveredSeq ?? 0 };
+}
+
+function marksOf({ lastReadSeq, lastReadAt, lastDeliveredSeq }: Marks): Marks {
+  return { lastReadSeq, lastReadAt, lastDeliveredSeq };
+}
 
 /** What the room's member list needs of the room (the Durable Object class satisfies it). */
 export interface MembershipHost {
@@ -46,6 +55,11 @@ export class RoomMembership {
   private readonly departures = new Departures();
   /** Demotions taken at their notice: a list read begun up to `ticket` predates them and must not undo them. */
   private readonly demotions = new Map<string, { role: Role; ticket: number }>();
+  /**
+   * Marks of members the room dropped, until they are listed again: a flush of their last read that commits while
+   * the re-add's read of the list is out clears the store's copy, and that read still has Postgres's older mark.
+   */
+  private readonly leftMarks = new Map<string, Marks>();
   private checkedAtMemo: number | undefined;
 
   constructor(private readonly room: MembershipHost) {}
@@ -162,9 +176,15 @@ export class RoomMembership {
         return demoted && p.role === "admin" ? { ...p, role: demoted.role } : p;
       });
     const local = new Map(store.participants().map((p) => [p.userId, p]));
-    store.replaceParticipants(fresh.map((p) => laterMarks(p, local.get(p.userId))));
+    // A member removed and added back before the flush of their last read: the room dropped their entry at the
+    // removal, and Postgres's older mark put the messages they had read back to unread. The store still holds it.
+    const unflushed = new Map(store.watermarks().map((w) => [w.userId, unflushedMarks(w)]));
+    const marked = (p: Participant) => laterMarks(laterMarks(p, local.get(p.userId) ?? this.leftMarks.get(p.userId)), unflushed.get(p.userId));
+    store.replaceParticipants(fresh.map(marked));
     this.markChecked(Date.now());
     const current = new Set(fresh.map((p) => p.userId));
+    for (const userId of current) this.leftMarks.delete(userId);
+    for (const [userId, p] of local) if (!current.has(userId)) this.leftMarks.set(userId, marksOf(p));
     return { gone: [...local.keys()].filter((id) => !current.has(id)), arrived: fresh.filter((p) => !local.has(p.userId)) };
   }
 
@@ -182,6 +202,7 @@ export class RoomMembership {
       this.departures.note(userId, leftAt, now);
       const p = this.room.member(userId);
       if (!p || Date.parse(p.joinedAt) > leftAt) continue;
+      this.leftMarks.set(userId, marksOf(p));
       this.room.store.dropParticipant(userId);
       dropped.add(userId);
     }

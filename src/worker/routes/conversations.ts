@@ -23,7 +23,7 @@ import { conversationView, conversationViews, listedView, sharedView } from "../
 import type { AppEnv } from "../env";
 import { errorResponses, json, jsonBody, pathId, secured, securedReader } from "../openapi";
 import { decodeCursor, encodeCursor } from "../params";
-import { tellCreatedAsSeen, tellMembersOfList, tellRoom, tellUsers } from "../room-events";
+import { backWithHeldMarks, tellCreatedAsSeen, tellMembersOfList, tellRoom, tellUsers } from "../room-events";
 import { heldMarks } from "../rooms";
 import {
   businessBody,
@@ -47,7 +47,7 @@ const tags = ["conversations"];
 async function answerCreate(c: Context<AppEnv>, result: CreateResult): Promise<Conversation> {
   const listed = await findListed(c.get("db")(), result.id, c.get("user").id);
   if (!listed) throw unavailable("Conversation changed concurrently, please retry", 1);
-  const view = await listedView(c, listed);
+  let view = await listedView(c, listed);
   if (result.created) tellUsers(c, view.participants.map((p) => p.userId), { type: "conversation_created", conversation: sharedView(view) });
   if (result.rejoined.length > 0) {
     const back = new Set(result.rejoined);
@@ -56,7 +56,10 @@ async function answerCreate(c: Context<AppEnv>, result: CreateResult): Promise<C
     // other side's sessions read theirs, so this request keeps its round trips).
     const others = result.rejoined.filter((id) => id !== c.get("user").id);
     if (others.length > 0) tellUsers(c, others, { type: "conversation_created", conversation: sharedView(view), unread: "read" });
-    if (back.has(c.get("user").id)) tellCreatedAsSeen(c, c.get("user").id, view, listed.me.lastReadSeq);
+    if (back.has(c.get("user").id)) {
+      view = await backWithHeldMarks(c, view, c.get("user").id);
+      tellCreatedAsSeen(c, c.get("user").id, view);
+    }
     tellMembersOfList(c, view, result.rejoined);
   }
   return view;

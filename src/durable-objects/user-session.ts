@@ -69,17 +69,17 @@ export class UserSession extends DurableObject<Env> {
   }
 
   /**
-   * One pool for the object's life, as in the rooms. A connect publishes "online" and then re-derives the badges,
-   * and clients ask for their contacts' presence right after: with a pool per call that was three Postgres
-   * connections (in production, three Neon connection setups) for one connect.
-   */
-  /**
    * Counts the rooms sent (after a read, a delete, an archive), numbered as they came, by conversation: a badge
    * refresh gives way to one that came during its read of Postgres (see refreshBadges).
    */
   private recounts = 0;
   private readonly recountedAt = new Map<string, number>();
 
+  /**
+   * One pool for the object's life, as in the rooms. A connect publishes "online" and then re-derives the badges,
+   * and clients ask for their contacts' presence right after: with a pool per call that was three Postgres
+   * connections (in production, three Neon connection setups) for one connect.
+   */
   private readonly pg = new ObjectDb(() => ({ databaseUrl: this.config.DATABASE_URL, bridge: this.config.PG_BRIDGE }), 2);
 
   db(): Db {

@@ -25,7 +25,7 @@ import { RoomProfiles } from "./room/profiles";
 import { NotificationBatcher } from "./room/notifications";
 import { RoomMembership } from "./room/membership";
 import { PreviewNotices } from "./room/previews";
-import { sharedConversation } from "./business/views";
+import { sharedConversation } from "./shared-view";
 import { handleSocketMessage, holdIfResuming, openSocket, replayFor } from "./room/realtime";
 import { deleteMessage, editMessage, findMessage, publicMessage, sendMessage } from "./room/messages";
 

@@ -26,7 +26,7 @@ import type { Conversation } from "../../protocol/resources";
 import type { RoomEvent } from "../room-api";
 import type { UserConversationEvent } from "../user-session";
 import type { AgentPatch } from "./api";
-import { sharedConversation } from "./views";
+import { sharedConversation } from "../shared-view";
 
 /**
  * Everything the desk does outside itself: Postgres (write-through), the agents' UserSessions (presence, events)

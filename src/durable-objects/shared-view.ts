@@ -1,11 +1,11 @@
 import { eq } from "drizzle-orm";
-import type { Db } from "../../db/client";
-import { toConversation, toParticipant } from "../../db/mappers";
-import { lastMessages } from "../../db/queries/conversation-parts";
-import { activeParticipants } from "../../db/queries/participants";
-import { conversations } from "../../db/schema";
-import type { ProfileProvider } from "../../profiles/types";
-import { publicParticipant, type Conversation } from "../../protocol/resources";
+import type { Db } from "../db/client";
+import { toConversation, toParticipant } from "../db/mappers";
+import { lastMessages } from "../db/queries/conversation-parts";
+import { activeParticipants } from "../db/queries/participants";
+import { conversations } from "../db/schema";
+import type { ProfileProvider } from "../profiles/types";
+import { publicParticipant, type Conversation } from "../protocol/resources";
 
 /**
  * A conversation as every participant may see it (the caller-specific unreadCount / isMuted zeroed, as the Worker's

@@ -29,6 +29,25 @@ function sessionBadge(user: TestUser, conversationId: string): Promise<number | 
   });
 }
 
+/**
+ * Runs `between` once the user's session has read from Postgres the summary covering `conversationId`, before that
+ * answer reaches the session: a change committed and told in between races the read's older count.
+ */
+function beforeSessionReadAnswers(user: TestUser, conversationId: string, between: () => Promise<void>): Promise<void> {
+  const session = env.USER_SESSION.get(env.USER_SESSION.idFromName(user.id));
+  return runInDurableObject(session, (instance: UserSession) => {
+    const held = instance as unknown as { withDb: <T>(work: (db: Db) => Promise<T>) => Promise<T> };
+    const read = held.withDb.bind(instance);
+    held.withDb = async <T>(work: (db: Db) => Promise<T>): Promise<T> => {
+      const result = await read(work);
+      if (!Array.isArray(result) || !result.some((s: { conversationId?: string }) => s.conversationId === conversationId)) return result;
+      held.withDb = read;
+      await between();
+      return result;
+    };
+  });
+}
+
 describe("new-message notifications follow reachability", () => {
   it("leaves an offline member's session asleep, gives the right badge on connect, then notifies live", async () => {
     const [a, b] = await users(2, "reach");
@@ -136,19 +155,10 @@ describe("new-message notifications follow reachability", () => {
     await waitFor(() => phone.frames.find((f) => f.type === "unread_count" && f.data.unreadCount === 3), "badge of 3");
     // The laptop's connect reads every badge from Postgres; the delete commits, and its recount reaches the session,
     // while that read's answer (three unread) is on its way back.
-    const session = env.USER_SESSION.get(env.USER_SESSION.idFromName(b.id));
-    await runInDurableObject(session, (instance: UserSession) => {
-      const held = instance as unknown as { withDb: <T>(work: (db: Db) => Promise<T>) => Promise<T> };
-      const read = held.withDb.bind(instance);
-      held.withDb = async <T>(work: (db: Db) => Promise<T>): Promise<T> => {
-        const result = await read(work);
-        if (!Array.isArray(result) || !result.some((s: { conversationId?: string }) => s.conversationId === id)) return result;
-        held.withDb = read;
-        const seen = phone.frames.length;
-        expect((await api("DELETE", `/conversations/${id}/messages/${sent[1].id}`, { token: a.token })).status).toBe(204);
-        await waitFor(() => phone.frames.slice(seen).find((f) => f.type === "unread_count" && f.data.unreadCount === 2), "the delete's badge");
-        return result;
-      };
+    await beforeSessionReadAnswers(b, id, async () => {
+      const seen = phone.frames.length;
+      expect((await api("DELETE", `/conversations/${id}/messages/${sent[1].id}`, { token: a.token })).status).toBe(204);
+      await waitFor(() => phone.frames.slice(seen).find((f) => f.type === "unread_count" && f.data.unreadCount === 2), "the delete's badge");
     });
     const laptop = await connectUser(b);
     try {
@@ -174,19 +184,10 @@ describe("new-message notifications follow reachability", () => {
     await waitFor(() => phone.frames.find((f) => f.type === "connected"), "connected");
     // a opens the conversation again, which brings b back: b's session reads b's own count from Postgres, and the
     // delete commits, its recount reaching the session, while that read's answer (three unread) is on its way back.
-    const session = env.USER_SESSION.get(env.USER_SESSION.idFromName(b.id));
-    await runInDurableObject(session, (instance: UserSession) => {
-      const held = instance as unknown as { withDb: <T>(work: (db: Db) => Promise<T>) => Promise<T> };
-      const read = held.withDb.bind(instance);
-      held.withDb = async <T>(work: (db: Db) => Promise<T>): Promise<T> => {
-        const result = await read(work);
-        if (!Array.isArray(result) || !result.some((s: { conversationId?: string }) => s.conversationId === id)) return result;
-        held.withDb = read;
-        const seen = phone.frames.length;
-        expect((await api("DELETE", `/conversations/${id}/messages/${sent[1].id}`, { token: a.token })).status).toBe(204);
-        await waitFor(() => phone.frames.slice(seen).find((f) => f.type === "unread_count" && f.data.unreadCount === 2), "the delete's badge");
-        return result;
-      };
+    await beforeSessionReadAnswers(b, id, async () => {
+      const seen = phone.frames.length;
+      expect((await api("DELETE", `/conversations/${id}/messages/${sent[1].id}`, { token: a.token })).status).toBe(204);
+      await waitFor(() => phone.frames.slice(seen).find((f) => f.type === "unread_count" && f.data.unreadCount === 2), "the delete's badge");
     });
     try {
       expect((await api("POST", "/conversations/direct", { token: a.token, body: { targetUserId: b.id } })).status).toBe(200);

@@ -1,9 +1,10 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { is, SQL, StringChunk } from "drizzle-orm";
-import { getTableConfig, type PgColumn, type PgTable } from "drizzle-orm/pg-core";
+import { is, sql, SQL, StringChunk } from "drizzle-orm";
+import { getTableConfig, PgDialect, type PgColumn, type PgTable } from "drizzle-orm/pg-core";
 import * as schema from "../../src/db/schema";
 import { mayMatch } from "../../src/domain/history";
+import { substringPattern } from "../../src/db/queries/search";
 import { MigrationChangedError, runMigrations } from "../../scripts/lib/migrate";
 import { ROOT } from "../../scripts/lib/stack";
 import { pool } from "./harness";
@@ -276,10 +277,8 @@ describe("database schema", () => {
       );
       expect(search.rows.map((r) => r["QUERY PLAN"]).join("\n")).toMatch(/messages_conversation_search_idx/);
       // The substring match, without accents (migration 0015), in the query's own form (src/db/queries/search.ts).
-      const fragment = await client.query<{ "QUERY PLAN": string }>(
-        "EXPLAIN SELECT id FROM messages WHERE coalesce(search_text, content) ILIKE public.chat_unaccent($1)",
-        ["%cafe%"],
-      );
+      const substring = new PgDialect().sqlToQuery(sql`EXPLAIN SELECT id FROM messages WHERE coalesce(search_text, content) ILIKE ${substringPattern("cafe")}`);
+      const fragment = await client.query<{ "QUERY PLAN": string }>(substring.sql, substring.params);
       expect(fragment.rows.map((r) => r["QUERY PLAN"]).join("\n")).toMatch(/messages_conversation_trgm_idx/);
     } finally {
       await client.query("ROLLBACK").catch(() => {});

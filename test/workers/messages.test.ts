@@ -816,6 +816,24 @@ describe("search", () => {
     expect(times).toEqual([...times].sort((x, y) => y - x));
   });
 
+  it("takes full-width %, _ and \\ (typed with CJK input methods) literally, as the ASCII ones are", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const t = users[0].token;
+    const marker = `fw${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    await send(id, t, { content: `${marker} sale 50% off` });
+    await send(id, t, { content: `${marker} snake_case and C:\\temp` });
+    await send(id, t, { content: `${marker} 50 people came` });
+    const contents = async (path: string, q: string) =>
+      (await api("GET", `${path}?q=${encodeURIComponent(q)}`, { token: t })).body.messages.map((m: { content: string }) => m.content.replace(`${marker} `, "")).sort();
+    for (const path of [`/conversations/${id}/messages/search`, "/messages/search"]) {
+      // Accent folding turned "％" into "%" after the LIKE escaping: a wildcard, which found every message.
+      expect(await contents(path, "％"), path).toEqual(["sale 50% off"]);
+      expect(await contents(path, "e＿c"), path).toEqual(["snake_case and C:\\temp"]);
+      // "＼" became an escape: "C:＼t" looked for "C:t" and found nothing.
+      expect(await contents(path, "C:＼t"), path).toEqual(["snake_case and C:\\temp"]);
+    }
+  });
+
   it("never fails on hostile queries (property-based)", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const t = users[0].token;

@@ -26,10 +26,13 @@ export interface ConversationSearchQuery {
   limit: number;
 }
 
-/** LIKE pattern with the user's %, _ and \ taken literally. */
-export function likePattern(q: string): string {
-  return `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
-}
+/**
+ * The LIKE pattern for `q` as a substring, its %, _ and \ taken literally. Escaped in SQL after the accents are taken
+ * out: unaccent also turns full-width "％", "＿", "＼" (and "﹪", "﹨", "∖") into those three, and escaped before it
+ * they came out as wildcards ("％" found every message) or as an escape ("C:＼temp" found nothing).
+ */
+export const substringPattern = (q: string) =>
+  sql`'%' || regexp_replace(public.chat_unaccent(${q}), ${sql.raw(String.raw`'([\\%_])', '\\\1', 'g'`)}) || '%'`;
 
 type Row = {
   id: string;
@@ -53,7 +56,7 @@ type Row = {
  */
 const matches = (q: string) =>
   sql`m.deleted_at IS NULL AND (m.search @@ plainto_tsquery('simple', public.chat_unaccent(${q}))
-    OR coalesce(m.search_text, m.content) ILIKE public.chat_unaccent(${likePattern(q)}))`;
+    OR coalesce(m.search_text, m.content) ILIKE ${substringPattern(q)})`;
 
 const COLUMNS = sql`m.id, m.conversation_id, m.seq, m.sender_id, m.client_message_id, m.type, m.content, m.reply_to_id,
   m.created_at, m.edited_at, m.deleted_at`;

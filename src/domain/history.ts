@@ -121,3 +121,60 @@ export function mayMatch(content: string, q: string): boolean {
   const words = query.split(/[^\p{L}\p{N}]+/u).filter((w) => w.length > 0);
   return words.length > 0 && words.every((w) => text.includes(w));
 }
+
+/** Grapheme clusters (an emoji with its modifiers, a letter with its marks), or code points where Intl has no segmenter. */
+function characters(text: string): string[] {
+  if (typeof Intl.Segmenter !== "function") return [...text];
+  return Array.from(new Intl.Segmenter(undefined, { granularity: "grapheme" }).segment(text), (s) => s.segment);
+}
+
+/**
+ * Where a search for `q` matched `text`, for the web app to mark: [start, end) offsets of `text` (UTF-16), in order,
+ * not overlapping, each the longest of `q` or one of its words found there, compared as the search compares (case
+ * and accents folded). Offsets are those of `text` itself and never inside a character: found in the lower-cased
+ * text, they were off by one after an "İ" (two units in lower case) and cut emoji in half, and "cafe" marked
+ * nothing in the "café" the search had found.
+ */
+export function searchMatches(text: string, q: string): [number, number][] {
+  // Final sigma: one character of the text at a time has no word end to lower-case "Σ" to "ς" by.
+  const fold = (t: string) => foldForSearch(t).replace(/ς/g, "σ");
+  const query = fold(q);
+  const wanted = [query, ...query.split(/[^\p{L}\p{N}\p{So}\p{Sk}]+/u)].filter((w, i, all) => w.length > 0 && all.indexOf(w) === i);
+  if (wanted.length === 0) return [];
+  // The folded text, and for each of its units the character of `text` it came from.
+  let folded = "";
+  const starts: number[] = [];
+  const ends: number[] = [];
+  let at = 0;
+  for (const ch of characters(text)) {
+    const f = fold(ch);
+    folded += f;
+    for (let k = 0; k < f.length; k++) {
+      starts.push(at);
+      ends.push(at + ch.length);
+    }
+    at += ch.length;
+  }
+  const out: [number, number][] = [];
+  let i = 0;
+  while (i < folded.length) {
+    let best = -1;
+    let len = 0;
+    for (const w of wanted) {
+      const found = folded.indexOf(w, i);
+      if (found !== -1 && (best === -1 || found < best || (found === best && w.length > len))) {
+        best = found;
+        len = w.length;
+      }
+    }
+    if (best === -1) break;
+    const start = starts[best];
+    const end = ends[best + len - 1];
+    const last = out[out.length - 1];
+    // Two matches in one character (a folded "ß" is "ss") share its range.
+    if (last && start < last[1]) last[1] = Math.max(last[1], end);
+    else out.push([start, end]);
+    i = best + len;
+  }
+  return out;
+}

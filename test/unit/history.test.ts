@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import fc from "fast-check";
-import { overlayChanges, pageSpan, withWaiting, type PageCursor } from "../../src/domain/history";
+import { overlayChanges, pageSpan, searchMatches, withWaiting, type PageCursor } from "../../src/domain/history";
 import type { Message } from "../../src/protocol/resources";
 
 /** The page Postgres would answer over the dense seqs first..last: the reference the room's shortcut must match. */
@@ -127,6 +127,41 @@ describe("withWaiting", () => {
         expect(got).toEqual([...seqs].sort((a, b) => b - a));
       }),
       { seed: 11, numRuns: 300 },
+    );
+  });
+});
+
+describe("searchMatches", () => {
+  const marked = (text: string, q: string) => searchMatches(text, q).map(([s, e]) => text.slice(s, e));
+
+  it("marks what the search matched, ignoring case and accents as the search does", () => {
+    expect(marked("See you at the Harbour, see", "see harbour")).toEqual(["See", "Harbour", "see"]);
+    // Found by the server (accents folded), but nothing was marked.
+    expect(marked("Meet at the café", "cafe")).toEqual(["café"]);
+    expect(marked("Meet at the cafe", "CAFÉ")).toEqual(["cafe"]);
+    expect(marked("Die Straße", "strasse")).toEqual(["Straße"]);
+    expect(marked("ΝΕΟΣ ΔΡΟΜΟΣ", "δρόμος")).toEqual(["ΔΡΟΜΟΣ"]);
+  });
+
+  it("never cuts a character: offsets stay right after letters whose lower case is longer, emoji stay whole", () => {
+    // "İ" lower-cases to two UTF-16 units: every later mark was one to the right ("arty" for "party").
+    expect(marked("İstanbul 🎉 party", "party")).toEqual(["party"]);
+    // ... and cut the emoji's surrogate pair in two.
+    expect(marked("İ🎉", "🎉")).toEqual(["🎉"]);
+    expect(marked("thumbs 👍🏽 up", "👍")).toEqual(["👍🏽"]);
+    fc.assert(
+      fc.property(fc.string({ unit: "grapheme", maxLength: 30 }), fc.string({ unit: "grapheme", minLength: 1, maxLength: 4 }), (text, q) => {
+        let at = 0;
+        for (const [s, e] of searchMatches(text, q)) {
+          expect(s).toBeGreaterThanOrEqual(at);
+          expect(e).toBeGreaterThan(s);
+          expect(e).toBeLessThanOrEqual(text.length);
+          // Never between the two halves of a surrogate pair.
+          for (const cut of [s, e]) expect(/[\udc00-\udfff]/.test(text.charAt(cut)) && /[\ud800-\udbff]/.test(text.charAt(cut - 1))).toBe(false);
+          at = e;
+        }
+      }),
+      { seed: 5, numRuns: 300 },
     );
   });
 });

@@ -3,6 +3,7 @@ import type { App, FailedMessage } from "./app";
 import { h, replace } from "./dom";
 import { confirmDialog } from "./confirm";
 import { conversationTitle, directPeer, fullTime, presenceLabel, shortTime } from "./format";
+import { searchMatches } from "../../src/domain/history";
 
 const PAGE = 50;
 
@@ -753,32 +754,16 @@ export class ConversationView {
   }
 }
 
-/** The text with each occurrence of the query wrapped in <mark>, built as nodes (never markup). */
+/** The text with what the search matched wrapped in <mark>, built as nodes (never markup). */
 function highlight(text: string, q: string): (string | HTMLElement)[] {
-  const words = q
-    .split(/\s+/)
-    .filter((w) => w.length > 0)
-    .map((w) => w.toLowerCase());
-  if (words.length === 0) return [text];
-  const lower = text.toLowerCase();
   const out: (string | HTMLElement)[] = [];
-  let i = 0;
-  while (i < text.length) {
-    let best = -1;
-    let len = 0;
-    for (const w of words) {
-      const at = lower.indexOf(w, i);
-      if (at !== -1 && (best === -1 || at < best)) {
-        best = at;
-        len = w.length;
-      }
-    }
-    if (best === -1) break;
-    if (best > i) out.push(text.slice(i, best));
-    out.push(h("mark", { text: text.slice(best, best + len) }));
-    i = best + len;
+  let at = 0;
+  for (const [start, end] of searchMatches(text, q)) {
+    if (start > at) out.push(text.slice(at, start));
+    out.push(h("mark", { text: text.slice(start, end) }));
+    at = end;
   }
-  if (i < text.length) out.push(text.slice(i));
+  if (at < text.length || out.length === 0) out.push(text.slice(at));
   return out;
 }
 

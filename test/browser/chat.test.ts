@@ -208,7 +208,7 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => results.isVisible(), poll).toBe(false);
   });
 
-  it("an edit of an old message not yet loaded shows in its place once that page loads, and no message goes missing", async () => {
+  it("an edit or delete of an old message not yet loaded shows in its place once that page loads, and no message goes missing", async () => {
     const alice = await person(browser, "web-a");
     people.push(alice);
     const bob = await headless("sdk-b");
@@ -217,13 +217,26 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await seedMessages(bob.token, conversation.id, lines);
     await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${conversation.id}`);
     await expect.poll(() => log(alice.page).locator("li").count(), poll).toBe(50);
-    const first = await api<{ messages: { id: string }[] }>("GET", `/conversations/${conversation.id}/messages?after=0&limit=1`, bob.token);
-    await api("PATCH", `/conversations/${conversation.id}/messages/${first.messages[0].id}`, bob.token, { content: "old 1, edited" });
+    const oldest = await api<{ messages: { id: string }[] }>("GET", `/conversations/${conversation.id}/messages?after=0&limit=3`, bob.token);
+    const path = (i: number) => `/conversations/${conversation.id}/messages/${oldest.messages[i].id}`;
+    await api("PATCH", path(0), bob.token, { content: "old 1, edited" });
     await seedMessages(bob.token, conversation.id, ["after the edit"]);
     await expect.poll(async () => (await messageTexts(alice.page)).at(-1), poll).toBe("after the edit");
     expect(await messageTexts(alice.page)).toEqual([...lines.slice(5), "after the edit"]);
+    // The older page is read, then a delete and an edit in it reach the app before the page does: the page, older
+    // than both, brought the deleted message back and the edit's old text (until a reload).
+    await alice.page.route(/\/messages\?.*before=/, async (route) => {
+      const response = await route.fetch();
+      await api("DELETE", path(1), bob.token);
+      await api("PATCH", path(2), bob.token, { content: "old 3, edited late" });
+      await seedMessages(bob.token, conversation.id, ["after the late changes"]);
+      await expect.poll(async () => (await messageTexts(alice.page)).at(-1), poll).toBe("after the late changes");
+      await route.fulfill({ response });
+    });
     await alice.page.getByRole("button", { name: "Load older messages" }).click();
-    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["old 1, edited", ...lines.slice(1), "after the edit"]);
+    await expect
+      .poll(() => messageTexts(alice.page), poll)
+      .toEqual(["old 1, edited", "This message was deleted", "old 3, edited late", ...lines.slice(3), "after the edit", "after the late changes"]);
   });
 
   it("works from the keyboard alone, and the new-conversation dialog manages focus", async () => {

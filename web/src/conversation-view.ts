@@ -24,6 +24,11 @@ export class ConversationView {
   private readonly me: string;
   private readonly messages = new Map<number, Message>();
   private readonly nodes = new Map<number, HTMLLIElement>();
+  /**
+   * Edits and deletes of messages not loaded here, by seq, for when their page comes: a page read before the change
+   * and answered after it brought back the deleted message, or the old text, until a reload.
+   */
+  private readonly unloadedChanges = new Map<number, { edited?: Message; deletedAt?: string }>();
   /** Messages not stored yet (Sending…) or refused (Not sent), by clientMessageId, with their text. */
   private readonly pendingNodes = new Map<string, { node: HTMLLIElement; content: string }>();
   private readonly marks = new Map<string, Marks>();
@@ -246,10 +251,12 @@ export class ConversationView {
       // An edit of a message not loaded here comes with its page: drawn now, it sat above the loaded window and moved
       // the scroll-back point past the messages between, which then never loaded.
       if (this.messages.has(message.seq)) this.upsertMessage(message);
+      else this.unloadedChanges.set(message.seq, { ...this.unloadedChanges.get(message.seq), edited: message });
       this.app.noteMessage(this.id, message);
     });
     s.on("message_deleted", ({ seq }) => {
       const m = this.messages.get(seq);
+      if (!m) this.unloadedChanges.set(seq, { deletedAt: new Date().toISOString() });
       if (!m || m.deletedAt) return;
       const tombstone = { ...m, content: "", deletedAt: new Date().toISOString() };
       this.upsertMessage(tombstone);
@@ -307,7 +314,8 @@ export class ConversationView {
 
   // ── Messages ─────────────────────────────────────────────────────────────────────────────────────────
 
-  private upsertMessage(m: Message): void {
+  private upsertMessage(incoming: Message): void {
+    const m = this.withLaterChange(incoming);
     this.app.dir.learnMessage(m);
     const known = this.messages.get(m.seq);
     this.messages.set(m.seq, m);
@@ -326,6 +334,17 @@ export class ConversationView {
     this.nodes.set(m.seq, node);
     if (m.seq < this.oldestSeq) this.oldestSeq = m.seq;
     this.refreshStatuses();
+  }
+
+  /** The message as changed since (see unloadedChanges), when the change is newer than what arrived. */
+  private withLaterChange(m: Message): Message {
+    const change = this.unloadedChanges.get(m.seq);
+    if (!change) return m;
+    this.unloadedChanges.delete(m.seq);
+    if (m.deletedAt) return m;
+    if (change.deletedAt) return { ...m, content: "", deletedAt: change.deletedAt };
+    const edited = change.edited;
+    return edited && edited.id === m.id && edited.editedAt !== null && (m.editedAt === null || edited.editedAt > m.editedAt) ? edited : m;
   }
 
   private redrawMessages(): void {

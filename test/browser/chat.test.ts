@@ -206,6 +206,19 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => alice.page.evaluate(() => document.activeElement?.id), poll).toBe("msg-7");
     await alice.page.keyboard.press("Escape");
     await expect.poll(() => results.isVisible(), poll).toBe(false);
+
+    // Every line matches: the first page said "20 results" and the other 110 could not be reached.
+    await alice.page.getByLabel("Search messages").fill("line");
+    await alice.page.getByLabel("Search messages").press("Enter");
+    await expect.poll(() => results.getByRole("heading").textContent(), poll).toBe("20+ results for “line”");
+    for (let shown = 40; shown < total + 20; shown += 20) {
+      await results.getByRole("button", { name: "More results" }).click();
+      await expect.poll(() => results.locator("li").count(), poll).toBe(Math.min(shown, total));
+    }
+    await expect.poll(() => results.getByRole("heading").textContent(), poll).toBe(`${total} results for “line”`);
+    expect(await results.getByRole("button", { name: "More results" }).count()).toBe(0);
+    expect(await results.locator("li .text").first().textContent()).toBe(`line ${total}`);
+    expect(await results.locator("li .text").last().textContent()).toBe("line 1");
   });
 
   it("an edit or delete of an old message not yet loaded shows in its place once that page loads, and no message goes missing", async () => {

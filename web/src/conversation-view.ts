@@ -1,4 +1,4 @@
-import { CONTENT_MAX_CHARS, randomId, contentLength, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type StateChange } from "../../src/client";
+import { CONTENT_MAX_CHARS, randomId, contentLength, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type SearchResult, type StateChange } from "../../src/client";
 import type { App, FailedMessage } from "./app";
 import { h, replace } from "./dom";
 import { confirmDialog } from "./confirm";
@@ -6,6 +6,7 @@ import { conversationTitle, directPeer, fullTime, presenceLabel, shortTime } fro
 import { searchMatches } from "../../src/domain/history";
 
 const PAGE = 50;
+const SEARCH_PAGE = 20;
 
 interface Marks {
   read: number;
@@ -28,6 +29,8 @@ export class ConversationView {
    * Edits and deletes of messages not loaded here, by seq, for when their page comes: a page read before the change
    * and answered after it brought back the deleted message, or the old text, until a reload.
    */
+  /** Bumped by every search: a page (or a "More results" page) of an older search is not shown. */
+  private searchRun = 0;
   private readonly unloadedChanges = new Map<number, { edited?: Message; deletedAt?: string }>();
   /** Messages not stored yet (Sending…) or refused (Not sent), by clientMessageId, with their text. */
   private readonly pendingNodes = new Map<string, { node: HTMLLIElement; content: string }>();
@@ -672,35 +675,53 @@ export class ConversationView {
   private async search(): Promise<void> {
     const q = this.searchInput.value.trim();
     if (!q) return;
+    const run = ++this.searchRun;
     replace(this.searchPanel, h("p", { attrs: { role: "status" }, text: "Searching…" }));
     this.searchPanel.hidden = false;
     try {
-      const result = await this.app.chat.searchMessages(this.id, q, { limit: 20 });
+      const first = await this.app.chat.searchMessages(this.id, q, { limit: SEARCH_PAGE });
+      if (run !== this.searchRun) return;
+      const title = h("h3", { attrs: { id: "search-title", tabindex: -1 } });
+      const list = h("ol", { class: "search-results" });
+      const more = h("button", { class: "ghost small", attrs: { type: "button" }, text: "More results" });
       const close = h("button", { class: "ghost small", attrs: { type: "button" }, text: "Close search", on: { click: () => this.closeSearch() } });
-      replace(
-        this.searchPanel,
-        h("div", { class: "search-head" }, h("h3", { attrs: { id: "search-title", tabindex: -1 }, text: `${result.messages.length === 0 ? "No" : result.messages.length} result${result.messages.length === 1 ? "" : "s"} for “${q}”` }), close),
-        h(
-          "ol",
-          { class: "search-results" },
-          ...result.messages.map((m) =>
-            h(
-              "li",
-              {},
-              h(
-                "button",
-                { class: "result", attrs: { type: "button" }, on: { click: () => void this.jumpTo(m.seq) } },
-                h("span", { class: "meta" }, h("span", { class: "sender", text: m.senderId === this.me ? "You" : (m.sender?.name ?? this.app.dir.name(m.senderId)) }), h("time", { attrs: { datetime: m.createdAt }, text: shortTime(m.createdAt) })),
-                h("span", { class: "text" }, ...highlight(m.content, q)),
-              ),
-            ),
-          ),
-        ),
-      );
-      this.searchPanel.querySelector<HTMLElement>("#search-title")?.focus();
+      let cursor: string | null = null;
+      // Each page is added below the last; the heading counts what is listed, with "+" while more remain.
+      const show = (page: SearchResult) => {
+        list.append(...page.messages.map((m) => this.searchResult(m, q)));
+        cursor = page.nextCursor;
+        const n = list.childElementCount;
+        title.textContent = `${n === 0 && !cursor ? "No" : `${n}${cursor ? "+" : ""}`} result${n === 1 && !cursor ? "" : "s"} for “${q}”`;
+        more.hidden = !cursor;
+      };
+      more.addEventListener("click", () => {
+        if (!cursor || more.disabled) return;
+        more.disabled = true;
+        void this.app.chat
+          .searchMessages(this.id, q, { limit: SEARCH_PAGE, cursor })
+          .then((page) => run === this.searchRun && show(page))
+          .catch((err: Error) => run === this.searchRun && this.showBanner(`Search failed: ${err.message}`))
+          .finally(() => (more.disabled = false));
+      });
+      show(first);
+      replace(this.searchPanel, h("div", { class: "search-head" }, title, close), list, more);
+      title.focus();
     } catch (err) {
-      replace(this.searchPanel, h("p", { attrs: { role: "alert" }, text: `Search failed: ${(err as Error).message}` }));
+      if (run === this.searchRun) replace(this.searchPanel, h("p", { attrs: { role: "alert" }, text: `Search failed: ${(err as Error).message}` }));
     }
+  }
+
+  private searchResult(m: Message, q: string): HTMLLIElement {
+    return h(
+      "li",
+      {},
+      h(
+        "button",
+        { class: "result", attrs: { type: "button" }, on: { click: () => void this.jumpTo(m.seq) } },
+        h("span", { class: "meta" }, h("span", { class: "sender", text: m.senderId === this.me ? "You" : (m.sender?.name ?? this.app.dir.name(m.senderId)) }), h("time", { attrs: { datetime: m.createdAt }, text: shortTime(m.createdAt) })),
+        h("span", { class: "text" }, ...highlight(m.content, q)),
+      ),
+    );
   }
 
   private closeSearch(): void {

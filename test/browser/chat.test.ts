@@ -202,6 +202,18 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await alice.page.getByLabel("Search messages").press("Enter");
     const results = alice.page.getByRole("region", { name: /result/ });
     await expect.poll(() => results.getByRole("heading").textContent(), poll).toBe("1 result for “needle”");
+    // The older pages cannot load: the jump stops at the first failed page (it asked for it 50 times in a row).
+    let refused = 0;
+    await alice.page.route(/\/messages\?.*before=/, (route) => {
+      refused++;
+      return route.abort();
+    });
+    await results.getByRole("button", { name: /needle/ }).click();
+    await expect.poll(() => alice.page.locator(".banner").textContent(), poll).toContain("Could not load older messages");
+    await alice.page.waitForTimeout(1500);
+    // One page load: its request and the SDK's own two retries.
+    expect(refused).toBeLessThanOrEqual(3);
+    await alice.page.unroute(/\/messages\?.*before=/);
     await results.getByRole("button", { name: /needle/ }).click();
     await expect.poll(() => alice.page.evaluate(() => document.activeElement?.id), poll).toBe("msg-7");
     await alice.page.keyboard.press("Escape");

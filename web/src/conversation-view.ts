@@ -730,9 +730,13 @@ export class ConversationView {
     this.searchInput.focus();
   }
 
-  /** Scrolls to a message, loading older pages until it is there. */
+  /** Scrolls to a message, loading older pages until it is there, or until a page fails to load (said in the banner). */
   private async jumpTo(seq: number): Promise<void> {
-    for (let i = 0; i < 50 && !this.nodes.has(seq) && this.hasMore; i++) await this.loadOlder(false);
+    // A failed page leaves oldestSeq where it was: asking again at once repeated the failure 50 times in a row.
+    for (let before = Infinity; !this.nodes.has(seq) && this.hasMore && this.oldestSeq < before; ) {
+      before = this.oldestSeq;
+      await this.loadOlder(false);
+    }
     const node = this.nodes.get(seq);
     if (!node) return;
     node.scrollIntoView({ block: "center" });

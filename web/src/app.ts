@@ -3,6 +3,7 @@ import { ChatApiError, ChatClient, type Conversation, type ConversationSocket, t
 import { h, replace, srOnly } from "./dom";
 import { ConversationView } from "./conversation-view";
 import { Directory, conversationTitle, directPeer, initials, preview, presenceLabel, shortTime } from "./format";
+import { ListReloads, toDrop } from "./list-refresh";
 import { openNewConversationDialog } from "./new-conversation";
 import type { Session } from "./session";
 
@@ -39,6 +40,7 @@ export class App {
    * user was removed from stayed (clock behind).
    */
   private serverNow = "";
+  private readonly reloads = new ListReloads();
   private readonly shell: HTMLElement;
   private readonly list: HTMLUListElement;
   private readonly listStatus: HTMLElement;
@@ -184,17 +186,11 @@ export class App {
   // ── Conversation list ────────────────────────────────────────────────────────────────────────────────
 
   async refreshList(): Promise<void> {
+    // Every time the app holds was seen before asking: one stamped later arrived while the request was under way.
+    const reload = this.reloads.begin(this.serverNow);
     try {
-      // Every time the app holds was seen before asking: one stamped later arrived while the request was under way.
-      const asked = this.serverNow;
       const page = await this.chat.listConversations({ limit: 100 });
-      // A removal while offline sent no conversation_removed: what the server no longer lists goes. With more pages,
-      // only what is at least as recent as this page's oldest (older ones would not be on it anyway); one that
-      // arrived while the request was under way stays. Server times only, never the browser's clock.
-      const listed = new Set(page.conversations.map((c) => c.id));
-      const oldest = page.conversations.at(-1)?.lastActivity ?? "";
-      for (const [id, c] of this.conversations) {
-        if (listed.has(id) || c.lastActivity > asked || (page.nextCursor !== null && c.lastActivity < oldest)) continue;
+      for (const id of toDrop(this.conversations.values(), page, reload)) {
         this.conversations.delete(id);
         this.failed.delete(id);
         if (this.activeId === id) location.hash = "#/";
@@ -206,6 +202,8 @@ export class App {
     } catch (err) {
       if (this.handleAuthError(err)) return;
       this.listStatus.textContent = `Could not load conversations: ${(err as Error).message}`;
+    } finally {
+      reload.end();
     }
   }
 
@@ -214,6 +212,8 @@ export class App {
     const old = this.conversations.get(c.id);
     const merged = old ? { ...old, ...c, lastMessage: newer(old.lastMessage, c.lastMessage) } : c;
     this.conversations.set(c.id, merged);
+    // The server just vouched for it: a list page being read meanwhile may predate the user's add.
+    this.reloads.arrive(c.id);
     this.sawServerTime(merged.lastActivity);
     this.sawServerTime(merged.lastMessage?.createdAt);
     this.dir.learn(merged);
@@ -386,6 +386,7 @@ export class App {
     });
     u.on("conversation_removed", ({ conversationId }) => {
       this.conversations.delete(conversationId);
+      this.reloads.remove(conversationId);
       this.failed.delete(conversationId);
       this.renderList();
       if (this.activeId === conversationId) location.hash = "#/";

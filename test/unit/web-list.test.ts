@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import type { Message } from "../../src/client";
+import { laterMessage, preview } from "../../web/src/format";
 import { ListReloads, toDrop, type Listed } from "../../web/src/list-refresh";
 
 const at = (minute: number) => `2026-01-01T00:${String(minute).padStart(2, "0")}:00.000Z`;
@@ -48,5 +50,42 @@ describe("the web app's conversation list after a reconnect", () => {
     const page = { conversations: [conv("a", 30), conv("b", 20)], nextCursor: "next" };
     const held = [conv("a", 30), conv("moved", 31), conv("on-later-page", 10), conv("gone", 25)];
     expect(toDrop(held, page, reload)).toEqual(["gone"]);
+  });
+});
+
+describe("the list's preview of the last message", () => {
+  const sent: Message = {
+    id: "00000000-0000-4000-8000-000000000001",
+    conversationId: "00000000-0000-4000-8000-000000000002",
+    seq: 7,
+    senderId: "00000000-0000-4000-8000-000000000003",
+    clientMessageId: null,
+    type: "text",
+    content: "my password is hunter2",
+    replyToId: null,
+    createdAt: at(1),
+    editedAt: null,
+    deletedAt: null,
+    status: "sent",
+  };
+  const deleted = { ...sent, content: "", deletedAt: at(2) };
+  const edited = { ...sent, content: "my password is ********", editedAt: at(2) };
+
+  it("does not show deleted text again when an older copy of the message comes after the delete", () => {
+    // The open conversation's socket tells the delete at once; the user socket's notification of the message (sent
+    // once it was stored) or a list read before the delete was stored can come after it.
+    expect(preview(laterMessage(deleted, sent))).toBe("Message deleted");
+    expect(preview(laterMessage(deleted, edited))).toBe("Message deleted");
+    expect(preview(laterMessage(sent, deleted))).toBe("Message deleted");
+  });
+
+  it("keeps an edit when the unedited copy comes after it, and takes a later edit or a newer message", () => {
+    expect(laterMessage(edited, sent)).toBe(edited);
+    const again = { ...sent, content: "edited twice", editedAt: at(3) };
+    expect(laterMessage(edited, again)).toBe(again);
+    expect(laterMessage(again, edited)).toBe(again);
+    const next = { ...sent, id: "00000000-0000-4000-8000-000000000004", seq: 8 };
+    expect(laterMessage(deleted, next)).toBe(next);
+    expect(laterMessage(next, edited)).toBe(next);
   });
 });

@@ -2,7 +2,7 @@ import { Attention } from "./attention";
 import { ChatApiError, ChatClient, type Conversation, type ConversationSocket, type Message, type OutboxEntry, type PresenceStatus, type UserSocket } from "../../src/client";
 import { h, replace, srOnly } from "./dom";
 import { ConversationView } from "./conversation-view";
-import { Directory, conversationTitle, directPeer, initials, preview, presenceLabel, shortTime } from "./format";
+import { Directory, conversationTitle, directPeer, initials, laterMessage, preview, presenceLabel, shortTime } from "./format";
 import { ListReloads, toDrop } from "./list-refresh";
 import { openNewConversationDialog } from "./new-conversation";
 import type { Session } from "./session";
@@ -210,7 +210,7 @@ export class App {
   /** Adds or replaces a conversation (keeping the caller's own fields when a shared view comes in). */
   upsert(c: Conversation, render = true): void {
     const old = this.conversations.get(c.id);
-    const merged = old ? { ...old, ...c, lastMessage: newer(old.lastMessage, c.lastMessage) } : c;
+    const merged = old ? { ...old, ...c, lastMessage: laterMessage(old.lastMessage, c.lastMessage) } : c;
     this.conversations.set(c.id, merged);
     // The server just vouched for it: a list page being read meanwhile may predate the user's add.
     this.reloads.arrive(c.id);
@@ -234,7 +234,7 @@ export class App {
     if (!c) return;
     this.dir.learnMessage(m);
     this.sawServerTime(m.createdAt);
-    const last = newer(c.lastMessage, m);
+    const last = laterMessage(c.lastMessage, m);
     this.conversations.set(conversationId, {
       ...c,
       lastMessage: last,
@@ -471,10 +471,4 @@ export class App {
     this.stop();
     this.onSignOut();
   }
-}
-
-function newer(a: Message | undefined, b: Message | undefined): Message | undefined {
-  if (!a) return b;
-  if (!b) return a;
-  return b.seq >= a.seq ? b : a;
 }

@@ -67,6 +67,21 @@ export function initials(name: string): string {
   return letters.toUpperCase();
 }
 
+/**
+ * The copy of a conversation's last message to preview: the newer message and, of two copies of one message, the
+ * later version. Copies come from three sockets and REST in any order: the notification of a message (sent once it
+ * is stored) can land after the open conversation's delete, and taken as newer it showed the deleted text again.
+ */
+export function laterMessage(a: Message | undefined, b: Message | undefined): Message | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  if (a.seq !== b.seq) return b.seq > a.seq ? b : a;
+  // A delete is final; otherwise the later edit (server times), and of equal versions the copy seen last.
+  if (a.deletedAt) return a;
+  if (b.deletedAt) return b;
+  return (b.editedAt ?? "") >= (a.editedAt ?? "") ? b : a;
+}
+
 export function preview(m: Message | undefined): string {
   if (!m) return "No messages yet";
   if (m.deletedAt) return "Message deleted";

@@ -66,6 +66,17 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => messageTexts(alice.page), poll).toEqual(["Hello Bob, are you there?", "Yes, here"]);
     await expect.poll(() => alice.page.locator(".typing").textContent(), poll).toBe("");
     await expect.poll(() => log(bob.page).locator(".seen-by").textContent(), poll).toBe(`Seen by ${alice.name}`);
+    // The tab names the open conversation and counts what is unread elsewhere: it showed one or the other, whichever
+    // was drawn last (the header's redraw on a mute or a presence change dropped the count).
+    await expect.poll(() => bob.page.title(), poll).toBe(`${alice.name} · Edge Chat`);
+    const carol = await headless("sdk-c");
+    const other = await api<{ id: string }>("POST", "/conversations/direct", carol.token, { targetUserId: bob.id });
+    await api("POST", `/conversations/${other.id}/messages`, carol.token, { content: "Elsewhere" });
+    await expect.poll(() => bob.page.getByRole("link", { name: new RegExp(carol.name) }).locator(".badge").count(), poll).toBe(1);
+    await expect.poll(() => bob.page.title(), poll).toBe(`(1) ${alice.name} · Edge Chat`);
+    await bob.page.getByRole("button", { name: "Mute" }).click();
+    await expect.poll(() => bob.page.getByRole("button", { name: "Muted" }).count(), poll).toBe(1);
+    expect(await bob.page.title()).toBe(`(1) ${alice.name} · Edge Chat`);
     expect([...alice.errors, ...bob.errors]).toEqual([]);
   });
 

@@ -2,7 +2,7 @@ import { Attention } from "./attention";
 import { ChatApiError, ChatClient, type Conversation, type ConversationSocket, type Message, type OutboxEntry, type PresenceStatus, type UserSocket } from "../../src/client";
 import { h, replace, srOnly } from "./dom";
 import { ConversationView } from "./conversation-view";
-import { Directory, conversationTitle, directPeer, initials, laterMessage, preview, presenceLabel, shortTime } from "./format";
+import { Directory, conversationTitle, directPeer, initials, laterMessage, pageTitle, preview, presenceLabel, shortTime } from "./format";
 import { ListReloads, toDrop } from "./list-refresh";
 import { openNewConversationDialog } from "./new-conversation";
 import type { Session } from "./session";
@@ -34,6 +34,12 @@ export class App {
    */
   private readonly failed = new Map<string, FailedMessage[]>();
   private activeId: string | undefined;
+  /**
+   * The open conversation's title, for the tab's. The list (with the unread count) and the open conversation's header
+   * each wrote the whole title: the tab showed whichever was drawn last, the count or the conversation.
+   */
+  private openTitle: string | undefined;
+  private unreadTotal = 0;
   /**
    * The newest server time seen (conversation activity, message times), for the list's clean-up: the browser's clock
    * may be hours off, and against it a conversation that arrived during a reload was dropped (clock ahead) or one the
@@ -280,7 +286,15 @@ export class App {
     else if (sorted.length > 0 && this.listStatus.textContent?.startsWith("No conversations")) this.listStatus.textContent = "";
     if (focusedId && document.activeElement === document.body) this.rows.get(focusedId)?.querySelector("a")?.focus();
     const total = sorted.reduce((n, c) => n + (c.id === this.activeId && this.view?.isReading() ? 0 : c.unreadCount), 0);
-    document.title = total > 0 ? `(${total}) Edge Chat` : "Edge Chat";
+    this.unreadTotal = total;
+    // An answer that lands after sign-out must not rename the sign-in page.
+    if (!this.stopped) document.title = pageTitle(total, this.openTitle);
+  }
+
+  /** The open conversation's title changed (or none is open): the tab follows. */
+  showTitle(conversation: string | undefined): void {
+    this.openTitle = conversation;
+    if (!this.stopped) document.title = pageTitle(this.unreadTotal, conversation);
   }
 
   private fillRow(row: HTMLLIElement, c: Conversation): void {
@@ -403,6 +417,7 @@ export class App {
     const previous = this.activeId;
     this.view?.destroy();
     this.view = undefined;
+    this.openTitle = undefined;
     this.activeId = id;
     this.shell.dataset.view = id ? "conversation" : "list";
     if (!id) {

@@ -706,7 +706,8 @@ export class ConversationView {
     const c = { ...this.conversation, participants: this.participants };
     const title = conversationTitle(c, this.me, this.app.dir);
     this.title.textContent = title;
-    document.title = `${title} · Edge Chat`;
+    // A reload answered after the view went would name a conversation no longer on screen.
+    if (!this.destroyed) this.app.showTitle(title);
     const peer = directPeer(c, this.me);
     if (peer) {
       const status = this.app.presence.get(peer) ?? "offline";

@@ -89,6 +89,11 @@ export function preview(m: Message | undefined): string {
   return text.length > 80 ? `${text.slice(0, 79)}…` : text;
 }
 
+/** The tab's title: what is unread (elsewhere, or not yet seen here) and the conversation on screen. */
+export function pageTitle(unread: number, conversation: string | undefined): string {
+  return `${unread > 0 ? `(${unread}) ` : ""}${conversation ? `${conversation} · ` : ""}Edge Chat`;
+}
+
 export const presenceLabel: Record<PresenceStatus, string> = { online: "Online", away: "Away", offline: "Offline" };
 
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -184,6 +184,17 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
       await expect.poll(() => row.textContent(), poll).toContain("Message deleted");
       expect(await row.textContent()).not.toContain("to be removed");
     }
+
+    // Deleted from Alice's other device while she edits it: the editor closed only on Cancel, and Save failed with a
+    // conflict. It closes at once, the message shows as deleted and the banner says why.
+    await first.getByRole("button", { name: "Edit message" }).click();
+    await editor.fill("first draft, again");
+    const page = await api<{ messages: { id: string; content: string }[] }>("GET", `/conversations/${conversationId}/messages`, alice.token);
+    const firstId = page.messages.find((m) => m.content === "first draft")!.id;
+    await api("DELETE", `/conversations/${conversationId}/messages/${firstId}`, alice.token);
+    await expect.poll(() => editor.count(), poll).toBe(0);
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["This message was deleted", "This message was deleted"]);
+    expect(await alice.page.locator(".banner").textContent()).toBe("The message you were editing was deleted.");
     expect(alice.dialogs).toEqual([]);
   });
 

@@ -2,7 +2,7 @@ import { CONTENT_MAX_CHARS, randomId, contentLength, type Conversation, type Con
 import type { App, FailedMessage } from "./app";
 import { h, replace } from "./dom";
 import { confirmDialog } from "./confirm";
-import { conversationTitle, directPeer, fullTime, presenceLabel, shortTime } from "./format";
+import { conversationTitle, directPeer, fullTime, laterMessage, presenceLabel, shortTime } from "./format";
 
 const PAGE = 50;
 
@@ -315,9 +315,16 @@ export class ConversationView {
     if (old && known && known.id === m.id && known.content === m.content && known.editedAt === m.editedAt && known.deletedAt === m.deletedAt) return;
     const node = this.renderMessage(m);
     if (old) {
-      // Keep an edit in progress rather than wiping the user's text.
-      if (old.querySelector(".edit-form")) return;
-      old.replaceWith(node);
+      // Keep an edit in progress rather than wiping the user's text; unless the message is gone (deleted elsewhere),
+      // when the editor only led to a failed Save.
+      const editor = old.querySelector(".edit-form");
+      if (editor && !m.deletedAt) return;
+      if (editor) {
+        const hadFocus = editor.contains(document.activeElement);
+        this.showBanner("The message you were editing was deleted.");
+        old.replaceWith(node);
+        if (hadFocus) node.focus();
+      } else old.replaceWith(node);
     } else {
       const after = [...this.nodes.keys()].filter((s) => s > m.seq).sort((a, b) => a - b)[0];
       this.log.insertBefore(node, after === undefined ? null : this.nodes.get(after)!);
@@ -538,7 +545,8 @@ export class ConversationView {
       if (content === m.content) return finish();
       try {
         const updated = await this.app.chat.editMessage(this.id, m.id, content);
-        this.messages.set(seq, updated);
+        // A later edit or a delete may have come on the socket before this answer: the later version stays.
+        this.messages.set(seq, laterMessage(this.messages.get(seq), updated)!);
         finish();
       } catch (err) {
         error.textContent = `Could not save: ${(err as Error).message}`;

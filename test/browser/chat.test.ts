@@ -289,6 +289,13 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => bob.page.locator(".banner").textContent(), poll).toContain("offline");
     await send(bob.page, "written offline, then left");
     await expect.poll(() => bob.page.locator(".pending-list li").textContent(), poll).toContain("Sending…");
+    // Signing out would drop it: the app asks first (it signed out at once, and the message was lost without a word).
+    await bob.page.getByRole("button", { name: "Sign out" }).click();
+    const ask = bob.page.getByRole("dialog", { name: "Sign out with 1 unsent message?" });
+    await expect.poll(() => ask.count(), poll).toBe(1);
+    await ask.getByRole("button", { name: "Cancel" }).click();
+    await expect.poll(() => ask.count(), poll).toBe(0);
+    expect(await bob.page.locator(".pending-list li").textContent()).toContain("Sending…");
     await carolRow.click();
     await expect.poll(() => bob.page.url(), poll).toContain(other.id);
     await bob.context.setOffline(false);

@@ -1,6 +1,7 @@
 import { Attention } from "./attention";
 import { ChatApiError, ChatClient, type Conversation, type ConversationSocket, type Message, type OutboxEntry, type PresenceStatus, type UserSocket } from "../../src/client";
 import { h, replace, srOnly } from "./dom";
+import { confirmDialog } from "./confirm";
 import { ConversationView } from "./conversation-view";
 import { Directory, conversationTitle, directPeer, initials, laterMessage, pageTitle, preview, presenceLabel, shortTime } from "./format";
 import { ListReloads, toDrop } from "./list-refresh";
@@ -53,6 +54,7 @@ export class App {
   private readonly pane: HTMLElement;
   private readonly connection: HTMLElement;
   private readonly meName: HTMLElement;
+  private readonly signOutButton: HTMLButtonElement;
   private readonly onHash = () => void this.route();
   /** Someone at the page: presence follows it, and only then do arriving messages count as read. */
   readonly attention = new Attention();
@@ -77,6 +79,7 @@ export class App {
     });
     newButton.setAttribute("aria-label", "New conversation");
     this.pane = h("main", { class: "pane", attrs: { id: "main", tabindex: -1 } });
+    this.signOutButton = h("button", { class: "ghost small", attrs: { type: "button" }, text: "Sign out", on: { click: () => void this.askSignOut() } });
     this.shell = h(
       "div",
       { class: "app", data: { view: "list" } },
@@ -85,7 +88,7 @@ export class App {
         "header",
         { class: "topbar" },
         h("h1", { class: "brand", text: "Edge Chat" }),
-        h("div", { class: "topbar-right" }, this.connection, this.meName, h("button", { class: "ghost small", attrs: { type: "button" }, text: "Sign out", on: { click: () => this.signOut() } })),
+        h("div", { class: "topbar-right" }, this.connection, this.meName, this.signOutButton),
       ),
       h(
         "nav",
@@ -482,7 +485,27 @@ export class App {
     return false;
   }
 
+  /** Messages written but not on the server yet (offline, say), on screen or still draining: sign-out drops them. */
+  private unsentCount(): number {
+    let n = this.view?.unsentCount() ?? 0;
+    for (const socket of this.unsent.values()) n += socket.outbox().length;
+    return n;
+  }
+
+  /** The Sign out button: it dropped unsent messages without a word; now the user is asked first. */
+  private async askSignOut(): Promise<void> {
+    const n = this.unsentCount();
+    if (n > 0) {
+      const messages = `${n} unsent message${n === 1 ? "" : "s"}`;
+      const ok = await confirmDialog(`Sign out with ${messages}?`, "They have not reached the server yet. Signing out drops them; stay signed in and they are sent once the connection is back.", "Sign out");
+      if (!ok) return this.signOutButton.focus();
+    }
+    this.signOut();
+  }
+
   private signOut(): void {
+    // Twice (a 401 while the question was open, two 401s at once) would show the sign-in page twice.
+    if (this.stopped) return;
     this.stop();
     this.onSignOut();
   }

@@ -181,6 +181,11 @@ export class ConversationView {
     this.maybeMarkRead();
   }
 
+  /** Messages written here that the server does not have yet. */
+  unsentCount(): number {
+    return (this.socket?.outbox().length ?? 0) + this.early.length;
+  }
+
   destroy(): void {
     this.destroyed = true;
     for (const off of this.unsubscribe.splice(0)) off();

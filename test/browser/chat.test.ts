@@ -228,6 +228,24 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => alice.page.evaluate(() => document.activeElement?.id), poll).toBe("msg-7");
     await alice.page.keyboard.press("Escape");
     await expect.poll(() => results.isVisible(), poll).toBe(false);
+
+    // Reading far back, her own messages pulled the view down to the newest: one sent from her phone, and each
+    // acknowledgement of those she had queued offline here. They wait below, behind "New messages".
+    const scroller = alice.page.locator(".scroller");
+    const fromBottom = () => scroller.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
+    await api("POST", `/conversations/${conversation.id}/messages`, alice.token, { content: "from my phone" });
+    await expect.poll(async () => (await messageTexts(alice.page)).at(-1), poll).toBe("from my phone");
+    expect(await fromBottom()).toBeGreaterThan(1000);
+    expect(await alice.page.locator(".jump").isVisible()).toBe(true);
+    await alice.context.setOffline(true);
+    await expect.poll(() => alice.page.locator(".banner").textContent(), poll).toContain("offline");
+    await send(alice.page, "queued 1");
+    await send(alice.page, "queued 2");
+    await expect.poll(() => alice.page.locator(".pending-list li").count(), poll).toBe(2);
+    await scroller.evaluate((el) => el.scrollTo(0, 0));
+    await alice.context.setOffline(false);
+    await expect.poll(async () => (await messageTexts(alice.page)).slice(-2), poll).toEqual(["queued 1", "queued 2"]);
+    expect(await fromBottom()).toBeGreaterThan(1000);
   });
 
   it("an edit of an old message not yet loaded shows in its place once that page loads, and no message goes missing", async () => {

@@ -240,7 +240,9 @@ export class ConversationView {
       const stick = this.atBottom();
       this.upsertMessage(message);
       this.app.noteMessage(this.id, message);
-      if (stick || message.senderId === this.me) this.scrollToBottom(false);
+      // Not for every message of mine: one sent from another device, or the acknowledgement of one queued offline,
+      // pulled a reader of older messages down to the newest. One just sent here is at the bottom already.
+      if (stick) this.scrollToBottom(false);
       else this.jumpButton.hidden = false;
       this.maybeMarkRead();
     });
@@ -441,8 +443,11 @@ export class ConversationView {
         this.pendingNodes.delete(cmid);
       }
     }
+    // Only a message just written shows the bottom: every acknowledgement of the rest of a queue pulled a reader of
+    // older messages back down.
+    const drawn = this.pendingNodes.size;
     for (const p of pending) this.pendingNode(p);
-    if (pending.length > 0) this.scrollToBottom(false);
+    if (this.pendingNodes.size > drawn) this.scrollToBottom(false);
   }
 
   /** The Sending… node of a message, drawn once. */

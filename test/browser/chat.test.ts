@@ -520,6 +520,12 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => del.count(), poll).toBe(1);
     await api("PUT", `/conversations/${group.id}/participants/${alice.id}/role`, bob.token, { role: "member" });
     await expect.poll(() => del.count(), poll).toBe(0);
+    // Removed while it is open: it vanished, and the pane said "No conversation selected" as if she had closed it.
+    const title = await alice.page.locator("#conv-title").textContent();
+    await api("DELETE", `/conversations/${group.id}/participants/${alice.id}`, bob.token);
+    await expect.poll(() => alice.page.locator(".pane h2").textContent(), poll).toBe("You are no longer in this conversation");
+    expect(await alice.page.locator(".pane p").textContent()).toBe(`You left or were removed from “${title}”.`);
+    expect(alice.errors).toEqual([]);
   });
 
   it("shows a message written while the history loads as Sending… until the server has it", async () => {

@@ -40,6 +40,8 @@ export class App {
    * each wrote the whole title: the tab showed whichever was drawn last, the count or the conversation.
    */
   private openTitle: string | undefined;
+  /** The conversation the user was just put out of while it was open, to say so on the empty pane. */
+  private removedTitle: string | undefined;
   private unreadTotal = 0;
   /**
    * The newest server time seen (conversation activity, message times), for the list's clean-up: the browser's clock
@@ -200,9 +202,9 @@ export class App {
     try {
       const page = await this.chat.listConversations({ limit: 100 });
       for (const id of toDrop(this.conversations.values(), page, reload)) {
+        if (this.activeId === id) this.leaveRemoved(id);
         this.conversations.delete(id);
         this.failed.delete(id);
-        if (this.activeId === id) location.hash = "#/";
       }
       for (const c of page.conversations) this.upsert(c, false);
       this.listStatus.textContent = "";
@@ -402,11 +404,11 @@ export class App {
       this.view?.refreshHeader();
     });
     u.on("conversation_removed", ({ conversationId }) => {
+      if (this.activeId === conversationId) this.leaveRemoved(conversationId);
       this.conversations.delete(conversationId);
       this.reloads.remove(conversationId);
       this.failed.delete(conversationId);
       this.renderList();
-      if (this.activeId === conversationId) location.hash = "#/";
     });
   }
 
@@ -424,7 +426,8 @@ export class App {
     this.activeId = id;
     this.shell.dataset.view = id ? "conversation" : "list";
     if (!id) {
-      this.showEmptyPane();
+      this.showEmptyPane(this.removedTitle);
+      this.removedTitle = undefined;
       this.renderList();
       // Back on phones: return focus to the conversation we came from.
       if (previous) this.rows.get(previous)?.querySelector("a")?.focus();
@@ -451,15 +454,27 @@ export class App {
     void this.view.start();
   }
 
-  private showEmptyPane(): void {
+  /**
+   * The open conversation is no longer the user's (removed, left on another device): back to the list, saying so. It
+   * vanished, and the pane said "No conversation selected" as if the user had closed it.
+   */
+  private leaveRemoved(id: string): void {
+    const c = this.conversations.get(id);
+    this.removedTitle = c ? conversationTitle(c, this.me, this.dir) : "this conversation";
+    location.hash = "#/";
+  }
+
+  private showEmptyPane(removed?: string): void {
     replace(
       this.pane,
-      h(
-        "div",
-        { class: "empty" },
-        h("h2", { text: "No conversation selected" }),
-        h("p", { text: "Pick a conversation from the list, or start a new one." }),
-      ),
+      removed === undefined
+        ? h("div", { class: "empty" }, h("h2", { text: "No conversation selected" }), h("p", { text: "Pick a conversation from the list, or start a new one." }))
+        : h(
+            "div",
+            { class: "empty", attrs: { role: "status" } },
+            h("h2", { text: "You are no longer in this conversation" }),
+            h("p", { text: `You left or were removed from “${removed}”.` }),
+          ),
     );
   }
 

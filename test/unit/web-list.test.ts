@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { Message } from "../../src/client";
-import { laterMessage, preview } from "../../web/src/format";
+import type { Conversation, Message } from "../../src/client";
+import { laterMessage, mergeConversation, preview } from "../../web/src/format";
 import { ListReloads, toDrop, type Listed } from "../../web/src/list-refresh";
 
 const at = (minute: number) => `2026-01-01T00:${String(minute).padStart(2, "0")}:00.000Z`;
@@ -77,6 +77,30 @@ describe("the list's preview of the last message", () => {
     expect(preview(laterMessage(deleted, sent))).toBe("Message deleted");
     expect(preview(laterMessage(deleted, edited))).toBe("Message deleted");
     expect(preview(laterMessage(sent, deleted))).toBe("Message deleted");
+  });
+
+  it("keeps its place in the list when a copy read before its newest message comes after that message", () => {
+    // A notification of message 8 moved the conversation up; a reload or a fetch read before 8 was stored answers after.
+    const base: Conversation = {
+      id: sent.conversationId,
+      type: "group",
+      name: "Team",
+      businessId: null,
+      createdAt: at(0),
+      lastActivity: at(1),
+      lastSeq: 7,
+      participants: [],
+      lastMessage: sent,
+      unreadCount: 0,
+      isMuted: false,
+    };
+    const next = { ...sent, id: "00000000-0000-4000-8000-000000000004", seq: 8, createdAt: at(5) };
+    const held = { ...base, lastActivity: at(5), lastSeq: 8, lastMessage: next, unreadCount: 1 };
+    const merged = mergeConversation(held, { ...base, name: "Team (renamed)" });
+    expect(merged).toMatchObject({ name: "Team (renamed)", lastActivity: at(5), lastSeq: 8, lastMessage: next });
+    // A newer copy moves it on.
+    const later = { ...base, lastActivity: at(9), lastSeq: 9, lastMessage: { ...next, seq: 9, createdAt: at(9) } };
+    expect(mergeConversation(held, later)).toMatchObject({ lastActivity: at(9), lastSeq: 9 });
   });
 
   it("keeps an edit when the unedited copy comes after it, and takes a later edit or a newer message", () => {

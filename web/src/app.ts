@@ -3,7 +3,7 @@ import { ChatApiError, ChatClient, type Conversation, type ConversationSocket, t
 import { h, replace, srOnly } from "./dom";
 import { confirmDialog } from "./confirm";
 import { ConversationView } from "./conversation-view";
-import { Directory, conversationTitle, directPeer, initials, laterMessage, pageTitle, preview, presenceLabel, shortTime } from "./format";
+import { Directory, conversationTitle, directPeer, initials, laterMessage, mergeConversation, pageTitle, preview, presenceLabel, shortTime } from "./format";
 import { ListReloads, toDrop } from "./list-refresh";
 import { openNewConversationDialog } from "./new-conversation";
 import type { Session } from "./session";
@@ -221,7 +221,7 @@ export class App {
   /** Adds or replaces a conversation (keeping the caller's own fields when a shared view comes in). */
   upsert(c: Conversation, render = true): void {
     const old = this.conversations.get(c.id);
-    const merged = old ? { ...old, ...c, lastMessage: laterMessage(old.lastMessage, c.lastMessage) } : c;
+    const merged = old ? mergeConversation(old, c) : c;
     this.conversations.set(c.id, merged);
     // The server just vouched for it: a list page being read meanwhile may predate the user's add.
     this.reloads.arrive(c.id);

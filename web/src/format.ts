@@ -82,6 +82,21 @@ export function laterMessage(a: Message | undefined, b: Message | undefined): Me
   return (b.editedAt ?? "") >= (a.editedAt ?? "") ? b : a;
 }
 
+/**
+ * A conversation as held, updated by another copy (a push, a reload, a fetch). The copy may have been read before a
+ * message the app already shows (a reload answered after that message's notification): its older activity sorted the
+ * conversation below others while its row showed the newer message. Activity and head never go back.
+ */
+export function mergeConversation(held: Conversation, incoming: Conversation): Conversation {
+  return {
+    ...held,
+    ...incoming,
+    lastMessage: laterMessage(held.lastMessage, incoming.lastMessage),
+    lastActivity: incoming.lastActivity > held.lastActivity ? incoming.lastActivity : held.lastActivity,
+    lastSeq: Math.max(held.lastSeq, incoming.lastSeq),
+  };
+}
+
 export function preview(m: Message | undefined): string {
   if (!m) return "No messages yet";
   if (m.deletedAt) return "Message deleted";

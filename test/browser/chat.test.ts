@@ -314,6 +314,10 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await ask.getByRole("button", { name: "Cancel" }).click();
     await expect.poll(() => ask.count(), poll).toBe(0);
     expect(await bob.page.locator(".pending-list li").textContent()).toContain("Sending…");
+    // So would closing or reloading the tab: the browser asks too (the harness answers "stay").
+    await bob.page.evaluate(() => void setTimeout(() => location.reload(), 0));
+    await expect.poll(() => bob.dialogs, poll).toEqual(["beforeunload: "]);
+    expect(await bob.page.locator(".pending-list li").textContent()).toContain("Sending…");
     await carolRow.click();
     await expect.poll(() => bob.page.url(), poll).toContain(other.id);
     await bob.context.setOffline(false);

@@ -58,6 +58,10 @@ export class App {
   private readonly meName: HTMLElement;
   private readonly signOutButton: HTMLButtonElement;
   private readonly onHash = () => void this.route();
+  /** Closing or reloading the tab drops the outbox (it lives in memory): the browser asks first, as Sign out does. */
+  private readonly onUnload = (e: BeforeUnloadEvent) => {
+    if (this.unsentCount() > 0) e.preventDefault();
+  };
   /** Someone at the page: presence follows it, and only then do arriving messages count as read. */
   readonly attention = new Attention();
   private stopped = false;
@@ -109,6 +113,7 @@ export class App {
     this.showEmptyPane();
     this.wireUserSocket();
     window.addEventListener("hashchange", this.onHash);
+    window.addEventListener("beforeunload", this.onUnload);
     this.attention.start();
     this.attention.onChange((present) => this.user.setPresence(present ? "online" : "away"));
     void this.chat.me().then(
@@ -125,6 +130,7 @@ export class App {
   stop(): void {
     this.stopped = true;
     window.removeEventListener("hashchange", this.onHash);
+    window.removeEventListener("beforeunload", this.onUnload);
     this.attention.stop();
     this.view?.destroy();
     for (const socket of this.unsent.values()) socket.close("signed out");

@@ -613,6 +613,14 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await whileOffline(alice, () => api("DELETE", `/conversations/${group.id}/participants/${alice.id}`, bob.token));
     await expect.poll(() => row.count(), poll).toBe(0);
     expect(await carolRow.count()).toBe(1);
+    // The list fails to load as the app starts (the network drops): it stayed empty, saying so, until a reload.
+    const isList = (url: URL) => url.pathname === "/conversations";
+    await alice.page.route(isList, (route) => route.abort());
+    await alice.page.reload();
+    await expect.poll(() => alice.page.locator(".list-status").textContent(), poll).toContain("Could not load conversations");
+    await alice.page.unroute(isList);
+    await expect.poll(() => carolRow.count(), poll).toBe(1);
+    expect(await alice.page.locator(".list-status").textContent()).toBe("");
     expect(alice.errors).toEqual([]);
   });
 

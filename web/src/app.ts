@@ -15,6 +15,8 @@ export interface FailedMessage {
   error: ChatApiError;
 }
 
+const LIST_RETRY_FIRST_MS = 2_000;
+const LIST_RETRY_MAX_MS = 60_000;
 const ROUTE = /^#\/c\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
 
 /** The signed-in app: conversation list (left), the open conversation (right; one at a time on phones). */
@@ -50,6 +52,8 @@ export class App {
    */
   private serverNow = "";
   private readonly reloads = new ListReloads();
+  private listRetry: ReturnType<typeof setTimeout> | undefined;
+  private listRetryMs = LIST_RETRY_FIRST_MS;
   private readonly shell: HTMLElement;
   private readonly list: HTMLUListElement;
   private readonly listStatus: HTMLElement;
@@ -131,6 +135,7 @@ export class App {
     this.stopped = true;
     window.removeEventListener("hashchange", this.onHash);
     window.removeEventListener("beforeunload", this.onUnload);
+    clearTimeout(this.listRetry);
     this.attention.stop();
     this.view?.destroy();
     for (const socket of this.unsent.values()) socket.close("signed out");
@@ -203,6 +208,8 @@ export class App {
   // ── Conversation list ────────────────────────────────────────────────────────────────────────────────
 
   async refreshList(): Promise<void> {
+    clearTimeout(this.listRetry);
+    this.listRetry = undefined;
     // Every time the app holds was seen before asking: one stamped later arrived while the request was under way.
     const reload = this.reloads.begin(this.serverNow);
     try {
@@ -213,12 +220,19 @@ export class App {
         this.failed.delete(id);
       }
       for (const c of page.conversations) this.upsert(c, false);
+      this.listRetryMs = LIST_RETRY_FIRST_MS;
       this.listStatus.textContent = "";
       this.renderList();
       void this.loadPresence();
     } catch (err) {
       if (this.handleAuthError(err)) return;
-      this.listStatus.textContent = `Could not load conversations: ${(err as Error).message}`;
+      // Asked again until it loads: only a reconnect of the user socket asked again, and a list that failed as the
+      // app started (its socket's first open is no reconnect) stayed empty until the page was reloaded.
+      this.listStatus.textContent = `Could not load conversations (${(err as Error).message}). Trying again…`;
+      if (!this.stopped && this.listRetry === undefined) {
+        this.listRetry = setTimeout(() => void this.refreshList(), this.listRetryMs);
+        this.listRetryMs = Math.min(this.listRetryMs * 2, LIST_RETRY_MAX_MS);
+      }
     } finally {
       reload.end();
     }

@@ -43,6 +43,7 @@ export class ListReloads {
  * The held conversations a reloaded first page says to drop. A removal while offline sent no conversation_removed, so
  * what the server no longer lists goes, except: one that arrived or moved (activity newer than `asked`) while the
  * reload was under way, and, when there are more pages, one older than this page's oldest (it would not be on it).
+ * Server times only, never the browser's clock: it may be hours off.
  */
 export function toDrop(held: Iterable<Listed>, page: { conversations: readonly Listed[]; nextCursor: string | null }, reload: Pick<ListReload, "asked" | "arrived">): string[] {
   const listed = new Set(page.conversations.map((c) => c.id));

@@ -496,6 +496,17 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     people.push(alice);
     const [bob, carol, dave] = await Promise.all([headless("sdk-b"), headless("sdk-c"), headless("sdk-d")]);
     const group = await api<{ id: string }>("POST", "/conversations/group", alice.token, { participantIds: [bob.id, carol.id], name: "Ticks" });
+    // Her user socket will not hear that she left (below): the frame is dropped on its way.
+    await alice.page.routeWebSocket(
+      (url) => url.pathname === "/ws",
+      (ws) => {
+        const server = ws.connectToServer();
+        server.onMessage((m) => !String(m).includes('"conversation_removed"') && ws.send(m));
+        ws.onMessage((m) => server.send(m));
+      },
+    );
+    await alice.page.reload();
+    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).toBe("Online");
     await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${group.id}`);
     await send(alice.page, "read me");
     await expect.poll(() => messageTexts(alice.page), poll).toEqual(["read me"]);
@@ -508,6 +519,14 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => alice.page.locator(".conv-sub").textContent(), poll).toMatch(/^4 members/);
     expect(await ticks.getAttribute("aria-label")).toBe("Read");
     expect(await log(alice.page).locator(".seen-by").textContent()).toContain(bob.name);
+    // She leaves on another device; the open view's socket is closed for good. What she then writes vanished from the
+    // box without a word: it stays there, and the composer says why it cannot go.
+    await api("DELETE", `/conversations/${group.id}/participants/${alice.id}`, alice.token);
+    await expect.poll(() => alice.page.locator(".banner").textContent(), poll).toContain("Disconnected");
+    await send(alice.page, "anyone still here?");
+    await expect.poll(() => alice.page.locator(".composer-error").textContent(), poll).toBe("Not sent: No longer a participant");
+    expect(await composer(alice.page).inputValue()).toBe("anyone still here?");
+    expect(alice.errors).toEqual([]);
   });
 
   it("shows Delete on others' messages as soon as I am made admin, and hides it when that is taken back", async () => {

@@ -33,6 +33,7 @@ export class ConversationView {
   private typing: string[] = [];
   private destroyed = false;
   private readSent = 0;
+  private closedReason: string | undefined;
   /** Written before the socket existed (history still loading): handed to its outbox as soon as it does. */
   private early: Pick<OutboxEntry, "clientMessageId" | "content">[] = [];
   /** This view's listeners on the socket: removed when the view goes, since the socket may outlive it. */
@@ -219,6 +220,7 @@ export class ConversationView {
         this.maybeMarkRead();
       } else if (st.state === "offline") this.showBanner("You are offline. Messages you write are kept and sent when the connection is back.");
       else if (st.state === "closed") {
+        this.closedReason = st.reason;
         if (!this.destroyed) this.showBanner(`Disconnected: ${st.reason ?? "the connection was closed"}`);
       } else if (st.previous === "open" || st.attempt > 0) this.showBanner("Reconnecting…");
       this.input.toggleAttribute("data-offline", st.state !== "open");
@@ -505,6 +507,11 @@ export class ConversationView {
     const tooLong = lengthProblem(text);
     this.composerError.textContent = tooLong ?? "";
     if (tooLong) return;
+    // Closed for good (no longer a participant): the SDK refuses at once, with no send_failed, and the text was lost.
+    if (this.socket?.state === "closed") {
+      this.composerError.textContent = `Not sent: ${this.closedReason ?? "the connection was closed"}`;
+      return;
+    }
     this.input.value = "";
     this.autosize();
     // Failures are shown on the pending message (send_failed); nothing to do here.

@@ -69,7 +69,7 @@ export function initials(name: string): string {
 
 /**
  * The copy of a conversation's last message to preview: the newer message and, of two copies of one message, the
- * later version. Copies come from three sockets and REST in any order: the notification of a message (sent once it
+ * later version. Copies come from both sockets and REST in any order: the notification of a message (sent once it
  * is stored) can land after the open conversation's delete, and taken as newer it showed the deleted text again.
  */
 export function laterMessage(a: Message | undefined, b: Message | undefined): Message | undefined {

@@ -66,6 +66,17 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => messageTexts(alice.page), poll).toEqual(["Hello Bob, are you there?", "Yes, here"]);
     await expect.poll(() => alice.page.locator(".typing").textContent(), poll).toBe("");
     await expect.poll(() => log(bob.page).locator(".seen-by").textContent(), poll).toBe(`Seen by ${alice.name}`);
+    // The tab names the open conversation and counts what is unread elsewhere: it showed one or the other, whichever
+    // was drawn last (the header's redraw on a mute or a presence change dropped the count).
+    await expect.poll(() => bob.page.title(), poll).toBe(`${alice.name} · Edge Chat`);
+    const carol = await headless("sdk-c");
+    const other = await api<{ id: string }>("POST", "/conversations/direct", carol.token, { targetUserId: bob.id });
+    await api("POST", `/conversations/${other.id}/messages`, carol.token, { content: "Elsewhere" });
+    await expect.poll(() => bob.page.getByRole("link", { name: new RegExp(carol.name) }).locator(".badge").count(), poll).toBe(1);
+    await expect.poll(() => bob.page.title(), poll).toBe(`(1) ${alice.name} · Edge Chat`);
+    await bob.page.getByRole("button", { name: "Mute" }).click();
+    await expect.poll(() => bob.page.getByRole("button", { name: "Muted" }).count(), poll).toBe(1);
+    expect(await bob.page.title()).toBe(`(1) ${alice.name} · Edge Chat`);
     expect([...alice.errors, ...bob.errors]).toEqual([]);
   });
 
@@ -173,6 +184,17 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
       await expect.poll(() => row.textContent(), poll).toContain("Message deleted");
       expect(await row.textContent()).not.toContain("to be removed");
     }
+
+    // Deleted from Alice's other device while she edits it: the editor closed only on Cancel, and Save failed with a
+    // conflict. It closes at once, the message shows as deleted and the banner says why.
+    await first.getByRole("button", { name: "Edit message" }).click();
+    await editor.fill("first draft, again");
+    const page = await api<{ messages: { id: string; content: string }[] }>("GET", `/conversations/${conversationId}/messages`, alice.token);
+    const firstId = page.messages.find((m) => m.content === "first draft")!.id;
+    await api("DELETE", `/conversations/${conversationId}/messages/${firstId}`, alice.token);
+    await expect.poll(() => editor.count(), poll).toBe(0);
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["This message was deleted", "This message was deleted"]);
+    expect(await alice.page.locator(".banner").textContent()).toBe("The message you were editing was deleted.");
     expect(alice.dialogs).toEqual([]);
   });
 
@@ -218,6 +240,24 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => alice.page.evaluate(() => document.activeElement?.id), poll).toBe("msg-7");
     await alice.page.keyboard.press("Escape");
     await expect.poll(() => results.isVisible(), poll).toBe(false);
+
+    // Reading far back, her own messages pulled the view down to the newest: one sent from her phone, and each
+    // acknowledgement of those she had queued offline here. They wait below, behind "New messages".
+    const scroller = alice.page.locator(".scroller");
+    const fromBottom = () => scroller.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
+    await api("POST", `/conversations/${conversation.id}/messages`, alice.token, { content: "from my phone" });
+    await expect.poll(async () => (await messageTexts(alice.page)).at(-1), poll).toBe("from my phone");
+    expect(await fromBottom()).toBeGreaterThan(1000);
+    expect(await alice.page.locator(".jump").isVisible()).toBe(true);
+    await alice.context.setOffline(true);
+    await expect.poll(() => alice.page.locator(".banner").textContent(), poll).toContain("offline");
+    await send(alice.page, "queued 1");
+    await send(alice.page, "queued 2");
+    await expect.poll(() => alice.page.locator(".pending-list li").count(), poll).toBe(2);
+    await scroller.evaluate((el) => el.scrollTo(0, 0));
+    await alice.context.setOffline(false);
+    await expect.poll(async () => (await messageTexts(alice.page)).slice(-2), poll).toEqual(["queued 1", "queued 2"]);
+    expect(await fromBottom()).toBeGreaterThan(1000);
 
     // Every line matches: the first page said "20 results" and the other 110 could not be reached.
     await alice.page.getByLabel("Search messages").fill("line");
@@ -305,6 +345,17 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => bob.page.locator(".banner").textContent(), poll).toContain("offline");
     await send(bob.page, "written offline, then left");
     await expect.poll(() => bob.page.locator(".pending-list li").textContent(), poll).toContain("Sending…");
+    // Signing out would drop it: the app asks first (it signed out at once, and the message was lost without a word).
+    await bob.page.getByRole("button", { name: "Sign out" }).click();
+    const ask = bob.page.getByRole("dialog", { name: "Sign out with 1 unsent message?" });
+    await expect.poll(() => ask.count(), poll).toBe(1);
+    await ask.getByRole("button", { name: "Cancel" }).click();
+    await expect.poll(() => ask.count(), poll).toBe(0);
+    expect(await bob.page.locator(".pending-list li").textContent()).toContain("Sending…");
+    // So would closing or reloading the tab: the browser asks too (the harness answers "stay").
+    await bob.page.evaluate(() => void setTimeout(() => location.reload(), 0));
+    await expect.poll(() => bob.dialogs, poll).toEqual(["beforeunload: "]);
+    expect(await bob.page.locator(".pending-list li").textContent()).toContain("Sending…");
     await carolRow.click();
     await expect.poll(() => bob.page.url(), poll).toContain(other.id);
     await bob.context.setOffline(false);
@@ -483,6 +534,17 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     people.push(alice);
     const [bob, carol, dave] = await Promise.all([headless("sdk-b"), headless("sdk-c"), headless("sdk-d")]);
     const group = await api<{ id: string }>("POST", "/conversations/group", alice.token, { participantIds: [bob.id, carol.id], name: "Ticks" });
+    // Her user socket will not hear that she left (below): the frame is dropped on its way.
+    await alice.page.routeWebSocket(
+      (url) => url.pathname === "/ws",
+      (ws) => {
+        const server = ws.connectToServer();
+        server.onMessage((m) => !String(m).includes('"conversation_removed"') && ws.send(m));
+        ws.onMessage((m) => server.send(m));
+      },
+    );
+    await alice.page.reload();
+    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).toBe("Online");
     await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${group.id}`);
     await send(alice.page, "read me");
     await expect.poll(() => messageTexts(alice.page), poll).toEqual(["read me"]);
@@ -495,6 +557,14 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => alice.page.locator(".conv-sub").textContent(), poll).toMatch(/^4 members/);
     expect(await ticks.getAttribute("aria-label")).toBe("Read");
     expect(await log(alice.page).locator(".seen-by").textContent()).toContain(bob.name);
+    // She leaves on another device; the open view's socket is closed for good. What she then writes vanished from the
+    // box without a word: it stays there, and the composer says why it cannot go.
+    await api("DELETE", `/conversations/${group.id}/participants/${alice.id}`, alice.token);
+    await expect.poll(() => alice.page.locator(".banner").textContent(), poll).toContain("Disconnected");
+    await send(alice.page, "anyone still here?");
+    await expect.poll(() => alice.page.locator(".composer-error").textContent(), poll).toBe("Not sent: No longer a participant");
+    expect(await composer(alice.page).inputValue()).toBe("anyone still here?");
+    expect(alice.errors).toEqual([]);
   });
 
   it("shows Delete on others' messages as soon as I am made admin, and hides it when that is taken back", async () => {
@@ -511,6 +581,12 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => del.count(), poll).toBe(1);
     await api("PUT", `/conversations/${group.id}/participants/${alice.id}/role`, bob.token, { role: "member" });
     await expect.poll(() => del.count(), poll).toBe(0);
+    // Removed while it is open: it vanished, and the pane said "No conversation selected" as if she had closed it.
+    const title = await alice.page.locator("#conv-title").textContent();
+    await api("DELETE", `/conversations/${group.id}/participants/${alice.id}`, bob.token);
+    await expect.poll(() => alice.page.locator(".pane h2").textContent(), poll).toBe("You are no longer in this conversation");
+    expect(await alice.page.locator(".pane p").textContent()).toBe(`You left or were removed from “${title}”.`);
+    expect(alice.errors).toEqual([]);
   });
 
   it("shows a message written while the history loads as Sending… until the server has it", async () => {
@@ -594,6 +670,14 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await whileOffline(alice, () => api("DELETE", `/conversations/${group.id}/participants/${alice.id}`, bob.token));
     await expect.poll(() => row.count(), poll).toBe(0);
     expect(await carolRow.count()).toBe(1);
+    // The list fails to load as the app starts (the network drops): it stayed empty, saying so, until a reload.
+    const isList = (url: URL) => url.pathname === "/conversations";
+    await alice.page.route(isList, (route) => route.abort());
+    await alice.page.reload();
+    await expect.poll(() => alice.page.locator(".list-status").textContent(), poll).toContain("Could not load conversations");
+    await alice.page.unroute(isList);
+    await expect.poll(() => carolRow.count(), poll).toBe(1);
+    expect(await alice.page.locator(".list-status").textContent()).toBe("");
     expect(alice.errors).toEqual([]);
   });
 

@@ -1,8 +1,10 @@
 import { Attention } from "./attention";
 import { ChatApiError, ChatClient, type Conversation, type ConversationSocket, type Message, type OutboxEntry, type PresenceStatus, type UserSocket } from "../../src/client";
 import { h, replace, srOnly } from "./dom";
+import { confirmDialog } from "./confirm";
 import { ConversationView } from "./conversation-view";
-import { Directory, conversationTitle, directPeer, initials, preview, presenceLabel, shortTime } from "./format";
+import { Directory, conversationTitle, directPeer, initials, laterMessage, mergeConversation, pageTitle, preview, presenceLabel, shortTime } from "./format";
+import { ListReloads, toDrop } from "./list-refresh";
 import { openNewConversationDialog } from "./new-conversation";
 import type { Session } from "./session";
 
@@ -13,6 +15,8 @@ export interface FailedMessage {
   error: ChatApiError;
 }
 
+const LIST_RETRY_FIRST_MS = 2_000;
+const LIST_RETRY_MAX_MS = 60_000;
 const ROUTE = /^#\/c\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
 
 /** The signed-in app: conversation list (left), the open conversation (right; one at a time on phones). */
@@ -34,18 +38,34 @@ export class App {
   private readonly failed = new Map<string, FailedMessage[]>();
   private activeId: string | undefined;
   /**
+   * The open conversation's title, for the tab's. The list (with the unread count) and the open conversation's header
+   * each wrote the whole title: the tab showed whichever was drawn last, the count or the conversation.
+   */
+  private openTitle: string | undefined;
+  /** The conversation the user was just put out of while it was open, to say so on the empty pane. */
+  private removedTitle: string | undefined;
+  private unreadTotal = 0;
+  /**
    * The newest server time seen (conversation activity, message times), for the list's clean-up: the browser's clock
    * may be hours off, and against it a conversation that arrived during a reload was dropped (clock ahead) or one the
    * user was removed from stayed (clock behind).
    */
   private serverNow = "";
+  private readonly reloads = new ListReloads();
+  private listRetry: ReturnType<typeof setTimeout> | undefined;
+  private listRetryMs = LIST_RETRY_FIRST_MS;
   private readonly shell: HTMLElement;
   private readonly list: HTMLUListElement;
   private readonly listStatus: HTMLElement;
   private readonly pane: HTMLElement;
   private readonly connection: HTMLElement;
   private readonly meName: HTMLElement;
+  private readonly signOutButton: HTMLButtonElement;
   private readonly onHash = () => void this.route();
+  /** Closing or reloading the tab drops the outbox (it lives in memory): the browser asks first, as Sign out does. */
+  private readonly onUnload = (e: BeforeUnloadEvent) => {
+    if (this.unsentCount() > 0) e.preventDefault();
+  };
   /** Someone at the page: presence follows it, and only then do arriving messages count as read. */
   readonly attention = new Attention();
   private stopped = false;
@@ -69,6 +89,7 @@ export class App {
     });
     newButton.setAttribute("aria-label", "New conversation");
     this.pane = h("main", { class: "pane", attrs: { id: "main", tabindex: -1 } });
+    this.signOutButton = h("button", { class: "ghost small", attrs: { type: "button" }, text: "Sign out", on: { click: () => void this.askSignOut() } });
     this.shell = h(
       "div",
       { class: "app", data: { view: "list" } },
@@ -77,7 +98,7 @@ export class App {
         "header",
         { class: "topbar" },
         h("h1", { class: "brand", text: "Edge Chat" }),
-        h("div", { class: "topbar-right" }, this.connection, this.meName, h("button", { class: "ghost small", attrs: { type: "button" }, text: "Sign out", on: { click: () => this.signOut() } })),
+        h("div", { class: "topbar-right" }, this.connection, this.meName, this.signOutButton),
       ),
       h(
         "nav",
@@ -96,6 +117,7 @@ export class App {
     this.showEmptyPane();
     this.wireUserSocket();
     window.addEventListener("hashchange", this.onHash);
+    window.addEventListener("beforeunload", this.onUnload);
     this.attention.start();
     this.attention.onChange((present) => this.user.setPresence(present ? "online" : "away"));
     void this.chat.me().then(
@@ -112,6 +134,8 @@ export class App {
   stop(): void {
     this.stopped = true;
     window.removeEventListener("hashchange", this.onHash);
+    window.removeEventListener("beforeunload", this.onUnload);
+    clearTimeout(this.listRetry);
     this.attention.stop();
     this.view?.destroy();
     for (const socket of this.unsent.values()) socket.close("signed out");
@@ -184,36 +208,43 @@ export class App {
   // ── Conversation list ────────────────────────────────────────────────────────────────────────────────
 
   async refreshList(): Promise<void> {
+    clearTimeout(this.listRetry);
+    this.listRetry = undefined;
+    // Every time the app holds was seen before asking: one stamped later arrived while the request was under way.
+    const reload = this.reloads.begin(this.serverNow);
     try {
-      // Every time the app holds was seen before asking: one stamped later arrived while the request was under way.
-      const asked = this.serverNow;
       const page = await this.chat.listConversations({ limit: 100 });
-      // A removal while offline sent no conversation_removed: what the server no longer lists goes. With more pages,
-      // only what is at least as recent as this page's oldest (older ones would not be on it anyway); one that
-      // arrived while the request was under way stays. Server times only, never the browser's clock.
-      const listed = new Set(page.conversations.map((c) => c.id));
-      const oldest = page.conversations.at(-1)?.lastActivity ?? "";
-      for (const [id, c] of this.conversations) {
-        if (listed.has(id) || c.lastActivity > asked || (page.nextCursor !== null && c.lastActivity < oldest)) continue;
+      for (const id of toDrop(this.conversations.values(), page, reload)) {
+        if (this.activeId === id) this.leaveRemoved(id);
         this.conversations.delete(id);
         this.failed.delete(id);
-        if (this.activeId === id) location.hash = "#/";
       }
       for (const c of page.conversations) this.upsert(c, false);
+      this.listRetryMs = LIST_RETRY_FIRST_MS;
       this.listStatus.textContent = "";
       this.renderList();
       void this.loadPresence();
     } catch (err) {
       if (this.handleAuthError(err)) return;
-      this.listStatus.textContent = `Could not load conversations: ${(err as Error).message}`;
+      // Asked again until it loads: only a reconnect of the user socket asked again, and a list that failed as the
+      // app started (its socket's first open is no reconnect) stayed empty until the page was reloaded.
+      this.listStatus.textContent = `Could not load conversations (${(err as Error).message}). Trying again…`;
+      if (!this.stopped && this.listRetry === undefined) {
+        this.listRetry = setTimeout(() => void this.refreshList(), this.listRetryMs);
+        this.listRetryMs = Math.min(this.listRetryMs * 2, LIST_RETRY_MAX_MS);
+      }
+    } finally {
+      reload.end();
     }
   }
 
   /** Adds or replaces a conversation (keeping the caller's own fields when a shared view comes in). */
   upsert(c: Conversation, render = true): void {
     const old = this.conversations.get(c.id);
-    const merged = old ? { ...old, ...c, lastMessage: newer(old.lastMessage, c.lastMessage) } : c;
+    const merged = old ? mergeConversation(old, c) : c;
     this.conversations.set(c.id, merged);
+    // The server just vouched for it: a list page being read meanwhile may predate the user's add.
+    this.reloads.arrive(c.id);
     this.sawServerTime(merged.lastActivity);
     this.sawServerTime(merged.lastMessage?.createdAt);
     this.dir.learn(merged);
@@ -234,7 +265,7 @@ export class App {
     if (!c) return;
     this.dir.learnMessage(m);
     this.sawServerTime(m.createdAt);
-    const last = newer(c.lastMessage, m);
+    const last = laterMessage(c.lastMessage, m);
     this.conversations.set(conversationId, {
       ...c,
       lastMessage: last,
@@ -280,7 +311,15 @@ export class App {
     else if (sorted.length > 0 && this.listStatus.textContent?.startsWith("No conversations")) this.listStatus.textContent = "";
     if (focusedId && document.activeElement === document.body) this.rows.get(focusedId)?.querySelector("a")?.focus();
     const total = sorted.reduce((n, c) => n + (c.id === this.activeId && this.view?.isReading() ? 0 : c.unreadCount), 0);
-    document.title = total > 0 ? `(${total}) Edge Chat` : "Edge Chat";
+    this.unreadTotal = total;
+    // An answer that lands after sign-out must not rename the sign-in page.
+    if (!this.stopped) document.title = pageTitle(total, this.openTitle);
+  }
+
+  /** The open conversation's title changed (or none is open): the tab follows. */
+  showTitle(conversation: string | undefined): void {
+    this.openTitle = conversation;
+    if (!this.stopped) document.title = pageTitle(this.unreadTotal, conversation);
   }
 
   private fillRow(row: HTMLLIElement, c: Conversation): void {
@@ -385,10 +424,11 @@ export class App {
       this.view?.refreshHeader();
     });
     u.on("conversation_removed", ({ conversationId }) => {
+      if (this.activeId === conversationId) this.leaveRemoved(conversationId);
       this.conversations.delete(conversationId);
+      this.reloads.remove(conversationId);
       this.failed.delete(conversationId);
       this.renderList();
-      if (this.activeId === conversationId) location.hash = "#/";
     });
   }
 
@@ -402,10 +442,12 @@ export class App {
     const previous = this.activeId;
     this.view?.destroy();
     this.view = undefined;
+    this.openTitle = undefined;
     this.activeId = id;
     this.shell.dataset.view = id ? "conversation" : "list";
     if (!id) {
-      this.showEmptyPane();
+      this.showEmptyPane(this.removedTitle);
+      this.removedTitle = undefined;
       this.renderList();
       // Back on phones: return focus to the conversation we came from.
       if (previous) this.rows.get(previous)?.querySelector("a")?.focus();
@@ -432,15 +474,27 @@ export class App {
     void this.view.start();
   }
 
-  private showEmptyPane(): void {
+  /**
+   * The open conversation is no longer the user's (removed, left on another device): back to the list, saying so. It
+   * vanished, and the pane said "No conversation selected" as if the user had closed it.
+   */
+  private leaveRemoved(id: string): void {
+    const c = this.conversations.get(id);
+    this.removedTitle = c ? conversationTitle(c, this.me, this.dir) : "this conversation";
+    location.hash = "#/";
+  }
+
+  private showEmptyPane(removed?: string): void {
     replace(
       this.pane,
-      h(
-        "div",
-        { class: "empty" },
-        h("h2", { text: "No conversation selected" }),
-        h("p", { text: "Pick a conversation from the list, or start a new one." }),
-      ),
+      removed === undefined
+        ? h("div", { class: "empty" }, h("h2", { text: "No conversation selected" }), h("p", { text: "Pick a conversation from the list, or start a new one." }))
+        : h(
+            "div",
+            { class: "empty", attrs: { role: "status" } },
+            h("h2", { text: "You are no longer in this conversation" }),
+            h("p", { text: `You left or were removed from “${removed}”.` }),
+          ),
     );
   }
 
@@ -466,14 +520,28 @@ export class App {
     return false;
   }
 
+  /** Messages written but not on the server yet (offline, say), on screen or still draining: sign-out drops them. */
+  private unsentCount(): number {
+    let n = this.view?.unsentCount() ?? 0;
+    for (const socket of this.unsent.values()) n += socket.outbox().length;
+    return n;
+  }
+
+  /** The Sign out button: it dropped unsent messages without a word; now the user is asked first. */
+  private async askSignOut(): Promise<void> {
+    const n = this.unsentCount();
+    if (n > 0) {
+      const messages = `${n} unsent message${n === 1 ? "" : "s"}`;
+      const ok = await confirmDialog(`Sign out with ${messages}?`, "They have not reached the server yet. Signing out drops them; stay signed in and they are sent once the connection is back.", "Sign out");
+      if (!ok) return this.signOutButton.focus();
+    }
+    this.signOut();
+  }
+
   private signOut(): void {
+    // Twice (a 401 while the question was open, two 401s at once) would show the sign-in page twice.
+    if (this.stopped) return;
     this.stop();
     this.onSignOut();
   }
-}
-
-function newer(a: Message | undefined, b: Message | undefined): Message | undefined {
-  if (!a) return b;
-  if (!b) return a;
-  return b.seq >= a.seq ? b : a;
 }

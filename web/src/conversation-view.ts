@@ -2,7 +2,7 @@ import { CONTENT_MAX_CHARS, randomId, contentLength, type Conversation, type Con
 import type { App, FailedMessage } from "./app";
 import { h, replace } from "./dom";
 import { confirmDialog } from "./confirm";
-import { conversationTitle, directPeer, fullTime, presenceLabel, shortTime } from "./format";
+import { conversationTitle, directPeer, fullTime, laterMessage, presenceLabel, shortTime } from "./format";
 import { searchMatches } from "../../src/domain/history";
 
 const PAGE = 50;
@@ -42,6 +42,7 @@ export class ConversationView {
   private typing: string[] = [];
   private destroyed = false;
   private readSent = 0;
+  private closedReason: string | undefined;
   /** Written before the socket existed (history still loading): handed to its outbox as soon as it does. */
   private early: Pick<OutboxEntry, "clientMessageId" | "content">[] = [];
   /** This view's listeners on the socket: removed when the view goes, since the socket may outlive it. */
@@ -190,6 +191,11 @@ export class ConversationView {
     this.maybeMarkRead();
   }
 
+  /** Messages written here that the server does not have yet. */
+  unsentCount(): number {
+    return (this.socket?.outbox().length ?? 0) + this.early.length;
+  }
+
   destroy(): void {
     this.destroyed = true;
     for (const off of this.unsubscribe.splice(0)) off();
@@ -223,6 +229,7 @@ export class ConversationView {
         this.maybeMarkRead();
       } else if (st.state === "offline") this.showBanner("You are offline. Messages you write are kept and sent when the connection is back.");
       else if (st.state === "closed") {
+        this.closedReason = st.reason;
         if (!this.destroyed) this.showBanner(`Disconnected: ${st.reason ?? "the connection was closed"}`);
       } else if (st.previous === "open" || st.attempt > 0) this.showBanner("Reconnecting…");
       this.input.toggleAttribute("data-offline", st.state !== "open");
@@ -244,7 +251,9 @@ export class ConversationView {
       const stick = this.atBottom();
       this.upsertMessage(message);
       this.app.noteMessage(this.id, message);
-      if (stick || message.senderId === this.me) this.scrollToBottom(false);
+      // Not for every message of mine: one sent from another device, or the acknowledgement of one queued offline,
+      // pulled a reader of older messages down to the newest. One just sent here is at the bottom already.
+      if (stick) this.scrollToBottom(false);
       else this.jumpButton.hidden = false;
       this.maybeMarkRead();
     });
@@ -327,9 +336,16 @@ export class ConversationView {
     if (old && known && known.id === m.id && known.content === m.content && known.editedAt === m.editedAt && known.deletedAt === m.deletedAt) return;
     const node = this.renderMessage(m);
     if (old) {
-      // Keep an edit in progress rather than wiping the user's text.
-      if (old.querySelector(".edit-form")) return;
-      old.replaceWith(node);
+      // Keep an edit in progress rather than wiping the user's text; unless the message is gone (deleted elsewhere),
+      // when the editor only led to a failed Save.
+      const editor = old.querySelector(".edit-form");
+      if (editor && !m.deletedAt) return;
+      if (editor) {
+        const hadFocus = editor.contains(document.activeElement);
+        this.showBanner("The message you were editing was deleted.");
+        old.replaceWith(node);
+        if (hadFocus) node.focus();
+      } else old.replaceWith(node);
     } else {
       const after = [...this.nodes.keys()].filter((s) => s > m.seq).sort((a, b) => a - b)[0];
       this.log.insertBefore(node, after === undefined ? null : this.nodes.get(after)!);
@@ -452,8 +468,11 @@ export class ConversationView {
         this.pendingNodes.delete(cmid);
       }
     }
+    // Only a message just written shows the bottom: every acknowledgement of the rest of a queue pulled a reader of
+    // older messages back down.
+    const drawn = this.pendingNodes.size;
     for (const p of pending) this.pendingNode(p);
-    if (pending.length > 0) this.scrollToBottom(false);
+    if (this.pendingNodes.size > drawn) this.scrollToBottom(false);
   }
 
   /** The Sending… node of a message, drawn once. */
@@ -511,6 +530,11 @@ export class ConversationView {
     const tooLong = lengthProblem(text);
     this.composerError.textContent = tooLong ?? "";
     if (tooLong) return;
+    // Closed for good (no longer a participant): the SDK refuses at once, with no send_failed, and the text was lost.
+    if (this.socket?.state === "closed") {
+      this.composerError.textContent = `Not sent: ${this.closedReason ?? "the connection was closed"}`;
+      return;
+    }
     this.input.value = "";
     this.autosize();
     // Failures are shown on the pending message (send_failed); nothing to do here.
@@ -561,7 +585,8 @@ export class ConversationView {
       if (content === m.content) return finish();
       try {
         const updated = await this.app.chat.editMessage(this.id, m.id, content);
-        this.messages.set(seq, updated);
+        // A later edit or a delete may have come on the socket before this answer: the later version stays.
+        this.messages.set(seq, laterMessage(this.messages.get(seq), updated)!);
         finish();
       } catch (err) {
         error.textContent = `Could not save: ${(err as Error).message}`;
@@ -751,7 +776,8 @@ export class ConversationView {
     const c = { ...this.conversation, participants: this.participants };
     const title = conversationTitle(c, this.me, this.app.dir);
     this.title.textContent = title;
-    document.title = `${title} · Edge Chat`;
+    // A reload answered after the view went would name a conversation no longer on screen.
+    if (!this.destroyed) this.app.showTitle(title);
     const peer = directPeer(c, this.me);
     if (peer) {
       const status = this.app.presence.get(peer) ?? "offline";

@@ -67,11 +67,46 @@ export function initials(name: string): string {
   return letters.toUpperCase();
 }
 
+/**
+ * The copy of a conversation's last message to preview: the newer message and, of two copies of one message, the
+ * later version. Copies come from both sockets and REST in any order: the notification of a message (sent once it
+ * is stored) can land after the open conversation's delete, and taken as newer it showed the deleted text again.
+ */
+export function laterMessage(a: Message | undefined, b: Message | undefined): Message | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  if (a.seq !== b.seq) return b.seq > a.seq ? b : a;
+  // A delete is final; otherwise the later edit (server times), and of equal versions the copy seen last.
+  if (a.deletedAt) return a;
+  if (b.deletedAt) return b;
+  return (b.editedAt ?? "") >= (a.editedAt ?? "") ? b : a;
+}
+
+/**
+ * A conversation as held, updated by another copy (a push, a reload, a fetch). The copy may have been read before a
+ * message the app already shows (a reload answered after that message's notification): its older activity sorted the
+ * conversation below others while its row showed the newer message. Activity and head never go back.
+ */
+export function mergeConversation(held: Conversation, incoming: Conversation): Conversation {
+  return {
+    ...held,
+    ...incoming,
+    lastMessage: laterMessage(held.lastMessage, incoming.lastMessage),
+    lastActivity: incoming.lastActivity > held.lastActivity ? incoming.lastActivity : held.lastActivity,
+    lastSeq: Math.max(held.lastSeq, incoming.lastSeq),
+  };
+}
+
 export function preview(m: Message | undefined): string {
   if (!m) return "No messages yet";
   if (m.deletedAt) return "Message deleted";
   const text = m.content.replace(/\s+/g, " ").trim();
   return text.length > 80 ? `${text.slice(0, 79)}…` : text;
+}
+
+/** The tab's title: what is unread (elsewhere, or not yet seen here) and the conversation on screen. */
+export function pageTitle(unread: number, conversation: string | undefined): string {
+  return `${unread > 0 ? `(${unread}) ` : ""}${conversation ? `${conversation} · ` : ""}Edge Chat`;
 }
 
 export const presenceLabel: Record<PresenceStatus, string> = { online: "Online", away: "Away", offline: "Offline" };

@@ -1,0 +1,115 @@
+import { describe, expect, it } from "vitest";
+import type { Conversation, Message } from "../../src/client";
+import { laterMessage, mergeConversation, preview } from "../../web/src/format";
+import { ListReloads, toDrop, type Listed } from "../../web/src/list-refresh";
+
+const at = (minute: number) => `2026-01-01T00:${String(minute).padStart(2, "0")}:00.000Z`;
+const conv = (id: string, minute: number): Listed => ({ id, lastActivity: at(minute) });
+const lastPage = (...conversations: Listed[]) => ({ conversations, nextCursor: null });
+
+describe("the web app's conversation list after a reconnect", () => {
+  it("keeps an old group the user is added to while the list reloads, though the page read before the add omits it", () => {
+    const reloads = new ListReloads();
+    const reload = reloads.begin(at(30));
+    // Added to a group whose last message is from minute 5: pushed as conversation_created during the request.
+    reloads.arrive("old-group");
+    const held = [conv("direct", 30), conv("old-group", 5)];
+    expect(toDrop(held, lastPage(conv("direct", 30)), reload)).toEqual([]);
+    reload.end();
+  });
+
+  it("still drops what the user was removed from while offline, and an arrival removed again during the reload", () => {
+    const reloads = new ListReloads();
+    const reload = reloads.begin(at(30));
+    reloads.arrive("added-then-removed");
+    reloads.remove("added-then-removed");
+    const held = [conv("direct", 30), conv("gone-offline", 20), conv("added-then-removed", 5)];
+    expect(toDrop(held, lastPage(conv("direct", 30)), reload).sort()).toEqual(["added-then-removed", "gone-offline"]);
+    reload.end();
+  });
+
+  it("counts only arrivals during this reload: not before it began, not after it ended", () => {
+    const reloads = new ListReloads();
+    reloads.arrive("before");
+    const first = reloads.begin(at(30));
+    first.end();
+    reloads.arrive("after-first");
+    const second = reloads.begin(at(30));
+    const held = [conv("before", 10), conv("after-first", 10)];
+    expect(toDrop(held, lastPage(), first).sort()).toEqual(["after-first", "before"]);
+    expect(toDrop(held, lastPage(), second).sort()).toEqual(["after-first", "before"]);
+    // Two reloads at once (two quick reconnects): an arrival counts for each.
+    const third = reloads.begin(at(30));
+    reloads.arrive("during-both");
+    expect(toDrop([conv("during-both", 1)], lastPage(), second)).toEqual([]);
+    expect(toDrop([conv("during-both", 1)], lastPage(), third)).toEqual([]);
+  });
+
+  it("keeps what moved after the request was sent, and with more pages what is older than this page's oldest", () => {
+    const reload = new ListReloads().begin(at(30));
+    const page = { conversations: [conv("a", 30), conv("b", 20)], nextCursor: "next" };
+    const held = [conv("a", 30), conv("moved", 31), conv("on-later-page", 10), conv("gone", 25)];
+    expect(toDrop(held, page, reload)).toEqual(["gone"]);
+  });
+});
+
+describe("the list's preview of the last message", () => {
+  const sent: Message = {
+    id: "00000000-0000-4000-8000-000000000001",
+    conversationId: "00000000-0000-4000-8000-000000000002",
+    seq: 7,
+    senderId: "00000000-0000-4000-8000-000000000003",
+    clientMessageId: null,
+    type: "text",
+    content: "my password is hunter2",
+    replyToId: null,
+    createdAt: at(1),
+    editedAt: null,
+    deletedAt: null,
+    status: "sent",
+  };
+  const deleted = { ...sent, content: "", deletedAt: at(2) };
+  const edited = { ...sent, content: "my password is ********", editedAt: at(2) };
+
+  it("does not show deleted text again when an older copy of the message comes after the delete", () => {
+    // The open conversation's socket tells the delete at once; the user socket's notification of the message (sent
+    // once it was stored) or a list read before the delete was stored can come after it.
+    expect(preview(laterMessage(deleted, sent))).toBe("Message deleted");
+    expect(preview(laterMessage(deleted, edited))).toBe("Message deleted");
+    expect(preview(laterMessage(sent, deleted))).toBe("Message deleted");
+  });
+
+  it("keeps its place in the list when a copy read before its newest message comes after that message", () => {
+    // A notification of message 8 moved the conversation up; a reload or a fetch read before 8 was stored answers after.
+    const base: Conversation = {
+      id: sent.conversationId,
+      type: "group",
+      name: "Team",
+      businessId: null,
+      createdAt: at(0),
+      lastActivity: at(1),
+      lastSeq: 7,
+      participants: [],
+      lastMessage: sent,
+      unreadCount: 0,
+      isMuted: false,
+    };
+    const next = { ...sent, id: "00000000-0000-4000-8000-000000000004", seq: 8, createdAt: at(5) };
+    const held = { ...base, lastActivity: at(5), lastSeq: 8, lastMessage: next, unreadCount: 1 };
+    const merged = mergeConversation(held, { ...base, name: "Team (renamed)" });
+    expect(merged).toMatchObject({ name: "Team (renamed)", lastActivity: at(5), lastSeq: 8, lastMessage: next });
+    // A newer copy moves it on.
+    const later = { ...base, lastActivity: at(9), lastSeq: 9, lastMessage: { ...next, seq: 9, createdAt: at(9) } };
+    expect(mergeConversation(held, later)).toMatchObject({ lastActivity: at(9), lastSeq: 9 });
+  });
+
+  it("keeps an edit when the unedited copy comes after it, and takes a later edit or a newer message", () => {
+    expect(laterMessage(edited, sent)).toBe(edited);
+    const again = { ...sent, content: "edited twice", editedAt: at(3) };
+    expect(laterMessage(edited, again)).toBe(again);
+    expect(laterMessage(again, edited)).toBe(again);
+    const next = { ...sent, id: "00000000-0000-4000-8000-000000000004", seq: 8 };
+    expect(laterMessage(deleted, next)).toBe(next);
+    expect(laterMessage(next, edited)).toBe(next);
+  });
+});

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { env } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import type { UserConversationEvent } from "../../src/durable-objects/user-session";
@@ -160,6 +160,31 @@ describe("a member's user socket across membership changes", () => {
       await new Promise((r) => setTimeout(r, 300));
       expect(count("conversation_created")).toBe(1);
       expect(phone.frames.filter((f) => f.type === "unread_count").at(-1)?.data.totalUnread).toBe(0);
+    } finally {
+      phone.ws.close(1000, "done");
+    }
+  });
+});
+
+describe("membership times from Workers whose clocks differ", () => {
+  it("lists a member re-added after a removal made by a Worker whose clock ran a minute ahead", async () => {
+    const [admin, a, b] = await users(3, "life-clock");
+    const id = await group(admin, [a, b]);
+    const phone = await connected(a);
+    try {
+      // The removal runs where the clock is a minute fast; the re-add, a moment later, on a Worker with the right time.
+      vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 60_000 });
+      let left: Awaited<ReturnType<typeof removeParticipant>>;
+      try {
+        left = await withDb((db) => removeParticipant(db, "group", id, a.id, admin.id));
+      } finally {
+        vi.useRealTimers();
+      }
+      const at = left && "left" in left ? left.left.leftAt?.toISOString() : undefined;
+      await env.USER_SESSION.get(env.USER_SESSION.idFromName(a.id)).conversationEvent({ type: "conversation_removed", conversationId: id, at });
+      await frame(phone, "conversation_removed", (d) => d.conversationId === id);
+      expect((await add(id, admin.token, { userId: a.id })).status).toBe(201);
+      await frame(phone, "conversation_created", (d) => d.conversation.id === id);
     } finally {
       phone.ws.close(1000, "done");
     }

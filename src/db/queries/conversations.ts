@@ -115,7 +115,7 @@ async function rejoinExisting(db: Db, existing: SQL | undefined, rejoin: { userI
   const result = await db.execute<{ id: string; rejoined: string[] | null }>(sql`
     WITH f AS (${found.getSQL()}),
     r AS (
-      UPDATE participants SET left_at = NULL, joined_at = ${at}::timestamptz
+      UPDATE participants SET left_at = NULL, joined_at = clock_timestamp()
       WHERE conversation_id = (SELECT id FROM f) AND left_at IS NOT NULL
         AND user_id IN (${sql.join(rejoin.map((m) => sql`${m.userId}::uuid`), sql`, `)})
       RETURNING user_id

@@ -64,7 +64,9 @@ export async function addParticipant(
     if (actor) return actor;
     const denied = checkCapacity(active.length, existing !== undefined && existing.leftAt === null);
     if (denied) return denied;
-    const now = new Date();
+    // Postgres's clock, not this Worker's: a removal's left_at is compared with this (the room, the user's session),
+    // and a removal written by a Worker whose clock ran ahead made the re-add look older than the removal it followed.
+    const now = sql<Date>`clock_timestamp()`;
     // A newcomer's marks start at the newest message: the history is there to read, but it is not news (a member
     // added to a busy group saw every earlier message as unread). A member coming back keeps their own marks.
     // `roomSeq`: the room's newest, ahead of last_seq while messages wait to be flushed (an outage, a retry's backoff).
@@ -77,7 +79,7 @@ export async function addParticipant(
           .returning();
     // A join is activity: the conversation comes first in the newcomer's list (it kept its old place, behind every
     // conversation active since, and an app merging its list by time could drop it), and in the others', as a message would.
-    await tx.update(conversations).set({ lastActivity: sql`GREATEST(${conversations.lastActivity}, ${now.toISOString()}::timestamptz)` }).where(eq(conversations.id, conversationId));
+    await tx.update(conversations).set({ lastActivity: sql`GREATEST(${conversations.lastActivity}, ${saved[0].joinedAt.toISOString()}::timestamptz)` }).where(eq(conversations.id, conversationId));
     await appendAudit(tx, [{ conversationId, actorId, action: "participant.added", targetId: userId, details: { role, rejoined: existing !== undefined } }]);
     return saved[0];
   });
@@ -111,7 +113,7 @@ export async function removeParticipant(
     }
     const left = await tx
       .update(participants)
-      .set({ leftAt: new Date() })
+      .set({ leftAt: sql`clock_timestamp()` }) // compared with a re-add's joined_at, also Postgres's (addParticipant)
       .where(and(row(conversationId, userId), isNull(participants.leftAt)))
       .returning();
     if (!left[0]) return undefined;

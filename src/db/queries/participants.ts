@@ -38,6 +38,13 @@ export async function findActiveParticipant(db: Db, conversationId: string, user
   return rows[0];
 }
 
+/** The conversation's view changed (members, roles): see conversations.version, which orders conversation_updated. */
+const nextVersion = sql<number>`${conversations.version} + 1`;
+
+async function bumpVersion(tx: Tx, conversationId: string): Promise<void> {
+  await tx.update(conversations).set({ version: nextVersion }).where(eq(conversations.id, conversationId));
+}
+
 /** Serialises membership changes of one conversation, so counts and admin checks hold until commit. */
 async function lockConversation(tx: Tx, conversationId: string): Promise<void> {
   await tx.select({ id: conversations.id }).from(conversations).where(eq(conversations.id, conversationId)).for("update");
@@ -79,7 +86,10 @@ export async function addParticipant(
           .returning();
     // A join is activity: the conversation comes first in the newcomer's list (it kept its old place, behind every
     // conversation active since, and an app merging its list by time could drop it), and in the others', as a message would.
-    await tx.update(conversations).set({ lastActivity: sql`GREATEST(${conversations.lastActivity}, ${saved[0].joinedAt.toISOString()}::timestamptz)` }).where(eq(conversations.id, conversationId));
+    await tx
+      .update(conversations)
+      .set({ lastActivity: sql`GREATEST(${conversations.lastActivity}, ${saved[0].joinedAt.toISOString()}::timestamptz)`, version: nextVersion })
+      .where(eq(conversations.id, conversationId));
     await appendAudit(tx, [{ conversationId, actorId, action: "participant.added", targetId: userId, details: { role, rejoined: existing !== undefined } }]);
     return saved[0];
   });
@@ -117,6 +127,7 @@ export async function removeParticipant(
       .where(and(row(conversationId, userId), isNull(participants.leftAt)))
       .returning();
     if (!left[0]) return undefined;
+    await bumpVersion(tx, conversationId);
     const remaining = members.filter((m) => m.userId !== userId);
     const stayed = remaining.map((m) => m.userId);
     const next = promotionAfterLeave(type, left[0].role, remaining);
@@ -163,6 +174,7 @@ export async function changeRole(
     const denied = checkDemotion(target.role, role, members.filter((m) => m.role === "admin").length);
     if (denied) return denied;
     const saved = await tx.update(participants).set({ role }).where(row(conversationId, userId)).returning();
+    await bumpVersion(tx, conversationId);
     await appendAudit(tx, [{ conversationId, actorId, action: "participant.role_changed", targetId: userId, details: { from: target.role, to: role } }]);
     return { participant: saved[0], changed: true };
   });

@@ -209,10 +209,15 @@ export class App {
     }
   }
 
-  /** Adds or replaces a conversation (keeping the caller's own fields when a shared view comes in). */
+  /**
+   * Adds or replaces a conversation (keeping the caller's own fields when a shared view comes in). A view older than
+   * the one held (reads and pushes of changes in quick succession answer in any order) keeps the newer name, members
+   * and status.
+   */
   upsert(c: Conversation, render = true): void {
     const old = this.conversations.get(c.id);
-    const merged = old ? { ...old, ...c, lastMessage: newer(old.lastMessage, c.lastMessage) } : c;
+    const shown = old && c.version < old.version ? { ...c, name: old.name, participants: old.participants, status: old.status, version: old.version } : c;
+    const merged = old ? { ...old, ...shown, lastMessage: newer(old.lastMessage, c.lastMessage) } : shown;
     this.conversations.set(c.id, merged);
     this.sawServerTime(merged.lastActivity);
     this.sawServerTime(merged.lastMessage?.createdAt);

@@ -289,6 +289,8 @@ export class ConversationView {
   private reloadConversation(): void {
     void this.app.chat.getConversation(this.id).then(
       (read) => {
+        // Left meanwhile (a removal navigates away): the answer, read while a member, put the group back in the list.
+        if (this.destroyed) return;
         this.app.upsert(read);
         // As the list holds it: a push of a later change may have come while this read was answered.
         const c = this.app.conversation(this.id) ?? read;

@@ -4,10 +4,10 @@ import { ChatApiError, errorFromFrame } from "./errors";
 import { randomId } from "./ids";
 import { Outbox, type OutboxEntry } from "./outbox";
 import type { ChatRest } from "./rest";
-import { SeqBuffer, VersionSet } from "./seq";
+import { SeqBuffer, VersionSet, ViewVersions } from "./seq";
 import { RealtimeSocket, type Frame, type SocketOptions } from "./socket";
 import { TypingThrottle, type TypingOptions } from "./typing";
-import type { ConversationEvents, Message, MessageType, Participant, ReadyData, TypingEvent } from "./types";
+import type { Conversation, ConversationEvents, Message, MessageType, Participant, ReadyData, TypingEvent } from "./types";
 
 export { CONTENT_MAX_CHARS } from "./content";
 
@@ -60,6 +60,7 @@ const newerOf = (held: Message, seen: Message): Message => {
 export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
   private seq: SeqBuffer<Message> | undefined;
   private readonly versions = new VersionSet();
+  private readonly views = new ViewVersions(1);
   private readonly queue = new Outbox();
   private readonly waiters = new Map<string, Waiter[]>();
   private readonly typingThrottle: TypingThrottle;
@@ -306,6 +307,8 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
         this.members.delete(d.userId);
         return this.emit("participant_left", { userId: d.userId });
       case "conversation_updated":
+        // Pushes of changes in quick succession can arrive out of order: an older view is not passed on.
+        if (!this.views.note(d.conversation as Conversation)) return;
         return this.emit("conversation_updated", { conversation: d.conversation });
       case "messages_archived":
         // Seqs up to the mark are never replayed: waiting for them would hold back everything after them.

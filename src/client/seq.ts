@@ -103,3 +103,25 @@ export class VersionSet {
     return true;
   }
 }
+
+/**
+ * The newest view version passed on, by conversation. `conversation_updated` pushes of changes made in quick
+ * succession (two renames, a rename and an add) can arrive out of order: the older one, passed on last, left the
+ * app with the old name or members until the next change. A view without a version (an older server) passes.
+ */
+export class ViewVersions {
+  private readonly newest = new Map<string, number>();
+  constructor(private readonly max = 5000) {}
+
+  /** False for a view older than one already noted; notes the version otherwise. */
+  note(conversation: { id: string; version?: number }): boolean {
+    const { id, version } = conversation;
+    if (typeof version !== "number") return true;
+    const known = this.newest.get(id);
+    if (known !== undefined && version < known) return false;
+    this.newest.delete(id);
+    this.newest.set(id, version);
+    if (this.newest.size > this.max) this.newest.delete(this.newest.keys().next().value as string);
+    return true;
+  }
+}

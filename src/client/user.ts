@@ -1,7 +1,8 @@
 import { errorFromFrame } from "./errors";
 import type { ChatRest } from "./rest";
+import { ViewVersions } from "./seq";
 import { RealtimeSocket, type Frame, type SocketOptions } from "./socket";
-import type { PresenceUpdate, UserEvents } from "./types";
+import type { Conversation, PresenceUpdate, UserEvents } from "./types";
 
 export interface UserSocketOptions extends SocketOptions {
   /**
@@ -34,6 +35,7 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
   private readonly autoDeliver: boolean;
   /** Highest seq per conversation not yet marked delivered (kept across a reconnect). */
   private readonly undelivered = new Map<string, number>();
+  private readonly views = new ViewVersions();
   /**
    * Marks sent on this connection, by frame id, until a later heartbeat is answered (frames arrive in order). The
    * server answers a mark only when it fails: one written to a connection that was already dead simply vanished,
@@ -140,9 +142,15 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
         if (this.autoDeliver) this.markDelivered(d.conversationId as string, (d.message as { seq: number }).seq);
         this.emit(frame.type, d);
         return;
-      case "unread_count":
       case "conversation_created":
+        // Noted, never dropped for its version: being back in the conversation is what it says.
+        this.views.note(d.conversation as Conversation);
+        this.emit(frame.type, d);
+        return;
       case "conversation_updated":
+        if (this.views.note(d.conversation as Conversation)) this.emit(frame.type, d);
+        return;
+      case "unread_count":
       case "conversation_removed":
         this.emit(frame.type, d);
         return;

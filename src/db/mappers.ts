@@ -67,6 +67,7 @@ export function toConversation(
     createdAt: conv.createdAt.toISOString(),
     lastActivity: conv.lastActivity.toISOString(),
     lastSeq: Math.max(Number(conv.lastSeq), parts.lastMessage?.seq ?? 0),
+    version: Number(conv.version),
     participants: parts.participants,
     ...(parts.lastMessage ? { lastMessage: parts.lastMessage } : {}),
     unreadCount: parts.unreadCount,

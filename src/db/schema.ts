@@ -54,6 +54,8 @@ export const conversations = pgTable("conversations", {
   retentionDays: integer("retention_days"),
   legalHold: boolean("legal_hold").notNull().default(false),
   archivedUpToSeq: seq("archived_up_to_seq").notNull().default(0),
+  /** Bumped by every change to the view's name, status, members or roles (0017): orders conversation_updated. */
+  version: seq("version").notNull().default(0),
 }, (t) => [
   // One direct conversation per pair ("low:high" of the two user ids).
   uniqueIndex("conversations_direct_key_uq").on(t.directKey).where(sql`direct_key IS NOT NULL`),

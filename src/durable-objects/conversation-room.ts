@@ -419,6 +419,11 @@ export class ConversationRoom extends DurableObject<Env> {
         await this.membership.apply(event);
       } else if (event.kind === "conversation_updated") {
         if (event.conversation.status === "closed" && !meta.closed) this.closeRoom();
+        // Pushes of changes made in quick succession (two renames) can arrive out of order: the older view, sent
+        // last, left every open socket with the old name. The conversation's version orders them.
+        const kv = this.ctx.storage.kv;
+        if (event.conversation.version < (kv.get<number>("viewVersion") ?? 0)) return;
+        kv.put("viewVersion", event.conversation.version);
         this.broadcast("conversation_updated", { conversation: event.conversation });
       } else {
         for (const ws of this.ctx.getWebSockets()) safeClose(ws, 4403, "Conversation removed");

@@ -13,13 +13,11 @@ import { publicParticipant, type Conversation } from "../protocol/resources";
  * builder needs a request.
  */
 export async function sharedConversation(db: Db, profiles: ProfileProvider, conversationId: string): Promise<Conversation | undefined> {
-  const [rows, members, latest] = await Promise.all([
-    db.select().from(conversations).where(eq(conversations.id, conversationId)).limit(1),
-    activeParticipants(db, [conversationId]),
-    lastMessages(db, [conversationId]),
-  ]);
-  const conv = rows[0];
+  // The row (its version) before the members: members read first could be older than the version the view then
+  // carries, and a receiver would take that view for as new as the change's own (see conversations.version).
+  const [conv] = await db.select().from(conversations).where(eq(conversations.id, conversationId)).limit(1);
   if (!conv) return undefined;
+  const [members, latest] = await Promise.all([activeParticipants(db, [conversationId]), lastMessages(db, [conversationId])]);
   const last = latest.get(conversationId);
   const kahaIds = new Map(members.map((m) => [m.participant.userId, m.kahaId]));
   const set = await profiles.load({

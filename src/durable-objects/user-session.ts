@@ -41,6 +41,8 @@ const SNAPSHOT_ZEROS_MAX = 100;
 const REMOVED_KEEP = 500;
 /** Conversations whose latest membership change (joined or left) the session remembers, to drop notices older than it. */
 const MEMBERSHIP_KEEP = 500;
+/** Conversations whose newest view version the session remembers (see olderView); the least recently changed go first. */
+const VIEWS_KEEP = 500;
 
 /** A Postgres write or read to do again from the alarm, at `at` (backoff after `failures` attempts). */
 interface Retry {
@@ -509,13 +511,19 @@ export class UserSession extends DurableObject<Env> {
       if (had > 0) this.sendBadge(event.conversationId, badges);
       return;
     }
-    if (event.type === "conversation_created") this.noteRemoved(event.conversation.id, undefined);
+    if (event.type === "conversation_created") {
+      this.noteRemoved(event.conversation.id, undefined);
+      // Noted, never dropped for its version: whether the user is in the list is the membership times' to say.
+      this.olderView(event.conversation);
+    }
     if (event.type === "conversation_created" && event.unread === "read") return this.createdWithOwnCounts(event.conversation);
     if (event.type === "conversation_updated") {
       // Sent to the members as a request read them, before a removal that reached the session first: the
       // conversation would come back into the removed member's list.
       if (this.removed()[event.conversation.id] !== undefined) return;
+      // A mute's flag is the user's own, not counted by the version: kept even from an older view, for the next one.
       if (event.own) this.noteMuted(event.conversation.id, event.conversation.isMuted);
+      if (this.olderView(event.conversation)) return;
       // The Worker sends every member the same view; the count and flag the contract gives are each member's own
       // (a client taking the frame as it stands cleared the badge and the mute of a conversation on every rename).
       const badge = this.badges()[event.conversation.id];
@@ -587,6 +595,24 @@ export class UserSession extends DurableObject<Env> {
     heard[conversationId] = at;
     const kept = Object.entries(heard).sort((x, y) => x[1] - y[1]).slice(-MEMBERSHIP_KEEP);
     this.ctx.storage.kv.put("membershipAt", Object.fromEntries(kept));
+    return false;
+  }
+
+  /**
+   * Views of one conversation come from different requests (two renames, a rename and an add) and can arrive out of
+   * order: the older one, sent last, left the user's lists with the old name or members until the next change. Each
+   * carries the conversation's version (bumped in the change's transaction); true for one below the newest heard.
+   * An equal one passes: a mute or a preview changes nothing the version counts.
+   */
+  private olderView(conversation: Conversation): boolean {
+    const heard = this.ctx.storage.kv.get<Record<string, number>>("viewVersions") ?? {};
+    const known = heard[conversation.id];
+    if (known !== undefined && conversation.version < known) return true;
+    if (known === conversation.version) return false;
+    delete heard[conversation.id];
+    heard[conversation.id] = conversation.version;
+    const kept = Object.entries(heard).slice(-VIEWS_KEEP);
+    this.ctx.storage.kv.put("viewVersions", Object.fromEntries(kept));
     return false;
   }
 

@@ -71,6 +71,10 @@ export const conversationSchema = z
     createdAt: z.string(),
     lastActivity: z.string(),
     lastSeq: z.number().int(),
+    version: z.number().int().meta({
+      description:
+        "grows with every change to the name, status, members or roles: a conversation_updated with a lower version than one already applied is older news, to drop",
+    }),
     participants: z.array(participantSchema),
     lastMessage: messageSchema.optional(),
     unreadCount: z.number().int(),

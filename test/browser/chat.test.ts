@@ -589,6 +589,51 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     expect(alice.errors).toEqual([]);
   });
 
+  it("keeps the newer name, and keeps a group the user was removed from off the list, when an older read of it answers late", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    // The screen's conversation socket is live (its ready frame came) before the first join: a join it missed would
+    // come with the ready frame's members, and no read would follow it.
+    const live = new Promise<void>((resolve) =>
+      alice.page.on("websocket", (ws) => ws.on("framereceived", (f) => String(f.payload).startsWith('{"type":"ready"') && resolve())),
+    );
+    const [bob, carol, dave, erin] = await Promise.all([headless("sdk-b"), headless("sdk-c"), headless("sdk-d"), headless("sdk-e")]);
+    const group = await api<{ id: string }>("POST", "/conversations/group", bob.token, { participantIds: [alice.id, carol.id], name: "Old name" });
+    await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${group.id}`);
+    await expect.poll(() => alice.page.locator("#conv-title").textContent(), poll).toBe("Old name");
+    await live;
+    /** The next read of the group (the open screen's reload after a join): read at once, answered when `later` says. */
+    const holdNextRead = async (later: () => Promise<unknown>) => {
+      let read!: () => void;
+      const wasRead = new Promise<void>((r) => (read = r));
+      let answered!: Promise<void>;
+      await alice.page.route(`**/conversations/${group.id}`, async (route) => {
+        const response = await route.fetch();
+        read();
+        answered = later().then(() => route.fulfill({ response }));
+      }, { times: 1 });
+      return { wasRead, answered: () => answered };
+    };
+    const row = (name: string) => alice.page.getByRole("link", { name: new RegExp(name) });
+    // A join makes the screen read the group; a rename lands before that read's answer.
+    const renamed = await holdNextRead(() => expect.poll(() => row("New name").count(), poll).toBe(1));
+    await api("POST", `/conversations/${group.id}/participants`, bob.token, { userId: dave.id });
+    await renamed.wasRead;
+    await api("PATCH", `/conversations/${group.id}`, bob.token, { name: "New name" });
+    await renamed.answered();
+    await expect.poll(() => alice.page.locator(".conv-sub").textContent(), poll).toMatch(/^4 members/);
+    expect(await alice.page.locator("#conv-title").textContent()).toBe("New name");
+    expect(await row("Old name").count()).toBe(0);
+    // Removed before the answer of a read sent while she was a member: the group does not come back.
+    const removed = await holdNextRead(() => expect.poll(() => row("New name").count(), poll).toBe(0));
+    await api("POST", `/conversations/${group.id}/participants`, bob.token, { userId: erin.id });
+    await removed.wasRead;
+    await api("DELETE", `/conversations/${group.id}/participants/${alice.id}`, bob.token);
+    await removed.answered();
+    await alice.page.evaluate(() => new Promise((r) => setTimeout(r, 300)));
+    expect(await row("New name").count()).toBe(0);
+  });
+
   it("shows a message written while the history loads as Sending… until the server has it", async () => {
     const alice = await person(browser, "web-a");
     people.push(alice);

@@ -543,6 +543,41 @@ describe("client user socket (scripted server)", () => {
   });
 });
 
+describe("client sockets: conversation_updated out of order", () => {
+  // Two renames in quick succession: the first one's push arrives last. Frames carry only what the SDK reads.
+  const view = (name: string, version: number) => ({ id: CONV, name, version });
+
+  it("the user socket passes on no view older than one it has passed on (created or updated)", async () => {
+    const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+    const u = new UserSocket(rest, "ws://chat.test", { WebSocket: FakeSocket as never, backoff: { initialMs: 5, maxMs: 20, jitter: 0 }, watchNetwork: false });
+    sockets.push(u);
+    const names: string[] = [];
+    u.on("conversation_created", ({ conversation }) => names.push(`created ${conversation.name}`));
+    u.on("conversation_updated", ({ conversation }) => names.push(conversation.name ?? ""));
+    u.connect();
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("connected", { userId: ME, timestamp: new Date(0).toISOString() });
+    latest().frame("conversation_created", { conversation: view("Trip", 4) });
+    latest().frame("conversation_updated", { conversation: view("Older than the add", 3) });
+    latest().frame("conversation_updated", { conversation: view("Trip 2027", 6) });
+    latest().frame("conversation_updated", { conversation: view("Trip 2026", 5) });
+    // The same version again is not older: a mute or a new preview changes nothing the version counts.
+    latest().frame("conversation_updated", { conversation: view("Trip 2027", 6) });
+    expect(names).toEqual(["created Trip", "Trip 2027", "Trip 2027"]);
+  });
+
+  it("the conversation socket passes on no view older than one it has passed on", async () => {
+    const s = open();
+    const names: string[] = [];
+    s.on("conversation_updated", ({ conversation }) => names.push(conversation.name ?? ""));
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("ready", ready(0));
+    latest().frame("conversation_updated", { conversation: view("Trip 2027", 6) });
+    latest().frame("conversation_updated", { conversation: view("Trip 2026", 5) });
+    expect(names).toEqual(["Trip 2027"]);
+  });
+});
+
 describe("client user socket: delivered marks", () => {
   const CONV2 = "00000000-0000-4000-8000-0000000000c2";
   function user(options: ConstructorParameters<typeof UserSocket>[2] = {}) {

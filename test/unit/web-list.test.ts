@@ -79,21 +79,24 @@ describe("the list's preview of the last message", () => {
     expect(preview(laterMessage(sent, deleted))).toBe("Message deleted");
   });
 
+  const group = (): Conversation => ({
+    id: sent.conversationId,
+    type: "group",
+    name: "Team",
+    businessId: null,
+    createdAt: at(0),
+    lastActivity: at(1),
+    lastSeq: 7,
+    participants: [],
+    lastMessage: sent,
+    unreadCount: 0,
+    isMuted: false,
+    version: 3,
+  });
+
   it("keeps its place in the list when a copy read before its newest message comes after that message", () => {
     // A notification of message 8 moved the conversation up; a reload or a fetch read before 8 was stored answers after.
-    const base: Conversation = {
-      id: sent.conversationId,
-      type: "group",
-      name: "Team",
-      businessId: null,
-      createdAt: at(0),
-      lastActivity: at(1),
-      lastSeq: 7,
-      participants: [],
-      lastMessage: sent,
-      unreadCount: 0,
-      isMuted: false,
-    };
+    const base = group();
     const next = { ...sent, id: "00000000-0000-4000-8000-000000000004", seq: 8, createdAt: at(5) };
     const held = { ...base, lastActivity: at(5), lastSeq: 8, lastMessage: next, unreadCount: 1 };
     const merged = mergeConversation(held, { ...base, name: "Team (renamed)" });
@@ -101,6 +104,17 @@ describe("the list's preview of the last message", () => {
     // A newer copy moves it on.
     const later = { ...base, lastActivity: at(9), lastSeq: 9, lastMessage: { ...next, seq: 9, createdAt: at(9) } };
     expect(mergeConversation(held, later)).toMatchObject({ lastActivity: at(9), lastSeq: 9 });
+  });
+
+  it("keeps the newer name and members when a copy of an older version comes after a change", () => {
+    const member = { userId: "00000000-0000-4000-8000-0000000000a1", role: "member" as const, joinedAt: at(0), isMuted: false, lastReadSeq: 0, lastReadAt: null, lastDeliveredSeq: 0 };
+    const renamed = { ...group(), name: "Team (renamed)", participants: [member], version: 5 };
+    // A read answered after the rename's push: its older name and member list must not come back.
+    const stale = { ...group(), name: "Team", participants: [], version: 4, lastActivity: at(8), lastSeq: 8 };
+    expect(mergeConversation(renamed, stale)).toMatchObject({ name: "Team (renamed)", participants: [member], version: 5, lastSeq: 8 });
+    // The same version (a mute, a preview) or a newer one is taken whole.
+    expect(mergeConversation(renamed, { ...renamed, name: "Team 2", version: 6 })).toMatchObject({ name: "Team 2", version: 6 });
+    expect(mergeConversation(renamed, { ...renamed, isMuted: true })).toMatchObject({ isMuted: true, name: "Team (renamed)" });
   });
 
   it("keeps an edit when the unedited copy comes after it, and takes a later edit or a newer message", () => {

@@ -2,6 +2,8 @@ import { afterEach, describe, expect, it } from "vitest";
 import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import type { BusinessDesk } from "../../src/durable-objects/business-desk";
+import { WorkerDeskEffects } from "../../src/durable-objects/business/effects";
+import type { UserConversationEvent } from "../../src/durable-objects/user-session";
 import { api, expectErrorShape, newUser, type TestUser } from "./helpers";
 import { holdNextRead, seedMessages, withDb } from "./fixtures";
 import { openSocket } from "./sockets";
@@ -409,6 +411,38 @@ describe("business hours", () => {
 // ── Transfer and close ─────────────────────────────────────────────────────────────────────────────────────────
 
 describe("business transfer and close", () => {
+  it("keeps a chat on the list of an agent moved off it and back when the move's removal notice arrives last", async () => {
+    const biz = await newBusiness();
+    const first = await readyAgent(biz);
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    const id: string = chat.body.id;
+    expect(roleMap(chat.body)[first.id]).toBe("agent");
+    const second = await readyAgent(biz);
+    const assign = (agentId: string) => api("POST", `/business/conversations/${id}/assign`, { token: biz.admin.token, body: { agentId } });
+    expect((await assign(second.id)).status).toBe(200);
+    const removals = () => first.socket.frames.filter((f) => f.type === "conversation_removed" && f.data.conversationId === id).length;
+    await waitFor(async () => removals() === 1, "conversation_removed");
+    // The desk's notices of that move, as its effects send them; the one for `first` is held on its way.
+    const [{ left_at }] = (
+      await withDb((db) => db.execute<{ left_at: string }>(sql`SELECT left_at FROM participants WHERE conversation_id = ${id} AND user_id = ${first.id}`))
+    ).rows;
+    const held: UserConversationEvent[] = [];
+    const capture = { idFromName: (n: string) => n, get: (n: string) => ({ conversationEvent: async (e: UserConversationEvent) => void (n === first.id && held.push(e)) }) };
+    const noRoom = { idFromName: (n: string) => n, get: () => ({ notify: async () => ({ ok: true }) }) };
+    const effects = new WorkerDeskEffects({ ...env, USER_SESSION: capture, CONVERSATION_ROOM: noRoom } as unknown as Env, () => {}, createLogger({ test: "held" }));
+    await effects.announceAssignment({ conversationId: id, agentId: second.id, previousAgentId: first.id, at: new Date(left_at) });
+    expect(held.map((e) => e.type)).toEqual(["conversation_removed"]);
+    // Moved back: the chat is on first's list again; then the held removal lands.
+    expect((await assign(first.id)).status).toBe(200);
+    await waitFor(async () => first.socket.frames.find((f) => f.type === "conversation_created" && f.data.conversation.id === id), "conversation_created");
+    await env.USER_SESSION.get(env.USER_SESSION.idFromName(first.id)).conversationEvent(held[0]);
+    const sent = await api("POST", `/conversations/${id}/messages`, { token: customer.token, body: { content: "still yours", clientMessageId: crypto.randomUUID() } });
+    expect(sent.status).toBe(201);
+    await waitFor(async () => first.socket.frames.find((f) => f.type === "notification" && f.data.conversationId === id), "notification");
+    expect(removals()).toBe(1);
+  });
+
   it("transfers to a chosen agent with a reason: the previous agent leaves, slots follow, audited", async () => {
     const biz = await newBusiness();
     const first = await readyAgent(biz);

@@ -1,6 +1,7 @@
-import { describe, expect, it } from "vitest";
-import { env } from "cloudflare:test";
+import { describe, expect, it, vi } from "vitest";
+import { env, runInDurableObject } from "cloudflare:test";
 import { sql } from "drizzle-orm";
+import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 import type { UserConversationEvent } from "../../src/durable-objects/user-session";
 import { api, type TestUser } from "./helpers";
 import { direct, group, send, users } from "./conversation-helpers";
@@ -166,6 +167,67 @@ describe("a member's user socket across membership changes", () => {
   });
 });
 
+describe("conversation_updated of changes made in quick succession", () => {
+  it("drops one that arrives after a later change's, on the user socket and the conversation socket", async () => {
+    const [admin, a, b, c] = await users(4, "life-order");
+    const id = await group(admin, [a, b], "Trip");
+    const phone = await connected(b);
+    const open = await openSocket(`/conversations/${id}/ws`, b);
+    const updates = (s: TestSocket) => s.frames.filter((f) => f.type === "conversation_updated").map((f) => f.data.conversation);
+    try {
+      await frame(open, "ready");
+      const rename = (name: string) => api("PATCH", `/conversations/${id}`, { token: admin.token, body: { name } });
+      expect((await rename("Trip 2026")).status).toBe(200);
+      // The first rename's push, held on its way (as a slow Worker's would be) while the next changes land.
+      const held = (await api("GET", `/conversations/${id}`, { token: admin.token })).body;
+      expect((await rename("Trip 2027")).status).toBe(200);
+      expect((await add(id, admin.token, { userId: c.id })).status).toBe(201);
+      await frame(phone, "conversation_updated", (d) => d.conversation.name === "Trip 2027" && d.conversation.participants.length === 4);
+      await frame(open, "conversation_updated", (d) => d.conversation.name === "Trip 2027");
+      await env.USER_SESSION.get(env.USER_SESSION.idFromName(b.id)).conversationEvent({ type: "conversation_updated", conversation: held });
+      const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+      await runInDurableObject(room, (r: ConversationRoom) => r.notify({ kind: "conversation_updated", conversationId: id, conversation: held }));
+      // Whatever came after the held push: a mute from b's laptop (user socket), a message (conversation socket).
+      expect((await api("PUT", `/conversations/${id}/mute`, { token: b.token, body: { isMuted: true } })).status).toBe(200);
+      await frame(phone, "conversation_updated", (d) => d.conversation.isMuted === true);
+      const message = await send(id, admin, "after the held push");
+      await frame(open, "new_message", (d) => d.message.id === message.id);
+      const names = updates(phone).map((v) => v.name);
+      expect(names.slice(names.indexOf("Trip 2027"))).not.toContain("Trip 2026");
+      expect(updates(phone).at(-1)).toMatchObject({ name: "Trip 2027", isMuted: true });
+      expect(updates(phone).at(-1).participants).toHaveLength(4);
+      expect(updates(open).map((v) => v.name)).toEqual(["Trip 2026", "Trip 2027"]);
+    } finally {
+      for (const s of [phone, open]) s.ws.close(1000, "done");
+    }
+  });
+});
+
+describe("membership times from Workers whose clocks differ", () => {
+  it("lists a member re-added after a removal made by a Worker whose clock ran a minute ahead", async () => {
+    const [admin, a, b] = await users(3, "life-clock");
+    const id = await group(admin, [a, b]);
+    const phone = await connected(a);
+    try {
+      // The removal runs where the clock is a minute fast; the re-add, a moment later, on a Worker with the right time.
+      vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 60_000 });
+      let left: Awaited<ReturnType<typeof removeParticipant>>;
+      try {
+        left = await withDb((db) => removeParticipant(db, "group", id, a.id, admin.id));
+      } finally {
+        vi.useRealTimers();
+      }
+      const at = left && "left" in left ? left.left.leftAt?.toISOString() : undefined;
+      await env.USER_SESSION.get(env.USER_SESSION.idFromName(a.id)).conversationEvent({ type: "conversation_removed", conversationId: id, at });
+      await frame(phone, "conversation_removed", (d) => d.conversationId === id);
+      expect((await add(id, admin.token, { userId: a.id })).status).toBe(201);
+      await frame(phone, "conversation_created", (d) => d.conversation.id === id);
+    } finally {
+      phone.ws.close(1000, "done");
+    }
+  });
+});
+
 describe("an admin's membership changes racing their own demotion", () => {
   // The route checks the caller's role before its transaction; these call the transactions as a request that passed
   // that check just before the demotion (or removal) committed would.
@@ -179,7 +241,7 @@ describe("an admin's membership changes racing their own demotion", () => {
     const newcomer = (await users(1, "life"))[0];
     await withDb(async (db) => {
       // A rename that read the group while `a` was still admin: its statement writes nothing (the route reads again).
-      expect(await renameConversation(db, { conversationId: id, actorId: a.id, from: null, to: "renamed by a demoted admin" })).toBe(false);
+      expect(await renameConversation(db, { conversationId: id, actorId: a.id, from: null, to: "renamed by a demoted admin", version: 2 })).toBe(false);
       expect(await removeParticipant(db, "group", id, c.id, a.id)).toMatchObject({ status: 403 });
       expect(await changeRole(db, id, b.id, "admin", a.id)).toMatchObject({ status: 403 });
       expect(await addParticipant(db, id, newcomer.id, "member", a.id)).toMatchObject({ status: 403 });

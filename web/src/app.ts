@@ -238,7 +238,11 @@ export class App {
     }
   }
 
-  /** Adds or replaces a conversation (keeping the caller's own fields when a shared view comes in). */
+  /**
+   * Adds or replaces a conversation (keeping the caller's own fields when a shared view comes in). A view older than
+   * the one held (reads and pushes of changes in quick succession answer in any order) keeps the newer name, members
+   * and status.
+   */
   upsert(c: Conversation, render = true): void {
     const old = this.conversations.get(c.id);
     const merged = old ? mergeConversation(old, c) : c;

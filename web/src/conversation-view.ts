@@ -288,6 +288,7 @@ export class ConversationView {
     s.on("participant_left", () => this.reloadConversation());
     s.on("participant_updated", () => this.reloadConversation());
     s.on("conversation_updated", ({ conversation }) => {
+      if (conversation.version < this.conversation.version) return; // a read of a later change came first
       this.conversation = { ...this.conversation, ...conversation, unreadCount: this.conversation.unreadCount, isMuted: this.conversation.isMuted };
       this.refreshHeader();
     });
@@ -307,14 +308,18 @@ export class ConversationView {
 
   private reloadConversation(): void {
     void this.app.chat.getConversation(this.id).then(
-      (c) => {
+      (read) => {
+        // Left meanwhile (a removal navigates away): the answer, read while a member, put the group back in the list.
+        if (this.destroyed) return;
+        this.app.upsert(read);
+        // As the list holds it: a push of a later change may have come while this read was answered.
+        const c = this.app.conversation(this.id) ?? read;
         const role = this.myRole();
         this.conversation = c;
         this.participants = c.participants;
         // A member who joins starts with marks at the newest message: without them they counted as having read
         // nothing, and every Read tick and "Seen by" went back to Sent.
         for (const p of c.participants) this.setMarks(p.userId, p.lastReadSeq, p.lastDeliveredSeq);
-        this.app.upsert(c);
         this.refreshHeader();
         // Delete on others' messages depends on my role: made admin (or no longer), every message is drawn anew.
         if (this.myRole() !== role) this.redrawMessages();

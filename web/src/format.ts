@@ -88,9 +88,14 @@ export function laterMessage(a: Message | undefined, b: Message | undefined): Me
  * conversation below others while its row showed the newer message. Activity and head never go back.
  */
 export function mergeConversation(held: Conversation, incoming: Conversation): Conversation {
+  // An older version (a read answered after a later change's push) keeps the newer name, members and status.
+  const shown =
+    incoming.version < held.version
+      ? { ...incoming, name: held.name, participants: held.participants, status: held.status, version: held.version }
+      : incoming;
   return {
     ...held,
-    ...incoming,
+    ...shown,
     lastMessage: laterMessage(held.lastMessage, incoming.lastMessage),
     lastActivity: incoming.lastActivity > held.lastActivity ? incoming.lastActivity : held.lastActivity,
     lastSeq: Math.max(held.lastSeq, incoming.lastSeq),

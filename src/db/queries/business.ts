@@ -328,7 +328,7 @@ export async function writeAssignment(db: Db, w: AssignmentWrite): Promise<Write
         set: { role: "agent", leftAt: null, joinedAt: w.at },
         setWhere: isNotNull(participants.leftAt),
       });
-    await tx.update(conversations).set({ assignedAgentId: w.agentId }).where(eq(conversations.id, w.conversationId));
+    await tx.update(conversations).set({ assignedAgentId: w.agentId, version: sql`${conversations.version} + 1` }).where(eq(conversations.id, w.conversationId));
     await tx.insert(businessAssignments).values({
       businessId: w.businessId,
       conversationId: w.conversationId,
@@ -385,7 +385,7 @@ export async function writeUnassignment(db: Db, w: UnassignmentWrite): Promise<W
       .update(participants)
       .set({ leftAt: w.at })
       .where(and(eq(participants.conversationId, w.conversationId), eq(participants.userId, w.agentId), isNull(participants.leftAt)));
-    await tx.update(conversations).set({ assignedAgentId: null }).where(eq(conversations.id, w.conversationId));
+    await tx.update(conversations).set({ assignedAgentId: null, version: sql`${conversations.version} + 1` }).where(eq(conversations.id, w.conversationId));
     await appendAudit(tx, [
       {
         conversationId: w.conversationId,
@@ -415,7 +415,7 @@ export async function writeClose(db: Db, w: CloseWrite): Promise<WriteOutcome> {
     const conv = await lockOpen(tx, w.conversationId);
     if (!conv) return "missing";
     if (conv.status !== "open") return "closed";
-    await tx.update(conversations).set({ status: "closed", closedAt: w.at }).where(eq(conversations.id, w.conversationId));
+    await tx.update(conversations).set({ status: "closed", closedAt: w.at, version: sql`${conversations.version} + 1` }).where(eq(conversations.id, w.conversationId));
     await tx
       .update(businessAssignments)
       .set({ endedAt: w.at, endReason: "closed" })

@@ -115,11 +115,12 @@ async function rejoinExisting(db: Db, existing: SQL | undefined, rejoin: { userI
   const result = await db.execute<{ id: string; rejoined: string[] | null }>(sql`
     WITH f AS (${found.getSQL()}),
     r AS (
-      UPDATE participants SET left_at = NULL, joined_at = ${at}::timestamptz
+      UPDATE participants SET left_at = NULL, joined_at = clock_timestamp()
       WHERE conversation_id = (SELECT id FROM f) AND left_at IS NOT NULL
         AND user_id IN (${sql.join(rejoin.map((m) => sql`${m.userId}::uuid`), sql`, `)})
       RETURNING user_id
     ),
+    v AS (UPDATE conversations SET version = version + 1 WHERE id = (SELECT id FROM f) AND EXISTS (SELECT 1 FROM r)),
     a AS (${auditInsertEach(sql`(SELECT id FROM f)`, sql`(SELECT user_id::text AS key FROM r)`, entries)})
     SELECT f.id, (SELECT array_agg(user_id::text) FROM r) AS rejoined FROM f`);
   const row = result.rows[0];
@@ -196,6 +197,11 @@ export interface Rename {
   /** The name the caller read: the rename applies only while it is still the name, so `from` is what it replaced. */
   from: string | null;
   to: string;
+  /**
+   * The version the caller read: the rename applies only while nothing else changed the view (a member change
+   * meanwhile), so the view the route answers and pushes, read before it with that version plus one, is true.
+   */
+  version: number;
 }
 
 /**
@@ -210,8 +216,8 @@ export async function renameConversation(db: AnyDb, r: Rename): Promise<boolean>
   const entry = { conversationId: r.conversationId, actorId: r.actorId, action: "conversation.renamed", targetId: r.conversationId, details: { from: r.from, to: r.to } };
   // The actor must still be an admin when the row changes: a demotion or removal committed after the route's check
   // wins, as it does for membership changes (checkActorNow); the route then reads again and answers 403 or 404.
-  const update = sql`UPDATE conversations SET name = ${r.to}
-    WHERE id = ${r.conversationId}::uuid AND name IS NOT DISTINCT FROM ${r.from}::text
+  const update = sql`UPDATE conversations SET name = ${r.to}, version = version + 1
+    WHERE id = ${r.conversationId}::uuid AND name IS NOT DISTINCT FROM ${r.from}::text AND version = ${r.version}
       AND EXISTS (SELECT 1 FROM participants p WHERE p.conversation_id = conversations.id AND p.user_id = ${r.actorId}::uuid
                   AND p.left_at IS NULL AND p.role = 'admin')
     RETURNING id`;

@@ -38,6 +38,13 @@ export async function findActiveParticipant(db: Db, conversationId: string, user
   return rows[0];
 }
 
+/** The conversation's view changed (members, roles): see conversations.version, which orders conversation_updated. */
+const nextVersion = sql<number>`${conversations.version} + 1`;
+
+async function bumpVersion(tx: Tx, conversationId: string): Promise<void> {
+  await tx.update(conversations).set({ version: nextVersion }).where(eq(conversations.id, conversationId));
+}
+
 /** Serialises membership changes of one conversation, so counts and admin checks hold until commit. */
 async function lockConversation(tx: Tx, conversationId: string): Promise<void> {
   await tx.select({ id: conversations.id }).from(conversations).where(eq(conversations.id, conversationId)).for("update");
@@ -64,7 +71,9 @@ export async function addParticipant(
     if (actor) return actor;
     const denied = checkCapacity(active.length, existing !== undefined && existing.leftAt === null);
     if (denied) return denied;
-    const now = new Date();
+    // Postgres's clock, not this Worker's: a removal's left_at is compared with this (the room, the user's session),
+    // and a removal written by a Worker whose clock ran ahead made the re-add look older than the removal it followed.
+    const now = sql<Date>`clock_timestamp()`;
     // A newcomer's marks start at the newest message: the history is there to read, but it is not news (a member
     // added to a busy group saw every earlier message as unread). A member coming back keeps their own marks.
     // `roomSeq`: the room's newest, ahead of last_seq while messages wait to be flushed (an outage, a retry's backoff).
@@ -77,7 +86,10 @@ export async function addParticipant(
           .returning();
     // A join is activity: the conversation comes first in the newcomer's list (it kept its old place, behind every
     // conversation active since, and an app merging its list by time could drop it), and in the others', as a message would.
-    await tx.update(conversations).set({ lastActivity: sql`GREATEST(${conversations.lastActivity}, ${now.toISOString()}::timestamptz)` }).where(eq(conversations.id, conversationId));
+    await tx
+      .update(conversations)
+      .set({ lastActivity: sql`GREATEST(${conversations.lastActivity}, ${saved[0].joinedAt.toISOString()}::timestamptz)`, version: nextVersion })
+      .where(eq(conversations.id, conversationId));
     await appendAudit(tx, [{ conversationId, actorId, action: "participant.added", targetId: userId, details: { role, rejoined: existing !== undefined } }]);
     return saved[0];
   });
@@ -111,10 +123,11 @@ export async function removeParticipant(
     }
     const left = await tx
       .update(participants)
-      .set({ leftAt: new Date() })
+      .set({ leftAt: sql`clock_timestamp()` }) // compared with a re-add's joined_at, also Postgres's (addParticipant)
       .where(and(row(conversationId, userId), isNull(participants.leftAt)))
       .returning();
     if (!left[0]) return undefined;
+    await bumpVersion(tx, conversationId);
     const remaining = members.filter((m) => m.userId !== userId);
     const stayed = remaining.map((m) => m.userId);
     const next = promotionAfterLeave(type, left[0].role, remaining);
@@ -161,6 +174,7 @@ export async function changeRole(
     const denied = checkDemotion(target.role, role, members.filter((m) => m.role === "admin").length);
     if (denied) return denied;
     const saved = await tx.update(participants).set({ role }).where(row(conversationId, userId)).returning();
+    await bumpVersion(tx, conversationId);
     await appendAudit(tx, [{ conversationId, actorId, action: "participant.role_changed", targetId: userId, details: { from: target.role, to: role } }]);
     return { participant: saved[0], changed: true };
   });

@@ -131,7 +131,10 @@ export class WorkerDeskEffects implements DeskEffects {
         // that waited in the queue are unread for them) and starts its badge from it.
         this.tellUsers([input.agentId], { type: "conversation_created", conversation: view, unread: "read" }),
         this.tellUsers(others, { type: "conversation_updated", conversation: view }),
-        input.previousAgentId ? this.tellUsers([input.previousAgentId], { type: "conversation_removed", conversationId: view.id }) : undefined,
+        // With the move's time (the agent's left_at): arriving after the notice of a move back, it is older news.
+        input.previousAgentId
+          ? this.tellUsers([input.previousAgentId], { type: "conversation_removed", conversationId: view.id, at: input.at.toISOString() })
+          : undefined,
       ]);
     });
   }
@@ -140,7 +143,7 @@ export class WorkerDeskEffects implements DeskEffects {
     await this.announce(input.conversationId, async (view) => {
       await this.tellRoom({ kind: "participants", conversationId: view.id, left: [input.agentId], leftAt: input.at.toISOString() });
       await Promise.all([
-        this.tellUsers([input.agentId], { type: "conversation_removed", conversationId: view.id }),
+        this.tellUsers([input.agentId], { type: "conversation_removed", conversationId: view.id, at: input.at.toISOString() }),
         this.tellUsers(
           view.participants.map((p) => p.userId),
           { type: "conversation_updated", conversation: view },

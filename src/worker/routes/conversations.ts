@@ -213,16 +213,18 @@ export const conversations = new OpenAPIHono<AppEnv>()
     }),
     async (c) => {
       const { name } = c.req.valid("json");
-      // A concurrent rename between the check and the UPDATE makes the UPDATE a no-op (its `from` is stale): read again.
+      // A concurrent rename or member change between the check and the UPDATE makes the UPDATE a no-op (its `from` or
+      // `version` is stale): read again.
       for (let attempt = 1; ; attempt++) {
         // The name is all a rename changes: the parts read with the membership check stay true.
         const listed = await requireListed(c, c.req.valid("param").id);
         enforce(checkRename(listed.conversation.type, listed.me.role));
         // The same name again changes nothing: no audit entry, no conversation_updated.
         if (listed.conversation.name === name) return c.json(await listedView(c, listed), 200);
-        const rename = { conversationId: listed.conversation.id, actorId: c.get("user").id, from: listed.conversation.name, to: name };
+        const { id, version } = listed.conversation;
+        const rename = { conversationId: id, actorId: c.get("user").id, from: listed.conversation.name, to: name, version: Number(version) };
         if (await renameConversation(c.get("httpDb")(), rename)) {
-          const view = await listedView(c, listed, { ...listed.conversation, name });
+          const view = await listedView(c, listed, { ...listed.conversation, name, version: Number(version) + 1 });
           await tellRoom(c, { kind: "conversation_updated", conversationId: view.id, conversation: sharedView(view) });
           tellUsers(c, view.participants.map((p) => p.userId), { type: "conversation_updated", conversation: sharedView(view) });
           return c.json(view, 200);

@@ -608,8 +608,13 @@ export class ConversationRoom extends DurableObject<Env> {
   /** Delivered up to `seq` (clamped to the newest message), from either socket; written with the next flush. */
   deliveredUpTo(userId: string, seq: number): number {
     const p = this.applyWatermark(userId, { delivered: Math.min(seq, this.store.meta()!.lastSeq) });
-    void this.flusher.flush().catch(() => this.scheduleAlarm());
+    this.flushOutboxSoon();
     return p.lastDeliveredSeq;
+  }
+
+  /** A failed flush leaves it to the alarm's retry. */
+  flushOutboxSoon(): void {
+    void this.flusher.flush().catch(() => this.scheduleAlarm());
   }
 
   /**

@@ -79,6 +79,37 @@ describe("POST /conversations/:id/participants", () => {
     expect(receipts.body.participants.find((p: { userId: string }) => p.userId === c.id)).toMatchObject({ lastReadSeq: 2 });
   });
 
+  it("counts a message sent while the add was on its way as read for the new member: it came before they joined", async () => {
+    const [admin, a, b, c] = await users(4, "grp");
+    const id = await group(admin, [a, b]);
+    await send(id, a, "one");
+    const undo = await refuseInserts("messages", id);
+    try {
+      // "two" is sent after the room told the add its newest seq (1), and waits in the room when the add commits.
+      const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+      await runInDurableObject(room, (instance: ConversationRoom) => {
+        // RPC calls methods of the class, not of the instance.
+        const proto = Object.getPrototypeOf(instance) as ConversationRoom;
+        const newest = proto.newestSeq;
+        proto.newestSeq = async function (this: ConversationRoom, conversationId: string) {
+          const answer = await newest.call(this, conversationId);
+          if (conversationId !== id) return answer;
+          proto.newestSeq = newest;
+          expect((await send(id, a, "two")).seq).toBe(2);
+          return answer;
+        };
+      });
+      expect((await add(id, admin.token, { userId: c.id })).status).toBe(201);
+    } finally {
+      await undo();
+    }
+    const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    expect((await room.flushNow()).pending).toBe(0);
+    expect((await api("GET", `/conversations/${id}/unread-count`, { token: c.token })).body.unreadCount).toBe(0);
+    const listed = (await api("GET", "/conversations", { token: c.token })).body.conversations.find((x: { id: string }) => x.id === id);
+    expect(listed).toMatchObject({ unreadCount: 0 });
+  });
+
   it("provisions an unknown user id", async () => {
     const [admin, a, b] = await users(3, "grp");
     const id = await group(admin, [a, b]);

@@ -43,6 +43,12 @@ async function lockConversation(tx: Tx, conversationId: string): Promise<void> {
   await tx.select({ id: conversations.id }).from(conversations).where(eq(conversations.id, conversationId)).for("update");
 }
 
+/** An add's row; `rejoined` when the member had been in the conversation before (their marks are their own). */
+export interface Added {
+  participant: ParticipantRow;
+  rejoined: boolean;
+}
+
 /** Adds a member, or brings back one who left (their read marks kept); the size cap is checked under the lock. */
 export async function addParticipant(
   db: Db,
@@ -51,7 +57,7 @@ export async function addParticipant(
   role: Role,
   actorId: string | null = null,
   roomSeq = 0,
-): Promise<ParticipantRow | Denial> {
+): Promise<Added | Denial> {
   return db.transaction(async (tx) => {
     await lockConversation(tx, conversationId);
     const current = await tx
@@ -79,7 +85,7 @@ export async function addParticipant(
     // conversation active since, and an app merging its list by time could drop it), and in the others', as a message would.
     await tx.update(conversations).set({ lastActivity: sql`GREATEST(${conversations.lastActivity}, ${now.toISOString()}::timestamptz)` }).where(eq(conversations.id, conversationId));
     await appendAudit(tx, [{ conversationId, actorId, action: "participant.added", targetId: userId, details: { role, rejoined: existing !== undefined } }]);
-    return saved[0];
+    return { participant: saved[0], rejoined: existing !== undefined };
   });
 }
 

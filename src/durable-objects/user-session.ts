@@ -474,7 +474,9 @@ export class UserSession extends DurableObject<Env> {
     if (unread.length === 0) return;
     badges[input.conversationId] = withMessages(before, unread.map((m) => m.seq));
     this.ctx.storage.kv.put("badges", badges);
-    this.noteMuted(input.conversationId, input.muted);
+    // The batch's flag is the room's as the batch left, which can be older than a mute the user made since (the
+    // batch was on its way): taken here, it put the mute back until the next message. The flag comes from the
+    // user's own changes and Postgres's reads instead.
     if (this.devices().length === 0) return;
     for (const message of unread) {
       this.send("notification", { conversationId: input.conversationId, message, ...(input.muted ? { muted: true } : {}) });
@@ -524,7 +526,11 @@ export class UserSession extends DurableObject<Env> {
       return;
     }
     this.send(event.type, { conversation: event.conversation });
-    if (event.type === "conversation_created" && typeof event.unread === "object") this.startBadge(event.conversation.id, event.unread);
+    if (event.type === "conversation_created" && typeof event.unread === "object") {
+      // The user's own view: one who comes back keeps their flag.
+      this.noteMuted(event.conversation.id, event.conversation.isMuted);
+      this.startBadge(event.conversation.id, event.unread);
+    }
   }
 
   /**

@@ -74,6 +74,9 @@ export class UserSession extends DurableObject<Env> {
    */
   private recounts = 0;
   private readonly recountedAt = new Map<string, number>();
+  /** Mute changes from the user's devices, numbered likewise: a read of the flags begun before one gives way to it. */
+  private muteChanges = 0;
+  private readonly mutedChangedAt = new Map<string, number>();
 
   /**
    * One pool for the object's life, as in the rooms. A connect publishes "online" and then re-derives the badges,
@@ -517,7 +520,10 @@ export class UserSession extends DurableObject<Env> {
       // Sent to the members as a request read them, before a removal that reached the session first: the
       // conversation would come back into the removed member's list.
       if (this.removed()[event.conversation.id] !== undefined) return;
-      if (event.own) this.noteMuted(event.conversation.id, event.conversation.isMuted);
+      if (event.own) {
+        this.noteMuted(event.conversation.id, event.conversation.isMuted);
+        this.mutedChangedAt.set(event.conversation.id, ++this.muteChanges);
+      }
       // The Worker sends every member the same view; the count and flag the contract gives are each member's own
       // (a client taking the frame as it stands cleared the badge and the mute of a conversation on every rename).
       const badge = this.badges()[event.conversation.id];
@@ -553,18 +559,20 @@ export class UserSession extends DurableObject<Env> {
     if (!userId || this.devices().length === 0) return;
     let own: MembershipSummary | undefined;
     const since = this.recounts;
+    const mutesSince = this.muteChanges;
     try {
       [own] = await this.withDb((db) => membershipSummary(db, userId, conversation.id));
     } catch (err) {
       this.log.warn("own counts read failed", { error: (err as Error).message?.slice(0, 200) });
     }
     if (!own) return this.send("conversation_created", { conversation });
-    this.noteMuted(conversation.id, own.isMuted);
+    const isMuted = this.mutedAsRead(conversation.id, own.isMuted, mutesSince);
+    this.noteMuted(conversation.id, isMuted);
     const badges = this.badges();
     badges[conversation.id] = this.readCount(conversation.id, badgeOf(badges[conversation.id]), own, since);
     this.ctx.storage.kv.put("badges", badges);
     const unreadCount = badgeOf(badges[conversation.id]).count;
-    this.send("conversation_created", { conversation: { ...conversation, unreadCount, isMuted: own.isMuted } });
+    this.send("conversation_created", { conversation: { ...conversation, unreadCount, isMuted } });
     if (unreadCount > 0) this.sendBadge(conversation.id, badges);
   }
 
@@ -639,6 +647,11 @@ export class UserSession extends DurableObject<Env> {
     return withCount(b, read.unread, read.lastSeq, read.lastReadSeq);
   }
 
+  /** A flag read from Postgres, begun when `muteChanges` stood at `since`: a mute change heard during the read is newer. */
+  private mutedAsRead(conversationId: string, read: boolean, since: number): boolean {
+    return (this.mutedChangedAt.get(conversationId) ?? 0) > since ? this.muted().has(conversationId) : read;
+  }
+
   private badges(): Record<string, StoredBadge> {
     return this.ctx.storage.kv.get<Record<string, StoredBadge>>("badges") ?? {};
   }
@@ -652,6 +665,7 @@ export class UserSession extends DurableObject<Env> {
     if (!userId) return;
     const started = Date.now();
     const recountsBefore = this.recounts;
+    const mutesBefore = this.muteChanges;
     try {
       const read = await this.withDb((db) => membershipSummary(db, userId));
       // A removal the session heard of during the read may not be in it; one heard of before it is, so a conversation
@@ -669,7 +683,8 @@ export class UserSession extends DurableObject<Env> {
         summary.map((s) => [s.conversationId, this.readCount(s.conversationId, badgeOf(before[s.conversationId]), s, recountsBefore)]),
       );
       this.ctx.storage.kv.put("badges", badges);
-      this.ctx.storage.kv.put("muted", summary.filter((s) => s.isMuted).map((s) => s.conversationId));
+      const muted = summary.filter((s) => this.mutedAsRead(s.conversationId, s.isMuted, mutesBefore)).map((s) => s.conversationId);
+      this.ctx.storage.kv.put("muted", muted);
       const total = totalUnread(badges);
       // A device that comes back may show badges the user cleared elsewhere meanwhile (only non-zero counts went
       // before: with every count zero no frame came, and even the total stayed): zeros go too, for the first

@@ -5,6 +5,8 @@ import { asError, ObjectDb, type Db } from "../db/client";
 import { backoffMs } from "../domain/backoff";
 import { badgeOf, totalUnread, withCount, withMessages, type Badge, type StoredBadge } from "../domain/badges";
 import { contactFlags, membershipSummary, publishPresence, type MembershipSummary } from "../db/queries/user-session";
+import { unreadCount } from "../db/queries/messages";
+import { unwrapRpc } from "../lib/errors";
 import { aggregatePresence, departedAt, HEARTBEAT_TIMEOUT_MS, nextPresenceCheck, OFFLINE_GRACE_MS, withActivity, type DeviceState, type Presence } from "../domain/presence";
 import { encodeFrame, ERROR_CODE_BY_STATUS, frameTooLarge, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
 import type { Conversation, Message } from "../protocol/resources";
@@ -561,7 +563,11 @@ export class UserSession extends DurableObject<Env> {
     const since = this.recounts;
     const mutesSince = this.muteChanges;
     try {
-      [own] = await this.withDb((db) => membershipSummary(db, userId, conversation.id));
+      const [[read], held] = await Promise.all([
+        this.withDb((db) => membershipSummary(db, userId, conversation.id)),
+        this.heldReadMark(conversation.id, userId),
+      ]);
+      own = read && held !== undefined && held > read.lastReadSeq ? await this.countFrom(read, userId, held) : read;
     } catch (err) {
       this.log.warn("own counts read failed", { error: (err as Error).message?.slice(0, 200) });
     }
@@ -645,6 +651,28 @@ export class UserSession extends DurableObject<Env> {
     const recounted = (this.recountedAt.get(conversationId) ?? 0) > since;
     if (recounted && b.asOf === read.lastSeq && b.readSeq === read.lastReadSeq) return b;
     return withCount(b, read.unread, read.lastSeq, read.lastReadSeq);
+  }
+
+  /**
+   * The user's read mark as their conversation's room holds it (asked after the room was told of the return, which
+   * merged the marks it kept for them): a read the room has not flushed yet is missing from Postgres, and a count from
+   * Postgres's older mark put the messages read before leaving back on the badge. Undefined when the room cannot say.
+   */
+  private async heldReadMark(conversationId: string, userId: string): Promise<number | undefined> {
+    const rooms = this.env.CONVERSATION_ROOM;
+    try {
+      const marks = unwrapRpc(await rooms.get(rooms.idFromName(conversationId)).readMarks(conversationId));
+      return marks?.find((m) => m.userId === userId)?.lastReadSeq;
+    } catch (err) {
+      this.log.warn("the room's marks are unavailable", { conversationId, error: (err as Error).message?.slice(0, 200) });
+      return undefined;
+    }
+  }
+
+  /** `read` counted again from the later read mark `from` (only messages above it, as Postgres holds them). */
+  private async countFrom(read: MembershipSummary, userId: string, from: number): Promise<MembershipSummary> {
+    const { count, asOf } = await this.withDb((db) => unreadCount(db, read.conversationId, userId, from));
+    return { ...read, unread: count, lastSeq: Math.max(read.lastSeq, asOf), lastReadSeq: from };
   }
 
   /** A flag read from Postgres, begun when `muteChanges` stood at `since`: a mute change heard during the read is newer. */

@@ -410,6 +410,30 @@ describe("DELETE /conversations/:id/participants/:userId", () => {
     }
   });
 
+  it("gives the side brought back to a direct conversation before the room's flush of their read the read", async () => {
+    const [a, b] = await users(2, "dm");
+    const id = await direct(a, b);
+    for (const text of ["one", "two", "three"]) await send(id, b, text);
+    const phone = await openSocket("/ws", a);
+    const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    const undoSlow = await slowRoomFlushes(id, 3000);
+    try {
+      await waitFor(() => phone.frames.find((f) => f.type === "connected"), "connected");
+      await runInDurableObject(room, (instance: ConversationRoom) => void instance.applyWatermark(a.id, { read: 3 }));
+      expect((await remove(id, a.id, a.token)).status).toBe(204);
+      const seen = phone.frames.length;
+      expect((await api("POST", "/conversations/direct", { token: b.token, body: { targetUserId: a.id } })).status).toBe(200);
+      const created = await waitFor(() => phone.frames.find((f) => f.type === "conversation_created" && f.data.conversation.id === id), "conversation_created");
+      // Before, a's session counted from Postgres's older mark: the three messages a had read came back as unread.
+      expect(created.data.conversation.unreadCount).toBe(0);
+      const badges = phone.frames.slice(seen).filter((f) => f.type === "unread_count" && f.data.conversationId === id);
+      expect(badges.map((f) => f.data.unreadCount)).not.toContain(3);
+    } finally {
+      phone.ws.close(1000, "done");
+      await undoSlow();
+    }
+  });
+
   it("lets a side leave a direct conversation, which never gains members", async () => {
     const [a, b, c] = await users(3, "dm");
     const id = await direct(a, b);

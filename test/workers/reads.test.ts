@@ -144,6 +144,24 @@ describe("receipts on a conversation socket", () => {
     expect(typeof theirs.lastReadAt).toBe("string");
   });
 
+  it("one conversation's unread count follows the reader's own mark the room holds, before its flush", async () => {
+    const [a, b] = await users(2, "rcpt");
+    const id = await direct(a, b);
+    for (const text of ["one", "two", "three"]) await send(id, b, text);
+    const undoSlow = await slowRoomFlushes(id, 3000);
+    try {
+      // a read all three on a socket (answered at the write-through deadline while Postgres is slow), then opens the
+      // conversation's details.
+      await runInDurableObject(roomOf(id), (instance: ConversationRoom) => void instance.applyWatermark(a.id, { read: 3 }));
+      const view = (await get(id, a)).body;
+      expect(view.participants.find((p: { userId: string }) => p.userId === a.id)).toMatchObject({ lastReadSeq: 3 });
+      // Before, Postgres's count for its older mark: three unread beside a mark that says all read.
+      expect(view.unreadCount).toBe(0);
+    } finally {
+      await undoSlow();
+    }
+  });
+
   it("a flush that commits after a newer one leaves the read time of the newer read mark", async () => {
     const [a, b] = await users(2, "rcpt");
     const id = await direct(a, b);

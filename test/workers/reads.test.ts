@@ -326,4 +326,27 @@ describe("badges right after a read", () => {
       phone.ws.close(1000, "done");
     }
   });
+
+  it("mark-all-read leaves unread a message sent after it was asked, before it reached that conversation's room", async () => {
+    const [a, b] = await users(2, "badge");
+    const id = await direct(a, b);
+    await send(id, b, "one");
+    await new Promise((r) => setTimeout(r, 5));
+    const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    await runInDurableObject(room, (instance: ConversationRoom) => {
+      // RPC calls methods of the class: "two" is sent while this conversation waits its turn among the rooms asked.
+      const proto = Object.getPrototypeOf(instance) as ConversationRoom;
+      const markRead = proto.markRead;
+      proto.markRead = async function (this: ConversationRoom, input: Parameters<ConversationRoom["markRead"]>[0]) {
+        if (input.conversationId !== id) return markRead.call(this, input);
+        proto.markRead = markRead;
+        await new Promise((r) => setTimeout(r, 5));
+        await send(id, b, "two");
+        return markRead.call(this, input);
+      };
+    });
+    expect((await api("PUT", "/notifications/mark-all-read", { token: a.token })).body).toEqual({ markedConversations: 1 });
+    // Before, "two" was marked read too: a message the user never saw, and no badge ever showed it.
+    expect((await unread(id, a.token)).body.unreadCount).toBe(1);
+  });
 });

@@ -40,6 +40,8 @@ export { publicMessage };
  */
 /** Unread counts over at most this many seqs are counted from the room's rows (see unreadFor). */
 const LOCAL_UNREAD_MAX = 1000;
+/** Messages newestSentBy passes at most (those sent after a mark-all-read was asked, before its turn). */
+const SENT_BY_WALK_MAX = 1000;
 
 export class ConversationRoom extends DurableObject<Env> {
   readonly store: RoomStore;
@@ -340,7 +342,11 @@ export class ConversationRoom extends DurableObject<Env> {
     });
   }
 
-  async markRead(input: { conversationId: string; actor: Actor; seq?: number; messageId?: string }): Promise<RpcResult<ReadResult>> {
+  /**
+   * `sentBy` (ISO; without a seq or message): up to the newest message sent by then. mark-all-read asks its rooms a
+   * few at a time, and a message sent after the user asked, before their turn, was marked read unseen.
+   */
+  async markRead(input: { conversationId: string; actor: Actor; seq?: number; messageId?: string; sentBy?: string }): Promise<RpcResult<ReadResult>> {
     return asRpcResult(async () => {
       await this.ready(input.conversationId);
       this.requireMember(input.actor.id);
@@ -352,7 +358,7 @@ export class ConversationRoom extends DurableObject<Env> {
       }
       // The newest seq as it is after the lookup's wait (a Postgres round trip for a message the room does not hold):
       // ready's copy, older, lowered a mark up to a message sent meanwhile to the one before it.
-      const newest = this.store.meta()!.lastSeq;
+      const newest = target === undefined && input.sentBy !== undefined ? this.newestSentBy(input.sentBy) : this.store.meta()!.lastSeq;
       const before = this.member(input.actor.id)?.lastReadSeq ?? 0;
       const p = this.applyWatermark(input.actor.id, { read: Math.min(target ?? newest, newest) }, { holdOwnRead: true });
       this.noteActivity(input.actor.id);
@@ -371,13 +377,29 @@ export class ConversationRoom extends DurableObject<Env> {
    * written yet (a conversation socket shows a message before its commit). Marks read only when the room counts
    * something unread; a room that never loaded holds nothing Postgres lacks, answers undefined and is not loaded.
    */
-  async markReadIfUnread(input: { conversationId: string; actor: Actor }): Promise<RpcResult<ReadResult | undefined>> {
+  async markReadIfUnread(input: { conversationId: string; actor: Actor; sentBy?: string }): Promise<RpcResult<ReadResult | undefined>> {
     const p = this.store.meta()?.conversationId === input.conversationId ? this.member(input.actor.id) : undefined;
     if (!p) return { ok: true, value: undefined };
+    if (input.sentBy !== undefined && this.newestSentBy(input.sentBy) <= p.lastReadSeq) return { ok: true, value: undefined };
     const unread = await asRpcResult(() => this.unreadFor(input.actor.id, p.lastReadSeq));
     if (!unread.ok) return unread;
     if (unread.value.unreadCount === 0) return { ok: true, value: undefined };
     return this.markRead(input);
+  }
+
+  /**
+   * The newest seq sent at or before `at` (ISO), walking back from the newest: only messages sent since are passed
+   * (a handful), and the walk is bounded should the caller's clock be far off. A message the room does not hold is older.
+   */
+  private newestSentBy(at: string): number {
+    const limit = Date.parse(at);
+    let seq = this.store.meta()!.lastSeq;
+    if (Number.isNaN(limit)) return seq;
+    for (let walked = 0; seq > 0 && walked < SENT_BY_WALK_MAX; walked++, seq--) {
+      const m = this.store.peekMessage(seq);
+      if (!m || Date.parse(m.createdAt) <= limit) break;
+    }
+    return seq;
   }
 
   /**
@@ -613,8 +635,13 @@ export class ConversationRoom extends DurableObject<Env> {
   /** Delivered up to `seq` (clamped to the newest message), from either socket; written with the next flush. */
   deliveredUpTo(userId: string, seq: number): number {
     const p = this.applyWatermark(userId, { delivered: Math.min(seq, this.store.meta()!.lastSeq) });
-    void this.flusher.flush().catch(() => this.scheduleAlarm());
+    this.flushOutboxSoon();
     return p.lastDeliveredSeq;
+  }
+
+  /** A failed flush leaves it to the alarm's retry. */
+  flushOutboxSoon(): void {
+    void this.flusher.flush().catch(() => this.scheduleAlarm());
   }
 
   /**

@@ -96,6 +96,12 @@ export type RoomEvent =
        */
       leftAt?: string;
       updated?: Participant[];
+      /**
+       * Those in `joined` who were never in the conversation before. Their marks start at the room's newest seq as
+       * the notice lands, when that is later than the seq the add asked the room for: a message sent between the
+       * two was sent before they joined, and they had no frame of it.
+       */
+      newcomers?: string[];
     }
   | { kind: "conversation_updated"; conversationId: string; conversation: Conversation }
   | { kind: "conversation_removed"; conversationId: string };

@@ -5,6 +5,8 @@ import { asError, ObjectDb, type Db } from "../db/client";
 import { backoffMs } from "../domain/backoff";
 import { badgeOf, totalUnread, withCount, withMessages, type Badge, type StoredBadge } from "../domain/badges";
 import { contactFlags, membershipSummary, publishPresence, type MembershipSummary } from "../db/queries/user-session";
+import { unreadCount } from "../db/queries/messages";
+import { unwrapRpc } from "../lib/errors";
 import { aggregatePresence, departedAt, HEARTBEAT_TIMEOUT_MS, nextPresenceCheck, OFFLINE_GRACE_MS, withActivity, type DeviceState, type Presence } from "../domain/presence";
 import { encodeFrame, ERROR_CODE_BY_STATUS, frameTooLarge, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
 import type { Conversation, Message } from "../protocol/resources";
@@ -76,6 +78,9 @@ export class UserSession extends DurableObject<Env> {
    */
   private recounts = 0;
   private readonly recountedAt = new Map<string, number>();
+  /** Mute changes from the user's devices, numbered likewise: a read of the flags begun before one gives way to it. */
+  private muteChanges = 0;
+  private readonly mutedChangedAt = new Map<string, number>();
 
   /**
    * One pool for the object's life, as in the rooms. A connect publishes "online" and then re-derives the badges,
@@ -476,7 +481,9 @@ export class UserSession extends DurableObject<Env> {
     if (unread.length === 0) return;
     badges[input.conversationId] = withMessages(before, unread.map((m) => m.seq));
     this.ctx.storage.kv.put("badges", badges);
-    this.noteMuted(input.conversationId, input.muted);
+    // The batch's flag is the room's as the batch left, which can be older than a mute the user made since (the
+    // batch was on its way): taken here, it put the mute back until the next message. The flag comes from the
+    // user's own changes and Postgres's reads instead.
     if (this.devices().length === 0) return;
     for (const message of unread) {
       this.send("notification", { conversationId: input.conversationId, message, ...(input.muted ? { muted: true } : {}) });
@@ -522,7 +529,10 @@ export class UserSession extends DurableObject<Env> {
       // conversation would come back into the removed member's list.
       if (this.removed()[event.conversation.id] !== undefined) return;
       // A mute's flag is the user's own, not counted by the version: kept even from an older view, for the next one.
-      if (event.own) this.noteMuted(event.conversation.id, event.conversation.isMuted);
+      if (event.own) {
+        this.noteMuted(event.conversation.id, event.conversation.isMuted);
+        this.mutedChangedAt.set(event.conversation.id, ++this.muteChanges);
+      }
       if (this.olderView(event.conversation)) return;
       // The Worker sends every member the same view; the count and flag the contract gives are each member's own
       // (a client taking the frame as it stands cleared the badge and the mute of a conversation on every rename).
@@ -532,7 +542,11 @@ export class UserSession extends DurableObject<Env> {
       return;
     }
     this.send(event.type, { conversation: event.conversation });
-    if (event.type === "conversation_created" && typeof event.unread === "object") this.startBadge(event.conversation.id, event.unread);
+    if (event.type === "conversation_created" && typeof event.unread === "object") {
+      // The user's own view: one who comes back keeps their flag.
+      this.noteMuted(event.conversation.id, event.conversation.isMuted);
+      this.startBadge(event.conversation.id, event.unread);
+    }
   }
 
   /**
@@ -555,18 +569,24 @@ export class UserSession extends DurableObject<Env> {
     if (!userId || this.devices().length === 0) return;
     let own: MembershipSummary | undefined;
     const since = this.recounts;
+    const mutesSince = this.muteChanges;
     try {
-      [own] = await this.withDb((db) => membershipSummary(db, userId, conversation.id));
+      const [[read], held] = await Promise.all([
+        this.withDb((db) => membershipSummary(db, userId, conversation.id)),
+        this.heldReadMark(conversation.id, userId),
+      ]);
+      own = read && held !== undefined && held > read.lastReadSeq ? await this.countFrom(read, userId, held) : read;
     } catch (err) {
       this.log.warn("own counts read failed", { error: (err as Error).message?.slice(0, 200) });
     }
     if (!own) return this.send("conversation_created", { conversation });
-    this.noteMuted(conversation.id, own.isMuted);
+    const isMuted = this.mutedAsRead(conversation.id, own.isMuted, mutesSince);
+    this.noteMuted(conversation.id, isMuted);
     const badges = this.badges();
     badges[conversation.id] = this.readCount(conversation.id, badgeOf(badges[conversation.id]), own, since);
     this.ctx.storage.kv.put("badges", badges);
     const unreadCount = badgeOf(badges[conversation.id]).count;
-    this.send("conversation_created", { conversation: { ...conversation, unreadCount, isMuted: own.isMuted } });
+    this.send("conversation_created", { conversation: { ...conversation, unreadCount, isMuted } });
     if (unreadCount > 0) this.sendBadge(conversation.id, badges);
   }
 
@@ -659,6 +679,33 @@ export class UserSession extends DurableObject<Env> {
     return withCount(b, read.unread, read.lastSeq, read.lastReadSeq);
   }
 
+  /**
+   * The user's read mark as their conversation's room holds it (asked after the room was told of the return, which
+   * merged the marks it kept for them): a read the room has not flushed yet is missing from Postgres, and a count from
+   * Postgres's older mark put the messages read before leaving back on the badge. Undefined when the room cannot say.
+   */
+  private async heldReadMark(conversationId: string, userId: string): Promise<number | undefined> {
+    const rooms = this.env.CONVERSATION_ROOM;
+    try {
+      const marks = unwrapRpc(await rooms.get(rooms.idFromName(conversationId)).readMarks(conversationId));
+      return marks?.find((m) => m.userId === userId)?.lastReadSeq;
+    } catch (err) {
+      this.log.warn("the room's marks are unavailable", { conversationId, error: (err as Error).message?.slice(0, 200) });
+      return undefined;
+    }
+  }
+
+  /** `read` counted again from the later read mark `from` (only messages above it, as Postgres holds them). */
+  private async countFrom(read: MembershipSummary, userId: string, from: number): Promise<MembershipSummary> {
+    const { count, asOf } = await this.withDb((db) => unreadCount(db, read.conversationId, userId, from));
+    return { ...read, unread: count, lastSeq: Math.max(read.lastSeq, asOf), lastReadSeq: from };
+  }
+
+  /** A flag read from Postgres, begun when `muteChanges` stood at `since`: a mute change heard during the read is newer. */
+  private mutedAsRead(conversationId: string, read: boolean, since: number): boolean {
+    return (this.mutedChangedAt.get(conversationId) ?? 0) > since ? this.muted().has(conversationId) : read;
+  }
+
   private badges(): Record<string, StoredBadge> {
     return this.ctx.storage.kv.get<Record<string, StoredBadge>>("badges") ?? {};
   }
@@ -672,6 +719,7 @@ export class UserSession extends DurableObject<Env> {
     if (!userId) return;
     const started = Date.now();
     const recountsBefore = this.recounts;
+    const mutesBefore = this.muteChanges;
     try {
       const read = await this.withDb((db) => membershipSummary(db, userId));
       // A removal the session heard of during the read may not be in it; one heard of before it is, so a conversation
@@ -689,7 +737,8 @@ export class UserSession extends DurableObject<Env> {
         summary.map((s) => [s.conversationId, this.readCount(s.conversationId, badgeOf(before[s.conversationId]), s, recountsBefore)]),
       );
       this.ctx.storage.kv.put("badges", badges);
-      this.ctx.storage.kv.put("muted", summary.filter((s) => s.isMuted).map((s) => s.conversationId));
+      const muted = summary.filter((s) => this.mutedAsRead(s.conversationId, s.isMuted, mutesBefore)).map((s) => s.conversationId);
+      this.ctx.storage.kv.put("muted", muted);
       const total = totalUnread(badges);
       // A device that comes back may show badges the user cleared elsewhere meanwhile (only non-zero counts went
       // before: with every count zero no frame came, and even the total stayed): zeros go too, for the first

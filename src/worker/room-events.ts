@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import type { RoomEvent } from "../durable-objects/room-api";
+import type { RoomEvent, RoomMarks } from "../durable-objects/room-api";
 import type { Conversation } from "../protocol/resources";
 import type { UserConversationEvent } from "../durable-objects/user-session";
 import { findListed } from "../db/queries/conversations";
@@ -61,7 +61,14 @@ export async function tellMemberAdded(c: Context<AppEnv>, conversationId: string
  * messages they had read counted again in their list and badge (nothing recounts them when the flush lands).
  */
 export async function backWithHeldMarks(c: Context<AppEnv>, view: Conversation, userId: string): Promise<Conversation> {
-  const mine = (await heldMarks(c, view.id)).get(userId);
+  return withHeldMark(c, view, userId, (await heldMarks(c, view.id)).get(userId));
+}
+
+/**
+ * `view` (the user's own, read from Postgres) with their marks as the room holds them (`mine`) when later, and the
+ * unread count for that mark: one Postgres count, only then.
+ */
+export async function withHeldMark(c: Context<AppEnv>, view: Conversation, userId: string, mine: RoomMarks | undefined): Promise<Conversation> {
   const listed = view.participants.find((p) => p.userId === userId);
   if (!mine || !listed || mine.lastReadSeq <= listed.lastReadSeq) return view;
   const { count, asOf } = await unreadCount(c.get("db")(), view.id, userId, mine.lastReadSeq);

@@ -266,6 +266,24 @@ describe("conversation_updated on a member's user socket", () => {
     expect(bobs.frames.some((f) => f.type === "conversation_updated")).toBe(false);
     for (const s of [laptop, bobs]) s.ws.close(1000, "done");
   });
+
+  it("keeps a mute when a notification batch the room made before it lands after it", async () => {
+    const [admin, bob, carol] = await users(3, "md-mute-late");
+    const gid = await group(admin, [bob, carol], "Band");
+    const sent = await send(gid, admin, "one");
+    const phone = await openSocket("/ws", bob);
+    await frame(phone, "connected");
+    expect((await api("PUT", `/conversations/${gid}/mute`, { token: bob.token, body: { isMuted: true } })).status).toBe(200);
+    await frame(phone, "conversation_updated", (d) => d.conversation.id === gid && d.conversation.isMuted === true);
+    // The batch for "two" left the room with bob's flag as it was before the mute, and reaches his session now.
+    const session = env.USER_SESSION.get(env.USER_SESSION.idFromName(bob.id));
+    const two = { ...(await api("GET", `/conversations/${gid}/messages`, { token: bob.token })).body.messages[0], id: crypto.randomUUID(), seq: sent.seq + 1 };
+    await session.messageNotifications({ conversationId: gid, messages: [two], muted: false });
+    expect((await api("PATCH", `/conversations/${gid}`, { token: admin.token, body: { name: "Band 2026" } })).status).toBe(200);
+    const renamed = await frame(phone, "conversation_updated", (d) => d.conversation.name === "Band 2026");
+    expect(renamed.data.conversation).toMatchObject({ id: gid, isMuted: true });
+    phone.ws.close(1000, "done");
+  });
 });
 
 describe("badges of a device that comes back", () => {

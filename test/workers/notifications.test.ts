@@ -145,6 +145,29 @@ describe("new-message notifications follow reachability", () => {
     phone.ws.close(1000, "done");
   });
 
+  it("keeps a mute made while a device's connect read the flags from Postgres", async () => {
+    const [a, b, c] = await users(3, "mutebadge");
+    const id = await group(a, [b, c], "Crew");
+    await send(id, a, "one");
+    const phone = await connectUser(b);
+    await waitFor(() => phone.frames.find((f) => f.type === "unread_count" && f.data.unreadCount === 1), "badge on connect");
+    await beforeSessionReadAnswers(b, id, async () => {
+      expect((await api("PUT", `/conversations/${id}/mute`, { token: b.token, body: { isMuted: true } })).status).toBe(200);
+      await waitFor(() => phone.frames.find((f) => f.type === "conversation_updated" && f.data.conversation.isMuted), "the mute");
+    });
+    const laptop = await connectUser(b);
+    try {
+      await waitFor(() => laptop.frames.find((f) => f.type === "unread_count" && f.data.conversationId === id), "the connect's badge");
+      expect((await api("PATCH", `/conversations/${id}`, { token: a.token, body: { name: "Crew 2026" } })).status).toBe(200);
+      const renamed = await waitFor(() => laptop.frames.find((f) => f.type === "conversation_updated" && f.data.conversation.name === "Crew 2026"), "rename");
+      // Before, the read's older flag won: the list showed the conversation unmuted on every device.
+      expect(renamed.data.conversation.isMuted).toBe(true);
+    } finally {
+      laptop.ws.close(1000, "done");
+      phone.ws.close(1000, "done");
+    }
+  });
+
   it("keeps a delete's lower badge when a device's connect read the counts from Postgres before the delete committed", async () => {
     const [a, b] = await users(2, "delbadge");
     const id = await direct(a, b);

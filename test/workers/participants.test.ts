@@ -79,6 +79,37 @@ describe("POST /conversations/:id/participants", () => {
     expect(receipts.body.participants.find((p: { userId: string }) => p.userId === c.id)).toMatchObject({ lastReadSeq: 2 });
   });
 
+  it("counts a message sent while the add was on its way as read for the new member: it came before they joined", async () => {
+    const [admin, a, b, c] = await users(4, "grp");
+    const id = await group(admin, [a, b]);
+    await send(id, a, "one");
+    const undo = await refuseInserts("messages", id);
+    try {
+      // "two" is sent after the room told the add its newest seq (1), and waits in the room when the add commits.
+      const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+      await runInDurableObject(room, (instance: ConversationRoom) => {
+        // RPC calls methods of the class, not of the instance.
+        const proto = Object.getPrototypeOf(instance) as ConversationRoom;
+        const newest = proto.newestSeq;
+        proto.newestSeq = async function (this: ConversationRoom, conversationId: string) {
+          const answer = await newest.call(this, conversationId);
+          if (conversationId !== id) return answer;
+          proto.newestSeq = newest;
+          expect((await send(id, a, "two")).seq).toBe(2);
+          return answer;
+        };
+      });
+      expect((await add(id, admin.token, { userId: c.id })).status).toBe(201);
+    } finally {
+      await undo();
+    }
+    const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    expect((await room.flushNow()).pending).toBe(0);
+    expect((await api("GET", `/conversations/${id}/unread-count`, { token: c.token })).body.unreadCount).toBe(0);
+    const listed = (await api("GET", "/conversations", { token: c.token })).body.conversations.find((x: { id: string }) => x.id === id);
+    expect(listed).toMatchObject({ unreadCount: 0 });
+  });
+
   it("provisions an unknown user id", async () => {
     const [admin, a, b] = await users(3, "grp");
     const id = await group(admin, [a, b]);
@@ -375,6 +406,30 @@ describe("DELETE /conversations/:id/participants/:userId", () => {
       expect(again.body.unreadCount).toBe(0);
       expect(again.body.participants.find((p: { userId: string }) => p.userId === a.id)).toMatchObject({ lastReadSeq: 3 });
     } finally {
+      await undoSlow();
+    }
+  });
+
+  it("gives the side brought back to a direct conversation before the room's flush of their read the read", async () => {
+    const [a, b] = await users(2, "dm");
+    const id = await direct(a, b);
+    for (const text of ["one", "two", "three"]) await send(id, b, text);
+    const phone = await openSocket("/ws", a);
+    const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    const undoSlow = await slowRoomFlushes(id, 3000);
+    try {
+      await waitFor(() => phone.frames.find((f) => f.type === "connected"), "connected");
+      await runInDurableObject(room, (instance: ConversationRoom) => void instance.applyWatermark(a.id, { read: 3 }));
+      expect((await remove(id, a.id, a.token)).status).toBe(204);
+      const seen = phone.frames.length;
+      expect((await api("POST", "/conversations/direct", { token: b.token, body: { targetUserId: a.id } })).status).toBe(200);
+      const created = await waitFor(() => phone.frames.find((f) => f.type === "conversation_created" && f.data.conversation.id === id), "conversation_created");
+      // Before, a's session counted from Postgres's older mark: the three messages a had read came back as unread.
+      expect(created.data.conversation.unreadCount).toBe(0);
+      const badges = phone.frames.slice(seen).filter((f) => f.type === "unread_count" && f.data.conversationId === id);
+      expect(badges.map((f) => f.data.unreadCount)).not.toContain(3);
+    } finally {
+      phone.ws.close(1000, "done");
       await undoSlow();
     }
   });

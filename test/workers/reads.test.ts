@@ -144,6 +144,24 @@ describe("receipts on a conversation socket", () => {
     expect(typeof theirs.lastReadAt).toBe("string");
   });
 
+  it("one conversation's unread count follows the reader's own mark the room holds, before its flush", async () => {
+    const [a, b] = await users(2, "rcpt");
+    const id = await direct(a, b);
+    for (const text of ["one", "two", "three"]) await send(id, b, text);
+    const undoSlow = await slowRoomFlushes(id, 3000);
+    try {
+      // a read all three on a socket (answered at the write-through deadline while Postgres is slow), then opens the
+      // conversation's details.
+      await runInDurableObject(roomOf(id), (instance: ConversationRoom) => void instance.applyWatermark(a.id, { read: 3 }));
+      const view = (await get(id, a)).body;
+      expect(view.participants.find((p: { userId: string }) => p.userId === a.id)).toMatchObject({ lastReadSeq: 3 });
+      // Before, Postgres's count for its older mark: three unread beside a mark that says all read.
+      expect(view.unreadCount).toBe(0);
+    } finally {
+      await undoSlow();
+    }
+  });
+
   it("a flush that commits after a newer one leaves the read time of the newer read mark", async () => {
     const [a, b] = await users(2, "rcpt");
     const id = await direct(a, b);
@@ -307,5 +325,28 @@ describe("badges right after a read", () => {
       await undoSlow();
       phone.ws.close(1000, "done");
     }
+  });
+
+  it("mark-all-read leaves unread a message sent after it was asked, before it reached that conversation's room", async () => {
+    const [a, b] = await users(2, "badge");
+    const id = await direct(a, b);
+    await send(id, b, "one");
+    await new Promise((r) => setTimeout(r, 5));
+    const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    await runInDurableObject(room, (instance: ConversationRoom) => {
+      // RPC calls methods of the class: "two" is sent while this conversation waits its turn among the rooms asked.
+      const proto = Object.getPrototypeOf(instance) as ConversationRoom;
+      const markRead = proto.markRead;
+      proto.markRead = async function (this: ConversationRoom, input: Parameters<ConversationRoom["markRead"]>[0]) {
+        if (input.conversationId !== id) return markRead.call(this, input);
+        proto.markRead = markRead;
+        await new Promise((r) => setTimeout(r, 5));
+        await send(id, b, "two");
+        return markRead.call(this, input);
+      };
+    });
+    expect((await api("PUT", "/notifications/mark-all-read", { token: a.token })).body).toEqual({ markedConversations: 1 });
+    // Before, "two" was marked read too: a message the user never saw, and no badge ever showed it.
+    expect((await unread(id, a.token)).body.unreadCount).toBe(1);
   });
 });

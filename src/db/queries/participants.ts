@@ -50,6 +50,12 @@ async function lockConversation(tx: Tx, conversationId: string): Promise<void> {
   await tx.select({ id: conversations.id }).from(conversations).where(eq(conversations.id, conversationId)).for("update");
 }
 
+/** An add's row; `rejoined` when the member had been in the conversation before (their marks are their own). */
+export interface Added {
+  participant: ParticipantRow;
+  rejoined: boolean;
+}
+
 /** Adds a member, or brings back one who left (their read marks kept); the size cap is checked under the lock. */
 export async function addParticipant(
   db: Db,
@@ -58,7 +64,7 @@ export async function addParticipant(
   role: Role,
   actorId: string | null = null,
   roomSeq = 0,
-): Promise<ParticipantRow | Denial> {
+): Promise<Added | Denial> {
   return db.transaction(async (tx) => {
     await lockConversation(tx, conversationId);
     const current = await tx
@@ -91,7 +97,7 @@ export async function addParticipant(
       .set({ lastActivity: sql`GREATEST(${conversations.lastActivity}, ${saved[0].joinedAt.toISOString()}::timestamptz)`, version: nextVersion })
       .where(eq(conversations.id, conversationId));
     await appendAudit(tx, [{ conversationId, actorId, action: "participant.added", targetId: userId, details: { role, rejoined: existing !== undefined } }]);
-    return saved[0];
+    return { participant: saved[0], rejoined: existing !== undefined };
   });
 }
 

@@ -40,6 +40,8 @@ export interface MembershipHost {
   endTyping(userId: string): void;
   closeRoom(): void;
   noteArchived(upToSeq: number): void;
+  /** Starts a flush of what is pending (marks the room moved itself) without waiting for it. */
+  flushOutboxSoon(): void;
 }
 
 /**
@@ -60,6 +62,12 @@ export class RoomMembership {
    * the re-add's read of the list is out clears the store's copy, and that read still has Postgres's older mark.
    */
   private readonly leftMarks = new Map<string, Marks>();
+  /**
+   * Newcomers named by an add's notice, with the room's newest seq when it landed, until a read of the list brings
+   * them in: the add's commit started their marks at the seq it asked the room for before committing, and a message
+   * sent in between counted as unread for someone who was not in the conversation when it was sent.
+   */
+  private readonly newcomerStarts = new Map<string, number>();
   private checkedAtMemo: number | undefined;
 
   constructor(private readonly room: MembershipHost) {}
@@ -118,6 +126,7 @@ export class RoomMembership {
     const room = this.room;
     const dropped = this.dropLeavers(event.left ?? [], event.leftAt);
     this.demoteEarly(event.updated ?? []);
+    this.noteNewcomers(event.newcomers ?? []);
     const readAt = Date.now();
     const ticket = this.reads.begin();
     const state = await room.pgOr503(() => loadRoomState(room.db(), event.conversationId));
@@ -180,12 +189,39 @@ export class RoomMembership {
     // removal, and Postgres's older mark put the messages they had read back to unread. The store still holds it.
     const unflushed = new Map(store.watermarks().map((w) => [w.userId, unflushedMarks(w)]));
     const marked = (p: Participant) => laterMarks(laterMarks(p, local.get(p.userId) ?? this.leftMarks.get(p.userId)), unflushed.get(p.userId));
-    store.replaceParticipants(fresh.map(marked));
+    store.replaceParticipants(fresh.map((p) => (local.has(p.userId) ? marked(p) : this.startedMarks(marked(p)))));
     this.markChecked(Date.now());
     const current = new Set(fresh.map((p) => p.userId));
     for (const userId of current) this.leftMarks.delete(userId);
     for (const [userId, p] of local) if (!current.has(userId)) this.leftMarks.set(userId, marksOf(p));
     return { gone: [...local.keys()].filter((id) => !current.has(id)), arrived: fresh.filter((p) => !local.has(p.userId)) };
+  }
+
+  /** Only for those not in the copy yet: one already in it may have had frames of what came since. */
+  private noteNewcomers(newcomers: string[]): void {
+    const newest = this.room.store.meta()?.lastSeq;
+    if (newest === undefined) return;
+    for (const userId of newcomers) if (!this.room.member(userId)) this.newcomerStarts.set(userId, newest);
+  }
+
+  /**
+   * A newcomer's marks moved up to where the room stood when their add's notice landed. Written with the next flush
+   * (their badge, counted after the notice, reads the room's marks); arrivals are rare, so this stays off the send path.
+   */
+  private startedMarks(p: Participant): Participant {
+    const start = this.newcomerStarts.get(p.userId);
+    if (start === undefined) return p;
+    this.newcomerStarts.delete(p.userId);
+    if (start <= p.lastReadSeq && start <= p.lastDeliveredSeq) return p;
+    const at = new Date().toISOString();
+    const started = laterMarks(p, { lastReadSeq: start, lastReadAt: at, lastDeliveredSeq: start });
+    this.room.store.setWatermark(p.userId, {
+      lastReadSeq: started.lastReadSeq > p.lastReadSeq ? started.lastReadSeq : undefined,
+      lastReadAt: started.lastReadSeq > p.lastReadSeq ? at : undefined,
+      lastDeliveredSeq: started.lastDeliveredSeq > p.lastDeliveredSeq ? started.lastDeliveredSeq : undefined,
+    });
+    this.room.flushOutboxSoon();
+    return started;
   }
 
   /**

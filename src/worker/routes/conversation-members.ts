@@ -53,8 +53,9 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       const [, roomSeq] = await Promise.all([provisionUserIds(db, [userId]), newestInRoom(c, conversation.id)]);
       const added = await addParticipant(db, conversation.id, userId, role, me.userId, roomSeq);
       if (isDenial(added)) throw refusal(added);
-      const [participant] = await participantViews(c, [added]);
-      await tellRoom(c, { kind: "participants", conversationId: conversation.id, joined: [participant] });
+      const [participant] = await participantViews(c, [added.participant]);
+      const newcomers = added.rejoined ? undefined : [userId];
+      await tellRoom(c, { kind: "participants", conversationId: conversation.id, joined: [participant], newcomers });
       await tellMemberAdded(c, conversation.id, userId);
       return c.json(participant, 201);
     },

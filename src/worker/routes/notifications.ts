@@ -54,6 +54,9 @@ export const notifications = new OpenAPIHono<AppEnv>()
       },
     }),
     async (c) => {
+      // What the user has been sent by now: the rooms are asked a few at a time, and a message sent before a room's
+      // turn is one the user never saw.
+      const sentBy = new Date().toISOString();
       const summary = await unreadSummary(c.get("httpDb")(), c.get("user").id);
       const unread = summary.filter((r) => r.unread > 0);
       const quiet = summary
@@ -64,8 +67,8 @@ export const notifications = new OpenAPIHono<AppEnv>()
       const asks = [...unread.map((r) => ({ id: r.conversationId, quiet: false })), ...quiet.map((r) => ({ id: r.conversationId, quiet: true }))];
       const results = await settleBounded(asks, MARK_CONCURRENCY, async ({ id, quiet }) => {
         const room = roomStub(c, id);
-        if (!quiet) return (await callRoom(() => room.markRead({ conversationId: id, actor }))) !== undefined;
-        return (await callRoom(() => room.markReadIfUnread({ conversationId: id, actor }))) !== undefined;
+        if (!quiet) return (await callRoom(() => room.markRead({ conversationId: id, actor, sentBy }))) !== undefined;
+        return (await callRoom(() => room.markReadIfUnread({ conversationId: id, actor, sentBy }))) !== undefined;
       });
       const rejected = (r: PromiseSettledResult<boolean>): r is PromiseRejectedResult => r.status === "rejected";
       const failed = results.filter(rejected);

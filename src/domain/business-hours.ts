@@ -41,6 +41,14 @@ export const hoursSchema = z
           .refine(opensWhen, opensWhenMessage),
       )
       .max(366)
+      // Status reads the first entry of a day: a second one was stored, echoed back, and never applied.
+      .superRefine((list, ctx) => {
+        const seen = new Set<string>();
+        for (const h of list) {
+          if (seen.has(h.date)) ctx.addIssue({ code: "custom", message: `${h.date} is listed more than once` });
+          seen.add(h.date);
+        }
+      })
       .optional(),
   })
   .meta({ id: "BusinessHours" });

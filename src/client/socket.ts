@@ -62,6 +62,16 @@ function networkTarget(): NetworkTarget | undefined {
 
 const ignoreError = (): void => {};
 
+interface SpareTicket {
+  ticket: string;
+  expiresAtMs: number;
+}
+
+/** A spare ticket this close to its expiry could lapse on the way: a new one is fetched instead. */
+const SPARE_TICKET_MARGIN_MS = 5_000;
+
+const spareTicket = (t: { ticket: string; expiresAt: string }): SpareTicket => ({ ticket: t.ticket, expiresAtMs: Date.parse(t.expiresAt) });
+
 /**
  * One self-healing WebSocket: connects, authenticates (header or ticket), keeps a heartbeat, and reconnects with
  * exponential backoff and jitter after any drop until closed by the app or refused for good.
@@ -85,6 +95,13 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
   /** The server asked us to wait (429/503 with Retry-After): the next delay is at least this long. */
   private retryAfterMs = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The ticket this attempt connects with. */
+  private attemptTicket: SpareTicket | undefined;
+  /**
+   * A ticket whose upgrade was refused for a reason that passes (429, 5xx): the server keeps it usable until it
+   * expires, so the retry uses it instead of spending the upgrade budget a 429 says is short on a new one.
+   */
+  private spareTicket: SpareTicket | undefined;
   /**
    * Ends the REST calls made for connecting (probe, ticket) when the socket closes for good: a retry's wait of up to
    * 10 s outlived close() and kept a Node process running.
@@ -293,7 +310,11 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
       if (gen !== this.generation || this.closedByApp) return;
       for (const [k, v] of Object.entries(this.query())) params.set(k, v);
       if (this.authMode === "ticket") {
-        params.set("ticket", (await this.rest.createTicket({ signal: this.restCalls.signal })).ticket);
+        const spare = this.spareTicket;
+        this.spareTicket = undefined;
+        this.attemptTicket =
+          spare && spare.expiresAtMs - Date.now() > SPARE_TICKET_MARGIN_MS ? spare : spareTicket(await this.rest.createTicket({ signal: this.restCalls.signal }));
+        params.set("ticket", this.attemptTicket.ticket);
       } else {
         const token = await this.rest.token();
         if (token) headers = { authorization: `Bearer ${token}` };
@@ -370,6 +391,8 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
     this.disconnected();
     if (this.closedByApp) return;
     const status = this.upgradeStatus;
+    if (this.attemptTicket && status !== undefined && (status === 429 || status >= 500)) this.spareTicket = this.attemptTicket;
+    this.attemptTicket = undefined;
     if (code === 4403 || status === 403 || status === 404) {
       return this.fail(
         new ChatApiError({

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { PLAIN_TEXT, PLAIN_TEXT_MESSAGE } from "../protocol/plain-text";
 
 /**
  * Opening hours of a business in its own IANA time zone: a weekly schedule, overnight ranges (close before open
@@ -31,7 +32,8 @@ export const hoursSchema = z
               .string()
               .regex(/^\d{4}-\d{2}-\d{2}$/, "must be YYYY-MM-DD")
               .refine(isCalendarDate, "must be a day of the calendar (2026-02-30 is not)"),
-            name: z.string().max(100).optional(),
+            // Stored in a jsonb column, which refuses `\u0000` and a lone surrogate: that was a 503 the client retried.
+            name: z.string().max(100).regex(PLAIN_TEXT, PLAIN_TEXT_MESSAGE).optional(),
             isOpen: z.boolean().default(false),
             openTime: time.optional(),
             closeTime: closeTime.optional(),
@@ -39,6 +41,14 @@ export const hoursSchema = z
           .refine(opensWhen, opensWhenMessage),
       )
       .max(366)
+      // Status reads the first entry of a day: a second one was stored, echoed back, and never applied.
+      .superRefine((list, ctx) => {
+        const seen = new Set<string>();
+        for (const h of list) {
+          if (seen.has(h.date)) ctx.addIssue({ code: "custom", message: `${h.date} is listed more than once` });
+          seen.add(h.date);
+        }
+      })
       .optional(),
   })
   .meta({ id: "BusinessHours" });

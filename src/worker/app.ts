@@ -19,7 +19,7 @@ import { business } from "./routes/business";
 import { conversationOperations, metricsRoute, operations } from "./routes/operations";
 import { rateLimit } from "./middleware/rate-limit";
 import { allowedOriginsCors } from "./middleware/cors";
-import { emptyJsonBody } from "./middleware/empty-body";
+import { emptyJsonBody, utf8JsonBody } from "./middleware/empty-body";
 import { requestMetrics } from "../lib/metrics";
 
 export function createApp() {
@@ -38,6 +38,7 @@ export function createApp() {
     }),
   );
   app.use("*", emptyJsonBody);
+  app.use("*", utf8JsonBody);
   app.use("*", rateLimit);
 
   app.route("/health", health);

@@ -1,15 +1,22 @@
 import { z } from "@hono/zod-openapi";
 import { LIMITS } from "../protocol/resources";
 
-/** `limit`: default when absent, clamped to the maximum (contract §1), 400 when not a positive number. */
+/**
+ * A decimal number as a query value: digits, an optional fraction and exponent (`1e9` is a client's way to say "all").
+ * Not what `Number` also takes: spaces, `0x10`, `Infinity`, which the document's `integer` does not describe.
+ */
+const DECIMAL = /^\d+(?:\.\d+)?(?:e\+?\d+)?$/i;
+
+/** `limit`: default when absent, clamped to the maximum (contract §1), 400 when not a positive decimal number. */
 export const limitParam = (fallback: number) =>
   z
     .string()
     .optional()
     .transform((v, ctx) => {
       if (v === undefined || v === "") return fallback;
-      const n = Number(v);
-      if (!Number.isFinite(n) || n < 1) {
+      // A literal too large for a double (1e400) is Infinity: larger than the maximum, so clamped like 1e300.
+      const n = DECIMAL.test(v) ? Number(v) : NaN;
+      if (Number.isNaN(n) || n < 1) {
         ctx.addIssue({ code: "custom", message: "must be a positive number" });
         return z.NEVER;
       }

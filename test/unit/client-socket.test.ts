@@ -684,15 +684,17 @@ describe("client conversation socket: order of messages refused for now", () => 
 async function refusingServer(response: string) {
   const http = await import("node:http");
   const attempts: number[] = [];
+  const urls: string[] = [];
   const server = http.createServer((_req, res) => res.end("{}"));
-  server.on("upgrade", (_req, socket) => {
+  server.on("upgrade", (req, socket) => {
     attempts.push(Date.now());
+    urls.push(req.url ?? "");
     socket.on("error", () => {});
     socket.end(response);
   });
   server.listen(0, "127.0.0.1");
   await new Promise((r) => server.once("listening", r));
-  return { server, attempts, port: (server.address() as { port: number }).port };
+  return { server, attempts, urls, port: (server.address() as { port: number }).port };
 }
 
 describe("client sockets in Node with ws: refused upgrades", () => {
@@ -718,6 +720,41 @@ describe("client sockets in Node with ws: refused upgrades", () => {
       expect(attempts[1] - attempts[0]).toBeGreaterThanOrEqual(900);
     } finally {
       server.close();
+    }
+  });
+});
+
+describe("client sockets in Node with ws: refused upgrades, tickets", () => {
+  // The server keeps a ticket usable after a refusal that passes; the SDK fetched a new one for every retry, each
+  // charged to the upgrade budget a 429 had just said was short.
+  it("retries a 429 upgrade refusal with the same ticket, and fetches a new one when it is near its expiry", async () => {
+    const WebSocket = (await import("ws")).default;
+    for (const [lifeMs, expected] of [
+      [60_000, ["tk-1", "tk-1", "tk-1"]],
+      [1_000, ["tk-1", "tk-2", "tk-3"]],
+    ] as const) {
+      const { port, urls, server } = await refusingServer("HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n\r\n");
+      let issued = 0;
+      const fetchImpl = (async (input: RequestInfo | URL) => {
+        const body = String(input).endsWith("/realtime/tickets") ? { ticket: `tk-${++issued}`, expiresAt: new Date(Date.now() + lifeMs).toISOString() } : {};
+        return new Response(JSON.stringify(body), { status: 200 });
+      }) as typeof fetch;
+      try {
+        const rest = new ChatRest({ baseUrl: `http://127.0.0.1:${port}`, token: "t", fetch: fetchImpl });
+        const room = new ConversationSocket(rest, `ws://127.0.0.1:${port}`, CONV, async () => ME, {
+          WebSocket: WebSocket as never,
+          auth: "ticket",
+          backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
+          watchNetwork: false,
+        });
+        sockets.push(room);
+        room.connect();
+        await until(() => urls.length >= 3, 3000);
+        room.close();
+        expect(urls.slice(0, 3).map((u) => new URL(u, "http://x").searchParams.get("ticket")), `${lifeMs} ms`).toEqual(expected);
+      } finally {
+        server.close();
+      }
     }
   });
 });

@@ -396,6 +396,11 @@ describe("business hours", () => {
       { timezone: "UTC", schedule: {}, holidays: [{ date: "25/12/2026" }] },
       { timezone: "UTC", schedule: {}, holidays: [{ date: "2026-12-24", isOpen: true, openTime: "10:00" }] },
       { timezone: "UTC", schedule: {}, holidays: [{ date: "2026-12-24", isOpen: true, openTime: "10:00", closeTime: "10:00" }] },
+      // A name jsonb refuses: it was a 503 "Database unavailable", which a client retries for ever.
+      { timezone: "UTC", schedule: {}, holidays: [{ date: "2026-12-25", name: "Christmas\u0000" }] },
+      { timezone: "UTC", schedule: {}, holidays: [{ date: "2026-12-25", name: "Christmas \ud800" }] },
+      // Two entries for one day: the second was stored and shown, but never applied.
+      { timezone: "UTC", schedule: {}, holidays: [{ date: "2026-12-25" }, { date: "2026-12-25", isOpen: true, openTime: "09:00", closeTime: "12:00" }] },
     ]) {
       expectErrorShape(await api("PUT", `/business/${biz.id}/hours`, { token: biz.admin.token, body }), 400);
     }

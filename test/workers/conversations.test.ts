@@ -312,6 +312,12 @@ describe("GET /conversations", () => {
     const { me } = await fiveConversations();
     expect((await api("GET", "/conversations?page=1&limit=1000", { token: me.token })).body.limit).toBe(100);
     expect((await api("GET", "/conversations?limit=1e9", { token: me.token })).status).toBe(200);
+    // Past a double's range (Infinity for Number) is still just larger than the maximum: clamped, as 1e300 is.
+    for (const huge of ["1e300", "1e400", "9".repeat(400)]) {
+      const res = await api("GET", `/conversations?page=1&limit=${huge}`, { token: me.token });
+      expect(res.status, `limit=${huge.slice(0, 10)}`).toBe(200);
+      expect(res.body.limit).toBe(100);
+    }
     const one = await api("GET", "/conversations?page=1&limit=1", { token: me.token });
     expect(one.body).toMatchObject({ limit: 1, hasMore: true });
     expect(one.body.conversations).toHaveLength(1);
@@ -319,6 +325,13 @@ describe("GET /conversations", () => {
       "limit=abc",
       "limit=0",
       "limit=-5",
+      "limit=-1",
+      "limit=NaN",
+      "limit=Infinity",
+      "limit=1e-400",
+      "limit=%205",
+      "limit=5abc",
+      "limit=0x10",
       "page=0",
       "page=x",
       "cursor=garbage",

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { env } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { getConfig } from "../../src/lib/config";
 import { createRedis } from "../../src/lib/redis";
 import { createApp } from "../../src/worker/app";
@@ -122,6 +122,30 @@ describe("a body that is not JSON", () => {
       }
     }
     expect(missing).toEqual([]);
+  });
+});
+
+describe("a JSON body that is not UTF-8", () => {
+  // The body was decoded as UTF-8 whatever it was: a Latin-1 "café" was stored as "caf\uFFFD" with a 201.
+  it("is refused (415 for another declared charset, 400 for bytes that are not UTF-8) and nothing is stored", async () => {
+    const user = await newUser("oa-utf8");
+    const conversationId = await direct(user, await newUser("oa-utf8"));
+    const path = `/conversations/${conversationId}/messages`;
+    const enc = new TextEncoder();
+    const latin1 = new Uint8Array([...enc.encode('{"content":"caf'), 0xe9, ...enc.encode('"}')]);
+    const post = async (body: Uint8Array, type: string) => {
+      const res = await SELF.fetch(`http://chat.test${path}`, { method: "POST", headers: { authorization: `Bearer ${user.token}`, "content-type": type }, body });
+      return { status: res.status, body: (await res.json()) as { content?: string }, headers: res.headers };
+    };
+    expectErrorShape(await post(latin1, "application/json; charset=ISO-8859-1"), 415);
+    expectErrorShape(await post(latin1, "application/json"), 400);
+    expect((await api("GET", path, { token: user.token })).body.messages).toEqual([]);
+    // UTF-8, however it is spelled, is JSON as ever.
+    for (const type of ['application/json; charset="UTF-8"', "application/json;charset=utf8", "application/json"]) {
+      const ok = await post(enc.encode(JSON.stringify({ content: "café" })), type);
+      expect(ok.status, type).toBe(201);
+      expect(ok.body.content).toBe("café");
+    }
   });
 });
 

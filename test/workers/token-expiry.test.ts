@@ -4,6 +4,7 @@ import { signDevToken } from "../../src/lib/jwt";
 import type { TestUser } from "./helpers";
 import { direct, users } from "./conversation-helpers";
 import { openSocket } from "./sockets";
+import { api } from "./helpers";
 
 /** The same user with a token that expires within two seconds. */
 const shortLived = async (user: TestUser): Promise<TestUser> => ({ ...user, token: await signDevToken(user, env.JWT_SECRET, 2) });
@@ -82,6 +83,44 @@ describe("upgrades refused for too many sockets", () => {
       await refused.body?.cancel();
     }
     for (const ws of opened) ws.close(1000);
+  });
+
+  // A refused upgrade opened nothing, yet it spent the ticket: the retry the 429 asks for needed a new ticket, whose
+  // issue is charged to the upgrade budget.
+  it("keep the ticket usable for the retry; a ticket whose upgrade succeeded still opens nothing more", async () => {
+    const [alice, bob] = await users(2, "sock-ticket");
+    const id = await direct(alice, bob);
+    const upgrade = (path: string, auth: { token: string } | { ticket: string }) =>
+      SELF.fetch(
+        new Request(`http://chat.test${path}${"ticket" in auth ? `?ticket=${auth.ticket}` : ""}`, {
+          headers: { Upgrade: "websocket", ...("token" in auth ? { authorization: `Bearer ${auth.token}` } : {}) },
+        }),
+      );
+    const opened: WebSocket[] = [];
+    const accept = (res: Response) => {
+      res.webSocket!.accept();
+      opened.push(res.webSocket!);
+    };
+    try {
+      for (const res of await Promise.all(Array.from({ length: 10 }, () => upgrade(`/conversations/${id}/ws`, alice)))) {
+        expect(res.status).toBe(101);
+        accept(res);
+      }
+      const { ticket } = (await api("POST", "/realtime/tickets", { token: alice.token })).body as { ticket: string };
+      const refused = await upgrade(`/conversations/${id}/ws`, { ticket });
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
+      await refused.body?.cancel();
+      // The retry with the same ticket (here on the user socket, which has room) opens.
+      const retried = await upgrade("/ws", { ticket });
+      expect(retried.status).toBe(101);
+      accept(retried);
+      const replayed = await upgrade("/ws", { ticket });
+      expect(replayed.status).toBe(401);
+      await replayed.body?.cancel();
+    } finally {
+      for (const ws of opened) ws.close(1000);
+    }
   });
 });
 

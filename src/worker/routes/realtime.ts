@@ -4,7 +4,7 @@ import { forbidden, HttpError, notFound } from "../../lib/errors";
 import { randomToken } from "../../lib/ids";
 import { normalizeOrigin } from "../../lib/origin";
 import type { AuthUser } from "../../lib/jwt";
-import { consumeTicket, createTicket } from "../../db/queries/tickets";
+import { consumeTicket, createTicket, restoreTicket, type SpentTicket } from "../../db/queries/tickets";
 import { READY_PROFILE_WAIT_MS } from "../../durable-objects/room/profiles";
 import { CONVERSATION_HEADER, IDENTITY_HEADER } from "../../durable-objects/room/realtime";
 import { authenticateRequest, provisionCaller, requireAuth } from "../middleware/auth";
@@ -29,27 +29,33 @@ function checkOrigin(c: Context<AppEnv>): void {
   if (!own && !c.get("config").ALLOWED_ORIGINS.includes(normalizeOrigin(origin) ?? "")) throw forbidden("Origin not allowed");
 }
 
+/** Who upgrades, and the ticket it spent (none with a header token). */
+interface UpgradeIdentity {
+  user: AuthUser;
+  ticket?: SpentTicket;
+}
+
 /**
  * Header token (non-browser clients) or a single-use ticket (browsers); tokens never travel in URLs. `background`:
  * a conversation's socket, whose room admits members only, and a member has a users row already (see requireAuth).
  */
-async function upgradeIdentity(c: Context<AppEnv>, provision: "first" | "background"): Promise<AuthUser> {
+async function upgradeIdentity(c: Context<AppEnv>, provision: "first" | "background"): Promise<UpgradeIdentity> {
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") throw new HttpError(426, "Expected a WebSocket upgrade");
   checkOrigin(c);
   const ticket = c.req.query("ticket");
-  let user: AuthUser | undefined;
   if (ticket) {
-    user = /^[0-9a-f]{48}$/.test(ticket) ? await consumeTicket(c.get("httpDb")(), ticket) : undefined;
-    if (!user) {
+    const spent = /^[0-9a-f]{48}$/.test(ticket) ? await consumeTicket(c.get("httpDb")(), ticket) : undefined;
+    if (!spent) {
       auditAuthFailure(c, "invalid or expired ticket");
       throw new HttpError(401, "Invalid or expired ticket");
     }
-  } else {
-    user = await authenticateRequest(c);
-    await provisionCaller(c, user, provision);
+    c.set("user", spent.user);
+    return { user: spent.user, ticket: spent };
   }
+  const user = await authenticateRequest(c);
+  await provisionCaller(c, user, provision);
   c.set("user", user);
-  return user;
+  return { user };
 }
 
 function identityHeaders(user: AuthUser, extra: Record<string, string> = {}): Headers {
@@ -58,10 +64,33 @@ function identityHeaders(user: AuthUser, extra: Record<string, string> = {}): He
   return headers;
 }
 
-/** A Durable Object's refusal (404, 429, ...) becomes the contract's error shape, keeping its Retry-After (429, 503). */
-async function forwardUpgrade(stub: { fetch(req: Request): Promise<Response> }, url: string, headers: Headers): Promise<Response> {
-  const res = await stub.fetch(new Request(url, { headers }));
+/** Refusals the client is told to retry (Retry-After): the ticket that met one must still open its retry's socket. */
+const transientRefusal = (status: number) => status === 429 || status >= 500;
+
+/**
+ * A Durable Object's refusal (404, 429, ...) becomes the contract's error shape, keeping its Retry-After (429, 503).
+ * A ticket spent on a transient refusal is put back: the client used to need a new one for its retry, and issuing
+ * it is charged to the same upgrade budget that a 429 says is exhausted.
+ */
+async function forwardUpgrade(
+  c: Context<AppEnv>,
+  stub: { fetch(req: Request): Promise<Response> },
+  identity: UpgradeIdentity,
+  headers: Headers,
+): Promise<Response> {
+  const spent = identity.ticket;
+  const giveBack = async () => {
+    if (spent) await restoreTicket(c.get("httpDb")(), spent).catch((e: Error) => c.get("log").warn("ticket not restored", { error: e.message?.slice(0, 200) }));
+  };
+  let res: Response;
+  try {
+    res = await stub.fetch(new Request(c.req.url, { headers }));
+  } catch (err) {
+    await giveBack();
+    throw err;
+  }
   if (res.status === 101) return res;
+  if (transientRefusal(res.status)) await giveBack();
   const body = (await res.json().catch(() => ({}))) as { message?: string };
   const retryAfter = res.headers.get("retry-after");
   throw new HttpError(res.status, body.message ?? "Upgrade refused", retryAfter ? { "Retry-After": retryAfter } : {});
@@ -141,10 +170,10 @@ export const conversationSocket = new OpenAPIHono<AppEnv>().openapi(
   ),
   async (c) => {
     const id = c.req.param("id") ?? "";
-    const user = await upgradeIdentity(c, "background");
+    const identity = await upgradeIdentity(c, "background");
     if (!isUuidParam(id)) throw notFound("Conversation");
-    const headers = identityHeaders(user, { [CONVERSATION_HEADER]: id.toLowerCase() });
-    return forwardUpgrade(roomStub(c, id.toLowerCase()), c.req.url, headers) as never;
+    const headers = identityHeaders(identity.user, { [CONVERSATION_HEADER]: id.toLowerCase() });
+    return forwardUpgrade(c, roomStub(c, id.toLowerCase()), identity, headers) as never;
   },
 );
 
@@ -153,8 +182,8 @@ export const userSocket = new OpenAPIHono<AppEnv>().openapi(
   upgradeDoc("/", "User socket: presence, unread counts and notifications across conversations", ticketQuery, errorResponses(401, 403, 426, 429)),
   async (c) => {
     // The session's presence write updates the user's row: it must exist first.
-    const user = await upgradeIdentity(c, "first");
+    const identity = await upgradeIdentity(c, "first");
     const ns = c.env.USER_SESSION;
-    return forwardUpgrade(ns.get(ns.idFromName(user.id)), c.req.url, identityHeaders(user)) as never;
+    return forwardUpgrade(c, ns.get(ns.idFromName(identity.user.id)), identity, identityHeaders(identity.user)) as never;
   },
 );

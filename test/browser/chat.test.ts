@@ -589,6 +589,50 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     expect(alice.errors).toEqual([]);
   });
 
+  it("asks once for a conversation the list lacks when a burst of its messages comes, and a removal meanwhile wins", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const [bob, carol] = await Promise.all([headless("sdk-b"), headless("sdk-c")]);
+    // Her user socket does not hear of the group (the frame is dropped on its way): its messages name a conversation
+    // the list does not hold.
+    await alice.page.routeWebSocket(
+      (url) => url.pathname === "/ws",
+      (ws) => {
+        const server = ws.connectToServer();
+        server.onMessage((m) => !String(m).includes('"conversation_created"') && ws.send(m));
+        ws.onMessage((m) => server.send(m));
+      },
+    );
+    await alice.page.reload();
+    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).toBe("Online");
+    const group = await api<{ id: string }>("POST", "/conversations/group", bob.token, { participantIds: [alice.id, carol.id], name: "Burst" });
+    const isGroup = (url: URL) => url.pathname === `/conversations/${group.id}`;
+    let asked = 0;
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    await alice.page.route(isGroup, async (route) => {
+      asked++;
+      const response = await route.fetch();
+      await held;
+      await route.fulfill({ response }).catch(() => {});
+    });
+    for (const text of ["one", "two", "three"]) await api("POST", `/conversations/${group.id}/messages`, bob.token, { content: text });
+    await expect.poll(() => asked, poll).toBe(1);
+    await alice.page.waitForTimeout(500);
+    // One request for the three notifications (it was one each).
+    expect(asked).toBe(1);
+    // Removed while that request is answered: its answer, read before the removal, put the group back on the list.
+    await api("DELETE", `/conversations/${group.id}/participants/${alice.id}`, bob.token);
+    await alice.page.waitForTimeout(500);
+    const answered = alice.page.waitForResponse((r) => isGroup(new URL(r.url())));
+    release();
+    await answered;
+    await alice.page.waitForTimeout(300);
+    expect(await alice.page.getByRole("link", { name: /Burst/ }).count()).toBe(0);
+    await alice.page.unroute(isGroup);
+    expect(alice.errors).toEqual([]);
+  });
+
   it("keeps the newer name, and keeps a group the user was removed from off the list, when an older read of it answers late", async () => {
     const alice = await person(browser, "web-a");
     people.push(alice);

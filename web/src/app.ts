@@ -36,6 +36,11 @@ export class App {
    * view went (keepUntilSent) had no view to show it, and the message vanished. Every visit shows them as failed.
    */
   private readonly failed = new Map<string, FailedMessage[]>();
+  /**
+   * Conversations being fetched because a push named one the list does not hold, each with whether a removal came
+   * meanwhile: a burst of messages asked for it once per message, and an answer read before a removal put it back.
+   */
+  private readonly fetching = new Map<string, { removed: boolean }>();
   private activeId: string | undefined;
   /**
    * The open conversation's title, for the tab's. The list (with the unread count) and the open conversation's header
@@ -404,10 +409,7 @@ export class App {
     u.on("error", (e) => void this.handleAuthError(e));
     u.on("notification", ({ conversationId, message }) => {
       if (!this.conversations.has(conversationId)) {
-        void this.chat.getConversation(conversationId).then((c) => {
-          this.upsert(c);
-          void this.loadPresence();
-        }, () => {});
+        this.fetchUnknown(conversationId);
         return;
       }
       this.noteMessage(conversationId, message);
@@ -415,7 +417,7 @@ export class App {
     u.on("unread_count", ({ conversationId, unreadCount }) => {
       if (this.conversations.has(conversationId)) this.setUnread(conversationId, unreadCount);
       // A connect sends zeros too, for conversations the list may not hold: nothing to show for those.
-      else if (unreadCount > 0) void this.chat.getConversation(conversationId).then((c) => this.upsert(c), () => {});
+      else if (unreadCount > 0) this.fetchUnknown(conversationId);
     });
     u.on("presence", (p) => this.setPresence(p.userId, p.status));
     u.on("conversation_created", ({ conversation }) => {
@@ -428,12 +430,31 @@ export class App {
       this.view?.refreshHeader();
     });
     u.on("conversation_removed", ({ conversationId }) => {
+      const fetch = this.fetching.get(conversationId);
+      if (fetch) fetch.removed = true;
       if (this.activeId === conversationId) this.leaveRemoved(conversationId);
       this.conversations.delete(conversationId);
       this.reloads.remove(conversationId);
       this.failed.delete(conversationId);
       this.renderList();
     });
+  }
+
+  private fetchUnknown(id: string): void {
+    if (this.fetching.has(id)) return;
+    const fetch = { removed: false };
+    this.fetching.set(id, fetch);
+    void this.chat
+      .getConversation(id)
+      .then(
+        (c) => {
+          if (fetch.removed) return;
+          this.upsert(c);
+          void this.loadPresence();
+        },
+        () => {},
+      )
+      .finally(() => this.fetching.delete(id));
   }
 
   // ── Routing ──────────────────────────────────────────────────────────────────────────────────────────

@@ -14,15 +14,16 @@ import { fileURLToPath } from "node:url";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 /** Shared files the SDK's types come from, and where they go in the package. */
-const SHARED: [from: string, to: string][] = [
-  ["src/protocol/resources.ts", "protocol/resources.ts"],
-  ["src/protocol/frames.ts", "protocol/frames.ts"],
-  ["src/protocol/business.ts", "protocol/business.ts"],
-  ["src/protocol/responses.ts", "protocol/responses.ts"],
-  ["src/protocol/operations.ts", "protocol/operations.ts"],
-  ["src/protocol/requests.ts", "protocol/requests.ts"],
-  ["src/domain/business-hours.ts", "domain/business-hours.ts"],
-];
+/**
+ * What the SDK's package carries besides src/client: the whole of src/protocol (its schemas import each other, so a
+ * new file there, listed by hand, was missed: `plain-text.ts` broke the build) and the domain files those import.
+ */
+const SHARED_DOMAIN = ["business-hours.ts"];
+
+async function sharedFiles(): Promise<[from: string, to: string][]> {
+  const protocol = (await readdir(path.join(ROOT, "src/protocol"))).filter((f) => f.endsWith(".ts"));
+  return [...protocol.map((f): [string, string] => [`src/protocol/${f}`, `protocol/${f}`]), ...SHARED_DOMAIN.map((f): [string, string] => [`src/domain/${f}`, `domain/${f}`])];
+}
 
 /** Adds `.js` to relative specifiers (`from "./x"`, `import("./x")`) and maps `../protocol/` to `./protocol/`. */
 export function rewriteImports(source: string, fromClient: boolean): string {
@@ -55,7 +56,7 @@ async function stageAndCompile(stage: string, outDir: string): Promise<void> {
     const src = await readFile(path.join(ROOT, "src/client", f), "utf8");
     await writeFile(path.join(stage, f), rewriteImports(src, true));
   }
-  for (const [from, to] of SHARED) await writeFile(path.join(stage, to), rewriteImports(await readFile(path.join(ROOT, from), "utf8"), false));
+  for (const [from, to] of await sharedFiles()) await writeFile(path.join(stage, to), rewriteImports(await readFile(path.join(ROOT, from), "utf8"), false));
   const tsc = path.join(ROOT, "node_modules/typescript/bin/tsc");
   // tsconfig.client.json holds the options; this stage's own config only points them at the stage and the output.
   const config = path.join(stage, "tsconfig.json");

@@ -535,16 +535,7 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     const [bob, carol, dave] = await Promise.all([headless("sdk-b"), headless("sdk-c"), headless("sdk-d")]);
     const group = await api<{ id: string }>("POST", "/conversations/group", alice.token, { participantIds: [bob.id, carol.id], name: "Ticks" });
     // Her user socket will not hear that she left (below): the frame is dropped on its way.
-    await alice.page.routeWebSocket(
-      (url) => url.pathname === "/ws",
-      (ws) => {
-        const server = ws.connectToServer();
-        server.onMessage((m) => !String(m).includes('"conversation_removed"') && ws.send(m));
-        ws.onMessage((m) => server.send(m));
-      },
-    );
-    await alice.page.reload();
-    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).toBe("Online");
+    await userSocketWithout(alice, "conversation_removed");
     await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${group.id}`);
     await send(alice.page, "read me");
     await expect.poll(() => messageTexts(alice.page), poll).toEqual(["read me"]);
@@ -595,16 +586,7 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     const [bob, carol] = await Promise.all([headless("sdk-b"), headless("sdk-c")]);
     // Her user socket does not hear of the group (the frame is dropped on its way): its messages name a conversation
     // the list does not hold.
-    await alice.page.routeWebSocket(
-      (url) => url.pathname === "/ws",
-      (ws) => {
-        const server = ws.connectToServer();
-        server.onMessage((m) => !String(m).includes('"conversation_created"') && ws.send(m));
-        ws.onMessage((m) => server.send(m));
-      },
-    );
-    await alice.page.reload();
-    await expect.poll(() => alice.page.locator(".conn").textContent(), poll).toBe("Online");
+    await userSocketWithout(alice, "conversation_created");
     const group = await api<{ id: string }>("POST", "/conversations/group", bob.token, { participantIds: [alice.id, carol.id], name: "Burst" });
     const isGroup = (url: URL) => url.pathname === `/conversations/${group.id}`;
     let asked = 0;
@@ -810,6 +792,20 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
 });
 
 /** Takes the person's browser offline, runs `work` (a change made elsewhere meanwhile), and waits until the app is back online. */
+/** Reloads the page with its user socket's `type` frames dropped on their way, as a frame lost in transit. */
+async function userSocketWithout(who: Awaited<ReturnType<typeof person>>, type: string): Promise<void> {
+  await who.page.routeWebSocket(
+    (url) => url.pathname === "/ws",
+    (ws) => {
+      const server = ws.connectToServer();
+      server.onMessage((m) => !String(m).includes(`"${type}"`) && ws.send(m));
+      ws.onMessage((m) => server.send(m));
+    },
+  );
+  await who.page.reload();
+  await expect.poll(() => who.page.locator(".conn").textContent(), poll).toBe("Online");
+}
+
 async function whileOffline(who: Awaited<ReturnType<typeof person>>, work: () => Promise<unknown>): Promise<void> {
   await who.context.setOffline(true);
   await expect.poll(() => who.page.locator(".conn").textContent(), poll).not.toBe("Online");

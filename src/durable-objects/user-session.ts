@@ -12,6 +12,9 @@ import { encodeFrame, ERROR_CODE_BY_STATUS, frameTooLarge, parseFrame, userClien
 import type { Conversation, Message } from "../protocol/resources";
 import { IDENTITY_HEADER, SOCKET_CAP_RETRY_SECONDS } from "./room/realtime";
 import { FrameRateLimiter, safeClose, sendRaw } from "./room/sockets";
+import { sharedConversation } from "./shared-view";
+import { createProfileProvider, profileOptionsFromConfig } from "../profiles/provider";
+import type { ProfileProvider } from "../profiles/types";
 
 interface UserSocketAttachment extends DeviceState {
   userId: string;
@@ -81,6 +84,8 @@ export class UserSession extends DurableObject<Env> {
   /** Mute changes from the user's devices, numbered likewise: a read of the flags begun before one gives way to it. */
   private muteChanges = 0;
   private readonly mutedChangedAt = new Map<string, number>();
+  /** For the rare view the session reads itself (sendCurrentView). */
+  private profiles: ProfileProvider | undefined;
 
   /**
    * One pool for the object's life, as in the rooms. A connect publishes "online" and then re-derives the badges,
@@ -533,12 +538,13 @@ export class UserSession extends DurableObject<Env> {
         this.noteMuted(event.conversation.id, event.conversation.isMuted);
         this.mutedChangedAt.set(event.conversation.id, ++this.muteChanges);
       }
-      if (this.olderView(event.conversation)) return;
-      // The Worker sends every member the same view; the count and flag the contract gives are each member's own
-      // (a client taking the frame as it stands cleared the badge and the mute of a conversation on every rename).
-      const badge = this.badges()[event.conversation.id];
-      const unreadCount = badge !== undefined ? badgeOf(badge).count : event.own ? event.conversation.unreadCount : 0;
-      this.send(event.type, { conversation: { ...event.conversation, unreadCount, isMuted: this.muted().has(event.conversation.id) } });
+      if (this.olderView(event.conversation)) {
+        // A mute's view read before a rename and arriving after it: the devices would drop it as older and show the
+        // conversation unmuted until its next change. The current view carries the flag instead (a rare race).
+        if (event.own && this.devices().length) await this.sendCurrentView(event.conversation.id);
+        return;
+      }
+      this.sendView(event.conversation, event.own ? event.conversation.unreadCount : 0);
       return;
     }
     this.send(event.type, { conversation: event.conversation });
@@ -546,6 +552,29 @@ export class UserSession extends DurableObject<Env> {
       // The user's own view: one who comes back keeps their flag.
       this.noteMuted(event.conversation.id, event.conversation.isMuted);
       this.startBadge(event.conversation.id, event.unread);
+    }
+  }
+
+  /**
+   * The Worker sends every member the same view; the count and flag the contract gives are each member's own (a
+   * client taking the frame as it stands cleared the badge and the mute of a conversation on every rename).
+   */
+  private sendView(conversation: Conversation, unreadIfNoBadge: number): void {
+    const badge = this.badges()[conversation.id];
+    const unreadCount = badge !== undefined ? badgeOf(badge).count : unreadIfNoBadge;
+    this.send("conversation_updated", { conversation: { ...conversation, unreadCount, isMuted: this.muted().has(conversation.id) } });
+  }
+
+  private async sendCurrentView(conversationId: string): Promise<void> {
+    try {
+      this.profiles ??= createProfileProvider({ ...profileOptionsFromConfig(this.config), memory: true, waitUntil: (p) => this.ctx.waitUntil(p) });
+      const profiles = this.profiles;
+      const view = await this.withDb((db) => sharedConversation(db, profiles, conversationId));
+      if (!view || this.removed()[conversationId] !== undefined || this.olderView(view)) return;
+      this.sendView(view, 0);
+    } catch (err) {
+      // The session still holds the flag: the conversation's next update carries it.
+      this.log.warn("current view failed", { conversationId, error: asError(err).message.slice(0, 200) });
     }
   }
 

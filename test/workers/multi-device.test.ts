@@ -284,6 +284,23 @@ describe("conversation_updated on a member's user socket", () => {
     expect(renamed.data.conversation).toMatchObject({ id: gid, isMuted: true });
     phone.ws.close(1000, "done");
   });
+
+  it("shows a mute on the other devices when its view was read before a rename that reached them first", async () => {
+    const [admin, bob, carol] = await users(3, "md-mute-older");
+    const gid = await group(admin, [bob, carol], "Choir");
+    const phone = await openSocket("/ws", bob);
+    await frame(phone, "connected");
+    // Bob's laptop mutes: its view is read now, and the admin's rename commits before that view reaches the session.
+    const read = (await api("GET", `/conversations/${gid}`, { token: bob.token })).body;
+    expect((await api("PATCH", `/conversations/${gid}`, { token: admin.token, body: { name: "Choir 2026" } })).status).toBe(200);
+    await frame(phone, "conversation_updated", (d) => d.conversation.name === "Choir 2026");
+    const session = env.USER_SESSION.get(env.USER_SESSION.idFromName(bob.id));
+    await session.conversationEvent({ type: "conversation_updated", conversation: { ...read, isMuted: true }, own: true });
+    const muted = await frame(phone, "conversation_updated", (d) => d.conversation.isMuted === true);
+    // The mute, with the name as it is now (the older view's name is not put back).
+    expect(muted.data.conversation).toMatchObject({ id: gid, name: "Choir 2026", isMuted: true });
+    phone.ws.close(1000, "done");
+  });
 });
 
 describe("badges of a device that comes back", () => {

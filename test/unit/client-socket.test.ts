@@ -697,23 +697,30 @@ async function refusingServer(response: string) {
   return { server, attempts, urls, port: (server.address() as { port: number }).port };
 }
 
+/** The SDK's conversation socket in Node (`ws`), against a local server on `port`, with a quick backoff. */
+async function nodeSocket(port: number, fetchImpl: typeof fetch = async () => new Response("{}", { status: 200 }), auth?: "ticket"): Promise<ConversationSocket> {
+  const WebSocket = (await import("ws")).default;
+  const rest = new ChatRest({ baseUrl: `http://127.0.0.1:${port}`, token: "t", fetch: fetchImpl });
+  const room = new ConversationSocket(rest, `ws://127.0.0.1:${port}`, CONV, async () => ME, {
+    WebSocket: WebSocket as never,
+    ...(auth ? { auth } : {}),
+    backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
+    watchNetwork: false,
+  });
+  sockets.push(room);
+  return room;
+}
+
 describe("client sockets in Node with ws: refused upgrades", () => {
   // The Worker answers an upgrade it cannot serve now (token keys or Postgres unreachable, too many sockets) with
   // 503/429 and Retry-After. With `ws` (header auth) the SDK saw only "Unexpected server response: 503" and retried
   // on its own backoff, every few hundred ms, against a server that had asked for seconds.
   it("waits the Retry-After of a 503 upgrade refusal before the next attempt", async () => {
-    const WebSocket = (await import("ws")).default;
     const { port, attempts, server } = await refusingServer(
       "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
     );
     try {
-      const rest = new ChatRest({ baseUrl: `http://127.0.0.1:${port}`, token: "t", fetch: async () => new Response("{}", { status: 200 }) });
-      const room = new ConversationSocket(rest, `ws://127.0.0.1:${port}`, CONV, async () => ME, {
-        WebSocket: WebSocket as never,
-        backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
-        watchNetwork: false,
-      });
-      sockets.push(room);
+      const room = await nodeSocket(port);
       room.connect();
       await until(() => attempts.length >= 2, 3000);
       room.close();
@@ -728,7 +735,6 @@ describe("client sockets in Node with ws: refused upgrades, tickets", () => {
   // The server keeps a ticket usable after a refusal that passes; the SDK fetched a new one for every retry, each
   // charged to the upgrade budget a 429 had just said was short.
   it("retries a 429 upgrade refusal with the same ticket, and fetches a new one when it is near its expiry", async () => {
-    const WebSocket = (await import("ws")).default;
     for (const [lifeMs, expected] of [
       [60_000, ["tk-1", "tk-1", "tk-1"]],
       [1_000, ["tk-1", "tk-2", "tk-3"]],
@@ -740,14 +746,7 @@ describe("client sockets in Node with ws: refused upgrades, tickets", () => {
         return new Response(JSON.stringify(body), { status: 200 });
       }) as typeof fetch;
       try {
-        const rest = new ChatRest({ baseUrl: `http://127.0.0.1:${port}`, token: "t", fetch: fetchImpl });
-        const room = new ConversationSocket(rest, `ws://127.0.0.1:${port}`, CONV, async () => ME, {
-          WebSocket: WebSocket as never,
-          auth: "ticket",
-          backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
-          watchNetwork: false,
-        });
-        sockets.push(room);
+        const room = await nodeSocket(port, fetchImpl, "ticket");
         room.connect();
         await until(() => urls.length >= 3, 3000);
         room.close();
@@ -761,19 +760,12 @@ describe("client sockets in Node with ws: refused upgrades, tickets", () => {
 
 describe("client sockets in Node with ws: refused upgrades, for good", () => {
   it("still closes for good on a 404 upgrade refusal, without an uncaught error", async () => {
-    const WebSocket = (await import("ws")).default;
     const { port, server } = await refusingServer("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
     const uncaught: unknown[] = [];
     const onError = (err: unknown) => uncaught.push(err);
     process.on("uncaughtException", onError);
     try {
-      const rest = new ChatRest({ baseUrl: `http://127.0.0.1:${port}`, token: "t", fetch: async () => new Response("{}", { status: 200 }) });
-      const room = new ConversationSocket(rest, `ws://127.0.0.1:${port}`, CONV, async () => ME, {
-        WebSocket: WebSocket as never,
-        backoff: { initialMs: 5, maxMs: 20, jitter: 0 },
-        watchNetwork: false,
-      });
-      sockets.push(room);
+      const room = await nodeSocket(port);
       const errors: { statusCode: number }[] = [];
       room.on("error", (e) => errors.push(e));
       room.connect();

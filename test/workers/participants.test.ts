@@ -12,6 +12,13 @@ const remove = (id: string, userId: string, token: string) => api("DELETE", `/co
 const setRole = (id: string, userId: string, token: string, body: unknown) =>
   api("PUT", `/conversations/${id}/participants/${userId}/role`, { token, body });
 
+/** Once the room has written what it held to Postgres, the member has nothing unread there. */
+async function expectNothingUnreadOnceFlushed(id: string, member: { token: string }): Promise<void> {
+  const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+  expect((await room.flushNow()).pending).toBe(0);
+  expect((await api("GET", `/conversations/${id}/unread-count`, { token: member.token })).body.unreadCount).toBe(0);
+}
+
 describe("POST /conversations/:id/participants", () => {
   it("lets a group admin add a member or an admin (201 Participant with profile)", async () => {
     const [admin, a, b, c, d] = await users(5, "grp");
@@ -72,9 +79,7 @@ describe("POST /conversations/:id/participants", () => {
     } finally {
       await undo();
     }
-    const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
-    expect((await room.flushNow()).pending).toBe(0);
-    expect((await api("GET", `/conversations/${id}/unread-count`, { token: c.token })).body.unreadCount).toBe(0);
+    await expectNothingUnreadOnceFlushed(id, c);
     const receipts = await api("GET", `/conversations/${id}/read-receipts`, { token: admin.token });
     expect(receipts.body.participants.find((p: { userId: string }) => p.userId === c.id)).toMatchObject({ lastReadSeq: 2 });
   });
@@ -103,9 +108,7 @@ describe("POST /conversations/:id/participants", () => {
     } finally {
       await undo();
     }
-    const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
-    expect((await room.flushNow()).pending).toBe(0);
-    expect((await api("GET", `/conversations/${id}/unread-count`, { token: c.token })).body.unreadCount).toBe(0);
+    await expectNothingUnreadOnceFlushed(id, c);
     const listed = (await api("GET", "/conversations", { token: c.token })).body.conversations.find((x: { id: string }) => x.id === id);
     expect(listed).toMatchObject({ unreadCount: 0 });
   });

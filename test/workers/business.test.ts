@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import type { BusinessDesk } from "../../src/durable-objects/business-desk";
@@ -708,6 +708,27 @@ describe("business agent leaving a conversation", () => {
     expectErrorShape(await api("GET", `/conversations/${chat.body.id}`, { token: a.token }), 404);
     await waitFor(async () => a.socket.frames.find((f) => f.type === "conversation_removed" && f.data.conversationId === chat.body.id), "conversation_removed");
     await waitFor(async () => b.socket.frames.find((f) => f.type === "conversation_created" && f.data.conversation.id === chat.body.id), "conversation_created");
+  });
+
+  it("takes a closed chat off the list of an agent who leaves it when the desk that assigned them ran a minute ahead of Postgres", async () => {
+    const biz = await newBusiness();
+    const a = await readyAgent(biz);
+    const customer = await newUser("customer");
+    // The desk (this isolate) assigns with its clock a minute fast; the leave, a moment later, is timed by Postgres.
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 60_000 });
+    let chat: Awaited<ReturnType<typeof openChat>>;
+    try {
+      chat = await openChat(customer, biz.id);
+    } finally {
+      vi.useRealTimers();
+    }
+    const id: string = chat.body.id;
+    expect(roleMap(chat.body)[a.id]).toBe("agent");
+    await waitFor(async () => a.socket.frames.find((f) => f.type === "conversation_created" && f.data.conversation.id === id), "conversation_created");
+    expect((await api("POST", `/business/conversations/${id}/close`, { token: a.token, body: {} })).status).toBe(200);
+    expect((await leave(id, a)).status).toBe(204);
+    // The session took the removal for older news than the assignment, and the chat stayed on a's other devices.
+    await waitFor(async () => a.socket.frames.find((f) => f.type === "conversation_removed" && f.data.conversationId === id), "conversation_removed", 3_000);
   });
 
   it("puts it back at the front of the queue when nobody else is free, not straight back to the agent who left", async () => {

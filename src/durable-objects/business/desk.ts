@@ -332,7 +332,6 @@ export class Desk {
       if (!current || current.agentId !== agentId) return;
       // Written before the desk lets go: a failure leaves everything as it was, and the leave can be retried.
       let written: Awaited<ReturnType<DeskEffects["writeUnassignment"]>>;
-      const at = new Date(this.deps.now());
       try {
         written = await this.effects.writeUnassignment({
           businessId: input.businessId,
@@ -340,17 +339,16 @@ export class Desk {
           agentId,
           actorId: agentId,
           reason: "agent_left",
-          at,
         });
       } catch (err) {
         this.deps.log.warn("unassignment write failed", { conversationId, error: (err as Error).message?.slice(0, 200) });
         throw unavailable("Database unavailable");
       }
       this.store.deleteAssignment(conversationId);
-      if (written === "missing") throw notFound("Conversation");
-      if (written === "closed") throw conflict("The conversation is already closed");
+      if (written.outcome === "missing") throw notFound("Conversation");
+      if (written.outcome === "closed") throw conflict("The conversation is already closed");
       this.store.enqueue({ conversationId, customerId: current.customerId, category: current.category, preferredAgentId: null, enqueuedAt: current.assignedAt }, true);
-      await this.effects.announceUnassignment({ conversationId, agentId, at });
+      await this.effects.announceUnassignment({ conversationId, agentId, at: written.at });
       released = true;
     });
     if (!released) return null;
@@ -409,16 +407,14 @@ export class Desk {
         this.deps.waitUntil(
           this.chain(a.conversationId, async () => {
             try {
-              const at = new Date(this.deps.now());
               const done = await this.effects.writeUnassignment({
                 businessId,
                 conversationId: a.conversationId,
                 agentId,
                 actorId,
                 reason: "agent_removed",
-                at,
               });
-              if (done === "done") await this.effects.announceUnassignment({ conversationId: a.conversationId, agentId, at });
+              if (done.outcome === "done") await this.effects.announceUnassignment({ conversationId: a.conversationId, agentId, at: done.at });
             } catch (err) {
               // The next assignment's write makes the removed agent leave anyway.
               this.deps.log.warn("unassignment write failed", { conversationId: a.conversationId, error: (err as Error).message?.slice(0, 200) });
@@ -559,6 +555,7 @@ export class Desk {
     options: { requeue?: QueueEntry; restore?: Assignment; notify: boolean; auto?: boolean },
   ): Promise<WriteResult> {
     let result: WriteResult = "failed";
+    let writtenAt = new Date(a.assignedAt);
     return this.chain(a.conversationId, async () => {
       const mine = () => {
         const now = this.store.assignment(a.conversationId);
@@ -575,9 +572,9 @@ export class Desk {
           kind: a.kind,
           auto: options.auto ?? a.actorId === null,
           category: a.category,
-          at: new Date(a.assignedAt),
         });
-        if (outcome === "done") {
+        writtenAt = outcome.at;
+        if (outcome.outcome === "done") {
           if (mine()) this.store.markSynced(a.conversationId, a.agentId);
           result = "kept";
         } else {
@@ -599,7 +596,7 @@ export class Desk {
         if (a.previousAgentId) this.hold(a.previousAgentId, -1);
       }
       if (result === "kept" && options.notify) {
-        await this.effects.announceAssignment({ conversationId: a.conversationId, agentId: a.agentId, previousAgentId: a.previousAgentId, at: new Date(a.assignedAt) });
+        await this.effects.announceAssignment({ conversationId: a.conversationId, agentId: a.agentId, previousAgentId: a.previousAgentId, at: writtenAt });
       }
     }).then(
       () => result,

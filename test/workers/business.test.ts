@@ -675,6 +675,32 @@ describe("business transfer and close", () => {
     const next = await readyAgent(biz);
     expect(await placement(chat.body.id, customer)).toMatchObject({ status: "assigned", agentId: next.id });
   });
+
+  it("takes an unregistered agent out of their chats once the unassignment's failed write is retried, though nobody else is free", async () => {
+    const biz = await newBusiness();
+    const leaving = await readyAgent(biz);
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    const id: string = chat.body.id;
+    expect(roleMap(chat.body)[leaving.id]).toBe("agent");
+    // The unassignment's write fails once (a Postgres blip just after the agent's row was deleted).
+    await runInDurableObject(desk(biz.id), async (instance: BusinessDesk) => {
+      const effects = (instance.desk as unknown as { deps: { effects: WorkerDeskEffects } }).deps.effects;
+      const write = effects.writeUnassignment.bind(effects);
+      effects.writeUnassignment = async () => {
+        effects.writeUnassignment = write;
+        throw new Error("connection reset");
+      };
+    });
+    expect((await api("DELETE", `/business/${biz.id}/agents/${leaving.id}`, { token: biz.admin.token })).status).toBe(204);
+    expect(await placement(id, customer)).toMatchObject({ status: "queued", queuePosition: 1 });
+    // Retried from the desk's alarm: the agent, no longer one, no longer reads or writes the customer's chat.
+    expect(await runDurableObjectAlarm(desk(biz.id))).toBe(true);
+    await waitFor(async () => (await activeAgents(id)).length === 0, "the unassignment written", 3_000);
+    expectErrorShape(await api("GET", `/conversations/${id}`, { token: leaving.token }), 404);
+    expect((await auditActions(id)).at(-1)).toMatchObject({ action: "business.unassigned", target_id: leaving.id, details: { reason: "agent_removed" } });
+    await waitFor(async () => leaving.socket.frames.find((f) => f.type === "conversation_removed" && f.data.conversationId === id), "conversation_removed");
+  });
 });
 
 describe("business agent leaving a conversation", () => {

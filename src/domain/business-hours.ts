@@ -104,24 +104,33 @@ export function localTime(instant: number, tz: string): LocalTime {
   };
 }
 
+const DAY_MS = 86_400_000;
+
+/** The zone's offset from UTC (ms) at an instant, to the minute (localTime has no seconds). */
+function offsetAt(instant: number, tz: string): number {
+  const whole = Math.floor(instant / 60_000) * 60_000;
+  const seen = localTime(whole, tz);
+  const [y, m, d] = seen.date.split("-").map(Number);
+  return Date.UTC(y, m - 1, d, Math.floor(seen.minutes / 60), seen.minutes % 60) - whole;
+}
+
 /**
  * The UTC instant of a wall-clock time in a zone. A time that a DST change skips (02:30 on a spring-forward night in
  * New York) is read with the offset from before the change, so it lands as far after the gap as it was into it
- * (03:30 local); the unit tests pin this.
+ * (03:30 local); a time that a fall-back change repeats is its first occurrence, whichever side of UTC the zone is.
+ * (Converging from a guess found the first one west of UTC and the second one east of it: a Berlin business opening
+ * at 02:30 that night opened an hour late.) The unit tests pin both.
  */
 export function zonedInstant(date: string, minutes: number, tz: string): number {
   const [y, m, d] = date.split("-").map(Number);
   const wall = Date.UTC(y, m - 1, d, Math.floor(minutes / 60), minutes % 60);
-  let guess = wall;
-  for (let i = 0; i < 3; i++) {
-    const seen = localTime(guess, tz);
-    const [sy, sm, sd] = seen.date.split("-").map(Number);
-    const seenWall = Date.UTC(sy, sm - 1, sd, Math.floor(seen.minutes / 60), seen.minutes % 60);
-    const diff = wall - seenWall;
-    if (diff === 0) return guess;
-    guess += diff;
-  }
-  return guess;
+  // The offsets a day either side: a change in between is the only way this wall time can be skipped or repeated.
+  const before = offsetAt(wall - DAY_MS, tz);
+  const after = offsetAt(wall + DAY_MS, tz);
+  if (before === after) return wall - before;
+  const shows = (instant: number) => instant + offsetAt(instant, tz) === wall;
+  const candidates = [wall - before, wall - after].filter(shows);
+  return candidates.length > 0 ? Math.min(...candidates) : wall - before;
 }
 
 const toMinutes = (t: string) => Number(t.slice(0, 2)) * 60 + Number(t.slice(3, 5));

@@ -120,4 +120,19 @@ describe("business hours", () => {
     expect(hoursStatus(late, at("2026-11-01T06:30:00Z"))).toMatchObject({ isOpen: true, localTime: "2026-11-01T01:30" });
     expect(hoursStatus(late, at("2026-11-01T07:00:00Z"))).toMatchObject({ isOpen: false, nextOpenAt: "2026-11-08T01:00:00.000Z" });
   });
+
+  it("opens at the first of a repeated wall time east of UTC too (Berlin, Sydney), as in New York", () => {
+    // Berlin falls back on Sunday 2026-10-25: 03:00 CEST (01:00Z) becomes 02:00 CET, so 02:30 happens at 00:30Z and 01:30Z.
+    expect(zonedInstant("2026-10-25", 150, "Europe/Berlin")).toBe(at("2026-10-25T00:30:00Z"));
+    // Sydney on Sunday 2026-04-05: 03:00 AEDT (16:00Z) becomes 02:00 AEST; 02:30 first at 15:30Z.
+    expect(zonedInstant("2026-04-05", 150, "Australia/Sydney")).toBe(at("2026-04-04T15:30:00Z"));
+    const early: BusinessHours = { timezone: "Europe/Berlin", schedule: { sunday: { isOpen: true, openTime: "02:30", closeTime: "10:00" } } };
+    // 02:45 the first time (CEST): open, not "closed until 02:30 comes round again" (an hour late).
+    expect(hoursStatus(early, at("2026-10-25T00:45:00Z"))).toMatchObject({ isOpen: true, localTime: "2026-10-25T02:45" });
+    expect(hoursStatus(early, at("2026-10-24T12:00:00Z")).nextOpenAt).toBe("2026-10-25T00:30:00.000Z");
+    // A window closing at 02:30 that night closes the first time the clocks show it, not an hour later.
+    const late: BusinessHours = { timezone: "Europe/Berlin", schedule: { saturday: { isOpen: true, openTime: "22:00", closeTime: "02:30" } } };
+    expect(hoursStatus(late, at("2026-10-24T21:00:00Z"))).toMatchObject({ isOpen: true, closesAt: "2026-10-25T00:30:00.000Z" });
+    expect(hoursStatus(late, at("2026-10-25T00:45:00Z"))).toMatchObject({ isOpen: false });
+  });
 });

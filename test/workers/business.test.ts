@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { env, runDurableObjectAlarm, runInDurableObject, SELF } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import type { BusinessDesk } from "../../src/durable-objects/business-desk";
@@ -675,6 +675,32 @@ describe("business transfer and close", () => {
     const next = await readyAgent(biz);
     expect(await placement(chat.body.id, customer)).toMatchObject({ status: "assigned", agentId: next.id });
   });
+
+  it("takes an unregistered agent out of their chats once the unassignment's failed write is retried, though nobody else is free", async () => {
+    const biz = await newBusiness();
+    const leaving = await readyAgent(biz);
+    const customer = await newUser("customer");
+    const chat = await openChat(customer, biz.id);
+    const id: string = chat.body.id;
+    expect(roleMap(chat.body)[leaving.id]).toBe("agent");
+    // The unassignment's write fails once (a Postgres blip just after the agent's row was deleted).
+    await runInDurableObject(desk(biz.id), async (instance: BusinessDesk) => {
+      const effects = (instance.desk as unknown as { deps: { effects: WorkerDeskEffects } }).deps.effects;
+      const write = effects.writeUnassignment.bind(effects);
+      effects.writeUnassignment = async () => {
+        effects.writeUnassignment = write;
+        throw new Error("connection reset");
+      };
+    });
+    expect((await api("DELETE", `/business/${biz.id}/agents/${leaving.id}`, { token: biz.admin.token })).status).toBe(204);
+    expect(await placement(id, customer)).toMatchObject({ status: "queued", queuePosition: 1 });
+    // Retried from the desk's alarm: the agent, no longer one, no longer reads or writes the customer's chat.
+    expect(await runDurableObjectAlarm(desk(biz.id))).toBe(true);
+    await waitFor(async () => (await activeAgents(id)).length === 0, "the unassignment written", 3_000);
+    expectErrorShape(await api("GET", `/conversations/${id}`, { token: leaving.token }), 404);
+    expect((await auditActions(id)).at(-1)).toMatchObject({ action: "business.unassigned", target_id: leaving.id, details: { reason: "agent_removed" } });
+    await waitFor(async () => leaving.socket.frames.find((f) => f.type === "conversation_removed" && f.data.conversationId === id), "conversation_removed");
+  });
 });
 
 describe("business agent leaving a conversation", () => {
@@ -708,6 +734,27 @@ describe("business agent leaving a conversation", () => {
     expectErrorShape(await api("GET", `/conversations/${chat.body.id}`, { token: a.token }), 404);
     await waitFor(async () => a.socket.frames.find((f) => f.type === "conversation_removed" && f.data.conversationId === chat.body.id), "conversation_removed");
     await waitFor(async () => b.socket.frames.find((f) => f.type === "conversation_created" && f.data.conversation.id === chat.body.id), "conversation_created");
+  });
+
+  it("takes a closed chat off the list of an agent who leaves it when the desk that assigned them ran a minute ahead of Postgres", async () => {
+    const biz = await newBusiness();
+    const a = await readyAgent(biz);
+    const customer = await newUser("customer");
+    // The desk (this isolate) assigns with its clock a minute fast; the leave, a moment later, is timed by Postgres.
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() + 60_000 });
+    let chat: Awaited<ReturnType<typeof openChat>>;
+    try {
+      chat = await openChat(customer, biz.id);
+    } finally {
+      vi.useRealTimers();
+    }
+    const id: string = chat.body.id;
+    expect(roleMap(chat.body)[a.id]).toBe("agent");
+    await waitFor(async () => a.socket.frames.find((f) => f.type === "conversation_created" && f.data.conversation.id === id), "conversation_created");
+    expect((await api("POST", `/business/conversations/${id}/close`, { token: a.token, body: {} })).status).toBe(200);
+    expect((await leave(id, a)).status).toBe(204);
+    // The session took the removal for older news than the assignment, and the chat stayed on a's other devices.
+    await waitFor(async () => a.socket.frames.find((f) => f.type === "conversation_removed" && f.data.conversationId === id), "conversation_removed", 3_000);
   });
 
   it("puts it back at the front of the queue when nobody else is free, not straight back to the agent who left", async () => {

@@ -263,13 +263,30 @@ export async function hasWaitingConversation(db: AnyDb, businessId: string, cust
 
 export type WriteOutcome = "done" | "closed" | "missing";
 
-async function lockOpen(tx: Tx, conversationId: string): Promise<{ status: string; assignedAgentId: string | null } | undefined> {
+/** A membership write's outcome and its time (Postgres's clock), which the notices of the change carry. */
+export interface MembershipWritten {
+  outcome: WriteOutcome;
+  at: Date;
+}
+
+/**
+ * The conversation, locked, and Postgres's clock read in the same statement (no extra round trip). Membership times
+ * (joined_at, left_at) all come from that clock: the Worker's routes write clock_timestamp() (participants.ts), and a
+ * desk whose clock ran ahead stamped an agent's join after the leave that followed it, so their session dropped the
+ * leave's notice as older news.
+ */
+async function lockOpen(tx: Tx, conversationId: string): Promise<{ status: string; assignedAgentId: string | null; now: Date } | undefined> {
   const rows = await tx
-    .select({ status: conversations.status, assignedAgentId: conversations.assignedAgentId })
+    .select({
+      status: conversations.status,
+      assignedAgentId: conversations.assignedAgentId,
+      nowMs: sql<number | string>`(extract(epoch from clock_timestamp()) * 1000)::float8`,
+    })
     .from(conversations)
     .where(eq(conversations.id, conversationId))
     .for("update");
-  return rows[0];
+  const row = rows[0];
+  return row && { status: row.status, assignedAgentId: row.assignedAgentId, now: new Date(Math.floor(Number(row.nowMs))) };
 }
 
 export interface AssignmentWrite {
@@ -283,25 +300,25 @@ export interface AssignmentWrite {
   kind: "assigned" | "transferred";
   auto: boolean;
   category: string | null;
-  at: Date;
 }
 
 /**
  * The agent joins (participant role `agent`), the previous agent leaves, conversations.assigned_agent_id follows,
  * the assignment history gets its row and the audit log its entry — all or nothing.
  */
-export async function writeAssignment(db: Db, w: AssignmentWrite): Promise<WriteOutcome> {
+export async function writeAssignment(db: Db, w: AssignmentWrite): Promise<MembershipWritten> {
   return db.transaction(async (tx) => {
     const conv = await lockOpen(tx, w.conversationId);
-    if (!conv) return "missing";
-    if (conv.status !== "open") return "closed";
+    if (!conv) return { outcome: "missing", at: new Date() };
+    const at = conv.now;
+    if (conv.status !== "open") return { outcome: "closed", at };
     const [current] = await tx
       .select({ id: businessAssignments.id, agentId: businessAssignments.agentId })
       .from(businessAssignments)
       .where(and(eq(businessAssignments.conversationId, w.conversationId), isNull(businessAssignments.endedAt)));
-    if (current?.agentId === w.agentId && conv.assignedAgentId === w.agentId) return "done";
+    if (current?.agentId === w.agentId && conv.assignedAgentId === w.agentId) return { outcome: "done", at };
     if (current) {
-      await tx.update(businessAssignments).set({ endedAt: w.at, endReason: "transferred" }).where(eq(businessAssignments.id, current.id));
+      await tx.update(businessAssignments).set({ endedAt: at, endReason: "transferred" }).where(eq(businessAssignments.id, current.id));
     }
     const leaving = [...new Set([current?.agentId, conv.assignedAgentId, w.previousAgentId])].filter(
       (id): id is string => typeof id === "string" && id !== w.agentId,
@@ -309,7 +326,7 @@ export async function writeAssignment(db: Db, w: AssignmentWrite): Promise<Write
     if (leaving.length > 0) {
       await tx
         .update(participants)
-        .set({ leftAt: w.at })
+        .set({ leftAt: at })
         .where(
           and(
             eq(participants.conversationId, w.conversationId),
@@ -322,10 +339,10 @@ export async function writeAssignment(db: Db, w: AssignmentWrite): Promise<Write
     await tx.execute(sql`INSERT INTO users (id, kaha_id) VALUES (${w.agentId}, ${`unknown:${w.agentId}`}) ON CONFLICT (id) DO NOTHING`);
     await tx
       .insert(participants)
-      .values({ conversationId: w.conversationId, userId: w.agentId, role: "agent", joinedAt: w.at })
+      .values({ conversationId: w.conversationId, userId: w.agentId, role: "agent", joinedAt: at })
       .onConflictDoUpdate({
         target: [participants.conversationId, participants.userId],
-        set: { role: "agent", leftAt: null, joinedAt: w.at },
+        set: { role: "agent", leftAt: null, joinedAt: at },
         setWhere: isNotNull(participants.leftAt),
       });
     await tx.update(conversations).set({ assignedAgentId: w.agentId, version: sql`${conversations.version} + 1` }).where(eq(conversations.id, w.conversationId));
@@ -333,7 +350,7 @@ export async function writeAssignment(db: Db, w: AssignmentWrite): Promise<Write
       businessId: w.businessId,
       conversationId: w.conversationId,
       agentId: w.agentId,
-      assignedAt: w.at,
+      assignedAt: at,
       assignedBy: w.actorId,
       reason: w.reason,
     });
@@ -351,10 +368,10 @@ export async function writeAssignment(db: Db, w: AssignmentWrite): Promise<Write
           reason: w.reason,
           category: w.category,
         },
-        at: w.at.toISOString(),
+        at: at.toISOString(),
       },
     ]);
-    return "done";
+    return { outcome: "done", at };
   });
 }
 
@@ -367,23 +384,23 @@ export interface UnassignmentWrite {
   agentId: string;
   actorId: string | null;
   reason: UnassignmentReason;
-  at: Date;
 }
 
 /** The agent leaves and the conversation has no agent again (it goes back to the queue). */
-export async function writeUnassignment(db: Db, w: UnassignmentWrite): Promise<WriteOutcome> {
+export async function writeUnassignment(db: Db, w: UnassignmentWrite): Promise<MembershipWritten> {
   return db.transaction(async (tx) => {
     const conv = await lockOpen(tx, w.conversationId);
-    if (!conv) return "missing";
-    if (conv.status !== "open") return "closed";
-    if (conv.assignedAgentId !== w.agentId) return "done";
+    if (!conv) return { outcome: "missing", at: new Date() };
+    const at = conv.now;
+    if (conv.status !== "open") return { outcome: "closed", at };
+    if (conv.assignedAgentId !== w.agentId) return { outcome: "done", at };
     await tx
       .update(businessAssignments)
-      .set({ endedAt: w.at, endReason: w.reason })
+      .set({ endedAt: at, endReason: w.reason })
       .where(and(eq(businessAssignments.conversationId, w.conversationId), isNull(businessAssignments.endedAt)));
     await tx
       .update(participants)
-      .set({ leftAt: w.at })
+      .set({ leftAt: at })
       .where(and(eq(participants.conversationId, w.conversationId), eq(participants.userId, w.agentId), isNull(participants.leftAt)));
     await tx.update(conversations).set({ assignedAgentId: null, version: sql`${conversations.version} + 1` }).where(eq(conversations.id, w.conversationId));
     await appendAudit(tx, [
@@ -393,10 +410,10 @@ export async function writeUnassignment(db: Db, w: UnassignmentWrite): Promise<W
         action: "business.unassigned",
         targetId: w.agentId,
         details: { businessId: w.businessId, agentId: w.agentId, reason: w.reason },
-        at: w.at.toISOString(),
+        at: at.toISOString(),
       },
     ]);
-    return "done";
+    return { outcome: "done", at };
   });
 }
 

@@ -19,7 +19,7 @@ import type {
 } from "./api";
 import type { DeskEffects } from "./effects";
 import { agentStates, pickAgent, planDrain } from "./planner";
-import type { AgentRecord, Assignment, DeskStore, QueueEntry } from "./store";
+import type { AgentRecord, Assignment, DeskStore, PendingRemoval, QueueEntry } from "./store";
 
 export interface DeskDeps {
   store: DeskStore;
@@ -152,6 +152,7 @@ export class Desk {
     const forOpening = openAt !== undefined && (retryAt === undefined || openAt <= retryAt);
     const at = forOpening ? Math.max(this.deps.now(), openAt) : this.deps.now();
     this.store.setOpenAlarmAt(undefined);
+    await Promise.all(this.store.pendingRemovals().map((r) => this.writeRemoval(meta.businessId, r)));
     await this.drainAndWait(at);
     await this.reschedule();
   }
@@ -332,7 +333,6 @@ export class Desk {
       if (!current || current.agentId !== agentId) return;
       // Written before the desk lets go: a failure leaves everything as it was, and the leave can be retried.
       let written: Awaited<ReturnType<DeskEffects["writeUnassignment"]>>;
-      const at = new Date(this.deps.now());
       try {
         written = await this.effects.writeUnassignment({
           businessId: input.businessId,
@@ -340,17 +340,16 @@ export class Desk {
           agentId,
           actorId: agentId,
           reason: "agent_left",
-          at,
         });
       } catch (err) {
         this.deps.log.warn("unassignment write failed", { conversationId, error: (err as Error).message?.slice(0, 200) });
         throw unavailable("Database unavailable");
       }
       this.store.deleteAssignment(conversationId);
-      if (written === "missing") throw notFound("Conversation");
-      if (written === "closed") throw conflict("The conversation is already closed");
+      if (written.outcome === "missing") throw notFound("Conversation");
+      if (written.outcome === "closed") throw conflict("The conversation is already closed");
       this.store.enqueue({ conversationId, customerId: current.customerId, category: current.category, preferredAgentId: null, enqueuedAt: current.assignedAt }, true);
-      await this.effects.announceUnassignment({ conversationId, agentId, at });
+      await this.effects.announceUnassignment({ conversationId, agentId, at: written.at });
       released = true;
     });
     if (!released) return null;
@@ -406,29 +405,34 @@ export class Desk {
       for (const a of this.store.assignmentsOf(agentId).reverse()) {
         this.store.deleteAssignment(a.conversationId);
         this.store.enqueue({ conversationId: a.conversationId, customerId: a.customerId, category: a.category, preferredAgentId: null, enqueuedAt: a.assignedAt }, true);
-        this.deps.waitUntil(
-          this.chain(a.conversationId, async () => {
-            try {
-              const at = new Date(this.deps.now());
-              const done = await this.effects.writeUnassignment({
-                businessId,
-                conversationId: a.conversationId,
-                agentId,
-                actorId,
-                reason: "agent_removed",
-                at,
-              });
-              if (done === "done") await this.effects.announceUnassignment({ conversationId: a.conversationId, agentId, at });
-            } catch (err) {
-              // The next assignment's write makes the removed agent leave anyway.
-              this.deps.log.warn("unassignment write failed", { conversationId: a.conversationId, error: (err as Error).message?.slice(0, 200) });
-            }
-          }),
-        );
+        this.deps.waitUntil(this.writeRemoval(businessId, { conversationId: a.conversationId, agentId, actorId }));
       }
     });
     await this.drainAndWait();
     await this.reschedule();
+  }
+
+  /**
+   * An unregistered agent leaves one of their conversations in Postgres (in the conversation's order). A failed write
+   * is kept and retried from the alarm: until it lands they are still a participant, reading and writing the
+   * customer's chat, and only the next assignment's write took them out (never, while nobody else was free).
+   */
+  private writeRemoval(businessId: string, removal: PendingRemoval): Promise<void> {
+    const { conversationId, agentId, actorId } = removal;
+    return this.chain(conversationId, async () => {
+      // Theirs again since (registered anew and given it back): that assignment stands.
+      if (this.store.assignment(conversationId)?.agentId === agentId) return this.store.setPendingRemoval(removal, false);
+      try {
+        const done = await this.effects.writeUnassignment({ businessId, conversationId, agentId, actorId, reason: "agent_removed" });
+        this.store.setPendingRemoval(removal, false);
+        if (done.outcome === "done") await this.effects.announceUnassignment({ conversationId, agentId, at: done.at });
+      } catch (err) {
+        this.deps.log.warn("unassignment write failed", { conversationId, error: (err as Error).message?.slice(0, 200) });
+        this.store.setPendingRemoval(removal, true);
+        this.store.setRetryAt(this.deps.now() + RETRY_MS);
+        await this.reschedule();
+      }
+    });
   }
 
   /** A presence transition from the agent's UserSession. Coming online serves the queue (without holding the caller). */
@@ -559,6 +563,7 @@ export class Desk {
     options: { requeue?: QueueEntry; restore?: Assignment; notify: boolean; auto?: boolean },
   ): Promise<WriteResult> {
     let result: WriteResult = "failed";
+    let writtenAt = new Date(a.assignedAt);
     return this.chain(a.conversationId, async () => {
       const mine = () => {
         const now = this.store.assignment(a.conversationId);
@@ -575,9 +580,9 @@ export class Desk {
           kind: a.kind,
           auto: options.auto ?? a.actorId === null,
           category: a.category,
-          at: new Date(a.assignedAt),
         });
-        if (outcome === "done") {
+        writtenAt = outcome.at;
+        if (outcome.outcome === "done") {
           if (mine()) this.store.markSynced(a.conversationId, a.agentId);
           result = "kept";
         } else {
@@ -599,7 +604,7 @@ export class Desk {
         if (a.previousAgentId) this.hold(a.previousAgentId, -1);
       }
       if (result === "kept" && options.notify) {
-        await this.effects.announceAssignment({ conversationId: a.conversationId, agentId: a.agentId, previousAgentId: a.previousAgentId, at: new Date(a.assignedAt) });
+        await this.effects.announceAssignment({ conversationId: a.conversationId, agentId: a.agentId, previousAgentId: a.previousAgentId, at: writtenAt });
       }
     }).then(
       () => result,
@@ -619,6 +624,11 @@ export class Desk {
     const wakes: number[] = [];
     const retryAt = this.store.retryAt();
     if (retryAt !== undefined) wakes.push(retryAt);
+    else if (this.store.pendingRemovals().length > 0) {
+      // A retry time already past is cleared below: leaves still unwritten keep the alarm coming.
+      this.store.setRetryAt(now + RETRY_MS);
+      wakes.push(now + RETRY_MS);
+    }
     this.store.setOpenAlarmAt(undefined);
     const hours = this.store.hours();
     if (this.store.queueLength() > 0 && hours) {

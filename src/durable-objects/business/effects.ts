@@ -13,6 +13,7 @@ import {
   type AssignmentWrite,
   type CloseWrite,
   type DeskSeed,
+  type MembershipWritten,
   type UnassignmentWrite,
   type WriteOutcome,
 } from "../../db/queries/business";
@@ -40,8 +41,9 @@ export interface DeskEffects {
   deleteAgent(businessId: string, userId: string, actorId: string): Promise<boolean>;
   setAvailability(businessId: string, userId: string, isAvailable: boolean): Promise<AgentRow | undefined>;
   saveHours(businessId: string, hours: BusinessHours | null, actorId: string): Promise<void>;
-  writeAssignment(w: AssignmentWrite): Promise<WriteOutcome>;
-  writeUnassignment(w: UnassignmentWrite): Promise<WriteOutcome>;
+  /** With the write's time, Postgres's: the notices carry it (the joined_at and left_at it wrote). */
+  writeAssignment(w: AssignmentWrite): Promise<MembershipWritten>;
+  writeUnassignment(w: UnassignmentWrite): Promise<MembershipWritten>;
   writeClose(w: CloseWrite): Promise<WriteOutcome>;
   presenceOf(userId: string): Promise<PresenceStatus>;
   /**

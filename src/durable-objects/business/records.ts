@@ -35,3 +35,10 @@ export interface QueueEntry {
   /** FIFO order; a conversation put back after a failed write keeps its place. */
   seq: number;
 }
+
+/** An unregistered agent's leave of one of their conversations, kept until Postgres has it. */
+export interface PendingRemoval {
+  conversationId: string;
+  agentId: string;
+  actorId: string;
+}

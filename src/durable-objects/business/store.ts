@@ -6,8 +6,8 @@ import type { PresenceStatus } from "../../protocol/frames";
  * presence), the current assignments (the load) and the FIFO queue. Every method is synchronous, so a routing
  * decision and the reservation it makes happen in one turn of the object: no other request can interleave.
  */
-export type { AgentRecord, Assignment, AssignmentKind, QueueEntry } from "./records";
-import type { AgentRecord, Assignment, AssignmentKind, QueueEntry } from "./records";
+export type { AgentRecord, Assignment, AssignmentKind, PendingRemoval, QueueEntry } from "./records";
+import type { AgentRecord, Assignment, AssignmentKind, PendingRemoval, QueueEntry } from "./records";
 
 interface Meta {
   businessId: string;
@@ -108,6 +108,19 @@ export class DeskStore {
   }
 
   /** When the queue is tried again after a failed write-through. */
+  /** Leaves of unregistered agents whose write failed: the alarm writes them again. */
+  pendingRemovals(): PendingRemoval[] {
+    return this.kv.get<PendingRemoval[]>("pendingRemovals") ?? [];
+  }
+
+  setPendingRemoval(removal: PendingRemoval, pending: boolean): void {
+    const same = (p: PendingRemoval) => p.conversationId === removal.conversationId && p.agentId === removal.agentId;
+    const list = this.pendingRemovals().filter((p) => !same(p));
+    if (pending) list.push(removal);
+    if (list.length > 0) this.kv.put("pendingRemovals", list);
+    else this.kv.delete("pendingRemovals");
+  }
+
   retryAt(): number | undefined {
     return this.kv.get<number>("retryAt");
   }

@@ -80,6 +80,21 @@ describe("OpenAPI document", () => {
     expect(missing).toEqual([]);
   });
 
+  it("declares the headers the answers carry: X-Request-Id on every one, Retry-After on every 429 and 503", async () => {
+    // Contract §1. Without them a client generated from the document had no way to read when to retry.
+    const doc = (await api("GET", "/openapi.json")).body as { paths: Record<string, Record<string, { responses: Record<string, { headers?: Record<string, { schema?: { type?: string } }> }> }>> };
+    const missing: string[] = [];
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(operations)) {
+        for (const [status, response] of Object.entries(op.responses)) {
+          const need = status === "429" || status === "503" ? ["X-Request-Id", "Retry-After"] : ["X-Request-Id"];
+          for (const header of need) if (!response.headers?.[header]?.schema?.type) missing.push(`${method.toUpperCase()} ${path} ${status}: ${header}`);
+        }
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
   it("documents text patterns a validator can use: plain text passes, a control character does not", async () => {
     const doc = (await api("GET", "/openapi.json")).body;
     const bodyOf = (path: string, method: string) => doc.paths[path][method].requestBody.content["application/json"].schema.properties;

@@ -95,6 +95,26 @@ describe("OpenAPI document", () => {
     expect(missing).toEqual([]);
   });
 
+  it("offers exactly the roles the participant routes give (admin, member): the business roles were always a 400", async () => {
+    const doc = (await api("GET", "/openapi.json")).body;
+    const roleEnum = (path: string, method: string) => doc.paths[path][method].requestBody.content["application/json"].schema.properties.role.enum;
+    const [admin, a, b] = await Promise.all([newUser("oa-role"), newUser("oa-role"), newUser("oa-role")]);
+    const created = await api("POST", "/conversations/group", { token: admin.token, body: { participantIds: [a.id, b.id] } });
+    const id = created.body.id as string;
+    const routes = [
+      { path: "/conversations/{id}/participants", method: "post", call: (role: string) => api("POST", `/conversations/${id}/participants`, { token: admin.token, body: { userId: crypto.randomUUID(), role } }) },
+      { path: "/conversations/{id}/participants/{userId}/role", method: "put", call: (role: string) => api("PUT", `/conversations/${id}/participants/${a.id}/role`, { token: admin.token, body: { role } }) },
+    ];
+    for (const route of routes) {
+      const offered = roleEnum(route.path, route.method) as string[];
+      // Every role the document offers is taken, and every other role of the contract's list is refused.
+      for (const role of ["admin", "member", "customer", "agent", "business"]) {
+        const res = await route.call(role);
+        expect(res.status === 400, `${route.method} ${route.path} role ${role}: ${res.status}, offered ${offered.join("|")}`).toBe(!offered.includes(role));
+      }
+    }
+  });
+
   it("documents text patterns a validator can use: plain text passes, a control character does not", async () => {
     const doc = (await api("GET", "/openapi.json")).body;
     const bodyOf = (path: string, method: string) => doc.paths[path][method].requestBody.content["application/json"].schema.properties;

@@ -27,6 +27,21 @@ describe("OpenAPI document", () => {
     for (const name of ["Message", "Conversation", "Participant", "Profile"]) expect(doc.components.schemas[name], name).toBeDefined();
   });
 
+  it("lets the socket upgrades be authorised by a ticket alone, as browsers do (contract §2)", async () => {
+    const doc = (await api("GET", "/openapi.json")).body;
+    expect(doc.components.securitySchemes.ticket).toMatchObject({ type: "apiKey", in: "query", name: "ticket" });
+    for (const path of ["/ws", "/conversations/{id}/ws"]) {
+      // Alternatives: a bearer token (apps, servers) or a ticket. The document required the bearer token.
+      expect(doc.paths[path].get.security, path).toEqual([{ bearerAuth: [] }, { ticket: [] }]);
+    }
+    const user = await newUser("oa-ticket");
+    const { ticket } = (await api("POST", "/realtime/tickets", { token: user.token })).body as { ticket: string };
+    const res = await SELF.fetch(new Request(`http://chat.test/ws?ticket=${ticket}`, { headers: { Upgrade: "websocket" } }));
+    expect(res.status).toBe(101);
+    res.webSocket!.accept();
+    res.webSocket!.close(1000, "test done");
+  });
+
   it("documents the error statuses the routes answer (401 when secured, 404 on a path id, 400 for input)", async () => {
     const doc = (await api("GET", "/openapi.json")).body as {
       paths: Record<string, Record<string, { security?: unknown[]; requestBody?: unknown; parameters?: { in: string }[]; responses: Record<string, unknown> }>>;

@@ -37,7 +37,7 @@ import type {
   ReadReceipts,
   ReadResult,
   RetentionSettings,
-  Role,
+  GroupRole,
   SavedBusinessHours,
   SearchResult,
   SendMessageInput,
@@ -261,7 +261,7 @@ export class ChatRest {
     return this.request("PATCH", `/conversations/${enc(conversationId)}`, { body: { name } });
   }
 
-  addParticipant(conversationId: string, userId: string, role?: Role): Promise<Participant> {
+  addParticipant(conversationId: string, userId: string, role?: GroupRole): Promise<Participant> {
     return this.request("POST", `/conversations/${enc(conversationId)}/participants`, { body: role ? { userId, role } : { userId } });
   }
 
@@ -270,7 +270,7 @@ export class ChatRest {
     await this.request("DELETE", `/conversations/${enc(conversationId)}/participants/${enc(userId)}`);
   }
 
-  setParticipantRole(conversationId: string, userId: string, role: Role): Promise<Participant> {
+  setParticipantRole(conversationId: string, userId: string, role: GroupRole): Promise<Participant> {
     return this.request("PUT", `/conversations/${enc(conversationId)}/participants/${enc(userId)}/role`, { body: { role } });
   }
 

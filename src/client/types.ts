@@ -5,7 +5,7 @@
 import type { Conversation, Message, Participant, Profile } from "../protocol/resources";
 import type { PresenceStatus } from "../protocol/frames";
 
-export type { Conversation, ConversationType, Message, MessageType, Participant, Profile, Role } from "../protocol/resources";
+export type { Conversation, ConversationType, GroupRole, Message, MessageType, Participant, Profile, Role } from "../protocol/resources";
 export type { PresenceStatus };
 export type {
   AgentAvailability,

@@ -1,4 +1,4 @@
-import { LIMITS, type ConversationType, type Role } from "../protocol/resources";
+import { groupRoles, LIMITS, type ConversationType, type Role } from "../protocol/resources";
 
 /**
  * Who may do what to a conversation's membership. Pure rules: the routes and queries supply the facts (types, roles,
@@ -42,7 +42,7 @@ export function groupMembers(creatorId: string, participantIds: readonly string[
 
 /** Roles that may be given through the participant routes; business roles come from routing, not from clients. */
 export function assignableRoles(type: ConversationType): readonly Role[] {
-  return type === "group" ? ["admin", "member"] : [];
+  return type === "group" ? groupRoles : [];
 }
 
 /** `action`: what is asked, as a noun ("renaming") and as a verb ("rename a group"), for the two refusals. */

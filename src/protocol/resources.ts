@@ -17,6 +17,9 @@ export const conversationTypes = ["direct", "group", "business"] as const;
 export type ConversationType = (typeof conversationTypes)[number];
 export const roles = ["admin", "member", "customer", "agent", "business"] as const;
 export type Role = (typeof roles)[number];
+/** The roles the participant routes give; business roles come from the business's routing, never from a client. */
+export const groupRoles = ["admin", "member"] as const satisfies readonly Role[];
+export type GroupRole = (typeof groupRoles)[number];
 export const messageTypes = ["text", "image", "file", "system"] as const;
 export type MessageType = (typeof messageTypes)[number];
 

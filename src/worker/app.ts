@@ -58,6 +58,12 @@ export function createApp() {
 
   documentSharedRefusals(app);
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "ticket", {
+    type: "apiKey",
+    in: "query",
+    name: "ticket",
+    description: "WebSocket upgrades only: a single-use ticket from POST /realtime/tickets, for browsers (tokens never travel in URLs)",
+  });
   app.doc31("/openapi.json", (c) => ({
     openapi: "3.1.0",
     info: { title: "Edge Chat API", version: c.get("config").SERVICE_VERSION, description: "Contract v1: see README." },

@@ -34,6 +34,12 @@ const ERROR_DESCRIPTIONS = {
   503: "A dependency is down; retry after the Retry-After header's seconds",
 } as const;
 
+/** Contract §1: 429 and 503 say when to come back; every answer names its request. Declared for generated clients. */
+const RETRY_AFTER = {
+  "Retry-After": { description: "Seconds to wait before retrying", schema: { type: "integer" as const, minimum: 1 } },
+};
+const REQUEST_ID = { "X-Request-Id": { description: "The request's id (also in error bodies): quote it when reporting a problem", schema: { type: "string" as const } } };
+
 /** The contract's error shape for the listed statuses, for the document. */
 export function errorResponses<S extends keyof typeof ERROR_DESCRIPTIONS>(...statuses: S[]) {
   const out = {} as Record<S, { description: string; content: { "application/json": { schema: typeof errorSchema } } }>;
@@ -70,5 +76,21 @@ export function documentSharedRefusals(app: OpenAPIHono<AppEnv>): void {
     if (!def.route.security?.length) continue;
     const shared = def.route.method === "get" ? errorResponses(503) : errorResponses(429, 503);
     def.route.responses = { ...shared, ...def.route.responses };
+  }
+  documentResponseHeaders(app);
+}
+
+/**
+ * Headers every answer carries (contract §1): X-Request-Id on all of them, Retry-After on 429 and 503, also where a
+ * route describes those statuses itself (the readiness check's 503, the profile cache's).
+ */
+function documentResponseHeaders(app: OpenAPIHono<AppEnv>): void {
+  for (const def of app.openAPIRegistry.definitions) {
+    if (def.type !== "route") continue;
+    for (const [status, response] of Object.entries(def.route.responses)) {
+      if ("$ref" in response) continue;
+      const retry = status === "429" || status === "503" ? RETRY_AFTER : {};
+      response.headers = { ...REQUEST_ID, ...retry, ...(response.headers as Record<string, unknown> | undefined) } as typeof response.headers;
+    }
   }
 }

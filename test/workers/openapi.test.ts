@@ -27,6 +27,21 @@ describe("OpenAPI document", () => {
     for (const name of ["Message", "Conversation", "Participant", "Profile"]) expect(doc.components.schemas[name], name).toBeDefined();
   });
 
+  it("lets the socket upgrades be authorised by a ticket alone, as browsers do (contract §2)", async () => {
+    const doc = (await api("GET", "/openapi.json")).body;
+    expect(doc.components.securitySchemes.ticket).toMatchObject({ type: "apiKey", in: "query", name: "ticket" });
+    for (const path of ["/ws", "/conversations/{id}/ws"]) {
+      // Alternatives: a bearer token (apps, servers) or a ticket. The document required the bearer token.
+      expect(doc.paths[path].get.security, path).toEqual([{ bearerAuth: [] }, { ticket: [] }]);
+    }
+    const user = await newUser("oa-ticket");
+    const { ticket } = (await api("POST", "/realtime/tickets", { token: user.token })).body as { ticket: string };
+    const res = await SELF.fetch(new Request(`http://chat.test/ws?ticket=${ticket}`, { headers: { Upgrade: "websocket" } }));
+    expect(res.status).toBe(101);
+    res.webSocket!.accept();
+    res.webSocket!.close(1000, "test done");
+  });
+
   it("documents the error statuses the routes answer (401 when secured, 404 on a path id, 400 for input)", async () => {
     const doc = (await api("GET", "/openapi.json")).body as {
       paths: Record<string, Record<string, { security?: unknown[]; requestBody?: unknown; parameters?: { in: string }[]; responses: Record<string, unknown> }>>;
@@ -78,6 +93,41 @@ describe("OpenAPI document", () => {
       }
     }
     expect(missing).toEqual([]);
+  });
+
+  it("declares the headers the answers carry: X-Request-Id on every one, Retry-After on every 429 and 503", async () => {
+    // Contract §1. Without them a client generated from the document had no way to read when to retry.
+    const doc = (await api("GET", "/openapi.json")).body as { paths: Record<string, Record<string, { responses: Record<string, { headers?: Record<string, { schema?: { type?: string } }> }> }>> };
+    const missing: string[] = [];
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(operations)) {
+        for (const [status, response] of Object.entries(op.responses)) {
+          const need = status === "429" || status === "503" ? ["X-Request-Id", "Retry-After"] : ["X-Request-Id"];
+          for (const header of need) if (!response.headers?.[header]?.schema?.type) missing.push(`${method.toUpperCase()} ${path} ${status}: ${header}`);
+        }
+      }
+    }
+    expect(missing).toEqual([]);
+  });
+
+  it("offers exactly the roles the participant routes give (admin, member): the business roles were always a 400", async () => {
+    const doc = (await api("GET", "/openapi.json")).body;
+    const roleEnum = (path: string, method: string) => doc.paths[path][method].requestBody.content["application/json"].schema.properties.role.enum;
+    const [admin, a, b] = await Promise.all([newUser("oa-role"), newUser("oa-role"), newUser("oa-role")]);
+    const created = await api("POST", "/conversations/group", { token: admin.token, body: { participantIds: [a.id, b.id] } });
+    const id = created.body.id as string;
+    const routes = [
+      { path: "/conversations/{id}/participants", method: "post", call: (role: string) => api("POST", `/conversations/${id}/participants`, { token: admin.token, body: { userId: crypto.randomUUID(), role } }) },
+      { path: "/conversations/{id}/participants/{userId}/role", method: "put", call: (role: string) => api("PUT", `/conversations/${id}/participants/${a.id}/role`, { token: admin.token, body: { role } }) },
+    ];
+    for (const route of routes) {
+      const offered = roleEnum(route.path, route.method) as string[];
+      // Every role the document offers is taken, and every other role of the contract's list is refused.
+      for (const role of ["admin", "member", "customer", "agent", "business"]) {
+        const res = await route.call(role);
+        expect(res.status === 400, `${route.method} ${route.path} role ${role}: ${res.status}, offered ${offered.join("|")}`).toBe(!offered.includes(role));
+      }
+    }
   });
 
   it("documents text patterns a validator can use: plain text passes, a control character does not", async () => {
@@ -164,6 +214,22 @@ describe("path parameters", () => {
       }
     }
     expect(missing).toEqual([]);
+  });
+
+  it("answers a status the document lists for a path value that names nothing (a long one too)", async () => {
+    const doc = (await api("GET", "/openapi.json")).body as { paths: Record<string, Record<string, { requestBody?: unknown; responses: Record<string, unknown> }>> };
+    // A service token passes every route's role check, so the value itself is what the route answers about.
+    const service = await newUser("oa-svc", "admin");
+    const undocumented: string[] = [];
+    for (const [docPath, operations] of Object.entries(doc.paths)) {
+      if (!docPath.includes("{")) continue;
+      const path = docPath.replace(/\{\w+\}/g, "x".repeat(101));
+      for (const [method, op] of Object.entries(operations)) {
+        const res = await api(method.toUpperCase(), path, { token: service.token, ...(op.requestBody ? { body: {} } : {}) });
+        if (!Object.keys(op.responses).includes(String(res.status))) undocumented.push(`${method.toUpperCase()} ${docPath}: ${res.status} ${JSON.stringify(res.body)}`);
+      }
+    }
+    expect(undocumented).toEqual([]);
   });
 });
 

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { isUuid } from "../../lib/ids";
-import { conversationSchema, participantSchema, roles } from "../../protocol/resources";
+import { conversationSchema, groupRoles, participantSchema } from "../../protocol/resources";
 import { intParam, limitParam } from "../params";
 import { businessBody, groupBody, groupName, uuidField } from "../../protocol/requests";
 
@@ -12,9 +12,10 @@ export const directBody = z.strictObject({ targetUserId: uuidField });
 
 export const renameBody = z.strictObject({ name: groupName });
 
-export const addParticipantBody = z.strictObject({ userId: uuidField, role: z.enum(roles).optional() });
+// Only the roles these routes can give: the document offered the business roles too, which were always a 400.
+export const addParticipantBody = z.strictObject({ userId: uuidField, role: z.enum(groupRoles).optional() });
 
-export const roleBody = z.strictObject({ role: z.enum(roles) });
+export const roleBody = z.strictObject({ role: z.enum(groupRoles) });
 
 export const muteBody = z.strictObject({ isMuted: z.boolean() });
 

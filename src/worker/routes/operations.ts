@@ -177,7 +177,9 @@ export const operations = new OpenAPIHono<AppEnv>()
       summary: "Run one job now, ignoring its interval (service token; audited)",
       security,
       middleware: [requireAuth, requireService] as const,
-      request: { params: z.object({ job: z.string().max(100) }) },
+      // Any text: a name no job has is a 404, however long (it was a 400 over 100 characters, which the document did
+      // not list).
+      request: { params: z.object({ job: z.string().openapi({ description: "A job's name, as GET /operations/jobs lists it" }) }) },
       responses: { 200: json(jobReport, "The run's report"), ...errorResponses(401, 403, 404) },
     }),
     async (c) => {

@@ -119,13 +119,11 @@ export const realtime = new OpenAPIHono<AppEnv>().openapi(
   },
 );
 
-const ticketQuery = z.object({ ticket: z.string().optional() });
-
 /**
  * Checked before the ticket is spent. A position that is not a seq (a client's lost state: "NaN", "undefined") was
  * ignored, and the socket went live without the replay the client asked for: what it missed never came.
  */
-const conversationSocketQuery = ticketQuery.extend({
+const conversationSocketQuery = z.object({
   afterSeq: intParam(0).openapi({ type: "integer", description: "Replay everything after this seq before going live" }),
 });
 
@@ -136,7 +134,7 @@ const conversationSocketParams = z.object({ id: pathId("id") });
 const upgradeDoc = (
   path: string,
   summary: string,
-  query: typeof ticketQuery | typeof conversationSocketQuery,
+  query: typeof conversationSocketQuery | undefined,
   refusals: Partial<ReturnType<typeof errorResponses>>,
   description?: string,
   params?: typeof conversationSocketParams,
@@ -147,9 +145,11 @@ const upgradeDoc = (
     tags: ["realtime"],
     summary,
     ...(description ? { description } : {}),
-    security: [{ bearerAuth: [] }],
+    // Either one (contract §2): browsers, which cannot set the header on an upgrade, connect with a ticket alone. The
+    // document required the bearer token, so a client or gateway built from it refused ticket-only upgrades.
+    security: [{ bearerAuth: [] }, { ticket: [] }],
     // A path template's parameters must be declared: without it the document was invalid (`{id}` undefined).
-    request: params ? { params, query } : { query },
+    request: { ...(params ? { params } : {}), ...(query ? { query } : {}) },
     responses: {
       101: { description: "Switching protocols: the socket speaks the frames of contract §6" },
       ...refusals,
@@ -179,7 +179,7 @@ export const conversationSocket = new OpenAPIHono<AppEnv>().openapi(
 
 /** `GET /ws`: the caller's user session (presence, unread counts, notifications). */
 export const userSocket = new OpenAPIHono<AppEnv>().openapi(
-  upgradeDoc("/", "User socket: presence, unread counts and notifications across conversations", ticketQuery, errorResponses(401, 403, 426, 429)),
+  upgradeDoc("/", "User socket: presence, unread counts and notifications across conversations", undefined, errorResponses(401, 403, 426, 429)),
   async (c) => {
     // The session's presence write updates the user's row: it must exist first.
     const identity = await upgradeIdentity(c, "first");

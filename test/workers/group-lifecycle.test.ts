@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { env, runInDurableObject } from "cloudflare:test";
+import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 import type { UserConversationEvent } from "../../src/durable-objects/user-session";
@@ -316,5 +316,24 @@ describe("open conversation sockets of a member the room learns is gone", () => 
     const joined = await frame(watcher, "participant_joined", (d) => d.participant.userId === newcomer.id);
     expect(joined.data.participant).toMatchObject({ userId: newcomer.id, role: "member" });
     watcher.ws.close(1000, "done");
+  });
+
+  it("lets a member whose add the room missed open the conversation's socket (it was a 404, and apps gave up)", async () => {
+    const [admin, a, b] = await users(3, "life");
+    const newcomer = (await users(1, "life"))[0];
+    const id = await group(admin, [a, b]);
+    await send(id, a, "before");
+    await withDb(async (db) => {
+      await provisionUserIds(db, [newcomer.id]);
+      await addParticipant(db, id, newcomer.id, "member", admin.id);
+    });
+    const socket = await openSocket(`/conversations/${id}/ws`, newcomer);
+    const ready = await frame(socket, "ready");
+    expect(ready.data.participants.map((p: { userId: string }) => p.userId)).toContain(newcomer.id);
+    socket.ws.close(1000, "done");
+    // Someone never added is still refused.
+    const [stranger] = await users(1, "life");
+    const refused = await SELF.fetch(`http://chat.test/conversations/${id}/ws`, { headers: { Upgrade: "websocket", authorization: `Bearer ${stranger.token}` } });
+    expect(refused.status).toBe(404);
   });
 });

@@ -13,6 +13,8 @@ import type { RoomStore } from "./store";
 
 /** Membership changes reach the room by notice; the copy is re-read from Postgres at most this often besides. */
 const PARTICIPANTS_TTL_MS = 60_000;
+/** A connect by someone the copy does not list re-reads it at most this often (see recheckFor). */
+const STRANGER_RECHECK_MS = 2_000;
 
 type ParticipantsEvent = Extract<RoomEvent, { kind: "participants" }>;
 
@@ -69,8 +71,22 @@ export class RoomMembership {
    */
   private readonly newcomerStarts = new Map<string, number>();
   private checkedAtMemo: number | undefined;
+  private strangerCheckedAt = 0;
 
   constructor(private readonly room: MembershipHost) {}
+
+  /**
+   * A connect by a user the copy does not list. Their add's notice can be lost (the Worker only logs a failed one,
+   * with Postgres slow to the room's read) and the copy then lacked them until the minute's re-read: their socket
+   * was refused with 404, which apps take as "not yours", and the SDK stopped reconnecting. The list is read again
+   * first, at most once per STRANGER_RECHECK_MS, so repeated connects by a non-member cost Postgres little.
+   */
+  async recheckFor(conversationId: string): Promise<void> {
+    const now = Date.now();
+    if (now - this.strangerCheckedAt < STRANGER_RECHECK_MS) return;
+    this.strangerCheckedAt = now;
+    await this.refresh(conversationId);
+  }
 
   /**
    * When the member list was last read from Postgres. Kept in storage: workerd evicts a room ~10 s after its last

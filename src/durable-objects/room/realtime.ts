@@ -39,6 +39,7 @@ export async function openSocket(room: ConversationRoom, request: Request): Prom
   const conversationId = request.headers.get(CONVERSATION_HEADER);
   if (!identity || !conversationId) throw new HttpError(400, "Missing identity");
   await room.ready(conversationId);
+  if (!room.member(identity.id)) await room.membership.recheckFor(conversationId);
   room.requireMember(identity.id);
   // Before the accept, so the frame below still reads lastSeq in the accept's turn. Bounded: a slow profile service
   // costs a connect at most READY_PROFILE_WAIT_MS, and a warm room nothing.

@@ -752,6 +752,32 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     expect(alice.errors).toEqual([]);
   });
 
+  it("closes an open confirm dialog when a 401 signs the user out: the sign-in page is not left under it", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const bob = await headless("sdk-b");
+    const direct = await api<{ id: string }>("POST", "/conversations/direct", alice.token, { targetUserId: bob.id });
+    await api("POST", `/conversations/${direct.id}/messages`, alice.token, { content: "delete me?" });
+    await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${direct.id}`);
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["delete me?"]);
+    await log(alice.page).locator("li").first().getByRole("button", { name: "Delete message" }).click();
+    const confirm = alice.page.getByRole("dialog", { name: "Delete this message?" });
+    await expect.poll(() => confirm.isVisible(), poll).toBe(true);
+    // The token is refused from now on (expired, the server's secret changed): the list's reload after a reconnect
+    // gets a 401, and the app goes back to sign-in.
+    const isList = (url: URL) => url.pathname === "/conversations";
+    await alice.page.route(isList, (route) => route.fulfill({ status: 401, contentType: "application/json", body: JSON.stringify({ statusCode: 401, error: "Unauthorized", message: "Token expired", requestId: "test" }) }));
+    await alice.context.setOffline(true);
+    await alice.context.setOffline(false);
+    await expect.poll(() => alice.page.locator("#login-kaha").count(), poll).toBe(1);
+    await expect.poll(() => alice.page.locator("dialog").count(), poll).toBe(0);
+    // The sign-in form is usable: nothing modal is left over it.
+    await alice.page.locator("#login-kaha").fill("someone");
+    expect(await alice.page.locator("#login-kaha").inputValue()).toBe("someone");
+    await alice.page.unroute(isList);
+    expect(alice.errors).toEqual([]);
+  });
+
   it("creates a group and a business conversation from the New conversation dialog", async () => {
     const [alice, bob] = await pair();
     const carol = await headless("web-c");

@@ -1,7 +1,7 @@
 import { Attention } from "./attention";
 import { ChatApiError, ChatClient, type Conversation, type ConversationSocket, type Message, type OutboxEntry, type PresenceStatus, type UserSocket } from "../../src/client";
 import { h, replace, srOnly } from "./dom";
-import { confirmDialog } from "./confirm";
+import { closeDialogs, confirmDialog } from "./confirm";
 import { ConversationView } from "./conversation-view";
 import { Directory, conversationTitle, directPeer, initials, laterMessage, mergeConversation, pageTitle, preview, presenceLabel, shortTime } from "./format";
 import { ListReloads, toDrop } from "./list-refresh";
@@ -142,6 +142,8 @@ export class App {
     window.removeEventListener("beforeunload", this.onUnload);
     clearTimeout(this.listRetry);
     this.attention.stop();
+    // A question left open would sit over the sign-in page, acting for the user who is gone.
+    closeDialogs();
     this.view?.destroy();
     for (const socket of this.unsent.values()) socket.close("signed out");
     this.unsent.clear();

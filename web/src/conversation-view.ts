@@ -4,6 +4,7 @@ import { h, replace } from "./dom";
 import { confirmDialog } from "./confirm";
 import { conversationTitle, directPeer, fullTime, laterMessage, presenceLabel, shortTime } from "./format";
 import { searchMatches } from "../../src/domain/history";
+import { mayRetry } from "./not-sent";
 
 const PAGE = 50;
 const SEARCH_PAGE = 20;
@@ -511,7 +512,35 @@ export class ConversationView {
       this.app.dismissFailed(this.id, f.clientMessageId);
       this.input.focus();
     };
-    node.append(h("div", { class: "actions" }, h("button", { class: "link small", attrs: { type: "button" }, text: "Dismiss", on: { click: dismiss } })));
+    const actions = h("div", { class: "actions" });
+    // Only where a second try can pass (see mayRetry): a refusal of the message itself would only come back.
+    if (mayRetry(f.error)) {
+      actions.append(h("button", { class: "link small", attrs: { type: "button" }, text: "Retry", on: { click: () => this.retry(f, node, actions) } }));
+    }
+    actions.append(h("button", { class: "link small", attrs: { type: "button" }, text: "Dismiss", on: { click: dismiss } }));
+    node.append(actions);
+  }
+
+  /**
+   * Sends a refused message again under its clientMessageId: if the first try was stored after all, the server answers
+   * with that message instead of storing a second one, and a double click finds it in the outbox already.
+   */
+  private retry(f: FailedMessage, node: HTMLLIElement, actions: HTMLElement): void {
+    const state = node.querySelector(".state");
+    if (this.socket?.state === "closed") {
+      if (state) state.textContent = `Not sent: ${this.closedReason ?? f.error.message}`;
+      return;
+    }
+    actions.remove();
+    node.classList.remove("failed");
+    if (state) state.textContent = "Sending…";
+    this.app.dismissFailed(this.id, f.clientMessageId);
+    if (this.socket) this.socket.send(f.content, { clientMessageId: f.clientMessageId }).catch(() => {});
+    else if (!this.early.some((e) => e.clientMessageId === f.clientMessageId)) {
+      this.early.push({ clientMessageId: f.clientMessageId, content: f.content });
+      this.renderPending(this.early);
+    }
+    this.input.focus();
   }
 
   // ── Composer ─────────────────────────────────────────────────────────────────────────────────────────

@@ -4,6 +4,7 @@ import { h, replace } from "./dom";
 import { confirmDialog } from "./confirm";
 import { conversationTitle, directPeer, fullTime, laterMessage, presenceLabel, shortTime } from "./format";
 import { searchMatches } from "../../src/domain/history";
+import { sendsOnEnter } from "./keys";
 import { mayRetry } from "./not-sent";
 
 const PAGE = 50;
@@ -98,7 +99,7 @@ export class ConversationView {
       on: {
         input: () => this.onInput(),
         keydown: (e) => {
-          if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+          if (sendsOnEnter(e)) {
             e.preventDefault();
             this.submit();
           }
@@ -639,7 +640,7 @@ export class ConversationView {
         e.preventDefault();
         e.stopPropagation();
         finish();
-      } else if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      } else if (sendsOnEnter(e)) {
         e.preventDefault();
         void save();
       }

@@ -778,6 +778,23 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     expect(alice.errors).toEqual([]);
   });
 
+  it("says a business conversation closed while it is open is closed, and takes no more messages", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const business = await api<{ id: string }>("POST", "/conversations/business", alice.token, { businessId: "b1000000-0000-4000-8000-00000000000c" });
+    await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${business.id}`);
+    const subtitle = alice.page.locator(".conv-sub");
+    await expect.poll(() => subtitle.textContent(), poll).toContain("Business chat");
+    expect(await composer(alice.page).isDisabled()).toBe(false);
+    await settled(alice.page);
+    await api("POST", `/business/conversations/${business.id}/close`, alice.token, {});
+    await expect.poll(() => subtitle.textContent(), poll).toContain("Closed");
+    expect(await composer(alice.page).isDisabled()).toBe(true);
+    expect(await alice.page.getByRole("button", { name: "Send" }).isDisabled()).toBe(true);
+    expect(await composer(alice.page).getAttribute("placeholder")).toBe("This conversation is closed");
+    expect(alice.errors).toEqual([]);
+  });
+
   it("creates a group and a business conversation from the New conversation dialog", async () => {
     const [alice, bob] = await pair();
     const carol = await headless("web-c");

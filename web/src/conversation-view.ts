@@ -2,7 +2,7 @@ import { CONTENT_MAX_CHARS, randomId, contentLength, type Conversation, type Con
 import type { App, FailedMessage } from "./app";
 import { h, replace } from "./dom";
 import { confirmDialog } from "./confirm";
-import { conversationTitle, directPeer, fullTime, laterMessage, presenceLabel, shortTime } from "./format";
+import { businessState, conversationTitle, directPeer, fullTime, laterMessage, presenceLabel, shortTime } from "./format";
 import { searchMatches } from "../../src/domain/history";
 import { sendsOnEnter } from "./keys";
 import { mayRetry } from "./not-sent";
@@ -63,6 +63,7 @@ export class ConversationView {
   private readonly composerError: HTMLElement;
   private readonly jumpButton: HTMLButtonElement;
   private readonly input: HTMLTextAreaElement;
+  private readonly sendButton: HTMLButtonElement;
   private readonly searchInput: HTMLInputElement;
   private readonly searchPanel: HTMLElement;
 
@@ -107,6 +108,7 @@ export class ConversationView {
         blur: () => this.socket?.stopTyping(),
       },
     });
+    this.sendButton = h("button", { class: "primary", attrs: { type: "submit" }, text: "Send" });
     this.searchInput = h("input", { attrs: { id: "search-input", type: "search", placeholder: "Search messages", autocomplete: "off", maxlength: 500 } });
     this.searchPanel = h("section", { class: "search-panel", attrs: { hidden: true, "aria-labelledby": "search-title" } });
 
@@ -138,7 +140,7 @@ export class ConversationView {
         { class: "composer", on: { submit: (e) => (e.preventDefault(), this.submit()) } },
         h("label", { class: "vh", attrs: { for: "composer-input" }, text: "Message" }),
         this.input,
-        h("button", { class: "primary", attrs: { type: "submit" }, text: "Send" }),
+        this.sendButton,
         h("p", { class: "vh", attrs: { id: "composer-hint" }, text: "Enter sends, Shift+Enter adds a line." }),
       ),
     );
@@ -808,7 +810,10 @@ export class ConversationView {
   // ── Header, typing, banner ───────────────────────────────────────────────────────────────────────────
 
   refreshHeader(): void {
-    const c = { ...this.conversation, participants: this.participants };
+    // Closing is final, and the list's copy (the user socket's push) may be the first to say so: this socket may have
+    // been connecting when it was announced.
+    const closed = this.conversation.status === "closed" || this.app.conversation(this.id)?.status === "closed";
+    const c = { ...this.conversation, participants: this.participants, ...(closed ? { status: "closed" as const } : {}) };
     const title = conversationTitle(c, this.me, this.app.dir);
     this.title.textContent = title;
     // A reload answered after the view went would name a conversation no longer on screen.
@@ -819,9 +824,14 @@ export class ConversationView {
       replace(this.subtitle, h("span", { class: `dot ${status}`, attrs: { "aria-hidden": "true" } }), presenceLabel[status]);
     } else {
       const online = this.participants.filter((p) => p.userId !== this.me && this.app.presence.get(p.userId) === "online").length;
-      const kind = c.type === "business" ? "Business chat · " : "";
+      const state = c.type === "business" ? businessState(c, this.me, this.app.dir) : undefined;
+      const kind = c.type === "business" ? `Business chat · ${state ? `${state} · ` : ""}` : "";
       this.subtitle.textContent = `${kind}${this.participants.length} members${online ? ` · ${online} online` : ""}`;
     }
+    this.input.disabled = closed;
+    this.sendButton.disabled = closed;
+    this.input.placeholder = closed ? "This conversation is closed" : "Write a message…";
+    if (closed) this.socket?.stopTyping();
     const muted = this.app.conversation(this.id)?.isMuted ?? this.conversation.isMuted;
     this.muteButton.setAttribute("aria-pressed", String(muted));
     this.muteButton.textContent = muted ? "Muted" : "Mute";

@@ -57,6 +57,17 @@ export function conversationTitle(c: Conversation, me: string, dir: Directory): 
   return other ? dir.name(other.userId) : "Direct chat";
 }
 
+/**
+ * What a business conversation's header says of it besides the member count: closed (nothing more can be sent), or
+ * the agent who answers. It said "Business chat" whatever happened, and a customer wrote into a closed chat to be told
+ * "Not sent" only after sending.
+ */
+export function businessState(c: Pick<Conversation, "status" | "participants">, me: string, dir: Directory): string | undefined {
+  if (c.status === "closed") return "Closed";
+  const agents = c.participants.filter((p) => p.role === "agent" && p.userId !== me).map((p) => dir.name(p.userId));
+  return agents.length > 0 ? `Agent: ${agents.join(", ")}` : undefined;
+}
+
 /** For a direct conversation: the other person (whose presence the list shows). */
 export const directPeer = (c: Conversation, me: string): string | undefined =>
   c.type === "direct" ? c.participants.find((p) => p.userId !== me)?.userId : undefined;

@@ -6,6 +6,7 @@ import { businessState, conversationTitle, directPeer, fullTime, laterMessage, p
 import { searchMatches } from "../../src/domain/history";
 import { sendsOnEnter } from "./keys";
 import { mayRetry } from "./not-sent";
+import { seenByChanges, seenByLines } from "./receipts";
 
 const PAGE = 50;
 const SEARCH_PAGE = 20;
@@ -447,26 +448,18 @@ export class ConversationView {
       ticks.setAttribute("aria-label", state === "read" ? "Read" : state === "delivered" ? "Delivered" : "Sent");
       ticks.title = ticks.getAttribute("aria-label")!;
     }
-    for (const el of this.log.querySelectorAll(".seen-by")) el.remove();
-    const seqs = [...this.messages.keys()].sort((a, b) => a - b);
-    const byTarget = new Map<number, string[]>();
-    for (const o of others) {
-      if (o.read <= 0) continue;
-      // The newest loaded message this person has read that they did not write themselves.
-      let target: number | undefined;
-      for (let i = seqs.length - 1; i >= 0; i--) {
-        const s = seqs[i];
-        if (s <= o.read && this.messages.get(s)!.senderId !== o.id) {
-          target = s;
-          break;
-        }
-      }
-      if (target === undefined) continue;
-      byTarget.set(target, [...(byTarget.get(target) ?? []), this.app.dir.name(o.id)]);
+    const readers = others.map((o) => ({ id: o.id, read: o.read, name: this.app.dir.name(o.id) }));
+    const wanted = seenByLines(this.messages.values(), readers);
+    const shown = new Map<number, string>();
+    for (const el of this.log.querySelectorAll<HTMLElement>(".seen-by")) {
+      const seq = Number(el.closest<HTMLElement>(".msg")?.dataset.seq);
+      // One line per message; anything else (a node redrawn meanwhile) goes.
+      if (shown.has(seq) || !Number.isFinite(seq)) el.remove();
+      else shown.set(seq, el.textContent ?? "");
     }
-    for (const [seq, names] of byTarget) {
-      this.nodes.get(seq)?.append(h("p", { class: "seen-by", text: `Seen by ${names.join(", ")}` }));
-    }
+    const { remove, add } = seenByChanges(shown, wanted);
+    for (const seq of remove) this.nodes.get(seq)?.querySelector(".seen-by")?.remove();
+    for (const [seq, text] of add) this.nodes.get(seq)?.append(h("p", { class: "seen-by", text }));
   }
 
   private renderPending(pending: readonly Pick<OutboxEntry, "clientMessageId" | "content">[]): void {

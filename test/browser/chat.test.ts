@@ -99,6 +99,20 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await bob.page.waitForTimeout(500);
     expect(alice.dialogs).toEqual([]);
     expect(bob.dialogs).toEqual([]);
+    // Right-to-left text takes its own direction (it was laid out left to right, its "!" at the wrong end), in the
+    // message and in the list's preview.
+    const rtl = "مرحبا بالعالم!";
+    await send(alice.page, rtl);
+    await expect.poll(() => messageTexts(bob.page), poll).toEqual([evil, more, rtl]);
+    const direction = (el: Element) => getComputedStyle(el).direction;
+    expect(await log(bob.page).locator(".text").last().evaluate(direction)).toBe("rtl");
+    expect(await log(bob.page).locator(".text").first().evaluate(direction)).toBe("ltr");
+    const preview = alice.page.getByRole("link", { name: new RegExp(bob.name) }).locator(".conv-preview");
+    await expect.poll(() => preview.textContent(), poll).toBe(`You: ${rtl}`);
+    await bob.page.goto(`${bob.page.url().split("#")[0]}#/`);
+    const bobPreview = bob.page.getByRole("link", { name: new RegExp(alice.name) }).locator(".conv-preview");
+    await expect.poll(() => bobPreview.textContent(), poll).toBe(rtl);
+    expect(await bobPreview.evaluate(direction)).toBe("rtl");
     expect([...alice.errors, ...bob.errors]).toEqual([]);
   });
 

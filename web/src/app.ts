@@ -363,7 +363,7 @@ export class App {
         h(
           "span",
           { class: "conv-top" },
-          h("span", { class: "conv-name", text: title }),
+          h("span", { class: "conv-name", attrs: { dir: "auto" }, text: title }),
           status ? srOnly(`, ${presenceLabel[status]}`) : null,
           h("time", { class: "conv-time", attrs: { datetime: c.lastActivity }, text: shortTime(last?.createdAt ?? c.lastActivity) }),
         ),
@@ -371,7 +371,7 @@ export class App {
           "span",
           { class: "conv-bottom" },
           srOnly(". "),
-          h("span", { class: "conv-preview", text: `${who}${preview(last)}` }),
+          h("span", { class: "conv-preview", attrs: { dir: "auto" }, text: `${who}${preview(last)}` }),
           unread > 0 ? h("span", { class: "badge" }, srOnly(". "), String(unread > 99 ? "99+" : unread), srOnly(" unread")) : null,
           c.isMuted ? h("span", { class: "muted-flag", text: "muted" }) : null,
         ),

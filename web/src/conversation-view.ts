@@ -77,7 +77,7 @@ export class ConversationView {
     this.participants = conversation.participants;
     for (const p of conversation.participants) this.marks.set(p.userId, { read: p.lastReadSeq, delivered: p.lastDeliveredSeq });
 
-    this.title = h("h2", { class: "conv-title", attrs: { id: "conv-title", tabindex: -1 } });
+    this.title = h("h2", { class: "conv-title", attrs: { id: "conv-title", tabindex: -1, dir: "auto" } });
     this.subtitle = h("p", { class: "conv-sub" });
     this.muteButton = h("button", { class: "ghost small", attrs: { type: "button", "aria-pressed": "false" }, text: "Mute", on: { click: () => void this.toggleMute() } });
     this.banner = h("p", { class: "banner", attrs: { role: "status", hidden: true } });
@@ -97,7 +97,7 @@ export class ConversationView {
     this.jumpButton = h("button", { class: "jump primary small", attrs: { type: "button", hidden: true }, text: "New messages ↓", on: { click: () => this.scrollToBottom(true) } });
     this.composerError = h("p", { class: "form-error composer-error", attrs: { role: "alert" } });
     this.input = h("textarea", {
-      attrs: { id: "composer-input", rows: 1, placeholder: "Write a message…", autocomplete: "off", "aria-describedby": "composer-hint" },
+      attrs: { id: "composer-input", rows: 1, placeholder: "Write a message…", autocomplete: "off", "aria-describedby": "composer-hint", dir: "auto" },
       on: {
         input: () => this.onInput(),
         keydown: (e) => {
@@ -412,11 +412,13 @@ export class ConversationView {
         h(
           "div",
           { class: "meta" },
-          h("span", { class: "sender", text: sender }),
+          h("span", { class: "sender", attrs: { dir: "auto" }, text: sender }),
           h("time", { attrs: { datetime: m.createdAt, title: fullTime(m.createdAt) }, text: shortTime(m.createdAt) }),
           m.editedAt && !deleted ? h("span", { class: "edited", text: "(edited)" }) : null,
         ),
-        h("p", { class: "text", text: deleted ? "This message was deleted" : m.content }),
+        // Each text sets its own direction (Arabic, Hebrew): in the page's left-to-right, a right-to-left message
+        // was aligned left with its punctuation at the wrong end.
+        h("p", { class: "text", attrs: { dir: deleted ? undefined : "auto" }, text: deleted ? "This message was deleted" : m.content }),
         own && !deleted ? h("span", { class: "ticks", attrs: { role: "img" } }) : null,
       ),
       actions.childElementCount ? actions : null,
@@ -488,7 +490,7 @@ export class ConversationView {
         "div",
         { class: "bubble" },
         h("div", { class: "meta" }, h("span", { class: "sender", text: "You" }), h("span", { class: "state", text: "Sending…" })),
-        h("p", { class: "text", text: p.content }),
+        h("p", { class: "text", attrs: { dir: "auto" }, text: p.content }),
       ),
     );
     this.pendingNodes.set(p.clientMessageId, { node, content: p.content });
@@ -585,7 +587,7 @@ export class ConversationView {
     const m = this.messages.get(seq);
     if (!node || !m || node.querySelector(".edit-form")) return;
     const text = node.querySelector<HTMLElement>(".text")!;
-    const area = h("textarea", { attrs: { id: `edit-${seq}`, rows: 2 } });
+    const area = h("textarea", { attrs: { id: `edit-${seq}`, rows: 2, dir: "auto" } });
     area.value = m.content;
     const error = h("p", { class: "form-error", attrs: { role: "alert" } });
     const finish = () => {
@@ -773,8 +775,8 @@ export class ConversationView {
       h(
         "button",
         { class: "result", attrs: { type: "button" }, on: { click: () => void this.jumpTo(m.seq) } },
-        h("span", { class: "meta" }, h("span", { class: "sender", text: m.senderId === this.me ? "You" : (m.sender?.name ?? this.app.dir.name(m.senderId)) }), h("time", { attrs: { datetime: m.createdAt }, text: shortTime(m.createdAt) })),
-        h("span", { class: "text" }, ...highlight(m.content, q)),
+        h("span", { class: "meta" }, h("span", { class: "sender", attrs: { dir: "auto" }, text: m.senderId === this.me ? "You" : (m.sender?.name ?? this.app.dir.name(m.senderId)) }), h("time", { attrs: { datetime: m.createdAt }, text: shortTime(m.createdAt) })),
+        h("span", { class: "text", attrs: { dir: "auto" } }, ...highlight(m.content, q)),
       ),
     );
   }

@@ -1,11 +1,12 @@
 import { Attention } from "./attention";
-import { ChatApiError, ChatClient, type Conversation, type ConversationSocket, type Message, type OutboxEntry, type PresenceStatus, type UserSocket } from "../../src/client";
+import { ChatApiError, ChatClient, type Conversation, type ConversationSocket, type Message, type OutboxEntry, type PresenceUpdate, type UserSocket } from "../../src/client";
 import { h, replace, srOnly } from "./dom";
 import { closeDialogs, confirmDialog } from "./confirm";
 import { ConversationView } from "./conversation-view";
 import { Directory, conversationTitle, directPeer, initials, laterMessage, mergeConversation, pageTitle, preview, presenceLabel, shortTime } from "./format";
 import { ListReloads, toDrop } from "./list-refresh";
 import { openNewConversationDialog } from "./new-conversation";
+import { PresenceBook } from "./presence";
 import type { Session } from "./session";
 
 /** A message the server refused for good: shown as "Not sent" until the user dismisses it. */
@@ -24,7 +25,7 @@ export class App {
   readonly chat: ChatClient;
   readonly me: string;
   readonly dir = new Directory();
-  readonly presence = new Map<string, PresenceStatus>();
+  readonly presence = new PresenceBook();
   private readonly conversations = new Map<string, Conversation>();
   private readonly rows = new Map<string, HTMLLIElement>();
   private readonly user: UserSocket;
@@ -293,9 +294,9 @@ export class App {
     this.renderList();
   }
 
-  setPresence(userId: string, status: PresenceStatus): void {
-    if (this.presence.get(userId) === status) return;
-    this.presence.set(userId, status);
+  /** A pushed presence change (user socket or a conversation socket). */
+  setPresence(update: PresenceUpdate): void {
+    if (!this.presence.push(update)) return;
     this.renderList();
     this.view?.refreshHeader();
   }
@@ -336,7 +337,7 @@ export class App {
   private fillRow(row: HTMLLIElement, c: Conversation): void {
     const title = conversationTitle(c, this.me, this.dir);
     const peer = directPeer(c, this.me);
-    const status = peer ? (this.presence.get(peer) ?? "offline") : undefined;
+    const status = peer ? this.presence.status(peer) : undefined;
     const unread = c.id === this.activeId && this.view?.isReading() ? 0 : c.unreadCount;
     const last = c.lastMessage;
     const who = last && !last.deletedAt ? (last.senderId === this.me ? "You: " : c.type === "group" ? `${this.dir.name(last.senderId)}: ` : "") : "";
@@ -385,12 +386,15 @@ export class App {
     const peers = new Set<string>();
     for (const c of this.conversations.values()) for (const p of c.participants) if (p.userId !== this.me) peers.add(p.userId);
     if (peers.size === 0 || this.user.state !== "open") return;
+    const read = this.presence.read();
     try {
-      for (const p of await this.user.getPresence([...peers])) this.presence.set(p.userId, p.status);
+      read.apply(await this.user.getPresence([...peers]));
       this.renderList();
       this.view?.refreshHeader();
     } catch {
       // presence is decoration; the next change is pushed anyway
+    } finally {
+      read.end();
     }
   }
 
@@ -421,7 +425,7 @@ export class App {
       // A connect sends zeros too, for conversations the list may not hold: nothing to show for those.
       else if (unreadCount > 0) this.fetchUnknown(conversationId);
     });
-    u.on("presence", (p) => this.setPresence(p.userId, p.status));
+    u.on("presence", (p) => this.setPresence(p));
     u.on("conversation_created", ({ conversation }) => {
       this.upsert(conversation);
       void this.loadPresence();

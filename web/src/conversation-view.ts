@@ -2,7 +2,7 @@ import { CONTENT_MAX_CHARS, randomId, contentLength, type Conversation, type Con
 import type { App, FailedMessage } from "./app";
 import { h, replace } from "./dom";
 import { confirmDialog } from "./confirm";
-import { businessState, conversationTitle, directPeer, fullTime, laterMessage, presenceLabel, shortTime } from "./format";
+import { businessState, conversationTitle, directPeer, fullTime, laterMessage, presenceText, shortTime } from "./format";
 import { searchMatches } from "../../src/domain/history";
 import { sendsOnEnter } from "./keys";
 import { mayRetry } from "./not-sent";
@@ -288,7 +288,7 @@ export class ConversationView {
       else this.setMarks(r.userId, 0, r.seq);
       this.refreshStatuses();
     });
-    s.on("presence", (p) => this.app.setPresence(p.userId, p.status));
+    s.on("presence", (p) => this.app.setPresence(p));
     s.on("participant_joined", () => this.reloadConversation());
     s.on("participant_left", () => this.reloadConversation());
     s.on("participant_updated", () => this.reloadConversation());
@@ -815,10 +815,11 @@ export class ConversationView {
     if (!this.destroyed) this.app.showTitle(title);
     const peer = directPeer(c, this.me);
     if (peer) {
-      const status = this.app.presence.get(peer) ?? "offline";
-      replace(this.subtitle, h("span", { class: `dot ${status}`, attrs: { "aria-hidden": "true" } }), presenceLabel[status]);
+      const seen = this.app.presence.get(peer);
+      const status = seen?.status ?? "offline";
+      replace(this.subtitle, h("span", { class: `dot ${status}`, attrs: { "aria-hidden": "true" } }), presenceText(status, seen?.lastSeen));
     } else {
-      const online = this.participants.filter((p) => p.userId !== this.me && this.app.presence.get(p.userId) === "online").length;
+      const online = this.participants.filter((p) => p.userId !== this.me && this.app.presence.status(p.userId) === "online").length;
       const state = c.type === "business" ? businessState(c, this.me, this.app.dir) : undefined;
       const kind = c.type === "business" ? `Business chat · ${state ? `${state} · ` : ""}` : "";
       this.subtitle.textContent = `${kind}${this.participants.length} members${online ? ` · ${online} online` : ""}`;

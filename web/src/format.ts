@@ -127,4 +127,10 @@ export function pageTitle(unread: number, conversation: string | undefined): str
 
 export const presenceLabel: Record<PresenceStatus, string> = { online: "Online", away: "Away", offline: "Offline" };
 
+/** A direct conversation's header: the other person's presence, and when they were last seen once offline. */
+export function presenceText(status: PresenceStatus, lastSeen: string | null | undefined): string {
+  const when = status === "offline" ? shortTime(lastSeen) : "";
+  return when ? `Last seen ${when}` : presenceLabel[status];
+}
+
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Conversation, Message, Participant } from "../../src/client";
-import { Directory, businessState, laterMessage, mergeConversation, preview } from "../../web/src/format";
+import { Directory, businessState, laterMessage, mergeConversation, preview, titleUnread } from "../../web/src/format";
 import { ListReloads, toDrop, type Listed } from "../../web/src/list-refresh";
 
 const at = (minute: number) => `2026-01-01T00:${String(minute).padStart(2, "0")}:00.000Z`;
@@ -152,5 +152,18 @@ describe("the web app's header of a business conversation", () => {
 
   it("says Closed once the conversation is closed", () => {
     expect(businessState({ status: "closed", participants: [customer, agent] }, customer.userId, dir)).toBe("Closed");
+  });
+});
+
+describe("the web app's unread count in the tab's title", () => {
+  const row = (id: string, unreadCount: number, isMuted = false) => ({ id, unreadCount, isMuted });
+
+  it("counts what is unread elsewhere, not in the conversation being read", () => {
+    expect(titleUnread([row("a", 2), row("b", 3)], "b")).toBe(2);
+    expect(titleUnread([row("a", 2), row("b", 3)], undefined)).toBe(5);
+  });
+
+  it("leaves muted conversations out: a busy muted group kept the tab saying there was something to read", () => {
+    expect(titleUnread([row("a", 2), row("muted", 40, true)], undefined)).toBe(2);
   });
 });

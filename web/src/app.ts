@@ -3,7 +3,7 @@ import { ChatApiError, ChatClient, type Conversation, type ConversationSocket, t
 import { h, replace, srOnly } from "./dom";
 import { closeDialogs, confirmDialog } from "./confirm";
 import { ConversationView } from "./conversation-view";
-import { Directory, conversationTitle, directPeer, initials, laterMessage, mergeConversation, pageTitle, preview, presenceLabel, shortTime } from "./format";
+import { Directory, conversationTitle, directPeer, initials, laterMessage, mergeConversation, pageTitle, preview, presenceLabel, shortTime, titleUnread } from "./format";
 import { ListReloads, toDrop } from "./list-refresh";
 import { openNewConversationDialog } from "./new-conversation";
 import { PresenceBook } from "./presence";
@@ -322,7 +322,7 @@ export class App {
     if (sorted.length === 0 && !this.listStatus.textContent) this.listStatus.textContent = "No conversations yet. Start one with “New”.";
     else if (sorted.length > 0 && this.listStatus.textContent?.startsWith("No conversations")) this.listStatus.textContent = "";
     if (focusedId && document.activeElement === document.body) this.rows.get(focusedId)?.querySelector("a")?.focus();
-    const total = sorted.reduce((n, c) => n + (c.id === this.activeId && this.view?.isReading() ? 0 : c.unreadCount), 0);
+    const total = titleUnread(sorted, this.view?.isReading() ? this.activeId : undefined);
     this.unreadTotal = total;
     // An answer that lands after sign-out must not rename the sign-in page.
     if (!this.stopped) document.title = pageTitle(total, this.openTitle);

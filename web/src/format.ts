@@ -120,6 +120,16 @@ export function preview(m: Message | undefined): string {
   return text.length > 80 ? `${text.slice(0, 79)}…` : text;
 }
 
+/**
+ * The count in the tab's title: unread messages, except in the conversation being read and in muted ones (muting says
+ * "do not call me for this"; a busy muted group kept the tab announcing messages). Their rows keep their badges.
+ */
+export function titleUnread(conversations: Iterable<Pick<Conversation, "id" | "unreadCount" | "isMuted">>, reading: string | undefined): number {
+  let n = 0;
+  for (const c of conversations) if (c.id !== reading && !c.isMuted) n += c.unreadCount;
+  return n;
+}
+
 /** The tab's title: what is unread (elsewhere, or not yet seen here) and the conversation on screen. */
 export function pageTitle(unread: number, conversation: string | undefined): string {
   return `${unread > 0 ? `(${unread}) ` : ""}${conversation ? `${conversation} · ` : ""}Edge Chat`;

@@ -99,6 +99,20 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await bob.page.waitForTimeout(500);
     expect(alice.dialogs).toEqual([]);
     expect(bob.dialogs).toEqual([]);
+    // Right-to-left text takes its own direction (it was laid out left to right, its "!" at the wrong end), in the
+    // message and in the list's preview.
+    const rtl = "مرحبا بالعالم!";
+    await send(alice.page, rtl);
+    await expect.poll(() => messageTexts(bob.page), poll).toEqual([evil, more, rtl]);
+    const direction = (el: Element) => getComputedStyle(el).direction;
+    expect(await log(bob.page).locator(".text").last().evaluate(direction)).toBe("rtl");
+    expect(await log(bob.page).locator(".text").first().evaluate(direction)).toBe("ltr");
+    const preview = alice.page.getByRole("link", { name: new RegExp(bob.name) }).locator(".conv-preview");
+    await expect.poll(() => preview.textContent(), poll).toBe(`You: ${rtl}`);
+    await bob.page.goto(`${bob.page.url().split("#")[0]}#/`);
+    const bobPreview = bob.page.getByRole("link", { name: new RegExp(alice.name) }).locator(".conv-preview");
+    await expect.poll(() => bobPreview.textContent(), poll).toBe(rtl);
+    expect(await bobPreview.evaluate(direction)).toBe("rtl");
     expect([...alice.errors, ...bob.errors]).toEqual([]);
   });
 
@@ -749,6 +763,49 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await alice.page.unroute(isList);
     await expect.poll(() => carolRow.count(), poll).toBe(1);
     expect(await alice.page.locator(".list-status").textContent()).toBe("");
+    expect(alice.errors).toEqual([]);
+  });
+
+  it("closes an open confirm dialog when a 401 signs the user out: the sign-in page is not left under it", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const bob = await headless("sdk-b");
+    const direct = await api<{ id: string }>("POST", "/conversations/direct", alice.token, { targetUserId: bob.id });
+    await api("POST", `/conversations/${direct.id}/messages`, alice.token, { content: "delete me?" });
+    await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${direct.id}`);
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["delete me?"]);
+    await log(alice.page).locator("li").first().getByRole("button", { name: "Delete message" }).click();
+    const confirm = alice.page.getByRole("dialog", { name: "Delete this message?" });
+    await expect.poll(() => confirm.isVisible(), poll).toBe(true);
+    // The token is refused from now on (expired, the server's secret changed): the list's reload after a reconnect
+    // gets a 401, and the app goes back to sign-in.
+    const isList = (url: URL) => url.pathname === "/conversations";
+    await alice.page.route(isList, (route) => route.fulfill({ status: 401, contentType: "application/json", body: JSON.stringify({ statusCode: 401, error: "Unauthorized", message: "Token expired", requestId: "test" }) }));
+    await alice.context.setOffline(true);
+    await alice.context.setOffline(false);
+    await expect.poll(() => alice.page.locator("#login-kaha").count(), poll).toBe(1);
+    await expect.poll(() => alice.page.locator("dialog").count(), poll).toBe(0);
+    // The sign-in form is usable: nothing modal is left over it.
+    await alice.page.locator("#login-kaha").fill("someone");
+    expect(await alice.page.locator("#login-kaha").inputValue()).toBe("someone");
+    await alice.page.unroute(isList);
+    expect(alice.errors).toEqual([]);
+  });
+
+  it("says a business conversation closed while it is open is closed, and takes no more messages", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const business = await api<{ id: string }>("POST", "/conversations/business", alice.token, { businessId: "b1000000-0000-4000-8000-00000000000c" });
+    await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${business.id}`);
+    const subtitle = alice.page.locator(".conv-sub");
+    await expect.poll(() => subtitle.textContent(), poll).toContain("Business chat");
+    expect(await composer(alice.page).isDisabled()).toBe(false);
+    await settled(alice.page);
+    await api("POST", `/business/conversations/${business.id}/close`, alice.token, {});
+    await expect.poll(() => subtitle.textContent(), poll).toContain("Closed");
+    expect(await composer(alice.page).isDisabled()).toBe(true);
+    expect(await alice.page.getByRole("button", { name: "Send" }).isDisabled()).toBe(true);
+    expect(await composer(alice.page).getAttribute("placeholder")).toBe("This conversation is closed");
     expect(alice.errors).toEqual([]);
   });
 

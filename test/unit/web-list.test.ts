@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { Conversation, Message } from "../../src/client";
-import { laterMessage, mergeConversation, preview } from "../../web/src/format";
+import type { Conversation, Message, Participant } from "../../src/client";
+import { Directory, businessState, laterMessage, mergeConversation, preview, titleUnread } from "../../web/src/format";
 import { ListReloads, toDrop, type Listed } from "../../web/src/list-refresh";
 
 const at = (minute: number) => `2026-01-01T00:${String(minute).padStart(2, "0")}:00.000Z`;
@@ -125,5 +125,45 @@ describe("the list's preview of the last message", () => {
     const next = { ...sent, id: "00000000-0000-4000-8000-000000000004", seq: 8 };
     expect(laterMessage(deleted, next)).toBe(next);
     expect(laterMessage(next, edited)).toBe(next);
+  });
+});
+
+describe("the web app's header of a business conversation", () => {
+  const member = (userId: string, role: Participant["role"], name: string): Participant => ({
+    userId,
+    role,
+    joinedAt: at(0),
+    isMuted: false,
+    lastReadSeq: 0,
+    lastReadAt: null,
+    lastDeliveredSeq: 0,
+    profile: { id: userId, name, avatarUrl: null, kind: "user" },
+  });
+  const dir = new Directory();
+  const customer = member("c0000000-0000-4000-8000-000000000001", "customer", "Cora");
+  const agent = member("a0000000-0000-4000-8000-000000000001", "agent", "Ann");
+  for (const p of [customer, agent]) dir.set(p.userId, p.profile!);
+
+  it("names the agent who answers, to the customer (not to the agent themselves)", () => {
+    expect(businessState({ status: "open", participants: [customer, agent] }, customer.userId, dir)).toBe("Agent: Ann");
+    expect(businessState({ status: "open", participants: [customer, agent] }, agent.userId, dir)).toBeUndefined();
+    expect(businessState({ status: "open", participants: [customer] }, customer.userId, dir)).toBeUndefined();
+  });
+
+  it("says Closed once the conversation is closed", () => {
+    expect(businessState({ status: "closed", participants: [customer, agent] }, customer.userId, dir)).toBe("Closed");
+  });
+});
+
+describe("the web app's unread count in the tab's title", () => {
+  const row = (id: string, unreadCount: number, isMuted = false) => ({ id, unreadCount, isMuted });
+
+  it("counts what is unread elsewhere, not in the conversation being read", () => {
+    expect(titleUnread([row("a", 2), row("b", 3)], "b")).toBe(2);
+    expect(titleUnread([row("a", 2), row("b", 3)], undefined)).toBe(5);
+  });
+
+  it("leaves muted conversations out: a busy muted group kept the tab saying there was something to read", () => {
+    expect(titleUnread([row("a", 2), row("muted", 40, true)], undefined)).toBe(2);
   });
 });

@@ -1,11 +1,12 @@
 import { Attention } from "./attention";
-import { ChatApiError, ChatClient, type Conversation, type ConversationSocket, type Message, type OutboxEntry, type PresenceStatus, type UserSocket } from "../../src/client";
+import { ChatApiError, ChatClient, type Conversation, type ConversationSocket, type Message, type OutboxEntry, type PresenceUpdate, type UserSocket } from "../../src/client";
 import { h, replace, srOnly } from "./dom";
-import { confirmDialog } from "./confirm";
+import { closeDialogs, confirmDialog } from "./confirm";
 import { ConversationView } from "./conversation-view";
-import { Directory, conversationTitle, directPeer, initials, laterMessage, mergeConversation, pageTitle, preview, presenceLabel, shortTime } from "./format";
+import { Directory, conversationTitle, directPeer, initials, laterMessage, mergeConversation, pageTitle, preview, presenceLabel, shortTime, titleUnread } from "./format";
 import { ListReloads, toDrop } from "./list-refresh";
 import { openNewConversationDialog } from "./new-conversation";
+import { PresenceBook } from "./presence";
 import type { Session } from "./session";
 
 /** A message the server refused for good: shown as "Not sent" until the user dismisses it. */
@@ -24,7 +25,7 @@ export class App {
   readonly chat: ChatClient;
   readonly me: string;
   readonly dir = new Directory();
-  readonly presence = new Map<string, PresenceStatus>();
+  readonly presence = new PresenceBook();
   private readonly conversations = new Map<string, Conversation>();
   private readonly rows = new Map<string, HTMLLIElement>();
   private readonly user: UserSocket;
@@ -142,6 +143,8 @@ export class App {
     window.removeEventListener("beforeunload", this.onUnload);
     clearTimeout(this.listRetry);
     this.attention.stop();
+    // A question left open would sit over the sign-in page, acting for the user who is gone.
+    closeDialogs();
     this.view?.destroy();
     for (const socket of this.unsent.values()) socket.close("signed out");
     this.unsent.clear();
@@ -291,9 +294,9 @@ export class App {
     this.renderList();
   }
 
-  setPresence(userId: string, status: PresenceStatus): void {
-    if (this.presence.get(userId) === status) return;
-    this.presence.set(userId, status);
+  /** A pushed presence change (user socket or a conversation socket). */
+  setPresence(update: PresenceUpdate): void {
+    if (!this.presence.push(update)) return;
     this.renderList();
     this.view?.refreshHeader();
   }
@@ -319,7 +322,7 @@ export class App {
     if (sorted.length === 0 && !this.listStatus.textContent) this.listStatus.textContent = "No conversations yet. Start one with “New”.";
     else if (sorted.length > 0 && this.listStatus.textContent?.startsWith("No conversations")) this.listStatus.textContent = "";
     if (focusedId && document.activeElement === document.body) this.rows.get(focusedId)?.querySelector("a")?.focus();
-    const total = sorted.reduce((n, c) => n + (c.id === this.activeId && this.view?.isReading() ? 0 : c.unreadCount), 0);
+    const total = titleUnread(sorted, this.view?.isReading() ? this.activeId : undefined);
     this.unreadTotal = total;
     // An answer that lands after sign-out must not rename the sign-in page.
     if (!this.stopped) document.title = pageTitle(total, this.openTitle);
@@ -334,7 +337,7 @@ export class App {
   private fillRow(row: HTMLLIElement, c: Conversation): void {
     const title = conversationTitle(c, this.me, this.dir);
     const peer = directPeer(c, this.me);
-    const status = peer ? (this.presence.get(peer) ?? "offline") : undefined;
+    const status = peer ? this.presence.status(peer) : undefined;
     const unread = c.id === this.activeId && this.view?.isReading() ? 0 : c.unreadCount;
     const last = c.lastMessage;
     const who = last && !last.deletedAt ? (last.senderId === this.me ? "You: " : c.type === "group" ? `${this.dir.name(last.senderId)}: ` : "") : "";
@@ -361,7 +364,7 @@ export class App {
         h(
           "span",
           { class: "conv-top" },
-          h("span", { class: "conv-name", text: title }),
+          h("span", { class: "conv-name", attrs: { dir: "auto" }, text: title }),
           status ? srOnly(`, ${presenceLabel[status]}`) : null,
           h("time", { class: "conv-time", attrs: { datetime: c.lastActivity }, text: shortTime(last?.createdAt ?? c.lastActivity) }),
         ),
@@ -369,7 +372,7 @@ export class App {
           "span",
           { class: "conv-bottom" },
           srOnly(". "),
-          h("span", { class: "conv-preview", text: `${who}${preview(last)}` }),
+          h("span", { class: "conv-preview", attrs: { dir: "auto" }, text: `${who}${preview(last)}` }),
           unread > 0 ? h("span", { class: "badge" }, srOnly(". "), String(unread > 99 ? "99+" : unread), srOnly(" unread")) : null,
           c.isMuted ? h("span", { class: "muted-flag", text: "muted" }) : null,
         ),
@@ -383,12 +386,15 @@ export class App {
     const peers = new Set<string>();
     for (const c of this.conversations.values()) for (const p of c.participants) if (p.userId !== this.me) peers.add(p.userId);
     if (peers.size === 0 || this.user.state !== "open") return;
+    const read = this.presence.read();
     try {
-      for (const p of await this.user.getPresence([...peers])) this.presence.set(p.userId, p.status);
+      read.apply(await this.user.getPresence([...peers]));
       this.renderList();
       this.view?.refreshHeader();
     } catch {
       // presence is decoration; the next change is pushed anyway
+    } finally {
+      read.end();
     }
   }
 
@@ -419,7 +425,7 @@ export class App {
       // A connect sends zeros too, for conversations the list may not hold: nothing to show for those.
       else if (unreadCount > 0) this.fetchUnknown(conversationId);
     });
-    u.on("presence", (p) => this.setPresence(p.userId, p.status));
+    u.on("presence", (p) => this.setPresence(p));
     u.on("conversation_created", ({ conversation }) => {
       this.upsert(conversation);
       void this.loadPresence();

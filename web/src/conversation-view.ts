@@ -2,8 +2,11 @@ import { CONTENT_MAX_CHARS, randomId, contentLength, type Conversation, type Con
 import type { App, FailedMessage } from "./app";
 import { h, replace } from "./dom";
 import { confirmDialog } from "./confirm";
-import { conversationTitle, directPeer, fullTime, laterMessage, presenceLabel, shortTime } from "./format";
+import { businessState, conversationTitle, directPeer, fullTime, laterMessage, presenceText, shortTime } from "./format";
 import { searchMatches } from "../../src/domain/history";
+import { sendsOnEnter } from "./keys";
+import { mayRetry } from "./not-sent";
+import { seenByChanges, seenByLines } from "./receipts";
 
 const PAGE = 50;
 const SEARCH_PAGE = 20;
@@ -61,6 +64,7 @@ export class ConversationView {
   private readonly composerError: HTMLElement;
   private readonly jumpButton: HTMLButtonElement;
   private readonly input: HTMLTextAreaElement;
+  private readonly sendButton: HTMLButtonElement;
   private readonly searchInput: HTMLInputElement;
   private readonly searchPanel: HTMLElement;
 
@@ -73,7 +77,7 @@ export class ConversationView {
     this.participants = conversation.participants;
     for (const p of conversation.participants) this.marks.set(p.userId, { read: p.lastReadSeq, delivered: p.lastDeliveredSeq });
 
-    this.title = h("h2", { class: "conv-title", attrs: { id: "conv-title", tabindex: -1 } });
+    this.title = h("h2", { class: "conv-title", attrs: { id: "conv-title", tabindex: -1, dir: "auto" } });
     this.subtitle = h("p", { class: "conv-sub" });
     this.muteButton = h("button", { class: "ghost small", attrs: { type: "button", "aria-pressed": "false" }, text: "Mute", on: { click: () => void this.toggleMute() } });
     this.banner = h("p", { class: "banner", attrs: { role: "status", hidden: true } });
@@ -93,11 +97,11 @@ export class ConversationView {
     this.jumpButton = h("button", { class: "jump primary small", attrs: { type: "button", hidden: true }, text: "New messages ↓", on: { click: () => this.scrollToBottom(true) } });
     this.composerError = h("p", { class: "form-error composer-error", attrs: { role: "alert" } });
     this.input = h("textarea", {
-      attrs: { id: "composer-input", rows: 1, placeholder: "Write a message…", autocomplete: "off", "aria-describedby": "composer-hint" },
+      attrs: { id: "composer-input", rows: 1, placeholder: "Write a message…", autocomplete: "off", "aria-describedby": "composer-hint", dir: "auto" },
       on: {
         input: () => this.onInput(),
         keydown: (e) => {
-          if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+          if (sendsOnEnter(e)) {
             e.preventDefault();
             this.submit();
           }
@@ -105,6 +109,7 @@ export class ConversationView {
         blur: () => this.socket?.stopTyping(),
       },
     });
+    this.sendButton = h("button", { class: "primary", attrs: { type: "submit" }, text: "Send" });
     this.searchInput = h("input", { attrs: { id: "search-input", type: "search", placeholder: "Search messages", autocomplete: "off", maxlength: 500 } });
     this.searchPanel = h("section", { class: "search-panel", attrs: { hidden: true, "aria-labelledby": "search-title" } });
 
@@ -136,7 +141,7 @@ export class ConversationView {
         { class: "composer", on: { submit: (e) => (e.preventDefault(), this.submit()) } },
         h("label", { class: "vh", attrs: { for: "composer-input" }, text: "Message" }),
         this.input,
-        h("button", { class: "primary", attrs: { type: "submit" }, text: "Send" }),
+        this.sendButton,
         h("p", { class: "vh", attrs: { id: "composer-hint" }, text: "Enter sends, Shift+Enter adds a line." }),
       ),
     );
@@ -283,7 +288,7 @@ export class ConversationView {
       else this.setMarks(r.userId, 0, r.seq);
       this.refreshStatuses();
     });
-    s.on("presence", (p) => this.app.setPresence(p.userId, p.status));
+    s.on("presence", (p) => this.app.setPresence(p));
     s.on("participant_joined", () => this.reloadConversation());
     s.on("participant_left", () => this.reloadConversation());
     s.on("participant_updated", () => this.reloadConversation());
@@ -407,11 +412,13 @@ export class ConversationView {
         h(
           "div",
           { class: "meta" },
-          h("span", { class: "sender", text: sender }),
+          h("span", { class: "sender", attrs: { dir: "auto" }, text: sender }),
           h("time", { attrs: { datetime: m.createdAt, title: fullTime(m.createdAt) }, text: shortTime(m.createdAt) }),
           m.editedAt && !deleted ? h("span", { class: "edited", text: "(edited)" }) : null,
         ),
-        h("p", { class: "text", text: deleted ? "This message was deleted" : m.content }),
+        // Each text sets its own direction (Arabic, Hebrew): in the page's left-to-right, a right-to-left message
+        // was aligned left with its punctuation at the wrong end.
+        h("p", { class: "text", attrs: { dir: deleted ? undefined : "auto" }, text: deleted ? "This message was deleted" : m.content }),
         own && !deleted ? h("span", { class: "ticks", attrs: { role: "img" } }) : null,
       ),
       actions.childElementCount ? actions : null,
@@ -443,26 +450,18 @@ export class ConversationView {
       ticks.setAttribute("aria-label", state === "read" ? "Read" : state === "delivered" ? "Delivered" : "Sent");
       ticks.title = ticks.getAttribute("aria-label")!;
     }
-    for (const el of this.log.querySelectorAll(".seen-by")) el.remove();
-    const seqs = [...this.messages.keys()].sort((a, b) => a - b);
-    const byTarget = new Map<number, string[]>();
-    for (const o of others) {
-      if (o.read <= 0) continue;
-      // The newest loaded message this person has read that they did not write themselves.
-      let target: number | undefined;
-      for (let i = seqs.length - 1; i >= 0; i--) {
-        const s = seqs[i];
-        if (s <= o.read && this.messages.get(s)!.senderId !== o.id) {
-          target = s;
-          break;
-        }
-      }
-      if (target === undefined) continue;
-      byTarget.set(target, [...(byTarget.get(target) ?? []), this.app.dir.name(o.id)]);
+    const readers = others.map((o) => ({ id: o.id, read: o.read, name: this.app.dir.name(o.id) }));
+    const wanted = seenByLines(this.messages.values(), readers);
+    const shown = new Map<number, string>();
+    for (const el of this.log.querySelectorAll<HTMLElement>(".seen-by")) {
+      const seq = Number(el.closest<HTMLElement>(".msg")?.dataset.seq);
+      // One line per message; anything else (a node redrawn meanwhile) goes.
+      if (shown.has(seq) || !Number.isFinite(seq)) el.remove();
+      else shown.set(seq, el.textContent ?? "");
     }
-    for (const [seq, names] of byTarget) {
-      this.nodes.get(seq)?.append(h("p", { class: "seen-by", text: `Seen by ${names.join(", ")}` }));
-    }
+    const { remove, add } = seenByChanges(shown, wanted);
+    for (const seq of remove) this.nodes.get(seq)?.querySelector(".seen-by")?.remove();
+    for (const [seq, text] of add) this.nodes.get(seq)?.append(h("p", { class: "seen-by", text }));
   }
 
   private renderPending(pending: readonly Pick<OutboxEntry, "clientMessageId" | "content">[]): void {
@@ -491,7 +490,7 @@ export class ConversationView {
         "div",
         { class: "bubble" },
         h("div", { class: "meta" }, h("span", { class: "sender", text: "You" }), h("span", { class: "state", text: "Sending…" })),
-        h("p", { class: "text", text: p.content }),
+        h("p", { class: "text", attrs: { dir: "auto" }, text: p.content }),
       ),
     );
     this.pendingNodes.set(p.clientMessageId, { node, content: p.content });
@@ -511,7 +510,35 @@ export class ConversationView {
       this.app.dismissFailed(this.id, f.clientMessageId);
       this.input.focus();
     };
-    node.append(h("div", { class: "actions" }, h("button", { class: "link small", attrs: { type: "button" }, text: "Dismiss", on: { click: dismiss } })));
+    const actions = h("div", { class: "actions" });
+    // Only where a second try can pass (see mayRetry): a refusal of the message itself would only come back.
+    if (mayRetry(f.error)) {
+      actions.append(h("button", { class: "link small", attrs: { type: "button" }, text: "Retry", on: { click: () => this.retry(f, node, actions) } }));
+    }
+    actions.append(h("button", { class: "link small", attrs: { type: "button" }, text: "Dismiss", on: { click: dismiss } }));
+    node.append(actions);
+  }
+
+  /**
+   * Sends a refused message again under its clientMessageId: if the first try was stored after all, the server answers
+   * with that message instead of storing a second one, and a double click finds it in the outbox already.
+   */
+  private retry(f: FailedMessage, node: HTMLLIElement, actions: HTMLElement): void {
+    const state = node.querySelector(".state");
+    if (this.socket?.state === "closed") {
+      if (state) state.textContent = `Not sent: ${this.closedReason ?? f.error.message}`;
+      return;
+    }
+    actions.remove();
+    node.classList.remove("failed");
+    if (state) state.textContent = "Sending…";
+    this.app.dismissFailed(this.id, f.clientMessageId);
+    if (this.socket) this.socket.send(f.content, { clientMessageId: f.clientMessageId }).catch(() => {});
+    else if (!this.early.some((e) => e.clientMessageId === f.clientMessageId)) {
+      this.early.push({ clientMessageId: f.clientMessageId, content: f.content });
+      this.renderPending(this.early);
+    }
+    this.input.focus();
   }
 
   // ── Composer ─────────────────────────────────────────────────────────────────────────────────────────
@@ -560,7 +587,7 @@ export class ConversationView {
     const m = this.messages.get(seq);
     if (!node || !m || node.querySelector(".edit-form")) return;
     const text = node.querySelector<HTMLElement>(".text")!;
-    const area = h("textarea", { attrs: { id: `edit-${seq}`, rows: 2 } });
+    const area = h("textarea", { attrs: { id: `edit-${seq}`, rows: 2, dir: "auto" } });
     area.value = m.content;
     const error = h("p", { class: "form-error", attrs: { role: "alert" } });
     const finish = () => {
@@ -610,7 +637,7 @@ export class ConversationView {
         e.preventDefault();
         e.stopPropagation();
         finish();
-      } else if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      } else if (sendsOnEnter(e)) {
         e.preventDefault();
         void save();
       }
@@ -748,8 +775,8 @@ export class ConversationView {
       h(
         "button",
         { class: "result", attrs: { type: "button" }, on: { click: () => void this.jumpTo(m.seq) } },
-        h("span", { class: "meta" }, h("span", { class: "sender", text: m.senderId === this.me ? "You" : (m.sender?.name ?? this.app.dir.name(m.senderId)) }), h("time", { attrs: { datetime: m.createdAt }, text: shortTime(m.createdAt) })),
-        h("span", { class: "text" }, ...highlight(m.content, q)),
+        h("span", { class: "meta" }, h("span", { class: "sender", attrs: { dir: "auto" }, text: m.senderId === this.me ? "You" : (m.sender?.name ?? this.app.dir.name(m.senderId)) }), h("time", { attrs: { datetime: m.createdAt }, text: shortTime(m.createdAt) })),
+        h("span", { class: "text", attrs: { dir: "auto" } }, ...highlight(m.content, q)),
       ),
     );
   }
@@ -778,20 +805,29 @@ export class ConversationView {
   // ── Header, typing, banner ───────────────────────────────────────────────────────────────────────────
 
   refreshHeader(): void {
-    const c = { ...this.conversation, participants: this.participants };
+    // Closing is final, and the list's copy (the user socket's push) may be the first to say so: this socket may have
+    // been connecting when it was announced.
+    const closed = this.conversation.status === "closed" || this.app.conversation(this.id)?.status === "closed";
+    const c = { ...this.conversation, participants: this.participants, ...(closed ? { status: "closed" as const } : {}) };
     const title = conversationTitle(c, this.me, this.app.dir);
     this.title.textContent = title;
     // A reload answered after the view went would name a conversation no longer on screen.
     if (!this.destroyed) this.app.showTitle(title);
     const peer = directPeer(c, this.me);
     if (peer) {
-      const status = this.app.presence.get(peer) ?? "offline";
-      replace(this.subtitle, h("span", { class: `dot ${status}`, attrs: { "aria-hidden": "true" } }), presenceLabel[status]);
+      const seen = this.app.presence.get(peer);
+      const status = seen?.status ?? "offline";
+      replace(this.subtitle, h("span", { class: `dot ${status}`, attrs: { "aria-hidden": "true" } }), presenceText(status, seen?.lastSeen));
     } else {
-      const online = this.participants.filter((p) => p.userId !== this.me && this.app.presence.get(p.userId) === "online").length;
-      const kind = c.type === "business" ? "Business chat · " : "";
+      const online = this.participants.filter((p) => p.userId !== this.me && this.app.presence.status(p.userId) === "online").length;
+      const state = c.type === "business" ? businessState(c, this.me, this.app.dir) : undefined;
+      const kind = c.type === "business" ? `Business chat · ${state ? `${state} · ` : ""}` : "";
       this.subtitle.textContent = `${kind}${this.participants.length} members${online ? ` · ${online} online` : ""}`;
     }
+    this.input.disabled = closed;
+    this.sendButton.disabled = closed;
+    this.input.placeholder = closed ? "This conversation is closed" : "Write a message…";
+    if (closed) this.socket?.stopTyping();
     const muted = this.app.conversation(this.id)?.isMuted ?? this.conversation.isMuted;
     this.muteButton.setAttribute("aria-pressed", String(muted));
     this.muteButton.textContent = muted ? "Muted" : "Mute";

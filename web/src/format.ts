@@ -57,6 +57,17 @@ export function conversationTitle(c: Conversation, me: string, dir: Directory): 
   return other ? dir.name(other.userId) : "Direct chat";
 }
 
+/**
+ * What a business conversation's header says of it besides the member count: closed (nothing more can be sent), or
+ * the agent who answers. It said "Business chat" whatever happened, and a customer wrote into a closed chat to be told
+ * "Not sent" only after sending.
+ */
+export function businessState(c: Pick<Conversation, "status" | "participants">, me: string, dir: Directory): string | undefined {
+  if (c.status === "closed") return "Closed";
+  const agents = c.participants.filter((p) => p.role === "agent" && p.userId !== me).map((p) => dir.name(p.userId));
+  return agents.length > 0 ? `Agent: ${agents.join(", ")}` : undefined;
+}
+
 /** For a direct conversation: the other person (whose presence the list shows). */
 export const directPeer = (c: Conversation, me: string): string | undefined =>
   c.type === "direct" ? c.participants.find((p) => p.userId !== me)?.userId : undefined;
@@ -109,11 +120,27 @@ export function preview(m: Message | undefined): string {
   return text.length > 80 ? `${text.slice(0, 79)}…` : text;
 }
 
+/**
+ * The count in the tab's title: unread messages, except in the conversation being read and in muted ones (muting says
+ * "do not call me for this"; a busy muted group kept the tab announcing messages). Their rows keep their badges.
+ */
+export function titleUnread(conversations: Iterable<Pick<Conversation, "id" | "unreadCount" | "isMuted">>, reading: string | undefined): number {
+  let n = 0;
+  for (const c of conversations) if (c.id !== reading && !c.isMuted) n += c.unreadCount;
+  return n;
+}
+
 /** The tab's title: what is unread (elsewhere, or not yet seen here) and the conversation on screen. */
 export function pageTitle(unread: number, conversation: string | undefined): string {
   return `${unread > 0 ? `(${unread}) ` : ""}${conversation ? `${conversation} · ` : ""}Edge Chat`;
 }
 
 export const presenceLabel: Record<PresenceStatus, string> = { online: "Online", away: "Away", offline: "Offline" };
+
+/** A direct conversation's header: the other person's presence, and when they were last seen once offline. */
+export function presenceText(status: PresenceStatus, lastSeen: string | null | undefined): string {
+  const when = status === "offline" ? shortTime(lastSeen) : "";
+  return when ? `Last seen ${when}` : presenceLabel[status];
+}
 
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -1,5 +1,6 @@
 import { ChatApiError, type Conversation } from "../../src/client";
 import type { App } from "./app";
+import { trackDialog } from "./confirm";
 import { h } from "./dom";
 import { UUID_RE } from "./format";
 
@@ -82,9 +83,15 @@ export function openNewConversationDialog(app: App, trigger: HTMLElement): void 
   const dialog = h("dialog", { class: "dialog", attrs: { "aria-labelledby": "nc-title" } }, form);
   show("direct");
 
-  const close = () => {
+  const dismiss = () => {
+    untrack();
     dialog.close();
     dialog.remove();
+  };
+  // Signed out meanwhile (a 401): gone with the app, focus included.
+  const untrack = trackDialog(dismiss);
+  const close = () => {
+    dismiss();
     trigger.focus();
   };
   cancel.addEventListener("click", close);
@@ -99,10 +106,11 @@ export function openNewConversationDialog(app: App, trigger: HTMLElement): void 
     submit.textContent = "Creating…";
     try {
       const conversation = await create(app, kind, { person: person.value, members: members.value, name: groupName.value, business: business.value === "other" ? businessId.value : business.value });
-      dialog.close();
-      dialog.remove();
+      if (!dialog.isConnected) return;
+      dismiss();
       app.open(conversation);
     } catch (err) {
+      if (app.handleAuthError(err)) return;
       error.textContent = err instanceof ChatApiError ? `Could not create it: ${err.message}` : (err as Error).message;
       submit.disabled = false;
       submit.textContent = "Create";

@@ -204,6 +204,28 @@ describe("typing frames go to the other participants only", () => {
     for (const s of [phone, laptop, tablet]) expect(s.frames.filter((f) => f.type.startsWith("typing_")).map((f) => f.type)).toEqual([]);
     for (const s of [phone, laptop, watcher, tablet, bobsTablet]) s.ws.close(1000, "done");
   });
+
+  it("a client flooding start/stop (on one device or spread over two) is refused past a few starts a second; the others see no flicker", async () => {
+    const { alice, phone, laptop, watcher } = await typingOnPhone("md-typing-flood");
+    const before = watcher.frames.length;
+    for (let i = 0; i < 40; i++) (i % 4 < 2 ? phone : laptop).ws.send(JSON.stringify({ type: i % 2 ? "stop_typing" : "start_typing", data: {} }));
+    for (const [s, i] of [[phone, 1], [laptop, 2], [watcher, 3]] as const) await request(s, "heartbeat", {}, `hb-flood-${i}`);
+    const relayed = watcher.frames.slice(before).filter((f) => f.type.startsWith("typing_"));
+    // Every relayed start went to every other member's socket: 20 of them turned Bob's screen on and off 20 times.
+    expect(relayed.length).toBeLessThanOrEqual(12);
+    expect(relayed.at(-1)).toMatchObject({ type: "typing_stop", data: { userId: alice.id } });
+    const refused = [...phone.frames, ...laptop.frames].filter((f) => f.type === "error");
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused.every((f) => f.data.code === "rate_limited")).toBe(true);
+    // A refusal closes nothing, and a second later she types as usual.
+    await new Promise((r) => setTimeout(r, 1000));
+    const starts = () => watcher.frames.filter((f) => f.type === "typing_start" && f.data.userId === alice.id).length;
+    const startsBefore = starts();
+    phone.ws.send(JSON.stringify({ type: "start_typing", data: {}, id: "after-flood" }));
+    await waitFor(() => (starts() > startsBefore ? true : undefined), "typing_start after the flood");
+    expect(phone.frames.find((f) => f.id === "after-flood")).toBeUndefined();
+    for (const s of [phone, laptop, watcher]) s.ws.close(1000, "done");
+  });
 });
 
 describe("unread badges of a user with two devices", () => {

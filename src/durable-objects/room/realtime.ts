@@ -132,6 +132,8 @@ async function dispatch(
     case "start_typing":
       // The other side would see "typing…" in a conversation that takes no message.
       if (room.store.meta()?.closed) throw conflict("The conversation is closed");
+      // Refused, it changes nothing (stop_typing is always taken, so the last word can be "stopped").
+      if (!room.typingStarts.allow(att.userId)) throw new HttpError(429, "Too many start_typing frames; send one every 2 s while typing");
       room.startTyping(att.userId, att.kahaId, ws);
       room.noteActivity(att.userId);
       return;

@@ -72,3 +72,27 @@ export class FrameRateLimiter {
     return w.count <= maxFrames;
   }
 }
+
+/**
+ * A fixed-window counter per key (a user id), in memory like FrameRateLimiter. Windows that have ended are dropped
+ * as others open, so a room keeps at most its active members.
+ */
+export class KeyedRateLimiter {
+  private windows = new Map<string, { start: number; count: number }>();
+  constructor(
+    private readonly maxPerWindow: number,
+    private readonly windowMs = 1000,
+  ) {}
+
+  /** true when the event is allowed. */
+  allow(key: string, now = Date.now()): boolean {
+    let w = this.windows.get(key);
+    if (!w || now - w.start >= this.windowMs) {
+      for (const [k, old] of this.windows) if (now - old.start >= this.windowMs) this.windows.delete(k);
+      w = { start: now, count: 0 };
+      this.windows.set(key, w);
+    }
+    w.count++;
+    return w.count <= this.maxPerWindow;
+  }
+}

@@ -5,10 +5,12 @@ export interface SocketAttachment {
   /** Token expiry (seconds since epoch); past it the socket is closed with 4401. */
   exp?: number;
   connectedAt: number;
+  /** The socket's last heartbeat (ms); its client heartbeats every 25 s (contract §6). */
+  heardAt?: number;
 }
 
 /**
- * The attachment never changes after `attach`, and it is read on every frame and, for every socket, whenever the
+ * The attachment changes only with a heartbeat (`heardAt`, through `attach`), and it is read on every frame and, for every socket, whenever the
  * room sets its alarm (each connect and each typing frame): deserialising it each time made opening the n-th socket
  * of a room cost n structured-clone reads. Keyed by the socket, so a woken room (new socket objects) reads each once.
  */

@@ -99,6 +99,28 @@ describe("presence across a blip of one device's connection", () => {
   });
 });
 
+describe("an app that toggles away and back many times in a row", () => {
+  it("reaches contacts coalesced and in order, ending in the state the app said last", async () => {
+    const [alice, bob] = await users(2, "md-toggle");
+    await direct(alice, bob);
+    const watcher = await openSocket("/ws", bob);
+    await frame(watcher, "connected");
+    const laptop = await openSocket("/ws", alice);
+    await frame(watcher, "presence_update", (d) => d.userId === alice.id && d.status === "online");
+    // Focus and blur events of a window being dragged about: twenty changes within a few milliseconds.
+    for (let i = 0; i < 20; i++) laptop.ws.send(JSON.stringify({ type: "set_presence", data: { status: i % 2 ? "online" : "away" } }));
+    laptop.ws.send(JSON.stringify({ type: "set_presence", data: { status: "away" } }));
+    await request(laptop, "heartbeat", {}, "after-toggles");
+    await settle(alice.id);
+    const pushed = pushedStatuses(watcher, alice.id);
+    // Each change was published side by side with the others: twenty pushes, in whatever order they landed.
+    expect(pushed.length).toBeLessThanOrEqual(4);
+    expect(pushed.at(-1)).toBe("away");
+    expect(await statusOf(alice.id)).toBe("away");
+    for (const s of [watcher, laptop]) s.ws.close(1000, "done");
+  });
+});
+
 /** Moves every device's last sign of a person back by `ms`, as if the user had not touched them since. */
 function idle(userId: string, ms: number): Promise<void> {
   const stub = env.USER_SESSION.get(env.USER_SESSION.idFromName(userId));

@@ -460,7 +460,10 @@ export class ConversationRoom extends DurableObject<Env> {
     if (!this.store.meta()) await this.loading?.promise;
     if (!this.store.meta()) return;
     this.store.setReachable(update.userId, update.status !== "offline");
-    if (this.ctx.getWebSockets().length === 0) return;
+    // A publish whose audience was read just before the user's removal committed lands after it: the group's
+    // members, who no longer share it with them, got their presence. Reachability is kept (a join's notice may
+    // still be on its way); only the frame is not sent.
+    if (this.ctx.getWebSockets().length === 0 || !this.member(update.userId)) return;
     this.broadcast("presence_update", update);
   }
 

@@ -13,14 +13,14 @@ import { searchConversation } from "../db/queries/search";
 import { backoffMs } from "../domain/backoff";
 import { mergePage, overlayChanges, pageSpan, withWaiting } from "../domain/history";
 import { ActivityNotes } from "../domain/presence";
-import { TYPING_LEASE_MS } from "../domain/typing";
+import { TYPING_LEASE_MS, TYPING_STARTS_PER_SECOND } from "../domain/typing";
 import { LIMITS, type Message, type Participant } from "../protocol/resources";
 import { encodeFrame } from "../protocol/frames";
 import type { Actor, HistoryPage, HistoryQuery, ReadResult, RoomEvent, RoomMarks, SearchInput, SearchPage, SendInput, SendResult } from "./room-api";
 import { MAX_FLIGHTS, OutboxFlusher } from "./room/outbox";
 import { RoomStore, type RoomMeta } from "./room/store";
 import { Backfill } from "./room/backfill";
-import { attachmentOf, safeClose, sendRaw } from "./room/sockets";
+import { attachmentOf, KeyedRateLimiter, safeClose, sendRaw } from "./room/sockets";
 import { RoomProfiles } from "./room/profiles";
 import { NotificationBatcher } from "./room/notifications";
 import { RoomMembership } from "./room/membership";
@@ -460,7 +460,10 @@ export class ConversationRoom extends DurableObject<Env> {
     if (!this.store.meta()) await this.loading?.promise;
     if (!this.store.meta()) return;
     this.store.setReachable(update.userId, update.status !== "offline");
-    if (this.ctx.getWebSockets().length === 0) return;
+    // A publish whose audience was read just before the user's removal committed lands after it: the group's
+    // members, who no longer share it with them, got their presence. Reachability is kept (a join's notice may
+    // still be on its way); only the frame is not sent.
+    if (this.ctx.getWebSockets().length === 0 || !this.member(update.userId)) return;
     this.broadcast("presence_update", update);
   }
 
@@ -715,6 +718,13 @@ export class ConversationRoom extends DurableObject<Env> {
   }
 
   // ── Typing ────────────────────────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * start_typing frames per user (all their sockets) and second. The SDK sends one every 2 s, and one more for each
+   * message begun after a send; a client alternating start and stop had every frame relayed to every other member,
+   * their "typing…" flickering with each one.
+   */
+  readonly typingStarts = new KeyedRateLimiter(TYPING_STARTS_PER_SECOND);
 
   /** Typers whose typing_start waits for their profile (room/profiles.ts typer). */
   private readonly typingAnnounces = new Set<string>();

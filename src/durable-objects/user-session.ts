@@ -378,11 +378,34 @@ export class UserSession extends DurableObject<Env> {
     return at;
   }
 
+  /** The publish under way, if any: the next one waits for it (see publish). In memory: a wake starts with none. */
+  private publishing: Promise<unknown> = Promise.resolve();
+  private owedEveryRoom = false;
+
   /**
    * Resolves to false when Postgres did not take the new state. `everyRoom`: every conversation's room hears it,
    * else only those where another member is online (who may have the conversation open).
+   * One at a time, in the order the states were recorded: run side by side, a slow "offline" (the grace's alarm)
+   * finished after the "online" of a device back just then, and Postgres and every contact were left with offline.
+   * One that a newer state was recorded after while it waited is skipped: that newer one follows it, to every room
+   * if the skipped one was owed to every room.
    */
-  private async publish(p: Presence, knownUserId: string | undefined, everyRoom: boolean): Promise<boolean> {
+  private publish(p: Presence, knownUserId: string | undefined, everyRoom: boolean): Promise<boolean> {
+    const run = this.publishing.then(() => {
+      const latest = this.ctx.storage.kv.get<Presence>("published");
+      if (latest && (latest.status !== p.status || latest.lastSeen !== p.lastSeen)) {
+        this.owedEveryRoom ||= everyRoom;
+        return true;
+      }
+      const toAll = everyRoom || this.owedEveryRoom;
+      this.owedEveryRoom = false;
+      return this.publishNow(p, knownUserId, toAll);
+    });
+    this.publishing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async publishNow(p: Presence, knownUserId: string | undefined, everyRoom: boolean): Promise<boolean> {
     const userId = knownUserId ?? (await this.userId());
     if (!userId) return true; // a session that never had a socket has nothing to publish (and nothing to retry)
     const update = { userId, status: p.status, lastSeen: p.lastSeen ? new Date(p.lastSeen).toISOString() : null };

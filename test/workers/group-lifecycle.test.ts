@@ -280,6 +280,24 @@ describe("typing of a member who is removed", () => {
   });
 });
 
+describe("presence of a member who is removed", () => {
+  it("no longer reaches the group's sockets, though their session's publish was on its way before the removal", async () => {
+    const [admin, a, b] = await users(3, "life-presence");
+    const id = await group(admin, [a, b]);
+    const watcher = await openSocket(`/conversations/${id}/ws`, b);
+    await frame(watcher, "ready");
+    expect((await remove(id, a.id, admin.token)).status).toBe(204);
+    await frame(watcher, "participant_left", (d) => d.userId === a.id);
+    // Her session read its audience (this group among them) just before the removal committed; the call lands now.
+    const room = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    await room.presence({ userId: a.id, status: "away", lastSeen: new Date().toISOString() });
+    await room.presence({ userId: admin.id, status: "away", lastSeen: new Date().toISOString() });
+    await frame(watcher, "presence_update", (d) => d.userId === admin.id);
+    expect(watcher.frames.filter((f) => f.type === "presence_update" && f.data.userId === a.id)).toEqual([]);
+    watcher.ws.close(1000, "done");
+  });
+});
+
 describe("open conversation sockets of a member the room learns is gone", () => {
   // A removal whose room notification was lost (tellRoom only logs a failure: the room was unreachable) is caught by
   // the room's next look at Postgres's member list. Any membership event brings one (here a mute).

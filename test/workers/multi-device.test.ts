@@ -99,6 +99,28 @@ describe("presence across a blip of one device's connection", () => {
   });
 });
 
+describe("an app that toggles away and back many times in a row", () => {
+  it("reaches contacts coalesced and in order, ending in the state the app said last", async () => {
+    const [alice, bob] = await users(2, "md-toggle");
+    await direct(alice, bob);
+    const watcher = await openSocket("/ws", bob);
+    await frame(watcher, "connected");
+    const laptop = await openSocket("/ws", alice);
+    await frame(watcher, "presence_update", (d) => d.userId === alice.id && d.status === "online");
+    // Focus and blur events of a window being dragged about: twenty changes within a few milliseconds.
+    for (let i = 0; i < 20; i++) laptop.ws.send(JSON.stringify({ type: "set_presence", data: { status: i % 2 ? "online" : "away" } }));
+    laptop.ws.send(JSON.stringify({ type: "set_presence", data: { status: "away" } }));
+    await request(laptop, "heartbeat", {}, "after-toggles");
+    await settle(alice.id);
+    const pushed = pushedStatuses(watcher, alice.id);
+    // Each change was published side by side with the others: twenty pushes, in whatever order they landed.
+    expect(pushed.length).toBeLessThanOrEqual(4);
+    expect(pushed.at(-1)).toBe("away");
+    expect(await statusOf(alice.id)).toBe("away");
+    for (const s of [watcher, laptop]) s.ws.close(1000, "done");
+  });
+});
+
 /** Moves every device's last sign of a person back by `ms`, as if the user had not touched them since. */
 function idle(userId: string, ms: number): Promise<void> {
   const stub = env.USER_SESSION.get(env.USER_SESSION.idFromName(userId));
@@ -203,6 +225,28 @@ describe("typing frames go to the other participants only", () => {
     for (const [s, i] of [[phone, 1], [laptop, 2], [tablet, 3]] as const) await request(s, "heartbeat", {}, `hb-echo-${i}`);
     for (const s of [phone, laptop, tablet]) expect(s.frames.filter((f) => f.type.startsWith("typing_")).map((f) => f.type)).toEqual([]);
     for (const s of [phone, laptop, watcher, tablet, bobsTablet]) s.ws.close(1000, "done");
+  });
+
+  it("a client flooding start/stop (on one device or spread over two) is refused past a few starts a second; the others see no flicker", async () => {
+    const { alice, phone, laptop, watcher } = await typingOnPhone("md-typing-flood");
+    const before = watcher.frames.length;
+    for (let i = 0; i < 40; i++) (i % 4 < 2 ? phone : laptop).ws.send(JSON.stringify({ type: i % 2 ? "stop_typing" : "start_typing", data: {} }));
+    for (const [s, i] of [[phone, 1], [laptop, 2], [watcher, 3]] as const) await request(s, "heartbeat", {}, `hb-flood-${i}`);
+    const relayed = watcher.frames.slice(before).filter((f) => f.type.startsWith("typing_"));
+    // Every relayed start went to every other member's socket: 20 of them turned Bob's screen on and off 20 times.
+    expect(relayed.length).toBeLessThanOrEqual(12);
+    expect(relayed.at(-1)).toMatchObject({ type: "typing_stop", data: { userId: alice.id } });
+    const refused = [...phone.frames, ...laptop.frames].filter((f) => f.type === "error");
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused.every((f) => f.data.code === "rate_limited")).toBe(true);
+    // A refusal closes nothing, and a second later she types as usual.
+    await new Promise((r) => setTimeout(r, 1000));
+    const starts = () => watcher.frames.filter((f) => f.type === "typing_start" && f.data.userId === alice.id).length;
+    const startsBefore = starts();
+    phone.ws.send(JSON.stringify({ type: "start_typing", data: {}, id: "after-flood" }));
+    await waitFor(() => (starts() > startsBefore ? true : undefined), "typing_start after the flood");
+    expect(phone.frames.find((f) => f.id === "after-flood")).toBeUndefined();
+    for (const s of [phone, laptop, watcher]) s.ws.close(1000, "done");
   });
 });
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { env, runDurableObjectAlarm } from "cloudflare:test";
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import type { UserSession } from "../../src/durable-objects/user-session";
 import { sql } from "drizzle-orm";
 import { direct, send, users } from "./conversation-helpers";
 import { postgres, withDb } from "./fixtures";
@@ -74,5 +75,40 @@ describe("get_presence with Postgres down", () => {
     const state = await waitFor(() => phone.frames.find((f) => f.id === "p2"), "presence_state");
     expect(state.type).toBe("presence_state");
     phone.ws.close(1000, "done");
+  });
+});
+
+describe("a device back just after the offline grace, while the offline publish is still on its way", () => {
+  it("leaves the user online, in Postgres and to contacts: the slower offline publish no longer lands last", async () => {
+    const [alice, bob] = await users(2, "repub-order");
+    await direct(bob, alice);
+    const watcher = await openSocket("/ws", bob);
+    await waitFor(() => watcher.frames.find((f) => f.type === "connected"), "connected");
+    const laptop = await openSocket("/ws", alice);
+    await waitFor(() => watcher.frames.find((f) => f.type === "presence_update" && f.data.userId === alice.id), "online");
+    laptop.ws.close(1000, "network change");
+    const stub = session(alice.id);
+    for (let i = 0; ; i++) {
+      const since = await runInDurableObject(stub, (_s: UserSession, state) => state.storage.kv.get<number>("offlineSince"));
+      if (since !== undefined) break;
+      if (i > 200) throw new Error("the session never started its offline grace");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // The grace is over (moved back rather than waited for); the offline publish meets a slow database.
+    await runInDurableObject(stub, (_s: UserSession, state) => state.storage.kv.put("offlineSince", Date.now() - 60_000));
+    await postgres({ delayMs: 1500 });
+    const offline = runDurableObjectAlarm(stub);
+    await new Promise((r) => setTimeout(r, 300));
+    // The laptop is back: its publish (online) finds the database fast again, and used to finish first.
+    await postgres({});
+    const again = await openSocket("/ws", alice);
+    await waitFor(() => again.frames.find((f) => f.type === "connected"), "connected");
+    await offline;
+    await waitFor(() => watcher.frames.filter((f) => f.type === "presence_update" && f.data.userId === alice.id).length >= 3 || undefined, "the pushes");
+    await new Promise((r) => setTimeout(r, 200));
+    const pushed = watcher.frames.filter((f) => f.type === "presence_update" && f.data.userId === alice.id).map((f) => f.data.status);
+    expect(pushed.at(-1)).toBe("online");
+    expect(await onlineFlag(alice.id)).toBe(true);
+    for (const s of [watcher, again]) s.ws.close(1000, "done");
   });
 });

@@ -150,3 +150,46 @@ describe("sockets the server closed and the client never answered", () => {
     }
   });
 });
+
+describe("conversation sockets whose client left without a close", () => {
+  it("are closed at the cap once silent past the heartbeat timeout: a phone that changed networks ten times can open the conversation again", async () => {
+    const [alice, bob] = await users(2, "sock-silent");
+    const id = await direct(alice, bob);
+    const upgrade = () =>
+      SELF.fetch(new Request(`http://chat.test/conversations/${id}/ws`, { headers: { Upgrade: "websocket", authorization: `Bearer ${alice.token}` } }));
+    const left: { ws: WebSocket; closed: Promise<{ code: number; reason: string }> }[] = [];
+    for (const res of await Promise.all(Array.from({ length: 10 }, () => upgrade()))) {
+      expect(res.status).toBe(101);
+      res.webSocket!.accept();
+      left.push({ ws: res.webSocket!, closed: closed(res.webSocket!) });
+    }
+    // Ten sockets the runtime still holds open (nothing is written to a quiet conversation, so nothing fails), none
+    // heard from for over a minute: their clients went away with the network. The room used to refuse every
+    // reconnect with 429 until the runtime gave up on them.
+    await runInDurableObject(room(id), async (_i, state) => {
+      for (const ws of state.getWebSockets(alice.id)) {
+        ws.serializeAttachment({ ...(ws.deserializeAttachment() as object), connectedAt: Date.now() - 61_000 });
+      }
+    });
+    const back = await upgrade();
+    expect(back.status).toBe(101);
+    back.webSocket!.accept();
+    for (const { closed: c } of left) expect(await c).toMatchObject({ code: 1001 });
+    // A socket heard from within the timeout (a heartbeat) keeps its slot: the cap still refuses a reconnect loop.
+    const live: WebSocket[] = [back.webSocket!];
+    for (const res of await Promise.all(Array.from({ length: 9 }, () => upgrade()))) {
+      expect(res.status).toBe(101);
+      res.webSocket!.accept();
+      live.push(res.webSocket!);
+    }
+    await runInDurableObject(room(id), async (_i, state) => {
+      for (const ws of state.getWebSockets(alice.id)) {
+        ws.serializeAttachment({ ...(ws.deserializeAttachment() as object), connectedAt: Date.now() - 61_000, heardAt: Date.now() });
+      }
+    });
+    const refused = await upgrade();
+    expect(refused.status).toBe(429);
+    await refused.body?.cancel();
+    for (const ws of live) ws.close(1000);
+  });
+});

@@ -15,6 +15,7 @@ import {
   type ReadyFrameData,
 } from "../../protocol/frames";
 import { publicParticipant, type Message } from "../../protocol/resources";
+import { HEARTBEAT_TIMEOUT_MS } from "../../domain/presence";
 import { typingSeenBy } from "../../domain/typing";
 import type { Actor } from "../room-api";
 import type { ConversationRoom } from "../conversation-room";
@@ -48,7 +49,7 @@ export async function openSocket(room: ConversationRoom, request: Request): Prom
   const me = room.requireMember(identity.id);
   // Open ones only: a socket closed here whose client never answered (its network gone) stays listed until the
   // runtime gives up on it, and such sockets refused the user's reconnects with 429.
-  if (room.state.getWebSockets(identity.id).filter((ws) => ws.readyState === WebSocket.OPEN).length >= MAX_SOCKETS_PER_USER) {
+  if (openSocketsOf(room, identity.id).length >= MAX_SOCKETS_PER_USER && closeSilent(room, identity.id) >= MAX_SOCKETS_PER_USER) {
     // A slot frees when one of them closes: a client that reconnects in a loop is told to wait (contract §1).
     throw new HttpError(429, `At most ${MAX_SOCKETS_PER_USER} sockets per user and conversation`, { "Retry-After": String(SOCKET_CAP_RETRY_SECONDS) });
   }
@@ -85,6 +86,27 @@ export async function openSocket(room: ConversationRoom, request: Request): Prom
   }
   if (identity.exp) await room.scheduleAlarm();
   return new Response(null, { status: 101, webSocket: client });
+}
+
+function openSocketsOf(room: ConversationRoom, userId: string): WebSocket[] {
+  return room.state.getWebSockets(userId).filter((ws) => ws.readyState === WebSocket.OPEN);
+}
+
+/**
+ * At the cap only: closes the user's sockets not heard from within the heartbeat timeout and answers how many stay
+ * open. A client gone without a close (a phone that changed networks) leaves its socket open here for as long as
+ * nothing is written to it, and ten of them refused every reconnect with 429. Read from the socket itself, not the
+ * cache: this path is rare.
+ */
+function closeSilent(room: ConversationRoom, userId: string): number {
+  const now = Date.now();
+  let open = 0;
+  for (const ws of openSocketsOf(room, userId)) {
+    const att = ws.deserializeAttachment() as SocketAttachment | null;
+    if (att && now - (att.heardAt ?? att.connectedAt) > HEARTBEAT_TIMEOUT_MS) safeClose(ws, 1001, "Heartbeat timeout");
+    else open++;
+  }
+  return open;
 }
 
 function errorFrame(ws: WebSocket, code: ErrorCode, message: string, id?: EchoedId): void {
@@ -133,6 +155,8 @@ async function dispatch(
     case "start_typing":
       // The other side would see "typing…" in a conversation that takes no message.
       if (room.store.meta()?.closed) throw conflict("The conversation is closed");
+      // Refused, it changes nothing (stop_typing is always taken, so the last word can be "stopped").
+      if (!room.typingStarts.allow(att.userId)) throw new HttpError(429, "Too many start_typing frames; send one every 2 s while typing");
       room.startTyping(att.userId, att.kahaId, ws);
       room.noteActivity(att.userId);
       return;
@@ -151,6 +175,8 @@ async function dispatch(
       return;
     }
     case "heartbeat":
+      // Only heartbeats are noted (one per 25 s): a note per frame would cost every send an attachment write.
+      attach(ws, { ...att, heardAt: Date.now() });
       sendRaw(ws, encodeFrame("heartbeat_ack", { timestamp: new Date().toISOString() }, frame.id));
       return;
   }

@@ -5,10 +5,12 @@ export interface SocketAttachment {
   /** Token expiry (seconds since epoch); past it the socket is closed with 4401. */
   exp?: number;
   connectedAt: number;
+  /** The socket's last heartbeat (ms); its client heartbeats every 25 s (contract §6). */
+  heardAt?: number;
 }
 
 /**
- * The attachment never changes after `attach`, and it is read on every frame and, for every socket, whenever the
+ * The attachment changes only with a heartbeat (`heardAt`, through `attach`), and it is read on every frame and, for every socket, whenever the
  * room sets its alarm (each connect and each typing frame): deserialising it each time made opening the n-th socket
  * of a room cost n structured-clone reads. Keyed by the socket, so a woken room (new socket objects) reads each once.
  */
@@ -70,5 +72,29 @@ export class FrameRateLimiter {
     }
     w.count++;
     return w.count <= maxFrames;
+  }
+}
+
+/**
+ * A fixed-window counter per key (a user id), in memory like FrameRateLimiter. Windows that have ended are dropped
+ * as others open, so a room keeps at most its active members.
+ */
+export class KeyedRateLimiter {
+  private windows = new Map<string, { start: number; count: number }>();
+  constructor(
+    private readonly maxPerWindow: number,
+    private readonly windowMs = 1000,
+  ) {}
+
+  /** true when the event is allowed. */
+  allow(key: string, now = Date.now()): boolean {
+    let w = this.windows.get(key);
+    if (!w || now - w.start >= this.windowMs) {
+      for (const [k, old] of this.windows) if (now - old.start >= this.windowMs) this.windows.delete(k);
+      w = { start: now, count: 0 };
+      this.windows.set(key, w);
+    }
+    w.count++;
+    return w.count <= this.maxPerWindow;
   }
 }

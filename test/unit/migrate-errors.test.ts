@@ -1,10 +1,19 @@
 import { spawn } from "node:child_process";
+import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { explainForDev, MigrationChangedError, nodePool, runMigrations } from "../../scripts/lib/migrate";
 import { ROOT } from "../../scripts/lib/stack";
 import { startPgBridge } from "../../scripts/local/pg-bridge";
 import { freePort } from "../../scripts/local/ports";
+import { NEWEST_MIGRATION } from "../../src/db/queries/schema-version";
+
+describe("the schema the Worker checks for in /health/detailed", () => {
+  it("is the newest migration file (a new migration updates NEWEST_MIGRATION too)", async () => {
+    const files = (await readdir(path.join(ROOT, "migrations"))).filter((f) => f.endsWith(".sql")).sort();
+    expect(NEWEST_MIGRATION).toBe(files.at(-1));
+  });
+});
 
 describe("npm run dev on a local database that predates an edited migration", () => {
   it("says which folder to delete to start the embedded database over: the whole local state, not the database alone", () => {

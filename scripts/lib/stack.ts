@@ -67,6 +67,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       token: LOCAL_REDIS_TOKEN,
       redisUrl: options.redisUrl,
       portEnvName: "REDIS_REST_PORT",
+      urlEnvName: "REDIS_URL",
     });
     closers.push(() => redis.close());
     log(`• Redis REST endpoint on ${redis.url} (${options.redisUrl ? `redis-server at ${redactUrl(options.redisUrl)}` : "in-memory"})`);

@@ -3,7 +3,7 @@ import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { explainForDev, MigrationChangedError, nodePool, runMigrations } from "../../scripts/lib/migrate";
-import { ROOT } from "../../scripts/lib/stack";
+import { ROOT, startStack } from "../../scripts/lib/stack";
 import { startPgBridge } from "../../scripts/local/pg-bridge";
 import { freePort } from "../../scripts/local/ports";
 import { NEWEST_MIGRATION } from "../../src/db/queries/schema-version";
@@ -52,6 +52,19 @@ describe("npm run migrate that cannot reach Postgres", () => {
     )) as Error;
     expect(err.message).toContain(`PG_BRIDGE=127.0.0.1:${port}`);
     expect(err.message).toContain("npm run dev");
+  });
+
+  it("npm run dev with a DATABASE_URL on another machine says the bridge reaches this machine only, and what to do", async () => {
+    // It said "Could not reach the Postgres bridge ... Is it running?": the bridge was running and had refused the host.
+    const log: string[] = [];
+    const ports = { pg: 0, bridge: 0, redis: 0, profiles: 0 };
+    const err = (await startStack({ databaseUrl: "postgres://me:secret@db.example.internal:5432/chat", dataDir: "memory://", ports, log: (l) => log.push(l) }).catch(
+      (e: unknown) => e,
+    )) as Error;
+    expect(err.message).toContain("DATABASE_URL names db.example.internal");
+    expect(err.message).toContain("connects to this machine (127.0.0.1, localhost, ::1) only");
+    expect(err.message).toContain("unset DATABASE_URL for the embedded database");
+    expect(err.message).not.toContain("secret");
   });
 
   it("with a bridge that is up, names the Postgres behind it (npm run dev with a DATABASE_URL of your own that is down)", async () => {

@@ -19,6 +19,10 @@ async function main() {
   });
   if (!values.kahaId) throw new Error("usage: npm run token -- --kahaId alice [--id <uuid>] [--ttl 1h] [--role admin]");
   if (values.id && !isUuid(values.id)) throw new Error(`--id ${values.id} is not a UUID`);
+  // Any other role (a typo, "service") minted a plain user's token: the operations routes then answered 403.
+  if (values.role !== undefined && values.role !== "admin") {
+    throw new Error(`--role ${values.role}: the Worker knows only --role admin (a service token); leave --role out for a user's token`);
+  }
   const id = values.id ?? (await devUserId(values.kahaId));
   const secret = process.env.JWT_SECRET || LOCAL_JWT_SECRET;
   const token = await signDevToken({ id, kahaId: values.kahaId, role: values.role }, secret, ttlSeconds(values.ttl!));

@@ -46,4 +46,15 @@ describe("npm run token", () => {
     expect(err?.stdout).toBe("");
     expect(err?.stderr).toMatch(/--id nope is not a UUID/);
   });
+
+  it("mints a service token with --role admin, and refuses any other role instead of a user's token that gets 403", async () => {
+    expect(decodeJwt((await token("--kahaId", "ops", "--role", "admin")).stdout.trim())).toMatchObject({ kahaId: "ops", role: "admin" });
+    const err = await token("--kahaId", "ops", "--role", "service").then(
+      () => undefined,
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect(err?.code).toBe(2);
+    expect(err?.stdout).toBe("");
+    expect(err?.stderr).toMatch(/--role service: the Worker knows only --role admin/);
+  });
 });

@@ -1,10 +1,12 @@
 import { spawn } from "node:child_process";
-import { readdir } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { explainForDev, MigrationChangedError, nodePool, runMigrations } from "../../scripts/lib/migrate";
 import { ROOT, startStack } from "../../scripts/lib/stack";
 import { startPgBridge } from "../../scripts/local/pg-bridge";
+import { startEmbeddedPostgres } from "../../scripts/local/pg-server";
 import { freePort } from "../../scripts/local/ports";
 import { NEWEST_MIGRATION } from "../../src/db/queries/schema-version";
 
@@ -23,6 +25,21 @@ describe("npm run dev on a local database that predates an edited migration", ()
     expect(err.message).toContain("Migration 0006_user_online.sql was changed after it was applied");
     expect(err.message).toContain("delete /home/me/edge-chat/.data and run `npm run dev` again");
     expect(err.message).toContain("Durable Objects");
+  });
+
+  it("says the same when the embedded database's files cannot be opened (another PGlite version, or damaged)", async () => {
+    // PGlite said only "PGlite failed to initialize properly", and npm run dev printed that alone.
+    const data = await mkdtemp(path.join(os.tmpdir(), "edge-chat-pgdata-"));
+    try {
+      await mkdir(path.join(data, "pg"));
+      await writeFile(path.join(data, "pg", "PG_VERSION"), "15\n");
+      const failed = await startEmbeddedPostgres({ dataDir: path.join(data, "pg"), port: 0 }).catch((e: unknown) => e);
+      const err = explainForDev(failed, data) as Error;
+      expect(err.message).toContain(`could not open its data in ${path.join(data, "pg")}`);
+      expect(err.message).toContain(`delete ${data} and run \`npm run dev\` again`);
+    } finally {
+      await rm(data, { recursive: true, force: true });
+    }
   });
 
   it("gives no such advice for a database of your own (DATABASE_URL), or for other failures", () => {

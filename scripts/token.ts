@@ -25,6 +25,11 @@ async function main() {
   }
   const id = values.id ?? (await devUserId(values.kahaId));
   const secret = process.env.JWT_SECRET || LOCAL_JWT_SECRET;
+  // `npm run dev`'s Worker always has the local secret: a JWT_SECRET left in the shell (another deployment's) made
+  // the token the banner tells you to get a 401 there, with nothing saying why. stderr, so $(npm run -s token) stays the token.
+  if (process.env.JWT_SECRET && process.env.JWT_SECRET !== LOCAL_JWT_SECRET) {
+    console.error("note: signed with JWT_SECRET from the environment, not the local secret: `npm run dev` refuses it (unset JWT_SECRET for a local token)");
+  }
   const token = await signDevToken({ id, kahaId: values.kahaId, role: values.role }, secret, ttlSeconds(values.ttl!));
   if (values.json) console.log(JSON.stringify({ access_token: token, user: { id, kahaId: values.kahaId } }));
   else console.log(token);

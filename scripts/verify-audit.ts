@@ -107,6 +107,8 @@ async function main(): Promise<number> {
     },
   });
   if (values.conversation && !isUuid(values.conversation)) throw new Error(`--conversation ${values.conversation} is not a UUID`);
+  // Straight from Postgres --global was dropped and the conversation's chain alone verified (through the Worker, a 400).
+  if (values.conversation && values.global) throw new Error("use either --conversation <id> or --global, not both");
   const maxRows = values["max-rows"] === undefined ? undefined : Number(values["max-rows"]);
   if (maxRows !== undefined && !(Number.isInteger(maxRows) && maxRows >= 1)) throw new Error(`--max-rows ${values["max-rows"]} is not a positive integer`);
   const options: Scope = { conversationId: values.conversation?.toLowerCase(), globalOnly: values.global ?? false, maxRows };

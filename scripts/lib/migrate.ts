@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import path from "node:path";
 import { Pool, neonConfig } from "@neondatabase/serverless";
 import WebSocket from "ws";
+import type { EmbeddedDataError } from "../local/pg-server.js";
 
 export interface MigrateOptions {
   databaseUrl: string;
@@ -45,6 +46,14 @@ export class MigrationChangedError extends Error {
  * conversations the new database never had, and refused them new ones).
  */
 export function explainForDev(err: unknown, devDataDir: string | undefined): unknown {
+  // By name: importing pg-server here would load PGlite into `npm run migrate` and audit:verify.
+  if ((err as EmbeddedDataError | null)?.name === "EmbeddedDataError" && err instanceof Error && devDataDir) {
+    return new Error(
+      `${err.message}\n  It was written by another PGlite version, or left damaged. It holds only local development data: ` +
+        `delete ${devDataDir} and run \`npm run dev\` again to start it over (the whole folder: the Durable Objects' ` +
+        `state kept there refers to the database's rows).`,
+    );
+  }
   if (!(err instanceof MigrationChangedError) || !devDataDir) return err;
   return new Error(
     `${err.message}\n  If you did not edit it, your local database predates a change to that file. It holds only local ` +

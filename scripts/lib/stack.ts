@@ -1,7 +1,7 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startEmbeddedPostgres } from "../local/pg-server.js";
-import { startPgBridge, type PgBridgeHandle } from "../local/pg-bridge.js";
+import { isLoopbackHost, startPgBridge, type PgBridgeHandle } from "../local/pg-bridge.js";
 import { startRedisRest, type RedisRestHandle } from "../local/redis-rest.js";
 import { startProfileService, type ProfileServiceHandle } from "../local/profile-service.js";
 import { runMigrations } from "./migrate.js";
@@ -45,6 +45,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   try {
     let databaseUrl = options.databaseUrl;
     if (databaseUrl) {
+      assertBridgeable(databaseUrl);
       log(`• PostgreSQL: using DATABASE_URL (${redactUrl(databaseUrl)})`);
     } else {
       log(`• PostgreSQL: starting embedded PGlite (${options.dataDir}) ...`);
@@ -67,6 +68,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       token: LOCAL_REDIS_TOKEN,
       redisUrl: options.redisUrl,
       portEnvName: "REDIS_REST_PORT",
+      urlEnvName: "REDIS_URL",
     });
     closers.push(() => redis.close());
     log(`• Redis REST endpoint on ${redis.url} (${options.redisUrl ? `redis-server at ${redactUrl(options.redisUrl)}` : "in-memory"})`);
@@ -90,6 +92,27 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     await stop();
     throw err;
   }
+}
+
+/**
+ * The Worker and the migrations reach Postgres through the local bridge, which connects to loopback addresses only.
+ * A DATABASE_URL naming another host started everything up to the migrations, which then said the bridge could not be
+ * reached ("Is it running?"), though it was: the bridge had refused the host.
+ */
+function assertBridgeable(databaseUrl: string): void {
+  let host: string;
+  try {
+    host = new URL(databaseUrl).hostname;
+  } catch {
+    throw new Error(`DATABASE_URL is not a URL (postgres://user:password@127.0.0.1:5432/db): ${redactUrl(databaseUrl)}`);
+  }
+  if (isLoopbackHost(host)) return;
+  throw new Error(
+    `DATABASE_URL names ${host}, but the local stack reaches Postgres through its bridge, which connects to this ` +
+      `machine (127.0.0.1, localhost, ::1) only. Use a Postgres on this machine, or a tunnel to that one (for example ` +
+      `\`ssh -L 5432:${host}:5432 <gateway>\` and DATABASE_URL=postgres://…@127.0.0.1:5432/…), or unset DATABASE_URL ` +
+      `for the embedded database.`,
+  );
 }
 
 export function redactUrl(url: string): string {

@@ -67,6 +67,9 @@ export interface PgBridgeHandle {
 
 const LOOPBACK_NAMES = new Set(["127.0.0.1", "localhost", "::1"]);
 
+/** Whether the bridge may connect to this host (a URL's hostname: IPv6 in brackets is accepted). */
+export const isLoopbackHost = (host: string): boolean => LOOPBACK_NAMES.has(host.replace(/^\[|\]$/g, ""));
+
 interface Target {
   host: string;
   port: number;

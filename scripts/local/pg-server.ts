@@ -29,13 +29,30 @@ export interface EmbeddedPostgresHandle {
   close(): Promise<void>;
 }
 
+/**
+ * The data directory could not be opened: written by another PGlite version (an `npm install` moved it), or left
+ * damaged. PGlite says only "PGlite failed to initialize properly"; `npm run dev` adds where the data is and how to
+ * start over (scripts/lib/migrate.ts explainForDev).
+ */
+export class EmbeddedDataError extends Error {
+  constructor(
+    readonly dataDir: string,
+    cause: unknown,
+  ) {
+    super(`The embedded PostgreSQL could not open its data in ${dataDir} (${(cause as Error)?.message ?? String(cause)}).`);
+    this.name = "EmbeddedDataError";
+  }
+}
+
 export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> {
   // Check before booting PGlite: the WASM start-up takes seconds and would only then hit EADDRINUSE.
   await assertPortFree(opts.port, opts.portEnvName);
 
   // PGlite creates the data directory itself but not its parents (e.g. a fresh ".data/pg").
   if (!/^[a-z][a-z0-9+-]*:\/\//i.test(opts.dataDir)) mkdirSync(path.dirname(path.resolve(opts.dataDir)), { recursive: true });
-  const db = await PGlite.create({ dataDir: opts.dataDir, extensions: { btree_gin, pg_trgm, unaccent } });
+  const db = await PGlite.create({ dataDir: opts.dataDir, extensions: { btree_gin, pg_trgm, unaccent } }).catch((err: unknown) => {
+    throw new EmbeddedDataError(opts.dataDir, err);
+  });
   const server = new PGLiteSocketServer({
     db: keepBatchesTogether(db),
     host: LOOPBACK_HOST,

@@ -27,6 +27,8 @@ export interface RedisRestOptions {
   /** redis://host:port of a real redis-server; default is the in-memory store. */
   redisUrl?: string;
   portEnvName?: string;
+  /** The variable that set redisUrl, named in the error when that server does not answer (REDIS_URL). */
+  urlEnvName?: string;
 }
 
 export interface RedisRestFault {
@@ -133,8 +135,41 @@ function asCommandList(v: unknown): Command[] | null {
 
 const NO_FAULT: RedisRestFault = { down: false, delayMs: 0, garbage: false };
 
+/**
+ * A redis-server that does not answer (not started, a wrong port, a password this client does not send) fails the
+ * start, naming the URL and its variable. It used to start anyway: every command then failed, rate limits failed
+ * open and profiles went uncached, and `npm run dev` printed "edge-chat is running".
+ */
+async function checkReachable(backend: Backend, url: string, envName: string | undefined): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error("no answer within 3 s")), 3000);
+  });
+  try {
+    const [reply] = await Promise.race([backend.run([["PING"]]), timeout]);
+    if (reply instanceof ReplyError) throw new Error(reply.message);
+  } catch (err) {
+    await backend.close().catch(() => {});
+    const named = envName ? `${envName}=${redactRedisUrl(url)}` : redactRedisUrl(url);
+    const unset = envName ? `, or leave ${envName} unset to use the in-memory store` : "";
+    throw new Error(`Could not reach redis-server at ${named} (${(err as Error).message}). Start it, or fix the URL${unset}.`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function redactRedisUrl(url: string): string {
+  return url.replace(/\/\/([^@/]*)@/, "//***@");
+}
+
 export async function startRedisRest(opts: RedisRestOptions): Promise<RedisRestHandle> {
-  const backend = opts.redisUrl ? redisBackend(opts.redisUrl) : memoryBackend();
+  let backend: Backend;
+  try {
+    backend = opts.redisUrl ? redisBackend(opts.redisUrl) : memoryBackend();
+  } catch (err) {
+    throw new Error(opts.urlEnvName ? `${opts.urlEnvName}: ${(err as Error).message}` : (err as Error).message);
+  }
+  if (opts.redisUrl) await checkReachable(backend, opts.redisUrl, opts.urlEnvName);
   let fault: RedisRestFault = { ...NO_FAULT };
   const counters: RedisRestStats = { requests: 0, commands: 0 };
 

@@ -2,6 +2,7 @@ import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { ChatClient } from "../../src/client";
+import { nodePool } from "../../scripts/lib/migrate";
 import { api, BASE, composer, hasChromium, launch, log, messageTexts, person, seedMessages, send, settled, startDirect, uniqueKahaId, type Person } from "./harness";
 
 const poll = { timeout: 30_000, interval: 100 };
@@ -316,6 +317,35 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect
       .poll(() => messageTexts(alice.page), poll)
       .toEqual(["old 1, edited", "This message was deleted", "old 3, edited late", ...lines.slice(3), "after the edit", "after the late changes"]);
+  });
+
+  it("scroll-back goes on into the archive: messages the retention job moved load, not 'the beginning of the conversation'", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const bob = await headless("sdk-b");
+    const conversation = await api<{ id: string }>("POST", "/conversations/direct", alice.token, { targetUserId: bob.id });
+    // As the retention job leaves a conversation (src/db/queries/retention.ts), before its room first loads: seqs
+    // 1-3 in the archive, 4-5 in history, the mark at 3.
+    const db = nodePool(process.env.STACK_DATABASE_URL!, process.env.STACK_PG_BRIDGE!, 1);
+    try {
+      const rows = (table: string, from: number, to: number, extra = "") => `
+        INSERT INTO ${table} (id, conversation_id, seq, sender_id, type, content, created_at${extra ? ", " + extra : ""})
+        SELECT gen_random_uuid(), $1, g, $2, 'text', 'line ' || g, now() - interval '100 days' + g * interval '1 minute'${extra === "event_seq" ? ", g" : extra ? ", now()" : ""}
+        FROM generate_series(${from}, ${to}) AS g`;
+      await db.query(rows("message_archive", 1, 3, "archived_at"), [conversation.id, bob.id]);
+      await db.query(rows("messages", 4, 5, "event_seq"), [conversation.id, bob.id]);
+      await db.query("UPDATE conversations SET last_seq = 5, archived_up_to_seq = 3 WHERE id = $1", [conversation.id]);
+    } finally {
+      await db.end();
+    }
+    await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${conversation.id}`);
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["line 4", "line 5"]);
+    // It said "This is the beginning of the conversation." above line 4, with no way to reach lines 1-3.
+    expect(await alice.page.locator(".history-start").isVisible()).toBe(false);
+    await alice.page.getByRole("button", { name: "Load older messages" }).click();
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["line 1", "line 2", "line 3", "line 4", "line 5"]);
+    await expect.poll(() => alice.page.locator(".history-start").isVisible(), poll).toBe(true);
+    expect(alice.errors).toEqual([]);
   });
 
   it("works from the keyboard alone, and the new-conversation dialog manages focus", async () => {

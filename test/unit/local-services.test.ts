@@ -64,6 +64,31 @@ describe("ports", () => {
   });
 });
 
+describe("redis-rest in front of a redis-server (REDIS_URL)", () => {
+  it("refuses to start when that server does not answer, naming the URL and REDIS_URL", async () => {
+    // It started anyway: every command failed, rate limits failed open, and `npm run dev` said it was running.
+    const nobody = await freePort();
+    await expect(startRedisRest({ port: 0, token: "t", redisUrl: `redis://:secret@127.0.0.1:${nobody}`, urlEnvName: "REDIS_URL" })).rejects.toThrow(
+      `Could not reach redis-server at REDIS_URL=redis://***@127.0.0.1:${nobody} (Redis at 127.0.0.1:${nobody}: connect ECONNREFUSED 127.0.0.1:${nobody}). Start it, or fix the URL, or leave REDIS_URL unset to use the in-memory store.`,
+    );
+    // A server that answers, but not as Redis does (one that wants a password): refused too.
+    const sockets = new Set<net.Socket>();
+    const notRedis = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.end("-NOAUTH Authentication required.\r\n");
+    });
+    await new Promise<void>((r) => notRedis.listen(0, "127.0.0.1", () => r()));
+    const port = (notRedis.address() as net.AddressInfo).port;
+    try {
+      await expect(startRedisRest({ port: 0, token: "t", redisUrl: `redis://127.0.0.1:${port}`, urlEnvName: "REDIS_URL" })).rejects.toThrow(/NOAUTH/);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((r) => notRedis.close(r));
+    }
+    await expect(startRedisRest({ port: 0, token: "t", redisUrl: "localhost:6379", urlEnvName: "REDIS_URL" })).rejects.toThrow(/^REDIS_URL: unsupported Redis URL/);
+  });
+});
+
 const redisBackends: { name: string; redisUrl?: string }[] = [{ name: "memory" }];
 // Database 15 of the real server: these tests flush theirs, and the stack's (database 0) is in use by files running
 // beside them (a FLUSHALL there took away another file's keys mid-test).

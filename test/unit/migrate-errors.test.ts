@@ -1,10 +1,21 @@
 import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { explainForDev, MigrationChangedError, nodePool, runMigrations } from "../../scripts/lib/migrate";
-import { ROOT } from "../../scripts/lib/stack";
+import { ROOT, startStack } from "../../scripts/lib/stack";
 import { startPgBridge } from "../../scripts/local/pg-bridge";
+import { startEmbeddedPostgres } from "../../scripts/local/pg-server";
 import { freePort } from "../../scripts/local/ports";
+import { NEWEST_MIGRATION } from "../../src/db/queries/schema-version";
+
+describe("the schema the Worker checks for in /health/detailed", () => {
+  it("is the newest migration file (a new migration updates NEWEST_MIGRATION too)", async () => {
+    const files = (await readdir(path.join(ROOT, "migrations"))).filter((f) => f.endsWith(".sql")).sort();
+    expect(NEWEST_MIGRATION).toBe(files.at(-1));
+  });
+});
 
 describe("npm run dev on a local database that predates an edited migration", () => {
   it("says which folder to delete to start the embedded database over: the whole local state, not the database alone", () => {
@@ -14,6 +25,21 @@ describe("npm run dev on a local database that predates an edited migration", ()
     expect(err.message).toContain("Migration 0006_user_online.sql was changed after it was applied");
     expect(err.message).toContain("delete /home/me/edge-chat/.data and run `npm run dev` again");
     expect(err.message).toContain("Durable Objects");
+  });
+
+  it("says the same when the embedded database's files cannot be opened (another PGlite version, or damaged)", async () => {
+    // PGlite said only "PGlite failed to initialize properly", and npm run dev printed that alone.
+    const data = await mkdtemp(path.join(os.tmpdir(), "edge-chat-pgdata-"));
+    try {
+      await mkdir(path.join(data, "pg"));
+      await writeFile(path.join(data, "pg", "PG_VERSION"), "15\n");
+      const failed = await startEmbeddedPostgres({ dataDir: path.join(data, "pg"), port: 0 }).catch((e: unknown) => e);
+      const err = explainForDev(failed, data) as Error;
+      expect(err.message).toContain(`could not open its data in ${path.join(data, "pg")}`);
+      expect(err.message).toContain(`delete ${data} and run \`npm run dev\` again`);
+    } finally {
+      await rm(data, { recursive: true, force: true });
+    }
   });
 
   it("gives no such advice for a database of your own (DATABASE_URL), or for other failures", () => {
@@ -43,6 +69,19 @@ describe("npm run migrate that cannot reach Postgres", () => {
     )) as Error;
     expect(err.message).toContain(`PG_BRIDGE=127.0.0.1:${port}`);
     expect(err.message).toContain("npm run dev");
+  });
+
+  it("npm run dev with a DATABASE_URL on another machine says the bridge reaches this machine only, and what to do", async () => {
+    // It said "Could not reach the Postgres bridge ... Is it running?": the bridge was running and had refused the host.
+    const log: string[] = [];
+    const ports = { pg: 0, bridge: 0, redis: 0, profiles: 0 };
+    const err = (await startStack({ databaseUrl: "postgres://me:secret@db.example.internal:5432/chat", dataDir: "memory://", ports, log: (l) => log.push(l) }).catch(
+      (e: unknown) => e,
+    )) as Error;
+    expect(err.message).toContain("DATABASE_URL names db.example.internal");
+    expect(err.message).toContain("connects to this machine (127.0.0.1, localhost, ::1) only");
+    expect(err.message).toContain("unset DATABASE_URL for the embedded database");
+    expect(err.message).not.toContain("secret");
   });
 
   it("with a bridge that is up, names the Postgres behind it (npm run dev with a DATABASE_URL of your own that is down)", async () => {

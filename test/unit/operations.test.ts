@@ -314,6 +314,22 @@ describe("retention arithmetic", () => {
   });
 });
 
+describe("npm run audit:verify usage", () => {
+  it("refuses --conversation with --global (exit 2) instead of verifying the conversation alone and saying OK", { timeout: 30_000 }, async () => {
+    const child = spawn(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), "scripts/verify-audit.ts", "--conversation", crypto.randomUUID(), "--global"], {
+      cwd: ROOT,
+      // Nowhere to connect: a usage error is found before any connection.
+      env: { ...process.env, DATABASE_URL: "postgres://nobody@127.0.0.1:1/none", PG_BRIDGE: "127.0.0.1:1" },
+    });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    expect(out).toContain("use either --conversation <id> or --global, not both");
+    expect(code).toBe(2);
+  });
+});
+
 describe.skipIf(!process.env.STACK_DATABASE_URL)("npm run audit:verify (against the stack's Postgres)", () => {
   function runScript(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; out: string }> {
     return new Promise((resolve) => {

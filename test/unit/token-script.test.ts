@@ -6,8 +6,12 @@ import { describe, expect, it } from "vitest";
 import { ROOT } from "../../scripts/lib/stack";
 
 const run = promisify(execFile);
-const token = (...args: string[]) =>
-  run(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), path.join(ROOT, "scripts/token.ts"), ...args], { cwd: ROOT });
+const token = (...args: string[]) => tokenWith({}, ...args);
+const tokenWith = (env: Record<string, string>, ...args: string[]) =>
+  run(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), path.join(ROOT, "scripts/token.ts"), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, JWT_SECRET: "", ...env },
+  });
 
 describe("npm run token", () => {
   it("mints a token that expires after --ttl", async () => {
@@ -45,5 +49,23 @@ describe("npm run token", () => {
     expect(err?.code).toBe(2);
     expect(err?.stdout).toBe("");
     expect(err?.stderr).toMatch(/--id nope is not a UUID/);
+  });
+
+  it("mints a service token with --role admin, and refuses any other role instead of a user's token that gets 403", async () => {
+    expect(decodeJwt((await token("--kahaId", "ops", "--role", "admin")).stdout.trim())).toMatchObject({ kahaId: "ops", role: "admin" });
+    const err = await token("--kahaId", "ops", "--role", "service").then(
+      () => undefined,
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect(err?.code).toBe(2);
+    expect(err?.stdout).toBe("");
+    expect(err?.stderr).toMatch(/--role service: the Worker knows only --role admin/);
+  });
+
+  it("says on stderr when it signs with a JWT_SECRET from the shell, which npm run dev's Worker refuses", async () => {
+    const other = await tokenWith({ JWT_SECRET: "another-deployments-secret-0123456789abcdef" }, "--kahaId", "alice");
+    expect(decodeJwt(other.stdout.trim())).toMatchObject({ kahaId: "alice" });
+    expect(other.stderr).toContain("signed with JWT_SECRET from the environment, not the local secret");
+    expect((await token("--kahaId", "alice")).stderr).toBe("");
   });
 });

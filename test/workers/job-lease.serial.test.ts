@@ -30,4 +30,30 @@ describe("manual job runs", () => {
     expect(audit.rows).toHaveLength(1);
     expect(audit.rows[0].details).toMatchObject({ status: "skipped", skipped: true });
   });
+
+  it("a run whose audit entry fails to write answers with its report (not a 500 that invites a second run), and the entry follows", { timeout: 30_000 }, async () => {
+    const service = await newUser("svc", "admin");
+    const fn = `refuse_job_audit_${service.id.replace(/-/g, "")}`;
+    const entries = () =>
+      withDb((db) => db.execute(sql`SELECT 1 FROM audit_log WHERE action = 'admin.job_run' AND actor_id = ${service.id}::uuid AND target_id = 'tickets.expire'`));
+    // Postgres refuses this one entry (as it would refuse anything for a moment).
+    await withDb(async (db) => {
+      await db.execute(sql.raw(`CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.actor_id = '${service.id}' THEN RAISE EXCEPTION 'audit write refused by the test'; END IF; RETURN NEW; END $$`));
+      await db.execute(sql.raw(`CREATE TRIGGER ${fn} BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION ${fn}()`));
+    });
+    let res;
+    try {
+      res = await api("POST", "/operations/jobs/tickets.expire/run", { token: service.token });
+    } finally {
+      await withDb(async (db) => {
+        await db.execute(sql.raw(`DROP TRIGGER ${fn} ON audit_log`));
+        await db.execute(sql.raw(`DROP FUNCTION ${fn}()`));
+      });
+    }
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ job: "tickets.expire", status: "ok" });
+    for (let until = Date.now() + 15_000; (await entries()).rows.length === 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 200));
+    expect((await entries()).rows).toHaveLength(1);
+  });
 });

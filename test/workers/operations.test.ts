@@ -268,6 +268,26 @@ describe("retention: archiving old messages", () => {
     expect(audit.body.entries[0].details.after).toEqual({ retentionDays: null, legalHold: true });
   });
 
+  it("archives only what is past 90 days of elapsed time, whatever time zone the database session is in", { timeout: 90_000 }, async () => {
+    // Berlin moves to summer time on 2026-03-29: 90 calendar days before 2026-04-15 12:00Z there is 13:00Z on January
+    // 15, an hour short of 90 days. The cutoff was computed in the session's time zone, and a message 89 days and 23.5
+    // hours old moved to the archive.
+    const now = new Date("2026-04-15T12:00:00Z");
+    const { id, users } = await seedConversation("direct", 2);
+    await seedMessages(id, users[0].id, 1, 1, new Date(now.getTime() - 90 * DAY - HOUR));
+    await seedMessages(id, users[0].id, 2, 2, new Date(now.getTime() - 90 * DAY + HOUR / 2));
+    const report = await withDb((db) =>
+      db.transaction(async (tx) => {
+        await tx.execute(sql`SET LOCAL TimeZone = 'Europe/Berlin'`);
+        const job = archiveJob({ conversationIds: [id], name: unique("retention.archive") });
+        return runJob(job, { env, config, db: tx as unknown as typeof db, log: createLogger({ test: "operations" }), force: true, now });
+      }),
+    );
+    expect(report).toMatchObject({ status: "ok", rows: 1 });
+    expect(await seqs("messages", id)).toEqual([2]);
+    expect(await seqs("message_archive", id)).toEqual([1]);
+  });
+
   it("moves in bounded batches and resumes after an interruption: every message exactly once", { timeout: 120_000 }, async () => {
     const now = new Date();
     const { id, users } = await seedConversation("direct", 2);

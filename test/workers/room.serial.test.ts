@@ -10,6 +10,7 @@ import { archiveJob } from "../../src/jobs/retention";
 import { OUTBOX_PENDING_KEY } from "../../src/jobs/outbox-registry";
 import { runJob } from "../../src/jobs/runner";
 import { flushBatch } from "../../src/db/queries/messages";
+import { NEWEST_MIGRATION } from "../../src/db/queries/schema-version";
 import { api, newUser } from "./helpers";
 import { afterNextRead, holdBackfill, postgres, seedConversation, withDb } from "./fixtures";
 import { openSocket, waitFor } from "./sockets";
@@ -350,6 +351,21 @@ describe("health with a dependency down", () => {
     // Public: the kind of failure only, not the driver's text (it named the statement).
     expect(JSON.stringify(res.body)).not.toMatch(/query|select/i);
     expect((await api("GET", "/health")).status).toBe(200);
+  });
+
+  it("/health/detailed answers 503 migrations_pending when the database has not applied this code's newest migration", async () => {
+    // A deploy without `npm run migrate`: requests that touch the new schema fail with a 500, and readiness said ok.
+    const hidden = `${NEWEST_MIGRATION}.hidden-by-test`;
+    await withDb((db) => db.execute(sql`UPDATE migrations SET name = ${hidden} WHERE name = ${NEWEST_MIGRATION}`));
+    try {
+      const res = await api("GET", "/health/detailed");
+      expect(res.status).toBe(503);
+      expect(res.body).toMatchObject({ status: "down", checks: { database: { status: "down", error: "migrations_pending" } } });
+    } finally {
+      await withDb((db) => db.execute(sql`UPDATE migrations SET name = ${NEWEST_MIGRATION} WHERE name = ${hidden}`));
+    }
+    const back = await api("GET", "/health/detailed");
+    expect(back.body).toMatchObject({ status: "ok", checks: { database: { status: "ok" } } });
   });
 
   it("/health/detailed answers 200 degraded with the cache down while the Redis REST endpoint is unreachable", async () => {

@@ -41,6 +41,12 @@ export class ConversationView {
   private participants: Participant[];
   private oldestSeq = Infinity;
   private hasMore = false;
+  /**
+   * Where older pages come from. History ends at the archive mark (the retention job moved what is below it), and
+   * seqs are dense from 1: a history whose first message is above seq 1 goes on in the archive. The view said "This
+   * is the beginning of the conversation" there, and the archived messages could not be reached.
+   */
+  private olderFrom: "history" | "archive" = "history";
   private loadingOlder: Promise<void> | undefined;
   private typing: string[] = [];
   private destroyed = false;
@@ -165,6 +171,7 @@ export class ConversationView {
       if (this.destroyed) return;
       for (const m of page.messages) this.upsertMessage(m);
       this.hasMore = page.hasMore;
+      this.continueIntoArchive();
       lastSeq = page.messages.at(-1)?.seq ?? 0;
       this.updateHistoryEdge();
       this.scrollToBottom(false);
@@ -695,19 +702,25 @@ export class ConversationView {
 
   /** Loads the page before the oldest message shown, keeping the visible messages where they are. */
   loadOlder(fromButton: boolean): Promise<void> {
-    if (!this.hasMore || this.loadingOlder || !Number.isFinite(this.oldestSeq)) return this.loadingOlder ?? Promise.resolve();
+    const fromArchive = this.olderFrom === "archive";
+    if (!this.hasMore || this.loadingOlder || (!fromArchive && !Number.isFinite(this.oldestSeq))) return this.loadingOlder ?? Promise.resolve();
     this.olderButton.textContent = "Loading older messages…";
     this.olderButton.disabled = true;
     this.loadingOlder = (async () => {
       try {
         this.log.setAttribute("aria-busy", "true");
-        const page = await this.app.chat.listMessages(this.id, { before: this.oldestSeq, limit: PAGE });
+        // The archive's newest page when nothing is shown (every message was archived).
+        const before = Number.isFinite(this.oldestSeq) ? this.oldestSeq : undefined;
+        const page = fromArchive
+          ? await this.app.chat.listArchivedMessages(this.id, { before, limit: PAGE })
+          : await this.app.chat.listMessages(this.id, { before: this.oldestSeq, limit: PAGE });
         if (this.destroyed) return;
-        const before = this.scroller.scrollHeight;
+        const height = this.scroller.scrollHeight;
         const top = this.scroller.scrollTop;
         for (const m of page.messages) this.upsertMessage(m);
         this.hasMore = page.hasMore && page.messages.length > 0;
-        this.scroller.scrollTop = top + (this.scroller.scrollHeight - before);
+        if (!fromArchive) this.continueIntoArchive();
+        this.scroller.scrollTop = top + (this.scroller.scrollHeight - height);
         if (fromButton) this.nodes.get(page.messages.at(-1)?.seq ?? -1)?.focus();
       } catch (err) {
         this.showBanner(`Could not load older messages: ${(err as Error).message}`);
@@ -720,6 +733,15 @@ export class ConversationView {
       }
     })();
     return this.loadingOlder;
+  }
+
+  /** At the end of the history: below its first message (or below the newest seq, when it had none) is the archive. */
+  private continueIntoArchive(): void {
+    if (this.hasMore || this.olderFrom === "archive") return;
+    const first = Number.isFinite(this.oldestSeq) ? this.oldestSeq : this.conversation.lastSeq + 1;
+    if (first <= 1) return;
+    this.olderFrom = "archive";
+    this.hasMore = true;
   }
 
   private updateHistoryEdge(): void {

@@ -58,7 +58,9 @@ export async function archiveCandidates(
   const result = await db.execute<{ id: string; cutoff: string; archived_up_to_seq: string }>(sql`
     WITH page AS (
       SELECT c.id, c.archived_up_to_seq,
-             ${iso(now)}::timestamptz - make_interval(days => CASE WHEN c.retention_days >= 1 THEN c.retention_days ELSE ${defaultDays}::int END) AS cutoff
+             -- Days of 24 hours, as retentionCutoff: a calendar day (interval '1 day', make_interval(days =>)) follows
+             -- the session's time zone, and across a DST change 90 of them were an hour short of 90 days.
+             ${iso(now)}::timestamptz - (CASE WHEN c.retention_days >= 1 THEN c.retention_days ELSE ${defaultDays}::int END) * interval '24 hours' AS cutoff
       FROM conversations c
       WHERE c.id > ${range.after}::uuid AND c.id <= ${range.upTo}::uuid AND NOT c.legal_hold ${scope}
     )

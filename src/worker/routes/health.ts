@@ -2,6 +2,7 @@ import { OpenAPIHono, createRoute } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import { createRedis, withTimeout } from "../../lib/redis";
 import { listJobRuns } from "../../db/queries/maintenance";
+import { migrationsApplied, NEWEST_MIGRATION } from "../../db/queries/schema-version";
 import { batchProfilesUrl } from "../../profiles/service-client";
 import { healthDetailedResult, healthResult, type DependencyCheck } from "../../protocol/responses";
 import type { Logger } from "../../lib/log";
@@ -60,14 +61,14 @@ export const health = new OpenAPIHono<AppEnv>()
           content: { "application/json": { schema: healthDetailedResult } },
         },
         503: {
-          description: "The database is down",
+          description: "The database is down, or has not applied this code's migrations (`error: migrations_pending`: run `npm run migrate`)",
           content: { "application/json": { schema: healthDetailedResult } },
         },
       },
     }),
     async (c) => {
       const config = c.get("config");
-      const [database, cache, profileService, jobs] = await Promise.all([
+      const [connected, cache, profileService, jobs, migrated] = await Promise.all([
         // Both ways the service reaches Postgres: a connection (rooms, transactions) and a statement over HTTP.
         timed(() => Promise.all([c.get("db")().execute(sql`select 1`), c.get("httpDb")().execute(sql`select 1`)]), 3000, "database", c.get("log")),
         timed(() => createRedis(config).ping(), 2000, "cache", c.get("log")),
@@ -88,7 +89,17 @@ export const health = new OpenAPIHono<AppEnv>()
             ),
           () => undefined,
         ),
+        // undefined: not known (the connection check reports why).
+        withTimeout(migrationsApplied(c.get("httpDb")()), 3000, "migrations").catch(() => undefined),
       ]);
+      let database = connected;
+      if (connected.status === "ok" && migrated === false) {
+        c.get("log").error("database schema behind this code: migrations pending", {
+          needs: NEWEST_MIGRATION,
+          fix: "run `npm run migrate` with this deploy's DATABASE_URL",
+        });
+        database = { ...connected, status: "down", error: "migrations_pending" };
+      }
       const checks = { database, cache, profileService };
       const status = database.status === "down" ? "down" : cache.status === "down" || profileService.status === "down" ? "degraded" : "ok";
       if (status === "down") c.header("Retry-After", "5");

@@ -17,6 +17,7 @@ import { messagePage } from "../../protocol/responses";
 import { isServiceToken, requireAuth } from "../middleware/auth";
 import { intParam, isUuidParam, limitParam, uuidPath } from "../params";
 import { withSenders } from "../profiles";
+import type { Logger } from "../../lib/log";
 import type { AppEnv } from "../env";
 import { errorResponses } from "../openapi";
 
@@ -193,7 +194,17 @@ export const operations = new OpenAPIHono<AppEnv>()
         report.status === "skipped"
           ? { status: report.status, skipped: true, reason: report.reason }
           : { status: report.status, skipped: false, rows: report.rows };
-      await appendAudit(db, [{ conversationId: null, actorId: c.get("user").id, action: "admin.job_run", targetId: name, details }]);
+      // An id of its own: a retry of an append that committed after all is skipped, not written twice.
+      const entry = { conversationId: null, actorId: c.get("user").id, action: "admin.job_run", targetId: name, details, at: new Date().toISOString(), entryId: crypto.randomUUID() };
+      try {
+        await appendAudit(db, [entry]);
+      } catch (err) {
+        // The job has run: a 500 here said it had not, and the operator's retry ran it a second time. The entry is
+        // written once the answer is out.
+        const log = c.get("log");
+        log.error("job run not audited yet; retrying after the response", { job: name, error: (err as Error).message?.slice(0, 200) });
+        c.get("afterResponse")(() => auditLater(() => appendAudit(c.get("db")(), [entry]), log, name));
+      }
       return c.json(report, 200);
     },
   )
@@ -246,6 +257,19 @@ export const operations = new OpenAPIHono<AppEnv>()
       return c.json(saved, 200);
     },
   );
+
+const AUDIT_RETRY_DELAYS_MS = [1000, 4000];
+
+async function auditLater(append: () => Promise<void>, log: Logger, job: string): Promise<void> {
+  for (const delay of AUDIT_RETRY_DELAYS_MS) {
+    await new Promise((r) => setTimeout(r, delay));
+    try {
+      return await append();
+    } catch (err) {
+      log.error("job run audit entry not written", { job, error: (err as Error).message?.slice(0, 200) });
+    }
+  }
+}
 
 /** Mounted at /metrics: Prometheus text format, service tokens only. */
 export const metricsRoute = new OpenAPIHono<AppEnv>().openapi(

@@ -1,7 +1,5 @@
 /** Typing is a lease: refreshed by start_typing, ended by stop, send, disconnect or expiry (an alarm). */
 export const TYPING_LEASE_MS = 6_000;
-/** start_typing frames a user may send a second, over all their sockets; more are refused (rate_limited). */
-export const TYPING_STARTS_PER_SECOND = 4;
 
 export interface Lease {
   userId: string;

@@ -13,7 +13,7 @@ import { searchConversation } from "../db/queries/search";
 import { backoffMs } from "../domain/backoff";
 import { mergePage, overlayChanges, pageSpan, withWaiting } from "../domain/history";
 import { ActivityNotes } from "../domain/presence";
-import { TYPING_LEASE_MS, TYPING_STARTS_PER_SECOND } from "../domain/typing";
+import { TYPING_LEASE_MS } from "../domain/typing";
 import { LIMITS, type Message, type Participant } from "../protocol/resources";
 import { encodeFrame } from "../protocol/frames";
 import type { Actor, HistoryPage, HistoryQuery, ReadResult, RoomEvent, RoomMarks, SearchInput, SearchPage, SendInput, SendResult } from "./room-api";
@@ -724,7 +724,7 @@ export class ConversationRoom extends DurableObject<Env> {
    * message begun after a send; a client alternating start and stop had every frame relayed to every other member,
    * their "typing…" flickering with each one.
    */
-  readonly typingStarts = new KeyedRateLimiter(TYPING_STARTS_PER_SECOND);
+  readonly typingStarts = new KeyedRateLimiter();
 
   /** Typers whose typing_start waits for their profile (room/profiles.ts typer). */
   private readonly typingAnnounces = new Set<string>();

@@ -69,6 +69,8 @@ export const configSchema = z
     PRESENCE_AWAY_AFTER: int(300, 5, 86_400),
     /** Frames a socket may send per second before it gets rate_limited and is closed (1008). */
     WS_MAX_FRAMES_PER_SECOND: int(200, 1, 100_000),
+    /** start_typing frames a user may send per second in a conversation (all their sockets); more get rate_limited. */
+    WS_TYPING_STARTS_PER_SECOND: int(4, 1, 100_000),
     /** Deadline for the Postgres commit before a send is acknowledged as pending. */
     WRITE_THROUGH_DEADLINE_MS: int(2000, 10, 60_000),
     // Operations (src/jobs, src/worker/middleware/rate-limit.ts, src/lib/metrics.ts); 0 turns a rate limit off.

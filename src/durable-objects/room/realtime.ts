@@ -156,7 +156,7 @@ async function dispatch(
       // The other side would see "typing…" in a conversation that takes no message.
       if (room.store.meta()?.closed) throw conflict("The conversation is closed");
       // Refused, it changes nothing (stop_typing is always taken, so the last word can be "stopped").
-      if (!room.typingStarts.allow(att.userId)) throw new HttpError(429, "Too many start_typing frames; send one every 2 s while typing");
+      if (!room.typingStarts.allow(att.userId, room.config.WS_TYPING_STARTS_PER_SECOND)) throw new HttpError(429, "Too many start_typing frames; send one every 2 s while typing");
       room.startTyping(att.userId, att.kahaId, ws);
       room.noteActivity(att.userId);
       return;

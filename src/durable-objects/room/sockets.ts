@@ -81,13 +81,10 @@ export class FrameRateLimiter {
  */
 export class KeyedRateLimiter {
   private windows = new Map<string, { start: number; count: number }>();
-  constructor(
-    private readonly maxPerWindow: number,
-    private readonly windowMs = 1000,
-  ) {}
+  constructor(private readonly windowMs = 1000) {}
 
   /** true when the event is allowed. */
-  allow(key: string, now = Date.now()): boolean {
+  allow(key: string, maxPerWindow: number, now = Date.now()): boolean {
     let w = this.windows.get(key);
     if (!w || now - w.start >= this.windowMs) {
       for (const [k, old] of this.windows) if (now - old.start >= this.windowMs) this.windows.delete(k);
@@ -95,6 +92,6 @@ export class KeyedRateLimiter {
       this.windows.set(key, w);
     }
     w.count++;
-    return w.count <= this.maxPerWindow;
+    return w.count <= maxPerWindow;
   }
 }

@@ -1281,3 +1281,47 @@ describe("client conversation socket: a message the server cannot take closes th
     await expect(sending).resolves.toMatchObject({ seq: 1 });
   });
 });
+
+describe("client user socket: a presence reply overtaken by a pushed change", () => {
+  const THIRD = "00000000-0000-4000-8000-000000000003";
+  const at = (s: number) => new Date(s * 1000).toISOString();
+
+  // The session pushes a contact's change as it happens; one pushed while it worked out get_presence's answer
+  // arrives first, and the answer then carried the older state: a contact who had just gone offline was shown online.
+  it("keeps the state of a presence_update that arrived while get_presence was out; the reply wins over older ones", async () => {
+    const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+    const u = new UserSocket(rest, "ws://chat.test", { WebSocket: FakeSocket as never, backoff: { initialMs: 5, maxMs: 20, jitter: 0 }, watchNetwork: false });
+    sockets.push(u);
+    u.connect();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("connected", { userId: ME, timestamp: at(0) });
+    // Before the request: older than anything the reply says.
+    ws.frame("presence_update", { userId: THIRD, status: "away", lastSeen: at(5) });
+    FakeSocket.answer = (frame, socket) => {
+      if (frame.type !== "get_presence") return;
+      setTimeout(() => {
+        socket.frame("presence_update", { userId: OTHER, status: "offline", lastSeen: at(20) });
+        socket.frame(
+          "presence_state",
+          {
+            presences: [
+              { userId: OTHER, status: "online", lastSeen: at(10) },
+              { userId: THIRD, status: "online", lastSeen: at(30) },
+            ],
+          },
+          frame.id,
+        );
+      });
+    };
+    expect(await u.getPresence([OTHER, THIRD])).toEqual([
+      { userId: OTHER, status: "offline", lastSeen: at(20) },
+      { userId: THIRD, status: "online", lastSeen: at(30) },
+    ]);
+    // Nothing kept once no request is out: the next reply is taken as it is.
+    FakeSocket.answer = (frame, socket) => {
+      if (frame.type === "get_presence") setTimeout(() => socket.frame("presence_state", { presences: [{ userId: OTHER, status: "online", lastSeen: at(40) }] }, frame.id));
+    };
+    expect(await u.getPresence([OTHER])).toEqual([{ userId: OTHER, status: "online", lastSeen: at(40) }]);
+  });
+});

@@ -1,5 +1,10 @@
+import { LIMITS } from "../protocol/limits";
+
 /** Content rules the server applies (contract §5); checked early so obviously bad sends fail without a round trip. */
-export const CONTENT_MAX_CHARS = 4000;
+export const CONTENT_MAX_CHARS = LIMITS.contentMaxChars;
+
+/** The server closes a socket (1009) that sends a frame over this many UTF-8 bytes. */
+export const FRAME_MAX_BYTES = LIMITS.frameMaxBytes;
 
 // The server's normalisation (src/domain/content.ts), repeated here: the SDK loads no server module at run time.
 const CONTROL = /[\u0000-\u0008\u000B-\u001F\u007F-\u009F]/g;
@@ -11,4 +16,9 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  */
 export function contentLength(raw: string): number {
   return [...raw.replace(LONE_SURROGATE, "").replace(CONTROL, "").normalize("NFC").trim()].length;
+}
+
+/** A frame's size on the wire: UTF-8 bytes, not UTF-16 units (a control character is 6 bytes as JSON, "€" 3). */
+export function frameBytes(frame: string): number {
+  return new TextEncoder().encode(frame).length;
 }

@@ -1,5 +1,5 @@
 import { backoffDelay } from "./backoff";
-import { CONTENT_MAX_CHARS, contentLength } from "./content";
+import { CONTENT_MAX_CHARS, contentLength, FRAME_MAX_BYTES, frameBytes } from "./content";
 import { ChatApiError, errorFromFrame } from "./errors";
 import { randomId } from "./ids";
 import { Outbox, type OutboxEntry } from "./outbox";
@@ -44,6 +44,23 @@ interface Waiter {
   reject: (e: ChatApiError) => void;
 }
 
+/** The send_message frame's data for an entry (one place: the size checked before sending is the size sent). */
+function sendMessageData(entry: Pick<OutboxEntry, "content" | "clientMessageId" | "type" | "replyToId">): Record<string, unknown> {
+  const data: Record<string, unknown> = { content: entry.content, clientMessageId: entry.clientMessageId };
+  if (entry.type !== "text") data.type = entry.type;
+  if (entry.replyToId) data.replyToId = entry.replyToId;
+  return data;
+}
+
+/** The longest frame id this socket gives (`m` and a counter), so the size checked is never below the size sent. */
+const LONGEST_FRAME_ID = `m${Number.MAX_SAFE_INTEGER}`;
+
+/**
+ * Server closes that one frame can cause (invalid data, too big, the server failing on it). Sent again on every
+ * reconnect, such a message closed every connection and held the rest of the outbox back for ever.
+ */
+const FRAME_FAULT_CLOSES: ReadonlySet<number> = new Set([1007, 1009, 1011]);
+
 const versionOf = (m: Message) => `${m.editedAt ?? ""}|${m.deletedAt ?? ""}|${m.content.length}`;
 
 /** The later state of one message: a deletion is final, otherwise the later edit wins (ties: the copy seen last). */
@@ -82,6 +99,13 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
   private deliveredSent = 0;
   private deliverTimer: ReturnType<typeof setTimeout> | undefined;
   private readyData: ReadyData | undefined;
+  /**
+   * After a close one frame may have caused (FRAME_FAULT_CLOSES) with messages unacknowledged: those messages, and
+   * the close (code and reason). Until each is acknowledged or failed, messages go one at a time, so the same close
+   * again names the one message that causes it: the message sent last was not it (everything queued went out
+   * together, and the server never read what followed the culprit).
+   */
+  private isolating: { suspects: Set<string>; close: string } | undefined;
 
   constructor(
     rest: ChatRest,
@@ -151,18 +175,26 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
       return Promise.reject(new ChatApiError({ statusCode: 0, message: "The conversation socket is closed", code: "closed" }));
     }
     const clientMessageId = options.clientMessageId ?? randomId();
+    const entry = { clientMessageId, content, type: options.type ?? "text", replyToId: options.replyToId ?? null } as const;
+    // Control characters count nothing as content (the server strips them) but six bytes each as JSON: a message of
+    // 11,000 of them passed the length check, and its frame over the server's limit closed the socket (1009) on
+    // every reconnect, with every later message queued behind it.
+    const bytes = frameBytes(JSON.stringify({ type: "send_message", data: sendMessageData(entry), id: LONGEST_FRAME_ID }));
+    if (bytes > FRAME_MAX_BYTES) {
+      return Promise.reject(
+        new ChatApiError({
+          statusCode: 413,
+          message: `content: the message is ${bytes} bytes as a frame, over the ${FRAME_MAX_BYTES}-byte limit (each control character takes 6)`,
+          code: "too_large",
+        }),
+      );
+    }
     const promise = new Promise<Message>((resolve, reject) => {
       const list = this.waiters.get(clientMessageId) ?? [];
       list.push({ resolve, reject });
       this.waiters.set(clientMessageId, list);
     });
-    this.queue.add({
-      clientMessageId,
-      content,
-      type: options.type ?? "text",
-      replyToId: options.replyToId ?? null,
-      createdAt: new Date().toISOString(),
-    });
+    this.queue.add({ ...entry, createdAt: new Date().toISOString() });
     // The server ends the sender's typing when the message arrives.
     this.typingThrottle.reset();
     this.emitOutbox();
@@ -218,11 +250,49 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     return this.rest.getConversation(this.conversationId, { signal }).then(() => undefined);
   }
 
-  protected override onDisconnected(): void {
+  protected override onDisconnected(code?: number, reason?: string): void {
     this.stopLocalTimers();
+    this.noteClose(code, reason);
     // Whatever was in flight is sent again on the next connection (same clientMessageId: stored once).
     this.queue.connectionChanged();
     for (const userId of [...this.typingNow]) this.setTyping(userId, false);
+  }
+
+  /**
+   * A server close one frame may have caused, with messages unacknowledged: they go one at a time from now on, and
+   * the same close again with only one of them out fails that one (send_failed); the rest of the outbox goes on.
+   */
+  private noteClose(code: number | undefined, reason: string | undefined): void {
+    const inFlight = this.queue.inFlight().map((e) => e.clientMessageId);
+    if (code === undefined || !FRAME_FAULT_CLOSES.has(code) || inFlight.length === 0) return;
+    const close = `${code} ${reason ?? ""}`;
+    const isolating = this.isolating;
+    if (!isolating || isolating.close !== close || inFlight.length !== 1) {
+      this.isolating = { suspects: new Set([...(isolating?.suspects ?? []), ...inFlight]), close };
+      return;
+    }
+    const [culprit] = inFlight;
+    isolating.suspects.delete(culprit);
+    if (isolating.suspects.size === 0) this.isolating = undefined;
+    const error = new ChatApiError({
+      statusCode: code === 1009 ? 413 : code === 1011 ? 500 : 400,
+      message: `The server closed the connection twice on this message (${code}${reason ? ` ${reason}` : ""}): not sent again`,
+      code: code === 1009 ? "too_large" : "refused",
+    });
+    this.queue.remove(culprit);
+    this.settle(culprit, undefined, error);
+    this.emit("send_failed", { clientMessageId: culprit, error });
+    this.emitOutbox();
+  }
+
+  /** Suspects acknowledged (or failed) are cleared; with none left, messages go together again. */
+  private stillIsolating(): boolean {
+    const isolating = this.isolating;
+    if (!isolating) return false;
+    for (const id of isolating.suspects) if (!this.queue.has(id)) isolating.suspects.delete(id);
+    if (isolating.suspects.size > 0) return true;
+    this.isolating = undefined;
+    return false;
   }
 
   private setTyping(userId: string, isTyping: boolean, profile?: TypingEvent["profile"]): void {
@@ -436,6 +506,8 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
       this.settle(clientMessageId, message);
       this.emit("message_ack", { clientMessageId, message });
       this.emitOutbox();
+      // One at a time after a close a frame may have caused: the next one goes now, not at the next flush tick.
+      if (this.isolating && !this.isClosed) this.flushOutbox();
     }
     // The ack can overtake the broadcast (which is held back during a replay): deliver through the same seq filter.
     this.accept(message);
@@ -464,17 +536,18 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     if (!this.isLive || this.resuming) return;
     const now = Date.now();
     if (now - this.sendWindow.start >= 1000) this.sendWindow = { start: now, count: 0 };
-    for (const entry of this.queue.due(now, this.ackTimeoutMs)) {
+    const isolating = this.stillIsolating();
+    // One at a time: the next goes when this one is acknowledged (or its ack timeout passes).
+    const waiting = isolating && this.queue.inFlight().some((e) => now - e.sentAt! < this.ackTimeoutMs);
+    for (const entry of waiting ? [] : this.queue.due(now, this.ackTimeoutMs)) {
       // A burst over the room's frame limit got the socket closed (1008) and the rest of the outbox waited for the
       // reconnect: what does not fit in this second goes in the next one.
       if (this.sendWindow.count >= this.sendsPerSecond) return this.scheduleFlush(this.sendWindow.start + 1000 - now);
       const frameId = this.nextId("m");
-      const data: Record<string, unknown> = { content: entry.content, clientMessageId: entry.clientMessageId };
-      if (entry.type !== "text") data.type = entry.type;
-      if (entry.replyToId) data.replyToId = entry.replyToId;
-      if (!this.sendFrame("send_message", data, frameId)) return;
+      if (!this.sendFrame("send_message", sendMessageData(entry), frameId)) return;
       this.sendWindow.count++;
       this.queue.markSent(entry.clientMessageId, now, frameId);
+      if (isolating) break;
     }
     if (this.queue.size > 0) this.scheduleFlush(1000);
   }

@@ -83,6 +83,11 @@ export class Outbox {
     return out;
   }
 
+  /** Entries sent on this connection and not acknowledged yet, oldest first. */
+  inFlight(): OutboxEntry[] {
+    return [...this.entries.values()].filter((e) => e.sentAt !== undefined).map((e) => ({ ...e }));
+  }
+
   markSent(clientMessageId: string, now: number, frameId: string): void {
     const e = this.entries.get(clientMessageId);
     if (!e) return;

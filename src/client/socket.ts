@@ -191,8 +191,8 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
   /** Called before each attempt (resolve identity and the like). */
   protected async beforeConnect(): Promise<void> {}
   protected abstract onFrame(frame: Frame): void;
-  /** The socket went away (any reason). */
-  protected onDisconnected(): void {}
+  /** The socket went away (any reason): the server's close code and reason when it closed it, else none. */
+  protected onDisconnected(_code?: number, _reason?: string): void {}
   /** Closed for good: by the app (no error), or because the server refused us or we gave up (`error`). */
   protected onClosed(_reason: string, _error?: ChatApiError): void {}
   /** A REST call that throws a ChatApiError when connecting is pointless (unknown conversation, bad token). */
@@ -388,7 +388,7 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
     this.ws = undefined;
     this.stopTimers();
     this.rejectRequests("connection lost");
-    this.disconnected();
+    this.disconnected(code, reason);
     if (this.closedByApp) return;
     const status = this.upgradeStatus;
     if (this.attemptTicket && status !== undefined && (status === 429 || status >= 500)) this.spareTicket = this.attemptTicket;
@@ -502,10 +502,10 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
   private failing = false;
 
   /** Runs onDisconnected once per socket. */
-  private disconnected(): void {
+  private disconnected(code?: number, reason?: string): void {
     if (!this.attached) return;
     this.attached = false;
-    this.onDisconnected();
+    this.onDisconnected(code, reason);
   }
 
   private wentOffline(): void {

@@ -45,6 +45,11 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
   private deliverTimer: ReturnType<typeof setTimeout> | undefined;
   /** What the app last said (setPresence): a new socket starts `online`, so `away` is said again on each connect. */
   private presence: "online" | "away" = "online";
+  /** presence_update frames counted as they arrive: a get_presence reply is newer only than those before its request. */
+  private presenceArrivals = 0;
+  /** While a get_presence is out: each user's last presence_update and when it arrived (presenceArrivals). */
+  private readonly presenceSeen = new Map<string, { update: PresenceUpdate; arrival: number }>();
+  private presenceRequests = 0;
 
   constructor(rest: ChatRest, wsBase: string, options: UserSocketOptions = {}) {
     super(rest, wsBase, options);
@@ -96,8 +101,26 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
   /** Current presence of users who share a conversation with you (others are left out). */
   async getPresence(userIds: string[]): Promise<PresenceUpdate[]> {
     if (userIds.length === 0) return [];
-    const reply = await this.request("get_presence", { userIds: [...new Set(userIds)].slice(0, 200) }, "presence_state");
-    return (reply.data?.presences ?? []) as PresenceUpdate[];
+    const asked = this.presenceArrivals;
+    this.presenceRequests++;
+    try {
+      const reply = await this.request("get_presence", { userIds: [...new Set(userIds)].slice(0, 200) }, "presence_state");
+      return this.newerThanAsked((reply.data?.presences ?? []) as PresenceUpdate[], asked);
+    } finally {
+      if (--this.presenceRequests === 0) this.presenceSeen.clear();
+    }
+  }
+
+  /**
+   * The reply's states, except where a presence_update arrived after the request went out: the server pushes a change
+   * as it happens, and one pushed while it worked the reply out overtakes the reply, which then held the older state
+   * (a contact who had just gone offline shown online, with no later update to correct it).
+   */
+  private newerThanAsked(presences: PresenceUpdate[], asked: number): PresenceUpdate[] {
+    return presences.map((p) => {
+      const seen = this.presenceSeen.get(p.userId);
+      return seen && seen.arrival > asked ? { ...seen.update } : p;
+    });
   }
 
   protected path(): string {
@@ -155,6 +178,8 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
         this.emit(frame.type, d);
         return;
       case "presence_update":
+        this.presenceArrivals++;
+        if (this.presenceRequests > 0) this.presenceSeen.set((d as PresenceUpdate).userId, { update: d as PresenceUpdate, arrival: this.presenceArrivals });
         this.emit("presence", d);
         return;
       case "presence_state":

@@ -30,6 +30,11 @@ export interface ProfileProviderOptions {
   keepFactor?: number;
   /** Entries older than this share of the TTL are refetched in the background (default 0.8). */
   refreshAheadRatio?: number;
+  /**
+   * Longest wait for the service's answer (ms); after it a load answers with stale copies and placeholders, as when
+   * the service fails, and the call goes on to fill the cache. Unset: up to the service's timeout.
+   */
+  serviceWaitMs?: number;
   /** Cap on each Redis wait on the request path (default 300 ms). */
   redisTimeoutMs?: number;
   /** Ids per kind per service call (default 100). */
@@ -323,6 +328,7 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
       if (state === "refresh-ahead") toRefresh.push(ref);
     }
 
+    let answered = served;
     if (toFetch.length > 0) {
       const joined: { ref: ProfileRef; answer: Promise<Profile | null | undefined> }[] = [];
       const own: ProfileRef[] = [];
@@ -331,20 +337,29 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
         if (answer) joined.push({ ref, answer });
         else own.push(ref);
       }
-      if (own.length > 0) await fetchOwn(own, cached.generations, mark, staleCopies, served);
-      for (const { ref, answer } of joined) {
-        const profile = await answer;
-        if (profile !== undefined) served.set(ref.key, profile);
+      const fetched = (async () => {
+        if (own.length > 0) await fetchOwn(own, cached.generations, mark, staleCopies, served);
+        for (const { ref, answer } of joined) {
+          const profile = await answer;
+          if (profile !== undefined) served.set(ref.key, profile);
+        }
+      })();
+      if (options.serviceWaitMs === undefined || (await settlesWithin(fetched, options.serviceWaitMs))) {
+        await fetched;
+      } else {
+        // What was answered by now; the call goes on (and fills the caches), its later answers are not this load's.
+        answered = new Map(served);
+        background(fetched, "lookup after its wait");
       }
       for (const ref of toFetch) {
-        if (served.has(ref.key)) continue;
+        if (answered.has(ref.key)) continue;
         const stale = staleCopies.get(ref.key);
-        if (stale) served.set(ref.key, { ...stale, stale: true });
+        if (stale) answered.set(ref.key, { ...stale, stale: true });
       }
     }
     if (toRefresh.length > 0) refreshAhead(toRefresh, cached.generations, mark);
     countLookups(memoryHits, pending.length - toFetch.length, toFetch.length);
-    return profileSet(served);
+    return profileSet(answered);
   }
 
   async function evict(request: ProfileRequest): Promise<number> {
@@ -401,6 +416,19 @@ export function createProfileProvider(options: ProfileProviderOptions): CachedPr
       return result;
     },
   };
+}
+
+/** Whether the work settles (either way) within `ms`; the timer is cleared either way, so no wake-up is left behind. */
+async function settlesWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([work.then(() => true, () => true), timeout]);
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+  }
 }
 
 /** Known profiles as copies (callers may decorate them); null (unknown to the service) and absent ids as placeholders. */

@@ -21,6 +21,17 @@ export const clientMessageIdField = z
   .max(LIMITS.clientMessageIdMax)
   .regex(PLAIN_TEXT, PLAIN_TEXT_MESSAGE);
 
+/**
+ * A kahaId as dev-login takes it, trimmed. `npm run token` checks it with the same rule: it signed "alice " as it
+ * was given, a user of their own (another id) who could not sign in through dev-login.
+ */
+export const kahaIdField = z
+  .string()
+  .trim()
+  .min(1)
+  .max(100)
+  .regex(/^[A-Za-z0-9._@-]+$/, "kahaId may contain letters, digits and . _ @ -");
+
 /** Composed (NFC), as message content is; zod counts its length in code points. */
 export const groupName = z
   .string()

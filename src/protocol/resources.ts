@@ -97,13 +97,4 @@ export const errorSchema = z
   })
   .meta({ id: "Error" });
 
-export const LIMITS = {
-  contentMaxChars: 4000,
-  groupMin: 3,
-  groupMax: 8,
-  pageMax: 100,
-  frameMaxBytes: 64 * 1024,
-  bodyMaxBytes: 64 * 1024,
-  clientMessageIdMax: 128,
-  searchQueryMax: 500,
-} as const;
+export { LIMITS } from "./limits";

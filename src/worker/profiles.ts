@@ -7,6 +7,14 @@ import { createProfileProvider, profileOptionsFromConfig, type CachedProfileProv
 import type { ProfileRequest, ProfileSet } from "../profiles/types";
 import type { AppEnv } from "./env";
 
+/**
+ * A REST answer (history, search, lists, participants, `/auth/me`) waits at most this long for the profile service,
+ * as a send does (SEND_PROFILE_WAIT_MS); then it goes with stale copies and placeholders named after the kahaId, and
+ * the call goes on to fill the cache. Until then a slow service held a page for up to its timeout (5 s), which opens
+ * the circuit only once the timeout has been reached, and a service slow below it held every page.
+ */
+export const PAGE_PROFILE_WAIT_MS = 2000;
+
 /** The Hono adapter: configuration from the request, cache writes and refresh-ahead handed to waitUntil. */
 export function profileProvider(c: Context<AppEnv>): CachedProfileProvider {
   let waitUntil: ((work: Promise<unknown>) => void) | undefined;
@@ -20,6 +28,7 @@ export function profileProvider(c: Context<AppEnv>): CachedProfileProvider {
     ...profileOptionsFromConfig(c.get("config")),
     waitUntil,
     memory: true,
+    serviceWaitMs: PAGE_PROFILE_WAIT_MS,
     log: c.get("log"),
   });
 }

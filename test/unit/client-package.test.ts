@@ -51,7 +51,8 @@ describe("SDK package (npm run build:client)", () => {
     }
     const loaded = [...seen].map((f) => path.relative(out, f));
     expect(loaded).toContain("conversation.js");
-    expect(loaded.filter((f) => f.startsWith("protocol") || f.startsWith("domain"))).toEqual([]);
+    // The limits the SDK checks before sending (frame size) are the server's own: that one module, free of zod.
+    expect(loaded.filter((f) => f.startsWith("protocol") || f.startsWith("domain"))).toEqual([path.join("protocol", "limits.js")]);
     // And Node's own ESM resolution agrees (extensions present, nothing missing).
     const sdk = await import(pathToFileURL(path.join(out, "index.js")).href);
     expect(typeof sdk.ChatClient).toBe("function");

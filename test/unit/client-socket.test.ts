@@ -1196,3 +1196,132 @@ describe("client conversation socket: close() from a new_message listener", () =
     }
   });
 });
+
+describe("client conversation socket: a message the server cannot take closes the socket", () => {
+  // Plays the room: the frame it cannot take closes the socket (1009, after the current task, as a real close comes);
+  // it never reads the frames after that one; every other message is stored and acked.
+  function server(closesOn: (raw: string, frame: { data: any }) => boolean) {
+    let seq = 0;
+    const dead = new Set<FakeSocket>();
+    FakeSocket.answer = (frame, ws) => {
+      if (frame.type !== "send_message" || dead.has(ws)) return;
+      if (closesOn(JSON.stringify(frame), frame)) {
+        dead.add(ws);
+        setTimeout(() => {
+          ws.readyState = 3;
+          ws.onclose?.({ code: 1009, reason: "Frame too large" });
+        });
+        return;
+      }
+      const stored = msg(++seq, { senderId: ME, clientMessageId: frame.data.clientMessageId, content: frame.data.content });
+      setTimeout(() => ws.readyState === 1 && ws.frame("message_ack", { clientMessageId: frame.data.clientMessageId, message: stored }, frame.id));
+    };
+  }
+  /** Answers each new socket's connect (ready; then the replay's end on a reconnect) as the room does. */
+  async function live(n: number) {
+    await until(() => FakeSocket.all.length === n);
+    latest().frame("ready", ready(0));
+    if (n > 1) latest().frame("resumed", { fromSeq: 1, toSeq: 0 });
+  }
+  const sentOn = (ws: FakeSocket) => ws.sentOf("send_message").map((f) => f.data.content as string);
+
+  // 11,000 control characters count as no characters (the server strips them) but are 66,000 bytes as JSON: the SDK
+  // sent the frame, the room closed the socket (1009), and the SDK sent it again on every reconnect, for ever.
+  it("refuses before sending a message whose frame is over the server's frame limit, and sends the rest", async () => {
+    server((raw) => new TextEncoder().encode(raw).length > 64 * 1024);
+    const s = open();
+    await live(1);
+    const refused = s.send("\u0001".repeat(11_000) + "hi");
+    const after = s.send("after it");
+    await expect(refused).rejects.toMatchObject({ name: "ChatApiError", statusCode: 413, code: "too_large", message: expect.stringMatching(/65536-byte limit/) });
+    await expect(after).resolves.toMatchObject({ content: "after it" });
+    expect(sentOn(latest())).toEqual(["after it"]);
+    expect(FakeSocket.all).toHaveLength(1);
+    // Just under the limit still goes.
+    const fits = "\u0001".repeat(10_000) + "ok";
+    await expect(s.send(fits)).resolves.toMatchObject({ content: fits });
+    expect(s.state).toBe("open");
+  });
+
+  it("fails the one message that closes the socket again and again, never the others sent with it", async () => {
+    // Under the SDK's checks, still refused by this server (a lower limit, a frame it fails on).
+    server((_raw, frame) => frame.data.content === "boom");
+    const s = open();
+    const failed: { id: string; code?: string }[] = [];
+    s.on("send_failed", (e) => failed.push({ id: e.clientMessageId, code: e.error.code }));
+    await live(1);
+    const boom = s.send("boom", { clientMessageId: "cmid-boom" });
+    void boom.catch(() => {});
+    const next = s.send("next", { clientMessageId: "cmid-next" });
+    expect(sentOn(FakeSocket.all[0])).toEqual(["boom", "next"]); // the server never reads "next"
+    await live(2);
+    // Both unacknowledged at the close: one at a time now, and the same close with only "boom" out names it.
+    expect(sentOn(FakeSocket.all[1])).toEqual(["boom"]);
+    await live(3);
+    await expect(boom).rejects.toMatchObject({ statusCode: 413, code: "too_large" });
+    expect(failed).toEqual([{ id: "cmid-boom", code: "too_large" }]);
+    await expect(next).resolves.toMatchObject({ content: "next" });
+    await expect(s.send("later")).resolves.toMatchObject({ content: "later" });
+    expect(sentOn(FakeSocket.all[2])).toEqual(["next", "later"]);
+    expect(FakeSocket.all).toHaveLength(3);
+    expect(s.state).toBe("open");
+  });
+
+  it("keeps sending a message across drops the network causes (1006), however many", async () => {
+    const s = open();
+    await live(1);
+    const sending = s.send("patient", { clientMessageId: "cmid-p" });
+    for (let n = 2; n <= 4; n++) {
+      latest().cut();
+      await live(n);
+    }
+    expect(s.outbox().map((e) => e.clientMessageId)).toEqual(["cmid-p"]);
+    const last = latest().sentOf("send_message")[0];
+    latest().frame("message_ack", { clientMessageId: "cmid-p", message: msg(1, { senderId: ME, clientMessageId: "cmid-p" }) }, last.id);
+    await expect(sending).resolves.toMatchObject({ seq: 1 });
+  });
+});
+
+describe("client user socket: a presence reply overtaken by a pushed change", () => {
+  const THIRD = "00000000-0000-4000-8000-000000000003";
+  const at = (s: number) => new Date(s * 1000).toISOString();
+
+  // The session pushes a contact's change as it happens; one pushed while it worked out get_presence's answer
+  // arrives first, and the answer then carried the older state: a contact who had just gone offline was shown online.
+  it("keeps the state of a presence_update that arrived while get_presence was out; the reply wins over older ones", async () => {
+    const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+    const u = new UserSocket(rest, "ws://chat.test", { WebSocket: FakeSocket as never, backoff: { initialMs: 5, maxMs: 20, jitter: 0 }, watchNetwork: false });
+    sockets.push(u);
+    u.connect();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("connected", { userId: ME, timestamp: at(0) });
+    // Before the request: older than anything the reply says.
+    ws.frame("presence_update", { userId: THIRD, status: "away", lastSeen: at(5) });
+    FakeSocket.answer = (frame, socket) => {
+      if (frame.type !== "get_presence") return;
+      setTimeout(() => {
+        socket.frame("presence_update", { userId: OTHER, status: "offline", lastSeen: at(20) });
+        socket.frame(
+          "presence_state",
+          {
+            presences: [
+              { userId: OTHER, status: "online", lastSeen: at(10) },
+              { userId: THIRD, status: "online", lastSeen: at(30) },
+            ],
+          },
+          frame.id,
+        );
+      });
+    };
+    expect(await u.getPresence([OTHER, THIRD])).toEqual([
+      { userId: OTHER, status: "offline", lastSeen: at(20) },
+      { userId: THIRD, status: "online", lastSeen: at(30) },
+    ]);
+    // Nothing kept once no request is out: the next reply is taken as it is.
+    FakeSocket.answer = (frame, socket) => {
+      if (frame.type === "get_presence") setTimeout(() => socket.frame("presence_state", { presences: [{ userId: OTHER, status: "online", lastSeen: at(40) }] }, frame.id));
+    };
+    expect(await u.getPresence([OTHER])).toEqual([{ userId: OTHER, status: "online", lastSeen: at(40) }]);
+  });
+});

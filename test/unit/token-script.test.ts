@@ -4,6 +4,7 @@ import { promisify } from "node:util";
 import { decodeJwt } from "jose";
 import { describe, expect, it } from "vitest";
 import { ROOT } from "../../scripts/lib/stack";
+import { devUserId } from "../../src/lib/ids";
 
 const run = promisify(execFile);
 const token = (...args: string[]) => tokenWith({}, ...args);
@@ -39,6 +40,20 @@ describe("npm run token", () => {
     const again = decodeJwt((await token("--kahaId", "bob")).stdout.trim());
     expect(first.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(again.id).toBe(first.id);
+  });
+
+  // POST /auth/dev-login trims the kahaId and allows letters, digits and . _ @ -; the script signed "alice " as given,
+  // another user (another id) than dev-login's "alice", and kahaIds dev-login refuses.
+  it("trims --kahaId and refuses one dev-login refuses, as dev-login does", async () => {
+    const spaced = decodeJwt((await token("--kahaId", " alice ")).stdout.trim());
+    expect(spaced).toMatchObject({ id: await devUserId("alice"), kahaId: "alice" });
+    const err = await token("--kahaId", "bob!").then(
+      () => undefined,
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect(err?.code).toBe(2);
+    expect(err?.stdout).toBe("");
+    expect(err?.stderr).toMatch(/--kahaId "bob!": kahaId may contain letters, digits and \. _ @ -/);
   });
 
   it("refuses an --id that is not a UUID", async () => {

@@ -7,6 +7,7 @@ import { encodeEntry } from "../../src/profiles/cache-entry";
 import { profileKey } from "../../src/profiles/keys";
 import { getConfig } from "../../src/lib/config";
 import { CircuitBreaker } from "../../src/profiles/breaker";
+import { PAGE_PROFILE_WAIT_MS } from "../../src/worker/profiles";
 import { api } from "./helpers";
 import { seedConversation, seedMessages } from "./fixtures";
 import { openSocket, waitFor, type TestSocket } from "./sockets";
@@ -252,6 +253,34 @@ describe("a send waiting for its sender's profile", () => {
     await profileFault({});
     const history = await api("GET", `/conversations/${id}/messages`, { token: admin.token });
     expect(history.body.messages).toEqual([]);
+  });
+});
+
+describe("a history page while the profile service is slow", () => {
+  // REST waited for the service up to its timeout (5 s): a slow service held every page that missed the caches,
+  // while sends, ready frames and replays went after a bounded wait with stale copies and placeholders.
+  it("waits at most PAGE_PROFILE_WAIT_MS, then answers with the stale copy and placeholders; the lookup fills the cache", async () => {
+    const { id, users } = await seedConversation("group", 3);
+    const [reader, known, unseen] = users;
+    await seedMessages(id, known.id, 1, 2, new Date());
+    await seedMessages(id, unseen.id, 3, 3, new Date());
+    const cachedCopy = { id: known.id, name: "Known Before", avatarUrl: "https://avatars.example.test/before.png", kind: "user" as const };
+    const fetchedAt = Date.now() - (getConfig(env).PROFILE_CACHE_TTL + 60) * 1000;
+    await rawRedis.set(profileKey("user", known.id), encodeEntry({ profile: cachedCopy, fetchedAt }), { ex: 3600 });
+    await profileFault({ delayMs: 3500 });
+    const started = Date.now();
+    const page = await api("GET", `/conversations/${id}/messages`, { token: reader.token });
+    const ms = Date.now() - started;
+    await profileFault({});
+    expect(page.status).toBe(200);
+    expect(ms).toBeLessThan(PAGE_PROFILE_WAIT_MS + 1000);
+    const senders = new Map((page.body.messages as { seq: number; sender: unknown }[]).map((m) => [m.seq, m.sender]));
+    expect(senders.get(1)).toEqual({ ...cachedCopy, stale: true });
+    expect(senders.get(3)).toEqual({ id: unseen.id, name: unseen.kahaId, avatarUrl: null, kind: "user" });
+    // The call went on after the answer and filled the cache for the next page.
+    const deadline = Date.now() + 10_000;
+    while (!(await storedEntry("user", unseen.id))?.profile && Date.now() < deadline) await sleep(50);
+    expectFromService((await storedEntry("user", unseen.id))!.profile as never, unseen.id);
   });
 });
 

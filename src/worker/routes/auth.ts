@@ -4,6 +4,7 @@ import { devUserId } from "../../lib/ids";
 import { signDevToken } from "../../lib/jwt";
 import { HttpError } from "../../lib/errors";
 import { provisionUser } from "../../db/queries/users";
+import { kahaIdField } from "../../protocol/requests";
 import { devLoginResult, meResult } from "../../protocol/responses";
 import { requireAuth } from "../middleware/auth";
 import { loadProfiles } from "../profiles";
@@ -11,7 +12,7 @@ import type { AppEnv } from "../env";
 import { errorResponses } from "../openapi";
 
 const devLoginBody = z.strictObject({
-  kahaId: z.string().trim().min(1).max(100).regex(/^[A-Za-z0-9._@-]+$/, "kahaId may contain letters, digits and . _ @ -"),
+  kahaId: kahaIdField,
   name: z.string().trim().min(1).max(100).optional(),
 });
 

@@ -556,6 +556,29 @@ describe("business transfer and close", () => {
     expect(next.body.id).not.toBe(chats[0].body.id);
   });
 
+  it("tells the room again from the desk's alarm when the close's notice to it was lost: the chat takes no more messages", async () => {
+    const biz = await newBusiness();
+    await readyAgent(biz);
+    const customer = await newUser("customer");
+    const id: string = (await openChat(customer, biz.id)).body.id;
+    const send = (content: string) => api("POST", `/conversations/${id}/messages`, { token: customer.token, body: { content } });
+    expect((await send("before the close")).status).toBe(201);
+    await runInDurableObject(desk(biz.id), async (instance: BusinessDesk) => {
+      type RoomTeller = { tellRoom(event: { kind: string }): Promise<boolean> };
+      const effects = (instance.desk as unknown as { deps: { effects: RoomTeller } }).deps.effects;
+      const tell = effects.tellRoom.bind(effects);
+      effects.tellRoom = async (event) => {
+        if (event.kind !== "conversation_updated") return tell(event);
+        effects.tellRoom = tell;
+        throw new Error("Network connection lost.");
+      };
+    });
+    expect((await api("POST", `/business/conversations/${id}/close`, { token: customer.token })).status).toBe(200);
+    // Without the retry the room took messages into the closed chat until its re-read of the list, a minute later.
+    await runDurableObjectAlarm(desk(biz.id));
+    expectErrorShape(await send("after the close"), 409);
+  });
+
   it("keeps the last message in the close's conversation_updated when every message has moved to the archive", async () => {
     const biz = await newBusiness();
     const agent = await readyAgent(biz);

@@ -118,6 +118,39 @@ describe("business routing", () => {
     expect((await agentsOf(biz))[agent.id].activeChats).toBe(1);
   });
 
+  it("tells the agent of a new chat once when the customer's repeat request reaches the desk before the creating one", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz);
+    const customer = await newUser("customer");
+    const customerSocket = await connect(customer);
+    // The creating request's call to the desk is held until the repeat request has been answered.
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await runInDurableObject(desk(biz.id), async (instance: BusinessDesk) => {
+      const open = instance.desk.open.bind(instance.desk);
+      instance.desk.open = async (input) => {
+        if (input.notify) return open(input);
+        instance.desk.open = open;
+        await held;
+        return open(input);
+      };
+    });
+    const creating = openChat(customer, biz.id, { category: "billing" });
+    const found = sql`SELECT id, category FROM conversations WHERE business_id = ${biz.id}::uuid AND customer_id = ${customer.id}::uuid`;
+    const row = await waitFor(async () => (await withDb((db) => db.execute<{ id: string; category: string | null }>(found))).rows[0], "the conversation written");
+    const repeat = await openChat(customer, biz.id);
+    expect(repeat.status).toBe(200);
+    release();
+    expect((await creating).status).toBe(201);
+    const created = (frames: typeof agent.socket.frames) => frames.filter((f) => f.type === "conversation_created" && f.data.conversation.id === row.id);
+    // The creating request's announcement reaches the customer and the agent together: after the customer's, the
+    // agent's would be there too.
+    await waitFor(async () => created(customerSocket.frames).length > 0, "the customer's conversation_created");
+    await new Promise((r) => setTimeout(r, 200));
+    expect(created(agent.socket.frames)).toHaveLength(1);
+    expect(row.category).toBe("billing");
+  });
+
   it("prefers the requested agent when available, else falls back to the rules", async () => {
     const biz = await newBusiness();
     const idle = await readyAgent(biz);

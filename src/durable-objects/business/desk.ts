@@ -14,6 +14,7 @@ import type {
   DeskSnapshot,
   HoursOutcome,
   OpenInput,
+  OpenPlacement,
   Placement,
   ReleaseInput,
 } from "./api";
@@ -168,7 +169,7 @@ export class Desk {
   // ── Conversations ──────────────────────────────────────────────────────────────────────────────────────────
 
   /** A customer's conversation: assigned now when an agent is free and the business open, otherwise queued. */
-  async open(input: OpenInput): Promise<Placement> {
+  async open(input: OpenInput): Promise<OpenPlacement> {
     await this.ready(input.businessId);
     let fresh = false;
     await this.chain(input.conversationId, async () => {
@@ -194,7 +195,9 @@ export class Desk {
     }
     await this.settled(input.conversationId);
     this.quiet.delete(input.conversationId);
-    return this.placement(input.conversationId);
+    const placement = this.placement(input.conversationId);
+    // The creating request came second: a repeat request placed it, not quietly, and its agent has been told.
+    return { ...placement, agentAnnounced: !input.notify && !fresh && placement.status === "assigned" };
   }
 
   /** Where an open conversation stands (one the desk has not seen is taken as Postgres has it). */

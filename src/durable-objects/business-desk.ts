@@ -14,6 +14,7 @@ import type {
   DeskSnapshot,
   HoursOutcome,
   OpenInput,
+  OpenPlacement,
   Placement,
   ReleaseInput,
 } from "./business/api";
@@ -43,7 +44,7 @@ export class BusinessDesk extends DurableObject<Env> {
     });
   }
 
-  open(input: OpenInput): Promise<RpcResult<Placement>> {
+  open(input: OpenInput): Promise<RpcResult<OpenPlacement>> {
     return asRpcResult(() => this.desk.open(input));
   }
 

@@ -14,6 +14,30 @@ const GLOBAL_FIELD = "global";
  */
 export const CURSOR_FIELD = "cursor";
 
+/**
+ * How far the job has read past CURSOR_FIELD, "id:since:xmax" (audit-anchor.ts): entries up to `id` were read, by
+ * snapshots none older than transaction horizon `since`, the newest of them taken when `xmax` was the next
+ * transaction id. Entries up to `id` that committed later than that are still to be looked for.
+ */
+export const SCANNED_FIELD = "scanned";
+
+export interface Scanned {
+  id: number;
+  since: string;
+  xmax: string;
+}
+
+const XID8 = /^\d{1,20}$/;
+
+export function parseScanned(value: unknown): Scanned | undefined {
+  if (typeof value !== "string") return undefined;
+  const [id, since, xmax] = value.split(":");
+  const n = Number(id);
+  return Number.isSafeInteger(n) && n > 0 && XID8.test(since ?? "") && XID8.test(xmax ?? "") ? { id: n, since, xmax } : undefined;
+}
+
+export const formatScanned = (s: Scanned): string => `${s.id}:${s.since}:${s.xmax}`;
+
 export const anchorField = (conversationId: string | null): string => conversationId ?? GLOBAL_FIELD;
 
 function parseAnchor(value: unknown): Anchor | undefined {

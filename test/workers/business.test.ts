@@ -118,6 +118,39 @@ describe("business routing", () => {
     expect((await agentsOf(biz))[agent.id].activeChats).toBe(1);
   });
 
+  it("tells the agent of a new chat once when the customer's repeat request reaches the desk before the creating one", async () => {
+    const biz = await newBusiness();
+    const agent = await readyAgent(biz);
+    const customer = await newUser("customer");
+    const customerSocket = await connect(customer);
+    // The creating request's call to the desk is held until the repeat request has been answered.
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await runInDurableObject(desk(biz.id), async (instance: BusinessDesk) => {
+      const open = instance.desk.open.bind(instance.desk);
+      instance.desk.open = async (input) => {
+        if (input.notify) return open(input);
+        instance.desk.open = open;
+        await held;
+        return open(input);
+      };
+    });
+    const creating = openChat(customer, biz.id, { category: "billing" });
+    const found = sql`SELECT id, category FROM conversations WHERE business_id = ${biz.id}::uuid AND customer_id = ${customer.id}::uuid`;
+    const row = await waitFor(async () => (await withDb((db) => db.execute<{ id: string; category: string | null }>(found))).rows[0], "the conversation written");
+    const repeat = await openChat(customer, biz.id);
+    expect(repeat.status).toBe(200);
+    release();
+    expect((await creating).status).toBe(201);
+    const created = (frames: typeof agent.socket.frames) => frames.filter((f) => f.type === "conversation_created" && f.data.conversation.id === row.id);
+    // The creating request's announcement reaches the customer and the agent together: after the customer's, the
+    // agent's would be there too.
+    await waitFor(async () => created(customerSocket.frames).length > 0, "the customer's conversation_created");
+    await new Promise((r) => setTimeout(r, 200));
+    expect(created(agent.socket.frames)).toHaveLength(1);
+    expect(row.category).toBe("billing");
+  });
+
   it("prefers the requested agent when available, else falls back to the rules", async () => {
     const biz = await newBusiness();
     const idle = await readyAgent(biz);
@@ -554,6 +587,29 @@ describe("business transfer and close", () => {
     const next = await openChat(customers[0], biz.id);
     expect(next.status).toBe(201);
     expect(next.body.id).not.toBe(chats[0].body.id);
+  });
+
+  it("tells the room again from the desk's alarm when the close's notice to it was lost: the chat takes no more messages", async () => {
+    const biz = await newBusiness();
+    await readyAgent(biz);
+    const customer = await newUser("customer");
+    const id: string = (await openChat(customer, biz.id)).body.id;
+    const send = (content: string) => api("POST", `/conversations/${id}/messages`, { token: customer.token, body: { content } });
+    expect((await send("before the close")).status).toBe(201);
+    await runInDurableObject(desk(biz.id), async (instance: BusinessDesk) => {
+      type RoomTeller = { tellRoom(event: { kind: string }): Promise<boolean> };
+      const effects = (instance.desk as unknown as { deps: { effects: RoomTeller } }).deps.effects;
+      const tell = effects.tellRoom.bind(effects);
+      effects.tellRoom = async (event) => {
+        if (event.kind !== "conversation_updated") return tell(event);
+        effects.tellRoom = tell;
+        throw new Error("Network connection lost.");
+      };
+    });
+    expect((await api("POST", `/business/conversations/${id}/close`, { token: customer.token })).status).toBe(200);
+    // Without the retry the room took messages into the closed chat until its re-read of the list, a minute later.
+    await runDurableObjectAlarm(desk(biz.id));
+    expectErrorShape(await send("after the close"), 409);
   });
 
   it("keeps the last message in the close's conversation_updated when every message has moved to the archive", async () => {

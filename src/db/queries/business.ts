@@ -233,14 +233,6 @@ export async function activeRole(db: AnyDb, conversationId: string, userId: stri
   return rows[0]?.role;
 }
 
-/** The category a customer gave when opening the conversation (a repeat request does not change it). */
-export async function setCategoryIfUnset(db: Db, conversationId: string, category: string): Promise<void> {
-  await db
-    .update(conversations)
-    .set({ category })
-    .where(and(eq(conversations.id, conversationId), isNull(conversations.category)));
-}
-
 /** Whether the customer has an open, unassigned conversation with the business (anything to show in the queue). */
 export async function hasWaitingConversation(db: AnyDb, businessId: string, customerId: string): Promise<boolean> {
   const rows = await db

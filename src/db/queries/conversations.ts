@@ -155,10 +155,11 @@ export async function createDirect(db: Db, actorId: string, targetId: string, ke
 }
 
 /** At most one open conversation per customer and business (partial unique index). */
-export async function createBusiness(db: Db, customerId: string, businessId: string): Promise<CreateResult> {
+export async function createBusiness(db: Db, customerId: string, businessId: string, category: string | null = null): Promise<CreateResult> {
   const id = crypto.randomUUID();
   const created = await insertNew(db, {
-    row: { id, type: "business", businessId, customerId, createdBy: customerId },
+    // The category goes in with the row: a repeat request that finds it before the desk has it routes by it too.
+    row: { id, type: "business", businessId, customerId, createdBy: customerId, category },
     conflict: { target: [conversations.businessId, conversations.customerId], where: sql`type = 'business' AND status = 'open'` },
     members: [{ userId: customerId, role: "customer" }],
   });

@@ -35,6 +35,15 @@ export interface Placement {
   queuePosition: number | null;
 }
 
+/** What open answers: the placement, and whether the desk itself has announced the conversation to its agent. */
+export interface OpenPlacement extends Placement {
+  /**
+   * true when a repeat request reached the desk before the creating one and its placement was announced (the
+   * agent got conversation_created from the desk): the creating request then leaves the agent out of its own.
+   */
+  agentAnnounced: boolean;
+}
+
 export interface AssignInput {
   businessId: string;
   conversationId: string;

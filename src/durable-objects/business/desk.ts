@@ -14,12 +14,13 @@ import type {
   DeskSnapshot,
   HoursOutcome,
   OpenInput,
+  OpenPlacement,
   Placement,
   ReleaseInput,
 } from "./api";
 import type { DeskEffects } from "./effects";
 import { agentStates, pickAgent, planDrain } from "./planner";
-import type { AgentRecord, Assignment, DeskStore, PendingRemoval, QueueEntry } from "./store";
+import type { AgentRecord, Assignment, DeskStore, PendingCloseNotice, PendingRemoval, QueueEntry } from "./store";
 
 export interface DeskDeps {
   store: DeskStore;
@@ -38,6 +39,11 @@ type WriteResult = "kept" | "gone" | "failed";
 
 /** After a failed write-through, the queue is tried again this much later. */
 const RETRY_MS = 5_000;
+/**
+ * How long a close the room missed is told again. The room re-reads the conversation from Postgres at most a minute
+ * after its last read whenever it is used, and learns of the close then; the desk's notice only comes sooner.
+ */
+const CLOSE_NOTICE_MS = 2 * 60_000;
 /** Closed with no opening in the next 14 days: look again after this long (hours may have been edited). */
 const RECHECK_CLOSED_MS = 12 * 3600_000;
 
@@ -152,7 +158,10 @@ export class Desk {
     const forOpening = openAt !== undefined && (retryAt === undefined || openAt <= retryAt);
     const at = forOpening ? Math.max(this.deps.now(), openAt) : this.deps.now();
     this.store.setOpenAlarmAt(undefined);
-    await Promise.all(this.store.pendingRemovals().map((r) => this.writeRemoval(meta.businessId, r)));
+    await Promise.all([
+      ...this.store.pendingRemovals().map((r) => this.writeRemoval(meta.businessId, r)),
+      ...this.store.pendingCloseNotices().map((n) => this.tellClosed(n)),
+    ]);
     await this.drainAndWait(at);
     await this.reschedule();
   }
@@ -160,7 +169,7 @@ export class Desk {
   // ── Conversations ──────────────────────────────────────────────────────────────────────────────────────────
 
   /** A customer's conversation: assigned now when an agent is free and the business open, otherwise queued. */
-  async open(input: OpenInput): Promise<Placement> {
+  async open(input: OpenInput): Promise<OpenPlacement> {
     await this.ready(input.businessId);
     let fresh = false;
     await this.chain(input.conversationId, async () => {
@@ -186,7 +195,9 @@ export class Desk {
     }
     await this.settled(input.conversationId);
     this.quiet.delete(input.conversationId);
-    return this.placement(input.conversationId);
+    const placement = this.placement(input.conversationId);
+    // The creating request came second: a repeat request placed it, not quietly, and its agent has been told.
+    return { ...placement, agentAnnounced: !input.notify && !fresh && placement.status === "assigned" };
   }
 
   /** Where an open conversation stands (one the desk has not seen is taken as Postgres has it). */
@@ -306,7 +317,11 @@ export class Desk {
         alreadyClosed = true;
         return;
       }
-      await this.effects.announceClose({ conversationId: input.conversationId });
+      if (!(await this.effects.announceClose({ conversationId: input.conversationId }))) {
+        // Lost, the room took messages into the closed chat until its own re-read, up to a minute later.
+        this.store.setPendingCloseNotice({ conversationId: input.conversationId, until: at.getTime() + CLOSE_NOTICE_MS }, true);
+        this.store.setRetryAt(this.deps.now() + RETRY_MS);
+      }
       result = { conversationId: input.conversationId, status: "closed", closedAt: at.toISOString(), agentId };
     });
     await this.drainAndWait();
@@ -432,6 +447,16 @@ export class Desk {
         this.store.setRetryAt(this.deps.now() + RETRY_MS);
         await this.reschedule();
       }
+    });
+  }
+
+  /** A close the room did not hear of, told again (in the conversation's order), from the alarm. */
+  private tellClosed(notice: PendingCloseNotice): Promise<void> {
+    return this.chain(notice.conversationId, async () => {
+      const told = await this.effects.announceClose({ conversationId: notice.conversationId });
+      const again = !told && this.deps.now() < notice.until;
+      this.store.setPendingCloseNotice(notice, again);
+      if (again) this.store.setRetryAt(this.deps.now() + RETRY_MS);
     });
   }
 
@@ -624,8 +649,8 @@ export class Desk {
     const wakes: number[] = [];
     const retryAt = this.store.retryAt();
     if (retryAt !== undefined) wakes.push(retryAt);
-    else if (this.store.pendingRemovals().length > 0) {
-      // A retry time already past is cleared below: leaves still unwritten keep the alarm coming.
+    else if (this.store.pendingRemovals().length > 0 || this.store.pendingCloseNotices().length > 0) {
+      // A retry time already past is cleared below: leaves still unwritten, closes still untold keep the alarm coming.
       this.store.setRetryAt(now + RETRY_MS);
       wakes.push(now + RETRY_MS);
     }

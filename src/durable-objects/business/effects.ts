@@ -52,7 +52,8 @@ export interface DeskEffects {
    */
   announceAssignment(input: { conversationId: string; agentId: string; previousAgentId: string | null; at: Date }): Promise<void>;
   announceUnassignment(input: { conversationId: string; agentId: string; at: Date }): Promise<void>;
-  announceClose(input: { conversationId: string }): Promise<void>;
+  /** true when the room has the close (or there is no conversation left to close): the desk tells it again otherwise. */
+  announceClose(input: { conversationId: string }): Promise<boolean>;
 }
 
 
@@ -154,32 +155,41 @@ export class WorkerDeskEffects implements DeskEffects {
     });
   }
 
-  async announceClose(input: { conversationId: string }): Promise<void> {
-    await this.announce(input.conversationId, async (view) => {
-      await this.tellRoom({ kind: "conversation_updated", conversationId: view.id, conversation: view });
+  async announceClose(input: { conversationId: string }): Promise<boolean> {
+    let roomTold: boolean | undefined;
+    const done = await this.announce(input.conversationId, async (view) => {
+      roomTold = await this.tellRoom({ kind: "conversation_updated", conversationId: view.id, conversation: view });
       await this.tellUsers(
         view.participants.map((p) => p.userId),
         { type: "conversation_updated", conversation: view },
       );
     });
+    // No view and no error: the conversation is gone, and its room with it.
+    return roomTold ?? done;
   }
 
-  /** Announcements are best effort: the change is committed; a lost event is repaired by the next reload. */
-  private async announce(conversationId: string, work: (view: Conversation) => Promise<void>): Promise<void> {
+  /**
+   * Announcements are best effort: the change is committed; a lost event is repaired by the next reload (a close
+   * the room missed, by the desk: see Desk.close). false when it failed.
+   */
+  private async announce(conversationId: string, work: (view: Conversation) => Promise<void>): Promise<boolean> {
     try {
       this.profiles ??= createProfileProvider({ ...profileOptionsFromConfig(getConfig(this.env)), memory: true, waitUntil: this.waitUntil });
       const profiles = this.profiles;
       const view = await this.withDb((db) => sharedConversation(db, profiles, conversationId));
       if (view) await work(view);
+      return true;
     } catch (err) {
       this.log.warn("business announcement failed", { conversationId, error: (err as Error).message?.slice(0, 200) });
+      return false;
     }
   }
 
-  private async tellRoom(event: RoomEvent): Promise<void> {
+  private async tellRoom(event: RoomEvent): Promise<boolean> {
     const ns = this.env.CONVERSATION_ROOM;
     const result = await ns.get(ns.idFromName(event.conversationId)).notify(event);
     if (!result.ok) this.log.warn("room notify refused", { conversationId: event.conversationId, status: result.status });
+    return result.ok;
   }
 
   private async tellUsers(userIds: string[], event: UserConversationEvent): Promise<void> {

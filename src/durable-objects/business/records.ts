@@ -42,3 +42,9 @@ export interface PendingRemoval {
   agentId: string;
   actorId: string;
 }
+
+/** A close the conversation's room did not hear of, told again from the alarm until `until` (ms). */
+export interface PendingCloseNotice {
+  conversationId: string;
+  until: number;
+}

@@ -6,8 +6,8 @@ import type { PresenceStatus } from "../../protocol/frames";
  * presence), the current assignments (the load) and the FIFO queue. Every method is synchronous, so a routing
  * decision and the reservation it makes happen in one turn of the object: no other request can interleave.
  */
-export type { AgentRecord, Assignment, AssignmentKind, PendingRemoval, QueueEntry } from "./records";
-import type { AgentRecord, Assignment, AssignmentKind, PendingRemoval, QueueEntry } from "./records";
+export type { AgentRecord, Assignment, AssignmentKind, PendingCloseNotice, PendingRemoval, QueueEntry } from "./records";
+import type { AgentRecord, Assignment, AssignmentKind, PendingCloseNotice, PendingRemoval, QueueEntry } from "./records";
 
 interface Meta {
   businessId: string;
@@ -107,7 +107,6 @@ export class DeskStore {
     else this.kv.put("openAlarmAt", at);
   }
 
-  /** When the queue is tried again after a failed write-through. */
   /** Leaves of unregistered agents whose write failed: the alarm writes them again. */
   pendingRemovals(): PendingRemoval[] {
     return this.kv.get<PendingRemoval[]>("pendingRemovals") ?? [];
@@ -121,6 +120,19 @@ export class DeskStore {
     else this.kv.delete("pendingRemovals");
   }
 
+  /** Closes whose notice to the conversation's room was lost: the alarm tells the room again. */
+  pendingCloseNotices(): PendingCloseNotice[] {
+    return this.kv.get<PendingCloseNotice[]>("pendingCloseNotices") ?? [];
+  }
+
+  setPendingCloseNotice(notice: PendingCloseNotice, pending: boolean): void {
+    const list = this.pendingCloseNotices().filter((p) => p.conversationId !== notice.conversationId);
+    if (pending) list.push(notice);
+    if (list.length > 0) this.kv.put("pendingCloseNotices", list);
+    else this.kv.delete("pendingCloseNotices");
+  }
+
+  /** When the queue is tried again after a failed write-through. */
   retryAt(): number | undefined {
     return this.kv.get<number>("retryAt");
   }

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
-import { findBusinessConversation, isRegisteredAdmin, activeRole, setCategoryIfUnset } from "../../db/queries/business";
+import { findBusinessConversation, isRegisteredAdmin, activeRole } from "../../db/queries/business";
 import type { ConversationRow } from "../../db/queries/conversations";
-import type { ConversationFacts, Placement } from "../../durable-objects/business/api";
+import type { ConversationFacts, OpenPlacement } from "../../durable-objects/business/api";
 import { forbidden, HttpError, notFound, type RpcResult } from "../../lib/errors";
 import { callObject } from "../rooms";
 import { isUuid } from "../../lib/ids";
@@ -69,17 +69,17 @@ export const factsOf = (conversation: ConversationRow): ConversationFacts => ({
 /**
  * POST /conversations/business hands the conversation to its business's desk: assigned at once when an agent is
  * free (preferred agent, skill for the category, least busy, round robin), otherwise queued. A repeat request for
- * the open conversation only reads where it stands. A new conversation is announced by the creating request.
+ * the open conversation only reads where it stands. A new conversation is announced by the creating request (its
+ * agent by the desk instead when a repeat request got there first: `agentAnnounced`). A new one's category was
+ * written with it (createBusiness): a repeat request that reads it between its insert and the desk call has it too.
  */
 export async function handOverToDesk(
   c: Context<AppEnv>,
   input: { conversationId: string; businessId: string; customerId: string; created: boolean; category?: string; preferredAgentId?: string },
-): Promise<Placement> {
-  const db = c.get("db")();
+): Promise<OpenPlacement> {
   let facts: ConversationFacts = { customerId: input.customerId, category: input.category ?? null, assignedAgentId: null };
-  if (input.created && input.category) await setCategoryIfUnset(db, input.conversationId, input.category);
   if (!input.created) {
-    const existing = await findBusinessConversation(db, input.conversationId);
+    const existing = await findBusinessConversation(c.get("db")(), input.conversationId);
     if (existing) facts = factsOf(existing);
   }
   return callDesk(() =>

@@ -44,11 +44,14 @@ import { handOverToDesk } from "./business-support";
 const tags = ["conversations"];
 
 /** The created-or-found conversation as the caller sees it, after telling the room about anyone who came back. */
-async function answerCreate(c: Context<AppEnv>, result: CreateResult): Promise<Conversation> {
+async function answerCreate(c: Context<AppEnv>, result: CreateResult, toldAlready: string | null = null): Promise<Conversation> {
   const listed = await findListed(c.get("db")(), result.id, c.get("user").id);
   if (!listed) throw unavailable("Conversation changed concurrently, please retry", 1);
   let view = await listedView(c, listed);
-  if (result.created) tellUsers(c, view.participants.map((p) => p.userId), { type: "conversation_created", conversation: sharedView(view) });
+  if (result.created) {
+    const audience = view.participants.map((p) => p.userId).filter((id) => id !== toldAlready);
+    tellUsers(c, audience, { type: "conversation_created", conversation: sharedView(view) });
+  }
   if (result.rejoined.length > 0) {
     const back = new Set(result.rejoined);
     await tellRoom(c, { kind: "participants", conversationId: result.id, joined: view.participants.filter((p) => back.has(p.userId)) });
@@ -147,9 +150,9 @@ export const conversations = new OpenAPIHono<AppEnv>()
         if (!(await isBusinessAgent(db, businessId, agentId))) throw badRequest("agentId: not an agent of this business");
         await provisionUserIds(db, [agentId]);
       }
-      const result = await createBusiness(db, me, businessId);
+      const result = await createBusiness(db, me, businessId, body.category ?? null);
       const placed = await handOverToDesk(c, { conversationId: result.id, businessId, customerId: me, created: result.created, category: body.category, preferredAgentId: agentId });
-      const view = await answerCreate(c, result);
+      const view = await answerCreate(c, result, placed.agentAnnounced ? placed.agentId : null);
       return c.json({ ...view, queuePosition: placed.queuePosition }, result.created ? 201 : 200);
     },
   )

@@ -29,20 +29,32 @@ export class Directory {
   private readonly profiles = new Map<string, Profile>();
 
   learn(conversation: Conversation): void {
-    for (const p of conversation.participants) if (p.profile) this.profiles.set(p.userId, p.profile);
-    if (conversation.lastMessage?.sender) this.profiles.set(conversation.lastMessage.senderId, conversation.lastMessage.sender);
+    const found: [string, Profile][] = [];
+    for (const p of conversation.participants) if (p.profile) found.push([p.userId, p.profile]);
+    if (conversation.lastMessage?.sender) found.push([conversation.lastMessage.senderId, conversation.lastMessage.sender]);
+    this.take(found);
   }
 
   learnMessage(m: Message): void {
-    if (m.sender) this.profiles.set(m.senderId, m.sender);
+    if (m.sender) this.take([[m.senderId, m.sender]]);
   }
 
   set(userId: string, profile: Profile): void {
-    this.profiles.set(userId, profile);
+    this.take([[userId, profile]]);
   }
 
   name(userId: string): string {
     return profileName(this.profiles.get(userId), userId);
+  }
+
+  private take(found: readonly [string, Profile][]): void {
+    for (const [userId, profile] of found) {
+      const held = this.profiles.get(userId);
+      // A placeholder is what the server made up while the profile service could not name the user (down, slow):
+      // taken over a real name, one person showed under their kahaId until the next reload.
+      if (held && !held.placeholder && profile.placeholder) continue;
+      this.profiles.set(userId, profile);
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Message, Profile } from "../../src/client";
+import type { Conversation, Message, Profile } from "../../src/client";
 import { placeholderProfile } from "../../src/profiles/placeholder";
 import { Directory } from "../../web/src/format";
 
@@ -21,6 +21,19 @@ const message = (seq: number, sender: Profile): Message => ({
   status: "sent",
   sender,
 });
+const group = (...profiles: Profile[]): Conversation => ({
+  id: "d0000000-0000-4000-8000-000000000000",
+  type: "group",
+  name: null,
+  businessId: null,
+  createdAt: "2026-01-01T00:00:00.000Z",
+  lastActivity: "2026-01-01T00:00:00.000Z",
+  lastSeq: 0,
+  version: 1,
+  participants: profiles.map((profile) => ({ userId: profile.id, role: "member", joinedAt: "2026-01-01T00:00:00.000Z", isMuted: false, lastReadSeq: 0, lastReadAt: null, lastDeliveredSeq: 0, profile })),
+  unreadCount: 0,
+  isMuted: false,
+});
 
 describe("the web app's names", () => {
   it("keeps a known real name when a message comes with the sender's placeholder (the profile service down)", () => {
@@ -35,6 +48,18 @@ describe("the web app's names", () => {
     expect(dir.name(bob)).toBe("Bob Roe");
     // A rename is a real profile, avatar or not: it shows.
     dir.learnMessage(message(4, real(ann, "Ann Roe")));
+    expect(dir.name(ann)).toBe("Ann Roe");
+  });
+
+  it("says whose name changed, so the bubbles already drawn show one name per person", () => {
+    const dir = new Directory();
+    const changes: string[][] = [];
+    dir.onNames((changed) => changes.push([...changed]));
+    dir.learnMessage(message(1, real(ann, "Ann Lee")));
+    dir.learnMessage(message(2, real(ann, "Ann Lee")));
+    dir.learn(group(real(ann, "Ann Roe"), real(bob, "Bob Roe")));
+    dir.learnMessage(message(3, placeholderProfile(ann, "user", "ann-kaha")));
+    expect(changes).toEqual([[ann], [ann, bob]]);
     expect(dir.name(ann)).toBe("Ann Roe");
   });
 });

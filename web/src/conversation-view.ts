@@ -1,6 +1,6 @@
 import { CONTENT_MAX_CHARS, randomId, contentLength, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type SearchResult, type StateChange } from "../../src/client";
 import type { App, FailedMessage } from "./app";
-import { h, replace } from "./dom";
+import { h, replace, setText } from "./dom";
 import { confirmDialog } from "./confirm";
 import { businessState, conversationTitle, directPeer, fullTime, laterMessage, presenceText, shortTime } from "./format";
 import { searchMatches } from "../../src/domain/history";
@@ -161,6 +161,7 @@ export class ConversationView {
 
   async start(): Promise<void> {
     this.unsubscribe.push(this.app.attention.onChange((present) => present && this.maybeMarkRead()));
+    this.unsubscribe.push(this.app.dir.onNames((changed) => this.namesChanged(changed)));
     this.input.focus();
     let lastSeq: number | undefined;
     // Refused on an earlier visit, or on the socket kept after it: still there to dismiss (they vanished).
@@ -394,10 +395,25 @@ export class ConversationView {
     }
   }
 
+  /**
+   * Names changed (a rename, a name that became known): the senders of the bubbles drawn, the header and "Seen by"
+   * follow. Bubbles kept each sender's name as it was when the message arrived, so one person showed under two names.
+   */
+  private namesChanged(changed: ReadonlySet<string>): void {
+    for (const node of this.nodes.values()) {
+      const sender = node.dataset.sender;
+      const span = sender && changed.has(sender) ? node.querySelector(".meta .sender") : null;
+      if (span && sender) setText(span, this.app.dir.name(sender));
+    }
+    this.refreshHeader();
+    this.refreshStatuses();
+  }
+
   private renderMessage(m: Message): HTMLLIElement {
     const own = m.senderId === this.me;
     const deleted = m.deletedAt !== null;
-    const sender = own ? "You" : (m.sender?.name ?? this.app.dir.name(m.senderId));
+    // From the directory, which the message's own sender profile has just updated: one name per person.
+    const sender = own ? "You" : this.app.dir.name(m.senderId);
     const canDelete = !deleted && (own || this.myRole() === "admin");
     const actions = h("div", { class: "actions" });
     if (own && !deleted) {
@@ -412,7 +428,11 @@ export class ConversationView {
     }
     return h(
       "li",
-      { class: `msg ${own ? "own" : "other"}${deleted ? " deleted" : ""}`, attrs: { id: `msg-${m.seq}`, tabindex: -1 }, data: { seq: String(m.seq) } },
+      {
+        class: `msg ${own ? "own" : "other"}${deleted ? " deleted" : ""}`,
+        attrs: { id: `msg-${m.seq}`, tabindex: -1 },
+        data: own ? { seq: String(m.seq) } : { seq: String(m.seq), sender: m.senderId },
+      },
       h(
         "div",
         { class: "bubble" },
@@ -767,6 +787,7 @@ export class ConversationView {
       let cursor: string | null = null;
       // Each page is added below the last; the heading counts what is listed, with "+" while more remain.
       const show = (page: SearchResult) => {
+        for (const m of page.messages) this.app.dir.learnMessage(m);
         list.append(...page.messages.map((m) => this.searchResult(m, q)));
         cursor = page.nextCursor;
         const n = list.childElementCount;
@@ -797,7 +818,7 @@ export class ConversationView {
       h(
         "button",
         { class: "result", attrs: { type: "button" }, on: { click: () => void this.jumpTo(m.seq) } },
-        h("span", { class: "meta" }, h("span", { class: "sender", attrs: { dir: "auto" }, text: m.senderId === this.me ? "You" : (m.sender?.name ?? this.app.dir.name(m.senderId)) }), h("time", { attrs: { datetime: m.createdAt }, text: shortTime(m.createdAt) })),
+        h("span", { class: "meta" }, h("span", { class: "sender", attrs: { dir: "auto" }, text: m.senderId === this.me ? "You" : this.app.dir.name(m.senderId) }), h("time", { attrs: { datetime: m.createdAt }, text: shortTime(m.createdAt) })),
         h("span", { class: "text", attrs: { dir: "auto" } }, ...highlight(m.content, q)),
       ),
     );
@@ -870,8 +891,7 @@ export class ConversationView {
     const muted = this.muteButton.getAttribute("aria-pressed") === "true";
     try {
       const r = await this.app.chat.setMuted(this.id, !muted);
-      const c = this.app.conversation(this.id);
-      if (c) this.app.upsert({ ...c, isMuted: r.isMuted });
+      this.app.setMuted(this.id, r.isMuted);
       this.conversation = { ...this.conversation, isMuted: r.isMuted };
       this.refreshHeader();
     } catch (err) {

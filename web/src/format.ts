@@ -24,9 +24,16 @@ export function profileName(profile: Profile | undefined, userId: string): strin
   return profile?.name?.trim() || `User ${shortId(userId)}`;
 }
 
-/** Profiles known from conversations (participants and message senders). */
+/** Names changed in the directory (a name became known, or a person renamed), by user id. */
+export type NamesListener = (changed: ReadonlySet<string>) => void;
+
+/**
+ * Profiles known from conversations (participants, message senders, typers): the one place the app takes names from,
+ * so that a rename shows everywhere at once, and listeners redraw what names a changed user.
+ */
 export class Directory {
   private readonly profiles = new Map<string, Profile>();
+  private readonly listeners = new Set<NamesListener>();
 
   learn(conversation: Conversation): void {
     const found: [string, Profile][] = [];
@@ -47,14 +54,24 @@ export class Directory {
     return profileName(this.profiles.get(userId), userId);
   }
 
+  /** Called with the users whose shown name changed; returns the unsubscribe. */
+  onNames(listener: NamesListener): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
+  }
+
   private take(found: readonly [string, Profile][]): void {
+    const changed = new Set<string>();
     for (const [userId, profile] of found) {
       const held = this.profiles.get(userId);
       // A placeholder is what the server made up while the profile service could not name the user (down, slow):
       // taken over a real name, one person showed under their kahaId until the next reload.
       if (held && !held.placeholder && profile.placeholder) continue;
       this.profiles.set(userId, profile);
+      if (profileName(held, userId) !== profileName(profile, userId)) changed.add(userId);
     }
+    if (changed.size === 0) return;
+    for (const listener of [...this.listeners]) listener(changed);
   }
 }
 

@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
 import type { Conversation, Message, Profile } from "../../src/client";
 import { placeholderProfile } from "../../src/profiles/placeholder";
-import { Directory } from "../../web/src/format";
+import { Directory, typingText } from "../../web/src/format";
 
 const ann = "a0000000-0000-4000-8000-000000000001";
 const bob = "b0000000-0000-4000-8000-000000000002";
+const agent = "c0000000-0000-4000-8000-000000000003";
 const real = (id: string, name: string): Profile => ({ id, name, avatarUrl: null, kind: "user" });
 const message = (seq: number, sender: Profile): Message => ({
   id: `00000000-0000-4000-8000-${String(seq).padStart(12, "0")}`,
@@ -61,5 +62,19 @@ describe("the web app's names", () => {
     dir.learnMessage(message(3, placeholderProfile(ann, "user", "ann-kaha")));
     expect(changes).toEqual([[ann], [ann, bob]]);
     expect(dir.name(ann)).toBe("Ann Roe");
+  });
+
+  it("names a typer from typing_start's profile: an agent just assigned is in no list or message yet", () => {
+    const dir = new Directory();
+    const changes: string[][] = [];
+    dir.onNames((changed) => changes.push([...changed]));
+    expect(typingText([agent], dir)).toBe("User c0000000 is typing…");
+    dir.learnTyping({ userId: agent, isTyping: true, profile: real(agent, "Ann from Support") });
+    // Told, so a line drawn before the name was known is drawn again.
+    expect(changes).toEqual([[agent]]);
+    expect(typingText([agent], dir)).toBe("Ann from Support is typing…");
+    expect(typingText([agent, ann], dir)).toBe("Ann from Support and User a0000000 are typing…");
+    expect(typingText([agent, ann, bob], dir)).toBe("Several people are typing…");
+    expect(typingText([], dir)).toBe("");
   });
 });

@@ -2,7 +2,7 @@ import { CONTENT_MAX_CHARS, randomId, contentLength, type Conversation, type Con
 import type { App, FailedMessage } from "./app";
 import { h, replace, setText } from "./dom";
 import { confirmDialog } from "./confirm";
-import { businessState, conversationTitle, directPeer, fullTime, laterMessage, presenceText, shortTime } from "./format";
+import { businessState, conversationTitle, directPeer, fullTime, laterMessage, presenceText, shortTime, typingText } from "./format";
 import { searchMatches } from "../../src/domain/history";
 import { sendsOnEnter } from "./keys";
 import { mayRetry } from "./not-sent";
@@ -254,6 +254,7 @@ export class ConversationView {
       const role = this.myRole();
       this.participants = r.participants;
       for (const p of r.participants) this.setMarks(p.userId, p.lastReadSeq, p.lastDeliveredSeq);
+      this.app.dir.learnParticipants(r.participants);
       this.refreshHeader();
       // A role change between the view's first read and this socket's ready came in no participant_updated: the
       // messages drawn with the old role kept (or lacked) Delete on others' messages.
@@ -288,6 +289,7 @@ export class ConversationView {
       this.app.noteMessage(this.id, tombstone);
     });
     s.on("typing", (t) => {
+      this.app.dir.learnTyping(t);
       this.typing = t.typing.filter((u) => u !== this.me);
       this.renderTyping();
     });
@@ -396,8 +398,9 @@ export class ConversationView {
   }
 
   /**
-   * Names changed (a rename, a name that became known): the senders of the bubbles drawn, the header and "Seen by"
-   * follow. Bubbles kept each sender's name as it was when the message arrived, so one person showed under two names.
+   * Names changed (a rename, a name that became known): the senders of the bubbles drawn, the typing line, the header
+   * and "Seen by" follow. Bubbles kept each sender's name as it was when the message arrived, so one person showed
+   * under two names.
    */
   private namesChanged(changed: ReadonlySet<string>): void {
     for (const node of this.nodes.values()) {
@@ -405,6 +408,7 @@ export class ConversationView {
       const span = sender && changed.has(sender) ? node.querySelector(".meta .sender") : null;
       if (span && sender) setText(span, this.app.dir.name(sender));
     }
+    if (this.typing.some((u) => changed.has(u))) this.renderTyping();
     this.refreshHeader();
     this.refreshStatuses();
   }
@@ -877,9 +881,8 @@ export class ConversationView {
   }
 
   private renderTyping(): void {
-    const names = this.typing.map((u) => this.app.dir.name(u));
-    this.typingLine.textContent =
-      names.length === 0 ? "" : names.length === 1 ? `${names[0]} is typing…` : names.length === 2 ? `${names[0]} and ${names[1]} are typing…` : "Several people are typing…";
+    const text = typingText(this.typing, this.app.dir);
+    if (this.typingLine.textContent !== text) this.typingLine.textContent = text;
   }
 
   private showBanner(text: string | undefined): void {

@@ -1,4 +1,4 @@
-import type { Conversation, Message, PresenceStatus, Profile } from "../../src/client";
+import type { Conversation, Message, Participant, PresenceStatus, Profile, TypingEvent } from "../../src/client";
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
 const dayFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
@@ -42,8 +42,20 @@ export class Directory {
     this.take(found);
   }
 
+  learnParticipants(participants: readonly Participant[]): void {
+    this.take(participants.flatMap((p): [string, Profile][] => (p.profile ? [[p.userId, p.profile]] : [])));
+  }
+
   learnMessage(m: Message): void {
     if (m.sender) this.take([[m.senderId, m.sender]]);
+  }
+
+  /**
+   * A typing_start names its typer: a business agent just assigned, say, is in no list or message yet, and showed as
+   * "User 1a2b3c4d is typing…".
+   */
+  learnTyping(t: Pick<TypingEvent, "userId" | "isTyping" | "profile">): void {
+    if (t.isTyping && t.profile) this.take([[t.userId, t.profile]]);
   }
 
   set(userId: string, profile: Profile): void {
@@ -73,6 +85,14 @@ export class Directory {
     if (changed.size === 0) return;
     for (const listener of [...this.listeners]) listener(changed);
   }
+}
+
+/** The typing line: who of the others is typing, by their names as known now. */
+export function typingText(userIds: readonly string[], dir: Pick<Directory, "name">): string {
+  const names = userIds.map((u) => dir.name(u));
+  if (names.length === 0) return "";
+  if (names.length === 1) return `${names[0]} is typing…`;
+  return names.length === 2 ? `${names[0]} and ${names[1]} are typing…` : "Several people are typing…";
 }
 
 export function conversationTitle(c: Conversation, me: string, dir: Directory): string {

@@ -612,10 +612,19 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => messageTexts(alice.page), poll).toEqual(["from bob"]);
     const del = log(alice.page).getByRole("button", { name: "Delete message" });
     expect(await del.count()).toBe(0);
+    // Only Delete comes and goes: every message was drawn anew inside the live region, and a screen reader read the
+    // whole history out again on each role change.
+    const redrawn = () => log(alice.page).evaluate((list) => Number(list.dataset.redrawn ?? 0));
+    await log(alice.page).evaluate((list) => {
+      new MutationObserver((records) => {
+        for (const r of records) list.dataset.redrawn = String(Number(list.dataset.redrawn ?? 0) + r.removedNodes.length);
+      }).observe(list, { childList: true });
+    });
     await api("PUT", `/conversations/${group.id}/participants/${alice.id}/role`, bob.token, { role: "admin" });
     await expect.poll(() => del.count(), poll).toBe(1);
     await api("PUT", `/conversations/${group.id}/participants/${alice.id}/role`, bob.token, { role: "member" });
     await expect.poll(() => del.count(), poll).toBe(0);
+    expect(await redrawn()).toBe(0);
     // Removed while it is open: it vanished, and the pane said "No conversation selected" as if she had closed it.
     const title = await alice.page.locator("#conv-title").textContent();
     await api("DELETE", `/conversations/${group.id}/participants/${alice.id}`, bob.token);

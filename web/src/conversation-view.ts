@@ -258,7 +258,7 @@ export class ConversationView {
       this.refreshHeader();
       // A role change between the view's first read and this socket's ready came in no participant_updated: the
       // messages drawn with the old role kept (or lacked) Delete on others' messages.
-      if (this.myRole() !== role) this.redrawMessages();
+      if (this.myRole() !== role) this.refreshDeleteButtons();
       this.refreshStatuses();
     });
     s.on("new_message", ({ message }) => {
@@ -336,8 +336,8 @@ export class ConversationView {
         // nothing, and every Read tick and "Seen by" went back to Sent.
         for (const p of c.participants) this.setMarks(p.userId, p.lastReadSeq, p.lastDeliveredSeq);
         this.refreshHeader();
-        // Delete on others' messages depends on my role: made admin (or no longer), every message is drawn anew.
-        if (this.myRole() !== role) this.redrawMessages();
+        // Delete on others' messages depends on my role (made admin, or no longer).
+        if (this.myRole() !== role) this.refreshDeleteButtons();
         this.refreshStatuses();
       },
       () => {},
@@ -386,15 +386,45 @@ export class ConversationView {
     return edited && edited.id === m.id && edited.editedAt !== null && (m.editedAt === null || edited.editedAt > m.editedAt) ? edited : m;
   }
 
-  private redrawMessages(): void {
-    for (const [seq, old] of this.nodes) {
+  /**
+   * After a role change: Delete added to or taken from others' messages, and nothing else touched. Every message was
+   * drawn anew, inside the live region, and a screen reader read the whole history out again.
+   */
+  private refreshDeleteButtons(): void {
+    for (const [seq, node] of this.nodes) {
       const m = this.messages.get(seq);
       // An edit in progress keeps its node; it is redrawn when the edit ends.
-      if (!m || old.querySelector(".edit-form")) continue;
-      const node = this.renderMessage(m);
-      old.replaceWith(node);
-      this.nodes.set(seq, node);
+      if (!m || m.senderId === this.me || node.querySelector(".edit-form")) continue;
+      const shown = node.querySelector<HTMLButtonElement>(".actions .delete");
+      const wanted = this.mayDelete(m);
+      if (wanted && !shown) {
+        let actions = node.querySelector<HTMLElement>(".actions");
+        if (!actions) {
+          actions = this.actionsBox();
+          node.querySelector(".bubble")?.after(actions);
+        }
+        actions.append(this.deleteButton(m));
+      } else if (!wanted && shown) {
+        const actions = shown.parentElement;
+        shown.remove();
+        if (actions && actions.childElementCount === 0) actions.remove();
+      }
     }
+  }
+
+  private mayDelete(m: Message): boolean {
+    return m.deletedAt === null && (m.senderId === this.me || this.myRole() === "admin");
+  }
+
+  /** Buttons are no news: kept out of what the messages' live region reads when they come or go. */
+  private actionsBox(): HTMLElement {
+    return h("div", { class: "actions", attrs: { "aria-live": "off" } });
+  }
+
+  private deleteButton(m: Message): HTMLButtonElement {
+    const del = h("button", { class: "link small danger delete", attrs: { type: "button", "aria-label": "Delete message" }, text: "Delete" });
+    del.addEventListener("click", () => void this.remove(this.messages.get(m.seq) ?? m, del));
+    return del;
   }
 
   /**
@@ -418,18 +448,13 @@ export class ConversationView {
     const deleted = m.deletedAt !== null;
     // From the directory, which the message's own sender profile has just updated: one name per person.
     const sender = own ? "You" : this.app.dir.name(m.senderId);
-    const canDelete = !deleted && (own || this.myRole() === "admin");
-    const actions = h("div", { class: "actions" });
+    const actions = this.actionsBox();
     if (own && !deleted) {
       const edit = h("button", { class: "link small", attrs: { type: "button", "aria-label": "Edit message" }, text: "Edit" });
       edit.addEventListener("click", () => this.startEdit(m.seq, edit));
       actions.append(edit);
     }
-    if (canDelete) {
-      const del = h("button", { class: "link small danger", attrs: { type: "button", "aria-label": "Delete message" }, text: "Delete" });
-      del.addEventListener("click", () => void this.remove(m, del));
-      actions.append(del);
-    }
+    if (this.mayDelete(m)) actions.append(this.deleteButton(m));
     return h(
       "li",
       {

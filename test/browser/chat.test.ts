@@ -848,6 +848,27 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     expect(alice.errors).toEqual([]);
   });
 
+  it("tells a screen reader at once when a message is refused while its conversation is open", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const business = await api<{ id: string }>("POST", "/conversations/business", alice.token, { businessId: "b1000000-0000-4000-8000-00000000000c" });
+    await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${business.id}`);
+    await expect.poll(() => alice.page.locator(".conv-sub").textContent(), poll).toContain("Business chat");
+    await settled(alice.page);
+    await alice.context.setOffline(true);
+    await expect.poll(() => alice.page.locator(".banner").textContent(), poll).toContain("offline");
+    await send(alice.page, "too late");
+    // Closed meanwhile: the queued message is refused once the socket is back, with the conversation on screen.
+    await api("POST", `/business/conversations/${business.id}/close`, alice.token, {});
+    await alice.context.setOffline(false);
+    const failed = alice.page.locator(".pending-list li.failed .state");
+    await expect.poll(() => failed.textContent(), poll).toMatch(/^Not sent: /);
+    const reason = (await failed.textContent())!.slice("Not sent: ".length);
+    const alert = alice.page.locator(".conversation [role=alert].not-sent-alert");
+    expect(await alert.textContent()).toBe(`Message not sent: “too late”. ${reason.replace(/\.$/, "")}.`);
+    expect(alice.errors).toEqual([]);
+  });
+
   it("creates a group and a business conversation from the New conversation dialog", async () => {
     const [alice, bob] = await pair();
     const carol = await headless("web-c");

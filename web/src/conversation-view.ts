@@ -5,7 +5,7 @@ import { confirmDialog } from "./confirm";
 import { businessState, conversationTitle, directPeer, fullTime, laterMessage, presenceText, shortTime, typingText } from "./format";
 import { searchMatches } from "../../src/domain/history";
 import { sendsOnEnter } from "./keys";
-import { mayRetry } from "./not-sent";
+import { mayRetry, notSentAlert } from "./not-sent";
 import { seenByChanges, seenByLines } from "./receipts";
 
 const PAGE = 50;
@@ -68,6 +68,7 @@ export class ConversationView {
   private readonly historyStart: HTMLElement;
   private readonly typingLine: HTMLElement;
   private readonly composerError: HTMLElement;
+  private readonly notSentAnnouncer: HTMLElement;
   private readonly jumpButton: HTMLButtonElement;
   private readonly input: HTMLTextAreaElement;
   private readonly sendButton: HTMLButtonElement;
@@ -102,6 +103,8 @@ export class ConversationView {
     this.typingLine = h("p", { class: "typing", attrs: { "aria-live": "polite" } });
     this.jumpButton = h("button", { class: "jump primary small", attrs: { type: "button", hidden: true }, text: "New messages ↓", on: { click: () => this.scrollToBottom(true) } });
     this.composerError = h("p", { class: "form-error composer-error", attrs: { role: "alert" } });
+    // Present from the start: an alert region added with its text is not announced everywhere.
+    this.notSentAnnouncer = h("p", { class: "vh not-sent-alert", attrs: { role: "alert" } });
     this.input = h("textarea", {
       attrs: { id: "composer-input", rows: 1, placeholder: "Write a message…", autocomplete: "off", "aria-describedby": "composer-hint", dir: "auto" },
       on: {
@@ -142,6 +145,7 @@ export class ConversationView {
       this.jumpButton,
       this.typingLine,
       this.composerError,
+      this.notSentAnnouncer,
       h(
         "form",
         { class: "composer", on: { submit: (e) => (e.preventDefault(), this.submit()) } },
@@ -315,6 +319,7 @@ export class ConversationView {
       // Kept by the app too, so leaving and coming back still shows it.
       this.app.noteFailed(this.id, failed);
       this.markFailed(failed);
+      this.notSentAnnouncer.textContent = notSentAlert(failed.content, error);
     });
     s.on("error", (e) => {
       if (!this.app.handleAuthError(e)) console.warn("conversation socket:", e.message);

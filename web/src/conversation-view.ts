@@ -2,7 +2,7 @@ import { CONTENT_MAX_CHARS, randomId, contentLength, type Conversation, type Con
 import type { App, FailedMessage } from "./app";
 import { h, replace, setText } from "./dom";
 import { confirmDialog } from "./confirm";
-import { businessState, conversationTitle, directPeer, fullTime, laterMessage, presenceText, shortTime, typingText } from "./format";
+import { businessState, conversationTitle, directPeer, fullTime, laterMessage, mergeConversation, presenceText, shortTime, typingText } from "./format";
 import { searchMatches } from "../../src/domain/history";
 import { sendsOnEnter } from "./keys";
 import { mayRetry, notSentAlert } from "./not-sent";
@@ -308,7 +308,7 @@ export class ConversationView {
     s.on("participant_updated", () => this.reloadConversation());
     s.on("conversation_updated", ({ conversation }) => {
       if (conversation.version < this.conversation.version) return; // a read of a later change came first
-      this.conversation = { ...this.conversation, ...conversation, unreadCount: this.conversation.unreadCount, isMuted: this.conversation.isMuted };
+      this.conversation = { ...mergeConversation(this.conversation, conversation), unreadCount: this.conversation.unreadCount, isMuted: this.conversation.isMuted };
       this.refreshHeader();
     });
     s.on("outbox", ({ pending }) => this.renderPending(pending));

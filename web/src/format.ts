@@ -153,9 +153,13 @@ export function mergeConversation(held: Conversation, incoming: Conversation): C
     incoming.version < held.version
       ? { ...incoming, name: held.name, participants: held.participants, status: held.status, version: held.version }
       : incoming;
+  // A business named by the server's placeholder (the profile service down) keeps the name it had: the header and the
+  // list called a business chat "Business b1000000" until the service was back.
+  const keepBusiness = incoming.business?.placeholder === true && held.business !== undefined && held.business.placeholder !== true;
   return {
     ...held,
     ...shown,
+    ...(keepBusiness ? { business: held.business } : {}),
     lastMessage: laterMessage(held.lastMessage, incoming.lastMessage),
     lastActivity: incoming.lastActivity > held.lastActivity ? incoming.lastActivity : held.lastActivity,
     lastSeq: Math.max(held.lastSeq, incoming.lastSeq),

@@ -848,7 +848,7 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     expect(alice.errors).toEqual([]);
   });
 
-  it("tells a screen reader at once when a message is refused while its conversation is open", async () => {
+  it("tells a screen reader at once when a message is refused while its conversation is open, and shows it closed after the reconnect", async () => {
     const alice = await person(browser, "web-a");
     people.push(alice);
     const business = await api<{ id: string }>("POST", "/conversations/business", alice.token, { businessId: "b1000000-0000-4000-8000-00000000000c" });
@@ -866,6 +866,9 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     const reason = (await failed.textContent())!.slice("Not sent: ".length);
     const alert = alice.page.locator(".conversation [role=alert].not-sent-alert");
     expect(await alert.textContent()).toBe(`Message not sent: “too late”. ${reason.replace(/\.$/, "")}.`);
+    // Closed while offline: the header says so once the app is back, and the composer takes no more.
+    await expect.poll(() => alice.page.locator(".conv-sub").textContent(), poll).toContain("Closed");
+    expect(await composer(alice.page).isDisabled()).toBe(true);
     expect(alice.errors).toEqual([]);
   });
 

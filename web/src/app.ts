@@ -233,6 +233,9 @@ export class App {
       this.listRetryMs = LIST_RETRY_FIRST_MS;
       this.listStatus.textContent = "";
       this.renderList();
+      // The open conversation's header reads the list's copy too: a business chat closed while the app was offline
+      // still said "Business chat" and took messages (each then refused) after the reconnect's reload.
+      this.view?.refreshHeader();
       void this.loadPresence();
     } catch (err) {
       if (this.handleAuthError(err)) return;

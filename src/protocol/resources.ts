@@ -9,6 +9,10 @@ export const profileSchema = z
     avatarUrl: z.string().nullable(),
     kind: z.enum(["user", "business"]),
     stale: z.literal(true).optional(),
+    placeholder: z
+      .literal(true)
+      .optional()
+      .meta({ description: "not a profile the service gave: a name made from the kahaId or the id; an app that knows a real name keeps it" }),
   })
   .meta({ id: "Profile" });
 export type Profile = z.infer<typeof profileSchema>;

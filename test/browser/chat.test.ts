@@ -612,10 +612,19 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => messageTexts(alice.page), poll).toEqual(["from bob"]);
     const del = log(alice.page).getByRole("button", { name: "Delete message" });
     expect(await del.count()).toBe(0);
+    // Only Delete comes and goes: every message was drawn anew inside the live region, and a screen reader read the
+    // whole history out again on each role change.
+    const redrawn = () => log(alice.page).evaluate((list) => Number(list.dataset.redrawn ?? 0));
+    await log(alice.page).evaluate((list) => {
+      new MutationObserver((records) => {
+        for (const r of records) list.dataset.redrawn = String(Number(list.dataset.redrawn ?? 0) + r.removedNodes.length);
+      }).observe(list, { childList: true });
+    });
     await api("PUT", `/conversations/${group.id}/participants/${alice.id}/role`, bob.token, { role: "admin" });
     await expect.poll(() => del.count(), poll).toBe(1);
     await api("PUT", `/conversations/${group.id}/participants/${alice.id}/role`, bob.token, { role: "member" });
     await expect.poll(() => del.count(), poll).toBe(0);
+    expect(await redrawn()).toBe(0);
     // Removed while it is open: it vanished, and the pane said "No conversation selected" as if she had closed it.
     const title = await alice.page.locator("#conv-title").textContent();
     await api("DELETE", `/conversations/${group.id}/participants/${alice.id}`, bob.token);
@@ -836,6 +845,30 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     expect(await composer(alice.page).isDisabled()).toBe(true);
     expect(await alice.page.getByRole("button", { name: "Send" }).isDisabled()).toBe(true);
     expect(await composer(alice.page).getAttribute("placeholder")).toBe("This conversation is closed");
+    expect(alice.errors).toEqual([]);
+  });
+
+  it("tells a screen reader at once when a message is refused while its conversation is open, and shows it closed after the reconnect", async () => {
+    const alice = await person(browser, "web-a");
+    people.push(alice);
+    const business = await api<{ id: string }>("POST", "/conversations/business", alice.token, { businessId: "b1000000-0000-4000-8000-00000000000c" });
+    await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${business.id}`);
+    await expect.poll(() => alice.page.locator(".conv-sub").textContent(), poll).toContain("Business chat");
+    await settled(alice.page);
+    await alice.context.setOffline(true);
+    await expect.poll(() => alice.page.locator(".banner").textContent(), poll).toContain("offline");
+    await send(alice.page, "too late");
+    // Closed meanwhile: the queued message is refused once the socket is back, with the conversation on screen.
+    await api("POST", `/business/conversations/${business.id}/close`, alice.token, {});
+    await alice.context.setOffline(false);
+    const failed = alice.page.locator(".pending-list li.failed .state");
+    await expect.poll(() => failed.textContent(), poll).toMatch(/^Not sent: /);
+    const reason = (await failed.textContent())!.slice("Not sent: ".length);
+    const alert = alice.page.locator(".conversation [role=alert].not-sent-alert");
+    expect(await alert.textContent()).toBe(`Message not sent: “too late”. ${reason.replace(/\.$/, "")}.`);
+    // Closed while offline: the header says so once the app is back, and the composer takes no more.
+    await expect.poll(() => alice.page.locator(".conv-sub").textContent(), poll).toContain("Closed");
+    expect(await composer(alice.page).isDisabled()).toBe(true);
     expect(alice.errors).toEqual([]);
   });
 

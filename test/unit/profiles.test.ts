@@ -251,7 +251,7 @@ describe("enrichment helpers", () => {
   it("fills sender, keeps the rest, and names placeholders after a known kahaId", () => {
     const out = enrichMessages([{ senderId: a, seq: 1 }, { senderId: B, seq: 2 }], set, new Map([[B, "bob-kaha"]]));
     expect(out[0]).toEqual({ senderId: a, seq: 1, sender: { id: a, name: "Ada", avatarUrl: null, kind: "user" } });
-    expect(out[1].sender).toEqual({ id: B, name: "bob-kaha", avatarUrl: null, kind: "user" });
+    expect(out[1].sender).toEqual({ id: B, name: "bob-kaha", avatarUrl: null, kind: "user", placeholder: true });
   });
 
   it("withSenderProfiles: one load, kahaIds only for placeholders, id-named placeholders when that lookup fails", async () => {

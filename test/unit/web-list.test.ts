@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Conversation, Message, Participant } from "../../src/client";
-import { Directory, businessState, laterMessage, mergeConversation, preview, titleUnread } from "../../web/src/format";
+import { placeholderProfile } from "../../src/profiles/placeholder";
+import { Directory, businessState, conversationTitle, laterMessage, mergeConversation, preview, titleUnread } from "../../web/src/format";
 import { ListReloads, toDrop, type Listed } from "../../web/src/list-refresh";
 
 const at = (minute: number) => `2026-01-01T00:${String(minute).padStart(2, "0")}:00.000Z`;
@@ -115,6 +116,16 @@ describe("the list's preview of the last message", () => {
     // The same version (a mute, a preview) or a newer one is taken whole.
     expect(mergeConversation(renamed, { ...renamed, name: "Team 2", version: 6 })).toMatchObject({ name: "Team 2", version: 6 });
     expect(mergeConversation(renamed, { ...renamed, isMuted: true })).toMatchObject({ isMuted: true, name: "Team (renamed)" });
+  });
+
+  it("keeps a business's name when a copy read while the profile service is down names it by its id", () => {
+    const businessId = "b1000000-0000-4000-8000-00000000000a";
+    const named = { ...group(), type: "business" as const, businessId, business: { id: businessId, name: "Cafe Uno", avatarUrl: null, kind: "business" as const } };
+    const outage = { ...named, version: 4, business: placeholderProfile(businessId, "business") };
+    expect(conversationTitle(mergeConversation(named, outage), "00000000-0000-4000-8000-000000000009", new Directory())).toBe("Cafe Uno");
+    // A real new name is taken, and a placeholder is better than nothing.
+    expect(mergeConversation(named, { ...outage, business: { ...named.business, name: "Cafe Due" } }).business?.name).toBe("Cafe Due");
+    expect(mergeConversation({ ...named, business: undefined }, outage).business?.name).toBe("Business b1000000");
   });
 
   it("keeps an edit when the unedited copy comes after it, and takes a later edit or a newer message", () => {

@@ -57,9 +57,9 @@ describe("profile provider: degradation", () => {
     await profileFault({ garbage: true });
     const set = await p.load({ userIds: [id, other], businessIds: [biz] });
     await profileFault({});
-    expect(set.user(id, "alice-kaha")).toEqual({ id, name: "alice-kaha", avatarUrl: null, kind: "user" });
+    expect(set.user(id, "alice-kaha")).toEqual({ id, name: "alice-kaha", avatarUrl: null, kind: "user", placeholder: true });
     expect(set.user(other).name).toBe(`User ${other.slice(0, 8)}`);
-    expect(set.business(biz)).toEqual({ id: biz, name: `Business ${biz.slice(0, 8)}`, avatarUrl: null, kind: "business" });
+    expect(set.business(biz)).toEqual({ id: biz, name: `Business ${biz.slice(0, 8)}`, avatarUrl: null, kind: "business", placeholder: true });
     await p.settle();
     expect(await storedEntry("user", id)).toBeNull();
     expectFromService((await provider().load({ userIds: [id] })).user(id), id);
@@ -144,7 +144,7 @@ describe("profile service answering with partial data", () => {
     expect(page.body.messages).toHaveLength(4);
     for (const m of page.body.messages as { senderId: string; sender: { id: string; name: string; avatarUrl: string | null; kind: string } }[]) {
       const sender = users.find((u) => u.id === m.senderId)!;
-      if (leftOut.has(m.senderId)) expect(m.sender).toEqual({ id: sender.id, name: sender.kahaId, avatarUrl: null, kind: "user" });
+      if (leftOut.has(m.senderId)) expect(m.sender).toEqual({ id: sender.id, name: sender.kahaId, avatarUrl: null, kind: "user", placeholder: true });
       else expectFromService(m.sender, sender.id);
     }
   });
@@ -220,7 +220,7 @@ describe("the ready frame while the profile service fails", () => {
     const { ms, profiles } = await connect(id, users[0]);
     expect(ms).toBeLessThan(PROMPT_MS);
     expect(profiles.get(known.id)).toEqual({ ...known, stale: true });
-    for (const u of [users[0], users[2]]) expect(profiles.get(u.id)).toEqual({ id: u.id, name: u.kahaId, avatarUrl: null, kind: "user" });
+    for (const u of [users[0], users[2]]) expect(profiles.get(u.id)).toEqual({ id: u.id, name: u.kahaId, avatarUrl: null, kind: "user", placeholder: true });
   });
 });
 
@@ -238,7 +238,7 @@ describe("a send waiting for its sender's profile", () => {
     await profileFault({});
     expect(sent.status).toBe(201);
     expect(ms).toBeLessThan(SEND_PROFILE_WAIT_MS + 1200);
-    expect(sent.body.sender).toEqual({ id: member.id, name: member.kahaId, avatarUrl: null, kind: "user" });
+    expect(sent.body.sender).toEqual({ id: member.id, name: member.kahaId, avatarUrl: null, kind: "user", placeholder: true });
   });
 
   it("is refused (404) when the sender was removed meanwhile: the group never sees a message from a non-member", async () => {
@@ -301,7 +301,7 @@ describe("a resume while the profile service is slow", () => {
     expect(resumed.data).toMatchObject({ fromSeq: 1, toSeq: 3, complete: true });
     const replayed = socket.frames.filter((f) => f.type === "new_message").map((f) => f.data.message);
     expect(replayed.map((m) => m.seq)).toEqual([1, 2, 3]);
-    for (const m of replayed) expect(m.sender).toEqual({ id: sender.id, name: sender.kahaId, avatarUrl: null, kind: "user" });
+    for (const m of replayed) expect(m.sender).toEqual({ id: sender.id, name: sender.kahaId, avatarUrl: null, kind: "user", placeholder: true });
     socket.ws.close(1000, "done");
   });
 });

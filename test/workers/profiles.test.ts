@@ -180,7 +180,7 @@ describe("profile provider: cache", () => {
     const known = uuid();
     const p = provider();
     const first = await p.load({ userIds: [unknown, known] });
-    expect(first.user(unknown, "ghost-kaha")).toEqual({ id: unknown, name: "ghost-kaha", avatarUrl: null, kind: "user" });
+    expect(first.user(unknown, "ghost-kaha")).toEqual({ id: unknown, name: "ghost-kaha", avatarUrl: null, kind: "user", placeholder: true });
     expectFromService(first.user(known), known);
     await p.settle();
     expect(await storedEntry("user", unknown)).toMatchObject({ profile: null });
@@ -420,7 +420,7 @@ describe("conversation socket: the ready frame's participants", () => {
       const byUser = new Map((ready.data.participants as { userId: string; profile?: never }[]).map((p) => [p.userId, p.profile]));
       expect([...byUser.keys()].sort()).toEqual([...users.map((u) => u.id), ghost.id].sort());
       for (const u of users) expectFromService(byUser.get(u.id)!, u.id);
-      expect(byUser.get(ghost.id)).toEqual({ id: ghost.id, name: ghost.kahaId, avatarUrl: null, kind: "user" });
+      expect(byUser.get(ghost.id)).toEqual({ id: ghost.id, name: ghost.kahaId, avatarUrl: null, kind: "user", placeholder: true });
       // The names a client shows are the ones REST shows for the same conversation.
       const rest = await api("GET", `/conversations/${id}`, { token: users[0].token });
       for (const p of rest.body.participants as { userId: string; profile: unknown }[]) expect(byUser.get(p.userId)).toEqual(p.profile);
@@ -535,7 +535,7 @@ describe("message routes: senders", () => {
     const body = { content: "boo", clientMessageId: `g-${uuid()}` };
     const first = await api("POST", `/conversations/${id}/messages`, { token, body });
     expect(first.status).toBe(201);
-    expect(first.body.sender).toEqual({ id: ghost.id, name: ghost.kahaId, avatarUrl: null, kind: "user" });
+    expect(first.body.sender).toEqual({ id: ghost.id, name: ghost.kahaId, avatarUrl: null, kind: "user", placeholder: true });
     const retry = await api("POST", `/conversations/${id}/messages`, { token, body });
     expect(retry.status).toBe(200);
     expect(retry.body.sender).toEqual(first.body.sender);
@@ -603,7 +603,7 @@ describe("message routes: senders", () => {
     const sent = await api("POST", `/conversations/${id}/messages`, { token: ghost.token, body: { content: "who am I" } });
     expect(sent.status).toBe(201);
     await sendFrom(id, users.slice(0, 1), 1);
-    const placeholder = { id: ghost.id, name: ghost.kahaId, avatarUrl: null, kind: "user" };
+    const placeholder = { id: ghost.id, name: ghost.kahaId, avatarUrl: null, kind: "user", placeholder: true };
 
     const history = await api("GET", `/conversations/${id}/messages`, { token: users[1].token });
     const bySender = new Map(history.body.messages.map((m: { senderId: string; sender: unknown }) => [m.senderId, m.sender]));

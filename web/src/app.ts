@@ -116,6 +116,8 @@ export class App {
       this.pane,
     );
     this.user = this.chat.user();
+    // A name learned anywhere (a message, a typer, a member list) renames the rows that show it.
+    this.dir.onNames(() => !this.stopped && this.renderList());
   }
 
   async start(): Promise<void> {
@@ -231,6 +233,9 @@ export class App {
       this.listRetryMs = LIST_RETRY_FIRST_MS;
       this.listStatus.textContent = "";
       this.renderList();
+      // The open conversation's header reads the list's copy too: a business chat closed while the app was offline
+      // still said "Business chat" and took messages (each then refused) after the reconnect's reload.
+      this.view?.refreshHeader();
       void this.loadPresence();
     } catch (err) {
       if (this.handleAuthError(err)) return;
@@ -259,7 +264,9 @@ export class App {
     this.reloads.arrive(c.id);
     this.sawServerTime(merged.lastActivity);
     this.sawServerTime(merged.lastMessage?.createdAt);
-    this.dir.learn(merged);
+    // Names from this copy, and only from one at least as new as the copy held: the merged copy carried the held
+    // participants' profiles, and put a name learned before back over a rename learned since (from a message).
+    if (!old || c.version >= old.version) this.dir.learn(c);
     if (render) this.renderList();
   }
 
@@ -284,6 +291,14 @@ export class App {
       lastSeq: Math.max(c.lastSeq, m.seq),
       lastActivity: last && last.createdAt > c.lastActivity ? last.createdAt : c.lastActivity,
     });
+    this.renderList();
+  }
+
+  /** The user's own mute flag, changed here: nothing else of the held copy is news (see upsert). */
+  setMuted(conversationId: string, isMuted: boolean): void {
+    const c = this.conversations.get(conversationId);
+    if (!c || c.isMuted === isMuted) return;
+    this.conversations.set(conversationId, { ...c, isMuted });
     this.renderList();
   }
 

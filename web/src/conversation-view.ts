@@ -1,11 +1,11 @@
 import { CONTENT_MAX_CHARS, randomId, contentLength, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type SearchResult, type StateChange } from "../../src/client";
 import type { App, FailedMessage } from "./app";
-import { h, replace } from "./dom";
+import { h, replace, setText } from "./dom";
 import { confirmDialog } from "./confirm";
-import { businessState, conversationTitle, directPeer, fullTime, laterMessage, presenceText, shortTime } from "./format";
+import { businessState, conversationTitle, directPeer, fullTime, laterMessage, mergeConversation, presenceText, shortTime, typingText } from "./format";
 import { searchMatches } from "../../src/domain/history";
 import { sendsOnEnter } from "./keys";
-import { mayRetry } from "./not-sent";
+import { mayRetry, notSentAlert } from "./not-sent";
 import { seenByChanges, seenByLines } from "./receipts";
 
 const PAGE = 50;
@@ -68,6 +68,7 @@ export class ConversationView {
   private readonly historyStart: HTMLElement;
   private readonly typingLine: HTMLElement;
   private readonly composerError: HTMLElement;
+  private readonly notSentAnnouncer: HTMLElement;
   private readonly jumpButton: HTMLButtonElement;
   private readonly input: HTMLTextAreaElement;
   private readonly sendButton: HTMLButtonElement;
@@ -102,6 +103,8 @@ export class ConversationView {
     this.typingLine = h("p", { class: "typing", attrs: { "aria-live": "polite" } });
     this.jumpButton = h("button", { class: "jump primary small", attrs: { type: "button", hidden: true }, text: "New messages ↓", on: { click: () => this.scrollToBottom(true) } });
     this.composerError = h("p", { class: "form-error composer-error", attrs: { role: "alert" } });
+    // Present from the start: an alert region added with its text is not announced everywhere.
+    this.notSentAnnouncer = h("p", { class: "vh not-sent-alert", attrs: { role: "alert" } });
     this.input = h("textarea", {
       attrs: { id: "composer-input", rows: 1, placeholder: "Write a message…", autocomplete: "off", "aria-describedby": "composer-hint", dir: "auto" },
       on: {
@@ -142,6 +145,7 @@ export class ConversationView {
       this.jumpButton,
       this.typingLine,
       this.composerError,
+      this.notSentAnnouncer,
       h(
         "form",
         { class: "composer", on: { submit: (e) => (e.preventDefault(), this.submit()) } },
@@ -161,6 +165,7 @@ export class ConversationView {
 
   async start(): Promise<void> {
     this.unsubscribe.push(this.app.attention.onChange((present) => present && this.maybeMarkRead()));
+    this.unsubscribe.push(this.app.dir.onNames((changed) => this.namesChanged(changed)));
     this.input.focus();
     let lastSeq: number | undefined;
     // Refused on an earlier visit, or on the socket kept after it: still there to dismiss (they vanished).
@@ -253,10 +258,11 @@ export class ConversationView {
       const role = this.myRole();
       this.participants = r.participants;
       for (const p of r.participants) this.setMarks(p.userId, p.lastReadSeq, p.lastDeliveredSeq);
+      this.app.dir.learnParticipants(r.participants);
       this.refreshHeader();
       // A role change between the view's first read and this socket's ready came in no participant_updated: the
       // messages drawn with the old role kept (or lacked) Delete on others' messages.
-      if (this.myRole() !== role) this.redrawMessages();
+      if (this.myRole() !== role) this.refreshDeleteButtons();
       this.refreshStatuses();
     });
     s.on("new_message", ({ message }) => {
@@ -287,6 +293,7 @@ export class ConversationView {
       this.app.noteMessage(this.id, tombstone);
     });
     s.on("typing", (t) => {
+      this.app.dir.learnTyping(t);
       this.typing = t.typing.filter((u) => u !== this.me);
       this.renderTyping();
     });
@@ -301,7 +308,7 @@ export class ConversationView {
     s.on("participant_updated", () => this.reloadConversation());
     s.on("conversation_updated", ({ conversation }) => {
       if (conversation.version < this.conversation.version) return; // a read of a later change came first
-      this.conversation = { ...this.conversation, ...conversation, unreadCount: this.conversation.unreadCount, isMuted: this.conversation.isMuted };
+      this.conversation = { ...mergeConversation(this.conversation, conversation), unreadCount: this.conversation.unreadCount, isMuted: this.conversation.isMuted };
       this.refreshHeader();
     });
     s.on("outbox", ({ pending }) => this.renderPending(pending));
@@ -312,6 +319,7 @@ export class ConversationView {
       // Kept by the app too, so leaving and coming back still shows it.
       this.app.noteFailed(this.id, failed);
       this.markFailed(failed);
+      this.notSentAnnouncer.textContent = notSentAlert(failed.content, error);
     });
     s.on("error", (e) => {
       if (!this.app.handleAuthError(e)) console.warn("conversation socket:", e.message);
@@ -333,8 +341,8 @@ export class ConversationView {
         // nothing, and every Read tick and "Seen by" went back to Sent.
         for (const p of c.participants) this.setMarks(p.userId, p.lastReadSeq, p.lastDeliveredSeq);
         this.refreshHeader();
-        // Delete on others' messages depends on my role: made admin (or no longer), every message is drawn anew.
-        if (this.myRole() !== role) this.redrawMessages();
+        // Delete on others' messages depends on my role (made admin, or no longer).
+        if (this.myRole() !== role) this.refreshDeleteButtons();
         this.refreshStatuses();
       },
       () => {},
@@ -383,36 +391,82 @@ export class ConversationView {
     return edited && edited.id === m.id && edited.editedAt !== null && (m.editedAt === null || edited.editedAt > m.editedAt) ? edited : m;
   }
 
-  private redrawMessages(): void {
-    for (const [seq, old] of this.nodes) {
+  /**
+   * After a role change: Delete added to or taken from others' messages, and nothing else touched. Every message was
+   * drawn anew, inside the live region, and a screen reader read the whole history out again.
+   */
+  private refreshDeleteButtons(): void {
+    for (const [seq, node] of this.nodes) {
       const m = this.messages.get(seq);
       // An edit in progress keeps its node; it is redrawn when the edit ends.
-      if (!m || old.querySelector(".edit-form")) continue;
-      const node = this.renderMessage(m);
-      old.replaceWith(node);
-      this.nodes.set(seq, node);
+      if (!m || m.senderId === this.me || node.querySelector(".edit-form")) continue;
+      const shown = node.querySelector<HTMLButtonElement>(".actions .delete");
+      const wanted = this.mayDelete(m);
+      if (wanted && !shown) {
+        let actions = node.querySelector<HTMLElement>(".actions");
+        if (!actions) {
+          actions = this.actionsBox();
+          node.querySelector(".bubble")?.after(actions);
+        }
+        actions.append(this.deleteButton(m));
+      } else if (!wanted && shown) {
+        const actions = shown.parentElement;
+        shown.remove();
+        if (actions && actions.childElementCount === 0) actions.remove();
+      }
     }
+  }
+
+  private mayDelete(m: Message): boolean {
+    return m.deletedAt === null && (m.senderId === this.me || this.myRole() === "admin");
+  }
+
+  /** Buttons are no news: kept out of what the messages' live region reads when they come or go. */
+  private actionsBox(): HTMLElement {
+    return h("div", { class: "actions", attrs: { "aria-live": "off" } });
+  }
+
+  private deleteButton(m: Message): HTMLButtonElement {
+    const del = h("button", { class: "link small danger delete", attrs: { type: "button", "aria-label": "Delete message" }, text: "Delete" });
+    del.addEventListener("click", () => void this.remove(this.messages.get(m.seq) ?? m, del));
+    return del;
+  }
+
+  /**
+   * Names changed (a rename, a name that became known): the senders of the bubbles drawn, the typing line, the header
+   * and "Seen by" follow. Bubbles kept each sender's name as it was when the message arrived, so one person showed
+   * under two names.
+   */
+  private namesChanged(changed: ReadonlySet<string>): void {
+    for (const node of this.nodes.values()) {
+      const sender = node.dataset.sender;
+      const span = sender && changed.has(sender) ? node.querySelector(".meta .sender") : null;
+      if (span && sender) setText(span, this.app.dir.name(sender));
+    }
+    if (this.typing.some((u) => changed.has(u))) this.renderTyping();
+    this.refreshHeader();
+    this.refreshStatuses();
   }
 
   private renderMessage(m: Message): HTMLLIElement {
     const own = m.senderId === this.me;
     const deleted = m.deletedAt !== null;
-    const sender = own ? "You" : (m.sender?.name ?? this.app.dir.name(m.senderId));
-    const canDelete = !deleted && (own || this.myRole() === "admin");
-    const actions = h("div", { class: "actions" });
+    // From the directory, which the message's own sender profile has just updated: one name per person.
+    const sender = own ? "You" : this.app.dir.name(m.senderId);
+    const actions = this.actionsBox();
     if (own && !deleted) {
       const edit = h("button", { class: "link small", attrs: { type: "button", "aria-label": "Edit message" }, text: "Edit" });
       edit.addEventListener("click", () => this.startEdit(m.seq, edit));
       actions.append(edit);
     }
-    if (canDelete) {
-      const del = h("button", { class: "link small danger", attrs: { type: "button", "aria-label": "Delete message" }, text: "Delete" });
-      del.addEventListener("click", () => void this.remove(m, del));
-      actions.append(del);
-    }
+    if (this.mayDelete(m)) actions.append(this.deleteButton(m));
     return h(
       "li",
-      { class: `msg ${own ? "own" : "other"}${deleted ? " deleted" : ""}`, attrs: { id: `msg-${m.seq}`, tabindex: -1 }, data: { seq: String(m.seq) } },
+      {
+        class: `msg ${own ? "own" : "other"}${deleted ? " deleted" : ""}`,
+        attrs: { id: `msg-${m.seq}`, tabindex: -1 },
+        data: own ? { seq: String(m.seq) } : { seq: String(m.seq), sender: m.senderId },
+      },
       h(
         "div",
         { class: "bubble" },
@@ -767,6 +821,7 @@ export class ConversationView {
       let cursor: string | null = null;
       // Each page is added below the last; the heading counts what is listed, with "+" while more remain.
       const show = (page: SearchResult) => {
+        for (const m of page.messages) this.app.dir.learnMessage(m);
         list.append(...page.messages.map((m) => this.searchResult(m, q)));
         cursor = page.nextCursor;
         const n = list.childElementCount;
@@ -797,7 +852,7 @@ export class ConversationView {
       h(
         "button",
         { class: "result", attrs: { type: "button" }, on: { click: () => void this.jumpTo(m.seq) } },
-        h("span", { class: "meta" }, h("span", { class: "sender", attrs: { dir: "auto" }, text: m.senderId === this.me ? "You" : (m.sender?.name ?? this.app.dir.name(m.senderId)) }), h("time", { attrs: { datetime: m.createdAt }, text: shortTime(m.createdAt) })),
+        h("span", { class: "meta" }, h("span", { class: "sender", attrs: { dir: "auto" }, text: m.senderId === this.me ? "You" : this.app.dir.name(m.senderId) }), h("time", { attrs: { datetime: m.createdAt }, text: shortTime(m.createdAt) })),
         h("span", { class: "text", attrs: { dir: "auto" } }, ...highlight(m.content, q)),
       ),
     );
@@ -856,9 +911,8 @@ export class ConversationView {
   }
 
   private renderTyping(): void {
-    const names = this.typing.map((u) => this.app.dir.name(u));
-    this.typingLine.textContent =
-      names.length === 0 ? "" : names.length === 1 ? `${names[0]} is typing…` : names.length === 2 ? `${names[0]} and ${names[1]} are typing…` : "Several people are typing…";
+    const text = typingText(this.typing, this.app.dir);
+    if (this.typingLine.textContent !== text) this.typingLine.textContent = text;
   }
 
   private showBanner(text: string | undefined): void {
@@ -870,8 +924,7 @@ export class ConversationView {
     const muted = this.muteButton.getAttribute("aria-pressed") === "true";
     try {
       const r = await this.app.chat.setMuted(this.id, !muted);
-      const c = this.app.conversation(this.id);
-      if (c) this.app.upsert({ ...c, isMuted: r.isMuted });
+      this.app.setMuted(this.id, r.isMuted);
       this.conversation = { ...this.conversation, isMuted: r.isMuted };
       this.refreshHeader();
     } catch (err) {

@@ -43,6 +43,17 @@ export function replace(parent: Node, ...children: Child[]): void {
   append(parent, ...children);
 }
 
+/**
+ * Sets an element's text by changing its text node in place: a list that is a live region announcing additions (the
+ * messages) does not take a changed name for a new message, as it does a replaced node.
+ */
+export function setText(el: Element, text: string): void {
+  const only = el.firstChild;
+  if (only && only.nodeType === Node.TEXT_NODE && !only.nextSibling) {
+    if (only.nodeValue !== text) only.nodeValue = text;
+  } else el.textContent = text;
+}
+
 /** A visually hidden text for screen readers. */
 export const srOnly = (text: string) => h("span", { class: "vh", text });
 

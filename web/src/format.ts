@@ -1,4 +1,4 @@
-import type { Conversation, Message, PresenceStatus, Profile } from "../../src/client";
+import type { Conversation, Message, Participant, PresenceStatus, Profile, TypingEvent } from "../../src/client";
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
 const dayFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
@@ -24,26 +24,75 @@ export function profileName(profile: Profile | undefined, userId: string): strin
   return profile?.name?.trim() || `User ${shortId(userId)}`;
 }
 
-/** Profiles known from conversations (participants and message senders). */
+/** Names changed in the directory (a name became known, or a person renamed), by user id. */
+export type NamesListener = (changed: ReadonlySet<string>) => void;
+
+/**
+ * Profiles known from conversations (participants, message senders, typers): the one place the app takes names from,
+ * so that a rename shows everywhere at once, and listeners redraw what names a changed user.
+ */
 export class Directory {
   private readonly profiles = new Map<string, Profile>();
+  private readonly listeners = new Set<NamesListener>();
 
   learn(conversation: Conversation): void {
-    for (const p of conversation.participants) if (p.profile) this.profiles.set(p.userId, p.profile);
-    if (conversation.lastMessage?.sender) this.profiles.set(conversation.lastMessage.senderId, conversation.lastMessage.sender);
+    const found: [string, Profile][] = [];
+    for (const p of conversation.participants) if (p.profile) found.push([p.userId, p.profile]);
+    if (conversation.lastMessage?.sender) found.push([conversation.lastMessage.senderId, conversation.lastMessage.sender]);
+    this.take(found);
+  }
+
+  learnParticipants(participants: readonly Participant[]): void {
+    this.take(participants.flatMap((p): [string, Profile][] => (p.profile ? [[p.userId, p.profile]] : [])));
   }
 
   learnMessage(m: Message): void {
-    if (m.sender) this.profiles.set(m.senderId, m.sender);
+    if (m.sender) this.take([[m.senderId, m.sender]]);
+  }
+
+  /**
+   * A typing_start names its typer: a business agent just assigned, say, is in no list or message yet, and showed as
+   * "User 1a2b3c4d is typing…".
+   */
+  learnTyping(t: Pick<TypingEvent, "userId" | "isTyping" | "profile">): void {
+    if (t.isTyping && t.profile) this.take([[t.userId, t.profile]]);
   }
 
   set(userId: string, profile: Profile): void {
-    this.profiles.set(userId, profile);
+    this.take([[userId, profile]]);
   }
 
   name(userId: string): string {
     return profileName(this.profiles.get(userId), userId);
   }
+
+  /** Called with the users whose shown name changed; returns the unsubscribe. */
+  onNames(listener: NamesListener): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
+  }
+
+  private take(found: readonly [string, Profile][]): void {
+    const changed = new Set<string>();
+    for (const [userId, profile] of found) {
+      const held = this.profiles.get(userId);
+      // A placeholder is what the server made up while the profile service could not name the user (down, slow):
+      // taken over a real name, one person showed under their kahaId until the next reload.
+      if (held && !held.placeholder && profile.placeholder) continue;
+      this.profiles.set(userId, profile);
+      if (profileName(held, userId) !== profileName(profile, userId)) changed.add(userId);
+    }
+    if (changed.size === 0) return;
+    for (const listener of [...this.listeners]) listener(changed);
+  }
+}
+
+/** The typing line: who of the others is typing, by their names as known now. */
+export function typingText(userIds: readonly string[], dir: Pick<Directory, "name">): string {
+  const names = userIds.map((u) => dir.name(u));
+  if (names.length === 0) return "";
+  if (names.length === 1) return `${names[0]} is typing…`;
+  return names.length === 2 ? `${names[0]} and ${names[1]} are typing…` : "Several people are typing…";
 }
 
 export function conversationTitle(c: Conversation, me: string, dir: Directory): string {
@@ -104,9 +153,13 @@ export function mergeConversation(held: Conversation, incoming: Conversation): C
     incoming.version < held.version
       ? { ...incoming, name: held.name, participants: held.participants, status: held.status, version: held.version }
       : incoming;
+  // A business named by the server's placeholder (the profile service down) keeps the name it had: the header and the
+  // list called a business chat "Business b1000000" until the service was back.
+  const keepBusiness = incoming.business?.placeholder === true && held.business !== undefined && held.business.placeholder !== true;
   return {
     ...held,
     ...shown,
+    ...(keepBusiness ? { business: held.business } : {}),
     lastMessage: laterMessage(held.lastMessage, incoming.lastMessage),
     lastActivity: incoming.lastActivity > held.lastActivity ? incoming.lastActivity : held.lastActivity,
     lastSeq: Math.max(held.lastSeq, incoming.lastSeq),

@@ -11,3 +11,13 @@ export function mayRetry(error: ChatApiError): boolean {
   if (error.cause instanceof ChatApiError) return mayRetry(error.cause);
   return error.isRetryable || error.statusCode >= 500;
 }
+
+/**
+ * What a screen reader is told when a message is refused while its conversation is open: the "Not sent" note sits
+ * on the message below the live region, and nothing said that the message did not go.
+ */
+export function notSentAlert(content: string, error: ChatApiError): string {
+  const text = content.replace(/\s+/g, " ").trim();
+  const quoted = text.length > 60 ? `${text.slice(0, 59)}…` : text;
+  return `Message not sent: “${quoted}”. ${error.message.replace(/\.$/, "")}.${mayRetry(error) ? " Retry is offered." : ""}`;
+}

@@ -1,0 +1,80 @@
+import { describe, expect, it } from "vitest";
+import type { Conversation, Message, Profile } from "../../src/client";
+import { placeholderProfile } from "../../src/profiles/placeholder";
+import { Directory, typingText } from "../../web/src/format";
+
+const ann = "a0000000-0000-4000-8000-000000000001";
+const bob = "b0000000-0000-4000-8000-000000000002";
+const agent = "c0000000-0000-4000-8000-000000000003";
+const real = (id: string, name: string): Profile => ({ id, name, avatarUrl: null, kind: "user" });
+const message = (seq: number, sender: Profile): Message => ({
+  id: `00000000-0000-4000-8000-${String(seq).padStart(12, "0")}`,
+  conversationId: "d0000000-0000-4000-8000-000000000000",
+  seq,
+  senderId: sender.id,
+  clientMessageId: null,
+  type: "text",
+  content: `message ${seq}`,
+  replyToId: null,
+  createdAt: "2026-01-01T00:00:00.000Z",
+  editedAt: null,
+  deletedAt: null,
+  status: "sent",
+  sender,
+});
+const group = (...profiles: Profile[]): Conversation => ({
+  id: "d0000000-0000-4000-8000-000000000000",
+  type: "group",
+  name: null,
+  businessId: null,
+  createdAt: "2026-01-01T00:00:00.000Z",
+  lastActivity: "2026-01-01T00:00:00.000Z",
+  lastSeq: 0,
+  version: 1,
+  participants: profiles.map((profile) => ({ userId: profile.id, role: "member", joinedAt: "2026-01-01T00:00:00.000Z", isMuted: false, lastReadSeq: 0, lastReadAt: null, lastDeliveredSeq: 0, profile })),
+  unreadCount: 0,
+  isMuted: false,
+});
+
+describe("the web app's names", () => {
+  it("keeps a known real name when a message comes with the sender's placeholder (the profile service down)", () => {
+    const dir = new Directory();
+    dir.set(ann, real(ann, "Ann Lee"));
+    dir.learnMessage(message(1, placeholderProfile(ann, "user", "ann-kaha")));
+    expect(dir.name(ann)).toBe("Ann Lee");
+    // A placeholder is still better than nothing, and the real name replaces it once it comes.
+    dir.learnMessage(message(2, placeholderProfile(bob, "user", "bob-kaha")));
+    expect(dir.name(bob)).toBe("bob-kaha");
+    dir.learnMessage(message(3, real(bob, "Bob Roe")));
+    expect(dir.name(bob)).toBe("Bob Roe");
+    // A rename is a real profile, avatar or not: it shows.
+    dir.learnMessage(message(4, real(ann, "Ann Roe")));
+    expect(dir.name(ann)).toBe("Ann Roe");
+  });
+
+  it("says whose name changed, so the bubbles already drawn show one name per person", () => {
+    const dir = new Directory();
+    const changes: string[][] = [];
+    dir.onNames((changed) => changes.push([...changed]));
+    dir.learnMessage(message(1, real(ann, "Ann Lee")));
+    dir.learnMessage(message(2, real(ann, "Ann Lee")));
+    dir.learn(group(real(ann, "Ann Roe"), real(bob, "Bob Roe")));
+    dir.learnMessage(message(3, placeholderProfile(ann, "user", "ann-kaha")));
+    expect(changes).toEqual([[ann], [ann, bob]]);
+    expect(dir.name(ann)).toBe("Ann Roe");
+  });
+
+  it("names a typer from typing_start's profile: an agent just assigned is in no list or message yet", () => {
+    const dir = new Directory();
+    const changes: string[][] = [];
+    dir.onNames((changed) => changes.push([...changed]));
+    expect(typingText([agent], dir)).toBe("User c0000000 is typing…");
+    dir.learnTyping({ userId: agent, isTyping: true, profile: real(agent, "Ann from Support") });
+    // Told, so a line drawn before the name was known is drawn again.
+    expect(changes).toEqual([[agent]]);
+    expect(typingText([agent], dir)).toBe("Ann from Support is typing…");
+    expect(typingText([agent, ann], dir)).toBe("Ann from Support and User a0000000 are typing…");
+    expect(typingText([agent, ann, bob], dir)).toBe("Several people are typing…");
+    expect(typingText([], dir)).toBe("");
+  });
+});

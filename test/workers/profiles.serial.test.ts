@@ -276,7 +276,7 @@ describe("a history page while the profile service is slow", () => {
     expect(ms).toBeLessThan(PAGE_PROFILE_WAIT_MS + 1000);
     const senders = new Map((page.body.messages as { seq: number; sender: unknown }[]).map((m) => [m.seq, m.sender]));
     expect(senders.get(1)).toEqual({ ...cachedCopy, stale: true });
-    expect(senders.get(3)).toEqual({ id: unseen.id, name: unseen.kahaId, avatarUrl: null, kind: "user" });
+    expect(senders.get(3)).toEqual({ id: unseen.id, name: unseen.kahaId, avatarUrl: null, kind: "user", placeholder: true });
     // The call went on after the answer and filled the cache for the next page.
     const deadline = Date.now() + 10_000;
     while (!(await storedEntry("user", unseen.id))?.profile && Date.now() < deadline) await sleep(50);

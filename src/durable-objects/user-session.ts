@@ -8,7 +8,7 @@ import { contactFlags, membershipSummary, publishPresence, type MembershipSummar
 import { unreadCount } from "../db/queries/messages";
 import { unwrapRpc } from "../lib/errors";
 import { aggregatePresence, departedAt, HEARTBEAT_TIMEOUT_MS, nextPresenceCheck, OFFLINE_GRACE_MS, withActivity, type DeviceState, type Presence } from "../domain/presence";
-import { encodeFrame, ERROR_CODE_BY_STATUS, frameTooLarge, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
+import { encodeFrame, errorCodeFor, frameTooLarge, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
 import type { Conversation, Message } from "../protocol/resources";
 import { IDENTITY_HEADER, SOCKET_CAP_RETRY_SECONDS } from "./room/realtime";
 import { FrameRateLimiter, safeClose, sendRaw } from "./room/sockets";
@@ -232,7 +232,7 @@ export class UserSession extends DurableObject<Env> {
           .catch(() => ({ ok: false as const, status: 503, detail: "Conversation unavailable; try again" }));
         if (!result.ok) {
           const message = Array.isArray(result.detail) ? result.detail.join("; ") : result.detail;
-          sendRaw(ws, encodeFrame("error", { code: ERROR_CODE_BY_STATUS[result.status] ?? "bad_request", message }, frame.id));
+          sendRaw(ws, encodeFrame("error", { code: errorCodeFor(result.status), message }, frame.id));
         }
         break;
       }

@@ -118,8 +118,18 @@ export const ERROR_CODE_BY_STATUS: Record<number, ErrorCode> = {
   404: "not_found",
   409: "conflict",
   429: "rate_limited",
+  500: "internal",
   503: "unavailable",
 };
+
+/**
+ * The code for any status. A status without its own code goes by its class: a server-side failure (502, 504, ...) is
+ * `unavailable`, which clients retry. Every unlisted status used to be `bad_request`, and the SDK gave up for good
+ * on a send that a passing 502 or 504 had refused.
+ */
+export function errorCodeFor(status: number): ErrorCode {
+  return ERROR_CODE_BY_STATUS[status] ?? (status >= 500 ? "unavailable" : "bad_request");
+}
 
 export const CLOSE = {
   normal: 1000,

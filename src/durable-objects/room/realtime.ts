@@ -5,7 +5,7 @@ import {
   conversationClientFrame,
   conversationClientTypes,
   encodeFrame,
-  ERROR_CODE_BY_STATUS,
+  errorCodeFor,
   frameTooLarge,
   parseFrame,
   PROTOCOL_VERSION,
@@ -134,7 +134,7 @@ export async function handleSocketMessage(room: ConversationRoom, ws: WebSocket,
     const http = err instanceof HttpError ? err : undefined;
     if (!http) room.log.error("frame failed", { type: frame.type, error: (err as Error).message?.slice(0, 200) });
     const message = http ? (Array.isArray(http.detail) ? http.detail.join("; ") : http.detail) : "Internal error";
-    errorFrame(ws, http ? (ERROR_CODE_BY_STATUS[http.status] ?? "bad_request") : "internal", message, frame.id);
+    errorFrame(ws, http ? errorCodeFor(http.status) : "internal", message, frame.id);
   }
 }
 

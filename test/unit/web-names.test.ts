@@ -77,4 +77,21 @@ describe("the web app's names", () => {
     expect(typingText([agent, ann, bob], dir)).toBe("Several people are typing…");
     expect(typingText([], dir)).toBe("");
   });
+
+  it("names the signed-in user in the top bar as everywhere else: a rename learned from a message shows there too", () => {
+    const dir = new Directory();
+    const changes: string[][] = [];
+    dir.onNames((changed) => changes.push([...changed]));
+    // Before /auth/me answers, and while only a placeholder is known: the kahaId alone, not "ann-kaha (ann-kaha)".
+    expect(dir.accountLabel(ann, "ann-kaha")).toBe("ann-kaha");
+    dir.learnMessage(message(1, placeholderProfile(ann, "user", "ann-kaha")));
+    expect(dir.accountLabel(ann, "ann-kaha")).toBe("ann-kaha");
+    dir.set(ann, real(ann, "Ann Lee"));
+    expect(dir.accountLabel(ann, "ann-kaha")).toBe("Ann Lee (ann-kaha)");
+    // Renamed on another device: her next message carries the new name, and the top bar is told to redraw.
+    dir.learnMessage(message(2, real(ann, "Ann Roe")));
+    expect(changes.at(-1)).toEqual([ann]);
+    expect(dir.accountLabel(ann, "ann-kaha")).toBe("Ann Roe (ann-kaha)");
+    expect(dir.name(ann)).toBe("Ann Roe");
+  });
 });

@@ -116,8 +116,12 @@ export class App {
       this.pane,
     );
     this.user = this.chat.user();
-    // A name learned anywhere (a message, a typer, a member list) renames the rows that show it.
-    this.dir.onNames(() => !this.stopped && this.renderList());
+    // A name learned anywhere (a message, a typer, a member list) renames the rows that show it, and the top bar's own.
+    this.dir.onNames((changed) => {
+      if (this.stopped) return;
+      this.renderList();
+      if (changed.has(this.me)) this.meName.textContent = this.dir.accountLabel(this.me, session.kahaId);
+    });
   }
 
   async start(): Promise<void> {
@@ -130,8 +134,8 @@ export class App {
     this.attention.onChange((present) => this.user.setPresence(present ? "online" : "away"));
     void this.chat.me().then(
       (me) => {
-        this.dir.set(me.id, me.profile);
-        this.meName.textContent = `${me.profile.name} (${this.session.kahaId})`;
+        this.dir.set(this.me, me.profile);
+        this.meName.textContent = this.dir.accountLabel(this.me, this.session.kahaId);
       },
       (err: unknown) => this.handleAuthError(err),
     );

@@ -66,6 +66,17 @@ export class Directory {
     return profileName(this.profiles.get(userId), userId);
   }
 
+  /**
+   * The top bar's "Name (kahaId)" for the signed-in user, from the same names as the rest of the app: it kept the
+   * name /auth/me gave at sign-in while bubbles and the member list showed a rename. The kahaId alone while no real
+   * name is known (a placeholder's name is made from the kahaId, and said it twice).
+   */
+  accountLabel(userId: string, kahaId: string): string {
+    const profile = this.profiles.get(userId);
+    const name = profile && !profile.placeholder ? profile.name.trim() : "";
+    return name ? `${name} (${kahaId})` : kahaId;
+  }
+
   /** Called with the users whose shown name changed; returns the unsubscribe. */
   onNames(listener: NamesListener): () => void {
     this.listeners.add(listener);

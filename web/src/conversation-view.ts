@@ -5,7 +5,7 @@ import { confirmDialog } from "./confirm";
 import { businessState, conversationTitle, directPeer, fullTime, laterMessage, mergeConversation, presenceText, shortTime, typingText } from "./format";
 import { searchMatches } from "../../src/domain/history";
 import { sendsOnEnter } from "./keys";
-import { mayRetry, notSentAlert } from "./not-sent";
+import { mayRetry, notSentAlert, refusalNote, sendOrRefusal } from "./not-sent";
 import { seenByChanges, seenByLines } from "./receipts";
 
 const PAGE = 50;
@@ -203,7 +203,7 @@ export class ConversationView {
     for (const e of this.app.takeUnsent(this.id)) {
       socket.send(e.content, { clientMessageId: e.clientMessageId, type: e.type, replyToId: e.replyToId }).catch(() => {});
     }
-    for (const e of this.early.splice(0)) socket.send(e.content, { clientMessageId: e.clientMessageId }).catch(() => {});
+    for (const e of this.early.splice(0)) this.handOver(socket, e);
     // The newest page is on screen: mark it read (sent once the socket is live).
     this.maybeMarkRead();
   }
@@ -226,7 +226,7 @@ export class ConversationView {
       for (const e of this.app.takeUnsent(this.id)) {
         socket.send(e.content, { clientMessageId: e.clientMessageId, type: e.type, replyToId: e.replyToId }).catch(() => {});
       }
-      for (const e of this.early.splice(0)) socket.send(e.content, { clientMessageId: e.clientMessageId }).catch(() => {});
+      for (const e of this.early.splice(0)) this.handOver(socket, e);
     }
     socket.stopTyping();
     // Closing would drop what is still in the outbox: the app keeps the socket until the server has it all.
@@ -628,17 +628,40 @@ export class ConversationView {
       this.composerError.textContent = `Not sent: ${this.closedReason ?? "the connection was closed"}`;
       return;
     }
-    this.input.value = "";
-    this.autosize();
-    // Failures are shown on the pending message (send_failed); nothing to do here.
-    if (this.socket) this.socket.send(text).catch(() => {});
-    else {
+    if (this.socket) {
+      // Refused by the SDK on the spot (too large as a frame, say): no Sending… line, no send_failed, so the text
+      // stays in the box with the reason. Later failures show on the pending message (send_failed).
+      const refused = sendOrRefusal(this.socket, text, randomId());
+      if (refused) {
+        void refused.then((error) => {
+          if (error && !this.destroyed) this.composerError.textContent = refusalNote(error);
+        });
+        return;
+      }
+    } else {
       // Not on the server yet: shown as Sending… now (it showed nothing, as if sent), and its node is kept when the
       // socket's outbox takes it over under the same clientMessageId.
       this.early.push({ clientMessageId: randomId(), content: text });
       this.renderPending(this.early);
     }
+    this.input.value = "";
+    this.autosize();
     this.input.focus();
+  }
+
+  /**
+   * A message written before the socket existed, already shown as Sending…: refused by the SDK on the spot, it is
+   * Not sent (kept by the app for the next visit when the view is gone). It vanished at the next outbox change.
+   */
+  private handOver(socket: ConversationSocket, e: Pick<OutboxEntry, "clientMessageId" | "content">): void {
+    void sendOrRefusal(socket, e.content, e.clientMessageId)?.then((error) => {
+      if (!error) return;
+      const failed = { clientMessageId: e.clientMessageId, content: e.content, error };
+      this.app.noteFailed(this.id, failed);
+      if (this.destroyed) return;
+      this.markFailed(failed);
+      this.notSentAnnouncer.textContent = notSentAlert(e.content, error);
+    });
   }
 
   // ── Edit, delete ─────────────────────────────────────────────────────────────────────────────────────

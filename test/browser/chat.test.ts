@@ -65,6 +65,9 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => alice.page.locator(".typing").textContent(), poll).toBe(`${bob.name} is typing…`);
     await composer(bob.page).press("Enter");
     await expect.poll(() => messageTexts(alice.page), poll).toEqual(["Hello Bob, are you there?", "Yes, here"]);
+    // A screen reader hears what arrives, and not the history shown on opening (Bob's view): the list is no live region.
+    await expect.poll(() => alice.page.locator(".arrivals").textContent(), poll).toBe(`You: Hello Bob, are you there?${bob.name}: Yes, here`);
+    expect(await bob.page.locator(".arrivals").textContent()).toBe("You: Yes, here");
     await expect.poll(() => alice.page.locator(".typing").textContent(), poll).toBe("");
     await expect.poll(() => log(bob.page).locator(".seen-by").textContent(), poll).toBe(`Seen by ${alice.name}`);
     // The tab names the open conversation and counts what is unread elsewhere: it showed one or the other, whichever
@@ -231,6 +234,9 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     const texts = await messageTexts(bob.page);
     expect(texts).toEqual(Array.from({ length: total }, (_, i) => `line ${i + 1}${i + 1 === 7 ? " with the needle" : ""}`));
     await expect.poll(() => bob.page.locator(".history-start").isVisible(), poll).toBe(true);
+    // Each older page went in at the top of the list, which was a live region: read out as 80 new messages.
+    expect(await log(bob.page).getAttribute("aria-live")).toBe("off");
+    expect(await bob.page.locator(".arrivals").textContent()).toBe("");
 
     // Search in a fresh view (only the newest page loaded): jumping loads back to the hit.
     await alice.page.goto(`${alice.page.url().split("#")[0]}#/c/${conversation.id}`);

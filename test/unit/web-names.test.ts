@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Conversation, Message, Profile } from "../../src/client";
 import { placeholderProfile } from "../../src/profiles/placeholder";
 import { Directory, typingText } from "../../web/src/format";
+import { arrivalText } from "../../web/src/announce";
 
 const ann = "a0000000-0000-4000-8000-000000000001";
 const bob = "b0000000-0000-4000-8000-000000000002";
@@ -93,5 +94,14 @@ describe("the web app's names", () => {
     expect(changes.at(-1)).toEqual([ann]);
     expect(dir.accountLabel(ann, "ann-kaha")).toBe("Ann Roe (ann-kaha)");
     expect(dir.name(ann)).toBe("Ann Roe");
+  });
+
+  it("announces a message that just arrived by its sender's name as known now, and mine as You", () => {
+    const dir = new Directory();
+    dir.learnMessage(message(1, real(bob, "Bob Roe")));
+    expect(arrivalText(message(1, real(bob, "Bob Roe")), ann, dir)).toBe("Bob Roe: message 1");
+    expect(arrivalText({ ...message(2, real(ann, "Ann Lee")), content: "  two\n lines " }, ann, dir)).toBe("You: two lines");
+    expect(arrivalText({ ...message(3, real(bob, "Bob Roe")), content: "x".repeat(300) }, ann, dir)).toBe(`Bob Roe: ${"x".repeat(199)}…`);
+    expect(arrivalText({ ...message(4, real(bob, "Bob Roe")), content: "", deletedAt: "2026-01-01T00:01:00.000Z" }, ann, dir)).toBe("Bob Roe: message deleted");
   });
 });

@@ -7,6 +7,7 @@ import { searchMatches } from "../../src/domain/history";
 import { sendsOnEnter } from "./keys";
 import { mayRetry, notSentAlert, refusalNote, sendOrRefusal } from "./not-sent";
 import { seenByChanges, seenByLines } from "./receipts";
+import { ARRIVALS_KEPT, arrivalText } from "./announce";
 
 const PAGE = 50;
 const SEARCH_PAGE = 20;
@@ -69,6 +70,8 @@ export class ConversationView {
   private readonly typingLine: HTMLElement;
   private readonly composerError: HTMLElement;
   private readonly notSentAnnouncer: HTMLElement;
+  /** Where newly arrived messages are announced, one line each; present from the start, as a live region must be. */
+  private readonly arrivals: HTMLElement;
   private readonly jumpButton: HTMLButtonElement;
   private readonly input: HTMLTextAreaElement;
   private readonly sendButton: HTMLButtonElement;
@@ -90,7 +93,9 @@ export class ConversationView {
     this.banner = h("p", { class: "banner", attrs: { role: "status", hidden: true } });
     this.olderButton = h("button", { class: "ghost small older", attrs: { type: "button", hidden: true }, text: "Load older messages", on: { click: () => void this.loadOlder(true) } });
     this.historyStart = h("p", { class: "history-start", attrs: { hidden: true }, text: "This is the beginning of the conversation." });
-    this.log = h("ol", { class: "messages", attrs: { role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": "Messages" } });
+    // Not a live region (see arrivalText): history pages inserted at the top were announced as new messages.
+    this.log = h("ol", { class: "messages", attrs: { role: "log", "aria-live": "off", "aria-label": "Messages" } });
+    this.arrivals = h("div", { class: "vh arrivals", attrs: { "aria-live": "polite", "aria-relevant": "additions", "aria-atomic": "false" } });
     this.pendingList = h("ol", { class: "messages pending-list", attrs: { "aria-label": "Messages being sent" } });
     this.scroller = h(
       "div",
@@ -146,6 +151,7 @@ export class ConversationView {
       this.typingLine,
       this.composerError,
       this.notSentAnnouncer,
+      this.arrivals,
       h(
         "form",
         { class: "composer", on: { submit: (e) => (e.preventDefault(), this.submit()) } },
@@ -267,7 +273,11 @@ export class ConversationView {
     });
     s.on("new_message", ({ message }) => {
       const stick = this.atBottom();
+      // A copy of one already shown (history overlapping the replay) is no news. Announced after the upsert, which
+      // learns the sender's name from the message.
+      const fresh = !this.messages.has(message.seq);
       this.upsertMessage(message);
+      if (fresh) this.announce(arrivalText(message, this.me, this.app.dir));
       this.app.noteMessage(this.id, message);
       // Not for every message of mine: one sent from another device, or the acknowledgement of one queued offline,
       // pulled a reader of older messages down to the newest. One just sent here is at the bottom already.
@@ -936,6 +946,11 @@ export class ConversationView {
   private renderTyping(): void {
     const text = typingText(this.typing, this.app.dir);
     if (this.typingLine.textContent !== text) this.typingLine.textContent = text;
+  }
+
+  private announce(text: string): void {
+    this.arrivals.append(h("p", { text }));
+    while (this.arrivals.childElementCount > ARRIVALS_KEPT) this.arrivals.firstElementChild?.remove();
   }
 
   private showBanner(text: string | undefined): void {

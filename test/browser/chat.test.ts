@@ -81,6 +81,14 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await bob.page.getByRole("button", { name: "Mute" }).click();
     await expect.poll(() => bob.page.getByRole("button", { name: "Muted" }).count(), poll).toBe(1);
     expect(await bob.page.title()).toBe(`(1) ${alice.name} · Edge Chat`);
+    // What Bob was writing is still there when he comes back from another conversation: it was thrown away.
+    await composer(bob.page).fill("half a thought");
+    await bob.page.getByRole("link", { name: new RegExp(carol.name) }).click();
+    await expect.poll(() => bob.page.locator("#conv-title").textContent(), poll).toBe(carol.name);
+    expect(await composer(bob.page).inputValue()).toBe("");
+    await row.click();
+    await expect.poll(() => bob.page.locator("#conv-title").textContent(), poll).toBe(alice.name);
+    expect(await composer(bob.page).inputValue()).toBe("half a thought");
     expect([...alice.errors, ...bob.errors]).toEqual([]);
   });
 

@@ -3,6 +3,7 @@ import { ChatApiError, ChatClient, type Conversation, type ConversationSocket, t
 import { h, replace, srOnly } from "./dom";
 import { closeDialogs, confirmDialog } from "./confirm";
 import { ConversationView } from "./conversation-view";
+import { Drafts } from "./drafts";
 import { Directory, conversationTitle, directPeer, initials, laterMessage, mergeConversation, pageTitle, preview, presenceLabel, shortTime, titleUnread } from "./format";
 import { ListReloads, toDrop } from "./list-refresh";
 import { openNewConversationDialog } from "./new-conversation";
@@ -26,6 +27,8 @@ export class App {
   readonly me: string;
   readonly dir = new Directory();
   readonly presence = new PresenceBook();
+  /** What was being written in each conversation left (see Drafts); gone with the sign-out, as this App is. */
+  readonly drafts = new Drafts();
   private readonly conversations = new Map<string, Conversation>();
   private readonly rows = new Map<string, HTMLLIElement>();
   private readonly user: UserSocket;

@@ -123,6 +123,7 @@ export class ConversationView {
         blur: () => this.socket?.stopTyping(),
       },
     });
+    this.input.value = app.drafts.take(this.id);
     this.sendButton = h("button", { class: "primary", attrs: { type: "submit" }, text: "Send" });
     this.searchInput = h("input", { attrs: { id: "search-input", type: "search", placeholder: "Search messages", autocomplete: "off", maxlength: 500 } });
     this.searchPanel = h("section", { class: "search-panel", attrs: { hidden: true, "aria-labelledby": "search-title" } });
@@ -172,6 +173,8 @@ export class ConversationView {
   async start(): Promise<void> {
     this.unsubscribe.push(this.app.attention.onChange((present) => present && this.maybeMarkRead()));
     this.unsubscribe.push(this.app.dir.onNames((changed) => this.namesChanged(changed)));
+    // A draft put back: sized now that the box is on the page (it measured nothing before).
+    if (this.input.value) this.autosize();
     this.input.focus();
     let lastSeq: number | undefined;
     // Refused on an earlier visit, or on the socket kept after it: still there to dismiss (they vanished).
@@ -221,6 +224,7 @@ export class ConversationView {
 
   destroy(): void {
     this.destroyed = true;
+    this.app.drafts.keep(this.id, this.input.value);
     for (const off of this.unsubscribe.splice(0)) off();
     let socket = this.socket;
     if (!socket) {

@@ -2,7 +2,7 @@ import { CONTENT_MAX_CHARS, randomId, contentLength, type Conversation, type Con
 import type { App, FailedMessage } from "./app";
 import { h, replace, setText } from "./dom";
 import { confirmDialog } from "./confirm";
-import { businessState, conversationTitle, directPeer, fullTime, laterMessage, mergeConversation, presenceText, shortTime, typingText } from "./format";
+import { businessState, conversationTitle, directPeer, fullTime, laterMessage, mergeConversation, messageTime, presenceText, typingText } from "./format";
 import { searchMatches } from "../../src/domain/history";
 import { sendsOnEnter } from "./keys";
 import { mayRetry, notSentAlert, refusalNote, sendOrRefusal } from "./not-sent";
@@ -488,7 +488,7 @@ export class ConversationView {
           "div",
           { class: "meta" },
           h("span", { class: "sender", attrs: { dir: "auto" }, text: sender }),
-          h("time", { attrs: { datetime: m.createdAt, title: fullTime(m.createdAt) }, text: shortTime(m.createdAt) }),
+          h("time", { attrs: { datetime: m.createdAt, title: fullTime(m.createdAt) }, text: messageTime(m.createdAt) }),
           m.editedAt && !deleted ? h("span", { class: "edited", text: "(edited)" }) : null,
         ),
         // Each text sets its own direction (Arabic, Hebrew): in the page's left-to-right, a right-to-left message
@@ -889,7 +889,7 @@ export class ConversationView {
       h(
         "button",
         { class: "result", attrs: { type: "button" }, on: { click: () => void this.jumpTo(m.seq) } },
-        h("span", { class: "meta" }, h("span", { class: "sender", attrs: { dir: "auto" }, text: m.senderId === this.me ? "You" : this.app.dir.name(m.senderId) }), h("time", { attrs: { datetime: m.createdAt }, text: shortTime(m.createdAt) })),
+        h("span", { class: "meta" }, h("span", { class: "sender", attrs: { dir: "auto" }, text: m.senderId === this.me ? "You" : this.app.dir.name(m.senderId) }), h("time", { attrs: { datetime: m.createdAt }, text: messageTime(m.createdAt) })),
         h("span", { class: "text", attrs: { dir: "auto" } }, ...highlight(m.content, q)),
       ),
     );

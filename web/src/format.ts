@@ -2,14 +2,38 @@ import type { Conversation, Message, Participant, PresenceStatus, Profile, Typin
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
 const dayFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+const dayYearFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric" });
+const dayTimeFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
+const dayYearTimeFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
 const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
-export function shortTime(iso: string | null | undefined): string {
-  if (!iso) return "";
+function parse(iso: string | null | undefined): Date | undefined {
+  if (!iso) return undefined;
   const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return "";
-  const today = new Date();
-  return d.toDateString() === today.toDateString() ? timeFmt.format(d) : dayFmt.format(d);
+  return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+/**
+ * The list's time: today's as a time, an earlier day's as its date, with the year when it is not this year's (a
+ * conversation quiet since last November showed "Nov 28", as if it were this month's).
+ */
+export function shortTime(iso: string | null | undefined, now: Date = new Date()): string {
+  const d = parse(iso);
+  if (!d) return "";
+  if (d.toDateString() === now.toDateString()) return timeFmt.format(d);
+  return d.getFullYear() === now.getFullYear() ? dayFmt.format(d) : dayYearFmt.format(d);
+}
+
+/**
+ * A message's time in its bubble: the time of day always, with the date when it is not today's and the year when not
+ * this year's. A message of any earlier day showed its date alone ("Nov 28"): when it was written could only be found
+ * by hovering, which touch screens and screen readers cannot.
+ */
+export function messageTime(iso: string | null | undefined, now: Date = new Date()): string {
+  const d = parse(iso);
+  if (!d) return "";
+  if (d.toDateString() === now.toDateString()) return timeFmt.format(d);
+  return d.getFullYear() === now.getFullYear() ? dayTimeFmt.format(d) : dayYearTimeFmt.format(d);
 }
 
 export function fullTime(iso: string | null | undefined): string {

@@ -225,9 +225,12 @@ export function pageTitle(unread: number, conversation: string | undefined): str
 
 export const presenceLabel: Record<PresenceStatus, string> = { online: "Online", away: "Away", offline: "Offline" };
 
-/** A direct conversation's header: the other person's presence, and when they were last seen once offline. */
-export function presenceText(status: PresenceStatus, lastSeen: string | null | undefined): string {
-  const when = status === "offline" ? shortTime(lastSeen) : "";
+/**
+ * A direct conversation's header: the other person's presence, and when they were last seen once offline: with the
+ * time of day on an earlier day too (it said "Last seen Nov 28", whether that was at 1 a.m. or just before midnight).
+ */
+export function presenceText(status: PresenceStatus, lastSeen: string | null | undefined, now: Date = new Date()): string {
+  const when = status === "offline" ? messageTime(lastSeen, now) : "";
   return when ? `Last seen ${when}` : presenceLabel[status];
 }
 

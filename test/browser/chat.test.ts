@@ -89,6 +89,18 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await row.click();
     await expect.poll(() => bob.page.locator("#conv-title").textContent(), poll).toBe(alice.name);
     expect(await composer(bob.page).inputValue()).toBe("half a thought");
+    // More unread than a screen holds: Bob opens at the first of them, marked, not past them at the newest.
+    const dave = await headless("sdk-d");
+    const news = await api<{ id: string }>("POST", "/conversations/direct", dave.token, { targetUserId: bob.id });
+    await seedMessages(dave.token, news.id, Array.from({ length: 30 }, (_, i) => `news ${i + 1}`));
+    const daveRow = bob.page.getByRole("link", { name: new RegExp(dave.name) });
+    await expect.poll(() => daveRow.locator(".badge").textContent(), poll).toContain("30");
+    await daveRow.click();
+    await expect.poll(() => log(bob.page).locator("li").count(), poll).toBe(30);
+    const mark = log(bob.page).locator(".unread-divider");
+    await expect.poll(() => mark.locator("xpath=..").locator(".text").textContent(), poll).toBe("news 1");
+    expect(await mark.evaluate((el) => el.getBoundingClientRect().top >= el.closest(".scroller")!.getBoundingClientRect().top)).toBe(true);
+    expect(await bob.page.locator(".jump").isVisible()).toBe(true);
     expect([...alice.errors, ...bob.errors]).toEqual([]);
   });
 

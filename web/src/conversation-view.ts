@@ -6,7 +6,7 @@ import { businessState, conversationTitle, directPeer, fullTime, laterMessage, m
 import { searchMatches } from "../../src/domain/history";
 import { sendsOnEnter } from "./keys";
 import { mayRetry, notSentAlert, refusalNote, sendOrRefusal } from "./not-sent";
-import { seenByChanges, seenByLines } from "./receipts";
+import { firstUnread, seenByChanges, seenByLines } from "./receipts";
 import { ARRIVALS_KEPT, arrivalText } from "./announce";
 
 const PAGE = 50;
@@ -49,6 +49,11 @@ export class ConversationView {
    */
   private olderFrom: "history" | "archive" = "history";
   private loadingOlder: Promise<void> | undefined;
+  /**
+   * The first message that was unread on opening, marked "New messages" for the visit. Opening went to the newest
+   * message: with more unread than a screen holds, the reader landed past the ones they had not seen.
+   */
+  private unreadFrom: number | undefined;
   private typing: string[] = [];
   private destroyed = false;
   private readSent = 0;
@@ -183,12 +188,16 @@ export class ConversationView {
     try {
       const page = await this.app.chat.listMessages(this.id, { limit: PAGE });
       if (this.destroyed) return;
+      // The list's count, kept current by the user socket; nothing has marked this visit's messages read yet.
+      const unread = this.app.conversation(this.id)?.unreadCount ?? this.conversation.unreadCount;
+      this.unreadFrom = firstUnread(page.messages, unread, this.me, page.hasMore);
       for (const m of page.messages) this.upsertMessage(m);
       this.hasMore = page.hasMore;
       this.continueIntoArchive();
       lastSeq = page.messages.at(-1)?.seq ?? 0;
       this.updateHistoryEdge();
       this.scrollToBottom(false);
+      this.showFirstUnread();
     } catch (err) {
       if (this.destroyed || this.app.handleAuthError(err)) return;
       this.showBanner(`Could not load messages (${(err as Error).message}). They load as soon as the connection is back.`);
@@ -481,6 +490,7 @@ export class ConversationView {
         attrs: { id: `msg-${m.seq}`, tabindex: -1 },
         data: own ? { seq: String(m.seq) } : { seq: String(m.seq), sender: m.senderId },
       },
+      m.seq === this.unreadFrom ? h("p", { class: "unread-divider", text: "New messages" }) : null,
       h(
         "div",
         { class: "bubble" },
@@ -771,6 +781,16 @@ export class ConversationView {
     this.jumpButton.hidden = true;
     if (focusLatest) this.input.focus();
     this.maybeMarkRead();
+  }
+
+  /** Puts the first unread message at the top when it is above the screen (the newest are then below, unread). */
+  private showFirstUnread(): void {
+    const node = this.unreadFrom === undefined ? undefined : this.nodes.get(this.unreadFrom);
+    if (!node) return;
+    const above = this.scroller.getBoundingClientRect().top - node.getBoundingClientRect().top;
+    if (above <= 0) return;
+    this.scroller.scrollTop -= above + 8;
+    this.jumpButton.hidden = this.atBottom();
   }
 
   private onScroll(): void {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { Drafts } from "../../web/src/drafts";
 import { sendsOnEnter } from "../../web/src/keys";
 
 const enter = { key: "Enter", shiftKey: false, isComposing: false, keyCode: 13 };
@@ -14,5 +15,22 @@ describe("the web app's Enter key in the composer and the message editor", () =>
     expect(sendsOnEnter({ ...enter, isComposing: true, keyCode: 229 })).toBe(false);
     // Safari: the keydown comes after compositionend, so isComposing is false already.
     expect(sendsOnEnter({ ...enter, isComposing: false, keyCode: 229 })).toBe(false);
+  });
+});
+
+describe("the web app's composer drafts", () => {
+  it("gives back what was written in a conversation when it is opened again, each conversation its own", () => {
+    const drafts = new Drafts();
+    drafts.keep("a", "half a thought,\nand a second line");
+    drafts.keep("b", "for b");
+    drafts.keep("c", "  \n ");
+    expect(drafts.take("a")).toBe("half a thought,\nand a second line");
+    expect(drafts.take("b")).toBe("for b");
+    expect(drafts.take("c")).toBe("");
+    // Taken into the box: sent or cleared there, it does not come back on the next visit.
+    expect(drafts.take("a")).toBe("");
+    drafts.keep("b", "again");
+    drafts.keep("b", "");
+    expect(drafts.take("b")).toBe("");
   });
 });

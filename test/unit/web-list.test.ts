@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Conversation, Message, Participant } from "../../src/client";
 import { placeholderProfile } from "../../src/profiles/placeholder";
-import { Directory, businessState, conversationTitle, laterMessage, mergeConversation, preview, titleUnread } from "../../web/src/format";
+import { Directory, businessState, conversationTitle, laterMessage, mergeConversation, messageTime, preview, shortTime, titleUnread } from "../../web/src/format";
 import { ListReloads, toDrop, type Listed } from "../../web/src/list-refresh";
 
 const at = (minute: number) => `2026-01-01T00:${String(minute).padStart(2, "0")}:00.000Z`;
@@ -176,5 +176,34 @@ describe("the web app's unread count in the tab's title", () => {
 
   it("leaves muted conversations out: a busy muted group kept the tab saying there was something to read", () => {
     expect(titleUnread([row("a", 2), row("muted", 40, true)], undefined)).toBe(2);
+  });
+});
+
+describe("the web app's times", () => {
+  // Local times, as the app shows them; the formats are the browser's (en-US here).
+  const now = new Date(2026, 10, 29, 18, 0);
+  const local = (y: number, month: number, day: number, hour: number, minute: number) => new Date(y, month - 1, day, hour, minute).toISOString();
+  const fmt = (d: string, options: Intl.DateTimeFormatOptions) => new Intl.DateTimeFormat(undefined, options).format(new Date(d));
+
+  it("shows a message's time of day in its bubble on every day, with the date before today and the year before this one", () => {
+    const today = local(2026, 11, 29, 9, 5);
+    const yesterday = local(2026, 11, 28, 15, 4);
+    const lastYear = local(2025, 11, 28, 15, 4);
+    expect(messageTime(today, now)).toBe(fmt(today, { hour: "numeric", minute: "2-digit" }));
+    // It said "Nov 28" alone: when it was written could only be found by hovering.
+    expect(messageTime(yesterday, now)).toContain(fmt(yesterday, { hour: "numeric", minute: "2-digit" }));
+    expect(messageTime(yesterday, now)).toContain(fmt(yesterday, { month: "short", day: "numeric" }));
+    expect(messageTime(yesterday, now)).not.toContain("2026");
+    expect(messageTime(lastYear, now)).toContain("2025");
+    expect(messageTime(lastYear, now)).toContain(fmt(lastYear, { hour: "numeric", minute: "2-digit" }));
+    expect(messageTime("not a time", now)).toBe("");
+  });
+
+  it("gives the list's time the year when it is not this year's: a conversation quiet since last year looked this year's", () => {
+    const yesterday = local(2026, 11, 28, 15, 4);
+    const lastYear = local(2025, 11, 28, 15, 4);
+    expect(shortTime(yesterday, now)).toBe(fmt(yesterday, { month: "short", day: "numeric" }));
+    expect(shortTime(lastYear, now)).not.toBe(shortTime(yesterday, now));
+    expect(shortTime(lastYear, now)).toContain("2025");
   });
 });

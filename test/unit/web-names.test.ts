@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Conversation, Message, Profile } from "../../src/client";
 import { placeholderProfile } from "../../src/profiles/placeholder";
 import { Directory, typingText } from "../../web/src/format";
+import { arrivalText } from "../../web/src/announce";
 
 const ann = "a0000000-0000-4000-8000-000000000001";
 const bob = "b0000000-0000-4000-8000-000000000002";
@@ -76,5 +77,31 @@ describe("the web app's names", () => {
     expect(typingText([agent, ann], dir)).toBe("Ann from Support and User a0000000 are typing…");
     expect(typingText([agent, ann, bob], dir)).toBe("Several people are typing…");
     expect(typingText([], dir)).toBe("");
+  });
+
+  it("names the signed-in user in the top bar as everywhere else: a rename learned from a message shows there too", () => {
+    const dir = new Directory();
+    const changes: string[][] = [];
+    dir.onNames((changed) => changes.push([...changed]));
+    // Before /auth/me answers, and while only a placeholder is known: the kahaId alone, not "ann-kaha (ann-kaha)".
+    expect(dir.accountLabel(ann, "ann-kaha")).toBe("ann-kaha");
+    dir.learnMessage(message(1, placeholderProfile(ann, "user", "ann-kaha")));
+    expect(dir.accountLabel(ann, "ann-kaha")).toBe("ann-kaha");
+    dir.set(ann, real(ann, "Ann Lee"));
+    expect(dir.accountLabel(ann, "ann-kaha")).toBe("Ann Lee (ann-kaha)");
+    // Renamed on another device: her next message carries the new name, and the top bar is told to redraw.
+    dir.learnMessage(message(2, real(ann, "Ann Roe")));
+    expect(changes.at(-1)).toEqual([ann]);
+    expect(dir.accountLabel(ann, "ann-kaha")).toBe("Ann Roe (ann-kaha)");
+    expect(dir.name(ann)).toBe("Ann Roe");
+  });
+
+  it("announces a message that just arrived by its sender's name as known now, and mine as You", () => {
+    const dir = new Directory();
+    dir.learnMessage(message(1, real(bob, "Bob Roe")));
+    expect(arrivalText(message(1, real(bob, "Bob Roe")), ann, dir)).toBe("Bob Roe: message 1");
+    expect(arrivalText({ ...message(2, real(ann, "Ann Lee")), content: "  two\n lines " }, ann, dir)).toBe("You: two lines");
+    expect(arrivalText({ ...message(3, real(bob, "Bob Roe")), content: "x".repeat(300) }, ann, dir)).toBe(`Bob Roe: ${"x".repeat(199)}…`);
+    expect(arrivalText({ ...message(4, real(bob, "Bob Roe")), content: "", deletedAt: "2026-01-01T00:01:00.000Z" }, ann, dir)).toBe("Bob Roe: message deleted");
   });
 });

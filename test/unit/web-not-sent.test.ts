@@ -1,7 +1,16 @@
 import { describe, expect, it } from "vitest";
-import { ChatApiError } from "../../src/client";
+import { ChatApiError, ChatRest, ConversationSocket } from "../../src/client";
 import { errorFromFrame } from "../../src/client/errors";
-import { mayRetry, notSentAlert } from "../../web/src/not-sent";
+import { mayRetry, notSentAlert, refusalNote, sendOrRefusal } from "../../web/src/not-sent";
+
+/** A conversation socket of the real SDK that never connects: what it takes stays in its outbox. */
+function idleSocket(): ConversationSocket {
+  const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}") });
+  return new ConversationSocket(rest, "ws://chat.test", "00000000-0000-4000-8000-0000000000c0", async () => "00000000-0000-4000-8000-000000000001", {
+    WebSocket: class {} as never,
+    watchNetwork: false,
+  });
+}
 
 const closedBy = (cause: ChatApiError) => new ChatApiError({ statusCode: 0, message: `Not acknowledged before the socket closed: ${cause.message}`, code: "closed", cause });
 
@@ -27,5 +36,23 @@ describe("the web app's Not sent messages: Retry or Dismiss only", () => {
     expect(notSentAlert("too  late\n", closed)).toBe("Message not sent: “too late”. The conversation is closed.");
     const limited = errorFromFrame({ code: "rate_limited", message: "Too many frames." });
     expect(notSentAlert("x".repeat(100), limited)).toBe(`Message not sent: “${"x".repeat(59)}…”. Too many frames. Retry is offered.`);
+  });
+
+  it("keeps the composer's text, with the reason, when the SDK refuses a message at once as too large for a frame", async () => {
+    const socket = idleSocket();
+    // One character of content, and 11,000 control characters of six bytes each as JSON: over the 64 KiB frame.
+    const pasted = `a${"\u0001".repeat(11_000)}`;
+    const refused = sendOrRefusal(socket, pasted, "cm-1");
+    expect(refused).toBeDefined();
+    const error = await refused;
+    expect(error?.code).toBe("too_large");
+    expect(socket.outbox()).toEqual([]);
+    expect(refusalNote(error!)).toBe("Not sent: the message is too large to send. Shorten it (pasted control characters take the most room).");
+    // What the SDK takes goes to its outbox: the composer may clear, and a later refusal comes as send_failed.
+    expect(sendOrRefusal(socket, "hello", "cm-2")).toBeUndefined();
+    expect(socket.outbox().map((e) => e.content)).toEqual(["hello"]);
+    // Any other refusal on the spot is said in the SDK's words.
+    socket.close("left");
+    expect(refusalNote((await sendOrRefusal(socket, "late", "cm-3"))!)).toBe("Not sent: The conversation socket is closed");
   });
 });

@@ -35,4 +35,15 @@ describe("the web app's presence dots", () => {
     expect(presenceText("online", lastSeen)).toBe("Online");
     expect(presenceText("away", lastSeen)).toBe("Away");
   });
+
+  it("says at what time someone was last seen on an earlier day, not only the date", () => {
+    const now = new Date(2026, 10, 29, 18, 0);
+    const yesterday = new Date(2026, 10, 28, 15, 4);
+    const time = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" }).format(yesterday);
+    const day = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" }).format(yesterday);
+    const text = presenceText("offline", yesterday.toISOString(), now);
+    expect(text).toMatch(/^Last seen /);
+    expect(text).toContain(day);
+    expect(text).toContain(time);
+  });
 });

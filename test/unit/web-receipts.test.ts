@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { seenByChanges, seenByLines } from "../../web/src/receipts";
+import { firstUnread, seenByChanges, seenByLines } from "../../web/src/receipts";
 
 const me = "me";
 const messages = [
@@ -40,5 +40,28 @@ describe("the web app's Seen by lines under messages", () => {
     ]);
     expect(seenByChanges(shown, wanted)).toEqual({ remove: [2, 3], add: [[3, "Seen by Bob, Dan"]] });
     expect(seenByChanges(new Map([[2, "Seen by Dan"]]), new Map([[2, "Seen by Dan"], [4, "Seen by Bob"]]))).toEqual({ remove: [], add: [[4, "Seen by Bob"]] });
+  });
+});
+
+describe("the web app's New messages mark on opening a conversation", () => {
+  const page = [
+    { seq: 1, senderId: "bob", deletedAt: null },
+    { seq: 2, senderId: me, deletedAt: null },
+    { seq: 3, senderId: "bob", deletedAt: null },
+    { seq: 4, senderId: "bob", deletedAt: "2026-01-01T00:00:00.000Z" },
+    { seq: 5, senderId: "ann", deletedAt: null },
+  ];
+
+  it("marks the first of the unread messages, counted as the server counts them (others', not deleted)", () => {
+    expect(firstUnread(page, 2, me, false)).toBe(3);
+    expect(firstUnread(page, 1, me, false)).toBe(5);
+    expect(firstUnread(page, 3, me, true)).toBe(1);
+  });
+
+  it("marks nothing when nothing is unread, and leaves it when the unread begin on an older page", () => {
+    expect(firstUnread(page, 0, me, false)).toBeUndefined();
+    expect(firstUnread(page, 4, me, true)).toBeUndefined();
+    // The whole history is here: more unread than messages (one deleted meanwhile) starts at the first.
+    expect(firstUnread(page, 4, me, false)).toBe(1);
   });
 });

@@ -3,6 +3,7 @@ import { ChatApiError, ChatClient, type Conversation, type ConversationSocket, t
 import { h, replace, srOnly } from "./dom";
 import { closeDialogs, confirmDialog } from "./confirm";
 import { ConversationView } from "./conversation-view";
+import { Drafts } from "./drafts";
 import { Directory, conversationTitle, directPeer, initials, laterMessage, mergeConversation, pageTitle, preview, presenceLabel, shortTime, titleUnread } from "./format";
 import { ListReloads, toDrop } from "./list-refresh";
 import { openNewConversationDialog } from "./new-conversation";
@@ -26,6 +27,8 @@ export class App {
   readonly me: string;
   readonly dir = new Directory();
   readonly presence = new PresenceBook();
+  /** What was being written in each conversation left (see Drafts); gone with the sign-out, as this App is. */
+  readonly drafts = new Drafts();
   private readonly conversations = new Map<string, Conversation>();
   private readonly rows = new Map<string, HTMLLIElement>();
   private readonly user: UserSocket;
@@ -116,8 +119,12 @@ export class App {
       this.pane,
     );
     this.user = this.chat.user();
-    // A name learned anywhere (a message, a typer, a member list) renames the rows that show it.
-    this.dir.onNames(() => !this.stopped && this.renderList());
+    // A name learned anywhere (a message, a typer, a member list) renames the rows that show it, and the top bar's own.
+    this.dir.onNames((changed) => {
+      if (this.stopped) return;
+      this.renderList();
+      if (changed.has(this.me)) this.meName.textContent = this.dir.accountLabel(this.me, session.kahaId);
+    });
   }
 
   async start(): Promise<void> {
@@ -130,8 +137,8 @@ export class App {
     this.attention.onChange((present) => this.user.setPresence(present ? "online" : "away"));
     void this.chat.me().then(
       (me) => {
-        this.dir.set(me.id, me.profile);
-        this.meName.textContent = `${me.profile.name} (${this.session.kahaId})`;
+        this.dir.set(this.me, me.profile);
+        this.meName.textContent = this.dir.accountLabel(this.me, this.session.kahaId);
       },
       (err: unknown) => this.handleAuthError(err),
     );

@@ -2,11 +2,12 @@ import { CONTENT_MAX_CHARS, randomId, contentLength, type Conversation, type Con
 import type { App, FailedMessage } from "./app";
 import { h, replace, setText } from "./dom";
 import { confirmDialog } from "./confirm";
-import { businessState, conversationTitle, directPeer, fullTime, laterMessage, mergeConversation, presenceText, shortTime, typingText } from "./format";
+import { businessState, conversationTitle, directPeer, fullTime, laterMessage, mergeConversation, messageTime, presenceText, typingText } from "./format";
 import { searchMatches } from "../../src/domain/history";
 import { sendsOnEnter } from "./keys";
-import { mayRetry, notSentAlert } from "./not-sent";
-import { seenByChanges, seenByLines } from "./receipts";
+import { mayRetry, notSentAlert, refusalNote, sendOrRefusal } from "./not-sent";
+import { firstUnread, seenByChanges, seenByLines } from "./receipts";
+import { ARRIVALS_KEPT, arrivalText } from "./announce";
 
 const PAGE = 50;
 const SEARCH_PAGE = 20;
@@ -48,6 +49,11 @@ export class ConversationView {
    */
   private olderFrom: "history" | "archive" = "history";
   private loadingOlder: Promise<void> | undefined;
+  /**
+   * The first message that was unread on opening, marked "New messages" for the visit. Opening went to the newest
+   * message: with more unread than a screen holds, the reader landed past the ones they had not seen.
+   */
+  private unreadFrom: number | undefined;
   private typing: string[] = [];
   private destroyed = false;
   private readSent = 0;
@@ -69,6 +75,8 @@ export class ConversationView {
   private readonly typingLine: HTMLElement;
   private readonly composerError: HTMLElement;
   private readonly notSentAnnouncer: HTMLElement;
+  /** Where newly arrived messages are announced, one line each; present from the start, as a live region must be. */
+  private readonly arrivals: HTMLElement;
   private readonly jumpButton: HTMLButtonElement;
   private readonly input: HTMLTextAreaElement;
   private readonly sendButton: HTMLButtonElement;
@@ -90,7 +98,9 @@ export class ConversationView {
     this.banner = h("p", { class: "banner", attrs: { role: "status", hidden: true } });
     this.olderButton = h("button", { class: "ghost small older", attrs: { type: "button", hidden: true }, text: "Load older messages", on: { click: () => void this.loadOlder(true) } });
     this.historyStart = h("p", { class: "history-start", attrs: { hidden: true }, text: "This is the beginning of the conversation." });
-    this.log = h("ol", { class: "messages", attrs: { role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": "Messages" } });
+    // Not a live region (see arrivalText): history pages inserted at the top were announced as new messages.
+    this.log = h("ol", { class: "messages", attrs: { role: "log", "aria-live": "off", "aria-label": "Messages" } });
+    this.arrivals = h("div", { class: "vh arrivals", attrs: { "aria-live": "polite", "aria-relevant": "additions", "aria-atomic": "false" } });
     this.pendingList = h("ol", { class: "messages pending-list", attrs: { "aria-label": "Messages being sent" } });
     this.scroller = h(
       "div",
@@ -118,6 +128,7 @@ export class ConversationView {
         blur: () => this.socket?.stopTyping(),
       },
     });
+    this.input.value = app.drafts.take(this.id);
     this.sendButton = h("button", { class: "primary", attrs: { type: "submit" }, text: "Send" });
     this.searchInput = h("input", { attrs: { id: "search-input", type: "search", placeholder: "Search messages", autocomplete: "off", maxlength: 500 } });
     this.searchPanel = h("section", { class: "search-panel", attrs: { hidden: true, "aria-labelledby": "search-title" } });
@@ -146,6 +157,7 @@ export class ConversationView {
       this.typingLine,
       this.composerError,
       this.notSentAnnouncer,
+      this.arrivals,
       h(
         "form",
         { class: "composer", on: { submit: (e) => (e.preventDefault(), this.submit()) } },
@@ -166,6 +178,8 @@ export class ConversationView {
   async start(): Promise<void> {
     this.unsubscribe.push(this.app.attention.onChange((present) => present && this.maybeMarkRead()));
     this.unsubscribe.push(this.app.dir.onNames((changed) => this.namesChanged(changed)));
+    // A draft put back: sized now that the box is on the page (it measured nothing before).
+    if (this.input.value) this.autosize();
     this.input.focus();
     let lastSeq: number | undefined;
     // Refused on an earlier visit, or on the socket kept after it: still there to dismiss (they vanished).
@@ -174,12 +188,16 @@ export class ConversationView {
     try {
       const page = await this.app.chat.listMessages(this.id, { limit: PAGE });
       if (this.destroyed) return;
+      // The list's count, kept current by the user socket; nothing has marked this visit's messages read yet.
+      const unread = this.app.conversation(this.id)?.unreadCount ?? this.conversation.unreadCount;
+      this.unreadFrom = firstUnread(page.messages, unread, this.me, page.hasMore);
       for (const m of page.messages) this.upsertMessage(m);
       this.hasMore = page.hasMore;
       this.continueIntoArchive();
       lastSeq = page.messages.at(-1)?.seq ?? 0;
       this.updateHistoryEdge();
       this.scrollToBottom(false);
+      this.showFirstUnread();
     } catch (err) {
       if (this.destroyed || this.app.handleAuthError(err)) return;
       this.showBanner(`Could not load messages (${(err as Error).message}). They load as soon as the connection is back.`);
@@ -203,7 +221,7 @@ export class ConversationView {
     for (const e of this.app.takeUnsent(this.id)) {
       socket.send(e.content, { clientMessageId: e.clientMessageId, type: e.type, replyToId: e.replyToId }).catch(() => {});
     }
-    for (const e of this.early.splice(0)) socket.send(e.content, { clientMessageId: e.clientMessageId }).catch(() => {});
+    for (const e of this.early.splice(0)) this.handOver(socket, e);
     // The newest page is on screen: mark it read (sent once the socket is live).
     this.maybeMarkRead();
   }
@@ -215,6 +233,7 @@ export class ConversationView {
 
   destroy(): void {
     this.destroyed = true;
+    this.app.drafts.keep(this.id, this.input.value);
     for (const off of this.unsubscribe.splice(0)) off();
     let socket = this.socket;
     if (!socket) {
@@ -226,7 +245,7 @@ export class ConversationView {
       for (const e of this.app.takeUnsent(this.id)) {
         socket.send(e.content, { clientMessageId: e.clientMessageId, type: e.type, replyToId: e.replyToId }).catch(() => {});
       }
-      for (const e of this.early.splice(0)) socket.send(e.content, { clientMessageId: e.clientMessageId }).catch(() => {});
+      for (const e of this.early.splice(0)) this.handOver(socket, e);
     }
     socket.stopTyping();
     // Closing would drop what is still in the outbox: the app keeps the socket until the server has it all.
@@ -267,7 +286,11 @@ export class ConversationView {
     });
     s.on("new_message", ({ message }) => {
       const stick = this.atBottom();
+      // A copy of one already shown (history overlapping the replay) is no news. Announced after the upsert, which
+      // learns the sender's name from the message.
+      const fresh = !this.messages.has(message.seq);
       this.upsertMessage(message);
+      if (fresh) this.announce(arrivalText(message, this.me, this.app.dir));
       this.app.noteMessage(this.id, message);
       // Not for every message of mine: one sent from another device, or the acknowledgement of one queued offline,
       // pulled a reader of older messages down to the newest. One just sent here is at the bottom already.
@@ -467,6 +490,7 @@ export class ConversationView {
         attrs: { id: `msg-${m.seq}`, tabindex: -1 },
         data: own ? { seq: String(m.seq) } : { seq: String(m.seq), sender: m.senderId },
       },
+      m.seq === this.unreadFrom ? h("p", { class: "unread-divider", text: "New messages" }) : null,
       h(
         "div",
         { class: "bubble" },
@@ -474,7 +498,7 @@ export class ConversationView {
           "div",
           { class: "meta" },
           h("span", { class: "sender", attrs: { dir: "auto" }, text: sender }),
-          h("time", { attrs: { datetime: m.createdAt, title: fullTime(m.createdAt) }, text: shortTime(m.createdAt) }),
+          h("time", { attrs: { datetime: m.createdAt, title: fullTime(m.createdAt) }, text: messageTime(m.createdAt) }),
           m.editedAt && !deleted ? h("span", { class: "edited", text: "(edited)" }) : null,
         ),
         // Each text sets its own direction (Arabic, Hebrew): in the page's left-to-right, a right-to-left message
@@ -628,17 +652,40 @@ export class ConversationView {
       this.composerError.textContent = `Not sent: ${this.closedReason ?? "the connection was closed"}`;
       return;
     }
-    this.input.value = "";
-    this.autosize();
-    // Failures are shown on the pending message (send_failed); nothing to do here.
-    if (this.socket) this.socket.send(text).catch(() => {});
-    else {
+    if (this.socket) {
+      // Refused by the SDK on the spot (too large as a frame, say): no Sending… line, no send_failed, so the text
+      // stays in the box with the reason. Later failures show on the pending message (send_failed).
+      const refused = sendOrRefusal(this.socket, text, randomId());
+      if (refused) {
+        void refused.then((error) => {
+          if (error && !this.destroyed) this.composerError.textContent = refusalNote(error);
+        });
+        return;
+      }
+    } else {
       // Not on the server yet: shown as Sending… now (it showed nothing, as if sent), and its node is kept when the
       // socket's outbox takes it over under the same clientMessageId.
       this.early.push({ clientMessageId: randomId(), content: text });
       this.renderPending(this.early);
     }
+    this.input.value = "";
+    this.autosize();
     this.input.focus();
+  }
+
+  /**
+   * A message written before the socket existed, already shown as Sending…: refused by the SDK on the spot, it is
+   * Not sent (kept by the app for the next visit when the view is gone). It vanished at the next outbox change.
+   */
+  private handOver(socket: ConversationSocket, e: Pick<OutboxEntry, "clientMessageId" | "content">): void {
+    void sendOrRefusal(socket, e.content, e.clientMessageId)?.then((error) => {
+      if (!error) return;
+      const failed = { clientMessageId: e.clientMessageId, content: e.content, error };
+      this.app.noteFailed(this.id, failed);
+      if (this.destroyed) return;
+      this.markFailed(failed);
+      this.notSentAnnouncer.textContent = notSentAlert(e.content, error);
+    });
   }
 
   // ── Edit, delete ─────────────────────────────────────────────────────────────────────────────────────
@@ -734,6 +781,16 @@ export class ConversationView {
     this.jumpButton.hidden = true;
     if (focusLatest) this.input.focus();
     this.maybeMarkRead();
+  }
+
+  /** Puts the first unread message at the top when it is above the screen (the newest are then below, unread). */
+  private showFirstUnread(): void {
+    const node = this.unreadFrom === undefined ? undefined : this.nodes.get(this.unreadFrom);
+    if (!node) return;
+    const above = this.scroller.getBoundingClientRect().top - node.getBoundingClientRect().top;
+    if (above <= 0) return;
+    this.scroller.scrollTop -= above + 8;
+    this.jumpButton.hidden = this.atBottom();
   }
 
   private onScroll(): void {
@@ -852,7 +909,7 @@ export class ConversationView {
       h(
         "button",
         { class: "result", attrs: { type: "button" }, on: { click: () => void this.jumpTo(m.seq) } },
-        h("span", { class: "meta" }, h("span", { class: "sender", attrs: { dir: "auto" }, text: m.senderId === this.me ? "You" : this.app.dir.name(m.senderId) }), h("time", { attrs: { datetime: m.createdAt }, text: shortTime(m.createdAt) })),
+        h("span", { class: "meta" }, h("span", { class: "sender", attrs: { dir: "auto" }, text: m.senderId === this.me ? "You" : this.app.dir.name(m.senderId) }), h("time", { attrs: { datetime: m.createdAt }, text: messageTime(m.createdAt) })),
         h("span", { class: "text", attrs: { dir: "auto" } }, ...highlight(m.content, q)),
       ),
     );
@@ -913,6 +970,11 @@ export class ConversationView {
   private renderTyping(): void {
     const text = typingText(this.typing, this.app.dir);
     if (this.typingLine.textContent !== text) this.typingLine.textContent = text;
+  }
+
+  private announce(text: string): void {
+    this.arrivals.append(h("p", { text }));
+    while (this.arrivals.childElementCount > ARRIVALS_KEPT) this.arrivals.firstElementChild?.remove();
   }
 
   private showBanner(text: string | undefined): void {

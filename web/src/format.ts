@@ -2,14 +2,38 @@ import type { Conversation, Message, Participant, PresenceStatus, Profile, Typin
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
 const dayFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+const dayYearFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric" });
+const dayTimeFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
+const dayYearTimeFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
 const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 
-export function shortTime(iso: string | null | undefined): string {
-  if (!iso) return "";
+function parse(iso: string | null | undefined): Date | undefined {
+  if (!iso) return undefined;
   const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return "";
-  const today = new Date();
-  return d.toDateString() === today.toDateString() ? timeFmt.format(d) : dayFmt.format(d);
+  return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+/**
+ * The list's time: today's as a time, an earlier day's as its date, with the year when it is not this year's (a
+ * conversation quiet since last November showed "Nov 28", as if it were this month's).
+ */
+export function shortTime(iso: string | null | undefined, now: Date = new Date()): string {
+  const d = parse(iso);
+  if (!d) return "";
+  if (d.toDateString() === now.toDateString()) return timeFmt.format(d);
+  return d.getFullYear() === now.getFullYear() ? dayFmt.format(d) : dayYearFmt.format(d);
+}
+
+/**
+ * A message's time in its bubble: the time of day always, with the date when it is not today's and the year when not
+ * this year's. A message of any earlier day showed its date alone ("Nov 28"): when it was written could only be found
+ * by hovering, which touch screens and screen readers cannot.
+ */
+export function messageTime(iso: string | null | undefined, now: Date = new Date()): string {
+  const d = parse(iso);
+  if (!d) return "";
+  if (d.toDateString() === now.toDateString()) return timeFmt.format(d);
+  return d.getFullYear() === now.getFullYear() ? dayTimeFmt.format(d) : dayYearTimeFmt.format(d);
 }
 
 export function fullTime(iso: string | null | undefined): string {
@@ -64,6 +88,17 @@ export class Directory {
 
   name(userId: string): string {
     return profileName(this.profiles.get(userId), userId);
+  }
+
+  /**
+   * The top bar's "Name (kahaId)" for the signed-in user, from the same names as the rest of the app: it kept the
+   * name /auth/me gave at sign-in while bubbles and the member list showed a rename. The kahaId alone while no real
+   * name is known (a placeholder's name is made from the kahaId, and said it twice).
+   */
+  accountLabel(userId: string, kahaId: string): string {
+    const profile = this.profiles.get(userId);
+    const name = profile && !profile.placeholder ? profile.name.trim() : "";
+    return name ? `${name} (${kahaId})` : kahaId;
   }
 
   /** Called with the users whose shown name changed; returns the unsubscribe. */
@@ -190,9 +225,12 @@ export function pageTitle(unread: number, conversation: string | undefined): str
 
 export const presenceLabel: Record<PresenceStatus, string> = { online: "Online", away: "Away", offline: "Offline" };
 
-/** A direct conversation's header: the other person's presence, and when they were last seen once offline. */
-export function presenceText(status: PresenceStatus, lastSeen: string | null | undefined): string {
-  const when = status === "offline" ? shortTime(lastSeen) : "";
+/**
+ * A direct conversation's header: the other person's presence, and when they were last seen once offline: with the
+ * time of day on an earlier day too (it said "Last seen Nov 28", whether that was at 1 a.m. or just before midnight).
+ */
+export function presenceText(status: PresenceStatus, lastSeen: string | null | undefined, now: Date = new Date()): string {
+  const when = status === "offline" ? messageTime(lastSeen, now) : "";
   return when ? `Last seen ${when}` : presenceLabel[status];
 }
 

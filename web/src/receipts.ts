@@ -1,3 +1,5 @@
+import type { Message } from "../../src/client";
+
 /** A participant other than the viewer, with how far they have read. */
 export interface Reader {
   id: string;
@@ -29,4 +31,21 @@ export function seenByChanges(shown: ReadonlyMap<number, string>, wanted: Readon
   const remove = [...shown].filter(([seq, text]) => wanted.get(seq) !== text).map(([seq]) => seq);
   const add = [...wanted].filter(([seq, text]) => shown.get(seq) !== text);
   return { remove, add };
+}
+
+/**
+ * Where the unread messages begin in the newest page, on opening a conversation: the first of the last `unread` of
+ * others' messages that are not deleted (the server's count). Undefined when nothing is unread, or when they begin on an
+ * older page (the newest is shown then, as before).
+ */
+export function firstUnread(
+  page: readonly Pick<Message, "seq" | "senderId" | "deletedAt">[],
+  unread: number,
+  me: string,
+  hasMore: boolean,
+): number | undefined {
+  if (unread <= 0) return undefined;
+  const theirs = page.filter((m) => m.senderId !== me && m.deletedAt === null);
+  if (theirs.length < unread && hasMore) return undefined;
+  return theirs[Math.max(0, theirs.length - unread)]?.seq;
 }

@@ -1,0 +1,21 @@
+/**
+ * What was written in a conversation's composer and not sent, by conversation id, for this signed-in tab. Every visit
+ * makes the conversation's composer anew: opening another conversation (or going back to the list, on a phone)
+ * threw away what was being written.
+ */
+export class Drafts {
+  private readonly texts = new Map<string, string>();
+
+  /** Kept as written (lines and all); a box left empty or blank forgets the conversation's draft. */
+  keep(conversationId: string, text: string): void {
+    if (text.trim()) this.texts.set(conversationId, text);
+    else this.texts.delete(conversationId);
+  }
+
+  /** The draft to put back in the box, once: the box holds it from then on. */
+  take(conversationId: string): string {
+    const text = this.texts.get(conversationId) ?? "";
+    this.texts.delete(conversationId);
+    return text;
+  }
+}

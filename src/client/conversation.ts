@@ -1,5 +1,5 @@
 import { backoffDelay } from "./backoff";
-import { CONTENT_MAX_CHARS, contentLength, FRAME_MAX_BYTES, frameBytes } from "./content";
+import { CONTENT_MAX_CHARS, contentLength, FRAME_MAX_BYTES, frameBytes, normalContent } from "./content";
 import { ChatApiError, errorFromFrame } from "./errors";
 import { randomId } from "./ids";
 import { Outbox, type OutboxEntry } from "./outbox";
@@ -51,6 +51,10 @@ function sendMessageData(entry: Pick<OutboxEntry, "content" | "clientMessageId" 
   if (entry.replyToId) data.replyToId = entry.replyToId;
   return data;
 }
+
+/** The same message as the server compares it for a reused clientMessageId (normalised content, type, reply). */
+const sameMessage = (a: Pick<OutboxEntry, "content" | "type" | "replyToId">, b: Pick<OutboxEntry, "content" | "type" | "replyToId">): boolean =>
+  a.type === b.type && (a.replyToId ?? null) === (b.replyToId ?? null) && normalContent(a.content) === normalContent(b.content);
 
 /** The longest frame id this socket gives (`m` and a counter), so the size checked is never below the size sent. */
 const LONGEST_FRAME_ID = `m${Number.MAX_SAFE_INTEGER}`;
@@ -186,6 +190,19 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
           statusCode: 413,
           message: `content: the message is ${bytes} bytes as a frame, over the ${FRAME_MAX_BYTES}-byte limit (each control character takes 6)`,
           code: "too_large",
+        }),
+      );
+    }
+    const pending = this.queue.get(clientMessageId);
+    // The server answers 409 to a reused id with another message: attached to the pending entry, the caller got the
+    // old message's result as if theirs had been stored.
+    if (pending && !sameMessage(pending, entry)) {
+      return Promise.reject(
+        new ChatApiError({
+          statusCode: 409,
+          message: "clientMessageId was already used for a different message (still in the outbox)",
+          code: "conflict",
+          error: "conflict",
         }),
       );
     }

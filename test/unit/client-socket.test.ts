@@ -1325,3 +1325,28 @@ describe("client user socket: a presence reply overtaken by a pushed change", ()
     expect(await u.getPresence([OTHER])).toEqual([{ userId: OTHER, status: "online", lastSeen: at(40) }]);
   });
 });
+
+describe("client conversation socket: a clientMessageId reused with another message", () => {
+  // The server answers 409 to a reused id with other content; the SDK attached the new text to the pending entry and
+  // the caller got the old message back as if theirs had been stored.
+  it("refuses at once a send that reuses a pending clientMessageId with other text, and leaves the pending one alone", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(0));
+    const first = s.send("see you at 6", { clientMessageId: "cmid-r" });
+    await until(() => ws.sentOf("send_message").length === 1);
+    const failed: string[] = [];
+    s.on("send_failed", (e) => failed.push(e.clientMessageId));
+    const reused = s.send("see you at 7", { clientMessageId: "cmid-r" });
+    await expect(Promise.race([reused, tick(20).then(() => "still pending")])).rejects.toMatchObject({ statusCode: 409, code: "conflict" });
+    // The same message again (as the server compares it: normalised) joins the pending one.
+    const again = s.send("see you at 6\r", { clientMessageId: "cmid-r" });
+    expect(s.outbox().map((e) => e.content)).toEqual(["see you at 6"]);
+    const stored = msg(1, { senderId: ME, clientMessageId: "cmid-r", content: "see you at 6" });
+    ws.frame("message_ack", { clientMessageId: "cmid-r", message: stored }, ws.sentOf("send_message")[0].id);
+    expect((await first).content).toBe("see you at 6");
+    expect((await again).content).toBe("see you at 6");
+    expect(failed).toEqual([]);
+  });
+});

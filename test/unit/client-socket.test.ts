@@ -1324,6 +1324,39 @@ describe("client user socket: a presence reply overtaken by a pushed change", ()
     };
     expect(await u.getPresence([OTHER])).toEqual([{ userId: OTHER, status: "online", lastSeen: at(40) }]);
   });
+
+  // get_presence gives up after 10 s; the reply that came later went to the app as it was, without the order check.
+  it("a reply that arrives after get_presence timed out does not put back in time a user updated since the request", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+    try {
+      const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+      const u = new UserSocket(rest, "ws://chat.test", { WebSocket: FakeSocket as never, watchNetwork: false });
+      sockets.push(u);
+      u.connect();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      const ws = latest();
+      ws.frame("connected", { userId: ME, timestamp: at(0) });
+      const told: unknown[] = [];
+      u.on("presence", (p) => told.push(p));
+      ws.frame("presence_update", { userId: THIRD, status: "away", lastSeen: at(5) });
+      const asking = u.getPresence([OTHER, THIRD]).catch((e: unknown) => e);
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(await asking).toMatchObject({ code: "timeout" });
+      ws.frame("presence_update", { userId: OTHER, status: "offline", lastSeen: at(20) });
+      const late = [
+        { userId: OTHER, status: "online", lastSeen: at(10) },
+        { userId: THIRD, status: "online", lastSeen: at(30) },
+      ];
+      ws.frame("presence_state", { presences: late }, ws.sentOf("get_presence")[0].id);
+      expect(told).toEqual([
+        { userId: THIRD, status: "away", lastSeen: at(5) },
+        { userId: OTHER, status: "offline", lastSeen: at(20) },
+        { userId: THIRD, status: "online", lastSeen: at(30) },
+      ]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
 
 describe("client conversation socket: a clientMessageId reused with another message", () => {

@@ -104,12 +104,10 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
   private deliverTimer: ReturnType<typeof setTimeout> | undefined;
   private readyData: ReadyData | undefined;
   /**
-   * After a close one frame may have caused (FRAME_FAULT_CLOSES) with messages unacknowledged: those messages, and
-   * the close (code and reason). Until each is acknowledged or failed, messages go one at a time, so the same close
-   * again names the one message that causes it: the message sent last was not it (everything queued went out
-   * together, and the server never read what followed the culprit).
+   * After a close one frame may have caused (FRAME_FAULT_CLOSES) with a message unacknowledged: that message and the
+   * close (code and reason). The same close again with the same message out names it (messages go one at a time).
    */
-  private isolating: { suspects: Set<string>; close: string } | undefined;
+  private suspect: { clientMessageId: string; close: string } | undefined;
 
   constructor(
     rest: ChatRest,
@@ -276,21 +274,19 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
   }
 
   /**
-   * A server close one frame may have caused, with messages unacknowledged: they go one at a time from now on, and
-   * the same close again with only one of them out fails that one (send_failed); the rest of the outbox goes on.
+   * A server close one frame may have caused, with a message unacknowledged: the same close again with the same
+   * message out fails it (send_failed), and the rest of the outbox goes on. Sent again on every reconnect, such a
+   * message closed every connection and held the rest of the outbox back for ever.
    */
   private noteClose(code: number | undefined, reason: string | undefined): void {
-    const inFlight = this.queue.inFlight().map((e) => e.clientMessageId);
-    if (code === undefined || !FRAME_FAULT_CLOSES.has(code) || inFlight.length === 0) return;
+    const culprit = this.queue.inFlight()[0]?.clientMessageId;
+    if (code === undefined || !FRAME_FAULT_CLOSES.has(code) || culprit === undefined) return;
     const close = `${code} ${reason ?? ""}`;
-    const isolating = this.isolating;
-    if (!isolating || isolating.close !== close || inFlight.length !== 1) {
-      this.isolating = { suspects: new Set([...(isolating?.suspects ?? []), ...inFlight]), close };
+    if (this.suspect?.clientMessageId !== culprit || this.suspect.close !== close) {
+      this.suspect = { clientMessageId: culprit, close };
       return;
     }
-    const [culprit] = inFlight;
-    isolating.suspects.delete(culprit);
-    if (isolating.suspects.size === 0) this.isolating = undefined;
+    this.suspect = undefined;
     const error = new ChatApiError({
       statusCode: code === 1009 ? 413 : code === 1011 ? 500 : 400,
       message: `The server closed the connection twice on this message (${code}${reason ? ` ${reason}` : ""}): not sent again`,
@@ -300,16 +296,6 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     this.settle(culprit, undefined, error);
     this.emit("send_failed", { clientMessageId: culprit, error });
     this.emitOutbox();
-  }
-
-  /** Suspects acknowledged (or failed) are cleared; with none left, messages go together again. */
-  private stillIsolating(): boolean {
-    const isolating = this.isolating;
-    if (!isolating) return false;
-    for (const id of isolating.suspects) if (!this.queue.has(id)) isolating.suspects.delete(id);
-    if (isolating.suspects.size > 0) return true;
-    this.isolating = undefined;
-    return false;
   }
 
   private setTyping(userId: string, isTyping: boolean, profile?: TypingEvent["profile"]): void {
@@ -511,6 +497,7 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
       this.settle(m.clientMessageId, m);
       this.emit("message_ack", { clientMessageId: m.clientMessageId, message: m });
       this.emitOutbox();
+      if (!this.isClosed) this.flushOutbox();
     }
     this.versions.add(m.id, versionOf(m));
     this.emit("new_message", { message: m, own });
@@ -523,8 +510,8 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
       this.settle(clientMessageId, message);
       this.emit("message_ack", { clientMessageId, message });
       this.emitOutbox();
-      // One at a time after a close a frame may have caused: the next one goes now, not at the next flush tick.
-      if (this.isolating && !this.isClosed) this.flushOutbox();
+      // One at a time: the next one goes now, not at the next flush tick.
+      if (!this.isClosed) this.flushOutbox();
     }
     // The ack can overtake the broadcast (which is held back during a replay): deliver through the same seq filter.
     this.accept(message);
@@ -540,6 +527,7 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
       this.settle(entry.clientMessageId, undefined, error);
       this.emit("send_failed", { clientMessageId: entry.clientMessageId, error });
       this.emitOutbox();
+      if (!this.isClosed) this.flushOutbox();
       return;
     }
     // Transient (rate limited, storage unavailable): keep it and try again later.
@@ -553,10 +541,8 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     if (!this.isLive || this.resuming) return;
     const now = Date.now();
     if (now - this.sendWindow.start >= 1000) this.sendWindow = { start: now, count: 0 };
-    const isolating = this.stillIsolating();
-    // One at a time: the next goes when this one is acknowledged (or its ack timeout passes).
-    const waiting = isolating && this.queue.inFlight().some((e) => now - e.sentAt! < this.ackTimeoutMs);
-    for (const entry of waiting ? [] : this.queue.due(now, this.ackTimeoutMs)) {
+    const entry = this.queue.next(now, this.ackTimeoutMs);
+    if (entry) {
       // A burst over the room's frame limit got the socket closed (1008) and the rest of the outbox waited for the
       // reconnect: what does not fit in this second goes in the next one.
       if (this.sendWindow.count >= this.sendsPerSecond) return this.scheduleFlush(this.sendWindow.start + 1000 - now);
@@ -564,7 +550,6 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
       if (!this.sendFrame("send_message", sendMessageData(entry), frameId)) return;
       this.sendWindow.count++;
       this.queue.markSent(entry.clientMessageId, now, frameId);
-      if (isolating) break;
     }
     if (this.queue.size > 0) this.scheduleFlush(1000);
   }

@@ -673,6 +673,38 @@ describe("client conversation socket: order of messages refused for now", () => 
     const [a, b] = await Promise.all([first, second]);
     expect([a.content, a.seq, b.content, b.seq]).toEqual(["first", 1, "second", 2]);
   });
+
+  it("a message written just after one the server then refuses for the moment is stored after it, not before", async () => {
+    // Fake clocks: the retry waits its backoff (about a second), which the test need not sit through.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"] });
+    try {
+      const s = open();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      const ws = latest();
+      ws.frame("ready", ready(0));
+      let seq = 0;
+      let refused = false;
+      FakeSocket.answer = (f, socket) => {
+        if (f.type !== "send_message") return;
+        setTimeout(() => {
+          if (!refused) {
+            refused = true;
+            return socket.frame("error", { code: "rate_limited", message: "Slow down" }, f.id);
+          }
+          const stored = msg(++seq, { senderId: ME, clientMessageId: f.data.clientMessageId, content: f.data.content });
+          socket.frame("message_ack", { clientMessageId: f.data.clientMessageId, message: stored }, f.id);
+        }, 1);
+      };
+      // Written one after the other, before any answer: the room refuses the first (its answer comes after the
+      // second was written) and takes what comes next.
+      const both = Promise.all([s.send("first"), s.send("second")]);
+      await vi.advanceTimersByTimeAsync(5_000);
+      const [a, b] = await both;
+      expect([a.content, a.seq, b.content, b.seq]).toEqual(["first", 1, "second", 2]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
 
 /**
@@ -785,6 +817,12 @@ describe("client conversation socket: outbox pacing", () => {
     const s = open();
     await until(() => FakeSocket.all.length === 1);
     latest().frame("ready", ready(0));
+    let seq = 0;
+    FakeSocket.answer = (f, ws) => {
+      if (f.type !== "send_message") return;
+      const stored = msg(++seq, { senderId: ME, clientMessageId: f.data.clientMessageId, content: f.data.content });
+      setTimeout(() => ws.frame("message_ack", { clientMessageId: f.data.clientMessageId, message: stored }, f.id));
+    };
     const pending = Array.from({ length: 200 }, (_, i) => s.send(`m${i}`));
     for (const p of pending) void p.catch(() => {});
     await tick(20);
@@ -1253,9 +1291,10 @@ describe("client conversation socket: a message the server cannot take closes th
     const boom = s.send("boom", { clientMessageId: "cmid-boom" });
     void boom.catch(() => {});
     const next = s.send("next", { clientMessageId: "cmid-next" });
-    expect(sentOn(FakeSocket.all[0])).toEqual(["boom", "next"]); // the server never reads "next"
+    // One at a time: "next" waits for "boom" (stored first, or failed).
+    expect(sentOn(FakeSocket.all[0])).toEqual(["boom"]);
     await live(2);
-    // Both unacknowledged at the close: one at a time now, and the same close with only "boom" out names it.
+    // The same close with "boom" out again names it.
     expect(sentOn(FakeSocket.all[1])).toEqual(["boom"]);
     await live(3);
     await expect(boom).rejects.toMatchObject({ statusCode: 413, code: "too_large" });

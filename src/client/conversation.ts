@@ -65,6 +65,9 @@ const LONGEST_FRAME_ID = `m${Number.MAX_SAFE_INTEGER}`;
  */
 const FRAME_FAULT_CLOSES: ReadonlySet<number> = new Set([1007, 1009, 1011]);
 
+/** Sends of a message the server fails on (an `internal` error frame) before it is given up (send_failed). */
+const FAILED_TRIES = 3;
+
 const versionOf = (m: Message) => `${m.editedAt ?? ""}|${m.deletedAt ?? ""}|${m.content.length}`;
 
 /** The later state of one message: a deletion is final, otherwise the later edit wins (ties: the copy seen last). */
@@ -521,8 +524,9 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     const error = errorFromFrame(frame.data);
     const entry = frame.id ? this.queue.byFrameId(frame.id) : undefined;
     if (!entry) return this.emit("error", error);
-    if (error.isClientError) {
-      // Refused for good (invalid, conflict, not allowed): retrying cannot help.
+    // Refused for good (invalid, conflict, not allowed): retrying cannot help. One the server fails on (internal) gets
+    // a few tries: sent one at a time, a message it always failed on held back every message after it for ever.
+    if (error.isClientError || (!error.isRetryable && entry.attempts >= FAILED_TRIES)) {
       this.queue.remove(entry.clientMessageId);
       this.settle(entry.clientMessageId, undefined, error);
       this.emit("send_failed", { clientMessageId: entry.clientMessageId, error });
@@ -530,9 +534,11 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
       if (!this.isClosed) this.flushOutbox();
       return;
     }
-    // Transient (rate limited, storage unavailable): keep it and try again later.
-    this.queue.retryLater(entry.clientMessageId, Date.now(), backoffDelay(entry.attempts));
-    this.scheduleFlush(backoffDelay(entry.attempts) + 10);
+    // Transient (rate limited, storage unavailable): keep it and try again later. One delay for both: two random
+    // draws let the flush come before the retry time, and the message then waited up to a second more.
+    const delayMs = backoffDelay(entry.attempts);
+    this.queue.retryLater(entry.clientMessageId, Date.now(), delayMs);
+    this.scheduleFlush(delayMs + 10);
   }
 
   // ── Outbox, marks, resume ──────────────────────────────────────────────────────────────────────────────

@@ -1398,6 +1398,40 @@ describe("client user socket: a presence reply overtaken by a pushed change", ()
   });
 });
 
+describe("client conversation socket: a message the server fails on", () => {
+  // Messages go one at a time: one the room fails on every time (internal) was retried for ever, and every message
+  // written after it waited behind it.
+  it("gives up on a message the server keeps failing on (internal) after a few tries, and sends the next", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"] });
+    try {
+      const s = open();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      const ws = latest();
+      ws.frame("ready", ready(0));
+      let seq = 0;
+      FakeSocket.answer = (f, socket) => {
+        if (f.type !== "send_message") return;
+        setTimeout(() => {
+          if (f.data.content === "poison") return socket.frame("error", { code: "internal", message: "Internal error" }, f.id);
+          const stored = msg(++seq, { senderId: ME, clientMessageId: f.data.clientMessageId, content: f.data.content });
+          socket.frame("message_ack", { clientMessageId: f.data.clientMessageId, message: stored }, f.id);
+        }, 1);
+      };
+      const failed: string[] = [];
+      s.on("send_failed", (e) => failed.push(e.error.code ?? ""));
+      const outcome: Record<string, unknown> = {};
+      for (const text of ["poison", "after"]) s.send(text).then((m) => (outcome[text] = m), (e: unknown) => (outcome[text] = e));
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(outcome.poison).toMatchObject({ statusCode: 500, code: "internal" });
+      expect(outcome.after).toMatchObject({ content: "after", seq: 1 });
+      expect(failed).toEqual(["internal"]);
+      expect(ws.sentOf("send_message").map((f) => f.data.content)).toEqual(["poison", "poison", "poison", "after"]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
 describe("client conversation socket: a clientMessageId reused with another message", () => {
   // The server answers 409 to a reused id with other content; the SDK attached the new text to the pending entry and
   // the caller got the old message back as if theirs had been stored.

@@ -25,6 +25,9 @@ const frameOrder = (id: string | undefined): number => Number(/(\d+)$/.exec(id ?
 /** Users whose last presence_update is kept to order get_presence replies against (the oldest is forgotten first). */
 const PRESENCE_KEPT = 5000;
 
+/** User ids one get_presence may carry (the server's frame schema). */
+const PRESENCE_ASK_MAX = 200;
+
 /** A mark the room could not take now (unavailable, rate limited) is sent again after this long (ms). */
 const MARK_RETRY_MS = 2000;
 
@@ -101,10 +104,18 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
     this.sendFrame("set_presence", { status });
   }
 
-  /** Current presence of users who share a conversation with you (others are left out). */
+  /** Current presence of users who share a conversation with you (others are left out). Any number of users. */
   async getPresence(userIds: string[]): Promise<PresenceUpdate[]> {
-    if (userIds.length === 0) return [];
-    const reply = await this.request("get_presence", { userIds: [...new Set(userIds)].slice(0, 200) }, "presence_state");
+    const unique = [...new Set(userIds)];
+    // The server takes PRESENCE_ASK_MAX ids a request: the ids past them were cut off, and an app with more contacts
+    // never learnt whether the rest were online.
+    const parts: string[][] = [];
+    for (let i = 0; i < unique.length; i += PRESENCE_ASK_MAX) parts.push(unique.slice(i, i + PRESENCE_ASK_MAX));
+    return (await Promise.all(parts.map((ids) => this.askPresence(ids)))).flat();
+  }
+
+  private async askPresence(userIds: string[]): Promise<PresenceUpdate[]> {
+    const reply = await this.request("get_presence", { userIds }, "presence_state");
     const asked = frameOrder(reply.id);
     return ((reply.data?.presences ?? []) as PresenceUpdate[]).map((p) => this.overtaking(p.userId, asked) ?? p);
   }

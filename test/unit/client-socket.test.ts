@@ -1364,6 +1364,26 @@ describe("client user socket: a presence reply overtaken by a pushed change", ()
     expect(await u.getPresence([OTHER])).toEqual([{ userId: OTHER, status: "online", lastSeen: at(40) }]);
   });
 
+  // The server takes 200 ids a get_presence: the SDK cut the list there, and contacts past the 200th never showed.
+  it("asks for the presence of more than 200 users in parts and answers for all of them", async () => {
+    const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+    const u = new UserSocket(rest, "ws://chat.test", { WebSocket: FakeSocket as never, backoff: { initialMs: 5, maxMs: 20, jitter: 0 }, watchNetwork: false });
+    sockets.push(u);
+    u.connect();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("connected", { userId: ME, timestamp: at(0) });
+    FakeSocket.answer = (frame, socket) => {
+      if (frame.type !== "get_presence") return;
+      if (frame.data.userIds.length > 200) return socket.frame("error", { code: "invalid_frame", message: "userIds: at most 200" }, frame.id);
+      const presences = (frame.data.userIds as string[]).map((userId) => ({ userId, status: "online", lastSeen: at(1) }));
+      setTimeout(() => socket.frame("presence_state", { presences }, frame.id));
+    };
+    const ids = Array.from({ length: 250 }, (_, i) => `00000000-0000-4000-8000-${String(i + 100).padStart(12, "0")}`);
+    const states = await u.getPresence([...ids, ids[0]]);
+    expect(states.map((p) => p.userId)).toEqual(ids);
+  });
+
   // get_presence gives up after 10 s; the reply that came later went to the app as it was, without the order check.
   it("a reply that arrives after get_presence timed out does not put back in time a user updated since the request", async () => {
     vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });

@@ -160,8 +160,10 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
 
   /**
    * Sends a message. It goes to the outbox first and stays there until the server acknowledges it — across drops and
-   * reconnects, re-sent with the same clientMessageId so it is stored once. Resolves with the stored message; rejects
-   * with a ChatApiError only when the server refuses it (4xx) or the socket is closed by the app.
+   * reconnects, re-sent with the same clientMessageId so it is stored once. Messages go one at a time, so they are
+   * stored in the order written. Resolves with the stored message; rejects with a ChatApiError when the server
+   * refuses it (4xx, or fails on it three times), when the clientMessageId is still pending with another message
+   * (409), or when the socket is closed.
    */
   send(content: string, options: SendOptions = {}): Promise<Message> {
     // Characters as the server counts them (code points after its normalisation), not UTF-16 units: 2,500 emoji are

@@ -559,7 +559,10 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
       this.sendWindow.count++;
       this.queue.markSent(entry.clientMessageId, now, frameId);
     }
-    if (this.queue.size > 0) this.scheduleFlush(1000);
+    // At the retry time of a message held back, when sooner: the next tick replaced the retry's own timer (a send
+    // meanwhile flushes too), and the message went up to a second after its time.
+    const held = this.queue.heldUntil();
+    if (this.queue.size > 0) this.scheduleFlush(held !== undefined && held > now ? Math.min(1000, held - now + 10) : 1000);
   }
 
   private scheduleFlush(ms: number): void {

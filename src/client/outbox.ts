@@ -81,6 +81,11 @@ export class Outbox {
     return head.sentAt === undefined || now - head.sentAt >= ackTimeoutMs ? head : undefined;
   }
 
+  /** Epoch ms before which the oldest entry must not be sent (held back after a transient refusal), if it is. */
+  heldUntil(): number | undefined {
+    return this.entries.values().next().value?.notBefore;
+  }
+
   /** Entries sent on this connection and not acknowledged yet, oldest first. */
   inFlight(): OutboxEntry[] {
     return [...this.entries.values()].filter((e) => e.sentAt !== undefined).map((e) => ({ ...e }));

@@ -1418,6 +1418,32 @@ describe("client user socket: a presence reply overtaken by a pushed change", ()
   });
 });
 
+describe("client conversation socket: the retry time of a message refused for the moment", () => {
+  it("sends it again at its retry time, even when another send came in meanwhile", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"] });
+    // The shortest backoff: the retry is due 500 ms after the refusal.
+    vi.spyOn(Math, "random").mockReturnValue(0);
+    try {
+      const s = open();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      const ws = latest();
+      ws.frame("ready", ready(0));
+      const first = s.send("first");
+      void first.catch(() => {});
+      const sent = ws.sentOf("send_message");
+      expect(sent).toHaveLength(1);
+      ws.frame("error", { code: "unavailable", message: "Database unavailable" }, sent[0].id);
+      await vi.advanceTimersByTimeAsync(100);
+      void s.send("second").catch(() => {});
+      await vi.advanceTimersByTimeAsync(450);
+      expect(ws.sentOf("send_message").map((f) => f.data.content)).toEqual(["first", "first"]);
+    } finally {
+      vi.restoreAllMocks();
+      vi.useRealTimers();
+    }
+  });
+});
+
 describe("client conversation socket: a message the server fails on", () => {
   // Messages go one at a time: one the room fails on every time (internal) was retried for ever, and every message
   // written after it waited behind it.

@@ -15,7 +15,12 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * NFC, trimmed, code points rather than UTF-16 units.
  */
 export function contentLength(raw: string): number {
-  return [...raw.replace(LONE_SURROGATE, "").replace(CONTROL, "").normalize("NFC").trim()].length;
+  return [...normalContent(raw)].length;
+}
+
+/** `raw` as the server stores it (and compares it: a reused clientMessageId must carry the same message). */
+export function normalContent(raw: string): string {
+  return raw.replace(LONE_SURROGATE, "").replace(CONTROL, "").normalize("NFC").trim();
 }
 
 /** A frame's size on the wire: UTF-8 bytes, not UTF-16 units (a control character is 6 bytes as JSON, "€" 3). */

@@ -1,5 +1,5 @@
 import { backoffDelay } from "./backoff";
-import { CONTENT_MAX_CHARS, contentLength, FRAME_MAX_BYTES, frameBytes } from "./content";
+import { CONTENT_MAX_CHARS, contentLength, FRAME_MAX_BYTES, frameBytes, normalContent } from "./content";
 import { ChatApiError, errorFromFrame } from "./errors";
 import { randomId } from "./ids";
 import { Outbox, type OutboxEntry } from "./outbox";
@@ -52,6 +52,10 @@ function sendMessageData(entry: Pick<OutboxEntry, "content" | "clientMessageId" 
   return data;
 }
 
+/** The same message as the server compares it for a reused clientMessageId (normalised content, type, reply). */
+const sameMessage = (a: Pick<OutboxEntry, "content" | "type" | "replyToId">, b: Pick<OutboxEntry, "content" | "type" | "replyToId">): boolean =>
+  a.type === b.type && (a.replyToId ?? null) === (b.replyToId ?? null) && normalContent(a.content) === normalContent(b.content);
+
 /** The longest frame id this socket gives (`m` and a counter), so the size checked is never below the size sent. */
 const LONGEST_FRAME_ID = `m${Number.MAX_SAFE_INTEGER}`;
 
@@ -60,6 +64,9 @@ const LONGEST_FRAME_ID = `m${Number.MAX_SAFE_INTEGER}`;
  * reconnect, such a message closed every connection and held the rest of the outbox back for ever.
  */
 const FRAME_FAULT_CLOSES: ReadonlySet<number> = new Set([1007, 1009, 1011]);
+
+/** Sends of a message the server fails on (an `internal` error frame) before it is given up (send_failed). */
+const FAILED_TRIES = 3;
 
 const versionOf = (m: Message) => `${m.editedAt ?? ""}|${m.deletedAt ?? ""}|${m.content.length}`;
 
@@ -100,12 +107,10 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
   private deliverTimer: ReturnType<typeof setTimeout> | undefined;
   private readyData: ReadyData | undefined;
   /**
-   * After a close one frame may have caused (FRAME_FAULT_CLOSES) with messages unacknowledged: those messages, and
-   * the close (code and reason). Until each is acknowledged or failed, messages go one at a time, so the same close
-   * again names the one message that causes it: the message sent last was not it (everything queued went out
-   * together, and the server never read what followed the culprit).
+   * After a close one frame may have caused (FRAME_FAULT_CLOSES) with a message unacknowledged: that message and the
+   * close (code and reason). The same close again with the same message out names it (messages go one at a time).
    */
-  private isolating: { suspects: Set<string>; close: string } | undefined;
+  private suspect: { clientMessageId: string; close: string } | undefined;
 
   constructor(
     rest: ChatRest,
@@ -155,8 +160,10 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
 
   /**
    * Sends a message. It goes to the outbox first and stays there until the server acknowledges it — across drops and
-   * reconnects, re-sent with the same clientMessageId so it is stored once. Resolves with the stored message; rejects
-   * with a ChatApiError only when the server refuses it (4xx) or the socket is closed by the app.
+   * reconnects, re-sent with the same clientMessageId so it is stored once. Messages go one at a time, so they are
+   * stored in the order written. Resolves with the stored message; rejects with a ChatApiError when the server
+   * refuses it (4xx, or fails on it three times), when the clientMessageId is still pending with another message
+   * (409), or when the socket is closed.
    */
   send(content: string, options: SendOptions = {}): Promise<Message> {
     // Characters as the server counts them (code points after its normalisation), not UTF-16 units: 2,500 emoji are
@@ -186,6 +193,19 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
           statusCode: 413,
           message: `content: the message is ${bytes} bytes as a frame, over the ${FRAME_MAX_BYTES}-byte limit (each control character takes 6)`,
           code: "too_large",
+        }),
+      );
+    }
+    const pending = this.queue.get(clientMessageId);
+    // The server answers 409 to a reused id with another message: attached to the pending entry, the caller got the
+    // old message's result as if theirs had been stored.
+    if (pending && !sameMessage(pending, entry)) {
+      return Promise.reject(
+        new ChatApiError({
+          statusCode: 409,
+          message: "clientMessageId was already used for a different message (still in the outbox)",
+          code: "conflict",
+          error: "conflict",
         }),
       );
     }
@@ -259,21 +279,19 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
   }
 
   /**
-   * A server close one frame may have caused, with messages unacknowledged: they go one at a time from now on, and
-   * the same close again with only one of them out fails that one (send_failed); the rest of the outbox goes on.
+   * A server close one frame may have caused, with a message unacknowledged: the same close again with the same
+   * message out fails it (send_failed), and the rest of the outbox goes on. Sent again on every reconnect, such a
+   * message closed every connection and held the rest of the outbox back for ever.
    */
   private noteClose(code: number | undefined, reason: string | undefined): void {
-    const inFlight = this.queue.inFlight().map((e) => e.clientMessageId);
-    if (code === undefined || !FRAME_FAULT_CLOSES.has(code) || inFlight.length === 0) return;
+    const culprit = this.queue.inFlight()[0]?.clientMessageId;
+    if (code === undefined || !FRAME_FAULT_CLOSES.has(code) || culprit === undefined) return;
     const close = `${code} ${reason ?? ""}`;
-    const isolating = this.isolating;
-    if (!isolating || isolating.close !== close || inFlight.length !== 1) {
-      this.isolating = { suspects: new Set([...(isolating?.suspects ?? []), ...inFlight]), close };
+    if (this.suspect?.clientMessageId !== culprit || this.suspect.close !== close) {
+      this.suspect = { clientMessageId: culprit, close };
       return;
     }
-    const [culprit] = inFlight;
-    isolating.suspects.delete(culprit);
-    if (isolating.suspects.size === 0) this.isolating = undefined;
+    this.suspect = undefined;
     const error = new ChatApiError({
       statusCode: code === 1009 ? 413 : code === 1011 ? 500 : 400,
       message: `The server closed the connection twice on this message (${code}${reason ? ` ${reason}` : ""}): not sent again`,
@@ -283,16 +301,6 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     this.settle(culprit, undefined, error);
     this.emit("send_failed", { clientMessageId: culprit, error });
     this.emitOutbox();
-  }
-
-  /** Suspects acknowledged (or failed) are cleared; with none left, messages go together again. */
-  private stillIsolating(): boolean {
-    const isolating = this.isolating;
-    if (!isolating) return false;
-    for (const id of isolating.suspects) if (!this.queue.has(id)) isolating.suspects.delete(id);
-    if (isolating.suspects.size > 0) return true;
-    this.isolating = undefined;
-    return false;
   }
 
   private setTyping(userId: string, isTyping: boolean, profile?: TypingEvent["profile"]): void {
@@ -494,6 +502,7 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
       this.settle(m.clientMessageId, m);
       this.emit("message_ack", { clientMessageId: m.clientMessageId, message: m });
       this.emitOutbox();
+      if (!this.isClosed) this.flushOutbox();
     }
     this.versions.add(m.id, versionOf(m));
     this.emit("new_message", { message: m, own });
@@ -506,8 +515,8 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
       this.settle(clientMessageId, message);
       this.emit("message_ack", { clientMessageId, message });
       this.emitOutbox();
-      // One at a time after a close a frame may have caused: the next one goes now, not at the next flush tick.
-      if (this.isolating && !this.isClosed) this.flushOutbox();
+      // One at a time: the next one goes now, not at the next flush tick.
+      if (!this.isClosed) this.flushOutbox();
     }
     // The ack can overtake the broadcast (which is held back during a replay): deliver through the same seq filter.
     this.accept(message);
@@ -517,17 +526,21 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     const error = errorFromFrame(frame.data);
     const entry = frame.id ? this.queue.byFrameId(frame.id) : undefined;
     if (!entry) return this.emit("error", error);
-    if (error.isClientError) {
-      // Refused for good (invalid, conflict, not allowed): retrying cannot help.
+    // Refused for good (invalid, conflict, not allowed): retrying cannot help. One the server fails on (internal) gets
+    // a few tries: sent one at a time, a message it always failed on held back every message after it for ever.
+    if (error.isClientError || (!error.isRetryable && entry.attempts >= FAILED_TRIES)) {
       this.queue.remove(entry.clientMessageId);
       this.settle(entry.clientMessageId, undefined, error);
       this.emit("send_failed", { clientMessageId: entry.clientMessageId, error });
       this.emitOutbox();
+      if (!this.isClosed) this.flushOutbox();
       return;
     }
-    // Transient (rate limited, storage unavailable): keep it and try again later.
-    this.queue.retryLater(entry.clientMessageId, Date.now(), backoffDelay(entry.attempts));
-    this.scheduleFlush(backoffDelay(entry.attempts) + 10);
+    // Transient (rate limited, storage unavailable): keep it and try again later. One delay for both: two random
+    // draws let the flush come before the retry time, and the message then waited up to a second more.
+    const delayMs = backoffDelay(entry.attempts);
+    this.queue.retryLater(entry.clientMessageId, Date.now(), delayMs);
+    this.scheduleFlush(delayMs + 10);
   }
 
   // ── Outbox, marks, resume ──────────────────────────────────────────────────────────────────────────────
@@ -536,10 +549,8 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     if (!this.isLive || this.resuming) return;
     const now = Date.now();
     if (now - this.sendWindow.start >= 1000) this.sendWindow = { start: now, count: 0 };
-    const isolating = this.stillIsolating();
-    // One at a time: the next goes when this one is acknowledged (or its ack timeout passes).
-    const waiting = isolating && this.queue.inFlight().some((e) => now - e.sentAt! < this.ackTimeoutMs);
-    for (const entry of waiting ? [] : this.queue.due(now, this.ackTimeoutMs)) {
+    const entry = this.queue.next(now, this.ackTimeoutMs);
+    if (entry) {
       // A burst over the room's frame limit got the socket closed (1008) and the rest of the outbox waited for the
       // reconnect: what does not fit in this second goes in the next one.
       if (this.sendWindow.count >= this.sendsPerSecond) return this.scheduleFlush(this.sendWindow.start + 1000 - now);
@@ -547,9 +558,11 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
       if (!this.sendFrame("send_message", sendMessageData(entry), frameId)) return;
       this.sendWindow.count++;
       this.queue.markSent(entry.clientMessageId, now, frameId);
-      if (isolating) break;
     }
-    if (this.queue.size > 0) this.scheduleFlush(1000);
+    // At the retry time of a message held back, when sooner: the next tick replaced the retry's own timer (a send
+    // meanwhile flushes too), and the message went up to a second after its time.
+    const held = this.queue.heldUntil();
+    if (this.queue.size > 0) this.scheduleFlush(held !== undefined && held > now ? Math.min(1000, held - now + 10) : 1000);
   }
 
   private scheduleFlush(ms: number): void {

@@ -70,17 +70,20 @@ export class Outbox {
   }
 
   /**
-   * Entries to transmit now, oldest first: never sent on this connection, or unacknowledged for ackTimeoutMs. One held
-   * back after a transient refusal holds back those written after it: sent meanwhile, they were stored (and numbered)
-   * first, and the conversation showed the user's messages out of the order they were written.
+   * The entry to transmit now, if any: the oldest, when it was never sent on this connection or is unacknowledged
+   * for ackTimeoutMs, and not held back after a transient refusal. One at a time: a message sent while the one before
+   * it was unacknowledged was stored first when the room refused that one for the moment, and the conversation showed
+   * the user's messages out of the order they were written.
    */
-  due(now: number, ackTimeoutMs: number): OutboxEntry[] {
-    const out: OutboxEntry[] = [];
-    for (const e of this.entries.values()) {
-      if (e.notBefore !== undefined && e.notBefore > now) break;
-      if (e.sentAt === undefined || now - e.sentAt >= ackTimeoutMs) out.push(e);
-    }
-    return out;
+  next(now: number, ackTimeoutMs: number): OutboxEntry | undefined {
+    const head = this.entries.values().next().value;
+    if (!head || (head.notBefore !== undefined && head.notBefore > now)) return undefined;
+    return head.sentAt === undefined || now - head.sentAt >= ackTimeoutMs ? head : undefined;
+  }
+
+  /** Epoch ms before which the oldest entry must not be sent (held back after a transient refusal), if it is. */
+  heldUntil(): number | undefined {
+    return this.entries.values().next().value?.notBefore;
   }
 
   /** Entries sent on this connection and not acknowledged yet, oldest first. */

@@ -241,6 +241,11 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
     return `${prefix}${++this.counter}`;
   }
 
+  /** The number in the id nextId() gave last: frames with an id up to it went out before now. */
+  protected get lastIdNumber(): number {
+    return this.counter;
+  }
+
   /** Sends a frame with an id and waits for the reply of type `reply` (or the error frame) with that id. */
   protected request(type: string, data: unknown, reply: string, timeoutMs = 10_000): Promise<Frame> {
     const id = this.nextId();

@@ -124,7 +124,7 @@ export interface ConversationEvents {
   conversation_updated: { conversation: Conversation };
   /** A message of the outbox was stored by the server. */
   message_ack: { clientMessageId: string; message: Message };
-  /** A message was refused for good (4xx) and left the outbox. */
+  /** A message was refused for good (4xx, or failed by the server on three sends) and left the outbox. */
   send_failed: { clientMessageId: string; error: import("./errors").ChatApiError };
   /** The outbox changed (added, acknowledged, failed): the current unacknowledged messages. */
   outbox: { pending: readonly import("./outbox").OutboxEntry[] };

@@ -22,6 +22,12 @@ interface SentMark {
 
 const frameOrder = (id: string | undefined): number => Number(/(\d+)$/.exec(id ?? "")?.[1] ?? Number.NaN);
 
+/** Users whose last presence_update is kept to order get_presence replies against (the oldest is forgotten first). */
+const PRESENCE_KEPT = 5000;
+
+/** User ids one get_presence may carry (the server's frame schema). */
+const PRESENCE_ASK_MAX = 200;
+
 /** A mark the room could not take now (unavailable, rate limited) is sent again after this long (ms). */
 const MARK_RETRY_MS = 2000;
 
@@ -45,11 +51,11 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
   private deliverTimer: ReturnType<typeof setTimeout> | undefined;
   /** What the app last said (setPresence): a new socket starts `online`, so `away` is said again on each connect. */
   private presence: "online" | "away" = "online";
-  /** presence_update frames counted as they arrive: a get_presence reply is newer only than those before its request. */
-  private presenceArrivals = 0;
-  /** While a get_presence is out: each user's last presence_update and when it arrived (presenceArrivals). */
-  private readonly presenceSeen = new Map<string, { update: PresenceUpdate; arrival: number }>();
-  private presenceRequests = 0;
+  /**
+   * Each user's last presence_update and lastIdNumber when it arrived: a get_presence reply (answered in time or
+   * late) is newer only than the updates that arrived before its request went out. At most PRESENCE_KEPT users.
+   */
+  private readonly presenceSeen = new Map<string, { update: PresenceUpdate; after: number }>();
 
   constructor(rest: ChatRest, wsBase: string, options: UserSocketOptions = {}) {
     super(rest, wsBase, options);
@@ -98,29 +104,37 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
     this.sendFrame("set_presence", { status });
   }
 
-  /** Current presence of users who share a conversation with you (others are left out). */
+  /** Current presence of users who share a conversation with you (others are left out). Any number of users. */
   async getPresence(userIds: string[]): Promise<PresenceUpdate[]> {
-    if (userIds.length === 0) return [];
-    const asked = this.presenceArrivals;
-    this.presenceRequests++;
-    try {
-      const reply = await this.request("get_presence", { userIds: [...new Set(userIds)].slice(0, 200) }, "presence_state");
-      return this.newerThanAsked((reply.data?.presences ?? []) as PresenceUpdate[], asked);
-    } finally {
-      if (--this.presenceRequests === 0) this.presenceSeen.clear();
-    }
+    const unique = [...new Set(userIds)];
+    // The server takes PRESENCE_ASK_MAX ids a request: the ids past them were cut off, and an app with more contacts
+    // never learnt whether the rest were online.
+    const parts: string[][] = [];
+    for (let i = 0; i < unique.length; i += PRESENCE_ASK_MAX) parts.push(unique.slice(i, i + PRESENCE_ASK_MAX));
+    return (await Promise.all(parts.map((ids) => this.askPresence(ids)))).flat();
+  }
+
+  private async askPresence(userIds: string[]): Promise<PresenceUpdate[]> {
+    const reply = await this.request("get_presence", { userIds }, "presence_state");
+    const asked = frameOrder(reply.id);
+    return ((reply.data?.presences ?? []) as PresenceUpdate[]).map((p) => this.overtaking(p.userId, asked) ?? p);
   }
 
   /**
-   * The reply's states, except where a presence_update arrived after the request went out: the server pushes a change
-   * as it happens, and one pushed while it worked the reply out overtakes the reply, which then held the older state
-   * (a contact who had just gone offline shown online, with no later update to correct it).
+   * The presence_update of `userId` that arrived after the request numbered `asked` went out, if any: the server
+   * pushes a change as it happens, and one pushed while it worked the reply out overtakes the reply, which then held
+   * the older state (a contact who had just gone offline shown online, with no later update to correct it).
    */
-  private newerThanAsked(presences: PresenceUpdate[], asked: number): PresenceUpdate[] {
-    return presences.map((p) => {
-      const seen = this.presenceSeen.get(p.userId);
-      return seen && seen.arrival > asked ? { ...seen.update } : p;
-    });
+  private overtaking(userId: string, asked: number): PresenceUpdate | undefined {
+    const seen = this.presenceSeen.get(userId);
+    // A reply whose id is not ours (NaN) is older than anything seen: no update is put back in time by it.
+    return seen && !(seen.after < asked) ? { ...seen.update } : undefined;
+  }
+
+  private notePresence(update: PresenceUpdate): void {
+    this.presenceSeen.delete(update.userId);
+    this.presenceSeen.set(update.userId, { update, after: this.lastIdNumber });
+    if (this.presenceSeen.size > PRESENCE_KEPT) this.presenceSeen.delete(this.presenceSeen.keys().next().value!);
   }
 
   protected path(): string {
@@ -178,13 +192,16 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
         this.emit(frame.type, d);
         return;
       case "presence_update":
-        this.presenceArrivals++;
-        if (this.presenceRequests > 0) this.presenceSeen.set((d as PresenceUpdate).userId, { update: d as PresenceUpdate, arrival: this.presenceArrivals });
+        this.notePresence(d as PresenceUpdate);
         this.emit("presence", d);
         return;
-      case "presence_state":
-        for (const p of (d?.presences ?? []) as PresenceUpdate[]) this.emit("presence", p);
+      case "presence_state": {
+        // The reply to a get_presence that timed out (or a state the server sent of itself, without an id): told
+        // as it was, it put back in time a user whose newer presence_update the app already had.
+        const asked = frame.id === undefined ? Infinity : frameOrder(frame.id);
+        for (const p of (d?.presences ?? []) as PresenceUpdate[]) if (!this.overtaking(p.userId, asked)) this.emit("presence", p);
         return;
+      }
       case "heartbeat_ack": {
         const answered = frameOrder(frame.id);
         for (const [id, m] of this.unconfirmed) if (m.order < answered) this.unconfirmed.delete(id);

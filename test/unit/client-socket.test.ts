@@ -673,6 +673,38 @@ describe("client conversation socket: order of messages refused for now", () => 
     const [a, b] = await Promise.all([first, second]);
     expect([a.content, a.seq, b.content, b.seq]).toEqual(["first", 1, "second", 2]);
   });
+
+  it("a message written just after one the server then refuses for the moment is stored after it, not before", async () => {
+    // Fake clocks: the retry waits its backoff (about a second), which the test need not sit through.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"] });
+    try {
+      const s = open();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      const ws = latest();
+      ws.frame("ready", ready(0));
+      let seq = 0;
+      let refused = false;
+      FakeSocket.answer = (f, socket) => {
+        if (f.type !== "send_message") return;
+        setTimeout(() => {
+          if (!refused) {
+            refused = true;
+            return socket.frame("error", { code: "rate_limited", message: "Slow down" }, f.id);
+          }
+          const stored = msg(++seq, { senderId: ME, clientMessageId: f.data.clientMessageId, content: f.data.content });
+          socket.frame("message_ack", { clientMessageId: f.data.clientMessageId, message: stored }, f.id);
+        }, 1);
+      };
+      // Written one after the other, before any answer: the room refuses the first (its answer comes after the
+      // second was written) and takes what comes next.
+      const both = Promise.all([s.send("first"), s.send("second")]);
+      await vi.advanceTimersByTimeAsync(5_000);
+      const [a, b] = await both;
+      expect([a.content, a.seq, b.content, b.seq]).toEqual(["first", 1, "second", 2]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
 });
 
 /**
@@ -785,6 +817,12 @@ describe("client conversation socket: outbox pacing", () => {
     const s = open();
     await until(() => FakeSocket.all.length === 1);
     latest().frame("ready", ready(0));
+    let seq = 0;
+    FakeSocket.answer = (f, ws) => {
+      if (f.type !== "send_message") return;
+      const stored = msg(++seq, { senderId: ME, clientMessageId: f.data.clientMessageId, content: f.data.content });
+      setTimeout(() => ws.frame("message_ack", { clientMessageId: f.data.clientMessageId, message: stored }, f.id));
+    };
     const pending = Array.from({ length: 200 }, (_, i) => s.send(`m${i}`));
     for (const p of pending) void p.catch(() => {});
     await tick(20);
@@ -1253,9 +1291,10 @@ describe("client conversation socket: a message the server cannot take closes th
     const boom = s.send("boom", { clientMessageId: "cmid-boom" });
     void boom.catch(() => {});
     const next = s.send("next", { clientMessageId: "cmid-next" });
-    expect(sentOn(FakeSocket.all[0])).toEqual(["boom", "next"]); // the server never reads "next"
+    // One at a time: "next" waits for "boom" (stored first, or failed).
+    expect(sentOn(FakeSocket.all[0])).toEqual(["boom"]);
     await live(2);
-    // Both unacknowledged at the close: one at a time now, and the same close with only "boom" out names it.
+    // The same close with "boom" out again names it.
     expect(sentOn(FakeSocket.all[1])).toEqual(["boom"]);
     await live(3);
     await expect(boom).rejects.toMatchObject({ statusCode: 413, code: "too_large" });
@@ -1323,5 +1362,143 @@ describe("client user socket: a presence reply overtaken by a pushed change", ()
       if (frame.type === "get_presence") setTimeout(() => socket.frame("presence_state", { presences: [{ userId: OTHER, status: "online", lastSeen: at(40) }] }, frame.id));
     };
     expect(await u.getPresence([OTHER])).toEqual([{ userId: OTHER, status: "online", lastSeen: at(40) }]);
+  });
+
+  // The server takes 200 ids a get_presence: the SDK cut the list there, and contacts past the 200th never showed.
+  it("asks for the presence of more than 200 users in parts and answers for all of them", async () => {
+    const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+    const u = new UserSocket(rest, "ws://chat.test", { WebSocket: FakeSocket as never, backoff: { initialMs: 5, maxMs: 20, jitter: 0 }, watchNetwork: false });
+    sockets.push(u);
+    u.connect();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("connected", { userId: ME, timestamp: at(0) });
+    FakeSocket.answer = (frame, socket) => {
+      if (frame.type !== "get_presence") return;
+      if (frame.data.userIds.length > 200) return socket.frame("error", { code: "invalid_frame", message: "userIds: at most 200" }, frame.id);
+      const presences = (frame.data.userIds as string[]).map((userId) => ({ userId, status: "online", lastSeen: at(1) }));
+      setTimeout(() => socket.frame("presence_state", { presences }, frame.id));
+    };
+    const ids = Array.from({ length: 250 }, (_, i) => `00000000-0000-4000-8000-${String(i + 100).padStart(12, "0")}`);
+    const states = await u.getPresence([...ids, ids[0]]);
+    expect(states.map((p) => p.userId)).toEqual(ids);
+  });
+
+  // get_presence gives up after 10 s; the reply that came later went to the app as it was, without the order check.
+  it("a reply that arrives after get_presence timed out does not put back in time a user updated since the request", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+    try {
+      const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+      const u = new UserSocket(rest, "ws://chat.test", { WebSocket: FakeSocket as never, watchNetwork: false });
+      sockets.push(u);
+      u.connect();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      const ws = latest();
+      ws.frame("connected", { userId: ME, timestamp: at(0) });
+      const told: unknown[] = [];
+      u.on("presence", (p) => told.push(p));
+      ws.frame("presence_update", { userId: THIRD, status: "away", lastSeen: at(5) });
+      const asking = u.getPresence([OTHER, THIRD]).catch((e: unknown) => e);
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(await asking).toMatchObject({ code: "timeout" });
+      ws.frame("presence_update", { userId: OTHER, status: "offline", lastSeen: at(20) });
+      const late = [
+        { userId: OTHER, status: "online", lastSeen: at(10) },
+        { userId: THIRD, status: "online", lastSeen: at(30) },
+      ];
+      ws.frame("presence_state", { presences: late }, ws.sentOf("get_presence")[0].id);
+      expect(told).toEqual([
+        { userId: THIRD, status: "away", lastSeen: at(5) },
+        { userId: OTHER, status: "offline", lastSeen: at(20) },
+        { userId: THIRD, status: "online", lastSeen: at(30) },
+      ]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe("client conversation socket: the retry time of a message refused for the moment", () => {
+  it("sends it again at its retry time, even when another send came in meanwhile", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"] });
+    // The shortest backoff: the retry is due 500 ms after the refusal.
+    vi.spyOn(Math, "random").mockReturnValue(0);
+    try {
+      const s = open();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      const ws = latest();
+      ws.frame("ready", ready(0));
+      const first = s.send("first");
+      void first.catch(() => {});
+      const sent = ws.sentOf("send_message");
+      expect(sent).toHaveLength(1);
+      ws.frame("error", { code: "unavailable", message: "Database unavailable" }, sent[0].id);
+      await vi.advanceTimersByTimeAsync(100);
+      void s.send("second").catch(() => {});
+      await vi.advanceTimersByTimeAsync(450);
+      expect(ws.sentOf("send_message").map((f) => f.data.content)).toEqual(["first", "first"]);
+    } finally {
+      vi.restoreAllMocks();
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe("client conversation socket: a message the server fails on", () => {
+  // Messages go one at a time: one the room fails on every time (internal) was retried for ever, and every message
+  // written after it waited behind it.
+  it("gives up on a message the server keeps failing on (internal) after a few tries, and sends the next", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"] });
+    try {
+      const s = open();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      const ws = latest();
+      ws.frame("ready", ready(0));
+      let seq = 0;
+      FakeSocket.answer = (f, socket) => {
+        if (f.type !== "send_message") return;
+        setTimeout(() => {
+          if (f.data.content === "poison") return socket.frame("error", { code: "internal", message: "Internal error" }, f.id);
+          const stored = msg(++seq, { senderId: ME, clientMessageId: f.data.clientMessageId, content: f.data.content });
+          socket.frame("message_ack", { clientMessageId: f.data.clientMessageId, message: stored }, f.id);
+        }, 1);
+      };
+      const failed: string[] = [];
+      s.on("send_failed", (e) => failed.push(e.error.code ?? ""));
+      const outcome: Record<string, unknown> = {};
+      for (const text of ["poison", "after"]) s.send(text).then((m) => (outcome[text] = m), (e: unknown) => (outcome[text] = e));
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(outcome.poison).toMatchObject({ statusCode: 500, code: "internal" });
+      expect(outcome.after).toMatchObject({ content: "after", seq: 1 });
+      expect(failed).toEqual(["internal"]);
+      expect(ws.sentOf("send_message").map((f) => f.data.content)).toEqual(["poison", "poison", "poison", "after"]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe("client conversation socket: a clientMessageId reused with another message", () => {
+  // The server answers 409 to a reused id with other content; the SDK attached the new text to the pending entry and
+  // the caller got the old message back as if theirs had been stored.
+  it("refuses at once a send that reuses a pending clientMessageId with other text, and leaves the pending one alone", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("ready", ready(0));
+    const first = s.send("see you at 6", { clientMessageId: "cmid-r" });
+    await until(() => ws.sentOf("send_message").length === 1);
+    const failed: string[] = [];
+    s.on("send_failed", (e) => failed.push(e.clientMessageId));
+    const reused = s.send("see you at 7", { clientMessageId: "cmid-r" });
+    await expect(Promise.race([reused, tick(20).then(() => "still pending")])).rejects.toMatchObject({ statusCode: 409, code: "conflict" });
+    // The same message again (as the server compares it: normalised) joins the pending one.
+    const again = s.send("see you at 6\r", { clientMessageId: "cmid-r" });
+    expect(s.outbox().map((e) => e.content)).toEqual(["see you at 6"]);
+    const stored = msg(1, { senderId: ME, clientMessageId: "cmid-r", content: "see you at 6" });
+    ws.frame("message_ack", { clientMessageId: "cmid-r", message: stored }, ws.sentOf("send_message")[0].id);
+    expect((await first).content).toBe("see you at 6");
+    expect((await again).content).toBe("see you at 6");
+    expect(failed).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { getConfig, type Config } from "../lib/config";
-import { asRpcResult, HttpError, notFound, unavailable, type RpcResult } from "../lib/errors";
+import { asRpcResult, HttpError, migrationsPending, notFound, reportMigrationsPending, unavailable, type RpcResult } from "../lib/errors";
 import { createLogger, type Logger } from "../lib/log";
 import { createRedis, withTimeout } from "../lib/redis";
 import { flushSoon, metrics } from "../lib/metrics";
@@ -159,14 +159,15 @@ export class ConversationRoom extends DurableObject<Env> {
     const outcome = await this.loading.promise;
     if (outcome === "missing") throw notFound("Conversation");
     if (outcome === "down") throw unavailable("Database unavailable");
+    if (outcome instanceof HttpError) throw outcome;
     if (outcome.conversationId !== conversationId) throw notFound("Conversation");
     return outcome;
   }
 
-  private loading: { conversationId: string; promise: Promise<RoomMeta | "missing" | "down"> } | undefined;
+  private loading: { conversationId: string; promise: Promise<RoomMeta | "missing" | "down" | HttpError> } | undefined;
 
   /** The first load of this room from Postgres; initialise() is synchronous, so a state already there wins. */
-  private async load(conversationId: string): Promise<RoomMeta | "missing" | "down"> {
+  private async load(conversationId: string): Promise<RoomMeta | "missing" | "down" | HttpError> {
     try {
       const state = await loadRoomState(this.db(), conversationId);
       // A conversation with history adopts its newest page (no query for a new one: most rooms start that way).
@@ -192,6 +193,11 @@ export class ConversationRoom extends DurableObject<Env> {
       this.resumeBackfill();
       return fresh;
     } catch (err) {
+      const pending = migrationsPending(err);
+      if (pending) {
+        reportMigrationsPending(err, this.log);
+        return pending;
+      }
       this.resetDb();
       this.log.warn("room init failed", { error: (err as Error).message?.slice(0, 200) });
       return "down";
@@ -790,6 +796,11 @@ export class ConversationRoom extends DurableObject<Env> {
       return await withTimeout(work(), 8000, "database");
     } catch (err) {
       if (err instanceof HttpError) throw err;
+      const pending = migrationsPending(err);
+      if (pending) {
+        reportMigrationsPending(err, this.log);
+        throw pending;
+      }
       this.resetDb();
       this.log.warn("database call failed", { error: (err as Error).message?.slice(0, 200) });
       throw unavailable("Database unavailable");

@@ -20,7 +20,7 @@ import type { Actor, HistoryPage, HistoryQuery, ReadResult, RoomEvent, RoomMarks
 import { MAX_FLIGHTS, OutboxFlusher } from "./room/outbox";
 import { RoomStore, type RoomMeta } from "./room/store";
 import { Backfill } from "./room/backfill";
-import { attachmentOf, KeyedRateLimiter, safeClose, sendRaw } from "./room/sockets";
+import { attachmentOf, WindowRateLimiter, safeClose, sendRaw } from "./room/sockets";
 import { RoomProfiles } from "./room/profiles";
 import { NotificationBatcher } from "./room/notifications";
 import { RoomMembership } from "./room/membership";
@@ -730,7 +730,7 @@ export class ConversationRoom extends DurableObject<Env> {
    * message begun after a send; a client alternating start and stop had every frame relayed to every other member,
    * their "typing…" flickering with each one.
    */
-  readonly typingStarts = new KeyedRateLimiter();
+  readonly typingStarts = new WindowRateLimiter<string>();
 
   /** Typers whose typing_start waits for their profile (room/profiles.ts typer). */
   private readonly typingAnnounces = new Set<string>();

@@ -11,7 +11,7 @@ import { aggregatePresence, departedAt, HEARTBEAT_TIMEOUT_MS, nextPresenceCheck,
 import { encodeFrame, ERROR_CODE_BY_STATUS, frameTooLarge, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
 import type { Conversation, Message } from "../protocol/resources";
 import { IDENTITY_HEADER, SOCKET_CAP_RETRY_SECONDS } from "./room/realtime";
-import { FrameRateLimiter, safeClose, sendRaw } from "./room/sockets";
+import { WindowRateLimiter, safeClose, sendRaw } from "./room/sockets";
 import { sharedConversation } from "./shared-view";
 import { createProfileProvider, profileOptionsFromConfig } from "../profiles/provider";
 import type { ProfileProvider } from "../profiles/types";
@@ -39,7 +39,7 @@ export interface PresenceInfo {
   lastSeen: string | null;
 }
 
-const limiter = new FrameRateLimiter();
+const limiter = new WindowRateLimiter<WebSocket>();
 /** Conversations with no unread message whose zero count a connecting device is sent (see refreshBadges). */
 const SNAPSHOT_ZEROS_MAX = 100;
 /** Conversations the session remembers the user was removed from (see noteRemoved); the oldest go first. */

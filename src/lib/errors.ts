@@ -87,6 +87,14 @@ export function reportMigrationsPending(err: unknown, log: Logger = createLogger
   log.error("database schema is behind this code: run `npm run migrate`", { sqlstate: sqlState(err), missing: detail.slice(0, 200) });
 }
 
+/** The 503 for a failed database step: a missing migration names its fix (logged once), anything else is generic. */
+export function databaseUnavailable(err: unknown, log: Logger): HttpError {
+  const pending = migrationsPending(err);
+  if (!pending) return unavailable("Database unavailable");
+  reportMigrationsPending(err, log);
+  return pending;
+}
+
 export interface ErrorBody {
   statusCode: number;
   error: string;

@@ -1,6 +1,6 @@
 import { hoursStatus, type BusinessHours } from "../../domain/business-hours";
 import { isEligible } from "../../domain/routing";
-import { badRequest, conflict, notFound, unavailable } from "../../lib/errors";
+import { badRequest, conflict, databaseUnavailable, notFound, unavailable } from "../../lib/errors";
 import type { Logger } from "../../lib/log";
 import type { PresenceStatus } from "../../protocol/frames";
 import type {
@@ -85,6 +85,7 @@ export class Desk {
       this.recover();
       return;
     }
+    let failure: unknown;
     const outcome = await this.deps.exclusive(async (): Promise<"ok" | "down"> => {
       if (this.store.meta()?.hydrated) return "ok";
       try {
@@ -105,11 +106,12 @@ export class Desk {
         this.store.setMeta({ businessId, hydrated: true });
         return "ok";
       } catch (err) {
+        failure = err;
         this.deps.log.warn("desk hydration failed", { businessId, error: (err as Error).message?.slice(0, 200) });
         return "down";
       }
     });
-    if (outcome === "down") throw unavailable("Database unavailable");
+    if (outcome === "down") throw databaseUnavailable(failure, this.deps.log);
     this.recovered = true;
     await this.reschedule();
   }
@@ -308,7 +310,7 @@ export class Desk {
       } catch (err) {
         if (queued) this.store.requeue(queued);
         this.deps.log.warn("close write failed", { conversationId: input.conversationId, error: (err as Error).message?.slice(0, 200) });
-        throw unavailable("Database unavailable");
+        throw databaseUnavailable(err, this.deps.log);
       }
       this.store.deleteAssignment(input.conversationId);
       if (written !== "missing") this.store.markClosed(input.conversationId, at.getTime());
@@ -358,7 +360,7 @@ export class Desk {
         });
       } catch (err) {
         this.deps.log.warn("unassignment write failed", { conversationId, error: (err as Error).message?.slice(0, 200) });
-        throw unavailable("Database unavailable");
+        throw databaseUnavailable(err, this.deps.log);
       }
       this.store.deleteAssignment(conversationId);
       if (written.outcome === "missing") throw notFound("Conversation");
@@ -699,7 +701,7 @@ export class Desk {
       return await work();
     } catch (err) {
       this.deps.log.warn("desk database step failed", { error: (err as Error).message?.slice(0, 200) });
-      throw unavailable("Database unavailable");
+      throw databaseUnavailable(err, this.deps.log);
     }
   }
 }

@@ -53,6 +53,17 @@ export function sqlState(err: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * What went wrong, for a log line or a job record: drizzle's message is "Failed query: <statement> params: …", and
+ * Postgres's reason is its cause; cut to a few hundred characters, the reason was cut off behind a long statement.
+ */
+export function errorReason(err: unknown): string {
+  const cause = (err as { cause?: unknown } | null)?.cause;
+  const own = String((err as { message?: unknown } | null)?.message ?? err);
+  const reason = (cause as { message?: unknown } | null)?.message;
+  return typeof reason === "string" && reason && own.startsWith("Failed query") ? reason : own;
+}
+
 function messages(err: unknown): string {
   const parts: string[] = [];
   let e: unknown = err;

@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { getConfig, type Config } from "../lib/config";
-import { asRpcResult, HttpError, migrationsPending, notFound, reportMigrationsPending, unavailable, type RpcResult } from "../lib/errors";
+import { asRpcResult, errorReason, HttpError, migrationsPending, notFound, reportMigrationsPending, unavailable, type RpcResult } from "../lib/errors";
 import { createLogger, type Logger } from "../lib/log";
 import { createRedis, withTimeout } from "../lib/redis";
 import { flushSoon, metrics } from "../lib/metrics";
@@ -108,7 +108,7 @@ export class ConversationRoom extends DurableObject<Env> {
           this.registeredPending = true;
           ctx.waitUntil(noteOutboxPending(createRedis(this.config), this.conversationId()).catch(() => {}));
         }
-        this.log.warn("outbox flush failed", { error: (err as Error).message?.slice(0, 200), pending: this.store.pendingCount() });
+        this.log.warn("outbox flush failed", { error: errorReason(err).slice(0, 200), pending: this.store.pendingCount() });
         void this.scheduleAlarm();
       },
     });
@@ -199,7 +199,7 @@ export class ConversationRoom extends DurableObject<Env> {
         return pending;
       }
       this.resetDb();
-      this.log.warn("room init failed", { error: (err as Error).message?.slice(0, 200) });
+      this.log.warn("room init failed", { error: errorReason(err).slice(0, 200) });
       return "down";
     }
   }
@@ -551,7 +551,7 @@ export class ConversationRoom extends DurableObject<Env> {
     this.ctx.waitUntil(
       this.userSession(userId)
         .activity()
-        .catch((err: unknown) => this.log.warn("activity note failed", { error: (err as Error).message?.slice(0, 200) })),
+        .catch((err: unknown) => this.log.warn("activity note failed", { error: errorReason(err).slice(0, 200) })),
     );
   }
 
@@ -635,7 +635,7 @@ export class ConversationRoom extends DurableObject<Env> {
       const unread = await this.currentUnread(userId, lastReadSeq);
       await this.userSession(userId).unreadChanged({ conversationId: this.conversationId(), ...unread });
     } catch (err) {
-      this.log.warn("badge update failed", { error: (err as Error).message?.slice(0, 200) });
+      this.log.warn("badge update failed", { error: errorReason(err).slice(0, 200) });
     }
   }
 
@@ -761,7 +761,7 @@ export class ConversationRoom extends DurableObject<Env> {
         if (!this.isTyping(userId)) return;
         this.broadcastToOthers(userId, "typing_start", { userId, conversationId: this.conversationId(), ...(profile ? { profile } : {}) });
       })
-      .catch((err: unknown) => this.log.warn("typing announce failed", { error: (err as Error).message?.slice(0, 200) }))
+      .catch((err: unknown) => this.log.warn("typing announce failed", { error: errorReason(err).slice(0, 200) }))
       .finally(() => this.typingAnnounces.delete(userId));
     this.ctx.waitUntil(announce);
   }
@@ -802,7 +802,7 @@ export class ConversationRoom extends DurableObject<Env> {
         throw pending;
       }
       this.resetDb();
-      this.log.warn("database call failed", { error: (err as Error).message?.slice(0, 200) });
+      this.log.warn("database call failed", { error: errorReason(err).slice(0, 200) });
       throw unavailable("Database unavailable");
     }
   }

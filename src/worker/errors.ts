@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ConfigError } from "../lib/config";
-import { errorBody, HttpError, MIGRATIONS_PENDING_MESSAGE, migrationsPending, reportMigrationsPending } from "../lib/errors";
+import { errorBody, errorReason, HttpError, MIGRATIONS_PENDING_MESSAGE, migrationsPending, reportMigrationsPending } from "../lib/errors";
 import { createLogger } from "../lib/log";
 import { pgErrorCode } from "../db/client";
 import type { AppEnv } from "./env";
@@ -58,7 +58,7 @@ export function handleError(err: unknown, c: Context<AppEnv>): Response {
     // A Durable Object's answer carries only the message (it logged there); the Worker's own query has the error.
     if (!(err instanceof HttpError)) reportMigrationsPending(err, log);
   } else if (http.status >= 500) {
-    log.error("request failed", { status: http.status, error: err instanceof Error ? err.message.slice(0, 300) : String(err) });
+    log.error("request failed", { status: http.status, error: errorReason(err).slice(0, 300) });
   }
   for (const [k, v] of Object.entries(http.headers)) c.header(k, v);
   c.header("X-Request-Id", requestId);

@@ -401,6 +401,21 @@ describe("health with a dependency down", () => {
     expect((await api("GET", `/conversations/${fresh.id}/messages`, { token: fresh.users[0].token })).status).toBe(200);
   });
 
+  it("a 500 from a failed query logs Postgres's reason, not the start of drizzle's 'Failed query: …' text", async () => {
+    const { id, users } = await seedConversation("group", 2);
+    const errors = vi.spyOn(console, "error");
+    await withDb((db) => db.execute(sql`ALTER TABLE conversations ADD CONSTRAINT refused_by_test CHECK (name IS DISTINCT FROM 'refused by test') NOT VALID`));
+    try {
+      const res = await api("PATCH", `/conversations/${id}`, { token: users[0].token, body: { name: "refused by test" } });
+      expect(res.status).toBe(500);
+      const logged = errors.mock.calls.map((call) => String(call[0])).filter((line) => line.includes('"msg":"request failed"'));
+      expect(logged.at(-1)).toContain('violates check constraint \\"refused_by_test\\"');
+    } finally {
+      errors.mockRestore();
+      await withDb((db) => db.execute(sql`ALTER TABLE conversations DROP CONSTRAINT refused_by_test`));
+    }
+  });
+
   it("/health/detailed answers 200 degraded with the cache down while the Redis REST endpoint is unreachable", async () => {
     await redis({ down: true });
     const res = await api("GET", "/health/detailed");

@@ -1,4 +1,4 @@
-import { conflict, HttpError } from "../../lib/errors";
+import { conflict, errorReason, HttpError } from "../../lib/errors";
 import { editsSince, messagePage } from "../../db/queries/messages";
 import {
   CLOSE,
@@ -132,7 +132,7 @@ export async function handleSocketMessage(room: ConversationRoom, ws: WebSocket,
     await dispatch(room, ws, att, meta.conversationId, frame);
   } catch (err) {
     const http = err instanceof HttpError ? err : undefined;
-    if (!http) room.log.error("frame failed", { type: frame.type, error: (err as Error).message?.slice(0, 200) });
+    if (!http) room.log.error("frame failed", { type: frame.type, error: errorReason(err).slice(0, 200) });
     const message = http ? (Array.isArray(http.detail) ? http.detail.join("; ") : http.detail) : "Internal error";
     errorFrame(ws, http ? (ERROR_CODE_BY_STATUS[http.status] ?? "bad_request") : "internal", message, frame.id);
   }

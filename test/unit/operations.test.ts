@@ -328,6 +328,28 @@ describe("npm run audit:verify usage", () => {
     expect(out).toContain("use either --conversation <id> or --global, not both");
     expect(code).toBe(2);
   });
+
+  it("--help prints the usage (exit 0), and a mistyped option shows it too (exit 2)", { timeout: 30_000 }, async () => {
+    // --help said only "Unknown option '--help'" (exit 2), and so did a typo, with no list of the options.
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(process.execPath, [path.join(ROOT, "node_modules/tsx/dist/cli.mjs"), "scripts/verify-audit.ts", ...args], {
+          cwd: ROOT,
+          env: { ...process.env, DATABASE_URL: "postgres://nobody@127.0.0.1:1/none", PG_BRIDGE: "127.0.0.1:1" },
+        });
+        let out = "";
+        child.stdout.on("data", (d) => (out += d));
+        child.stderr.on("data", (d) => (out += d));
+        child.on("exit", (code) => resolve({ code, out }));
+      });
+    const [help, typo] = await Promise.all([run(["--help"]), run(["--conversaton", crypto.randomUUID()])]);
+    expect(help.code).toBe(0);
+    expect(help.out).toContain("usage: npm run audit:verify -- [--conversation <id> | --global]");
+    expect(help.out).toContain("--url https://chat.example.com --token <service token>");
+    expect(typo.code).toBe(2);
+    expect(typo.out).toContain("Unknown option '--conversaton'");
+    expect(typo.out).toContain("usage: npm run audit:verify");
+  });
 });
 
 describe.skipIf(!process.env.STACK_DATABASE_URL)("npm run audit:verify (against the stack's Postgres)", () => {

@@ -352,6 +352,32 @@ describe("npm run audit:verify usage", () => {
   });
 });
 
+describe("npm run soak usage", () => {
+  it("--help prints the usage and a mistyped option is refused, instead of starting a default two-minute run", { timeout: 30_000 }, async () => {
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        // tsx as a loader: one process, so the kill below leaves no child running the soak.
+        const child = spawn(process.execPath, ["--import", "tsx", "scripts/soak.ts", ...args], { cwd: ROOT });
+        let out = "";
+        child.stdout.on("data", (d) => (out += d));
+        child.stderr.on("data", (d) => (out += d));
+        // Before: the stack started (and would have run for minutes).
+        const started = setInterval(() => {
+          if (out.includes("PostgreSQL")) child.kill("SIGKILL");
+        }, 50);
+        child.on("exit", (code) => {
+          clearInterval(started);
+          resolve({ code, out });
+        });
+      });
+    const [help, typo] = await Promise.all([run(["--help"]), run(["--minute", "30"])]);
+    expect(help.code).toBe(0);
+    expect(help.out).toContain("usage: npm run soak -- [--minutes N]");
+    expect(typo.code).toBe(2);
+    expect(typo.out).toContain("Unknown option --minute");
+  });
+});
+
 describe.skipIf(!process.env.STACK_DATABASE_URL)("npm run audit:verify (against the stack's Postgres)", () => {
   function runScript(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; out: string }> {
     return new Promise((resolve) => {

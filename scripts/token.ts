@@ -14,11 +14,33 @@ function ttlSeconds(raw: string): number {
   return seconds;
 }
 
+const USAGE = "usage: npm run token -- --kahaId alice [--id <uuid>] [--ttl 1h] [--role admin] [--json]";
+
+// --help, and a mistyped option, answered "Unknown option '--help'" alone (exit 2).
+function parseOptions() {
+  try {
+    return parseArgs({
+      options: {
+        help: { type: "boolean", short: "h" },
+        kahaId: { type: "string" },
+        id: { type: "string" },
+        ttl: { type: "string", default: "1h" },
+        role: { type: "string" },
+        json: { type: "boolean" },
+      },
+    }).values;
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${USAGE}`);
+  }
+}
+
 async function main() {
-  const { values } = parseArgs({
-    options: { kahaId: { type: "string" }, id: { type: "string" }, ttl: { type: "string", default: "1h" }, role: { type: "string" }, json: { type: "boolean" } },
-  });
-  if (values.kahaId === undefined) throw new Error("usage: npm run token -- --kahaId alice [--id <uuid>] [--ttl 1h] [--role admin]");
+  const values = parseOptions();
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  if (values.kahaId === undefined) throw new Error(USAGE);
   // dev-login's own rule: "alice " was signed as given, another user than dev-login's "alice".
   const checked = kahaIdField.safeParse(values.kahaId);
   if (!checked.success) throw new Error(`--kahaId ${JSON.stringify(values.kahaId)}: ${checked.error.issues.map((i) => i.message).join("; ")}`);

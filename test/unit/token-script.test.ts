@@ -32,6 +32,17 @@ describe("npm run token", () => {
     expect(err?.stderr).toMatch(new RegExp(`--ttl ${ttl}: .*(more than 0|positive)`));
   });
 
+  it("--help prints the usage (exit 0); a mistyped option is refused with it (exit 2)", async () => {
+    expect((await token("--help")).stdout).toContain("usage: npm run token -- --kahaId alice");
+    const err = await token("--kahaid", "alice").then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(err?.code).toBe(2);
+    expect(err?.stderr).toContain("Unknown option '--kahaid'");
+    expect(err?.stderr).toContain("usage: npm run token -- --kahaId alice");
+  });
+
   it("uses --id as the user's id, or the same id for the same kahaId when none is given", async () => {
     const id = "6f7c2b1e-9a4d-4c1b-8e2f-3a5b7c9d1e2f";
     const given = decodeJwt((await token("--kahaId", "alice", "--id", id)).stdout.trim());

@@ -9,6 +9,7 @@
 // Exit code 0 when the ledger is clean (nothing lost, duplicated or out of order), 1 otherwise.
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { checkArgs } from "./lib/cli-args.js";
 import { ROOT } from "./lib/stack.js";
 import { openHeapProbe, type HeapProbe } from "../bench/harness/heap.js";
 import { findInspector } from "../bench/harness/profiler.js";
@@ -31,31 +32,8 @@ interface Options {
 
 const USAGE = `usage: npm run soak -- [--minutes N] [--rooms R] [--members M] [--rate MSGS_PER_SECOND] [--seed S]
                        [--blip-seconds B] [--json] [--heap]`;
-const VALUE_OPTIONS = new Set(["minutes", "rooms", "members", "rate", "seed", "blip-seconds"]);
-const FLAG_OPTIONS = new Set(["json", "heap"]);
-
-/**
- * --help, or a typo (--minute 30), was ignored and a default two-minute run started a whole stack: the person waited
- * for a run they had not asked for, with the options they had asked for silently dropped.
- */
-function checkArgs(argv: string[]): void {
-  if (argv.includes("--help") || argv.includes("-h")) {
-    console.log(USAGE);
-    process.exit(0);
-  }
-  for (let i = 0; i < argv.length; i++) {
-    const [name, inline] = argv[i].replace(/^--/, "").split("=", 2);
-    const known = argv[i].startsWith("--") && (VALUE_OPTIONS.has(name) || (FLAG_OPTIONS.has(name) && inline === undefined));
-    if (!known) {
-      console.error(`✗ Unknown option ${argv[i]}\n${USAGE}`);
-      process.exit(2);
-    }
-    if (VALUE_OPTIONS.has(name) && inline === undefined) i++;
-  }
-}
-
 function parseArgs(argv: string[]): Options {
-  checkArgs(argv);
+  checkArgs(argv, { values: ["minutes", "rooms", "members", "rate", "seed", "blip-seconds"], flags: ["json", "heap"], usage: USAGE });
   const get = (name: string, fallback: number, min: number, max: number): number => {
     const i = argv.indexOf(`--${name}`);
     const raw = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];

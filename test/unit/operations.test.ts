@@ -352,12 +352,12 @@ describe("npm run audit:verify usage", () => {
   });
 });
 
-describe("npm run soak usage", () => {
-  it("--help prints the usage and a mistyped option is refused, instead of starting a default two-minute run", { timeout: 30_000 }, async () => {
-    const run = (args: string[]) =>
+describe("npm run soak / bench usage", () => {
+  it("--help prints the usage and a mistyped option is refused, instead of starting a default run of minutes", { timeout: 30_000 }, async () => {
+    const run = (args: string[], script = "scripts/soak.ts") =>
       new Promise<{ code: number | null; out: string }>((resolve) => {
         // tsx as a loader: one process, so the kill below leaves no child running the soak.
-        const child = spawn(process.execPath, ["--import", "tsx", "scripts/soak.ts", ...args], { cwd: ROOT });
+        const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { cwd: ROOT });
         let out = "";
         child.stdout.on("data", (d) => (out += d));
         child.stderr.on("data", (d) => (out += d));
@@ -370,11 +370,14 @@ describe("npm run soak usage", () => {
           resolve({ code, out });
         });
       });
-    const [help, typo] = await Promise.all([run(["--help"]), run(["--minute", "30"])]);
+    const [help, typo, benchTypo] = await Promise.all([run(["--help"]), run(["--minute", "30"]), run(["--qiuck"], "scripts/bench.ts")]);
     expect(help.code).toBe(0);
     expect(help.out).toContain("usage: npm run soak -- [--minutes N]");
     expect(typo.code).toBe(2);
     expect(typo.out).toContain("Unknown option --minute");
+    expect(benchTypo.code).toBe(2);
+    expect(benchTypo.out).toContain("Unknown option --qiuck");
+    expect(benchTypo.out).toContain("usage: npm run bench -- [--quick]");
   });
 });
 

@@ -1,5 +1,8 @@
 // Tests for the local stand-ins in scripts/local/: driven through the same client libraries the app uses.
+import { spawn } from "node:child_process";
 import net from "node:net";
+import os from "node:os";
+import path from "node:path";
 import { Client, Pool, neonConfig } from "@neondatabase/serverless";
 import { Redis } from "@upstash/redis";
 import WebSocket from "ws";
@@ -62,6 +65,25 @@ describe("ports", () => {
       await busy.close();
     }
   });
+  it("npm run dev refuses two variables naming one port before starting anything, naming both", { timeout: 30_000 }, async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, ["--import", "tsx", "scripts/dev.ts"], {
+      cwd: path.resolve(import.meta.dirname, "../.."),
+      env: { ...process.env, PORT: String(port), PG_BRIDGE_PORT: String(port), PG_PORT: "0", REDIS_REST_PORT: "0", PROFILE_PORT: "0", DATABASE_URL: "", DEV_DATA_DIR: path.join(os.tmpdir(), `dev-ports-${port}`) },
+    });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    // Before: the stack started, and the clash surfaced much later (killed here as soon as it starts).
+    const started = setInterval(() => {
+      if (out.includes("PostgreSQL")) child.kill("SIGKILL");
+    }, 50);
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    clearInterval(started);
+    expect(out).toContain(`PORT and PG_BRIDGE_PORT are both ${port}: each service needs a port of its own`);
+    expect(code).toBe(2);
+  });
+
   it("says a privileged port is denied, not in use, and names a port above 1024 (PORT=80 as a normal user)", async () => {
     // Tests run as root, where port 80 binds: every listen here fails the way it does for a normal user.
     const listen = vi.spyOn(net.Server.prototype, "listen").mockImplementation(function (this: net.Server) {

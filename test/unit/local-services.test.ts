@@ -1,5 +1,4 @@
 // Tests for the local stand-ins in scripts/local/: driven through the same client libraries the app uses.
-import { spawn } from "node:child_process";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -16,6 +15,7 @@ import {
   type ProfileServiceHandle,
 } from "../../scripts/local/profile-service.js";
 import { startRedisRest, type RedisRestHandle } from "../../scripts/local/redis-rest.js";
+import { runScriptUntilStack } from "./script-run";
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -67,19 +67,9 @@ describe("ports", () => {
   });
   it("npm run dev refuses two variables naming one port before starting anything, naming both", { timeout: 30_000 }, async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, ["--import", "tsx", "scripts/dev.ts"], {
-      cwd: path.resolve(import.meta.dirname, "../.."),
-      env: { ...process.env, PORT: String(port), PG_BRIDGE_PORT: String(port), PG_PORT: "0", REDIS_REST_PORT: "0", PROFILE_PORT: "0", DATABASE_URL: "", DEV_DATA_DIR: path.join(os.tmpdir(), `dev-ports-${port}`) },
-    });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (out += d));
-    // Before: the stack started, and the clash surfaced much later (killed here as soon as it starts).
-    const started = setInterval(() => {
-      if (out.includes("PostgreSQL")) child.kill("SIGKILL");
-    }, 50);
-    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
-    clearInterval(started);
+    const env = { ...process.env, PORT: String(port), PG_BRIDGE_PORT: String(port), PG_PORT: "0", REDIS_REST_PORT: "0", PROFILE_PORT: "0", DATABASE_URL: "", DEV_DATA_DIR: path.join(os.tmpdir(), `dev-ports-${port}`) };
+    // Before: the stack started, and the clash surfaced much later.
+    const { code, out } = await runScriptUntilStack("scripts/dev.ts", [], env);
     expect(out).toContain(`PORT and PG_BRIDGE_PORT are both ${port}: each service needs a port of its own`);
     expect(code).toBe(2);
   });

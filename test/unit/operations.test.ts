@@ -28,6 +28,7 @@ import {
 } from "../../src/worker/middleware/rate-limit";
 import { nodePool } from "../../scripts/lib/migrate";
 import { ROOT } from "../../scripts/lib/stack";
+import { runScriptUntilStack } from "./script-run";
 
 const SECRET = "x".repeat(32);
 const baseEnv = {
@@ -354,22 +355,8 @@ describe("npm run audit:verify usage", () => {
 
 describe("npm run soak / bench usage", () => {
   it("--help prints the usage and a mistyped option is refused, instead of starting a default run of minutes", { timeout: 30_000 }, async () => {
-    const run = (args: string[], script = "scripts/soak.ts") =>
-      new Promise<{ code: number | null; out: string }>((resolve) => {
-        // tsx as a loader: one process, so the kill below leaves no child running the soak.
-        const child = spawn(process.execPath, ["--import", "tsx", script, ...args], { cwd: ROOT });
-        let out = "";
-        child.stdout.on("data", (d) => (out += d));
-        child.stderr.on("data", (d) => (out += d));
-        // Before: the stack started (and would have run for minutes).
-        const started = setInterval(() => {
-          if (out.includes("PostgreSQL")) child.kill("SIGKILL");
-        }, 50);
-        child.on("exit", (code) => {
-          clearInterval(started);
-          resolve({ code, out });
-        });
-      });
+    // Before: the stack started (and would have run for minutes).
+    const run = (args: string[], script = "scripts/soak.ts") => runScriptUntilStack(script, args);
     const [help, typo, benchTypo] = await Promise.all([run(["--help"]), run(["--minute", "30"]), run(["--qiuck"], "scripts/bench.ts")]);
     expect(help.code).toBe(0);
     expect(help.out).toContain("usage: npm run soak -- [--minutes N]");

@@ -6,6 +6,7 @@ import { fork } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { checkArgs } from "./lib/cli-args.js";
 import { freePort } from "./local/ports.js";
 import { LOCAL_JWT_SECRET, LOCAL_REDIS_TOKEN, ROOT, startStack, type Stack } from "./lib/stack.js";
 import { startWrangler, type WranglerHandle } from "./lib/wrangler.js";
@@ -13,12 +14,19 @@ import { startMiniflare } from "./lib/miniflare.js";
 import type { ControlReply, ControlRequest, StackInfo } from "../bench/harness/control.js";
 
 const args = process.argv.slice(2);
+checkArgs(args, {
+  values: ["runtime", "pg-delay-ms", "redis-delay-ms", "only"],
+  flags: ["quick", "verbose", "profile"],
+  usage: `usage: npm run bench -- [--quick] [--only S1,S3] [--pg-delay-ms N] [--redis-delay-ms N] [--profile]
+                         [--runtime=miniflare|wrangler] [--verbose]`,
+});
 const quick = args.includes("--quick");
 /**
  * `miniflare` (default) serves the bundled Worker from one workerd; `wrangler` measures through `wrangler dev`, whose
  * proxy workerd relays every frame and costs CPU on the same two cores.
  */
-const runtimeArg = args.find((a) => a.startsWith("--runtime="))?.slice("--runtime=".length) ?? "miniflare";
+const runtimeAt = args.indexOf("--runtime");
+const runtimeArg = (runtimeAt >= 0 ? args[runtimeAt + 1] : args.find((a) => a.startsWith("--runtime="))?.slice("--runtime=".length)) ?? "miniflare";
 if (runtimeArg !== "miniflare" && runtimeArg !== "wrangler") {
   console.error(`✗ bench: --runtime=${runtimeArg} is not known; use --runtime=miniflare (default) or --runtime=wrangler`);
   process.exit(2);

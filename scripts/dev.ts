@@ -17,6 +17,22 @@ function portFromEnv(name: string, fallback: number): number {
   return n;
 }
 
+/**
+ * Two variables naming one port (PORT=5433 and the embedded Postgres's default): the first service took it, and the
+ * failure came minutes later from wrangler, or as "Port 5433 is in use. Set PG_BRIDGE_PORT", naming the wrong one.
+ */
+function assertDistinctPorts(named: Record<string, number>): void {
+  const seen = new Map<number, string>();
+  for (const [name, port] of Object.entries(named)) {
+    const other = seen.get(port);
+    if (port !== 0 && other) {
+      console.error(`✗ ${other} and ${name} are both ${port}: each service needs a port of its own. Change one (0 picks any free port).`);
+      process.exit(2);
+    }
+    seen.set(port, name);
+  }
+}
+
 async function main() {
   const log = (line: string) => console.log(line);
   // PORT=0 (as the port-in-use message offers): a free port, chosen here because wrangler needs a real one.
@@ -27,6 +43,7 @@ async function main() {
     redis: portFromEnv("REDIS_REST_PORT", 8079),
     profiles: portFromEnv("PROFILE_PORT", 8078),
   };
+  assertDistinctPorts({ PORT: port, PG_PORT: ports.pg, PG_BRIDGE_PORT: ports.bridge, REDIS_REST_PORT: ports.redis, PROFILE_PORT: ports.profiles });
   console.log("edge-chat: starting the local stack\n");
   await assertPortFree(port, "PORT");
   // DEV_DATA_DIR moves the PGlite and wrangler state out of the checkout (test/e2e/dev.serial.test.ts uses a temp dir).

@@ -9,6 +9,7 @@
 // Exit code 0 when the ledger is clean (nothing lost, duplicated or out of order), 1 otherwise.
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { checkArgs } from "./lib/cli-args.js";
 import { ROOT } from "./lib/stack.js";
 import { openHeapProbe, type HeapProbe } from "../bench/harness/heap.js";
 import { findInspector } from "../bench/harness/profiler.js";
@@ -29,7 +30,10 @@ interface Options {
   heap: boolean;
 }
 
+const USAGE = `usage: npm run soak -- [--minutes N] [--rooms R] [--members M] [--rate MSGS_PER_SECOND] [--seed S]
+                       [--blip-seconds B] [--json] [--heap]`;
 function parseArgs(argv: string[]): Options {
+  checkArgs(argv, { values: ["minutes", "rooms", "members", "rate", "seed", "blip-seconds"], flags: ["json", "heap"], usage: USAGE });
   const get = (name: string, fallback: number, min: number, max: number): number => {
     const i = argv.indexOf(`--${name}`);
     const raw = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];

@@ -15,8 +15,28 @@ export interface MigrateOptions {
   warn?: (line: string) => void;
 }
 
+/**
+ * The driver's own word for a DATABASE_URL that is not one was "Invalid URL" (or nothing, for an http:// one): it
+ * named neither the variable nor the form. The value is not echoed: it may hold a password.
+ */
+export function assertDatabaseUrl(databaseUrl: string): void {
+  let protocol = "";
+  try {
+    protocol = new URL(databaseUrl).protocol;
+  } catch {
+    // reported below
+  }
+  if (protocol !== "postgres:" && protocol !== "postgresql:") {
+    throw new Error(
+      "DATABASE_URL is not a Postgres connection URL: expected postgres://user:password@host:5432/database " +
+        "(Neon's connection string has that form; special characters in the password must be percent-encoded).",
+    );
+  }
+}
+
 /** Node side of the Neon driver: same driver and bridge the Worker uses. */
 export function nodePool(databaseUrl: string, bridge: string | undefined, max = 4): Pool {
+  assertDatabaseUrl(databaseUrl);
   neonConfig.webSocketConstructor = WebSocket;
   if (bridge) {
     neonConfig.wsProxy = (host, port) => `${bridge}/v2?address=${host}:${port}`;

@@ -33,12 +33,34 @@ export async function tokenCli(args: string[], env: Record<string, string | unde
   }
 }
 
+const USAGE = "usage: npm run token -- --kahaId alice [--id <uuid>] [--ttl 1h] [--role admin] [--json]";
+
+// --help, and a mistyped option, answered "Unknown option '--help'" alone (exit 2).
+function parseOptions(args: string[]) {
+  try {
+    return parseArgs({
+      args,
+      options: {
+        help: { type: "boolean", short: "h" },
+        kahaId: { type: "string" },
+        id: { type: "string" },
+        ttl: { type: "string", default: "1h" },
+        role: { type: "string" },
+        json: { type: "boolean" },
+      },
+    }).values;
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${USAGE}`);
+  }
+}
+
 async function run(args: string[], env: Record<string, string | undefined>, io: TokenOutput): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: { kahaId: { type: "string" }, id: { type: "string" }, ttl: { type: "string", default: "1h" }, role: { type: "string" }, json: { type: "boolean" } },
-  });
-  if (values.kahaId === undefined) throw new Error("usage: npm run token -- --kahaId alice [--id <uuid>] [--ttl 1h] [--role admin]");
+  const values = parseOptions(args);
+  if (values.help) {
+    io.out(USAGE);
+    return;
+  }
+  if (values.kahaId === undefined) throw new Error(USAGE);
   // dev-login's own rule: "alice " was signed as given, another user than dev-login's "alice".
   const checked = kahaIdField.safeParse(values.kahaId);
   if (!checked.success) throw new Error(`--kahaId ${JSON.stringify(values.kahaId)}: ${checked.error.issues.map((i) => i.message).join("; ")}`);

@@ -104,18 +104,36 @@ export async function verifyAuditCli(args: string[], env: Env, io: VerifyOutput)
   }
 }
 
+const USAGE = `usage: npm run audit:verify -- [--conversation <id> | --global] [--max-rows <n>] [--json]
+         (straight from Postgres: DATABASE_URL, and PG_BRIDGE for the local bridge; both default to .dev.vars)
+       npm run audit:verify -- --url https://chat.example.com --token <service token> [--conversation <id>]
+exit codes: 0 intact, 1 a chain is broken, 2 usage or connection error, 3 incomplete (row cap), 4 nothing to verify`;
+
+const OPTIONS = {
+  help: { type: "boolean", short: "h", default: false },
+  conversation: { type: "string" },
+  global: { type: "boolean", default: false },
+  url: { type: "string" },
+  token: { type: "string" },
+  json: { type: "boolean", default: false },
+  "max-rows": { type: "string" },
+} as const;
+
+/** --help printed "Unknown option '--help'" and nothing else, exit 2; a mistyped option did not show the options. */
+function parseOptions(args: string[]) {
+  try {
+    return parseArgs({ args, options: OPTIONS }).values;
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${USAGE}`);
+  }
+}
+
 async function run(args: string[], env: Env, io: VerifyOutput): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      conversation: { type: "string" },
-      global: { type: "boolean", default: false },
-      url: { type: "string" },
-      token: { type: "string" },
-      json: { type: "boolean", default: false },
-      "max-rows": { type: "string" },
-    },
-  });
+  const values = parseOptions(args);
+  if (values.help) {
+    io.out(USAGE);
+    return 0;
+  }
   if (values.conversation && !isUuid(values.conversation)) throw new Error(`--conversation ${values.conversation} is not a UUID`);
   // Straight from Postgres --global was dropped and the conversation's chain alone verified (through the Worker, a 400).
   if (values.conversation && values.global) throw new Error("use either --conversation <id> or --global, not both");

@@ -8,7 +8,7 @@ import { pg_trgm } from "@electric-sql/pglite/contrib/pg_trgm";
 import { unaccent } from "@electric-sql/pglite/contrib/unaccent";
 import { PGLiteSocketServer } from "@electric-sql/pglite-socket";
 import { keepBatchesTogether } from "./pglite-batches.js";
-import { LOOPBACK_HOST, assertPortFree, portInUseMessage } from "./ports.js";
+import { LOOPBACK_HOST, assertPortFree, portBindError } from "./ports.js";
 
 export interface EmbeddedPostgresOptions {
   /** Directory for the cluster files, or "memory://" for a throwaway database. */
@@ -63,8 +63,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
     await server.start();
   } catch (err) {
     await db.close();
-    if ((err as NodeJS.ErrnoException).code === "EADDRINUSE") throw new Error(portInUseMessage(opts.port, opts.portEnvName));
-    throw err;
+    throw portBindError(err as NodeJS.ErrnoException, opts.port, opts.portEnvName);
   }
 
   // getServerConn() reports the bound "host:port", which is the only way to learn the port chosen for 0.

@@ -1,6 +1,7 @@
 import { Pool, neon, neonConfig, type PoolClient } from "@neondatabase/serverless";
 import { drizzle, type NeonDatabase } from "drizzle-orm/neon-serverless";
 import { drizzle as drizzleHttp, type NeonHttpDatabase } from "drizzle-orm/neon-http";
+import { sqlState } from "../lib/errors";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 
 /**
@@ -154,14 +155,6 @@ export function asError(thrown: unknown): Error {
 }
 
 /** Postgres error codes we translate; anything that is not a server error is treated as "database unavailable". */
-export function pgErrorCode(err: unknown): string | undefined {
-  let e: unknown = err;
-  for (let depth = 0; depth < 4 && e && typeof e === "object"; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) return code;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
+export const pgErrorCode = sqlState;
 
 export const isUniqueViolation = (err: unknown) => pgErrorCode(err) === "23505";

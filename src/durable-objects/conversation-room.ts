@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { getConfig, type Config } from "../lib/config";
-import { asRpcResult, HttpError, notFound, unavailable, type RpcResult } from "../lib/errors";
+import { asRpcResult, errorReason, HttpError, migrationsPending, notFound, reportMigrationsPending, unavailable, type RpcResult } from "../lib/errors";
 import { createLogger, type Logger } from "../lib/log";
 import { createRedis, withTimeout } from "../lib/redis";
 import { flushSoon, metrics } from "../lib/metrics";
@@ -20,7 +20,7 @@ import type { Actor, HistoryPage, HistoryQuery, ReadResult, RoomEvent, RoomMarks
 import { MAX_FLIGHTS, OutboxFlusher } from "./room/outbox";
 import { RoomStore, type RoomMeta } from "./room/store";
 import { Backfill } from "./room/backfill";
-import { attachmentOf, KeyedRateLimiter, safeClose, sendRaw } from "./room/sockets";
+import { attachmentOf, WindowRateLimiter, safeClose, sendRaw } from "./room/sockets";
 import { RoomProfiles } from "./room/profiles";
 import { NotificationBatcher } from "./room/notifications";
 import { RoomMembership } from "./room/membership";
@@ -108,7 +108,7 @@ export class ConversationRoom extends DurableObject<Env> {
           this.registeredPending = true;
           ctx.waitUntil(noteOutboxPending(createRedis(this.config), this.conversationId()).catch(() => {}));
         }
-        this.log.warn("outbox flush failed", { error: (err as Error).message?.slice(0, 200), pending: this.store.pendingCount() });
+        this.log.warn("outbox flush failed", { error: errorReason(err).slice(0, 200), pending: this.store.pendingCount() });
         void this.scheduleAlarm();
       },
     });
@@ -159,14 +159,15 @@ export class ConversationRoom extends DurableObject<Env> {
     const outcome = await this.loading.promise;
     if (outcome === "missing") throw notFound("Conversation");
     if (outcome === "down") throw unavailable("Database unavailable");
+    if (outcome instanceof HttpError) throw outcome;
     if (outcome.conversationId !== conversationId) throw notFound("Conversation");
     return outcome;
   }
 
-  private loading: { conversationId: string; promise: Promise<RoomMeta | "missing" | "down"> } | undefined;
+  private loading: { conversationId: string; promise: Promise<RoomMeta | "missing" | "down" | HttpError> } | undefined;
 
   /** The first load of this room from Postgres; initialise() is synchronous, so a state already there wins. */
-  private async load(conversationId: string): Promise<RoomMeta | "missing" | "down"> {
+  private async load(conversationId: string): Promise<RoomMeta | "missing" | "down" | HttpError> {
     try {
       const state = await loadRoomState(this.db(), conversationId);
       // A conversation with history adopts its newest page (no query for a new one: most rooms start that way).
@@ -192,8 +193,13 @@ export class ConversationRoom extends DurableObject<Env> {
       this.resumeBackfill();
       return fresh;
     } catch (err) {
+      const pending = migrationsPending(err);
+      if (pending) {
+        reportMigrationsPending(err, this.log);
+        return pending;
+      }
       this.resetDb();
-      this.log.warn("room init failed", { error: (err as Error).message?.slice(0, 200) });
+      this.log.warn("room init failed", { error: errorReason(err).slice(0, 200) });
       return "down";
     }
   }
@@ -545,7 +551,7 @@ export class ConversationRoom extends DurableObject<Env> {
     this.ctx.waitUntil(
       this.userSession(userId)
         .activity()
-        .catch((err: unknown) => this.log.warn("activity note failed", { error: (err as Error).message?.slice(0, 200) })),
+        .catch((err: unknown) => this.log.warn("activity note failed", { error: errorReason(err).slice(0, 200) })),
     );
   }
 
@@ -629,7 +635,7 @@ export class ConversationRoom extends DurableObject<Env> {
       const unread = await this.currentUnread(userId, lastReadSeq);
       await this.userSession(userId).unreadChanged({ conversationId: this.conversationId(), ...unread });
     } catch (err) {
-      this.log.warn("badge update failed", { error: (err as Error).message?.slice(0, 200) });
+      this.log.warn("badge update failed", { error: errorReason(err).slice(0, 200) });
     }
   }
 
@@ -724,7 +730,7 @@ export class ConversationRoom extends DurableObject<Env> {
    * message begun after a send; a client alternating start and stop had every frame relayed to every other member,
    * their "typing…" flickering with each one.
    */
-  readonly typingStarts = new KeyedRateLimiter();
+  readonly typingStarts = new WindowRateLimiter<string>();
 
   /** Typers whose typing_start waits for their profile (room/profiles.ts typer). */
   private readonly typingAnnounces = new Set<string>();
@@ -755,7 +761,7 @@ export class ConversationRoom extends DurableObject<Env> {
         if (!this.isTyping(userId)) return;
         this.broadcastToOthers(userId, "typing_start", { userId, conversationId: this.conversationId(), ...(profile ? { profile } : {}) });
       })
-      .catch((err: unknown) => this.log.warn("typing announce failed", { error: (err as Error).message?.slice(0, 200) }))
+      .catch((err: unknown) => this.log.warn("typing announce failed", { error: errorReason(err).slice(0, 200) }))
       .finally(() => this.typingAnnounces.delete(userId));
     this.ctx.waitUntil(announce);
   }
@@ -790,8 +796,13 @@ export class ConversationRoom extends DurableObject<Env> {
       return await withTimeout(work(), 8000, "database");
     } catch (err) {
       if (err instanceof HttpError) throw err;
+      const pending = migrationsPending(err);
+      if (pending) {
+        reportMigrationsPending(err, this.log);
+        throw pending;
+      }
       this.resetDb();
-      this.log.warn("database call failed", { error: (err as Error).message?.slice(0, 200) });
+      this.log.warn("database call failed", { error: errorReason(err).slice(0, 200) });
       throw unavailable("Database unavailable");
     }
   }

@@ -6,12 +6,12 @@ import { backoffMs } from "../domain/backoff";
 import { badgeOf, totalUnread, withCount, withMessages, type Badge, type StoredBadge } from "../domain/badges";
 import { contactFlags, membershipSummary, publishPresence, type MembershipSummary } from "../db/queries/user-session";
 import { unreadCount } from "../db/queries/messages";
-import { unwrapRpc } from "../lib/errors";
+import { errorReason, unwrapRpc } from "../lib/errors";
 import { aggregatePresence, departedAt, HEARTBEAT_TIMEOUT_MS, nextPresenceCheck, OFFLINE_GRACE_MS, withActivity, type DeviceState, type Presence } from "../domain/presence";
 import { encodeFrame, errorCodeFor, frameTooLarge, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
 import type { Conversation, Message } from "../protocol/resources";
 import { IDENTITY_HEADER, SOCKET_CAP_RETRY_SECONDS } from "./room/realtime";
-import { FrameRateLimiter, safeClose, sendRaw } from "./room/sockets";
+import { WindowRateLimiter, safeClose, sendRaw } from "./room/sockets";
 import { sharedConversation } from "./shared-view";
 import { createProfileProvider, profileOptionsFromConfig } from "../profiles/provider";
 import type { ProfileProvider } from "../profiles/types";
@@ -39,7 +39,7 @@ export interface PresenceInfo {
   lastSeen: string | null;
 }
 
-const limiter = new FrameRateLimiter();
+const limiter = new WindowRateLimiter<WebSocket>();
 /** Conversations with no unread message whose zero count a connecting device is sent (see refreshBadges). */
 const SNAPSHOT_ZEROS_MAX = 100;
 /** Conversations the session remembers the user was removed from (see noteRemoved); the oldest go first. */
@@ -424,7 +424,7 @@ export class UserSession extends DurableObject<Env> {
       await this.noteDeskFailures(audience.businesses.filter((_, i) => deskResults[i].status === "rejected"));
       return true;
     } catch (err) {
-      this.log.warn("presence publish failed", { userId, error: (err as Error).message?.slice(0, 200) });
+      this.log.warn("presence publish failed", { userId, error: errorReason(err).slice(0, 200) });
       return false;
     }
   }
@@ -629,7 +629,7 @@ export class UserSession extends DurableObject<Env> {
       ]);
       own = read && held !== undefined && held > read.lastReadSeq ? await this.countFrom(read, userId, held) : read;
     } catch (err) {
-      this.log.warn("own counts read failed", { error: (err as Error).message?.slice(0, 200) });
+      this.log.warn("own counts read failed", { error: errorReason(err).slice(0, 200) });
     }
     if (!own) return this.send("conversation_created", { conversation });
     const isMuted = this.mutedAsRead(conversation.id, own.isMuted, mutesSince);
@@ -742,7 +742,7 @@ export class UserSession extends DurableObject<Env> {
       const marks = unwrapRpc(await rooms.get(rooms.idFromName(conversationId)).readMarks(conversationId));
       return marks?.find((m) => m.userId === userId)?.lastReadSeq;
     } catch (err) {
-      this.log.warn("the room's marks are unavailable", { conversationId, error: (err as Error).message?.slice(0, 200) });
+      this.log.warn("the room's marks are unavailable", { conversationId, error: errorReason(err).slice(0, 200) });
       return undefined;
     }
   }
@@ -805,7 +805,7 @@ export class UserSession extends DurableObject<Env> {
       this.ctx.storage.kv.delete("badgesRetry");
     } catch (err) {
       // Retried from the alarm: the devices would otherwise go without their counts until the next message.
-      this.log.warn("badge refresh failed", { error: (err as Error).message?.slice(0, 200) });
+      this.log.warn("badge refresh failed", { error: errorReason(err).slice(0, 200) });
       const at = this.retryLater("badgesRetry", Date.now());
       const alarm = await this.ctx.storage.getAlarm();
       if (alarm === null || alarm > at) await this.ctx.storage.setAlarm(at);

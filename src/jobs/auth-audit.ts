@@ -1,3 +1,4 @@
+import { errorReason } from "../lib/errors";
 import type { Context } from "hono";
 import { decodeJwt } from "jose";
 import { isUuid } from "../lib/ids";
@@ -93,7 +94,7 @@ export function auditAuthFailure(c: Context<AppEnv>, reason: string): void {
     } finally {
       await handle.end();
     }
-  })().catch((err: unknown) => log?.warn("auth failure audit not written", { error: (err as Error).message?.slice(0, 200) }));
+  })().catch((err: unknown) => log?.warn("auth failure audit not written", { error: errorReason(err).slice(0, 200) }));
   try {
     c.executionCtx.waitUntil(work);
   } catch {

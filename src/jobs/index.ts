@@ -1,4 +1,5 @@
 import type { Config } from "../lib/config";
+import { errorReason } from "../lib/errors";
 import type { Logger } from "../lib/log";
 import { openDb } from "../db/client";
 import { outboxSweepJob, presenceReconcileJob, profileRefreshJob, ticketsJob } from "./maintenance";
@@ -37,8 +38,9 @@ export async function runScheduledJobs(env: Env, config: Config, log: Logger, op
         reports.push(await runJob(job, { env, config, db: handle.db, log, now: options.now, force: options.force }));
       } catch (err) {
         // The bookkeeping itself failed (Postgres down): nothing was claimed; try the next job.
-        log.error("job not run", { job: job.name, error: (err as Error).message?.slice(0, 200) });
-        reports.push({ job: job.name, status: "failed", rows: 0, durationMs: 0, more: false, details: { error: (err as Error).message?.slice(0, 200) } });
+        const error = errorReason(err).slice(0, 200);
+        log.error("job not run", { job: job.name, error });
+        reports.push({ job: job.name, status: "failed", rows: 0, durationMs: 0, more: false, details: { error } });
       }
     }
   } finally {

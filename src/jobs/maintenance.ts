@@ -1,3 +1,4 @@
+import { errorReason } from "../lib/errors";
 import { createRedis, withTimeout } from "../lib/redis";
 import { metrics } from "../lib/metrics";
 import { deleteExpiredTickets } from "../db/queries/tickets";
@@ -84,7 +85,7 @@ export function outboxSweepJob(options: { name?: string; limit?: number; registr
           }
         } catch (err) {
           unreachable++;
-          ctx.log.warn("outbox sweep: room unreachable", { conversationId, error: (err as Error).message?.slice(0, 200) });
+          ctx.log.warn("outbox sweep: room unreachable", { conversationId, error: errorReason(err).slice(0, 200) });
         }
       }
       metrics.gauge("outbox_backlog_messages", backlog);
@@ -157,7 +158,7 @@ export function presenceReconcileJob(options: { name?: string; staleAfterMs?: nu
           else counts.failed++;
         } catch (err) {
           counts.failed++;
-          ctx.log.warn("presence reconcile: session unreachable", { userId, error: (err as Error).message?.slice(0, 200) });
+          ctx.log.warn("presence reconcile: session unreachable", { userId, error: errorReason(err).slice(0, 200) });
         }
       }
       const more = counts.checked < candidates.length || fetched.length > limit;

@@ -1,3 +1,4 @@
+import { errorReason } from "../lib/errors";
 import { eq, sql } from "drizzle-orm";
 import { metrics } from "../lib/metrics";
 import type { Db } from "../db/client";
@@ -104,7 +105,7 @@ async function purge(ctx: JobContext, only?: string[]): Promise<JobOutcome> {
     }
   } catch (err) {
     // Each redaction commits alone: those done before Postgres went away are reported, not a run of 0 rows.
-    error = (err as Error).message?.slice(0, 300) ?? String(err);
+    error = errorReason(err).slice(0, 300);
   }
   metrics.count("purge_rows_total", entriesRedacted + tombstones);
   return {

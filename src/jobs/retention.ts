@@ -1,3 +1,4 @@
+import { errorReason } from "../lib/errors";
 import { withTimeout } from "../lib/redis";
 import { metrics } from "../lib/metrics";
 import { archiveCandidates, moveArchiveBatch, nextConversationPage, SCAN_START } from "../db/queries/retention";
@@ -100,7 +101,7 @@ async function archive(ctx: JobContext, options: ArchiveOptions): Promise<JobOut
   } catch (err) {
     // Postgres went away mid-run: what moved stays moved (each batch commits alone), and the next run resumes after
     // the last conversation finished, not where the run before this one stopped.
-    error = (err as Error).message?.slice(0, 300) ?? String(err);
+    error = errorReason(err).slice(0, 300);
     ctx.log.warn("archive run failed", { moved: moved + (current?.movedHere ?? 0), resumeAfter: after, error });
   }
   if (current && current.movedHere > 0) {
@@ -127,7 +128,7 @@ async function notifyRoom(ctx: JobContext, conversationId: string, upToSeq: numb
     await withTimeout(ns.get(ns.idFromName(conversationId)).archived(upToSeq), 5000, "room archived notification");
     return 0;
   } catch (err) {
-    ctx.log.warn("archive notification failed", { conversationId, error: (err as Error).message?.slice(0, 200) });
+    ctx.log.warn("archive notification failed", { conversationId, error: errorReason(err).slice(0, 200) });
     return 1;
   }
 }

@@ -1,4 +1,5 @@
 import type { Config } from "../lib/config";
+import { errorReason } from "../lib/errors";
 import type { Logger } from "../lib/log";
 import { metrics } from "../lib/metrics";
 import type { Db } from "../db/client";
@@ -93,7 +94,7 @@ export async function runJob(def: JobDefinition, options: RunOptions): Promise<J
     });
     if (outcome.error !== undefined) failure = outcome.error.slice(0, 300);
   } catch (err) {
-    failure = (err as Error).message?.slice(0, 300) ?? String(err);
+    failure = errorReason(err).slice(0, 300);
     outcome = { rows: 0, details: {} };
   }
   const durationMs = Date.now() - started;
@@ -112,8 +113,7 @@ export async function runJob(def: JobDefinition, options: RunOptions): Promise<J
     });
     if (!held) leaseLost();
   } catch (err) {
-    // Drizzle's message is the query text; Postgres's reason is its cause.
-    const error = ((err as Error & { cause?: Error }).cause?.message ?? (err as Error).message ?? String(err)).slice(0, 200);
+    const error = errorReason(err).slice(0, 200);
     log.error("job bookkeeping failed", { error });
     await releaseJob(options.db, def.name, claim, {
       finishedAt: new Date(now.getTime() + durationMs),

@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ConfigError } from "../lib/config";
-import { errorBody, HttpError } from "../lib/errors";
+import { errorBody, errorReason, HttpError, MIGRATIONS_PENDING_MESSAGE, migrationsPending, reportMigrationsPending } from "../lib/errors";
 import { createLogger } from "../lib/log";
 import { pgErrorCode } from "../db/client";
 import type { AppEnv } from "./env";
@@ -24,6 +24,8 @@ function classify(err: unknown): HttpError {
     return new HttpError(err.status, message);
   }
   if (err instanceof ConfigError) return new HttpError(503, err.message, { "Retry-After": "30" });
+  const pending = migrationsPending(err);
+  if (pending) return pending;
   const code = pgErrorCode(err);
   if (code && CLIENT_DATA_ERRORS.has(code)) return new HttpError(400, "Invalid value in request");
   if (code === "40001" || code === "40P01") return new HttpError(503, "Please retry", { "Retry-After": "1" });
@@ -51,9 +53,12 @@ function looksLikeConnectionFailure(err: unknown): boolean {
 export function handleError(err: unknown, c: Context<AppEnv>): Response {
   const requestId = c.get("requestId") ?? crypto.randomUUID();
   const http = classify(err);
-  if (http.status >= 500) {
-    const log = c.get("log") ?? createLogger({ requestId });
-    log.error("request failed", { status: http.status, error: err instanceof Error ? err.message.slice(0, 300) : String(err) });
+  const log = c.get("log") ?? createLogger({ requestId });
+  if (http.detail === MIGRATIONS_PENDING_MESSAGE) {
+    // A Durable Object's answer carries only the message (it logged there); the Worker's own query has the error.
+    if (!(err instanceof HttpError)) reportMigrationsPending(err, log);
+  } else if (http.status >= 500) {
+    log.error("request failed", { status: http.status, error: errorReason(err).slice(0, 300) });
   }
   for (const [k, v] of Object.entries(http.headers)) c.header(k, v);
   c.header("X-Request-Id", requestId);

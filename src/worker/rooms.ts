@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { unavailable, unwrapRpc, type RpcResult } from "../lib/errors";
+import { errorReason, unavailable, unwrapRpc, type RpcResult } from "../lib/errors";
 import type { Actor, RoomMarks } from "../durable-objects/room-api";
 import type { AppEnv } from "./env";
 
@@ -46,7 +46,7 @@ export async function heldMarks(c: Context<AppEnv>, conversationId: string): Pro
     const marks = await callRoom(() => roomStub(c, conversationId).readMarks(conversationId));
     return new Map((marks ?? []).map((m) => [m.userId, m]));
   } catch (err) {
-    c.get("log").warn("the room's marks are unavailable", { conversationId, error: (err as Error).message?.slice(0, 200) });
+    c.get("log").warn("the room's marks are unavailable", { conversationId, error: errorReason(err).slice(0, 200) });
     return new Map();
   }
 }

@@ -1,9 +1,11 @@
 // Tests for the local stand-ins in scripts/local/: driven through the same client libraries the app uses.
 import net from "node:net";
+import os from "node:os";
+import path from "node:path";
 import { Client, Pool, neonConfig } from "@neondatabase/serverless";
 import { Redis } from "@upstash/redis";
 import WebSocket from "ws";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from "../../scripts/local/pg-server.js";
 import { FrontendScanner, startPgBridge, type PgBridgeHandle } from "../../scripts/local/pg-bridge.js";
 import { assertPortFree, freePort, isPortFree } from "../../scripts/local/ports.js";
@@ -13,6 +15,7 @@ import {
   type ProfileServiceHandle,
 } from "../../scripts/local/profile-service.js";
 import { startRedisRest, type RedisRestHandle } from "../../scripts/local/redis-rest.js";
+import { runScriptUntilStack } from "./script-run";
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -60,6 +63,34 @@ describe("ports", () => {
       );
     } finally {
       await busy.close();
+    }
+  });
+  it("npm run dev refuses two variables naming one port before starting anything, naming both", { timeout: 30_000 }, async () => {
+    const port = await freePort();
+    const env = { ...process.env, PORT: String(port), PG_BRIDGE_PORT: String(port), PG_PORT: "0", REDIS_REST_PORT: "0", PROFILE_PORT: "0", DATABASE_URL: "", DEV_DATA_DIR: path.join(os.tmpdir(), `dev-ports-${port}`) };
+    // Before: the stack started, and the clash surfaced much later.
+    const { code, out } = await runScriptUntilStack("scripts/dev.ts", [], env);
+    expect(out).toContain(`PORT and PG_BRIDGE_PORT are both ${port}: each service needs a port of its own`);
+    expect(code).toBe(2);
+  });
+
+  it("says a privileged port is denied, not in use, and names a port above 1024 (PORT=80 as a normal user)", async () => {
+    // Tests run as root, where port 80 binds: every listen here fails the way it does for a normal user.
+    const listen = vi.spyOn(net.Server.prototype, "listen").mockImplementation(function (this: net.Server) {
+      process.nextTick(() => this.emit("error", Object.assign(new Error("listen EACCES: permission denied 127.0.0.1:80"), { code: "EACCES" })));
+      return this;
+    });
+    try {
+      expect(await isPortFree(80)).toBe(false);
+      await expect(assertPortFree(80, "PORT")).rejects.toThrow(
+        "Port 80 cannot be bound: permission denied (EACCES; ports below 1024 need root). Set PORT to a port above 1024 (or 0 for any free port).",
+      );
+      await expect(startRedisRest({ port: 80, token: "t", portEnvName: "REDIS_REST_PORT" })).rejects.toThrow(
+        /permission denied .*Set REDIS_REST_PORT to a port above 1024/,
+      );
+      await expect(startPgBridge({ port: 80, portEnvName: "PG_BRIDGE_PORT" })).rejects.toThrow(/Set PG_BRIDGE_PORT to a port above 1024/);
+    } finally {
+      listen.mockRestore();
     }
   });
 });

@@ -62,6 +62,14 @@ describe("npm run migrate that cannot reach Postgres", () => {
     expect(err.message).not.toContain("secret");
   });
 
+  it("names DATABASE_URL and the form it takes when the value is not a Postgres URL", async () => {
+    // The driver said only "Invalid URL"; an http:// value (Neon's HTTP endpoint) went on to a proxy error.
+    for (const databaseUrl of ["ep-cool-name.neon.tech/chat", "https://ep-cool-name.neon.tech/sql"]) {
+      const err = (await runMigrations({ databaseUrl, dir }).catch((e: unknown) => e)) as Error;
+      expect(err.message).toContain("DATABASE_URL is not a Postgres connection URL: expected postgres://user:password@host:5432/database");
+    }
+  });
+
   it("with PG_BRIDGE, names the bridge it could not reach", async () => {
     const port = await freePort();
     const err = (await runMigrations({ databaseUrl: "postgres://me:secret@127.0.0.1:5433/chat", bridge: `127.0.0.1:${port}`, dir }).catch(

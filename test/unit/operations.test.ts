@@ -29,6 +29,7 @@ import {
 import { nodePool } from "../../scripts/lib/migrate";
 import { ROOT } from "../../scripts/lib/stack";
 import { verifyAuditCli } from "../../scripts/lib/verify-audit";
+import { runScriptUntilStack } from "./script-run";
 
 const SECRET = "x".repeat(32);
 const baseEnv = {
@@ -328,6 +329,38 @@ describe("npm run audit:verify usage", () => {
     const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
     expect(out).toContain("use either --conversation <id> or --global, not both");
     expect(code).toBe(2);
+  });
+
+  it("--help prints the usage (exit 0), and a mistyped option shows it too (exit 2)", async () => {
+    // --help said only "Unknown option '--help'" (exit 2), and so did a typo, with no list of the options.
+    const run = async (args: string[]) => {
+      let out = "";
+      const line = (text: string) => (out += `${text}\n`);
+      const code = await verifyAuditCli(args, { DATABASE_URL: "postgres://nobody@127.0.0.1:1/none", PG_BRIDGE: "127.0.0.1:1" }, { out: line, err: line });
+      return { code, out };
+    };
+    const [help, typo] = await Promise.all([run(["--help"]), run(["--conversaton", crypto.randomUUID()])]);
+    expect(help.code).toBe(0);
+    expect(help.out).toContain("usage: npm run audit:verify -- [--conversation <id> | --global]");
+    expect(help.out).toContain("--url https://chat.example.com --token <service token>");
+    expect(typo.code).toBe(2);
+    expect(typo.out).toContain("Unknown option '--conversaton'");
+    expect(typo.out).toContain("usage: npm run audit:verify");
+  });
+});
+
+describe("npm run soak / bench usage", () => {
+  it("--help prints the usage and a mistyped option is refused, instead of starting a default run of minutes", { timeout: 30_000 }, async () => {
+    // Before: the stack started (and would have run for minutes).
+    const run = (args: string[], script = "scripts/soak.ts") => runScriptUntilStack(script, args);
+    const [help, typo, benchTypo] = await Promise.all([run(["--help"]), run(["--minute", "30"]), run(["--qiuck"], "scripts/bench.ts")]);
+    expect(help.code).toBe(0);
+    expect(help.out).toContain("usage: npm run soak -- [--minutes N]");
+    expect(typo.code).toBe(2);
+    expect(typo.out).toContain("Unknown option --minute");
+    expect(benchTypo.code).toBe(2);
+    expect(benchTypo.out).toContain("Unknown option --qiuck");
+    expect(benchTypo.out).toContain("usage: npm run bench -- [--quick]");
   });
 });
 

@@ -48,6 +48,15 @@ describe("npm run token", () => {
     expect(await refused("--kahaId", "alice", `--ttl=${ttl}`)).toMatch(new RegExp(`--ttl ${ttl}: .*(more than 0|positive)`));
   });
 
+  it("--help prints the usage (exit 0); a mistyped option is refused with it (exit 2)", async () => {
+    const help = await token("--help");
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("usage: npm run token -- --kahaId alice");
+    const typo = await refused("--kahaid", "alice");
+    expect(typo).toContain("Unknown option '--kahaid'");
+    expect(typo).toContain("usage: npm run token -- --kahaId alice");
+  });
+
   it("uses --id as the user's id, or the same id for the same kahaId when none is given", async () => {
     const id = "6f7c2b1e-9a4d-4c1b-8e2f-3a5b7c9d1e2f";
     const given = decodeJwt((await token("--kahaId", "alice", "--id", id)).stdout.trim());

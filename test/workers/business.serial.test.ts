@@ -1,8 +1,9 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import type { BusinessDesk } from "../../src/durable-objects/business-desk";
-import { newUser } from "./helpers";
-import { postgres } from "./fixtures";
+import { sql } from "drizzle-orm";
+import { api, newUser } from "./helpers";
+import { postgres, withDb } from "./fixtures";
 import { activeAgents, auditActions, desk, newBusiness, openChat, placement, registerAgent, setAvailable } from "./business-helpers";
 
 /**
@@ -14,6 +15,19 @@ import { activeAgents, auditActions, desk, newBusiness, openChat, placement, reg
 describe("business desk when Postgres fails", () => {
   afterEach(async () => {
     await postgres({});
+  });
+
+  it("a desk whose table a skipped migration left out answers 503 naming `npm run migrate`, not 'Database unavailable'", async () => {
+    const biz = await newBusiness();
+    await withDb((db) => db.execute(sql`ALTER TABLE business_assignments RENAME TO business_assignments_hidden_by_test`));
+    try {
+      const res = await api("GET", `/business/${biz.id}/agents`, { token: biz.admin.token });
+      expect(res.status).toBe(503);
+      expect(res.body.message).toMatch(/run `npm run migrate`/);
+    } finally {
+      await withDb((db) => db.execute(sql`ALTER TABLE business_assignments_hidden_by_test RENAME TO business_assignments`));
+    }
+    expect((await api("GET", `/business/${biz.id}/agents`, { token: biz.admin.token })).status).toBe(200);
   });
 
   it("undoes a reservation whose write failed (back in the queue, same place) and retries on its alarm", async () => {

@@ -133,6 +133,25 @@ describe("jobs that take a page per run", () => {
 });
 
 describe("job bookkeeping", () => {
+  it("a run that failed on a query records and logs Postgres's reason, not the start of the statement", async () => {
+    // job_runs and the "job finished" line said "Failed query: SELECT …", cut off before why it failed.
+    const name = unique("failing-query");
+    const lines: LogFields[] = [];
+    const log: Logger = { ...createLogger(), error: (_msg, fields) => void lines.push(fields ?? {}), child: () => log };
+    const job: JobDefinition = {
+      name,
+      intervalMs: HOUR,
+      run: async (ctx) => {
+        await ctx.db.execute(sql`SELECT ${"x".repeat(400)}::text AS padding FROM job_table_never_migrated`);
+        return { rows: 0 };
+      },
+    };
+    const report = await withDb((db) => runJob(job, { env, config, db, log, force: true }));
+    expect(report).toMatchObject({ status: "failed", details: { ok: false, error: expect.stringContaining('relation "job_table_never_migrated" does not exist') } });
+    expect((await jobRow(name)).details.error).toContain('relation "job_table_never_migrated" does not exist');
+    expect(String(lines.at(-1)?.error)).toContain("does not exist");
+  });
+
   it("a run whose end could not be recorded does not block the next run for the lease", async () => {
     let calls = 0;
     const job: JobDefinition = {

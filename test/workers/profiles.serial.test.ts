@@ -122,6 +122,16 @@ describe("profile provider: degradation", () => {
   });
 });
 
+describe("/health/detailed with the profile service failing", () => {
+  it("says the service answered 500, not that it is unreachable", async () => {
+    // Every failure read "unreachable", and sent the operator to check the network of a service that was up.
+    await profileFault({ fail: true });
+    const res = await api("GET", "/health/detailed");
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ status: "degraded", checks: { profileService: { status: "down", error: "answered 500" } } });
+  });
+});
+
 describe("profile service answering with partial data", () => {
   it("a history page still costs one call; senders it leaves out get placeholders named after their kahaId", async () => {
     const { id, users } = await seedConversation("group", 4);

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
@@ -11,7 +11,7 @@ import { OUTBOX_PENDING_KEY } from "../../src/jobs/outbox-registry";
 import { runJob } from "../../src/jobs/runner";
 import { flushBatch } from "../../src/db/queries/messages";
 import { NEWEST_MIGRATION } from "../../src/db/queries/schema-version";
-import { api, newUser } from "./helpers";
+import { api, newUser, type ApiResponse } from "./helpers";
 import { afterNextRead, holdBackfill, postgres, seedConversation, withDb } from "./fixtures";
 import { openSocket, waitFor } from "./sockets";
 
@@ -366,6 +366,54 @@ describe("health with a dependency down", () => {
     }
     const back = await api("GET", "/health/detailed");
     expect(back.body).toMatchObject({ status: "ok", checks: { database: { status: "ok" } } });
+  });
+
+  it("answers 503 naming `npm run migrate` (not a 500) while a migration is missing, and logs the cause once", async () => {
+    // A skipped migration: every route touching its table or column answered 500 "Internal server error".
+    const { id, users } = await seedConversation("group", 2);
+    const fresh = await seedConversation("direct", 2);
+    const errors = vi.spyOn(console, "error");
+    const expectPending = (res: ApiResponse) => {
+      expect(res.status).toBe(503);
+      expect(res.headers.get("retry-after")).toBeTruthy();
+      expect(res.body.message).toMatch(/migrations.*run `npm run migrate`/);
+    };
+    try {
+      await withDb((db) => db.execute(sql`ALTER TABLE conversations RENAME COLUMN version TO version_hidden_by_test`));
+      try {
+        for (let i = 0; i < 3; i++) expectPending(await api("GET", `/conversations/${id}`, { token: users[0].token }));
+      } finally {
+        await withDb((db) => db.execute(sql`ALTER TABLE conversations RENAME COLUMN version_hidden_by_test TO version`));
+      }
+      // A room loading its history from a table that is not there: the Durable Object's error crosses RPC.
+      await withDb((db) => db.execute(sql`ALTER TABLE messages RENAME TO messages_hidden_by_test`));
+      try {
+        for (let i = 0; i < 2; i++) expectPending(await api("GET", `/conversations/${fresh.id}/messages`, { token: fresh.users[0].token }));
+      } finally {
+        await withDb((db) => db.execute(sql`ALTER TABLE messages_hidden_by_test RENAME TO messages`));
+      }
+      const lines = errors.mock.calls.map((call) => String(call[0])).filter((line) => line.includes("npm run migrate"));
+      expect(lines).toHaveLength(2);
+    } finally {
+      errors.mockRestore();
+    }
+    expect((await api("GET", `/conversations/${id}`, { token: users[0].token })).status).toBe(200);
+    expect((await api("GET", `/conversations/${fresh.id}/messages`, { token: fresh.users[0].token })).status).toBe(200);
+  });
+
+  it("a 500 from a failed query logs Postgres's reason, not the start of drizzle's 'Failed query: …' text", async () => {
+    const { id, users } = await seedConversation("group", 2);
+    const errors = vi.spyOn(console, "error");
+    await withDb((db) => db.execute(sql`ALTER TABLE conversations ADD CONSTRAINT refused_by_test CHECK (name IS DISTINCT FROM 'refused by test') NOT VALID`));
+    try {
+      const res = await api("PATCH", `/conversations/${id}`, { token: users[0].token, body: { name: "refused by test" } });
+      expect(res.status).toBe(500);
+      const logged = errors.mock.calls.map((call) => String(call[0])).filter((line) => line.includes('"msg":"request failed"'));
+      expect(logged.at(-1)).toContain('violates check constraint \\"refused_by_test\\"');
+    } finally {
+      errors.mockRestore();
+      await withDb((db) => db.execute(sql`ALTER TABLE conversations DROP CONSTRAINT refused_by_test`));
+    }
   });
 
   it("/health/detailed answers 200 degraded with the cache down while the Redis REST endpoint is unreachable", async () => {

@@ -1,6 +1,6 @@
 import { hoursStatus, type BusinessHours } from "../../domain/business-hours";
 import { isEligible } from "../../domain/routing";
-import { badRequest, conflict, notFound, unavailable } from "../../lib/errors";
+import { badRequest, conflict, databaseUnavailable, errorReason, notFound, unavailable } from "../../lib/errors";
 import type { Logger } from "../../lib/log";
 import type { PresenceStatus } from "../../protocol/frames";
 import type {
@@ -85,6 +85,7 @@ export class Desk {
       this.recover();
       return;
     }
+    let failure: unknown;
     const outcome = await this.deps.exclusive(async (): Promise<"ok" | "down"> => {
       if (this.store.meta()?.hydrated) return "ok";
       try {
@@ -105,11 +106,12 @@ export class Desk {
         this.store.setMeta({ businessId, hydrated: true });
         return "ok";
       } catch (err) {
-        this.deps.log.warn("desk hydration failed", { businessId, error: (err as Error).message?.slice(0, 200) });
+        failure = err;
+        this.deps.log.warn("desk hydration failed", { businessId, error: errorReason(err).slice(0, 200) });
         return "down";
       }
     });
-    if (outcome === "down") throw unavailable("Database unavailable");
+    if (outcome === "down") throw databaseUnavailable(failure, this.deps.log);
     this.recovered = true;
     await this.reschedule();
   }
@@ -307,8 +309,8 @@ export class Desk {
         });
       } catch (err) {
         if (queued) this.store.requeue(queued);
-        this.deps.log.warn("close write failed", { conversationId: input.conversationId, error: (err as Error).message?.slice(0, 200) });
-        throw unavailable("Database unavailable");
+        this.deps.log.warn("close write failed", { conversationId: input.conversationId, error: errorReason(err).slice(0, 200) });
+        throw databaseUnavailable(err, this.deps.log);
       }
       this.store.deleteAssignment(input.conversationId);
       if (written !== "missing") this.store.markClosed(input.conversationId, at.getTime());
@@ -357,8 +359,8 @@ export class Desk {
           reason: "agent_left",
         });
       } catch (err) {
-        this.deps.log.warn("unassignment write failed", { conversationId, error: (err as Error).message?.slice(0, 200) });
-        throw unavailable("Database unavailable");
+        this.deps.log.warn("unassignment write failed", { conversationId, error: errorReason(err).slice(0, 200) });
+        throw databaseUnavailable(err, this.deps.log);
       }
       this.store.deleteAssignment(conversationId);
       if (written.outcome === "missing") throw notFound("Conversation");
@@ -442,7 +444,7 @@ export class Desk {
         this.store.setPendingRemoval(removal, false);
         if (done.outcome === "done") await this.effects.announceUnassignment({ conversationId, agentId, at: done.at });
       } catch (err) {
-        this.deps.log.warn("unassignment write failed", { conversationId, error: (err as Error).message?.slice(0, 200) });
+        this.deps.log.warn("unassignment write failed", { conversationId, error: errorReason(err).slice(0, 200) });
         this.store.setPendingRemoval(removal, true);
         this.store.setRetryAt(this.deps.now() + RETRY_MS);
         await this.reschedule();
@@ -615,7 +617,7 @@ export class Desk {
           result = "gone";
         }
       } catch (err) {
-        this.deps.log.warn("assignment write failed", { conversationId: a.conversationId, error: (err as Error).message?.slice(0, 200) });
+        this.deps.log.warn("assignment write failed", { conversationId: a.conversationId, error: errorReason(err).slice(0, 200) });
         if (mine()) {
           if (options.restore) this.store.putAssignment(options.restore);
           else {
@@ -698,8 +700,8 @@ export class Desk {
     try {
       return await work();
     } catch (err) {
-      this.deps.log.warn("desk database step failed", { error: (err as Error).message?.slice(0, 200) });
-      throw unavailable("Database unavailable");
+      this.deps.log.warn("desk database step failed", { error: errorReason(err).slice(0, 200) });
+      throw databaseUnavailable(err, this.deps.log);
     }
   }
 }

@@ -1,3 +1,4 @@
+import { errorReason } from "../../lib/errors";
 import { openDb, type Db } from "../../db/client";
 import {
   deleteAgent,
@@ -118,7 +119,7 @@ export class WorkerDeskEffects implements DeskEffects {
     try {
       return (await ns.get(ns.idFromName(userId)).presenceOf(userId)).status;
     } catch (err) {
-      this.log.warn("presence lookup failed", { userId, error: (err as Error).message?.slice(0, 200) });
+      this.log.warn("presence lookup failed", { userId, error: errorReason(err).slice(0, 200) });
       return "offline";
     }
   }
@@ -180,7 +181,7 @@ export class WorkerDeskEffects implements DeskEffects {
       if (view) await work(view);
       return true;
     } catch (err) {
-      this.log.warn("business announcement failed", { conversationId, error: (err as Error).message?.slice(0, 200) });
+      this.log.warn("business announcement failed", { conversationId, error: errorReason(err).slice(0, 200) });
       return false;
     }
   }

@@ -1,3 +1,4 @@
+import { errorReason } from "../../lib/errors";
 import type { StoredMessage } from "../../db/queries/messages";
 import { backoffMs } from "../../domain/backoff";
 import type { Logger } from "../../lib/log";
@@ -97,7 +98,7 @@ export class Backfill {
     } catch (err) {
       this.failures++;
       this.retryAt = Date.now() + backoffMs(this.failures, RETRY_BASE_MS, RETRY_CAP_MS);
-      this.deps.log.warn("history backfill failed", { error: (err as Error).message?.slice(0, 200), failures: this.failures });
+      this.deps.log.warn("history backfill failed", { error: errorReason(err).slice(0, 200), failures: this.failures });
     } finally {
       this.running = false;
     }

@@ -1,3 +1,4 @@
+import { errorReason } from "../../lib/errors";
 import type { Db } from "../../db/client";
 import { loadRoomState } from "../../db/queries/room";
 import { Departures } from "../../domain/departures";
@@ -133,7 +134,7 @@ export class RoomMembership {
       room.noteArchived(state.archivedUpToSeq);
     } catch (err) {
       room.resetDb();
-      room.log.warn("participant refresh failed", { error: (err as Error).message?.slice(0, 200) });
+      room.log.warn("participant refresh failed", { error: errorReason(err).slice(0, 200) });
     }
   }
 

@@ -1,3 +1,4 @@
+import { errorReason } from "../../lib/errors";
 import type { Logger } from "../../lib/log";
 import type { Conversation } from "../../protocol/resources";
 import type { StoredMessage } from "../../db/queries/messages";
@@ -66,7 +67,7 @@ export class PreviewNotices {
       const view = await this.deps.view();
       if (view) await this.deps.tell(view.participants.map((p) => p.userId), view);
     } catch (err) {
-      this.deps.log.warn("preview update failed", { error: (err as Error).message?.slice(0, 200) });
+      this.deps.log.warn("preview update failed", { error: errorReason(err).slice(0, 200) });
     }
   }
 }

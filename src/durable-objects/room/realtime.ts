@@ -1,4 +1,4 @@
-import { conflict, HttpError } from "../../lib/errors";
+import { conflict, errorReason, HttpError } from "../../lib/errors";
 import { editsSince, messagePage } from "../../db/queries/messages";
 import {
   CLOSE,
@@ -19,7 +19,7 @@ import { HEARTBEAT_TIMEOUT_MS } from "../../domain/presence";
 import { typingSeenBy } from "../../domain/typing";
 import type { Actor } from "../room-api";
 import type { ConversationRoom } from "../conversation-room";
-import { attach, attachmentOf, FrameRateLimiter, safeClose, sendRaw, type SocketAttachment } from "./sockets";
+import { attach, attachmentOf, WindowRateLimiter, safeClose, sendRaw, type SocketAttachment } from "./sockets";
 
 /** Identity the Worker attaches to an upgrade it has authenticated (never taken from the client). */
 export const IDENTITY_HEADER = "x-chat-identity";
@@ -28,7 +28,7 @@ export const CONVERSATION_HEADER = "x-chat-conversation";
 const MAX_SOCKETS_PER_USER = 10;
 /** Retry-After of an upgrade refused for the socket cap (here and in the user's session). */
 export const SOCKET_CAP_RETRY_SECONDS = 5;
-const limiter = new FrameRateLimiter();
+const limiter = new WindowRateLimiter<WebSocket>();
 const REPLAY_PAGE = 1000;
 const REPLAY_MAX_PAGES = 20;
 
@@ -132,7 +132,7 @@ export async function handleSocketMessage(room: ConversationRoom, ws: WebSocket,
     await dispatch(room, ws, att, meta.conversationId, frame);
   } catch (err) {
     const http = err instanceof HttpError ? err : undefined;
-    if (!http) room.log.error("frame failed", { type: frame.type, error: (err as Error).message?.slice(0, 200) });
+    if (!http) room.log.error("frame failed", { type: frame.type, error: errorReason(err).slice(0, 200) });
     const message = http ? (Array.isArray(http.detail) ? http.detail.join("; ") : http.detail) : "Internal error";
     errorFrame(ws, http ? errorCodeFor(http.status) : "internal", message, frame.id);
   }

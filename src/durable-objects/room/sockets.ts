@@ -58,36 +58,25 @@ export function safeClose(ws: WebSocket, code: number, reason: string): void {
   }
 }
 
-/** A simple fixed-window frame counter per socket. In memory only: losing it on hibernation (after idle) is harmless. */
-export class FrameRateLimiter {
-  private windows = new WeakMap<WebSocket, { start: number; count: number }>();
-  constructor(private readonly windowMs = 1000) {}
-
-  /** true when the frame is allowed. */
-  allow(ws: WebSocket, maxFrames: number, now = Date.now()): boolean {
-    let w = this.windows.get(ws);
-    if (!w || now - w.start >= this.windowMs) {
-      w = { start: now, count: 0 };
-      this.windows.set(ws, w);
-    }
-    w.count++;
-    return w.count <= maxFrames;
-  }
-}
-
 /**
- * A fixed-window counter per key (a user id), in memory like FrameRateLimiter. Windows that have ended are dropped
- * as others open, so a room keeps at most its active members.
+ * A fixed-window counter per key: a socket (its frames a second) or a user id (a room's typing starts). In memory
+ * only: losing it on hibernation (after idle) is harmless. Windows that have ended are dropped as others open, at
+ * most once a window (the per-socket counter is shared by every room in the isolate), so a closed socket's entry
+ * goes with its window and the map keeps only keys active lately.
  */
-export class KeyedRateLimiter {
-  private windows = new Map<string, { start: number; count: number }>();
+export class WindowRateLimiter<K> {
+  private windows = new Map<K, { start: number; count: number }>();
+  private prunedAt = -Infinity;
   constructor(private readonly windowMs = 1000) {}
 
   /** true when the event is allowed. */
-  allow(key: string, maxPerWindow: number, now = Date.now()): boolean {
+  allow(key: K, maxPerWindow: number, now = Date.now()): boolean {
     let w = this.windows.get(key);
     if (!w || now - w.start >= this.windowMs) {
-      for (const [k, old] of this.windows) if (now - old.start >= this.windowMs) this.windows.delete(k);
+      if (now - this.prunedAt >= this.windowMs) {
+        for (const [k, old] of this.windows) if (now - old.start >= this.windowMs) this.windows.delete(k);
+        this.prunedAt = now;
+      }
       w = { start: now, count: 0 };
       this.windows.set(key, w);
     }

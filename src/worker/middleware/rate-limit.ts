@@ -1,6 +1,6 @@
 import { createMiddleware } from "hono/factory";
 import type { Config } from "../../lib/config";
-import { tooManyRequests } from "../../lib/errors";
+import { errorReason, tooManyRequests } from "../../lib/errors";
 import { verifyToken, type AuthUser } from "../../lib/jwt";
 import type { Logger } from "../../lib/log";
 import { metrics, requestClass } from "../../lib/metrics";
@@ -168,7 +168,7 @@ export const rateLimit = createMiddleware<{ Variables: { config: Config; log: Lo
     metrics.count("ratelimit_failopen_total");
     if (Date.now() - lastFailOpenLog > 60_000) {
       lastFailOpenLog = Date.now();
-      c.get("log").warn("rate limiter unavailable, failing open", { error: (err as Error).message?.slice(0, 200) });
+      c.get("log").warn("rate limiter unavailable, failing open", { error: errorReason(err).slice(0, 200) });
     }
     return next();
   }

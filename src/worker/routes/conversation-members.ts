@@ -4,7 +4,7 @@ import { addParticipant, changeRole, removeParticipant, setMuted } from "../../d
 import { findListed } from "../../db/queries/conversations";
 import { provisionUserIds } from "../../db/queries/users";
 import { checkAdd, checkRemove, checkRoleChange, isDenial } from "../../domain/membership";
-import { notFound } from "../../lib/errors";
+import { errorReason, notFound } from "../../lib/errors";
 import { enforce, participantParam, refusal, requireMembership } from "../access";
 import { listedView, participantViews } from "../conversation-view";
 import type { AppEnv } from "../env";
@@ -24,7 +24,7 @@ async function newestInRoom(c: Context<AppEnv>, conversationId: string): Promise
   try {
     return await callRoom(() => roomStub(c, conversationId).newestSeq(conversationId));
   } catch (err) {
-    c.get("log").warn("room's newest seq unavailable", { conversationId, error: (err as Error).message?.slice(0, 200) });
+    c.get("log").warn("room's newest seq unavailable", { conversationId, error: errorReason(err).slice(0, 200) });
     return undefined;
   }
 }

@@ -1,5 +1,6 @@
 import { OpenAPIHono, createRoute } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
+import { errorReason, sqlState } from "../../lib/errors";
 import { createRedis, withTimeout } from "../../lib/redis";
 import { listJobRuns } from "../../db/queries/maintenance";
 import { migrationsApplied, NEWEST_MIGRATION } from "../../db/queries/schema-version";
@@ -20,9 +21,27 @@ async function timed(work: () => Promise<unknown>, timeoutMs: number, what: stri
     return { status: "ok", latencyMs: Date.now() - started };
   } catch (err) {
     const message = String((err as Error)?.message ?? err);
-    log.warn("health check failed", { dependency: what, error: message.slice(0, 200) });
-    return { status: "down", latencyMs: Date.now() - started, error: message.startsWith(`${what} timed out`) ? "timeout" : "unreachable" };
+    log.warn("health check failed", { dependency: what, error: errorReason(err).slice(0, 200) });
+    return { status: "down", latencyMs: Date.now() - started, error: failureKind(err, message, what) };
   }
+}
+
+/** A dependency that answered with an error status: reached, unlike "unreachable". */
+class AnsweredError extends Error {
+  constructor(readonly kind: string) {
+    super(kind);
+  }
+}
+
+/**
+ * "unreachable" was said of every failure: a profile service answering 500 or 401, or a Postgres refusing the
+ * password, sent the operator to check the network. Still only the kind and a status code: no driver text.
+ */
+function failureKind(err: unknown, message: string, what: string): string {
+  if (message.startsWith(`${what} timed out`)) return "timeout";
+  if (err instanceof AnsweredError) return err.kind;
+  const code = sqlState(err);
+  return code ? `rejected (SQLSTATE ${code})` : "unreachable";
 }
 
 export const health = new OpenAPIHono<AppEnv>()
@@ -80,7 +99,7 @@ export const health = new OpenAPIHono<AppEnv>()
             body: JSON.stringify({ user_uuids: [], business_uuids: [] }),
           });
           await res.body?.cancel();
-          if (!res.ok) throw new Error(`profile service answered ${res.status}`);
+          if (!res.ok) throw new AnsweredError(`answered ${res.status}`);
         }, Math.min(config.PROFILE_SERVICE_TIMEOUT, 3000), "profile service", c.get("log")),
         withTimeout(listJobRuns(c.get("db")()), 3000, "job runs").then(
           (runs) =>

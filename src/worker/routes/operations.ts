@@ -1,6 +1,6 @@
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
-import { badRequest, forbidden, notFound, unavailable } from "../../lib/errors";
+import { badRequest, errorReason, forbidden, notFound, unavailable } from "../../lib/errors";
 import { flushMetrics, metrics, readMetrics, renderPrometheus, type Sample } from "../../lib/metrics";
 import { createRedis, withTimeout } from "../../lib/redis";
 import { appendAudit } from "../../db/queries/audit";
@@ -202,7 +202,7 @@ export const operations = new OpenAPIHono<AppEnv>()
         // The job has run: a 500 here said it had not, and the operator's retry ran it a second time. The entry is
         // written once the answer is out.
         const log = c.get("log");
-        log.error("job run not audited yet; retrying after the response", { job: name, error: (err as Error).message?.slice(0, 200) });
+        log.error("job run not audited yet; retrying after the response", { job: name, error: errorReason(err).slice(0, 200) });
         c.get("afterResponse")(() => auditLater(() => appendAudit(c.get("db")(), [entry]), log, name));
       }
       return c.json(report, 200);
@@ -266,7 +266,7 @@ async function auditLater(append: () => Promise<void>, log: Logger, job: string)
     try {
       return await append();
     } catch (err) {
-      log.error("job run audit entry not written", { job, error: (err as Error).message?.slice(0, 200) });
+      log.error("job run audit entry not written", { job, error: errorReason(err).slice(0, 200) });
     }
   }
 }

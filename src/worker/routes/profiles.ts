@@ -1,6 +1,6 @@
 import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
-import { HttpError, unavailable } from "../../lib/errors";
+import { errorReason, HttpError, unavailable } from "../../lib/errors";
 import { AuthError, verifyToken } from "../../lib/jwt";
 import { auditAuthFailure } from "../../jobs/auth-audit";
 import { errorSchema } from "../../protocol/resources";
@@ -79,7 +79,7 @@ export const profiles = new OpenAPIHono<AppEnv>().openapi(
       invalidated = await profileProvider(c).evict({ userIds: body.user_uuids, businessIds: body.business_uuids });
     } catch (err) {
       // Silently dropping an invalidation would leave a changed profile cached for a day: make the caller retry.
-      c.get("log").warn("profile invalidation failed", { error: (err as Error).message?.slice(0, 200) });
+      c.get("log").warn("profile invalidation failed", { error: errorReason(err).slice(0, 200) });
       throw unavailable("Profile cache unavailable", 5);
     }
     return c.json({ invalidated }, 200);

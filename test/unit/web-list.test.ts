@@ -3,6 +3,7 @@ import type { Conversation, Message, Participant } from "../../src/client";
 import { placeholderProfile } from "../../src/profiles/placeholder";
 import { Directory, businessState, conversationTitle, laterMessage, mergeConversation, messageTime, preview, shortTime, titleUnread } from "../../web/src/format";
 import { ListReloads, toDrop, type Listed } from "../../web/src/list-refresh";
+import { ListPages, type CursorPage } from "../../web/src/list-pages";
 
 const at = (minute: number) => `2026-01-01T00:${String(minute).padStart(2, "0")}:00.000Z`;
 const conv = (id: string, minute: number): Listed => ({ id, lastActivity: at(minute) });
@@ -51,6 +52,58 @@ describe("the web app's conversation list after a reconnect", () => {
     const page = { conversations: [conv("a", 30), conv("b", 20)], nextCursor: "next" };
     const held = [conv("a", 30), conv("moved", 31), conv("on-later-page", 10), conv("gone", 25)];
     expect(toDrop(held, page, reload)).toEqual(["gone"]);
+  });
+});
+
+describe("the web app's conversation list beyond its first page", () => {
+  // 250 conversations, newest first, served 100 at a time with the cursor the REST list returns.
+  const all = Array.from({ length: 250 }, (_, i) => ({ id: `c${String(i).padStart(3, "0")}` }));
+  const server = () => {
+    const asked: (string | undefined)[] = [];
+    const read = async (cursor?: string): Promise<CursorPage<{ id: string }>> => {
+      asked.push(cursor);
+      const from = cursor === undefined ? 0 : Number(cursor);
+      const conversations = all.slice(from, from + 100);
+      return { conversations, nextCursor: from + 100 < all.length ? String(from + 100) : null };
+    };
+    return { asked, read };
+  };
+
+  it("reaches the oldest conversations page by page, with the cursor each page returned", async () => {
+    const { asked, read } = server();
+    const held = new Set<string>();
+    const pages = new ListPages<{ id: string }>();
+    const first = await read();
+    first.conversations.forEach((c) => held.add(c.id));
+    pages.first(first);
+    expect(pages.hasMore).toBe(true);
+    // Scrolling to the end twice while the page is on its way reads it once.
+    const [second, again] = await Promise.all([pages.next(read, (id) => held.has(id)), pages.next(read, (id) => held.has(id))]);
+    expect(again).toBe(second);
+    expect(second.map((c) => c.id)).toEqual(all.slice(100, 200).map((c) => c.id));
+    second.forEach((c) => held.add(c.id));
+    const third = await pages.next(read, (id) => held.has(id));
+    third.forEach((c) => held.add(c.id));
+    expect(held.size).toBe(250);
+    expect(pages.hasMore).toBe(false);
+    expect(await pages.next(read, (id) => held.has(id))).toEqual([]);
+    expect(asked).toEqual([undefined, "100", "200"]);
+  });
+
+  it("after a reconnect's reload goes on past the pages it holds, and keeps out what was removed while a page was read", async () => {
+    const { asked, read } = server();
+    const held = new Set(all.slice(0, 200).map((c) => c.id));
+    const pages = new ListPages<{ id: string }>();
+    pages.first(await read());
+    // The reload started over from the first page: the second brings nothing new, so the third is read at once.
+    const removedWhileReading = all[230].id;
+    const found = pages.next(read, (id) => held.has(id));
+    pages.removed(removedWhileReading);
+    const ids = (await found).map((c) => c.id);
+    expect(ids).toContain(all[249].id);
+    expect(ids).not.toContain(removedWhileReading);
+    expect(asked).toEqual([undefined, "100", "200"]);
+    expect(pages.hasMore).toBe(false);
   });
 });
 

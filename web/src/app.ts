@@ -5,6 +5,7 @@ import { closeDialogs, confirmDialog } from "./confirm";
 import { ConversationView } from "./conversation-view";
 import { Drafts } from "./drafts";
 import { Directory, conversationTitle, directPeer, initials, laterMessage, mergeConversation, pageTitle, preview, presenceLabel, shortTime, titleUnread } from "./format";
+import { ListPages } from "./list-pages";
 import { ListReloads, toDrop } from "./list-refresh";
 import { openNewConversationDialog } from "./new-conversation";
 import { PresenceBook } from "./presence";
@@ -17,6 +18,7 @@ export interface FailedMessage {
   error: ChatApiError;
 }
 
+const LIST_PAGE = 100;
 const LIST_RETRY_FIRST_MS = 2_000;
 const LIST_RETRY_MAX_MS = 60_000;
 const ROUTE = /^#\/c\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i;
@@ -61,10 +63,14 @@ export class App {
    */
   private serverNow = "";
   private readonly reloads = new ListReloads();
+  private readonly pages = new ListPages<Conversation>();
   private listRetry: ReturnType<typeof setTimeout> | undefined;
   private listRetryMs = LIST_RETRY_FIRST_MS;
   private readonly shell: HTMLElement;
   private readonly list: HTMLUListElement;
+  /** The list's last row while older conversations remain on the server: reached by scrolling, or pressed. */
+  private readonly moreRow: HTMLLIElement;
+  private readonly moreButton: HTMLButtonElement;
   private readonly listStatus: HTMLElement;
   private readonly pane: HTMLElement;
   private readonly connection: HTMLElement;
@@ -88,7 +94,9 @@ export class App {
     this.chat = new ChatClient({ baseUrl: "", token: session.token, userId: this.me });
     this.connection = h("span", { class: "conn", attrs: { role: "status" }, text: "Connecting…" });
     this.meName = h("span", { class: "me-name", text: session.kahaId });
-    this.list = h("ul", { class: "conv-list", attrs: { "aria-labelledby": "conv-heading" } });
+    this.list = h("ul", { class: "conv-list", attrs: { "aria-labelledby": "conv-heading" }, on: { scroll: () => this.onListScroll() } });
+    this.moreButton = h("button", { class: "ghost small", attrs: { type: "button" }, text: "Load more conversations", on: { click: () => void this.loadMore(true) } });
+    this.moreRow = h("li", { class: "conv-more" }, this.moreButton);
     this.listStatus = h("p", { class: "list-status", attrs: { role: "status" }, text: "Loading conversations…" });
     const newButton = h("button", {
       class: "primary small",
@@ -230,7 +238,8 @@ export class App {
     // Every time the app holds was seen before asking: one stamped later arrived while the request was under way.
     const reload = this.reloads.begin(this.serverNow);
     try {
-      const page = await this.chat.listConversations({ limit: 100 });
+      const page = await this.chat.listConversations({ limit: LIST_PAGE });
+      this.pages.first(page);
       for (const id of toDrop(this.conversations.values(), page, reload)) {
         if (this.activeId === id) this.leaveRemoved(id);
         this.conversations.delete(id);
@@ -341,6 +350,8 @@ export class App {
         this.rows.delete(id);
       }
     }
+    if (!this.pages.hasMore) this.moreRow.remove();
+    else if (this.list.lastChild !== this.moreRow) this.list.append(this.moreRow);
     if (sorted.length === 0 && !this.listStatus.textContent) this.listStatus.textContent = "No conversations yet. Start one with “New”.";
     else if (sorted.length > 0 && this.listStatus.textContent?.startsWith("No conversations")) this.listStatus.textContent = "";
     if (focusedId && document.activeElement === document.body) this.rows.get(focusedId)?.querySelector("a")?.focus();
@@ -404,6 +415,36 @@ export class App {
     row.classList.toggle("unread", unread > 0);
   }
 
+  /** The end of the list scrolled into view: the next page comes without a click. */
+  private onListScroll(): void {
+    const l = this.list;
+    if (this.pages.hasMore && l.scrollHeight - l.scrollTop - l.clientHeight < 120) void this.loadMore(false);
+  }
+
+  /** Reads the list's next page (older conversations); pressed, focus goes to the first conversation it brought. */
+  private async loadMore(fromButton: boolean): Promise<void> {
+    if (this.pages.busy || !this.pages.hasMore) return;
+    // Not disabled: a disabled button drops the keyboard focus to the page.
+    this.moreButton.setAttribute("aria-busy", "true");
+    this.moreButton.textContent = "Loading more conversations…";
+    const before = new Set(this.conversations.keys());
+    try {
+      const found = await this.pages.next((cursor) => this.chat.listConversations({ limit: LIST_PAGE, cursor }), (id) => this.conversations.has(id));
+      if (this.stopped) return;
+      for (const c of found) this.upsert(c, false);
+      this.moreButton.textContent = "Load more conversations";
+      this.renderList();
+      void this.loadPresence();
+      const first = fromButton ? found.find((c) => !before.has(c.id)) : undefined;
+      if (first) this.rows.get(first.id)?.querySelector("a")?.focus();
+    } catch (err) {
+      if (this.handleAuthError(err)) return;
+      this.moreButton.textContent = "Could not load more conversations. Try again";
+    } finally {
+      this.moreButton.removeAttribute("aria-busy");
+    }
+  }
+
   private async loadPresence(): Promise<void> {
     const peers = new Set<string>();
     for (const c of this.conversations.values()) for (const p of c.participants) if (p.userId !== this.me) peers.add(p.userId);
@@ -463,6 +504,7 @@ export class App {
       if (this.activeId === conversationId) this.leaveRemoved(conversationId);
       this.conversations.delete(conversationId);
       this.reloads.remove(conversationId);
+      this.pages.removed(conversationId);
       this.failed.delete(conversationId);
       this.renderList();
     });

@@ -4,6 +4,7 @@ import { placeholderProfile } from "../../src/profiles/placeholder";
 import { Directory, businessState, conversationTitle, laterMessage, mergeConversation, messageTime, preview, shortTime, titleUnread } from "../../web/src/format";
 import { ListReloads, toDrop, type Listed } from "../../web/src/list-refresh";
 import { ListPages, type CursorPage } from "../../web/src/list-pages";
+import { messageBody, safeUrl } from "../../web/src/attachments";
 
 const at = (minute: number) => `2026-01-01T00:${String(minute).padStart(2, "0")}:00.000Z`;
 const conv = (id: string, minute: number): Listed => ({ id, lastActivity: at(minute) });
@@ -131,6 +132,37 @@ describe("the list's preview of the last message", () => {
     expect(preview(laterMessage(deleted, sent))).toBe("Message deleted");
     expect(preview(laterMessage(deleted, edited))).toBe("Message deleted");
     expect(preview(laterMessage(sent, deleted))).toBe("Message deleted");
+  });
+
+  it("shows an image or a file by its name, not its address, and follows only http(s) links", () => {
+    const image = { ...sent, type: "image" as const, content: "https://cdn.example/photos/beach%20day.jpg" };
+    const file = { ...sent, type: "file" as const, content: " https://files.example/q3/report.pdf?sig=1 " };
+    expect(preview(image)).toBe("Image: beach day.jpg");
+    expect(preview(file)).toBe("File: report.pdf");
+    expect(messageBody(image)).toEqual({ kind: "image", url: "https://cdn.example/photos/beach%20day.jpg", name: "beach day.jpg" });
+    expect(messageBody(file)).toEqual({ kind: "file", url: "https://files.example/q3/report.pdf?sig=1", name: "report.pdf" });
+    // Never a link or a picture: script, data, other schemes, a relative path, credentials that disguise the host.
+    for (const content of [
+      "javascript:alert(1)",
+      " JavaScript:alert(1)",
+      "java\tscript:alert(1)",
+      "data:image/svg+xml,<svg onload=alert(1)>",
+      "data:text/html;base64,PHNjcmlwdD4=",
+      "vbscript:msgbox",
+      "//evil.example/x.png",
+      "/api/x.png",
+      "https://bank.example@evil.example/x.png",
+      "https://ok.example/a.png javascript:alert(1)",
+      "<img src=x onerror=alert(1)>",
+    ]) {
+      expect(messageBody({ ...image, content }).kind, content).toBe("bad-link");
+      expect(messageBody({ ...file, content }).kind, content).toBe("bad-link");
+      expect(safeUrl(content), content).toBeUndefined();
+    }
+    expect(preview({ ...image, content: "javascript:alert(1)" })).toBe("Image");
+    // Text stays text, whatever it says; a deleted image is a deleted message.
+    expect(messageBody({ ...sent, content: "https://x.example/a.png" })).toEqual({ kind: "text", text: "https://x.example/a.png" });
+    expect(preview({ ...image, content: "", deletedAt: at(2) })).toBe("Message deleted");
   });
 
   const group = (): Conversation => ({

@@ -103,5 +103,7 @@ describe("the web app's names", () => {
     expect(arrivalText({ ...message(2, real(ann, "Ann Lee")), content: "  two\n lines " }, ann, dir)).toBe("You: two lines");
     expect(arrivalText({ ...message(3, real(bob, "Bob Roe")), content: "x".repeat(300) }, ann, dir)).toBe(`Bob Roe: ${"x".repeat(199)}…`);
     expect(arrivalText({ ...message(4, real(bob, "Bob Roe")), content: "", deletedAt: "2026-01-01T00:01:00.000Z" }, ann, dir)).toBe("Bob Roe: message deleted");
+    // An image or a file by its name: its address read out letter by letter said nothing.
+    expect(arrivalText({ ...message(5, real(bob, "Bob Roe")), type: "image", content: "https://cdn.example/p/cat.png" }, ann, dir)).toBe("Bob Roe: Image: cat.png");
   });
 });

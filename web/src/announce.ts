@@ -1,5 +1,6 @@
 import type { Message } from "../../src/client";
 import type { Directory } from "./format";
+import { messageSummary } from "./attachments";
 
 /** Announcements kept in the region: what is removed is never read, and a burst leaves no long list behind. */
 export const ARRIVALS_KEPT = 5;
@@ -9,9 +10,10 @@ export const ARRIVALS_KEPT = 5;
  * who, then the text, shortened. The messages list itself is no live region: a page of history inserted at its top
  * on scroll-back (or the first page, on opening) was read out as if fifty new messages had come.
  */
-export function arrivalText(m: Pick<Message, "senderId" | "content" | "deletedAt">, me: string, dir: Pick<Directory, "name">): string {
+export function arrivalText(m: Pick<Message, "senderId" | "type" | "content" | "deletedAt">, me: string, dir: Pick<Directory, "name">): string {
   const who = m.senderId === me ? "You" : dir.name(m.senderId);
   if (m.deletedAt) return `${who}: message deleted`;
-  const text = m.content.replace(/\s+/g, " ").trim();
+  // An image or a file by its name: its address read out letter by letter said nothing.
+  const text = messageSummary(m);
   return `${who}: ${text.length > 200 ? `${text.slice(0, 199)}…` : text}`;
 }

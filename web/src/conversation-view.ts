@@ -8,6 +8,7 @@ import { sendsOnEnter } from "./keys";
 import { mayRetry, notSentAlert, refusalNote, sendOrRefusal } from "./not-sent";
 import { firstUnread, seenByChanges, seenByLines } from "./receipts";
 import { ARRIVALS_KEPT, arrivalText } from "./announce";
+import { messageBody } from "./attachments";
 
 const PAGE = 50;
 const SEARCH_PAGE = 20;
@@ -477,7 +478,8 @@ export class ConversationView {
     // From the directory, which the message's own sender profile has just updated: one name per person.
     const sender = own ? "You" : this.app.dir.name(m.senderId);
     const actions = this.actionsBox();
-    if (own && !deleted) {
+    // An image's or a file's content is its address: not text to edit.
+    if (own && !deleted && m.type === "text") {
       const edit = h("button", { class: "link small", attrs: { type: "button", "aria-label": "Edit message" }, text: "Edit" });
       edit.addEventListener("click", () => this.startEdit(m.seq, edit));
       actions.append(edit);
@@ -501,13 +503,43 @@ export class ConversationView {
           h("time", { attrs: { datetime: m.createdAt, title: fullTime(m.createdAt) }, text: messageTime(m.createdAt) }),
           m.editedAt && !deleted ? h("span", { class: "edited", text: "(edited)" }) : null,
         ),
-        // Each text sets its own direction (Arabic, Hebrew): in the page's left-to-right, a right-to-left message
-        // was aligned left with its punctuation at the wrong end.
-        h("p", { class: "text", attrs: { dir: deleted ? undefined : "auto" }, text: deleted ? "This message was deleted" : m.content }),
+        this.renderBody(m),
         own && !deleted ? h("span", { class: "ticks", attrs: { role: "img" } }) : null,
       ),
       actions.childElementCount ? actions : null,
     );
+  }
+
+  /**
+   * The bubble's content: text as text, an image as a picture (opening it full size), a file as a link. An image or
+   * file message showed its URL as text. Links only ever from safeUrl (http(s)); nothing is ever set as markup.
+   */
+  private renderBody(m: Message): HTMLElement {
+    const body = messageBody(m);
+    switch (body.kind) {
+      case "deleted":
+        return h("p", { class: "text", text: "This message was deleted" });
+      case "image": {
+        const img = h("img", { class: "msg-image", attrs: { src: body.url, alt: `Image: ${body.name}`, loading: "lazy", referrerpolicy: "no-referrer" } });
+        const link = h("a", { class: "text attachment", attrs: { href: body.url, target: "_blank", rel: "noopener noreferrer" } }, img);
+        // Keeps the newest message in view when a picture above it grows as it loads.
+        img.addEventListener("load", () => {
+          const s = this.scroller;
+          if (s.scrollHeight - s.scrollTop - s.clientHeight - img.offsetHeight < 48) s.scrollTop = s.scrollHeight;
+        });
+        // A picture that cannot be shown (gone, not an image) is still reachable by its link, named.
+        img.addEventListener("error", () => replace(link, `Image: ${body.name} (could not be shown)`), { once: true });
+        return link;
+      }
+      case "file":
+        return h("a", { class: "text attachment file", attrs: { href: body.url, target: "_blank", rel: "noopener noreferrer", dir: "auto" }, text: `File: ${body.name}` });
+      case "bad-link":
+        return h("p", { class: "text" }, h("span", { class: "attachment-note", text: `${body.label} ` }), h("span", { attrs: { dir: "auto" }, text: body.text }));
+      default:
+        // Each text sets its own direction (Arabic, Hebrew): in the page's left-to-right, a right-to-left message
+        // was aligned left with its punctuation at the wrong end.
+        return h("p", { class: "text", attrs: { dir: "auto" }, text: body.text });
+    }
   }
 
   private myRole(): string | undefined {

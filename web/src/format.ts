@@ -1,3 +1,4 @@
+import { messageSummary } from "./attachments";
 import type { Conversation, Message, Participant, PresenceStatus, Profile, TypingEvent } from "../../src/client";
 
 const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
@@ -201,10 +202,10 @@ export function mergeConversation(held: Conversation, incoming: Conversation): C
   };
 }
 
+/** The list's line for the last message: an image or a file by its name (it showed the URL). */
 export function preview(m: Message | undefined): string {
   if (!m) return "No messages yet";
-  if (m.deletedAt) return "Message deleted";
-  const text = m.content.replace(/\s+/g, " ").trim();
+  const text = messageSummary(m);
   return text.length > 80 ? `${text.slice(0, 79)}…` : text;
 }
 

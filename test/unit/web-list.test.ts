@@ -1,10 +1,11 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { Conversation, Message, Participant } from "../../src/client";
 import { placeholderProfile } from "../../src/profiles/placeholder";
 import { Directory, businessState, conversationTitle, laterMessage, mergeConversation, messageTime, preview, shortTime, titleUnread } from "../../web/src/format";
 import { ListReloads, toDrop, type Listed } from "../../web/src/list-refresh";
 import { ListPages, type CursorPage } from "../../web/src/list-pages";
 import { messageBody, safeUrl } from "../../web/src/attachments";
+import { DayChange } from "../../web/src/day-change";
 
 const at = (minute: number) => `2026-01-01T00:${String(minute).padStart(2, "0")}:00.000Z`;
 const conv = (id: string, minute: number): Listed => ({ id, lastActivity: at(minute) });
@@ -290,5 +291,34 @@ describe("the web app's times", () => {
     expect(shortTime(yesterday, now)).toBe(fmt(yesterday, { month: "short", day: "numeric" }));
     expect(shortTime(lastYear, now)).not.toBe(shortTime(yesterday, now));
     expect(shortTime(lastYear, now)).toContain("2025");
+  });
+
+  it("redraws the times at midnight from one timer, so last evening's messages get their date in a tab left open", () => {
+    vi.useFakeTimers({ now: new Date(2026, 10, 28, 23, 58) });
+    try {
+      const written = new Date(2026, 10, 28, 23, 57).toISOString();
+      const drawn: string[] = [];
+      const days = new DayChange(() => drawn.push(messageTime(written)));
+      days.start();
+      expect(vi.getTimerCount()).toBe(1);
+      vi.advanceTimersByTime(119_000);
+      expect(drawn).toEqual([]);
+      vi.advanceTimersByTime(2_000);
+      expect(drawn).toHaveLength(1);
+      expect(drawn[0]).toContain(fmt(written, { month: "short", day: "numeric" }));
+      // The next midnight too, still one timer at a time.
+      expect(vi.getTimerCount()).toBe(1);
+      vi.advanceTimersByTime(24 * 3_600_000);
+      expect(drawn).toHaveLength(2);
+      // Asleep over midnight (the timer not run): looking again on waking redraws, once.
+      vi.setSystemTime(new Date(2026, 11, 2, 8, 0));
+      days.check();
+      days.check();
+      expect(drawn).toHaveLength(3);
+      days.stop();
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

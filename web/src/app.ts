@@ -3,6 +3,7 @@ import { ChatApiError, ChatClient, type Conversation, type ConversationSocket, t
 import { h, replace, srOnly } from "./dom";
 import { closeDialogs, confirmDialog } from "./confirm";
 import { ConversationView } from "./conversation-view";
+import { DayChange } from "./day-change";
 import { Drafts } from "./drafts";
 import { Directory, conversationTitle, directPeer, initials, laterMessage, mergeConversation, pageTitle, preview, presenceLabel, shortTime, titleUnread } from "./format";
 import { ListPages } from "./list-pages";
@@ -83,6 +84,11 @@ export class App {
   };
   /** Someone at the page: presence follows it, and only then do arriving messages count as read. */
   readonly attention = new Attention();
+  /** Today's times show no date: at midnight they are redrawn (the list's, the open conversation's). */
+  private readonly days = new DayChange(() => {
+    this.renderList();
+    this.view?.redrawTimes();
+  });
   private stopped = false;
 
   constructor(
@@ -143,6 +149,9 @@ export class App {
     window.addEventListener("beforeunload", this.onUnload);
     this.attention.start();
     this.attention.onChange((present) => this.user.setPresence(present ? "online" : "away"));
+    // Back at the page (a laptop woken the next morning): its midnight timer may not have fired yet.
+    this.attention.onChange(() => this.days.check());
+    this.days.start();
     void this.chat.me().then(
       (me) => {
         this.dir.set(this.me, me.profile);
@@ -160,6 +169,7 @@ export class App {
     window.removeEventListener("beforeunload", this.onUnload);
     clearTimeout(this.listRetry);
     this.attention.stop();
+    this.days.stop();
     // A question left open would sit over the sign-in page, acting for the user who is gone.
     closeDialogs();
     this.view?.destroy();
@@ -375,7 +385,7 @@ export class App {
     const last = c.lastMessage;
     const who = last && !last.deletedAt ? (last.senderId === this.me ? "You: " : c.type === "group" ? `${this.dir.name(last.senderId)}: ` : "") : "";
     // Rebuild only what changed: a focused link that is not replaced keeps its focus (and screen readers stay quiet).
-    const signature = JSON.stringify([title, status, unread, who, preview(last), last?.createdAt ?? c.lastActivity, c.isMuted, c.id === this.activeId]);
+    const signature = JSON.stringify([title, status, unread, who, preview(last), shortTime(last?.createdAt ?? c.lastActivity), c.isMuted, c.id === this.activeId]);
     if (row.dataset.sig === signature) return;
     row.dataset.sig = signature;
     const link = h(

@@ -968,6 +968,12 @@ export class ConversationView {
     node.focus();
   }
 
+  /** The day changed: times drawn as today's (time of day only) get their date, in bubbles and search results. */
+  redrawTimes(): void {
+    for (const el of this.el.querySelectorAll<HTMLTimeElement>(".meta time")) setText(el, messageTime(el.dateTime));
+    this.refreshHeader();
+  }
+
   // ── Header, typing, banner ───────────────────────────────────────────────────────────────────────────
 
   refreshHeader(): void {

@@ -33,4 +33,19 @@ describe("the web app's composer drafts", () => {
     drafts.keep("b", "");
     expect(drafts.take("b")).toBe("");
   });
+
+  it("keeps an edit in progress when another conversation is opened, and gives it back once", () => {
+    const drafts = new Drafts();
+    drafts.keepEdits("a", new Map([[7, "fixed the typo, half"]]));
+    drafts.keep("a", "and the composer's own draft");
+    expect(drafts.takeEdits("b")).toEqual(new Map());
+    expect(drafts.takeEdits("a")).toEqual(new Map([[7, "fixed the typo, half"]]));
+    // Its own from the composer's: one does not cost the other.
+    expect(drafts.take("a")).toBe("and the composer's own draft");
+    expect(drafts.takeEdits("a")).toEqual(new Map());
+    // Left again with no editor open: nothing comes back.
+    drafts.keepEdits("a", new Map([[7, "x"]]));
+    drafts.keepEdits("a", new Map());
+    expect(drafts.takeEdits("a").size).toBe(0);
+  });
 });

@@ -39,6 +39,8 @@ export class ConversationView {
   private readonly unloadedChanges = new Map<number, { edited?: Message; deletedAt?: string }>();
   /** Messages not stored yet (Sending…) or refused (Not sent), by clientMessageId, with their text. */
   private readonly pendingNodes = new Map<string, { node: HTMLLIElement; content: string }>();
+  /** Edits open when this conversation was last left (see Drafts): opened again as their messages are drawn. */
+  private readonly resumeEdits: Map<number, string>;
   private readonly marks = new Map<string, Marks>();
   private participants: Participant[];
   private oldestSeq = Infinity;
@@ -130,6 +132,7 @@ export class ConversationView {
       },
     });
     this.input.value = app.drafts.take(this.id);
+    this.resumeEdits = app.drafts.takeEdits(this.id);
     this.sendButton = h("button", { class: "primary", attrs: { type: "submit" }, text: "Send" });
     this.searchInput = h("input", { attrs: { id: "search-input", type: "search", placeholder: "Search messages", autocomplete: "off", maxlength: 500 } });
     this.searchPanel = h("section", { class: "search-panel", attrs: { hidden: true, "aria-labelledby": "search-title" } });
@@ -235,6 +238,13 @@ export class ConversationView {
   destroy(): void {
     this.destroyed = true;
     this.app.drafts.keep(this.id, this.input.value);
+    // Open editors as they stand, and those whose message was never drawn on this visit (an older page).
+    const edits = new Map(this.resumeEdits);
+    for (const [seq, node] of this.nodes) {
+      const area = node.querySelector<HTMLTextAreaElement>(".edit-form textarea");
+      if (area) edits.set(seq, area.value);
+    }
+    this.app.drafts.keepEdits(this.id, edits);
     for (const off of this.unsubscribe.splice(0)) off();
     let socket = this.socket;
     if (!socket) {
@@ -402,6 +412,19 @@ export class ConversationView {
     this.nodes.set(m.seq, node);
     if (m.seq < this.oldestSeq) this.oldestSeq = m.seq;
     this.refreshStatuses();
+    this.resumeEdit(m);
+  }
+
+  /** An edit left open on an earlier visit, opened again with its text once its message is drawn. */
+  private resumeEdit(m: Message): void {
+    const text = this.resumeEdits.get(m.seq);
+    if (text === undefined) return;
+    this.resumeEdits.delete(m.seq);
+    if (m.deletedAt) return this.showBanner("The message you were editing was deleted.");
+    const trigger = this.nodes.get(m.seq)?.querySelector<HTMLButtonElement>("button[aria-label='Edit message']");
+    // Focus goes to it only if the user has not moved on (the composer got the focus on opening, and is empty).
+    const focus = document.activeElement === this.input && !this.input.value;
+    if (trigger) this.startEdit(m.seq, trigger, { text, focus });
   }
 
   /** The message as changed since (see unloadedChanges), when the change is newer than what arrived. */
@@ -722,13 +745,13 @@ export class ConversationView {
 
   // ── Edit, delete ─────────────────────────────────────────────────────────────────────────────────────
 
-  private startEdit(seq: number, trigger: HTMLButtonElement): void {
+  private startEdit(seq: number, trigger: HTMLButtonElement, resumed?: { text: string; focus: boolean }): void {
     const node = this.nodes.get(seq);
     const m = this.messages.get(seq);
     if (!node || !m || node.querySelector(".edit-form")) return;
     const text = node.querySelector<HTMLElement>(".text")!;
     const area = h("textarea", { attrs: { id: `edit-${seq}`, rows: 2, dir: "auto" } });
-    area.value = m.content;
+    area.value = resumed?.text ?? m.content;
     const error = h("p", { class: "form-error", attrs: { role: "alert" } });
     const finish = () => {
       form.replaceWith(text);
@@ -783,8 +806,13 @@ export class ConversationView {
       }
     });
     text.replaceWith(form);
-    area.focus();
-    area.select();
+    if (!resumed) {
+      area.focus();
+      area.select();
+    } else if (resumed.focus) {
+      area.focus();
+      area.setSelectionRange(area.value.length, area.value.length);
+    }
   }
 
   private async remove(m: Message, trigger: HTMLButtonElement): Promise<void> {

@@ -5,6 +5,7 @@
  */
 export class Drafts {
   private readonly texts = new Map<string, string>();
+  private readonly edits = new Map<string, Map<number, string>>();
 
   /** Kept as written (lines and all); a box left empty or blank forgets the conversation's draft. */
   keep(conversationId: string, text: string): void {
@@ -17,5 +18,21 @@ export class Drafts {
     const text = this.texts.get(conversationId) ?? "";
     this.texts.delete(conversationId);
     return text;
+  }
+
+  /**
+   * Edits of messages open when the conversation was left, by seq, with the text as it stood: leaving threw the edit
+   * away (drafts covered the composer only). Replaces what was kept for the conversation.
+   */
+  keepEdits(conversationId: string, edits: ReadonlyMap<number, string>): void {
+    if (edits.size > 0) this.edits.set(conversationId, new Map(edits));
+    else this.edits.delete(conversationId);
+  }
+
+  /** The edits to open again, once: the view holds them from then on. */
+  takeEdits(conversationId: string): Map<number, string> {
+    const edits = this.edits.get(conversationId) ?? new Map<number, string>();
+    this.edits.delete(conversationId);
+    return edits;
   }
 }

@@ -4,7 +4,7 @@ import { placeholderProfile } from "../../src/profiles/placeholder";
 import { Directory, businessState, conversationTitle, laterMessage, mergeConversation, messageTime, preview, shortTime, titleUnread } from "../../web/src/format";
 import { ListReloads, toDrop, type Listed } from "../../web/src/list-refresh";
 import { ListPages, type CursorPage } from "../../web/src/list-pages";
-import { messageBody, safeUrl } from "../../web/src/attachments";
+import { messageBody, safeUrl, textRuns } from "../../web/src/attachments";
 import { DayChange } from "../../web/src/day-change";
 
 const at = (minute: number) => `2026-01-01T00:${String(minute).padStart(2, "0")}:00.000Z`;
@@ -164,6 +164,23 @@ describe("the list's preview of the last message", () => {
     // Text stays text, whatever it says; a deleted image is a deleted message.
     expect(messageBody({ ...sent, content: "https://x.example/a.png" })).toEqual({ kind: "text", text: "https://x.example/a.png" });
     expect(preview({ ...image, content: "", deletedAt: at(2) })).toBe("Message deleted");
+  });
+
+  it("makes the web addresses in a text message links, leaving the sentence's punctuation and anything not http(s) as text", () => {
+    const links = (text: string) => textRuns(text).filter((r) => r.url).map((r) => r.url);
+    expect(textRuns("see https://docs.example/a?b=1#c, then (https://en.example/wiki/Foo_(bar)) or https://x.example/end.")).toEqual([
+      { text: "see " },
+      { text: "https://docs.example/a?b=1#c", url: "https://docs.example/a?b=1#c" },
+      { text: ", then (" },
+      { text: "https://en.example/wiki/Foo_(bar)", url: "https://en.example/wiki/Foo_(bar)" },
+      { text: ") or " },
+      { text: "https://x.example/end", url: "https://x.example/end" },
+      { text: "." },
+    ]);
+    expect(links("javascript:alert(1) data:text/html,x //evil.example https://u:p@evil.example/ www.example.com")).toEqual([]);
+    expect(links('<a href="https://x.example/">')).toEqual(["https://x.example/"]);
+    expect(textRuns("no links here")).toEqual([{ text: "no links here" }]);
+    expect(textRuns("")).toEqual([{ text: "" }]);
   });
 
   const group = (): Conversation => ({

@@ -66,3 +66,40 @@ export function messageSummary(m: Pick<Message, "type" | "content" | "deletedAt"
       return body.text.replace(/\s+/g, " ").trim();
   }
 }
+
+/** A run of a text message: plain text, or a web address to show as a link. */
+export interface TextRun {
+  text: string;
+  url?: string;
+}
+
+const URL_IN_TEXT = /\bhttps?:\/\/[^\s<>"]+/gi;
+
+/**
+ * A text message cut into plain runs and links: web addresses in a message were plain text, to be copied by hand.
+ * Only what safeUrl accepts is a link; the punctuation that ends a sentence ("see https://x.example/a.") stays text,
+ * and so does a closing bracket the address did not open ("(https://x.example/a)").
+ */
+export function textRuns(text: string): TextRun[] {
+  const runs: TextRun[] = [];
+  let at = 0;
+  for (const match of text.matchAll(URL_IN_TEXT)) {
+    let candidate = match[0];
+    for (;;) {
+      const last = candidate.at(-1) ?? "";
+      const unopened = last === ")" && count(candidate, "(") < count(candidate, ")");
+      if (!/[.,;:!?'\]}*]/.test(last) && !unopened) break;
+      candidate = candidate.slice(0, -1);
+    }
+    const url = safeUrl(candidate);
+    if (!url) continue;
+    const start = match.index;
+    if (start > at) runs.push({ text: text.slice(at, start) });
+    runs.push({ text: candidate, url });
+    at = start + candidate.length;
+  }
+  if (at < text.length || runs.length === 0) runs.push({ text: text.slice(at) });
+  return runs;
+}
+
+const count = (s: string, c: string) => s.split(c).length - 1;

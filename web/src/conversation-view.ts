@@ -8,7 +8,7 @@ import { sendsOnEnter } from "./keys";
 import { mayRetry, notSentAlert, refusalNote, sendOrRefusal } from "./not-sent";
 import { firstUnread, seenByChanges, seenByLines } from "./receipts";
 import { ARRIVALS_KEPT, arrivalText } from "./announce";
-import { messageBody } from "./attachments";
+import { messageBody, textRuns } from "./attachments";
 
 const PAGE = 50;
 const SEARCH_PAGE = 20;
@@ -561,7 +561,11 @@ export class ConversationView {
       default:
         // Each text sets its own direction (Arabic, Hebrew): in the page's left-to-right, a right-to-left message
         // was aligned left with its punctuation at the wrong end.
-        return h("p", { class: "text", attrs: { dir: "auto" }, text: body.text });
+        return h(
+          "p",
+          { class: "text", attrs: { dir: "auto" } },
+          ...textRuns(body.text).map((r) => (r.url ? h("a", { attrs: { href: r.url, target: "_blank", rel: "noopener noreferrer" }, text: r.text }) : r.text)),
+        );
     }
   }
 

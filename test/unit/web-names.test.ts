@@ -3,6 +3,7 @@ import type { Conversation, Message, Profile } from "../../src/client";
 import { placeholderProfile } from "../../src/profiles/placeholder";
 import { Directory, typingText } from "../../web/src/format";
 import { arrivalText } from "../../web/src/announce";
+import { replyQuote } from "../../web/src/reply";
 
 const ann = "a0000000-0000-4000-8000-000000000001";
 const bob = "b0000000-0000-4000-8000-000000000002";
@@ -105,5 +106,20 @@ describe("the web app's names", () => {
     expect(arrivalText({ ...message(4, real(bob, "Bob Roe")), content: "", deletedAt: "2026-01-01T00:01:00.000Z" }, ann, dir)).toBe("Bob Roe: message deleted");
     // An image or a file by its name: its address read out letter by letter said nothing.
     expect(arrivalText({ ...message(5, real(bob, "Bob Roe")), type: "image", content: "https://cdn.example/p/cat.png" }, ann, dir)).toBe("Bob Roe: Image: cat.png");
+  });
+
+  it("says above a reply what it answers: who, and the start of what they wrote, by the names known now", () => {
+    const dir = new Directory();
+    dir.set(bob, real(bob, "Bob Roe"));
+    const answered = { ...message(1, real(bob, "Bob Roe")), content: "Lunch at noon?\nOr later" };
+    expect(replyQuote(answered, ann, dir)).toBe("Reply to Bob Roe: Lunch at noon? Or later");
+    expect(replyQuote({ ...answered, senderId: ann }, ann, dir)).toBe("Reply to you: Lunch at noon? Or later");
+    expect(replyQuote({ ...answered, content: "y".repeat(200) }, ann, dir)).toBe(`Reply to Bob Roe: ${"y".repeat(79)}…`);
+    expect(replyQuote({ ...answered, type: "image", content: "https://cdn.example/p/cat.png" }, ann, dir)).toBe("Reply to Bob Roe: Image: cat.png");
+    expect(replyQuote({ ...answered, content: "", deletedAt: "2026-01-01T00:01:00.000Z" }, ann, dir)).toBe("Reply to Bob Roe: message deleted");
+    // Not loaded here (an older page) and not fetched yet.
+    expect(replyQuote(undefined, ann, dir)).toBe("Reply to an earlier message");
+    dir.set(bob, real(bob, "Robert Roe"));
+    expect(replyQuote(answered, ann, dir)).toBe("Reply to Robert Roe: Lunch at noon? Or later");
   });
 });

@@ -9,6 +9,7 @@ import { mayRetry, notSentAlert, refusalNote, sendOrRefusal } from "./not-sent";
 import { firstUnread, seenByChanges, seenByLines } from "./receipts";
 import { ARRIVALS_KEPT, arrivalText } from "./announce";
 import { messageBody, textRuns } from "./attachments";
+import { replyQuote } from "./reply";
 
 const PAGE = 50;
 const SEARCH_PAGE = 20;
@@ -30,6 +31,10 @@ export class ConversationView {
   private readonly me: string;
   private readonly messages = new Map<number, Message>();
   private readonly nodes = new Map<number, HTMLLIElement>();
+  /** Seq of each message drawn, by id: what a reply's replyToId names. */
+  private readonly seqOf = new Map<string, number>();
+  /** Messages answered by a reply drawn here but not loaded themselves (an older page): fetched once, by id. */
+  private readonly replyTargets = new Map<string, Message | "fetching">();
   /**
    * Edits and deletes of messages not loaded here, by seq, for when their page comes: a page read before the change
    * and answered after it brought back the deleted message, or the old text, until a reload.
@@ -390,6 +395,9 @@ export class ConversationView {
     this.app.dir.learnMessage(m);
     const known = this.messages.get(m.seq);
     this.messages.set(m.seq, m);
+    this.seqOf.set(m.id, m.seq);
+    // The quotes of replies to it follow an edit or a delete of it.
+    if (known ? known.content !== m.content || known.deletedAt !== m.deletedAt : this.replyTargets.has(m.id)) this.refreshQuotes(m.id);
     const old = this.nodes.get(m.seq);
     // The same version again (history overlapping the live stream): nothing to redraw.
     if (old && known && known.id === m.id && known.content === m.content && known.editedAt === m.editedAt && known.deletedAt === m.deletedAt) return;
@@ -491,6 +499,7 @@ export class ConversationView {
       if (span && sender) setText(span, this.app.dir.name(sender));
     }
     if (this.typing.some((u) => changed.has(u))) this.renderTyping();
+    this.refreshQuotes();
     this.refreshHeader();
     this.refreshStatuses();
   }
@@ -526,11 +535,58 @@ export class ConversationView {
           h("time", { attrs: { datetime: m.createdAt, title: fullTime(m.createdAt) }, text: messageTime(m.createdAt) }),
           m.editedAt && !deleted ? h("span", { class: "edited", text: "(edited)" }) : null,
         ),
+        this.replyLine(m),
         this.renderBody(m),
         own && !deleted ? h("span", { class: "ticks", attrs: { role: "img" } }) : null,
       ),
       actions.childElementCount ? actions : null,
     );
+  }
+
+  /** What a reply answers, above its text; pressed, it shows that message (loading older pages to reach it). */
+  private replyLine(m: Message): HTMLElement | null {
+    const id = m.replyToId;
+    if (!id || m.deletedAt) return null;
+    const target = this.replyTarget(id);
+    return h("button", {
+      class: "reply-quote",
+      attrs: { type: "button", dir: "auto" },
+      data: { replyTo: id },
+      text: replyQuote(target, this.me, this.app.dir),
+      on: {
+        click: () => {
+          const seq = this.seqOf.get(id) ?? this.replyTarget(id)?.seq;
+          if (seq !== undefined) void this.jumpTo(seq);
+        },
+      },
+    });
+  }
+
+  /** The message a reply answers, as loaded here or fetched; starts the fetch when it is neither. */
+  private replyTarget(id: string): Message | undefined {
+    const seq = this.seqOf.get(id);
+    if (seq !== undefined) return this.messages.get(seq);
+    const fetched = this.replyTargets.get(id);
+    if (fetched === "fetching") return undefined;
+    if (fetched) return fetched;
+    this.replyTargets.set(id, "fetching");
+    void this.app.chat.getMessage(this.id, id).then(
+      (target) => {
+        this.replyTargets.set(id, target);
+        if (!this.destroyed) this.refreshQuotes(id);
+      },
+      // Not found (or not readable): the quote keeps saying "an earlier message".
+      () => {},
+    );
+    return undefined;
+  }
+
+  /** Redraws the quotes of replies to one message (or all, after names changed). */
+  private refreshQuotes(id?: string): void {
+    for (const quote of this.log.querySelectorAll<HTMLElement>(".reply-quote")) {
+      const to = quote.dataset.replyTo;
+      if (to && (id === undefined || to === id)) setText(quote, replyQuote(this.replyTarget(to), this.me, this.app.dir));
+    }
   }
 
   /**

@@ -1,0 +1,16 @@
+import type { Message } from "../../src/client";
+import { messageSummary } from "./attachments";
+import type { Directory } from "./format";
+
+/**
+ * The line above a reply, saying what it answers: who and the start of what they wrote. A reply (from another
+ * client: the SDK sends replyToId) showed as a message on its own, its context lost. Undefined while the message
+ * answered is not known yet (not loaded, being fetched).
+ */
+export function replyQuote(target: Pick<Message, "senderId" | "type" | "content" | "deletedAt"> | undefined, me: string, dir: Pick<Directory, "name">): string {
+  if (!target) return "Reply to an earlier message";
+  const who = target.senderId === me ? "you" : dir.name(target.senderId);
+  if (target.deletedAt) return `Reply to ${who}: message deleted`;
+  const text = messageSummary(target);
+  return `Reply to ${who}: ${text.length > 80 ? `${text.slice(0, 79)}…` : text}`;
+}

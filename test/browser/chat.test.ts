@@ -926,6 +926,13 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await expect.poll(() => bob.page.getByRole("link", { name: /Weekend plans/ }).count(), poll).toBe(1);
     await send(page, "hi both");
     await expect.poll(() => messageTexts(page), poll).toEqual(["hi both"]);
+    // Leaving it (the app had no way to): asked first, then gone from the list, and from the group on the server.
+    await page.locator(".conv-head").getByRole("button", { name: "Leave group" }).click();
+    await page.getByRole("dialog", { name: "Leave this group?" }).getByRole("button", { name: "Leave", exact: true }).click();
+    await expect.poll(() => page.locator(".pane h2").textContent(), poll).toBe("You are no longer in this conversation");
+    expect(await page.getByRole("link", { name: /Weekend plans/ }).count()).toBe(0);
+    const left = await api<{ participants: { userId: string }[] }>("GET", `/conversations/${groupId}`, bob.token);
+    expect(left.participants.map((p) => p.userId).sort()).toEqual([bob.id, carol.id].sort());
 
     await page.getByRole("button", { name: "New conversation" }).click();
     await dialog.getByRole("radio", { name: "Business" }).check();

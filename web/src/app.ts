@@ -508,16 +508,24 @@ export class App {
       this.upsert(conversation);
       this.view?.refreshHeader();
     });
-    u.on("conversation_removed", ({ conversationId }) => {
-      const fetch = this.fetching.get(conversationId);
-      if (fetch) fetch.removed = true;
-      if (this.activeId === conversationId) this.leaveRemoved(conversationId);
-      this.conversations.delete(conversationId);
-      this.reloads.remove(conversationId);
-      this.pages.removed(conversationId);
-      this.failed.delete(conversationId);
-      this.renderList();
-    });
+    u.on("conversation_removed", ({ conversationId }) => this.dropConversation(conversationId));
+  }
+
+  /** The user left a conversation here: gone from the list now, not when the server's push comes. */
+  left(conversationId: string): void {
+    this.dropConversation(conversationId);
+  }
+
+  private dropConversation(conversationId: string): void {
+    const fetch = this.fetching.get(conversationId);
+    if (fetch) fetch.removed = true;
+    // Once: the server's push of a leave made here comes before the app has gone back to the list.
+    if (this.activeId === conversationId && this.conversations.has(conversationId)) this.leaveRemoved(conversationId);
+    this.conversations.delete(conversationId);
+    this.reloads.remove(conversationId);
+    this.pages.removed(conversationId);
+    this.failed.delete(conversationId);
+    this.renderList();
   }
 
   private fetchUnknown(id: string): void {

@@ -74,6 +74,7 @@ export class ConversationView {
   private readonly title: HTMLHeadingElement;
   private readonly subtitle: HTMLElement;
   private readonly muteButton: HTMLButtonElement;
+  private readonly leaveButton: HTMLButtonElement;
   private readonly banner: HTMLElement;
   private readonly scroller: HTMLElement;
   private readonly log: HTMLOListElement;
@@ -103,6 +104,8 @@ export class ConversationView {
     this.title = h("h2", { class: "conv-title", attrs: { id: "conv-title", tabindex: -1, dir: "auto" } });
     this.subtitle = h("p", { class: "conv-sub" });
     this.muteButton = h("button", { class: "ghost small", attrs: { type: "button", "aria-pressed": "false" }, text: "Mute", on: { click: () => void this.toggleMute() } });
+    this.leaveButton = h("button", { class: "ghost small", attrs: { type: "button", hidden: true }, text: "Leave group" });
+    this.leaveButton.addEventListener("click", () => void this.leave());
     this.banner = h("p", { class: "banner", attrs: { role: "status", hidden: true } });
     this.olderButton = h("button", { class: "ghost small older", attrs: { type: "button", hidden: true }, text: "Load older messages", on: { click: () => void this.loadOlder(true) } });
     this.historyStart = h("p", { class: "history-start", attrs: { hidden: true }, text: "This is the beginning of the conversation." });
@@ -158,6 +161,7 @@ export class ConversationView {
           h("button", { class: "ghost small", attrs: { type: "submit" }, text: "Search" }),
         ),
         this.muteButton,
+        this.leaveButton,
       ),
       this.banner,
       this.searchPanel,
@@ -1091,6 +1095,7 @@ export class ConversationView {
     const muted = this.app.conversation(this.id)?.isMuted ?? this.conversation.isMuted;
     this.muteButton.setAttribute("aria-pressed", String(muted));
     this.muteButton.textContent = muted ? "Muted" : "Mute";
+    this.leaveButton.hidden = c.type !== "group";
   }
 
   private renderTyping(): void {
@@ -1106,6 +1111,23 @@ export class ConversationView {
   private showBanner(text: string | undefined): void {
     this.banner.hidden = !text;
     this.banner.textContent = text ?? "";
+  }
+
+  /**
+   * Leaves a group, once asked. A group could not be left from the app: its messages kept coming for good. The
+   * conversation goes from the list at once, the pane saying so (as after a removal).
+   */
+  private async leave(): Promise<void> {
+    const ok = await confirmDialog("Leave this group?", "You will no longer get its messages. A member can add you back.", "Leave");
+    if (!ok || this.destroyed) return this.leaveButton.focus();
+    try {
+      await this.app.chat.removeParticipant(this.id, this.me);
+      this.app.left(this.id);
+    } catch (err) {
+      if (this.app.handleAuthError(err)) return;
+      this.showBanner(`Could not leave the group: ${(err as Error).message}`);
+      this.leaveButton.focus();
+    }
   }
 
   private async toggleMute(): Promise<void> {

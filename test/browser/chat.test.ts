@@ -861,6 +861,12 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await alice.page.locator("#login-kaha").fill("someone");
     expect(await alice.page.locator("#login-kaha").inputValue()).toBe("someone");
     await alice.page.unroute(isList);
+    // A link to a conversation opened while signed out leads to it once signed in (it went to the list).
+    await alice.page.goto(`${BASE}/#/c/${direct.id}`);
+    await alice.page.reload();
+    await alice.page.locator("#login-kaha").fill(alice.kahaId);
+    await alice.page.locator("#login-kaha").press("Enter");
+    await expect.poll(() => messageTexts(alice.page), poll).toEqual(["delete me?"]);
     expect(alice.errors).toEqual([]);
   });
 

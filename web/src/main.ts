@@ -5,10 +5,14 @@ import { clearSession, loadSession, saveSession, type Session } from "./session"
 const root = document.getElementById("root")!;
 let app: App | undefined;
 
-function showLogin(): void {
+/**
+ * The sign-in page. A link to a conversation opened while signed out stays in the address bar, so signing in opens
+ * that conversation (it went to the list); signing out drops the one open, for whoever signs in next.
+ */
+function showLogin(keepRoute = false): void {
   app = undefined;
   clearSession();
-  if (location.hash) history.replaceState(null, "", location.pathname);
+  if (location.hash && !keepRoute) history.replaceState(null, "", location.pathname);
   renderLogin(root, (s) => {
     saveSession(s);
     startApp(s);
@@ -16,10 +20,10 @@ function showLogin(): void {
 }
 
 function startApp(s: Session): void {
-  app = new App(root, s, showLogin);
+  app = new App(root, s, () => showLogin());
   void app.start();
 }
 
 const saved = loadSession();
 if (saved) startApp(saved);
-else showLogin();
+else showLogin(true);

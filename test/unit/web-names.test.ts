@@ -4,6 +4,7 @@ import { placeholderProfile } from "../../src/profiles/placeholder";
 import { Directory, typingText } from "../../web/src/format";
 import { arrivalText } from "../../web/src/announce";
 import { replyQuote } from "../../web/src/reply";
+import { memberLines } from "../../web/src/members";
 
 const ann = "a0000000-0000-4000-8000-000000000001";
 const bob = "b0000000-0000-4000-8000-000000000002";
@@ -39,6 +40,25 @@ const group = (...profiles: Profile[]): Conversation => ({
 });
 
 describe("the web app's names", () => {
+  it("lists a group's members by name, me first, with their role and whether they are online", () => {
+    const dir = new Directory();
+    dir.set(bob, real(bob, "Bob Roe"));
+    dir.set(ann, real(ann, "Ann Lee"));
+    dir.set(agent, real(agent, "Aaron Agent"));
+    const online = new Set([bob]);
+    const lines = memberLines(
+      [
+        { userId: bob, role: "member" },
+        { userId: agent, role: "admin" },
+        { userId: ann, role: "member" },
+      ],
+      ann,
+      dir,
+      (u) => (online.has(u) ? "online" : "offline"),
+    );
+    expect(lines).toEqual(["Ann Lee (you)", "Aaron Agent · admin · Offline", "Bob Roe · Online"]);
+  });
+
   it("keeps a known real name when a message comes with the sender's placeholder (the profile service down)", () => {
     const dir = new Directory();
     dir.set(ann, real(ann, "Ann Lee"));

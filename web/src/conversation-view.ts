@@ -10,6 +10,7 @@ import { firstUnread, seenByChanges, seenByLines } from "./receipts";
 import { ARRIVALS_KEPT, arrivalText } from "./announce";
 import { messageBody, textRuns } from "./attachments";
 import { replyQuote } from "./reply";
+import { memberLines } from "./members";
 
 const PAGE = 50;
 const SEARCH_PAGE = 20;
@@ -73,6 +74,9 @@ export class ConversationView {
 
   private readonly title: HTMLHeadingElement;
   private readonly subtitle: HTMLElement;
+  /** Who is in a group or business chat, opened from the header. */
+  private readonly members: HTMLDetailsElement;
+  private readonly memberList: HTMLUListElement;
   private readonly muteButton: HTMLButtonElement;
   private readonly leaveButton: HTMLButtonElement;
   private readonly banner: HTMLElement;
@@ -103,6 +107,8 @@ export class ConversationView {
 
     this.title = h("h2", { class: "conv-title", attrs: { id: "conv-title", tabindex: -1, dir: "auto" } });
     this.subtitle = h("p", { class: "conv-sub" });
+    this.memberList = h("ul", { class: "member-list" });
+    this.members = h("details", { class: "members", attrs: { hidden: true } }, h("summary", { text: "Members" }), this.memberList);
     this.muteButton = h("button", { class: "ghost small", attrs: { type: "button", "aria-pressed": "false" }, text: "Mute", on: { click: () => void this.toggleMute() } });
     this.leaveButton = h("button", { class: "ghost small", attrs: { type: "button", hidden: true }, text: "Leave group" });
     this.leaveButton.addEventListener("click", () => void this.leave());
@@ -152,7 +158,7 @@ export class ConversationView {
         "header",
         { class: "conv-head" },
         h("a", { class: "back ghost small", attrs: { href: "#/", "aria-label": "Back to conversations" }, text: "←" }),
-        h("div", { class: "conv-heading" }, this.title, this.subtitle),
+        h("div", { class: "conv-heading" }, this.title, this.subtitle, this.members),
         h(
           "form",
           { class: "search", attrs: { role: "search" }, on: { submit: (e) => (e.preventDefault(), void this.search()) } },
@@ -1087,7 +1093,11 @@ export class ConversationView {
       const state = c.type === "business" ? businessState(c, this.me, this.app.dir) : undefined;
       const kind = c.type === "business" ? `Business chat · ${state ? `${state} · ` : ""}` : "";
       this.subtitle.textContent = `${kind}${this.participants.length} members${online ? ` · ${online} online` : ""}`;
+      const lines = memberLines(this.participants, this.me, this.app.dir, (u) => this.app.presence.status(u));
+      const shown = [...this.memberList.children].map((li) => li.textContent);
+      if (lines.join("\n") !== shown.join("\n")) replace(this.memberList, ...lines.map((text) => h("li", { attrs: { dir: "auto" }, text })));
     }
+    this.members.hidden = c.type === "direct";
     this.input.disabled = closed;
     this.sendButton.disabled = closed;
     this.input.placeholder = closed ? "This conversation is closed" : "Write a message…";

@@ -139,6 +139,8 @@ describe("the web app's names", () => {
     expect(replyQuote({ ...answered, content: "", deletedAt: "2026-01-01T00:01:00.000Z" }, ann, dir)).toBe("Reply to Bob Roe: message deleted");
     // Not loaded here (an older page) and not fetched yet.
     expect(replyQuote(undefined, ann, dir)).toBe("Reply to an earlier message");
+    // Above the composer while writing a reply.
+    expect(replyQuote(answered, ann, dir, "Replying to")).toBe("Replying to Bob Roe: Lunch at noon? Or later");
     dir.set(bob, real(bob, "Robert Roe"));
     expect(replyQuote(answered, ann, dir)).toBe("Reply to Robert Roe: Lunch at noon? Or later");
   });

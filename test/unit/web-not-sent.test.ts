@@ -51,6 +51,9 @@ describe("the web app's Not sent messages: Retry or Dismiss only", () => {
     // What the SDK takes goes to its outbox: the composer may clear, and a later refusal comes as send_failed.
     expect(sendOrRefusal(socket, "hello", "cm-2")).toBeUndefined();
     expect(socket.outbox().map((e) => e.content)).toEqual(["hello"]);
+    // A reply goes out as one: the message it answers travels with it.
+    expect(sendOrRefusal(socket, "yes, noon", "cm-4", "00000000-0000-4000-8000-0000000000aa")).toBeUndefined();
+    expect(socket.outbox().at(-1)).toMatchObject({ content: "yes, noon", replyToId: "00000000-0000-4000-8000-0000000000aa" });
     // Any other refusal on the spot is said in the SDK's words.
     socket.close("left");
     expect(refusalNote((await sendOrRefusal(socket, "late", "cm-3"))!)).toBe("Not sent: The conversation socket is closed");

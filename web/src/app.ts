@@ -16,6 +16,8 @@ import type { Session } from "./session";
 export interface FailedMessage {
   clientMessageId: string;
   content: string;
+  /** The message it answers: a retry is the same reply. */
+  replyToId?: string | null;
   error: ChatApiError;
 }
 
@@ -189,7 +191,7 @@ export class App {
     this.unsent.get(id)?.close("replaced");
     this.unsent.set(id, socket);
     // The outbox only shrinks from here: what a refusal names is one of these.
-    const contents = new Map(socket.outbox().map((e) => [e.clientMessageId, e.content]));
+    const entries = new Map(socket.outbox().map((e) => [e.clientMessageId, e]));
     const release = () => {
       offOutbox();
       offState();
@@ -205,8 +207,8 @@ export class App {
     const offState = socket.on("state", ({ state }) => state === "closed" && release());
     // Refused (the conversation closed meanwhile, say): told before the outbox event that may release the socket.
     const offFailed = socket.on("send_failed", ({ clientMessageId, error }) => {
-      const content = contents.get(clientMessageId);
-      if (content !== undefined) this.noteFailed(id, { clientMessageId, content, error });
+      const entry = entries.get(clientMessageId);
+      if (entry) this.noteFailed(id, { clientMessageId, content: entry.content, replyToId: entry.replyToId, error });
     });
   }
 

@@ -12,6 +12,9 @@ import { messageBody, textRuns } from "./attachments";
 import { replyQuote } from "./reply";
 import { memberLines } from "./members";
 
+/** A message written here and not stored yet: its text and the message it answers. */
+type Draft = Pick<OutboxEntry, "clientMessageId" | "content"> & { replyToId?: string | null };
+
 const PAGE = 50;
 const SEARCH_PAGE = 20;
 
@@ -44,7 +47,11 @@ export class ConversationView {
   private searchRun = 0;
   private readonly unloadedChanges = new Map<number, { edited?: Message; deletedAt?: string }>();
   /** Messages not stored yet (Sending…) or refused (Not sent), by clientMessageId, with their text. */
-  private readonly pendingNodes = new Map<string, { node: HTMLLIElement; content: string }>();
+  private readonly pendingNodes = new Map<string, { node: HTMLLIElement; content: string; replyToId?: string | null }>();
+  /** The message the composer's next message answers (Reply), shown above the box until sent or cancelled. */
+  private replyTo: Message | undefined;
+  private readonly replyBar: HTMLElement;
+  private readonly replyText: HTMLElement;
   /** Edits open when this conversation was last left (see Drafts): opened again as their messages are drawn. */
   private readonly resumeEdits: Map<number, string>;
   private readonly marks = new Map<string, Marks>();
@@ -68,7 +75,7 @@ export class ConversationView {
   private readSent = 0;
   private closedReason: string | undefined;
   /** Written before the socket existed (history still loading): handed to its outbox as soon as it does. */
-  private early: Pick<OutboxEntry, "clientMessageId" | "content">[] = [];
+  private early: Draft[] = [];
   /** This view's listeners on the socket: removed when the view goes, since the socket may outlive it. */
   private readonly unsubscribe: (() => void)[] = [];
 
@@ -137,7 +144,11 @@ export class ConversationView {
       on: {
         input: () => this.onInput(),
         keydown: (e) => {
-          if (sendsOnEnter(e)) {
+          if (e.key === "Escape" && this.replyTo) {
+            e.preventDefault();
+            e.stopPropagation();
+            this.cancelReply(true);
+          } else if (sendsOnEnter(e)) {
             e.preventDefault();
             this.submit();
           }
@@ -145,6 +156,13 @@ export class ConversationView {
         blur: () => this.socket?.stopTyping(),
       },
     });
+    this.replyText = h("span", { class: "reply-text", attrs: { id: "reply-text", dir: "auto" } });
+    this.replyBar = h(
+      "div",
+      { class: "reply-bar", attrs: { hidden: true } },
+      this.replyText,
+      h("button", { class: "ghost small", attrs: { type: "button", "aria-label": "Cancel reply" }, text: "×", on: { click: () => this.cancelReply(true) } }),
+    );
     this.input.value = app.drafts.take(this.id);
     this.resumeEdits = app.drafts.takeEdits(this.id);
     this.sendButton = h("button", { class: "primary", attrs: { type: "submit" }, text: "Send" });
@@ -177,6 +195,7 @@ export class ConversationView {
       this.composerError,
       this.notSentAnnouncer,
       this.arrivals,
+      this.replyBar,
       h(
         "form",
         { class: "composer", on: { submit: (e) => (e.preventDefault(), this.submit()) } },
@@ -364,7 +383,7 @@ export class ConversationView {
     s.on("send_failed", ({ clientMessageId, error }) => {
       const p = this.pendingNodes.get(clientMessageId);
       if (!p) return;
-      const failed = { clientMessageId, content: p.content, error };
+      const failed = { clientMessageId, content: p.content, replyToId: p.replyToId, error };
       // Kept by the app too, so leaving and coming back still shows it.
       this.app.noteFailed(this.id, failed);
       this.markFailed(failed);
@@ -526,6 +545,11 @@ export class ConversationView {
       edit.addEventListener("click", () => this.startEdit(m.seq, edit));
       actions.append(edit);
     }
+    if (!deleted) {
+      const reply = h("button", { class: "link small", attrs: { type: "button", "aria-label": "Reply to message" }, text: "Reply" });
+      reply.addEventListener("click", () => this.startReply(this.messages.get(m.seq) ?? m));
+      actions.prepend(reply);
+    }
     if (this.mayDelete(m)) actions.append(this.deleteButton(m));
     return h(
       "li",
@@ -674,7 +698,7 @@ export class ConversationView {
     for (const [seq, text] of add) this.nodes.get(seq)?.append(h("p", { class: "seen-by", text }));
   }
 
-  private renderPending(pending: readonly Pick<OutboxEntry, "clientMessageId" | "content">[]): void {
+  private renderPending(pending: readonly Draft[]): void {
     const ids = new Set(pending.map((p) => p.clientMessageId));
     for (const [cmid, { node }] of this.pendingNodes) {
       if (!ids.has(cmid) && !node.classList.contains("failed")) {
@@ -690,7 +714,7 @@ export class ConversationView {
   }
 
   /** The Sending… node of a message, drawn once. */
-  private pendingNode(p: Pick<OutboxEntry, "clientMessageId" | "content">): HTMLLIElement {
+  private pendingNode(p: Draft): HTMLLIElement {
     const known = this.pendingNodes.get(p.clientMessageId);
     if (known) return known.node;
     const node = h(
@@ -703,7 +727,7 @@ export class ConversationView {
         h("p", { class: "text", attrs: { dir: "auto" }, text: p.content }),
       ),
     );
-    this.pendingNodes.set(p.clientMessageId, { node, content: p.content });
+    this.pendingNodes.set(p.clientMessageId, { node, content: p.content, replyToId: p.replyToId });
     this.pendingList.append(node);
     return node;
   }
@@ -743,9 +767,9 @@ export class ConversationView {
     node.classList.remove("failed");
     if (state) state.textContent = "Sending…";
     this.app.dismissFailed(this.id, f.clientMessageId);
-    if (this.socket) this.socket.send(f.content, { clientMessageId: f.clientMessageId }).catch(() => {});
+    if (this.socket) this.socket.send(f.content, { clientMessageId: f.clientMessageId, replyToId: f.replyToId ?? null }).catch(() => {});
     else if (!this.early.some((e) => e.clientMessageId === f.clientMessageId)) {
-      this.early.push({ clientMessageId: f.clientMessageId, content: f.content });
+      this.early.push({ clientMessageId: f.clientMessageId, content: f.content, replyToId: f.replyToId });
       this.renderPending(this.early);
     }
     this.input.focus();
@@ -758,6 +782,25 @@ export class ConversationView {
     if (this.composerError.textContent && !lengthProblem(this.input.value)) this.composerError.textContent = "";
     if (this.input.value.trim()) this.socket?.typing();
     else this.socket?.stopTyping();
+  }
+
+  /**
+   * Reply: the next message answers this one. The app showed replies from other clients but could not write one.
+   * (Escape or × cancels.)
+   */
+  private startReply(m: Message): void {
+    this.replyTo = m;
+    this.replyText.textContent = replyQuote(m, this.me, this.app.dir, "Replying to");
+    this.replyBar.hidden = false;
+    this.input.setAttribute("aria-describedby", "composer-hint reply-text");
+    this.input.focus();
+  }
+
+  private cancelReply(focus: boolean): void {
+    this.replyTo = undefined;
+    this.replyBar.hidden = true;
+    this.input.setAttribute("aria-describedby", "composer-hint");
+    if (focus) this.input.focus();
   }
 
   private autosize(): void {
@@ -777,10 +820,11 @@ export class ConversationView {
       this.composerError.textContent = `Not sent: ${this.closedReason ?? "the connection was closed"}`;
       return;
     }
+    const replyToId = this.replyTo?.id ?? null;
     if (this.socket) {
       // Refused by the SDK on the spot (too large as a frame, say): no Sending… line, no send_failed, so the text
       // stays in the box with the reason. Later failures show on the pending message (send_failed).
-      const refused = sendOrRefusal(this.socket, text, randomId());
+      const refused = sendOrRefusal(this.socket, text, randomId(), replyToId);
       if (refused) {
         void refused.then((error) => {
           if (error && !this.destroyed) this.composerError.textContent = refusalNote(error);
@@ -790,9 +834,10 @@ export class ConversationView {
     } else {
       // Not on the server yet: shown as Sending… now (it showed nothing, as if sent), and its node is kept when the
       // socket's outbox takes it over under the same clientMessageId.
-      this.early.push({ clientMessageId: randomId(), content: text });
+      this.early.push({ clientMessageId: randomId(), content: text, replyToId });
       this.renderPending(this.early);
     }
+    this.cancelReply(false);
     this.input.value = "";
     this.autosize();
     this.input.focus();
@@ -802,10 +847,10 @@ export class ConversationView {
    * A message written before the socket existed, already shown as Sending…: refused by the SDK on the spot, it is
    * Not sent (kept by the app for the next visit when the view is gone). It vanished at the next outbox change.
    */
-  private handOver(socket: ConversationSocket, e: Pick<OutboxEntry, "clientMessageId" | "content">): void {
-    void sendOrRefusal(socket, e.content, e.clientMessageId)?.then((error) => {
+  private handOver(socket: ConversationSocket, e: Draft): void {
+    void sendOrRefusal(socket, e.content, e.clientMessageId, e.replyToId ?? null)?.then((error) => {
       if (!error) return;
-      const failed = { clientMessageId: e.clientMessageId, content: e.content, error };
+      const failed = { clientMessageId: e.clientMessageId, content: e.content, replyToId: e.replyToId, error };
       this.app.noteFailed(this.id, failed);
       if (this.destroyed) return;
       this.markFailed(failed);

@@ -32,8 +32,9 @@ export function sendOrRefusal(
   socket: Pick<ConversationSocket, "send" | "outbox">,
   content: string,
   clientMessageId: string,
+  replyToId: string | null = null,
 ): Promise<ChatApiError | undefined> | undefined {
-  const sending = socket.send(content, { clientMessageId });
+  const sending = socket.send(content, { clientMessageId, replyToId });
   if (socket.outbox().some((e) => e.clientMessageId === clientMessageId)) {
     // A refusal from here on is told as send_failed, on the message's own Sending… line.
     sending.catch(() => {});

@@ -7,10 +7,15 @@ import type { Directory } from "./format";
  * client: the SDK sends replyToId) showed as a message on its own, its context lost. Undefined while the message
  * answered is not known yet (not loaded, being fetched).
  */
-export function replyQuote(target: Pick<Message, "senderId" | "type" | "content" | "deletedAt"> | undefined, me: string, dir: Pick<Directory, "name">): string {
-  if (!target) return "Reply to an earlier message";
+export function replyQuote(
+  target: Pick<Message, "senderId" | "type" | "content" | "deletedAt"> | undefined,
+  me: string,
+  dir: Pick<Directory, "name">,
+  lead = "Reply to",
+): string {
+  if (!target) return `${lead} an earlier message`;
   const who = target.senderId === me ? "you" : dir.name(target.senderId);
-  if (target.deletedAt) return `Reply to ${who}: message deleted`;
+  if (target.deletedAt) return `${lead} ${who}: message deleted`;
   const text = messageSummary(target);
-  return `Reply to ${who}: ${text.length > 80 ? `${text.slice(0, 79)}…` : text}`;
+  return `${lead} ${who}: ${text.length > 80 ? `${text.slice(0, 79)}…` : text}`;
 }

@@ -8,7 +8,7 @@ import { sendsOnEnter } from "./keys";
 import { mayRetry, notSentAlert, refusalNote, sendOrRefusal } from "./not-sent";
 import { firstUnread, seenByChanges, seenByLines } from "./receipts";
 import { ARRIVALS_KEPT, arrivalText } from "./announce";
-import { messageBody, textRuns } from "./attachments";
+import { renderBody } from "./message-body";
 import { replyQuote } from "./reply";
 import { memberLines } from "./members";
 
@@ -570,7 +570,11 @@ export class ConversationView {
           m.editedAt && !deleted ? h("span", { class: "edited", text: "(edited)" }) : null,
         ),
         this.replyLine(m),
-        this.renderBody(m),
+        renderBody(m, (img) => {
+          // Keeps the newest message in view when a picture above it grows as it loads.
+          const s = this.scroller;
+          if (s.scrollHeight - s.scrollTop - s.clientHeight - img.offsetHeight < 48) s.scrollTop = s.scrollHeight;
+        }),
         own && !deleted ? h("span", { class: "ticks", attrs: { role: "img" } }) : null,
       ),
       actions.childElementCount ? actions : null,
@@ -620,42 +624,6 @@ export class ConversationView {
     for (const quote of this.log.querySelectorAll<HTMLElement>(".reply-quote")) {
       const to = quote.dataset.replyTo;
       if (to && (id === undefined || to === id)) setText(quote, replyQuote(this.replyTarget(to), this.me, this.app.dir));
-    }
-  }
-
-  /**
-   * The bubble's content: text as text, an image as a picture (opening it full size), a file as a link. An image or
-   * file message showed its URL as text. Links only ever from safeUrl (http(s)); nothing is ever set as markup.
-   */
-  private renderBody(m: Message): HTMLElement {
-    const body = messageBody(m);
-    switch (body.kind) {
-      case "deleted":
-        return h("p", { class: "text", text: "This message was deleted" });
-      case "image": {
-        const img = h("img", { class: "msg-image", attrs: { src: body.url, alt: `Image: ${body.name}`, loading: "lazy", referrerpolicy: "no-referrer" } });
-        const link = h("a", { class: "text attachment", attrs: { href: body.url, target: "_blank", rel: "noopener noreferrer" } }, img);
-        // Keeps the newest message in view when a picture above it grows as it loads.
-        img.addEventListener("load", () => {
-          const s = this.scroller;
-          if (s.scrollHeight - s.scrollTop - s.clientHeight - img.offsetHeight < 48) s.scrollTop = s.scrollHeight;
-        });
-        // A picture that cannot be shown (gone, not an image) is still reachable by its link, named.
-        img.addEventListener("error", () => replace(link, `Image: ${body.name} (could not be shown)`), { once: true });
-        return link;
-      }
-      case "file":
-        return h("a", { class: "text attachment file", attrs: { href: body.url, target: "_blank", rel: "noopener noreferrer", dir: "auto" }, text: `File: ${body.name}` });
-      case "bad-link":
-        return h("p", { class: "text" }, h("span", { class: "attachment-note", text: `${body.label} ` }), h("span", { attrs: { dir: "auto" }, text: body.text }));
-      default:
-        // Each text sets its own direction (Arabic, Hebrew): in the page's left-to-right, a right-to-left message
-        // was aligned left with its punctuation at the wrong end.
-        return h(
-          "p",
-          { class: "text", attrs: { dir: "auto" } },
-          ...textRuns(body.text).map((r) => (r.url ? h("a", { attrs: { href: r.url, target: "_blank", rel: "noopener noreferrer" }, text: r.text }) : r.text)),
-        );
     }
   }
 

@@ -1502,3 +1502,19 @@ describe("client conversation socket: a clientMessageId reused with another mess
     expect(failed).toEqual([]);
   });
 });
+
+describe("client conversation socket: a send on a closed socket", () => {
+  // It rejected with status 0, which isRetryable called retryable: an app retrying retryable errors looped for ever.
+  it("rejects saying the socket is closed, with an error that is neither retryable nor a network error", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("ready", ready(0));
+    const pending = s.send("pending").catch((e: unknown) => e);
+    s.close();
+    const late = await s.send("late").catch((e: unknown) => e);
+    expect(late).toMatchObject({ statusCode: 0, code: "closed", error: "Socket Closed", message: "The conversation socket is closed" });
+    expect(late).toMatchObject({ isRetryable: false, isNetworkError: false, isSocketClosed: true, isClientError: false });
+    // A message still pending when the app closed the socket is not retryable on it either.
+    expect(await pending).toMatchObject({ code: "closed", isRetryable: false });
+  });
+});

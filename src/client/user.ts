@@ -104,7 +104,10 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
     this.sendFrame("set_presence", { status });
   }
 
-  /** Current presence of users who share a conversation with you (others are left out). Any number of users. */
+  /**
+   * Current presence of users who share a conversation with you (others are left out). Any number of users. Asked
+   * while the socket is still connecting, the question goes once it is open (within 10 s).
+   */
   async getPresence(userIds: string[]): Promise<PresenceUpdate[]> {
     const unique = [...new Set(userIds)];
     // The server takes PRESENCE_ASK_MAX ids a request: the ids past them were cut off, and an app with more contacts

@@ -1518,3 +1518,51 @@ describe("client conversation socket: a send on a closed socket", () => {
     expect(await pending).toMatchObject({ code: "closed", isRetryable: false });
   });
 });
+
+describe("client user socket: get_presence", () => {
+  const at = (s: number) => new Date(s * 1000).toISOString();
+  const connectedUser = () => {
+    const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+    const u = new UserSocket(rest, "ws://chat.test", { WebSocket: FakeSocket as never, backoff: { initialMs: 5, maxMs: 20, jitter: 0 }, watchNetwork: false });
+    sockets.push(u);
+    return u.connect();
+  };
+  // The server's answer, in its own spelling of the ids (lowercase).
+  const answerOnline = (frame: { type: string; data: any; id?: string }, socket: FakeSocket) => {
+    if (frame.type !== "get_presence") return;
+    const presences = (frame.data.userIds as string[]).map((id) => ({ userId: id.toLowerCase(), status: "online", lastSeen: at(1) }));
+    setTimeout(() => socket.frame("presence_state", { presences }, frame.id));
+  };
+
+  // An app asking right after creating the client got "Not connected" while the socket was still connecting.
+  it("asked while the socket is connecting, waits for the connection and answers", async () => {
+    const u = connectedUser();
+    FakeSocket.answer = answerOnline;
+    const asking = u.getPresence([OTHER]);
+    await until(() => FakeSocket.all.length === 1);
+    await tick(5);
+    expect(latest().sentOf("get_presence")).toEqual([]);
+    latest().frame("connected", { userId: ME, timestamp: at(0) });
+    await expect(asking).resolves.toEqual([{ userId: OTHER, status: "online", lastSeen: at(1) }]);
+    // Closed while it waits: told at once that the socket is closed, as something not worth retrying.
+    latest().cut();
+    const waiting = u.getPresence([OTHER]).catch((e: unknown) => e);
+    u.close();
+    expect(await waiting).toMatchObject({ code: "closed", message: "The socket is closed: closed by client", isRetryable: false });
+    expect(await u.getPresence([OTHER]).catch((e: unknown) => e)).toMatchObject({ code: "closed", isRetryable: false });
+  });
+
+  it("gives up when the socket does not connect within the request's timeout", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+    try {
+      const u = connectedUser();
+      const asking = u.getPresence([OTHER]).catch((e: unknown) => e);
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(await asking).toMatchObject({ code: "timeout", message: "Not connected within 10000 ms" });
+      expect(latest().sentOf("get_presence")).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+});

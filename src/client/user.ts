@@ -106,15 +106,24 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
 
   /**
    * Current presence of users who share a conversation with you (others are left out). Any number of users. Asked
-   * while the socket is still connecting, the question goes once it is open (within 10 s).
+   * while the socket is still connecting, the question goes once it is open (within 10 s). Each answer carries the id
+   * as you wrote it: the server compares ids without case and answers in lowercase (as do `presence` events and every
+   * id the server sends), and an app that asked in uppercase could not match the answers to its users.
    */
   async getPresence(userIds: string[]): Promise<PresenceUpdate[]> {
-    const unique = [...new Set(userIds)];
+    // Spellings the app used, by the server's form: asking "AB" and "ab" is one question with two answers.
+    const asked = new Map<string, string[]>();
+    for (const id of new Set(userIds)) {
+      const key = id.toLowerCase();
+      asked.set(key, [...(asked.get(key) ?? []), id]);
+    }
+    const unique = [...asked.keys()];
     // The server takes PRESENCE_ASK_MAX ids a request: the ids past them were cut off, and an app with more contacts
     // never learnt whether the rest were online.
     const parts: string[][] = [];
     for (let i = 0; i < unique.length; i += PRESENCE_ASK_MAX) parts.push(unique.slice(i, i + PRESENCE_ASK_MAX));
-    return (await Promise.all(parts.map((ids) => this.askPresence(ids)))).flat();
+    const answers = (await Promise.all(parts.map((ids) => this.askPresence(ids)))).flat();
+    return answers.flatMap((p) => (asked.get(p.userId.toLowerCase()) ?? [p.userId]).map((userId) => ({ ...p, userId })));
   }
 
   private async askPresence(userIds: string[]): Promise<PresenceUpdate[]> {

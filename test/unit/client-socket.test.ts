@@ -1565,4 +1565,26 @@ describe("client user socket: get_presence", () => {
     }
   });
 
+  // The server compares ids without case and answers in lowercase: an app that asked in uppercase found no answer
+  // for its users (every contact shown offline).
+  it("answers with the ids as the app wrote them, also for a change pushed while the question was out", async () => {
+    const u = connectedUser();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("connected", { userId: ME, timestamp: at(0) });
+    const UPPER = "00000000-0000-4000-8000-0000000000AB";
+    const lower = UPPER.toLowerCase();
+    FakeSocket.answer = (frame, socket) => {
+      if (frame.type !== "get_presence") return;
+      socket.frame("presence_update", { userId: lower, status: "away", lastSeen: at(5) });
+      answerOnline(frame, socket);
+    };
+    expect(await u.getPresence([UPPER, OTHER, lower])).toEqual([
+      { userId: UPPER, status: "away", lastSeen: at(5) },
+      { userId: lower, status: "away", lastSeen: at(5) },
+      { userId: OTHER, status: "online", lastSeen: at(1) },
+    ]);
+    // One question for the two spellings of one user.
+    expect(ws.sentOf("get_presence").map((f) => f.data.userIds)).toEqual([[lower, OTHER]]);
+  });
 });

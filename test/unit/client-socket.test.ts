@@ -1503,6 +1503,41 @@ describe("client conversation socket: a clientMessageId reused with another mess
   });
 });
 
+describe("client conversation socket: a message held back when the connection is replaced", () => {
+  // After many transient refusals the retry was up to 30 s away, and a reconnect (a fresh connection: the rate window
+  // or the room's trouble may be gone) kept it: the message sat in "Sending…" with the socket open.
+  it("goes at once on the new connection, and a refusal there waits the first delay again, not the old one's", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"] });
+    // The shortest backoffs: 0.5 s after the first refusal, doubling.
+    vi.spyOn(Math, "random").mockReturnValue(0);
+    try {
+      const s = open();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      const ws1 = latest();
+      ws1.frame("ready", ready(0));
+      FakeSocket.answer = (f, socket) => {
+        if (f.type === "send_message") setTimeout(() => socket.frame("error", { code: "rate_limited", message: "Too many messages" }, f.id), 1);
+      };
+      void s.send("held").catch(() => {});
+      // Six refusals, 0.5, 1, 2, 4 and 8 s apart: the next try is 16 s after the last.
+      await vi.advanceTimersByTimeAsync(20_000);
+      expect(ws1.sentOf("send_message")).toHaveLength(6);
+      ws1.cut();
+      await vi.advanceTimersByTimeAsync(50);
+      const ws2 = latest();
+      expect(ws2).not.toBe(ws1);
+      ws2.frame("ready", ready(0));
+      ws2.frame("resumed", { fromSeq: 1, toSeq: 0 });
+      expect(ws2.sentOf("send_message").map((f) => f.data.content)).toEqual(["held"]);
+      await vi.advanceTimersByTimeAsync(600);
+      expect(ws2.sentOf("send_message")).toHaveLength(2);
+    } finally {
+      vi.restoreAllMocks();
+      vi.useRealTimers();
+    }
+  });
+});
+
 describe("client conversation socket: a send on a closed socket", () => {
   // It rejected with status 0, which isRetryable called retryable: an app retrying retryable errors looped for ever.
   it("rejects saying the socket is closed, with an error that is neither retryable nor a network error", async () => {

@@ -38,9 +38,12 @@ export class ChatApiError extends Error {
     this.code = init.code;
   }
 
-  /** No answer from the server (offline, DNS, reset, timeout). Safe to retry idempotent calls. */
+  /**
+   * No answer from the server (offline, DNS, reset, timeout). Safe to retry idempotent calls. Not a call that ended on
+   * this side: a socket that is closed, or a call the caller aborted (retried with the same signal, it fails at once).
+   */
   get isNetworkError(): boolean {
-    return this.statusCode === 0 && !this.isSocketClosed;
+    return this.statusCode === 0 && !this.isSocketClosed && this.code !== "aborted";
   }
 
   /** Asked of a socket that is closed (code `closed`): nothing was sent, and asking it again fails the same way. */
@@ -54,8 +57,8 @@ export class ChatApiError extends Error {
   }
 
   /**
-   * Worth retrying later: no answer, rate limited, or a dependency down. Not a socket that is closed: a send() on it
-   * failed at once with status 0, and an app retrying what is retryable looped for ever.
+   * Worth retrying later: no answer, rate limited, or a dependency down. Not a socket that is closed, nor an aborted
+   * call: both failed at once with status 0, and an app retrying what is retryable looped for ever.
    */
   get isRetryable(): boolean {
     return this.isNetworkError || this.statusCode === 429 || this.statusCode === 503 || this.statusCode === 502 || this.statusCode === 504;

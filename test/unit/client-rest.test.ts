@@ -176,3 +176,15 @@ describe("client REST: calls the caller ends", () => {
     expect(((await call.catch((e: unknown) => e)) as ChatApiError).code).toBe("aborted");
   });
 });
+
+describe("client REST: failures an app tells apart", () => {
+  // An aborted call said it was retryable (status 0): an app that retries what is retryable, with the same signal,
+  // looped for ever on calls that failed at once.
+  it("an aborted call is not retryable, and no network error", async () => {
+    const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: fakeFetch([json(200, {})]).fetchImpl });
+    const controller = new AbortController();
+    controller.abort();
+    const error = (await rest.me({ signal: controller.signal }).catch((e: unknown) => e)) as ChatApiError;
+    expect(error).toMatchObject({ code: "aborted", isRetryable: false, isNetworkError: false });
+  });
+});

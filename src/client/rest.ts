@@ -132,7 +132,7 @@ export class ChatRest {
       if (options.body !== undefined) headers["content-type"] = "application/json";
       // Read for every try: a token that expired during a retry's wait turned a retried 503 into a 401.
       if (options.auth !== false) {
-        const token = await this.token();
+        const token = await this.bearer();
         if (token) headers.authorization = `Bearer ${token}`;
       }
       try {
@@ -144,6 +144,19 @@ export class ChatRest {
         if (!safe || attempt >= this.retries || !e.isRetryable || wait > 10_000 || options.signal?.aborted) throw e;
         await pause(wait, options.signal);
       }
+    }
+  }
+
+  /**
+   * The token for a call. A token function that fails (its refresh offline, say) escaped as its own error: an app
+   * that tells ChatApiErrors apart (`instanceof`, `isRetryable`) took it for a bug instead of a call that failed.
+   */
+  private async bearer(): Promise<string | undefined> {
+    try {
+      return await this.token();
+    } catch (err) {
+      if (err instanceof ChatApiError) throw err;
+      throw new ChatApiError({ statusCode: 0, message: `Could not get a token: ${(err as Error)?.message ?? String(err)}`, code: "token", cause: err });
     }
   }
 

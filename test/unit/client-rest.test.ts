@@ -178,6 +178,17 @@ describe("client REST: calls the caller ends", () => {
 });
 
 describe("client REST: failures an app tells apart", () => {
+  // The token function's own error escaped (a TypeError from its refresh): not a ChatApiError like every other failure.
+  it("a token function that fails fails the call with a ChatApiError carrying its error", async () => {
+    const { calls, fetchImpl } = fakeFetch([]);
+    const cause = new TypeError("Failed to fetch");
+    const rest = new ChatRest({ baseUrl: "http://api.test", token: () => Promise.reject(cause), fetch: fetchImpl, retries: 0 });
+    const error = (await rest.me().catch((e: unknown) => e)) as ChatApiError;
+    expect(error).toBeInstanceOf(ChatApiError);
+    expect(error).toMatchObject({ statusCode: 0, code: "token", message: "Could not get a token: Failed to fetch", cause });
+    expect(calls).toHaveLength(0);
+  });
+
   // An aborted call said it was retryable (status 0): an app that retries what is retryable, with the same signal,
   // looped for ever on calls that failed at once.
   it("an aborted call is not retryable, and no network error", async () => {

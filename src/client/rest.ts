@@ -197,14 +197,26 @@ export class ChatRest {
       signal?.removeEventListener("abort", callerAborted);
     }
     let json: unknown = undefined;
+    let parsed = true;
     if (text) {
       try {
         json = JSON.parse(text);
       } catch {
-        json = undefined;
+        parsed = false;
       }
     }
     if (!res.ok) throw errorFromResponse(res.status, res.statusText, json, res.headers);
+    // A success that is not JSON (a baseUrl naming the web app's server, which answers every path with its page; a
+    // captive portal) was handed to the app as `undefined`, and failed later as a TypeError far from the cause.
+    if (!parsed) {
+      const type = res.headers.get("content-type") ?? "no content type";
+      throw new ChatApiError({
+        statusCode: res.status,
+        message: `${method} ${url} answered ${res.status} with ${type}, not JSON: is baseUrl the chat API?`,
+        code: "invalid_response",
+        requestId: res.headers.get("x-request-id") ?? undefined,
+      });
+    }
     return json as T;
   }
 

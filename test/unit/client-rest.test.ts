@@ -178,6 +178,22 @@ describe("client REST: calls the caller ends", () => {
 });
 
 describe("client REST: failures an app tells apart", () => {
+  // A baseUrl naming the web app's own server answers every path with its page (200, HTML): the call resolved with
+  // `undefined`, and the app failed later with a TypeError far from the cause.
+  it("a success that is not JSON fails the call with a ChatApiError naming the answer", async () => {
+    const page = new Response("<!doctype html><title>Chat</title>", { status: 200, headers: { "content-type": "text/html" } });
+    const { calls, fetchImpl } = fakeFetch([page]);
+    const rest = new ChatRest({ baseUrl: "http://localhost:5173", token: "t", fetch: fetchImpl });
+    const error = (await rest.listConversations().catch((e: unknown) => e)) as ChatApiError;
+    expect(error).toBeInstanceOf(ChatApiError);
+    expect(error).toMatchObject({ statusCode: 200, code: "invalid_response", isRetryable: false });
+    expect(error.message).toBe("GET http://localhost:5173/conversations answered 200 with text/html, not JSON: is baseUrl the chat API?");
+    expect(calls).toHaveLength(1);
+    // An empty success (204) is still fine.
+    const empty = fakeFetch([new Response(null, { status: 204 })]);
+    await expect(new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: empty.fetchImpl }).deleteMessage("c1", "m1")).resolves.toBeUndefined();
+  });
+
   // The token function's own error escaped (a TypeError from its refresh): not a ChatApiError like every other failure.
   it("a token function that fails fails the call with a ChatApiError carrying its error", async () => {
     const { calls, fetchImpl } = fakeFetch([]);

@@ -1622,4 +1622,19 @@ describe("client user socket: get_presence", () => {
     // One question for the two spellings of one user.
     expect(ws.sentOf("get_presence").map((f) => f.data.userIds)).toEqual([[lower, OTHER]]);
   });
+
+  // The server refuses a get_presence naming an id that is not a UUID: one such id (a bot's "system", a typo) among an
+  // app's contacts failed the whole call, and none of the others asked with it was ever answered.
+  it("leaves out an id that is no user id and answers for the others", async () => {
+    const u = connectedUser();
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("connected", { userId: ME, timestamp: at(0) });
+    FakeSocket.answer = (frame, socket) => {
+      if (frame.type !== "get_presence") return;
+      const bad = (frame.data.userIds as string[]).findIndex((id) => !/^[0-9a-f-]{36}$/i.test(id));
+      if (bad >= 0) return socket.frame("error", { code: "invalid_frame", message: `data.userIds.${bad}: must be a UUID` }, frame.id);
+      answerOnline(frame, socket);
+    };
+    expect(await u.getPresence([OTHER, "system", ""])).toEqual([{ userId: OTHER, status: "online", lastSeen: at(1) }]);
+  });
 });

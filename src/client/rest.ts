@@ -97,6 +97,11 @@ export class ChatRest {
 
   constructor(options: RestOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
+    // Without its scheme ("chat.example.com") or relative ("/api"), every call failed with a bare "Invalid URL" and
+    // a socket retried for ever without a word: the mistake is told here, where it is made.
+    if (this.baseUrl !== "" && !/^https?:\/\/[^/]/i.test(this.baseUrl)) {
+      throw new TypeError(`baseUrl must be an absolute http(s) URL such as "https://chat.example.com", or "" for the page's own origin (got "${options.baseUrl}")`);
+    }
     this.tokenSource = options.token;
     // Bound: a browser's fetch must be called on its global object.
     this.fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));

@@ -215,3 +215,13 @@ describe("client REST: failures an app tells apart", () => {
     expect(error).toMatchObject({ code: "aborted", isRetryable: false, isNetworkError: false });
   });
 });
+
+describe("client REST: a baseUrl that cannot work", () => {
+  // "chat.example.com" (no scheme) failed every call with a bare "Invalid URL", and the sockets retried for ever.
+  it("is refused when the client is made, saying what is expected", () => {
+    for (const baseUrl of ["chat.example.com", "/api", "ws://chat.example.com"]) {
+      expect(() => new ChatClient({ baseUrl, token: "t" }), baseUrl).toThrow(`baseUrl must be an absolute http(s) URL such as "https://chat.example.com", or "" for the page's own origin (got "${baseUrl}")`);
+    }
+    for (const baseUrl of ["https://chat.example.com/", "HTTP://127.0.0.1:8787", ""]) expect(() => new ChatRest({ baseUrl }), baseUrl).not.toThrow();
+  });
+});

@@ -68,6 +68,6 @@ export class ChatClient extends ChatRest {
 
   private wsBase(): string {
     const base = this.baseUrl || (globalThis as { location?: { origin?: string } }).location?.origin || "";
-    return base.replace(/^http/, "ws");
+    return base.replace(/^http/i, "ws");
   }
 }

@@ -537,8 +537,9 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
       return;
     }
     // Transient (rate limited, storage unavailable): keep it and try again later. One delay for both: two random
-    // draws let the flush come before the retry time, and the message then waited up to a second more.
-    const delayMs = backoffDelay(entry.attempts);
+    // draws let the flush come before the retry time, and the message then waited up to a second more. The delay
+    // grows with the refusals on this connection only (a reconnect starts over; see Outbox.connectionChanged).
+    const delayMs = backoffDelay((entry.refusals ?? 0) + 1);
     this.queue.retryLater(entry.clientMessageId, Date.now(), delayMs);
     this.scheduleFlush(delayMs + 10);
   }

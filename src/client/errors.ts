@@ -1,6 +1,8 @@
 /**
  * Every failure of a REST call (and every refusal of a message sent over a socket) is a ChatApiError.
- * `statusCode` is the HTTP status (0 when no response arrived: network down, timeout, aborted).
+ * `statusCode` is the HTTP status (0 when no response arrived: network down, timeout, aborted). A call on a socket
+ * that is closed (by the app, or for good by the server) is 0 too, with `code: "closed"`: neither a network error nor
+ * retryable, since the same call on the same socket fails again (open a new socket, or `connect()` again).
  */
 export class ChatApiError extends Error {
   override readonly name = "ChatApiError";
@@ -8,7 +10,7 @@ export class ChatApiError extends Error {
   readonly statusCode: number;
   /** The server's request id (`X-Request-Id`), for support and logs. */
   readonly requestId: string | undefined;
-  /** The reason phrase of the status ("Not Found"), or "Network Error". */
+  /** The reason phrase of the status ("Not Found"), or "Network Error" (or "Socket Closed"). */
   readonly error: string;
   /** Validation messages when the server sent several. */
   readonly details: readonly string[];
@@ -30,15 +32,23 @@ export class ChatApiError extends Error {
     super(init.message, init.cause === undefined ? undefined : { cause: init.cause });
     this.statusCode = init.statusCode;
     this.requestId = init.requestId;
-    this.error = init.error ?? (init.statusCode === 0 ? "Network Error" : "Error");
+    this.error = init.error ?? (init.code === "closed" ? "Socket Closed" : init.statusCode === 0 ? "Network Error" : "Error");
     this.details = init.details ?? [];
     this.retryAfter = init.retryAfter;
     this.code = init.code;
   }
 
-  /** No answer from the server (offline, DNS, reset, timeout). Safe to retry idempotent calls. */
+  /**
+   * No answer from the server (offline, DNS, reset, timeout). Safe to retry idempotent calls. Not a call that ended on
+   * this side: a socket that is closed, or a call the caller aborted (retried with the same signal, it fails at once).
+   */
   get isNetworkError(): boolean {
-    return this.statusCode === 0;
+    return this.statusCode === 0 && !this.isSocketClosed && this.code !== "aborted";
+  }
+
+  /** Asked of a socket that is closed (code `closed`): nothing was sent, and asking it again fails the same way. */
+  get isSocketClosed(): boolean {
+    return this.code === "closed";
   }
 
   /** The server refused the request itself; retrying the same request will not help. */
@@ -46,9 +56,12 @@ export class ChatApiError extends Error {
     return this.statusCode >= 400 && this.statusCode < 500 && this.statusCode !== 429;
   }
 
-  /** Worth retrying later: no answer, rate limited, or a dependency down. */
+  /**
+   * Worth retrying later: no answer, rate limited, or a dependency down. Not a socket that is closed, nor an aborted
+   * call: both failed at once with status 0, and an app retrying what is retryable looped for ever.
+   */
   get isRetryable(): boolean {
-    return this.statusCode === 0 || this.statusCode === 429 || this.statusCode === 503 || this.statusCode === 502 || this.statusCode === 504;
+    return this.isNetworkError || this.statusCode === 429 || this.statusCode === 503 || this.statusCode === 502 || this.statusCode === 504;
   }
 }
 

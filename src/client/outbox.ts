@@ -16,6 +16,8 @@ export interface OutboxEntry {
   frameId?: string;
   /** Epoch ms before which it must not be sent again (after a transient refusal). */
   notBefore?: number;
+  /** Transient refusals on the current connection: the retry delay grows with them. */
+  refusals?: number;
 }
 
 /**
@@ -61,11 +63,17 @@ export class Outbox {
     return undefined;
   }
 
-  /** A new connection: nothing has been sent on it yet. */
+  /**
+   * A new connection: nothing has been sent on it yet, and nothing refused on it. The reason of a refusal (a rate
+   * window, a room that was unavailable) need not hold on a fresh connection: a message held back after many refusals
+   * waited out its retry delay (up to 30 s) after the reconnect, and the next refusal's delay started there.
+   */
   connectionChanged(): void {
     for (const e of this.entries.values()) {
       e.sentAt = undefined;
       e.frameId = undefined;
+      e.notBefore = undefined;
+      e.refusals = undefined;
     }
   }
 
@@ -104,6 +112,7 @@ export class Outbox {
   retryLater(clientMessageId: string, now: number, delayMs: number): void {
     const e = this.entries.get(clientMessageId);
     if (!e) return;
+    e.refusals = (e.refusals ?? 0) + 1;
     e.sentAt = undefined;
     e.frameId = undefined;
     e.notBefore = now + delayMs;

@@ -97,6 +97,11 @@ export class ChatRest {
 
   constructor(options: RestOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
+    // Without its scheme ("chat.example.com") or relative ("/api"), every call failed with a bare "Invalid URL" and
+    // a socket retried for ever without a word: the mistake is told here, where it is made.
+    if (this.baseUrl !== "" && !/^https?:\/\/[^/]/i.test(this.baseUrl)) {
+      throw new TypeError(`baseUrl must be an absolute http(s) URL such as "https://chat.example.com", or "" for the page's own origin (got "${options.baseUrl}")`);
+    }
     this.tokenSource = options.token;
     // Bound: a browser's fetch must be called on its global object.
     this.fetchImpl = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
@@ -132,7 +137,7 @@ export class ChatRest {
       if (options.body !== undefined) headers["content-type"] = "application/json";
       // Read for every try: a token that expired during a retry's wait turned a retried 503 into a 401.
       if (options.auth !== false) {
-        const token = await this.token();
+        const token = await this.bearer();
         if (token) headers.authorization = `Bearer ${token}`;
       }
       try {
@@ -144,6 +149,19 @@ export class ChatRest {
         if (!safe || attempt >= this.retries || !e.isRetryable || wait > 10_000 || options.signal?.aborted) throw e;
         await pause(wait, options.signal);
       }
+    }
+  }
+
+  /**
+   * The token for a call. A token function that fails (its refresh offline, say) escaped as its own error: an app
+   * that tells ChatApiErrors apart (`instanceof`, `isRetryable`) took it for a bug instead of a call that failed.
+   */
+  private async bearer(): Promise<string | undefined> {
+    try {
+      return await this.token();
+    } catch (err) {
+      if (err instanceof ChatApiError) throw err;
+      throw new ChatApiError({ statusCode: 0, message: `Could not get a token: ${(err as Error)?.message ?? String(err)}`, code: "token", cause: err });
     }
   }
 
@@ -184,14 +202,26 @@ export class ChatRest {
       signal?.removeEventListener("abort", callerAborted);
     }
     let json: unknown = undefined;
+    let parsed = true;
     if (text) {
       try {
         json = JSON.parse(text);
       } catch {
-        json = undefined;
+        parsed = false;
       }
     }
     if (!res.ok) throw errorFromResponse(res.status, res.statusText, json, res.headers);
+    // A success that is not JSON (a baseUrl naming the web app's server, which answers every path with its page; a
+    // captive portal) was handed to the app as `undefined`, and failed later as a TypeError far from the cause.
+    if (!parsed) {
+      const type = res.headers.get("content-type") ?? "no content type";
+      throw new ChatApiError({
+        statusCode: res.status,
+        message: `${method} ${url} answered ${res.status} with ${type}, not JSON: is baseUrl the chat API?`,
+        code: "invalid_response",
+        requestId: res.headers.get("x-request-id") ?? undefined,
+      });
+    }
     return json as T;
   }
 

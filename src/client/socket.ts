@@ -246,21 +246,47 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
     return this.counter;
   }
 
-  /** Sends a frame with an id and waits for the reply of type `reply` (or the error frame) with that id. */
+  /**
+   * Sends a frame with an id and waits for the reply of type `reply` (or the error frame) with that id. Asked while
+   * the socket is connecting (or reconnecting, or offline), it goes when the socket is open: an app that asked right
+   * after creating the client was refused "Not connected". `timeoutMs` bounds the wait and the reply together.
+   */
   protected request(type: string, data: unknown, reply: string, timeoutMs = 10_000): Promise<Frame> {
     const id = this.nextId();
     return new Promise<Frame>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.requests.delete(id);
-        reject(new ChatApiError({ statusCode: 0, message: `No ${reply} within ${timeoutMs} ms`, code: "timeout" }));
-      }, timeoutMs);
-      this.requests.set(id, { resolve, reject, reply, timer });
-      if (!this.sendFrame(type, data, id)) {
+      let offState: (() => void) | undefined;
+      const settle = (err: ChatApiError) => {
+        offState?.();
         clearTimeout(timer);
         this.requests.delete(id);
-        reject(new ChatApiError({ statusCode: 0, message: "Not connected", code: "not_connected" }));
-      }
+        reject(err);
+      };
+      const timer = setTimeout(() => {
+        const waited = offState !== undefined;
+        settle(new ChatApiError({ statusCode: 0, message: waited ? `Not connected within ${timeoutMs} ms` : `No ${reply} within ${timeoutMs} ms`, code: "timeout" }));
+      }, timeoutMs);
+      const send = (): boolean => {
+        this.requests.set(id, { resolve, reject, reply, timer });
+        if (this.isLive && this.sendFrame(type, data, id)) return true;
+        this.requests.delete(id);
+        return false;
+      };
+      if (send()) return;
+      if (this.currentState === "idle" || this.currentState === "closed") return settle(this.closedError());
+      offState = this.on("state", ({ state, reason }) => {
+        if (state === "closed") return settle(this.closedError(reason));
+        // Open, but its socket gone already (a listener before this one dropped it): the next open is waited for.
+        if (state !== "open" || !send()) return;
+        offState?.();
+        offState = undefined;
+      });
     });
+  }
+
+  /** The rejection of a call on a socket that is closed (or never started): not retryable on this socket. */
+  protected closedError(reason?: string): ChatApiError {
+    const what = this.currentState === "idle" ? "not connected (call connect())" : `closed${reason ? `: ${reason}` : ""}`;
+    return new ChatApiError({ statusCode: 0, message: `The socket is ${what}`, code: "closed" });
   }
 
   /** Closes for good because the server refused us (removed from the conversation, credentials refused). */

@@ -28,6 +28,9 @@ const PRESENCE_KEPT = 5000;
 /** User ids one get_presence may carry (the server's frame schema). */
 const PRESENCE_ASK_MAX = 200;
 
+/** The ids the server's frame schema takes (zod's guid): every user id is one (contract §1). */
+const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** A mark the room could not take now (unavailable, rate limited) is sent again after this long (ms). */
 const MARK_RETRY_MS = 2000;
 
@@ -104,14 +107,30 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
     this.sendFrame("set_presence", { status });
   }
 
-  /** Current presence of users who share a conversation with you (others are left out). Any number of users. */
+  /**
+   * Current presence of users who share a conversation with you (others, and ids that are not UUIDs, are left out).
+   * Any number of users. Asked
+   * while the socket is still connecting, the question goes once it is open (within 10 s). Each answer carries the id
+   * as you wrote it: the server compares ids without case and answers in lowercase (as do `presence` events and every
+   * id the server sends), and an app that asked in uppercase could not match the answers to its users.
+   */
   async getPresence(userIds: string[]): Promise<PresenceUpdate[]> {
-    const unique = [...new Set(userIds)];
+    // Spellings the app used, by the server's form: asking "AB" and "ab" is one question with two answers.
+    const asked = new Map<string, string[]>();
+    for (const id of new Set(userIds)) {
+      // No user has such an id, so it shares no conversation: left out, as such users are. Sent, it made the server
+      // refuse the whole request, and the 199 other contacts asked with it were never answered.
+      if (typeof id !== "string" || !USER_ID.test(id)) continue;
+      const key = id.toLowerCase();
+      asked.set(key, [...(asked.get(key) ?? []), id]);
+    }
+    const unique = [...asked.keys()];
     // The server takes PRESENCE_ASK_MAX ids a request: the ids past them were cut off, and an app with more contacts
     // never learnt whether the rest were online.
     const parts: string[][] = [];
     for (let i = 0; i < unique.length; i += PRESENCE_ASK_MAX) parts.push(unique.slice(i, i + PRESENCE_ASK_MAX));
-    return (await Promise.all(parts.map((ids) => this.askPresence(ids)))).flat();
+    const answers = (await Promise.all(parts.map((ids) => this.askPresence(ids)))).flat();
+    return answers.flatMap((p) => (asked.get(p.userId.toLowerCase()) ?? [p.userId]).map((userId) => ({ ...p, userId })));
   }
 
   private async askPresence(userIds: string[]): Promise<PresenceUpdate[]> {

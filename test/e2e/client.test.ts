@@ -368,6 +368,14 @@ describe("SDK presence against the running stack", () => {
     await sleep(1500);
     const [now] = await bobUser.getPresence([alice.id]);
     expect(now).toMatchObject({ userId: alice.id, status: "away" });
+    // Asked in uppercase (the server answers in lowercase): answered with the id as asked.
+    const upper = alice.id.toUpperCase();
+    expect(await bobUser.getPresence([upper])).toEqual([expect.objectContaining({ userId: upper, status: "away" })]);
+    // Asked at once on a user socket still connecting: answered once it is open (it was refused "Not connected").
+    const bobAgain = sdk(bob).chat.user();
+    opened.push(bobAgain);
+    expect(bobAgain.state).not.toBe("open");
+    expect(await bobAgain.getPresence([alice.id])).toEqual([expect.objectContaining({ userId: alice.id, status: "away" })]);
   });
 });
 

@@ -68,3 +68,16 @@ describe("client outbox: order", () => {
     expect(o.next(600, 10_000)?.clientMessageId).toBe("a");
   });
 });
+
+describe("client outbox: a new connection", () => {
+  it("forgets the retry time and the refusals of the old connection: the entry is due at once", () => {
+    const o = new Outbox();
+    o.add(entry("a"));
+    o.markSent("a", 0, "m1");
+    o.retryLater("a", 100, 30_000);
+    expect(o.get("a")?.refusals).toBe(1);
+    o.connectionChanged();
+    expect(o.next(200, 10_000)?.clientMessageId).toBe("a");
+    expect(o.get("a")?.refusals).toBeUndefined();
+  });
+});

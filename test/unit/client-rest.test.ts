@@ -176,3 +176,52 @@ describe("client REST: calls the caller ends", () => {
     expect(((await call.catch((e: unknown) => e)) as ChatApiError).code).toBe("aborted");
   });
 });
+
+describe("client REST: failures an app tells apart", () => {
+  // A baseUrl naming the web app's own server answers every path with its page (200, HTML): the call resolved with
+  // `undefined`, and the app failed later with a TypeError far from the cause.
+  it("a success that is not JSON fails the call with a ChatApiError naming the answer", async () => {
+    const page = new Response("<!doctype html><title>Chat</title>", { status: 200, headers: { "content-type": "text/html" } });
+    const { calls, fetchImpl } = fakeFetch([page]);
+    const rest = new ChatRest({ baseUrl: "http://localhost:5173", token: "t", fetch: fetchImpl });
+    const error = (await rest.listConversations().catch((e: unknown) => e)) as ChatApiError;
+    expect(error).toBeInstanceOf(ChatApiError);
+    expect(error).toMatchObject({ statusCode: 200, code: "invalid_response", isRetryable: false });
+    expect(error.message).toBe("GET http://localhost:5173/conversations answered 200 with text/html, not JSON: is baseUrl the chat API?");
+    expect(calls).toHaveLength(1);
+    // An empty success (204) is still fine.
+    const empty = fakeFetch([new Response(null, { status: 204 })]);
+    await expect(new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: empty.fetchImpl }).deleteMessage("c1", "m1")).resolves.toBeUndefined();
+  });
+
+  // The token function's own error escaped (a TypeError from its refresh): not a ChatApiError like every other failure.
+  it("a token function that fails fails the call with a ChatApiError carrying its error", async () => {
+    const { calls, fetchImpl } = fakeFetch([]);
+    const cause = new TypeError("Failed to fetch");
+    const rest = new ChatRest({ baseUrl: "http://api.test", token: () => Promise.reject(cause), fetch: fetchImpl, retries: 0 });
+    const error = (await rest.me().catch((e: unknown) => e)) as ChatApiError;
+    expect(error).toBeInstanceOf(ChatApiError);
+    expect(error).toMatchObject({ statusCode: 0, code: "token", message: "Could not get a token: Failed to fetch", cause });
+    expect(calls).toHaveLength(0);
+  });
+
+  // An aborted call said it was retryable (status 0): an app that retries what is retryable, with the same signal,
+  // looped for ever on calls that failed at once.
+  it("an aborted call is not retryable, and no network error", async () => {
+    const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: fakeFetch([json(200, {})]).fetchImpl });
+    const controller = new AbortController();
+    controller.abort();
+    const error = (await rest.me({ signal: controller.signal }).catch((e: unknown) => e)) as ChatApiError;
+    expect(error).toMatchObject({ code: "aborted", isRetryable: false, isNetworkError: false });
+  });
+});
+
+describe("client REST: a baseUrl that cannot work", () => {
+  // "chat.example.com" (no scheme) failed every call with a bare "Invalid URL", and the sockets retried for ever.
+  it("is refused when the client is made, saying what is expected", () => {
+    for (const baseUrl of ["chat.example.com", "/api", "ws://chat.example.com"]) {
+      expect(() => new ChatClient({ baseUrl, token: "t" }), baseUrl).toThrow(`baseUrl must be an absolute http(s) URL such as "https://chat.example.com", or "" for the page's own origin (got "${baseUrl}")`);
+    }
+    for (const baseUrl of ["https://chat.example.com/", "HTTP://127.0.0.1:8787", ""]) expect(() => new ChatRest({ baseUrl }), baseUrl).not.toThrow();
+  });
+});

@@ -1502,3 +1502,139 @@ describe("client conversation socket: a clientMessageId reused with another mess
     expect(failed).toEqual([]);
   });
 });
+
+describe("client conversation socket: a message held back when the connection is replaced", () => {
+  // After many transient refusals the retry was up to 30 s away, and a reconnect (a fresh connection: the rate window
+  // or the room's trouble may be gone) kept it: the message sat in "Sending…" with the socket open.
+  it("goes at once on the new connection, and a refusal there waits the first delay again, not the old one's", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval", "Date"] });
+    // The shortest backoffs: 0.5 s after the first refusal, doubling.
+    vi.spyOn(Math, "random").mockReturnValue(0);
+    try {
+      const s = open();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      const ws1 = latest();
+      ws1.frame("ready", ready(0));
+      FakeSocket.answer = (f, socket) => {
+        if (f.type === "send_message") setTimeout(() => socket.frame("error", { code: "rate_limited", message: "Too many messages" }, f.id), 1);
+      };
+      void s.send("held").catch(() => {});
+      // Six refusals, 0.5, 1, 2, 4 and 8 s apart: the next try is 16 s after the last.
+      await vi.advanceTimersByTimeAsync(20_000);
+      expect(ws1.sentOf("send_message")).toHaveLength(6);
+      ws1.cut();
+      await vi.advanceTimersByTimeAsync(50);
+      const ws2 = latest();
+      expect(ws2).not.toBe(ws1);
+      ws2.frame("ready", ready(0));
+      ws2.frame("resumed", { fromSeq: 1, toSeq: 0 });
+      expect(ws2.sentOf("send_message").map((f) => f.data.content)).toEqual(["held"]);
+      await vi.advanceTimersByTimeAsync(600);
+      expect(ws2.sentOf("send_message")).toHaveLength(2);
+    } finally {
+      vi.restoreAllMocks();
+      vi.useRealTimers();
+    }
+  });
+});
+
+describe("client conversation socket: a send on a closed socket", () => {
+  // It rejected with status 0, which isRetryable called retryable: an app retrying retryable errors looped for ever.
+  it("rejects saying the socket is closed, with an error that is neither retryable nor a network error", async () => {
+    const s = open();
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("ready", ready(0));
+    const pending = s.send("pending").catch((e: unknown) => e);
+    s.close();
+    const late = await s.send("late").catch((e: unknown) => e);
+    expect(late).toMatchObject({ statusCode: 0, code: "closed", error: "Socket Closed", message: "The conversation socket is closed" });
+    expect(late).toMatchObject({ isRetryable: false, isNetworkError: false, isSocketClosed: true, isClientError: false });
+    // A message still pending when the app closed the socket is not retryable on it either.
+    expect(await pending).toMatchObject({ code: "closed", isRetryable: false });
+  });
+});
+
+describe("client user socket: get_presence", () => {
+  const at = (s: number) => new Date(s * 1000).toISOString();
+  const connectedUser = () => {
+    const rest = new ChatRest({ baseUrl: "http://chat.test", token: "t", fetch: async () => new Response("{}", { status: 200 }) });
+    const u = new UserSocket(rest, "ws://chat.test", { WebSocket: FakeSocket as never, backoff: { initialMs: 5, maxMs: 20, jitter: 0 }, watchNetwork: false });
+    sockets.push(u);
+    return u.connect();
+  };
+  // The server's answer, in its own spelling of the ids (lowercase).
+  const answerOnline = (frame: { type: string; data: any; id?: string }, socket: FakeSocket) => {
+    if (frame.type !== "get_presence") return;
+    const presences = (frame.data.userIds as string[]).map((id) => ({ userId: id.toLowerCase(), status: "online", lastSeen: at(1) }));
+    setTimeout(() => socket.frame("presence_state", { presences }, frame.id));
+  };
+
+  // An app asking right after creating the client got "Not connected" while the socket was still connecting.
+  it("asked while the socket is connecting, waits for the connection and answers", async () => {
+    const u = connectedUser();
+    FakeSocket.answer = answerOnline;
+    const asking = u.getPresence([OTHER]);
+    await until(() => FakeSocket.all.length === 1);
+    await tick(5);
+    expect(latest().sentOf("get_presence")).toEqual([]);
+    latest().frame("connected", { userId: ME, timestamp: at(0) });
+    await expect(asking).resolves.toEqual([{ userId: OTHER, status: "online", lastSeen: at(1) }]);
+    // Closed while it waits: told at once that the socket is closed, as something not worth retrying.
+    latest().cut();
+    const waiting = u.getPresence([OTHER]).catch((e: unknown) => e);
+    u.close();
+    expect(await waiting).toMatchObject({ code: "closed", message: "The socket is closed: closed by client", isRetryable: false });
+    expect(await u.getPresence([OTHER]).catch((e: unknown) => e)).toMatchObject({ code: "closed", isRetryable: false });
+  });
+
+  it("gives up when the socket does not connect within the request's timeout", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+    try {
+      const u = connectedUser();
+      const asking = u.getPresence([OTHER]).catch((e: unknown) => e);
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(await asking).toMatchObject({ code: "timeout", message: "Not connected within 10000 ms" });
+      expect(latest().sentOf("get_presence")).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  // The server compares ids without case and answers in lowercase: an app that asked in uppercase found no answer
+  // for its users (every contact shown offline).
+  it("answers with the ids as the app wrote them, also for a change pushed while the question was out", async () => {
+    const u = connectedUser();
+    await until(() => FakeSocket.all.length === 1);
+    const ws = latest();
+    ws.frame("connected", { userId: ME, timestamp: at(0) });
+    const UPPER = "00000000-0000-4000-8000-0000000000AB";
+    const lower = UPPER.toLowerCase();
+    FakeSocket.answer = (frame, socket) => {
+      if (frame.type !== "get_presence") return;
+      socket.frame("presence_update", { userId: lower, status: "away", lastSeen: at(5) });
+      answerOnline(frame, socket);
+    };
+    expect(await u.getPresence([UPPER, OTHER, lower])).toEqual([
+      { userId: UPPER, status: "away", lastSeen: at(5) },
+      { userId: lower, status: "away", lastSeen: at(5) },
+      { userId: OTHER, status: "online", lastSeen: at(1) },
+    ]);
+    // One question for the two spellings of one user.
+    expect(ws.sentOf("get_presence").map((f) => f.data.userIds)).toEqual([[lower, OTHER]]);
+  });
+
+  // The server refuses a get_presence naming an id that is not a UUID: one such id (a bot's "system", a typo) among an
+  // app's contacts failed the whole call, and none of the others asked with it was ever answered.
+  it("leaves out an id that is no user id and answers for the others", async () => {
+    const u = connectedUser();
+    await until(() => FakeSocket.all.length === 1);
+    latest().frame("connected", { userId: ME, timestamp: at(0) });
+    FakeSocket.answer = (frame, socket) => {
+      if (frame.type !== "get_presence") return;
+      const bad = (frame.data.userIds as string[]).findIndex((id) => !/^[0-9a-f-]{36}$/i.test(id));
+      if (bad >= 0) return socket.frame("error", { code: "invalid_frame", message: `data.userIds.${bad}: must be a UUID` }, frame.id);
+      answerOnline(frame, socket);
+    };
+    expect(await u.getPresence([OTHER, "system", ""])).toEqual([{ userId: OTHER, status: "online", lastSeen: at(1) }]);
+  });
+});

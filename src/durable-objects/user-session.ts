@@ -1,12 +1,12 @@
 import { DurableObject } from "cloudflare:workers";
 import { getConfig } from "../lib/config";
-import { createLogger } from "../lib/log";
-import { asError, ObjectDb, type Db } from "../db/client";
+import { createLogger, type LogFields } from "../lib/log";
+import { ObjectDb, type Db } from "../db/client";
 import { backoffMs } from "../domain/backoff";
 import { badgeOf, totalUnread, withCount, withMessages, type Badge, type StoredBadge } from "../domain/badges";
 import { contactFlags, membershipSummary, publishPresence, type MembershipSummary } from "../db/queries/user-session";
 import { unreadCount } from "../db/queries/messages";
-import { errorReason, unwrapRpc } from "../lib/errors";
+import { errorReason, HttpError, MIGRATIONS_PENDING_MESSAGE, migrationsPending, reportMigrationsPending, unavailable, unwrapRpc } from "../lib/errors";
 import { aggregatePresence, departedAt, HEARTBEAT_TIMEOUT_MS, nextPresenceCheck, OFFLINE_GRACE_MS, withActivity, type DeviceState, type Presence } from "../domain/presence";
 import { encodeFrame, errorCodeFor, frameTooLarge, parseFrame, userClientFrame, userClientTypes, CLOSE, type PresenceStatus } from "../protocol/frames";
 import type { Conversation, Message } from "../protocol/resources";
@@ -105,6 +105,23 @@ export class UserSession extends DurableObject<Env> {
       this.pg.reset();
       throw err;
     }
+  }
+
+  /**
+   * Logs a failed step and gives the answer for a request waiting on it. A skipped migration (a missing table, column
+   * or function) failed every publish, badge refresh and get_presence alike, each logged as a passing warning, and
+   * get_presence said "try again" for ever: it is logged once per isolate and named, as the rooms and desks do.
+   */
+  private failed(what: string, err: unknown, fields: LogFields = {}): HttpError {
+    // A room's answer to an RPC carries only the message: the room logged the missing object (once).
+    const relayed = err instanceof HttpError && err.detail === MIGRATIONS_PENDING_MESSAGE ? err : undefined;
+    const pending = relayed ?? migrationsPending(err);
+    if (pending) {
+      if (!relayed) reportMigrationsPending(err, this.log);
+      return pending;
+    }
+    this.log.warn(what, { ...fields, error: errorReason(err).slice(0, 200) });
+    return unavailable("Database unavailable");
   }
 
   /**
@@ -215,9 +232,10 @@ export class UserSession extends DurableObject<Env> {
           const presences = await this.presenceOfContacts(att.userId, frame.data.userIds);
           sendRaw(ws, encodeFrame("presence_state", { presences }, frame.id));
         } catch (err) {
-          // Postgres (or a contact's session) unreachable: an answer the client can retry, not silence.
-          this.log.warn("get_presence failed", { error: asError(err).message.slice(0, 200) });
-          sendRaw(ws, encodeFrame("error", { code: "unavailable", message: "Presence unavailable; try again" }, frame.id));
+          // Postgres unreachable: an answer the client can retry, not silence. A missing migration says its fix.
+          const failure = this.failed("get_presence failed", err);
+          const message = failure.detail === MIGRATIONS_PENDING_MESSAGE ? MIGRATIONS_PENDING_MESSAGE : "Presence unavailable; try again";
+          sendRaw(ws, encodeFrame("error", { code: errorCodeFor(failure.status), message }, frame.id));
         }
         break;
       }
@@ -424,7 +442,7 @@ export class UserSession extends DurableObject<Env> {
       await this.noteDeskFailures(audience.businesses.filter((_, i) => deskResults[i].status === "rejected"));
       return true;
     } catch (err) {
-      this.log.warn("presence publish failed", { userId, error: errorReason(err).slice(0, 200) });
+      this.failed("presence publish failed", err, { userId });
       return false;
     }
   }
@@ -597,7 +615,7 @@ export class UserSession extends DurableObject<Env> {
       this.sendView(view, 0);
     } catch (err) {
       // The session still holds the flag: the conversation's next update carries it.
-      this.log.warn("current view failed", { conversationId, error: asError(err).message.slice(0, 200) });
+      this.failed("current view failed", err, { conversationId });
     }
   }
 
@@ -629,7 +647,7 @@ export class UserSession extends DurableObject<Env> {
       ]);
       own = read && held !== undefined && held > read.lastReadSeq ? await this.countFrom(read, userId, held) : read;
     } catch (err) {
-      this.log.warn("own counts read failed", { error: errorReason(err).slice(0, 200) });
+      this.failed("own counts read failed", err);
     }
     if (!own) return this.send("conversation_created", { conversation });
     const isMuted = this.mutedAsRead(conversation.id, own.isMuted, mutesSince);
@@ -742,7 +760,7 @@ export class UserSession extends DurableObject<Env> {
       const marks = unwrapRpc(await rooms.get(rooms.idFromName(conversationId)).readMarks(conversationId));
       return marks?.find((m) => m.userId === userId)?.lastReadSeq;
     } catch (err) {
-      this.log.warn("the room's marks are unavailable", { conversationId, error: errorReason(err).slice(0, 200) });
+      this.failed("the room's marks are unavailable", err, { conversationId });
       return undefined;
     }
   }
@@ -805,7 +823,7 @@ export class UserSession extends DurableObject<Env> {
       this.ctx.storage.kv.delete("badgesRetry");
     } catch (err) {
       // Retried from the alarm: the devices would otherwise go without their counts until the next message.
-      this.log.warn("badge refresh failed", { error: errorReason(err).slice(0, 200) });
+      this.failed("badge refresh failed", err);
       const at = this.retryLater("badgesRetry", Date.now());
       const alarm = await this.ctx.storage.getAlarm();
       if (alarm === null || alarm > at) await this.ctx.storage.setAlarm(at);

@@ -571,9 +571,13 @@ describe("edit and delete", () => {
     const { id, users } = await seedConversation("direct", 2);
     const t = users[0].token;
     const m = await send(id, t, { content: "keep me" });
-    for (const content of ["", " \u0000 ", "x".repeat(4001)]) {
-      expectErrorShape(await api("PATCH", `/conversations/${id}/messages/${m.body.id}`, { token: t, body: { content } }), 400);
+    // The field was named twice ("content: content must not be empty").
+    for (const [content, says] of [["", "content: must not be empty"], [" \u0000 ", "content: must not be empty"], ["x".repeat(4001), "content: must be at most 4000 characters"]]) {
+      const res = await api("PATCH", `/conversations/${id}/messages/${m.body.id}`, { token: t, body: { content } });
+      expectErrorShape(res, 400);
+      expect(res.body.message).toBe(says);
     }
+    expect((await send(id, t, { content: " " })).body.message).toBe("content: must not be empty");
     const fetched = await api("GET", `/conversations/${id}/messages/${m.body.id}`, { token: t });
     expect(fetched.body).toMatchObject({ content: "keep me", editedAt: null });
     const edits = await withDb((db) => db.execute(sql`SELECT 1 FROM audit_log WHERE conversation_id = ${id} AND action = 'message.edited'`));

@@ -44,6 +44,28 @@ function failureKind(err: unknown, message: string, what: string): string {
   return code ? `rejected (SQLSTATE ${code})` : "unreachable";
 }
 
+/**
+ * When this isolate last logged the pending migrations (undefined: not pending as far as it knows). A load balancer
+ * probing every few seconds logged the line on every probe, and the log showed little else; now it is logged when the
+ * schema falls behind, and again at most once a minute while it stays behind. The body says so on every probe.
+ */
+let pendingLoggedAt: number | undefined;
+const PENDING_LOG_INTERVAL_MS = 60_000;
+
+function notePendingMigrations(pending: boolean, log: Logger, now = Date.now()): void {
+  if (!pending) {
+    if (pendingLoggedAt !== undefined) log.info("database schema caught up: migrations applied", { applied: NEWEST_MIGRATION });
+    pendingLoggedAt = undefined;
+    return;
+  }
+  if (pendingLoggedAt !== undefined && now - pendingLoggedAt < PENDING_LOG_INTERVAL_MS) return;
+  pendingLoggedAt = now;
+  log.error("database schema behind this code: migrations pending", {
+    needs: NEWEST_MIGRATION,
+    fix: "run `npm run migrate` with this deploy's DATABASE_URL",
+  });
+}
+
 export const health = new OpenAPIHono<AppEnv>()
   .openapi(
     createRoute({
@@ -112,13 +134,8 @@ export const health = new OpenAPIHono<AppEnv>()
         withTimeout(migrationsApplied(c.get("httpDb")()), 3000, "migrations").catch(() => undefined),
       ]);
       let database = connected;
-      if (connected.status === "ok" && migrated === false) {
-        c.get("log").error("database schema behind this code: migrations pending", {
-          needs: NEWEST_MIGRATION,
-          fix: "run `npm run migrate` with this deploy's DATABASE_URL",
-        });
-        database = { ...connected, status: "down", error: "migrations_pending" };
-      }
+      if (connected.status === "ok" && migrated !== undefined) notePendingMigrations(!migrated, c.get("log"));
+      if (connected.status === "ok" && migrated === false) database = { ...connected, status: "down", error: "migrations_pending" };
       const checks = { database, cache, profileService };
       const status = database.status === "down" ? "down" : cache.status === "down" || profileService.status === "down" ? "degraded" : "ok";
       if (status === "down") c.header("Retry-After", "5");

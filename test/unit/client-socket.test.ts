@@ -98,6 +98,15 @@ function open(options: ConstructorParameters<typeof ConversationSocket>[4] = {})
   sockets.push(s);
   return s.connect();
 }
+
+/** A conversation socket past its `ready` (no history), with the fake server socket it talks to. */
+async function openReady() {
+  const s = open();
+  await until(() => FakeSocket.all.length === 1);
+  const ws = latest();
+  ws.frame("ready", ready(0));
+  return { s, ws };
+}
 const latest = () => FakeSocket.all[FakeSocket.all.length - 1];
 
 afterEach(() => {
@@ -154,10 +163,7 @@ describe("client conversation socket (scripted server)", () => {
   });
 
   it("keeps an unacknowledged message through a drop and re-sends it with the same clientMessageId", async () => {
-    const s = open();
-    await until(() => FakeSocket.all.length === 1);
-    const ws1 = latest();
-    ws1.frame("ready", ready(0));
+    const { s, ws: ws1 } = await openReady();
     const sending = s.send("hello");
     expect(ws1.sentOf("send_message")).toHaveLength(1);
     const cmid = ws1.sentOf("send_message")[0].data.clientMessageId as string;
@@ -239,10 +245,7 @@ describe("client conversation socket (scripted server)", () => {
   });
 
   it("closes for good when the server removes us (4403) and fails pending sends", async () => {
-    const s = open();
-    await until(() => FakeSocket.all.length === 1);
-    const ws = latest();
-    ws.frame("ready", ready(0));
+    const { s, ws } = await openReady();
     const pending = s.send("too late");
     ws.readyState = 3;
     ws.onclose?.({ code: 4403, reason: "No longer a participant" });
@@ -366,9 +369,7 @@ describe("client conversation socket: audit findings (fifteenth session)", () =>
   });
 
   it("counts content as the server does (characters, not UTF-16 units)", async () => {
-    const s = open();
-    await until(() => FakeSocket.all.length === 1);
-    latest().frame("ready", ready(0));
+    const { s } = await openReady();
     const emoji = "😀".repeat(2500); // 5,000 UTF-16 units, 2,500 characters
     const sent = s.send(emoji);
     await until(() => latest().sentOf("send_message").length === 1);
@@ -380,9 +381,7 @@ describe("client conversation socket: audit findings (fifteenth session)", () =>
   // The server drops \r (CRLF becomes LF) and other control characters before it counts: text with Windows line
   // endings (a Node bot, a paste) under the limit once stored was refused by the SDK without a round trip.
   it("counts content after removing the control characters the server removes (CRLF text under the limit)", async () => {
-    const s = open();
-    await until(() => FakeSocket.all.length === 1);
-    latest().frame("ready", ready(0));
+    const { s } = await openReady();
     const crlf = "line\r\n".repeat(700); // 4,200 characters sent, 3,500 stored
     const sent = s.send(crlf);
     await until(() => latest().sentOf("send_message").length === 1);
@@ -646,28 +645,33 @@ describe("client user socket: delivered marks", () => {
 });
 
 describe("client conversation socket: order of messages refused for now", () => {
-  it("a message sent after one the server could not take yet waits for it, so they are stored in the order written", async () => {
-    const s = open();
-    await until(() => FakeSocket.all.length === 1);
-    const ws = latest();
-    ws.frame("ready", ready(0));
+  /**
+   * A room that refuses the first send for the moment (`code`) and stores what comes later in arrival order. Its
+   * answers come back over the network, after the send returned.
+   */
+  function refuseFirstThenStore(code: string, message: string): { refused: () => boolean } {
     let seq = 0;
     let refused = false;
-    // The room cannot take the first attempt (its database is down for a moment); it stores what comes later in arrival order.
     FakeSocket.answer = (f, socket) => {
       if (f.type !== "send_message") return;
-      // Answers come back over the network, after the send returned.
       setTimeout(() => {
         if (!refused) {
           refused = true;
-          return socket.frame("error", { code: "unavailable", message: "Database unavailable" }, f.id);
+          return socket.frame("error", { code, message }, f.id);
         }
         const stored = msg(++seq, { senderId: ME, clientMessageId: f.data.clientMessageId, content: f.data.content });
         socket.frame("message_ack", { clientMessageId: f.data.clientMessageId, message: stored }, f.id);
       }, 1);
     };
+    return { refused: () => refused };
+  }
+
+  it("a message sent after one the server could not take yet waits for it, so they are stored in the order written", async () => {
+    const { s, ws } = await openReady();
+    // Its database is down for a moment.
+    const room = refuseFirstThenStore("unavailable", "Database unavailable");
     const first = s.send("first");
-    await until(() => refused);
+    await until(() => room.refused());
     await tick(5);
     const second = s.send("second");
     const [a, b] = await Promise.all([first, second]);
@@ -682,19 +686,7 @@ describe("client conversation socket: order of messages refused for now", () => 
       await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
       const ws = latest();
       ws.frame("ready", ready(0));
-      let seq = 0;
-      let refused = false;
-      FakeSocket.answer = (f, socket) => {
-        if (f.type !== "send_message") return;
-        setTimeout(() => {
-          if (!refused) {
-            refused = true;
-            return socket.frame("error", { code: "rate_limited", message: "Slow down" }, f.id);
-          }
-          const stored = msg(++seq, { senderId: ME, clientMessageId: f.data.clientMessageId, content: f.data.content });
-          socket.frame("message_ack", { clientMessageId: f.data.clientMessageId, message: stored }, f.id);
-        }, 1);
-      };
+      refuseFirstThenStore("rate_limited", "Slow down");
       // Written one after the other, before any answer: the room refuses the first (its answer comes after the
       // second was written) and takes what comes next.
       const both = Promise.all([s.send("first"), s.send("second")]);
@@ -814,9 +806,7 @@ describe("client sockets in Node with ws: refused upgrades, for good", () => {
 describe("client conversation socket: outbox pacing", () => {
   // The room throws out a socket that writes more than WS_MAX_FRAMES_PER_SECOND (200) frames in a second.
   it("sends a large outbox at a bounded rate instead of in one burst, and still sends every entry", async () => {
-    const s = open();
-    await until(() => FakeSocket.all.length === 1);
-    latest().frame("ready", ready(0));
+    const { s } = await openReady();
     let seq = 0;
     FakeSocket.answer = (f, ws) => {
       if (f.type !== "send_message") return;
@@ -878,10 +868,7 @@ describe("client conversation socket: sends pending when the socket closes for g
   // The web app (like any app drawing failures from `send_failed`) dropped the pending bubble on the `outbox` event
   // that emptied the outbox: a message written just before the user was removed vanished without "Not sent".
   it("tells send_failed for each message still pending when the server closes the socket for good, before the outbox empties", async () => {
-    const s = open();
-    await until(() => FakeSocket.all.length === 1);
-    const ws = latest();
-    ws.frame("ready", ready(0));
+    const { s, ws } = await openReady();
     const events: string[] = [];
     s.on("send_failed", ({ clientMessageId }) => events.push(`failed ${clientMessageId}`));
     s.on("outbox", ({ pending }) => events.push(`outbox ${pending.length}`));
@@ -895,10 +882,7 @@ describe("client conversation socket: sends pending when the socket closes for g
   });
 
   it("still tells send_failed with the server's reason when the app calls close() from its error listener", async () => {
-    const s = open();
-    await until(() => FakeSocket.all.length === 1);
-    const ws = latest();
-    ws.frame("ready", ready(0));
+    const { s, ws } = await openReady();
     const failed: string[] = [];
     s.on("send_failed", ({ clientMessageId }) => failed.push(clientMessageId));
     s.on("error", () => s.close("signed out"));
@@ -1144,9 +1128,7 @@ describe("client sockets: close() from inside a listener wins", () => {
 
 describe("client sockets: close() from a listener told of the drop", () => {
   it("close() from a typing listener during reconnectNow() stays closed, with no new socket", async () => {
-    const s = open();
-    await until(() => FakeSocket.all.length === 1);
-    latest().frame("ready", ready(0));
+    const { s } = await openReady();
     latest().frame("typing_start", { userId: OTHER, conversationId: CONV });
     s.on("typing", ({ isTyping }) => !isTyping && s.close());
     s.reconnectNow();
@@ -1158,10 +1140,7 @@ describe("client sockets: close() from a listener told of the drop", () => {
 
 describe("client sockets: a long close reason", () => {
   it("close() with a reason over 123 bytes closes the socket with the reason cut on a character boundary", async () => {
-    const s = open();
-    await until(() => FakeSocket.all.length === 1);
-    const ws = latest();
-    ws.frame("ready", ready(0));
+    const { s, ws } = await openReady();
     s.close("👋".repeat(100));
     expect(s.state).toBe("closed");
     expect(ws.closedWith?.code).toBe(1000);
@@ -1482,10 +1461,7 @@ describe("client conversation socket: a clientMessageId reused with another mess
   // The server answers 409 to a reused id with other content; the SDK attached the new text to the pending entry and
   // the caller got the old message back as if theirs had been stored.
   it("refuses at once a send that reuses a pending clientMessageId with other text, and leaves the pending one alone", async () => {
-    const s = open();
-    await until(() => FakeSocket.all.length === 1);
-    const ws = latest();
-    ws.frame("ready", ready(0));
+    const { s, ws } = await openReady();
     const first = s.send("see you at 6", { clientMessageId: "cmid-r" });
     await until(() => ws.sentOf("send_message").length === 1);
     const failed: string[] = [];
@@ -1541,9 +1517,7 @@ describe("client conversation socket: a message held back when the connection is
 describe("client conversation socket: a send on a closed socket", () => {
   // It rejected with status 0, which isRetryable called retryable: an app retrying retryable errors looped for ever.
   it("rejects saying the socket is closed, with an error that is neither retryable nor a network error", async () => {
-    const s = open();
-    await until(() => FakeSocket.all.length === 1);
-    latest().frame("ready", ready(0));
+    const { s } = await openReady();
     const pending = s.send("pending").catch((e: unknown) => e);
     s.close();
     const late = await s.send("late").catch((e: unknown) => e);

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { env, runInDurableObject, SELF } from "cloudflare:test";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 import fc from "fast-check";
@@ -474,6 +474,48 @@ describe("edit and delete", () => {
     await waitFor(() => socket.frames.find((f) => f.type === "resumed"), "resumed");
     expect(socket.frames.filter((f) => f.type === "new_message").map((f) => f.data.message.seq)).toEqual([1]);
     socket.ws.close(1000, "done");
+  });
+
+  it("logs why a socket open or a replay failed unexpectedly, once each, besides the 503 or 1013 the client gets", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    await send(id, a.token, { content: "missed while away" });
+    const stub = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    const lines: string[] = [];
+    const capture = (line: unknown) => void lines.push(String(line));
+    const spies = [vi.spyOn(console, "error").mockImplementation(capture), vi.spyOn(console, "warn").mockImplementation(capture)];
+    const logged = (msg: string) => lines.filter((line) => line.includes(`"msg":"${msg}"`));
+    try {
+      await runInDurableObject(stub, (room: ConversationRoom) => {
+        const members = room.profiles.members.bind(room.profiles);
+        room.profiles.members = async () => {
+          room.profiles.members = members;
+          throw new Error("profile map broken by test");
+        };
+      });
+      const refused = await SELF.fetch(new Request(`http://chat.test/conversations/${id}/ws`, { headers: { Upgrade: "websocket", authorization: `Bearer ${b.token}` } }));
+      expect(refused.status).toBe(503);
+      // The client got a 503 and the operator saw nothing at all.
+      expect(logged("socket open failed")).toHaveLength(1);
+      expect(logged("socket open failed")[0]).toContain("profile map broken by test");
+
+      await runInDurableObject(stub, (room: ConversationRoom) => {
+        const senders = room.profiles.senders.bind(room.profiles);
+        room.profiles.senders = async () => {
+          room.profiles.senders = senders;
+          throw new Error("sender lookup broken by test");
+        };
+      });
+      const socket = await openSocket(`/conversations/${id}/ws?afterSeq=0`, b);
+      const closed = new Promise<number>((resolve) => socket.ws.addEventListener("close", (e) => resolve(e.code)));
+      await waitFor(() => socket.frames.find((f) => f.type === "error" && f.data.code === "unavailable"), "the replay's refusal");
+      expect(await closed).toBe(1013);
+      expect(logged("replay failed")).toHaveLength(1);
+      expect(logged("replay failed")[0]).toContain('"afterSeq":0');
+      expect(logged("replay failed")[0]).toContain("sender lookup broken by test");
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
   });
 
   it("acks a socket send with the edit its sender made before the commit, not the text as first sent", async () => {

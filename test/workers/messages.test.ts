@@ -518,6 +518,34 @@ describe("edit and delete", () => {
     }
   });
 
+  it("answers a socket upgrade that meets its Durable Object restarting with a retryable 503, not a 500", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    // What the runtime throws at a caller while the object restarts (a deploy) or sheds load.
+    const restarting = async (stub: DurableObjectStub, path: string) => {
+      const restore = await runInDurableObject(stub, (instance: { fetch(request: Request): Promise<Response> }) => {
+        const proto = Object.getPrototypeOf(instance) as typeof instance;
+        const fetch = proto.fetch;
+        proto.fetch = async () => {
+          throw new Error("Durable Object reset because its code was updated.");
+        };
+        return () => void (proto.fetch = fetch);
+      });
+      try {
+        return await SELF.fetch(new Request(`http://chat.test${path}`, { headers: { Upgrade: "websocket", authorization: `Bearer ${users[0].token}` } }));
+      } finally {
+        await runInDurableObject(stub, () => restore());
+      }
+    };
+    const room = await restarting(env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id)), `/conversations/${id}/ws`);
+    const session = await restarting(env.USER_SESSION.get(env.USER_SESSION.idFromName(users[0].id)), "/ws");
+    for (const res of [room, session]) {
+      // It was a 500 "Internal server error": a client's reconnect logic takes that for a bug, not a moment to wait.
+      expect(res.status).toBe(503);
+      expect(res.headers.get("retry-after")).toBeTruthy();
+      expect(((await res.json()) as { message: string }).message).toMatch(/temporarily unavailable/);
+    }
+  });
+
   it("acks a socket send with the edit its sender made before the commit, not the text as first sent", async () => {
     const { id, users } = await seedConversation("direct", 2);
     const [a, b] = users;

@@ -26,7 +26,7 @@ import { NotificationBatcher } from "./room/notifications";
 import { RoomMembership } from "./room/membership";
 import { PreviewNotices } from "./room/previews";
 import { sharedConversation } from "./shared-view";
-import { handleSocketMessage, holdIfResuming, openSocket, replayFor } from "./room/realtime";
+import { handleSocketMessage, holdIfResuming, openRefusal, openSocket, replayFor } from "./room/realtime";
 import { deleteMessage, editMessage, findMessage, publicMessage, sendMessage } from "./room/messages";
 
 export { publicMessage };
@@ -869,7 +869,7 @@ export class ConversationRoom extends DurableObject<Env> {
     try {
       return await openSocket(this, request);
     } catch (err) {
-      const http = err instanceof HttpError ? err : unavailable("Room unavailable");
+      const http = openRefusal(this, request, err);
       return new Response(JSON.stringify({ statusCode: http.status, message: http.detail }), {
         status: http.status,
         headers: { ...http.headers, "content-type": "application/json" },

@@ -1,5 +1,5 @@
 import type { Context } from "hono";
-import { errorReason, unavailable, unwrapRpc, type RpcResult } from "../lib/errors";
+import { errorReason, type HttpError, unavailable, unwrapRpc, type RpcResult } from "../lib/errors";
 import type { Actor, RoomMarks } from "../durable-objects/room-api";
 import type { AppEnv } from "./env";
 
@@ -23,13 +23,21 @@ export async function callObject<T>(work: () => Promise<RpcResult<T>>, what: str
   try {
     result = await work();
   } catch (err) {
-    const e = err as { retryable?: boolean; overloaded?: boolean; message?: string };
-    if (e.retryable || e.overloaded || /Durable Object|reset|exceeded|Network connection lost/i.test(e.message ?? "")) {
-      throw unavailable(`${what} temporarily unavailable`, 1);
-    }
-    throw err;
+    throw objectUnavailable(err, what) ?? err;
   }
   return unwrapRpc(result);
+}
+
+/**
+ * The retryable 503 for what the runtime throws at a caller while a Durable Object restarts (a deploy), sheds load or
+ * loses its connection; undefined for anything else. RPC calls and socket upgrades (a plain fetch) alike.
+ */
+export function objectUnavailable(err: unknown, what: string): HttpError | undefined {
+  const e = err as { retryable?: boolean; overloaded?: boolean; message?: string } | null;
+  if (e?.retryable || e?.overloaded || /Durable Object|reset|exceeded|Network connection lost/i.test(e?.message ?? "")) {
+    return unavailable(`${what} temporarily unavailable`, 1);
+  }
+  return undefined;
 }
 
 export const callRoom = <T>(work: () => Promise<RpcResult<T>>): Promise<T> => callObject(work, "Conversation");

@@ -1003,9 +1003,14 @@ describe("business authorisation", () => {
     expectErrorShape(stats, 403);
     expectErrorShape(conversation, 404);
     expectErrorShape(await api("PUT", `/business/${biz.id}/agents/${customer.id}`, { token: biz.admin.token, body: {} }), 403);
-    // Someone who never was an admin, and malformed ids, are a 404 to the service token.
+    // Someone who never was an admin is a 404 to the service token; a malformed id is a 400 naming it (it was a 404
+    // "Agent not found").
     expectErrorShape(await api("DELETE", `/business/${biz.id}/admins/${customer.id}`, { token: service.token }), 404);
-    expectErrorShape(await api("DELETE", `/business/${biz.id}/admins/not-a-uuid`, { token: service.token }), 404);
+    for (const method of ["PUT", "DELETE"]) {
+      const malformed = await api(method, `/business/${biz.id}/admins/not-a-uuid`, { token: service.token });
+      expectErrorShape(malformed, 400);
+      expect(malformed.body.message).toEqual(["userId: must be a UUID"]);
+    }
     expect((await api("PUT", `/business/${biz.id}/admins/${biz.admin.id}`, { token: service.token })).status).toBe(201);
     expect((await Promise.all(asAdmin())).map((r) => r.status)).toEqual([200, 200]);
   });
@@ -1034,8 +1039,33 @@ describe("business authorisation", () => {
     // The customer sees where it stands but cannot move it.
     expect((await placement(chat.body.id, customer)).agentId).toBe(agent.id);
     expectErrorShape(await api("POST", `/business/conversations/${chat.body.id}/assign`, { token: customer.token, body: {} }), 403);
-    expectErrorShape(await api("GET", `/business/not-a-uuid/agents`, { token: (await serviceUser()).token }), 404);
-    expectErrorShape(await api("PUT", `/business/${biz.id}/agents/not-a-uuid`, { token: biz.admin.token, body: {} }), 404);
+  });
+
+  it("answers a malformed business, agent or user id in a business route's path with a 400 naming it, on every route", async () => {
+    const biz = await newBusiness();
+    const service = await serviceUser();
+    const { hours } = closedUntil(3);
+    // A malformed business id was a 404 "Business not found", an agent's or admin's a 404 "Agent not found".
+    const cases: [string, string, unknown, string][] = [
+      ["PUT", "/business/not-a-uuid/admins/" + biz.admin.id, undefined, "businessId"],
+      ["DELETE", "/business/not-a-uuid/admins/" + biz.admin.id, undefined, "businessId"],
+      ["PUT", "/business/not-a-uuid/agents/" + biz.admin.id, {}, "businessId"],
+      ["DELETE", "/business/not-a-uuid/agents/" + biz.admin.id, undefined, "businessId"],
+      ["PUT", `/business/${biz.id}/agents/not-a-uuid`, {}, "agentId"],
+      ["DELETE", `/business/${biz.id}/agents/not-a-uuid`, undefined, "agentId"],
+      ["GET", "/business/not-a-uuid/agents", undefined, "businessId"],
+      ["PUT", "/business/not-a-uuid/hours", hours, "businessId"],
+      ["GET", "/business/not-a-uuid/hours", undefined, "businessId"],
+      ["DELETE", "/business/not-a-uuid/hours", undefined, "businessId"],
+      ["GET", "/business/not-a-uuid/hours/status", undefined, "businessId"],
+      ["GET", "/business/not-a-uuid/queue", undefined, "businessId"],
+      ["GET", "/business/not-a-uuid/stats", undefined, "businessId"],
+    ];
+    for (const [method, path, body, name] of cases) {
+      const res = await api(method, path, { token: service.token, body });
+      expectErrorShape(res, 400);
+      expect(res.body.message, `${method} ${path}`).toEqual([`${name}: must be a UUID`]);
+    }
   });
 
   it("rejects unknown fields and bad values with 400 (strict bodies)", async () => {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { env, runInDurableObject, SELF } from "cloudflare:test";
 import type { ConversationRoom } from "../../src/durable-objects/conversation-room";
 import fc from "fast-check";
@@ -474,6 +474,76 @@ describe("edit and delete", () => {
     await waitFor(() => socket.frames.find((f) => f.type === "resumed"), "resumed");
     expect(socket.frames.filter((f) => f.type === "new_message").map((f) => f.data.message.seq)).toEqual([1]);
     socket.ws.close(1000, "done");
+  });
+
+  it("logs why a socket open or a replay failed unexpectedly, once each, besides the 503 or 1013 the client gets", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    const [a, b] = users;
+    await send(id, a.token, { content: "missed while away" });
+    const stub = env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id));
+    const lines: string[] = [];
+    const capture = (line: unknown) => void lines.push(String(line));
+    const spies = [vi.spyOn(console, "error").mockImplementation(capture), vi.spyOn(console, "warn").mockImplementation(capture)];
+    const logged = (msg: string) => lines.filter((line) => line.includes(`"msg":"${msg}"`));
+    try {
+      await runInDurableObject(stub, (room: ConversationRoom) => {
+        const members = room.profiles.members.bind(room.profiles);
+        room.profiles.members = async () => {
+          room.profiles.members = members;
+          throw new Error("profile map broken by test");
+        };
+      });
+      const refused = await SELF.fetch(new Request(`http://chat.test/conversations/${id}/ws`, { headers: { Upgrade: "websocket", authorization: `Bearer ${b.token}` } }));
+      expect(refused.status).toBe(503);
+      // The client got a 503 and the operator saw nothing at all.
+      expect(logged("socket open failed")).toHaveLength(1);
+      expect(logged("socket open failed")[0]).toContain("profile map broken by test");
+
+      await runInDurableObject(stub, (room: ConversationRoom) => {
+        const senders = room.profiles.senders.bind(room.profiles);
+        room.profiles.senders = async () => {
+          room.profiles.senders = senders;
+          throw new Error("sender lookup broken by test");
+        };
+      });
+      const socket = await openSocket(`/conversations/${id}/ws?afterSeq=0`, b);
+      const closed = new Promise<number>((resolve) => socket.ws.addEventListener("close", (e) => resolve(e.code)));
+      await waitFor(() => socket.frames.find((f) => f.type === "error" && f.data.code === "unavailable"), "the replay's refusal");
+      expect(await closed).toBe(1013);
+      expect(logged("replay failed")).toHaveLength(1);
+      expect(logged("replay failed")[0]).toContain('"afterSeq":0');
+      expect(logged("replay failed")[0]).toContain("sender lookup broken by test");
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
+  });
+
+  it("answers a socket upgrade that meets its Durable Object restarting with a retryable 503, not a 500", async () => {
+    const { id, users } = await seedConversation("direct", 2);
+    // What the runtime throws at a caller while the object restarts (a deploy) or sheds load.
+    const restarting = async (stub: DurableObjectStub, path: string) => {
+      const restore = await runInDurableObject(stub, (instance: { fetch(request: Request): Promise<Response> }) => {
+        const proto = Object.getPrototypeOf(instance) as typeof instance;
+        const fetch = proto.fetch;
+        proto.fetch = async () => {
+          throw new Error("Durable Object reset because its code was updated.");
+        };
+        return () => void (proto.fetch = fetch);
+      });
+      try {
+        return await SELF.fetch(new Request(`http://chat.test${path}`, { headers: { Upgrade: "websocket", authorization: `Bearer ${users[0].token}` } }));
+      } finally {
+        await runInDurableObject(stub, () => restore());
+      }
+    };
+    const room = await restarting(env.CONVERSATION_ROOM.get(env.CONVERSATION_ROOM.idFromName(id)), `/conversations/${id}/ws`);
+    const session = await restarting(env.USER_SESSION.get(env.USER_SESSION.idFromName(users[0].id)), "/ws");
+    for (const res of [room, session]) {
+      // It was a 500 "Internal server error": a client's reconnect logic takes that for a bug, not a moment to wait.
+      expect(res.status).toBe(503);
+      expect(res.headers.get("retry-after")).toBeTruthy();
+      expect(((await res.json()) as { message: string }).message).toMatch(/temporarily unavailable/);
+    }
   });
 
   it("acks a socket send with the edit its sender made before the commit, not the text as first sent", async () => {

@@ -1,4 +1,4 @@
-import { conflict, errorReason, HttpError } from "../../lib/errors";
+import { conflict, errorReason, HttpError, migrationsPending, MIGRATIONS_PENDING_MESSAGE, reportMigrationsPending, unavailable } from "../../lib/errors";
 import { editsSince, messagePage } from "../../db/queries/messages";
 import {
   CLOSE,
@@ -86,6 +86,21 @@ export async function openSocket(room: ConversationRoom, request: Request): Prom
   }
   if (identity.exp) await room.scheduleAlarm();
   return new Response(null, { status: 101, webSocket: client });
+}
+
+/**
+ * What a failed open answers. Refusals (404, 429) and 503s logged where they arose (room init, a database call) pass
+ * as they are; anything else was a bare 503 with no line anywhere, so an operator could not tell why clients got it.
+ */
+export function openRefusal(room: ConversationRoom, request: Request, err: unknown): HttpError {
+  if (err instanceof HttpError) return err;
+  const pending = migrationsPending(err);
+  if (pending) {
+    reportMigrationsPending(err, room.log);
+    return pending;
+  }
+  room.log.error("socket open failed", { conversationId: request.headers.get(CONVERSATION_HEADER), error: errorReason(err).slice(0, 200) });
+  return unavailable("Room unavailable");
 }
 
 function openSocketsOf(room: ConversationRoom, userId: string): WebSocket[] {
@@ -253,10 +268,11 @@ async function resume(
         sendRaw(ws, encodeFrame("message_updated", { message: m }));
       }
     }
-  } catch {
+  } catch (err) {
     // The gap cannot be filled now (Postgres unreachable and not covered locally). Say so and close: the client
     // reconnects with the same afterSeq later; staying open would leave it silently behind.
     resuming.delete(ws);
+    logReplayFailure(room, afterSeq, err);
     errorFrame(ws, "unavailable", "Cannot replay missed messages right now; reconnect to retry", id);
     safeClose(ws, 1013, "Try again later");
     return;
@@ -268,6 +284,19 @@ async function resume(
     if (held.seq !== undefined && held.seq <= toSeq) continue;
     sendRaw(ws, held.frame);
   }
+}
+
+/**
+ * One line per failed replay, naming it: the client sees only a 1013 close, and a database failure's own line did not
+ * say a replay was refused. A missing migration keeps its once-per-isolate report instead.
+ */
+function logReplayFailure(room: ConversationRoom, afterSeq: number, err: unknown): void {
+  if (err instanceof HttpError && err.detail === MIGRATIONS_PENDING_MESSAGE) return;
+  const pending = err instanceof HttpError ? undefined : migrationsPending(err);
+  if (pending) return reportMigrationsPending(err, room.log);
+  const fields = { conversationId: room.store.meta()?.conversationId, afterSeq, error: errorReason(err).slice(0, 200) };
+  if (err instanceof HttpError) room.log.warn("replay failed", { ...fields, status: err.status });
+  else room.log.error("replay failed", fields);
 }
 
 /**

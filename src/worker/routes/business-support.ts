@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { findBusinessConversation, isRegisteredAdmin, activeRole } from "../../db/queries/business";
 import type { ConversationRow } from "../../db/queries/conversations";
 import type { ConversationFacts, OpenPlacement } from "../../durable-objects/business/api";
-import { forbidden, HttpError, notFound, type RpcResult } from "../../lib/errors";
+import { badRequest, forbidden, HttpError, notFound, type RpcResult } from "../../lib/errors";
 import { callObject } from "../rooms";
 import { isUuid } from "../../lib/ids";
 import type { Role } from "../../protocol/resources";
@@ -17,14 +17,14 @@ export function deskStub(c: Context<AppEnv>, businessId: string) {
 
 export const callDesk = <T>(work: () => Promise<RpcResult<T>>): Promise<T> => callObject(work, "Business desk");
 
-/** A business id from the path: anything but a UUID names no business. */
-export function businessParam(raw: string): string {
-  if (!isUuid(raw)) throw notFound("Business");
-  return raw.toLowerCase();
-}
-
-export function agentParam(raw: string): string {
-  if (!isUuid(raw)) throw notFound("Agent");
+/**
+ * A business, agent or user id from a business route's path. These name identities of the external platform, not
+ * this service's resources, and a body that names one with a malformed id is a 400 (contract §1): so is the path.
+ * A malformed admin id answered 404 "Agent not found", and a malformed business id 404 "Business not found", though
+ * no business is ever "not found" here (a well-formed unknown one is an empty business).
+ */
+export function identityParam(raw: string, name: "businessId" | "agentId" | "userId"): string {
+  if (!isUuid(raw)) throw badRequest([`${name}: must be a UUID`]);
   return raw.toLowerCase();
 }
 

@@ -29,11 +29,10 @@ import {
   statusQuery,
 } from "./business-schemas";
 import {
-  agentParam,
-  businessParam,
   callDesk,
   deskStub,
   factsOf,
+  identityParam,
   isBusinessAdmin,
   requireBusinessAdmin,
   requireBusinessConversation,
@@ -80,7 +79,7 @@ function instantParam(raw: string | undefined): number {
 const uniqueSkills = (skills: string[] | undefined) => (skills ? [...new Set(skills)] : undefined);
 
 const adminOnly = (c: Context<AppEnv>) => {
-  const businessId = businessParam(c.req.param("businessId") ?? "");
+  const businessId = identityParam(c.req.param("businessId") ?? "", "businessId");
   return requireBusinessAdmin(c, businessId).then(() => businessId);
 };
 
@@ -123,13 +122,13 @@ export const business = new OpenAPIHono<AppEnv>()
       responses: {
         201: json("Registered", adminResult),
         200: json("Already registered", adminResult),
-        ...errorResponses(401, 403, 404),
+        ...errorResponses(400, 401, 403, 404),
       },
     }),
     async (c) => {
       const params = c.req.valid("param");
-      const businessId = businessParam(params.businessId);
-      const userId = agentParam(params.userId);
+      const businessId = identityParam(params.businessId, "businessId");
+      const userId = identityParam(params.userId, "userId");
       if (!isServiceToken(c.get("user"))) throw forbidden("Only a service token can register business admins");
       const db = c.get("db")();
       await provisionUserIds(db, [userId]);
@@ -146,12 +145,12 @@ export const business = new OpenAPIHono<AppEnv>()
       description: "A token with role \"admin\" stays an admin of every business: that comes from the token, not from this list.",
       ...secured,
       request: { params: adminParams },
-      responses: { 204: { description: "Unregistered" }, ...errorResponses(401, 403, 404) },
+      responses: { 204: { description: "Unregistered" }, ...errorResponses(400, 401, 403, 404) },
     }),
     async (c) => {
       const params = c.req.valid("param");
-      const businessId = businessParam(params.businessId);
-      const userId = agentParam(params.userId);
+      const businessId = identityParam(params.businessId, "businessId");
+      const userId = identityParam(params.userId, "userId");
       if (!isServiceToken(c.get("user"))) throw forbidden("Only a service token can unregister business admins");
       if (!(await revokeAdmin(c.get("db")(), businessId, userId, c.get("user").id))) throw notFound("Business admin");
       return c.body(null, 204);
@@ -174,7 +173,7 @@ export const business = new OpenAPIHono<AppEnv>()
     }),
     async (c) => {
       const businessId = await adminOnly(c);
-      const agentId = agentParam(c.req.valid("param").agentId);
+      const agentId = identityParam(c.req.valid("param").agentId, "agentId");
       const body = c.req.valid("json");
       await provisionUserIds(c.get("db")(), [agentId]);
       const { agent, created } = await callDesk(() =>
@@ -191,11 +190,11 @@ export const business = new OpenAPIHono<AppEnv>()
       summary: "Unregister an agent (business admin; audited); their open conversations go back to the front of the queue",
       ...secured,
       request: { params: agentParams },
-      responses: { 204: { description: "Removed" }, ...errorResponses(401, 403, 404) },
+      responses: { 204: { description: "Removed" }, ...errorResponses(400, 401, 403, 404) },
     }),
     async (c) => {
       const businessId = await adminOnly(c);
-      const agentId = agentParam(c.req.valid("param").agentId);
+      const agentId = identityParam(c.req.valid("param").agentId, "agentId");
       await callDesk(() => deskStub(c, businessId).removeAgent(businessId, agentId, c.get("user").id));
       return c.body(null, 204);
     },
@@ -208,10 +207,10 @@ export const business = new OpenAPIHono<AppEnv>()
       summary: "The business's agents: ids, skills and availability for anyone; maximum, presence and current load for its admins",
       ...secured,
       request: { params: businessParams },
-      responses: { 200: json("Agents", agentsResult), ...errorResponses(401, 404) },
+      responses: { 200: json("Agents", agentsResult), ...errorResponses(400, 401, 404) },
     }),
     async (c) => {
-      const businessId = businessParam(c.req.valid("param").businessId);
+      const businessId = identityParam(c.req.valid("param").businessId, "businessId");
       if (await isBusinessAdmin(c, businessId)) {
         const snapshot = await callDesk(() => deskStub(c, businessId).snapshot(businessId));
         return c.json({ businessId, agents: snapshot.agents }, 200);
@@ -249,7 +248,7 @@ export const business = new OpenAPIHono<AppEnv>()
       summary: "Remove the opening hours: always open again (business admin; audited)",
       ...secured,
       request: { params: businessParams },
-      responses: { 204: { description: "Removed" }, ...errorResponses(401, 403, 404) },
+      responses: { 204: { description: "Removed" }, ...errorResponses(400, 401, 403, 404) },
     }),
     async (c) => {
       const businessId = await adminOnly(c);
@@ -265,10 +264,10 @@ export const business = new OpenAPIHono<AppEnv>()
       summary: "The opening hours (any authenticated user); 404 when none are set (always open)",
       ...secured,
       request: { params: businessParams },
-      responses: { 200: json("The hours and the current status", hoursResult), ...errorResponses(401, 404) },
+      responses: { 200: json("The hours and the current status", hoursResult), ...errorResponses(400, 401, 404) },
     }),
     async (c) => {
-      const businessId = businessParam(c.req.valid("param").businessId);
+      const businessId = identityParam(c.req.valid("param").businessId, "businessId");
       const hours = await loadHours(c.get("httpDb")(), businessId);
       if (!hours) throw new HttpError(404, "No opening hours set: the business is always open");
       return c.json(hoursView(businessId, hours), 200);
@@ -285,7 +284,7 @@ export const business = new OpenAPIHono<AppEnv>()
       responses: { 200: json("Status", hoursStatusSchema), ...errorResponses(400, 401, 404) },
     }),
     async (c) => {
-      const businessId = businessParam(c.req.valid("param").businessId);
+      const businessId = identityParam(c.req.valid("param").businessId, "businessId");
       const at = instantParam(c.req.valid("query").at);
       const hours = await loadHours(c.get("httpDb")(), businessId);
       return c.json(statusAt(businessId, hours, at), 200);
@@ -302,7 +301,7 @@ export const business = new OpenAPIHono<AppEnv>()
       responses: { 200: json("The queue", queueResult), ...errorResponses(400, 401, 404) },
     }),
     async (c) => {
-      const businessId = businessParam(c.req.valid("param").businessId);
+      const businessId = identityParam(c.req.valid("param").businessId, "businessId");
       const { limit } = c.req.valid("query");
       const me = c.get("user").id;
       if (await isBusinessAdmin(c, businessId)) {

@@ -10,7 +10,7 @@ import { CONVERSATION_HEADER, IDENTITY_HEADER } from "../../durable-objects/room
 import { authenticateRequest, provisionCaller, requireAuth } from "../middleware/auth";
 import { auditAuthFailure } from "../../jobs/auth-audit";
 import { intParam, isUuidParam } from "../params";
-import { roomStub } from "../rooms";
+import { objectUnavailable, roomStub } from "../rooms";
 import { ticketResult } from "../../protocol/responses";
 import type { AppEnv } from "../env";
 import { errorResponses, pathId } from "../openapi";
@@ -77,6 +77,7 @@ async function forwardUpgrade(
   stub: { fetch(req: Request): Promise<Response> },
   identity: UpgradeIdentity,
   headers: Headers,
+  what: string,
 ): Promise<Response> {
   const spent = identity.ticket;
   const giveBack = async () => {
@@ -87,7 +88,8 @@ async function forwardUpgrade(
     res = await stub.fetch(new Request(c.req.url, { headers }));
   } catch (err) {
     await giveBack();
-    throw err;
+    // The object restarting (a deploy) or overloaded: a 500 told the client's reconnect logic it had hit a bug.
+    throw objectUnavailable(err, what) ?? err;
   }
   if (res.status === 101) return res;
   if (transientRefusal(res.status)) await giveBack();
@@ -173,7 +175,7 @@ export const conversationSocket = new OpenAPIHono<AppEnv>().openapi(
     const identity = await upgradeIdentity(c, "background");
     if (!isUuidParam(id)) throw notFound("Conversation");
     const headers = identityHeaders(identity.user, { [CONVERSATION_HEADER]: id.toLowerCase() });
-    return forwardUpgrade(c, roomStub(c, id.toLowerCase()), identity, headers) as never;
+    return forwardUpgrade(c, roomStub(c, id.toLowerCase()), identity, headers, "Conversation") as never;
   },
 );
 
@@ -184,6 +186,6 @@ export const userSocket = new OpenAPIHono<AppEnv>().openapi(
     // The session's presence write updates the user's row: it must exist first.
     const identity = await upgradeIdentity(c, "first");
     const ns = c.env.USER_SESSION;
-    return forwardUpgrade(c, ns.get(ns.idFromName(identity.user.id)), identity, identityHeaders(identity.user)) as never;
+    return forwardUpgrade(c, ns.get(ns.idFromName(identity.user.id)), identity, identityHeaders(identity.user), "User session") as never;
   },
 );

@@ -134,7 +134,8 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
   }
 
   private async askPresence(userIds: string[]): Promise<PresenceUpdate[]> {
-    const reply = await this.request("get_presence", { userIds }, "presence_state");
+    // A question: a drop before the reply asks it again on the next connection (within the timeout).
+    const reply = await this.request("get_presence", { userIds }, "presence_state", { askAgain: true });
     const asked = frameOrder(reply.id);
     return ((reply.data?.presences ?? []) as PresenceUpdate[]).map((p) => this.overtaking(p.userId, asked) ?? p);
   }

@@ -1574,6 +1574,45 @@ describe("client user socket: get_presence", () => {
     }
   });
 
+  // A get_presence out when the connection dropped failed with `disconnected`: the app had to notice and ask again.
+  it("asks again on the next connection when the connection drops before the reply, within the call's timeout", async () => {
+    const u = connectedUser();
+    await until(() => FakeSocket.all.length === 1);
+    const first = latest();
+    first.frame("connected", { userId: ME, timestamp: at(0) });
+    const asking = u.getPresence([OTHER]);
+    expect(first.sentOf("get_presence")).toHaveLength(1);
+    first.cut();
+    await until(() => FakeSocket.all.length === 2);
+    FakeSocket.answer = answerOnline;
+    latest().frame("connected", { userId: ME, timestamp: at(0) });
+    await expect(asking).resolves.toEqual([{ userId: OTHER, status: "online", lastSeen: at(1) }]);
+    expect(latest().sentOf("get_presence").map((f) => f.data.userIds)).toEqual([[OTHER]]);
+    // A reply to the first asking, come late over the old connection, is not taken for the new one's.
+    expect(latest().sentOf("get_presence")[0].id).not.toBe(first.sentOf("get_presence")[0].id);
+  });
+
+  it("a question asked again still gives up at its timeout, and fails as closed when the socket closes", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+    try {
+      const u = connectedUser();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().frame("connected", { userId: ME, timestamp: at(0) });
+      const asking = u.getPresence([OTHER]).catch((e: unknown) => e);
+      await vi.advanceTimersByTimeAsync(4_000);
+      latest().cut();
+      await vi.advanceTimersByTimeAsync(6_000);
+      expect(await asking).toMatchObject({ code: "timeout" });
+      latest().frame("connected", { userId: ME, timestamp: at(0) });
+      const closing = u.getPresence([OTHER]).catch((e: unknown) => e);
+      latest().cut();
+      u.close();
+      expect(await closing).toMatchObject({ code: "closed", isRetryable: false });
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   // The server compares ids without case and answers in lowercase: an app that asked in uppercase found no answer
   // for its users (every contact shown offline).
   it("answers with the ids as the app wrote them, also for a change pushed while the question was out", async () => {

@@ -91,13 +91,35 @@ export function errorFromResponse(status: number, statusText: string, body: unkn
   const details = Array.isArray(b.message) ? b.message.filter((m): m is string => typeof m === "string") : [];
   const message =
     typeof b.message === "string" ? b.message : details.length > 0 ? details.join("; ") : statusText || `HTTP ${status}`;
-  const retry = Number(headers.get("retry-after"));
   return new ChatApiError({
     statusCode: status,
     message,
     details,
     error: typeof b.error === "string" ? b.error : statusText || undefined,
     requestId: (typeof b.requestId === "string" ? b.requestId : undefined) ?? headers.get("x-request-id") ?? undefined,
-    retryAfter: Number.isFinite(retry) && retry > 0 ? retry : undefined,
+    retryAfter: retryAfterSeconds(headers.get("retry-after"), headers.get("date")),
   });
+}
+
+/** An HTTP-date as RFC 9110 writes it (IMF-fixdate, or the obsolete RFC 850 and asctime forms): a letter in it. */
+const HTTP_DATE = /^[A-Za-z]{3}/;
+
+/**
+ * The seconds a `Retry-After` asks for, in either of its forms (RFC 9110 §10.2.3): a number of seconds, or an
+ * HTTP-date, counted from the answer's own `Date` when it has one (the server's clock, so a client clock that is off
+ * does not stretch or skip the wait), else from this clock. Only the seconds were read: a date (as proxies and CDNs
+ * send) was ignored, and the retry came at once. Undefined when there is nothing to wait (absent, zero, past).
+ */
+export function retryAfterSeconds(value: string | null | undefined, date?: string | null, now = Date.now()): number | undefined {
+  const text = value?.trim() ?? "";
+  if (text === "") return undefined;
+  if (!HTTP_DATE.test(text)) {
+    const seconds = Number(text);
+    return Number.isFinite(seconds) && seconds > 0 ? seconds : undefined;
+  }
+  const at = Date.parse(text);
+  const from = date ? Date.parse(date) : Number.NaN;
+  if (!Number.isFinite(at)) return undefined;
+  const seconds = Math.ceil((at - (Number.isFinite(from) ? from : now)) / 1000);
+  return seconds > 0 ? seconds : undefined;
 }

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ChatApiError, ChatClient, ChatRest } from "../../src/client";
 import { userIdFromToken } from "../../src/client/ids";
+import { onUpgradeRefused } from "../../src/client/refusal";
 
 type Call = { url: string; method: string; headers: Record<string, string>; body?: string };
 
@@ -149,6 +150,55 @@ describe("client REST: answers that stall or break mid-body", () => {
     const rest = new ChatRest({ baseUrl: "http://api.test", token: () => `t${++n}`, fetch: fetchImpl });
     await rest.listMessages("c1");
     expect(calls.map((c) => c.headers.authorization)).toEqual(["Bearer t1", "Bearer t2"]);
+  });
+});
+
+describe("client REST: Retry-After as an HTTP date", () => {
+  // RFC 9110 allows a date as well as seconds (proxies and CDNs send dates): only seconds were read, and a 503 that
+  // asked for a wait was retried at once.
+  const down = (retryAfter: string, date?: string) =>
+    json(503, { statusCode: 503, error: "Service Unavailable", message: "down" }, { "retry-after": retryAfter, ...(date ? { date } : {}) });
+
+  it("reads a date as the seconds until it, from the answer's own Date (another clock's skew does not count)", async () => {
+    const serverNow = Date.parse("Sun, 06 Nov 1994 08:49:37 GMT");
+    const { fetchImpl } = fakeFetch([
+      down(new Date(serverNow + 7_000).toUTCString(), new Date(serverNow).toUTCString()),
+      down(new Date(Date.now() + 7_000).toUTCString()),
+      down(new Date(Date.now() - 7_000).toUTCString()),
+    ]);
+    const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: fetchImpl, retries: 0 });
+    expect(await rest.me().catch((e) => e)).toMatchObject({ statusCode: 503, retryAfter: 7 });
+    const local = (await rest.me().catch((e) => e)) as ChatApiError;
+    expect(local.retryAfter).toBeGreaterThanOrEqual(6);
+    expect(local.retryAfter).toBeLessThanOrEqual(7);
+    // A date gone by asks for no wait.
+    expect(await rest.me().catch((e) => e)).toMatchObject({ statusCode: 503, retryAfter: undefined });
+  });
+
+  it("waits out a near date before retrying, and gives a far one back to the app as the seconds form is", async () => {
+    const { calls, fetchImpl } = fakeFetch([down(new Date(Date.now() + 1_000).toUTCString(), new Date().toUTCString()), json(200, { id: "me" })]);
+    const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: fetchImpl });
+    const started = Date.now();
+    await expect(rest.me()).resolves.toEqual({ id: "me" });
+    expect(calls).toHaveLength(2);
+    // The backoff alone waits 250 ms.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    const far = fakeFetch([down(new Date(Date.now() + 60_000).toUTCString()), json(200, {})]);
+    const impatient = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: far.fetchImpl });
+    const error = (await impatient.me().catch((e) => e)) as ChatApiError;
+    expect(error.retryAfter).toBeGreaterThanOrEqual(59);
+    expect(far.calls).toHaveLength(1);
+  });
+
+  // In Node (`ws`) a refused upgrade's Retry-After sets the socket's next wait: a date was ignored there too.
+  it("reads a date on a refused socket upgrade", () => {
+    const listeners: ((req: unknown, res: unknown) => void)[] = [];
+    const ws = { on: (_event: string, fn: (req: unknown, res: unknown) => void) => listeners.push(fn), close() {} };
+    const heard: unknown[] = [];
+    onUpgradeRefused(ws as never, (refusal) => heard.push(refusal));
+    const headers = { "retry-after": "Sun, 06 Nov 1994 08:49:47 GMT", date: "Sun, 06 Nov 1994 08:49:37 GMT" };
+    listeners[0](undefined, { statusCode: 503, headers });
+    expect(heard).toEqual([{ status: 503, retryAfter: 10 }]);
   });
 });
 

@@ -1,3 +1,5 @@
+import { ChatApiError } from "./errors";
+
 /** A small typed event emitter (no Node `events` dependency, so it runs in browsers and workers alike). */
 export type Listener<T> = (payload: T) => void;
 
@@ -37,7 +39,10 @@ export class Emitter<Events extends object> {
     return off;
   }
 
-  /** The next event of this type that matches, as a promise (rejects after timeoutMs when given, or when match throws). */
+  /**
+   * The next event of this type that matches, as a promise. Rejects after timeoutMs when given (a ChatApiError of
+   * code `timeout`), or with what match throws.
+   */
   next<K extends keyof Events>(type: K, match: (payload: Events[K]) => boolean = () => true, timeoutMs?: number): Promise<Events[K]> {
     return new Promise((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -61,7 +66,9 @@ export class Emitter<Events extends object> {
       if (timeoutMs !== undefined) {
         timer = setTimeout(() => {
           off();
-          reject(new Error(`timed out after ${timeoutMs} ms waiting for "${String(type)}"`));
+          // The SDK's error with the code its other timeouts have: a plain Error gave an app nothing to branch on
+          // (`code`, `isRetryable`) and failed the `instanceof ChatApiError` check that every other failure passes.
+          reject(new ChatApiError({ statusCode: 0, message: `timed out after ${timeoutMs} ms waiting for "${String(type)}"`, code: "timeout", error: "Timeout" }));
         }, timeoutMs);
       }
     });

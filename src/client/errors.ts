@@ -16,7 +16,11 @@ export class ChatApiError extends Error {
   readonly details: readonly string[];
   /** Seconds the server asked to wait (429, 503). */
   readonly retryAfter: number | undefined;
-  /** A socket error code when the error came from a frame (`conflict`, `bad_request`, ...). */
+  /**
+   * A socket error code when the error came from a frame (`conflict`, `bad_request`, ...), or the SDK's own: `timeout`
+   * (a socket request or `next()` waited its time out), `disconnected`, `closed`, `aborted`, `gave_up`, `token`,
+   * `invalid_response`, `too_large`.
+   */
   readonly code: string | undefined;
 
   constructor(init: {

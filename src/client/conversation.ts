@@ -52,9 +52,15 @@ function sendMessageData(entry: Pick<OutboxEntry, "content" | "clientMessageId" 
   return data;
 }
 
+/**
+ * The reply as the server keeps it: a UUID in lower case (its schema lowercases), none for an empty one (not sent).
+ * Compared as written, the same reply in another case was refused locally with a 409 the server would not give.
+ */
+const replyKey = (replyToId: string | null | undefined): string | null => (replyToId ? replyToId.toLowerCase() : null);
+
 /** The same message as the server compares it for a reused clientMessageId (normalised content, type, reply). */
 const sameMessage = (a: Pick<OutboxEntry, "content" | "type" | "replyToId">, b: Pick<OutboxEntry, "content" | "type" | "replyToId">): boolean =>
-  a.type === b.type && (a.replyToId ?? null) === (b.replyToId ?? null) && normalContent(a.content) === normalContent(b.content);
+  a.type === b.type && replyKey(a.replyToId) === replyKey(b.replyToId) && normalContent(a.content) === normalContent(b.content);
 
 /** The longest frame id this socket gives (`m` and a counter), so the size checked is never below the size sent. */
 const LONGEST_FRAME_ID = `m${Number.MAX_SAFE_INTEGER}`;

@@ -1479,6 +1479,24 @@ describe("client conversation socket: a clientMessageId reused with another mess
   });
 });
 
+describe("client conversation socket: a clientMessageId reused with the same reply in another case", () => {
+  // The server lowercases replyToId before it compares a retry with the original: the SDK compared the ids as written
+  // and refused with a 409 a retry the server would have taken (an app that took the id from a URL, say).
+  it("joins the pending message when the reply's id differs only in case, and refuses another reply", async () => {
+    const { s, ws } = await openReady();
+    const REPLY = "00000000-0000-4000-8000-0000000000AB";
+    const first = s.send("yes", { clientMessageId: "cmid-c", replyToId: REPLY });
+    await until(() => ws.sentOf("send_message").length === 1);
+    const again = s.send("yes", { clientMessageId: "cmid-c", replyToId: REPLY.toLowerCase() });
+    const other = s.send("yes", { clientMessageId: "cmid-c", replyToId: OTHER });
+    await expect(other).rejects.toMatchObject({ statusCode: 409, code: "conflict" });
+    const stored = msg(1, { senderId: ME, clientMessageId: "cmid-c", content: "yes", replyToId: REPLY.toLowerCase() });
+    ws.frame("message_ack", { clientMessageId: "cmid-c", message: stored }, ws.sentOf("send_message")[0].id);
+    expect((await first).id).toBe(stored.id);
+    expect((await again).id).toBe(stored.id);
+  });
+});
+
 describe("client conversation socket: a message held back when the connection is replaced", () => {
   // After many transient refusals the retry was up to 30 s away, and a reconnect (a fresh connection: the rate window
   // or the room's trouble may be gone) kept it: the message sat in "Sending…" with the socket open.

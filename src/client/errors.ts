@@ -18,8 +18,8 @@ export class ChatApiError extends Error {
   readonly retryAfter: number | undefined;
   /**
    * A socket error code when the error came from a frame (`conflict`, `bad_request`, ...), or the SDK's own: `timeout`
-   * (a socket request or `next()` waited its time out), `disconnected`, `closed`, `aborted`, `gave_up`, `token`,
-   * `invalid_response`, `too_large`.
+   * (a REST call, a socket request or `next()` waited its time out), `network` (a REST call got no answer),
+   * `disconnected`, `closed`, `aborted`, `gave_up`, `token`, `invalid_response`, `too_large`.
    */
   readonly code: string | undefined;
 

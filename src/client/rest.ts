@@ -174,14 +174,14 @@ export class ChatRest {
     // ended with the headers, and an answer that stalled mid-body left the call (a send's spinner) pending for ever.
     const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener("abort", () => reject(new Error("aborted")), { once: true }));
     aborted.catch(() => {});
+    // With a code, as the sockets' failures have: a REST call that timed out or met no network had none, and an app
+    // branching on `code` ("timeout" from a socket request) handled the same failure two ways.
     const noAnswer = (cause: unknown) =>
       signal?.aborted
         ? abortedError()
-        : new ChatApiError({
-            statusCode: 0,
-            message: controller.signal.aborted ? `${method} ${url} timed out after ${this.timeoutMs} ms` : `${method} ${url} failed: network error`,
-            cause,
-          });
+        : controller.signal.aborted
+          ? new ChatApiError({ statusCode: 0, message: `${method} ${url} timed out after ${this.timeoutMs} ms`, code: "timeout", error: "Timeout", cause })
+          : new ChatApiError({ statusCode: 0, message: `${method} ${url} failed: network error`, code: "network", cause });
     let res: Response;
     let text = "";
     try {

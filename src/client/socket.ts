@@ -271,7 +271,7 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
       };
       const timer = setTimeout(() => {
         const waited = offState !== undefined;
-        settle(new ChatApiError({ statusCode: 0, message: waited ? `Not connected within ${timeoutMs} ms` : `No ${reply} within ${timeoutMs} ms`, code: "timeout" }));
+        settle(new ChatApiError({ statusCode: 0, message: waited ? `Not connected within ${timeoutMs} ms` : `No ${reply} within ${timeoutMs} ms`, code: "timeout", error: "Timeout" }));
       }, timeoutMs);
       const waitForOpen = (): void => {
         if (id !== undefined) this.requests.delete(id);

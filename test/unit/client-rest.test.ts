@@ -68,14 +68,14 @@ describe("client REST", () => {
     await expect(rest.listConversations()).resolves.toEqual({ conversations: [], nextCursor: null });
     expect(calls).toHaveLength(3);
     const err = (await rest.createDirect("u").catch((e) => e)) as ChatApiError;
-    expect(err).toMatchObject({ statusCode: 0, isNetworkError: true });
+    expect(err).toMatchObject({ statusCode: 0, isNetworkError: true, code: "network" });
     expect(calls).toHaveLength(4);
   });
 
   it("times out a request that never answers (statusCode 0)", async () => {
     const never = (() => new Promise<Response>((_, reject) => setTimeout(() => reject(new Error("aborted")), 50))) as unknown as typeof fetch;
     const rest = new ChatRest({ baseUrl: "http://api.test", fetch: never, timeoutMs: 10, retries: 0 });
-    await expect(rest.health()).rejects.toMatchObject({ statusCode: 0 });
+    await expect(rest.health()).rejects.toMatchObject({ statusCode: 0, code: "timeout", isNetworkError: true });
   });
 
   it("knows the user from the token's id claim", async () => {
@@ -139,7 +139,7 @@ describe("client REST: answers that stall or break mid-body", () => {
 
   it("a body cut off by the network is a network error, not a success without a result", async () => {
     const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: (async () => stalled(201, new TypeError("terminated"))) as typeof fetch, retries: 0 });
-    await expect(rest.sendMessage("c", { content: "hi" })).rejects.toMatchObject({ name: "ChatApiError", statusCode: 0 });
+    await expect(rest.sendMessage("c", { content: "hi" })).rejects.toMatchObject({ name: "ChatApiError", statusCode: 0, code: "network" });
   });
 
   // A retry went with the token read before the first try: one that expired during the wait (up to 10 s a try)

@@ -298,6 +298,22 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
     });
   }
 
+  /**
+   * A wait for an event (`next()`) ends with the socket: closed for good (by the app or the server), it tells
+   * nothing more, and an app awaiting `next("ready")` on a conversation it had been removed from waited for ever.
+   * A wait for `state` goes on (a closed socket may be connected again).
+   */
+  protected override endOfWaits(type: keyof Events, fail: (err: Error) => void): (() => void) | undefined {
+    if (type === "state") return undefined;
+    if (this.currentState === "closed") {
+      fail(this.closedError());
+      return undefined;
+    }
+    return this.on("state", ({ state, reason }) => {
+      if (state === "closed") fail(this.closedError(reason));
+    });
+  }
+
   /** The rejection of a call on a socket that is closed (or never started): not retryable on this socket. */
   protected closedError(reason?: string): ChatApiError {
     const what = this.currentState === "idle" ? "not connected (call connect())" : `closed${reason ? `: ${reason}` : ""}`;

@@ -834,11 +834,11 @@ describe("client sockets: nothing left running after close()", () => {
       latest().frame("new_message", { message: msg(1) });
       latest().frame("new_message", { message: msg(3) }); // a gap: a resume wait
       s.markRead(1);
-      const waiting = s.next("ready", () => true, 60_000).catch(() => {});
+      const waiting = s.next("ready", () => true, 60_000).catch((e: unknown) => e);
       s.close();
-      // The app's own next() timer is the app's; everything else must be gone.
-      expect(vi.getTimerCount()).toBe(1);
-      void waiting;
+      // The app's own next() ends with the socket, its timer too.
+      expect(vi.getTimerCount()).toBe(0);
+      expect(await waiting).toMatchObject({ code: "closed" });
     } finally {
       vi.useRealTimers();
     }
@@ -1494,6 +1494,24 @@ describe("client conversation socket: a clientMessageId reused with the same rep
     ws.frame("message_ack", { clientMessageId: "cmid-c", message: stored }, ws.sentOf("send_message")[0].id);
     expect((await first).id).toBe(stored.id);
     expect((await again).id).toBe(stored.id);
+  });
+});
+
+describe("client sockets: waiting for an event on a socket that closes", () => {
+  // Removed from the conversation (or closed by the app), the socket tells nothing more: an app awaiting next() with
+  // no timeout waited for ever.
+  it("next() ends with the socket's close (code `closed`), also when called on a closed socket; a wait for state goes on", async () => {
+    const { s, ws } = await openReady();
+    const message = s.next("new_message");
+    const closedState = s.next("state", (c) => c.state === "closed");
+    ws.onclose?.({ code: 4403, reason: "No longer a participant" });
+    await expect(message).rejects.toMatchObject({ code: "closed", message: "The socket is closed: No longer a participant", isRetryable: false });
+    await expect(closedState).resolves.toMatchObject({ state: "closed" });
+    await expect(s.next("ready")).rejects.toMatchObject({ code: "closed" });
+    const other = open();
+    const ready = other.next("ready");
+    other.close();
+    await expect(ready).rejects.toMatchObject({ code: "closed", message: "The socket is closed: closed by client" });
   });
 });
 

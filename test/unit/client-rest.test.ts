@@ -153,6 +153,23 @@ describe("client REST: answers that stall or break mid-body", () => {
   });
 });
 
+describe("client REST: writes refused by the rate limiter", () => {
+  // The limiter answers 429 before a route runs, so the write was not made; it failed although a short wait would do.
+  it("retries a write refused with 429 after its Retry-After, and still never retries a write after a 503", async () => {
+    const limited = json(429, { statusCode: 429, error: "Too Many Requests", message: "Too many requests" }, { "retry-after": "0" });
+    const { calls, fetchImpl } = fakeFetch([
+      limited,
+      json(200, { conversationId: "c", lastReadSeq: 3 }),
+      json(503, { statusCode: 503, error: "Service Unavailable", message: "down" }),
+    ]);
+    const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: fetchImpl });
+    await expect(rest.markRead("c", { seq: 3 })).resolves.toEqual({ conversationId: "c", lastReadSeq: 3 });
+    expect(calls.map((c) => c.method)).toEqual(["PUT", "PUT"]);
+    await expect(rest.createDirect("u")).rejects.toMatchObject({ statusCode: 503 });
+    expect(calls).toHaveLength(3);
+  });
+});
+
 describe("client REST: Retry-After as an HTTP date", () => {
   // RFC 9110 allows a date as well as seconds (proxies and CDNs send dates): only seconds were read, and a 503 that
   // asked for a wait was retried at once.

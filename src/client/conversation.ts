@@ -1,5 +1,5 @@
 import { backoffDelay } from "./backoff";
-import { CONTENT_MAX_CHARS, contentLength, FRAME_MAX_BYTES, frameBytes, normalContent } from "./content";
+import { CONTENT_MAX_CHARS, CONTENT_MAX_RAW_UNITS, contentLength, FRAME_MAX_BYTES, frameBytes, normalContent } from "./content";
 import { ChatApiError, errorFromFrame } from "./errors";
 import { randomId } from "./ids";
 import { Outbox, type OutboxEntry } from "./outbox";
@@ -180,6 +180,17 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
         new ChatApiError({
           statusCode: 400,
           message: length === 0 ? "content: must not be empty" : `content: at most ${CONTENT_MAX_CHARS} characters`,
+          code: "bad_request",
+        }),
+      );
+    }
+    // Under the character limit once trimmed, but over what the server reads as written: it was sent, refused by the
+    // server's schema, and reported as send_failed with a message about 16000 characters the user never saw.
+    if (content.length > CONTENT_MAX_RAW_UNITS) {
+      return Promise.reject(
+        new ChatApiError({
+          statusCode: 400,
+          message: `content: at most ${CONTENT_MAX_RAW_UNITS} characters as written, blank lines, spaces and control characters included`,
           code: "bad_request",
         }),
       );

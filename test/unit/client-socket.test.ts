@@ -389,6 +389,20 @@ describe("client conversation socket: audit findings (fifteenth session)", () =>
     await expect(s.send("\u0000\u0007 \r")).rejects.toMatchObject({ statusCode: 400 });
     void sent.catch(() => {});
   });
+
+  // The server's schema reads at most 16,000 units as written: a short text pasted with thousands of blank lines went
+  // out, came back refused, and the rest of the outbox waited for that round trip.
+  it("refuses at once a short text whose blank lines and spaces take it over what the server reads as written", async () => {
+    const { s, ws } = await openReady();
+    const padded = `see the attached notes${"\n ".repeat(8_000)}`;
+    await expect(Promise.race([s.send(padded), tick(20).then(() => "pending")])).rejects.toMatchObject({ statusCode: 400, code: "bad_request", message: expect.stringContaining("16000") });
+    expect(s.outbox()).toEqual([]);
+    expect(ws.sentOf("send_message")).toEqual([]);
+    // Just under it goes.
+    const fits = s.send(`see the attached notes${"\n ".repeat(7_980)}`);
+    await until(() => ws.sentOf("send_message").length === 1);
+    void fits.catch(() => {});
+  });
 });
 
 describe("client sockets in Node with ws (real sockets)", () => {

@@ -17,7 +17,8 @@ export class ChatApiError extends Error {
   /** Seconds the server asked to wait (429, 503). */
   readonly retryAfter: number | undefined;
   /**
-   * A socket error code when the error came from a frame (`conflict`, `bad_request`, ...), or the SDK's own: `timeout`
+   * A socket error code when the error came from a frame (`conflict`, `bad_request`, ...), the same code for a REST
+   * refusal of that status (and `unauthorized` for 401, `too_large` for 413), or the SDK's own: `timeout`
    * (a REST call, a socket request or `next()` waited its time out), `network` (a REST call got no answer),
    * `disconnected`, `closed`, `aborted`, `gave_up`, `token`, `invalid_response`, `too_large`.
    */
@@ -89,6 +90,27 @@ export function errorFromFrame(data: { code?: unknown; message?: unknown } | und
   return new ChatApiError({ statusCode: STATUS_BY_CODE[code] ?? 500, message, code, error: code });
 }
 
+/** The code of a REST refusal, as the socket names the same refusal (the server's errorCodeFor), and 401 and 413. */
+const CODE_BY_STATUS: Record<number, string> = {
+  400: "bad_request",
+  401: "unauthorized",
+  403: "forbidden",
+  404: "not_found",
+  409: "conflict",
+  413: "too_large",
+  429: "rate_limited",
+  500: "internal",
+  503: "unavailable",
+};
+
+/**
+ * A REST refusal's code. REST errors had none while the socket's refusals did: an app with one handler for both (a
+ * send over REST or over the socket refused as `conflict`) saw `undefined` for the REST one.
+ */
+function codeForStatus(status: number): string | undefined {
+  return CODE_BY_STATUS[status] ?? (status >= 500 ? "unavailable" : status >= 400 ? "bad_request" : undefined);
+}
+
 /** Builds the error from an HTTP error response body of the contract's shape (or whatever came back). */
 export function errorFromResponse(status: number, statusText: string, body: unknown, headers: { get(name: string): string | null }): ChatApiError {
   const b = (typeof body === "object" && body !== null ? body : {}) as { message?: unknown; error?: unknown; requestId?: unknown };
@@ -102,6 +124,7 @@ export function errorFromResponse(status: number, statusText: string, body: unkn
     error: typeof b.error === "string" ? b.error : statusText || undefined,
     requestId: (typeof b.requestId === "string" ? b.requestId : undefined) ?? headers.get("x-request-id") ?? undefined,
     retryAfter: retryAfterSeconds(headers.get("retry-after"), headers.get("date")),
+    code: codeForStatus(status),
   });
 }
 

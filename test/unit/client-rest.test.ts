@@ -46,15 +46,17 @@ describe("client REST", () => {
     const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: fetchImpl, retries: 0 });
     const e1 = (await rest.getConversation("x").catch((e) => e)) as ChatApiError;
     expect(e1).toBeInstanceOf(ChatApiError);
-    expect(e1).toMatchObject({ name: "ChatApiError", statusCode: 404, message: "Conversation not found", error: "Not Found", requestId: "req-1" });
+    // With the code the socket gives the same refusal: an app handles both with one branch.
+    expect(e1).toMatchObject({ name: "ChatApiError", statusCode: 404, message: "Conversation not found", error: "Not Found", requestId: "req-1", code: "not_found" });
     expect(e1.isClientError).toBe(true);
     const e2 = (await rest.editMessage("c", "m", "x").catch((e) => e)) as ChatApiError;
     expect(e2.message).toBe("content: too long; type: invalid");
     expect(e2.details).toEqual(["content: too long", "type: invalid"]);
+    expect(e2.code).toBe("bad_request");
     const e3 = (await rest.markAllRead().catch((e) => e)) as ChatApiError;
-    expect(e3).toMatchObject({ statusCode: 429, retryAfter: 7, isRetryable: true, isClientError: false });
+    expect(e3).toMatchObject({ statusCode: 429, retryAfter: 7, isRetryable: true, isClientError: false, code: "rate_limited" });
     const e4 = (await rest.me().catch((e) => e)) as ChatApiError;
-    expect(e4).toMatchObject({ statusCode: 502, requestId: "req-4", message: "Bad Gateway" });
+    expect(e4).toMatchObject({ statusCode: 502, requestId: "req-4", message: "Bad Gateway", code: "unavailable" });
   });
 
   it("retries safe requests after network errors and 503, never a write", async () => {

@@ -128,7 +128,7 @@ export function errorFromResponse(status: number, statusText: string, body: unkn
   });
 }
 
-/** An HTTP-date as RFC 9110 writes it (IMF-fixdate, or the obsolete RFC 850 and asctime forms): a letter in it. */
+/** An HTTP-date as RFC 9110 writes it (IMF-fixdate, or the obsolete RFC 850 and asctime forms) opens with a day name. */
 const HTTP_DATE = /^[A-Za-z]{3}/;
 
 /**

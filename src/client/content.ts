@@ -3,6 +3,12 @@ import { LIMITS } from "../protocol/limits";
 /** Content rules the server applies (contract §5); checked early so obviously bad sends fail without a round trip. */
 export const CONTENT_MAX_CHARS = LIMITS.contentMaxChars;
 
+/**
+ * Content as written (UTF-16 units, spaces and control characters included) the server takes at most: text well
+ * under CONTENT_MAX_CHARS after the trim can be over it (a paste that ends in thousands of blank lines).
+ */
+export const CONTENT_MAX_RAW_UNITS = LIMITS.contentMaxRawUnits;
+
 /** The server closes a socket (1009) that sends a frame over this many UTF-8 bytes. */
 export const FRAME_MAX_BYTES = LIMITS.frameMaxBytes;
 

@@ -1,5 +1,5 @@
 import { backoffDelay } from "./backoff";
-import { CONTENT_MAX_CHARS, contentLength, FRAME_MAX_BYTES, frameBytes, normalContent } from "./content";
+import { CONTENT_MAX_CHARS, CONTENT_MAX_RAW_UNITS, contentLength, FRAME_MAX_BYTES, frameBytes, normalContent } from "./content";
 import { ChatApiError, errorFromFrame } from "./errors";
 import { randomId } from "./ids";
 import { Outbox, type OutboxEntry } from "./outbox";
@@ -52,9 +52,15 @@ function sendMessageData(entry: Pick<OutboxEntry, "content" | "clientMessageId" 
   return data;
 }
 
+/**
+ * The reply as the server keeps it: a UUID in lower case (its schema lowercases), none for an empty one (not sent).
+ * Compared as written, the same reply in another case was refused locally with a 409 the server would not give.
+ */
+const replyKey = (replyToId: string | null | undefined): string | null => (replyToId ? replyToId.toLowerCase() : null);
+
 /** The same message as the server compares it for a reused clientMessageId (normalised content, type, reply). */
 const sameMessage = (a: Pick<OutboxEntry, "content" | "type" | "replyToId">, b: Pick<OutboxEntry, "content" | "type" | "replyToId">): boolean =>
-  a.type === b.type && (a.replyToId ?? null) === (b.replyToId ?? null) && normalContent(a.content) === normalContent(b.content);
+  a.type === b.type && replyKey(a.replyToId) === replyKey(b.replyToId) && normalContent(a.content) === normalContent(b.content);
 
 /** The longest frame id this socket gives (`m` and a counter), so the size checked is never below the size sent. */
 const LONGEST_FRAME_ID = `m${Number.MAX_SAFE_INTEGER}`;
@@ -174,6 +180,17 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
         new ChatApiError({
           statusCode: 400,
           message: length === 0 ? "content: must not be empty" : `content: at most ${CONTENT_MAX_CHARS} characters`,
+          code: "bad_request",
+        }),
+      );
+    }
+    // Under the character limit once trimmed, but over what the server reads as written: it was sent, refused by the
+    // server's schema, and reported as send_failed with a message about 16000 characters the user never saw.
+    if (content.length > CONTENT_MAX_RAW_UNITS) {
+      return Promise.reject(
+        new ChatApiError({
+          statusCode: 400,
+          message: `content: at most ${CONTENT_MAX_RAW_UNITS} characters as written, blank lines, spaces and control characters included`,
           code: "bad_request",
         }),
       );

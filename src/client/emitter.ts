@@ -1,3 +1,5 @@
+import { ChatApiError } from "./errors";
+
 /** A small typed event emitter (no Node `events` dependency, so it runs in browsers and workers alike). */
 export type Listener<T> = (payload: T) => void;
 
@@ -37,13 +39,23 @@ export class Emitter<Events extends object> {
     return off;
   }
 
-  /** The next event of this type that matches, as a promise (rejects after timeoutMs when given, or when match throws). */
+  /**
+   * The next event of this type that matches, as a promise. Rejects after timeoutMs when given (a ChatApiError of
+   * code `timeout`), with what match throws, or when no such event can come any more (a socket closed for good:
+   * code `closed`).
+   */
   next<K extends keyof Events>(type: K, match: (payload: Events[K]) => boolean = () => true, timeoutMs?: number): Promise<Events[K]> {
     return new Promise((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const settle = () => {
+      let unwatch: (() => void) | undefined;
+      let done = false;
+      const settle = (): boolean => {
+        if (done) return false;
+        done = true;
         off();
+        unwatch?.();
         if (timer !== undefined) clearTimeout(timer);
+        return true;
       };
       const off = this.on(type, (payload) => {
         let matched: boolean;
@@ -51,20 +63,32 @@ export class Emitter<Events extends object> {
           matched = match(payload);
         } catch (err) {
           // Swallowed by emit, the promise waited for ever (or until its timeout).
-          settle();
-          return reject(err);
+          if (settle()) reject(err);
+          return;
         }
-        if (!matched) return;
-        settle();
-        resolve(payload);
+        if (matched && settle()) resolve(payload);
       });
+      // A socket closed for good sends nothing more: an app awaiting an event without a timeout waited for ever.
+      unwatch = this.endOfWaits(type, (err) => {
+        if (settle()) reject(err);
+      });
+      if (done) return unwatch?.();
       if (timeoutMs !== undefined) {
         timer = setTimeout(() => {
-          off();
-          reject(new Error(`timed out after ${timeoutMs} ms waiting for "${String(type)}"`));
+          // The SDK's error with the code its other timeouts have: a plain Error gave an app nothing to branch on
+          // (`code`, `isRetryable`) and failed the `instanceof ChatApiError` check that every other failure passes.
+          if (settle()) reject(new ChatApiError({ statusCode: 0, message: `timed out after ${timeoutMs} ms waiting for "${String(type)}"`, code: "timeout", error: "Timeout" }));
         }, timeoutMs);
       }
     });
+  }
+
+  /**
+   * Where no event of `type` can come any more (a socket closed for good), calls `fail`, at once or when that
+   * happens, and returns what stops watching. Nothing by default.
+   */
+  protected endOfWaits(_type: keyof Events, _fail: (err: Error) => void): (() => void) | undefined {
+    return undefined;
   }
 
   protected emit<K extends keyof Events>(type: K, payload: Events[K]): void {

@@ -16,7 +16,12 @@ export class ChatApiError extends Error {
   readonly details: readonly string[];
   /** Seconds the server asked to wait (429, 503). */
   readonly retryAfter: number | undefined;
-  /** A socket error code when the error came from a frame (`conflict`, `bad_request`, ...). */
+  /**
+   * A socket error code when the error came from a frame (`conflict`, `bad_request`, ...), the same code for a REST
+   * refusal of that status (and `unauthorized` for 401, `too_large` for 413), or the SDK's own: `timeout`
+   * (a REST call, a socket request or `next()` waited its time out), `network` (a REST call got no answer),
+   * `disconnected`, `closed`, `aborted`, `gave_up`, `token`, `invalid_response`, `too_large`.
+   */
   readonly code: string | undefined;
 
   constructor(init: {
@@ -85,19 +90,63 @@ export function errorFromFrame(data: { code?: unknown; message?: unknown } | und
   return new ChatApiError({ statusCode: STATUS_BY_CODE[code] ?? 500, message, code, error: code });
 }
 
+/** The code of a REST refusal, as the socket names the same refusal (the server's errorCodeFor), and 401 and 413. */
+const CODE_BY_STATUS: Record<number, string> = {
+  400: "bad_request",
+  401: "unauthorized",
+  403: "forbidden",
+  404: "not_found",
+  409: "conflict",
+  413: "too_large",
+  429: "rate_limited",
+  500: "internal",
+  503: "unavailable",
+};
+
+/**
+ * A REST refusal's code. REST errors had none while the socket's refusals did: an app with one handler for both (a
+ * send over REST or over the socket refused as `conflict`) saw `undefined` for the REST one.
+ */
+function codeForStatus(status: number): string | undefined {
+  return CODE_BY_STATUS[status] ?? (status >= 500 ? "unavailable" : status >= 400 ? "bad_request" : undefined);
+}
+
 /** Builds the error from an HTTP error response body of the contract's shape (or whatever came back). */
 export function errorFromResponse(status: number, statusText: string, body: unknown, headers: { get(name: string): string | null }): ChatApiError {
   const b = (typeof body === "object" && body !== null ? body : {}) as { message?: unknown; error?: unknown; requestId?: unknown };
   const details = Array.isArray(b.message) ? b.message.filter((m): m is string => typeof m === "string") : [];
   const message =
     typeof b.message === "string" ? b.message : details.length > 0 ? details.join("; ") : statusText || `HTTP ${status}`;
-  const retry = Number(headers.get("retry-after"));
   return new ChatApiError({
     statusCode: status,
     message,
     details,
     error: typeof b.error === "string" ? b.error : statusText || undefined,
     requestId: (typeof b.requestId === "string" ? b.requestId : undefined) ?? headers.get("x-request-id") ?? undefined,
-    retryAfter: Number.isFinite(retry) && retry > 0 ? retry : undefined,
+    retryAfter: retryAfterSeconds(headers.get("retry-after"), headers.get("date")),
+    code: codeForStatus(status),
   });
+}
+
+/** An HTTP-date as RFC 9110 writes it (IMF-fixdate, or the obsolete RFC 850 and asctime forms) opens with a day name. */
+const HTTP_DATE = /^[A-Za-z]{3}/;
+
+/**
+ * The seconds a `Retry-After` asks for, in either of its forms (RFC 9110 §10.2.3): a number of seconds, or an
+ * HTTP-date, counted from the answer's own `Date` when it has one (the server's clock, so a client clock that is off
+ * does not stretch or skip the wait), else from this clock. Only the seconds were read: a date (as proxies and CDNs
+ * send) was ignored, and the retry came at once. Undefined when there is nothing to wait (absent, zero, past).
+ */
+export function retryAfterSeconds(value: string | null | undefined, date?: string | null, now = Date.now()): number | undefined {
+  const text = value?.trim() ?? "";
+  if (text === "") return undefined;
+  if (!HTTP_DATE.test(text)) {
+    const seconds = Number(text);
+    return Number.isFinite(seconds) && seconds > 0 ? seconds : undefined;
+  }
+  const at = Date.parse(text);
+  const from = date ? Date.parse(date) : Number.NaN;
+  if (!Number.isFinite(at)) return undefined;
+  const seconds = Math.ceil((at - (Number.isFinite(from) ? from : now)) / 1000);
+  return seconds > 0 ? seconds : undefined;
 }

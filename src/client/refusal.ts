@@ -1,3 +1,4 @@
+import { retryAfterSeconds } from "./errors";
 import type { WebSocketLike } from "./types";
 
 /** An upgrade the server answered with an HTTP status instead of 101. */
@@ -28,9 +29,12 @@ export function onUpgradeRefused(ws: WebSocketLike, listener: (refusal: UpgradeR
   if (typeof emitter.on !== "function") return;
   emitter.on("unexpected-response", (_req: unknown, res: unknown) => {
     const r = (res ?? {}) as UpgradeResponse;
-    const header = r.headers?.["retry-after"];
-    const seconds = Number(Array.isArray(header) ? header[0] : header);
-    listener({ status: r.statusCode ?? 0, ...(Number.isFinite(seconds) && seconds > 0 ? { retryAfter: seconds } : {}) });
+    const header = (name: string) => {
+      const value = r.headers?.[name];
+      return Array.isArray(value) ? value[0] : value;
+    };
+    const seconds = retryAfterSeconds(header("retry-after"), header("date"));
+    listener({ status: r.statusCode ?? 0, ...(seconds !== undefined ? { retryAfter: seconds } : {}) });
     try {
       ws.close();
     } catch {

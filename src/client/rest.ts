@@ -57,7 +57,10 @@ export interface RestOptions {
   fetch?: typeof fetch;
   /** Per-request timeout (ms). Default 15 000. */
   timeoutMs?: number;
-  /** Retries of safe requests (GET, and message sends: idempotent by clientMessageId) after a network error, 429 or 503. Default 2. */
+  /**
+   * Retries of safe requests (GET, and message sends: idempotent by clientMessageId) after a network error, 429 or
+   * 503, and of any write refused with 429 (the rate limiter answers before the write is made). Default 2.
+   */
   retries?: number;
 }
 
@@ -146,7 +149,10 @@ export class ChatRest {
       } catch (err) {
         const e = err as ChatApiError;
         const wait = e.retryAfter !== undefined ? e.retryAfter * 1000 : 250 * 2 ** attempt;
-        if (!safe || attempt >= this.retries || !e.isRetryable || wait > 10_000 || options.signal?.aborted) throw e;
+        // A 429 is the rate limiter's, which answers before the route runs: the write was not made, and trying it
+        // again is as safe as a GET. Writes failed on it although the server had asked for only a second's wait.
+        const retryable = safe ? e.isRetryable : e.statusCode === 429;
+        if (!retryable || attempt >= this.retries || wait > 10_000 || options.signal?.aborted) throw e;
         await pause(wait, options.signal);
       }
     }
@@ -174,14 +180,14 @@ export class ChatRest {
     // ended with the headers, and an answer that stalled mid-body left the call (a send's spinner) pending for ever.
     const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener("abort", () => reject(new Error("aborted")), { once: true }));
     aborted.catch(() => {});
+    // With a code, as the sockets' failures have: a REST call that timed out or met no network had none, and an app
+    // branching on `code` ("timeout" from a socket request) handled the same failure two ways.
     const noAnswer = (cause: unknown) =>
       signal?.aborted
         ? abortedError()
-        : new ChatApiError({
-            statusCode: 0,
-            message: controller.signal.aborted ? `${method} ${url} timed out after ${this.timeoutMs} ms` : `${method} ${url} failed: network error`,
-            cause,
-          });
+        : controller.signal.aborted
+          ? new ChatApiError({ statusCode: 0, message: `${method} ${url} timed out after ${this.timeoutMs} ms`, code: "timeout", error: "Timeout", cause })
+          : new ChatApiError({ statusCode: 0, message: `${method} ${url} failed: network error`, code: "network", cause });
     let res: Response;
     let text = "";
     try {

@@ -44,6 +44,8 @@ interface PendingRequest {
   reject: (err: Error) => void;
   reply: string;
   timer: ReturnType<typeof setTimeout>;
+  /** A question safe to ask twice: its connection dropped before the reply, so it is asked on the next one. */
+  askAgain?: () => void;
 }
 
 const OPEN = 1;
@@ -250,36 +252,65 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
    * Sends a frame with an id and waits for the reply of type `reply` (or the error frame) with that id. Asked while
    * the socket is connecting (or reconnecting, or offline), it goes when the socket is open: an app that asked right
    * after creating the client was refused "Not connected". `timeoutMs` bounds the wait and the reply together.
+   * `askAgain`: a question (no change on the server) whose connection drops before the reply is asked again on the
+   * next one, within the same timeout; otherwise it fails with code `disconnected`.
    */
-  protected request(type: string, data: unknown, reply: string, timeoutMs = 10_000): Promise<Frame> {
-    const id = this.nextId();
+  protected request(type: string, data: unknown, reply: string, options: { timeoutMs?: number; askAgain?: boolean } = {}): Promise<Frame> {
+    const timeoutMs = options.timeoutMs ?? 10_000;
     return new Promise<Frame>((resolve, reject) => {
       let offState: (() => void) | undefined;
+      // Each transmission gets a fresh id: the ids' order tells what went out before what (user.ts orders presence
+      // replies against pushed updates by it), and a reply to an earlier transmission is not this one's.
+      let id: string | undefined;
       const settle = (err: ChatApiError) => {
         offState?.();
+        offState = undefined;
         clearTimeout(timer);
-        this.requests.delete(id);
+        if (id !== undefined) this.requests.delete(id);
         reject(err);
       };
       const timer = setTimeout(() => {
         const waited = offState !== undefined;
-        settle(new ChatApiError({ statusCode: 0, message: waited ? `Not connected within ${timeoutMs} ms` : `No ${reply} within ${timeoutMs} ms`, code: "timeout" }));
+        settle(new ChatApiError({ statusCode: 0, message: waited ? `Not connected within ${timeoutMs} ms` : `No ${reply} within ${timeoutMs} ms`, code: "timeout", error: "Timeout" }));
       }, timeoutMs);
+      const waitForOpen = (): void => {
+        if (id !== undefined) this.requests.delete(id);
+        id = undefined;
+        offState = this.on("state", ({ state, reason }) => {
+          if (state === "closed") return settle(this.closedError(reason));
+          // Open, but its socket gone already (a listener before this one dropped it): the next open is waited for.
+          if (state !== "open" || !send()) return;
+          offState?.();
+          offState = undefined;
+        });
+      };
       const send = (): boolean => {
-        this.requests.set(id, { resolve, reject, reply, timer });
+        id = this.nextId();
+        this.requests.set(id, { resolve, reject, reply, timer, askAgain: options.askAgain ? waitForOpen : undefined });
         if (this.isLive && this.sendFrame(type, data, id)) return true;
         this.requests.delete(id);
+        id = undefined;
         return false;
       };
       if (send()) return;
       if (this.currentState === "idle" || this.currentState === "closed") return settle(this.closedError());
-      offState = this.on("state", ({ state, reason }) => {
-        if (state === "closed") return settle(this.closedError(reason));
-        // Open, but its socket gone already (a listener before this one dropped it): the next open is waited for.
-        if (state !== "open" || !send()) return;
-        offState?.();
-        offState = undefined;
-      });
+      waitForOpen();
+    });
+  }
+
+  /**
+   * A wait for an event (`next()`) ends with the socket: closed for good (by the app or the server), it tells
+   * nothing more, and an app awaiting `next("ready")` on a conversation it had been removed from waited for ever.
+   * A wait for `state` goes on (a closed socket may be connected again).
+   */
+  protected override endOfWaits(type: keyof Events, fail: (err: Error) => void): (() => void) | undefined {
+    if (type === "state") return undefined;
+    if (this.currentState === "closed") {
+      fail(this.closedError());
+      return undefined;
+    }
+    return this.on("state", ({ state, reason }) => {
+      if (state === "closed") fail(this.closedError(reason));
     });
   }
 
@@ -497,11 +528,20 @@ export abstract class RealtimeSocket<Events extends { state: StateChange; error:
     this.heartbeatTimer = this.heartbeatCheck = this.connectTimer = undefined;
   }
 
+  /**
+   * The connection is gone with these requests unanswered. A question is asked again on the next connection (a drop
+   * failed an app's getPresence with `disconnected`, although asking again was all it could do); closing for good
+   * then fails it as `closed`.
+   */
   private rejectRequests(message: string): void {
-    for (const [id, p] of this.requests) {
+    for (const [id, p] of [...this.requests]) {
+      this.requests.delete(id);
+      if (p.askAgain) {
+        p.askAgain();
+        continue;
+      }
       clearTimeout(p.timer);
       p.reject(new ChatApiError({ statusCode: 0, message, code: "disconnected" }));
-      this.requests.delete(id);
     }
   }
 

@@ -109,10 +109,11 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
 
   /**
    * Current presence of users who share a conversation with you (others, and ids that are not UUIDs, are left out).
-   * Any number of users. Asked
-   * while the socket is still connecting, the question goes once it is open (within 10 s). Each answer carries the id
-   * as you wrote it: the server compares ids without case and answers in lowercase (as do `presence` events and every
-   * id the server sends), and an app that asked in uppercase could not match the answers to its users.
+   * Any number of users. Asked while the socket is still connecting, the question goes once it is open, and one out
+   * when the connection drops is asked again on the next (all within 10 s; a close for good fails it as `closed`).
+   * Each answer carries the id as you wrote it: the server compares ids without case and answers in lowercase (as do
+   * `presence` events and every id the server sends), and an app that asked in uppercase could not match the answers
+   * to its users.
    */
   async getPresence(userIds: string[]): Promise<PresenceUpdate[]> {
     // Spellings the app used, by the server's form: asking "AB" and "ab" is one question with two answers.
@@ -134,7 +135,8 @@ export class UserSocket extends RealtimeSocket<UserEvents> {
   }
 
   private async askPresence(userIds: string[]): Promise<PresenceUpdate[]> {
-    const reply = await this.request("get_presence", { userIds }, "presence_state");
+    // A question: a drop before the reply asks it again on the next connection (within the timeout).
+    const reply = await this.request("get_presence", { userIds }, "presence_state", { askAgain: true });
     const asked = frameOrder(reply.id);
     return ((reply.data?.presences ?? []) as PresenceUpdate[]).map((p) => this.overtaking(p.userId, asked) ?? p);
   }

@@ -14,7 +14,7 @@ const seq = z.number().int().min(0);
 const empty = z.strictObject({}).optional().default({});
 
 export const sendMessageData = z.strictObject({
-  content: z.string().max(LIMITS.contentMaxChars * 4),
+  content: z.string().max(LIMITS.contentMaxRawUnits),
   clientMessageId: clientMessageIdField,
   type: z.enum(messageTypes).exclude(["system"]).optional(),
   replyToId: uuidField.nullable().optional(),

@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
+import { ChatApiError } from "../../src/client/errors";
 import { Emitter } from "../../src/client/emitter";
 
 class Events extends Emitter<{ ping: number }> {
@@ -55,5 +56,13 @@ describe("client event emitter", () => {
     e.fire(1);
     await expect(Promise.race([p, new Promise((r) => setTimeout(() => r("pending"), 50))])).rejects.toThrow("bad match");
     spy.mockRestore();
+  });
+
+  // A plain Error: an app could not tell this timeout from a bug, nor branch on a code as for every other failure.
+  it("next() times out with the SDK's error, code `timeout`, which an app can branch on", async () => {
+    const e = new Events();
+    const error = await e.next("ping", () => true, 10).catch((err: unknown) => err);
+    expect(error).toBeInstanceOf(ChatApiError);
+    expect(error).toMatchObject({ code: "timeout", statusCode: 0, message: 'timed out after 10 ms waiting for "ping"' });
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ChatApiError, ChatClient, ChatRest } from "../../src/client";
 import { userIdFromToken } from "../../src/client/ids";
+import { onUpgradeRefused } from "../../src/client/refusal";
 
 type Call = { url: string; method: string; headers: Record<string, string>; body?: string };
 
@@ -45,15 +46,17 @@ describe("client REST", () => {
     const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: fetchImpl, retries: 0 });
     const e1 = (await rest.getConversation("x").catch((e) => e)) as ChatApiError;
     expect(e1).toBeInstanceOf(ChatApiError);
-    expect(e1).toMatchObject({ name: "ChatApiError", statusCode: 404, message: "Conversation not found", error: "Not Found", requestId: "req-1" });
+    // With the code the socket gives the same refusal: an app handles both with one branch.
+    expect(e1).toMatchObject({ name: "ChatApiError", statusCode: 404, message: "Conversation not found", error: "Not Found", requestId: "req-1", code: "not_found" });
     expect(e1.isClientError).toBe(true);
     const e2 = (await rest.editMessage("c", "m", "x").catch((e) => e)) as ChatApiError;
     expect(e2.message).toBe("content: too long; type: invalid");
     expect(e2.details).toEqual(["content: too long", "type: invalid"]);
+    expect(e2.code).toBe("bad_request");
     const e3 = (await rest.markAllRead().catch((e) => e)) as ChatApiError;
-    expect(e3).toMatchObject({ statusCode: 429, retryAfter: 7, isRetryable: true, isClientError: false });
+    expect(e3).toMatchObject({ statusCode: 429, retryAfter: 7, isRetryable: true, isClientError: false, code: "rate_limited" });
     const e4 = (await rest.me().catch((e) => e)) as ChatApiError;
-    expect(e4).toMatchObject({ statusCode: 502, requestId: "req-4", message: "Bad Gateway" });
+    expect(e4).toMatchObject({ statusCode: 502, requestId: "req-4", message: "Bad Gateway", code: "unavailable" });
   });
 
   it("retries safe requests after network errors and 503, never a write", async () => {
@@ -67,14 +70,14 @@ describe("client REST", () => {
     await expect(rest.listConversations()).resolves.toEqual({ conversations: [], nextCursor: null });
     expect(calls).toHaveLength(3);
     const err = (await rest.createDirect("u").catch((e) => e)) as ChatApiError;
-    expect(err).toMatchObject({ statusCode: 0, isNetworkError: true });
+    expect(err).toMatchObject({ statusCode: 0, isNetworkError: true, code: "network" });
     expect(calls).toHaveLength(4);
   });
 
   it("times out a request that never answers (statusCode 0)", async () => {
     const never = (() => new Promise<Response>((_, reject) => setTimeout(() => reject(new Error("aborted")), 50))) as unknown as typeof fetch;
     const rest = new ChatRest({ baseUrl: "http://api.test", fetch: never, timeoutMs: 10, retries: 0 });
-    await expect(rest.health()).rejects.toMatchObject({ statusCode: 0 });
+    await expect(rest.health()).rejects.toMatchObject({ statusCode: 0, code: "timeout", isNetworkError: true });
   });
 
   it("knows the user from the token's id claim", async () => {
@@ -138,7 +141,7 @@ describe("client REST: answers that stall or break mid-body", () => {
 
   it("a body cut off by the network is a network error, not a success without a result", async () => {
     const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: (async () => stalled(201, new TypeError("terminated"))) as typeof fetch, retries: 0 });
-    await expect(rest.sendMessage("c", { content: "hi" })).rejects.toMatchObject({ name: "ChatApiError", statusCode: 0 });
+    await expect(rest.sendMessage("c", { content: "hi" })).rejects.toMatchObject({ name: "ChatApiError", statusCode: 0, code: "network" });
   });
 
   // A retry went with the token read before the first try: one that expired during the wait (up to 10 s a try)
@@ -149,6 +152,72 @@ describe("client REST: answers that stall or break mid-body", () => {
     const rest = new ChatRest({ baseUrl: "http://api.test", token: () => `t${++n}`, fetch: fetchImpl });
     await rest.listMessages("c1");
     expect(calls.map((c) => c.headers.authorization)).toEqual(["Bearer t1", "Bearer t2"]);
+  });
+});
+
+describe("client REST: writes refused by the rate limiter", () => {
+  // The limiter answers 429 before a route runs, so the write was not made; it failed although a short wait would do.
+  it("retries a write refused with 429 after its Retry-After, and still never retries a write after a 503", async () => {
+    const limited = json(429, { statusCode: 429, error: "Too Many Requests", message: "Too many requests" }, { "retry-after": "0" });
+    const { calls, fetchImpl } = fakeFetch([
+      limited,
+      json(200, { conversationId: "c", lastReadSeq: 3 }),
+      json(503, { statusCode: 503, error: "Service Unavailable", message: "down" }),
+    ]);
+    const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: fetchImpl });
+    await expect(rest.markRead("c", { seq: 3 })).resolves.toEqual({ conversationId: "c", lastReadSeq: 3 });
+    expect(calls.map((c) => c.method)).toEqual(["PUT", "PUT"]);
+    await expect(rest.createDirect("u")).rejects.toMatchObject({ statusCode: 503 });
+    expect(calls).toHaveLength(3);
+  });
+});
+
+describe("client REST: Retry-After as an HTTP date", () => {
+  // RFC 9110 allows a date as well as seconds (proxies and CDNs send dates): only seconds were read, and a 503 that
+  // asked for a wait was retried at once.
+  const down = (retryAfter: string, date?: string) =>
+    json(503, { statusCode: 503, error: "Service Unavailable", message: "down" }, { "retry-after": retryAfter, ...(date ? { date } : {}) });
+
+  it("reads a date as the seconds until it, from the answer's own Date (another clock's skew does not count)", async () => {
+    const serverNow = Date.parse("Sun, 06 Nov 1994 08:49:37 GMT");
+    const { fetchImpl } = fakeFetch([
+      down(new Date(serverNow + 7_000).toUTCString(), new Date(serverNow).toUTCString()),
+      down(new Date(Date.now() + 7_000).toUTCString()),
+      down(new Date(Date.now() - 7_000).toUTCString()),
+    ]);
+    const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: fetchImpl, retries: 0 });
+    expect(await rest.me().catch((e) => e)).toMatchObject({ statusCode: 503, retryAfter: 7 });
+    const local = (await rest.me().catch((e) => e)) as ChatApiError;
+    expect(local.retryAfter).toBeGreaterThanOrEqual(6);
+    expect(local.retryAfter).toBeLessThanOrEqual(7);
+    // A date gone by asks for no wait.
+    expect(await rest.me().catch((e) => e)).toMatchObject({ statusCode: 503, retryAfter: undefined });
+  });
+
+  it("waits out a near date before retrying, and gives a far one back to the app as the seconds form is", async () => {
+    const { calls, fetchImpl } = fakeFetch([down(new Date(Date.now() + 1_000).toUTCString(), new Date().toUTCString()), json(200, { id: "me" })]);
+    const rest = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: fetchImpl });
+    const started = Date.now();
+    await expect(rest.me()).resolves.toEqual({ id: "me" });
+    expect(calls).toHaveLength(2);
+    // The backoff alone waits 250 ms.
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    const far = fakeFetch([down(new Date(Date.now() + 60_000).toUTCString()), json(200, {})]);
+    const impatient = new ChatRest({ baseUrl: "http://api.test", token: "t", fetch: far.fetchImpl });
+    const error = (await impatient.me().catch((e) => e)) as ChatApiError;
+    expect(error.retryAfter).toBeGreaterThanOrEqual(59);
+    expect(far.calls).toHaveLength(1);
+  });
+
+  // In Node (`ws`) a refused upgrade's Retry-After sets the socket's next wait: a date was ignored there too.
+  it("reads a date on a refused socket upgrade", () => {
+    const listeners: ((req: unknown, res: unknown) => void)[] = [];
+    const ws = { on: (_event: string, fn: (req: unknown, res: unknown) => void) => listeners.push(fn), close() {} };
+    const heard: unknown[] = [];
+    onUpgradeRefused(ws as never, (refusal) => heard.push(refusal));
+    const headers = { "retry-after": "Sun, 06 Nov 1994 08:49:47 GMT", date: "Sun, 06 Nov 1994 08:49:37 GMT" };
+    listeners[0](undefined, { statusCode: 503, headers });
+    expect(heard).toEqual([{ status: 503, retryAfter: 10 }]);
   });
 });
 

@@ -389,6 +389,20 @@ describe("client conversation socket: audit findings (fifteenth session)", () =>
     await expect(s.send("\u0000\u0007 \r")).rejects.toMatchObject({ statusCode: 400 });
     void sent.catch(() => {});
   });
+
+  // The server's schema reads at most 16,000 units as written: a short text pasted with thousands of blank lines went
+  // out, came back refused, and the rest of the outbox waited for that round trip.
+  it("refuses at once a short text whose blank lines and spaces take it over what the server reads as written", async () => {
+    const { s, ws } = await openReady();
+    const padded = `see the attached notes${"\n ".repeat(8_000)}`;
+    await expect(Promise.race([s.send(padded), tick(20).then(() => "pending")])).rejects.toMatchObject({ statusCode: 400, code: "bad_request", message: expect.stringContaining("16000") });
+    expect(s.outbox()).toEqual([]);
+    expect(ws.sentOf("send_message")).toEqual([]);
+    // Just under it goes.
+    const fits = s.send(`see the attached notes${"\n ".repeat(7_980)}`);
+    await until(() => ws.sentOf("send_message").length === 1);
+    void fits.catch(() => {});
+  });
 });
 
 describe("client sockets in Node with ws (real sockets)", () => {
@@ -834,11 +848,11 @@ describe("client sockets: nothing left running after close()", () => {
       latest().frame("new_message", { message: msg(1) });
       latest().frame("new_message", { message: msg(3) }); // a gap: a resume wait
       s.markRead(1);
-      const waiting = s.next("ready", () => true, 60_000).catch(() => {});
+      const waiting = s.next("ready", () => true, 60_000).catch((e: unknown) => e);
       s.close();
-      // The app's own next() timer is the app's; everything else must be gone.
-      expect(vi.getTimerCount()).toBe(1);
-      void waiting;
+      // The app's own next() ends with the socket, its timer too.
+      expect(vi.getTimerCount()).toBe(0);
+      expect(await waiting).toMatchObject({ code: "closed" });
     } finally {
       vi.useRealTimers();
     }
@@ -1479,6 +1493,42 @@ describe("client conversation socket: a clientMessageId reused with another mess
   });
 });
 
+describe("client conversation socket: a clientMessageId reused with the same reply in another case", () => {
+  // The server lowercases replyToId before it compares a retry with the original: the SDK compared the ids as written
+  // and refused with a 409 a retry the server would have taken (an app that took the id from a URL, say).
+  it("joins the pending message when the reply's id differs only in case, and refuses another reply", async () => {
+    const { s, ws } = await openReady();
+    const REPLY = "00000000-0000-4000-8000-0000000000AB";
+    const first = s.send("yes", { clientMessageId: "cmid-c", replyToId: REPLY });
+    await until(() => ws.sentOf("send_message").length === 1);
+    const again = s.send("yes", { clientMessageId: "cmid-c", replyToId: REPLY.toLowerCase() });
+    const other = s.send("yes", { clientMessageId: "cmid-c", replyToId: OTHER });
+    await expect(other).rejects.toMatchObject({ statusCode: 409, code: "conflict" });
+    const stored = msg(1, { senderId: ME, clientMessageId: "cmid-c", content: "yes", replyToId: REPLY.toLowerCase() });
+    ws.frame("message_ack", { clientMessageId: "cmid-c", message: stored }, ws.sentOf("send_message")[0].id);
+    expect((await first).id).toBe(stored.id);
+    expect((await again).id).toBe(stored.id);
+  });
+});
+
+describe("client sockets: waiting for an event on a socket that closes", () => {
+  // Removed from the conversation (or closed by the app), the socket tells nothing more: an app awaiting next() with
+  // no timeout waited for ever.
+  it("next() ends with the socket's close (code `closed`), also when called on a closed socket; a wait for state goes on", async () => {
+    const { s, ws } = await openReady();
+    const message = s.next("new_message");
+    const closedState = s.next("state", (c) => c.state === "closed");
+    ws.onclose?.({ code: 4403, reason: "No longer a participant" });
+    await expect(message).rejects.toMatchObject({ code: "closed", message: "The socket is closed: No longer a participant", isRetryable: false });
+    await expect(closedState).resolves.toMatchObject({ state: "closed" });
+    await expect(s.next("ready")).rejects.toMatchObject({ code: "closed" });
+    const other = open();
+    const ready = other.next("ready");
+    other.close();
+    await expect(ready).rejects.toMatchObject({ code: "closed", message: "The socket is closed: closed by client" });
+  });
+});
+
 describe("client conversation socket: a message held back when the connection is replaced", () => {
   // After many transient refusals the retry was up to 30 s away, and a reconnect (a fresh connection: the rate window
   // or the room's trouble may be gone) kept it: the message sat in "Sending…" with the socket open.
@@ -1569,6 +1619,45 @@ describe("client user socket: get_presence", () => {
       await vi.advanceTimersByTimeAsync(10_000);
       expect(await asking).toMatchObject({ code: "timeout", message: "Not connected within 10000 ms" });
       expect(latest().sentOf("get_presence")).toEqual([]);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  // A get_presence out when the connection dropped failed with `disconnected`: the app had to notice and ask again.
+  it("asks again on the next connection when the connection drops before the reply, within the call's timeout", async () => {
+    const u = connectedUser();
+    await until(() => FakeSocket.all.length === 1);
+    const first = latest();
+    first.frame("connected", { userId: ME, timestamp: at(0) });
+    const asking = u.getPresence([OTHER]);
+    expect(first.sentOf("get_presence")).toHaveLength(1);
+    first.cut();
+    await until(() => FakeSocket.all.length === 2);
+    FakeSocket.answer = answerOnline;
+    latest().frame("connected", { userId: ME, timestamp: at(0) });
+    await expect(asking).resolves.toEqual([{ userId: OTHER, status: "online", lastSeen: at(1) }]);
+    expect(latest().sentOf("get_presence").map((f) => f.data.userIds)).toEqual([[OTHER]]);
+    // A reply to the first asking, come late over the old connection, is not taken for the new one's.
+    expect(latest().sentOf("get_presence")[0].id).not.toBe(first.sentOf("get_presence")[0].id);
+  });
+
+  it("a question asked again still gives up at its timeout, and fails as closed when the socket closes", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+    try {
+      const u = connectedUser();
+      await vi.waitFor(() => expect(FakeSocket.all.length).toBe(1));
+      latest().frame("connected", { userId: ME, timestamp: at(0) });
+      const asking = u.getPresence([OTHER]).catch((e: unknown) => e);
+      await vi.advanceTimersByTimeAsync(4_000);
+      latest().cut();
+      await vi.advanceTimersByTimeAsync(6_000);
+      expect(await asking).toMatchObject({ code: "timeout" });
+      latest().frame("connected", { userId: ME, timestamp: at(0) });
+      const closing = u.getPresence([OTHER]).catch((e: unknown) => e);
+      latest().cut();
+      u.close();
+      expect(await closing).toMatchObject({ code: "closed", isRetryable: false });
     } finally {
       vi.useRealTimers();
     }

@@ -16,7 +16,7 @@ const tags = ["messages"];
 const conversationParam = z.object({ id: uuidPath("Conversation") });
 const messageParams = z.object({ id: uuidPath("Conversation"), messageId: uuidPath("Message") });
 
-const editBody = z.strictObject({ content: z.string().max(LIMITS.contentMaxChars * 4) });
+const editBody = z.strictObject({ content: z.string().max(LIMITS.contentMaxRawUnits) });
 
 const historyQuery = z.object({
   limit: limitParam(50),

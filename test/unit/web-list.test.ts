@@ -4,7 +4,8 @@ import { placeholderProfile } from "../../src/profiles/placeholder";
 import { Directory, businessState, conversationTitle, laterMessage, mergeConversation, messageTime, preview, shortTime, titleUnread } from "../../web/src/format";
 import { ListReloads, toDrop, type Listed } from "../../web/src/list-refresh";
 import { ListPages, type CursorPage } from "../../web/src/list-pages";
-import { messageBody, safeUrl, textRuns } from "../../web/src/attachments";
+import { messageBody, safeUrl, searchSnippet, textRuns } from "../../web/src/attachments";
+import { searchMatches } from "../../src/domain/history";
 import { DayChange } from "../../web/src/day-change";
 
 const at = (minute: number) => `2026-01-01T00:${String(minute).padStart(2, "0")}:00.000Z`;
@@ -164,6 +165,20 @@ describe("the list's preview of the last message", () => {
     // Text stays text, whatever it says; a deleted image is a deleted message.
     expect(messageBody({ ...sent, content: "https://x.example/a.png" })).toEqual({ kind: "text", text: "https://x.example/a.png" });
     expect(preview({ ...image, content: "", deletedAt: at(2) })).toBe("Message deleted");
+  });
+
+  it("gives a search result of an image or a file the name the conversation shows, never its address", () => {
+    const image = { ...sent, type: "image" as const, content: "https://cdn.example/photos/beach%20day.jpg?token=s3cr3t" };
+    const file = { ...sent, type: "file" as const, content: "https://files.example/q3/report.pdf" };
+    // Found by its address (the search reads the content): the result said "https://cdn.example/photos/…?token=…".
+    expect(searchSnippet(image)).toBe("Image: beach day.jpg");
+    expect(searchSnippet(file)).toBe("File: report.pdf");
+    expect(searchSnippet({ ...image, content: "javascript:alert(1)" })).toBe("Image");
+    // What was searched for is still marked where the name has it.
+    const snippet = searchSnippet(image);
+    expect(searchMatches(snippet, "beach").map(([a, b]) => snippet.slice(a, b))).toEqual(["beach"]);
+    // A text message keeps its own text, lines and all: its marks are counted on it.
+    expect(searchSnippet({ ...sent, content: "see  https://x.example/a\nthen" })).toBe("see  https://x.example/a\nthen");
   });
 
   it("makes the web addresses in a text message links, leaving the sentence's punctuation and anything not http(s) as text", () => {

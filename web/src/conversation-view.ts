@@ -9,6 +9,7 @@ import { mayRetry, notSentAlert, refusalNote, sendOrRefusal } from "./not-sent";
 import { firstUnread, seenByChanges, seenByLines } from "./receipts";
 import { ARRIVALS_KEPT, arrivalText } from "./announce";
 import { renderBody } from "./message-body";
+import { searchSnippet } from "./attachments";
 import { replyQuote } from "./reply";
 import { memberLines } from "./members";
 
@@ -1053,7 +1054,7 @@ export class ConversationView {
         "button",
         { class: "result", attrs: { type: "button" }, on: { click: () => void this.jumpTo(m.seq) } },
         h("span", { class: "meta" }, h("span", { class: "sender", attrs: { dir: "auto" }, text: m.senderId === this.me ? "You" : this.app.dir.name(m.senderId) }), h("time", { attrs: { datetime: m.createdAt }, text: messageTime(m.createdAt) })),
-        h("span", { class: "text", attrs: { dir: "auto" } }, ...highlight(m.content, q)),
+        h("span", { class: "text", attrs: { dir: "auto" } }, ...highlight(searchSnippet(m), q)),
       ),
     );
   }

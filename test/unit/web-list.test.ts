@@ -110,6 +110,61 @@ describe("the web app's conversation list beyond its first page", () => {
   });
 });
 
+describe("the web app's conversation list reloaded after a reconnect, beyond its first page", () => {
+  type Row = Listed & { name: string };
+  // 150 conversations, newest first (c000 at minute 59 … c149), served 100 at a time.
+  const rows = (): Row[] => Array.from({ length: 150 }, (_, i) => ({ id: `c${String(i).padStart(3, "0")}`, lastActivity: `2026-01-01T00:00:00.${String(999 - i).padStart(3, "0")}Z`, name: `group ${i}` }));
+  const server = (data: Row[]) => {
+    const asked: (string | undefined)[] = [];
+    const read = async (cursor?: string): Promise<CursorPage<Row>> => {
+      asked.push(cursor);
+      const from = cursor === undefined ? 0 : data.findIndex((c) => c.id === cursor);
+      const conversations = data.slice(from, from + 100);
+      return { conversations, nextCursor: data[from + 100]?.id ?? null };
+    };
+    return { asked, read };
+  };
+
+  it("reads again every page the user had read, so a later page's rename or leave while offline shows", async () => {
+    const before = rows();
+    const pages = new ListPages<Row>();
+    const online = server(before);
+    const held = new Map<string, Row>();
+    const first = await pages.reload(online.read);
+    first.conversations.forEach((c) => held.set(c.id, c));
+    (await pages.next(online.read, (id) => held.has(id))).forEach((c) => held.set(c.id, c));
+    expect(held.size).toBe(150);
+    // Offline: group 120 was renamed, and the user left group 130 (no push reached the app for either).
+    const after = before.filter((c) => c.id !== "c130").map((c) => (c.id === "c120" ? { ...c, name: "Renamed" } : c));
+    const reconnected = server(after);
+    const reloads = new ListReloads();
+    const reload = reloads.begin(before[0].lastActivity);
+    const page = await pages.reload(reconnected.read);
+    expect(reconnected.asked).toEqual([undefined, "c100"]);
+    expect(page.conversations.find((c) => c.id === "c120")?.name).toBe("Renamed");
+    // Only the first page was read: c130 was older than its oldest, so it stayed, and c120 kept its old name.
+    expect(toDrop(held.values(), page, reload)).toEqual(["c130"]);
+    reload.end();
+    expect(pages.hasMore).toBe(false);
+  });
+
+  it("keeps out what is removed while the pages are read, and goes on from the last page read", async () => {
+    const data = Array.from({ length: 250 }, (_, i) => ({ ...rows()[0], id: `c${String(i).padStart(3, "0")}` }));
+    const { asked, read } = server(data);
+    const pages = new ListPages<Row>();
+    const held = new Set((await pages.reload(read)).conversations.map((c) => c.id));
+    (await pages.next(read, (id) => held.has(id))).forEach((c) => held.add(c.id));
+    const reloading = pages.reload(read);
+    pages.removed("c150");
+    const ids = (await reloading).conversations.map((c) => c.id);
+    expect(ids).toHaveLength(199);
+    expect(ids).not.toContain("c150");
+    expect(pages.hasMore).toBe(true);
+    expect((await pages.next(read, (id) => held.has(id))).map((c) => c.id)).toEqual(data.slice(200).map((c) => c.id));
+    expect(asked).toEqual([undefined, "c100", undefined, "c100", "c200"]);
+  });
+});
+
 describe("the list's preview of the last message", () => {
   const sent: Message = {
     id: "00000000-0000-4000-8000-000000000001",

@@ -250,8 +250,9 @@ export class App {
     // Every time the app holds was seen before asking: one stamped later arrived while the request was under way.
     const reload = this.reloads.begin(this.serverNow);
     try {
-      const page = await this.chat.listConversations({ limit: LIST_PAGE });
-      this.pages.first(page);
+      // As many pages as the user had read: a later page's conversation renamed or left while offline stayed stale.
+      const page = await this.pages.reload((cursor) => this.chat.listConversations({ limit: LIST_PAGE, ...(cursor === undefined ? {} : { cursor }) }));
+      if (this.stopped) return;
       for (const id of toDrop(this.conversations.values(), page, reload)) {
         if (this.activeId === id) this.leaveRemoved(id);
         this.conversations.delete(id);

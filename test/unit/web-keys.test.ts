@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { Message } from "../../src/client";
 import { Drafts } from "../../web/src/drafts";
 import { sendsOnEnter } from "../../web/src/keys";
 
@@ -32,6 +33,25 @@ describe("the web app's composer drafts", () => {
     drafts.keep("b", "again");
     drafts.keep("b", "");
     expect(drafts.take("b")).toBe("");
+  });
+
+  it("keeps the message a reply answers with the draft, and gives it back once", () => {
+    const drafts = new Drafts();
+    const answered = { id: "00000000-0000-4000-8000-000000000007", seq: 7, content: "lunch at noon?" } as Message;
+    drafts.keep("a", "yes, see you");
+    drafts.keepReply("a", answered);
+    // Reply pressed and nothing written yet: still a reply when the user comes back.
+    drafts.keep("b", "");
+    drafts.keepReply("b", answered);
+    expect(drafts.takeReply("c")).toBeUndefined();
+    expect(drafts.take("a")).toBe("yes, see you");
+    expect(drafts.takeReply("a")).toBe(answered);
+    expect(drafts.takeReply("b")).toBe(answered);
+    expect(drafts.takeReply("a")).toBeUndefined();
+    // Cancelled (or sent) before leaving: nothing comes back.
+    drafts.keepReply("a", answered);
+    drafts.keepReply("a", undefined);
+    expect(drafts.takeReply("a")).toBeUndefined();
   });
 
   it("keeps an edit in progress when another conversation is opened, and gives it back once", () => {

@@ -165,6 +165,8 @@ export class ConversationView {
       h("button", { class: "ghost small", attrs: { type: "button", "aria-label": "Cancel reply" }, text: "×", on: { click: () => this.cancelReply(true) } }),
     );
     this.input.value = app.drafts.take(this.id);
+    const replyTo = app.drafts.takeReply(this.id);
+    if (replyTo) this.startReply(replyTo, false);
     this.resumeEdits = app.drafts.takeEdits(this.id);
     this.sendButton = h("button", { class: "primary", attrs: { type: "submit" }, text: "Send" });
     this.searchInput = h("input", { attrs: { id: "search-input", type: "search", placeholder: "Search messages", autocomplete: "off", maxlength: 500 } });
@@ -273,6 +275,7 @@ export class ConversationView {
   destroy(): void {
     this.destroyed = true;
     this.app.drafts.keep(this.id, this.input.value);
+    this.app.drafts.keepReply(this.id, this.replyTo);
     // Open editors as they stand, and those whose message was never drawn on this visit (an older page).
     const edits = new Map(this.resumeEdits);
     for (const [seq, node] of this.nodes) {
@@ -426,6 +429,10 @@ export class ConversationView {
     const known = this.messages.get(m.seq);
     this.messages.set(m.seq, m);
     this.seqOf.set(m.id, m.seq);
+    if (this.replyTo?.id === m.id && this.replyTo !== m) {
+      this.replyTo = m;
+      this.showReplyTo();
+    }
     // The quotes of replies to it follow an edit or a delete of it.
     if (known ? known.content !== m.content || known.deletedAt !== m.deletedAt : this.replyTargets.has(m.id)) this.refreshQuotes(m.id);
     const old = this.nodes.get(m.seq);
@@ -530,6 +537,7 @@ export class ConversationView {
     }
     if (this.typing.some((u) => changed.has(u))) this.renderTyping();
     this.refreshQuotes();
+    this.showReplyTo();
     this.refreshHeader();
     this.refreshStatuses();
   }
@@ -757,12 +765,17 @@ export class ConversationView {
    * Reply: the next message answers this one. The app showed replies from other clients but could not write one.
    * (Escape or × cancels.)
    */
-  private startReply(m: Message): void {
+  private startReply(m: Message, focus = true): void {
     this.replyTo = m;
-    this.replyText.textContent = replyQuote(m, this.me, this.app.dir, "Replying to");
+    this.showReplyTo();
     this.replyBar.hidden = false;
     this.input.setAttribute("aria-describedby", "composer-hint reply-text");
-    this.input.focus();
+    if (focus) this.input.focus();
+  }
+
+  /** The bar's quote, redrawn when the message answered changes (a reply kept from a visit before) or is renamed. */
+  private showReplyTo(): void {
+    if (this.replyTo) setText(this.replyText, replyQuote(this.replyTo, this.me, this.app.dir, "Replying to"));
   }
 
   private cancelReply(focus: boolean): void {

@@ -1,3 +1,5 @@
+import type { Message } from "../../src/client";
+
 /**
  * What was written in a conversation's composer and not sent, by conversation id, for this signed-in tab. Every visit
  * makes the conversation's composer anew: opening another conversation (or going back to the list, on a phone)
@@ -6,6 +8,7 @@
 export class Drafts {
   private readonly texts = new Map<string, string>();
   private readonly edits = new Map<string, Map<number, string>>();
+  private readonly replies = new Map<string, Message>();
 
   /** Kept as written (lines and all); a box left empty or blank forgets the conversation's draft. */
   keep(conversationId: string, text: string): void {
@@ -18,6 +21,23 @@ export class Drafts {
     const text = this.texts.get(conversationId) ?? "";
     this.texts.delete(conversationId);
     return text;
+  }
+
+  /**
+   * The message the composer's next message answers (Reply pressed, not sent or cancelled): the text came back on the
+   * next visit, and the reply it was written as did not, so it went out as a message on its own. Kept even with no
+   * text yet.
+   */
+  keepReply(conversationId: string, to: Message | undefined): void {
+    if (to) this.replies.set(conversationId, to);
+    else this.replies.delete(conversationId);
+  }
+
+  /** The reply to resume, once: the composer holds it from then on. */
+  takeReply(conversationId: string): Message | undefined {
+    const to = this.replies.get(conversationId);
+    this.replies.delete(conversationId);
+    return to;
   }
 
   /**

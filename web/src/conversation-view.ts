@@ -1,11 +1,11 @@
-import { CONTENT_MAX_CHARS, randomId, contentLength, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type SearchResult, type StateChange } from "../../src/client";
+import { randomId, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type SearchResult, type StateChange } from "../../src/client";
 import type { App, FailedMessage } from "./app";
 import { h, replace, setText } from "./dom";
 import { confirmDialog } from "./confirm";
 import { businessState, conversationTitle, directPeer, fullTime, laterMessage, mergeConversation, messageTime, presenceText, typingText } from "./format";
 import { searchMatches } from "../../src/domain/history";
 import { sendsOnEnter } from "./keys";
-import { mayRetry, notSentAlert, refusalNote, sendOrRefusal } from "./not-sent";
+import { composerNote, lengthProblem, mayRetry, noteAfterInput, notSentAlert, sendOrRefusal, type ComposerNote } from "./not-sent";
 import { firstUnread, seenByChanges, seenByLines } from "./receipts";
 import { ARRIVALS_KEPT, arrivalText } from "./announce";
 import { renderBody } from "./message-body";
@@ -95,6 +95,8 @@ export class ConversationView {
   private readonly historyStart: HTMLElement;
   private readonly typingLine: HTMLElement;
   private readonly composerError: HTMLElement;
+  /** What the composer's note is about, to know whether it still holds as the text changes. */
+  private composerNote: ComposerNote | undefined;
   private readonly notSentAnnouncer: HTMLElement;
   /** Where newly arrived messages are announced, one line each; present from the start, as a live region must be. */
   private readonly arrivals: HTMLElement;
@@ -756,7 +758,7 @@ export class ConversationView {
 
   private onInput(): void {
     this.autosize();
-    if (this.composerError.textContent && !lengthProblem(this.input.value)) this.composerError.textContent = "";
+    if (this.composerNote) this.showComposerNote(noteAfterInput(this.composerNote, this.input.value, this.replyTo?.id ?? null), false);
     if (this.input.value.trim()) this.socket?.typing();
     else this.socket?.stopTyping();
   }
@@ -785,6 +787,13 @@ export class ConversationView {
     if (focus) this.input.focus();
   }
 
+  /** `again`: said again though unchanged (Send pressed again); as the text is typed, only a change is said. */
+  private showComposerNote(note: ComposerNote | undefined, again = true): void {
+    this.composerNote = note;
+    const text = note?.text ?? "";
+    if (again || this.composerError.textContent !== text) this.composerError.textContent = text;
+  }
+
   private autosize(): void {
     this.input.style.height = "auto";
     this.input.style.height = `${Math.min(this.input.scrollHeight, 160)}px`;
@@ -795,11 +804,11 @@ export class ConversationView {
     if (!text.trim()) return;
     // Kept in the box, so the writer can shorten it: the SDK would refuse it, and the text would be gone.
     const tooLong = lengthProblem(text);
-    this.composerError.textContent = tooLong ?? "";
+    this.showComposerNote(tooLong ? { text: tooLong, about: "length" } : undefined);
     if (tooLong) return;
     // Closed for good (no longer a participant): the SDK refuses at once, with no send_failed, and the text was lost.
     if (this.socket?.state === "closed") {
-      this.composerError.textContent = `Not sent: ${this.closedReason ?? "the connection was closed"}`;
+      this.showComposerNote({ text: `Not sent: ${this.closedReason ?? "the connection was closed"}`, about: "other" });
       return;
     }
     const replyToId = this.replyTo?.id ?? null;
@@ -809,7 +818,7 @@ export class ConversationView {
       const refused = sendOrRefusal(this.socket, text, randomId(), replyToId);
       if (refused) {
         void refused.then((error) => {
-          if (error && !this.destroyed) this.composerError.textContent = refusalNote(error);
+          if (error && !this.destroyed) this.showComposerNote(composerNote(error));
         });
         return;
       }
@@ -1200,12 +1209,3 @@ function highlight(text: string, q: string): (string | HTMLElement)[] {
   return out;
 }
 
-
-/**
- * The length rule the server applies, counted as it counts: in characters, so an emoji is one. The textarea's
- * maxlength counted UTF-16 units, which cut a message of emoji at half the limit, silently, on paste.
- */
-function lengthProblem(text: string): string | undefined {
-  const length = contentLength(text);
-  return length > CONTENT_MAX_CHARS ? `Too long: ${length.toLocaleString("en-US")} characters, at most ${CONTENT_MAX_CHARS.toLocaleString("en-US")}.` : undefined;
-}

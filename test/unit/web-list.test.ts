@@ -1,7 +1,11 @@
 import { describe, expect, it, vi } from "vitest";
 import type { Conversation, Message, Participant } from "../../src/client";
 import { placeholderProfile } from "../../src/profiles/placeholder";
-import { Directory, businessState, conversationTitle, laterMessage, mergeConversation, messageTime, preview, shortTime, titleUnread } from "../../web/src/format";
+import { Directory, businessState, conversationTitle, initials, laterMessage, mergeConversation, messageTime, preview, shortTime, titleUnread } from "../../web/src/format";
+import { replyQuote } from "../../web/src/reply";
+import { arrivalText } from "../../web/src/announce";
+import { notSentAlert } from "../../web/src/not-sent";
+import { ChatApiError } from "../../src/client";
 import { ListReloads, toDrop, type Listed } from "../../web/src/list-refresh";
 import { ListPages, type CursorPage } from "../../web/src/list-pages";
 import { messageBody, safeUrl, searchSnippet, textRuns } from "../../web/src/attachments";
@@ -234,6 +238,25 @@ describe("the list's preview of the last message", () => {
     expect(searchMatches(snippet, "beach").map(([a, b]) => snippet.slice(a, b))).toEqual(["beach"]);
     // A text message keeps its own text, lines and all: its marks are counted on it.
     expect(searchSnippet({ ...sent, content: "see  https://x.example/a\nthen" })).toBe("see  https://x.example/a\nthen");
+  });
+
+  it("shortens long text and makes initials without cutting a character in two", () => {
+    const lone = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+    // 78 letters and emoji after: the cut fell inside the first emoji, and the preview ended in "\uD83D…" (shown as �).
+    const emoji = { ...sent, content: `${"a".repeat(78)}${"😀".repeat(20)}` };
+    expect(preview(emoji)).toBe(`${"a".repeat(78)}😀…`);
+    const mixed = { ...sent, content: `${"a".repeat(78)}👍🏽🇫🇷 and more` };
+    expect(preview(mixed)).toBe(`${"a".repeat(78)}👍🏽…`);
+    const dir = { name: () => "Ann" };
+    expect(replyQuote(mixed, "me", dir)).not.toMatch(lone);
+    expect(replyQuote(mixed, "me", dir)).toContain("👍🏽…");
+    const alert = notSentAlert(`${"b".repeat(58)}🇫🇷🇫🇷🇫🇷`, new ChatApiError({ statusCode: 409, message: "Closed" }));
+    expect(alert).toBe(`Message not sent: “${"b".repeat(58)}🇫🇷…”. Closed.`);
+    expect(arrivalText({ ...sent, content: `${"c".repeat(198)}😀😀😀` }, "me", dir)).toBe(`Ann: ${"c".repeat(198)}😀…`);
+    // A name that starts with an emoji or a letter outside the BMP: its first unit alone was a broken character.
+    expect(initials("😀 Ann")).toBe("😀A");
+    expect(initials("𝒜da")).toBe("𝒜D");
+    expect(initials("Émile Zola")).toBe("ÉZ");
   });
 
   it("makes the web addresses in a text message links, leaving the sentence's punctuation and anything not http(s) as text", () => {

@@ -157,9 +157,25 @@ export function businessState(c: Pick<Conversation, "status" | "participants">, 
 export const directPeer = (c: Conversation, me: string): string | undefined =>
   c.type === "direct" ? c.participants.find((p) => p.userId !== me)?.userId : undefined;
 
+/** Grapheme clusters (an emoji with its modifiers, a flag, a letter with its marks), or code points without Intl's. */
+function characters(text: string): string[] {
+  if (typeof Intl.Segmenter !== "function") return [...text];
+  return Array.from(new Intl.Segmenter(undefined, { granularity: "grapheme" }).segment(text), (s) => s.segment);
+}
+
+/**
+ * The text cut to at most `max` characters, "…" included, never inside one: cut by UTF-16 units, an emoji or a flag
+ * at the cut lost half of itself and showed as "�".
+ */
+export function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const chars = characters(text);
+  return chars.length > max ? `${chars.slice(0, max - 1).join("")}…` : text;
+}
+
 export function initials(name: string): string {
-  const parts = name.split(/\s+/).filter(Boolean);
-  const letters = parts.length >= 2 ? parts[0][0] + parts[1][0] : (parts[0] ?? "?").slice(0, 2);
+  const parts = name.split(/\s+/).filter(Boolean).map(characters);
+  const letters = parts.length >= 2 ? parts[0][0] + parts[1][0] : (parts[0] ?? ["?"]).slice(0, 2).join("");
   return letters.toUpperCase();
 }
 
@@ -205,8 +221,7 @@ export function mergeConversation(held: Conversation, incoming: Conversation): C
 /** The list's line for the last message: an image or a file by its name (it showed the URL). */
 export function preview(m: Message | undefined): string {
   if (!m) return "No messages yet";
-  const text = messageSummary(m);
-  return text.length > 80 ? `${text.slice(0, 79)}…` : text;
+  return clip(messageSummary(m), 80);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { clip } from "./format";
 import { CONTENT_MAX_CHARS, ChatApiError, FRAME_MAX_BYTES, contentLength, sendFrameBytes, type ConversationSocket } from "../../src/client";
 
 /**
@@ -18,7 +19,7 @@ export function mayRetry(error: ChatApiError): boolean {
  */
 export function notSentAlert(content: string, error: ChatApiError): string {
   const text = content.replace(/\s+/g, " ").trim();
-  const quoted = text.length > 60 ? `${text.slice(0, 59)}…` : text;
+  const quoted = clip(text, 60);
   return `Message not sent: “${quoted}”. ${error.message.replace(/\.$/, "")}.${mayRetry(error) ? " Retry is offered." : ""}`;
 }
 

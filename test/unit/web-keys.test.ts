@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Message } from "../../src/client";
 import { Drafts } from "../../web/src/drafts";
 import { sendsOnEnter } from "../../web/src/keys";
+import { oneAtATime } from "../../web/src/login";
 
 const enter = { key: "Enter", shiftKey: false, isComposing: false, keyCode: 13 };
 
@@ -67,5 +68,27 @@ describe("the web app's composer drafts", () => {
     drafts.keepEdits("a", new Map([[7, "x"]]));
     drafts.keepEdits("a", new Map());
     expect(drafts.takeEdits("a").size).toBe(0);
+  });
+});
+
+describe("the web app's sign-in page", () => {
+  it("signs in once when a demo user is pressed twice (a double click), and again only after that sign-in ended", async () => {
+    const started: string[] = [];
+    let answer!: () => void;
+    const signIn = oneAtATime(async (kahaId: string) => {
+      started.push(kahaId);
+      await new Promise<void>((resolve) => (answer = resolve));
+    });
+    const first = signIn("alice");
+    const second = signIn("alice");
+    void signIn("bob");
+    // Each press started a sign-in, and each that succeeded started an app: two ran at once.
+    expect(started).toEqual(["alice"]);
+    expect(second).toBe(first);
+    answer();
+    await first;
+    void signIn("bob");
+    expect(started).toEqual(["alice", "bob"]);
+    answer();
   });
 });

@@ -10,6 +10,7 @@ import { ListReloads, toDrop, type Listed } from "../../web/src/list-refresh";
 import { ListPages, type CursorPage } from "../../web/src/list-pages";
 import { messageBody, safeUrl, searchSnippet, textRuns } from "../../web/src/attachments";
 import { searchMatches } from "../../src/domain/history";
+import { searchExcerpt } from "../../web/src/excerpt";
 import { DayChange } from "../../web/src/day-change";
 
 const at = (minute: number) => `2026-01-01T00:${String(minute).padStart(2, "0")}:00.000Z`;
@@ -238,6 +239,27 @@ describe("the list's preview of the last message", () => {
     expect(searchMatches(snippet, "beach").map(([a, b]) => snippet.slice(a, b))).toEqual(["beach"]);
     // A text message keeps its own text, lines and all: its marks are counted on it.
     expect(searchSnippet({ ...sent, content: "see  https://x.example/a\nthen" })).toBe("see  https://x.example/a\nthen");
+  });
+
+  it("shows a long message's search result around what was found, not the whole message", () => {
+    const marked = (e: { text: string; marks: [number, number][] }) => e.marks.map(([a, b]) => e.text.slice(a, b));
+    // 4,000 characters with the match at 3,000: the result showed all of it, the match far below the panel's edge.
+    const long = `${"a".repeat(2_999)} needle ${"😀".repeat(500)} needle ${"b".repeat(500)}`;
+    const found = searchExcerpt(long, "needle");
+    expect(found.text.length).toBeLessThanOrEqual(202);
+    expect(found.text.startsWith(`…${"a".repeat(59)} needle `)).toBe(true);
+    expect(found.text.endsWith("😀…")).toBe(true);
+    expect(marked(found)).toEqual(["needle"]);
+    // Never half an emoji at the cut.
+    const odd = searchExcerpt(`${"a".repeat(101)}x${"😀".repeat(300)}`, "x");
+    expect(odd.text).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/);
+    expect(marked(odd)).toEqual(["x"]);
+    // Near the end: the last 200 shown, not a short tail.
+    const tail = searchExcerpt(`${"a".repeat(500)}end`, "end");
+    expect(tail.text).toBe(`…${"a".repeat(197)}end`);
+    expect(marked(tail)).toEqual(["end"]);
+    // A short message whole, with every match.
+    expect(searchExcerpt("café and Cafe", "cafe")).toEqual({ text: "café and Cafe", marks: [[0, 4], [9, 13]] });
   });
 
   it("shortens long text and makes initials without cutting a character in two", () => {

@@ -3,7 +3,7 @@ import type { App, FailedMessage } from "./app";
 import { h, replace, setText } from "./dom";
 import { confirmDialog } from "./confirm";
 import { businessState, conversationTitle, directPeer, fullTime, laterMessage, mergeConversation, messageTime, presenceText, typingText } from "./format";
-import { searchMatches } from "../../src/domain/history";
+import { searchExcerpt } from "./excerpt";
 import { sendsOnEnter } from "./keys";
 import { composerNote, lengthProblem, mayRetry, noteAfterInput, notSentAlert, sendOrRefusal, type ComposerNote } from "./not-sent";
 import { firstUnread, seenByChanges, seenByLines } from "./receipts";
@@ -1196,11 +1196,12 @@ export class ConversationView {
   }
 }
 
-/** The text with what the search matched wrapped in <mark>, built as nodes (never markup). */
-function highlight(text: string, q: string): (string | HTMLElement)[] {
+/** The result's excerpt with what the search matched wrapped in <mark>, built as nodes (never markup). */
+function highlight(message: string, q: string): (string | HTMLElement)[] {
+  const { text, marks } = searchExcerpt(message, q);
   const out: (string | HTMLElement)[] = [];
   let at = 0;
-  for (const [start, end] of searchMatches(text, q)) {
+  for (const [start, end] of marks) {
     if (start > at) out.push(text.slice(at, start));
     out.push(h("mark", { text: text.slice(start, end) }));
     at = end;

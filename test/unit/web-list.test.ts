@@ -382,6 +382,31 @@ describe("the web app's header of a business conversation", () => {
   it("says Closed once the conversation is closed", () => {
     expect(businessState({ status: "closed", participants: [customer, agent] }, customer.userId, dir)).toBe("Closed");
   });
+
+  it("is titled, for the agent, by the customer it is with: every chat an agent answered was titled by the business", () => {
+    const businessId = "b1000000-0000-4000-8000-00000000000a";
+    const chat = (...participants: Participant[]): Conversation => ({
+      id: "d0000000-0000-4000-8000-0000000000b1",
+      type: "business",
+      name: null,
+      businessId,
+      business: { id: businessId, name: "Cafe Uno", avatarUrl: null, kind: "business" },
+      createdAt: at(0),
+      lastActivity: at(1),
+      lastSeq: 0,
+      participants,
+      unreadCount: 0,
+      isMuted: false,
+      version: 1,
+    });
+    const dana = member("c0000000-0000-4000-8000-000000000002", "customer", "Dana");
+    dir.set(dana.userId, dana.profile!);
+    expect(conversationTitle(chat(customer, agent), agent.userId, dir)).toBe("Cora · Cafe Uno");
+    expect(conversationTitle(chat(dana, agent), agent.userId, dir)).toBe("Dana · Cafe Uno");
+    // The customer sees the business they wrote to.
+    expect(conversationTitle(chat(customer, agent), customer.userId, dir)).toBe("Cafe Uno");
+    expect(conversationTitle(chat(customer), customer.userId, dir)).toBe("Cafe Uno");
+  });
 });
 
 describe("the web app's unread count in the tab's title", () => {

@@ -132,7 +132,15 @@ export function typingText(userIds: readonly string[], dir: Pick<Directory, "nam
 }
 
 export function conversationTitle(c: Conversation, me: string, dir: Directory): string {
-  if (c.type === "business") return c.business?.name?.trim() || c.name?.trim() || "Business chat";
+  if (c.type === "business") {
+    const business = c.business?.name?.trim() || c.name?.trim() || "Business chat";
+    // To its agent (or the business), a chat is the customer it is with: every chat an agent answered was titled by
+    // the business, and one customer could not be told from another in the list.
+    const role = c.participants.find((p) => p.userId === me)?.role;
+    if (role === undefined || role === "customer") return business;
+    const customers = c.participants.filter((p) => p.role === "customer" && p.userId !== me).map((p) => dir.name(p.userId));
+    return customers.length > 0 ? `${customers.join(", ")} · ${business}` : business;
+  }
   if (c.type === "group") {
     if (c.name?.trim()) return c.name.trim();
     const names = c.participants.filter((p) => p.userId !== me).map((p) => dir.name(p.userId));

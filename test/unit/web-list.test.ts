@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import type { Conversation, Message, Participant } from "../../src/client";
 import { placeholderProfile } from "../../src/profiles/placeholder";
-import { Directory, businessState, conversationTitle, initials, laterMessage, mergeConversation, messageTime, preview, shortTime, titleUnread } from "../../web/src/format";
+import { Directory, businessState, conversationTitle, initials, withNewerCopy, laterMessage, mergeConversation, messageTime, preview, shortTime, titleUnread } from "../../web/src/format";
 import { replyQuote } from "../../web/src/reply";
 import { arrivalText } from "../../web/src/announce";
 import { notSentAlert } from "../../web/src/not-sent";
@@ -334,6 +334,19 @@ describe("the list's preview of the last message", () => {
     // The same version (a mute, a preview) or a newer one is taken whole.
     expect(mergeConversation(renamed, { ...renamed, name: "Team 2", version: 6 })).toMatchObject({ name: "Team 2", version: 6 });
     expect(mergeConversation(renamed, { ...renamed, isMuted: true })).toMatchObject({ isMuted: true, name: "Team (renamed)" });
+  });
+
+  it("gives the open conversation's header a rename the list learned after a reconnect (the header kept the old name)", () => {
+    const me = "00000000-0000-4000-8000-000000000009";
+    const open = { ...group(), unreadCount: 3 };
+    // Renamed while offline: the list's reload reads version 4; the open view had version 3 and no push came.
+    const listed = { ...group(), name: "Team (renamed)", version: 4, unreadCount: 0, isMuted: true };
+    const header = withNewerCopy(open, listed);
+    expect(conversationTitle(header, me, new Directory())).toBe("Team (renamed)");
+    // The view's own count and mute flag stay; an older or missing list copy changes nothing.
+    expect(header).toMatchObject({ unreadCount: 3, isMuted: false, version: 4 });
+    expect(withNewerCopy(listed, open)).toBe(listed);
+    expect(withNewerCopy(open, undefined)).toBe(open);
   });
 
   it("keeps a business's name when a copy read while the profile service is down names it by its id", () => {

@@ -2,7 +2,7 @@ import { randomId, type Conversation, type ConversationEvents, type Conversation
 import type { App, FailedMessage } from "./app";
 import { h, replace, setText } from "./dom";
 import { confirmDialog } from "./confirm";
-import { businessState, conversationTitle, directPeer, fullTime, laterMessage, mergeConversation, messageTime, presenceText, typingText } from "./format";
+import { businessState, conversationTitle, directPeer, fullTime, laterMessage, mergeConversation, messageTime, presenceText, typingText, withNewerCopy } from "./format";
 import { searchExcerpt } from "./excerpt";
 import { sendsOnEnter } from "./keys";
 import { composerNote, lengthProblem, mayRetry, noteAfterInput, notSentAlert, sendOrRefusal, type ComposerNote } from "./not-sent";
@@ -1113,6 +1113,8 @@ export class ConversationView {
   refreshHeader(): void {
     // Closing is final, and the list's copy (the user socket's push) may be the first to say so: this socket may have
     // been connecting when it was announced.
+    // A rename (or close) the list learned and this view did not: after a reconnect only the list reads it again.
+    this.conversation = withNewerCopy(this.conversation, this.app.conversation(this.id));
     const closed = this.conversation.status === "closed" || this.app.conversation(this.id)?.status === "closed";
     const c = { ...this.conversation, participants: this.participants, ...(closed ? { status: "closed" as const } : {}) };
     const title = conversationTitle(c, this.me, this.app.dir);

@@ -226,6 +226,17 @@ export function mergeConversation(held: Conversation, incoming: Conversation): C
   };
 }
 
+/**
+ * The open conversation's copy, updated by the list's when that is a newer version (a rename or a close read by the
+ * list's reload after a reconnect, or pushed on the user socket). The header kept the name it opened with: a group
+ * renamed while the app was offline had its new name in the list and its old one in the header and the tab. The
+ * view's own unread count and mute flag stay.
+ */
+export function withNewerCopy(own: Conversation, listed: Conversation | undefined): Conversation {
+  if (!listed || listed.version <= own.version) return own;
+  return { ...mergeConversation(own, listed), unreadCount: own.unreadCount, isMuted: own.isMuted };
+}
+
 /** The list's line for the last message: an image or a file by its name (it showed the URL). */
 export function preview(m: Message | undefined): string {
   if (!m) return "No messages yet";

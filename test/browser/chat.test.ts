@@ -150,8 +150,11 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await bob.context.setOffline(true);
     await expect.poll(() => bob.page.locator(".banner").textContent(), poll).toContain("offline");
     for (let i = 1; i <= 5; i++) await send(alice.page, `while away ${i}`);
+    // A reply: its Sending… line says what it answers (it showed as a message on its own until stored).
+    await log(bob.page).getByRole("button", { name: "Reply to message" }).click();
     await send(bob.page, "written offline");
     await expect.poll(() => bob.page.locator(".pending-list li").textContent(), poll).toContain("Sending…");
+    expect(await bob.page.locator(".pending-list li .reply-quote").textContent()).toBe(`Reply to ${alice.name}: before`);
     await expect.poll(() => messageTexts(alice.page), poll).toHaveLength(6);
     expect(await messageTexts(bob.page)).toEqual(["before"]);
 

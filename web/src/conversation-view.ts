@@ -593,7 +593,7 @@ export class ConversationView {
   }
 
   /** What a reply answers, above its text; pressed, it shows that message (loading older pages to reach it). */
-  private replyLine(m: Message): HTMLElement | null {
+  private replyLine(m: Pick<Message, "replyToId" | "deletedAt">): HTMLElement | null {
     const id = m.replyToId;
     if (!id || m.deletedAt) return null;
     const target = this.replyTarget(id);
@@ -632,7 +632,8 @@ export class ConversationView {
 
   /** Redraws the quotes of replies to one message (or all, after names changed). */
   private refreshQuotes(id?: string): void {
-    for (const quote of this.log.querySelectorAll<HTMLElement>(".reply-quote")) {
+    // Stored messages and those still Sending… or Not sent.
+    for (const quote of this.scroller.querySelectorAll<HTMLElement>(".reply-quote")) {
       const to = quote.dataset.replyTo;
       if (to && (id === undefined || to === id)) setText(quote, replyQuote(this.replyTarget(to), this.me, this.app.dir));
     }
@@ -703,6 +704,8 @@ export class ConversationView {
         "div",
         { class: "bubble" },
         h("div", { class: "meta" }, h("span", { class: "sender", text: "You" }), h("span", { class: "state", text: "Sending…" })),
+        // What it answers, as once stored: a reply written offline, or refused, showed as a message on its own.
+        this.replyLine({ replyToId: p.replyToId ?? null, deletedAt: null }),
         h("p", { class: "text", attrs: { dir: "auto" }, text: p.content }),
       ),
     );

@@ -214,6 +214,13 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await first.getByRole("button", { name: "Edit message" }).click();
     const editor = first.getByRole("textbox", { name: "Edit message" });
     await expect.poll(() => alice.page.evaluate(() => document.activeElement?.tagName), poll).toBe("TEXTAREA");
+    // Too long: said on Save, and gone once the text fits (it stayed until the next Save).
+    await editor.fill("a".repeat(4001));
+    await editor.press("Enter");
+    const tooLong = first.locator(".edit-form .form-error");
+    await expect.poll(() => tooLong.textContent(), poll).toBe("Too long: 4,001 characters, at most 4,000.");
+    await editor.press("Backspace");
+    expect(await tooLong.textContent()).toBe("");
     await editor.fill("first draft");
     await editor.press("Enter");
     await expect.poll(() => messageTexts(bob.page), poll).toEqual(["first draft", "to be removed"]);

@@ -862,6 +862,15 @@ export class ConversationView {
     const area = h("textarea", { attrs: { id: `edit-${seq}`, rows: 2, dir: "auto" } });
     area.value = resumed?.text ?? m.content;
     const error = h("p", { class: "form-error", attrs: { role: "alert" } });
+    // As in the composer: a Too long note goes once the text fits (it stayed until the next Save), any other at once.
+    let note: ComposerNote | undefined;
+    const say = (next: ComposerNote | undefined) => {
+      note = next;
+      error.textContent = next?.text ?? "";
+    };
+    area.addEventListener("input", () => {
+      if (note && !noteAfterInput(note, area.value, null)) say(undefined);
+    });
     const finish = () => {
       form.replaceWith(text);
       const again = this.nodes.get(seq);
@@ -878,12 +887,12 @@ export class ConversationView {
     const save = async () => {
       const content = area.value;
       if (!content.trim()) {
-        error.textContent = "A message cannot be empty (delete it instead).";
+        say({ text: "A message cannot be empty (delete it instead).", about: "other" });
         return;
       }
       const tooLong = lengthProblem(content);
       if (tooLong) {
-        error.textContent = tooLong;
+        say({ text: tooLong, about: "length" });
         return;
       }
       if (content === m.content) return finish();
@@ -893,7 +902,7 @@ export class ConversationView {
         this.messages.set(seq, laterMessage(this.messages.get(seq), updated)!);
         finish();
       } catch (err) {
-        error.textContent = `Could not save: ${(err as Error).message}`;
+        say({ text: `Could not save: ${(err as Error).message}`, about: "other" });
       }
     };
     const form = h(

@@ -55,6 +55,32 @@ describe("the web app's composer drafts", () => {
     expect(drafts.takeReply("a")).toBeUndefined();
   });
 
+  it("keeps drafts, replies and edits across a reload of the tab, for the same user only, until sign-out", () => {
+    const saved = new Map<string, string>();
+    const store = { getItem: (k: string) => saved.get(k) ?? null, setItem: (k: string, v: string) => void saved.set(k, v), removeItem: (k: string) => void saved.delete(k) };
+    const answered = { id: "00000000-0000-4000-8000-000000000007", seq: 7, content: "lunch at noon?" } as Message;
+    const before = new Drafts(store, "drafts.ann");
+    before.keep("a", "a long answer, half written");
+    before.keepReply("a", answered);
+    before.keepEdits("b", new Map([[3, "fixed"]]));
+    // The page reloads: a new app, the same tab. What was written was gone.
+    const after = new Drafts(store, "drafts.ann");
+    expect(after.take("a")).toBe("a long answer, half written");
+    expect(after.takeReply("a")).toEqual(answered);
+    expect(after.takeEdits("b")).toEqual(new Map([[3, "fixed"]]));
+    expect(new Drafts(store, "drafts.ann").take("a")).toBe("");
+    // Another user signing in in this tab sees none of it; signing out forgets it.
+    before.keep("c", "private");
+    expect(new Drafts(store, "drafts.bob").take("c")).toBe("");
+    before.clear();
+    expect(new Drafts(store, "drafts.ann").take("c")).toBe("");
+    // What cannot be read (another version's, a broken store) is no draft and no error.
+    saved.set("drafts.ann", "{not json");
+    expect(new Drafts(store, "drafts.ann").take("a")).toBe("");
+    saved.set("drafts.ann", JSON.stringify({ texts: [["a", 5]], replies: "x" }));
+    expect(new Drafts(store, "drafts.ann").take("a")).toBe("");
+  });
+
   it("keeps an edit in progress when another conversation is opened, and gives it back once", () => {
     const drafts = new Drafts();
     drafts.keepEdits("a", new Map([[7, "fixed the typo, half"]]));

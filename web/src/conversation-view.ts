@@ -274,8 +274,8 @@ export class ConversationView {
     return (this.socket?.outbox().length ?? 0) + this.early.length;
   }
 
-  destroy(): void {
-    this.destroyed = true;
+  /** What is being written here (composer, reply, open editors), kept for the next visit or a reload of the page. */
+  keepDraft(): void {
     this.app.drafts.keep(this.id, this.input.value);
     this.app.drafts.keepReply(this.id, this.replyTo);
     // Open editors as they stand, and those whose message was never drawn on this visit (an older page).
@@ -285,6 +285,11 @@ export class ConversationView {
       if (area) edits.set(seq, area.value);
     }
     this.app.drafts.keepEdits(this.id, edits);
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    this.keepDraft();
     for (const off of this.unsubscribe.splice(0)) off();
     let socket = this.socket;
     if (!socket) {

@@ -416,6 +416,9 @@ describe("the web app's header of a business conversation", () => {
     dir.set(dana.userId, dana.profile!);
     expect(conversationTitle(chat(customer, agent), agent.userId, dir)).toBe("Cora · Cafe Uno");
     expect(conversationTitle(chat(dana, agent), agent.userId, dir)).toBe("Dana · Cafe Uno");
+    // Its avatar's initials skip the separator ("C·" before).
+    expect(initials(conversationTitle(chat(customer, agent), agent.userId, dir))).toBe("CC");
+    expect(initials("— Ann")).toBe("AN");
     // The customer sees the business they wrote to.
     expect(conversationTitle(chat(customer, agent), customer.userId, dir)).toBe("Cafe Uno");
     expect(conversationTitle(chat(customer), customer.userId, dir)).toBe("Cafe Uno");

@@ -181,8 +181,10 @@ export function clip(text: string, max: number): string {
   return chars.length > max ? `${chars.slice(0, max - 1).join("")}…` : text;
 }
 
+/** Up to two letters for an avatar: of the first two words, skipping punctuation ("Cora · Cafe Uno" gave "C·"). */
 export function initials(name: string): string {
-  const parts = name.split(/\s+/).filter(Boolean).map(characters);
+  const words = name.split(/\s+/).filter((w) => /^[\p{L}\p{N}\p{So}]/u.test(w));
+  const parts = (words.length > 0 ? words : name.split(/\s+/).filter(Boolean)).map(characters);
   const letters = parts.length >= 2 ? parts[0][0] + parts[1][0] : (parts[0] ?? ["?"]).slice(0, 2).join("");
   return letters.toUpperCase();
 }

@@ -65,6 +65,18 @@ const sameMessage = (a: Pick<OutboxEntry, "content" | "type" | "replyToId">, b: 
 /** The longest frame id this socket gives (`m` and a counter), so the size checked is never below the size sent. */
 const LONGEST_FRAME_ID = `m${Number.MAX_SAFE_INTEGER}`;
 
+/** A clientMessageId as long as the ones randomId gives, when the caller has none yet. */
+const ID_OF_RANDOM_LENGTH = "00000000-0000-4000-8000-000000000000";
+
+/**
+ * The UTF-8 size of the frame that would send this message, as send() checks it: over FRAME_MAX_BYTES, send() refuses
+ * it (413 too_large). An app keeping a refused text to be shortened can tell, as it changes, when it fits again.
+ */
+export function sendFrameBytes(content: string, options: SendOptions = {}): number {
+  const entry = { content, clientMessageId: options.clientMessageId ?? ID_OF_RANDOM_LENGTH, type: options.type ?? "text", replyToId: options.replyToId ?? null };
+  return frameBytes(JSON.stringify({ type: "send_message", data: sendMessageData(entry), id: LONGEST_FRAME_ID }));
+}
+
 /**
  * Server closes that one frame can cause (invalid data, too big, the server failing on it). Sent again on every
  * reconnect, such a message closed every connection and held the rest of the outbox back for ever.
@@ -203,7 +215,7 @@ export class ConversationSocket extends RealtimeSocket<ConversationEvents> {
     // Control characters count nothing as content (the server strips them) but six bytes each as JSON: a message of
     // 11,000 of them passed the length check, and its frame over the server's limit closed the socket (1009) on
     // every reconnect, with every later message queued behind it.
-    const bytes = frameBytes(JSON.stringify({ type: "send_message", data: sendMessageData(entry), id: LONGEST_FRAME_ID }));
+    const bytes = sendFrameBytes(content, entry);
     if (bytes > FRAME_MAX_BYTES) {
       return Promise.reject(
         new ChatApiError({

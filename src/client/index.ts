@@ -5,8 +5,8 @@
 export { ChatClient, type ChatClientOptions } from "./client";
 export { ChatRest, type RestOptions, type TokenSource } from "./rest";
 export { ChatApiError } from "./errors";
-export { ConversationSocket, CONTENT_MAX_CHARS, type ConversationSocketOptions, type SendOptions } from "./conversation";
-export { contentLength } from "./content";
+export { ConversationSocket, CONTENT_MAX_CHARS, sendFrameBytes, type ConversationSocketOptions, type SendOptions } from "./conversation";
+export { contentLength, FRAME_MAX_BYTES } from "./content";
 export { UserSocket, type UserSocketOptions } from "./user";
 export { RealtimeSocket, type SocketOptions, type Frame } from "./socket";
 export { Backoff, backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff";

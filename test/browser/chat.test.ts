@@ -150,8 +150,11 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await bob.context.setOffline(true);
     await expect.poll(() => bob.page.locator(".banner").textContent(), poll).toContain("offline");
     for (let i = 1; i <= 5; i++) await send(alice.page, `while away ${i}`);
+    // A reply: its Sending… line says what it answers (it showed as a message on its own until stored).
+    await log(bob.page).getByRole("button", { name: "Reply to message" }).click();
     await send(bob.page, "written offline");
     await expect.poll(() => bob.page.locator(".pending-list li").textContent(), poll).toContain("Sending…");
+    expect(await bob.page.locator(".pending-list li .reply-quote").textContent()).toBe(`Reply to ${alice.name}: before`);
     await expect.poll(() => messageTexts(alice.page), poll).toHaveLength(6);
     expect(await messageTexts(bob.page)).toEqual(["before"]);
 
@@ -211,6 +214,13 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
     await first.getByRole("button", { name: "Edit message" }).click();
     const editor = first.getByRole("textbox", { name: "Edit message" });
     await expect.poll(() => alice.page.evaluate(() => document.activeElement?.tagName), poll).toBe("TEXTAREA");
+    // Too long: said on Save, and gone once the text fits (it stayed until the next Save).
+    await editor.fill("a".repeat(4001));
+    await editor.press("Enter");
+    const tooLong = first.locator(".edit-form .form-error");
+    await expect.poll(() => tooLong.textContent(), poll).toBe("Too long: 4,001 characters, at most 4,000.");
+    await editor.press("Backspace");
+    expect(await tooLong.textContent()).toBe("");
     await editor.fill("first draft");
     await editor.press("Enter");
     await expect.poll(() => messageTexts(bob.page), poll).toEqual(["first draft", "to be removed"]);

@@ -1,10 +1,16 @@
 import { describe, expect, it, vi } from "vitest";
 import type { Conversation, Message, Participant } from "../../src/client";
 import { placeholderProfile } from "../../src/profiles/placeholder";
-import { Directory, businessState, conversationTitle, laterMessage, mergeConversation, messageTime, preview, shortTime, titleUnread } from "../../web/src/format";
+import { Directory, businessState, conversationTitle, initials, withNewerCopy, laterMessage, mergeConversation, messageTime, preview, shortTime, titleUnread } from "../../web/src/format";
+import { replyQuote } from "../../web/src/reply";
+import { arrivalText } from "../../web/src/announce";
+import { notSentAlert } from "../../web/src/not-sent";
+import { ChatApiError } from "../../src/client";
 import { ListReloads, toDrop, type Listed } from "../../web/src/list-refresh";
 import { ListPages, type CursorPage } from "../../web/src/list-pages";
-import { messageBody, safeUrl, textRuns } from "../../web/src/attachments";
+import { messageBody, safeUrl, searchSnippet, textRuns } from "../../web/src/attachments";
+import { searchMatches } from "../../src/domain/history";
+import { searchExcerpt } from "../../web/src/excerpt";
 import { DayChange } from "../../web/src/day-change";
 
 const at = (minute: number) => `2026-01-01T00:${String(minute).padStart(2, "0")}:00.000Z`;
@@ -109,6 +115,61 @@ describe("the web app's conversation list beyond its first page", () => {
   });
 });
 
+describe("the web app's conversation list reloaded after a reconnect, beyond its first page", () => {
+  type Row = Listed & { name: string };
+  // 150 conversations, newest first (c000 at minute 59 … c149), served 100 at a time.
+  const rows = (): Row[] => Array.from({ length: 150 }, (_, i) => ({ id: `c${String(i).padStart(3, "0")}`, lastActivity: `2026-01-01T00:00:00.${String(999 - i).padStart(3, "0")}Z`, name: `group ${i}` }));
+  const server = (data: Row[]) => {
+    const asked: (string | undefined)[] = [];
+    const read = async (cursor?: string): Promise<CursorPage<Row>> => {
+      asked.push(cursor);
+      const from = cursor === undefined ? 0 : data.findIndex((c) => c.id === cursor);
+      const conversations = data.slice(from, from + 100);
+      return { conversations, nextCursor: data[from + 100]?.id ?? null };
+    };
+    return { asked, read };
+  };
+
+  it("reads again every page the user had read, so a later page's rename or leave while offline shows", async () => {
+    const before = rows();
+    const pages = new ListPages<Row>();
+    const online = server(before);
+    const held = new Map<string, Row>();
+    const first = await pages.reload(online.read);
+    first.conversations.forEach((c) => held.set(c.id, c));
+    (await pages.next(online.read, (id) => held.has(id))).forEach((c) => held.set(c.id, c));
+    expect(held.size).toBe(150);
+    // Offline: group 120 was renamed, and the user left group 130 (no push reached the app for either).
+    const after = before.filter((c) => c.id !== "c130").map((c) => (c.id === "c120" ? { ...c, name: "Renamed" } : c));
+    const reconnected = server(after);
+    const reloads = new ListReloads();
+    const reload = reloads.begin(before[0].lastActivity);
+    const page = await pages.reload(reconnected.read);
+    expect(reconnected.asked).toEqual([undefined, "c100"]);
+    expect(page.conversations.find((c) => c.id === "c120")?.name).toBe("Renamed");
+    // Only the first page was read: c130 was older than its oldest, so it stayed, and c120 kept its old name.
+    expect(toDrop(held.values(), page, reload)).toEqual(["c130"]);
+    reload.end();
+    expect(pages.hasMore).toBe(false);
+  });
+
+  it("keeps out what is removed while the pages are read, and goes on from the last page read", async () => {
+    const data = Array.from({ length: 250 }, (_, i) => ({ ...rows()[0], id: `c${String(i).padStart(3, "0")}` }));
+    const { asked, read } = server(data);
+    const pages = new ListPages<Row>();
+    const held = new Set((await pages.reload(read)).conversations.map((c) => c.id));
+    (await pages.next(read, (id) => held.has(id))).forEach((c) => held.add(c.id));
+    const reloading = pages.reload(read);
+    pages.removed("c150");
+    const ids = (await reloading).conversations.map((c) => c.id);
+    expect(ids).toHaveLength(199);
+    expect(ids).not.toContain("c150");
+    expect(pages.hasMore).toBe(true);
+    expect((await pages.next(read, (id) => held.has(id))).map((c) => c.id)).toEqual(data.slice(200).map((c) => c.id));
+    expect(asked).toEqual([undefined, "c100", undefined, "c100", "c200"]);
+  });
+});
+
 describe("the list's preview of the last message", () => {
   const sent: Message = {
     id: "00000000-0000-4000-8000-000000000001",
@@ -166,6 +227,60 @@ describe("the list's preview of the last message", () => {
     expect(preview({ ...image, content: "", deletedAt: at(2) })).toBe("Message deleted");
   });
 
+  it("gives a search result of an image or a file the name the conversation shows, never its address", () => {
+    const image = { ...sent, type: "image" as const, content: "https://cdn.example/photos/beach%20day.jpg?token=s3cr3t" };
+    const file = { ...sent, type: "file" as const, content: "https://files.example/q3/report.pdf" };
+    // Found by its address (the search reads the content): the result said "https://cdn.example/photos/…?token=…".
+    expect(searchSnippet(image)).toBe("Image: beach day.jpg");
+    expect(searchSnippet(file)).toBe("File: report.pdf");
+    expect(searchSnippet({ ...image, content: "javascript:alert(1)" })).toBe("Image");
+    // What was searched for is still marked where the name has it.
+    const snippet = searchSnippet(image);
+    expect(searchMatches(snippet, "beach").map(([a, b]) => snippet.slice(a, b))).toEqual(["beach"]);
+    // A text message keeps its own text, lines and all: its marks are counted on it.
+    expect(searchSnippet({ ...sent, content: "see  https://x.example/a\nthen" })).toBe("see  https://x.example/a\nthen");
+  });
+
+  it("shows a long message's search result around what was found, not the whole message", () => {
+    const marked = (e: { text: string; marks: [number, number][] }) => e.marks.map(([a, b]) => e.text.slice(a, b));
+    // 4,000 characters with the match at 3,000: the result showed all of it, the match far below the panel's edge.
+    const long = `${"a".repeat(2_999)} needle ${"😀".repeat(500)} needle ${"b".repeat(500)}`;
+    const found = searchExcerpt(long, "needle");
+    expect(found.text.length).toBeLessThanOrEqual(202);
+    expect(found.text.startsWith(`…${"a".repeat(59)} needle `)).toBe(true);
+    expect(found.text.endsWith("😀…")).toBe(true);
+    expect(marked(found)).toEqual(["needle"]);
+    // Never half an emoji at the cut.
+    const odd = searchExcerpt(`${"a".repeat(101)}x${"😀".repeat(300)}`, "x");
+    expect(odd.text).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/);
+    expect(marked(odd)).toEqual(["x"]);
+    // Near the end: the last 200 shown, not a short tail.
+    const tail = searchExcerpt(`${"a".repeat(500)}end`, "end");
+    expect(tail.text).toBe(`…${"a".repeat(197)}end`);
+    expect(marked(tail)).toEqual(["end"]);
+    // A short message whole, with every match.
+    expect(searchExcerpt("café and Cafe", "cafe")).toEqual({ text: "café and Cafe", marks: [[0, 4], [9, 13]] });
+  });
+
+  it("shortens long text and makes initials without cutting a character in two", () => {
+    const lone = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+    // 78 letters and emoji after: the cut fell inside the first emoji, and the preview ended in "\uD83D…" (shown as �).
+    const emoji = { ...sent, content: `${"a".repeat(78)}${"😀".repeat(20)}` };
+    expect(preview(emoji)).toBe(`${"a".repeat(78)}😀…`);
+    const mixed = { ...sent, content: `${"a".repeat(78)}👍🏽🇫🇷 and more` };
+    expect(preview(mixed)).toBe(`${"a".repeat(78)}👍🏽…`);
+    const dir = { name: () => "Ann" };
+    expect(replyQuote(mixed, "me", dir)).not.toMatch(lone);
+    expect(replyQuote(mixed, "me", dir)).toContain("👍🏽…");
+    const alert = notSentAlert(`${"b".repeat(58)}🇫🇷🇫🇷🇫🇷`, new ChatApiError({ statusCode: 409, message: "Closed" }));
+    expect(alert).toBe(`Message not sent: “${"b".repeat(58)}🇫🇷…”. Closed.`);
+    expect(arrivalText({ ...sent, content: `${"c".repeat(198)}😀😀😀` }, "me", dir)).toBe(`Ann: ${"c".repeat(198)}😀…`);
+    // A name that starts with an emoji or a letter outside the BMP: its first unit alone was a broken character.
+    expect(initials("😀 Ann")).toBe("😀A");
+    expect(initials("𝒜da")).toBe("𝒜D");
+    expect(initials("Émile Zola")).toBe("ÉZ");
+  });
+
   it("makes the web addresses in a text message links, leaving the sentence's punctuation and anything not http(s) as text", () => {
     const links = (text: string) => textRuns(text).filter((r) => r.url).map((r) => r.url);
     expect(textRuns("see https://docs.example/a?b=1#c, then (https://en.example/wiki/Foo_(bar)) or https://x.example/end.")).toEqual([
@@ -221,6 +336,19 @@ describe("the list's preview of the last message", () => {
     expect(mergeConversation(renamed, { ...renamed, isMuted: true })).toMatchObject({ isMuted: true, name: "Team (renamed)" });
   });
 
+  it("gives the open conversation's header a rename the list learned after a reconnect (the header kept the old name)", () => {
+    const me = "00000000-0000-4000-8000-000000000009";
+    const open = { ...group(), unreadCount: 3 };
+    // Renamed while offline: the list's reload reads version 4; the open view had version 3 and no push came.
+    const listed = { ...group(), name: "Team (renamed)", version: 4, unreadCount: 0, isMuted: true };
+    const header = withNewerCopy(open, listed);
+    expect(conversationTitle(header, me, new Directory())).toBe("Team (renamed)");
+    // The view's own count and mute flag stay; an older or missing list copy changes nothing.
+    expect(header).toMatchObject({ unreadCount: 3, isMuted: false, version: 4 });
+    expect(withNewerCopy(listed, open)).toBe(listed);
+    expect(withNewerCopy(open, undefined)).toBe(open);
+  });
+
   it("keeps a business's name when a copy read while the profile service is down names it by its id", () => {
     const businessId = "b1000000-0000-4000-8000-00000000000a";
     const named = { ...group(), type: "business" as const, businessId, business: { id: businessId, name: "Cafe Uno", avatarUrl: null, kind: "business" as const } };
@@ -266,6 +394,34 @@ describe("the web app's header of a business conversation", () => {
 
   it("says Closed once the conversation is closed", () => {
     expect(businessState({ status: "closed", participants: [customer, agent] }, customer.userId, dir)).toBe("Closed");
+  });
+
+  it("is titled, for the agent, by the customer it is with: every chat an agent answered was titled by the business", () => {
+    const businessId = "b1000000-0000-4000-8000-00000000000a";
+    const chat = (...participants: Participant[]): Conversation => ({
+      id: "d0000000-0000-4000-8000-0000000000b1",
+      type: "business",
+      name: null,
+      businessId,
+      business: { id: businessId, name: "Cafe Uno", avatarUrl: null, kind: "business" },
+      createdAt: at(0),
+      lastActivity: at(1),
+      lastSeq: 0,
+      participants,
+      unreadCount: 0,
+      isMuted: false,
+      version: 1,
+    });
+    const dana = member("c0000000-0000-4000-8000-000000000002", "customer", "Dana");
+    dir.set(dana.userId, dana.profile!);
+    expect(conversationTitle(chat(customer, agent), agent.userId, dir)).toBe("Cora · Cafe Uno");
+    expect(conversationTitle(chat(dana, agent), agent.userId, dir)).toBe("Dana · Cafe Uno");
+    // Its avatar's initials skip the separator ("C·" before).
+    expect(initials(conversationTitle(chat(customer, agent), agent.userId, dir))).toBe("CC");
+    expect(initials("— Ann")).toBe("AN");
+    // The customer sees the business they wrote to.
+    expect(conversationTitle(chat(customer, agent), customer.userId, dir)).toBe("Cafe Uno");
+    expect(conversationTitle(chat(customer), customer.userId, dir)).toBe("Cafe Uno");
   });
 });
 

@@ -5,6 +5,7 @@ import { Directory, typingText } from "../../web/src/format";
 import { arrivalText } from "../../web/src/announce";
 import { replyQuote } from "../../web/src/reply";
 import { memberLines } from "../../web/src/members";
+import { groupOthers, memberEntries } from "../../web/src/group-members";
 
 const ann = "a0000000-0000-4000-8000-000000000001";
 const bob = "b0000000-0000-4000-8000-000000000002";
@@ -143,5 +144,22 @@ describe("the web app's names", () => {
     expect(replyQuote(answered, ann, dir, "Replying to")).toBe("Replying to Bob Roe: Lunch at noon? Or later");
     dir.set(bob, real(bob, "Robert Roe"));
     expect(replyQuote(answered, ann, dir)).toBe("Reply to Robert Roe: Lunch at noon? Or later");
+  });
+});
+
+describe("the web app's New conversation dialog, for a group", () => {
+  const carol = "c0000000-0000-4000-8000-00000000000c";
+  const ids = (n: number) => Array.from({ length: n }, (_, i) => `e0000000-0000-4000-8000-${String(i).padStart(12, "0")}`);
+
+  it("counts each other person once, as the server does: a repeated name or your own does not count", () => {
+    expect(memberEntries(" bob, carol ,, bob,")).toEqual(["bob", "carol"]);
+    // "bob, bob" (or bob by name and by id) is one person: it passed as two, and the server refused the group.
+    expect(groupOthers([bob, bob.toUpperCase()], ann)).toEqual({ error: "A group needs 2 to 7 people besides you; that is 1 person, counting each person once and not you." });
+    expect(groupOthers([ann, bob], ann)).toEqual({ error: "A group needs 2 to 7 people besides you; that is 1 person, counting each person once and not you." });
+    expect(groupOthers([bob], ann)).toEqual({ error: "A group needs 2 to 7 people besides you; that is 1 person." });
+    expect(groupOthers([bob, ann, carol, bob], ann)).toEqual({ ids: [bob, carol] });
+    // Seven others and yourself: eight names, a valid group (it was refused before asking).
+    expect(groupOthers([...ids(7), ann], ann)).toEqual({ ids: ids(7) });
+    expect(groupOthers(ids(8), ann)).toEqual({ error: "A group needs 2 to 7 people besides you; that is 8 people." });
   });
 });

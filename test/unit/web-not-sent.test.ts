@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ChatApiError, ChatRest, ConversationSocket } from "../../src/client";
 import { errorFromFrame } from "../../src/client/errors";
-import { mayRetry, notSentAlert, refusalNote, sendOrRefusal } from "../../web/src/not-sent";
+import { composerNote, lengthProblem, mayRetry, noteAfterInput, notSentAlert, refusalNote, sendOrRefusal } from "../../web/src/not-sent";
 
 /** A conversation socket of the real SDK that never connects: what it takes stays in its outbox. */
 function idleSocket(): ConversationSocket {
@@ -48,6 +48,12 @@ describe("the web app's Not sent messages: Retry or Dismiss only", () => {
     expect(error?.code).toBe("too_large");
     expect(socket.outbox()).toEqual([]);
     expect(refusalNote(error!)).toBe("Not sent: the message is too large to send. Shorten it (pasted control characters take the most room).");
+    // The note stays while the text is still too large (a keystroke, a few characters cut) and goes once it fits.
+    const note = composerNote(error!);
+    expect(noteAfterInput(note, `${pasted}b`, null)).toEqual(note);
+    expect(noteAfterInput(note, pasted.slice(0, -50), null)).toEqual(note);
+    expect(noteAfterInput(note, pasted.slice(0, 10_950), "00000000-0000-4000-8000-0000000000aa")).toEqual(note);
+    expect(noteAfterInput(note, pasted.slice(0, 5_000), null)).toBeUndefined();
     // What the SDK takes goes to its outbox: the composer may clear, and a later refusal comes as send_failed.
     expect(sendOrRefusal(socket, "hello", "cm-2")).toBeUndefined();
     expect(socket.outbox().map((e) => e.content)).toEqual(["hello"]);
@@ -56,6 +62,17 @@ describe("the web app's Not sent messages: Retry or Dismiss only", () => {
     expect(socket.outbox().at(-1)).toMatchObject({ content: "yes, noon", replyToId: "00000000-0000-4000-8000-0000000000aa" });
     // Any other refusal on the spot is said in the SDK's words.
     socket.close("left");
-    expect(refusalNote((await sendOrRefusal(socket, "late", "cm-3"))!)).toBe("Not sent: The conversation socket is closed");
+    const closed = (await sendOrRefusal(socket, "late", "cm-3"))!;
+    expect(refusalNote(closed)).toBe("Not sent: The conversation socket is closed");
+    // Any other note goes at the first change of the text.
+    expect(noteAfterInput(composerNote(closed), "late!", null)).toBeUndefined();
+  });
+
+  it("keeps the composer's Too long note until the text is short enough", () => {
+    const long = lengthProblem("é".repeat(4_002));
+    expect(long).toBe("Too long: 4,002 characters, at most 4,000.");
+    const note = { text: long!, about: "length" as const };
+    expect(noteAfterInput(note, "é".repeat(4_001), null)).toBe(note);
+    expect(noteAfterInput(note, "é".repeat(4_000), null)).toBeUndefined();
   });
 });

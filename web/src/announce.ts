@@ -1,5 +1,5 @@
 import type { Message } from "../../src/client";
-import type { Directory } from "./format";
+import { clip, type Directory } from "./format";
 import { messageSummary } from "./attachments";
 
 /** Announcements kept in the region: what is removed is never read, and a burst leaves no long list behind. */
@@ -15,5 +15,5 @@ export function arrivalText(m: Pick<Message, "senderId" | "type" | "content" | "
   if (m.deletedAt) return `${who}: message deleted`;
   // An image or a file by its name: its address read out letter by letter said nothing.
   const text = messageSummary(m);
-  return `${who}: ${text.length > 200 ? `${text.slice(0, 199)}…` : text}`;
+  return `${who}: ${clip(text, 200)}`;
 }

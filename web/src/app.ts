@@ -4,7 +4,7 @@ import { h, replace, srOnly } from "./dom";
 import { closeDialogs, confirmDialog } from "./confirm";
 import { ConversationView } from "./conversation-view";
 import { DayChange } from "./day-change";
-import { Drafts } from "./drafts";
+import { Drafts, type DraftStore } from "./drafts";
 import { Directory, conversationTitle, directPeer, initials, laterMessage, mergeConversation, pageTitle, preview, presenceLabel, shortTime, titleUnread } from "./format";
 import { ListPages } from "./list-pages";
 import { ListReloads, toDrop } from "./list-refresh";
@@ -32,8 +32,8 @@ export class App {
   readonly me: string;
   readonly dir = new Directory();
   readonly presence = new PresenceBook();
-  /** What was being written in each conversation left (see Drafts); gone with the sign-out, as this App is. */
-  readonly drafts = new Drafts();
+  /** What was being written in each conversation left (see Drafts): kept over a reload of the tab, gone at sign-out. */
+  readonly drafts: Drafts;
   private readonly conversations = new Map<string, Conversation>();
   private readonly rows = new Map<string, HTMLLIElement>();
   private readonly user: UserSocket;
@@ -84,6 +84,8 @@ export class App {
   private readonly onUnload = (e: BeforeUnloadEvent) => {
     if (this.unsentCount() > 0) e.preventDefault();
   };
+  /** The page goes (reload, closed, navigated away): what is being written in the open conversation is kept. */
+  private readonly onPageHide = () => this.view?.keepDraft();
   /** Someone at the page: presence follows it, and only then do arriving messages count as read. */
   readonly attention = new Attention();
   /** Today's times show no date: at midnight they are redrawn (the list's, the open conversation's). */
@@ -99,6 +101,7 @@ export class App {
     private readonly onSignOut: () => void,
   ) {
     this.me = session.userId.toLowerCase();
+    this.drafts = new Drafts(tabStorage(), `edge-chat.drafts.${this.me}`);
     this.chat = new ChatClient({ baseUrl: "", token: session.token, userId: this.me });
     this.connection = h("span", { class: "conn", attrs: { role: "status" }, text: "Connecting…" });
     this.meName = h("span", { class: "me-name", text: session.kahaId });
@@ -149,6 +152,7 @@ export class App {
     this.wireUserSocket();
     window.addEventListener("hashchange", this.onHash);
     window.addEventListener("beforeunload", this.onUnload);
+    window.addEventListener("pagehide", this.onPageHide);
     this.attention.start();
     this.attention.onChange((present) => this.user.setPresence(present ? "online" : "away"));
     // Back at the page (a laptop woken the next morning): its midnight timer may not have fired yet.
@@ -169,6 +173,7 @@ export class App {
     this.stopped = true;
     window.removeEventListener("hashchange", this.onHash);
     window.removeEventListener("beforeunload", this.onUnload);
+    window.removeEventListener("pagehide", this.onPageHide);
     clearTimeout(this.listRetry);
     this.attention.stop();
     this.days.stop();
@@ -250,8 +255,9 @@ export class App {
     // Every time the app holds was seen before asking: one stamped later arrived while the request was under way.
     const reload = this.reloads.begin(this.serverNow);
     try {
-      const page = await this.chat.listConversations({ limit: LIST_PAGE });
-      this.pages.first(page);
+      // As many pages as the user had read: a later page's conversation renamed or left while offline stayed stale.
+      const page = await this.pages.reload((cursor) => this.chat.listConversations({ limit: LIST_PAGE, ...(cursor === undefined ? {} : { cursor }) }));
+      if (this.stopped) return;
       for (const id of toDrop(this.conversations.values(), page, reload)) {
         if (this.activeId === id) this.leaveRemoved(id);
         this.conversations.delete(id);
@@ -650,13 +656,27 @@ export class App {
       const ok = await confirmDialog(`Sign out with ${messages}?`, "They have not reached the server yet. Signing out drops them; stay signed in and they are sent once the connection is back.", "Sign out");
       if (!ok) return this.signOutButton.focus();
     }
-    this.signOut();
+    this.signOut(true);
   }
 
-  private signOut(): void {
+  /**
+   * `forget`: the user chose to sign out, and the drafts kept in the tab over reloads go with them. An expired token
+   * (a 401) keeps them for the same user's next sign-in in this tab; another user's are under another key.
+   */
+  private signOut(forget = false): void {
     // Twice (a 401 while the question was open, two 401s at once) would show the sign-in page twice.
     if (this.stopped) return;
     this.stop();
+    if (forget) this.drafts.clear();
     this.onSignOut();
+  }
+}
+
+/** The tab's sessionStorage, where the browser allows it (a disabled one throws on access). */
+function tabStorage(): DraftStore | undefined {
+  try {
+    return window.sessionStorage;
+  } catch {
+    return undefined;
   }
 }

@@ -67,6 +67,14 @@ export function messageSummary(m: Pick<Message, "type" | "content" | "deletedAt"
   }
 }
 
+/**
+ * What a search result shows of a message: a text message's own text (the search's marks are counted on it), an
+ * image or a file as the conversation names it. Results showed an image's or a file's address, tokens and all.
+ */
+export function searchSnippet(m: Pick<Message, "type" | "content" | "deletedAt">): string {
+  return m.type === "text" && !m.deletedAt ? m.content : messageSummary(m);
+}
+
 /** A run of a text message: plain text, or a web address to show as a link. */
 export interface TextRun {
   text: string;

@@ -1,14 +1,15 @@
-import { CONTENT_MAX_CHARS, randomId, contentLength, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type SearchResult, type StateChange } from "../../src/client";
+import { randomId, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type SearchResult, type StateChange } from "../../src/client";
 import type { App, FailedMessage } from "./app";
 import { h, replace, setText } from "./dom";
 import { confirmDialog } from "./confirm";
-import { businessState, conversationTitle, directPeer, fullTime, laterMessage, mergeConversation, messageTime, presenceText, typingText } from "./format";
-import { searchMatches } from "../../src/domain/history";
+import { businessState, conversationTitle, directPeer, fullTime, laterMessage, mergeConversation, messageTime, presenceText, typingText, withNewerCopy } from "./format";
+import { searchExcerpt } from "./excerpt";
 import { sendsOnEnter } from "./keys";
-import { mayRetry, notSentAlert, refusalNote, sendOrRefusal } from "./not-sent";
+import { composerNote, lengthProblem, mayRetry, noteAfterInput, notSentAlert, sendOrRefusal, type ComposerNote } from "./not-sent";
 import { firstUnread, seenByChanges, seenByLines } from "./receipts";
 import { ARRIVALS_KEPT, arrivalText } from "./announce";
 import { renderBody } from "./message-body";
+import { searchSnippet } from "./attachments";
 import { replyQuote } from "./reply";
 import { memberLines } from "./members";
 
@@ -94,6 +95,8 @@ export class ConversationView {
   private readonly historyStart: HTMLElement;
   private readonly typingLine: HTMLElement;
   private readonly composerError: HTMLElement;
+  /** What the composer's note is about, to know whether it still holds as the text changes. */
+  private composerNote: ComposerNote | undefined;
   private readonly notSentAnnouncer: HTMLElement;
   /** Where newly arrived messages are announced, one line each; present from the start, as a live region must be. */
   private readonly arrivals: HTMLElement;
@@ -164,6 +167,8 @@ export class ConversationView {
       h("button", { class: "ghost small", attrs: { type: "button", "aria-label": "Cancel reply" }, text: "×", on: { click: () => this.cancelReply(true) } }),
     );
     this.input.value = app.drafts.take(this.id);
+    const replyTo = app.drafts.takeReply(this.id);
+    if (replyTo) this.startReply(replyTo, false);
     this.resumeEdits = app.drafts.takeEdits(this.id);
     this.sendButton = h("button", { class: "primary", attrs: { type: "submit" }, text: "Send" });
     this.searchInput = h("input", { attrs: { id: "search-input", type: "search", placeholder: "Search messages", autocomplete: "off", maxlength: 500 } });
@@ -269,9 +274,10 @@ export class ConversationView {
     return (this.socket?.outbox().length ?? 0) + this.early.length;
   }
 
-  destroy(): void {
-    this.destroyed = true;
+  /** What is being written here (composer, reply, open editors), kept for the next visit or a reload of the page. */
+  keepDraft(): void {
     this.app.drafts.keep(this.id, this.input.value);
+    this.app.drafts.keepReply(this.id, this.replyTo);
     // Open editors as they stand, and those whose message was never drawn on this visit (an older page).
     const edits = new Map(this.resumeEdits);
     for (const [seq, node] of this.nodes) {
@@ -279,6 +285,11 @@ export class ConversationView {
       if (area) edits.set(seq, area.value);
     }
     this.app.drafts.keepEdits(this.id, edits);
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    this.keepDraft();
     for (const off of this.unsubscribe.splice(0)) off();
     let socket = this.socket;
     if (!socket) {
@@ -425,6 +436,10 @@ export class ConversationView {
     const known = this.messages.get(m.seq);
     this.messages.set(m.seq, m);
     this.seqOf.set(m.id, m.seq);
+    if (this.replyTo?.id === m.id && this.replyTo !== m) {
+      this.replyTo = m;
+      this.showReplyTo();
+    }
     // The quotes of replies to it follow an edit or a delete of it.
     if (known ? known.content !== m.content || known.deletedAt !== m.deletedAt : this.replyTargets.has(m.id)) this.refreshQuotes(m.id);
     const old = this.nodes.get(m.seq);
@@ -529,6 +544,7 @@ export class ConversationView {
     }
     if (this.typing.some((u) => changed.has(u))) this.renderTyping();
     this.refreshQuotes();
+    this.showReplyTo();
     this.refreshHeader();
     this.refreshStatuses();
   }
@@ -582,7 +598,7 @@ export class ConversationView {
   }
 
   /** What a reply answers, above its text; pressed, it shows that message (loading older pages to reach it). */
-  private replyLine(m: Message): HTMLElement | null {
+  private replyLine(m: Pick<Message, "replyToId" | "deletedAt">): HTMLElement | null {
     const id = m.replyToId;
     if (!id || m.deletedAt) return null;
     const target = this.replyTarget(id);
@@ -621,7 +637,8 @@ export class ConversationView {
 
   /** Redraws the quotes of replies to one message (or all, after names changed). */
   private refreshQuotes(id?: string): void {
-    for (const quote of this.log.querySelectorAll<HTMLElement>(".reply-quote")) {
+    // Stored messages and those still Sending… or Not sent.
+    for (const quote of this.scroller.querySelectorAll<HTMLElement>(".reply-quote")) {
       const to = quote.dataset.replyTo;
       if (to && (id === undefined || to === id)) setText(quote, replyQuote(this.replyTarget(to), this.me, this.app.dir));
     }
@@ -692,6 +709,8 @@ export class ConversationView {
         "div",
         { class: "bubble" },
         h("div", { class: "meta" }, h("span", { class: "sender", text: "You" }), h("span", { class: "state", text: "Sending…" })),
+        // What it answers, as once stored: a reply written offline, or refused, showed as a message on its own.
+        this.replyLine({ replyToId: p.replyToId ?? null, deletedAt: null }),
         h("p", { class: "text", attrs: { dir: "auto" }, text: p.content }),
       ),
     );
@@ -747,7 +766,7 @@ export class ConversationView {
 
   private onInput(): void {
     this.autosize();
-    if (this.composerError.textContent && !lengthProblem(this.input.value)) this.composerError.textContent = "";
+    if (this.composerNote) this.showComposerNote(noteAfterInput(this.composerNote, this.input.value, this.replyTo?.id ?? null), false);
     if (this.input.value.trim()) this.socket?.typing();
     else this.socket?.stopTyping();
   }
@@ -756,12 +775,17 @@ export class ConversationView {
    * Reply: the next message answers this one. The app showed replies from other clients but could not write one.
    * (Escape or × cancels.)
    */
-  private startReply(m: Message): void {
+  private startReply(m: Message, focus = true): void {
     this.replyTo = m;
-    this.replyText.textContent = replyQuote(m, this.me, this.app.dir, "Replying to");
+    this.showReplyTo();
     this.replyBar.hidden = false;
     this.input.setAttribute("aria-describedby", "composer-hint reply-text");
-    this.input.focus();
+    if (focus) this.input.focus();
+  }
+
+  /** The bar's quote, redrawn when the message answered changes (a reply kept from a visit before) or is renamed. */
+  private showReplyTo(): void {
+    if (this.replyTo) setText(this.replyText, replyQuote(this.replyTo, this.me, this.app.dir, "Replying to"));
   }
 
   private cancelReply(focus: boolean): void {
@@ -769,6 +793,13 @@ export class ConversationView {
     this.replyBar.hidden = true;
     this.input.setAttribute("aria-describedby", "composer-hint");
     if (focus) this.input.focus();
+  }
+
+  /** `again`: said again though unchanged (Send pressed again); as the text is typed, only a change is said. */
+  private showComposerNote(note: ComposerNote | undefined, again = true): void {
+    this.composerNote = note;
+    const text = note?.text ?? "";
+    if (again || this.composerError.textContent !== text) this.composerError.textContent = text;
   }
 
   private autosize(): void {
@@ -781,11 +812,11 @@ export class ConversationView {
     if (!text.trim()) return;
     // Kept in the box, so the writer can shorten it: the SDK would refuse it, and the text would be gone.
     const tooLong = lengthProblem(text);
-    this.composerError.textContent = tooLong ?? "";
+    this.showComposerNote(tooLong ? { text: tooLong, about: "length" } : undefined);
     if (tooLong) return;
     // Closed for good (no longer a participant): the SDK refuses at once, with no send_failed, and the text was lost.
     if (this.socket?.state === "closed") {
-      this.composerError.textContent = `Not sent: ${this.closedReason ?? "the connection was closed"}`;
+      this.showComposerNote({ text: `Not sent: ${this.closedReason ?? "the connection was closed"}`, about: "other" });
       return;
     }
     const replyToId = this.replyTo?.id ?? null;
@@ -795,7 +826,7 @@ export class ConversationView {
       const refused = sendOrRefusal(this.socket, text, randomId(), replyToId);
       if (refused) {
         void refused.then((error) => {
-          if (error && !this.destroyed) this.composerError.textContent = refusalNote(error);
+          if (error && !this.destroyed) this.showComposerNote(composerNote(error));
         });
         return;
       }
@@ -836,6 +867,15 @@ export class ConversationView {
     const area = h("textarea", { attrs: { id: `edit-${seq}`, rows: 2, dir: "auto" } });
     area.value = resumed?.text ?? m.content;
     const error = h("p", { class: "form-error", attrs: { role: "alert" } });
+    // As in the composer: a Too long note goes once the text fits (it stayed until the next Save), any other at once.
+    let note: ComposerNote | undefined;
+    const say = (next: ComposerNote | undefined) => {
+      note = next;
+      error.textContent = next?.text ?? "";
+    };
+    area.addEventListener("input", () => {
+      if (note && !noteAfterInput(note, area.value, null)) say(undefined);
+    });
     const finish = () => {
       form.replaceWith(text);
       const again = this.nodes.get(seq);
@@ -852,12 +892,12 @@ export class ConversationView {
     const save = async () => {
       const content = area.value;
       if (!content.trim()) {
-        error.textContent = "A message cannot be empty (delete it instead).";
+        say({ text: "A message cannot be empty (delete it instead).", about: "other" });
         return;
       }
       const tooLong = lengthProblem(content);
       if (tooLong) {
-        error.textContent = tooLong;
+        say({ text: tooLong, about: "length" });
         return;
       }
       if (content === m.content) return finish();
@@ -867,7 +907,7 @@ export class ConversationView {
         this.messages.set(seq, laterMessage(this.messages.get(seq), updated)!);
         finish();
       } catch (err) {
-        error.textContent = `Could not save: ${(err as Error).message}`;
+        say({ text: `Could not save: ${(err as Error).message}`, about: "other" });
       }
     };
     const form = h(
@@ -1053,7 +1093,7 @@ export class ConversationView {
         "button",
         { class: "result", attrs: { type: "button" }, on: { click: () => void this.jumpTo(m.seq) } },
         h("span", { class: "meta" }, h("span", { class: "sender", attrs: { dir: "auto" }, text: m.senderId === this.me ? "You" : this.app.dir.name(m.senderId) }), h("time", { attrs: { datetime: m.createdAt }, text: messageTime(m.createdAt) })),
-        h("span", { class: "text", attrs: { dir: "auto" } }, ...highlight(m.content, q)),
+        h("span", { class: "text", attrs: { dir: "auto" } }, ...highlight(searchSnippet(m), q)),
       ),
     );
   }
@@ -1090,6 +1130,8 @@ export class ConversationView {
   refreshHeader(): void {
     // Closing is final, and the list's copy (the user socket's push) may be the first to say so: this socket may have
     // been connecting when it was announced.
+    // A rename (or close) the list learned and this view did not: after a reconnect only the list reads it again.
+    this.conversation = withNewerCopy(this.conversation, this.app.conversation(this.id));
     const closed = this.conversation.status === "closed" || this.app.conversation(this.id)?.status === "closed";
     const c = { ...this.conversation, participants: this.participants, ...(closed ? { status: "closed" as const } : {}) };
     const title = conversationTitle(c, this.me, this.app.dir);
@@ -1173,11 +1215,12 @@ export class ConversationView {
   }
 }
 
-/** The text with what the search matched wrapped in <mark>, built as nodes (never markup). */
-function highlight(text: string, q: string): (string | HTMLElement)[] {
+/** The result's excerpt with what the search matched wrapped in <mark>, built as nodes (never markup). */
+function highlight(message: string, q: string): (string | HTMLElement)[] {
+  const { text, marks } = searchExcerpt(message, q);
   const out: (string | HTMLElement)[] = [];
   let at = 0;
-  for (const [start, end] of searchMatches(text, q)) {
+  for (const [start, end] of marks) {
     if (start > at) out.push(text.slice(at, start));
     out.push(h("mark", { text: text.slice(start, end) }));
     at = end;
@@ -1186,12 +1229,3 @@ function highlight(text: string, q: string): (string | HTMLElement)[] {
   return out;
 }
 
-
-/**
- * The length rule the server applies, counted as it counts: in characters, so an emoji is one. The textarea's
- * maxlength counted UTF-16 units, which cut a message of emoji at half the limit, silently, on paste.
- */
-function lengthProblem(text: string): string | undefined {
-  const length = contentLength(text);
-  return length > CONTENT_MAX_CHARS ? `Too long: ${length.toLocaleString("en-US")} characters, at most ${CONTENT_MAX_CHARS.toLocaleString("en-US")}.` : undefined;
-}

@@ -132,7 +132,15 @@ export function typingText(userIds: readonly string[], dir: Pick<Directory, "nam
 }
 
 export function conversationTitle(c: Conversation, me: string, dir: Directory): string {
-  if (c.type === "business") return c.business?.name?.trim() || c.name?.trim() || "Business chat";
+  if (c.type === "business") {
+    const business = c.business?.name?.trim() || c.name?.trim() || "Business chat";
+    // To its agent (or the business), a chat is the customer it is with: every chat an agent answered was titled by
+    // the business, and one customer could not be told from another in the list.
+    const role = c.participants.find((p) => p.userId === me)?.role;
+    if (role === undefined || role === "customer") return business;
+    const customers = c.participants.filter((p) => p.role === "customer" && p.userId !== me).map((p) => dir.name(p.userId));
+    return customers.length > 0 ? `${customers.join(", ")} · ${business}` : business;
+  }
   if (c.type === "group") {
     if (c.name?.trim()) return c.name.trim();
     const names = c.participants.filter((p) => p.userId !== me).map((p) => dir.name(p.userId));
@@ -157,9 +165,27 @@ export function businessState(c: Pick<Conversation, "status" | "participants">, 
 export const directPeer = (c: Conversation, me: string): string | undefined =>
   c.type === "direct" ? c.participants.find((p) => p.userId !== me)?.userId : undefined;
 
+/** Grapheme clusters (an emoji with its modifiers, a flag, a letter with its marks), or code points without Intl's. */
+function characters(text: string): string[] {
+  if (typeof Intl.Segmenter !== "function") return [...text];
+  return Array.from(new Intl.Segmenter(undefined, { granularity: "grapheme" }).segment(text), (s) => s.segment);
+}
+
+/**
+ * The text cut to at most `max` characters, "…" included, never inside one: cut by UTF-16 units, an emoji or a flag
+ * at the cut lost half of itself and showed as "�".
+ */
+export function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const chars = characters(text);
+  return chars.length > max ? `${chars.slice(0, max - 1).join("")}…` : text;
+}
+
+/** Up to two letters for an avatar: of the first two words, skipping punctuation ("Cora · Cafe Uno" gave "C·"). */
 export function initials(name: string): string {
-  const parts = name.split(/\s+/).filter(Boolean);
-  const letters = parts.length >= 2 ? parts[0][0] + parts[1][0] : (parts[0] ?? "?").slice(0, 2);
+  const words = name.split(/\s+/).filter((w) => /^[\p{L}\p{N}\p{So}]/u.test(w));
+  const parts = (words.length > 0 ? words : name.split(/\s+/).filter(Boolean)).map(characters);
+  const letters = parts.length >= 2 ? parts[0][0] + parts[1][0] : (parts[0] ?? ["?"]).slice(0, 2).join("");
   return letters.toUpperCase();
 }
 
@@ -202,11 +228,21 @@ export function mergeConversation(held: Conversation, incoming: Conversation): C
   };
 }
 
+/**
+ * The open conversation's copy, updated by the list's when that is a newer version (a rename or a close read by the
+ * list's reload after a reconnect, or pushed on the user socket). The header kept the name it opened with: a group
+ * renamed while the app was offline had its new name in the list and its old one in the header and the tab. The
+ * view's own unread count and mute flag stay.
+ */
+export function withNewerCopy(own: Conversation, listed: Conversation | undefined): Conversation {
+  if (!listed || listed.version <= own.version) return own;
+  return { ...mergeConversation(own, listed), unreadCount: own.unreadCount, isMuted: own.isMuted };
+}
+
 /** The list's line for the last message: an image or a file by its name (it showed the URL). */
 export function preview(m: Message | undefined): string {
   if (!m) return "No messages yet";
-  const text = messageSummary(m);
-  return text.length > 80 ? `${text.slice(0, 79)}…` : text;
+  return clip(messageSummary(m), 80);
 }
 
 /**

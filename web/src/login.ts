@@ -23,7 +23,7 @@ export function renderLogin(root: HTMLElement, onSignedIn: (s: Session) => void)
   });
   const submit = h("button", { class: "primary", attrs: { type: "submit" }, text: "Sign in" });
 
-  async function signIn(kahaId: string) {
+  const signIn = oneAtATime(async (kahaId: string) => {
     error.textContent = "";
     submit.disabled = true;
     submit.textContent = "Signing in…";
@@ -42,7 +42,7 @@ export function renderLogin(root: HTMLElement, onSignedIn: (s: Session) => void)
       submit.textContent = "Sign in";
       input.focus();
     }
-  }
+  });
 
   const form = h(
     "form",
@@ -97,4 +97,21 @@ export function renderLogin(root: HTMLElement, onSignedIn: (s: Session) => void)
   );
   document.title = "Sign in · Edge Chat";
   input.focus();
+}
+
+/**
+ * `fn`, run only when no run of it is under way (a call meanwhile is ignored). A demo user's button pressed twice (a
+ * double click), or pressed while the form's sign-in was on its way, signed in twice: two apps ran, the one not on
+ * screen with its own sockets, marking what arrived read and, after a sign-out, still acting for the user who left.
+ */
+export function oneAtATime<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  let running: Promise<void> | undefined;
+  return (...args) => {
+    if (running) return running;
+    const run = fn(...args).finally(() => {
+      running = undefined;
+    });
+    running = run;
+    return run;
+  };
 }

@@ -20,6 +20,8 @@ function showLogin(keepRoute = false): void {
 }
 
 function startApp(s: Session): void {
+  // One app at a time: one left running (a second sign-in) kept its sockets and acted for its user unseen.
+  app?.stop();
   app = new App(root, s, () => showLogin());
   void app.start();
 }

@@ -3,6 +3,8 @@ import type { App } from "./app";
 import { trackDialog } from "./confirm";
 import { h } from "./dom";
 import { UUID_RE } from "./format";
+import { OTHERS_MAX, OTHERS_MIN, groupOthers, memberEntries } from "./group-members";
+import { LIMITS } from "../../src/protocol/limits";
 
 /** Demo businesses (any UUID is a business to the local profile service). */
 const DEMO_BUSINESSES = [
@@ -54,7 +56,7 @@ export function openNewConversationDialog(app: App, trigger: HTMLElement): void 
         { class: "field" },
         h("label", { attrs: { for: "nc-members" }, text: "Members" }),
         members,
-        h("p", { class: "hint", attrs: { id: "nc-members-hint" }, text: "2 to 7 people besides you: demo user names or ids, separated by commas." }),
+        h("p", { class: "hint", attrs: { id: "nc-members-hint" }, text: `${OTHERS_MIN} to ${OTHERS_MAX} people besides you, each counted once: demo user names or ids, separated by commas.` }),
       ),
       h("div", { class: "field" }, h("label", { attrs: { for: "nc-name" }, text: "Group name (optional)" }), groupName),
     ),
@@ -128,10 +130,12 @@ async function create(app: App, kind: Kind, v: { person: string; members: string
     return app.chat.createDirect(await resolveUser(app, v.person));
   }
   if (kind === "group") {
-    const names = v.members.split(",").map((s) => s.trim()).filter(Boolean);
-    if (names.length < 2 || names.length > 7) throw new Error("A group needs 2 to 7 people besides you.");
-    const ids = await Promise.all(names.map((n) => resolveUser(app, n)));
-    return app.chat.createGroup({ participantIds: ids, ...(v.name.trim() ? { name: v.name.trim() } : {}) });
+    const names = memberEntries(v.members);
+    // Counted once resolved (a name and its id are one person), but a paste of hundreds is not looked up one by one.
+    if (names.length > LIMITS.pageMax) throw new Error(`A group needs ${OTHERS_MIN} to ${OTHERS_MAX} people besides you.`);
+    const group = groupOthers(await Promise.all(names.map((n) => resolveUser(app, n))), app.me);
+    if ("error" in group) throw new Error(group.error);
+    return app.chat.createGroup({ participantIds: group.ids, ...(v.name.trim() ? { name: v.name.trim() } : {}) });
   }
   const id = v.business.trim();
   if (!UUID_RE.test(id)) throw new Error("A business id looks like 8-4-4-4-12 hexadecimal digits.");

@@ -1,4 +1,5 @@
-import { ChatApiError, type ConversationSocket } from "../../src/client";
+import { clip } from "./format";
+import { CONTENT_MAX_CHARS, ChatApiError, FRAME_MAX_BYTES, contentLength, sendFrameBytes, type ConversationSocket } from "../../src/client";
 
 /**
  * Whether a message the server refused may get through if sent again: not when the server judged the message or the
@@ -18,7 +19,7 @@ export function mayRetry(error: ChatApiError): boolean {
  */
 export function notSentAlert(content: string, error: ChatApiError): string {
   const text = content.replace(/\s+/g, " ").trim();
-  const quoted = text.length > 60 ? `${text.slice(0, 59)}…` : text;
+  const quoted = clip(text, 60);
   return `Message not sent: “${quoted}”. ${error.message.replace(/\.$/, "")}.${mayRetry(error) ? " Retry is offered." : ""}`;
 }
 
@@ -52,4 +53,36 @@ export function refusalNote(error: ChatApiError): string {
     return "Not sent: the message is too large to send. Shorten it (pasted control characters take the most room).";
   }
   return `Not sent: ${error.message.replace(/^content: /, "")}`;
+}
+
+/** The note under the composer, and what it is about: the text's length, its size as a frame, or anything else. */
+export interface ComposerNote {
+  text: string;
+  about: "length" | "size" | "other";
+}
+
+/** The note for a message the SDK refused at once. */
+export function composerNote(error: ChatApiError): ComposerNote {
+  return { text: refusalNote(error), about: error.code === "too_large" ? "size" : "other" };
+}
+
+/**
+ * The length rule the server applies, counted as it counts: in characters, so an emoji is one. The textarea's
+ * maxlength counted UTF-16 units, which cut a message of emoji at half the limit, silently, on paste.
+ */
+export function lengthProblem(text: string): string | undefined {
+  const length = contentLength(text);
+  return length > CONTENT_MAX_CHARS ? `Too long: ${length.toLocaleString("en-US")} characters, at most ${CONTENT_MAX_CHARS.toLocaleString("en-US")}.` : undefined;
+}
+
+/**
+ * The note as the text is changed: about the length or the size, it stays (as it was: an alert whose text changed
+ * at every keystroke would be read out at every keystroke) while the text is still over, and goes once it fits; any
+ * other note goes at the first change. The too-large note went at the first keystroke, the text still too large to
+ * send, and the next Send brought it back.
+ */
+export function noteAfterInput(note: ComposerNote | undefined, text: string, replyToId: string | null): ComposerNote | undefined {
+  if (note?.about === "length" && lengthProblem(text)) return note;
+  if (note?.about === "size" && sendFrameBytes(text, { replyToId }) > FRAME_MAX_BYTES) return note;
+  return undefined;
 }

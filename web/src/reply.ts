@@ -1,6 +1,6 @@
 import type { Message } from "../../src/client";
 import { messageSummary } from "./attachments";
-import type { Directory } from "./format";
+import { clip, type Directory } from "./format";
 
 /**
  * The line above a reply, saying what it answers: who and the start of what they wrote. A reply (from another
@@ -17,5 +17,5 @@ export function replyQuote(
   const who = target.senderId === me ? "you" : dir.name(target.senderId);
   if (target.deletedAt) return `${lead} ${who}: message deleted`;
   const text = messageSummary(target);
-  return `${lead} ${who}: ${text.length > 80 ? `${text.slice(0, 79)}…` : text}`;
+  return `${lead} ${who}: ${clip(text, 80)}`;
 }

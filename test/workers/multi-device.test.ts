@@ -109,9 +109,9 @@ describe("an app that toggles away and back many times in a row", () => {
     await frame(watcher, "presence_update", (d) => d.userId === alice.id && d.status === "online");
     // Focus and blur events of a window being dragged about: twenty changes within a few milliseconds.
     for (let i = 0; i < 20; i++) laptop.ws.send(JSON.stringify({ type: "set_presence", data: { status: i % 2 ? "online" : "away" } }));
-    // The app's last word comes once the burst is in. Under load this pool's runtime handed the object two frames
-    // sent back to back in the opposite order (the last "away" before the "online" just ahead of it), which a real
-    // `ws` client through wrangler dev never showed (6 of 6 such bursts under load). The publisher's order is tested.
+    // The app's last word comes once the burst is in: the pool's wrapper of the object awaits an import before each
+    // webSocketMessage, so under load two frames sent back to back reached the session in the opposite order. workerd
+    // itself hands a socket's frames over in order (README, Tests). The publisher's order is what is tested.
     await request(laptop, "heartbeat", {}, "after-burst");
     laptop.ws.send(JSON.stringify({ type: "set_presence", data: { status: "away" } }));
     await request(laptop, "heartbeat", {}, "after-toggles");

@@ -1,15 +1,14 @@
-import { randomId, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type SearchResult, type StateChange } from "../../src/client";
+import { randomId, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type StateChange } from "../../src/client";
 import type { App, FailedMessage } from "./app";
 import { h, replace, setText } from "./dom";
 import { confirmDialog } from "./confirm";
 import { businessState, conversationTitle, directPeer, fullTime, laterMessage, mergeConversation, messageTime, presenceText, typingText, withNewerCopy } from "./format";
-import { searchExcerpt } from "./excerpt";
 import { sendsOnEnter } from "./keys";
 import { composerNote, lengthProblem, mayRetry, noteAfterInput, notSentAlert, sendOrRefusal, type ComposerNote } from "./not-sent";
 import { firstUnread, seenByChanges, seenByLines } from "./receipts";
 import { ARRIVALS_KEPT, arrivalText } from "./announce";
 import { renderBody } from "./message-body";
-import { searchSnippet } from "./attachments";
+import { ConversationSearch } from "./conversation-search";
 import { replyQuote } from "./reply";
 import { memberLines } from "./members";
 
@@ -17,7 +16,6 @@ import { memberLines } from "./members";
 type Draft = Pick<OutboxEntry, "clientMessageId" | "content"> & { replyToId?: string | null };
 
 const PAGE = 50;
-const SEARCH_PAGE = 20;
 
 interface Marks {
   read: number;
@@ -44,8 +42,6 @@ export class ConversationView {
    * Edits and deletes of messages not loaded here, by seq, for when their page comes: a page read before the change
    * and answered after it brought back the deleted message, or the old text, until a reload.
    */
-  /** Bumped by every search: a page (or a "More results" page) of an older search is not shown. */
-  private searchRun = 0;
   private readonly unloadedChanges = new Map<number, { edited?: Message; deletedAt?: string }>();
   /** Messages not stored yet (Sending…) or refused (Not sent), by clientMessageId, with their text. */
   private readonly pendingNodes = new Map<string, { node: HTMLLIElement; content: string; replyToId?: string | null }>();
@@ -103,8 +99,7 @@ export class ConversationView {
   private readonly jumpButton: HTMLButtonElement;
   private readonly input: HTMLTextAreaElement;
   private readonly sendButton: HTMLButtonElement;
-  private readonly searchInput: HTMLInputElement;
-  private readonly searchPanel: HTMLElement;
+  private readonly search: ConversationSearch;
 
   constructor(
     private readonly app: App,
@@ -171,8 +166,7 @@ export class ConversationView {
     if (replyTo) this.startReply(replyTo, false);
     this.resumeEdits = app.drafts.takeEdits(this.id);
     this.sendButton = h("button", { class: "primary", attrs: { type: "submit" }, text: "Send" });
-    this.searchInput = h("input", { attrs: { id: "search-input", type: "search", placeholder: "Search messages", autocomplete: "off", maxlength: 500 } });
-    this.searchPanel = h("section", { class: "search-panel", attrs: { hidden: true, "aria-labelledby": "search-title" } });
+    this.search = new ConversationSearch({ app, id: this.id, jumpTo: (seq) => void this.jumpTo(seq), showBanner: (text) => this.showBanner(text) });
 
     this.el = h(
       "section",
@@ -182,18 +176,12 @@ export class ConversationView {
         { class: "conv-head" },
         h("a", { class: "back ghost small", attrs: { href: "#/", "aria-label": "Back to conversations" }, text: "←" }),
         h("div", { class: "conv-heading" }, this.title, this.subtitle, this.members),
-        h(
-          "form",
-          { class: "search", attrs: { role: "search" }, on: { submit: (e) => (e.preventDefault(), void this.search()) } },
-          h("label", { class: "vh", attrs: { for: "search-input" }, text: "Search messages" }),
-          this.searchInput,
-          h("button", { class: "ghost small", attrs: { type: "submit" }, text: "Search" }),
-        ),
+        this.search.form,
         this.muteButton,
         this.leaveButton,
       ),
       this.banner,
-      this.searchPanel,
+      this.search.panel,
       this.scroller,
       this.jumpButton,
       this.typingLine,
@@ -1043,67 +1031,6 @@ export class ConversationView {
     this.historyStart.hidden = this.hasMore;
   }
 
-  // ── Search ───────────────────────────────────────────────────────────────────────────────────────────
-
-  private async search(): Promise<void> {
-    const q = this.searchInput.value.trim();
-    if (!q) return;
-    const run = ++this.searchRun;
-    replace(this.searchPanel, h("p", { attrs: { role: "status" }, text: "Searching…" }));
-    this.searchPanel.hidden = false;
-    try {
-      const first = await this.app.chat.searchMessages(this.id, q, { limit: SEARCH_PAGE });
-      if (run !== this.searchRun) return;
-      const title = h("h3", { attrs: { id: "search-title", tabindex: -1 } });
-      const list = h("ol", { class: "search-results" });
-      const more = h("button", { class: "ghost small", attrs: { type: "button" }, text: "More results" });
-      const close = h("button", { class: "ghost small", attrs: { type: "button" }, text: "Close search", on: { click: () => this.closeSearch() } });
-      let cursor: string | null = null;
-      // Each page is added below the last; the heading counts what is listed, with "+" while more remain.
-      const show = (page: SearchResult) => {
-        for (const m of page.messages) this.app.dir.learnMessage(m);
-        list.append(...page.messages.map((m) => this.searchResult(m, q)));
-        cursor = page.nextCursor;
-        const n = list.childElementCount;
-        title.textContent = `${n === 0 && !cursor ? "No" : `${n}${cursor ? "+" : ""}`} result${n === 1 && !cursor ? "" : "s"} for “${q}”`;
-        more.hidden = !cursor;
-      };
-      more.addEventListener("click", () => {
-        if (!cursor || more.disabled) return;
-        more.disabled = true;
-        void this.app.chat
-          .searchMessages(this.id, q, { limit: SEARCH_PAGE, cursor })
-          .then((page) => run === this.searchRun && show(page))
-          .catch((err: Error) => run === this.searchRun && this.showBanner(`Search failed: ${err.message}`))
-          .finally(() => (more.disabled = false));
-      });
-      show(first);
-      replace(this.searchPanel, h("div", { class: "search-head" }, title, close), list, more);
-      title.focus();
-    } catch (err) {
-      if (run === this.searchRun) replace(this.searchPanel, h("p", { attrs: { role: "alert" }, text: `Search failed: ${(err as Error).message}` }));
-    }
-  }
-
-  private searchResult(m: Message, q: string): HTMLLIElement {
-    return h(
-      "li",
-      {},
-      h(
-        "button",
-        { class: "result", attrs: { type: "button" }, on: { click: () => void this.jumpTo(m.seq) } },
-        h("span", { class: "meta" }, h("span", { class: "sender", attrs: { dir: "auto" }, text: m.senderId === this.me ? "You" : this.app.dir.name(m.senderId) }), h("time", { attrs: { datetime: m.createdAt }, text: messageTime(m.createdAt) })),
-        h("span", { class: "text", attrs: { dir: "auto" } }, ...highlight(searchSnippet(m), q)),
-      ),
-    );
-  }
-
-  private closeSearch(): void {
-    this.searchPanel.hidden = true;
-    replace(this.searchPanel);
-    this.searchInput.focus();
-  }
-
   /** Scrolls to a message, loading older pages until it is there, or until a page fails to load (said in the banner). */
   private async jumpTo(seq: number): Promise<void> {
     // A failed page leaves oldestSeq where it was: asking again at once repeated the failure 50 times in a row.
@@ -1208,24 +1135,9 @@ export class ConversationView {
   }
 
   private onKey(e: KeyboardEvent): void {
-    if (e.key === "Escape" && !this.searchPanel.hidden) {
+    if (e.key === "Escape" && this.search.isOpen) {
       e.preventDefault();
-      this.closeSearch();
+      this.search.close();
     }
   }
 }
-
-/** The result's excerpt with what the search matched wrapped in <mark>, built as nodes (never markup). */
-function highlight(message: string, q: string): (string | HTMLElement)[] {
-  const { text, marks } = searchExcerpt(message, q);
-  const out: (string | HTMLElement)[] = [];
-  let at = 0;
-  for (const [start, end] of marks) {
-    if (start > at) out.push(text.slice(at, start));
-    out.push(h("mark", { text: text.slice(start, end) }));
-    at = end;
-  }
-  if (at < text.length || out.length === 0) out.push(text.slice(at));
-  return out;
-}
-

@@ -5,6 +5,7 @@ import { confirmDialog } from "./confirm";
 import { businessState, conversationTitle, directPeer, fullTime, laterMessage, mergeConversation, messageTime, presenceText, typingText, withNewerCopy } from "./format";
 import { sendsOnEnter } from "./keys";
 import { composerNote, lengthProblem, mayRetry, noteAfterInput, notSentAlert, sendOrRefusal, type ComposerNote } from "./not-sent";
+import { Composer, type SendOutcome } from "./composer";
 import { firstUnread, seenByChanges, seenByLines } from "./receipts";
 import { ARRIVALS_KEPT, arrivalText } from "./announce";
 import { renderBody } from "./message-body";
@@ -45,10 +46,6 @@ export class ConversationView {
   private readonly unloadedChanges = new Map<number, { edited?: Message; deletedAt?: string }>();
   /** Messages not stored yet (Sending…) or refused (Not sent), by clientMessageId, with their text. */
   private readonly pendingNodes = new Map<string, { node: HTMLLIElement; content: string; replyToId?: string | null }>();
-  /** The message the composer's next message answers (Reply), shown above the box until sent or cancelled. */
-  private replyTo: Message | undefined;
-  private readonly replyBar: HTMLElement;
-  private readonly replyText: HTMLElement;
   /** Edits open when this conversation was last left (see Drafts): opened again as their messages are drawn. */
   private readonly resumeEdits: Map<number, string>;
   private readonly marks = new Map<string, Marks>();
@@ -90,15 +87,11 @@ export class ConversationView {
   private readonly olderButton: HTMLButtonElement;
   private readonly historyStart: HTMLElement;
   private readonly typingLine: HTMLElement;
-  private readonly composerError: HTMLElement;
-  /** What the composer's note is about, to know whether it still holds as the text changes. */
-  private composerNote: ComposerNote | undefined;
   private readonly notSentAnnouncer: HTMLElement;
   /** Where newly arrived messages are announced, one line each; present from the start, as a live region must be. */
   private readonly arrivals: HTMLElement;
   private readonly jumpButton: HTMLButtonElement;
-  private readonly input: HTMLTextAreaElement;
-  private readonly sendButton: HTMLButtonElement;
+  private readonly composer: Composer;
   private readonly search: ConversationSearch;
 
   constructor(
@@ -134,38 +127,10 @@ export class ConversationView {
     );
     this.typingLine = h("p", { class: "typing", attrs: { "aria-live": "polite" } });
     this.jumpButton = h("button", { class: "jump primary small", attrs: { type: "button", hidden: true }, text: "New messages ↓", on: { click: () => this.scrollToBottom(true) } });
-    this.composerError = h("p", { class: "form-error composer-error", attrs: { role: "alert" } });
     // Present from the start: an alert region added with its text is not announced everywhere.
     this.notSentAnnouncer = h("p", { class: "vh not-sent-alert", attrs: { role: "alert" } });
-    this.input = h("textarea", {
-      attrs: { id: "composer-input", rows: 1, placeholder: "Write a message…", autocomplete: "off", "aria-describedby": "composer-hint", dir: "auto" },
-      on: {
-        input: () => this.onInput(),
-        keydown: (e) => {
-          if (e.key === "Escape" && this.replyTo) {
-            e.preventDefault();
-            e.stopPropagation();
-            this.cancelReply(true);
-          } else if (sendsOnEnter(e)) {
-            e.preventDefault();
-            this.submit();
-          }
-        },
-        blur: () => this.socket?.stopTyping(),
-      },
-    });
-    this.replyText = h("span", { class: "reply-text", attrs: { id: "reply-text", dir: "auto" } });
-    this.replyBar = h(
-      "div",
-      { class: "reply-bar", attrs: { hidden: true } },
-      this.replyText,
-      h("button", { class: "ghost small", attrs: { type: "button", "aria-label": "Cancel reply" }, text: "×", on: { click: () => this.cancelReply(true) } }),
-    );
-    this.input.value = app.drafts.take(this.id);
-    const replyTo = app.drafts.takeReply(this.id);
-    if (replyTo) this.startReply(replyTo, false);
+    this.composer = new Composer({ app, id: this.id, send: (text, replyToId) => this.send(text, replyToId), typing: (active) => (active ? this.socket?.typing() : this.socket?.stopTyping()) });
     this.resumeEdits = app.drafts.takeEdits(this.id);
-    this.sendButton = h("button", { class: "primary", attrs: { type: "submit" }, text: "Send" });
     this.search = new ConversationSearch({ app, id: this.id, jumpTo: (seq) => void this.jumpTo(seq), showBanner: (text) => this.showBanner(text) });
 
     this.el = h(
@@ -185,18 +150,11 @@ export class ConversationView {
       this.scroller,
       this.jumpButton,
       this.typingLine,
-      this.composerError,
+      this.composer.error,
       this.notSentAnnouncer,
       this.arrivals,
-      this.replyBar,
-      h(
-        "form",
-        { class: "composer", on: { submit: (e) => (e.preventDefault(), this.submit()) } },
-        h("label", { class: "vh", attrs: { for: "composer-input" }, text: "Message" }),
-        this.input,
-        this.sendButton,
-        h("p", { class: "vh", attrs: { id: "composer-hint" }, text: "Enter sends, Shift+Enter adds a line." }),
-      ),
+      this.composer.replyBar,
+      this.composer.form,
     );
     this.refreshHeader();
   }
@@ -209,9 +167,7 @@ export class ConversationView {
   async start(): Promise<void> {
     this.unsubscribe.push(this.app.attention.onChange((present) => present && this.maybeMarkRead()));
     this.unsubscribe.push(this.app.dir.onNames((changed) => this.namesChanged(changed)));
-    // A draft put back: sized now that the box is on the page (it measured nothing before).
-    if (this.input.value) this.autosize();
-    this.input.focus();
+    this.composer.shown();
     let lastSeq: number | undefined;
     // Refused on an earlier visit, or on the socket kept after it: still there to dismiss (they vanished).
     for (const f of this.app.failedMessages(this.id)) this.markFailed(f);
@@ -264,8 +220,8 @@ export class ConversationView {
 
   /** What is being written here (composer, reply, open editors), kept for the next visit or a reload of the page. */
   keepDraft(): void {
-    this.app.drafts.keep(this.id, this.input.value);
-    this.app.drafts.keepReply(this.id, this.replyTo);
+    this.app.drafts.keep(this.id, this.composer.text);
+    this.app.drafts.keepReply(this.id, this.composer.replyTo);
     // Open editors as they stand, and those whose message was never drawn on this visit (an older page).
     const edits = new Map(this.resumeEdits);
     for (const [seq, node] of this.nodes) {
@@ -312,7 +268,7 @@ export class ConversationView {
         this.closedReason = st.reason;
         if (!this.destroyed) this.showBanner(`Disconnected: ${st.reason ?? "the connection was closed"}`);
       } else if (st.previous === "open" || st.attempt > 0) this.showBanner("Reconnecting…");
-      this.input.toggleAttribute("data-offline", st.state !== "open");
+      this.composer.setOffline(st.state !== "open");
     };
     s.on("state", onState);
     // The socket starts connecting (or finds the browser offline) before anyone listens.
@@ -424,10 +380,7 @@ export class ConversationView {
     const known = this.messages.get(m.seq);
     this.messages.set(m.seq, m);
     this.seqOf.set(m.id, m.seq);
-    if (this.replyTo?.id === m.id && this.replyTo !== m) {
-      this.replyTo = m;
-      this.showReplyTo();
-    }
+    this.composer.messageChanged(m);
     // The quotes of replies to it follow an edit or a delete of it.
     if (known ? known.content !== m.content || known.deletedAt !== m.deletedAt : this.replyTargets.has(m.id)) this.refreshQuotes(m.id);
     const old = this.nodes.get(m.seq);
@@ -463,7 +416,7 @@ export class ConversationView {
     if (m.deletedAt) return this.showBanner("The message you were editing was deleted.");
     const trigger = this.nodes.get(m.seq)?.querySelector<HTMLButtonElement>("button[aria-label='Edit message']");
     // Focus goes to it only if the user has not moved on (the composer got the focus on opening, and is empty).
-    const focus = document.activeElement === this.input && !this.input.value;
+    const focus = document.activeElement === this.composer.input && !this.composer.text;
     if (trigger) this.startEdit(m.seq, trigger, { text, focus });
   }
 
@@ -532,7 +485,7 @@ export class ConversationView {
     }
     if (this.typing.some((u) => changed.has(u))) this.renderTyping();
     this.refreshQuotes();
-    this.showReplyTo();
+    this.composer.showReplyTo();
     this.refreshHeader();
     this.refreshStatuses();
   }
@@ -551,7 +504,7 @@ export class ConversationView {
     }
     if (!deleted) {
       const reply = h("button", { class: "link small", attrs: { type: "button", "aria-label": "Reply to message" }, text: "Reply" });
-      reply.addEventListener("click", () => this.startReply(this.messages.get(m.seq) ?? m));
+      reply.addEventListener("click", () => this.composer.startReply(this.messages.get(m.seq) ?? m));
       actions.prepend(reply);
     }
     if (this.mayDelete(m)) actions.append(this.deleteButton(m));
@@ -717,7 +670,7 @@ export class ConversationView {
       node.remove();
       this.pendingNodes.delete(f.clientMessageId);
       this.app.dismissFailed(this.id, f.clientMessageId);
-      this.input.focus();
+      this.composer.focus();
     };
     const actions = h("div", { class: "actions" });
     // Only where a second try can pass (see mayRetry): a refusal of the message itself would only come back.
@@ -747,87 +700,27 @@ export class ConversationView {
       this.early.push({ clientMessageId: f.clientMessageId, content: f.content, replyToId: f.replyToId });
       this.renderPending(this.early);
     }
-    this.input.focus();
+    this.composer.focus();
   }
 
-  // ── Composer ─────────────────────────────────────────────────────────────────────────────────────────
+  // ── Sending ──────────────────────────────────────────────────────────────────────────────────────────
 
-  private onInput(): void {
-    this.autosize();
-    if (this.composerNote) this.showComposerNote(noteAfterInput(this.composerNote, this.input.value, this.replyTo?.id ?? null), false);
-    if (this.input.value.trim()) this.socket?.typing();
-    else this.socket?.stopTyping();
-  }
-
-  /**
-   * Reply: the next message answers this one. The app showed replies from other clients but could not write one.
-   * (Escape or × cancels.)
-   */
-  private startReply(m: Message, focus = true): void {
-    this.replyTo = m;
-    this.showReplyTo();
-    this.replyBar.hidden = false;
-    this.input.setAttribute("aria-describedby", "composer-hint reply-text");
-    if (focus) this.input.focus();
-  }
-
-  /** The bar's quote, redrawn when the message answered changes (a reply kept from a visit before) or is renamed. */
-  private showReplyTo(): void {
-    if (this.replyTo) setText(this.replyText, replyQuote(this.replyTo, this.me, this.app.dir, "Replying to"));
-  }
-
-  private cancelReply(focus: boolean): void {
-    this.replyTo = undefined;
-    this.replyBar.hidden = true;
-    this.input.setAttribute("aria-describedby", "composer-hint");
-    if (focus) this.input.focus();
-  }
-
-  /** `again`: said again though unchanged (Send pressed again); as the text is typed, only a change is said. */
-  private showComposerNote(note: ComposerNote | undefined, again = true): void {
-    this.composerNote = note;
-    const text = note?.text ?? "";
-    if (again || this.composerError.textContent !== text) this.composerError.textContent = text;
-  }
-
-  private autosize(): void {
-    this.input.style.height = "auto";
-    this.input.style.height = `${Math.min(this.input.scrollHeight, 160)}px`;
-  }
-
-  private submit(): void {
-    const text = this.input.value;
-    if (!text.trim()) return;
-    // Kept in the box, so the writer can shorten it: the SDK would refuse it, and the text would be gone.
-    const tooLong = lengthProblem(text);
-    this.showComposerNote(tooLong ? { text: tooLong, about: "length" } : undefined);
-    if (tooLong) return;
+  /** A message from the composer, to the socket's outbox (or kept until the socket exists). */
+  private send(text: string, replyToId: string | null): SendOutcome {
     // Closed for good (no longer a participant): the SDK refuses at once, with no send_failed, and the text was lost.
-    if (this.socket?.state === "closed") {
-      this.showComposerNote({ text: `Not sent: ${this.closedReason ?? "the connection was closed"}`, about: "other" });
-      return;
-    }
-    const replyToId = this.replyTo?.id ?? null;
+    if (this.socket?.state === "closed") return { text: `Not sent: ${this.closedReason ?? "the connection was closed"}`, about: "other" };
     if (this.socket) {
       // Refused by the SDK on the spot (too large as a frame, say): no Sending… line, no send_failed, so the text
       // stays in the box with the reason. Later failures show on the pending message (send_failed).
       const refused = sendOrRefusal(this.socket, text, randomId(), replyToId);
-      if (refused) {
-        void refused.then((error) => {
-          if (error && !this.destroyed) this.showComposerNote(composerNote(error));
-        });
-        return;
-      }
+      if (refused) return refused.then((error) => (error && !this.destroyed ? composerNote(error) : undefined));
     } else {
       // Not on the server yet: shown as Sending… now (it showed nothing, as if sent), and its node is kept when the
       // socket's outbox takes it over under the same clientMessageId.
       this.early.push({ clientMessageId: randomId(), content: text, replyToId });
       this.renderPending(this.early);
     }
-    this.cancelReply(false);
-    this.input.value = "";
-    this.autosize();
-    this.input.focus();
+    return undefined;
   }
 
   /**
@@ -950,7 +843,7 @@ export class ConversationView {
   private scrollToBottom(focusLatest: boolean): void {
     this.scroller.scrollTop = this.scroller.scrollHeight;
     this.jumpButton.hidden = true;
-    if (focusLatest) this.input.focus();
+    if (focusLatest) this.composer.focus();
     this.maybeMarkRead();
   }
 
@@ -1080,9 +973,7 @@ export class ConversationView {
       if (lines.join("\n") !== shown.join("\n")) replace(this.memberList, ...lines.map((text) => h("li", { attrs: { dir: "auto" }, text })));
     }
     this.members.hidden = c.type === "direct";
-    this.input.disabled = closed;
-    this.sendButton.disabled = closed;
-    this.input.placeholder = closed ? "This conversation is closed" : "Write a message…";
+    this.composer.setClosed(closed);
     if (closed) this.socket?.stopTyping();
     const muted = this.app.conversation(this.id)?.isMuted ?? this.conversation.isMuted;
     this.muteButton.setAttribute("aria-pressed", String(muted));

@@ -2,7 +2,8 @@ import { randomId, type Conversation, type ConversationEvents, type Conversation
 import type { App, FailedMessage } from "./app";
 import { h, replace, setText } from "./dom";
 import { confirmDialog } from "./confirm";
-import { businessState, conversationTitle, directPeer, fullTime, laterMessage, mergeConversation, messageTime, presenceText, typingText, withNewerCopy } from "./format";
+import { ConversationHeader } from "./conversation-header";
+import { fullTime, laterMessage, mergeConversation, messageTime, typingText, withNewerCopy } from "./format";
 import { sendsOnEnter } from "./keys";
 import { composerNote, lengthProblem, mayRetry, noteAfterInput, notSentAlert, sendOrRefusal, type ComposerNote } from "./not-sent";
 import { Composer, type SendOutcome } from "./composer";
@@ -11,7 +12,6 @@ import { ARRIVALS_KEPT, arrivalText } from "./announce";
 import { renderBody } from "./message-body";
 import { ConversationSearch } from "./conversation-search";
 import { replyQuote } from "./reply";
-import { memberLines } from "./members";
 
 /** A message written here and not stored yet: its text and the message it answers. */
 type Draft = Pick<OutboxEntry, "clientMessageId" | "content"> & { replyToId?: string | null };
@@ -73,13 +73,7 @@ export class ConversationView {
   /** This view's listeners on the socket: removed when the view goes, since the socket may outlive it. */
   private readonly unsubscribe: (() => void)[] = [];
 
-  private readonly title: HTMLHeadingElement;
-  private readonly subtitle: HTMLElement;
-  /** Who is in a group or business chat, opened from the header. */
-  private readonly members: HTMLDetailsElement;
-  private readonly memberList: HTMLUListElement;
-  private readonly muteButton: HTMLButtonElement;
-  private readonly leaveButton: HTMLButtonElement;
+  private readonly header: ConversationHeader;
   private readonly banner: HTMLElement;
   private readonly scroller: HTMLElement;
   private readonly log: HTMLOListElement;
@@ -103,13 +97,6 @@ export class ConversationView {
     this.participants = conversation.participants;
     for (const p of conversation.participants) this.marks.set(p.userId, { read: p.lastReadSeq, delivered: p.lastDeliveredSeq });
 
-    this.title = h("h2", { class: "conv-title", attrs: { id: "conv-title", tabindex: -1, dir: "auto" } });
-    this.subtitle = h("p", { class: "conv-sub" });
-    this.memberList = h("ul", { class: "member-list" });
-    this.members = h("details", { class: "members", attrs: { hidden: true } }, h("summary", { text: "Members" }), this.memberList);
-    this.muteButton = h("button", { class: "ghost small", attrs: { type: "button", "aria-pressed": "false" }, text: "Mute", on: { click: () => void this.toggleMute() } });
-    this.leaveButton = h("button", { class: "ghost small", attrs: { type: "button", hidden: true }, text: "Leave group" });
-    this.leaveButton.addEventListener("click", () => void this.leave());
     this.banner = h("p", { class: "banner", attrs: { role: "status", hidden: true } });
     this.olderButton = h("button", { class: "ghost small older", attrs: { type: "button", hidden: true }, text: "Load older messages", on: { click: () => void this.loadOlder(true) } });
     this.historyStart = h("p", { class: "history-start", attrs: { hidden: true }, text: "This is the beginning of the conversation." });
@@ -132,19 +119,24 @@ export class ConversationView {
     this.composer = new Composer({ app, id: this.id, send: (text, replyToId) => this.send(text, replyToId), typing: (active) => (active ? this.socket?.typing() : this.socket?.stopTyping()) });
     this.resumeEdits = app.drafts.takeEdits(this.id);
     this.search = new ConversationSearch({ app, id: this.id, jumpTo: (seq) => void this.jumpTo(seq), showBanner: (text) => this.showBanner(text) });
+    this.header = new ConversationHeader(
+      {
+        app,
+        id: this.id,
+        isGone: () => this.destroyed,
+        muted: (isMuted) => {
+          this.conversation = { ...this.conversation, isMuted };
+          this.refreshHeader();
+        },
+        showBanner: (text) => this.showBanner(text),
+      },
+      this.search.form,
+    );
 
     this.el = h(
       "section",
       { class: "conversation", attrs: { "aria-labelledby": "conv-title" }, on: { keydown: (e) => this.onKey(e) } },
-      h(
-        "header",
-        { class: "conv-head" },
-        h("a", { class: "back ghost small", attrs: { href: "#/", "aria-label": "Back to conversations" }, text: "←" }),
-        h("div", { class: "conv-heading" }, this.title, this.subtitle, this.members),
-        this.search.form,
-        this.muteButton,
-        this.leaveButton,
-      ),
+      this.header.el,
       this.banner,
       this.search.panel,
       this.scroller,
@@ -954,31 +946,12 @@ export class ConversationView {
     this.conversation = withNewerCopy(this.conversation, this.app.conversation(this.id));
     const closed = this.conversation.status === "closed" || this.app.conversation(this.id)?.status === "closed";
     const c = { ...this.conversation, participants: this.participants, ...(closed ? { status: "closed" as const } : {}) };
-    const title = conversationTitle(c, this.me, this.app.dir);
-    this.title.textContent = title;
+    const muted = this.app.conversation(this.id)?.isMuted ?? this.conversation.isMuted;
+    const title = this.header.render(c, muted);
     // A reload answered after the view went would name a conversation no longer on screen.
     if (!this.destroyed) this.app.showTitle(title);
-    const peer = directPeer(c, this.me);
-    if (peer) {
-      const seen = this.app.presence.get(peer);
-      const status = seen?.status ?? "offline";
-      replace(this.subtitle, h("span", { class: `dot ${status}`, attrs: { "aria-hidden": "true" } }), presenceText(status, seen?.lastSeen));
-    } else {
-      const online = this.participants.filter((p) => p.userId !== this.me && this.app.presence.status(p.userId) === "online").length;
-      const state = c.type === "business" ? businessState(c, this.me, this.app.dir) : undefined;
-      const kind = c.type === "business" ? `Business chat · ${state ? `${state} · ` : ""}` : "";
-      this.subtitle.textContent = `${kind}${this.participants.length} members${online ? ` · ${online} online` : ""}`;
-      const lines = memberLines(this.participants, this.me, this.app.dir, (u) => this.app.presence.status(u));
-      const shown = [...this.memberList.children].map((li) => li.textContent);
-      if (lines.join("\n") !== shown.join("\n")) replace(this.memberList, ...lines.map((text) => h("li", { attrs: { dir: "auto" }, text })));
-    }
-    this.members.hidden = c.type === "direct";
     this.composer.setClosed(closed);
     if (closed) this.socket?.stopTyping();
-    const muted = this.app.conversation(this.id)?.isMuted ?? this.conversation.isMuted;
-    this.muteButton.setAttribute("aria-pressed", String(muted));
-    this.muteButton.textContent = muted ? "Muted" : "Mute";
-    this.leaveButton.hidden = c.type !== "group";
   }
 
   private renderTyping(): void {
@@ -994,35 +967,6 @@ export class ConversationView {
   private showBanner(text: string | undefined): void {
     this.banner.hidden = !text;
     this.banner.textContent = text ?? "";
-  }
-
-  /**
-   * Leaves a group, once asked. A group could not be left from the app: its messages kept coming for good. The
-   * conversation goes from the list at once, the pane saying so (as after a removal).
-   */
-  private async leave(): Promise<void> {
-    const ok = await confirmDialog("Leave this group?", "You will no longer get its messages. A member can add you back.", "Leave");
-    if (!ok || this.destroyed) return this.leaveButton.focus();
-    try {
-      await this.app.chat.removeParticipant(this.id, this.me);
-      this.app.left(this.id);
-    } catch (err) {
-      if (this.app.handleAuthError(err)) return;
-      this.showBanner(`Could not leave the group: ${(err as Error).message}`);
-      this.leaveButton.focus();
-    }
-  }
-
-  private async toggleMute(): Promise<void> {
-    const muted = this.muteButton.getAttribute("aria-pressed") === "true";
-    try {
-      const r = await this.app.chat.setMuted(this.id, !muted);
-      this.app.setMuted(this.id, r.isMuted);
-      this.conversation = { ...this.conversation, isMuted: r.isMuted };
-      this.refreshHeader();
-    } catch (err) {
-      this.showBanner(`Could not change mute: ${(err as Error).message}`);
-    }
   }
 
   private onKey(e: KeyboardEvent): void {

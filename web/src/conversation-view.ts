@@ -4,8 +4,8 @@ import { h, replace, setText } from "./dom";
 import { confirmDialog } from "./confirm";
 import { ConversationHeader } from "./conversation-header";
 import { fullTime, laterMessage, mergeConversation, messageTime, typingText, withNewerCopy } from "./format";
-import { sendsOnEnter } from "./keys";
-import { composerNote, lengthProblem, mayRetry, noteAfterInput, notSentAlert, sendOrRefusal, type ComposerNote } from "./not-sent";
+import { openEditor } from "./message-editor";
+import { composerNote, mayRetry, notSentAlert, sendOrRefusal } from "./not-sent";
 import { Composer, type SendOutcome } from "./composer";
 import { firstUnread, seenByChanges, seenByLines } from "./receipts";
 import { ARRIVALS_KEPT, arrivalText } from "./announce";
@@ -736,79 +736,28 @@ export class ConversationView {
     const node = this.nodes.get(seq);
     const m = this.messages.get(seq);
     if (!node || !m || node.querySelector(".edit-form")) return;
-    const text = node.querySelector<HTMLElement>(".text")!;
-    const area = h("textarea", { attrs: { id: `edit-${seq}`, rows: 2, dir: "auto" } });
-    area.value = resumed?.text ?? m.content;
-    const error = h("p", { class: "form-error", attrs: { role: "alert" } });
-    // As in the composer: a Too long note goes once the text fits (it stayed until the next Save), any other at once.
-    let note: ComposerNote | undefined;
-    const say = (next: ComposerNote | undefined) => {
-      note = next;
-      error.textContent = next?.text ?? "";
-    };
-    area.addEventListener("input", () => {
-      if (note && !noteAfterInput(note, area.value, null)) say(undefined);
-    });
-    const finish = () => {
-      form.replaceWith(text);
-      const again = this.nodes.get(seq);
-      // The message may have been re-rendered meanwhile (an edit from elsewhere): re-apply the latest version.
-      const latest = this.messages.get(seq);
-      if (latest && again === node) {
-        const fresh = this.renderMessage(latest);
-        node.replaceWith(fresh);
-        this.nodes.set(seq, fresh);
-        this.refreshStatuses();
-        fresh.querySelector<HTMLButtonElement>("button[aria-label='Edit message']")?.focus();
-      } else trigger.focus();
-    };
-    const save = async () => {
-      const content = area.value;
-      if (!content.trim()) {
-        say({ text: "A message cannot be empty (delete it instead).", about: "other" });
-        return;
-      }
-      const tooLong = lengthProblem(content);
-      if (tooLong) {
-        say({ text: tooLong, about: "length" });
-        return;
-      }
-      if (content === m.content) return finish();
-      try {
+    openEditor(node.querySelector<HTMLElement>(".text")!, {
+      seq,
+      original: m.content,
+      resumed,
+      save: async (content) => {
         const updated = await this.app.chat.editMessage(this.id, m.id, content);
         // A later edit or a delete may have come on the socket before this answer: the later version stays.
         this.messages.set(seq, laterMessage(this.messages.get(seq), updated)!);
-        finish();
-      } catch (err) {
-        say({ text: `Could not save: ${(err as Error).message}`, about: "other" });
-      }
-    };
-    const form = h(
-      "form",
-      { class: "edit-form", on: { submit: (e) => (e.preventDefault(), void save()) } },
-      h("label", { class: "vh", attrs: { for: `edit-${seq}` }, text: "Edit message" }),
-      area,
-      h("div", { class: "edit-actions" }, h("button", { class: "primary small", attrs: { type: "submit" }, text: "Save" }), h("button", { class: "ghost small", attrs: { type: "button" }, text: "Cancel", on: { click: finish } })),
-      error,
-    );
-    area.addEventListener("keydown", (e) => {
-      if (e.key === "Escape") {
-        e.preventDefault();
-        e.stopPropagation();
-        finish();
-      } else if (sendsOnEnter(e)) {
-        e.preventDefault();
-        void save();
-      }
+      },
+      closed: () => {
+        const again = this.nodes.get(seq);
+        // The message may have been re-rendered meanwhile (an edit from elsewhere): re-apply the latest version.
+        const latest = this.messages.get(seq);
+        if (latest && again === node) {
+          const fresh = this.renderMessage(latest);
+          node.replaceWith(fresh);
+          this.nodes.set(seq, fresh);
+          this.refreshStatuses();
+          fresh.querySelector<HTMLButtonElement>("button[aria-label='Edit message']")?.focus();
+        } else trigger.focus();
+      },
     });
-    text.replaceWith(form);
-    if (!resumed) {
-      area.focus();
-      area.select();
-    } else if (resumed.focus) {
-      area.focus();
-      area.setSelectionRange(area.value.length, area.value.length);
-    }
   }
 
   private async remove(m: Message, trigger: HTMLButtonElement): Promise<void> {

@@ -1,11 +1,12 @@
-import { randomId, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type StateChange } from "../../src/client";
+import { randomId, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type Participant, type StateChange } from "../../src/client";
 import type { App, FailedMessage } from "./app";
 import { h, replace, setText } from "./dom";
 import { confirmDialog } from "./confirm";
 import { ConversationHeader } from "./conversation-header";
 import { fullTime, laterMessage, mergeConversation, messageTime, typingText, withNewerCopy } from "./format";
 import { openEditor } from "./message-editor";
-import { composerNote, mayRetry, notSentAlert, sendOrRefusal } from "./not-sent";
+import { PendingMessages, type Draft } from "./pending-messages";
+import { composerNote, notSentAlert, sendOrRefusal } from "./not-sent";
 import { Composer, type SendOutcome } from "./composer";
 import { firstUnread, seenByChanges, seenByLines } from "./receipts";
 import { ARRIVALS_KEPT, arrivalText } from "./announce";
@@ -13,8 +14,6 @@ import { renderBody } from "./message-body";
 import { ConversationSearch } from "./conversation-search";
 import { replyQuote } from "./reply";
 
-/** A message written here and not stored yet: its text and the message it answers. */
-type Draft = Pick<OutboxEntry, "clientMessageId" | "content"> & { replyToId?: string | null };
 
 const PAGE = 50;
 
@@ -44,8 +43,6 @@ export class ConversationView {
    * and answered after it brought back the deleted message, or the old text, until a reload.
    */
   private readonly unloadedChanges = new Map<number, { edited?: Message; deletedAt?: string }>();
-  /** Messages not stored yet (Sending…) or refused (Not sent), by clientMessageId, with their text. */
-  private readonly pendingNodes = new Map<string, { node: HTMLLIElement; content: string; replyToId?: string | null }>();
   /** Edits open when this conversation was last left (see Drafts): opened again as their messages are drawn. */
   private readonly resumeEdits: Map<number, string>;
   private readonly marks = new Map<string, Marks>();
@@ -77,7 +74,7 @@ export class ConversationView {
   private readonly banner: HTMLElement;
   private readonly scroller: HTMLElement;
   private readonly log: HTMLOListElement;
-  private readonly pendingList: HTMLOListElement;
+  private readonly pending: PendingMessages;
   private readonly olderButton: HTMLButtonElement;
   private readonly historyStart: HTMLElement;
   private readonly typingLine: HTMLElement;
@@ -103,14 +100,22 @@ export class ConversationView {
     // Not a live region (see arrivalText): history pages inserted at the top were announced as new messages.
     this.log = h("ol", { class: "messages", attrs: { role: "log", "aria-live": "off", "aria-label": "Messages" } });
     this.arrivals = h("div", { class: "vh arrivals", attrs: { "aria-live": "polite", "aria-relevant": "additions", "aria-atomic": "false" } });
-    this.pendingList = h("ol", { class: "messages pending-list", attrs: { "aria-label": "Messages being sent" } });
+    this.pending = new PendingMessages({
+      app,
+      id: this.id,
+      replyLine: (replyToId) => this.replyLine({ replyToId, deletedAt: null }),
+      showNewest: () => this.scrollToBottom(false),
+      refusal: () => (this.socket?.state === "closed" ? { reason: this.closedReason } : undefined),
+      resend: (f) => this.resend(f),
+      focusComposer: () => this.composer.focus(),
+    });
     this.scroller = h(
       "div",
       { class: "scroller", attrs: { tabindex: 0, "aria-label": "Message history" }, on: { scroll: () => this.onScroll() } },
       this.olderButton,
       this.historyStart,
       this.log,
-      this.pendingList,
+      this.pending.list,
     );
     this.typingLine = h("p", { class: "typing", attrs: { "aria-live": "polite" } });
     this.jumpButton = h("button", { class: "jump primary small", attrs: { type: "button", hidden: true }, text: "New messages ↓", on: { click: () => this.scrollToBottom(true) } });
@@ -162,7 +167,7 @@ export class ConversationView {
     this.composer.shown();
     let lastSeq: number | undefined;
     // Refused on an earlier visit, or on the socket kept after it: still there to dismiss (they vanished).
-    for (const f of this.app.failedMessages(this.id)) this.markFailed(f);
+    for (const f of this.app.failedMessages(this.id)) this.pending.markFailed(f);
     this.log.setAttribute("aria-busy", "true");
     try {
       const page = await this.app.chat.listMessages(this.id, { limit: PAGE });
@@ -326,14 +331,14 @@ export class ConversationView {
       this.conversation = { ...mergeConversation(this.conversation, conversation), unreadCount: this.conversation.unreadCount, isMuted: this.conversation.isMuted };
       this.refreshHeader();
     });
-    s.on("outbox", ({ pending }) => this.renderPending(pending));
+    s.on("outbox", ({ pending }) => this.pending.render(pending));
     s.on("send_failed", ({ clientMessageId, error }) => {
-      const p = this.pendingNodes.get(clientMessageId);
+      const p = this.pending.drawn(clientMessageId);
       if (!p) return;
-      const failed = { clientMessageId, content: p.content, replyToId: p.replyToId, error };
+      const failed = { ...p, error };
       // Kept by the app too, so leaving and coming back still shows it.
       this.app.noteFailed(this.id, failed);
-      this.markFailed(failed);
+      this.pending.markFailed(failed);
       this.notSentAnnouncer.textContent = notSentAlert(failed.content, error);
     });
     s.on("error", (e) => {
@@ -616,85 +621,6 @@ export class ConversationView {
     for (const [seq, text] of add) this.nodes.get(seq)?.append(h("p", { class: "seen-by", text }));
   }
 
-  private renderPending(pending: readonly Draft[]): void {
-    const ids = new Set(pending.map((p) => p.clientMessageId));
-    for (const [cmid, { node }] of this.pendingNodes) {
-      if (!ids.has(cmid) && !node.classList.contains("failed")) {
-        node.remove();
-        this.pendingNodes.delete(cmid);
-      }
-    }
-    // Only a message just written shows the bottom: every acknowledgement of the rest of a queue pulled a reader of
-    // older messages back down.
-    const drawn = this.pendingNodes.size;
-    for (const p of pending) this.pendingNode(p);
-    if (this.pendingNodes.size > drawn) this.scrollToBottom(false);
-  }
-
-  /** The Sending… node of a message, drawn once. */
-  private pendingNode(p: Draft): HTMLLIElement {
-    const known = this.pendingNodes.get(p.clientMessageId);
-    if (known) return known.node;
-    const node = h(
-      "li",
-      { class: "msg own pending", data: { cmid: p.clientMessageId } },
-      h(
-        "div",
-        { class: "bubble" },
-        h("div", { class: "meta" }, h("span", { class: "sender", text: "You" }), h("span", { class: "state", text: "Sending…" })),
-        // What it answers, as once stored: a reply written offline, or refused, showed as a message on its own.
-        this.replyLine({ replyToId: p.replyToId ?? null, deletedAt: null }),
-        h("p", { class: "text", attrs: { dir: "auto" }, text: p.content }),
-      ),
-    );
-    this.pendingNodes.set(p.clientMessageId, { node, content: p.content, replyToId: p.replyToId });
-    this.pendingList.append(node);
-    return node;
-  }
-
-  private markFailed(f: FailedMessage): void {
-    const node = this.pendingNode(f);
-    if (node.classList.contains("failed")) return;
-    node.classList.add("failed");
-    const state = node.querySelector(".state");
-    if (state) state.textContent = `Not sent: ${f.error.message}`;
-    const dismiss = () => {
-      node.remove();
-      this.pendingNodes.delete(f.clientMessageId);
-      this.app.dismissFailed(this.id, f.clientMessageId);
-      this.composer.focus();
-    };
-    const actions = h("div", { class: "actions" });
-    // Only where a second try can pass (see mayRetry): a refusal of the message itself would only come back.
-    if (mayRetry(f.error)) {
-      actions.append(h("button", { class: "link small", attrs: { type: "button" }, text: "Retry", on: { click: () => this.retry(f, node, actions) } }));
-    }
-    actions.append(h("button", { class: "link small", attrs: { type: "button" }, text: "Dismiss", on: { click: dismiss } }));
-    node.append(actions);
-  }
-
-  /**
-   * Sends a refused message again under its clientMessageId: if the first try was stored after all, the server answers
-   * with that message instead of storing a second one, and a double click finds it in the outbox already.
-   */
-  private retry(f: FailedMessage, node: HTMLLIElement, actions: HTMLElement): void {
-    const state = node.querySelector(".state");
-    if (this.socket?.state === "closed") {
-      if (state) state.textContent = `Not sent: ${this.closedReason ?? f.error.message}`;
-      return;
-    }
-    actions.remove();
-    node.classList.remove("failed");
-    if (state) state.textContent = "Sending…";
-    this.app.dismissFailed(this.id, f.clientMessageId);
-    if (this.socket) this.socket.send(f.content, { clientMessageId: f.clientMessageId, replyToId: f.replyToId ?? null }).catch(() => {});
-    else if (!this.early.some((e) => e.clientMessageId === f.clientMessageId)) {
-      this.early.push({ clientMessageId: f.clientMessageId, content: f.content, replyToId: f.replyToId });
-      this.renderPending(this.early);
-    }
-    this.composer.focus();
-  }
-
   // ── Sending ──────────────────────────────────────────────────────────────────────────────────────────
 
   /** A message from the composer, to the socket's outbox (or kept until the socket exists). */
@@ -710,9 +636,17 @@ export class ConversationView {
       // Not on the server yet: shown as Sending… now (it showed nothing, as if sent), and its node is kept when the
       // socket's outbox takes it over under the same clientMessageId.
       this.early.push({ clientMessageId: randomId(), content: text, replyToId });
-      this.renderPending(this.early);
+      this.pending.render(this.early);
     }
     return undefined;
+  }
+
+  private resend(f: FailedMessage): void {
+    if (this.socket) this.socket.send(f.content, { clientMessageId: f.clientMessageId, replyToId: f.replyToId ?? null }).catch(() => {});
+    else if (!this.early.some((e) => e.clientMessageId === f.clientMessageId)) {
+      this.early.push({ clientMessageId: f.clientMessageId, content: f.content, replyToId: f.replyToId });
+      this.pending.render(this.early);
+    }
   }
 
   /**
@@ -725,7 +659,7 @@ export class ConversationView {
       const failed = { clientMessageId: e.clientMessageId, content: e.content, replyToId: e.replyToId, error };
       this.app.noteFailed(this.id, failed);
       if (this.destroyed) return;
-      this.markFailed(failed);
+      this.pending.markFailed(failed);
       this.notSentAnnouncer.textContent = notSentAlert(e.content, error);
     });
   }

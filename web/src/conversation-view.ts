@@ -3,14 +3,14 @@ import type { App, FailedMessage } from "./app";
 import { h, replace, setText } from "./dom";
 import { confirmDialog } from "./confirm";
 import { ConversationHeader } from "./conversation-header";
-import { fullTime, laterMessage, mergeConversation, messageTime, typingText, withNewerCopy } from "./format";
+import { laterMessage, mergeConversation, messageTime, typingText, withNewerCopy } from "./format";
 import { openEditor } from "./message-editor";
 import { PendingMessages, type Draft } from "./pending-messages";
 import { composerNote, notSentAlert, sendOrRefusal } from "./not-sent";
 import { Composer, type SendOutcome } from "./composer";
 import { firstUnread, seenByChanges, seenByLines } from "./receipts";
 import { ARRIVALS_KEPT, arrivalText } from "./announce";
-import { renderBody } from "./message-body";
+import { actionsBox, deleteButton, messageBubble, showTicks } from "./message-bubble";
 import { ConversationSearch } from "./conversation-search";
 import { replyQuote } from "./reply";
 
@@ -442,10 +442,10 @@ export class ConversationView {
       if (wanted && !shown) {
         let actions = node.querySelector<HTMLElement>(".actions");
         if (!actions) {
-          actions = this.actionsBox();
+          actions = actionsBox();
           node.querySelector(".bubble")?.after(actions);
         }
-        actions.append(this.deleteButton(m));
+        actions.append(deleteButton((button) => void this.remove(this.messages.get(m.seq) ?? m, button)));
       } else if (!wanted && shown) {
         const actions = shown.parentElement;
         shown.remove();
@@ -456,17 +456,6 @@ export class ConversationView {
 
   private mayDelete(m: Message): boolean {
     return m.deletedAt === null && (m.senderId === this.me || this.myRole() === "admin");
-  }
-
-  /** Buttons are no news: kept out of what the messages' live region reads when they come or go. */
-  private actionsBox(): HTMLElement {
-    return h("div", { class: "actions", attrs: { "aria-live": "off" } });
-  }
-
-  private deleteButton(m: Message): HTMLButtonElement {
-    const del = h("button", { class: "link small danger delete", attrs: { type: "button", "aria-label": "Delete message" }, text: "Delete" });
-    del.addEventListener("click", () => void this.remove(this.messages.get(m.seq) ?? m, del));
-    return del;
   }
 
   /**
@@ -489,50 +478,22 @@ export class ConversationView {
 
   private renderMessage(m: Message): HTMLLIElement {
     const own = m.senderId === this.me;
-    const deleted = m.deletedAt !== null;
-    // From the directory, which the message's own sender profile has just updated: one name per person.
-    const sender = own ? "You" : this.app.dir.name(m.senderId);
-    const actions = this.actionsBox();
-    // An image's or a file's content is its address: not text to edit.
-    if (own && !deleted && m.type === "text") {
-      const edit = h("button", { class: "link small", attrs: { type: "button", "aria-label": "Edit message" }, text: "Edit" });
-      edit.addEventListener("click", () => this.startEdit(m.seq, edit));
-      actions.append(edit);
-    }
-    if (!deleted) {
-      const reply = h("button", { class: "link small", attrs: { type: "button", "aria-label": "Reply to message" }, text: "Reply" });
-      reply.addEventListener("click", () => this.composer.startReply(this.messages.get(m.seq) ?? m));
-      actions.prepend(reply);
-    }
-    if (this.mayDelete(m)) actions.append(this.deleteButton(m));
-    return h(
-      "li",
-      {
-        class: `msg ${own ? "own" : "other"}${deleted ? " deleted" : ""}`,
-        attrs: { id: `msg-${m.seq}`, tabindex: -1 },
-        data: own ? { seq: String(m.seq) } : { seq: String(m.seq), sender: m.senderId },
+    return messageBubble(m, {
+      own,
+      // From the directory, which the message's own sender profile has just updated: one name per person.
+      sender: own ? "You" : this.app.dir.name(m.senderId),
+      firstUnread: m.seq === this.unreadFrom,
+      replyLine: this.replyLine(m),
+      mayDelete: this.mayDelete(m),
+      edit: (button) => this.startEdit(m.seq, button),
+      reply: () => this.composer.startReply(this.messages.get(m.seq) ?? m),
+      delete: (button) => void this.remove(this.messages.get(m.seq) ?? m, button),
+      imageLoaded: (img) => {
+        // Keeps the newest message in view when a picture above it grows as it loads.
+        const s = this.scroller;
+        if (s.scrollHeight - s.scrollTop - s.clientHeight - img.offsetHeight < 48) s.scrollTop = s.scrollHeight;
       },
-      m.seq === this.unreadFrom ? h("p", { class: "unread-divider", text: "New messages" }) : null,
-      h(
-        "div",
-        { class: "bubble" },
-        h(
-          "div",
-          { class: "meta" },
-          h("span", { class: "sender", attrs: { dir: "auto" }, text: sender }),
-          h("time", { attrs: { datetime: m.createdAt, title: fullTime(m.createdAt) }, text: messageTime(m.createdAt) }),
-          m.editedAt && !deleted ? h("span", { class: "edited", text: "(edited)" }) : null,
-        ),
-        this.replyLine(m),
-        renderBody(m, (img) => {
-          // Keeps the newest message in view when a picture above it grows as it loads.
-          const s = this.scroller;
-          if (s.scrollHeight - s.scrollTop - s.clientHeight - img.offsetHeight < 48) s.scrollTop = s.scrollHeight;
-        }),
-        own && !deleted ? h("span", { class: "ticks", attrs: { role: "img" } }) : null,
-      ),
-      actions.childElementCount ? actions : null,
-    );
+    });
   }
 
   /** What a reply answers, above its text; pressed, it shows that message (loading older pages to reach it). */
@@ -599,13 +560,7 @@ export class ConversationView {
       if (!ticks) continue;
       const read = others.length > 0 && others.every((o) => o.read >= seq);
       const delivered = others.length > 0 && others.every((o) => Math.max(o.delivered, o.read) >= seq);
-      const state = read ? "read" : delivered ? "delivered" : "sent";
-      if (ticks.dataset.state === state) continue;
-      ticks.dataset.state = state;
-      ticks.className = `ticks ${state}`;
-      ticks.textContent = state === "sent" ? "✓" : "✓✓";
-      ticks.setAttribute("aria-label", state === "read" ? "Read" : state === "delivered" ? "Delivered" : "Sent");
-      ticks.title = ticks.getAttribute("aria-label")!;
+      showTicks(ticks, read ? "read" : delivered ? "delivered" : "sent");
     }
     const readers = others.map((o) => ({ id: o.id, read: o.read, name: this.app.dir.name(o.id) }));
     const wanted = seenByLines(this.messages.values(), readers);

@@ -1,6 +1,6 @@
 import { randomId, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type Participant, type StateChange } from "../../src/client";
 import type { App, FailedMessage } from "./app";
-import { h, replace, setText } from "./dom";
+import { h, setText } from "./dom";
 import { confirmDialog } from "./confirm";
 import { ConversationHeader } from "./conversation-header";
 import { laterMessage, mergeConversation, messageTime, typingText, withNewerCopy } from "./format";
@@ -12,7 +12,7 @@ import { firstUnread, seenByChanges, seenByLines } from "./receipts";
 import { ARRIVALS_KEPT, arrivalText } from "./announce";
 import { actionsBox, deleteButton, messageBubble, showTicks } from "./message-bubble";
 import { ConversationSearch } from "./conversation-search";
-import { replyQuote } from "./reply";
+import { ReplyQuotes } from "./reply-quotes";
 
 
 const PAGE = 50;
@@ -36,8 +36,6 @@ export class ConversationView {
   private readonly nodes = new Map<number, HTMLLIElement>();
   /** Seq of each message drawn, by id: what a reply's replyToId names. */
   private readonly seqOf = new Map<string, number>();
-  /** Messages answered by a reply drawn here but not loaded themselves (an older page): fetched once, by id. */
-  private readonly replyTargets = new Map<string, Message | "fetching">();
   /**
    * Edits and deletes of messages not loaded here, by seq, for when their page comes: a page read before the change
    * and answered after it brought back the deleted message, or the old text, until a reload.
@@ -84,6 +82,7 @@ export class ConversationView {
   private readonly jumpButton: HTMLButtonElement;
   private readonly composer: Composer;
   private readonly search: ConversationSearch;
+  private readonly quotes: ReplyQuotes;
 
   constructor(
     private readonly app: App,
@@ -103,7 +102,7 @@ export class ConversationView {
     this.pending = new PendingMessages({
       app,
       id: this.id,
-      replyLine: (replyToId) => this.replyLine({ replyToId, deletedAt: null }),
+      replyLine: (replyToId) => this.quotes.line({ replyToId, deletedAt: null }),
       showNewest: () => this.scrollToBottom(false),
       refusal: () => (this.socket?.state === "closed" ? { reason: this.closedReason } : undefined),
       resend: (f) => this.resend(f),
@@ -117,6 +116,18 @@ export class ConversationView {
       this.log,
       this.pending.list,
     );
+    this.quotes = new ReplyQuotes({
+      app,
+      id: this.id,
+      loaded: (id) => {
+        const seq = this.seqOf.get(id);
+        return seq === undefined ? undefined : this.messages.get(seq);
+      },
+      seqOf: (id) => this.seqOf.get(id),
+      jumpTo: (seq) => void this.jumpTo(seq),
+      isGone: () => this.destroyed,
+      root: this.scroller,
+    });
     this.typingLine = h("p", { class: "typing", attrs: { "aria-live": "polite" } });
     this.jumpButton = h("button", { class: "jump primary small", attrs: { type: "button", hidden: true }, text: "New messages ↓", on: { click: () => this.scrollToBottom(true) } });
     // Present from the start: an alert region added with its text is not announced everywhere.
@@ -379,7 +390,7 @@ export class ConversationView {
     this.seqOf.set(m.id, m.seq);
     this.composer.messageChanged(m);
     // The quotes of replies to it follow an edit or a delete of it.
-    if (known ? known.content !== m.content || known.deletedAt !== m.deletedAt : this.replyTargets.has(m.id)) this.refreshQuotes(m.id);
+    if (known ? known.content !== m.content || known.deletedAt !== m.deletedAt : this.quotes.awaits(m.id)) this.quotes.refresh(m.id);
     const old = this.nodes.get(m.seq);
     // The same version again (history overlapping the live stream): nothing to redraw.
     if (old && known && known.id === m.id && known.content === m.content && known.editedAt === m.editedAt && known.deletedAt === m.deletedAt) return;
@@ -470,7 +481,7 @@ export class ConversationView {
       if (span && sender) setText(span, this.app.dir.name(sender));
     }
     if (this.typing.some((u) => changed.has(u))) this.renderTyping();
-    this.refreshQuotes();
+    this.quotes.refresh();
     this.composer.showReplyTo();
     this.refreshHeader();
     this.refreshStatuses();
@@ -483,7 +494,7 @@ export class ConversationView {
       // From the directory, which the message's own sender profile has just updated: one name per person.
       sender: own ? "You" : this.app.dir.name(m.senderId),
       firstUnread: m.seq === this.unreadFrom,
-      replyLine: this.replyLine(m),
+      replyLine: this.quotes.line(m),
       mayDelete: this.mayDelete(m),
       edit: (button) => this.startEdit(m.seq, button),
       reply: () => this.composer.startReply(this.messages.get(m.seq) ?? m),
@@ -494,53 +505,6 @@ export class ConversationView {
         if (s.scrollHeight - s.scrollTop - s.clientHeight - img.offsetHeight < 48) s.scrollTop = s.scrollHeight;
       },
     });
-  }
-
-  /** What a reply answers, above its text; pressed, it shows that message (loading older pages to reach it). */
-  private replyLine(m: Pick<Message, "replyToId" | "deletedAt">): HTMLElement | null {
-    const id = m.replyToId;
-    if (!id || m.deletedAt) return null;
-    const target = this.replyTarget(id);
-    return h("button", {
-      class: "reply-quote",
-      attrs: { type: "button", dir: "auto" },
-      data: { replyTo: id },
-      text: replyQuote(target, this.me, this.app.dir),
-      on: {
-        click: () => {
-          const seq = this.seqOf.get(id) ?? this.replyTarget(id)?.seq;
-          if (seq !== undefined) void this.jumpTo(seq);
-        },
-      },
-    });
-  }
-
-  /** The message a reply answers, as loaded here or fetched; starts the fetch when it is neither. */
-  private replyTarget(id: string): Message | undefined {
-    const seq = this.seqOf.get(id);
-    if (seq !== undefined) return this.messages.get(seq);
-    const fetched = this.replyTargets.get(id);
-    if (fetched === "fetching") return undefined;
-    if (fetched) return fetched;
-    this.replyTargets.set(id, "fetching");
-    void this.app.chat.getMessage(this.id, id).then(
-      (target) => {
-        this.replyTargets.set(id, target);
-        if (!this.destroyed) this.refreshQuotes(id);
-      },
-      // Not found (or not readable): the quote keeps saying "an earlier message".
-      () => {},
-    );
-    return undefined;
-  }
-
-  /** Redraws the quotes of replies to one message (or all, after names changed). */
-  private refreshQuotes(id?: string): void {
-    // Stored messages and those still Sending… or Not sent.
-    for (const quote of this.scroller.querySelectorAll<HTMLElement>(".reply-quote")) {
-      const to = quote.dataset.replyTo;
-      if (to && (id === undefined || to === id)) setText(quote, replyQuote(this.replyTarget(to), this.me, this.app.dir));
-    }
   }
 
   private myRole(): string | undefined {

@@ -1,4 +1,5 @@
 import { h } from "./dom";
+import { editChangesNothing } from "./edit-text";
 import { sendsOnEnter } from "./keys";
 import { lengthProblem, noteAfterInput, type ComposerNote } from "./not-sent";
 
@@ -44,7 +45,7 @@ export function openEditor(text: HTMLElement, o: EditorOptions): void {
       say({ text: tooLong, about: "length" });
       return;
     }
-    if (content === o.original) return finish();
+    if (editChangesNothing(content, o.original)) return finish();
     try {
       await o.save(content);
       finish();

@@ -8,19 +8,14 @@ import { openEditor } from "./message-editor";
 import { PendingMessages, type Draft } from "./pending-messages";
 import { composerNote, notSentAlert, sendOrRefusal } from "./not-sent";
 import { Composer, type SendOutcome } from "./composer";
-import { firstUnread, seenByChanges, seenByLines } from "./receipts";
+import { firstUnread } from "./receipts";
+import { DeliveryStatus } from "./delivery-status";
 import { ARRIVALS_KEPT, arrivalText } from "./announce";
-import { actionsBox, deleteButton, messageBubble, showTicks } from "./message-bubble";
+import { actionsBox, deleteButton, messageBubble } from "./message-bubble";
 import { ConversationSearch } from "./conversation-search";
 import { ReplyQuotes } from "./reply-quotes";
 
-
 const PAGE = 50;
-
-interface Marks {
-  read: number;
-  delivered: number;
-}
 
 /**
  * One conversation: history (newest page first, older pages on scroll-back), live messages over the SDK's
@@ -43,7 +38,7 @@ export class ConversationView {
   private readonly unloadedChanges = new Map<number, { edited?: Message; deletedAt?: string }>();
   /** Edits open when this conversation was last left (see Drafts): opened again as their messages are drawn. */
   private readonly resumeEdits: Map<number, string>;
-  private readonly marks = new Map<string, Marks>();
+  private readonly status: DeliveryStatus;
   private participants: Participant[];
   private oldestSeq = Infinity;
   private hasMore = false;
@@ -91,7 +86,7 @@ export class ConversationView {
     this.id = conversation.id;
     this.me = app.me;
     this.participants = conversation.participants;
-    for (const p of conversation.participants) this.marks.set(p.userId, { read: p.lastReadSeq, delivered: p.lastDeliveredSeq });
+    this.status = new DeliveryStatus(conversation.participants);
 
     this.banner = h("p", { class: "banner", attrs: { role: "status", hidden: true } });
     this.olderButton = h("button", { class: "ghost small older", attrs: { type: "button", hidden: true }, text: "Load older messages", on: { click: () => void this.loadOlder(true) } });
@@ -284,7 +279,7 @@ export class ConversationView {
     s.on("ready", (r) => {
       const role = this.myRole();
       this.participants = r.participants;
-      for (const p of r.participants) this.setMarks(p.userId, p.lastReadSeq, p.lastDeliveredSeq);
+      for (const p of r.participants) this.status.set(p.userId, p.lastReadSeq, p.lastDeliveredSeq);
       this.app.dir.learnParticipants(r.participants);
       this.refreshHeader();
       // A role change between the view's first read and this socket's ready came in no participant_updated: the
@@ -329,8 +324,8 @@ export class ConversationView {
       this.renderTyping();
     });
     s.on("receipt", (r) => {
-      if (r.kind === "read") this.setMarks(r.userId, r.seq, 0);
-      else this.setMarks(r.userId, 0, r.seq);
+      if (r.kind === "read") this.status.set(r.userId, r.seq, 0);
+      else this.status.set(r.userId, 0, r.seq);
       this.refreshStatuses();
     });
     s.on("presence", (p) => this.app.setPresence(p));
@@ -370,7 +365,7 @@ export class ConversationView {
         this.participants = c.participants;
         // A member who joins starts with marks at the newest message: without them they counted as having read
         // nothing, and every Read tick and "Seen by" went back to Sent.
-        for (const p of c.participants) this.setMarks(p.userId, p.lastReadSeq, p.lastDeliveredSeq);
+        for (const p of c.participants) this.status.set(p.userId, p.lastReadSeq, p.lastDeliveredSeq);
         this.refreshHeader();
         // Delete on others' messages depends on my role (made admin, or no longer).
         if (this.myRole() !== role) this.refreshDeleteButtons();
@@ -511,33 +506,9 @@ export class ConversationView {
     return this.participants.find((p) => p.userId === this.me)?.role;
   }
 
-  private setMarks(userId: string, read: number, delivered: number): void {
-    const m = this.marks.get(userId) ?? { read: 0, delivered: 0 };
-    this.marks.set(userId, { read: Math.max(m.read, read), delivered: Math.max(m.delivered, delivered, read) });
-  }
-
   /** Ticks on my messages (sent, delivered, read) and "Seen by" under the last message each participant has read. */
   private refreshStatuses(): void {
-    const others = this.participants.filter((p) => p.userId !== this.me).map((p) => ({ id: p.userId, ...(this.marks.get(p.userId) ?? { read: 0, delivered: 0 }) }));
-    for (const [seq, node] of this.nodes) {
-      const ticks = node.querySelector<HTMLElement>(".ticks");
-      if (!ticks) continue;
-      const read = others.length > 0 && others.every((o) => o.read >= seq);
-      const delivered = others.length > 0 && others.every((o) => Math.max(o.delivered, o.read) >= seq);
-      showTicks(ticks, read ? "read" : delivered ? "delivered" : "sent");
-    }
-    const readers = others.map((o) => ({ id: o.id, read: o.read, name: this.app.dir.name(o.id) }));
-    const wanted = seenByLines(this.messages.values(), readers);
-    const shown = new Map<number, string>();
-    for (const el of this.log.querySelectorAll<HTMLElement>(".seen-by")) {
-      const seq = Number(el.closest<HTMLElement>(".msg")?.dataset.seq);
-      // One line per message; anything else (a node redrawn meanwhile) goes.
-      if (shown.has(seq) || !Number.isFinite(seq)) el.remove();
-      else shown.set(seq, el.textContent ?? "");
-    }
-    const { remove, add } = seenByChanges(shown, wanted);
-    for (const seq of remove) this.nodes.get(seq)?.querySelector(".seen-by")?.remove();
-    for (const [seq, text] of add) this.nodes.get(seq)?.append(h("p", { class: "seen-by", text }));
+    this.status.draw({ me: this.me, dir: this.app.dir, participants: this.participants, messages: this.messages, nodes: this.nodes, log: this.log });
   }
 
   // ── Sending ──────────────────────────────────────────────────────────────────────────────────────────

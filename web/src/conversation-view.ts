@@ -14,6 +14,7 @@ import { ARRIVALS_KEPT, arrivalText } from "./announce";
 import { actionsBox, deleteButton, messageBubble } from "./message-bubble";
 import { ConversationSearch } from "./conversation-search";
 import { ReplyQuotes } from "./reply-quotes";
+import { UnloadedChanges } from "./unloaded-changes";
 
 const PAGE = 50;
 
@@ -31,11 +32,8 @@ export class ConversationView {
   private readonly nodes = new Map<number, HTMLLIElement>();
   /** Seq of each message drawn, by id: what a reply's replyToId names. */
   private readonly seqOf = new Map<string, number>();
-  /**
-   * Edits and deletes of messages not loaded here, by seq, for when their page comes: a page read before the change
-   * and answered after it brought back the deleted message, or the old text, until a reload.
-   */
-  private readonly unloadedChanges = new Map<number, { edited?: Message; deletedAt?: string }>();
+  /** Edits and deletes of messages not loaded here, for when their page comes. */
+  private readonly unloadedChanges = new UnloadedChanges();
   /** Edits open when this conversation was last left (see Drafts): opened again as their messages are drawn. */
   private readonly resumeEdits: Map<number, string>;
   private readonly status: DeliveryStatus;
@@ -307,12 +305,12 @@ export class ConversationView {
       // An edit of a message not loaded here comes with its page: drawn now, it sat above the loaded window and moved
       // the scroll-back point past the messages between, which then never loaded.
       if (this.messages.has(message.seq)) this.upsertMessage(message);
-      else this.unloadedChanges.set(message.seq, { ...this.unloadedChanges.get(message.seq), edited: message });
+      else this.unloadedChanges.edited(message);
       this.app.noteMessage(this.id, message);
     });
     s.on("message_deleted", ({ seq }) => {
       const m = this.messages.get(seq);
-      if (!m) this.unloadedChanges.set(seq, { deletedAt: new Date().toISOString() });
+      if (!m) this.unloadedChanges.deleted(seq, new Date().toISOString());
       if (!m || m.deletedAt) return;
       const tombstone = { ...m, content: "", deletedAt: new Date().toISOString() };
       this.upsertMessage(tombstone);
@@ -378,7 +376,7 @@ export class ConversationView {
   // ── Messages ─────────────────────────────────────────────────────────────────────────────────────────
 
   private upsertMessage(incoming: Message): void {
-    const m = this.withLaterChange(incoming);
+    const m = this.unloadedChanges.apply(incoming);
     this.app.dir.learnMessage(m);
     const known = this.messages.get(m.seq);
     this.messages.set(m.seq, m);
@@ -421,17 +419,6 @@ export class ConversationView {
     // Focus goes to it only if the user has not moved on (the composer got the focus on opening, and is empty).
     const focus = document.activeElement === this.composer.input && !this.composer.text;
     if (trigger) this.startEdit(m.seq, trigger, { text, focus });
-  }
-
-  /** The message as changed since (see unloadedChanges), when the change is newer than what arrived. */
-  private withLaterChange(m: Message): Message {
-    const change = this.unloadedChanges.get(m.seq);
-    if (!change) return m;
-    this.unloadedChanges.delete(m.seq);
-    if (m.deletedAt) return m;
-    if (change.deletedAt) return { ...m, content: "", deletedAt: change.deletedAt };
-    const edited = change.edited;
-    return edited && edited.id === m.id && edited.editedAt !== null && (m.editedAt === null || edited.editedAt > m.editedAt) ? edited : m;
   }
 
   /**

@@ -14,9 +14,8 @@ import { ARRIVALS_KEPT, arrivalText } from "./announce";
 import { actionsBox, deleteButton, messageBubble } from "./message-bubble";
 import { ConversationSearch } from "./conversation-search";
 import { ReplyQuotes } from "./reply-quotes";
+import { OlderPages, PAGE } from "./older-pages";
 import { UnloadedChanges } from "./unloaded-changes";
-
-const PAGE = 50;
 
 /**
  * One conversation: history (newest page first, older pages on scroll-back), live messages over the SDK's
@@ -38,15 +37,7 @@ export class ConversationView {
   private readonly resumeEdits: Map<number, string>;
   private readonly status: DeliveryStatus;
   private participants: Participant[];
-  private oldestSeq = Infinity;
-  private hasMore = false;
-  /**
-   * Where older pages come from. History ends at the archive mark (the retention job moved what is below it), and
-   * seqs are dense from 1: a history whose first message is above seq 1 goes on in the archive. The view said "This
-   * is the beginning of the conversation" there, and the archived messages could not be reached.
-   */
-  private olderFrom: "history" | "archive" = "history";
-  private loadingOlder: Promise<void> | undefined;
+  private readonly older: OlderPages;
   /**
    * The first message that was unread on opening, marked "New messages" for the visit. Opening went to the newest
    * message: with more unread than a screen holds, the reader landed past the ones they had not seen.
@@ -66,8 +57,6 @@ export class ConversationView {
   private readonly scroller: HTMLElement;
   private readonly log: HTMLOListElement;
   private readonly pending: PendingMessages;
-  private readonly olderButton: HTMLButtonElement;
-  private readonly historyStart: HTMLElement;
   private readonly typingLine: HTMLElement;
   private readonly notSentAnnouncer: HTMLElement;
   /** Where newly arrived messages are announced, one line each; present from the start, as a live region must be. */
@@ -87,8 +76,6 @@ export class ConversationView {
     this.status = new DeliveryStatus(conversation.participants);
 
     this.banner = h("p", { class: "banner", attrs: { role: "status", hidden: true } });
-    this.olderButton = h("button", { class: "ghost small older", attrs: { type: "button", hidden: true }, text: "Load older messages", on: { click: () => void this.loadOlder(true) } });
-    this.historyStart = h("p", { class: "history-start", attrs: { hidden: true }, text: "This is the beginning of the conversation." });
     // Not a live region (see arrivalText): history pages inserted at the top were announced as new messages.
     this.log = h("ol", { class: "messages", attrs: { role: "log", "aria-live": "off", "aria-label": "Messages" } });
     this.arrivals = h("div", { class: "vh arrivals", attrs: { "aria-live": "polite", "aria-relevant": "additions", "aria-atomic": "false" } });
@@ -104,11 +91,23 @@ export class ConversationView {
     this.scroller = h(
       "div",
       { class: "scroller", attrs: { tabindex: 0, "aria-label": "Message history" }, on: { scroll: () => this.onScroll() } },
-      this.olderButton,
-      this.historyStart,
       this.log,
       this.pending.list,
     );
+    this.older = new OlderPages({
+      app,
+      id: this.id,
+      lastSeq: () => this.conversation.lastSeq,
+      isGone: () => this.destroyed,
+      log: this.log,
+      scroller: this.scroller,
+      draw: (messages) => {
+        for (const m of messages) this.upsertMessage(m);
+      },
+      focus: (seq) => this.nodes.get(seq)?.focus(),
+      showBanner: (text) => this.showBanner(text),
+    });
+    this.scroller.prepend(this.older.button, this.older.start);
     this.quotes = new ReplyQuotes({
       app,
       id: this.id,
@@ -180,10 +179,8 @@ export class ConversationView {
       const unread = this.app.conversation(this.id)?.unreadCount ?? this.conversation.unreadCount;
       this.unreadFrom = firstUnread(page.messages, unread, this.me, page.hasMore);
       for (const m of page.messages) this.upsertMessage(m);
-      this.hasMore = page.hasMore;
-      this.continueIntoArchive();
       lastSeq = page.messages.at(-1)?.seq ?? 0;
-      this.updateHistoryEdge();
+      this.older.firstPage(page.hasMore);
       this.scrollToBottom(false);
       this.showFirstUnread();
     } catch (err) {
@@ -197,9 +194,8 @@ export class ConversationView {
     const socket = this.app.chat.conversation(this.id, lastSeq === undefined ? {} : { afterSeq: lastSeq });
     if (lastSeq === undefined) {
       this.unsubscribe.push(socket.once("ready", (r) => {
-        this.oldestSeq = r.lastSeq + 1;
-        this.hasMore = r.lastSeq > 0;
-        void this.loadOlder(false).then(() => this.scrollToBottom(false));
+        this.older.startBelow(r.lastSeq);
+        void this.older.load(false).then(() => this.scrollToBottom(false));
       }));
     }
     this.socket = socket;
@@ -404,7 +400,7 @@ export class ConversationView {
       this.log.insertBefore(node, after === undefined ? null : this.nodes.get(after)!);
     }
     this.nodes.set(m.seq, node);
-    if (m.seq < this.oldestSeq) this.oldestSeq = m.seq;
+    this.older.seen(m.seq);
     this.refreshStatuses();
     this.resumeEdit(m);
   }
@@ -614,7 +610,7 @@ export class ConversationView {
       this.jumpButton.hidden = true;
       this.maybeMarkRead();
     }
-    if (this.scroller.scrollTop < 80) void this.loadOlder(false);
+    if (this.scroller.scrollTop < 80) void this.older.load(false);
   }
 
   private maybeMarkRead(): void {
@@ -627,61 +623,12 @@ export class ConversationView {
     this.app.setUnread(this.id, 0);
   }
 
-  /** Loads the page before the oldest message shown, keeping the visible messages where they are. */
-  loadOlder(fromButton: boolean): Promise<void> {
-    const fromArchive = this.olderFrom === "archive";
-    if (!this.hasMore || this.loadingOlder || (!fromArchive && !Number.isFinite(this.oldestSeq))) return this.loadingOlder ?? Promise.resolve();
-    this.olderButton.textContent = "Loading older messages…";
-    this.olderButton.disabled = true;
-    this.loadingOlder = (async () => {
-      try {
-        this.log.setAttribute("aria-busy", "true");
-        // The archive's newest page when nothing is shown (every message was archived).
-        const before = Number.isFinite(this.oldestSeq) ? this.oldestSeq : undefined;
-        const page = fromArchive
-          ? await this.app.chat.listArchivedMessages(this.id, { before, limit: PAGE })
-          : await this.app.chat.listMessages(this.id, { before: this.oldestSeq, limit: PAGE });
-        if (this.destroyed) return;
-        const height = this.scroller.scrollHeight;
-        const top = this.scroller.scrollTop;
-        for (const m of page.messages) this.upsertMessage(m);
-        this.hasMore = page.hasMore && page.messages.length > 0;
-        if (!fromArchive) this.continueIntoArchive();
-        this.scroller.scrollTop = top + (this.scroller.scrollHeight - height);
-        if (fromButton) this.nodes.get(page.messages.at(-1)?.seq ?? -1)?.focus();
-      } catch (err) {
-        this.showBanner(`Could not load older messages: ${(err as Error).message}`);
-      } finally {
-        this.log.removeAttribute("aria-busy");
-        this.loadingOlder = undefined;
-        this.olderButton.disabled = false;
-        this.olderButton.textContent = "Load older messages";
-        this.updateHistoryEdge();
-      }
-    })();
-    return this.loadingOlder;
-  }
-
-  /** At the end of the history: below its first message (or below the newest seq, when it had none) is the archive. */
-  private continueIntoArchive(): void {
-    if (this.hasMore || this.olderFrom === "archive") return;
-    const first = Number.isFinite(this.oldestSeq) ? this.oldestSeq : this.conversation.lastSeq + 1;
-    if (first <= 1) return;
-    this.olderFrom = "archive";
-    this.hasMore = true;
-  }
-
-  private updateHistoryEdge(): void {
-    this.olderButton.hidden = !this.hasMore;
-    this.historyStart.hidden = this.hasMore;
-  }
-
   /** Scrolls to a message, loading older pages until it is there, or until a page fails to load (said in the banner). */
   private async jumpTo(seq: number): Promise<void> {
     // A failed page leaves oldestSeq where it was: asking again at once repeated the failure 50 times in a row.
-    for (let before = Infinity; !this.nodes.has(seq) && this.hasMore && this.oldestSeq < before; ) {
-      before = this.oldestSeq;
-      await this.loadOlder(false);
+    for (let before = Infinity; !this.nodes.has(seq) && this.older.hasMore && this.older.oldestSeq < before; ) {
+      before = this.older.oldestSeq;
+      await this.older.load(false);
     }
     const node = this.nodes.get(seq);
     if (!node) return;

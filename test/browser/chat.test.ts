@@ -952,6 +952,14 @@ describe.skipIf(!hasChromium)("web app in Chromium", () => {
 
     await page.getByRole("button", { name: "New conversation" }).click();
     await dialog.getByRole("radio", { name: "Business" }).check();
+    await dialog.getByRole("combobox", { name: "Business" }).selectOption({ label: "Other (enter its id)" });
+    await dialog.getByLabel("Business id").fill("not-an-id");
+    await dialog.getByRole("button", { name: "Create" }).click();
+    const complaint = dialog.locator(".form-error");
+    await expect.poll(() => complaint.textContent(), poll).toContain("A business id looks like");
+    // It goes as the id is corrected (it stayed, saying the id was wrong, until Create was pressed again).
+    await dialog.getByLabel("Business id").fill("b1000000-0000-4000-8000-00000000000b");
+    await expect.poll(() => complaint.textContent(), poll).toBe("");
     await dialog.getByRole("combobox", { name: "Business" }).selectOption({ label: "Demo business B" });
     await dialog.getByRole("button", { name: "Create" }).click();
     await expect.poll(() => page.locator(".conv-sub").textContent(), poll).toContain("Business chat");

@@ -6,6 +6,8 @@ import { arrivalText } from "../../web/src/announce";
 import { replyQuote } from "../../web/src/reply";
 import { memberLines } from "../../web/src/members";
 import { groupOthers, memberEntries } from "../../web/src/group-members";
+import { dialogError, errorAfterEdit } from "../../web/src/new-conversation-error";
+import { ChatApiError } from "../../src/client";
 
 const ann = "a0000000-0000-4000-8000-000000000001";
 const bob = "b0000000-0000-4000-8000-000000000002";
@@ -161,5 +163,26 @@ describe("the web app's New conversation dialog, for a group", () => {
     // Seven others and yourself: eight names, a valid group (it was refused before asking).
     expect(groupOthers([...ids(7), ann], ann)).toEqual({ ids: ids(7) });
     expect(groupOthers(ids(8), ann)).toEqual({ error: "A group needs 2 to 7 people besides you; that is 8 people." });
+  });
+});
+
+describe("the New conversation dialog's error", () => {
+  it("goes once the field it complained about is changed, and stays while another one is", () => {
+    const direct = dialogError("direct", new Error("Enter the person to chat with."));
+    expect(direct.text).toBe("Enter the person to chat with.");
+    expect(errorAfterEdit(direct, "person")).toBeUndefined();
+
+    const count = dialogError("group", new Error("A group needs 2 to 7 people besides you; that is 1 person."));
+    expect(errorAfterEdit(count, "name")).toBe(count);
+    expect(errorAfterEdit(count, "members")).toBeUndefined();
+
+    const refused = dialogError("group", new ChatApiError({ statusCode: 400, message: "Unknown participant", code: "bad_request" }));
+    expect(refused.text).toBe("Could not create it: Unknown participant");
+    expect(errorAfterEdit(refused, "name")).toBeUndefined();
+
+    const business = dialogError("business", new Error("A business id looks like 8-4-4-4-12 hexadecimal digits."));
+    expect(errorAfterEdit(business, "person")).toBe(business);
+    expect(errorAfterEdit(business, "business")).toBeUndefined();
+    expect(errorAfterEdit(undefined, "business")).toBeUndefined();
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { ChatApiError, ChatRest, ConversationSocket } from "../../src/client";
 import { errorFromFrame } from "../../src/client/errors";
 import { composerNote, lengthProblem, mayRetry, noteAfterInput, notSentAlert, refusalNote, sendOrRefusal } from "../../web/src/not-sent";
+import { editChangesNothing } from "../../web/src/edit-text";
 
 /** A conversation socket of the real SDK that never connects: what it takes stays in its outbox. */
 function idleSocket(): ConversationSocket {
@@ -74,5 +75,15 @@ describe("the web app's Not sent messages: Retry or Dismiss only", () => {
     const note = { text: long!, about: "length" as const };
     expect(noteAfterInput(note, "é".repeat(4_001), null)).toBe(note);
     expect(noteAfterInput(note, "é".repeat(4_000), null)).toBeUndefined();
+  });
+});
+
+describe("saving an edit of a message", () => {
+  it("sends nothing when the text differs only in what the server drops: spaces at either end, controls, composition", () => {
+    expect(editChangesNothing("  see you at 5 \n", "see you at 5")).toBe(true);
+    expect(editChangesNothing("see you\u0000 at 5", "see you at 5")).toBe(true);
+    expect(editChangesNothing("cafe\u0301", "caf\u00e9")).toBe(true);
+    expect(editChangesNothing("see you at 6", "see you at 5")).toBe(false);
+    expect(editChangesNothing("see  you at 5", "see you at 5")).toBe(false);
   });
 });

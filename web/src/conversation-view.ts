@@ -1,28 +1,21 @@
-import { randomId, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type OutboxEntry, type Participant, type SearchResult, type StateChange } from "../../src/client";
+import { randomId, type Conversation, type ConversationEvents, type ConversationSocket, type Listener, type Message, type Participant, type StateChange } from "../../src/client";
 import type { App, FailedMessage } from "./app";
-import { h, replace, setText } from "./dom";
+import { h, setText } from "./dom";
 import { confirmDialog } from "./confirm";
-import { businessState, conversationTitle, directPeer, fullTime, laterMessage, mergeConversation, messageTime, presenceText, typingText, withNewerCopy } from "./format";
-import { searchExcerpt } from "./excerpt";
-import { sendsOnEnter } from "./keys";
-import { composerNote, lengthProblem, mayRetry, noteAfterInput, notSentAlert, sendOrRefusal, type ComposerNote } from "./not-sent";
-import { firstUnread, seenByChanges, seenByLines } from "./receipts";
+import { ConversationHeader } from "./conversation-header";
+import { laterMessage, mergeConversation, messageTime, typingText, withNewerCopy } from "./format";
+import { openEditor } from "./message-editor";
+import { PendingMessages, type Draft } from "./pending-messages";
+import { composerNote, notSentAlert, sendOrRefusal } from "./not-sent";
+import { Composer, type SendOutcome } from "./composer";
+import { firstUnread } from "./receipts";
+import { DeliveryStatus } from "./delivery-status";
 import { ARRIVALS_KEPT, arrivalText } from "./announce";
-import { renderBody } from "./message-body";
-import { searchSnippet } from "./attachments";
-import { replyQuote } from "./reply";
-import { memberLines } from "./members";
-
-/** A message written here and not stored yet: its text and the message it answers. */
-type Draft = Pick<OutboxEntry, "clientMessageId" | "content"> & { replyToId?: string | null };
-
-const PAGE = 50;
-const SEARCH_PAGE = 20;
-
-interface Marks {
-  read: number;
-  delivered: number;
-}
+import { actionsBox, deleteButton, messageBubble } from "./message-bubble";
+import { ConversationSearch } from "./conversation-search";
+import { ReplyQuotes } from "./reply-quotes";
+import { OlderPages, PAGE } from "./older-pages";
+import { UnloadedChanges } from "./unloaded-changes";
 
 /**
  * One conversation: history (newest page first, older pages on scroll-back), live messages over the SDK's
@@ -38,34 +31,13 @@ export class ConversationView {
   private readonly nodes = new Map<number, HTMLLIElement>();
   /** Seq of each message drawn, by id: what a reply's replyToId names. */
   private readonly seqOf = new Map<string, number>();
-  /** Messages answered by a reply drawn here but not loaded themselves (an older page): fetched once, by id. */
-  private readonly replyTargets = new Map<string, Message | "fetching">();
-  /**
-   * Edits and deletes of messages not loaded here, by seq, for when their page comes: a page read before the change
-   * and answered after it brought back the deleted message, or the old text, until a reload.
-   */
-  /** Bumped by every search: a page (or a "More results" page) of an older search is not shown. */
-  private searchRun = 0;
-  private readonly unloadedChanges = new Map<number, { edited?: Message; deletedAt?: string }>();
-  /** Messages not stored yet (Sending…) or refused (Not sent), by clientMessageId, with their text. */
-  private readonly pendingNodes = new Map<string, { node: HTMLLIElement; content: string; replyToId?: string | null }>();
-  /** The message the composer's next message answers (Reply), shown above the box until sent or cancelled. */
-  private replyTo: Message | undefined;
-  private readonly replyBar: HTMLElement;
-  private readonly replyText: HTMLElement;
+  /** Edits and deletes of messages not loaded here, for when their page comes. */
+  private readonly unloadedChanges = new UnloadedChanges();
   /** Edits open when this conversation was last left (see Drafts): opened again as their messages are drawn. */
   private readonly resumeEdits: Map<number, string>;
-  private readonly marks = new Map<string, Marks>();
+  private readonly status: DeliveryStatus;
   private participants: Participant[];
-  private oldestSeq = Infinity;
-  private hasMore = false;
-  /**
-   * Where older pages come from. History ends at the archive mark (the retention job moved what is below it), and
-   * seqs are dense from 1: a history whose first message is above seq 1 goes on in the archive. The view said "This
-   * is the beginning of the conversation" there, and the archived messages could not be reached.
-   */
-  private olderFrom: "history" | "archive" = "history";
-  private loadingOlder: Promise<void> | undefined;
+  private readonly older: OlderPages;
   /**
    * The first message that was unread on opening, marked "New messages" for the visit. Opening went to the newest
    * message: with more unread than a screen holds, the reader landed past the ones they had not seen.
@@ -80,31 +52,19 @@ export class ConversationView {
   /** This view's listeners on the socket: removed when the view goes, since the socket may outlive it. */
   private readonly unsubscribe: (() => void)[] = [];
 
-  private readonly title: HTMLHeadingElement;
-  private readonly subtitle: HTMLElement;
-  /** Who is in a group or business chat, opened from the header. */
-  private readonly members: HTMLDetailsElement;
-  private readonly memberList: HTMLUListElement;
-  private readonly muteButton: HTMLButtonElement;
-  private readonly leaveButton: HTMLButtonElement;
+  private readonly header: ConversationHeader;
   private readonly banner: HTMLElement;
   private readonly scroller: HTMLElement;
   private readonly log: HTMLOListElement;
-  private readonly pendingList: HTMLOListElement;
-  private readonly olderButton: HTMLButtonElement;
-  private readonly historyStart: HTMLElement;
+  private readonly pending: PendingMessages;
   private readonly typingLine: HTMLElement;
-  private readonly composerError: HTMLElement;
-  /** What the composer's note is about, to know whether it still holds as the text changes. */
-  private composerNote: ComposerNote | undefined;
   private readonly notSentAnnouncer: HTMLElement;
   /** Where newly arrived messages are announced, one line each; present from the start, as a live region must be. */
   private readonly arrivals: HTMLElement;
   private readonly jumpButton: HTMLButtonElement;
-  private readonly input: HTMLTextAreaElement;
-  private readonly sendButton: HTMLButtonElement;
-  private readonly searchInput: HTMLInputElement;
-  private readonly searchPanel: HTMLElement;
+  private readonly composer: Composer;
+  private readonly search: ConversationSearch;
+  private readonly quotes: ReplyQuotes;
 
   constructor(
     private readonly app: App,
@@ -113,102 +73,88 @@ export class ConversationView {
     this.id = conversation.id;
     this.me = app.me;
     this.participants = conversation.participants;
-    for (const p of conversation.participants) this.marks.set(p.userId, { read: p.lastReadSeq, delivered: p.lastDeliveredSeq });
+    this.status = new DeliveryStatus(conversation.participants);
 
-    this.title = h("h2", { class: "conv-title", attrs: { id: "conv-title", tabindex: -1, dir: "auto" } });
-    this.subtitle = h("p", { class: "conv-sub" });
-    this.memberList = h("ul", { class: "member-list" });
-    this.members = h("details", { class: "members", attrs: { hidden: true } }, h("summary", { text: "Members" }), this.memberList);
-    this.muteButton = h("button", { class: "ghost small", attrs: { type: "button", "aria-pressed": "false" }, text: "Mute", on: { click: () => void this.toggleMute() } });
-    this.leaveButton = h("button", { class: "ghost small", attrs: { type: "button", hidden: true }, text: "Leave group" });
-    this.leaveButton.addEventListener("click", () => void this.leave());
     this.banner = h("p", { class: "banner", attrs: { role: "status", hidden: true } });
-    this.olderButton = h("button", { class: "ghost small older", attrs: { type: "button", hidden: true }, text: "Load older messages", on: { click: () => void this.loadOlder(true) } });
-    this.historyStart = h("p", { class: "history-start", attrs: { hidden: true }, text: "This is the beginning of the conversation." });
     // Not a live region (see arrivalText): history pages inserted at the top were announced as new messages.
     this.log = h("ol", { class: "messages", attrs: { role: "log", "aria-live": "off", "aria-label": "Messages" } });
     this.arrivals = h("div", { class: "vh arrivals", attrs: { "aria-live": "polite", "aria-relevant": "additions", "aria-atomic": "false" } });
-    this.pendingList = h("ol", { class: "messages pending-list", attrs: { "aria-label": "Messages being sent" } });
+    this.pending = new PendingMessages({
+      app,
+      id: this.id,
+      replyLine: (replyToId) => this.quotes.line({ replyToId, deletedAt: null }),
+      showNewest: () => this.scrollToBottom(false),
+      refusal: () => (this.socket?.state === "closed" ? { reason: this.closedReason } : undefined),
+      resend: (f) => this.resend(f),
+      focusComposer: () => this.composer.focus(),
+    });
     this.scroller = h(
       "div",
       { class: "scroller", attrs: { tabindex: 0, "aria-label": "Message history" }, on: { scroll: () => this.onScroll() } },
-      this.olderButton,
-      this.historyStart,
       this.log,
-      this.pendingList,
+      this.pending.list,
     );
+    this.older = new OlderPages({
+      app,
+      id: this.id,
+      lastSeq: () => this.conversation.lastSeq,
+      isGone: () => this.destroyed,
+      log: this.log,
+      scroller: this.scroller,
+      draw: (messages) => {
+        for (const m of messages) this.upsertMessage(m);
+      },
+      focus: (seq) => this.nodes.get(seq)?.focus(),
+      showBanner: (text) => this.showBanner(text),
+    });
+    this.scroller.prepend(this.older.button, this.older.start);
+    this.quotes = new ReplyQuotes({
+      app,
+      id: this.id,
+      loaded: (id) => {
+        const seq = this.seqOf.get(id);
+        return seq === undefined ? undefined : this.messages.get(seq);
+      },
+      seqOf: (id) => this.seqOf.get(id),
+      jumpTo: (seq) => void this.jumpTo(seq),
+      isGone: () => this.destroyed,
+      root: this.scroller,
+    });
     this.typingLine = h("p", { class: "typing", attrs: { "aria-live": "polite" } });
     this.jumpButton = h("button", { class: "jump primary small", attrs: { type: "button", hidden: true }, text: "New messages ↓", on: { click: () => this.scrollToBottom(true) } });
-    this.composerError = h("p", { class: "form-error composer-error", attrs: { role: "alert" } });
     // Present from the start: an alert region added with its text is not announced everywhere.
     this.notSentAnnouncer = h("p", { class: "vh not-sent-alert", attrs: { role: "alert" } });
-    this.input = h("textarea", {
-      attrs: { id: "composer-input", rows: 1, placeholder: "Write a message…", autocomplete: "off", "aria-describedby": "composer-hint", dir: "auto" },
-      on: {
-        input: () => this.onInput(),
-        keydown: (e) => {
-          if (e.key === "Escape" && this.replyTo) {
-            e.preventDefault();
-            e.stopPropagation();
-            this.cancelReply(true);
-          } else if (sendsOnEnter(e)) {
-            e.preventDefault();
-            this.submit();
-          }
-        },
-        blur: () => this.socket?.stopTyping(),
-      },
-    });
-    this.replyText = h("span", { class: "reply-text", attrs: { id: "reply-text", dir: "auto" } });
-    this.replyBar = h(
-      "div",
-      { class: "reply-bar", attrs: { hidden: true } },
-      this.replyText,
-      h("button", { class: "ghost small", attrs: { type: "button", "aria-label": "Cancel reply" }, text: "×", on: { click: () => this.cancelReply(true) } }),
-    );
-    this.input.value = app.drafts.take(this.id);
-    const replyTo = app.drafts.takeReply(this.id);
-    if (replyTo) this.startReply(replyTo, false);
+    this.composer = new Composer({ app, id: this.id, send: (text, replyToId) => this.send(text, replyToId), typing: (active) => (active ? this.socket?.typing() : this.socket?.stopTyping()) });
     this.resumeEdits = app.drafts.takeEdits(this.id);
-    this.sendButton = h("button", { class: "primary", attrs: { type: "submit" }, text: "Send" });
-    this.searchInput = h("input", { attrs: { id: "search-input", type: "search", placeholder: "Search messages", autocomplete: "off", maxlength: 500 } });
-    this.searchPanel = h("section", { class: "search-panel", attrs: { hidden: true, "aria-labelledby": "search-title" } });
+    this.search = new ConversationSearch({ app, id: this.id, jumpTo: (seq) => void this.jumpTo(seq), showBanner: (text) => this.showBanner(text) });
+    this.header = new ConversationHeader(
+      {
+        app,
+        id: this.id,
+        isGone: () => this.destroyed,
+        muted: (isMuted) => {
+          this.conversation = { ...this.conversation, isMuted };
+          this.refreshHeader();
+        },
+        showBanner: (text) => this.showBanner(text),
+      },
+      this.search.form,
+    );
 
     this.el = h(
       "section",
       { class: "conversation", attrs: { "aria-labelledby": "conv-title" }, on: { keydown: (e) => this.onKey(e) } },
-      h(
-        "header",
-        { class: "conv-head" },
-        h("a", { class: "back ghost small", attrs: { href: "#/", "aria-label": "Back to conversations" }, text: "←" }),
-        h("div", { class: "conv-heading" }, this.title, this.subtitle, this.members),
-        h(
-          "form",
-          { class: "search", attrs: { role: "search" }, on: { submit: (e) => (e.preventDefault(), void this.search()) } },
-          h("label", { class: "vh", attrs: { for: "search-input" }, text: "Search messages" }),
-          this.searchInput,
-          h("button", { class: "ghost small", attrs: { type: "submit" }, text: "Search" }),
-        ),
-        this.muteButton,
-        this.leaveButton,
-      ),
+      this.header.el,
       this.banner,
-      this.searchPanel,
+      this.search.panel,
       this.scroller,
       this.jumpButton,
       this.typingLine,
-      this.composerError,
+      this.composer.error,
       this.notSentAnnouncer,
       this.arrivals,
-      this.replyBar,
-      h(
-        "form",
-        { class: "composer", on: { submit: (e) => (e.preventDefault(), this.submit()) } },
-        h("label", { class: "vh", attrs: { for: "composer-input" }, text: "Message" }),
-        this.input,
-        this.sendButton,
-        h("p", { class: "vh", attrs: { id: "composer-hint" }, text: "Enter sends, Shift+Enter adds a line." }),
-      ),
+      this.composer.replyBar,
+      this.composer.form,
     );
     this.refreshHeader();
   }
@@ -221,12 +167,10 @@ export class ConversationView {
   async start(): Promise<void> {
     this.unsubscribe.push(this.app.attention.onChange((present) => present && this.maybeMarkRead()));
     this.unsubscribe.push(this.app.dir.onNames((changed) => this.namesChanged(changed)));
-    // A draft put back: sized now that the box is on the page (it measured nothing before).
-    if (this.input.value) this.autosize();
-    this.input.focus();
+    this.composer.shown();
     let lastSeq: number | undefined;
     // Refused on an earlier visit, or on the socket kept after it: still there to dismiss (they vanished).
-    for (const f of this.app.failedMessages(this.id)) this.markFailed(f);
+    for (const f of this.app.failedMessages(this.id)) this.pending.markFailed(f);
     this.log.setAttribute("aria-busy", "true");
     try {
       const page = await this.app.chat.listMessages(this.id, { limit: PAGE });
@@ -235,10 +179,8 @@ export class ConversationView {
       const unread = this.app.conversation(this.id)?.unreadCount ?? this.conversation.unreadCount;
       this.unreadFrom = firstUnread(page.messages, unread, this.me, page.hasMore);
       for (const m of page.messages) this.upsertMessage(m);
-      this.hasMore = page.hasMore;
-      this.continueIntoArchive();
       lastSeq = page.messages.at(-1)?.seq ?? 0;
-      this.updateHistoryEdge();
+      this.older.firstPage(page.hasMore);
       this.scrollToBottom(false);
       this.showFirstUnread();
     } catch (err) {
@@ -252,9 +194,8 @@ export class ConversationView {
     const socket = this.app.chat.conversation(this.id, lastSeq === undefined ? {} : { afterSeq: lastSeq });
     if (lastSeq === undefined) {
       this.unsubscribe.push(socket.once("ready", (r) => {
-        this.oldestSeq = r.lastSeq + 1;
-        this.hasMore = r.lastSeq > 0;
-        void this.loadOlder(false).then(() => this.scrollToBottom(false));
+        this.older.startBelow(r.lastSeq);
+        void this.older.load(false).then(() => this.scrollToBottom(false));
       }));
     }
     this.socket = socket;
@@ -276,8 +217,8 @@ export class ConversationView {
 
   /** What is being written here (composer, reply, open editors), kept for the next visit or a reload of the page. */
   keepDraft(): void {
-    this.app.drafts.keep(this.id, this.input.value);
-    this.app.drafts.keepReply(this.id, this.replyTo);
+    this.app.drafts.keep(this.id, this.composer.text);
+    this.app.drafts.keepReply(this.id, this.composer.replyTo);
     // Open editors as they stand, and those whose message was never drawn on this visit (an older page).
     const edits = new Map(this.resumeEdits);
     for (const [seq, node] of this.nodes) {
@@ -324,7 +265,7 @@ export class ConversationView {
         this.closedReason = st.reason;
         if (!this.destroyed) this.showBanner(`Disconnected: ${st.reason ?? "the connection was closed"}`);
       } else if (st.previous === "open" || st.attempt > 0) this.showBanner("Reconnecting…");
-      this.input.toggleAttribute("data-offline", st.state !== "open");
+      this.composer.setOffline(st.state !== "open");
     };
     s.on("state", onState);
     // The socket starts connecting (or finds the browser offline) before anyone listens.
@@ -332,7 +273,7 @@ export class ConversationView {
     s.on("ready", (r) => {
       const role = this.myRole();
       this.participants = r.participants;
-      for (const p of r.participants) this.setMarks(p.userId, p.lastReadSeq, p.lastDeliveredSeq);
+      for (const p of r.participants) this.status.set(p.userId, p.lastReadSeq, p.lastDeliveredSeq);
       this.app.dir.learnParticipants(r.participants);
       this.refreshHeader();
       // A role change between the view's first read and this socket's ready came in no participant_updated: the
@@ -360,12 +301,12 @@ export class ConversationView {
       // An edit of a message not loaded here comes with its page: drawn now, it sat above the loaded window and moved
       // the scroll-back point past the messages between, which then never loaded.
       if (this.messages.has(message.seq)) this.upsertMessage(message);
-      else this.unloadedChanges.set(message.seq, { ...this.unloadedChanges.get(message.seq), edited: message });
+      else this.unloadedChanges.edited(message);
       this.app.noteMessage(this.id, message);
     });
     s.on("message_deleted", ({ seq }) => {
       const m = this.messages.get(seq);
-      if (!m) this.unloadedChanges.set(seq, { deletedAt: new Date().toISOString() });
+      if (!m) this.unloadedChanges.deleted(seq, new Date().toISOString());
       if (!m || m.deletedAt) return;
       const tombstone = { ...m, content: "", deletedAt: new Date().toISOString() };
       this.upsertMessage(tombstone);
@@ -377,8 +318,8 @@ export class ConversationView {
       this.renderTyping();
     });
     s.on("receipt", (r) => {
-      if (r.kind === "read") this.setMarks(r.userId, r.seq, 0);
-      else this.setMarks(r.userId, 0, r.seq);
+      if (r.kind === "read") this.status.set(r.userId, r.seq, 0);
+      else this.status.set(r.userId, 0, r.seq);
       this.refreshStatuses();
     });
     s.on("presence", (p) => this.app.setPresence(p));
@@ -390,14 +331,14 @@ export class ConversationView {
       this.conversation = { ...mergeConversation(this.conversation, conversation), unreadCount: this.conversation.unreadCount, isMuted: this.conversation.isMuted };
       this.refreshHeader();
     });
-    s.on("outbox", ({ pending }) => this.renderPending(pending));
+    s.on("outbox", ({ pending }) => this.pending.render(pending));
     s.on("send_failed", ({ clientMessageId, error }) => {
-      const p = this.pendingNodes.get(clientMessageId);
+      const p = this.pending.drawn(clientMessageId);
       if (!p) return;
-      const failed = { clientMessageId, content: p.content, replyToId: p.replyToId, error };
+      const failed = { ...p, error };
       // Kept by the app too, so leaving and coming back still shows it.
       this.app.noteFailed(this.id, failed);
-      this.markFailed(failed);
+      this.pending.markFailed(failed);
       this.notSentAnnouncer.textContent = notSentAlert(failed.content, error);
     });
     s.on("error", (e) => {
@@ -418,7 +359,7 @@ export class ConversationView {
         this.participants = c.participants;
         // A member who joins starts with marks at the newest message: without them they counted as having read
         // nothing, and every Read tick and "Seen by" went back to Sent.
-        for (const p of c.participants) this.setMarks(p.userId, p.lastReadSeq, p.lastDeliveredSeq);
+        for (const p of c.participants) this.status.set(p.userId, p.lastReadSeq, p.lastDeliveredSeq);
         this.refreshHeader();
         // Delete on others' messages depends on my role (made admin, or no longer).
         if (this.myRole() !== role) this.refreshDeleteButtons();
@@ -431,17 +372,14 @@ export class ConversationView {
   // ── Messages ─────────────────────────────────────────────────────────────────────────────────────────
 
   private upsertMessage(incoming: Message): void {
-    const m = this.withLaterChange(incoming);
+    const m = this.unloadedChanges.apply(incoming);
     this.app.dir.learnMessage(m);
     const known = this.messages.get(m.seq);
     this.messages.set(m.seq, m);
     this.seqOf.set(m.id, m.seq);
-    if (this.replyTo?.id === m.id && this.replyTo !== m) {
-      this.replyTo = m;
-      this.showReplyTo();
-    }
+    this.composer.messageChanged(m);
     // The quotes of replies to it follow an edit or a delete of it.
-    if (known ? known.content !== m.content || known.deletedAt !== m.deletedAt : this.replyTargets.has(m.id)) this.refreshQuotes(m.id);
+    if (known ? known.content !== m.content || known.deletedAt !== m.deletedAt : this.quotes.awaits(m.id)) this.quotes.refresh(m.id);
     const old = this.nodes.get(m.seq);
     // The same version again (history overlapping the live stream): nothing to redraw.
     if (old && known && known.id === m.id && known.content === m.content && known.editedAt === m.editedAt && known.deletedAt === m.deletedAt) return;
@@ -462,7 +400,7 @@ export class ConversationView {
       this.log.insertBefore(node, after === undefined ? null : this.nodes.get(after)!);
     }
     this.nodes.set(m.seq, node);
-    if (m.seq < this.oldestSeq) this.oldestSeq = m.seq;
+    this.older.seen(m.seq);
     this.refreshStatuses();
     this.resumeEdit(m);
   }
@@ -475,19 +413,8 @@ export class ConversationView {
     if (m.deletedAt) return this.showBanner("The message you were editing was deleted.");
     const trigger = this.nodes.get(m.seq)?.querySelector<HTMLButtonElement>("button[aria-label='Edit message']");
     // Focus goes to it only if the user has not moved on (the composer got the focus on opening, and is empty).
-    const focus = document.activeElement === this.input && !this.input.value;
+    const focus = document.activeElement === this.composer.input && !this.composer.text;
     if (trigger) this.startEdit(m.seq, trigger, { text, focus });
-  }
-
-  /** The message as changed since (see unloadedChanges), when the change is newer than what arrived. */
-  private withLaterChange(m: Message): Message {
-    const change = this.unloadedChanges.get(m.seq);
-    if (!change) return m;
-    this.unloadedChanges.delete(m.seq);
-    if (m.deletedAt) return m;
-    if (change.deletedAt) return { ...m, content: "", deletedAt: change.deletedAt };
-    const edited = change.edited;
-    return edited && edited.id === m.id && edited.editedAt !== null && (m.editedAt === null || edited.editedAt > m.editedAt) ? edited : m;
   }
 
   /**
@@ -504,10 +431,10 @@ export class ConversationView {
       if (wanted && !shown) {
         let actions = node.querySelector<HTMLElement>(".actions");
         if (!actions) {
-          actions = this.actionsBox();
+          actions = actionsBox();
           node.querySelector(".bubble")?.after(actions);
         }
-        actions.append(this.deleteButton(m));
+        actions.append(deleteButton((button) => void this.remove(this.messages.get(m.seq) ?? m, button)));
       } else if (!wanted && shown) {
         const actions = shown.parentElement;
         shown.remove();
@@ -518,17 +445,6 @@ export class ConversationView {
 
   private mayDelete(m: Message): boolean {
     return m.deletedAt === null && (m.senderId === this.me || this.myRole() === "admin");
-  }
-
-  /** Buttons are no news: kept out of what the messages' live region reads when they come or go. */
-  private actionsBox(): HTMLElement {
-    return h("div", { class: "actions", attrs: { "aria-live": "off" } });
-  }
-
-  private deleteButton(m: Message): HTMLButtonElement {
-    const del = h("button", { class: "link small danger delete", attrs: { type: "button", "aria-label": "Delete message" }, text: "Delete" });
-    del.addEventListener("click", () => void this.remove(this.messages.get(m.seq) ?? m, del));
-    return del;
   }
 
   /**
@@ -543,303 +459,67 @@ export class ConversationView {
       if (span && sender) setText(span, this.app.dir.name(sender));
     }
     if (this.typing.some((u) => changed.has(u))) this.renderTyping();
-    this.refreshQuotes();
-    this.showReplyTo();
+    this.quotes.refresh();
+    this.composer.showReplyTo();
     this.refreshHeader();
     this.refreshStatuses();
   }
 
   private renderMessage(m: Message): HTMLLIElement {
     const own = m.senderId === this.me;
-    const deleted = m.deletedAt !== null;
-    // From the directory, which the message's own sender profile has just updated: one name per person.
-    const sender = own ? "You" : this.app.dir.name(m.senderId);
-    const actions = this.actionsBox();
-    // An image's or a file's content is its address: not text to edit.
-    if (own && !deleted && m.type === "text") {
-      const edit = h("button", { class: "link small", attrs: { type: "button", "aria-label": "Edit message" }, text: "Edit" });
-      edit.addEventListener("click", () => this.startEdit(m.seq, edit));
-      actions.append(edit);
-    }
-    if (!deleted) {
-      const reply = h("button", { class: "link small", attrs: { type: "button", "aria-label": "Reply to message" }, text: "Reply" });
-      reply.addEventListener("click", () => this.startReply(this.messages.get(m.seq) ?? m));
-      actions.prepend(reply);
-    }
-    if (this.mayDelete(m)) actions.append(this.deleteButton(m));
-    return h(
-      "li",
-      {
-        class: `msg ${own ? "own" : "other"}${deleted ? " deleted" : ""}`,
-        attrs: { id: `msg-${m.seq}`, tabindex: -1 },
-        data: own ? { seq: String(m.seq) } : { seq: String(m.seq), sender: m.senderId },
-      },
-      m.seq === this.unreadFrom ? h("p", { class: "unread-divider", text: "New messages" }) : null,
-      h(
-        "div",
-        { class: "bubble" },
-        h(
-          "div",
-          { class: "meta" },
-          h("span", { class: "sender", attrs: { dir: "auto" }, text: sender }),
-          h("time", { attrs: { datetime: m.createdAt, title: fullTime(m.createdAt) }, text: messageTime(m.createdAt) }),
-          m.editedAt && !deleted ? h("span", { class: "edited", text: "(edited)" }) : null,
-        ),
-        this.replyLine(m),
-        renderBody(m, (img) => {
-          // Keeps the newest message in view when a picture above it grows as it loads.
-          const s = this.scroller;
-          if (s.scrollHeight - s.scrollTop - s.clientHeight - img.offsetHeight < 48) s.scrollTop = s.scrollHeight;
-        }),
-        own && !deleted ? h("span", { class: "ticks", attrs: { role: "img" } }) : null,
-      ),
-      actions.childElementCount ? actions : null,
-    );
-  }
-
-  /** What a reply answers, above its text; pressed, it shows that message (loading older pages to reach it). */
-  private replyLine(m: Pick<Message, "replyToId" | "deletedAt">): HTMLElement | null {
-    const id = m.replyToId;
-    if (!id || m.deletedAt) return null;
-    const target = this.replyTarget(id);
-    return h("button", {
-      class: "reply-quote",
-      attrs: { type: "button", dir: "auto" },
-      data: { replyTo: id },
-      text: replyQuote(target, this.me, this.app.dir),
-      on: {
-        click: () => {
-          const seq = this.seqOf.get(id) ?? this.replyTarget(id)?.seq;
-          if (seq !== undefined) void this.jumpTo(seq);
-        },
+    return messageBubble(m, {
+      own,
+      // From the directory, which the message's own sender profile has just updated: one name per person.
+      sender: own ? "You" : this.app.dir.name(m.senderId),
+      firstUnread: m.seq === this.unreadFrom,
+      replyLine: this.quotes.line(m),
+      mayDelete: this.mayDelete(m),
+      edit: (button) => this.startEdit(m.seq, button),
+      reply: () => this.composer.startReply(this.messages.get(m.seq) ?? m),
+      delete: (button) => void this.remove(this.messages.get(m.seq) ?? m, button),
+      imageLoaded: (img) => {
+        // Keeps the newest message in view when a picture above it grows as it loads.
+        const s = this.scroller;
+        if (s.scrollHeight - s.scrollTop - s.clientHeight - img.offsetHeight < 48) s.scrollTop = s.scrollHeight;
       },
     });
-  }
-
-  /** The message a reply answers, as loaded here or fetched; starts the fetch when it is neither. */
-  private replyTarget(id: string): Message | undefined {
-    const seq = this.seqOf.get(id);
-    if (seq !== undefined) return this.messages.get(seq);
-    const fetched = this.replyTargets.get(id);
-    if (fetched === "fetching") return undefined;
-    if (fetched) return fetched;
-    this.replyTargets.set(id, "fetching");
-    void this.app.chat.getMessage(this.id, id).then(
-      (target) => {
-        this.replyTargets.set(id, target);
-        if (!this.destroyed) this.refreshQuotes(id);
-      },
-      // Not found (or not readable): the quote keeps saying "an earlier message".
-      () => {},
-    );
-    return undefined;
-  }
-
-  /** Redraws the quotes of replies to one message (or all, after names changed). */
-  private refreshQuotes(id?: string): void {
-    // Stored messages and those still Sending… or Not sent.
-    for (const quote of this.scroller.querySelectorAll<HTMLElement>(".reply-quote")) {
-      const to = quote.dataset.replyTo;
-      if (to && (id === undefined || to === id)) setText(quote, replyQuote(this.replyTarget(to), this.me, this.app.dir));
-    }
   }
 
   private myRole(): string | undefined {
     return this.participants.find((p) => p.userId === this.me)?.role;
   }
 
-  private setMarks(userId: string, read: number, delivered: number): void {
-    const m = this.marks.get(userId) ?? { read: 0, delivered: 0 };
-    this.marks.set(userId, { read: Math.max(m.read, read), delivered: Math.max(m.delivered, delivered, read) });
-  }
-
   /** Ticks on my messages (sent, delivered, read) and "Seen by" under the last message each participant has read. */
   private refreshStatuses(): void {
-    const others = this.participants.filter((p) => p.userId !== this.me).map((p) => ({ id: p.userId, ...(this.marks.get(p.userId) ?? { read: 0, delivered: 0 }) }));
-    for (const [seq, node] of this.nodes) {
-      const ticks = node.querySelector<HTMLElement>(".ticks");
-      if (!ticks) continue;
-      const read = others.length > 0 && others.every((o) => o.read >= seq);
-      const delivered = others.length > 0 && others.every((o) => Math.max(o.delivered, o.read) >= seq);
-      const state = read ? "read" : delivered ? "delivered" : "sent";
-      if (ticks.dataset.state === state) continue;
-      ticks.dataset.state = state;
-      ticks.className = `ticks ${state}`;
-      ticks.textContent = state === "sent" ? "✓" : "✓✓";
-      ticks.setAttribute("aria-label", state === "read" ? "Read" : state === "delivered" ? "Delivered" : "Sent");
-      ticks.title = ticks.getAttribute("aria-label")!;
-    }
-    const readers = others.map((o) => ({ id: o.id, read: o.read, name: this.app.dir.name(o.id) }));
-    const wanted = seenByLines(this.messages.values(), readers);
-    const shown = new Map<number, string>();
-    for (const el of this.log.querySelectorAll<HTMLElement>(".seen-by")) {
-      const seq = Number(el.closest<HTMLElement>(".msg")?.dataset.seq);
-      // One line per message; anything else (a node redrawn meanwhile) goes.
-      if (shown.has(seq) || !Number.isFinite(seq)) el.remove();
-      else shown.set(seq, el.textContent ?? "");
-    }
-    const { remove, add } = seenByChanges(shown, wanted);
-    for (const seq of remove) this.nodes.get(seq)?.querySelector(".seen-by")?.remove();
-    for (const [seq, text] of add) this.nodes.get(seq)?.append(h("p", { class: "seen-by", text }));
+    this.status.draw({ me: this.me, dir: this.app.dir, participants: this.participants, messages: this.messages, nodes: this.nodes, log: this.log });
   }
 
-  private renderPending(pending: readonly Draft[]): void {
-    const ids = new Set(pending.map((p) => p.clientMessageId));
-    for (const [cmid, { node }] of this.pendingNodes) {
-      if (!ids.has(cmid) && !node.classList.contains("failed")) {
-        node.remove();
-        this.pendingNodes.delete(cmid);
-      }
-    }
-    // Only a message just written shows the bottom: every acknowledgement of the rest of a queue pulled a reader of
-    // older messages back down.
-    const drawn = this.pendingNodes.size;
-    for (const p of pending) this.pendingNode(p);
-    if (this.pendingNodes.size > drawn) this.scrollToBottom(false);
-  }
+  // ── Sending ──────────────────────────────────────────────────────────────────────────────────────────
 
-  /** The Sending… node of a message, drawn once. */
-  private pendingNode(p: Draft): HTMLLIElement {
-    const known = this.pendingNodes.get(p.clientMessageId);
-    if (known) return known.node;
-    const node = h(
-      "li",
-      { class: "msg own pending", data: { cmid: p.clientMessageId } },
-      h(
-        "div",
-        { class: "bubble" },
-        h("div", { class: "meta" }, h("span", { class: "sender", text: "You" }), h("span", { class: "state", text: "Sending…" })),
-        // What it answers, as once stored: a reply written offline, or refused, showed as a message on its own.
-        this.replyLine({ replyToId: p.replyToId ?? null, deletedAt: null }),
-        h("p", { class: "text", attrs: { dir: "auto" }, text: p.content }),
-      ),
-    );
-    this.pendingNodes.set(p.clientMessageId, { node, content: p.content, replyToId: p.replyToId });
-    this.pendingList.append(node);
-    return node;
-  }
-
-  private markFailed(f: FailedMessage): void {
-    const node = this.pendingNode(f);
-    if (node.classList.contains("failed")) return;
-    node.classList.add("failed");
-    const state = node.querySelector(".state");
-    if (state) state.textContent = `Not sent: ${f.error.message}`;
-    const dismiss = () => {
-      node.remove();
-      this.pendingNodes.delete(f.clientMessageId);
-      this.app.dismissFailed(this.id, f.clientMessageId);
-      this.input.focus();
-    };
-    const actions = h("div", { class: "actions" });
-    // Only where a second try can pass (see mayRetry): a refusal of the message itself would only come back.
-    if (mayRetry(f.error)) {
-      actions.append(h("button", { class: "link small", attrs: { type: "button" }, text: "Retry", on: { click: () => this.retry(f, node, actions) } }));
-    }
-    actions.append(h("button", { class: "link small", attrs: { type: "button" }, text: "Dismiss", on: { click: dismiss } }));
-    node.append(actions);
-  }
-
-  /**
-   * Sends a refused message again under its clientMessageId: if the first try was stored after all, the server answers
-   * with that message instead of storing a second one, and a double click finds it in the outbox already.
-   */
-  private retry(f: FailedMessage, node: HTMLLIElement, actions: HTMLElement): void {
-    const state = node.querySelector(".state");
-    if (this.socket?.state === "closed") {
-      if (state) state.textContent = `Not sent: ${this.closedReason ?? f.error.message}`;
-      return;
-    }
-    actions.remove();
-    node.classList.remove("failed");
-    if (state) state.textContent = "Sending…";
-    this.app.dismissFailed(this.id, f.clientMessageId);
-    if (this.socket) this.socket.send(f.content, { clientMessageId: f.clientMessageId, replyToId: f.replyToId ?? null }).catch(() => {});
-    else if (!this.early.some((e) => e.clientMessageId === f.clientMessageId)) {
-      this.early.push({ clientMessageId: f.clientMessageId, content: f.content, replyToId: f.replyToId });
-      this.renderPending(this.early);
-    }
-    this.input.focus();
-  }
-
-  // ── Composer ─────────────────────────────────────────────────────────────────────────────────────────
-
-  private onInput(): void {
-    this.autosize();
-    if (this.composerNote) this.showComposerNote(noteAfterInput(this.composerNote, this.input.value, this.replyTo?.id ?? null), false);
-    if (this.input.value.trim()) this.socket?.typing();
-    else this.socket?.stopTyping();
-  }
-
-  /**
-   * Reply: the next message answers this one. The app showed replies from other clients but could not write one.
-   * (Escape or × cancels.)
-   */
-  private startReply(m: Message, focus = true): void {
-    this.replyTo = m;
-    this.showReplyTo();
-    this.replyBar.hidden = false;
-    this.input.setAttribute("aria-describedby", "composer-hint reply-text");
-    if (focus) this.input.focus();
-  }
-
-  /** The bar's quote, redrawn when the message answered changes (a reply kept from a visit before) or is renamed. */
-  private showReplyTo(): void {
-    if (this.replyTo) setText(this.replyText, replyQuote(this.replyTo, this.me, this.app.dir, "Replying to"));
-  }
-
-  private cancelReply(focus: boolean): void {
-    this.replyTo = undefined;
-    this.replyBar.hidden = true;
-    this.input.setAttribute("aria-describedby", "composer-hint");
-    if (focus) this.input.focus();
-  }
-
-  /** `again`: said again though unchanged (Send pressed again); as the text is typed, only a change is said. */
-  private showComposerNote(note: ComposerNote | undefined, again = true): void {
-    this.composerNote = note;
-    const text = note?.text ?? "";
-    if (again || this.composerError.textContent !== text) this.composerError.textContent = text;
-  }
-
-  private autosize(): void {
-    this.input.style.height = "auto";
-    this.input.style.height = `${Math.min(this.input.scrollHeight, 160)}px`;
-  }
-
-  private submit(): void {
-    const text = this.input.value;
-    if (!text.trim()) return;
-    // Kept in the box, so the writer can shorten it: the SDK would refuse it, and the text would be gone.
-    const tooLong = lengthProblem(text);
-    this.showComposerNote(tooLong ? { text: tooLong, about: "length" } : undefined);
-    if (tooLong) return;
+  /** A message from the composer, to the socket's outbox (or kept until the socket exists). */
+  private send(text: string, replyToId: string | null): SendOutcome {
     // Closed for good (no longer a participant): the SDK refuses at once, with no send_failed, and the text was lost.
-    if (this.socket?.state === "closed") {
-      this.showComposerNote({ text: `Not sent: ${this.closedReason ?? "the connection was closed"}`, about: "other" });
-      return;
-    }
-    const replyToId = this.replyTo?.id ?? null;
+    if (this.socket?.state === "closed") return { text: `Not sent: ${this.closedReason ?? "the connection was closed"}`, about: "other" };
     if (this.socket) {
       // Refused by the SDK on the spot (too large as a frame, say): no Sending… line, no send_failed, so the text
       // stays in the box with the reason. Later failures show on the pending message (send_failed).
       const refused = sendOrRefusal(this.socket, text, randomId(), replyToId);
-      if (refused) {
-        void refused.then((error) => {
-          if (error && !this.destroyed) this.showComposerNote(composerNote(error));
-        });
-        return;
-      }
+      if (refused) return refused.then((error) => (error && !this.destroyed ? composerNote(error) : undefined));
     } else {
       // Not on the server yet: shown as Sending… now (it showed nothing, as if sent), and its node is kept when the
       // socket's outbox takes it over under the same clientMessageId.
       this.early.push({ clientMessageId: randomId(), content: text, replyToId });
-      this.renderPending(this.early);
+      this.pending.render(this.early);
     }
-    this.cancelReply(false);
-    this.input.value = "";
-    this.autosize();
-    this.input.focus();
+    return undefined;
+  }
+
+  private resend(f: FailedMessage): void {
+    if (this.socket) this.socket.send(f.content, { clientMessageId: f.clientMessageId, replyToId: f.replyToId ?? null }).catch(() => {});
+    else if (!this.early.some((e) => e.clientMessageId === f.clientMessageId)) {
+      this.early.push({ clientMessageId: f.clientMessageId, content: f.content, replyToId: f.replyToId });
+      this.pending.render(this.early);
+    }
   }
 
   /**
@@ -852,7 +532,7 @@ export class ConversationView {
       const failed = { clientMessageId: e.clientMessageId, content: e.content, replyToId: e.replyToId, error };
       this.app.noteFailed(this.id, failed);
       if (this.destroyed) return;
-      this.markFailed(failed);
+      this.pending.markFailed(failed);
       this.notSentAnnouncer.textContent = notSentAlert(e.content, error);
     });
   }
@@ -863,79 +543,28 @@ export class ConversationView {
     const node = this.nodes.get(seq);
     const m = this.messages.get(seq);
     if (!node || !m || node.querySelector(".edit-form")) return;
-    const text = node.querySelector<HTMLElement>(".text")!;
-    const area = h("textarea", { attrs: { id: `edit-${seq}`, rows: 2, dir: "auto" } });
-    area.value = resumed?.text ?? m.content;
-    const error = h("p", { class: "form-error", attrs: { role: "alert" } });
-    // As in the composer: a Too long note goes once the text fits (it stayed until the next Save), any other at once.
-    let note: ComposerNote | undefined;
-    const say = (next: ComposerNote | undefined) => {
-      note = next;
-      error.textContent = next?.text ?? "";
-    };
-    area.addEventListener("input", () => {
-      if (note && !noteAfterInput(note, area.value, null)) say(undefined);
-    });
-    const finish = () => {
-      form.replaceWith(text);
-      const again = this.nodes.get(seq);
-      // The message may have been re-rendered meanwhile (an edit from elsewhere): re-apply the latest version.
-      const latest = this.messages.get(seq);
-      if (latest && again === node) {
-        const fresh = this.renderMessage(latest);
-        node.replaceWith(fresh);
-        this.nodes.set(seq, fresh);
-        this.refreshStatuses();
-        fresh.querySelector<HTMLButtonElement>("button[aria-label='Edit message']")?.focus();
-      } else trigger.focus();
-    };
-    const save = async () => {
-      const content = area.value;
-      if (!content.trim()) {
-        say({ text: "A message cannot be empty (delete it instead).", about: "other" });
-        return;
-      }
-      const tooLong = lengthProblem(content);
-      if (tooLong) {
-        say({ text: tooLong, about: "length" });
-        return;
-      }
-      if (content === m.content) return finish();
-      try {
+    openEditor(node.querySelector<HTMLElement>(".text")!, {
+      seq,
+      original: m.content,
+      resumed,
+      save: async (content) => {
         const updated = await this.app.chat.editMessage(this.id, m.id, content);
         // A later edit or a delete may have come on the socket before this answer: the later version stays.
         this.messages.set(seq, laterMessage(this.messages.get(seq), updated)!);
-        finish();
-      } catch (err) {
-        say({ text: `Could not save: ${(err as Error).message}`, about: "other" });
-      }
-    };
-    const form = h(
-      "form",
-      { class: "edit-form", on: { submit: (e) => (e.preventDefault(), void save()) } },
-      h("label", { class: "vh", attrs: { for: `edit-${seq}` }, text: "Edit message" }),
-      area,
-      h("div", { class: "edit-actions" }, h("button", { class: "primary small", attrs: { type: "submit" }, text: "Save" }), h("button", { class: "ghost small", attrs: { type: "button" }, text: "Cancel", on: { click: finish } })),
-      error,
-    );
-    area.addEventListener("keydown", (e) => {
-      if (e.key === "Escape") {
-        e.preventDefault();
-        e.stopPropagation();
-        finish();
-      } else if (sendsOnEnter(e)) {
-        e.preventDefault();
-        void save();
-      }
+      },
+      closed: () => {
+        const again = this.nodes.get(seq);
+        // The message may have been re-rendered meanwhile (an edit from elsewhere): re-apply the latest version.
+        const latest = this.messages.get(seq);
+        if (latest && again === node) {
+          const fresh = this.renderMessage(latest);
+          node.replaceWith(fresh);
+          this.nodes.set(seq, fresh);
+          this.refreshStatuses();
+          fresh.querySelector<HTMLButtonElement>("button[aria-label='Edit message']")?.focus();
+        } else trigger.focus();
+      },
     });
-    text.replaceWith(form);
-    if (!resumed) {
-      area.focus();
-      area.select();
-    } else if (resumed.focus) {
-      area.focus();
-      area.setSelectionRange(area.value.length, area.value.length);
-    }
   }
 
   private async remove(m: Message, trigger: HTMLButtonElement): Promise<void> {
@@ -962,7 +591,7 @@ export class ConversationView {
   private scrollToBottom(focusLatest: boolean): void {
     this.scroller.scrollTop = this.scroller.scrollHeight;
     this.jumpButton.hidden = true;
-    if (focusLatest) this.input.focus();
+    if (focusLatest) this.composer.focus();
     this.maybeMarkRead();
   }
 
@@ -981,7 +610,7 @@ export class ConversationView {
       this.jumpButton.hidden = true;
       this.maybeMarkRead();
     }
-    if (this.scroller.scrollTop < 80) void this.loadOlder(false);
+    if (this.scroller.scrollTop < 80) void this.older.load(false);
   }
 
   private maybeMarkRead(): void {
@@ -994,122 +623,12 @@ export class ConversationView {
     this.app.setUnread(this.id, 0);
   }
 
-  /** Loads the page before the oldest message shown, keeping the visible messages where they are. */
-  loadOlder(fromButton: boolean): Promise<void> {
-    const fromArchive = this.olderFrom === "archive";
-    if (!this.hasMore || this.loadingOlder || (!fromArchive && !Number.isFinite(this.oldestSeq))) return this.loadingOlder ?? Promise.resolve();
-    this.olderButton.textContent = "Loading older messages…";
-    this.olderButton.disabled = true;
-    this.loadingOlder = (async () => {
-      try {
-        this.log.setAttribute("aria-busy", "true");
-        // The archive's newest page when nothing is shown (every message was archived).
-        const before = Number.isFinite(this.oldestSeq) ? this.oldestSeq : undefined;
-        const page = fromArchive
-          ? await this.app.chat.listArchivedMessages(this.id, { before, limit: PAGE })
-          : await this.app.chat.listMessages(this.id, { before: this.oldestSeq, limit: PAGE });
-        if (this.destroyed) return;
-        const height = this.scroller.scrollHeight;
-        const top = this.scroller.scrollTop;
-        for (const m of page.messages) this.upsertMessage(m);
-        this.hasMore = page.hasMore && page.messages.length > 0;
-        if (!fromArchive) this.continueIntoArchive();
-        this.scroller.scrollTop = top + (this.scroller.scrollHeight - height);
-        if (fromButton) this.nodes.get(page.messages.at(-1)?.seq ?? -1)?.focus();
-      } catch (err) {
-        this.showBanner(`Could not load older messages: ${(err as Error).message}`);
-      } finally {
-        this.log.removeAttribute("aria-busy");
-        this.loadingOlder = undefined;
-        this.olderButton.disabled = false;
-        this.olderButton.textContent = "Load older messages";
-        this.updateHistoryEdge();
-      }
-    })();
-    return this.loadingOlder;
-  }
-
-  /** At the end of the history: below its first message (or below the newest seq, when it had none) is the archive. */
-  private continueIntoArchive(): void {
-    if (this.hasMore || this.olderFrom === "archive") return;
-    const first = Number.isFinite(this.oldestSeq) ? this.oldestSeq : this.conversation.lastSeq + 1;
-    if (first <= 1) return;
-    this.olderFrom = "archive";
-    this.hasMore = true;
-  }
-
-  private updateHistoryEdge(): void {
-    this.olderButton.hidden = !this.hasMore;
-    this.historyStart.hidden = this.hasMore;
-  }
-
-  // ── Search ───────────────────────────────────────────────────────────────────────────────────────────
-
-  private async search(): Promise<void> {
-    const q = this.searchInput.value.trim();
-    if (!q) return;
-    const run = ++this.searchRun;
-    replace(this.searchPanel, h("p", { attrs: { role: "status" }, text: "Searching…" }));
-    this.searchPanel.hidden = false;
-    try {
-      const first = await this.app.chat.searchMessages(this.id, q, { limit: SEARCH_PAGE });
-      if (run !== this.searchRun) return;
-      const title = h("h3", { attrs: { id: "search-title", tabindex: -1 } });
-      const list = h("ol", { class: "search-results" });
-      const more = h("button", { class: "ghost small", attrs: { type: "button" }, text: "More results" });
-      const close = h("button", { class: "ghost small", attrs: { type: "button" }, text: "Close search", on: { click: () => this.closeSearch() } });
-      let cursor: string | null = null;
-      // Each page is added below the last; the heading counts what is listed, with "+" while more remain.
-      const show = (page: SearchResult) => {
-        for (const m of page.messages) this.app.dir.learnMessage(m);
-        list.append(...page.messages.map((m) => this.searchResult(m, q)));
-        cursor = page.nextCursor;
-        const n = list.childElementCount;
-        title.textContent = `${n === 0 && !cursor ? "No" : `${n}${cursor ? "+" : ""}`} result${n === 1 && !cursor ? "" : "s"} for “${q}”`;
-        more.hidden = !cursor;
-      };
-      more.addEventListener("click", () => {
-        if (!cursor || more.disabled) return;
-        more.disabled = true;
-        void this.app.chat
-          .searchMessages(this.id, q, { limit: SEARCH_PAGE, cursor })
-          .then((page) => run === this.searchRun && show(page))
-          .catch((err: Error) => run === this.searchRun && this.showBanner(`Search failed: ${err.message}`))
-          .finally(() => (more.disabled = false));
-      });
-      show(first);
-      replace(this.searchPanel, h("div", { class: "search-head" }, title, close), list, more);
-      title.focus();
-    } catch (err) {
-      if (run === this.searchRun) replace(this.searchPanel, h("p", { attrs: { role: "alert" }, text: `Search failed: ${(err as Error).message}` }));
-    }
-  }
-
-  private searchResult(m: Message, q: string): HTMLLIElement {
-    return h(
-      "li",
-      {},
-      h(
-        "button",
-        { class: "result", attrs: { type: "button" }, on: { click: () => void this.jumpTo(m.seq) } },
-        h("span", { class: "meta" }, h("span", { class: "sender", attrs: { dir: "auto" }, text: m.senderId === this.me ? "You" : this.app.dir.name(m.senderId) }), h("time", { attrs: { datetime: m.createdAt }, text: messageTime(m.createdAt) })),
-        h("span", { class: "text", attrs: { dir: "auto" } }, ...highlight(searchSnippet(m), q)),
-      ),
-    );
-  }
-
-  private closeSearch(): void {
-    this.searchPanel.hidden = true;
-    replace(this.searchPanel);
-    this.searchInput.focus();
-  }
-
   /** Scrolls to a message, loading older pages until it is there, or until a page fails to load (said in the banner). */
   private async jumpTo(seq: number): Promise<void> {
     // A failed page leaves oldestSeq where it was: asking again at once repeated the failure 50 times in a row.
-    for (let before = Infinity; !this.nodes.has(seq) && this.hasMore && this.oldestSeq < before; ) {
-      before = this.oldestSeq;
-      await this.loadOlder(false);
+    for (let before = Infinity; !this.nodes.has(seq) && this.older.hasMore && this.older.oldestSeq < before; ) {
+      before = this.older.oldestSeq;
+      await this.older.load(false);
     }
     const node = this.nodes.get(seq);
     if (!node) return;
@@ -1134,33 +653,12 @@ export class ConversationView {
     this.conversation = withNewerCopy(this.conversation, this.app.conversation(this.id));
     const closed = this.conversation.status === "closed" || this.app.conversation(this.id)?.status === "closed";
     const c = { ...this.conversation, participants: this.participants, ...(closed ? { status: "closed" as const } : {}) };
-    const title = conversationTitle(c, this.me, this.app.dir);
-    this.title.textContent = title;
+    const muted = this.app.conversation(this.id)?.isMuted ?? this.conversation.isMuted;
+    const title = this.header.render(c, muted);
     // A reload answered after the view went would name a conversation no longer on screen.
     if (!this.destroyed) this.app.showTitle(title);
-    const peer = directPeer(c, this.me);
-    if (peer) {
-      const seen = this.app.presence.get(peer);
-      const status = seen?.status ?? "offline";
-      replace(this.subtitle, h("span", { class: `dot ${status}`, attrs: { "aria-hidden": "true" } }), presenceText(status, seen?.lastSeen));
-    } else {
-      const online = this.participants.filter((p) => p.userId !== this.me && this.app.presence.status(p.userId) === "online").length;
-      const state = c.type === "business" ? businessState(c, this.me, this.app.dir) : undefined;
-      const kind = c.type === "business" ? `Business chat · ${state ? `${state} · ` : ""}` : "";
-      this.subtitle.textContent = `${kind}${this.participants.length} members${online ? ` · ${online} online` : ""}`;
-      const lines = memberLines(this.participants, this.me, this.app.dir, (u) => this.app.presence.status(u));
-      const shown = [...this.memberList.children].map((li) => li.textContent);
-      if (lines.join("\n") !== shown.join("\n")) replace(this.memberList, ...lines.map((text) => h("li", { attrs: { dir: "auto" }, text })));
-    }
-    this.members.hidden = c.type === "direct";
-    this.input.disabled = closed;
-    this.sendButton.disabled = closed;
-    this.input.placeholder = closed ? "This conversation is closed" : "Write a message…";
+    this.composer.setClosed(closed);
     if (closed) this.socket?.stopTyping();
-    const muted = this.app.conversation(this.id)?.isMuted ?? this.conversation.isMuted;
-    this.muteButton.setAttribute("aria-pressed", String(muted));
-    this.muteButton.textContent = muted ? "Muted" : "Mute";
-    this.leaveButton.hidden = c.type !== "group";
   }
 
   private renderTyping(): void {
@@ -1178,54 +676,10 @@ export class ConversationView {
     this.banner.textContent = text ?? "";
   }
 
-  /**
-   * Leaves a group, once asked. A group could not be left from the app: its messages kept coming for good. The
-   * conversation goes from the list at once, the pane saying so (as after a removal).
-   */
-  private async leave(): Promise<void> {
-    const ok = await confirmDialog("Leave this group?", "You will no longer get its messages. A member can add you back.", "Leave");
-    if (!ok || this.destroyed) return this.leaveButton.focus();
-    try {
-      await this.app.chat.removeParticipant(this.id, this.me);
-      this.app.left(this.id);
-    } catch (err) {
-      if (this.app.handleAuthError(err)) return;
-      this.showBanner(`Could not leave the group: ${(err as Error).message}`);
-      this.leaveButton.focus();
-    }
-  }
-
-  private async toggleMute(): Promise<void> {
-    const muted = this.muteButton.getAttribute("aria-pressed") === "true";
-    try {
-      const r = await this.app.chat.setMuted(this.id, !muted);
-      this.app.setMuted(this.id, r.isMuted);
-      this.conversation = { ...this.conversation, isMuted: r.isMuted };
-      this.refreshHeader();
-    } catch (err) {
-      this.showBanner(`Could not change mute: ${(err as Error).message}`);
-    }
-  }
-
   private onKey(e: KeyboardEvent): void {
-    if (e.key === "Escape" && !this.searchPanel.hidden) {
+    if (e.key === "Escape" && this.search.isOpen) {
       e.preventDefault();
-      this.closeSearch();
+      this.search.close();
     }
   }
 }
-
-/** The result's excerpt with what the search matched wrapped in <mark>, built as nodes (never markup). */
-function highlight(message: string, q: string): (string | HTMLElement)[] {
-  const { text, marks } = searchExcerpt(message, q);
-  const out: (string | HTMLElement)[] = [];
-  let at = 0;
-  for (const [start, end] of marks) {
-    if (start > at) out.push(text.slice(at, start));
-    out.push(h("mark", { text: text.slice(start, end) }));
-    at = end;
-  }
-  if (at < text.length || out.length === 0) out.push(text.slice(at));
-  return out;
-}
-

@@ -1,10 +1,11 @@
-import { ChatApiError, type Conversation } from "../../src/client";
+import type { Conversation } from "../../src/client";
 import type { App } from "./app";
 import { trackDialog } from "./confirm";
 import { h } from "./dom";
 import { UUID_RE } from "./format";
 import { OTHERS_MAX, OTHERS_MIN, groupOthers, memberEntries } from "./group-members";
 import { LIMITS } from "../../src/protocol/limits";
+import { dialogError, errorAfterEdit, type DialogError, type Field, type Kind } from "./new-conversation-error";
 
 /** Demo businesses (any UUID is a business to the local profile service). */
 const DEMO_BUSINESSES = [
@@ -13,14 +14,21 @@ const DEMO_BUSINESSES = [
   { id: "b1000000-0000-4000-8000-00000000000c", label: "Demo business C" },
 ];
 
-type Kind = "direct" | "group" | "business";
-
 /**
  * "New conversation" in a modal dialog: direct (one person), group (2–7 others, optional name) or business.
  * People are given by demo user name (resolved through the dev sign-in) or by user id.
  */
 export function openNewConversationDialog(app: App, trigger: HTMLElement): void {
   const error = h("p", { class: "form-error", attrs: { role: "alert" } });
+  let complaint: DialogError | undefined;
+  const say = (next: DialogError | undefined) => {
+    complaint = next;
+    error.textContent = next?.text ?? "";
+  };
+  // As the composer's notes: the error goes once what it complained about is changed, not at the next Create.
+  const edited = (field: Field) => {
+    if (complaint && !errorAfterEdit(complaint, field)) say(undefined);
+  };
   const radio = (kind: Kind, label: string, checked = false) =>
     h(
       "label",
@@ -28,16 +36,16 @@ export function openNewConversationDialog(app: App, trigger: HTMLElement): void 
       h("input", { attrs: { type: "radio", name: "kind", value: kind, checked }, on: { change: () => show(kind) } }),
       label,
     );
-  const person = h("input", { attrs: { id: "nc-person", autocomplete: "off", spellcheck: "false", autocapitalize: "none", "aria-describedby": "nc-person-hint" } });
-  const members = h("input", { attrs: { id: "nc-members", autocomplete: "off", spellcheck: "false", autocapitalize: "none", "aria-describedby": "nc-members-hint" } });
-  const groupName = h("input", { attrs: { id: "nc-name", maxlength: 100, autocomplete: "off" } });
+  const person = h("input", { attrs: { id: "nc-person", autocomplete: "off", spellcheck: "false", autocapitalize: "none", "aria-describedby": "nc-person-hint" }, on: { input: () => edited("person") } });
+  const members = h("input", { attrs: { id: "nc-members", autocomplete: "off", spellcheck: "false", autocapitalize: "none", "aria-describedby": "nc-members-hint" }, on: { input: () => edited("members") } });
+  const groupName = h("input", { attrs: { id: "nc-name", maxlength: 100, autocomplete: "off" }, on: { input: () => edited("name") } });
   const business = h(
     "select",
-    { attrs: { id: "nc-business" }, on: { change: () => (businessOther.hidden = business.value !== "other") } },
+    { attrs: { id: "nc-business" }, on: { change: () => ((businessOther.hidden = business.value !== "other"), edited("business")) } },
     ...DEMO_BUSINESSES.map((b) => h("option", { attrs: { value: b.id }, text: b.label })),
     h("option", { attrs: { value: "other" }, text: "Other (enter its id)" }),
   );
-  const businessId = h("input", { attrs: { id: "nc-business-id", autocomplete: "off", spellcheck: "false" } });
+  const businessId = h("input", { attrs: { id: "nc-business-id", autocomplete: "off", spellcheck: "false" }, on: { input: () => edited("business") } });
   const businessOther = h("div", { class: "field", attrs: { hidden: true } }, h("label", { attrs: { for: "nc-business-id" }, text: "Business id" }), businessId);
 
   const sections: Record<Kind, HTMLElement> = {
@@ -66,7 +74,7 @@ export function openNewConversationDialog(app: App, trigger: HTMLElement): void 
   const show = (k: Kind) => {
     kind = k;
     for (const [name, el] of Object.entries(sections)) el.hidden = name !== k;
-    error.textContent = "";
+    say(undefined);
   };
 
   const submit = h("button", { class: "primary", attrs: { type: "submit" }, text: "Create" });
@@ -103,17 +111,18 @@ export function openNewConversationDialog(app: App, trigger: HTMLElement): void 
   });
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
-    error.textContent = "";
+    say(undefined);
     submit.disabled = true;
     submit.textContent = "Creating…";
+    const asked = kind;
     try {
-      const conversation = await create(app, kind, { person: person.value, members: members.value, name: groupName.value, business: business.value === "other" ? businessId.value : business.value });
+      const conversation = await create(app, asked, { person: person.value, members: members.value, name: groupName.value, business: business.value === "other" ? businessId.value : business.value });
       if (!dialog.isConnected) return;
       dismiss();
       app.open(conversation);
     } catch (err) {
       if (app.handleAuthError(err)) return;
-      error.textContent = err instanceof ChatApiError ? `Could not create it: ${err.message}` : (err as Error).message;
+      say(dialogError(asked, err));
       submit.disabled = false;
       submit.textContent = "Create";
     }

@@ -66,6 +66,8 @@ describe("realtime tickets", () => {
 describe("realtime tickets' body", () => {
   it("refuses fields it cannot honour and malformed JSON; no body, an empty one or {} get a ticket (contract §1)", async () => {
     const user = await newUser("ticket-body");
+    // Without a token it is a 401 whatever the body.
+    expectErrorShape(await api("POST", "/realtime/tickets", { body: { conversationId: 1 } }), 401);
     // Answered 200 with a ticket as if the field had been taken.
     expectErrorShape(await api("POST", "/realtime/tickets", { token: user.token, body: { conversationId: crypto.randomUUID() } }), 400);
     expectErrorShape(await api("POST", "/realtime/tickets", { token: user.token, rawBody: "{", headers: { "content-type": "application/json" } }), 400);

@@ -247,6 +247,7 @@ describe("notifications", () => {
     for (const body of [{ conversationIds: [other] }, [other]]) {
       expectErrorShape(await api("PUT", "/notifications/mark-all-read", { token: me.token, body }), 400);
     }
+    expectErrorShape(await api("PUT", "/notifications/mark-all-read", { body: { conversationIds: [other] } }), 401);
     const malformed = { token: me.token, rawBody: "{", headers: { "content-type": "application/json" } };
     expectErrorShape(await api("PUT", "/notifications/mark-all-read", malformed), 400);
     const counts = await api("GET", "/notifications/unread-counts", { token: me.token });

@@ -63,6 +63,22 @@ describe("realtime tickets", () => {
   });
 });
 
+describe("realtime tickets' body", () => {
+  it("refuses fields it cannot honour and malformed JSON; no body, an empty one or {} get a ticket (contract §1)", async () => {
+    const user = await newUser("ticket-body");
+    // Without a token it is a 401 whatever the body.
+    expectErrorShape(await api("POST", "/realtime/tickets", { body: { conversationId: 1 } }), 401);
+    // Answered 200 with a ticket as if the field had been taken.
+    expectErrorShape(await api("POST", "/realtime/tickets", { token: user.token, body: { conversationId: crypto.randomUUID() } }), 400);
+    expectErrorShape(await api("POST", "/realtime/tickets", { token: user.token, rawBody: "{", headers: { "content-type": "application/json" } }), 400);
+    for (const options of [{}, { body: {} }, { rawBody: "", headers: { "content-type": "application/json" } }]) {
+      const res = await api("POST", "/realtime/tickets", { token: user.token, ...options });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(typeof res.body.ticket).toBe("string");
+    }
+  });
+});
+
 describe("clock skew", () => {
   it("accepts a token minted with nbf a few seconds ahead of this clock, and still refuses one expired a second ago", async () => {
     // The identity provider's clock runs ahead: nbf = its "now", which is this edge's future.

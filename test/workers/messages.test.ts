@@ -281,6 +281,22 @@ async function seedHistory(conversationId: string, senderId: string, n: number):
 }
 
 describe("edit and delete", () => {
+  it("refuses a delete whose body asks for something else (a delete 'for me'), and deletes nothing (strict bodies, contract §1)", async () => {
+    const [a, b] = await Promise.all([newUser("del-body"), newUser("del-body")]);
+    const id = (await api("POST", "/conversations/direct", { token: a.token, body: { targetUserId: b.id } })).body.id as string;
+    const sent = (await api("POST", `/conversations/${id}/messages`, { token: a.token, body: { content: "keep me" } })).body;
+    // Answered 204 and made the message a tombstone for everyone.
+    expectErrorShape(await api("DELETE", `/conversations/${id}/messages/${sent.id}`, { token: a.token, body: { forEveryone: false } }), 400);
+    const malformed = { token: a.token, rawBody: "{", headers: { "content-type": "application/json" } };
+    expectErrorShape(await api("DELETE", `/conversations/${id}/messages/${sent.id}`, malformed), 400);
+    const kept = await api("GET", `/conversations/${id}/messages/${sent.id}`, { token: b.token });
+    expect(kept.body).toMatchObject({ content: "keep me", deletedAt: null });
+    // No body (as every client sends it), or {}, deletes.
+    expect((await api("DELETE", `/conversations/${id}/messages/${sent.id}`, { token: a.token, body: {} })).status).toBe(204);
+    expect((await api("DELETE", `/conversations/${id}/messages/${sent.id}`, { token: a.token })).status).toBe(204);
+    expect((await api("GET", `/conversations/${id}/messages/${sent.id}`, { token: b.token })).body).toMatchObject({ content: "" });
+  });
+
   it("refuses (403) a delete of another's old message by an admin demoted while the room looked the message up", async () => {
     // Old messages are only in Postgres (backfill held): the lookup is a round trip, in which the demotion arrives.
     const { id, users } = await seedConversation("group", 3);

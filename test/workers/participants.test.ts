@@ -177,6 +177,17 @@ describe("POST /conversations/:id/participants", () => {
 });
 
 describe("DELETE /conversations/:id/participants/:userId", () => {
+  it("refuses a body (the target belongs in the path), and removes nobody (strict bodies, contract §1)", async () => {
+    const [admin, b, c] = await users(3, "leave-body");
+    const id = await group(admin, [b, c]);
+    // An admin naming the member to remove in the body, on their own path, answered 204 and had left the group.
+    const wrong = await api("DELETE", `/conversations/${id}/participants/${admin.id}`, { token: admin.token, body: { userId: c.id } });
+    expectErrorShape(wrong, 400);
+    expect(roles((await get(id, admin)).body)).toEqual({ [admin.id]: "admin", [b.id]: "member", [c.id]: "member" });
+    expect((await api("DELETE", `/conversations/${id}/participants/${c.id}`, { token: admin.token, body: {} })).status).toBe(204);
+    expect((await api("DELETE", `/conversations/${id}/participants/${b.id}`, { token: b.token })).status).toBe(204);
+  });
+
   it("lets anyone leave (history stays) and a group admin remove others", async () => {
     const [admin, a, b, c] = await users(4, "grp");
     const id = await group(admin, [a, b, c]);

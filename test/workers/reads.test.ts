@@ -237,6 +237,27 @@ describe("notifications", () => {
     expect((await api("PUT", "/notifications/mark-all-read", { token: me.token })).body).toEqual({ markedConversations: 0 });
   });
 
+  it("mark-all-read refuses a body it cannot honour, and marks nothing (strict bodies, contract §1)", async () => {
+    const [me, a, b] = await users(3, "notif");
+    const keep = await direct(me, a);
+    const other = await direct(me, b);
+    await send(keep, a, "still unread");
+    await send(other, b, "to be read");
+    // A client that meant to mark only some conversations got 200 and every conversation marked read.
+    for (const body of [{ conversationIds: [other] }, [other]]) {
+      expectErrorShape(await api("PUT", "/notifications/mark-all-read", { token: me.token, body }), 400);
+    }
+    expectErrorShape(await api("PUT", "/notifications/mark-all-read", { body: { conversationIds: [other] } }), 401);
+    const malformed = { token: me.token, rawBody: "{", headers: { "content-type": "application/json" } };
+    expectErrorShape(await api("PUT", "/notifications/mark-all-read", malformed), 400);
+    const counts = await api("GET", "/notifications/unread-counts", { token: me.token });
+    expect(counts.body).toMatchObject({ unreadCounts: { [keep]: 1, [other]: 1 }, totalUnread: 2 });
+    // No body, an empty one with the JSON Content-Type, or {} still mark everything.
+    const empty = await api("PUT", "/notifications/mark-all-read", { token: me.token, rawBody: "", headers: { "content-type": "application/json" } });
+    expect(empty.body).toEqual({ markedConversations: 2 });
+    expect((await api("PUT", "/notifications/mark-all-read", { token: me.token, body: {} })).body).toEqual({ markedConversations: 0 });
+  });
+
   it("leaves out conversations the user left", async () => {
     const [me, a, b] = await users(3, "notif");
     const g = await group(a, [me, b]);

@@ -69,8 +69,9 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
       description:
         "History stays. When the last admin leaves a group, the member who joined first becomes admin. A business customer who leaves closes the conversation (its agent's slot goes to the queue; their next POST /conversations/business opens a new one). A business conversation's assigned agent who leaves is unassigned: the conversation goes back to the front of its business's queue and to another free agent at once.",
       ...secured,
-      request: { params: memberParams },
-      responses: { 204: { description: "Left or removed" }, ...errorResponses(401, 403, 404) },
+      // The target is the path's: a body naming another (`{userId}`) is a 400, not the caller leaving.
+      request: { params: memberParams, ...jsonBody(z.strictObject({}), false) },
+      responses: { 204: { description: "Left or removed" }, ...errorResponses(400, 401, 403, 404) },
     }),
     async (c) => {
       const params = c.req.valid("param");

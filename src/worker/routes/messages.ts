@@ -207,8 +207,9 @@ export const messages = new OpenAPIHono<AppEnv>()
       tags,
       summary: "Soft-delete a message (sender or group admin; audited)",
       ...securedMember,
-      request: { params: messageParams },
-      responses: { 204: { description: "Deleted (a tombstone keeps its id and seq)" }, ...errorResponses(401, 403, 404, 429) },
+      // No options: a body with any field (a "delete for me" flag, say) is a 400, never a delete for everyone.
+      request: { params: messageParams, ...jsonBody(z.strictObject({}), false) },
+      responses: { 204: { description: "Deleted (a tombstone keeps its id and seq)" }, ...errorResponses(400, 401, 403, 404, 429) },
     }),
     async (c) => {
       const { id, messageId } = c.req.valid("param");

@@ -1,8 +1,8 @@
-import { OpenAPIHono, createRoute } from "@hono/zod-openapi";
+import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import { unreadSummary } from "../../db/queries/conversations";
 import { settleBounded } from "../../lib/bounded";
 import type { AppEnv } from "../env";
-import { errorResponses, json, secured, securedReader } from "../openapi";
+import { errorResponses, json, jsonBody, secured, securedReader } from "../openapi";
 import { actorOf, callRoom, roomStub } from "../rooms";
 import { markAllReadResult, unreadCounts } from "../../protocol/responses";
 
@@ -48,9 +48,11 @@ export const notifications = new OpenAPIHono<AppEnv>()
       tags,
       summary: "Mark every conversation with unread messages as read up to its latest message",
       ...secured,
+      // No options: a body with any field (a client's `conversationIds`, say) is a 400, not "mark everything".
+      request: jsonBody(z.strictObject({}), false),
       responses: {
         200: json("How many conversations were marked", markAllReadResult),
-        ...errorResponses(401),
+        ...errorResponses(400, 401),
       },
     }),
     async (c) => {

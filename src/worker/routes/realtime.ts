@@ -13,7 +13,7 @@ import { intParam, isUuidParam } from "../params";
 import { objectUnavailable, roomStub } from "../rooms";
 import { ticketResult } from "../../protocol/responses";
 import type { AppEnv } from "../env";
-import { errorResponses, pathId } from "../openapi";
+import { errorResponses, jsonBody, pathId } from "../openapi";
 
 /** Upgrades from another site are refused unless its origin is allowed; the service's own pages always are. */
 function checkOrigin(c: Context<AppEnv>): void {
@@ -106,12 +106,14 @@ export const realtime = new OpenAPIHono<AppEnv>().openapi(
     summary: "A single-use ticket (60 s, or until the token's exp if sooner) for a browser WebSocket: connect with ?ticket=...",
     security: [{ bearerAuth: [] }],
     middleware: [requireAuth] as const,
+    // A ticket opens either socket: a field asking for more (a conversation, a lifetime) is a 400, not ignored.
+    request: jsonBody(z.strictObject({}), false),
     responses: {
       200: {
         description: "Ticket",
         content: { "application/json": { schema: ticketResult } },
       },
-      ...errorResponses(401),
+      ...errorResponses(400, 401),
     },
   }),
   async (c) => {

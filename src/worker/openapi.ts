@@ -54,6 +54,12 @@ export const jsonBody = <T extends z.ZodType>(schema: T, required = true) => ({
   body: { required, content: { "application/json": { schema } } },
 });
 
+/**
+ * For a route that takes no body: none, an empty one or `{}`. A body with fields is a 400, never ignored: a client
+ * sending what looks like an option (`{conversationIds}` on mark-all-read) got the broader action it did not ask for.
+ */
+export const noBody = () => jsonBody(z.strictObject({}), false);
+
 export const json = <T extends z.ZodType>(description: string, schema: T) => ({
   description,
   content: { "application/json": { schema } },

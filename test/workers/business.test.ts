@@ -944,6 +944,33 @@ describe("business authorisation", () => {
     for (const [method, path, body] of routes) expectErrorShape(await api(method, path, { body }), 401);
   });
 
+  it("refuses a body on the routes that take none, and changes nothing (strict bodies, contract §1)", async () => {
+    const biz = await newBusiness();
+    const agent = await newUser("nobody-agent");
+    await registerAgent(biz, agent);
+    const other = await newUser("nobody-admin");
+    const service = (await serviceUser()).token;
+    await api("PUT", `/business/${biz.id}/hours`, { token: biz.admin.token, body: { timezone: "UTC", schedule: {} } });
+    // Each answered as if the body were not there: an admin registered, an agent or the hours removed, by a request
+    // whose body (an option, another id) said something else.
+    for (const [method, path, token] of [
+      ["PUT", `/business/${biz.id}/admins/${other.id}`, service],
+      ["DELETE", `/business/${biz.id}/admins/${biz.admin.id}`, service],
+      ["DELETE", `/business/${biz.id}/agents/${agent.id}`, biz.admin.token],
+      ["DELETE", `/business/${biz.id}/hours`, biz.admin.token],
+    ] as const) {
+      expectErrorShape(await api(method, path, { token, body: { userId: crypto.randomUUID() } }), 400);
+    }
+    expect(Object.keys(await agentsOf(biz))).toEqual([agent.id]);
+    expect((await api("GET", `/business/${biz.id}/hours`, { token: biz.admin.token })).status).toBe(200);
+    // Neither registered nor unregistered an admin: stats are for the business's admins only.
+    expect((await api("GET", `/business/${biz.id}/stats`, { token: other.token })).status).toBe(403);
+    expect((await api("GET", `/business/${biz.id}/stats`, { token: biz.admin.token })).status).toBe(200);
+    // No body, or {}, still works.
+    expect((await api("DELETE", `/business/${biz.id}/hours`, { token: biz.admin.token, body: {} })).status).toBe(204);
+    expect((await api("DELETE", `/business/${biz.id}/agents/${agent.id}`, { token: biz.admin.token })).status).toBe(204);
+  });
+
   it("answers 403 to authenticated non-admins on admin routes; only a service token registers admins", async () => {
     const biz = await newBusiness();
     const outsider = await newUser("outsider");

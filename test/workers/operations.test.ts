@@ -536,6 +536,13 @@ const CRON_JOBS = ["outbox.sweep", "presence.reconcile", "profiles.refresh-hot",
 describe("jobs", () => {
   afterEach(() => vi.restoreAllMocks());
 
+  it("POST /operations/jobs/:job/run refuses a body (it takes none) before running anything", async () => {
+    const service = await newUser("svc", "admin");
+    // It answered 200 with the run's report, as if `force: false` (an option it does not have) had been taken.
+    expectErrorShape(await api("POST", "/operations/jobs/tickets.expire/run", { token: service.token, body: { force: false } }), 400);
+    expectErrorShape(await api("POST", "/operations/jobs/no.such.job/run", { token: service.token, body: {} }), 404);
+  });
+
   it("the Cron Trigger runs every job, records it in job_runs, and /health/detailed shows them", { timeout: 120_000 }, async () => {
     // Each job waits out its interval after a run, and a persistent DATABASE_URL keeps the runs of earlier test runs.
     await withDb((db) => db.execute(sql`DELETE FROM job_runs WHERE job IN (${sql.join(CRON_JOBS.map((j) => sql`${j}`), sql`, `)})`));

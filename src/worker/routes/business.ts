@@ -6,7 +6,7 @@ import { hoursStatus, isCalendarDate, type BusinessHours } from "../../domain/bu
 import { badRequest, conflict, forbidden, HttpError, notFound } from "../../lib/errors";
 import type { AppEnv } from "../env";
 import { isServiceToken } from "../middleware/auth";
-import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
+import { errorResponses, json, jsonBody, noBody, pathId, secured } from "../openapi";
 import {
   adminResult,
   agentBody,
@@ -118,7 +118,7 @@ export const business = new OpenAPIHono<AppEnv>()
       tags,
       summary: "Register a business admin (service token only: role \"admin\"; audited)",
       ...secured,
-      request: { params: adminParams },
+      request: { params: adminParams, ...noBody() },
       responses: {
         201: json("Registered", adminResult),
         200: json("Already registered", adminResult),
@@ -144,7 +144,7 @@ export const business = new OpenAPIHono<AppEnv>()
       summary: "Unregister a business admin (service token only; audited). Their next request is no longer an admin's",
       description: "A token with role \"admin\" stays an admin of every business: that comes from the token, not from this list.",
       ...secured,
-      request: { params: adminParams },
+      request: { params: adminParams, ...noBody() },
       responses: { 204: { description: "Unregistered" }, ...errorResponses(400, 401, 403, 404) },
     }),
     async (c) => {
@@ -189,7 +189,7 @@ export const business = new OpenAPIHono<AppEnv>()
       tags,
       summary: "Unregister an agent (business admin; audited); their open conversations go back to the front of the queue",
       ...secured,
-      request: { params: agentParams },
+      request: { params: agentParams, ...noBody() },
       responses: { 204: { description: "Removed" }, ...errorResponses(400, 401, 403, 404) },
     }),
     async (c) => {
@@ -247,7 +247,7 @@ export const business = new OpenAPIHono<AppEnv>()
       tags,
       summary: "Remove the opening hours: always open again (business admin; audited)",
       ...secured,
-      request: { params: businessParams },
+      request: { params: businessParams, ...noBody() },
       responses: { 204: { description: "Removed" }, ...errorResponses(400, 401, 403, 404) },
     }),
     async (c) => {

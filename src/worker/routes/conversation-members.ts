@@ -9,7 +9,7 @@ import { enforce, participantParam, refusal, requireMembership } from "../access
 import { listedView, participantViews } from "../conversation-view";
 import type { AppEnv } from "../env";
 import { callRoom, roomStub } from "../rooms";
-import { errorResponses, json, jsonBody, pathId, secured } from "../openapi";
+import { errorResponses, json, jsonBody, noBody, pathId, secured } from "../openapi";
 import { tellMemberAdded, tellMembersLater, tellRoom, tellUsers } from "../room-events";
 import { closeForLeavingCustomer, releaseToDesk } from "./business-support";
 import { addParticipantBody, muteBody, muteResult, participantSchema, roleBody } from "./conversation-schemas";
@@ -70,7 +70,7 @@ export const conversationMembers = new OpenAPIHono<AppEnv>()
         "History stays. When the last admin leaves a group, the member who joined first becomes admin. A business customer who leaves closes the conversation (its agent's slot goes to the queue; their next POST /conversations/business opens a new one). A business conversation's assigned agent who leaves is unassigned: the conversation goes back to the front of its business's queue and to another free agent at once.",
       ...secured,
       // The target is the path's: a body naming another (`{userId}`) is a 400, not the caller leaving.
-      request: { params: memberParams, ...jsonBody(z.strictObject({}), false) },
+      request: { params: memberParams, ...noBody() },
       responses: { 204: { description: "Left or removed" }, ...errorResponses(400, 401, 403, 404) },
     }),
     async (c) => {

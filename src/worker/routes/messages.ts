@@ -5,7 +5,7 @@ import { searchMessages } from "../../db/queries/search";
 import { LIMITS, messageSchema, type Message } from "../../protocol/resources";
 import { sendMessageBody } from "../../protocol/requests";
 import { historyPage, searchResult } from "../../protocol/responses";
-import { errorResponses, json, jsonBody, secured, securedMember, securedReader } from "../openapi";
+import { errorResponses, json, jsonBody, noBody, secured, securedMember, securedReader } from "../openapi";
 import { decodeCursor, encodeCursor, intParam, isUuidParam, limitParam, uuidPath } from "../params";
 import { actorOf, callRoom, roomStub } from "../rooms";
 import { withSenders, withSendersJson } from "../profiles";
@@ -208,7 +208,7 @@ export const messages = new OpenAPIHono<AppEnv>()
       summary: "Soft-delete a message (sender or group admin; audited)",
       ...securedMember,
       // No options: a body with any field (a "delete for me" flag, say) is a 400, never a delete for everyone.
-      request: { params: messageParams, ...jsonBody(z.strictObject({}), false) },
+      request: { params: messageParams, ...noBody() },
       responses: { 204: { description: "Deleted (a tombstone keeps its id and seq)" }, ...errorResponses(400, 401, 403, 404, 429) },
     }),
     async (c) => {

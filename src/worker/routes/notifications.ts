@@ -2,7 +2,7 @@ import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
 import { unreadSummary } from "../../db/queries/conversations";
 import { settleBounded } from "../../lib/bounded";
 import type { AppEnv } from "../env";
-import { errorResponses, json, jsonBody, secured, securedReader } from "../openapi";
+import { errorResponses, json, noBody, secured, securedReader } from "../openapi";
 import { actorOf, callRoom, roomStub } from "../rooms";
 import { markAllReadResult, unreadCounts } from "../../protocol/responses";
 
@@ -49,7 +49,7 @@ export const notifications = new OpenAPIHono<AppEnv>()
       summary: "Mark every conversation with unread messages as read up to its latest message",
       ...secured,
       // No options: a body with any field (a client's `conversationIds`, say) is a 400, not "mark everything".
-      request: jsonBody(z.strictObject({}), false),
+      request: noBody(),
       responses: {
         200: json("How many conversations were marked", markAllReadResult),
         ...errorResponses(400, 401),

@@ -19,7 +19,7 @@ import { intParam, isUuidParam, limitParam, uuidPath } from "../params";
 import { withSenders } from "../profiles";
 import type { Logger } from "../../lib/log";
 import type { AppEnv } from "../env";
-import { errorResponses } from "../openapi";
+import { errorResponses, noBody } from "../openapi";
 
 /**
  * Operations routes (issue [operations]): the message archive and the audit log of a conversation, audit chain
@@ -180,8 +180,8 @@ export const operations = new OpenAPIHono<AppEnv>()
       middleware: [requireAuth, requireService] as const,
       // Any text: a name no job has is a 404, however long (it was a 400 over 100 characters, which the document did
       // not list).
-      request: { params: z.object({ job: z.string().openapi({ description: "A job's name, as GET /operations/jobs lists it" }) }) },
-      responses: { 200: json(jobReport, "The run's report"), ...errorResponses(401, 403, 404) },
+      request: { params: z.object({ job: z.string().openapi({ description: "A job's name, as GET /operations/jobs lists it" }) }), ...noBody() },
+      responses: { 200: json(jobReport, "The run's report"), ...errorResponses(400, 401, 403, 404) },
     }),
     async (c) => {
       const { job: name } = c.req.valid("param");

@@ -13,7 +13,7 @@ import { intParam, isUuidParam } from "../params";
 import { objectUnavailable, roomStub } from "../rooms";
 import { ticketResult } from "../../protocol/responses";
 import type { AppEnv } from "../env";
-import { errorResponses, jsonBody, pathId } from "../openapi";
+import { errorResponses, noBody, pathId } from "../openapi";
 
 /** Upgrades from another site are refused unless its origin is allowed; the service's own pages always are. */
 function checkOrigin(c: Context<AppEnv>): void {
@@ -107,7 +107,7 @@ export const realtime = new OpenAPIHono<AppEnv>().openapi(
     security: [{ bearerAuth: [] }],
     middleware: [requireAuth] as const,
     // A ticket opens either socket: a field asking for more (a conversation, a lifetime) is a 400, not ignored.
-    request: jsonBody(z.strictObject({}), false),
+    request: noBody(),
     responses: {
       200: {
         description: "Ticket",

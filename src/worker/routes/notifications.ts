@@ -1,4 +1,4 @@
-import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
+import { OpenAPIHono, createRoute } from "@hono/zod-openapi";
 import { unreadSummary } from "../../db/queries/conversations";
 import { settleBounded } from "../../lib/bounded";
 import type { AppEnv } from "../env";
